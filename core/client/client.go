@@ -1,0 +1,159 @@
+// Package client turns file operations into node requests: chunking,
+// chunk-id allocation, chunk writes, the metadata commit, ranged reads, and
+// retries that are safe because meta commands carry a session sequence
+// number.
+//
+// An Op is a pure state machine in the style of etcd raft: the caller asks
+// Next for the step to take (send a request, supply body data, deliver read
+// data), performs it, and feeds the outcome back. The production HTTP server
+// drives Ops from request goroutines; the simulator drives them from its
+// event queue. Neither duplicates the protocol.
+package client
+
+import (
+	"fmt"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/topo"
+)
+
+// Config configures file operations.
+type Config struct {
+	// ChunkBytes is the size of the chunks a put or append writes.
+	ChunkBytes int
+	// Topology places chunk ids on data groups.
+	Topology topo.Topology
+	// MaxAttempts bounds how often one request is sent (first try included).
+	MaxAttempts int
+	// AllocBatch is how many chunk ids a streaming write allocates at once.
+	AllocBatch uint32
+	// LeaseNanos is how long allocated chunk ids stay reserved for the writer.
+	LeaseNanos int64
+}
+
+func (c Config) withDefaults() Config {
+	if c.ChunkBytes <= 0 {
+		c.ChunkBytes = 4 << 20
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 5
+	}
+	if c.AllocBatch == 0 {
+		c.AllocBatch = 16
+	}
+	if c.LeaseNanos == 0 {
+		c.LeaseNanos = 10 * 60 * 1e9
+	}
+	return c
+}
+
+// Session numbers a client's meta commands so that the meta group applies a
+// retried command at most once. It is not safe for concurrent use.
+type Session struct {
+	ID  uint64
+	seq uint64
+}
+
+// Next returns the session's next sequence number.
+func (s *Session) Next() uint64 {
+	s.seq++
+	return s.seq
+}
+
+// Kind is a file operation.
+type Kind uint8
+
+// File operations.
+const (
+	Put Kind = iota + 1
+	Append
+	Get
+	Stat
+	List
+	Delete
+	Rename
+)
+
+var kindNames = [...]string{"", "put", "append", "get", "stat", "list", "delete", "rename"}
+
+func (k Kind) String() string {
+	if int(k) < len(kindNames) && k > 0 {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Spec describes one file operation.
+type Spec struct {
+	Kind    Kind
+	Path    string
+	NewPath string
+	// HasIfVersion makes Put, Append, Delete and Rename conditional on the
+	// file's current version (0: the file must not exist).
+	HasIfVersion bool
+	IfVersion    uint64
+	// Offset and Length select a byte range for Get; Length < 0 reads to the end.
+	Offset, Length int64
+	// SizeHint is the body size of a Put or Append if known, else -1.
+	SizeHint int64
+	// Prefix, After and Limit page a List.
+	Prefix, After string
+	Limit         uint32
+}
+
+// StepKind is what the caller must do next.
+type StepKind uint8
+
+// Steps.
+const (
+	// StepSend: send Step.Req to a node and call OnResponse. Step.Attempt > 0
+	// means a retry: the caller should back off first and may pick another node.
+	StepSend StepKind = iota + 1
+	// StepNeedData: read the next ChunkBytes of the body (fewer only at its
+	// end) and call OnData.
+	StepNeedData
+	// StepFile: the file record of a Get is known (Step.Result.File, and the
+	// byte range in Step.Offset/Step.Length); call OnDelivered.
+	StepFile
+	// StepEmit: deliver Step.Data (the next bytes of a Get) and call OnDelivered.
+	StepEmit
+	// StepDone: the operation finished with Step.Result.
+	StepDone
+)
+
+// Step is the next thing an Op needs.
+type Step struct {
+	Kind    StepKind
+	Req     *api.Request
+	Attempt int
+	Data    []byte
+	Offset  int64
+	Length  int64
+	Result  Result
+}
+
+// Result is the outcome of an operation. For a write whose Status is
+// Timeout the outcome is unknown: it may or may not have taken effect.
+type Result struct {
+	Status api.Status
+	Detail string
+	File   meta.File
+	Files  []meta.File
+	More   bool
+}
+
+// Err returns the result as an error, nil if OK.
+func (r Result) Err() error {
+	if r.Status == api.OK {
+		return nil
+	}
+	return &api.Error{Status: r.Status, Detail: r.Detail}
+}
+
+// checksum is the crc32c every chunk carries.
+func checksum(p []byte) uint32 { return chunk.Checksum(p) }
+
+// NewSession returns a session whose next sequence number is after+1.
+func NewSession(id, after uint64) *Session { return &Session{ID: id, seq: after} }

@@ -1,0 +1,105 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/meta"
+)
+
+// applyEntry applies one committed entry to the group's state machine and
+// answers the local request that proposed it.
+func (n *Node) applyEntry(g *group, e *raftpb.Entry) {
+	index := e.GetIndex()
+	switch e.GetType() {
+	case raftpb.EntryNormal:
+		if len(e.GetData()) > 0 {
+			n.applyNormal(g, index, e.GetData())
+		}
+	case raftpb.EntryConfChange:
+		var cc raftpb.ConfChange
+		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+			panic(fmt.Sprintf("node %d: group %d: committed conf change %d undecodable: %v", n.cfg.ID, g.id, index, err))
+		}
+		if g.rn != nil {
+			g.confState = g.rn.ApplyConfChange(&cc)
+		}
+	case raftpb.EntryConfChangeV2:
+		var cc raftpb.ConfChangeV2
+		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+			panic(fmt.Sprintf("node %d: group %d: committed conf change %d undecodable: %v", n.cfg.ID, g.id, index, err))
+		}
+		if g.rn != nil {
+			g.confState = g.rn.ApplyConfChange(&cc)
+		}
+	}
+	g.applied = index
+	n.stats.Applied++
+}
+
+func (n *Node) applyNormal(g *group, index uint64, data []byte) {
+	h, payload, err := decodeEntry(data)
+	if err != nil {
+		panic(fmt.Sprintf("node %d: group %d: committed entry %d undecodable: %v", n.cfg.ID, g.id, index, err))
+	}
+	var resp *api.Response
+	if g.isMeta() {
+		c, err := meta.UnmarshalCommand(payload)
+		if err != nil {
+			panic(fmt.Sprintf("node %d: meta entry %d undecodable: %v", n.cfg.ID, index, err))
+		}
+		res := g.meta.Apply(index, c)
+		g.entriesSince++
+		resp = &api.Response{Status: statusOf(res.Code), Result: res}
+		if resp.Status != api.OK {
+			resp.Detail = fmt.Sprintf("%s %s: %s", c.Op, c.Path, res.Code)
+		}
+	} else {
+		c, err := chunk.UnmarshalCommand(payload)
+		if err != nil {
+			panic(fmt.Sprintf("node %d: group %d: chunk entry %d undecodable: %v", n.cfg.ID, g.id, index, err))
+		}
+		rejected, fatal := g.store.Apply(index, c)
+		if fatal != nil {
+			n.fail(fatal)
+			return
+		}
+		g.bytesSinceSnap += uint64(len(c.Data))
+		g.entriesSince++
+		switch {
+		case rejected == nil:
+			resp = &api.Response{Status: api.OK}
+		case errors.Is(rejected, chunk.ErrConflict):
+			resp = api.Errorf(api.Conflict, "chunk %d: %v", c.ID, rejected)
+		default:
+			resp = api.Errorf(api.Invalid, "chunk %d: %v", c.ID, rejected)
+		}
+	}
+	if h.proposer != n.cfg.ID {
+		return
+	}
+	if o := n.ops[h.proposal]; o != nil && o.group == g.id && (o.state == opProposed || o.state == opWaiting) {
+		n.finish(o, resp)
+	}
+}
+
+func statusOf(c meta.Code) api.Status {
+	switch c {
+	case meta.CodeOK:
+		return api.OK
+	case meta.CodeNotFound:
+		return api.NotFound
+	case meta.CodeVersionMismatch:
+		return api.Conflict
+	case meta.CodeSessionExpired:
+		return api.SessionExpired
+	case meta.CodeInvalid:
+		return api.Invalid
+	}
+	return api.Internal
+}

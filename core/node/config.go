@@ -1,0 +1,111 @@
+// Package node is one tessera node: the raft groups it hosts (multi-raft:
+// the meta group and data groups), their logs, their state machines, and the
+// serving of client requests, forwarded to another node where this one
+// cannot serve them.
+//
+// A Node is a pure event-driven state machine in the style of etcd raft. Its
+// inputs are method calls (Tick, Receive, Submit); after a batch of inputs the
+// runtime calls Flush, which persists (fsync), then sends, then applies. It
+// never starts goroutines, reads the wall clock or touches os files or
+// sockets: everything goes through env.Env. The simulator and the production
+// runtime drive the very same code.
+package node
+
+import (
+	"fmt"
+
+	"github.com/tessera-db/tessera/core/topo"
+)
+
+// Config configures a node. Zero values take the defaults below.
+type Config struct {
+	// ID is this node's id; it must be in Topology.Nodes.
+	ID uint64
+	// Topology is the cluster's initial shape, the same on every node.
+	Topology topo.Topology
+	// ElectionTicks and HeartbeatTicks are raft's timeouts in ticks.
+	ElectionTicks, HeartbeatTicks int
+	// RequestTimeoutTicks bounds how long a request may take before it
+	// fails as Timeout (or Unavailable if it was never proposed).
+	RequestTimeoutTicks uint64
+	// RetryTicks is how often an unanswered proposal, read or forward is retried.
+	RetryTicks uint64
+	// MetaSnapshotEntries is how many applied entries trigger a meta snapshot.
+	MetaSnapshotEntries uint64
+	// DataSnapshotBytes is how many applied chunk bytes trigger a data snapshot.
+	DataSnapshotBytes uint64
+	// KeepEntries is how many entries stay in the log behind a snapshot, so
+	// that slightly lagging followers catch up without one.
+	KeepEntries uint64
+	// WALSegmentBytes is the WAL segment size.
+	WALSegmentBytes int64
+	// MaxChunkBytes bounds one chunk write.
+	MaxChunkBytes int
+	// GCIntervalTicks is how often the meta leader looks for garbage chunks.
+	GCIntervalTicks uint64
+	// GCGraceTicks is how long a chunk stays garbage before it is deleted,
+	// so that a reader holding an older file record can still read it.
+	GCGraceTicks uint64
+	// Bugs are deliberately injected defects, for testing the testbed only.
+	Bugs Bugs
+}
+
+// Bugs switch on known defects so that a test can show the simulator catches
+// them. Production code never sets them.
+type Bugs struct {
+	// AckBeforeCommit answers a meta command as soon as it is proposed.
+	AckBeforeCommit bool
+	// StaleReads serves metadata reads from the local state without ReadIndex.
+	StaleReads bool
+	// SkipWALSync never fsyncs the raft log.
+	SkipWALSync bool
+	// ReapplyAfterRestart applies, after a restart, entries the snapshot already holds.
+	ReapplyAfterRestart bool
+	// CollectLive garbage-collects a chunk that a committed file still references.
+	CollectLive bool
+}
+
+func (c *Config) withDefaults() Config {
+	out := *c
+	def := func(v *uint64, d uint64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if out.ElectionTicks == 0 {
+		out.ElectionTicks = 20
+	}
+	if out.HeartbeatTicks == 0 {
+		out.HeartbeatTicks = 2
+	}
+	def(&out.RequestTimeoutTicks, 100)
+	def(&out.RetryTicks, uint64(out.ElectionTicks))
+	def(&out.MetaSnapshotEntries, 1000)
+	def(&out.DataSnapshotBytes, 64<<20)
+	def(&out.KeepEntries, 50)
+	def(&out.GCIntervalTicks, 20)
+	def(&out.GCGraceTicks, 600)
+	if out.WALSegmentBytes == 0 {
+		out.WALSegmentBytes = 64 << 20
+	}
+	if out.MaxChunkBytes == 0 {
+		out.MaxChunkBytes = 4 << 20
+	}
+	return out
+}
+
+func (c *Config) validate() error {
+	if c.ID == 0 {
+		return fmt.Errorf("node: id 0 is reserved")
+	}
+	if err := c.Topology.Validate(); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	if !c.Topology.HasNode(c.ID) {
+		return fmt.Errorf("node: id %d is not in the topology", c.ID)
+	}
+	if c.HeartbeatTicks >= c.ElectionTicks {
+		return fmt.Errorf("node: heartbeat ticks %d must be below election ticks %d", c.HeartbeatTicks, c.ElectionTicks)
+	}
+	return nil
+}

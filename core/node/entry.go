@@ -1,0 +1,32 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/tessera-db/tessera/core/codec"
+)
+
+// Entry payload format (the Data of a normal raft entry): uvarint proposer
+// node id, uvarint proposal id, then the state machine's command bytes
+// (meta.Command for the meta group, chunk.Command for data groups). The
+// proposal id lets the proposing node answer the request that proposed it.
+type entryHeader struct {
+	proposer, proposal uint64
+}
+
+func encodeEntry(h entryHeader, cmd []byte) []byte {
+	e := codec.Encoder{B: make([]byte, 0, 20+len(cmd))}
+	e.Uvarint(h.proposer)
+	e.Uvarint(h.proposal)
+	e.B = append(e.B, cmd...)
+	return e.B
+}
+
+func decodeEntry(b []byte) (entryHeader, []byte, error) {
+	d := codec.Decoder{B: b}
+	h := entryHeader{proposer: d.Uvarint(), proposal: d.Uvarint()}
+	if err := d.Err(); err != nil {
+		return h, nil, fmt.Errorf("node: entry header: %w", err)
+	}
+	return h, d.B, nil
+}

@@ -1,0 +1,163 @@
+package node
+
+import (
+	"errors"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// maxFetchesInFlight bounds the chunk fetches one group has outstanding, and
+// so the size of the envelopes that answer them.
+const maxFetchesInFlight = 4
+
+// holdSnapshot intercepts a data-group snapshot whose manifest lists chunks
+// this replica lacks: the chunks are fetched from the sender first and the
+// snapshot is stepped into raft only once all are durable here. It reports
+// whether the message was held back.
+func (n *Node) holdSnapshot(g *group, from uint64, m *raftpb.Message) bool {
+	snap := m.GetSnapshot()
+	manifest, err := chunk.DecodeManifest(snap.GetData())
+	if err != nil {
+		n.env.Log().Warn("dropping snapshot with bad manifest", "node", n.cfg.ID, "group", g.id, "err", err)
+		return true
+	}
+	missing := g.store.Missing(manifest)
+	if len(missing) == 0 {
+		if err := g.store.Sync(); err != nil {
+			n.fail(err)
+			return true
+		}
+		n.stats.SnapshotsInstalled++
+		return false
+	}
+	if ps := g.pendingSnap; ps != nil && ps.msg.GetSnapshot().GetMetadata().GetIndex() >= snap.GetMetadata().GetIndex() {
+		return true
+	}
+	g.pendingSnap = &snapFetch{msg: m, from: from, missing: missing, inflight: map[uint64]bool{}}
+	n.askFetches(g)
+	return true
+}
+
+func (n *Node) askFetches(g *group) {
+	ps := g.pendingSnap
+	for _, in := range ps.missing {
+		if len(ps.inflight) >= maxFetchesInFlight {
+			break
+		}
+		if ps.inflight[in.ID] {
+			continue
+		}
+		ps.inflight[in.ID] = true
+		out := n.out(ps.from)
+		out.Fetches = append(out.Fetches, wire.Fetch{Group: g.id, ChunkID: in.ID})
+		n.stats.ChunkFetches++
+	}
+	ps.lastAskAt = n.ticks
+}
+
+// tickSnapFetch re-asks lost fetches, and gives up on a snapshot whose
+// sender stopped answering (the leader will send a new one).
+func (n *Node) tickSnapFetch(g *group) {
+	ps := g.pendingSnap
+	if ps == nil || n.ticks-ps.lastAskAt < n.cfg.RetryTicks {
+		return
+	}
+	if n.ticks-ps.lastAskAt >= n.cfg.RequestTimeoutTicks {
+		g.pendingSnap = nil
+		return
+	}
+	clear(ps.inflight)
+	n.askFetches(g)
+}
+
+func (n *Node) serveFetch(from uint64, f wire.Fetch) {
+	reply := wire.FetchReply{Group: f.Group, ChunkID: f.ChunkID}
+	if g := n.groups[f.Group]; g != nil {
+		if in, ok := g.store.Info(f.ChunkID); ok {
+			data, err := g.store.Read(f.ChunkID, 0, 0)
+			if err == nil {
+				reply.Found, reply.CRC, reply.Data = true, in.CRC, data
+			} else if errors.Is(err, chunk.ErrCorrupt) {
+				n.onCorrupt(g, f.ChunkID, err)
+			}
+		}
+	}
+	out := n.out(from)
+	out.FetchReplies = append(out.FetchReplies, reply)
+}
+
+func (n *Node) onFetchReply(from uint64, f wire.FetchReply) {
+	g := n.groups[f.Group]
+	if g == nil {
+		return
+	}
+	key := chunkKey{f.Group, f.ChunkID}
+	if n.repairing[key] && f.Found {
+		if in, ok := g.store.Info(f.ChunkID); ok && in.CRC == f.CRC {
+			if err := g.store.WriteFile(in, f.Data); err == nil {
+				delete(n.repairing, key)
+				n.stats.RepairedChunks++
+			}
+		}
+	}
+	ps := g.pendingSnap
+	if ps == nil || from != ps.from || !ps.inflight[f.ChunkID] {
+		return
+	}
+	if !f.Found {
+		// The sender no longer has it (collected, or lost): a newer snapshot will come.
+		g.pendingSnap = nil
+		return
+	}
+	for i, in := range ps.missing {
+		if in.ID != f.ChunkID {
+			continue
+		}
+		if in.CRC != f.CRC || chunk.Checksum(f.Data) != in.CRC {
+			return
+		}
+		if err := g.store.WriteFile(in, f.Data); err != nil {
+			n.fail(err)
+			return
+		}
+		ps.missing = append(ps.missing[:i], ps.missing[i+1:]...)
+		break
+	}
+	delete(ps.inflight, f.ChunkID)
+	if len(ps.missing) > 0 {
+		n.askFetches(g)
+		return
+	}
+	g.pendingSnap = nil
+	if err := g.store.Sync(); err != nil {
+		n.fail(err)
+		return
+	}
+	n.stats.SnapshotsInstalled++
+	if err := g.rn.Step(ps.msg); err != nil {
+		n.stats.DroppedMessages++
+	}
+}
+
+// onCorrupt counts a checksum failure and re-fetches the chunk from the
+// other replicas of its group.
+func (n *Node) onCorrupt(g *group, id uint64, err error) {
+	n.stats.CorruptChunks++
+	n.env.Log().Warn("corrupt chunk", "node", n.cfg.ID, "group", g.id, "chunk", id, "err", err)
+	key := chunkKey{g.id, id}
+	if n.repairing[key] {
+		return
+	}
+	n.repairing[key] = true
+	for _, m := range n.members(g.id) {
+		if m == n.cfg.ID {
+			continue
+		}
+		out := n.out(m)
+		out.Fetches = append(out.Fetches, wire.Fetch{Group: g.id, ChunkID: id})
+		n.stats.ChunkFetches++
+	}
+}

@@ -1,0 +1,261 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/wal"
+)
+
+// group is this node's replica of one raft group.
+type group struct {
+	id      uint64
+	rn      *raft.RawNode
+	storage *raft.MemoryStorage
+	wal     *wal.WAL
+	// Exactly one of meta and store is set.
+	meta  *meta.State
+	store *chunk.Store
+
+	confState *raftpb.ConfState
+	applied   uint64
+	snapIndex uint64
+	// bytesSinceSnap counts applied payload bytes since the last snapshot.
+	bytesSinceSnap uint64
+	entriesSince   uint64
+	leader         uint64
+	role           raft.StateType
+	needSync       bool
+	// pendingSnap is a data-group snapshot held back until the chunks its
+	// manifest lists are fetched.
+	pendingSnap *snapFetch
+}
+
+type snapFetch struct {
+	msg       *raftpb.Message
+	from      uint64
+	missing   []chunk.Info
+	inflight  map[uint64]bool
+	lastAskAt uint64
+}
+
+func (g *group) isMeta() bool { return g.id == topo.MetaGroup }
+
+// openGroup recovers a group's replica from its WAL, bootstrapping it on
+// first start.
+func (n *Node) openGroup(tg topo.Group) (*group, error) {
+	dir := fmt.Sprintf("groups/%d", tg.ID)
+	w, st, err := wal.Open(n.env.FS(), dir+"/wal", wal.Options{SegmentBytes: n.cfg.WALSegmentBytes})
+	if err != nil {
+		return nil, fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
+	}
+	g := &group{id: tg.ID, wal: w, storage: raft.NewMemoryStorage()}
+	if tg.ID != topo.MetaGroup {
+		g.store, err = chunk.NewStore(n.env.FS(), dir+"/chunks")
+		if err != nil {
+			return nil, err
+		}
+	}
+	snap := st.Snapshot
+	if snap == nil {
+		// Bootstrap: every replica starts from the same snapshot at index 1
+		// holding the initial configuration, as etcd raft recommends.
+		snap = &raftpb.Snapshot{
+			Data: g.emptyStateData(),
+			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(1), Term: proto.Uint64(1),
+				ConfState: &raftpb.ConfState{Voters: slices.Clone(tg.Members)}},
+		}
+		if err := w.SaveSnapshot(snap); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: bootstrap: %w", n.cfg.ID, tg.ID, err)
+		}
+		if err := w.Sync(); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: bootstrap: %w", n.cfg.ID, tg.ID, err)
+		}
+	}
+	if err := g.storage.ApplySnapshot(snap); err != nil {
+		return nil, fmt.Errorf("node %d: group %d: apply snapshot: %w", n.cfg.ID, tg.ID, err)
+	}
+	if err := g.restore(snap); err != nil {
+		return nil, err
+	}
+	if st.HardState != nil {
+		if err := g.storage.SetHardState(st.HardState); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
+		}
+	}
+	if len(st.Entries) > 0 {
+		if err := g.storage.Append(st.Entries); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: append recovered entries: %w", n.cfg.ID, tg.ID, err)
+		}
+	}
+	applied := g.applied
+	if BugsCompiledIn && n.cfg.Bugs.ReapplyAfterRestart && st.HardState != nil {
+		// Injected bug: apply the recovered committed entries directly, as a
+		// store that forgot its applied index would; raft then hands them
+		// back and they are applied a second time.
+		for _, e := range st.Entries {
+			if e.GetIndex() <= st.HardState.GetCommit() {
+				n.applyEntry(g, e)
+			}
+		}
+	}
+	maxMsg, inflightBytes := uint64(1<<20), uint64(0)
+	if g.store != nil {
+		inflightBytes = 32 << 20
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        n.cfg.ID,
+		ElectionTick:              n.cfg.ElectionTicks,
+		HeartbeatTick:             n.cfg.HeartbeatTicks,
+		Storage:                   g.storage,
+		Applied:                   applied,
+		MaxSizePerMsg:             maxMsg,
+		MaxCommittedSizePerReady:  64 << 20,
+		MaxUncommittedEntriesSize: 256 << 20,
+		MaxInflightMsgs:           64,
+		MaxInflightBytes:          inflightBytes,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		Logger:                    n.raftLog,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
+	}
+	g.rn = rn
+	return g, nil
+}
+
+func (g *group) emptyStateData() []byte {
+	if g.isMeta() {
+		return meta.New().Snapshot()
+	}
+	return chunk.EncodeManifest(nil)
+}
+
+// restore replaces the state machine by a snapshot's.
+func (g *group) restore(snap *raftpb.Snapshot) error {
+	md := snap.GetMetadata()
+	g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
+	g.applied = md.GetIndex()
+	g.snapIndex = md.GetIndex()
+	g.bytesSinceSnap, g.entriesSince = 0, 0
+	if g.isMeta() {
+		st, err := meta.Restore(snap.GetData())
+		if err != nil {
+			return fmt.Errorf("group %d: restore meta snapshot at %d: %w", g.id, md.GetIndex(), err)
+		}
+		g.meta = st
+		return nil
+	}
+	manifest, err := chunk.DecodeManifest(snap.GetData())
+	if err != nil {
+		return fmt.Errorf("group %d: restore data snapshot at %d: %w", g.id, md.GetIndex(), err)
+	}
+	return g.store.Restore(md.GetIndex(), manifest)
+}
+
+// persist writes a Ready's snapshot, hard state and entries to the WAL and
+// the raft storage. It does not fsync; Flush syncs every group afterwards.
+func (g *group) persist(rd *raft.Ready) error {
+	if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
+		if err := g.wal.SaveSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+		if err := g.storage.ApplySnapshot(rd.Snapshot); err != nil {
+			return fmt.Errorf("group %d: apply snapshot: %w", g.id, err)
+		}
+		if err := g.restore(rd.Snapshot); err != nil {
+			return err
+		}
+		g.needSync = true
+	}
+	hs := rd.HardState
+	if hs != nil && raft.IsEmptyHardState(hs) {
+		hs = nil
+	}
+	if hs != nil || len(rd.Entries) > 0 {
+		if err := g.wal.Save(hs, rd.Entries); err != nil {
+			return err
+		}
+		if len(rd.Entries) > 0 {
+			if err := g.storage.Append(rd.Entries); err != nil {
+				return fmt.Errorf("group %d: append: %w", g.id, err)
+			}
+		}
+		if hs != nil {
+			if err := g.storage.SetHardState(hs); err != nil {
+				return fmt.Errorf("group %d: set hard state: %w", g.id, err)
+			}
+		}
+		if rd.MustSync {
+			g.needSync = true
+		}
+	}
+	return nil
+}
+
+// maybeSnapshot takes a snapshot and compacts the log when enough has been
+// applied since the last one.
+func (n *Node) maybeSnapshot(g *group) error {
+	if g.applied <= g.snapIndex {
+		return nil
+	}
+	var data []byte
+	if g.isMeta() {
+		if g.entriesSince < n.cfg.MetaSnapshotEntries {
+			return nil
+		}
+		data = g.meta.Snapshot()
+	} else {
+		if g.bytesSinceSnap < n.cfg.DataSnapshotBytes {
+			return nil
+		}
+		// The manifest may only name chunks whose files are durable.
+		if err := g.store.Sync(); err != nil {
+			return err
+		}
+		data = chunk.EncodeManifest(g.store.Infos())
+	}
+	snap, err := g.storage.CreateSnapshot(g.applied, g.confState, data)
+	if err != nil {
+		return fmt.Errorf("group %d: create snapshot at %d: %w", g.id, g.applied, err)
+	}
+	if err := g.wal.SaveSnapshot(snap); err != nil {
+		return err
+	}
+	if err := n.syncWAL(g); err != nil {
+		return err
+	}
+	g.snapIndex = g.applied
+	g.bytesSinceSnap, g.entriesSince = 0, 0
+	n.stats.Snapshots++
+	if g.applied > n.cfg.KeepEntries {
+		compact := g.applied - n.cfg.KeepEntries
+		if first, _ := g.storage.FirstIndex(); compact > first {
+			if err := g.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
+				return fmt.Errorf("group %d: compact to %d: %w", g.id, compact, err)
+			}
+		}
+		if err := g.wal.Compact(compact); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) syncWAL(g *group) error {
+	g.needSync = false
+	if BugsCompiledIn && n.cfg.Bugs.SkipWALSync {
+		return nil
+	}
+	n.stats.WALSyncs++
+	return g.wal.Sync()
+}

@@ -1,0 +1,286 @@
+package node
+
+import (
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/env"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// Node is one tessera node. It is not safe for concurrent use: one event
+// loop owns it.
+type Node struct {
+	cfg      Config
+	env      env.Env
+	raftLog  raft.Logger
+	groups   map[uint64]*group
+	groupIDs []uint64
+
+	ops    map[uint64]*op
+	nextOp uint64
+	// readWaiters are ops holding a read index, waiting for it to be applied.
+	readWaiters []uint64
+	// repairing are chunks being re-fetched after a checksum failure.
+	repairing map[chunkKey]bool
+
+	ticks       uint64
+	outbox      map[uint64]*wire.Envelope
+	snapReports []snapReport
+	forwardRR   uint64
+	gc          gcState
+	stats       Stats
+	fatal       error
+}
+
+type chunkKey struct{ group, id uint64 }
+
+type snapReport struct {
+	g  *group
+	to uint64
+}
+
+// New recovers a node from its file system (or bootstraps a fresh one).
+func New(cfg Config, e env.Env) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:       cfg.withDefaults(),
+		env:       e,
+		groups:    map[uint64]*group{},
+		ops:       map[uint64]*op{},
+		gc:        gcState{seen: map[uint64]uint64{}},
+		repairing: map[chunkKey]bool{},
+		outbox:    map[uint64]*wire.Envelope{},
+	}
+	// Operation ids start at a random point so that a reply or a committed
+	// entry addressed to this node before a restart never matches a new op.
+	n.nextOp = e.Rand().Uint64() >> 2
+	n.raftLog = &raftLogger{log: e.Log().With("node", cfg.ID)}
+	for _, tg := range n.cfg.Topology.Groups {
+		if !slices.Contains(tg.Members, n.cfg.ID) {
+			continue
+		}
+		g, err := n.openGroup(tg)
+		if err != nil {
+			n.Close()
+			return nil, err
+		}
+		n.groups[tg.ID] = g
+		n.groupIDs = append(n.groupIDs, tg.ID)
+	}
+	slices.Sort(n.groupIDs)
+	return n, nil
+}
+
+// ID returns the node's id.
+func (n *Node) ID() uint64 { return n.cfg.ID }
+
+// Err returns the error that stopped the node, if any. A stopped node must be
+// closed and restarted from disk.
+func (n *Node) Err() error { return n.fatal }
+
+// Close closes the node's logs. The node must not be used afterwards.
+func (n *Node) Close() {
+	for _, id := range n.groupIDs {
+		_ = n.groups[id].wal.Close()
+	}
+}
+
+// Hosts reports whether the node holds a replica of the group.
+func (n *Node) Hosts(group uint64) bool { return n.groups[group] != nil }
+
+func (n *Node) fail(err error) {
+	if n.fatal == nil {
+		n.fatal = fmt.Errorf("node %d: %w", n.cfg.ID, err)
+		n.env.Log().Error("node stopped", "node", n.cfg.ID, "err", err)
+	}
+}
+
+// Tick advances the node's logical clock by one tick.
+func (n *Node) Tick() {
+	if n.fatal != nil {
+		return
+	}
+	n.ticks++
+	for _, id := range n.groupIDs {
+		g := n.groups[id]
+		g.rn.Tick()
+		n.tickSnapFetch(g)
+	}
+	n.tickOps()
+	n.tickGC()
+}
+
+// Receive handles an envelope from a peer.
+func (n *Node) Receive(m *wire.Envelope) {
+	if n.fatal != nil {
+		return
+	}
+	if m.To != n.cfg.ID || m.From == n.cfg.ID || !n.cfg.Topology.HasNode(m.From) {
+		n.stats.UnknownPeerMessages++
+		n.env.Log().Warn("dropping envelope from unknown peer", "node", n.cfg.ID, "from", m.From, "to", m.To)
+		return
+	}
+	for _, gm := range m.Raft {
+		g := n.groups[gm.Group]
+		if g == nil || gm.Msg.GetFrom() != m.From || gm.Msg.GetTo() != n.cfg.ID {
+			n.stats.DroppedMessages++
+			continue
+		}
+		if g.store != nil && gm.Msg.GetType() == raftpb.MsgSnap && n.holdSnapshot(g, m.From, gm.Msg) {
+			continue
+		}
+		if err := g.rn.Step(gm.Msg); err != nil {
+			n.stats.DroppedMessages++
+		}
+	}
+	for _, f := range m.Forwards {
+		n.serveForward(m.From, f)
+	}
+	for _, r := range m.Replies {
+		n.onReply(m.From, r)
+	}
+	for _, f := range m.Fetches {
+		n.serveFetch(m.From, f)
+	}
+	for _, f := range m.FetchReplies {
+		n.onFetchReply(m.From, f)
+	}
+}
+
+// Submit starts serving a request; done is called exactly once with the
+// response, from within a later (or this) call into the node. done must not
+// call back into the node.
+func (n *Node) Submit(req *api.Request, done func(*api.Response)) {
+	n.stats.Requests++
+	if n.fatal != nil {
+		done(api.Errorf(api.Unavailable, "node %d is stopped", n.cfg.ID))
+		return
+	}
+	n.submit(req, done, false)
+}
+
+// Flush handles every group's Ready: persist (fsync) first, then send the
+// messages that depend on it, then apply committed entries and answer the
+// requests they complete.
+func (n *Node) Flush() {
+	for round := 0; round < 8 && n.fatal == nil; round++ {
+		if !n.flushOnce() {
+			break
+		}
+	}
+	n.flushOutbox()
+}
+
+type groupReady struct {
+	g  *group
+	rd raft.Ready
+}
+
+func (n *Node) flushOnce() bool {
+	var readies []groupReady
+	for _, id := range n.groupIDs {
+		g := n.groups[id]
+		if !g.rn.HasReady() {
+			continue
+		}
+		rd := g.rn.Ready()
+		if rd.SoftState != nil {
+			g.leader, g.role = rd.SoftState.Lead, rd.SoftState.RaftState
+		}
+		if err := g.persist(&rd); err != nil {
+			n.fail(err)
+			return false
+		}
+		readies = append(readies, groupReady{g, rd})
+	}
+	if len(readies) == 0 {
+		return false
+	}
+	// Persist before sending: nothing below may leave before this fsync.
+	for _, r := range readies {
+		if r.g.needSync {
+			if err := n.syncWAL(r.g); err != nil {
+				n.fail(fmt.Errorf("group %d: %w", r.g.id, err))
+				return false
+			}
+		}
+	}
+	for _, r := range readies {
+		for _, m := range r.rd.Messages {
+			out := n.out(m.GetTo())
+			out.Raft = append(out.Raft, wire.GroupMessage{Group: r.g.id, Msg: m})
+			if m.GetType() == raftpb.MsgSnap {
+				n.snapReports = append(n.snapReports, snapReport{r.g, m.GetTo()})
+			}
+		}
+		for _, rs := range r.rd.ReadStates {
+			n.onReadState(r.g, rs)
+		}
+	}
+	for _, r := range readies {
+		for _, e := range r.rd.CommittedEntries {
+			n.applyEntry(r.g, e)
+			if n.fatal != nil {
+				return false
+			}
+		}
+		r.g.rn.Advance(r.rd)
+		if err := n.maybeSnapshot(r.g); err != nil {
+			n.fail(err)
+			return false
+		}
+	}
+	// A snapshot is sent whole in one envelope: report it finished so that
+	// raft probes the follower next and resends if it was lost.
+	for _, sr := range n.snapReports {
+		sr.g.rn.ReportSnapshot(sr.to, raft.SnapshotFinish)
+	}
+	n.snapReports = n.snapReports[:0]
+	n.serveReadWaiters()
+	return true
+}
+
+func (n *Node) out(peer uint64) *wire.Envelope {
+	m := n.outbox[peer]
+	if m == nil {
+		m = &wire.Envelope{From: n.cfg.ID, To: peer}
+		n.outbox[peer] = m
+	}
+	return m
+}
+
+func (n *Node) flushOutbox() {
+	if len(n.outbox) == 0 {
+		return
+	}
+	peers := make([]uint64, 0, len(n.outbox))
+	for p := range n.outbox {
+		peers = append(peers, p)
+	}
+	slices.Sort(peers)
+	for _, p := range peers {
+		m := n.outbox[p]
+		delete(n.outbox, p)
+		if !m.Empty() {
+			n.env.Send(m)
+		}
+	}
+}
+
+// members returns the current voters of a group this node hosts, or the
+// topology's members of one it does not.
+func (n *Node) members(group uint64) []uint64 {
+	if g := n.groups[group]; g != nil {
+		return slices.Concat(g.confState.GetVoters(), g.confState.GetLearners())
+	}
+	tg, _ := n.cfg.Topology.Group(group)
+	return tg.Members
+}
+

@@ -1,0 +1,430 @@
+package node
+
+import (
+	"encoding/binary"
+	"errors"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/fspath"
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+type opState uint8
+
+const (
+	// opWaiting: not yet proposed, read or forwarded (e.g. no leader known).
+	opWaiting opState = iota
+	opProposed
+	opReading
+	opReadReady
+	opForwarded
+)
+
+// op is one request in flight on this node.
+type op struct {
+	id       uint64
+	req      *api.Request
+	done     func(*api.Response)
+	group    uint64
+	state    opState
+	deadline uint64
+	issuedAt uint64
+	// issued is set once the request may have taken effect somewhere.
+	issued    bool
+	readIndex uint64
+	// targets are the peers a forwarded request goes to, in order.
+	targets []uint64
+	tried   int
+	// fromPeer marks a request forwarded to us: it is never forwarded again.
+	fromPeer bool
+	// worst is the most telling failure seen from the replicas tried.
+	worst *api.Response
+}
+
+func (n *Node) submit(req *api.Request, done func(*api.Response), fromPeer bool) {
+	if resp := n.validate(req); resp != nil {
+		n.stats.RequestErrors++
+		done(resp)
+		return
+	}
+	n.nextOp++
+	o := &op{id: n.nextOp, req: req, done: done, deadline: n.ticks + n.cfg.RequestTimeoutTicks, fromPeer: fromPeer}
+	o.group = req.Group
+	if req.Kind == api.MetaCommand || req.Kind == api.MetaGet || req.Kind == api.MetaList {
+		o.group = topo.MetaGroup
+	}
+	n.ops[o.id] = o
+	n.advance(o)
+}
+
+// validate checks a request before anything is done for it.
+func (n *Node) validate(r *api.Request) *api.Response {
+	switch r.Kind {
+	case api.MetaCommand:
+		c := &r.Cmd
+		switch c.Op {
+		case meta.OpPut, meta.OpAppend, meta.OpDelete:
+			if err := fspath.Validate(c.Path); err != nil {
+				return api.Errorf(api.Invalid, "%v", err)
+			}
+		case meta.OpRename:
+			if err := fspath.Validate(c.Path); err != nil {
+				return api.Errorf(api.Invalid, "%v", err)
+			}
+			if err := fspath.Validate(c.NewPath); err != nil {
+				return api.Errorf(api.Invalid, "%v", err)
+			}
+		case meta.OpAlloc, meta.OpGCDone:
+		default:
+			return api.Errorf(api.Invalid, "unknown meta op %d", c.Op)
+		}
+		for _, ref := range c.Chunks {
+			if _, ok := n.cfg.Topology.Group(ref.Group); !ok || ref.Group == topo.MetaGroup {
+				return api.Errorf(api.Invalid, "chunk %d names unknown data group %d", ref.ID, ref.Group)
+			}
+		}
+		if c.MTimeNanos == 0 {
+			c.MTimeNanos = n.env.NowNanos()
+		}
+	case api.MetaGet:
+		if err := fspath.Validate(r.Path); err != nil {
+			return api.Errorf(api.Invalid, "%v", err)
+		}
+	case api.MetaList:
+		if err := fspath.IsPrefixQuery(r.Prefix); err != nil {
+			return api.Errorf(api.Invalid, "%v", err)
+		}
+		if r.Limit == 0 {
+			r.Limit = 1000
+		}
+		if r.Limit > api.MaxListLimit {
+			return api.Errorf(api.Invalid, "list limit %d above %d", r.Limit, api.MaxListLimit)
+		}
+	case api.ChunkWrite, api.ChunkRead, api.ChunkReadLocal, api.ChunkDelete:
+		if _, ok := n.cfg.Topology.Group(r.Group); !ok || r.Group == topo.MetaGroup {
+			return api.Errorf(api.Invalid, "unknown data group %d", r.Group)
+		}
+		if r.Kind == api.ChunkDelete {
+			if len(r.IDs) == 0 || len(r.IDs) > api.MaxDeleteIDs {
+				return api.Errorf(api.Invalid, "chunk delete of %d ids", len(r.IDs))
+			}
+			break
+		}
+		if r.ChunkID == 0 {
+			return api.Errorf(api.Invalid, "chunk id 0 is reserved")
+		}
+		if r.Kind == api.ChunkWrite {
+			if len(r.Data) == 0 {
+				return api.Errorf(api.Invalid, "empty chunk")
+			}
+			if len(r.Data) > n.cfg.MaxChunkBytes {
+				return api.Errorf(api.TooLarge, "chunk of %d bytes above %d", len(r.Data), n.cfg.MaxChunkBytes)
+			}
+			if chunk.Checksum(r.Data) != r.CRC {
+				return api.Errorf(api.Invalid, "chunk %d does not match its crc32c", r.ChunkID)
+			}
+		}
+	default:
+		return api.Errorf(api.Invalid, "unknown request kind %d", r.Kind)
+	}
+	return nil
+}
+
+// retrySafe reports whether issuing the request again cannot apply it twice.
+func retrySafe(r *api.Request) bool {
+	if r.Kind == api.MetaCommand {
+		return r.Cmd.Session != 0 || r.Cmd.Op == meta.OpAlloc || r.Cmd.Op == meta.OpGCDone
+	}
+	return true
+}
+
+// advance takes the next step of an op.
+func (n *Node) advance(o *op) {
+	g := n.groups[o.group]
+	switch o.req.Kind {
+	case api.ChunkReadLocal:
+		n.readChunkLocal(g, o)
+		return
+	case api.ChunkRead:
+		if g != nil && o.tried == 0 && o.state == opWaiting {
+			if n.readChunkHere(g, o) {
+				return
+			}
+		}
+		n.forwardNext(o)
+		return
+	}
+	if g == nil {
+		if o.fromPeer {
+			n.finish(o, api.Errorf(api.Unavailable, "node %d does not host group %d", n.cfg.ID, o.group))
+			return
+		}
+		n.forwardNext(o)
+		return
+	}
+	switch o.req.Kind {
+	case api.MetaCommand, api.ChunkWrite, api.ChunkDelete:
+		n.propose(g, o)
+	case api.MetaGet, api.MetaList:
+		n.read(g, o)
+	}
+}
+
+func (n *Node) propose(g *group, o *op) {
+	var cmd []byte
+	if g.isMeta() {
+		cmd = o.req.Cmd.Marshal()
+	} else if o.req.Kind == api.ChunkDelete {
+		c := chunk.Command{Op: chunk.OpDelete, IDs: o.req.IDs}
+		cmd = c.Marshal()
+	} else {
+		c := chunk.Command{Op: chunk.OpWrite, ID: o.req.ChunkID, CRC: o.req.CRC, Data: o.req.Data}
+		cmd = c.Marshal()
+	}
+	o.issuedAt = n.ticks
+	if err := g.rn.Propose(encodeEntry(entryHeader{n.cfg.ID, o.id}, cmd)); err != nil {
+		// Dropped (no leader known): certainly not applied; retried on tick.
+		if !errors.Is(err, raft.ErrProposalDropped) {
+			n.env.Log().Warn("propose failed", "node", n.cfg.ID, "group", g.id, "err", err)
+		}
+		o.state = opWaiting
+		return
+	}
+	n.stats.Proposals++
+	o.state, o.issued = opProposed, true
+	if BugsCompiledIn && n.cfg.Bugs.AckBeforeCommit && g.isMeta() && o.req.Cmd.Op != meta.OpAlloc {
+		// Injected bug: answer before the command is committed.
+		n.finish(o, &api.Response{Status: api.OK, Result: meta.Result{File: meta.File{Path: o.req.Cmd.Path}}})
+	}
+}
+
+func (n *Node) read(g *group, o *op) {
+	if BugsCompiledIn && n.cfg.Bugs.StaleReads {
+		// Injected bug: serve from whatever this replica has applied.
+		n.serveRead(g, o)
+		return
+	}
+	ctx := binary.BigEndian.AppendUint64(nil, o.id)
+	g.rn.ReadIndex(ctx)
+	n.stats.Reads++
+	o.state, o.issuedAt = opReading, n.ticks
+}
+
+func (n *Node) onReadState(g *group, rs raft.ReadState) {
+	if len(rs.RequestCtx) != 8 {
+		return
+	}
+	o := n.ops[binary.BigEndian.Uint64(rs.RequestCtx)]
+	if o == nil || o.state != opReading || o.group != g.id {
+		return
+	}
+	o.state, o.readIndex = opReadReady, rs.Index
+	n.readWaiters = append(n.readWaiters, o.id)
+}
+
+func (n *Node) serveReadWaiters() {
+	kept := n.readWaiters[:0]
+	for _, id := range n.readWaiters {
+		o := n.ops[id]
+		if o == nil || o.state != opReadReady {
+			continue
+		}
+		g := n.groups[o.group]
+		if g.applied < o.readIndex {
+			kept = append(kept, id)
+			continue
+		}
+		n.serveRead(g, o)
+	}
+	n.readWaiters = kept
+}
+
+func (n *Node) serveRead(g *group, o *op) {
+	switch o.req.Kind {
+	case api.MetaGet:
+		f, ok := g.meta.Get(o.req.Path)
+		if !ok {
+			n.finish(o, api.Errorf(api.NotFound, "%s", o.req.Path))
+			return
+		}
+		n.finish(o, &api.Response{Status: api.OK, File: f})
+	case api.MetaList:
+		files, more := g.meta.List(o.req.Prefix, o.req.After, int(o.req.Limit))
+		n.finish(o, &api.Response{Status: api.OK, Files: files, More: more})
+	}
+}
+
+// readChunkHere serves a chunk read from the local replica if it holds a
+// valid copy, reporting whether it did.
+func (n *Node) readChunkHere(g *group, o *op) bool {
+	data, err := g.store.Read(o.req.ChunkID, o.req.Offset, o.req.Length)
+	if err == nil {
+		n.finish(o, &api.Response{Status: api.OK, Data: data})
+		return true
+	}
+	if errors.Is(err, chunk.ErrCorrupt) {
+		n.onCorrupt(g, o.req.ChunkID, err)
+		o.worst = api.Errorf(api.Corrupt, "%v", err)
+	}
+	return false
+}
+
+func (n *Node) readChunkLocal(g *group, o *op) {
+	if g == nil {
+		n.finish(o, api.Errorf(api.NotFound, "node %d does not host group %d", n.cfg.ID, o.group))
+		return
+	}
+	if n.readChunkHere(g, o) {
+		return
+	}
+	if o.worst != nil {
+		n.finish(o, o.worst)
+		return
+	}
+	n.finish(o, api.Errorf(api.NotFound, "chunk %d not held by node %d", o.req.ChunkID, n.cfg.ID))
+}
+
+// forwardNext sends the op to the next peer that may serve it.
+func (n *Node) forwardNext(o *op) {
+	if o.targets == nil {
+		for _, m := range n.members(o.group) {
+			if m != n.cfg.ID {
+				o.targets = append(o.targets, m)
+			}
+		}
+		slices.Sort(o.targets)
+		if len(o.targets) > 0 {
+			n.forwardRR++
+			k := int(n.forwardRR % uint64(len(o.targets)))
+			o.targets = append(o.targets[k:], o.targets[:k]...)
+		}
+	}
+	if len(o.targets) == 0 || (o.tried >= len(o.targets) && o.req.Kind == api.ChunkRead) {
+		if o.worst != nil && o.worst.Status == api.NotFound {
+			// A chunk a committed file references is missing everywhere we
+			// asked: that is not "no such file" but an unavailable replica set.
+			n.finish(o, api.Errorf(api.Unavailable, "chunk %d of group %d: no replica holds it: %s", o.req.ChunkID, o.group, o.worst.Detail))
+			return
+		}
+		if o.worst != nil {
+			n.finish(o, o.worst)
+			return
+		}
+		n.finish(o, api.Errorf(api.Unavailable, "no replica of group %d could serve the request", o.group))
+		return
+	}
+	to := o.targets[o.tried%len(o.targets)]
+	o.tried++
+	req := o.req
+	if req.Kind == api.ChunkRead {
+		local := *req
+		local.Kind = api.ChunkReadLocal
+		req = &local
+	}
+	out := n.out(to)
+	out.Forwards = append(out.Forwards, wire.Forward{ID: o.id, Req: req.Marshal()})
+	n.stats.Forwards++
+	o.state, o.issuedAt, o.issued = opForwarded, n.ticks, true
+}
+
+func (n *Node) serveForward(from uint64, f wire.Forward) {
+	req, err := api.UnmarshalRequest(f.Req)
+	if err != nil {
+		n.reply(from, f.ID, api.Errorf(api.Invalid, "%v", err))
+		return
+	}
+	n.stats.Requests++
+	n.submit(req, func(resp *api.Response) { n.reply(from, f.ID, resp) }, true)
+}
+
+func (n *Node) reply(to, id uint64, resp *api.Response) {
+	out := n.out(to)
+	out.Replies = append(out.Replies, wire.Reply{ID: id, Resp: resp.Marshal()})
+}
+
+func (n *Node) onReply(from uint64, r wire.Reply) {
+	o := n.ops[r.ID]
+	if o == nil || o.state != opForwarded {
+		return
+	}
+	resp, err := api.UnmarshalResponse(r.Resp)
+	if err != nil {
+		n.stats.DroppedMessages++
+		return
+	}
+	switch {
+	case resp.Status == api.OK:
+		n.finish(o, resp)
+	case o.req.Kind == api.ChunkRead:
+		if resp.Status == api.Corrupt || o.worst == nil {
+			o.worst = resp
+		}
+		n.forwardNext(o)
+	case resp.Status == api.Unavailable && retrySafe(o.req) && o.tried < len(o.targets):
+		n.forwardNext(o)
+	default:
+		n.finish(o, resp)
+	}
+}
+
+func (n *Node) finish(o *op, resp *api.Response) {
+	delete(n.ops, o.id)
+	if resp.Status != api.OK {
+		n.stats.RequestErrors++
+		if resp.Status == api.Timeout {
+			n.stats.Timeouts++
+		}
+	}
+	o.done(resp)
+}
+
+// tickOps times out, retries and re-issues ops.
+func (n *Node) tickOps() {
+	if len(n.ops) == 0 {
+		return
+	}
+	ids := make([]uint64, 0, len(n.ops))
+	for id := range n.ops {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		o := n.ops[id]
+		if o == nil {
+			continue
+		}
+		if n.ticks >= o.deadline {
+			if o.issued && (o.req.Kind == api.MetaCommand || o.req.Kind == api.ChunkWrite || o.req.Kind == api.ChunkDelete) {
+				n.finish(o, api.Errorf(api.Timeout, "%s timed out after %d ticks; outcome unknown", o.req.Kind, n.cfg.RequestTimeoutTicks))
+			} else {
+				n.finish(o, api.Errorf(api.Unavailable, "%s timed out after %d ticks", o.req.Kind, n.cfg.RequestTimeoutTicks))
+			}
+			continue
+		}
+		since := n.ticks - o.issuedAt
+		switch o.state {
+		case opWaiting:
+			if since >= 1 {
+				n.advance(o)
+			}
+		case opProposed:
+			if retrySafe(o.req) && since >= n.cfg.RetryTicks {
+				n.propose(n.groups[o.group], o)
+			}
+		case opReading:
+			if since >= n.cfg.RetryTicks {
+				n.read(n.groups[o.group], o)
+			}
+		case opForwarded:
+			if retrySafe(o.req) && since >= max(n.cfg.RequestTimeoutTicks/3, 1) {
+				n.forwardNext(o)
+			}
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package node
+
+import (
+	"go.etcd.io/raft/v3"
+)
+
+// Stats are the node's counters, exported by the runtime (Prometheus in
+// production, the run summary in the simulator).
+type Stats struct {
+	Proposals, Reads, Forwards, Applied uint64
+	WALSyncs, Snapshots, SnapshotsInstalled uint64
+	CorruptChunks, RepairedChunks, ChunkFetches uint64
+	DroppedMessages, UnknownPeerMessages    uint64
+	Requests, RequestErrors, Timeouts       uint64
+}
+
+// GroupStatus describes this node's replica of one group.
+type GroupStatus struct {
+	ID        uint64
+	Leader    uint64
+	IsLeader  bool
+	Term      uint64
+	Commit    uint64
+	Applied   uint64
+	SnapIndex uint64
+	Voters    []uint64
+	// StateHash digests the applied state (meta state, or the chunk set).
+	StateHash uint64
+	// Chunks is the number of chunks held (data groups).
+	Chunks int
+}
+
+// Stats returns a copy of the node's counters.
+func (n *Node) Stats() Stats { return n.stats }
+
+// Groups returns the status of every hosted group, by group id.
+func (n *Node) Groups() []GroupStatus {
+	var out []GroupStatus
+	for _, id := range n.groupIDs {
+		g := n.groups[id]
+		st := g.rn.BasicStatus()
+		gs := GroupStatus{ID: id, Leader: st.Lead, IsLeader: st.RaftState == raft.StateLeader,
+			Term: st.Term, Commit: st.Commit, Applied: g.applied, SnapIndex: g.snapIndex}
+		gs.Voters = append(gs.Voters, g.confState.GetVoters()...)
+		if g.meta != nil {
+			gs.StateHash = g.meta.Hash()
+		} else {
+			gs.StateHash = chunkSetHash(g)
+			gs.Chunks = g.store.Len()
+		}
+		out = append(out, gs)
+	}
+	return out
+}
+
+func chunkSetHash(g *group) uint64 {
+	// FNV-1a over the sorted chunk infos.
+	h := uint64(14695981039346656037)
+	mix := func(v uint64) {
+		for i := 0; i < 8; i++ {
+			h ^= v & 0xff
+			h *= 1099511628211
+			v >>= 8
+		}
+	}
+	for _, in := range g.store.Infos() {
+		mix(in.ID)
+		mix(uint64(in.Size))
+		mix(uint64(in.CRC))
+	}
+	return h
+}

@@ -1,0 +1,55 @@
+// Package vfs is the file-system interface the core persists through.
+//
+// The core never touches os files directly: the production runtime hands it a
+// real directory (server/osfs) and the simulator a memory file system that
+// keeps what is durable apart from what is only written (vfs/memfs), so that a
+// simulated crash loses unsynced writes. The shape follows pebble's vfs.
+//
+// Durability rules, which both implementations honour and the simulator
+// punishes: bytes written to a file are durable only after File.Sync; the
+// existence of a file created, renamed or removed in a directory is durable
+// only after SyncDir on that directory.
+package vfs
+
+import (
+	"errors"
+	"io"
+)
+
+// ErrNotExist is returned (possibly wrapped) when a named file does not exist.
+var ErrNotExist = errors.New("vfs: file does not exist")
+
+// ErrNoSpace is returned (possibly wrapped) when a write finds the disk full.
+var ErrNoSpace = errors.New("vfs: no space left on device")
+
+// FS is a hierarchical file system with slash-separated names.
+type FS interface {
+	// Create creates (or truncates) the named file for reading and writing.
+	Create(name string) (File, error)
+	// Open opens an existing file for reading and writing; ErrNotExist if absent.
+	Open(name string) (File, error)
+	// Remove removes a file; ErrNotExist if absent.
+	Remove(name string) error
+	// Rename atomically renames oldname to newname, replacing newname.
+	Rename(oldname, newname string) error
+	// MkdirAll creates a directory and its parents; directories are durable at once.
+	MkdirAll(dir string) error
+	// List returns the names (not paths) of the entries of dir, sorted.
+	// A missing directory lists as empty.
+	List(dir string) ([]string, error)
+	// SyncDir makes creations, renames and removals in dir durable.
+	SyncDir(dir string) error
+}
+
+// File is an open file. Write appends at the end of the file.
+type File interface {
+	io.Writer
+	io.ReaderAt
+	io.Closer
+	// Sync makes every byte written so far durable.
+	Sync() error
+	// Truncate changes the size of the file.
+	Truncate(size int64) error
+	// Size returns the current size of the file in bytes.
+	Size() (int64, error)
+}

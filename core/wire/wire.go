@@ -1,0 +1,163 @@
+// Package wire defines the envelope nodes exchange and its encoding.
+//
+// One envelope carries everything a node has for one peer after handling a
+// batch of events: raft messages of every group the two share (messages are
+// batched per peer, as multi-raft systems do), forwarded client requests and
+// their replies, and chunk fetches used to install data-group snapshots and
+// to repair corrupt chunks.
+//
+// Encoding: magic "TSW1", from, to, then four counted sections; raft messages
+// are protobuf (raftpb), the rest use core/codec. Every count and length is
+// bounded by what remains of the input.
+package wire
+
+import (
+	"fmt"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tessera-db/tessera/core/codec"
+)
+
+// MaxEnvelopeBytes bounds one encoded envelope.
+const MaxEnvelopeBytes = 256 << 20
+
+const magic = "TSW1"
+
+// GroupMessage is a raft message of one group.
+type GroupMessage struct {
+	Group uint64
+	Msg   *raftpb.Message
+}
+
+// Forward carries a request (api.Request encoded) to another node to serve.
+type Forward struct {
+	ID  uint64
+	Req []byte
+}
+
+// Reply answers a Forward with an encoded api.Response.
+type Reply struct {
+	ID   uint64
+	Resp []byte
+}
+
+// Fetch asks a peer for a whole chunk it holds.
+type Fetch struct {
+	Group, ChunkID uint64
+}
+
+// FetchReply answers a Fetch; Found is false if the peer does not hold a
+// valid copy.
+type FetchReply struct {
+	Group, ChunkID uint64
+	Found          bool
+	CRC            uint32
+	Data           []byte
+}
+
+// Envelope is everything one node sends another in one go.
+type Envelope struct {
+	From, To     uint64
+	Raft         []GroupMessage
+	Forwards     []Forward
+	Replies      []Reply
+	Fetches      []Fetch
+	FetchReplies []FetchReply
+}
+
+// Empty reports whether the envelope carries nothing.
+func (m *Envelope) Empty() bool {
+	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies) == 0
+}
+
+// Marshal encodes the envelope.
+func (m *Envelope) Marshal() ([]byte, error) {
+	e := codec.Encoder{B: append(make([]byte, 0, 256), magic...)}
+	e.Uvarint(m.From)
+	e.Uvarint(m.To)
+	e.Uvarint(uint64(len(m.Raft)))
+	for _, gm := range m.Raft {
+		b, err := proto.Marshal(gm.Msg)
+		if err != nil {
+			return nil, fmt.Errorf("wire: marshal raft message of group %d: %w", gm.Group, err)
+		}
+		e.Uvarint(gm.Group)
+		e.Bytes(b)
+	}
+	e.Uvarint(uint64(len(m.Forwards)))
+	for _, f := range m.Forwards {
+		e.Uvarint(f.ID)
+		e.Bytes(f.Req)
+	}
+	e.Uvarint(uint64(len(m.Replies)))
+	for _, r := range m.Replies {
+		e.Uvarint(r.ID)
+		e.Bytes(r.Resp)
+	}
+	e.Uvarint(uint64(len(m.Fetches)))
+	for _, f := range m.Fetches {
+		e.Uvarint(f.Group)
+		e.Uvarint(f.ChunkID)
+	}
+	e.Uvarint(uint64(len(m.FetchReplies)))
+	for _, f := range m.FetchReplies {
+		e.Uvarint(f.Group)
+		e.Uvarint(f.ChunkID)
+		e.Bool(f.Found)
+		e.Uint32(f.CRC)
+		e.Bytes(f.Data)
+	}
+	if len(e.B) > MaxEnvelopeBytes {
+		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(e.B), MaxEnvelopeBytes)
+	}
+	return e.B, nil
+}
+
+// Unmarshal decodes an envelope; the result may alias b.
+func Unmarshal(b []byte) (*Envelope, error) {
+	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
+		return nil, fmt.Errorf("wire: bad magic")
+	}
+	if len(b) > MaxEnvelopeBytes {
+		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(b), MaxEnvelopeBytes)
+	}
+	d := codec.Decoder{B: b[len(magic):]}
+	m := &Envelope{From: d.Uvarint(), To: d.Uvarint()}
+	n := d.Count(len(b), 2)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		g := d.Uvarint()
+		raw := d.Bytes(len(b))
+		if d.Err() != nil {
+			break
+		}
+		msg := &raftpb.Message{}
+		if err := proto.Unmarshal(raw, msg); err != nil {
+			d.Fail(fmt.Errorf("wire: raft message of group %d: %w", g, err))
+			break
+		}
+		m.Raft = append(m.Raft, GroupMessage{Group: g, Msg: msg})
+	}
+	n = d.Count(len(b), 2)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		m.Forwards = append(m.Forwards, Forward{ID: d.Uvarint(), Req: d.Bytes(len(b))})
+	}
+	n = d.Count(len(b), 2)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		m.Replies = append(m.Replies, Reply{ID: d.Uvarint(), Resp: d.Bytes(len(b))})
+	}
+	n = d.Count(len(b), 2)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		m.Fetches = append(m.Fetches, Fetch{Group: d.Uvarint(), ChunkID: d.Uvarint()})
+	}
+	n = d.Count(len(b), 8)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		m.FetchReplies = append(m.FetchReplies, FetchReply{Group: d.Uvarint(), ChunkID: d.Uvarint(),
+			Found: d.Bool(), CRC: d.Uint32(), Data: d.Bytes(len(b))})
+	}
+	if err := d.Done(); err != nil {
+		return nil, fmt.Errorf("wire: decode envelope: %w", err)
+	}
+	return m, nil
+}

@@ -1,0 +1,59 @@
+package wire
+
+import (
+	"bytes"
+	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+func sample() *Envelope {
+	return &Envelope{
+		From: 1, To: 2,
+		Raft: []GroupMessage{{Group: 3, Msg: &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(1), To: proto.Uint64(2),
+			Entries: []*raftpb.Entry{{Index: proto.Uint64(7), Term: proto.Uint64(2), Data: []byte("x")}}}}},
+		Forwards:     []Forward{{ID: 9, Req: []byte("req")}},
+		Replies:      []Reply{{ID: 10, Resp: []byte("resp")}},
+		Fetches:      []Fetch{{Group: 2, ChunkID: 44}},
+		FetchReplies: []FetchReply{{Group: 2, ChunkID: 45, Found: true, CRC: 0xdeadbeef, Data: []byte("chunk")}},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	m := sample()
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, err := got.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, b2) {
+		t.Fatalf("re-encoding differs")
+	}
+	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef {
+		t.Fatalf("fields lost: %+v", got)
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	b, _ := sample().Marshal()
+	f.Add(b)
+	f.Add(b[:len(b)/2])
+	f.Add([]byte("TSW1\xff\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Unmarshal(data)
+		if err != nil {
+			return
+		}
+		if _, err := m.Marshal(); err != nil {
+			t.Fatalf("decoded envelope does not re-encode: %v", err)
+		}
+	})
+}

@@ -1,0 +1,85 @@
+// Package server is the production runtime of a tessera node: it implements
+// the core's Env with the wall clock, real files (server/osfs) and TCP, runs
+// the node in one event-loop goroutine, and serves the HTTP API and metrics.
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/tessera-db/tessera/core/topo"
+)
+
+// Config configures one node process.
+type Config struct {
+	ID           uint64
+	DataDir      string
+	PeerAddr     string            // listen address for peer traffic
+	HTTPAddr     string            // listen address for the HTTP API
+	Peers        map[uint64]string // node id -> peer address, for every node including this one
+	DataGroups   int               // data raft groups in the cluster (default 3)
+	Replicas     int               // replicas per data group (default 3)
+	MetaReplicas int               // replicas of the meta group (default 3)
+	ChunkBytes   int               // default 4 MiB
+	MaxFileBytes int64             // default 64 GiB
+	TickInterval time.Duration     // default 50ms
+	Logger       *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.DataGroups == 0 {
+		c.DataGroups = 3
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 3
+	}
+	if c.MetaReplicas == 0 {
+		c.MetaReplicas = 3
+	}
+	if c.ChunkBytes == 0 {
+		c.ChunkBytes = 4 << 20
+	}
+	if c.MaxFileBytes == 0 {
+		c.MaxFileBytes = 64 << 30
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = 50 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.ID == 0:
+		return fmt.Errorf("server: --id must be > 0")
+	case c.DataDir == "":
+		return fmt.Errorf("server: --data-dir is required")
+	case c.HTTPAddr == "":
+		return fmt.Errorf("server: --http-addr is required")
+	case c.Peers[c.ID] == "":
+		return fmt.Errorf("server: --peers must include this node (%d)", c.ID)
+	case c.ChunkBytes < 4<<10 || c.ChunkBytes > 64<<20:
+		return fmt.Errorf("server: chunk size %d outside 4KiB..64MiB", c.ChunkBytes)
+	case c.MaxFileBytes <= 0:
+		return fmt.Errorf("server: max file size must be > 0")
+	case c.TickInterval < time.Millisecond:
+		return fmt.Errorf("server: tick interval %v below 1ms", c.TickInterval)
+	}
+	return c.Topology().Validate()
+}
+
+// Topology derives the cluster's topology from the peer list; every node
+// computes the same one.
+func (c Config) Topology() topo.Topology {
+	ids := make([]uint64, 0, len(c.Peers))
+	for id := range c.Peers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return topo.Default(ids, c.DataGroups, c.MetaReplicas, c.Replicas)
+}

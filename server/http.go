@@ -1,0 +1,517 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/client"
+	"github.com/tessera-db/tessera/core/fspath"
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node"
+)
+
+// httpAPI serves /v1/files (docs/http-api.md), /healthz and /metrics.
+type httpAPI struct {
+	cfg     Config
+	loop    *Loop
+	ccfg    client.Config
+	metrics *metrics
+	metricsHandler http.Handler
+	// sessID numbers this node's own writes, with sequence numbers from seq.
+	sessID uint64
+	seq    atomic.Uint64
+}
+
+// fileJSON is the JSON form of a file record.
+type fileJSON struct {
+	Path    string      `json:"path"`
+	Version uint64      `json:"version"`
+	Size    int64       `json:"size"`
+	MTime   time.Time   `json:"mtime"`
+	Chunks  []chunkJSON `json:"chunks,omitempty"`
+}
+
+type chunkJSON struct {
+	ID     uint64 `json:"id"`
+	Group  uint64 `json:"group"`
+	Size   uint32 `json:"size"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+func toJSON(f meta.File, withChunks bool) fileJSON {
+	j := fileJSON{Path: f.Path, Version: f.Version, Size: f.Size, MTime: time.Unix(0, f.MTimeNanos).UTC()}
+	if withChunks {
+		j.Chunks = []chunkJSON{}
+		for _, c := range f.Chunks {
+			j.Chunks = append(j.Chunks, chunkJSON{ID: c.ID, Group: c.Group, Size: c.Size, CRC32C: c.CRC})
+		}
+	}
+	return j
+}
+
+var httpStatus = map[api.Status]int{
+	api.OK:             http.StatusOK,
+	api.NotFound:       http.StatusNotFound,
+	api.Conflict:       http.StatusConflict,
+	api.Invalid:        http.StatusBadRequest,
+	api.TooLarge:       http.StatusRequestEntityTooLarge,
+	api.Unavailable:    http.StatusServiceUnavailable,
+	api.Timeout:        http.StatusServiceUnavailable,
+	api.Corrupt:        http.StatusInternalServerError,
+	api.SessionExpired: http.StatusConflict,
+	api.Internal:       http.StatusInternalServerError,
+}
+
+func writeError(w http.ResponseWriter, code int, name, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": name, "message": msg}})
+}
+
+func writeStatus(w http.ResponseWriter, s api.Status, msg string) {
+	code, ok := httpStatus[s]
+	if !ok {
+		code = http.StatusInternalServerError
+	}
+	writeError(w, code, s.String(), msg)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func setFileHeaders(w http.ResponseWriter, f meta.File) {
+	h := w.Header()
+	h.Set("ETag", fmt.Sprintf("%q", strconv.FormatUint(f.Version, 10)))
+	h.Set("X-Tessera-Version", strconv.FormatUint(f.Version, 10))
+	h.Set("Last-Modified", time.Unix(0, f.MTimeNanos).UTC().Format(http.TimeFormat))
+}
+
+// statusRecorder remembers the status code for the latency histogram.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+func (h *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	op := h.route(rec, r)
+	if rec.code == 0 {
+		rec.code = http.StatusOK
+	}
+	h.metrics.httpLatency.WithLabelValues(op, strconv.Itoa(rec.code)).Observe(time.Since(start).Seconds())
+}
+
+// route dispatches by hand rather than with http.ServeMux, because ServeMux
+// cleans "/a/../b" and redirects, and such paths must be refused with 400.
+func (h *httpAPI) route(w http.ResponseWriter, r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case p == "/healthz":
+		h.health(w)
+		return "healthz"
+	case p == "/metrics":
+		h.metricsHandler.ServeHTTP(w, r)
+		return "metrics"
+	case p == "/v1/files" || p == "/v1/files/":
+		if r.Method != http.MethodGet {
+			writeError(w, http.StatusMethodNotAllowed, "invalid", "only GET lists files")
+			return "list"
+		}
+		h.list(w, r)
+		return "list"
+	case strings.HasPrefix(p, "/v1/files/"):
+	default:
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint "+p)
+		return "other"
+	}
+	path := strings.TrimPrefix(p, "/v1/files")
+	if err := fspath.Validate(path); err != nil {
+		writeStatus(w, api.Invalid, err.Error())
+		return "invalid"
+	}
+	switch r.Method {
+	case http.MethodPut:
+		h.write(w, r, client.Put, path)
+		return "put"
+	case http.MethodPost:
+		switch r.URL.Query().Get("op") {
+		case "append":
+			h.write(w, r, client.Append, path)
+			return "append"
+		case "rename":
+			h.rename(w, r, path)
+			return "rename"
+		}
+		writeStatus(w, api.Invalid, "POST needs ?op=append or ?op=rename&to=PATH")
+		return "invalid"
+	case http.MethodGet, http.MethodHead:
+		h.get(w, r, path)
+		return strings.ToLower(r.Method)
+	case http.MethodDelete:
+		h.delete(w, r, path)
+		return "delete"
+	}
+	writeError(w, http.StatusMethodNotAllowed, "invalid", "method "+r.Method+" not allowed")
+	return "invalid"
+}
+
+// session returns the session and first sequence number for a write: the
+// client's own (Tessera-Session / Tessera-Seq) or this node's.
+func (h *httpAPI) session(r *http.Request) (*client.Session, error) {
+	sh, qh := r.Header.Get("Tessera-Session"), r.Header.Get("Tessera-Seq")
+	if sh == "" && qh == "" {
+		return client.NewSession(h.sessID, h.seq.Add(1)-1), nil
+	}
+	id, err1 := strconv.ParseUint(sh, 10, 64)
+	seq, err2 := strconv.ParseUint(qh, 10, 64)
+	if err1 != nil || err2 != nil || id == 0 || seq == 0 {
+		return nil, fmt.Errorf("Tessera-Session and Tessera-Seq must both be positive integers")
+	}
+	return client.NewSession(id, seq-1), nil
+}
+
+// conditions parses If-Match / If-None-Match into a CAS condition.
+func conditions(r *http.Request, spec *client.Spec) error {
+	if v := r.Header.Get("If-Match"); v != "" {
+		n, err := strconv.ParseUint(strings.Trim(v, `"`), 10, 64)
+		if err != nil {
+			return fmt.Errorf("If-Match must be a version number, got %q", v)
+		}
+		spec.HasIfVersion, spec.IfVersion = true, n
+	}
+	if v := r.Header.Get("If-None-Match"); v != "" {
+		if v != "*" {
+			return fmt.Errorf("If-None-Match supports only *")
+		}
+		if spec.HasIfVersion {
+			return fmt.Errorf("If-Match and If-None-Match are exclusive")
+		}
+		spec.HasIfVersion, spec.IfVersion = true, 0
+	}
+	return nil
+}
+
+func (h *httpAPI) write(w http.ResponseWriter, r *http.Request, kind client.Kind, path string) {
+	spec := client.Spec{Kind: kind, Path: path, SizeHint: r.ContentLength}
+	if err := conditions(r, &spec); err != nil {
+		writeStatus(w, api.Invalid, err.Error())
+		return
+	}
+	if r.ContentLength > h.cfg.MaxFileBytes {
+		writeStatus(w, api.TooLarge, fmt.Sprintf("body of %d bytes above the limit of %d", r.ContentLength, h.cfg.MaxFileBytes))
+		return
+	}
+	sess, err := h.session(r)
+	if err != nil {
+		writeStatus(w, api.Invalid, err.Error())
+		return
+	}
+	res := h.drive(r, client.New(h.ccfg, sess, spec), &limitedBody{r: r.Body, left: h.cfg.MaxFileBytes}, nil)
+	if res.Status != api.OK {
+		writeStatus(w, res.Status, res.Detail)
+		return
+	}
+	setFileHeaders(w, res.File)
+	code := http.StatusOK
+	if kind == client.Put {
+		code = http.StatusCreated
+	}
+	writeJSON(w, code, toJSON(res.File, true))
+}
+
+func (h *httpAPI) rename(w http.ResponseWriter, r *http.Request, path string) {
+	to := r.URL.Query().Get("to")
+	if err := fspath.Validate(to); err != nil {
+		writeStatus(w, api.Invalid, "rename target: "+err.Error())
+		return
+	}
+	spec := client.Spec{Kind: client.Rename, Path: path, NewPath: to}
+	if err := conditions(r, &spec); err != nil {
+		writeStatus(w, api.Invalid, err.Error())
+		return
+	}
+	sess, err := h.session(r)
+	if err != nil {
+		writeStatus(w, api.Invalid, err.Error())
+		return
+	}
+	res := h.drive(r, client.New(h.ccfg, sess, spec), nil, nil)
+	if res.Status != api.OK {
+		writeStatus(w, res.Status, res.Detail)
+		return
+	}
+	setFileHeaders(w, res.File)
+	writeJSON(w, http.StatusOK, toJSON(res.File, true))
+}
+
+func (h *httpAPI) delete(w http.ResponseWriter, r *http.Request, path string) {
+	spec := client.Spec{Kind: client.Delete, Path: path}
+	if err := conditions(r, &spec); err != nil {
+		writeStatus(w, api.Invalid, err.Error())
+		return
+	}
+	sess, err := h.session(r)
+	if err != nil {
+		writeStatus(w, api.Invalid, err.Error())
+		return
+	}
+	res := h.drive(r, client.New(h.ccfg, sess, spec), nil, nil)
+	if res.Status != api.OK {
+		writeStatus(w, res.Status, res.Detail)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
+	if r.Method == http.MethodHead {
+		res := h.drive(r, client.New(h.ccfg, nil, client.Spec{Kind: client.Stat, Path: path}), nil, nil)
+		if res.Status != api.OK {
+			w.WriteHeader(httpStatus[res.Status])
+			return
+		}
+		setFileHeaders(w, res.File)
+		w.Header().Set("Content-Length", strconv.FormatInt(res.File.Size, 10))
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	spec := client.Spec{Kind: client.Get, Path: path, Length: -1}
+	rng := r.Header.Get("Range")
+	started := false
+	sink := func(st client.Step) error {
+		if st.Kind == client.StepFile {
+			f := st.Result.File
+			if rng != "" {
+				// The range was resolved against the file in drive; see parseRange.
+				setFileHeaders(w, f)
+				w.Header().Set("Content-Length", strconv.FormatInt(st.Length, 10))
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", st.Offset, st.Offset+st.Length-1, f.Size))
+				w.WriteHeader(http.StatusPartialContent)
+			} else {
+				setFileHeaders(w, f)
+				w.Header().Set("Content-Length", strconv.FormatInt(f.Size, 10))
+				w.WriteHeader(http.StatusOK)
+			}
+			started = true
+			return nil
+		}
+		_, err := w.Write(st.Data)
+		return err
+	}
+	if rng != "" {
+		// A suffix range needs the size first: stat, then read the range.
+		res := h.drive(r, client.New(h.ccfg, nil, client.Spec{Kind: client.Stat, Path: path}), nil, nil)
+		if res.Status != api.OK {
+			writeStatus(w, res.Status, res.Detail)
+			return
+		}
+		off, n, err := parseRange(rng, res.File.Size)
+		if err != nil {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", res.File.Size))
+			writeError(w, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable", err.Error())
+			return
+		}
+		spec.Offset, spec.Length = off, n
+	}
+	res := h.drive(r, client.New(h.ccfg, nil, spec), nil, sink)
+	if res.Status != api.OK && !started {
+		if rng != "" && res.Status == api.Invalid {
+			writeError(w, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable", res.Detail)
+			return
+		}
+		writeStatus(w, res.Status, res.Detail)
+		return
+	}
+	if res.Status != api.OK {
+		// Headers are gone: abort the connection so the client sees a short body.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// parseRange parses a single "bytes=" range against a file size.
+func parseRange(h string, size int64) (off, n int64, err error) {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return 0, 0, fmt.Errorf("only one bytes= range is supported, got %q", h)
+	}
+	a, b, ok := strings.Cut(spec, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("bad range %q", h)
+	}
+	switch {
+	case a == "":
+		k, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || k <= 0 {
+			return 0, 0, fmt.Errorf("bad suffix range %q", h)
+		}
+		k = min(k, size)
+		if k == 0 {
+			return 0, 0, fmt.Errorf("empty file has no suffix range")
+		}
+		return size - k, k, nil
+	default:
+		start, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || start < 0 || start >= size {
+			return 0, 0, fmt.Errorf("range start %q outside file of %d bytes", a, size)
+		}
+		end := size - 1
+		if b != "" {
+			e, err := strconv.ParseInt(b, 10, 64)
+			if err != nil || e < start {
+				return 0, 0, fmt.Errorf("bad range end %q", b)
+			}
+			end = min(e, size-1)
+		}
+		return start, end - start + 1, nil
+	}
+}
+
+func (h *httpAPI) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	spec := client.Spec{Kind: client.List, Prefix: q.Get("prefix"), After: q.Get("after")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.ParseUint(l, 10, 32)
+		if err != nil || n == 0 || n > api.MaxListLimit {
+			writeStatus(w, api.Invalid, fmt.Sprintf("limit must be 1..%d", api.MaxListLimit))
+			return
+		}
+		spec.Limit = uint32(n)
+	}
+	res := h.drive(r, client.New(h.ccfg, nil, spec), nil, nil)
+	if res.Status != api.OK {
+		writeStatus(w, res.Status, res.Detail)
+		return
+	}
+	out := struct {
+		Files     []fileJSON `json:"files"`
+		More      bool       `json:"more"`
+		NextAfter string     `json:"next_after,omitempty"`
+	}{Files: []fileJSON{}, More: res.More}
+	for _, f := range res.Files {
+		out.Files = append(out.Files, toJSON(f, false))
+	}
+	if res.More && len(res.Files) > 0 {
+		out.NextAfter = res.Files[len(res.Files)-1].Path
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *httpAPI) health(w http.ResponseWriter) {
+	type groupJSON struct {
+		ID       uint64 `json:"id"`
+		Leader   uint64 `json:"leader"`
+		IsLeader bool   `json:"is_leader"`
+		Term     uint64 `json:"term"`
+		Applied  uint64 `json:"applied"`
+	}
+	var groups []groupJSON
+	var nodeErr error
+	alive := h.loop.inspect(func(n *node.Node) {
+		nodeErr = n.Err()
+		for _, g := range n.Groups() {
+			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Applied})
+		}
+	})
+	if !alive || nodeErr != nil {
+		msg := "event loop stopped"
+		if nodeErr != nil {
+			msg = nodeErr.Error()
+		}
+		writeError(w, http.StatusServiceUnavailable, "unavailable", msg)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "node": h.cfg.ID, "groups": groups})
+}
+
+// limitedBody fails a body that grows past the node's file size limit.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+}
+
+var errTooLarge = errors.New("body too large")
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n, errTooLarge
+	}
+	return n, err
+}
+
+// drive runs a client op to completion: requests go to this node's loop
+// (which forwards as needed), body data comes from body, read data goes to
+// sink. Retries back off briefly; the request's context bounds everything.
+func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink func(client.Step) error) client.Result {
+	ctx := r.Context()
+	var buf []byte
+	for {
+		st := op.Next()
+		switch st.Kind {
+		case client.StepSend:
+			if st.Attempt > 0 {
+				select {
+				case <-ctx.Done():
+					return client.Result{Status: api.Timeout, Detail: "client went away"}
+				case <-time.After(time.Duration(st.Attempt) * 100 * time.Millisecond):
+				}
+			}
+			op.OnResponse(h.loop.Do(st.Req, ctx.Done()))
+		case client.StepNeedData:
+			if buf == nil {
+				buf = make([]byte, h.ccfg.ChunkBytes)
+			}
+			n, err := io.ReadFull(body, buf)
+			eof := false
+			switch {
+			case err == nil:
+			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+				eof = true
+			case errors.Is(err, errTooLarge):
+				return client.Result{Status: api.TooLarge, Detail: fmt.Sprintf("body above the limit of %d bytes", h.cfg.MaxFileBytes)}
+			default:
+				return client.Result{Status: api.Invalid, Detail: "reading request body: " + err.Error()}
+			}
+			// The op keeps the slice until the chunk is written; a fresh
+			// buffer per chunk keeps memory at about one chunk per request.
+			op.OnData(buf[:n], eof)
+			buf = nil
+		case client.StepFile, client.StepEmit:
+			if sink != nil {
+				if err := sink(st); err != nil {
+					return client.Result{Status: api.Timeout, Detail: "client went away: " + err.Error()}
+				}
+			}
+			op.OnDelivered()
+		case client.StepDone:
+			return st.Result
+		}
+	}
+}

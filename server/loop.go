@@ -1,0 +1,123 @@
+package server
+
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// maxBatch bounds how many events the loop handles before it flushes, so
+// that one fsync covers a batch without starving the network.
+const maxBatch = 256
+
+// Loop owns a node and is the only goroutine that touches it. Other
+// goroutines (HTTP handlers, transport readers) post closures to it.
+type Loop struct {
+	node   *node.Node
+	inbox  chan func()
+	stop   chan struct{}
+	done   chan struct{}
+	tick   time.Duration
+	onStat func(*node.Node)
+}
+
+// runtimeEnv implements env.Env for production.
+type runtimeEnv struct {
+	fs   vfs.FS
+	rng  *rand.Rand
+	send func(*wire.Envelope)
+	log  *slog.Logger
+}
+
+func (e *runtimeEnv) NowNanos() int64         { return time.Now().UnixNano() }
+func (e *runtimeEnv) Rand() *rand.Rand        { return e.rng }
+func (e *runtimeEnv) Send(m *wire.Envelope)   { e.send(m) }
+func (e *runtimeEnv) FS() vfs.FS              { return e.fs }
+func (e *runtimeEnv) Log() *slog.Logger       { return e.log }
+func newRuntimeEnv(fs vfs.FS, send func(*wire.Envelope), log *slog.Logger) *runtimeEnv {
+	var seed [16]byte
+	_, _ = crand.Read(seed[:])
+	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
+	return &runtimeEnv{fs: fs, rng: rng, send: send, log: log}
+}
+
+func newLoop(n *node.Node, tick time.Duration) *Loop {
+	return &Loop{node: n, inbox: make(chan func(), 4096), stop: make(chan struct{}), done: make(chan struct{}), tick: tick}
+}
+
+// run is the event loop: tick, handle posted events in batches, flush.
+func (l *Loop) run() {
+	defer close(l.done)
+	t := time.NewTicker(l.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			l.node.Tick()
+		case f := <-l.inbox:
+			f()
+		}
+	drain:
+		for i := 0; i < maxBatch; i++ {
+			select {
+			case f := <-l.inbox:
+				f()
+			default:
+				break drain
+			}
+		}
+		l.node.Flush()
+		if l.node.Err() != nil {
+			return
+		}
+	}
+}
+
+// post runs f on the loop; it reports false if the loop has stopped.
+func (l *Loop) post(f func()) bool {
+	select {
+	case l.inbox <- f:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// Do submits a request to the node and waits for its response.
+func (l *Loop) Do(req *api.Request, cancel <-chan struct{}) *api.Response {
+	ch := make(chan *api.Response, 1)
+	if !l.post(func() { l.node.Submit(req, func(r *api.Response) { ch <- r }) }) {
+		return api.Errorf(api.Unavailable, "node is stopping")
+	}
+	select {
+	case r := <-ch:
+		return r
+	case <-cancel:
+		return api.Errorf(api.Timeout, "request cancelled by the client; outcome unknown")
+	case <-l.done:
+		return api.Errorf(api.Timeout, "node stopped; outcome unknown")
+	}
+}
+
+// inspect runs f with the node on the loop and waits for it.
+func (l *Loop) inspect(f func(*node.Node)) bool {
+	ch := make(chan struct{})
+	if !l.post(func() { f(l.node); close(ch) }) {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	case <-l.done:
+		return false
+	}
+}

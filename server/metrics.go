@@ -1,0 +1,130 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tessera-db/tessera/core/node"
+)
+
+// metrics are the node's Prometheus metrics, registered in a private
+// registry (no global state).
+type metrics struct {
+	reg           *prometheus.Registry
+	httpLatency   *prometheus.HistogramVec
+	fsyncLatency  prometheus.Histogram
+	peerDropped   *prometheus.CounterVec
+	peerSentBytes prometheus.Counter
+	peerMalformed prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		httpLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tessera_http_request_duration_seconds",
+			Help:    "Latency of HTTP API requests by operation and status code.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"op", "code"}),
+		fsyncLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tessera_wal_fsync_duration_seconds",
+			Help:    "Latency of fsync calls on the node's disk (raft WAL segments, snapshots and chunk files).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		peerDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tessera_peer_envelopes_dropped_total",
+			Help: "Envelopes to a peer dropped because its queue was full or it was unreachable.",
+		}, []string{"peer"}),
+		peerSentBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tessera_peer_sent_bytes_total", Help: "Bytes sent to peers.",
+		}),
+		peerMalformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tessera_peer_malformed_frames_total", Help: "Peer frames that failed to decode.",
+		}),
+	}
+	m.reg.MustRegister(m.httpLatency, m.fsyncLatency, m.peerDropped, m.peerSentBytes, m.peerMalformed,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) observeFsync(d time.Duration) { m.fsyncLatency.Observe(d.Seconds()) }
+
+// nodeCollector reads the node's counters and raft status on the event loop
+// at scrape time.
+type nodeCollector struct {
+	loop *Loop
+	descs map[string]*prometheus.Desc
+}
+
+var nodeCounters = []struct {
+	name, help string
+	get        func(node.Stats) uint64
+}{
+	{"tessera_raft_proposals_total", "Raft proposals made by this node.", func(s node.Stats) uint64 { return s.Proposals }},
+	{"tessera_raft_read_index_total", "ReadIndex requests issued for linearizable reads.", func(s node.Stats) uint64 { return s.Reads }},
+	{"tessera_raft_applied_entries_total", "Raft entries applied to state machines.", func(s node.Stats) uint64 { return s.Applied }},
+	{"tessera_raft_snapshots_total", "Snapshots taken.", func(s node.Stats) uint64 { return s.Snapshots }},
+	{"tessera_raft_snapshots_installed_total", "Data-group snapshots installed from a leader.", func(s node.Stats) uint64 { return s.SnapshotsInstalled }},
+	{"tessera_wal_syncs_total", "WAL fsyncs.", func(s node.Stats) uint64 { return s.WALSyncs }},
+	{"tessera_requests_forwarded_total", "Requests forwarded to another node.", func(s node.Stats) uint64 { return s.Forwards }},
+	{"tessera_chunk_corrupt_total", "Chunk reads that failed their crc32c check.", func(s node.Stats) uint64 { return s.CorruptChunks }},
+	{"tessera_chunk_repaired_total", "Corrupt chunk files re-fetched from a healthy replica.", func(s node.Stats) uint64 { return s.RepairedChunks }},
+	{"tessera_chunk_fetches_total", "Chunk fetches sent to peers.", func(s node.Stats) uint64 { return s.ChunkFetches }},
+	{"tessera_peer_messages_dropped_total", "Peer messages dropped as invalid or for unknown groups.", func(s node.Stats) uint64 { return s.DroppedMessages }},
+	{"tessera_peer_unknown_total", "Envelopes from unknown nodes rejected.", func(s node.Stats) uint64 { return s.UnknownPeerMessages }},
+	{"tessera_requests_total", "Requests served by the core (client and forwarded).", func(s node.Stats) uint64 { return s.Requests }},
+	{"tessera_request_timeouts_total", "Requests that timed out with an unknown outcome.", func(s node.Stats) uint64 { return s.Timeouts }},
+}
+
+var groupGauges = []struct {
+	name, help string
+	get        func(node.GroupStatus) float64
+}{
+	{"tessera_raft_term", "Raft term of the group replica.", func(g node.GroupStatus) float64 { return float64(g.Term) }},
+	{"tessera_raft_commit_index", "Raft commit index of the group replica.", func(g node.GroupStatus) float64 { return float64(g.Commit) }},
+	{"tessera_raft_applied_index", "Applied index of the group replica.", func(g node.GroupStatus) float64 { return float64(g.Applied) }},
+	{"tessera_raft_is_leader", "1 if this replica leads its group.", func(g node.GroupStatus) float64 {
+		if g.IsLeader {
+			return 1
+		}
+		return 0
+	}},
+	{"tessera_raft_leader", "Node id of the group's leader as this replica knows it (0: none).", func(g node.GroupStatus) float64 { return float64(g.Leader) }},
+	{"tessera_chunks_held", "Chunks held by the replica (data groups).", func(g node.GroupStatus) float64 { return float64(g.Chunks) }},
+}
+
+func newNodeCollector(l *Loop) *nodeCollector {
+	c := &nodeCollector{loop: l, descs: map[string]*prometheus.Desc{}}
+	for _, nc := range nodeCounters {
+		c.descs[nc.name] = prometheus.NewDesc(nc.name, nc.help, nil, nil)
+	}
+	for _, gg := range groupGauges {
+		c.descs[gg.name] = prometheus.NewDesc(gg.name, gg.help, []string{"group"}, nil)
+	}
+	return c
+}
+
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	var st node.Stats
+	var groups []node.GroupStatus
+	if !c.loop.inspect(func(n *node.Node) { st, groups = n.Stats(), n.Groups() }) {
+		return
+	}
+	for _, nc := range nodeCounters {
+		ch <- prometheus.MustNewConstMetric(c.descs[nc.name], prometheus.CounterValue, float64(nc.get(st)))
+	}
+	for _, g := range groups {
+		for _, gg := range groupGauges {
+			ch <- prometheus.MustNewConstMetric(c.descs[gg.name], prometheus.GaugeValue, gg.get(g), fmt.Sprint(g.ID))
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package server
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tessera-db/tessera/core/client"
+	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/core/wire"
+	"github.com/tessera-db/tessera/server/osfs"
+)
+
+// Run serves one node until ctx is cancelled, then stops cleanly: it closes
+// the listeners, stops the event loop and closes the logs.
+func Run(ctx context.Context, cfg Config) error {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger.With("node", cfg.ID)
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("server: data dir: %w", err)
+	}
+	m := newMetrics()
+	fs := osfs.NewWithOptions(cfg.DataDir, osfs.Options{OnSync: m.observeFsync})
+
+	peerAddr := cfg.PeerAddr
+	if peerAddr == "" {
+		peerAddr = cfg.Peers[cfg.ID]
+	}
+	peerLn, err := net.Listen("tcp", peerAddr)
+	if err != nil {
+		return fmt.Errorf("server: peer listener: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		_ = peerLn.Close()
+		return fmt.Errorf("server: http listener: %w", err)
+	}
+
+	var loop *Loop
+	tr := newTransport(cfg.ID, cfg.Peers, peerLn, func(e *wire.Envelope) {
+		loop.post(func() { loop.node.Receive(e) })
+	}, log, m)
+	n, err := node.New(node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes},
+		newRuntimeEnv(fs, tr.send, log))
+	if err != nil {
+		_ = peerLn.Close()
+		_ = httpLn.Close()
+		return err
+	}
+	loop = newLoop(n, cfg.TickInterval)
+	m.reg.MustRegister(newNodeCollector(loop))
+
+	var sid [8]byte
+	_, _ = crand.Read(sid[:])
+	h := &httpAPI{cfg: cfg, loop: loop, metrics: m,
+		ccfg:           client.Config{ChunkBytes: cfg.ChunkBytes, Topology: cfg.Topology()},
+		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
+		sessID:         binary.LittleEndian.Uint64(sid[:]) | 1}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+
+	go loop.run()
+	tr.start()
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- srv.Serve(httpLn) }()
+	log.Info("node ready", "http", httpLn.Addr().String(), "peer", peerLn.Addr().String(), "groups", len(n.Groups()))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-httpErr:
+		runErr = fmt.Errorf("server: http: %w", err)
+	case <-loop.done:
+		runErr = n.Err()
+		if runErr == nil {
+			runErr = errors.New("server: event loop stopped")
+		}
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	tr.close()
+	select {
+	case <-loop.done:
+	default:
+		close(loop.stop)
+		<-loop.done
+	}
+	n.Close()
+	log.Info("node stopped", "err", runErr)
+	return runErr
+}

@@ -1,0 +1,185 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Mix is a run's rates of background faults, picked per seed (swarm
+// testing: each seed enables its own subset, so that rare combinations get
+// explored and no fault masks another on every run).
+type Mix struct {
+	// Network.
+	DelayMin, DelayMax time.Duration
+	LongDelayRate      float64 // fraction of envelopes delayed up to 20x DelayMax
+	DropRate           float64
+	DupRate            float64
+	// Disk.
+	TornWrites    bool    // a crash keeps a random prefix of unsynced appends
+	ReadFlipRate  float64 // fraction of chunk-file reads returning flipped bits
+	IOErrRate     float64 // fraction of writes and fsyncs failing with EIO (the node stops)
+	NoSpaceRate   float64 // fraction of writes failing with ENOSPC (the node stops)
+	SlowFsync     time.Duration
+	ClockSkew     float64 // max fraction by which a node's tick rate differs
+}
+
+// FaultKind is a scheduled fault.
+type FaultKind string
+
+// Scheduled faults.
+const (
+	Crash      FaultKind = "crash"     // node loses volatile state and unsynced writes; restarts after Dur
+	Pause      FaultKind = "pause"     // node handles nothing for Dur
+	Partition  FaultKind = "partition" // Nodes cannot talk to the rest for Dur (OneWay: only outbound cut)
+	Clog       FaultKind = "clog"      // everything to and from Node is delayed heavily for Dur
+	BitRot     FaultKind = "bitrot"    // one random chunk file of Node gets a flipped bit at rest
+)
+
+// Fault is one scheduled fault.
+type Fault struct {
+	At     time.Duration
+	Kind   FaultKind
+	Node   int
+	Nodes  []int
+	Dur    time.Duration
+	OneWay bool
+}
+
+func (f Fault) String() string {
+	s := fmt.Sprintf("%s@%s", f.Kind, f.At)
+	switch f.Kind {
+	case Partition:
+		parts := make([]string, len(f.Nodes))
+		for i, n := range f.Nodes {
+			parts[i] = strconv.Itoa(n)
+		}
+		s += ":" + strings.Join(parts, "+")
+		if f.OneWay {
+			s += ":oneway"
+		}
+	default:
+		s += fmt.Sprintf(":n%d", f.Node)
+	}
+	if f.Dur > 0 {
+		s += "/" + f.Dur.String()
+	}
+	return s
+}
+
+// Schedule is everything a run's faults are made of.
+type Schedule struct {
+	Mix    Mix
+	Faults []Fault
+	// FaultsUntil is when faults stop and everything heals.
+	FaultsUntil time.Duration
+}
+
+// generate picks a fault mix and schedule for a seed (swarm-style).
+func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
+	on := func(p float64) bool { return r.Float64() < p }
+	until := duration * 6 / 10
+	s := Schedule{FaultsUntil: until}
+	m := &s.Mix
+	m.DelayMin = time.Duration(r.IntN(2000)+100) * time.Microsecond
+	m.DelayMax = m.DelayMin + time.Duration(r.IntN(20000))*time.Microsecond
+	if on(0.5) {
+		m.LongDelayRate = r.Float64() * 0.05
+	}
+	if on(0.5) {
+		m.DropRate = r.Float64() * 0.1
+	}
+	if on(0.4) {
+		m.DupRate = r.Float64() * 0.05
+	}
+	m.TornWrites = on(0.7)
+	if on(0.3) {
+		m.ReadFlipRate = r.Float64() * 0.02
+	}
+	if on(0.2) {
+		m.IOErrRate = r.Float64() * 0.0005
+	}
+	if on(0.1) {
+		m.NoSpaceRate = r.Float64() * 0.0005
+	}
+	if on(0.3) {
+		m.SlowFsync = time.Duration(r.IntN(50)+1) * time.Millisecond
+	}
+	if on(0.5) {
+		m.ClockSkew = r.Float64() * 0.3
+	}
+	rates := map[FaultKind]float64{}
+	for _, k := range []FaultKind{Crash, Pause, Partition, Clog, BitRot} {
+		if on(0.5) {
+			rates[k] = r.Float64() * 4 // per virtual 10 s
+		}
+	}
+	for _, k := range []FaultKind{Crash, Pause, Partition, Clog, BitRot} {
+		rate := rates[k]
+		if rate == 0 {
+			continue
+		}
+		n := int(rate * until.Seconds() / 10)
+		for i := 0; i < n; i++ {
+			f := Fault{At: time.Duration(r.Int64N(int64(until))), Kind: k, Node: r.IntN(nodes) + 1}
+			switch k {
+			case Crash:
+				f.Dur = time.Duration(r.IntN(5000)+100) * time.Millisecond
+			case Pause, Clog:
+				f.Dur = time.Duration(r.IntN(3000)+100) * time.Millisecond
+			case Partition:
+				f.Dur = time.Duration(r.IntN(5000)+200) * time.Millisecond
+				perm := r.Perm(nodes)
+				side := r.IntN(nodes/2) + 1
+				for _, p := range perm[:side] {
+					f.Nodes = append(f.Nodes, p+1)
+				}
+				slices.Sort(f.Nodes)
+				f.OneWay = on(0.3)
+				f.Node = 0
+			}
+			s.Faults = append(s.Faults, f)
+		}
+	}
+	slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
+	return s
+}
+
+// String prints the mix and schedule on one line (the "faults:" line).
+func (s Schedule) String() string {
+	m := s.Mix
+	var b strings.Builder
+	fmt.Fprintf(&b, "delay=%s..%s", m.DelayMin, m.DelayMax)
+	add := func(name string, v float64) {
+		if v > 0 {
+			fmt.Fprintf(&b, " %s=%.4f", name, v)
+		}
+	}
+	add("long", m.LongDelayRate)
+	add("drop", m.DropRate)
+	add("dup", m.DupRate)
+	add("readflip", m.ReadFlipRate)
+	add("eio", m.IOErrRate)
+	add("enospc", m.NoSpaceRate)
+	add("skew", m.ClockSkew)
+	if m.TornWrites {
+		b.WriteString(" torn")
+	}
+	if m.SlowFsync > 0 {
+		fmt.Fprintf(&b, " slowfsync=%s", m.SlowFsync)
+	}
+	counts := map[FaultKind]int{}
+	for _, f := range s.Faults {
+		counts[f.Kind]++
+	}
+	for _, k := range []FaultKind{Crash, Pause, Partition, Clog, BitRot} {
+		if counts[k] > 0 {
+			fmt.Fprintf(&b, " %s=%d", k, counts[k])
+		}
+	}
+	fmt.Fprintf(&b, " until=%s", s.FaultsUntil)
+	return b.String()
+}

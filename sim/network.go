@@ -1,0 +1,85 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// network delivers envelopes between simulated nodes with the run's delays,
+// losses, duplicates and partitions. Every envelope is encoded and decoded,
+// as on a real wire, so that no state is shared between nodes.
+type network struct {
+	w *World
+	// blocked[a][b] cuts messages from a to b.
+	blocked map[[2]int]int
+	// clogged nodes have their traffic delayed heavily.
+	clogged map[int]int
+	faults  bool
+}
+
+func newNetwork(w *World) *network {
+	return &network{w: w, blocked: map[[2]int]int{}, clogged: map[int]int{}, faults: true}
+}
+
+func (nw *network) delay() time.Duration {
+	m := nw.w.sched.Mix
+	r := nw.w.netRng
+	d := m.DelayMin
+	if m.DelayMax > m.DelayMin {
+		d += time.Duration(r.Int64N(int64(m.DelayMax - m.DelayMin)))
+	}
+	if nw.faults && m.LongDelayRate > 0 && r.Float64() < m.LongDelayRate {
+		d += time.Duration(r.Int64N(int64(20*m.DelayMax) + 1))
+	}
+	return d
+}
+
+func (nw *network) send(m *wire.Envelope, after time.Duration) {
+	w := nw.w
+	b, err := m.Marshal()
+	if err != nil {
+		w.failf("node %d produced an unencodable envelope: %v", m.From, err)
+		return
+	}
+	from, to := int(m.From), int(m.To)
+	if nw.blocked[[2]int{from, to}] > 0 {
+		w.clk.note("cut", m.From, m.To)
+		return
+	}
+	mix := w.sched.Mix
+	if nw.faults && mix.DropRate > 0 && w.netRng.Float64() < mix.DropRate {
+		w.clk.note("drop", m.From, m.To)
+		return
+	}
+	copies := 1
+	if nw.faults && mix.DupRate > 0 && w.netRng.Float64() < mix.DupRate {
+		copies = 2
+	}
+	for i := 0; i < copies; i++ {
+		d := after + nw.delay()
+		if nw.clogged[from] > 0 || nw.clogged[to] > 0 {
+			d += time.Second + time.Duration(w.netRng.Int64N(int64(2*time.Second)))
+		}
+		w.clk.after(d, "deliver", to, func() {
+			if nw.blocked[[2]int{from, to}] > 0 {
+				return
+			}
+			dst := w.nodes[to-1]
+			env, err := wire.Unmarshal(b)
+			if err != nil {
+				w.failf("envelope %d->%d does not decode: %v", from, to, err)
+				return
+			}
+			dst.handle("deliver", func(n *node.Node) { n.Receive(env) })
+		})
+	}
+}
+
+// heal removes every network fault.
+func (nw *network) heal() {
+	clear(nw.blocked)
+	clear(nw.clogged)
+	nw.faults = false
+}

@@ -1,0 +1,55 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// Report prints a run's result in the CLI contract's line format:
+// seed, faults, ops, trace-hash, linearizable, verdict and, on failure, the
+// failures and a replay command. It writes the Porcupine report of a
+// non-linearizable run to reportPath and says where.
+func Report(out io.Writer, opts Options, res *Result, reportPath string, wall time.Duration) {
+	fmt.Fprintf(out, "seed: %d\n", res.Seed)
+	fmt.Fprintf(out, "faults: %s\n", res.Schedule)
+	fmt.Fprintf(out, "ops: %d\n", res.Ops)
+	fmt.Fprintf(out, "events: %d\n", res.Events)
+	fmt.Fprintf(out, "simulated: %s (%.0fx real time)\n", res.Simulated.Round(time.Millisecond), res.Simulated.Seconds()/max(wall.Seconds(), 1e-9))
+	fmt.Fprintf(out, "trace-hash: %s\n", res.TraceHash)
+	fmt.Fprintf(out, "linearizable: %s\n", res.Linearizable)
+	for _, n := range res.Notes {
+		fmt.Fprintf(out, "note: %s\n", n)
+	}
+	if res.Passed() {
+		fmt.Fprintln(out, "verdict: pass")
+		return
+	}
+	for _, f := range res.Failures {
+		first, _, _ := strings.Cut(f, "\n")
+		fmt.Fprintf(out, "failure: %s\n", first)
+	}
+	if len(res.Report) > 0 && reportPath != "" {
+		if err := os.WriteFile(reportPath, res.Report, 0o644); err == nil {
+			fmt.Fprintf(out, "porcupine-report: %s\n", reportPath)
+		} else {
+			fmt.Fprintf(out, "porcupine-report: not written: %v\n", err)
+		}
+	}
+	fmt.Fprintln(out, "verdict: fail")
+	fmt.Fprintf(out, "replay: %s\n", ReplayCommand(opts, res.Seed, nil))
+}
+
+// ReplayCommand is the exact command that replays a run.
+func ReplayCommand(opts Options, seed uint64, sched *Schedule) string {
+	cmd := fmt.Sprintf("tessera sim run --seed %d --nodes %d --duration %s", seed, opts.Nodes, opts.Duration)
+	if sched != nil {
+		cmd += fmt.Sprintf(" --schedule '%s'", sched.Encode())
+	}
+	if bugs := BugNames(opts.Bugs); len(bugs) > 0 {
+		cmd += " --inject-bug " + strings.Join(bugs, ",")
+	}
+	return cmd
+}

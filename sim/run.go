@@ -1,0 +1,325 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
+)
+
+// Options configure a run.
+type Options struct {
+	Seed     uint64
+	Nodes    int
+	Duration time.Duration
+	// Tick is the nodes' nominal tick period.
+	Tick time.Duration
+	// Clients is the number of concurrent clients.
+	Clients int
+	// Keys is the size of the workload's key set.
+	Keys int
+	// ChunkBytes is the chunk size (small, so that files span chunks).
+	ChunkBytes int
+	// DataGroups is the number of data groups.
+	DataGroups int
+	// Trace, if set, receives a line per event.
+	Trace io.Writer
+	// Schedule, if set, replaces the seed's generated faults (replay of a
+	// shrunk schedule).
+	Schedule *Schedule
+	// Bugs inject known defects into the core (testbed self-test).
+	Bugs node.Bugs
+	// Log, if set, receives the nodes' logs (default: discarded).
+	Log io.Writer
+}
+
+// DefaultOptions are the embedded defaults of `tessera sim run`.
+func DefaultOptions() Options {
+	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 10 * time.Millisecond, Clients: 4,
+		Keys: 4, ChunkBytes: 256, DataGroups: 3}
+}
+
+func (o *Options) fill() {
+	d := DefaultOptions()
+	if o.Nodes == 0 {
+		o.Nodes = d.Nodes
+	}
+	if o.Duration == 0 {
+		o.Duration = d.Duration
+	}
+	if o.Tick == 0 {
+		o.Tick = d.Tick
+	}
+	if o.Clients == 0 {
+		o.Clients = d.Clients
+	}
+	if o.Keys == 0 {
+		o.Keys = d.Keys
+	}
+	if o.ChunkBytes == 0 {
+		o.ChunkBytes = d.ChunkBytes
+	}
+	if o.DataGroups == 0 {
+		o.DataGroups = d.DataGroups
+	}
+}
+
+// World is one simulation run.
+type World struct {
+	opts     Options
+	clk      *clock
+	sched    Schedule
+	topo     topo.Topology
+	nodes    []*simNode
+	net      *network
+	clients  []*simClient
+	hist     *history
+	faultRng *rand.Rand
+	netRng   *rand.Rand
+	workRng  *rand.Rand
+	log      *slog.Logger
+	failures []string
+	healed   bool
+	healAt   time.Duration
+	notes    []string
+}
+
+func (w *World) nodeConfig(id int) node.Config {
+	return node.Config{
+		ID: uint64(id), Topology: w.topo, ElectionTicks: 20, HeartbeatTicks: 2,
+		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes,
+		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20,
+		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
+	}
+}
+
+func (w *World) failf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	w.failures = append(w.failures, msg)
+	w.clk.note("FAIL", uint64(len(w.failures)), 0)
+}
+
+func (w *World) logf(format string, args ...any) {
+	if w.opts.Trace != nil {
+		fmt.Fprintf(w.opts.Trace, "%12.6f # %s\n", w.clk.now.Seconds(), fmt.Sprintf(format, args...))
+	}
+}
+
+func (w *World) scheduleRestart(s *simNode, after time.Duration) {
+	w.clk.after(after, "restart", s.id, func() { w.restart(s) })
+}
+
+func (w *World) restart(s *simNode) {
+	if s.up() {
+		return
+	}
+	if err := s.start(); err != nil {
+		w.failf("node %d cannot restart from its disk: %v", s.id, err)
+	}
+}
+
+// Result is the outcome of a run.
+type Result struct {
+	Seed         uint64
+	Schedule     Schedule
+	Ops          int
+	Events       uint64
+	TraceHash    string
+	Linearizable string // "yes", "no" or "unknown" (checker timed out)
+	Failures     []string
+	Simulated    time.Duration
+	// Report is the Porcupine HTML visualisation of a failing partition.
+	Report []byte
+	Notes  []string
+}
+
+// Passed reports whether every check passed.
+func (r *Result) Passed() bool { return len(r.Failures) == 0 && r.Linearizable != "no" }
+
+// Run runs one simulation. Never call it concurrently in one process.
+func Run(opts Options) *Result {
+	opts.fill()
+	var res *Result
+	withSeededCrypto(opts.Seed, func() { res = run(opts) })
+	return res
+}
+
+func run(opts Options) *Result {
+	root := rand.New(rand.NewPCG(opts.Seed, 0x7e55e7a))
+	w := &World{opts: opts, clk: newClock(opts.Trace),
+		faultRng: rand.New(rand.NewPCG(root.Uint64(), 1)),
+		netRng:   rand.New(rand.NewPCG(root.Uint64(), 2)),
+		workRng:  rand.New(rand.NewPCG(root.Uint64(), 3)),
+	}
+	schedRng := rand.New(rand.NewPCG(root.Uint64(), 4))
+	if opts.Schedule != nil {
+		w.sched = *opts.Schedule
+	} else {
+		w.sched = generate(schedRng, opts.Nodes, opts.Duration)
+	}
+	logOut := opts.Log
+	if logOut == nil {
+		logOut = io.Discard
+	}
+	w.log = slog.New(newVirtualHandler(logOut, w.clk))
+	ids := make([]uint64, opts.Nodes)
+	for i := range ids {
+		ids[i] = uint64(i + 1)
+	}
+	w.topo = topo.Default(ids, opts.DataGroups, min(opts.Nodes, 5), min(opts.Nodes, 3))
+	w.net = newNetwork(w)
+	w.hist = newHistory()
+	for i := 0; i < opts.Nodes; i++ {
+		skew := 1.0
+		if w.sched.Mix.ClockSkew > 0 {
+			skew += (schedRng.Float64()*2 - 1) * w.sched.Mix.ClockSkew
+		}
+		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true,
+			rng:        rand.New(rand.NewPCG(root.Uint64(), uint64(100+i))),
+			tickPeriod: time.Duration(float64(opts.Tick) * skew)}
+		s.installDiskFaults()
+		w.nodes = append(w.nodes, s)
+	}
+	for _, s := range w.nodes {
+		if err := s.start(); err != nil {
+			w.failf("node %d cannot start: %v", s.id, err)
+			return w.result()
+		}
+	}
+	w.scheduleFaults()
+	w.clk.at(w.sched.FaultsUntil, "heal", 0, w.heal)
+	w.startWorkload()
+
+	end := opts.Duration
+	for len(w.failures) == 0 && w.clk.step(end) {
+	}
+	if len(w.failures) == 0 {
+		w.finish()
+	}
+	return w.result()
+}
+
+// scheduleFaults turns the schedule into events.
+func (w *World) scheduleFaults() {
+	for _, f := range w.sched.Faults {
+		if f.At >= w.sched.FaultsUntil {
+			continue
+		}
+		w.clk.at(f.At, "fault:"+string(f.Kind), f.Node, func() { w.inject(f) })
+	}
+}
+
+func (w *World) inject(f Fault) {
+	if w.healed {
+		return
+	}
+	w.logf("fault %s", f)
+	switch f.Kind {
+	case Crash:
+		s := w.nodes[f.Node-1]
+		if s.up() {
+			s.crash("scheduled")
+			w.scheduleRestart(s, f.Dur)
+		}
+	case Pause:
+		s := w.nodes[f.Node-1]
+		s.pausedUntil = max(s.pausedUntil, w.clk.now+f.Dur)
+	case Clog:
+		w.net.clogged[f.Node]++
+		w.clk.after(f.Dur, "unclog", f.Node, func() {
+			if w.net.clogged[f.Node] > 0 {
+				w.net.clogged[f.Node]--
+			}
+		})
+	case Partition:
+		var pairs [][2]int
+		for _, a := range f.Nodes {
+			for b := 1; b <= w.opts.Nodes; b++ {
+				if slices.Contains(f.Nodes, b) {
+					continue
+				}
+				pairs = append(pairs, [2]int{a, b})
+				if !f.OneWay {
+					pairs = append(pairs, [2]int{b, a})
+				}
+			}
+		}
+		for _, p := range pairs {
+			w.net.blocked[p]++
+		}
+		w.clk.after(f.Dur, "unpartition", 0, func() {
+			for _, p := range pairs {
+				if w.net.blocked[p] > 0 {
+					w.net.blocked[p]--
+				}
+			}
+		})
+	case BitRot:
+		w.bitRot(w.nodes[f.Node-1])
+	}
+}
+
+// bitRot flips one bit of one chunk file of a node, at rest.
+func (w *World) bitRot(s *simNode) {
+	var files []string
+	for _, g := range w.topo.DataGroups() {
+		dir := fmt.Sprintf("groups/%d/chunks", g)
+		names, _ := s.fs.List(dir)
+		for _, n := range names {
+			if strings.HasSuffix(n, ".chk") {
+				files = append(files, dir+"/"+n)
+			}
+		}
+	}
+	if len(files) == 0 {
+		return
+	}
+	name := files[w.faultRng.IntN(len(files))]
+	f, err := s.fs.Open(name)
+	if err != nil {
+		return
+	}
+	size, _ := f.Size()
+	_ = f.Close()
+	if size <= 16 {
+		return
+	}
+	off := 16 + w.faultRng.Int64N(size-16)
+	if err := s.fs.CorruptAtRest(name, off, byte(1)<<w.faultRng.IntN(8)); err == nil {
+		w.clk.note("bitrot", uint64(s.id), uint64(off))
+	}
+}
+
+// heal ends every fault: restarts crashed nodes, ends pauses, partitions
+// and clogs, and stops background network and disk faults.
+func (w *World) heal() {
+	w.healed = true
+	w.healAt = w.clk.now
+	w.net.heal()
+	for _, s := range w.nodes {
+		s.diskFaults = false
+		s.pausedUntil = 0
+		if !s.up() {
+			w.restart(s)
+		}
+	}
+	w.logf("healed")
+}
+
+func (w *World) result() *Result {
+	r := &Result{Seed: w.opts.Seed, Schedule: w.sched, Ops: w.hist.len(), Events: w.clk.events,
+		TraceHash: w.clk.traceHash(), Failures: w.failures, Simulated: w.clk.now, Linearizable: "unknown", Notes: w.notes}
+	if len(w.failures) == 0 || w.hist.len() > 0 {
+		lin, report := w.hist.check()
+		r.Linearizable = lin
+		r.Report = report
+	}
+	return r
+}

@@ -1,0 +1,190 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// epoch is the virtual wall clock at time zero.
+const epoch = int64(1_790_000_000) * 1e9
+
+var errIO = errors.New("sim: injected EIO")
+
+// simNode hosts one node of the world: its disk survives crashes, its core
+// does not.
+type simNode struct {
+	w    *World
+	id   int
+	fs   *memfs.FS
+	node *node.Node
+	rng  *rand.Rand
+	// tickPeriod is the node's (skewed) tick period.
+	tickPeriod time.Duration
+	// incarnation changes on every crash so that stale events are ignored.
+	incarnation uint64
+	pausedUntil time.Duration
+	busyUntil   time.Duration
+	syncs       int
+	outgoing    []*wire.Envelope
+	replies     []func()
+	crashes     int
+	// diskFaults is false once faults have stopped.
+	diskFaults bool
+}
+
+// simEnv is the core's view of the world from one node.
+type simEnv struct{ n *simNode }
+
+func (e simEnv) NowNanos() int64 {
+	return epoch + int64(float64(e.n.w.clk.now)*float64(e.n.tickPeriod)/float64(e.n.w.opts.Tick))
+}
+func (e simEnv) Rand() *rand.Rand      { return e.n.rng }
+func (e simEnv) Send(m *wire.Envelope) { e.n.outgoing = append(e.n.outgoing, m) }
+func (e simEnv) FS() vfs.FS            { return e.n.fs }
+func (e simEnv) Log() *slog.Logger     { return e.n.w.log }
+
+func (s *simNode) up() bool { return s.node != nil }
+
+func (s *simNode) installDiskFaults() {
+	w := s.w
+	mix := w.sched.Mix
+	s.fs.SetFaults(memfs.Faults{
+		WriteErr: func(name string) error {
+			if !s.diskFaults {
+				return nil
+			}
+			if mix.IOErrRate > 0 && w.faultRng.Float64() < mix.IOErrRate {
+				return errIO
+			}
+			if mix.NoSpaceRate > 0 && w.faultRng.Float64() < mix.NoSpaceRate {
+				return vfs.ErrNoSpace
+			}
+			return nil
+		},
+		SyncErr: func(name string) error {
+			s.syncs++
+			if s.diskFaults && mix.IOErrRate > 0 && w.faultRng.Float64() < mix.IOErrRate {
+				return errIO
+			}
+			return nil
+		},
+		ReadCorrupt: func(name string, p []byte) {
+			if !s.diskFaults || mix.ReadFlipRate == 0 || len(p) == 0 || !strings.HasSuffix(name, ".chk") {
+				return
+			}
+			if w.faultRng.Float64() < mix.ReadFlipRate {
+				p[w.faultRng.IntN(len(p))] ^= 1 << w.faultRng.IntN(8)
+			}
+		},
+	})
+}
+
+// start (re)creates the node's core from its disk.
+func (s *simNode) start() error {
+	n, err := node.New(s.w.nodeConfig(s.id), simEnv{s})
+	if err != nil {
+		return err
+	}
+	s.node = n
+	s.incarnation++
+	s.w.clk.note("start", uint64(s.id), s.incarnation)
+	s.scheduleTick(s.incarnation)
+	return nil
+}
+
+func (s *simNode) scheduleTick(inc uint64) {
+	s.w.clk.after(s.tickPeriod, "tick", s.id, func() {
+		if s.incarnation != inc || !s.up() {
+			return
+		}
+		s.handle("tick", func(n *node.Node) { n.Tick() })
+		s.scheduleTick(inc)
+	})
+}
+
+// crash drops the core and whatever the disk had not made durable.
+func (s *simNode) crash(reason string) {
+	if !s.up() {
+		return
+	}
+	s.node = nil
+	s.incarnation++
+	s.crashes++
+	s.outgoing, s.replies = nil, nil
+	s.w.clk.note("crash", uint64(s.id), uint64(s.crashes))
+	s.w.logf("node %d crashed: %s", s.id, reason)
+	var cut func(int) int
+	if s.w.sched.Mix.TornWrites {
+		cut = func(n int) int { return s.w.faultRng.IntN(n + 1) }
+	}
+	s.fs.Crash(cut)
+}
+
+// handle runs f on the node now, or later if the node is paused or busy
+// with a slow fsync. Afterwards it flushes the node, and sends the envelopes
+// and replies it produced once its fsyncs are done.
+func (s *simNode) handle(kind string, f func(*node.Node)) {
+	if !s.up() {
+		return
+	}
+	now := s.w.clk.now
+	if wait := max(s.pausedUntil, s.busyUntil); now < wait {
+		inc := s.incarnation
+		s.w.clk.at(wait, kind, s.id, func() {
+			if s.incarnation == inc {
+				s.handle(kind, f)
+			}
+		})
+		return
+	}
+	syncs := s.syncs
+	if !s.run(func() {
+		f(s.node)
+		s.node.Flush()
+	}) {
+		return
+	}
+	if err := s.node.Err(); err != nil {
+		// A disk error stops the node; it restarts from disk like after a crash.
+		s.crash("stopped: " + err.Error())
+		s.w.scheduleRestart(s, time.Second)
+		return
+	}
+	cost := time.Duration(s.syncs-syncs) * s.w.sched.Mix.SlowFsync
+	if !s.diskFaults {
+		cost = 0
+	}
+	s.busyUntil = now + cost
+	out, replies := s.outgoing, s.replies
+	s.outgoing, s.replies = nil, nil
+	for _, m := range out {
+		s.w.net.send(m, cost)
+	}
+	for _, r := range replies {
+		s.w.clk.after(cost, "reply", s.id, r)
+	}
+}
+
+// run calls f, turning a panic of the core into a failed run.
+func (s *simNode) run(f func()) (ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.w.failf("panic on node %d: %v\n%s", s.id, r, debug.Stack())
+			ok = false
+		}
+	}()
+	f()
+	return true
+}
+
+func (s *simNode) String() string { return fmt.Sprintf("n%d", s.id) }
