@@ -20,14 +20,17 @@ import (
 
 // httpAPI serves /v1/files (docs/http-api.md), /healthz and /metrics.
 type httpAPI struct {
-	cfg     Config
-	loop    *Loop
-	ccfg    client.Config
-	metrics *metrics
+	cfg            Config
+	loop           *Loop
+	ccfg           client.Config
+	metrics        *metrics
 	metricsHandler http.Handler
-	// sessID numbers this node's own writes, with sequence numbers from seq.
-	sessID uint64
-	seq    atomic.Uint64
+	// sessBase and sessNext number the sessions of writes that bring none:
+	// each such request gets a session of its own (sequence 1), because one
+	// shared session would make concurrent requests look like stale retries
+	// of each other to the meta group.
+	sessBase uint64
+	sessNext atomic.Uint64
 }
 
 // fileJSON is the JSON form of a file record.
@@ -94,6 +97,7 @@ func setFileHeaders(w http.ResponseWriter, f meta.File) {
 	h := w.Header()
 	h.Set("ETag", fmt.Sprintf("%q", strconv.FormatUint(f.Version, 10)))
 	h.Set("X-Tessera-Version", strconv.FormatUint(f.Version, 10))
+	h.Set("X-Tessera-Size", strconv.FormatInt(f.Size, 10))
 	h.Set("Last-Modified", time.Unix(0, f.MTimeNanos).UTC().Format(http.TimeFormat))
 }
 
@@ -182,11 +186,11 @@ func (h *httpAPI) route(w http.ResponseWriter, r *http.Request) string {
 }
 
 // session returns the session and first sequence number for a write: the
-// client's own (Tessera-Session / Tessera-Seq) or this node's.
+// client's own (Tessera-Session / Tessera-Seq) or a fresh one of this node's.
 func (h *httpAPI) session(r *http.Request) (*client.Session, error) {
 	sh, qh := r.Header.Get("Tessera-Session"), r.Header.Get("Tessera-Seq")
 	if sh == "" && qh == "" {
-		return client.NewSession(h.sessID, h.seq.Add(1)-1), nil
+		return client.NewSession(h.sessBase+h.sessNext.Add(1), 0), nil
 	}
 	id, err1 := strconv.ParseUint(sh, 10, 64)
 	seq, err2 := strconv.ParseUint(qh, 10, 64)
@@ -428,14 +432,16 @@ func (h *httpAPI) health(w http.ResponseWriter) {
 		Leader   uint64 `json:"leader"`
 		IsLeader bool   `json:"is_leader"`
 		Term     uint64 `json:"term"`
+		Commit   uint64 `json:"commit"`
 		Applied  uint64 `json:"applied"`
+		Chunks   int    `json:"chunks"`
 	}
 	var groups []groupJSON
 	var nodeErr error
 	alive := h.loop.inspect(func(n *node.Node) {
 		nodeErr = n.Err()
 		for _, g := range n.Groups() {
-			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Applied})
+			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Commit, g.Applied, g.Chunks})
 		}
 	})
 	if !alive || nodeErr != nil {

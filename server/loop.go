@@ -36,11 +36,11 @@ type runtimeEnv struct {
 	log  *slog.Logger
 }
 
-func (e *runtimeEnv) NowNanos() int64         { return time.Now().UnixNano() }
-func (e *runtimeEnv) Rand() *rand.Rand        { return e.rng }
-func (e *runtimeEnv) Send(m *wire.Envelope)   { e.send(m) }
-func (e *runtimeEnv) FS() vfs.FS              { return e.fs }
-func (e *runtimeEnv) Log() *slog.Logger       { return e.log }
+func (e *runtimeEnv) NowNanos() int64       { return time.Now().UnixNano() }
+func (e *runtimeEnv) Rand() *rand.Rand      { return e.rng }
+func (e *runtimeEnv) Send(m *wire.Envelope) { e.send(m) }
+func (e *runtimeEnv) FS() vfs.FS            { return e.fs }
+func (e *runtimeEnv) Log() *slog.Logger     { return e.log }
 func newRuntimeEnv(fs vfs.FS, send func(*wire.Envelope), log *slog.Logger) *runtimeEnv {
 	var seed [16]byte
 	_, _ = crand.Read(seed[:])

@@ -55,7 +55,7 @@ func (m *metrics) observeFsync(d time.Duration) { m.fsyncLatency.Observe(d.Secon
 // nodeCollector reads the node's counters and raft status on the event loop
 // at scrape time.
 type nodeCollector struct {
-	loop *Loop
+	loop  *Loop
 	descs map[string]*prometheus.Desc
 }
 

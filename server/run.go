@@ -66,7 +66,7 @@ func Run(ctx context.Context, cfg Config) error {
 	h := &httpAPI{cfg: cfg, loop: loop, metrics: m,
 		ccfg:           client.Config{ChunkBytes: cfg.ChunkBytes, Topology: cfg.Topology()},
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
-		sessID:         binary.LittleEndian.Uint64(sid[:]) | 1}
+		sessBase:       binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1)}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
 	go loop.run()

@@ -19,12 +19,12 @@ type Mix struct {
 	DropRate           float64
 	DupRate            float64
 	// Disk.
-	TornWrites    bool    // a crash keeps a random prefix of unsynced appends
-	ReadFlipRate  float64 // fraction of chunk-file reads returning flipped bits
-	IOErrRate     float64 // fraction of writes and fsyncs failing with EIO (the node stops)
-	NoSpaceRate   float64 // fraction of writes failing with ENOSPC (the node stops)
-	SlowFsync     time.Duration
-	ClockSkew     float64 // max fraction by which a node's tick rate differs
+	TornWrites   bool    // a crash keeps a random prefix of unsynced appends
+	ReadFlipRate float64 // fraction of chunk-file reads returning flipped bits
+	IOErrRate    float64 // fraction of writes and fsyncs failing with EIO (the node stops)
+	NoSpaceRate  float64 // fraction of writes failing with ENOSPC (the node stops)
+	SlowFsync    time.Duration
+	ClockSkew    float64 // max fraction by which a node's tick rate differs
 }
 
 // FaultKind is a scheduled fault.
@@ -32,11 +32,11 @@ type FaultKind string
 
 // Scheduled faults.
 const (
-	Crash      FaultKind = "crash"     // node loses volatile state and unsynced writes; restarts after Dur
-	Pause      FaultKind = "pause"     // node handles nothing for Dur
-	Partition  FaultKind = "partition" // Nodes cannot talk to the rest for Dur (OneWay: only outbound cut)
-	Clog       FaultKind = "clog"      // everything to and from Node is delayed heavily for Dur
-	BitRot     FaultKind = "bitrot"    // one random chunk file of Node gets a flipped bit at rest
+	Crash     FaultKind = "crash"     // node loses volatile state and unsynced writes; restarts after Dur
+	Pause     FaultKind = "pause"     // node handles nothing for Dur
+	Partition FaultKind = "partition" // Nodes cannot talk to the rest for Dur (OneWay: only outbound cut)
+	Clog      FaultKind = "clog"      // everything to and from Node is delayed heavily for Dur
+	BitRot    FaultKind = "bitrot"    // one random chunk file of Node gets a flipped bit at rest
 )
 
 // Fault is one scheduled fault.

@@ -70,9 +70,9 @@ func (w *World) converge() {
 // divergence describes the first group whose replicas differ, or "".
 func (w *World) divergence() string {
 	type rep struct {
-		node           int
-		applied, hash  uint64
-		commit         uint64
+		node          int
+		applied, hash uint64
+		commit        uint64
 	}
 	byGroup := map[uint64][]rep{}
 	for _, s := range w.nodes {
@@ -117,4 +117,6 @@ func newVirtualHandler(out io.Writer, clk *clock) slog.Handler {
 	})}
 }
 
-func (h virtualHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.Handler.Enabled(ctx, l) }
+func (h virtualHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.Handler.Enabled(ctx, l)
+}

@@ -94,7 +94,32 @@ func ParseSchedule(text string) (Schedule, error) {
 			return s, fmt.Errorf("sim: schedule setting %q: %w", tok, err)
 		}
 	}
+	m := s.Mix
+	for _, r := range []float64{m.LongDelayRate, m.DropRate, m.DupRate, m.ReadFlipRate, m.IOErrRate, m.NoSpaceRate, m.ClockSkew} {
+		if r < 0 || r > 1 {
+			return s, fmt.Errorf("sim: schedule rate %v outside 0..1", r)
+		}
+	}
+	if m.DelayMin < 0 || m.DelayMax < m.DelayMin || m.SlowFsync < 0 || s.FaultsUntil < 0 {
+		return s, fmt.Errorf("sim: schedule %q: negative or inverted duration", text)
+	}
 	return s, nil
+}
+
+// Validate checks that every fault names nodes of a cluster of n nodes.
+func (s Schedule) Validate(n int) error {
+	for _, f := range s.Faults {
+		nodes := f.Nodes
+		if f.Kind != Partition {
+			nodes = []int{f.Node}
+		}
+		for _, id := range nodes {
+			if id < 1 || id > n {
+				return fmt.Errorf("sim: fault %s names node %d of a %d-node cluster", f, id, n)
+			}
+		}
+	}
+	return nil
 }
 
 func parseFault(text string) (Fault, error) {
@@ -119,6 +144,9 @@ func parseFault(text string) (Fault, error) {
 		return bad(err.Error())
 	}
 	f.At = t
+	if t < 0 || f.Dur < 0 {
+		return bad("negative time")
+	}
 	switch f.Kind {
 	case Crash, Pause, Clog, BitRot:
 		if len(fields) != 2 || !strings.HasPrefix(fields[1], "n") {

@@ -72,7 +72,9 @@ func (c *clock) at(t time.Duration, kind string, node int, fn func()) {
 }
 
 // after schedules fn d after now.
-func (c *clock) after(d time.Duration, kind string, node int, fn func()) { c.at(c.now+d, kind, node, fn) }
+func (c *clock) after(d time.Duration, kind string, node int, fn func()) {
+	c.at(c.now+d, kind, node, fn)
+}
 
 // step runs the next event; it reports false when the queue is empty or the
 // next event is after limit.

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tessera-db/tessera/server"
+)
+
+// nodeFile is the JSON config file of `tessera node --config`; flags given
+// on the command line override it.
+type nodeFile struct {
+	ID           uint64            `json:"id"`
+	DataDir      string            `json:"data_dir"`
+	PeerAddr     string            `json:"peer_addr"`
+	HTTPAddr     string            `json:"http_addr"`
+	Peers        map[string]string `json:"peers"`
+	DataGroups   int               `json:"data_groups"`
+	Replicas     int               `json:"replicas"`
+	MetaReplicas int               `json:"meta_replicas"`
+	ChunkBytes   string            `json:"chunk_size"`
+	MaxFileBytes string            `json:"max_file_size"`
+	Tick         string            `json:"tick"`
+	LogLevel     string            `json:"log_level"`
+}
+
+func nodeCmd() *cobra.Command {
+	var (
+		cfgPath, peers, chunk, maxFile, tick, logLevel string
+		f                                              nodeFile
+	)
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "run one tessera node",
+		Long: `Run one tessera node: its raft groups, the peer transport and the HTTP API.
+
+Every node of a cluster must be given the same --peers list (id=host:port of the
+peer port, for every node including this one); the topology (which nodes hold
+the meta group and each data group) is derived from it deterministically.
+SIGINT or SIGTERM stops the node cleanly.`,
+		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
+    --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfgPath != "" {
+				var file nodeFile
+				raw, err := os.ReadFile(cfgPath)
+				if err != nil {
+					return fmt.Errorf("config: %w", err)
+				}
+				dec := json.NewDecoder(strings.NewReader(string(raw)))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&file); err != nil {
+					return fmt.Errorf("config %s: %w", cfgPath, err)
+				}
+				mergeNodeFile(cmd, &f, file, &peers, &chunk, &maxFile, &tick, &logLevel)
+			}
+			cfg, err := nodeConfig(f, peers, chunk, maxFile, tick, logLevel)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return server.Run(ctx, cfg)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, tick, log_level)")
+	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
+	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
+	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")
+	fl.StringVar(&f.PeerAddr, "peer-addr", "", "listen address for peer traffic (default: this node's --peers address)")
+	fl.StringVar(&peers, "peers", "", "every node's peer address: id=host:port,... (same on every node)")
+	fl.IntVar(&f.DataGroups, "data-groups", 3, "number of data raft groups in the cluster")
+	fl.IntVar(&f.Replicas, "replicas", 3, "replicas per data group")
+	fl.IntVar(&f.MetaReplicas, "meta-replicas", 3, "replicas of the meta group")
+	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size (4KiB..64MiB)")
+	fl.StringVar(&maxFile, "max-file-size", "64GiB", "largest file accepted")
+	fl.StringVar(&tick, "tick", "50ms", "raft tick interval")
+	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// mergeNodeFile fills from the config file every setting whose flag was not
+// given on the command line.
+func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk, maxFile, tick, logLevel *string) {
+	set := func(name string) bool { return cmd.Flags().Changed(name) }
+	if !set("id") && file.ID != 0 {
+		f.ID = file.ID
+	}
+	if !set("data-dir") && file.DataDir != "" {
+		f.DataDir = file.DataDir
+	}
+	if !set("http-addr") && file.HTTPAddr != "" {
+		f.HTTPAddr = file.HTTPAddr
+	}
+	if !set("peer-addr") && file.PeerAddr != "" {
+		f.PeerAddr = file.PeerAddr
+	}
+	if !set("peers") && len(file.Peers) > 0 {
+		var parts []string
+		for id, addr := range file.Peers {
+			parts = append(parts, id+"="+addr)
+		}
+		slices.Sort(parts)
+		*peers = strings.Join(parts, ",")
+	}
+	if !set("data-groups") && file.DataGroups != 0 {
+		f.DataGroups = file.DataGroups
+	}
+	if !set("replicas") && file.Replicas != 0 {
+		f.Replicas = file.Replicas
+	}
+	if !set("meta-replicas") && file.MetaReplicas != 0 {
+		f.MetaReplicas = file.MetaReplicas
+	}
+	if !set("chunk-size") && file.ChunkBytes != "" {
+		*chunk = file.ChunkBytes
+	}
+	if !set("max-file-size") && file.MaxFileBytes != "" {
+		*maxFile = file.MaxFileBytes
+	}
+	if !set("tick") && file.Tick != "" {
+		*tick = file.Tick
+	}
+	if !set("log-level") && file.LogLevel != "" {
+		*logLevel = file.LogLevel
+	}
+}
+
+func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, logLevel string) (server.Config, error) {
+	cfg := server.Config{ID: f.ID, DataDir: f.DataDir, PeerAddr: f.PeerAddr, HTTPAddr: f.HTTPAddr,
+		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas}
+	var err error
+	if cfg.Peers, err = parsePeers(peers); err != nil {
+		return cfg, err
+	}
+	cb, err := parseSize(chunk)
+	if err != nil {
+		return cfg, fmt.Errorf("--chunk-size: %w", err)
+	}
+	cfg.ChunkBytes = int(cb)
+	if cfg.MaxFileBytes, err = parseSize(maxFile); err != nil {
+		return cfg, fmt.Errorf("--max-file-size: %w", err)
+	}
+	if cfg.TickInterval, err = time.ParseDuration(tick); err != nil {
+		return cfg, fmt.Errorf("--tick: %w", err)
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+		return cfg, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	return cfg, nil
+}
+
+// parsePeers parses "1=host:port,2=host:port".
+func parsePeers(s string) (map[uint64]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("--peers is required (id=host:port,...)")
+	}
+	out := map[uint64]string{}
+	for _, part := range strings.Split(s, ",") {
+		idText, addr, ok := strings.Cut(strings.TrimSpace(part), "=")
+		id, err := strconv.ParseUint(idText, 10, 64)
+		if !ok || err != nil || id == 0 || addr == "" {
+			return nil, fmt.Errorf("--peers: bad entry %q (want id=host:port with id > 0)", part)
+		}
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("--peers: node %d listed twice", id)
+		}
+		out[id] = addr
+	}
+	return out, nil
+}
+
+// parseSize parses a byte size such as 4096, 4KiB, 4MiB, 1GiB, 10MB.
+func parseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("size %q too large", s)
+	}
+	return n * mult, nil
+}

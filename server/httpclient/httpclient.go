@@ -1,0 +1,455 @@
+// Package httpclient is the Go client of tessera's HTTP API
+// (docs/http-api.md), used by the CLI, the benchmarks and the integration
+// tests.
+//
+// A Client knows several endpoints and moves to the next one when a node
+// cannot be reached or answers 503 unavailable (no quorum or no leader:
+// nothing was applied). Writes carry a session id and sequence number, so a
+// write retried on another node after a lost reply is applied at most once;
+// a write whose body cannot be rewound (not an io.Seeker) is not retried.
+package httpclient
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// File is a file record as the API returns it.
+type File struct {
+	Path    string    `json:"path"`
+	Version uint64    `json:"version"`
+	Size    int64     `json:"size"`
+	MTime   time.Time `json:"mtime"`
+	Chunks  []Chunk   `json:"chunks,omitempty"`
+}
+
+// Chunk is one chunk of a file record.
+type Chunk struct {
+	ID     uint64 `json:"id"`
+	Group  uint64 `json:"group"`
+	Size   uint32 `json:"size"`
+	CRC32C uint32 `json:"crc32c"`
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Files     []File `json:"files"`
+	More      bool   `json:"more"`
+	NextAfter string `json:"next_after"`
+}
+
+// Error is an error answer of the API.
+type Error struct {
+	// HTTP is the status code, Code the API's stable error code.
+	HTTP    int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("%s (%d): %s", e.Code, e.HTTP, e.Message)
+}
+
+// Codes of Error.Code (docs/http-api.md).
+const (
+	CodeInvalid         = "invalid"
+	CodeNotFound        = "not_found"
+	CodeVersionConflict = "version_conflict"
+	CodeSessionExpired  = "session_expired"
+	CodeTooLarge        = "too_large"
+	CodeRange           = "range_not_satisfiable"
+	CodeCorrupt         = "corrupt"
+	CodeInternal        = "internal"
+	CodeUnavailable     = "unavailable"
+	CodeTimeout         = "timeout"
+)
+
+// IsCode reports whether err is an API error with the given code.
+func IsCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// Cond is an optional write condition.
+type Cond struct {
+	// IfVersion, when set, applies the write only if the file's version is
+	// *IfVersion (0: only if the file does not exist).
+	IfVersion *uint64
+}
+
+// Version returns a condition on version v (0: the file must not exist).
+func Version(v uint64) Cond { return Cond{IfVersion: &v} }
+
+// Client talks to a tessera cluster. It is safe for concurrent use.
+type Client struct {
+	endpoints []string
+	hc        *http.Client
+	// attempts bounds the tries of one request across endpoints.
+	attempts int
+	next     atomic.Uint64
+	// session and seq number the sessions of writes.
+	session   uint64
+	seq       atomic.Uint64
+	mu        sync.Mutex
+	preferred int
+}
+
+// New returns a client for the given endpoints (host:port or URLs).
+func New(endpoints []string) (*Client, error) {
+	if len(endpoints) == 0 {
+		return nil, errors.New("httpclient: no endpoints")
+	}
+	c := &Client{hc: &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: 64,
+		DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
+	}}, attempts: 2 * len(endpoints)}
+	if c.attempts < 6 {
+		c.attempts = 6
+	}
+	for _, e := range endpoints {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		if !strings.Contains(e, "://") {
+			e = "http://" + e
+		}
+		u, err := url.Parse(e)
+		if err != nil || u.Host == "" {
+			return nil, fmt.Errorf("httpclient: bad endpoint %q", e)
+		}
+		c.endpoints = append(c.endpoints, strings.TrimRight(e, "/"))
+	}
+	if len(c.endpoints) == 0 {
+		return nil, errors.New("httpclient: no endpoints")
+	}
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	c.session = binary.LittleEndian.Uint64(b[:]) &^ (1<<32 - 1)
+	return c, nil
+}
+
+// Endpoints returns the client's endpoints.
+func (c *Client) Endpoints() []string { return append([]string(nil), c.endpoints...) }
+
+func fileURL(base, path string) string {
+	return base + "/v1/files" + (&url.URL{Path: path}).EscapedPath()
+}
+
+// request describes one API call for do.
+type request struct {
+	method string
+	path   string // file path, or "" for the list endpoint
+	query  url.Values
+	header http.Header
+	body   io.Reader
+	size   int64
+	write  bool
+}
+
+// do sends r, moving across endpoints on connection failures and 503
+// unavailable. It returns a response with a 2xx status; the caller closes
+// its body.
+func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
+	seeker, rewindable := r.body.(io.Seeker)
+	var start int64
+	if rewindable {
+		var err error
+		if start, err = seeker.Seek(0, io.SeekCurrent); err != nil {
+			rewindable = false
+		}
+	}
+	if r.write {
+		if r.header == nil {
+			r.header = http.Header{}
+		}
+		// Each write is its own session (sequence 1): requests of one
+		// session must be sequential, and a Client serves many at once.
+		r.header.Set("Tessera-Session", strconv.FormatUint(c.session+c.seq.Add(1), 10))
+		r.header.Set("Tessera-Seq", "1")
+	}
+	var lastErr error
+	for attempt := 0; attempt < c.attempts; attempt++ {
+		if attempt > 0 {
+			if r.body != nil && !rewindable {
+				return nil, fmt.Errorf("httpclient: %s %s: not retried (body cannot be rewound): %w", r.method, r.path, lastErr)
+			}
+			if rewindable {
+				if _, err := seeker.Seek(start, io.SeekStart); err != nil {
+					return nil, fmt.Errorf("httpclient: rewind body: %w", err)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+			}
+		}
+		base := c.pick(attempt)
+		u := base + "/v1/files"
+		if r.path != "" {
+			u = fileURL(base, r.path)
+		}
+		if len(r.query) > 0 {
+			u += "?" + r.query.Encode()
+		}
+		var body io.Reader
+		if r.body != nil {
+			body = io.NopCloser(r.body)
+		}
+		req, err := http.NewRequestWithContext(ctx, r.method, u, body)
+		if err != nil {
+			return nil, fmt.Errorf("httpclient: %w", err)
+		}
+		if r.body != nil && r.size >= 0 {
+			req.ContentLength = r.size
+		}
+		for k, v := range r.header {
+			req.Header[k] = v
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			lastErr = err
+			c.demote(base)
+			continue
+		}
+		if resp.StatusCode < 300 {
+			c.promote(base)
+			return resp, nil
+		}
+		apiErr := decodeError(resp)
+		if apiErr.Code == CodeUnavailable || apiErr.Code == CodeTimeout && r.write {
+			// Unavailable: nothing applied. Timeout of a write: the session
+			// makes the retry exactly-once.
+			lastErr = apiErr
+			c.demote(base)
+			continue
+		}
+		return nil, apiErr
+	}
+	return nil, lastErr
+}
+
+// pick returns the endpoint for an attempt: the last one that worked, then
+// the others in turn.
+func (c *Client) pick(attempt int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endpoints[(c.preferred+attempt)%len(c.endpoints)]
+}
+
+func (c *Client) promote(base string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, e := range c.endpoints {
+		if e == base {
+			c.preferred = i
+		}
+	}
+}
+
+func (c *Client) demote(base string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.endpoints[c.preferred] == base {
+		c.preferred = (c.preferred + 1) % len(c.endpoints)
+	}
+}
+
+func decodeError(resp *http.Response) *Error {
+	defer resp.Body.Close()
+	e := &Error{HTTP: resp.StatusCode}
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if json.Unmarshal(raw, &body) == nil && body.Error.Code != "" {
+		e.Code, e.Message = body.Error.Code, body.Error.Message
+		return e
+	}
+	e.Code = CodeInternal
+	if resp.StatusCode == http.StatusNotFound {
+		e.Code = CodeNotFound
+	}
+	e.Message = strings.TrimSpace(string(raw))
+	if e.Message == "" {
+		e.Message = resp.Status
+	}
+	return e
+}
+
+func decodeFile(resp *http.Response) (File, error) {
+	defer resp.Body.Close()
+	var f File
+	if err := json.NewDecoder(resp.Body).Decode(&f); err != nil {
+		return File{}, fmt.Errorf("httpclient: decode file: %w", err)
+	}
+	return f, nil
+}
+
+func condHeader(cond Cond) http.Header {
+	h := http.Header{}
+	if cond.IfVersion != nil {
+		if *cond.IfVersion == 0 {
+			h.Set("If-None-Match", "*")
+		} else {
+			h.Set("If-Match", strconv.Quote(strconv.FormatUint(*cond.IfVersion, 10)))
+		}
+	}
+	return h
+}
+
+// Put creates or replaces path with size bytes of body (size < 0: unknown).
+// A body that is an io.Seeker is retried on another node if needed.
+func (c *Client) Put(ctx context.Context, path string, body io.Reader, size int64, cond Cond) (File, error) {
+	resp, err := c.do(ctx, request{method: http.MethodPut, path: path, header: condHeader(cond), body: body, size: size, write: true})
+	if err != nil {
+		return File{}, err
+	}
+	return decodeFile(resp)
+}
+
+// Append appends size bytes of body to path, creating it if missing.
+func (c *Client) Append(ctx context.Context, path string, body io.Reader, size int64, cond Cond) (File, error) {
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: path, query: url.Values{"op": {"append"}},
+		header: condHeader(cond), body: body, size: size, write: true})
+	if err != nil {
+		return File{}, err
+	}
+	return decodeFile(resp)
+}
+
+// Rename atomically renames from to to, replacing to.
+func (c *Client) Rename(ctx context.Context, from, to string, cond Cond) (File, error) {
+	resp, err := c.do(ctx, request{method: http.MethodPost, path: from, query: url.Values{"op": {"rename"}, "to": {to}},
+		header: condHeader(cond), write: true})
+	if err != nil {
+		return File{}, err
+	}
+	return decodeFile(resp)
+}
+
+// Delete deletes path.
+func (c *Client) Delete(ctx context.Context, path string, cond Cond) error {
+	resp, err := c.do(ctx, request{method: http.MethodDelete, path: path, header: condHeader(cond), write: true})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// Stat returns path's file record (without chunks).
+func (c *Client) Stat(ctx context.Context, path string) (File, error) {
+	resp, err := c.do(ctx, request{method: http.MethodHead, path: path})
+	if err != nil {
+		return File{}, err
+	}
+	resp.Body.Close()
+	return fileFromHeaders(path, resp.Header)
+}
+
+func fileFromHeaders(path string, h http.Header) (File, error) {
+	f := File{Path: path}
+	var err error
+	if f.Version, err = strconv.ParseUint(h.Get("X-Tessera-Version"), 10, 64); err != nil {
+		return File{}, fmt.Errorf("httpclient: bad X-Tessera-Version %q", h.Get("X-Tessera-Version"))
+	}
+	if f.Size, err = strconv.ParseInt(h.Get("X-Tessera-Size"), 10, 64); err != nil {
+		return File{}, fmt.Errorf("httpclient: bad X-Tessera-Size %q", h.Get("X-Tessera-Size"))
+	}
+	if t, err := http.ParseTime(h.Get("Last-Modified")); err == nil {
+		f.MTime = t
+	}
+	return f, nil
+}
+
+// Get reads length bytes of path from offset (length < 0: to the end). The
+// caller closes the returned body.
+func (c *Client) Get(ctx context.Context, path string, offset, length int64) (io.ReadCloser, File, error) {
+	h := http.Header{}
+	switch {
+	case offset < 0:
+		return nil, File{}, fmt.Errorf("httpclient: negative offset %d", offset)
+	case length == 0:
+		return nil, File{}, fmt.Errorf("httpclient: zero-length range")
+	case length > 0:
+		h.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+	case offset > 0:
+		h.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+	}
+	resp, err := c.do(ctx, request{method: http.MethodGet, path: path, header: h})
+	if err != nil {
+		return nil, File{}, err
+	}
+	f, err := fileFromHeaders(path, resp.Header)
+	if err != nil {
+		resp.Body.Close()
+		return nil, File{}, err
+	}
+	return resp.Body, f, nil
+}
+
+// List returns one page of the files under prefix, after the path after.
+func (c *Client) List(ctx context.Context, prefix, after string, limit int) (Page, error) {
+	q := url.Values{"prefix": {prefix}}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	resp, err := c.do(ctx, request{method: http.MethodGet, query: q})
+	if err != nil {
+		return Page{}, err
+	}
+	defer resp.Body.Close()
+	var p Page
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		return Page{}, fmt.Errorf("httpclient: decode list: %w", err)
+	}
+	return p, nil
+}
+
+// Health returns the /healthz document of one endpoint.
+func (c *Client) Health(ctx context.Context, endpoint string) (map[string]any, error) {
+	if !strings.Contains(endpoint, "://") {
+		endpoint = "http://" + endpoint
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(endpoint, "/")+"/healthz", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, decodeError(resp)
+	}
+	var doc map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("httpclient: decode health: %w", err)
+	}
+	return doc, nil
+}

@@ -1,0 +1,89 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testOptions are short runs, so that the determinism tests stay fast on a
+// loaded 2-core machine while still crossing crashes, partitions and disk
+// faults.
+func testOptions(seed uint64) Options {
+	o := DefaultOptions()
+	o.Seed = seed
+	o.Duration = 10 * time.Second
+	return o
+}
+
+func TestSameSeedSameTrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs 40 simulations")
+	}
+	for seed := uint64(1); seed <= 20; seed++ {
+		a, b := Run(testOptions(seed)), Run(testOptions(seed))
+		if a.TraceHash != b.TraceHash || a.Events != b.Events || a.Ops != b.Ops {
+			t.Fatalf("seed %d: two runs differ: hash %s/%s events %d/%d ops %d/%d",
+				seed, a.TraceHash, b.TraceHash, a.Events, b.Events, a.Ops, b.Ops)
+		}
+		if !a.Passed() {
+			t.Errorf("seed %d failed: linearizable=%s failures:\n%s\nreplay: %s", seed, a.Linearizable,
+				strings.Join(a.Failures, "\n"), ReplayCommand(testOptions(seed), seed, nil))
+		}
+	}
+}
+
+func TestDifferentSeedsDiffer(t *testing.T) {
+	seen := map[string]uint64{}
+	for seed := uint64(100); seed < 105; seed++ {
+		o := testOptions(seed)
+		o.Duration = 3 * time.Second
+		res := Run(o)
+		if prev, ok := seen[res.TraceHash]; ok {
+			t.Fatalf("seeds %d and %d produced the same trace %s", prev, seed, res.TraceHash)
+		}
+		seen[res.TraceHash] = seed
+		if res.Ops == 0 {
+			t.Fatalf("seed %d ran no operations", seed)
+		}
+	}
+}
+
+func TestScheduleRoundTrip(t *testing.T) {
+	for seed := uint64(1); seed <= 50; seed++ {
+		w := generate(rand.New(rand.NewPCG(seed, 1)), 5, time.Minute)
+		text := w.Encode()
+		back, err := ParseSchedule(text)
+		if err != nil {
+			t.Fatalf("seed %d: parse %q: %v", seed, text, err)
+		}
+		if back.Encode() != text {
+			t.Fatalf("seed %d: schedule does not round trip:\n%s\n%s", seed, text, back.Encode())
+		}
+	}
+}
+
+func TestParseScheduleRejects(t *testing.T) {
+	for _, bad := range []string{"until=", "bogus=1", "drop=2", "delay=5ms", "faults=crash@1s:x/1s",
+		"faults=bogus@1s:n1/1s", "faults=crash@-1s:n1/1s", "faults=partition@1s/2s"} {
+		if _, err := ParseSchedule(bad); err == nil {
+			t.Errorf("ParseSchedule(%q) accepted", bad)
+		}
+	}
+}
+
+func TestReplayedScheduleReproduces(t *testing.T) {
+	o := testOptions(7)
+	o.Duration = 5 * time.Second
+	first := Run(o)
+	s, err := ParseSchedule(first.Schedule.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Schedule = &s
+	again := Run(o)
+	if again.TraceHash != first.TraceHash {
+		t.Fatalf("replaying the printed schedule changed the trace: %s vs %s", first.TraceHash, again.TraceHash)
+	}
+}
