@@ -85,8 +85,10 @@ func (n *Node) validate(r *api.Request) *api.Response {
 			return api.Errorf(api.Invalid, "unknown meta op %d", c.Op)
 		}
 		for _, ref := range c.Chunks {
-			if _, ok := n.cfg.Topology.Group(ref.Group); !ok || ref.Group == topo.MetaGroup {
-				return api.Errorf(api.Invalid, "chunk %d names unknown data group %d", ref.ID, ref.Group)
+			// Placement is by id, so a reference to any other group would
+			// name a group that does not hold the chunk.
+			if want := n.cfg.Topology.GroupForChunk(ref.ID); ref.Group != want {
+				return api.Errorf(api.Invalid, "chunk %d is placed on data group %d, not %d", ref.ID, want, ref.Group)
 			}
 		}
 		if c.MTimeNanos == 0 {

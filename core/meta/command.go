@@ -1,0 +1,248 @@
+package meta
+
+import (
+	"fmt"
+
+	"github.com/tessera-db/tessera/core/codec"
+	"github.com/tessera-db/tessera/core/fspath"
+)
+
+// ChunkRef is a file's reference to one chunk.
+type ChunkRef struct {
+	ID    uint64
+	Group uint64
+	Size  uint32
+	CRC   uint32
+}
+
+// File is one file record.
+type File struct {
+	Path string
+	// Version is the raft index of the command that last wrote the file.
+	Version    uint64
+	Size       int64
+	MTimeNanos int64
+	Chunks     []ChunkRef
+}
+
+// Op is a meta command kind.
+type Op uint8
+
+// Meta commands.
+const (
+	// OpPut creates or replaces a file with Chunks.
+	OpPut Op = iota + 1
+	// OpAppend adds Chunks to the end of a file, creating it if missing.
+	OpAppend
+	// OpDelete deletes a file.
+	OpDelete
+	// OpRename moves a file to NewPath, replacing what is there.
+	OpRename
+	// OpAlloc leases AllocCount fresh chunk ids for LeaseNanos.
+	OpAlloc
+	// OpGCDone records that the garbage chunks Collected were deleted.
+	OpGCDone
+)
+
+var opNames = [...]string{"", "put", "append", "delete", "rename", "alloc", "gc-done"}
+
+func (o Op) String() string {
+	if int(o) < len(opNames) && o > 0 {
+		return opNames[o]
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Command is one meta-group log entry.
+type Command struct {
+	// Session and Seq make a command exactly-once (Session 0: no dedup).
+	Session, Seq uint64
+	Op           Op
+	Path         string
+	NewPath      string
+	// HasIfVersion makes a write conditional on the file's current version
+	// (IfVersion 0: the file must not exist).
+	HasIfVersion bool
+	IfVersion    uint64
+	Chunks       []ChunkRef
+	// MTimeNanos is the proposer's clock; it is the file's mtime and
+	// advances the state machine's clock for leases.
+	MTimeNanos int64
+	AllocCount uint32
+	LeaseNanos int64
+	Collected  []uint64
+}
+
+// Code is the outcome class of a command.
+type Code uint8
+
+// Outcomes.
+const (
+	CodeOK Code = iota
+	CodeNotFound
+	CodeVersionMismatch
+	CodeSessionExpired
+	CodeInvalid
+)
+
+var codeNames = [...]string{"ok", "not found", "version mismatch", "session expired", "invalid"}
+
+func (c Code) String() string {
+	if int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("code(%d)", uint8(c))
+}
+
+// Result is the outcome of a command.
+type Result struct {
+	Code   Code
+	Detail string
+	// File is the file written (put, append, rename: the new record) or
+	// deleted (delete: the old record).
+	File File
+	// FirstChunkID and Count are the ids an OpAlloc leased.
+	FirstChunkID uint64
+	Count        uint32
+}
+
+const commandFormat = 1
+
+// maxDetailBytes bounds a result's detail text.
+const maxDetailBytes = 1 << 12
+
+func encodeFile(e *codec.Encoder, f *File) {
+	e.String(f.Path)
+	e.Uvarint(f.Version)
+	e.Varint(f.Size)
+	e.Varint(f.MTimeNanos)
+	encodeChunks(e, f.Chunks)
+}
+
+func decodeFile(d *codec.Decoder) File {
+	f := File{Path: d.String(fspath.MaxPathBytes), Version: d.Uvarint(), Size: d.Varint(), MTimeNanos: d.Varint()}
+	f.Chunks = decodeChunks(d)
+	return f
+}
+
+func encodeChunks(e *codec.Encoder, cs []ChunkRef) {
+	e.Uvarint(uint64(len(cs)))
+	for _, c := range cs {
+		e.Uvarint(c.ID)
+		e.Uvarint(c.Group)
+		e.Uvarint(uint64(c.Size))
+		e.Uint32(c.CRC)
+	}
+}
+
+func decodeChunks(d *codec.Decoder) []ChunkRef {
+	n := d.Count(1<<30, 7)
+	if n == 0 {
+		return nil
+	}
+	cs := make([]ChunkRef, n)
+	for i := range cs {
+		cs[i] = ChunkRef{ID: d.Uvarint(), Group: d.Uvarint()}
+		size := d.Uvarint()
+		if size > 1<<32-1 {
+			d.Fail(fmt.Errorf("meta: chunk %d size %d overflows", cs[i].ID, size))
+		}
+		cs[i].Size = uint32(size)
+		cs[i].CRC = d.Uint32()
+	}
+	return cs
+}
+
+func encodeIDs(e *codec.Encoder, ids []uint64) {
+	e.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		e.Uvarint(id)
+	}
+}
+
+func decodeIDs(d *codec.Decoder) []uint64 {
+	n := d.Count(1<<30, 1)
+	if n == 0 {
+		return nil
+	}
+	ids := make([]uint64, n)
+	for i := range ids {
+		ids[i] = d.Uvarint()
+	}
+	return ids
+}
+
+// Marshal encodes the command.
+func (c Command) Marshal() []byte {
+	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*len(c.Chunks))}
+	e.Uvarint(commandFormat)
+	e.Uvarint(uint64(c.Op))
+	e.Uvarint(c.Session)
+	e.Uvarint(c.Seq)
+	e.String(c.Path)
+	e.String(c.NewPath)
+	e.Bool(c.HasIfVersion)
+	e.Uvarint(c.IfVersion)
+	encodeChunks(&e, c.Chunks)
+	e.Varint(c.MTimeNanos)
+	e.Uvarint(uint64(c.AllocCount))
+	e.Varint(c.LeaseNanos)
+	encodeIDs(&e, c.Collected)
+	return e.B
+}
+
+// UnmarshalCommand decodes a command written by Marshal.
+func UnmarshalCommand(b []byte) (Command, error) {
+	d := codec.Decoder{B: b}
+	if v := d.Uvarint(); v != commandFormat && d.Err() == nil {
+		return Command{}, fmt.Errorf("meta: command format %d unknown", v)
+	}
+	c := Command{Op: Op(d.Uvarint()), Session: d.Uvarint(), Seq: d.Uvarint(),
+		Path: d.String(fspath.MaxPathBytes), NewPath: d.String(fspath.MaxPathBytes),
+		HasIfVersion: d.Bool(), IfVersion: d.Uvarint()}
+	c.Chunks = decodeChunks(&d)
+	c.MTimeNanos = d.Varint()
+	n := d.Uvarint()
+	if n > 1<<32-1 {
+		d.Fail(fmt.Errorf("meta: alloc count %d overflows", n))
+	}
+	c.AllocCount = uint32(n)
+	c.LeaseNanos = d.Varint()
+	c.Collected = decodeIDs(&d)
+	if err := d.Done(); err != nil {
+		return Command{}, fmt.Errorf("meta: decode command: %w", err)
+	}
+	return c, nil
+}
+
+// Marshal encodes the result.
+func (r Result) Marshal() []byte {
+	e := codec.Encoder{}
+	e.Uvarint(uint64(r.Code))
+	e.String(r.Detail)
+	encodeFile(&e, &r.File)
+	e.Uvarint(r.FirstChunkID)
+	e.Uvarint(uint64(r.Count))
+	return e.B
+}
+
+// UnmarshalResult decodes a result written by Marshal.
+func UnmarshalResult(b []byte) (Result, error) {
+	d := codec.Decoder{B: b}
+	code := d.Uvarint()
+	if code >= uint64(len(codeNames)) && d.Err() == nil {
+		d.Fail(fmt.Errorf("meta: unknown result code %d", code))
+	}
+	r := Result{Code: Code(code), Detail: d.String(maxDetailBytes)}
+	r.File = decodeFile(&d)
+	r.FirstChunkID = d.Uvarint()
+	n := d.Uvarint()
+	if n > 1<<32-1 {
+		d.Fail(fmt.Errorf("meta: result count %d overflows", n))
+	}
+	r.Count = uint32(n)
+	if err := d.Done(); err != nil {
+		return Result{}, fmt.Errorf("meta: decode result: %w", err)
+	}
+	return r, nil
+}
