@@ -22,7 +22,8 @@ func TestCommandRoundTrip(t *testing.T) {
 			t.Fatalf("round trip: got %+v, want %+v", got, c)
 		}
 	}
-	for _, bad := range [][]byte{nil, {9}, {1, 5}, append(write(1, "x").Marshal(), 0)} {
+	w := write(1, "x")
+	for _, bad := range [][]byte{nil, {9}, {1, 5}, append(w.Marshal(), 0)} {
 		if _, err := UnmarshalCommand(bad); err == nil {
 			t.Errorf("UnmarshalCommand(%x) accepted", bad)
 		}

@@ -1,0 +1,372 @@
+// Package memfs is an in-memory vfs.FS for the deterministic simulator. It
+// keeps what is durable apart from what is only written, so that Crash can
+// do what a power loss does: every file reverts to its last synced content
+// (optionally keeping a torn prefix of what followed), and every directory
+// reverts to the entries it had at its last SyncDir.
+//
+// Files are inodes: a rename moves the inode to a new name, and an open
+// handle keeps referring to its inode whatever its name. Faults (I/O
+// errors, a full disk, bits flipped on read) are injected through hooks the
+// simulator sets from its seeded generator. Everything is deterministic:
+// List is sorted and nothing depends on map order.
+//
+// pebble's vfs.MemFS with its strict mode does the same for pebble; it is
+// not used because tessera's vfs interface is smaller and the simulator
+// needs the torn-write and read-corruption hooks.
+package memfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/tessera-db/tessera/core/vfs"
+)
+
+// ErrClosed is returned by a handle used after Close or after a crash.
+var ErrClosed = errors.New("memfs: file closed")
+
+// Faults are the injection hooks. Nil hooks inject nothing.
+type Faults struct {
+	// WriteErr is consulted before every Write and Create; a non-nil error
+	// fails the operation and changes nothing.
+	WriteErr func(name string) error
+	// SyncErr is consulted before every File.Sync (name of the file) and
+	// SyncDir (name of the directory); a non-nil error fails the sync and
+	// nothing becomes durable.
+	SyncErr func(name string) error
+	// ReadCorrupt may change the bytes ReadAt returns (the stored bytes are
+	// unchanged): transient corruption on the read path.
+	ReadCorrupt func(name string, p []byte)
+}
+
+type inode struct {
+	data    []byte // current content
+	durable []byte // content as of the last successful Sync
+}
+
+type dir struct {
+	entries map[string]*inode // current names
+	durable map[string]*inode // names as of the last SyncDir
+}
+
+// FS is the in-memory file system. It is not safe for concurrent use (the
+// simulator is single-threaded).
+type FS struct {
+	dirs   map[string]*dir
+	faults Faults
+	// epoch invalidates every handle opened before a crash.
+	epoch uint64
+}
+
+// New returns an empty file system.
+func New() *FS { return &FS{dirs: map[string]*dir{"": {entries: map[string]*inode{}, durable: map[string]*inode{}}}} }
+
+// SetFaults replaces the fault hooks.
+func (fs *FS) SetFaults(f Faults) { fs.faults = f }
+
+func clean(name string) string { return strings.Trim(name, "/") }
+
+func split(name string) (string, string) {
+	name = clean(name)
+	i := strings.LastIndexByte(name, '/')
+	if i < 0 {
+		return "", name
+	}
+	return name[:i], name[i+1:]
+}
+
+func (fs *FS) lookup(name string) (*dir, string, error) {
+	d, base := split(name)
+	dd := fs.dirs[d]
+	if dd == nil || base == "" {
+		return nil, "", fmt.Errorf("memfs: %s: %w", name, vfs.ErrNotExist)
+	}
+	return dd, base, nil
+}
+
+// Create creates or truncates a file.
+func (fs *FS) Create(name string) (vfs.File, error) {
+	d, base, err := fs.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	if h := fs.faults.WriteErr; h != nil {
+		if err := h(name); err != nil {
+			return nil, fmt.Errorf("memfs: create %s: %w", name, err)
+		}
+	}
+	// A new inode: truncating an existing file is modelled as replacing it,
+	// which is what a crash before the next sync can observe either way.
+	ino := &inode{}
+	if old := d.entries[base]; old != nil {
+		old.data = old.data[:0:0]
+		ino = old
+	}
+	d.entries[base] = ino
+	return &file{fs: fs, ino: ino, name: clean(name), epoch: fs.epoch}, nil
+}
+
+// Open opens an existing file.
+func (fs *FS) Open(name string) (vfs.File, error) {
+	d, base, err := fs.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	ino := d.entries[base]
+	if ino == nil {
+		return nil, fmt.Errorf("memfs: open %s: %w", name, vfs.ErrNotExist)
+	}
+	return &file{fs: fs, ino: ino, name: clean(name), epoch: fs.epoch}, nil
+}
+
+// Remove removes a file.
+func (fs *FS) Remove(name string) error {
+	d, base, err := fs.lookup(name)
+	if err != nil {
+		return err
+	}
+	if d.entries[base] == nil {
+		return fmt.Errorf("memfs: remove %s: %w", name, vfs.ErrNotExist)
+	}
+	delete(d.entries, base)
+	return nil
+}
+
+// Rename moves a file, replacing newname.
+func (fs *FS) Rename(oldname, newname string) error {
+	od, ob, err := fs.lookup(oldname)
+	if err != nil {
+		return err
+	}
+	nd, nb, err := fs.lookup(newname)
+	if err != nil {
+		return err
+	}
+	ino := od.entries[ob]
+	if ino == nil {
+		return fmt.Errorf("memfs: rename %s: %w", oldname, vfs.ErrNotExist)
+	}
+	delete(od.entries, ob)
+	nd.entries[nb] = ino
+	return nil
+}
+
+// MkdirAll creates a directory and its parents, durably at once.
+func (fs *FS) MkdirAll(name string) error {
+	name = clean(name)
+	for p := ""; ; {
+		if fs.dirs[p] == nil {
+			fs.dirs[p] = &dir{entries: map[string]*inode{}, durable: map[string]*inode{}}
+		}
+		if p == name {
+			return nil
+		}
+		rest := strings.TrimPrefix(name, p)
+		rest = strings.TrimPrefix(rest, "/")
+		seg, _, _ := strings.Cut(rest, "/")
+		if p == "" {
+			p = seg
+		} else {
+			p += "/" + seg
+		}
+	}
+}
+
+// List returns the sorted names in a directory (files and subdirectories).
+func (fs *FS) List(name string) ([]string, error) {
+	name = clean(name)
+	d := fs.dirs[name]
+	if d == nil {
+		return nil, nil
+	}
+	var out []string
+	for n := range d.entries {
+		out = append(out, n)
+	}
+	prefix := name + "/"
+	if name == "" {
+		prefix = ""
+	}
+	for p := range fs.dirs {
+		if p != name && strings.HasPrefix(p, prefix) && !strings.Contains(p[len(prefix):], "/") {
+			out = append(out, p[len(prefix):])
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// SyncDir makes the directory's current entries durable.
+func (fs *FS) SyncDir(name string) error {
+	d := fs.dirs[clean(name)]
+	if d == nil {
+		return fmt.Errorf("memfs: syncdir %s: %w", name, vfs.ErrNotExist)
+	}
+	if h := fs.faults.SyncErr; h != nil {
+		if err := h(clean(name)); err != nil {
+			return fmt.Errorf("memfs: syncdir %s: %w", name, err)
+		}
+	}
+	d.durable = make(map[string]*inode, len(d.entries))
+	for n, ino := range d.entries {
+		d.durable[n] = ino
+	}
+	return nil
+}
+
+// Crash simulates a power loss. Directories revert to their durable entries
+// and files to their durable content; if cut is not nil and a file's
+// current content extends its durable content by n bytes, the first cut(n)
+// of them survive (a torn write). Files are visited in sorted order, so cut
+// is called deterministically. Every open handle becomes invalid.
+func (fs *FS) Crash(cut func(unsynced int) int) {
+	fs.epoch++
+	seen := map[*inode]bool{}
+	for _, dn := range sortedKeys(fs.dirs) {
+		d := fs.dirs[dn]
+		d.entries = make(map[string]*inode, len(d.durable))
+		for _, n := range sortedKeys(d.durable) {
+			ino := d.durable[n]
+			d.entries[n] = ino
+			if seen[ino] {
+				continue
+			}
+			seen[ino] = true
+			keep := slices.Clone(ino.durable)
+			if cut != nil && len(ino.data) > len(ino.durable) && string(ino.data[:len(ino.durable)]) == string(ino.durable) {
+				extra := ino.data[len(ino.durable):]
+				k := cut(len(extra))
+				if k < 0 || k > len(extra) {
+					panic(fmt.Sprintf("memfs: cut %d of %d unsynced bytes", k, len(extra)))
+				}
+				keep = append(keep, extra[:k]...)
+			}
+			ino.data = keep
+			ino.durable = keep[:len(keep):len(keep)]
+		}
+	}
+}
+
+// CorruptAtRest flips the bits of mask in the byte at off of a file, in
+// both its current and its durable content: bit rot on the medium.
+func (fs *FS) CorruptAtRest(name string, off int64, mask byte) error {
+	d, base, err := fs.lookup(name)
+	if err != nil {
+		return err
+	}
+	ino := d.entries[base]
+	if ino == nil {
+		return fmt.Errorf("memfs: corrupt %s: %w", name, vfs.ErrNotExist)
+	}
+	if off < 0 || off >= int64(len(ino.data)) {
+		return fmt.Errorf("memfs: corrupt %s: offset %d outside %d bytes", name, off, len(ino.data))
+	}
+	ino.data[off] ^= mask
+	if off < int64(len(ino.durable)) && &ino.durable[off] != &ino.data[off] {
+		ino.durable[off] ^= mask
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+type file struct {
+	fs     *FS
+	ino    *inode
+	name   string
+	epoch  uint64
+	closed bool
+}
+
+func (f *file) check() error {
+	if f.closed || f.epoch != f.fs.epoch {
+		return fmt.Errorf("memfs: %s: %w", f.name, ErrClosed)
+	}
+	return nil
+}
+
+func (f *file) Write(p []byte) (int, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	if h := f.fs.faults.WriteErr; h != nil {
+		if err := h(f.name); err != nil {
+			return 0, fmt.Errorf("memfs: write %s: %w", f.name, err)
+		}
+	}
+	f.ino.data = append(f.ino.data, p...)
+	return len(p), nil
+}
+
+func (f *file) ReadAt(p []byte, off int64) (int, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, fmt.Errorf("memfs: read %s: negative offset", f.name)
+	}
+	if off >= int64(len(f.ino.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, f.ino.data[off:])
+	if h := f.fs.faults.ReadCorrupt; h != nil {
+		h(f.name, p[:n])
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (f *file) Close() error {
+	if f.closed {
+		return fmt.Errorf("memfs: %s: %w", f.name, ErrClosed)
+	}
+	f.closed = true
+	return nil
+}
+
+func (f *file) Sync() error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	if h := f.fs.faults.SyncErr; h != nil {
+		if err := h(f.name); err != nil {
+			return fmt.Errorf("memfs: sync %s: %w", f.name, err)
+		}
+	}
+	// Share the bytes instead of copying them: data only ever grows by
+	// append beyond durable's capacity, or is replaced, so durable's view
+	// never changes under it (CorruptAtRest excepted, which handles it).
+	n := len(f.ino.data)
+	f.ino.durable = f.ino.data[:n:n]
+	return nil
+}
+
+func (f *file) Truncate(size int64) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	if size < 0 || size > int64(len(f.ino.data)) {
+		return fmt.Errorf("memfs: truncate %s to %d of %d bytes", f.name, size, len(f.ino.data))
+	}
+	f.ino.data = f.ino.data[:size:size]
+	return nil
+}
+
+func (f *file) Size() (int64, error) {
+	if err := f.check(); err != nil {
+		return 0, err
+	}
+	return int64(len(f.ino.data)), nil
+}

@@ -1,0 +1,206 @@
+package memfs
+
+import (
+	"errors"
+	"io"
+	"slices"
+	"testing"
+
+	"github.com/tessera-db/tessera/core/vfs"
+)
+
+func content(t *testing.T, fs *FS, name string) (string, bool) {
+	t.Helper()
+	f, err := fs.Open(name)
+	if errors.Is(err, vfs.ErrNotExist) {
+		return "", false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n, _ := f.Size()
+	b := make([]byte, n)
+	if _, err := f.ReadAt(b, 0); err != nil && err != io.EOF {
+		t.Fatal(err)
+	}
+	return string(b), true
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCrash(t *testing.T) {
+	tests := []struct {
+		name   string
+		run    func(t *testing.T, fs *FS)
+		cut    func(int) int
+		file   string
+		want   string
+		exists bool
+	}{
+		{"synced write and dir survive", func(t *testing.T, fs *FS) {
+			f, _ := fs.Create("d/a")
+			f.Write([]byte("hello"))
+			must(t, f.Sync())
+			must(t, fs.SyncDir("d"))
+		}, nil, "d/a", "hello", true},
+		{"unsynced write is lost", func(t *testing.T, fs *FS) {
+			f, _ := fs.Create("d/a")
+			f.Write([]byte("hello"))
+			must(t, f.Sync())
+			must(t, fs.SyncDir("d"))
+			f.Write([]byte(" world"))
+		}, nil, "d/a", "hello", true},
+		{"torn write keeps a prefix", func(t *testing.T, fs *FS) {
+			f, _ := fs.Create("d/a")
+			f.Write([]byte("hello"))
+			must(t, f.Sync())
+			must(t, fs.SyncDir("d"))
+			f.Write([]byte(" world"))
+		}, func(n int) int { return 3 }, "d/a", "hello wo", true},
+		{"file never dir-synced vanishes", func(t *testing.T, fs *FS) {
+			f, _ := fs.Create("d/a")
+			f.Write([]byte("hello"))
+			must(t, f.Sync())
+		}, nil, "d/a", "", false},
+		{"unsynced remove is undone", func(t *testing.T, fs *FS) {
+			f, _ := fs.Create("d/a")
+			f.Write([]byte("x"))
+			must(t, f.Sync())
+			must(t, fs.SyncDir("d"))
+			must(t, fs.Remove("d/a"))
+		}, nil, "d/a", "x", true},
+		{"synced remove sticks", func(t *testing.T, fs *FS) {
+			f, _ := fs.Create("d/a")
+			must(t, f.Sync())
+			must(t, fs.SyncDir("d"))
+			must(t, fs.Remove("d/a"))
+			must(t, fs.SyncDir("d"))
+		}, nil, "d/a", "", false},
+		{"unsynced rename is undone", func(t *testing.T, fs *FS) {
+			f, _ := fs.Create("d/a")
+			f.Write([]byte("x"))
+			must(t, f.Sync())
+			must(t, fs.SyncDir("d"))
+			must(t, fs.Rename("d/a", "d/b"))
+		}, nil, "d/b", "", false},
+		{"synced rename moves the inode", func(t *testing.T, fs *FS) {
+			f, _ := fs.Create("d/a")
+			f.Write([]byte("x"))
+			must(t, f.Sync())
+			must(t, fs.Rename("d/a", "d/b"))
+			must(t, fs.SyncDir("d"))
+			f.Write([]byte("y")) // the handle still writes to the moved inode
+			must(t, f.Sync())
+		}, nil, "d/b", "xy", true},
+		{"truncate is undone without sync", func(t *testing.T, fs *FS) {
+			f, _ := fs.Create("d/a")
+			f.Write([]byte("abcdef"))
+			must(t, f.Sync())
+			must(t, fs.SyncDir("d"))
+			must(t, f.Truncate(2))
+		}, func(n int) int { return n }, "d/a", "abcdef", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := New()
+			must(t, fs.MkdirAll("d"))
+			tt.run(t, fs)
+			fs.Crash(tt.cut)
+			got, ok := content(t, fs, tt.file)
+			if ok != tt.exists || got != tt.want {
+				t.Fatalf("after crash %s = %q (exists %v), want %q (exists %v)", tt.file, got, ok, tt.want, tt.exists)
+			}
+		})
+	}
+}
+
+func TestHandlesDieWithCrash(t *testing.T) {
+	fs := New()
+	f, _ := fs.Create("a")
+	fs.Crash(nil)
+	if _, err := f.Write([]byte("x")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after crash: %v", err)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	fs := New()
+	boom := errors.New("boom")
+	f, _ := fs.Create("a")
+	f.Write([]byte("abc"))
+	fs.SetFaults(Faults{
+		WriteErr:    func(string) error { return boom },
+		SyncErr:     func(string) error { return boom },
+		ReadCorrupt: func(_ string, p []byte) { p[0] ^= 1 },
+	})
+	if _, err := f.Write([]byte("d")); !errors.Is(err, boom) {
+		t.Fatalf("write: %v", err)
+	}
+	if err := f.Sync(); !errors.Is(err, boom) {
+		t.Fatalf("sync: %v", err)
+	}
+	if _, err := fs.Create("b"); !errors.Is(err, boom) {
+		t.Fatalf("create: %v", err)
+	}
+	b := make([]byte, 3)
+	f.ReadAt(b, 0)
+	if string(b) != "`bc" {
+		t.Fatalf("read corruption not applied: %q", b)
+	}
+	fs.SetFaults(Faults{})
+	if got, _ := content(t, fs, "a"); got != "abc" {
+		t.Fatalf("stored bytes changed by a read fault: %q", got)
+	}
+	fs.Crash(nil)
+	if _, ok := content(t, fs, "a"); ok {
+		t.Fatal("failed sync made a file durable")
+	}
+}
+
+func TestCorruptAtRestSurvivesCrash(t *testing.T) {
+	fs := New()
+	f, _ := fs.Create("a")
+	f.Write([]byte("abc"))
+	must(t, f.Sync())
+	must(t, fs.SyncDir(""))
+	must(t, fs.CorruptAtRest("a", 1, 0x20))
+	if got, _ := content(t, fs, "a"); got != "aBc" {
+		t.Fatalf("got %q", got)
+	}
+	fs.Crash(nil)
+	if got, _ := content(t, fs, "a"); got != "aBc" {
+		t.Fatalf("after crash got %q", got)
+	}
+	if err := fs.CorruptAtRest("a", 9, 1); err == nil {
+		t.Fatal("corrupt past the end accepted")
+	}
+}
+
+func TestListAndDirs(t *testing.T) {
+	fs := New()
+	must(t, fs.MkdirAll("g/1/wal"))
+	must(t, fs.MkdirAll("g/1/chunks"))
+	fs.Create("g/1/wal/b")
+	fs.Create("g/1/wal/a")
+	if got, _ := fs.List("g/1/wal"); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("List = %v", got)
+	}
+	if got, _ := fs.List("g/1"); !slices.Equal(got, []string{"chunks", "wal"}) {
+		t.Fatalf("List dirs = %v", got)
+	}
+	if got, err := fs.List("nope"); err != nil || len(got) != 0 {
+		t.Fatalf("missing dir: %v %v", got, err)
+	}
+	if _, err := fs.Create("nodir/x"); !errors.Is(err, vfs.ErrNotExist) {
+		t.Fatalf("create in a missing dir: %v", err)
+	}
+	if _, err := fs.Open("g/1/wal/zz"); !errors.Is(err, vfs.ErrNotExist) {
+		t.Fatalf("open missing: %v", err)
+	}
+}
