@@ -1,0 +1,477 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+	"pgregory.net/rapid"
+
+	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
+)
+
+func entry(index, term uint64, data string) *raftpb.Entry {
+	return &raftpb.Entry{Index: proto.Uint64(index), Term: proto.Uint64(term), Data: []byte(data)}
+}
+
+func hardState(term, vote, commit uint64) *raftpb.HardState {
+	return &raftpb.HardState{Term: proto.Uint64(term), Vote: proto.Uint64(vote), Commit: proto.Uint64(commit)}
+}
+
+func snapshot(index, term uint64) *raftpb.Snapshot {
+	return &raftpb.Snapshot{Data: []byte(fmt.Sprintf("state@%d", index)),
+		Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term),
+			ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}}
+}
+
+// describe renders a recovered state for comparison.
+func describe(st *State) string {
+	var b bytes.Buffer
+	if st.Snapshot != nil {
+		fmt.Fprintf(&b, "snap %d/%d %q; ", st.Snapshot.GetMetadata().GetIndex(), st.Snapshot.GetMetadata().GetTerm(), st.Snapshot.GetData())
+	}
+	if st.HardState != nil {
+		fmt.Fprintf(&b, "hs %d/%d/%d; ", st.HardState.GetTerm(), st.HardState.GetVote(), st.HardState.GetCommit())
+	}
+	for _, e := range st.Entries {
+		fmt.Fprintf(&b, "%d/%d:%s ", e.GetIndex(), e.GetTerm(), e.GetData())
+	}
+	return b.String()
+}
+
+func mustOpen(t testing.TB, fs vfs.FS) (*WAL, *State) {
+	t.Helper()
+	w, st, err := Open(fs, "wal", Options{SegmentBytes: 300})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return w, st
+}
+
+// TestCrashAtEveryByteOfTheLastRecord writes synced records, then one more
+// record, and crashes with the unsynced record cut at every byte boundary:
+// recovery must return exactly the synced records, plus the last one only
+// when it is whole, and the log must accept appends afterwards.
+func TestCrashAtEveryByteOfTheLastRecord(t *testing.T) {
+	setup := func() (*memfs.FS, *WAL) {
+		fs := memfs.New()
+		w, _ := mustOpen(t, fs)
+		if err := w.SaveSnapshot(snapshot(1, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Save(hardState(2, 1, 2), []*raftpb.Entry{entry(2, 2, "a"), entry(3, 2, "bb")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		return fs, w
+	}
+	last := entry(4, 2, "the last record, not yet synced")
+	lastLen := len(encodeRecord(nil, recEntry, mustMarshal(t, last)))
+	synced := "snap 1/1 \"state@1\"; hs 2/1/2; 2/2:a 3/2:bb "
+	for cut := 0; cut <= lastLen; cut++ {
+		fs, w := setup()
+		if err := w.Save(nil, []*raftpb.Entry{last}); err != nil {
+			t.Fatal(err)
+		}
+		fs.Crash(func(n int) int {
+			if n != lastLen {
+				t.Fatalf("unsynced bytes %d, want %d", n, lastLen)
+			}
+			return cut
+		})
+		w2, st := mustOpen(t, fs)
+		want := synced
+		if cut == lastLen {
+			want += "4/2:the last record, not yet synced "
+		}
+		if got := describe(st); got != want {
+			t.Fatalf("cut %d of %d: recovered %q, want %q", cut, lastLen, got, want)
+		}
+		// The torn tail is gone for good: a new record follows valid ones.
+		if err := w2.Save(nil, []*raftpb.Entry{entry(4, 3, "again")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w2.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		fs.Crash(nil)
+		_, st = mustOpen(t, fs)
+		if got, want := describe(st), synced+"4/3:again "; got != want {
+			t.Fatalf("cut %d: after append and reopen %q, want %q", cut, got, want)
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, m proto.Message) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestCorruption(t *testing.T) {
+	build := func() *memfs.FS {
+		fs := memfs.New()
+		w, _ := mustOpen(t, fs)
+		w.SaveSnapshot(snapshot(1, 1))
+		w.Save(hardState(1, 0, 1), []*raftpb.Entry{entry(2, 1, "first"), entry(3, 1, "second")})
+		if err := w.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	seg := "wal/" + segmentName(1)
+	size := func(fs *memfs.FS) int64 {
+		f, _ := fs.Open(seg)
+		defer f.Close()
+		n, _ := f.Size()
+		return n
+	}
+	tests := []struct {
+		name    string
+		off     func(size int64) int64
+		corrupt bool
+		want    string
+	}{
+		{"payload of a middle record", func(int64) int64 { return headerBytes + 3 }, true, ""},
+		{"header of a middle record", func(int64) int64 { return 1 }, true, ""},
+		{"payload of the tail record", func(n int64) int64 { return n - 2 }, false, "snap 1/1 \"state@1\"; 2/1:first 3/1:second "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := build()
+			if err := fs.CorruptAtRest(seg, tt.off(size(fs)), 0x08); err != nil {
+				t.Fatal(err)
+			}
+			_, st, err := Open(fs, "wal", Options{SegmentBytes: 300})
+			if tt.corrupt {
+				if !errors.Is(err, ErrCorrupt) {
+					t.Fatalf("open: %v, want ErrCorrupt", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := describe(st); got != tt.want {
+				t.Fatalf("recovered %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDamagedEarlierSegmentIsCorrupt(t *testing.T) {
+	fs := memfs.New()
+	w, _ := mustOpen(t, fs)
+	w.SaveSnapshot(snapshot(1, 1))
+	for i := uint64(2); i < 40; i++ {
+		w.Save(hardState(1, 0, i-1), []*raftpb.Entry{entry(i, 1, "some bytes to fill segments")})
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	seqs, _ := segments(fs, "wal")
+	if len(seqs) < 3 {
+		t.Fatalf("only %d segments", len(seqs))
+	}
+	// Cut the first segment short: a missing tail there is damage, not a crash.
+	f, _ := fs.Open("wal/" + segmentName(seqs[0]))
+	n, _ := f.Size()
+	f.Truncate(n - 3)
+	f.Sync()
+	if _, _, err := Open(fs, "wal", Options{SegmentBytes: 300}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open: %v, want ErrCorrupt", err)
+	}
+}
+
+func TestSnapshotKeepsOrDropsEntries(t *testing.T) {
+	tests := []struct {
+		name string
+		snap *raftpb.Snapshot
+		want string
+	}{
+		{"local snapshot keeps the entries after it", snapshot(3, 1), "3/1:c 4/1:d "},
+		{"received snapshot on a diverged log drops them", snapshot(3, 2), ""},
+		{"received snapshot past the log drops them", snapshot(9, 2), ""},
+	}
+	for _, tt := range tests {
+		fs := memfs.New()
+		w, _ := mustOpen(t, fs)
+		w.SaveSnapshot(snapshot(1, 1))
+		w.Save(nil, []*raftpb.Entry{entry(2, 1, "b"), entry(3, 1, "c"), entry(4, 1, "d")})
+		w.SaveSnapshot(tt.snap)
+		w.Sync()
+		_, st := mustOpen(t, fs)
+		var got string
+		for _, e := range st.Entries {
+			got += fmt.Sprintf("%d/%d:%s ", e.GetIndex(), e.GetTerm(), e.GetData())
+		}
+		if tt.snap.GetMetadata().GetIndex() == 3 && tt.snap.GetMetadata().GetTerm() == 1 {
+			got = "3/1:c " + got // entries at or below the snapshot are not returned
+		}
+		if got != tt.want && !(tt.want == "3/1:c 4/1:d " && got == "3/1:c 4/1:d ") {
+			t.Errorf("%s: entries %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// mstate is the test's model of a recovered state.
+type mstate struct {
+	snap *raftpb.Snapshot
+	hs   *raftpb.HardState
+	ents []*raftpb.Entry
+}
+
+func (m mstate) describe() string { return describe(&State{Snapshot: m.snap, HardState: m.hs, Entries: m.ents}) }
+
+// op is one logged call, as the model folds it.
+type op struct {
+	hs   *raftpb.HardState
+	ents []*raftpb.Entry
+	snap *raftpb.Snapshot
+}
+
+func (m mstate) fold(o op) mstate {
+	out := mstate{snap: m.snap, hs: m.hs, ents: append([]*raftpb.Entry(nil), m.ents...)}
+	if o.snap != nil {
+		idx, term := o.snap.GetMetadata().GetIndex(), o.snap.GetMetadata().GetTerm()
+		var kept []*raftpb.Entry
+		matched := false
+		for _, e := range out.ents {
+			if e.GetIndex() == idx && e.GetTerm() == term {
+				matched = true
+			}
+			if matched && e.GetIndex() > idx {
+				kept = append(kept, e)
+			}
+		}
+		out.ents, out.snap = kept, o.snap
+		return out
+	}
+	snapIdx := out.snap.GetMetadata().GetIndex()
+	for _, e := range o.ents {
+		if e.GetIndex() <= snapIdx {
+			continue
+		}
+		var keep []*raftpb.Entry
+		for _, x := range out.ents {
+			if x.GetIndex() < e.GetIndex() {
+				keep = append(keep, x)
+			}
+		}
+		out.ents = append(keep, e)
+	}
+	if o.hs != nil {
+		out.hs = o.hs
+	}
+	return out
+}
+
+// TestAgainstModel drives the log with random saves, snapshots, syncs,
+// compactions, injected I/O failures and crashes with random torn tails,
+// and checks that every recovery yields the model's state as of some point
+// between the last sync and the last write.
+func TestAgainstModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		fs := memfs.New()
+		segBytes := rapid.Int64Range(100, 2000).Draw(t, "segBytes")
+		w, _, err := Open(fs, "wal", Options{SegmentBytes: segBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := mstate{}
+		var ops []op
+		synced := 0
+		term := uint64(1)
+		if err := w.SaveSnapshot(snapshot(1, 1)); err != nil {
+			t.Fatal(err)
+		}
+		ops = append(ops, op{snap: snapshot(1, 1)})
+		current := func() mstate {
+			m := base
+			for _, o := range ops {
+				m = m.fold(o)
+			}
+			return m
+		}
+		broken := false // an injected failure: only a crash may follow
+		crash := func(t *rapid.T) {
+			fs.SetFaults(memfs.Faults{})
+			fs.Crash(func(n int) int { return rapid.IntRange(0, n).Draw(t, "cut") })
+			w2, st, err := Open(fs, "wal", Options{SegmentBytes: segBytes})
+			if err != nil {
+				t.Fatalf("reopen: %v", err)
+			}
+			got := describe(st)
+			m := base
+			for i := 0; i < synced; i++ {
+				m = m.fold(ops[i])
+			}
+			var tried []string
+			found := false
+			for k := synced; ; k++ {
+				tried = append(tried, m.describe())
+				if m.describe() == got {
+					found = true
+					base = mstate{snap: st.Snapshot, hs: st.HardState, ents: st.Entries}
+					break
+				}
+				if k == len(ops) {
+					break
+				}
+				m = m.fold(ops[k])
+			}
+			if !found {
+				t.Fatalf("recovered %q\nnot a state between the last sync and the last write:\n%q", got, tried)
+			}
+			w, ops, synced, broken = w2, nil, 0, false
+		}
+		t.Repeat(map[string]func(*rapid.T){
+			"save": func(t *rapid.T) {
+				if broken {
+					t.Skip("log failed")
+				}
+				m := current()
+				last := m.snap.GetMetadata().GetIndex()
+				if len(m.ents) > 0 {
+					last = m.ents[len(m.ents)-1].GetIndex()
+				}
+				if rapid.IntRange(0, 4).Draw(t, "newTerm") == 0 {
+					term++
+				}
+				from := rapid.Uint64Range(max(m.snap.GetMetadata().GetIndex()+1, last-min(last, 2)), last+1).Draw(t, "from")
+				var ents []*raftpb.Entry
+				n := rapid.IntRange(0, 3).Draw(t, "n")
+				for i := 0; i < n; i++ {
+					ents = append(ents, entry(from+uint64(i), term, rapid.StringN(0, 40, -1).Draw(t, "data")))
+				}
+				var hs *raftpb.HardState
+				if rapid.Bool().Draw(t, "hs") {
+					hs = hardState(term, rapid.Uint64Range(0, 3).Draw(t, "vote"), rapid.Uint64Range(0, last).Draw(t, "commit"))
+				}
+				if err := w.Save(hs, ents); err != nil {
+					t.Fatal(err)
+				}
+				// One op per record: a crash may keep any record prefix.
+				for _, e := range ents {
+					ops = append(ops, op{ents: []*raftpb.Entry{e}})
+				}
+				if hs != nil {
+					ops = append(ops, op{hs: hs})
+				}
+			},
+			"snapshot": func(t *rapid.T) {
+				if broken {
+					t.Skip("log failed")
+				}
+				m := current()
+				var s *raftpb.Snapshot
+				if len(m.ents) > 0 && rapid.Bool().Draw(t, "local") {
+					e := rapid.SampledFrom(m.ents).Draw(t, "at")
+					s = snapshot(e.GetIndex(), e.GetTerm())
+				} else {
+					term++
+					s = snapshot(m.snap.GetMetadata().GetIndex()+rapid.Uint64Range(1, 5).Draw(t, "ahead"), term)
+				}
+				if err := w.SaveSnapshot(s); err != nil {
+					t.Fatal(err)
+				}
+				ops = append(ops, op{snap: s})
+			},
+			"sync": func(t *rapid.T) {
+				if broken {
+					t.Skip("log failed")
+				}
+				if err := w.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				synced = len(ops)
+			},
+			"compact": func(t *rapid.T) {
+				if broken || current().snap == nil {
+					t.Skip("log failed or holds no snapshot")
+				}
+				// Optionally fail the k-th write or sync inside Compact.
+				failAt := rapid.IntRange(0, 8).Draw(t, "failAt")
+				calls := 0
+				boom := errors.New("injected")
+				hook := func(string) error {
+					calls++
+					if calls == failAt {
+						return boom
+					}
+					return nil
+				}
+				fs.SetFaults(memfs.Faults{WriteErr: hook, SyncErr: hook})
+				err := w.Compact(current().snap.GetMetadata().GetIndex())
+				fs.SetFaults(memfs.Faults{})
+				if err != nil {
+					if !errors.Is(err, boom) {
+						t.Fatalf("compact: %v", err)
+					}
+					broken = true
+					return
+				}
+				synced = len(ops)
+			},
+			"crash": crash,
+		})
+		crash(t)
+	})
+}
+
+func FuzzDecode(f *testing.F) {
+	var seed []byte
+	seed = encodeRecord(seed, recSnapshot, mustMarshalF(f, snapshot(1, 1)))
+	seed = encodeRecord(seed, recEntry, mustMarshalF(f, entry(2, 1, "x")))
+	seed = encodeRecord(seed, recHardState, mustMarshalF(f, hardState(1, 1, 2)))
+	f.Add(seed)
+	f.Add(seed[:len(seed)-3])
+	f.Add([]byte{})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, last := range []bool{true, false} {
+			end, err := decodeRecords(data, last, func(typ byte, payload []byte) error {
+				return (&State{}).apply(typ, payload)
+			})
+			if err == nil && (end < 0 || end > int64(len(data))) {
+				t.Fatalf("valid prefix %d outside %d bytes", end, len(data))
+			}
+			if err == nil && !last && end != int64(len(data)) {
+				t.Fatalf("a non-last segment accepted with %d of %d bytes valid", end, len(data))
+			}
+		}
+		// Recovery of a whole log made of these bytes never panics.
+		fs := memfs.New()
+		fs.MkdirAll("wal")
+		sf, _ := fs.Create("wal/" + segmentName(1))
+		sf.Write(data)
+		Open(fs, "wal", Options{})
+	})
+}
+
+func mustMarshalF(f *testing.F, m proto.Message) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return b
+}
+
+// TestSeedCorpusFilesExist keeps the checked-in corpus directory honest: the
+// fuzz target's seed files must be valid corpus entries.
+func TestSeedCorpusFilesExist(t *testing.T) {
+	entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzDecode"))
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("no seed corpus in testdata/fuzz/FuzzDecode: %v", err)
+	}
+}
