@@ -1,0 +1,216 @@
+// Package osfs is the production vfs.FS: a directory of real files, with
+// fsync for File.Sync and for SyncDir. Names are slash-separated and
+// relative to the root; a name that is absolute or climbs out of the root
+// is refused.
+package osfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tessera-db/tessera/core/vfs"
+)
+
+// Options configure an FS.
+type Options struct {
+	// OnSync, if set, is called with the duration of every fsync (of a
+	// file or a directory), for the fsync latency histogram.
+	OnSync func(time.Duration)
+}
+
+// FS is a vfs.FS rooted at a directory.
+type FS struct {
+	root string
+	opts Options
+}
+
+// New returns an FS rooted at root.
+func New(root string) *FS { return NewWithOptions(root, Options{}) }
+
+// NewWithOptions returns an FS rooted at root with options.
+func NewWithOptions(root string, opts Options) *FS { return &FS{root: root, opts: opts} }
+
+// resolve maps a vfs name to a real path inside the root.
+func (f *FS) resolve(name string) (string, error) {
+	if name == "" || strings.HasPrefix(name, "/") {
+		return "", fmt.Errorf("osfs: name %q must be relative to the root", name)
+	}
+	for _, seg := range strings.Split(name, "/") {
+		if seg == ".." {
+			return "", fmt.Errorf("osfs: name %q climbs out of the root", name)
+		}
+	}
+	return filepath.Join(f.root, filepath.FromSlash(path.Clean(name))), nil
+}
+
+// wrap maps OS errors to the vfs ones the core checks for.
+func wrap(op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("osfs: %s %s: %w (%v)", op, name, vfs.ErrNotExist, err)
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("osfs: %s %s: %w (%v)", op, name, vfs.ErrNoSpace, err)
+	}
+	return fmt.Errorf("osfs: %s %s: %w", op, name, err)
+}
+
+func (f *FS) open(name string, flag int) (vfs.File, error) {
+	p, err := f.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	h, err := os.OpenFile(p, flag, 0o644)
+	if err != nil {
+		return nil, wrap("open", name, err)
+	}
+	return &file{f: h, name: name, fs: f}, nil
+}
+
+// Create creates or truncates a file.
+func (f *FS) Create(name string) (vfs.File, error) {
+	return f.open(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND)
+}
+
+// Open opens an existing file for reading and appending.
+func (f *FS) Open(name string) (vfs.File, error) { return f.open(name, os.O_RDWR|os.O_APPEND) }
+
+// Remove removes a file.
+func (f *FS) Remove(name string) error {
+	p, err := f.resolve(name)
+	if err != nil {
+		return err
+	}
+	return wrap("remove", name, os.Remove(p))
+}
+
+// Rename renames a file, replacing newname.
+func (f *FS) Rename(oldname, newname string) error {
+	op, err := f.resolve(oldname)
+	if err != nil {
+		return err
+	}
+	np, err := f.resolve(newname)
+	if err != nil {
+		return err
+	}
+	return wrap("rename", oldname, os.Rename(op, np))
+}
+
+// MkdirAll creates a directory and its parents and syncs each parent, so
+// that the new directories are durable at once, as vfs.FS promises.
+func (f *FS) MkdirAll(name string) error {
+	p, err := f.resolve(name)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(p); err == nil && st.IsDir() {
+		return nil
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return wrap("mkdir", name, err)
+	}
+	for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+		if err := f.syncDirPath(d); err != nil {
+			return wrap("mkdir", name, err)
+		}
+		if d == f.root || d == filepath.Dir(d) || !strings.HasPrefix(d, f.root) {
+			return nil
+		}
+	}
+}
+
+// List returns the sorted names in a directory; a missing one is empty.
+func (f *FS) List(name string) ([]string, error) {
+	p, err := f.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrap("list", name, err)
+	}
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		out[i] = e.Name()
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// SyncDir fsyncs a directory.
+func (f *FS) SyncDir(name string) error {
+	p, err := f.resolve(name)
+	if err != nil {
+		return err
+	}
+	return wrap("syncdir", name, f.syncDirPath(p))
+}
+
+func (f *FS) syncDirPath(p string) error {
+	d, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	start := time.Now()
+	err = d.Sync()
+	if f.opts.OnSync != nil {
+		f.opts.OnSync(time.Since(start))
+	}
+	return err
+}
+
+type file struct {
+	f    *os.File
+	name string
+	fs   *FS
+}
+
+func (h *file) Write(p []byte) (int, error) {
+	n, err := h.f.Write(p)
+	return n, wrap("write", h.name, err)
+}
+
+func (h *file) ReadAt(p []byte, off int64) (int, error) {
+	n, err := h.f.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		err = wrap("read", h.name, err)
+	}
+	return n, err
+}
+
+func (h *file) Close() error { return wrap("close", h.name, h.f.Close()) }
+
+func (h *file) Sync() error {
+	start := time.Now()
+	err := h.f.Sync()
+	if h.fs.opts.OnSync != nil {
+		h.fs.opts.OnSync(time.Since(start))
+	}
+	return wrap("sync", h.name, err)
+}
+
+func (h *file) Truncate(size int64) error { return wrap("truncate", h.name, h.f.Truncate(size)) }
+
+func (h *file) Size() (int64, error) {
+	st, err := h.f.Stat()
+	if err != nil {
+		return 0, wrap("stat", h.name, err)
+	}
+	return st.Size(), nil
+}
