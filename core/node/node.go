@@ -283,4 +283,3 @@ func (n *Node) members(group uint64) []uint64 {
 	tg, _ := n.cfg.Topology.Group(group)
 	return tg.Members
 }
-

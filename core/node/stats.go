@@ -1,17 +1,20 @@
 package node
 
 import (
+	"encoding/binary"
+	"hash/fnv"
+
 	"go.etcd.io/raft/v3"
 )
 
 // Stats are the node's counters, exported by the runtime (Prometheus in
 // production, the run summary in the simulator).
 type Stats struct {
-	Proposals, Reads, Forwards, Applied uint64
-	WALSyncs, Snapshots, SnapshotsInstalled uint64
+	Proposals, Reads, Forwards, Applied         uint64
+	WALSyncs, Snapshots, SnapshotsInstalled     uint64
 	CorruptChunks, RepairedChunks, ChunkFetches uint64
-	DroppedMessages, UnknownPeerMessages    uint64
-	Requests, RequestErrors, Timeouts       uint64
+	DroppedMessages, UnknownPeerMessages        uint64
+	Requests, RequestErrors, Timeouts           uint64
 }
 
 // GroupStatus describes this node's replica of one group.
@@ -40,7 +43,7 @@ func (n *Node) Groups() []GroupStatus {
 		g := n.groups[id]
 		st := g.rn.BasicStatus()
 		gs := GroupStatus{ID: id, Leader: st.Lead, IsLeader: st.RaftState == raft.StateLeader,
-			Term: st.Term, Commit: st.Commit, Applied: g.applied, SnapIndex: g.snapIndex}
+			Term: st.HardState.GetTerm(), Commit: st.HardState.GetCommit(), Applied: g.applied, SnapIndex: g.snapIndex}
 		gs.Voters = append(gs.Voters, g.confState.GetVoters()...)
 		if g.meta != nil {
 			gs.StateHash = g.meta.Hash()
@@ -54,19 +57,13 @@ func (n *Node) Groups() []GroupStatus {
 }
 
 func chunkSetHash(g *group) uint64 {
-	// FNV-1a over the sorted chunk infos.
-	h := uint64(14695981039346656037)
-	mix := func(v uint64) {
-		for i := 0; i < 8; i++ {
-			h ^= v & 0xff
-			h *= 1099511628211
-			v >>= 8
-		}
-	}
+	h := fnv.New64a()
+	var b [20]byte
 	for _, in := range g.store.Infos() {
-		mix(in.ID)
-		mix(uint64(in.Size))
-		mix(uint64(in.CRC))
+		binary.LittleEndian.PutUint64(b[0:], in.ID)
+		binary.LittleEndian.PutUint32(b[8:], in.Size)
+		binary.LittleEndian.PutUint32(b[12:], in.CRC)
+		h.Write(b[:16])
 	}
-	return h
+	return h.Sum64()
 }

@@ -228,7 +228,9 @@ type mstate struct {
 	ents []*raftpb.Entry
 }
 
-func (m mstate) describe() string { return describe(&State{Snapshot: m.snap, HardState: m.hs, Entries: m.ents}) }
+func (m mstate) describe() string {
+	return describe(&State{Snapshot: m.snap, HardState: m.hs, Entries: m.ents})
+}
 
 // op is one logged call, as the model folds it.
 type op struct {

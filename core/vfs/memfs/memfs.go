@@ -62,7 +62,9 @@ type FS struct {
 }
 
 // New returns an empty file system.
-func New() *FS { return &FS{dirs: map[string]*dir{"": {entries: map[string]*inode{}, durable: map[string]*inode{}}}} }
+func New() *FS {
+	return &FS{dirs: map[string]*dir{"": {entries: map[string]*inode{}, durable: map[string]*inode{}}}}
+}
 
 // SetFaults replaces the fault hooks.
 func (fs *FS) SetFaults(f Faults) { fs.faults = f }
