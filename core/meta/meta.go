@@ -21,18 +21,22 @@
 //     and ids whose lease expired uncommitted. OpGCDone removes collected ids.
 //   - Sessions: Session 0 means no deduplication. Otherwise the state keeps,
 //     per session, the last sequence number applied and its result: the
-//     same Seq again returns that result without applying anything, an older
-//     Seq is CodeSessionExpired. An unknown session is registered by Seq 1;
-//     an unknown session with a higher Seq is CodeSessionExpired, because it
-//     was evicted and we can no longer tell whether its earlier commands
-//     applied. At most MaxSessions are kept; the one applied least recently
-//     is evicted first. Clients therefore send one command at a time per
-//     session (the HTTP server gives every request a session of its own).
+//     same Seq again returns that result without applying anything, and an
+//     older Seq is CodeSessionExpired. A client may skip sequence numbers
+//     (an operation that failed before its commit uses one up), so an
+//     unknown session is registered by whatever Seq it brings first. At most
+//     MaxSessions are kept; the one applied least recently is evicted, and
+//     the eviction horizon moves to that session's last command time
+//     (MTimeNanos). A command of an unknown session stamped at or before the
+//     horizon is CodeSessionExpired: it may be a late retry of an evicted
+//     session whose earlier attempt already applied. Proposers stamp a
+//     command once, on its first attempt, so retries carry the same stamp.
 package meta
 
 import (
 	"fmt"
 	"hash/fnv"
+	"math"
 	"slices"
 	"strings"
 
@@ -42,7 +46,7 @@ import (
 // Limits of the state machine.
 const (
 	// MaxSessions bounds the remembered client sessions.
-	MaxSessions = 4096
+	MaxSessions = 1 << 14
 	// MaxAlloc bounds the chunk ids one OpAlloc leases.
 	MaxAlloc = 1024
 	// DefaultListLimit is the page size of List when none is given.
@@ -52,6 +56,7 @@ const (
 type session struct {
 	lastSeq   uint64
 	lastIndex uint64
+	lastMTime int64
 	result    Result
 }
 
@@ -68,12 +73,14 @@ type State struct {
 	nextChunk uint64
 	now       int64
 	applied   uint64
+	// horizon is the latest command time of an evicted session.
+	horizon int64
 }
 
 // New returns an empty state.
 func New() *State {
 	return &State{files: map[string]File{}, sessions: map[uint64]*session{}, leases: map[uint64]int64{},
-		garbage: map[uint64]ChunkRef{}, nextChunk: 1}
+		garbage: map[uint64]ChunkRef{}, nextChunk: 1, horizon: math.MinInt64}
 }
 
 // Applied is the raft index of the last command applied.
@@ -167,8 +174,8 @@ func (s *State) Apply(index uint64, c Command) Result {
 	switch {
 	case c.Seq == 0:
 		return invalid("session %d: sequence number 0", c.Session)
-	case ss == nil && c.Seq > 1:
-		return Result{Code: CodeSessionExpired, Detail: fmt.Sprintf("session %d unknown at sequence %d", c.Session, c.Seq)}
+	case ss == nil && c.MTimeNanos <= s.horizon:
+		return Result{Code: CodeSessionExpired, Detail: fmt.Sprintf("session %d unknown and its command predates evicted sessions", c.Session)}
 	case ss != nil && c.Seq == ss.lastSeq:
 		return ss.result
 	case ss != nil && c.Seq < ss.lastSeq:
@@ -179,7 +186,7 @@ func (s *State) Apply(index uint64, c Command) Result {
 		ss = &session{}
 		s.sessions[c.Session] = ss
 	}
-	ss.lastSeq, ss.lastIndex, ss.result = c.Seq, index, res
+	ss.lastSeq, ss.lastIndex, ss.lastMTime, ss.result = c.Seq, index, c.MTimeNanos, res
 	if len(s.sessions) > MaxSessions {
 		s.evictSession()
 	}
@@ -196,6 +203,7 @@ func (s *State) evictSession() {
 			victim, oldest = id, ss.lastIndex
 		}
 	}
+	s.horizon = max(s.horizon, s.sessions[victim].lastMTime)
 	delete(s.sessions, victim)
 }
 

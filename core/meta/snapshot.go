@@ -7,19 +7,20 @@ import (
 )
 
 // snapshotMagic starts a snapshot; the digit is the format version.
-const snapshotMagic = "TMS1"
+const snapshotMagic = "TMS2"
 
 // Snapshot encodes the whole state deterministically (everything sorted):
 //
-//	"TMS1" applied now nextChunk
+//	"TMS2" applied now horizon nextChunk
 //	files:    count, then per file (by path) path version size mtime chunks
-//	sessions: count, then per session (by id) id lastSeq lastIndex result
+//	sessions: count, then per session (by id) id lastSeq lastIndex lastMTime result
 //	leases:   count, then per id (ascending) id end
 //	garbage:  count, then per chunk (by id) id group size crc
 func (s *State) Snapshot() []byte {
 	e := codec.Encoder{B: []byte(snapshotMagic)}
 	e.Uvarint(s.applied)
 	e.Varint(s.now)
+	e.Varint(s.horizon)
 	e.Uvarint(s.nextChunk)
 	e.Uvarint(uint64(len(s.paths)))
 	for _, p := range s.paths {
@@ -33,6 +34,7 @@ func (s *State) Snapshot() []byte {
 		e.Uvarint(id)
 		e.Uvarint(ss.lastSeq)
 		e.Uvarint(ss.lastIndex)
+		e.Varint(ss.lastMTime)
 		e.Bytes(ss.result.Marshal())
 	}
 	ids = sortedKeys(s.leases)
@@ -59,6 +61,7 @@ func Restore(b []byte) (*State, error) {
 	s := New()
 	s.applied = d.Uvarint()
 	s.now = d.Varint()
+	s.horizon = d.Varint()
 	s.nextChunk = d.Uvarint()
 	n := d.Count(1<<40, 5)
 	for i := 0; i < n && d.Err() == nil; i++ {
@@ -73,7 +76,7 @@ func Restore(b []byte) (*State, error) {
 	var prev uint64
 	for i := 0; i < n && d.Err() == nil; i++ {
 		id := d.Uvarint()
-		ss := &session{lastSeq: d.Uvarint(), lastIndex: d.Uvarint()}
+		ss := &session{lastSeq: d.Uvarint(), lastIndex: d.Uvarint(), lastMTime: d.Varint()}
 		res, err := UnmarshalResult(d.Bytes(1 << 30))
 		if err != nil {
 			d.Fail(err)
