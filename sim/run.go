@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 )
 
@@ -120,8 +122,17 @@ func (w *World) restart(s *simNode) {
 	if s.up() {
 		return
 	}
-	if err := s.start(); err != nil {
-		w.failf("node %d cannot restart from its disk: %v", s.id, err)
+	err := s.start()
+	switch {
+	case err == nil:
+	case errors.Is(err, errIO) || errors.Is(err, vfs.ErrNoSpace):
+		// An injected disk fault during recovery: the process dies, as
+		// one would, and is started again later.
+		w.logf("node %d failed to start: %v", s.id, err)
+		s.fs.Crash(nil)
+		w.scheduleRestart(s, time.Second)
+	default:
+		w.failf("node %d cannot start from its disk: %v", s.id, err)
 	}
 }
 
@@ -188,10 +199,7 @@ func run(opts Options) *Result {
 		w.nodes = append(w.nodes, s)
 	}
 	for _, s := range w.nodes {
-		if err := s.start(); err != nil {
-			w.failf("node %d cannot start: %v", s.id, err)
-			return w.result()
-		}
+		w.restart(s)
 	}
 	w.scheduleFaults()
 	w.clk.at(w.sched.FaultsUntil, "heal", 0, w.heal)
