@@ -170,10 +170,11 @@ func run(opts Options) *Result {
 		workRng:  rand.New(rand.NewPCG(root.Uint64(), 3)),
 	}
 	schedRng := rand.New(rand.NewPCG(root.Uint64(), 4))
+	// Generate even when replaying a given schedule, so that the draws
+	// that follow (clock skews) are the same as in the original run.
+	w.sched = generate(schedRng, opts.Nodes, opts.Duration)
 	if opts.Schedule != nil {
 		w.sched = *opts.Schedule
-	} else {
-		w.sched = generate(schedRng, opts.Nodes, opts.Duration)
 	}
 	logOut := opts.Log
 	if logOut == nil {

@@ -46,11 +46,12 @@ type snapReport struct {
 
 // New recovers a node from its file system (or bootstraps a fresh one).
 func New(cfg Config, e env.Env) (*Node, error) {
+	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	n := &Node{
-		cfg:       cfg.withDefaults(),
+		cfg:       cfg,
 		env:       e,
 		groups:    map[uint64]*group{},
 		ops:       map[uint64]*op{},
