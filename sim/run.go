@@ -44,7 +44,7 @@ type Options struct {
 
 // DefaultOptions are the embedded defaults of `tessera sim run`.
 func DefaultOptions() Options {
-	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 10 * time.Millisecond, Clients: 4,
+	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 50 * time.Millisecond, Clients: 4,
 		Keys: 4, ChunkBytes: 256, DataGroups: 3}
 }
 

@@ -1,0 +1,28 @@
+package sim
+
+import (
+	"testing"
+	"time"
+)
+
+// BenchmarkRun measures simulation speed on the embedded defaults (5
+// nodes, 60 s of simulated time, the seed's own fault mix): simulated
+// seconds per wall second ("x-realtime") and events per wall second.
+func BenchmarkRun(b *testing.B) {
+	var simulated time.Duration
+	var events uint64
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		o := DefaultOptions()
+		o.Seed = uint64(i + 1)
+		res := Run(o)
+		if !res.Passed() {
+			b.Fatalf("seed %d failed: %v", o.Seed, res.Failures)
+		}
+		simulated += res.Simulated
+		events += res.Events
+	}
+	wall := time.Since(start).Seconds()
+	b.ReportMetric(simulated.Seconds()/wall, "x-realtime")
+	b.ReportMetric(float64(events)/wall, "events/s")
+}
