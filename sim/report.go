@@ -25,6 +25,7 @@ func Report(out io.Writer, opts Options, res *Result, reportPath string, wall ti
 	}
 	if res.Passed() {
 		fmt.Fprintln(out, "verdict: pass")
+		fmt.Fprintf(out, "replay: %s\n", ReplayCommand(opts, res.Seed, opts.Schedule))
 		return
 	}
 	for _, f := range res.Failures {
@@ -39,7 +40,7 @@ func Report(out io.Writer, opts Options, res *Result, reportPath string, wall ti
 		}
 	}
 	fmt.Fprintln(out, "verdict: fail")
-	fmt.Fprintf(out, "replay: %s\n", ReplayCommand(opts, res.Seed, nil))
+	fmt.Fprintf(out, "replay: %s\n", ReplayCommand(opts, res.Seed, opts.Schedule))
 }
 
 // ReplayCommand is the exact command that replays a run.

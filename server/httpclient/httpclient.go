@@ -164,6 +164,9 @@ type request struct {
 // unavailable. It returns a response with a 2xx status; the caller closes
 // its body.
 func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
+	if r.path != "" && !strings.HasPrefix(r.path, "/") {
+		return nil, &Error{HTTP: http.StatusBadRequest, Code: CodeInvalid, Message: fmt.Sprintf("invalid path %q: not absolute (must start with /)", r.path)}
+	}
 	seeker, rewindable := r.body.(io.Seeker)
 	var start int64
 	if rewindable {
@@ -234,6 +237,9 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			return resp, nil
 		}
 		apiErr := decodeError(resp)
+		if r.method == http.MethodHead && apiErr.Code == CodeNotFound {
+			apiErr.Message = "no such file " + r.path
+		}
 		if apiErr.Code == CodeUnavailable || apiErr.Code == CodeTimeout && r.write {
 			// Unavailable: nothing applied. Timeout of a write: the session
 			// makes the retry exactly-once.
