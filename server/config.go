@@ -26,6 +26,9 @@ type Config struct {
 	MaxFileBytes int64             // default 64 GiB
 	TickInterval time.Duration     // default 50ms
 	Logger       *slog.Logger
+	// OnReady, if set, is called once the node serves, with the addresses
+	// its listeners are bound to (useful with port 0).
+	OnReady func(httpAddr, peerAddr string)
 }
 
 func (c Config) withDefaults() Config {

@@ -204,8 +204,8 @@ func (h *httpAPI) session(r *http.Request) (*client.Session, error) {
 func conditions(r *http.Request, spec *client.Spec) error {
 	if v := r.Header.Get("If-Match"); v != "" {
 		n, err := strconv.ParseUint(strings.Trim(v, `"`), 10, 64)
-		if err != nil {
-			return fmt.Errorf("If-Match must be a version number, got %q", v)
+		if err != nil || n == 0 {
+			return fmt.Errorf("If-Match must be a version number >= 1, got %q (If-None-Match: * asks for a new file)", v)
 		}
 		spec.HasIfVersion, spec.IfVersion = true, n
 	}
@@ -336,6 +336,10 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
 			return
 		}
 		off, n, err := parseRange(rng, res.File.Size)
+		if errors.Is(err, errRangeSyntax) {
+			writeStatus(w, api.Invalid, err.Error())
+			return
+		}
 		if err != nil {
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", res.File.Size))
 			writeError(w, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable", err.Error())
@@ -358,42 +362,47 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
 	}
 }
 
+// errRangeSyntax marks a Range header that does not parse (400), as
+// opposed to one that parses but lies outside the file (416).
+var errRangeSyntax = errors.New("malformed Range header")
+
 // parseRange parses a single "bytes=" range against a file size.
 func parseRange(h string, size int64) (off, n int64, err error) {
 	spec, ok := strings.CutPrefix(h, "bytes=")
 	if !ok || strings.Contains(spec, ",") {
-		return 0, 0, fmt.Errorf("only one bytes= range is supported, got %q", h)
+		return 0, 0, fmt.Errorf("%w: only one bytes= range is supported, got %q", errRangeSyntax, h)
 	}
 	a, b, ok := strings.Cut(spec, "-")
 	if !ok {
-		return 0, 0, fmt.Errorf("bad range %q", h)
+		return 0, 0, fmt.Errorf("%w: %q", errRangeSyntax, h)
 	}
-	switch {
-	case a == "":
+	if a == "" {
 		k, err := strconv.ParseInt(b, 10, 64)
 		if err != nil || k <= 0 {
-			return 0, 0, fmt.Errorf("bad suffix range %q", h)
+			return 0, 0, fmt.Errorf("%w: bad suffix range %q", errRangeSyntax, h)
 		}
 		k = min(k, size)
 		if k == 0 {
 			return 0, 0, fmt.Errorf("empty file has no suffix range")
 		}
 		return size - k, k, nil
-	default:
-		start, err := strconv.ParseInt(a, 10, 64)
-		if err != nil || start < 0 || start >= size {
-			return 0, 0, fmt.Errorf("range start %q outside file of %d bytes", a, size)
-		}
-		end := size - 1
-		if b != "" {
-			e, err := strconv.ParseInt(b, 10, 64)
-			if err != nil || e < start {
-				return 0, 0, fmt.Errorf("bad range end %q", b)
-			}
-			end = min(e, size-1)
-		}
-		return start, end - start + 1, nil
 	}
+	start, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || start < 0 {
+		return 0, 0, fmt.Errorf("%w: bad range start %q", errRangeSyntax, a)
+	}
+	end := size - 1
+	if b != "" {
+		e, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || e < start {
+			return 0, 0, fmt.Errorf("%w: bad range end %q", errRangeSyntax, b)
+		}
+		end = min(e, size-1)
+	}
+	if start >= size {
+		return 0, 0, fmt.Errorf("range start %d outside file of %d bytes", start, size)
+	}
+	return start, end - start + 1, nil
 }
 
 func (h *httpAPI) list(w http.ResponseWriter, r *http.Request) {

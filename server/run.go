@@ -69,11 +69,15 @@ func Run(ctx context.Context, cfg Config) error {
 		sessBase:       binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1)}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
+	hosted := len(n.Groups()) // before the loop owns the node
 	go loop.run()
 	tr.start()
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(httpLn) }()
-	log.Info("node ready", "http", httpLn.Addr().String(), "peer", peerLn.Addr().String(), "groups", len(n.Groups()))
+	log.Info("node ready", "http", httpLn.Addr().String(), "peer", peerLn.Addr().String(), "groups", hosted)
+	if cfg.OnReady != nil {
+		cfg.OnReady(httpLn.Addr().String(), peerLn.Addr().String())
+	}
 
 	var runErr error
 	select {

@@ -1,0 +1,181 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startSingle runs a one-node cluster in-process and returns its base URL.
+func startSingle(t *testing.T, maxFile int64) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	cfg := Config{ID: 1, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Peers: map[uint64]string{1: "127.0.0.1:0"},
+		DataGroups: 2, ChunkBytes: 4096, MaxFileBytes: maxFile, TickInterval: 5 * time.Millisecond,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnReady: func(h, _ string) { ready <- h }}
+	go func() { done <- Run(ctx, cfg) }()
+	var base string
+	select {
+	case h := <-ready:
+		base = "http://" + h
+	case err := <-done:
+		t.Fatalf("node stopped: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node stopped with %v", err)
+		}
+	})
+	// Wait for the groups to elect this node.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := do(t, http.MethodGet, base+"/v1/files?prefix=/", nil, nil)
+		if err == nil && resp.code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node never became available: %v %+v", err, resp)
+		}
+	}
+	return base
+}
+
+type response struct {
+	code   int
+	header http.Header
+	body   string
+}
+
+func do(t *testing.T, method, url string, body io.Reader, header map[string]string) (response, error) {
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return response{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{code: resp.StatusCode, header: resp.Header, body: string(b)}, nil
+}
+
+func TestHTTPAPI(t *testing.T) {
+	base := startSingle(t, 20000)
+	data := strings.Repeat("0123456789", 1000) // 10000 bytes: three 4 KiB chunks
+	tests := []struct {
+		name     string
+		method   string
+		path     string
+		body     string
+		header   map[string]string
+		wantCode int
+		wantBody string // substring
+	}{
+		{"put", "PUT", "/v1/files/dir/a", data, nil, 201, `"size":10000`},
+		{"get whole", "GET", "/v1/files/dir/a", "", nil, 200, data},
+		{"get range", "GET", "/v1/files/dir/a", "", map[string]string{"Range": "bytes=4090-4105"}, 206, data[4090:4106]},
+		{"get suffix", "GET", "/v1/files/dir/a", "", map[string]string{"Range": "bytes=-3"}, 206, "789"},
+		{"range outside", "GET", "/v1/files/dir/a", "", map[string]string{"Range": "bytes=20000-"}, 416, "range_not_satisfiable"},
+		{"bad range", "GET", "/v1/files/dir/a", "", map[string]string{"Range": "bytes=x-"}, 400, "invalid"},
+		{"head", "HEAD", "/v1/files/dir/a", "", nil, 200, ""},
+		{"missing", "GET", "/v1/files/nope", "", nil, 404, "not_found"},
+		{"dot dot", "PUT", "/v1/files/a/../b", "x", nil, 400, `\"..\" segment`},
+		{"empty segment", "PUT", "/v1/files/a//b", "x", nil, 400, "empty segment"},
+		{"trailing slash", "PUT", "/v1/files/a/", "x", nil, 400, "trailing slash"},
+		{"nul", "PUT", "/v1/files/a%00b", "x", nil, 400, "NUL"},
+		{"too large", "PUT", "/v1/files/big", strings.Repeat("x", 20001), nil, 413, "too_large"},
+		{"too large not written", "GET", "/v1/files/big", "", nil, 404, "not_found"},
+		{"create only on existing", "PUT", "/v1/files/dir/a", "y", map[string]string{"If-None-Match": "*"}, 409, "version_conflict"},
+		{"if-match stale", "PUT", "/v1/files/dir/a", "y", map[string]string{"If-Match": `"1"`}, 409, "version_conflict"},
+		{"if-match zero", "PUT", "/v1/files/dir/a", "y", map[string]string{"If-Match": "0"}, 400, "If-Match"},
+		{"if-match garbage", "PUT", "/v1/files/dir/a", "y", map[string]string{"If-Match": "abc"}, 400, "If-Match"},
+		{"conflicts wrote nothing", "GET", "/v1/files/dir/a", "", nil, 200, data},
+		{"bad session", "PUT", "/v1/files/s", "y", map[string]string{"Tessera-Session": "x", "Tessera-Seq": "1"}, 400, "Tessera-Session"},
+		{"append creates", "POST", "/v1/files/log?op=append", "ab", nil, 200, `"size":2`},
+		{"append appends", "POST", "/v1/files/log?op=append", "cd", nil, 200, `"size":4`},
+		{"read appended", "GET", "/v1/files/log", "", nil, 200, "abcd"},
+		{"rename", "POST", "/v1/files/log?op=rename&to=/log2", "", nil, 200, `"path":"/log2"`},
+		{"rename bad target", "POST", "/v1/files/log2?op=rename&to=rel", "", nil, 400, "not absolute"},
+		{"rename missing", "POST", "/v1/files/log?op=rename&to=/x", "", nil, 404, "not_found"},
+		{"post without op", "POST", "/v1/files/log2", "", nil, 400, "op=append"},
+		{"list", "GET", "/v1/files?prefix=/", "", nil, 200, `"path":"/dir/a"`},
+		{"list bad prefix", "GET", "/v1/files?prefix=rel", "", nil, 400, "not absolute"},
+		{"list bad limit", "GET", "/v1/files?prefix=/&limit=x", "", nil, 400, "limit"},
+		{"delete", "DELETE", "/v1/files/log2", "", nil, 204, ""},
+		{"delete again", "DELETE", "/v1/files/log2", "", nil, 404, "not_found"},
+		{"method", "PATCH", "/v1/files/x", "", nil, 405, "not allowed"},
+		{"unknown endpoint", "GET", "/nope", "", nil, 404, "no such endpoint"},
+		{"healthz", "GET", "/healthz", "", nil, 200, `"ok":true`},
+		{"metrics", "GET", "/metrics", "", nil, 200, "tessera_wal_fsync_duration_seconds"},
+	}
+	for _, tt := range tests {
+		var body io.Reader
+		if tt.body != "" {
+			body = strings.NewReader(tt.body)
+		}
+		resp, err := do(t, tt.method, base+tt.path, body, tt.header)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if resp.code != tt.wantCode || !strings.Contains(resp.body, tt.wantBody) {
+			b := resp.body
+			if len(b) > 300 {
+				b = b[:300] + "…"
+			}
+			t.Errorf("%s: %s %s = %d %q, want %d containing %q", tt.name, tt.method, tt.path, resp.code, b, tt.wantCode, tt.wantBody)
+		}
+	}
+}
+
+func TestListPaging(t *testing.T) {
+	base := startSingle(t, 1<<20)
+	for i := 0; i < 5; i++ {
+		if resp, err := do(t, "PUT", fmt.Sprintf("%s/v1/files/p/%d", base, i), strings.NewReader("x"), nil); err != nil || resp.code != 201 {
+			t.Fatalf("put %d: %v %+v", i, err, resp)
+		}
+	}
+	var got []string
+	after := ""
+	for pages := 0; ; pages++ {
+		resp, err := do(t, "GET", base+"/v1/files?prefix=/p/&limit=2&after="+after, nil, nil)
+		if err != nil || resp.code != 200 {
+			t.Fatalf("list: %v %+v", err, resp)
+		}
+		var page struct {
+			Files []struct {
+				Path string `json:"path"`
+			} `json:"files"`
+			More      bool   `json:"more"`
+			NextAfter string `json:"next_after"`
+		}
+		if err := json.Unmarshal([]byte(resp.body), &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range page.Files {
+			got = append(got, f.Path)
+		}
+		if !page.More {
+			break
+		}
+		if pages > 5 {
+			t.Fatal("paging does not end")
+		}
+		after = page.NextAfter
+	}
+	if strings.Join(got, " ") != "/p/0 /p/1 /p/2 /p/3 /p/4" {
+		t.Fatalf("pages gave %v", got)
+	}
+}
