@@ -29,6 +29,7 @@ type testCluster struct {
 	peers     string
 	endpoints []string
 	procs     []*exec.Cmd
+	exited    []chan struct{}
 }
 
 // buildBinary builds cmd/tessera once per test run.
@@ -73,6 +74,7 @@ func startCluster(t *testing.T, nodes int, chunk string) *testCluster {
 	}
 	c.peers = strings.Join(peers, ",")
 	c.procs = make([]*exec.Cmd, nodes)
+	c.exited = make([]chan struct{}, nodes)
 	for i := 1; i <= nodes; i++ {
 		c.start(i, chunk)
 	}
@@ -101,7 +103,9 @@ func (c *testCluster) start(id int, chunk string) {
 		c.t.Fatal(err)
 	}
 	c.procs[id-1] = cmd
-	go func() { _ = cmd.Wait(); logf.Close() }()
+	exited := make(chan struct{})
+	c.exited[id-1] = exited
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
 }
 
 func (c *testCluster) nodeDir(id int) string { return filepath.Join(c.dir, fmt.Sprintf("node-%d", id)) }
@@ -112,13 +116,12 @@ func (c *testCluster) kill(id int, sig syscall.Signal) {
 		return
 	}
 	_ = p.Process.Signal(sig)
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
-		if p.ProcessState != nil || p.Process.Signal(syscall.Signal(0)) != nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	select {
+	case <-c.exited[id-1]:
+	case <-time.After(20 * time.Second):
+		_ = p.Process.Kill()
+		<-c.exited[id-1]
 	}
-	_ = p.Process.Kill()
 	c.procs[id-1] = nil
 }
 
