@@ -20,6 +20,7 @@ func Report(out io.Writer, opts Options, res *Result, reportPath string, wall ti
 	fmt.Fprintf(out, "simulated: %s (%.0fx real time)\n", res.Simulated.Round(time.Millisecond), res.Simulated.Seconds()/max(wall.Seconds(), 1e-9))
 	fmt.Fprintf(out, "trace-hash: %s\n", res.TraceHash)
 	fmt.Fprintf(out, "linearizable: %s\n", res.Linearizable)
+	fmt.Fprintf(out, "spec-conformance: %s (%d protocol events)\n", res.Conformance, res.ConformanceSteps)
 	for _, n := range res.Notes {
 		fmt.Fprintf(out, "note: %s\n", n)
 	}

@@ -91,11 +91,12 @@ type World struct {
 	healed   bool
 	healAt   time.Duration
 	notes    []string
+	conform  *conformance
 }
 
 func (w *World) nodeConfig(id int) node.Config {
 	return node.Config{
-		ID: uint64(id), Topology: w.topo, ElectionTicks: 20, HeartbeatTicks: 2,
+		ID: uint64(id), Topology: w.topo, OnApply: w.conform.observe, ElectionTicks: 20, HeartbeatTicks: 2,
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
@@ -148,7 +149,11 @@ type Result struct {
 	Simulated    time.Duration
 	// Report is the Porcupine HTML visualisation of a failing partition.
 	Report []byte
-	Notes  []string
+	// Conformance is "ok" or "violation": whether every protocol step
+	// was one the spec's model allows (specs/model.Checker).
+	Conformance      string
+	ConformanceSteps int
+	Notes            []string
 }
 
 // Passed reports whether every check passed.
@@ -169,6 +174,7 @@ func run(opts Options) *Result {
 		netRng:   rand.New(rand.NewPCG(root.Uint64(), 2)),
 		workRng:  rand.New(rand.NewPCG(root.Uint64(), 3)),
 	}
+	w.conform = newConformance(w)
 	schedRng := rand.New(rand.NewPCG(root.Uint64(), 4))
 	// Generate even when replaying a given schedule, so that the draws
 	// that follow (clock skews) are the same as in the original run.
@@ -324,7 +330,8 @@ func (w *World) heal() {
 
 func (w *World) result() *Result {
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched, Ops: w.hist.len(), Events: w.clk.events,
-		TraceHash: w.clk.traceHash(), Failures: w.failures, Simulated: w.clk.now, Linearizable: "unknown", Notes: w.notes}
+		TraceHash: w.clk.traceHash(), Failures: w.failures, Simulated: w.clk.now, Linearizable: "unknown", Notes: w.notes,
+		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.checker.Steps()}
 	if len(w.failures) == 0 || w.hist.len() > 0 {
 		lin, report := w.hist.check()
 		r.Linearizable = lin

@@ -55,6 +55,9 @@ func (n *Node) applyNormal(g *group, index uint64, data []byte) {
 		}
 		res := g.meta.Apply(index, c)
 		g.entriesSince++
+		if n.cfg.OnApply != nil {
+			n.cfg.OnApply(Applied{Group: g.id, Index: index, Meta: &c, MetaResult: res})
+		}
 		resp = &api.Response{Status: statusOf(res.Code), Result: res}
 		if resp.Status != api.OK {
 			resp.Detail = fmt.Sprintf("%s %s: %s", c.Op, c.Path, res.Code)
@@ -71,6 +74,9 @@ func (n *Node) applyNormal(g *group, index uint64, data []byte) {
 		}
 		g.bytesSinceSnap += uint64(len(c.Data))
 		g.entriesSince++
+		if n.cfg.OnApply != nil {
+			n.cfg.OnApply(Applied{Group: g.id, Index: index, Chunk: &c, Rejected: rejected != nil})
+		}
 		switch {
 		case rejected == nil:
 			resp = &api.Response{Status: api.OK}

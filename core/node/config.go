@@ -14,13 +14,30 @@ package node
 import (
 	"fmt"
 
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/topo"
 )
+
+// Applied describes one state-machine step, for OnApply: exactly one of
+// Meta and Chunk is set.
+type Applied struct {
+	Group, Index uint64
+	Meta         *meta.Command
+	MetaResult   meta.Result
+	Chunk        *chunk.Command
+	// Rejected is set when the data group refused the chunk command.
+	Rejected bool
+}
 
 // Config configures a node. Zero values take the defaults below.
 type Config struct {
 	// ID is this node's id; it must be in Topology.Nodes.
 	ID uint64
+	// OnApply, if set, observes every command applied to a state machine.
+	// The simulator uses it for the trace-conformance check against the
+	// spec's model (specs/model); it must not call into the node.
+	OnApply func(Applied)
 	// Topology is the cluster's initial shape, the same on every node.
 	Topology topo.Topology
 	// ElectionTicks and HeartbeatTicks are raft's timeouts in ticks.

@@ -1,0 +1,89 @@
+package sim
+
+import (
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/specs/model"
+)
+
+// conformance turns the state-machine steps of a run into the protocol
+// events of specs/model and checks them against the FileCommit model.
+// Each raft entry counts once, when the first replica applies it: that is
+// the moment it takes effect for the rest of the cluster.
+type conformance struct {
+	w       *World
+	checker *model.Checker
+	seen    map[[2]uint64]bool
+	metaNow int64
+	failed  bool
+}
+
+func newConformance(w *World) *conformance {
+	return &conformance{w: w, checker: model.NewChecker(), seen: map[[2]uint64]bool{}}
+}
+
+// verdict is the spec-conformance line's value.
+func (c *conformance) verdict() string {
+	if c.failed {
+		return "violation"
+	}
+	return "ok"
+}
+
+func (c *conformance) observe(a node.Applied) {
+	key := [2]uint64{a.Group, a.Index}
+	if c.failed || c.seen[key] {
+		return
+	}
+	c.seen[key] = true
+	ev, ok := c.event(a)
+	if !ok {
+		return
+	}
+	if err := c.checker.Step(ev); err != nil {
+		c.failed = true
+		c.w.failf("%v", err)
+	}
+}
+
+func (c *conformance) event(a node.Applied) (model.Event, bool) {
+	if ch := a.Chunk; ch != nil {
+		switch {
+		case a.Rejected:
+			return model.Event{}, false
+		case ch.Op == chunk.OpWrite:
+			return model.Event{Kind: model.ChunkWritten, Index: a.Index, ChunkIDs: []uint64{ch.ID}}, true
+		default:
+			return model.Event{Kind: model.GCDelete, Index: a.Index, ChunkIDs: ch.IDs}, true
+		}
+	}
+	cmd, res := a.Meta, a.MetaResult
+	// The meta group's clock: the largest proposer time applied so far.
+	c.metaNow = max(c.metaNow, cmd.MTimeNanos)
+	ev := model.Event{Now: c.metaNow, Index: a.Index, Session: cmd.Session, Seq: cmd.Seq,
+		Path: cmd.Path, NewPath: cmd.NewPath, OK: res.Code == meta.CodeOK, Version: res.File.Version}
+	switch cmd.Op {
+	case meta.OpAlloc:
+		if res.Code != meta.CodeOK {
+			return model.Event{}, false
+		}
+		ev.Kind, ev.LeaseEnd = model.Allocate, c.metaNow+cmd.LeaseNanos
+		for i := uint64(0); i < uint64(res.Count); i++ {
+			ev.ChunkIDs = append(ev.ChunkIDs, res.FirstChunkID+i)
+		}
+	case meta.OpGCDone:
+		ev.Kind, ev.ChunkIDs = model.GCDone, cmd.Collected
+	default:
+		// Refusals before the session table (an unknown or zero sequence)
+		// change nothing, in the model as in the state machine.
+		if res.Code == meta.CodeSessionExpired || (cmd.Session != 0 && cmd.Seq == 0) {
+			return model.Event{}, false
+		}
+		ev.Kind, ev.Op = model.Commit, cmd.Op.String()
+		for _, ref := range cmd.Chunks {
+			ev.ChunkIDs = append(ev.ChunkIDs, ref.ID)
+		}
+	}
+	return ev, true
+}
