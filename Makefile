@@ -34,12 +34,20 @@ swarm: build
 specs:
 	$(GO) run ./specs/cmd/specs
 
+# Each fuzz target for FUZZTIME; their seed corpora also run under `make test`.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./core/wal -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s
-	$(GO) test ./core/fspath -run '^$$' -fuzz FuzzValidate -fuzztime 30s
+	$(GO) test ./core/wal -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME)
+	$(GO) test ./core/fspath -run '^$$' -fuzz FuzzValidate -fuzztime $(FUZZTIME)
+	$(GO) test ./core/meta -run '^$$' -fuzz FuzzUnmarshalCommand -fuzztime $(FUZZTIME)
+	$(GO) test ./core/meta -run '^$$' -fuzz FuzzRestore -fuzztime $(FUZZTIME)
+	$(GO) test ./core/api -run '^$$' -fuzz FuzzUnmarshalRequest -fuzztime $(FUZZTIME)
+	$(GO) test ./core/api -run '^$$' -fuzz FuzzUnmarshalResponse -fuzztime $(FUZZTIME)
+	$(GO) test ./core/wire -run '^$$' -fuzz FuzzUnmarshal -fuzztime $(FUZZTIME)
 
+# Simulation speed (docs/performance.md); `tessera bench put-get` measures a cluster.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 3x ./sim/
+	$(GO) test -run '^$$' -bench BenchmarkRun -benchtime 20x ./sim/
 
 clean:
 	rm -rf bin
