@@ -17,7 +17,7 @@ build:
 # simulator (built with the tesserabugs tag).
 test: vet
 	$(GO) test -count=1 -timeout 40m ./...
-	$(GO) test -count=1 -timeout 30m -tags tesserabugs -run 'TestInjectedBugs' ./sim/
+	$(GO) test -count=1 -timeout 30m -tags tesserabugs -run 'TestInjectedBugs|TestShrinkKeepsTheFailure' ./sim/
 
 vet:
 	$(GO) vet ./...

@@ -47,3 +47,32 @@ func firstOr(s []string) string {
 	}
 	return s[0]
 }
+
+// TestShrinkKeepsTheFailure shrinks the schedule of a run failing with an
+// injected bug: the result must still fail, with no more faults, and
+// replay from its printed form.
+func TestShrinkKeepsTheFailure(t *testing.T) {
+	bugs, _ := ParseBugs("skip-wal-sync")
+	for seed := uint64(1); seed <= 50; seed++ {
+		o := DefaultOptions()
+		o.Seed, o.Duration, o.Bugs = seed, 20*time.Second, bugs
+		res := Run(o)
+		if res.Passed() {
+			continue
+		}
+		best, bestRes := Shrink(o, res, 30, nil)
+		if bestRes.Passed() || len(best.Faults) > len(res.Schedule.Faults) {
+			t.Fatalf("seed %d: shrunk to %d faults (from %d), passed=%v", seed, len(best.Faults), len(res.Schedule.Faults), bestRes.Passed())
+		}
+		parsed, err := ParseSchedule(best.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Schedule = &parsed
+		if again := Run(o); again.Passed() || again.TraceHash != bestRes.TraceHash {
+			t.Fatalf("seed %d: the shrunk schedule does not replay (passed=%v)", seed, again.Passed())
+		}
+		return
+	}
+	t.Fatal("no failing seed to shrink")
+}

@@ -22,14 +22,16 @@ func TestSameSeedSameTrace(t *testing.T) {
 		t.Skip("runs 40 simulations")
 	}
 	for seed := uint64(1); seed <= 20; seed++ {
-		a, b := Run(testOptions(seed)), Run(testOptions(seed))
+		o := DefaultOptions() // the full default run, as `make sim` does it
+		o.Seed = seed
+		a, b := Run(o), Run(o)
 		if a.TraceHash != b.TraceHash || a.Events != b.Events || a.Ops != b.Ops {
 			t.Fatalf("seed %d: two runs differ: hash %s/%s events %d/%d ops %d/%d",
 				seed, a.TraceHash, b.TraceHash, a.Events, b.Events, a.Ops, b.Ops)
 		}
-		if !a.Passed() {
-			t.Errorf("seed %d failed: linearizable=%s failures:\n%s\nreplay: %s", seed, a.Linearizable,
-				strings.Join(a.Failures, "\n"), ReplayCommand(testOptions(seed), seed, nil))
+		if !a.Passed() || a.Conformance != "ok" {
+			t.Errorf("seed %d failed: linearizable=%s conformance=%s failures:\n%s\nreplay: %s", seed, a.Linearizable,
+				a.Conformance, strings.Join(a.Failures, "\n"), ReplayCommand(o, seed, nil))
 		}
 	}
 }

@@ -167,7 +167,8 @@ seed replays with 'tessera sim run --seed N'.`,
 					fmt.Printf("failed seed %d: %s\nreplay: %s\n", r.Seed, r.Detail, sim.ReplayCommand(o, r.Seed, nil))
 				}
 			}
-			fmt.Printf("%d passed, %d failed (%s)\n", len(results)-failed, failed, time.Since(start).Round(time.Second))
+			fmt.Printf("swarm took %s\n", time.Since(start).Round(time.Second))
+			fmt.Printf("%d passed, %d failed\n", len(results)-failed, failed)
 			if failed > 0 {
 				return exitError{1}
 			}
