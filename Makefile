@@ -5,7 +5,7 @@ SEEDS     ?= 1..300
 JOBS      ?= 2
 BIN       := bin/tessera
 
-.PHONY: all build test sim swarm specs vet fuzz bench clean
+.PHONY: all build test sim swarm chaos specs vet fuzz bench clean
 
 all: build
 
@@ -30,6 +30,11 @@ sim: build
 
 swarm: build
 	./$(BIN) sim swarm --seeds $(SEEDS) -j $(JOBS)
+
+# A chaos run of real node processes under a nemesis (docs/chaos.md).
+CHAOS_DURATION ?= 30s
+chaos: build
+	./$(BIN) chaos run --nodes 3 --duration $(CHAOS_DURATION)
 
 specs:
 	$(GO) run ./specs/cmd/specs

@@ -290,6 +290,7 @@ func (h *httpAPI) delete(w http.ResponseWriter, r *http.Request, path string) {
 		writeStatus(w, res.Status, res.Detail)
 		return
 	}
+	setFileHeaders(w, res.File) // the deleted version
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -159,7 +159,8 @@ func addFileCmds(root *cobra.Command) {
 			}
 			ctx, cancel := ff.context()
 			defer cancel()
-			return c.Delete(ctx, args[0], ff.cond())
+			_, err = c.Delete(ctx, args[0], ff.cond())
+			return err
 		},
 	})
 	mv := withCond(&cobra.Command{

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -19,133 +17,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tessera-db/tessera/chaos"
 	"github.com/tessera-db/tessera/server/httpclient"
 )
 
-// testCluster is a cluster of real `tessera node` processes on loopback.
-type testCluster struct {
-	t         *testing.T
-	exe, dir  string
-	peers     string
-	endpoints []string
-	procs     []*exec.Cmd
-	exited    []chan struct{}
-}
-
-// buildBinary builds cmd/tessera once per test run.
-func buildBinary(t *testing.T) string {
+func startCluster(t *testing.T, nodes int, chunk string) *chaos.Cluster {
 	t.Helper()
-	exe := filepath.Join(t.TempDir(), "tessera")
-	cmd := exec.Command("go", "build", "-o", exe, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return exe
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var lns []net.Listener
-	var ports []int
-	for i := 0; i < n; i++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
-}
-
-func startCluster(t *testing.T, nodes int, chunk string) *testCluster {
-	t.Helper()
-	c := &testCluster{t: t, exe: buildBinary(t), dir: t.TempDir()}
-	ports := freePorts(t, 2*nodes)
-	var peers []string
-	for i := 1; i <= nodes; i++ {
-		peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d", i, ports[nodes+i-1]))
-		c.endpoints = append(c.endpoints, fmt.Sprintf("127.0.0.1:%d", ports[i-1]))
-	}
-	c.peers = strings.Join(peers, ",")
-	c.procs = make([]*exec.Cmd, nodes)
-	c.exited = make([]chan struct{}, nodes)
-	for i := 1; i <= nodes; i++ {
-		c.start(i, chunk)
-	}
-	t.Cleanup(func() {
-		for i := range c.procs {
-			c.kill(i+1, syscall.SIGTERM)
-		}
-	})
-	for i := 1; i <= nodes; i++ {
-		c.waitHealthy(i)
-	}
-	return c
-}
-
-func (c *testCluster) start(id int, chunk string) {
-	c.t.Helper()
-	logf, err := os.OpenFile(filepath.Join(c.dir, fmt.Sprintf("node-%d.log", id)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	exe, err := chaos.BuildBinary("../..", t.TempDir())
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
-	cmd := exec.Command(c.exe, "node", "--id", strconv.Itoa(id), "--data-dir", c.nodeDir(id),
-		"--http-addr", c.endpoints[id-1], "--peers", c.peers, "--chunk-size", chunk,
-		"--max-file-size", "64MiB", "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		c.t.Fatal(err)
+	c, err := chaos.StartCluster(context.Background(), chaos.ClusterOptions{Exe: exe, Dir: t.TempDir(), Nodes: nodes,
+		NodeArgs: []string{"--chunk-size", chunk, "--max-file-size", "64MiB"}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.procs[id-1] = cmd
-	exited := make(chan struct{})
-	c.exited[id-1] = exited
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-}
-
-func (c *testCluster) nodeDir(id int) string { return filepath.Join(c.dir, fmt.Sprintf("node-%d", id)) }
-
-func (c *testCluster) kill(id int, sig syscall.Signal) {
-	p := c.procs[id-1]
-	if p == nil || p.Process == nil {
-		return
-	}
-	_ = p.Process.Signal(sig)
-	select {
-	case <-c.exited[id-1]:
-	case <-time.After(20 * time.Second):
-		_ = p.Process.Kill()
-		<-c.exited[id-1]
-	}
-	c.procs[id-1] = nil
-}
-
-func (c *testCluster) waitHealthy(id int) {
-	c.t.Helper()
-	cl, _ := httpclient.New(c.endpoints)
-	eventually(c.t, 60*time.Second, fmt.Sprintf("node %d healthy", id), func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := cl.Health(ctx, c.endpoints[id-1])
-		return err
-	})
-}
-
-func (c *testCluster) logs() string {
-	var b strings.Builder
-	for i := range c.procs {
-		raw, _ := os.ReadFile(filepath.Join(c.dir, fmt.Sprintf("node-%d.log", i+1)))
-		if len(raw) > 4000 {
-			raw = raw[len(raw)-4000:]
-		}
-		fmt.Fprintf(&b, "--- node %d log (tail) ---\n%s\n", i+1, raw)
-	}
-	return b.String()
+	t.Cleanup(c.Close)
+	return c
 }
 
 // eventually retries f until it succeeds or the deadline passes. Deadlines
@@ -208,13 +96,13 @@ func TestThreeNodeCluster(t *testing.T) {
 		t.Skip("starts real processes")
 	}
 	c := startCluster(t, 3, "1MiB")
-	cl, err := httpclient.New(c.endpoints)
+	cl, err := httpclient.New(c.Endpoints())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
 		if t.Failed() {
-			t.Log(c.logs())
+			t.Log(c.LogTails(4000))
 		}
 	}()
 
@@ -268,7 +156,7 @@ func TestThreeNodeCluster(t *testing.T) {
 
 	// Bad input: a clear 4xx, nothing written.
 	for _, p := range []string{"/a/../b", "/a//b", "/trailing/", "/./x"} {
-		req, _ := http.NewRequest(http.MethodPut, "http://"+c.endpoints[0]+"/v1/files"+p, strings.NewReader("x"))
+		req, _ := http.NewRequest(http.MethodPut, "http://"+c.Endpoints()[0]+"/v1/files"+p, strings.NewReader("x"))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -281,20 +169,20 @@ func TestThreeNodeCluster(t *testing.T) {
 
 	// Bit rot: flip a byte of a chunk file on node 1; a read through node 1
 	// still returns the right bytes and node 1 counts the corruption.
-	if !corruptOneChunk(t, c.nodeDir(1), f) {
+	if !corruptOneChunk(t, c.NodeDir(1), f) {
 		t.Fatal("node 1 holds none of the file's chunks (every node should hold every group here)")
 	}
-	one, _ := httpclient.New(c.endpoints[:1])
+	one, _ := httpclient.New(c.Endpoints()[:1])
 	if got := readAll(t, one, "/big/file.bin", 0, -1); !bytes.Equal(got, data) {
 		t.Fatal("read after bit rot returned wrong bytes")
 	}
 	eventually(t, 30*time.Second, "corruption counted in /metrics", func() error {
-		return metricAtLeast(c.endpoints[0], "tessera_chunk_corrupt_total", 1)
+		return metricAtLeast(c.Endpoints()[0], "tessera_chunk_corrupt_total", 1)
 	})
 
 	// SIGKILL node 3: the cluster still reads and writes.
-	c.kill(3, syscall.SIGKILL)
-	two, _ := httpclient.New(c.endpoints[:2])
+	c.Kill(3, syscall.SIGKILL)
+	two, _ := httpclient.New(c.Endpoints()[:2])
 	data2 := randomBytes(2, 3<<20+99)
 	f2, err := putFile(t, two, "/after/kill.bin", data2, httpclient.Cond{})
 	if err != nil {
@@ -308,18 +196,22 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 
 	// Restart node 3: it catches up, its replicas hold the new chunks.
-	c.start(3, "1MiB")
-	c.waitHealthy(3)
+	if err := c.Start(3); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitHealthy(context.Background(), 3); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 90*time.Second, "node 3 holds the chunks written while it was down", func() error {
 		for _, ch := range f2.Chunks {
-			name := filepath.Join(c.nodeDir(3), "groups", strconv.FormatUint(ch.Group, 10), "chunks", fmt.Sprintf("%016x.chk", ch.ID))
+			name := filepath.Join(c.NodeDir(3), "groups", strconv.FormatUint(ch.Group, 10), "chunks", fmt.Sprintf("%016x.chk", ch.ID))
 			if _, err := os.Stat(name); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	three, _ := httpclient.New(c.endpoints[2:])
+	three, _ := httpclient.New(c.Endpoints()[2:])
 	if got := readAll(t, three, "/after/kill.bin", 0, -1); !bytes.Equal(got, data2) {
 		t.Fatal("read through the restarted node returned wrong bytes")
 	}

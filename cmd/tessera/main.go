@@ -23,7 +23,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(nodeCmd(), clusterCmd(), simCmd(), benchCmd())
+	root.AddCommand(nodeCmd(), clusterCmd(), simCmd(), chaosCmd(), benchCmd())
 	addFileCmds(root)
 	if err := root.Execute(); err != nil {
 		var ee exitError

@@ -354,14 +354,18 @@ func (c *Client) Rename(ctx context.Context, from, to string, cond Cond) (File, 
 	return decodeFile(resp)
 }
 
-// Delete deletes path.
-func (c *Client) Delete(ctx context.Context, path string, cond Cond) error {
+// Delete deletes path and returns the version it deleted.
+func (c *Client) Delete(ctx context.Context, path string, cond Cond) (uint64, error) {
 	resp, err := c.do(ctx, request{method: http.MethodDelete, path: path, header: condHeader(cond), write: true})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	resp.Body.Close()
-	return nil
+	v, err := strconv.ParseUint(resp.Header.Get("X-Tessera-Version"), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("httpclient: delete of %s: bad X-Tessera-Version %q", path, resp.Header.Get("X-Tessera-Version"))
+	}
+	return v, nil
 }
 
 // Stat returns path's file record (without chunks).

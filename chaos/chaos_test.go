@@ -1,0 +1,41 @@
+package chaos
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestNemesis runs a short chaos run against three real node processes:
+// whatever the faults hit, the history must be linearizable and every key
+// must read back after healing.
+func TestNemesis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes for several seconds")
+	}
+	exe, err := BuildBinary("..", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	res, err := Run(context.Background(), Options{
+		Cluster:  ClusterOptions{Exe: exe, Dir: dir, Nodes: 3, NodeArgs: []string{"--chunk-size", "4KiB"}},
+		Duration: 8 * time.Second, Clients: 4, Keys: 3, Seed: 1, Nemesis: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d ops (%d unknown), faults %v", res.Ops, res.Unknown, res.Faults)
+	if !res.Passed() {
+		if len(res.Report) > 0 {
+			report := dir + "/porcupine.html"
+			_ = os.WriteFile(report, res.Report, 0o644)
+			t.Logf("porcupine report: %s", report)
+		}
+		t.Fatalf("chaos run failed:\n%s", res)
+	}
+	if res.Ops < 20 || len(res.Faults) == 0 {
+		t.Fatalf("the run did too little: %d ops, %d faults", res.Ops, len(res.Faults))
+	}
+}

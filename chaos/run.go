@@ -1,0 +1,299 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tessera-db/tessera/linearizability"
+	"github.com/tessera-db/tessera/server/httpclient"
+)
+
+// Options configure a chaos run.
+type Options struct {
+	Cluster  ClusterOptions
+	Duration time.Duration
+	Clients  int
+	Keys     int
+	// Seed picks operations and faults. A chaos run is not reproducible
+	// (real processes, real time); the seed only varies its choices.
+	Seed uint64
+	// Nemesis enables faults; without it the run is a plain workload.
+	Nemesis bool
+	// Log receives one line per fault.
+	Log io.Writer
+}
+
+// Result is the outcome of a chaos run.
+type Result struct {
+	Ops, Unknown int
+	Faults       []string
+	Linearizable string
+	// Report is the Porcupine visualisation of a non-linearizable history.
+	Report   []byte
+	Failures []string
+}
+
+// Passed reports whether the run found nothing wrong.
+func (r *Result) Passed() bool { return len(r.Failures) == 0 && r.Linearizable == "yes" }
+
+// recorder collects the history from concurrent clients.
+type recorder struct {
+	mu    sync.Mutex
+	start time.Time
+	ops   []linearizability.Operation
+	unk   int
+	fails []string
+}
+
+func (r *recorder) now() int64 { return int64(time.Since(r.start)) }
+
+func (r *recorder) add(client int, call int64, in linearizability.Input, out linearizability.Output, ret int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if out.Status == linearizability.Unknown {
+		r.unk++
+		ret = linearizability.Infinity
+	}
+	r.ops = append(r.ops, linearizability.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+}
+
+func (r *recorder) failf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fails = append(r.fails, fmt.Sprintf(format, args...))
+}
+
+// Run starts a cluster, runs the workload and the nemesis for
+// opts.Duration, heals, reads every key back, and checks the history.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if opts.Clients <= 0 {
+		opts.Clients = 4
+	}
+	if opts.Keys <= 0 {
+		opts.Keys = 4
+	}
+	c, err := StartCluster(ctx, opts.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	rec := &recorder{start: time.Now()}
+	res := &Result{}
+	deadline := time.Now().Add(opts.Duration)
+	var wg sync.WaitGroup
+	for i := 0; i < opts.Clients; i++ {
+		eps := c.Endpoints()
+		r := rand.New(rand.NewPCG(opts.Seed, uint64(i)))
+		r.Shuffle(len(eps), func(a, b int) { eps[a], eps[b] = eps[b], eps[a] })
+		cl, err := httpclient.New(eps)
+		if err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func(id int) {
+			defer wg.Done()
+			w := worker{id: id, cl: cl, rec: rec, r: r, keys: opts.Keys, seen: map[string]uint64{}}
+			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
+				w.op(ctx, n)
+			}
+		}(i)
+	}
+	if opts.Nemesis {
+		res.Faults = nemesis(ctx, c, rand.New(rand.NewPCG(opts.Seed, 99)), deadline, opts.Log)
+	}
+	wg.Wait()
+	if err := c.Heal(); err != nil {
+		return nil, err
+	}
+	for id := 1; id <= opts.Cluster.Nodes; id++ {
+		if err := c.WaitHealthy(ctx, id); err != nil {
+			res.Failures = append(res.Failures, err.Error())
+			return res, nil
+		}
+	}
+	// Durability and liveness: after healing, every key reads back.
+	final, _ := httpclient.New(c.Endpoints())
+	w := worker{id: opts.Clients, cl: final, rec: rec, keys: opts.Keys, seen: map[string]uint64{}}
+	for k := 0; k < opts.Keys; k++ {
+		if !w.get(ctx, w.key(k), 60*time.Second) {
+			rec.failf("final read of %s failed after healing", w.key(k))
+		}
+	}
+	res.Ops, res.Unknown, res.Failures = len(rec.ops), rec.unk, append(res.Failures, rec.fails...)
+	verdict, report := linearizability.Check(rec.ops, 2*time.Minute)
+	res.Linearizable, res.Report = string(verdict), report
+	return res, nil
+}
+
+// nemesis injects one fault at a time until the deadline: a crash
+// (SIGKILL, restart after a while) or a pause (SIGSTOP, resume), each on a
+// random node, so at most one node is out and a majority stays up.
+func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, log io.Writer) []string {
+	var faults []string
+	sleep := func(d time.Duration) bool {
+		if rest := time.Until(deadline); d > rest {
+			d = max(rest, 0)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(d):
+			return time.Now().Before(deadline)
+		}
+	}
+	for sleep(time.Duration(500+r.IntN(1500)) * time.Millisecond) {
+		id := r.IntN(len(c.procs)) + 1
+		out := time.Duration(500+r.IntN(2500)) * time.Millisecond
+		var f string
+		if r.IntN(2) == 0 {
+			f = fmt.Sprintf("kill n%d for %s", id, out)
+			c.Kill(id, syscall.SIGKILL)
+			sleep(out)
+			if err := c.Start(id); err != nil {
+				f += " (restart failed: " + err.Error() + ")"
+			}
+		} else {
+			f = fmt.Sprintf("pause n%d for %s", id, out)
+			c.Pause(id)
+			sleep(out)
+			c.Resume(id)
+		}
+		faults = append(faults, f)
+		if log != nil {
+			fmt.Fprintln(log, "nemesis:", f)
+		}
+	}
+	return faults
+}
+
+// worker is one client issuing random operations.
+type worker struct {
+	id   int
+	cl   *httpclient.Client
+	rec  *recorder
+	r    *rand.Rand
+	keys int
+	// seen is the last version this worker saw of each path, for its
+	// compare-and-set operations.
+	seen map[string]uint64
+}
+
+func (w *worker) key(k int) string { return fmt.Sprintf("/chaos/k%d", k) }
+
+// op runs one random operation with a bounded wait.
+func (w *worker) op(ctx context.Context, n int) {
+	path := w.key(w.r.IntN(w.keys))
+	value := fmt.Sprintf("c%d-%d;", w.id, n)
+	switch w.r.IntN(6) {
+	case 0, 1:
+		w.get(ctx, path, 5*time.Second)
+	case 2:
+		w.write(ctx, linearizability.Input{Kind: linearizability.Put, Path: path, Value: value}, httpclient.Cond{})
+	case 3:
+		w.write(ctx, linearizability.Input{Kind: linearizability.Append, Path: path, Value: value}, httpclient.Cond{})
+	case 4:
+		// Compare-and-set against the last version this worker saw (0:
+		// create only if absent).
+		v := w.seen[path]
+		in := linearizability.Input{Kind: linearizability.Put, Path: path, Value: value, HasIfVersion: true, IfVersion: v}
+		w.write(ctx, in, httpclient.Version(v))
+	case 5:
+		w.write(ctx, linearizability.Input{Kind: linearizability.Delete, Path: path}, httpclient.Cond{})
+	}
+}
+
+// get reads path and records the read; it reports whether it got an answer.
+func (w *worker) get(ctx context.Context, path string, limit time.Duration) bool {
+	in := linearizability.Input{Kind: linearizability.Get, Path: path}
+	call := w.rec.now()
+	octx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	body, f, err := w.cl.Get(octx, path, 0, -1)
+	if err == nil {
+		raw, rerr := io.ReadAll(body)
+		body.Close()
+		if rerr != nil {
+			return false // a read that failed midway has no effect to check
+		}
+		w.rec.add(w.id, call, in, linearizability.Output{Status: linearizability.OK, Exists: true, Version: f.Version, Value: string(raw)}, w.rec.now())
+		w.seen[path] = f.Version
+		return true
+	}
+	if httpclient.IsCode(err, httpclient.CodeNotFound) {
+		w.rec.add(w.id, call, in, linearizability.Output{Status: linearizability.NotFound}, w.rec.now())
+		w.seen[path] = 0
+		return true
+	}
+	w.checkError(err)
+	return false
+}
+
+// write runs a put, append or delete and records its outcome.
+func (w *worker) write(ctx context.Context, in linearizability.Input, cond httpclient.Cond) {
+	call := w.rec.now()
+	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var f httpclient.File
+	var err error
+	switch in.Kind {
+	case linearizability.Put:
+		f, err = w.cl.Put(octx, in.Path, strings.NewReader(in.Value), int64(len(in.Value)), cond)
+	case linearizability.Append:
+		f, err = w.cl.Append(octx, in.Path, strings.NewReader(in.Value), int64(len(in.Value)), cond)
+	case linearizability.Delete:
+		f.Version, err = w.cl.Delete(octx, in.Path, cond)
+	}
+	out := linearizability.Output{Status: linearizability.OK, Version: f.Version}
+	switch {
+	case err == nil:
+		w.seen[in.Path] = f.Version
+		if in.Kind == linearizability.Delete {
+			w.seen[in.Path] = 0
+		}
+	case httpclient.IsCode(err, httpclient.CodeVersionConflict):
+		out = linearizability.Output{Status: linearizability.Conflict}
+	case httpclient.IsCode(err, httpclient.CodeNotFound):
+		out = linearizability.Output{Status: linearizability.NotFound}
+	default:
+		// Timeouts, lost connections, a node killed mid-request: the write
+		// may or may not have happened.
+		w.checkError(err)
+		out = linearizability.Output{Status: linearizability.Unknown}
+	}
+	w.rec.add(w.id, call, in, out, w.rec.now())
+}
+
+// checkError flags answers that no fault excuses: the API refusing a
+// well-formed request or reporting an internal error.
+func (w *worker) checkError(err error) {
+	var apiErr *httpclient.Error
+	if errors.As(err, &apiErr) {
+		switch apiErr.Code {
+		case httpclient.CodeInvalid, httpclient.CodeInternal, httpclient.CodeCorrupt:
+			w.rec.failf("client %d: %v", w.id, err)
+		}
+	}
+}
+
+// String summarises a result in the CLI's line format.
+func (r *Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ops: %d\nunknown: %d\nfaults: %d\n", r.Ops, r.Unknown, len(r.Faults))
+	fmt.Fprintf(&b, "linearizable: %s\n", r.Linearizable)
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "failure: %s\n", f)
+	}
+	verdict := "pass"
+	if !r.Passed() {
+		verdict = "fail"
+	}
+	fmt.Fprintf(&b, "verdict: %s\n", verdict)
+	return b.String()
+}
