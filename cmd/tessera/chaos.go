@@ -50,7 +50,10 @@ report written to DIR/porcupine.html.`,
 					return err
 				}
 			}
-			fmt.Printf("dir: %s\n", dir)
+			if seed == 0 {
+				seed = uint64(time.Now().UnixNano())
+			}
+			fmt.Printf("dir: %s\nseed: %d\n", dir, seed)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			res, err := chaos.Run(ctx, chaos.Options{
@@ -78,7 +81,7 @@ report written to DIR/porcupine.html.`,
 	fl.IntVar(&clients, "clients", 4, "concurrent clients")
 	fl.IntVar(&keys, "keys", 4, "files the clients share")
 	fl.DurationVar(&duration, "duration", 30*time.Second, "how long the workload and the nemesis run")
-	fl.Uint64Var(&seed, "seed", uint64(time.Now().UnixNano()), "varies the operations and faults (a run is not reproducible)")
+	fl.Uint64Var(&seed, "seed", 0, "varies the operations and faults; 0 picks one (a run is not reproducible)")
 	fl.StringVar(&dir, "dir", "", "directory for the nodes' data and logs (default: a new temporary directory)")
 	fl.StringVar(&chunk, "chunk-size", "64KiB", "the nodes' chunk size")
 	fl.BoolVar(&noNemesis, "no-nemesis", false, "run the workload without faults")
