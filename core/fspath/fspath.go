@@ -5,6 +5,9 @@
 // at most MaxPathBytes long. Canonical paths make the namespace
 // unambiguous: "/a/b" has exactly one spelling, so byte order of paths is
 // the listing order and a prefix query is a byte-prefix match.
+//
+// The package is pure: it never touches a file system, so the rules are the
+// same on every node and in the simulator.
 package fspath
 
 import (
@@ -16,51 +19,41 @@ import (
 // MaxPathBytes bounds the length of a path or a list prefix.
 const MaxPathBytes = 4096
 
+// maxQuoteBytes bounds how much of a path an error message repeats, so that
+// errors stay readable and small whatever the input.
+const maxQuoteBytes = 64
+
 // quote renders p for an error message, truncated if long.
 func quote(p string) string {
-	if len(p) > 64 {
-		return fmt.Sprintf("%q… (%d bytes)", p[:64], len(p))
+	if len(p) > maxQuoteBytes {
+		return fmt.Sprintf("%q… (%d bytes)", p[:maxQuoteBytes], len(p))
 	}
 	return fmt.Sprintf("%q", p)
 }
 
 // Validate reports why p is not a valid file path, or nil.
 func Validate(p string) error {
+	fail := func(rule string) error { return fmt.Errorf("invalid path %s: %s", quote(p), rule) }
 	switch {
 	case p == "":
 		return fmt.Errorf("invalid path: empty")
 	case len(p) > MaxPathBytes:
-		return fmt.Errorf("invalid path %s: longer than %d bytes", quote(p), MaxPathBytes)
+		return fail(fmt.Sprintf("longer than %d bytes", MaxPathBytes))
 	case p[0] != '/':
-		return fmt.Errorf("invalid path %s: not absolute (must start with /)", quote(p))
+		return fail("not absolute (must start with /)")
 	case p == "/":
-		return fmt.Errorf("invalid path %s: the root is not a file", quote(p))
+		return fail("the root is a directory, not a file")
 	case strings.HasSuffix(p, "/"):
-		return fmt.Errorf("invalid path %s: trailing slash", quote(p))
+		return fail("trailing slash")
 	}
-	if err := common(p); err != nil {
-		return err
+	if rule := content(p); rule != "" {
+		return fail(rule)
 	}
+	// p starts with "/" and does not end with one, so every element of the
+	// split is a segment: an empty one comes from "//".
 	for _, seg := range strings.Split(p[1:], "/") {
-		if seg == "" {
-			return fmt.Errorf("invalid path %s: empty segment (//)", quote(p))
-		}
-	}
-	return nil
-}
-
-// common checks the rules paths and prefixes share: no NUL, valid UTF-8,
-// no "." or ".." segment.
-func common(p string) error {
-	if strings.IndexByte(p, 0) >= 0 {
-		return fmt.Errorf("invalid path %s: contains a NUL byte", quote(p))
-	}
-	if !utf8.ValidString(p) {
-		return fmt.Errorf("invalid path %s: not valid UTF-8", quote(p))
-	}
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "." || seg == ".." {
-			return fmt.Errorf("invalid path %s: %q segment", quote(p), seg)
+		if rule := segment(seg); rule != "" {
+			return fail(rule)
 		}
 	}
 	return nil
@@ -68,23 +61,51 @@ func common(p string) error {
 
 // IsPrefixQuery reports why prefix is not a valid list prefix, or nil. A
 // prefix is "" (everything) or starts with "/"; it may end in "/" or in the
-// middle of a segment ("/logs/2026-" lists "/logs/2026-11-25").
+// middle of a name ("/logs/2026-" lists "/logs/2026-11-25"). Only complete
+// segments, those followed by "/", may not be "." or "..": a trailing "."
+// or ".." is the start of a name such as ".profile" or "..x". Empty
+// segments are allowed; they match no file.
 func IsPrefixQuery(prefix string) error {
+	fail := func(rule string) error { return fmt.Errorf("invalid list prefix %s: %s", quote(prefix), rule) }
 	switch {
 	case prefix == "":
 		return nil
 	case len(prefix) > MaxPathBytes:
-		return fmt.Errorf("invalid prefix %s: longer than %d bytes", quote(prefix), MaxPathBytes)
+		return fail(fmt.Sprintf("longer than %d bytes", MaxPathBytes))
 	case prefix[0] != '/':
-		return fmt.Errorf("invalid prefix %s: not absolute (must start with /)", quote(prefix))
+		return fail("not absolute (must start with /)")
 	}
-	// A trailing "." or ".." is the start of a name (".profile"), not a segment.
-	trimmed := prefix
-	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
-		trimmed = prefix[:i+1]
+	if rule := content(prefix); rule != "" {
+		return fail(rule)
 	}
-	if err := common(trimmed); err != nil {
-		return fmt.Errorf("invalid prefix: %w", err)
+	segs := strings.Split(prefix[1:], "/")
+	for _, seg := range segs[:len(segs)-1] { // the last one is not complete
+		if seg == "." || seg == ".." {
+			return fail(fmt.Sprintf("%q segment", seg))
+		}
 	}
-	return common(prefix[len(trimmed):] + "x")
+	return nil
+}
+
+// content checks the byte-level rules paths and prefixes share and returns
+// the rule broken, or "".
+func content(p string) string {
+	switch {
+	case strings.IndexByte(p, 0) >= 0:
+		return "contains a NUL byte"
+	case !utf8.ValidString(p):
+		return "not valid UTF-8"
+	}
+	return ""
+}
+
+// segment returns the rule a file path segment breaks, or "".
+func segment(seg string) string {
+	switch seg {
+	case "":
+		return "empty segment (//)"
+	case ".", "..":
+		return fmt.Sprintf("%q segment", seg)
+	}
+	return ""
 }
