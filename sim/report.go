@@ -18,6 +18,7 @@ func Report(out io.Writer, opts Options, res *Result, reportPath string, wall ti
 	fmt.Fprintf(out, "ops: %d\n", res.Ops)
 	fmt.Fprintf(out, "events: %d\n", res.Events)
 	fmt.Fprintf(out, "simulated: %s (%.0fx real time)\n", res.Simulated.Round(time.Millisecond), res.Simulated.Seconds()/max(wall.Seconds(), 1e-9))
+	fmt.Fprintf(out, "coverage: %s\n", res.Coverage)
 	fmt.Fprintf(out, "trace-hash: %s\n", res.TraceHash)
 	fmt.Fprintf(out, "linearizable: %s\n", res.Linearizable)
 	fmt.Fprintf(out, "spec-conformance: %s (%d protocol events)\n", res.Conformance, res.ConformanceSteps)

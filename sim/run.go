@@ -92,6 +92,32 @@ type World struct {
 	healAt   time.Duration
 	notes    []string
 	conform  *conformance
+	coverage coverage
+}
+
+// coverage sums what the nodes did over a run (counters of crashed
+// incarnations included), so that a report shows which paths the faults
+// exercised.
+type coverage struct {
+	crashes                                  int
+	snapshots, installed, fetches            uint64
+	corrupt, repaired, syncs, timeouts, fwds uint64
+}
+
+func (c *coverage) add(st node.Stats) {
+	c.snapshots += st.Snapshots
+	c.installed += st.SnapshotsInstalled
+	c.fetches += st.ChunkFetches
+	c.corrupt += st.CorruptChunks
+	c.repaired += st.RepairedChunks
+	c.syncs += st.WALSyncs
+	c.timeouts += st.Timeouts
+	c.fwds += st.Forwards
+}
+
+func (c coverage) String() string {
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
@@ -153,7 +179,9 @@ type Result struct {
 	// was one the spec's model allows (specs/model.Checker).
 	Conformance      string
 	ConformanceSteps int
-	Notes            []string
+	// Coverage counts what the nodes did (snapshots, fetches, repairs...).
+	Coverage string
+	Notes    []string
 }
 
 // Passed reports whether every check passed.
@@ -329,9 +357,16 @@ func (w *World) heal() {
 }
 
 func (w *World) result() *Result {
+	cov := w.coverage
+	for _, s := range w.nodes {
+		cov.crashes += s.crashes
+		if s.up() {
+			cov.add(s.node.Stats())
+		}
+	}
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched, Ops: w.hist.len(), Events: w.clk.events,
 		TraceHash: w.clk.traceHash(), Failures: w.failures, Simulated: w.clk.now, Linearizable: "unknown", Notes: w.notes,
-		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.checker.Steps()}
+		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.checker.Steps(), Coverage: cov.String()}
 	if len(w.failures) == 0 || w.hist.len() > 0 {
 		lin, report := w.hist.check()
 		r.Linearizable = lin

@@ -117,6 +117,7 @@ func (s *simNode) crash(reason string) {
 	if !s.up() {
 		return
 	}
+	s.w.coverage.add(s.node.Stats())
 	s.node = nil
 	s.incarnation++
 	s.crashes++

@@ -46,6 +46,7 @@ const (
 
 var opNames = [...]string{"", "put", "append", "delete", "rename", "alloc", "gc-done"}
 
+// String names the op ("put", "append", ...) for logs and errors.
 func (o Op) String() string {
 	if int(o) < len(opNames) && o > 0 {
 		return opNames[o]
@@ -87,6 +88,7 @@ const (
 
 var codeNames = [...]string{"ok", "not found", "version mismatch", "session expired", "invalid"}
 
+// String names the outcome ("ok", "not found", ...) for logs and errors.
 func (c Code) String() string {
 	if int(c) < len(codeNames) {
 		return codeNames[c]
@@ -106,10 +108,9 @@ type Result struct {
 	Count        uint32
 }
 
+// commandFormat leads every encoded command, so that the log's encoding
+// can change without misreading old entries.
 const commandFormat = 1
-
-// maxDetailBytes bounds a result's detail text.
-const maxDetailBytes = 1 << 12
 
 func encodeFile(e *codec.Encoder, f *File) {
 	e.String(f.Path)
@@ -121,7 +122,7 @@ func encodeFile(e *codec.Encoder, f *File) {
 
 func decodeFile(d *codec.Decoder) File {
 	f := File{Path: d.String(fspath.MaxPathBytes), Version: d.Uvarint(), Size: d.Varint(), MTimeNanos: d.Varint()}
-	f.Chunks = decodeChunks(d)
+	f.Chunks = decodeChunks(d, MaxFileChunks)
 	return f
 }
 
@@ -135,8 +136,9 @@ func encodeChunks(e *codec.Encoder, cs []ChunkRef) {
 	}
 }
 
-func decodeChunks(d *codec.Decoder) []ChunkRef {
-	n := d.Count(1<<30, 7)
+// decodeChunks reads at most max chunk refs (each at least 7 bytes long).
+func decodeChunks(d *codec.Decoder, max int) []ChunkRef {
+	n := d.Count(max, 7)
 	if n == 0 {
 		return nil
 	}
@@ -200,7 +202,7 @@ func UnmarshalCommand(b []byte) (Command, error) {
 	c := Command{Op: Op(d.Uvarint()), Session: d.Uvarint(), Seq: d.Uvarint(),
 		Path: d.String(fspath.MaxPathBytes), NewPath: d.String(fspath.MaxPathBytes),
 		HasIfVersion: d.Bool(), IfVersion: d.Uvarint()}
-	c.Chunks = decodeChunks(&d)
+	c.Chunks = decodeChunks(&d, MaxFileChunks)
 	c.MTimeNanos = d.Varint()
 	n := d.Uvarint()
 	if n > 1<<32-1 {

@@ -72,7 +72,7 @@ func Restore(b []byte) (*State, error) {
 		s.paths = append(s.paths, f.Path)
 		s.files[f.Path] = f
 	}
-	n = d.Count(1<<40, 4)
+	n = d.Count(MaxSessions, 5)
 	var prev uint64
 	for i := 0; i < n && d.Err() == nil; i++ {
 		id := d.Uvarint()
@@ -97,7 +97,7 @@ func Restore(b []byte) (*State, error) {
 		prev = id
 		s.leases[id] = d.Varint()
 	}
-	for i, c := range decodeChunks(&d) {
+	for i, c := range decodeChunks(&d, 1<<40) {
 		if i > 0 && c.ID <= prev {
 			d.Fail(fmt.Errorf("meta: snapshot: garbage not sorted at %d", c.ID))
 		}
@@ -107,9 +107,7 @@ func Restore(b []byte) (*State, error) {
 	if err := d.Done(); err != nil {
 		return nil, fmt.Errorf("meta: snapshot: %w", err)
 	}
-	if len(s.sessions) > MaxSessions {
-		return nil, fmt.Errorf("meta: snapshot: %d sessions above %d", len(s.sessions), MaxSessions)
-	}
+	s.rebuildAge()
 	if err := s.CheckInvariants(); err != nil {
 		return nil, fmt.Errorf("meta: snapshot: %w", err)
 	}

@@ -30,7 +30,6 @@ func (n *Node) holdSnapshot(g *group, from uint64, m *raftpb.Message) bool {
 			n.fail(err)
 			return true
 		}
-		n.stats.SnapshotsInstalled++
 		return false
 	}
 	if ps := g.pendingSnap; ps != nil && ps.msg.GetSnapshot().GetMetadata().GetIndex() >= snap.GetMetadata().GetIndex() {
@@ -136,7 +135,6 @@ func (n *Node) onFetchReply(from uint64, f wire.FetchReply) {
 		n.fail(err)
 		return
 	}
-	n.stats.SnapshotsInstalled++
 	if err := g.rn.Step(ps.msg); err != nil {
 		n.stats.DroppedMessages++
 	}

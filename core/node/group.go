@@ -164,16 +164,18 @@ func (g *group) restore(snap *raftpb.Snapshot) error {
 
 // persist writes a Ready's snapshot, hard state and entries to the WAL and
 // the raft storage. It does not fsync; Flush syncs every group afterwards.
-func (g *group) persist(rd *raft.Ready) error {
+// It reports whether it installed a snapshot from the leader.
+func (g *group) persist(rd *raft.Ready) (installed bool, err error) {
 	if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
+		installed = true
 		if err := g.wal.SaveSnapshot(rd.Snapshot); err != nil {
-			return err
+			return false, err
 		}
 		if err := g.storage.ApplySnapshot(rd.Snapshot); err != nil {
-			return fmt.Errorf("group %d: apply snapshot: %w", g.id, err)
+			return false, fmt.Errorf("group %d: apply snapshot: %w", g.id, err)
 		}
 		if err := g.restore(rd.Snapshot); err != nil {
-			return err
+			return false, err
 		}
 		g.needSync = true
 	}
@@ -183,23 +185,23 @@ func (g *group) persist(rd *raft.Ready) error {
 	}
 	if hs != nil || len(rd.Entries) > 0 {
 		if err := g.wal.Save(hs, rd.Entries); err != nil {
-			return err
+			return false, err
 		}
 		if len(rd.Entries) > 0 {
 			if err := g.storage.Append(rd.Entries); err != nil {
-				return fmt.Errorf("group %d: append: %w", g.id, err)
+				return false, fmt.Errorf("group %d: append: %w", g.id, err)
 			}
 		}
 		if hs != nil {
 			if err := g.storage.SetHardState(hs); err != nil {
-				return fmt.Errorf("group %d: set hard state: %w", g.id, err)
+				return false, fmt.Errorf("group %d: set hard state: %w", g.id, err)
 			}
 		}
 		if rd.MustSync {
 			g.needSync = true
 		}
 	}
-	return nil
+	return installed, nil
 }
 
 // maybeSnapshot takes a snapshot and compacts the log when enough has been

@@ -195,9 +195,13 @@ func (n *Node) flushOnce() bool {
 		if rd.SoftState != nil {
 			g.leader, g.role = rd.SoftState.Lead, rd.SoftState.RaftState
 		}
-		if err := g.persist(&rd); err != nil {
+		installed, err := g.persist(&rd)
+		if err != nil {
 			n.fail(err)
 			return false
+		}
+		if installed {
+			n.stats.SnapshotsInstalled++
 		}
 		readies = append(readies, groupReady{g, rd})
 	}

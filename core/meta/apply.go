@@ -1,0 +1,264 @@
+package meta
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/tessera-db/tessera/core/fspath"
+)
+
+// maxDetailBytes bounds a result's detail text. Results are cached per
+// session and travel in snapshots, so a detail must never outgrow what
+// UnmarshalResult accepts, whatever path a command carries.
+const maxDetailBytes = 1 << 10
+
+// maxDetailPathBytes bounds how much of a path a detail repeats.
+const maxDetailPathBytes = 128
+
+// short renders a path for a detail, truncated if long.
+func short(p string) string {
+	if len(p) <= maxDetailPathBytes {
+		return p
+	}
+	return truncate(p, maxDetailPathBytes) + fmt.Sprintf("…(%d bytes)", len(p))
+}
+
+// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func invalid(format string, args ...any) Result {
+	return Result{Code: CodeInvalid, Detail: truncate(fmt.Sprintf(format, args...), maxDetailBytes)}
+}
+
+// Apply applies the command committed at raft index index. Indexes must
+// increase from one call to the next.
+func (s *State) Apply(index uint64, c Command) Result {
+	if index <= s.applied {
+		panic(fmt.Sprintf("meta: apply index %d not above applied %d", index, s.applied))
+	}
+	s.applied = index
+	s.now = max(s.now, c.MTimeNanos)
+	if c.Session == 0 {
+		return s.apply(index, c)
+	}
+	if res, ok := s.dedup(c); ok {
+		return res
+	}
+	res := s.apply(index, c)
+	s.record(index, c, res)
+	return res
+}
+
+func (s *State) apply(index uint64, c Command) Result {
+	var res Result
+	switch c.Op {
+	case OpPut, OpAppend:
+		res = s.write(index, c)
+	case OpDelete:
+		res = s.delete(c)
+	case OpRename:
+		res = s.rename(index, c)
+	case OpAlloc:
+		res = s.alloc(c)
+	case OpGCDone:
+		res = s.gcDone(c)
+	default:
+		res = invalid("unknown op %d", c.Op)
+	}
+	if len(res.Detail) > maxDetailBytes {
+		panic(fmt.Sprintf("meta: %s result detail of %d bytes", c.Op, len(res.Detail)))
+	}
+	return res
+}
+
+// cas checks a write's version condition against the current file.
+func cas(c Command, f File, exists bool) (Result, bool) {
+	if !c.HasIfVersion {
+		return Result{}, true
+	}
+	switch {
+	case c.IfVersion == 0 && exists:
+		return Result{Code: CodeVersionMismatch, File: cloneFile(f), Detail: fmt.Sprintf("%s exists (version %d)", short(c.Path), f.Version)}, false
+	case c.IfVersion != 0 && !exists:
+		return Result{Code: CodeVersionMismatch, Detail: fmt.Sprintf("%s does not exist (want version %d)", short(c.Path), c.IfVersion)}, false
+	case c.IfVersion != 0 && f.Version != c.IfVersion:
+		return Result{Code: CodeVersionMismatch, File: cloneFile(f), Detail: fmt.Sprintf("%s is at version %d, not %d", short(c.Path), f.Version, c.IfVersion)}, false
+	}
+	return Result{}, true
+}
+
+// checkChunks verifies that a commit may reference its chunks.
+func (s *State) checkChunks(cs []ChunkRef) (Result, bool) {
+	seen := make(map[uint64]bool, len(cs))
+	for _, ch := range cs {
+		end, leased := s.leases[ch.ID]
+		switch {
+		case seen[ch.ID]:
+			return invalid("chunk %d listed twice", ch.ID), false
+		case ch.Size == 0:
+			return invalid("chunk %d is empty", ch.ID), false
+		case !leased:
+			return invalid("chunk %d is not leased to a writer (never allocated, already committed or collected)", ch.ID), false
+		case end < s.now:
+			return invalid("chunk %d: lease expired at %d, now %d", ch.ID, end, s.now), false
+		}
+		seen[ch.ID] = true
+	}
+	return Result{}, true
+}
+
+func (s *State) write(index uint64, c Command) Result {
+	if err := fspath.Validate(c.Path); err != nil {
+		return invalid("%v", err)
+	}
+	old, exists := s.files[c.Path]
+	if r, ok := cas(c, old, exists); !ok {
+		return r
+	}
+	keep := 0
+	if c.Op == OpAppend && exists {
+		keep = len(old.Chunks)
+	}
+	if keep+len(c.Chunks) > MaxFileChunks {
+		return invalid("%s would have %d chunks, above %d", short(c.Path), keep+len(c.Chunks), MaxFileChunks)
+	}
+	if r, ok := s.checkChunks(c.Chunks); !ok {
+		return r
+	}
+	for _, ch := range c.Chunks {
+		if _, bad := s.garbage[ch.ID]; bad {
+			panic(fmt.Sprintf("meta: chunk %d is both leased and garbage", ch.ID))
+		}
+		delete(s.leases, ch.ID)
+	}
+	f := File{Path: c.Path, Version: index, MTimeNanos: c.MTimeNanos}
+	if keep > 0 {
+		f.Chunks = slices.Concat(old.Chunks, c.Chunks)
+	} else {
+		f.Chunks = slices.Clone(c.Chunks)
+		s.discard(old.Chunks)
+	}
+	for _, ch := range f.Chunks {
+		f.Size += int64(ch.Size)
+	}
+	s.put(f)
+	return Result{Code: CodeOK, File: cloneFile(f)}
+}
+
+func (s *State) delete(c Command) Result {
+	if err := fspath.Validate(c.Path); err != nil {
+		return invalid("%v", err)
+	}
+	old, exists := s.files[c.Path]
+	if !exists {
+		return Result{Code: CodeNotFound, Detail: short(c.Path) + " does not exist"}
+	}
+	if r, ok := cas(c, old, exists); !ok {
+		return r
+	}
+	s.remove(c.Path)
+	s.discard(old.Chunks)
+	return Result{Code: CodeOK, File: cloneFile(old)}
+}
+
+func (s *State) rename(index uint64, c Command) Result {
+	if err := fspath.Validate(c.Path); err != nil {
+		return invalid("%v", err)
+	}
+	if err := fspath.Validate(c.NewPath); err != nil {
+		return invalid("rename target: %v", err)
+	}
+	if c.NewPath == c.Path {
+		return invalid("rename of %s onto itself", short(c.Path))
+	}
+	old, exists := s.files[c.Path]
+	if !exists {
+		return Result{Code: CodeNotFound, Detail: short(c.Path) + " does not exist"}
+	}
+	if r, ok := cas(c, old, exists); !ok {
+		return r
+	}
+	if target, ok := s.files[c.NewPath]; ok {
+		s.discard(target.Chunks)
+	}
+	s.remove(c.Path)
+	moved := old
+	moved.Path, moved.Version = c.NewPath, index
+	s.put(moved)
+	return Result{Code: CodeOK, File: cloneFile(moved)}
+}
+
+func (s *State) alloc(c Command) Result {
+	switch {
+	case c.AllocCount == 0 || c.AllocCount > MaxAlloc:
+		return invalid("alloc of %d chunk ids outside 1..%d", c.AllocCount, MaxAlloc)
+	case c.LeaseNanos <= 0:
+		return invalid("alloc with lease %dns", c.LeaseNanos)
+	case s.nextChunk > math.MaxUint64-uint64(c.AllocCount):
+		return invalid("chunk ids exhausted")
+	}
+	first := s.nextChunk
+	end := s.now + c.LeaseNanos
+	if end < s.now { // overflow: a lease until the end of time
+		end = math.MaxInt64
+	}
+	for id := first; id < first+uint64(c.AllocCount); id++ {
+		s.leases[id] = end
+	}
+	s.nextChunk += uint64(c.AllocCount)
+	return Result{Code: CodeOK, FirstChunkID: first, Count: c.AllocCount}
+}
+
+// gcDone forgets collected chunks. Only garbage and expired leases are
+// dropped: garbage is disjoint from every file's chunks and from live
+// leases (CheckInvariants), so a stray or repeated id can never remove a
+// live chunk.
+func (s *State) gcDone(c Command) Result {
+	for _, id := range c.Collected {
+		if _, ok := s.garbage[id]; ok {
+			delete(s.garbage, id)
+			continue
+		}
+		if end, ok := s.leases[id]; ok && end < s.now {
+			delete(s.leases, id)
+		}
+	}
+	return Result{Code: CodeOK}
+}
+
+// discard moves a dropped file's chunks to the garbage list.
+func (s *State) discard(cs []ChunkRef) {
+	for _, ch := range cs {
+		if _, dup := s.garbage[ch.ID]; dup {
+			panic(fmt.Sprintf("meta: chunk %d discarded twice", ch.ID))
+		}
+		s.garbage[ch.ID] = ch
+	}
+}
+
+func (s *State) put(f File) {
+	if _, ok := s.files[f.Path]; !ok {
+		i, _ := slices.BinarySearch(s.paths, f.Path)
+		s.paths = slices.Insert(s.paths, i, f.Path)
+	}
+	s.files[f.Path] = f
+}
+
+func (s *State) remove(path string) {
+	i, ok := slices.BinarySearch(s.paths, path)
+	if !ok {
+		panic(fmt.Sprintf("meta: removing %s, which is not indexed", short(path)))
+	}
+	s.paths = slices.Delete(s.paths, i, i+1)
+	delete(s.files, path)
+}

@@ -1,0 +1,83 @@
+package meta
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/tessera-db/tessera/core/fspath"
+)
+
+// CheckInvariants verifies the state's internal consistency: every chunk id
+// is in at most one of {a file, a lease, the garbage list} and below the
+// allocation counter; every file has a valid path, a version no later than
+// the last applied index, non-empty chunks and a size that is the sum of
+// its chunks; the path index matches the files; and the session table is
+// consistent. It costs O(state), so Apply does not call it: tests call it
+// after every step and Restore on every snapshot.
+func (s *State) CheckInvariants() error {
+	if s.nextChunk == 0 {
+		return fmt.Errorf("meta: chunk id counter at 0")
+	}
+	if len(s.paths) != len(s.files) || !slices.IsSorted(s.paths) {
+		return fmt.Errorf("meta: path index (%d) does not match files (%d)", len(s.paths), len(s.files))
+	}
+	owner := map[uint64]string{}
+	claim := func(id uint64, who string) error {
+		if id == 0 || id >= s.nextChunk {
+			return fmt.Errorf("meta: chunk id %d (%s) outside allocated range 1..%d", id, who, s.nextChunk-1)
+		}
+		if prev, ok := owner[id]; ok {
+			return fmt.Errorf("meta: chunk %d held by both %s and %s", id, prev, who)
+		}
+		owner[id] = who
+		return nil
+	}
+	for _, p := range s.paths {
+		f, ok := s.files[p]
+		if !ok || f.Path != p {
+			return fmt.Errorf("meta: indexed path %s has no file", short(p))
+		}
+		if err := fspath.Validate(p); err != nil {
+			return fmt.Errorf("meta: file: %w", err)
+		}
+		if f.Version == 0 || f.Version > s.applied || len(f.Chunks) > MaxFileChunks {
+			return fmt.Errorf("meta: %s at version %d with %d chunks (applied %d)", short(p), f.Version, len(f.Chunks), s.applied)
+		}
+		var size int64
+		for _, c := range f.Chunks {
+			if err := claim(c.ID, "file "+short(p)); err != nil {
+				return err
+			}
+			if c.Size == 0 {
+				return fmt.Errorf("meta: %s holds empty chunk %d", short(p), c.ID)
+			}
+			size += int64(c.Size)
+		}
+		if size != f.Size {
+			return fmt.Errorf("meta: %s has size %d but chunks of %d bytes", short(p), f.Size, size)
+		}
+	}
+	for _, id := range sortedKeys(s.leases) {
+		if err := claim(id, "a lease"); err != nil {
+			return err
+		}
+	}
+	for _, id := range sortedKeys(s.garbage) {
+		if err := claim(id, "the garbage list"); err != nil {
+			return err
+		}
+		if s.garbage[id].ID != id {
+			return fmt.Errorf("meta: garbage entry %d holds chunk %d", id, s.garbage[id].ID)
+		}
+	}
+	return s.sessionTable.check(s.applied)
+}
+
+func sortedKeys[V any](m map[uint64]V) []uint64 {
+	keys := make([]uint64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,449 @@
+package meta
+
+import (
+	"math"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tessera-db/tessera/core/fspath"
+	"pgregory.net/rapid"
+)
+
+// model is an independent, deliberately naive model of the meta state:
+// plain maps, linear scans, no path index and no age queue.
+type model struct {
+	files    map[string]File
+	leases   map[uint64]int64
+	garbage  map[uint64]ChunkRef
+	next     uint64
+	now      int64
+	sessions map[uint64]msession
+	horizon  int64
+	limit    int
+}
+
+type msession struct {
+	seq, index uint64
+	mtime      int64
+	res        Result
+}
+
+func newModel(limit int) *model {
+	return &model{files: map[string]File{}, leases: map[uint64]int64{}, garbage: map[uint64]ChunkRef{},
+		next: 1, sessions: map[uint64]msession{}, horizon: math.MinInt64, limit: limit}
+}
+
+// step applies c to the model and returns the expected result (without
+// Detail, which the model does not predict).
+func (m *model) step(index uint64, c Command) Result {
+	m.now = max(m.now, c.MTimeNanos)
+	if c.Session == 0 {
+		return m.apply(index, c)
+	}
+	ss, known := m.sessions[c.Session]
+	switch {
+	case c.Seq == 0:
+		return Result{Code: CodeInvalid}
+	case !known && c.MTimeNanos <= m.horizon:
+		return Result{Code: CodeSessionExpired}
+	case known && c.Seq == ss.seq:
+		return ss.res
+	case known && c.Seq < ss.seq:
+		return Result{Code: CodeSessionExpired}
+	}
+	res := m.apply(index, c)
+	m.sessions[c.Session] = msession{seq: c.Seq, index: index, mtime: c.MTimeNanos, res: res}
+	if len(m.sessions) > m.limit {
+		var victim uint64
+		oldest := uint64(math.MaxUint64)
+		for id, ss := range m.sessions {
+			if ss.index < oldest {
+				victim, oldest = id, ss.index
+			}
+		}
+		m.horizon = max(m.horizon, m.sessions[victim].mtime)
+		delete(m.sessions, victim)
+	}
+	return res
+}
+
+// cas returns the mismatch result of c's version condition, if it fails.
+func (m *model) cas(c Command) (Result, bool) {
+	f, exists := m.files[c.Path]
+	if !c.HasIfVersion || c.IfVersion == 0 && !exists || exists && c.IfVersion == f.Version {
+		return Result{}, true
+	}
+	if exists {
+		return Result{Code: CodeVersionMismatch, File: f}, false
+	}
+	return Result{Code: CodeVersionMismatch}, false
+}
+
+func (m *model) discard(f File) {
+	for _, ch := range f.Chunks {
+		m.garbage[ch.ID] = ch
+	}
+}
+
+func (m *model) apply(index uint64, c Command) Result {
+	switch c.Op {
+	case OpPut, OpAppend:
+		if fspath.Validate(c.Path) != nil {
+			return Result{Code: CodeInvalid}
+		}
+		if r, ok := m.cas(c); !ok {
+			return r
+		}
+		seen := map[uint64]bool{}
+		for _, ch := range c.Chunks {
+			end, ok := m.leases[ch.ID]
+			if !ok || end < m.now || seen[ch.ID] || ch.Size == 0 {
+				return Result{Code: CodeInvalid}
+			}
+			seen[ch.ID] = true
+		}
+		old, exists := m.files[c.Path]
+		f := File{Path: c.Path, Version: index, MTimeNanos: c.MTimeNanos}
+		if c.Op == OpAppend && exists {
+			f.Chunks = slices.Clone(old.Chunks)
+		} else {
+			m.discard(old)
+		}
+		for _, ch := range c.Chunks {
+			delete(m.leases, ch.ID)
+			f.Chunks = append(f.Chunks, ch)
+		}
+		for _, ch := range f.Chunks {
+			f.Size += int64(ch.Size)
+		}
+		m.files[c.Path] = f
+		return Result{Code: CodeOK, File: f}
+	case OpDelete:
+		if fspath.Validate(c.Path) != nil {
+			return Result{Code: CodeInvalid}
+		}
+		old, exists := m.files[c.Path]
+		if !exists {
+			return Result{Code: CodeNotFound}
+		}
+		if r, ok := m.cas(c); !ok {
+			return r
+		}
+		m.discard(old)
+		delete(m.files, c.Path)
+		return Result{Code: CodeOK, File: old}
+	case OpRename:
+		if fspath.Validate(c.Path) != nil || fspath.Validate(c.NewPath) != nil || c.Path == c.NewPath {
+			return Result{Code: CodeInvalid}
+		}
+		old, exists := m.files[c.Path]
+		if !exists {
+			return Result{Code: CodeNotFound}
+		}
+		if r, ok := m.cas(c); !ok {
+			return r
+		}
+		if target, ok := m.files[c.NewPath]; ok {
+			m.discard(target)
+		}
+		delete(m.files, c.Path)
+		old.Path, old.Version = c.NewPath, index
+		m.files[c.NewPath] = old
+		return Result{Code: CodeOK, File: old}
+	case OpAlloc:
+		if c.AllocCount == 0 || c.AllocCount > MaxAlloc || c.LeaseNanos <= 0 {
+			return Result{Code: CodeInvalid}
+		}
+		first := m.next
+		for i := uint32(0); i < c.AllocCount; i++ {
+			m.leases[m.next] = m.now + c.LeaseNanos
+			m.next++
+		}
+		return Result{Code: CodeOK, FirstChunkID: first, Count: c.AllocCount}
+	case OpGCDone:
+		for _, id := range c.Collected {
+			if _, ok := m.garbage[id]; ok {
+				delete(m.garbage, id)
+			} else if end, ok := m.leases[id]; ok && end < m.now {
+				delete(m.leases, id)
+			}
+		}
+		return Result{Code: CodeOK}
+	}
+	return Result{Code: CodeInvalid}
+}
+
+func (m *model) garbageList() []ChunkRef {
+	var out []ChunkRef
+	for _, ch := range m.garbage {
+		out = append(out, ch)
+	}
+	for id, end := range m.leases {
+		if end < m.now {
+			out = append(out, ChunkRef{ID: id})
+		}
+	}
+	slices.SortFunc(out, func(a, b ChunkRef) int { return cmpU64(a.ID, b.ID) })
+	return out
+}
+
+func (m *model) list(prefix, after string, limit int) ([]File, bool) {
+	var paths []string
+	for p := range m.files {
+		if strings.HasPrefix(p, prefix) && p > after {
+			paths = append(paths, p)
+		}
+	}
+	slices.Sort(paths)
+	if limit <= 0 {
+		limit = DefaultListLimit
+	}
+	more := len(paths) > limit
+	if more {
+		paths = paths[:limit]
+	}
+	var out []File
+	for _, p := range paths {
+		out = append(out, m.files[p])
+	}
+	return out, more
+}
+
+func sameFile(a, b File) bool {
+	return a.Path == b.Path && a.Version == b.Version && a.Size == b.Size &&
+		a.MTimeNanos == b.MTimeNanos && slices.Equal(a.Chunks, b.Chunks)
+}
+
+// sameResult compares results, Detail aside.
+func sameResult(a, b Result) bool {
+	return a.Code == b.Code && sameFile(a.File, b.File) && a.FirstChunkID == b.FirstChunkID && a.Count == b.Count
+}
+
+// longPath is a valid path of the maximum length: details that quote it
+// must stay small enough to be cached and snapshotted.
+var longPath = "/" + strings.Repeat("l", fspath.MaxPathBytes-1)
+
+var testPaths = []string{"/a", "/a/b", "/a/c", "/b", "/bb", longPath, "rel", "/a/"}
+
+// machine runs State against the model. After the first snapshot, twin
+// is the state the snapshot was taken of: it keeps applying the same
+// commands, and must keep giving the same results and hash as the restored
+// copy s.
+type machine struct {
+	s, twin *State
+	m       *model
+	index   uint64
+	now     int64
+	limit   int
+	seqs    map[uint64]uint64  // last sequence number used per session
+	sent    map[uint64]Command // last command sent per session
+}
+
+func (mc *machine) exec(t *rapid.T, c Command) Result {
+	mc.index++
+	if c.MTimeNanos == 0 {
+		c.MTimeNanos = mc.now
+	}
+	// Round trip every command through its encoding, as the log does.
+	dec, err := UnmarshalCommand(c.Marshal())
+	if err != nil {
+		t.Fatalf("encode %+v: %v", c, err)
+	}
+	want := mc.m.step(mc.index, dec)
+	got := mc.s.Apply(mc.index, dec)
+	if !sameResult(got, want) {
+		t.Fatalf("%s %.20s->%.20s (session %d seq %d) at %d:\n got %+v\nwant %+v", c.Op, c.Path, c.NewPath, c.Session, c.Seq, mc.index, got, want)
+	}
+	if (got.Code == CodeOK) == (got.Detail != "") || len(got.Detail) > maxDetailBytes {
+		t.Fatalf("%s: code %s with detail of %d bytes %.80q", c.Op, got.Code, len(got.Detail), got.Detail)
+	}
+	if rt, err := UnmarshalResult(got.Marshal()); err != nil || !sameResult(rt, got) || rt.Detail != got.Detail {
+		t.Fatalf("result round trip: %+v vs %+v (%v)", rt, got, err)
+	}
+	if mc.twin != nil {
+		tw := mc.twin.Apply(mc.index, dec)
+		if !sameResult(tw, got) || tw.Detail != got.Detail || mc.twin.Hash() != mc.s.Hash() {
+			t.Fatalf("restored state diverged: %+v vs original %+v", got, tw)
+		}
+	}
+	if c.Session != 0 {
+		mc.sent[c.Session] = c
+	}
+	return got
+}
+
+// session draws a session (0: none) and its next sequence number.
+func (mc *machine) session(t *rapid.T) (uint64, uint64) {
+	id := rapid.Uint64Range(0, 4).Draw(t, "session")
+	if id == 0 {
+		return 0, 0
+	}
+	mc.seqs[id]++
+	return id, mc.seqs[id]
+}
+
+func (mc *machine) chunksFor(t *rapid.T) []ChunkRef {
+	n := rapid.IntRange(0, 3).Draw(t, "nchunks")
+	leased := sortedKeys(mc.m.leases)
+	var cs []ChunkRef
+	for i := 0; i < n; i++ {
+		var id uint64
+		if len(leased) > 0 && rapid.IntRange(0, 9).Draw(t, "validChunk") > 0 {
+			id = rapid.SampledFrom(leased).Draw(t, "chunk")
+		} else {
+			id = rapid.Uint64Range(1, mc.m.next+2).Draw(t, "anyChunk")
+		}
+		cs = append(cs, ChunkRef{ID: id, Group: 2 + id%3, Size: rapid.Uint32Range(0, 100).Draw(t, "size"), CRC: uint32(id)})
+	}
+	return cs
+}
+
+// cond adds a version condition: none, must-not-exist, the current version
+// (or 1 if missing), or any version.
+func (mc *machine) cond(t *rapid.T, c *Command) {
+	switch rapid.IntRange(0, 3).Draw(t, "cond") {
+	case 1:
+		c.HasIfVersion = true
+	case 2:
+		c.HasIfVersion, c.IfVersion = true, 1
+		if f, ok := mc.m.files[c.Path]; ok {
+			c.IfVersion = f.Version
+		}
+	case 3:
+		c.HasIfVersion, c.IfVersion = true, rapid.Uint64Range(1, mc.index+1).Draw(t, "ifVersion")
+	}
+}
+
+func (mc *machine) write(op Op) func(t *rapid.T) {
+	return func(t *rapid.T) {
+		s, q := mc.session(t)
+		c := Command{Op: op, Session: s, Seq: q, Path: rapid.SampledFrom(testPaths).Draw(t, "path")}
+		switch op {
+		case OpPut, OpAppend:
+			c.Chunks = mc.chunksFor(t)
+		case OpRename:
+			c.NewPath = rapid.SampledFrom(testPaths).Draw(t, "to")
+		}
+		mc.cond(t, &c)
+		mc.exec(t, c)
+	}
+}
+
+func (mc *machine) check(t *rapid.T) {
+	for _, s := range []*State{mc.s, mc.twin} {
+		if s == nil {
+			continue
+		}
+		if err := s.CheckInvariants(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, more := mc.s.List("", "", 0)
+	want, _ := mc.m.list("", "", 0)
+	if more || len(files) != len(want) || mc.s.Len() != len(want) {
+		t.Fatalf("List: %d files (more=%v, Len %d), model has %d", len(files), more, mc.s.Len(), len(want))
+	}
+	for i := range files {
+		if !sameFile(files[i], want[i]) {
+			t.Fatalf("file %d = %+v, model %+v", i, files[i], want[i])
+		}
+	}
+	for _, p := range testPaths {
+		got, ok := mc.s.Get(p)
+		w, wok := mc.m.files[p]
+		if ok != wok || !sameFile(got, w) {
+			t.Fatalf("Get(%.20s) = %+v %v, model %+v %v", p, got, ok, w, wok)
+		}
+	}
+	if got, want := mc.s.Garbage(), mc.m.garbageList(); !slices.Equal(got, want) {
+		t.Fatalf("Garbage = %v, model %v", got, want)
+	}
+}
+
+func TestStateMachineAgainstModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		// A small session table reaches eviction and the horizon; the real
+		// limit checks that nothing else depends on eviction.
+		limit := rapid.SampledFrom([]int{1, 2, 3, MaxSessions}).Draw(t, "sessionLimit")
+		mc := &machine{s: New(), m: newModel(limit), now: 1, limit: limit,
+			seqs: map[uint64]uint64{}, sent: map[uint64]Command{}}
+		mc.s.limit = limit
+		t.Repeat(map[string]func(*rapid.T){
+			"alloc": func(t *rapid.T) {
+				s, q := mc.session(t)
+				mc.exec(t, Command{Op: OpAlloc, Session: s, Seq: q, AllocCount: uint32(rapid.IntRange(0, 4).Draw(t, "count")),
+					LeaseNanos: rapid.SampledFrom([]int64{0, 5, 1000}).Draw(t, "lease")})
+			},
+			"tick": func(t *rapid.T) {
+				mc.now += rapid.Int64Range(0, 20).Draw(t, "dt")
+			},
+			"put":    mc.write(OpPut),
+			"append": mc.write(OpAppend),
+			"delete": mc.write(OpDelete),
+			"rename": mc.write(OpRename),
+			"gc": func(t *rapid.T) {
+				var ids []uint64
+				for _, c := range mc.s.Garbage() {
+					if rapid.Bool().Draw(t, "collect") {
+						ids = append(ids, c.ID)
+					}
+				}
+				// Stray ids (live, leased, unknown) must be ignored.
+				ids = append(ids, rapid.Uint64Range(1, mc.m.next+1).Draw(t, "stray"))
+				mc.exec(t, Command{Op: OpGCDone, Collected: ids})
+			},
+			"retry": func(t *rapid.T) {
+				// Resend a session's last command unchanged (same stamp):
+				// the model expects its first result and no second effect,
+				// or SessionExpired once the session was evicted.
+				ids := sortedKeys(mc.sent)
+				if len(ids) == 0 {
+					t.Skip("no session command yet")
+				}
+				mc.exec(t, mc.sent[rapid.SampledFrom(ids).Draw(t, "retrySession")])
+			},
+			"stale": func(t *rapid.T) {
+				ids := sortedKeys(mc.m.sessions)
+				if len(ids) == 0 {
+					t.Skip("no session")
+				}
+				id := rapid.SampledFrom(ids).Draw(t, "staleSession")
+				last := mc.m.sessions[id].seq
+				if last < 2 {
+					t.Skip("no older sequence number")
+				}
+				got := mc.exec(t, Command{Op: OpDelete, Session: id, Seq: rapid.Uint64Range(1, last-1).Draw(t, "staleSeq"), Path: "/a"})
+				if got.Code != CodeSessionExpired {
+					t.Fatalf("stale sequence: %s", got.Code)
+				}
+			},
+			"skipSeq": func(t *rapid.T) {
+				// A client may skip sequence numbers, even its first ones.
+				mc.seqs[rapid.Uint64Range(1, 4).Draw(t, "skipSession")] += rapid.Uint64Range(1, 3).Draw(t, "skip")
+			},
+			"list": func(t *rapid.T) {
+				prefix := rapid.SampledFrom([]string{"", "/", "/a", "/a/", "/b", "/c"}).Draw(t, "prefix")
+				after := rapid.SampledFrom(append([]string{""}, testPaths...)).Draw(t, "after")
+				limit := rapid.IntRange(-1, 3).Draw(t, "limit")
+				got, more := mc.s.List(prefix, after, limit)
+				want, wmore := mc.m.list(prefix, after, limit)
+				if more != wmore || !slices.EqualFunc(got, want, sameFile) {
+					t.Fatalf("List(%q, %.20q, %d) = %d files more=%v, model %d more=%v", prefix, after, limit, len(got), more, len(want), wmore)
+				}
+			},
+			"snapshot": func(t *rapid.T) {
+				r, err := Restore(mc.s.Snapshot())
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.limit = mc.limit
+				if r.Hash() != mc.s.Hash() {
+					t.Fatal("restored state hashes differently")
+				}
+				mc.twin, mc.s = mc.s, r
+			},
+			"": mc.check,
+		})
+	})
+}

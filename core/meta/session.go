@@ -1,0 +1,155 @@
+package meta
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// session is what the state remembers of one client session.
+type session struct {
+	lastSeq uint64
+	// lastIndex is the raft index that applied lastSeq: the eviction age.
+	lastIndex uint64
+	// lastMTime is lastSeq's command time, which the horizon moves to when
+	// the session is evicted.
+	lastMTime int64
+	result    Result
+}
+
+// ageMark records that a session applied a command at index. Marks are
+// appended in index order; a mark is stale once its session applied a
+// later command or was evicted.
+type ageMark struct{ id, index uint64 }
+
+// sessionTable is the exactly-once table (see the package doc).
+type sessionTable struct {
+	sessions map[uint64]*session
+	// byAge holds a mark per session command applied, oldest first, so that
+	// the least recently applied session is found without scanning every
+	// session: skip stale marks at the front.
+	byAge []ageMark
+	// limit is MaxSessions; tests lower it to reach eviction quickly.
+	limit int
+	// horizon is the latest command time of an evicted session.
+	horizon int64
+}
+
+func newSessionTable() sessionTable {
+	return sessionTable{sessions: map[uint64]*session{}, limit: MaxSessions, horizon: math.MinInt64}
+}
+
+// dedup answers a session command that must not be applied: a repeat of
+// the last Seq (its cached result), an older Seq, or a command that may be
+// a late retry of an evicted session. ok is false if c is to be applied.
+func (t *sessionTable) dedup(c Command) (res Result, ok bool) {
+	ss := t.sessions[c.Session]
+	switch {
+	case c.Seq == 0:
+		return invalid("session %d: sequence number 0", c.Session), true
+	case ss == nil && c.MTimeNanos <= t.horizon:
+		return Result{Code: CodeSessionExpired, Detail: fmt.Sprintf(
+			"session %d unknown and its command (time %d) predates evicted sessions (time %d)", c.Session, c.MTimeNanos, t.horizon)}, true
+	case ss == nil:
+		return Result{}, false
+	case c.Seq == ss.lastSeq:
+		return cloneResult(ss.result), true
+	case c.Seq < ss.lastSeq:
+		return Result{Code: CodeSessionExpired, Detail: fmt.Sprintf(
+			"session %d: sequence %d already superseded by %d", c.Session, c.Seq, ss.lastSeq)}, true
+	}
+	return Result{}, false
+}
+
+// record remembers that c applied at index with result res, evicting the
+// least recently applied session if the table is over its limit.
+func (t *sessionTable) record(index uint64, c Command, res Result) {
+	ss := t.sessions[c.Session]
+	if ss == nil {
+		ss = &session{}
+		t.sessions[c.Session] = ss
+	}
+	*ss = session{lastSeq: c.Seq, lastIndex: index, lastMTime: c.MTimeNanos, result: cloneResult(res)}
+	t.byAge = append(t.byAge, ageMark{id: c.Session, index: index})
+	for len(t.sessions) > t.limit {
+		t.evictOldest()
+	}
+	// Stale marks are dropped now and then, keeping byAge within twice the
+	// table's size (amortized O(1) per command).
+	if len(t.byAge) > 2*len(t.sessions)+64 {
+		t.byAge = slices.DeleteFunc(slices.Clone(t.byAge), t.stale)
+	}
+}
+
+func (t *sessionTable) stale(m ageMark) bool {
+	ss := t.sessions[m.id]
+	return ss == nil || ss.lastIndex != m.index
+}
+
+// evictOldest drops the session applied least recently. Indexes are unique,
+// so the choice is deterministic.
+func (t *sessionTable) evictOldest() {
+	for len(t.byAge) > 0 {
+		m := t.byAge[0]
+		t.byAge = t.byAge[1:]
+		if !t.stale(m) {
+			t.horizon = max(t.horizon, t.sessions[m.id].lastMTime)
+			delete(t.sessions, m.id)
+			return
+		}
+	}
+	panic(fmt.Sprintf("meta: %d sessions but no live age mark", len(t.sessions)))
+}
+
+// rebuildAge recreates byAge from the sessions (after Restore).
+func (t *sessionTable) rebuildAge() {
+	t.byAge = t.byAge[:0]
+	for id, ss := range t.sessions {
+		t.byAge = append(t.byAge, ageMark{id: id, index: ss.lastIndex})
+	}
+	slices.SortFunc(t.byAge, func(a, b ageMark) int {
+		if c := cmpU64(a.index, b.index); c != 0 {
+			return c
+		}
+		return cmpU64(a.id, b.id)
+	})
+}
+
+// check verifies the table: within its limit, positive sequence numbers,
+// distinct indexes at or below applied, and exactly one live age mark per
+// session, in index order.
+func (t *sessionTable) check(applied uint64) error {
+	if len(t.sessions) > t.limit {
+		return fmt.Errorf("meta: %d sessions above the limit %d", len(t.sessions), t.limit)
+	}
+	byIndex := make(map[uint64]uint64, len(t.sessions))
+	for _, id := range sortedKeys(t.sessions) {
+		ss := t.sessions[id]
+		if ss.lastSeq == 0 || ss.lastIndex == 0 || ss.lastIndex > applied {
+			return fmt.Errorf("meta: session %d at sequence %d, index %d (applied %d)", id, ss.lastSeq, ss.lastIndex, applied)
+		}
+		if other, dup := byIndex[ss.lastIndex]; dup {
+			return fmt.Errorf("meta: sessions %d and %d both last applied at index %d", other, id, ss.lastIndex)
+		}
+		byIndex[ss.lastIndex] = id
+	}
+	live, prev := 0, uint64(0)
+	for _, m := range t.byAge {
+		if t.stale(m) {
+			continue
+		}
+		if m.index <= prev {
+			return fmt.Errorf("meta: session age marks out of order at index %d", m.index)
+		}
+		live, prev = live+1, m.index
+	}
+	if live != len(t.sessions) {
+		return fmt.Errorf("meta: %d live age marks for %d sessions", live, len(t.sessions))
+	}
+	return nil
+}
+
+func cloneResult(r Result) Result {
+	r.File = cloneFile(r.File)
+	return r
+}
