@@ -186,6 +186,11 @@ func (c *simClient) send(req *api.Request, attempt int) {
 	deliverIn := backoff + w.net.delay()
 	w.clk.after(deliverIn, "request", s.id, func() {
 		if !s.up() {
+			// A crashed node's port refuses connections: the client learns
+			// at once that nothing was sent, as it would over TCP.
+			w.clk.after(w.net.delay(), "response", c.id, func() {
+				c.onResponse(gen, api.Errorf(api.Unavailable, "node %d refused the connection", s.id))
+			})
 			return
 		}
 		s.handle("request", func(n *node.Node) {

@@ -32,9 +32,12 @@ type Node struct {
 	outbox      map[uint64]*wire.Envelope
 	snapReports []snapReport
 	forwardRR   uint64
-	gc          gcState
-	stats       Stats
-	fatal       error
+	// lastHeard is the tick at which each peer was last heard from, so that
+	// forwards go to live peers first.
+	lastHeard map[uint64]uint64
+	gc        gcState
+	stats     Stats
+	fatal     error
 }
 
 type chunkKey struct{ group, id uint64 }
@@ -58,6 +61,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		gc:        gcState{seen: map[uint64]uint64{}},
 		repairing: map[chunkKey]bool{},
 		outbox:    map[uint64]*wire.Envelope{},
+		lastHeard: map[uint64]uint64{},
 	}
 	// Operation ids start at a random point so that a reply or a committed
 	// entry addressed to this node before a restart never matches a new op.
@@ -128,6 +132,7 @@ func (n *Node) Receive(m *wire.Envelope) {
 		n.env.Log().Warn("dropping envelope from unknown peer", "node", n.cfg.ID, "from", m.From, "to", m.To)
 		return
 	}
+	n.lastHeard[m.From] = n.ticks
 	for _, gm := range m.Raft {
 		g := n.groups[gm.Group]
 		if g == nil || gm.Msg.GetFrom() != m.From || gm.Msg.GetTo() != n.cfg.ID {

@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,14 +33,20 @@ func (e *testEnv) Send(m *wire.Envelope) { e.sent = append(e.sent, m) }
 func (e *testEnv) FS() vfs.FS            { return e.fs }
 func (e *testEnv) Log() *slog.Logger     { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func newTestNode(t *testing.T, nodes int) (*Node, *testEnv) {
+// newTestNode starts node 1 of a cluster of the given size whose groups
+// have up to 3 replicas (or replicas, if given).
+func newTestNode(t *testing.T, nodes int, replicas ...int) (*Node, *testEnv) {
 	t.Helper()
 	var ids []uint64
 	for i := 1; i <= nodes; i++ {
 		ids = append(ids, uint64(i))
 	}
+	r := 3
+	if len(replicas) > 0 {
+		r = replicas[0]
+	}
 	e := &testEnv{fs: memfs.New(), rng: rand.New(rand.NewPCG(1, 2)), now: 1e18}
-	n, err := New(Config{ID: 1, Topology: topo.Default(ids, 2, 3, 3)}, e)
+	n, err := New(Config{ID: 1, Topology: topo.Default(ids, 2, r, r)}, e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,5 +110,70 @@ func TestBadRequestsAreRefusedBeforeAnythingIsWritten(t *testing.T) {
 	}
 	if n.Stats().Proposals != 0 {
 		t.Fatalf("a refused request was proposed (%d proposals)", n.Stats().Proposals)
+	}
+}
+
+func TestRequestRouting(t *testing.T) {
+	tests := []struct {
+		name     string
+		fromPeer bool
+		lagging  bool
+		// wantTo is the node the request is forwarded to, 0 if none.
+		wantTo     uint64
+		wantStatus api.Status // of an immediate answer, if wantTo is 0
+	}{
+		{name: "client request goes to the leader", wantTo: 3},
+		{name: "forwarded request is served here", fromPeer: true},
+		{name: "lagging replica refuses a forwarded request", fromPeer: true, lagging: true, wantStatus: api.Unavailable},
+		{name: "lagging replica sends a client request to the leader", lagging: true, wantTo: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, e := newTestNode(t, 3)
+			g := n.groups[topo.MetaGroup]
+			g.leader = 3 // a follower that knows its leader
+			if tt.lagging {
+				g.pendingSnap = &snapFetch{}
+			}
+			var got *api.Response
+			n.submit(&api.Request{Kind: api.MetaGet, Path: "/a"}, func(r *api.Response) { got = r }, tt.fromPeer)
+			n.Flush()
+			var to uint64
+			for _, m := range e.sent {
+				if len(m.Forwards) > 0 {
+					to = m.To
+				}
+			}
+			if to != tt.wantTo {
+				t.Fatalf("forwarded to node %d, want %d", to, tt.wantTo)
+			}
+			switch {
+			case tt.wantStatus != 0 && (got == nil || got.Status != tt.wantStatus):
+				t.Fatalf("response %+v, want %s", got, tt.wantStatus)
+			case tt.wantStatus == 0 && got != nil:
+				t.Fatalf("answered %+v at once, want it in flight", got)
+			}
+		})
+	}
+}
+
+func TestForwardTargetsPutLivePeersFirst(t *testing.T) {
+	n, _ := newTestNode(t, 5, 5)
+	n.ticks = 1000
+	n.lastHeard[2] = 1000                                   // live
+	n.lastHeard[4] = 1000 - uint64(n.cfg.ElectionTicks) - 1 // silent for too long
+	n.lastHeard[5] = 999                                    // live
+	// Node 3 was never heard from.
+	for range 4 {
+		got := n.forwardTargets(topo.MetaGroup, 0)
+		if len(got) != 4 {
+			t.Fatalf("targets %v, want the 4 other nodes", got)
+		}
+		if !(got[0] == 2 || got[0] == 5) || !(got[1] == 2 || got[1] == 5) {
+			t.Fatalf("targets %v: live nodes 2 and 5 must come first", got)
+		}
+	}
+	if got := n.forwardTargets(topo.MetaGroup, 2); slices.Contains(got, 2) || len(got) != 3 {
+		t.Fatalf("targets %v must skip node 2", got)
 	}
 }

@@ -170,6 +170,24 @@ func (n *Node) advance(o *op) {
 		n.forwardNext(o)
 		return
 	}
+	if g.role != raft.StateLeader && g.leader != 0 && g.leader != n.cfg.ID {
+		switch {
+		case !o.fromPeer:
+			// The leader answers as soon as it applies; a follower would
+			// wait to hear of the commit and apply it too.
+			if o.targets == nil {
+				o.targets = append([]uint64{g.leader}, n.forwardTargets(o.group, g.leader)...)
+			}
+			n.forwardNext(o)
+			return
+		case n.lagging(g):
+			// A replica still catching up would answer only once it has
+			// applied everything before the request: let the sender try
+			// another. Nothing was proposed, so the request did not apply.
+			n.finish(o, api.Errorf(api.Unavailable, "node %d: replica of group %d is catching up", n.cfg.ID, g.id))
+			return
+		}
+	}
 	switch o.req.Kind {
 	case api.MetaCommand, api.ChunkWrite, api.ChunkDelete:
 		n.propose(g, o)
@@ -295,17 +313,7 @@ func (n *Node) readChunkLocal(g *group, o *op) {
 // forwardNext sends the op to the next peer that may serve it.
 func (n *Node) forwardNext(o *op) {
 	if o.targets == nil {
-		for _, m := range n.members(o.group) {
-			if m != n.cfg.ID {
-				o.targets = append(o.targets, m)
-			}
-		}
-		slices.Sort(o.targets)
-		if len(o.targets) > 0 {
-			n.forwardRR++
-			k := int(n.forwardRR % uint64(len(o.targets)))
-			o.targets = append(o.targets[k:], o.targets[:k]...)
-		}
+		o.targets = n.forwardTargets(o.group, 0)
 	}
 	if len(o.targets) == 0 || (o.tried >= len(o.targets) && o.req.Kind == api.ChunkRead) {
 		if o.worst != nil && o.worst.Status == api.NotFound {
@@ -333,6 +341,46 @@ func (n *Node) forwardNext(o *op) {
 	out.Forwards = append(out.Forwards, wire.Forward{ID: o.id, Req: req.Marshal()})
 	n.stats.Forwards++
 	o.state, o.issuedAt, o.issued = opForwarded, n.ticks, true
+}
+
+// forwardTargets lists the group's members other than this node and skip,
+// rotated so that forwards spread over the replicas, peers heard from lately
+// first: a request sent to a crashed or partitioned node costs a retry
+// interval.
+func (n *Node) forwardTargets(group, skip uint64) []uint64 {
+	var peers []uint64
+	for _, m := range n.members(group) {
+		if m != n.cfg.ID && m != skip {
+			peers = append(peers, m)
+		}
+	}
+	if len(peers) == 0 {
+		return nil
+	}
+	slices.Sort(peers)
+	n.forwardRR++
+	k := int(n.forwardRR % uint64(len(peers)))
+	peers = append(peers[k:], peers[:k]...)
+	live := func(id uint64) bool {
+		at, ok := n.lastHeard[id]
+		return ok && n.ticks-at <= uint64(n.cfg.ElectionTicks)
+	}
+	slices.SortStableFunc(peers, func(a, b uint64) int {
+		switch la, lb := live(a), live(b); {
+		case la == lb:
+			return 0
+		case la:
+			return -1
+		}
+		return 1
+	})
+	return peers
+}
+
+// lagging reports whether the replica is catching up: installing a
+// snapshot, or well behind the commit index it knows of.
+func (n *Node) lagging(g *group) bool {
+	return g.pendingSnap != nil || g.rn.BasicStatus().HardState.GetCommit() > g.applied+16
 }
 
 func (n *Node) serveForward(from uint64, f wire.Forward) {
@@ -424,9 +472,17 @@ func (n *Node) tickOps() {
 				n.read(n.groups[o.group], o)
 			}
 		case opForwarded:
-			if retrySafe(o.req) && since >= max(n.cfg.RequestTimeoutTicks/3, 1) {
-				n.forwardNext(o)
+			if !retrySafe(o.req) || since < max(n.cfg.RequestTimeoutTicks/3, 1) {
+				break
 			}
+			if n.groups[o.group] != nil && o.req.Kind != api.ChunkRead {
+				// A replica forwards to the leader it knows now, or serves
+				// the request itself if it has become the leader.
+				o.targets, o.tried = nil, 0
+				n.advance(o)
+				break
+			}
+			n.forwardNext(o)
 		}
 	}
 }
