@@ -46,6 +46,11 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 			if basePort < 1024 || basePort+200 > 65535 {
 				return fmt.Errorf("--base-port must be 1024..65335")
 			}
+			// Catch the signals before the first node starts: a signal that
+			// killed this process between starting nodes and catching it
+			// would leave them running, orphaned.
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
 			exe, err := os.Executable()
 			if err != nil {
 				return err
@@ -53,12 +58,13 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
-			var peers, endpoints []string
+			var peers, peerAddrs, endpoints []string
 			for i := 1; i <= nodes; i++ {
-				peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d", i, basePort+100+i))
+				peerAddrs = append(peerAddrs, fmt.Sprintf("127.0.0.1:%d", basePort+100+i))
+				peers = append(peers, fmt.Sprintf("%d=%s", i, peerAddrs[i-1]))
 				endpoints = append(endpoints, fmt.Sprintf("127.0.0.1:%d", basePort+i))
 			}
-			for _, ep := range endpoints {
+			for _, ep := range append(append([]string(nil), endpoints...), peerAddrs...) {
 				if ln, err := net.Listen("tcp", ep); err != nil {
 					return fmt.Errorf("port %s is taken (another cluster running? use --base-port): %w", ep, err)
 				} else {
@@ -71,6 +77,7 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 			for i := 1; i <= nodes; i++ {
 				logf, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("node-%d.log", i)), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 				if err != nil {
+					stopAll(procs)
 					return err
 				}
 				c := exec.Command(exe, "node", "--id", strconv.Itoa(i),
@@ -86,8 +93,6 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 				procs[i-1] = c
 				go func(i int) { _ = c.Wait(); logf.Close(); exited <- i }(i)
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			cl, err := httpclient.New(endpoints)
 			if err != nil {
 				stopAll(procs)
