@@ -14,14 +14,23 @@ import (
 type conformance struct {
 	w       *World
 	checker *model.Checker
+	// members checks configuration changes against ReplicaReplacement.
+	members *model.MembershipChecker
 	seen    map[[2]uint64]bool
 	metaNow int64
 	failed  bool
 }
 
 func newConformance(w *World) *conformance {
-	return &conformance{w: w, checker: model.NewChecker(), seen: map[[2]uint64]bool{}}
+	initial := map[uint64][]uint64{}
+	for _, g := range w.topo.Groups {
+		initial[g.ID] = g.Members
+	}
+	return &conformance{w: w, checker: model.NewChecker(), members: model.NewMembershipChecker(initial), seen: map[[2]uint64]bool{}}
 }
+
+// steps is how many protocol events were checked.
+func (c *conformance) steps() int { return c.checker.Steps() + c.members.Steps() }
 
 // verdict is the spec-conformance line's value.
 func (c *conformance) verdict() string {
@@ -37,6 +46,17 @@ func (c *conformance) observe(a node.Applied) {
 		return
 	}
 	c.seen[key] = true
+	if cs := a.Conf; cs != nil {
+		action, err := c.members.Step(a.Group, a.Index, model.Membership{
+			Voters: cs.GetVoters(), Outgoing: cs.GetVotersOutgoing(), Learners: cs.GetLearners()})
+		if err != nil {
+			c.failed = true
+			c.w.failf("%v", err)
+			return
+		}
+		c.w.logf("group %d at index %d: %s", a.Group, a.Index, action)
+		return
+	}
 	ev, ok := c.event(a)
 	if !ok {
 		return

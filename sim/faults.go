@@ -37,7 +37,12 @@ const (
 	Partition FaultKind = "partition" // Nodes cannot talk to the rest for Dur (OneWay: only outbound cut)
 	Clog      FaultKind = "clog"      // everything to and from Node is delayed heavily for Dur
 	BitRot    FaultKind = "bitrot"    // one random chunk file of Node gets a flipped bit at rest
+	Lose      FaultKind = "lose"      // Node fails for good: it crashes and never comes back
 )
+
+// faultKinds lists the scheduled faults in the order the "faults:" line
+// counts them.
+var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose}
 
 // Fault is one scheduled fault.
 type Fault struct {
@@ -144,6 +149,11 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 			s.Faults = append(s.Faults, f)
 		}
 	}
+	if nodes >= 5 && on(0.25) {
+		// One node of five fails for good: its groups must replace it
+		// (core/node replace.go) while still serving on the other two.
+		s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(until / 2))), Kind: Lose, Node: r.IntN(nodes) + 1})
+	}
 	slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 	return s
 }
@@ -175,7 +185,7 @@ func (s Schedule) String() string {
 	for _, f := range s.Faults {
 		counts[f.Kind]++
 	}
-	for _, k := range []FaultKind{Crash, Pause, Partition, Clog, BitRot} {
+	for _, k := range faultKinds {
 		if counts[k] > 0 {
 			fmt.Fprintf(&b, " %s=%d", k, counts[k])
 		}

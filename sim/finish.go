@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/tessera-db/tessera/core/client"
+	"github.com/tessera-db/tessera/core/node"
 )
 
 // finish runs the end-of-run checks: in-flight operations complete, every
@@ -67,33 +69,74 @@ func (w *World) converge() {
 	}
 }
 
-// divergence describes the first group whose replicas differ, or "".
+// divergence describes the first group whose replicas differ, or "". The
+// group's configuration is the one applied by its most advanced replica: it
+// must be back to the group's size with no lost node, joint configuration
+// or learner left (re-replication finished), and every voter must hold the
+// same state. A node lost for good is ignored; a replica outside the
+// configuration (one removed while away) is not checked.
 func (w *World) divergence() string {
 	type rep struct {
 		node          int
 		applied, hash uint64
 		commit        uint64
 	}
-	byGroup := map[uint64][]rep{}
+	byGroup := map[uint64]map[uint64]rep{}
+	conf := map[uint64]node.GroupStatus{}
 	for _, s := range w.nodes {
+		if s.lost {
+			continue
+		}
 		if !s.up() {
 			return fmt.Sprintf("node %d is down", s.id)
 		}
 		for _, g := range s.node.Groups() {
-			byGroup[g.ID] = append(byGroup[g.ID], rep{s.id, g.Applied, g.StateHash, g.Commit})
+			if byGroup[g.ID] == nil {
+				byGroup[g.ID] = map[uint64]rep{}
+			}
+			byGroup[g.ID][uint64(s.id)] = rep{s.id, g.Applied, g.StateHash, g.Commit}
+			if c, ok := conf[g.ID]; !ok || g.Applied > c.Applied {
+				conf[g.ID] = g
+			}
 		}
 	}
 	for _, tg := range w.topo.Groups {
-		reps := byGroup[tg.ID]
-		if len(reps) != len(tg.Members) {
-			return fmt.Sprintf("group %d has %d live replicas of %d", tg.ID, len(reps), len(tg.Members))
+		c, ok := conf[tg.ID]
+		switch {
+		case !ok:
+			return fmt.Sprintf("group %d has no live replica", tg.ID)
+		case len(c.Outgoing) > 0 || len(c.Learners) > 0:
+			return fmt.Sprintf("group %d is changing membership: voters %v outgoing %v learners %v", tg.ID, c.Voters, c.Outgoing, c.Learners)
+		case len(c.Voters) != len(tg.Members):
+			return fmt.Sprintf("group %d has voters %v, want %d", tg.ID, c.Voters, len(tg.Members))
 		}
-		for _, r := range reps[1:] {
-			if r.applied != reps[0].applied || r.commit != reps[0].commit {
-				return fmt.Sprintf("group %d: node %d applied %d, node %d applied %d", tg.ID, reps[0].node, reps[0].applied, r.node, r.applied)
+		// A lost voter must have been replaced, unless every live node
+		// already is a voter (no spare to replace it with).
+		spare := false
+		for _, s := range w.nodes {
+			spare = spare || (!s.lost && !slices.Contains(c.Voters, uint64(s.id)))
+		}
+		var first *rep
+		for _, v := range c.Voters {
+			if w.nodes[v-1].lost {
+				if spare {
+					return fmt.Sprintf("group %d still counts lost node %d among its voters %v", tg.ID, v, c.Voters)
+				}
+				continue
 			}
-			if r.hash != reps[0].hash {
-				return fmt.Sprintf("group %d: node %d and node %d hold different state at index %d", tg.ID, reps[0].node, r.node, r.applied)
+			r, ok := byGroup[tg.ID][v]
+			if !ok {
+				return fmt.Sprintf("group %d: voter %d holds no replica", tg.ID, v)
+			}
+			if first == nil {
+				first = &r
+				continue
+			}
+			if r.applied != first.applied || r.commit != first.commit {
+				return fmt.Sprintf("group %d: node %d applied %d, node %d applied %d", tg.ID, first.node, first.applied, r.node, r.applied)
+			}
+			if r.hash != first.hash {
+				return fmt.Sprintf("group %d: node %d and node %d hold different state at index %d", tg.ID, first.node, r.node, r.applied)
 			}
 		}
 	}

@@ -102,6 +102,7 @@ type coverage struct {
 	crashes                                  int
 	snapshots, installed, fetches            uint64
 	corrupt, repaired, syncs, timeouts, fwds uint64
+	confChanges, created, removed            uint64
 }
 
 func (c *coverage) add(st node.Stats) {
@@ -113,17 +114,20 @@ func (c *coverage) add(st node.Stats) {
 	c.syncs += st.WALSyncs
 	c.timeouts += st.Timeouts
 	c.fwds += st.Forwards
+	c.confChanges += st.ConfChanges
+	c.created += st.ReplicasCreated
+	c.removed += st.ReplicasRemoved
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts)
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
 	return node.Config{
 		ID: uint64(id), Topology: w.topo, OnApply: w.conform.observe, ElectionTicks: 20, HeartbeatTicks: 2,
-		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes,
+		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
 	}
@@ -146,7 +150,7 @@ func (w *World) scheduleRestart(s *simNode, after time.Duration) {
 }
 
 func (w *World) restart(s *simNode) {
-	if s.up() {
+	if s.up() || s.lost {
 		return
 	}
 	err := s.start()
@@ -202,7 +206,6 @@ func run(opts Options) *Result {
 		netRng:   rand.New(rand.NewPCG(root.Uint64(), 2)),
 		workRng:  rand.New(rand.NewPCG(root.Uint64(), 3)),
 	}
-	w.conform = newConformance(w)
 	schedRng := rand.New(rand.NewPCG(root.Uint64(), 4))
 	// Generate even when replaying a given schedule, so that the draws
 	// that follow (clock skews) are the same as in the original run.
@@ -220,6 +223,7 @@ func run(opts Options) *Result {
 		ids[i] = uint64(i + 1)
 	}
 	w.topo = topo.Default(ids, opts.DataGroups, min(opts.Nodes, 5), min(opts.Nodes, 3))
+	w.conform = newConformance(w)
 	w.net = newNetwork(w)
 	w.hist = newHistory()
 	for i := 0; i < opts.Nodes; i++ {
@@ -270,6 +274,12 @@ func (w *World) inject(f Fault) {
 		if s.up() {
 			s.crash("scheduled")
 			w.scheduleRestart(s, f.Dur)
+		}
+	case Lose:
+		s := w.nodes[f.Node-1]
+		s.lost = true
+		if s.up() {
+			s.crash("lost for good")
 		}
 	case Pause:
 		s := w.nodes[f.Node-1]
@@ -366,7 +376,7 @@ func (w *World) result() *Result {
 	}
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched, Ops: w.hist.len(), Events: w.clk.events,
 		TraceHash: w.clk.traceHash(), Failures: w.failures, Simulated: w.clk.now, Linearizable: "unknown", Notes: w.notes,
-		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.checker.Steps(), Coverage: cov.String()}
+		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if len(w.failures) == 0 || w.hist.len() > 0 {
 		lin, report := w.hist.check()
 		r.Linearizable = lin

@@ -40,6 +40,8 @@ type simNode struct {
 	crashes     int
 	// diskFaults is false once faults have stopped.
 	diskFaults bool
+	// lost is set when the node failed for good: it is never restarted.
+	lost bool
 }
 
 // simEnv is the core's view of the world from one node.

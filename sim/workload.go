@@ -118,7 +118,7 @@ func (c *simClient) startOp(spec client.Spec, value string) {
 	c.commitSent, c.timedOut = false, false
 	c.invoked = w.clk.now
 	c.rec = w.hist.invoke(c.id, w.clk.now, inputOf(spec, value))
-	c.target = w.workRng.IntN(len(w.nodes)) + 1
+	c.target = w.pickTarget()
 	c.drive()
 }
 
@@ -143,6 +143,18 @@ func inputOf(s client.Spec, value string) linearizability.Input {
 	return in
 }
 
+// pickTarget picks a node for a client to send to. A node lost for good is
+// skipped, as a client drops an endpoint that stays dead; one that is merely
+// down is not (the client cannot tell yet).
+func (w *World) pickTarget() int {
+	for {
+		t := w.workRng.IntN(len(w.nodes)) + 1
+		if !w.nodes[t-1].lost {
+			return t
+		}
+	}
+}
+
 // drive takes op steps until one needs to wait for the network.
 func (c *simClient) drive() {
 	w := c.w
@@ -151,7 +163,7 @@ func (c *simClient) drive() {
 		switch st.Kind {
 		case client.StepSend:
 			if st.Attempt > 0 {
-				c.target = w.workRng.IntN(len(w.nodes)) + 1
+				c.target = w.pickTarget()
 			}
 			if st.Req.Kind == api.MetaCommand && st.Req.Cmd.Op != meta.OpAlloc {
 				c.commitSent = true

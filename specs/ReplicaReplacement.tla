@@ -1,28 +1,31 @@
 ------------------------- MODULE ReplicaReplacement -------------------------
 (***************************************************************************)
-(* Replacing a failed member of a data group's raft group.                 *)
+(* Replacing a failed member of a group's raft group.                      *)
 (*                                                                         *)
-(* A data group starts on Replicas nodes. The leader acknowledges a chunk  *)
-(* once a quorum of the current configuration holds it (of both halves of  *)
-(* a joint configuration). When a voter fails for good, the meta group     *)
+(* A group starts on Replicas nodes. The leader acknowledges a chunk once  *)
+(* a quorum of the current configuration holds it (of both halves of a     *)
+(* joint configuration). When a voter fails for good, the group's leader   *)
 (* replaces it: it adds a spare node as a learner, the learner catches up  *)
 (* (a snapshot manifest plus chunk fetches, or the log), and once it holds *)
 (* every acknowledged chunk the group enters the joint configuration       *)
 (* (old voters, new voters = old - failed + learner) and then leaves it    *)
-(* (raft ConfChangeV2 joint consensus). The safety property: a chunk       *)
-(* acknowledged as written is held by a quorum of the group's current      *)
-(* configuration at every step.                                            *)
+(* (raft ConfChangeV2 joint consensus). A learner that fails is removed    *)
+(* and another added. The safety property: a chunk acknowledged as written *)
+(* is held by a quorum of the group's current configuration at every step. *)
 (*                                                                         *)
 (* Abstractions. Raft's log, terms and leaders are not modelled: a write   *)
-(* or configuration change is one atomic step that raft would commit.      *)
-(* A failed node keeps what it acknowledged (it was durable) but never     *)
-(* answers again; at most MaxFailures nodes fail. Only one replacement is  *)
-(* in flight at a time, as the meta group schedules them.                  *)
+(* or configuration change is one atomic step that raft would commit, and  *)
+(* so needs a quorum of the configuration alive. A failed node keeps what  *)
+(* it acknowledged (it was durable) but never answers again; at most       *)
+(* MaxFailures nodes fail, and a voter fails only while a quorum of the    *)
+(* configuration stays alive without it (the fault assumption: a minority  *)
+(* down). One membership change is in flight at a time, as raft allows.    *)
 (*                                                                         *)
-(* Implementation status: writes, replication, snapshot catch-up and chunk *)
-(* fetch exist (core/chunk, core/node fetch.go); the replacement actions   *)
-(* (AddLearner, Promote, LeaveJoint) are designed here ahead of the        *)
-(* self-healing work. specs/model/replica.go encodes the same actions.     *)
+(* Implementation: core/node replace.go (leader-driven, one step at a time *)
+(* derived from the applied configuration), fetch.go (catch-up), and the   *)
+(* simulator's `lose` fault exercises it; sim/conformance.go checks every  *)
+(* applied configuration against these actions. specs/model/replica.go    *)
+(* encodes the same actions.                                               *)
 (***************************************************************************)
 EXTENDS Naturals, FiniteSets
 
@@ -88,17 +91,19 @@ Replicate(k, n) ==
     /\ holds' = [holds EXCEPT ![k] = @ \cup {n}]
     /\ UNCHANGED <<voters, outgoing, learners, alive, failed, acked>>
 
-(* A voter fails for good.                                                 *)
+(* A voter or a learner fails for good.                                   *)
 Fail(n) ==
     /\ Cardinality(failed) < MaxFailures
-    /\ n \in voters \cap alive
+    /\ n \in (voters \cup learners) \cap alive
+    /\ n \in voters => HasQuorum(alive \ {n})
     /\ alive' = alive \ {n}
     /\ failed' = failed \cup {n}
     /\ UNCHANGED <<voters, outgoing, learners, holds, acked>>
 
-(* The meta group adds a spare alive node as a learner of a group with a   *)
-(* failed voter (ConfChangeAddLearnerNode).                                *)
+(* The group's leader adds a spare alive node as a learner of a group     *)
+(* with a failed voter (ConfChangeAddLearnerNode; core/node replace.go).   *)
 AddLearner(n) ==
+    /\ HasQuorum(alive)
     /\ voters \cap failed # {}
     /\ outgoing = {}
     /\ learners = {}
@@ -109,6 +114,7 @@ AddLearner(n) ==
 (* Once the learner holds every acknowledged chunk, enter the joint        *)
 (* configuration that swaps it for the failed voter (ConfChangeV2).        *)
 Promote(l, d) ==
+    /\ HasQuorum(alive)
     /\ outgoing = {}
     /\ l \in learners
     /\ d \in voters \cap failed
@@ -118,8 +124,19 @@ Promote(l, d) ==
     /\ learners' = learners \ {l}
     /\ UNCHANGED <<alive, failed, holds, acked>>
 
+(* A learner that failed is removed so that another can be added           *)
+(* (ConfChangeRemoveNode). The code also aborts when the voter it replaces *)
+(* is heard from again, which permanent failures here do not produce.      *)
+AbortLearner(n) ==
+    /\ HasQuorum(alive)
+    /\ outgoing = {}
+    /\ n \in learners \ alive
+    /\ learners' = learners \ {n}
+    /\ UNCHANGED <<voters, outgoing, alive, failed, holds, acked>>
+
 (* The joint configuration is left: the old voters no longer count.        *)
 LeaveJoint ==
+    /\ HasQuorum(alive)
     /\ outgoing # {}
     /\ outgoing' = {}
     /\ UNCHANGED <<voters, learners, alive, failed, holds, acked>>
@@ -127,13 +144,14 @@ LeaveJoint ==
 Next ==
     \/ \E k \in Chunks, Q \in SUBSET Nodes : Write(k, Q)
     \/ \E k \in Chunks, n \in Nodes : Replicate(k, n)
-    \/ \E n \in Nodes : Fail(n) \/ AddLearner(n)
+    \/ \E n \in Nodes : Fail(n) \/ AddLearner(n) \/ AbortLearner(n)
     \/ \E l, d \in Nodes : Promote(l, d)
     \/ LeaveJoint
 
 Fairness ==
     /\ \A k \in Chunks, n \in Nodes : WF_vars(Replicate(k, n))
     /\ WF_vars(\E n \in Nodes : AddLearner(n))
+    /\ WF_vars(\E n \in Nodes : AbortLearner(n))
     /\ WF_vars(\E l, d \in Nodes : Promote(l, d))
     /\ WF_vars(LeaveJoint)
 

@@ -28,6 +28,8 @@ func (n *Node) applyEntry(g *group, e *raftpb.Entry) {
 		}
 		if g.rn != nil {
 			g.confState = g.rn.ApplyConfChange(&cc)
+			g.snapStale = true
+			n.checkRemoved(g)
 		}
 	case raftpb.EntryConfChangeV2:
 		var cc raftpb.ConfChangeV2
@@ -36,6 +38,11 @@ func (n *Node) applyEntry(g *group, e *raftpb.Entry) {
 		}
 		if g.rn != nil {
 			g.confState = g.rn.ApplyConfChange(&cc)
+			g.snapStale = true
+			n.checkRemoved(g)
+		}
+		if n.cfg.OnApply != nil {
+			n.cfg.OnApply(Applied{Group: g.id, Index: index, Conf: g.confState})
 		}
 	}
 	g.applied = index

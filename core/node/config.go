@@ -14,13 +14,15 @@ package node
 import (
 	"fmt"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/topo"
 )
 
 // Applied describes one state-machine step, for OnApply: exactly one of
-// Meta and Chunk is set.
+// Meta, Chunk and Conf is set.
 type Applied struct {
 	Group, Index uint64
 	Meta         *meta.Command
@@ -28,6 +30,9 @@ type Applied struct {
 	Chunk        *chunk.Command
 	// Rejected is set when the data group refused the chunk command.
 	Rejected bool
+	// Conf is the group's configuration after a membership change (V2
+	// changes only: tessera proposes no other kind). It must not be kept.
+	Conf *raftpb.ConfState
 }
 
 // Config configures a node. Zero values take the defaults below.
@@ -63,6 +68,9 @@ type Config struct {
 	// GCGraceTicks is how long a chunk stays garbage before it is deleted,
 	// so that a reader holding an older file record can still read it.
 	GCGraceTicks uint64
+	// ReplaceAfterTicks is how long a group's leader waits without hearing
+	// from a voter before it replaces it on another node (replace.go).
+	ReplaceAfterTicks uint64
 	// Bugs are deliberately injected defects, for testing the testbed only.
 	Bugs Bugs
 }
@@ -102,6 +110,10 @@ func (c *Config) withDefaults() Config {
 	def(&out.KeepEntries, 50)
 	def(&out.GCIntervalTicks, 20)
 	def(&out.GCGraceTicks, 600)
+	// Five minutes at the production tick of 50ms, as CockroachDB waits
+	// before it declares a store dead: a restart or a short partition
+	// must not cost a full copy of the node's data.
+	def(&out.ReplaceAfterTicks, 6000)
 	if out.WALSegmentBytes == 0 {
 		out.WALSegmentBytes = 64 << 20
 	}

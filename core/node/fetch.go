@@ -82,6 +82,9 @@ func (n *Node) serveFetch(from uint64, f wire.Fetch) {
 			} else if errors.Is(err, chunk.ErrCorrupt) {
 				n.onCorrupt(g, f.ChunkID, err)
 			}
+		} else if g.snapIndex < g.applied {
+			// Most likely a snapshot of ours lists a chunk deleted since.
+			g.snapStale = true
 		}
 	}
 	out := n.out(from)

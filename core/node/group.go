@@ -37,6 +37,15 @@ type group struct {
 	// pendingSnap is a data-group snapshot held back until the chunks its
 	// manifest lists are fetched.
 	pendingSnap *snapFetch
+	// removed is set when an applied configuration change removed this
+	// node: the replica is deleted at the end of the flush.
+	removed bool
+	// snapStale is set when the last snapshot no longer serves a member
+	// that needs one: it predates a membership change (raft refuses a
+	// snapshot whose configuration does not include the receiver) or lists
+	// a chunk since deleted (the receiver could never fetch it). The next
+	// flush takes a new one.
+	snapStale bool
 }
 
 type snapFetch struct {
@@ -49,9 +58,11 @@ type snapFetch struct {
 
 func (g *group) isMeta() bool { return g.id == topo.MetaGroup }
 
-// openGroup recovers a group's replica from its WAL, bootstrapping it on
-// first start.
-func (n *Node) openGroup(tg topo.Group) (*group, error) {
+// openGroup recovers a group's replica from its WAL. A replica with no
+// state yet is bootstrapped from the initial topology if bootstrap is set
+// (an initial member's first start), else it starts empty and waits for the
+// leader's snapshot (a member added later).
+func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 	dir := fmt.Sprintf("groups/%d", tg.ID)
 	w, st, err := wal.Open(n.env.FS(), dir+"/wal", wal.Options{SegmentBytes: n.cfg.WALSegmentBytes})
 	if err != nil {
@@ -65,7 +76,7 @@ func (n *Node) openGroup(tg topo.Group) (*group, error) {
 		}
 	}
 	snap := st.Snapshot
-	if snap == nil {
+	if snap == nil && bootstrap {
 		// Bootstrap: every replica starts from the same snapshot at index 1
 		// holding the initial configuration, as etcd raft recommends.
 		snap = &raftpb.Snapshot{
@@ -80,11 +91,18 @@ func (n *Node) openGroup(tg topo.Group) (*group, error) {
 			return nil, fmt.Errorf("node %d: group %d: bootstrap: %w", n.cfg.ID, tg.ID, err)
 		}
 	}
-	if err := g.storage.ApplySnapshot(snap); err != nil {
-		return nil, fmt.Errorf("node %d: group %d: apply snapshot: %w", n.cfg.ID, tg.ID, err)
-	}
-	if err := g.restore(snap); err != nil {
-		return nil, err
+	if snap != nil {
+		if err := g.storage.ApplySnapshot(snap); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: apply snapshot: %w", n.cfg.ID, tg.ID, err)
+		}
+		if err := g.restore(snap); err != nil {
+			return nil, err
+		}
+	} else {
+		g.confState = &raftpb.ConfState{}
+		if g.isMeta() {
+			g.meta = meta.New()
+		}
 	}
 	if st.HardState != nil {
 		if err := g.storage.SetHardState(st.HardState); err != nil {
@@ -212,12 +230,12 @@ func (n *Node) maybeSnapshot(g *group) error {
 	}
 	var data []byte
 	if g.isMeta() {
-		if g.entriesSince < n.cfg.MetaSnapshotEntries {
+		if g.entriesSince < n.cfg.MetaSnapshotEntries && !g.snapStale {
 			return nil
 		}
 		data = g.meta.Snapshot()
 	} else {
-		if g.bytesSinceSnap < n.cfg.DataSnapshotBytes {
+		if g.bytesSinceSnap < n.cfg.DataSnapshotBytes && !g.snapStale {
 			return nil
 		}
 		// The manifest may only name chunks whose files are durable.
@@ -237,7 +255,7 @@ func (n *Node) maybeSnapshot(g *group) error {
 		return err
 	}
 	g.snapIndex = g.applied
-	g.bytesSinceSnap, g.entriesSince = 0, 0
+	g.bytesSinceSnap, g.entriesSince, g.snapStale = 0, 0, false
 	n.stats.Snapshots++
 	if g.applied > n.cfg.KeepEntries {
 		compact := g.applied - n.cfg.KeepEntries

@@ -35,6 +35,9 @@ type Node struct {
 	// lastHeard is the tick at which each peer was last heard from, so that
 	// forwards go to live peers first.
 	lastHeard map[uint64]uint64
+	// removedAt is the raft index at which this node was last removed
+	// from each group it deleted a replica of (the tombstone's content).
+	removedAt map[uint64]uint64
 	gc        gcState
 	stats     Stats
 	fatal     error
@@ -62,16 +65,34 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		repairing: map[chunkKey]bool{},
 		outbox:    map[uint64]*wire.Envelope{},
 		lastHeard: map[uint64]uint64{},
+		removedAt: map[uint64]uint64{},
 	}
 	// Operation ids start at a random point so that a reply or a committed
 	// entry addressed to this node before a restart never matches a new op.
 	n.nextOp = e.Rand().Uint64() >> 2
 	n.raftLog = &raftLogger{log: e.Log().With("node", cfg.ID)}
 	for _, tg := range n.cfg.Topology.Groups {
-		if !slices.Contains(tg.Members, n.cfg.ID) {
+		// An initial member bootstraps the group on first start unless it
+		// deleted its replica after a removal; a member added later
+		// reopens the replica it has on disk.
+		initial := slices.Contains(tg.Members, n.cfg.ID)
+		at, removed, err := readTombstone(e.FS(), tg.ID)
+		if removed {
+			n.removedAt[tg.ID] = at
+		}
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+		}
+		logFiles, err := e.FS().List(fmt.Sprintf("groups/%d/wal", tg.ID))
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+		}
+		if len(logFiles) == 0 && (!initial || removed) {
 			continue
 		}
-		g, err := n.openGroup(tg)
+		g, err := n.openGroup(tg, initial && !removed)
 		if err != nil {
 			n.Close()
 			return nil, err
@@ -118,6 +139,7 @@ func (n *Node) Tick() {
 		g.rn.Tick()
 		n.tickSnapFetch(g)
 	}
+	n.tickReplace()
 	n.tickOps()
 	n.tickGC()
 }
@@ -134,11 +156,19 @@ func (n *Node) Receive(m *wire.Envelope) {
 	}
 	n.lastHeard[m.From] = n.ticks
 	for _, gm := range m.Raft {
-		g := n.groups[gm.Group]
-		if g == nil || gm.Msg.GetFrom() != m.From || gm.Msg.GetTo() != n.cfg.ID {
+		if gm.Msg.GetFrom() != m.From || gm.Msg.GetTo() != n.cfg.ID {
 			n.stats.DroppedMessages++
 			continue
 		}
+		g := n.groups[gm.Group]
+		if g == nil {
+			g = n.joinGroup(m.From, gm.Group, gm.Msg)
+		}
+		if g == nil {
+			n.stats.DroppedMessages++
+			continue
+		}
+		n.noteNonMember(g, m.From)
 		if g.store != nil && gm.Msg.GetType() == raftpb.MsgSnap && n.holdSnapshot(g, m.From, gm.Msg) {
 			continue
 		}
@@ -157,6 +187,9 @@ func (n *Node) Receive(m *wire.Envelope) {
 	}
 	for _, f := range m.FetchReplies {
 		n.onFetchReply(m.From, f)
+	}
+	for _, r := range m.Removals {
+		n.onRemoval(m.From, r)
 	}
 }
 
@@ -242,6 +275,10 @@ func (n *Node) flushOnce() bool {
 			}
 		}
 		r.g.rn.Advance(r.rd)
+		if r.g.removed {
+			n.dropGroup(r.g, r.g.applied)
+			continue
+		}
 		if err := n.maybeSnapshot(r.g); err != nil {
 			n.fail(err)
 			return false

@@ -15,6 +15,10 @@ type Stats struct {
 	CorruptChunks, RepairedChunks, ChunkFetches uint64
 	DroppedMessages, UnknownPeerMessages        uint64
 	Requests, RequestErrors, Timeouts           uint64
+	// ConfChanges counts membership changes proposed (replace.go);
+	// ReplicasCreated and ReplicasRemoved count replicas this node joined
+	// and deleted.
+	ConfChanges, ReplicasCreated, ReplicasRemoved uint64
 }
 
 // GroupStatus describes this node's replica of one group.
@@ -26,7 +30,9 @@ type GroupStatus struct {
 	Commit    uint64
 	Applied   uint64
 	SnapIndex uint64
-	Voters    []uint64
+	// Voters, Outgoing (the old voters while joint) and Learners are the
+	// configuration this replica has applied.
+	Voters, Outgoing, Learners []uint64
 	// StateHash digests the applied state (meta state, or the chunk set).
 	StateHash uint64
 	// Chunks is the number of chunks held (data groups).
@@ -45,6 +51,8 @@ func (n *Node) Groups() []GroupStatus {
 		gs := GroupStatus{ID: id, Leader: st.Lead, IsLeader: st.RaftState == raft.StateLeader,
 			Term: st.HardState.GetTerm(), Commit: st.HardState.GetCommit(), Applied: g.applied, SnapIndex: g.snapIndex}
 		gs.Voters = append(gs.Voters, g.confState.GetVoters()...)
+		gs.Outgoing = append(gs.Outgoing, g.confState.GetVotersOutgoing()...)
+		gs.Learners = append(gs.Learners, g.confState.GetLearners()...)
 		if g.meta != nil {
 			gs.StateHash = g.meta.Hash()
 		} else {

@@ -3,10 +3,11 @@
 // One envelope carries everything a node has for one peer after handling a
 // batch of events: raft messages of every group the two share (messages are
 // batched per peer, as multi-raft systems do), forwarded client requests and
-// their replies, and chunk fetches used to install data-group snapshots and
-// to repair corrupt chunks.
+// their replies, chunk fetches used to install data-group snapshots and
+// to repair corrupt chunks, and removal notices to replicas a group dropped
+// while they were away.
 //
-// Encoding: magic "TSW1", from, to, then four counted sections; raft messages
+// Encoding: magic "TSW2", from, to, then six counted sections; raft messages
 // are protobuf (raftpb), the rest use core/codec. Every count and length is
 // bounded by what remains of the input.
 package wire
@@ -23,7 +24,7 @@ import (
 // MaxEnvelopeBytes bounds one encoded envelope.
 const MaxEnvelopeBytes = 256 << 20
 
-const magic = "TSW1"
+const magic = "TSW2"
 
 // GroupMessage is a raft message of one group.
 type GroupMessage struct {
@@ -57,6 +58,13 @@ type FetchReply struct {
 	Data           []byte
 }
 
+// Removal tells a node that group Group no longer counts it as a member as
+// of raft index Index: the leader's answer to a message from a replica the
+// group removed while it was away (core/node replace.go).
+type Removal struct {
+	Group, Index uint64
+}
+
 // Envelope is everything one node sends another in one go.
 type Envelope struct {
 	From, To     uint64
@@ -65,11 +73,12 @@ type Envelope struct {
 	Replies      []Reply
 	Fetches      []Fetch
 	FetchReplies []FetchReply
+	Removals     []Removal
 }
 
 // Empty reports whether the envelope carries nothing.
 func (m *Envelope) Empty() bool {
-	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies) == 0
+	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals) == 0
 }
 
 // Marshal encodes the envelope.
@@ -108,6 +117,11 @@ func (m *Envelope) Marshal() ([]byte, error) {
 		e.Bool(f.Found)
 		e.Uint32(f.CRC)
 		e.Bytes(f.Data)
+	}
+	e.Uvarint(uint64(len(m.Removals)))
+	for _, r := range m.Removals {
+		e.Uvarint(r.Group)
+		e.Uvarint(r.Index)
 	}
 	if len(e.B) > MaxEnvelopeBytes {
 		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(e.B), MaxEnvelopeBytes)
@@ -155,6 +169,10 @@ func Unmarshal(b []byte) (*Envelope, error) {
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.FetchReplies = append(m.FetchReplies, FetchReply{Group: d.Uvarint(), ChunkID: d.Uvarint(),
 			Found: d.Bool(), CRC: d.Uint32(), Data: d.Bytes(len(b))})
+	}
+	n = d.Count(len(b), 2)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		m.Removals = append(m.Removals, Removal{Group: d.Uvarint(), Index: d.Uvarint()})
 	}
 	if err := d.Done(); err != nil {
 		return nil, fmt.Errorf("wire: decode envelope: %w", err)

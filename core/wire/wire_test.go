@@ -17,6 +17,7 @@ func sample() *Envelope {
 		Replies:      []Reply{{ID: 10, Resp: []byte("resp")}},
 		Fetches:      []Fetch{{Group: 2, ChunkID: 44}},
 		FetchReplies: []FetchReply{{Group: 2, ChunkID: 45, Found: true, CRC: 0xdeadbeef, Data: []byte("chunk")}},
+		Removals:     []Removal{{Group: 3, Index: 812}},
 	}
 }
 
@@ -37,7 +38,7 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(b, b2) {
 		t.Fatalf("re-encoding differs")
 	}
-	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef {
+	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef || got.Removals[0] != (Removal{3, 812}) {
 		t.Fatalf("fields lost: %+v", got)
 	}
 }
@@ -46,7 +47,7 @@ func FuzzUnmarshal(f *testing.F) {
 	b, _ := sample().Marshal()
 	f.Add(b)
 	f.Add(b[:len(b)/2])
-	f.Add([]byte("TSW1\xff\xff\xff\xff\xff"))
+	f.Add([]byte("TSW2\xff\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Unmarshal(data)
 		if err != nil {

@@ -67,3 +67,46 @@ func TestCheckerCatchesViolations(t *testing.T) {
 		}
 	}
 }
+
+func TestMembershipChecker(t *testing.T) {
+	m := func(v, o, l []uint64) Membership { return Membership{Voters: v, Outgoing: o, Learners: l} }
+	replace := []Membership{
+		m([]uint64{1, 2, 3}, nil, []uint64{4}),       // AddLearner(n4)
+		m([]uint64{1, 2, 3}, nil, nil),               // AbortLearner(n4)
+		m([]uint64{1, 2, 3}, nil, []uint64{5}),       // AddLearner(n5)
+		m([]uint64{5, 1, 3}, []uint64{1, 2, 3}, nil), // Promote(n5, replacing n2)
+		m([]uint64{1, 3, 5}, nil, nil),               // LeaveJoint
+	}
+	tests := []struct {
+		name    string
+		steps   []Membership
+		wantErr bool
+	}{
+		{"replacement with an abort", replace, false},
+		{"voter removed outright", []Membership{m([]uint64{1, 2}, nil, nil)}, true},
+		{"voter added outright", []Membership{m([]uint64{1, 2, 3, 4}, nil, nil)}, true},
+		{"promote without a learner", []Membership{m([]uint64{1, 2, 4}, []uint64{1, 2, 3}, nil)}, true},
+		{"two learners", []Membership{m([]uint64{1, 2, 3}, nil, []uint64{4, 5})}, true},
+		{"member as learner", []Membership{m([]uint64{1, 2, 3}, nil, []uint64{2})}, true},
+		{"promote swapping two voters", []Membership{replace[0], m([]uint64{1, 4, 5}, []uint64{1, 2, 3}, nil)}, true},
+		{"joint left with another config", []Membership{replace[0], m([]uint64{1, 3, 4}, []uint64{1, 2, 3}, nil), m([]uint64{1, 2, 4}, nil, nil)}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewMembershipChecker(map[uint64][]uint64{7: {3, 2, 1}})
+			var err error
+			for i, next := range tt.steps {
+				if _, err = c.Step(7, uint64(10+i), next); err != nil {
+					break
+				}
+			}
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
+			}
+		})
+	}
+	c := NewMembershipChecker(map[uint64][]uint64{7: {1, 2, 3}})
+	if _, err := c.Step(8, 1, replace[0]); err == nil {
+		t.Fatal("a change in an unknown group was accepted")
+	}
+}

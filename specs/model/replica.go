@@ -165,12 +165,15 @@ func rrNext(cfg *ReplicaConfig, all uint8, s RRState, emit func(string, RRState)
 			}
 		}
 	}
-	// Fail: a voter stops for good. What it acknowledged was durable, so it
-	// still counts as holding its chunks; it just never answers again.
+	// Fail: a voter or a learner stops for good. What it acknowledged was
+	// durable, so it still counts as holding its chunks; it just never
+	// answers again.
 	if bits.OnesCount8(s.Failed) < cfg.Failures {
 		for n := 0; n < cfg.Nodes; n++ {
 			b := uint8(1) << n
-			if s.Voters&b != 0 && s.Alive&b != 0 {
+			// A voter fails only while a quorum stays alive without it:
+			// the fault assumption (a minority down).
+			if (s.Voters|s.Learners)&b != 0 && s.Alive&b != 0 && (s.Voters&b == 0 || s.hasQuorum(s.Alive&^b)) {
 				next := s
 				next.Alive &^= b
 				next.Failed |= b
@@ -179,6 +182,10 @@ func rrNext(cfg *ReplicaConfig, all uint8, s RRState, emit func(string, RRState)
 		}
 	}
 	dead := s.Voters & s.Failed
+	if !s.hasQuorum(s.Alive) {
+		// Membership changes are raft commits: they need a live quorum.
+		return
+	}
 	if s.Outgoing != 0 {
 		// LeaveJoint: the joint configuration commits; the old one is gone.
 		next := s
@@ -186,12 +193,24 @@ func rrNext(cfg *ReplicaConfig, all uint8, s RRState, emit func(string, RRState)
 		emit("LeaveJoint", next)
 		return
 	}
+	for n := 0; n < cfg.Nodes; n++ {
+		// AbortLearner: a learner that failed is removed, so that another
+		// can be added (core/node replace.go; the code also aborts when
+		// the voter it replaces is heard from again, which this model's
+		// permanent failures do not produce).
+		b := uint8(1) << n
+		if s.Learners&b != 0 && s.Alive&b == 0 {
+			next := s
+			next.Learners &^= b
+			emit(fmt.Sprintf("AbortLearner(n%d)", n+1), next)
+		}
+	}
 	if dead == 0 {
 		return
 	}
 	for n := 0; n < cfg.Nodes; n++ {
 		b := uint8(1) << n
-		// AddLearner: the meta group picks a spare alive node for the group.
+		// AddLearner: the group's leader picks a spare alive node.
 		if members&b == 0 && s.Alive&b != 0 && s.Learners == 0 {
 			next := s
 			next.Learners |= b

@@ -1,0 +1,318 @@
+package node
+
+// Replica replacement (specs/ReplicaReplacement.tla). The leader of each
+// group replaces a voter it has not heard from for ReplaceAfterTicks, one
+// membership change at a time, the way CockroachDB's replicate queue does
+// on a range's leaseholder:
+//
+//  1. AddLearner: a live node outside the group joins it as a learner. It
+//     creates its replica on the first message from the leader (a
+//     snapshot; for a data group, then the chunks the snapshot lists).
+//  2. Promote: once the learner's log holds everything committed, one
+//     ConfChangeV2 makes it a voter and removes the dead member. raft enters
+//     the joint configuration (both old and new voters must agree) and
+//     leaves it on its own (ConfChangeTransitionAuto).
+//  3. AbortLearner: if the dead voter is heard from again, or the learner
+//     itself goes silent, the learner is removed.
+//
+// Each step is derived from the applied configuration alone, so a step that
+// was lost with a leader is simply taken again by the next one; raft drops
+// a conf-change proposal while another is pending.
+//
+// A node that applies its own removal deletes its replica. One that was away
+// at the time learns it from the leader, which answers messages from
+// non-members with a wire.Removal; see onRemoval for why that is safe.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// tombstone marks a group replica this node deleted after its removal: on
+// restart the group is not bootstrapped again from the initial topology.
+func tombstone(group uint64) string { return fmt.Sprintf("groups/%d/removed", group) }
+
+// silentFor returns how many ticks ago the peer was last heard from (since
+// this node started if never).
+// readTombstone returns the index at which this node was removed from the
+// group, and whether it was.
+func readTombstone(fs vfs.FS, group uint64) (uint64, bool, error) {
+	f, err := fs.Open(tombstone(group))
+	if errors.Is(err, vfs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		// A tombstone torn by a crash still says the replica was removed;
+		// its index only filters stale messages.
+		return 0, true, nil
+	}
+	return binary.BigEndian.Uint64(b[:]), true, nil
+}
+
+func (n *Node) silentFor(peer uint64) uint64 {
+	return n.ticks - n.lastHeard[peer]
+}
+
+// tickReplace takes the next replacement step in every group this node
+// leads. It runs every RetryTicks.
+func (n *Node) tickReplace() {
+	if n.ticks%n.cfg.RetryTicks != 0 {
+		return
+	}
+	for _, id := range n.groupIDs {
+		if g := n.groups[id]; g.role == raft.StateLeader {
+			n.replaceStep(g)
+		}
+	}
+}
+
+func (n *Node) replaceStep(g *group) {
+	cs := g.confState
+	if len(cs.GetVotersOutgoing()) > 0 {
+		return // joint: raft proposes the transition out by itself
+	}
+	var dead uint64
+	for _, v := range cs.GetVoters() {
+		if v != n.cfg.ID && n.silentFor(v) >= n.cfg.ReplaceAfterTicks {
+			dead = v
+			break
+		}
+	}
+	if learners := cs.GetLearners(); len(learners) > 0 {
+		l := learners[0]
+		switch {
+		case dead == 0 || n.silentFor(l) >= n.cfg.ReplaceAfterTicks:
+			n.proposeConf(g, "abort-learner", change(raftpb.ConfChangeType_ConfChangeRemoveNode, l))
+		case n.caughtUp(g, l):
+			n.proposeConf(g, "promote",
+				change(raftpb.ConfChangeType_ConfChangeAddNode, l),
+				change(raftpb.ConfChangeType_ConfChangeRemoveNode, dead))
+		}
+		return
+	}
+	if dead == 0 {
+		return
+	}
+	if spare := n.spare(g); spare != 0 {
+		n.proposeConf(g, "add-learner", change(raftpb.ConfChangeType_ConfChangeAddLearnerNode, spare))
+	}
+}
+
+func change(t raftpb.ConfChangeType, id uint64) *raftpb.ConfChangeSingle {
+	return &raftpb.ConfChangeSingle{Type: t.Enum(), NodeId: &id}
+}
+
+func (n *Node) proposeConf(g *group, what string, changes ...*raftpb.ConfChangeSingle) {
+	if err := g.rn.ProposeConfChange(&raftpb.ConfChangeV2{Changes: changes}); err != nil {
+		n.env.Log().Info("conf change not proposed", "node", n.cfg.ID, "group", g.id, "change", what, "err", err)
+		return
+	}
+	n.stats.ConfChanges++
+}
+
+// caughtUp reports whether the learner's log holds every committed entry
+// (for a data group, a snapshot is acknowledged only once its chunks are
+// fetched), so that promoting it does not leave the group waiting for it.
+func (n *Node) caughtUp(g *group, learner uint64) bool {
+	st := g.rn.Status()
+	pr, ok := st.Progress[learner]
+	return ok && pr.IsLearner && pr.State == tracker.StateReplicate && pr.Match >= st.HardState.GetCommit()
+}
+
+// spare picks a live node outside the group to replace a member: the one
+// with the fewest groups in the initial topology (a node knows no later
+// placement), ties broken by a rotation on the group id so that groups
+// spread. 0 if no node qualifies.
+func (n *Node) spare(g *group) uint64 {
+	members := slices.Concat(g.confState.GetVoters(), g.confState.GetLearners(), g.confState.GetVotersOutgoing())
+	nodes := n.cfg.Topology.Nodes
+	var best uint64
+	bestLoad, bestRank := 0, 0
+	for i, id := range nodes {
+		if slices.Contains(members, id) || n.silentFor(id) >= uint64(n.cfg.ElectionTicks) {
+			continue
+		}
+		load := 0
+		for _, tg := range n.cfg.Topology.Groups {
+			if slices.Contains(tg.Members, id) {
+				load++
+			}
+		}
+		rank := (i + len(nodes) - int(g.id%uint64(len(nodes)))) % len(nodes)
+		if best == 0 || load < bestLoad || (load == bestLoad && rank < bestRank) {
+			best, bestLoad, bestRank = id, load, rank
+		}
+	}
+	return best
+}
+
+// noteNonMember answers a raft message from a node this group's leader does
+// not count as a member with a removal notice.
+func (n *Node) noteNonMember(g *group, from uint64) {
+	if g.role != raft.StateLeader || slices.Contains(n.members(g.id), from) ||
+		slices.Contains(g.confState.GetVotersOutgoing(), from) {
+		return
+	}
+	out := n.out(from)
+	for _, r := range out.Removals {
+		if r.Group == g.id {
+			return
+		}
+	}
+	out.Removals = append(out.Removals, wire.Removal{Group: g.id, Index: g.applied})
+}
+
+// onRemoval deletes this node's replica of a group whose leader no longer
+// counts it as a member at index r.Index. Only a replica that has applied
+// less than that can have missed its removal: one added again later was
+// created from a snapshot past r.Index, and ignores the notice. A replica
+// wrongly deleted would be a learner being filled, which the leader fills
+// again; a voter is never in that position, as every voter was a learner
+// first and is a member at every index it has applied since.
+func (n *Node) onRemoval(from uint64, r wire.Removal) {
+	g := n.groups[r.Group]
+	if g == nil || g.applied >= r.Index {
+		return
+	}
+	n.env.Log().Info("replica removed while away", "node", n.cfg.ID, "group", g.id, "applied", g.applied, "removed-by", from, "at", r.Index)
+	n.dropGroup(g, r.Index)
+}
+
+// joinGroup creates an empty replica of a group on the first message from a
+// leader that added this node: a heartbeat, an append (the leader's probe)
+// or a snapshot. The heartbeat matters: a leader whose probe was lost waits
+// for a heartbeat response before it probes again. A vote request from a
+// stale member must not create a replica, nor a message sent before this
+// node's last removal from the group (delayed in the network): its commit
+// or snapshot index is not past that removal. A heartbeat's commit is
+// capped at what the leader knows this node holds, so one to a new member
+// carries 0; a stale one that also does creates an empty replica that the
+// leader's removal notice deletes again.
+func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *group {
+	removedAt := n.removedAt[group]
+	switch m.GetType() {
+	case raftpb.MessageType_MsgHeartbeat:
+		if m.GetCommit() != 0 && m.GetCommit() <= removedAt {
+			return nil
+		}
+	case raftpb.MessageType_MsgApp:
+		if m.GetCommit() <= removedAt {
+			return nil
+		}
+	case raftpb.MessageType_MsgSnap:
+		if m.GetSnapshot().GetMetadata().GetIndex() <= removedAt {
+			return nil
+		}
+	default:
+		return nil
+	}
+	tg, ok := n.cfg.Topology.Group(group)
+	if !ok {
+		return nil
+	}
+	g, err := n.openGroup(tg, false)
+	if err != nil {
+		n.fail(err)
+		return nil
+	}
+	n.env.Log().Info("replica created for a new member", "node", n.cfg.ID, "group", group, "leader", from)
+	n.groups[group] = g
+	n.groupIDs = append(n.groupIDs, group)
+	slices.Sort(n.groupIDs)
+	n.stats.ReplicasCreated++
+	return g
+}
+
+// checkRemoved marks the replica for deletion if the configuration just
+// applied no longer includes this node.
+func (n *Node) checkRemoved(g *group) {
+	cs := g.confState
+	for _, set := range [][]uint64{cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing()} {
+		if slices.Contains(set, n.cfg.ID) {
+			return
+		}
+	}
+	g.removed = true
+}
+
+// dropGroup deletes this node's replica of a group, removed from it at raft
+// index at: a tombstone holding that index first (so that a crash midway
+// does not bootstrap the group afresh on restart, and stale messages do not
+// recreate it), then the log and chunk files. Requests in flight in the
+// group are retried elsewhere where that is safe.
+func (n *Node) dropGroup(g *group, at uint64) {
+	fs := n.env.FS()
+	dir := fmt.Sprintf("groups/%d", g.id)
+	at = max(at, n.removedAt[g.id])
+	f, err := fs.Create(tombstone(g.id))
+	if err == nil {
+		_, err = f.Write(binary.BigEndian.AppendUint64(nil, at))
+	}
+	if err == nil {
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = fs.SyncDir(dir)
+	}
+	if err != nil {
+		n.fail(fmt.Errorf("group %d: tombstone: %w", g.id, err))
+		return
+	}
+	_ = g.wal.Close()
+	for _, sub := range []string{dir + "/wal", dir + "/chunks"} {
+		names, err := fs.List(sub)
+		if err != nil {
+			n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
+			return
+		}
+		for _, name := range names {
+			if err := fs.Remove(sub + "/" + name); err != nil {
+				n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
+				return
+			}
+		}
+	}
+	n.removedAt[g.id] = at
+	delete(n.groups, g.id)
+	n.groupIDs = slices.DeleteFunc(n.groupIDs, func(id uint64) bool { return id == g.id })
+	n.stats.ReplicasRemoved++
+	ids := make([]uint64, 0, len(n.ops))
+	for id, o := range n.ops {
+		if o.group == g.id {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		o := n.ops[id]
+		if o.issued && !retrySafe(o.req) && o.state != opForwarded {
+			n.finish(o, api.Errorf(api.Timeout, "%s: replica of group %d removed; outcome unknown", o.req.Kind, g.id))
+			continue
+		}
+		if o.state != opForwarded {
+			o.state, o.targets, o.tried = opWaiting, nil, 0
+		}
+	}
+	if g.id == topo.MetaGroup {
+		n.gc = gcState{seen: map[uint64]uint64{}}
+	}
+}

@@ -1,0 +1,60 @@
+package sim
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReplicaReplacement runs the schedules that make groups replace a
+// member (core/node replace.go) and checks that they did, beyond the run's
+// own checks (convergence requires every group back at full size with no
+// lost voter; conformance checks each membership change against the spec).
+func TestReplicaReplacement(t *testing.T) {
+	tests := []struct {
+		name     string
+		schedule string
+		// wantActions must each appear in the trace.
+		wantActions []string
+		// wantRemoved is the least number of replicas deleted by nodes
+		// that learned of their removal.
+		wantRemoved int
+	}{
+		{"lost node is replaced", "delay=1ms..5ms until=30s faults=lose@3s:n2",
+			[]string{"AddLearner(", "Promote(", "LeaveJoint"}, 0},
+		{"replica replaced while partitioned deletes itself on return", "delay=1ms..5ms until=30s faults=partition@3s:2/20s",
+			[]string{"AddLearner(", "Promote(", "LeaveJoint"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sched, err := ParseSchedule(tt.schedule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := DefaultOptions()
+			o.Seed = 1
+			o.Duration = 40 * time.Second
+			o.Schedule = &sched
+			var trace strings.Builder
+			o.Trace = &trace
+			res := Run(o)
+			if !res.Passed() || res.Conformance != "ok" {
+				t.Fatalf("run failed: %s", strings.Join(res.Failures, "\n"))
+			}
+			for _, a := range tt.wantActions {
+				if !strings.Contains(trace.String(), a) {
+					t.Errorf("no %s in the trace", a)
+				}
+			}
+			m := regexp.MustCompile(`replicas-removed=(\d+)`).FindStringSubmatch(res.Coverage)
+			if m == nil {
+				t.Fatalf("coverage %q has no replicas-removed", res.Coverage)
+			}
+			if removed, _ := strconv.Atoi(m[1]); removed < tt.wantRemoved {
+				t.Errorf("%d replicas removed, want at least %d (coverage %s)", removed, tt.wantRemoved, res.Coverage)
+			}
+		})
+	}
+}
