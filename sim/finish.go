@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -73,8 +74,9 @@ func (w *World) converge() {
 // group's configuration is the one applied by its most advanced replica: it
 // must be back to the group's size with no lost node, joint configuration
 // or learner left (re-replication finished), and every voter must hold the
-// same state. A node lost for good is ignored; a replica outside the
-// configuration (one removed while away) is not checked.
+// same state. A node lost for good is ignored; a node outside the
+// configuration must have deleted its replica (one removed while away
+// learns it when it talks to the group again).
 func (w *World) divergence() string {
 	type rep struct {
 		node          int
@@ -97,6 +99,14 @@ func (w *World) divergence() string {
 			byGroup[g.ID][uint64(s.id)] = rep{s.id, g.Applied, g.StateHash, g.Commit}
 			if c, ok := conf[g.ID]; !ok || g.Applied > c.Applied {
 				conf[g.ID] = g
+			}
+		}
+	}
+	for _, tg := range w.topo.Groups {
+		c := conf[tg.ID]
+		for _, id := range slices.Sorted(maps.Keys(byGroup[tg.ID])) {
+			if !slices.Contains(c.Voters, id) && !slices.Contains(c.Learners, id) {
+				return fmt.Sprintf("group %d: node %d still holds a replica, not being in %v", tg.ID, id, c.Voters)
 			}
 		}
 	}

@@ -1,7 +1,10 @@
 package node
 
 import (
+	"cmp"
 	"errors"
+	"maps"
+	"slices"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -97,12 +100,14 @@ func (n *Node) onFetchReply(from uint64, f wire.FetchReply) {
 		return
 	}
 	key := chunkKey{f.Group, f.ChunkID}
-	if n.repairing[key] && f.Found {
+	if _, ok := n.repairing[key]; ok && f.Found {
 		if in, ok := g.store.Info(f.ChunkID); ok && in.CRC == f.CRC {
 			if err := g.store.WriteFile(in, f.Data); err == nil {
 				delete(n.repairing, key)
 				n.stats.RepairedChunks++
 			}
+		} else if !ok {
+			delete(n.repairing, key) // deleted meanwhile: nothing to repair
 		}
 	}
 	ps := g.pendingSnap
@@ -149,10 +154,16 @@ func (n *Node) onCorrupt(g *group, id uint64, err error) {
 	n.stats.CorruptChunks++
 	n.env.Log().Warn("corrupt chunk", "node", n.cfg.ID, "group", g.id, "chunk", id, "err", err)
 	key := chunkKey{g.id, id}
-	if n.repairing[key] {
+	if _, ok := n.repairing[key]; ok {
 		return
 	}
-	n.repairing[key] = true
+	n.askRepair(g, key)
+}
+
+// askRepair asks every other replica of the group for a chunk to repair.
+func (n *Node) askRepair(g *group, key chunkKey) {
+	n.repairing[key] = n.ticks
+	id := key.id
 	for _, m := range n.members(g.id) {
 		if m == n.cfg.ID {
 			continue
@@ -160,5 +171,30 @@ func (n *Node) onCorrupt(g *group, id uint64, err error) {
 		out := n.out(m)
 		out.Fetches = append(out.Fetches, wire.Fetch{Group: g.id, ChunkID: id})
 		n.stats.ChunkFetches++
+	}
+}
+
+// tickRepairs asks again for chunks still unrepaired after RetryTicks: the
+// answers may have been lost, or no replica had a valid copy at the time.
+func (n *Node) tickRepairs() {
+	if len(n.repairing) == 0 {
+		return
+	}
+	keys := slices.SortedFunc(maps.Keys(n.repairing), func(a, b chunkKey) int {
+		return cmp.Or(cmp.Compare(a.group, b.group), cmp.Compare(a.id, b.id))
+	})
+	for _, key := range keys {
+		g := n.groups[key.group]
+		if g == nil {
+			delete(n.repairing, key)
+			continue
+		}
+		if _, held := g.store.Info(key.id); !held {
+			delete(n.repairing, key)
+			continue
+		}
+		if n.ticks-n.repairing[key] >= n.cfg.RetryTicks {
+			n.askRepair(g, key)
+		}
 	}
 }

@@ -25,8 +25,9 @@ type Node struct {
 	nextOp uint64
 	// readWaiters are ops holding a read index, waiting for it to be applied.
 	readWaiters []uint64
-	// repairing are chunks being re-fetched after a checksum failure.
-	repairing map[chunkKey]bool
+	// repairing are chunks being re-fetched after a checksum failure, with
+	// the tick they were last asked for.
+	repairing map[chunkKey]uint64
 
 	ticks       uint64
 	outbox      map[uint64]*wire.Envelope
@@ -62,7 +63,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		groups:    map[uint64]*group{},
 		ops:       map[uint64]*op{},
 		gc:        gcState{seen: map[uint64]uint64{}},
-		repairing: map[chunkKey]bool{},
+		repairing: map[chunkKey]uint64{},
 		outbox:    map[uint64]*wire.Envelope{},
 		lastHeard: map[uint64]uint64{},
 		removedAt: map[uint64]uint64{},
@@ -140,6 +141,7 @@ func (n *Node) Tick() {
 		n.tickSnapFetch(g)
 	}
 	n.tickReplace()
+	n.tickRepairs()
 	n.tickOps()
 	n.tickGC()
 }
@@ -321,10 +323,11 @@ func (n *Node) flushOutbox() {
 	}
 }
 
-// members returns the current voters of a group this node hosts, or the
-// topology's members of one it does not.
+// members returns the current voters and learners of a group this node
+// hosts, or the topology's members of one it does not (or whose replica,
+// just created for a new member, has no configuration yet).
 func (n *Node) members(group uint64) []uint64 {
-	if g := n.groups[group]; g != nil {
+	if g := n.groups[group]; g != nil && len(g.confState.GetVoters()) > 0 {
 		return slices.Concat(g.confState.GetVoters(), g.confState.GetLearners())
 	}
 	tg, _ := n.cfg.Topology.Group(group)

@@ -20,8 +20,9 @@ package node
 // a conf-change proposal while another is pending.
 //
 // A node that applies its own removal deletes its replica. One that was away
-// at the time learns it from the leader, which answers messages from
-// non-members with a wire.Removal; see onRemoval for why that is safe.
+// at the time learns it from the replicas it talks to, which answer
+// messages from non-members with a wire.Removal; see onRemoval for why that
+// is safe.
 
 import (
 	"encoding/binary"
@@ -162,10 +163,13 @@ func (n *Node) spare(g *group) uint64 {
 	return best
 }
 
-// noteNonMember answers a raft message from a node this group's leader does
-// not count as a member with a removal notice.
+// noteNonMember answers a raft message from a node this replica's applied
+// configuration does not include with a removal notice. Any replica may:
+// every replica that applied index i agrees on the configuration at i, and
+// a stale replica may only talk to members of its old configuration, which
+// need not include the current leader.
 func (n *Node) noteNonMember(g *group, from uint64) {
-	if g.role != raft.StateLeader || slices.Contains(n.members(g.id), from) ||
+	if g.applied == 0 || slices.Contains(n.members(g.id), from) ||
 		slices.Contains(g.confState.GetVotersOutgoing(), from) {
 		return
 	}
@@ -178,8 +182,8 @@ func (n *Node) noteNonMember(g *group, from uint64) {
 	out.Removals = append(out.Removals, wire.Removal{Group: g.id, Index: g.applied})
 }
 
-// onRemoval deletes this node's replica of a group whose leader no longer
-// counts it as a member at index r.Index. Only a replica that has applied
+// onRemoval deletes this node's replica of a group that no longer counts it
+// as a member at index r.Index. Only a replica that has applied
 // less than that can have missed its removal: one added again later was
 // created from a snapshot past r.Index, and ignores the notice. A replica
 // wrongly deleted would be a learner being filled, which the leader fills
@@ -286,6 +290,12 @@ func (n *Node) dropGroup(g *group, at uint64) {
 		}
 		for _, name := range names {
 			if err := fs.Remove(sub + "/" + name); err != nil {
+				n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
+				return
+			}
+		}
+		if len(names) > 0 {
+			if err := fs.SyncDir(sub); err != nil {
 				n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
 				return
 			}
