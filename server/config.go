@@ -25,6 +25,9 @@ type Config struct {
 	ChunkBytes   int               // default 4 MiB
 	MaxFileBytes int64             // default 64 GiB
 	TickInterval time.Duration     // default 50ms
+	// ReplaceAfter is how long a group's leader waits without hearing from
+	// a member before it replaces it on another node (default 5m).
+	ReplaceAfter time.Duration
 	Logger       *slog.Logger
 	// OnReady, if set, is called once the node serves, with the addresses
 	// its listeners are bound to (useful with port 0).
@@ -50,6 +53,9 @@ func (c Config) withDefaults() Config {
 	if c.TickInterval == 0 {
 		c.TickInterval = 50 * time.Millisecond
 	}
+	if c.ReplaceAfter == 0 {
+		c.ReplaceAfter = 5 * time.Minute
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -72,6 +78,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("server: max file size must be > 0")
 	case c.TickInterval < time.Millisecond:
 		return fmt.Errorf("server: tick interval %v below 1ms", c.TickInterval)
+	case c.ReplaceAfter < 40*c.TickInterval:
+		// Below two election timeouts a slow link would cost a replica.
+		return fmt.Errorf("server: replace-after %v below 40 ticks (%v)", c.ReplaceAfter, 40*c.TickInterval)
 	}
 	return c.Topology().Validate()
 }

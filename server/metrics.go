@@ -76,6 +76,9 @@ var nodeCounters = []struct {
 	{"tessera_peer_messages_dropped_total", "Peer messages dropped as invalid or for unknown groups.", func(s node.Stats) uint64 { return s.DroppedMessages }},
 	{"tessera_peer_unknown_total", "Envelopes from unknown nodes rejected.", func(s node.Stats) uint64 { return s.UnknownPeerMessages }},
 	{"tessera_requests_total", "Requests served by the core (client and forwarded).", func(s node.Stats) uint64 { return s.Requests }},
+	{"tessera_raft_conf_changes_total", "Membership changes proposed to replace a silent member.", func(s node.Stats) uint64 { return s.ConfChanges }},
+	{"tessera_replicas_created_total", "Group replicas this node created on joining a group.", func(s node.Stats) uint64 { return s.ReplicasCreated }},
+	{"tessera_replicas_removed_total", "Group replicas this node deleted after its removal from the group.", func(s node.Stats) uint64 { return s.ReplicasRemoved }},
 	{"tessera_request_timeouts_total", "Requests that timed out with an unknown outcome.", func(s node.Stats) uint64 { return s.Timeouts }},
 }
 

@@ -51,7 +51,8 @@ func Run(ctx context.Context, cfg Config) error {
 	tr := newTransport(cfg.ID, cfg.Peers, peerLn, func(e *wire.Envelope) {
 		loop.post(func() { loop.node.Receive(e) })
 	}, log, m)
-	n, err := node.New(node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes},
+	n, err := node.New(node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
+		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval)},
 		newRuntimeEnv(fs, tr.send, log))
 	if err != nil {
 		_ = peerLn.Close()

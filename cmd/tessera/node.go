@@ -32,13 +32,14 @@ type nodeFile struct {
 	ChunkBytes   string            `json:"chunk_size"`
 	MaxFileBytes string            `json:"max_file_size"`
 	Tick         string            `json:"tick"`
+	ReplaceAfter string            `json:"replace_after"`
 	LogLevel     string            `json:"log_level"`
 }
 
 func nodeCmd() *cobra.Command {
 	var (
-		cfgPath, peers, chunk, maxFile, tick, logLevel string
-		f                                              nodeFile
+		cfgPath, peers, chunk, maxFile, tick, replaceAfter, logLevel string
+		f                                                            nodeFile
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -48,6 +49,9 @@ func nodeCmd() *cobra.Command {
 Every node of a cluster must be given the same --peers list (id=host:port of the
 peer port, for every node including this one); the topology (which nodes hold
 the meta group and each data group) is derived from it deterministically.
+A group whose leader has not heard from a member for --replace-after replaces
+it on a spare node (a learner catches up, then swaps in through a joint
+configuration); a node that comes back after its replacement deletes its copy.
 SIGINT or SIGTERM stops the node cleanly.`,
 		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103`,
@@ -64,9 +68,9 @@ SIGINT or SIGTERM stops the node cleanly.`,
 				if err := dec.Decode(&file); err != nil {
 					return fmt.Errorf("config %s: %w", cfgPath, err)
 				}
-				mergeNodeFile(cmd, &f, file, &peers, &chunk, &maxFile, &tick, &logLevel)
+				mergeNodeFile(cmd, &f, file, &peers, &chunk, &maxFile, &tick, &replaceAfter, &logLevel)
 			}
-			cfg, err := nodeConfig(f, peers, chunk, maxFile, tick, logLevel)
+			cfg, err := nodeConfig(f, peers, chunk, maxFile, tick, replaceAfter, logLevel)
 			if err != nil {
 				return err
 			}
@@ -76,7 +80,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, tick, log_level)")
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, tick, replace_after, log_level)")
 	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
 	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
 	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")
@@ -88,13 +92,14 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size (4KiB..64MiB)")
 	fl.StringVar(&maxFile, "max-file-size", "64GiB", "largest file accepted")
 	fl.StringVar(&tick, "tick", "50ms", "raft tick interval")
+	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
 
 // mergeNodeFile fills from the config file every setting whose flag was not
 // given on the command line.
-func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk, maxFile, tick, logLevel *string) {
+func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel *string) {
 	set := func(name string) bool { return cmd.Flags().Changed(name) }
 	if !set("id") && file.ID != 0 {
 		f.ID = file.ID
@@ -134,12 +139,15 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 	if !set("tick") && file.Tick != "" {
 		*tick = file.Tick
 	}
+	if !set("replace-after") && file.ReplaceAfter != "" {
+		*replaceAfter = file.ReplaceAfter
+	}
 	if !set("log-level") && file.LogLevel != "" {
 		*logLevel = file.LogLevel
 	}
 }
 
-func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, logLevel string) (server.Config, error) {
+func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel string) (server.Config, error) {
 	cfg := server.Config{ID: f.ID, DataDir: f.DataDir, PeerAddr: f.PeerAddr, HTTPAddr: f.HTTPAddr,
 		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas}
 	var err error
@@ -156,6 +164,9 @@ func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, logLevel string) (serve
 	}
 	if cfg.TickInterval, err = time.ParseDuration(tick); err != nil {
 		return cfg, fmt.Errorf("--tick: %w", err)
+	}
+	if cfg.ReplaceAfter, err = time.ParseDuration(replaceAfter); err != nil {
+		return cfg, fmt.Errorf("--replace-after: %w", err)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
