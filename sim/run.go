@@ -185,6 +185,8 @@ type Result struct {
 	ConformanceSteps int
 	// Coverage counts what the nodes did (snapshots, fetches, repairs...).
 	Coverage string
+	// Topology describes the cluster's initial placement.
+	Topology string
 	Notes    []string
 }
 
@@ -222,7 +224,13 @@ func run(opts Options) *Result {
 	for i := range ids {
 		ids[i] = uint64(i + 1)
 	}
-	w.topo = topo.Default(ids, opts.DataGroups, min(opts.Nodes, 5), min(opts.Nodes, 3))
+	// The meta group spans up to 5 nodes, or 3 for half the seeds of a
+	// larger cluster, so that it too has a spare node to be replaced on.
+	metaReplicas := min(opts.Nodes, 5)
+	if opts.Nodes >= 5 && rand.New(rand.NewPCG(root.Uint64(), 5)).IntN(2) == 0 {
+		metaReplicas = 3
+	}
+	w.topo = topo.Default(ids, opts.DataGroups, metaReplicas, min(opts.Nodes, 3))
 	w.conform = newConformance(w)
 	w.net = newNetwork(w)
 	w.hist = newHistory()
@@ -374,7 +382,10 @@ func (w *World) result() *Result {
 			cov.add(s.node.Stats())
 		}
 	}
-	r := &Result{Seed: w.opts.Seed, Schedule: w.sched, Ops: w.hist.len(), Events: w.clk.events,
+	meta, _ := w.topo.Group(topo.MetaGroup)
+	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
+		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d", len(w.topo.Nodes), len(meta.Members),
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members)), Ops: w.hist.len(), Events: w.clk.events,
 		TraceHash: w.clk.traceHash(), Failures: w.failures, Simulated: w.clk.now, Linearizable: "unknown", Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if len(w.failures) == 0 || w.hist.len() > 0 {

@@ -46,6 +46,8 @@ type group struct {
 	// a chunk since deleted (the receiver could never fetch it). The next
 	// flush takes a new one.
 	snapStale bool
+	// heardAt is the tick of the last raft message received for the group.
+	heardAt uint64
 }
 
 type snapFetch struct {
@@ -68,7 +70,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
 	}
-	g := &group{id: tg.ID, wal: w, storage: raft.NewMemoryStorage()}
+	g := &group{id: tg.ID, wal: w, storage: raft.NewMemoryStorage(), heardAt: n.ticks}
 	if tg.ID != topo.MetaGroup {
 		g.store, err = chunk.NewStore(n.env.FS(), dir+"/chunks")
 		if err != nil {

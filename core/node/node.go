@@ -170,6 +170,7 @@ func (n *Node) Receive(m *wire.Envelope) {
 			n.stats.DroppedMessages++
 			continue
 		}
+		g.heardAt = n.ticks
 		n.noteNonMember(g, m.From)
 		if g.store != nil && gm.Msg.GetType() == raftpb.MsgSnap && n.holdSnapshot(g, m.From, gm.Msg) {
 			continue
@@ -192,6 +193,11 @@ func (n *Node) Receive(m *wire.Envelope) {
 	}
 	for _, r := range m.Removals {
 		n.onRemoval(m.From, r)
+	}
+	for _, id := range m.Probes {
+		if g := n.groups[id]; g != nil {
+			n.noteNonMember(g, m.From)
+		}
 	}
 }
 

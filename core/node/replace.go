@@ -21,8 +21,8 @@ package node
 //
 // A node that applies its own removal deletes its replica. One that was away
 // at the time learns it from the replicas it talks to, which answer
-// messages from non-members with a wire.Removal; see onRemoval for why that
-// is safe.
+// messages and probes from non-members with a wire.Removal; see onRemoval
+// for why that is safe.
 
 import (
 	"encoding/binary"
@@ -71,14 +71,26 @@ func (n *Node) silentFor(peer uint64) uint64 {
 }
 
 // tickReplace takes the next replacement step in every group this node
-// leads. It runs every RetryTicks.
+// leads, and probes the members of every group it has heard nothing from
+// for two election timeouts. It runs every RetryTicks.
 func (n *Node) tickReplace() {
 	if n.ticks%n.cfg.RetryTicks != 0 {
 		return
 	}
 	for _, id := range n.groupIDs {
-		if g := n.groups[id]; g.role == raft.StateLeader {
+		g := n.groups[id]
+		switch {
+		case g.role == raft.StateLeader:
 			n.replaceStep(g)
+		case n.ticks-g.heardAt >= 2*uint64(n.cfg.ElectionTicks):
+			// A learner removed before it caught up never applies its
+			// removal, and as a learner it sends nothing of its own: ask.
+			for _, m := range n.members(g.id) {
+				if m != n.cfg.ID {
+					out := n.out(m)
+					out.Probes = append(out.Probes, g.id)
+				}
+			}
 		}
 	}
 }

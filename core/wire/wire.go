@@ -4,10 +4,10 @@
 // batch of events: raft messages of every group the two share (messages are
 // batched per peer, as multi-raft systems do), forwarded client requests and
 // their replies, chunk fetches used to install data-group snapshots and
-// to repair corrupt chunks, and removal notices to replicas a group dropped
-// while they were away.
+// to repair corrupt chunks, removal notices to replicas a group dropped
+// while they were away, and the probes that ask for them.
 //
-// Encoding: magic "TSW2", from, to, then six counted sections; raft messages
+// Encoding: magic "TSW2", from, to, then seven counted sections; raft messages
 // are protobuf (raftpb), the rest use core/codec. Every count and length is
 // bounded by what remains of the input.
 package wire
@@ -74,11 +74,15 @@ type Envelope struct {
 	Fetches      []Fetch
 	FetchReplies []FetchReply
 	Removals     []Removal
+	// Probes name groups whose replica on the sender has heard nothing
+	// from the group for a while: a receiver that no longer counts the
+	// sender as a member answers with a Removal.
+	Probes []uint64
 }
 
 // Empty reports whether the envelope carries nothing.
 func (m *Envelope) Empty() bool {
-	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals) == 0
+	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals)+len(m.Probes) == 0
 }
 
 // Marshal encodes the envelope.
@@ -122,6 +126,10 @@ func (m *Envelope) Marshal() ([]byte, error) {
 	for _, r := range m.Removals {
 		e.Uvarint(r.Group)
 		e.Uvarint(r.Index)
+	}
+	e.Uvarint(uint64(len(m.Probes)))
+	for _, g := range m.Probes {
+		e.Uvarint(g)
 	}
 	if len(e.B) > MaxEnvelopeBytes {
 		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(e.B), MaxEnvelopeBytes)
@@ -173,6 +181,10 @@ func Unmarshal(b []byte) (*Envelope, error) {
 	n = d.Count(len(b), 2)
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Removals = append(m.Removals, Removal{Group: d.Uvarint(), Index: d.Uvarint()})
+	}
+	n = d.Count(len(b), 1)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		m.Probes = append(m.Probes, d.Uvarint())
 	}
 	if err := d.Done(); err != nil {
 		return nil, fmt.Errorf("wire: decode envelope: %w", err)

@@ -18,6 +18,7 @@ func sample() *Envelope {
 		Fetches:      []Fetch{{Group: 2, ChunkID: 44}},
 		FetchReplies: []FetchReply{{Group: 2, ChunkID: 45, Found: true, CRC: 0xdeadbeef, Data: []byte("chunk")}},
 		Removals:     []Removal{{Group: 3, Index: 812}},
+		Probes:       []uint64{4},
 	}
 }
 
@@ -38,7 +39,7 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(b, b2) {
 		t.Fatalf("re-encoding differs")
 	}
-	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef || got.Removals[0] != (Removal{3, 812}) {
+	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef || got.Removals[0] != (Removal{3, 812}) || got.Probes[0] != 4 {
 		t.Fatalf("fields lost: %+v", got)
 	}
 }
