@@ -34,8 +34,13 @@ type Node struct {
 	snapReports []snapReport
 	forwardRR   uint64
 	// lastHeard is the tick at which each peer was last heard from, so that
-	// forwards go to live peers first.
-	lastHeard map[uint64]uint64
+	// forwards go to live peers first and replacements pick live spares;
+	// lastSent is when this node last sent to each peer, so that a peer
+	// it has nothing for is pinged.
+	lastHeard, lastSent map[uint64]uint64
+	// routes are the members of groups this node does not host, as last
+	// reported by one of their replicas (wire.Route).
+	routes map[uint64]wire.Route
 	// removedAt is the raft index at which this node was last removed
 	// from each group it deleted a replica of (the tombstone's content).
 	removedAt map[uint64]uint64
@@ -66,7 +71,9 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		repairing: map[chunkKey]uint64{},
 		outbox:    map[uint64]*wire.Envelope{},
 		lastHeard: map[uint64]uint64{},
+		lastSent:  map[uint64]uint64{},
 		removedAt: map[uint64]uint64{},
+		routes:    map[uint64]wire.Route{},
 	}
 	// Operation ids start at a random point so that a reply or a committed
 	// entry addressed to this node before a restart never matches a new op.
@@ -140,6 +147,7 @@ func (n *Node) Tick() {
 		g.rn.Tick()
 		n.tickSnapFetch(g)
 	}
+	n.tickPings()
 	n.tickReplace()
 	n.tickRepairs()
 	n.tickOps()
@@ -194,9 +202,30 @@ func (n *Node) Receive(m *wire.Envelope) {
 	for _, r := range m.Removals {
 		n.onRemoval(m.From, r)
 	}
+	for _, r := range m.Routes {
+		if r.Index > n.routes[r.Group].Index {
+			n.routes[r.Group] = r
+		}
+	}
 	for _, id := range m.Probes {
 		if g := n.groups[id]; g != nil {
 			n.noteNonMember(g, m.From)
+		}
+	}
+}
+
+// tickPings sends an empty envelope to every peer this node has sent
+// nothing for half an election timeout, so that every node hears from every
+// other even when they share no group (replace.go picks spares among the
+// nodes heard from).
+func (n *Node) tickPings() {
+	every := uint64(max(n.cfg.ElectionTicks/2, 1))
+	if n.ticks%every != 0 {
+		return
+	}
+	for _, p := range n.cfg.Topology.Nodes {
+		if p != n.cfg.ID && n.ticks-n.lastSent[p] >= every {
+			n.out(p).Ping = true
 		}
 	}
 }
@@ -325,17 +354,42 @@ func (n *Node) flushOutbox() {
 		delete(n.outbox, p)
 		if !m.Empty() {
 			n.env.Send(m)
+			n.lastSent[p] = n.ticks
 		}
 	}
 }
 
 // members returns the current voters and learners of a group this node
-// hosts, or the topology's members of one it does not (or whose replica,
-// just created for a new member, has no configuration yet).
+// hosts. For one it does not host (or whose replica, just created for a new
+// member, has no configuration yet) it returns the members a replica last
+// reported, then those of the initial topology not among them: replacements
+// may have moved the group since.
 func (n *Node) members(group uint64) []uint64 {
 	if g := n.groups[group]; g != nil && len(g.confState.GetVoters()) > 0 {
 		return slices.Concat(g.confState.GetVoters(), g.confState.GetLearners())
 	}
+	out := slices.Clone(n.routes[group].Members)
 	tg, _ := n.cfg.Topology.Group(group)
-	return tg.Members
+	for _, m := range tg.Members {
+		if !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// noteRoute tells a node outside a group this node hosts, which forwarded
+// a request to it, who the group's members are now.
+func (n *Node) noteRoute(group, to uint64) {
+	g := n.groups[group]
+	if g == nil || g.applied == 0 || slices.Contains(n.members(group), to) {
+		return
+	}
+	out := n.out(to)
+	for _, r := range out.Routes {
+		if r.Group == group {
+			return
+		}
+	}
+	out.Routes = append(out.Routes, wire.Route{Group: group, Index: g.applied, Members: n.members(group)})
 }

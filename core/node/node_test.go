@@ -177,3 +177,46 @@ func TestForwardTargetsPutLivePeersFirst(t *testing.T) {
 		t.Fatalf("targets %v must skip node 2", got)
 	}
 }
+
+func TestRoutesFollowReplacedMembers(t *testing.T) {
+	n, e := newTestNode(t, 5) // node 1: meta {1,2,3}, group 2 {1,2,3}; group 3 {2,3,4} elsewhere
+	const away = 3
+	if n.Hosts(away) {
+		t.Fatalf("node 1 hosts group %d", away)
+	}
+	if got := n.members(away); !slices.Equal(got, []uint64{2, 3, 4}) {
+		t.Fatalf("members before any route = %v, want the topology's", got)
+	}
+	steps := []struct {
+		route wire.Route
+		want  []uint64
+	}{
+		// Node 2 was replaced by node 5: reported members first, then the
+		// topology's others (tried last, as silent peers are).
+		{wire.Route{Group: away, Index: 50, Members: []uint64{3, 4, 5}}, []uint64{3, 4, 5, 2}},
+		// An older report does not undo a newer one.
+		{wire.Route{Group: away, Index: 40, Members: []uint64{2, 3, 4}}, []uint64{3, 4, 5, 2}},
+		{wire.Route{Group: away, Index: 70, Members: []uint64{4, 5, 1}}, []uint64{4, 5, 1, 2, 3}},
+	}
+	for i, st := range steps {
+		n.Receive(&wire.Envelope{From: 3, To: 1, Routes: []wire.Route{st.route}})
+		if got := n.members(away); !slices.Equal(got, st.want) {
+			t.Fatalf("step %d: members = %v, want %v", i, got, st.want)
+		}
+	}
+
+	// A request forwarded by a node outside a hosted group is answered
+	// with the group's members.
+	req := api.Request{Kind: api.MetaGet, Path: "/a"}
+	n.Receive(&wire.Envelope{From: 5, To: 1, Forwards: []wire.Forward{{ID: 7, Req: req.Marshal()}}})
+	n.Flush()
+	var got *wire.Route
+	for _, m := range e.sent {
+		if m.To == 5 && len(m.Routes) > 0 {
+			got = &m.Routes[0]
+		}
+	}
+	if got == nil || got.Group != topo.MetaGroup || !slices.Equal(got.Members, []uint64{1, 2, 3}) {
+		t.Fatalf("route sent to node 5 = %+v, want meta group members [1 2 3]", got)
+	}
+}

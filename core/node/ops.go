@@ -55,12 +55,17 @@ func (n *Node) submit(req *api.Request, done func(*api.Response), fromPeer bool)
 	}
 	n.nextOp++
 	o := &op{id: n.nextOp, req: req, done: done, deadline: n.ticks + n.cfg.RequestTimeoutTicks, fromPeer: fromPeer}
-	o.group = req.Group
-	if req.Kind == api.MetaCommand || req.Kind == api.MetaGet || req.Kind == api.MetaList {
-		o.group = topo.MetaGroup
-	}
+	o.group = groupOf(req)
 	n.ops[o.id] = o
 	n.advance(o)
+}
+
+// groupOf returns the group that serves a request.
+func groupOf(req *api.Request) uint64 {
+	if req.Kind == api.MetaCommand || req.Kind == api.MetaGet || req.Kind == api.MetaList {
+		return topo.MetaGroup
+	}
+	return req.Group
 }
 
 // validate checks a request before anything is done for it.
@@ -391,6 +396,7 @@ func (n *Node) serveForward(from uint64, f wire.Forward) {
 		return
 	}
 	n.stats.Requests++
+	n.noteRoute(groupOf(req), from)
 	n.submit(req, func(resp *api.Response) { n.reply(from, f.ID, resp) }, true)
 }
 

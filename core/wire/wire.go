@@ -5,9 +5,13 @@
 // batched per peer, as multi-raft systems do), forwarded client requests and
 // their replies, chunk fetches used to install data-group snapshots and
 // to repair corrupt chunks, removal notices to replicas a group dropped
-// while they were away, and the probes that ask for them.
+// while they were away and the probes that ask for them, and the current
+// members of a group for a node outside it that forwarded a request; an
+// envelope with nothing else to say is a ping, so that every node hears
+// from every other.
 //
-// Encoding: magic "TSW2", from, to, then seven counted sections; raft messages
+// Encoding: magic "TSW2", from, to, then eight counted sections and the
+// ping flag; raft messages
 // are protobuf (raftpb), the rest use core/codec. Every count and length is
 // bounded by what remains of the input.
 package wire
@@ -65,6 +69,13 @@ type Removal struct {
 	Group, Index uint64
 }
 
+// Route gives a group's members (voters, then learners) as of raft index
+// Index, for a node outside the group that routes requests to it.
+type Route struct {
+	Group, Index uint64
+	Members      []uint64
+}
+
 // Envelope is everything one node sends another in one go.
 type Envelope struct {
 	From, To     uint64
@@ -78,11 +89,14 @@ type Envelope struct {
 	// from the group for a while: a receiver that no longer counts the
 	// sender as a member answers with a Removal.
 	Probes []uint64
+	Routes []Route
+	// Ping marks an envelope sent only to show the sender is alive.
+	Ping bool
 }
 
 // Empty reports whether the envelope carries nothing.
 func (m *Envelope) Empty() bool {
-	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals)+len(m.Probes) == 0
+	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals)+len(m.Probes)+len(m.Routes) == 0 && !m.Ping
 }
 
 // Marshal encodes the envelope.
@@ -131,6 +145,16 @@ func (m *Envelope) Marshal() ([]byte, error) {
 	for _, g := range m.Probes {
 		e.Uvarint(g)
 	}
+	e.Uvarint(uint64(len(m.Routes)))
+	for _, r := range m.Routes {
+		e.Uvarint(r.Group)
+		e.Uvarint(r.Index)
+		e.Uvarint(uint64(len(r.Members)))
+		for _, id := range r.Members {
+			e.Uvarint(id)
+		}
+	}
+	e.Bool(m.Ping)
 	if len(e.B) > MaxEnvelopeBytes {
 		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(e.B), MaxEnvelopeBytes)
 	}
@@ -186,6 +210,16 @@ func Unmarshal(b []byte) (*Envelope, error) {
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Probes = append(m.Probes, d.Uvarint())
 	}
+	n = d.Count(len(b), 3)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		r := Route{Group: d.Uvarint(), Index: d.Uvarint()}
+		k := d.Count(len(b), 1)
+		for j := 0; j < k && d.Err() == nil; j++ {
+			r.Members = append(r.Members, d.Uvarint())
+		}
+		m.Routes = append(m.Routes, r)
+	}
+	m.Ping = d.Bool()
 	if err := d.Done(); err != nil {
 		return nil, fmt.Errorf("wire: decode envelope: %w", err)
 	}

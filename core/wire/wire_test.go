@@ -19,6 +19,8 @@ func sample() *Envelope {
 		FetchReplies: []FetchReply{{Group: 2, ChunkID: 45, Found: true, CRC: 0xdeadbeef, Data: []byte("chunk")}},
 		Removals:     []Removal{{Group: 3, Index: 812}},
 		Probes:       []uint64{4},
+		Routes:       []Route{{Group: 2, Index: 90, Members: []uint64{1, 3, 5}}},
+		Ping:         true,
 	}
 }
 
@@ -39,7 +41,7 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(b, b2) {
 		t.Fatalf("re-encoding differs")
 	}
-	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef || got.Removals[0] != (Removal{3, 812}) || got.Probes[0] != 4 {
+	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef || got.Removals[0] != (Removal{3, 812}) || got.Probes[0] != 4 || got.Routes[0].Members[2] != 5 || !got.Ping {
 		t.Fatalf("fields lost: %+v", got)
 	}
 }
