@@ -1,6 +1,7 @@
 package model
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -109,4 +110,58 @@ func TestMembershipChecker(t *testing.T) {
 	if _, err := c.Step(8, 1, replace[0]); err == nil {
 		t.Fatal("a change in an unknown group was accepted")
 	}
+}
+
+// TestMembershipCheckerAgreesWithModel walks every reachable state of the
+// ReplicaReplacement model and checks that the trace checker names each of
+// the model's membership transitions as the model does, and accepts no
+// other change between the model's configurations (writes, replication and
+// failures leave the configuration alone).
+func TestMembershipCheckerAgreesWithModel(t *testing.T) {
+	spec := Replica(DefaultReplica)
+	seen := map[RRState]bool{}
+	queue := slices.Clone(spec.Init)
+	for _, s := range queue {
+		seen[s] = true
+	}
+	checked := 0
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		spec.Next(s, func(action string, next RRState) {
+			got := classify(membershipOf(s), membershipOf(next))
+			isMembership := strings.HasPrefix(action, "AddLearner") || strings.HasPrefix(action, "AbortLearner") ||
+				strings.HasPrefix(action, "Promote") || action == "LeaveJoint"
+			switch {
+			case isMembership && got != action:
+				t.Fatalf("model action %s from %s is classified %q", action, spec.Describe(s), got)
+			case !isMembership && got != "":
+				t.Fatalf("model action %s (no membership change) from %s is classified %q", action, spec.Describe(s), got)
+			}
+			if isMembership {
+				checked++
+			}
+			if !seen[next] {
+				seen[next] = true
+				queue = append(queue, next)
+			}
+		})
+	}
+	if checked == 0 {
+		t.Fatal("no membership transition explored")
+	}
+	t.Logf("%d membership transitions over %d states agree", checked, len(seen))
+}
+
+func membershipOf(s RRState) Membership {
+	set := func(b uint8) []uint64 {
+		var out []uint64
+		for n := 0; n < 8; n++ {
+			if b&(1<<n) != 0 {
+				out = append(out, uint64(n+1))
+			}
+		}
+		return out
+	}
+	return Membership{Voters: set(s.Voters), Outgoing: set(s.Outgoing), Learners: set(s.Learners)}
 }
