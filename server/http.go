@@ -445,13 +445,19 @@ func (h *httpAPI) health(w http.ResponseWriter) {
 		Commit   uint64 `json:"commit"`
 		Applied  uint64 `json:"applied"`
 		Chunks   int    `json:"chunks"`
+		// Voters, Outgoing (the old voters while the configuration is
+		// joint) and Learners are the raft configuration this replica
+		// has applied.
+		Voters   []uint64 `json:"voters"`
+		Outgoing []uint64 `json:"outgoing,omitempty"`
+		Learners []uint64 `json:"learners,omitempty"`
 	}
 	var groups []groupJSON
 	var nodeErr error
 	alive := h.loop.inspect(func(n *node.Node) {
 		nodeErr = n.Err()
 		for _, g := range n.Groups() {
-			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Commit, g.Applied, g.Chunks})
+			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners})
 		}
 	})
 	if !alive || nodeErr != nil {

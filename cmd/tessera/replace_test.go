@@ -1,0 +1,605 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tessera-db/tessera/chaos"
+	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/server/httpclient"
+)
+
+// Replica replacement with real processes, files and TCP: the simulator
+// checks the protocol (core/node/replace.go); these tests check that the
+// production binary carries it out. Deadlines bound hangs; nothing asserts
+// speed (the times taken are logged).
+
+const (
+	// replaceAfter is --replace-after: 60 ticks of the default 50ms, above
+	// the 40-tick minimum.
+	replaceAfter = 3 * time.Second
+	// replaceMaxWait bounds each wait for the cluster to converge.
+	replaceMaxWait = 90 * time.Second
+	// replaceVictim is the node killed: in the default topology it is a
+	// member of the meta group and of data groups.
+	replaceVictim = 1
+)
+
+// replaceCluster is a local cluster whose groups of 3 replicas replace a
+// silent member after replaceAfter, and its initial topology.
+type replaceCluster struct {
+	*chaos.Cluster
+	top topo.Topology
+}
+
+func startReplaceCluster(t *testing.T, nodes, dataGroups int) replaceCluster {
+	t.Helper()
+	exe := buildTessera(t)
+	c, err := chaos.StartCluster(context.Background(), chaos.ClusterOptions{Exe: exe, Dir: t.TempDir(), Nodes: nodes,
+		NodeArgs: []string{"--data-groups", strconv.Itoa(dataGroups), "--replicas", "3", "--meta-replicas", "3",
+			"--replace-after", replaceAfter.String(), "--chunk-size", "64KiB", "--max-file-size", "64MiB",
+			// After the harness's --log-level warn: replicas created and
+			// removed are logged at info, and the logs are shown on failure.
+			"--log-level", "info"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var ids []uint64
+	for id := 1; id <= nodes; id++ {
+		ids = append(ids, uint64(id))
+	}
+	rc := replaceCluster{Cluster: c, top: topo.Default(ids, dataGroups, 3, 3)}
+	eventually(t, replaceMaxWait, "every group elected with its initial members", func() error {
+		return rc.groupsAgree(rc.nodes(), rc.initial())
+	})
+	return rc
+}
+
+func (c replaceCluster) endpoint(id int) string { return c.Endpoints()[id-1] }
+
+// nodes returns every node id.
+func (c replaceCluster) nodes() []int {
+	var ids []int
+	for id := 1; id <= len(c.Endpoints()); id++ {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// initial returns each group's voters in the initial topology.
+func (c replaceCluster) initial() map[uint64][]uint64 {
+	want := map[uint64][]uint64{}
+	for _, g := range c.top.Groups {
+		want[g.ID] = slices.Clone(g.Members)
+	}
+	return want
+}
+
+// replaced returns each group's voters once victim is replaced: in each of
+// its groups, by the one other survivor outside it.
+func (c replaceCluster) replaced(t *testing.T, victim int) (want map[uint64][]uint64, victimGroups []uint64) {
+	t.Helper()
+	want = c.initial()
+	for _, g := range c.top.Groups {
+		if !slices.Contains(g.Members, uint64(victim)) {
+			continue
+		}
+		victimGroups = append(victimGroups, g.ID)
+		var spares []uint64
+		for _, id := range c.top.Nodes {
+			if id != uint64(victim) && !slices.Contains(g.Members, id) {
+				spares = append(spares, id)
+			}
+		}
+		if len(spares) != 1 {
+			t.Fatalf("group %d %v: spares %v, want exactly one so that the replacement is known", g.ID, g.Members, spares)
+		}
+		want[g.ID] = slices.Sorted(slices.Values(append(slices.DeleteFunc(slices.Clone(g.Members),
+			func(id uint64) bool { return id == uint64(victim) }), spares[0])))
+	}
+	return want, victimGroups
+}
+
+func TestReplicaReplacement(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	// 4 nodes and 3 data groups of 3: every group has a spare.
+	c := startReplaceCluster(t, 4, 3)
+	defer func() {
+		if t.Failed() {
+			t.Log(c.LogTails(6000))
+		}
+	}()
+	want, victimGroups := c.replaced(t, replaceVictim)
+	if !slices.Contains(victimGroups, topo.MetaGroup) || len(victimGroups) < 2 {
+		t.Fatalf("node %d is in groups %v, want the meta group and a data group", replaceVictim, victimGroups)
+	}
+	var survivors []int
+	for _, id := range c.nodes() {
+		if id != replaceVictim {
+			survivors = append(survivors, id)
+		}
+	}
+
+	// Files of many 64 KiB chunks, so that every data group holds some.
+	all := c.clientFor(t, c.nodes()...)
+	files := map[string][]byte{
+		"/replace/a.bin": randomBytes(21, 1<<20+4321),
+		"/replace/b.bin": randomBytes(22, 640<<10),
+		"/replace/c.bin": randomBytes(23, 100<<10+7),
+	}
+	chunksByGroup := map[uint64][]uint64{} // data group -> chunk ids
+	for _, p := range sortedKeys(files) {
+		f, err := putFile(t, all, p, files[p], httpclient.Cond{})
+		if err != nil {
+			t.Fatalf("put %s: %v", p, err)
+		}
+		for _, ch := range f.Chunks {
+			chunksByGroup[ch.Group] = append(chunksByGroup[ch.Group], ch.ID)
+		}
+	}
+	for _, g := range c.top.DataGroups() {
+		if len(chunksByGroup[g]) == 0 {
+			t.Fatalf("no chunk of the files landed in data group %d (chunks by group: %v)", g, chunksByGroup)
+		}
+	}
+
+	// SIGKILL the victim and keep it down: every group it was in replaces
+	// it on its spare. No client talks to the cluster meanwhile: an idle
+	// cluster must replace a dead node too.
+	c.Kill(replaceVictim, syscall.SIGKILL)
+	killedAt := time.Now()
+	eventually(t, replaceMaxWait, fmt.Sprintf("groups %v replace node %d", victimGroups, replaceVictim), func() error {
+		created := 0.0
+		for _, id := range survivors {
+			m, err := scrapeCounters(c.endpoint(id))
+			if err != nil {
+				return err
+			}
+			created += m["tessera_replicas_created_total"]
+		}
+		err := c.configured(survivors, want)
+		if created < float64(len(victimGroups)) {
+			return fmt.Errorf("survivors created %v replicas, want >= %d (%v)", created, len(victimGroups), err)
+		}
+		return err
+	})
+	replacedAfter := time.Since(killedAt)
+	t.Logf("node %d replaced in groups %v %s after it was killed (--replace-after %s)",
+		replaceVictim, victimGroups, replacedAfter.Round(100*time.Millisecond), replaceAfter)
+	eventually(t, replaceMaxWait, "survivors agree on every group", func() error {
+		return c.groupsAgree(survivors, want)
+	})
+
+	// Each spare holds every chunk of the data groups it joined.
+	for _, g := range victimGroups {
+		if g == topo.MetaGroup {
+			continue
+		}
+		tg, _ := c.top.Group(g)
+		for _, id := range survivors {
+			if !slices.Contains(tg.Members, uint64(id)) {
+				if err := chunkFilesPresent(c.NodeDir(id), g, chunksByGroup[g]); err != nil {
+					t.Fatalf("spare node %d of group %d: %v", id, g, err)
+				}
+			}
+		}
+	}
+
+	// The survivors serve every file byte for byte and take new ones.
+	live := c.clientFor(t, survivors...)
+	files["/replace/after-replacement.bin"] = randomBytes(24, 300<<10+5)
+	if _, err := putFile(t, live, "/replace/after-replacement.bin", files["/replace/after-replacement.bin"], httpclient.Cond{}); err != nil {
+		t.Fatalf("put after the replacement: %v", err)
+	}
+	checkFiles(t, live, files, "after the replacement")
+
+	// The victim's vote no longer counts: with a second node down, every
+	// group still has a quorum of the two others, which it would not have
+	// if the victim were still a voter.
+	second := survivors[0]
+	rest := survivors[1:]
+	c.Kill(second, syscall.SIGKILL)
+	two := c.clientFor(t, rest...)
+	files["/replace/two-down.bin"] = randomBytes(25, 400<<10+3)
+	if _, err := putFile(t, two, "/replace/two-down.bin", files["/replace/two-down.bin"], httpclient.Cond{}); err != nil {
+		t.Fatalf("put with nodes %d and %d down: %v", replaceVictim, second, err)
+	}
+	checkFiles(t, two, files, fmt.Sprintf("with nodes %d and %d down", replaceVictim, second))
+	if err := c.Start(second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitHealthy(context.Background(), second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, replaceMaxWait, fmt.Sprintf("node %d back in every group", second), func() error {
+		return c.groupsAgree(survivors, want)
+	})
+
+	// The victim comes back: the replicas it talks to tell it it was
+	// removed, and it deletes its copies, tombstone first.
+	if err := c.Start(replaceVictim); err != nil {
+		t.Fatal(err)
+	}
+	restartedAt := time.Now()
+	if err := c.WaitHealthy(context.Background(), replaceVictim); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, replaceMaxWait, fmt.Sprintf("restarted node %d deletes its replicas of groups %v", replaceVictim, victimGroups), func() error {
+		m, err := scrapeCounters(c.endpoint(replaceVictim))
+		if err != nil {
+			return err
+		}
+		if got := m["tessera_replicas_removed_total"]; got < float64(len(victimGroups)) {
+			return fmt.Errorf("tessera_replicas_removed_total = %v, want >= %d", got, len(victimGroups))
+		}
+		return c.hostsNothing(replaceVictim)
+	})
+	t.Logf("restarted node %d deleted its replicas of groups %v %s after its start",
+		replaceVictim, victimGroups, time.Since(restartedAt).Round(100*time.Millisecond))
+	checkDeleted(t, c.NodeDir(replaceVictim), victimGroups)
+	files["/replace/after-return.bin"] = randomBytes(26, 200<<10+11)
+	if _, err := putFile(t, all, "/replace/after-return.bin", files["/replace/after-return.bin"], httpclient.Cond{}); err != nil {
+		t.Fatalf("put after node %d returned: %v", replaceVictim, err)
+	}
+	checkFiles(t, all, files, fmt.Sprintf("after node %d returned", replaceVictim))
+	if err := c.groupsAgree(survivors, want); err != nil {
+		t.Fatalf("after node %d returned: %v", replaceVictim, err)
+	}
+
+	// A crash and another restart: the tombstones hold. The fresh process
+	// recreates no replica and deletes none, while the cluster serves
+	// reads and writes, some through the victim (which hosts no group now
+	// and forwards everything). The window is two --replace-after periods
+	// of traffic: every election timeout and replacement step fires in it.
+	c.Kill(replaceVictim, syscall.SIGKILL)
+	if err := c.Start(replaceVictim); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitHealthy(context.Background(), replaceVictim); err != nil {
+		t.Fatal(err)
+	}
+	viaVictim := c.clientFor(t, replaceVictim)
+	windowEnd := time.Now().Add(2 * replaceAfter)
+	for i := 0; i == 0 || time.Now().Before(windowEnd); i++ {
+		p := fmt.Sprintf("/replace/tombstoned-%d.bin", i)
+		files[p] = randomBytes(100+uint64(i), 150<<10+i)
+		for _, via := range []*httpclient.Client{viaVictim, all} {
+			if _, err := putFile(t, via, p, files[p], httpclient.Cond{}); err != nil {
+				t.Fatalf("put %s after the second restart through %v: %v", p, via.Endpoints(), err)
+			}
+			if got := readAll(t, via, p, 0, -1); !bytes.Equal(got, files[p]) {
+				t.Fatalf("read %s after the second restart through %v: %d bytes that differ from the %d put", p, via.Endpoints(), len(got), len(files[p]))
+			}
+		}
+		m, err := scrapeCounters(c.endpoint(replaceVictim))
+		if err != nil {
+			t.Fatalf("node %d after its second restart: %v", replaceVictim, err)
+		}
+		for _, name := range []string{"tessera_replicas_removed_total", "tessera_replicas_created_total"} {
+			if got := m[name]; got != 0 {
+				t.Fatalf("node %d after its second restart: %s = %v, want 0 (tombstones not respected)", replaceVictim, name, got)
+			}
+		}
+		if err := c.hostsNothing(replaceVictim); err != nil {
+			t.Fatalf("after the second restart (tombstones not respected): %v", err)
+		}
+		checkDeleted(t, c.NodeDir(replaceVictim), victimGroups)
+	}
+
+	// Every node serves every file, and the groups still agree.
+	for _, id := range c.nodes() {
+		checkFiles(t, c.clientFor(t, id), files, fmt.Sprintf("through node %d at the end", id))
+	}
+	if err := c.groupsAgree(survivors, want); err != nil {
+		t.Fatalf("at the end: %v", err)
+	}
+}
+
+// TestReplicaReplacementIdleSpare replaces a dead node on an idle cluster
+// by a spare that hosts no group. A leader takes a node as a spare only if
+// it heard from it within an election timeout (Node.spare); such a spare
+// sends it nothing of its own (no raft traffic, no forwarded request), so
+// only the pings between all nodes make it live. Before those pings the
+// dead member was never replaced here, and with groups spread over 4 nodes
+// (TestReplicaReplacement's shape) the same stall followed whenever a spare
+// and a leader shared no group led by one of them.
+func TestReplicaReplacementIdleSpare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	// 4 nodes, the meta group and one data group on nodes 1-3: node 4 is
+	// a spare hosting nothing.
+	c := startReplaceCluster(t, 4, 1)
+	defer func() {
+		if t.Failed() {
+			t.Log(c.LogTails(6000))
+		}
+	}()
+	const spare = 4
+	if err := c.hostsNothing(spare); err != nil {
+		t.Fatalf("before the kill: %v", err)
+	}
+	want, victimGroups := c.replaced(t, replaceVictim)
+	data := randomBytes(31, 500<<10+9)
+	f, err := putFile(t, c.clientFor(t, c.nodes()...), "/idle/file.bin", data, httpclient.Cond{})
+	if err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	c.Kill(replaceVictim, syscall.SIGKILL)
+	killedAt := time.Now()
+	survivors := []int{2, 3, spare}
+	eventually(t, replaceMaxWait, fmt.Sprintf("idle cluster replaces node %d in groups %v", replaceVictim, victimGroups), func() error {
+		return c.configured(survivors, want)
+	})
+	t.Logf("node %d replaced by the idle spare %d %s after it was killed", replaceVictim, spare, time.Since(killedAt).Round(100*time.Millisecond))
+	eventually(t, replaceMaxWait, "survivors agree on every group", func() error {
+		return c.groupsAgree(survivors, want)
+	})
+	for _, ch := range f.Chunks {
+		if err := chunkFilesPresent(c.NodeDir(spare), ch.Group, []uint64{ch.ID}); err != nil {
+			t.Fatalf("spare node %d: %v", spare, err)
+		}
+	}
+	if got := readAll(t, c.clientFor(t, spare), "/idle/file.bin", 0, -1); !bytes.Equal(got, data) {
+		t.Fatalf("read through the spare: %d bytes that differ from the %d put", len(got), len(data))
+	}
+}
+
+// clientFor returns a client of the given nodes only.
+func (c replaceCluster) clientFor(t *testing.T, ids ...int) *httpclient.Client {
+	t.Helper()
+	var eps []string
+	for _, id := range ids {
+		eps = append(eps, c.endpoint(id))
+	}
+	cl, err := httpclient.New(eps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+func sortedKeys(m map[string][]byte) []string { return slices.Sorted(maps.Keys(m)) }
+
+// checkFiles reads every file through cl and compares it byte for byte.
+func checkFiles(t *testing.T, cl *httpclient.Client, files map[string][]byte, when string) {
+	t.Helper()
+	for _, p := range sortedKeys(files) {
+		if got := readAll(t, cl, p, 0, -1); !bytes.Equal(got, files[p]) {
+			t.Fatalf("read %s %s: %d bytes that differ from the %d put", p, when, len(got), len(files[p]))
+		}
+	}
+}
+
+// chunkFilesPresent reports an error unless node dir holds a chunk file for
+// each of ids in group g.
+func chunkFilesPresent(dir string, g uint64, ids []uint64) error {
+	for _, id := range ids {
+		name := filepath.Join(dir, "groups", strconv.FormatUint(g, 10), "chunks", fmt.Sprintf("%016x.chk", id))
+		if _, err := os.Stat(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkDeleted fails t unless node dir deleted its replica of each group: a
+// tombstone holding the raft index of its removal, and no WAL or chunk file
+// left.
+func checkDeleted(t *testing.T, dir string, groups []uint64) {
+	t.Helper()
+	for _, g := range groups {
+		gdir := filepath.Join(dir, "groups", strconv.FormatUint(g, 10))
+		raw, err := os.ReadFile(filepath.Join(gdir, "removed"))
+		if err != nil {
+			t.Fatalf("group %d: tombstone: %v", g, err)
+		}
+		if len(raw) != 8 || bytes.Equal(raw, make([]byte, 8)) {
+			t.Fatalf("group %d: tombstone holds %x, want an 8-byte big-endian raft index > 0", g, raw)
+		}
+		for _, sub := range []string{"wal", "chunks"} {
+			entries, err := os.ReadDir(filepath.Join(gdir, sub))
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatalf("group %d: %v", g, err)
+			}
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.Name())
+			}
+			if len(names) > 0 {
+				t.Fatalf("group %d: replica deleted but %s holds %v", g, filepath.Join(gdir, sub), names)
+			}
+		}
+	}
+}
+
+// groupHealth is one group replica in a node's /healthz.
+type groupHealth struct {
+	ID       uint64   `json:"id"`
+	Leader   uint64   `json:"leader"`
+	IsLeader bool     `json:"is_leader"`
+	Commit   uint64   `json:"commit"`
+	Applied  uint64   `json:"applied"`
+	Chunks   int      `json:"chunks"`
+	Voters   []uint64 `json:"voters"`
+	Outgoing []uint64 `json:"outgoing"`
+	Learners []uint64 `json:"learners"`
+}
+
+func (g groupHealth) String() string {
+	return fmt.Sprintf("leader %d commit %d applied %d chunks %d voters %v outgoing %v learners %v",
+		g.Leader, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners)
+}
+
+// health returns node id's replicas by group id.
+func (c replaceCluster) health(id int) (map[uint64]groupHealth, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.endpoint(id)+"/healthz", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("node %d /healthz: %w", id, err)
+	}
+	defer resp.Body.Close()
+	var h struct {
+		OK     bool          `json:"ok"`
+		Groups []groupHealth `json:"groups"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || !h.OK {
+		return nil, fmt.Errorf("node %d /healthz: status %d, ok %v, err %v", id, resp.StatusCode, h.OK, err)
+	}
+	out := map[uint64]groupHealth{}
+	for _, g := range h.Groups {
+		out[g.ID] = g
+	}
+	return out, nil
+}
+
+// hostsNothing reports an error unless node id answers /healthz with no
+// group replica.
+func (c replaceCluster) hostsNothing(id int) error {
+	h, err := c.health(id)
+	if err != nil {
+		return err
+	}
+	if len(h) > 0 {
+		return fmt.Errorf("node %d still hosts groups %v", id, slices.Sorted(maps.Keys(h)))
+	}
+	return nil
+}
+
+// configured reports an error unless, among nodes ids, exactly the voters
+// in want host each group, and each of them has applied that configuration
+// (no learner, not joint).
+func (c replaceCluster) configured(ids []int, want map[uint64][]uint64) error {
+	_, err := c.replicas(ids, want)
+	return err
+}
+
+// replicas checks configured and returns each group's replicas by node.
+func (c replaceCluster) replicas(ids []int, want map[uint64][]uint64) (map[uint64]map[int]groupHealth, error) {
+	out := map[uint64]map[int]groupHealth{}
+	for _, id := range ids {
+		h, err := c.health(id)
+		if err != nil {
+			return nil, err
+		}
+		for g, gh := range h {
+			if out[g] == nil {
+				out[g] = map[int]groupHealth{}
+			}
+			out[g][id] = gh
+		}
+	}
+	for _, g := range slices.Sorted(maps.Keys(want)) {
+		var hosts []uint64
+		for id := range out[g] {
+			hosts = append(hosts, uint64(id))
+		}
+		slices.Sort(hosts)
+		if !slices.Equal(hosts, want[g]) {
+			return nil, fmt.Errorf("group %d hosted by nodes %v, want %v", g, hosts, want[g])
+		}
+		for id, gh := range out[g] {
+			if !slices.Equal(slices.Sorted(slices.Values(gh.Voters)), want[g]) || len(gh.Learners) > 0 || len(gh.Outgoing) > 0 {
+				return nil, fmt.Errorf("group %d on node %d: %v, want voters %v only", g, id, gh, want[g])
+			}
+		}
+	}
+	return out, nil
+}
+
+// groupsAgree reports an error unless the groups are configured as in want
+// and every group's replicas agree on one leader among them, on the commit
+// and applied index and on the number of chunks held, with everything
+// committed applied.
+func (c replaceCluster) groupsAgree(ids []int, want map[uint64][]uint64) error {
+	reps, err := c.replicas(ids, want)
+	if err != nil {
+		return err
+	}
+	for g, byNode := range reps {
+		var desc []string
+		leaders := 0
+		var first groupHealth
+		for i, id := range slices.Sorted(maps.Keys(byNode)) {
+			gh := byNode[id]
+			if i == 0 {
+				first = gh
+			}
+			if gh.IsLeader {
+				leaders++
+			}
+			desc = append(desc, fmt.Sprintf("node %d: %v", id, gh))
+		}
+		bad := leaders != 1 || !slices.Contains(want[g], first.Leader)
+		for _, gh := range byNode {
+			bad = bad || gh.Leader != first.Leader || gh.Commit != first.Commit || gh.Applied != gh.Commit || gh.Chunks != first.Chunks
+		}
+		if bad {
+			return fmt.Errorf("group %d: replicas disagree or lack one leader: %s", g, strings.Join(desc, "; "))
+		}
+	}
+	return nil
+}
+
+var counterLine = regexp.MustCompile(`^(tessera_[a-z_]+_total) (\S+)$`)
+
+// scrapeCounters returns the tessera_*_total counters of a node's /metrics.
+func scrapeCounters(endpoint string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+endpoint+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s/metrics: %w", endpoint, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s/metrics: status %d", endpoint, resp.StatusCode)
+	}
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		sub := counterLine.FindStringSubmatch(sc.Text())
+		if sub == nil {
+			continue
+		}
+		v, err := strconv.ParseFloat(sub[2], 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s/metrics: %q: %w", endpoint, sc.Text(), err)
+		}
+		m[sub[1]] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s/metrics: %w", endpoint, err)
+	}
+	if _, ok := m["tessera_replicas_created_total"]; !ok {
+		return nil, fmt.Errorf("%s/metrics: no tessera_replicas_created_total (event loop stopped?)", endpoint)
+	}
+	return m, nil
+}
