@@ -25,7 +25,6 @@ type Loop struct {
 	stop   chan struct{}
 	done   chan struct{}
 	tick   time.Duration
-	onStat func(*node.Node)
 }
 
 // runtimeEnv implements env.Env for production.
