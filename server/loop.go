@@ -20,11 +20,11 @@ const maxBatch = 256
 // Loop owns a node and is the only goroutine that touches it. Other
 // goroutines (HTTP handlers, transport readers) post closures to it.
 type Loop struct {
-	node   *node.Node
-	inbox  chan func()
-	stop   chan struct{}
-	done   chan struct{}
-	tick   time.Duration
+	node  *node.Node
+	inbox chan func()
+	stop  chan struct{}
+	done  chan struct{}
+	tick  time.Duration
 }
 
 // runtimeEnv implements env.Env for production.
