@@ -43,6 +43,45 @@ func (w *World) finish() {
 		}
 	}
 	w.converge()
+	w.scrubbed()
+}
+
+// scrubbed waits until no replica holds a corrupt or missing chunk file:
+// bit rot in chunks nobody read must have been found by the scrubber and
+// repaired from a good copy (core/node scrub.go).
+func (w *World) scrubbed() {
+	deadline := w.clk.now + 60*time.Second
+	for len(w.failures) == 0 {
+		bad := w.badChunk()
+		if bad == "" {
+			return
+		}
+		if w.clk.now >= deadline {
+			w.failf("scrub: %s, still, %s after the faults healed", bad, w.clk.now-w.healAt)
+			return
+		}
+		next, stepped := w.clk.now+time.Second, false
+		for len(w.failures) == 0 && w.clk.step(next) {
+			stepped = true
+		}
+		if !stepped {
+			w.failf("scrub: %s, and nothing left to run", bad)
+			return
+		}
+	}
+}
+
+// badChunk describes the first bad chunk file on a live node, or "".
+func (w *World) badChunk() string {
+	for _, s := range w.nodes {
+		if s.lost || !s.up() {
+			continue
+		}
+		if bad := s.node.BadChunks(); len(bad) > 0 {
+			return fmt.Sprintf("node %d holds a bad chunk file (%s) and %d more", s.id, bad[0], len(bad)-1)
+		}
+	}
+	return ""
 }
 
 func (w *World) busyClients() bool {

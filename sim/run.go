@@ -103,6 +103,7 @@ type coverage struct {
 	snapshots, installed, fetches            uint64
 	corrupt, repaired, syncs, timeouts, fwds uint64
 	confChanges, created, removed            uint64
+	scrubbed                                 uint64
 }
 
 func (c *coverage) add(st node.Stats) {
@@ -117,17 +118,19 @@ func (c *coverage) add(st node.Stats) {
 	c.confChanges += st.ConfChanges
 	c.created += st.ReplicasCreated
 	c.removed += st.ReplicasRemoved
+	c.scrubbed += st.ScrubbedChunks
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed)
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d scrubbed=%d",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.scrubbed)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
 	return node.Config{
 		ID: uint64(id), Topology: w.topo, OnApply: w.conform.observe, ElectionTicks: 20, HeartbeatTicks: 2,
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
+		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
 	}

@@ -71,6 +71,11 @@ type Config struct {
 	// ReplaceAfterTicks is how long a group's leader waits without hearing
 	// from a voter before it replaces it on another node (replace.go).
 	ReplaceAfterTicks uint64
+	// ScrubEveryTicks and ScrubChunks set the scrubbing rate: every
+	// ScrubEveryTicks, ScrubChunks chunk files are re-read and verified
+	// (scrub.go).
+	ScrubEveryTicks uint64
+	ScrubChunks     int
 	// Bugs are deliberately injected defects, for testing the testbed only.
 	Bugs Bugs
 }
@@ -114,6 +119,12 @@ func (c *Config) withDefaults() Config {
 	// before it declares a store dead: a restart or a short partition
 	// must not cost a full copy of the node's data.
 	def(&out.ReplaceAfterTicks, 6000)
+	// One chunk a second: 4 MiB/s of reads at the default chunk size, a
+	// pass over a terabyte in about three days.
+	def(&out.ScrubEveryTicks, 20)
+	if out.ScrubChunks == 0 {
+		out.ScrubChunks = 1
+	}
 	if out.WALSegmentBytes == 0 {
 		out.WALSegmentBytes = 64 << 20
 	}

@@ -148,15 +148,15 @@ func (n *Node) onFetchReply(from uint64, f wire.FetchReply) {
 	}
 }
 
-// onCorrupt counts a checksum failure and re-fetches the chunk from the
-// other replicas of its group.
+// onCorrupt counts a bad chunk file (once until it is repaired) and
+// re-fetches the chunk from the other replicas of its group.
 func (n *Node) onCorrupt(g *group, id uint64, err error) {
-	n.stats.CorruptChunks++
-	n.env.Log().Warn("corrupt chunk", "node", n.cfg.ID, "group", g.id, "chunk", id, "err", err)
 	key := chunkKey{g.id, id}
 	if _, ok := n.repairing[key]; ok {
-		return
+		return // counted when found; tickRepairs keeps asking
 	}
+	n.stats.CorruptChunks++
+	n.env.Log().Warn("corrupt chunk", "node", n.cfg.ID, "group", g.id, "chunk", id, "err", err)
 	n.askRepair(g, key)
 }
 

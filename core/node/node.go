@@ -45,6 +45,7 @@ type Node struct {
 	// from each group it deleted a replica of (the tombstone's content).
 	removedAt map[uint64]uint64
 	gc        gcState
+	scrub     scrubState
 	stats     Stats
 	fatal     error
 }
@@ -150,6 +151,7 @@ func (n *Node) Tick() {
 	n.tickPings()
 	n.tickReplace()
 	n.tickRepairs()
+	n.tickScrub()
 	n.tickOps()
 	n.tickGC()
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
@@ -218,5 +220,38 @@ func TestRoutesFollowReplacedMembers(t *testing.T) {
 	}
 	if got == nil || got.Group != topo.MetaGroup || !slices.Equal(got.Members, []uint64{1, 2, 3}) {
 		t.Fatalf("route sent to node 5 = %+v, want meta group members [1 2 3]", got)
+	}
+}
+
+func TestScrubFindsRotInUnreadChunks(t *testing.T) {
+	n, e := newTestNode(t, 1) // one node: every group is a single replica it leads
+	for range 3 * n.cfg.ElectionTicks {
+		n.Tick()
+		n.Flush()
+	}
+	const group = 2
+	data := []byte("a chunk nobody will read")
+	var got *api.Response
+	n.Submit(&api.Request{Kind: api.ChunkWrite, Group: group, ChunkID: 9, CRC: chunk.Checksum(data), Data: data},
+		func(r *api.Response) { got = r })
+	n.Flush()
+	if got == nil || got.Status != api.OK {
+		t.Fatalf("chunk write: %+v", got)
+	}
+	name := fmt.Sprintf("groups/%d/chunks/%016x.chk", group, 9)
+	if err := e.fs.CorruptAtRest(name, 20, 0x10); err != nil {
+		t.Fatal(err)
+	}
+	// One pass over every data group at the default rate.
+	for range n.cfg.ScrubEveryTicks * 10 {
+		n.Tick()
+		n.Flush()
+	}
+	st := n.Stats()
+	if st.ScrubbedChunks == 0 || st.CorruptChunks != 1 {
+		t.Fatalf("scrubbed %d chunks, found %d corrupt; want the rotten chunk found once", st.ScrubbedChunks, st.CorruptChunks)
+	}
+	if bad := n.BadChunks(); len(bad) != 1 || !strings.Contains(bad[0], "chunk 9") {
+		t.Fatalf("BadChunks = %v, want chunk 9 (no other replica to repair it from)", bad)
 	}
 }

@@ -19,6 +19,9 @@ type Stats struct {
 	// ReplicasCreated and ReplicasRemoved count replicas this node joined
 	// and deleted.
 	ConfChanges, ReplicasCreated, ReplicasRemoved uint64
+	// ScrubbedChunks counts chunks the scrubber verified; ScrubPasses the
+	// passes it completed over a group.
+	ScrubbedChunks, ScrubPasses uint64
 }
 
 // GroupStatus describes this node's replica of one group.
