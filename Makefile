@@ -34,7 +34,7 @@ swarm: build
 # A chaos run of real node processes under a nemesis (docs/chaos.md).
 CHAOS_DURATION ?= 30s
 chaos: build
-	./$(BIN) chaos run --nodes 3 --duration $(CHAOS_DURATION)
+	./$(BIN) chaos run --nodes 4 --lose --duration $(CHAOS_DURATION)
 
 specs:
 	$(GO) run ./specs/cmd/specs

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,5 +38,34 @@ func TestNemesis(t *testing.T) {
 	}
 	if res.Ops < 20 || len(res.Faults) == 0 {
 		t.Fatalf("the run did too little: %d ops, %d faults", res.Ops, len(res.Faults))
+	}
+}
+
+// TestNemesisLose fails one of four nodes for good during a chaos run: its
+// groups must replace it (Run checks it), the history must stay
+// linearizable, and when it comes back it must delete its old replicas.
+func TestNemesisLose(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes for several seconds")
+	}
+	exe, err := BuildBinary("..", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	res, err := Run(context.Background(), Options{
+		Cluster: ClusterOptions{Exe: exe, Dir: dir, Nodes: 4,
+			NodeArgs: []string{"--chunk-size", "4KiB", "--replace-after", "2s"}},
+		Duration: 9 * time.Second, Clients: 3, Keys: 3, Seed: 2, Nemesis: true, Lose: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d ops (%d unknown), faults %v, %s", res.Ops, res.Unknown, res.Faults, res.Replacement)
+	if !res.Passed() {
+		t.Fatalf("chaos run failed:\n%s", res)
+	}
+	if res.Replacement == "" || !strings.Contains(res.Replacement, "deleted") {
+		t.Fatalf("no replacement reported: %q", res.Replacement)
 	}
 }

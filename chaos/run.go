@@ -26,6 +26,12 @@ type Options struct {
 	Seed uint64
 	// Nemesis enables faults; without it the run is a plain workload.
 	Nemesis bool
+	// Lose makes one node fail for good a third of the way in: it stays
+	// down while the workload runs, and its groups must replace it (which
+	// needs a spare node, so at least 4 nodes, and a short --replace-after
+	// in Cluster.NodeArgs). After the run it comes back and must delete
+	// the replicas it was replaced in.
+	Lose bool
 	// Log receives one line per fault.
 	Log io.Writer
 }
@@ -36,8 +42,10 @@ type Result struct {
 	Faults       []string
 	Linearizable string
 	// Report is the Porcupine visualisation of a non-linearizable history.
-	Report   []byte
-	Failures []string
+	Report []byte
+	// Replacement describes how the lost node was replaced (Options.Lose).
+	Replacement string
+	Failures    []string
 }
 
 // Passed reports whether the run found nothing wrong.
@@ -105,10 +113,27 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			}
 		}(i)
 	}
-	if opts.Nemesis {
-		res.Faults = nemesis(ctx, c, rand.New(rand.NewPCG(opts.Seed, 99)), deadline, opts.Log)
+	nr := rand.New(rand.NewPCG(opts.Seed, 99))
+	lose := loss{}
+	if opts.Lose {
+		if opts.Cluster.Nodes < 4 {
+			return nil, fmt.Errorf("chaos: losing a node needs at least 4 nodes (a spare), not %d", opts.Cluster.Nodes)
+		}
+		lose = loss{node: nr.IntN(opts.Cluster.Nodes) + 1, at: time.Now().Add(opts.Duration / 3)}
+	}
+	if opts.Nemesis || opts.Lose {
+		res.Faults = nemesis(ctx, c, nr, deadline, opts.Log, opts.Nemesis, &lose)
 	}
 	wg.Wait()
+	if lose.node != 0 {
+		start := time.Now()
+		if err := waitReplaced(ctx, c, lose.node); err != nil {
+			res.Failures = append(res.Failures, err.Error())
+			return res, nil
+		}
+		res.Replacement = fmt.Sprintf("n%d replaced in every group %s after the workload, %s after it was lost",
+			lose.node, time.Since(start).Round(time.Millisecond), time.Since(lose.at).Round(time.Millisecond))
+	}
 	if err := c.Heal(); err != nil {
 		return nil, err
 	}
@@ -116,6 +141,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		if err := c.WaitHealthy(ctx, id); err != nil {
 			res.Failures = append(res.Failures, err.Error())
 			return res, nil
+		}
+	}
+	if lose.node != 0 {
+		if err := waitForgotten(ctx, c, lose.node); err != nil {
+			res.Failures = append(res.Failures, err.Error())
+		} else {
+			res.Replacement += "; back, it deleted its replaced replicas"
 		}
 	}
 	// Durability and liveness: after healing, every key reads back.
@@ -132,11 +164,39 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	return res, nil
 }
 
+// loss is a node to fail for good at a given time (Options.Lose).
+type loss struct {
+	node int
+	at   time.Time
+	done bool
+}
+
 // nemesis injects one fault at a time until the deadline: a crash
 // (SIGKILL, restart after a while) or a pause (SIGSTOP, resume), each on a
-// random node, so at most one node is out and a majority stays up.
-func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, log io.Writer) []string {
+// random node, so at most one node is out and a majority stays up; and,
+// if lose names a node, that node's permanent failure at its time (the
+// other faults then spare it, so that at most one more node is out).
+func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, log io.Writer, faultsOn bool, lose *loss) []string {
 	var faults []string
+	note := func(f string) {
+		faults = append(faults, f)
+		if log != nil {
+			fmt.Fprintln(log, "nemesis:", f)
+		}
+	}
+	loseNow := func() {
+		if lose.node != 0 && !lose.done && !time.Now().Before(lose.at) {
+			c.Kill(lose.node, syscall.SIGKILL)
+			lose.done, lose.at = true, time.Now()
+			note(fmt.Sprintf("lose n%d for the rest of the run", lose.node))
+		}
+	}
+	defer func() {
+		if lose.node != 0 && !lose.done {
+			lose.at = time.Now()
+			loseNow()
+		}
+	}()
 	sleep := func(d time.Duration) bool {
 		if rest := time.Until(deadline); d > rest {
 			d = max(rest, 0)
@@ -149,7 +209,17 @@ func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, 
 		}
 	}
 	for sleep(time.Duration(500+r.IntN(1500)) * time.Millisecond) {
+		loseNow()
+		if !faultsOn {
+			continue
+		}
 		id := r.IntN(len(c.procs)) + 1
+		if lose.node != 0 {
+			id = r.IntN(len(c.procs)-1) + 1
+			if id >= lose.node {
+				id++
+			}
+		}
 		out := time.Duration(500+r.IntN(2500)) * time.Millisecond
 		var f string
 		if r.IntN(2) == 0 {
@@ -165,10 +235,7 @@ func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, 
 			sleep(out)
 			c.Resume(id)
 		}
-		faults = append(faults, f)
-		if log != nil {
-			fmt.Fprintln(log, "nemesis:", f)
-		}
+		note(f)
 	}
 	return faults
 }
@@ -287,6 +354,9 @@ func (r *Result) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ops: %d\nunknown: %d\nfaults: %d\n", r.Ops, r.Unknown, len(r.Faults))
 	fmt.Fprintf(&b, "linearizable: %s\n", r.Linearizable)
+	if r.Replacement != "" {
+		fmt.Fprintf(&b, "replacement: %s\n", r.Replacement)
+	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(&b, "failure: %s\n", f)
 	}

@@ -20,7 +20,8 @@ func chaosCmd() *cobra.Command {
 		duration             time.Duration
 		seed                 uint64
 		dir, chunk           string
-		noNemesis            bool
+		noNemesis, lose      bool
+		replaceAfter         time.Duration
 	)
 	run := &cobra.Command{
 		Use:   "run",
@@ -28,18 +29,26 @@ func chaosCmd() *cobra.Command {
 		Long: `Start --nodes tessera node processes (this binary) on loopback, run --clients
 concurrent clients doing put, append, compare-and-set, delete and get on --keys
 files through the HTTP API, while a nemesis kills (SIGKILL) and restarts, or
-pauses (SIGSTOP) and resumes, one node at a time. Then heal, read every file
-back, and check the history for linearizability with Porcupine. Unlike
-'tessera sim run', a chaos run is not reproducible: it runs on real time.
+pauses (SIGSTOP) and resumes, one node at a time. With --lose, one node also
+fails for good a third of the way in (it needs --nodes 4 or more): the run
+checks that every group replaces it within a minute of the workload's end
+(the nodes run with --replace-after), then restarts it and checks that it
+deletes the replicas it was replaced in. Then heal, read every file back, and
+check the history for linearizability with Porcupine. Unlike 'tessera sim
+run', a chaos run is not reproducible: it runs on real time.
 
 Prints ops, unknown (writes whose outcome could not be known), faults,
 linearizable and verdict lines; exit status 1 on failure, with the Porcupine
 report written to DIR/porcupine.html.`,
-		Example: `  tessera chaos run --nodes 3 --duration 30s`,
-		Args:    cobra.NoArgs,
+		Example: `  tessera chaos run --nodes 3 --duration 30s
+  tessera chaos run --nodes 4 --lose --duration 30s`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if nodes < 3 || nodes > 9 {
 				return fmt.Errorf("--nodes must be 3..9")
+			}
+			if lose && nodes < 4 {
+				return fmt.Errorf("--lose needs --nodes 4 or more: a spare node to replace the lost one on")
 			}
 			exe, err := os.Executable()
 			if err != nil {
@@ -57,8 +66,9 @@ report written to DIR/porcupine.html.`,
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			res, err := chaos.Run(ctx, chaos.Options{
-				Cluster:  chaos.ClusterOptions{Exe: exe, Dir: dir, Nodes: nodes, NodeArgs: []string{"--chunk-size", chunk}},
-				Duration: duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Log: os.Stdout,
+				Cluster: chaos.ClusterOptions{Exe: exe, Dir: dir, Nodes: nodes,
+					NodeArgs: []string{"--chunk-size", chunk, "--replace-after", replaceAfter.String()}},
+				Duration: duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, Log: os.Stdout,
 			})
 			if err != nil {
 				return err
@@ -84,7 +94,9 @@ report written to DIR/porcupine.html.`,
 	fl.Uint64Var(&seed, "seed", 0, "varies the operations and faults; 0 picks one (a run is not reproducible)")
 	fl.StringVar(&dir, "dir", "", "directory for the nodes' data and logs (default: a new temporary directory)")
 	fl.StringVar(&chunk, "chunk-size", "64KiB", "the nodes' chunk size")
-	fl.BoolVar(&noNemesis, "no-nemesis", false, "run the workload without faults")
+	fl.BoolVar(&noNemesis, "no-nemesis", false, "run the workload without crash and pause faults")
+	fl.BoolVar(&lose, "lose", false, "also fail one node for good and check that it is replaced")
+	fl.DurationVar(&replaceAfter, "replace-after", 3*time.Second, "the nodes' --replace-after")
 	cmd.AddCommand(run)
 	return cmd
 }

@@ -1,0 +1,133 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// groupHealth is one replica's entry in a node's /healthz.
+type groupHealth struct {
+	ID       uint64   `json:"id"`
+	IsLeader bool     `json:"is_leader"`
+	Voters   []uint64 `json:"voters"`
+	Outgoing []uint64 `json:"outgoing"`
+	Learners []uint64 `json:"learners"`
+}
+
+func (c *Cluster) groupsOf(ctx context.Context, id int) ([]groupHealth, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.endpoints[id-1]+"/healthz", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("chaos: node %d /healthz: %s", id, resp.Status)
+	}
+	var doc struct {
+		Groups []groupHealth `json:"groups"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		return nil, fmt.Errorf("chaos: node %d /healthz: %w", id, err)
+	}
+	return doc.Groups, nil
+}
+
+// leaders returns, for every group some live node hosts, the configuration
+// its leader has applied; a group whose leader cannot be asked is missing.
+func (c *Cluster) leaders(ctx context.Context, except int) (hosted map[uint64]bool, led map[uint64]groupHealth) {
+	hosted, led = map[uint64]bool{}, map[uint64]groupHealth{}
+	for id := 1; id <= len(c.procs); id++ {
+		if id == except || !c.Up(id) {
+			continue
+		}
+		groups, err := c.groupsOf(ctx, id)
+		if err != nil {
+			continue
+		}
+		for _, g := range groups {
+			hosted[g.ID] = true
+			if g.IsLeader {
+				led[g.ID] = g
+			}
+		}
+	}
+	return hosted, led
+}
+
+// pollUntil calls cond every 200ms until it returns "" or a minute passes,
+// and returns its last answer.
+func pollUntil(ctx context.Context, cond func() string) string {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		why := cond()
+		if why == "" || time.Now().After(deadline) || ctx.Err() != nil {
+			return why
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitReplaced waits until every group's leader has replaced the lost
+// node: it is no longer a voter, and no joint configuration or learner is
+// left.
+func waitReplaced(ctx context.Context, c *Cluster, lost int) error {
+	why := pollUntil(ctx, func() string {
+		hosted, led := c.leaders(ctx, lost)
+		for _, id := range slices.Sorted(maps.Keys(hosted)) {
+			g, ok := led[id]
+			switch {
+			case !ok:
+				return fmt.Sprintf("group %d has no leader", id)
+			case slices.Contains(g.Voters, uint64(lost)):
+				return fmt.Sprintf("group %d still counts lost node %d among its voters %v", id, lost, g.Voters)
+			case len(g.Outgoing) > 0 || len(g.Learners) > 0:
+				return fmt.Sprintf("group %d is still changing membership: voters %v outgoing %v learners %v", id, g.Voters, g.Outgoing, g.Learners)
+			}
+		}
+		return ""
+	})
+	if why != "" {
+		return fmt.Errorf("chaos: node %d lost for good was not replaced within a minute: %s", lost, why)
+	}
+	return nil
+}
+
+// waitForgotten waits until the node that came back after its replacement
+// hosts no replica of a group that no longer counts it as a member.
+func waitForgotten(ctx context.Context, c *Cluster, back int) error {
+	why := pollUntil(ctx, func() string {
+		_, led := c.leaders(ctx, back)
+		groups, err := c.groupsOf(ctx, back)
+		if err != nil {
+			return err.Error()
+		}
+		for _, g := range groups {
+			if g.IsLeader {
+				continue // a leader is a member: the others voted for it
+			}
+			l, ok := led[g.ID]
+			if !ok {
+				return fmt.Sprintf("group %d has no leader among the other nodes", g.ID)
+			}
+			if !slices.Contains(l.Voters, uint64(back)) && !slices.Contains(l.Learners, uint64(back)) {
+				return fmt.Sprintf("node %d still holds a replica of group %d, whose members are %v", back, g.ID, l.Voters)
+			}
+		}
+		return ""
+	})
+	if why != "" {
+		return fmt.Errorf("chaos: node %d did not delete its replaced replicas within a minute: %s", back, why)
+	}
+	return nil
+}
