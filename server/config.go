@@ -25,6 +25,9 @@ type Config struct {
 	ChunkBytes   int               // default 4 MiB
 	MaxFileBytes int64             // default 64 GiB
 	TickInterval time.Duration     // default 50ms
+	// Join starts a node with an empty data directory in an existing
+	// cluster (node.Config.Join): required after a disk was lost.
+	Join bool
 	// ReplaceAfter is how long a group's leader waits without hearing from
 	// a member before it replaces it on another node (default 5m).
 	ReplaceAfter time.Duration

@@ -80,6 +80,7 @@ var nodeCounters = []struct {
 	{"tessera_raft_conf_changes_total", "Membership changes proposed to replace a silent member.", func(s node.Stats) uint64 { return s.ConfChanges }},
 	{"tessera_replicas_created_total", "Group replicas this node created on joining a group.", func(s node.Stats) uint64 { return s.ReplicasCreated }},
 	{"tessera_replicas_removed_total", "Group replicas this node deleted after its removal from the group.", func(s node.Stats) uint64 { return s.ReplicasRemoved }},
+	{"tessera_replicas_fenced_total", "Replicas fenced because this node was a voter of their group and lost its disk.", func(s node.Stats) uint64 { return s.AmnesiacReplicas }},
 	{"tessera_request_timeouts_total", "Requests that timed out with an unknown outcome.", func(s node.Stats) uint64 { return s.Timeouts }},
 }
 

@@ -52,7 +52,7 @@ func Run(ctx context.Context, cfg Config) error {
 		loop.post(func() { loop.node.Receive(e) })
 	}, log, m)
 	n, err := node.New(node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
-		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval)},
+		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join},
 		newRuntimeEnv(fs, tr.send, log))
 	if err != nil {
 		_ = peerLn.Close()

@@ -38,11 +38,12 @@ const (
 	Clog      FaultKind = "clog"      // everything to and from Node is delayed heavily for Dur
 	BitRot    FaultKind = "bitrot"    // one random chunk file of Node gets a flipped bit at rest
 	Lose      FaultKind = "lose"      // Node fails for good: it crashes and never comes back
+	Wipe      FaultKind = "wipe"      // Node crashes, loses its disk, and rejoins with an empty one after Dur
 )
 
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
-var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose}
+var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe}
 
 // Fault is one scheduled fault.
 type Fault struct {
@@ -149,10 +150,18 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 			s.Faults = append(s.Faults, f)
 		}
 	}
-	if nodes >= 5 && on(0.25) {
-		// One node of five fails for good: its groups must replace it
-		// (core/node replace.go) while still serving on the other two.
-		s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(until / 2))), Kind: Lose, Node: r.IntN(nodes) + 1})
+	if nodes >= 5 {
+		switch p := r.Float64(); {
+		case p < 0.25:
+			// One node of five fails for good: its groups must replace it
+			// (core/node replace.go) while still serving on the other two.
+			s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(until / 2))), Kind: Lose, Node: r.IntN(nodes) + 1})
+		case p < 0.40:
+			// One node loses its disk and rejoins empty: its replicas are
+			// fenced, replaced, and it may come back as a spare.
+			s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(until / 2))), Kind: Wipe, Node: r.IntN(nodes) + 1,
+				Dur: time.Duration(r.IntN(5000)+100) * time.Millisecond})
+		}
 	}
 	slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 	return s

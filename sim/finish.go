@@ -121,6 +121,7 @@ func (w *World) divergence() string {
 		node          int
 		applied, hash uint64
 		commit        uint64
+		fenced        bool
 	}
 	byGroup := map[uint64]map[uint64]rep{}
 	conf := map[uint64]node.GroupStatus{}
@@ -135,7 +136,7 @@ func (w *World) divergence() string {
 			if byGroup[g.ID] == nil {
 				byGroup[g.ID] = map[uint64]rep{}
 			}
-			byGroup[g.ID][uint64(s.id)] = rep{s.id, g.Applied, g.StateHash, g.Commit}
+			byGroup[g.ID][uint64(s.id)] = rep{s.id, g.Applied, g.StateHash, g.Commit, g.Fenced}
 			if c, ok := conf[g.ID]; !ok || g.Applied > c.Applied {
 				conf[g.ID] = g
 			}
@@ -159,8 +160,8 @@ func (w *World) divergence() string {
 		case len(c.Voters) != len(tg.Members):
 			return fmt.Sprintf("group %d has voters %v, want %d", tg.ID, c.Voters, len(tg.Members))
 		}
-		// A lost voter must have been replaced, unless every live node
-		// already is a voter (no spare to replace it with).
+		// A lost or fenced voter must have been replaced, unless every
+		// live node already is a voter (no spare to replace it with).
 		spare := false
 		for _, s := range w.nodes {
 			spare = spare || (!s.lost && !slices.Contains(c.Voters, uint64(s.id)))
@@ -176,6 +177,14 @@ func (w *World) divergence() string {
 			r, ok := byGroup[tg.ID][v]
 			if !ok {
 				return fmt.Sprintf("group %d: voter %d holds no replica", tg.ID, v)
+			}
+			if r.fenced {
+				// A voter that lost its disk, like a lost one, must have
+				// been replaced if a spare exists.
+				if spare {
+					return fmt.Sprintf("group %d still counts node %d, fenced after losing its disk, among its voters %v", tg.ID, v, c.Voters)
+				}
+				continue
 			}
 			if first == nil {
 				first = &r

@@ -30,6 +30,11 @@ func TestReplicaReplacement(t *testing.T) {
 		// abort them, and the learners delete the replicas they began.
 		{"learner aborted when the silent voter returns", "delay=1ms..5ms until=30s faults=partition@3s:2/10.5s,clog@12s:n5/3s",
 			[]string{"AddLearner(", "AbortLearner("}, 3},
+		// Node 2 loses its disk and rejoins empty (node.Config.Join): the
+		// replicas its groups still count as voters are fenced, replaced
+		// on a spare, then deleted.
+		{"node that lost its disk is fenced and replaced", "delay=1ms..5ms until=30s faults=wipe@3s:n2/2s",
+			[]string{"AddLearner(", "Promote(", "LeaveJoint"}, 3},
 		// After deleting its replicas, node 2 restarts: its tombstones
 		// keep it from bootstrapping the groups again from the topology
 		// (which it would delete a second time).
@@ -56,6 +61,9 @@ func TestReplicaReplacement(t *testing.T) {
 				if !strings.Contains(trace.String(), a) {
 					t.Errorf("no %s in the trace", a)
 				}
+			}
+			if strings.Contains(tt.schedule, "wipe") && !strings.Contains(res.Coverage, "amnesiac=3") {
+				t.Errorf("coverage %s: want the wiped node's 3 replicas fenced", res.Coverage)
 			}
 			m := regexp.MustCompile(`replicas-removed=(\d+)`).FindStringSubmatch(res.Coverage)
 			if m == nil {

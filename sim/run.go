@@ -103,7 +103,7 @@ type coverage struct {
 	snapshots, installed, fetches            uint64
 	corrupt, repaired, syncs, timeouts, fwds uint64
 	confChanges, created, removed            uint64
-	scrubbed                                 uint64
+	scrubbed, amnesiac                       uint64
 }
 
 func (c *coverage) add(st node.Stats) {
@@ -119,16 +119,17 @@ func (c *coverage) add(st node.Stats) {
 	c.created += st.ReplicasCreated
 	c.removed += st.ReplicasRemoved
 	c.scrubbed += st.ScrubbedChunks
+	c.amnesiac += st.AmnesiacReplicas
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d scrubbed=%d",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.scrubbed)
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d scrubbed=%d",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.scrubbed)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
 	return node.Config{
-		ID: uint64(id), Topology: w.topo, OnApply: w.conform.observe, ElectionTicks: 20, HeartbeatTicks: 2,
+		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, OnApply: w.conform.observe, ElectionTicks: 20, HeartbeatTicks: 2,
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20,
@@ -292,6 +293,17 @@ func (w *World) inject(f Fault) {
 		if s.up() {
 			s.crash("lost for good")
 		}
+	case Wipe:
+		s := w.nodes[f.Node-1]
+		if s.up() {
+			s.crash("disk lost")
+		}
+		// A new, empty disk; the operator restarts the node to join the
+		// existing cluster (node.Config.Join).
+		s.fs = memfs.New()
+		s.installDiskFaults()
+		s.joined = true
+		w.scheduleRestart(s, f.Dur)
 	case Pause:
 		s := w.nodes[f.Node-1]
 		s.pausedUntil = max(s.pausedUntil, w.clk.now+f.Dur)

@@ -42,6 +42,9 @@ type simNode struct {
 	diskFaults bool
 	// lost is set when the node failed for good: it is never restarted.
 	lost bool
+	// joined is set once the node lost its disk: it restarts with
+	// node.Config.Join.
+	joined bool
 }
 
 // simEnv is the core's view of the world from one node.

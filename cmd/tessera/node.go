@@ -33,6 +33,7 @@ type nodeFile struct {
 	MaxFileBytes string            `json:"max_file_size"`
 	Tick         string            `json:"tick"`
 	ReplaceAfter string            `json:"replace_after"`
+	Join         bool              `json:"join"`
 	LogLevel     string            `json:"log_level"`
 }
 
@@ -52,6 +53,10 @@ the meta group and each data group) is derived from it deterministically.
 A group whose leader has not heard from a member for --replace-after replaces
 it on a spare node (a learner catches up, then swaps in through a joint
 configuration); a node that comes back after its replacement deletes its copy.
+A node whose disk was lost must be started again with --join and an empty
+--data-dir: it bootstraps nothing, fences the replicas its groups still count
+it a voter of (it has no memory of its votes or log) until they are replaced,
+and can then be added back as a spare.
 SIGINT or SIGTERM stops the node cleanly.`,
 		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103`,
@@ -80,7 +85,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, tick, replace_after, log_level)")
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, tick, replace_after, join, log_level)")
 	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
 	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
 	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")
@@ -92,6 +97,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size (4KiB..64MiB)")
 	fl.StringVar(&maxFile, "max-file-size", "64GiB", "largest file accepted")
 	fl.StringVar(&tick, "tick", "50ms", "raft tick interval")
+	fl.BoolVar(&f.Join, "join", false, "join an existing cluster with an empty data directory (required after a disk was lost): bootstrap no group")
 	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
@@ -139,6 +145,9 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 	if !set("tick") && file.Tick != "" {
 		*tick = file.Tick
 	}
+	if !set("join") && file.Join {
+		f.Join = true
+	}
 	if !set("replace-after") && file.ReplaceAfter != "" {
 		*replaceAfter = file.ReplaceAfter
 	}
@@ -149,7 +158,7 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 
 func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel string) (server.Config, error) {
 	cfg := server.Config{ID: f.ID, DataDir: f.DataDir, PeerAddr: f.PeerAddr, HTTPAddr: f.HTTPAddr,
-		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas}
+		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas, Join: f.Join}
 	var err error
 	if cfg.Peers, err = parsePeers(peers); err != nil {
 		return cfg, err

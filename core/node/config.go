@@ -45,6 +45,11 @@ type Config struct {
 	OnApply func(Applied)
 	// Topology is the cluster's initial shape, the same on every node.
 	Topology topo.Topology
+	// Join starts a node with an empty disk in an existing cluster: it
+	// bootstraps no group of the initial topology, and gets replicas only
+	// when a group adds it. A node whose disk was lost or replaced must
+	// start so: bootstrapping would make it a voter with no memory.
+	Join bool
 	// ElectionTicks and HeartbeatTicks are raft's timeouts in ticks.
 	ElectionTicks, HeartbeatTicks int
 	// RequestTimeoutTicks bounds how long a request may take before it

@@ -48,6 +48,15 @@ type group struct {
 	snapStale bool
 	// heardAt is the tick of the last raft message received for the group.
 	heardAt uint64
+	// heardFrom is the tick of the last raft message from each member in
+	// this group, and leaderSince when this node last became its leader
+	// (replace.go).
+	heardFrom   map[uint64]uint64
+	leaderSince uint64
+	// amnesiac is set on a replica created on demand that was sent a
+	// snapshot naming it a voter: this node was a voter of the group and
+	// lost its disk. It takes no part in the group until it is removed.
+	amnesiac bool
 }
 
 type snapFetch struct {
@@ -70,7 +79,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
 	}
-	g := &group{id: tg.ID, wal: w, storage: raft.NewMemoryStorage(), heardAt: n.ticks}
+	g := &group{id: tg.ID, wal: w, storage: raft.NewMemoryStorage(), heardAt: n.ticks, heardFrom: map[uint64]uint64{}}
 	if tg.ID != topo.MetaGroup {
 		g.store, err = chunk.NewStore(n.env.FS(), dir+"/chunks")
 		if err != nil {

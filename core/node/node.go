@@ -84,7 +84,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		// An initial member bootstraps the group on first start unless it
 		// deleted its replica after a removal; a member added later
 		// reopens the replica it has on disk.
-		initial := slices.Contains(tg.Members, n.cfg.ID)
+		initial := !cfg.Join && slices.Contains(tg.Members, n.cfg.ID)
 		at, removed, err := readTombstone(e.FS(), tg.ID)
 		if removed {
 			n.removedAt[tg.ID] = at
@@ -181,6 +181,11 @@ func (n *Node) Receive(m *wire.Envelope) {
 			continue
 		}
 		g.heardAt = n.ticks
+		g.heardFrom[m.From] = n.ticks
+		if n.fenced(g, gm.Msg) {
+			n.stats.DroppedMessages++
+			continue
+		}
 		n.noteNonMember(g, m.From)
 		if g.store != nil && gm.Msg.GetType() == raftpb.MsgSnap && n.holdSnapshot(g, m.From, gm.Msg) {
 			continue
@@ -214,6 +219,48 @@ func (n *Node) Receive(m *wire.Envelope) {
 			n.noteNonMember(g, m.From)
 		}
 	}
+}
+
+// fenced reports whether a raft message must not reach a replica created
+// on demand that has installed nothing yet. Such a replica has no
+// configuration and no memory: only a node that was a voter of the group
+// and lost its disk is asked for votes in it, and only such a node is sent
+// a snapshot naming it a voter (a new member is added as a learner and
+// promoted only once caught up). Granting a vote, or acting as that voter,
+// could elect a leader without committed entries (and a heartbeat naming
+// entries it does not have would stop it), so the replica stays silent: the group's leader sees it inactive and replaces it, and it is
+// then removed like any replica left behind.
+func (n *Node) fenced(g *group, m *raftpb.Message) bool {
+	if g.amnesiac {
+		return true
+	}
+	if g.applied != 0 {
+		return false
+	}
+	var why string
+	switch m.GetType() {
+	case raftpb.MsgVote, raftpb.MsgPreVote:
+		return true
+	case raftpb.MsgHeartbeat:
+		// The leader caps a heartbeat's commit index at what it knows the
+		// receiver holds: 0 for a new member.
+		if m.GetCommit() != 0 {
+			why = fmt.Sprintf("a heartbeat says it holds entries up to %d", m.GetCommit())
+		}
+	case raftpb.MsgSnap:
+		cs := m.GetSnapshot().GetMetadata().GetConfState()
+		if slices.Contains(cs.GetVoters(), n.cfg.ID) || slices.Contains(cs.GetVotersOutgoing(), n.cfg.ID) {
+			why = "a snapshot names it a voter"
+		}
+	}
+	if why == "" {
+		return false
+	}
+	g.amnesiac = true
+	n.stats.AmnesiacReplicas++
+	n.env.Log().Error("this node lost its disk: fencing its empty replica until the group replaces it",
+		"node", n.cfg.ID, "group", g.id, "from", m.GetFrom(), "because", why)
+	return true
 }
 
 // tickPings sends an empty envelope to every peer this node has sent
@@ -270,6 +317,9 @@ func (n *Node) flushOnce() bool {
 		}
 		rd := g.rn.Ready()
 		if rd.SoftState != nil {
+			if rd.SoftState.RaftState == raft.StateLeader && g.role != raft.StateLeader {
+				g.leaderSince = n.ticks
+			}
 			g.leader, g.role = rd.SoftState.Lead, rd.SoftState.RaftState
 		}
 		installed, err := g.persist(&rd)

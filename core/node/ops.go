@@ -167,9 +167,11 @@ func (n *Node) advance(o *op) {
 		n.forwardNext(o)
 		return
 	}
-	if g == nil {
+	if g == nil || g.amnesiac || len(g.confState.GetVoters()) == 0 {
+		// Not hosted, or a replica that cannot serve yet (created for a
+		// new member, nothing installed) or ever (fenced after disk loss).
 		if o.fromPeer {
-			n.finish(o, api.Errorf(api.Unavailable, "node %d does not host group %d", n.cfg.ID, o.group))
+			n.finish(o, api.Errorf(api.Unavailable, "node %d does not serve group %d", n.cfg.ID, o.group))
 			return
 		}
 		n.forwardNext(o)

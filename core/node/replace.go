@@ -1,9 +1,9 @@
 package node
 
 // Replica replacement (specs/ReplicaReplacement.tla). The leader of each
-// group replaces a voter it has not heard from for ReplaceAfterTicks, one
-// membership change at a time, the way CockroachDB's replicate queue does
-// on a range's leaseholder:
+// group replaces a voter that has been silent in the group for
+// ReplaceAfterTicks, one membership change at a time, the way CockroachDB's
+// replicate queue does on a range's leaseholder:
 //
 //  1. AddLearner: a live node outside the group joins it as a learner. It
 //     creates its replica on the first message from the leader (a
@@ -95,6 +95,18 @@ func (n *Node) tickReplace() {
 	}
 }
 
+// silentIn reports whether a member has sent this node nothing in the
+// group for ReplaceAfterTicks (counted from when this node became leader
+// at the earliest). A node can be up and still silent in a group: a
+// replica that lost its disk is fenced and says nothing (see fenced).
+func (n *Node) silentIn(g *group, id uint64) bool {
+	at, ok := g.heardFrom[id]
+	if !ok {
+		at = g.leaderSince
+	}
+	return n.ticks-at >= n.cfg.ReplaceAfterTicks
+}
+
 func (n *Node) replaceStep(g *group) {
 	cs := g.confState
 	if len(cs.GetVotersOutgoing()) > 0 {
@@ -102,7 +114,7 @@ func (n *Node) replaceStep(g *group) {
 	}
 	var dead uint64
 	for _, v := range cs.GetVoters() {
-		if v != n.cfg.ID && n.silentFor(v) >= n.cfg.ReplaceAfterTicks {
+		if v != n.cfg.ID && n.silentIn(g, v) {
 			dead = v
 			break
 		}
@@ -110,7 +122,7 @@ func (n *Node) replaceStep(g *group) {
 	if learners := cs.GetLearners(); len(learners) > 0 {
 		l := learners[0]
 		switch {
-		case dead == 0 || n.silentFor(l) >= n.cfg.ReplaceAfterTicks:
+		case dead == 0 || n.silentIn(g, l):
 			n.proposeConf(g, "abort-learner", change(raftpb.ConfChangeType_ConfChangeRemoveNode, l))
 		case n.caughtUp(g, l):
 			n.proposeConf(g, "promote",

@@ -19,6 +19,9 @@ type Stats struct {
 	// ReplicasCreated and ReplicasRemoved count replicas this node joined
 	// and deleted.
 	ConfChanges, ReplicasCreated, ReplicasRemoved uint64
+	// AmnesiacReplicas counts replicas fenced because this node was a voter
+	// of their group and lost its disk.
+	AmnesiacReplicas uint64
 	// ScrubbedChunks counts chunks the scrubber verified; ScrubPasses the
 	// passes it completed over a group.
 	ScrubbedChunks, ScrubPasses uint64
@@ -40,6 +43,9 @@ type GroupStatus struct {
 	StateHash uint64
 	// Chunks is the number of chunks held (data groups).
 	Chunks int
+	// Fenced is set on a replica this node fenced after losing its disk:
+	// it takes no part until the group replaces it.
+	Fenced bool
 }
 
 // Stats returns a copy of the node's counters.
@@ -53,6 +59,7 @@ func (n *Node) Groups() []GroupStatus {
 		st := g.rn.BasicStatus()
 		gs := GroupStatus{ID: id, Leader: st.Lead, IsLeader: st.RaftState == raft.StateLeader,
 			Term: st.HardState.GetTerm(), Commit: st.HardState.GetCommit(), Applied: g.applied, SnapIndex: g.snapIndex}
+		gs.Fenced = g.amnesiac
 		gs.Voters = append(gs.Voters, g.confState.GetVoters()...)
 		gs.Outgoing = append(gs.Outgoing, g.confState.GetVotersOutgoing()...)
 		gs.Learners = append(gs.Learners, g.confState.GetLearners()...)
