@@ -44,6 +44,7 @@ type Cluster struct {
 	procs     []*exec.Cmd
 	exited    []chan struct{}
 	paused    []bool
+	extra     [][]string // per node, after opts.NodeArgs (SetExtraArgs)
 }
 
 // BuildBinary builds cmd/tessera from the module at moduleDir into dir.
@@ -85,7 +86,7 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{opts: opts, procs: make([]*exec.Cmd, opts.Nodes), exited: make([]chan struct{}, opts.Nodes),
-		paused: make([]bool, opts.Nodes)}
+		paused: make([]bool, opts.Nodes), extra: make([][]string, opts.Nodes)}
 	var peers []string
 	for i := 1; i <= opts.Nodes; i++ {
 		peers = append(peers, fmt.Sprintf("%d=127.0.0.1:%d", i, ports[opts.Nodes+i-1]))
@@ -123,6 +124,14 @@ func (c *Cluster) LogPath(id int) string {
 // Up reports whether node id's process is running (paused counts as up).
 func (c *Cluster) Up(id int) bool { return c.procs[id-1] != nil }
 
+// SetExtraArgs sets flags added to node id's command line, after
+// ClusterOptions.NodeArgs, from its next Start on (for instance --join for
+// a node restarted on an empty data directory after a disk loss). No args
+// clears them; a running process is not affected.
+func (c *Cluster) SetExtraArgs(id int, args ...string) {
+	c.extra[id-1] = append([]string(nil), args...)
+}
+
 // Start starts node id's process (again).
 func (c *Cluster) Start(id int) error {
 	if c.procs[id-1] != nil {
@@ -134,6 +143,7 @@ func (c *Cluster) Start(id int) error {
 	}
 	args := append([]string{"node", "--id", strconv.Itoa(id), "--data-dir", c.NodeDir(id),
 		"--http-addr", c.endpoints[id-1], "--peers", c.peers, "--log-level", "warn"}, c.opts.NodeArgs...)
+	args = append(args, c.extra[id-1]...)
 	cmd := exec.Command(c.opts.Exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -602,4 +603,384 @@ func scrapeCounters(endpoint string) (map[string]float64, error) {
 		return nil, fmt.Errorf("%s/metrics: no tessera_replicas_created_total (event loop stopped?)", endpoint)
 	}
 	return m, nil
+}
+
+// TestDiskLossRejoin loses a node's disk: the node is killed, its data
+// directory deleted, and it is started again at once with --join, while
+// its groups still count it a voter. Their messages create empty replicas
+// on it, which it must fence (never vote, never act as the voter it no
+// longer remembers being); each group replaces it on a spare as if it were
+// dead, and it deletes the fenced replicas on the removal notice that
+// follows. The simulator's wipe fault checks the protocol; this checks the
+// binary, with real files and sockets.
+func TestDiskLossRejoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	// 4 nodes and 3 data groups of 3: every group has a spare.
+	c := startReplaceCluster(t, 4, 3)
+	defer func() {
+		if t.Failed() {
+			t.Log(c.LogTails(8000))
+		}
+	}()
+	const victim = replaceVictim
+	expected, victimGroups := c.replaced(t, victim)
+	if !slices.Contains(victimGroups, topo.MetaGroup) || len(victimGroups) < 2 {
+		t.Fatalf("node %d is in groups %v, want the meta group and a data group", victim, victimGroups)
+	}
+	var others []int
+	for _, id := range c.nodes() {
+		if id != victim {
+			others = append(others, id)
+		}
+	}
+	all := c.clientFor(t, c.nodes()...)
+	viaOthers := c.clientFor(t, others...)
+	viaVictim := c.clientFor(t, victim)
+
+	// 1. Files of many 64 KiB chunks, so that every data group holds some.
+	files := map[string][]byte{
+		"/disk-loss/a.bin": randomBytes(41, 1<<20+4321),
+		"/disk-loss/b.bin": randomBytes(42, 640<<10),
+		"/disk-loss/c.bin": randomBytes(43, 100<<10+7),
+	}
+	chunksByGroup := map[uint64]int{}
+	for _, p := range sortedKeys(files) {
+		f, err := putFile(t, all, p, files[p], httpclient.Cond{})
+		if err != nil {
+			t.Fatalf("put %s: %v", p, err)
+		}
+		for _, ch := range f.Chunks {
+			chunksByGroup[ch.Group]++
+		}
+	}
+	for _, g := range c.top.DataGroups() {
+		if chunksByGroup[g] == 0 {
+			t.Fatalf("no chunk of the files landed in data group %d (chunks by group: %v)", g, chunksByGroup)
+		}
+	}
+
+	// 2. The disk is lost: SIGKILL, delete the data directory, start again
+	// at once with --join (raft's state changes, logged at debug, show
+	// whether it ever campaigned).
+	c.Kill(victim, syscall.SIGKILL)
+	killedAt := time.Now()
+	if err := os.RemoveAll(c.NodeDir(victim)); err != nil {
+		t.Fatal(err)
+	}
+	c.SetExtraArgs(victim, "--join", "--log-level", "debug")
+	logFrom := logSize(t, c.LogPath(victim))
+	if err := c.Start(victim); err != nil {
+		t.Fatal(err)
+	}
+	restartedAt := time.Now()
+	if err := c.WaitHealthy(context.Background(), victim); err != nil {
+		t.Fatal(err)
+	}
+
+	// 3 and 4. Poll until the groups have replaced the victim and it has
+	// deleted every replica it fenced. Meanwhile it must lead no group,
+	// and the cluster must take writes through the other nodes (and serve
+	// requests sent to the victim, which forwards them).
+	var (
+		fencedAt, replacedAt      time.Time
+		writesWhileFenced         int
+		servedViaVictim           bool
+		mostEmpty                 int // most replicas the victim showed at once with applied 0
+		conf                      map[uint64][]uint64
+		fencedTotal, removedTotal float64
+	)
+	deadline := restartedAt.Add(2 * replaceMaxWait)
+	for i := 0; ; i++ {
+		h, err := c.health(victim)
+		if err == nil {
+			empty := 0
+			for _, g := range slices.Sorted(maps.Keys(h)) {
+				if h[g].IsLeader {
+					t.Fatalf("node %d, rejoined on an empty disk, leads group %d before its fenced replicas are gone: %v", victim, g, h[g])
+				}
+				if h[g].Applied == 0 {
+					empty++
+				}
+			}
+			mostEmpty = max(mostEmpty, empty)
+		}
+		m, merr := scrapeCounters(c.endpoint(victim))
+		if merr == nil {
+			fencedTotal, removedTotal = m["tessera_replicas_fenced_total"], m["tessera_replicas_removed_total"]
+			if fencedTotal >= 1 && fencedAt.IsZero() {
+				fencedAt = time.Now()
+			}
+		}
+		if replacedAt.IsZero() && c.noLeaderCounts(others, victim, victimGroups) == nil {
+			replacedAt = time.Now()
+		}
+		err = errors.Join(err, merr)
+		if err == nil {
+			conf, err = c.rejoined(victim, fencedTotal, removedTotal)
+		}
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d rejoined with an empty disk: groups not healed within %s (fenced %v, removed %v): %v",
+				victim, 2*replaceMaxWait, fencedTotal, removedTotal, err)
+		}
+		if fencedTotal >= 1 && (fencedTotal > removedTotal || len(h) > 0) {
+			// A fenced replica is (or may still be) there: the others
+			// take writes, and the victim forwards what it is sent.
+			p := fmt.Sprintf("/disk-loss/while-fenced-%d.bin", i)
+			files[p] = randomBytes(200+uint64(i), 90<<10+i)
+			if _, err := putFile(t, viaOthers, p, files[p], httpclient.Cond{}); err != nil {
+				t.Fatalf("put %s through nodes %v while node %d is fenced: %v", p, others, victim, err)
+			}
+			writesWhileFenced++
+			if !servedViaVictim {
+				servedViaVictim = true
+				checkFiles(t, viaVictim, map[string][]byte{"/disk-loss/a.bin": files["/disk-loss/a.bin"]}, "through the fenced node")
+				p := "/disk-loss/via-fenced.bin"
+				files[p] = randomBytes(300, 150<<10+3)
+				if _, err := putFile(t, viaVictim, p, files[p], httpclient.Cond{}); err != nil {
+					t.Fatalf("put %s through node %d while it is fenced: %v", p, victim, err)
+				}
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	healedAt := time.Now()
+	since := func(at time.Time) string {
+		if at.IsZero() {
+			return "not seen"
+		}
+		return at.Sub(restartedAt).Round(100 * time.Millisecond).String()
+	}
+	t.Logf("node %d restarted with --join %s after its kill; after the restart: first replica fenced %s, replaced in groups %v %s, fenced replicas deleted and groups healthy %s (--replace-after %s)",
+		victim, restartedAt.Sub(killedAt).Round(time.Millisecond), since(fencedAt), victimGroups, since(replacedAt), since(healedAt), replaceAfter)
+	t.Logf("fenced %v replicas, deleted %v; at most %d shown at once with applied 0; %d writes through nodes %v while fenced; configuration %v (expected replacement %v)",
+		fencedTotal, removedTotal, mostEmpty, writesWhileFenced, others, conf, expected)
+	if writesWhileFenced == 0 {
+		t.Fatalf("no write was made while node %d had a fenced replica (first seen fenced %s, healed %s)", victim, since(fencedAt), since(healedAt))
+	}
+
+	// The victim fenced replicas only of groups it was a voter of, and
+	// deleted each one it is not a member of again, tombstone first. Its
+	// log shows no campaign since the restart unless it is a voter again.
+	logText := logSinceOffset(t, c.LogPath(victim), logFrom)
+	if !strings.Contains(logText, "raft: ") {
+		t.Fatalf("node %d logged nothing from raft since its restart: --log-level debug not in effect, so the campaign check below would prove nothing", victim)
+	}
+	var fencedGroups []uint64
+	var reasons []string
+	for _, sub := range fenceLine.FindAllStringSubmatch(logText, -1) {
+		g, _ := strconv.ParseUint(sub[1], 10, 64)
+		reasons = append(reasons, fmt.Sprintf("group %s: %s", sub[1], sub[2]))
+		if !slices.Contains(victimGroups, g) {
+			t.Fatalf("node %d fenced its replica of group %d, of which it was never a voter (groups %v)", victim, g, victimGroups)
+		}
+		if slices.Contains(fencedGroups, g) {
+			t.Fatalf("node %d fenced its replica of group %d twice", victim, g)
+		}
+		fencedGroups = append(fencedGroups, g)
+	}
+	slices.Sort(fencedGroups)
+	if float64(len(fencedGroups)) != fencedTotal {
+		t.Fatalf("node %d logged fencing groups %v, but tessera_replicas_fenced_total = %v", victim, fencedGroups, fencedTotal)
+	}
+	var memberOf, deleted []uint64
+	for _, g := range slices.Sorted(maps.Keys(conf)) {
+		if slices.Contains(conf[g], uint64(victim)) {
+			memberOf = append(memberOf, g)
+		}
+	}
+	for _, g := range fencedGroups {
+		if !slices.Contains(memberOf, g) {
+			deleted = append(deleted, g)
+		}
+	}
+	checkDeleted(t, c.NodeDir(victim), deleted)
+	if len(memberOf) == 0 {
+		if l := campaignLine.FindString(logText); l != "" {
+			t.Fatalf("node %d campaigned after it rejoined with an empty disk, though it is a voter of no group: %q", victim, l)
+		}
+	}
+	t.Logf("node %d fenced groups %v (%s) and deleted %v; a voter again of %v", victim, fencedGroups, strings.Join(reasons, "; "), deleted, memberOf)
+
+	// Every node, the victim included, serves every file byte for byte and
+	// takes new ones.
+	for _, id := range c.nodes() {
+		p := fmt.Sprintf("/disk-loss/after-heal-via-%d.bin", id)
+		files[p] = randomBytes(400+uint64(id), 200<<10+id)
+		if _, err := putFile(t, c.clientFor(t, id), p, files[p], httpclient.Cond{}); err != nil {
+			t.Fatalf("put %s through node %d after the heal: %v", p, id, err)
+		}
+	}
+	for _, id := range c.nodes() {
+		checkFiles(t, c.clientFor(t, id), files, fmt.Sprintf("through node %d after the heal", id))
+	}
+	eventually(t, replaceMaxWait, "groups agree after the heal", func() error {
+		return c.groupsAgree(c.nodes(), conf)
+	})
+
+	// 5. Another crash and restart, still with --join: the tombstones hold.
+	// For two --replace-after periods of traffic, some of it through the
+	// victim, the fresh process creates, fences and deletes no replica, and
+	// hosts only those of groups it is a voter of.
+	c.Kill(victim, syscall.SIGKILL)
+	if err := c.Start(victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitHealthy(context.Background(), victim); err != nil {
+		t.Fatal(err)
+	}
+	windowEnd := time.Now().Add(2 * replaceAfter)
+	for i := 0; i == 0 || time.Now().Before(windowEnd); i++ {
+		p := fmt.Sprintf("/disk-loss/second-restart-%d.bin", i)
+		files[p] = randomBytes(500+uint64(i), 120<<10+i)
+		for _, via := range []*httpclient.Client{viaVictim, all} {
+			if _, err := putFile(t, via, p, files[p], httpclient.Cond{}); err != nil {
+				t.Fatalf("put %s after the second restart through %v: %v", p, via.Endpoints(), err)
+			}
+			if got := readAll(t, via, p, 0, -1); !bytes.Equal(got, files[p]) {
+				t.Fatalf("read %s after the second restart through %v: %d bytes that differ from the %d put", p, via.Endpoints(), len(got), len(files[p]))
+			}
+		}
+		m, err := scrapeCounters(c.endpoint(victim))
+		if err != nil {
+			t.Fatalf("node %d after its second restart: %v", victim, err)
+		}
+		for _, name := range []string{"tessera_replicas_created_total", "tessera_replicas_fenced_total", "tessera_replicas_removed_total"} {
+			if got := m[name]; got != 0 {
+				t.Fatalf("node %d after its second restart: %s = %v, want 0 (a deleted replica came back?)", victim, name, got)
+			}
+		}
+		h, err := c.health(victim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for g, gh := range h {
+			if !slices.Contains(memberOf, g) {
+				t.Fatalf("node %d after its second restart hosts group %d (%v), of which it is no member (tombstone not respected)", victim, g, gh)
+			}
+		}
+		checkDeleted(t, c.NodeDir(victim), deleted)
+	}
+	for _, id := range c.nodes() {
+		checkFiles(t, c.clientFor(t, id), files, fmt.Sprintf("through node %d at the end", id))
+	}
+	eventually(t, replaceMaxWait, "groups agree at the end", func() error {
+		return c.groupsAgree(c.nodes(), conf)
+	})
+}
+
+var (
+	// fenceLine is node.fenced's log line: the group and the reason.
+	fenceLine = regexp.MustCompile(`msg="this node lost its disk: fencing[^"]*".*\bgroup=(\d+)\b.*\bbecause="([^"]*)"`)
+	// campaignLine is raft's (debug) line for a replica that campaigns or
+	// wins an election.
+	campaignLine = regexp.MustCompile(`raft: [0-9a-f]+ (?:became (?:leader|candidate|pre-candidate)|is starting a new election)[^"]*`)
+)
+
+// noLeaderCounts reports an error unless, in each of groups, a leader among
+// nodes ids has applied a configuration without node gone.
+func (c replaceCluster) noLeaderCounts(ids []int, gone int, groups []uint64) error {
+	confs, err := c.leaderConfigs(ids)
+	for _, g := range groups {
+		cs, ok := confs[g]
+		switch {
+		case !ok:
+			return fmt.Errorf("group %d: no leader among nodes %v (%v)", g, ids, err)
+		case slices.Contains(cs.Voters, uint64(gone)) || slices.Contains(cs.Outgoing, uint64(gone)) || slices.Contains(cs.Learners, uint64(gone)):
+			return fmt.Errorf("group %d still counts node %d: %v", g, gone, cs)
+		}
+	}
+	return nil
+}
+
+// leaderConfigs returns the replica of each group that leads it among
+// nodes ids (a group whose leader is elsewhere, or two of whose replicas
+// think they lead, is missing), and the first error met.
+func (c replaceCluster) leaderConfigs(ids []int) (map[uint64]groupHealth, error) {
+	out := map[uint64]groupHealth{}
+	var errs []error
+	two := map[uint64]bool{}
+	for _, id := range ids {
+		h, err := c.health(id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for g, gh := range h {
+			if !gh.IsLeader {
+				continue
+			}
+			if _, ok := out[g]; ok {
+				two[g] = true
+				errs = append(errs, fmt.Errorf("group %d: two replicas think they lead: %v and node %d's %v", g, out[g], id, gh))
+			}
+			out[g] = gh
+		}
+	}
+	for g := range two {
+		delete(out, g)
+	}
+	return out, errors.Join(errs...)
+}
+
+// rejoined reports an error unless the node that rejoined with an empty
+// disk has fenced a replica and deleted as many (counters of its current
+// process), and every group is healthy: its leader has applied a settled
+// configuration of as many voters as it started with (no learner, not
+// joint), and exactly those voters host it and agree on it (groupsAgree).
+// The node may be one of them only as a member added again, whose replica
+// has applied everything committed. It returns that configuration.
+func (c replaceCluster) rejoined(id int, fenced, removed float64) (map[uint64][]uint64, error) {
+	if fenced < 1 {
+		return nil, fmt.Errorf("node %d: tessera_replicas_fenced_total = %v, want >= 1", id, fenced)
+	}
+	if removed < fenced {
+		return nil, fmt.Errorf("node %d: tessera_replicas_removed_total = %v, want >= %v (tessera_replicas_fenced_total)", id, removed, fenced)
+	}
+	leaders, err := c.leaderConfigs(c.nodes())
+	conf := map[uint64][]uint64{}
+	for _, tg := range c.top.Groups {
+		l, ok := leaders[tg.ID]
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("group %d: no leader (%v)", tg.ID, err)
+		case len(l.Voters) != len(tg.Members) || len(l.Learners) > 0 || len(l.Outgoing) > 0:
+			return nil, fmt.Errorf("group %d: leader's configuration not settled: %v", tg.ID, l)
+		}
+		conf[tg.ID] = slices.Sorted(slices.Values(l.Voters))
+	}
+	if err := c.groupsAgree(c.nodes(), conf); err != nil {
+		return nil, err
+	}
+	return conf, nil
+}
+
+// logSize returns the size of a log file (0 if it does not exist yet).
+func logSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if os.IsNotExist(err) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// logSinceOffset returns a log file from byte off on.
+func logSinceOffset(t *testing.T, path string, off int64) string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off > int64(len(raw)) {
+		t.Fatalf("%s: %d bytes, shorter than the offset %d", path, len(raw), off)
+	}
+	return string(raw[off:])
 }
