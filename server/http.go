@@ -451,13 +451,15 @@ func (h *httpAPI) health(w http.ResponseWriter) {
 		Voters   []uint64 `json:"voters"`
 		Outgoing []uint64 `json:"outgoing,omitempty"`
 		Learners []uint64 `json:"learners,omitempty"`
+		// Fenced marks a replica this node fenced after losing its disk.
+		Fenced bool `json:"fenced,omitempty"`
 	}
 	var groups []groupJSON
 	var nodeErr error
 	alive := h.loop.inspect(func(n *node.Node) {
 		nodeErr = n.Err()
 		for _, g := range n.Groups() {
-			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners})
+			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners, g.Fenced})
 		}
 	})
 	if !alive || nodeErr != nil {
