@@ -227,16 +227,20 @@ func (n *Node) onRemoval(from uint64, r wire.Removal) {
 // or a snapshot. The heartbeat matters: a leader whose probe was lost waits
 // for a heartbeat response before it probes again. A vote request from a
 // stale member must not create a replica, nor a message sent before this
-// node's last removal from the group (delayed in the network): its commit
-// or snapshot index is not past that removal. A heartbeat's commit is
-// capped at what the leader knows this node holds, so one to a new member
-// carries 0; a stale one that also does creates an empty replica that the
-// leader's removal notice deletes again.
+// node's last removal from the group (delayed in the network, or queued in
+// a peer's transport while this node was down): an append's commit or a
+// snapshot's index is not past that removal. A heartbeat's commit is capped
+// at what the leader knows this node holds, so one to a new member carries
+// 0, as may a stale one: a node once removed joins again only on an append
+// or a snapshot (a lost probe then costs an abort and a new attempt).
 func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *group {
 	removedAt := n.removedAt[group]
 	switch m.GetType() {
 	case raftpb.MessageType_MsgHeartbeat:
-		if m.GetCommit() != 0 && m.GetCommit() <= removedAt {
+		// A heartbeat cannot be told apart from one sent before this
+		// node's removal (both may carry commit 0), so only a node never
+		// removed from the group joins on one.
+		if removedAt != 0 || m.GetCommit() != 0 {
 			return nil
 		}
 	case raftpb.MessageType_MsgApp:
