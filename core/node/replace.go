@@ -44,8 +44,6 @@ import (
 // restart the group is not bootstrapped again from the initial topology.
 func tombstone(group uint64) string { return fmt.Sprintf("groups/%d/removed", group) }
 
-// silentFor returns how many ticks ago the peer was last heard from (since
-// this node started if never).
 // readTombstone returns the index at which this node was removed from the
 // group, and whether it was.
 func readTombstone(fs vfs.FS, group uint64) (uint64, bool, error) {
@@ -66,6 +64,8 @@ func readTombstone(fs vfs.FS, group uint64) (uint64, bool, error) {
 	return binary.BigEndian.Uint64(b[:]), true, nil
 }
 
+// silentFor returns how many ticks ago the peer was last heard from (since
+// this node started if never): any envelope counts, pings included.
 func (n *Node) silentFor(peer uint64) uint64 {
 	return n.ticks - n.lastHeard[peer]
 }
@@ -207,8 +207,8 @@ func (n *Node) noteNonMember(g *group, from uint64) {
 }
 
 // onRemoval deletes this node's replica of a group that no longer counts it
-// as a member at index r.Index. Only a replica that has applied
-// less than that can have missed its removal: one added again later was
+// as a member at index r.Index. Only a replica that has applied less than
+// that can have missed its removal: one added again later was
 // created from a snapshot past r.Index, and ignores the notice. A replica
 // wrongly deleted would be a learner being filled, which the leader fills
 // again; a voter is never in that position, as every voter was a learner
