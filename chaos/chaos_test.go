@@ -4,38 +4,66 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// TestNemesis runs a short chaos run against three real node processes:
-// whatever the faults hit, the history must be linearizable and every key
-// must read back after healing.
-func TestNemesis(t *testing.T) {
+// runChaos runs a chaos run with the binary built once for the package's
+// tests, and fails the test if the run found anything wrong (writing the
+// Porcupine report of a non-linearizable history next to the nodes' data).
+func runChaos(t *testing.T, opts Options) *Result {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("starts real processes for several seconds")
 	}
-	exe, err := BuildBinary("..", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	res, err := Run(context.Background(), Options{
-		Cluster:  ClusterOptions{Exe: exe, Dir: dir, Nodes: 3, NodeArgs: []string{"--chunk-size", "4KiB"}},
-		Duration: 8 * time.Second, Clients: 4, Keys: 3, Seed: 1, Nemesis: true,
+	exeOnce.Do(func() {
+		if exeDir, exeErr = os.MkdirTemp("", "tessera-chaos-test-"); exeErr == nil {
+			exe, exeErr = BuildBinary("..", exeDir)
+		}
 	})
+	if exeErr != nil {
+		t.Fatal(exeErr)
+	}
+	opts.Cluster.Exe, opts.Cluster.Dir = exe, t.TempDir()
+	res, err := Run(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d ops (%d unknown), faults %v", res.Ops, res.Unknown, res.Faults)
+	t.Logf("%d ops (%d unknown), faults %v %s", res.Ops, res.Unknown, res.Faults, res.Replacement)
 	if !res.Passed() {
 		if len(res.Report) > 0 {
-			report := dir + "/porcupine.html"
+			report := opts.Cluster.Dir + "/porcupine.html"
 			_ = os.WriteFile(report, res.Report, 0o644)
 			t.Logf("porcupine report: %s", report)
 		}
 		t.Fatalf("chaos run failed:\n%s", res)
 	}
+	return res
+}
+
+var (
+	exeOnce     sync.Once
+	exeDir, exe string
+	exeErr      error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if exeDir != "" {
+		_ = os.RemoveAll(exeDir)
+	}
+	os.Exit(code)
+}
+
+// TestNemesis runs a short chaos run against three real node processes:
+// whatever the faults hit, the history must be linearizable and every key
+// must read back after healing.
+func TestNemesis(t *testing.T) {
+	res := runChaos(t, Options{
+		Cluster:  ClusterOptions{Nodes: 3, NodeArgs: []string{"--chunk-size", "4KiB"}},
+		Duration: 8 * time.Second, Clients: 4, Keys: 3, Seed: 1, Nemesis: true,
+	})
 	if res.Ops < 20 || len(res.Faults) == 0 {
 		t.Fatalf("the run did too little: %d ops, %d faults", res.Ops, len(res.Faults))
 	}
@@ -45,26 +73,10 @@ func TestNemesis(t *testing.T) {
 // groups must replace it (Run checks it), the history must stay
 // linearizable, and when it comes back it must delete its old replicas.
 func TestNemesisLose(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts real processes for several seconds")
-	}
-	exe, err := BuildBinary("..", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	res, err := Run(context.Background(), Options{
-		Cluster: ClusterOptions{Exe: exe, Dir: dir, Nodes: 4,
-			NodeArgs: []string{"--chunk-size", "4KiB", "--replace-after", "2s"}},
+	res := runChaos(t, Options{
+		Cluster:  ClusterOptions{Nodes: 4, NodeArgs: []string{"--chunk-size", "4KiB", "--replace-after", "2s"}},
 		Duration: 9 * time.Second, Clients: 3, Keys: 3, Seed: 2, Nemesis: true, Lose: true,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%d ops (%d unknown), faults %v, %s", res.Ops, res.Unknown, res.Faults, res.Replacement)
-	if !res.Passed() {
-		t.Fatalf("chaos run failed:\n%s", res)
-	}
 	if res.Replacement == "" || !strings.Contains(res.Replacement, "deleted") {
 		t.Fatalf("no replacement reported: %q", res.Replacement)
 	}

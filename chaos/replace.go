@@ -10,17 +10,29 @@ import (
 	"time"
 )
 
-// groupHealth is one replica's entry in a node's /healthz.
-type groupHealth struct {
+// GroupHealth is one group replica in a node's /healthz
+// (docs/http-api.md): its raft state and the configuration it has applied.
+type GroupHealth struct {
 	ID       uint64   `json:"id"`
+	Leader   uint64   `json:"leader"`
 	IsLeader bool     `json:"is_leader"`
+	Commit   uint64   `json:"commit"`
+	Applied  uint64   `json:"applied"`
+	Chunks   int      `json:"chunks"`
 	Voters   []uint64 `json:"voters"`
 	Outgoing []uint64 `json:"outgoing"`
 	Learners []uint64 `json:"learners"`
+	Fenced   bool     `json:"fenced"`
 }
 
-func (c *Cluster) groupsOf(ctx context.Context, id int) ([]groupHealth, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+func (g GroupHealth) String() string {
+	return fmt.Sprintf("leader %d commit %d applied %d chunks %d voters %v outgoing %v learners %v fenced %v",
+		g.Leader, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners, g.Fenced)
+}
+
+// Groups returns the group replicas node id reports on /healthz.
+func (c *Cluster) Groups(ctx context.Context, id int) ([]GroupHealth, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.endpoints[id-1]+"/healthz", nil)
 	if err != nil {
@@ -28,14 +40,14 @@ func (c *Cluster) groupsOf(ctx context.Context, id int) ([]groupHealth, error) {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("chaos: node %d /healthz: %w", id, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("chaos: node %d /healthz: %s", id, resp.Status)
 	}
 	var doc struct {
-		Groups []groupHealth `json:"groups"`
+		Groups []GroupHealth `json:"groups"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
 		return nil, fmt.Errorf("chaos: node %d /healthz: %w", id, err)
@@ -45,13 +57,13 @@ func (c *Cluster) groupsOf(ctx context.Context, id int) ([]groupHealth, error) {
 
 // leaders returns, for every group some live node hosts, the configuration
 // its leader has applied; a group whose leader cannot be asked is missing.
-func (c *Cluster) leaders(ctx context.Context, except int) (hosted map[uint64]bool, led map[uint64]groupHealth) {
-	hosted, led = map[uint64]bool{}, map[uint64]groupHealth{}
+func (c *Cluster) leaders(ctx context.Context, except int) (hosted map[uint64]bool, led map[uint64]GroupHealth) {
+	hosted, led = map[uint64]bool{}, map[uint64]GroupHealth{}
 	for id := 1; id <= len(c.procs); id++ {
 		if id == except || !c.Up(id) {
 			continue
 		}
-		groups, err := c.groupsOf(ctx, id)
+		groups, err := c.Groups(ctx, id)
 		if err != nil {
 			continue
 		}
@@ -108,7 +120,7 @@ func waitReplaced(ctx context.Context, c *Cluster, lost int) error {
 func waitForgotten(ctx context.Context, c *Cluster, back int) error {
 	why := pollUntil(ctx, func() string {
 		_, led := c.leaders(ctx, back)
-		groups, err := c.groupsOf(ctx, back)
+		groups, err := c.Groups(ctx, back)
 		if err != nil {
 			return err.Error()
 		}

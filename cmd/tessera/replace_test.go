@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -432,45 +431,16 @@ func checkDeleted(t *testing.T, dir string, groups []uint64) {
 }
 
 // groupHealth is one group replica in a node's /healthz.
-type groupHealth struct {
-	ID       uint64   `json:"id"`
-	Leader   uint64   `json:"leader"`
-	IsLeader bool     `json:"is_leader"`
-	Commit   uint64   `json:"commit"`
-	Applied  uint64   `json:"applied"`
-	Chunks   int      `json:"chunks"`
-	Voters   []uint64 `json:"voters"`
-	Outgoing []uint64 `json:"outgoing"`
-	Learners []uint64 `json:"learners"`
-}
-
-func (g groupHealth) String() string {
-	return fmt.Sprintf("leader %d commit %d applied %d chunks %d voters %v outgoing %v learners %v",
-		g.Leader, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners)
-}
+type groupHealth = chaos.GroupHealth
 
 // health returns node id's replicas by group id.
 func (c replaceCluster) health(id int) (map[uint64]groupHealth, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.endpoint(id)+"/healthz", nil)
+	groups, err := c.Groups(context.Background(), id)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("node %d /healthz: %w", id, err)
-	}
-	defer resp.Body.Close()
-	var h struct {
-		OK     bool          `json:"ok"`
-		Groups []groupHealth `json:"groups"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || !h.OK {
-		return nil, fmt.Errorf("node %d /healthz: status %d, ok %v, err %v", id, resp.StatusCode, h.OK, err)
-	}
 	out := map[uint64]groupHealth{}
-	for _, g := range h.Groups {
+	for _, g := range groups {
 		out[g.ID] = g
 	}
 	return out, nil

@@ -384,11 +384,11 @@ func (n *Node) forwardTargets(group, skip uint64) []uint64 {
 	return peers
 }
 
-// lagging reports whether the replica is catching up: just created for a
-// new member, installing a snapshot, or well behind the commit index it
-// knows of.
+// lagging reports whether the replica is catching up: installing a
+// snapshot, or well behind the commit index it knows of. (A replica with
+// nothing installed yet never gets here: advance forwards around it.)
 func (n *Node) lagging(g *group) bool {
-	return len(g.confState.GetVoters()) == 0 || g.pendingSnap != nil || g.rn.BasicStatus().HardState.GetCommit() > g.applied+16
+	return g.pendingSnap != nil || g.rn.BasicStatus().HardState.GetCommit() > g.applied+16
 }
 
 func (n *Node) serveForward(from uint64, f wire.Forward) {
