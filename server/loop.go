@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/tessera-db/tessera/core/api"
@@ -33,6 +34,7 @@ type runtimeEnv struct {
 	rng  *rand.Rand
 	send func(*wire.Envelope)
 	log  *slog.Logger
+	io   *ioWorkers
 }
 
 func (e *runtimeEnv) NowNanos() int64       { return time.Now().UnixNano() }
@@ -40,11 +42,75 @@ func (e *runtimeEnv) Rand() *rand.Rand      { return e.rng }
 func (e *runtimeEnv) Send(m *wire.Envelope) { e.send(m) }
 func (e *runtimeEnv) FS() vfs.FS            { return e.fs }
 func (e *runtimeEnv) Log() *slog.Logger     { return e.log }
+func (e *runtimeEnv) IO(q uint64, work func() error, done func(error)) {
+	e.io.submit(q, work, done)
+}
+
 func newRuntimeEnv(fs vfs.FS, send func(*wire.Envelope), log *slog.Logger) *runtimeEnv {
 	var seed [16]byte
 	_, _ = crand.Read(seed[:])
 	rng := rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:])))
-	return &runtimeEnv{fs: fs, rng: rng, send: send, log: log}
+	return &runtimeEnv{fs: fs, rng: rng, send: send, log: log, io: newIOWorkers()}
+}
+
+// ioWorkers run a node's disk work off its event loop: one goroutine per
+// I/O queue, started on first use, running the queue's work in order and
+// posting each completion back to the loop. The core keeps at most a couple
+// of items in flight per queue (one log batch, one replica deletion), so a
+// queue's channel never fills.
+type ioWorkers struct {
+	mu     sync.Mutex
+	queues map[uint64]chan ioJob
+	wg     sync.WaitGroup
+	closed bool
+	// post runs a completion on the event loop (set once the loop exists).
+	post func(func()) bool
+}
+
+type ioJob struct {
+	work func() error
+	done func(error)
+}
+
+func newIOWorkers() *ioWorkers { return &ioWorkers{queues: map[uint64]chan ioJob{}} }
+
+func (w *ioWorkers) submit(q uint64, work func() error, done func(error)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return
+	}
+	ch := w.queues[q]
+	if ch == nil {
+		ch = make(chan ioJob, 64)
+		w.queues[q] = ch
+		w.wg.Add(1)
+		go w.run(ch)
+	}
+	ch <- ioJob{work, done}
+}
+
+func (w *ioWorkers) run(ch chan ioJob) {
+	defer w.wg.Done()
+	for j := range ch {
+		err := j.work()
+		w.post(func() { j.done(err) })
+	}
+}
+
+// close waits for the work in flight to finish; later work is dropped,
+// as a crash would lose it. The loop must have stopped: completions are
+// not delivered.
+func (w *ioWorkers) close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		for _, ch := range w.queues {
+			close(ch)
+		}
+	}
+	w.mu.Unlock()
+	w.wg.Wait()
 }
 
 func newLoop(n *node.Node, tick time.Duration) *Loop {

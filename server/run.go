@@ -51,10 +51,13 @@ func Run(ctx context.Context, cfg Config) error {
 	tr := newTransport(cfg.ID, cfg.Peers, peerLn, func(e *wire.Envelope) {
 		loop.post(func() { loop.node.Receive(e) })
 	}, log, m)
+	renv := newRuntimeEnv(fs, tr.send, log)
+	renv.io.post = func(f func()) bool { return loop.post(f) }
 	n, err := node.New(node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
 		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join},
-		newRuntimeEnv(fs, tr.send, log))
+		renv)
 	if err != nil {
+		renv.io.close()
 		_ = peerLn.Close()
 		_ = httpLn.Close()
 		return err
@@ -101,6 +104,8 @@ func Run(ctx context.Context, cfg Config) error {
 		close(loop.stop)
 		<-loop.done
 	}
+	// Disk work still running touches the logs: let it finish first.
+	renv.io.close()
 	n.Close()
 	log.Info("node stopped", "err", runErr)
 	return runErr

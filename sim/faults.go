@@ -25,6 +25,10 @@ type Mix struct {
 	NoSpaceRate  float64 // fraction of writes failing with ENOSPC (the node stops)
 	SlowFsync    time.Duration
 	ClockSkew    float64 // max fraction by which a node's tick rate differs
+	// DiskMin and DiskMax bound the latency of one asynchronous disk write
+	// (a log batch and its fsync, Env.IO), drawn per write; writes to
+	// different queues complete out of order.
+	DiskMin, DiskMax time.Duration
 }
 
 // FaultKind is a scheduled fault.
@@ -164,6 +168,8 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 		}
 	}
 	slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
+	m.DiskMin = time.Duration(r.IntN(500)+20) * time.Microsecond
+	m.DiskMax = m.DiskMin + time.Duration(r.IntN(5000))*time.Microsecond
 	return s
 }
 
@@ -171,7 +177,7 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 func (s Schedule) String() string {
 	m := s.Mix
 	var b strings.Builder
-	fmt.Fprintf(&b, "delay=%s..%s", m.DelayMin, m.DelayMax)
+	fmt.Fprintf(&b, "delay=%s..%s disk=%s..%s", m.DelayMin, m.DelayMax, m.DiskMin, m.DiskMax)
 	add := func(name string, v float64) {
 		if v > 0 {
 			fmt.Fprintf(&b, " %s=%.4f", name, v)

@@ -243,7 +243,7 @@ func run(opts Options) *Result {
 		if w.sched.Mix.ClockSkew > 0 {
 			skew += (schedRng.Float64()*2 - 1) * w.sched.Mix.ClockSkew
 		}
-		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true,
+		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true, ioFree: map[uint64]time.Duration{},
 			rng:        rand.New(rand.NewPCG(root.Uint64(), uint64(100+i))),
 			tickPeriod: time.Duration(float64(opts.Tick) * skew)}
 		s.installDiskFaults()

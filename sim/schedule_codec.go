@@ -10,10 +10,13 @@ import (
 // Encode writes the schedule in the form Parse reads: space-separated
 // key=value settings and a comma-separated fault list, e.g.
 //
-//	delay=1ms..5ms drop=0.02 torn until=36s faults=crash@1.5s:n2/3s,partition@4s:1+2:oneway/2s
+//	delay=1ms..5ms disk=100µs..2ms drop=0.02 torn until=36s faults=crash@1.5s:n2/3s,partition@4s:1+2:oneway/2s
 func (s Schedule) Encode() string {
 	m := s.Mix
 	parts := []string{fmt.Sprintf("delay=%s..%s", m.DelayMin, m.DelayMax)}
+	if m.DiskMax > 0 {
+		parts = append(parts, fmt.Sprintf("disk=%s..%s", m.DiskMin, m.DiskMax))
+	}
 	f := func(k string, v float64) {
 		if v > 0 {
 			parts = append(parts, k+"="+strconv.FormatFloat(v, 'g', -1, 64))
@@ -55,6 +58,14 @@ func ParseSchedule(text string) (Schedule, error) {
 			}
 			if s.Mix.DelayMin, err = time.ParseDuration(a); err == nil {
 				s.Mix.DelayMax, err = time.ParseDuration(b)
+			}
+		case "disk":
+			a, b, ok := strings.Cut(v, "..")
+			if !ok {
+				return s, fmt.Errorf("sim: disk wants MIN..MAX, got %q", v)
+			}
+			if s.Mix.DiskMin, err = time.ParseDuration(a); err == nil {
+				s.Mix.DiskMax, err = time.ParseDuration(b)
 			}
 		case "long":
 			s.Mix.LongDelayRate, err = strconv.ParseFloat(v, 64)
@@ -100,7 +111,7 @@ func ParseSchedule(text string) (Schedule, error) {
 			return s, fmt.Errorf("sim: schedule rate %v outside 0..1", r)
 		}
 	}
-	if m.DelayMin < 0 || m.DelayMax < m.DelayMin || m.SlowFsync < 0 || s.FaultsUntil < 0 {
+	if m.DelayMin < 0 || m.DelayMax < m.DelayMin || m.DiskMin < 0 || m.DiskMax < m.DiskMin || m.SlowFsync < 0 || s.FaultsUntil < 0 {
 		return s, fmt.Errorf("sim: schedule %q: negative or inverted duration", text)
 	}
 	return s, nil

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,16 @@ type simNode struct {
 	// joined is set once the node lost its disk: it restarts with
 	// node.Config.Join.
 	joined bool
+	// ioFree is when each I/O queue's last submitted work completes;
+	// ioPending is the work submitted and not yet completed, in submission
+	// order (what a crash may tear).
+	ioFree    map[uint64]time.Duration
+	ioPending []*simIO
+}
+
+// simIO is one piece of disk work in flight (Env.IO).
+type simIO struct {
+	work func() error
 }
 
 // simEnv is the core's view of the world from one node.
@@ -57,6 +68,40 @@ func (e simEnv) Rand() *rand.Rand      { return e.n.rng }
 func (e simEnv) Send(m *wire.Envelope) { e.n.outgoing = append(e.n.outgoing, m) }
 func (e simEnv) FS() vfs.FS            { return e.n.fs }
 func (e simEnv) Log() *slog.Logger     { return e.n.w.log }
+
+// IO completes work after a latency drawn from the seed's disk mix (plus
+// the slow-fsync delay while disk faults are on), in order per queue and in
+// any order across queues. The work runs at its completion: until then
+// nothing of it is on the disk, and a crash before it either loses it or,
+// with torn writes, keeps a torn part of its writes (crash).
+func (e simEnv) IO(q uint64, work func() error, done func(error)) {
+	s := e.n
+	w := s.w
+	mix := w.sched.Mix
+	lat := mix.DiskMin
+	if span := mix.DiskMax - mix.DiskMin; span > 0 {
+		lat += time.Duration(w.faultRng.Int64N(int64(span) + 1))
+	}
+	if s.diskFaults {
+		lat += mix.SlowFsync
+	}
+	at := max(w.clk.now+lat, s.ioFree[q])
+	s.ioFree[q] = at
+	io := &simIO{work: work}
+	s.ioPending = append(s.ioPending, io)
+	inc := s.incarnation
+	w.clk.at(at, "io", s.id, func() {
+		if s.incarnation != inc {
+			return
+		}
+		s.ioPending = slices.DeleteFunc(s.ioPending, func(p *simIO) bool { return p == io })
+		var err error
+		if !s.run(func() { err = work() }) {
+			return
+		}
+		s.handle("io-done", func(*node.Node) { done(err) })
+	})
+}
 
 func (s *simNode) up() bool { return s.node != nil }
 
@@ -132,7 +177,21 @@ func (s *simNode) crash(reason string) {
 	var cut func(int) int
 	if s.w.sched.Mix.TornWrites {
 		cut = func(n int) int { return s.w.faultRng.IntN(n + 1) }
+		// Disk work in flight may have reached the page cache, in part:
+		// run some of it without its fsyncs and let the crash tear it.
+		s.fs.SetSyncOff(true)
+		for _, io := range s.ioPending {
+			if s.w.faultRng.IntN(2) == 0 {
+				break
+			}
+			if !s.run(func() { _ = io.work() }) {
+				break
+			}
+		}
+		s.fs.SetSyncOff(false)
 	}
+	s.ioPending = nil
+	clear(s.ioFree)
 	s.fs.Crash(cut)
 }
 

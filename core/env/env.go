@@ -3,7 +3,9 @@
 // A core node talks to the world only through Env: a clock reading, a seeded
 // random source, a way to send peer messages, a file system and a logger. The
 // simulator implements it on virtual time and the production runtime on real
-// time, sockets and files. Timers are not part of Env: the runtime calls the
+// time, sockets and files. Slow storage work (log appends and their fsyncs)
+// is handed to the runtime with IO and completes later as an event, so the
+// event loop never waits for a disk. Timers are not part of Env: the runtime calls the
 // node's Tick at a fixed interval, the way etcd raft is driven.
 package env
 
@@ -29,4 +31,13 @@ type Env interface {
 	FS() vfs.FS
 	// Log is the node's logger; in the simulator it stamps virtual time.
 	Log() *slog.Logger
+	// IO runs work off the event loop on the I/O queue q, then calls done
+	// with work's error on the event loop (the runtime flushes the node
+	// afterwards, as after any call into it). Work on one queue runs in
+	// submission order, one item at a time; work on different queues runs
+	// and completes in any order. work runs concurrently with the node in
+	// production, so it may touch only the files and buffers handed to it.
+	// A crash loses any work whose done has not been called: its writes may
+	// be lost or torn, as unsynced writes are.
+	IO(q uint64, work func() error, done func(error))
 }

@@ -33,7 +33,8 @@ type group struct {
 	entriesSince   uint64
 	leader         uint64
 	role           raft.StateType
-	needSync       bool
+	// log batches the replica's WAL work (storage.go).
+	log logQueue
 	// pendingSnap is a data-group snapshot held back until the chunks its
 	// manifest lists are fetched.
 	pendingSnap *snapFetch
@@ -152,6 +153,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		MaxInflightMsgs:           64,
 		MaxInflightBytes:          inflightBytes,
 		CheckQuorum:               true,
+		AsyncStorageWrites:        true,
 		PreVote:                   true,
 		Logger:                    n.raftLog,
 	})
@@ -191,48 +193,6 @@ func (g *group) restore(snap *raftpb.Snapshot) error {
 	return g.store.Restore(md.GetIndex(), manifest)
 }
 
-// persist writes a Ready's snapshot, hard state and entries to the WAL and
-// the raft storage. It does not fsync; Flush syncs every group afterwards.
-// It reports whether it installed a snapshot from the leader.
-func (g *group) persist(rd *raft.Ready) (installed bool, err error) {
-	if rd.Snapshot != nil && !raft.IsEmptySnap(rd.Snapshot) {
-		installed = true
-		if err := g.wal.SaveSnapshot(rd.Snapshot); err != nil {
-			return false, err
-		}
-		if err := g.storage.ApplySnapshot(rd.Snapshot); err != nil {
-			return false, fmt.Errorf("group %d: apply snapshot: %w", g.id, err)
-		}
-		if err := g.restore(rd.Snapshot); err != nil {
-			return false, err
-		}
-		g.needSync = true
-	}
-	hs := rd.HardState
-	if hs != nil && raft.IsEmptyHardState(hs) {
-		hs = nil
-	}
-	if hs != nil || len(rd.Entries) > 0 {
-		if err := g.wal.Save(hs, rd.Entries); err != nil {
-			return false, err
-		}
-		if len(rd.Entries) > 0 {
-			if err := g.storage.Append(rd.Entries); err != nil {
-				return false, fmt.Errorf("group %d: append: %w", g.id, err)
-			}
-		}
-		if hs != nil {
-			if err := g.storage.SetHardState(hs); err != nil {
-				return false, fmt.Errorf("group %d: set hard state: %w", g.id, err)
-			}
-		}
-		if rd.MustSync {
-			g.needSync = true
-		}
-	}
-	return installed, nil
-}
-
 // maybeSnapshot takes a snapshot and compacts the log when enough has been
 // applied since the last one.
 func (n *Node) maybeSnapshot(g *group) error {
@@ -259,34 +219,21 @@ func (n *Node) maybeSnapshot(g *group) error {
 	if err != nil {
 		return fmt.Errorf("group %d: create snapshot at %d: %w", g.id, g.applied, err)
 	}
-	if err := g.wal.SaveSnapshot(snap); err != nil {
-		return err
-	}
-	if err := n.syncWAL(g); err != nil {
-		return err
-	}
 	g.snapIndex = g.applied
 	g.bytesSinceSnap, g.entriesSince, g.snapStale = 0, 0, false
 	n.stats.Snapshots++
+	// Raft's storage may drop entries at once (what it no longer has it
+	// sends as this snapshot); the log drops them only once the snapshot
+	// record is durable, in the same batch.
+	var compact uint64
 	if g.applied > n.cfg.KeepEntries {
-		compact := g.applied - n.cfg.KeepEntries
+		compact = g.applied - n.cfg.KeepEntries
 		if first, _ := g.storage.FirstIndex(); compact > first {
 			if err := g.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
 				return fmt.Errorf("group %d: compact to %d: %w", g.id, compact, err)
 			}
 		}
-		if err := g.wal.Compact(compact); err != nil {
-			return err
-		}
 	}
+	n.queueLog(g, logJob{snap: snap, compactTo: compact})
 	return nil
-}
-
-func (n *Node) syncWAL(g *group) error {
-	g.needSync = false
-	if BugsCompiledIn && n.cfg.Bugs.SkipWALSync {
-		return nil
-	}
-	n.stats.WALSyncs++
-	return g.wal.Sync()
 }

@@ -44,10 +44,12 @@ type Node struct {
 	// removedAt is the raft index at which this node was last removed
 	// from each group it deleted a replica of (the tombstone's content).
 	removedAt map[uint64]uint64
-	gc        gcState
-	scrub     scrubState
-	stats     Stats
-	fatal     error
+	// deleting are the groups whose replica's files are being deleted.
+	deleting map[uint64]bool
+	gc       gcState
+	scrub    scrubState
+	stats    Stats
+	fatal    error
 }
 
 type chunkKey struct{ group, id uint64 }
@@ -74,6 +76,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		lastHeard: map[uint64]uint64{},
 		lastSent:  map[uint64]uint64{},
 		removedAt: map[uint64]uint64{},
+		deleting:  map[uint64]bool{},
 		routes:    map[uint64]wire.Route{},
 	}
 	// Operation ids start at a random point so that a reply or a committed
@@ -291,9 +294,10 @@ func (n *Node) Submit(req *api.Request, done func(*api.Response)) {
 	n.submit(req, done, false)
 }
 
-// Flush handles every group's Ready: persist (fsync) first, then send the
-// messages that depend on it, then apply committed entries and answer the
-// requests they complete.
+// Flush handles every group's Ready: log appends are handed to the runtime
+// (storage.go) and the messages that depend on them wait for their
+// completion; other messages leave at once; committed entries are applied
+// and the requests they complete answered.
 func (n *Node) Flush() {
 	for round := 0; round < 8 && n.fatal == nil; round++ {
 		if !n.flushOnce() {
@@ -303,18 +307,16 @@ func (n *Node) Flush() {
 	n.flushOutbox()
 }
 
-type groupReady struct {
-	g  *group
-	rd raft.Ready
-}
-
 func (n *Node) flushOnce() bool {
-	var readies []groupReady
-	for _, id := range n.groupIDs {
+	progress := false
+	for _, id := range slices.Clone(n.groupIDs) {
 		g := n.groups[id]
-		if !g.rn.HasReady() {
+		if g == nil || !g.rn.HasReady() {
 			continue
 		}
+		progress = true
+		// With asynchronous storage writes, Ready() also accepts the Ready:
+		// there is no Advance.
 		rd := g.rn.Ready()
 		if rd.SoftState != nil {
 			if rd.SoftState.RaftState == raft.StateLeader && g.role != raft.StateLeader {
@@ -322,61 +324,46 @@ func (n *Node) flushOnce() bool {
 			}
 			g.leader, g.role = rd.SoftState.Lead, rd.SoftState.RaftState
 		}
-		installed, err := g.persist(&rd)
-		if err != nil {
-			n.fail(err)
+		var apply *raftpb.Message
+		for _, m := range rd.Messages {
+			switch m.GetTo() {
+			case raft.LocalAppendThread:
+				n.queueLog(g, logJob{append: m})
+			case raft.LocalApplyThread:
+				apply = m
+			default:
+				// Nothing here depends on a record not yet durable: raft
+				// holds such messages among the storage responses.
+				n.sendRaft(g, m)
+			}
+		}
+		for _, rs := range rd.ReadStates {
+			n.onReadState(g, rs)
+		}
+		if apply != nil {
+			n.applyCommitted(g, apply)
+		}
+		if n.fatal != nil {
 			return false
 		}
-		if installed {
-			n.stats.SnapshotsInstalled++
-		}
-		readies = append(readies, groupReady{g, rd})
-	}
-	if len(readies) == 0 {
-		return false
-	}
-	// Persist before sending: nothing below may leave before this fsync.
-	for _, r := range readies {
-		if r.g.needSync {
-			if err := n.syncWAL(r.g); err != nil {
-				n.fail(fmt.Errorf("group %d: %w", r.g.id, err))
-				return false
-			}
-		}
-	}
-	for _, r := range readies {
-		for _, m := range r.rd.Messages {
-			out := n.out(m.GetTo())
-			out.Raft = append(out.Raft, wire.GroupMessage{Group: r.g.id, Msg: m})
-			if m.GetType() == raftpb.MsgSnap {
-				n.snapReports = append(n.snapReports, snapReport{r.g, m.GetTo()})
-			}
-		}
-		for _, rs := range r.rd.ReadStates {
-			n.onReadState(r.g, rs)
-		}
-	}
-	for _, r := range readies {
-		for _, e := range r.rd.CommittedEntries {
-			n.applyEntry(r.g, e)
-			if n.fatal != nil {
-				return false
-			}
-		}
-		r.g.rn.Advance(r.rd)
-		if r.g.removed {
-			n.dropGroup(r.g, r.g.applied)
+		if g.removed {
+			n.dropGroup(g, g.applied)
 			continue
 		}
-		if err := n.maybeSnapshot(r.g); err != nil {
+		if err := n.maybeSnapshot(g); err != nil {
 			n.fail(err)
 			return false
 		}
+	}
+	if !progress {
+		return false
 	}
 	// A snapshot is sent whole in one envelope: report it finished so that
 	// raft probes the follower next and resends if it was lost.
 	for _, sr := range n.snapReports {
-		sr.g.rn.ReportSnapshot(sr.to, raft.SnapshotFinish)
+		if n.groups[sr.g.id] == sr.g {
+			sr.g.rn.ReportSnapshot(sr.to, raft.SnapshotFinish)
+		}
 	}
 	n.snapReports = n.snapReports[:0]
 	n.serveReadWaiters()

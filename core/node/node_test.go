@@ -21,12 +21,14 @@ import (
 	"github.com/tessera-db/tessera/core/wire"
 )
 
-// testEnv is an Env that records what the node sends.
+// testEnv is an Env that records what the node sends. Its I/O work waits
+// until flush runs it.
 type testEnv struct {
 	fs   *memfs.FS
 	rng  *rand.Rand
 	sent []*wire.Envelope
 	now  int64
+	io   []func()
 }
 
 func (e *testEnv) NowNanos() int64       { return e.now }
@@ -34,6 +36,28 @@ func (e *testEnv) Rand() *rand.Rand      { return e.rng }
 func (e *testEnv) Send(m *wire.Envelope) { e.sent = append(e.sent, m) }
 func (e *testEnv) FS() vfs.FS            { return e.fs }
 func (e *testEnv) Log() *slog.Logger     { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func (e *testEnv) IO(_ uint64, work func() error, done func(error)) {
+	e.io = append(e.io, func() { done(work()) })
+}
+
+// flush flushes the node and completes its I/O until none is left, as a
+// runtime whose disk is instant would.
+func (e *testEnv) flush(n *Node) {
+	for i := 0; ; i++ {
+		if i > 1000 {
+			panic("testEnv: I/O never settles")
+		}
+		n.Flush()
+		if len(e.io) == 0 {
+			return
+		}
+		work := e.io
+		e.io = nil
+		for _, f := range work {
+			f()
+		}
+	}
+}
 
 // newTestNode starts node 1 of a cluster of the given size whose groups
 // have up to 3 replicas (or replicas, if given).
@@ -65,7 +89,7 @@ func TestEnvelopesFromUnknownNodesAreDropped(t *testing.T) {
 	} {
 		n.Receive(env)
 	}
-	n.Flush()
+	e.flush(n)
 	if got := n.Stats().UnknownPeerMessages; got != 3 {
 		t.Fatalf("UnknownPeerMessages = %d, want 3", got)
 	}
@@ -83,7 +107,7 @@ func TestEnvelopesFromUnknownNodesAreDropped(t *testing.T) {
 }
 
 func TestBadRequestsAreRefusedBeforeAnythingIsWritten(t *testing.T) {
-	n, _ := newTestNode(t, 3)
+	n, e := newTestNode(t, 3)
 	tests := []struct {
 		name string
 		req  api.Request
@@ -105,7 +129,7 @@ func TestBadRequestsAreRefusedBeforeAnythingIsWritten(t *testing.T) {
 		var got *api.Response
 		req := tt.req
 		n.Submit(&req, func(r *api.Response) { got = r })
-		n.Flush()
+		e.flush(n)
 		if got == nil || got.Status != api.Invalid || !strings.Contains(got.Detail, tt.want) {
 			t.Errorf("%s: response %+v, want invalid mentioning %q", tt.name, got, tt.want)
 		}
@@ -139,7 +163,7 @@ func TestRequestRouting(t *testing.T) {
 			}
 			var got *api.Response
 			n.submit(&api.Request{Kind: api.MetaGet, Path: "/a"}, func(r *api.Response) { got = r }, tt.fromPeer)
-			n.Flush()
+			e.flush(n)
 			var to uint64
 			for _, m := range e.sent {
 				if len(m.Forwards) > 0 {
@@ -211,7 +235,7 @@ func TestRoutesFollowReplacedMembers(t *testing.T) {
 	// with the group's members.
 	req := api.Request{Kind: api.MetaGet, Path: "/a"}
 	n.Receive(&wire.Envelope{From: 5, To: 1, Forwards: []wire.Forward{{ID: 7, Req: req.Marshal()}}})
-	n.Flush()
+	e.flush(n)
 	var got *wire.Route
 	for _, m := range e.sent {
 		if m.To == 5 && len(m.Routes) > 0 {
@@ -227,14 +251,14 @@ func TestScrubFindsRotInUnreadChunks(t *testing.T) {
 	n, e := newTestNode(t, 1) // one node: every group is a single replica it leads
 	for range 3 * n.cfg.ElectionTicks {
 		n.Tick()
-		n.Flush()
+		e.flush(n)
 	}
 	const group = 2
 	data := []byte("a chunk nobody will read")
 	var got *api.Response
 	n.Submit(&api.Request{Kind: api.ChunkWrite, Group: group, ChunkID: 9, CRC: chunk.Checksum(data), Data: data},
 		func(r *api.Response) { got = r })
-	n.Flush()
+	e.flush(n)
 	if got == nil || got.Status != api.OK {
 		t.Fatalf("chunk write: %+v", got)
 	}
@@ -245,7 +269,7 @@ func TestScrubFindsRotInUnreadChunks(t *testing.T) {
 	// One pass over every data group at the default rate.
 	for range n.cfg.ScrubEveryTicks * 10 {
 		n.Tick()
-		n.Flush()
+		e.flush(n)
 	}
 	st := n.Stats()
 	if st.ScrubbedChunks == 0 || st.CorruptChunks != 1 {

@@ -234,6 +234,10 @@ func (n *Node) onRemoval(from uint64, r wire.Removal) {
 // 0, as may a stale one: a node once removed joins again only on an append
 // or a snapshot (a lost probe then costs an abort and a new attempt).
 func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *group {
+	if n.deleting[group] {
+		// The last replica's files are still being deleted.
+		return nil
+	}
 	removedAt := n.removedAt[group]
 	switch m.GetType() {
 	case raftpb.MessageType_MsgHeartbeat:
@@ -286,49 +290,21 @@ func (n *Node) checkRemoved(g *group) {
 // dropGroup deletes this node's replica of a group, removed from it at raft
 // index at: a tombstone holding that index first (so that a crash midway
 // does not bootstrap the group afresh on restart, and stale messages do not
-// recreate it), then the log and chunk files. Requests in flight in the
-// group are retried elsewhere where that is safe.
+// recreate it), then the log and chunk files. The files go off the event
+// loop on the replica's I/O queue, after any log batch in flight; until they
+// are gone no replica of the group is created again. Requests in flight in
+// the group are retried elsewhere where that is safe.
 func (n *Node) dropGroup(g *group, at uint64) {
 	fs := n.env.FS()
-	dir := fmt.Sprintf("groups/%d", g.id)
 	at = max(at, n.removedAt[g.id])
-	f, err := fs.Create(tombstone(g.id))
-	if err == nil {
-		_, err = f.Write(binary.BigEndian.AppendUint64(nil, at))
-	}
-	if err == nil {
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = fs.SyncDir(dir)
-	}
-	if err != nil {
-		n.fail(fmt.Errorf("group %d: tombstone: %w", g.id, err))
-		return
-	}
-	_ = g.wal.Close()
-	for _, sub := range []string{dir + "/wal", dir + "/chunks"} {
-		names, err := fs.List(sub)
+	w := g.wal
+	n.deleting[g.id] = true
+	n.env.IO(g.id, func() error { return deleteReplica(fs, g.id, at, w) }, func(err error) {
+		delete(n.deleting, g.id)
 		if err != nil {
 			n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
-			return
 		}
-		for _, name := range names {
-			if err := fs.Remove(sub + "/" + name); err != nil {
-				n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
-				return
-			}
-		}
-		if len(names) > 0 {
-			if err := fs.SyncDir(sub); err != nil {
-				n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
-				return
-			}
-		}
-	}
+	})
 	n.removedAt[g.id] = at
 	delete(n.groups, g.id)
 	n.groupIDs = slices.DeleteFunc(n.groupIDs, func(id uint64) bool { return id == g.id })

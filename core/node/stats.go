@@ -25,6 +25,10 @@ type Stats struct {
 	// ScrubbedChunks counts chunks the scrubber verified; ScrubPasses the
 	// passes it completed over a group.
 	ScrubbedChunks, ScrubPasses uint64
+	// LogBatches counts log batches handed to the runtime (one fsync each),
+	// LogBatchJobs the appends and snapshots they carried: their ratio is
+	// the group commit achieved.
+	LogBatches, LogBatchJobs uint64
 }
 
 // GroupStatus describes this node's replica of one group.

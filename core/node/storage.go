@@ -1,0 +1,247 @@
+package node
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/wal"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// Asynchronous storage. Raft runs with AsyncStorageWrites: a Ready hands the
+// node a MsgStorageAppend (entries, hard state, snapshot to make durable)
+// and a MsgStorageApply (committed entries to apply), each carrying the
+// responses that may be delivered only once that work is done. Appends to a
+// replica's log go through its logQueue: the work runs off the event loop
+// (Env.IO) and its completion is an event, so the loop never waits for a
+// disk, and a leader's appends to its followers leave while its own write is
+// in flight. Everything that depends on a record (a follower's append
+// acknowledgement, a vote, the leader's own acknowledgement that counts
+// towards a commit) is among the responses, released only when the batch
+// holding the record is durable.
+
+// logJob is one piece of work for a replica's log.
+type logJob struct {
+	// append is a MsgStorageAppend from raft, or nil.
+	append *raftpb.Message
+	// snap is a snapshot this replica took; the log is compacted to
+	// compactTo once it is durable.
+	snap      *raftpb.Snapshot
+	compactTo uint64
+}
+
+// logQueue batches a replica's log work: at most one batch is in flight, and
+// everything that arrives meanwhile goes out as the next batch, which one
+// fsync covers (group commit). While a batch runs, the event loop does not
+// touch the log.
+type logQueue struct {
+	pending []logJob
+	busy    bool
+}
+
+// queueLog adds work to a replica's log and starts a batch if none runs.
+func (n *Node) queueLog(g *group, j logJob) {
+	g.log.pending = append(g.log.pending, j)
+	n.startLogBatch(g)
+}
+
+// startLogBatch hands the pending log work to the runtime as one batch.
+func (n *Node) startLogBatch(g *group) {
+	if g.log.busy || len(g.log.pending) == 0 || n.fatal != nil {
+		return
+	}
+	jobs := g.log.pending
+	g.log.pending = nil
+	g.log.busy = true
+	w := g.wal
+	sync := !(BugsCompiledIn && n.cfg.Bugs.SkipWALSync)
+	n.stats.WALSyncs++
+	n.stats.LogBatches++
+	n.stats.LogBatchJobs += uint64(len(jobs))
+	n.env.IO(g.id, func() error { return writeLogBatch(w, jobs, sync) }, func(err error) { n.logBatchDone(g, jobs, err) })
+}
+
+// writeLogBatch runs off the event loop: it writes every record of a batch,
+// fsyncs once, then compacts behind any snapshot the batch saved.
+func writeLogBatch(w *wal.WAL, jobs []logJob, sync bool) error {
+	for _, j := range jobs {
+		if m := j.append; m != nil {
+			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
+				if err := w.SaveSnapshot(s); err != nil {
+					return err
+				}
+			}
+			hs := hardStateOf(m)
+			if hs != nil || len(m.GetEntries()) > 0 {
+				if err := w.Save(hs, m.GetEntries()); err != nil {
+					return err
+				}
+			}
+		}
+		if j.snap != nil {
+			if err := w.SaveSnapshot(j.snap); err != nil {
+				return err
+			}
+		}
+	}
+	if sync {
+		if err := w.Sync(); err != nil {
+			return err
+		}
+	}
+	for _, j := range jobs {
+		if j.snap != nil && j.compactTo > 0 {
+			if err := w.Compact(j.compactTo); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// hardStateOf returns the hard state a MsgStorageAppend carries, or nil:
+// raft sets its term, vote and commit only when the hard state changed.
+func hardStateOf(m *raftpb.Message) *raftpb.HardState {
+	if m.Term == nil && m.Vote == nil && m.Commit == nil {
+		return nil
+	}
+	hs := &raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
+	if raft.IsEmptyHardState(hs) {
+		return nil
+	}
+	return hs
+}
+
+// logBatchDone runs on the event loop once a batch is durable: the records
+// become visible to raft's storage, then the responses that waited for them
+// are stepped (this node) or sent (peers).
+func (n *Node) logBatchDone(g *group, jobs []logJob, err error) {
+	g.log.busy = false
+	if n.groups[g.id] != g || n.fatal != nil {
+		// The replica was deleted while the batch ran: nothing waits for it.
+		return
+	}
+	if err != nil {
+		n.fail(fmt.Errorf("group %d: log: %w", g.id, err))
+		return
+	}
+	for _, j := range jobs {
+		m := j.append
+		if m == nil {
+			continue
+		}
+		if err := n.stable(g, m); err != nil {
+			n.fail(err)
+			return
+		}
+		n.deliver(g, m.GetResponses())
+		if n.fatal != nil {
+			return
+		}
+	}
+	n.startLogBatch(g)
+}
+
+// stable makes a durable MsgStorageAppend visible to raft's storage and, for
+// a snapshot from the leader, to the state machine.
+func (n *Node) stable(g *group, m *raftpb.Message) error {
+	if hs := hardStateOf(m); hs != nil {
+		if err := g.storage.SetHardState(hs); err != nil {
+			return fmt.Errorf("group %d: set hard state: %w", g.id, err)
+		}
+	}
+	if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
+		if err := g.storage.ApplySnapshot(s); err != nil {
+			return fmt.Errorf("group %d: apply snapshot: %w", g.id, err)
+		}
+		if err := g.restore(s); err != nil {
+			return err
+		}
+		n.stats.SnapshotsInstalled++
+	}
+	if ents := m.GetEntries(); len(ents) > 0 {
+		if err := g.storage.Append(ents); err != nil {
+			return fmt.Errorf("group %d: append: %w", g.id, err)
+		}
+	}
+	return nil
+}
+
+// deliver hands raft's responses to their targets: this node's raft steps
+// its own, the others leave in the next envelope to their node.
+func (n *Node) deliver(g *group, resps []*raftpb.Message) {
+	for _, r := range resps {
+		if r.GetTo() == n.cfg.ID {
+			if err := g.rn.Step(r); err != nil {
+				n.stats.DroppedMessages++
+			}
+			continue
+		}
+		n.sendRaft(g, r)
+	}
+}
+
+// sendRaft queues a raft message for its peer.
+func (n *Node) sendRaft(g *group, m *raftpb.Message) {
+	out := n.out(m.GetTo())
+	out.Raft = append(out.Raft, wire.GroupMessage{Group: g.id, Msg: m})
+	if m.GetType() == raftpb.MsgSnap {
+		n.snapReports = append(n.snapReports, snapReport{g, m.GetTo()})
+	}
+}
+
+// applyCommitted applies a MsgStorageApply's entries (durable on this
+// replica: raft hands only stable entries to apply) and steps its response.
+func (n *Node) applyCommitted(g *group, m *raftpb.Message) {
+	for _, e := range m.GetEntries() {
+		n.applyEntry(g, e)
+		if n.fatal != nil {
+			return
+		}
+	}
+	n.deliver(g, m.GetResponses())
+}
+
+// deleteReplica writes a replica's tombstone durably, then deletes its log
+// and chunk files. It runs off the event loop.
+func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL) error {
+	dir := fmt.Sprintf("groups/%d", group)
+	f, err := fs.Create(tombstone(group))
+	if err == nil {
+		_, err = f.Write(binary.BigEndian.AppendUint64(nil, at))
+	}
+	if err == nil {
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = fs.SyncDir(dir)
+	}
+	if err != nil {
+		return fmt.Errorf("tombstone: %w", err)
+	}
+	_ = w.Close()
+	for _, sub := range []string{dir + "/wal", dir + "/chunks"} {
+		names, err := fs.List(sub)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if err := fs.Remove(sub + "/" + name); err != nil {
+				return err
+			}
+		}
+		if len(names) > 0 {
+			if err := fs.SyncDir(sub); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
