@@ -18,6 +18,8 @@ var bugNames = []struct {
 	{"skip-wal-sync", func(b *node.Bugs) { b.SkipWALSync = true }, func(b node.Bugs) bool { return b.SkipWALSync }},
 	{"reapply-after-restart", func(b *node.Bugs) { b.ReapplyAfterRestart = true }, func(b node.Bugs) bool { return b.ReapplyAfterRestart }},
 	{"collect-live-chunk", func(b *node.Bugs) { b.CollectLive = true }, func(b node.Bugs) bool { return b.CollectLive }},
+	{"ack-before-durable", func(b *node.Bugs) { b.AckBeforeDurable = true }, func(b node.Bugs) bool { return b.AckBeforeDurable }},
+	{"vote-before-durable", func(b *node.Bugs) { b.VoteBeforeDurable = true }, func(b node.Bugs) bool { return b.VoteBeforeDurable }},
 }
 
 // BugNames lists the names of the bugs switched on in b.

@@ -43,11 +43,18 @@ const (
 	BitRot    FaultKind = "bitrot"    // one random chunk file of Node gets a flipped bit at rest
 	Lose      FaultKind = "lose"      // Node fails for good: it crashes and never comes back
 	Wipe      FaultKind = "wipe"      // Node crashes, loses its disk, and rejoins with an empty one after Dur
+	// Crash points at protocol moments: from At on, Node crashes right
+	// after the next envelope it sends that carries an append
+	// acknowledgement (AckCrash) or a granted vote (VoteCrash), and
+	// restarts after Dur. A promise forgotten by the crash (crashpoint.go)
+	// shows only in that window.
+	AckCrash  FaultKind = "ackcrash"
+	VoteCrash FaultKind = "votecrash"
 )
 
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
-var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe}
+var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash}
 
 // Fault is one scheduled fault.
 type Fault struct {
@@ -122,12 +129,12 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 		m.ClockSkew = r.Float64() * 0.3
 	}
 	rates := map[FaultKind]float64{}
-	for _, k := range []FaultKind{Crash, Pause, Partition, Clog, BitRot} {
+	for _, k := range []FaultKind{Crash, Pause, Partition, Clog, BitRot, AckCrash, VoteCrash} {
 		if on(0.5) {
 			rates[k] = r.Float64() * 4 // per virtual 10 s
 		}
 	}
-	for _, k := range []FaultKind{Crash, Pause, Partition, Clog, BitRot} {
+	for _, k := range []FaultKind{Crash, Pause, Partition, Clog, BitRot, AckCrash, VoteCrash} {
 		rate := rates[k]
 		if rate == 0 {
 			continue
@@ -136,7 +143,7 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 		for i := 0; i < n; i++ {
 			f := Fault{At: time.Duration(r.Int64N(int64(until))), Kind: k, Node: r.IntN(nodes) + 1}
 			switch k {
-			case Crash:
+			case Crash, AckCrash, VoteCrash:
 				f.Dur = time.Duration(r.IntN(5000)+100) * time.Millisecond
 			case Pause, Clog:
 				f.Dur = time.Duration(r.IntN(3000)+100) * time.Millisecond

@@ -160,6 +160,7 @@ func (w *World) restart(s *simNode) {
 	err := s.start()
 	switch {
 	case err == nil:
+		s.checkPromises()
 	case errors.Is(err, errIO) || errors.Is(err, vfs.ErrNoSpace):
 		// An injected disk fault during recovery: the process dies, as
 		// one would, and is started again later.
@@ -243,7 +244,7 @@ func run(opts Options) *Result {
 		if w.sched.Mix.ClockSkew > 0 {
 			skew += (schedRng.Float64()*2 - 1) * w.sched.Mix.ClockSkew
 		}
-		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true, ioFree: map[uint64]time.Duration{},
+		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true, ioFree: map[uint64]time.Duration{}, promises: map[uint64]promise{},
 			rng:        rand.New(rand.NewPCG(root.Uint64(), uint64(100+i))),
 			tickPeriod: time.Duration(float64(opts.Tick) * skew)}
 		s.installDiskFaults()
@@ -287,6 +288,9 @@ func (w *World) inject(f Fault) {
 			s.crash("scheduled")
 			w.scheduleRestart(s, f.Dur)
 		}
+	case AckCrash, VoteCrash:
+		s := w.nodes[f.Node-1]
+		s.crashPoint, s.crashPointDur = f.Kind, f.Dur
 	case Lose:
 		s := w.nodes[f.Node-1]
 		s.lost = true
@@ -303,6 +307,9 @@ func (w *World) inject(f Fault) {
 		s.fs = memfs.New()
 		s.installDiskFaults()
 		s.joined = true
+		// The disk that made the node's promises is gone: its replicas
+		// are fenced until replaced instead (core/node).
+		clear(s.promises)
 		w.scheduleRestart(s, f.Dur)
 	case Pause:
 		s := w.nodes[f.Node-1]

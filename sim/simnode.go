@@ -51,6 +51,12 @@ type simNode struct {
 	// order (what a crash may tear).
 	ioFree    map[uint64]time.Duration
 	ioPending []*simIO
+	// promises are the acknowledgements and votes the node sent, per
+	// group, that its disk must keep (crashpoint.go); crashPoint is an
+	// armed crash point (AckCrash or VoteCrash), with the restart delay.
+	promises      map[uint64]promise
+	crashPoint    FaultKind
+	crashPointDur time.Duration
 }
 
 // simIO is one piece of disk work in flight (Env.IO).
@@ -237,6 +243,9 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 	}
 	for _, r := range replies {
 		s.w.clk.after(cost, "reply", s.id, r)
+	}
+	if s.notePromises(out) {
+		s.fireCrashPoint()
 	}
 }
 

@@ -98,6 +98,12 @@ type Bugs struct {
 	ReapplyAfterRestart bool
 	// CollectLive garbage-collects a chunk that a committed file still references.
 	CollectLive bool
+	// AckBeforeDurable lets a follower's append acknowledgement leave as
+	// soon as the append is handed to the disk, before it is durable.
+	AckBeforeDurable bool
+	// VoteBeforeDurable lets a granted vote leave before the hard state
+	// recording it is durable.
+	VoteBeforeDurable bool
 }
 
 func (c *Config) withDefaults() Config {

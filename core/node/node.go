@@ -328,6 +328,9 @@ func (n *Node) flushOnce() bool {
 		for _, m := range rd.Messages {
 			switch m.GetTo() {
 			case raft.LocalAppendThread:
+				if BugsCompiledIn {
+					n.injectEarlyResponses(g, m)
+				}
 				n.queueLog(g, logJob{append: m})
 			case raft.LocalApplyThread:
 				apply = m

@@ -89,3 +89,23 @@ func chunkSetHash(g *group) uint64 {
 	}
 	return h.Sum64()
 }
+
+// LogState returns the raft hard state (term and vote) and the last log
+// index this node's replica of a group holds in its raft storage: right
+// after New, what it recovered from disk. ok is false if the node hosts no
+// replica of the group.
+func (n *Node) LogState(group uint64) (term, vote, lastIndex uint64, ok bool) {
+	g := n.groups[group]
+	if g == nil {
+		return 0, 0, 0, false
+	}
+	hs, _, err := g.storage.InitialState()
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	last, err := g.storage.LastIndex()
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	return hs.GetTerm(), hs.GetVote(), last, true
+}

@@ -194,6 +194,24 @@ func (n *Node) sendRaft(g *group, m *raftpb.Message) {
 	}
 }
 
+// injectEarlyResponses sends, when the AckBeforeDurable or
+// VoteBeforeDurable bug is on, the responses of a MsgStorageAppend that
+// should wait for it at once (tesserabugs builds only).
+func (n *Node) injectEarlyResponses(g *group, m *raftpb.Message) {
+	var keep []*raftpb.Message
+	for _, r := range m.GetResponses() {
+		early := r.GetTo() != n.cfg.ID &&
+			((n.cfg.Bugs.AckBeforeDurable && r.GetType() == raftpb.MsgAppResp) ||
+				(n.cfg.Bugs.VoteBeforeDurable && r.GetType() == raftpb.MsgVoteResp))
+		if early {
+			n.sendRaft(g, r)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	m.Responses = keep
+}
+
 // applyCommitted applies a MsgStorageApply's entries (durable on this
 // replica: raft hands only stable entries to apply) and steps its response.
 func (n *Node) applyCommitted(g *group, m *raftpb.Message) {
