@@ -338,12 +338,14 @@ func (w *worker) write(ctx context.Context, in linearizability.Input, cond httpc
 }
 
 // checkError flags answers that no fault excuses: the API refusing a
-// well-formed request or reporting an internal error.
+// well-formed request, reporting an internal error, or taking a write
+// for the reuse of another's session sequence number (httpclient gives
+// each write a session of its own).
 func (w *worker) checkError(err error) {
 	var apiErr *httpclient.Error
 	if errors.As(err, &apiErr) {
 		switch apiErr.Code {
-		case httpclient.CodeInvalid, httpclient.CodeInternal, httpclient.CodeCorrupt:
+		case httpclient.CodeInvalid, httpclient.CodeInternal, httpclient.CodeCorrupt, httpclient.CodeSessionReuse:
 			w.rec.failf("client %d: %v", w.id, err)
 		}
 	}
