@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -10,8 +11,11 @@ import (
 )
 
 // runChaos runs a chaos run with the binary built once for the package's
-// tests, and fails the test if the run found anything wrong (writing the
-// Porcupine report of a non-linearizable history next to the nodes' data).
+// tests, and fails the test if the run found anything wrong. The run makes
+// its own temporary directory (Options.Cluster.Dir is left empty) inside
+// one of the test's: a passing run must leave nothing behind there; a
+// failing one keeps it, with the Porcupine report of a non-linearizable
+// history, and the test keeps it too.
 func runChaos(t *testing.T, opts Options) *Result {
 	t.Helper()
 	if testing.Short() {
@@ -25,7 +29,19 @@ func runChaos(t *testing.T, opts Options) *Result {
 	if exeErr != nil {
 		t.Fatal(exeErr)
 	}
-	opts.Cluster.Exe, opts.Cluster.Dir = exe, t.TempDir()
+	tmp, err := os.MkdirTemp("", "tessera-chaos-tmp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kept %s", tmp)
+			return
+		}
+		_ = os.RemoveAll(tmp)
+	})
+	t.Setenv("TMPDIR", tmp) // after the build: go build uses it too
+	opts.Cluster.Exe = exe
 	res, err := Run(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -33,13 +49,29 @@ func runChaos(t *testing.T, opts Options) *Result {
 	t.Logf("%d ops (%d unknown), faults %v %s", res.Ops, res.Unknown, res.Faults, res.Replacement)
 	if !res.Passed() {
 		if len(res.Report) > 0 {
-			report := opts.Cluster.Dir + "/porcupine.html"
+			report := filepath.Join(res.Dir, "porcupine.html")
 			_ = os.WriteFile(report, res.Report, 0o644)
 			t.Logf("porcupine report: %s", report)
 		}
 		t.Fatalf("chaos run failed:\n%s", res)
 	}
+	if left, err := os.ReadDir(tmp); err != nil || len(left) > 0 || res.Dir != "" {
+		t.Fatalf("a passing run left %v in %s (Result.Dir %q, %v)", left, tmp, res.Dir, err)
+	}
 	return res
+}
+
+// TestFailedRunKeepsItsDirectory: a run that cannot even start its nodes
+// keeps the temporary directory it made (their logs would be there) and
+// names it in its error.
+func TestFailedRunKeepsItsDirectory(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	_, err := Run(context.Background(), Options{Cluster: ClusterOptions{Exe: filepath.Join(tmp, "no-such-binary"), Nodes: 3}, Duration: time.Second})
+	left, _ := os.ReadDir(tmp)
+	if err == nil || len(left) != 1 || !strings.Contains(err.Error(), "run directory kept: "+filepath.Join(tmp, left[0].Name())) {
+		t.Fatalf("error %v, directories %v", err, left)
+	}
 }
 
 var (

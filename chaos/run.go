@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -32,7 +33,7 @@ type Options struct {
 	// in Cluster.NodeArgs). After the run it comes back and must delete
 	// the replicas it was replaced in.
 	Lose bool
-	// Log receives one line per fault.
+	// Log receives the run directory's path, then one line per fault.
 	Log io.Writer
 }
 
@@ -46,6 +47,9 @@ type Result struct {
 	// Replacement describes how the lost node was replaced (Options.Lose).
 	Replacement string
 	Failures    []string
+	// Dir is the run directory (the nodes' data and logs), empty once a
+	// passing run has removed the temporary one it made.
+	Dir string
 }
 
 // Passed reports whether the run found nothing wrong.
@@ -80,7 +84,41 @@ func (r *recorder) failf(format string, args ...any) {
 
 // Run starts a cluster, runs the workload and the nemesis for
 // opts.Duration, heals, reads every key back, and checks the history.
+//
+// Without opts.Cluster.Dir the run makes a temporary directory for the
+// nodes' data and logs, and removes it if the run passes; a failed run
+// keeps it for inspection (Result.Dir, or named in the error). A given
+// directory is always kept.
 func Run(ctx context.Context, opts Options) (*Result, error) {
+	temp := opts.Cluster.Dir == ""
+	if temp {
+		dir, err := os.MkdirTemp("", "tessera-chaos-")
+		if err != nil {
+			return nil, fmt.Errorf("chaos: run directory: %w", err)
+		}
+		opts.Cluster.Dir = dir
+	}
+	if opts.Log != nil {
+		fmt.Fprintf(opts.Log, "dir: %s\n", opts.Cluster.Dir)
+	}
+	res, err := run(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w (run directory kept: %s)", err, opts.Cluster.Dir)
+	}
+	res.Dir = opts.Cluster.Dir
+	if temp && res.Passed() {
+		// The nodes have stopped (run closed the cluster): nothing writes
+		// there any more.
+		if err := os.RemoveAll(res.Dir); err != nil {
+			return res, fmt.Errorf("chaos: remove the run directory: %w", err)
+		}
+		res.Dir = ""
+	}
+	return res, nil
+}
+
+// run is Run in opts.Cluster.Dir; it stops every node before it returns.
+func run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Clients <= 0 {
 		opts.Clients = 4
 	}
@@ -338,12 +376,14 @@ func (w *worker) write(ctx context.Context, in linearizability.Input, cond httpc
 }
 
 // checkError flags answers that no fault excuses: the API refusing a
-// well-formed request or reporting an internal error.
+// well-formed request, reporting an internal error, or taking a write
+// for the reuse of another's session sequence number (httpclient gives
+// each write a session of its own).
 func (w *worker) checkError(err error) {
 	var apiErr *httpclient.Error
 	if errors.As(err, &apiErr) {
 		switch apiErr.Code {
-		case httpclient.CodeInvalid, httpclient.CodeInternal, httpclient.CodeCorrupt:
+		case httpclient.CodeInvalid, httpclient.CodeInternal, httpclient.CodeCorrupt, httpclient.CodeSessionReuse:
 			w.rec.failf("client %d: %v", w.id, err)
 		}
 	}
@@ -363,6 +403,9 @@ func (r *Result) String() string {
 	verdict := "pass"
 	if !r.Passed() {
 		verdict = "fail"
+	}
+	if r.Dir != "" {
+		fmt.Fprintf(&b, "dir: %s (kept)\n", r.Dir)
 	}
 	fmt.Fprintf(&b, "verdict: %s\n", verdict)
 	return b.String()

@@ -71,6 +71,9 @@ var httpStatus = map[api.Status]int{
 	api.Corrupt:        http.StatusInternalServerError,
 	api.SessionExpired: http.StatusConflict,
 	api.Internal:       http.StatusInternalServerError,
+	// The request is well formed but contradicts what its session
+	// sequence number already carried.
+	api.SessionReuse: http.StatusUnprocessableEntity,
 }
 
 func writeError(w http.ResponseWriter, code int, name, msg string) {

@@ -179,3 +179,62 @@ func TestListPaging(t *testing.T) {
 		t.Fatalf("pages gave %v", got)
 	}
 }
+
+// TestSessionReuse is issue 12's scenario: a client that reuses a session
+// sequence number for a different request gets 422 session_reuse, and
+// nothing changes; a true retry (whose chunks are written again under new
+// ids) still gets the first answer.
+func TestSessionReuse(t *testing.T) {
+	base := startSingle(t, 1<<20)
+	data := strings.Repeat("0123456789", 1000) // three 4 KiB chunks
+	s5q1 := map[string]string{"Tessera-Session": "5", "Tessera-Seq": "1"}
+	steps := []struct {
+		name     string
+		method   string
+		path     string
+		body     string
+		header   map[string]string
+		wantCode int
+		wantBody string // substring
+	}{
+		{"put /s/a", "PUT", "/v1/files/s/a", data, s5q1, 201, `"path":"/s/a"`},
+		{"retry of the put", "PUT", "/v1/files/s/a", data, s5q1, 201, `"path":"/s/a"`},
+		{"put /s/b reusing the seq", "PUT", "/v1/files/s/b", "other", s5q1, 422, `"code":"session_reuse"`},
+		{"/s/b does not exist", "GET", "/v1/files/s/b", "", nil, 404, "not_found"},
+		{"/s/a intact", "GET", "/v1/files/s/a", "", nil, 200, data},
+		{"put /s/a with other content", "PUT", "/v1/files/s/a", data + "!", s5q1, 422, "already used by a different request"},
+		{"delete reusing the seq", "DELETE", "/v1/files/s/a", "", s5q1, 422, `"code":"session_reuse"`},
+		{"delete of /s/b reusing the seq", "DELETE", "/v1/files/s/b", "", s5q1, 422, `"code":"session_reuse"`},
+		{"rename reusing the seq", "POST", "/v1/files/s/a?op=rename&to=/s/c", "", s5q1, 422, `"code":"session_reuse"`},
+		{"append reusing the seq", "POST", "/v1/files/s/a?op=append", "x", s5q1, 422, `"code":"session_reuse"`},
+		{"nothing deleted", "GET", "/v1/files/s/a", "", nil, 200, data},
+		{"nothing renamed", "GET", "/v1/files/s/c", "", nil, 404, "not_found"},
+		{"the next seq writes /s/b", "PUT", "/v1/files/s/b", "other", map[string]string{"Tessera-Session": "5", "Tessera-Seq": "2"}, 201, `"path":"/s/b"`},
+		{"/s/b written", "GET", "/v1/files/s/b", "", nil, 200, "other"},
+	}
+	var first string // the first put's version
+	for _, st := range steps {
+		var body io.Reader
+		if st.body != "" {
+			body = strings.NewReader(st.body)
+		}
+		resp, err := do(t, st.method, base+st.path, body, st.header)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if resp.code != st.wantCode || !strings.Contains(resp.body, st.wantBody) {
+			t.Fatalf("%s: %s %s = %d %.300q, want %d containing %q", st.name, st.method, st.path, resp.code, resp.body, st.wantCode, st.wantBody)
+		}
+		if resp.code == 422 && resp.header.Get("Content-Type") != "application/json" {
+			t.Errorf("%s: Content-Type %q", st.name, resp.header.Get("Content-Type"))
+		}
+		switch st.name {
+		case "put /s/a":
+			first = resp.header.Get("X-Tessera-Version")
+		case "retry of the put", "/s/a intact", "nothing deleted":
+			if v := resp.header.Get("X-Tessera-Version"); v != first {
+				t.Errorf("%s: version %s, want the first put's %s", st.name, v, first)
+			}
+		}
+	}
+}

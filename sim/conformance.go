@@ -95,9 +95,10 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 	case meta.OpGCDone:
 		ev.Kind, ev.ChunkIDs = model.GCDone, cmd.Collected
 	default:
-		// Refusals before the session table (an unknown or zero sequence)
-		// change nothing, in the model as in the state machine.
-		if res.Code == meta.CodeSessionExpired || (cmd.Session != 0 && cmd.Seq == 0) {
+		// Refusals by the session table (an expired, zero or reused
+		// sequence number) change nothing, in the model as in the state
+		// machine.
+		if res.Code == meta.CodeSessionExpired || res.Code == meta.CodeSessionReuse || (cmd.Session != 0 && cmd.Seq == 0) {
 			return model.Event{}, false
 		}
 		ev.Kind, ev.Op = model.Commit, cmd.Op.String()

@@ -33,7 +33,7 @@ func (w *World) finish() {
 	w.clients = append(w.clients, fc)
 	for k := 0; k < w.opts.Keys && len(w.failures) == 0; k++ {
 		fc.stopped = false
-		fc.startOp(client.Spec{Kind: client.Get, Path: w.key(k), Length: -1, SizeHint: -1}, "")
+		fc.startOp(client.Spec{Kind: client.Get, Path: w.key(k), Length: -1, SizeHint: -1}, "", fc.sess)
 		deadline := w.clk.now + livenessBound
 		for len(w.failures) == 0 && fc.op != nil && w.clk.step(deadline) {
 		}

@@ -104,6 +104,9 @@ type coverage struct {
 	corrupt, repaired, syncs, timeouts, fwds uint64
 	confChanges, created, removed            uint64
 	scrubbed, amnesiac                       uint64
+	// reuses counts the clients' deliberate reuses of a sequence number
+	// that the meta group refused, as it must.
+	reuses int
 }
 
 func (c *coverage) add(st node.Stats) {
@@ -123,8 +126,8 @@ func (c *coverage) add(st node.Stats) {
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d scrubbed=%d",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.scrubbed)
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d scrubbed=%d session-reuses=%d",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.scrubbed, c.reuses)
 }
 
 func (w *World) nodeConfig(id int) node.Config {

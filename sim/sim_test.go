@@ -2,6 +2,8 @@ package sim
 
 import (
 	"math/rand/v2"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,10 +23,15 @@ func TestSameSeedSameTrace(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 40 simulations")
 	}
+	reuses := 0
 	for seed := uint64(1); seed <= 20; seed++ {
 		o := DefaultOptions() // the full default run, as `make sim` does it
 		o.Seed = seed
 		a, b := Run(o), Run(o)
+		if m := regexp.MustCompile(`session-reuses=(\d+)`).FindStringSubmatch(a.Coverage); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			reuses += n
+		}
 		if a.TraceHash != b.TraceHash || a.Events != b.Events || a.Ops != b.Ops {
 			t.Fatalf("seed %d: two runs differ: hash %s/%s events %d/%d ops %d/%d",
 				seed, a.TraceHash, b.TraceHash, a.Events, b.Events, a.Ops, b.Ops)
@@ -33,6 +40,11 @@ func TestSameSeedSameTrace(t *testing.T) {
 			t.Errorf("seed %d failed: linearizable=%s conformance=%s failures:\n%s\nreplay: %s", seed, a.Linearizable,
 				a.Conformance, strings.Join(a.Failures, "\n"), ReplayCommand(o, seed, nil))
 		}
+	}
+	// The workload's deliberate reuses of a sequence number were refused
+	// (a run fails on any other answer): make sure some were tried.
+	if reuses == 0 {
+		t.Error("no client reused a sequence number in 20 runs")
 	}
 }
 

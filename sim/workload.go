@@ -42,6 +42,14 @@ type simClient struct {
 	timedOut bool
 	invoked  time.Duration
 	final    bool
+	// reuseSeq is the sequence number of the client's last write whose
+	// commit was answered (so the meta group's session table holds it),
+	// 0 once a later commit may or may not have applied. reuseKind is
+	// that write's kind.
+	reuseSeq  uint64
+	reuseKind client.Kind
+	// reusing marks a deliberate reuse of reuseSeq (startReuse).
+	reusing bool
 }
 
 func (w *World) startWorkload() {
@@ -67,6 +75,10 @@ func (c *simClient) next() {
 	}
 	r := w.workRng
 	c.count++
+	if c.reuseSeq != 0 && r.IntN(100) < 3 {
+		c.startReuse()
+		return
+	}
 	spec := client.Spec{Path: w.key(r.IntN(w.opts.Keys)), Length: -1, SizeHint: -1}
 	var value string
 	switch p := r.IntN(100); {
@@ -99,21 +111,44 @@ func (c *simClient) next() {
 		}
 	}
 	if spec.Kind == client.Put || spec.Kind == client.Append {
-		// Unique, self-describing content so that reads identify writes.
-		token := fmt.Sprintf("<c%d.%d>", c.id, c.count)
-		n := r.IntN(3*w.opts.ChunkBytes + 1)
-		if spec.Kind == client.Append && n == 0 {
-			n = 1
-		}
-		value = strings.Repeat(token, n/len(token)+1)[:n]
-		spec.SizeHint = int64(n)
+		value = c.content(spec.Kind == client.Append)
+		spec.SizeHint = int64(len(value))
 	}
-	c.startOp(spec, value)
+	c.startOp(spec, value, c.sess)
 }
 
-func (c *simClient) startOp(spec client.Spec, value string) {
+// content returns a body for a put or append: unique, self-describing
+// content so that reads identify writes, empty only if allowed.
+func (c *simClient) content(nonEmpty bool) string {
+	token := fmt.Sprintf("<c%d.%d>", c.id, c.count)
+	n := c.w.workRng.IntN(3*c.w.opts.ChunkBytes + 1)
+	if nonEmpty && n == 0 {
+		n = 1
+	}
+	return strings.Repeat(token, n/len(token)+1)[:n]
+}
+
+// startReuse sends a different request under the sequence number of the
+// client's last answered write, as a careless client would. It is of
+// another kind than that write (a delete after anything but a delete, else
+// a put), so it is certainly a different request: the meta group must
+// refuse it with session_reuse and change nothing (done checks).
+func (c *simClient) startReuse() {
+	spec := client.Spec{Kind: client.Delete, Path: c.w.key(c.w.workRng.IntN(c.w.opts.Keys)), Length: -1, SizeHint: -1}
+	var value string
+	if c.reuseKind == client.Delete {
+		spec.Kind, value = client.Put, c.content(true)
+		spec.SizeHint = int64(len(value))
+	}
+	c.reusing = true
+	// A session of the same id whose next sequence number is reuseSeq;
+	// the client's own session is not moved.
+	c.startOp(spec, value, client.NewSession(c.sess.ID, c.reuseSeq-1))
+}
+
+func (c *simClient) startOp(spec client.Spec, value string, sess *client.Session) {
 	w := c.w
-	c.op = client.New(w.clientConfig(), c.sess, spec)
+	c.op = client.New(w.clientConfig(), sess, spec)
 	c.body, c.sent, c.read = []byte(value), 0, nil
 	c.commitSent, c.timedOut = false, false
 	c.invoked = w.clk.now
@@ -230,11 +265,42 @@ func (c *simClient) onResponse(gen uint64, resp *api.Response) {
 	c.drive()
 }
 
+// reused checks the answer to a deliberate reuse (startReuse) and
+// schedules the next op. Only session_reuse is right; unavailable and
+// timeout say nothing. The op leaves the history: a refused reuse has no
+// effect to check, and one wrongly applied shows there as an effect
+// without a cause.
+func (c *simClient) reused(spec client.Spec, seq uint64, r client.Result) {
+	w := c.w
+	c.reusing = false
+	w.hist.drop(c.rec)
+	switch r.Status {
+	case api.SessionReuse:
+		w.coverage.reuses++
+	case api.Unavailable, api.Timeout:
+		if w.healed && c.invoked >= w.healAt+settle {
+			w.failf("liveness: client %d's reuse of seq %d (%s %s) failed with %s after the faults healed", c.id, seq, spec.Kind, spec.Path, r.Err())
+		}
+	default:
+		w.failf("exactly-once: client %d reused seq %d of session %d (last answered: a %s) for a %s of %s and got %s (%s), want session_reuse",
+			c.id, seq, c.sess.ID, c.reuseKind, spec.Kind, spec.Path, r.Status, r.Detail)
+	}
+	if w.healed && c.invoked >= w.healAt+settle && w.clk.now-c.invoked > livenessBound {
+		w.failf("liveness: client %d's reuse of seq %d took %s after the faults healed", c.id, seq, w.clk.now-c.invoked)
+	}
+	w.clk.after(time.Duration(w.workRng.IntN(20))*time.Millisecond, "client", 0, c.next)
+}
+
 // done records the op's outcome and schedules the next one.
 func (c *simClient) done(r client.Result) {
 	w := c.w
 	spec := c.op.Spec()
+	seq := c.op.Seq()
 	c.op = nil
+	if c.reusing {
+		c.reused(spec, seq, r)
+		return
+	}
 	out := linearizability.Output{}
 	definite := true
 	switch r.Status {
@@ -253,6 +319,10 @@ func (c *simClient) done(r client.Result) {
 		out.Status = linearizability.NotFound
 	case api.Conflict:
 		out.Status = linearizability.Conflict
+	case api.SessionReuse:
+		// Every op but a deliberate reuse takes a new sequence number.
+		w.failf("exactly-once: client %d's %s %s (session %d seq %d) refused as a reuse: %s", c.id, spec.Kind, spec.Path, c.sess.ID, seq, r.Detail)
+		definite = false
 	default:
 		definite = false
 	}
@@ -260,9 +330,13 @@ func (c *simClient) done(r client.Result) {
 	switch {
 	case definite:
 		w.hist.complete(c.rec, w.clk.now, out)
+		if isWrite && c.commitSent {
+			c.reuseSeq, c.reuseKind = seq, spec.Kind
+		}
 	case isWrite && (c.timedOut || (c.commitSent && r.Status != api.Unavailable)):
 		// The commit may have been applied: its outcome is unknown.
 		w.hist.unknown(c.rec)
+		c.reuseSeq = 0
 	default:
 		// Certainly not applied (or a failed read): no effect to check.
 		w.hist.drop(c.rec)

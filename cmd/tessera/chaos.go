@@ -37,9 +37,12 @@ deletes the replicas it was replaced in. Then heal, read every file back, and
 check the history for linearizability with Porcupine. Unlike 'tessera sim
 run', a chaos run is not reproducible: it runs on real time.
 
-Prints ops, unknown (writes whose outcome could not be known), faults,
+Prints the seed and the run directory (--dir, or a new temporary directory),
+then ops, unknown (writes whose outcome could not be known), faults,
 linearizable and verdict lines; exit status 1 on failure, with the Porcupine
-report written to DIR/porcupine.html.`,
+report written to DIR/porcupine.html. A passing run removes the temporary
+directory it made; a failing run keeps it and prints it again ("dir: DIR
+(kept)"). A --dir given is always kept.`,
 		Example: `  tessera chaos run --nodes 3 --duration 30s
   tessera chaos run --nodes 4 --lose --duration 30s`,
 		Args: cobra.NoArgs,
@@ -54,15 +57,10 @@ report written to DIR/porcupine.html.`,
 			if err != nil {
 				return err
 			}
-			if dir == "" {
-				if dir, err = os.MkdirTemp("", "tessera-chaos-"); err != nil {
-					return err
-				}
-			}
 			if seed == 0 {
 				seed = uint64(time.Now().UnixNano())
 			}
-			fmt.Printf("dir: %s\nseed: %d\n", dir, seed)
+			fmt.Printf("seed: %d\n", seed)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
 			res, err := chaos.Run(ctx, chaos.Options{
@@ -78,7 +76,7 @@ report written to DIR/porcupine.html.`,
 				return nil
 			}
 			if len(res.Report) > 0 {
-				report := filepath.Join(dir, "porcupine.html")
+				report := filepath.Join(res.Dir, "porcupine.html")
 				if err := os.WriteFile(report, res.Report, 0o644); err == nil {
 					fmt.Printf("porcupine-report: %s\n", report)
 				}
@@ -92,7 +90,7 @@ report written to DIR/porcupine.html.`,
 	fl.IntVar(&keys, "keys", 4, "files the clients share")
 	fl.DurationVar(&duration, "duration", 30*time.Second, "how long the workload and the nemesis run")
 	fl.Uint64Var(&seed, "seed", 0, "varies the operations and faults; 0 picks one (a run is not reproducible)")
-	fl.StringVar(&dir, "dir", "", "directory for the nodes' data and logs (default: a new temporary directory)")
+	fl.StringVar(&dir, "dir", "", "directory for the nodes' data and logs (default: a new temporary directory, removed if the run passes)")
 	fl.StringVar(&chunk, "chunk-size", "64KiB", "the nodes' chunk size")
 	fl.BoolVar(&noNemesis, "no-nemesis", false, "run the workload without crash and pause faults")
 	fl.BoolVar(&lose, "lose", false, "also fail one node for good and check that it is replaced")

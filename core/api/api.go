@@ -14,7 +14,10 @@ import (
 type Status uint8
 
 // Statuses. Unavailable means the request was certainly not applied and may be
-// retried; Timeout means its outcome is unknown.
+// retried; Timeout means its outcome is unknown. SessionReuse means a write
+// reused a session sequence number that already carried a different
+// request: it was refused and changed nothing (a retry must repeat its
+// request exactly; a new request needs a new sequence number).
 const (
 	OK Status = iota
 	NotFound
@@ -26,11 +29,12 @@ const (
 	Corrupt
 	SessionExpired
 	Internal
+	SessionReuse
 	statusCount
 )
 
 var statusNames = [...]string{"ok", "not_found", "version_conflict", "invalid", "too_large",
-	"unavailable", "timeout", "corrupt", "session_expired", "internal"}
+	"unavailable", "timeout", "corrupt", "session_expired", "internal", "session_reuse"}
 
 func (s Status) String() string {
 	if s < statusCount {

@@ -52,6 +52,7 @@ func TestResponseRoundTrip(t *testing.T) {
 	resps := []*Response{
 		{Status: OK, Result: meta.Result{Code: meta.CodeOK, File: f, FirstChunkID: 3, Count: 2}},
 		{Status: NotFound, Detail: "no such file"},
+		{Status: SessionReuse, Detail: "put /b: session reuse", Result: meta.Result{Code: meta.CodeSessionReuse, Detail: "sequence 1 was already used"}},
 		{Status: OK, File: f},
 		{Status: OK, Files: []meta.File{f, {Path: "/b", Version: 9}}, More: true},
 		{Status: OK, Data: []byte("bytes")},
@@ -62,7 +63,7 @@ func TestResponseRoundTrip(t *testing.T) {
 			t.Fatalf("%+v: %v", r, err)
 		}
 		if got.Status != r.Status || got.Detail != r.Detail || got.More != r.More || string(got.Data) != string(r.Data) ||
-			len(got.Files) != len(r.Files) || got.File.Version != r.File.Version || got.Result.FirstChunkID != r.Result.FirstChunkID {
+			len(got.Files) != len(r.Files) || got.File.Version != r.File.Version || got.Result.FirstChunkID != r.Result.FirstChunkID || got.Result.Code != r.Result.Code {
 			t.Fatalf("round trip\n got %+v\nwant %+v", got, r)
 		}
 	}

@@ -18,6 +18,8 @@ type fakeCluster struct {
 	chunks map[uint64][]byte
 	flaky  int
 	sent   int
+	// commits are the file commands applied, in order.
+	commits []meta.Command
 }
 
 func newFakeCluster() *fakeCluster {
@@ -35,9 +37,13 @@ func (f *fakeCluster) serve(r *api.Request) *api.Response {
 		f.index++
 		c := r.Cmd
 		c.MTimeNanos = int64(f.index)
+		if c.Op != meta.OpAlloc {
+			f.commits = append(f.commits, c)
+		}
 		res := f.meta.Apply(f.index, c)
 		if res.Code != meta.CodeOK {
-			st := map[meta.Code]api.Status{meta.CodeNotFound: api.NotFound, meta.CodeVersionMismatch: api.Conflict}[res.Code]
+			st := map[meta.Code]api.Status{meta.CodeNotFound: api.NotFound, meta.CodeVersionMismatch: api.Conflict,
+				meta.CodeSessionReuse: api.SessionReuse}[res.Code]
 			if st == 0 {
 				st = api.Invalid
 			}
@@ -170,5 +176,45 @@ func TestSessionNumbersWrites(t *testing.T) {
 	}
 	if got := sess.Next(); got != 15 {
 		t.Fatalf("after four writes the session is at %d, want 15", got)
+	}
+}
+
+// TestWholeRequestRetry resends a write whole under its session sequence
+// number, as server/httpclient does when a node fails mid-request: the
+// retry allocates and writes its chunks again, under new ids and here cut
+// at another chunk size, yet its commit has the same fingerprint and gets
+// the first answer. Another request under the same number is refused.
+func TestWholeRequestRetry(t *testing.T) {
+	tp := topo.Default([]uint64{1, 2, 3}, 3, 3, 3)
+	f := newFakeCluster()
+	body := []byte("0123456789abcdefghijklmnopqrstuvwxyz!")
+	put := Spec{Kind: Put, Path: "/f", SizeHint: int64(len(body))}
+	first, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: tp}, NewSession(9, 0), put), body, 10)
+	again, _ := f.run(t, New(Config{ChunkBytes: 16, Topology: tp}, NewSession(9, 0), put), body, 16)
+	if first.Status != api.OK || again.Status != api.OK || again.File.Version != first.File.Version {
+		t.Fatalf("first %+v, retry %+v", first, again)
+	}
+	a, b := f.commits[0], f.commits[1]
+	if a.Fingerprint() != b.Fingerprint() || a.Chunks[0].ID == b.Chunks[0].ID || len(a.Chunks) == len(b.Chunks) {
+		t.Fatalf("commits %+v and %+v: want new chunk ids, another cut, the same fingerprint", a, b)
+	}
+	tests := []struct {
+		name string
+		spec Spec
+		body string
+	}{
+		{"other content", put, "0123456789abcdefghijklmnopqrstuvwxyz?"},
+		{"other path", Spec{Kind: Put, Path: "/g", SizeHint: int64(len(body))}, string(body)},
+		{"delete", Spec{Kind: Delete, Path: "/f"}, ""},
+		{"conditional", Spec{Kind: Put, Path: "/f", HasIfVersion: true, IfVersion: first.File.Version}, string(body)},
+	}
+	for _, tt := range tests {
+		res, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: tp}, NewSession(9, 0), tt.spec), []byte(tt.body), 10)
+		if res.Status != api.SessionReuse {
+			t.Errorf("%s: %s %q, want session_reuse", tt.name, res.Status, res.Detail)
+		}
+		if file, ok := f.meta.Get("/f"); !ok || file.Version != first.File.Version {
+			t.Errorf("%s: /f is %+v", tt.name, file)
+		}
 	}
 }

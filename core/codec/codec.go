@@ -42,6 +42,9 @@ func (e *Encoder) Bytes(p []byte) {
 	e.B = append(e.B, p...)
 }
 
+// Fixed appends p without a length: the reader knows its size.
+func (e *Encoder) Fixed(p []byte) { e.B = append(e.B, p...) }
+
 // String appends a length-prefixed string.
 func (e *Encoder) String(s string) {
 	e.Uvarint(uint64(len(s)))
@@ -162,6 +165,19 @@ func (d *Decoder) Bytes(max int) []byte {
 	p := d.B[:n:n]
 	d.B = d.B[n:]
 	return p
+}
+
+// Fixed reads exactly len(p) bytes, written by Encoder.Fixed, into p.
+func (d *Decoder) Fixed(p []byte) {
+	if d.err != nil {
+		return
+	}
+	if len(d.B) < len(p) {
+		d.err = ErrTruncated
+		return
+	}
+	copy(p, d.B)
+	d.B = d.B[len(p):]
 }
 
 // String reads a length-prefixed string of at most max bytes.

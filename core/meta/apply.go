@@ -51,11 +51,12 @@ func (s *State) Apply(index uint64, c Command) Result {
 	if c.Session == 0 {
 		return s.apply(index, c)
 	}
-	if res, ok := s.dedup(c); ok {
+	fp := c.Fingerprint()
+	if res, ok := s.dedup(c, fp); ok {
 		return res
 	}
 	res := s.apply(index, c)
-	s.record(index, c, res)
+	s.record(index, c, fp, res)
 	return res
 }
 

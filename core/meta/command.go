@@ -84,9 +84,12 @@ const (
 	CodeVersionMismatch
 	CodeSessionExpired
 	CodeInvalid
+	// CodeSessionReuse answers a command whose (Session, Seq) already
+	// carried a different request: nothing is applied.
+	CodeSessionReuse
 )
 
-var codeNames = [...]string{"ok", "not found", "version mismatch", "session expired", "invalid"}
+var codeNames = [...]string{"ok", "not found", "version mismatch", "session expired", "invalid", "session reuse"}
 
 // String names the outcome ("ok", "not found", ...) for logs and errors.
 func (c Code) String() string {

@@ -3,6 +3,7 @@ package meta
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -124,6 +125,10 @@ func TestRestoreRejects(t *testing.T) {
 		if _, err := Restore(tt.b); err == nil {
 			t.Errorf("%s: restored", tt.name)
 		}
+	}
+	// A snapshot of the format before fingerprints is refused by name.
+	if _, err := Restore(append([]byte("TMS2"), snap[4:]...)); err == nil || !strings.Contains(err.Error(), `format "TMS2" unsupported`) {
+		t.Errorf("older format: %v", err)
 	}
 	// Every single-byte corruption either fails or restores a consistent
 	// state; none panics.

@@ -22,9 +22,12 @@
 //     and ids whose lease expired uncommitted. OpGCDone removes collected
 //     ids; ids that are not garbage are ignored, never dropped.
 //   - Sessions: Session 0 means no deduplication. Otherwise the state keeps,
-//     per session, the last sequence number applied and its result: the
-//     same Seq again returns that result without applying anything, and an
-//     older Seq is CodeSessionExpired. A client may skip sequence numbers
+//     per session, the last sequence number applied, the fingerprint of its
+//     request (Command.Fingerprint) and its result: the same Seq with the
+//     same fingerprint (a retry) returns that result without applying
+//     anything, the same Seq with another fingerprint (a client reusing a
+//     sequence number for a new request) is CodeSessionReuse and changes
+//     nothing, and an older Seq is CodeSessionExpired. A client may skip sequence numbers
 //     (an operation that failed before its commit uses one up, and HTTP
 //     clients choose their first one), so an unknown session is registered
 //     by whatever Seq it brings first. At most MaxSessions are kept; the one

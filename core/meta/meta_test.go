@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/tessera-db/tessera/core/chunk"
 )
 
 // applier applies commands at consecutive indexes.
@@ -157,6 +159,97 @@ func TestRetryIsExactlyOnce(t *testing.T) {
 	}
 }
 
+// TestSessionReuse checks what a second command under the same session
+// and sequence number gets: the first result if it repeats the request
+// (however its chunks were re-allocated, re-cut or re-stamped),
+// CodeSessionReuse and no change at all otherwise. Each case starts from
+// the same first command, a put of "/a" holding "hello world" in two
+// chunks, under session 5, sequence 2.
+func TestSessionReuse(t *testing.T) {
+	crc := func(s string) uint32 { return chunk.Checksum([]byte(s)) }
+	first := Command{Op: OpPut, Session: 5, Seq: 2, Path: "/a", MTimeNanos: 10,
+		Chunks: []ChunkRef{{ID: 1, Group: 2, Size: 6, CRC: crc("hello ")}, {ID: 2, Group: 3, Size: 5, CRC: crc("world")}}}
+	// A whole-request retry writes its chunks again under new ids (3, 4,
+	// 5: leased by the setup), on a node that may cut them differently.
+	recut := []ChunkRef{{ID: 3, Group: 4, Size: 3, CRC: crc("hel")}, {ID: 4, Group: 2, Size: 7, CRC: crc("lo worl")}, {ID: 5, Group: 3, Size: 1, CRC: crc("d")}}
+	whole := []ChunkRef{{ID: 3, Group: 4, Size: 11, CRC: crc("hello world")}}
+	other := []ChunkRef{{ID: 3, Group: 4, Size: 11, CRC: crc("hello World")}}
+	with := func(f func(c *Command)) Command {
+		c := first
+		f(&c)
+		return c
+	}
+	tests := []struct {
+		name  string
+		again Command
+		want  Code // CodeOK: the first result again
+	}{
+		{"same command", first, CodeOK},
+		{"re-stamped", with(func(c *Command) { c.MTimeNanos = 99 }), CodeOK},
+		{"chunks re-allocated and re-cut", with(func(c *Command) { c.Chunks, c.MTimeNanos = recut, 20 }), CodeOK},
+		{"one chunk instead of two", with(func(c *Command) { c.Chunks = whole }), CodeOK},
+		{"other path", with(func(c *Command) { c.Path = "/b" }), CodeSessionReuse},
+		{"delete", Command{Op: OpDelete, Session: 5, Seq: 2, Path: "/a"}, CodeSessionReuse},
+		{"append", with(func(c *Command) { c.Op = OpAppend }), CodeSessionReuse},
+		{"rename", with(func(c *Command) { c.Op, c.NewPath, c.Chunks = OpRename, "/b", nil }), CodeSessionReuse},
+		{"conditional", with(func(c *Command) { c.HasIfVersion = true }), CodeSessionReuse},
+		{"other content", with(func(c *Command) { c.Chunks = other }), CodeSessionReuse},
+		{"shorter content", with(func(c *Command) { c.Chunks = c.Chunks[:1] }), CodeSessionReuse},
+		{"no content", with(func(c *Command) { c.Chunks = nil }), CodeSessionReuse},
+		{"alloc", Command{Op: OpAlloc, Session: 5, Seq: 2, AllocCount: 1, LeaseNanos: 100}, CodeSessionReuse},
+		{"older sequence", with(func(c *Command) { c.Path, c.Seq = "/b", 1 }), CodeSessionExpired},
+	}
+	for _, tt := range tests {
+		a := &applier{s: New()}
+		a.apply(Command{Op: OpAlloc, AllocCount: 5, LeaseNanos: 100})
+		want := a.apply(first)
+		if want.Code != CodeOK {
+			t.Fatalf("%s: first put: %s %s", tt.name, want.Code, want.Detail)
+		}
+		snap := a.s.Snapshot()
+		for _, restored := range []bool{false, true} {
+			s := a.s
+			if restored {
+				// The fingerprint survives a snapshot.
+				r, err := Restore(snap)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s = r
+			}
+			// twin refuses a stale command at the same index and time:
+			// a refused reuse must leave the same state.
+			twin, err := Restore(s.Snapshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := s.Apply(a.index+1, tt.again)
+			twin.Apply(a.index+1, Command{Op: OpDelete, Path: "/a", Session: 5, Seq: 1, MTimeNanos: tt.again.MTimeNanos})
+			switch {
+			case tt.want == CodeOK && !sameResult(got, want):
+				t.Errorf("%s (restored %v): %s %q, want the first result %+v", tt.name, restored, got.Code, got.Detail, want)
+			case tt.want != CodeOK && got.Code != tt.want:
+				t.Errorf("%s (restored %v): %s %q, want %s", tt.name, restored, got.Code, got.Detail, tt.want)
+			case tt.want == CodeSessionReuse && !strings.Contains(got.Detail, "session 5: sequence 2 was already used by a different request"):
+				t.Errorf("%s: detail %q", tt.name, got.Detail)
+			}
+			if s.Hash() != twin.Hash() {
+				t.Errorf("%s (restored %v): the second command changed the state", tt.name, restored)
+			}
+			if f, _ := s.Get("/a"); !sameFile(f, want.File) {
+				t.Errorf("%s (restored %v): /a is %+v, want %+v", tt.name, restored, f, want.File)
+			}
+			if _, ok := s.Get("/b"); ok {
+				t.Errorf("%s (restored %v): /b exists", tt.name, restored)
+			}
+			// A true retry still gets the first result afterwards.
+			if r := s.Apply(a.index+2, first); !sameResult(r, want) {
+				t.Errorf("%s (restored %v): retry after it: %s %q", tt.name, restored, r.Code, r.Detail)
+			}
+		}
+	}
+}
+
 func TestApplyPanicsOnOldIndex(t *testing.T) {
 	for _, index := range []uint64{0, 4, 5} {
 		s := New()
@@ -303,7 +396,8 @@ func TestOpAndCodeNames(t *testing.T) {
 		{OpRename.String(), "rename"}, {OpAlloc.String(), "alloc"}, {OpGCDone.String(), "gc-done"},
 		{Op(0).String(), "op(0)"}, {Op(42).String(), "op(42)"},
 		{CodeOK.String(), "ok"}, {CodeNotFound.String(), "not found"}, {CodeVersionMismatch.String(), "version mismatch"},
-		{CodeSessionExpired.String(), "session expired"}, {CodeInvalid.String(), "invalid"}, {Code(9).String(), "code(9)"},
+		{CodeSessionExpired.String(), "session expired"}, {CodeInvalid.String(), "invalid"},
+		{CodeSessionReuse.String(), "session reuse"}, {Code(9).String(), "code(9)"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

@@ -1,6 +1,8 @@
 package meta
 
 import (
+	"fmt"
+	"hash/crc32"
 	"math"
 	"slices"
 	"strings"
@@ -21,17 +23,45 @@ type model struct {
 	sessions map[uint64]msession
 	horizon  int64
 	limit    int
+	// contents holds the bytes of every chunk the test made up, so that
+	// the model compares requests by their content itself rather than by
+	// checksums.
+	contents map[ChunkRef]string
 }
 
 type msession struct {
 	seq, index uint64
 	mtime      int64
+	req        mrequest
 	res        Result
+}
+
+// mrequest is what the model compares to tell a retry from the reuse of a
+// sequence number: every field a client chose, and the content's bytes.
+// Chunk ids, groups and how the content is cut are not the request's.
+type mrequest struct {
+	op            Op
+	path, newPath string
+	hasIf         bool
+	ifVersion     uint64
+	content       string
+	alloc         uint32
+	lease         int64
+	collected     string
+}
+
+func (m *model) request(c Command) mrequest {
+	var content strings.Builder
+	for _, ch := range c.Chunks {
+		content.WriteString(m.contents[ch])
+	}
+	return mrequest{op: c.Op, path: c.Path, newPath: c.NewPath, hasIf: c.HasIfVersion, ifVersion: c.IfVersion,
+		content: content.String(), alloc: c.AllocCount, lease: c.LeaseNanos, collected: fmt.Sprint(c.Collected)}
 }
 
 func newModel(limit int) *model {
 	return &model{files: map[string]File{}, leases: map[uint64]int64{}, garbage: map[uint64]ChunkRef{},
-		next: 1, sessions: map[uint64]msession{}, horizon: math.MinInt64, limit: limit}
+		next: 1, sessions: map[uint64]msession{}, horizon: math.MinInt64, limit: limit, contents: map[ChunkRef]string{}}
 }
 
 // step applies c to the model and returns the expected result (without
@@ -47,13 +77,15 @@ func (m *model) step(index uint64, c Command) Result {
 		return Result{Code: CodeInvalid}
 	case !known && c.MTimeNanos <= m.horizon:
 		return Result{Code: CodeSessionExpired}
+	case known && c.Seq == ss.seq && m.request(c) != ss.req:
+		return Result{Code: CodeSessionReuse}
 	case known && c.Seq == ss.seq:
 		return ss.res
 	case known && c.Seq < ss.seq:
 		return Result{Code: CodeSessionExpired}
 	}
 	res := m.apply(index, c)
-	m.sessions[c.Session] = msession{seq: c.Seq, index: index, mtime: c.MTimeNanos, res: res}
+	m.sessions[c.Session] = msession{seq: c.Seq, index: index, mtime: c.MTimeNanos, req: m.request(c), res: res}
 	if len(m.sessions) > m.limit {
 		var victim uint64
 		oldest := uint64(math.MaxUint64)
@@ -283,20 +315,53 @@ func (mc *machine) session(t *rapid.T) (uint64, uint64) {
 	return id, mc.seqs[id]
 }
 
+// chunkID draws the id of a chunk to commit: mostly a leased one.
+func (mc *machine) chunkID(t *rapid.T) uint64 {
+	if leased := sortedKeys(mc.m.leases); len(leased) > 0 && rapid.IntRange(0, 9).Draw(t, "validChunk") > 0 {
+		return rapid.SampledFrom(leased).Draw(t, "chunk")
+	}
+	return rapid.Uint64Range(1, mc.m.next+2).Draw(t, "anyChunk")
+}
+
+// chunk makes up a chunk holding content, with its crc32c, and tells the
+// model its bytes.
+func (mc *machine) chunk(id uint64, content string) ChunkRef {
+	ref := ChunkRef{ID: id, Group: 2 + id%3, Size: uint32(len(content)), CRC: crc32.Checksum([]byte(content), crc32.MakeTable(crc32.Castagnoli))}
+	mc.m.contents[ref] = content
+	return ref
+}
+
 func (mc *machine) chunksFor(t *rapid.T) []ChunkRef {
 	n := rapid.IntRange(0, 3).Draw(t, "nchunks")
-	leased := sortedKeys(mc.m.leases)
 	var cs []ChunkRef
 	for i := 0; i < n; i++ {
-		var id uint64
-		if len(leased) > 0 && rapid.IntRange(0, 9).Draw(t, "validChunk") > 0 {
-			id = rapid.SampledFrom(leased).Draw(t, "chunk")
-		} else {
-			id = rapid.Uint64Range(1, mc.m.next+2).Draw(t, "anyChunk")
+		// Contents from a small alphabet, so that requests sometimes
+		// match by chance.
+		b := make([]byte, rapid.IntRange(0, 100).Draw(t, "size"))
+		first, step := rapid.ByteRange('a', 'b').Draw(t, "fill"), rapid.ByteRange(0, 2).Draw(t, "step")
+		for j := range b {
+			b[j] = first + byte(j)*step
 		}
-		cs = append(cs, ChunkRef{ID: id, Group: 2 + id%3, Size: rapid.Uint32Range(0, 100).Draw(t, "size"), CRC: uint32(id)})
+		cs = append(cs, mc.chunk(mc.chunkID(t), string(b)))
 	}
 	return cs
+}
+
+// recut cuts the content of cs into other chunks under other ids, as a
+// client resending a whole write does (it allocates and writes afresh,
+// maybe with another chunk size).
+func (mc *machine) recut(t *rapid.T, cs []ChunkRef) []ChunkRef {
+	var content strings.Builder
+	for _, ch := range cs {
+		content.WriteString(mc.m.contents[ch])
+	}
+	var out []ChunkRef
+	for rest := content.String(); len(rest) > 0; {
+		n := rapid.IntRange(1, len(rest)).Draw(t, "cut")
+		out = append(out, mc.chunk(mc.chunkID(t), rest[:n]))
+		rest = rest[n:]
+	}
+	return out
 }
 
 // cond adds a version condition: none, must-not-exist, the current version
@@ -315,19 +380,60 @@ func (mc *machine) cond(t *rapid.T, c *Command) {
 	}
 }
 
+// request draws a file command of kind op.
+func (mc *machine) request(t *rapid.T, op Op) Command {
+	c := Command{Op: op, Path: rapid.SampledFrom(testPaths).Draw(t, "path")}
+	switch op {
+	case OpPut, OpAppend:
+		c.Chunks = mc.chunksFor(t)
+	case OpRename:
+		c.NewPath = rapid.SampledFrom(testPaths).Draw(t, "to")
+	}
+	mc.cond(t, &c)
+	return c
+}
+
 func (mc *machine) write(op Op) func(t *rapid.T) {
 	return func(t *rapid.T) {
-		s, q := mc.session(t)
-		c := Command{Op: op, Session: s, Seq: q, Path: rapid.SampledFrom(testPaths).Draw(t, "path")}
-		switch op {
-		case OpPut, OpAppend:
-			c.Chunks = mc.chunksFor(t)
-		case OpRename:
-			c.NewPath = rapid.SampledFrom(testPaths).Draw(t, "to")
-		}
-		mc.cond(t, &c)
+		c := mc.request(t, op)
+		c.Session, c.Seq = mc.session(t)
 		mc.exec(t, c)
 	}
+}
+
+// reuse sends a new request under a session's last sequence number, as a
+// careless client would: unless it happens to be the same request (then
+// it is a retry), the state must refuse it and change nothing.
+func (mc *machine) reuse(t *rapid.T) {
+	ids := sortedKeys(mc.seqs)
+	if len(ids) == 0 {
+		t.Skip("no session yet")
+	}
+	id := rapid.SampledFrom(ids).Draw(t, "reuseSession")
+	c := mc.request(t, rapid.SampledFrom([]Op{OpPut, OpAppend, OpDelete, OpRename}).Draw(t, "reuseOp"))
+	c.Session, c.Seq = id, mc.seqs[id]
+	ss, known := mc.m.sessions[id]
+	differs := known && ss.seq == c.Seq && mc.m.request(c) != ss.req
+	before := mc.s.Snapshot()
+	got := mc.exec(t, c)
+	if differs && got.Code != CodeSessionReuse {
+		t.Fatalf("reused sequence %d of session %d with another request: %s", c.Seq, id, got.Code)
+	}
+	if differs && !sameExceptClock(before, mc.s.Snapshot()) {
+		t.Fatal("a refused reuse changed the state")
+	}
+}
+
+// sameExceptClock compares two snapshots of one state, ignoring the
+// applied index and the clock, which every command moves.
+func sameExceptClock(a, b []byte) bool {
+	sa, errA := Restore(a)
+	sb, errB := Restore(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	sb.applied, sb.now = sa.applied, sa.now
+	return string(sa.Snapshot()) == string(sb.Snapshot())
 }
 
 func (mc *machine) check(t *rapid.T) {
@@ -392,6 +498,21 @@ func TestStateMachineAgainstModel(t *testing.T) {
 				// Stray ids (live, leased, unknown) must be ignored.
 				ids = append(ids, rapid.Uint64Range(1, mc.m.next+1).Draw(t, "stray"))
 				mc.exec(t, Command{Op: OpGCDone, Collected: ids})
+			},
+			"reuse": mc.reuse,
+			"recutRetry": func(t *rapid.T) {
+				// Resend a session's last request whole, as an HTTP client
+				// does on another node: its chunks are written again under
+				// new ids (maybe cut differently) and the node stamps a new
+				// time. It is the same request: the model expects the
+				// first result (unless the session was evicted).
+				ids := sortedKeys(mc.sent)
+				if len(ids) == 0 {
+					t.Skip("no session command yet")
+				}
+				c := mc.sent[rapid.SampledFrom(ids).Draw(t, "recutSession")]
+				c.Chunks, c.MTimeNanos = mc.recut(t, c.Chunks), 0
+				mc.exec(t, c)
 			},
 			"retry": func(t *rapid.T) {
 				// Resend a session's last command unchanged (same stamp):

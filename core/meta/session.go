@@ -1,10 +1,57 @@
 package meta
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/codec"
 )
+
+// Fingerprint identifies the request a session command carries, so that a
+// retry of it (answered with the remembered result) is told apart from a
+// different request that reuses its sequence number (CodeSessionReuse).
+type Fingerprint [sha256.Size]byte
+
+// fingerprintFormat leads the hashed encoding, so that a change of what
+// the fingerprint covers cannot match an old one by accident.
+const fingerprintFormat = 1
+
+// Fingerprint returns the SHA-256 of every field of c that states the
+// request, and of none that a faithful retry may change:
+//
+//   - Session and Seq are the key the fingerprint is stored under;
+//   - MTimeNanos is stamped by whichever node proposes the command;
+//   - chunk ids and groups are allocated afresh when a client resends a
+//     whole write (an HTTP retry on another node writes its chunks again);
+//   - how the content is cut into chunks depends on the serving node's
+//     chunk size.
+//
+// The content therefore enters as its total size and its crc32c, computed
+// from the chunks' checksums (chunk.ConcatChecksum), never their ids.
+func (c Command) Fingerprint() Fingerprint {
+	var content chunk.ConcatChecksum
+	var size uint64
+	for _, ch := range c.Chunks {
+		content.Add(ch.CRC, int64(ch.Size))
+		size += uint64(ch.Size)
+	}
+	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+4*len(c.Collected))}
+	e.Uvarint(fingerprintFormat)
+	e.Uvarint(uint64(c.Op))
+	e.String(c.Path)
+	e.String(c.NewPath)
+	e.Bool(c.HasIfVersion)
+	e.Uvarint(c.IfVersion)
+	e.Uvarint(size)
+	e.Uint32(content.Sum32())
+	e.Uvarint(uint64(c.AllocCount))
+	e.Varint(c.LeaseNanos)
+	encodeIDs(&e, c.Collected)
+	return sha256.Sum256(e.B)
+}
 
 // session is what the state remembers of one client session.
 type session struct {
@@ -14,7 +61,10 @@ type session struct {
 	// lastMTime is lastSeq's command time, which the horizon moves to when
 	// the session is evicted.
 	lastMTime int64
-	result    Result
+	// fingerprint is lastSeq's request: only the same request again is a
+	// retry.
+	fingerprint Fingerprint
+	result      Result
 }
 
 // ageMark records that a session applied a command at index. Marks are
@@ -39,10 +89,12 @@ func newSessionTable() sessionTable {
 	return sessionTable{sessions: map[uint64]*session{}, limit: MaxSessions, horizon: math.MinInt64}
 }
 
-// dedup answers a session command that must not be applied: a repeat of
-// the last Seq (its cached result), an older Seq, or a command that may be
-// a late retry of an evicted session. ok is false if c is to be applied.
-func (t *sessionTable) dedup(c Command) (res Result, ok bool) {
+// dedup answers a session command that must not be applied: a retry of
+// the last Seq (its cached result), another request under the last Seq
+// (CodeSessionReuse), an older Seq, or a command that may be a late retry
+// of an evicted session. fp is c's fingerprint. ok is false if c is to be
+// applied.
+func (t *sessionTable) dedup(c Command, fp Fingerprint) (res Result, ok bool) {
 	ss := t.sessions[c.Session]
 	switch {
 	case c.Seq == 0:
@@ -52,6 +104,10 @@ func (t *sessionTable) dedup(c Command) (res Result, ok bool) {
 			"session %d unknown and its command (time %d) predates evicted sessions (time %d)", c.Session, c.MTimeNanos, t.horizon)}, true
 	case ss == nil:
 		return Result{}, false
+	case c.Seq == ss.lastSeq && fp != ss.fingerprint:
+		return Result{Code: CodeSessionReuse, Detail: fmt.Sprintf(
+			"session %d: sequence %d was already used by a different request; a retry must repeat its request exactly, a new request needs a new sequence number",
+			c.Session, c.Seq)}, true
 	case c.Seq == ss.lastSeq:
 		return cloneResult(ss.result), true
 	case c.Seq < ss.lastSeq:
@@ -61,15 +117,16 @@ func (t *sessionTable) dedup(c Command) (res Result, ok bool) {
 	return Result{}, false
 }
 
-// record remembers that c applied at index with result res, evicting the
-// least recently applied session if the table is over its limit.
-func (t *sessionTable) record(index uint64, c Command, res Result) {
+// record remembers that c, whose fingerprint is fp, applied at index with
+// result res, evicting the least recently applied session if the table is
+// over its limit.
+func (t *sessionTable) record(index uint64, c Command, fp Fingerprint, res Result) {
 	ss := t.sessions[c.Session]
 	if ss == nil {
 		ss = &session{}
 		t.sessions[c.Session] = ss
 	}
-	*ss = session{lastSeq: c.Seq, lastIndex: index, lastMTime: c.MTimeNanos, result: cloneResult(res)}
+	*ss = session{lastSeq: c.Seq, lastIndex: index, lastMTime: c.MTimeNanos, fingerprint: fp, result: cloneResult(res)}
 	t.byAge = append(t.byAge, ageMark{id: c.Session, index: index})
 	for len(t.sessions) > t.limit {
 		t.evictOldest()

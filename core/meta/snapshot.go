@@ -6,14 +6,15 @@ import (
 	"github.com/tessera-db/tessera/core/codec"
 )
 
-// snapshotMagic starts a snapshot; the digit is the format version.
-const snapshotMagic = "TMS2"
+// snapshotMagic starts a snapshot; the digit is the format version
+// (TMS3 added the sessions' request fingerprints).
+const snapshotMagic = "TMS3"
 
 // Snapshot encodes the whole state deterministically (everything sorted):
 //
-//	"TMS2" applied now horizon nextChunk
+//	"TMS3" applied now horizon nextChunk
 //	files:    count, then per file (by path) path version size mtime chunks
-//	sessions: count, then per session (by id) id lastSeq lastIndex lastMTime result
+//	sessions: count, then per session (by id) id lastSeq lastIndex lastMTime fingerprint(32 bytes) result
 //	leases:   count, then per id (ascending) id end
 //	garbage:  count, then per chunk (by id) id group size crc
 func (s *State) Snapshot() []byte {
@@ -35,6 +36,7 @@ func (s *State) Snapshot() []byte {
 		e.Uvarint(ss.lastSeq)
 		e.Uvarint(ss.lastIndex)
 		e.Varint(ss.lastMTime)
+		e.Fixed(ss.fingerprint[:])
 		e.Bytes(ss.result.Marshal())
 	}
 	ids = sortedKeys(s.leases)
@@ -55,6 +57,9 @@ func (s *State) Snapshot() []byte {
 // Restore decodes a snapshot written by Snapshot and checks it.
 func Restore(b []byte) (*State, error) {
 	if len(b) < len(snapshotMagic) || string(b[:len(snapshotMagic)]) != snapshotMagic {
+		if len(b) >= len(snapshotMagic) && string(b[:3]) == snapshotMagic[:3] {
+			return nil, fmt.Errorf("meta: snapshot format %q unsupported: this version reads only %q", b[:len(snapshotMagic)], snapshotMagic)
+		}
 		return nil, fmt.Errorf("meta: snapshot: bad magic")
 	}
 	d := codec.Decoder{B: b[len(snapshotMagic):]}
@@ -72,11 +77,12 @@ func Restore(b []byte) (*State, error) {
 		s.paths = append(s.paths, f.Path)
 		s.files[f.Path] = f
 	}
-	n = d.Count(MaxSessions, 5)
+	n = d.Count(MaxSessions, 5+len(Fingerprint{}))
 	var prev uint64
 	for i := 0; i < n && d.Err() == nil; i++ {
 		id := d.Uvarint()
 		ss := &session{lastSeq: d.Uvarint(), lastIndex: d.Uvarint(), lastMTime: d.Varint()}
+		d.Fixed(ss.fingerprint[:])
 		res, err := UnmarshalResult(d.Bytes(1 << 30))
 		if err != nil {
 			d.Fail(err)

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -67,7 +68,7 @@ func (n *Node) applyNormal(g *group, index uint64, data []byte) {
 		}
 		resp = &api.Response{Status: statusOf(res.Code), Result: res}
 		if resp.Status != api.OK {
-			resp.Detail = fmt.Sprintf("%s %s: %s", c.Op, c.Path, res.Code)
+			resp.Detail = metaDetail(c, res)
 		}
 	} else {
 		c, err := chunk.UnmarshalCommand(payload)
@@ -101,6 +102,32 @@ func (n *Node) applyNormal(g *group, index uint64, data []byte) {
 	}
 }
 
+// metaDetail explains a refused meta command for the client: the command,
+// its outcome and, where the outcome alone would puzzle, the state
+// machine's reason. It stays within api.MaxDetailBytes, which a forwarded
+// reply must respect to decode, whatever the path's length.
+func metaDetail(c meta.Command, res meta.Result) string {
+	d := fmt.Sprintf("%s %s: %s", c.Op, cut(c.Path, 128), res.Code)
+	if res.Code == meta.CodeSessionReuse {
+		d += ": " + res.Detail
+	}
+	return cut(d, api.MaxDetailBytes)
+}
+
+// cut shortens s to at most n bytes, on a UTF-8 boundary, marking the cut
+// with an ellipsis (within the n bytes).
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const mark = "…"
+	i := n - len(mark)
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + mark
+}
+
 func statusOf(c meta.Code) api.Status {
 	switch c {
 	case meta.CodeOK:
@@ -113,6 +140,8 @@ func statusOf(c meta.Code) api.Status {
 		return api.SessionExpired
 	case meta.CodeInvalid:
 		return api.Invalid
+	case meta.CodeSessionReuse:
+		return api.SessionReuse
 	}
 	return api.Internal
 }

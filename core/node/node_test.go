@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -277,5 +278,33 @@ func TestScrubFindsRotInUnreadChunks(t *testing.T) {
 	}
 	if bad := n.BadChunks(); len(bad) != 1 || !strings.Contains(bad[0], "chunk 9") {
 		t.Fatalf("BadChunks = %v, want chunk 9 (no other replica to repair it from)", bad)
+	}
+}
+
+// TestMetaDetailFitsAReply checks that the detail of a refused meta
+// command, which travels in forwarded replies, stays decodable whatever
+// the path, and that a reused sequence number says why.
+func TestMetaDetailFitsAReply(t *testing.T) {
+	reuse := meta.Result{Code: meta.CodeSessionReuse, Detail: "session 5: sequence 1 was already used by a different request"}
+	tests := []struct {
+		name string
+		path string
+		res  meta.Result
+		want string
+	}{
+		{"short", "/s/b", meta.Result{Code: meta.CodeNotFound}, "delete /s/b: not found"},
+		{"reuse", "/s/b", reuse, "delete /s/b: session reuse: session 5: sequence 1 was already used"},
+		{"long ascii path", "/" + strings.Repeat("a", 4095), reuse, "delete /aaa"},
+		{"long multibyte path", "/" + strings.Repeat("é", 2047), reuse, "…: session reuse: session 5"},
+	}
+	for _, tt := range tests {
+		d := metaDetail(meta.Command{Op: meta.OpDelete, Path: tt.path}, tt.res)
+		if !strings.Contains(d, tt.want) || len(d) > api.MaxDetailBytes || !utf8.ValidString(d) {
+			t.Errorf("%s: %d bytes %q, want it to contain %q", tt.name, len(d), d, tt.want)
+		}
+		resp := &api.Response{Status: statusOf(tt.res.Code), Detail: d, Result: tt.res}
+		if back, err := api.UnmarshalResponse(resp.Marshal()); err != nil || back.Detail != d || back.Status != resp.Status {
+			t.Errorf("%s: reply does not decode: %v", tt.name, err)
+		}
 	}
 }

@@ -75,6 +75,9 @@ const (
 	CodeInternal        = "internal"
 	CodeUnavailable     = "unavailable"
 	CodeTimeout         = "timeout"
+	// CodeSessionReuse (422): the write's Tessera-Session and Tessera-Seq
+	// already carried a different request; nothing was applied.
+	CodeSessionReuse = "session_reuse"
 )
 
 // IsCode reports whether err is an API error with the given code.
