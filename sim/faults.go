@@ -50,11 +50,15 @@ const (
 	// shows only in that window.
 	AckCrash  FaultKind = "ackcrash"
 	VoteCrash FaultKind = "votecrash"
+	// LogRot crashes Node, flips one bit of one record of one of its raft
+	// logs that is followed by others (damage recovery must notice, not
+	// take for a torn write), and restarts it after Dur.
+	LogRot FaultKind = "logrot"
 )
 
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
-var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash}
+var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot}
 
 // Fault is one scheduled fault.
 type Fault struct {
@@ -172,6 +176,12 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 			// fenced, replaced, and it may come back as a spare.
 			s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(until / 2))), Kind: Wipe, Node: r.IntN(nodes) + 1,
 				Dur: time.Duration(r.IntN(5000)+100) * time.Millisecond})
+		case p < 0.55:
+			// One node's log rots: the damaged replica is fenced and
+			// replaced. One node only, so that damage stays on a
+			// minority of every group.
+			s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(until / 2))), Kind: LogRot, Node: r.IntN(nodes) + 1,
+				Dur: time.Duration(r.IntN(3000)+100) * time.Millisecond})
 		}
 	}
 	slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })

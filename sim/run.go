@@ -14,6 +14,7 @@ import (
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
+	"github.com/tessera-db/tessera/core/wal"
 )
 
 // Options configure a run.
@@ -103,7 +104,7 @@ type coverage struct {
 	snapshots, installed, fetches            uint64
 	corrupt, repaired, syncs, timeouts, fwds uint64
 	confChanges, created, removed            uint64
-	scrubbed, amnesiac                       uint64
+	scrubbed, amnesiac, corruptLogs          uint64
 	// reuses counts the clients' deliberate reuses of a sequence number
 	// that the meta group refused, as it must.
 	reuses int
@@ -123,11 +124,12 @@ func (c *coverage) add(st node.Stats) {
 	c.removed += st.ReplicasRemoved
 	c.scrubbed += st.ScrubbedChunks
 	c.amnesiac += st.AmnesiacReplicas
+	c.corruptLogs += st.CorruptLogs
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d scrubbed=%d session-reuses=%d",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.scrubbed, c.reuses)
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d scrubbed=%d session-reuses=%d",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.scrubbed, c.reuses)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
@@ -291,6 +293,13 @@ func (w *World) inject(f Fault) {
 			s.crash("scheduled")
 			w.scheduleRestart(s, f.Dur)
 		}
+	case LogRot:
+		s := w.nodes[f.Node-1]
+		if s.up() {
+			s.crash("log rot")
+		}
+		w.logRot(s)
+		w.scheduleRestart(s, f.Dur)
 	case AckCrash, VoteCrash:
 		s := w.nodes[f.Node-1]
 		s.crashPoint, s.crashPointDur = f.Kind, f.Dur
@@ -350,6 +359,35 @@ func (w *World) inject(f Fault) {
 	case BitRot:
 		w.bitRot(w.nodes[f.Node-1])
 	}
+}
+
+// logRot flips one bit of one record of one of a node's raft logs, at
+// rest, choosing among the records recovery must find damaged (any but the
+// last of the last segment, which it would take for a torn write).
+func (w *World) logRot(s *simNode) {
+	var spans []wal.Span
+	for _, g := range w.topo.Groups {
+		recs, err := wal.Records(s.fs, fmt.Sprintf("groups/%d/wal", g.ID))
+		if err != nil {
+			continue // already damaged
+		}
+		for _, r := range recs {
+			if !r.Tail {
+				spans = append(spans, r)
+			}
+		}
+	}
+	if len(spans) == 0 {
+		w.logf("log rot on node %d: no record to damage", s.id)
+		return
+	}
+	r := spans[w.faultRng.IntN(len(spans))]
+	off := r.Off + w.faultRng.Int64N(r.Len)
+	if err := s.fs.CorruptAtRest(r.Path, off, 1<<w.faultRng.IntN(8)); err != nil {
+		w.failf("log rot: %v", err)
+		return
+	}
+	w.logf("log rot on node %d: %s at %d", s.id, r.Path, off)
 }
 
 // bitRot flips one bit of one chunk file of a node, at rest.

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/env"
+	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
 
@@ -101,13 +103,27 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
-		if len(logFiles) == 0 && (!initial || removed) {
+		fenced, err := isFenced(e.FS(), tg.ID)
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+		}
+		if len(logFiles) == 0 && (!initial || removed) && !fenced {
 			continue
 		}
-		g, err := n.openGroup(tg, initial && !removed)
+		g, err := n.openGroup(tg, initial && !removed && !fenced)
+		if errors.Is(err, wal.ErrCorrupt) {
+			if err = n.quarantine(tg, err); err == nil {
+				fenced = true
+				g, err = n.openGroup(tg, false)
+			}
+		}
 		if err != nil {
 			n.Close()
 			return nil, err
+		}
+		if fenced {
+			g.amnesiac = true
 		}
 		n.groups[tg.ID] = g
 		n.groupIDs = append(n.groupIDs, tg.ID)

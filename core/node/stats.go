@@ -22,6 +22,9 @@ type Stats struct {
 	// AmnesiacReplicas counts replicas fenced because this node was a voter
 	// of their group and lost its disk.
 	AmnesiacReplicas uint64
+	// CorruptLogs counts replicas whose log was found damaged at start-up
+	// and fenced (quarantine.go).
+	CorruptLogs uint64
 	// ScrubbedChunks counts chunks the scrubber verified; ScrubPasses the
 	// passes it completed over a group.
 	ScrubbedChunks, ScrubPasses uint64
@@ -93,10 +96,11 @@ func chunkSetHash(g *group) uint64 {
 // LogState returns the raft hard state (term and vote) and the last log
 // index this node's replica of a group holds in its raft storage: right
 // after New, what it recovered from disk. ok is false if the node hosts no
-// replica of the group.
+// replica of the group, or only a fenced one (its log was lost or damaged:
+// it takes no part in the group until replaced, so it promises nothing).
 func (n *Node) LogState(group uint64) (term, vote, lastIndex uint64, ok bool) {
 	g := n.groups[group]
-	if g == nil {
+	if g == nil || g.amnesiac {
 		return 0, 0, 0, false
 	}
 	hs, _, err := g.storage.InitialState()

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"go.etcd.io/raft/v3"
@@ -245,21 +246,15 @@ func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL) error {
 		return fmt.Errorf("tombstone: %w", err)
 	}
 	_ = w.Close()
-	for _, sub := range []string{dir + "/wal", dir + "/chunks"} {
-		names, err := fs.List(sub)
-		if err != nil {
-			return err
-		}
-		for _, name := range names {
-			if err := fs.Remove(sub + "/" + name); err != nil {
-				return err
-			}
-		}
-		if len(names) > 0 {
-			if err := fs.SyncDir(sub); err != nil {
-				return err
-			}
-		}
+	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
+		return err
+	}
+	// The replica is gone: a fence marker no longer applies to the one a
+	// later re-add creates.
+	if err := fs.Remove(fenceMarker(group)); err == nil {
+		return fs.SyncDir(dir)
+	} else if !errors.Is(err, vfs.ErrNotExist) {
+		return err
 	}
 	return nil
 }

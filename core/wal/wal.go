@@ -526,3 +526,43 @@ func (w *WAL) Close() error {
 	w.closed = true
 	return w.f.Close()
 }
+
+// Span locates one valid record of a log: its segment file and byte range.
+type Span struct {
+	Path     string
+	Off, Len int64
+	// Tail is set on the last record of the last segment, whose damage
+	// recovery cannot tell from a torn write.
+	Tail bool
+}
+
+// Records lists the valid records of the log in dir, in order. The
+// simulator uses it to damage a log where recovery must notice.
+func Records(fs vfs.FS, dir string) ([]Span, error) {
+	w := &WAL{fs: fs, dir: dir}
+	seqs, err := segments(fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Span
+	for i, seq := range seqs {
+		data, err := w.readSegment(seq)
+		if err != nil {
+			return nil, err
+		}
+		var off int64
+		_, err = decodeRecords(data, i == len(seqs)-1, func(_ byte, payload []byte) error {
+			n := int64(headerBytes + len(payload))
+			out = append(out, Span{Path: w.path(seq), Off: off, Len: n})
+			off += n
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(out) > 0 && len(seqs) > 0 && out[len(out)-1].Path == w.path(seqs[len(seqs)-1]) {
+		out[len(out)-1].Tail = true
+	}
+	return out, nil
+}
