@@ -498,7 +498,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 // sink. Retries back off briefly; the request's context bounds everything.
 func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink func(client.Step) error) client.Result {
 	ctx := r.Context()
-	var buf []byte
+	left := r.ContentLength // -1 if unknown
 	for {
 		st := op.Next()
 		switch st.Kind {
@@ -512,24 +512,20 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 			}
 			op.OnResponse(h.loop.Do(st.Req, ctx.Done()))
 		case client.StepNeedData:
-			if buf == nil {
-				buf = make([]byte, h.ccfg.ChunkBytes)
-			}
-			n, err := io.ReadFull(body, buf)
-			eof := false
+			// The op keeps the slice until the chunk is written; a fresh
+			// buffer per chunk keeps memory at about one chunk per request.
+			data, eof, err := readPiece(body, h.ccfg.ChunkBytes, left)
 			switch {
 			case err == nil:
-			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-				eof = true
 			case errors.Is(err, errTooLarge):
 				return client.Result{Status: api.TooLarge, Detail: fmt.Sprintf("body above the limit of %d bytes", h.cfg.MaxFileBytes)}
 			default:
 				return client.Result{Status: api.Invalid, Detail: "reading request body: " + err.Error()}
 			}
-			// The op keeps the slice until the chunk is written; a fresh
-			// buffer per chunk keeps memory at about one chunk per request.
-			op.OnData(buf[:n], eof)
-			buf = nil
+			if left >= 0 {
+				left = max(left-int64(len(data)), 0)
+			}
+			op.OnData(data, eof)
 		case client.StepFile, client.StepEmit:
 			if sink != nil {
 				if err := sink(st); err != nil {
@@ -539,6 +535,40 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 			op.OnDelivered()
 		case client.StepDone:
 			return st.Result
+		}
+	}
+}
+
+// readPiece reads the next piece of a body for a client op: chunkBytes
+// bytes, or fewer together with eof. No request gets a buffer larger than
+// it needs: with the body's remaining length known (left >= 0) the buffer
+// is one byte past it (so that the read sees the end), else it starts small
+// and grows.
+func readPiece(body io.Reader, chunkBytes int, left int64) (data []byte, eof bool, err error) {
+	size := chunkBytes
+	if left >= 0 && left < int64(chunkBytes) {
+		size = int(left) + 1
+	}
+	if left < 0 {
+		size = min(chunkBytes, 64<<10)
+	}
+	buf := make([]byte, size)
+	n := 0
+	for {
+		m, err := io.ReadFull(body, buf[n:])
+		n += m
+		switch {
+		case err == nil:
+			if n < chunkBytes {
+				// Unknown or understated length: grow up to a chunk.
+				buf = append(buf, make([]byte, min(len(buf), chunkBytes-len(buf)))...)
+				continue
+			}
+			return buf[:n], false, nil
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return buf[:n:n], true, nil
+		default:
+			return nil, false, err
 		}
 	}
 }
