@@ -76,24 +76,27 @@ func (o *Options) fill() {
 
 // World is one simulation run.
 type World struct {
-	opts     Options
-	clk      *clock
-	sched    Schedule
-	topo     topo.Topology
-	nodes    []*simNode
-	net      *network
-	clients  []*simClient
-	hist     *history
-	faultRng *rand.Rand
-	netRng   *rand.Rand
-	workRng  *rand.Rand
-	log      *slog.Logger
-	failures []string
-	healed   bool
-	healAt   time.Duration
-	notes    []string
-	conform  *conformance
-	coverage coverage
+	opts  Options
+	clk   *clock
+	sched Schedule
+	topo  topo.Topology
+	// pieceBytes is the size above which snapshots travel in pieces,
+	// drawn per seed so that both paths run.
+	pieceBytes int
+	nodes      []*simNode
+	net        *network
+	clients    []*simClient
+	hist       *history
+	faultRng   *rand.Rand
+	netRng     *rand.Rand
+	workRng    *rand.Rand
+	log        *slog.Logger
+	failures   []string
+	healed     bool
+	healAt     time.Duration
+	notes      []string
+	conform    *conformance
+	coverage   coverage
 }
 
 // coverage sums what the nodes did over a run (counters of crashed
@@ -104,7 +107,7 @@ type coverage struct {
 	snapshots, installed, fetches            uint64
 	corrupt, repaired, syncs, timeouts, fwds uint64
 	confChanges, created, removed            uint64
-	scrubbed, amnesiac, corruptLogs          uint64
+	scrubbed, amnesiac, corruptLogs, pieces  uint64
 	// reuses counts the clients' deliberate reuses of a sequence number
 	// that the meta group refused, as it must.
 	reuses int
@@ -125,11 +128,12 @@ func (c *coverage) add(st node.Stats) {
 	c.scrubbed += st.ScrubbedChunks
 	c.amnesiac += st.AmnesiacReplicas
 	c.corruptLogs += st.CorruptLogs
+	c.pieces += st.SnapPieces
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d scrubbed=%d session-reuses=%d",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.scrubbed, c.reuses)
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.pieces, c.scrubbed, c.reuses)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
@@ -139,6 +143,7 @@ func (w *World) nodeConfig(id int) node.Config {
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
+		SnapPieceBytes: w.pieceBytes,
 	}
 }
 
@@ -255,6 +260,7 @@ func run(opts Options) *Result {
 		s.installDiskFaults()
 		w.nodes = append(w.nodes, s)
 	}
+	w.pieceBytes = []int{256, 2048, 1 << 20}[rand.New(rand.NewPCG(root.Uint64(), 6)).IntN(3)]
 	for _, s := range w.nodes {
 		w.restart(s)
 	}
@@ -447,8 +453,8 @@ func (w *World) result() *Result {
 	}
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
-		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members)), Ops: w.hist.len(), Events: w.clk.events,
+		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes", len(w.topo.Nodes), len(meta.Members),
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes), Ops: w.hist.len(), Events: w.clk.events,
 		TraceHash: w.clk.traceHash(), Failures: w.failures, Simulated: w.clk.now, Linearizable: "unknown", Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if len(w.failures) == 0 || w.hist.len() > 0 {

@@ -68,6 +68,9 @@ type Config struct {
 	WALSegmentBytes int64
 	// MaxChunkBytes bounds one chunk write.
 	MaxChunkBytes int
+	// SnapPieceBytes is the size above which a raft snapshot is sent as a
+	// descriptor and fetched in pieces of this size (pieces.go).
+	SnapPieceBytes int
 	// GCIntervalTicks is how often the meta leader looks for garbage chunks.
 	GCIntervalTicks uint64
 	// GCGraceTicks is how long a chunk stays garbage before it is deleted,
@@ -141,6 +144,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.MaxChunkBytes == 0 {
 		out.MaxChunkBytes = 4 << 20
+	}
+	if out.SnapPieceBytes == 0 {
+		out.SnapPieceBytes = 1 << 20
 	}
 	return out
 }

@@ -38,6 +38,10 @@ type group struct {
 	// pendingSnap is a data-group snapshot held back until the chunks its
 	// manifest lists are fetched.
 	pendingSnap *snapFetch
+	// pieces is a snapshot held back while its data is fetched in pieces;
+	// served are the snapshots this replica sent as descriptors (pieces.go).
+	pieces *pieceFetch
+	served []servedSnap
 	// removed is set when an applied configuration change removed this
 	// node: the replica is deleted at the end of the flush.
 	removed bool

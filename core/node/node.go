@@ -166,6 +166,7 @@ func (n *Node) Tick() {
 		g := n.groups[id]
 		g.rn.Tick()
 		n.tickSnapFetch(g)
+		n.tickPieces(g)
 	}
 	n.tickPings()
 	n.tickReplace()
@@ -206,7 +207,10 @@ func (n *Node) Receive(m *wire.Envelope) {
 			continue
 		}
 		n.noteNonMember(g, m.From)
-		if g.store != nil && gm.Msg.GetType() == raftpb.MsgSnap && n.holdSnapshot(g, m.From, gm.Msg) {
+		if gm.Msg.GetType() == raftpb.MsgSnap {
+			if !n.holdPieces(g, m.From, gm.Msg) {
+				n.stepSnapshot(g, m.From, gm.Msg)
+			}
 			continue
 		}
 		if err := g.rn.Step(gm.Msg); err != nil {
@@ -228,6 +232,12 @@ func (n *Node) Receive(m *wire.Envelope) {
 	for _, r := range m.Removals {
 		n.onRemoval(m.From, r)
 	}
+	for _, a := range m.PieceAsks {
+		n.servePiece(m.From, a)
+	}
+	for _, p := range m.Pieces {
+		n.onPiece(m.From, p)
+	}
 	for _, r := range m.Routes {
 		if r.Index > n.routes[r.Group].Index {
 			n.routes[r.Group] = r
@@ -237,6 +247,17 @@ func (n *Node) Receive(m *wire.Envelope) {
 		if g := n.groups[id]; g != nil {
 			n.noteNonMember(g, m.From)
 		}
+	}
+}
+
+// stepSnapshot hands a whole snapshot to raft; a data group's waits first
+// for the chunks its manifest lists (fetch.go).
+func (n *Node) stepSnapshot(g *group, from uint64, m *raftpb.Message) {
+	if g.store != nil && n.holdSnapshot(g, from, m) {
+		return
+	}
+	if err := g.rn.Step(m); err != nil {
+		n.stats.DroppedMessages++
 	}
 }
 

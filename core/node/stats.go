@@ -32,6 +32,8 @@ type Stats struct {
 	// LogBatchJobs the appends and snapshots they carried: their ratio is
 	// the group commit achieved.
 	LogBatches, LogBatchJobs uint64
+	// SnapPieces counts snapshot pieces this node received (pieces.go).
+	SnapPieces uint64
 }
 
 // GroupStatus describes this node's replica of one group.

@@ -188,11 +188,12 @@ func (n *Node) deliver(g *group, resps []*raftpb.Message) {
 
 // sendRaft queues a raft message for its peer.
 func (n *Node) sendRaft(g *group, m *raftpb.Message) {
-	out := n.out(m.GetTo())
-	out.Raft = append(out.Raft, wire.GroupMessage{Group: g.id, Msg: m})
 	if m.GetType() == raftpb.MsgSnap {
 		n.snapReports = append(n.snapReports, snapReport{g, m.GetTo()})
+		m = n.pieced(g, m)
 	}
+	out := n.out(m.GetTo())
+	out.Raft = append(out.Raft, wire.GroupMessage{Group: g.id, Msg: m})
 }
 
 // injectEarlyResponses sends, when the AckBeforeDurable or

@@ -62,6 +62,22 @@ type FetchReply struct {
 	Data           []byte
 }
 
+// PieceAsk asks a peer for the bytes of a snapshot it sent in pieces (a
+// raft snapshot too large for one envelope travels as a small descriptor;
+// core/node pieces.go), from Offset on.
+type PieceAsk struct {
+	Group, Index, Offset uint64
+}
+
+// Piece answers a PieceAsk with the bytes of the group's snapshot at Index
+// from Offset on, of Total bytes in all; Found is false if the peer no
+// longer has that snapshot.
+type Piece struct {
+	Group, Index, Offset, Total uint64
+	Found                       bool
+	Data                        []byte
+}
+
 // Removal tells a node that group Group no longer counts it as a member as
 // of raft index Index: the leader's answer to a message from a replica the
 // group removed while it was away (core/node replace.go).
@@ -91,12 +107,14 @@ type Envelope struct {
 	Probes []uint64
 	Routes []Route
 	// Ping marks an envelope sent only to show the sender is alive.
-	Ping bool
+	Ping      bool
+	PieceAsks []PieceAsk
+	Pieces    []Piece
 }
 
 // Empty reports whether the envelope carries nothing.
 func (m *Envelope) Empty() bool {
-	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals)+len(m.Probes)+len(m.Routes) == 0 && !m.Ping
+	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals)+len(m.Probes)+len(m.Routes)+len(m.PieceAsks)+len(m.Pieces) == 0 && !m.Ping
 }
 
 // Marshal encodes the envelope.
@@ -155,6 +173,21 @@ func (m *Envelope) Marshal() ([]byte, error) {
 		}
 	}
 	e.Bool(m.Ping)
+	e.Uvarint(uint64(len(m.PieceAsks)))
+	for _, a := range m.PieceAsks {
+		e.Uvarint(a.Group)
+		e.Uvarint(a.Index)
+		e.Uvarint(a.Offset)
+	}
+	e.Uvarint(uint64(len(m.Pieces)))
+	for _, p := range m.Pieces {
+		e.Uvarint(p.Group)
+		e.Uvarint(p.Index)
+		e.Uvarint(p.Offset)
+		e.Uvarint(p.Total)
+		e.Bool(p.Found)
+		e.Bytes(p.Data)
+	}
 	if len(e.B) > MaxEnvelopeBytes {
 		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(e.B), MaxEnvelopeBytes)
 	}
@@ -220,6 +253,15 @@ func Unmarshal(b []byte) (*Envelope, error) {
 		m.Routes = append(m.Routes, r)
 	}
 	m.Ping = d.Bool()
+	n = d.Count(len(b), 3)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		m.PieceAsks = append(m.PieceAsks, PieceAsk{Group: d.Uvarint(), Index: d.Uvarint(), Offset: d.Uvarint()})
+	}
+	n = d.Count(len(b), 6)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		m.Pieces = append(m.Pieces, Piece{Group: d.Uvarint(), Index: d.Uvarint(), Offset: d.Uvarint(), Total: d.Uvarint(),
+			Found: d.Bool(), Data: d.Bytes(len(b))})
+	}
 	if err := d.Done(); err != nil {
 		return nil, fmt.Errorf("wire: decode envelope: %w", err)
 	}

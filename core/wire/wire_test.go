@@ -21,6 +21,8 @@ func sample() *Envelope {
 		Probes:       []uint64{4},
 		Routes:       []Route{{Group: 2, Index: 90, Members: []uint64{1, 3, 5}}},
 		Ping:         true,
+		PieceAsks:    []PieceAsk{{Group: 1, Index: 1200, Offset: 4096}},
+		Pieces:       []Piece{{Group: 1, Index: 1200, Offset: 4096, Total: 9000, Found: true, Data: []byte("piece")}},
 	}
 }
 
@@ -41,7 +43,8 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(b, b2) {
 		t.Fatalf("re-encoding differs")
 	}
-	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef || got.Removals[0] != (Removal{3, 812}) || got.Probes[0] != 4 || got.Routes[0].Members[2] != 5 || !got.Ping {
+	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef || got.Removals[0] != (Removal{3, 812}) || got.Probes[0] != 4 || got.Routes[0].Members[2] != 5 || !got.Ping ||
+		got.PieceAsks[0] != (PieceAsk{1, 1200, 4096}) || got.Pieces[0].Total != 9000 || string(got.Pieces[0].Data) != "piece" {
 		t.Fatalf("fields lost: %+v", got)
 	}
 }

@@ -1,0 +1,202 @@
+package node
+
+import (
+	"hash/crc32"
+	"maps"
+	"slices"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tessera-db/tessera/core/codec"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// Snapshots in pieces. A raft snapshot travels whole in one MsgSnap, and a
+// meta-group snapshot holds every file record (and inline file data), so it
+// can outgrow an envelope or stall a peer connection. A snapshot above
+// Config.SnapPieceBytes leaves as a small descriptor (length and crc32c of
+// its data) instead, the receiver holds the raft message back and fetches
+// the data from the sender piece by piece (wire.PieceAsk / wire.Piece, a
+// few in flight), verifies it, and only then hands the whole snapshot to
+// raft, as a data group does with the chunks its manifest lists. The sender
+// keeps its last few snapshots' data to serve them; a receiver asking for
+// one it no longer has is told so and waits for raft to send a newer one.
+
+// pieceMagic starts a snapshot descriptor.
+const pieceMagic = "TSNPIECE"
+
+// maxPiecesInFlight bounds the pieces one replica has asked for at once.
+const maxPiecesInFlight = 4
+
+// servedSnaps is how many recent snapshots a replica keeps to serve.
+const servedSnaps = 2
+
+var pieceTable = crc32.MakeTable(crc32.Castagnoli)
+
+// servedSnap is a snapshot this replica sent as a descriptor.
+type servedSnap struct {
+	index uint64
+	data  []byte
+}
+
+// pieceFetch is a snapshot held back while its data is fetched.
+type pieceFetch struct {
+	msg       *raftpb.Message // the descriptor as received
+	from      uint64
+	index     uint64
+	total     uint64
+	crc       uint32
+	pieces    map[uint64][]byte // by offset
+	inflight  map[uint64]bool
+	next      uint64 // first offset not yet asked for
+	lastAskAt uint64
+}
+
+func encodeDescriptor(total uint64, crc uint32) []byte {
+	e := codec.Encoder{B: append([]byte{}, pieceMagic...)}
+	e.Uvarint(total)
+	e.Uint32(crc)
+	return e.B
+}
+
+// decodeDescriptor reports whether snapshot data is a descriptor.
+func decodeDescriptor(b []byte) (total uint64, crc uint32, ok bool) {
+	if len(b) < len(pieceMagic) || string(b[:len(pieceMagic)]) != pieceMagic {
+		return 0, 0, false
+	}
+	d := codec.Decoder{B: b[len(pieceMagic):]}
+	total, crc = d.Uvarint(), d.Uint32()
+	return total, crc, d.Done() == nil
+}
+
+// pieced returns the message to send for a MsgSnap: the message itself, or
+// a copy whose snapshot data is a descriptor (the replica then serves the
+// data).
+func (n *Node) pieced(g *group, m *raftpb.Message) *raftpb.Message {
+	snap := m.GetSnapshot()
+	data := snap.GetData()
+	if len(data) <= n.cfg.SnapPieceBytes {
+		return m
+	}
+	index := snap.GetMetadata().GetIndex()
+	if !slices.ContainsFunc(g.served, func(s servedSnap) bool { return s.index == index }) {
+		g.served = append(g.served, servedSnap{index: index, data: data})
+		if len(g.served) > servedSnaps {
+			g.served = slices.Delete(g.served, 0, len(g.served)-servedSnaps)
+		}
+	}
+	// A shallow copy: the snapshot's data is shared with raft's storage
+	// and must not be touched.
+	m.Snapshot = nil
+	cp := proto.Clone(m).(*raftpb.Message)
+	m.Snapshot = snap
+	cp.Snapshot = &raftpb.Snapshot{Metadata: snap.GetMetadata(),
+		Data: encodeDescriptor(uint64(len(data)), crc32.Checksum(data, pieceTable))}
+	return cp
+}
+
+// holdPieces holds back a snapshot that arrived as a descriptor and starts
+// fetching its data. It reports whether the message was held back.
+func (n *Node) holdPieces(g *group, from uint64, m *raftpb.Message) bool {
+	total, crc, ok := decodeDescriptor(m.GetSnapshot().GetData())
+	if !ok {
+		return false
+	}
+	index := m.GetSnapshot().GetMetadata().GetIndex()
+	if total > uint64(wire.MaxEnvelopeBytes)*64 {
+		n.env.Log().Warn("dropping snapshot descriptor with absurd size", "node", n.cfg.ID, "group", g.id, "bytes", total)
+		return true
+	}
+	if pf := g.pieces; pf != nil && pf.index >= index {
+		return true // already fetching this one, or a newer one
+	}
+	g.pieces = &pieceFetch{msg: m, from: from, index: index, total: total, crc: crc,
+		pieces: map[uint64][]byte{}, inflight: map[uint64]bool{}}
+	n.askPieces(g)
+	return true
+}
+
+func (n *Node) askPieces(g *group) {
+	pf := g.pieces
+	for pf.next < pf.total && len(pf.inflight) < maxPiecesInFlight {
+		pf.inflight[pf.next] = true
+		n.out(pf.from).PieceAsks = append(n.out(pf.from).PieceAsks, wire.PieceAsk{Group: g.id, Index: pf.index, Offset: pf.next})
+		pf.next += uint64(n.cfg.SnapPieceBytes)
+	}
+	pf.lastAskAt = n.ticks
+}
+
+// tickPieces asks again for pieces whose answers were lost, and gives up on
+// a sender that stopped answering (raft sends a snapshot again).
+func (n *Node) tickPieces(g *group) {
+	pf := g.pieces
+	if pf == nil || n.ticks-pf.lastAskAt < n.cfg.RetryTicks {
+		return
+	}
+	if n.ticks-pf.lastAskAt >= n.cfg.RequestTimeoutTicks {
+		g.pieces = nil
+		return
+	}
+	for _, off := range slices.Sorted(maps.Keys(pf.inflight)) {
+		n.out(pf.from).PieceAsks = append(n.out(pf.from).PieceAsks, wire.PieceAsk{Group: g.id, Index: pf.index, Offset: off})
+	}
+	pf.lastAskAt = n.ticks
+}
+
+// servePiece answers a PieceAsk from the snapshots this replica keeps.
+func (n *Node) servePiece(from uint64, a wire.PieceAsk) {
+	reply := wire.Piece{Group: a.Group, Index: a.Index, Offset: a.Offset}
+	if g := n.groups[a.Group]; g != nil {
+		for _, s := range g.served {
+			if s.index == a.Index && a.Offset < uint64(len(s.data)) {
+				end := min(a.Offset+uint64(n.cfg.SnapPieceBytes), uint64(len(s.data)))
+				reply.Found, reply.Total, reply.Data = true, uint64(len(s.data)), s.data[a.Offset:end]
+			}
+		}
+	}
+	n.out(from).Pieces = append(n.out(from).Pieces, reply)
+}
+
+// onPiece stores a piece; once all are in and the data verifies, the
+// snapshot goes on as if it had arrived whole.
+func (n *Node) onPiece(from uint64, p wire.Piece) {
+	g := n.groups[p.Group]
+	if g == nil || g.pieces == nil {
+		return
+	}
+	pf := g.pieces
+	if from != pf.from || p.Index != pf.index || !pf.inflight[p.Offset] {
+		return
+	}
+	if !p.Found || p.Total != pf.total {
+		g.pieces = nil // the sender moved on: raft will send a newer snapshot
+		return
+	}
+	want := min(uint64(n.cfg.SnapPieceBytes), pf.total-p.Offset)
+	if uint64(len(p.Data)) != want {
+		return // malformed: asked again on the next retry
+	}
+	delete(pf.inflight, p.Offset)
+	pf.pieces[p.Offset] = p.Data
+	n.stats.SnapPieces++
+	if pf.next < pf.total {
+		n.askPieces(g)
+		return
+	}
+	if len(pf.inflight) > 0 {
+		return
+	}
+	g.pieces = nil
+	data := make([]byte, 0, pf.total)
+	for off := uint64(0); off < pf.total; off += uint64(n.cfg.SnapPieceBytes) {
+		data = append(data, pf.pieces[off]...)
+	}
+	if uint64(len(data)) != pf.total || crc32.Checksum(data, pieceTable) != pf.crc {
+		n.env.Log().Warn("dropping snapshot whose pieces do not verify", "node", n.cfg.ID, "group", g.id, "index", pf.index)
+		return
+	}
+	m := proto.Clone(pf.msg).(*raftpb.Message)
+	m.Snapshot = &raftpb.Snapshot{Metadata: pf.msg.GetSnapshot().GetMetadata(), Data: data}
+	n.stepSnapshot(g, from, m)
+}
