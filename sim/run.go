@@ -141,7 +141,7 @@ func (w *World) nodeConfig(id int) node.Config {
 		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, OnApply: w.conform.observe, ElectionTicks: 20, HeartbeatTicks: 2,
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
 		ScrubEveryTicks: 1, ScrubChunks: 4,
-		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20,
+		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
 		SnapPieceBytes: w.pieceBytes,
 	}

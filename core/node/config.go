@@ -64,6 +64,11 @@ type Config struct {
 	// KeepEntries is how many entries stay in the log behind a snapshot, so
 	// that slightly lagging followers catch up without one.
 	KeepEntries uint64
+	// KeepDataEntries is KeepEntries for data groups. Their entries carry
+	// whole chunks, all held in raft's memory until compacted, and a
+	// follower behind catches up as cheaply from a snapshot (a manifest
+	// plus the chunk files it lacks), so they keep few.
+	KeepDataEntries uint64
 	// WALSegmentBytes is the WAL segment size.
 	WALSegmentBytes int64
 	// MaxChunkBytes bounds one chunk write.
@@ -125,8 +130,11 @@ func (c *Config) withDefaults() Config {
 	def(&out.RequestTimeoutTicks, 100)
 	def(&out.RetryTicks, uint64(out.ElectionTicks))
 	def(&out.MetaSnapshotEntries, 1000)
-	def(&out.DataSnapshotBytes, 64<<20)
+	// With KeepDataEntries, a data group holds at most about this plus
+	// KeepDataEntries chunks in raft's memory.
+	def(&out.DataSnapshotBytes, 32<<20)
 	def(&out.KeepEntries, 50)
+	def(&out.KeepDataEntries, 4)
 	def(&out.GCIntervalTicks, 20)
 	def(&out.GCGraceTicks, 600)
 	// Five minutes at the production tick of 50ms, as CockroachDB waits

@@ -230,8 +230,12 @@ func (n *Node) maybeSnapshot(g *group) error {
 	// sends as this snapshot); the log drops them only once the snapshot
 	// record is durable, in the same batch.
 	var compact uint64
-	if g.applied > n.cfg.KeepEntries {
-		compact = g.applied - n.cfg.KeepEntries
+	keep := n.cfg.KeepEntries
+	if !g.isMeta() {
+		keep = n.cfg.KeepDataEntries
+	}
+	if g.applied > keep {
+		compact = g.applied - keep
 		if first, _ := g.storage.FirstIndex(); compact > first {
 			if err := g.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
 				return fmt.Errorf("group %d: compact to %d: %w", g.id, compact, err)
