@@ -55,6 +55,10 @@ type GroupStatus struct {
 	// Fenced is set on a replica this node fenced after losing its disk:
 	// it takes no part until the group replaces it.
 	Fenced bool
+	// LogQueued is how many log jobs wait for the batch in flight
+	// (LogBusy) to finish: the replica's disk queue depth.
+	LogQueued int
+	LogBusy   bool
 }
 
 // Stats returns a copy of the node's counters.
@@ -69,6 +73,8 @@ func (n *Node) Groups() []GroupStatus {
 		gs := GroupStatus{ID: id, Leader: st.Lead, IsLeader: st.RaftState == raft.StateLeader,
 			Term: st.HardState.GetTerm(), Commit: st.HardState.GetCommit(), Applied: g.applied, SnapIndex: g.snapIndex}
 		gs.Fenced = g.amnesiac
+		gs.LogQueued = len(g.log.pending)
+		gs.LogBusy = g.log.busy
 		gs.Voters = append(gs.Voters, g.confState.GetVoters()...)
 		gs.Outgoing = append(gs.Outgoing, g.confState.GetVotersOutgoing()...)
 		gs.Learners = append(gs.Learners, g.confState.GetLearners()...)
