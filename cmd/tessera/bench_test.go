@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -78,6 +79,16 @@ func TestLoadReportLines(t *testing.T) {
 		if b.String() != tc.want {
 			t.Errorf("json=%v:\n got %q\nwant %q", tc.json, b.String(), tc.want)
 		}
+	}
+}
+
+// TestPatternBytes pins the pattern: bench/etcd's load_test.go pins the
+// same bytes, so that both benchmarks put the same values.
+func TestPatternBytes(t *testing.T) {
+	b := make([]byte, 12)
+	fillPattern(b, 1<<32|7, 0)
+	if got := fmt.Sprintf("%x", b); got != "dce3d6dc801a0b3620430c1e" {
+		t.Errorf("pattern 1<<32|7 starts %s", got)
 	}
 }
 
