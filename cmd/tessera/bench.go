@@ -136,7 +136,7 @@ JSON line: {"system":"tessera","run","parallel","size_bytes","put_seconds",
 }
 
 // putGetOnce puts one file of size bytes at each path concurrently (file i
-// holds pattern i+1), then reads them all back concurrently and verifies
+// is patternReader seed i+1), then reads them all back concurrently and verifies
 // them.
 func putGetOnce(ctx context.Context, c *httpclient.Client, paths []string, size int64) (putGetRun, error) {
 	each := func(f func(i int) error) (time.Duration, error) {
@@ -169,7 +169,7 @@ func putGetOnce(ctx context.Context, c *httpclient.Client, paths []string, size 
 			return err
 		}
 		defer body.Close()
-		return verifyPattern(body, int64(i+1), size)
+		return verifyFile(body, int64(i+1), size)
 	})
 	if err != nil {
 		return putGetRun{}, fmt.Errorf("get %w", err)
@@ -349,7 +349,7 @@ func smallOps(ctx context.Context, cfg smallConfig, log io.Writer) ([]loadOp, er
 		for i, c := range clients {
 			buf := make([]byte, cfg.sizeBytes)
 			ops[i] = func(ctx context.Context, seq uint64) error {
-				fillPattern(buf, smallPutSeed(i, seq), 0)
+				fillPattern(buf, smallPutSeed(i, seq))
 				_, err := c.Put(ctx, smallPutPath(cfg.prefix, i, seq), bytes.NewReader(buf), int64(len(buf)), httpclient.Cond{})
 				return err
 			}
@@ -367,7 +367,7 @@ func smallOps(ctx context.Context, cfg smallConfig, log io.Writer) ([]loadOp, er
 				return err
 			}
 			defer body.Close()
-			return verifyPattern(body, int64(k), int64(cfg.sizeBytes))
+			return verifyValue(body, int64(k), cfg.sizeBytes)
 		}
 	}
 	return ops, nil
@@ -397,7 +397,7 @@ func putSmallFiles(ctx context.Context, cfg smallConfig, clients []*httpclient.C
 			defer wg.Done()
 			buf := make([]byte, cfg.sizeBytes)
 			for k := i; k < cfg.files && errs[i] == nil; k += len(clients) {
-				fillPattern(buf, int64(k), 0)
+				fillPattern(buf, int64(k))
 				octx, cancel := context.WithTimeout(ctx, cfg.load.opTimeout)
 				_, err := c.Put(octx, smallGetPath(cfg.prefix, k), bytes.NewReader(buf), int64(len(buf)), httpclient.Cond{})
 				cancel()

@@ -86,26 +86,52 @@ func TestLoadReportLines(t *testing.T) {
 // same bytes, so that both benchmarks put the same values.
 func TestPatternBytes(t *testing.T) {
 	b := make([]byte, 12)
-	fillPattern(b, 1<<32|7, 0)
+	fillPattern(b, 1<<32|7)
 	if got := fmt.Sprintf("%x", b); got != "dce3d6dc801a0b3620430c1e" {
 		t.Errorf("pattern 1<<32|7 starts %s", got)
 	}
 }
 
-func TestPatternReader(t *testing.T) {
-	const size = 1000
-	whole := make([]byte, size)
-	fillPattern(whole, 9, 0)
-	if bytes.Equal(whole[:8], whole[8:16]) {
-		t.Fatal("pattern repeats its first word")
+func TestVerifyValue(t *testing.T) {
+	good := make([]byte, 300)
+	fillPattern(good, 8)
+	flipped := bytes.Clone(good)
+	flipped[299] ^= 1
+	for _, tc := range []struct {
+		name string
+		body []byte
+		ok   bool
+	}{
+		{"exact", good, true},
+		{"flipped last byte", flipped, false},
+		{"short", good[:299], false},
+		{"long", append(bytes.Clone(good), 0), false},
+	} {
+		if err := verifyValue(bytes.NewReader(tc.body), 8, 300); (err == nil) != tc.ok {
+			t.Errorf("%s: %v", tc.name, err)
+		}
 	}
-	other := make([]byte, size)
-	fillPattern(other, 10, 0)
-	if bytes.Equal(whole, other) {
-		t.Fatal("seeds 9 and 10 give the same pattern")
+	if err := verifyValue(bytes.NewReader(good), 9, 300); err == nil {
+		t.Error("another seed's bytes accepted")
+	}
+}
+
+func TestPatternReader(t *testing.T) {
+	const size = 3*largeBlockBytes + 13
+	whole, err := io.ReadAll(&patternReader{seed: 9, size: size})
+	if err != nil || len(whole) != size {
+		t.Fatalf("read %d bytes: %v", len(whole), err)
+	}
+	// Blocks share a base but not their bytes; seeds differ.
+	if bytes.Equal(whole[:64], whole[largeBlockBytes:largeBlockBytes+64]) || bytes.Equal(whole[:8], whole[8:16]) {
+		t.Fatal("pattern repeats")
+	}
+	other, _ := io.ReadAll(&patternReader{seed: 10, size: size})
+	if bytes.Equal(whole[:64], other[:64]) {
+		t.Fatal("seeds 9 and 10 give the same bytes")
 	}
 	// Any read sizes give the same bytes, whatever the alignment.
-	for _, step := range []int{1, 3, 8, 13, 4096} {
+	for _, step := range []int{1, 3, 8, 13, 4096, largeBlockBytes + 5} {
 		r := &patternReader{seed: 9, size: size}
 		var pieces []byte
 		buf := make([]byte, step)
@@ -122,14 +148,14 @@ func TestPatternReader(t *testing.T) {
 	}
 	// A rewind (as the client does to retry a put) reads the same bytes.
 	r := &patternReader{seed: 9, size: size}
-	if _, err := io.CopyN(io.Discard, r, 333); err != nil {
+	if _, err := io.CopyN(io.Discard, r, largeBlockBytes+333); err != nil {
 		t.Fatal(err)
 	}
-	if pos, err := r.Seek(-5, io.SeekCurrent); err != nil || pos != 328 {
+	if pos, err := r.Seek(-5, io.SeekCurrent); err != nil || pos != largeBlockBytes+328 {
 		t.Fatalf("seek: %d, %v", pos, err)
 	}
 	rest, _ := io.ReadAll(r)
-	if !bytes.Equal(rest, whole[328:]) {
+	if !bytes.Equal(rest, whole[largeBlockBytes+328:]) {
 		t.Fatal("bytes after a seek differ")
 	}
 	if _, err := r.Seek(-1, io.SeekStart); err == nil {
@@ -137,8 +163,8 @@ func TestPatternReader(t *testing.T) {
 	}
 }
 
-func TestVerifyPattern(t *testing.T) {
-	const size = 3<<20 + 5 // more than verifyPattern's buffer, unaligned
+func TestVerifyFile(t *testing.T) {
+	const size = 3<<20 + 5 // more than verifyFile's buffer, unaligned
 	good, _ := io.ReadAll(&patternReader{seed: 4, size: size})
 	flipped := bytes.Clone(good)
 	flipped[2<<20+1] ^= 1
@@ -153,12 +179,12 @@ func TestVerifyPattern(t *testing.T) {
 		{"long", append(bytes.Clone(good), 0), "more than"},
 		{"empty", nil, "got 0 bytes"},
 	} {
-		err := verifyPattern(bytes.NewReader(tc.body), 4, size)
+		err := verifyFile(bytes.NewReader(tc.body), 4, size)
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
 		}
 	}
-	if err := verifyPattern(bytes.NewReader(good), 5, size); err == nil {
+	if err := verifyFile(bytes.NewReader(good), 5, size); err == nil {
 		t.Error("another seed's bytes accepted")
 	}
 }
@@ -318,7 +344,7 @@ func TestBenchAgainstCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := verifyPattern(body, 2, 2<<20+3); err != nil {
+	if err := verifyFile(body, 2, 2<<20+3); err != nil {
 		t.Errorf("/pg-2: %v", err)
 	}
 	body.Close()
@@ -347,7 +373,7 @@ func TestBenchAgainstCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := verifyPattern(body, smallPutSeed(3, 2), 300); err != nil {
+			if err := verifyValue(body, smallPutSeed(3, 2), 300); err != nil {
 				t.Errorf("small put: %v", err)
 			}
 			body.Close()

@@ -180,14 +180,6 @@ func writeJSONLine(w io.Writer, v any) error {
 	return err
 }
 
-// patternReader is an io.ReadSeeker over size bytes of a pseudo-random
-// pattern determined by seed, so that the benchmarks can put and verify
-// large files without holding them in memory, and the client can rewind a
-// put to retry it on another node.
-type patternReader struct {
-	seed, size, off int64
-}
-
 // patternWord is word i (bytes 8i..8i+7, little-endian) of seed's pattern:
 // a splitmix64 step, so that neighbouring words and seeds look unrelated.
 func patternWord(seed, i int64) uint64 {
@@ -197,17 +189,67 @@ func patternWord(seed, i int64) uint64 {
 	return z ^ (z >> 31)
 }
 
-// fillPattern writes the bytes of seed's pattern that start at offset off
-// into p.
-func fillPattern(p []byte, seed, off int64) {
+// fillPattern fills p with the start of seed's pattern: the content of the
+// small files (and, in bench/etcd, values) the benchmarks put.
+func fillPattern(p []byte, seed int64) {
+	var w [8]byte
+	for i := 0; i < len(p); i += 8 {
+		binary.LittleEndian.PutUint64(w[:], patternWord(seed, int64(i/8)))
+		copy(p[i:], w[:])
+	}
+}
+
+// verifyValue reads body to its end and checks that it is exactly the
+// size bytes of seed's pattern.
+func verifyValue(body io.Reader, seed int64, size int) error {
+	got, err := io.ReadAll(io.LimitReader(body, int64(size)+1))
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	want := make([]byte, size)
+	fillPattern(want, seed)
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("got %d bytes that differ from the %d put", len(got), size)
+	}
+	return nil
+}
+
+// largeBlockBytes is the period of a large file's base block.
+const largeBlockBytes = 64 << 10
+
+// patternReader is an io.ReadSeeker over size pseudo-random bytes
+// determined by seed, so that the benchmarks can put and verify large files
+// without holding them in memory, and the client can rewind a put to retry
+// it on another node. Block b of the file is a base block (seed's pattern)
+// with every word XORed with a key of its own (patternWord(^seed, b)): far
+// cheaper to generate than a pattern word per word, so that the client's
+// CPU, on a machine it shares with the nodes, stays out of the figures.
+type patternReader struct {
+	seed, size, off int64
+	base            []byte
+}
+
+// fill writes the bytes of the file that start at offset off into p.
+func (r *patternReader) fill(p []byte, off int64) {
+	if r.base == nil {
+		r.base = make([]byte, largeBlockBytes)
+		fillPattern(r.base, r.seed)
+	}
 	for len(p) > 0 {
-		if off%8 == 0 && len(p) >= 8 {
-			binary.LittleEndian.PutUint64(p, patternWord(seed, off/8))
-			p, off = p[8:], off+8
-			continue
+		b, i := off/largeBlockBytes, int(off%largeBlockBytes)
+		key := patternWord(^r.seed, b)
+		n := min(len(p), largeBlockBytes-i)
+		j := 0
+		for ; (i+j)%8 != 0 && j < n; j++ {
+			p[j] = r.base[i+j] ^ byte(key>>(8*((i+j)%8)))
 		}
-		p[0] = byte(patternWord(seed, off/8) >> (8 * (off % 8)))
-		p, off = p[1:], off+1
+		for ; j+8 <= n; j += 8 {
+			binary.LittleEndian.PutUint64(p[j:j+8], binary.LittleEndian.Uint64(r.base[i+j:i+j+8])^key)
+		}
+		for ; j < n; j++ {
+			p[j] = r.base[i+j] ^ byte(key>>(8*((i+j)%8)))
+		}
+		p, off = p[n:], off+int64(n)
 	}
 }
 
@@ -216,7 +258,7 @@ func (r *patternReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n := int(min(int64(len(p)), r.size-r.off))
-	fillPattern(p[:n], r.seed, r.off)
+	r.fill(p[:n], r.off)
 	r.off += int64(n)
 	return n, nil
 }
@@ -238,11 +280,12 @@ func (r *patternReader) Seek(offset int64, whence int) (int64, error) {
 	return offset, nil
 }
 
-// verifyPattern reads body to its end and checks that it is exactly the
-// size bytes of seed's pattern.
-func verifyPattern(body io.Reader, seed, size int64) error {
+// verifyFile reads body to its end and checks that it is exactly the size
+// bytes of patternReader{seed, size}.
+func verifyFile(body io.Reader, seed, size int64) error {
 	buf := make([]byte, 1<<20)
 	want := make([]byte, len(buf))
+	expected := &patternReader{seed: seed, size: size}
 	var off int64
 	for {
 		n, err := io.ReadFull(body, buf)
@@ -250,7 +293,7 @@ func verifyPattern(body io.Reader, seed, size int64) error {
 			if off+int64(n) > size {
 				return fmt.Errorf("got more than the %d bytes put", size)
 			}
-			fillPattern(want[:n], seed, off)
+			expected.fill(want[:n], off)
 			if !bytes.Equal(buf[:n], want[:n]) {
 				return fmt.Errorf("byte %d differs from what was put", off+int64(firstDiff(buf[:n], want[:n])))
 			}
