@@ -5,7 +5,7 @@ SEEDS     ?= 1..300
 JOBS      ?= 2
 BIN       := bin/tessera
 
-.PHONY: all build test sim swarm chaos specs vet fuzz bench clean
+.PHONY: all build test sim swarm chaos specs vet fuzz bench bench-compare clean
 
 all: build
 
@@ -53,6 +53,11 @@ fuzz:
 # Simulation speed (docs/performance.md); `tessera bench put-get` measures a cluster.
 bench: build
 	$(GO) test -run '^$$' -bench BenchmarkRun -benchtime 20x ./sim/
+
+# tessera beside etcd v3.6 and dd on this machine: the tables of
+# docs/performance.md (bench/compare.sh; BENCH_DURATION, BENCH_ROUNDS, ...).
+bench-compare:
+	bash bench/compare.sh
 
 clean:
 	rm -rf bin
