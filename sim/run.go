@@ -15,6 +15,7 @@ import (
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
+	"github.com/tessera-db/tessera/internal/seeded"
 )
 
 // Options configure a run.
@@ -212,7 +213,7 @@ func (r *Result) Passed() bool { return len(r.Failures) == 0 && r.Linearizable !
 func Run(opts Options) *Result {
 	opts.fill()
 	var res *Result
-	withSeededCrypto(opts.Seed, func() { res = run(opts) })
+	seeded.WithCrypto(opts.Seed, func() { res = run(opts) })
 	return res
 }
 
