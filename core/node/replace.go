@@ -299,6 +299,9 @@ func (n *Node) dropGroup(g *group, at uint64) {
 	at = max(at, n.removedAt[g.id])
 	w := g.wal
 	n.deleting[g.id] = true
+	if t, ok := n.env.(ioTracer); ok {
+		t.traceReplicaDelete(g.id, at)
+	}
 	n.env.IO(g.id, func() error { return deleteReplica(fs, g.id, at, w) }, func(err error) {
 		delete(n.deleting, g.id)
 		if err != nil {

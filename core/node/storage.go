@@ -44,6 +44,15 @@ type logQueue struct {
 	busy    bool
 }
 
+// ioTracer is implemented by an Env that wants to know what each piece of
+// I/O work it is handed does, so as to print it: the step-by-step harness
+// (harness_test.go). Each method is called just before the Env.IO call it
+// describes. Runtimes do not implement it: the work itself is all they need.
+type ioTracer interface {
+	traceLogBatch(group uint64, jobs []logJob)
+	traceReplicaDelete(group, at uint64)
+}
+
 // queueLog adds work to a replica's log and starts a batch if none runs.
 func (n *Node) queueLog(g *group, j logJob) {
 	g.log.pending = append(g.log.pending, j)
@@ -63,6 +72,9 @@ func (n *Node) startLogBatch(g *group) {
 	n.stats.WALSyncs++
 	n.stats.LogBatches++
 	n.stats.LogBatchJobs += uint64(len(jobs))
+	if t, ok := n.env.(ioTracer); ok {
+		t.traceLogBatch(g.id, jobs)
+	}
 	n.env.IO(g.id, func() error { return writeLogBatch(w, jobs, sync) }, func(err error) { n.logBatchDone(g, jobs, err) })
 }
 
