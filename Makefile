@@ -13,11 +13,12 @@ build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/tessera
 
 # The README's test command: unit, property, fuzz-seed, simulator and
-# multi-process integration tests, plus the injected-bug self-test of the
-# simulator (built with the tesserabugs tag).
+# multi-process integration tests, plus the injected-bug self-tests of the
+# simulator and of core/node's step-by-step harness (built with the
+# tesserabugs tag).
 test: vet
 	$(GO) test -count=1 -timeout 40m ./...
-	$(GO) test -count=1 -timeout 30m -tags tesserabugs -run 'TestInjectedBugs|TestShrinkKeepsTheFailure' ./sim/
+	$(GO) test -count=1 -timeout 30m -tags tesserabugs -run 'TestInjectedBugs|TestShrinkKeepsTheFailure' ./sim/ ./core/node/
 
 vet:
 	$(GO) vet ./...

@@ -6,8 +6,9 @@ package node
 //
 //	cluster nodes=3 [data-groups=1] [meta-replicas=3] [replicas=3] [chunk-bytes=16]
 //	        [election=10] [heartbeat=2] [snapshot-entries=1000] [keep-entries=50]
-//	        [data-snapshot-bytes=65536]
+//	        [data-snapshot-bytes=65536] [bugs=(ack-before-durable,vote-before-durable)]
 //	    Starts the nodes, each on an empty memfs (the first command of a script).
+//	    Bugs need -tags tesserabugs (scripts in testdata/bugs/).
 //	submit node=1 put /a [size=0]     also: append /a size=N, get /a [offset=N length=N],
 //	                                  list /prefix [after=/p limit=N], delete /a, rename /a /b
 //	    Starts a file operation (core/client) on the node; each request it
@@ -40,6 +41,13 @@ import (
 
 	"github.com/tessera-db/tessera/core/client"
 )
+
+// harnessBugs are the injected bugs a script may switch on (cluster
+// bugs=(…)), by the simulator's names for them.
+var harnessBugs = map[string]func(*Bugs){
+	"ack-before-durable":  func(b *Bugs) { b.AckBeforeDurable = true },
+	"vote-before-durable": func(b *Bugs) { b.VoteBeforeDurable = true },
+}
 
 // args reads a command's arguments and complains about the ones left unread.
 type args struct {
@@ -94,6 +102,11 @@ func (a *args) str(key, def string) string {
 	return c.Vals[0]
 }
 
+func (a *args) strs(key string) []string {
+	c, _ := a.find(key)
+	return c.Vals
+}
+
 func (a *args) uints(key string) []uint64 {
 	c, ok := a.find(key)
 	if !ok {
@@ -138,8 +151,10 @@ func (h *harness) handle(t *testing.T, d *datadriven.TestData) string {
 	defer func() { h.quiet = false }()
 	before := len(h.violations)
 	h.command(a)
-	for _, v := range h.violations[before:] {
-		t.Errorf("%s: %s", d.Pos, v)
+	if !h.bugs {
+		for _, v := range h.violations[before:] {
+			t.Errorf("%s: %s", d.Pos, v)
+		}
 	}
 	if h.out.Len() == 0 {
 		return "ok\n"
@@ -297,6 +312,17 @@ func (h *harness) cmdCluster(a *args) {
 		GCIntervalTicks:   1 << 40,
 		ScrubEveryTicks:   1 << 40,
 		ReplaceAfterTicks: 1 << 40,
+	}
+	for _, name := range a.strs("bugs") {
+		set, ok := harnessBugs[name]
+		if !ok {
+			a.d.Fatalf(a.t, "unknown bug %q", name)
+		}
+		if !BugsCompiledIn {
+			a.d.Fatalf(a.t, "bug %q needs a build with -tags tesserabugs", name)
+		}
+		set(&cfg.Bugs)
+		h.bugs = true
 	}
 	a.done()
 	if err := h.setup(nodes, dataGroups, metaReplicas, replicas, chunkBytes, cfg); err != nil {

@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/client"
@@ -60,6 +61,9 @@ type harness struct {
 	// safety, checked after every step.
 	leaders    map[[2]uint64]uint64
 	violations []string
+	// bugs is set when the script injects bugs (tesserabugs builds): its
+	// violations are expected output, and it fails if there are none.
+	bugs bool
 
 	out     strings.Builder
 	headers []header
@@ -87,6 +91,16 @@ type hnode struct {
 	nextIO  int
 	// views are the raft states last printed, by group.
 	views map[uint64]groupView
+	// promises are the acknowledgements and votes the node sent, by
+	// group: its disk must still hold them after a crash.
+	promises map[uint64]promise
+}
+
+// promise is the highest append acknowledgement and the last vote a node
+// granted in a group.
+type promise struct {
+	ackTerm, ackIndex uint64
+	voteTerm, voteFor uint64
 }
 
 // groupView is what a state line says of a replica.
@@ -190,7 +204,7 @@ func (h *harness) setup(nodes, dataGroups, metaReplicas, replicas, chunkBytes in
 	h.cfg, h.chunkBytes = cfg, chunkBytes
 	h.isolated, h.leaders = map[uint64]bool{}, map[[2]uint64]uint64{}
 	for _, id := range ids {
-		hn := &hnode{id: id, fs: memfs.New()}
+		hn := &hnode{id: id, fs: memfs.New(), promises: map[uint64]promise{}}
 		h.nodes = append(h.nodes, hn)
 		if err := h.start(hn); err != nil {
 			return err
@@ -377,6 +391,7 @@ func (h *harness) cut(a, b uint64) bool { return h.isolated[a] != h.isolated[b] 
 // send puts an envelope in the network, encoded, so that the receiver
 // shares no memory with the sender.
 func (h *harness) send(m *wire.Envelope) {
+	h.notePromises(m)
 	desc := describeEnvelope(m)
 	if h.cut(m.From, m.To) {
 		h.emit("%s", labelled(fmt.Sprintf("%d→%d dropped (partition): ", m.From, m.To), desc))
@@ -498,7 +513,8 @@ func (h *harness) crash(hn *hnode) {
 	hn.fs.Crash(nil)
 }
 
-// restart starts a crashed node from its disk and prints what it recovered.
+// restart starts a crashed node from its disk, prints what it recovered
+// and checks that it still holds every promise it made.
 func (h *harness) restart(hn *hnode) error {
 	if err := h.start(hn); err != nil {
 		return err
@@ -508,7 +524,56 @@ func (h *harness) restart(hn *hnode) error {
 		g := hn.n.groups[id]
 		h.emit("  g%d %s", id, describeLog(g, false))
 	}
+	h.checkPromises(hn)
 	return nil
+}
+
+// notePromises records the acknowledgements and granted votes an envelope
+// carries: the sender cannot know whether the network delivers them, so
+// they bind it from the moment they leave.
+func (h *harness) notePromises(m *wire.Envelope) {
+	hn := h.node(m.From)
+	for _, gm := range m.Raft {
+		msg := gm.Msg
+		if msg.GetReject() {
+			continue
+		}
+		p := hn.promises[gm.Group]
+		switch msg.GetType() {
+		case raftpb.MsgAppResp:
+			if msg.GetTerm() > p.ackTerm {
+				p.ackTerm, p.ackIndex = msg.GetTerm(), 0
+			}
+			if msg.GetTerm() == p.ackTerm {
+				p.ackIndex = max(p.ackIndex, msg.GetIndex())
+			}
+		case raftpb.MsgVoteResp:
+			p.voteTerm, p.voteFor = msg.GetTerm(), msg.GetTo()
+		default:
+			continue
+		}
+		hn.promises[gm.Group] = p
+	}
+}
+
+// checkPromises checks, right after a restart, that the hard state and log
+// the node recovered cover every acknowledgement and vote it sent.
+func (h *harness) checkPromises(hn *hnode) {
+	for _, g := range sortedIDs(hn.promises) {
+		p := hn.promises[g]
+		term, vote, last, ok := hn.n.LogState(g)
+		if !ok {
+			continue
+		}
+		if p.ackTerm > 0 && (term < p.ackTerm || (term == p.ackTerm && last < p.ackIndex)) {
+			h.violate("node %d acknowledged g%d entries up to %d in term %d, but recovered term %d and a log ending at %d",
+				hn.id, g, p.ackIndex, p.ackTerm, term, last)
+		}
+		if p.voteTerm > 0 && (term < p.voteTerm || (term == p.voteTerm && vote != p.voteFor)) {
+			h.violate("node %d voted for node %d in g%d term %d, but recovered term %d and vote %d",
+				hn.id, p.voteFor, g, p.voteTerm, term, vote)
+		}
+	}
 }
 
 // --- client operations -------------------------------------------------------
