@@ -4,11 +4,20 @@
 // cannot serve them.
 //
 // A Node is a pure event-driven state machine in the style of etcd raft. Its
-// inputs are method calls (Tick, Receive, Submit); after a batch of inputs the
-// runtime calls Flush, which persists (fsync), then sends, then applies. It
-// never starts goroutines, reads the wall clock or touches os files or
-// sockets: everything goes through env.Env. The simulator and the production
+// inputs are method calls (Tick, Receive, Submit, and the completions of
+// the disk work it handed to Env.IO); after each the runtime calls Flush,
+// which hands log writes to the runtime, sends what does not wait for
+// them, and applies what is committed and durable. It never starts
+// goroutines, reads the wall clock or touches os files or sockets:
+// everything goes through env.Env. The simulator and the production
 // runtime drive the very same code.
+//
+// Besides its unit tests, the package has a step-by-step harness
+// (harness_test.go, TestInteraction): scripts in testdata/ drive a few
+// nodes whose network and disk work are explicit queues, deliver, drop,
+// complete, crash and restart one step at a time, and compare everything
+// the nodes do with the expected output written in the script
+// (docs/simulation.md, "Step by step").
 package node
 
 import (
