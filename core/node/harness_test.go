@@ -26,8 +26,6 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/tessera-db/tessera/core/api"
-	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
@@ -41,8 +39,6 @@ const (
 	// maxStabilizeRounds bounds stabilize: a cluster that still has
 	// messages or disk work after this many rounds is looping.
 	maxStabilizeRounds = 200
-	// maxOpSteps bounds the requests one client operation sends.
-	maxOpSteps = 100
 )
 
 // harness is a cluster of Nodes driven by a script.
@@ -87,6 +83,7 @@ type hnode struct {
 	env     *harnessEnv
 	ticks   uint64
 	crashes int
+	stopped bool // Err reported
 	io      []*ioItem
 	nextIO  int
 	// views are the raft states last printed, by group.
@@ -105,9 +102,8 @@ type promise struct {
 
 // groupView is what a state line says of a replica.
 type groupView struct {
-	role                 raft.StateType
-	term, lead, commit   uint64
-	present, initialized bool
+	role               raft.StateType
+	term, lead, commit uint64
 }
 
 // ioItem is disk work handed over by Env.IO and not yet completed.
@@ -124,21 +120,6 @@ type flight struct {
 	from, to uint64
 	b        []byte
 	desc     []string
-}
-
-// clientOp is a file operation (core/client) a script submitted to a node.
-type clientOp struct {
-	id    int
-	node  *hnode
-	op    *client.Op
-	desc  string
-	data  []byte // a put's body
-	off   int    // how much of data was handed over
-	read  []byte // what a get returned
-	steps int
-	// inFlight is set while a request waits for its response.
-	inFlight bool
-	over     bool
 }
 
 // harnessEnv is one incarnation's Env: a clock counted in the node's ticks,
@@ -236,7 +217,7 @@ func (h *harness) start(hn *hnode) error {
 		hn.env = nil
 		return err
 	}
-	hn.n = n
+	hn.n, hn.stopped = n, false
 	hn.views = map[uint64]groupView{}
 	for _, id := range n.groupIDs {
 		hn.views[id] = viewOf(n.groups[id])
@@ -305,12 +286,12 @@ func (h *harness) step(hn *hnode, always bool, f func(*Node), format string, arg
 	h.open(always, format, args...)
 	f(hn.n)
 	h.observe(hn)
-	if hn.n != nil {
-		hn.n.Flush()
-		h.observe(hn)
-		if err := hn.n.Err(); err != nil {
-			h.emitAlways("n%d stopped: %v", hn.id, err)
-		}
+	hn.n.Flush()
+	h.observe(hn)
+	if err := hn.n.Err(); err != nil && !hn.stopped {
+		// The node is stopped until a crash and restart: say so once.
+		hn.stopped = true
+		h.emitAlways("n%d stopped: %v", hn.id, err)
 	}
 	h.close()
 	if len(h.headers) == 0 {
@@ -321,8 +302,7 @@ func (h *harness) step(hn *hnode, always bool, f func(*Node), format string, arg
 // viewOf is a replica's raft state as a state line shows it.
 func viewOf(g *group) groupView {
 	st := g.rn.BasicStatus()
-	return groupView{role: st.RaftState, term: st.HardState.GetTerm(), lead: st.Lead, commit: st.HardState.GetCommit(),
-		present: true, initialized: g.applied > 0}
+	return groupView{role: st.RaftState, term: st.HardState.GetTerm(), lead: st.Lead, commit: st.HardState.GetCommit()}
 }
 
 func (v groupView) String() string {
@@ -574,95 +554,4 @@ func (h *harness) checkPromises(hn *hnode) {
 				hn.id, p.voteFor, g, p.voteTerm, term, vote)
 		}
 	}
-}
-
-// --- client operations -------------------------------------------------------
-
-// submit starts a file operation on a node; a put or append writes size
-// bytes.
-func (h *harness) submit(hn *hnode, spec client.Spec, size int) {
-	cc := client.Config{ChunkBytes: h.chunkBytes, Topology: h.topo, MaxAttempts: 3}
-	o := &clientOp{id: len(h.ops) + 1, node: hn}
-	if spec.Kind == client.Put || spec.Kind == client.Append {
-		o.data = content(o.id, size)
-		spec.SizeHint = int64(size)
-	}
-	o.desc = describeSpec(spec)
-	// One session per operation: the harness's operations overlap, and a
-	// session's sequence numbers must reach the meta group in order.
-	o.op = client.New(cc, client.NewSession(uint64(o.id), 0), spec)
-	h.ops = append(h.ops, o)
-	h.advance(o)
-}
-
-// advance takes the operation's next steps until it waits for a response
-// or is over.
-func (h *harness) advance(o *clientOp) {
-	for !o.over && !o.inFlight {
-		st := o.op.Next()
-		switch st.Kind {
-		case client.StepNeedData:
-			end := min(o.off+h.chunkBytes, len(o.data))
-			p := o.data[o.off:end]
-			o.off = end
-			o.op.OnData(p, end == len(o.data))
-		case client.StepFile:
-			o.op.OnDelivered()
-		case client.StepEmit:
-			o.read = append(o.read, st.Data...)
-			o.op.OnDelivered()
-		case client.StepDone:
-			o.over = true
-			h.emitAlways("op%d %s: %s", o.id, o.desc, describeResult(o, st.Result))
-		case client.StepSend:
-			o.steps++
-			if o.steps > maxOpSteps {
-				panic(fmt.Sprintf("harness: op%d sent %d requests", o.id, o.steps))
-			}
-			o.inFlight = true
-			req := st.Req
-			retry := ""
-			if st.Attempt > 0 {
-				retry = fmt.Sprintf(" (attempt %d)", st.Attempt+1)
-			}
-			h.step(o.node, true, func(n *Node) {
-				n.Submit(req, func(resp *api.Response) { h.onResponse(o, resp) })
-			}, "op%d → n%d: %s%s", o.id, o.node.id, describeRequest(req), retry)
-		}
-	}
-}
-
-// onResponse is a node's answer to an operation's request. The operation
-// sends its next request after the call into the node returns.
-func (h *harness) onResponse(o *clientOp, resp *api.Response) {
-	if !o.inFlight || o.over {
-		panic(fmt.Sprintf("harness: op%d answered twice", o.id))
-	}
-	o.inFlight = false
-	h.emit("op%d ← n%d: %s", o.id, o.node.id, describeResponse(resp))
-	o.op.OnResponse(resp)
-	h.followups = append(h.followups, o)
-}
-
-func (h *harness) runFollowups() {
-	if h.following {
-		return
-	}
-	h.following = true
-	defer func() { h.following = false }()
-	for len(h.followups) > 0 {
-		o := h.followups[0]
-		h.followups = h.followups[1:]
-		h.advance(o)
-	}
-}
-
-// content is the body of a put: the operation's letter, size times, so
-// that a read shows which write it returns.
-func content(op, size int) []byte {
-	b := make([]byte, size)
-	for i := range b {
-		b[i] = byte('a' + (op-1)%26)
-	}
-	return b
 }
