@@ -162,97 +162,127 @@ func (h *harness) handle(t *testing.T, d *datadriven.TestData) string {
 	return h.out.String()
 }
 
+// commands are the script commands, by name.
+var commands = map[string]func(*harness, *args){
+	"cluster":   (*harness).cmdCluster,
+	"submit":    (*harness).cmdSubmit,
+	"tick":      (*harness).cmdTick,
+	"campaign":  (*harness).cmdCampaign,
+	"deliver":   func(h *harness, a *args) { h.cmdNetwork(a, true) },
+	"drop":      func(h *harness, a *args) { h.cmdNetwork(a, false) },
+	"io":        (*harness).cmdIO,
+	"crash":     (*harness).cmdCrash,
+	"restart":   (*harness).cmdRestart,
+	"partition": (*harness).cmdPartition,
+	"heal":      func(h *harness, a *args) { a.done(); clear(h.isolated) },
+	"stabilize": (*harness).cmdStabilize,
+	"status":    func(h *harness, a *args) { a.done(); h.status() },
+	"log":       (*harness).cmdLog,
+}
+
 func (h *harness) command(a *args) {
-	d := a.d
-	if d.Cmd != "cluster" && h.nodes == nil {
-		d.Fatalf(a.t, "no cluster yet: start with cluster nodes=N")
+	run, ok := commands[a.d.Cmd]
+	switch {
+	case !ok:
+		a.d.Fatalf(a.t, "unknown command %q", a.d.Cmd)
+	case a.d.Cmd != "cluster" && h.nodes == nil:
+		a.d.Fatalf(a.t, "no cluster yet: start with cluster nodes=N")
 	}
-	switch d.Cmd {
-	case "submit":
-		h.cmdSubmit(a)
-	case "tick":
-		nodes, n := h.nodesArg(a), a.int("n", 1)
-		a.done()
-		for range n {
-			for _, hn := range nodes {
-				if hn.n == nil {
-					continue
-				}
-				hn.ticks++
-				h.step(hn, false, func(n *Node) { n.Tick() }, "n%d tick %d", hn.id, hn.ticks)
+	run(h, a)
+}
+
+func (h *harness) cmdTick(a *args) {
+	nodes, n := h.nodesArg(a), a.int("n", 1)
+	a.done()
+	for range n {
+		for _, hn := range nodes {
+			if hn.n == nil {
+				continue
 			}
+			hn.ticks++
+			h.step(hn, false, func(n *Node) { n.Tick() }, "n%d tick %d", hn.id, hn.ticks)
 		}
-	case "campaign":
-		hn, g := h.upNode(a), a.uint("group", 1)
-		a.done()
-		grp := hn.n.groups[g]
-		if grp == nil {
-			d.Fatalf(a.t, "node %d has no replica of group %d", hn.id, g)
-		}
-		h.step(hn, true, func(*Node) {
-			if err := grp.rn.Campaign(); err != nil {
-				h.emit("campaign: %v", err)
-			}
-		}, "n%d g%d campaigns", hn.id, g)
-	case "deliver", "drop":
-		m, n := match{from: a.uint("from", 0), to: a.uint("to", 0)}, a.int("n", 0)
-		a.done()
-		for _, f := range h.pick(m, n) {
-			if d.Cmd == "deliver" {
-				h.deliver(f)
-			} else {
-				h.emit("%s", labelled(fmt.Sprintf("%d→%d dropped: ", f.from, f.to), f.desc))
-			}
-		}
-	case "io":
-		hn, q, n := h.upNode(a), a.uint("group", 0), a.int("n", 0)
-		a.done()
-		for _, it := range hn.pickIO(q, n) {
-			h.completeIO(hn, it)
-		}
-	case "crash":
-		hn := h.upNode(a)
-		a.done()
-		h.crash(hn)
-	case "restart":
-		hn := h.nodeArg(a)
-		a.done()
-		if hn.n != nil {
-			d.Fatalf(a.t, "node %d is running", hn.id)
-		}
-		if err := h.restart(hn); err != nil {
-			h.emitAlways("n%d failed to restart: %v", hn.id, err)
-		}
-	case "partition":
-		ids := a.uints("nodes")
-		a.done()
-		clear(h.isolated)
-		for _, id := range ids {
-			h.isolated[id] = true
-		}
-	case "heal":
-		a.done()
-		clear(h.isolated)
-	case "stabilize":
-		nodes := h.nodesArg(a)
-		a.done()
-		h.stabilize(a, nodes)
-	case "status":
-		a.done()
-		h.status()
-	case "log":
-		hn, g := h.upNode(a), a.uint("group", 1)
-		a.done()
-		grp := hn.n.groups[g]
-		if grp == nil {
-			d.Fatalf(a.t, "node %d has no replica of group %d", hn.id, g)
-		}
-		h.emit("n%d g%d %s", hn.id, g, describeLog(grp, true))
-	case "cluster":
-		h.cmdCluster(a)
-	default:
-		d.Fatalf(a.t, "unknown command %q", d.Cmd)
 	}
+}
+
+func (h *harness) cmdCampaign(a *args) {
+	hn, g := h.upNode(a), a.uint("group", 1)
+	a.done()
+	grp := h.replica(a, hn, g)
+	h.step(hn, true, func(*Node) {
+		if err := grp.rn.Campaign(); err != nil {
+			h.emit("campaign: %v", err)
+		}
+	}, "n%d g%d campaigns", hn.id, g)
+}
+
+// cmdNetwork delivers (or drops) the envelopes in flight that match.
+func (h *harness) cmdNetwork(a *args, deliver bool) {
+	m, n := match{from: a.uint("from", 0), to: a.uint("to", 0)}, a.int("n", 0)
+	a.done()
+	for _, f := range h.pick(m, n) {
+		if deliver {
+			h.deliver(f)
+		} else {
+			h.emit("%s", labelled(fmt.Sprintf("%d→%d dropped: ", f.from, f.to), f.desc))
+		}
+	}
+}
+
+func (h *harness) cmdIO(a *args) {
+	hn, q, n := h.upNode(a), a.uint("group", 0), a.int("n", 0)
+	a.done()
+	for _, it := range hn.pickIO(q, n) {
+		h.completeIO(hn, it)
+	}
+}
+
+func (h *harness) cmdCrash(a *args) {
+	hn := h.upNode(a)
+	a.done()
+	h.crash(hn)
+}
+
+func (h *harness) cmdRestart(a *args) {
+	hn := h.nodeArg(a)
+	a.done()
+	if hn.n != nil {
+		a.d.Fatalf(a.t, "node %d is running", hn.id)
+	}
+	if err := h.restart(hn); err != nil {
+		h.emitAlways("n%d failed to restart: %v", hn.id, err)
+	}
+}
+
+// cmdPartition isolates the nodes given from the others, until heal.
+func (h *harness) cmdPartition(a *args) {
+	ids := a.uints("nodes")
+	a.done()
+	clear(h.isolated)
+	for _, id := range ids {
+		h.isolated[id] = true
+	}
+}
+
+func (h *harness) cmdStabilize(a *args) {
+	nodes := h.nodesArg(a)
+	a.done()
+	h.stabilize(nodes)
+}
+
+func (h *harness) cmdLog(a *args) {
+	hn, g := h.upNode(a), a.uint("group", 1)
+	a.done()
+	h.emit("n%d g%d %s", hn.id, g, describeLog(h.replica(a, hn, g), true))
+}
+
+// replica returns the node's replica of a group.
+func (h *harness) replica(a *args, hn *hnode, group uint64) *group {
+	g := hn.n.groups[group]
+	if g == nil {
+		a.d.Fatalf(a.t, "node %d has no replica of group %d", hn.id, group)
+	}
+	return g
 }
 
 func (h *harness) nodeArg(a *args) *hnode {
@@ -380,7 +410,7 @@ func (h *harness) cmdSubmit(a *args) {
 
 // stabilize delivers every envelope and completes all disk work among the
 // nodes until there is none left.
-func (h *harness) stabilize(a *args, nodes []*hnode) {
+func (h *harness) stabilize(nodes []*hnode) {
 	in := map[uint64]bool{}
 	for _, hn := range nodes {
 		in[hn.id] = true
