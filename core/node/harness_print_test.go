@@ -428,7 +428,10 @@ func describeRequest(r *api.Request) string {
 		if r.After != "" {
 			s += " after=" + r.After
 		}
-		return s + fmt.Sprintf(" limit=%d", r.Limit)
+		if r.Limit != 0 {
+			s += fmt.Sprintf(" limit=%d", r.Limit)
+		}
+		return s
 	case api.ChunkWrite:
 		return fmt.Sprintf("write chunk %d to g%d (%d bytes)", r.ChunkID, r.Group, len(r.Data))
 	case api.ChunkRead, api.ChunkReadLocal:
