@@ -6,7 +6,8 @@ package node
 //
 //	cluster nodes=3 [data-groups=1] [meta-replicas=3] [replicas=3] [chunk-bytes=16]
 //	        [election=10] [heartbeat=2] [snapshot-entries=1000] [keep-entries=50]
-//	        [data-snapshot-bytes=65536] [bugs=(ack-before-durable,vote-before-durable)]
+//	        [keep-data-entries=4] [data-snapshot-bytes=65536] [snap-piece-bytes=1048576]
+//	        [bugs=(ack-before-durable,vote-before-durable)]
 //	    Starts the nodes, each on an empty memfs (the first command of a script).
 //	    Bugs need -tags tesserabugs (scripts in testdata/bugs/).
 //	submit node=1 put /a [size=0]     also: append /a size=N, get /a [offset=N length=N],
@@ -336,6 +337,8 @@ func (h *harness) cmdCluster(a *args) {
 		HeartbeatTicks:      a.int("heartbeat", 2),
 		MetaSnapshotEntries: a.uint("snapshot-entries", 1000),
 		KeepEntries:         a.uint("keep-entries", 50),
+		KeepDataEntries:     a.uint("keep-data-entries", 4),
+		SnapPieceBytes:      a.int("snap-piece-bytes", 1<<20),
 		DataSnapshotBytes:   a.uint("data-snapshot-bytes", 64<<10),
 		// Background work a script does not ask for stays out of the
 		// output: garbage collection, scrubbing and replacement.

@@ -90,6 +90,9 @@ func describeSnapshot(group uint64, s *raftpb.Snapshot) string {
 	if l := md.GetConfState().GetLearners(); len(l) > 0 {
 		d += " learners=" + ids(l)
 	}
+	if total, _, ok := decodeDescriptor(s.GetData()); ok {
+		return d + fmt.Sprintf(" data in pieces (%d bytes)", total)
+	}
 	if group == topo.MetaGroup {
 		return d
 	}
@@ -260,6 +263,16 @@ func describeEnvelope(m *wire.Envelope) []string {
 			out = append(out, fmt.Sprintf("fetch reply g%d chunk %d: %d bytes", f.Group, f.ChunkID, len(f.Data)))
 		} else {
 			out = append(out, fmt.Sprintf("fetch reply g%d chunk %d: not found", f.Group, f.ChunkID))
+		}
+	}
+	for _, p := range m.PieceAsks {
+		out = append(out, fmt.Sprintf("piece ask g%d snapshot %d from %d", p.Group, p.Index, p.Offset))
+	}
+	for _, p := range m.Pieces {
+		if p.Found {
+			out = append(out, fmt.Sprintf("piece g%d snapshot %d [%d,+%d) of %d", p.Group, p.Index, p.Offset, len(p.Data), p.Total))
+		} else {
+			out = append(out, fmt.Sprintf("piece g%d snapshot %d: not found", p.Group, p.Index))
 		}
 	}
 	for _, r := range m.Removals {
