@@ -503,10 +503,22 @@ func describeGroup(g *group) string {
 	if g.pendingSnap != nil {
 		s += fmt.Sprintf(" installing-snapshot(%d chunks missing)", len(g.pendingSnap.missing))
 	}
+	if p := g.pieces; p != nil {
+		s += fmt.Sprintf(" fetching-snapshot(%d of %d bytes)", pieceBytes(p), p.total)
+	}
 	if g.amnesiac {
 		s += " fenced"
 	}
 	return s + " | " + describeLog(g, false)
+}
+
+// pieceBytes is how much of a snapshot's data has arrived.
+func pieceBytes(p *pieceFetch) int {
+	n := 0
+	for _, b := range p.pieces {
+		n += len(b)
+	}
+	return n
 }
 
 // sortedIDs returns a map's keys in order.
