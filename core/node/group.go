@@ -121,6 +121,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		}
 	}
 	if st.HardState != nil {
+		g.log.term, g.log.vote = st.HardState.GetTerm(), st.HardState.GetVote()
 		if err := g.storage.SetHardState(st.HardState); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
 		}

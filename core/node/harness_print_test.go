@@ -322,8 +322,9 @@ func describeJobs(group uint64, jobs []logJob) string {
 	}
 	if len(writes) == 0 {
 		// raft holds a vote or append response for an append even when
-		// there is nothing to write: the batch is an fsync only.
-		writes = append(writes, "nothing (sync only)")
+		// there is nothing to write: the batch only orders it behind the
+		// batches before it (no fsync, storage.go mustSync).
+		writes = append(writes, "nothing")
 	}
 	s := "log write: " + strings.Join(writes, "; ")
 	if len(then) > 0 {

@@ -306,12 +306,13 @@ func (n *Node) dropGroup(g *group, at uint64) {
 		delete(n.deleting, g.id)
 		if err != nil {
 			n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
+			return
 		}
+		n.stats.ReplicasRemoved++
 	})
 	n.removedAt[g.id] = at
 	delete(n.groups, g.id)
 	n.groupIDs = slices.DeleteFunc(n.groupIDs, func(id uint64) bool { return id == g.id })
-	n.stats.ReplicasRemoved++
 	ids := make([]uint64, 0, len(n.ops))
 	for id, o := range n.ops {
 		if o.group == g.id {
