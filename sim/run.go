@@ -31,6 +31,9 @@ type Options struct {
 	ChunkBytes int
 	// DataGroups is the number of data groups.
 	DataGroups int
+	// MetaReplicas, if set, is the size of the meta group; by default it
+	// is picked per seed (run).
+	MetaReplicas int
 	// Trace, if set, receives a line per event.
 	Trace io.Writer
 	// Schedule, if set, replaces the seed's generated faults (replay of a
@@ -233,6 +236,9 @@ func run(opts Options) *Result {
 	metaReplicas := min(opts.Nodes, 5)
 	if opts.Nodes >= 5 && rand.New(rand.NewPCG(root.Uint64(), 5)).IntN(2) == 0 {
 		metaReplicas = 3
+	}
+	if opts.MetaReplicas != 0 {
+		metaReplicas = opts.MetaReplicas
 	}
 	w.topo = topo.Default(ids, opts.DataGroups, metaReplicas, min(opts.Nodes, 3))
 	w.conform = newConformance(w)
