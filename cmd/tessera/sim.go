@@ -68,11 +68,11 @@ func simCmd() *cobra.Command {
 		Long: `Simulate a cluster of --nodes nodes running the production core under a
 workload of concurrent clients and a fault schedule generated from --seed
 (crashes with torn writes, pauses, partitions, clogged links, message loss,
-duplication and delay, disk errors, slow fsync, bit rot, a node lost for good).
-The run checks the history for linearizability with Porcupine, the durability
-of every acknowledged write, liveness after the faults heal, replica
-convergence (lost members replaced) and every protocol step against the specs'
-models.
+duplication and delay, disk errors, slow fsync, bit rot, a node lost for good,
+a disk lost). The run checks the history for linearizability with Porcupine,
+the durability of every acknowledged write, liveness after the faults heal,
+replica convergence (lost members replaced, wiped ones replaced or refilled,
+no group degraded) and every protocol step against the specs' models.
 
 The same seed and flags replay the same run exactly (the trace-hash line is
 identical). On failure the fault schedule is shrunk and the command prints a
