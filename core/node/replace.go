@@ -44,6 +44,7 @@ package node
 // see onRemoval for why that is safe.
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -182,13 +183,20 @@ func (n *Node) replaceStep(g *group) {
 	}
 	voters := cs.GetVoters()
 	short := len(voters) < n.groupSize(g)
-	var dead uint64
+	// The voter to replace: one known to be empty first (its data is
+	// gone for sure, and only it may be refilled in place), else a silent
+	// one.
+	var empty, silent uint64
 	for _, v := range voters {
-		if v != n.cfg.ID && (n.knownEmpty(g, v) || n.silentIn(g, v)) {
-			dead = v
-			break
+		switch {
+		case v == n.cfg.ID:
+		case empty == 0 && n.knownEmpty(g, v):
+			empty = v
+		case silent == 0 && n.silentIn(g, v):
+			silent = v
 		}
 	}
+	dead := cmp.Or(empty, silent)
 	if learners := cs.GetLearners(); len(learners) > 0 {
 		l := learners[0]
 		switch {
@@ -223,8 +231,8 @@ func (n *Node) replaceStep(g *group) {
 		n.proposeConf(g, "add-learner", nil, change(raftpb.ConfChangeType_ConfChangeAddLearnerNode, spare))
 		return
 	}
-	if n.knownEmpty(g, dead) && n.quorumWithout(g, dead) {
-		n.proposeConf(g, "remove-wiped", nil, change(raftpb.ConfChangeType_ConfChangeRemoveNode, dead))
+	if empty != 0 && n.quorumWithout(g, empty) {
+		n.proposeConf(g, "remove-wiped", nil, change(raftpb.ConfChangeType_ConfChangeRemoveNode, empty))
 	}
 }
 
