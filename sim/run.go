@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
@@ -348,14 +349,26 @@ func (w *World) inject(f Fault) {
 	}
 }
 
-// bitRot flips one bit of one chunk file of a node, at rest.
+// bitRot flips one bit of one chunk file of a node, at rest. It never
+// takes a chunk's last good copies: replication tolerates one failure per
+// chunk at a time, so a good copy must remain elsewhere, on a node that is
+// not lost, and two while a node may still be lost or wiped later in the
+// run. Beyond that the loss would be the schedule's, not the system's (two
+// bit flips in the one chunk of a group whose third member was lost left
+// seed 20536 with no good copy to fill a replacement from).
 func (w *World) bitRot(s *simNode) {
+	need := 1
+	for _, f := range w.sched.Faults {
+		if (f.Kind == Lose || f.Kind == Wipe) && f.At > w.clk.now && f.At < w.sched.FaultsUntil {
+			need = 2
+		}
+	}
 	var files []string
 	for _, g := range w.topo.DataGroups() {
 		dir := fmt.Sprintf("groups/%d/chunks", g)
 		names, _ := s.fs.List(dir)
 		for _, n := range names {
-			if strings.HasSuffix(n, ".chk") {
+			if strings.HasSuffix(n, ".chk") && w.goodCopies(s, dir+"/"+n) >= need {
 				files = append(files, dir+"/"+n)
 			}
 		}
@@ -377,6 +390,21 @@ func (w *World) bitRot(s *simNode) {
 	if err := s.fs.CorruptAtRest(name, off, byte(1)<<w.faultRng.IntN(8)); err == nil {
 		w.clk.note("bitrot", uint64(s.id), uint64(off))
 	}
+}
+
+// goodCopies counts the nodes other than s, not lost, that hold a good
+// copy of a chunk file.
+func (w *World) goodCopies(s *simNode, name string) int {
+	good := 0
+	for _, o := range w.nodes {
+		if o == s || o.lost {
+			continue
+		}
+		if b, err := o.fs.Contents(name); err == nil && chunk.CheckFile(b) == nil {
+			good++
+		}
+	}
+	return good
 }
 
 // heal ends every fault: restarts crashed nodes, ends pauses, partitions
