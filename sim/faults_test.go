@@ -69,25 +69,37 @@ func TestBitRotSparesLastGoodCopies(t *testing.T) {
 	}
 }
 
-// TestSwarmSeeds replays, whole, seeds that swarms found failing.
+// TestSwarmSeeds replays seeds that swarms found failing, whole or with
+// their shrunk schedule.
 func TestSwarmSeeds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("full runs")
 	}
 	tests := []struct {
-		seed uint64
-		why  string
+		seed     uint64
+		schedule string // shrunk; "" for the seed's own
+		why      string
 	}{
-		{5454, "issue 11: a wiped meta voter with no spare held no replica for ever"},
-		{5791, "issue 11: the same, on another node"},
-		{20536, "two bit flips in one chunk of a group that had lost its third node left no good copy to fill the replacement from"},
+		{5454, "", "issue 11: a wiped meta voter with no spare held no replica for ever"},
+		{5791, "", "issue 11: the same, on another node"},
+		{20536, "", "two bit flips in one chunk of a group that had lost its third node left no good copy to fill the replacement from"},
+		{20536, "delay=1.644ms..3.361ms long=0.007374519836450294 drop=0.04484851471765394 until=4.5s " +
+			"faults=lose@1.036625359s:n4,pause@2.169004904s:n3/1.545s,bitrot@2.169546418s:n3,bitrot@3.453702023s:n2", "the same, shrunk"},
 	}
 	for _, tt := range tests {
 		o := DefaultOptions()
 		o.Seed = tt.seed
+		var sched *Schedule
+		if tt.schedule != "" {
+			s, err := ParseSchedule(tt.schedule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sched, o.Schedule = &s, &s
+		}
 		if res := Run(o); !res.Passed() || res.Conformance != "ok" {
 			t.Errorf("seed %d (%s) failed: linearizable=%s %s\nreplay: %s", tt.seed, tt.why, res.Linearizable,
-				strings.Join(res.Failures, "\n"), ReplayCommand(o, tt.seed, nil))
+				strings.Join(res.Failures, "\n"), ReplayCommand(o, tt.seed, sched))
 		}
 	}
 }
