@@ -111,8 +111,15 @@ var groupGauges = []struct {
 	}},
 }
 
+// underReplicated is the gauge of groups this node leads that run with
+// fewer replicas holding their data than their size: each group is counted
+// by its leader only, so the sum over the cluster counts each group once.
+const underReplicated = "tessera_groups_under_replicated"
+
 func newNodeCollector(l *Loop) *nodeCollector {
 	c := &nodeCollector{loop: l, descs: map[string]*prometheus.Desc{}}
+	c.descs[underReplicated] = prometheus.NewDesc(underReplicated,
+		"Groups this node leads that run with a member holding no replica (fenced after a disk loss, or removed to be refilled); /healthz says why.", nil, nil)
 	for _, nc := range nodeCounters {
 		c.descs[nc.name] = prometheus.NewDesc(nc.name, nc.help, nil, nil)
 	}
@@ -137,9 +144,14 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, nc := range nodeCounters {
 		ch <- prometheus.MustNewConstMetric(c.descs[nc.name], prometheus.CounterValue, float64(nc.get(st)))
 	}
+	under := 0
 	for _, g := range groups {
 		for _, gg := range groupGauges {
 			ch <- prometheus.MustNewConstMetric(c.descs[gg.name], prometheus.GaugeValue, gg.get(g), fmt.Sprint(g.ID))
 		}
+		if g.IsLeader && g.Degraded != "" {
+			under++
+		}
 	}
+	ch <- prometheus.MustNewConstMetric(c.descs[underReplicated], prometheus.GaugeValue, float64(under))
 }
