@@ -55,7 +55,7 @@ func TestReplicaReplacement(t *testing.T) {
 			o.Trace = &trace
 			res := Run(o)
 			if !res.Passed() || res.Conformance != "ok" {
-				t.Fatalf("run failed: %s", strings.Join(res.Failures, "\n"))
+				t.Fatalf("run failed: %s", res.Verdict.Failures)
 			}
 			for _, a := range tt.wantActions {
 				if !strings.Contains(trace.String(), a) {

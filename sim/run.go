@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
+	"github.com/tessera-db/tessera/verdict"
 )
 
 // Options configure a run.
@@ -87,11 +89,12 @@ type World struct {
 	netRng   *rand.Rand
 	workRng  *rand.Rand
 	log      *slog.Logger
-	failures []string
+	failures []verdict.Failure
 	healed   bool
 	healAt   time.Duration
 	notes    []string
 	conform  *conformance
+	checks   *stateChecker
 	coverage coverage
 }
 
@@ -107,6 +110,10 @@ type coverage struct {
 	// reuses counts the clients' deliberate reuses of a sequence number
 	// that the meta group refused, as it must.
 	reuses int
+	// compared, invariants and promotions count the continuous checks:
+	// replica states compared at an index, meta states whose invariants
+	// were checked, and voters added whose catching up was checked.
+	compared, invariants, promotions uint64
 }
 
 func (c *coverage) add(st node.Stats) {
@@ -126,13 +133,17 @@ func (c *coverage) add(st node.Stats) {
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d scrubbed=%d session-reuses=%d",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.scrubbed, c.reuses)
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d scrubbed=%d session-reuses=%d states-compared=%d invariants-checked=%d promotions-checked=%d",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.scrubbed, c.reuses,
+		c.compared, c.invariants, c.promotions)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
 	return node.Config{
-		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, OnApply: w.conform.observe, ElectionTicks: 20, HeartbeatTicks: 2,
+		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, ElectionTicks: 20, HeartbeatTicks: 2,
+		OnApply:             func(a node.Applied) { w.onApply(id, a) },
+		OnLeader:            func(group, term uint64) { w.checks.leader(id, group, term) },
+		OnConfChange:        w.checks.confProposed,
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20,
@@ -140,10 +151,25 @@ func (w *World) nodeConfig(id int) node.Config {
 	}
 }
 
-func (w *World) failf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	w.failures = append(w.failures, msg)
-	w.clk.note("FAIL", uint64(len(w.failures)), 0)
+// onApply feeds one step of node id's replica to the checks that watch
+// every step: the continuous state checks, the commit order of the
+// history, and the spec conformance of the protocol.
+func (w *World) onApply(id int, a node.Applied) {
+	w.checks.applied(id, a)
+	if a.Restored {
+		return
+	}
+	if a.Meta != nil {
+		w.hist.applied(a.Index, a.Meta, a.MetaResult)
+	}
+	w.conform.observe(a)
+}
+
+// failf records a failure of a check; the run stops after the current
+// event.
+func (w *World) failf(check verdict.Check, format string, args ...any) {
+	w.failures = append(w.failures, verdict.Failure{Check: check, Detail: fmt.Sprintf(format, args...)})
+	w.clk.note("FAIL", uint64(len(w.failures)), uint64(check))
 }
 
 func (w *World) logf(format string, args ...any) {
@@ -160,7 +186,10 @@ func (w *World) restart(s *simNode) {
 	if s.up() || s.lost {
 		return
 	}
-	err := s.start()
+	var err error
+	if !s.run(func() { err = s.start() }) {
+		return // a panic while recovering: the run fails with it
+	}
 	switch {
 	case err == nil:
 		s.checkPromises()
@@ -171,19 +200,20 @@ func (w *World) restart(s *simNode) {
 		s.fs.Crash(nil)
 		w.scheduleRestart(s, time.Second)
 	default:
-		w.failf("node %d cannot start from its disk: %v", s.id, err)
+		w.failf(verdict.Recovery, "node %d cannot start from its disk: %v", s.id, err)
 	}
 }
 
 // Result is the outcome of a run.
 type Result struct {
-	Seed         uint64
-	Schedule     Schedule
-	Ops          int
-	Events       uint64
-	TraceHash    string
-	Linearizable string // "yes", "no" or "unknown" (checker timed out)
-	Failures     []string
+	Seed      uint64
+	Schedule  Schedule
+	Ops       int
+	Events    uint64
+	TraceHash string
+	// Linearizable is the history check's outcome; Verdict the run's.
+	Linearizable verdict.History
+	Verdict      verdict.Verdict
 	Simulated    time.Duration
 	// Report is the Porcupine HTML visualisation of a failing partition.
 	Report []byte
@@ -199,9 +229,11 @@ type Result struct {
 }
 
 // Passed reports whether every check passed.
-func (r *Result) Passed() bool { return len(r.Failures) == 0 && r.Linearizable != "no" }
+func (r *Result) Passed() bool { return r.Verdict.Passed() }
 
-// Run runs one simulation. Never call it concurrently in one process.
+// Run runs one simulation. Never call it concurrently in one process. It
+// returns a verdict whatever happens inside: a panic anywhere in the run
+// (a node's, or the simulator's own) fails it with verdict Panicked.
 func Run(opts Options) *Result {
 	opts.fill()
 	var res *Result
@@ -209,7 +241,7 @@ func Run(opts Options) *Result {
 	return res
 }
 
-func run(opts Options) *Result {
+func run(opts Options) (res *Result) {
 	root := rand.New(rand.NewPCG(opts.Seed, 0x7e55e7a))
 	w := &World{opts: opts, clk: newClock(opts.Trace),
 		faultRng: rand.New(rand.NewPCG(root.Uint64(), 1)),
@@ -240,6 +272,15 @@ func run(opts Options) *Result {
 	}
 	w.topo = topo.Default(ids, opts.DataGroups, metaReplicas, min(opts.Nodes, 3))
 	w.conform = newConformance(w)
+	w.checks = newStateChecker(w)
+	defer func() {
+		// A panic outside a node's own calls (the simulator, or a client
+		// driving core/client) still ends in a verdict.
+		if r := recover(); r != nil {
+			w.failf(verdict.Panic, "panic in the simulator at %s: %v\n%s", w.clk.now, r, debug.Stack())
+			res = w.result()
+		}
+	}()
 	w.net = newNetwork(w)
 	w.hist = newHistory()
 	for i := 0; i < opts.Nodes; i++ {
@@ -401,6 +442,7 @@ func (w *World) heal() {
 
 func (w *World) result() *Result {
 	cov := w.coverage
+	cov.compared, cov.invariants, cov.promotions = w.checks.compared, w.checks.invariants, w.checks.promotions
 	for _, s := range w.nodes {
 		cov.crashes += s.crashes
 		if s.up() {
@@ -411,12 +453,15 @@ func (w *World) result() *Result {
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d", len(w.topo.Nodes), len(meta.Members),
 			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members)), Ops: w.hist.len(), Events: w.clk.events,
-		TraceHash: w.clk.traceHash(), Failures: w.failures, Simulated: w.clk.now, Linearizable: "unknown", Notes: w.notes,
+		TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
-	if len(w.failures) == 0 || w.hist.len() > 0 {
-		lin, report := w.hist.check()
-		r.Linearizable = lin
-		r.Report = report
+	if w.hist.len() > 0 {
+		lin, report, err := w.hist.check()
+		if err != nil {
+			w.failures = append(w.failures, verdict.Failure{Check: verdict.Linearizability, Detail: err.Error()})
+		}
+		r.Linearizable, r.Report = lin, report
 	}
+	r.Verdict = verdict.Of(w.failures, r.Linearizable)
 	return r
 }

@@ -4,7 +4,6 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -38,7 +37,7 @@ func TestSameSeedSameTrace(t *testing.T) {
 		}
 		if !a.Passed() || a.Conformance != "ok" {
 			t.Errorf("seed %d failed: linearizable=%s conformance=%s failures:\n%s\nreplay: %s", seed, a.Linearizable,
-				a.Conformance, strings.Join(a.Failures, "\n"), ReplayCommand(o, seed, nil))
+				a.Conformance, a.Verdict.Failures, ReplayCommand(o, seed, nil))
 		}
 	}
 	// The workload's deliberate reuses of a sequence number were refused

@@ -14,6 +14,7 @@ import (
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wire"
+	"github.com/tessera-db/tessera/verdict"
 )
 
 // epoch is the virtual wall clock at time zero.
@@ -147,6 +148,7 @@ func (s *simNode) installDiskFaults() {
 
 // start (re)creates the node's core from its disk.
 func (s *simNode) start() error {
+	s.w.checks.starting(s.id)
 	n, err := node.New(s.w.nodeConfig(s.id), simEnv{s})
 	if err != nil {
 		return err
@@ -253,7 +255,7 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 func (s *simNode) run(f func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.w.failf("panic on node %d: %v\n%s", s.id, r, debug.Stack())
+			s.w.failf(verdict.Panic, "panic on node %d: %v\n%s", s.id, r, debug.Stack())
 			ok = false
 		}
 	}()

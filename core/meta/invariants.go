@@ -11,9 +11,10 @@ import (
 // is in at most one of {a file, a lease, the garbage list} and below the
 // allocation counter; every file has a valid path, a version no later than
 // the last applied index, non-empty chunks and a size that is the sum of
-// its chunks; the path index matches the files; and the session table is
-// consistent. It costs O(state), so Apply does not call it: tests call it
-// after every step and Restore on every snapshot.
+// its chunks; the path index matches the files; the session table is
+// consistent; and the maintained digest matches the state. It costs
+// O(state), so Apply does not call it: tests call it after every step,
+// Restore on every snapshot, and the simulator after steps it samples.
 func (s *State) CheckInvariants() error {
 	if s.nextChunk == 0 {
 		return fmt.Errorf("meta: chunk id counter at 0")
@@ -70,7 +71,10 @@ func (s *State) CheckInvariants() error {
 			return fmt.Errorf("meta: garbage entry %d holds chunk %d", id, s.garbage[id].ID)
 		}
 	}
-	return s.sessionTable.check(s.applied)
+	if err := s.sessionTable.check(s.applied); err != nil {
+		return err
+	}
+	return s.checkDigest()
 }
 
 func sortedKeys[V any](m map[uint64]V) []uint64 {

@@ -144,11 +144,15 @@ func change(t raftpb.ConfChangeType, id uint64) *raftpb.ConfChangeSingle {
 }
 
 func (n *Node) proposeConf(g *group, what string, changes ...*raftpb.ConfChangeSingle) {
-	if err := g.rn.ProposeConfChange(&raftpb.ConfChangeV2{Changes: changes}); err != nil {
+	cc := &raftpb.ConfChangeV2{Changes: changes}
+	if err := g.rn.ProposeConfChange(cc); err != nil {
 		n.env.Log().Info("conf change not proposed", "node", n.cfg.ID, "group", g.id, "change", what, "err", err)
 		return
 	}
 	n.stats.ConfChanges++
+	if n.cfg.OnConfChange != nil {
+		n.observeConfProposal(g, cc)
+	}
 }
 
 // caughtUp reports whether the learner's log holds every committed entry
@@ -157,6 +161,9 @@ func (n *Node) proposeConf(g *group, what string, changes ...*raftpb.ConfChangeS
 func (n *Node) caughtUp(g *group, learner uint64) bool {
 	st := g.rn.Status()
 	pr, ok := st.Progress[learner]
+	if BugsCompiledIn && n.cfg.Bugs.PromoteOnNext {
+		return ok && pr.IsLearner && pr.State == tracker.StateReplicate && pr.Next > st.HardState.GetCommit()
+	}
 	return ok && pr.IsLearner && pr.State == tracker.StateReplicate && pr.Match >= st.HardState.GetCommit()
 }
 
