@@ -322,15 +322,12 @@ func (w *worker) op(ctx context.Context, n int) {
 // input is the history's record of a call: the operation as core/client
 // describes it (the HTTP API runs the same operations) and its content.
 func input(spec client.Spec, value string) linearizability.Input {
-	if spec.Kind == client.Get && spec.Length == 0 {
-		spec.Length = -1 // a whole-file read
-	}
 	return linearizability.Input{Spec: spec, Value: value}
 }
 
 // get reads path and records the read; it reports whether it got an answer.
 func (w *worker) get(ctx context.Context, path string, limit time.Duration) bool {
-	in := input(client.Spec{Kind: client.Get, Path: path}, "")
+	in := input(client.Spec{Kind: client.Get, Path: path, Length: -1}, "") // the whole file
 	call := w.rec.now()
 	octx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()

@@ -8,7 +8,13 @@
 // previous version: versions only grow), and a write whose outcome is
 // unknown leaves the version unknown until a later read binds it. The model
 // is nondeterministic for exactly that reason: an unknown write may or may
-// not have happened.
+// not have happened. An operation is the core/client.Spec the client ran
+// (one vocabulary of operation kinds from the client to this model), so
+// ranged reads and list pages are modelled as the client runs them.
+//
+// Check runs Porcupine, within a wall-clock time limit; CheckOrder checks a
+// history against the order a simulator saw the writes committed in, which
+// needs no limit and resolves Porcupine's undecided verdicts.
 package linearizability
 
 import (

@@ -83,6 +83,7 @@ func (w *World) readBack(fc *simClient) {
 		if !ok {
 			return
 		}
+		w.coverage.pages++
 		for _, f := range r.Files {
 			paths = append(paths, f.Path)
 		}
@@ -110,6 +111,7 @@ func (w *World) readBack(fc *simClient) {
 			if _, ok := fc.finalOp(client.Spec{Kind: client.Get, Path: p, Offset: off, Length: n, SizeHint: -1}); !ok {
 				return
 			}
+			w.coverage.ranges++
 		}
 	}
 }

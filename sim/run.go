@@ -40,6 +40,9 @@ type Options struct {
 	Schedule *Schedule
 	// Bugs inject known defects into the core (testbed self-test).
 	Bugs node.Bugs
+	// setup, if set, is called once the world is built, before any node
+	// starts (tests inject faults the schedule cannot express with it).
+	setup func(*World)
 	// Log, if set, receives the nodes' logs (default: discarded).
 	Log io.Writer
 }
@@ -114,6 +117,8 @@ type coverage struct {
 	// replica states compared at an index, meta states whose invariants
 	// were checked, and voters added whose catching up was checked.
 	compared, invariants, promotions uint64
+	// pages and ranges count the read-back's list pages and ranged reads.
+	pages, ranges int
 }
 
 func (c *coverage) add(st node.Stats) {
@@ -133,9 +138,9 @@ func (c *coverage) add(st node.Stats) {
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d scrubbed=%d session-reuses=%d states-compared=%d invariants-checked=%d promotions-checked=%d",
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d scrubbed=%d session-reuses=%d states-compared=%d invariants-checked=%d promotions-checked=%d read-back-pages=%d read-back-ranges=%d",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.scrubbed, c.reuses,
-		c.compared, c.invariants, c.promotions)
+		c.compared, c.invariants, c.promotions, c.pages, c.ranges)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
@@ -187,7 +192,7 @@ func (w *World) restart(s *simNode) {
 		return
 	}
 	var err error
-	if !s.run(func() { err = s.start() }) {
+	if !s.run("restarting from its disk", func() { err = s.start() }) {
 		return // a panic while recovering: the run fails with it
 	}
 	switch {
@@ -293,6 +298,9 @@ func run(opts Options) (res *Result) {
 			tickPeriod: time.Duration(float64(opts.Tick) * skew)}
 		s.installDiskFaults()
 		w.nodes = append(w.nodes, s)
+	}
+	if opts.setup != nil {
+		opts.setup(w)
 	}
 	for _, s := range w.nodes {
 		w.restart(s)

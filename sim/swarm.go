@@ -69,6 +69,9 @@ func Swarm(opts Options, so SwarmOptions, out io.Writer) []SwarmResult {
 	inProcess := so.Jobs <= 1 || so.Exe == ""
 	worker := func() {
 		for seed := range seeds {
+			if stopped() {
+				continue // --fail-fast: drain the seeds handed out already
+			}
 			if !inProcess {
 				record(runSeedProcess(so.Exe, seed, opts, so.ExtraArgs))
 				continue

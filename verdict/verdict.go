@@ -115,7 +115,7 @@ const (
 	Pass Kind = iota + 1
 	// PassResolved: every check passed, and the history check did so only
 	// because Porcupine's time ran out and the order the groups committed
-	// in was shown to be a linearization instead (History Resolved).
+	// in was shown to be a linearization instead (History ResolvedByOrder).
 	PassResolved
 	// Fail: a check failed.
 	Fail

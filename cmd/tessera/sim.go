@@ -64,14 +64,20 @@ func simCmd() *cobra.Command {
 workload of concurrent clients and a fault schedule generated from --seed
 (crashes with torn writes, pauses, partitions, clogged links, message loss,
 duplication and delay, disk errors, slow fsync, bit rot, a node lost for good).
-The run checks the history for linearizability with Porcupine, the durability
-of every acknowledged write, liveness after the faults heal, replica
-convergence (lost members replaced) and every protocol step against the specs'
-models.
+As it runs, every replica's state is compared with the others' at every
+applied index, a group may have one leader per term, the meta invariants must
+hold, a learner may be promoted only once caught up, and every protocol step
+must be one the specs' models allow. After the faults heal: liveness, replica
+convergence (lost members replaced), then a restart of every node at once and
+a read-back of everything. The history must be linearizable (Porcupine) in
+the order the meta group committed it, which decides the verdict without
+Porcupine's time limit.
 
-The same seed and flags replay the same run exactly (the trace-hash line is
-identical). On failure the fault schedule is shrunk and the command prints a
-replay line for the smallest failing schedule; exit status 1.`,
+The verdict line says pass, resolved (passed, Porcupine undecided in its
+time), fail with the checks that failed, or panic. The same seed and flags
+replay the same run exactly (the trace-hash line is identical). On failure
+the fault schedule is shrunk and the command prints a replay line for the
+smallest failing schedule; exit status 1.`,
 		Example: `  tessera sim run --seed 42
   tessera sim run --seed 42 --trace /tmp/trace.txt
   tessera sim run --seed 42 --schedule 'delay=1ms..5ms until=20s faults=crash@3s:n2/1s'`,
