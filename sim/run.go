@@ -278,16 +278,18 @@ func run(opts Options) (res *Result) {
 	w.topo = topo.Default(ids, opts.DataGroups, metaReplicas, min(opts.Nodes, 3))
 	w.conform = newConformance(w)
 	w.checks = newStateChecker(w)
+	w.net = newNetwork(w)
+	w.hist = newHistory()
 	defer func() {
 		// A panic outside a node's own calls (the simulator, or a client
 		// driving core/client) still ends in a verdict.
 		if r := recover(); r != nil {
 			w.failf(verdict.Panic, "panic in the simulator at %s: %v\n%s", w.clk.now, r, debug.Stack())
-			res = w.result()
+			// The world may be half-way through an event: report what
+			// was found without checking the history.
+			res = w.result(false)
 		}
 	}()
-	w.net = newNetwork(w)
-	w.hist = newHistory()
 	for i := 0; i < opts.Nodes; i++ {
 		skew := 1.0
 		if w.sched.Mix.ClockSkew > 0 {
@@ -315,7 +317,7 @@ func run(opts Options) (res *Result) {
 	if len(w.failures) == 0 {
 		w.finish()
 	}
-	return w.result()
+	return w.result(true)
 }
 
 // scheduleFaults turns the schedule into events.
@@ -448,7 +450,9 @@ func (w *World) heal() {
 	w.logf("healed")
 }
 
-func (w *World) result() *Result {
+// result gathers the run's outcome, checking the history if checkHistory
+// is set and it holds any operation.
+func (w *World) result(checkHistory bool) *Result {
 	cov := w.coverage
 	cov.compared, cov.invariants, cov.promotions = w.checks.compared, w.checks.invariants, w.checks.promotions
 	for _, s := range w.nodes {
@@ -463,7 +467,7 @@ func (w *World) result() *Result {
 			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members)), Ops: w.hist.len(), Events: w.clk.events,
 		TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
-	if w.hist.len() > 0 {
+	if checkHistory && w.hist.len() > 0 {
 		lin, report, err := w.hist.check()
 		if err != nil {
 			w.failures = append(w.failures, verdict.Failure{Check: verdict.Linearizability, Detail: err.Error()})
