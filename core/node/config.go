@@ -81,9 +81,11 @@ type ConfProposal struct {
 type Config struct {
 	// ID is this node's id; it must be in Topology.Nodes.
 	ID uint64
-	// OnApply, if set, observes every command applied to a state machine.
-	// The simulator uses it for the trace-conformance check against the
-	// spec's model (specs/model); it must not call into the node.
+	// OnApply, if set, observes every step of a replica's state machine:
+	// a command applied, a membership change, a snapshot restored. The
+	// simulator checks replicas against each other with it as they go, and
+	// the protocol against the specs' models (specs/model); it must not
+	// call into the node.
 	OnApply func(Applied)
 	// OnLeader, if set, is called when this node's replica of a group
 	// becomes its leader, with the term: the simulator checks that a term
