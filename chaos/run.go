@@ -12,8 +12,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/linearizability"
 	"github.com/tessera-db/tessera/server/httpclient"
+	"github.com/tessera-db/tessera/verdict"
 )
 
 // Options configure a chaos run.
@@ -41,19 +43,22 @@ type Options struct {
 type Result struct {
 	Ops, Unknown int
 	Faults       []string
-	Linearizable string
+	Linearizable verdict.History
 	// Report is the Porcupine visualisation of a non-linearizable history.
 	Report []byte
 	// Replacement describes how the lost node was replaced (Options.Lose).
 	Replacement string
-	Failures    []string
+	// Verdict is the run's outcome. A chaos run knows no commit order, so
+	// a history Porcupine could not decide in its time fails it.
+	Verdict  verdict.Verdict
+	failures []verdict.Failure
 	// Dir is the run directory (the nodes' data and logs), empty once a
 	// passing run has removed the temporary one it made.
 	Dir string
 }
 
 // Passed reports whether the run found nothing wrong.
-func (r *Result) Passed() bool { return len(r.Failures) == 0 && r.Linearizable == "yes" }
+func (r *Result) Passed() bool { return r.Verdict.Passed() }
 
 // recorder collects the history from concurrent clients.
 type recorder struct {
@@ -61,7 +66,7 @@ type recorder struct {
 	start time.Time
 	ops   []linearizability.Operation
 	unk   int
-	fails []string
+	fails []verdict.Failure
 }
 
 func (r *recorder) now() int64 { return int64(time.Since(r.start)) }
@@ -76,10 +81,10 @@ func (r *recorder) add(client int, call int64, in linearizability.Input, out lin
 	r.ops = append(r.ops, linearizability.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
 }
 
-func (r *recorder) failf(format string, args ...any) {
+func (r *recorder) failf(check verdict.Check, format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.fails = append(r.fails, fmt.Sprintf(format, args...))
+	r.fails = append(r.fails, verdict.Failure{Check: check, Detail: fmt.Sprintf(format, args...)})
 }
 
 // Run starts a cluster, runs the workload and the nemesis for
@@ -131,7 +136,9 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer c.Close()
 	rec := &recorder{start: time.Now()}
-	res := &Result{}
+	res := &Result{Linearizable: verdict.Unchecked}
+	// The verdict is made from what was found, however the run ends.
+	defer func() { res.Verdict = verdict.Of(res.failures, res.Linearizable) }()
 	deadline := time.Now().Add(opts.Duration)
 	var wg sync.WaitGroup
 	for i := 0; i < opts.Clients; i++ {
@@ -166,7 +173,7 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	if lose.node != 0 {
 		start := time.Now()
 		if err := waitReplaced(ctx, c, lose.node); err != nil {
-			res.Failures = append(res.Failures, err.Error())
+			res.failures = append(res.failures, verdict.Failure{Check: verdict.Replacement, Detail: err.Error()})
 			return res, nil
 		}
 		res.Replacement = fmt.Sprintf("n%d replaced in every group %s after the workload, %s after it was lost",
@@ -177,13 +184,13 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	for id := 1; id <= opts.Cluster.Nodes; id++ {
 		if err := c.WaitHealthy(ctx, id); err != nil {
-			res.Failures = append(res.Failures, err.Error())
+			res.failures = append(res.failures, verdict.Failure{Check: verdict.Liveness, Detail: err.Error()})
 			return res, nil
 		}
 	}
 	if lose.node != 0 {
 		if err := waitForgotten(ctx, c, lose.node); err != nil {
-			res.Failures = append(res.Failures, err.Error())
+			res.failures = append(res.failures, verdict.Failure{Check: verdict.Replacement, Detail: err.Error()})
 		} else {
 			res.Replacement += "; back, it deleted its replaced replicas"
 		}
@@ -193,12 +200,11 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	w := worker{id: opts.Clients, cl: final, rec: rec, keys: opts.Keys, seen: map[string]uint64{}}
 	for k := 0; k < opts.Keys; k++ {
 		if !w.get(ctx, w.key(k), 60*time.Second) {
-			rec.failf("final read of %s failed after healing", w.key(k))
+			rec.failf(verdict.Durability, "final read of %s failed after healing", w.key(k))
 		}
 	}
-	res.Ops, res.Unknown, res.Failures = len(rec.ops), rec.unk, append(res.Failures, rec.fails...)
-	verdict, report := linearizability.Check(rec.ops, 2*time.Minute)
-	res.Linearizable, res.Report = string(verdict), report
+	res.Ops, res.Unknown, res.failures = len(rec.ops), rec.unk, append(res.failures, rec.fails...)
+	res.Linearizable, res.Report = linearizability.Check(rec.ops, 2*time.Minute)
 	return res, nil
 }
 
@@ -300,23 +306,28 @@ func (w *worker) op(ctx context.Context, n int) {
 	case 0, 1:
 		w.get(ctx, path, 5*time.Second)
 	case 2:
-		w.write(ctx, linearizability.Input{Kind: linearizability.Put, Path: path, Value: value}, httpclient.Cond{})
+		w.write(ctx, input(client.Spec{Kind: client.Put, Path: path}, value), httpclient.Cond{})
 	case 3:
-		w.write(ctx, linearizability.Input{Kind: linearizability.Append, Path: path, Value: value}, httpclient.Cond{})
+		w.write(ctx, input(client.Spec{Kind: client.Append, Path: path}, value), httpclient.Cond{})
 	case 4:
 		// Compare-and-set against the last version this worker saw (0:
 		// create only if absent).
 		v := w.seen[path]
-		in := linearizability.Input{Kind: linearizability.Put, Path: path, Value: value, HasIfVersion: true, IfVersion: v}
-		w.write(ctx, in, httpclient.Version(v))
+		w.write(ctx, input(client.Spec{Kind: client.Put, Path: path, HasIfVersion: true, IfVersion: v}, value), httpclient.Version(v))
 	case 5:
-		w.write(ctx, linearizability.Input{Kind: linearizability.Delete, Path: path}, httpclient.Cond{})
+		w.write(ctx, input(client.Spec{Kind: client.Delete, Path: path}, ""), httpclient.Cond{})
 	}
+}
+
+// input is the history's record of a call: the operation as core/client
+// describes it (the HTTP API runs the same operations) and its content.
+func input(spec client.Spec, value string) linearizability.Input {
+	return linearizability.Input{Spec: spec, Value: value}
 }
 
 // get reads path and records the read; it reports whether it got an answer.
 func (w *worker) get(ctx context.Context, path string, limit time.Duration) bool {
-	in := linearizability.Input{Kind: linearizability.Get, Path: path}
+	in := input(client.Spec{Kind: client.Get, Path: path, Length: -1}, "") // the whole file
 	call := w.rec.now()
 	octx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
@@ -348,18 +359,18 @@ func (w *worker) write(ctx context.Context, in linearizability.Input, cond httpc
 	var f httpclient.File
 	var err error
 	switch in.Kind {
-	case linearizability.Put:
+	case client.Put:
 		f, err = w.cl.Put(octx, in.Path, strings.NewReader(in.Value), int64(len(in.Value)), cond)
-	case linearizability.Append:
+	case client.Append:
 		f, err = w.cl.Append(octx, in.Path, strings.NewReader(in.Value), int64(len(in.Value)), cond)
-	case linearizability.Delete:
+	case client.Delete:
 		f.Version, err = w.cl.Delete(octx, in.Path, cond)
 	}
 	out := linearizability.Output{Status: linearizability.OK, Version: f.Version}
 	switch {
 	case err == nil:
 		w.seen[in.Path] = f.Version
-		if in.Kind == linearizability.Delete {
+		if in.Kind == client.Delete {
 			w.seen[in.Path] = 0
 		}
 	case httpclient.IsCode(err, httpclient.CodeVersionConflict):
@@ -384,7 +395,7 @@ func (w *worker) checkError(err error) {
 	if errors.As(err, &apiErr) {
 		switch apiErr.Code {
 		case httpclient.CodeInvalid, httpclient.CodeInternal, httpclient.CodeCorrupt, httpclient.CodeSessionReuse:
-			w.rec.failf("client %d: %v", w.id, err)
+			w.rec.failf(verdict.API, "client %d: %v", w.id, err)
 		}
 	}
 }
@@ -397,16 +408,12 @@ func (r *Result) String() string {
 	if r.Replacement != "" {
 		fmt.Fprintf(&b, "replacement: %s\n", r.Replacement)
 	}
-	for _, f := range r.Failures {
+	for _, f := range r.Verdict.Failures {
 		fmt.Fprintf(&b, "failure: %s\n", f)
-	}
-	verdict := "pass"
-	if !r.Passed() {
-		verdict = "fail"
 	}
 	if r.Dir != "" {
 		fmt.Fprintf(&b, "dir: %s (kept)\n", r.Dir)
 	}
-	fmt.Fprintf(&b, "verdict: %s\n", verdict)
+	fmt.Fprintf(&b, "verdict: %s\n", r.Verdict)
 	return b.String()
 }

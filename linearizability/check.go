@@ -5,31 +5,26 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/tessera-db/tessera/verdict"
 )
 
-// Verdict is the result of a check: "yes", "no" or "unknown" (timed out).
-type Verdict string
-
-// Verdicts.
-const (
-	Yes       Verdict = "yes"
-	No        Verdict = "no"
-	Undecided Verdict = "unknown"
-)
-
-// Check checks a history and, when it is not linearizable, returns the
-// Porcupine HTML visualisation of it.
-func Check(h []Operation, timeout time.Duration) (Verdict, []byte) {
+// Check checks a history with Porcupine, which gives up after timeout (wall
+// clock): Linearizable, NotLinearizable, or Undecided when it gave up. For
+// a history that is not linearizable it returns the Porcupine HTML
+// visualisation. Callers that know the order operations committed in
+// resolve Undecided deterministically with CheckOrder.
+func Check(h []Operation, timeout time.Duration) (verdict.History, []byte) {
 	res, info := porcupine.CheckOperationsVerbose(Model, h, timeout)
 	switch res {
 	case porcupine.Ok:
-		return Yes, nil
+		return verdict.Linearizable, nil
 	case porcupine.Unknown:
-		return Undecided, nil
+		return verdict.Undecided, nil
 	}
 	var buf bytes.Buffer
 	if err := porcupine.Visualize(Model, info, &buf); err != nil {
-		return No, []byte("visualisation failed: " + err.Error())
+		return verdict.NotLinearizable, []byte("visualisation failed: " + err.Error())
 	}
-	return No, buf.Bytes()
+	return verdict.NotLinearizable, buf.Bytes()
 }

@@ -8,7 +8,13 @@
 // previous version: versions only grow), and a write whose outcome is
 // unknown leaves the version unknown until a later read binds it. The model
 // is nondeterministic for exactly that reason: an unknown write may or may
-// not have happened.
+// not have happened. An operation is the core/client.Spec the client ran
+// (one vocabulary of operation kinds from the client to this model), so
+// ranged reads and list pages are modelled as the client runs them.
+//
+// Check runs Porcupine, within a wall-clock time limit; CheckOrder checks a
+// history against the order a simulator saw the writes committed in, which
+// needs no limit and resolves Porcupine's undecided verdicts.
 package linearizability
 
 import (
@@ -18,38 +24,20 @@ import (
 	"strings"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/tessera-db/tessera/core/client"
+	"github.com/tessera-db/tessera/core/meta"
 )
 
-// Kind is an operation kind.
-type Kind uint8
-
-// Operation kinds.
-const (
-	Put Kind = iota + 1
-	Append
-	Get
-	Stat
-	Delete
-	Rename
-	List
-)
-
-var kindNames = [...]string{"", "put", "append", "get", "stat", "delete", "rename", "list"}
-
-func (k Kind) String() string { return kindNames[k] }
-
-// IsWrite reports whether the kind changes state.
-func (k Kind) IsWrite() bool { return k == Put || k == Append || k == Delete || k == Rename }
-
-// Input is an operation's call.
+// Input is an operation's call: the file operation the client ran
+// (core/client.Spec, whose Kind is the one vocabulary of operation kinds
+// from the client to this model), and the content a put or append wrote.
+// A Get reads Spec.Offset and Spec.Length (< 0: to the end) of the file as
+// core/client does; a List pages with Spec.Prefix, After and Limit (0:
+// meta.DefaultListLimit).
 type Input struct {
-	Kind         Kind
-	Path         string
-	NewPath      string
-	Value        string
-	HasIfVersion bool
-	IfVersion    uint64
-	Prefix       string
+	client.Spec
+	Value string
 }
 
 // Status is an operation's outcome class.
@@ -69,13 +57,15 @@ type Entry struct {
 	Version uint64
 }
 
-// Output is an operation's return.
+// Output is an operation's return. Value is what a Get read (its range
+// only); List and More are a List's page and whether more files follow it.
 type Output struct {
 	Status  Status
 	Exists  bool
 	Version uint64
 	Value   string
 	List    []Entry
+	More    bool
 }
 
 // Operation is one recorded operation (an alias of Porcupine's).
@@ -142,9 +132,9 @@ func step(st state, in Input, out Output) []state {
 	f := st.get(in.Path)
 	ok, fail := cas(f, in)
 	switch in.Kind {
-	case Put, Append:
+	case client.Put, client.Append:
 		value := in.Value
-		if in.Kind == Append && f.Exists {
+		if in.Kind == client.Append && f.Exists {
 			value = f.Value + in.Value
 		}
 		next := file{Path: in.Path, Exists: true, Value: value, Version: out.Version, Known: true}
@@ -165,7 +155,7 @@ func step(st state, in Input, out Output) []state {
 			}
 			return res
 		}
-	case Delete:
+	case client.Delete:
 		gone := file{Path: in.Path, Version: f.Version, Known: f.Known}
 		switch out.Status {
 		case OK:
@@ -188,7 +178,7 @@ func step(st state, in Input, out Output) []state {
 			}
 			return res
 		}
-	case Rename:
+	case client.Rename:
 		d := st.get(in.NewPath)
 		gone := file{Path: in.Path, Version: f.Version, Known: f.Known}
 		moved := file{Path: in.NewPath, Exists: true, Value: f.Value, Version: out.Version, Known: true}
@@ -213,10 +203,10 @@ func step(st state, in Input, out Output) []state {
 			}
 			return res
 		}
-	case Get, Stat:
+	case client.Get, client.Stat:
 		switch out.Status {
 		case OK:
-			if f.Exists && (in.Kind == Stat || f.Value == out.Value) && (!f.Known || f.Version == out.Version) {
+			if f.Exists && (in.Kind == client.Stat || readRange(f.Value, in.Spec) == out.Value) && (!f.Known || f.Version == out.Version) {
 				f.Version, f.Known = out.Version, true
 				return []state{st.with(f)}
 			}
@@ -225,17 +215,12 @@ func step(st state, in Input, out Output) []state {
 				return []state{st}
 			}
 		}
-	case List:
+	case client.List:
 		if out.Status != OK {
 			return nil
 		}
-		var want []file
-		for _, g := range st {
-			if g.Exists && strings.HasPrefix(g.Path, in.Prefix) {
-				want = append(want, g)
-			}
-		}
-		if len(want) != len(out.List) {
+		want, more := listPage(st, in.Spec)
+		if len(want) != len(out.List) || more != out.More {
 			return nil
 		}
 		next := st
@@ -252,6 +237,39 @@ func step(st state, in Input, out Output) []state {
 		return []state{next}
 	}
 	return nil
+}
+
+// readRange is the part of a file's content a Get of spec returns (the
+// range core/client reads; a range starting past the end is refused there
+// and never recorded as OK, so here it reads nothing).
+func readRange(value string, spec client.Spec) string {
+	start, end := spec.Offset, int64(len(value))
+	if spec.Length >= 0 && start+spec.Length < end {
+		end = start + spec.Length
+	}
+	if start < 0 || start > end {
+		return "\x00<outside the file>"
+	}
+	return value[start:end]
+}
+
+// listPage is the page a List of spec returns in state st, and whether
+// more files follow it (meta.State.List).
+func listPage(st state, spec client.Spec) (page []file, more bool) {
+	limit := int(spec.Limit)
+	if limit <= 0 {
+		limit = meta.DefaultListLimit
+	}
+	for _, g := range st {
+		if !g.Exists || !strings.HasPrefix(g.Path, spec.Prefix) || g.Path <= spec.After {
+			continue
+		}
+		if len(page) == limit {
+			return page, true
+		}
+		page = append(page, g)
+	}
+	return page, false
 }
 
 func (s state) String() string {
@@ -285,12 +303,24 @@ func abbreviate(s string) string {
 func describe(in Input, out Output) string {
 	var call string
 	switch in.Kind {
-	case Put, Append:
+	case client.Put, client.Append:
 		call = fmt.Sprintf("%s(%s, %q)", in.Kind, in.Path, abbreviate(in.Value))
-	case Rename:
+	case client.Rename:
 		call = fmt.Sprintf("rename(%s -> %s)", in.Path, in.NewPath)
-	case List:
-		call = fmt.Sprintf("list(%s)", in.Prefix)
+	case client.List:
+		call = fmt.Sprintf("list(%s", in.Prefix)
+		if in.After != "" {
+			call += fmt.Sprintf(" after %s", in.After)
+		}
+		if in.Limit > 0 {
+			call += fmt.Sprintf(" limit %d", in.Limit)
+		}
+		call += ")"
+	case client.Get:
+		call = fmt.Sprintf("get(%s)", in.Path)
+		if in.Offset != 0 || in.Length >= 0 {
+			call = fmt.Sprintf("get(%s [%d+%d])", in.Path, in.Offset, in.Length)
+		}
 	default:
 		call = fmt.Sprintf("%s(%s)", in.Kind, in.Path)
 	}
@@ -300,9 +330,12 @@ func describe(in Input, out Output) string {
 	switch out.Status {
 	case OK:
 		switch in.Kind {
-		case Get:
+		case client.Get:
 			return fmt.Sprintf("%s -> v%d %q", call, out.Version, abbreviate(out.Value))
-		case List:
+		case client.List:
+			if out.More {
+				return fmt.Sprintf("%s -> %v, more", call, out.List)
+			}
 			return fmt.Sprintf("%s -> %v", call, out.List)
 		}
 		return fmt.Sprintf("%s -> ok v%d", call, out.Version)
@@ -332,25 +365,100 @@ var Model = (&porcupine.NondeterministicModel{
 	DescribeState: func(s any) string { return s.(state).String() },
 }).ToModel()
 
-// partition splits a history per path, which is sound when no operation
-// spans paths; with renames or lists the history is checked whole.
+// partition splits a history into independent parts (P-compositionality:
+// a history is linearizable if and only if each part is, when no
+// operation touches two parts). Parts are the connected components of
+// paths, where an operation connects every path it observes or changes: a
+// rename its source and target, and a list every path of the history its
+// page could include or exclude (those with its prefix after its After;
+// even past a full page, since More says whether one exists). Most
+// histories of a few keys and whole-namespace lists stay one part; keys
+// that no list covers, or lists of disjoint prefixes, split.
 func partition(h []Operation) [][]Operation {
-	byPath := map[string][]Operation{}
 	var paths []string
+	index := map[string]int{}
+	add := func(p string) {
+		if _, ok := index[p]; !ok {
+			index[p] = len(paths)
+			paths = append(paths, p)
+		}
+	}
 	for _, op := range h {
 		in := op.Input.(Input)
-		if in.Kind == Rename || in.Kind == List {
-			return [][]Operation{h}
+		if in.Kind != client.List {
+			add(in.Path)
 		}
-		if _, ok := byPath[in.Path]; !ok {
-			paths = append(paths, in.Path)
+		if in.Kind == client.Rename {
+			add(in.NewPath)
 		}
-		byPath[in.Path] = append(byPath[in.Path], op)
+		if out, ok := op.Output.(Output); ok {
+			for _, e := range out.List {
+				add(e.Path)
+			}
+		}
 	}
-	slices.Sort(paths)
-	out := make([][]Operation, 0, len(paths))
-	for _, p := range paths {
-		out = append(out, byPath[p])
+	sorted := slices.Clone(paths)
+	slices.Sort(sorted)
+	parent := make([]int, len(paths))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	union := func(a, b int) { parent[find(a)] = find(b) }
+	// anchor[i] is the path an operation's part is found by: its path, or
+	// for a list the first path it covers (-1: it covers none).
+	anchor := make([]int, len(h))
+	for i, op := range h {
+		in := op.Input.(Input)
+		anchor[i] = -1
+		switch in.Kind {
+		case client.List:
+			for _, p := range sorted {
+				if strings.HasPrefix(p, in.Prefix) && p > in.After {
+					if anchor[i] < 0 {
+						anchor[i] = index[p]
+					} else {
+						union(anchor[i], index[p])
+					}
+				}
+			}
+		case client.Rename:
+			anchor[i] = index[in.Path]
+			union(anchor[i], index[in.NewPath])
+		default:
+			anchor[i] = index[in.Path]
+		}
+	}
+	parts := map[int][]Operation{}
+	var roots []int
+	var empty []Operation
+	for i, op := range h {
+		if anchor[i] < 0 {
+			// A list that covers no path of the history can only have
+			// returned an empty page: it is checked on its own.
+			empty = append(empty, op)
+			continue
+		}
+		r := find(anchor[i])
+		if _, ok := parts[r]; !ok {
+			roots = append(roots, r)
+		}
+		parts[r] = append(parts[r], op)
+	}
+	slices.SortFunc(roots, func(a, b int) int { return strings.Compare(paths[a], paths[b]) })
+	out := make([][]Operation, 0, len(roots)+1)
+	for _, r := range roots {
+		out = append(out, parts[r])
+	}
+	if len(empty) > 0 {
+		out = append(out, empty)
 	}
 	return out
 }

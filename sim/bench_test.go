@@ -17,7 +17,7 @@ func BenchmarkRun(b *testing.B) {
 		o.Seed = uint64(i + 1)
 		res := Run(o)
 		if !res.Passed() {
-			b.Fatalf("seed %d failed: %v", o.Seed, res.Failures)
+			b.Fatalf("seed %d failed: %v", o.Seed, res.Verdict.Failures)
 		}
 		simulated += res.Simulated
 		events += res.Events

@@ -20,6 +20,9 @@ var bugNames = []struct {
 	{"collect-live-chunk", func(b *node.Bugs) { b.CollectLive = true }, func(b node.Bugs) bool { return b.CollectLive }},
 	{"ack-before-durable", func(b *node.Bugs) { b.AckBeforeDurable = true }, func(b node.Bugs) bool { return b.AckBeforeDurable }},
 	{"vote-before-durable", func(b *node.Bugs) { b.VoteBeforeDurable = true }, func(b node.Bugs) bool { return b.VoteBeforeDurable }},
+	{"promote-on-next", func(b *node.Bugs) { b.PromoteOnNext = true }, func(b node.Bugs) bool { return b.PromoteOnNext }},
+	{"stamp-at-apply", func(b *node.Bugs) { b.StampAtApply = true }, func(b node.Bugs) bool { return b.StampAtApply }},
+	{"hardstate-first", func(b *node.Bugs) { b.HardStateFirst = true }, func(b node.Bugs) bool { return b.HardStateFirst }},
 }
 
 // BugNames lists the names of the bugs switched on in b.

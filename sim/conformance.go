@@ -5,6 +5,7 @@ import (
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/specs/model"
+	"github.com/tessera-db/tessera/verdict"
 )
 
 // conformance turns the state-machine steps of a run into the protocol
@@ -51,7 +52,7 @@ func (c *conformance) observe(a node.Applied) {
 			Voters: cs.GetVoters(), Outgoing: cs.GetVotersOutgoing(), Learners: cs.GetLearners()})
 		if err != nil {
 			c.failed = true
-			c.w.failf("%v", err)
+			c.w.failf(verdict.Conformance, "%v", err)
 			return
 		}
 		c.w.logf("group %d at index %d: %s", a.Group, a.Index, action)
@@ -63,7 +64,7 @@ func (c *conformance) observe(a node.Applied) {
 	}
 	if err := c.checker.Step(ev); err != nil {
 		c.failed = true
-		c.w.failf("%v", err)
+		c.w.failf(verdict.Conformance, "%v", err)
 	}
 }
 

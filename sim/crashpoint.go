@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/tessera-db/tessera/core/wire"
+	"github.com/tessera-db/tessera/verdict"
 )
 
 // Promises a node makes to its peers, and the check that a crash never makes
@@ -81,11 +82,11 @@ func (s *simNode) checkPromises() {
 			continue
 		}
 		if p.ackTerm > 0 && (term < p.ackTerm || (term == p.ackTerm && last < p.ackIndex)) {
-			s.w.failf("durability: node %d acknowledged entries of group %d up to index %d in term %d, but recovered term %d with its log ending at %d",
+			s.w.failf(verdict.Durability, "node %d acknowledged entries of group %d up to index %d in term %d, but recovered term %d with its log ending at %d",
 				s.id, g, p.ackIndex, p.ackTerm, term, last)
 		}
 		if p.voteTerm > 0 && (term < p.voteTerm || (term == p.voteTerm && vote != p.voteFor)) {
-			s.w.failf("durability: node %d voted for node %d in term %d of group %d, but recovered term %d with vote %d",
+			s.w.failf(verdict.Durability, "node %d voted for node %d in term %d of group %d, but recovered term %d with vote %d",
 				s.id, p.voteFor, p.voteTerm, g, term, vote)
 		}
 	}

@@ -1,8 +1,8 @@
 package sim
 
 import (
+	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -99,7 +99,7 @@ func TestSwarmSeeds(t *testing.T) {
 		}
 		if res := Run(o); !res.Passed() || res.Conformance != "ok" {
 			t.Errorf("seed %d (%s) failed: linearizable=%s %s\nreplay: %s", tt.seed, tt.why, res.Linearizable,
-				strings.Join(res.Failures, "\n"), ReplayCommand(o, tt.seed, sched))
+				fmt.Sprint(res.Verdict.Failures), ReplayCommand(o, tt.seed, sched))
 		}
 	}
 }

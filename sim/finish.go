@@ -9,12 +9,20 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/verdict"
 )
 
 // finish runs the end-of-run checks: in-flight operations complete, every
-// key is read back (durability), and replicas converge.
+// key is read back (durability), replicas converge and scrub their bit
+// rot; then every node is crashed and restarted at once, the replicas must
+// converge again from what their disks held, and everything is read back
+// once more: every file listed page by page, each read whole and in
+// ranges. Damage that shows only at the next restart (a record never made
+// durable, a snapshot that does not restore what it was taken from) fails
+// here, against the model, rather than never.
 func (w *World) finish() {
 	if !w.healed {
 		w.heal()
@@ -24,7 +32,7 @@ func (w *World) finish() {
 	for len(w.failures) == 0 && w.busyClients() && w.clk.step(deadline) {
 	}
 	if w.busyClients() && len(w.failures) == 0 {
-		w.failf("liveness: client operations still in flight %s after the run ended", livenessBound)
+		w.failf(verdict.Liveness, "client operations still in flight %s after the run ended", livenessBound)
 		return
 	}
 	// Durability: a final client reads every key back; the reads join the
@@ -32,18 +40,97 @@ func (w *World) finish() {
 	fc := &simClient{w: w, id: len(w.clients) + 1, sess: client.NewSession(1<<62, 0), final: true}
 	w.clients = append(w.clients, fc)
 	for k := 0; k < w.opts.Keys && len(w.failures) == 0; k++ {
-		fc.stopped = false
-		fc.startOp(client.Spec{Kind: client.Get, Path: w.key(k), Length: -1, SizeHint: -1}, "", fc.sess)
-		deadline := w.clk.now + livenessBound
-		for len(w.failures) == 0 && fc.op != nil && w.clk.step(deadline) {
-		}
-		if fc.op != nil {
-			w.failf("liveness: final read of %s did not complete within %s", w.key(k), livenessBound)
-			return
-		}
+		fc.finalOp(client.Spec{Kind: client.Get, Path: w.key(k), Length: -1, SizeHint: -1})
 	}
 	w.converge()
 	w.scrubbed()
+	if len(w.failures) > 0 {
+		return
+	}
+	w.restartAll()
+	w.converge()
+	w.readBack(fc)
+	w.converge()
+}
+
+// restartAll crashes every live node at once and restarts them all a
+// second later, from their disks alone.
+func (w *World) restartAll() {
+	w.logf("final restart of every node")
+	for _, s := range w.nodes {
+		if !s.lost {
+			s.crash("final restart")
+		}
+	}
+	w.clk.after(time.Second, "restart-all", 0, func() {
+		for _, s := range w.nodes {
+			w.restart(s)
+		}
+	})
+}
+
+// readBack reads everything back through the final client: the namespace
+// listed in pages (of a size drawn from the seed, so that paging with
+// After runs), then every file listed and every key of the workload read
+// whole, and each non-empty file in two ranges at random offsets and
+// lengths (crossing chunk boundaries). Every read joins the history.
+func (w *World) readBack(fc *simClient) {
+	page := uint32(1 + w.workRng.IntN(3))
+	var paths []string
+	after := ""
+	for len(w.failures) == 0 {
+		r, ok := fc.finalOp(client.Spec{Kind: client.List, Prefix: "/", After: after, Limit: page, Length: -1, SizeHint: -1})
+		if !ok {
+			return
+		}
+		w.coverage.pages++
+		for _, f := range r.Files {
+			paths = append(paths, f.Path)
+		}
+		if !r.More || len(r.Files) == 0 {
+			break
+		}
+		after = r.Files[len(r.Files)-1].Path
+	}
+	for k := 0; k < w.opts.Keys; k++ {
+		if !slices.Contains(paths, w.key(k)) {
+			paths = append(paths, w.key(k))
+		}
+	}
+	for _, p := range paths {
+		r, ok := fc.finalOp(client.Spec{Kind: client.Get, Path: p, Length: -1, SizeHint: -1})
+		if !ok {
+			return
+		}
+		if r.Status != api.OK || r.File.Size == 0 {
+			continue
+		}
+		for i := 0; i < 2; i++ {
+			off := w.workRng.Int64N(r.File.Size)
+			n := 1 + w.workRng.Int64N(r.File.Size-off+int64(w.opts.ChunkBytes))
+			if _, ok := fc.finalOp(client.Spec{Kind: client.Get, Path: p, Offset: off, Length: n, SizeHint: -1}); !ok {
+				return
+			}
+			w.coverage.ranges++
+		}
+	}
+}
+
+// finalOp runs one operation of the final client to its end; ok is false
+// if it did not complete within livenessBound (a failure), or the run
+// already failed.
+func (c *simClient) finalOp(spec client.Spec) (client.Result, bool) {
+	w := c.w
+	c.stopped = false
+	c.startOp(spec, "", c.sess)
+	deadline := w.clk.now + livenessBound
+	for len(w.failures) == 0 && c.op != nil && w.clk.step(deadline) {
+	}
+	if c.op != nil {
+		w.failf(verdict.Liveness, "final %s of %s did not complete within %s", spec.Kind, spec.Path, livenessBound)
+		return client.Result{}, false
+	}
+	return c.result, len(w.failures) == 0
 }
 
 // scrubbed waits until no replica holds a corrupt or missing chunk file:
@@ -57,7 +144,7 @@ func (w *World) scrubbed() {
 			return
 		}
 		if w.clk.now >= deadline {
-			w.failf("scrub: %s, still, %s after the faults healed", bad, w.clk.now-w.healAt)
+			w.failf(verdict.Scrub, "%s, still, %s after the faults healed", bad, w.clk.now-w.healAt)
 			return
 		}
 		next, stepped := w.clk.now+time.Second, false
@@ -65,7 +152,7 @@ func (w *World) scrubbed() {
 			stepped = true
 		}
 		if !stepped {
-			w.failf("scrub: %s, and nothing left to run", bad)
+			w.failf(verdict.Scrub, "%s, and nothing left to run", bad)
 			return
 		}
 	}
@@ -102,12 +189,22 @@ func (w *World) converge() {
 		if diff == "" {
 			return
 		}
-		if !w.clk.step(deadline) {
-			w.failf("convergence: %s", diff)
+		// Look again after convergePoll of virtual time, not after every
+		// event: comparing hashes the meta state of every replica.
+		next, stepped := min(w.clk.now+convergePoll, deadline), false
+		for len(w.failures) == 0 && w.clk.step(next) {
+			stepped = true
+		}
+		if !stepped && !w.clk.step(deadline) {
+			// Nothing left to run before the deadline.
+			w.failf(verdict.Convergence, "%s", diff)
 			return
 		}
 	}
 }
+
+// convergePoll is how often converge compares the replicas.
+const convergePoll = 50 * time.Millisecond
 
 // divergence describes the first group whose replicas differ, or "". The
 // group's configuration is the one applied by its most advanced replica: it

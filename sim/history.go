@@ -1,29 +1,52 @@
 package sim
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
+	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/linearizability"
+	"github.com/tessera-db/tessera/verdict"
 )
 
-// checkTimeout bounds the Porcupine check of one run.
-const checkTimeout = 60 * time.Second
+// checkTimeout bounds Porcupine's search of one run's history (wall
+// clock). It decides only whether a passing history is proved by Porcupine
+// or resolved by the commit order, never whether the run passes.
+const checkTimeout = 30 * time.Second
 
-// history records every client operation with virtual invoke and return times.
+// sessSeq names a meta command: its session and sequence number.
+type sessSeq struct{ session, seq uint64 }
+
+// history records every client operation with virtual invoke and return
+// times, and what the meta group did with every write: the commit order
+// that resolves Porcupine's undecided verdicts (linearizability.CheckOrder).
 type history struct {
 	ops      []*linearizability.Operation
 	dropped  map[*linearizability.Operation]bool
 	versions map[string]uint64
+	// writes names each write's meta command.
+	writes map[*linearizability.Operation]sessSeq
+	// commits is the first application of each meta command, and
+	// lastIndex the highest meta index applied anywhere so far.
+	commits   map[sessSeq]linearizability.Commit
+	lastIndex uint64
 }
 
 func newHistory() *history {
-	return &history{dropped: map[*linearizability.Operation]bool{}, versions: map[string]uint64{}}
+	return &history{dropped: map[*linearizability.Operation]bool{}, versions: map[string]uint64{},
+		writes: map[*linearizability.Operation]sessSeq{}, commits: map[sessSeq]linearizability.Commit{}}
 }
 
 func (h *history) invoke(clientID int, at time.Duration, in linearizability.Input) *linearizability.Operation {
 	op := &linearizability.Operation{ClientId: clientID - 1, Input: in, Call: int64(at), Return: linearizability.Infinity}
 	h.ops = append(h.ops, op)
 	return op
+}
+
+// command names the meta command a write runs under.
+func (h *history) command(op *linearizability.Operation, session, seq uint64) {
+	h.writes[op] = sessSeq{session, seq}
 }
 
 func (h *history) complete(op *linearizability.Operation, at time.Duration, out linearizability.Output) {
@@ -39,6 +62,38 @@ func (h *history) unknown(op *linearizability.Operation) {
 // drop removes an operation that certainly had no effect.
 func (h *history) drop(op *linearizability.Operation) { h.dropped[op] = true }
 
+// applied records a meta command applied at index by some replica. The
+// first replica to apply an index is the first to apply anything above
+// all indexes applied before (it applied the one below first), so a
+// command counts only there; a retry applied again at a later index keeps
+// its first commit.
+func (h *history) applied(index uint64, c *meta.Command, res meta.Result) {
+	if index <= h.lastIndex {
+		return
+	}
+	h.lastIndex = index
+	if c.Session == 0 {
+		return
+	}
+	key := sessSeq{c.Session, c.Seq}
+	if _, ok := h.commits[key]; ok {
+		return
+	}
+	commit := linearizability.Commit{Applied: true, Index: index}
+	switch res.Code {
+	case meta.CodeOK:
+		commit.Output = linearizability.Output{Status: linearizability.OK, Version: res.File.Version}
+	case meta.CodeNotFound:
+		commit.Output = linearizability.Output{Status: linearizability.NotFound}
+	case meta.CodeVersionMismatch:
+		commit.Output = linearizability.Output{Status: linearizability.Conflict}
+	default:
+		// Refused (invalid, expired or reused session number): no effect.
+		commit = linearizability.Commit{}
+	}
+	h.commits[key] = commit
+}
+
 // noteVersion remembers a path's latest acknowledged version, so that the
 // workload can issue CAS writes that sometimes succeed.
 func (h *history) noteVersion(path string, v uint64) {
@@ -49,29 +104,56 @@ func (h *history) noteVersion(path string, v uint64) {
 
 func (h *history) lastVersion(path string) uint64 { return h.versions[path] }
 
-// operations returns the recorded history; an op still in flight is unknown.
-func (h *history) operations() []linearizability.Operation {
+// operations returns the recorded history, and the commit of each write;
+// an op still in flight is unknown.
+func (h *history) operations() ([]linearizability.Operation, []linearizability.Commit) {
 	var out []linearizability.Operation
+	var commits []linearizability.Commit
 	for _, op := range h.ops {
 		if h.dropped[op] {
 			continue
 		}
 		o := *op
+		in := o.Input.(linearizability.Input)
 		if o.Output == nil {
-			in := o.Input.(linearizability.Input)
 			if !in.Kind.IsWrite() {
 				continue
 			}
 			o.Output, o.Return = linearizability.Output{Status: linearizability.Unknown}, linearizability.Infinity
 		}
 		out = append(out, o)
+		var c linearizability.Commit
+		if key, ok := h.writes[op]; ok {
+			c = h.commits[key]
+		}
+		commits = append(commits, c)
 	}
-	return out
+	return out, commits
 }
 
 func (h *history) len() int { return len(h.ops) - len(h.dropped) }
 
-func (h *history) check() (string, []byte) {
-	v, report := linearizability.Check(h.operations(), checkTimeout)
-	return string(v), report
+// check checks the history: Porcupine, within checkTimeout, and the
+// commit order (linearizability.CheckOrder), which needs no time limit.
+// The history passes only if the commit order is a linearization, so the
+// outcome never depends on the wall clock: Porcupine's time limit decides
+// only between Linearizable and ResolvedByOrder. A failure comes with why,
+// and with Porcupine's report when it found the violation.
+func (h *history) check() (verdict.History, []byte, error) {
+	ops, commits := h.operations()
+	lin, report := linearizability.Check(ops, checkTimeout)
+	orderErr := linearizability.CheckOrder(ops, commits)
+	switch {
+	case lin == verdict.NotLinearizable && orderErr == nil:
+		return verdict.NotLinearizable, report, errors.New("Porcupine finds no linearization, yet the commit order is one: a checker bug")
+	case lin == verdict.NotLinearizable:
+		return verdict.NotLinearizable, report, fmt.Errorf("not linearizable (Porcupine); %v", orderErr)
+	case orderErr != nil && lin == verdict.Linearizable:
+		return verdict.NotLinearizable, nil, fmt.Errorf("linearizable in some order (Porcupine), but not in the order the meta group committed: %v", orderErr)
+	case orderErr != nil:
+		return verdict.NotLinearizable, nil, fmt.Errorf("Porcupine undecided in %s, and %v", checkTimeout, orderErr)
+	case lin == verdict.Undecided:
+		return verdict.ResolvedByOrder, nil, nil
+	}
+	return verdict.Linearizable, nil, nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/wire"
+	"github.com/tessera-db/tessera/verdict"
 )
 
 // network delivers envelopes between simulated nodes with the run's delays,
@@ -36,11 +37,33 @@ func (nw *network) delay() time.Duration {
 	return d
 }
 
+// send sends an envelope. Its chunk fetches and fetch replies each travel
+// in an envelope of their own, as separate requests on a real network
+// would, so that they are lost, duplicated, delayed and reordered one by
+// one: a snapshot install then sees partial and out-of-order replies.
 func (nw *network) send(m *wire.Envelope, after time.Duration) {
+	if len(m.Fetches)+len(m.FetchReplies) == 0 {
+		nw.sendOne(m, after)
+		return
+	}
+	for _, f := range m.Fetches {
+		nw.sendOne(&wire.Envelope{From: m.From, To: m.To, Fetches: []wire.Fetch{f}}, after)
+	}
+	for _, r := range m.FetchReplies {
+		nw.sendOne(&wire.Envelope{From: m.From, To: m.To, FetchReplies: []wire.FetchReply{r}}, after)
+	}
+	rest := *m
+	rest.Fetches, rest.FetchReplies = nil, nil
+	if !rest.Empty() {
+		nw.sendOne(&rest, after)
+	}
+}
+
+func (nw *network) sendOne(m *wire.Envelope, after time.Duration) {
 	w := nw.w
 	b, err := m.Marshal()
 	if err != nil {
-		w.failf("node %d produced an unencodable envelope: %v", m.From, err)
+		w.failf(verdict.Wire, "node %d produced an unencodable envelope: %v", m.From, err)
 		return
 	}
 	from, to := int(m.From), int(m.To)
@@ -69,7 +92,7 @@ func (nw *network) send(m *wire.Envelope, after time.Duration) {
 			dst := w.nodes[to-1]
 			env, err := wire.Unmarshal(b)
 			if err != nil {
-				w.failf("envelope %d->%d does not decode: %v", from, to, err)
+				w.failf(verdict.Wire, "envelope %d->%d does not decode: %v", from, to, err)
 				return
 			}
 			dst.handle("deliver", func(n *node.Node) { n.Receive(env) })

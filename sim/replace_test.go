@@ -58,7 +58,7 @@ func TestReplicaReplacement(t *testing.T) {
 			o.Trace = &trace
 			res := Run(o)
 			if !res.Passed() || res.Conformance != "ok" {
-				t.Fatalf("run failed: %s", strings.Join(res.Failures, "\n"))
+				t.Fatalf("run failed: %s", res.Verdict.Failures)
 			}
 			for _, a := range tt.wantActions {
 				if !strings.Contains(trace.String(), a) {
@@ -136,7 +136,7 @@ func TestWipedMemberRefilled(t *testing.T) {
 			o.Trace = &trace
 			res := Run(o)
 			if !res.Passed() || res.Conformance != "ok" {
-				t.Fatalf("run failed (%s): %s\nreplay: %s", res.Topology, strings.Join(res.Failures, "\n"), ReplayCommand(o, tt.seed, &sched))
+				t.Fatalf("run failed (%s): %s\nreplay: %s", res.Topology, fmt.Sprint(res.Verdict.Failures), ReplayCommand(o, tt.seed, &sched))
 			}
 			if want := fmt.Sprintf("%d nodes, meta group on %d,", tt.nodes, tt.metaReplicas); !strings.Contains(res.Topology, want) {
 				t.Fatalf("topology %q, want %q", res.Topology, want)

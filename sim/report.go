@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/tessera-db/tessera/verdict"
 )
 
 // Report prints a run's result in the CLI contract's line format:
@@ -26,14 +28,15 @@ func Report(out io.Writer, opts Options, res *Result, reportPath string, wall ti
 	for _, n := range res.Notes {
 		fmt.Fprintf(out, "note: %s\n", n)
 	}
-	if res.Passed() {
-		fmt.Fprintln(out, "verdict: pass")
-		fmt.Fprintf(out, "replay: %s\n", ReplayCommand(opts, res.Seed, opts.Schedule))
-		return
-	}
-	for _, f := range res.Failures {
-		first, _, _ := strings.Cut(f, "\n")
-		fmt.Fprintf(out, "failure: %s\n", first)
+	for _, f := range res.Verdict.Failures {
+		fmt.Fprintf(out, "failure: %s\n", f.Summary())
+		if f.Check == verdict.Panic {
+			// The stack: where the panic happened.
+			_, stack, _ := strings.Cut(f.Detail, "\n")
+			for _, line := range strings.Split(strings.TrimSpace(stack), "\n") {
+				fmt.Fprintf(out, "  | %s\n", line)
+			}
+		}
 	}
 	if len(res.Report) > 0 && reportPath != "" {
 		if err := os.WriteFile(reportPath, res.Report, 0o644); err == nil {
@@ -42,7 +45,7 @@ func Report(out io.Writer, opts Options, res *Result, reportPath string, wall ti
 			fmt.Fprintf(out, "porcupine-report: not written: %v\n", err)
 		}
 	}
-	fmt.Fprintln(out, "verdict: fail")
+	fmt.Fprintf(out, "verdict: %s\n", res.Verdict)
 	fmt.Fprintf(out, "replay: %s\n", ReplayCommand(opts, res.Seed, opts.Schedule))
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/internal/seeded"
+	"github.com/tessera-db/tessera/verdict"
 )
 
 // Options configure a run.
@@ -44,6 +46,9 @@ type Options struct {
 	Schedule *Schedule
 	// Bugs inject known defects into the core (testbed self-test).
 	Bugs node.Bugs
+	// setup, if set, is called once the world is built, before any node
+	// starts (tests inject faults the schedule cannot express with it).
+	setup func(*World)
 	// Log, if set, receives the nodes' logs (default: discarded).
 	Log io.Writer
 }
@@ -96,11 +101,12 @@ type World struct {
 	netRng     *rand.Rand
 	workRng    *rand.Rand
 	log        *slog.Logger
-	failures   []string
+	failures   []verdict.Failure
 	healed     bool
 	healAt     time.Duration
 	notes      []string
 	conform    *conformance
+	checks     *stateChecker
 	coverage   coverage
 }
 
@@ -116,6 +122,12 @@ type coverage struct {
 	// reuses counts the clients' deliberate reuses of a sequence number
 	// that the meta group refused, as it must.
 	reuses int
+	// compared, invariants and promotions count the continuous checks:
+	// replica states compared at an index, meta states whose invariants
+	// were checked, and voters added whose catching up was checked.
+	compared, invariants, promotions uint64
+	// pages and ranges count the read-back's list pages and ranged reads.
+	pages, ranges int
 }
 
 func (c *coverage) add(st node.Stats) {
@@ -137,13 +149,17 @@ func (c *coverage) add(st node.Stats) {
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.pieces, c.scrubbed, c.reuses)
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d states-compared=%d invariants-checked=%d promotions-checked=%d read-back-pages=%d read-back-ranges=%d",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.pieces, c.scrubbed, c.reuses,
+		c.compared, c.invariants, c.promotions, c.pages, c.ranges)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
 	return node.Config{
-		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, OnApply: w.conform.observe, ElectionTicks: 20, HeartbeatTicks: 2,
+		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, ElectionTicks: 20, HeartbeatTicks: 2,
+		OnApply:             func(a node.Applied) { w.onApply(id, a) },
+		OnLeader:            func(group, term uint64) { w.checks.leader(id, group, term) },
+		OnConfChange:        w.checks.confProposed,
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
@@ -152,10 +168,25 @@ func (w *World) nodeConfig(id int) node.Config {
 	}
 }
 
-func (w *World) failf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	w.failures = append(w.failures, msg)
-	w.clk.note("FAIL", uint64(len(w.failures)), 0)
+// onApply feeds one step of node id's replica to the checks that watch
+// every step: the continuous state checks, the commit order of the
+// history, and the spec conformance of the protocol.
+func (w *World) onApply(id int, a node.Applied) {
+	w.checks.applied(id, a)
+	if a.Restored {
+		return
+	}
+	if a.Meta != nil {
+		w.hist.applied(a.Index, a.Meta, a.MetaResult)
+	}
+	w.conform.observe(a)
+}
+
+// failf records a failure of a check; the run stops after the current
+// event.
+func (w *World) failf(check verdict.Check, format string, args ...any) {
+	w.failures = append(w.failures, verdict.Failure{Check: check, Detail: fmt.Sprintf(format, args...)})
+	w.clk.note("FAIL", uint64(len(w.failures)), uint64(check))
 }
 
 func (w *World) logf(format string, args ...any) {
@@ -172,7 +203,10 @@ func (w *World) restart(s *simNode) {
 	if s.up() || s.lost {
 		return
 	}
-	err := s.start()
+	var err error
+	if !s.run("restarting from its disk", func() { err = s.start() }) {
+		return // a panic while recovering: the run fails with it
+	}
 	switch {
 	case err == nil:
 		s.checkPromises()
@@ -183,19 +217,20 @@ func (w *World) restart(s *simNode) {
 		s.fs.Crash(nil)
 		w.scheduleRestart(s, time.Second)
 	default:
-		w.failf("node %d cannot start from its disk: %v", s.id, err)
+		w.failf(verdict.Recovery, "node %d cannot start from its disk: %v", s.id, err)
 	}
 }
 
 // Result is the outcome of a run.
 type Result struct {
-	Seed         uint64
-	Schedule     Schedule
-	Ops          int
-	Events       uint64
-	TraceHash    string
-	Linearizable string // "yes", "no" or "unknown" (checker timed out)
-	Failures     []string
+	Seed      uint64
+	Schedule  Schedule
+	Ops       int
+	Events    uint64
+	TraceHash string
+	// Linearizable is the history check's outcome; Verdict the run's.
+	Linearizable verdict.History
+	Verdict      verdict.Verdict
 	Simulated    time.Duration
 	// Report is the Porcupine HTML visualisation of a failing partition.
 	Report []byte
@@ -211,9 +246,11 @@ type Result struct {
 }
 
 // Passed reports whether every check passed.
-func (r *Result) Passed() bool { return len(r.Failures) == 0 && r.Linearizable != "no" }
+func (r *Result) Passed() bool { return r.Verdict.Passed() }
 
-// Run runs one simulation. Never call it concurrently in one process.
+// Run runs one simulation. Never call it concurrently in one process. It
+// returns a verdict whatever happens inside: a panic anywhere in the run
+// (a node's, or the simulator's own) fails it with verdict Panicked.
 func Run(opts Options) *Result {
 	opts.fill()
 	var res *Result
@@ -221,7 +258,7 @@ func Run(opts Options) *Result {
 	return res
 }
 
-func run(opts Options) *Result {
+func run(opts Options) (res *Result) {
 	root := rand.New(rand.NewPCG(opts.Seed, 0x7e55e7a))
 	w := &World{opts: opts, clk: newClock(opts.Trace),
 		faultRng: rand.New(rand.NewPCG(root.Uint64(), 1)),
@@ -255,8 +292,19 @@ func run(opts Options) *Result {
 	}
 	w.topo = topo.Default(ids, opts.DataGroups, metaReplicas, min(opts.Nodes, 3))
 	w.conform = newConformance(w)
+	w.checks = newStateChecker(w)
 	w.net = newNetwork(w)
 	w.hist = newHistory()
+	defer func() {
+		// A panic outside a node's own calls (the simulator, or a client
+		// driving core/client) still ends in a verdict.
+		if r := recover(); r != nil {
+			w.failf(verdict.Panic, "panic in the simulator at %s: %v\n%s", w.clk.now, r, debug.Stack())
+			// The world may be half-way through an event: report what
+			// was found without checking the history.
+			res = w.result(false)
+		}
+	}()
 	for i := 0; i < opts.Nodes; i++ {
 		skew := 1.0
 		if w.sched.Mix.ClockSkew > 0 {
@@ -269,6 +317,9 @@ func run(opts Options) *Result {
 		w.nodes = append(w.nodes, s)
 	}
 	w.pieceBytes = []int{256, 2048, 1 << 20}[rand.New(rand.NewPCG(root.Uint64(), 6)).IntN(3)]
+	if opts.setup != nil {
+		opts.setup(w)
+	}
 	for _, s := range w.nodes {
 		w.restart(s)
 	}
@@ -282,7 +333,7 @@ func run(opts Options) *Result {
 	if len(w.failures) == 0 {
 		w.finish()
 	}
-	return w.result()
+	return w.result(true)
 }
 
 // scheduleFaults turns the schedule into events.
@@ -398,7 +449,7 @@ func (w *World) logRot(s *simNode) {
 	r := spans[w.faultRng.IntN(len(spans))]
 	off := r.Off + w.faultRng.Int64N(r.Len)
 	if err := s.fs.CorruptAtRest(r.Path, off, 1<<w.faultRng.IntN(8)); err != nil {
-		w.failf("log rot: %v", err)
+		w.failf(verdict.Recovery, "log rot: %v", err)
 		return
 	}
 	w.logf("log rot on node %d: %s at %d", s.id, r.Path, off)
@@ -478,8 +529,11 @@ func (w *World) heal() {
 	w.logf("healed")
 }
 
-func (w *World) result() *Result {
+// result gathers the run's outcome, checking the history if checkHistory
+// is set and it holds any operation.
+func (w *World) result(checkHistory bool) *Result {
 	cov := w.coverage
+	cov.compared, cov.invariants, cov.promotions = w.checks.compared, w.checks.invariants, w.checks.promotions
 	for _, s := range w.nodes {
 		cov.crashes += s.crashes
 		if s.up() {
@@ -490,12 +544,15 @@ func (w *World) result() *Result {
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes", len(w.topo.Nodes), len(meta.Members),
 			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes), Ops: w.hist.len(), Events: w.clk.events,
-		TraceHash: w.clk.traceHash(), Failures: w.failures, Simulated: w.clk.now, Linearizable: "unknown", Notes: w.notes,
+		TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
-	if len(w.failures) == 0 || w.hist.len() > 0 {
-		lin, report := w.hist.check()
-		r.Linearizable = lin
-		r.Report = report
+	if checkHistory && w.hist.len() > 0 {
+		lin, report, err := w.hist.check()
+		if err != nil {
+			w.failures = append(w.failures, verdict.Failure{Check: verdict.Linearizability, Detail: err.Error()})
+		}
+		r.Linearizable, r.Report = lin, report
 	}
+	r.Verdict = verdict.Of(w.failures, r.Linearizable)
 	return r
 }

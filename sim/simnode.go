@@ -14,6 +14,7 @@ import (
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wire"
+	"github.com/tessera-db/tessera/verdict"
 )
 
 // epoch is the virtual wall clock at time zero.
@@ -102,7 +103,7 @@ func (e simEnv) IO(q uint64, work func() error, done func(error)) {
 		}
 		s.ioPending = slices.DeleteFunc(s.ioPending, func(p *simIO) bool { return p == io })
 		var err error
-		if !s.run(func() { err = work() }) {
+		if !s.run("doing disk work", func() { err = work() }) {
 			return
 		}
 		s.handle("io-done", func(*node.Node) { done(err) })
@@ -147,6 +148,7 @@ func (s *simNode) installDiskFaults() {
 
 // start (re)creates the node's core from its disk.
 func (s *simNode) start() error {
+	s.w.checks.starting(s.id)
 	n, err := node.New(s.w.nodeConfig(s.id), simEnv{s})
 	if err != nil {
 		return err
@@ -190,7 +192,7 @@ func (s *simNode) crash(reason string) {
 			if s.w.faultRng.IntN(2) == 0 {
 				break
 			}
-			if !s.run(func() { _ = io.work() }) {
+			if !s.run("crashing amid disk work", func() { _ = io.work() }) {
 				break
 			}
 		}
@@ -219,7 +221,7 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 		return
 	}
 	syncs := s.syncs
-	if !s.run(func() {
+	if !s.run("handling "+kind, func() {
 		f(s.node)
 		s.node.Flush()
 	}) {
@@ -249,11 +251,12 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 	}
 }
 
-// run calls f, turning a panic of the core into a failed run.
-func (s *simNode) run(f func()) (ok bool) {
+// run calls f, turning a panic of the core into a failed run whose
+// verdict names the node and what it was doing.
+func (s *simNode) run(doing string, f func()) (ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.w.failf("panic on node %d: %v\n%s", s.id, r, debug.Stack())
+			s.w.failf(verdict.Panic, "panic on node %d while %s: %v\n%s", s.id, doing, r, debug.Stack())
 			ok = false
 		}
 	}()

@@ -9,68 +9,144 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/tessera-db/tessera/verdict"
 )
 
 // SwarmResult is one seed's outcome in a swarm.
 type SwarmResult struct {
-	Seed   uint64
-	Passed bool
+	Seed    uint64
+	Verdict verdict.Verdict
+	// Detail is the first failure, on one line.
 	Detail string
 }
 
-// Swarm runs seeds from..to. With jobs > 1 and an executable, each seed runs
-// in its own process (`exe sim run --seed N ...`), jobs at a time; otherwise
-// seeds run one after another in this process. It never runs two
-// simulations at once in one process.
-func Swarm(opts Options, from, to uint64, jobs int, exe string, extraArgs []string, out io.Writer) []SwarmResult {
+// Passed reports whether the seed passed.
+func (r SwarmResult) Passed() bool { return r.Verdict.Passed() }
+
+// SwarmOptions configure a swarm.
+type SwarmOptions struct {
+	From, To uint64
+	// Jobs > 1 with Exe set runs each seed in its own process
+	// (`Exe sim run --seed N ...` with ExtraArgs), Jobs at a time;
+	// otherwise seeds run one after another in this process.
+	Jobs      int
+	Exe       string
+	ExtraArgs []string
+	// FailFast stops starting seeds after the first that does not pass
+	// (seeds already running finish).
+	FailFast bool
+}
+
+// Swarm runs seeds From..To and prints one line per seed to out. It never
+// runs two simulations at once in one process, and returns a result for
+// every seed it ran, whatever happened in it: a panic in a node or in the
+// simulator is a verdict (Panicked), as is a seed process that died
+// without printing one.
+func Swarm(opts Options, so SwarmOptions, out io.Writer) []SwarmResult {
 	seeds := make(chan uint64)
-	results := make([]SwarmResult, 0, to-from+1)
+	results := make([]SwarmResult, 0, so.To-so.From+1)
 	var mu sync.Mutex
+	stop := false
 	record := func(r SwarmResult) {
 		mu.Lock()
 		defer mu.Unlock()
 		results = append(results, r)
-		verdict := "pass"
-		if !r.Passed {
-			verdict = "FAIL " + r.Detail
+		line := r.Verdict.Kind.String()
+		if !r.Passed() {
+			line = strings.ToUpper(line) + " " + r.Detail
 		}
-		fmt.Fprintf(out, "seed %d: %s\n", r.Seed, verdict)
+		fmt.Fprintf(out, "seed %d: %s\n", r.Seed, line)
+		if !r.Passed() && so.FailFast {
+			stop = true
+		}
 	}
+	stopped := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return stop
+	}
+	inProcess := so.Jobs <= 1 || so.Exe == ""
 	worker := func() {
 		for seed := range seeds {
-			if jobs > 1 && exe != "" {
-				record(runSeedProcess(exe, seed, opts, extraArgs))
+			if stopped() {
+				continue // --fail-fast: drain the seeds handed out already
+			}
+			if !inProcess {
+				record(runSeedProcess(so.Exe, seed, opts, so.ExtraArgs))
 				continue
 			}
 			o := opts
 			o.Seed = seed
 			res := Run(o)
-			detail := ""
-			if !res.Passed() {
-				detail = "linearizable=" + res.Linearizable
-				if len(res.Failures) > 0 {
-					first, _, _ := strings.Cut(res.Failures[0], "\n")
-					detail = first
-				}
+			r := SwarmResult{Seed: seed, Verdict: res.Verdict}
+			if len(res.Verdict.Failures) > 0 {
+				r.Detail = res.Verdict.Failures[0].Summary()
 			}
-			record(SwarmResult{Seed: seed, Passed: res.Passed(), Detail: detail})
+			record(r)
 		}
 	}
 	workers := 1
-	if jobs > 1 && exe != "" {
-		workers = jobs
+	if !inProcess {
+		workers = so.Jobs
 	}
 	var wg sync.WaitGroup
 	for i := 0; i < workers; i++ {
 		wg.Add(1)
 		go func() { defer wg.Done(); worker() }()
 	}
-	for s := from; s <= to; s++ {
+	for s := so.From; s <= so.To && !stopped(); s++ {
 		seeds <- s
 	}
 	close(seeds)
 	wg.Wait()
 	return results
+}
+
+// SwarmSummary counts a swarm's outcomes: passes (those resolved by the
+// commit order apart), failures by the check that caused them, panics.
+type SwarmSummary struct {
+	Passed, Resolved, Failed, Panicked int
+	// ByCheck counts failed seeds by their first failed check.
+	ByCheck map[verdict.Check]int
+}
+
+// Summarize counts results.
+func Summarize(results []SwarmResult) SwarmSummary {
+	s := SwarmSummary{ByCheck: map[verdict.Check]int{}}
+	for _, r := range results {
+		switch r.Verdict.Kind {
+		case verdict.Pass:
+			s.Passed++
+		case verdict.PassResolved:
+			s.Passed++
+			s.Resolved++
+		case verdict.Panicked:
+			s.Panicked++
+			s.ByCheck[verdict.Panic]++
+		default:
+			s.Failed++
+			s.ByCheck[r.Verdict.Cause()]++
+		}
+	}
+	return s
+}
+
+// String is the summary line: "N passed (R resolved), F failed, P
+// panicked", then the failed seeds per check.
+func (s SwarmSummary) String() string {
+	line := fmt.Sprintf("%d passed (%d resolved by the commit order after Porcupine's time ran out), %d failed, %d panicked",
+		s.Passed, s.Resolved, s.Failed, s.Panicked)
+	var by []string
+	for _, c := range verdict.Checks() {
+		if n := s.ByCheck[c]; n > 0 {
+			by = append(by, fmt.Sprintf("%s=%d", c, n))
+		}
+	}
+	if len(by) > 0 {
+		line += " (" + strings.Join(by, " ") + ")"
+	}
+	return line
 }
 
 func runSeedProcess(exe string, seed uint64, opts Options, extra []string) SwarmResult {
@@ -82,24 +158,34 @@ func runSeedProcess(exe string, seed uint64, opts Options, extra []string) Swarm
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
 	r := SwarmResult{Seed: seed}
+	found := false
 	sc := bufio.NewScanner(bytes.NewReader(buf.Bytes()))
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if line == "verdict: pass" {
-			r.Passed = true
+		if v, ok := strings.CutPrefix(line, "verdict: "); ok {
+			if parsed, perr := verdict.Parse(v); perr == nil {
+				r.Verdict, found = parsed, true
+			}
 		}
-		if strings.HasPrefix(line, "failure: ") && r.Detail == "" {
-			r.Detail = strings.TrimPrefix(line, "failure: ")
-		}
-		if strings.HasPrefix(line, "linearizable: no") && r.Detail == "" {
-			r.Detail = "not linearizable"
+		if f, ok := strings.CutPrefix(line, "failure: "); ok && r.Detail == "" {
+			r.Detail = f
 		}
 	}
-	if err != nil && r.Passed {
-		r.Passed, r.Detail = false, "process failed: "+err.Error()
-	}
-	if !r.Passed && r.Detail == "" {
-		r.Detail = strings.TrimSpace(lastLine(buf.String()))
+	switch {
+	case !found:
+		// The process died without a verdict (a runtime fatal error, an
+		// out-of-memory kill): that is a panic too.
+		detail := "seed process ended without a verdict"
+		if err != nil {
+			detail += " (" + err.Error() + ")"
+		}
+		detail += ": " + strings.TrimSpace(lastLine(buf.String()))
+		r.Verdict = verdict.Of([]verdict.Failure{{Check: verdict.Panic, Detail: detail}}, verdict.Unchecked)
+		r.Detail = "panic: " + detail
+	case err != nil && r.Verdict.Passed():
+		r.Verdict = verdict.Of([]verdict.Failure{{Check: verdict.Panic, Detail: "seed process failed after a passing verdict: " + err.Error()}}, verdict.Unchecked)
+		r.Detail = r.Verdict.Failures[0].Summary()
 	}
 	return r
 }

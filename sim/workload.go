@@ -10,6 +10,7 @@ import (
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/linearizability"
+	"github.com/tessera-db/tessera/verdict"
 )
 
 const (
@@ -41,7 +42,10 @@ type simClient struct {
 	// timedOut is set once a commit attempt's outcome became unknown.
 	timedOut bool
 	invoked  time.Duration
-	final    bool
+	// final marks the client that reads everything back at the end;
+	// result is the outcome of its last operation.
+	final  bool
+	result client.Result
 	// reuseSeq is the sequence number of the client's last write whose
 	// commit was answered (so the meta group's session table holds it),
 	// 0 once a later commit may or may not have applied. reuseKind is
@@ -152,30 +156,12 @@ func (c *simClient) startOp(spec client.Spec, value string, sess *client.Session
 	c.body, c.sent, c.read = []byte(value), 0, nil
 	c.commitSent, c.timedOut = false, false
 	c.invoked = w.clk.now
-	c.rec = w.hist.invoke(c.id, w.clk.now, inputOf(spec, value))
+	c.rec = w.hist.invoke(c.id, w.clk.now, linearizability.Input{Spec: spec, Value: value})
+	if spec.Kind.IsWrite() {
+		w.hist.command(c.rec, sess.ID, c.op.Seq())
+	}
 	c.target = w.pickTarget()
 	c.drive()
-}
-
-func inputOf(s client.Spec, value string) linearizability.Input {
-	in := linearizability.Input{Path: s.Path, NewPath: s.NewPath, Value: value, HasIfVersion: s.HasIfVersion, IfVersion: s.IfVersion, Prefix: s.Prefix}
-	switch s.Kind {
-	case client.Put:
-		in.Kind = linearizability.Put
-	case client.Append:
-		in.Kind = linearizability.Append
-	case client.Get:
-		in.Kind = linearizability.Get
-	case client.Stat:
-		in.Kind = linearizability.Stat
-	case client.Delete:
-		in.Kind = linearizability.Delete
-	case client.Rename:
-		in.Kind = linearizability.Rename
-	case client.List:
-		in.Kind = linearizability.List
-	}
-	return in
 }
 
 // pickTarget picks a node for a client to send to. A node lost for good is
@@ -279,14 +265,14 @@ func (c *simClient) reused(spec client.Spec, seq uint64, r client.Result) {
 		w.coverage.reuses++
 	case api.Unavailable, api.Timeout:
 		if w.healed && c.invoked >= w.healAt+settle {
-			w.failf("liveness: client %d's reuse of seq %d (%s %s) failed with %s after the faults healed", c.id, seq, spec.Kind, spec.Path, r.Err())
+			w.failf(verdict.Liveness, "client %d's reuse of seq %d (%s %s) failed with %s after the faults healed", c.id, seq, spec.Kind, spec.Path, r.Err())
 		}
 	default:
-		w.failf("exactly-once: client %d reused seq %d of session %d (last answered: a %s) for a %s of %s and got %s (%s), want session_reuse",
+		w.failf(verdict.ExactlyOnce, "client %d reused seq %d of session %d (last answered: a %s) for a %s of %s and got %s (%s), want session_reuse",
 			c.id, seq, c.sess.ID, c.reuseKind, spec.Kind, spec.Path, r.Status, r.Detail)
 	}
 	if w.healed && c.invoked >= w.healAt+settle && w.clk.now-c.invoked > livenessBound {
-		w.failf("liveness: client %d's reuse of seq %d took %s after the faults healed", c.id, seq, w.clk.now-c.invoked)
+		w.failf(verdict.Liveness, "client %d's reuse of seq %d took %s after the faults healed", c.id, seq, w.clk.now-c.invoked)
 	}
 	w.clk.after(time.Duration(w.workRng.IntN(20))*time.Millisecond, "client", 0, c.next)
 }
@@ -312,6 +298,7 @@ func (c *simClient) done(r client.Result) {
 		for _, f := range r.Files {
 			out.List = append(out.List, linearizability.Entry{Path: f.Path, Version: f.Version})
 		}
+		out.More = r.More
 		if spec.Kind == client.Put || spec.Kind == client.Append || spec.Kind == client.Rename {
 			w.hist.noteVersion(r.File.Path, r.File.Version)
 		}
@@ -321,12 +308,12 @@ func (c *simClient) done(r client.Result) {
 		out.Status = linearizability.Conflict
 	case api.SessionReuse:
 		// Every op but a deliberate reuse takes a new sequence number.
-		w.failf("exactly-once: client %d's %s %s (session %d seq %d) refused as a reuse: %s", c.id, spec.Kind, spec.Path, c.sess.ID, seq, r.Detail)
+		w.failf(verdict.ExactlyOnce, "client %d's %s %s (session %d seq %d) refused as a reuse: %s", c.id, spec.Kind, spec.Path, c.sess.ID, seq, r.Detail)
 		definite = false
 	default:
 		definite = false
 	}
-	isWrite := spec.Kind == client.Put || spec.Kind == client.Append || spec.Kind == client.Delete || spec.Kind == client.Rename
+	isWrite := spec.Kind.IsWrite()
 	switch {
 	case definite:
 		w.hist.complete(c.rec, w.clk.now, out)
@@ -342,14 +329,15 @@ func (c *simClient) done(r client.Result) {
 		w.hist.drop(c.rec)
 	}
 	if w.healed && !c.final && c.invoked >= w.healAt+settle && w.clk.now-c.invoked > livenessBound {
-		w.failf("liveness: client %d's %s %s took %s after the faults healed", c.id, spec.Kind, spec.Path, w.clk.now-c.invoked)
+		w.failf(verdict.Liveness, "client %d's %s %s took %s after the faults healed", c.id, spec.Kind, spec.Path, w.clk.now-c.invoked)
 	}
 	if !definite && w.healed && c.invoked >= w.healAt+settle && !c.final {
-		w.failf("liveness: client %d's %s %s failed with %s after the faults healed", c.id, spec.Kind, spec.Path, r.Err())
+		w.failf(verdict.Liveness, "client %d's %s %s failed with %s after the faults healed", c.id, spec.Kind, spec.Path, r.Err())
 	}
 	if c.final {
+		c.result = r
 		if !definite {
-			w.failf("durability: final read of %s after healing failed: %v", spec.Path, r.Err())
+			w.failf(verdict.Durability, "final %s of %s after healing failed: %v", spec.Kind, spec.Path, r.Err())
 		}
 		c.stopped = true
 		return

@@ -69,14 +69,22 @@ func simCmd() *cobra.Command {
 workload of concurrent clients and a fault schedule generated from --seed
 (crashes with torn writes, pauses, partitions, clogged links, message loss,
 duplication and delay, disk errors, slow fsync, bit rot, a node lost for good,
-a disk lost). The run checks the history for linearizability with Porcupine,
-the durability of every acknowledged write, liveness after the faults heal,
-replica convergence (lost members replaced, wiped ones replaced or refilled,
-no group degraded) and every protocol step against the specs' models.
+a disk lost, a damaged log, crashes at protocol moments).
+As it runs, every replica's state is compared with the others' at every
+applied index, a group may have one leader per term, the meta invariants must
+hold, a learner may be promoted only once caught up, and every protocol step
+must be one the specs' models allow. After the faults heal: liveness, replica
+convergence (lost members replaced, wiped ones replaced or refilled, no group
+degraded), then a restart of every node at once and
+a read-back of everything. The history must be linearizable (Porcupine) in
+the order the meta group committed it, which decides the verdict without
+Porcupine's time limit.
 
-The same seed and flags replay the same run exactly (the trace-hash line is
-identical). On failure the fault schedule is shrunk and the command prints a
-replay line for the smallest failing schedule; exit status 1.`,
+The verdict line says pass, resolved (passed, Porcupine undecided in its
+time), fail with the checks that failed, or panic. The same seed and flags
+replay the same run exactly (the trace-hash line is identical). On failure
+the fault schedule is shrunk and the command prints a replay line for the
+smallest failing schedule; exit status 1.`,
 		Example: `  tessera sim run --seed 42
   tessera sim run --seed 42 --trace /tmp/trace.txt
   tessera sim run --seed 42 --schedule 'delay=1ms..5ms until=20s faults=crash@3s:n2/1s'`,
@@ -118,9 +126,8 @@ replay line for the smallest failing schedule; exit status 1.`,
 				o.Trace = nil
 				best, bestRes := sim.Shrink(o, res, shrinkBudget, os.Stderr)
 				fmt.Printf("shrunk: %d faults: %s\n", len(best.Faults), best)
-				if len(bestRes.Failures) > 0 {
-					first, _, _ := strings.Cut(bestRes.Failures[0], "\n")
-					fmt.Printf("shrunk-failure: %s\n", first)
+				if fs := bestRes.Verdict.Failures; len(fs) > 0 {
+					fmt.Printf("shrunk-failure: %s\n", fs[0].Summary())
 				}
 				fmt.Printf("shrunk-replay: %s\n", sim.ReplayCommand(opts, seed, &best))
 			}
@@ -137,19 +144,28 @@ replay line for the smallest failing schedule; exit status 1.`,
 	rf.StringVar(&reportDir, "report-dir", os.TempDir(), "where a failing run's Porcupine HTML report goes")
 
 	var (
-		swf   simFlags
-		seeds string
-		jobs  int
+		swf      simFlags
+		seeds    string
+		jobs     int
+		failFast bool
 	)
 	swarm := &cobra.Command{
 		Use:   "swarm",
 		Short: "run many seeds (each with its own random fault mix) and summarise",
 		Long: `Run the seeds of --seeds (FROM..TO) with --jobs processes at a time (each seed
-in its own process, since a process runs one simulation at a time) and print
-one line per seed and a summary. Exit status 1 if any seed fails; each failing
-seed replays with 'tessera sim run --seed N'.`,
-		Example: `  tessera sim swarm --seeds 1..300 -j 2`,
-		Args:    cobra.NoArgs,
+in its own process, since a process runs one simulation at a time; -j 1 runs
+them one after another in this process) and print one line per seed with its
+verdict: pass, resolved (passed, but Porcupine ran out of time and the order
+the meta group committed in was shown to be a linearization instead), FAIL
+with the failed check and what it found, or PANIC (a node or the simulator
+panicked, including while a node restarted, or a seed process died without a
+verdict). The summary counts each apart, and failures by the check that
+caught them. --fail-fast stops at the first seed that does not pass. Exit
+status 1 if any seed fails; each failing seed replays with 'tessera sim run
+--seed N'.`,
+		Example: `  tessera sim swarm --seeds 1..300 -j 2
+  tessera sim swarm --seeds 1..2000 -j 1 --fail-fast`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			from, to, err := parseSeedRange(seeds)
 			if err != nil {
@@ -160,23 +176,21 @@ seed replays with 'tessera sim run --seed N'.`,
 				return err
 			}
 			exe, _ := os.Executable()
-			var extra []string
+			so := sim.SwarmOptions{From: from, To: to, Jobs: jobs, Exe: exe, FailFast: failFast}
 			if swf.bugs != "" {
-				extra = append(extra, "--inject-bug", swf.bugs)
+				so.ExtraArgs = append(so.ExtraArgs, "--inject-bug", swf.bugs)
 			}
 			start := time.Now()
-			results := sim.Swarm(opts, from, to, jobs, exe, extra, os.Stdout)
-			failed := 0
+			results := sim.Swarm(opts, so, os.Stdout)
 			for _, r := range results {
-				if !r.Passed {
-					failed++
-					o := opts
-					fmt.Printf("failed seed %d: %s\nreplay: %s\n", r.Seed, r.Detail, sim.ReplayCommand(o, r.Seed, nil))
+				if !r.Passed() {
+					fmt.Printf("failed seed %d: %s\nreplay: %s\n", r.Seed, r.Detail, sim.ReplayCommand(opts, r.Seed, nil))
 				}
 			}
+			sum := sim.Summarize(results)
 			fmt.Printf("swarm took %s\n", time.Since(start).Round(time.Second))
-			fmt.Printf("%d passed, %d failed\n", len(results)-failed, failed)
-			if failed > 0 {
+			fmt.Println(sum)
+			if sum.Failed+sum.Panicked > 0 {
 				return exitError{1}
 			}
 			return nil
@@ -184,7 +198,8 @@ seed replays with 'tessera sim run --seed N'.`,
 	}
 	swf.add(swarm)
 	swarm.Flags().StringVar(&seeds, "seeds", "1..100", "seed range FROM..TO")
-	swarm.Flags().IntVarP(&jobs, "jobs", "j", 2, "processes at a time")
+	swarm.Flags().IntVarP(&jobs, "jobs", "j", 2, "processes at a time (1: every seed in this process)")
+	swarm.Flags().BoolVar(&failFast, "fail-fast", false, "stop at the first seed that does not pass")
 	cmd.AddCommand(run, swarm)
 	return cmd
 }

@@ -85,6 +85,10 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
+// IsWrite reports whether the operation changes the namespace (a meta
+// commit under a session sequence number).
+func (k Kind) IsWrite() bool { return k == Put || k == Append || k == Delete || k == Rename }
+
 // Spec describes one file operation.
 type Spec struct {
 	Kind    Kind

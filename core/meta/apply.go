@@ -140,6 +140,7 @@ func (s *State) write(index uint64, c Command) Result {
 		if _, bad := s.garbage[ch.ID]; bad {
 			panic(fmt.Sprintf("meta: chunk %d is both leased and garbage", ch.ID))
 		}
+		s.digest -= leaseDigest(ch.ID, s.leases[ch.ID])
 		delete(s.leases, ch.ID)
 	}
 	f := File{Path: c.Path, Version: index, MTimeNanos: c.MTimeNanos}
@@ -215,6 +216,7 @@ func (s *State) alloc(c Command) Result {
 	}
 	for id := first; id < first+uint64(c.AllocCount); id++ {
 		s.leases[id] = end
+		s.digest += leaseDigest(id, end)
 	}
 	s.nextChunk += uint64(c.AllocCount)
 	return Result{Code: CodeOK, FirstChunkID: first, Count: c.AllocCount}
@@ -226,11 +228,13 @@ func (s *State) alloc(c Command) Result {
 // live chunk.
 func (s *State) gcDone(c Command) Result {
 	for _, id := range c.Collected {
-		if _, ok := s.garbage[id]; ok {
+		if c, ok := s.garbage[id]; ok {
+			s.digest -= garbageDigest(c)
 			delete(s.garbage, id)
 			continue
 		}
 		if end, ok := s.leases[id]; ok && end < s.now {
+			s.digest -= leaseDigest(id, end)
 			delete(s.leases, id)
 		}
 	}
@@ -244,15 +248,19 @@ func (s *State) discard(cs []ChunkRef) {
 			panic(fmt.Sprintf("meta: chunk %d discarded twice", ch.ID))
 		}
 		s.garbage[ch.ID] = ch
+		s.digest += garbageDigest(ch)
 	}
 }
 
 func (s *State) put(f File) {
-	if _, ok := s.files[f.Path]; !ok {
+	if old, ok := s.files[f.Path]; ok {
+		s.digest -= fileDigest(old)
+	} else {
 		i, _ := slices.BinarySearch(s.paths, f.Path)
 		s.paths = slices.Insert(s.paths, i, f.Path)
 	}
 	s.files[f.Path] = f
+	s.digest += fileDigest(f)
 }
 
 func (s *State) remove(path string) {
@@ -261,5 +269,6 @@ func (s *State) remove(path string) {
 		panic(fmt.Sprintf("meta: removing %s, which is not indexed", short(path)))
 	}
 	s.paths = slices.Delete(s.paths, i, i+1)
+	s.digest -= fileDigest(s.files[path])
 	delete(s.files, path)
 }

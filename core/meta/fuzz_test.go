@@ -87,7 +87,7 @@ func FuzzRestore(f *testing.F) {
 			t.Fatal(err)
 		}
 		again, err := Restore(r.Snapshot())
-		if err != nil || again.Hash() != r.Hash() {
+		if err != nil || again.Hash() != r.Hash() || again.Digest() != r.Digest() {
 			t.Fatalf("restored state does not round trip: %v", err)
 		}
 		// A state that restores is safe to apply to.

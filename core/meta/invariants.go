@@ -11,9 +11,10 @@ import (
 // is in at most one of {a file, a lease, the garbage list} and below the
 // allocation counter; every file has a valid path, a version no later than
 // the last applied index, non-empty chunks and a size that is the sum of
-// its chunks; the path index matches the files; and the session table is
-// consistent. It costs O(state), so Apply does not call it: tests call it
-// after every step and Restore on every snapshot.
+// its chunks; the path index matches the files; the session table is
+// consistent; and the maintained digest matches the state. It costs
+// O(state), so Apply does not call it: tests call it after every step,
+// Restore on every snapshot, and the simulator after steps it samples.
 func (s *State) CheckInvariants() error {
 	if s.nextChunk == 0 {
 		return fmt.Errorf("meta: chunk id counter at 0")
@@ -21,13 +22,30 @@ func (s *State) CheckInvariants() error {
 	if len(s.paths) != len(s.files) || !slices.IsSorted(s.paths) {
 		return fmt.Errorf("meta: path index (%d) does not match files (%d)", len(s.paths), len(s.files))
 	}
-	owner := map[uint64]string{}
-	claim := func(id uint64, who string) error {
+	// Owners are kept as the file's path ("" for a lease or garbage, told
+	// apart by kind) so that claiming a chunk allocates nothing: the
+	// simulator runs this on large states.
+	type holder struct {
+		kind string
+		path string
+	}
+	owners := 0
+	for _, f := range s.files {
+		owners += len(f.Chunks)
+	}
+	owner := make(map[uint64]holder, owners+len(s.leases)+len(s.garbage))
+	name := func(h holder) string {
+		if h.path != "" {
+			return h.kind + " " + short(h.path)
+		}
+		return h.kind
+	}
+	claim := func(id uint64, who holder) error {
 		if id == 0 || id >= s.nextChunk {
-			return fmt.Errorf("meta: chunk id %d (%s) outside allocated range 1..%d", id, who, s.nextChunk-1)
+			return fmt.Errorf("meta: chunk id %d (%s) outside allocated range 1..%d", id, name(who), s.nextChunk-1)
 		}
 		if prev, ok := owner[id]; ok {
-			return fmt.Errorf("meta: chunk %d held by both %s and %s", id, prev, who)
+			return fmt.Errorf("meta: chunk %d held by both %s and %s", id, name(prev), name(who))
 		}
 		owner[id] = who
 		return nil
@@ -45,7 +63,7 @@ func (s *State) CheckInvariants() error {
 		}
 		var size int64
 		for _, c := range f.Chunks {
-			if err := claim(c.ID, "file "+short(p)); err != nil {
+			if err := claim(c.ID, holder{"file", p}); err != nil {
 				return err
 			}
 			if c.Size == 0 {
@@ -58,19 +76,22 @@ func (s *State) CheckInvariants() error {
 		}
 	}
 	for _, id := range sortedKeys(s.leases) {
-		if err := claim(id, "a lease"); err != nil {
+		if err := claim(id, holder{kind: "a lease"}); err != nil {
 			return err
 		}
 	}
 	for _, id := range sortedKeys(s.garbage) {
-		if err := claim(id, "the garbage list"); err != nil {
+		if err := claim(id, holder{kind: "the garbage list"}); err != nil {
 			return err
 		}
 		if s.garbage[id].ID != id {
 			return fmt.Errorf("meta: garbage entry %d holds chunk %d", id, s.garbage[id].ID)
 		}
 	}
-	return s.sessionTable.check(s.applied)
+	if err := s.sessionTable.check(s.applied); err != nil {
+		return err
+	}
+	return s.checkDigest()
 }
 
 func sortedKeys[V any](m map[uint64]V) []uint64 {

@@ -74,6 +74,8 @@ type State struct {
 	// now is the largest command time seen: the clock of lease expiry.
 	now     int64
 	applied uint64
+	// digest sums the hashes of files, leases and garbage (digest.go).
+	digest uint64
 	sessionTable
 }
 

@@ -295,7 +295,7 @@ func (mc *machine) exec(t *rapid.T, c Command) Result {
 	}
 	if mc.twin != nil {
 		tw := mc.twin.Apply(mc.index, dec)
-		if !sameResult(tw, got) || tw.Detail != got.Detail || mc.twin.Hash() != mc.s.Hash() {
+		if !sameResult(tw, got) || tw.Detail != got.Detail || mc.twin.Hash() != mc.s.Hash() || mc.twin.Digest() != mc.s.Digest() {
 			t.Fatalf("restored state diverged: %+v vs original %+v", got, tw)
 		}
 	}
@@ -559,7 +559,7 @@ func TestStateMachineAgainstModel(t *testing.T) {
 					t.Fatal(err)
 				}
 				r.limit = mc.limit
-				if r.Hash() != mc.s.Hash() {
+				if r.Hash() != mc.s.Hash() || r.Digest() != mc.s.Digest() {
 					t.Fatal("restored state hashes differently")
 				}
 				mc.twin, mc.s = mc.s, r

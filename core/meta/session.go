@@ -83,6 +83,8 @@ type sessionTable struct {
 	limit int
 	// horizon is the latest command time of an evicted session.
 	horizon int64
+	// digest sums the sessions' hashes (digest.go).
+	digest uint64
 }
 
 func newSessionTable() sessionTable {
@@ -125,8 +127,11 @@ func (t *sessionTable) record(index uint64, c Command, fp Fingerprint, res Resul
 	if ss == nil {
 		ss = &session{}
 		t.sessions[c.Session] = ss
+	} else {
+		t.digest -= sessionDigest(c.Session, ss)
 	}
 	*ss = session{lastSeq: c.Seq, lastIndex: index, lastMTime: c.MTimeNanos, fingerprint: fp, result: cloneResult(res)}
+	t.digest += sessionDigest(c.Session, ss)
 	t.byAge = append(t.byAge, ageMark{id: c.Session, index: index})
 	for len(t.sessions) > t.limit {
 		t.evictOldest()
@@ -151,6 +156,7 @@ func (t *sessionTable) evictOldest() {
 		t.byAge = t.byAge[1:]
 		if !t.stale(m) {
 			t.horizon = max(t.horizon, t.sessions[m.id].lastMTime)
+			t.digest -= sessionDigest(m.id, t.sessions[m.id])
 			delete(t.sessions, m.id)
 			return
 		}

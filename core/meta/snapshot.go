@@ -114,6 +114,7 @@ func Restore(b []byte) (*State, error) {
 		return nil, fmt.Errorf("meta: snapshot: %w", err)
 	}
 	s.rebuildAge()
+	s.recomputeDigests()
 	if err := s.CheckInvariants(); err != nil {
 		return nil, fmt.Errorf("meta: snapshot: %w", err)
 	}

@@ -43,7 +43,7 @@ func (n *Node) applyEntry(g *group, e *raftpb.Entry) {
 			n.confApplied(g, prev)
 		}
 		if n.cfg.OnApply != nil {
-			n.cfg.OnApply(Applied{Group: g.id, Index: index, Conf: g.confState})
+			n.cfg.OnApply(Applied{Group: g.id, Index: index, Conf: g.confState, g: g})
 		}
 	}
 	g.applied = index
@@ -61,10 +61,13 @@ func (n *Node) applyNormal(g *group, index uint64, data []byte) {
 		if err != nil {
 			panic(fmt.Sprintf("node %d: meta entry %d undecodable: %v", n.cfg.ID, index, err))
 		}
+		if BugsCompiledIn && n.cfg.Bugs.StampAtApply {
+			c.MTimeNanos = n.env.NowNanos()
+		}
 		res := g.meta.Apply(index, c)
 		g.entriesSince++
 		if n.cfg.OnApply != nil {
-			n.cfg.OnApply(Applied{Group: g.id, Index: index, Meta: &c, MetaResult: res})
+			n.cfg.OnApply(Applied{Group: g.id, Index: index, Meta: &c, MetaResult: res, g: g})
 		}
 		resp = &api.Response{Status: statusOf(res.Code), Result: res}
 		if resp.Status != api.OK {
@@ -83,7 +86,7 @@ func (n *Node) applyNormal(g *group, index uint64, data []byte) {
 		g.bytesSinceSnap += uint64(len(c.Data))
 		g.entriesSince++
 		if n.cfg.OnApply != nil {
-			n.cfg.OnApply(Applied{Group: g.id, Index: index, Chunk: &c, Rejected: rejected != nil})
+			n.cfg.OnApply(Applied{Group: g.id, Index: index, Chunk: &c, Rejected: rejected != nil, g: g})
 		}
 		switch {
 		case rejected == nil:

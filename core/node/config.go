@@ -31,7 +31,7 @@ import (
 )
 
 // Applied describes one state-machine step, for OnApply: exactly one of
-// Meta, Chunk and Conf is set.
+// Meta, Chunk, Conf and Restored is set.
 type Applied struct {
 	Group, Index uint64
 	Meta         *meta.Command
@@ -42,16 +42,67 @@ type Applied struct {
 	// Conf is the group's configuration after a membership change (V2
 	// changes only: tessera proposes no other kind). It must not be kept.
 	Conf *raftpb.ConfState
+	// Restored is set when the replica's state machine was replaced by a
+	// snapshot at Index: on start (from its log, or the bootstrap
+	// snapshot) or when it installed one from the leader. The steps that
+	// follow continue from Index.
+	Restored bool
+	// g is the replica, for StateHash and CheckInvariants during the call.
+	g *group
+}
+
+// StateHash digests the replica's state machine right after the step (the
+// meta state, or the set of chunks held with their sizes and checksums):
+// replicas that applied the same commands hold the same hash at the same
+// index. Both digests are kept up to date as the state changes
+// (meta.State.Digest, chunk.Store.Digest), so it costs O(1). Call it only
+// during OnApply.
+func (a Applied) StateHash() uint64 {
+	if a.g.meta != nil {
+		return a.g.meta.Digest()
+	}
+	return a.g.store.Digest()
+}
+
+// CheckInvariants checks the meta state's invariants right after the step
+// (meta.State.CheckInvariants, O(state)); nil for a data group. Call it only
+// during OnApply.
+func (a Applied) CheckInvariants() error {
+	if a.g.meta != nil {
+		return a.g.meta.CheckInvariants()
+	}
+	return nil
+}
+
+// ConfProposal describes a membership change a leader proposed, for
+// OnConfChange: with the commit index it knew at that moment, and the term
+// of its entry there. A node the change makes a voter must already hold
+// every entry up to that index (specs/ReplicaReplacement.tla, Promote: a
+// learner is promoted once it holds everything acknowledged); the
+// simulator checks it on that node's replica (Node.HoldsEntry).
+type ConfProposal struct {
+	Group, Leader, Term uint64
+	Commit, CommitTerm  uint64
+	Change              *raftpb.ConfChangeV2
 }
 
 // Config configures a node. Zero values take the defaults below.
 type Config struct {
 	// ID is this node's id; it must be in Topology.Nodes.
 	ID uint64
-	// OnApply, if set, observes every command applied to a state machine.
-	// The simulator uses it for the trace-conformance check against the
-	// spec's model (specs/model); it must not call into the node.
+	// OnApply, if set, observes every step of a replica's state machine:
+	// a command applied, a membership change, a snapshot restored. The
+	// simulator checks replicas against each other with it as they go, and
+	// the protocol against the specs' models (specs/model); it must not
+	// call into the node.
 	OnApply func(Applied)
+	// OnLeader, if set, is called when this node's replica of a group
+	// becomes its leader, with the term: the simulator checks that a term
+	// has at most one leader. It must not call into the node.
+	OnLeader func(group, term uint64)
+	// OnConfChange, if set, is called when this node, leading a group,
+	// has proposed a membership change. It must not call into the node.
+	OnConfChange func(ConfProposal)
 	// Topology is the cluster's initial shape, the same on every node.
 	Topology topo.Topology
 	// Join starts a node with an empty disk in an existing cluster: it
@@ -121,6 +172,17 @@ type Bugs struct {
 	// VoteBeforeDurable lets a granted vote leave before the hard state
 	// recording it is durable.
 	VoteBeforeDurable bool
+	// PromoteOnNext takes a learner as caught up once the leader has sent
+	// it every committed entry (its progress's Next), not once it has
+	// acknowledged them (Match).
+	PromoteOnNext bool
+	// StampAtApply stamps a meta command's mtime with the applying node's
+	// clock, so that a file's mtime is its commit time, instead of the
+	// proposer's stamp that the log carries: replicas apply differently.
+	StampAtApply bool
+	// HardStateFirst writes a batch's hard state before its entries, so
+	// that a torn write can keep a commit index past the log's end.
+	HardStateFirst bool
 }
 
 func (c *Config) withDefaults() Config {

@@ -118,6 +118,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		if err := g.restore(snap); err != nil {
 			return nil, err
 		}
+		n.observeRestored(g)
 	} else {
 		g.confState = &raftpb.ConfState{}
 		if g.isMeta() {

@@ -366,6 +366,9 @@ func (n *Node) flushOnce() bool {
 		if rd.SoftState != nil {
 			if rd.SoftState.RaftState == raft.StateLeader && g.role != raft.StateLeader {
 				g.leaderSince = n.ticks
+				if n.cfg.OnLeader != nil {
+					n.cfg.OnLeader(g.id, g.rn.BasicStatus().HardState.GetTerm())
+				}
 			}
 			g.leader, g.role = rd.SoftState.Lead, rd.SoftState.RaftState
 		}

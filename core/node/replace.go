@@ -279,12 +279,16 @@ func change(t raftpb.ConfChangeType, id uint64) *raftpb.ConfChangeSingle {
 // proposeConf proposes a membership change; transition nil is raft's
 // default (joint for more than one change, which raft leaves by itself).
 func (n *Node) proposeConf(g *group, what string, transition *raftpb.ConfChangeTransition, changes ...*raftpb.ConfChangeSingle) {
-	if err := g.rn.ProposeConfChange(&raftpb.ConfChangeV2{Transition: transition, Changes: changes}); err != nil {
+	cc := &raftpb.ConfChangeV2{Transition: transition, Changes: changes}
+	if err := g.rn.ProposeConfChange(cc); err != nil {
 		n.env.Log().Info("conf change not proposed", "node", n.cfg.ID, "group", g.id, "change", what, "err", err)
 		return
 	}
 	n.env.Log().Info("conf change proposed", "node", n.cfg.ID, "group", g.id, "change", what)
 	n.stats.ConfChanges++
+	if n.cfg.OnConfChange != nil {
+		n.observeConfProposal(g, cc)
+	}
 }
 
 // caughtUp reports whether the learner's log holds every committed entry
@@ -293,6 +297,9 @@ func (n *Node) proposeConf(g *group, what string, transition *raftpb.ConfChangeT
 func (n *Node) caughtUp(g *group, learner uint64) bool {
 	st := g.rn.Status()
 	pr, ok := st.Progress[learner]
+	if BugsCompiledIn && n.cfg.Bugs.PromoteOnNext {
+		return ok && pr.IsLearner && pr.State == tracker.StateReplicate && pr.Next > st.HardState.GetCommit()
+	}
 	return ok && pr.IsLearner && pr.State == tracker.StateReplicate && pr.Match >= st.HardState.GetCommit()
 }
 

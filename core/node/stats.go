@@ -1,9 +1,7 @@
 package node
 
 import (
-	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 
 	"go.etcd.io/raft/v3"
 )
@@ -89,7 +87,7 @@ func (n *Node) Groups() []GroupStatus {
 		if g.meta != nil {
 			gs.StateHash = g.meta.Hash()
 		} else {
-			gs.StateHash = chunkSetHash(g)
+			gs.StateHash = g.store.Digest()
 			gs.Chunks = g.store.Len()
 		}
 		out = append(out, gs)
@@ -126,18 +124,6 @@ func (n *Node) degraded(g *group) string {
 	return ""
 }
 
-func chunkSetHash(g *group) uint64 {
-	h := fnv.New64a()
-	var b [20]byte
-	for _, in := range g.store.Infos() {
-		binary.LittleEndian.PutUint64(b[0:], in.ID)
-		binary.LittleEndian.PutUint32(b[8:], in.Size)
-		binary.LittleEndian.PutUint32(b[12:], in.CRC)
-		h.Write(b[:16])
-	}
-	return h.Sum64()
-}
-
 // LogState returns the raft hard state (term and vote) and the last log
 // index this node's replica of a group holds in its raft storage: right
 // after New, what it recovered from disk. ok is false if the node hosts no
@@ -157,4 +143,22 @@ func (n *Node) LogState(group uint64) (term, vote, lastIndex uint64, ok bool) {
 		return 0, 0, 0, false
 	}
 	return hs.GetTerm(), hs.GetVote(), last, true
+}
+
+// HoldsEntry reports whether this node's replica of a group durably holds
+// the entry at index written in term (0: any term): its raft storage
+// (which holds only durable records) has that entry with that term, or a
+// snapshot at or past index (which includes it: raft's log matching). A
+// fenced replica holds nothing. The simulator checks with it that a member is promoted only
+// once caught up (Config.OnConfChange).
+func (n *Node) HoldsEntry(group, index, term uint64) bool {
+	g := n.groups[group]
+	if g == nil || g.amnesiac {
+		return false
+	}
+	if g.snapIndex >= index {
+		return true
+	}
+	t, err := g.storage.Term(index)
+	return err == nil && (term == 0 || t == term)
 }

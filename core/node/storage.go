@@ -73,6 +73,7 @@ func (n *Node) startLogBatch(g *group) {
 	g.log.busy = true
 	w := g.wal
 	sync := n.mustSync(g, jobs) && !(BugsCompiledIn && n.cfg.Bugs.SkipWALSync)
+	hsFirst := BugsCompiledIn && n.cfg.Bugs.HardStateFirst
 	if sync {
 		n.stats.WALSyncs++
 	}
@@ -81,7 +82,7 @@ func (n *Node) startLogBatch(g *group) {
 	if t, ok := n.env.(ioTracer); ok {
 		t.traceLogBatch(g.id, jobs)
 	}
-	n.env.IO(g.id, func() error { return writeLogBatch(w, jobs, sync) }, func(err error) { n.logBatchDone(g, jobs, err) })
+	n.env.IO(g.id, func() error { return writeLogBatch(w, jobs, sync, hsFirst) }, func(err error) { n.logBatchDone(g, jobs, err) })
 }
 
 // mustSync reports whether a batch must be fsynced before the responses it
@@ -113,8 +114,11 @@ func (n *Node) mustSync(g *group, jobs []logJob) bool {
 }
 
 // writeLogBatch runs off the event loop: it writes every record of a batch,
-// fsyncs once, then compacts behind any snapshot the batch saved.
-func writeLogBatch(w *wal.WAL, jobs []logJob, sync bool) error {
+// fsyncs once, then compacts behind any snapshot the batch saved. A hard
+// state follows the entries it may commit (wal.Save), so that a torn write
+// never keeps a commit index past the log's end; hsFirst is the injected
+// bug HardStateFirst.
+func writeLogBatch(w *wal.WAL, jobs []logJob, sync, hsFirst bool) error {
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -123,6 +127,12 @@ func writeLogBatch(w *wal.WAL, jobs []logJob, sync bool) error {
 				}
 			}
 			hs := hardStateOf(m)
+			if hsFirst && hs != nil {
+				if err := w.Save(hs, nil); err != nil {
+					return err
+				}
+				hs = nil
+			}
 			if hs != nil || len(m.GetEntries()) > 0 {
 				if err := w.Save(hs, m.GetEntries()); err != nil {
 					return err
@@ -209,6 +219,7 @@ func (n *Node) stable(g *group, m *raftpb.Message) error {
 			return err
 		}
 		n.stats.SnapshotsInstalled++
+		n.observeRestored(g)
 	}
 	if ents := m.GetEntries(); len(ents) > 0 {
 		if err := g.storage.Append(ents); err != nil {

@@ -1,0 +1,194 @@
+package linearizability
+
+import (
+	"container/heap"
+	"fmt"
+	"slices"
+	"sort"
+)
+
+// Commit is what the meta group did with one write of a history, as the
+// simulator saw it: whether it applied the write's command, at which raft
+// index it first did, and the outcome it gave there.
+type Commit struct {
+	// Applied is false if the command never took effect: never applied,
+	// or refused by the session table (an expired or reused sequence
+	// number changes nothing).
+	Applied bool
+	Index   uint64
+	// Output is the committed outcome (Status OK, NotFound or Conflict,
+	// and for OK the file's version).
+	Output Output
+}
+
+// CheckOrder checks a history against a candidate linearization that the
+// simulator knows: the writes in the order the meta group committed them
+// (commits[i] describes h[i] when it is a write and is ignored otherwise),
+// and each read at the earliest point of that order that its result and
+// real time allow. A write whose outcome the client never learned takes
+// the committed outcome, or is left out if it never took effect. nil means
+// the candidate is a linearization, so the history is linearizable; an
+// error names the first operation the candidate fails at. It is
+// deterministic and costs O(n log n) plus, per read, the writes concurrent
+// with it: unlike Porcupine's search, it needs no time limit.
+//
+// A correct cluster always passes: a write takes effect when its command
+// is applied, so the commit order is the real one, and a read observes the
+// state at some index between its call and its return. A failure is a bug
+// even when Porcupine finds another linearization: the answers clients
+// got do not match what the replicas did.
+func CheckOrder(h []Operation, commits []Commit) error {
+	if len(commits) != len(h) {
+		return fmt.Errorf("commit order: %d commits for %d operations", len(commits), len(h))
+	}
+	var writes, reads []int
+	outs := make([]Output, len(h))
+	for i, op := range h {
+		in, out := op.Input.(Input), op.Output.(Output)
+		outs[i] = out
+		if !in.Kind.IsWrite() {
+			if out.Status != Unknown {
+				reads = append(reads, i)
+			}
+			continue
+		}
+		c := commits[i]
+		if out.Status == Unknown {
+			if c.Applied {
+				outs[i] = c.Output
+				writes = append(writes, i)
+			}
+			continue
+		}
+		if !c.Applied {
+			return fmt.Errorf("commit order: %s was answered but never took effect", describe(in, out))
+		}
+		if c.Output.Status != out.Status || (out.Status == OK && c.Output.Version != out.Version) {
+			return fmt.Errorf("commit order: %s, but committed at index %d as %s", describe(in, out), c.Index, describe(in, c.Output))
+		}
+		writes = append(writes, i)
+	}
+	slices.SortFunc(writes, func(a, b int) int { return cmpU64(commits[a].Index, commits[b].Index) })
+	ord := make([]int, len(h)) // position of a write in the order, from 1
+	states := []state{nil}
+	for k, i := range writes {
+		if k > 0 && commits[writes[k-1]].Index == commits[i].Index {
+			return fmt.Errorf("commit order: two writes committed at index %d", commits[i].Index)
+		}
+		ord[i] = k + 1
+		next := step(states[k], h[i].Input.(Input), outs[i])
+		if len(next) == 0 {
+			return fmt.Errorf("commit order: %s (index %d) cannot follow state %s", describe(h[i].Input.(Input), outs[i]), commits[i].Index, states[k])
+		}
+		states = append(states, next[0])
+	}
+	byCall := sortedBy(writes, func(i int) int64 { return h[i].Call })
+	byRet := sortedBy(writes, func(i int) int64 { return h[i].Return })
+	// retMax[j]: the latest write among the first j to return.
+	retMax := make([]int, len(byRet)+1)
+	for j, i := range byRet {
+		retMax[j+1] = max(retMax[j], ord[i])
+	}
+	// callMin[j]: the earliest write among those called from byCall[j] on.
+	callMin := make([]int, len(byCall)+1)
+	callMin[len(byCall)] = len(writes) + 1
+	for j := len(byCall) - 1; j >= 0; j-- {
+		callMin[j] = min(callMin[j+1], ord[byCall[j]])
+	}
+	returnedBefore := func(t int64) int { // writes that returned before t
+		return retMax[sort.Search(len(byRet), func(j int) bool { return h[byRet[j]].Return >= t })]
+	}
+	calledAfter := func(t int64) int { // the first write called after t
+		return callMin[sort.Search(len(byCall), func(j int) bool { return h[byCall[j]].Call > t })]
+	}
+	for _, i := range byCall {
+		if prev := returnedBefore(h[i].Call); prev >= ord[i] {
+			w := writes[prev-1]
+			return fmt.Errorf("commit order: %s committed at index %d, before %s (index %d), which was called after it returned",
+				describe(h[i].Input.(Input), outs[i]), commits[i].Index, describe(h[w].Input.(Input), outs[w]), commits[w].Index)
+		}
+	}
+	// Reads, in call order: each at the earliest position that its result
+	// allows, after everything that returned before it was called.
+	slices.SortStableFunc(reads, func(a, b int) int { return cmpI64(h[a].Call, h[b].Call) })
+	var done readHeap
+	latestRead := 0
+	for _, i := range reads {
+		for len(done) > 0 && done[0].ret < h[i].Call {
+			latestRead = max(latestRead, heap.Pop(&done).(placedRead).pos)
+		}
+		lo := max(returnedBefore(h[i].Call), latestRead)
+		hi := calledAfter(h[i].Return) - 1
+		in := h[i].Input.(Input)
+		pos := -1
+		for k := lo; k <= hi && k < len(states); k++ {
+			if len(step(states[k], in, outs[i])) > 0 {
+				pos = k
+				break
+			}
+		}
+		if pos < 0 {
+			return fmt.Errorf("commit order: %s matches no state it could have read (after %s, before %s)",
+				describe(in, outs[i]), orderPoint(h, writes, commits, lo), orderPoint(h, writes, commits, hi+1))
+		}
+		heap.Push(&done, placedRead{ret: h[i].Return, pos: pos})
+	}
+	return nil
+}
+
+// orderPoint names position k of the order: the write there, for messages.
+func orderPoint(h []Operation, writes []int, commits []Commit, k int) string {
+	switch {
+	case k <= 0:
+		return "the start"
+	case k > len(writes):
+		return "the end"
+	}
+	i := writes[k-1]
+	return fmt.Sprintf("index %d (%s)", commits[i].Index, describe(h[i].Input.(Input), h[i].Output.(Output)))
+}
+
+func sortedBy(ops []int, key func(int) int64) []int {
+	out := slices.Clone(ops)
+	slices.SortStableFunc(out, func(a, b int) int { return cmpI64(key(a), key(b)) })
+	return out
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpI64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// placedRead is a read already placed, by return time.
+type placedRead struct {
+	ret int64
+	pos int
+}
+
+type readHeap []placedRead
+
+func (q readHeap) Len() int           { return len(q) }
+func (q readHeap) Less(i, j int) bool { return q[i].ret < q[j].ret }
+func (q readHeap) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *readHeap) Push(x any)        { *q = append(*q, x.(placedRead)) }
+func (q *readHeap) Pop() any {
+	old := *q
+	x := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return x
+}
