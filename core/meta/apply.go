@@ -6,6 +6,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/fspath"
 )
 
@@ -40,6 +41,10 @@ func invalid(format string, args ...any) Result {
 	return Result{Code: CodeInvalid, Detail: truncate(fmt.Sprintf(format, args...), maxDetailBytes)}
 }
 
+func inlineRefused(format string, args ...any) Result {
+	return Result{Code: CodeInlineRefused, Detail: truncate(fmt.Sprintf(format, args...), maxDetailBytes)}
+}
+
 // Apply applies the command committed at raft index index. Indexes must
 // increase from one call to the next.
 func (s *State) Apply(index uint64, c Command) Result {
@@ -56,7 +61,11 @@ func (s *State) Apply(index uint64, c Command) Result {
 		return res
 	}
 	res := s.apply(index, c)
-	s.record(index, c, fp, res)
+	if res.Code != CodeInlineRefused {
+		// A refused form is not remembered: the same request comes again
+		// under this sequence number in another form.
+		s.record(index, c, fp, res)
+	}
 	return res
 }
 
@@ -73,6 +82,8 @@ func (s *State) apply(index uint64, c Command) Result {
 		res = s.alloc(c)
 	case OpGCDone:
 		res = s.gcDone(c)
+	case OpConfigure:
+		res = s.configure(c)
 	default:
 		res = invalid("unknown op %d", c.Op)
 	}
@@ -122,38 +133,96 @@ func (s *State) write(index uint64, c Command) Result {
 	if err := fspath.Validate(c.Path); err != nil {
 		return invalid("%v", err)
 	}
+	switch {
+	case len(c.Data) > 0 && (len(c.Chunks) > 0 || len(c.Rechunk) > 0):
+		return invalid("%s: a write carries inline data or chunks, not both", short(c.Path))
+	case len(c.Rechunk) > 0 && c.Op != OpAppend:
+		return invalid("%s: only an append rechunks a file", short(c.Path))
+	}
 	old, exists := s.files[c.Path]
 	if r, ok := cas(c, old, exists); !ok {
 		return r
 	}
-	keep := 0
-	if c.Op == OpAppend && exists {
-		keep = len(old.Chunks)
-	}
-	if keep+len(c.Chunks) > MaxFileChunks {
-		return invalid("%s would have %d chunks, above %d", short(c.Path), keep+len(c.Chunks), MaxFileChunks)
-	}
-	if r, ok := s.checkChunks(c.Chunks); !ok {
+	appendTo := c.Op == OpAppend && exists
+	f := File{Path: c.Path, Version: index, MTimeNanos: c.MTimeNanos}
+	if r, ok := s.checkForm(c, old, appendTo, &f); !ok {
 		return r
 	}
-	for _, ch := range c.Chunks {
+	chunks := c.Chunks
+	if len(c.Rechunk) > 0 {
+		chunks = slices.Concat(c.Rechunk, c.Chunks)
+	}
+	keep := 0
+	if appendTo {
+		keep = len(old.Chunks)
+	}
+	if keep+len(chunks) > MaxFileChunks {
+		return invalid("%s would have %d chunks, above %d", short(c.Path), keep+len(chunks), MaxFileChunks)
+	}
+	if r, ok := s.checkChunks(chunks); !ok {
+		return r
+	}
+	for _, ch := range chunks {
 		if _, bad := s.garbage[ch.ID]; bad {
 			panic(fmt.Sprintf("meta: chunk %d is both leased and garbage", ch.ID))
 		}
 		delete(s.leases, ch.ID)
 	}
-	f := File{Path: c.Path, Version: index, MTimeNanos: c.MTimeNanos}
 	if keep > 0 {
 		f.Chunks = slices.Concat(old.Chunks, c.Chunks)
 	} else {
-		f.Chunks = slices.Clone(c.Chunks)
+		f.Chunks = slices.Clone(chunks)
 		s.discard(old.Chunks)
 	}
+	f.Size = int64(len(f.Data))
 	for _, ch := range f.Chunks {
 		f.Size += int64(ch.Size)
 	}
 	s.put(f)
 	return Result{Code: CodeOK, File: cloneFile(f)}
+}
+
+// checkForm decides whether the state can take a write in the form it
+// comes in (inline Data, Chunks, or Rechunk and Chunks) and sets f.Data to
+// the new inline content. A refusal is CodeInlineRefused: the client sends
+// the same request in another form.
+func (s *State) checkForm(c Command, old File, appendTo bool, f *File) (Result, bool) {
+	switch {
+	case len(c.Data) > 0:
+		if appendTo && len(old.Chunks) > 0 {
+			return inlineRefused("%s is chunked: inline data cannot be appended to it", short(c.Path)), false
+		}
+		data := slices.Clone(c.Data)
+		if appendTo {
+			data = slices.Concat(old.Data, c.Data)
+		}
+		if n := int64(len(data)); n > s.cfg.InlineThreshold {
+			return inlineRefused("%s would hold %d bytes inline, above the cluster's inline threshold of %d", short(c.Path), n, s.cfg.InlineThreshold), false
+		}
+		if total := s.inlineBytes - int64(len(old.Data)) + int64(len(data)); total > s.cfg.InlineCapBytes {
+			return inlineRefused("inline files would hold %d bytes, above the cluster's cap of %d", total, s.cfg.InlineCapBytes), false
+		}
+		f.Data = data
+	case len(c.Rechunk) > 0:
+		if !appendTo || !old.Inline() {
+			return inlineRefused("%s is not inline: there is nothing to rechunk", short(c.Path)), false
+		}
+		var sum chunk.ConcatChecksum
+		var size int64
+		for _, ch := range c.Rechunk {
+			sum.Add(ch.CRC, int64(ch.Size))
+			size += int64(ch.Size)
+		}
+		if size != old.Size || sum.Sum32() != chunk.Checksum(old.Data) {
+			return inlineRefused("%s changed: the rechunked %d bytes are not its inline content", short(c.Path), size), false
+		}
+	case appendTo && old.Inline() && len(c.Chunks) > 0:
+		return inlineRefused("%s is inline: an append of chunks must rechunk its %d bytes", short(c.Path), old.Size), false
+	case appendTo:
+		// An empty append keeps the content, inline or not.
+		f.Data = old.Data
+	}
+	return Result{}, true
 }
 
 func (s *State) delete(c Command) Result {
@@ -220,6 +289,22 @@ func (s *State) alloc(c Command) Result {
 	return Result{Code: CodeOK, FirstChunkID: first, Count: c.AllocCount}
 }
 
+// configure sets the configuration if none is set yet.
+func (s *State) configure(c Command) Result {
+	switch {
+	case s.configured && c.Configure == s.cfg:
+		return Result{Code: CodeOK}
+	case s.configured:
+		return Result{Code: CodeVersionMismatch, Detail: fmt.Sprintf("the cluster is configured with inline threshold %d and cap %d, not %d and %d",
+			s.cfg.InlineThreshold, s.cfg.InlineCapBytes, c.Configure.InlineThreshold, c.Configure.InlineCapBytes)}
+	}
+	if err := c.Configure.Validate(); err != nil {
+		return invalid("%v", err)
+	}
+	s.cfg, s.configured = c.Configure, true
+	return Result{Code: CodeOK}
+}
+
 // gcDone forgets collected chunks. Only garbage and expired leases are
 // dropped: garbage is disjoint from every file's chunks and from live
 // leases (CheckInvariants), so a stray or repeated id can never remove a
@@ -247,10 +332,17 @@ func (s *State) discard(cs []ChunkRef) {
 	}
 }
 
+// put stores f, replacing the file at its path, and counts inline bytes.
 func (s *State) put(f File) {
-	if _, ok := s.files[f.Path]; !ok {
+	if old, ok := s.files[f.Path]; ok {
+		s.uncount(old)
+	} else {
 		i, _ := slices.BinarySearch(s.paths, f.Path)
 		s.paths = slices.Insert(s.paths, i, f.Path)
+	}
+	if len(f.Data) > 0 {
+		s.inlineFiles++
+		s.inlineBytes += int64(len(f.Data))
 	}
 	s.files[f.Path] = f
 }
@@ -260,6 +352,14 @@ func (s *State) remove(path string) {
 	if !ok {
 		panic(fmt.Sprintf("meta: removing %s, which is not indexed", short(path)))
 	}
+	s.uncount(s.files[path])
 	s.paths = slices.Delete(s.paths, i, i+1)
 	delete(s.files, path)
+}
+
+func (s *State) uncount(f File) {
+	if len(f.Data) > 0 {
+		s.inlineFiles--
+		s.inlineBytes -= int64(len(f.Data))
+	}
 }

@@ -15,7 +15,9 @@ type ChunkRef struct {
 	CRC   uint32
 }
 
-// File is one file record.
+// File is one file record. Its content is either Data (an inline file:
+// at most the state's inline threshold, kept in the meta group itself) or
+// the concatenation of Chunks, never both; an empty file has neither.
 type File struct {
 	Path string
 	// Version is the raft index of the command that last wrote the file.
@@ -23,16 +25,25 @@ type File struct {
 	Size       int64
 	MTimeNanos int64
 	Chunks     []ChunkRef
+	// Data is an inline file's content. Only State.Get returns it: a
+	// listing, a command's result and a session's remembered result carry
+	// the record without it (Inline still tells such a file apart).
+	Data []byte
 }
+
+// Inline reports whether the file's content lives in the meta group: it
+// has bytes and no chunks. It holds for a record stripped of its Data too.
+func (f File) Inline() bool { return len(f.Chunks) == 0 && f.Size > 0 }
 
 // Op is a meta command kind.
 type Op uint8
 
 // Meta commands.
 const (
-	// OpPut creates or replaces a file with Chunks.
+	// OpPut creates or replaces a file with Chunks, or inline with Data.
 	OpPut Op = iota + 1
-	// OpAppend adds Chunks to the end of a file, creating it if missing.
+	// OpAppend adds Chunks (or inline Data) to the end of a file, creating
+	// it if missing.
 	OpAppend
 	// OpDelete deletes a file.
 	OpDelete
@@ -42,9 +53,11 @@ const (
 	OpAlloc
 	// OpGCDone records that the garbage chunks Collected were deleted.
 	OpGCDone
+	// OpConfigure sets the state's Config to Configure, once.
+	OpConfigure
 )
 
-var opNames = [...]string{"", "put", "append", "delete", "rename", "alloc", "gc-done"}
+var opNames = [...]string{"", "put", "append", "delete", "rename", "alloc", "gc-done", "configure"}
 
 // String names the op ("put", "append", ...) for logs and errors.
 func (o Op) String() string {
@@ -66,12 +79,26 @@ type Command struct {
 	HasIfVersion bool
 	IfVersion    uint64
 	Chunks       []ChunkRef
+	// Data is the inline content of an OpPut or OpAppend (exclusive with
+	// Chunks and Rechunk). The state refuses it with CodeInlineRefused when
+	// the file would exceed the inline threshold, the inline bytes would
+	// exceed their cap, or it would be appended to a chunked file.
+	Data []byte
+	// Rechunk turns an inline file into a chunked one on OpAppend: these
+	// chunks hold exactly the file's current inline content (checked by
+	// size and crc32c) and come before Chunks. An OpAppend of Chunks to an
+	// inline file without them is refused with CodeInlineRefused. They are
+	// how the content is stored, not what is asked: the fingerprint leaves
+	// them out.
+	Rechunk []ChunkRef
 	// MTimeNanos is the proposer's clock; it is the file's mtime and
 	// advances the state machine's clock for leases.
 	MTimeNanos int64
 	AllocCount uint32
 	LeaseNanos int64
 	Collected  []uint64
+	// Configure is the configuration an OpConfigure sets.
+	Configure Config
 }
 
 // Code is the outcome class of a command.
@@ -87,9 +114,17 @@ const (
 	// CodeSessionReuse answers a command whose (Session, Seq) already
 	// carried a different request: nothing is applied.
 	CodeSessionReuse
+	// CodeInlineRefused answers a write whose form the state cannot take
+	// now: inline Data above the threshold or the cap, inline Data for a
+	// chunked file, Chunks for an inline file without Rechunk, or Rechunk
+	// that no longer matches the file. Nothing is applied and, unlike every
+	// other outcome, the session does not remember it: the client sends
+	// the same request again under the same sequence number in another
+	// form (chunked, or rechunking), which has the same fingerprint.
+	CodeInlineRefused
 )
 
-var codeNames = [...]string{"ok", "not found", "version mismatch", "session expired", "invalid", "session reuse"}
+var codeNames = [...]string{"ok", "not found", "version mismatch", "session expired", "invalid", "session reuse", "inline refused"}
 
 // String names the outcome ("ok", "not found", ...) for logs and errors.
 func (c Code) String() string {
@@ -112,8 +147,13 @@ type Result struct {
 }
 
 // commandFormat leads every encoded command, so that the log's encoding
-// can change without misreading old entries.
-const commandFormat = 1
+// can change without misreading old entries. Format 2 added Data, Rechunk
+// and Configure at the end; format 1 entries (in logs written before)
+// still decode, without them.
+const (
+	commandFormat   = 2
+	commandFormatV1 = 1
+)
 
 func encodeFile(e *codec.Encoder, f *File) {
 	e.String(f.Path)
@@ -179,7 +219,7 @@ func decodeIDs(d *codec.Decoder) []uint64 {
 
 // Marshal encodes the command.
 func (c Command) Marshal() []byte {
-	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*len(c.Chunks))}
+	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*(len(c.Chunks)+len(c.Rechunk))+len(c.Data))}
 	e.Uvarint(commandFormat)
 	e.Uvarint(uint64(c.Op))
 	e.Uvarint(c.Session)
@@ -193,13 +233,18 @@ func (c Command) Marshal() []byte {
 	e.Uvarint(uint64(c.AllocCount))
 	e.Varint(c.LeaseNanos)
 	encodeIDs(&e, c.Collected)
+	e.Bytes(c.Data)
+	encodeChunks(&e, c.Rechunk)
+	e.Varint(c.Configure.InlineThreshold)
+	e.Varint(c.Configure.InlineCapBytes)
 	return e.B
 }
 
 // UnmarshalCommand decodes a command written by Marshal.
 func UnmarshalCommand(b []byte) (Command, error) {
 	d := codec.Decoder{B: b}
-	if v := d.Uvarint(); v != commandFormat && d.Err() == nil {
+	v := d.Uvarint()
+	if v != commandFormat && v != commandFormatV1 && d.Err() == nil {
 		return Command{}, fmt.Errorf("meta: command format %d unknown", v)
 	}
 	c := Command{Op: Op(d.Uvarint()), Session: d.Uvarint(), Seq: d.Uvarint(),
@@ -214,6 +259,13 @@ func UnmarshalCommand(b []byte) (Command, error) {
 	c.AllocCount = uint32(n)
 	c.LeaseNanos = d.Varint()
 	c.Collected = decodeIDs(&d)
+	if v == commandFormat {
+		if data := d.Bytes(MaxInlineThreshold); len(data) > 0 {
+			c.Data = data
+		}
+		c.Rechunk = decodeChunks(&d, MaxFileChunks)
+		c.Configure = Config{InlineThreshold: d.Varint(), InlineCapBytes: d.Varint()}
+	}
 	if err := d.Done(); err != nil {
 		return Command{}, fmt.Errorf("meta: decode command: %w", err)
 	}

@@ -55,6 +55,10 @@ type GroupStatus struct {
 	// Fenced is set on a replica this node fenced after losing its disk:
 	// it takes no part until the group replaces it.
 	Fenced bool
+	// InlineFiles and InlineBytes count the inline files of the meta
+	// group's state and their bytes.
+	InlineFiles int
+	InlineBytes int64
 }
 
 // Stats returns a copy of the node's counters.
@@ -74,6 +78,7 @@ func (n *Node) Groups() []GroupStatus {
 		gs.Learners = append(gs.Learners, g.confState.GetLearners()...)
 		if g.meta != nil {
 			gs.StateHash = g.meta.Hash()
+			gs.InlineFiles, gs.InlineBytes = g.meta.Inline()
 		} else {
 			gs.StateHash = chunkSetHash(g)
 			gs.Chunks = g.store.Len()
