@@ -15,6 +15,7 @@ const (
 	phaseAlloc
 	phaseWriteChunk
 	phaseCommit
+	phaseRechunkRead
 	phaseMetaRead
 	phaseFile
 	phaseReadChunk
@@ -34,12 +35,27 @@ type Op struct {
 	attempt int
 	result  Result
 
-	// Writes.
+	// Writes. The body is held in inline (at most the inline threshold)
+	// while it may still go inline; once chunked, queue holds the pieces
+	// waiting to be written as chunks, in order.
 	ids       []uint64 // allocated, unused chunk ids
-	pending   []byte   // the chunk being written
+	inline    [][]byte
+	inlineLen int
+	chunked   bool
+	queue     [][]byte
 	eof       bool
 	written   []meta.ChunkRef
 	allocated int64
+	// rechunking is set while queue holds an inline file's content for an
+	// append to it, written as rechunk (meta.Command.Rechunk); rechunks
+	// counts those attempts.
+	rechunking bool
+	rechunk    []meta.ChunkRef
+	rechunks   int
+	// refused is set once the meta state refused a form of the commit
+	// (meta.CodeInlineRefused): a copy of that attempt still in the log may
+	// apply later, so a failure after it is an unknown outcome.
+	refused bool
 
 	// Reads.
 	file      meta.File
@@ -48,6 +64,9 @@ type Op struct {
 	chunkIdx  int
 	chunkBase int64 // file offset of chunk chunkIdx
 	emit      []byte
+	// inlineData is the content of an inline file being read, emitted from
+	// its record without any chunk read.
+	inlineData []byte
 }
 
 // New starts an operation. Meta commands take their sequence number from
@@ -122,34 +141,79 @@ func (o *Op) OnData(p []byte, eof bool) {
 		panic(fmt.Sprintf("client: OnData with %d bytes (chunk %d, eof %v)", len(p), o.cfg.ChunkBytes, eof))
 	}
 	o.eof = eof
-	if len(p) == 0 {
-		o.startCommit()
+	if !o.chunked && o.mayInline() && int64(o.inlineLen+len(p)) <= o.cfg.InlineThreshold {
+		if len(p) > 0 {
+			o.inline = append(o.inline, p)
+			o.inlineLen += len(p)
+		}
+		if eof {
+			o.startCommit()
+		}
 		return
 	}
-	o.pending = p
-	o.nextChunkWrite()
+	if !o.chunked {
+		// Too large to go inline: what was held is written first.
+		o.chunked = true
+		o.queue, o.inline, o.inlineLen = o.inline, nil, 0
+	}
+	if len(p) > 0 {
+		o.queue = append(o.queue, p)
+	}
+	o.nextWrite()
 }
 
-func (o *Op) nextChunkWrite() {
+// mayInline reports whether the body may still go inline: inlining is on
+// and the announced size, if any, is within the threshold.
+func (o *Op) mayInline() bool {
+	return o.cfg.InlineThreshold > 0 && (o.spec.SizeHint < 0 || o.spec.SizeHint <= o.cfg.InlineThreshold)
+}
+
+// nextWrite writes the next queued piece as a chunk, or moves on once the
+// queue is empty: to the commit at the end of the body or of a rechunk,
+// else to the next piece of the body.
+func (o *Op) nextWrite() {
+	if len(o.queue) == 0 {
+		switch {
+		case o.rechunking:
+			o.rechunking = false
+			o.startCommit()
+		case o.eof:
+			o.startCommit()
+		default:
+			o.phase = phaseNeedData
+		}
+		return
+	}
 	if len(o.ids) == 0 {
 		n := o.cfg.AllocBatch
-		if o.spec.SizeHint >= 0 {
+		switch {
+		case o.rechunking:
+			n = uint32(min(len(o.queue), meta.MaxAlloc))
+		case o.spec.SizeHint >= 0:
 			left := (o.spec.SizeHint - o.allocated + int64(o.cfg.ChunkBytes) - 1) / int64(o.cfg.ChunkBytes)
-			n = uint32(min(max(left, 1), 4096))
+			n = uint32(min(max(left, int64(len(o.queue)), 1), meta.MaxAlloc))
 		}
 		o.phase = phaseAlloc
 		o.send(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpAlloc, AllocCount: n, LeaseNanos: o.cfg.LeaseNanos}})
 		return
 	}
-	id := o.ids[0]
+	id, p := o.ids[0], o.queue[0]
 	o.phase = phaseWriteChunk
 	o.send(&api.Request{Kind: api.ChunkWrite, Group: o.cfg.Topology.GroupForChunk(id), ChunkID: id,
-		CRC: checksum(o.pending), Data: o.pending})
+		CRC: checksum(p), Data: p})
 }
 
+// startCommit sends the meta command: a body still held whole goes inline,
+// a chunked one as its chunks (after the rechunked inline content, if any).
 func (o *Op) startCommit() {
 	c := meta.Command{Session: o.sess.ID, Seq: o.seq, Path: o.spec.Path, NewPath: o.spec.NewPath,
-		HasIfVersion: o.spec.HasIfVersion, IfVersion: o.spec.IfVersion, Chunks: o.written}
+		HasIfVersion: o.spec.HasIfVersion, IfVersion: o.spec.IfVersion, Chunks: o.written, Rechunk: o.rechunk}
+	if !o.chunked && o.inlineLen > 0 {
+		c.Data = make([]byte, 0, o.inlineLen)
+		for _, p := range o.inline {
+			c.Data = append(c.Data, p...)
+		}
+	}
 	switch o.spec.Kind {
 	case Put:
 		c.Op = meta.OpPut
@@ -162,6 +226,65 @@ func (o *Op) startCommit() {
 	}
 	o.phase = phaseCommit
 	o.send(&api.Request{Kind: api.MetaCommand, Cmd: c})
+}
+
+// onRefused takes the next form of a commit the meta state refused
+// (meta.CodeInlineRefused), under the same sequence number: inline content
+// is written in chunks; chunks appended to a file that turned out inline
+// come with that file's content rechunked, read afresh each time.
+func (o *Op) onRefused(resp *api.Response) {
+	o.refused = true
+	switch {
+	case !o.chunked:
+		o.chunked = true
+		o.queue, o.inline, o.inlineLen = o.inline, nil, 0
+		o.nextWrite()
+	case o.spec.Kind != Append:
+		o.failWrite(resp)
+	case o.rechunks >= o.cfg.MaxAttempts:
+		o.finish(Result{Status: api.Timeout, Detail: fmt.Sprintf(
+			"append to %s: the file kept changing while its inline content was rechunked (%d attempts): %s", o.spec.Path, o.rechunks, resp.Detail)})
+	default:
+		o.rechunks++
+		o.rechunk = nil
+		o.phase = phaseRechunkRead
+		o.send(&api.Request{Kind: api.MetaGet, Path: o.spec.Path})
+	}
+}
+
+// onRechunkRead starts the rechunk of the file's inline content, or the
+// plain append if the file is no longer inline.
+func (o *Op) onRechunkRead(resp *api.Response) {
+	switch {
+	case resp.Status == api.OK && resp.File.Inline():
+		if int64(len(resp.File.Data)) != resp.File.Size {
+			o.finish(Result{Status: api.Internal, Detail: fmt.Sprintf("inline file %s of %d bytes came with %d", o.spec.Path, resp.File.Size, len(resp.File.Data))})
+			return
+		}
+		for rest := resp.File.Data; len(rest) > 0; {
+			n := min(len(rest), o.cfg.ChunkBytes)
+			o.queue, rest = append(o.queue, rest[:n]), rest[n:]
+		}
+		o.rechunking = true
+		o.nextWrite()
+	case resp.Status == api.OK || resp.Status == api.NotFound:
+		o.startCommit()
+	default:
+		o.failWrite(resp)
+	}
+}
+
+// failWrite ends a write that failed before its commit had a definite
+// outcome. Once a form was refused, a copy of that attempt may still apply
+// (if the state changes: a freed cap, a file no longer inline), so the
+// outcome is unknown.
+func (o *Op) failWrite(resp *api.Response) {
+	if o.refused {
+		o.finish(Result{Status: api.Timeout, Detail: fmt.Sprintf(
+			"%s; an earlier attempt in another form may still apply, outcome unknown", resp.Err())})
+		return
+	}
+	o.fail(resp)
 }
 
 // retryable reports whether a failed request may be sent again.
@@ -179,7 +302,7 @@ func (o *Op) OnResponse(resp *api.Response) {
 	switch o.phase {
 	case phaseAlloc:
 		if resp.Status != api.OK {
-			o.fail(resp)
+			o.failWrite(resp)
 			return
 		}
 		for i := uint32(0); i < resp.Result.Count; i++ {
@@ -190,27 +313,33 @@ func (o *Op) OnResponse(resp *api.Response) {
 			return
 		}
 		o.allocated += int64(len(o.ids)) * int64(o.cfg.ChunkBytes)
-		o.nextChunkWrite()
+		o.nextWrite()
 	case phaseWriteChunk:
 		if resp.Status != api.OK {
-			o.fail(resp)
+			o.failWrite(resp)
 			return
 		}
-		id := o.ids[0]
-		o.ids = o.ids[1:]
-		o.written = append(o.written, meta.ChunkRef{ID: id, Group: o.req.Group, Size: uint32(len(o.pending)), CRC: o.req.CRC})
-		o.pending = nil
-		if o.eof {
-			o.startCommit()
+		ref := meta.ChunkRef{ID: o.ids[0], Group: o.req.Group, Size: uint32(len(o.queue[0])), CRC: o.req.CRC}
+		o.ids, o.queue = o.ids[1:], o.queue[1:]
+		if o.rechunking {
+			o.rechunk = append(o.rechunk, ref)
 		} else {
-			o.phase = phaseNeedData
+			o.written = append(o.written, ref)
 		}
+		o.nextWrite()
 	case phaseCommit:
-		if resp.Status != api.OK {
+		switch {
+		case resp.Result.Code == meta.CodeInlineRefused:
+			o.onRefused(resp)
+		case resp.Status == api.Unavailable || resp.Status == api.Timeout:
+			o.failWrite(resp)
+		case resp.Status != api.OK:
 			o.finish(Result{Status: resp.Status, Detail: resp.Detail, File: resp.Result.File})
-			return
+		default:
+			o.finish(Result{Status: api.OK, File: resp.Result.File})
 		}
-		o.finish(Result{Status: api.OK, File: resp.Result.File})
+	case phaseRechunkRead:
+		o.onRechunkRead(resp)
 	case phaseMetaRead:
 		if resp.Status != api.OK {
 			o.fail(resp)
@@ -237,6 +366,12 @@ func (o *Op) OnResponse(resp *api.Response) {
 }
 
 func (o *Op) startRead(f meta.File) {
+	if f.Inline() && int64(len(f.Data)) != f.Size {
+		o.finish(Result{Status: api.Internal, Detail: fmt.Sprintf("inline file %s of %d bytes came with %d", f.Path, f.Size, len(f.Data))})
+		return
+	}
+	// The op's results carry the record, not the content.
+	o.inlineData, f.Data = f.Data, nil
 	o.file = f
 	o.start, o.end = o.spec.Offset, f.Size
 	if o.spec.Length >= 0 && o.start+o.spec.Length < o.end {
@@ -251,10 +386,14 @@ func (o *Op) startRead(f meta.File) {
 
 // OnDelivered acknowledges a StepFile or StepEmit.
 func (o *Op) OnDelivered() {
-	switch o.phase {
-	case phaseFile:
+	switch {
+	case o.phase == phaseFile && o.inlineData != nil && o.start < o.end:
+		o.emit, o.phase = o.inlineData[o.start:o.end], phaseEmit
+	case o.phase == phaseEmit && o.inlineData != nil:
+		o.finish(Result{Status: api.OK, File: o.file})
+	case o.phase == phaseFile:
 		o.nextChunkRead()
-	case phaseEmit:
+	case o.phase == phaseEmit:
 		o.chunkBase += int64(o.file.Chunks[o.chunkIdx].Size)
 		o.chunkIdx++
 		o.nextChunkRead()
