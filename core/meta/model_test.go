@@ -18,14 +18,14 @@ import (
 type model struct {
 	cfg        Config
 	configured bool
-	files    map[string]File
-	leases   map[uint64]int64
-	garbage  map[uint64]ChunkRef
-	next     uint64
-	now      int64
-	sessions map[uint64]msession
-	horizon  int64
-	limit    int
+	files      map[string]File
+	leases     map[uint64]int64
+	garbage    map[uint64]ChunkRef
+	next       uint64
+	now        int64
+	sessions   map[uint64]msession
+	horizon    int64
+	limit      int
 	// contents holds the bytes of every chunk the test made up, so that
 	// the model compares requests by their content itself rather than by
 	// checksums.
