@@ -35,11 +35,13 @@ type httpAPI struct {
 
 // fileJSON is the JSON form of a file record.
 type fileJSON struct {
-	Path    string      `json:"path"`
-	Version uint64      `json:"version"`
-	Size    int64       `json:"size"`
-	MTime   time.Time   `json:"mtime"`
-	Chunks  []chunkJSON `json:"chunks,omitempty"`
+	Path    string    `json:"path"`
+	Version uint64    `json:"version"`
+	Size    int64     `json:"size"`
+	MTime   time.Time `json:"mtime"`
+	// Inline is set for a file whose content lives in the meta group.
+	Inline bool        `json:"inline,omitempty"`
+	Chunks []chunkJSON `json:"chunks,omitempty"`
 }
 
 type chunkJSON struct {
@@ -50,7 +52,7 @@ type chunkJSON struct {
 }
 
 func toJSON(f meta.File, withChunks bool) fileJSON {
-	j := fileJSON{Path: f.Path, Version: f.Version, Size: f.Size, MTime: time.Unix(0, f.MTimeNanos).UTC()}
+	j := fileJSON{Path: f.Path, Version: f.Version, Size: f.Size, MTime: time.Unix(0, f.MTimeNanos).UTC(), Inline: f.Inline()}
 	if withChunks {
 		j.Chunks = []chunkJSON{}
 		for _, c := range f.Chunks {
