@@ -32,7 +32,7 @@ type Config struct {
 	// (node.Config.InlineThreshold); this node's clients inline up to its
 	// own threshold and fall back to chunks where the cluster refuses.
 	InlineThreshold, InlineCapBytes int64
-	TickInterval time.Duration     // default 50ms
+	TickInterval                    time.Duration // default 50ms
 	// Join starts a node with an empty data directory in an existing
 	// cluster (node.Config.Join): required after a disk was lost.
 	Join bool
