@@ -39,9 +39,10 @@ type fileJSON struct {
 	Version uint64    `json:"version"`
 	Size    int64     `json:"size"`
 	MTime   time.Time `json:"mtime"`
-	// Inline is set for a file whose content lives in the meta group.
-	Inline bool        `json:"inline,omitempty"`
-	Chunks []chunkJSON `json:"chunks,omitempty"`
+	// InlineBytes is how many of the file's first bytes are kept inline
+	// in the meta group (all of a small file's).
+	InlineBytes int64       `json:"inline_bytes,omitempty"`
+	Chunks      []chunkJSON `json:"chunks,omitempty"`
 }
 
 type chunkJSON struct {
@@ -52,7 +53,7 @@ type chunkJSON struct {
 }
 
 func toJSON(f meta.File, withChunks bool) fileJSON {
-	j := fileJSON{Path: f.Path, Version: f.Version, Size: f.Size, MTime: time.Unix(0, f.MTimeNanos).UTC(), Inline: f.Inline()}
+	j := fileJSON{Path: f.Path, Version: f.Version, Size: f.Size, MTime: time.Unix(0, f.MTimeNanos).UTC(), InlineBytes: f.InlineSize()}
 	if withChunks {
 		j.Chunks = []chunkJSON{}
 		for _, c := range f.Chunks {

@@ -30,7 +30,7 @@ func TestInlineFiles(t *testing.T) {
 		notBody  string // must not appear
 	}{
 		{"inline put", "PUT", "/v1/files/i", small, nil, 201, `"size":19,"mtime"`, `"id"`},
-		{"put says inline", "PUT", "/v1/files/j", "x", nil, 201, `"inline":true}`, ""},
+		{"put says inline", "PUT", "/v1/files/j", "x", nil, 201, `"inline_bytes":1}`, ""},
 		{"get", "GET", "/v1/files/i", "", nil, 200, small, ""},
 		{"range", "GET", "/v1/files/i", "", map[string]string{"Range": "bytes=7-12"}, 206, small[7:13], ""},
 		{"suffix", "GET", "/v1/files/i", "", map[string]string{"Range": "bytes=-6"}, 206, small[13:], ""},
@@ -39,16 +39,18 @@ func TestInlineFiles(t *testing.T) {
 		{"list", "GET", "/v1/files?prefix=/", "", nil, 200, `{"path":"/i","version":`, ""},
 		{"append inline", "POST", "/v1/files/i?op=append", "!!", nil, 200, `"size":21`, `"id"`},
 		{"appended", "GET", "/v1/files/i", "", nil, 200, small + "!!", ""},
-		{"chunked replaces inline", "PUT", "/v1/files/i", large, nil, 201, `"id"`, `"inline"`},
+		{"chunked replaces inline", "PUT", "/v1/files/i", large, nil, 201, `"id"`, `"inline_bytes"`},
 		{"chunked content", "GET", "/v1/files/i", "", nil, 200, large, ""},
 		{"chunked range", "GET", "/v1/files/i", "", map[string]string{"Range": "bytes=4090-4105"}, 206, large[4090:4106], ""},
-		{"inline replaces chunked", "PUT", "/v1/files/i", small, nil, 201, `"inline":true`, ""},
+		{"inline replaces chunked", "PUT", "/v1/files/i", small, nil, 201, `"inline_bytes":19}`, ""},
 		{"inline again", "GET", "/v1/files/i", "", nil, 200, small, ""},
-		{"append crossing the threshold", "POST", "/v1/files/i?op=append", strings.Repeat("+", 60), nil, 200, `"size":79`, `"inline"`},
-		{"rechunked content", "GET", "/v1/files/i", "", nil, 200, small + strings.Repeat("+", 60), ""},
-		{"inline append to a chunked file", "POST", "/v1/files/i?op=append", "?", nil, 200, `"size":80`, `"inline"`},
-		{"appended to chunks", "GET", "/v1/files/i", "", nil, 200, small + strings.Repeat("+", 60) + "?", ""},
-		{"empty inline", "PUT", "/v1/files/e", "", nil, 201, `"size":0`, `"inline"`},
+		{"append crossing the threshold", "POST", "/v1/files/i?op=append", strings.Repeat("+", 60), nil, 200, `"size":79`, ""},
+		{"inline bytes stay first", "GET", "/v1/files/i", "", nil, 200, small + strings.Repeat("+", 60), ""},
+		{"range across both", "GET", "/v1/files/i", "", map[string]string{"Range": "bytes=15-24"}, 206, (small + strings.Repeat("+", 60))[15:25], ""},
+		{"inline append after chunks", "POST", "/v1/files/i?op=append", "?", nil, 200, `"size":80`, ""},
+		{"appended in chunks", "GET", "/v1/files/i", "", nil, 200, small + strings.Repeat("+", 60) + "?", ""},
+		{"list", "GET", "/v1/files?prefix=/i", "", nil, 200, `"size":80`, ""},
+		{"empty inline", "PUT", "/v1/files/e", "", nil, 201, `"size":0`, `"inline_bytes"`},
 		{"empty get", "GET", "/v1/files/e", "", nil, 200, "", ""},
 	}
 	for _, st := range steps {
@@ -70,9 +72,9 @@ func TestInlineFiles(t *testing.T) {
 			t.Fatalf("head: size %q, length %q", resp.header.Get("X-Tessera-Size"), resp.header.Get("Content-Length"))
 		}
 	}
-	// /j and /e are inline files (an empty file holds no inline bytes);
-	// /i is chunked, and the chunks of its chunked version replaced by an
-	// inline one are collected.
+	// /j is inline (an empty file holds no inline bytes), /i holds 19
+	// inline bytes and two chunks, and the chunks of its chunked version
+	// replaced by an inline one are collected.
 	metric := func(body, name string) int {
 		m := regexp.MustCompile(`(?m)^` + name + `\{group="1"\} (\d+)$`).FindStringSubmatch(body)
 		if m == nil {
@@ -93,11 +95,11 @@ func TestInlineFiles(t *testing.T) {
 			n, _ := strconv.Atoi(m[1])
 			held += n
 		}
-		if metric(last, "tessera_inline_files") == 1 && metric(last, "tessera_inline_bytes") == 1 && held == 3 {
+		if metric(last, "tessera_inline_files") == 2 && metric(last, "tessera_inline_bytes") == 20 && held == 2 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("inline files %d, bytes %d, chunks held %d; want 1, 1 and 3 (the rechunked /i and its last append)",
+			t.Fatalf("inline files %d, bytes %d, chunks held %d; want 2, 20 and 2 (/i's appends)",
 				metric(last, "tessera_inline_files"), metric(last, "tessera_inline_bytes"), held)
 		}
 	}

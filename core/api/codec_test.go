@@ -12,8 +12,6 @@ func TestRequestRoundTrip(t *testing.T) {
 		{Kind: MetaCommand, Cmd: meta.Command{Op: meta.OpPut, Session: 3, Seq: 4, Path: "/a", MTimeNanos: 99,
 			Chunks: []meta.ChunkRef{{ID: 1, Group: 2, Size: 3, CRC: 4}}}},
 		{Kind: MetaCommand, Cmd: meta.Command{Op: meta.OpPut, Session: 3, Seq: 5, Path: "/i", Data: []byte("inline")}},
-		{Kind: MetaCommand, Cmd: meta.Command{Op: meta.OpAppend, Path: "/i", Rechunk: []meta.ChunkRef{{ID: 5, Group: 3, Size: 6, CRC: 1}},
-			Chunks: []meta.ChunkRef{{ID: 6, Group: 4, Size: 1, CRC: 2}}}},
 		{Kind: MetaCommand, Cmd: meta.Command{Op: meta.OpConfigure, Configure: meta.Config{InlineThreshold: 16, InlineCapBytes: 1024}}},
 		{Kind: MetaGet, Path: "/a/b"},
 		{Kind: MetaList, Prefix: "/a/", After: "/a/b", Limit: 10},
@@ -50,9 +48,6 @@ func normalizeReq(r *Request) Request {
 	}
 	if len(c.Cmd.Data) == 0 {
 		c.Cmd.Data = nil
-	}
-	if len(c.Cmd.Rechunk) == 0 {
-		c.Cmd.Rechunk = nil
 	}
 	return c
 }

@@ -6,11 +6,11 @@
 // A body of at most Config.InlineThreshold bytes goes inline: one meta
 // commit carrying the data, no allocation and no chunk write. The meta
 // group has the last word (meta.CodeInlineRefused: its own threshold, its
-// cap on inline bytes, a chunked file to append to): the op then writes
-// the body in chunks and commits again under the same sequence number,
-// and an append of chunks to an inline file reads the file and rechunks
-// its content into the commit (meta.Command.Rechunk). Reads of an inline
-// file take its bytes from the file record.
+// cap on inline bytes, a file with chunks to append to): the op then
+// writes the body in chunks and commits again under the same sequence
+// number. A file's inline bytes come first in its content (an append of
+// chunks to an inline file keeps them), and reads take them from the file
+// record.
 //
 // An Op is a pure state machine in the style of etcd raft: the caller asks
 // Next for the step to take (send a request, supply body data, deliver read

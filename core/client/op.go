@@ -15,7 +15,6 @@ const (
 	phaseAlloc
 	phaseWriteChunk
 	phaseCommit
-	phaseRechunkRead
 	phaseMetaRead
 	phaseFile
 	phaseReadChunk
@@ -46,15 +45,10 @@ type Op struct {
 	eof       bool
 	written   []meta.ChunkRef
 	allocated int64
-	// rechunking is set while queue holds an inline file's content for an
-	// append to it, written as rechunk (meta.Command.Rechunk); rechunks
-	// counts those attempts.
-	rechunking bool
-	rechunk    []meta.ChunkRef
-	rechunks   int
-	// refused is set once the meta state refused a form of the commit
-	// (meta.CodeInlineRefused): a copy of that attempt still in the log may
-	// apply later, so a failure after it is an unknown outcome.
+	// refused is set once the meta state refused the inline form of the
+	// commit (meta.CodeInlineRefused): a copy of that attempt still in the
+	// log may apply later (once the cap has room again), so a failure after
+	// it is an unknown outcome.
 	refused bool
 
 	// Reads.
@@ -64,9 +58,11 @@ type Op struct {
 	chunkIdx  int
 	chunkBase int64 // file offset of chunk chunkIdx
 	emit      []byte
-	// inlineData is the content of an inline file being read, emitted from
-	// its record without any chunk read.
+	// inlineData is the inline bytes of the file being read (the first
+	// bytes of its content), emitted from its record; inPrefix is set
+	// while they are emitted.
 	inlineData []byte
+	inPrefix   bool
 }
 
 // New starts an operation. Meta commands take their sequence number from
@@ -169,27 +165,20 @@ func (o *Op) mayInline() bool {
 }
 
 // nextWrite writes the next queued piece as a chunk, or moves on once the
-// queue is empty: to the commit at the end of the body or of a rechunk,
-// else to the next piece of the body.
+// queue is empty: to the commit at the end of the body, else to the next
+// piece of the body.
 func (o *Op) nextWrite() {
 	if len(o.queue) == 0 {
-		switch {
-		case o.rechunking:
-			o.rechunking = false
+		if o.eof {
 			o.startCommit()
-		case o.eof:
-			o.startCommit()
-		default:
+		} else {
 			o.phase = phaseNeedData
 		}
 		return
 	}
 	if len(o.ids) == 0 {
 		n := o.cfg.AllocBatch
-		switch {
-		case o.rechunking:
-			n = uint32(min(len(o.queue), meta.MaxAlloc))
-		case o.spec.SizeHint >= 0:
+		if o.spec.SizeHint >= 0 {
 			left := (o.spec.SizeHint - o.allocated + int64(o.cfg.ChunkBytes) - 1) / int64(o.cfg.ChunkBytes)
 			n = uint32(min(max(left, int64(len(o.queue)), 1), meta.MaxAlloc))
 		}
@@ -204,10 +193,10 @@ func (o *Op) nextWrite() {
 }
 
 // startCommit sends the meta command: a body still held whole goes inline,
-// a chunked one as its chunks (after the rechunked inline content, if any).
+// a chunked one as its chunks.
 func (o *Op) startCommit() {
 	c := meta.Command{Session: o.sess.ID, Seq: o.seq, Path: o.spec.Path, NewPath: o.spec.NewPath,
-		HasIfVersion: o.spec.HasIfVersion, IfVersion: o.spec.IfVersion, Chunks: o.written, Rechunk: o.rechunk}
+		HasIfVersion: o.spec.HasIfVersion, IfVersion: o.spec.IfVersion, Chunks: o.written}
 	if !o.chunked && o.inlineLen > 0 {
 		c.Data = make([]byte, 0, o.inlineLen)
 		for _, p := range o.inline {
@@ -228,56 +217,24 @@ func (o *Op) startCommit() {
 	o.send(&api.Request{Kind: api.MetaCommand, Cmd: c})
 }
 
-// onRefused takes the next form of a commit the meta state refused
-// (meta.CodeInlineRefused), under the same sequence number: inline content
-// is written in chunks; chunks appended to a file that turned out inline
-// come with that file's content rechunked, read afresh each time.
+// onRefused writes in chunks a body the meta state refused inline
+// (meta.CodeInlineRefused), to commit it again under the same sequence
+// number.
 func (o *Op) onRefused(resp *api.Response) {
+	if o.chunked {
+		// Only inline data is ever refused so.
+		o.finish(Result{Status: api.Internal, Detail: "chunked commit refused as inline: " + resp.Detail})
+		return
+	}
 	o.refused = true
-	switch {
-	case !o.chunked:
-		o.chunked = true
-		o.queue, o.inline, o.inlineLen = o.inline, nil, 0
-		o.nextWrite()
-	case o.spec.Kind != Append:
-		o.failWrite(resp)
-	case o.rechunks >= o.cfg.MaxAttempts:
-		o.finish(Result{Status: api.Timeout, Detail: fmt.Sprintf(
-			"append to %s: the file kept changing while its inline content was rechunked (%d attempts): %s", o.spec.Path, o.rechunks, resp.Detail)})
-	default:
-		o.rechunks++
-		o.rechunk = nil
-		o.phase = phaseRechunkRead
-		o.send(&api.Request{Kind: api.MetaGet, Path: o.spec.Path})
-	}
-}
-
-// onRechunkRead starts the rechunk of the file's inline content, or the
-// plain append if the file is no longer inline.
-func (o *Op) onRechunkRead(resp *api.Response) {
-	switch {
-	case resp.Status == api.OK && resp.File.Inline():
-		if int64(len(resp.File.Data)) != resp.File.Size {
-			o.finish(Result{Status: api.Internal, Detail: fmt.Sprintf("inline file %s of %d bytes came with %d", o.spec.Path, resp.File.Size, len(resp.File.Data))})
-			return
-		}
-		for rest := resp.File.Data; len(rest) > 0; {
-			n := min(len(rest), o.cfg.ChunkBytes)
-			o.queue, rest = append(o.queue, rest[:n]), rest[n:]
-		}
-		o.rechunking = true
-		o.nextWrite()
-	case resp.Status == api.OK || resp.Status == api.NotFound:
-		o.startCommit()
-	default:
-		o.failWrite(resp)
-	}
+	o.chunked = true
+	o.queue, o.inline, o.inlineLen = o.inline, nil, 0
+	o.nextWrite()
 }
 
 // failWrite ends a write that failed before its commit had a definite
-// outcome. Once a form was refused, a copy of that attempt may still apply
-// (if the state changes: a freed cap, a file no longer inline), so the
-// outcome is unknown.
+// outcome. Once its inline form was refused, a copy of that attempt may
+// still apply (if the cap has room again), so the outcome is unknown.
 func (o *Op) failWrite(resp *api.Response) {
 	if o.refused {
 		o.finish(Result{Status: api.Timeout, Detail: fmt.Sprintf(
@@ -319,13 +276,8 @@ func (o *Op) OnResponse(resp *api.Response) {
 			o.failWrite(resp)
 			return
 		}
-		ref := meta.ChunkRef{ID: o.ids[0], Group: o.req.Group, Size: uint32(len(o.queue[0])), CRC: o.req.CRC}
+		o.written = append(o.written, meta.ChunkRef{ID: o.ids[0], Group: o.req.Group, Size: uint32(len(o.queue[0])), CRC: o.req.CRC})
 		o.ids, o.queue = o.ids[1:], o.queue[1:]
-		if o.rechunking {
-			o.rechunk = append(o.rechunk, ref)
-		} else {
-			o.written = append(o.written, ref)
-		}
 		o.nextWrite()
 	case phaseCommit:
 		switch {
@@ -338,8 +290,6 @@ func (o *Op) OnResponse(resp *api.Response) {
 		default:
 			o.finish(Result{Status: api.OK, File: resp.Result.File})
 		}
-	case phaseRechunkRead:
-		o.onRechunkRead(resp)
 	case phaseMetaRead:
 		if resp.Status != api.OK {
 			o.fail(resp)
@@ -366,12 +316,14 @@ func (o *Op) OnResponse(resp *api.Response) {
 }
 
 func (o *Op) startRead(f meta.File) {
-	if f.Inline() && int64(len(f.Data)) != f.Size {
-		o.finish(Result{Status: api.Internal, Detail: fmt.Sprintf("inline file %s of %d bytes came with %d", f.Path, f.Size, len(f.Data))})
+	if n := f.InlineSize(); int64(len(f.Data)) != n {
+		o.finish(Result{Status: api.Internal, Detail: fmt.Sprintf("file %s with %d inline bytes came with %d", f.Path, n, len(f.Data))})
 		return
 	}
-	// The op's results carry the record, not the content.
+	// The op's results carry the record, not the content; the chunks
+	// follow the inline bytes.
 	o.inlineData, f.Data = f.Data, nil
+	o.chunkBase = int64(len(o.inlineData))
 	o.file = f
 	o.start, o.end = o.spec.Offset, f.Size
 	if o.spec.Length >= 0 && o.start+o.spec.Length < o.end {
@@ -387,10 +339,11 @@ func (o *Op) startRead(f meta.File) {
 // OnDelivered acknowledges a StepFile or StepEmit.
 func (o *Op) OnDelivered() {
 	switch {
-	case o.phase == phaseFile && o.inlineData != nil && o.start < o.end:
-		o.emit, o.phase = o.inlineData[o.start:o.end], phaseEmit
-	case o.phase == phaseEmit && o.inlineData != nil:
-		o.finish(Result{Status: api.OK, File: o.file})
+	case o.phase == phaseFile && o.start < min(o.end, o.chunkBase):
+		o.emit, o.phase, o.inPrefix = o.inlineData[o.start:min(o.end, o.chunkBase)], phaseEmit, true
+	case o.phase == phaseEmit && o.inPrefix:
+		o.inPrefix = false
+		o.nextChunkRead()
 	case o.phase == phaseFile:
 		o.nextChunkRead()
 	case o.phase == phaseEmit:

@@ -323,10 +323,10 @@ func TestInlineFallbacks(t *testing.T) {
 			Spec{Kind: Append}, small, "abc" + string(small), true, 1, 0},
 		{"inline append to a chunked file", meta.Config{InlineThreshold: 32, InlineCapBytes: 100}, 32, []string{"/f=chunks:0123456789abcdefghijklmnopqrstuvwxyz"},
 			Spec{Kind: Append}, []byte("xyz"), "0123456789abcdefghijklmnopqrstuvwxyz" + "xyz", false, 3, 1},
-		{"append past the threshold rechunks", meta.Config{InlineThreshold: 20, InlineCapBytes: 100}, 20, []string{"/f=abcdefghijkl"},
-			Spec{Kind: Append}, small, "abcdefghijkl" + string(small), false, 5, 4},
+		{"append past the threshold", meta.Config{InlineThreshold: 20, InlineCapBytes: 100}, 20, []string{"/f=abcdefghijkl"},
+			Spec{Kind: Append}, small, "abcdefghijkl" + string(small), false, 3, 2},
 		{"large append to an inline file", meta.Config{InlineThreshold: 20, InlineCapBytes: 100}, 20, []string{"/f=abc"},
-			Spec{Kind: Append}, []byte("0123456789abcdefghijklmnopqrstuvwxyz"), "abc0123456789abcdefghijklmnopqrstuvwxyz", false, 5, 5},
+			Spec{Kind: Append}, []byte("0123456789abcdefghijklmnopqrstuvwxyz"), "abc0123456789abcdefghijklmnopqrstuvwxyz", false, 3, 4},
 		{"chunked put replaces inline", meta.Config{InlineThreshold: 20, InlineCapBytes: 100}, 20, []string{"/f=abc"},
 			Spec{Kind: Put}, []byte("0123456789abcdefghijklmnopqrstuvwxyz"), "0123456789abcdefghijklmnopqrstuvwxyz", false, 3, 4},
 		{"inline put replaces chunked", meta.Config{InlineThreshold: 20, InlineCapBytes: 100}, 20, []string{"/f=chunks:0123456789abcdefghijklmnopqrstuvwxyz"},
@@ -407,51 +407,33 @@ func TestInlineWholeRequestRetry(t *testing.T) {
 	}
 }
 
-// TestRechunkRaces appends chunks to an inline file that another writer
-// keeps changing between the op's read of it and its commit: the op reads
-// it again and rechunks the new content, or appends plainly once the file
-// is no longer inline, and gives up (outcome unknown) after MaxAttempts.
-func TestRechunkRaces(t *testing.T) {
-	tests := []struct {
-		name  string
-		other func(f *fakeCluster, round int) // after the op's round-th read
-		want  api.Status
-		file  string
-	}{
-		{"inline content changes once", func(f *fakeCluster, round int) {
-			if round == 1 {
-				f.write(meta.Command{Op: meta.OpPut, Path: "/f", Data: []byte("xyz")})
-			}
-		}, api.OK, "xyz0123456789abcdefghijklmnopqrstuvwxyz"},
-		{"file deleted", func(f *fakeCluster, round int) {
-			if round == 1 {
-				f.write(meta.Command{Op: meta.OpDelete, Path: "/f"})
-			}
-		}, api.OK, "0123456789abcdefghijklmnopqrstuvwxyz"},
-		{"content changes every time", func(f *fakeCluster, round int) {
-			f.write(meta.Command{Op: meta.OpPut, Path: "/f", Data: []byte(fmt.Sprint(round))})
-		}, api.Timeout, "3"},
+// TestInlinePrefixReads reads every range of a file that starts inline
+// and grew by appends of chunks: its inline bytes come first.
+func TestInlinePrefixReads(t *testing.T) {
+	f := newInlineCluster(meta.Config{InlineThreshold: 16, InlineCapBytes: 100})
+	cfg := Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: 16}
+	want := ""
+	for i, part := range []string{"0123456", "789abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJ"} {
+		res, _ := f.run(t, New(cfg, NewSession(3, uint64(10*i)), Spec{Kind: Append, Path: "/f", SizeHint: -1}), []byte(part), 10)
+		if res.Status != api.OK {
+			t.Fatalf("append %q: %+v", part, res)
+		}
+		want += part
 	}
-	for _, tt := range tests {
-		f := newInlineCluster(meta.Config{InlineThreshold: 20, InlineCapBytes: 100})
-		f.write(meta.Command{Op: meta.OpPut, Path: "/f", Data: []byte("abc")})
-		reads := 0
-		f.before = func(r *api.Request) {
-			if r.Kind == api.MetaCommand && r.Cmd.Rechunk != nil {
-				tt.other(f, reads)
+	file, _ := f.meta.Get("/f")
+	if string(file.Data) != "0123456" || len(file.Chunks) != 4 || file.InlineSize() != 7 || file.Size != int64(len(want)) {
+		t.Fatalf("/f is %+v", file)
+	}
+	for off := int64(0); off < int64(len(want)); off += 3 {
+		for _, n := range []int64{-1, 0, 1, 5, 7, 12, 40} {
+			res, got := f.run(t, New(cfg, nil, Spec{Kind: Get, Path: "/f", Offset: off, Length: n}), nil, 10)
+			end := int64(len(want))
+			if n >= 0 {
+				end = min(end, off+n)
 			}
-			if r.Kind == api.MetaGet {
-				reads++
+			if res.Status != api.OK || string(got) != want[off:end] {
+				t.Fatalf("get %d+%d = %q (%v), want %q", off, n, got, res.Status, want[off:end])
 			}
-		}
-		cfg := Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: 20, MaxAttempts: 3}
-		res, _ := f.run(t, New(cfg, NewSession(7, 0), Spec{Kind: Append, Path: "/f", SizeHint: -1}), []byte("0123456789abcdefghijklmnopqrstuvwxyz"), 10)
-		f.before = nil
-		if res.Status != tt.want {
-			t.Errorf("%s: %+v, want %s", tt.name, res, tt.want)
-		}
-		if _, got := f.run(t, New(cfg, nil, Spec{Kind: Get, Path: "/f", Length: -1}), nil, 10); string(got) != tt.file {
-			t.Errorf("%s: /f holds %q, want %q", tt.name, got, tt.file)
 		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"unicode/utf8"
 
-	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/fspath"
 )
 
@@ -133,11 +132,8 @@ func (s *State) write(index uint64, c Command) Result {
 	if err := fspath.Validate(c.Path); err != nil {
 		return invalid("%v", err)
 	}
-	switch {
-	case len(c.Data) > 0 && (len(c.Chunks) > 0 || len(c.Rechunk) > 0):
+	if len(c.Data) > 0 && len(c.Chunks) > 0 {
 		return invalid("%s: a write carries inline data or chunks, not both", short(c.Path))
-	case len(c.Rechunk) > 0 && c.Op != OpAppend:
-		return invalid("%s: only an append rechunks a file", short(c.Path))
 	}
 	old, exists := s.files[c.Path]
 	if r, ok := cas(c, old, exists); !ok {
@@ -145,24 +141,28 @@ func (s *State) write(index uint64, c Command) Result {
 	}
 	appendTo := c.Op == OpAppend && exists
 	f := File{Path: c.Path, Version: index, MTimeNanos: c.MTimeNanos}
-	if r, ok := s.checkForm(c, old, appendTo, &f); !ok {
-		return r
-	}
-	chunks := c.Chunks
-	if len(c.Rechunk) > 0 {
-		chunks = slices.Concat(c.Rechunk, c.Chunks)
+	switch {
+	case len(c.Data) > 0:
+		data, r, ok := s.inlineData(c, old, appendTo)
+		if !ok {
+			return r
+		}
+		f.Data = data
+	case appendTo:
+		// Chunks (or nothing) appended: the inline bytes stay first.
+		f.Data = old.Data
 	}
 	keep := 0
 	if appendTo {
 		keep = len(old.Chunks)
 	}
-	if keep+len(chunks) > MaxFileChunks {
-		return invalid("%s would have %d chunks, above %d", short(c.Path), keep+len(chunks), MaxFileChunks)
+	if keep+len(c.Chunks) > MaxFileChunks {
+		return invalid("%s would have %d chunks, above %d", short(c.Path), keep+len(c.Chunks), MaxFileChunks)
 	}
-	if r, ok := s.checkChunks(chunks); !ok {
+	if r, ok := s.checkChunks(c.Chunks); !ok {
 		return r
 	}
-	for _, ch := range chunks {
+	for _, ch := range c.Chunks {
 		if _, bad := s.garbage[ch.ID]; bad {
 			panic(fmt.Sprintf("meta: chunk %d is both leased and garbage", ch.ID))
 		}
@@ -171,8 +171,10 @@ func (s *State) write(index uint64, c Command) Result {
 	if keep > 0 {
 		f.Chunks = slices.Concat(old.Chunks, c.Chunks)
 	} else {
-		f.Chunks = slices.Clone(chunks)
-		s.discard(old.Chunks)
+		f.Chunks = slices.Clone(c.Chunks)
+		if !appendTo {
+			s.discard(old.Chunks)
+		}
 	}
 	f.Size = int64(len(f.Data))
 	for _, ch := range f.Chunks {
@@ -182,47 +184,24 @@ func (s *State) write(index uint64, c Command) Result {
 	return Result{Code: CodeOK, File: cloneFile(f)}
 }
 
-// checkForm decides whether the state can take a write in the form it
-// comes in (inline Data, Chunks, or Rechunk and Chunks) and sets f.Data to
-// the new inline content. A refusal is CodeInlineRefused: the client sends
-// the same request in another form.
-func (s *State) checkForm(c Command, old File, appendTo bool, f *File) (Result, bool) {
-	switch {
-	case len(c.Data) > 0:
-		if appendTo && len(old.Chunks) > 0 {
-			return inlineRefused("%s is chunked: inline data cannot be appended to it", short(c.Path)), false
-		}
-		data := slices.Clone(c.Data)
-		if appendTo {
-			data = slices.Concat(old.Data, c.Data)
-		}
-		if n := int64(len(data)); n > s.cfg.InlineThreshold {
-			return inlineRefused("%s would hold %d bytes inline, above the cluster's inline threshold of %d", short(c.Path), n, s.cfg.InlineThreshold), false
-		}
-		if total := s.inlineBytes - int64(len(old.Data)) + int64(len(data)); total > s.cfg.InlineCapBytes {
-			return inlineRefused("inline files would hold %d bytes, above the cluster's cap of %d", total, s.cfg.InlineCapBytes), false
-		}
-		f.Data = data
-	case len(c.Rechunk) > 0:
-		if !appendTo || !old.Inline() {
-			return inlineRefused("%s is not inline: there is nothing to rechunk", short(c.Path)), false
-		}
-		var sum chunk.ConcatChecksum
-		var size int64
-		for _, ch := range c.Rechunk {
-			sum.Add(ch.CRC, int64(ch.Size))
-			size += int64(ch.Size)
-		}
-		if size != old.Size || sum.Sum32() != chunk.Checksum(old.Data) {
-			return inlineRefused("%s changed: the rechunked %d bytes are not its inline content", short(c.Path), size), false
-		}
-	case appendTo && old.Inline() && len(c.Chunks) > 0:
-		return inlineRefused("%s is inline: an append of chunks must rechunk its %d bytes", short(c.Path), old.Size), false
-	case appendTo:
-		// An empty append keeps the content, inline or not.
-		f.Data = old.Data
+// inlineData returns the inline bytes a write of c.Data leaves the file
+// with, or CodeInlineRefused if the state cannot take them: the client
+// then sends the same request in chunks.
+func (s *State) inlineData(c Command, old File, appendTo bool) ([]byte, Result, bool) {
+	if appendTo && len(old.Chunks) > 0 {
+		return nil, inlineRefused("%s has chunks: inline data cannot follow them", short(c.Path)), false
 	}
-	return Result{}, true
+	data := slices.Clone(c.Data)
+	if appendTo {
+		data = slices.Concat(old.Data, c.Data)
+	}
+	if n := int64(len(data)); n > s.cfg.InlineThreshold {
+		return nil, inlineRefused("%s would hold %d bytes inline, above the cluster's inline threshold of %d", short(c.Path), n, s.cfg.InlineThreshold), false
+	}
+	if total := s.inlineBytes - int64(len(old.Data)) + int64(len(data)); total > s.cfg.InlineCapBytes {
+		return nil, inlineRefused("inline files would hold %d bytes, above the cluster's cap of %d", total, s.cfg.InlineCapBytes), false
+	}
+	return data, Result{}, true
 }
 
 func (s *State) delete(c Command) Result {

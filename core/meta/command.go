@@ -15,9 +15,10 @@ type ChunkRef struct {
 	CRC   uint32
 }
 
-// File is one file record. Its content is either Data (an inline file:
-// at most the state's inline threshold, kept in the meta group itself) or
-// the concatenation of Chunks, never both; an empty file has neither.
+// File is one file record. Its content is Data (inline bytes, at most the
+// state's inline threshold, kept in the meta group itself) followed by the
+// concatenation of Chunks. A small file has only Data; a file that grew by
+// appends of chunks may keep the inline bytes it started with.
 type File struct {
 	Path string
 	// Version is the raft index of the command that last wrote the file.
@@ -25,14 +26,24 @@ type File struct {
 	Size       int64
 	MTimeNanos int64
 	Chunks     []ChunkRef
-	// Data is an inline file's content. Only State.Get returns it: a
+	// Data is the file's inline bytes. Only State.Get returns them: a
 	// listing, a command's result and a session's remembered result carry
-	// the record without it (Inline still tells such a file apart).
+	// the record without them (InlineSize still tells how many there are).
 	Data []byte
 }
 
-// Inline reports whether the file's content lives in the meta group: it
-// has bytes and no chunks. It holds for a record stripped of its Data too.
+// InlineSize is the number of the file's first bytes kept inline: its
+// size less its chunks'. It holds for a record stripped of its Data too.
+func (f File) InlineSize() int64 {
+	n := f.Size
+	for _, c := range f.Chunks {
+		n -= int64(c.Size)
+	}
+	return n
+}
+
+// Inline reports whether all of the file's content is inline: it has
+// bytes and no chunks.
 func (f File) Inline() bool { return len(f.Chunks) == 0 && f.Size > 0 }
 
 // Op is a meta command kind.
@@ -42,8 +53,8 @@ type Op uint8
 const (
 	// OpPut creates or replaces a file with Chunks, or inline with Data.
 	OpPut Op = iota + 1
-	// OpAppend adds Chunks (or inline Data) to the end of a file, creating
-	// it if missing.
+	// OpAppend adds Chunks (or inline Data, to a file without chunks) to
+	// the end of a file, creating it if missing.
 	OpAppend
 	// OpDelete deletes a file.
 	OpDelete
@@ -80,17 +91,10 @@ type Command struct {
 	IfVersion    uint64
 	Chunks       []ChunkRef
 	// Data is the inline content of an OpPut or OpAppend (exclusive with
-	// Chunks and Rechunk). The state refuses it with CodeInlineRefused when
-	// the file would exceed the inline threshold, the inline bytes would
-	// exceed their cap, or it would be appended to a chunked file.
+	// Chunks). The state refuses it with CodeInlineRefused when the file's
+	// inline bytes would exceed the inline threshold, all inline bytes
+	// would exceed the cap, or it would be appended to a file with chunks.
 	Data []byte
-	// Rechunk turns an inline file into a chunked one on OpAppend: these
-	// chunks hold exactly the file's current inline content (checked by
-	// size and crc32c) and come before Chunks. An OpAppend of Chunks to an
-	// inline file without them is refused with CodeInlineRefused. They are
-	// how the content is stored, not what is asked: the fingerprint leaves
-	// them out.
-	Rechunk []ChunkRef
 	// MTimeNanos is the proposer's clock; it is the file's mtime and
 	// advances the state machine's clock for leases.
 	MTimeNanos int64
@@ -114,13 +118,12 @@ const (
 	// CodeSessionReuse answers a command whose (Session, Seq) already
 	// carried a different request: nothing is applied.
 	CodeSessionReuse
-	// CodeInlineRefused answers a write whose form the state cannot take
-	// now: inline Data above the threshold or the cap, inline Data for a
-	// chunked file, Chunks for an inline file without Rechunk, or Rechunk
-	// that no longer matches the file. Nothing is applied and, unlike every
-	// other outcome, the session does not remember it: the client sends
-	// the same request again under the same sequence number in another
-	// form (chunked, or rechunking), which has the same fingerprint.
+	// CodeInlineRefused answers a write of inline Data the state cannot
+	// take: above the threshold or the cap, or to be appended to a file
+	// with chunks. Nothing is applied and, unlike every other outcome, the
+	// session does not remember it: the client sends the same request
+	// again under the same sequence number in chunks, which has the same
+	// fingerprint.
 	CodeInlineRefused
 )
 
@@ -147,9 +150,9 @@ type Result struct {
 }
 
 // commandFormat leads every encoded command, so that the log's encoding
-// can change without misreading old entries. Format 2 added Data, Rechunk
-// and Configure at the end; format 1 entries (in logs written before)
-// still decode, without them.
+// can change without misreading old entries. Format 2 added Data and
+// Configure at the end; format 1 entries (in logs written before) still
+// decode, without them.
 const (
 	commandFormat   = 2
 	commandFormatV1 = 1
@@ -219,7 +222,7 @@ func decodeIDs(d *codec.Decoder) []uint64 {
 
 // Marshal encodes the command.
 func (c Command) Marshal() []byte {
-	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*(len(c.Chunks)+len(c.Rechunk))+len(c.Data))}
+	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*len(c.Chunks)+len(c.Data))}
 	e.Uvarint(commandFormat)
 	e.Uvarint(uint64(c.Op))
 	e.Uvarint(c.Session)
@@ -234,7 +237,6 @@ func (c Command) Marshal() []byte {
 	e.Varint(c.LeaseNanos)
 	encodeIDs(&e, c.Collected)
 	e.Bytes(c.Data)
-	encodeChunks(&e, c.Rechunk)
 	e.Varint(c.Configure.InlineThreshold)
 	e.Varint(c.Configure.InlineCapBytes)
 	return e.B
@@ -263,7 +265,6 @@ func UnmarshalCommand(b []byte) (Command, error) {
 		if data := d.Bytes(MaxInlineThreshold); len(data) > 0 {
 			c.Data = data
 		}
-		c.Rechunk = decodeChunks(&d, MaxFileChunks)
 		c.Configure = Config{InlineThreshold: d.Varint(), InlineCapBytes: d.Varint()}
 	}
 	if err := d.Done(); err != nil {

@@ -79,7 +79,7 @@ func TestInlineWrites(t *testing.T) {
 		cmds    []Command // the last one's result is checked
 		want    Code
 		det     string
-		content string // /f's content afterwards: inline data, or "chunks"
+		content string // /f's content afterwards: inline data, "chunks" or "<inline data>+chunks"
 	}{
 		{"inline put", inlineConfig, []Command{put("abc")}, CodeOK, "", "abc"},
 		{"put at the threshold", inlineConfig, []Command{put("12345678")}, CodeOK, "", "12345678"},
@@ -91,19 +91,13 @@ func TestInlineWrites(t *testing.T) {
 		{"inline append creates", inlineConfig, []Command{app("def")}, CodeOK, "", "def"},
 		{"inline append past the threshold", inlineConfig, []Command{put("abcde"), app("fghi")}, CodeInlineRefused, "would hold 9 bytes", "abcde"},
 		{"inline append to a chunked file", inlineConfig, []Command{{Op: OpPut, Path: "/f", Chunks: []ChunkRef{ref(1, "abc")}}, app("d")},
-			CodeInlineRefused, "is chunked", "chunks"},
+			CodeInlineRefused, "has chunks: inline data cannot follow them", "chunks"},
 		{"chunked append to an inline file", inlineConfig, []Command{put("abc"), {Op: OpAppend, Path: "/f", Chunks: []ChunkRef{ref(1, "def")}}},
-			CodeInlineRefused, "must rechunk its 3 bytes", "abc"},
-		{"rechunking append", inlineConfig, []Command{put("abc"), {Op: OpAppend, Path: "/f", Rechunk: []ChunkRef{ref(1, "ab"), ref(2, "c")}, Chunks: []ChunkRef{ref(3, "def")}}},
-			CodeOK, "", "chunks"},
-		{"rechunk of other content", inlineConfig, []Command{put("abc"), {Op: OpAppend, Path: "/f", Rechunk: []ChunkRef{ref(1, "abd")}, Chunks: []ChunkRef{ref(3, "def")}}},
-			CodeInlineRefused, "not its inline content", "abc"},
-		{"rechunk of a chunked file", inlineConfig, []Command{{Op: OpPut, Path: "/f", Chunks: []ChunkRef{ref(1, "abc")}}, {Op: OpAppend, Path: "/f", Rechunk: []ChunkRef{ref(2, "abc")}}},
-			CodeInlineRefused, "not inline", "chunks"},
-		{"rechunk of a missing file", inlineConfig, []Command{{Op: OpAppend, Path: "/f", Rechunk: []ChunkRef{ref(2, "abc")}}}, CodeInlineRefused, "not inline", ""},
-		{"rechunk on a put", inlineConfig, []Command{put("abc"), {Op: OpPut, Path: "/f", Rechunk: []ChunkRef{ref(1, "abc")}}}, CodeInvalid, "only an append", "abc"},
+			CodeOK, "", "abc+chunks"},
+		{"inline append after chunks", inlineConfig, []Command{put("abc"), {Op: OpAppend, Path: "/f", Chunks: []ChunkRef{ref(1, "def")}}, app("g")},
+			CodeInlineRefused, "has chunks", "abc+chunks"},
 		{"data and chunks", inlineConfig, []Command{{Op: OpPut, Path: "/f", Data: []byte("a"), Chunks: []ChunkRef{ref(1, "b")}}}, CodeInvalid, "not both", ""},
-		{"rechunk of unleased chunks", inlineConfig, []Command{put("abc"), {Op: OpAppend, Path: "/f", Rechunk: []ChunkRef{ref(9, "abc")}}}, CodeInvalid, "chunk 9 is not leased", "abc"},
+		{"unleased chunks appended to an inline file", inlineConfig, []Command{put("abc"), {Op: OpAppend, Path: "/f", Chunks: []ChunkRef{ref(9, "abc")}}}, CodeInvalid, "chunk 9 is not leased", "abc"},
 		{"empty append keeps inline data", inlineConfig, []Command{put("abc"), {Op: OpAppend, Path: "/f"}}, CodeOK, "", "abc"},
 		{"chunked put replaces inline", inlineConfig, []Command{put("abc"), {Op: OpPut, Path: "/f", Chunks: []ChunkRef{ref(1, "xyz")}}}, CodeOK, "", "chunks"},
 		{"version condition first", inlineConfig, []Command{put("abc"), {Op: OpPut, Path: "/f", HasIfVersion: true, IfVersion: 9, Data: []byte("123456789")}},
@@ -123,12 +117,15 @@ func TestInlineWrites(t *testing.T) {
 			t.Errorf("%s: the result carries the file's data", tt.name)
 		}
 		f, ok := a.s.Get("/f")
+		prefix, chunked := strings.CutSuffix(tt.content, "chunks")
+		prefix = strings.TrimSuffix(prefix, "+")
 		switch {
 		case tt.content == "" && ok:
 			t.Errorf("%s: /f exists: %+v", tt.name, f)
-		case tt.content == "chunks" && (!ok || f.Inline() || f.Data != nil):
-			t.Errorf("%s: /f is %+v, want a chunked file", tt.name, f)
-		case tt.content != "" && tt.content != "chunks" && (!f.Inline() || string(f.Data) != tt.content || f.Size != int64(len(tt.content))):
+		case tt.content == "":
+		case !ok || chunked == (len(f.Chunks) == 0) || string(f.Data) != prefix || f.InlineSize() != int64(len(prefix)):
+			t.Errorf("%s: /f is %+v, want %q", tt.name, f, tt.content)
+		case !chunked && (!f.Inline() || f.Size != int64(len(prefix))):
 			t.Errorf("%s: /f is %+v, want inline %q", tt.name, f, tt.content)
 		}
 		if err := a.s.CheckInvariants(); err != nil {
@@ -142,7 +139,7 @@ func TestInlineWrites(t *testing.T) {
 
 // TestInlineGarbage checks that replacing a chunked file by an inline one
 // and back collects the chunks, and that the counters follow every write,
-// rename and delete.
+// append, rename and delete.
 func TestInlineGarbage(t *testing.T) {
 	a := &applier{s: configured(Config{InlineThreshold: 100, InlineCapBytes: 1000})}
 	a.apply(Command{Op: OpAlloc, AllocCount: 4, LeaseNanos: 100})
@@ -156,8 +153,11 @@ func TestInlineGarbage(t *testing.T) {
 		{Command{Op: OpPut, Path: "/f", Data: []byte("inline")}, []uint64{1, 2}, 1, 6},
 		{Command{Op: OpPut, Path: "/g", Data: []byte("xy")}, []uint64{1, 2}, 2, 8},
 		{Command{Op: OpRename, Path: "/g", NewPath: "/f"}, []uint64{1, 2}, 1, 2},
-		{Command{Op: OpAppend, Path: "/f", Rechunk: []ChunkRef{ref(3, "xy")}, Chunks: []ChunkRef{ref(4, "z")}}, []uint64{1, 2}, 0, 0},
-		{Command{Op: OpPut, Path: "/f", Data: []byte("again")}, []uint64{1, 2, 3, 4}, 1, 5},
+		{Command{Op: OpAppend, Path: "/f", Chunks: []ChunkRef{ref(3, "z")}}, []uint64{1, 2}, 1, 2},
+		{Command{Op: OpRename, Path: "/f", NewPath: "/h"}, []uint64{1, 2}, 1, 2},
+		{Command{Op: OpPut, Path: "/h", Data: []byte("again")}, []uint64{1, 2, 3}, 1, 5},
+		{Command{Op: OpPut, Path: "/f", Chunks: []ChunkRef{ref(4, "chunked")}}, []uint64{1, 2, 3}, 1, 5},
+		{Command{Op: OpDelete, Path: "/h"}, []uint64{1, 2, 3}, 0, 0},
 		{Command{Op: OpDelete, Path: "/f"}, []uint64{1, 2, 3, 4}, 0, 0},
 	}
 	for i, st := range steps {
@@ -215,13 +215,6 @@ func TestInlineExactlyOnce(t *testing.T) {
 	if r := a.apply(other); r.Code != CodeSessionReuse {
 		t.Fatalf("other inline content under the same sequence: %s", r.Code)
 	}
-	// A rechunking append has the fingerprint of the plain append.
-	plain := Command{Op: OpAppend, Path: "/g", Session: 7, Seq: 2, Chunks: []ChunkRef{ref(4, "xyz")}}
-	rechunk := plain
-	rechunk.Rechunk = []ChunkRef{ref(3, "w")}
-	if plain.Fingerprint() != rechunk.Fingerprint() {
-		t.Fatal("Rechunk enters the fingerprint")
-	}
 }
 
 // TestCommandFormats checks that commands of format 1 (logs written before
@@ -229,16 +222,16 @@ func TestInlineExactlyOnce(t *testing.T) {
 func TestCommandFormats(t *testing.T) {
 	c := Command{Op: OpPut, Session: 1, Seq: 2, Path: "/a", Chunks: []ChunkRef{ref(1, "a")}, MTimeNanos: 9}
 	v1 := c.Marshal()
-	// Format 1 is format 2 without the trailing fields (Data, Rechunk and
-	// Configure: four zero bytes here).
-	v1 = append([]byte{commandFormatV1}, v1[1:len(v1)-4]...)
+	// Format 1 is format 2 without the trailing fields (Data and
+	// Configure: three zero bytes here).
+	v1 = append([]byte{commandFormatV1}, v1[1:len(v1)-3]...)
 	got, err := UnmarshalCommand(v1)
-	if err != nil || got.Fingerprint() != c.Fingerprint() || got.Data != nil || got.Rechunk != nil {
+	if err != nil || got.Fingerprint() != c.Fingerprint() || got.Data != nil {
 		t.Fatalf("format 1: %+v, %v", got, err)
 	}
-	c = Command{Op: OpAppend, Path: "/a", Data: []byte("inline"), Rechunk: []ChunkRef{ref(2, "r")}}
+	c = Command{Op: OpAppend, Path: "/a", Data: []byte("inline")}
 	got, err = UnmarshalCommand(c.Marshal())
-	if err != nil || !bytes.Equal(got.Data, c.Data) || len(got.Rechunk) != 1 || got.Rechunk[0] != c.Rechunk[0] {
+	if err != nil || !bytes.Equal(got.Data, c.Data) {
 		t.Fatalf("inline command: %+v, %v", got, err)
 	}
 	big := Command{Op: OpPut, Path: "/a", Data: make([]byte, MaxInlineThreshold+1)}

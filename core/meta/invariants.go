@@ -10,9 +10,9 @@ import (
 // CheckInvariants verifies the state's internal consistency: every chunk id
 // is in at most one of {a file, a lease, the garbage list} and below the
 // allocation counter; every file has a valid path, a version no later than
-// the last applied index, and either non-empty chunks whose sizes sum to
-// its size or inline data of exactly its size within the threshold, never
-// both; the inline counters match the files and stay within the cap; the
+// the last applied index, non-empty chunks, inline data within the
+// threshold, and a size that is the sum of both; the inline counters match
+// the files and stay within the cap; the
 // path index matches the files; and the session table is consistent and
 // remembers no file contents. It costs O(state), so Apply does not call it: tests call it
 // after every step and Restore on every snapshot.
@@ -64,12 +64,12 @@ func (s *State) CheckInvariants() error {
 			size += int64(c.Size)
 		}
 		if len(f.Data) > 0 {
-			if len(f.Chunks) > 0 || int64(len(f.Data)) > s.cfg.InlineThreshold {
-				return fmt.Errorf("meta: %s holds %d inline bytes (threshold %d) and %d chunks", short(p), len(f.Data), s.cfg.InlineThreshold, len(f.Chunks))
+			if int64(len(f.Data)) > s.cfg.InlineThreshold {
+				return fmt.Errorf("meta: %s holds %d inline bytes, above the threshold %d", short(p), len(f.Data), s.cfg.InlineThreshold)
 			}
-			size = int64(len(f.Data))
+			size += int64(len(f.Data))
 			inlineFiles++
-			inlineBytes += size
+			inlineBytes += int64(len(f.Data))
 		}
 		if size != f.Size {
 			return fmt.Errorf("meta: %s has size %d but content of %d bytes", short(p), f.Size, size)

@@ -52,9 +52,11 @@
 //     remembered by its session, so that its client can send the same
 //     request chunked under the same sequence number: inline data enters
 //     the fingerprint as its size and crc32c, exactly as the same bytes in
-//     chunks would. Inline content and chunks never mix in one file: an
-//     append of chunks to an inline file carries Rechunk, chunks holding the
-//     inline content, and the file becomes chunked.
+//     chunks would. A file's content is its inline Data followed by its
+//     Chunks: an append of chunks to an inline file keeps the inline bytes
+//     as the file's first bytes (they count against the cap until the file
+//     is replaced or deleted), and inline data is only ever appended to a
+//     file without chunks, so it stays a prefix of at most the threshold.
 package meta
 
 import (

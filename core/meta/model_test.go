@@ -196,10 +196,10 @@ func (m *model) apply(index uint64, c Command) Result {
 	return Result{Code: CodeInvalid}
 }
 
-// write applies a put or append: the form checks (inline data, rechunk)
-// first, in the state's order, then the chunks.
+// write applies a put or append: the inline data first, in the state's
+// order, then the chunks. A file's content is its data, then its chunks.
 func (m *model) write(index uint64, c Command) Result {
-	if fspath.Validate(c.Path) != nil || len(c.Data) > 0 && len(c.Chunks)+len(c.Rechunk) > 0 || len(c.Rechunk) > 0 && c.Op != OpAppend {
+	if fspath.Validate(c.Path) != nil || len(c.Data) > 0 && len(c.Chunks) > 0 {
 		return Result{Code: CodeInvalid}
 	}
 	if r, ok := m.cas(c); !ok {
@@ -207,7 +207,6 @@ func (m *model) write(index uint64, c Command) Result {
 	}
 	old, exists := m.files[c.Path]
 	appendTo := c.Op == OpAppend && exists
-	oldInline := len(old.Chunks) == 0 && old.Size > 0
 	var data []byte
 	switch {
 	case len(c.Data) > 0:
@@ -225,18 +224,11 @@ func (m *model) write(index uint64, c Command) Result {
 		if int64(len(data)) > m.cfg.InlineThreshold || total > m.cfg.InlineCapBytes {
 			return Result{Code: CodeInlineRefused}
 		}
-	case len(c.Rechunk) > 0:
-		if !appendTo || !oldInline || m.content(c.Rechunk) != string(old.Data) {
-			return Result{Code: CodeInlineRefused}
-		}
-	case appendTo && oldInline && len(c.Chunks) > 0:
-		return Result{Code: CodeInlineRefused}
 	case appendTo:
 		data = old.Data
 	}
-	chunks := append(slices.Clone(c.Rechunk), c.Chunks...)
 	seen := map[uint64]bool{}
-	for _, ch := range chunks {
+	for _, ch := range c.Chunks {
 		end, ok := m.leases[ch.ID]
 		if !ok || end < m.now || seen[ch.ID] || ch.Size == 0 {
 			return Result{Code: CodeInvalid}
@@ -249,7 +241,7 @@ func (m *model) write(index uint64, c Command) Result {
 	} else {
 		m.discard(old)
 	}
-	for _, ch := range chunks {
+	for _, ch := range c.Chunks {
 		delete(m.leases, ch.ID)
 		f.Chunks = append(f.Chunks, ch)
 	}
@@ -431,25 +423,6 @@ func (mc *machine) chunksFor(t *rapid.T) []ChunkRef {
 	return cs
 }
 
-// rechunkFor draws the Rechunk of an append to path: mostly the file's
-// inline content cut into chunks, else content of the same size that
-// differs in one byte, or any content.
-func (mc *machine) rechunkFor(t *rapid.T, path string) []ChunkRef {
-	f := mc.m.files[path]
-	if len(f.Data) == 0 {
-		return mc.chunksFor(t)
-	}
-	switch rapid.IntRange(0, 5).Draw(t, "rechunk") {
-	case 0:
-		return mc.chunksFor(t)
-	case 1:
-		other := slices.Clone(f.Data)
-		other[rapid.IntRange(0, len(other)-1).Draw(t, "rechunkFlip")] ^= 1
-		return mc.cut(t, string(other))
-	}
-	return mc.cut(t, string(f.Data))
-}
-
 // recut cuts the content of cs into other chunks under other ids, as a
 // client resending a whole write does (it allocates and writes afresh,
 // maybe with another chunk size).
@@ -489,15 +462,9 @@ func (mc *machine) request(t *rapid.T, op Op) Command {
 	c := Command{Op: op, Path: rapid.SampledFrom(testPaths).Draw(t, "path")}
 	switch op {
 	case OpPut, OpAppend:
-		switch rapid.IntRange(0, 3).Draw(t, "form") {
-		case 1:
+		if rapid.Bool().Draw(t, "inline") {
 			c.Data = []byte(contentFor(t))
-		case 2:
-			if op == OpAppend {
-				c.Rechunk = mc.rechunkFor(t, c.Path)
-			}
-			c.Chunks = mc.chunksFor(t)
-		default:
+		} else {
 			c.Chunks = mc.chunksFor(t)
 		}
 	case OpRename:
@@ -652,12 +619,9 @@ func TestStateMachineAgainstModel(t *testing.T) {
 					// The same bytes inline: another node with a larger
 					// threshold, or the first attempt's form after a
 					// refusal.
-					c.Data, c.Rechunk = []byte(content), nil
+					c.Data = []byte(content)
 				} else {
 					c.Chunks = mc.cut(t, content)
-					if len(c.Rechunk) > 0 && rapid.Bool().Draw(t, "recutRechunk") {
-						c.Rechunk = mc.recut(t, c.Rechunk)
-					}
 				}
 				mc.exec(t, c)
 			},

@@ -30,8 +30,7 @@ const fingerprintFormat = 1
 //     chunk size;
 //   - whether the content comes inline (Data) or in chunks depends on the
 //     serving node's inline threshold and on the state (CodeInlineRefused
-//     makes the client send it chunked), and Rechunk is how an append
-//     stores the file's earlier content, not what it asks for.
+//     makes the client send it chunked).
 //
 // The content therefore enters as its total size and its crc32c, computed
 // from the inline bytes and the chunks' checksums (chunk.ConcatChecksum),

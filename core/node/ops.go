@@ -89,13 +89,13 @@ func (n *Node) validate(r *api.Request) *api.Response {
 		default:
 			return api.Errorf(api.Invalid, "unknown meta op %d", c.Op)
 		}
-		if (len(c.Data) > 0 || len(c.Rechunk) > 0) && c.Op != meta.OpPut && c.Op != meta.OpAppend {
+		if len(c.Data) > 0 && c.Op != meta.OpPut && c.Op != meta.OpAppend {
 			return api.Errorf(api.Invalid, "%s carries file content", c.Op)
 		}
 		if len(c.Data) > meta.MaxInlineThreshold {
 			return api.Errorf(api.TooLarge, "inline data of %d bytes above %d", len(c.Data), meta.MaxInlineThreshold)
 		}
-		for _, ref := range slices.Concat(c.Rechunk, c.Chunks) {
+		for _, ref := range c.Chunks {
 			// Placement is by id, so a reference to any other group would
 			// name a group that does not hold the chunk.
 			if want := n.cfg.Topology.GroupForChunk(ref.ID); ref.Group != want {
