@@ -313,3 +313,16 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestHashCoversInlineData checks that states differing only in a file's
+// inline bytes hash differently, though Hash reads only their checksums.
+func TestHashCoversInlineData(t *testing.T) {
+	hash := func(data string) uint64 {
+		a := &applier{s: configured(inlineConfig)}
+		a.apply(Command{Op: OpPut, Path: "/f", Data: []byte(data)})
+		return a.s.Hash()
+	}
+	if hash("abc") == hash("abd") || hash("abc") != hash("abc") {
+		t.Fatal("the hash does not follow the inline bytes")
+	}
+}

@@ -25,7 +25,16 @@ const (
 //	leases:   count, then per id (ascending) id end
 //	garbage:  count, then per chunk (by id) id group size crc
 func (s *State) Snapshot() []byte {
-	e := codec.Encoder{B: []byte(snapshotMagic)}
+	// Room for the inline bytes and about 64 bytes per file and session.
+	e := codec.Encoder{B: make([]byte, 0, 64+s.inlineBytes+64*int64(len(s.files)+len(s.sessions)))}
+	s.encode(&e, func(e *codec.Encoder, data []byte) { e.Bytes(data) })
+	return e.B
+}
+
+// encode writes the snapshot encoding, each file's inline bytes by
+// inline (Snapshot writes them, Hash their checksum).
+func (s *State) encode(e *codec.Encoder, inline func(e *codec.Encoder, data []byte)) {
+	e.Fixed([]byte(snapshotMagic))
 	e.Uvarint(s.applied)
 	e.Varint(s.now)
 	e.Varint(s.horizon)
@@ -36,8 +45,8 @@ func (s *State) Snapshot() []byte {
 	e.Uvarint(uint64(len(s.paths)))
 	for _, p := range s.paths {
 		f := s.files[p]
-		encodeFile(&e, &f)
-		e.Bytes(f.Data)
+		encodeFile(e, &f)
+		inline(e, f.Data)
 	}
 	ids := sortedKeys(s.sessions)
 	e.Uvarint(uint64(len(ids)))
@@ -61,8 +70,7 @@ func (s *State) Snapshot() []byte {
 	for i, id := range ids {
 		refs[i] = s.garbage[id]
 	}
-	encodeChunks(&e, refs)
-	return e.B
+	encodeChunks(e, refs)
 }
 
 // Restore decodes a snapshot written by Snapshot (or by the version

@@ -62,6 +62,7 @@ func (n *Node) applyNormal(g *group, index uint64, data []byte) {
 			panic(fmt.Sprintf("node %d: meta entry %d undecodable: %v", n.cfg.ID, index, err))
 		}
 		res := g.meta.Apply(index, c)
+		g.bytesSinceSnap += uint64(len(payload))
 		g.entriesSince++
 		if n.cfg.OnApply != nil {
 			n.cfg.OnApply(Applied{Group: g.id, Index: index, Meta: &c, MetaResult: res})

@@ -49,3 +49,20 @@ func (n *Node) tickConfigure() {
 	n.submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpConfigure, Configure: want}},
 		func(*api.Response) { n.conf.pending = false }, false)
 }
+
+// metaSnapshotDue reports whether the meta replica should take a snapshot:
+// after MetaSnapshotEntries applied entries, once the entries applied since
+// the last snapshot hold at least a quarter of the state's size (its inline
+// bytes and about 64 bytes a file). A meta snapshot copies every inline
+// byte, up to the inline cap: taking one every MetaSnapshotEntries small
+// writes whatever the state's size would rewrite all inline data again and
+// again. So snapshots write at most about four times what the log wrote,
+// and the log behind the last snapshot stays within a quarter of the state.
+func (n *Node) metaSnapshotDue(g *group) bool {
+	if g.entriesSince < n.cfg.MetaSnapshotEntries {
+		return false
+	}
+	_, inline := g.meta.Inline()
+	size := uint64(inline) + 64*uint64(g.meta.Len())
+	return g.bytesSinceSnap >= size/4
+}
