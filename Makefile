@@ -5,7 +5,7 @@ SEEDS     ?= 1..300
 JOBS      ?= 2
 BIN       := bin/tessera
 
-.PHONY: all build test sim swarm chaos specs vet fuzz bench clean
+.PHONY: all build test sim swarm chaos specs vet fuzz bench bench-compare clean
 
 all: build
 
@@ -13,11 +13,12 @@ build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/tessera
 
 # The README's test command: unit, property, fuzz-seed, simulator and
-# multi-process integration tests, plus the injected-bug self-test of the
-# simulator (built with the tesserabugs tag).
+# multi-process integration tests, plus the injected-bug self-tests of the
+# simulator and of core/node's step-by-step harness (built with the
+# tesserabugs tag).
 test: vet
 	$(GO) test -count=1 -timeout 40m ./...
-	$(GO) test -count=1 -timeout 30m -tags tesserabugs -run 'TestInjectedBugs|TestShrinkKeepsTheFailure' ./sim/
+	$(GO) test -count=1 -timeout 30m -tags tesserabugs -run 'TestInjectedBugs|TestShrinkKeepsTheFailure' ./sim/ ./core/node/
 
 vet:
 	$(GO) vet ./...
@@ -53,6 +54,11 @@ fuzz:
 # Simulation speed (docs/performance.md); `tessera bench put-get` measures a cluster.
 bench: build
 	$(GO) test -run '^$$' -bench BenchmarkRun -benchtime 20x ./sim/
+
+# tessera beside etcd v3.6 and dd on this machine: the tables of
+# docs/performance.md (bench/compare.sh; BENCH_DURATION, BENCH_ROUNDS, ...).
+bench-compare:
+	bash bench/compare.sh
 
 clean:
 	rm -rf bin

@@ -23,11 +23,13 @@ type GroupHealth struct {
 	Outgoing []uint64 `json:"outgoing"`
 	Learners []uint64 `json:"learners"`
 	Fenced   bool     `json:"fenced"`
+	// Degraded says why the group runs with a member holding no replica.
+	Degraded string `json:"degraded"`
 }
 
 func (g GroupHealth) String() string {
-	return fmt.Sprintf("leader %d commit %d applied %d chunks %d voters %v outgoing %v learners %v fenced %v",
-		g.Leader, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners, g.Fenced)
+	return fmt.Sprintf("leader %d commit %d applied %d chunks %d voters %v outgoing %v learners %v fenced %v degraded %q",
+		g.Leader, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners, g.Fenced, g.Degraded)
 }
 
 // Groups returns the group replicas node id reports on /healthz.
@@ -91,8 +93,8 @@ func pollUntil(ctx context.Context, cond func() string) string {
 }
 
 // waitReplaced waits until every group's leader has replaced the lost
-// node: it is no longer a voter, and no joint configuration or learner is
-// left.
+// node: it is no longer a voter, no joint configuration or learner is
+// left, and the leader reports nothing degraded.
 func waitReplaced(ctx context.Context, c *Cluster, lost int) error {
 	why := pollUntil(ctx, func() string {
 		hosted, led := c.leaders(ctx, lost)
@@ -105,6 +107,8 @@ func waitReplaced(ctx context.Context, c *Cluster, lost int) error {
 				return fmt.Sprintf("group %d still counts lost node %d among its voters %v", id, lost, g.Voters)
 			case len(g.Outgoing) > 0 || len(g.Learners) > 0:
 				return fmt.Sprintf("group %d is still changing membership: voters %v outgoing %v learners %v", id, g.Voters, g.Outgoing, g.Learners)
+			case g.Degraded != "":
+				return fmt.Sprintf("group %d is still degraded: %s", id, g.Degraded)
 			}
 		}
 		return ""

@@ -459,13 +459,17 @@ func (h *httpAPI) health(w http.ResponseWriter) {
 		Learners []uint64 `json:"learners,omitempty"`
 		// Fenced marks a replica this node fenced after losing its disk.
 		Fenced bool `json:"fenced,omitempty"`
+		// Degraded says why the group, as this replica sees it, has fewer
+		// replicas holding its data than its size (a fenced replica, a
+		// voter known to be empty, a voter removed to be refilled).
+		Degraded string `json:"degraded,omitempty"`
 	}
 	var groups []groupJSON
 	var nodeErr error
 	alive := h.loop.inspect(func(n *node.Node) {
 		nodeErr = n.Err()
 		for _, g := range n.Groups() {
-			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners, g.Fenced})
+			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners, g.Fenced, g.Degraded})
 		}
 	})
 	if !alive || nodeErr != nil {

@@ -104,10 +104,24 @@ var groupGauges = []struct {
 	{"tessera_chunks_held", "Chunks held by the replica (data groups).", func(g node.GroupStatus) float64 { return float64(g.Chunks) }},
 	{"tessera_inline_files", "Files whose content is kept inline in the meta group (meta group replicas).", func(g node.GroupStatus) float64 { return float64(g.InlineFiles) }},
 	{"tessera_inline_bytes", "Bytes of inline file content in the meta group (meta group replicas); bounded by the cluster's inline cap.", func(g node.GroupStatus) float64 { return float64(g.InlineBytes) }},
+	{"tessera_raft_log_queued", "Log jobs (appends, snapshots) of the replica waiting for its log batch in flight.", func(g node.GroupStatus) float64 { return float64(g.LogQueued) }},
+	{"tessera_raft_log_busy", "1 while a log batch of the replica is being written and fsynced.", func(g node.GroupStatus) float64 {
+		if g.LogBusy {
+			return 1
+		}
+		return 0
+	}},
 }
+
+// underReplicated is the gauge of groups this node leads that run with
+// fewer replicas holding their data than their size: each group is counted
+// by its leader only, so the sum over the cluster counts each group once.
+const underReplicated = "tessera_groups_under_replicated"
 
 func newNodeCollector(l *Loop) *nodeCollector {
 	c := &nodeCollector{loop: l, descs: map[string]*prometheus.Desc{}}
+	c.descs[underReplicated] = prometheus.NewDesc(underReplicated,
+		"Groups this node leads that run with a member holding no replica (fenced after a disk loss, or removed to be refilled); /healthz says why.", nil, nil)
 	for _, nc := range nodeCounters {
 		c.descs[nc.name] = prometheus.NewDesc(nc.name, nc.help, nil, nil)
 	}
@@ -132,9 +146,14 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, nc := range nodeCounters {
 		ch <- prometheus.MustNewConstMetric(c.descs[nc.name], prometheus.CounterValue, float64(nc.get(st)))
 	}
+	under := 0
 	for _, g := range groups {
 		for _, gg := range groupGauges {
 			ch <- prometheus.MustNewConstMetric(c.descs[gg.name], prometheus.GaugeValue, gg.get(g), fmt.Sprint(g.ID))
 		}
+		if g.IsLeader && g.Degraded != "" {
+			under++
+		}
 	}
+	ch <- prometheus.MustNewConstMetric(c.descs[underReplicated], prometheus.GaugeValue, float64(under))
 }

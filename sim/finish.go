@@ -111,9 +111,9 @@ func (w *World) converge() {
 
 // divergence describes the first group whose replicas differ, or "". The
 // group's configuration is the one applied by its most advanced replica: it
-// must be back to the group's size with no lost node, joint configuration
-// or learner left (re-replication finished), and every voter must hold the
-// same state. A node lost for good is ignored; a node outside the
+// must be back to the group's size with no lost node, fenced replica,
+// joint configuration or learner left (re-replication finished), every
+// voter must hold the same state, and none may report the group degraded. A node lost for good is ignored; a node outside the
 // configuration must have deleted its replica (one removed while away
 // learns it when it talks to the group again).
 func (w *World) divergence() string {
@@ -122,6 +122,7 @@ func (w *World) divergence() string {
 		applied, hash uint64
 		commit        uint64
 		fenced        bool
+		degraded      string
 	}
 	byGroup := map[uint64]map[uint64]rep{}
 	conf := map[uint64]node.GroupStatus{}
@@ -136,7 +137,7 @@ func (w *World) divergence() string {
 			if byGroup[g.ID] == nil {
 				byGroup[g.ID] = map[uint64]rep{}
 			}
-			byGroup[g.ID][uint64(s.id)] = rep{s.id, g.Applied, g.StateHash, g.Commit, g.Fenced}
+			byGroup[g.ID][uint64(s.id)] = rep{s.id, g.Applied, g.StateHash, g.Commit, g.Fenced, g.Degraded}
 			if c, ok := conf[g.ID]; !ok || g.Applied > c.Applied {
 				conf[g.ID] = g
 			}
@@ -160,8 +161,10 @@ func (w *World) divergence() string {
 		case len(c.Voters) != len(tg.Members):
 			return fmt.Sprintf("group %d has voters %v, want %d", tg.ID, c.Voters, len(tg.Members))
 		}
-		// A lost or fenced voter must have been replaced, unless every
-		// live node already is a voter (no spare to replace it with).
+		// A lost voter must have been replaced, unless every live node
+		// already is a voter (no spare to replace it with: a silent voter
+		// is never removed without a replacement). A voter that lost its
+		// disk must have been replaced, or refilled in place.
 		spare := false
 		for _, s := range w.nodes {
 			spare = spare || (!s.lost && !slices.Contains(c.Voters, uint64(s.id)))
@@ -179,12 +182,7 @@ func (w *World) divergence() string {
 				return fmt.Sprintf("group %d: voter %d holds no replica", tg.ID, v)
 			}
 			if r.fenced {
-				// A voter that lost its disk, like a lost one, must have
-				// been replaced if a spare exists.
-				if spare {
-					return fmt.Sprintf("group %d still counts node %d, fenced after losing its disk, among its voters %v", tg.ID, v, c.Voters)
-				}
-				continue
+				return fmt.Sprintf("group %d still counts node %d, fenced after losing its disk, among its voters %v", tg.ID, v, c.Voters)
 			}
 			if first == nil {
 				first = &r
@@ -195,6 +193,11 @@ func (w *World) divergence() string {
 			}
 			if r.hash != first.hash {
 				return fmt.Sprintf("group %d: node %d and node %d hold different state at index %d", tg.ID, first.node, r.node, r.applied)
+			}
+		}
+		for _, v := range c.Voters {
+			if r, ok := byGroup[tg.ID][v]; ok && r.degraded != "" {
+				return fmt.Sprintf("group %d: node %d reports it degraded (%s)", tg.ID, v, r.degraded)
 			}
 		}
 	}

@@ -49,6 +49,9 @@ func Report(out io.Writer, opts Options, res *Result, reportPath string, wall ti
 // ReplayCommand is the exact command that replays a run.
 func ReplayCommand(opts Options, seed uint64, sched *Schedule) string {
 	cmd := fmt.Sprintf("tessera sim run --seed %d --nodes %d --duration %s", seed, opts.Nodes, opts.Duration)
+	if opts.MetaReplicas != 0 {
+		cmd += fmt.Sprintf(" --meta-replicas %d", opts.MetaReplicas)
+	}
 	if sched != nil {
 		cmd += fmt.Sprintf(" --schedule '%s'", sched.Encode())
 	}

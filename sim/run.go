@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
+	"github.com/tessera-db/tessera/internal/seeded"
 )
 
 // Options configure a run.
@@ -33,6 +35,9 @@ type Options struct {
 	ChunkBytes int
 	// DataGroups is the number of data groups.
 	DataGroups int
+	// MetaReplicas, if set, is the size of the meta group; by default it
+	// is picked per seed (run).
+	MetaReplicas int
 	// Trace, if set, receives a line per event.
 	Trace io.Writer
 	// Schedule, if set, replaces the seed's generated faults (replay of a
@@ -163,7 +168,7 @@ func (w *World) nodeConfig(id int) node.Config {
 		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, OnApply: w.conform.observe, ElectionTicks: 20, HeartbeatTicks: 2,
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
 		ScrubEveryTicks: 1, ScrubChunks: 4,
-		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20,
+		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
 		SnapPieceBytes: w.pieceBytes, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
 	}
@@ -272,7 +277,7 @@ func (r *Result) Passed() bool { return len(r.Failures) == 0 && r.Linearizable !
 func Run(opts Options) *Result {
 	opts.fill()
 	var res *Result
-	withSeededCrypto(opts.Seed, func() { res = run(opts) })
+	seeded.WithCrypto(opts.Seed, func() { res = run(opts) })
 	return res
 }
 
@@ -304,6 +309,9 @@ func run(opts Options) *Result {
 	metaReplicas := min(opts.Nodes, 5)
 	if opts.Nodes >= 5 && rand.New(rand.NewPCG(root.Uint64(), 5)).IntN(2) == 0 {
 		metaReplicas = 3
+	}
+	if opts.MetaReplicas != 0 {
+		metaReplicas = opts.MetaReplicas
 	}
 	w.topo = topo.Default(ids, opts.DataGroups, metaReplicas, min(opts.Nodes, 3))
 	w.conform = newConformance(w)
@@ -457,14 +465,26 @@ func (w *World) logRot(s *simNode) {
 	w.logf("log rot on node %d: %s at %d", s.id, r.Path, off)
 }
 
-// bitRot flips one bit of one chunk file of a node, at rest.
+// bitRot flips one bit of one chunk file of a node, at rest. It never
+// takes a chunk's last good copies: replication tolerates one failure per
+// chunk at a time, so a good copy must remain elsewhere, on a node that is
+// not lost, and two while a node may still be lost or wiped later in the
+// run. Beyond that the loss would be the schedule's, not the system's (two
+// bit flips in the one chunk of a group whose third member was lost left
+// seed 20536 with no good copy to fill a replacement from).
 func (w *World) bitRot(s *simNode) {
+	need := 1
+	for _, f := range w.sched.Faults {
+		if (f.Kind == Lose || f.Kind == Wipe || f.Kind == LogRot) && f.At > w.clk.now && f.At < w.sched.FaultsUntil {
+			need = 2
+		}
+	}
 	var files []string
 	for _, g := range w.topo.DataGroups() {
 		dir := fmt.Sprintf("groups/%d/chunks", g)
 		names, _ := s.fs.List(dir)
 		for _, n := range names {
-			if strings.HasSuffix(n, ".chk") {
+			if strings.HasSuffix(n, ".chk") && w.goodCopies(s, dir+"/"+n) >= need {
 				files = append(files, dir+"/"+n)
 			}
 		}
@@ -486,6 +506,21 @@ func (w *World) bitRot(s *simNode) {
 	if err := s.fs.CorruptAtRest(name, off, byte(1)<<w.faultRng.IntN(8)); err == nil {
 		w.clk.note("bitrot", uint64(s.id), uint64(off))
 	}
+}
+
+// goodCopies counts the nodes other than s, not lost, that hold a good
+// copy of a chunk file.
+func (w *World) goodCopies(s *simNode, name string) int {
+	good := 0
+	for _, o := range w.nodes {
+		if o == s || o.lost {
+			continue
+		}
+		if b, err := o.fs.Contents(name); err == nil && chunk.CheckFile(b) == nil {
+			good++
+		}
+	}
+	return good
 }
 
 // heal ends every fault: restarts crashed nodes, ends pauses, partitions

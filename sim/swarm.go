@@ -75,7 +75,8 @@ func Swarm(opts Options, from, to uint64, jobs int, exe string, extraArgs []stri
 
 func runSeedProcess(exe string, seed uint64, opts Options, extra []string) SwarmResult {
 	args := append([]string{"sim", "run", "--seed", strconv.FormatUint(seed, 10),
-		"--nodes", strconv.Itoa(opts.Nodes), "--duration", opts.Duration.String(), "--no-shrink"}, extra...)
+		"--nodes", strconv.Itoa(opts.Nodes), "--meta-replicas", strconv.Itoa(opts.MetaReplicas),
+		"--duration", opts.Duration.String(), "--no-shrink"}, extra...)
 	cmd := exec.Command(exe, args...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf

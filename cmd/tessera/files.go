@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -25,14 +24,7 @@ type fileFlags struct {
 }
 
 func (f *fileFlags) client() (*httpclient.Client, error) {
-	eps := f.endpoints
-	if eps == "" {
-		eps = os.Getenv("TESSERA_ENDPOINTS")
-	}
-	if eps == "" {
-		eps = "127.0.0.1:7001"
-	}
-	return httpclient.New(strings.Split(eps, ","))
+	return httpclient.New(endpointList(f.endpoints))
 }
 
 func (f *fileFlags) cond() httpclient.Cond {

@@ -16,23 +16,28 @@ import (
 
 // simFlags are the flags of `sim run` and `sim swarm`.
 type simFlags struct {
-	nodes    int
-	duration time.Duration
-	bugs     string
+	nodes        int
+	metaReplicas int
+	duration     time.Duration
+	bugs         string
 }
 
 func (sf *simFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.IntVar(&sf.nodes, "nodes", sim.DefaultOptions().Nodes, "nodes in the simulated cluster")
+	fl.IntVar(&sf.metaReplicas, "meta-replicas", 0, "replicas of the meta group (0: picked per seed, 3 or 5 with 5 or more nodes)")
 	fl.DurationVar(&sf.duration, "duration", sim.DefaultOptions().Duration, "simulated time of the workload and faults")
 	fl.StringVar(&sf.bugs, "inject-bug", "", "comma-separated known bugs to inject (binaries built with -tags tesserabugs): "+strings.Join(sim.AllBugs(), ", "))
 }
 
 func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 	opts := sim.DefaultOptions()
-	opts.Seed, opts.Nodes, opts.Duration = seed, sf.nodes, sf.duration
+	opts.Seed, opts.Nodes, opts.Duration, opts.MetaReplicas = seed, sf.nodes, sf.duration, sf.metaReplicas
 	if sf.nodes < 3 || sf.nodes > 9 {
 		return opts, fmt.Errorf("--nodes must be 3..9")
+	}
+	if sf.metaReplicas != 0 && (sf.metaReplicas < 3 || sf.metaReplicas > sf.nodes || sf.metaReplicas%2 == 0) {
+		return opts, fmt.Errorf("--meta-replicas must be 0, or odd and 3..--nodes")
 	}
 	if sf.duration < time.Second || sf.duration > 24*time.Hour {
 		return opts, fmt.Errorf("--duration must be 1s..24h")
@@ -63,11 +68,11 @@ func simCmd() *cobra.Command {
 		Long: `Simulate a cluster of --nodes nodes running the production core under a
 workload of concurrent clients and a fault schedule generated from --seed
 (crashes with torn writes, pauses, partitions, clogged links, message loss,
-duplication and delay, disk errors, slow fsync, bit rot, a node lost for good).
-The run checks the history for linearizability with Porcupine, the durability
-of every acknowledged write, liveness after the faults heal, replica
-convergence (lost members replaced) and every protocol step against the specs'
-models.
+duplication and delay, disk errors, slow fsync, bit rot, a node lost for good,
+a disk lost). The run checks the history for linearizability with Porcupine,
+the durability of every acknowledged write, liveness after the faults heal,
+replica convergence (lost members replaced, wiped ones replaced or refilled,
+no group degraded) and every protocol step against the specs' models.
 
 The same seed and flags replay the same run exactly (the trace-hash line is
 identical). On failure the fault schedule is shrunk and the command prints a

@@ -139,3 +139,39 @@ func TestStoreSurvivesCrashOnlyAfterSync(t *testing.T) {
 		t.Fatalf("after crash missing %v, want only chunk 2 (its directory entry was never synced)", missing)
 	}
 }
+
+func TestCheckFile(t *testing.T) {
+	fs := memfs.New()
+	s, err := NewStore(fs, "g/chunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rej, fatal := s.Apply(1, write(1, "good bytes")); rej != nil || fatal != nil {
+		t.Fatal(rej, fatal)
+	}
+	good, err := fs.Contents(s.name(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(off int) []byte {
+		b := bytes.Clone(good)
+		b[off] ^= 0x04
+		return b
+	}
+	tests := []struct {
+		name string
+		file []byte
+		want error
+	}{
+		{"good", good, nil},
+		{"rotten data", flip(headerBytes + 3), ErrCorrupt},
+		{"rotten header", flip(5), ErrCorrupt},
+		{"cut short", good[:len(good)-1], ErrCorrupt},
+		{"header only", good[:headerBytes-1], ErrCorrupt},
+	}
+	for _, tt := range tests {
+		if err := CheckFile(tt.file); !errors.Is(err, tt.want) {
+			t.Errorf("%s: CheckFile = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+}

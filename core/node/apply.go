@@ -28,9 +28,9 @@ func (n *Node) applyEntry(g *group, e *raftpb.Entry) {
 			panic(fmt.Sprintf("node %d: group %d: committed conf change %d undecodable: %v", n.cfg.ID, g.id, index, err))
 		}
 		if g.rn != nil {
+			prev := g.confState
 			g.confState = g.rn.ApplyConfChange(&cc)
-			g.snapStale = true
-			n.checkRemoved(g)
+			n.confApplied(g, prev)
 		}
 	case raftpb.EntryConfChangeV2:
 		var cc raftpb.ConfChangeV2
@@ -38,9 +38,9 @@ func (n *Node) applyEntry(g *group, e *raftpb.Entry) {
 			panic(fmt.Sprintf("node %d: group %d: committed conf change %d undecodable: %v", n.cfg.ID, g.id, index, err))
 		}
 		if g.rn != nil {
+			prev := g.confState
 			g.confState = g.rn.ApplyConfChange(&cc)
-			g.snapStale = true
-			n.checkRemoved(g)
+			n.confApplied(g, prev)
 		}
 		if n.cfg.OnApply != nil {
 			n.cfg.OnApply(Applied{Group: g.id, Index: index, Conf: g.confState})

@@ -4,11 +4,20 @@
 // cannot serve them.
 //
 // A Node is a pure event-driven state machine in the style of etcd raft. Its
-// inputs are method calls (Tick, Receive, Submit); after a batch of inputs the
-// runtime calls Flush, which persists (fsync), then sends, then applies. It
-// never starts goroutines, reads the wall clock or touches os files or
-// sockets: everything goes through env.Env. The simulator and the production
+// inputs are method calls (Tick, Receive, Submit, and the completions of
+// the disk work it handed to Env.IO); after each the runtime calls Flush,
+// which hands log writes to the runtime, sends what does not wait for
+// them, and applies what is committed and durable. It never starts
+// goroutines, reads the wall clock or touches os files or sockets:
+// everything goes through env.Env. The simulator and the production
 // runtime drive the very same code.
+//
+// Besides its unit tests, the package has a step-by-step harness
+// (harness_test.go, TestInteraction): scripts in testdata/ drive a few
+// nodes whose network and disk work are explicit queues, deliver, drop,
+// complete, crash and restart one step at a time, and compare everything
+// the nodes do with the expected output written in the script
+// (docs/simulation.md, "Step by step").
 package node
 
 import (
@@ -64,6 +73,11 @@ type Config struct {
 	// KeepEntries is how many entries stay in the log behind a snapshot, so
 	// that slightly lagging followers catch up without one.
 	KeepEntries uint64
+	// KeepDataEntries is KeepEntries for data groups. Their entries carry
+	// whole chunks, all held in raft's memory until compacted, and a
+	// follower behind catches up as cheaply from a snapshot (a manifest
+	// plus the chunk files it lacks), so they keep few.
+	KeepDataEntries uint64
 	// WALSegmentBytes is the WAL segment size.
 	WALSegmentBytes int64
 	// MaxChunkBytes bounds one chunk write.
@@ -134,8 +148,11 @@ func (c *Config) withDefaults() Config {
 	def(&out.RequestTimeoutTicks, 100)
 	def(&out.RetryTicks, uint64(out.ElectionTicks))
 	def(&out.MetaSnapshotEntries, 1000)
-	def(&out.DataSnapshotBytes, 64<<20)
+	// With KeepDataEntries, a data group holds at most about this plus
+	// KeepDataEntries chunks in raft's memory.
+	def(&out.DataSnapshotBytes, 32<<20)
 	def(&out.KeepEntries, 50)
+	def(&out.KeepDataEntries, 4)
 	def(&out.GCIntervalTicks, 20)
 	def(&out.GCGraceTicks, 600)
 	// Five minutes at the production tick of 50ms, as CockroachDB waits

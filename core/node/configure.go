@@ -26,14 +26,18 @@ type confState struct {
 // the nodes' flags, and takes the first configuration applied for good, so
 // replicas never disagree on it; a node whose flags differ is told in its
 // log, and its clients still work: the state refuses what it cannot take
-// inline and core/client writes it in chunks.
+// inline and core/client writes it in chunks. A node with inlining off
+// proposes nothing: an unconfigured state keeps nothing inline already, so
+// a cluster whose nodes all run with inlining off stays unconfigured (and
+// takes a configuration once a leader runs with inlining on).
 func (n *Node) tickConfigure() {
 	g := n.groups[topo.MetaGroup]
 	if g == nil || g.role != raft.StateLeader || g.meta == nil || n.conf.pending {
 		return
 	}
 	want := n.cfg.MetaConfig()
-	if cfg, ok := g.meta.Config(); ok {
+	cfg, ok := g.meta.Config()
+	if ok {
 		if cfg != want && !n.conf.warned {
 			n.conf.warned = true
 			n.env.Log().Warn("the cluster's inline settings differ from this node's: the cluster's rule",
@@ -42,7 +46,7 @@ func (n *Node) tickConfigure() {
 		}
 		return
 	}
-	if n.conf.lastTry != 0 && n.ticks-n.conf.lastTry < uint64(n.cfg.ElectionTicks) {
+	if want.InlineThreshold == 0 || (n.conf.lastTry != 0 && n.ticks-n.conf.lastTry < uint64(n.cfg.ElectionTicks)) {
 		return
 	}
 	n.conf.pending, n.conf.lastTry = true, n.ticks

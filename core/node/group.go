@@ -58,6 +58,9 @@ type group struct {
 	// (replace.go).
 	heardFrom   map[uint64]uint64
 	leaderSince uint64
+	// fencedAt is the tick of the last wire.Envelope.Fenced notice from
+	// each node for this group: its replica there is fenced and empty.
+	fencedAt map[uint64]uint64
 	// amnesiac is set on a replica created on demand that was sent a
 	// snapshot naming it a voter: this node was a voter of the group and
 	// lost its disk. It takes no part in the group until it is removed.
@@ -84,7 +87,8 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
 	}
-	g := &group{id: tg.ID, wal: w, storage: raft.NewMemoryStorage(), heardAt: n.ticks, heardFrom: map[uint64]uint64{}}
+	g := &group{id: tg.ID, wal: w, storage: raft.NewMemoryStorage(), heardAt: n.ticks,
+		heardFrom: map[uint64]uint64{}, fencedAt: map[uint64]uint64{}}
 	if tg.ID != topo.MetaGroup {
 		g.store, err = chunk.NewStore(n.env.FS(), dir+"/chunks")
 		if err != nil {
@@ -121,6 +125,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		}
 	}
 	if st.HardState != nil {
+		g.log.term, g.log.vote = st.HardState.GetTerm(), st.HardState.GetVote()
 		if err := g.storage.SetHardState(st.HardState); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
 		}
@@ -230,8 +235,12 @@ func (n *Node) maybeSnapshot(g *group) error {
 	// sends as this snapshot); the log drops them only once the snapshot
 	// record is durable, in the same batch.
 	var compact uint64
-	if g.applied > n.cfg.KeepEntries {
-		compact = g.applied - n.cfg.KeepEntries
+	keep := n.cfg.KeepEntries
+	if !g.isMeta() {
+		keep = n.cfg.KeepDataEntries
+	}
+	if g.applied > keep {
+		compact = g.applied - keep
 		if first, _ := g.storage.FirstIndex(); compact > first {
 			if err := g.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
 				return fmt.Errorf("group %d: compact to %d: %w", g.id, compact, err)

@@ -206,6 +206,9 @@ func (n *Node) Receive(m *wire.Envelope) {
 		g.heardFrom[m.From] = n.ticks
 		if n.fenced(g, gm.Msg) {
 			n.stats.DroppedMessages++
+			if g.amnesiac {
+				n.noteFenced(g.id, m.From)
+			}
 			continue
 		}
 		n.noteNonMember(g, m.From)
@@ -241,9 +244,10 @@ func (n *Node) Receive(m *wire.Envelope) {
 		n.onPiece(m.From, p)
 	}
 	for _, r := range m.Routes {
-		if r.Index > n.routes[r.Group].Index {
-			n.routes[r.Group] = r
-		}
+		n.onRoute(m.From, r)
+	}
+	for _, id := range m.Fenced {
+		n.onFenced(m.From, id)
 	}
 	for _, id := range m.Probes {
 		if g := n.groups[id]; g != nil {
@@ -270,8 +274,12 @@ func (n *Node) stepSnapshot(g *group, from uint64, m *raftpb.Message) {
 // a snapshot naming it a voter (a new member is added as a learner and
 // promoted only once caught up). Granting a vote, or acting as that voter,
 // could elect a leader without committed entries (and a heartbeat naming
-// entries it does not have would stop it), so the replica stays silent: the group's leader sees it inactive and replaces it, and it is
-// then removed like any replica left behind.
+// entries it does not have would stop it), so the replica takes no part in
+// the group; it only answers each message with a wire.Envelope.Fenced
+// notice (Receive, tickReplace). The group's leader replaces it on a spare,
+// or removes it and adds the node back as a learner if there is none
+// (replace.go); the fenced replica is deleted on the removal notice that
+// follows.
 func (n *Node) fenced(g *group, m *raftpb.Message) bool {
 	if g.amnesiac {
 		return true

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
@@ -306,5 +307,144 @@ func TestMetaDetailFitsAReply(t *testing.T) {
 		if back, err := api.UnmarshalResponse(resp.Marshal()); err != nil || back.Detail != d || back.Status != resp.Status {
 			t.Errorf("%s: reply does not decode: %v", tt.name, err)
 		}
+	}
+}
+
+// TestReplicaCreatedOnlyWhenAdded checks what makes a node with no replica
+// of the meta group create one: a heartbeat to a node never removed (and,
+// when it claims entries, the replica is fenced at once and says so), or a
+// route naming the node past its last removal (a leader announcing a
+// learner); nothing sent before that removal.
+func TestReplicaCreatedOnlyWhenAdded(t *testing.T) {
+	hb := func(commit uint64) *wire.Envelope {
+		return &wire.Envelope{From: 2, To: 1, Raft: []wire.GroupMessage{{Group: topo.MetaGroup, Msg: &raftpb.Message{
+			Type: raftpb.MsgHeartbeat.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(3), Commit: proto.Uint64(commit)}}}}
+	}
+	route := func(index uint64, members ...uint64) *wire.Envelope {
+		return &wire.Envelope{From: 2, To: 1, Routes: []wire.Route{{Group: topo.MetaGroup, Index: index, Members: members}}}
+	}
+	tests := []struct {
+		name        string
+		removedAt   uint64 // tombstone index, 0 for none
+		in          *wire.Envelope
+		wantReplica bool
+		wantFenced  bool
+	}{
+		{"heartbeat to a new member", 0, hb(0), true, false},
+		{"heartbeat claiming entries to a node that lost its disk", 0, hb(8), true, true},
+		{"heartbeat after a removal", 50, hb(0), false, false},
+		{"heartbeat claiming entries after a removal", 50, hb(8), false, false},
+		{"route naming the node past its removal", 50, route(60, 2, 3, 1), true, false},
+		{"route from before its removal", 50, route(40, 1, 2, 3), false, false},
+		{"route not naming the node", 50, route(60, 2, 3, 4), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := &testEnv{fs: memfs.New(), rng: rand.New(rand.NewPCG(1, 2)), now: 1e18}
+			if tt.removedAt != 0 {
+				if err := e.fs.MkdirAll("groups/1"); err != nil {
+					t.Fatal(err)
+				}
+				f, err := e.fs.Create(tombstone(topo.MetaGroup))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.Write(binary.BigEndian.AppendUint64(nil, tt.removedAt)); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			}
+			n, err := New(Config{ID: 1, Topology: topo.Default([]uint64{1, 2, 3, 4}, 1, 3, 3), Join: true}, e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.Hosts(topo.MetaGroup) {
+				t.Fatal("a node started with Join hosts the meta group")
+			}
+			n.Receive(tt.in)
+			n.Flush()
+			if n.Hosts(topo.MetaGroup) != tt.wantReplica {
+				t.Fatalf("hosts the meta group: %v, want %v", n.Hosts(topo.MetaGroup), tt.wantReplica)
+			}
+			var fenced, notice bool
+			for _, g := range n.Groups() {
+				fenced = fenced || (g.ID == topo.MetaGroup && g.Fenced && g.Degraded != "")
+			}
+			for _, m := range e.sent {
+				notice = notice || (m.To == 2 && slices.Contains(m.Fenced, topo.MetaGroup))
+			}
+			if fenced != tt.wantFenced || notice != tt.wantFenced {
+				t.Fatalf("fenced and degraded %v, fenced notice to the sender %v; want %v", fenced, notice, tt.wantFenced)
+			}
+		})
+	}
+}
+
+// TestFencedNoticeFromNonMemberIsAnsweredWithRemoval checks that a replica
+// answers a fenced notice from a node its configuration no longer counts
+// with a removal notice (so that the fenced replica is deleted), and only
+// records one from a member.
+func TestFencedNoticeFromNonMemberIsAnsweredWithRemoval(t *testing.T) {
+	n, e := newTestNode(t, 4) // meta group {1,2,3}
+	for _, from := range []uint64{4, 2} {
+		n.Receive(&wire.Envelope{From: from, To: 1, Fenced: []uint64{topo.MetaGroup}})
+	}
+	n.Flush()
+	var removals []uint64
+	for _, m := range e.sent {
+		for _, r := range m.Removals {
+			if r.Group == topo.MetaGroup {
+				removals = append(removals, m.To)
+			}
+		}
+	}
+	if !slices.Equal(removals, []uint64{4}) {
+		t.Fatalf("removal notices sent to %v, want node 4 only", removals)
+	}
+	g := n.groups[topo.MetaGroup]
+	if _, ok := g.fencedAt[2]; !ok {
+		t.Fatal("the notice of member 2 was not recorded")
+	}
+}
+
+// TestKnownEmptyAndQuorumWithout checks the leader's two conditions for
+// refilling a voter in place: it is known to hold nothing, and the other
+// voters, live, make a quorum of the group without it.
+func TestKnownEmptyAndQuorumWithout(t *testing.T) {
+	n, _ := newTestNode(t, 3) // meta group {1,2,3}, node 1
+	g := n.groups[topo.MetaGroup]
+	et := uint64(n.cfg.ElectionTicks)
+	tests := []struct {
+		name                       string
+		leaderSince, heard, notice uint64 // ticks; notice 0: none
+		live2                      bool   // node 2 heard from within an election timeout
+		wantEmpty, wantQuorum      bool
+	}{
+		{"fenced and silent", 100, 90, 500, true, true, true},
+		{"fenced, other voter silent", 100, 90, 500, false, true, false},
+		{"no notice", 100, 90, 0, true, false, true},
+		{"notice before its last raft message", 100, 600, 500, true, false, true},
+		{"notice before this leader's election", 550, 90, 500, true, false, true},
+		{"raft message within an election timeout", 100, 1000 - et + 1, 1000, true, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n.ticks = 1000
+			g.leaderSince = tt.leaderSince
+			g.heardFrom = map[uint64]uint64{3: tt.heard, 2: 0}
+			if tt.live2 {
+				g.heardFrom[2] = 999
+			}
+			g.fencedAt = map[uint64]uint64{}
+			if tt.notice != 0 {
+				g.fencedAt[3] = tt.notice
+			}
+			if got := n.knownEmpty(g, 3); got != tt.wantEmpty {
+				t.Errorf("knownEmpty = %v, want %v", got, tt.wantEmpty)
+			}
+			if got := n.quorumWithout(g, 3); got != tt.wantQuorum {
+				t.Errorf("quorumWithout = %v, want %v", got, tt.wantQuorum)
+			}
+		})
 	}
 }

@@ -2,29 +2,49 @@ package node
 
 // Replica replacement (specs/ReplicaReplacement.tla). The leader of each
 // group replaces a voter that has been silent in the group for
-// ReplaceAfterTicks, one membership change at a time, the way CockroachDB's
+// ReplaceAfterTicks, or that told it its replica is fenced (the node lost
+// its disk), one membership change at a time, the way CockroachDB's
 // replicate queue does on a range's leaseholder:
 //
 //  1. AddLearner: a live node outside the group joins it as a learner. It
 //     creates its replica on the first message from the leader (a
-//     snapshot; for a data group, then the chunks the snapshot lists).
+//     heartbeat, an append, a snapshot, or a route naming it); the
+//     snapshot follows (for a data group, then the chunks it lists).
 //  2. Promote: once the learner's log holds everything committed, one
 //     ConfChangeV2 makes it a voter and removes the dead member. raft enters
 //     the joint configuration (both old and new voters must agree) and
 //     leaves it on its own (ConfChangeTransitionAuto).
 //  3. AbortLearner: if the dead voter is heard from again, or the learner
-//     itself goes silent, the learner is removed.
+//     itself goes silent or fenced, the learner is removed.
 //
-// Each step is derived from the applied configuration alone, so a step that
-// was lost with a leader is simply taken again by the next one; raft drops
-// a conf-change proposal while another is pending.
+// With no live node outside the group, a voter whose replica is known to
+// be empty is refilled in place instead:
+//
+//  1. RemoveWiped: one ConfChangeV2 removes it (only while the remaining
+//     voters, live, make a quorum of the smaller group). Its fenced
+//     replica learns of the removal and deletes itself, leaving a
+//     tombstone.
+//  2. The group is short of its size: the same node, live and no longer
+//     fenced, is added back as a learner (AddLearner), caught up from a
+//     snapshot, and promoted through a joint configuration that removes
+//     nobody (Promote).
+//
+// A voter that is merely silent is never removed without a replacement: it
+// will come back with its data, and removing it would only lower the
+// group's redundancy.
+//
+// Each step is derived from the applied configuration (and the group's
+// size in the topology) alone, so a step that was lost with a leader is
+// simply taken again by the next one; raft drops a conf-change proposal
+// while another is pending.
 //
 // A node that applies its own removal deletes its replica. One that was away
 // at the time learns it from the replicas it talks to, which answer
-// messages and probes from non-members with a wire.Removal; see onRemoval
-// for why that is safe.
+// messages, probes and fenced notices from non-members with a wire.Removal;
+// see onRemoval for why that is safe.
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -71,8 +91,9 @@ func (n *Node) silentFor(peer uint64) uint64 {
 }
 
 // tickReplace takes the next replacement step in every group this node
-// leads, and probes the members of every group it has heard nothing from
-// for two election timeouts. It runs every RetryTicks.
+// leads, tells the members of every group whose replica here is fenced
+// that it is, and probes the members of every group it has heard nothing
+// from for two election timeouts. It runs every RetryTicks.
 func (n *Node) tickReplace() {
 	if n.ticks%n.cfg.RetryTicks != 0 {
 		return
@@ -82,6 +103,15 @@ func (n *Node) tickReplace() {
 		switch {
 		case g.role == raft.StateLeader:
 			n.replaceStep(g)
+		case g.amnesiac:
+			// Say so to every member this node knows of: the leader
+			// replaces or refills this replica, and a member that no
+			// longer counts this node answers with a removal notice.
+			for _, m := range n.members(g.id) {
+				if m != n.cfg.ID {
+					n.noteFenced(g.id, m)
+				}
+			}
 		case n.ticks-g.heardAt >= 2*uint64(n.cfg.ElectionTicks):
 			// A learner removed before it caught up never applies its
 			// removal, and as a learner it sends nothing of its own: ask.
@@ -107,27 +137,90 @@ func (n *Node) silentIn(g *group, id uint64) bool {
 	return n.ticks-at >= n.cfg.ReplaceAfterTicks
 }
 
+// fencedTicks is how long a node counts as fenced in a group after its
+// last notice: a fenced replica repeats it on every message of the group
+// and every RetryTicks, so this outlasts two lost notices.
+func (n *Node) fencedTicks() uint64 { return 3 * n.cfg.RetryTicks }
+
+// knownEmpty reports whether this leader knows a member's replica holds
+// nothing: since this node became leader, and since the member's last raft
+// message in the group, the member said its replica is fenced (it lost its
+// disk), and it has sent no raft message for an election timeout. The
+// silence keeps a notice delayed in the network from condemning a member
+// refilled since: a live replica answers every heartbeat. Notices from a
+// node are forgotten when it joins the group again (confApplied).
+func (n *Node) knownEmpty(g *group, id uint64) bool {
+	at, ok := g.fencedAt[id]
+	heard := max(g.heardFrom[id], g.leaderSince)
+	return ok && at >= heard && n.ticks-heard >= uint64(n.cfg.ElectionTicks)
+}
+
+// recentlyFenced reports whether a node said within fencedTicks that its
+// replica of the group is fenced.
+func (n *Node) recentlyFenced(g *group, id uint64) bool {
+	at, ok := g.fencedAt[id]
+	return ok && n.ticks-at < n.fencedTicks()
+}
+
+// live reports whether a member sent this node a raft message of the group
+// within an election timeout (a follower answers every heartbeat).
+func (n *Node) live(g *group, id uint64) bool {
+	at, ok := g.heardFrom[id]
+	return id == n.cfg.ID || (ok && n.ticks-at < uint64(n.cfg.ElectionTicks))
+}
+
+// groupSize is how many voters the group has in the initial topology: the
+// number it is kept at.
+func (n *Node) groupSize(g *group) int {
+	tg, _ := n.cfg.Topology.Group(g.id)
+	return len(tg.Members)
+}
+
 func (n *Node) replaceStep(g *group) {
 	cs := g.confState
 	if len(cs.GetVotersOutgoing()) > 0 {
 		return // joint: raft proposes the transition out by itself
 	}
-	var dead uint64
-	for _, v := range cs.GetVoters() {
-		if v != n.cfg.ID && n.silentIn(g, v) {
-			dead = v
-			break
+	voters := cs.GetVoters()
+	short := len(voters) < n.groupSize(g)
+	// The voter to replace: one known to be empty first (its data is
+	// gone for sure, and only it may be refilled in place), else a silent
+	// one.
+	var empty, silent uint64
+	for _, v := range voters {
+		switch {
+		case v == n.cfg.ID:
+		case empty == 0 && n.knownEmpty(g, v):
+			empty = v
+		case silent == 0 && n.silentIn(g, v):
+			silent = v
 		}
 	}
+	dead := cmp.Or(empty, silent)
 	if learners := cs.GetLearners(); len(learners) > 0 {
 		l := learners[0]
 		switch {
-		case dead == 0 || n.silentIn(g, l):
-			n.proposeConf(g, "abort-learner", change(raftpb.ConfChangeType_ConfChangeRemoveNode, l))
-		case n.caughtUp(g, l):
-			n.proposeConf(g, "promote",
+		case n.knownEmpty(g, l) || n.silentIn(g, l) || (!short && dead == 0):
+			n.proposeConf(g, "abort-learner", nil, change(raftpb.ConfChangeType_ConfChangeRemoveNode, l))
+		case !n.caughtUp(g, l):
+			n.announce(g, l)
+		case short:
+			// In-place refill: the group regains its size; nobody leaves.
+			n.proposeConf(g, "promote", raftpb.ConfChangeTransition_ConfChangeTransitionJointImplicit.Enum(),
+				change(raftpb.ConfChangeType_ConfChangeAddNode, l))
+		default:
+			n.proposeConf(g, "promote", nil,
 				change(raftpb.ConfChangeType_ConfChangeAddNode, l),
 				change(raftpb.ConfChangeType_ConfChangeRemoveNode, dead))
+		}
+		return
+	}
+	if short {
+		// A voter was removed to be refilled in place: add a learner
+		// back, the refilled node itself once it no longer says it is
+		// fenced, or a spare that came up meanwhile.
+		if c := n.spare(g); c != 0 {
+			n.proposeConf(g, "add-learner", nil, change(raftpb.ConfChangeType_ConfChangeAddLearnerNode, c))
 		}
 		return
 	}
@@ -135,19 +228,62 @@ func (n *Node) replaceStep(g *group) {
 		return
 	}
 	if spare := n.spare(g); spare != 0 {
-		n.proposeConf(g, "add-learner", change(raftpb.ConfChangeType_ConfChangeAddLearnerNode, spare))
+		n.proposeConf(g, "add-learner", nil, change(raftpb.ConfChangeType_ConfChangeAddLearnerNode, spare))
+		return
 	}
+	if empty != 0 && n.quorumWithout(g, empty) {
+		n.proposeConf(g, "remove-wiped", nil, change(raftpb.ConfChangeType_ConfChangeRemoveNode, empty))
+	}
+}
+
+// quorumWithout reports whether the voters other than the one to remove,
+// live, make a quorum of the group without it: the removal must commit
+// and leave a group that still commits (with three voters, both others
+// live). A fenced voter adds nothing to any quorum, so removing it costs no
+// availability; it is the refill that must be able to proceed.
+func (n *Node) quorumWithout(g *group, gone uint64) bool {
+	remaining, live := 0, 0
+	for _, v := range g.confState.GetVoters() {
+		if v == gone {
+			continue
+		}
+		remaining++
+		if n.live(g, v) {
+			live++
+		}
+	}
+	return remaining > 0 && live >= remaining/2+1
+}
+
+// announce tells a learner that has acknowledged nothing yet that it is a
+// member, with a route naming it: a node removed from the group before
+// creates its replica again only on a message past its removal (joinGroup),
+// and a heartbeat cannot say that.
+func (n *Node) announce(g *group, learner uint64) {
+	if pr, ok := g.rn.Status().Progress[learner]; !ok || pr.Match > 0 {
+		return
+	}
+	out := n.out(learner)
+	for _, r := range out.Routes {
+		if r.Group == g.id {
+			return
+		}
+	}
+	out.Routes = append(out.Routes, wire.Route{Group: g.id, Index: g.applied, Members: n.members(g.id)})
 }
 
 func change(t raftpb.ConfChangeType, id uint64) *raftpb.ConfChangeSingle {
 	return &raftpb.ConfChangeSingle{Type: t.Enum(), NodeId: &id}
 }
 
-func (n *Node) proposeConf(g *group, what string, changes ...*raftpb.ConfChangeSingle) {
-	if err := g.rn.ProposeConfChange(&raftpb.ConfChangeV2{Changes: changes}); err != nil {
+// proposeConf proposes a membership change; transition nil is raft's
+// default (joint for more than one change, which raft leaves by itself).
+func (n *Node) proposeConf(g *group, what string, transition *raftpb.ConfChangeTransition, changes ...*raftpb.ConfChangeSingle) {
+	if err := g.rn.ProposeConfChange(&raftpb.ConfChangeV2{Transition: transition, Changes: changes}); err != nil {
 		n.env.Log().Info("conf change not proposed", "node", n.cfg.ID, "group", g.id, "change", what, "err", err)
 		return
 	}
+	n.env.Log().Info("conf change proposed", "node", n.cfg.ID, "group", g.id, "change", what)
 	n.stats.ConfChanges++
 }
 
@@ -163,14 +299,16 @@ func (n *Node) caughtUp(g *group, learner uint64) bool {
 // spare picks a live node outside the group to replace a member: the one
 // with the fewest groups in the initial topology (a node knows no later
 // placement), ties broken by a rotation on the group id so that groups
-// spread. 0 if no node qualifies.
+// spread. A node that still says its replica of the group is fenced does
+// not qualify until it has deleted it (it would drop the leader's messages
+// as fenced). 0 if no node qualifies.
 func (n *Node) spare(g *group) uint64 {
 	members := slices.Concat(g.confState.GetVoters(), g.confState.GetLearners(), g.confState.GetVotersOutgoing())
 	nodes := n.cfg.Topology.Nodes
 	var best uint64
 	bestLoad, bestRank := 0, 0
 	for i, id := range nodes {
-		if slices.Contains(members, id) || n.silentFor(id) >= uint64(n.cfg.ElectionTicks) {
+		if slices.Contains(members, id) || n.silentFor(id) >= uint64(n.cfg.ElectionTicks) || n.recentlyFenced(g, id) {
 			continue
 		}
 		load := 0
@@ -231,8 +369,11 @@ func (n *Node) onRemoval(from uint64, r wire.Removal) {
 // a peer's transport while this node was down): an append's commit or a
 // snapshot's index is not past that removal. A heartbeat's commit is capped
 // at what the leader knows this node holds, so one to a new member carries
-// 0, as may a stale one: a node once removed joins again only on an append
-// or a snapshot (a lost probe then costs an abort and a new attempt).
+// 0, as may a stale one: a node once removed joins again only on an append,
+// a snapshot, or a route naming it past its removal (announce). A heartbeat
+// with a commit index to a node that holds no replica and was never removed
+// means this node lost its disk: the replica is created to be fenced at
+// once (fenced), so that it can tell the group.
 func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *group {
 	if n.deleting[group] {
 		// The last replica's files are still being deleted.
@@ -244,7 +385,7 @@ func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *group {
 		// A heartbeat cannot be told apart from one sent before this
 		// node's removal (both may carry commit 0), so only a node never
 		// removed from the group joins on one.
-		if removedAt != 0 || m.GetCommit() != 0 {
+		if removedAt != 0 {
 			return nil
 		}
 	case raftpb.MessageType_MsgApp:
@@ -258,6 +399,23 @@ func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *group {
 	default:
 		return nil
 	}
+	return n.createReplica(from, group)
+}
+
+// onRoute joins a group whose member list, as of r.Index, names this node
+// (a leader announcing a learner), if that is past its last removal.
+func (n *Node) onRoute(from uint64, r wire.Route) {
+	if r.Index > n.routes[r.Group].Index {
+		n.routes[r.Group] = r
+	}
+	if n.groups[r.Group] == nil && slices.Contains(r.Members, n.cfg.ID) && r.Index > n.removedAt[r.Group] {
+		n.createReplica(from, r.Group)
+	}
+}
+
+// createReplica creates an empty replica (no bootstrap) of a group this
+// node was added to.
+func (n *Node) createReplica(from, group uint64) *group {
 	tg, ok := n.cfg.Topology.Group(group)
 	if !ok {
 		return nil
@@ -273,6 +431,43 @@ func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *group {
 	slices.Sort(n.groupIDs)
 	n.stats.ReplicasCreated++
 	return g
+}
+
+// noteFenced tells a peer that this node's replica of a group is fenced.
+func (n *Node) noteFenced(group, to uint64) {
+	out := n.out(to)
+	if !slices.Contains(out.Fenced, group) {
+		out.Fenced = append(out.Fenced, group)
+	}
+}
+
+// onFenced records that a node's replica of a group is fenced (replaceStep
+// removes and refills it, or replaces it), and answers it with a removal
+// notice if this replica no longer counts it as a member.
+func (n *Node) onFenced(from, group uint64) {
+	g := n.groups[group]
+	if g == nil || g.applied == 0 {
+		return
+	}
+	g.fencedAt[from] = n.ticks
+	n.noteNonMember(g, from)
+}
+
+// confApplied follows a membership change from prev to the configuration
+// just applied: a node that joins the group again starts with a clean
+// record (its earlier fenced notices were about a replica it has deleted
+// since), and a replica whose node left the group is deleted.
+func (n *Node) confApplied(g *group, prev *raftpb.ConfState) {
+	g.snapStale = true
+	was := slices.Concat(prev.GetVoters(), prev.GetLearners(), prev.GetVotersOutgoing())
+	for _, set := range [][]uint64{g.confState.GetVoters(), g.confState.GetLearners()} {
+		for _, id := range set {
+			if !slices.Contains(was, id) {
+				delete(g.fencedAt, id)
+			}
+		}
+	}
+	n.checkRemoved(g)
 }
 
 // checkRemoved marks the replica for deletion if the configuration just
@@ -299,16 +494,20 @@ func (n *Node) dropGroup(g *group, at uint64) {
 	at = max(at, n.removedAt[g.id])
 	w := g.wal
 	n.deleting[g.id] = true
+	if t, ok := n.env.(ioTracer); ok {
+		t.traceReplicaDelete(g.id, at)
+	}
 	n.env.IO(g.id, func() error { return deleteReplica(fs, g.id, at, w) }, func(err error) {
 		delete(n.deleting, g.id)
 		if err != nil {
 			n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
+			return
 		}
+		n.stats.ReplicasRemoved++
 	})
 	n.removedAt[g.id] = at
 	delete(n.groups, g.id)
 	n.groupIDs = slices.DeleteFunc(n.groupIDs, func(id uint64) bool { return id == g.id })
-	n.stats.ReplicasRemoved++
 	ids := make([]uint64, 0, len(n.ops))
 	for id, o := range n.ops {
 		if o.group == g.id {

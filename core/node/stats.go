@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/fnv"
 
 	"go.etcd.io/raft/v3"
@@ -59,6 +60,16 @@ type GroupStatus struct {
 	// group's state and their bytes.
 	InlineFiles int
 	InlineBytes int64
+	// LogQueued is how many log jobs wait for the batch in flight
+	// (LogBusy) to finish: the replica's disk queue depth.
+	LogQueued int
+	LogBusy   bool
+	// Degraded says, as this replica sees it, why the group runs with
+	// fewer replicas holding its data than its size ("" if it does not):
+	// this replica is fenced, a voter said its replica is fenced, or a
+	// voter was removed to be refilled in place. A leader's view is the
+	// one that counts (tessera_groups_under_replicated).
+	Degraded string
 }
 
 // Stats returns a copy of the node's counters.
@@ -73,6 +84,9 @@ func (n *Node) Groups() []GroupStatus {
 		gs := GroupStatus{ID: id, Leader: st.Lead, IsLeader: st.RaftState == raft.StateLeader,
 			Term: st.HardState.GetTerm(), Commit: st.HardState.GetCommit(), Applied: g.applied, SnapIndex: g.snapIndex}
 		gs.Fenced = g.amnesiac
+		gs.LogQueued = len(g.log.pending)
+		gs.LogBusy = g.log.busy
+		gs.Degraded = n.degraded(g)
 		gs.Voters = append(gs.Voters, g.confState.GetVoters()...)
 		gs.Outgoing = append(gs.Outgoing, g.confState.GetVotersOutgoing()...)
 		gs.Learners = append(gs.Learners, g.confState.GetLearners()...)
@@ -86,6 +100,35 @@ func (n *Node) Groups() []GroupStatus {
 		out = append(out, gs)
 	}
 	return out
+}
+
+// degraded says why the group has fewer replicas holding its data than its
+// size, as this replica sees it, or "". A leader counts a voter empty once
+// it knows it (knownEmpty); another replica takes a recent notice's word.
+func (n *Node) degraded(g *group) string {
+	if g.amnesiac {
+		return "this replica is fenced: this node lost its disk"
+	}
+	voters := g.confState.GetVoters()
+	if len(voters) == 0 {
+		return "" // a replica being created knows nothing of the group yet
+	}
+	var empty []uint64
+	for _, v := range voters {
+		if v == n.cfg.ID {
+			continue
+		}
+		if (g.role == raft.StateLeader && n.knownEmpty(g, v)) || (g.role != raft.StateLeader && n.recentlyFenced(g, v)) {
+			empty = append(empty, v)
+		}
+	}
+	switch size := n.groupSize(g); {
+	case len(empty) > 0:
+		return fmt.Sprintf("voters %v hold no replica (fenced after losing their disk)", empty)
+	case len(voters) < size:
+		return fmt.Sprintf("%d voters of %d: a member is being refilled", len(voters), size)
+	}
+	return ""
 }
 
 func chunkSetHash(g *group) uint64 {

@@ -42,6 +42,19 @@ type logJob struct {
 type logQueue struct {
 	pending []logJob
 	busy    bool
+	// term and vote are the hard state's as of the last job handed to the
+	// runtime: a batch whose hard state changes only the commit index,
+	// with no entries and no snapshot, needs no fsync (raft.MustSync).
+	term, vote uint64
+}
+
+// ioTracer is implemented by an Env that wants to know what each piece of
+// I/O work it is handed does, so as to print it: the step-by-step harness
+// (harness_test.go). Each method is called just before the Env.IO call it
+// describes. Runtimes do not implement it: the work itself is all they need.
+type ioTracer interface {
+	traceLogBatch(group uint64, jobs []logJob)
+	traceReplicaDelete(group, at uint64)
 }
 
 // queueLog adds work to a replica's log and starts a batch if none runs.
@@ -59,11 +72,44 @@ func (n *Node) startLogBatch(g *group) {
 	g.log.pending = nil
 	g.log.busy = true
 	w := g.wal
-	sync := !(BugsCompiledIn && n.cfg.Bugs.SkipWALSync)
-	n.stats.WALSyncs++
+	sync := n.mustSync(g, jobs) && !(BugsCompiledIn && n.cfg.Bugs.SkipWALSync)
+	if sync {
+		n.stats.WALSyncs++
+	}
 	n.stats.LogBatches++
 	n.stats.LogBatchJobs += uint64(len(jobs))
+	if t, ok := n.env.(ioTracer); ok {
+		t.traceLogBatch(g.id, jobs)
+	}
 	n.env.IO(g.id, func() error { return writeLogBatch(w, jobs, sync) }, func(err error) { n.logBatchDone(g, jobs, err) })
+}
+
+// mustSync reports whether a batch must be fsynced before the responses it
+// holds may go: it has entries, a snapshot, or a new term or vote. A batch
+// that only moves the commit index (or holds responses waiting for earlier
+// batches, all durable by now since one batch runs at a time) is written
+// without one: a lost commit index is learned again from the leader.
+func (n *Node) mustSync(g *group, jobs []logJob) bool {
+	sync := false
+	for _, j := range jobs {
+		if j.snap != nil {
+			sync = true // compaction must follow a durable snapshot record
+		}
+		m := j.append
+		if m == nil {
+			continue
+		}
+		if len(m.GetEntries()) > 0 || !raft.IsEmptySnap(m.GetSnapshot()) {
+			sync = true
+		}
+		if hs := hardStateOf(m); hs != nil {
+			if hs.GetTerm() != g.log.term || hs.GetVote() != g.log.vote {
+				sync = true
+			}
+			g.log.term, g.log.vote = hs.GetTerm(), hs.GetVote()
+		}
+	}
+	return sync
 }
 
 // writeLogBatch runs off the event loop: it writes every record of a batch,

@@ -5,12 +5,13 @@
 // batched per peer, as multi-raft systems do), forwarded client requests and
 // their replies, chunk fetches used to install data-group snapshots and
 // to repair corrupt chunks, removal notices to replicas a group dropped
-// while they were away and the probes that ask for them, and the current
-// members of a group for a node outside it that forwarded a request; an
-// envelope with nothing else to say is a ping, so that every node hears
-// from every other.
+// while they were away and the probes that ask for them, the current
+// members of a group (for a node outside it that forwarded a request, or
+// for a learner told it was added), and the groups whose replica on the
+// sender is fenced (it lost its disk); an envelope with nothing else to say
+// is a ping, so that every node hears from every other.
 //
-// Encoding: magic "TSW2", from, to, then eight counted sections and the
+// Encoding: magic "TSW3", from, to, then nine counted sections and the
 // ping flag; raft messages
 // are protobuf (raftpb), the rest use core/codec. Every count and length is
 // bounded by what remains of the input.
@@ -28,7 +29,7 @@ import (
 // MaxEnvelopeBytes bounds one encoded envelope.
 const MaxEnvelopeBytes = 256 << 20
 
-const magic = "TSW2"
+const magic = "TSW3"
 
 // GroupMessage is a raft message of one group.
 type GroupMessage struct {
@@ -86,7 +87,9 @@ type Removal struct {
 }
 
 // Route gives a group's members (voters, then learners) as of raft index
-// Index, for a node outside the group that routes requests to it.
+// Index, for a node outside the group that routes requests to it, or for a
+// learner that has not answered yet: a node named in Members creates its
+// replica if Index is past its last removal from the group.
 type Route struct {
 	Group, Index uint64
 	Members      []uint64
@@ -106,6 +109,11 @@ type Envelope struct {
 	// sender as a member answers with a Removal.
 	Probes []uint64
 	Routes []Route
+	// Fenced name groups whose replica on the sender is fenced: the sender
+	// lost its disk and holds nothing of the group (core/node replace.go).
+	// A receiver that no longer counts the sender as a member answers
+	// with a Removal, as it does a probe.
+	Fenced []uint64
 	// Ping marks an envelope sent only to show the sender is alive.
 	Ping      bool
 	PieceAsks []PieceAsk
@@ -114,7 +122,7 @@ type Envelope struct {
 
 // Empty reports whether the envelope carries nothing.
 func (m *Envelope) Empty() bool {
-	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals)+len(m.Probes)+len(m.Routes)+len(m.PieceAsks)+len(m.Pieces) == 0 && !m.Ping
+	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals)+len(m.Probes)+len(m.Routes)+len(m.Fenced)+len(m.PieceAsks)+len(m.Pieces) == 0 && !m.Ping
 }
 
 // Marshal encodes the envelope.
@@ -171,6 +179,10 @@ func (m *Envelope) Marshal() ([]byte, error) {
 		for _, id := range r.Members {
 			e.Uvarint(id)
 		}
+	}
+	e.Uvarint(uint64(len(m.Fenced)))
+	for _, g := range m.Fenced {
+		e.Uvarint(g)
 	}
 	e.Bool(m.Ping)
 	e.Uvarint(uint64(len(m.PieceAsks)))
@@ -251,6 +263,10 @@ func Unmarshal(b []byte) (*Envelope, error) {
 			r.Members = append(r.Members, d.Uvarint())
 		}
 		m.Routes = append(m.Routes, r)
+	}
+	n = d.Count(len(b), 1)
+	for i := 0; i < n && d.Err() == nil; i++ {
+		m.Fenced = append(m.Fenced, d.Uvarint())
 	}
 	m.Ping = d.Bool()
 	n = d.Count(len(b), 3)

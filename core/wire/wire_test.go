@@ -20,6 +20,7 @@ func sample() *Envelope {
 		Removals:     []Removal{{Group: 3, Index: 812}},
 		Probes:       []uint64{4},
 		Routes:       []Route{{Group: 2, Index: 90, Members: []uint64{1, 3, 5}}},
+		Fenced:       []uint64{1, 3},
 		Ping:         true,
 		PieceAsks:    []PieceAsk{{Group: 1, Index: 1200, Offset: 4096}},
 		Pieces:       []Piece{{Group: 1, Index: 1200, Offset: 4096, Total: 9000, Found: true, Data: []byte("piece")}},
@@ -43,7 +44,7 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(b, b2) {
 		t.Fatalf("re-encoding differs")
 	}
-	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef || got.Removals[0] != (Removal{3, 812}) || got.Probes[0] != 4 || got.Routes[0].Members[2] != 5 || !got.Ping ||
+	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef || got.Removals[0] != (Removal{3, 812}) || got.Probes[0] != 4 || got.Routes[0].Members[2] != 5 || got.Fenced[1] != 3 || !got.Ping ||
 		got.PieceAsks[0] != (PieceAsk{1, 1200, 4096}) || got.Pieces[0].Total != 9000 || string(got.Pieces[0].Data) != "piece" {
 		t.Fatalf("fields lost: %+v", got)
 	}
@@ -53,7 +54,7 @@ func FuzzUnmarshal(f *testing.F) {
 	b, _ := sample().Marshal()
 	f.Add(b)
 	f.Add(b[:len(b)/2])
-	f.Add([]byte("TSW2\xff\xff\xff\xff\xff"))
+	f.Add([]byte("TSW3\xff\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Unmarshal(data)
 		if err != nil {

@@ -18,20 +18,25 @@ func (m Membership) String() string {
 // MembershipChecker replays each group's applied configurations against
 // the ReplicaReplacement model: every change must be one of its
 // membership actions (AddLearner, AbortLearner, Promote, LeaveJoint) from
-// the group's previous configuration. It checks the shape of each step;
-// the preconditions that depend on liveness (a failed voter, a caught-up
-// learner) are the code's to assert, as the model's failures are not
-// observable in a trace.
+// the group's previous configuration, or a step of an in-place refill
+// (RemoveWiped: a voter removed with no replacement while the group is at
+// its initial size; Promote without replacing anyone while it is below
+// it). It checks the shape of each step; the preconditions that depend on
+// liveness (a failed or fenced voter, a caught-up learner) are the code's
+// to assert, as the model's failures are not observable in a trace.
 type MembershipChecker struct {
 	groups map[uint64]Membership
-	steps  int
+	// size is each group's initial number of voters.
+	size  map[uint64]int
+	steps int
 }
 
 // NewMembershipChecker starts every group at its initial voters.
 func NewMembershipChecker(initial map[uint64][]uint64) *MembershipChecker {
-	c := &MembershipChecker{groups: map[uint64]Membership{}}
+	c := &MembershipChecker{groups: map[uint64]Membership{}, size: map[uint64]int{}}
 	for g, voters := range initial {
 		c.groups[g] = Membership{Voters: sorted(voters)}
+		c.size[g] = len(voters)
 	}
 	return c
 }
@@ -48,6 +53,9 @@ func (c *MembershipChecker) Step(group, index uint64, next Membership) (string, 
 		return "", fmt.Errorf("spec-conformance: group %d at index %d: unknown group", group, index)
 	}
 	action := classify(prev, next)
+	if action == "" {
+		action = classifyRefill(prev, next, c.size[group])
+	}
 	if action == "" {
 		return "", fmt.Errorf("spec-conformance: group %d at index %d: configuration %s does not follow from %s by any action of ReplicaReplacement",
 			group, index, next, prev)
@@ -85,6 +93,36 @@ func classify(prev, next Membership) string {
 					return fmt.Sprintf("Promote(n%d,replacing n%d)", l, d)
 				}
 			}
+		}
+	}
+	return ""
+}
+
+// classifyRefill names the steps of an in-place refill that are not
+// actions of the model's replacement: the removal of a voter with nothing
+// added, only from a group at its size (so at most one voter is ever
+// missing), and the promotion of the learner with nobody removed, only in
+// a group below its size. The learner in between is an AddLearner.
+func classifyRefill(prev, next Membership, size int) string {
+	if len(prev.Outgoing) > 0 || len(next.Learners) > 0 {
+		return ""
+	}
+	switch len(prev.Learners) {
+	case 0:
+		if len(prev.Voters) != size || len(next.Outgoing) > 0 {
+			return ""
+		}
+		for _, d := range prev.Voters {
+			without := slices.DeleteFunc(slices.Clone(prev.Voters), func(v uint64) bool { return v == d })
+			if slices.Equal(next.Voters, without) {
+				return fmt.Sprintf("RemoveWiped(n%d)", d)
+			}
+		}
+	case 1:
+		l := prev.Learners[0]
+		if len(prev.Voters) < size && slices.Equal(next.Outgoing, prev.Voters) &&
+			slices.Equal(next.Voters, sorted(append(slices.Clone(prev.Voters), l))) {
+			return fmt.Sprintf("Promote(n%d)", l)
 		}
 	}
 	return ""

@@ -78,13 +78,25 @@ func TestMembershipChecker(t *testing.T) {
 		m([]uint64{5, 1, 3}, []uint64{1, 2, 3}, nil), // Promote(n5, replacing n2)
 		m([]uint64{1, 3, 5}, nil, nil),               // LeaveJoint
 	}
+	// In-place refill of node 2 (no spare): removed, added back as a
+	// learner, promoted with nobody removed.
+	refill := []Membership{
+		m([]uint64{1, 3}, nil, nil),               // RemoveWiped(n2)
+		m([]uint64{1, 3}, nil, []uint64{2}),       // AddLearner(n2)
+		m([]uint64{1, 2, 3}, []uint64{1, 3}, nil), // Promote(n2)
+		m([]uint64{1, 2, 3}, nil, nil),            // LeaveJoint
+	}
 	tests := []struct {
 		name    string
 		steps   []Membership
 		wantErr bool
 	}{
 		{"replacement with an abort", replace, false},
-		{"voter removed outright", []Membership{m([]uint64{1, 2}, nil, nil)}, true},
+		{"in-place refill", refill, false},
+		{"two voters removed at once", []Membership{m([]uint64{1}, nil, nil)}, true},
+		{"second voter removed while short", []Membership{refill[0], m([]uint64{1}, nil, nil)}, true},
+		{"voter removed while a learner is added", []Membership{replace[0], m([]uint64{1, 2}, nil, []uint64{4})}, true},
+		{"promote adding a voter at full size", []Membership{replace[0], m([]uint64{1, 2, 3, 4}, []uint64{1, 2, 3}, nil)}, true},
 		{"voter added outright", []Membership{m([]uint64{1, 2, 3, 4}, nil, nil)}, true},
 		{"promote without a learner", []Membership{m([]uint64{1, 2, 4}, []uint64{1, 2, 3}, nil)}, true},
 		{"two learners", []Membership{m([]uint64{1, 2, 3}, nil, []uint64{4, 5})}, true},

@@ -285,6 +285,21 @@ func (fs *FS) CorruptAtRest(name string, off int64, mask byte) error {
 	return nil
 }
 
+// Contents returns a copy of a file's current bytes, without the fault
+// hooks: the simulator inspects disks with it, and must neither see
+// injected read corruption nor consume the randomness that injects it.
+func (fs *FS) Contents(name string) ([]byte, error) {
+	d, base, err := fs.lookup(name)
+	if err != nil {
+		return nil, err
+	}
+	ino := d.entries[base]
+	if ino == nil {
+		return nil, fmt.Errorf("memfs: contents of %s: %w", name, vfs.ErrNotExist)
+	}
+	return slices.Clone(ino.data), nil
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {

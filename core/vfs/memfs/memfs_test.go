@@ -153,6 +153,12 @@ func TestFaults(t *testing.T) {
 	if string(b) != "`bc" {
 		t.Fatalf("read corruption not applied: %q", b)
 	}
+	if got, err := fs.Contents("a"); err != nil || string(got) != "abc" {
+		t.Fatalf("Contents = %q, %v: want the stored bytes, without read faults", got, err)
+	}
+	if _, err := fs.Contents("zz"); !errors.Is(err, vfs.ErrNotExist) {
+		t.Fatalf("Contents of a missing file: %v", err)
+	}
 	fs.SetFaults(Faults{})
 	if got, _ := content(t, fs, "a"); got != "abc" {
 		t.Fatalf("stored bytes changed by a read fault: %q", got)

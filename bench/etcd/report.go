@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+// record is one JSON line of bench/compare.sh's results file: a line of
+// `tessera bench small` or `etcdbench small` (ops_per_s...), of
+// `tessera bench put-get --json` (put_mb_per_s...), or of the script's
+// own dd run (system "dd", mb_per_s), each with the round it belongs to
+// and, where measured, the bytes each node (or member) process wrote
+// during it (/proc/PID/io write_bytes, less cancelled_write_bytes).
+type record struct {
+	Round          int     `json:"round"`
+	System         string  `json:"system"`
+	Op             string  `json:"op"`
+	Clients        int     `json:"clients"`
+	SizeBytes      int64   `json:"size_bytes"`
+	Ops            int     `json:"ops"`
+	Errors         int     `json:"errors"`
+	OpsPerSec      float64 `json:"ops_per_s"`
+	P50Ms          float64 `json:"p50_ms"`
+	P99Ms          float64 `json:"p99_ms"`
+	Parallel       int     `json:"parallel"`
+	PutMBps        float64 `json:"put_mb_per_s"`
+	GetMBps        float64 `json:"get_mb_per_s"`
+	MBps           float64 `json:"mb_per_s"`
+	NodeWriteBytes []int64 `json:"node_write_bytes"`
+}
+
+func reportMain(args []string) error {
+	if len(args) != 1 {
+		return errors.New("report: want one argument, the results file")
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	recs, err := readRecords(f)
+	if err != nil {
+		return fmt.Errorf("report: %s: %w", args[0], err)
+	}
+	return writeReport(os.Stdout, recs)
+}
+
+// readRecords reads JSON lines; blank lines are skipped, anything else that
+// is not a record is an error.
+func readRecords(r io.Reader) ([]record, error) {
+	var recs []record
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var rec record
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		if rec.Round < 1 || rec.System == "" {
+			return nil, fmt.Errorf("line %d: no round or system", n)
+		}
+		recs = append(recs, rec)
+	}
+	return recs, sc.Err()
+}
+
+// spread is a figure over rounds: its median and range.
+type spread struct{ vals []float64 }
+
+func (s *spread) add(v float64) { s.vals = append(s.vals, v) }
+
+// median of the values (the mean of the middle two for an even count).
+func (s spread) median() float64 {
+	v := slices.Sorted(slices.Values(s.vals))
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// String is "median (min–max)", or "–" for no values.
+func (s spread) String() string {
+	switch len(s.vals) {
+	case 0:
+		return "–"
+	case 1:
+		return num(s.vals[0])
+	}
+	return fmt.Sprintf("%s (%s–%s)", num(s.median()), num(slices.Min(s.vals)), num(slices.Max(s.vals)))
+}
+
+// num prints a figure with three significant digits or so.
+func num(v float64) string {
+	switch a := max(v, -v); {
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func sum(v []int64) int64 {
+	var s int64
+	for _, x := range v {
+		s += x
+	}
+	return s
+}
+
+// smallKey names one small-operation point.
+type smallKey struct {
+	op      string
+	clients int
+}
+
+// writeReport prints the markdown tables: small operations of tessera
+// beside etcd with per-round ratios, bytes written per small put, and the
+// large put beside dd.
+func writeReport(w io.Writer, recs []record) error {
+	small := map[smallKey]map[int]map[string]record{} // point -> round -> system
+	var keys []smallKey
+	rounds := map[int]bool{}
+	var sizeBytes int64
+	for _, r := range recs {
+		rounds[r.Round] = true
+		if r.System == "dd" || r.Parallel > 0 {
+			continue
+		}
+		k := smallKey{r.Op, r.Clients}
+		if small[k] == nil {
+			small[k] = map[int]map[string]record{}
+			keys = append(keys, k)
+		}
+		if small[k][r.Round] == nil {
+			small[k][r.Round] = map[string]record{}
+		}
+		small[k][r.Round][r.System] = r
+		sizeBytes = r.SizeBytes
+	}
+	slices.SortFunc(keys, func(a, b smallKey) int {
+		if a.op != b.op {
+			return -strings.Compare(a.op, b.op) // puts first
+		}
+		return a.clients - b.clients
+	})
+	b := &strings.Builder{}
+	fmt.Fprintf(b, "Rounds: %d. Each cell: median (min–max) over the rounds; a ratio is taken within each round, then summarized.\n\n", len(rounds))
+	if len(keys) > 0 {
+		fmt.Fprintf(b, "#### Small operations, %d B, closed-loop clients\n\n", sizeBytes)
+		b.WriteString("| op | clients | tessera ops/s | etcd ops/s | tessera ÷ etcd | tessera p50 ms | etcd p50 ms | p50 tessera ÷ etcd | tessera p99 ms | etcd p99 ms | p99 tessera ÷ etcd | errors tessera / etcd |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, k := range keys {
+			var tOps, eOps, rOps, tP50, eP50, rP50, tP99, eP99, rP99 spread
+			var tErr, eErr int
+			for _, bySys := range small[k] {
+				t, tok := bySys["tessera"]
+				e, eok := bySys["etcd"]
+				if tok {
+					tOps.add(t.OpsPerSec)
+					tP50.add(t.P50Ms)
+					tP99.add(t.P99Ms)
+					tErr += t.Errors
+				}
+				if eok {
+					eOps.add(e.OpsPerSec)
+					eP50.add(e.P50Ms)
+					eP99.add(e.P99Ms)
+					eErr += e.Errors
+				}
+				if tok && eok && e.OpsPerSec > 0 && e.P50Ms > 0 && e.P99Ms > 0 {
+					rOps.add(t.OpsPerSec / e.OpsPerSec)
+					rP50.add(t.P50Ms / e.P50Ms)
+					rP99.add(t.P99Ms / e.P99Ms)
+				}
+			}
+			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d / %d |\n", k.op, k.clients,
+				tOps, eOps, rOps, tP50, eP50, rP50, tP99, eP99, rP99, tErr, eErr)
+		}
+		b.WriteString("\n")
+	}
+	writeSmallBytes(b, keys, small)
+	writeLarge(b, recs)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeSmallBytes prints the bytes the processes of each system wrote per
+// small put, where the script measured them.
+func writeSmallBytes(b *strings.Builder, keys []smallKey, small map[smallKey]map[int]map[string]record) {
+	header := false
+	for _, k := range keys {
+		if k.op != "put" {
+			continue
+		}
+		var t, e spread
+		for _, bySys := range small[k] {
+			for sys, r := range bySys {
+				if len(r.NodeWriteBytes) == 0 || r.Ops == 0 {
+					continue
+				}
+				// The warm-up puts (one per client) also wrote.
+				perPut := float64(sum(r.NodeWriteBytes)) / float64(r.Ops+r.Clients)
+				if sys == "tessera" {
+					t.add(perPut)
+				} else {
+					e.add(perPut)
+				}
+			}
+		}
+		if len(t.vals)+len(e.vals) == 0 {
+			continue
+		}
+		if !header {
+			b.WriteString("#### Bytes written per small put, all three processes together (/proc/PID/io)\n\n")
+			b.WriteString("| clients | tessera bytes per put | etcd bytes per put | tessera ÷ etcd |\n|---|---|---|---|\n")
+			header = true
+		}
+		ratio := "–"
+		if len(t.vals) > 0 && len(e.vals) > 0 && e.median() > 0 {
+			ratio = num(t.median() / e.median())
+		}
+		fmt.Fprintf(b, "| %d | %s | %s | %s |\n", k.clients, t, e, ratio)
+	}
+	if header {
+		b.WriteString("\n")
+	}
+}
+
+// writeLarge prints the large put and get beside dd, and the bytes the
+// nodes wrote per byte put.
+func writeLarge(b *strings.Builder, recs []record) {
+	var put1, putN, get1, dd, ratio, amp spread
+	var perNode spread
+	var size int64
+	parallel := 0
+	ddByRound := map[int]float64{}
+	for _, r := range recs {
+		if r.System == "dd" {
+			dd.add(r.MBps)
+			ddByRound[r.Round] = r.MBps
+		}
+	}
+	for _, r := range recs {
+		switch {
+		case r.Parallel == 1:
+			size = r.SizeBytes
+			put1.add(r.PutMBps)
+			get1.add(r.GetMBps)
+			if d, ok := ddByRound[r.Round]; ok && d > 0 {
+				ratio.add(r.PutMBps / (d / 3))
+			}
+			if len(r.NodeWriteBytes) > 0 && r.SizeBytes > 0 {
+				amp.add(float64(sum(r.NodeWriteBytes)) / float64(r.SizeBytes))
+				for _, n := range r.NodeWriteBytes {
+					perNode.add(float64(n) / float64(r.SizeBytes))
+				}
+			}
+		case r.Parallel > 1:
+			putN.add(r.PutMBps)
+			parallel = r.Parallel
+			if size == 0 {
+				size = r.SizeBytes * int64(r.Parallel)
+			}
+		}
+	}
+	if len(put1.vals)+len(putN.vals)+len(dd.vals) == 0 {
+		return
+	}
+	mib := size >> 20
+	b.WriteString("#### Large files (MB = 10^6 bytes)\n\n| figure | value |\n|---|---|\n")
+	row := func(name string, s spread) {
+		if len(s.vals) > 0 {
+			fmt.Fprintf(b, "| %s | %s |\n", name, s)
+		}
+	}
+	row(fmt.Sprintf("tessera put of one %d MiB file, MB/s", mib), put1)
+	if parallel > 0 {
+		row(fmt.Sprintf("tessera %d puts at once of %d MiB each, MB/s in total", parallel, mib/int64(parallel)), putN)
+	}
+	row(fmt.Sprintf("tessera get of the %d MiB file, MB/s", mib), get1)
+	row(fmt.Sprintf("dd bs=1M count=%d conv=fsync (same disk), MB/s", mib), dd)
+	row("tessera put ÷ (dd ÷ 3)", ratio)
+	row("bytes written by the three nodes per byte put", amp)
+	row("bytes written by one node per byte put", perNode)
+	b.WriteString("\n")
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestReport checks the tables of a fixed results file: medians and ranges
+// over rounds, ratios within each round, bytes per put, the large put
+// beside dd.
+func TestReport(t *testing.T) {
+	const results = `
+{"round":1,"system":"tessera","op":"put","clients":1,"size_bytes":256,"ops":99,"errors":0,"ops_per_s":100,"p50_ms":10,"p99_ms":20,"node_write_bytes":[1000,1000,1000]}
+{"round":1,"system":"etcd","op":"put","clients":1,"size_bytes":256,"ops":399,"errors":2,"ops_per_s":400,"p50_ms":2.5,"p99_ms":5,"node_write_bytes":[400,400,400]}
+{"round":2,"system":"etcd","op":"put","clients":1,"size_bytes":256,"ops":199,"errors":0,"ops_per_s":200,"p50_ms":5,"p99_ms":10,"node_write_bytes":[200,200,200]}
+{"round":2,"system":"tessera","op":"put","clients":1,"size_bytes":256,"ops":149,"errors":1,"ops_per_s":150,"p50_ms":6,"p99_ms":30,"node_write_bytes":[3000,3000,3000]}
+{"round":1,"system":"tessera","op":"get","clients":16,"size_bytes":256,"ops":1000,"errors":0,"ops_per_s":1000,"p50_ms":1,"p99_ms":2}
+{"round":1,"system":"etcd","op":"get","clients":16,"size_bytes":256,"ops":500,"errors":0,"ops_per_s":500,"p50_ms":2,"p99_ms":4}
+{"round":1,"system":"tessera","run":1,"parallel":1,"size_bytes":268435456,"put_seconds":5,"put_mb_per_s":50,"get_seconds":0.5,"get_mb_per_s":500,"node_write_bytes":[536870912,536870912,536870912]}
+{"round":1,"system":"tessera","run":1,"parallel":4,"size_bytes":67108864,"put_seconds":4,"put_mb_per_s":60,"get_seconds":0.5,"get_mb_per_s":500}
+{"round":1,"system":"dd","op":"write","size_bytes":268435456,"mb_per_s":300}
+{"round":2,"system":"tessera","run":1,"parallel":1,"size_bytes":268435456,"put_seconds":5,"put_mb_per_s":30,"get_seconds":0.5,"get_mb_per_s":700,"node_write_bytes":[268435456,536870912,805306368]}
+{"round":2,"system":"dd","op":"write","size_bytes":268435456,"mb_per_s":180}
+`
+	recs, err := readRecords(strings.NewReader(results))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := writeReport(&b, recs); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{
+		"Rounds: 2.",
+		"#### Small operations, 256 B",
+		// ops/s medians 125 and 300; ratios 0.25 and 0.75; p50 ratios 4 and 1.2;
+		// p99 ratios 4 and 3.
+		"| put | 1 | 125 (100–150) | 300 (200–400) | 0.50 (0.25–0.75) | 8.00 (6.00–10.0) | 3.75 (2.50–5.00) | 2.60 (1.20–4.00) | 25.0 (20.0–30.0) | 7.50 (5.00–10.0) | 3.50 (3.00–4.00) | 1 / 2 |",
+		"| get | 16 | 1000 | 500 | 2.00 | 1.00 | 2.00 | 0.50 | 2.00 | 4.00 | 0.50 | 0 / 0 |",
+		// tessera: 3000 B over 100 puts (99 timed + 1 warm-up), 9000 over
+		// 150; etcd: 1200 over 400, 600 over 200.
+		"| 1 | 45.0 (30.0–60.0) | 3.00 (3.00–3.00) | 15.0 |",
+		"| tessera put of one 256 MiB file, MB/s | 40.0 (30.0–50.0) |",
+		"| tessera 4 puts at once of 64 MiB each, MB/s in total | 60.0 |",
+		"| tessera get of the 256 MiB file, MB/s | 600 (500–700) |",
+		"| dd bs=1M count=256 conv=fsync (same disk), MB/s | 240 (180–300) |",
+		"| tessera put ÷ (dd ÷ 3) | 0.50 (0.50–0.50) |",
+		"| bytes written by the three nodes per byte put | 6.00 (6.00–6.00) |",
+		"| bytes written by one node per byte put | 2.00 (1.00–3.00) |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q; it is:\n%s", want, got)
+		}
+	}
+	if strings.Index(got, "| put | 1 |") > strings.Index(got, "| get | 16 |") {
+		t.Error("gets listed before puts")
+	}
+}
+
+func TestReadRecordsRejects(t *testing.T) {
+	for _, bad := range []string{"not json\n", `{"system":"etcd"}` + "\n", `{"round":1}` + "\n"} {
+		if _, err := readRecords(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

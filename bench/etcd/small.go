@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// smallConfig is a validated `etcdbench small` run.
+type smallConfig struct {
+	endpoints []string
+	op        string
+	prefix    string
+	sizeBytes int
+	files     int
+	load      loadConfig
+	json      bool
+}
+
+// parseSmall parses and checks the flags of `etcdbench small`; they are
+// those of `tessera bench small`, with keys for files.
+func parseSmall(args []string, runID string) (smallConfig, error) {
+	fs := flag.NewFlagSet("small", flag.ContinueOnError)
+	var c smallConfig
+	endpoints := fs.String("endpoints", "127.0.0.1:23001,127.0.0.1:23002,127.0.0.1:23003", "member client addresses")
+	fs.IntVar(&c.load.clients, "clients", 16, "concurrent closed-loop clients, 1..1024")
+	size := fs.String("size", "256B", "bytes per value: N, NB, NKiB or NMiB, at most 1MiB (etcd's default request limit is 1.5 MiB)")
+	fs.DurationVar(&c.load.duration, "duration", 10*time.Second, "how long the clients run")
+	fs.StringVar(&c.op, "op", "put", "put (new keys) or get (linearizable, of keys put before the clock starts)")
+	fs.IntVar(&c.files, "files", 1000, "with --op get: keys to put first and then read")
+	fs.StringVar(&c.prefix, "prefix", "", "key prefix (default /bench/small/<run id>)")
+	fs.DurationVar(&c.load.opTimeout, "op-timeout", 10*time.Second, "give up on one request after this long; it counts as an error")
+	fs.BoolVar(&c.json, "json", false, "print the result as one JSON line")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return c, fmt.Errorf("small: unexpected arguments %q", fs.Args())
+	case c.op != "put" && c.op != "get":
+		return c, fmt.Errorf("small: --op must be put or get, not %q", c.op)
+	case c.load.clients < 1 || c.load.clients > 1024:
+		return c, errors.New("small: --clients must be 1..1024")
+	case c.load.duration <= 0 || c.load.opTimeout <= 0:
+		return c, errors.New("small: --duration and --op-timeout must be positive")
+	case c.files < 1 || c.files > 1_000_000:
+		return c, errors.New("small: --files must be 1..1000000")
+	}
+	n, err := parseSize(*size)
+	if err != nil || n > 1<<20 {
+		return c, fmt.Errorf("small: --size: want 0..1MiB, not %q", *size)
+	}
+	c.sizeBytes = n
+	if c.prefix == "" {
+		c.prefix = "/bench/small/" + runID
+	}
+	for _, ep := range strings.Split(*endpoints, ",") {
+		if _, err := loopbackURL(strings.TrimSpace(ep)); err != nil {
+			return c, fmt.Errorf("small: --endpoints: %w", err)
+		}
+		c.endpoints = append(c.endpoints, strings.TrimSpace(ep))
+	}
+	return c, nil
+}
+
+func smallMain(args []string) error {
+	cfg, err := parseSmall(args, fmt.Sprintf("%x", time.Now().UnixNano()))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	clients := make([]*clientv3.Client, cfg.load.clients)
+	defer func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	for i := range clients {
+		// Each client is its own connection pool, listing every member
+		// (starting at a different one), as an etcd application would.
+		eps := append(append([]string(nil), cfg.endpoints[i%len(cfg.endpoints):]...), cfg.endpoints[:i%len(cfg.endpoints)]...)
+		c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			return err
+		}
+		clients[i] = c
+	}
+	ops := make([]loadOp, len(clients))
+	if cfg.op == "put" {
+		for i, c := range clients {
+			buf := make([]byte, cfg.sizeBytes)
+			ops[i] = func(ctx context.Context, seq uint64) error {
+				fillPattern(buf, int64(i)<<32|int64(seq))
+				_, err := c.Put(ctx, fmt.Sprintf("%s/c%d/%d", cfg.prefix, i, seq), string(buf))
+				return err
+			}
+		}
+	} else {
+		if err := putKeys(ctx, cfg, clients); err != nil {
+			return err
+		}
+		for i, c := range clients {
+			want := make([]byte, cfg.sizeBytes)
+			ops[i] = func(ctx context.Context, seq uint64) error {
+				k := (uint64(i) + seq*uint64(len(clients))) % uint64(cfg.files)
+				resp, err := c.Get(ctx, fmt.Sprintf("%s/f%d", cfg.prefix, k)) // linearizable: etcd's default
+				if err != nil {
+					return err
+				}
+				fillPattern(want, int64(k))
+				if len(resp.Kvs) != 1 || !bytes.Equal(resp.Kvs[0].Value, want) {
+					return fmt.Errorf("get %s/f%d: not the value put", cfg.prefix, k)
+				}
+				return nil
+			}
+		}
+	}
+	res, err := runClosedLoop(ctx, cfg.load, ops)
+	if err != nil {
+		return err
+	}
+	if res.firstErr != nil {
+		fmt.Fprintf(os.Stderr, "etcdbench small: %d requests failed; the first: %v\n", res.errors, res.firstErr)
+	}
+	if len(res.latencies) == 0 {
+		return fmt.Errorf("small: no request succeeded in %s", cfg.load.duration)
+	}
+	return summarize("etcd", cfg.op, cfg.load.clients, cfg.sizeBytes, res).write(os.Stdout, cfg.json)
+}
+
+// putKeys puts the keys that --op get reads (key k holds pattern k), the
+// clients working concurrently.
+func putKeys(ctx context.Context, cfg smallConfig, clients []*clientv3.Client) error {
+	start := time.Now()
+	errs := make([]error, len(clients))
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, cfg.sizeBytes)
+			for k := i; k < cfg.files && errs[i] == nil; k += len(clients) {
+				fillPattern(buf, int64(k))
+				octx, cancel := context.WithTimeout(ctx, cfg.load.opTimeout)
+				if _, err := c.Put(octx, fmt.Sprintf("%s/f%d", cfg.prefix, k), string(buf)); err != nil {
+					errs[i] = fmt.Errorf("small: put key %d for the gets: %w", k, err)
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "etcdbench small: put %d keys of %d B for the gets in %s\n", cfg.files, cfg.sizeBytes, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// parseSize reads N, NB, NKiB or NMiB.
+func parseSize(s string) (int, error) {
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > math.MaxInt32/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}

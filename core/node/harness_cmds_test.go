@@ -1,0 +1,481 @@
+package node
+
+// The commands of the step-by-step harness's scripts (testdata/*.txt).
+// Every command takes the flag `quiet`, which prints only the outcomes of
+// client operations and broken invariants.
+//
+//	cluster nodes=3 [data-groups=1] [meta-replicas=3] [replicas=3] [chunk-bytes=16]
+//	        [election=10] [heartbeat=2] [snapshot-entries=1000] [keep-entries=50]
+//	        [keep-data-entries=4] [data-snapshot-bytes=65536] [snap-piece-bytes=1048576]
+//	        [inline-threshold=-1]
+//	        [bugs=(ack-before-durable,vote-before-durable)]
+//	    Starts the nodes, each on an empty memfs (the first command of a script).
+//	    Bugs need -tags tesserabugs (scripts in testdata/bugs/).
+//	submit node=1 put /a [size=0]     also: append /a size=N, get /a [offset=N length=N],
+//	                                  list /prefix [after=/p limit=N], delete /a, rename /a /b
+//	    Starts a file operation (core/client) on the node; each request it
+//	    sends is a call of its own, answered later (op1 → n1: …, op1 ← n1: …).
+//	tick [node=1 | nodes=(1,2)] [n=1]  Ticks the nodes (every running node by default).
+//	campaign node=1 [group=1]          The replica starts an election now.
+//	deliver [from=1] [to=2] [n=1]      Delivers the envelopes in flight that match, oldest
+//	                                   first (n: only the first n); what they cause stays in flight.
+//	drop [from=1] [to=2] [n=1]         Loses them instead.
+//	io node=2 [group=1] [n=1]          Completes the node's pending disk work (of one queue,
+//	                                   the first n items), in submission order.
+//	crash node=2                       Drops the node's core, its pending disk work and its
+//	                                   unsynced writes.
+//	restart node=2                     Starts it again from its disk.
+//	partition nodes=(3)                Envelopes between these nodes and the others are lost
+//	heal                               until heal.
+//	stabilize [nodes=(1,2)]            Delivers and completes disk work until nothing is left
+//	                                   (among the nodes given).
+//	status                             Every replica's raft state, applied index and durable
+//	                                   log; pending disk work; envelopes in flight.
+//	log node=2 group=1                 The replica's durable log, entry by entry.
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/tessera-db/tessera/core/client"
+)
+
+// harnessBugs are the injected bugs a script may switch on (cluster
+// bugs=(…)), by the simulator's names for them.
+var harnessBugs = map[string]func(*Bugs){
+	"ack-before-durable":  func(b *Bugs) { b.AckBeforeDurable = true },
+	"vote-before-durable": func(b *Bugs) { b.VoteBeforeDurable = true },
+}
+
+// args reads a command's arguments and complains about the ones left unread.
+type args struct {
+	t    *testing.T
+	d    *datadriven.TestData
+	used map[int]bool
+}
+
+func (a *args) find(key string) (datadriven.CmdArg, bool) {
+	for i, c := range a.d.CmdArgs {
+		if c.Key == key {
+			a.used[i] = true
+			return c, true
+		}
+	}
+	return datadriven.CmdArg{}, false
+}
+
+func (a *args) flag(key string) bool {
+	c, ok := a.find(key)
+	if ok && len(c.Vals) != 0 {
+		a.d.Fatalf(a.t, "%s takes no value", key)
+	}
+	return ok
+}
+
+func (a *args) uint(key string, def uint64) uint64 {
+	c, ok := a.find(key)
+	if !ok {
+		return def
+	}
+	if len(c.Vals) != 1 {
+		a.d.Fatalf(a.t, "%s wants one value", key)
+	}
+	v, err := strconv.ParseUint(c.Vals[0], 10, 64)
+	if err != nil {
+		a.d.Fatalf(a.t, "%s: %v", key, err)
+	}
+	return v
+}
+
+func (a *args) int(key string, def int) int { return int(a.uint(key, uint64(def))) }
+
+func (a *args) str(key, def string) string {
+	c, ok := a.find(key)
+	if !ok {
+		return def
+	}
+	if len(c.Vals) != 1 {
+		a.d.Fatalf(a.t, "%s wants one value", key)
+	}
+	return c.Vals[0]
+}
+
+func (a *args) strs(key string) []string {
+	c, _ := a.find(key)
+	return c.Vals
+}
+
+func (a *args) uints(key string) []uint64 {
+	c, ok := a.find(key)
+	if !ok {
+		return nil
+	}
+	var out []uint64
+	for _, s := range c.Vals {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			a.d.Fatalf(a.t, "%s: %v", key, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// words returns the arguments without values not read yet, in order.
+func (a *args) words() []string {
+	var out []string
+	for i, c := range a.d.CmdArgs {
+		if !a.used[i] && len(c.Vals) == 0 {
+			a.used[i] = true
+			out = append(out, c.Key)
+		}
+	}
+	return out
+}
+
+func (a *args) done() {
+	for i, c := range a.d.CmdArgs {
+		if !a.used[i] {
+			a.d.Fatalf(a.t, "unknown argument %s", c.String())
+		}
+	}
+}
+
+// handle runs one command of a script and returns what it printed.
+func (h *harness) handle(t *testing.T, d *datadriven.TestData) string {
+	a := &args{t: t, d: d, used: map[int]bool{}}
+	h.out.Reset()
+	h.quiet = a.flag("quiet")
+	defer func() { h.quiet = false }()
+	before := len(h.violations)
+	h.command(a)
+	if !h.bugs {
+		for _, v := range h.violations[before:] {
+			t.Errorf("%s: %s", d.Pos, v)
+		}
+	}
+	if h.out.Len() == 0 {
+		return "ok\n"
+	}
+	return h.out.String()
+}
+
+// commands are the script commands, by name.
+var commands = map[string]func(*harness, *args){
+	"cluster":   (*harness).cmdCluster,
+	"submit":    (*harness).cmdSubmit,
+	"tick":      (*harness).cmdTick,
+	"campaign":  (*harness).cmdCampaign,
+	"deliver":   func(h *harness, a *args) { h.cmdNetwork(a, true) },
+	"drop":      func(h *harness, a *args) { h.cmdNetwork(a, false) },
+	"io":        (*harness).cmdIO,
+	"crash":     (*harness).cmdCrash,
+	"restart":   (*harness).cmdRestart,
+	"partition": (*harness).cmdPartition,
+	"heal":      func(h *harness, a *args) { a.done(); clear(h.isolated) },
+	"stabilize": (*harness).cmdStabilize,
+	"status":    func(h *harness, a *args) { a.done(); h.status() },
+	"log":       (*harness).cmdLog,
+}
+
+func (h *harness) command(a *args) {
+	run, ok := commands[a.d.Cmd]
+	switch {
+	case !ok:
+		a.d.Fatalf(a.t, "unknown command %q", a.d.Cmd)
+	case a.d.Cmd != "cluster" && h.nodes == nil:
+		a.d.Fatalf(a.t, "no cluster yet: start with cluster nodes=N")
+	}
+	run(h, a)
+}
+
+func (h *harness) cmdTick(a *args) {
+	nodes, n := h.nodesArg(a), a.int("n", 1)
+	a.done()
+	for range n {
+		for _, hn := range nodes {
+			if hn.n == nil {
+				continue
+			}
+			hn.ticks++
+			h.step(hn, false, func(n *Node) { n.Tick() }, "n%d tick %d", hn.id, hn.ticks)
+		}
+	}
+}
+
+func (h *harness) cmdCampaign(a *args) {
+	hn, g := h.upNode(a), a.uint("group", 1)
+	a.done()
+	grp := h.replica(a, hn, g)
+	h.step(hn, true, func(*Node) {
+		if err := grp.rn.Campaign(); err != nil {
+			h.emit("campaign: %v", err)
+		}
+	}, "n%d g%d campaigns", hn.id, g)
+}
+
+// cmdNetwork delivers (or drops) the envelopes in flight that match.
+func (h *harness) cmdNetwork(a *args, deliver bool) {
+	m, n := match{from: a.uint("from", 0), to: a.uint("to", 0)}, a.int("n", 0)
+	a.done()
+	for _, f := range h.pick(m, n) {
+		if deliver {
+			h.deliver(f)
+		} else {
+			h.emit("%s", labelled(fmt.Sprintf("%d→%d dropped: ", f.from, f.to), f.desc))
+		}
+	}
+}
+
+func (h *harness) cmdIO(a *args) {
+	hn, q, n := h.upNode(a), a.uint("group", 0), a.int("n", 0)
+	a.done()
+	for _, it := range hn.pickIO(q, n) {
+		h.completeIO(hn, it)
+	}
+}
+
+func (h *harness) cmdCrash(a *args) {
+	hn := h.upNode(a)
+	a.done()
+	h.crash(hn)
+}
+
+func (h *harness) cmdRestart(a *args) {
+	hn := h.nodeArg(a)
+	a.done()
+	if hn.n != nil {
+		a.d.Fatalf(a.t, "node %d is running", hn.id)
+	}
+	if err := h.restart(hn); err != nil {
+		h.emitAlways("n%d failed to restart: %v", hn.id, err)
+	}
+}
+
+// cmdPartition isolates the nodes given from the others, until heal.
+func (h *harness) cmdPartition(a *args) {
+	ids := a.uints("nodes")
+	a.done()
+	clear(h.isolated)
+	for _, id := range ids {
+		h.isolated[id] = true
+	}
+}
+
+func (h *harness) cmdStabilize(a *args) {
+	nodes := h.nodesArg(a)
+	a.done()
+	h.stabilize(nodes)
+}
+
+func (h *harness) cmdLog(a *args) {
+	hn, g := h.upNode(a), a.uint("group", 1)
+	a.done()
+	h.emit("n%d g%d %s", hn.id, g, describeLog(h.replica(a, hn, g), true))
+}
+
+// replica returns the node's replica of a group.
+func (h *harness) replica(a *args, hn *hnode, group uint64) *group {
+	g := hn.n.groups[group]
+	if g == nil {
+		a.d.Fatalf(a.t, "node %d has no replica of group %d", hn.id, group)
+	}
+	return g
+}
+
+func (h *harness) nodeArg(a *args) *hnode {
+	id := a.uint("node", 0)
+	hn := h.node(id)
+	if hn == nil {
+		a.d.Fatalf(a.t, "no node %d", id)
+	}
+	return hn
+}
+
+func (h *harness) upNode(a *args) *hnode {
+	hn := h.nodeArg(a)
+	if hn.n == nil {
+		a.d.Fatalf(a.t, "node %d is down", hn.id)
+	}
+	return hn
+}
+
+// nodesArg reads node=N or nodes=(…); every node if neither is given.
+func (h *harness) nodesArg(a *args) []*hnode {
+	ids := a.uints("nodes")
+	if id := a.uint("node", 0); id != 0 {
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return h.nodes
+	}
+	var out []*hnode
+	for _, id := range ids {
+		hn := h.node(id)
+		if hn == nil {
+			a.d.Fatalf(a.t, "no node %d", id)
+		}
+		out = append(out, hn)
+	}
+	return out
+}
+
+func (h *harness) cmdCluster(a *args) {
+	if h.nodes != nil {
+		a.d.Fatalf(a.t, "a script has one cluster")
+	}
+	nodes := a.int("nodes", 3)
+	dataGroups := a.int("data-groups", 1)
+	metaReplicas := a.int("meta-replicas", 3)
+	replicas := a.int("replicas", 3)
+	chunkBytes := a.int("chunk-bytes", 16)
+	cfg := Config{
+		ElectionTicks:       a.int("election", 10),
+		HeartbeatTicks:      a.int("heartbeat", 2),
+		MetaSnapshotEntries: a.uint("snapshot-entries", 1000),
+		KeepEntries:         a.uint("keep-entries", 50),
+		KeepDataEntries:     a.uint("keep-data-entries", 4),
+		SnapPieceBytes:      a.int("snap-piece-bytes", 1<<20),
+		// Off unless asked for (node.Config: negative), so that the meta
+		// leader's configuration proposal stays out of the output too; the
+		// clients inline up to it.
+		InlineThreshold:   int64(a.int("inline-threshold", -1)),
+		DataSnapshotBytes: a.uint("data-snapshot-bytes", 64<<10),
+		// Background work a script does not ask for stays out of the
+		// output: garbage collection, scrubbing and replacement.
+		GCIntervalTicks:   1 << 40,
+		ScrubEveryTicks:   1 << 40,
+		ReplaceAfterTicks: 1 << 40,
+	}
+	for _, name := range a.strs("bugs") {
+		set, ok := harnessBugs[name]
+		if !ok {
+			a.d.Fatalf(a.t, "unknown bug %q", name)
+		}
+		if !BugsCompiledIn {
+			a.d.Fatalf(a.t, "bug %q needs a build with -tags tesserabugs", name)
+		}
+		set(&cfg.Bugs)
+		h.bugs = true
+	}
+	a.done()
+	if err := h.setup(nodes, dataGroups, metaReplicas, replicas, chunkBytes, cfg); err != nil {
+		a.d.Fatalf(a.t, "cluster: %v", err)
+	}
+	for _, g := range h.topo.Groups {
+		h.emit("g%d voters=%s", g.ID, ids(g.Members))
+	}
+}
+
+func (h *harness) cmdSubmit(a *args) {
+	hn := h.upNode(a)
+	w := a.words()
+	if len(w) < 2 {
+		a.d.Fatalf(a.t, "submit wants an operation and a path")
+	}
+	var spec client.Spec
+	spec.Path = w[1]
+	spec.Length = -1
+	size := 0
+	switch w[0] {
+	case "put", "append":
+		spec.Kind = client.Put
+		if w[0] == "append" {
+			spec.Kind = client.Append
+		}
+		size = a.int("size", 0)
+	case "get":
+		spec.Kind = client.Get
+		spec.Offset = int64(a.uint("offset", 0))
+		if a.d.HasArg("length") {
+			spec.Length = int64(a.uint("length", 0))
+		}
+	case "list":
+		spec.Kind, spec.Prefix, spec.Path = client.List, w[1], ""
+		spec.After = a.str("after", "")
+		spec.Limit = uint32(a.uint("limit", 0))
+	case "delete":
+		spec.Kind = client.Delete
+	case "rename":
+		if len(w) < 3 {
+			a.d.Fatalf(a.t, "rename wants two paths")
+		}
+		spec.Kind, spec.NewPath = client.Rename, w[2]
+		w = w[1:]
+	default:
+		a.d.Fatalf(a.t, "unknown operation %q", w[0])
+	}
+	if len(w) > 2 {
+		a.d.Fatalf(a.t, "unexpected %q", strings.Join(w[2:], " "))
+	}
+	a.done()
+	h.submit(hn, spec, size)
+}
+
+// stabilize delivers every envelope and completes all disk work among the
+// nodes until there is none left.
+func (h *harness) stabilize(nodes []*hnode) {
+	in := map[uint64]bool{}
+	for _, hn := range nodes {
+		in[hn.id] = true
+	}
+	for round := 0; ; round++ {
+		if round == maxStabilizeRounds {
+			h.violate("not stable after %d rounds", maxStabilizeRounds)
+			return
+		}
+		progress := false
+		var ready []*flight
+		for _, f := range h.flights {
+			if in[f.from] && in[f.to] {
+				ready = append(ready, f)
+			}
+		}
+		for _, f := range ready {
+			progress = true
+			h.take(f)
+			h.deliver(f)
+		}
+		for _, hn := range nodes {
+			if hn.n == nil {
+				continue
+			}
+			for _, it := range hn.pickIO(0, 0) {
+				progress = true
+				h.completeIO(hn, it)
+			}
+		}
+		if !progress {
+			return
+		}
+	}
+}
+
+// status prints every node's replicas, pending disk work and the envelopes
+// in flight.
+func (h *harness) status() {
+	for _, hn := range h.nodes {
+		if hn.n == nil {
+			h.emit("n%d down", hn.id)
+			continue
+		}
+		for _, id := range hn.n.groupIDs {
+			h.emit("n%d g%d %s", hn.id, id, describeGroup(hn.n.groups[id]))
+		}
+		for _, it := range hn.io {
+			h.emit("n%d io#%d pending: %s", hn.id, it.id, it.what)
+		}
+	}
+	for _, f := range h.flights {
+		h.emit("%s", labelled(fmt.Sprintf("%d→%d in flight: ", f.from, f.to), f.desc))
+	}
+	for _, o := range h.ops {
+		if !o.over {
+			h.emit("op%d %s: in progress on n%d", o.id, o.desc, o.node.id)
+		}
+	}
+}

@@ -1,0 +1,557 @@
+package node
+
+// The step-by-step harness: several Nodes in one test, each on its own
+// memfs, with a network and I/O queues that nothing drains by itself. A
+// script (testdata/*.txt, run by TestInteraction) says which envelope is
+// delivered, which disk work completes, which node ticks, crashes or
+// restarts, and the harness prints every message, every piece of disk work
+// and every state change that follows, as a golden output. It tests one
+// replica's behaviour at protocol moments the simulator reaches only by
+// chance, and reads as documentation of what a node does. The commands are
+// listed in harness_cmds_test.go; docs/simulation.md has an overview.
+//
+// Determinism: every node's Env.Rand is seeded from its id and incarnation,
+// crypto/rand.Reader (etcd raft's election jitter) is swapped for a seeded
+// reader for each script (internal/seeded), and everything printed is
+// sorted, never in map order.
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+const (
+	// harnessEpoch is the nodes' clock at tick 0; a tick is tickNanos.
+	harnessEpoch = int64(1_800_000_000) * 1e9
+	tickNanos    = int64(10e6)
+	// maxStabilizeRounds bounds stabilize: a cluster that still has
+	// messages or disk work after this many rounds is looping.
+	maxStabilizeRounds = 200
+)
+
+// harness is a cluster of Nodes driven by a script.
+type harness struct {
+	topo       topo.Topology
+	cfg        Config // every node's, but for ID and OnApply
+	chunkBytes int
+	nodes      []*hnode // by id-1
+
+	flights   []*flight
+	ops       []*clientOp
+	followups []*clientOp
+	// isolated nodes exchange no envelope with the others (partition).
+	isolated map[uint64]bool
+	// leaders is the leader seen in each (group, term): raft's election
+	// safety, checked after every step.
+	leaders    map[[2]uint64]uint64
+	violations []string
+	// bugs is set when the script injects bugs (tesserabugs builds): its
+	// violations are expected output, and it fails if there are none.
+	bugs bool
+
+	out     strings.Builder
+	headers []header
+	quiet   bool
+	// following is set while client operations send their next requests.
+	following bool
+}
+
+// header is a step's first line, printed once the step has something to
+// say (or at once if always).
+type header struct {
+	text    string
+	printed bool
+}
+
+// hnode is one node of the harness: its disk outlives its core.
+type hnode struct {
+	id      uint64
+	fs      *memfs.FS
+	n       *Node // nil while down
+	env     *harnessEnv
+	ticks   uint64
+	crashes int
+	stopped bool // Err reported
+	io      []*ioItem
+	nextIO  int
+	// views are the raft states last printed, by group.
+	views map[uint64]groupView
+	// promises are the acknowledgements and votes the node sent, by
+	// group: its disk must still hold them after a crash.
+	promises map[uint64]promise
+}
+
+// promise is the highest append acknowledgement and the last vote a node
+// granted in a group.
+type promise struct {
+	ackTerm, ackIndex uint64
+	voteTerm, voteFor uint64
+}
+
+// groupView is what a state line says of a replica.
+type groupView struct {
+	role               raft.StateType
+	term, lead, commit uint64
+}
+
+// ioItem is disk work handed over by Env.IO and not yet completed.
+type ioItem struct {
+	id    int
+	queue uint64
+	what  string
+	work  func() error
+	done  func(error)
+}
+
+// flight is an envelope in the network, encoded as it would travel.
+type flight struct {
+	from, to uint64
+	b        []byte
+	desc     []string
+}
+
+// harnessEnv is one incarnation's Env: a clock counted in the node's ticks,
+// a seeded rand, the harness's network and explicit I/O queues.
+type harnessEnv struct {
+	h    *harness
+	hn   *hnode
+	rng  *rand.Rand
+	log  *slog.Logger
+	note string // what the next IO call does (ioTracer)
+}
+
+func (e *harnessEnv) NowNanos() int64   { return harnessEpoch + int64(e.hn.ticks)*tickNanos }
+func (e *harnessEnv) Rand() *rand.Rand  { return e.rng }
+func (e *harnessEnv) FS() vfs.FS        { return e.hn.fs }
+func (e *harnessEnv) Log() *slog.Logger { return e.log }
+
+func (e *harnessEnv) live() {
+	if e.hn.env != e {
+		panic(fmt.Sprintf("harness: node %d used an Env of a crashed incarnation", e.hn.id))
+	}
+}
+
+func (e *harnessEnv) Send(m *wire.Envelope) {
+	e.live()
+	e.h.send(m)
+}
+
+func (e *harnessEnv) IO(q uint64, work func() error, done func(error)) {
+	e.live()
+	hn := e.hn
+	hn.nextIO++
+	what := e.note
+	if what == "" {
+		what = "unknown work"
+	}
+	e.note = ""
+	it := &ioItem{id: hn.nextIO, queue: q, what: what, work: work, done: done}
+	hn.io = append(hn.io, it)
+	e.h.emit("n%d io#%d queued: %s", hn.id, it.id, what)
+}
+
+func (e *harnessEnv) traceLogBatch(group uint64, jobs []logJob) {
+	e.note = fmt.Sprintf("g%d %s", group, describeJobs(group, jobs))
+}
+
+func (e *harnessEnv) traceReplicaDelete(group, at uint64) {
+	e.note = fmt.Sprintf("g%d delete replica (tombstone at %d)", group, at)
+}
+
+var _ ioTracer = (*harnessEnv)(nil)
+
+// setup builds a cluster of the given shape and starts every node.
+func (h *harness) setup(nodes, dataGroups, metaReplicas, replicas, chunkBytes int, cfg Config) error {
+	var ids []uint64
+	for i := 1; i <= nodes; i++ {
+		ids = append(ids, uint64(i))
+	}
+	h.topo = topo.Default(ids, dataGroups, metaReplicas, replicas)
+	if err := h.topo.Validate(); err != nil {
+		return err
+	}
+	h.cfg, h.chunkBytes = cfg, chunkBytes
+	h.isolated, h.leaders = map[uint64]bool{}, map[[2]uint64]uint64{}
+	for _, id := range ids {
+		hn := &hnode{id: id, fs: memfs.New(), promises: map[uint64]promise{}}
+		h.nodes = append(h.nodes, hn)
+		if err := h.start(hn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// node returns node id, or nil.
+func (h *harness) node(id uint64) *hnode {
+	if id == 0 || id > uint64(len(h.nodes)) {
+		return nil
+	}
+	return h.nodes[id-1]
+}
+
+// start creates a node's core from its disk, with a fresh Env.
+func (h *harness) start(hn *hnode) error {
+	inc := uint64(hn.crashes)
+	env := &harnessEnv{h: h, hn: hn, rng: rand.New(rand.NewPCG(hn.id, inc)),
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	cfg := h.cfg
+	cfg.ID = hn.id
+	cfg.Topology = h.topo
+	cfg.OnApply = func(a Applied) { h.emit("n%d g%d applied %d: %s", hn.id, a.Group, a.Index, describeApplied(a)) }
+	hn.env = env
+	n, err := New(cfg, env)
+	if err != nil {
+		hn.env = nil
+		return err
+	}
+	hn.n, hn.stopped = n, false
+	hn.views = map[uint64]groupView{}
+	for _, id := range n.groupIDs {
+		hn.views[id] = viewOf(n.groups[id])
+	}
+	return nil
+}
+
+// --- output ---------------------------------------------------------------
+
+// open starts a step: its header is printed before the first line the step
+// emits, or at once if always.
+func (h *harness) open(always bool, format string, args ...any) {
+	h.headers = append(h.headers, header{text: fmt.Sprintf(format, args...)})
+	if always {
+		h.flushHeaders()
+	}
+}
+
+func (h *harness) close() { h.headers = h.headers[:len(h.headers)-1] }
+
+func (h *harness) flushHeaders() {
+	if h.quiet {
+		return
+	}
+	for i := range h.headers {
+		if !h.headers[i].printed {
+			h.headers[i].printed = true
+			h.line(i, h.headers[i].text)
+		}
+	}
+}
+
+func (h *harness) line(depth int, s string) {
+	for _, l := range strings.Split(s, "\n") {
+		h.out.WriteString(strings.Repeat("  ", depth))
+		h.out.WriteString(l)
+		h.out.WriteByte('\n')
+	}
+}
+
+// emit prints a line of the current step (nothing when quiet).
+func (h *harness) emit(format string, args ...any) {
+	if h.quiet {
+		return
+	}
+	h.flushHeaders()
+	h.line(len(h.headers), fmt.Sprintf(format, args...))
+}
+
+// emitAlways prints a line even when quiet: outcomes of client operations
+// and broken invariants, which a quiet script still wants to show.
+func (h *harness) emitAlways(format string, args ...any) {
+	if !h.quiet {
+		h.emit(format, args...)
+		return
+	}
+	h.line(0, fmt.Sprintf(format, args...))
+}
+
+// --- stepping nodes ----------------------------------------------------------
+
+// step runs one call into a node, flushes it as a runtime would, and
+// prints what changed. Client operations waiting to send their next
+// request run afterwards, as calls of their own.
+func (h *harness) step(hn *hnode, always bool, f func(*Node), format string, args ...any) {
+	h.open(always, format, args...)
+	f(hn.n)
+	h.observe(hn)
+	hn.n.Flush()
+	h.observe(hn)
+	if err := hn.n.Err(); err != nil && !hn.stopped {
+		// The node is stopped until a crash and restart: say so once.
+		hn.stopped = true
+		h.emitAlways("n%d stopped: %v", hn.id, err)
+	}
+	h.close()
+	if len(h.headers) == 0 {
+		h.runFollowups()
+	}
+}
+
+// viewOf is a replica's raft state as a state line shows it.
+func viewOf(g *group) groupView {
+	st := g.rn.BasicStatus()
+	return groupView{role: st.RaftState, term: st.HardState.GetTerm(), lead: st.Lead, commit: st.HardState.GetCommit()}
+}
+
+func (v groupView) String() string {
+	s := fmt.Sprintf("%s term=%d", roleName(v.role), v.term)
+	if v.role != raft.StateLeader && v.lead != 0 {
+		s += fmt.Sprintf(" lead=%d", v.lead)
+	}
+	return s + fmt.Sprintf(" commit=%d", v.commit)
+}
+
+func roleName(r raft.StateType) string {
+	switch r {
+	case raft.StateLeader:
+		return "leader"
+	case raft.StateCandidate:
+		return "candidate"
+	case raft.StatePreCandidate:
+		return "pre-candidate"
+	}
+	return "follower"
+}
+
+// observe prints every replica of the node whose raft state changed, and
+// checks that no two nodes led one group in one term.
+func (h *harness) observe(hn *hnode) {
+	if hn.n == nil {
+		return
+	}
+	for _, id := range sortedIDs(hn.views) {
+		if hn.n.groups[id] == nil {
+			h.emit("n%d g%d replica gone", hn.id, id)
+			delete(hn.views, id)
+		}
+	}
+	for _, id := range hn.n.groupIDs {
+		g := hn.n.groups[id]
+		v := viewOf(g)
+		old, ok := hn.views[id]
+		if !ok {
+			h.emit("n%d g%d replica created: %s", hn.id, id, v)
+		} else if v.role != old.role || v.term != old.term || v.lead != old.lead || v.commit != old.commit {
+			h.emit("n%d g%d %s", hn.id, id, v)
+		}
+		hn.views[id] = v
+		if v.role == raft.StateLeader {
+			key := [2]uint64{id, v.term}
+			if other, ok := h.leaders[key]; ok && other != hn.id {
+				h.violate("group %d has two leaders in term %d: nodes %d and %d", id, v.term, other, hn.id)
+			}
+			h.leaders[key] = hn.id
+		}
+	}
+}
+
+func (h *harness) violate(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	h.violations = append(h.violations, msg)
+	h.emitAlways("VIOLATION: %s", msg)
+}
+
+// --- network -----------------------------------------------------------------
+
+// cut reports whether a partition separates two nodes.
+func (h *harness) cut(a, b uint64) bool { return h.isolated[a] != h.isolated[b] }
+
+// send puts an envelope in the network, encoded, so that the receiver
+// shares no memory with the sender.
+func (h *harness) send(m *wire.Envelope) {
+	h.notePromises(m)
+	desc := describeEnvelope(m)
+	if h.cut(m.From, m.To) {
+		h.emit("%s", labelled(fmt.Sprintf("%d→%d dropped (partition): ", m.From, m.To), desc))
+		return
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		panic(fmt.Sprintf("harness: envelope %d→%d does not encode: %v", m.From, m.To, err))
+	}
+	h.flights = append(h.flights, &flight{from: m.From, to: m.To, b: b, desc: desc})
+	h.emit("%s", labelled(fmt.Sprintf("%d→%d sent: ", m.From, m.To), desc))
+}
+
+// labelled prints items under a label, one a line, aligned after it.
+func labelled(label string, items []string) string {
+	pad := strings.Repeat(" ", len([]rune(label)))
+	var b strings.Builder
+	for i, it := range items {
+		if i == 0 {
+			b.WriteString(label)
+		} else {
+			b.WriteString("\n" + pad)
+		}
+		b.WriteString(it)
+	}
+	return b.String()
+}
+
+// match selects envelopes (or nodes) by sender and receiver, 0 for any.
+type match struct{ from, to uint64 }
+
+func (m match) ok(f *flight) bool {
+	return (m.from == 0 || f.from == m.from) && (m.to == 0 || f.to == m.to)
+}
+
+// pick removes and returns up to n envelopes in flight that match (every
+// one if n is 0), oldest first.
+func (h *harness) pick(m match, n int) []*flight {
+	var out, keep []*flight
+	for _, f := range h.flights {
+		if m.ok(f) && (n == 0 || len(out) < n) {
+			out = append(out, f)
+		} else {
+			keep = append(keep, f)
+		}
+	}
+	h.flights = keep
+	return out
+}
+
+// take removes one envelope from the network.
+func (h *harness) take(f *flight) {
+	h.flights = slices.DeleteFunc(h.flights, func(x *flight) bool { return x == f })
+}
+
+// deliver hands an envelope to its receiver.
+func (h *harness) deliver(f *flight) {
+	hn := h.node(f.to)
+	label := fmt.Sprintf("%d→%d ", f.from, f.to)
+	switch {
+	case h.cut(f.from, f.to):
+		h.emit("%s", labelled(label+"dropped (partition): ", f.desc))
+		return
+	case hn.n == nil:
+		h.emit("%s", labelled(label+"lost (node down): ", f.desc))
+		return
+	}
+	m, err := wire.Unmarshal(f.b)
+	if err != nil {
+		panic(fmt.Sprintf("harness: envelope %d→%d does not decode: %v", f.from, f.to, err))
+	}
+	h.step(hn, true, func(n *Node) { n.Receive(m) }, "%s", labelled(label+"received: ", f.desc))
+}
+
+// --- disk work -------------------------------------------------------------
+
+// completeIO runs a piece of disk work and hands its result back to the node.
+func (h *harness) completeIO(hn *hnode, it *ioItem) {
+	hn.io = slices.DeleteFunc(hn.io, func(x *ioItem) bool { return x == it })
+	err := it.work()
+	res := "done"
+	if err != nil {
+		res = "failed: " + err.Error()
+	}
+	h.step(hn, true, func(*Node) { it.done(err) }, "n%d io#%d %s: %s", hn.id, it.id, res, it.what)
+}
+
+// pickIO returns the node's pending disk work on queue q (0: any), up to n
+// items (0: all), in submission order, which is each queue's order.
+func (hn *hnode) pickIO(q uint64, n int) []*ioItem {
+	var out []*ioItem
+	for _, it := range hn.io {
+		if (q == 0 || it.queue == q) && (n == 0 || len(out) < n) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// --- crash and restart -------------------------------------------------------
+
+// crash drops a node's core, its pending disk work (which never ran, so
+// none of it is on the disk) and whatever its disk had not made durable.
+func (h *harness) crash(hn *hnode) {
+	h.emit("n%d crashed", hn.id)
+	for _, it := range hn.io {
+		h.emit("  lost io#%d: %s", it.id, it.what)
+	}
+	for _, o := range h.ops {
+		if o.node == hn && !o.over {
+			o.over = true
+			h.emitAlways("  op%d %s: lost with the node (outcome unknown)", o.id, o.desc)
+		}
+	}
+	h.followups = slices.DeleteFunc(h.followups, func(o *clientOp) bool { return o.node == hn })
+	hn.io = nil
+	hn.n, hn.env = nil, nil
+	hn.crashes++
+	hn.fs.Crash(nil)
+}
+
+// restart starts a crashed node from its disk, prints what it recovered
+// and checks that it still holds every promise it made.
+func (h *harness) restart(hn *hnode) error {
+	if err := h.start(hn); err != nil {
+		return err
+	}
+	h.emit("n%d restarted", hn.id)
+	for _, id := range hn.n.groupIDs {
+		g := hn.n.groups[id]
+		h.emit("  g%d %s", id, describeLog(g, false))
+	}
+	h.checkPromises(hn)
+	return nil
+}
+
+// notePromises records the acknowledgements and granted votes an envelope
+// carries: the sender cannot know whether the network delivers them, so
+// they bind it from the moment they leave.
+func (h *harness) notePromises(m *wire.Envelope) {
+	hn := h.node(m.From)
+	for _, gm := range m.Raft {
+		msg := gm.Msg
+		if msg.GetReject() {
+			continue
+		}
+		p := hn.promises[gm.Group]
+		switch msg.GetType() {
+		case raftpb.MsgAppResp:
+			if msg.GetTerm() > p.ackTerm {
+				p.ackTerm, p.ackIndex = msg.GetTerm(), 0
+			}
+			if msg.GetTerm() == p.ackTerm {
+				p.ackIndex = max(p.ackIndex, msg.GetIndex())
+			}
+		case raftpb.MsgVoteResp:
+			p.voteTerm, p.voteFor = msg.GetTerm(), msg.GetTo()
+		default:
+			continue
+		}
+		hn.promises[gm.Group] = p
+	}
+}
+
+// checkPromises checks, right after a restart, that the hard state and log
+// the node recovered cover every acknowledgement and vote it sent.
+func (h *harness) checkPromises(hn *hnode) {
+	for _, g := range sortedIDs(hn.promises) {
+		p := hn.promises[g]
+		term, vote, last, ok := hn.n.LogState(g)
+		if !ok {
+			continue
+		}
+		if p.ackTerm > 0 && (term < p.ackTerm || (term == p.ackTerm && last < p.ackIndex)) {
+			h.violate("node %d acknowledged g%d entries up to %d in term %d, but recovered term %d and a log ending at %d",
+				hn.id, g, p.ackIndex, p.ackTerm, term, last)
+		}
+		if p.voteTerm > 0 && (term < p.voteTerm || (term == p.voteTerm && vote != p.voteFor)) {
+			h.violate("node %d voted for node %d in g%d term %d, but recovered term %d and vote %d",
+				hn.id, p.voteFor, g, p.voteTerm, term, vote)
+		}
+	}
+}

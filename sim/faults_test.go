@@ -1,0 +1,105 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
+)
+
+// TestBitRotSparesLastGoodCopies checks that bit rot never takes a chunk's
+// last good copy on the nodes that are not lost, nor its last two while a
+// node may still be lost later in the run: the schedule must stay within
+// what replication can repair (seed 20536 rotted two copies of one chunk
+// whose third node was lost, and no replacement could ever be filled).
+func TestBitRotSparesLastGoodCopies(t *testing.T) {
+	const name = "groups/2/chunks/0000000000000001.chk"
+	tests := []struct {
+		name      string
+		lost      int  // node lost for good, 0 for none
+		rotten    int  // node whose copy is already bad, 0 for none
+		lossAhead bool // a lose fault is still to come
+		wantRot   bool // node 1's copy gets the flip
+	}{
+		{"two good copies elsewhere", 0, 0, false, true},
+		{"two good copies elsewhere, a loss ahead", 0, 0, true, true},
+		{"one good copy elsewhere", 0, 2, false, true},
+		{"one good copy elsewhere, a loss ahead", 0, 2, true, false},
+		{"the other good copy is on the lost node", 3, 2, false, false},
+		{"one good copy besides the lost node's", 3, 0, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &World{clk: newClock(nil), faultRng: rand.New(rand.NewPCG(1, 2)),
+				topo:  topo.Default([]uint64{1, 2, 3}, 1, 3, 3),
+				sched: Schedule{FaultsUntil: time.Minute}}
+			if tt.lossAhead {
+				w.sched.Faults = []Fault{{At: 30 * time.Second, Kind: Lose, Node: 3}}
+			}
+			for id := 1; id <= 3; id++ {
+				s := &simNode{w: w, id: id, fs: memfs.New(), lost: id == tt.lost}
+				store, err := chunk.NewStore(s.fs, "groups/2/chunks")
+				if err != nil {
+					t.Fatal(err)
+				}
+				data := []byte("a chunk with three copies")
+				if rej, fatal := store.Apply(1, chunk.Command{Op: chunk.OpWrite, ID: 1, CRC: chunk.Checksum(data), Data: data}); rej != nil || fatal != nil {
+					t.Fatal(rej, fatal)
+				}
+				if id == tt.rotten {
+					if err := s.fs.CorruptAtRest(name, 20, 1); err != nil {
+						t.Fatal(err)
+					}
+				}
+				w.nodes = append(w.nodes, s)
+			}
+			w.bitRot(w.nodes[0])
+			b, err := w.nodes[0].fs.Contents(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rotted := chunk.CheckFile(b) != nil; rotted != tt.wantRot {
+				t.Fatalf("node 1's copy rotted: %v, want %v", rotted, tt.wantRot)
+			}
+		})
+	}
+}
+
+// TestSwarmSeeds replays seeds that swarms found failing, whole or with
+// their shrunk schedule.
+func TestSwarmSeeds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full runs")
+	}
+	tests := []struct {
+		seed     uint64
+		schedule string // shrunk; "" for the seed's own
+		why      string
+	}{
+		{5454, "", "issue 11: a wiped meta voter with no spare held no replica for ever"},
+		{5791, "", "issue 11: the same, on another node"},
+		{20536, "", "two bit flips in one chunk of a group that had lost its third node left no good copy to fill the replacement from"},
+		{20536, "delay=1.644ms..3.361ms long=0.007374519836450294 drop=0.04484851471765394 until=4.5s " +
+			"faults=lose@1.036625359s:n4,pause@2.169004904s:n3/1.545s,bitrot@2.169546418s:n3,bitrot@3.453702023s:n2", "the same, shrunk"},
+	}
+	for _, tt := range tests {
+		o := DefaultOptions()
+		o.Seed = tt.seed
+		var sched *Schedule
+		if tt.schedule != "" {
+			s, err := ParseSchedule(tt.schedule)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sched, o.Schedule = &s, &s
+		}
+		if res := Run(o); !res.Passed() || res.Conformance != "ok" {
+			t.Errorf("seed %d (%s) failed: linearizable=%s %s\nreplay: %s", tt.seed, tt.why, res.Linearizable,
+				strings.Join(res.Failures, "\n"), ReplayCommand(o, tt.seed, sched))
+		}
+	}
+}
