@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"

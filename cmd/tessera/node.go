@@ -64,9 +64,10 @@ and can then be added back as a spare.
 A file of at most --inline-threshold bytes is kept inline in the meta group:
 its put is one raft commit, with no chunk allocation and no data-group write.
 The first meta leader of a new cluster fixes the cluster's threshold and
---inline-cap (the bound on all inline bytes) from its own flags, for good;
-give every node the same values (a node whose values differ logs a warning,
-and its writes fall back to chunks where the cluster refuses them inline).
+--inline-cap (the bound on all inline bytes) from its own flags, for good
+(with --inline-threshold 0 it fixes nothing, and nothing is inline); give
+every node the same values (a node whose values differ logs a warning, and
+its writes fall back to chunks where the cluster refuses them inline).
 SIGINT or SIGTERM stops the node cleanly.`,
 		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103`,

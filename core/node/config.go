@@ -91,8 +91,8 @@ type Config struct {
 	// the meta state unconfigured (a new cluster): the first configuration
 	// applied is the cluster's for good, and a node whose settings differ
 	// logs a warning. InlineThreshold 0 takes the default (16 KiB) and a
-	// negative value disables inlining; InlineCapBytes 0 takes the default
-	// (256 MiB).
+	// negative value disables inlining (such a node proposes nothing);
+	// InlineCapBytes 0 takes the default (256 MiB).
 	InlineThreshold, InlineCapBytes int64
 	// GCIntervalTicks is how often the meta leader looks for garbage chunks.
 	GCIntervalTicks uint64
