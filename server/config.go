@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/topo"
 )
 
@@ -24,7 +25,14 @@ type Config struct {
 	MetaReplicas int               // replicas of the meta group (default 3)
 	ChunkBytes   int               // default 4 MiB
 	MaxFileBytes int64             // default 64 GiB
-	TickInterval time.Duration     // default 50ms
+	// InlineThreshold is the largest file kept inline in the meta group
+	// (0: the default, 16 KiB; negative: none), and InlineCapBytes the
+	// bound on all inline bytes (0: the default, 256 MiB). A new cluster
+	// takes the settings of its first meta leader for good
+	// (node.Config.InlineThreshold); this node's clients inline up to its
+	// own threshold and fall back to chunks where the cluster refuses.
+	InlineThreshold, InlineCapBytes int64
+	TickInterval                    time.Duration // default 50ms
 	// Join starts a node with an empty data directory in an existing
 	// cluster (node.Config.Join): required after a disk was lost.
 	Join bool
@@ -79,6 +87,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("server: chunk size %d outside 4KiB..64MiB", c.ChunkBytes)
 	case c.MaxFileBytes <= 0:
 		return fmt.Errorf("server: max file size must be > 0")
+	case c.InlineThreshold > meta.MaxInlineThreshold:
+		return fmt.Errorf("server: inline threshold %d above %d", c.InlineThreshold, meta.MaxInlineThreshold)
+	case c.InlineCapBytes < 0:
+		return fmt.Errorf("server: inline cap %d is negative", c.InlineCapBytes)
 	case c.TickInterval < time.Millisecond:
 		return fmt.Errorf("server: tick interval %v below 1ms", c.TickInterval)
 	case c.ReplaceAfter < 40*c.TickInterval:

@@ -35,11 +35,14 @@ type httpAPI struct {
 
 // fileJSON is the JSON form of a file record.
 type fileJSON struct {
-	Path    string      `json:"path"`
-	Version uint64      `json:"version"`
-	Size    int64       `json:"size"`
-	MTime   time.Time   `json:"mtime"`
-	Chunks  []chunkJSON `json:"chunks,omitempty"`
+	Path    string    `json:"path"`
+	Version uint64    `json:"version"`
+	Size    int64     `json:"size"`
+	MTime   time.Time `json:"mtime"`
+	// InlineBytes is how many of the file's first bytes are kept inline
+	// in the meta group (all of a small file's).
+	InlineBytes int64       `json:"inline_bytes,omitempty"`
+	Chunks      []chunkJSON `json:"chunks,omitempty"`
 }
 
 type chunkJSON struct {
@@ -50,7 +53,7 @@ type chunkJSON struct {
 }
 
 func toJSON(f meta.File, withChunks bool) fileJSON {
-	j := fileJSON{Path: f.Path, Version: f.Version, Size: f.Size, MTime: time.Unix(0, f.MTimeNanos).UTC()}
+	j := fileJSON{Path: f.Path, Version: f.Version, Size: f.Size, MTime: time.Unix(0, f.MTimeNanos).UTC(), InlineBytes: f.InlineSize()}
 	if withChunks {
 		j.Chunks = []chunkJSON{}
 		for _, c := range f.Chunks {

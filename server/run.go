@@ -53,9 +53,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}, log, m)
 	renv := newRuntimeEnv(fs, tr.send, log)
 	renv.io.post = func(f func()) bool { return loop.post(f) }
-	n, err := node.New(node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
-		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join},
-		renv)
+	ncfg := node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
+		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join,
+		InlineThreshold: cfg.InlineThreshold, InlineCapBytes: cfg.InlineCapBytes}
+	n, err := node.New(ncfg, renv)
 	if err != nil {
 		renv.io.close()
 		_ = peerLn.Close()
@@ -68,7 +69,8 @@ func Run(ctx context.Context, cfg Config) error {
 	var sid [8]byte
 	_, _ = crand.Read(sid[:])
 	h := &httpAPI{cfg: cfg, loop: loop, metrics: m,
-		ccfg:           client.Config{ChunkBytes: cfg.ChunkBytes, Topology: cfg.Topology()},
+		ccfg: client.Config{ChunkBytes: cfg.ChunkBytes, Topology: cfg.Topology(),
+			InlineThreshold: ncfg.MetaConfig().InlineThreshold},
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
 		sessBase:       binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1)}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}

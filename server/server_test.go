@@ -13,13 +13,14 @@ import (
 )
 
 // startSingle runs a one-node cluster in-process and returns its base URL.
-func startSingle(t *testing.T, maxFile int64) string {
+// inline is its inline threshold (server.Config.InlineThreshold).
+func startSingle(t *testing.T, maxFile, inline int64) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	cfg := Config{ID: 1, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Peers: map[uint64]string{1: "127.0.0.1:0"},
-		DataGroups: 2, ChunkBytes: 4096, MaxFileBytes: maxFile, TickInterval: 5 * time.Millisecond,
+		DataGroups: 2, ChunkBytes: 4096, MaxFileBytes: maxFile, TickInterval: 5 * time.Millisecond, InlineThreshold: inline,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnReady: func(h, _ string) { ready <- h }}
 	go func() { done <- Run(ctx, cfg) }()
@@ -73,7 +74,8 @@ func do(t *testing.T, method, url string, body io.Reader, header map[string]stri
 }
 
 func TestHTTPAPI(t *testing.T) {
-	base := startSingle(t, 20000)
+	// Files up to 4 KiB are inline: /dir/a is chunked, /log inline.
+	base := startSingle(t, 20000, 4096)
 	data := strings.Repeat("0123456789", 1000) // 10000 bytes: three 4 KiB chunks
 	tests := []struct {
 		name     string
@@ -142,7 +144,7 @@ func TestHTTPAPI(t *testing.T) {
 }
 
 func TestListPaging(t *testing.T) {
-	base := startSingle(t, 1<<20)
+	base := startSingle(t, 1<<20, 0)
 	for i := 0; i < 5; i++ {
 		if resp, err := do(t, "PUT", fmt.Sprintf("%s/v1/files/p/%d", base, i), strings.NewReader("x"), nil); err != nil || resp.code != 201 {
 			t.Fatalf("put %d: %v %+v", i, err, resp)
@@ -186,7 +188,7 @@ func TestListPaging(t *testing.T) {
 // nothing changes; a true retry (whose chunks are written again under new
 // ids) still gets the first answer.
 func TestSessionReuse(t *testing.T) {
-	base := startSingle(t, 1<<20)
+	base := startSingle(t, 1<<20, 4096)
 	data := strings.Repeat("0123456789", 1000) // three 4 KiB chunks
 	s5q1 := map[string]string{"Tessera-Session": "5", "Tessera-Seq": "1"}
 	steps := []struct {

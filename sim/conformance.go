@@ -95,13 +95,21 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 		}
 	case meta.OpGCDone:
 		ev.Kind, ev.ChunkIDs = model.GCDone, cmd.Collected
+	case meta.OpConfigure:
+		// The cluster's inline settings: no file or chunk changes.
+		return model.Event{}, false
 	default:
+		c.w.coverage.noteCommit(cmd, res)
 		// Refusals by the session table (an expired, zero or reused
 		// sequence number) change nothing, in the model as in the state
-		// machine.
-		if res.Code == meta.CodeSessionExpired || res.Code == meta.CodeSessionReuse || (cmd.Session != 0 && cmd.Seq == 0) {
+		// machine; nor does the refusal of a write's form
+		// (CodeInlineRefused), which its session does not even remember:
+		// the same request comes again in another form.
+		if res.Code == meta.CodeSessionExpired || res.Code == meta.CodeSessionReuse || res.Code == meta.CodeInlineRefused ||
+			(cmd.Session != 0 && cmd.Seq == 0) {
 			return model.Event{}, false
 		}
+		// An inline write is a commit of no chunks.
 		ev.Kind, ev.Op = model.Commit, cmd.Op.String()
 		for _, ref := range cmd.Chunks {
 			ev.ChunkIDs = append(ev.ChunkIDs, ref.ID)

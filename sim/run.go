@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
@@ -93,21 +94,25 @@ type World struct {
 	// pieceBytes is the size above which snapshots travel in pieces,
 	// drawn per seed so that both paths run.
 	pieceBytes int
-	nodes      []*simNode
-	net        *network
-	clients    []*simClient
-	hist       *history
-	faultRng   *rand.Rand
-	netRng     *rand.Rand
-	workRng    *rand.Rand
-	log        *slog.Logger
-	failures   []verdict.Failure
-	healed     bool
-	healAt     time.Duration
-	notes      []string
-	conform    *conformance
-	checks     *stateChecker
-	coverage   coverage
+	// inline is the cluster's inline configuration and clientInline the
+	// clients' threshold, drawn per seed (drawInline).
+	inline       meta.Config
+	clientInline int64
+	nodes        []*simNode
+	net          *network
+	clients      []*simClient
+	hist         *history
+	faultRng     *rand.Rand
+	netRng       *rand.Rand
+	workRng      *rand.Rand
+	log          *slog.Logger
+	failures     []verdict.Failure
+	healed       bool
+	healAt       time.Duration
+	notes        []string
+	conform      *conformance
+	checks       *stateChecker
+	coverage     coverage
 }
 
 // coverage sums what the nodes did over a run (counters of crashed
@@ -128,6 +133,23 @@ type coverage struct {
 	compared, invariants, promotions uint64
 	// pages and ranges count the read-back's list pages and ranged reads.
 	pages, ranges int
+	// inlineWrites, chunkedWrites and inlineRefused count the file writes
+	// the meta group applied (each raft entry once): inline, with chunks,
+	// and refused inline (then sent in chunks).
+	inlineWrites, chunkedWrites, inlineRefused int
+}
+
+func (c *coverage) noteCommit(cmd *meta.Command, res meta.Result) {
+	switch {
+	case cmd.Op != meta.OpPut && cmd.Op != meta.OpAppend:
+	case res.Code == meta.CodeInlineRefused:
+		c.inlineRefused++
+	case res.Code != meta.CodeOK:
+	case len(cmd.Data) > 0:
+		c.inlineWrites++
+	case len(cmd.Chunks) > 0:
+		c.chunkedWrites++
+	}
 }
 
 func (c *coverage) add(st node.Stats) {
@@ -149,8 +171,8 @@ func (c *coverage) add(st node.Stats) {
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d states-compared=%d invariants-checked=%d promotions-checked=%d read-back-pages=%d read-back-ranges=%d",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.pieces, c.scrubbed, c.reuses,
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d states-compared=%d invariants-checked=%d promotions-checked=%d read-back-pages=%d read-back-ranges=%d",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused,
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges)
 }
 
@@ -164,8 +186,46 @@ func (w *World) nodeConfig(id int) node.Config {
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
-		SnapPieceBytes: w.pieceBytes,
+		SnapPieceBytes: w.pieceBytes, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
 	}
+}
+
+// drawInline draws the seed's inline settings. A third of the seeds keep
+// inlining off, so that every file goes through the data groups (fetches,
+// scrubbing, collection); the others take a threshold from 1 byte to a few
+// times the workload's file sizes (0..3 chunks), so that files of both
+// kinds exist and appends cross the threshold. A third of those cap the
+// inline bytes at a few files' worth, so that the cap refuses writes, and
+// a quarter give the clients a threshold above the cluster's, as a node
+// whose flag differs would, so that the meta group refuses those.
+func (w *World) drawInline(r *rand.Rand) {
+	fileBytes := 3 * w.opts.ChunkBytes
+	if r.IntN(3) == 0 {
+		// Off: node.Config spells it negative, meta.Config 0.
+		w.inline = meta.Config{InlineThreshold: -1, InlineCapBytes: meta.DefaultInlineCapBytes}
+		return
+	}
+	th := int64(1 + r.IntN(fileBytes))
+	if r.IntN(2) == 0 {
+		th = int64(1 + r.IntN(4*fileBytes))
+	}
+	th = min(th, meta.MaxInlineThreshold)
+	w.inline = meta.Config{InlineThreshold: th, InlineCapBytes: 1 << 20}
+	if r.IntN(3) == 0 {
+		w.inline.InlineCapBytes = th * int64(1+r.IntN(4))
+	}
+	w.clientInline = th
+	if r.IntN(4) == 0 {
+		w.clientInline = min(2*th, meta.MaxInlineThreshold)
+	}
+}
+
+// inlineString describes the seed's inline settings for the topology line.
+func (w *World) inlineString() string {
+	if w.inline.InlineThreshold <= 0 {
+		return "inline off"
+	}
+	return fmt.Sprintf("inline up to %d bytes (clients %d), cap %d", w.inline.InlineThreshold, w.clientInline, w.inline.InlineCapBytes)
 }
 
 // onApply feeds one step of node id's replica to the checks that watch
@@ -320,6 +380,7 @@ func run(opts Options) (res *Result) {
 	if opts.setup != nil {
 		opts.setup(w)
 	}
+	w.drawInline(rand.New(rand.NewPCG(root.Uint64(), 7)))
 	for _, s := range w.nodes {
 		w.restart(s)
 	}
@@ -542,8 +603,8 @@ func (w *World) result(checkHistory bool) *Result {
 	}
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
-		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes), Ops: w.hist.len(), Events: w.clk.events,
+		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s", len(w.topo.Nodes), len(meta.Members),
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString()), Ops: w.hist.len(), Events: w.clk.events,
 		TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {

@@ -67,7 +67,8 @@ func (w *World) startWorkload() {
 func (w *World) key(i int) string { return fmt.Sprintf("/k%d", i) }
 
 func (w *World) clientConfig() client.Config {
-	return client.Config{ChunkBytes: w.opts.ChunkBytes, Topology: w.topo, MaxAttempts: 4, AllocBatch: 4, LeaseNanos: int64(time.Minute)}
+	return client.Config{ChunkBytes: w.opts.ChunkBytes, Topology: w.topo, MaxAttempts: 4, AllocBatch: 4, LeaseNanos: int64(time.Minute),
+		InlineThreshold: w.clientInline}
 }
 
 // next starts the client's next random operation.

@@ -23,6 +23,7 @@ func clusterCmd() *cobra.Command {
 	var (
 		nodes, basePort, dataGroups, replicas int
 		dir, chunk, logLevel                  string
+		inline                                inlineFlags
 	)
 	up := &cobra.Command{
 		Use:   "up",
@@ -45,6 +46,9 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 			}
 			if basePort < 1024 || basePort+200 > 65535 {
 				return fmt.Errorf("--base-port must be 1024..65335")
+			}
+			if _, _, err := inline.parse(); err != nil {
+				return err
 			}
 			// Catch the signals before the first node starts: a signal that
 			// killed this process between starting nodes and catching it
@@ -84,7 +88,8 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 					"--data-dir", filepath.Join(dir, fmt.Sprintf("node-%d", i)),
 					"--http-addr", endpoints[i-1], "--peers", strings.Join(peers, ","),
 					"--data-groups", strconv.Itoa(dataGroups), "--replicas", strconv.Itoa(rep),
-					"--meta-replicas", strconv.Itoa(rep), "--chunk-size", chunk, "--log-level", logLevel)
+					"--meta-replicas", strconv.Itoa(rep), "--chunk-size", chunk, "--log-level", logLevel,
+					"--inline-threshold", inline.threshold, "--inline-cap", inline.capacity)
 				c.Stdout, c.Stderr = logf, logf
 				if err := c.Start(); err != nil {
 					stopAll(procs)
@@ -141,6 +146,7 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 	fl.IntVar(&dataGroups, "data-groups", 3, "number of data raft groups")
 	fl.IntVar(&replicas, "replicas", 3, "replicas per group (at most --nodes)")
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size")
+	inline.register(up)
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
 	cmd.AddCommand(up)
 	return cmd

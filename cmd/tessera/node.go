@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/server"
 )
 
@@ -31,6 +32,8 @@ type nodeFile struct {
 	MetaReplicas int               `json:"meta_replicas"`
 	ChunkBytes   string            `json:"chunk_size"`
 	MaxFileBytes string            `json:"max_file_size"`
+	Inline       string            `json:"inline_threshold"`
+	InlineCap    string            `json:"inline_cap"`
 	Tick         string            `json:"tick"`
 	ReplaceAfter string            `json:"replace_after"`
 	Join         bool              `json:"join"`
@@ -41,6 +44,7 @@ func nodeCmd() *cobra.Command {
 	var (
 		cfgPath, peers, chunk, maxFile, tick, replaceAfter, logLevel string
 		f                                                            nodeFile
+		inline                                                       inlineFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "node",
@@ -57,6 +61,13 @@ A node whose disk was lost must be started again with --join and an empty
 --data-dir: it bootstraps nothing, fences the replicas its groups still count
 it a voter of (it has no memory of its votes or log) until they are replaced,
 and can then be added back as a spare.
+A file of at most --inline-threshold bytes is kept inline in the meta group:
+its put is one raft commit, with no chunk allocation and no data-group write.
+The first meta leader of a new cluster fixes the cluster's threshold and
+--inline-cap (the bound on all inline bytes) from its own flags, for good
+(with --inline-threshold 0 it fixes nothing, and nothing is inline); give
+every node the same values (a node whose values differ logs a warning, and
+its writes fall back to chunks where the cluster refuses them inline).
 SIGINT or SIGTERM stops the node cleanly.`,
 		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103`,
@@ -74,9 +85,13 @@ SIGINT or SIGTERM stops the node cleanly.`,
 					return fmt.Errorf("config %s: %w", cfgPath, err)
 				}
 				mergeNodeFile(cmd, &f, file, &peers, &chunk, &maxFile, &tick, &replaceAfter, &logLevel)
+				inline.merge(cmd, file)
 			}
 			cfg, err := nodeConfig(f, peers, chunk, maxFile, tick, replaceAfter, logLevel)
 			if err != nil {
+				return err
+			}
+			if cfg.InlineThreshold, cfg.InlineCapBytes, err = inline.parse(); err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,7 +100,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, tick, replace_after, join, log_level)")
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, tick, replace_after, join, log_level)")
 	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
 	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
 	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")
@@ -96,6 +111,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.IntVar(&f.MetaReplicas, "meta-replicas", 3, "replicas of the meta group")
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size (4KiB..64MiB)")
 	fl.StringVar(&maxFile, "max-file-size", "64GiB", "largest file accepted")
+	inline.register(cmd)
 	fl.StringVar(&tick, "tick", "50ms", "raft tick interval")
 	fl.BoolVar(&f.Join, "join", false, "join an existing cluster with an empty data directory (required after a disk was lost): bootstrap no group")
 	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
@@ -228,4 +244,45 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q too large", s)
 	}
 	return n * mult, nil
+}
+
+// inlineFlags are --inline-threshold and --inline-cap, as given.
+type inlineFlags struct{ threshold, capacity string }
+
+func (f *inlineFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.threshold, "inline-threshold", "16KiB",
+		"largest file kept inline in the meta group, one raft commit per put (0 disables; at most 1MiB); a new cluster takes its first meta leader's value for good")
+	fl.StringVar(&f.capacity, "inline-cap", "256MiB", "bound on the inline bytes of the whole cluster, fixed like --inline-threshold")
+}
+
+// merge fills from the config file each value whose flag was not given.
+func (f *inlineFlags) merge(cmd *cobra.Command, file nodeFile) {
+	if !cmd.Flags().Changed("inline-threshold") && file.Inline != "" {
+		f.threshold = file.Inline
+	}
+	if !cmd.Flags().Changed("inline-cap") && file.InlineCap != "" {
+		f.capacity = file.InlineCap
+	}
+}
+
+// parse returns the values as server.Config takes them: a threshold of 0
+// (inlining off) becomes negative, since 0 there means the default.
+func (f *inlineFlags) parse() (threshold, capacity int64, err error) {
+	if threshold, err = parseSize(f.threshold); err != nil {
+		return 0, 0, fmt.Errorf("--inline-threshold: %w", err)
+	}
+	if threshold > meta.MaxInlineThreshold {
+		return 0, 0, fmt.Errorf("--inline-threshold: %s above the maximum of 1MiB", f.threshold)
+	}
+	if threshold == 0 {
+		threshold = -1
+	}
+	if capacity, err = parseSize(f.capacity); err != nil {
+		return 0, 0, fmt.Errorf("--inline-cap: %w", err)
+	}
+	if capacity == 0 {
+		return 0, 0, fmt.Errorf("--inline-cap: must be above 0 (--inline-threshold 0 disables inlining)")
+	}
+	return threshold, capacity, nil
 }

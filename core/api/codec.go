@@ -94,6 +94,7 @@ func encodeFile(e *codec.Encoder, f *meta.File) {
 		e.Uvarint(uint64(c.Size))
 		e.Uint32(c.CRC)
 	}
+	e.Bytes(f.Data)
 }
 
 func decodeFile(d *codec.Decoder) meta.File {
@@ -109,6 +110,9 @@ func decodeFile(d *codec.Decoder) meta.File {
 	}
 	for i := range f.Chunks {
 		f.Chunks[i] = meta.ChunkRef{ID: d.Uvarint(), Group: d.Uvarint(), Size: uint32(min(d.Uvarint(), MaxChunkBytes)), CRC: d.Uint32()}
+	}
+	if data := d.Bytes(meta.MaxInlineThreshold); len(data) > 0 {
+		f.Data = data
 	}
 	return f
 }

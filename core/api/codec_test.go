@@ -11,6 +11,8 @@ func TestRequestRoundTrip(t *testing.T) {
 	reqs := []*Request{
 		{Kind: MetaCommand, Cmd: meta.Command{Op: meta.OpPut, Session: 3, Seq: 4, Path: "/a", MTimeNanos: 99,
 			Chunks: []meta.ChunkRef{{ID: 1, Group: 2, Size: 3, CRC: 4}}}},
+		{Kind: MetaCommand, Cmd: meta.Command{Op: meta.OpPut, Session: 3, Seq: 5, Path: "/i", Data: []byte("inline")}},
+		{Kind: MetaCommand, Cmd: meta.Command{Op: meta.OpConfigure, Configure: meta.Config{InlineThreshold: 16, InlineCapBytes: 1024}}},
 		{Kind: MetaGet, Path: "/a/b"},
 		{Kind: MetaList, Prefix: "/a/", After: "/a/b", Limit: 10},
 		{Kind: ChunkWrite, Group: 2, ChunkID: 7, CRC: 9, Data: []byte("data")},
@@ -44,6 +46,9 @@ func normalizeReq(r *Request) Request {
 	if len(c.Cmd.Collected) == 0 {
 		c.Cmd.Collected = nil
 	}
+	if len(c.Cmd.Data) == 0 {
+		c.Cmd.Data = nil
+	}
 	return c
 }
 
@@ -54,6 +59,7 @@ func TestResponseRoundTrip(t *testing.T) {
 		{Status: NotFound, Detail: "no such file"},
 		{Status: SessionReuse, Detail: "put /b: session reuse", Result: meta.Result{Code: meta.CodeSessionReuse, Detail: "sequence 1 was already used"}},
 		{Status: OK, File: f},
+		{Status: OK, File: meta.File{Path: "/i", Version: 6, Size: 6, Data: []byte("inline")}},
 		{Status: OK, Files: []meta.File{f, {Path: "/b", Version: 9}}, More: true},
 		{Status: OK, Data: []byte("bytes")},
 	}
@@ -62,7 +68,7 @@ func TestResponseRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%+v: %v", r, err)
 		}
-		if got.Status != r.Status || got.Detail != r.Detail || got.More != r.More || string(got.Data) != string(r.Data) ||
+		if got.Status != r.Status || got.Detail != r.Detail || got.More != r.More || string(got.Data) != string(r.Data) || string(got.File.Data) != string(r.File.Data) ||
 			len(got.Files) != len(r.Files) || got.File.Version != r.File.Version || got.Result.FirstChunkID != r.Result.FirstChunkID || got.Result.Code != r.Result.Code {
 			t.Fatalf("round trip\n got %+v\nwant %+v", got, r)
 		}
@@ -73,6 +79,7 @@ func FuzzUnmarshalRequest(f *testing.F) {
 	f.Add((&Request{Kind: MetaGet, Path: "/a"}).Marshal())
 	f.Add((&Request{Kind: ChunkWrite, Group: 2, ChunkID: 7, Data: []byte("x")}).Marshal())
 	f.Add((&Request{Kind: ChunkDelete, Group: 2, IDs: []uint64{1}}).Marshal())
+	f.Add((&Request{Kind: MetaCommand, Cmd: meta.Command{Op: meta.OpPut, Path: "/i", Data: []byte("inline")}}).Marshal())
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := UnmarshalRequest(b)
@@ -88,6 +95,7 @@ func FuzzUnmarshalRequest(f *testing.F) {
 func FuzzUnmarshalResponse(f *testing.F) {
 	f.Add((&Response{Status: OK, Data: []byte("x")}).Marshal())
 	f.Add((&Response{Status: OK, Files: []meta.File{{Path: "/a"}}}).Marshal())
+	f.Add((&Response{Status: OK, File: meta.File{Path: "/i", Size: 6, Data: []byte("inline")}}).Marshal())
 	f.Add([]byte{0, 0, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := UnmarshalResponse(b)

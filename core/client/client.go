@@ -3,6 +3,15 @@
 // retries that are safe because meta commands carry a session sequence
 // number.
 //
+// A body of at most Config.InlineThreshold bytes goes inline: one meta
+// commit carrying the data, no allocation and no chunk write. The meta
+// group has the last word (meta.CodeInlineRefused: its own threshold, its
+// cap on inline bytes, a file with chunks to append to): the op then
+// writes the body in chunks and commits again under the same sequence
+// number. A file's inline bytes come first in its content (an append of
+// chunks to an inline file keeps them), and reads take them from the file
+// record.
+//
 // An Op is a pure state machine in the style of etcd raft: the caller asks
 // Next for the step to take (send a request, supply body data, deliver read
 // data), performs it, and feeds the outcome back. The production HTTP server
@@ -31,6 +40,13 @@ type Config struct {
 	AllocBatch uint32
 	// LeaseNanos is how long allocated chunk ids stay reserved for the writer.
 	LeaseNanos int64
+	// InlineThreshold is the largest body a put or append sends inline in
+	// its meta commit (0: never). It should be the cluster's
+	// (meta.Config.InlineThreshold); where the cluster's is lower, or its
+	// inline cap is reached, the meta group refuses the inline form and
+	// the op writes the body in chunks instead, under the same sequence
+	// number.
+	InlineThreshold int64
 }
 
 func (c Config) withDefaults() Config {

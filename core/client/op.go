@@ -34,12 +34,22 @@ type Op struct {
 	attempt int
 	result  Result
 
-	// Writes.
+	// Writes. The body is held in inline (at most the inline threshold)
+	// while it may still go inline; once chunked, queue holds the pieces
+	// waiting to be written as chunks, in order.
 	ids       []uint64 // allocated, unused chunk ids
-	pending   []byte   // the chunk being written
+	inline    [][]byte
+	inlineLen int
+	chunked   bool
+	queue     [][]byte
 	eof       bool
 	written   []meta.ChunkRef
 	allocated int64
+	// refused is set once the meta state refused the inline form of the
+	// commit (meta.CodeInlineRefused): a copy of that attempt still in the
+	// log may apply later (once the cap has room again), so a failure after
+	// it is an unknown outcome.
+	refused bool
 
 	// Reads.
 	file      meta.File
@@ -48,6 +58,11 @@ type Op struct {
 	chunkIdx  int
 	chunkBase int64 // file offset of chunk chunkIdx
 	emit      []byte
+	// inlineData is the inline bytes of the file being read (the first
+	// bytes of its content), emitted from its record; inPrefix is set
+	// while they are emitted.
+	inlineData []byte
+	inPrefix   bool
 }
 
 // New starts an operation. Meta commands take their sequence number from
@@ -122,34 +137,72 @@ func (o *Op) OnData(p []byte, eof bool) {
 		panic(fmt.Sprintf("client: OnData with %d bytes (chunk %d, eof %v)", len(p), o.cfg.ChunkBytes, eof))
 	}
 	o.eof = eof
-	if len(p) == 0 {
-		o.startCommit()
+	if !o.chunked && o.mayInline() && int64(o.inlineLen+len(p)) <= o.cfg.InlineThreshold {
+		if len(p) > 0 {
+			o.inline = append(o.inline, p)
+			o.inlineLen += len(p)
+		}
+		if eof {
+			o.startCommit()
+		}
 		return
 	}
-	o.pending = p
-	o.nextChunkWrite()
+	if !o.chunked {
+		// Too large to go inline: what was held is written first.
+		o.chunked = true
+		o.queue, o.inline, o.inlineLen = o.inline, nil, 0
+	}
+	if len(p) > 0 {
+		o.queue = append(o.queue, p)
+	}
+	o.nextWrite()
 }
 
-func (o *Op) nextChunkWrite() {
+// mayInline reports whether the body may still go inline: inlining is on
+// and the announced size, if any, is within the threshold.
+func (o *Op) mayInline() bool {
+	return o.cfg.InlineThreshold > 0 && (o.spec.SizeHint < 0 || o.spec.SizeHint <= o.cfg.InlineThreshold)
+}
+
+// nextWrite writes the next queued piece as a chunk, or moves on once the
+// queue is empty: to the commit at the end of the body, else to the next
+// piece of the body.
+func (o *Op) nextWrite() {
+	if len(o.queue) == 0 {
+		if o.eof {
+			o.startCommit()
+		} else {
+			o.phase = phaseNeedData
+		}
+		return
+	}
 	if len(o.ids) == 0 {
 		n := o.cfg.AllocBatch
 		if o.spec.SizeHint >= 0 {
 			left := (o.spec.SizeHint - o.allocated + int64(o.cfg.ChunkBytes) - 1) / int64(o.cfg.ChunkBytes)
-			n = uint32(min(max(left, 1), 4096))
+			n = uint32(min(max(left, int64(len(o.queue)), 1), meta.MaxAlloc))
 		}
 		o.phase = phaseAlloc
 		o.send(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpAlloc, AllocCount: n, LeaseNanos: o.cfg.LeaseNanos}})
 		return
 	}
-	id := o.ids[0]
+	id, p := o.ids[0], o.queue[0]
 	o.phase = phaseWriteChunk
 	o.send(&api.Request{Kind: api.ChunkWrite, Group: o.cfg.Topology.GroupForChunk(id), ChunkID: id,
-		CRC: checksum(o.pending), Data: o.pending})
+		CRC: checksum(p), Data: p})
 }
 
+// startCommit sends the meta command: a body still held whole goes inline,
+// a chunked one as its chunks.
 func (o *Op) startCommit() {
 	c := meta.Command{Session: o.sess.ID, Seq: o.seq, Path: o.spec.Path, NewPath: o.spec.NewPath,
 		HasIfVersion: o.spec.HasIfVersion, IfVersion: o.spec.IfVersion, Chunks: o.written}
+	if !o.chunked && o.inlineLen > 0 {
+		c.Data = make([]byte, 0, o.inlineLen)
+		for _, p := range o.inline {
+			c.Data = append(c.Data, p...)
+		}
+	}
 	switch o.spec.Kind {
 	case Put:
 		c.Op = meta.OpPut
@@ -162,6 +215,33 @@ func (o *Op) startCommit() {
 	}
 	o.phase = phaseCommit
 	o.send(&api.Request{Kind: api.MetaCommand, Cmd: c})
+}
+
+// onRefused writes in chunks a body the meta state refused inline
+// (meta.CodeInlineRefused), to commit it again under the same sequence
+// number.
+func (o *Op) onRefused(resp *api.Response) {
+	if o.chunked {
+		// Only inline data is ever refused so.
+		o.finish(Result{Status: api.Internal, Detail: "chunked commit refused as inline: " + resp.Detail})
+		return
+	}
+	o.refused = true
+	o.chunked = true
+	o.queue, o.inline, o.inlineLen = o.inline, nil, 0
+	o.nextWrite()
+}
+
+// failWrite ends a write that failed before its commit had a definite
+// outcome. Once its inline form was refused, a copy of that attempt may
+// still apply (if the cap has room again), so the outcome is unknown.
+func (o *Op) failWrite(resp *api.Response) {
+	if o.refused {
+		o.finish(Result{Status: api.Timeout, Detail: fmt.Sprintf(
+			"%s; an earlier attempt in another form may still apply, outcome unknown", resp.Err())})
+		return
+	}
+	o.fail(resp)
 }
 
 // retryable reports whether a failed request may be sent again.
@@ -179,7 +259,7 @@ func (o *Op) OnResponse(resp *api.Response) {
 	switch o.phase {
 	case phaseAlloc:
 		if resp.Status != api.OK {
-			o.fail(resp)
+			o.failWrite(resp)
 			return
 		}
 		for i := uint32(0); i < resp.Result.Count; i++ {
@@ -190,27 +270,26 @@ func (o *Op) OnResponse(resp *api.Response) {
 			return
 		}
 		o.allocated += int64(len(o.ids)) * int64(o.cfg.ChunkBytes)
-		o.nextChunkWrite()
+		o.nextWrite()
 	case phaseWriteChunk:
 		if resp.Status != api.OK {
-			o.fail(resp)
+			o.failWrite(resp)
 			return
 		}
-		id := o.ids[0]
-		o.ids = o.ids[1:]
-		o.written = append(o.written, meta.ChunkRef{ID: id, Group: o.req.Group, Size: uint32(len(o.pending)), CRC: o.req.CRC})
-		o.pending = nil
-		if o.eof {
-			o.startCommit()
-		} else {
-			o.phase = phaseNeedData
-		}
+		o.written = append(o.written, meta.ChunkRef{ID: o.ids[0], Group: o.req.Group, Size: uint32(len(o.queue[0])), CRC: o.req.CRC})
+		o.ids, o.queue = o.ids[1:], o.queue[1:]
+		o.nextWrite()
 	case phaseCommit:
-		if resp.Status != api.OK {
+		switch {
+		case resp.Result.Code == meta.CodeInlineRefused:
+			o.onRefused(resp)
+		case resp.Status == api.Unavailable || resp.Status == api.Timeout:
+			o.failWrite(resp)
+		case resp.Status != api.OK:
 			o.finish(Result{Status: resp.Status, Detail: resp.Detail, File: resp.Result.File})
-			return
+		default:
+			o.finish(Result{Status: api.OK, File: resp.Result.File})
 		}
-		o.finish(Result{Status: api.OK, File: resp.Result.File})
 	case phaseMetaRead:
 		if resp.Status != api.OK {
 			o.fail(resp)
@@ -237,6 +316,14 @@ func (o *Op) OnResponse(resp *api.Response) {
 }
 
 func (o *Op) startRead(f meta.File) {
+	if n := f.InlineSize(); int64(len(f.Data)) != n {
+		o.finish(Result{Status: api.Internal, Detail: fmt.Sprintf("file %s with %d inline bytes came with %d", f.Path, n, len(f.Data))})
+		return
+	}
+	// The op's results carry the record, not the content; the chunks
+	// follow the inline bytes.
+	o.inlineData, f.Data = f.Data, nil
+	o.chunkBase = int64(len(o.inlineData))
 	o.file = f
 	o.start, o.end = o.spec.Offset, f.Size
 	if o.spec.Length >= 0 && o.start+o.spec.Length < o.end {
@@ -251,10 +338,15 @@ func (o *Op) startRead(f meta.File) {
 
 // OnDelivered acknowledges a StepFile or StepEmit.
 func (o *Op) OnDelivered() {
-	switch o.phase {
-	case phaseFile:
+	switch {
+	case o.phase == phaseFile && o.start < min(o.end, o.chunkBase):
+		o.emit, o.phase, o.inPrefix = o.inlineData[o.start:min(o.end, o.chunkBase)], phaseEmit, true
+	case o.phase == phaseEmit && o.inPrefix:
+		o.inPrefix = false
 		o.nextChunkRead()
-	case phaseEmit:
+	case o.phase == phaseFile:
+		o.nextChunkRead()
+	case o.phase == phaseEmit:
 		o.chunkBase += int64(o.file.Chunks[o.chunkIdx].Size)
 		o.chunkIdx++
 		o.nextChunkRead()

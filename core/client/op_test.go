@@ -2,6 +2,8 @@ package client
 
 import (
 	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/tessera-db/tessera/core/api"
@@ -18,16 +20,41 @@ type fakeCluster struct {
 	chunks map[uint64][]byte
 	flaky  int
 	sent   int
+	// kinds counts the requests served by kind.
+	kinds map[api.Kind]int
+	// failChunks fails that many chunk writes with Unavailable.
+	failChunks int
+	// before, if set, runs before each request is served: another writer.
+	before func(r *api.Request)
 	// commits are the file commands applied, in order.
 	commits []meta.Command
 }
 
 func newFakeCluster() *fakeCluster {
-	return &fakeCluster{meta: meta.New(), chunks: map[uint64][]byte{}}
+	return &fakeCluster{meta: meta.New(), chunks: map[uint64][]byte{}, kinds: map[api.Kind]int{}}
+}
+
+// newInlineCluster returns a cluster whose meta state is configured with
+// cfg (at raft index 1).
+func newInlineCluster(cfg meta.Config) *fakeCluster {
+	f := newFakeCluster()
+	f.index++
+	if r := f.meta.Apply(f.index, meta.Command{Op: meta.OpConfigure, Configure: cfg}); r.Code != meta.CodeOK {
+		panic(r.Detail)
+	}
+	return f
 }
 
 func (f *fakeCluster) serve(r *api.Request) *api.Response {
 	f.sent++
+	f.kinds[r.Kind]++
+	if f.before != nil {
+		f.before(r)
+	}
+	if r.Kind == api.ChunkWrite && f.failChunks > 0 {
+		f.failChunks--
+		return api.Errorf(api.Unavailable, "data group down")
+	}
 	if f.flaky > 0 {
 		f.flaky--
 		return api.Errorf(api.Unavailable, "no leader")
@@ -216,5 +243,205 @@ func TestWholeRequestRetry(t *testing.T) {
 		if file, ok := f.meta.Get("/f"); !ok || file.Version != first.File.Version {
 			t.Errorf("%s: /f is %+v", tt.name, file)
 		}
+	}
+}
+
+// inlineTopo is the topology of the inline tests.
+var inlineTopo = topo.Default([]uint64{1, 2, 3}, 3, 3, 3)
+
+// TestInlinePutGet checks that a small put is one meta commit with no
+// allocation and no chunk write, and that gets of every range and stats
+// read it from the record.
+func TestInlinePutGet(t *testing.T) {
+	f := newInlineCluster(meta.Config{InlineThreshold: 32, InlineCapBytes: 1 << 10})
+	cfg := Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: 32}
+	body := []byte("0123456789abcdefghijklmnopqrstu") // 31 bytes: 4 pieces of the body
+	for _, hint := range []int64{-1, 31} {
+		f.kinds = map[api.Kind]int{}
+		res, _ := f.run(t, New(cfg, NewSession(3, 0), Spec{Kind: Put, Path: "/f", SizeHint: hint}), body, 10)
+		if res.Status != api.OK || res.File.Size != 31 || !res.File.Inline() || res.File.Data != nil {
+			t.Fatalf("hint %d: put %+v", hint, res)
+		}
+		if f.kinds[api.MetaCommand] != 1 || f.kinds[api.ChunkWrite] != 0 {
+			t.Fatalf("hint %d: an inline put sent %v", hint, f.kinds)
+		}
+	}
+	for _, tt := range []struct{ off, n int64 }{{0, -1}, {0, 1}, {9, 2}, {30, 5}, {0, 0}, {5, 100}} {
+		f.kinds = map[api.Kind]int{}
+		res, got := f.run(t, New(cfg, nil, Spec{Kind: Get, Path: "/f", Offset: tt.off, Length: tt.n}), nil, 10)
+		end := int64(len(body))
+		if tt.n >= 0 {
+			end = min(end, tt.off+tt.n)
+		}
+		if res.Status != api.OK || !bytes.Equal(got, body[tt.off:end]) || res.File.Data != nil {
+			t.Fatalf("get %d+%d = %q (%+v), want %q", tt.off, tt.n, got, res, body[tt.off:end])
+		}
+		if f.kinds[api.ChunkRead] != 0 {
+			t.Fatalf("an inline get read chunks: %v", f.kinds)
+		}
+	}
+	if res, _ := f.run(t, New(cfg, nil, Spec{Kind: Get, Path: "/f", Offset: 31, Length: -1}), nil, 10); res.Status != api.Invalid {
+		t.Fatalf("get past the end: %v", res.Status)
+	}
+	if res, _ := f.run(t, New(cfg, nil, Spec{Kind: Stat, Path: "/f"}), nil, 10); res.Status != api.OK || res.File.Size != 31 {
+		t.Fatalf("stat: %+v", res)
+	}
+}
+
+// TestInlineFallbacks checks the forms a write takes when the meta state
+// refuses the first: each case writes its body (in 10-byte pieces) after
+// setup and checks the result, the requests sent, the file's content and
+// form, and that every commit used the op's one sequence number.
+func TestInlineFallbacks(t *testing.T) {
+	small := []byte("0123456789abcdef") // 16 bytes
+	tests := []struct {
+		name   string
+		state  meta.Config
+		client int64 // the client's threshold
+		setup  []string
+		spec   Spec
+		body   []byte
+		want   string // the file's content afterwards
+		inline bool
+		// commits and chunks are the meta commands (allocations of two ids
+		// included) and chunk writes the op sent.
+		commits, chunks int
+	}{
+		{"below the cluster's threshold", meta.Config{InlineThreshold: 32, InlineCapBytes: 100}, 32, nil,
+			Spec{Kind: Put}, small, string(small), true, 1, 0},
+		{"the cluster's threshold is lower", meta.Config{InlineThreshold: 8, InlineCapBytes: 100}, 32, nil,
+			Spec{Kind: Put}, small, string(small), false, 3, 2},
+		{"cap reached", meta.Config{InlineThreshold: 32, InlineCapBytes: 40}, 32, []string{"/other=0123456789012345678901234567"},
+			Spec{Kind: Put}, small, string(small), false, 3, 2},
+		{"inlining off in the client", meta.Config{InlineThreshold: 32, InlineCapBytes: 100}, 0, nil,
+			Spec{Kind: Put}, small, string(small), false, 2, 2},
+		{"above the client's threshold", meta.Config{InlineThreshold: 32, InlineCapBytes: 100}, 12, nil,
+			Spec{Kind: Put}, small, string(small), false, 2, 2},
+		{"size hint above the threshold", meta.Config{InlineThreshold: 32, InlineCapBytes: 100}, 12, nil,
+			Spec{Kind: Put, SizeHint: 16}, small, string(small), false, 2, 2},
+		{"inline append", meta.Config{InlineThreshold: 32, InlineCapBytes: 100}, 32, []string{"/f=abc"},
+			Spec{Kind: Append}, small, "abc" + string(small), true, 1, 0},
+		{"inline append to a chunked file", meta.Config{InlineThreshold: 32, InlineCapBytes: 100}, 32, []string{"/f=chunks:0123456789abcdefghijklmnopqrstuvwxyz"},
+			Spec{Kind: Append}, []byte("xyz"), "0123456789abcdefghijklmnopqrstuvwxyz" + "xyz", false, 3, 1},
+		{"append past the threshold", meta.Config{InlineThreshold: 20, InlineCapBytes: 100}, 20, []string{"/f=abcdefghijkl"},
+			Spec{Kind: Append}, small, "abcdefghijkl" + string(small), false, 3, 2},
+		{"large append to an inline file", meta.Config{InlineThreshold: 20, InlineCapBytes: 100}, 20, []string{"/f=abc"},
+			Spec{Kind: Append}, []byte("0123456789abcdefghijklmnopqrstuvwxyz"), "abc0123456789abcdefghijklmnopqrstuvwxyz", false, 3, 4},
+		{"chunked put replaces inline", meta.Config{InlineThreshold: 20, InlineCapBytes: 100}, 20, []string{"/f=abc"},
+			Spec{Kind: Put}, []byte("0123456789abcdefghijklmnopqrstuvwxyz"), "0123456789abcdefghijklmnopqrstuvwxyz", false, 3, 4},
+		{"inline put replaces chunked", meta.Config{InlineThreshold: 20, InlineCapBytes: 100}, 20, []string{"/f=chunks:0123456789abcdefghijklmnopqrstuvwxyz"},
+			Spec{Kind: Put}, small, string(small), true, 1, 0},
+	}
+	for _, tt := range tests {
+		f := newInlineCluster(tt.state)
+		cfg := Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: tt.client, AllocBatch: 2}
+		for i, s := range tt.setup {
+			path, content, _ := strings.Cut(s, "=")
+			c := cfg
+			if rest, ok := strings.CutPrefix(content, "chunks:"); ok {
+				c.InlineThreshold, content = 0, rest
+			}
+			if res, _ := f.run(t, New(c, NewSession(uint64(100+i), 0), Spec{Kind: Put, Path: path, SizeHint: -1}), []byte(content), 10); res.Status != api.OK {
+				t.Fatalf("%s: setup %s: %+v", tt.name, s, res)
+			}
+		}
+		f.kinds, f.commits = map[api.Kind]int{}, nil
+		spec := tt.spec
+		spec.Path, spec.Length = "/f", -1
+		if spec.SizeHint == 0 {
+			spec.SizeHint = -1
+		}
+		op := New(cfg, NewSession(7, 0), spec)
+		res, _ := f.run(t, op, tt.body, 10)
+		if res.Status != api.OK || res.File.Inline() != tt.inline {
+			t.Errorf("%s: %+v, want ok (inline %v)", tt.name, res, tt.inline)
+			continue
+		}
+		if f.kinds[api.MetaCommand] != tt.commits || f.kinds[api.ChunkWrite] != tt.chunks {
+			t.Errorf("%s: sent %v, want %d meta commands and %d chunk writes", tt.name, f.kinds, tt.commits, tt.chunks)
+		}
+		for _, c := range f.commits {
+			if c.Session != 7 || c.Seq != op.Seq() {
+				t.Errorf("%s: commit under session %d seq %d, want 7/%d", tt.name, c.Session, c.Seq, op.Seq())
+			}
+		}
+		if _, got := f.run(t, New(cfg, nil, Spec{Kind: Get, Path: "/f", Length: -1}), nil, 10); string(got) != tt.want {
+			t.Errorf("%s: /f holds %q, want %q", tt.name, got, tt.want)
+		}
+		if err := f.meta.CheckInvariants(); err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+	}
+}
+
+// TestInlineFallbackFailure checks that a write whose inline form was
+// refused and whose chunked form then fails reports an unknown outcome:
+// a copy of the refused attempt may still apply.
+func TestInlineFallbackFailure(t *testing.T) {
+	f := newInlineCluster(meta.Config{InlineThreshold: 8, InlineCapBytes: 100})
+	f.failChunks = 100
+	cfg := Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: 32, MaxAttempts: 2}
+	res, _ := f.run(t, New(cfg, NewSession(7, 0), Spec{Kind: Put, Path: "/f", SizeHint: -1}), []byte("0123456789ab"), 10)
+	if res.Status != api.Timeout || !strings.Contains(res.Detail, "may still apply") {
+		t.Fatalf("%+v, want timeout", res)
+	}
+	// Without a refusal before it, the same failure is certain.
+	f.failChunks = 100
+	res, _ = f.run(t, New(cfg, NewSession(8, 0), Spec{Kind: Put, Path: "/g", SizeHint: -1}), []byte("0123456789abcdefghijklmnopqrstuvwxyz"), 10)
+	if res.Status != api.Unavailable {
+		t.Fatalf("%+v, want unavailable", res)
+	}
+}
+
+// TestInlineWholeRequestRetry resends an inline put whole through a node
+// whose client does not inline (another --inline-threshold): its chunked
+// commit fingerprints as the inline one did, and gets its result.
+func TestInlineWholeRequestRetry(t *testing.T) {
+	f := newInlineCluster(meta.Config{InlineThreshold: 32, InlineCapBytes: 100})
+	body := []byte("0123456789abcdef")
+	put := Spec{Kind: Put, Path: "/f", SizeHint: int64(len(body))}
+	first, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: 32}, NewSession(9, 0), put), body, 10)
+	again, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: inlineTopo}, NewSession(9, 0), put), body, 10)
+	if first.Status != api.OK || again.Status != api.OK || again.File.Version != first.File.Version || !again.File.Inline() {
+		t.Fatalf("first %+v, retry %+v", first, again)
+	}
+}
+
+// TestInlinePrefixReads reads every range of a file that starts inline
+// and grew by appends of chunks: its inline bytes come first.
+func TestInlinePrefixReads(t *testing.T) {
+	f := newInlineCluster(meta.Config{InlineThreshold: 16, InlineCapBytes: 100})
+	cfg := Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: 16}
+	want := ""
+	for i, part := range []string{"0123456", "789abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJ"} {
+		res, _ := f.run(t, New(cfg, NewSession(3, uint64(10*i)), Spec{Kind: Append, Path: "/f", SizeHint: -1}), []byte(part), 10)
+		if res.Status != api.OK {
+			t.Fatalf("append %q: %+v", part, res)
+		}
+		want += part
+	}
+	file, _ := f.meta.Get("/f")
+	if string(file.Data) != "0123456" || len(file.Chunks) != 4 || file.InlineSize() != 7 || file.Size != int64(len(want)) {
+		t.Fatalf("/f is %+v", file)
+	}
+	for off := int64(0); off < int64(len(want)); off += 3 {
+		for _, n := range []int64{-1, 0, 1, 5, 7, 12, 40} {
+			res, got := f.run(t, New(cfg, nil, Spec{Kind: Get, Path: "/f", Offset: off, Length: n}), nil, 10)
+			end := int64(len(want))
+			if n >= 0 {
+				end = min(end, off+n)
+			}
+			if res.Status != api.OK || string(got) != want[off:end] {
+				t.Fatalf("get %d+%d = %q (%v), want %q", off, n, got, res.Status, want[off:end])
+			}
+		}
+	}
+}
+
+// write applies a command of another writer.
+func (f *fakeCluster) write(c meta.Command) {
+	f.index++
+	if r := f.meta.Apply(f.index, c); r.Code != meta.CodeOK {
+		panic(fmt.Sprintf("%s %s: %s %s", c.Op, c.Path, r.Code, r.Detail))
 	}
 }

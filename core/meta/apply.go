@@ -40,6 +40,10 @@ func invalid(format string, args ...any) Result {
 	return Result{Code: CodeInvalid, Detail: truncate(fmt.Sprintf(format, args...), maxDetailBytes)}
 }
 
+func inlineRefused(format string, args ...any) Result {
+	return Result{Code: CodeInlineRefused, Detail: truncate(fmt.Sprintf(format, args...), maxDetailBytes)}
+}
+
 // Apply applies the command committed at raft index index. Indexes must
 // increase from one call to the next.
 func (s *State) Apply(index uint64, c Command) Result {
@@ -56,7 +60,11 @@ func (s *State) Apply(index uint64, c Command) Result {
 		return res
 	}
 	res := s.apply(index, c)
-	s.record(index, c, fp, res)
+	if res.Code != CodeInlineRefused {
+		// A refused form is not remembered: the same request comes again
+		// under this sequence number in another form.
+		s.record(index, c, fp, res)
+	}
 	return res
 }
 
@@ -73,6 +81,8 @@ func (s *State) apply(index uint64, c Command) Result {
 		res = s.alloc(c)
 	case OpGCDone:
 		res = s.gcDone(c)
+	case OpConfigure:
+		res = s.configure(c)
 	default:
 		res = invalid("unknown op %d", c.Op)
 	}
@@ -122,12 +132,28 @@ func (s *State) write(index uint64, c Command) Result {
 	if err := fspath.Validate(c.Path); err != nil {
 		return invalid("%v", err)
 	}
+	if len(c.Data) > 0 && len(c.Chunks) > 0 {
+		return invalid("%s: a write carries inline data or chunks, not both", short(c.Path))
+	}
 	old, exists := s.files[c.Path]
 	if r, ok := cas(c, old, exists); !ok {
 		return r
 	}
+	appendTo := c.Op == OpAppend && exists
+	f := File{Path: c.Path, Version: index, MTimeNanos: c.MTimeNanos}
+	switch {
+	case len(c.Data) > 0:
+		data, r, ok := s.inlineData(c, old, appendTo)
+		if !ok {
+			return r
+		}
+		f.Data = data
+	case appendTo:
+		// Chunks (or nothing) appended: the inline bytes stay first.
+		f.Data = old.Data
+	}
 	keep := 0
-	if c.Op == OpAppend && exists {
+	if appendTo {
 		keep = len(old.Chunks)
 	}
 	if keep+len(c.Chunks) > MaxFileChunks {
@@ -143,18 +169,40 @@ func (s *State) write(index uint64, c Command) Result {
 		s.digest -= leaseDigest(ch.ID, s.leases[ch.ID])
 		delete(s.leases, ch.ID)
 	}
-	f := File{Path: c.Path, Version: index, MTimeNanos: c.MTimeNanos}
 	if keep > 0 {
 		f.Chunks = slices.Concat(old.Chunks, c.Chunks)
 	} else {
 		f.Chunks = slices.Clone(c.Chunks)
-		s.discard(old.Chunks)
+		if !appendTo {
+			s.discard(old.Chunks)
+		}
 	}
+	f.Size = int64(len(f.Data))
 	for _, ch := range f.Chunks {
 		f.Size += int64(ch.Size)
 	}
 	s.put(f)
 	return Result{Code: CodeOK, File: cloneFile(f)}
+}
+
+// inlineData returns the inline bytes a write of c.Data leaves the file
+// with, or CodeInlineRefused if the state cannot take them: the client
+// then sends the same request in chunks.
+func (s *State) inlineData(c Command, old File, appendTo bool) ([]byte, Result, bool) {
+	if appendTo && len(old.Chunks) > 0 {
+		return nil, inlineRefused("%s has chunks: inline data cannot follow them", short(c.Path)), false
+	}
+	data := slices.Clone(c.Data)
+	if appendTo {
+		data = slices.Concat(old.Data, c.Data)
+	}
+	if n := int64(len(data)); n > s.cfg.InlineThreshold {
+		return nil, inlineRefused("%s would hold %d bytes inline, above the cluster's inline threshold of %d", short(c.Path), n, s.cfg.InlineThreshold), false
+	}
+	if total := s.inlineBytes - int64(len(old.Data)) + int64(len(data)); total > s.cfg.InlineCapBytes {
+		return nil, inlineRefused("inline files would hold %d bytes, above the cluster's cap of %d", total, s.cfg.InlineCapBytes), false
+	}
+	return data, Result{}, true
 }
 
 func (s *State) delete(c Command) Result {
@@ -222,6 +270,22 @@ func (s *State) alloc(c Command) Result {
 	return Result{Code: CodeOK, FirstChunkID: first, Count: c.AllocCount}
 }
 
+// configure sets the configuration if none is set yet.
+func (s *State) configure(c Command) Result {
+	switch {
+	case s.configured && c.Configure == s.cfg:
+		return Result{Code: CodeOK}
+	case s.configured:
+		return Result{Code: CodeVersionMismatch, Detail: fmt.Sprintf("the cluster is configured with inline threshold %d and cap %d, not %d and %d",
+			s.cfg.InlineThreshold, s.cfg.InlineCapBytes, c.Configure.InlineThreshold, c.Configure.InlineCapBytes)}
+	}
+	if err := c.Configure.Validate(); err != nil {
+		return invalid("%v", err)
+	}
+	s.cfg, s.configured = c.Configure, true
+	return Result{Code: CodeOK}
+}
+
 // gcDone forgets collected chunks. Only garbage and expired leases are
 // dropped: garbage is disjoint from every file's chunks and from live
 // leases (CheckInvariants), so a stray or repeated id can never remove a
@@ -252,12 +316,18 @@ func (s *State) discard(cs []ChunkRef) {
 	}
 }
 
+// put stores f, replacing the file at its path, and counts inline bytes.
 func (s *State) put(f File) {
 	if old, ok := s.files[f.Path]; ok {
 		s.digest -= fileDigest(old)
+		s.uncount(old)
 	} else {
 		i, _ := slices.BinarySearch(s.paths, f.Path)
 		s.paths = slices.Insert(s.paths, i, f.Path)
+	}
+	if len(f.Data) > 0 {
+		s.inlineFiles++
+		s.inlineBytes += int64(len(f.Data))
 	}
 	s.files[f.Path] = f
 	s.digest += fileDigest(f)
@@ -268,7 +338,15 @@ func (s *State) remove(path string) {
 	if !ok {
 		panic(fmt.Sprintf("meta: removing %s, which is not indexed", short(path)))
 	}
+	s.uncount(s.files[path])
 	s.paths = slices.Delete(s.paths, i, i+1)
 	s.digest -= fileDigest(s.files[path])
 	delete(s.files, path)
+}
+
+func (s *State) uncount(f File) {
+	if len(f.Data) > 0 {
+		s.inlineFiles--
+		s.inlineBytes -= int64(len(f.Data))
+	}
 }

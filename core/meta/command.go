@@ -15,7 +15,10 @@ type ChunkRef struct {
 	CRC   uint32
 }
 
-// File is one file record.
+// File is one file record. Its content is Data (inline bytes, at most the
+// state's inline threshold, kept in the meta group itself) followed by the
+// concatenation of Chunks. A small file has only Data; a file that grew by
+// appends of chunks may keep the inline bytes it started with.
 type File struct {
 	Path string
 	// Version is the raft index of the command that last wrote the file.
@@ -23,16 +26,35 @@ type File struct {
 	Size       int64
 	MTimeNanos int64
 	Chunks     []ChunkRef
+	// Data is the file's inline bytes. Only State.Get returns them: a
+	// listing, a command's result and a session's remembered result carry
+	// the record without them (InlineSize still tells how many there are).
+	Data []byte
 }
+
+// InlineSize is the number of the file's first bytes kept inline: its
+// size less its chunks'. It holds for a record stripped of its Data too.
+func (f File) InlineSize() int64 {
+	n := f.Size
+	for _, c := range f.Chunks {
+		n -= int64(c.Size)
+	}
+	return n
+}
+
+// Inline reports whether all of the file's content is inline: it has
+// bytes and no chunks.
+func (f File) Inline() bool { return len(f.Chunks) == 0 && f.Size > 0 }
 
 // Op is a meta command kind.
 type Op uint8
 
 // Meta commands.
 const (
-	// OpPut creates or replaces a file with Chunks.
+	// OpPut creates or replaces a file with Chunks, or inline with Data.
 	OpPut Op = iota + 1
-	// OpAppend adds Chunks to the end of a file, creating it if missing.
+	// OpAppend adds Chunks (or inline Data, to a file without chunks) to
+	// the end of a file, creating it if missing.
 	OpAppend
 	// OpDelete deletes a file.
 	OpDelete
@@ -42,9 +64,11 @@ const (
 	OpAlloc
 	// OpGCDone records that the garbage chunks Collected were deleted.
 	OpGCDone
+	// OpConfigure sets the state's Config to Configure, once.
+	OpConfigure
 )
 
-var opNames = [...]string{"", "put", "append", "delete", "rename", "alloc", "gc-done"}
+var opNames = [...]string{"", "put", "append", "delete", "rename", "alloc", "gc-done", "configure"}
 
 // String names the op ("put", "append", ...) for logs and errors.
 func (o Op) String() string {
@@ -66,12 +90,19 @@ type Command struct {
 	HasIfVersion bool
 	IfVersion    uint64
 	Chunks       []ChunkRef
+	// Data is the inline content of an OpPut or OpAppend (exclusive with
+	// Chunks). The state refuses it with CodeInlineRefused when the file's
+	// inline bytes would exceed the inline threshold, all inline bytes
+	// would exceed the cap, or it would be appended to a file with chunks.
+	Data []byte
 	// MTimeNanos is the proposer's clock; it is the file's mtime and
 	// advances the state machine's clock for leases.
 	MTimeNanos int64
 	AllocCount uint32
 	LeaseNanos int64
 	Collected  []uint64
+	// Configure is the configuration an OpConfigure sets.
+	Configure Config
 }
 
 // Code is the outcome class of a command.
@@ -87,9 +118,16 @@ const (
 	// CodeSessionReuse answers a command whose (Session, Seq) already
 	// carried a different request: nothing is applied.
 	CodeSessionReuse
+	// CodeInlineRefused answers a write of inline Data the state cannot
+	// take: above the threshold or the cap, or to be appended to a file
+	// with chunks. Nothing is applied and, unlike every other outcome, the
+	// session does not remember it: the client sends the same request
+	// again under the same sequence number in chunks, which has the same
+	// fingerprint.
+	CodeInlineRefused
 )
 
-var codeNames = [...]string{"ok", "not found", "version mismatch", "session expired", "invalid", "session reuse"}
+var codeNames = [...]string{"ok", "not found", "version mismatch", "session expired", "invalid", "session reuse", "inline refused"}
 
 // String names the outcome ("ok", "not found", ...) for logs and errors.
 func (c Code) String() string {
@@ -112,8 +150,13 @@ type Result struct {
 }
 
 // commandFormat leads every encoded command, so that the log's encoding
-// can change without misreading old entries.
-const commandFormat = 1
+// can change without misreading old entries. Format 2 added Data and
+// Configure at the end; format 1 entries (in logs written before) still
+// decode, without them.
+const (
+	commandFormat   = 2
+	commandFormatV1 = 1
+)
 
 func encodeFile(e *codec.Encoder, f *File) {
 	e.String(f.Path)
@@ -179,7 +222,7 @@ func decodeIDs(d *codec.Decoder) []uint64 {
 
 // Marshal encodes the command.
 func (c Command) Marshal() []byte {
-	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*len(c.Chunks))}
+	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*len(c.Chunks)+len(c.Data))}
 	e.Uvarint(commandFormat)
 	e.Uvarint(uint64(c.Op))
 	e.Uvarint(c.Session)
@@ -193,13 +236,17 @@ func (c Command) Marshal() []byte {
 	e.Uvarint(uint64(c.AllocCount))
 	e.Varint(c.LeaseNanos)
 	encodeIDs(&e, c.Collected)
+	e.Bytes(c.Data)
+	e.Varint(c.Configure.InlineThreshold)
+	e.Varint(c.Configure.InlineCapBytes)
 	return e.B
 }
 
 // UnmarshalCommand decodes a command written by Marshal.
 func UnmarshalCommand(b []byte) (Command, error) {
 	d := codec.Decoder{B: b}
-	if v := d.Uvarint(); v != commandFormat && d.Err() == nil {
+	v := d.Uvarint()
+	if v != commandFormat && v != commandFormatV1 && d.Err() == nil {
 		return Command{}, fmt.Errorf("meta: command format %d unknown", v)
 	}
 	c := Command{Op: Op(d.Uvarint()), Session: d.Uvarint(), Seq: d.Uvarint(),
@@ -214,6 +261,12 @@ func UnmarshalCommand(b []byte) (Command, error) {
 	c.AllocCount = uint32(n)
 	c.LeaseNanos = d.Varint()
 	c.Collected = decodeIDs(&d)
+	if v == commandFormat {
+		if data := d.Bytes(MaxInlineThreshold); len(data) > 0 {
+			c.Data = data
+		}
+		c.Configure = Config{InlineThreshold: d.Varint(), InlineCapBytes: d.Varint()}
+	}
 	if err := d.Done(); err != nil {
 		return Command{}, fmt.Errorf("meta: decode command: %w", err)
 	}

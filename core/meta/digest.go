@@ -62,7 +62,7 @@ func (h hasher) chunk(c ChunkRef) hasher {
 }
 
 func fileDigest(f File) uint64 {
-	h := newHasher(digestFile).str(f.Path).word(f.Version).word(uint64(f.Size)).word(uint64(f.MTimeNanos)).word(uint64(len(f.Chunks)))
+	h := newHasher(digestFile).str(f.Path).word(f.Version).word(uint64(f.Size)).word(uint64(f.MTimeNanos)).str(string(f.Data)).word(uint64(len(f.Chunks)))
 	for _, c := range f.Chunks {
 		h = h.chunk(c)
 	}
@@ -93,7 +93,7 @@ func sessionDigest(id uint64, ss *session) uint64 {
 // applied the same commands have the same digest.
 func (s *State) Digest() uint64 {
 	return newHasher(digestState).word(s.digest + s.sessionTable.digest).word(s.applied).word(uint64(s.now)).
-		word(uint64(s.horizon)).word(s.nextChunk).sum()
+		word(uint64(s.horizon)).word(s.nextChunk).word(uint64(s.cfg.InlineThreshold)).word(uint64(s.cfg.InlineCapBytes)).sum()
 }
 
 // recomputeDigests sets the entry sums from scratch (after Restore).

@@ -3,6 +3,7 @@ package meta
 import (
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"testing"
 )
@@ -13,6 +14,9 @@ func FuzzUnmarshalCommand(f *testing.F) {
 	f.Add(Command{Op: OpRename, Path: "/a", NewPath: "/b"}.Marshal())
 	f.Add(Command{Op: OpAlloc, AllocCount: 7, LeaseNanos: 1e9}.Marshal())
 	f.Add(Command{Op: OpGCDone, Collected: []uint64{1, 2, 3}}.Marshal())
+	f.Add(Command{Op: OpPut, Session: 1, Seq: 3, Path: "/i", Data: []byte("inline")}.Marshal())
+	f.Add(Command{Op: OpConfigure, Configure: Config{InlineThreshold: 8, InlineCapBytes: 12}}.Marshal())
+	f.Add(Command{Op: OpAppend, Path: "/i", Chunks: []ChunkRef{{ID: 2, Group: 3, Size: 1, CRC: 4}}}.Marshal())
 	f.Add([]byte{})
 	f.Add([]byte{1, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -26,9 +30,10 @@ func FuzzUnmarshalCommand(f *testing.F) {
 		}
 		// Any decodable command is safe to apply: bad input is a Code,
 		// never a panic.
-		s := New()
+		s := configured(inlineConfig)
 		s.Apply(1, Command{Op: OpAlloc, AllocCount: 3, LeaseNanos: 1e9})
-		s.Apply(2, c)
+		s.Apply(2, Command{Op: OpPut, Path: "/i", Data: []byte("inline")})
+		s.Apply(3, c)
 		if err := s.CheckInvariants(); err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +48,7 @@ func TestUnmarshalCommandRejects(t *testing.T) {
 		b    []byte
 	}{
 		{"empty", nil},
-		{"unknown format", append([]byte{2}, good[1:]...)},
+		{"unknown format", append([]byte{3}, good[1:]...)},
 		{"truncated", good[:len(good)-1]},
 		{"trailing byte", append(good, 0)},
 		{"path too long", long},
@@ -62,16 +67,22 @@ func TestUnmarshalCommandRejects(t *testing.T) {
 	}
 }
 
-// snapshotSeeds returns snapshots of states holding every kind of entry.
+// snapshotSeeds returns snapshots of states holding every kind of entry,
+// and one of the format before (TMS3).
 func snapshotSeeds() [][]byte {
-	s := New()
+	s := configured(inlineConfig)
 	a := &applier{s: s}
 	a.apply(Command{Op: OpAlloc, AllocCount: 4, LeaseNanos: 9, MTimeNanos: 1})
 	a.apply(Command{Op: OpPut, Path: "/a", Session: 4, Seq: 1, MTimeNanos: 2, Chunks: []ChunkRef{{ID: 1, Group: 3, Size: 5, CRC: 6}}})
 	a.apply(Command{Op: OpPut, Path: "/b", Session: 5, Seq: 3, MTimeNanos: 3, Chunks: []ChunkRef{{ID: 2, Size: 1}}})
 	a.apply(Command{Op: OpPut, Path: "/a", Session: 4, Seq: 2, MTimeNanos: 4, Chunks: []ChunkRef{{ID: 3, Size: 2}}})
 	a.apply(Command{Op: OpDelete, Path: "/zz", Session: 6, Seq: 1, MTimeNanos: 20})
-	return [][]byte{s.Snapshot(), New().Snapshot(), []byte(snapshotMagic)}
+	a.apply(Command{Op: OpPut, Path: "/c", Session: 6, Seq: 2, MTimeNanos: 21, Data: []byte("inline")})
+	old, err := os.ReadFile("testdata/snapshot-tms3.bin")
+	if err != nil {
+		panic(err)
+	}
+	return [][]byte{s.Snapshot(), New().Snapshot(), []byte(snapshotMagic), old}
 }
 
 func FuzzRestore(f *testing.F) {
@@ -99,6 +110,7 @@ func FuzzRestore(f *testing.F) {
 		a.apply(Command{Op: OpPut, Path: "/a", Session: 4, Seq: 9, Chunks: []ChunkRef{{ID: first, Size: 1}}})
 		a.apply(Command{Op: OpAppend, Path: "/b", Chunks: []ChunkRef{{ID: first + 1, Size: 1}}})
 		a.apply(Command{Op: OpRename, Path: "/b", NewPath: "/a"})
+		a.apply(Command{Op: OpPut, Path: "/c", Data: []byte("x")})
 		ids := []uint64{}
 		for _, c := range r.Garbage() {
 			ids = append(ids, c.ID)

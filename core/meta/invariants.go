@@ -10,14 +10,22 @@ import (
 // CheckInvariants verifies the state's internal consistency: every chunk id
 // is in at most one of {a file, a lease, the garbage list} and below the
 // allocation counter; every file has a valid path, a version no later than
-// the last applied index, non-empty chunks and a size that is the sum of
-// its chunks; the path index matches the files; the session table is
-// consistent; and the maintained digest matches the state. It costs
-// O(state), so Apply does not call it: tests call it after every step,
-// Restore on every snapshot, and the simulator after steps it samples.
+// the last applied index, non-empty chunks, inline data within the
+// threshold, and a size that is the sum of both; the inline counters match
+// the files and stay within the cap; the path index matches the files; the
+// session table is consistent and remembers no file contents; and the
+// maintained digest matches the state. It costs O(state), so Apply does
+// not call it: tests call it after every step, Restore on every snapshot,
+// and the simulator after steps it samples.
 func (s *State) CheckInvariants() error {
 	if s.nextChunk == 0 {
 		return fmt.Errorf("meta: chunk id counter at 0")
+	}
+	if err := s.cfg.Validate(); err != nil {
+		return err
+	}
+	if !s.configured && s.cfg != (Config{}) {
+		return fmt.Errorf("meta: unconfigured state with configuration %+v", s.cfg)
 	}
 	if len(s.paths) != len(s.files) || !slices.IsSorted(s.paths) {
 		return fmt.Errorf("meta: path index (%d) does not match files (%d)", len(s.paths), len(s.files))
@@ -50,6 +58,8 @@ func (s *State) CheckInvariants() error {
 		owner[id] = who
 		return nil
 	}
+	var inlineBytes int64
+	var inlineFiles int
 	for _, p := range s.paths {
 		f, ok := s.files[p]
 		if !ok || f.Path != p {
@@ -71,9 +81,23 @@ func (s *State) CheckInvariants() error {
 			}
 			size += int64(c.Size)
 		}
-		if size != f.Size {
-			return fmt.Errorf("meta: %s has size %d but chunks of %d bytes", short(p), f.Size, size)
+		if len(f.Data) > 0 {
+			if int64(len(f.Data)) > s.cfg.InlineThreshold {
+				return fmt.Errorf("meta: %s holds %d inline bytes, above the threshold %d", short(p), len(f.Data), s.cfg.InlineThreshold)
+			}
+			size += int64(len(f.Data))
+			inlineFiles++
+			inlineBytes += int64(len(f.Data))
 		}
+		if size != f.Size {
+			return fmt.Errorf("meta: %s has size %d but content of %d bytes", short(p), f.Size, size)
+		}
+	}
+	if inlineFiles != s.inlineFiles || inlineBytes != s.inlineBytes {
+		return fmt.Errorf("meta: %d inline files of %d bytes counted as %d of %d", inlineFiles, inlineBytes, s.inlineFiles, s.inlineBytes)
+	}
+	if inlineBytes > s.cfg.InlineCapBytes {
+		return fmt.Errorf("meta: %d inline bytes above the cap %d", inlineBytes, s.cfg.InlineCapBytes)
 	}
 	for _, id := range sortedKeys(s.leases) {
 		if err := claim(id, holder{kind: "a lease"}); err != nil {

@@ -38,12 +38,35 @@
 //     evicted session whose earlier attempt already applied. This is sound
 //     only if a retry carries the stamp of its first attempt, so proposers
 //     must stamp a command once and resend it unchanged.
+//   - Configuration: the state starts unconfigured (the same on every
+//     replica, whatever its node's flags) and the first OpConfigure applied
+//     sets its Config for good; a later one with other values is
+//     CodeVersionMismatch. The meta leader proposes its node's settings when
+//     it finds the state unconfigured, so the first leader of a new cluster
+//     fixes them.
+//   - Inline files: a put or append may carry its content as Data instead
+//     of chunks, one commit with no allocation and no data-group write. The
+//     Config bounds each inline file (InlineThreshold; an unconfigured
+//     state takes none) and their total (InlineCapBytes). A write the state
+//     cannot take inline is CodeInlineRefused, changes nothing and is not
+//     remembered by its session, so that its client can send the same
+//     request chunked under the same sequence number: inline data enters
+//     the fingerprint as its size and crc32c, exactly as the same bytes in
+//     chunks would. A file's content is its inline Data followed by its
+//     Chunks: an append of chunks to an inline file keeps the inline bytes
+//     as the file's first bytes (they count against the cap until the file
+//     is replaced or deleted), and inline data is only ever appended to a
+//     file without chunks, so it stays a prefix of at most the threshold.
 package meta
 
 import (
+	"fmt"
 	"hash/fnv"
 	"slices"
 	"strings"
+
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/codec"
 )
 
 // Limits of the state machine.
@@ -58,7 +81,41 @@ const (
 	MaxFileChunks = 1 << 20
 	// DefaultListLimit is the page size of List when none is given.
 	DefaultListLimit = 1000
+	// MaxInlineThreshold bounds Config.InlineThreshold: an inline file
+	// travels whole in one raft entry, one read reply and every snapshot.
+	MaxInlineThreshold = 1 << 20
+	// DefaultInlineThreshold and DefaultInlineCapBytes are the defaults of
+	// a new cluster.
+	DefaultInlineThreshold = 16 << 10
+	DefaultInlineCapBytes  = 256 << 20
 )
+
+// Config is fixed for the life of a cluster by its first OpConfigure: it
+// is part of the state and of every snapshot, so replicas agree on it
+// whatever their nodes' flags say.
+type Config struct {
+	// InlineThreshold is the largest file kept inline, in bytes (0: none).
+	InlineThreshold int64
+	// InlineCapBytes bounds the inline bytes of all files together.
+	InlineCapBytes int64
+}
+
+// DefaultConfig is the configuration of a cluster bootstrapped with
+// default settings.
+func DefaultConfig() Config {
+	return Config{InlineThreshold: DefaultInlineThreshold, InlineCapBytes: DefaultInlineCapBytes}
+}
+
+// Validate checks the configuration's bounds.
+func (c Config) Validate() error {
+	if c.InlineThreshold < 0 || c.InlineThreshold > MaxInlineThreshold {
+		return fmt.Errorf("meta: inline threshold %d outside 0..%d", c.InlineThreshold, MaxInlineThreshold)
+	}
+	if c.InlineCapBytes < 0 {
+		return fmt.Errorf("meta: inline cap %d is negative", c.InlineCapBytes)
+	}
+	return nil
+}
 
 // State is the metadata state machine. It is not safe for concurrent use.
 type State struct {
@@ -76,14 +133,24 @@ type State struct {
 	applied uint64
 	// digest sums the hashes of files, leases and garbage (digest.go).
 	digest uint64
+	// cfg is set once, by the first OpConfigure (configured).
+	cfg        Config
+	configured bool
+	// inlineBytes and inlineFiles count the Data of all files.
+	inlineBytes int64
+	inlineFiles int
 	sessionTable
 }
 
-// New returns an empty state.
+// New returns an empty, unconfigured state.
 func New() *State {
 	return &State{files: map[string]File{}, leases: map[uint64]int64{},
 		garbage: map[uint64]ChunkRef{}, nextChunk: 1, sessionTable: newSessionTable()}
 }
+
+// Config returns the state's configuration, and whether an OpConfigure
+// set it (if not, the zero Config applies: nothing is inline).
+func (s *State) Config() (Config, bool) { return s.cfg, s.configured }
 
 // Applied is the raft index of the last command applied.
 func (s *State) Applied() uint64 { return s.applied }
@@ -91,16 +158,23 @@ func (s *State) Applied() uint64 { return s.applied }
 // Len is the number of files.
 func (s *State) Len() int { return len(s.files) }
 
-// Get returns the file at path.
+// Inline returns the number of inline files and their bytes.
+func (s *State) Inline() (files int, bytes int64) { return s.inlineFiles, s.inlineBytes }
+
+// Get returns the file at path, with its Data if it is inline.
 func (s *State) Get(path string) (File, bool) {
 	f, ok := s.files[path]
-	return cloneFile(f), ok
+	out := cloneFile(f)
+	out.Data = slices.Clone(f.Data)
+	return out, ok
 }
 
-// cloneFile copies f so that callers and cached results never share the
-// chunk slice the state owns.
+// cloneFile copies f's record without its inline Data, so that callers and
+// cached results never share the chunk slice the state owns, and results,
+// listings and remembered session results never copy file contents.
 func cloneFile(f File) File {
 	f.Chunks = slices.Clone(f.Chunks)
+	f.Data = nil
 	return f
 }
 
@@ -154,10 +228,18 @@ func cmpU64(a, b uint64) int {
 	return 0
 }
 
-// Hash digests the whole state (FNV-64a of its snapshot); replicas that
-// applied the same commands have the same hash.
+// Hash digests the whole state; replicas that applied the same commands
+// have the same hash. It is the FNV-64a of the snapshot encoding with each
+// file's inline bytes replaced by their length and crc32c, so that it
+// costs a pass over the metadata, not a copy of every inline byte (the
+// runtime asks for it at every metrics scrape).
 func (s *State) Hash() uint64 {
+	e := codec.Encoder{B: make([]byte, 0, 64+64*(len(s.files)+len(s.sessions)))}
+	s.encode(&e, func(e *codec.Encoder, data []byte) {
+		e.Uvarint(uint64(len(data)))
+		e.Uint32(chunk.Checksum(data))
+	})
 	h := fnv.New64a()
-	h.Write(s.Snapshot())
+	h.Write(e.B)
 	return h.Sum64()
 }

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -15,14 +16,16 @@ import (
 // model is an independent, deliberately naive model of the meta state:
 // plain maps, linear scans, no path index and no age queue.
 type model struct {
-	files    map[string]File
-	leases   map[uint64]int64
-	garbage  map[uint64]ChunkRef
-	next     uint64
-	now      int64
-	sessions map[uint64]msession
-	horizon  int64
-	limit    int
+	cfg        Config
+	configured bool
+	files      map[string]File
+	leases     map[uint64]int64
+	garbage    map[uint64]ChunkRef
+	next       uint64
+	now        int64
+	sessions   map[uint64]msession
+	horizon    int64
+	limit      int
 	// contents holds the bytes of every chunk the test made up, so that
 	// the model compares requests by their content itself rather than by
 	// checksums.
@@ -48,19 +51,21 @@ type mrequest struct {
 	alloc         uint32
 	lease         int64
 	collected     string
+	configure     Config
 }
 
 func (m *model) request(c Command) mrequest {
 	var content strings.Builder
+	content.Write(c.Data)
 	for _, ch := range c.Chunks {
 		content.WriteString(m.contents[ch])
 	}
 	return mrequest{op: c.Op, path: c.Path, newPath: c.NewPath, hasIf: c.HasIfVersion, ifVersion: c.IfVersion,
-		content: content.String(), alloc: c.AllocCount, lease: c.LeaseNanos, collected: fmt.Sprint(c.Collected)}
+		content: content.String(), alloc: c.AllocCount, lease: c.LeaseNanos, collected: fmt.Sprint(c.Collected), configure: c.Configure}
 }
 
-func newModel(limit int) *model {
-	return &model{files: map[string]File{}, leases: map[uint64]int64{}, garbage: map[uint64]ChunkRef{},
+func newModel(limit int, cfg Config, configured bool) *model {
+	return &model{cfg: cfg, configured: configured, files: map[string]File{}, leases: map[uint64]int64{}, garbage: map[uint64]ChunkRef{},
 		next: 1, sessions: map[uint64]msession{}, horizon: math.MinInt64, limit: limit, contents: map[ChunkRef]string{}}
 }
 
@@ -85,6 +90,9 @@ func (m *model) step(index uint64, c Command) Result {
 		return Result{Code: CodeSessionExpired}
 	}
 	res := m.apply(index, c)
+	if res.Code == CodeInlineRefused {
+		return res
+	}
 	m.sessions[c.Session] = msession{seq: c.Seq, index: index, mtime: c.MTimeNanos, req: m.request(c), res: res}
 	if len(m.sessions) > m.limit {
 		var victim uint64
@@ -107,7 +115,7 @@ func (m *model) cas(c Command) (Result, bool) {
 		return Result{}, true
 	}
 	if exists {
-		return Result{Code: CodeVersionMismatch, File: f}, false
+		return Result{Code: CodeVersionMismatch, File: record(f)}, false
 	}
 	return Result{Code: CodeVersionMismatch}, false
 }
@@ -121,36 +129,7 @@ func (m *model) discard(f File) {
 func (m *model) apply(index uint64, c Command) Result {
 	switch c.Op {
 	case OpPut, OpAppend:
-		if fspath.Validate(c.Path) != nil {
-			return Result{Code: CodeInvalid}
-		}
-		if r, ok := m.cas(c); !ok {
-			return r
-		}
-		seen := map[uint64]bool{}
-		for _, ch := range c.Chunks {
-			end, ok := m.leases[ch.ID]
-			if !ok || end < m.now || seen[ch.ID] || ch.Size == 0 {
-				return Result{Code: CodeInvalid}
-			}
-			seen[ch.ID] = true
-		}
-		old, exists := m.files[c.Path]
-		f := File{Path: c.Path, Version: index, MTimeNanos: c.MTimeNanos}
-		if c.Op == OpAppend && exists {
-			f.Chunks = slices.Clone(old.Chunks)
-		} else {
-			m.discard(old)
-		}
-		for _, ch := range c.Chunks {
-			delete(m.leases, ch.ID)
-			f.Chunks = append(f.Chunks, ch)
-		}
-		for _, ch := range f.Chunks {
-			f.Size += int64(ch.Size)
-		}
-		m.files[c.Path] = f
-		return Result{Code: CodeOK, File: f}
+		return m.write(index, c)
 	case OpDelete:
 		if fspath.Validate(c.Path) != nil {
 			return Result{Code: CodeInvalid}
@@ -164,7 +143,7 @@ func (m *model) apply(index uint64, c Command) Result {
 		}
 		m.discard(old)
 		delete(m.files, c.Path)
-		return Result{Code: CodeOK, File: old}
+		return Result{Code: CodeOK, File: record(old)}
 	case OpRename:
 		if fspath.Validate(c.Path) != nil || fspath.Validate(c.NewPath) != nil || c.Path == c.NewPath {
 			return Result{Code: CodeInvalid}
@@ -182,7 +161,7 @@ func (m *model) apply(index uint64, c Command) Result {
 		delete(m.files, c.Path)
 		old.Path, old.Version = c.NewPath, index
 		m.files[c.NewPath] = old
-		return Result{Code: CodeOK, File: old}
+		return Result{Code: CodeOK, File: record(old)}
 	case OpAlloc:
 		if c.AllocCount == 0 || c.AllocCount > MaxAlloc || c.LeaseNanos <= 0 {
 			return Result{Code: CodeInvalid}
@@ -193,6 +172,17 @@ func (m *model) apply(index uint64, c Command) Result {
 			m.next++
 		}
 		return Result{Code: CodeOK, FirstChunkID: first, Count: c.AllocCount}
+	case OpConfigure:
+		switch {
+		case m.configured && c.Configure == m.cfg:
+			return Result{Code: CodeOK}
+		case m.configured:
+			return Result{Code: CodeVersionMismatch}
+		case c.Configure.InlineThreshold < 0 || c.Configure.InlineThreshold > MaxInlineThreshold || c.Configure.InlineCapBytes < 0:
+			return Result{Code: CodeInvalid}
+		}
+		m.cfg, m.configured = c.Configure, true
+		return Result{Code: CodeOK}
 	case OpGCDone:
 		for _, id := range c.Collected {
 			if _, ok := m.garbage[id]; ok {
@@ -204,6 +194,88 @@ func (m *model) apply(index uint64, c Command) Result {
 		return Result{Code: CodeOK}
 	}
 	return Result{Code: CodeInvalid}
+}
+
+// write applies a put or append: the inline data first, in the state's
+// order, then the chunks. A file's content is its data, then its chunks.
+func (m *model) write(index uint64, c Command) Result {
+	if fspath.Validate(c.Path) != nil || len(c.Data) > 0 && len(c.Chunks) > 0 {
+		return Result{Code: CodeInvalid}
+	}
+	if r, ok := m.cas(c); !ok {
+		return r
+	}
+	old, exists := m.files[c.Path]
+	appendTo := c.Op == OpAppend && exists
+	var data []byte
+	switch {
+	case len(c.Data) > 0:
+		if appendTo && len(old.Chunks) > 0 {
+			return Result{Code: CodeInlineRefused}
+		}
+		data = slices.Clone(c.Data)
+		if appendTo {
+			data = append(slices.Clone(old.Data), c.Data...)
+		}
+		total := int64(len(data)) - int64(len(old.Data))
+		for _, f := range m.files {
+			total += int64(len(f.Data))
+		}
+		if int64(len(data)) > m.cfg.InlineThreshold || total > m.cfg.InlineCapBytes {
+			return Result{Code: CodeInlineRefused}
+		}
+	case appendTo:
+		data = old.Data
+	}
+	seen := map[uint64]bool{}
+	for _, ch := range c.Chunks {
+		end, ok := m.leases[ch.ID]
+		if !ok || end < m.now || seen[ch.ID] || ch.Size == 0 {
+			return Result{Code: CodeInvalid}
+		}
+		seen[ch.ID] = true
+	}
+	f := File{Path: c.Path, Version: index, MTimeNanos: c.MTimeNanos, Data: data, Size: int64(len(data))}
+	if appendTo {
+		f.Chunks = slices.Clone(old.Chunks)
+	} else {
+		m.discard(old)
+	}
+	for _, ch := range c.Chunks {
+		delete(m.leases, ch.ID)
+		f.Chunks = append(f.Chunks, ch)
+	}
+	for _, ch := range f.Chunks {
+		f.Size += int64(ch.Size)
+	}
+	m.files[c.Path] = f
+	return Result{Code: CodeOK, File: record(f)}
+}
+
+// content is the bytes of chunks the test made up.
+func (m *model) content(cs []ChunkRef) string {
+	var b strings.Builder
+	for _, ch := range cs {
+		b.WriteString(m.contents[ch])
+	}
+	return b.String()
+}
+
+// record is f as results and listings show it: without its data.
+func record(f File) File {
+	f.Data = nil
+	return f
+}
+
+// inline counts the model's inline files and bytes.
+func (m *model) inline() (files int, bytes int64) {
+	for _, f := range m.files {
+		if len(f.Data) > 0 {
+			files++
+			bytes += int64(len(f.Data))
+		}
+	}
+	return files, bytes
 }
 
 func (m *model) garbageList() []ChunkRef {
@@ -237,14 +309,14 @@ func (m *model) list(prefix, after string, limit int) ([]File, bool) {
 	}
 	var out []File
 	for _, p := range paths {
-		out = append(out, m.files[p])
+		out = append(out, record(m.files[p]))
 	}
 	return out, more
 }
 
 func sameFile(a, b File) bool {
 	return a.Path == b.Path && a.Version == b.Version && a.Size == b.Size &&
-		a.MTimeNanos == b.MTimeNanos && slices.Equal(a.Chunks, b.Chunks)
+		a.MTimeNanos == b.MTimeNanos && slices.Equal(a.Chunks, b.Chunks) && bytes.Equal(a.Data, b.Data)
 }
 
 // sameResult compares results, Detail aside.
@@ -331,18 +403,22 @@ func (mc *machine) chunk(id uint64, content string) ChunkRef {
 	return ref
 }
 
+// contentFor draws content from a small alphabet, so that requests
+// sometimes match by chance.
+func contentFor(t *rapid.T) string {
+	b := make([]byte, rapid.IntRange(0, 100).Draw(t, "size"))
+	first, step := rapid.ByteRange('a', 'b').Draw(t, "fill"), rapid.ByteRange(0, 2).Draw(t, "step")
+	for j := range b {
+		b[j] = first + byte(j)*step
+	}
+	return string(b)
+}
+
 func (mc *machine) chunksFor(t *rapid.T) []ChunkRef {
 	n := rapid.IntRange(0, 3).Draw(t, "nchunks")
 	var cs []ChunkRef
 	for i := 0; i < n; i++ {
-		// Contents from a small alphabet, so that requests sometimes
-		// match by chance.
-		b := make([]byte, rapid.IntRange(0, 100).Draw(t, "size"))
-		first, step := rapid.ByteRange('a', 'b').Draw(t, "fill"), rapid.ByteRange(0, 2).Draw(t, "step")
-		for j := range b {
-			b[j] = first + byte(j)*step
-		}
-		cs = append(cs, mc.chunk(mc.chunkID(t), string(b)))
+		cs = append(cs, mc.chunk(mc.chunkID(t), contentFor(t)))
 	}
 	return cs
 }
@@ -351,12 +427,13 @@ func (mc *machine) chunksFor(t *rapid.T) []ChunkRef {
 // client resending a whole write does (it allocates and writes afresh,
 // maybe with another chunk size).
 func (mc *machine) recut(t *rapid.T, cs []ChunkRef) []ChunkRef {
-	var content strings.Builder
-	for _, ch := range cs {
-		content.WriteString(mc.m.contents[ch])
-	}
+	return mc.cut(t, mc.m.content(cs))
+}
+
+// cut cuts content into chunks at random points, under drawn ids.
+func (mc *machine) cut(t *rapid.T, content string) []ChunkRef {
 	var out []ChunkRef
-	for rest := content.String(); len(rest) > 0; {
+	for rest := content; len(rest) > 0; {
 		n := rapid.IntRange(1, len(rest)).Draw(t, "cut")
 		out = append(out, mc.chunk(mc.chunkID(t), rest[:n]))
 		rest = rest[n:]
@@ -385,7 +462,11 @@ func (mc *machine) request(t *rapid.T, op Op) Command {
 	c := Command{Op: op, Path: rapid.SampledFrom(testPaths).Draw(t, "path")}
 	switch op {
 	case OpPut, OpAppend:
-		c.Chunks = mc.chunksFor(t)
+		if rapid.Bool().Draw(t, "inline") {
+			c.Data = []byte(contentFor(t))
+		} else {
+			c.Chunks = mc.chunksFor(t)
+		}
 	case OpRename:
 		c.NewPath = rapid.SampledFrom(testPaths).Draw(t, "to")
 	}
@@ -465,6 +546,10 @@ func (mc *machine) check(t *rapid.T) {
 	if got, want := mc.s.Garbage(), mc.m.garbageList(); !slices.Equal(got, want) {
 		t.Fatalf("Garbage = %v, model %v", got, want)
 	}
+	nf, nb := mc.s.Inline()
+	if wf, wb := mc.m.inline(); nf != wf || nb != wb {
+		t.Fatalf("Inline = %d files, %d bytes; model %d, %d", nf, nb, wf, wb)
+	}
 }
 
 func TestStateMachineAgainstModel(t *testing.T) {
@@ -472,7 +557,20 @@ func TestStateMachineAgainstModel(t *testing.T) {
 		// A small session table reaches eviction and the horizon; the real
 		// limit checks that nothing else depends on eviction.
 		limit := rapid.SampledFrom([]int{1, 2, 3, MaxSessions}).Draw(t, "sessionLimit")
-		mc := &machine{s: New(), m: newModel(limit), now: 1, limit: limit,
+		// Thresholds around the drawn contents' sizes (0..100 bytes) and
+		// caps that fill up, so that every inline refusal happens; or an
+		// unconfigured state that an OpConfigure may configure later.
+		drawConfig := func(t *rapid.T) Config {
+			return Config{InlineThreshold: rapid.SampledFrom([]int64{-1, 0, 1, 50, 150, MaxInlineThreshold, MaxInlineThreshold + 1}).Draw(t, "threshold"),
+				InlineCapBytes: rapid.SampledFrom([]int64{-1, 0, 60, 200, DefaultInlineCapBytes}).Draw(t, "cap")}
+		}
+		s, cfg, isSet := New(), Config{}, rapid.Bool().Draw(t, "configured")
+		if isSet {
+			for cfg = drawConfig(t); cfg.Validate() != nil; cfg = drawConfig(t) {
+			}
+			s = configured(cfg)
+		}
+		mc := &machine{s: s, m: newModel(limit, cfg, isSet), now: 1, limit: limit,
 			seqs: map[uint64]uint64{}, sent: map[uint64]Command{}}
 		mc.s.limit = limit
 		t.Repeat(map[string]func(*rapid.T){
@@ -480,6 +578,10 @@ func TestStateMachineAgainstModel(t *testing.T) {
 				s, q := mc.session(t)
 				mc.exec(t, Command{Op: OpAlloc, Session: s, Seq: q, AllocCount: uint32(rapid.IntRange(0, 4).Draw(t, "count")),
 					LeaseNanos: rapid.SampledFrom([]int64{0, 5, 1000}).Draw(t, "lease")})
+			},
+			"configure": func(t *rapid.T) {
+				s, q := mc.session(t)
+				mc.exec(t, Command{Op: OpConfigure, Session: s, Seq: q, Configure: drawConfig(t)})
 			},
 			"tick": func(t *rapid.T) {
 				mc.now += rapid.Int64Range(0, 20).Draw(t, "dt")
@@ -511,7 +613,16 @@ func TestStateMachineAgainstModel(t *testing.T) {
 					t.Skip("no session command yet")
 				}
 				c := mc.sent[rapid.SampledFrom(ids).Draw(t, "recutSession")]
-				c.Chunks, c.MTimeNanos = mc.recut(t, c.Chunks), 0
+				content := mc.m.request(c).content
+				c.Data, c.Chunks, c.MTimeNanos = nil, nil, 0
+				if content != "" && rapid.Bool().Draw(t, "recutInline") {
+					// The same bytes inline: another node with a larger
+					// threshold, or the first attempt's form after a
+					// refusal.
+					c.Data = []byte(content)
+				} else {
+					c.Chunks = mc.cut(t, content)
+				}
 				mc.exec(t, c)
 			},
 			"retry": func(t *rapid.T) {

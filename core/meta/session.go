@@ -27,13 +27,20 @@ const fingerprintFormat = 1
 //   - chunk ids and groups are allocated afresh when a client resends a
 //     whole write (an HTTP retry on another node writes its chunks again);
 //   - how the content is cut into chunks depends on the serving node's
-//     chunk size.
+//     chunk size;
+//   - whether the content comes inline (Data) or in chunks depends on the
+//     serving node's inline threshold and on the state (CodeInlineRefused
+//     makes the client send it chunked).
 //
 // The content therefore enters as its total size and its crc32c, computed
-// from the chunks' checksums (chunk.ConcatChecksum), never their ids.
+// from the inline bytes and the chunks' checksums (chunk.ConcatChecksum),
+// never their ids: the same bytes inline or cut in any way match.
 func (c Command) Fingerprint() Fingerprint {
 	var content chunk.ConcatChecksum
-	var size uint64
+	size := uint64(len(c.Data))
+	if len(c.Data) > 0 {
+		content.Add(chunk.Checksum(c.Data), int64(len(c.Data)))
+	}
 	for _, ch := range c.Chunks {
 		content.Add(ch.CRC, int64(ch.Size))
 		size += uint64(ch.Size)
@@ -50,6 +57,12 @@ func (c Command) Fingerprint() Fingerprint {
 	e.Uvarint(uint64(c.AllocCount))
 	e.Varint(c.LeaseNanos)
 	encodeIDs(&e, c.Collected)
+	if c.Configure != (Config{}) {
+		// Only when set, so that every fingerprint remembered before
+		// OpConfigure existed stays the same.
+		e.Varint(c.Configure.InlineThreshold)
+		e.Varint(c.Configure.InlineCapBytes)
+	}
 	return sha256.Sum256(e.B)
 }
 
@@ -190,6 +203,9 @@ func (t *sessionTable) check(applied uint64) error {
 		ss := t.sessions[id]
 		if ss.lastSeq == 0 || ss.lastIndex == 0 || ss.lastIndex > applied {
 			return fmt.Errorf("meta: session %d at sequence %d, index %d (applied %d)", id, ss.lastSeq, ss.lastIndex, applied)
+		}
+		if ss.result.File.Data != nil || ss.result.Code == CodeInlineRefused {
+			return fmt.Errorf("meta: session %d remembers a %s result with %d bytes of data", id, ss.result.Code, len(ss.result.File.Data))
 		}
 		if other, dup := byIndex[ss.lastIndex]; dup {
 			return fmt.Errorf("meta: sessions %d and %d both last applied at index %d", other, id, ss.lastIndex)

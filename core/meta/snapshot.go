@@ -2,31 +2,51 @@ package meta
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tessera-db/tessera/core/codec"
 )
 
-// snapshotMagic starts a snapshot; the digit is the format version
-// (TMS3 added the sessions' request fingerprints).
-const snapshotMagic = "TMS3"
+// snapshotMagic starts a snapshot; the digit is the format version (TMS3
+// added the sessions' request fingerprints, TMS4 the configuration and
+// inline data). snapshotMagicV3 is the format before, still restored: it
+// holds no inline file and restores unconfigured, so that the cluster's
+// meta leader configures it (OpConfigure) as it would a new cluster.
+const (
+	snapshotMagic   = "TMS4"
+	snapshotMagicV3 = "TMS3"
+)
 
 // Snapshot encodes the whole state deterministically (everything sorted):
 //
-//	"TMS3" applied now horizon nextChunk
-//	files:    count, then per file (by path) path version size mtime chunks
+//	"TMS4" applied now horizon nextChunk configured inlineThreshold inlineCap
+//	files:    count, then per file (by path) path version size mtime chunks data
 //	sessions: count, then per session (by id) id lastSeq lastIndex lastMTime fingerprint(32 bytes) result
 //	leases:   count, then per id (ascending) id end
 //	garbage:  count, then per chunk (by id) id group size crc
 func (s *State) Snapshot() []byte {
-	e := codec.Encoder{B: []byte(snapshotMagic)}
+	// Room for the inline bytes and about 64 bytes per file and session.
+	e := codec.Encoder{B: make([]byte, 0, 64+s.inlineBytes+64*int64(len(s.files)+len(s.sessions)))}
+	s.encode(&e, func(e *codec.Encoder, data []byte) { e.Bytes(data) })
+	return e.B
+}
+
+// encode writes the snapshot encoding, each file's inline bytes by
+// inline (Snapshot writes them, Hash their checksum).
+func (s *State) encode(e *codec.Encoder, inline func(e *codec.Encoder, data []byte)) {
+	e.Fixed([]byte(snapshotMagic))
 	e.Uvarint(s.applied)
 	e.Varint(s.now)
 	e.Varint(s.horizon)
 	e.Uvarint(s.nextChunk)
+	e.Bool(s.configured)
+	e.Varint(s.cfg.InlineThreshold)
+	e.Varint(s.cfg.InlineCapBytes)
 	e.Uvarint(uint64(len(s.paths)))
 	for _, p := range s.paths {
 		f := s.files[p]
-		encodeFile(&e, &f)
+		encodeFile(e, &f)
+		inline(e, f.Data)
 	}
 	ids := sortedKeys(s.sessions)
 	e.Uvarint(uint64(len(ids)))
@@ -50,32 +70,54 @@ func (s *State) Snapshot() []byte {
 	for i, id := range ids {
 		refs[i] = s.garbage[id]
 	}
-	encodeChunks(&e, refs)
-	return e.B
+	encodeChunks(e, refs)
 }
 
-// Restore decodes a snapshot written by Snapshot and checks it.
+// Restore decodes a snapshot written by Snapshot (or by the version
+// before, TMS3, whose cluster had no configuration yet) and checks it.
 func Restore(b []byte) (*State, error) {
-	if len(b) < len(snapshotMagic) || string(b[:len(snapshotMagic)]) != snapshotMagic {
-		if len(b) >= len(snapshotMagic) && string(b[:3]) == snapshotMagic[:3] {
-			return nil, fmt.Errorf("meta: snapshot format %q unsupported: this version reads only %q", b[:len(snapshotMagic)], snapshotMagic)
+	magic := ""
+	if len(b) >= len(snapshotMagic) {
+		magic = string(b[:len(snapshotMagic)])
+	}
+	if magic != snapshotMagic && magic != snapshotMagicV3 {
+		if magic != "" && magic[:3] == snapshotMagic[:3] {
+			return nil, fmt.Errorf("meta: snapshot format %q unsupported: this version reads only %q and %q", magic, snapshotMagic, snapshotMagicV3)
 		}
 		return nil, fmt.Errorf("meta: snapshot: bad magic")
 	}
+	v3 := magic == snapshotMagicV3
 	d := codec.Decoder{B: b[len(snapshotMagic):]}
 	s := New()
 	s.applied = d.Uvarint()
 	s.now = d.Varint()
 	s.horizon = d.Varint()
 	s.nextChunk = d.Uvarint()
+	if !v3 {
+		s.configured = d.Bool()
+		s.cfg = Config{InlineThreshold: d.Varint(), InlineCapBytes: d.Varint()}
+		if err := s.cfg.Validate(); err != nil && d.Err() == nil {
+			d.Fail(err)
+		}
+	}
 	n := d.Count(1<<40, 5)
 	for i := 0; i < n && d.Err() == nil; i++ {
 		f := decodeFile(&d)
+		if !v3 {
+			if data := d.Bytes(MaxInlineThreshold); len(data) > 0 {
+				// A copy: the state must not pin the snapshot's buffer.
+				f.Data = slices.Clone(data)
+			}
+		}
 		if i > 0 && f.Path <= s.paths[len(s.paths)-1] {
 			d.Fail(fmt.Errorf("meta: snapshot: files not sorted at %q", f.Path))
 		}
 		s.paths = append(s.paths, f.Path)
 		s.files[f.Path] = f
+		if len(f.Data) > 0 {
+			s.inlineFiles++
+			s.inlineBytes += int64(len(f.Data))
+		}
 	}
 	n = d.Count(MaxSessions, 5+len(Fingerprint{}))
 	var prev uint64

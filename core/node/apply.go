@@ -65,6 +65,7 @@ func (n *Node) applyNormal(g *group, index uint64, data []byte) {
 			c.MTimeNanos = n.env.NowNanos()
 		}
 		res := g.meta.Apply(index, c)
+		g.bytesSinceSnap += uint64(len(payload))
 		g.entriesSince++
 		if n.cfg.OnApply != nil {
 			n.cfg.OnApply(Applied{Group: g.id, Index: index, Meta: &c, MetaResult: res, g: g})
@@ -111,7 +112,7 @@ func (n *Node) applyNormal(g *group, index uint64, data []byte) {
 // reply must respect to decode, whatever the path's length.
 func metaDetail(c meta.Command, res meta.Result) string {
 	d := fmt.Sprintf("%s %s: %s", c.Op, cut(c.Path, 128), res.Code)
-	if res.Code == meta.CodeSessionReuse {
+	if res.Code == meta.CodeSessionReuse || res.Code == meta.CodeInlineRefused {
 		d += ": " + res.Detail
 	}
 	return cut(d, api.MaxDetailBytes)
@@ -145,6 +146,10 @@ func statusOf(c meta.Code) api.Status {
 		return api.Invalid
 	case meta.CodeSessionReuse:
 		return api.SessionReuse
+	case meta.CodeInlineRefused:
+		// Not an error of the request but of its form: core/client sends
+		// it again in another form, reading Result.Code.
+		return api.Invalid
 	}
 	return api.Internal
 }

@@ -136,6 +136,15 @@ type Config struct {
 	// SnapPieceBytes is the size above which a raft snapshot is sent as a
 	// descriptor and fetched in pieces of this size (pieces.go).
 	SnapPieceBytes int
+	// InlineThreshold is the largest file kept inline in the meta group,
+	// and InlineCapBytes the bound on all inline bytes (meta.Config). They
+	// are what this node proposes when, leading the meta group, it finds
+	// the meta state unconfigured (a new cluster): the first configuration
+	// applied is the cluster's for good, and a node whose settings differ
+	// logs a warning. InlineThreshold 0 takes the default (16 KiB) and a
+	// negative value disables inlining (such a node proposes nothing);
+	// InlineCapBytes 0 takes the default (256 MiB).
+	InlineThreshold, InlineCapBytes int64
 	// GCIntervalTicks is how often the meta leader looks for garbage chunks.
 	GCIntervalTicks uint64
 	// GCGraceTicks is how long a chunk stays garbage before it is deleted,
@@ -243,5 +252,24 @@ func (c *Config) validate() error {
 	if c.HeartbeatTicks >= c.ElectionTicks {
 		return fmt.Errorf("node: heartbeat ticks %d must be below election ticks %d", c.HeartbeatTicks, c.ElectionTicks)
 	}
+	if err := c.MetaConfig().Validate(); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
 	return nil
+}
+
+// MetaConfig is the meta state's configuration this node proposes for a
+// new cluster (InlineThreshold and InlineCapBytes with their defaults).
+func (c Config) MetaConfig() meta.Config {
+	mc := meta.Config{InlineThreshold: c.InlineThreshold, InlineCapBytes: c.InlineCapBytes}
+	switch {
+	case mc.InlineThreshold == 0:
+		mc.InlineThreshold = meta.DefaultInlineThreshold
+	case mc.InlineThreshold < 0:
+		mc.InlineThreshold = 0
+	}
+	if mc.InlineCapBytes == 0 {
+		mc.InlineCapBytes = meta.DefaultInlineCapBytes
+	}
+	return mc
 }

@@ -211,7 +211,7 @@ func (n *Node) maybeSnapshot(g *group) error {
 	}
 	var data []byte
 	if g.isMeta() {
-		if g.entriesSince < n.cfg.MetaSnapshotEntries && !g.snapStale {
+		if !n.metaSnapshotDue(g) && !g.snapStale {
 			return nil
 		}
 		data = g.meta.Snapshot()

@@ -32,7 +32,7 @@ type clientOp struct {
 // submit starts a file operation on a node; a put or append writes size
 // bytes.
 func (h *harness) submit(hn *hnode, spec client.Spec, size int) {
-	cc := client.Config{ChunkBytes: h.chunkBytes, Topology: h.topo, MaxAttempts: 3}
+	cc := client.Config{ChunkBytes: h.chunkBytes, Topology: h.topo, MaxAttempts: 3, InlineThreshold: max(h.cfg.InlineThreshold, 0)}
 	o := &clientOp{id: len(h.ops) + 1, node: hn}
 	if spec.Kind == client.Put || spec.Kind == client.Append {
 		o.data = content(o.id, size)

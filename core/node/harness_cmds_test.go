@@ -7,6 +7,7 @@ package node
 //	cluster nodes=3 [data-groups=1] [meta-replicas=3] [replicas=3] [chunk-bytes=16]
 //	        [election=10] [heartbeat=2] [snapshot-entries=1000] [keep-entries=50]
 //	        [keep-data-entries=4] [data-snapshot-bytes=65536] [snap-piece-bytes=1048576]
+//	        [inline-threshold=-1]
 //	        [bugs=(ack-before-durable,vote-before-durable)]
 //	    Starts the nodes, each on an empty memfs (the first command of a script).
 //	    Bugs need -tags tesserabugs (scripts in testdata/bugs/).
@@ -339,7 +340,11 @@ func (h *harness) cmdCluster(a *args) {
 		KeepEntries:         a.uint("keep-entries", 50),
 		KeepDataEntries:     a.uint("keep-data-entries", 4),
 		SnapPieceBytes:      a.int("snap-piece-bytes", 1<<20),
-		DataSnapshotBytes:   a.uint("data-snapshot-bytes", 64<<10),
+		// Off unless asked for (node.Config: negative), so that the meta
+		// leader's configuration proposal stays out of the output too; the
+		// clients inline up to it.
+		InlineThreshold:   int64(a.int("inline-threshold", -1)),
+		DataSnapshotBytes: a.uint("data-snapshot-bytes", 64<<10),
 		// Background work a script does not ask for stays out of the
 		// output: garbage collection, scrubbing and replacement.
 		GCIntervalTicks:   1 << 40,

@@ -174,6 +174,8 @@ func describeMetaCommand(c meta.Command) string {
 		return fmt.Sprintf("alloc %d", c.AllocCount)
 	case meta.OpGCDone:
 		return "gc-done " + ids(c.Collected)
+	case meta.OpConfigure:
+		return fmt.Sprintf("configure inline-threshold=%d inline-cap=%d", c.Configure.InlineThreshold, c.Configure.InlineCapBytes)
 	case meta.OpRename:
 		s = fmt.Sprintf("rename %s %s", c.Path, c.NewPath)
 	default:
@@ -185,6 +187,9 @@ func describeMetaCommand(c meta.Command) string {
 			refs[i] = r.ID
 		}
 		s += " chunks=" + ids(refs)
+	}
+	if len(c.Data) > 0 {
+		s += fmt.Sprintf(" inline=%d", len(c.Data))
 	}
 	if c.HasIfVersion {
 		s += fmt.Sprintf(" if-version=%d", c.IfVersion)
@@ -482,6 +487,9 @@ func describeResponse(r *api.Response) string {
 			refs[i] = c.ID
 		}
 		s += fmt.Sprintf(" %s version=%d size=%d chunks=%s", r.File.Path, r.File.Version, r.File.Size, ids(refs))
+		if len(r.File.Data) > 0 {
+			s += fmt.Sprintf(" inline=%d", len(r.File.Data))
+		}
 	case r.Files != nil:
 		s += " " + describeFiles(r.Files, r.More)
 	case r.Data != nil:

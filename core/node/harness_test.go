@@ -210,7 +210,13 @@ func (h *harness) start(hn *hnode) error {
 	cfg := h.cfg
 	cfg.ID = hn.id
 	cfg.Topology = h.topo
-	cfg.OnApply = func(a Applied) { h.emit("n%d g%d applied %d: %s", hn.id, a.Group, a.Index, describeApplied(a)) }
+	cfg.OnApply = func(a Applied) {
+		if a.Restored {
+			h.emit("n%d g%d restored at %d", hn.id, a.Group, a.Index)
+			return
+		}
+		h.emit("n%d g%d applied %d: %s", hn.id, a.Group, a.Index, describeApplied(a))
+	}
 	hn.env = env
 	n, err := New(cfg, env)
 	if err != nil {

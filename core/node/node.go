@@ -49,6 +49,7 @@ type Node struct {
 	// deleting are the groups whose replica's files are being deleted.
 	deleting map[uint64]bool
 	gc       gcState
+	conf     confState
 	scrub    scrubState
 	stats    Stats
 	fatal    error
@@ -174,6 +175,7 @@ func (n *Node) Tick() {
 	n.tickScrub()
 	n.tickOps()
 	n.tickGC()
+	n.tickConfigure()
 }
 
 // Receive handles an envelope from a peer.

@@ -85,9 +85,15 @@ func (n *Node) validate(r *api.Request) *api.Response {
 			if err := fspath.Validate(c.NewPath); err != nil {
 				return api.Errorf(api.Invalid, "%v", err)
 			}
-		case meta.OpAlloc, meta.OpGCDone:
+		case meta.OpAlloc, meta.OpGCDone, meta.OpConfigure:
 		default:
 			return api.Errorf(api.Invalid, "unknown meta op %d", c.Op)
+		}
+		if len(c.Data) > 0 && c.Op != meta.OpPut && c.Op != meta.OpAppend {
+			return api.Errorf(api.Invalid, "%s carries file content", c.Op)
+		}
+		if len(c.Data) > meta.MaxInlineThreshold {
+			return api.Errorf(api.TooLarge, "inline data of %d bytes above %d", len(c.Data), meta.MaxInlineThreshold)
 		}
 		for _, ref := range c.Chunks {
 			// Placement is by id, so a reference to any other group would
@@ -146,7 +152,8 @@ func (n *Node) validate(r *api.Request) *api.Response {
 // retrySafe reports whether issuing the request again cannot apply it twice.
 func retrySafe(r *api.Request) bool {
 	if r.Kind == api.MetaCommand {
-		return r.Cmd.Session != 0 || r.Cmd.Op == meta.OpAlloc || r.Cmd.Op == meta.OpGCDone
+		// A configuration applies once: a second copy changes nothing.
+		return r.Cmd.Session != 0 || r.Cmd.Op == meta.OpAlloc || r.Cmd.Op == meta.OpGCDone || r.Cmd.Op == meta.OpConfigure
 	}
 	return true
 }

@@ -54,6 +54,10 @@ type GroupStatus struct {
 	// Fenced is set on a replica this node fenced after losing its disk:
 	// it takes no part until the group replaces it.
 	Fenced bool
+	// InlineFiles and InlineBytes count the inline files of the meta
+	// group's state and their bytes.
+	InlineFiles int
+	InlineBytes int64
 	// LogQueued is how many log jobs wait for the batch in flight
 	// (LogBusy) to finish: the replica's disk queue depth.
 	LogQueued int
@@ -86,6 +90,7 @@ func (n *Node) Groups() []GroupStatus {
 		gs.Learners = append(gs.Learners, g.confState.GetLearners()...)
 		if g.meta != nil {
 			gs.StateHash = g.meta.Hash()
+			gs.InlineFiles, gs.InlineBytes = g.meta.Inline()
 		} else {
 			gs.StateHash = g.store.Digest()
 			gs.Chunks = g.store.Len()

@@ -33,7 +33,10 @@ type File struct {
 	Version uint64    `json:"version"`
 	Size    int64     `json:"size"`
 	MTime   time.Time `json:"mtime"`
-	Chunks  []Chunk   `json:"chunks,omitempty"`
+	// InlineBytes is how many of the file's first bytes the cluster keeps
+	// inline in its meta group (all of a small file's).
+	InlineBytes int64   `json:"inline_bytes,omitempty"`
+	Chunks      []Chunk `json:"chunks,omitempty"`
 }
 
 // Chunk is one chunk of a file record.

@@ -1,0 +1,72 @@
+package node
+
+import (
+	"go.etcd.io/raft/v3"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/topo"
+)
+
+// confState is the meta leader's proposal of the cluster's configuration
+// (meta.Config: the inline threshold and cap).
+type confState struct {
+	pending bool
+	// lastTry is the tick of the last proposal, so that a lost one is
+	// proposed again an election timeout later, not every tick.
+	lastTry uint64
+	// warned is set once this node has logged that its settings differ
+	// from the cluster's.
+	warned bool
+}
+
+// tickConfigure makes the meta leader configure an unconfigured meta state
+// (a new cluster, or one whose state predates configurations) with this
+// node's settings. The state starts unconfigured on every replica, whatever
+// the nodes' flags, and takes the first configuration applied for good, so
+// replicas never disagree on it; a node whose flags differ is told in its
+// log, and its clients still work: the state refuses what it cannot take
+// inline and core/client writes it in chunks. A node with inlining off
+// proposes nothing: an unconfigured state keeps nothing inline already, so
+// a cluster whose nodes all run with inlining off stays unconfigured (and
+// takes a configuration once a leader runs with inlining on).
+func (n *Node) tickConfigure() {
+	g := n.groups[topo.MetaGroup]
+	if g == nil || g.role != raft.StateLeader || g.meta == nil || n.conf.pending {
+		return
+	}
+	want := n.cfg.MetaConfig()
+	cfg, ok := g.meta.Config()
+	if ok {
+		if cfg != want && !n.conf.warned {
+			n.conf.warned = true
+			n.env.Log().Warn("the cluster's inline settings differ from this node's: the cluster's rule",
+				"node", n.cfg.ID, "cluster_threshold", cfg.InlineThreshold, "cluster_cap", cfg.InlineCapBytes,
+				"node_threshold", want.InlineThreshold, "node_cap", want.InlineCapBytes)
+		}
+		return
+	}
+	if want.InlineThreshold == 0 || (n.conf.lastTry != 0 && n.ticks-n.conf.lastTry < uint64(n.cfg.ElectionTicks)) {
+		return
+	}
+	n.conf.pending, n.conf.lastTry = true, n.ticks
+	n.submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpConfigure, Configure: want}},
+		func(*api.Response) { n.conf.pending = false }, false)
+}
+
+// metaSnapshotDue reports whether the meta replica should take a snapshot:
+// after MetaSnapshotEntries applied entries, once the entries applied since
+// the last snapshot hold at least a quarter of the state's size (its inline
+// bytes and about 64 bytes a file). A meta snapshot copies every inline
+// byte, up to the inline cap: taking one every MetaSnapshotEntries small
+// writes whatever the state's size would rewrite all inline data again and
+// again. So snapshots write at most about four times what the log wrote,
+// and the log behind the last snapshot stays within a quarter of the state.
+func (n *Node) metaSnapshotDue(g *group) bool {
+	if g.entriesSince < n.cfg.MetaSnapshotEntries {
+		return false
+	}
+	_, inline := g.meta.Inline()
+	size := uint64(inline) + 64*uint64(g.meta.Len())
+	return g.bytesSinceSnap >= size/4
+}
