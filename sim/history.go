@@ -75,6 +75,12 @@ func (h *history) applied(index uint64, c *meta.Command, res meta.Result) {
 	if c.Session == 0 {
 		return
 	}
+	if res.Code == meta.CodeInlineRefused {
+		// Not remembered by the session: the client sends the same
+		// request again in chunks under this sequence number, and that
+		// commit is the one that counts.
+		return
+	}
 	key := sessSeq{c.Session, c.Seq}
 	if _, ok := h.commits[key]; ok {
 		return
