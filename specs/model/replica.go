@@ -180,7 +180,7 @@ func rrQuorumsIntersect(all uint8, s RRState) error {
 		if s.hasQuorum(q) && isQuorum(all&^q, s.PrevVoters, s.PrevOutgoing) {
 			prev := RRState{Voters: s.PrevVoters, Outgoing: s.PrevOutgoing}
 			return fmt.Errorf("quorum %s of %s and quorum %s of the previous %s are disjoint",
-				nodes(q), rrConfig(s), nodes(all&^q), rrConfig(prev))
+				nodes(q), rrConfig(s), nodes(all&^q&(s.PrevVoters|s.PrevOutgoing)), rrConfig(prev))
 		}
 		if q == 0 {
 			return nil
