@@ -1,6 +1,9 @@
 package sim
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node"
@@ -110,10 +113,26 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 			return model.Event{}, false
 		}
 		// An inline write is a commit of no chunks.
-		ev.Kind, ev.Op = model.Commit, cmd.Op.String()
+		ev.Kind, ev.Op, ev.Request = model.Commit, cmd.Op.String(), request(cmd)
 		for _, ref := range cmd.Chunks {
 			ev.ChunkIDs = append(ev.ChunkIDs, ref.ID)
 		}
 	}
 	return ev, true
+}
+
+// request is a commit's fingerprint for the trace checker
+// (model.Event.Request): what a retry repeats and a reuse of its sequence
+// number for another request changes. Chunk ids and times are left out: a
+// whole-request retry allocates new ids.
+func request(cmd *meta.Command) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %q %q", cmd.Op, cmd.Path, cmd.NewPath)
+	if cmd.HasIfVersion {
+		fmt.Fprintf(&b, " if-version=%d", cmd.IfVersion)
+	}
+	for _, ch := range cmd.Chunks {
+		fmt.Fprintf(&b, " %d:%08x", ch.Size, ch.CRC)
+	}
+	return b.String()
 }

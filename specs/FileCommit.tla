@@ -12,15 +12,37 @@
 (* expired uncommitted, are garbage: the meta leader deletes them from     *)
 (* their data group and then records the deletion in the meta group.       *)
 (*                                                                         *)
+(* Exactly-once: the meta group's session table remembers, per client, the *)
+(* last sequence number applied and its result, which names the request    *)
+(* (its fingerprint: operation, paths, data). A request under a newer      *)
+(* number is applied; under the same number and the same fingerprint it   *)
+(* is a retry and gets the remembered result; under the same number with   *)
+(* a different fingerprint (a careless client reusing the number) it is    *)
+(* refused and changes nothing.                                            *)
+(*                                                                         *)
 (* Abstractions. Each raft group is one atomic state machine (raft itself  *)
 (* is not modelled: a committed entry is applied once, in log order). The  *)
 (* clock is the meta group's: the largest proposer time in applied         *)
 (* commands, a counter 0..MaxTime. Each client has one chunk per write and *)
 (* at most one request in flight, which the network may deliver to the    *)
 (* meta group any number of times (retries, duplicates); a newer request   *)
-(* replaces it. A client may give up or crash at any point (Abandon).      *)
-(* Readers are not actors: "a reader sees a whole committed version" is    *)
-(* the invariant that every chunk of every committed file is present.      *)
+(* replaces it. A client may give up or crash at any point (Abandon), and  *)
+(* once its last sequence number was applied it may reuse it for a         *)
+(* different request (a careless client), at most MaxReuse times in all.  *)
+(* (Reusing a number not applied yet only replaces the request in flight,  *)
+(* as a fresh request does in this model's network.) Clients send at most  *)
+(* MaxRequests requests in all, fresh or reused. A chunk's data is its id: *)
+(* every write has its own, so the fingerprint of a put or append names    *)
+(* its chunk. Readers are not actors: a read returns the path's file       *)
+(* record as it is, so "a reader sees" is stated over `files`.             *)
+(*                                                                         *)
+(* Client-visible history, for the properties: Answer(c) is the meta       *)
+(* group's reply to a client's request, with its result (the request it    *)
+(* answers, ok, version), which the properties check at each Reply step;   *)
+(* `home` is where the sequential specification of a file store puts each *)
+(* committed chunk (the path whose contents include it, or Gone once a     *)
+(* later put, delete or rename replaced it); each request remembers the    *)
+(* meta group's version when it was sent (`after`), for real-time order.   *)
 (*                                                                         *)
 (* The Go model in specs/model/filecommit.go encodes the same actions;     *)
 (* `make specs` explores it at the bounds of FileCommit.cfg.              *)
@@ -28,17 +50,37 @@
 EXTENDS Naturals, FiniteSets
 
 CONSTANTS
-    Clients,    \* writers, each with its own session
-    Paths,      \* file paths
-    NumIds,     \* chunk ids the meta group may allocate: 1..NumIds
-    MaxTime,    \* the clock runs 0..MaxTime
-    Lease,      \* ticks a chunk-id lease lasts
-    MaxSeq      \* session sequence numbers per client
+    Clients,     \* writers, each with its own session
+    Paths,       \* file paths
+    NumIds,      \* chunk ids the meta group may allocate: 1..NumIds
+    MaxTime,     \* the clock runs 0..MaxTime
+    Lease,       \* ticks a chunk-id lease lasts past its allocation
+    MaxSeq,      \* session sequence numbers per client
+    MaxRequests, \* requests sent in all, fresh or reused
+    MaxReuse     \* times, in all, a client reuses a sequence number
 
 Ids == 1..NumIds
 NoPath == "none"
+Gone == "gone"
+\* Each applied command makes at most one version.
+Versions == 0..MaxRequests
+Ops == {"put", "append", "delete", "rename"}
 NoFile == [exists |-> FALSE, version |-> 0, ids |-> {}]
-NoReq == [valid |-> FALSE, seq |-> 0, op |-> "none", path |-> NoPath, to |-> NoPath, id |-> 0]
+Files == [exists : BOOLEAN, version : Versions, ids : SUBSET Ids]
+\* A request's fingerprint: what the session table compares.
+Fingerprints == [op : Ops \cup {"none"}, path : Paths \cup {NoPath},
+                 to : Paths \cup {NoPath}, id : 0..NumIds]
+NoFp == [op |-> "none", path |-> NoPath, to |-> NoPath, id |-> 0]
+NoReq == [valid |-> FALSE, seq |-> 0, op |-> "none", path |-> NoPath, to |-> NoPath,
+          id |-> 0, after |-> 0]
+Requests == [valid : BOOLEAN, seq : 0..MaxSeq, op : Ops \cup {"none"},
+             path : Paths \cup {NoPath}, to : Paths \cup {NoPath}, id : 0..NumIds,
+             after : Versions]
+Fp(r) == [op |-> r.op, path |-> r.path, to |-> r.to, id |-> r.id]
+\* A result names the request it is the outcome of.
+Results == [req : Fingerprints, ok : BOOLEAN, version : Versions]
+NoResult == [req |-> NoFp, ok |-> FALSE, version |-> 0]
+Result(r, ok, v) == [req |-> Fp(r), ok |-> ok, version |-> v]
 
 VARIABLES
     now,          \* the meta group's clock
@@ -53,23 +95,42 @@ VARIABLES
     held,         \* the chunk id a client is writing
     seq,          \* the last sequence number a client used
     inflight,     \* each client's latest request
-    lastSeq,      \* the meta group's session table
+    reuses,       \* sequence numbers reused so far
+    lastSeq,      \* the meta group's session table: last sequence applied
+    lastRes,      \* ... and its result
     appliedSeqs,  \* ghost: sequence numbers applied per client
     appliedTwice, \* ghost: some command applied twice
-    maxVersion    \* ghost: the largest version each path ever had
+    maxVersion,   \* ghost: the largest version each path ever had
+    home          \* ghost: where the sequential history puts each chunk
 
 vars == <<now, nextId, version, idState, leaseTo, written, deleted, files, pc, held,
-          seq, inflight, lastSeq, appliedSeqs, appliedTwice, maxVersion>>
-metaVars == <<version, idState, files, lastSeq, appliedSeqs, appliedTwice, maxVersion>>
-clientVars == <<pc, held, seq, inflight>>
+          seq, inflight, reuses, lastSeq, lastRes, appliedSeqs, appliedTwice,
+          maxVersion, home>>
+metaVars == <<version, idState, files, lastSeq, lastRes, appliedSeqs, appliedTwice,
+              maxVersion, home>>
+dataVars == <<written, deleted>>
+clientVars == <<pc, held, seq, inflight, reuses>>
 
 TypeOK ==
     /\ now \in 0..MaxTime
     /\ nextId \in 1..(NumIds + 1)
+    /\ version \in Versions
     /\ idState \in [Ids -> {"free", "leased", "committed", "garbage", "collected"}]
-    /\ written \in [Ids -> BOOLEAN] /\ deleted \in [Ids -> BOOLEAN]
+    /\ leaseTo \in [Ids -> 0..(MaxTime + Lease)]
+    /\ written \in [Ids -> BOOLEAN]
+    /\ deleted \in [Ids -> BOOLEAN]
+    /\ files \in [Paths -> Files]
     /\ pc \in [Clients -> {"idle", "allocated", "written", "waiting"}]
+    /\ held \in [Clients -> 0..NumIds]
     /\ seq \in [Clients -> 0..MaxSeq]
+    /\ inflight \in [Clients -> Requests]
+    /\ reuses \in 0..MaxReuse
+    /\ lastSeq \in [Clients -> 0..MaxSeq]
+    /\ lastRes \in [Clients -> Results]
+    /\ appliedSeqs \in [Clients -> SUBSET (1..MaxSeq)]
+    /\ appliedTwice \in BOOLEAN
+    /\ maxVersion \in [Paths -> Versions]
+    /\ home \in [Ids -> Paths \cup {NoPath, Gone}]
 
 Init ==
     /\ now = 0
@@ -84,10 +145,13 @@ Init ==
     /\ held = [c \in Clients |-> 0]
     /\ seq = [c \in Clients |-> 0]
     /\ inflight = [c \in Clients |-> NoReq]
+    /\ reuses = 0
     /\ lastSeq = [c \in Clients |-> 0]
+    /\ lastRes = [c \in Clients |-> NoResult]
     /\ appliedSeqs = [c \in Clients |-> {}]
     /\ appliedTwice = FALSE
     /\ maxVersion = [p \in Paths |-> 0]
+    /\ home = [i \in Ids |-> NoPath]
 
 (* An id the collector may take: unreferenced, or leased and expired.      *)
 (* core/meta State.Garbage.                                                 *)
@@ -99,8 +163,7 @@ IsGarbage(i) ==
 Tick ==
     /\ now < MaxTime
     /\ now' = now + 1
-    /\ UNCHANGED <<nextId, version, idState, leaseTo, written, deleted, files, pc, held,
-                   seq, inflight, lastSeq, appliedSeqs, appliedTwice, maxVersion>>
+    /\ UNCHANGED <<nextId, leaseTo, dataVars, metaVars, clientVars>>
 
 (* OpAlloc: a leased fresh id. core/client Op (phaseAlloc),                *)
 (* core/meta State.alloc.                                                   *)
@@ -112,8 +175,8 @@ Alloc(c) ==
     /\ held' = [held EXCEPT ![c] = nextId]
     /\ pc' = [pc EXCEPT ![c] = "allocated"]
     /\ nextId' = nextId + 1
-    /\ UNCHANGED <<now, version, written, deleted, files, seq, inflight, lastSeq,
-                   appliedSeqs, appliedTwice, maxVersion>>
+    /\ UNCHANGED <<now, version, dataVars, files, seq, inflight, reuses, lastSeq, lastRes,
+                   appliedSeqs, appliedTwice, maxVersion, home>>
 
 (* The chunk is committed and applied in its data group, then              *)
 (* acknowledged. core/client Op (phaseWrite), core/chunk Store.Apply.       *)
@@ -122,35 +185,50 @@ WriteChunk(c) ==
     /\ written' = [written EXCEPT ![held[c]] = TRUE]
     /\ deleted' = [deleted EXCEPT ![held[c]] = FALSE]
     /\ pc' = [pc EXCEPT ![c] = "written"]
-    /\ UNCHANGED <<now, nextId, version, idState, leaseTo, files, held, seq, inflight,
-                   lastSeq, appliedSeqs, appliedTwice, maxVersion>>
+    /\ UNCHANGED <<now, nextId, leaseTo, metaVars, held, seq, inflight, reuses>>
 
-Send(c, r) ==
-    /\ seq[c] < MaxSeq
-    /\ seq' = [seq EXCEPT ![c] = seq[c] + 1]
-    /\ inflight' = [inflight EXCEPT ![c] = [r EXCEPT !.seq = seq[c] + 1]]
-    /\ pc' = [pc EXCEPT ![c] = "waiting"]
+(* Requests sent so far, under fresh sequence numbers and reused ones.     *)
+RECURSIVE SumSeq(_)
+SumSeq(S) == IF S = {} THEN 0 ELSE LET c == CHOOSE x \in S : TRUE IN seq[c] + SumSeq(S \ {c})
+Sent == reuses + SumSeq(Clients)
 
-(* The file record commit under a new sequence number.                     *)
-(* core/client Op.startCommit.                                              *)
+CanSend(c) == seq[c] < MaxSeq /\ Sent < MaxRequests
+CanReuse(c) == reuses < MaxReuse /\ Sent < MaxRequests /\ seq[c] > 0 /\ lastSeq[c] = seq[c]
+
+(* A request under the next sequence number, or (a careless client) under  *)
+(* the last one again with a different fingerprint. A true retry is the    *)
+(* network delivering the same request again (MetaApply). The request      *)
+(* remembers the meta group's version when it was sent.                    *)
+Send(c, op, p, q, i) ==
+    LET r(s) == [valid |-> TRUE, seq |-> s, op |-> op, path |-> p, to |-> q, id |-> i,
+                 after |-> version]
+    IN /\ \/ /\ CanSend(c)
+             /\ seq' = [seq EXCEPT ![c] = seq[c] + 1]
+             /\ inflight' = [inflight EXCEPT ![c] = r(seq[c] + 1)]
+             /\ UNCHANGED reuses
+          \/ /\ CanReuse(c)
+             /\ Fp(r(seq[c])) # Fp(inflight[c])
+             /\ reuses' = reuses + 1
+             /\ inflight' = [inflight EXCEPT ![c] = r(seq[c])]
+             /\ UNCHANGED seq
+       /\ pc' = [pc EXCEPT ![c] = "waiting"]
+
+(* The file record commit of the written chunk. core/client Op.startCommit. *)
 SendCommit(c, op, p) ==
     /\ pc[c] = "written"
-    /\ Send(c, [valid |-> TRUE, seq |-> 0, op |-> op, path |-> p, to |-> NoPath, id |-> held[c]])
-    /\ UNCHANGED <<now, nextId, version, idState, leaseTo, written, deleted, files, held,
-                   lastSeq, appliedSeqs, appliedTwice, maxVersion>>
+    /\ Send(c, op, p, NoPath, held[c])
+    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, metaVars, held>>
 
 SendDelete(c, p) ==
     /\ pc[c] = "idle"
-    /\ Send(c, [valid |-> TRUE, seq |-> 0, op |-> "delete", path |-> p, to |-> NoPath, id |-> 0])
-    /\ UNCHANGED <<now, nextId, version, idState, leaseTo, written, deleted, files, held,
-                   lastSeq, appliedSeqs, appliedTwice, maxVersion>>
+    /\ Send(c, "delete", p, NoPath, 0)
+    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, metaVars, held>>
 
 SendRename(c, p, q) ==
     /\ pc[c] = "idle"
     /\ p # q
-    /\ Send(c, [valid |-> TRUE, seq |-> 0, op |-> "rename", path |-> p, to |-> q, id |-> 0])
-    /\ UNCHANGED <<now, nextId, version, idState, leaseTo, written, deleted, files, held,
-                   lastSeq, appliedSeqs, appliedTwice, maxVersion>>
+    /\ Send(c, "rename", p, q, 0)
+    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, metaVars, held>>
 
 (* Ids of a dropped file become garbage; id i becomes committed.           *)
 Discard(drop, i) ==
@@ -162,10 +240,25 @@ WriteFile(p) ==
     /\ version' = version + 1
     /\ maxVersion' = [maxVersion EXCEPT ![p] = version + 1]
 
+(* The sequential specification of a file store, written apart from the    *)
+(* meta state machine below: where each chunk belongs after request r.     *)
+(* A put replaces its path's contents, an append adds to them, a delete    *)
+(* drops them, a rename moves them over the target's.                       *)
+HomeAfter(r) ==
+    LET has(p) == \E j \in Ids : home[j] = p
+    IN [j \in Ids |->
+          CASE r.op = "put" /\ j = r.id -> r.path
+            [] r.op = "put" /\ home[j] = r.path -> Gone
+            [] r.op = "append" /\ j = r.id -> r.path
+            [] r.op = "delete" /\ home[j] = r.path -> Gone
+            [] r.op = "rename" /\ has(r.path) /\ home[j] = r.to -> Gone
+            [] r.op = "rename" /\ home[j] = r.path -> r.to
+            [] OTHER -> home[j]]
+
 (* The meta group applies a client's latest request, whenever the network  *)
 (* delivers it, as often as it does. A sequence number at or below the      *)
-(* session's last is a duplicate: the cached result, no change.            *)
-(* core/meta State.Apply (sessions), State.write, State.delete,            *)
+(* session's last is answered from the session table (Reply) and changes   *)
+(* nothing. core/meta State.Apply (sessions), State.write, State.delete,   *)
 (* State.rename.                                                            *)
 MetaApply(c) ==
     LET r == inflight[c]
@@ -179,7 +272,8 @@ MetaApply(c) ==
     /\ appliedSeqs' = [appliedSeqs EXCEPT ![c] = @ \cup {r.seq}]
     /\ \/ /\ r.op \in {"put", "append"}
           /\ ~leased
-          /\ UNCHANGED <<version, idState, files, maxVersion>>
+          /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, FALSE, 0)]
+          /\ UNCHANGED <<version, idState, files, maxVersion, home>>
        \/ /\ r.op \in {"put", "append"}
           /\ leased
           /\ LET keep == IF r.op = "append" /\ f.exists THEN f.ids ELSE {}
@@ -188,11 +282,16 @@ MetaApply(c) ==
                 /\ files' = [files EXCEPT ![r.path] =
                                 [exists |-> TRUE, version |-> version + 1, ids |-> keep \cup {r.id}]]
                 /\ WriteFile(r.path)
+          /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, TRUE, version + 1)]
+          /\ home' = HomeAfter(r)
        \/ /\ r.op = "delete"
           /\ IF f.exists
                 THEN /\ idState' = Discard(f.ids, 0)
                      /\ files' = [files EXCEPT ![r.path] = NoFile]
-                ELSE UNCHANGED <<idState, files>>
+                     /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, TRUE, 0)]
+                     /\ home' = HomeAfter(r)
+                ELSE /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, FALSE, 0)]
+                     /\ UNCHANGED <<idState, files, home>>
           /\ UNCHANGED <<version, maxVersion>>
        \/ /\ r.op = "rename"
           /\ IF f.exists
@@ -200,17 +299,31 @@ MetaApply(c) ==
                      /\ files' = [files EXCEPT ![r.path] = NoFile,
                                                ![r.to] = [exists |-> TRUE, version |-> version + 1, ids |-> f.ids]]
                      /\ WriteFile(r.to)
-                ELSE UNCHANGED <<idState, files, version, maxVersion>>
-    /\ UNCHANGED <<now, nextId, leaseTo, written, deleted, pc, held, seq, inflight>>
+                     /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, TRUE, version + 1)]
+                     /\ home' = HomeAfter(r)
+                ELSE /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, FALSE, 0)]
+                     /\ UNCHANGED <<idState, files, version, maxVersion, home>>
+    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, clientVars>>
 
-(* The client learns the outcome of its request.                           *)
+(* What the meta group answers the client's latest request, once its      *)
+(* sequence number was applied: the remembered result if the request is    *)
+(* the one applied under that number (the first time or a retry), else a   *)
+(* refusal that names the request (core/meta: session_reuse).              *)
+Answer(c) ==
+    LET r == inflight[c] IN
+    IF lastSeq[c] = r.seq /\ lastRes[c].req = Fp(r)
+        THEN lastRes[c]
+        ELSE Result(r, FALSE, 0)
+
+(* The client gets the meta group's Answer to its request, once its        *)
+(* sequence number was applied. The properties ReplyMatchesRequest,        *)
+(* AckedWritesSurvive and RealTimeOrder check the answer at this step.     *)
 Reply(c) ==
     /\ pc[c] = "waiting"
     /\ lastSeq[c] >= seq[c]
     /\ pc' = [pc EXCEPT ![c] = "idle"]
     /\ held' = [held EXCEPT ![c] = 0]
-    /\ UNCHANGED <<now, nextId, version, idState, leaseTo, written, deleted, files, seq,
-                   inflight, lastSeq, appliedSeqs, appliedTwice, maxVersion>>
+    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, metaVars, seq, inflight, reuses>>
 
 (* The client crashes or times out; an uncommitted lease expires into       *)
 (* garbage. Its request may still be delivered later.                       *)
@@ -218,8 +331,7 @@ Abandon(c) ==
     /\ pc[c] # "idle"
     /\ pc' = [pc EXCEPT ![c] = "idle"]
     /\ held' = [held EXCEPT ![c] = 0]
-    /\ UNCHANGED <<now, nextId, version, idState, leaseTo, written, deleted, files, seq,
-                   inflight, lastSeq, appliedSeqs, appliedTwice, maxVersion>>
+    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, metaVars, seq, inflight, reuses>>
 
 (* The meta leader deletes a garbage chunk from its data group.            *)
 (* core/node gc.go tickGC, core/chunk Store.Apply (OpDelete).              *)
@@ -228,8 +340,7 @@ GCDelete(i) ==
     /\ ~deleted[i]
     /\ deleted' = [deleted EXCEPT ![i] = TRUE]
     /\ written' = [written EXCEPT ![i] = FALSE]
-    /\ UNCHANGED <<now, nextId, version, idState, leaseTo, files, pc, held, seq, inflight,
-                   lastSeq, appliedSeqs, appliedTwice, maxVersion>>
+    /\ UNCHANGED <<now, nextId, leaseTo, metaVars, clientVars>>
 
 (* The deletion is recorded in the meta group (OpGCDone); an id that is    *)
 (* not garbage any more is ignored. core/meta State.gcDone.                *)
@@ -237,8 +348,22 @@ GCDone(i) ==
     /\ deleted[i]
     /\ IsGarbage(i)
     /\ idState' = [idState EXCEPT ![i] = "collected"]
-    /\ UNCHANGED <<now, nextId, version, leaseTo, written, deleted, files, pc, held, seq,
-                   inflight, lastSeq, appliedSeqs, appliedTwice, maxVersion>>
+    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, version, files, lastSeq, lastRes,
+                   appliedSeqs, appliedTwice, maxVersion, home, clientVars>>
+
+(* The bounded model is done: the clock, the ids and the requests are used *)
+(* up, every request was applied and answered, and nothing is left to      *)
+(* collect. From here it only stutters; a state with no step at all is a   *)
+(* deadlock, which TLC and the Go explorer report.                         *)
+Done ==
+    /\ now = MaxTime
+    /\ nextId > NumIds
+    /\ \A c \in Clients : /\ pc[c] = "idle"
+                          /\ ~CanSend(c)
+                          /\ ~CanReuse(c)
+                          /\ inflight[c].seq <= lastSeq[c]
+    /\ \A i \in Ids : ~IsGarbage(i)
+    /\ UNCHANGED vars
 
 Next ==
     \/ Tick
@@ -248,6 +373,7 @@ Next ==
           \/ \E p \in Paths : SendDelete(c, p)
           \/ \E p, q \in Paths : SendRename(c, p, q)
     \/ \E i \in Ids : GCDelete(i) \/ GCDone(i)
+    \/ Done
 
 Fairness == \A i \in Ids : WF_vars(GCDelete(i)) /\ WF_vars(GCDone(i))
 
@@ -269,13 +395,69 @@ ReferencedOnce ==
            files[p].ids \cap files[q].ids = {}
     /\ \A p \in Paths : files[p].exists => \A i \in files[p].ids : idState[i] = "committed"
 
+(* Nothing leaks: every committed chunk id belongs to a live file version; *)
+(* every other allocated id is leased to a writer, garbage (which the      *)
+(* collector takes) or collected. (Bytes are another matter: a writer's    *)
+(* chunk write that the data group applies after the collector took its    *)
+(* expired id stays on disk; see docs/specs.md.)                           *)
+NothingLeaks ==
+    \A i \in Ids : idState[i] = "committed" =>
+        \E p \in Paths : files[p].exists /\ i \in files[p].ids
+
 (* A retried or duplicated commit takes effect at most once.               *)
 AtMostOnce == ~appliedTwice
 
 (* Versions of a path only grow.                                           *)
 VersionsGrow == \A p \in Paths : files[p].exists => files[p].version >= maxVersion[p]
 
-(* Garbage is eventually collected (under weak fairness of the collector). *)
-GarbageEventuallyCollected == \A i \in Ids : IsGarbage(i) ~> (idState[i] = "collected")
+(* Acknowledged writes survive. Every committed write is in the file the   *)
+(* sequential history puts it in (its path, or where renames moved it)     *)
+(* until a later put, delete or rename replaced it; and an ok reply to a   *)
+(* put or append is given only for a write that was committed. Together:   *)
+(* what a client was told is stored is what a later read returns.          *)
+CommittedWritesStay ==
+    \A i \in Ids : home[i] \in Paths => files[home[i]].exists /\ i \in files[home[i]].ids
+
+AckedMeansCommitted ==
+    \A c \in Clients :
+        Reply(c) /\ Answer(c).ok /\ inflight[c].op \in {"put", "append"} =>
+            home[inflight[c].id] # NoPath
+
+AckedWritesSurvive == []CommittedWritesStay /\ [][AckedMeansCommitted]_vars
+
+(* A reply always matches the request that was applied for it: it comes    *)
+(* once the request's sequence number was applied, names the request, and *)
+(* is the result of the request's application, or a refusal if another    *)
+(* request was applied under that number.                                  *)
+ReplyMatchesRequest ==
+    [][\A c \in Clients :
+          Reply(c) =>
+              LET r == inflight[c]
+                  a == Answer(c)
+                  applied == lastSeq[c] = r.seq /\ lastRes[c].req = Fp(r)
+              IN /\ lastSeq[c] >= r.seq
+                 /\ a.req = Fp(r)
+                 /\ applied => a = lastRes[c]
+                 /\ ~applied => ~a.ok]_vars
+
+(* Linearizable order: a write takes effect after every write that took    *)
+(* effect before it was sent (its version is above the meta group's        *)
+(* version then), so an operation invoked after another was acknowledged   *)
+(* is ordered after it. With VersionsGrow and AckedWritesSurvive (reads    *)
+(* see the latest version and the sequential contents), the history of     *)
+(* each path is linearizable. Deletes carry no version; AckedWritesSurvive *)
+(* orders them.                                                             *)
+RealTimeOrder ==
+    [][\A c \in Clients :
+          Reply(c) /\ Answer(c).ok /\ inflight[c].op # "delete" =>
+              Answer(c).version > inflight[c].after]_vars
+
+(* Garbage, and any committed id no file references (a leak), is           *)
+(* eventually collected (under weak fairness of the collector).            *)
+Unreferenced(i) ==
+    \/ IsGarbage(i)
+    \/ idState[i] = "committed" /\ ~\E p \in Paths : files[p].exists /\ i \in files[p].ids
+
+GarbageEventuallyCollected == \A i \in Ids : Unreferenced(i) ~> (idState[i] = "collected")
 
 =============================================================================

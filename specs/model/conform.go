@@ -50,6 +50,12 @@ type Event struct {
 	LeaseEnd int64
 	OK       bool
 	Version  uint64
+	// Request is a commit's fingerprint: its operation, paths, condition
+	// and data (sizes and checksums), not its chunk ids or time, which a
+	// whole-request retry changes. Under a sequence number already
+	// applied, the same fingerprint is a retry and a different one a
+	// reuse for another request. Empty if unknown.
+	Request string
 }
 
 func (e Event) String() string {
@@ -71,7 +77,7 @@ type Checker struct {
 	files    map[string][]uint64
 	version  map[string]uint64 // largest version each path had
 	lastSeq  map[uint64]uint64
-	lastRes  map[uint64]Event
+	lastRes  map[uint64]Event // the applied command of each session's lastSeq
 	maxIndex uint64
 	steps    int
 }
@@ -162,8 +168,17 @@ func (c *Checker) commit(e Event) error {
 		last, known := c.lastSeq[e.Session]
 		switch {
 		case known && e.Seq == last:
-			// A retry: the recorded outcome, nothing applied.
 			first := c.lastRes[e.Session]
+			if e.Request != "" && first.Request != "" && e.Request != first.Request {
+				// The number reused for another request: refused, nothing
+				// applied (FileCommit's Answer).
+				if e.OK {
+					return fmt.Errorf("session %d seq %d, applied as %s, was reused for %s and answered ok",
+						e.Session, e.Seq, first.Request, e.Request)
+				}
+				return nil
+			}
+			// A retry: the recorded outcome, nothing applied.
 			if e.OK != first.OK || e.Version != first.Version {
 				return fmt.Errorf("retry of session %d seq %d answered ok=%v v%d, first answer ok=%v v%d",
 					e.Session, e.Seq, e.OK, e.Version, first.OK, first.Version)

@@ -17,26 +17,24 @@ func (m Membership) String() string {
 
 // MembershipChecker replays each group's applied configurations against
 // the ReplicaReplacement model: every change must be one of its
-// membership actions (AddLearner, AbortLearner, Promote, LeaveJoint) from
-// the group's previous configuration, or a step of an in-place refill
-// (RemoveWiped: a voter removed with no replacement while the group is at
-// its initial size; Promote without replacing anyone while it is below
-// it). It checks the shape of each step; the preconditions that depend on
-// liveness (a failed or fenced voter, a caught-up learner) are the code's
+// membership actions (AddLearner, AbortLearner, Promote, RemoveWiped,
+// PromoteRefill, LeaveJoint) from the group's previous configuration. It
+// checks the shape of each step; the preconditions that depend on liveness
+// (a failed or wiped voter, no spare, a caught-up learner) are the code's
 // to assert, as the model's failures are not observable in a trace.
 type MembershipChecker struct {
 	groups map[uint64]Membership
-	// size is each group's initial number of voters.
-	size  map[uint64]int
-	steps int
+	// replicas is each group's full size: its initial number of voters.
+	replicas map[uint64]int
+	steps    int
 }
 
 // NewMembershipChecker starts every group at its initial voters.
 func NewMembershipChecker(initial map[uint64][]uint64) *MembershipChecker {
-	c := &MembershipChecker{groups: map[uint64]Membership{}, size: map[uint64]int{}}
+	c := &MembershipChecker{groups: map[uint64]Membership{}, replicas: map[uint64]int{}}
 	for g, voters := range initial {
 		c.groups[g] = Membership{Voters: sorted(voters)}
-		c.size[g] = len(voters)
+		c.replicas[g] = len(voters)
 	}
 	return c
 }
@@ -52,10 +50,7 @@ func (c *MembershipChecker) Step(group, index uint64, next Membership) (string, 
 	if !ok {
 		return "", fmt.Errorf("spec-conformance: group %d at index %d: unknown group", group, index)
 	}
-	action := classify(prev, next)
-	if action == "" {
-		action = classifyRefill(prev, next, c.size[group])
-	}
+	action := classify(prev, next, c.replicas[group])
 	if action == "" {
 		return "", fmt.Errorf("spec-conformance: group %d at index %d: configuration %s does not follow from %s by any action of ReplicaReplacement",
 			group, index, next, prev)
@@ -65,7 +60,9 @@ func (c *MembershipChecker) Step(group, index uint64, next Membership) (string, 
 	return action, nil
 }
 
-func classify(prev, next Membership) string {
+// classify names the model action that turns prev into next in a group
+// of replicas voters at full size, or returns "" if none does.
+func classify(prev, next Membership, replicas int) string {
 	joint := len(prev.Outgoing) > 0
 	switch {
 	case joint:
@@ -79,53 +76,51 @@ func classify(prev, next Membership) string {
 			!slices.Contains(prev.Voters, next.Learners[0]) {
 			return fmt.Sprintf("AddLearner(n%d)", next.Learners[0])
 		}
+		// RemoveWiped(d): a full group drops one voter outright (the
+		// refill of a voter that lost its disk, with no spare node).
+		if len(next.Outgoing) == 0 && len(next.Learners) == 0 && len(prev.Voters) == replicas {
+			if d, ok := without(prev.Voters, next.Voters); ok {
+				return fmt.Sprintf("RemoveWiped(n%d)", d)
+			}
+		}
 	case len(prev.Learners) == 1:
 		l := prev.Learners[0]
 		// AbortLearner(l).
 		if len(next.Outgoing) == 0 && len(next.Learners) == 0 && slices.Equal(next.Voters, prev.Voters) {
 			return fmt.Sprintf("AbortLearner(n%d)", l)
 		}
+		if len(next.Learners) != 0 || !slices.Equal(next.Outgoing, prev.Voters) {
+			break
+		}
+		// PromoteRefill(l): joint with the learner added to a group short
+		// of a voter.
+		if len(prev.Voters) < replicas && slices.Equal(next.Voters, sorted(append(slices.Clone(prev.Voters), l))) {
+			return fmt.Sprintf("PromoteRefill(n%d)", l)
+		}
 		// Promote(l, d): joint with the learner in and one voter out.
-		if len(next.Learners) == 0 && slices.Equal(next.Outgoing, prev.Voters) {
-			for _, d := range prev.Voters {
-				want := sorted(append(slices.DeleteFunc(slices.Clone(prev.Voters), func(v uint64) bool { return v == d }), l))
-				if slices.Equal(next.Voters, want) {
-					return fmt.Sprintf("Promote(n%d,replacing n%d)", l, d)
-				}
+		for _, d := range prev.Voters {
+			want := sorted(append(slices.DeleteFunc(slices.Clone(prev.Voters), func(v uint64) bool { return v == d }), l))
+			if slices.Equal(next.Voters, want) {
+				return fmt.Sprintf("Promote(n%d,replacing n%d)", l, d)
 			}
 		}
 	}
 	return ""
 }
 
-// classifyRefill names the steps of an in-place refill that are not
-// actions of the model's replacement: the removal of a voter with nothing
-// added, only from a group at its size (so at most one voter is ever
-// missing), and the promotion of the learner with nobody removed, only in
-// a group below its size. The learner in between is an AddLearner.
-func classifyRefill(prev, next Membership, size int) string {
-	if len(prev.Outgoing) > 0 || len(next.Learners) > 0 {
-		return ""
+// without returns the one member of the sorted list from that the sorted
+// list to lacks, if to is from less exactly one member.
+func without(from, to []uint64) (uint64, bool) {
+	if len(to) != len(from)-1 {
+		return 0, false
 	}
-	switch len(prev.Learners) {
-	case 0:
-		if len(prev.Voters) != size || len(next.Outgoing) > 0 {
-			return ""
-		}
-		for _, d := range prev.Voters {
-			without := slices.DeleteFunc(slices.Clone(prev.Voters), func(v uint64) bool { return v == d })
-			if slices.Equal(next.Voters, without) {
-				return fmt.Sprintf("RemoveWiped(n%d)", d)
-			}
-		}
-	case 1:
-		l := prev.Learners[0]
-		if len(prev.Voters) < size && slices.Equal(next.Outgoing, prev.Voters) &&
-			slices.Equal(next.Voters, sorted(append(slices.Clone(prev.Voters), l))) {
-			return fmt.Sprintf("Promote(n%d)", l)
+	for i, v := range from {
+		rest := slices.Concat(from[:i], from[i+1:])
+		if slices.Equal(rest, to) {
+			return v, true
 		}
 	}
-	return ""
+	return 0, false
 }
 
 func sorted(s []uint64) []uint64 {

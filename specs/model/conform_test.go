@@ -13,11 +13,15 @@ func TestCheckerAcceptsTheProtocol(t *testing.T) {
 		{Kind: ChunkWritten, ChunkIDs: []uint64{1}},
 		{Kind: Commit, Now: 11, Index: 5, Session: 7, Seq: 1, Op: "put", Path: "/a", ChunkIDs: []uint64{1}, OK: true, Version: 5},
 		{Kind: Commit, Now: 12, Index: 6, Session: 7, Seq: 1, Op: "put", Path: "/a", ChunkIDs: []uint64{1}, OK: true, Version: 5}, // retry
+		// The same number reused for another request: refused, nothing applied.
+		{Kind: Commit, Now: 12, Index: 7, Session: 9, Seq: 1, Op: "delete", Path: "/x", OK: false, Request: "delete /x"},
+		{Kind: Commit, Now: 12, Index: 8, Session: 9, Seq: 1, Op: "rename", Path: "/a", NewPath: "/c", OK: false, Request: "rename /a /c"},
+		{Kind: Commit, Now: 12, Index: 9, Session: 9, Seq: 1, Op: "delete", Path: "/x", OK: false, Request: "delete /x"}, // retry
 		{Kind: ChunkWritten, ChunkIDs: []uint64{2}},
-		{Kind: Commit, Now: 13, Index: 7, Session: 8, Seq: 1, Op: "put", Path: "/a", ChunkIDs: []uint64{2}, OK: true, Version: 7},
+		{Kind: Commit, Now: 13, Index: 10, Session: 8, Seq: 1, Op: "put", Path: "/a", ChunkIDs: []uint64{2}, OK: true, Version: 10},
 		{Kind: GCDelete, ChunkIDs: []uint64{1}},
 		{Kind: GCDone, Now: 14, ChunkIDs: []uint64{1}},
-		{Kind: Commit, Now: 15, Index: 9, Session: 8, Seq: 2, Op: "rename", Path: "/a", NewPath: "/b", OK: true, Version: 9},
+		{Kind: Commit, Now: 15, Index: 12, Session: 8, Seq: 2, Op: "rename", Path: "/a", NewPath: "/b", OK: true, Version: 12},
 		{Kind: Allocate, Now: 16, ChunkIDs: []uint64{3}, LeaseEnd: 20},
 		{Kind: GCDone, Now: 30, ChunkIDs: []uint64{2}}, // not garbage: ignored
 		{Kind: GCDelete, ChunkIDs: []uint64{3}},        // lease expired
@@ -34,7 +38,7 @@ func TestCheckerCatchesViolations(t *testing.T) {
 	prefix := []Event{
 		{Kind: Allocate, Now: 10, ChunkIDs: []uint64{1, 2}, LeaseEnd: 100},
 		{Kind: ChunkWritten, ChunkIDs: []uint64{1}},
-		{Kind: Commit, Now: 11, Index: 5, Session: 7, Seq: 1, Op: "put", Path: "/a", ChunkIDs: []uint64{1}, OK: true, Version: 5},
+		{Kind: Commit, Now: 11, Index: 5, Session: 7, Seq: 1, Op: "put", Path: "/a", ChunkIDs: []uint64{1}, OK: true, Version: 5, Request: "put /a 1:5"},
 	}
 	tests := []struct {
 		name string
@@ -54,6 +58,8 @@ func TestCheckerCatchesViolations(t *testing.T) {
 		{"clock going back", Event{Kind: GCDone, Now: 1}, "clock"},
 		{"write of an unallocated id", Event{Kind: ChunkWritten, ChunkIDs: []uint64{9}}, "without being allocated"},
 		{"delete of a missing file", Event{Kind: Commit, Now: 12, Index: 6, Op: "delete", Path: "/zz", OK: true}, "does not exist"},
+		{"reused seq answered ok", Event{Kind: Commit, Now: 12, Index: 6, Session: 7, Seq: 1, Op: "delete", Path: "/a", OK: true, Request: "delete /a"}, "reused"},
+		{"retry answered otherwise", Event{Kind: Commit, Now: 12, Index: 6, Session: 7, Seq: 1, Op: "put", Path: "/a", ChunkIDs: []uint64{2}, OK: false, Request: "put /a 1:5"}, "first answer"},
 	}
 	for _, tt := range tests {
 		c := NewChecker()
@@ -78,12 +84,10 @@ func TestMembershipChecker(t *testing.T) {
 		m([]uint64{5, 1, 3}, []uint64{1, 2, 3}, nil), // Promote(n5, replacing n2)
 		m([]uint64{1, 3, 5}, nil, nil),               // LeaveJoint
 	}
-	// In-place refill of node 2 (no spare): removed, added back as a
-	// learner, promoted with nobody removed.
 	refill := []Membership{
-		m([]uint64{1, 3}, nil, nil),               // RemoveWiped(n2)
-		m([]uint64{1, 3}, nil, []uint64{2}),       // AddLearner(n2)
-		m([]uint64{1, 2, 3}, []uint64{1, 3}, nil), // Promote(n2)
+		m([]uint64{1, 2}, nil, nil),               // RemoveWiped(n3)
+		m([]uint64{1, 2}, nil, []uint64{3}),       // AddLearner(n3)
+		m([]uint64{1, 2, 3}, []uint64{1, 2}, nil), // PromoteRefill(n3)
 		m([]uint64{1, 2, 3}, nil, nil),            // LeaveJoint
 	}
 	tests := []struct {
@@ -92,11 +96,11 @@ func TestMembershipChecker(t *testing.T) {
 		wantErr bool
 	}{
 		{"replacement with an abort", replace, false},
-		{"in-place refill", refill, false},
-		{"two voters removed at once", []Membership{m([]uint64{1}, nil, nil)}, true},
-		{"second voter removed while short", []Membership{refill[0], m([]uint64{1}, nil, nil)}, true},
-		{"voter removed while a learner is added", []Membership{replace[0], m([]uint64{1, 2}, nil, []uint64{4})}, true},
-		{"promote adding a voter at full size", []Membership{replace[0], m([]uint64{1, 2, 3, 4}, []uint64{1, 2, 3}, nil)}, true},
+		{"refill in place", refill, false},
+		{"voter removed outright twice", []Membership{m([]uint64{1, 2}, nil, nil), m([]uint64{1}, nil, nil)}, true},
+		{"voter removed with a learner", []Membership{replace[0], m([]uint64{1, 2}, nil, []uint64{4})}, true},
+		{"refill promoted without joint", []Membership{refill[0], refill[1], m([]uint64{1, 2, 3}, nil, nil)}, true},
+		{"voter added to a full group", []Membership{replace[0], m([]uint64{1, 2, 3, 4}, []uint64{1, 2, 3}, nil)}, true},
 		{"voter added outright", []Membership{m([]uint64{1, 2, 3, 4}, nil, nil)}, true},
 		{"promote without a learner", []Membership{m([]uint64{1, 2, 4}, []uint64{1, 2, 3}, nil)}, true},
 		{"two learners", []Membership{m([]uint64{1, 2, 3}, nil, []uint64{4, 5})}, true},
@@ -140,10 +144,11 @@ func TestMembershipCheckerAgreesWithModel(t *testing.T) {
 	for len(queue) > 0 {
 		s := queue[0]
 		queue = queue[1:]
-		spec.Next(s, func(action string, next RRState) {
-			got := classify(membershipOf(s), membershipOf(next))
+		spec.Next(s, func(a Action, next RRState) {
+			action := a.String()
+			got := classify(membershipOf(s), membershipOf(next), DefaultReplica.Replicas)
 			isMembership := strings.HasPrefix(action, "AddLearner") || strings.HasPrefix(action, "AbortLearner") ||
-				strings.HasPrefix(action, "Promote") || action == "LeaveJoint"
+				strings.HasPrefix(action, "Promote") || strings.HasPrefix(action, "RemoveWiped") || action == "LeaveJoint"
 			switch {
 			case isMembership && got != action:
 				t.Fatalf("model action %s from %s is classified %q", action, spec.Describe(s), got)

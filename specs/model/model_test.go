@@ -1,68 +1,145 @@
 package model
 
 import (
+	"strings"
 	"testing"
 )
 
-// smallFileCommit keeps `go test` fast; `make specs` explores the .cfg bounds.
-var smallFileCommit = FileCommitConfig{Clients: 2, Paths: 2, IDs: 1, MaxTime: 2, Lease: 1, MaxSeq: 2}
-
-func TestFileCommitHolds(t *testing.T) {
-	res := Explore(FileCommit(smallFileCommit), 2_000_000)
-	if res.Violation != nil {
-		t.Fatalf("%s", res.Violation)
-	}
-	if res.States < 1000 || res.Diameter < 8 {
-		t.Fatalf("suspiciously small exploration: %d states, diameter %d", res.States, res.Diameter)
-	}
-	t.Logf("FileCommit: %d states, %d transitions, diameter %d", res.States, res.Transitions, res.Diameter)
-}
-
-func TestFileCommitBugsAreFound(t *testing.T) {
+func TestModelsHold(t *testing.T) {
 	tests := []struct {
 		name      string
-		bugs      FileCommitBugs
-		invariant string
+		explore   func() Result
+		minStates int
+		minDepth  int
 	}{
-		{"gc ignores leases", FileCommitBugs{GCIgnoresLease: true}, "CommittedChunksExist"},
-		{"commit ignores leases", FileCommitBugs{CommitIgnoresLease: true}, "CommittedChunksExist"},
-		{"no dedup", FileCommitBugs{NoDedup: true}, "AtMostOnce"},
-		{"collect referenced", FileCommitBugs{CollectReferenced: true}, "CommittedChunksExist"},
+		{"FileCommit", func() Result { return Explore(FileCommit(SmallFileCommit), 5_000_000) }, 1000, 8},
+		{"ReplicaReplacement", func() Result { return Explore(Replica(DefaultReplica), 5_000_000) }, 100_000, 15},
 	}
 	for _, tt := range tests {
-		cfg := smallFileCommit
-		cfg.Bugs = tt.bugs
-		res := Explore(FileCommit(cfg), 2_000_000)
-		if res.Violation == nil {
-			t.Errorf("%s: no counterexample in %d states", tt.name, res.States)
-			continue
+		t.Run(tt.name, func(t *testing.T) {
+			res := tt.explore()
+			if res.Violation != nil {
+				t.Fatalf("%s", res.Violation)
+			}
+			if res.States < tt.minStates || res.Diameter < tt.minDepth {
+				t.Fatalf("suspiciously small exploration: %d states, diameter %d", res.States, res.Diameter)
+			}
+			t.Logf("%s: %d states, %d transitions, diameter %d", tt.name, res.States, res.Transitions, res.Diameter)
+		})
+	}
+}
+
+// TestMutationsAreCaught is the spec self-test: every mutation in the
+// catalogue is caught at the .cfg bounds by the property it names.
+func TestMutationsAreCaught(t *testing.T) {
+	seen := map[MutationCase]bool{}
+	for _, mc := range Mutations {
+		t.Run(mc.String(), func(t *testing.T) {
+			if seen[mc] {
+				t.Fatalf("%s listed twice", mc)
+			}
+			seen[mc] = true
+			out := CheckMutation(mc, 20_000_000)
+			if out.Err != nil {
+				t.Fatal(out.Err)
+			}
+			v := out.Result.Violation
+			if len(v.Actions)+1 != len(v.States) || len(v.Actions) == 0 {
+				t.Fatalf("malformed counterexample:\n%s", v)
+			}
+			for _, a := range v.Actions {
+				if a == "?" {
+					t.Fatalf("a step of the counterexample has no label:\n%s", v)
+				}
+			}
+		})
+	}
+}
+
+// TestMutationsCoverTheIssue keeps the four bugs TLC used to miss in the
+// catalogue, and each model with several.
+func TestMutationsCoverTheIssue(t *testing.T) {
+	perModel := map[string]int{}
+	listed := map[Mutation]bool{}
+	for _, mc := range Mutations {
+		perModel[mc.Model]++
+		listed[mc.Mutation] = true
+	}
+	for _, m := range []Mutation{DeleteLeaksChunks, AppendDropsData, SwapWithoutJoint, LearnerDuringJoint} {
+		if !listed[m] {
+			t.Errorf("mutation %s is not in the self-test", m)
 		}
-		if res.Violation.Invariant != tt.invariant {
-			t.Errorf("%s: violated %s, want %s:\n%s", tt.name, res.Violation.Invariant, tt.invariant, res.Violation)
-		}
-		if len(res.Violation.Actions)+1 != len(res.Violation.States) {
-			t.Errorf("%s: malformed counterexample", tt.name)
+	}
+	for _, model := range []string{"FileCommit", "ReplicaReplacement"} {
+		if perModel[model] < 5 {
+			t.Errorf("%s has %d mutations in the self-test, want at least 5", model, perModel[model])
 		}
 	}
 }
 
-var smallReplica = ReplicaConfig{Nodes: 4, Replicas: 3, Chunks: 2, Failures: 1}
-
-func TestReplicaHolds(t *testing.T) {
-	res := Explore(Replica(smallReplica), 2_000_000)
-	if res.Violation != nil {
-		t.Fatalf("%s", res.Violation)
+// counter is a toy spec for the explorer: a counter that steps up to max
+// and, if done is set, then stutters.
+func counter(max int, done bool) Spec[int] {
+	return Spec[int]{
+		Name: "counter",
+		Init: []int{0},
+		Next: func(s int, emit func(Action, int)) {
+			if s < max {
+				emit(act("Inc(%d)", s), s+1)
+			}
+			if s == max && done {
+				emit(act("Done"), s)
+			}
+		},
 	}
-	t.Logf("ReplicaReplacement: %d states, %d transitions, diameter %d", res.States, res.Transitions, res.Diameter)
 }
 
-func TestReplicaBugsAreFound(t *testing.T) {
-	for _, bugs := range []ReplicaBugs{{PromoteBeforeCatchUp: true}, {RemoveBeforeAdd: true}, {NewQuorumOnly: true}} {
-		cfg := smallReplica
-		cfg.Bugs = bugs
-		res := Explore(Replica(cfg), 2_000_000)
-		if res.Violation == nil || res.Violation.Invariant != "AckedChunksHeldByQuorum" {
-			t.Errorf("%+v: want an AckedChunksHeldByQuorum counterexample, got %v", bugs, res.Violation)
+func TestMutationOfTheOtherModelIsRefused(t *testing.T) {
+	for _, build := range []func(){
+		func() { FileCommit(FileCommitConfig{Clients: 1, Paths: 1, IDs: 1, Mutation: SwapWithoutJoint}) },
+		func() { Replica(ReplicaConfig{Nodes: 3, Replicas: 3, Mutation: DeleteLeaksChunks}) },
+		func() { Replica(ReplicaConfig{Nodes: 3, Replicas: 3, Mutation: "no-such-bug"}) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("a model accepted a mutation that is not its own")
+				}
+			}()
+			build()
+		}()
+	}
+}
+
+func TestExplorerDeadlock(t *testing.T) {
+	res := Explore(counter(3, true), 0)
+	if res.Violation != nil || res.States != 4 || res.Transitions != 4 || res.Diameter != 3 {
+		t.Fatalf("terminating counter: %+v %v", res, res.Violation)
+	}
+	res = Explore(counter(3, false), 0)
+	v := res.Violation
+	if v == nil || v.Invariant != Deadlock {
+		t.Fatalf("a counter stuck at 3 is not a deadlock: %v", v)
+	}
+	if got := strings.Join(v.Actions, " "); got != "Inc(0) Inc(1) Inc(2)" {
+		t.Fatalf("deadlock trace %q", got)
+	}
+}
+
+func TestActionString(t *testing.T) {
+	tests := []struct {
+		a    Action
+		want string
+	}{
+		{act("Tick"), "Tick"},
+		{act("Alloc(c%d)=%d", 1, 2), "Alloc(c1)=2"},
+		{act("Write(k%d,%n)", 2, 0b1011), "Write(k2,{1,2,4})"},
+		{act("Odd(%x)"), "Odd(%x)"},
+		{act("100%"), "100%"},
+	}
+	for _, tt := range tests {
+		if got := tt.a.String(); got != tt.want {
+			t.Errorf("%#v: got %q, want %q", tt.a, got, tt.want)
 		}
 	}
 }
