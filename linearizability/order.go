@@ -1,6 +1,7 @@
 package linearizability
 
 import (
+	"cmp"
 	"container/heap"
 	"fmt"
 	"slices"
@@ -68,7 +69,7 @@ func CheckOrder(h []Operation, commits []Commit) error {
 		}
 		writes = append(writes, i)
 	}
-	slices.SortFunc(writes, func(a, b int) int { return cmpU64(commits[a].Index, commits[b].Index) })
+	slices.SortFunc(writes, func(a, b int) int { return cmp.Compare(commits[a].Index, commits[b].Index) })
 	ord := make([]int, len(h)) // position of a write in the order, from 1
 	states := []state{nil}
 	for k, i := range writes {
@@ -110,7 +111,7 @@ func CheckOrder(h []Operation, commits []Commit) error {
 	}
 	// Reads, in call order: each at the earliest position that its result
 	// allows, after everything that returned before it was called.
-	slices.SortStableFunc(reads, func(a, b int) int { return cmpI64(h[a].Call, h[b].Call) })
+	slices.SortStableFunc(reads, func(a, b int) int { return cmp.Compare(h[a].Call, h[b].Call) })
 	var done readHeap
 	latestRead := 0
 	for _, i := range reads {
@@ -150,28 +151,8 @@ func orderPoint(h []Operation, writes []int, commits []Commit, k int) string {
 
 func sortedBy(ops []int, key func(int) int64) []int {
 	out := slices.Clone(ops)
-	slices.SortStableFunc(out, func(a, b int) int { return cmpI64(key(a), key(b)) })
+	slices.SortStableFunc(out, func(a, b int) int { return cmp.Compare(key(a), key(b)) })
 	return out
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpI64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // placedRead is a read already placed, by return time.
