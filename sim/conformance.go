@@ -131,8 +131,19 @@ func request(cmd *meta.Command) string {
 	if cmd.HasIfVersion {
 		fmt.Fprintf(&b, " if-version=%d", cmd.IfVersion)
 	}
+	// The content, as the bytes it stands for: inline or in chunks, cut in
+	// any way, the same bytes are the same request.
+	var content chunk.ConcatChecksum
+	size := int64(len(cmd.Data))
+	if len(cmd.Data) > 0 {
+		content.Add(chunk.Checksum(cmd.Data), int64(len(cmd.Data)))
+	}
 	for _, ch := range cmd.Chunks {
-		fmt.Fprintf(&b, " %d:%08x", ch.Size, ch.CRC)
+		content.Add(ch.CRC, int64(ch.Size))
+		size += int64(ch.Size)
+	}
+	if size > 0 {
+		fmt.Fprintf(&b, " %d:%08x", size, content.Sum32())
 	}
 	return b.String()
 }

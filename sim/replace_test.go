@@ -94,7 +94,7 @@ func TestWipedMemberRefilled(t *testing.T) {
 		s5791 = "delay=1.889ms..15.26ms until=36s faults=wipe@14.841675391s:n5/4.998s"
 	)
 	refill := func(n int) []string {
-		return []string{fmt.Sprintf("RemoveWiped(n%d)", n), fmt.Sprintf("AddLearner(n%d)", n), fmt.Sprintf("Promote(n%d)", n), "LeaveJoint"}
+		return []string{fmt.Sprintf("RemoveWiped(n%d)", n), fmt.Sprintf("AddLearner(n%d)", n), fmt.Sprintf("PromoteRefill(n%d)", n), "LeaveJoint"}
 	}
 	tests := []struct {
 		name                string
