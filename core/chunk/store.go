@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
@@ -24,6 +25,26 @@ type Store struct {
 	// digest is the sum of infoDigest over held: a hash of the applied
 	// set kept up to date as it changes, so that it costs nothing to read.
 	digest uint64
+	// bugs are injected defects (tesserabugs builds only).
+	bugs Bugs
+}
+
+// Bugs switch on known defects of the chunk store so that a test can show
+// the testbed catches them (tesserabugs builds only: every switch is
+// guarded by bugs.CompiledIn, so production builds compile them out).
+type Bugs struct {
+	// RangedReadUnverified skips the checksum on a read of part of a
+	// chunk ("the caller wants a few bytes; why hash the whole chunk").
+	RangedReadUnverified bool
+	// RangeEndIsLength takes a ranged read's length for its end offset.
+	RangeEndIsLength bool
+}
+
+// InjectBugs switches on the defects in b (tesserabugs builds only).
+func (s *Store) InjectBugs(b Bugs) {
+	if bugs.CompiledIn {
+		s.bugs = b
+	}
 }
 
 // NewStore returns an empty store over dir (created if missing). The applied
@@ -138,7 +159,7 @@ func (s *Store) WriteFile(in Info, data []byte) error {
 	if Checksum(data) != in.CRC || len(data) != int(in.Size) {
 		return ErrBadChecksum
 	}
-	if _, err := s.readFile(in); err == nil {
+	if _, err := s.readFile(in, false); err == nil {
 		return nil
 	}
 	f, err := s.fs.Create(s.name(in.ID))
@@ -163,8 +184,10 @@ func (s *Store) WriteFile(in Info, data []byte) error {
 	return nil
 }
 
-// readFile reads and verifies a whole chunk file against its expected info.
-func (s *Store) readFile(in Info) ([]byte, error) {
+// readFile reads and verifies a whole chunk file against its expected info;
+// ranged says the caller wants only part of it (an injected defect skips
+// the checksum then).
+func (s *Store) readFile(in Info, ranged bool) ([]byte, error) {
 	f, err := s.fs.Open(s.name(in.ID))
 	if err != nil {
 		if errors.Is(err, vfs.ErrNotExist) {
@@ -187,7 +210,7 @@ func (s *Store) readFile(in Info) ([]byte, error) {
 		return nil, fmt.Errorf("chunk: %d: bad header: %w", in.ID, ErrCorrupt)
 	}
 	data := buf[headerBytes:]
-	if Checksum(data) != in.CRC {
+	if Checksum(data) != in.CRC && !(bugs.CompiledIn && ranged && s.bugs.RangedReadUnverified) {
 		return nil, fmt.Errorf("chunk: %d: %w", in.ID, ErrCorrupt)
 	}
 	return data, nil
@@ -217,7 +240,7 @@ func (s *Store) Read(id uint64, offset, length uint32) ([]byte, error) {
 	if !ok {
 		return nil, ErrMissing
 	}
-	data, err := s.readFile(in)
+	data, err := s.readFile(in, offset > 0 || (length > 0 && length < in.Size))
 	if err != nil {
 		return nil, err
 	}
@@ -227,6 +250,9 @@ func (s *Store) Read(id uint64, offset, length uint32) ([]byte, error) {
 	end := in.Size
 	if length > 0 && offset+length < end {
 		end = offset + length
+		if bugs.CompiledIn && s.bugs.RangeEndIsLength {
+			end = length
+		}
 	}
 	return data[offset:end], nil
 }
