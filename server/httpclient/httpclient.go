@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tessera-db/tessera/core/bugs"
 )
 
 // File is a file record as the API returns it.
@@ -111,6 +113,24 @@ type Client struct {
 	seq       atomic.Uint64
 	mu        sync.Mutex
 	preferred int
+	// bugs are injected defects (tesserabugs builds only).
+	bugs Bugs
+}
+
+// Bugs switch on known defects of the client so that a chaos run can show
+// its checks catch them (tesserabugs builds only: every switch is guarded
+// by bugs.CompiledIn, so production builds compile them out).
+type Bugs struct {
+	// RetryNewSession numbers each attempt of a write afresh, so that a
+	// retry after an ambiguous failure is a new request, not the same one.
+	RetryNewSession bool
+}
+
+// InjectBugs switches on the defects in b (tesserabugs builds only).
+func (c *Client) InjectBugs(b Bugs) {
+	if bugs.CompiledIn {
+		c.bugs = b
+	}
 }
 
 // New returns a client for the given endpoints (host:port or URLs).
@@ -206,6 +226,9 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 				return nil, ctx.Err()
 			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
 			}
+		}
+		if bugs.CompiledIn && c.bugs.RetryNewSession && r.write && attempt > 0 {
+			r.header.Set("Tessera-Session", strconv.FormatUint(c.session+c.seq.Add(1), 10))
 		}
 		base := c.pick(attempt)
 		u := base + "/v1/files"
