@@ -55,12 +55,12 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 func simCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "sim", Short: "deterministic simulation of a whole cluster"}
 	var (
-		sf               simFlags
-		seed             uint64
+		sf                        simFlags
+		seed                      uint64
 		tracePath, logPath, sched string
-		noShrink         bool
-		shrinkBudget     int
-		reportDir        string
+		noShrink                  bool
+		shrinkBudget              int
+		reportDir                 string
 	)
 	run := &cobra.Command{
 		Use:   "run",
