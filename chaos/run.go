@@ -46,6 +46,10 @@ type Options struct {
 	InjectBugs string
 }
 
+// attemptTimeout bounds one attempt of a client request (an operation
+// gets 5 s): well above a healthy request's latency, well below a pause.
+const attemptTimeout = time.Second
+
 // Result is the outcome of a chaos run.
 type Result struct {
 	Ops, Unknown int
@@ -164,6 +168,10 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 		cl.InjectBugs(injected.Client)
+		// A client gives up on a slow node (a paused one) and retries
+		// elsewhere, as real clients do: the node may still apply the
+		// first attempt, which is what exactly-once sessions are for.
+		cl.SetAttemptTimeout(attemptTimeout)
 		wg.Add(1)
 		go func(id int) {
 			defer wg.Done()

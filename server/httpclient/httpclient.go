@@ -168,6 +168,13 @@ func New(endpoints []string) (*Client, error) {
 	return c, nil
 }
 
+// SetAttemptTimeout bounds each attempt of a request (connecting, sending,
+// and reading the answer's body; 0: no bound). An attempt that runs out of
+// time is retried on the next endpoint, a write under the same session
+// sequence number, as after a lost connection: the node may still apply
+// the first attempt, and the session makes that harmless.
+func (c *Client) SetAttemptTimeout(d time.Duration) { c.hc.Timeout = d }
+
 // Endpoints returns the client's endpoints.
 func (c *Client) Endpoints() []string { return append([]string(nil), c.endpoints...) }
 
