@@ -25,14 +25,12 @@ var bugNames = []struct {
 	{"hardstate-first", func(b *node.Bugs) { b.HardStateFirst = true }, func(b node.Bugs) bool { return b.HardStateFirst }},
 	{"read-at-commit", func(b *node.Bugs) { b.ReadAtCommit = true }, func(b node.Bugs) bool { return b.ReadAtCommit }},
 	{"conf-change-leader-only", func(b *node.Bugs) { b.ConfChangeOnLeaderOnly = true }, func(b node.Bugs) bool { return b.ConfChangeOnLeaderOnly }},
-	{"spare-ignores-fenced", func(b *node.Bugs) { b.SpareIgnoresFenced = true }, func(b node.Bugs) bool { return b.SpareIgnoresFenced }},
 	{"rename-keeps-version", func(b *node.Bugs) { b.Meta.RenameKeepsVersion = true }, func(b node.Bugs) bool { return b.Meta.RenameKeepsVersion }},
 	{"list-after-inclusive", func(b *node.Bugs) { b.Meta.ListAfterInclusive = true }, func(b node.Bugs) bool { return b.Meta.ListAfterInclusive }},
 	{"delete-ignores-if-version", func(b *node.Bugs) { b.Meta.DeleteIgnoresIfVersion = true }, func(b node.Bugs) bool { return b.Meta.DeleteIgnoresIfVersion }},
 	{"restore-forgets-next-chunk", func(b *node.Bugs) { b.Meta.RestoreForgetsNextChunk = true }, func(b node.Bugs) bool { return b.Meta.RestoreForgetsNextChunk }},
 	{"live-lease-as-garbage", func(b *node.Bugs) { b.Meta.LiveLeasesAsGarbage = true }, func(b node.Bugs) bool { return b.Meta.LiveLeasesAsGarbage }},
 	{"reuse-answered-from-cache", func(b *node.Bugs) { b.Meta.ReuseAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Meta.ReuseAnsweredFromCache }},
-	{"ranged-read-unverified", func(b *node.Bugs) { b.Chunk.RangedReadUnverified = true }, func(b node.Bugs) bool { return b.Chunk.RangedReadUnverified }},
 	{"range-end-is-length", func(b *node.Bugs) { b.Chunk.RangeEndIsLength = true }, func(b node.Bugs) bool { return b.Chunk.RangeEndIsLength }},
 }
 

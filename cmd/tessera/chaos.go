@@ -29,9 +29,10 @@ func chaosCmd() *cobra.Command {
 		Use:   "run",
 		Short: "run a local cluster under a nemesis and check the history",
 		Long: `Start --nodes tessera node processes (this binary) on loopback, run --clients
-concurrent clients doing put, append, compare-and-set, delete and get on --keys
-files through the HTTP API, while a nemesis kills (SIGKILL) and restarts, or
-pauses (SIGSTOP) and resumes, one node at a time. With --lose, one node also
+concurrent clients doing put, append, compare-and-set, delete and get (whole
+files and ranges) on --keys files through the HTTP API (a client gives up on
+an attempt after 1s and retries on another node), while a nemesis kills
+(SIGKILL) and restarts, or pauses (SIGSTOP) and resumes, one node at a time. With --lose, one node also
 fails for good a third of the way in (it needs --nodes 4 or more): the run
 checks that every group replaces it within a minute of the workload's end
 (the nodes run with --replace-after), then restarts it and checks that it

@@ -33,9 +33,6 @@ type Store struct {
 // the testbed catches them (tesserabugs builds only: every switch is
 // guarded by bugs.CompiledIn, so production builds compile them out).
 type Bugs struct {
-	// RangedReadUnverified skips the checksum on a read of part of a
-	// chunk ("the caller wants a few bytes; why hash the whole chunk").
-	RangedReadUnverified bool
 	// RangeEndIsLength takes a ranged read's length for its end offset.
 	RangeEndIsLength bool
 }
@@ -159,7 +156,7 @@ func (s *Store) WriteFile(in Info, data []byte) error {
 	if Checksum(data) != in.CRC || len(data) != int(in.Size) {
 		return ErrBadChecksum
 	}
-	if _, err := s.readFile(in, false); err == nil {
+	if _, err := s.readFile(in); err == nil {
 		return nil
 	}
 	f, err := s.fs.Create(s.name(in.ID))
@@ -184,10 +181,8 @@ func (s *Store) WriteFile(in Info, data []byte) error {
 	return nil
 }
 
-// readFile reads and verifies a whole chunk file against its expected info;
-// ranged says the caller wants only part of it (an injected defect skips
-// the checksum then).
-func (s *Store) readFile(in Info, ranged bool) ([]byte, error) {
+// readFile reads and verifies a whole chunk file against its expected info.
+func (s *Store) readFile(in Info) ([]byte, error) {
 	f, err := s.fs.Open(s.name(in.ID))
 	if err != nil {
 		if errors.Is(err, vfs.ErrNotExist) {
@@ -210,7 +205,7 @@ func (s *Store) readFile(in Info, ranged bool) ([]byte, error) {
 		return nil, fmt.Errorf("chunk: %d: bad header: %w", in.ID, ErrCorrupt)
 	}
 	data := buf[headerBytes:]
-	if Checksum(data) != in.CRC && !(bugs.CompiledIn && ranged && s.bugs.RangedReadUnverified) {
+	if Checksum(data) != in.CRC {
 		return nil, fmt.Errorf("chunk: %d: %w", in.ID, ErrCorrupt)
 	}
 	return data, nil
@@ -240,7 +235,7 @@ func (s *Store) Read(id uint64, offset, length uint32) ([]byte, error) {
 	if !ok {
 		return nil, ErrMissing
 	}
-	data, err := s.readFile(in, offset > 0 || (length > 0 && length < in.Size))
+	data, err := s.readFile(in)
 	if err != nil {
 		return nil, err
 	}

@@ -198,9 +198,6 @@ type Bugs struct {
 	// ConfChangeOnLeaderOnly applies a committed membership change to
 	// raft and the replica's configuration only on the group's leader.
 	ConfChangeOnLeaderOnly bool
-	// SpareIgnoresFenced picks a replacement node without skipping one
-	// that says its replica of the group is fenced.
-	SpareIgnoresFenced bool
 	// Meta are the meta state machine's defects.
 	Meta meta.Bugs
 	// Chunk are the chunk store's defects.

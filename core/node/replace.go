@@ -315,8 +315,7 @@ func (n *Node) spare(g *group) uint64 {
 	var best uint64
 	bestLoad, bestRank := 0, 0
 	for i, id := range nodes {
-		fenced := n.recentlyFenced(g, id) && !(BugsCompiledIn && n.cfg.Bugs.SpareIgnoresFenced)
-		if slices.Contains(members, id) || n.silentFor(id) >= uint64(n.cfg.ElectionTicks) || fenced {
+		if slices.Contains(members, id) || n.silentFor(id) >= uint64(n.cfg.ElectionTicks) || n.recentlyFenced(g, id) {
 			continue
 		}
 		load := 0
