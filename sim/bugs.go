@@ -29,7 +29,6 @@ var bugNames = []struct {
 	{"list-after-inclusive", func(b *node.Bugs) { b.Meta.ListAfterInclusive = true }, func(b node.Bugs) bool { return b.Meta.ListAfterInclusive }},
 	{"delete-ignores-if-version", func(b *node.Bugs) { b.Meta.DeleteIgnoresIfVersion = true }, func(b node.Bugs) bool { return b.Meta.DeleteIgnoresIfVersion }},
 	{"restore-forgets-next-chunk", func(b *node.Bugs) { b.Meta.RestoreForgetsNextChunk = true }, func(b node.Bugs) bool { return b.Meta.RestoreForgetsNextChunk }},
-	{"live-lease-as-garbage", func(b *node.Bugs) { b.Meta.LiveLeasesAsGarbage = true }, func(b node.Bugs) bool { return b.Meta.LiveLeasesAsGarbage }},
 	{"reuse-answered-from-cache", func(b *node.Bugs) { b.Meta.ReuseAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Meta.ReuseAnsweredFromCache }},
 	{"range-end-is-length", func(b *node.Bugs) { b.Chunk.RangeEndIsLength = true }, func(b node.Bugs) bool { return b.Chunk.RangeEndIsLength }},
 }

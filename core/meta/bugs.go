@@ -15,10 +15,6 @@ type Bugs struct {
 	DeleteIgnoresIfVersion bool
 	// RestoreForgetsNextChunk restores a snapshot without its next chunk id.
 	RestoreForgetsNextChunk bool
-	// LiveLeasesAsGarbage lists leases that have not expired as garbage
-	// (the expiry comparison inverted), so that the collector deletes
-	// chunks a writer has written and not yet committed.
-	LiveLeasesAsGarbage bool
 	// ReuseAnsweredFromCache answers a request reusing the last sequence
 	// number with the cached result, as if it were a retry (the session
 	// checks in the wrong order).

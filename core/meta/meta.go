@@ -215,7 +215,7 @@ func (s *State) Garbage() []ChunkRef {
 		out = append(out, c)
 	}
 	for id, end := range s.leases {
-		if end < s.now || (s.on(s.bugs.LiveLeasesAsGarbage) && end > s.now) {
+		if end < s.now {
 			out = append(out, ChunkRef{ID: id})
 		}
 	}
