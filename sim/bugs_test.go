@@ -42,7 +42,7 @@ func TestInjectedBugs(t *testing.T) {
 					continue
 				}
 				first := res.Verdict.Failures[0]
-				line := fmt.Sprintf("%-22s caught by %-16s at seed %3d (verdict %s): %s", name, res.Verdict.Cause(), seed, res.Verdict, first.Summary())
+				line := fmt.Sprintf("%-26s caught by %-16s at seed %3d (verdict %s): %s", name, res.Verdict.Cause(), seed, res.Verdict, first.Summary())
 				t.Log(line)
 				table = append(table, line)
 				return
