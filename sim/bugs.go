@@ -30,6 +30,7 @@ var bugNames = []struct {
 	{"delete-ignores-if-version", func(b *node.Bugs) { b.Meta.DeleteIgnoresIfVersion = true }, func(b node.Bugs) bool { return b.Meta.DeleteIgnoresIfVersion }},
 	{"restore-forgets-next-chunk", func(b *node.Bugs) { b.Meta.RestoreForgetsNextChunk = true }, func(b node.Bugs) bool { return b.Meta.RestoreForgetsNextChunk }},
 	{"reuse-answered-from-cache", func(b *node.Bugs) { b.Meta.ReuseAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Meta.ReuseAnsweredFromCache }},
+	{"old-seq-answered-from-cache", func(b *node.Bugs) { b.Meta.OldSeqAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Meta.OldSeqAnsweredFromCache }},
 	{"range-end-is-length", func(b *node.Bugs) { b.Chunk.RangeEndIsLength = true }, func(b node.Bugs) bool { return b.Chunk.RangeEndIsLength }},
 }
 

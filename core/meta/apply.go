@@ -59,6 +59,9 @@ func (s *State) Apply(index uint64, c Command) Result {
 	if ss := s.sessions[c.Session]; s.on(s.bugs.ReuseAnsweredFromCache) && ss != nil && c.Seq == ss.lastSeq {
 		return cloneResult(ss.result)
 	}
+	if ss := s.sessions[c.Session]; s.on(s.bugs.OldSeqAnsweredFromCache) && ss != nil && c.Seq < ss.lastSeq {
+		return cloneResult(ss.result)
+	}
 	if res, ok := s.dedup(c, fp); ok {
 		return res
 	}

@@ -15,6 +15,10 @@ type Bugs struct {
 	DeleteIgnoresIfVersion bool
 	// RestoreForgetsNextChunk restores a snapshot without its next chunk id.
 	RestoreForgetsNextChunk bool
+	// OldSeqAnsweredFromCache answers a command with a sequence number
+	// older than the session's last with the last one's cached result,
+	// instead of refusing it as superseded.
+	OldSeqAnsweredFromCache bool
 	// ReuseAnsweredFromCache answers a request reusing the last sequence
 	// number with the cached result, as if it were a retry (the session
 	// checks in the wrong order).
