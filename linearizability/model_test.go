@@ -115,6 +115,22 @@ func TestModel(t *testing.T) {
 			op(0, 0, 10, put("/a", "abcdef"), ok(3)),
 			op(1, 11, 20, ranged("/a", 2, 3), read(3, "bcd")),
 		}, verdict.NotLinearizable},
+		{"a range starting at or past the end is outside the file", []Operation{
+			op(0, 0, 10, put("/a", "abc"), ok(3)),
+			op(1, 11, 20, ranged("/a", 3, 2), Output{Status: OutOfRange, Version: 3}),
+			op(1, 21, 30, ranged("/a", 7, -1), Output{Status: OutOfRange, Version: 3}),
+		}, verdict.Linearizable},
+		{"a range inside the file reported outside it", []Operation{
+			op(0, 0, 10, put("/a", "abc"), ok(3)),
+			op(1, 11, 20, ranged("/a", 2, 2), Output{Status: OutOfRange, Version: 3}),
+		}, verdict.NotLinearizable},
+		{"a range at the end read as empty", []Operation{
+			op(0, 0, 10, put("/a", "abc"), ok(3)),
+			op(1, 11, 20, ranged("/a", 3, 2), read(3, "")),
+		}, verdict.NotLinearizable},
+		{"outside a file that does not exist", []Operation{
+			op(1, 11, 20, ranged("/a", 3, 2), Output{Status: OutOfRange, Version: 3}),
+		}, verdict.NotLinearizable},
 		{"paged list", []Operation{
 			op(0, 0, 10, put("/a", "x"), ok(3)),
 			op(0, 11, 20, put("/b", "x"), ok(4)),

@@ -39,7 +39,7 @@ func (w *World) finish() {
 	// history, so a lost acknowledged write is a linearizability violation.
 	fc := &simClient{w: w, id: len(w.clients) + 1, sess: client.NewSession(1<<62, 0), final: true}
 	w.clients = append(w.clients, fc)
-	for k := 0; k < w.opts.Keys && len(w.failures) == 0; k++ {
+	for k := 0; k < w.work.Keys && len(w.failures) == 0; k++ {
 		fc.finalOp(client.Spec{Kind: client.Get, Path: w.key(k), Length: -1, SizeHint: -1})
 	}
 	w.converge()
@@ -83,7 +83,6 @@ func (w *World) readBack(fc *simClient) {
 		if !ok {
 			return
 		}
-		w.coverage.pages++
 		for _, f := range r.Files {
 			paths = append(paths, f.Path)
 		}
@@ -92,7 +91,7 @@ func (w *World) readBack(fc *simClient) {
 		}
 		after = r.Files[len(r.Files)-1].Path
 	}
-	for k := 0; k < w.opts.Keys; k++ {
+	for k := 0; k < w.work.Keys; k++ {
 		if !slices.Contains(paths, w.key(k)) {
 			paths = append(paths, w.key(k))
 		}
@@ -111,7 +110,6 @@ func (w *World) readBack(fc *simClient) {
 			if _, ok := fc.finalOp(client.Spec{Kind: client.Get, Path: p, Offset: off, Length: n, SizeHint: -1}); !ok {
 				return
 			}
-			w.coverage.ranges++
 		}
 	}
 }

@@ -24,10 +24,14 @@ func TestSameSeedSameTrace(t *testing.T) {
 	}
 	// Counters of the coverage line that 20 runs must make non-zero: the
 	// workload's deliberate reuses of a sequence number (a run fails on any
-	// answer but a refusal), the continuous checks, and the final
-	// read-back's pages and ranges.
+	// answer but a refusal), the continuous checks, and the paged
+	// lists and ranged reads (one starting outside its file included).
+	// Every crash point must fire in some of them, the runs passing.
 	counts := map[string]int{"session-reuses": 0, "states-compared": 0, "invariants-checked": 0,
-		"promotions-checked": 0, "read-back-pages": 0, "read-back-ranges": 0}
+		"promotions-checked": 0, "list-pages": 0, "ranged-reads": 0, "out-of-range": 0}
+	for _, k := range crashPointKinds {
+		counts[string(k)+"-fired"] = 0
+	}
 	for seed := uint64(1); seed <= 20; seed++ {
 		o := DefaultOptions() // the full default run, as `make sim` does it
 		o.Seed = seed
