@@ -98,23 +98,23 @@ type World struct {
 	clientInline int64
 	// work is the seed's workload, sizes the size of each file as the
 	// clients last saw it (where ranged reads aim).
-	work         Workload
-	sizes        map[string]int64
-	nodes        []*simNode
-	net          *network
-	clients      []*simClient
-	hist         *history
-	faultRng     *rand.Rand
-	netRng       *rand.Rand
-	workRng      *rand.Rand
-	log          *slog.Logger
-	failures     []verdict.Failure
-	healed       bool
-	healAt       time.Duration
-	notes        []string
-	conform      *conformance
-	checks       *stateChecker
-	coverage     coverage
+	work     Workload
+	sizes    map[string]int64
+	nodes    []*simNode
+	net      *network
+	clients  []*simClient
+	hist     *history
+	faultRng *rand.Rand
+	netRng   *rand.Rand
+	workRng  *rand.Rand
+	log      *slog.Logger
+	failures []verdict.Failure
+	healed   bool
+	healAt   time.Duration
+	notes    []string
+	conform  *conformance
+	checks   *stateChecker
+	coverage coverage
 	// armed are the crash points armed for any node, in the order they
 	// were (crashpoint.go).
 	armed []armed
@@ -192,8 +192,8 @@ func (c coverage) String() string {
 func (w *World) nodeConfig(id int) node.Config {
 	return node.Config{
 		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, ElectionTicks: 20, HeartbeatTicks: 2,
-		OnApply:             func(a node.Applied) { w.onApply(id, a) },
-		OnLeader:            func(group, term uint64) { w.checks.leader(id, group, term) },
+		OnApply:  func(a node.Applied) { w.onApply(id, a) },
+		OnLeader: func(group, term uint64) { w.checks.leader(id, group, term) },
 		OnConfChange: func(p node.ConfProposal) {
 			w.checks.confProposed(p)
 			w.moment(id, ConfCrash)
