@@ -67,6 +67,17 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 	return hit
 }
 
+// forgetRemoved drops the promises of replicas the node no longer hosts:
+// a replica deleted (removed from its group, perhaps to be created afresh
+// later, with an empty log) promises nothing its predecessor did.
+func (s *simNode) forgetRemoved() {
+	for g := range s.promises {
+		if !s.node.Hosts(g) {
+			delete(s.promises, g)
+		}
+	}
+}
+
 // fireCrashPoint crashes the node right after the envelopes of the step
 // that reached its crash point left, and restarts it later: an AckCrash or
 // VoteCrash armed on it (crashPoint), or a moment of a crash point armed

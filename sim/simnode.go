@@ -256,7 +256,9 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 	for _, r := range replies {
 		s.w.clk.after(cost, "reply", s.id, r)
 	}
-	if promised := s.notePromises(out); promised || s.firing != "" {
+	promised := s.notePromises(out)
+	s.forgetRemoved()
+	if promised || s.firing != "" {
 		s.fireCrashPoint(promised)
 	}
 }
