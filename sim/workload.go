@@ -204,23 +204,25 @@ func (c *simClient) next() {
 		}
 	}
 	if spec.Kind == client.Put || spec.Kind == client.Append {
-		value = c.content(spec.Kind == client.Append)
+		// A put takes up to the workload's MaxChunks chunks, an append
+		// up to 3 (files still grow past that).
+		chunks := w.work.MaxChunks
+		if spec.Kind == client.Append {
+			chunks = min(chunks, 3)
+		}
+		value = c.content(spec.Kind == client.Append, chunks)
 		spec.SizeHint = int64(len(value))
 	}
 	c.startOp(spec, value, c.sess)
 }
 
-// content returns a body for a put or append: unique, self-describing
-// content so that reads identify writes, empty only if allowed. A put
-// takes up to the workload's MaxChunks chunks, an append up to 3.
-func (c *simClient) content(isAppend bool) string {
+// content returns a body for a put or append of up to chunks chunks:
+// unique, self-describing content so that reads identify writes, empty
+// only if allowed.
+func (c *simClient) content(nonEmpty bool, chunks int) string {
 	token := fmt.Sprintf("<c%d.%d>", c.id, c.count)
-	chunks := c.w.work.MaxChunks
-	if isAppend {
-		chunks = min(chunks, 3)
-	}
 	n := c.w.workRng.IntN(chunks*c.w.opts.ChunkBytes + 1)
-	if isAppend && n == 0 {
+	if nonEmpty && n == 0 {
 		n = 1
 	}
 	return strings.Repeat(token, n/len(token)+1)[:n]
@@ -237,8 +239,8 @@ func (c *simClient) pickRange(spec *client.Spec) {
 	cb := int64(w.opts.ChunkBytes)
 	size := w.sizes[spec.Path]
 	span := size + cb/2
-	switch p := r.IntN(3); {
-	case p == 0 && span > 0:
+	switch r.IntN(3) {
+	case 0:
 		spec.Offset = r.Int64N(span)
 	default:
 		// At a chunk boundary, or a byte either side of one.
@@ -293,7 +295,7 @@ func (c *simClient) startReuse() {
 	spec := client.Spec{Kind: client.Delete, Path: c.w.key(c.w.workRng.IntN(c.w.work.Keys)), Length: -1, SizeHint: -1}
 	var value string
 	if c.reuseKind == client.Delete {
-		spec.Kind, value = client.Put, c.content(true)
+		spec.Kind, value = client.Put, c.content(true, 3)
 		spec.SizeHint = int64(len(value))
 	}
 	c.reusing = true
