@@ -96,25 +96,26 @@ type World struct {
 	// clients' threshold, drawn per seed (drawInline).
 	inline       meta.Config
 	clientInline int64
+	nodes        []*simNode
+	net          *network
+	clients      []*simClient
+	hist         *history
+	faultRng     *rand.Rand
+	netRng       *rand.Rand
+	workRng      *rand.Rand
+	log          *slog.Logger
+	failures     []verdict.Failure
+	healed       bool
+	healAt       time.Duration
+	notes        []string
+	conform      *conformance
+	checks       *stateChecker
+	coverage     coverage
+
 	// work is the seed's workload, sizes the size of each file as the
 	// clients last saw it (where ranged reads aim).
-	work     Workload
-	sizes    map[string]int64
-	nodes    []*simNode
-	net      *network
-	clients  []*simClient
-	hist     *history
-	faultRng *rand.Rand
-	netRng   *rand.Rand
-	workRng  *rand.Rand
-	log      *slog.Logger
-	failures []verdict.Failure
-	healed   bool
-	healAt   time.Duration
-	notes    []string
-	conform  *conformance
-	checks   *stateChecker
-	coverage coverage
+	work  Workload
+	sizes map[string]int64
 	// armed are the crash points armed for any node, in the order they
 	// were (crashpoint.go).
 	armed []armed
