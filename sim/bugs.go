@@ -26,7 +26,6 @@ var bugNames = []struct {
 	{"read-at-commit", func(b *node.Bugs) { b.ReadAtCommit = true }, func(b node.Bugs) bool { return b.ReadAtCommit }},
 	{"conf-change-leader-only", func(b *node.Bugs) { b.ConfChangeOnLeaderOnly = true }, func(b node.Bugs) bool { return b.ConfChangeOnLeaderOnly }},
 	{"rename-keeps-version", func(b *node.Bugs) { b.Meta.RenameKeepsVersion = true }, func(b node.Bugs) bool { return b.Meta.RenameKeepsVersion }},
-	{"list-after-inclusive", func(b *node.Bugs) { b.Meta.ListAfterInclusive = true }, func(b node.Bugs) bool { return b.Meta.ListAfterInclusive }},
 	{"delete-ignores-if-version", func(b *node.Bugs) { b.Meta.DeleteIgnoresIfVersion = true }, func(b node.Bugs) bool { return b.Meta.DeleteIgnoresIfVersion }},
 	{"restore-forgets-next-chunk", func(b *node.Bugs) { b.Meta.RestoreForgetsNextChunk = true }, func(b node.Bugs) bool { return b.Meta.RestoreForgetsNextChunk }},
 	{"reuse-answered-from-cache", func(b *node.Bugs) { b.Meta.ReuseAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Meta.ReuseAnsweredFromCache }},

@@ -9,8 +9,6 @@ type Bugs struct {
 	// RenameKeepsVersion moves a renamed file with its old version
 	// instead of the rename's index.
 	RenameKeepsVersion bool
-	// ListAfterInclusive starts a page at After itself, not after it.
-	ListAfterInclusive bool
 	// DeleteIgnoresIfVersion deletes whatever the If-Version says.
 	DeleteIgnoresIfVersion bool
 	// RestoreForgetsNextChunk restores a snapshot without its next chunk id.
