@@ -72,12 +72,22 @@ func (s *simNode) fireCrashPoint() {
 // checkPromises runs right after a node recovered from its disk: every
 // acknowledgement and vote it sent must be covered by what it recovered.
 func (s *simNode) checkPromises() {
+	for _, g := range sortedGroups(s.forgot) {
+		if !s.fenced(g) {
+			delete(s.forgot, g)
+		}
+	}
 	for _, g := range sortedGroups(s.promises) {
 		p := s.promises[g]
 		term, vote, last, ok := s.node.LogState(g)
 		if !ok {
 			// The replica was deleted (or never durably created): it
-			// promises nothing any more.
+			// promises nothing any more. Or it was fenced because its
+			// disk damaged its log: the promises it made stand in the
+			// leader's eyes, so the promotion check remembers them.
+			if s.fenced(g) {
+				s.forgot[g] = p
+			}
 			delete(s.promises, g)
 			continue
 		}
@@ -90,6 +100,14 @@ func (s *simNode) checkPromises() {
 				s.id, p.voteFor, p.voteTerm, g, term, vote)
 		}
 	}
+}
+
+// fenced reports whether the node, up, holds a fenced replica of group g:
+// one it keeps empty because its disk lost the replica's log (or the
+// whole disk was lost).
+func (s *simNode) fenced(g uint64) bool {
+	_, _, _, ok := s.node.LogState(g)
+	return !ok && s.node.Hosts(g)
 }
 
 func sortedGroups(m map[uint64]promise) []uint64 {
