@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 
 	"go.etcd.io/raft/v3"
@@ -241,6 +242,7 @@ func (n *Node) propose(g *group, o *op) {
 func (n *Node) read(g *group, o *op) {
 	if BugsCompiledIn && n.cfg.Bugs.StaleReads {
 		// Injected bug: serve from whatever this replica has applied.
+		o.state = opReadReady
 		n.serveRead(g, o)
 		return
 	}
@@ -291,6 +293,10 @@ func (n *Node) serveRead(g *group, o *op) {
 	case api.MetaList:
 		files, more := g.meta.List(o.req.Prefix, o.req.After, int(o.req.Limit))
 		n.finish(o, &api.Response{Status: api.OK, Files: files, More: more})
+	case api.ChunkReadLocal:
+		n.readChunkLocal(g, o)
+	default:
+		panic(fmt.Sprintf("node: read of kind %s", o.req.Kind))
 	}
 }
 
@@ -321,7 +327,22 @@ func (n *Node) readChunkLocal(g *group, o *op) {
 		n.finish(o, o.worst)
 		return
 	}
-	n.finish(o, api.Errorf(api.NotFound, "chunk %d not held by node %d", o.req.ChunkID, n.cfg.ID))
+	if o.state == opReadReady {
+		// Applied through a read index taken after the request arrived:
+		// the chunk is not in the group's state.
+		n.finish(o, api.Errorf(api.NotFound, "chunk %d not held by node %d", o.req.ChunkID, n.cfg.ID))
+		return
+	}
+	if g.amnesiac || len(g.confState.GetVoters()) == 0 {
+		n.finish(o, api.Errorf(api.Unavailable, "node %d does not serve group %d", n.cfg.ID, g.id))
+		return
+	}
+	// A replica behind its group (restarted and not yet told the commit
+	// index, or partitioned) may not have applied the chunk's write yet, so
+	// a miss is only answered once this replica has applied everything
+	// committed before the request, as a meta read is: otherwise a file
+	// committed in meta could read as missing on every replica at once.
+	n.read(g, o)
 }
 
 // forwardNext sends the op to the next peer that may serve it.
