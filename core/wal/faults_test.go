@@ -342,3 +342,44 @@ func TestTornSegmentHeaderIsWrittenAgain(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactionMeetsAReadError: a compaction reads the log back, at run
+// time; a segment it cannot read fails it with ErrUnreadable before it
+// writes anything, and the log, once readable again, recovers whole.
+func TestCompactionMeetsAReadError(t *testing.T) {
+	fs := memfs.New()
+	w, _, err := Open(fs, "a", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SaveSnapshot(snapshot(1, 1))
+	w.Save(hardState(1, 1, 3), []*raftpb.Entry{entry(2, 1, "b"), entry(3, 1, "c")})
+	w.SaveSnapshot(snapshot(3, 1))
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	seg := "a/" + segmentName(1)
+	if err := fs.MarkLatent(seg, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Compact(3); !errors.Is(err, ErrUnreadable) {
+		t.Fatalf("compact: %v, want ErrUnreadable", err)
+	}
+	if names, _ := fs.List("a"); len(names) != 1 {
+		t.Fatalf("a failed compaction left segments %v", names)
+	}
+	fs.ClearLatent()
+	fs.Crash(nil)
+	if _, st := mustOpenDir(t, fs, "a"); describe(st) != "snap 3/1 \"state@3\"; hs 1/1/3; " {
+		t.Fatalf("recovered %q", describe(st))
+	}
+}
+
+func mustOpenDir(t *testing.T, fs *memfs.FS, dir string) (*WAL, *State) {
+	t.Helper()
+	w, st, err := Open(fs, dir, Options{})
+	if err != nil {
+		t.Fatalf("open %s: %v", dir, err)
+	}
+	return w, st
+}
