@@ -235,10 +235,12 @@ func (s *State) NextLeaseEnd() (int64, bool) {
 }
 
 // Unaccounted returns, in the order given, the ids among held that the
-// state does not account for: no committed file references them, no lease
-// holds them and they are not awaiting collection. Nothing would ever
-// delete such a chunk (a leak); the simulator checks at the end of a run
-// that no replica holds one. It costs a pass over every file.
+// state does not account for: allocated (below the next id to lease), yet
+// no committed file references them, no lease holds them and they are not
+// awaiting collection. Such an id was collected, and since ids are never
+// leased twice it can never be committed again: nothing would ever delete
+// its chunk (a leak). The simulator checks at the end of a run that no
+// replica holds one. It costs a pass over every file.
 func (s *State) Unaccounted(held []uint64) []uint64 {
 	referenced := map[uint64]bool{}
 	for _, f := range s.files {
@@ -250,7 +252,7 @@ func (s *State) Unaccounted(held []uint64) []uint64 {
 	for _, id := range held {
 		_, leased := s.leases[id]
 		_, garbage := s.garbage[id]
-		if !referenced[id] && !leased && !garbage {
+		if id < s.nextChunk && !referenced[id] && !leased && !garbage {
 			out = append(out, id)
 		}
 	}

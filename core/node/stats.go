@@ -30,6 +30,9 @@ type Stats struct {
 	// ScrubbedChunks counts chunks the scrubber verified; ScrubPasses the
 	// passes it completed over a group.
 	ScrubbedChunks, ScrubPasses uint64
+	// SweptChunks counts chunks a data group leader deleted because the
+	// meta group no longer accounted for them (sweep.go): leaks.
+	SweptChunks uint64
 	// LogBatches counts log batches handed to the runtime (one fsync each),
 	// LogBatchJobs the appends and snapshots they carried: their ratio is
 	// the group commit achieved.
