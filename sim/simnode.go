@@ -61,6 +61,12 @@ type simNode struct {
 	forgot        map[uint64]promise
 	crashPoint    FaultKind
 	crashPointDur time.Duration
+	// inHandle is set while the node runs a step (handle); firing is a
+	// crash point armed for any node that took a moment of this step, to
+	// fire once its messages left, with its restart delay.
+	inHandle  bool
+	firing    FaultKind
+	firingDur time.Duration
 	// armedWrite is a LostWrite or Misdirect waiting for the next sync of
 	// a log segment; readErrUntil ends a ReadErr fault; inspecting turns
 	// read faults off while the simulator reads the disk (logfaults.go).
@@ -233,13 +239,17 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 		return
 	}
 	syncs := s.syncs
-	if !s.run("handling "+kind, func() {
+	s.inHandle = true
+	ok := s.run("handling "+kind, func() {
 		f(s.node)
 		s.node.Flush()
-	}) {
+	})
+	s.inHandle = false
+	if !ok {
 		return
 	}
 	if err := s.node.Err(); err != nil {
+		s.firing = ""
 		// A disk error stops the node; it restarts from disk like after a crash.
 		s.crash("stopped: " + err.Error())
 		s.w.scheduleRestart(s, time.Second)
@@ -258,8 +268,10 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 	for _, r := range replies {
 		s.w.clk.after(cost, "reply", s.id, r)
 	}
-	if s.notePromises(out) {
-		s.fireCrashPoint()
+	promised := s.notePromises(out)
+	s.forgetRemoved()
+	if promised || s.firing != "" {
+		s.fireCrashPoint(promised)
 	}
 }
 
