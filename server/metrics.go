@@ -83,6 +83,7 @@ var nodeCounters = []struct {
 	{"tessera_replicas_removed_total", "Group replicas this node deleted after its removal from the group.", func(s node.Stats) uint64 { return s.ReplicasRemoved }},
 	{"tessera_replicas_fenced_total", "Replicas fenced because this node was a voter of their group and lost its disk.", func(s node.Stats) uint64 { return s.AmnesiacReplicas }},
 	{"tessera_replica_logs_corrupt_total", "Replicas whose log was found damaged at start-up and fenced until their group replaces them.", func(s node.Stats) uint64 { return s.CorruptLogs }},
+	{"tessera_replica_logs_unreadable_total", "Replicas whose log could not be read at start-up (after retries) and were fenced until their group replaces them.", func(s node.Stats) uint64 { return s.UnreadableLogs }},
 	{"tessera_raft_log_batches_total", "Raft log batches written and fsynced (one fsync each).", func(s node.Stats) uint64 { return s.LogBatches }},
 	{"tessera_raft_log_batch_jobs_total", "Appends and snapshots carried by raft log batches (divide by batches for the group commit achieved).", func(s node.Stats) uint64 { return s.LogBatchJobs }},
 	{"tessera_request_timeouts_total", "Requests that timed out with an unknown outcome.", func(s node.Stats) uint64 { return s.Timeouts }},
