@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -500,27 +501,49 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// answer is the response to a request of an op in flight.
+type answer struct {
+	token uint64
+	resp  *api.Response
+}
+
 // drive runs a client op to completion: requests go to this node's loop
-// (which forwards as needed), body data comes from body, read data goes to
-// sink. Retries back off briefly; the request's context bounds everything.
+// (which forwards as needed), each from a goroutine of its own so that a
+// write's chunk writes are in flight together; body data comes from body,
+// read data goes to sink. Retries back off briefly; the request's context
+// bounds everything. A write whose window is full reads no more of its
+// body until one of its chunk writes is answered, so TCP flow control
+// pushes back on the client instead of the node buffering without bound.
 func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink func(client.Step) error) client.Result {
-	ctx := r.Context()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()          // requests still in flight after an early return give up
 	left := r.ContentLength // -1 if unknown
+	// The op has at most a window of chunk writes and one other request in
+	// flight: with room for all their answers no sender blocks, even
+	// after drive returned early.
+	answers := make(chan answer, h.ccfg.Window+1)
+	var blocked time.Time // since when a full window holds back the body
+	defer func() { h.unblock(blocked) }()
 	for {
 		st := op.Next()
+		if st.Kind != client.StepWait {
+			blocked = h.unblock(blocked)
+		}
 		switch st.Kind {
 		case client.StepSend:
-			if st.Attempt > 0 {
-				select {
-				case <-ctx.Done():
-					return client.Result{Status: api.Timeout, Detail: "client went away"}
-				case <-time.After(time.Duration(st.Attempt) * 100 * time.Millisecond):
-				}
+			op.Sent(st.Token)
+			go h.send(ctx, st, answers)
+		case client.StepWait:
+			if st.Backpressure && blocked.IsZero() {
+				h.metrics.backpressure.Inc()
+				blocked = time.Now()
 			}
-			op.OnResponse(h.loop.Do(st.Req, ctx.Done()))
+			a := <-answers
+			op.OnResponse(a.token, a.resp)
 		case client.StepNeedData:
 			// The op keeps the slice until the chunk is written; a fresh
-			// buffer per chunk keeps memory at about one chunk per request.
+			// buffer per chunk keeps memory at about a window of chunks
+			// per request.
 			data, eof, err := readPiece(body, h.ccfg.ChunkBytes, left)
 			switch {
 			case err == nil:
@@ -544,6 +567,35 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 			return st.Result
 		}
 	}
+}
+
+// send performs one request of an op (backing off first if it is a retry)
+// and posts its answer.
+func (h *httpAPI) send(ctx context.Context, st client.Step, answers chan<- answer) {
+	if st.Req.Kind == api.ChunkWrite {
+		h.metrics.chunkWritesInFlight.Inc()
+		defer h.metrics.chunkWritesInFlight.Dec()
+	}
+	if st.Attempt > 0 {
+		t := time.NewTimer(time.Duration(st.Attempt) * 100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			answers <- answer{st.Token, api.Errorf(api.Timeout, "client went away")}
+			return
+		case <-t.C:
+		}
+	}
+	answers <- answer{st.Token, h.loop.Do(st.Req, ctx.Done())}
+}
+
+// unblock ends a stretch of back-pressure begun at since (if any), adding
+// its length to the metrics, and returns the zero time.
+func (h *httpAPI) unblock(since time.Time) time.Time {
+	if !since.IsZero() {
+		h.metrics.backpressureSeconds.Add(time.Since(since).Seconds())
+	}
+	return time.Time{}
 }
 
 // readPiece reads the next piece of a body for a client op: chunkBytes

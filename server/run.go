@@ -70,7 +70,7 @@ func Run(ctx context.Context, cfg Config) error {
 	_, _ = crand.Read(sid[:])
 	h := &httpAPI{cfg: cfg, loop: loop, metrics: m,
 		ccfg: client.Config{ChunkBytes: cfg.ChunkBytes, Topology: cfg.Topology(),
-			InlineThreshold: ncfg.MetaConfig().InlineThreshold},
+			InlineThreshold: ncfg.MetaConfig().InlineThreshold, Window: cfg.PutWindow},
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
 		sessBase:       binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1)}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}

@@ -98,6 +98,10 @@ type World struct {
 	// clients' threshold, drawn per seed (drawInline).
 	inline       meta.Config
 	clientInline int64
+	// clientWindow is the clients' window of chunk writes in flight per
+	// write (client.Config.Window), drawn per seed from 1 (one at a time)
+	// to a file's chunks.
+	clientWindow int
 	nodes        []*simNode
 	net          *network
 	clients      []*simClient
@@ -381,6 +385,7 @@ func run(opts Options) (res *Result) {
 		opts.setup(w)
 	}
 	w.drawInline(rand.New(rand.NewPCG(root.Uint64(), 7)))
+	w.clientWindow = 1 + rand.New(rand.NewPCG(root.Uint64(), 8)).IntN(4)
 	for _, s := range w.nodes {
 		w.restart(s)
 	}
@@ -603,8 +608,8 @@ func (w *World) result(checkHistory bool) *Result {
 	}
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
-		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString()), Ops: w.hist.len(), Events: w.clk.events,
+		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow), Ops: w.hist.len(), Events: w.clk.events,
 		TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {
