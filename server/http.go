@@ -526,7 +526,9 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 	defer func() { h.unblock(blocked) }()
 	for {
 		st := op.Next()
-		if st.Kind != client.StepWait {
+		if st.Kind != client.StepWait && st.Kind != client.StepSend {
+			// The op takes body again (or is done): a stretch of
+			// back-pressure is over. Sends in between do not end it.
 			blocked = h.unblock(blocked)
 		}
 		switch st.Kind {
