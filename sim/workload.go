@@ -24,12 +24,12 @@ const (
 
 // simClient runs operations one at a time against random nodes.
 type simClient struct {
-	w      *World
-	id     int
-	sess   *client.Session
-	op     *client.Op
-	rec    *linearizability.Operation
-	target int
+	w       *World
+	id      int
+	sess    *client.Session
+	op      *client.Op
+	rec     *linearizability.Operation
+	target  int
 	body    []byte
 	sent    int
 	read    []byte

@@ -185,9 +185,9 @@ type Step struct {
 	// Backpressure marks a StepWait that holds back the rest of the body.
 	Backpressure bool
 	Data         []byte
-	Offset  int64
-	Length  int64
-	Result  Result
+	Offset       int64
+	Length       int64
+	Result       Result
 }
 
 // Result is the outcome of an operation. For a write whose Status is
