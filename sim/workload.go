@@ -24,12 +24,13 @@ const (
 
 // simClient runs operations one at a time against random nodes.
 type simClient struct {
-	w       *World
-	id      int
-	sess    *client.Session
-	op      *client.Op
-	rec     *linearizability.Operation
-	target  int
+	w      *World
+	id     int
+	sess   *client.Session
+	op     *client.Op
+	rec    *linearizability.Operation
+	target int
+	// body is a write's body, sent how much of it the op took.
 	body    []byte
 	sent    int
 	read    []byte
