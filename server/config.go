@@ -43,6 +43,9 @@ type Config struct {
 	// its body, and stops reading it while its window is full.
 	PutWindow    int
 	TickInterval time.Duration // default 50ms
+	// Pprof serves net/http/pprof's profiles under /debug/pprof/ on the
+	// HTTP address (for measurements; off by default).
+	Pprof bool
 	// Join starts a node with an empty data directory in an existing
 	// cluster (node.Config.Join): required after a disk was lost.
 	Join bool

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -108,6 +109,23 @@ func setFileHeaders(w http.ResponseWriter, f meta.File) {
 	h.Set("Last-Modified", time.Unix(0, f.MTimeNanos).UTC().Format(http.TimeFormat))
 }
 
+// servePprof serves net/http/pprof's index, named profiles (heap,
+// goroutine, allocs, ...) and CPU profile.
+func servePprof(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Index(w, r)
+	}
+}
+
 // statusRecorder remembers the status code for the latency histogram.
 type statusRecorder struct {
 	http.ResponseWriter
@@ -149,6 +167,9 @@ func (h *httpAPI) route(w http.ResponseWriter, r *http.Request) string {
 	case p == "/metrics":
 		h.metricsHandler.ServeHTTP(w, r)
 		return "metrics"
+	case h.cfg.Pprof && strings.HasPrefix(p, "/debug/pprof/"):
+		servePprof(w, r)
+		return "pprof"
 	case p == "/v1/files" || p == "/v1/files/":
 		if r.Method != http.MethodGet {
 			writeError(w, http.StatusMethodNotAllowed, "invalid", "only GET lists files")

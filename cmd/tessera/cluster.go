@@ -24,6 +24,7 @@ func clusterCmd() *cobra.Command {
 	var (
 		nodes, basePort, dataGroups, replicas int
 		putWindow                             int
+		pprof                                 bool
 		dir, chunk, logLevel                  string
 		inline                                inlineFlags
 	)
@@ -92,7 +93,7 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 					"--data-groups", strconv.Itoa(dataGroups), "--replicas", strconv.Itoa(rep),
 					"--meta-replicas", strconv.Itoa(rep), "--chunk-size", chunk, "--log-level", logLevel,
 					"--inline-threshold", inline.threshold, "--inline-cap", inline.capacity,
-					"--put-window", strconv.Itoa(putWindow))
+					"--put-window", strconv.Itoa(putWindow), "--pprof="+strconv.FormatBool(pprof))
 				c.Stdout, c.Stderr = logf, logf
 				if err := c.Start(); err != nil {
 					stopAll(procs)
@@ -151,6 +152,7 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size")
 	inline.register(up)
 	fl.IntVar(&putWindow, "put-window", client.DefaultWindow, "chunk writes of one put in flight at once (the nodes' --put-window)")
+	fl.BoolVar(&pprof, "pprof", false, "nodes serve Go's profiles under /debug/pprof/ (the nodes' --pprof)")
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
 	cmd.AddCommand(up)
 	return cmd

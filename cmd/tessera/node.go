@@ -36,6 +36,7 @@ type nodeFile struct {
 	Inline       string            `json:"inline_threshold"`
 	InlineCap    string            `json:"inline_cap"`
 	PutWindow    int               `json:"put_window"`
+	Pprof        bool              `json:"pprof"`
 	Tick         string            `json:"tick"`
 	ReplaceAfter string            `json:"replace_after"`
 	Join         bool              `json:"join"`
@@ -106,7 +107,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, tick, replace_after, join, log_level)")
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, pprof, tick, replace_after, join, log_level)")
 	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
 	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
 	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")
@@ -118,6 +119,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size (4KiB..64MiB)")
 	fl.StringVar(&maxFile, "max-file-size", "64GiB", "largest file accepted")
 	fl.IntVar(&f.PutWindow, "put-window", client.DefaultWindow, fmt.Sprintf("chunks of one put or append held and written at once (1..%d); a request holds up to this many chunks of its body and stops reading it while they are all in flight", server.MaxPutWindow))
+	fl.BoolVar(&f.Pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr, for measurements")
 	inline.register(cmd)
 	fl.StringVar(&tick, "tick", "50ms", "raft tick interval")
 	fl.BoolVar(&f.Join, "join", false, "join an existing cluster with an empty data directory (required after a disk was lost): bootstrap no group")
@@ -165,6 +167,9 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 	if !set("max-file-size") && file.MaxFileBytes != "" {
 		*maxFile = file.MaxFileBytes
 	}
+	if !set("pprof") && file.Pprof {
+		f.Pprof = true
+	}
 	if !set("put-window") && file.PutWindow != 0 {
 		f.PutWindow = file.PutWindow
 	}
@@ -184,7 +189,7 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 
 func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel string) (server.Config, error) {
 	cfg := server.Config{ID: f.ID, DataDir: f.DataDir, PeerAddr: f.PeerAddr, HTTPAddr: f.HTTPAddr,
-		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas, Join: f.Join, PutWindow: f.PutWindow}
+		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas, Join: f.Join, PutWindow: f.PutWindow, Pprof: f.Pprof}
 	var err error
 	if cfg.Peers, err = parsePeers(peers); err != nil {
 		return cfg, err
