@@ -141,6 +141,9 @@ type coverage struct {
 	// the meta group applied (each raft entry once): inline, with chunks,
 	// and refused inline (then sent in chunks).
 	inlineWrites, chunkedWrites, inlineRefused int
+	// overlapped counts answers a client took while other requests of
+	// the same op were in flight (a write's window at work).
+	overlapped int
 }
 
 func (c *coverage) noteCommit(cmd *meta.Command, res meta.Result) {
@@ -175,8 +178,8 @@ func (c *coverage) add(st node.Stats) {
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d states-compared=%d invariants-checked=%d promotions-checked=%d read-back-pages=%d read-back-ranges=%d",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused,
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d read-back-pages=%d read-back-ranges=%d",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges)
 }
 

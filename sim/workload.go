@@ -246,8 +246,12 @@ func (c *simClient) send(req *api.Request, attempt int, token uint64) {
 // op is over or no longer waits for it (a late answer to a request whose
 // timeout came first).
 func (c *simClient) onResponse(op *client.Op, token uint64, resp *api.Response) {
+	others := op.InFlight() - 1
 	if op != c.op || !op.OnResponse(token, resp) {
 		return
+	}
+	if others > 0 {
+		c.w.coverage.overlapped++
 	}
 	if resp.Status == api.Timeout && c.commitSent {
 		c.timedOut = true

@@ -161,6 +161,18 @@ func (o *Op) Sent(token uint64) {
 	o.reqs[i].sent = true
 }
 
+// InFlight returns how many of the op's requests are sent and not yet
+// answered.
+func (o *Op) InFlight() int {
+	n := 0
+	for _, r := range o.reqs {
+		if r.sent {
+			n++
+		}
+	}
+	return n
+}
+
 // find returns the index in reqs of the request with this token, -1 if none.
 func (o *Op) find(token uint64) int {
 	for i, r := range o.reqs {
@@ -233,11 +245,13 @@ func (o *Op) mayInline() bool {
 }
 
 // pump moves the chunked body along: queued pieces get chunk ids, in body
-// order, and their writes go out; pieces without an id make the op
-// allocate more (one allocation at a time, beside the writes in flight);
-// once the whole body is written the commit goes out.
+// order, and their writes go out, at most a window of them in flight (the
+// queue may hold more: a body held for inlining that turned out too large
+// or was refused); pieces without an id make the op allocate more (one
+// allocation at a time, beside the writes in flight); once the whole body
+// is written the commit goes out.
 func (o *Op) pump() {
-	for len(o.queue) > 0 && len(o.ids) > 0 {
+	for len(o.queue) > 0 && len(o.ids) > 0 && o.writing < o.cfg.Window {
 		id, p := o.ids[0], o.queue[0]
 		o.ids, o.queue = o.ids[1:], o.queue[1:]
 		ref := meta.ChunkRef{ID: id, Group: o.cfg.Topology.GroupForChunk(id), Size: uint32(len(p)), CRC: checksum(p)}
