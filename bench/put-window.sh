@@ -7,7 +7,8 @@
 #
 # Each round starts a fresh 3-node cluster (`BIN cluster up`) for A, then
 # for B (B first in even rounds), and runs one `bench put-get` of
-# BENCH_LARGE_MIB MiB on it; then, with no cluster running, `dd bs=1M
+# BENCH_LARGE_MIB MiB on it, then BENCH_PARALLEL puts at once of
+# BENCH_LARGE_MIB/BENCH_PARALLEL MiB each (`--parallel`); then, with no cluster running, `dd bs=1M
 # count=BENCH_LARGE_MIB conv=fsync` on the same file system. After the
 # rounds, each build gets a fresh cluster and one put of BENCH_RSS_MIB MiB
 # streamed from /dev/zero (`tessera put PATH -`), with every node's VmRSS
@@ -17,6 +18,7 @@
 # Settings (environment):
 #   BENCH_ROUNDS      rounds (default 3)
 #   BENCH_LARGE_MIB   put-get size in MiB (default 256)
+#   BENCH_PARALLEL    puts at once in the parallel point (default 4; 0: none)
 #   BENCH_RSS_MIB     size of the memory run's put in MiB (default 1024; 0: none)
 #   BENCH_SETTLE      wait before the last memory reading (default 10s)
 #   BENCH_CLUSTER     extra flags of `cluster up` for both builds (default none)
@@ -30,6 +32,7 @@ fi
 BINS=("$(realpath "$1")" "$(realpath "$2")")
 ROUNDS=${BENCH_ROUNDS:-3}
 LARGE_MIB=${BENCH_LARGE_MIB:-256}
+PARALLEL=${BENCH_PARALLEL:-4}
 RSS_MIB=${BENCH_RSS_MIB:-1024}
 SETTLE=${BENCH_SETTLE:-10s}
 PORT=${BENCH_PORT:-17500}
@@ -94,6 +97,11 @@ putget() {
 	local line
 	line=$(timeout 900 "$bin" bench put-get --size "${LARGE_MIB}MiB" --count 1 --json --endpoints "$ENDPOINTS" --path /bench/large)
 	echo "round=$r build=$name put-get=$line hwm_mib=$(mem VmHWM) rss_mib=$(mem VmRSS)"
+	if ((PARALLEL > 0)); then
+		line=$(timeout 900 "$bin" bench put-get --size "$((LARGE_MIB / PARALLEL))MiB" --parallel "$PARALLEL" --count 1 --json \
+			--endpoints "$ENDPOINTS" --path /bench/parallel)
+		echo "round=$r build=$name parallel=$line"
+	fi
 	stop_cluster
 	rm -rf "$d"
 }
