@@ -37,10 +37,11 @@ type Config struct {
 	// (node.Config.InlineThreshold); this node's clients inline up to its
 	// own threshold and fall back to chunks where the cluster refuses.
 	InlineThreshold, InlineCapBytes int64
-	// PutWindow is how many chunks of one put or append the HTTP API holds
-	// and writes at once (client.Config.Window; default
-	// client.DefaultWindow): a request holds at most PutWindow*ChunkBytes of
-	// its body, and stops reading it while its window is full.
+	// PutWindow is how many chunks of put and append bodies the HTTP API
+	// holds and writes at once (default client.DefaultWindow): one write
+	// alone up to PutWindow (client.Config.Window), concurrent writes
+	// sharing PutWindow-1 slots beyond the one each is guaranteed. A write
+	// that can take no more chunks stops reading its body.
 	PutWindow    int
 	TickInterval time.Duration // default 50ms
 	// Pprof serves net/http/pprof's profiles under /debug/pprof/ on the

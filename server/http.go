@@ -33,6 +33,12 @@ type httpAPI struct {
 	// of each other to the meta group.
 	sessBase uint64
 	sessNext atomic.Uint64
+	// pool is the node's shared window: a write holds its first piece of
+	// body on its own and each further one (up to its window) with a slot
+	// of pool, so that one write alone gets its whole window while many at
+	// once share Window-1 slots, each guaranteed one piece, and the chunk
+	// writes in flight from this node stay near the number of writes.
+	pool chan struct{}
 }
 
 // fileJSON is the JSON form of a file record.
@@ -532,9 +538,11 @@ type answer struct {
 // (which forwards as needed), each from a goroutine of its own so that a
 // write's chunk writes are in flight together; body data comes from body,
 // read data goes to sink. Retries back off briefly; the request's context
-// bounds everything. A write whose window is full reads no more of its
-// body until one of its chunk writes is answered, so TCP flow control
-// pushes back on the client instead of the node buffering without bound.
+// bounds everything. A write whose window is full, or that finds no free
+// slot in the node's pool (httpAPI.pool) for a further piece, reads no
+// more of its body until one of its chunk writes is answered, so TCP flow
+// control pushes back on the client instead of the node buffering without
+// bound.
 func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink func(client.Step) error) client.Result {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()          // requests still in flight after an early return give up
@@ -544,14 +552,13 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 	// after drive returned early.
 	answers := make(chan answer, h.ccfg.Window+1)
 	var blocked time.Time // since when a full window holds back the body
-	defer func() { h.unblock(blocked) }()
+	slots := 0            // slots of h.pool held: pieces beyond the first
+	defer func() {
+		h.unblock(blocked)
+		h.release(&slots, 0)
+	}()
 	for {
 		st := op.Next()
-		if st.Kind != client.StepWait && st.Kind != client.StepSend {
-			// The op takes body again (or is done): a stretch of
-			// back-pressure is over. Sends in between do not end it.
-			blocked = h.unblock(blocked)
-		}
 		switch st.Kind {
 		case client.StepSend:
 			op.Sent(st.Token)
@@ -563,7 +570,31 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 			}
 			a := <-answers
 			op.OnResponse(a.token, a.resp)
+			h.release(&slots, op.Held()-1)
 		case client.StepNeedData:
+			if op.Held() > slots {
+				// A further piece needs a slot of the node's pool; while
+				// none is free, an answer may free one of this write's.
+				select {
+				case h.pool <- struct{}{}:
+					slots++
+				default:
+					if blocked.IsZero() {
+						h.metrics.backpressure.Inc()
+						blocked = time.Now()
+					}
+					select {
+					case h.pool <- struct{}{}:
+						slots++
+					case a := <-answers:
+						op.OnResponse(a.token, a.resp)
+						h.release(&slots, op.Held()-1)
+						continue
+					}
+				}
+			}
+			// Reading the body again ends a stretch of back-pressure.
+			blocked = h.unblock(blocked)
 			// The op keeps the slice until the chunk is written; a fresh
 			// buffer per chunk keeps memory at about a window of chunks
 			// per request.
@@ -610,6 +641,14 @@ func (h *httpAPI) send(ctx context.Context, st client.Step, answers chan<- answe
 		}
 	}
 	answers <- answer{st.Token, h.loop.Do(st.Req, ctx.Done())}
+}
+
+// release gives slots of the node's pool back until the write holds at
+// most keep.
+func (h *httpAPI) release(slots *int, keep int) {
+	for ; *slots > max(keep, 0); *slots-- {
+		<-h.pool
+	}
 }
 
 // unblock ends a stretch of back-pressure begun at since (if any), adding

@@ -59,8 +59,9 @@ func TestPutWindow(t *testing.T) {
 	}
 }
 
-// TestConcurrentPuts puts several multi-chunk files at once, each through
-// its own window, and reads every one back whole.
+// TestConcurrentPuts puts several multi-chunk files at once, sharing the
+// node's pool (one slot with a window of 2), reads every one back whole,
+// and finds every slot given back and no chunk write in flight.
 func TestConcurrentPuts(t *testing.T) {
 	base := startSingleWith(t, func(c *Config) { c.MaxFileBytes, c.PutWindow = 1<<20, 2 })
 	const files = 4
@@ -80,6 +81,11 @@ func TestConcurrentPuts(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	for _, name := range []string{"tessera_put_pool_slots_in_use", "tessera_put_chunk_writes_in_flight"} {
+		if n := metricValue(t, base, name); n != 0 {
+			t.Errorf("%s is %v after the puts", name, n)
+		}
+	}
 	for i := range files {
 		if errs[i] != nil {
 			t.Fatalf("put c%d: %v", i, errs[i])

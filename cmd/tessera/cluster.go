@@ -151,7 +151,7 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 	fl.IntVar(&replicas, "replicas", 3, "replicas per group (at most --nodes)")
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size")
 	inline.register(up)
-	fl.IntVar(&putWindow, "put-window", client.DefaultWindow, "chunk writes of one put in flight at once (the nodes' --put-window)")
+	fl.IntVar(&putWindow, "put-window", client.DefaultWindow, "chunk writes in flight at once for one put alone, shared by concurrent puts (the nodes' --put-window)")
 	fl.BoolVar(&pprof, "pprof", false, "nodes serve Go's profiles under /debug/pprof/ (the nodes' --pprof)")
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
 	cmd.AddCommand(up)

@@ -71,9 +71,11 @@ The first meta leader of a new cluster fixes the cluster's threshold and
 (with --inline-threshold 0 it fixes nothing, and nothing is inline); give
 every node the same values (a node whose values differ logs a warning, and
 its writes fall back to chunks where the cluster refuses them inline).
-A larger put or append keeps --put-window chunk writes in flight at once;
-while they all are, it reads no more of the request body, so a client
-sending faster than the cluster writes is slowed down rather than
+A larger put or append keeps up to --put-window chunk writes in flight at
+once; concurrent writes share that window (each is guaranteed one chunk), so
+the chunk writes in flight from a node stay near the number of writes. A
+write that can take no more chunks reads no more of its request body, so a
+client sending faster than the cluster writes is slowed down rather than
 buffered.
 SIGINT or SIGTERM stops the node cleanly.`,
 		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
@@ -118,7 +120,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.IntVar(&f.MetaReplicas, "meta-replicas", 3, "replicas of the meta group")
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size (4KiB..64MiB)")
 	fl.StringVar(&maxFile, "max-file-size", "64GiB", "largest file accepted")
-	fl.IntVar(&f.PutWindow, "put-window", client.DefaultWindow, fmt.Sprintf("chunks of one put or append held and written at once (1..%d); a request holds up to this many chunks of its body and stops reading it while they are all in flight", server.MaxPutWindow))
+	fl.IntVar(&f.PutWindow, "put-window", client.DefaultWindow, fmt.Sprintf("chunks of put and append bodies this node holds and writes at once (1..%d): one write alone up to this many, concurrent writes share them, each guaranteed one; a write that can take no more stops reading its body", server.MaxPutWindow))
 	fl.BoolVar(&f.Pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr, for measurements")
 	inline.register(cmd)
 	fl.StringVar(&tick, "tick", "50ms", "raft tick interval")

@@ -173,6 +173,12 @@ func (o *Op) InFlight() int {
 	return n
 }
 
+// Held returns how many pieces of the body the op holds as chunks to
+// write: waiting for an id or a window slot, or being written (pieces held
+// while the body may still go inline are not counted). It grows only by
+// OnData and shrinks as chunk writes are acknowledged or the op fails.
+func (o *Op) Held() int { return len(o.queue) + o.writing }
+
 // find returns the index in reqs of the request with this token, -1 if none.
 func (o *Op) find(token uint64) int {
 	for i, r := range o.reqs {

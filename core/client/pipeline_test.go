@@ -94,6 +94,9 @@ func TestPipelineAnyOrder(t *testing.T) {
 			if held := fed - acked; held > window+int(inline)/chunkBytes+1 || held < 0 {
 				t.Fatalf("op holds %d pieces of the body, window %d, inline threshold %d", held, window, inline)
 			}
+			if held := op.Held(); inline == 0 && !mayFail && held != fed-acked {
+				t.Fatalf("op says it holds %d pieces, %d fed and %d acknowledged", held, fed, acked)
+			}
 			writes, allocs := 0, 0
 			for _, p := range pending {
 				if p.req.Kind == api.ChunkWrite {
