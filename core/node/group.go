@@ -206,7 +206,9 @@ func (g *group) restore(snap *raftpb.Snapshot) error {
 // maybeSnapshot takes a snapshot and compacts the log when enough has been
 // applied since the last one.
 func (n *Node) maybeSnapshot(g *group) error {
-	if g.applied <= g.snapIndex {
+	if g.applied <= g.snapIndex || g.applied <= g.log.snapAt {
+		// Nothing new, or a newer snapshot from the leader is on its way
+		// to the log and will replace this state.
 		return nil
 	}
 	var data []byte
