@@ -661,7 +661,8 @@ func (h *httpAPI) unblock(since time.Time) time.Time {
 }
 
 // readPiece reads the next piece of a body for a client op: chunkBytes
-// bytes, or fewer together with eof. No request gets a buffer larger than
+// bytes, or fewer together with eof; a body shorter than its known length
+// is an error. No request gets a buffer larger than
 // it needs: with the body's remaining length known (left >= 0) the buffer
 // is one byte past it (so that the read sees the end), else it starts small
 // and grows.
@@ -686,6 +687,10 @@ func readPiece(body io.Reader, chunkBytes int, left int64) (data []byte, eof boo
 				continue
 			}
 			return buf[:n], false, nil
+		case (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && left >= 0 && int64(n) < min(left, int64(chunkBytes)):
+			// A body cut short of its Content-Length (the client went
+			// away) must not be taken for the whole of it.
+			return nil, false, fmt.Errorf("body ended %d bytes short of its length", min(left, int64(chunkBytes))-int64(n))
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return buf[:n:n], true, nil
 		default:

@@ -2,6 +2,8 @@ package server
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -93,5 +95,27 @@ func TestConcurrentPuts(t *testing.T) {
 		if resp, err := do(t, http.MethodGet, fmt.Sprintf("%s/v1/files/c%d", base, i), nil, nil); err != nil || resp.body != bodies[i] {
 			t.Fatalf("get c%d: %v %d, %d bytes", i, err, resp.code, len(resp.body))
 		}
+	}
+}
+
+// TestTruncatedBodyIsNotCommitted sends a put whose connection closes
+// after part of its announced body, while chunk writes of the part are in
+// flight: the file must not exist afterwards.
+func TestTruncatedBodyIsNotCommitted(t *testing.T) {
+	base := startSingleWith(t, func(c *Config) { c.MaxFileBytes, c.PutWindow = 1<<20, 4 })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := strings.Repeat("x", 5*4096+100)
+	fmt.Fprintf(conn, "PUT /v1/files/cut HTTP/1.1\r\nHost: tessera\r\nContent-Length: %d\r\n\r\n%s", 10*4096, part)
+	conn.(*net.TCPConn).CloseWrite()
+	reply, _ := io.ReadAll(conn)
+	conn.Close()
+	if strings.HasPrefix(string(reply), "HTTP/1.1 201") {
+		t.Fatalf("a truncated body was committed: %.200s", reply)
+	}
+	if resp, err := do(t, http.MethodGet, base+"/v1/files/cut", nil, nil); err != nil || resp.code != http.StatusNotFound {
+		t.Fatalf("get after a truncated put: %v %d %.100s", err, resp.code, resp.body)
 	}
 }
