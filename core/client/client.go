@@ -12,10 +12,12 @@
 // chunks to an inline file keeps them), and reads take them from the file
 // record.
 //
-// A larger body is written in chunks through a bounded window: the op holds
-// at most Config.Window chunks of it at once (read and not yet
-// acknowledged by their data group), and their writes are in flight
-// together, to different groups, completing in any order. The commit lists
+// A larger body is written in chunks through a bounded window: the op has
+// at most Config.Window chunk writes in flight, together, to different
+// groups, completing in any order, and takes no more of the body while it
+// holds Window chunks (read and not yet acknowledged by their data group;
+// a body held for inlining that turns out too large is the one exception,
+// bounded by the inline threshold). The commit lists
 // the chunks in body order once every one is acknowledged, so the file is
 // the same whatever the order of completions. A full window takes no more
 // body until a write is acknowledged: the caller stops reading its input,
