@@ -19,6 +19,11 @@ type metrics struct {
 	peerDropped   *prometheus.CounterVec
 	peerSentBytes prometheus.Counter
 	peerMalformed prometheus.Counter
+	// chunkWritesInFlight, backpressure and backpressureSeconds watch the
+	// windows of the writes this node's HTTP API drives.
+	chunkWritesInFlight prometheus.Gauge
+	backpressure        prometheus.Counter
+	backpressureSeconds prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -44,8 +49,21 @@ func newMetrics() *metrics {
 		peerMalformed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tessera_peer_malformed_frames_total", Help: "Peer frames that failed to decode.",
 		}),
+		chunkWritesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tessera_put_chunk_writes_in_flight",
+			Help: "Chunk writes of the puts and appends this node's HTTP API drives, sent and not yet answered (at most --put-window per request).",
+		}),
+		backpressure: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tessera_put_backpressure_total",
+			Help: "Times a put or append stopped reading its request body because its window of chunk writes was full.",
+		}),
+		backpressureSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tessera_put_backpressure_seconds_total",
+			Help: "Time puts and appends spent not reading their request bodies because their windows were full.",
+		}),
 	}
 	m.reg.MustRegister(m.httpLatency, m.fsyncLatency, m.peerDropped, m.peerSentBytes, m.peerMalformed,
+		m.chunkWritesInFlight, m.backpressure, m.backpressureSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -199,8 +199,7 @@ func (c *simClient) writerCrash() bool {
 	w.coverage.fired[WriterCrash]++
 	w.logf("client %d crashed before its commit (crash point)", c.id)
 	w.hist.drop(c.rec)
-	c.op = nil
-	c.gen++
+	c.op = nil // answers to its requests in flight are dropped
 	c.sess = client.NewSession(uint64(c.id)<<32|w.workRng.Uint64()>>40, 0)
 	c.reuseSeq, c.pageNext = 0, ""
 	w.clk.after(max(dur, time.Millisecond), "client-restart", 0, c.next)

@@ -96,6 +96,10 @@ type World struct {
 	// clients' threshold, drawn per seed (drawInline).
 	inline       meta.Config
 	clientInline int64
+	// clientWindow is the clients' window of chunk writes in flight per
+	// write (client.Config.Window), drawn per seed: 1 (one at a time), 2, 4
+	// or 8.
+	clientWindow int
 	nodes        []*simNode
 	net          *network
 	clients      []*simClient
@@ -151,6 +155,9 @@ type coverage struct {
 	inlineWrites, chunkedWrites, inlineRefused int
 	// fired counts the crash points that fired, by kind.
 	fired map[FaultKind]int
+	// overlapped counts answers a client took while other requests of
+	// the same op were in flight (a write's window at work).
+	overlapped int
 }
 
 func (c *coverage) noteCommit(cmd *meta.Command, res meta.Result) {
@@ -190,8 +197,8 @@ func (c coverage) String() string {
 	for _, k := range crashPointKinds {
 		fmt.Fprintf(&fired, " %s-fired=%d", k, c.fired[k])
 	}
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d%s",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused,
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d%s",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, fired.String())
 }
 
@@ -413,6 +420,7 @@ func run(opts Options) (res *Result) {
 	w.work = drawWorkload(rand.New(rand.NewPCG(root.Uint64(), 8)), opts.Keys)
 	w.sizes = map[string]int64{}
 	w.drawInline(inlineRng)
+	w.clientWindow = []int{1, 2, 4, 8}[rand.New(rand.NewPCG(root.Uint64(), 9)).IntN(4)]
 	for _, s := range w.nodes {
 		w.restart(s)
 	}
@@ -648,8 +656,8 @@ func (w *World) result(checkHistory bool) *Result {
 	}
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
-		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString()), Ops: w.hist.len(), Events: w.clk.events,
+		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {
