@@ -11,7 +11,6 @@ import (
 	"github.com/tessera-db/tessera/core/node"
 )
 
-// maxBugSeeds bounds the seeds each injected bug may take to be caught.
 // maxBugSeeds bounds the seeds tried per bug. hardstate-first needs a
 // crash that tears a log batch whose hard state already commits its
 // entries, and the seed that first catches it moves far with any change
@@ -47,7 +46,7 @@ func TestInjectedBugs(t *testing.T) {
 					continue
 				}
 				first := res.Verdict.Failures[0]
-				line := fmt.Sprintf("%-22s caught by %-16s at seed %3d (verdict %s): %s", name, res.Verdict.Cause(), seed, res.Verdict, first.Summary())
+				line := fmt.Sprintf("%-26s caught by %-16s at seed %3d (verdict %s): %s", name, res.Verdict.Cause(), seed, res.Verdict, first.Summary())
 				t.Log(line)
 				table = append(table, line)
 				return

@@ -140,6 +140,8 @@ type State struct {
 	inlineBytes int64
 	inlineFiles int
 	sessionTable
+	// bugs are injected defects (tesserabugs builds only).
+	bugs Bugs
 }
 
 // New returns an empty, unconfigured state.
