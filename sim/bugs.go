@@ -30,6 +30,7 @@ var bugNames = []struct {
 	{"restore-forgets-next-chunk", func(b *node.Bugs) { b.Meta.RestoreForgetsNextChunk = true }, func(b node.Bugs) bool { return b.Meta.RestoreForgetsNextChunk }},
 	{"reuse-answered-from-cache", func(b *node.Bugs) { b.Meta.ReuseAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Meta.ReuseAnsweredFromCache }},
 	{"old-seq-answered-from-cache", func(b *node.Bugs) { b.Meta.OldSeqAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Meta.OldSeqAnsweredFromCache }},
+	{"list-includes-after", func(b *node.Bugs) { b.Meta.ListIncludesAfter = true }, func(b node.Bugs) bool { return b.Meta.ListIncludesAfter }},
 	{"range-end-is-length", func(b *node.Bugs) { b.Chunk.RangeEndIsLength = true }, func(b node.Bugs) bool { return b.Chunk.RangeEndIsLength }},
 }
 

@@ -21,6 +21,9 @@ type Bugs struct {
 	// number with the cached result, as if it were a retry (the session
 	// checks in the wrong order).
 	ReuseAnsweredFromCache bool
+	// ListIncludesAfter starts a list page at After itself rather than
+	// past it, so a client paging on repeats the last file of each page.
+	ListIncludesAfter bool
 }
 
 // InjectBugs switches on the defects in b (tesserabugs builds only).
