@@ -145,6 +145,12 @@ type Config struct {
 	// negative value disables inlining (such a node proposes nothing);
 	// InlineCapBytes 0 takes the default (256 MiB).
 	InlineThreshold, InlineCapBytes int64
+	// ChunkInLog keeps a chunk's bytes in its data group's raft log entry
+	// and writes them again to the chunk file at apply: every byte is
+	// written twice on each replica. By default (false) the bytes are
+	// written once, to a staged file made durable before the log entry,
+	// which names them (staged.go).
+	ChunkInLog bool
 	// GCIntervalTicks is how often the meta leader looks for garbage chunks.
 	GCIntervalTicks uint64
 	// GCGraceTicks is how long a chunk stays garbage before it is deleted,

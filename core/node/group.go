@@ -147,9 +147,15 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 			}
 		}
 	}
-	maxMsg, inflightBytes := uint64(1<<20), uint64(0)
+	maxMsg, inflightBytes, uncommitted := uint64(1<<20), uint64(0), uint64(256<<20)
 	if g.store != nil {
 		inflightBytes = 32 << 20
+		if !n.cfg.ChunkInLog {
+			// No limit: raft would count a proposal whole and its
+			// application short; propose bounds the bytes instead
+			// (staged.go maxProposedChunkBytes).
+			uncommitted = 0
+		}
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        n.cfg.ID,
@@ -159,7 +165,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		Applied:                   applied,
 		MaxSizePerMsg:             maxMsg,
 		MaxCommittedSizePerReady:  64 << 20,
-		MaxUncommittedEntriesSize: 256 << 20,
+		MaxUncommittedEntriesSize: uncommitted,
 		MaxInflightMsgs:           64,
 		MaxInflightBytes:          inflightBytes,
 		CheckQuorum:               true,
@@ -221,6 +227,11 @@ func (n *Node) maybeSnapshot(g *group) error {
 		}
 		// The manifest may only name chunks whose files are durable.
 		if err := g.store.Sync(); err != nil {
+			return err
+		}
+		// Staged files at or below the applied index are garbage: their
+		// entries were applied (and the files renamed) or truncated.
+		if err := g.store.RemoveStaged(g.applied); err != nil {
 			return err
 		}
 		data = chunk.EncodeManifest(g.store.Infos())

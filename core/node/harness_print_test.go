@@ -201,6 +201,8 @@ func describeChunkCommand(c chunk.Command) string {
 	switch c.Op {
 	case chunk.OpWrite:
 		return fmt.Sprintf("write chunk %d (%d bytes)", c.ID, len(c.Data))
+	case chunk.OpWriteRef:
+		return fmt.Sprintf("write chunk %d (%d bytes staged)", c.ID, c.Size)
 	case chunk.OpDelete:
 		return "delete chunks " + ids(c.IDs)
 	}
@@ -300,6 +302,12 @@ func describeEnvelope(m *wire.Envelope) []string {
 // are stable, is left out.
 func describeJobs(group uint64, jobs []logJob) string {
 	var writes, then []string
+	// Staged chunk bytes are made durable first (writeLogBatch).
+	for _, j := range jobs {
+		for _, sc := range j.staged {
+			writes = append(writes, fmt.Sprintf("stage chunk %d at %d/%d", sc.info.ID, sc.term, sc.index))
+		}
+	}
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -308,7 +316,7 @@ func describeJobs(group uint64, jobs []logJob) string {
 			if hs := hardStateOf(m); hs != nil {
 				writes = append(writes, fmt.Sprintf("hard state term=%d vote=%d commit=%d", hs.GetTerm(), hs.GetVote(), hs.GetCommit()))
 			}
-			if es := m.GetEntries(); len(es) > 0 {
+			if es := j.entries; len(es) > 0 {
 				writes = append(writes, "entries "+describeEntries(group, es))
 			}
 			for _, r := range m.GetResponses() {

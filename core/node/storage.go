@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
@@ -27,8 +28,12 @@ import (
 
 // logJob is one piece of work for a replica's log.
 type logJob struct {
-	// append is a MsgStorageAppend from raft, or nil.
-	append *raftpb.Message
+	// append is a MsgStorageAppend from raft, or nil; entries are its
+	// entries as persisted, and staged the chunk bytes made durable beside
+	// them (staged.go stageAppend).
+	append  *raftpb.Message
+	entries []*raftpb.Entry
+	staged  []stagedChunk
 	// snap is a snapshot this replica took; the log is compacted to
 	// compactTo once it is durable.
 	snap      *raftpb.Snapshot
@@ -59,6 +64,9 @@ type ioTracer interface {
 
 // queueLog adds work to a replica's log and starts a batch if none runs.
 func (n *Node) queueLog(g *group, j logJob) {
+	if j.append != nil {
+		n.stageAppend(g, &j)
+	}
 	g.log.pending = append(g.log.pending, j)
 	n.startLogBatch(g)
 }
@@ -71,7 +79,7 @@ func (n *Node) startLogBatch(g *group) {
 	jobs := g.log.pending
 	g.log.pending = nil
 	g.log.busy = true
-	w := g.wal
+	w, store := g.wal, g.store
 	sync := n.mustSync(g, jobs) && !(BugsCompiledIn && n.cfg.Bugs.SkipWALSync)
 	hsFirst := BugsCompiledIn && n.cfg.Bugs.HardStateFirst
 	if sync {
@@ -82,7 +90,7 @@ func (n *Node) startLogBatch(g *group) {
 	if t, ok := n.env.(ioTracer); ok {
 		t.traceLogBatch(g.id, jobs)
 	}
-	n.env.IO(g.id, func() error { return writeLogBatch(w, jobs, sync, hsFirst) }, func(err error) { n.logBatchDone(g, jobs, err) })
+	n.env.IO(g.id, func() error { return writeLogBatch(w, store, jobs, sync, hsFirst) }, func(err error) { n.logBatchDone(g, jobs, err) })
 }
 
 // mustSync reports whether a batch must be fsynced before the responses it
@@ -113,12 +121,28 @@ func (n *Node) mustSync(g *group, jobs []logJob) bool {
 	return sync
 }
 
-// writeLogBatch runs off the event loop: it writes every record of a batch,
-// fsyncs once, then compacts behind any snapshot the batch saved. A hard
+// writeLogBatch runs off the event loop: it makes the batch's staged chunk
+// bytes durable (files, then their directory) before any entry that names
+// them is written, writes every record of the batch, fsyncs once, then
+// compacts behind any snapshot the batch saved. A hard
 // state follows the entries it may commit (wal.Save), so that a torn write
 // never keeps a commit index past the log's end; hsFirst is the injected
 // bug HardStateFirst.
-func writeLogBatch(w *wal.WAL, jobs []logJob, sync, hsFirst bool) error {
+func writeLogBatch(w *wal.WAL, store *chunk.Store, jobs []logJob, sync, hsFirst bool) error {
+	staged := false
+	for _, j := range jobs {
+		for _, sc := range j.staged {
+			if err := store.WriteStaged(sc.index, sc.term, sc.info, sc.data); err != nil {
+				return err
+			}
+			staged = true
+		}
+	}
+	if staged {
+		if err := store.Sync(); err != nil {
+			return err
+		}
+	}
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -133,8 +157,8 @@ func writeLogBatch(w *wal.WAL, jobs []logJob, sync, hsFirst bool) error {
 				}
 				hs = nil
 			}
-			if hs != nil || len(m.GetEntries()) > 0 {
-				if err := w.Save(hs, m.GetEntries()); err != nil {
+			if hs != nil || len(j.entries) > 0 {
+				if err := w.Save(hs, j.entries); err != nil {
 					return err
 				}
 			}
@@ -191,7 +215,7 @@ func (n *Node) logBatchDone(g *group, jobs []logJob, err error) {
 		if m == nil {
 			continue
 		}
-		if err := n.stable(g, m); err != nil {
+		if err := n.stable(g, m, j.entries); err != nil {
 			n.fail(err)
 			return
 		}
@@ -203,9 +227,10 @@ func (n *Node) logBatchDone(g *group, jobs []logJob, err error) {
 	n.startLogBatch(g)
 }
 
-// stable makes a durable MsgStorageAppend visible to raft's storage and, for
-// a snapshot from the leader, to the state machine.
-func (n *Node) stable(g *group, m *raftpb.Message) error {
+// stable makes a durable MsgStorageAppend visible to raft's storage (its
+// entries as persisted) and, for a snapshot from the leader, to the state
+// machine.
+func (n *Node) stable(g *group, m *raftpb.Message, ents []*raftpb.Entry) error {
 	if hs := hardStateOf(m); hs != nil {
 		if err := g.storage.SetHardState(hs); err != nil {
 			return fmt.Errorf("group %d: set hard state: %w", g.id, err)
@@ -221,7 +246,7 @@ func (n *Node) stable(g *group, m *raftpb.Message) error {
 		n.stats.SnapshotsInstalled++
 		n.observeRestored(g)
 	}
-	if ents := m.GetEntries(); len(ents) > 0 {
+	if len(ents) > 0 {
 		if err := g.storage.Append(ents); err != nil {
 			return fmt.Errorf("group %d: append: %w", g.id, err)
 		}
@@ -248,6 +273,9 @@ func (n *Node) sendRaft(g *group, m *raftpb.Message) {
 	if m.GetType() == raftpb.MsgSnap {
 		n.snapReports = append(n.snapReports, snapReport{g, m.GetTo()})
 		m = n.pieced(g, m)
+	}
+	if m.GetType() == raftpb.MsgApp && g.store != nil && len(m.GetEntries()) > 0 {
+		n.fillAppend(g, m)
 	}
 	out := n.out(m.GetTo())
 	out.Raft = append(out.Raft, wire.GroupMessage{Group: g.id, Msg: m})
