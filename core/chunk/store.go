@@ -171,6 +171,10 @@ func (s *Store) writeAt(name string, in Info, data []byte) error {
 	return nil
 }
 
+// ReadAs returns the bytes of a chunk's file verified against in, whether
+// or not the chunk is held.
+func (s *Store) ReadAs(in Info) ([]byte, error) { return s.readFile(in) }
+
 // readFile reads and verifies a whole chunk file against its expected info.
 func (s *Store) readFile(in Info) ([]byte, error) { return s.readAt(s.name(in.ID), in) }
 
@@ -310,17 +314,34 @@ func (s *Store) remove(name string) error {
 	return nil
 }
 
-// RemoveStaged removes the staged files at or below index: once the
-// applied index is there, the entry at a staged file's position was
-// applied (and its file renamed) or is another entry, so the file is
-// garbage (its entry was truncated and never committed).
-func (s *Store) RemoveStaged(upTo uint64) error {
+// Sweep removes the garbage in the directory: staged files at or below
+// upTo, the applied index (the entry at a staged file's position was
+// applied, and its file renamed, or is another entry: the file's entry was
+// truncated and never committed), and, if chunks is set, chunk files of
+// chunks not held (deleted while a removal was not yet durable, or fetched
+// for a snapshot that was never installed). The caller sets chunks only
+// when no chunk file of a chunk not yet held is wanted: none is being
+// fetched for a snapshot, and no entry applied before a restart is still
+// to be applied again (it would find its file renamed, ApplyRef).
+func (s *Store) Sweep(upTo uint64, chunks bool) error {
 	names, err := s.fs.List(s.dir)
 	if err != nil {
 		return fmt.Errorf("chunk: list %s: %w", s.dir, err)
 	}
 	for _, nm := range names {
-		if index, ok := parseStaged(nm); ok && index <= upTo {
+		if index, ok := parseStaged(nm); ok {
+			if index <= upTo {
+				if err := s.remove(s.dir + "/" + nm); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		var id uint64
+		if _, err := fmt.Sscanf(nm, "%016x.chk", &id); err != nil || !chunks {
+			continue
+		}
+		if _, ok := s.held[id]; !ok {
 			if err := s.remove(s.dir + "/" + nm); err != nil {
 				return err
 			}
@@ -390,46 +411,32 @@ func (s *Store) hasFile(in Info) bool {
 	return err == nil && size == headerBytes+int64(in.Size)
 }
 
-// Restore replaces the applied set by a snapshot's manifest. Every listed
-// file must already be present (the node fetches missing ones first).
-func (s *Store) Restore(index uint64, manifest []Info) error {
+// Load sets the applied set from the manifest of the snapshot a replica
+// recovers from at start. It touches no file: the log entries after the
+// snapshot are applied again, and a chunk file not in the manifest may be
+// one of theirs, renamed from its staged file (ApplyRef) and needed again.
+func (s *Store) Load(index uint64, manifest []Info) {
 	held := make(map[uint64]Info, len(manifest))
-	for _, in := range manifest {
-		held[in.ID] = in
-	}
 	var digest uint64
-	for _, in := range held {
-		digest += infoDigest(in) // a sum: the order does not matter
-	}
-	// Files of chunks not in the manifest are leftovers (deleted while this
-	// replica was away); remove them so that the directory matches the state.
-	names, err := s.fs.List(s.dir)
-	if err != nil {
-		return fmt.Errorf("chunk: list %s: %w", s.dir, err)
-	}
-	for _, nm := range names {
-		if at, ok := parseStaged(nm); ok {
-			// The snapshot replaces every entry up to index.
-			if at <= index {
-				if err := s.remove(s.dir + "/" + nm); err != nil {
-					return err
-				}
-			}
-			continue
+	for _, in := range manifest {
+		if _, dup := held[in.ID]; !dup {
+			digest += infoDigest(in) // a sum: the order does not matter
 		}
-		var id uint64
-		if _, err := fmt.Sscanf(nm, "%016x.chk", &id); err != nil {
-			continue
-		}
-		if _, ok := held[id]; !ok {
-			if err := s.fs.Remove(s.dir + "/" + nm); err != nil && !errors.Is(err, vfs.ErrNotExist) {
-				return fmt.Errorf("chunk: remove leftover %s: %w", nm, err)
-			}
-		}
+		held[in.ID] = in
 	}
 	s.held, s.digest = held, digest
 	s.applied = index
-	return nil
+}
+
+// Restore replaces the applied set by the manifest of a snapshot installed
+// from the leader, which replaces the whole log: every listed file must
+// already be present (the node fetches missing ones first). Chunk files not
+// in the manifest are leftovers (deleted while this replica was away), and
+// staged files at or below the snapshot's index belong to entries it
+// replaces: both are removed, so that the directory matches the state.
+func (s *Store) Restore(index uint64, manifest []Info) error {
+	s.Load(index, manifest)
+	return s.Sweep(index, true)
 }
 
 // Sync makes the directory's creations and removals durable; call it before

@@ -48,6 +48,9 @@ func (n *Node) applyEntry(g *group, e *raftpb.Entry) {
 	}
 	g.applied = index
 	n.stats.Applied++
+	if g.store != nil && index == g.recoveredTo {
+		n.lackingRecovered(g)
+	}
 }
 
 func (n *Node) applyNormal(g *group, index, term uint64, data []byte) {
@@ -84,10 +87,7 @@ func (n *Node) applyNormal(g *group, index, term uint64, data []byte) {
 			var lacking bool
 			rejected, lacking, fatal = g.store.ApplyRef(index, term, c)
 			if lacking {
-				// Held from now on, its bytes fetched as a corrupt
-				// chunk's are (fetch.go).
-				n.stats.LackingChunks++
-				n.askRepair(g, chunkKey{g.id, c.ID})
+				n.lacking(g, index, c.ID)
 			}
 		} else {
 			rejected, fatal = g.store.Apply(index, c)

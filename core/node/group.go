@@ -33,6 +33,12 @@ type group struct {
 	entriesSince   uint64
 	leader         uint64
 	role           raft.StateType
+	// recoveredTo is the last index of the log recovered at start: up to
+	// there, entries may be applied a second time (chunk.Store.Sweep).
+	recoveredTo uint64
+	// lackingAtRestart are chunks applied again without their bytes before
+	// recoveredTo (staged.go lacking).
+	lackingAtRestart []uint64
 	// log batches the replica's WAL work (storage.go).
 	log logQueue
 	// pendingSnap is a data-group snapshot held back until the chunks its
@@ -115,7 +121,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		if err := g.storage.ApplySnapshot(snap); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: apply snapshot: %w", n.cfg.ID, tg.ID, err)
 		}
-		if err := g.restore(snap); err != nil {
+		if err := g.restore(snap, false); err != nil {
 			return nil, err
 		}
 		n.observeRestored(g)
@@ -132,6 +138,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		}
 	}
 	if len(st.Entries) > 0 {
+		g.recoveredTo = st.Entries[len(st.Entries)-1].GetIndex()
 		if err := g.storage.Append(st.Entries); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: append recovered entries: %w", n.cfg.ID, tg.ID, err)
 		}
@@ -187,8 +194,10 @@ func (g *group) emptyStateData() []byte {
 	return chunk.EncodeManifest(nil)
 }
 
-// restore replaces the state machine by a snapshot's.
-func (g *group) restore(snap *raftpb.Snapshot) error {
+// restore replaces the state machine by a snapshot's: one recovered at
+// start (the log after it is applied again), or one installed from the
+// leader, which replaces the log (install).
+func (g *group) restore(snap *raftpb.Snapshot, install bool) error {
 	md := snap.GetMetadata()
 	g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
 	g.applied = md.GetIndex()
@@ -205,6 +214,10 @@ func (g *group) restore(snap *raftpb.Snapshot) error {
 	manifest, err := chunk.DecodeManifest(snap.GetData())
 	if err != nil {
 		return fmt.Errorf("group %d: restore data snapshot at %d: %w", g.id, md.GetIndex(), err)
+	}
+	if !install {
+		g.store.Load(md.GetIndex(), manifest)
+		return nil
 	}
 	return g.store.Restore(md.GetIndex(), manifest)
 }
@@ -229,9 +242,11 @@ func (n *Node) maybeSnapshot(g *group) error {
 		if err := g.store.Sync(); err != nil {
 			return err
 		}
-		// Staged files at or below the applied index are garbage: their
-		// entries were applied (and the files renamed) or truncated.
-		if err := g.store.RemoveStaged(g.applied); err != nil {
+		// Staged files at or below the applied index and files of chunks
+		// not held are garbage (chunk.Store.Sweep); a snapshot being
+		// fetched writes files of chunks not held yet.
+		chunks := g.pendingSnap == nil && g.applied >= g.recoveredTo
+		if err := g.store.Sweep(g.applied, chunks); err != nil {
 			return err
 		}
 		data = chunk.EncodeManifest(g.store.Infos())

@@ -133,16 +133,17 @@ func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 }
 
 // stagedBytes returns the verified bytes of a short write entry at (index,
-// term) held on this replica, or nil.
+// term) held on this replica, or nil: from its staged file or, once an
+// apply renamed it (perhaps before a restart, the entry not yet applied
+// again), from the chunk's file, checked against the entry's size and
+// crc32c.
 func (n *Node) stagedBytes(g *group, index, term uint64, c chunk.Command) []byte {
 	in := chunk.Info{ID: c.ID, Size: c.Size, CRC: c.CRC}
 	if data, err := g.store.ReadStaged(index, term, in); err == nil {
 		return data
 	}
-	if held, ok := g.store.Info(c.ID); ok && held == in {
-		if data, err := g.store.Read(c.ID, 0, 0); err == nil {
-			return data
-		}
+	if data, err := g.store.ReadAs(in); err == nil {
+		return data
 	}
 	return nil
 }
@@ -174,6 +175,32 @@ func (n *Node) cutAppend(g *group, m *raftpb.Message) {
 		n.stats.AppendsCut++
 		return
 	}
+}
+
+// lacking handles a chunk applied without its bytes here: they are fetched
+// from the other replicas, as a corrupt chunk's are (fetch.go askRepair).
+// An entry applied again after a restart often finds no file for a good
+// reason (a later entry deleted the chunk): such chunks are only noted, and
+// fetched if still held once the log recovered at start is applied again.
+func (n *Node) lacking(g *group, index, id uint64) {
+	if index <= g.recoveredTo {
+		g.lackingAtRestart = append(g.lackingAtRestart, id)
+		return
+	}
+	n.stats.LackingChunks++
+	n.askRepair(g, chunkKey{g.id, id})
+}
+
+// lackingRecovered fetches the chunks noted by lacking while the log
+// recovered at start was applied again, if they are still held.
+func (n *Node) lackingRecovered(g *group) {
+	for _, id := range g.lackingAtRestart {
+		if _, held := g.store.Info(id); held {
+			n.stats.LackingChunks++
+			n.askRepair(g, chunkKey{g.id, id})
+		}
+	}
+	g.lackingAtRestart = nil
 }
 
 // proposedChunkBytes sums the chunk bytes this node has proposed to a group

@@ -240,7 +240,7 @@ func (n *Node) stable(g *group, m *raftpb.Message, ents []*raftpb.Entry) error {
 		if err := g.storage.ApplySnapshot(s); err != nil {
 			return fmt.Errorf("group %d: apply snapshot: %w", g.id, err)
 		}
-		if err := g.restore(s); err != nil {
+		if err := g.restore(s, true); err != nil {
 			return err
 		}
 		n.stats.SnapshotsInstalled++
