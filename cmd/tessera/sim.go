@@ -55,12 +55,12 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 func simCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "sim", Short: "deterministic simulation of a whole cluster"}
 	var (
-		sf               simFlags
-		seed             uint64
-		tracePath, sched string
-		noShrink         bool
-		shrinkBudget     int
-		reportDir        string
+		sf                        simFlags
+		seed                      uint64
+		tracePath, logPath, sched string
+		noShrink                  bool
+		shrinkBudget              int
+		reportDir                 string
 	)
 	run := &cobra.Command{
 		Use:   "run",
@@ -114,6 +114,16 @@ smallest failing schedule; exit status 1.`,
 				defer bw.Flush()
 				opts.Trace = bw
 			}
+			if logPath != "" {
+				f, err := os.Create(logPath)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				bw := bufio.NewWriterSize(f, 1<<20)
+				defer bw.Flush()
+				opts.Log = bw
+			}
 			start := time.Now()
 			res := sim.Run(opts)
 			report := filepath.Join(reportDir, fmt.Sprintf("tessera-sim-%d.html", seed))
@@ -123,7 +133,7 @@ smallest failing schedule; exit status 1.`,
 			}
 			if !noShrink && opts.Schedule == nil {
 				o := opts
-				o.Trace = nil
+				o.Trace, o.Log = nil, nil
 				best, bestRes := sim.Shrink(o, res, shrinkBudget, os.Stderr)
 				fmt.Printf("shrunk: %d faults: %s\n", len(best.Faults), best)
 				if fs := bestRes.Verdict.Failures; len(fs) > 0 {
@@ -138,6 +148,7 @@ smallest failing schedule; exit status 1.`,
 	rf := run.Flags()
 	rf.Uint64Var(&seed, "seed", 1, "the run's seed")
 	rf.StringVar(&tracePath, "trace", "", "write the event trace to this file")
+	rf.StringVar(&logPath, "log", "", "write the nodes' logs (virtual time) to this file")
 	rf.StringVar(&sched, "schedule", "", "replay this fault schedule (from a shrunk-replay line) instead of the seed's")
 	rf.BoolVar(&noShrink, "no-shrink", false, "do not shrink a failing schedule")
 	rf.IntVar(&shrinkBudget, "shrink-runs", 60, "most runs spent shrinking")

@@ -314,7 +314,7 @@ func (s *Store) remove(name string) error {
 	return nil
 }
 
-// Sweep removes the garbage in the directory: staged files at or below
+// Tidy removes the garbage in the directory: staged files at or below
 // upTo, the applied index (the entry at a staged file's position was
 // applied, and its file renamed, or is another entry: the file's entry was
 // truncated and never committed), and, if chunks is set, chunk files of
@@ -323,7 +323,7 @@ func (s *Store) remove(name string) error {
 // when no chunk file of a chunk not yet held is wanted: none is being
 // fetched for a snapshot, and no entry applied before a restart is still
 // to be applied again (it would find its file renamed, ApplyRef).
-func (s *Store) Sweep(upTo uint64, chunks bool) error {
+func (s *Store) Tidy(upTo uint64, chunks bool) error {
 	names, err := s.fs.List(s.dir)
 	if err != nil {
 		return fmt.Errorf("chunk: list %s: %w", s.dir, err)
@@ -436,7 +436,7 @@ func (s *Store) Load(index uint64, manifest []Info) {
 // replaces: both are removed, so that the directory matches the state.
 func (s *Store) Restore(index uint64, manifest []Info) error {
 	s.Load(index, manifest)
-	return s.Sweep(index, true)
+	return s.Tidy(index, true)
 }
 
 // Sync makes the directory's creations and removals durable; call it before

@@ -34,7 +34,7 @@ type group struct {
 	leader         uint64
 	role           raft.StateType
 	// recoveredTo is the last index of the log recovered at start: up to
-	// there, entries may be applied a second time (chunk.Store.Sweep).
+	// there, entries may be applied a second time (chunk.Store.Tidy).
 	recoveredTo uint64
 	// lackingAtRestart are chunks applied again without their bytes before
 	// recoveredTo (staged.go lacking).
@@ -225,7 +225,9 @@ func (g *group) restore(snap *raftpb.Snapshot, install bool) error {
 // maybeSnapshot takes a snapshot and compacts the log when enough has been
 // applied since the last one.
 func (n *Node) maybeSnapshot(g *group) error {
-	if g.applied <= g.snapIndex {
+	if g.applied <= g.snapIndex || g.applied <= g.log.snapAt {
+		// Nothing new, or a newer snapshot from the leader is on its way
+		// to the log and will replace this state.
 		return nil
 	}
 	var data []byte
@@ -243,10 +245,10 @@ func (n *Node) maybeSnapshot(g *group) error {
 			return err
 		}
 		// Staged files at or below the applied index and files of chunks
-		// not held are garbage (chunk.Store.Sweep); a snapshot being
+		// not held are garbage (chunk.Store.Tidy); a snapshot being
 		// fetched writes files of chunks not held yet.
 		chunks := g.pendingSnap == nil && g.applied >= g.recoveredTo
-		if err := g.store.Sweep(g.applied, chunks); err != nil {
+		if err := g.store.Tidy(g.applied, chunks); err != nil {
 			return err
 		}
 		data = chunk.EncodeManifest(g.store.Infos())

@@ -52,6 +52,7 @@ type Node struct {
 	// deleting are the groups whose replica's files are being deleted.
 	deleting map[uint64]bool
 	gc       gcState
+	sweep    sweepState
 	conf     confState
 	scrub    scrubState
 	stats    Stats
@@ -179,6 +180,7 @@ func (n *Node) Tick() {
 	n.tickScrub()
 	n.tickOps()
 	n.tickGC()
+	n.tickSweep()
 	n.tickConfigure()
 }
 

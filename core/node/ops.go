@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 
 	"go.etcd.io/raft/v3"
@@ -62,7 +63,7 @@ func (n *Node) submit(req *api.Request, done func(*api.Response), fromPeer bool)
 
 // groupOf returns the group that serves a request.
 func groupOf(req *api.Request) uint64 {
-	if req.Kind == api.MetaCommand || req.Kind == api.MetaGet || req.Kind == api.MetaList {
+	if req.Kind == api.MetaCommand || req.Kind == api.MetaGet || req.Kind == api.MetaList || req.Kind == api.MetaAudit {
 		return topo.MetaGroup
 	}
 	return req.Group
@@ -119,6 +120,10 @@ func (n *Node) validate(r *api.Request) *api.Response {
 		if r.Limit > api.MaxListLimit {
 			return api.Errorf(api.Invalid, "list limit %d above %d", r.Limit, api.MaxListLimit)
 		}
+	case api.MetaAudit:
+		if len(r.IDs) == 0 || len(r.IDs) > api.MaxDeleteIDs {
+			return api.Errorf(api.Invalid, "audit of %d ids", len(r.IDs))
+		}
 	case api.ChunkWrite, api.ChunkRead, api.ChunkReadLocal, api.ChunkDelete:
 		if _, ok := n.cfg.Topology.Group(r.Group); !ok || r.Group == topo.MetaGroup {
 			return api.Errorf(api.Invalid, "unknown data group %d", r.Group)
@@ -172,6 +177,19 @@ func (n *Node) advance(o *op) {
 			}
 		}
 		n.forwardNext(o)
+		return
+	case api.MetaAudit:
+		// Any replica with state answers at once, a stale one too: an id
+		// it does not account for was collected for good (ids are never
+		// leased twice), and one it has not allocated yet it keeps.
+		switch {
+		case g != nil && !g.amnesiac && len(g.confState.GetVoters()) > 0:
+			n.finish(o, &api.Response{Status: api.OK, IDs: g.meta.Unaccounted(o.req.IDs)})
+		case o.fromPeer:
+			n.finish(o, api.Errorf(api.Unavailable, "node %d does not serve the meta group", n.cfg.ID))
+		default:
+			n.forwardNext(o)
+		}
 		return
 	}
 	if g == nil || g.amnesiac || len(g.confState.GetVoters()) == 0 {
@@ -247,6 +265,7 @@ func (n *Node) propose(g *group, o *op) {
 func (n *Node) read(g *group, o *op) {
 	if BugsCompiledIn && n.cfg.Bugs.StaleReads {
 		// Injected bug: serve from whatever this replica has applied.
+		o.state = opReadReady
 		n.serveRead(g, o)
 		return
 	}
@@ -297,6 +316,10 @@ func (n *Node) serveRead(g *group, o *op) {
 	case api.MetaList:
 		files, more := g.meta.List(o.req.Prefix, o.req.After, int(o.req.Limit))
 		n.finish(o, &api.Response{Status: api.OK, Files: files, More: more})
+	case api.ChunkReadLocal:
+		n.readChunkLocal(g, o)
+	default:
+		panic(fmt.Sprintf("node: read of kind %s", o.req.Kind))
 	}
 }
 
@@ -327,7 +350,22 @@ func (n *Node) readChunkLocal(g *group, o *op) {
 		n.finish(o, o.worst)
 		return
 	}
-	n.finish(o, api.Errorf(api.NotFound, "chunk %d not held by node %d", o.req.ChunkID, n.cfg.ID))
+	if o.state == opReadReady {
+		// Applied through a read index taken after the request arrived:
+		// the chunk is not in the group's state.
+		n.finish(o, api.Errorf(api.NotFound, "chunk %d not held by node %d", o.req.ChunkID, n.cfg.ID))
+		return
+	}
+	if g.amnesiac || len(g.confState.GetVoters()) == 0 {
+		n.finish(o, api.Errorf(api.Unavailable, "node %d does not serve group %d", n.cfg.ID, g.id))
+		return
+	}
+	// A replica behind its group (restarted and not yet told the commit
+	// index, or partitioned) may not have applied the chunk's write yet, so
+	// a miss is only answered once this replica has applied everything
+	// committed before the request, as a meta read is: otherwise a file
+	// committed in meta could read as missing on every replica at once.
+	n.read(g, o)
 }
 
 // forwardNext sends the op to the next peer that may serve it.

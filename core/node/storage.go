@@ -51,6 +51,10 @@ type logQueue struct {
 	// runtime: a batch whose hard state changes only the commit index,
 	// with no entries and no snapshot, needs no fsync (raft.MustSync).
 	term, vote uint64
+	// snapAt is the index of the newest snapshot received from a leader
+	// and handed to the log: until it is durable and restored, the state
+	// machine is behind it, and a snapshot of its own would be older.
+	snapAt uint64
 }
 
 // ioTracer is implemented by an Env that wants to know what each piece of
@@ -66,6 +70,9 @@ type ioTracer interface {
 func (n *Node) queueLog(g *group, j logJob) {
 	if j.append != nil {
 		n.stageAppend(g, &j)
+	}
+	if s := j.append.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
+		g.log.snapAt = max(g.log.snapAt, s.GetMetadata().GetIndex())
 	}
 	g.log.pending = append(g.log.pending, j)
 	n.startLogBatch(g)

@@ -26,9 +26,12 @@
 // Open replays every segment: a snapshot record replaces the snapshot (and
 // drops the entries unless the log holds the snapshot's own index and term:
 // a snapshot received from a leader replaces a diverged log, one taken
-// locally keeps the entries after it); an entry at index i drops any entries
-// at i or later first (raft overwrote a conflicting suffix); a hard state
-// record replaces the hard state. Entries at or below the snapshot's index
+// locally keeps the entries after it), unless it is older than the snapshot
+// already read (a local snapshot written after a newer one received); an
+// entry at index i drops any entries at i or later first (raft overwrote a
+// conflicting suffix); a hard state record replaces the hard state, and the
+// commit index returned is at least the snapshot's (the hard state written
+// with a snapshot may be torn off). Entries at or below the snapshot's index
 // are not returned.
 //
 // A record cut short by the end of the last segment (a torn write) or whose
@@ -216,6 +219,14 @@ func (w *WAL) replay() (*State, int64, error) {
 		validEnd = end
 		w.seq = seq
 	}
+	if hs := st.HardState; hs != nil && st.Snapshot != nil && hs.GetCommit() < st.snapIndex() {
+		// A snapshot holds only committed state, but the hard state saved
+		// with it may have been torn off: the commit index is at least
+		// the snapshot's (raft refuses to start below it).
+		hs = proto.Clone(hs).(*raftpb.HardState)
+		hs.Commit = proto.Uint64(st.snapIndex())
+		st.HardState = hs
+	}
 	return st, validEnd, nil
 }
 
@@ -327,6 +338,12 @@ func (st *State) appendEntry(e *raftpb.Entry) {
 
 func (st *State) applySnapshot(snap *raftpb.Snapshot) {
 	idx, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
+	if st.Snapshot != nil && idx < st.snapIndex() {
+		// A snapshot the replica took of its own state, queued before a
+		// newer one from the leader was made durable: the log never goes
+		// back behind a snapshot it holds.
+		return
+	}
 	keep := false
 	for i, e := range st.Entries {
 		if e.GetIndex() == idx {

@@ -193,6 +193,57 @@ func TestDamagedEarlierSegmentIsCorrupt(t *testing.T) {
 	}
 }
 
+// TestRecoveryNeverGoesBehindASnapshot: a replica's own snapshot queued
+// before a newer one from its leader lands after it in the log, and the
+// hard state saved with a snapshot may be torn off; recovery keeps the newer
+// snapshot and the entries after it, and a commit index at least the
+// snapshot's (raft panics at a start below it).
+func TestRecoveryNeverGoesBehindASnapshot(t *testing.T) {
+	tests := []struct {
+		name       string
+		write      func(w *WAL)
+		snap       uint64
+		commit     uint64
+		firstEntry uint64
+	}{
+		{"older local snapshot after a received one", func(w *WAL) {
+			w.SaveSnapshot(snapshot(9, 2))
+			w.Save(hardState(2, 1, 9), nil)
+			w.SaveSnapshot(snapshot(4, 1))
+			w.Save(hardState(2, 1, 9), []*raftpb.Entry{entry(10, 2, "j")})
+		}, 9, 9, 10},
+		{"hard state torn off a received snapshot", func(w *WAL) {
+			w.Save(hardState(1, 1, 3), []*raftpb.Entry{entry(2, 1, "b"), entry(3, 1, "c")})
+			w.SaveSnapshot(snapshot(9, 2))
+		}, 9, 9, 0},
+		{"commit above the snapshot is kept", func(w *WAL) {
+			w.SaveSnapshot(snapshot(3, 1))
+			w.Save(hardState(1, 1, 5), []*raftpb.Entry{entry(4, 1, "d"), entry(5, 1, "e")})
+		}, 3, 5, 4},
+	}
+	for _, tt := range tests {
+		fs := memfs.New()
+		w, _ := mustOpen(t, fs)
+		w.SaveSnapshot(snapshot(1, 1))
+		tt.write(w)
+		w.Sync()
+		_, st := mustOpen(t, fs)
+		if got := st.Snapshot.GetMetadata().GetIndex(); got != tt.snap {
+			t.Errorf("%s: snapshot at %d, want %d", tt.name, got, tt.snap)
+		}
+		if got := st.HardState.GetCommit(); got != tt.commit {
+			t.Errorf("%s: commit %d, want %d", tt.name, got, tt.commit)
+		}
+		var first uint64
+		if len(st.Entries) > 0 {
+			first = st.Entries[0].GetIndex()
+		}
+		if first != tt.firstEntry {
+			t.Errorf("%s: first entry %d, want %d", tt.name, first, tt.firstEntry)
+		}
+	}
+}
+
 func TestSnapshotKeepsOrDropsEntries(t *testing.T) {
 	tests := []struct {
 		name string
@@ -229,7 +280,11 @@ type mstate struct {
 }
 
 func (m mstate) describe() string {
-	return describe(&State{Snapshot: m.snap, HardState: m.hs, Entries: m.ents})
+	hs := m.hs
+	if idx := m.snap.GetMetadata().GetIndex(); hs != nil && hs.GetCommit() < idx {
+		hs = hardState(hs.GetTerm(), hs.GetVote(), idx)
+	}
+	return describe(&State{Snapshot: m.snap, HardState: hs, Entries: m.ents})
 }
 
 // op is one logged call, as the model folds it.
@@ -243,6 +298,9 @@ func (m mstate) fold(o op) mstate {
 	out := mstate{snap: m.snap, hs: m.hs, ents: append([]*raftpb.Entry(nil), m.ents...)}
 	if o.snap != nil {
 		idx, term := o.snap.GetMetadata().GetIndex(), o.snap.GetMetadata().GetTerm()
+		if out.snap != nil && idx < out.snap.GetMetadata().GetIndex() {
+			return out // never behind the snapshot already held
+		}
 		var kept []*raftpb.Entry
 		matched := false
 		for _, e := range out.ents {
