@@ -32,6 +32,8 @@ package node
 //	status                             Every replica's raft state, applied index and durable
 //	                                   log; pending disk work; envelopes in flight.
 //	log node=2 group=1                 The replica's durable log, entry by entry.
+//	files node=2 [group=2]             The node's chunk directory of a data group: chunk
+//	                                   files by id, staged files by term/index.
 
 import (
 	"fmt"
@@ -180,6 +182,7 @@ var commands = map[string]func(*harness, *args){
 	"stabilize": (*harness).cmdStabilize,
 	"status":    func(h *harness, a *args) { a.done(); h.status() },
 	"log":       (*harness).cmdLog,
+	"files":     (*harness).cmdFiles,
 }
 
 func (h *harness) command(a *args) {
@@ -276,6 +279,34 @@ func (h *harness) cmdLog(a *args) {
 	hn, g := h.upNode(a), a.uint("group", 1)
 	a.done()
 	h.emit("n%d g%d %s", hn.id, g, describeLog(h.replica(a, hn, g), true))
+}
+
+// cmdFiles lists a node's chunk directory of a group as it is now (up or
+// down): chunk files by id, staged files by the raft position of their
+// entry (staged.go).
+func (h *harness) cmdFiles(a *args) {
+	hn, g := h.nodeArg(a), a.uint("group", 2)
+	a.done()
+	names, err := hn.fs.List(fmt.Sprintf("groups/%d/chunks", g))
+	if err != nil {
+		a.d.Fatalf(a.t, "%v", err)
+	}
+	var out []string
+	for _, nm := range names {
+		var id, index, term uint64
+		switch {
+		case len(nm) == 16+4 && func() bool { _, err := fmt.Sscanf(nm, "%016x.chk", &id); return err == nil }():
+			out = append(out, fmt.Sprintf("chunk %d", id))
+		case func() bool { _, err := fmt.Sscanf(nm, "%016x-%016x.stg", &index, &term); return err == nil }():
+			out = append(out, fmt.Sprintf("staged %d/%d", term, index))
+		default:
+			out = append(out, nm)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, "none")
+	}
+	h.emit("n%d g%d files: %s", hn.id, g, strings.Join(out, ", "))
 }
 
 // replica returns the node's replica of a group.
