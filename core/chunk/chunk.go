@@ -132,7 +132,7 @@ func UnmarshalCommand(b []byte) (Command, error) {
 
 // Ref returns the OpWriteRef form of an OpWrite: the same write without its
 // bytes.
-func (c *Command) Ref() Command {
+func (c Command) Ref() Command {
 	return Command{Op: OpWriteRef, ID: c.ID, CRC: c.CRC, Size: uint32(len(c.Data))}
 }
 
