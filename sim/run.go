@@ -124,6 +124,9 @@ type coverage struct {
 	corrupt, repaired, syncs, timeouts, fwds uint64
 	confChanges, created, removed            uint64
 	scrubbed, amnesiac, corruptLogs, pieces  uint64
+	// staged, filled, cut and lacking count the chunk writes whose bytes
+	// were written once (node.Stats.StagedChunks and what follows it).
+	staged, filled, cut, lacking uint64
 	// reuses counts the clients' deliberate reuses of a sequence number
 	// that the meta group refused, as it must.
 	reuses int
@@ -168,12 +171,16 @@ func (c *coverage) add(st node.Stats) {
 	c.amnesiac += st.AmnesiacReplicas
 	c.corruptLogs += st.CorruptLogs
 	c.pieces += st.SnapPieces
+	c.staged += st.StagedChunks
+	c.filled += st.AppendsFilled
+	c.cut += st.AppendsCut
+	c.lacking += st.LackingChunks
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d states-compared=%d invariants-checked=%d promotions-checked=%d read-back-pages=%d read-back-ranges=%d",
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d states-compared=%d invariants-checked=%d promotions-checked=%d read-back-pages=%d read-back-ranges=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused,
-		c.compared, c.invariants, c.promotions, c.pages, c.ranges)
+		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.staged, c.filled, c.cut, c.lacking)
 }
 
 func (w *World) nodeConfig(id int) node.Config {

@@ -25,9 +25,10 @@ func TestSameSeedSameTrace(t *testing.T) {
 	// Counters of the coverage line that 20 runs must make non-zero: the
 	// workload's deliberate reuses of a sequence number (a run fails on any
 	// answer but a refusal), the continuous checks, and the final
-	// read-back's pages and ranges.
+	// read-back's pages and ranges, and chunk bytes written once: staged
+	// beside their entries and put back into appends from a leader's log.
 	counts := map[string]int{"session-reuses": 0, "states-compared": 0, "invariants-checked": 0,
-		"promotions-checked": 0, "read-back-pages": 0, "read-back-ranges": 0}
+		"promotions-checked": 0, "read-back-pages": 0, "read-back-ranges": 0, "chunks-staged": 0, "appends-filled": 0}
 	for seed := uint64(1); seed <= 20; seed++ {
 		o := DefaultOptions() // the full default run, as `make sim` does it
 		o.Seed = seed
