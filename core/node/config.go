@@ -124,10 +124,12 @@ type Config struct {
 	// KeepEntries is how many entries stay in the log behind a snapshot, so
 	// that slightly lagging followers catch up without one.
 	KeepEntries uint64
-	// KeepDataEntries is KeepEntries for data groups. Their entries carry
-	// whole chunks, all held in raft's memory until compacted, and a
-	// follower behind catches up as cheaply from a snapshot (a manifest
-	// plus the chunk files it lacks), so they keep few.
+	// KeepDataEntries is KeepEntries for data groups. A follower behind
+	// catches up as cheaply from a snapshot (a manifest plus the chunk
+	// files it lacks) as from entries whose bytes the leader reads back
+	// from its files (staged.go), and with ChunkInLog the entries carry
+	// whole chunks, all held in raft's memory until compacted, so they
+	// keep few.
 	KeepDataEntries uint64
 	// WALSegmentBytes is the WAL segment size.
 	WALSegmentBytes int64
