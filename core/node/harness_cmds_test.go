@@ -34,6 +34,7 @@ package node
 //	log node=2 group=1                 The replica's durable log, entry by entry.
 //	files node=2 [group=2]             The node's chunk directory of a data group: chunk
 //	                                   files by id, staged files by term/index.
+//	lose node=1 chunk=1 [group=2]      Removes the chunk's file from the node's disk.
 
 import (
 	"fmt"
@@ -183,6 +184,7 @@ var commands = map[string]func(*harness, *args){
 	"status":    func(h *harness, a *args) { a.done(); h.status() },
 	"log":       (*harness).cmdLog,
 	"files":     (*harness).cmdFiles,
+	"lose":      (*harness).cmdLose,
 }
 
 func (h *harness) command(a *args) {
@@ -307,6 +309,21 @@ func (h *harness) cmdFiles(a *args) {
 		out = append(out, "none")
 	}
 	h.emit("n%d g%d files: %s", hn.id, g, strings.Join(out, ", "))
+}
+
+// cmdLose removes a chunk's file from a node's disk, durably: a disk that
+// lost it.
+func (h *harness) cmdLose(a *args) {
+	hn, g, id := h.nodeArg(a), a.uint("group", 2), a.uint("chunk", 0)
+	a.done()
+	dir := fmt.Sprintf("groups/%d/chunks", g)
+	if err := hn.fs.Remove(fmt.Sprintf("%s/%016x.chk", dir, id)); err != nil {
+		a.d.Fatalf(a.t, "%v", err)
+	}
+	if err := hn.fs.SyncDir(dir); err != nil {
+		a.d.Fatalf(a.t, "%v", err)
+	}
+	h.emit("n%d g%d lost chunk %d", hn.id, g, id)
 }
 
 // replica returns the node's replica of a group.

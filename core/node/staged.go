@@ -142,8 +142,13 @@ func (n *Node) stagedBytes(g *group, index, term uint64, c chunk.Command) []byte
 	if data, err := g.store.ReadStaged(index, term, in); err == nil {
 		return data
 	}
-	if data, err := g.store.ReadAs(in); err == nil {
+	data, err := g.store.ReadAs(in)
+	if err == nil {
 		return data
+	}
+	if held, ok := g.store.Info(c.ID); ok && held == in {
+		// A chunk held here whose file is bad or gone: repair it.
+		n.onCorrupt(g, c.ID, err)
 	}
 	return nil
 }
