@@ -300,14 +300,17 @@ func describeEnvelope(m *wire.Envelope) []string {
 // describeJobs describes a log batch: what it writes, then what waits for
 // it. raft's own MsgStorageAppendResp, which only tells raft the entries
 // are stable, is left out.
+// describeStage describes the staging step of a log batch (storage.go).
+func describeStage(staged []stagedChunk) string {
+	var s []string
+	for _, sc := range staged {
+		s = append(s, fmt.Sprintf("chunk %d at %d/%d", sc.info.ID, sc.term, sc.index))
+	}
+	return "stage " + strings.Join(s, ", ")
+}
+
 func describeJobs(group uint64, jobs []logJob) string {
 	var writes, then []string
-	// Staged chunk bytes are made durable first (writeLogBatch).
-	for _, j := range jobs {
-		for _, sc := range j.staged {
-			writes = append(writes, fmt.Sprintf("stage chunk %d at %d/%d", sc.info.ID, sc.term, sc.index))
-		}
-	}
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {

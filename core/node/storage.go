@@ -63,6 +63,7 @@ type logQueue struct {
 // describes. Runtimes do not implement it: the work itself is all they need.
 type ioTracer interface {
 	traceLogBatch(group uint64, jobs []logJob)
+	traceStage(group uint64, staged []stagedChunk)
 	traceReplicaDelete(group, at uint64)
 }
 
@@ -78,7 +79,11 @@ func (n *Node) queueLog(g *group, j logJob) {
 	n.startLogBatch(g)
 }
 
-// startLogBatch hands the pending log work to the runtime as one batch.
+// startLogBatch hands the pending log work to the runtime as one batch. A
+// batch with staged chunk bytes goes in two steps: the bytes are made
+// durable first (stageChunks), and the log records that name them are
+// handed over only once that is done, so that no record is ever written,
+// even in part, before the bytes it names are durable.
 func (n *Node) startLogBatch(g *group) {
 	if g.log.busy || len(g.log.pending) == 0 || n.fatal != nil {
 		return
@@ -86,7 +91,46 @@ func (n *Node) startLogBatch(g *group) {
 	jobs := g.log.pending
 	g.log.pending = nil
 	g.log.busy = true
-	w, store := g.wal, g.store
+	var staged []stagedChunk
+	for _, j := range jobs {
+		staged = append(staged, j.staged...)
+	}
+	if len(staged) == 0 {
+		n.writeLogBatch(g, jobs)
+		return
+	}
+	if t, ok := n.env.(ioTracer); ok {
+		t.traceStage(g.id, staged)
+	}
+	store := g.store
+	n.env.IO(g.id, func() error { return stageChunks(store, staged) }, func(err error) {
+		if n.groups[g.id] != g || n.fatal != nil {
+			g.log.busy = false
+			return // the replica was deleted meanwhile
+		}
+		if err != nil {
+			g.log.busy = false
+			n.fail(fmt.Errorf("group %d: stage chunks: %w", g.id, err))
+			return
+		}
+		n.writeLogBatch(g, jobs)
+	})
+}
+
+// stageChunks runs off the event loop: it writes and fsyncs the staged
+// files of a batch, then their directory.
+func stageChunks(store *chunk.Store, staged []stagedChunk) error {
+	for _, sc := range staged {
+		if err := store.WriteStaged(sc.index, sc.term, sc.info, sc.data); err != nil {
+			return err
+		}
+	}
+	return store.Sync()
+}
+
+// writeLogBatch hands a batch's log records to the runtime.
+func (n *Node) writeLogBatch(g *group, jobs []logJob) {
+	w := g.wal
 	sync := n.mustSync(g, jobs) && !(BugsCompiledIn && n.cfg.Bugs.SkipWALSync)
 	hsFirst := BugsCompiledIn && n.cfg.Bugs.HardStateFirst
 	if sync {
@@ -97,7 +141,7 @@ func (n *Node) startLogBatch(g *group) {
 	if t, ok := n.env.(ioTracer); ok {
 		t.traceLogBatch(g.id, jobs)
 	}
-	n.env.IO(g.id, func() error { return writeLogBatch(w, store, jobs, sync, hsFirst) }, func(err error) { n.logBatchDone(g, jobs, err) })
+	n.env.IO(g.id, func() error { return writeLogRecords(w, jobs, sync, hsFirst) }, func(err error) { n.logBatchDone(g, jobs, err) })
 }
 
 // mustSync reports whether a batch must be fsynced before the responses it
@@ -128,28 +172,12 @@ func (n *Node) mustSync(g *group, jobs []logJob) bool {
 	return sync
 }
 
-// writeLogBatch runs off the event loop: it makes the batch's staged chunk
-// bytes durable (files, then their directory) before any entry that names
-// them is written, writes every record of the batch, fsyncs once, then
-// compacts behind any snapshot the batch saved. A hard
-// state follows the entries it may commit (wal.Save), so that a torn write
-// never keeps a commit index past the log's end; hsFirst is the injected
-// bug HardStateFirst.
-func writeLogBatch(w *wal.WAL, store *chunk.Store, jobs []logJob, sync, hsFirst bool) error {
-	staged := false
-	for _, j := range jobs {
-		for _, sc := range j.staged {
-			if err := store.WriteStaged(sc.index, sc.term, sc.info, sc.data); err != nil {
-				return err
-			}
-			staged = true
-		}
-	}
-	if staged {
-		if err := store.Sync(); err != nil {
-			return err
-		}
-	}
+// writeLogRecords runs off the event loop: it writes every record of a
+// batch, fsyncs once, then compacts behind any snapshot the batch saved. A
+// hard state follows the entries it may commit (wal.Save), so that a torn
+// write never keeps a commit index past the log's end; hsFirst is the
+// injected bug HardStateFirst.
+func writeLogRecords(w *wal.WAL, jobs []logJob, sync, hsFirst bool) error {
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
