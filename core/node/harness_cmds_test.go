@@ -393,6 +393,9 @@ func (h *harness) cmdCluster(a *args) {
 		// clients inline up to it.
 		InlineThreshold:   int64(a.int("inline-threshold", -1)),
 		DataSnapshotBytes: a.uint("data-snapshot-bytes", 64<<10),
+		// The nodes' chunk size is the clients' (it sets how many chunks'
+		// worth of bytes a leader puts back into one envelope, staged.go).
+		MaxChunkBytes: chunkBytes,
 		// Background work a script does not ask for stays out of the
 		// output: garbage collection, scrubbing and replacement.
 		GCIntervalTicks:   1 << 40,

@@ -22,10 +22,11 @@ import (
 // application short, so would never free what the bytes took).
 const maxProposedChunkBytes = 256 << 20
 
-// fillBytes bounds the chunk bytes fillAppend puts back into the messages
-// of one envelope; the first entry to fill goes whatever its size (at most
-// a chunk), so that a follower always gets something.
-const fillBytes = 32 << 20
+// fillChunks bounds the chunk bytes fillAppend puts back into the messages
+// of one envelope, in chunks of Config.MaxChunkBytes (32 MiB at the
+// default 4 MiB); the first entry to fill goes whatever its size, so that
+// a follower always gets something.
+const fillChunks = 8
 
 // stagedChunk is a chunk write's bytes to make durable beside its entry.
 type stagedChunk struct {
@@ -88,15 +89,17 @@ func (n *Node) stageAppend(g *group, j *logJob) {
 
 // fillAppend puts back, before a MsgApp of a data group leaves, the bytes of
 // the short write entries it carries (raft read them from storage), from
-// the staged file or, once applied, the chunk file, up to MaxSizePerMsg of
-// bytes. It cuts the message before the first entry not yet committed whose
-// bytes it cannot put back (past fillBytes for the envelope, or lost here):
-// the follower could not acknowledge it. A committed entry may go short: a
-// quorum holds its bytes, and the follower fetches them at apply.
+// the staged file or, once applied, the chunk file. It cuts the message
+// before the first entry past fillChunks chunks' worth for the envelope (raft sends the
+// rest again after the follower's answer), and before the first entry not
+// yet committed whose bytes are not here: the follower could not
+// acknowledge it. A committed entry whose bytes are not here (the chunk was
+// deleted since, or its file lost) goes short: a quorum holds its bytes,
+// and the follower fetches them at apply.
 func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 	ents := m.GetEntries()
 	var out []*raftpb.Entry
-	filled := n.filled[m.GetTo()]
+	filled, budget := n.filled[m.GetTo()], uint64(fillChunks*n.cfg.MaxChunkBytes)
 	defer func() { n.filled[m.GetTo()] = filled }()
 	for i, e := range ents {
 		h, c, ok := chunkWrite(e)
@@ -109,10 +112,11 @@ func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 		if out == nil {
 			out = append(make([]*raftpb.Entry, 0, len(ents)), ents[:i]...)
 		}
-		var data []byte
-		if filled == 0 || filled+uint64(c.Size) <= fillBytes {
-			data = n.stagedBytes(g, e.GetIndex(), e.GetTerm(), c)
+		if filled > 0 && filled+uint64(c.Size) > budget {
+			n.stats.AppendsCut++
+			break
 		}
+		data := n.stagedBytes(g, e.GetIndex(), e.GetTerm(), c)
 		if data == nil {
 			if e.GetIndex() <= m.GetCommit() {
 				out = append(out, e)
