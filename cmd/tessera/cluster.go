@@ -23,6 +23,7 @@ func clusterCmd() *cobra.Command {
 	var (
 		nodes, basePort, dataGroups, replicas int
 		dir, chunk, logLevel                  string
+		chunkInLog                            bool
 		inline                                inlineFlags
 	)
 	up := &cobra.Command{
@@ -89,7 +90,8 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 					"--http-addr", endpoints[i-1], "--peers", strings.Join(peers, ","),
 					"--data-groups", strconv.Itoa(dataGroups), "--replicas", strconv.Itoa(rep),
 					"--meta-replicas", strconv.Itoa(rep), "--chunk-size", chunk, "--log-level", logLevel,
-					"--inline-threshold", inline.threshold, "--inline-cap", inline.capacity)
+					"--inline-threshold", inline.threshold, "--inline-cap", inline.capacity,
+					"--chunk-in-log="+strconv.FormatBool(chunkInLog))
 				c.Stdout, c.Stderr = logf, logf
 				if err := c.Start(); err != nil {
 					stopAll(procs)
@@ -148,6 +150,7 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size")
 	inline.register(up)
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
+	fl.BoolVar(&chunkInLog, "chunk-in-log", false, "start the nodes with --chunk-in-log (the old write path, for comparison)")
 	cmd.AddCommand(up)
 	return cmd
 }
