@@ -32,10 +32,10 @@ type Config struct {
 	// (node.Config.InlineThreshold); this node's clients inline up to its
 	// own threshold and fall back to chunks where the cluster refuses.
 	InlineThreshold, InlineCapBytes int64
-	// ChunkInLog keeps chunk bytes in the data groups' raft log entries as
-	// well as in the chunk files (node.Config.ChunkInLog): the old write
-	// path, for comparison. Every node of a cluster should agree.
-	ChunkInLog   bool
+	// ChunkOnce writes chunk bytes once on each replica, not in the data
+	// groups' raft logs as well as in the chunk files
+	// (node.Config.ChunkOnce). Every node of a cluster should agree.
+	ChunkOnce    bool
 	TickInterval time.Duration // default 50ms
 	// Join starts a node with an empty data directory in an existing
 	// cluster (node.Config.Join): required after a disk was lost.

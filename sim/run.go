@@ -47,6 +47,9 @@ type Options struct {
 	Schedule *Schedule
 	// Bugs inject known defects into the core (testbed self-test).
 	Bugs node.Bugs
+	// ChunkOnce runs the nodes with node.Config.ChunkOnce: chunk bytes
+	// written once per replica.
+	ChunkOnce bool
 	// setup, if set, is called once the world is built, before any node
 	// starts (tests inject faults the schedule cannot express with it).
 	setup func(*World)
@@ -193,7 +196,7 @@ func (w *World) nodeConfig(id int) node.Config {
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
-		SnapPieceBytes: w.pieceBytes, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
+		ChunkOnce: w.opts.ChunkOnce, SnapPieceBytes: w.pieceBytes, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
 	}
 }
 

@@ -23,7 +23,7 @@ func clusterCmd() *cobra.Command {
 	var (
 		nodes, basePort, dataGroups, replicas int
 		dir, chunk, logLevel                  string
-		chunkInLog                            bool
+		chunkOnce                             bool
 		inline                                inlineFlags
 	)
 	up := &cobra.Command{
@@ -91,7 +91,7 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 					"--data-groups", strconv.Itoa(dataGroups), "--replicas", strconv.Itoa(rep),
 					"--meta-replicas", strconv.Itoa(rep), "--chunk-size", chunk, "--log-level", logLevel,
 					"--inline-threshold", inline.threshold, "--inline-cap", inline.capacity,
-					"--chunk-in-log="+strconv.FormatBool(chunkInLog))
+					"--chunk-once="+strconv.FormatBool(chunkOnce))
 				c.Stdout, c.Stderr = logf, logf
 				if err := c.Start(); err != nil {
 					stopAll(procs)
@@ -150,7 +150,7 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size")
 	inline.register(up)
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
-	fl.BoolVar(&chunkInLog, "chunk-in-log", false, "start the nodes with --chunk-in-log (the old write path, for comparison)")
+	fl.BoolVar(&chunkOnce, "chunk-once", false, "start the nodes with --chunk-once (chunk bytes written once per replica)")
 	cmd.AddCommand(up)
 	return cmd
 }

@@ -43,7 +43,7 @@ type nodeFile struct {
 func nodeCmd() *cobra.Command {
 	var (
 		cfgPath, peers, chunk, maxFile, tick, replaceAfter, logLevel string
-		chunkInLog                                                   bool
+		chunkOnce                                                    bool
 		f                                                            nodeFile
 		inline                                                       inlineFlags
 	)
@@ -95,7 +95,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 			if cfg.InlineThreshold, cfg.InlineCapBytes, err = inline.parse(); err != nil {
 				return err
 			}
-			cfg.ChunkInLog = chunkInLog
+			cfg.ChunkOnce = chunkOnce
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return server.Run(ctx, cfg)
@@ -118,7 +118,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.BoolVar(&f.Join, "join", false, "join an existing cluster with an empty data directory (required after a disk was lost): bootstrap no group")
 	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fl.BoolVar(&chunkInLog, "chunk-in-log", false, "also write chunk bytes into the data groups' raft logs, twice per replica in all (the old write path, for comparison)")
+	fl.BoolVar(&chunkOnce, "chunk-once", false, "write chunk bytes once per replica (staged before their short raft log entries) instead of twice (log entry, then chunk file); give every node the same value")
 	return cmd
 }
 

@@ -157,7 +157,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 	maxMsg, inflightBytes, uncommitted := uint64(1<<20), uint64(0), uint64(256<<20)
 	if g.store != nil {
 		inflightBytes = 32 << 20
-		if !n.cfg.ChunkInLog {
+		if n.cfg.ChunkOnce {
 			// No limit: raft would count a proposal whole and its
 			// application short; propose bounds the bytes instead
 			// (staged.go maxProposedChunkBytes).

@@ -7,7 +7,7 @@ package node
 //	cluster nodes=3 [data-groups=1] [meta-replicas=3] [replicas=3] [chunk-bytes=16]
 //	        [election=10] [heartbeat=2] [snapshot-entries=1000] [keep-entries=50]
 //	        [keep-data-entries=4] [data-snapshot-bytes=65536] [snap-piece-bytes=1048576]
-//	        [inline-threshold=-1]
+//	        [inline-threshold=-1] [chunk-once]
 //	        [bugs=(ack-before-durable,vote-before-durable)]
 //	    Starts the nodes, each on an empty memfs (the first command of a script).
 //	    Bugs need -tags tesserabugs (scripts in testdata/bugs/).
@@ -396,6 +396,7 @@ func (h *harness) cmdCluster(a *args) {
 		// The nodes' chunk size is the clients' (it sets how many chunks'
 		// worth of bytes a leader puts back into one envelope, staged.go).
 		MaxChunkBytes: chunkBytes,
+		ChunkOnce:     a.flag("chunk-once"),
 		// Background work a script does not ask for stays out of the
 		// output: garbage collection, scrubbing and replacement.
 		GCIntervalTicks:   1 << 40,

@@ -239,7 +239,7 @@ func (n *Node) propose(g *group, o *op) {
 		c := chunk.Command{Op: chunk.OpWrite, ID: o.req.ChunkID, CRC: o.req.CRC, Data: o.req.Data}
 		cmd = c.Marshal()
 	}
-	if !g.isMeta() && o.req.Kind == api.ChunkWrite && !n.cfg.ChunkInLog &&
+	if !g.isMeta() && o.req.Kind == api.ChunkWrite && n.cfg.ChunkOnce &&
 		n.proposedChunkBytes(g.id)+len(o.req.Data) > maxProposedChunkBytes {
 		// Too much in flight: wait as for a proposal raft dropped.
 		o.state = opWaiting

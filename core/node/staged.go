@@ -8,7 +8,7 @@ import (
 )
 
 // Chunk bytes written once (docs/architecture.md, "Chunk bytes written
-// once"). Unless Config.ChunkInLog is set, a data replica makes a chunk
+// once"). With Config.ChunkOnce set, a data replica makes a chunk
 // write's bytes durable as a staged file named by the entry's raft position
 // and logs the entry without them (chunk.OpWriteRef); applying it renames
 // the file. Raft's storage holds the short form too, so a message raft
@@ -59,7 +59,7 @@ func chunkWrite(e *raftpb.Entry) (entryHeader, chunk.Command, bool) {
 func (n *Node) stageAppend(g *group, j *logJob) {
 	ents := j.append.GetEntries()
 	j.entries = ents
-	if g.store == nil || n.cfg.ChunkInLog {
+	if g.store == nil || !n.cfg.ChunkOnce {
 		return
 	}
 	var out []*raftpb.Entry

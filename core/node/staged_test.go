@@ -42,6 +42,7 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n, e := newTestNode(t, 3)
+			n.cfg.ChunkOnce = true // after New: only the append path matters here
 			g := n.groups[group]
 			if tt.staged {
 				if err := g.store.WriteStaged(2, 1, chunk.Info{ID: id, Size: uint32(len(data)), CRC: whole.CRC}, data); err != nil {
