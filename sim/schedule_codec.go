@@ -121,7 +121,10 @@ func ParseSchedule(text string) (Schedule, error) {
 func (s Schedule) Validate(n int) error {
 	for _, f := range s.Faults {
 		nodes := f.Nodes
-		if f.Kind != Partition {
+		switch {
+		case f.Kind.anyNode():
+			continue
+		case f.Kind != Partition:
 			nodes = []int{f.Node}
 		}
 		for _, id := range nodes {
@@ -168,6 +171,10 @@ func parseFault(text string) (Fault, error) {
 			return bad("bad node")
 		}
 		f.Node = n
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash:
+		if len(fields) != 1 {
+			return bad("names no node")
+		}
 	case Partition:
 		if len(fields) < 2 {
 			return bad("want :A+B")

@@ -58,6 +58,12 @@ type simNode struct {
 	promises      map[uint64]promise
 	crashPoint    FaultKind
 	crashPointDur time.Duration
+	// inHandle is set while the node runs a step (handle); firing is a
+	// crash point armed for any node that took a moment of this step, to
+	// fire once its messages left, with its restart delay.
+	inHandle  bool
+	firing    FaultKind
+	firingDur time.Duration
 }
 
 // simIO is one piece of disk work in flight (Env.IO).
@@ -221,13 +227,17 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 		return
 	}
 	syncs := s.syncs
-	if !s.run("handling "+kind, func() {
+	s.inHandle = true
+	ok := s.run("handling "+kind, func() {
 		f(s.node)
 		s.node.Flush()
-	}) {
+	})
+	s.inHandle = false
+	if !ok {
 		return
 	}
 	if err := s.node.Err(); err != nil {
+		s.firing = ""
 		// A disk error stops the node; it restarts from disk like after a crash.
 		s.crash("stopped: " + err.Error())
 		s.w.scheduleRestart(s, time.Second)
@@ -246,8 +256,10 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 	for _, r := range replies {
 		s.w.clk.after(cost, "reply", s.id, r)
 	}
-	if s.notePromises(out) {
-		s.fireCrashPoint()
+	promised := s.notePromises(out)
+	s.forgetRemoved()
+	if promised || s.firing != "" {
+		s.fireCrashPoint(promised)
 	}
 }
 

@@ -365,7 +365,9 @@ func (o *Op) nextChunkRead() {
 			o.chunkIdx++
 			continue
 		}
-		if lo >= o.end {
+		if lo >= o.end || o.start >= o.end {
+			// Past the range, or an empty range: a chunk read of length 0
+			// would read to the chunk's end (chunk.Store.Read).
 			break
 		}
 		from, to := max(lo, o.start), min(hi, o.end)

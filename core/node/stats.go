@@ -209,3 +209,19 @@ func (n *Node) AuditChunks(held []uint64) (unaccounted []uint64, garbage int, ap
 	}
 	return g.meta.Unaccounted(held), len(g.meta.Garbage()), g.applied, true
 }
+
+// Leads reports whether this node's replica of group is its leader, as of
+// its last flush. It is cheap (unlike Groups): the simulator asks it at
+// every chunk write while a crash point waits for one (sim/crashpoint.go).
+func (n *Node) Leads(group uint64) bool {
+	g := n.groups[group]
+	return g != nil && g.role == raft.StateLeader
+}
+
+// Installing reports whether this node's replica of group holds a
+// snapshot back while it fetches the snapshot's chunks (fetch.go) or its
+// pieces (pieces.go): a crash now falls in the middle of the install.
+func (n *Node) Installing(group uint64) bool {
+	g := n.groups[group]
+	return g != nil && (g.pendingSnap != nil || g.pieces != nil)
+}
