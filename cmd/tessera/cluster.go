@@ -150,7 +150,7 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size")
 	inline.register(up)
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
-	fl.BoolVar(&chunkOnce, "chunk-once", false, "start the nodes with --chunk-once (chunk bytes written once per replica)")
+	fl.BoolVar(&chunkOnce, "chunk-once", true, "start the nodes with --chunk-once (chunk bytes written once per replica; false: twice)")
 	cmd.AddCommand(up)
 	return cmd
 }
