@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tessera-db/tessera/core/client"
@@ -70,9 +71,14 @@ func Run(ctx context.Context, cfg Config) error {
 	_, _ = crand.Read(sid[:])
 	h := &httpAPI{cfg: cfg, loop: loop, metrics: m,
 		ccfg: client.Config{ChunkBytes: cfg.ChunkBytes, Topology: cfg.Topology(),
-			InlineThreshold: ncfg.MetaConfig().InlineThreshold},
+			InlineThreshold: ncfg.MetaConfig().InlineThreshold, Window: cfg.PutWindow},
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
-		sessBase:       binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1)}
+		sessBase:       binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1),
+		pool:           make(chan struct{}, cfg.PutWindow-1)}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tessera_put_pool_slots_in_use",
+		Help: "Slots of the node's shared put window in use: pieces of request bodies held beyond one per put or append (at most --put-window - 1).",
+	}, func() float64 { return float64(len(h.pool)) }))
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
 	hosted := len(n.Groups()) // before the loop owns the node

@@ -12,7 +12,12 @@ import (
 )
 
 // maxBugSeeds bounds the seeds each injected bug may take to be caught.
-const maxBugSeeds = 300
+// maxBugSeeds bounds the seeds tried per bug. hardstate-first needs a
+// crash that tears a log batch whose hard state already commits its
+// entries, and the seed that first catches it moves far with any change
+// of the workload (seeds 88, 247, 627 and 87 in successive versions), so
+// the bound leaves room above that.
+const maxBugSeeds = 700
 
 // TestInjectedBugs is the testbed's self-test: each known bug, injected
 // into the core, must make some seed fail within maxBugSeeds that passes

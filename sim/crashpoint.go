@@ -69,11 +69,17 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 
 // forgetRemoved drops the promises of replicas the node no longer hosts:
 // a replica deleted (removed from its group, perhaps to be created afresh
-// later, with an empty log) promises nothing its predecessor did.
+// later, with an empty log) promises nothing its predecessor did; nor
+// does a fenced one, once deleted, stand for those it forgot.
 func (s *simNode) forgetRemoved() {
 	for g := range s.promises {
 		if !s.node.Hosts(g) {
 			delete(s.promises, g)
+		}
+	}
+	for g := range s.forgot {
+		if !s.node.Hosts(g) {
+			delete(s.forgot, g)
 		}
 	}
 }
@@ -193,8 +199,7 @@ func (c *simClient) writerCrash() bool {
 	w.coverage.fired[WriterCrash]++
 	w.logf("client %d crashed before its commit (crash point)", c.id)
 	w.hist.drop(c.rec)
-	c.op = nil
-	c.gen++
+	c.op = nil // answers to its requests in flight are dropped
 	c.sess = client.NewSession(uint64(c.id)<<32|w.workRng.Uint64()>>40, 0)
 	c.reuseSeq, c.pageNext = 0, ""
 	w.clk.after(max(dur, time.Millisecond), "client-restart", 0, c.next)
@@ -204,12 +209,22 @@ func (c *simClient) writerCrash() bool {
 // checkPromises runs right after a node recovered from its disk: every
 // acknowledgement and vote it sent must be covered by what it recovered.
 func (s *simNode) checkPromises() {
+	for _, g := range sortedGroups(s.forgot) {
+		if !s.fenced(g) {
+			delete(s.forgot, g)
+		}
+	}
 	for _, g := range sortedGroups(s.promises) {
 		p := s.promises[g]
 		term, vote, last, ok := s.node.LogState(g)
 		if !ok {
 			// The replica was deleted (or never durably created): it
-			// promises nothing any more.
+			// promises nothing any more. Or it was fenced because its
+			// disk damaged its log: the promises it made stand in the
+			// leader's eyes, so the promotion check remembers them.
+			if s.fenced(g) {
+				s.forgot[g] = p
+			}
 			delete(s.promises, g)
 			continue
 		}
@@ -222,6 +237,14 @@ func (s *simNode) checkPromises() {
 				s.id, p.voteFor, p.voteTerm, g, term, vote)
 		}
 	}
+}
+
+// fenced reports whether the node, up, holds a fenced replica of group g:
+// one it keeps empty because its disk lost the replica's log (or the
+// whole disk was lost).
+func (s *simNode) fenced(g uint64) bool {
+	_, _, _, ok := s.node.LogState(g)
+	return !ok && s.node.Hosts(g)
 }
 
 func sortedGroups(m map[uint64]promise) []uint64 {

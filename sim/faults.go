@@ -78,12 +78,25 @@ const (
 	// one (entering or leaving a joint configuration, adding a learner,
 	// removing a member).
 	ConfCrash FaultKind = "confcrash"
+	// Log faults of a disk that misbehaves (logfaults.go), on the run's
+	// one faulty-disk node. LostWrite: the next sync of one of Node's
+	// raft log segments succeeds but its bytes never reach the medium;
+	// Misdirect: they land at a record boundary of another (or the same)
+	// log segment of Node instead; Latent: a sector of one of its log
+	// segments fails every read. Each crashes Node after Dur (so that
+	// recovery meets the damage) and restarts it. ReadErr: Node crashes
+	// and restarts at once, and for Dur half of the reads of its log
+	// segments fail.
+	LostWrite FaultKind = "lostwrite"
+	Misdirect FaultKind = "misdirect"
+	Latent    FaultKind = "latent"
+	ReadErr   FaultKind = "readerr"
 )
 
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
 var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot,
-	ChunkCrash, WriterCrash, SnapCrash, ConfCrash}
+	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, LostWrite, Misdirect, Latent, ReadErr}
 
 // crashPointKinds are the crash points, in the order the coverage line
 // counts them firing.
@@ -227,6 +240,12 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 	slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 	m.DiskMin = time.Duration(r.IntN(500)+20) * time.Microsecond
 	m.DiskMax = m.DiskMin + time.Duration(r.IntN(5000))*time.Microsecond
+	// Drawn last, so that the draws above (and the schedules of seeds
+	// without log faults) stay what they were before log faults existed.
+	if lf := logFaults(r, nodes, until, s.Faults); len(lf) > 0 {
+		s.Faults = append(s.Faults, lf...)
+		slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
+	}
 	return s
 }
 

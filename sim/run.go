@@ -99,6 +99,10 @@ type World struct {
 	// clients' threshold, drawn per seed (drawInline).
 	inline       meta.Config
 	clientInline int64
+	// clientWindow is the clients' window of chunk writes in flight per
+	// write (client.Config.Window), drawn per seed: 1 (one at a time), 2, 4
+	// or 8.
+	clientWindow int
 	nodes        []*simNode
 	net          *network
 	clients      []*simClient
@@ -133,6 +137,10 @@ type coverage struct {
 	corrupt, repaired, syncs, timeouts, fwds uint64
 	confChanges, created, removed            uint64
 	scrubbed, amnesiac, corruptLogs, pieces  uint64
+	unreadableLogs                           uint64
+	// lostWrites, misdirected, latentSectors and logReadErrors count the
+	// log faults injected (logfaults.go).
+	lostWrites, misdirected, latentSectors, logReadErrors int
 	// staged, filled, cut and lacking count the chunk writes whose bytes
 	// were written once (node.Stats.StagedChunks and what follows it).
 	staged, filled, cut, lacking uint64
@@ -153,6 +161,9 @@ type coverage struct {
 	inlineWrites, chunkedWrites, inlineRefused int
 	// fired counts the crash points that fired, by kind.
 	fired map[FaultKind]int
+	// overlapped counts answers a client took while other requests of
+	// the same op were in flight (a write's window at work).
+	overlapped int
 }
 
 func (c *coverage) noteCommit(cmd *meta.Command, res meta.Result) {
@@ -183,6 +194,7 @@ func (c *coverage) add(st node.Stats) {
 	c.scrubbed += st.ScrubbedChunks
 	c.amnesiac += st.AmnesiacReplicas
 	c.corruptLogs += st.CorruptLogs
+	c.unreadableLogs += st.UnreadableLogs
 	c.pieces += st.SnapPieces
 	c.staged += st.StagedChunks
 	c.filled += st.AppendsFilled
@@ -195,8 +207,8 @@ func (c coverage) String() string {
 	for _, k := range crashPointKinds {
 		fmt.Fprintf(&fired, " %s-fired=%d", k, c.fired[k])
 	}
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d%s",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused,
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d%s",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, fired.String())
 }
 
@@ -404,7 +416,7 @@ func run(opts Options) (res *Result) {
 		if w.sched.Mix.ClockSkew > 0 {
 			skew += (schedRng.Float64()*2 - 1) * w.sched.Mix.ClockSkew
 		}
-		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true, ioFree: map[uint64]time.Duration{}, promises: map[uint64]promise{},
+		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true, ioFree: map[uint64]time.Duration{}, promises: map[uint64]promise{}, forgot: map[uint64]promise{},
 			rng:        rand.New(rand.NewPCG(root.Uint64(), uint64(100+i))),
 			tickPeriod: time.Duration(float64(opts.Tick) * skew)}
 		s.installDiskFaults()
@@ -418,6 +430,7 @@ func run(opts Options) (res *Result) {
 	w.work = drawWorkload(rand.New(rand.NewPCG(root.Uint64(), 8)), opts.Keys)
 	w.sizes = map[string]int64{}
 	w.drawInline(inlineRng)
+	w.clientWindow = []int{1, 2, 4, 8}[rand.New(rand.NewPCG(root.Uint64(), 9)).IntN(4)]
 	for _, s := range w.nodes {
 		w.restart(s)
 	}
@@ -468,6 +481,8 @@ func (w *World) inject(f Fault) {
 		s.crashPoint, s.crashPointDur = f.Kind, f.Dur
 	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash:
 		w.armed = append(w.armed, armed{f.Kind, f.Dur})
+	case LostWrite, Misdirect, Latent, ReadErr:
+		w.injectLogFault(f)
 	case Lose:
 		s := w.nodes[f.Node-1]
 		s.lost = true
@@ -531,17 +546,19 @@ func (w *World) inject(f Fault) {
 // last of the last segment, which it would take for a torn write).
 func (w *World) logRot(s *simNode) {
 	var spans []wal.Span
-	for _, g := range w.topo.Groups {
-		recs, err := wal.Records(s.fs, fmt.Sprintf("groups/%d/wal", g.ID))
-		if err != nil {
-			continue // already damaged
-		}
-		for _, r := range recs {
-			if !r.Tail {
-				spans = append(spans, r)
+	s.inspect(func() {
+		for _, g := range w.topo.Groups {
+			recs, err := wal.Records(s.fs, fmt.Sprintf("groups/%d/wal", g.ID))
+			if err != nil {
+				continue // already damaged
+			}
+			for _, r := range recs {
+				if !r.Tail {
+					spans = append(spans, r)
+				}
 			}
 		}
-	}
+	})
 	if len(spans) == 0 {
 		w.logf("log rot on node %d: no record to damage", s.id)
 		return
@@ -565,7 +582,11 @@ func (w *World) logRot(s *simNode) {
 func (w *World) bitRot(s *simNode) {
 	need := 1
 	for _, f := range w.sched.Faults {
-		if (f.Kind == Lose || f.Kind == Wipe || f.Kind == LogRot) && f.At > w.clk.now && f.At < w.sched.FaultsUntil {
+		// A log fault fences its node's replicas (deleting their chunks)
+		// when the node restarts, up to Dur after it.
+		soon := (f.Kind == Lose || f.Kind == Wipe) && f.At > w.clk.now ||
+			isLogFault(f.Kind) && f.At+f.Dur+time.Second > w.clk.now
+		if soon && f.At < w.sched.FaultsUntil {
 			need = 2
 		}
 	}
@@ -623,6 +644,8 @@ func (w *World) heal() {
 	for _, s := range w.nodes {
 		s.diskFaults = false
 		s.pausedUntil = 0
+		s.armedWrite, s.readErrUntil = "", 0
+		s.fs.ClearLatent()
 		if !s.up() {
 			w.restart(s)
 		}
@@ -643,8 +666,8 @@ func (w *World) result(checkHistory bool) *Result {
 	}
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
-		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString()), Ops: w.hist.len(), Events: w.clk.events,
+		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {

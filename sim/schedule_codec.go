@@ -162,7 +162,7 @@ func parseFault(text string) (Fault, error) {
 		return bad("negative time")
 	}
 	switch f.Kind {
-	case Crash, Pause, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot:
+	case Crash, Pause, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot, LostWrite, Misdirect, Latent, ReadErr:
 		if len(fields) != 2 || !strings.HasPrefix(fields[1], "n") {
 			return bad("want :nID")
 		}

@@ -55,7 +55,10 @@ type simNode struct {
 	// promises are the acknowledgements and votes the node sent, per
 	// group, that its disk must keep (crashpoint.go); crashPoint is an
 	// armed crash point (AckCrash or VoteCrash), with the restart delay.
-	promises      map[uint64]promise
+	promises map[uint64]promise
+	// forgot holds, per group whose replica here is fenced because the
+	// disk damaged its log, the promises it had made (crashpoint.go).
+	forgot        map[uint64]promise
 	crashPoint    FaultKind
 	crashPointDur time.Duration
 	// inHandle is set while the node runs a step (handle); firing is a
@@ -64,6 +67,12 @@ type simNode struct {
 	inHandle  bool
 	firing    FaultKind
 	firingDur time.Duration
+	// armedWrite is a LostWrite or Misdirect waiting for the next sync of
+	// a log segment; readErrUntil ends a ReadErr fault; inspecting turns
+	// read faults off while the simulator reads the disk (logfaults.go).
+	armedWrite   FaultKind
+	readErrUntil time.Duration
+	inspecting   bool
 }
 
 // simIO is one piece of disk work in flight (Env.IO).
@@ -149,6 +158,8 @@ func (s *simNode) installDiskFaults() {
 				p[w.faultRng.IntN(len(p))] ^= 1 << w.faultRng.IntN(8)
 			}
 		},
+		ReadErr: s.readErr,
+		Place:   s.placeWrite,
 	})
 }
 
@@ -186,6 +197,7 @@ func (s *simNode) crash(reason string) {
 	s.incarnation++
 	s.crashes++
 	s.outgoing, s.replies = nil, nil
+	s.armedWrite = "" // a write fault that never met a sync
 	s.w.clk.note("crash", uint64(s.id), uint64(s.crashes))
 	s.w.logf("node %d crashed: %s", s.id, reason)
 	var cut func(int) int

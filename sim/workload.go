@@ -31,8 +31,7 @@ type simClient struct {
 	op     *client.Op
 	rec    *linearizability.Operation
 	target int
-	// gen numbers requests so that a late response to a timed-out one is ignored.
-	gen     uint64
+	// body is a write's body, sent how much of it the op took.
 	body    []byte
 	sent    int
 	read    []byte
@@ -149,7 +148,7 @@ func (w *World) sameDir(i int) int {
 
 func (w *World) clientConfig() client.Config {
 	return client.Config{ChunkBytes: w.opts.ChunkBytes, Topology: w.topo, MaxAttempts: 4, AllocBatch: 4, LeaseNanos: int64(time.Minute),
-		InlineThreshold: w.clientInline}
+		InlineThreshold: w.clientInline, Window: w.clientWindow}
 }
 
 // next starts the client's next random operation.
@@ -330,7 +329,9 @@ func (w *World) pickTarget() int {
 	}
 }
 
-// drive takes op steps until one needs to wait for the network.
+// drive takes op steps until the op waits for the network; a write's
+// chunk writes go out together, up to its window, and are answered in
+// whatever order the network and the nodes make.
 func (c *simClient) drive() {
 	w := c.w
 	for {
@@ -346,7 +347,9 @@ func (c *simClient) drive() {
 				}
 				c.commitSent = true
 			}
-			c.send(st.Req, st.Attempt)
+			c.op.Sent(st.Token)
+			c.send(st.Req, st.Attempt, st.Token)
+		case client.StepWait:
 			return
 		case client.StepNeedData:
 			n := min(w.opts.ChunkBytes, len(c.body)-c.sent)
@@ -366,11 +369,10 @@ func (c *simClient) drive() {
 }
 
 // send delivers a request to the client's target node after a network
-// delay, and arms a timeout.
-func (c *simClient) send(req *api.Request, attempt int) {
+// delay, and arms a timeout; token names it to the op.
+func (c *simClient) send(req *api.Request, attempt int, token uint64) {
 	w := c.w
-	c.gen++
-	gen := c.gen
+	op := c.op
 	s := w.nodes[c.target-1]
 	backoff := time.Duration(attempt) * 50 * time.Millisecond
 	deliverIn := backoff + w.net.delay()
@@ -379,32 +381,37 @@ func (c *simClient) send(req *api.Request, attempt int) {
 			// A crashed node's port refuses connections: the client learns
 			// at once that nothing was sent, as it would over TCP.
 			w.clk.after(w.net.delay(), "response", c.id, func() {
-				c.onResponse(gen, api.Errorf(api.Unavailable, "node %d refused the connection", s.id))
+				c.onResponse(op, token, api.Errorf(api.Unavailable, "node %d refused the connection", s.id))
 			})
 			return
 		}
 		s.handle("request", func(n *node.Node) {
 			n.Submit(req, func(resp *api.Response) {
 				s.replies = append(s.replies, func() {
-					w.clk.after(w.net.delay(), "response", c.id, func() { c.onResponse(gen, resp) })
+					w.clk.after(w.net.delay(), "response", c.id, func() { c.onResponse(op, token, resp) })
 				})
 			})
 		})
 	})
 	w.clk.after(backoff+clientTimeout, "client-timeout", c.id, func() {
-		c.onResponse(gen, api.Errorf(api.Timeout, "client timed out after %s", clientTimeout))
+		c.onResponse(op, token, api.Errorf(api.Timeout, "client timed out after %s", clientTimeout))
 	})
 }
 
-func (c *simClient) onResponse(gen uint64, resp *api.Response) {
-	if gen != c.gen || c.op == nil {
+// onResponse feeds an answer to the op that sent the request, unless the
+// op is over or no longer waits for it (a late answer to a request whose
+// timeout came first).
+func (c *simClient) onResponse(op *client.Op, token uint64, resp *api.Response) {
+	others := op.InFlight() - 1
+	if op != c.op || !op.OnResponse(token, resp) {
 		return
 	}
-	c.gen++
+	if others > 0 {
+		c.w.coverage.overlapped++
+	}
 	if resp.Status == api.Timeout && c.commitSent {
 		c.timedOut = true
 	}
-	c.op.OnResponse(resp)
 	c.drive()
 }
 

@@ -103,16 +103,30 @@ func (f *fakeCluster) serve(r *api.Request) *api.Response {
 	return api.Errorf(api.Internal, "unexpected request kind %d", r.Kind)
 }
 
-// run drives an op to completion, supplying body as its data.
+// run drives an op to completion, supplying body as its data; requests
+// are answered in the order sent.
 func (f *fakeCluster) run(t *testing.T, o *Op, body []byte, chunkBytes int) (Result, []byte) {
 	t.Helper()
 	var out []byte
+	type inFlight struct {
+		token uint64
+		req   *api.Request
+	}
+	var pending []inFlight
 	sent := 0
 	for steps := 0; steps < 10000; steps++ {
 		st := o.Next()
 		switch st.Kind {
 		case StepSend:
-			o.OnResponse(f.serve(st.Req))
+			o.Sent(st.Token)
+			pending = append(pending, inFlight{st.Token, st.Req})
+		case StepWait:
+			if len(pending) == 0 {
+				t.Fatal("op waits with nothing in flight")
+			}
+			p := pending[0]
+			pending = pending[1:]
+			o.OnResponse(p.token, f.serve(p.req))
 		case StepNeedData:
 			n := min(chunkBytes, len(body)-sent)
 			o.OnData(body[sent:sent+n], sent+n == len(body))
@@ -123,6 +137,9 @@ func (f *fakeCluster) run(t *testing.T, o *Op, body []byte, chunkBytes int) (Res
 			out = append(out, st.Data...)
 			o.OnDelivered()
 		case StepDone:
+			if len(pending) > 0 {
+				t.Fatalf("op done with %d requests in flight", len(pending))
+			}
 			return st.Result, out
 		}
 	}

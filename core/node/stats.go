@@ -24,8 +24,9 @@ type Stats struct {
 	// of their group and lost its disk.
 	AmnesiacReplicas uint64
 	// CorruptLogs counts replicas whose log was found damaged at start-up
-	// and fenced (quarantine.go).
-	CorruptLogs uint64
+	// and fenced (quarantine.go); UnreadableLogs those whose log could not
+	// be read at all.
+	CorruptLogs, UnreadableLogs uint64
 	// ScrubbedChunks counts chunks the scrubber verified; ScrubPasses the
 	// passes it completed over a group.
 	ScrubbedChunks, ScrubPasses uint64
