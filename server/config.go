@@ -58,6 +58,8 @@ type Config struct {
 	// a member before it replaces it on another node (default 5m).
 	ReplaceAfter time.Duration
 	Logger       *slog.Logger
+	// Bugs are injected defects (tesserabugs builds only).
+	Bugs Bugs
 	// OnReady, if set, is called once the node serves, with the addresses
 	// its listeners are bound to (useful with port 0).
 	OnReady func(httpAddr, peerAddr string)

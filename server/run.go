@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/wire"
@@ -57,6 +58,9 @@ func Run(ctx context.Context, cfg Config) error {
 	ncfg := node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
 		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join,
 		InlineThreshold: cfg.InlineThreshold, InlineCapBytes: cfg.InlineCapBytes, ChunkOnce: cfg.ChunkOnce}
+	if bugs.CompiledIn {
+		ncfg.Bugs = cfg.Bugs.Core
+	}
 	n, err := node.New(ncfg, renv)
 	if err != nil {
 		renv.io.close()

@@ -179,7 +179,14 @@ func (w *World) readBack(fc *simClient) {
 	var paths []string
 	for _, prefix := range prefixes {
 		after := ""
-		for len(w.failures) == 0 {
+		for pages := 0; len(w.failures) == 0; pages++ {
+			if pages > w.work.Keys {
+				// At most Keys files exist, so a listing that has not
+				// ended by now never will (a page that does not move past
+				// After): fail rather than page forever.
+				w.failf(verdict.Liveness, "listing %s in pages of %d did not end after %d pages (at most %d files exist)", prefix, page, pages, w.work.Keys)
+				return
+			}
 			r, ok := fc.finalOp(client.Spec{Kind: client.List, Prefix: prefix, After: after, Limit: page, Length: -1, SizeHint: -1})
 			if !ok {
 				return

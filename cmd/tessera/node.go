@@ -17,7 +17,9 @@ import (
 
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/server"
+	"github.com/tessera-db/tessera/sim"
 )
 
 // nodeFile is the JSON config file of `tessera node --config`; flags given
@@ -47,6 +49,7 @@ func nodeCmd() *cobra.Command {
 	var (
 		cfgPath, peers, chunk, maxFile, tick, replaceAfter, logLevel string
 		chunkOnce                                                    bool
+		injectBug                                                    string
 		f                                                            nodeFile
 		inline                                                       inlineFlags
 	)
@@ -105,6 +108,9 @@ SIGINT or SIGTERM stops the node cleanly.`,
 				return err
 			}
 			cfg.ChunkOnce = chunkOnce
+			if cfg.Bugs, err = parseNodeBugs(injectBug); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return server.Run(ctx, cfg)
@@ -130,7 +136,33 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.BoolVar(&chunkOnce, "chunk-once", false, "write chunk bytes once per replica (staged before their short raft log entries) instead of twice (log entry, then chunk file); give every node the same value")
+	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs to inject, of the server or the core (binaries built with -tags tesserabugs; for testing the chaos harness)")
+	_ = fl.MarkHidden("inject-bug")
 	return cmd
+}
+
+// parseNodeBugs reads --inject-bug: server defects by their names
+// (server.BugNames), the rest as the simulator's core defects
+// (sim.ParseBugs). Only a tesserabugs build accepts any.
+func parseNodeBugs(list string) (server.Bugs, error) {
+	var b server.Bugs
+	if list == "" {
+		return b, nil
+	}
+	if !node.BugsCompiledIn {
+		return b, fmt.Errorf("--inject-bug needs a binary built with -tags tesserabugs")
+	}
+	var core []string
+	for _, name := range strings.Split(list, ",") {
+		if !server.SetBug(&b, name) {
+			core = append(core, name)
+		}
+	}
+	var err error
+	if b.Core, err = sim.ParseBugs(strings.Join(core, ",")); err != nil {
+		return b, fmt.Errorf("--inject-bug: %w (server bugs: %s)", err, strings.Join(server.BugNames(), ", "))
+	}
+	return b, nil
 }
 
 // mergeNodeFile fills from the config file every setting whose flag was not
