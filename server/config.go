@@ -37,6 +37,10 @@ type Config struct {
 	// (node.Config.InlineThreshold); this node's clients inline up to its
 	// own threshold and fall back to chunks where the cluster refuses.
 	InlineThreshold, InlineCapBytes int64
+	// ChunkOnce writes chunk bytes once on each replica, not in the data
+	// groups' raft logs as well as in the chunk files
+	// (node.Config.ChunkOnce). Every node of a cluster should agree.
+	ChunkOnce bool
 	// PutWindow is how many chunks of put and append bodies the HTTP API
 	// holds and writes at once (default client.DefaultWindow): one write
 	// alone up to PutWindow (client.Config.Window), concurrent writes

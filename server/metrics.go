@@ -104,6 +104,11 @@ var nodeCounters = []struct {
 	{"tessera_replica_logs_unreadable_total", "Replicas whose log could not be read at start-up (after retries) and were fenced until their group replaces them.", func(s node.Stats) uint64 { return s.UnreadableLogs }},
 	{"tessera_raft_log_batches_total", "Raft log batches written and fsynced (one fsync each).", func(s node.Stats) uint64 { return s.LogBatches }},
 	{"tessera_raft_log_batch_jobs_total", "Appends and snapshots carried by raft log batches (divide by batches for the group commit achieved).", func(s node.Stats) uint64 { return s.LogBatchJobs }},
+	{"tessera_chunks_staged_total", "Chunk writes whose bytes were made durable beside their short log entry (written once).", func(s node.Stats) uint64 { return s.StagedChunks }},
+	{"tessera_chunk_staged_bytes_total", "Chunk bytes made durable beside their short log entries.", func(s node.Stats) uint64 { return s.StagedChunkBytes }},
+	{"tessera_raft_appends_filled_total", "Short chunk-write entries whose bytes a leader put back into an append to a follower.", func(s node.Stats) uint64 { return s.AppendsFilled }},
+	{"tessera_raft_appends_cut_total", "Appends cut before a short chunk-write entry that could not be filled (sending) or held (receiving).", func(s node.Stats) uint64 { return s.AppendsCut }},
+	{"tessera_chunks_lacking_total", "Chunks applied without their bytes here and fetched from a peer.", func(s node.Stats) uint64 { return s.LackingChunks }},
 	{"tessera_request_timeouts_total", "Requests that timed out with an unknown outcome.", func(s node.Stats) uint64 { return s.Timeouts }},
 }
 

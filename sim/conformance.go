@@ -76,7 +76,7 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 		switch {
 		case a.Rejected:
 			return model.Event{}, false
-		case ch.Op == chunk.OpWrite:
+		case ch.Op == chunk.OpWrite || ch.Op == chunk.OpWriteRef:
 			return model.Event{Kind: model.ChunkWritten, Index: a.Index, ChunkIDs: []uint64{ch.ID}}, true
 		default:
 			return model.Event{Kind: model.GCDelete, Index: a.Index, ChunkIDs: ch.IDs}, true

@@ -150,7 +150,7 @@ func (w *World) moment(id int, kind FaultKind) {
 // the chunk cannot have been sent yet, since it waits for this write's
 // acknowledgement.
 func (w *World) chunkApplied(id int, a node.Applied) {
-	if a.Chunk == nil || a.Chunk.Op != chunk.OpWrite || a.Rejected || a.Restored || !w.isArmed(ChunkCrash) {
+	if a.Chunk == nil || (a.Chunk.Op != chunk.OpWrite && a.Chunk.Op != chunk.OpWriteRef) || a.Rejected || a.Restored || !w.isArmed(ChunkCrash) {
 		return
 	}
 	if s := w.nodes[id-1]; s.up() && s.node.Leads(a.Group) {

@@ -48,6 +48,9 @@ type Options struct {
 	Schedule *Schedule
 	// Bugs inject known defects into the core (testbed self-test).
 	Bugs node.Bugs
+	// ChunkOnce runs the nodes with node.Config.ChunkOnce: chunk bytes
+	// written once per replica (off by default, as for `tessera node`).
+	ChunkOnce bool
 	// setup, if set, is called once the world is built, before any node
 	// starts (tests inject faults the schedule cannot express with it).
 	setup func(*World)
@@ -138,6 +141,9 @@ type coverage struct {
 	// lostWrites, misdirected, latentSectors and logReadErrors count the
 	// log faults injected (logfaults.go).
 	lostWrites, misdirected, latentSectors, logReadErrors int
+	// staged, filled, cut and lacking count the chunk writes whose bytes
+	// were written once (node.Stats.StagedChunks and what follows it).
+	staged, filled, cut, lacking uint64
 	// reuses counts the clients' deliberate reuses of a sequence number
 	// that the meta group refused, as it must.
 	reuses int
@@ -190,6 +196,10 @@ func (c *coverage) add(st node.Stats) {
 	c.corruptLogs += st.CorruptLogs
 	c.unreadableLogs += st.UnreadableLogs
 	c.pieces += st.SnapPieces
+	c.staged += st.StagedChunks
+	c.filled += st.AppendsFilled
+	c.cut += st.AppendsCut
+	c.lacking += st.LackingChunks
 }
 
 func (c coverage) String() string {
@@ -197,9 +207,9 @@ func (c coverage) String() string {
 	for _, k := range crashPointKinds {
 		fmt.Fprintf(&fired, " %s-fired=%d", k, c.fired[k])
 	}
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d%s",
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d%s",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
-		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, fired.String())
+		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, fired.String())
 }
 
 func (w *World) nodeConfig(id int) node.Config {
@@ -215,7 +225,7 @@ func (w *World) nodeConfig(id int) node.Config {
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
-		SnapPieceBytes: w.pieceBytes, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
+		ChunkOnce: w.opts.ChunkOnce, SnapPieceBytes: w.pieceBytes, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
 	}
 }
 

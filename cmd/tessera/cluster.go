@@ -26,6 +26,7 @@ func clusterCmd() *cobra.Command {
 		putWindow                             int
 		pprof                                 bool
 		dir, chunk, logLevel                  string
+		chunkOnce                             bool
 		inline                                inlineFlags
 	)
 	up := &cobra.Command{
@@ -93,7 +94,8 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 					"--data-groups", strconv.Itoa(dataGroups), "--replicas", strconv.Itoa(rep),
 					"--meta-replicas", strconv.Itoa(rep), "--chunk-size", chunk, "--log-level", logLevel,
 					"--inline-threshold", inline.threshold, "--inline-cap", inline.capacity,
-					"--put-window", strconv.Itoa(putWindow), "--pprof="+strconv.FormatBool(pprof))
+					"--put-window", strconv.Itoa(putWindow), "--pprof="+strconv.FormatBool(pprof),
+					"--chunk-once="+strconv.FormatBool(chunkOnce))
 				c.Stdout, c.Stderr = logf, logf
 				if err := c.Start(); err != nil {
 					stopAll(procs)
@@ -154,6 +156,7 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 	fl.IntVar(&putWindow, "put-window", client.DefaultWindow, "chunk writes in flight at once for one put alone, shared by concurrent puts (the nodes' --put-window)")
 	fl.BoolVar(&pprof, "pprof", false, "nodes serve Go's profiles under /debug/pprof/ (the nodes' --pprof)")
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
+	fl.BoolVar(&chunkOnce, "chunk-once", false, "start the nodes with --chunk-once (chunk bytes written once per replica)")
 	cmd.AddCommand(up)
 	return cmd
 }

@@ -48,6 +48,7 @@ type nodeFile struct {
 func nodeCmd() *cobra.Command {
 	var (
 		cfgPath, peers, chunk, maxFile, tick, replaceAfter, logLevel string
+		chunkOnce                                                    bool
 		injectBug                                                    string
 		f                                                            nodeFile
 		inline                                                       inlineFlags
@@ -106,6 +107,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 			if cfg.InlineThreshold, cfg.InlineCapBytes, err = inline.parse(); err != nil {
 				return err
 			}
+			cfg.ChunkOnce = chunkOnce
 			if cfg.Bugs, err = parseNodeBugs(injectBug); err != nil {
 				return err
 			}
@@ -133,6 +135,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.BoolVar(&f.Join, "join", false, "join an existing cluster with an empty data directory (required after a disk was lost): bootstrap no group")
 	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.BoolVar(&chunkOnce, "chunk-once", false, "write chunk bytes once per replica (staged before their short raft log entries) instead of twice (log entry, then chunk file); give every node the same value")
 	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs to inject, of the server or the core (binaries built with -tags tesserabugs; for testing the chaos harness)")
 	_ = fl.MarkHidden("inject-bug")
 	return cmd

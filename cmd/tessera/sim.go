@@ -20,6 +20,7 @@ type simFlags struct {
 	metaReplicas int
 	duration     time.Duration
 	bugs         string
+	chunkOnce    bool
 }
 
 func (sf *simFlags) add(cmd *cobra.Command) {
@@ -28,11 +29,13 @@ func (sf *simFlags) add(cmd *cobra.Command) {
 	fl.IntVar(&sf.metaReplicas, "meta-replicas", 0, "replicas of the meta group (0: picked per seed, 3 or 5 with 5 or more nodes)")
 	fl.DurationVar(&sf.duration, "duration", sim.DefaultOptions().Duration, "simulated time of the workload and faults")
 	fl.StringVar(&sf.bugs, "inject-bug", "", "comma-separated known bugs to inject (binaries built with -tags tesserabugs): "+strings.Join(sim.AllBugs(), ", "))
+	fl.BoolVar(&sf.chunkOnce, "chunk-once", sim.DefaultOptions().ChunkOnce, "run the nodes with chunk bytes written once per replica (node --chunk-once)")
 }
 
 func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 	opts := sim.DefaultOptions()
 	opts.Seed, opts.Nodes, opts.Duration, opts.MetaReplicas = seed, sf.nodes, sf.duration, sf.metaReplicas
+	opts.ChunkOnce = sf.chunkOnce
 	if sf.nodes < 3 || sf.nodes > 9 {
 		return opts, fmt.Errorf("--nodes must be 3..9")
 	}
@@ -190,6 +193,9 @@ status 1 if any seed fails; each failing seed replays with 'tessera sim run
 			so := sim.SwarmOptions{From: from, To: to, Jobs: jobs, Exe: exe, FailFast: failFast}
 			if swf.bugs != "" {
 				so.ExtraArgs = append(so.ExtraArgs, "--inject-bug", swf.bugs)
+			}
+			if swf.chunkOnce {
+				so.ExtraArgs = append(so.ExtraArgs, "--chunk-once")
 			}
 			start := time.Now()
 			results := sim.Swarm(opts, so, os.Stdout)

@@ -12,6 +12,12 @@
 // directory is fsynced before a snapshot that lists it is taken (Store.Sync),
 // so that a chunk never disappears once the log entries that wrote it are
 // compacted away.
+//
+// A write may instead be logged as OpWriteRef, without its bytes: they were
+// written first to a staged file "<dir>/<index>-<term>.stg" (16 hex digits
+// each, the raft position of the entry; same format as a chunk file), which
+// applying the entry renames to the chunk's file (Store.ApplyRef). A staged
+// file at or below the applied index is garbage (RemoveStaged).
 package chunk
 
 import (
@@ -50,17 +56,23 @@ type Op uint8
 const (
 	OpWrite Op = iota + 1
 	OpDelete
+	// OpWriteRef is a write whose bytes are not in the command: they were
+	// made durable beside the log entry, as a staged file named by the
+	// entry's index and term (Store.WriteStaged), before the entry was.
+	OpWriteRef
 )
 
 // Command is one data-group log entry.
 type Command struct {
 	Op Op
-	// ID is the chunk written (OpWrite).
+	// ID is the chunk written (OpWrite, OpWriteRef).
 	ID uint64
-	// CRC is the crc32c of Data (OpWrite).
+	// CRC is the crc32c of the chunk's content (OpWrite, OpWriteRef).
 	CRC uint32
 	// Data is the chunk content (OpWrite).
 	Data []byte
+	// Size is the chunk's length (OpWriteRef).
+	Size uint32
 	// IDs are the chunks deleted (OpDelete).
 	IDs []uint64
 }
@@ -74,6 +86,10 @@ func (c *Command) Marshal() []byte {
 		e.Uvarint(c.ID)
 		e.Uint32(c.CRC)
 		e.Bytes(c.Data)
+	case OpWriteRef:
+		e.Uvarint(c.ID)
+		e.Uint32(c.CRC)
+		e.Uvarint(uint64(c.Size))
 	case OpDelete:
 		e.Uvarint(uint64(len(c.IDs)))
 		for _, id := range c.IDs {
@@ -92,6 +108,14 @@ func UnmarshalCommand(b []byte) (Command, error) {
 		c.ID = d.Uvarint()
 		c.CRC = d.Uint32()
 		c.Data = d.Bytes(MaxChunkBytes)
+	case OpWriteRef:
+		c.ID = d.Uvarint()
+		c.CRC = d.Uint32()
+		size := d.Uvarint()
+		if size > MaxChunkBytes {
+			d.Fail(fmt.Errorf("chunk: write of %d bytes above %d", size, MaxChunkBytes))
+		}
+		c.Size = uint32(min(size, MaxChunkBytes))
 	case OpDelete:
 		n := d.Count(1<<20, 1)
 		for i := 0; i < n; i++ {
@@ -104,6 +128,12 @@ func UnmarshalCommand(b []byte) (Command, error) {
 		return Command{}, fmt.Errorf("chunk: decode command: %w", err)
 	}
 	return c, nil
+}
+
+// Ref returns the OpWriteRef form of an OpWrite: the same write without its
+// bytes.
+func (c Command) Ref() Command {
+	return Command{Op: OpWriteRef, ID: c.ID, CRC: c.CRC, Size: uint32(len(c.Data))}
 }
 
 // Info describes one held chunk.

@@ -131,6 +131,8 @@ func (s *Store) Apply(index uint64, c Command) (rejected error, fatal error) {
 		}
 		s.held[c.ID] = in
 		s.digest += infoDigest(in)
+	case OpWriteRef:
+		panic("chunk: an OpWriteRef applies with ApplyRef")
 	case OpDelete:
 		for _, id := range c.IDs {
 			in, ok := s.held[id]
@@ -153,13 +155,19 @@ func (s *Store) Apply(index uint64, c Command) (rejected error, fatal error) {
 // already there. It does not change the applied set (snapshot installation
 // and repair use it directly).
 func (s *Store) WriteFile(in Info, data []byte) error {
+	return s.writeAt(s.name(in.ID), in, data)
+}
+
+// writeAt writes and fsyncs a file in the chunk file format unless a valid
+// one for in is already there.
+func (s *Store) writeAt(name string, in Info, data []byte) error {
 	if Checksum(data) != in.CRC || len(data) != int(in.Size) {
 		return ErrBadChecksum
 	}
-	if _, err := s.readFile(in); err == nil {
+	if _, err := s.readAt(name, in); err == nil {
 		return nil
 	}
-	f, err := s.fs.Create(s.name(in.ID))
+	f, err := s.fs.Create(name)
 	if err != nil {
 		return fmt.Errorf("chunk: create %d: %w", in.ID, err)
 	}
@@ -181,9 +189,17 @@ func (s *Store) WriteFile(in Info, data []byte) error {
 	return nil
 }
 
+// ReadAs returns the bytes of a chunk's file verified against in, whether
+// or not the chunk is held.
+func (s *Store) ReadAs(in Info) ([]byte, error) { return s.readFile(in) }
+
 // readFile reads and verifies a whole chunk file against its expected info.
-func (s *Store) readFile(in Info) ([]byte, error) {
-	f, err := s.fs.Open(s.name(in.ID))
+func (s *Store) readFile(in Info) ([]byte, error) { return s.readAt(s.name(in.ID), in) }
+
+// readAt reads and verifies a whole file in the chunk file format against
+// the chunk's expected info.
+func (s *Store) readAt(name string, in Info) ([]byte, error) {
+	f, err := s.fs.Open(name)
 	if err != nil {
 		if errors.Is(err, vfs.ErrNotExist) {
 			return nil, ErrMissing
@@ -209,6 +225,147 @@ func (s *Store) readFile(in Info) ([]byte, error) {
 		return nil, fmt.Errorf("chunk: %d: %w", in.ID, ErrCorrupt)
 	}
 	return data, nil
+}
+
+// headerMatches reports, reading only its header and size, whether a file
+// in the chunk file format holds the chunk in: the cheap check of apply,
+// which reads no bytes (the scrubber and readers verify them).
+func (s *Store) headerMatches(name string, in Info) bool {
+	f, err := s.fs.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil || size != headerBytes+int64(in.Size) {
+		return false
+	}
+	hdr := make([]byte, headerBytes)
+	if n, _ := f.ReadAt(hdr, 0); n < headerBytes {
+		return false
+	}
+	return string(hdr[:4]) == fileMagic && binary.LittleEndian.Uint32(hdr[12:]) == Checksum(hdr[:12]) &&
+		binary.LittleEndian.Uint32(hdr[4:]) == in.Size && binary.LittleEndian.Uint32(hdr[8:]) == in.CRC
+}
+
+// stagedName is the staged file of the log entry at (index, term).
+func (s *Store) stagedName(index, term uint64) string {
+	return fmt.Sprintf("%s/%016x-%016x.stg", s.dir, index, term)
+}
+
+// parseStaged returns the index of a staged file's name.
+func parseStaged(name string) (index uint64, ok bool) {
+	var term uint64
+	if len(name) != 16+1+16+4 {
+		return 0, false
+	}
+	if _, err := fmt.Sscanf(name, "%016x-%016x.stg", &index, &term); err != nil {
+		return 0, false
+	}
+	return index, true
+}
+
+// WriteStaged writes and fsyncs the staged file of the write logged at
+// (index, term) as OpWriteRef, unless a valid one is there. The caller
+// makes the directory durable (Sync) before the log entry. It touches only
+// that file, so it may run off the event loop.
+func (s *Store) WriteStaged(index, term uint64, in Info, data []byte) error {
+	return s.writeAt(s.stagedName(index, term), in, data)
+}
+
+// ReadStaged returns the verified bytes of the staged file of the entry at
+// (index, term).
+func (s *Store) ReadStaged(index, term uint64, in Info) ([]byte, error) {
+	return s.readAt(s.stagedName(index, term), in)
+}
+
+// ApplyRef applies an OpWriteRef logged at (index, term): the staged file
+// becomes the chunk's file (a rename), or is dropped if the chunk is held
+// already. lacking reports a chunk now held whose bytes are not here (the
+// entry arrived without them, or the disk lost them): the caller fetches
+// them from another replica. A rejected write (reused id) changes nothing
+// but the applied index; a disk failure is fatal to the replica.
+func (s *Store) ApplyRef(index, term uint64, c Command) (rejected error, lacking bool, fatal error) {
+	if c.Op != OpWriteRef {
+		panic(fmt.Sprintf("chunk: ApplyRef of op %d", c.Op))
+	}
+	if index <= s.applied {
+		panic(fmt.Sprintf("chunk: apply index %d not above applied %d", index, s.applied))
+	}
+	s.applied = index
+	in := Info{ID: c.ID, Size: c.Size, CRC: c.CRC}
+	staged := s.stagedName(index, term)
+	if held, ok := s.held[c.ID]; ok {
+		if err := s.remove(staged); err != nil {
+			return nil, false, err
+		}
+		if held != in {
+			return ErrConflict, false, nil
+		}
+		return nil, false, nil
+	}
+	switch {
+	case s.headerMatches(staged, in):
+		if err := s.fs.Rename(staged, s.name(c.ID)); err != nil {
+			return nil, false, fmt.Errorf("chunk: rename staged %d: %w", c.ID, err)
+		}
+	case s.headerMatches(s.name(c.ID), in):
+		// Applied before a restart: the rename happened.
+		if err := s.remove(staged); err != nil {
+			return nil, false, err
+		}
+	default:
+		if err := s.remove(staged); err != nil {
+			return nil, false, err
+		}
+		lacking = true
+	}
+	s.held[c.ID] = in
+	s.digest += infoDigest(in)
+	return nil, lacking, nil
+}
+
+func (s *Store) remove(name string) error {
+	if err := s.fs.Remove(name); err != nil && !errors.Is(err, vfs.ErrNotExist) {
+		return fmt.Errorf("chunk: remove %s: %w", name, err)
+	}
+	return nil
+}
+
+// Tidy removes the garbage in the directory: staged files at or below
+// upTo, the applied index (the entry at a staged file's position was
+// applied, and its file renamed, or is another entry: the file's entry was
+// truncated and never committed), and, if chunks is set, chunk files of
+// chunks not held (deleted while a removal was not yet durable, or fetched
+// for a snapshot that was never installed). The caller sets chunks only
+// when no chunk file of a chunk not yet held is wanted: none is being
+// fetched for a snapshot, and no entry applied before a restart is still
+// to be applied again (it would find its file renamed, ApplyRef).
+func (s *Store) Tidy(upTo uint64, chunks bool) error {
+	names, err := s.fs.List(s.dir)
+	if err != nil {
+		return fmt.Errorf("chunk: list %s: %w", s.dir, err)
+	}
+	for _, nm := range names {
+		if index, ok := parseStaged(nm); ok {
+			if index <= upTo {
+				if err := s.remove(s.dir + "/" + nm); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		var id uint64
+		if _, err := fmt.Sscanf(nm, "%016x.chk", &id); err != nil || !chunks {
+			continue
+		}
+		if _, ok := s.held[id]; !ok {
+			if err := s.remove(s.dir + "/" + nm); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // CheckFile checks the bytes of a whole chunk file against its own header
@@ -275,37 +432,32 @@ func (s *Store) hasFile(in Info) bool {
 	return err == nil && size == headerBytes+int64(in.Size)
 }
 
-// Restore replaces the applied set by a snapshot's manifest. Every listed
-// file must already be present (the node fetches missing ones first).
-func (s *Store) Restore(index uint64, manifest []Info) error {
+// Load sets the applied set from the manifest of the snapshot a replica
+// recovers from at start. It touches no file: the log entries after the
+// snapshot are applied again, and a chunk file not in the manifest may be
+// one of theirs, renamed from its staged file (ApplyRef) and needed again.
+func (s *Store) Load(index uint64, manifest []Info) {
 	held := make(map[uint64]Info, len(manifest))
-	for _, in := range manifest {
-		held[in.ID] = in
-	}
 	var digest uint64
-	for _, in := range held {
-		digest += infoDigest(in) // a sum: the order does not matter
-	}
-	// Files of chunks not in the manifest are leftovers (deleted while this
-	// replica was away); remove them so that the directory matches the state.
-	names, err := s.fs.List(s.dir)
-	if err != nil {
-		return fmt.Errorf("chunk: list %s: %w", s.dir, err)
-	}
-	for _, nm := range names {
-		var id uint64
-		if _, err := fmt.Sscanf(nm, "%016x.chk", &id); err != nil {
-			continue
+	for _, in := range manifest {
+		if _, dup := held[in.ID]; !dup {
+			digest += infoDigest(in) // a sum: the order does not matter
 		}
-		if _, ok := held[id]; !ok {
-			if err := s.fs.Remove(s.dir + "/" + nm); err != nil && !errors.Is(err, vfs.ErrNotExist) {
-				return fmt.Errorf("chunk: remove leftover %s: %w", nm, err)
-			}
-		}
+		held[in.ID] = in
 	}
 	s.held, s.digest = held, digest
 	s.applied = index
-	return nil
+}
+
+// Restore replaces the applied set by the manifest of a snapshot installed
+// from the leader, which replaces the whole log: every listed file must
+// already be present (the node fetches missing ones first). Chunk files not
+// in the manifest are leftovers (deleted while this replica was away), and
+// staged files at or below the snapshot's index belong to entries it
+// replaces: both are removed, so that the directory matches the state.
+func (s *Store) Restore(index uint64, manifest []Info) error {
+	s.Load(index, manifest)
+	return s.Tidy(index, true)
 }
 
 // Sync makes the directory's creations and removals durable; call it before

@@ -21,7 +21,7 @@ func (n *Node) applyEntry(g *group, e *raftpb.Entry) {
 	switch e.GetType() {
 	case raftpb.EntryNormal:
 		if len(e.GetData()) > 0 {
-			n.applyNormal(g, index, e.GetData())
+			n.applyNormal(g, index, e.GetTerm(), e.GetData())
 		}
 	case raftpb.EntryConfChange:
 		var cc raftpb.ConfChange
@@ -49,9 +49,12 @@ func (n *Node) applyEntry(g *group, e *raftpb.Entry) {
 	}
 	g.applied = index
 	n.stats.Applied++
+	if g.store != nil && index == g.recoveredTo {
+		n.lackingRecovered(g)
+	}
 }
 
-func (n *Node) applyNormal(g *group, index uint64, data []byte) {
+func (n *Node) applyNormal(g *group, index, term uint64, data []byte) {
 	h, payload, err := decodeEntry(data)
 	if err != nil {
 		panic(fmt.Sprintf("node %d: group %d: committed entry %d undecodable: %v", n.cfg.ID, g.id, index, err))
@@ -80,12 +83,21 @@ func (n *Node) applyNormal(g *group, index uint64, data []byte) {
 		if err != nil {
 			panic(fmt.Sprintf("node %d: group %d: chunk entry %d undecodable: %v", n.cfg.ID, g.id, index, err))
 		}
-		rejected, fatal := g.store.Apply(index, c)
+		var rejected, fatal error
+		if c.Op == chunk.OpWriteRef {
+			var lacking bool
+			rejected, lacking, fatal = g.store.ApplyRef(index, term, c)
+			if lacking {
+				n.lacking(g, index, c.ID)
+			}
+		} else {
+			rejected, fatal = g.store.Apply(index, c)
+		}
 		if fatal != nil {
 			n.fail(fatal)
 			return
 		}
-		g.bytesSinceSnap += uint64(len(c.Data))
+		g.bytesSinceSnap += uint64(len(c.Data)) + uint64(c.Size)
 		g.entriesSince++
 		if n.cfg.OnApply != nil {
 			n.cfg.OnApply(Applied{Group: g.id, Index: index, Chunk: &c, Rejected: rejected != nil, g: g})

@@ -124,10 +124,12 @@ type Config struct {
 	// KeepEntries is how many entries stay in the log behind a snapshot, so
 	// that slightly lagging followers catch up without one.
 	KeepEntries uint64
-	// KeepDataEntries is KeepEntries for data groups. Their entries carry
-	// whole chunks, all held in raft's memory until compacted, and a
-	// follower behind catches up as cheaply from a snapshot (a manifest
-	// plus the chunk files it lacks), so they keep few.
+	// KeepDataEntries is KeepEntries for data groups. A follower behind
+	// catches up as cheaply from a snapshot (a manifest plus the chunk
+	// files it lacks) as from entries whose bytes the leader reads back
+	// from its files (staged.go), and without ChunkOnce the entries carry
+	// whole chunks, all held in raft's memory until compacted, so they
+	// keep few.
 	KeepDataEntries uint64
 	// WALSegmentBytes is the WAL segment size.
 	WALSegmentBytes int64
@@ -145,6 +147,14 @@ type Config struct {
 	// negative value disables inlining (such a node proposes nothing);
 	// InlineCapBytes 0 takes the default (256 MiB).
 	InlineThreshold, InlineCapBytes int64
+	// ChunkOnce writes a chunk's bytes once on each replica: to a staged
+	// file made durable before its data group's log entry, which names
+	// them, and which applying renames to the chunk file (staged.go). Off
+	// (the default, for now), the bytes travel in the log entry and are
+	// written again to the chunk file at apply: twice on each replica.
+	// Every node of a cluster should agree (a replica on either path
+	// applies the other's entries).
+	ChunkOnce bool
 	// GCIntervalTicks is how often the meta leader looks for garbage chunks.
 	GCIntervalTicks uint64
 	// GCGraceTicks is how long a chunk stays garbage before it is deleted,

@@ -36,6 +36,12 @@ type group struct {
 	entriesSince   uint64
 	leader         uint64
 	role           raft.StateType
+	// recoveredTo is the last index of the log recovered at start: up to
+	// there, entries may be applied a second time (chunk.Store.Tidy).
+	recoveredTo uint64
+	// lackingAtRestart are chunks applied again without their bytes before
+	// recoveredTo (staged.go lacking).
+	lackingAtRestart []uint64
 	// log batches the replica's WAL work (storage.go).
 	log logQueue
 	// pendingSnap is a data-group snapshot held back until the chunks its
@@ -121,7 +127,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		if err := g.storage.ApplySnapshot(snap); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: apply snapshot: %w", n.cfg.ID, tg.ID, err)
 		}
-		if err := g.restore(snap); err != nil {
+		if err := g.restore(snap, false); err != nil {
 			return nil, err
 		}
 		n.observeRestored(g)
@@ -139,6 +145,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		}
 	}
 	if len(st.Entries) > 0 {
+		g.recoveredTo = st.Entries[len(st.Entries)-1].GetIndex()
 		if err := g.storage.Append(st.Entries); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: append recovered entries: %w", n.cfg.ID, tg.ID, err)
 		}
@@ -154,9 +161,15 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 			}
 		}
 	}
-	maxMsg, inflightBytes := uint64(1<<20), uint64(0)
+	maxMsg, inflightBytes, uncommitted := uint64(1<<20), uint64(0), uint64(256<<20)
 	if g.store != nil {
 		inflightBytes = 32 << 20
+		if n.cfg.ChunkOnce {
+			// No limit: raft would count a proposal whole and its
+			// application short; propose bounds the bytes instead
+			// (staged.go maxProposedChunkBytes).
+			uncommitted = 0
+		}
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        n.cfg.ID,
@@ -166,7 +179,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		Applied:                   applied,
 		MaxSizePerMsg:             maxMsg,
 		MaxCommittedSizePerReady:  64 << 20,
-		MaxUncommittedEntriesSize: 256 << 20,
+		MaxUncommittedEntriesSize: uncommitted,
 		MaxInflightMsgs:           64,
 		MaxInflightBytes:          inflightBytes,
 		CheckQuorum:               true,
@@ -188,8 +201,10 @@ func (g *group) emptyStateData() []byte {
 	return chunk.EncodeManifest(nil)
 }
 
-// restore replaces the state machine by a snapshot's.
-func (g *group) restore(snap *raftpb.Snapshot) error {
+// restore replaces the state machine by a snapshot's: one recovered at
+// start (the log after it is applied again), or one installed from the
+// leader, which replaces the log (install).
+func (g *group) restore(snap *raftpb.Snapshot, install bool) error {
 	md := snap.GetMetadata()
 	g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
 	g.applied = md.GetIndex()
@@ -206,6 +221,10 @@ func (g *group) restore(snap *raftpb.Snapshot) error {
 	manifest, err := chunk.DecodeManifest(snap.GetData())
 	if err != nil {
 		return fmt.Errorf("group %d: restore data snapshot at %d: %w", g.id, md.GetIndex(), err)
+	}
+	if !install {
+		g.store.Load(md.GetIndex(), manifest)
+		return nil
 	}
 	return g.store.Restore(md.GetIndex(), manifest)
 }
@@ -230,6 +249,13 @@ func (n *Node) maybeSnapshot(g *group) error {
 		}
 		// The manifest may only name chunks whose files are durable.
 		if err := g.store.Sync(); err != nil {
+			return err
+		}
+		// Staged files at or below the applied index and files of chunks
+		// not held are garbage (chunk.Store.Tidy); a snapshot being
+		// fetched writes files of chunks not held yet.
+		chunks := g.pendingSnap == nil && g.applied >= g.recoveredTo
+		if err := g.store.Tidy(g.applied, chunks); err != nil {
 			return err
 		}
 		data = chunk.EncodeManifest(g.store.Infos())

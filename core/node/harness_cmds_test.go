@@ -7,7 +7,7 @@ package node
 //	cluster nodes=3 [data-groups=1] [meta-replicas=3] [replicas=3] [chunk-bytes=16]
 //	        [election=10] [heartbeat=2] [snapshot-entries=1000] [keep-entries=50]
 //	        [keep-data-entries=4] [data-snapshot-bytes=65536] [snap-piece-bytes=1048576]
-//	        [inline-threshold=-1]
+//	        [inline-threshold=-1] [chunk-once]
 //	        [bugs=(ack-before-durable,vote-before-durable)]
 //	    Starts the nodes, each on an empty memfs (the first command of a script).
 //	    Bugs need -tags tesserabugs (scripts in testdata/bugs/).
@@ -32,6 +32,9 @@ package node
 //	status                             Every replica's raft state, applied index and durable
 //	                                   log; pending disk work; envelopes in flight.
 //	log node=2 group=1                 The replica's durable log, entry by entry.
+//	files node=2 [group=2]             The node's chunk directory of a data group: chunk
+//	                                   files by id, staged files by term/index.
+//	lose node=1 chunk=1 [group=2]      Removes the chunk's file from the node's disk.
 
 import (
 	"fmt"
@@ -180,6 +183,8 @@ var commands = map[string]func(*harness, *args){
 	"stabilize": (*harness).cmdStabilize,
 	"status":    func(h *harness, a *args) { a.done(); h.status() },
 	"log":       (*harness).cmdLog,
+	"files":     (*harness).cmdFiles,
+	"lose":      (*harness).cmdLose,
 }
 
 func (h *harness) command(a *args) {
@@ -278,6 +283,49 @@ func (h *harness) cmdLog(a *args) {
 	h.emit("n%d g%d %s", hn.id, g, describeLog(h.replica(a, hn, g), true))
 }
 
+// cmdFiles lists a node's chunk directory of a group as it is now (up or
+// down): chunk files by id, staged files by the raft position of their
+// entry (staged.go).
+func (h *harness) cmdFiles(a *args) {
+	hn, g := h.nodeArg(a), a.uint("group", 2)
+	a.done()
+	names, err := hn.fs.List(fmt.Sprintf("groups/%d/chunks", g))
+	if err != nil {
+		a.d.Fatalf(a.t, "%v", err)
+	}
+	var out []string
+	for _, nm := range names {
+		var id, index, term uint64
+		switch {
+		case len(nm) == 16+4 && func() bool { _, err := fmt.Sscanf(nm, "%016x.chk", &id); return err == nil }():
+			out = append(out, fmt.Sprintf("chunk %d", id))
+		case func() bool { _, err := fmt.Sscanf(nm, "%016x-%016x.stg", &index, &term); return err == nil }():
+			out = append(out, fmt.Sprintf("staged %d/%d", term, index))
+		default:
+			out = append(out, nm)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, "none")
+	}
+	h.emit("n%d g%d files: %s", hn.id, g, strings.Join(out, ", "))
+}
+
+// cmdLose removes a chunk's file from a node's disk, durably: a disk that
+// lost it.
+func (h *harness) cmdLose(a *args) {
+	hn, g, id := h.nodeArg(a), a.uint("group", 2), a.uint("chunk", 0)
+	a.done()
+	dir := fmt.Sprintf("groups/%d/chunks", g)
+	if err := hn.fs.Remove(fmt.Sprintf("%s/%016x.chk", dir, id)); err != nil {
+		a.d.Fatalf(a.t, "%v", err)
+	}
+	if err := hn.fs.SyncDir(dir); err != nil {
+		a.d.Fatalf(a.t, "%v", err)
+	}
+	h.emit("n%d g%d lost chunk %d", hn.id, g, id)
+}
+
 // replica returns the node's replica of a group.
 func (h *harness) replica(a *args, hn *hnode, group uint64) *group {
 	g := hn.n.groups[group]
@@ -345,6 +393,10 @@ func (h *harness) cmdCluster(a *args) {
 		// clients inline up to it.
 		InlineThreshold:   int64(a.int("inline-threshold", -1)),
 		DataSnapshotBytes: a.uint("data-snapshot-bytes", 64<<10),
+		// The nodes' chunk size is the clients' (it sets how many chunks'
+		// worth of bytes a leader puts back into one envelope, staged.go).
+		MaxChunkBytes: chunkBytes,
+		ChunkOnce:     a.flag("chunk-once"),
 		// Background work a script does not ask for stays out of the
 		// output: garbage collection, scrubbing and replacement.
 		GCIntervalTicks:   1 << 40,

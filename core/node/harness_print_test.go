@@ -201,6 +201,8 @@ func describeChunkCommand(c chunk.Command) string {
 	switch c.Op {
 	case chunk.OpWrite:
 		return fmt.Sprintf("write chunk %d (%d bytes)", c.ID, len(c.Data))
+	case chunk.OpWriteRef:
+		return fmt.Sprintf("write chunk %d (%d bytes staged)", c.ID, c.Size)
 	case chunk.OpDelete:
 		return "delete chunks " + ids(c.IDs)
 	}
@@ -298,6 +300,15 @@ func describeEnvelope(m *wire.Envelope) []string {
 // describeJobs describes a log batch: what it writes, then what waits for
 // it. raft's own MsgStorageAppendResp, which only tells raft the entries
 // are stable, is left out.
+// describeStage describes the staging step of a log batch (storage.go).
+func describeStage(staged []stagedChunk) string {
+	var s []string
+	for _, sc := range staged {
+		s = append(s, fmt.Sprintf("chunk %d at %d/%d", sc.info.ID, sc.term, sc.index))
+	}
+	return "stage " + strings.Join(s, ", ")
+}
+
 func describeJobs(group uint64, jobs []logJob) string {
 	var writes, then []string
 	for _, j := range jobs {
@@ -308,7 +319,7 @@ func describeJobs(group uint64, jobs []logJob) string {
 			if hs := hardStateOf(m); hs != nil {
 				writes = append(writes, fmt.Sprintf("hard state term=%d vote=%d commit=%d", hs.GetTerm(), hs.GetVote(), hs.GetCommit()))
 			}
-			if es := m.GetEntries(); len(es) > 0 {
+			if es := j.entries; len(es) > 0 {
 				writes = append(writes, "entries "+describeEntries(group, es))
 			}
 			for _, r := range m.GetResponses() {

@@ -166,6 +166,10 @@ func (e *harnessEnv) traceLogBatch(group uint64, jobs []logJob) {
 	e.note = fmt.Sprintf("g%d %s", group, describeJobs(group, jobs))
 }
 
+func (e *harnessEnv) traceStage(group uint64, staged []stagedChunk) {
+	e.note = fmt.Sprintf("g%d %s", group, describeStage(staged))
+}
+
 func (e *harnessEnv) traceReplicaDelete(group, at uint64) {
 	e.note = fmt.Sprintf("g%d delete replica (tombstone at %d)", group, at)
 }

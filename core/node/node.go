@@ -31,8 +31,11 @@ type Node struct {
 	// the tick they were last asked for.
 	repairing map[chunkKey]uint64
 
-	ticks       uint64
-	outbox      map[uint64]*wire.Envelope
+	ticks  uint64
+	outbox map[uint64]*wire.Envelope
+	// filled counts the chunk bytes put back into each peer's envelope
+	// (staged.go fillAppend).
+	filled      map[uint64]uint64
 	snapReports []snapReport
 	forwardRR   uint64
 	// lastHeard is the tick at which each peer was last heard from, so that
@@ -77,6 +80,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		gc:        gcState{seen: map[uint64]uint64{}},
 		repairing: map[chunkKey]uint64{},
 		outbox:    map[uint64]*wire.Envelope{},
+		filled:    map[uint64]uint64{},
 		lastHeard: map[uint64]uint64{},
 		lastSent:  map[uint64]uint64{},
 		removedAt: map[uint64]uint64{},
@@ -219,6 +223,9 @@ func (n *Node) Receive(m *wire.Envelope) {
 				n.stepSnapshot(g, m.From, gm.Msg)
 			}
 			continue
+		}
+		if gm.Msg.GetType() == raftpb.MsgApp && g.store != nil {
+			n.cutAppend(g, gm.Msg)
 		}
 		if err := g.rn.Step(gm.Msg); err != nil {
 			n.stats.DroppedMessages++
@@ -435,6 +442,7 @@ func (n *Node) out(peer uint64) *wire.Envelope {
 }
 
 func (n *Node) flushOutbox() {
+	clear(n.filled)
 	if len(n.outbox) == 0 {
 		return
 	}

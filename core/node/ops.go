@@ -239,6 +239,12 @@ func (n *Node) propose(g *group, o *op) {
 		c := chunk.Command{Op: chunk.OpWrite, ID: o.req.ChunkID, CRC: o.req.CRC, Data: o.req.Data}
 		cmd = c.Marshal()
 	}
+	if !g.isMeta() && o.req.Kind == api.ChunkWrite && n.cfg.ChunkOnce &&
+		n.proposedChunkBytes(g.id)+len(o.req.Data) > maxProposedChunkBytes {
+		// Too much in flight: wait as for a proposal raft dropped.
+		o.state = opWaiting
+		return
+	}
 	o.issuedAt = n.ticks
 	if err := g.rn.Propose(encodeEntry(entryHeader{n.cfg.ID, o.id}, cmd)); err != nil {
 		// Dropped (no leader known): certainly not applied; retried on tick.

@@ -39,6 +39,14 @@ type Stats struct {
 	LogBatches, LogBatchJobs uint64
 	// SnapPieces counts snapshot pieces this node received (pieces.go).
 	SnapPieces uint64
+	// StagedChunks and StagedChunkBytes count the chunk writes whose bytes
+	// this node made durable beside their log entry (staged.go);
+	// AppendsFilled the entries whose bytes it put back into an append to
+	// a follower, AppendsCut the appends it cut before an entry it could
+	// not fill (sending) or hold (receiving), and LackingChunks the chunks
+	// it applied without their bytes and fetched from a peer.
+	StagedChunks, StagedChunkBytes           uint64
+	AppendsFilled, AppendsCut, LackingChunks uint64
 }
 
 // GroupStatus describes this node's replica of one group.

@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
@@ -27,8 +28,12 @@ import (
 
 // logJob is one piece of work for a replica's log.
 type logJob struct {
-	// append is a MsgStorageAppend from raft, or nil.
-	append *raftpb.Message
+	// append is a MsgStorageAppend from raft, or nil; entries are its
+	// entries as persisted, and staged the chunk bytes made durable beside
+	// them (staged.go stageAppend).
+	append  *raftpb.Message
+	entries []*raftpb.Entry
+	staged  []stagedChunk
 	// snap is a snapshot this replica took; the log is compacted to
 	// compactTo once it is durable.
 	snap      *raftpb.Snapshot
@@ -58,11 +63,15 @@ type logQueue struct {
 // describes. Runtimes do not implement it: the work itself is all they need.
 type ioTracer interface {
 	traceLogBatch(group uint64, jobs []logJob)
+	traceStage(group uint64, staged []stagedChunk)
 	traceReplicaDelete(group, at uint64)
 }
 
 // queueLog adds work to a replica's log and starts a batch if none runs.
 func (n *Node) queueLog(g *group, j logJob) {
+	if j.append != nil {
+		n.stageAppend(g, &j)
+	}
 	if s := j.append.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
 		g.log.snapAt = max(g.log.snapAt, s.GetMetadata().GetIndex())
 	}
@@ -70,7 +79,11 @@ func (n *Node) queueLog(g *group, j logJob) {
 	n.startLogBatch(g)
 }
 
-// startLogBatch hands the pending log work to the runtime as one batch.
+// startLogBatch hands the pending log work to the runtime as one batch. A
+// batch with staged chunk bytes goes in two steps: the bytes are made
+// durable first (stageChunks), and the log records that name them are
+// handed over only once that is done, so that no record is ever written,
+// even in part, before the bytes it names are durable.
 func (n *Node) startLogBatch(g *group) {
 	if g.log.busy || len(g.log.pending) == 0 || n.fatal != nil {
 		return
@@ -78,6 +91,45 @@ func (n *Node) startLogBatch(g *group) {
 	jobs := g.log.pending
 	g.log.pending = nil
 	g.log.busy = true
+	var staged []stagedChunk
+	for _, j := range jobs {
+		staged = append(staged, j.staged...)
+	}
+	if len(staged) == 0 {
+		n.writeLogBatch(g, jobs)
+		return
+	}
+	if t, ok := n.env.(ioTracer); ok {
+		t.traceStage(g.id, staged)
+	}
+	store := g.store
+	n.env.IO(g.id, func() error { return stageChunks(store, staged) }, func(err error) {
+		if n.groups[g.id] != g || n.fatal != nil {
+			g.log.busy = false
+			return // the replica was deleted meanwhile
+		}
+		if err != nil {
+			g.log.busy = false
+			n.fail(fmt.Errorf("group %d: stage chunks: %w", g.id, err))
+			return
+		}
+		n.writeLogBatch(g, jobs)
+	})
+}
+
+// stageChunks runs off the event loop: it writes and fsyncs the staged
+// files of a batch, then their directory.
+func stageChunks(store *chunk.Store, staged []stagedChunk) error {
+	for _, sc := range staged {
+		if err := store.WriteStaged(sc.index, sc.term, sc.info, sc.data); err != nil {
+			return err
+		}
+	}
+	return store.Sync()
+}
+
+// writeLogBatch hands a batch's log records to the runtime.
+func (n *Node) writeLogBatch(g *group, jobs []logJob) {
 	w := g.wal
 	sync := n.mustSync(g, jobs) && !(BugsCompiledIn && n.cfg.Bugs.SkipWALSync)
 	hsFirst := BugsCompiledIn && n.cfg.Bugs.HardStateFirst
@@ -89,7 +141,7 @@ func (n *Node) startLogBatch(g *group) {
 	if t, ok := n.env.(ioTracer); ok {
 		t.traceLogBatch(g.id, jobs)
 	}
-	n.env.IO(g.id, func() error { return writeLogBatch(w, jobs, sync, hsFirst) }, func(err error) { n.logBatchDone(g, jobs, err) })
+	n.env.IO(g.id, func() error { return writeLogRecords(w, jobs, sync, hsFirst) }, func(err error) { n.logBatchDone(g, jobs, err) })
 }
 
 // mustSync reports whether a batch must be fsynced before the responses it
@@ -120,12 +172,12 @@ func (n *Node) mustSync(g *group, jobs []logJob) bool {
 	return sync
 }
 
-// writeLogBatch runs off the event loop: it writes every record of a batch,
-// fsyncs once, then compacts behind any snapshot the batch saved. A hard
-// state follows the entries it may commit (wal.Save), so that a torn write
-// never keeps a commit index past the log's end; hsFirst is the injected
-// bug HardStateFirst.
-func writeLogBatch(w *wal.WAL, jobs []logJob, sync, hsFirst bool) error {
+// writeLogRecords runs off the event loop: it writes every record of a
+// batch, fsyncs once, then compacts behind any snapshot the batch saved. A
+// hard state follows the entries it may commit (wal.Save), so that a torn
+// write never keeps a commit index past the log's end; hsFirst is the
+// injected bug HardStateFirst.
+func writeLogRecords(w *wal.WAL, jobs []logJob, sync, hsFirst bool) error {
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -140,8 +192,8 @@ func writeLogBatch(w *wal.WAL, jobs []logJob, sync, hsFirst bool) error {
 				}
 				hs = nil
 			}
-			if hs != nil || len(m.GetEntries()) > 0 {
-				if err := w.Save(hs, m.GetEntries()); err != nil {
+			if hs != nil || len(j.entries) > 0 {
+				if err := w.Save(hs, j.entries); err != nil {
 					return err
 				}
 			}
@@ -198,7 +250,7 @@ func (n *Node) logBatchDone(g *group, jobs []logJob, err error) {
 		if m == nil {
 			continue
 		}
-		if err := n.stable(g, m); err != nil {
+		if err := n.stable(g, m, j.entries); err != nil {
 			n.fail(err)
 			return
 		}
@@ -210,9 +262,10 @@ func (n *Node) logBatchDone(g *group, jobs []logJob, err error) {
 	n.startLogBatch(g)
 }
 
-// stable makes a durable MsgStorageAppend visible to raft's storage and, for
-// a snapshot from the leader, to the state machine.
-func (n *Node) stable(g *group, m *raftpb.Message) error {
+// stable makes a durable MsgStorageAppend visible to raft's storage (its
+// entries as persisted) and, for a snapshot from the leader, to the state
+// machine.
+func (n *Node) stable(g *group, m *raftpb.Message, ents []*raftpb.Entry) error {
 	if hs := hardStateOf(m); hs != nil {
 		if err := g.storage.SetHardState(hs); err != nil {
 			return fmt.Errorf("group %d: set hard state: %w", g.id, err)
@@ -222,13 +275,13 @@ func (n *Node) stable(g *group, m *raftpb.Message) error {
 		if err := g.storage.ApplySnapshot(s); err != nil {
 			return fmt.Errorf("group %d: apply snapshot: %w", g.id, err)
 		}
-		if err := g.restore(s); err != nil {
+		if err := g.restore(s, true); err != nil {
 			return err
 		}
 		n.stats.SnapshotsInstalled++
 		n.observeRestored(g)
 	}
-	if ents := m.GetEntries(); len(ents) > 0 {
+	if len(ents) > 0 {
 		if err := g.storage.Append(ents); err != nil {
 			return fmt.Errorf("group %d: append: %w", g.id, err)
 		}
@@ -255,6 +308,9 @@ func (n *Node) sendRaft(g *group, m *raftpb.Message) {
 	if m.GetType() == raftpb.MsgSnap {
 		n.snapReports = append(n.snapReports, snapReport{g, m.GetTo()})
 		m = n.pieced(g, m)
+	}
+	if m.GetType() == raftpb.MsgApp && g.store != nil && len(m.GetEntries()) > 0 {
+		n.fillAppend(g, m)
 	}
 	out := n.out(m.GetTo())
 	out.Raft = append(out.Raft, wire.GroupMessage{Group: g.id, Msg: m})

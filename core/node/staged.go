@@ -1,0 +1,225 @@
+package node
+
+import (
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
+)
+
+// Chunk bytes written once (docs/architecture.md, "Chunk bytes written
+// once"). With Config.ChunkOnce set, a data replica makes a chunk
+// write's bytes durable as a staged file named by the entry's raft position
+// and logs the entry without them (chunk.OpWriteRef); applying it renames
+// the file. Raft's storage holds the short form too, so a message raft
+// builds from storage carries no bytes: the leader fills them in before it
+// leaves (fillAppend), and a follower cuts an append before any short entry
+// it could not hold (cutAppend).
+
+// maxProposedChunkBytes bounds the chunk bytes a node has proposed to one
+// group and not yet seen applied, in place of raft's
+// MaxUncommittedEntriesSize (which measures a proposal whole and its
+// application short, so would never free what the bytes took).
+const maxProposedChunkBytes = 256 << 20
+
+// fillChunks bounds the chunk bytes fillAppend puts back into the messages
+// of one envelope, in chunks of Config.MaxChunkBytes (32 MiB at the
+// default 4 MiB); the first entry to fill goes whatever its size, so that
+// a follower always gets something.
+const fillChunks = 8
+
+// stagedChunk is a chunk write's bytes to make durable beside its entry.
+type stagedChunk struct {
+	index, term uint64
+	info        chunk.Info
+	data        []byte
+}
+
+// chunkWrite decodes a data-group entry that writes a chunk (either form).
+func chunkWrite(e *raftpb.Entry) (entryHeader, chunk.Command, bool) {
+	if e.GetType() != raftpb.EntryNormal || len(e.GetData()) == 0 {
+		return entryHeader{}, chunk.Command{}, false
+	}
+	h, payload, err := decodeEntry(e.GetData())
+	if err != nil {
+		return h, chunk.Command{}, false
+	}
+	c, err := chunk.UnmarshalCommand(payload)
+	if err != nil || (c.Op != chunk.OpWrite && c.Op != chunk.OpWriteRef) {
+		return h, chunk.Command{}, false
+	}
+	return h, c, true
+}
+
+// stageAppend sets the form in which an append's entries are persisted: a
+// chunk write whose bytes match its checksum is logged short and its bytes
+// staged beside it. Raft's own entries are not touched (its unstable log
+// still sends them whole). A write whose bytes do not match stays whole,
+// to be refused at apply as before.
+func (n *Node) stageAppend(g *group, j *logJob) {
+	ents := j.append.GetEntries()
+	j.entries = ents
+	if g.store == nil || !n.cfg.ChunkOnce {
+		return
+	}
+	var out []*raftpb.Entry
+	for i, e := range ents {
+		h, c, ok := chunkWrite(e)
+		if !ok || c.Op != chunk.OpWrite || chunk.Checksum(c.Data) != c.CRC {
+			if out != nil {
+				out = append(out, e)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]*raftpb.Entry, 0, len(ents)), ents[:i]...)
+		}
+		ref := c.Ref()
+		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
+			Data: encodeEntry(h, ref.Marshal())})
+		j.staged = append(j.staged, stagedChunk{index: e.GetIndex(), term: e.GetTerm(),
+			info: chunk.Info{ID: c.ID, Size: ref.Size, CRC: c.CRC}, data: c.Data})
+		n.stats.StagedChunks++
+		n.stats.StagedChunkBytes += uint64(len(c.Data))
+	}
+	if out != nil {
+		j.entries = out
+	}
+}
+
+// fillAppend puts back, before a MsgApp of a data group leaves, the bytes of
+// the short write entries it carries (raft read them from storage), from
+// the staged file or, once applied, the chunk file. It cuts the message
+// before the first entry past fillChunks chunks' worth for the envelope (raft sends the
+// rest again after the follower's answer), and before the first entry not
+// yet committed whose bytes are not here: the follower could not
+// acknowledge it. A committed entry whose bytes are not here (the chunk was
+// deleted since, or its file lost) goes short: a quorum holds its bytes,
+// and the follower fetches them at apply.
+func (n *Node) fillAppend(g *group, m *raftpb.Message) {
+	ents := m.GetEntries()
+	var out []*raftpb.Entry
+	filled, budget := n.filled[m.GetTo()], uint64(fillChunks*n.cfg.MaxChunkBytes)
+	defer func() { n.filled[m.GetTo()] = filled }()
+	for i, e := range ents {
+		h, c, ok := chunkWrite(e)
+		if !ok || c.Op != chunk.OpWriteRef {
+			if out != nil {
+				out = append(out, e)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]*raftpb.Entry, 0, len(ents)), ents[:i]...)
+		}
+		if filled > 0 && filled+uint64(c.Size) > budget {
+			n.stats.AppendsCut++
+			break
+		}
+		data := n.stagedBytes(g, e.GetIndex(), e.GetTerm(), c)
+		if data == nil {
+			if e.GetIndex() <= m.GetCommit() {
+				out = append(out, e)
+				continue
+			}
+			n.stats.AppendsCut++
+			break
+		}
+		filled += uint64(len(data))
+		w := chunk.Command{Op: chunk.OpWrite, ID: c.ID, CRC: c.CRC, Data: data}
+		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
+			Data: encodeEntry(h, w.Marshal())})
+		n.stats.AppendsFilled++
+	}
+	if out != nil {
+		m.Entries = out
+	}
+}
+
+// stagedBytes returns the verified bytes of a short write entry at (index,
+// term) held on this replica, or nil: from its staged file or, once an
+// apply renamed it (perhaps before a restart, the entry not yet applied
+// again), from the chunk's file, checked against the entry's size and
+// crc32c.
+func (n *Node) stagedBytes(g *group, index, term uint64, c chunk.Command) []byte {
+	in := chunk.Info{ID: c.ID, Size: c.Size, CRC: c.CRC}
+	if data, err := g.store.ReadStaged(index, term, in); err == nil {
+		return data
+	}
+	data, err := g.store.ReadAs(in)
+	if err == nil {
+		return data
+	}
+	if held, ok := g.store.Info(c.ID); ok && held == in {
+		// A chunk held here whose file is bad or gone: repair it.
+		n.onCorrupt(g, c.ID, err)
+	}
+	return nil
+}
+
+// cutAppend cuts a MsgApp to a data replica before its first short write
+// entry that this replica could not acknowledge: one not yet committed (the
+// message's commit index is the leader's), not already in this replica's
+// durable log (raft would not append it again), and with no valid staged
+// file here. Raft then sees a shorter append; the leader sends the rest
+// again.
+func (n *Node) cutAppend(g *group, m *raftpb.Message) {
+	ents := m.GetEntries()
+	for i, e := range ents {
+		if e.GetIndex() <= m.GetCommit() {
+			continue
+		}
+		_, c, ok := chunkWrite(e)
+		if !ok || c.Op != chunk.OpWriteRef {
+			continue
+		}
+		if t, err := g.storage.Term(e.GetIndex()); err == nil && t == e.GetTerm() {
+			continue
+		}
+		in := chunk.Info{ID: c.ID, Size: c.Size, CRC: c.CRC}
+		if _, err := g.store.ReadStaged(e.GetIndex(), e.GetTerm(), in); err == nil {
+			continue
+		}
+		m.Entries = ents[:i]
+		n.stats.AppendsCut++
+		return
+	}
+}
+
+// lacking handles a chunk applied without its bytes here: they are fetched
+// from the other replicas, as a corrupt chunk's are (fetch.go askRepair).
+// An entry applied again after a restart often finds no file for a good
+// reason (a later entry deleted the chunk): such chunks are only noted, and
+// fetched if still held once the log recovered at start is applied again.
+func (n *Node) lacking(g *group, index, id uint64) {
+	if index <= g.recoveredTo {
+		g.lackingAtRestart = append(g.lackingAtRestart, id)
+		return
+	}
+	n.stats.LackingChunks++
+	n.askRepair(g, chunkKey{g.id, id})
+}
+
+// lackingRecovered fetches the chunks noted by lacking while the log
+// recovered at start was applied again, if they are still held.
+func (n *Node) lackingRecovered(g *group) {
+	for _, id := range g.lackingAtRestart {
+		if _, held := g.store.Info(id); held {
+			n.stats.LackingChunks++
+			n.askRepair(g, chunkKey{g.id, id})
+		}
+	}
+	g.lackingAtRestart = nil
+}
+
+// proposedChunkBytes sums the chunk bytes this node has proposed to a group
+// and not yet seen applied (a sum: the map's order does not matter).
+func (n *Node) proposedChunkBytes(group uint64) int {
+	sum := 0
+	for _, o := range n.ops {
+		if o.group == group && o.state == opProposed && o.req.Kind == api.ChunkWrite {
+			sum += len(o.req.Data)
+		}
+	}
+	return sum
+}
