@@ -73,6 +73,7 @@ var nodeCounters = []struct {
 	{"tessera_chunk_corrupt_total", "Bad chunk files found by reads or the scrubber (crc32c mismatch or missing), each counted once until repaired.", func(s node.Stats) uint64 { return s.CorruptChunks }},
 	{"tessera_chunk_repaired_total", "Corrupt chunk files re-fetched from a healthy replica.", func(s node.Stats) uint64 { return s.RepairedChunks }},
 	{"tessera_chunk_scrubbed_total", "Chunk files re-read and verified by the background scrubber.", func(s node.Stats) uint64 { return s.ScrubbedChunks }},
+	{"tessera_chunks_swept_total", "Chunks a data group leader deleted because the meta group no longer accounted for them (late writes after collection).", func(s node.Stats) uint64 { return s.SweptChunks }},
 	{"tessera_chunk_fetches_total", "Chunk fetches sent to peers.", func(s node.Stats) uint64 { return s.ChunkFetches }},
 	{"tessera_peer_messages_dropped_total", "Peer messages dropped as invalid or for unknown groups.", func(s node.Stats) uint64 { return s.DroppedMessages }},
 	{"tessera_peer_unknown_total", "Envelopes from unknown nodes rejected.", func(s node.Stats) uint64 { return s.UnknownPeerMessages }},

@@ -51,6 +51,93 @@ func (w *World) finish() {
 	w.converge()
 	w.readBack(fc)
 	w.converge()
+	w.collected()
+}
+
+// gcBound is how long a quiet cluster has to collect its garbage: the
+// workload's one-minute lease (a writer that gave up holds its ids that
+// long), on a node clock up to a third slow, plus the collector's grace
+// period and rounds.
+const gcBound = 2 * time.Minute
+
+// collected checks, once the run is quiet, that garbage is collected (the
+// spec's GarbageEventuallyCollected, specs/FileCommit.tla): within gcBound
+// the meta group lists nothing awaiting collection (chunks of replaced or
+// deleted files, ids whose lease ran out), and no data replica holds a
+// chunk that no committed file references and no lease holds (a leak,
+// which nothing would ever delete).
+func (w *World) collected() {
+	deadline := w.clk.now + gcBound
+	for len(w.failures) == 0 {
+		what := w.uncollected()
+		if what == "" {
+			return
+		}
+		if w.clk.now >= deadline {
+			w.failf(verdict.Garbage, "%s, still, %s after the run went quiet", what, gcBound)
+			return
+		}
+		next, stepped := w.clk.now+time.Second, false
+		for len(w.failures) == 0 && w.clk.step(next) {
+			stepped = true
+		}
+		if !stepped {
+			w.failf(verdict.Garbage, "%s, and nothing left to run", what)
+			return
+		}
+	}
+}
+
+// uncollected describes the first garbage left, or "": it asks the most
+// advanced live meta replica about every chunk a live data replica holds.
+func (w *World) uncollected() string {
+	type holder struct{ node, group uint64 }
+	holders := map[uint64]holder{}
+	var held []uint64
+	for _, s := range w.nodes {
+		if s.lost || !s.up() {
+			continue
+		}
+		for _, gid := range w.topo.DataGroups() {
+			ids, ok := s.node.HeldChunks(gid)
+			if !ok {
+				continue
+			}
+			for _, id := range ids {
+				if _, seen := holders[id]; !seen {
+					holders[id] = holder{uint64(s.id), gid}
+					held = append(held, id)
+				}
+			}
+		}
+	}
+	slices.Sort(held)
+	var (
+		unaccounted []uint64
+		garbage     int
+		best        uint64
+		found       bool
+	)
+	for _, s := range w.nodes {
+		if s.lost || !s.up() {
+			continue
+		}
+		u, g, applied, ok := s.node.AuditChunks(held)
+		if ok && (!found || applied > best) {
+			unaccounted, garbage, best, found = u, g, applied, true
+		}
+	}
+	switch {
+	case !found:
+		return "no live meta replica to ask"
+	case len(unaccounted) > 0:
+		h := holders[unaccounted[0]]
+		return fmt.Sprintf("node %d's replica of group %d holds chunk %d, which no file, lease or pending collection accounts for (%d such chunks)",
+			h.node, h.group, unaccounted[0], len(unaccounted))
+	case garbage > 0:
+		return fmt.Sprintf("the meta group lists %d chunks awaiting collection", garbage)
+	}
+	return ""
 }
 
 // restartAll crashes every live node at once and restarts them all a

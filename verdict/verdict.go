@@ -59,11 +59,14 @@ const (
 	Replacement
 	// Panic: a node (or the simulator around it) panicked.
 	Panic
+	// Garbage: once a run is quiet, every chunk no file references is
+	// collected, and no replica holds one nothing accounts for (a leak).
+	Garbage
 )
 
 var checkNames = [...]string{"", "linearizable", "durability", "liveness", "convergence", "scrub",
 	"exactly-once", "spec-conformance", "replica-state", "apply-order", "one-leader", "meta-invariants",
-	"promotion", "recovery", "wire", "api", "replacement", "panic"}
+	"promotion", "recovery", "wire", "api", "replacement", "panic", "garbage"}
 
 func (c Check) String() string {
 	if int(c) < len(checkNames) && c > 0 {

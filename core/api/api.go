@@ -63,10 +63,15 @@ const (
 	ChunkReadLocal
 	// ChunkDelete deletes garbage chunks from a data group (the collector's).
 	ChunkDelete
+	// MetaAudit asks any meta replica which of IDs, chunks a data replica
+	// holds, it does not account for (meta.State.Unaccounted): ids
+	// collected for good, whose files a late write re-created. A data
+	// group's leader deletes what the answer's IDs name (the sweep).
+	MetaAudit
 	kindEnd
 )
 
-var kindNames = [...]string{"", "meta_command", "meta_get", "meta_list", "chunk_write", "chunk_read", "chunk_read_local", "chunk_delete"}
+var kindNames = [...]string{"", "meta_command", "meta_get", "meta_list", "chunk_write", "chunk_read", "chunk_read_local", "chunk_delete", "meta_audit"}
 
 func (k Kind) String() string {
 	if k > 0 && k < kindEnd {
@@ -103,7 +108,7 @@ type Request struct {
 	// Offset and Length select a byte range of a chunk for reads; Length 0
 	// reads to the end.
 	Offset, Length uint32
-	// IDs are the chunks of a ChunkDelete.
+	// IDs are the chunks of a ChunkDelete or a MetaAudit.
 	IDs []uint64
 }
 
@@ -121,6 +126,8 @@ type Response struct {
 	More  bool
 	// Data is the content read by chunk reads.
 	Data []byte
+	// IDs answer a MetaAudit: the audited ids nothing accounts for.
+	IDs []uint64
 }
 
 // Errorf builds an error response.

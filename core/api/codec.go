@@ -23,7 +23,7 @@ func (r *Request) Marshal() []byte {
 		e.String(r.Prefix)
 		e.String(r.After)
 		e.Uvarint(uint64(r.Limit))
-	case ChunkDelete:
+	case ChunkDelete, MetaAudit:
 		e.Uvarint(r.Group)
 		e.Uvarint(uint64(len(r.IDs)))
 		for _, id := range r.IDs {
@@ -60,7 +60,7 @@ func UnmarshalRequest(b []byte) (*Request, error) {
 		r.Prefix = d.String(fspath.MaxPathBytes)
 		r.After = d.String(fspath.MaxPathBytes)
 		r.Limit = uint32(min(d.Uvarint(), MaxListLimit+1))
-	case ChunkDelete:
+	case ChunkDelete, MetaAudit:
 		r.Group = d.Uvarint()
 		n := d.Count(MaxDeleteIDs, 1)
 		for i := 0; i < n; i++ {
@@ -130,6 +130,14 @@ func (r *Response) Marshal() []byte {
 	}
 	e.Bool(r.More)
 	e.Bytes(r.Data)
+	if len(r.IDs) > 0 {
+		// Optional, last: a response without ids encodes as before the
+		// field existed, so nodes of either version read each other's.
+		e.Uvarint(uint64(len(r.IDs)))
+		for _, id := range r.IDs {
+			e.Uvarint(id)
+		}
+	}
 	return e.B
 }
 
@@ -155,6 +163,15 @@ func UnmarshalResponse(b []byte) (*Response, error) {
 	}
 	r.More = d.Bool()
 	r.Data = d.Bytes(MaxChunkBytes)
+	if d.Err() == nil && len(d.B) > 0 {
+		n := d.Count(MaxDeleteIDs, 1)
+		if n == 0 && d.Err() == nil {
+			d.Fail(fmt.Errorf("api: empty id list encoded"))
+		}
+		for i := 0; i < n; i++ {
+			r.IDs = append(r.IDs, d.Uvarint())
+		}
+	}
 	if err := d.Done(); err != nil {
 		return nil, fmt.Errorf("api: decode response: %w", err)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/tessera-db/tessera/core/meta"
@@ -19,6 +20,7 @@ func TestRequestRoundTrip(t *testing.T) {
 		{Kind: ChunkRead, Group: 3, ChunkID: 7, CRC: 9, Offset: 5, Length: 6},
 		{Kind: ChunkReadLocal, Group: 3, ChunkID: 8},
 		{Kind: ChunkDelete, Group: 4, IDs: []uint64{1, 2, 3}},
+		{Kind: MetaAudit, IDs: []uint64{5, 9}},
 	}
 	for _, r := range reqs {
 		got, err := UnmarshalRequest(r.Marshal())
@@ -62,6 +64,7 @@ func TestResponseRoundTrip(t *testing.T) {
 		{Status: OK, File: meta.File{Path: "/i", Version: 6, Size: 6, Data: []byte("inline")}},
 		{Status: OK, Files: []meta.File{f, {Path: "/b", Version: 9}}, More: true},
 		{Status: OK, Data: []byte("bytes")},
+		{Status: OK, IDs: []uint64{4, 1 << 40}},
 	}
 	for _, r := range resps {
 		got, err := UnmarshalResponse(r.Marshal())
@@ -69,7 +72,8 @@ func TestResponseRoundTrip(t *testing.T) {
 			t.Fatalf("%+v: %v", r, err)
 		}
 		if got.Status != r.Status || got.Detail != r.Detail || got.More != r.More || string(got.Data) != string(r.Data) || string(got.File.Data) != string(r.File.Data) ||
-			len(got.Files) != len(r.Files) || got.File.Version != r.File.Version || got.Result.FirstChunkID != r.Result.FirstChunkID || got.Result.Code != r.Result.Code {
+			len(got.Files) != len(r.Files) || got.File.Version != r.File.Version || got.Result.FirstChunkID != r.Result.FirstChunkID || got.Result.Code != r.Result.Code ||
+			!slices.Equal(got.IDs, r.IDs) {
 			t.Fatalf("round trip\n got %+v\nwant %+v", got, r)
 		}
 	}
@@ -96,6 +100,7 @@ func FuzzUnmarshalResponse(f *testing.F) {
 	f.Add((&Response{Status: OK, Data: []byte("x")}).Marshal())
 	f.Add((&Response{Status: OK, Files: []meta.File{{Path: "/a"}}}).Marshal())
 	f.Add((&Response{Status: OK, File: meta.File{Path: "/i", Size: 6, Data: []byte("inline")}}).Marshal())
+	f.Add((&Response{Status: OK, IDs: []uint64{7}}).Marshal())
 	f.Add([]byte{0, 0, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := UnmarshalResponse(b)
@@ -106,4 +111,18 @@ func FuzzUnmarshalResponse(f *testing.F) {
 			t.Fatalf("re-encoding of a decoded response does not decode: %v", err)
 		}
 	})
+}
+
+// TestResponseWithoutIDsEncodesAsBefore: the ids of a MetaAudit answer are
+// an optional last field, so that every other response is byte for byte
+// what a node without the field writes and reads.
+func TestResponseWithoutIDsEncodesAsBefore(t *testing.T) {
+	r := &Response{Status: OK, Data: []byte("x")}
+	with := (&Response{Status: OK, Data: []byte("x"), IDs: []uint64{3}}).Marshal()
+	if old := r.Marshal(); string(with[:len(old)]) != string(old) || len(with) == len(old) {
+		t.Fatalf("ids change the encoding's prefix: %x vs %x", with, old)
+	}
+	if _, err := UnmarshalResponse(append(r.Marshal(), 0)); err == nil {
+		t.Fatal("an empty id list decodes")
+	}
 }

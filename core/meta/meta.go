@@ -218,6 +218,47 @@ func (s *State) Garbage() []ChunkRef {
 	return out
 }
 
+// NextLeaseEnd returns the earliest end of a lease still running on the
+// state's clock, if any. The clock moves only with applied commands, so
+// the collector moves it with a no-op command once its own clock is past
+// that end and nothing else moved it (core/node tickGC): otherwise an
+// idle cluster would never collect an abandoned writer's ids.
+func (s *State) NextLeaseEnd() (int64, bool) {
+	var next int64
+	found := false
+	for _, end := range s.leases {
+		if end >= s.now && (!found || end < next) {
+			next, found = end, true
+		}
+	}
+	return next, found
+}
+
+// Unaccounted returns, in the order given, the ids among held that the
+// state does not account for: allocated (below the next id to lease), yet
+// no committed file references them, no lease holds them and they are not
+// awaiting collection. Such an id was collected, and since ids are never
+// leased twice it can never be committed again: nothing would ever delete
+// its chunk (a leak). The simulator checks at the end of a run that no
+// replica holds one. It costs a pass over every file.
+func (s *State) Unaccounted(held []uint64) []uint64 {
+	referenced := map[uint64]bool{}
+	for _, f := range s.files {
+		for _, c := range f.Chunks {
+			referenced[c.ID] = true
+		}
+	}
+	var out []uint64
+	for _, id := range held {
+		_, leased := s.leases[id]
+		_, garbage := s.garbage[id]
+		if id < s.nextChunk && !referenced[id] && !leased && !garbage {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 func cmpU64(a, b uint64) int {
 	switch {
 	case a < b:

@@ -108,6 +108,14 @@ func TestChunkLifecycle(t *testing.T) {
 		t.Fatalf("after append: %+v", f)
 	}
 	expect("committed")
+	if end, ok := a.s.NextLeaseEnd(); !ok || end != 1100 {
+		t.Fatalf("next lease end %d %v, want 1100 (ids 3 and 4 leased until then)", end, ok)
+	}
+	// Ids 1 and 2 are referenced, 3 and 4 leased; 5 is not allocated yet
+	// (a replica behind the one that leased it would say so).
+	if got := a.s.Unaccounted([]uint64{1, 2, 3, 4, 5}); len(got) != 0 {
+		t.Fatalf("unaccounted %v, want none", got)
+	}
 	a.apply(Command{Op: OpPut, Path: "/f", MTimeNanos: 1030, Chunks: []ChunkRef{{ID: 3, Group: 9, Size: 1}}})
 	expect("replaced", 1, 2)
 	if g := a.s.Garbage(); g[0] != (ChunkRef{ID: 1, Group: 7, Size: 10}) {
@@ -125,6 +133,12 @@ func TestChunkLifecycle(t *testing.T) {
 	}
 	a.apply(Command{Op: OpGCDone, Collected: []uint64{2, 3, 4, 4}})
 	expect("all collected")
+	if end, ok := a.s.NextLeaseEnd(); ok {
+		t.Fatalf("a lease runs until %d after every id was collected", end)
+	}
+	if got := a.s.Unaccounted([]uint64{2, 4}); !equalIDs(got, []uint64{2, 4}) {
+		t.Fatalf("unaccounted %v, want collected ids 2 and 4", got)
+	}
 	if r := a.apply(Command{Op: OpPut, Path: "/g", Chunks: []ChunkRef{{ID: 4, Size: 1}}}); r.Code != CodeInvalid {
 		t.Fatalf("commit of a collected chunk: %s", r.Code)
 	}

@@ -150,6 +150,10 @@ type Config struct {
 	// GCGraceTicks is how long a chunk stays garbage before it is deleted,
 	// so that a reader holding an older file record can still read it.
 	GCGraceTicks uint64
+	// SweepIntervalTicks is how often a data group's leader audits a batch
+	// of the chunks it holds with the meta group and deletes those it no
+	// longer accounts for (sweep.go).
+	SweepIntervalTicks uint64
 	// ReplaceAfterTicks is how long a group's leader waits without hearing
 	// from a voter before it replaces it on another node (replace.go).
 	ReplaceAfterTicks uint64
@@ -217,6 +221,9 @@ func (c *Config) withDefaults() Config {
 	def(&out.KeepDataEntries, 4)
 	def(&out.GCIntervalTicks, 20)
 	def(&out.GCGraceTicks, 600)
+	// A minute at the production tick: each round audits at most
+	// api.MaxDeleteIDs chunks of one group, and a leak costs only space.
+	def(&out.SweepIntervalTicks, 1200)
 	// Five minutes at the production tick of 50ms, as CockroachDB waits
 	// before it declares a store dead: a restart or a short partition
 	// must not cost a full copy of the node's data.

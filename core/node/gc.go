@@ -31,10 +31,25 @@ func (n *Node) tickGC() {
 		return
 	}
 	n.gc.lastRun = n.ticks
+	if end, ok := g.meta.NextLeaseEnd(); ok && end < n.env.NowNanos() {
+		// A lease ran out on this node's clock, but the meta group's
+		// clock moves only with commands: an empty OpGCDone moves it, so
+		// that an abandoned writer's ids become garbage in an idle
+		// cluster too.
+		n.gc.running = true
+		n.submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpGCDone}},
+			func(*api.Response) { n.gc.running = false }, false)
+		return
+	}
 	garbage := g.meta.Garbage()
 	current := make(map[uint64]bool, len(garbage))
 	var ready []meta.ChunkRef
 	for _, c := range garbage {
+		if c.Group == 0 {
+			// An expired lease: the id was never committed, so the meta
+			// state does not know its group; placement is by id.
+			c.Group = n.cfg.Topology.GroupForChunk(c.ID)
+		}
 		current[c.ID] = true
 		first, ok := n.gc.seen[c.ID]
 		if !ok {

@@ -49,6 +49,7 @@ type Node struct {
 	// deleting are the groups whose replica's files are being deleted.
 	deleting map[uint64]bool
 	gc       gcState
+	sweep    sweepState
 	conf     confState
 	scrub    scrubState
 	stats    Stats
@@ -175,6 +176,7 @@ func (n *Node) Tick() {
 	n.tickScrub()
 	n.tickOps()
 	n.tickGC()
+	n.tickSweep()
 	n.tickConfigure()
 }
 

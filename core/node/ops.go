@@ -63,7 +63,7 @@ func (n *Node) submit(req *api.Request, done func(*api.Response), fromPeer bool)
 
 // groupOf returns the group that serves a request.
 func groupOf(req *api.Request) uint64 {
-	if req.Kind == api.MetaCommand || req.Kind == api.MetaGet || req.Kind == api.MetaList {
+	if req.Kind == api.MetaCommand || req.Kind == api.MetaGet || req.Kind == api.MetaList || req.Kind == api.MetaAudit {
 		return topo.MetaGroup
 	}
 	return req.Group
@@ -120,6 +120,10 @@ func (n *Node) validate(r *api.Request) *api.Response {
 		if r.Limit > api.MaxListLimit {
 			return api.Errorf(api.Invalid, "list limit %d above %d", r.Limit, api.MaxListLimit)
 		}
+	case api.MetaAudit:
+		if len(r.IDs) == 0 || len(r.IDs) > api.MaxDeleteIDs {
+			return api.Errorf(api.Invalid, "audit of %d ids", len(r.IDs))
+		}
 	case api.ChunkWrite, api.ChunkRead, api.ChunkReadLocal, api.ChunkDelete:
 		if _, ok := n.cfg.Topology.Group(r.Group); !ok || r.Group == topo.MetaGroup {
 			return api.Errorf(api.Invalid, "unknown data group %d", r.Group)
@@ -173,6 +177,19 @@ func (n *Node) advance(o *op) {
 			}
 		}
 		n.forwardNext(o)
+		return
+	case api.MetaAudit:
+		// Any replica with state answers at once, a stale one too: an id
+		// it does not account for was collected for good (ids are never
+		// leased twice), and one it has not allocated yet it keeps.
+		switch {
+		case g != nil && !g.amnesiac && len(g.confState.GetVoters()) > 0:
+			n.finish(o, &api.Response{Status: api.OK, IDs: g.meta.Unaccounted(o.req.IDs)})
+		case o.fromPeer:
+			n.finish(o, api.Errorf(api.Unavailable, "node %d does not serve the meta group", n.cfg.ID))
+		default:
+			n.forwardNext(o)
+		}
 		return
 	}
 	if g == nil || g.amnesiac || len(g.confState.GetVoters()) == 0 {

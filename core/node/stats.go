@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"go.etcd.io/raft/v3"
+
+	"github.com/tessera-db/tessera/core/topo"
 )
 
 // Stats are the node's counters, exported by the runtime (Prometheus in
@@ -27,6 +29,9 @@ type Stats struct {
 	// ScrubbedChunks counts chunks the scrubber verified; ScrubPasses the
 	// passes it completed over a group.
 	ScrubbedChunks, ScrubPasses uint64
+	// SweptChunks counts chunks a data group leader deleted because the
+	// meta group no longer accounted for them (sweep.go): leaks.
+	SweptChunks uint64
 	// LogBatches counts log batches handed to the runtime (one fsync each),
 	// LogBatchJobs the appends and snapshots they carried: their ratio is
 	// the group commit achieved.
@@ -166,4 +171,33 @@ func (n *Node) HoldsEntry(group, index, term uint64) bool {
 	}
 	t, err := g.storage.Term(index)
 	return err == nil && (term == 0 || t == term)
+}
+
+// HeldChunks returns the ids of the chunks this node's replica of a data
+// group holds in its applied state, sorted; ok is false if the node hosts
+// no replica of the group, or a fenced or empty one.
+func (n *Node) HeldChunks(group uint64) (ids []uint64, ok bool) {
+	g := n.groups[group]
+	if g == nil || g.store == nil || g.amnesiac || len(g.confState.GetVoters()) == 0 {
+		return nil, false
+	}
+	for _, in := range g.store.Infos() {
+		ids = append(ids, in.ID)
+	}
+	return ids, true
+}
+
+// AuditChunks asks this node's meta replica about chunk ids some replica
+// holds: which of them nothing accounts for (meta.State.Unaccounted: no
+// committed file, lease or pending collection), how many chunks await
+// collection (meta.State.Garbage, expired leases included), and the index
+// the replica has applied. The simulator checks with it, once a run has
+// healed and gone quiet, that garbage is collected and nothing leaks; ok is
+// false if the node hosts no meta replica.
+func (n *Node) AuditChunks(held []uint64) (unaccounted []uint64, garbage int, applied uint64, ok bool) {
+	g := n.groups[topo.MetaGroup]
+	if g == nil || g.meta == nil || g.amnesiac {
+		return nil, 0, 0, false
+	}
+	return g.meta.Unaccounted(held), len(g.meta.Garbage()), g.applied, true
 }

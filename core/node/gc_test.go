@@ -1,0 +1,77 @@
+package node
+
+import (
+	"testing"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/topo"
+)
+
+// TestAbandonedWriterIsCollectedInAnIdleCluster: a writer leases ids,
+// writes one chunk and never commits. Once the lease has run out on the
+// meta leader's clock the collector deletes the chunk from its data group
+// and records it, although nothing else is written (the meta group's clock
+// moves only with commands) and an expired lease's id carries no group
+// (placement is by id). A late write that re-creates the chunk after that
+// is swept.
+func TestAbandonedWriterIsCollectedInAnIdleCluster(t *testing.T) {
+	n, e := newTestNode(t, 1) // one node: every group is a single replica it leads
+	tick := func(ticks uint64) {
+		for range ticks {
+			n.Tick()
+			e.flush(n)
+		}
+	}
+	tick(3 * uint64(n.cfg.ElectionTicks))
+	do := func(req *api.Request) *api.Response {
+		t.Helper()
+		var got *api.Response
+		n.Submit(req, func(r *api.Response) { got = r })
+		e.flush(n)
+		if got == nil || got.Status != api.OK {
+			t.Fatalf("%s: %+v", req.Kind, got)
+		}
+		return got
+	}
+	const lease = int64(1e9)
+	res := do(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpAlloc, AllocCount: 1, LeaseNanos: lease}})
+	id := res.Result.FirstChunkID
+	group := n.cfg.Topology.GroupForChunk(id)
+	data := []byte("written, never committed")
+	do(&api.Request{Kind: api.ChunkWrite, Group: group, ChunkID: id, CRC: chunk.Checksum(data), Data: data})
+	if ids, _ := n.HeldChunks(group); len(ids) != 1 {
+		t.Fatalf("group %d holds %v, want chunk %d", group, ids, id)
+	}
+	// The lease runs out; nothing is written any more.
+	e.now += 2 * lease
+	tick(n.cfg.GCGraceTicks + 4*n.cfg.GCIntervalTicks)
+	if ids, _ := n.HeldChunks(group); len(ids) != 0 {
+		t.Fatalf("group %d still holds %v after the lease ran out and the grace period passed", group, ids)
+	}
+	if _, garbage, _, _ := n.AuditChunks(nil); garbage != 0 {
+		t.Fatalf("the meta group still lists %d chunks awaiting collection", garbage)
+	}
+	if n.groups[topo.MetaGroup].meta.Len() != 0 {
+		t.Fatal("a file appeared")
+	}
+
+	// The writer's write was slow: its data group applies it only now,
+	// after the id was collected, and the chunk is back. An id the meta
+	// group has not leased yet is written too (a replica's view may be
+	// behind; the sweep must keep it).
+	do(&api.Request{Kind: api.ChunkWrite, Group: group, ChunkID: id, CRC: chunk.Checksum(data), Data: data})
+	future := id + uint64(len(n.cfg.Topology.DataGroups()))
+	if n.cfg.Topology.GroupForChunk(future) != group {
+		t.Fatalf("chunk %d is placed on group %d, not %d", future, n.cfg.Topology.GroupForChunk(future), group)
+	}
+	do(&api.Request{Kind: api.ChunkWrite, Group: group, ChunkID: future, CRC: chunk.Checksum(data), Data: data})
+	tick(2 * n.cfg.SweepIntervalTicks * uint64(len(n.groupIDs)))
+	if ids, _ := n.HeldChunks(group); len(ids) != 1 || ids[0] != future {
+		t.Fatalf("group %d holds %v, want only chunk %d (chunk %d was collected, and re-created by a late write)", group, ids, future, id)
+	}
+	if got := n.Stats().SweptChunks; got != 1 {
+		t.Fatalf("SweptChunks = %d, want 1", got)
+	}
+}
