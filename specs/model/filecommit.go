@@ -71,7 +71,7 @@ const (
 
 var opNames = [...]string{"none", "put", "append", "delete", "rename"}
 
-// homeGone is the home of a chunk that a later put, delete or rename
+// homeGone is the home of data that a later put, delete or rename
 // replaced (FileCommit.tla's Gone); 0 is NoPath, and paths are 1-based.
 const homeGone = 255
 
