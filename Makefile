@@ -14,11 +14,11 @@ build:
 
 # The README's test command: unit, property, fuzz-seed, simulator and
 # multi-process integration tests, plus the injected-bug self-tests of the
-# simulator and of core/node's step-by-step harness (built with the
-# tesserabugs tag).
+# simulator, of core/node's step-by-step harness and of the chaos harness
+# (built with the tesserabugs tag).
 test: vet
 	$(GO) test -count=1 -timeout 40m ./...
-	$(GO) test -count=1 -timeout 30m -tags tesserabugs -run 'TestInjectedBugs|TestShrinkKeepsTheFailure' ./sim/ ./core/node/
+	$(GO) test -count=1 -timeout 30m -tags tesserabugs -run 'TestInjectedBugs|TestInjectedServerBugs|TestShrinkKeepsTheFailure' ./sim/ ./core/node/ ./chaos/
 
 vet:
 	$(GO) vet ./...

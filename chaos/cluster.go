@@ -48,9 +48,13 @@ type Cluster struct {
 }
 
 // BuildBinary builds cmd/tessera from the module at moduleDir into dir.
-func BuildBinary(moduleDir, dir string) (string, error) {
+func BuildBinary(moduleDir, dir string) (string, error) { return BuildTagged(moduleDir, dir, "") }
+
+// BuildTagged builds cmd/tessera with build tags (comma-separated, e.g.
+// tesserabugs for a binary that can inject known bugs) into dir.
+func BuildTagged(moduleDir, dir, tags string) (string, error) {
 	exe := filepath.Join(dir, "tessera")
-	cmd := exec.Command("go", "build", "-o", exe, "./cmd/tessera")
+	cmd := exec.Command("go", "build", "-tags", tags, "-o", exe, "./cmd/tessera")
 	cmd.Dir = moduleDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/linearizability"
+	"github.com/tessera-db/tessera/server"
 	"github.com/tessera-db/tessera/server/httpclient"
 	"github.com/tessera-db/tessera/verdict"
 )
@@ -37,7 +39,16 @@ type Options struct {
 	Lose bool
 	// Log receives the run directory's path, then one line per fault.
 	Log io.Writer
+	// InjectBugs lists known bugs to inject, comma-separated (binaries
+	// built with -tags tesserabugs, for testing the harness): every node
+	// runs with --inject-bug, and the clients take the HTTP client's
+	// defects among them (server.Bugs.Client).
+	InjectBugs string
 }
+
+// attemptTimeout bounds one attempt of a client request (an operation
+// gets 5 s): well above a healthy request's latency, well below a pause.
+const attemptTimeout = time.Second
 
 // Result is the outcome of a chaos run.
 type Result struct {
@@ -130,6 +141,13 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Keys <= 0 {
 		opts.Keys = 4
 	}
+	var injected server.Bugs
+	if opts.InjectBugs != "" {
+		for _, name := range strings.Split(opts.InjectBugs, ",") {
+			server.SetBug(&injected, name) // the nodes check every name
+		}
+		opts.Cluster.NodeArgs = append(slices.Clone(opts.Cluster.NodeArgs), "--inject-bug", opts.InjectBugs)
+	}
 	c, err := StartCluster(ctx, opts.Cluster)
 	if err != nil {
 		return nil, err
@@ -149,6 +167,11 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		cl.InjectBugs(injected.Client)
+		// A client gives up on a slow node (a paused one) and retries
+		// elsewhere, as real clients do: the node may still apply the
+		// first attempt, which is what exactly-once sessions are for.
+		cl.SetAttemptTimeout(attemptTimeout)
 		wg.Add(1)
 		go func(id int) {
 			defer wg.Done()
@@ -303,8 +326,12 @@ func (w *worker) op(ctx context.Context, n int) {
 	path := w.key(w.r.IntN(w.keys))
 	value := fmt.Sprintf("c%d-%d;", w.id, n)
 	switch w.r.IntN(6) {
-	case 0, 1:
+	case 0:
 		w.get(ctx, path, 5*time.Second)
+	case 1:
+		// A range at a random offset of a few writes' length (files are
+		// written in pieces of about 8 bytes), which may cross the end.
+		w.getRange(ctx, path, w.r.Int64N(48), 1+w.r.Int64N(32))
 	case 2:
 		w.write(ctx, input(client.Spec{Kind: client.Put, Path: path}, value), httpclient.Cond{})
 	case 3:
@@ -349,6 +376,31 @@ func (w *worker) get(ctx context.Context, path string, limit time.Duration) bool
 	}
 	w.checkError(err)
 	return false
+}
+
+// getRange reads length bytes of path from offset and records the read. A
+// range starting past the end is refused (416) and not recorded: it has no
+// effect, and the model takes only ranges core/client would read.
+func (w *worker) getRange(ctx context.Context, path string, offset, length int64) {
+	in := input(client.Spec{Kind: client.Get, Path: path, Offset: offset, Length: length}, "")
+	call := w.rec.now()
+	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	body, f, err := w.cl.Get(octx, path, offset, length)
+	switch {
+	case err == nil:
+		raw, rerr := io.ReadAll(body)
+		body.Close()
+		if rerr != nil {
+			return
+		}
+		w.rec.add(w.id, call, in, linearizability.Output{Status: linearizability.OK, Exists: true, Version: f.Version, Value: string(raw)}, w.rec.now())
+	case httpclient.IsCode(err, httpclient.CodeNotFound):
+		w.rec.add(w.id, call, in, linearizability.Output{Status: linearizability.NotFound}, w.rec.now())
+	case httpclient.IsCode(err, httpclient.CodeRange):
+	default:
+		w.checkError(err)
+	}
 }
 
 // write runs a put, append or delete and records its outcome.

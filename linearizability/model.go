@@ -44,11 +44,14 @@ type Input struct {
 type Status uint8
 
 // Outcomes. Unknown marks a write that may or may not have taken effect.
+// OutOfRange is a Get of a range that starts at or past the end of the
+// file (core/client refuses it, with the file's version).
 const (
 	OK Status = iota + 1
 	NotFound
 	Conflict
 	Unknown
+	OutOfRange
 )
 
 // Entry is one file of a list result.
@@ -214,6 +217,11 @@ func step(st state, in Input, out Output) []state {
 			if !f.Exists {
 				return []state{st}
 			}
+		case OutOfRange:
+			if f.Exists && in.Kind == client.Get && in.Offset > 0 && in.Offset >= int64(len(f.Value)) && (!f.Known || f.Version == out.Version) {
+				f.Version, f.Known = out.Version, true
+				return []state{st.with(f)}
+			}
 		}
 	case client.List:
 		if out.Status != OK {
@@ -247,7 +255,7 @@ func readRange(value string, spec client.Spec) string {
 	if spec.Length >= 0 && start+spec.Length < end {
 		end = start + spec.Length
 	}
-	if start < 0 || start > end {
+	if start < 0 || (start > 0 && start >= int64(len(value))) {
 		return "\x00<outside the file>"
 	}
 	return value[start:end]
@@ -343,6 +351,8 @@ func describe(in Input, out Output) string {
 		return call + " -> not found"
 	case Conflict:
 		return call + " -> version conflict"
+	case OutOfRange:
+		return fmt.Sprintf("%s -> v%d, range outside the file", call, out.Version)
 	}
 	return call + " -> unknown"
 }

@@ -115,6 +115,22 @@ func TestModel(t *testing.T) {
 			op(0, 0, 10, put("/a", "abcdef"), ok(3)),
 			op(1, 11, 20, ranged("/a", 2, 3), read(3, "bcd")),
 		}, verdict.NotLinearizable},
+		{"a range starting at or past the end is outside the file", []Operation{
+			op(0, 0, 10, put("/a", "abc"), ok(3)),
+			op(1, 11, 20, ranged("/a", 3, 2), Output{Status: OutOfRange, Version: 3}),
+			op(1, 21, 30, ranged("/a", 7, -1), Output{Status: OutOfRange, Version: 3}),
+		}, verdict.Linearizable},
+		{"a range inside the file reported outside it", []Operation{
+			op(0, 0, 10, put("/a", "abc"), ok(3)),
+			op(1, 11, 20, ranged("/a", 2, 2), Output{Status: OutOfRange, Version: 3}),
+		}, verdict.NotLinearizable},
+		{"a range at the end read as empty", []Operation{
+			op(0, 0, 10, put("/a", "abc"), ok(3)),
+			op(1, 11, 20, ranged("/a", 3, 2), read(3, "")),
+		}, verdict.NotLinearizable},
+		{"outside a file that does not exist", []Operation{
+			op(1, 11, 20, ranged("/a", 3, 2), Output{Status: OutOfRange, Version: 3}),
+		}, verdict.NotLinearizable},
 		{"paged list", []Operation{
 			op(0, 0, 10, put("/a", "x"), ok(3)),
 			op(0, 11, 20, put("/b", "x"), ok(4)),
@@ -246,6 +262,17 @@ func TestCheckOrder(t *testing.T) {
 			op(1, 10, 20, get("/a"), read(5, "x")),
 			op(2, 30, 40, get("/a"), Output{Status: NotFound}),
 		}, []Commit{at(5, ok(5)), none, none}, "matches no state"},
+		{"ranged reads against the commit order", []Operation{
+			op(0, 0, 10, put("/a", "abc"), ok(5)),
+			op(0, 11, 20, func() Input { i := put("/a", "de"); i.Kind = client.Append; return i }(), ok(6)),
+			op(1, 12, 18, ranged("/a", 3, 1), Output{Status: OutOfRange, Version: 5}),
+			op(1, 21, 30, ranged("/a", 2, 2), read(6, "cd")),
+		}, []Commit{at(5, ok(5)), at(6, ok(6)), none, none}, ""},
+		{"a range reported outside a file that had grown", []Operation{
+			op(0, 0, 10, put("/a", "abc"), ok(5)),
+			op(0, 11, 20, func() Input { i := put("/a", "de"); i.Kind = client.Append; return i }(), ok(6)),
+			op(1, 21, 30, ranged("/a", 3, 1), Output{Status: OutOfRange, Version: 6}),
+		}, []Commit{at(5, ok(5)), at(6, ok(6)), none}, "matches no state"},
 		{"a paged list against the commit order", []Operation{
 			op(0, 0, 10, put("/a", "x"), ok(3)),
 			op(0, 11, 20, rename("/a", "/b"), ok(4)),

@@ -9,9 +9,14 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/topo"
 )
+
+// MaxPutWindow bounds Config.PutWindow: a request's window of chunks is
+// memory, up to MaxPutWindow*64 MiB at the largest chunk size.
+const MaxPutWindow = 64
 
 // Config configures one node process.
 type Config struct {
@@ -32,7 +37,16 @@ type Config struct {
 	// (node.Config.InlineThreshold); this node's clients inline up to its
 	// own threshold and fall back to chunks where the cluster refuses.
 	InlineThreshold, InlineCapBytes int64
-	TickInterval                    time.Duration // default 50ms
+	// PutWindow is how many chunks of put and append bodies the HTTP API
+	// holds and writes at once (default client.DefaultWindow): one write
+	// alone up to PutWindow (client.Config.Window), concurrent writes
+	// sharing PutWindow-1 slots beyond the one each is guaranteed. A write
+	// that can take no more chunks stops reading its body.
+	PutWindow    int
+	TickInterval time.Duration // default 50ms
+	// Pprof serves net/http/pprof's profiles under /debug/pprof/ on the
+	// HTTP address (for measurements; off by default).
+	Pprof bool
 	// Join starts a node with an empty data directory in an existing
 	// cluster (node.Config.Join): required after a disk was lost.
 	Join bool
@@ -40,6 +54,8 @@ type Config struct {
 	// a member before it replaces it on another node (default 5m).
 	ReplaceAfter time.Duration
 	Logger       *slog.Logger
+	// Bugs are injected defects (tesserabugs builds only).
+	Bugs Bugs
 	// OnReady, if set, is called once the node serves, with the addresses
 	// its listeners are bound to (useful with port 0).
 	OnReady func(httpAddr, peerAddr string)
@@ -60,6 +76,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxFileBytes == 0 {
 		c.MaxFileBytes = 64 << 30
+	}
+	if c.PutWindow == 0 {
+		c.PutWindow = client.DefaultWindow
 	}
 	if c.TickInterval == 0 {
 		c.TickInterval = 50 * time.Millisecond
@@ -85,6 +104,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("server: --peers must include this node (%d)", c.ID)
 	case c.ChunkBytes < 4<<10 || c.ChunkBytes > 64<<20:
 		return fmt.Errorf("server: chunk size %d outside 4KiB..64MiB", c.ChunkBytes)
+	case c.PutWindow < 1 || c.PutWindow > MaxPutWindow:
+		return fmt.Errorf("server: put window %d outside 1..%d", c.PutWindow, MaxPutWindow)
 	case c.MaxFileBytes <= 0:
 		return fmt.Errorf("server: max file size must be > 0")
 	case c.InlineThreshold > meta.MaxInlineThreshold:

@@ -1,11 +1,14 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -31,6 +34,12 @@ type httpAPI struct {
 	// of each other to the meta group.
 	sessBase uint64
 	sessNext atomic.Uint64
+	// pool is the node's shared window: a write holds its first piece of
+	// body on its own and each further one (up to its window) with a slot
+	// of pool, so that one write alone gets its whole window while many at
+	// once share Window-1 slots, each guaranteed one piece, and the chunk
+	// writes in flight from this node stay near the number of writes.
+	pool chan struct{}
 }
 
 // fileJSON is the JSON form of a file record.
@@ -107,6 +116,23 @@ func setFileHeaders(w http.ResponseWriter, f meta.File) {
 	h.Set("Last-Modified", time.Unix(0, f.MTimeNanos).UTC().Format(http.TimeFormat))
 }
 
+// servePprof serves net/http/pprof's index, named profiles (heap,
+// goroutine, allocs, ...) and CPU profile.
+func servePprof(w http.ResponseWriter, r *http.Request) {
+	switch strings.TrimPrefix(r.URL.Path, "/debug/pprof/") {
+	case "cmdline":
+		pprof.Cmdline(w, r)
+	case "profile":
+		pprof.Profile(w, r)
+	case "symbol":
+		pprof.Symbol(w, r)
+	case "trace":
+		pprof.Trace(w, r)
+	default:
+		pprof.Index(w, r)
+	}
+}
+
 // statusRecorder remembers the status code for the latency histogram.
 type statusRecorder struct {
 	http.ResponseWriter
@@ -148,6 +174,9 @@ func (h *httpAPI) route(w http.ResponseWriter, r *http.Request) string {
 	case p == "/metrics":
 		h.metricsHandler.ServeHTTP(w, r)
 		return "metrics"
+	case h.cfg.Pprof && strings.HasPrefix(p, "/debug/pprof/"):
+		servePprof(w, r)
+		return "pprof"
 	case p == "/v1/files" || p == "/v1/files/":
 		if r.Method != http.MethodGet {
 			writeError(w, http.StatusMethodNotAllowed, "invalid", "only GET lists files")
@@ -243,6 +272,9 @@ func (h *httpAPI) write(w http.ResponseWriter, r *http.Request, kind client.Kind
 		return
 	}
 	res := h.drive(r, client.New(h.ccfg, sess, spec), &limitedBody{r: r.Body, left: h.cfg.MaxFileBytes}, nil)
+	if on(h.cfg.Bugs.CreateConflictAsOK) && res.Status == api.Conflict && spec.HasIfVersion && spec.IfVersion == 0 && res.File.Version > 0 {
+		res.Status = api.OK // injected: "it exists: our earlier attempt made it"
+	}
 	if res.Status != api.OK {
 		writeStatus(w, res.Status, res.Detail)
 		return
@@ -314,10 +346,17 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
 	}
 	spec := client.Spec{Kind: client.Get, Path: path, Length: -1}
 	rng := r.Header.Get("Range")
-	started := false
+	started, empty := false, false
 	sink := func(st client.Step) error {
 		if st.Kind == client.StepFile {
 			f := st.Result.File
+			if rng != "" && st.Length == 0 {
+				// An empty file has no byte to start a range at.
+				empty = true
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", f.Size))
+				writeError(w, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable", "empty file has no range")
+				return errEmptyRange
+			}
 			if rng != "" {
 				// The range was resolved against the file in drive; see parseRange.
 				setFileHeaders(w, f)
@@ -337,30 +376,44 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
 	}
 	if rng != "" {
 		// A suffix range needs the size first: stat, then read the range.
-		res := h.drive(r, client.New(h.ccfg, nil, client.Spec{Kind: client.Stat, Path: path}), nil, nil)
-		if res.Status != api.OK {
-			writeStatus(w, res.Status, res.Detail)
-			return
+		// Any other range is resolved by the read against the file it
+		// reads (core/client clamps its end), so that a file changed
+		// between a stat and the read cannot cut the range short.
+		size := int64(math.MaxInt64)
+		if strings.HasPrefix(rng, "bytes=-") {
+			res := h.drive(r, client.New(h.ccfg, nil, client.Spec{Kind: client.Stat, Path: path}), nil, nil)
+			if res.Status != api.OK {
+				writeStatus(w, res.Status, res.Detail)
+				return
+			}
+			size = res.File.Size
 		}
-		off, n, err := parseRange(rng, res.File.Size)
+		off, n, err := parseRange(rng, size)
 		if errors.Is(err, errRangeSyntax) {
 			writeStatus(w, api.Invalid, err.Error())
 			return
 		}
 		if err != nil {
-			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", res.File.Size))
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
 			writeError(w, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable", err.Error())
 			return
 		}
 		spec.Offset, spec.Length = off, n
+		if on(h.cfg.Bugs.RangeEndExclusive) && n > 1 {
+			spec.Length = n - 1 // injected: the range's end taken as exclusive
+		}
 	}
 	res := h.drive(r, client.New(h.ccfg, nil, spec), nil, sink)
 	if res.Status != api.OK && !started {
 		if rng != "" && res.Status == api.Invalid {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", res.File.Size))
 			writeError(w, http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable", res.Detail)
 			return
 		}
 		writeStatus(w, res.Status, res.Detail)
+		return
+	}
+	if empty {
 		return
 	}
 	if res.Status != api.OK {
@@ -368,6 +421,9 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
 		panic(http.ErrAbortHandler)
 	}
 }
+
+// errEmptyRange stops the read of a range of an empty file (answered 416).
+var errEmptyRange = errors.New("range of an empty file")
 
 // errRangeSyntax marks a Range header that does not parse (400), as
 // opposed to one that parses but lies outside the file (416).
@@ -500,27 +556,76 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// answer is the response to a request of an op in flight.
+type answer struct {
+	token uint64
+	resp  *api.Response
+}
+
 // drive runs a client op to completion: requests go to this node's loop
-// (which forwards as needed), body data comes from body, read data goes to
-// sink. Retries back off briefly; the request's context bounds everything.
+// (which forwards as needed), each from a goroutine of its own so that a
+// write's chunk writes are in flight together; body data comes from body,
+// read data goes to sink. Retries back off briefly; the request's context
+// bounds everything. A write whose window is full, or that finds no free
+// slot in the node's pool (httpAPI.pool) for a further piece, reads no
+// more of its body until one of its chunk writes is answered, so TCP flow
+// control pushes back on the client instead of the node buffering without
+// bound.
 func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink func(client.Step) error) client.Result {
-	ctx := r.Context()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()          // requests still in flight after an early return give up
 	left := r.ContentLength // -1 if unknown
+	// The op has at most a window of chunk writes and one other request in
+	// flight: with room for all their answers no sender blocks, even
+	// after drive returned early.
+	answers := make(chan answer, h.ccfg.Window+1)
+	var blocked time.Time // since when a full window holds back the body
+	slots := 0            // slots of h.pool held: pieces beyond the first
+	defer func() {
+		h.unblock(blocked)
+		h.release(&slots, 0)
+	}()
 	for {
 		st := op.Next()
 		switch st.Kind {
 		case client.StepSend:
-			if st.Attempt > 0 {
+			op.Sent(st.Token)
+			go h.send(ctx, st, answers)
+		case client.StepWait:
+			if st.Backpressure && blocked.IsZero() {
+				h.metrics.backpressure.Inc()
+				blocked = time.Now()
+			}
+			a := <-answers
+			op.OnResponse(a.token, a.resp)
+			h.release(&slots, op.Held()-1)
+		case client.StepNeedData:
+			if op.Held() > slots {
+				// A further piece needs a slot of the node's pool; while
+				// none is free, an answer may free one of this write's.
 				select {
-				case <-ctx.Done():
-					return client.Result{Status: api.Timeout, Detail: "client went away"}
-				case <-time.After(time.Duration(st.Attempt) * 100 * time.Millisecond):
+				case h.pool <- struct{}{}:
+					slots++
+				default:
+					if blocked.IsZero() {
+						h.metrics.backpressure.Inc()
+						blocked = time.Now()
+					}
+					select {
+					case h.pool <- struct{}{}:
+						slots++
+					case a := <-answers:
+						op.OnResponse(a.token, a.resp)
+						h.release(&slots, op.Held()-1)
+						continue
+					}
 				}
 			}
-			op.OnResponse(h.loop.Do(st.Req, ctx.Done()))
-		case client.StepNeedData:
+			// Reading the body again ends a stretch of back-pressure.
+			blocked = h.unblock(blocked)
 			// The op keeps the slice until the chunk is written; a fresh
-			// buffer per chunk keeps memory at about one chunk per request.
+			// buffer per chunk keeps memory at about a window of chunks
+			// per request.
 			data, eof, err := readPiece(body, h.ccfg.ChunkBytes, left)
 			switch {
 			case err == nil:
@@ -546,8 +651,46 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 	}
 }
 
+// send performs one request of an op (backing off first if it is a retry)
+// and posts its answer.
+func (h *httpAPI) send(ctx context.Context, st client.Step, answers chan<- answer) {
+	if st.Req.Kind == api.ChunkWrite {
+		h.metrics.chunkWritesInFlight.Inc()
+		defer h.metrics.chunkWritesInFlight.Dec()
+	}
+	if st.Attempt > 0 {
+		t := time.NewTimer(time.Duration(st.Attempt) * 100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			answers <- answer{st.Token, api.Errorf(api.Timeout, "client went away")}
+			return
+		case <-t.C:
+		}
+	}
+	answers <- answer{st.Token, h.loop.Do(st.Req, ctx.Done())}
+}
+
+// release gives slots of the node's pool back until the write holds at
+// most keep.
+func (h *httpAPI) release(slots *int, keep int) {
+	for ; *slots > max(keep, 0); *slots-- {
+		<-h.pool
+	}
+}
+
+// unblock ends a stretch of back-pressure begun at since (if any), adding
+// its length to the metrics, and returns the zero time.
+func (h *httpAPI) unblock(since time.Time) time.Time {
+	if !since.IsZero() {
+		h.metrics.backpressureSeconds.Add(time.Since(since).Seconds())
+	}
+	return time.Time{}
+}
+
 // readPiece reads the next piece of a body for a client op: chunkBytes
-// bytes, or fewer together with eof. No request gets a buffer larger than
+// bytes, or fewer together with eof; a body shorter than its known length
+// is an error. No request gets a buffer larger than
 // it needs: with the body's remaining length known (left >= 0) the buffer
 // is one byte past it (so that the read sees the end), else it starts small
 // and grows.
@@ -572,6 +715,10 @@ func readPiece(body io.Reader, chunkBytes int, left int64) (data []byte, eof boo
 				continue
 			}
 			return buf[:n], false, nil
+		case (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && left >= 0 && int64(n) < min(left, int64(chunkBytes)):
+			// A body cut short of its Content-Length (the client went
+			// away) must not be taken for the whole of it.
+			return nil, false, fmt.Errorf("body ended %d bytes short of its length", min(left, int64(chunkBytes))-int64(n))
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return buf[:n:n], true, nil
 		default:

@@ -19,6 +19,11 @@ type metrics struct {
 	peerDropped   *prometheus.CounterVec
 	peerSentBytes prometheus.Counter
 	peerMalformed prometheus.Counter
+	// chunkWritesInFlight, backpressure and backpressureSeconds watch the
+	// windows of the writes this node's HTTP API drives.
+	chunkWritesInFlight prometheus.Gauge
+	backpressure        prometheus.Counter
+	backpressureSeconds prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -44,8 +49,21 @@ func newMetrics() *metrics {
 		peerMalformed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tessera_peer_malformed_frames_total", Help: "Peer frames that failed to decode.",
 		}),
+		chunkWritesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tessera_put_chunk_writes_in_flight",
+			Help: "Chunk writes of the puts and appends this node's HTTP API drives, sent and not yet answered (at most --put-window per request).",
+		}),
+		backpressure: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tessera_put_backpressure_total",
+			Help: "Times a put or append stopped reading its request body because its window of chunk writes was full.",
+		}),
+		backpressureSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tessera_put_backpressure_seconds_total",
+			Help: "Time puts and appends spent not reading their request bodies because their windows were full.",
+		}),
 	}
 	m.reg.MustRegister(m.httpLatency, m.fsyncLatency, m.peerDropped, m.peerSentBytes, m.peerMalformed,
+		m.chunkWritesInFlight, m.backpressure, m.backpressureSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -83,6 +101,7 @@ var nodeCounters = []struct {
 	{"tessera_replicas_removed_total", "Group replicas this node deleted after its removal from the group.", func(s node.Stats) uint64 { return s.ReplicasRemoved }},
 	{"tessera_replicas_fenced_total", "Replicas fenced because this node was a voter of their group and lost its disk.", func(s node.Stats) uint64 { return s.AmnesiacReplicas }},
 	{"tessera_replica_logs_corrupt_total", "Replicas whose log was found damaged at start-up and fenced until their group replaces them.", func(s node.Stats) uint64 { return s.CorruptLogs }},
+	{"tessera_replica_logs_unreadable_total", "Replicas whose log could not be read at start-up (after retries) and were fenced until their group replaces them.", func(s node.Stats) uint64 { return s.UnreadableLogs }},
 	{"tessera_raft_log_batches_total", "Raft log batches written and fsynced (one fsync each).", func(s node.Stats) uint64 { return s.LogBatches }},
 	{"tessera_raft_log_batch_jobs_total", "Appends and snapshots carried by raft log batches (divide by batches for the group commit achieved).", func(s node.Stats) uint64 { return s.LogBatchJobs }},
 	{"tessera_request_timeouts_total", "Requests that timed out with an unknown outcome.", func(s node.Stats) uint64 { return s.Timeouts }},

@@ -51,3 +51,27 @@ func TestReadPiece(t *testing.T) {
 		}
 	}
 }
+
+// TestReadPieceShortBody cuts a body short of its known length, at a
+// chunk boundary and inside a chunk: readPiece fails rather than report
+// the end of the body.
+func TestReadPieceShortBody(t *testing.T) {
+	const chunk = 1 << 10
+	for _, tt := range []struct{ have, announced int }{{0, 10}, {chunk, 2 * chunk}, {chunk + 5, 3 * chunk}, {3*chunk - 1, 3 * chunk}} {
+		r := bytes.NewReader(bytes.Repeat([]byte("x"), tt.have))
+		left := int64(tt.announced)
+		var err error
+		for pieces := 0; err == nil; pieces++ {
+			if pieces > tt.announced/chunk+1 {
+				t.Fatalf("%d of %d bytes: read to the end without an error", tt.have, tt.announced)
+			}
+			var data []byte
+			var eof bool
+			data, eof, err = readPiece(r, chunk, left)
+			if err == nil && eof {
+				t.Fatalf("%d of %d bytes: eof after %d bytes left", tt.have, tt.announced, left)
+			}
+			left -= int64(len(data))
+		}
+	}
+}

@@ -11,8 +11,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/wire"
@@ -56,6 +58,9 @@ func Run(ctx context.Context, cfg Config) error {
 	ncfg := node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
 		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join,
 		InlineThreshold: cfg.InlineThreshold, InlineCapBytes: cfg.InlineCapBytes}
+	if bugs.CompiledIn {
+		ncfg.Bugs = cfg.Bugs.Core
+	}
 	n, err := node.New(ncfg, renv)
 	if err != nil {
 		renv.io.close()
@@ -70,9 +75,14 @@ func Run(ctx context.Context, cfg Config) error {
 	_, _ = crand.Read(sid[:])
 	h := &httpAPI{cfg: cfg, loop: loop, metrics: m,
 		ccfg: client.Config{ChunkBytes: cfg.ChunkBytes, Topology: cfg.Topology(),
-			InlineThreshold: ncfg.MetaConfig().InlineThreshold},
+			InlineThreshold: ncfg.MetaConfig().InlineThreshold, Window: cfg.PutWindow},
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
-		sessBase:       binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1)}
+		sessBase:       binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1),
+		pool:           make(chan struct{}, cfg.PutWindow-1)}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tessera_put_pool_slots_in_use",
+		Help: "Slots of the node's shared put window in use: pieces of request bodies held beyond one per put or append (at most --put-window - 1).",
+	}, func() float64 { return float64(len(h.pool)) }))
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
 	hosted := len(n.Groups()) // before the loop owns the node

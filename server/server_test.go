@@ -16,13 +16,21 @@ import (
 // inline is its inline threshold (server.Config.InlineThreshold).
 func startSingle(t *testing.T, maxFile, inline int64) string {
 	t.Helper()
+	return startSingleWith(t, func(c *Config) { c.MaxFileBytes, c.InlineThreshold = maxFile, inline })
+}
+
+// startSingleWith runs a one-node cluster with 4 KiB chunks and two data
+// groups, its configuration changed by mod, and returns its base URL.
+func startSingleWith(t *testing.T, mod func(*Config)) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	cfg := Config{ID: 1, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Peers: map[uint64]string{1: "127.0.0.1:0"},
-		DataGroups: 2, ChunkBytes: 4096, MaxFileBytes: maxFile, TickInterval: 5 * time.Millisecond, InlineThreshold: inline,
+		DataGroups: 2, ChunkBytes: 4096, TickInterval: 5 * time.Millisecond,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnReady: func(h, _ string) { ready <- h }}
+	mod(&cfg)
 	go func() { done <- Run(ctx, cfg) }()
 	var base string
 	select {
@@ -92,6 +100,10 @@ func TestHTTPAPI(t *testing.T) {
 		{"get suffix", "GET", "/v1/files/dir/a", "", map[string]string{"Range": "bytes=-3"}, 206, "789"},
 		{"range outside", "GET", "/v1/files/dir/a", "", map[string]string{"Range": "bytes=20000-"}, 416, "range_not_satisfiable"},
 		{"bad range", "GET", "/v1/files/dir/a", "", map[string]string{"Range": "bytes=x-"}, 400, "invalid"},
+		{"range past the end", "GET", "/v1/files/dir/a", "", map[string]string{"Range": "bytes=9998-20000"}, 206, "89"},
+		{"put empty", "PUT", "/v1/files/dir/empty", "", nil, 201, `"size":0`},
+		{"range of empty", "GET", "/v1/files/dir/empty", "", map[string]string{"Range": "bytes=0-"}, 416, "range_not_satisfiable"},
+		{"range of missing", "GET", "/v1/files/dir/nope", "", map[string]string{"Range": "bytes=0-3"}, 404, "not_found"},
 		{"head", "HEAD", "/v1/files/dir/a", "", nil, 200, ""},
 		{"missing", "GET", "/v1/files/nope", "", nil, 404, "not_found"},
 		{"dot dot", "PUT", "/v1/files/a/../b", "x", nil, 400, `\"..\" segment`},

@@ -23,6 +23,15 @@ var bugNames = []struct {
 	{"promote-on-next", func(b *node.Bugs) { b.PromoteOnNext = true }, func(b node.Bugs) bool { return b.PromoteOnNext }},
 	{"stamp-at-apply", func(b *node.Bugs) { b.StampAtApply = true }, func(b node.Bugs) bool { return b.StampAtApply }},
 	{"hardstate-first", func(b *node.Bugs) { b.HardStateFirst = true }, func(b node.Bugs) bool { return b.HardStateFirst }},
+	{"read-at-commit", func(b *node.Bugs) { b.ReadAtCommit = true }, func(b node.Bugs) bool { return b.ReadAtCommit }},
+	{"conf-change-leader-only", func(b *node.Bugs) { b.ConfChangeOnLeaderOnly = true }, func(b node.Bugs) bool { return b.ConfChangeOnLeaderOnly }},
+	{"rename-keeps-version", func(b *node.Bugs) { b.Meta.RenameKeepsVersion = true }, func(b node.Bugs) bool { return b.Meta.RenameKeepsVersion }},
+	{"delete-ignores-if-version", func(b *node.Bugs) { b.Meta.DeleteIgnoresIfVersion = true }, func(b node.Bugs) bool { return b.Meta.DeleteIgnoresIfVersion }},
+	{"restore-forgets-next-chunk", func(b *node.Bugs) { b.Meta.RestoreForgetsNextChunk = true }, func(b node.Bugs) bool { return b.Meta.RestoreForgetsNextChunk }},
+	{"reuse-answered-from-cache", func(b *node.Bugs) { b.Meta.ReuseAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Meta.ReuseAnsweredFromCache }},
+	{"old-seq-answered-from-cache", func(b *node.Bugs) { b.Meta.OldSeqAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Meta.OldSeqAnsweredFromCache }},
+	{"list-includes-after", func(b *node.Bugs) { b.Meta.ListIncludesAfter = true }, func(b node.Bugs) bool { return b.Meta.ListIncludesAfter }},
+	{"range-end-is-length", func(b *node.Bugs) { b.Chunk.RangeEndIsLength = true }, func(b node.Bugs) bool { return b.Chunk.RangeEndIsLength }},
 }
 
 // BugNames lists the names of the bugs switched on in b.

@@ -11,7 +11,12 @@ import (
 	"github.com/tessera-db/tessera/core/node"
 )
 
-// maxBugSeeds bounds the seeds each injected bug may take to be caught.
+// maxBugSeeds bounds the seeds tried per bug: issue 9 asks that each be
+// caught within 300. hardstate-first needs a crash that tears a log batch
+// whose hard state already commits its entries, and the seed that first
+// catches it has moved with changes of the workload (88, 247, 627, 87, 29
+// in successive versions): should it pass 300 again, the checks or the
+// crash points must reach it sooner, not the bound grow.
 const maxBugSeeds = 300
 
 // TestInjectedBugs is the testbed's self-test: each known bug, injected
@@ -42,7 +47,7 @@ func TestInjectedBugs(t *testing.T) {
 					continue
 				}
 				first := res.Verdict.Failures[0]
-				line := fmt.Sprintf("%-22s caught by %-16s at seed %3d (verdict %s): %s", name, res.Verdict.Cause(), seed, res.Verdict, first.Summary())
+				line := fmt.Sprintf("%-26s caught by %-16s at seed %3d (verdict %s): %s", name, res.Verdict.Cause(), seed, res.Verdict, first.Summary())
 				t.Log(line)
 				table = append(table, line)
 				return

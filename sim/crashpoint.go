@@ -7,6 +7,9 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/client"
+	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/wire"
 	"github.com/tessera-db/tessera/verdict"
 )
@@ -19,6 +22,13 @@ import (
 // sent before it crashed. The check needs no second failure to see a
 // message that left before the record it depends on was durable; crash
 // points (AckCrash, VoteCrash) put crashes in exactly that window.
+//
+// The other crash points fall at moments of the file and membership
+// protocols (ChunkCrash, WriterCrash, SnapCrash, ConfCrash): between a
+// chunk write and its meta commit, amid a snapshot install, amid a
+// membership change. They check nothing of their own: the run's checks
+// (history, convergence, state and promotion checks, durability) must
+// still pass with a crash at exactly those moments.
 
 // promise is the strongest append acknowledgement and the last granted
 // vote a node sent in one group.
@@ -57,27 +67,164 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 	return hit
 }
 
-// fireCrashPoint crashes the node right after the envelopes that matched
-// its crash point left, and restarts it later.
-func (s *simNode) fireCrashPoint() {
-	kind, dur := s.crashPoint, s.crashPointDur
-	s.crashPoint, s.crashPointDur = "", 0
-	if s.w.healed {
+// forgetRemoved drops the promises of replicas the node no longer hosts:
+// a replica deleted (removed from its group, perhaps to be created afresh
+// later, with an empty log) promises nothing its predecessor did; nor
+// does a fenced one, once deleted, stand for those it forgot.
+func (s *simNode) forgetRemoved() {
+	for g := range s.promises {
+		if !s.node.Hosts(g) {
+			delete(s.promises, g)
+		}
+	}
+	for g := range s.forgot {
+		if !s.node.Hosts(g) {
+			delete(s.forgot, g)
+		}
+	}
+}
+
+// fireCrashPoint crashes the node right after the envelopes of the step
+// that reached its crash point left, and restarts it later: an AckCrash or
+// VoteCrash armed on it (crashPoint), or a moment of a crash point armed
+// for any node (firing).
+func (s *simNode) fireCrashPoint(promised bool) {
+	kind, dur := s.firing, s.firingDur
+	if promised {
+		kind, dur = s.crashPoint, s.crashPointDur
+		s.crashPoint, s.crashPointDur = "", 0
+	}
+	s.firing, s.firingDur = "", 0
+	if s.w.healed || !s.up() {
 		return
 	}
+	s.w.coverage.fired[kind]++
 	s.crash("crash point: " + string(kind))
 	s.w.scheduleRestart(s, max(dur, time.Millisecond))
+}
+
+// armed is a crash point armed for any node (FaultKind.anyNode): it fires
+// at the first of its moments that the coin picks, or never if the faults
+// heal first.
+type armed struct {
+	kind FaultKind
+	dur  time.Duration
+}
+
+// take disarms and returns the restart delay of the first crash point of
+// kind armed, if the coin says this moment is the one (half the time, so
+// that the later moments of a protocol run are reached too).
+func (w *World) take(kind FaultKind) (time.Duration, bool) {
+	if w.healed {
+		return 0, false
+	}
+	i := slices.IndexFunc(w.armed, func(a armed) bool { return a.kind == kind })
+	if i < 0 || w.faultRng.IntN(2) == 0 {
+		return 0, false
+	}
+	dur := w.armed[i].dur
+	w.armed = slices.Delete(w.armed, i, i+1)
+	return dur, true
+}
+
+// isArmed reports whether a crash point of kind waits for its moment.
+func (w *World) isArmed(kind FaultKind) bool {
+	return !w.healed && slices.ContainsFunc(w.armed, func(a armed) bool { return a.kind == kind })
+}
+
+// moment tells node id that it reached a moment of crash point kind in
+// the step it is running; if an armed crash point takes it, the node
+// crashes once the step's messages left (simNode.handle).
+func (w *World) moment(id int, kind FaultKind) {
+	s := w.nodes[id-1]
+	if !s.inHandle || s.firing != "" {
+		return
+	}
+	if dur, ok := w.take(kind); ok {
+		s.firing, s.firingDur = kind, dur
+	}
+}
+
+// chunkApplied is ChunkCrash's moment: node id's replica, leading its data
+// group, applied a chunk write; the client's meta commit that references
+// the chunk cannot have been sent yet, since it waits for this write's
+// acknowledgement.
+func (w *World) chunkApplied(id int, a node.Applied) {
+	if a.Chunk == nil || a.Chunk.Op != chunk.OpWrite || a.Rejected || a.Restored || !w.isArmed(ChunkCrash) {
+		return
+	}
+	if s := w.nodes[id-1]; s.up() && s.node.Leads(a.Group) {
+		w.moment(id, ChunkCrash)
+	}
+}
+
+// snapshotParts lists the groups of which an envelope carries part of a
+// snapshot install for node n: a raft snapshot, a piece of one, or a chunk
+// fetched for one (a fetch reply to a replica that is not installing is a
+// repair's). It is asked before n receives the envelope.
+func snapshotParts(n *node.Node, env *wire.Envelope) []uint64 {
+	var groups []uint64
+	for _, gm := range env.Raft {
+		if gm.Msg.GetType() == raftpb.MsgSnap {
+			groups = append(groups, gm.Group)
+		}
+	}
+	for _, p := range env.Pieces {
+		if p.Found && n.Installing(p.Group) {
+			groups = append(groups, p.Group)
+		}
+	}
+	for _, f := range env.FetchReplies {
+		if f.Found && n.Installing(f.Group) {
+			groups = append(groups, f.Group)
+		}
+	}
+	return groups
+}
+
+// writerCrash is WriterCrash's moment: client c, about to send the meta
+// commit of a file whose chunks it wrote, crashes if the crash point takes
+// it. The operation never reached the meta group, so it leaves the
+// history; the client starts again after the crash point's delay with a
+// new session, as a restarted process would.
+func (c *simClient) writerCrash() bool {
+	w := c.w
+	if c.final || c.reusing || c.commitSent {
+		return false
+	}
+	dur, ok := w.take(WriterCrash)
+	if !ok {
+		return false
+	}
+	w.coverage.fired[WriterCrash]++
+	w.logf("client %d crashed before its commit (crash point)", c.id)
+	w.hist.drop(c.rec)
+	c.op = nil // answers to its requests in flight are dropped
+	c.sess = client.NewSession(uint64(c.id)<<32|w.workRng.Uint64()>>40, 0)
+	c.reuseSeq, c.pageNext = 0, ""
+	w.clk.after(max(dur, time.Millisecond), "client-restart", 0, c.next)
+	return true
 }
 
 // checkPromises runs right after a node recovered from its disk: every
 // acknowledgement and vote it sent must be covered by what it recovered.
 func (s *simNode) checkPromises() {
+	for _, g := range sortedGroups(s.forgot) {
+		if !s.fenced(g) {
+			delete(s.forgot, g)
+		}
+	}
 	for _, g := range sortedGroups(s.promises) {
 		p := s.promises[g]
 		term, vote, last, ok := s.node.LogState(g)
 		if !ok {
 			// The replica was deleted (or never durably created): it
-			// promises nothing any more.
+			// promises nothing any more. Or it was fenced because its
+			// disk damaged its log: the promises it made stand in the
+			// leader's eyes, so the promotion check remembers them.
+			if s.fenced(g) {
+				s.forgot[g] = p
+			}
 			delete(s.promises, g)
 			continue
 		}
@@ -90,6 +237,14 @@ func (s *simNode) checkPromises() {
 				s.id, p.voteFor, p.voteTerm, g, term, vote)
 		}
 	}
+}
+
+// fenced reports whether the node, up, holds a fenced replica of group g:
+// one it keeps empty because its disk lost the replica's log (or the
+// whole disk was lost).
+func (s *simNode) fenced(g uint64) bool {
+	_, _, _, ok := s.node.LogState(g)
+	return !ok && s.node.Hosts(g)
 }
 
 func sortedGroups(m map[uint64]promise) []uint64 {

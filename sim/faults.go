@@ -54,11 +54,59 @@ const (
 	// logs that is followed by others (damage recovery must notice, not
 	// take for a torn write), and restarts it after Dur.
 	LogRot FaultKind = "logrot"
+	// Crash points at moments of the file and membership protocols, armed
+	// for any node (they name none): from At on, at each such moment a
+	// coin decides (so that the later moments of a protocol run are
+	// reached too) whether the node there crashes right after the step,
+	// its messages sent, and restarts after Dur (crashpoint.go).
+	//
+	// ChunkCrash: a data group's leader right after it applied a chunk
+	// write, before the client's meta commit that references the chunk
+	// (which waits for the write's acknowledgement).
+	ChunkCrash FaultKind = "chunkcrash"
+	// WriterCrash: a client that wrote a file's chunks, right before it
+	// sends the meta commit: it gives the operation up and starts again
+	// after Dur with a new session, as a restarted process would; the
+	// chunks stay unreferenced until collected.
+	WriterCrash FaultKind = "writercrash"
+	// SnapCrash: a node amid a snapshot install: right after it received
+	// a raft snapshot, a piece of one, or a chunk it fetched for one,
+	// before the snapshot was applied.
+	SnapCrash FaultKind = "snapcrash"
+	// ConfCrash: a node amid a membership change (a replacement or a
+	// refill): right after it proposed a configuration change, or applied
+	// one (entering or leaving a joint configuration, adding a learner,
+	// removing a member).
+	ConfCrash FaultKind = "confcrash"
+	// Log faults of a disk that misbehaves (logfaults.go), on the run's
+	// one faulty-disk node. LostWrite: the next sync of one of Node's
+	// raft log segments succeeds but its bytes never reach the medium;
+	// Misdirect: they land at a record boundary of another (or the same)
+	// log segment of Node instead; Latent: a sector of one of its log
+	// segments fails every read. Each crashes Node after Dur (so that
+	// recovery meets the damage) and restarts it. ReadErr: Node crashes
+	// and restarts at once, and for Dur half of the reads of its log
+	// segments fail.
+	LostWrite FaultKind = "lostwrite"
+	Misdirect FaultKind = "misdirect"
+	Latent    FaultKind = "latent"
+	ReadErr   FaultKind = "readerr"
 )
 
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
-var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot}
+var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot,
+	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, LostWrite, Misdirect, Latent, ReadErr}
+
+// crashPointKinds are the crash points, in the order the coverage line
+// counts them firing.
+var crashPointKinds = []FaultKind{AckCrash, VoteCrash, ChunkCrash, WriterCrash, SnapCrash, ConfCrash}
+
+// anyNode reports whether a fault kind names no node: a crash point armed
+// for whichever node (or client) reaches its moment first.
+func (k FaultKind) anyNode() bool {
+	return k == ChunkCrash || k == WriterCrash || k == SnapCrash || k == ConfCrash
+}
 
 // Fault is one scheduled fault.
 type Fault struct {
@@ -82,6 +130,7 @@ func (f Fault) String() string {
 		if f.OneWay {
 			s += ":oneway"
 		}
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash:
 	default:
 		s += fmt.Sprintf(":n%d", f.Node)
 	}
@@ -133,12 +182,13 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 		m.ClockSkew = r.Float64() * 0.3
 	}
 	rates := map[FaultKind]float64{}
-	for _, k := range []FaultKind{Crash, Pause, Partition, Clog, BitRot, AckCrash, VoteCrash} {
+	kinds := []FaultKind{Crash, Pause, Partition, Clog, BitRot, AckCrash, VoteCrash, ChunkCrash, WriterCrash, SnapCrash, ConfCrash}
+	for _, k := range kinds {
 		if on(0.5) {
 			rates[k] = r.Float64() * 4 // per virtual 10 s
 		}
 	}
-	for _, k := range []FaultKind{Crash, Pause, Partition, Clog, BitRot, AckCrash, VoteCrash} {
+	for _, k := range kinds {
 		rate := rates[k]
 		if rate == 0 {
 			continue
@@ -148,6 +198,9 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 			f := Fault{At: time.Duration(r.Int64N(int64(until))), Kind: k, Node: r.IntN(nodes) + 1}
 			switch k {
 			case Crash, AckCrash, VoteCrash:
+				f.Dur = time.Duration(r.IntN(5000)+100) * time.Millisecond
+			case ChunkCrash, WriterCrash, SnapCrash, ConfCrash:
+				f.Node = 0
 				f.Dur = time.Duration(r.IntN(5000)+100) * time.Millisecond
 			case Pause, Clog:
 				f.Dur = time.Duration(r.IntN(3000)+100) * time.Millisecond
@@ -187,6 +240,12 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 	slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 	m.DiskMin = time.Duration(r.IntN(500)+20) * time.Microsecond
 	m.DiskMax = m.DiskMin + time.Duration(r.IntN(5000))*time.Microsecond
+	// Drawn last, so that the draws above (and the schedules of seeds
+	// without log faults) stay what they were before log faults existed.
+	if lf := logFaults(r, nodes, until, s.Faults); len(lf) > 0 {
+		s.Faults = append(s.Faults, lf...)
+		slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
+	}
 	return s
 }
 

@@ -85,6 +85,10 @@ func TestSwarmSeeds(t *testing.T) {
 		{20536, "", "two bit flips in one chunk of a group that had lost its third node left no good copy to fill the replacement from"},
 		{20536, "delay=1.644ms..3.361ms long=0.007374519836450294 drop=0.04484851471765394 until=4.5s " +
 			"faults=lose@1.036625359s:n4,pause@2.169004904s:n3/1.545s,bitrot@2.169546418s:n3,bitrot@3.453702023s:n2", "the same, shrunk"},
+		{576, "delay=878µs..10.314ms disk=136µs..841µs long=0.04942870620352469 drop=0.05893809132164817 dup=0.016982050531812388 " +
+			"enospc=0.0001196704877326294 skew=0.10776374889807133 torn until=18s " +
+			"faults=misdirect@1.901511888s:n4/920ms,votecrash@3.138224663s:n3/2.824s,logrot@8.889439165s:n4/658ms",
+			"a learner removed and added back in one applied batch deleted its replica, and was promoted on its acknowledgements"},
 	}
 	for _, tt := range tests {
 		o := DefaultOptions()

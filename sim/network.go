@@ -95,7 +95,16 @@ func (nw *network) sendOne(m *wire.Envelope, after time.Duration) {
 				w.failf(verdict.Wire, "envelope %d->%d does not decode: %v", from, to, err)
 				return
 			}
-			dst.handle("deliver", func(n *node.Node) { n.Receive(env) })
+			dst.handle("deliver", func(n *node.Node) {
+				var snap []uint64
+				if w.isArmed(SnapCrash) {
+					snap = snapshotParts(n, env)
+				}
+				n.Receive(env)
+				if len(snap) > 0 {
+					w.moment(to, SnapCrash)
+				}
+			})
 		})
 	}
 }

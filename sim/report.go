@@ -18,6 +18,7 @@ func Report(out io.Writer, opts Options, res *Result, reportPath string, wall ti
 	fmt.Fprintf(out, "seed: %d\n", res.Seed)
 	fmt.Fprintf(out, "faults: %s\n", res.Schedule)
 	fmt.Fprintf(out, "topology: %s\n", res.Topology)
+	fmt.Fprintf(out, "workload: %s\n", res.Workload)
 	fmt.Fprintf(out, "ops: %d\n", res.Ops)
 	fmt.Fprintf(out, "events: %d\n", res.Events)
 	fmt.Fprintf(out, "simulated: %s (%.0fx real time)\n", res.Simulated.Round(time.Millisecond), res.Simulated.Seconds()/max(wall.Seconds(), 1e-9))

@@ -31,7 +31,8 @@ type Options struct {
 	Tick time.Duration
 	// Clients is the number of concurrent clients.
 	Clients int
-	// Keys is the size of the workload's key set.
+	// Keys, if set, is the size of the workload's key set; by default it
+	// is drawn per seed with the rest of the workload (drawWorkload).
 	Keys int
 	// ChunkBytes is the chunk size (small, so that files span chunks).
 	ChunkBytes int
@@ -57,7 +58,7 @@ type Options struct {
 // DefaultOptions are the embedded defaults of `tessera sim run`.
 func DefaultOptions() Options {
 	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 50 * time.Millisecond, Clients: 4,
-		Keys: 4, ChunkBytes: 256, DataGroups: 3}
+		ChunkBytes: 256, DataGroups: 3}
 }
 
 func (o *Options) fill() {
@@ -73,9 +74,6 @@ func (o *Options) fill() {
 	}
 	if o.Clients == 0 {
 		o.Clients = d.Clients
-	}
-	if o.Keys == 0 {
-		o.Keys = d.Keys
 	}
 	if o.ChunkBytes == 0 {
 		o.ChunkBytes = d.ChunkBytes
@@ -98,6 +96,10 @@ type World struct {
 	// clients' threshold, drawn per seed (drawInline).
 	inline       meta.Config
 	clientInline int64
+	// clientWindow is the clients' window of chunk writes in flight per
+	// write (client.Config.Window), drawn per seed: 1 (one at a time), 2, 4
+	// or 8.
+	clientWindow int
 	nodes        []*simNode
 	net          *network
 	clients      []*simClient
@@ -113,6 +115,14 @@ type World struct {
 	conform      *conformance
 	checks       *stateChecker
 	coverage     coverage
+
+	// work is the seed's workload, sizes the size of each file as the
+	// clients last saw it (where ranged reads aim).
+	work  Workload
+	sizes map[string]int64
+	// armed are the crash points armed for any node, in the order they
+	// were (crashpoint.go).
+	armed []armed
 }
 
 // coverage sums what the nodes did over a run (counters of crashed
@@ -124,6 +134,10 @@ type coverage struct {
 	corrupt, repaired, syncs, timeouts, fwds uint64
 	confChanges, created, removed            uint64
 	scrubbed, amnesiac, corruptLogs, pieces  uint64
+	unreadableLogs                           uint64
+	// lostWrites, misdirected, latentSectors and logReadErrors count the
+	// log faults injected (logfaults.go).
+	lostWrites, misdirected, latentSectors, logReadErrors int
 	// reuses counts the clients' deliberate reuses of a sequence number
 	// that the meta group refused, as it must.
 	reuses int
@@ -131,12 +145,19 @@ type coverage struct {
 	// replica states compared at an index, meta states whose invariants
 	// were checked, and voters added whose catching up was checked.
 	compared, invariants, promotions uint64
-	// pages and ranges count the read-back's list pages and ranged reads.
-	pages, ranges int
+	// pages and ranges count the paged lists and ranged reads answered
+	// (workload and read-back), outOfRange the ranged reads answered that
+	// their range starts outside the file.
+	pages, ranges, outOfRange int
 	// inlineWrites, chunkedWrites and inlineRefused count the file writes
 	// the meta group applied (each raft entry once): inline, with chunks,
 	// and refused inline (then sent in chunks).
 	inlineWrites, chunkedWrites, inlineRefused int
+	// fired counts the crash points that fired, by kind.
+	fired map[FaultKind]int
+	// overlapped counts answers a client took while other requests of
+	// the same op were in flight (a write's window at work).
+	overlapped int
 }
 
 func (c *coverage) noteCommit(cmd *meta.Command, res meta.Result) {
@@ -167,21 +188,29 @@ func (c *coverage) add(st node.Stats) {
 	c.scrubbed += st.ScrubbedChunks
 	c.amnesiac += st.AmnesiacReplicas
 	c.corruptLogs += st.CorruptLogs
+	c.unreadableLogs += st.UnreadableLogs
 	c.pieces += st.SnapPieces
 }
 
 func (c coverage) String() string {
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d states-compared=%d invariants-checked=%d promotions-checked=%d read-back-pages=%d read-back-ranges=%d",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused,
-		c.compared, c.invariants, c.promotions, c.pages, c.ranges)
+	var fired strings.Builder
+	for _, k := range crashPointKinds {
+		fmt.Fprintf(&fired, " %s-fired=%d", k, c.fired[k])
+	}
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d%s",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
+		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, fired.String())
 }
 
 func (w *World) nodeConfig(id int) node.Config {
 	return node.Config{
 		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, ElectionTicks: 20, HeartbeatTicks: 2,
-		OnApply:             func(a node.Applied) { w.onApply(id, a) },
-		OnLeader:            func(group, term uint64) { w.checks.leader(id, group, term) },
-		OnConfChange:        w.checks.confProposed,
+		OnApply:  func(a node.Applied) { w.onApply(id, a) },
+		OnLeader: func(group, term uint64) { w.checks.leader(id, group, term) },
+		OnConfChange: func(p node.ConfProposal) {
+			w.checks.confProposed(p)
+			w.moment(id, ConfCrash)
+		},
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
@@ -193,13 +222,13 @@ func (w *World) nodeConfig(id int) node.Config {
 // drawInline draws the seed's inline settings. A third of the seeds keep
 // inlining off, so that every file goes through the data groups (fetches,
 // scrubbing, collection); the others take a threshold from 1 byte to a few
-// times the workload's file sizes (0..3 chunks), so that files of both
+// times the workload's largest put (Workload.MaxChunks), so that files of both
 // kinds exist and appends cross the threshold. A third of those cap the
 // inline bytes at a few files' worth, so that the cap refuses writes, and
 // a quarter give the clients a threshold above the cluster's, as a node
 // whose flag differs would, so that the meta group refuses those.
 func (w *World) drawInline(r *rand.Rand) {
-	fileBytes := 3 * w.opts.ChunkBytes
+	fileBytes := w.work.MaxChunks * w.opts.ChunkBytes
 	if r.IntN(3) == 0 {
 		// Off: node.Config spells it negative, meta.Config 0.
 		w.inline = meta.Config{InlineThreshold: -1, InlineCapBytes: meta.DefaultInlineCapBytes}
@@ -240,6 +269,10 @@ func (w *World) onApply(id int, a node.Applied) {
 		w.hist.applied(a.Index, a.Meta, a.MetaResult)
 	}
 	w.conform.observe(a)
+	w.chunkApplied(id, a)
+	if a.Conf != nil {
+		w.moment(id, ConfCrash)
+	}
 }
 
 // failf records a failure of a check; the run stops after the current
@@ -302,6 +335,8 @@ type Result struct {
 	Coverage string
 	// Topology describes the cluster's initial placement.
 	Topology string
+	// Workload describes the seed's workload (the "workload:" line).
+	Workload string
 	Notes    []string
 }
 
@@ -355,6 +390,7 @@ func run(opts Options) (res *Result) {
 	w.checks = newStateChecker(w)
 	w.net = newNetwork(w)
 	w.hist = newHistory()
+	w.coverage.fired = map[FaultKind]int{}
 	defer func() {
 		// A panic outside a node's own calls (the simulator, or a client
 		// driving core/client) still ends in a verdict.
@@ -370,7 +406,7 @@ func run(opts Options) (res *Result) {
 		if w.sched.Mix.ClockSkew > 0 {
 			skew += (schedRng.Float64()*2 - 1) * w.sched.Mix.ClockSkew
 		}
-		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true, ioFree: map[uint64]time.Duration{}, promises: map[uint64]promise{},
+		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true, ioFree: map[uint64]time.Duration{}, promises: map[uint64]promise{}, forgot: map[uint64]promise{},
 			rng:        rand.New(rand.NewPCG(root.Uint64(), uint64(100+i))),
 			tickPeriod: time.Duration(float64(opts.Tick) * skew)}
 		s.installDiskFaults()
@@ -380,7 +416,11 @@ func run(opts Options) (res *Result) {
 	if opts.setup != nil {
 		opts.setup(w)
 	}
-	w.drawInline(rand.New(rand.NewPCG(root.Uint64(), 7)))
+	inlineRng := rand.New(rand.NewPCG(root.Uint64(), 7))
+	w.work = drawWorkload(rand.New(rand.NewPCG(root.Uint64(), 8)), opts.Keys)
+	w.sizes = map[string]int64{}
+	w.drawInline(inlineRng)
+	w.clientWindow = []int{1, 2, 4, 8}[rand.New(rand.NewPCG(root.Uint64(), 9)).IntN(4)]
 	for _, s := range w.nodes {
 		w.restart(s)
 	}
@@ -429,6 +469,10 @@ func (w *World) inject(f Fault) {
 	case AckCrash, VoteCrash:
 		s := w.nodes[f.Node-1]
 		s.crashPoint, s.crashPointDur = f.Kind, f.Dur
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash:
+		w.armed = append(w.armed, armed{f.Kind, f.Dur})
+	case LostWrite, Misdirect, Latent, ReadErr:
+		w.injectLogFault(f)
 	case Lose:
 		s := w.nodes[f.Node-1]
 		s.lost = true
@@ -492,17 +536,19 @@ func (w *World) inject(f Fault) {
 // last of the last segment, which it would take for a torn write).
 func (w *World) logRot(s *simNode) {
 	var spans []wal.Span
-	for _, g := range w.topo.Groups {
-		recs, err := wal.Records(s.fs, fmt.Sprintf("groups/%d/wal", g.ID))
-		if err != nil {
-			continue // already damaged
-		}
-		for _, r := range recs {
-			if !r.Tail {
-				spans = append(spans, r)
+	s.inspect(func() {
+		for _, g := range w.topo.Groups {
+			recs, err := wal.Records(s.fs, fmt.Sprintf("groups/%d/wal", g.ID))
+			if err != nil {
+				continue // already damaged
+			}
+			for _, r := range recs {
+				if !r.Tail {
+					spans = append(spans, r)
+				}
 			}
 		}
-	}
+	})
 	if len(spans) == 0 {
 		w.logf("log rot on node %d: no record to damage", s.id)
 		return
@@ -526,7 +572,11 @@ func (w *World) logRot(s *simNode) {
 func (w *World) bitRot(s *simNode) {
 	need := 1
 	for _, f := range w.sched.Faults {
-		if (f.Kind == Lose || f.Kind == Wipe || f.Kind == LogRot) && f.At > w.clk.now && f.At < w.sched.FaultsUntil {
+		// A log fault fences its node's replicas (deleting their chunks)
+		// when the node restarts, up to Dur after it.
+		soon := (f.Kind == Lose || f.Kind == Wipe) && f.At > w.clk.now ||
+			isLogFault(f.Kind) && f.At+f.Dur+time.Second > w.clk.now
+		if soon && f.At < w.sched.FaultsUntil {
 			need = 2
 		}
 	}
@@ -579,10 +629,13 @@ func (w *World) goodCopies(s *simNode, name string) int {
 func (w *World) heal() {
 	w.healed = true
 	w.healAt = w.clk.now
+	w.armed = nil
 	w.net.heal()
 	for _, s := range w.nodes {
 		s.diskFaults = false
 		s.pausedUntil = 0
+		s.armedWrite, s.readErrUntil = "", 0
+		s.fs.ClearLatent()
 		if !s.up() {
 			w.restart(s)
 		}
@@ -603,9 +656,9 @@ func (w *World) result(checkHistory bool) *Result {
 	}
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
-		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString()), Ops: w.hist.len(), Events: w.clk.events,
-		TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
+		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow), Ops: w.hist.len(), Events: w.clk.events,
+		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {
 		lin, report, err := w.hist.check()

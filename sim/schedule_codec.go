@@ -121,7 +121,10 @@ func ParseSchedule(text string) (Schedule, error) {
 func (s Schedule) Validate(n int) error {
 	for _, f := range s.Faults {
 		nodes := f.Nodes
-		if f.Kind != Partition {
+		switch {
+		case f.Kind.anyNode():
+			continue
+		case f.Kind != Partition:
 			nodes = []int{f.Node}
 		}
 		for _, id := range nodes {
@@ -159,7 +162,7 @@ func parseFault(text string) (Fault, error) {
 		return bad("negative time")
 	}
 	switch f.Kind {
-	case Crash, Pause, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot:
+	case Crash, Pause, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot, LostWrite, Misdirect, Latent, ReadErr:
 		if len(fields) != 2 || !strings.HasPrefix(fields[1], "n") {
 			return bad("want :nID")
 		}
@@ -168,6 +171,10 @@ func parseFault(text string) (Fault, error) {
 			return bad("bad node")
 		}
 		f.Node = n
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash:
+		if len(fields) != 1 {
+			return bad("names no node")
+		}
 	case Partition:
 		if len(fields) < 2 {
 			return bad("want :A+B")

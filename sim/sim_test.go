@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,10 +25,14 @@ func TestSameSeedSameTrace(t *testing.T) {
 	}
 	// Counters of the coverage line that 20 runs must make non-zero: the
 	// workload's deliberate reuses of a sequence number (a run fails on any
-	// answer but a refusal), the continuous checks, and the final
-	// read-back's pages and ranges.
+	// answer but a refusal), the continuous checks, and the paged
+	// lists and ranged reads (one starting outside its file included).
+	// Every crash point must fire in some of them, the runs passing.
 	counts := map[string]int{"session-reuses": 0, "states-compared": 0, "invariants-checked": 0,
-		"promotions-checked": 0, "read-back-pages": 0, "read-back-ranges": 0}
+		"promotions-checked": 0, "list-pages": 0, "ranged-reads": 0, "out-of-range": 0}
+	for _, k := range crashPointKinds {
+		counts[string(k)+"-fired"] = 0
+	}
 	for seed := uint64(1); seed <= 20; seed++ {
 		o := DefaultOptions() // the full default run, as `make sim` does it
 		o.Seed = seed
@@ -86,7 +91,7 @@ func TestScheduleRoundTrip(t *testing.T) {
 
 func TestParseScheduleRejects(t *testing.T) {
 	for _, bad := range []string{"until=", "bogus=1", "drop=2", "delay=5ms", "faults=crash@1s:x/1s",
-		"faults=bogus@1s:n1/1s", "faults=crash@-1s:n1/1s", "faults=partition@1s/2s"} {
+		"faults=bogus@1s:n1/1s", "faults=crash@-1s:n1/1s", "faults=partition@1s/2s", "faults=snapcrash@1s:n1/1s", "faults=ackcrash@1s/1s"} {
 		if _, err := ParseSchedule(bad); err == nil {
 			t.Errorf("ParseSchedule(%q) accepted", bad)
 		}
@@ -105,5 +110,27 @@ func TestReplayedScheduleReproduces(t *testing.T) {
 	again := Run(o)
 	if again.TraceHash != first.TraceHash {
 		t.Fatalf("replaying the printed schedule changed the trace: %s vs %s", first.TraceHash, again.TraceHash)
+	}
+}
+
+// TestWorkloadKeys checks the key layout every seed's workload uses: keys
+// are distinct, each under its directory's list prefix, and sameDir picks
+// keys of the same directory only.
+func TestWorkloadKeys(t *testing.T) {
+	for _, wl := range []Workload{{Keys: 4, Dirs: 1}, {Keys: 12, Dirs: 3}, {Keys: 8, Dirs: 3}, {Keys: 32, Dirs: 4}} {
+		w := &World{work: wl, workRng: rand.New(rand.NewPCG(1, 2))}
+		seen := map[string]bool{}
+		for i := 0; i < wl.Keys; i++ {
+			k := w.key(i)
+			if seen[k] || !strings.HasPrefix(k, w.dir(i)) {
+				t.Fatalf("%v: key %d is %q (dir %q), seen before: %v", wl, i, k, w.dir(i), seen[k])
+			}
+			seen[k] = true
+			for j := 0; j < 20; j++ {
+				if o := w.sameDir(i); o < 0 || o >= wl.Keys || w.dir(o) != w.dir(i) {
+					t.Fatalf("%v: sameDir(%d) = %d, in %q", wl, i, o, w.dir(o))
+				}
+			}
+		}
 	}
 }

@@ -55,9 +55,24 @@ type simNode struct {
 	// promises are the acknowledgements and votes the node sent, per
 	// group, that its disk must keep (crashpoint.go); crashPoint is an
 	// armed crash point (AckCrash or VoteCrash), with the restart delay.
-	promises      map[uint64]promise
+	promises map[uint64]promise
+	// forgot holds, per group whose replica here is fenced because the
+	// disk damaged its log, the promises it had made (crashpoint.go).
+	forgot        map[uint64]promise
 	crashPoint    FaultKind
 	crashPointDur time.Duration
+	// inHandle is set while the node runs a step (handle); firing is a
+	// crash point armed for any node that took a moment of this step, to
+	// fire once its messages left, with its restart delay.
+	inHandle  bool
+	firing    FaultKind
+	firingDur time.Duration
+	// armedWrite is a LostWrite or Misdirect waiting for the next sync of
+	// a log segment; readErrUntil ends a ReadErr fault; inspecting turns
+	// read faults off while the simulator reads the disk (logfaults.go).
+	armedWrite   FaultKind
+	readErrUntil time.Duration
+	inspecting   bool
 }
 
 // simIO is one piece of disk work in flight (Env.IO).
@@ -143,6 +158,8 @@ func (s *simNode) installDiskFaults() {
 				p[w.faultRng.IntN(len(p))] ^= 1 << w.faultRng.IntN(8)
 			}
 		},
+		ReadErr: s.readErr,
+		Place:   s.placeWrite,
 	})
 }
 
@@ -180,6 +197,7 @@ func (s *simNode) crash(reason string) {
 	s.incarnation++
 	s.crashes++
 	s.outgoing, s.replies = nil, nil
+	s.armedWrite = "" // a write fault that never met a sync
 	s.w.clk.note("crash", uint64(s.id), uint64(s.crashes))
 	s.w.logf("node %d crashed: %s", s.id, reason)
 	var cut func(int) int
@@ -221,13 +239,17 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 		return
 	}
 	syncs := s.syncs
-	if !s.run("handling "+kind, func() {
+	s.inHandle = true
+	ok := s.run("handling "+kind, func() {
 		f(s.node)
 		s.node.Flush()
-	}) {
+	})
+	s.inHandle = false
+	if !ok {
 		return
 	}
 	if err := s.node.Err(); err != nil {
+		s.firing = ""
 		// A disk error stops the node; it restarts from disk like after a crash.
 		s.crash("stopped: " + err.Error())
 		s.w.scheduleRestart(s, time.Second)
@@ -246,8 +268,10 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 	for _, r := range replies {
 		s.w.clk.after(cost, "reply", s.id, r)
 	}
-	if s.notePromises(out) {
-		s.fireCrashPoint()
+	promised := s.notePromises(out)
+	s.forgetRemoved()
+	if promised || s.firing != "" {
+		s.fireCrashPoint(promised)
 	}
 }
 

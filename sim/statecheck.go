@@ -35,7 +35,10 @@ import (
 //     index the leader knew (specs/ReplicaReplacement.tla, Promote: the
 //     learner holds everything acknowledged). A node that is down is judged
 //     by the last append acknowledgement it sent, which the durability
-//     check holds its disk to.
+//     check holds its disk to; so is a replica fenced because a disk
+//     fault damaged its log after it acknowledged (logfaults.go): the
+//     leader cannot know that the disk broke the node's promise, and the
+//     fenced replica takes no part in any quorum.
 type stateChecker struct {
 	w *World
 	// first[g][i] is the first state hash seen at index i of group g,
@@ -213,19 +216,27 @@ func (c *stateChecker) behind(s *simNode, p node.ConfProposal) string {
 		if !s.node.Hosts(p.Group) {
 			return "it holds no replica of the group"
 		}
+		if pr, ok := s.forgot[p.Group]; ok && s.fenced(p.Group) {
+			return acknowledged(pr, p, "its disk damaged its log and it is fenced")
+		}
 		_, _, last, _ := s.node.LogState(p.Group)
 		return fmt.Sprintf("its replica's durable log ends at %d (or differs at %d)", last, p.Commit)
 	}
 	// Down (or lost): what it acknowledged is what its disk holds.
-	pr, ok := s.promises[p.Group]
+	return acknowledged(s.promises[p.Group], p, "it is down")
+}
+
+// acknowledged says how the acknowledgements pr fall short of p.Commit,
+// or "" if they cover it; state says why they are all there is to judge.
+func acknowledged(pr promise, p node.ConfProposal, state string) string {
 	switch {
-	case !ok || pr.ackTerm == 0:
-		return "it is down and never acknowledged an append"
+	case pr.ackTerm == 0:
+		return state + " and never acknowledged an append"
 	case pr.ackTerm < p.Term || pr.ackIndex < p.Commit:
 		// (An acknowledgement in a later term covers the entries
 		// committed in p.Term up to its index: leaders hold every
 		// committed entry.)
-		return fmt.Sprintf("it is down, its last acknowledgement up to index %d in term %d", pr.ackIndex, pr.ackTerm)
+		return fmt.Sprintf("%s, its last acknowledgement up to index %d in term %d", state, pr.ackIndex, pr.ackTerm)
 	}
 	return ""
 }

@@ -54,7 +54,7 @@ func TestStateChecker(t *testing.T) {
 	for _, tt := range tests {
 		w := &World{clk: newClock(nil)}
 		for i := 1; i <= 4; i++ {
-			w.nodes = append(w.nodes, &simNode{w: w, id: i, promises: map[uint64]promise{}})
+			w.nodes = append(w.nodes, &simNode{w: w, id: i, promises: map[uint64]promise{}, forgot: map[uint64]promise{}})
 		}
 		c := newStateChecker(w)
 		for _, s := range tt.steps {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -30,8 +31,7 @@ type simClient struct {
 	op     *client.Op
 	rec    *linearizability.Operation
 	target int
-	// gen numbers requests so that a late response to a timed-out one is ignored.
-	gen     uint64
+	// body is a write's body, sent how much of it the op took.
 	body    []byte
 	sent    int
 	read    []byte
@@ -54,6 +54,64 @@ type simClient struct {
 	reuseKind client.Kind
 	// reusing marks a deliberate reuse of reuseSeq (startReuse).
 	reusing bool
+	// pageNext is the last path of the client's last list page when more
+	// files followed it (under pagePrefix): the next paged list may
+	// continue from it, as a client walking a directory would.
+	pageNext, pagePrefix string
+}
+
+// Workload is a run's operation mix, drawn per seed as the faults are
+// (drawWorkload), so that a swarm covers small and large key sets, small
+// and many-chunk files, whole and ranged reads, whole and paged lists. The
+// "workload:" line prints it.
+type Workload struct {
+	// Keys is the size of the key set, spread over Dirs directories (1:
+	// flat paths /kN; else /dD/kN).
+	Keys, Dirs int
+	// MaxChunks bounds a put's body, in chunks (appends stay within 3).
+	MaxChunks int
+	// RangeRate is the fraction of gets that read a range (at a random
+	// offset, often at or next to a chunk boundary, of a random length,
+	// sometimes past the end); PageRate the fraction of lists that page
+	// (a limit of 1..4, an After, often continuing the client's last
+	// page).
+	RangeRate, PageRate float64
+	// WideRate is the fraction of lists that cover the whole namespace
+	// and of renames that cross directories (with Dirs > 1): those tie
+	// the directories' histories together for the checker.
+	WideRate float64
+}
+
+// drawWorkload draws the seed's workload (keys, if set, fixes the key
+// set's size). Half the seeds keep 4 flat keys; the others take 8 to 32,
+// in 1 to 4 directories, half of those with wide lists and renames. A
+// third keep puts within 3 chunks, the others go up to 8 or 24.
+func drawWorkload(r *rand.Rand, keys int) Workload {
+	wl := Workload{Keys: 4, Dirs: 1, MaxChunks: 3}
+	if r.IntN(2) == 0 {
+		wl.Keys = []int{8, 12, 16, 32}[r.IntN(4)]
+		wl.Dirs = 1 + r.IntN(4)
+	}
+	if keys > 0 {
+		wl.Keys = keys
+	}
+	wl.Dirs = min(wl.Dirs, wl.Keys)
+	if r.IntN(3) != 0 {
+		wl.MaxChunks = []int{8, 24}[r.IntN(2)]
+	}
+	wl.RangeRate = r.Float64() * 0.7
+	wl.PageRate = r.Float64()
+	if wl.Dirs > 1 && r.IntN(2) == 0 {
+		// Else the directories' histories stay apart, and the checker
+		// checks them one by one.
+		wl.WideRate = r.Float64() * 0.2
+	}
+	return wl
+}
+
+func (wl Workload) String() string {
+	return fmt.Sprintf("keys=%d dirs=%d file<=%d chunks ranged=%.2f paged=%.2f wide=%.2f",
+		wl.Keys, wl.Dirs, wl.MaxChunks, wl.RangeRate, wl.PageRate, wl.WideRate)
 }
 
 func (w *World) startWorkload() {
@@ -64,11 +122,33 @@ func (w *World) startWorkload() {
 	}
 }
 
-func (w *World) key(i int) string { return fmt.Sprintf("/k%d", i) }
+// key is the path of key i: /kN with one directory, else /dD/kN with keys
+// dealt round the directories.
+func (w *World) key(i int) string {
+	if w.work.Dirs <= 1 {
+		return fmt.Sprintf("/k%d", i)
+	}
+	return fmt.Sprintf("/d%d/k%d", i%w.work.Dirs, i)
+}
+
+// dir is the list prefix of key i's directory.
+func (w *World) dir(i int) string {
+	if w.work.Dirs <= 1 {
+		return "/k"
+	}
+	return fmt.Sprintf("/d%d/", i%w.work.Dirs)
+}
+
+// sameDir picks a key in key i's directory.
+func (w *World) sameDir(i int) int {
+	d := max(w.work.Dirs, 1)
+	n := (w.work.Keys - i%d + d - 1) / d // keys in i's directory
+	return i%d + d*w.workRng.IntN(n)
+}
 
 func (w *World) clientConfig() client.Config {
 	return client.Config{ChunkBytes: w.opts.ChunkBytes, Topology: w.topo, MaxAttempts: 4, AllocBatch: 4, LeaseNanos: int64(time.Minute),
-		InlineThreshold: w.clientInline}
+		InlineThreshold: w.clientInline, Window: w.clientWindow}
 }
 
 // next starts the client's next random operation.
@@ -84,7 +164,8 @@ func (c *simClient) next() {
 		c.startReuse()
 		return
 	}
-	spec := client.Spec{Path: w.key(r.IntN(w.opts.Keys)), Length: -1, SizeHint: -1}
+	k := r.IntN(w.work.Keys)
+	spec := client.Spec{Path: w.key(k), Length: -1, SizeHint: -1}
 	var value string
 	switch p := r.IntN(100); {
 	case p < 25:
@@ -93,19 +174,25 @@ func (c *simClient) next() {
 		spec.Kind = client.Append
 	case p < 65:
 		spec.Kind = client.Get
+		if r.Float64() < w.work.RangeRate {
+			c.pickRange(&spec)
+		}
 	case p < 72:
 		spec.Kind = client.Stat
 	case p < 80:
 		spec.Kind = client.Delete
 	case p < 88:
 		spec.Kind = client.Rename
-		spec.NewPath = w.key(r.IntN(w.opts.Keys))
+		to := w.sameDir(k)
+		if r.Float64() < w.work.WideRate {
+			to = r.IntN(w.work.Keys)
+		}
+		spec.NewPath = w.key(to)
 		if spec.NewPath == spec.Path {
 			spec.Kind = client.Stat
 		}
 	default:
-		spec.Kind = client.List
-		spec.Prefix = "/k"
+		c.pickList(&spec, k)
 	}
 	if (spec.Kind == client.Put || spec.Kind == client.Delete || spec.Kind == client.Rename) && r.IntN(3) == 0 {
 		spec.HasIfVersion = true
@@ -116,21 +203,86 @@ func (c *simClient) next() {
 		}
 	}
 	if spec.Kind == client.Put || spec.Kind == client.Append {
-		value = c.content(spec.Kind == client.Append)
+		// A put takes up to the workload's MaxChunks chunks, an append
+		// up to 3 (files still grow past that).
+		chunks := w.work.MaxChunks
+		if spec.Kind == client.Append {
+			chunks = min(chunks, 3)
+		}
+		value = c.content(spec.Kind == client.Append, chunks)
 		spec.SizeHint = int64(len(value))
 	}
 	c.startOp(spec, value, c.sess)
 }
 
-// content returns a body for a put or append: unique, self-describing
-// content so that reads identify writes, empty only if allowed.
-func (c *simClient) content(nonEmpty bool) string {
+// content returns a body for a put or append of up to chunks chunks:
+// unique, self-describing content so that reads identify writes, empty
+// only if allowed.
+func (c *simClient) content(nonEmpty bool, chunks int) string {
 	token := fmt.Sprintf("<c%d.%d>", c.id, c.count)
-	n := c.w.workRng.IntN(3*c.w.opts.ChunkBytes + 1)
+	n := c.w.workRng.IntN(chunks*c.w.opts.ChunkBytes + 1)
 	if nonEmpty && n == 0 {
 		n = 1
 	}
 	return strings.Repeat(token, n/len(token)+1)[:n]
+}
+
+// pickRange makes a get read a range: from an offset at, next to, or
+// anywhere between chunk boundaries of the file's size as the client last
+// saw it (past it now and then: the answer must then be that the range
+// starts outside the file), for a length that often crosses boundaries or
+// reads to the end.
+func (c *simClient) pickRange(spec *client.Spec) {
+	w := c.w
+	r := w.workRng
+	cb := int64(w.opts.ChunkBytes)
+	size := w.sizes[spec.Path]
+	span := size + cb/2
+	switch r.IntN(3) {
+	case 0:
+		spec.Offset = r.Int64N(span)
+	default:
+		// At a chunk boundary, or a byte either side of one.
+		spec.Offset = max(0, cb*r.Int64N(span/cb+1)+r.Int64N(3)-1)
+	}
+	switch p := r.IntN(4); {
+	case p == 0:
+		spec.Length = -1
+	case p == 1:
+		spec.Length = r.Int64N(4) // tiny, maybe empty
+	default:
+		spec.Length = r.Int64N(3*cb + 1)
+	}
+}
+
+// pickList makes the op a list: of key k's directory (of the whole
+// namespace in a fraction WideRate of lists); paged in a fraction
+// PageRate of lists, with a limit of 1 to 4 and an After that continues
+// the client's last page when that one said more follow, else starts
+// anywhere (before, at or between keys).
+func (c *simClient) pickList(spec *client.Spec, k int) {
+	w := c.w
+	r := w.workRng
+	spec.Kind = client.List
+	spec.Prefix = w.dir(k)
+	if w.work.Dirs > 1 && r.Float64() < w.work.WideRate {
+		spec.Prefix = "/"
+	}
+	if r.Float64() >= w.work.PageRate {
+		return
+	}
+	spec.Limit = uint32(1 + r.IntN(4))
+	switch {
+	case c.pageNext != "" && r.IntN(4) != 0:
+		spec.Prefix, spec.After = c.pagePrefix, c.pageNext
+	case r.IntN(3) == 0:
+		// From the start.
+	case r.IntN(2) == 0:
+		spec.After = w.key(r.IntN(w.work.Keys))
+	default:
+		// Between keys: after kN, before kN0 and kN/... .
+		spec.After = w.key(r.IntN(w.work.Keys)) + "."
+	}
 }
 
 // startReuse sends a different request under the sequence number of the
@@ -139,10 +291,10 @@ func (c *simClient) content(nonEmpty bool) string {
 // a put), so it is certainly a different request: the meta group must
 // refuse it with session_reuse and change nothing (done checks).
 func (c *simClient) startReuse() {
-	spec := client.Spec{Kind: client.Delete, Path: c.w.key(c.w.workRng.IntN(c.w.opts.Keys)), Length: -1, SizeHint: -1}
+	spec := client.Spec{Kind: client.Delete, Path: c.w.key(c.w.workRng.IntN(c.w.work.Keys)), Length: -1, SizeHint: -1}
 	var value string
 	if c.reuseKind == client.Delete {
-		spec.Kind, value = client.Put, c.content(true)
+		spec.Kind, value = client.Put, c.content(true, 3)
 		spec.SizeHint = int64(len(value))
 	}
 	c.reusing = true
@@ -177,7 +329,9 @@ func (w *World) pickTarget() int {
 	}
 }
 
-// drive takes op steps until one needs to wait for the network.
+// drive takes op steps until the op waits for the network; a write's
+// chunk writes go out together, up to its window, and are answered in
+// whatever order the network and the nodes make.
 func (c *simClient) drive() {
 	w := c.w
 	for {
@@ -188,9 +342,14 @@ func (c *simClient) drive() {
 				c.target = w.pickTarget()
 			}
 			if st.Req.Kind == api.MetaCommand && st.Req.Cmd.Op != meta.OpAlloc {
+				if len(st.Req.Cmd.Chunks) > 0 && c.writerCrash() {
+					return
+				}
 				c.commitSent = true
 			}
-			c.send(st.Req, st.Attempt)
+			c.op.Sent(st.Token)
+			c.send(st.Req, st.Attempt, st.Token)
+		case client.StepWait:
 			return
 		case client.StepNeedData:
 			n := min(w.opts.ChunkBytes, len(c.body)-c.sent)
@@ -210,11 +369,10 @@ func (c *simClient) drive() {
 }
 
 // send delivers a request to the client's target node after a network
-// delay, and arms a timeout.
-func (c *simClient) send(req *api.Request, attempt int) {
+// delay, and arms a timeout; token names it to the op.
+func (c *simClient) send(req *api.Request, attempt int, token uint64) {
 	w := c.w
-	c.gen++
-	gen := c.gen
+	op := c.op
 	s := w.nodes[c.target-1]
 	backoff := time.Duration(attempt) * 50 * time.Millisecond
 	deliverIn := backoff + w.net.delay()
@@ -223,32 +381,37 @@ func (c *simClient) send(req *api.Request, attempt int) {
 			// A crashed node's port refuses connections: the client learns
 			// at once that nothing was sent, as it would over TCP.
 			w.clk.after(w.net.delay(), "response", c.id, func() {
-				c.onResponse(gen, api.Errorf(api.Unavailable, "node %d refused the connection", s.id))
+				c.onResponse(op, token, api.Errorf(api.Unavailable, "node %d refused the connection", s.id))
 			})
 			return
 		}
 		s.handle("request", func(n *node.Node) {
 			n.Submit(req, func(resp *api.Response) {
 				s.replies = append(s.replies, func() {
-					w.clk.after(w.net.delay(), "response", c.id, func() { c.onResponse(gen, resp) })
+					w.clk.after(w.net.delay(), "response", c.id, func() { c.onResponse(op, token, resp) })
 				})
 			})
 		})
 	})
 	w.clk.after(backoff+clientTimeout, "client-timeout", c.id, func() {
-		c.onResponse(gen, api.Errorf(api.Timeout, "client timed out after %s", clientTimeout))
+		c.onResponse(op, token, api.Errorf(api.Timeout, "client timed out after %s", clientTimeout))
 	})
 }
 
-func (c *simClient) onResponse(gen uint64, resp *api.Response) {
-	if gen != c.gen || c.op == nil {
+// onResponse feeds an answer to the op that sent the request, unless the
+// op is over or no longer waits for it (a late answer to a request whose
+// timeout came first).
+func (c *simClient) onResponse(op *client.Op, token uint64, resp *api.Response) {
+	others := op.InFlight() - 1
+	if op != c.op || !op.OnResponse(token, resp) {
 		return
 	}
-	c.gen++
+	if others > 0 {
+		c.w.coverage.overlapped++
+	}
 	if resp.Status == api.Timeout && c.commitSent {
 		c.timedOut = true
 	}
-	c.op.OnResponse(resp)
 	c.drive()
 }
 
@@ -303,8 +466,32 @@ func (c *simClient) done(r client.Result) {
 		if spec.Kind == client.Put || spec.Kind == client.Append || spec.Kind == client.Rename {
 			w.hist.noteVersion(r.File.Path, r.File.Version)
 		}
+		if r.File.Path != "" {
+			w.sizes[r.File.Path] = r.File.Size
+		}
+		switch {
+		case spec.Kind == client.Get && (spec.Offset != 0 || spec.Length >= 0):
+			w.coverage.ranges++
+		case spec.Kind == client.List && (spec.Limit > 0 || spec.After != ""):
+			w.coverage.pages++
+		}
+		c.pageNext = ""
+		if spec.Kind == client.List && r.More && len(r.Files) > 0 {
+			c.pageNext, c.pagePrefix = r.Files[len(r.Files)-1].Path, spec.Prefix
+		}
+	case api.Invalid:
+		if spec.Kind != client.Get || spec.Offset <= 0 {
+			definite = false
+			break
+		}
+		// A range starting at or past the end of the file: core/client
+		// refuses it with the file's record.
+		out.Status, out.Version = linearizability.OutOfRange, r.File.Version
+		w.sizes[spec.Path] = r.File.Size
+		w.coverage.outOfRange++
 	case api.NotFound:
 		out.Status = linearizability.NotFound
+		delete(w.sizes, spec.Path)
 	case api.Conflict:
 		out.Status = linearizability.Conflict
 	case api.SessionReuse:

@@ -6,30 +6,33 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tessera-db/tessera/chaos"
+	"github.com/tessera-db/tessera/server"
 )
 
 func chaosCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "chaos", Short: "fault-injection runs of real node processes"}
 	var (
-		nodes, clients, keys int
-		duration             time.Duration
-		seed                 uint64
-		dir, chunk           string
-		noNemesis, lose      bool
-		replaceAfter         time.Duration
+		nodes, clients, keys  int
+		duration              time.Duration
+		seed                  uint64
+		dir, chunk, injectBug string
+		noNemesis, lose       bool
+		replaceAfter          time.Duration
 	)
 	run := &cobra.Command{
 		Use:   "run",
 		Short: "run a local cluster under a nemesis and check the history",
 		Long: `Start --nodes tessera node processes (this binary) on loopback, run --clients
-concurrent clients doing put, append, compare-and-set, delete and get on --keys
-files through the HTTP API, while a nemesis kills (SIGKILL) and restarts, or
-pauses (SIGSTOP) and resumes, one node at a time. With --lose, one node also
+concurrent clients doing put, append, compare-and-set, delete and get (whole
+files and ranges) on --keys files through the HTTP API (a client gives up on
+an attempt after 1s and retries on another node), while a nemesis kills
+(SIGKILL) and restarts, or pauses (SIGSTOP) and resumes, one node at a time. With --lose, one node also
 fails for good a third of the way in (it needs --nodes 4 or more): the run
 checks that every group replaces it within a minute of the workload's end
 (the nodes run with --replace-after), then restarts it and checks that it
@@ -63,10 +66,14 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 			fmt.Printf("seed: %d\n", seed)
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 			defer stop()
+			if _, err := parseNodeBugs(injectBug); err != nil {
+				return err
+			}
 			res, err := chaos.Run(ctx, chaos.Options{
 				Cluster: chaos.ClusterOptions{Exe: exe, Dir: dir, Nodes: nodes,
 					NodeArgs: []string{"--chunk-size", chunk, "--replace-after", replaceAfter.String()}},
-				Duration: duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, Log: os.Stdout,
+				InjectBugs: injectBug,
+				Duration:   duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, Log: os.Stdout,
 			})
 			if err != nil {
 				return err
@@ -95,6 +102,7 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 	fl.BoolVar(&noNemesis, "no-nemesis", false, "run the workload without crash and pause faults")
 	fl.BoolVar(&lose, "lose", false, "also fail one node for good and check that it is replaced")
 	fl.DurationVar(&replaceAfter, "replace-after", 3*time.Second, "the nodes' --replace-after")
+	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs every node injects, of the server ("+strings.Join(server.BugNames(), ", ")+") or the core (see sim run --help); binaries built with -tags tesserabugs")
 	cmd.AddCommand(run)
 	return cmd
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/server/httpclient"
 )
 
@@ -22,6 +23,8 @@ func clusterCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "run a local multi-process cluster"}
 	var (
 		nodes, basePort, dataGroups, replicas int
+		putWindow                             int
+		pprof                                 bool
 		dir, chunk, logLevel                  string
 		inline                                inlineFlags
 	)
@@ -89,7 +92,8 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 					"--http-addr", endpoints[i-1], "--peers", strings.Join(peers, ","),
 					"--data-groups", strconv.Itoa(dataGroups), "--replicas", strconv.Itoa(rep),
 					"--meta-replicas", strconv.Itoa(rep), "--chunk-size", chunk, "--log-level", logLevel,
-					"--inline-threshold", inline.threshold, "--inline-cap", inline.capacity)
+					"--inline-threshold", inline.threshold, "--inline-cap", inline.capacity,
+					"--put-window", strconv.Itoa(putWindow), "--pprof="+strconv.FormatBool(pprof))
 				c.Stdout, c.Stderr = logf, logf
 				if err := c.Start(); err != nil {
 					stopAll(procs)
@@ -147,6 +151,8 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 	fl.IntVar(&replicas, "replicas", 3, "replicas per group (at most --nodes)")
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size")
 	inline.register(up)
+	fl.IntVar(&putWindow, "put-window", client.DefaultWindow, "chunk writes in flight at once for one put alone, shared by concurrent puts (the nodes' --put-window)")
+	fl.BoolVar(&pprof, "pprof", false, "nodes serve Go's profiles under /debug/pprof/ (the nodes' --pprof)")
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
 	cmd.AddCommand(up)
 	return cmd

@@ -15,8 +15,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/server"
+	"github.com/tessera-db/tessera/sim"
 )
 
 // nodeFile is the JSON config file of `tessera node --config`; flags given
@@ -34,6 +37,8 @@ type nodeFile struct {
 	MaxFileBytes string            `json:"max_file_size"`
 	Inline       string            `json:"inline_threshold"`
 	InlineCap    string            `json:"inline_cap"`
+	PutWindow    int               `json:"put_window"`
+	Pprof        bool              `json:"pprof"`
 	Tick         string            `json:"tick"`
 	ReplaceAfter string            `json:"replace_after"`
 	Join         bool              `json:"join"`
@@ -43,6 +48,7 @@ type nodeFile struct {
 func nodeCmd() *cobra.Command {
 	var (
 		cfgPath, peers, chunk, maxFile, tick, replaceAfter, logLevel string
+		injectBug                                                    string
 		f                                                            nodeFile
 		inline                                                       inlineFlags
 	)
@@ -68,6 +74,12 @@ The first meta leader of a new cluster fixes the cluster's threshold and
 (with --inline-threshold 0 it fixes nothing, and nothing is inline); give
 every node the same values (a node whose values differ logs a warning, and
 its writes fall back to chunks where the cluster refuses them inline).
+A larger put or append keeps up to --put-window chunk writes in flight at
+once; concurrent writes share that window (each is guaranteed one chunk), so
+the chunk writes in flight from a node stay near the number of writes. A
+write that can take no more chunks reads no more of its request body, so a
+client sending faster than the cluster writes is slowed down rather than
+buffered.
 SIGINT or SIGTERM stops the node cleanly.`,
 		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103`,
@@ -94,13 +106,16 @@ SIGINT or SIGTERM stops the node cleanly.`,
 			if cfg.InlineThreshold, cfg.InlineCapBytes, err = inline.parse(); err != nil {
 				return err
 			}
+			if cfg.Bugs, err = parseNodeBugs(injectBug); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return server.Run(ctx, cfg)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, tick, replace_after, join, log_level)")
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, pprof, tick, replace_after, join, log_level)")
 	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
 	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
 	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")
@@ -111,12 +126,40 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.IntVar(&f.MetaReplicas, "meta-replicas", 3, "replicas of the meta group")
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size (4KiB..64MiB)")
 	fl.StringVar(&maxFile, "max-file-size", "64GiB", "largest file accepted")
+	fl.IntVar(&f.PutWindow, "put-window", client.DefaultWindow, fmt.Sprintf("chunks of put and append bodies this node holds and writes at once (1..%d): one write alone up to this many, concurrent writes share them, each guaranteed one; a write that can take no more stops reading its body", server.MaxPutWindow))
+	fl.BoolVar(&f.Pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr, for measurements")
 	inline.register(cmd)
 	fl.StringVar(&tick, "tick", "50ms", "raft tick interval")
 	fl.BoolVar(&f.Join, "join", false, "join an existing cluster with an empty data directory (required after a disk was lost): bootstrap no group")
 	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs to inject, of the server or the core (binaries built with -tags tesserabugs; for testing the chaos harness)")
+	_ = fl.MarkHidden("inject-bug")
 	return cmd
+}
+
+// parseNodeBugs reads --inject-bug: server defects by their names
+// (server.BugNames), the rest as the simulator's core defects
+// (sim.ParseBugs). Only a tesserabugs build accepts any.
+func parseNodeBugs(list string) (server.Bugs, error) {
+	var b server.Bugs
+	if list == "" {
+		return b, nil
+	}
+	if !node.BugsCompiledIn {
+		return b, fmt.Errorf("--inject-bug needs a binary built with -tags tesserabugs")
+	}
+	var core []string
+	for _, name := range strings.Split(list, ",") {
+		if !server.SetBug(&b, name) {
+			core = append(core, name)
+		}
+	}
+	var err error
+	if b.Core, err = sim.ParseBugs(strings.Join(core, ",")); err != nil {
+		return b, fmt.Errorf("--inject-bug: %w (server bugs: %s)", err, strings.Join(server.BugNames(), ", "))
+	}
+	return b, nil
 }
 
 // mergeNodeFile fills from the config file every setting whose flag was not
@@ -158,6 +201,12 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 	if !set("max-file-size") && file.MaxFileBytes != "" {
 		*maxFile = file.MaxFileBytes
 	}
+	if !set("pprof") && file.Pprof {
+		f.Pprof = true
+	}
+	if !set("put-window") && file.PutWindow != 0 {
+		f.PutWindow = file.PutWindow
+	}
 	if !set("tick") && file.Tick != "" {
 		*tick = file.Tick
 	}
@@ -174,7 +223,7 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 
 func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel string) (server.Config, error) {
 	cfg := server.Config{ID: f.ID, DataDir: f.DataDir, PeerAddr: f.PeerAddr, HTTPAddr: f.HTTPAddr,
-		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas, Join: f.Join}
+		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas, Join: f.Join, PutWindow: f.PutWindow, Pprof: f.Pprof}
 	var err error
 	if cfg.Peers, err = parsePeers(peers); err != nil {
 		return cfg, err

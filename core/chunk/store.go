@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
@@ -24,6 +25,23 @@ type Store struct {
 	// digest is the sum of infoDigest over held: a hash of the applied
 	// set kept up to date as it changes, so that it costs nothing to read.
 	digest uint64
+	// bugs are injected defects (tesserabugs builds only).
+	bugs Bugs
+}
+
+// Bugs switch on known defects of the chunk store so that a test can show
+// the testbed catches them (tesserabugs builds only: every switch is
+// guarded by bugs.CompiledIn, so production builds compile them out).
+type Bugs struct {
+	// RangeEndIsLength takes a ranged read's length for its end offset.
+	RangeEndIsLength bool
+}
+
+// InjectBugs switches on the defects in b (tesserabugs builds only).
+func (s *Store) InjectBugs(b Bugs) {
+	if bugs.CompiledIn {
+		s.bugs = b
+	}
 }
 
 // NewStore returns an empty store over dir (created if missing). The applied
@@ -227,6 +245,9 @@ func (s *Store) Read(id uint64, offset, length uint32) ([]byte, error) {
 	end := in.Size
 	if length > 0 && offset+length < end {
 		end = offset + length
+		if bugs.CompiledIn && s.bugs.RangeEndIsLength {
+			end = length
+		}
 	}
 	return data[offset:end], nil
 }

@@ -12,11 +12,24 @@
 // chunks to an inline file keeps them), and reads take them from the file
 // record.
 //
+// A larger body is written in chunks through a bounded window: the op has
+// at most Config.Window chunk writes in flight, together, to different
+// groups, completing in any order, and takes no more of the body while it
+// holds Window chunks (read and not yet acknowledged by their data group;
+// a body held for inlining that turns out too large is the one exception,
+// bounded by the inline threshold). The commit lists
+// the chunks in body order once every one is acknowledged, so the file is
+// the same whatever the order of completions. A full window takes no more
+// body until a write is acknowledged: the caller stops reading its input,
+// which pushes back on whoever sends it.
+//
 // An Op is a pure state machine in the style of etcd raft: the caller asks
 // Next for the step to take (send a request, supply body data, deliver read
-// data), performs it, and feeds the outcome back. The production HTTP server
-// drives Ops from request goroutines; the simulator drives them from its
-// event queue. Neither duplicates the protocol.
+// data, wait), performs it, and feeds the outcome back. Several requests
+// may be in flight; each send carries a token that names it when its
+// response comes back. The production HTTP server drives Ops from request
+// goroutines; the simulator drives them from its event queue. Neither
+// duplicates the protocol.
 package client
 
 import (
@@ -36,6 +49,11 @@ type Config struct {
 	Topology topo.Topology
 	// MaxAttempts bounds how often one request is sent (first try included).
 	MaxAttempts int
+	// Window is how many chunks of one put or append the op holds at once
+	// (read from the body and not yet acknowledged), and so how many chunk
+	// writes it has in flight; 1 writes one chunk at a time. A write holds
+	// at most Window*ChunkBytes of its body.
+	Window int
 	// AllocBatch is how many chunk ids a streaming write allocates at once.
 	AllocBatch uint32
 	// LeaseNanos is how long allocated chunk ids stay reserved for the writer.
@@ -49,12 +67,20 @@ type Config struct {
 	InlineThreshold int64
 }
 
+// DefaultWindow is the chunks of one write in flight unless configured
+// otherwise: enough to keep a few data groups busy, at 4 MiB chunks 16 MiB
+// of body per write.
+const DefaultWindow = 4
+
 func (c Config) withDefaults() Config {
 	if c.ChunkBytes <= 0 {
 		c.ChunkBytes = 4 << 20
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 5
+	}
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
 	}
 	if c.AllocBatch == 0 {
 		c.AllocBatch = 16
@@ -128,8 +154,10 @@ type StepKind uint8
 
 // Steps.
 const (
-	// StepSend: send Step.Req to a node and call OnResponse. Step.Attempt > 0
-	// means a retry: the caller should back off first and may pick another node.
+	// StepSend: call Sent(Step.Token), send Step.Req to a node, and call
+	// OnResponse with the token once it is answered. Step.Attempt > 0 means
+	// a retry: the caller should back off first and may pick another node.
+	// The op may have more to send before that answer: ask Next again.
 	StepSend StepKind = iota + 1
 	// StepNeedData: read the next ChunkBytes of the body (fewer only at its
 	// end) and call OnData.
@@ -139,8 +167,13 @@ const (
 	StepFile
 	// StepEmit: deliver Step.Data (the next bytes of a Get) and call OnDelivered.
 	StepEmit
-	// StepDone: the operation finished with Step.Result.
+	// StepDone: the operation finished with Step.Result. Nothing of it is
+	// in flight any more.
 	StepDone
+	// StepWait: nothing to do until a request in flight is answered
+	// (OnResponse). Step.Backpressure is set when the op is waiting with a
+	// full window of the body while more of it is to come.
+	StepWait
 )
 
 // Step is the next thing an Op needs.
@@ -148,10 +181,15 @@ type Step struct {
 	Kind    StepKind
 	Req     *api.Request
 	Attempt int
-	Data    []byte
-	Offset  int64
-	Length  int64
-	Result  Result
+	// Token names a StepSend's request in Sent and OnResponse; a retry
+	// gets a new one. Tokens are never reused within an op.
+	Token uint64
+	// Backpressure marks a StepWait that holds back the rest of the body.
+	Backpressure bool
+	Data         []byte
+	Offset       int64
+	Length       int64
+	Result       Result
 }
 
 // Result is the outcome of an operation. For a write whose Status is

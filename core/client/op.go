@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/meta"
@@ -10,10 +11,8 @@ import (
 type phase uint8
 
 const (
-	phaseStart phase = iota
-	phaseNeedData
-	phaseAlloc
-	phaseWriteChunk
+	// phaseBody takes a put's or append's body and writes its chunks.
+	phaseBody phase = iota + 1
 	phaseCommit
 	phaseMetaRead
 	phaseFile
@@ -21,6 +20,18 @@ const (
 	phaseEmit
 	phaseDone
 )
+
+// request is one request of the op: waiting to be handed to the caller
+// (sent false) or in flight.
+type request struct {
+	token   uint64
+	req     *api.Request
+	attempt int
+	sent    bool
+	// piece is the index in Op.refs of the chunk a ChunkWrite writes, -1
+	// for any other request.
+	piece int
+}
 
 // Op is one file operation in progress.
 type Op struct {
@@ -30,21 +41,29 @@ type Op struct {
 	seq   uint64
 	phase phase
 
-	req     *api.Request
-	attempt int
-	result  Result
+	// reqs are the requests to send or in flight, oldest first; tokens is
+	// the last token handed out.
+	reqs   []*request
+	tokens uint64
+	result Result
+	// failure, once set, is the op's result as soon as nothing of it is in
+	// flight: the op sends nothing more and waits for what it sent.
+	failure *Result
 
 	// Writes. The body is held in inline (at most the inline threshold)
 	// while it may still go inline; once chunked, queue holds the pieces
-	// waiting to be written as chunks, in order.
-	ids       []uint64 // allocated, unused chunk ids
-	inline    [][]byte
-	inlineLen int
-	chunked   bool
-	queue     [][]byte
-	eof       bool
-	written   []meta.ChunkRef
-	allocated int64
+	// read and waiting for a chunk id, and refs the chunks given one, in
+	// body order, writing of them still in flight.
+	ids        []uint64 // allocated, unused chunk ids
+	inline     [][]byte
+	inlineLen  int
+	chunked    bool
+	queue      [][]byte
+	eof        bool
+	refs       []meta.ChunkRef
+	writing    int
+	allocating bool
+	allocated  int64
 	// refused is set once the meta state refused the inline form of the
 	// commit (meta.CodeInlineRefused): a copy of that attempt still in the
 	// log may apply later (once the cap has room again), so a failure after
@@ -75,7 +94,7 @@ func New(cfg Config, sess *Session, spec Spec) *Op {
 	}
 	switch spec.Kind {
 	case Put, Append:
-		o.phase = phaseNeedData
+		o.phase = phaseBody
 	case Delete:
 		o.startCommit()
 	case Rename:
@@ -83,9 +102,9 @@ func New(cfg Config, sess *Session, spec Spec) *Op {
 	case Get, Stat, List:
 		o.phase = phaseMetaRead
 		if spec.Kind == List {
-			o.send(&api.Request{Kind: api.MetaList, Prefix: spec.Prefix, After: spec.After, Limit: spec.Limit})
+			o.send(&api.Request{Kind: api.MetaList, Prefix: spec.Prefix, After: spec.After, Limit: spec.Limit}, -1)
 		} else {
-			o.send(&api.Request{Kind: api.MetaGet, Path: spec.Path})
+			o.send(&api.Request{Kind: api.MetaGet, Path: spec.Path}, -1)
 		}
 	default:
 		o.finish(Result{Status: api.Invalid, Detail: fmt.Sprintf("unknown operation %d", spec.Kind)})
@@ -100,27 +119,94 @@ func (o *Op) Spec() Spec { return o.spec }
 func (o *Op) Seq() uint64 { return o.seq }
 
 // Next returns the step the caller must take. It returns the same step until
-// the matching On* method is called.
+// the caller acts on it: Sent for a StepSend, the matching On* method for
+// the others (OnResponse for a StepWait). Answers to requests in flight may
+// be fed back whatever step Next returns.
 func (o *Op) Next() Step {
-	switch o.phase {
-	case phaseNeedData:
-		return Step{Kind: StepNeedData}
-	case phaseFile:
-		return Step{Kind: StepFile, Result: Result{Status: api.OK, File: o.file}, Offset: o.start, Length: o.end - o.start}
-	case phaseEmit:
-		return Step{Kind: StepEmit, Data: o.emit}
-	case phaseDone:
+	if o.phase == phaseDone {
 		return Step{Kind: StepDone, Result: o.result}
 	}
-	return Step{Kind: StepSend, Req: o.req, Attempt: o.attempt}
+	for _, r := range o.reqs {
+		if !r.sent {
+			return Step{Kind: StepSend, Req: r.req, Attempt: r.attempt, Token: r.token}
+		}
+	}
+	switch {
+	case o.phase == phaseBody && o.wantData():
+		return Step{Kind: StepNeedData}
+	case o.phase == phaseFile:
+		return Step{Kind: StepFile, Result: Result{Status: api.OK, File: o.file}, Offset: o.start, Length: o.end - o.start}
+	case o.phase == phaseEmit:
+		return Step{Kind: StepEmit, Data: o.emit}
+	}
+	if len(o.reqs) == 0 {
+		panic(fmt.Sprintf("client: op stalled in phase %d with nothing in flight", o.phase))
+	}
+	return Step{Kind: StepWait, Backpressure: o.phase == phaseBody && o.failure == nil && !o.eof}
 }
 
-func (o *Op) send(r *api.Request) {
-	o.req, o.attempt = r, 0
+// wantData reports whether the op takes the next piece of the body: the
+// window has room and no failure ends the op.
+func (o *Op) wantData() bool {
+	return o.failure == nil && !o.eof && len(o.queue)+o.writing < o.cfg.Window
 }
 
+// Sent records that the caller sent the request of the StepSend with this
+// token; its answer is due in OnResponse.
+func (o *Op) Sent(token uint64) {
+	i := o.find(token)
+	if i < 0 || o.reqs[i].sent {
+		panic(fmt.Sprintf("client: Sent(%d) for no request waiting to be sent", token))
+	}
+	o.reqs[i].sent = true
+}
+
+// InFlight returns how many of the op's requests are sent and not yet
+// answered.
+func (o *Op) InFlight() int {
+	n := 0
+	for _, r := range o.reqs {
+		if r.sent {
+			n++
+		}
+	}
+	return n
+}
+
+// Held returns how many pieces of the body the op holds as chunks to
+// write: waiting for an id or a window slot, or being written (pieces held
+// while the body may still go inline are not counted). It grows only by
+// OnData and shrinks as chunk writes are acknowledged or the op fails.
+func (o *Op) Held() int { return len(o.queue) + o.writing }
+
+// find returns the index in reqs of the request with this token, -1 if none.
+func (o *Op) find(token uint64) int {
+	for i, r := range o.reqs {
+		if r.token == token {
+			return i
+		}
+	}
+	return -1
+}
+
+// send queues a request for the caller; piece is its chunk's index in refs
+// for a chunk write, else -1.
+func (o *Op) send(r *api.Request, piece int) {
+	o.tokens++
+	o.reqs = append(o.reqs, &request{token: o.tokens, req: r, piece: piece})
+}
+
+// finish ends the op with r once nothing of it is in flight: requests not
+// yet handed out are dropped, those in flight waited for, and no more of
+// the body is taken.
 func (o *Op) finish(r Result) {
-	o.phase, o.result, o.req = phaseDone, r, nil
+	o.reqs = slices.DeleteFunc(o.reqs, func(q *request) bool { return !q.sent })
+	o.queue, o.inline = nil, nil
+	if len(o.reqs) > 0 {
+		o.failure = &r
+		return
+	}
+	o.phase, o.result, o.failure = phaseDone, r, nil
 }
 
 func (o *Op) fail(resp *api.Response) {
@@ -130,8 +216,8 @@ func (o *Op) fail(resp *api.Response) {
 // OnData supplies the next piece of a Put or Append body: ChunkBytes bytes,
 // fewer only together with eof.
 func (o *Op) OnData(p []byte, eof bool) {
-	if o.phase != phaseNeedData {
-		panic(fmt.Sprintf("client: OnData in phase %d", o.phase))
+	if o.phase != phaseBody || !o.wantData() {
+		panic(fmt.Sprintf("client: OnData in phase %d (window full or body over: %v)", o.phase, o.phase == phaseBody))
 	}
 	if len(p) > o.cfg.ChunkBytes || (len(p) < o.cfg.ChunkBytes && !eof) {
 		panic(fmt.Sprintf("client: OnData with %d bytes (chunk %d, eof %v)", len(p), o.cfg.ChunkBytes, eof))
@@ -155,7 +241,7 @@ func (o *Op) OnData(p []byte, eof bool) {
 	if len(p) > 0 {
 		o.queue = append(o.queue, p)
 	}
-	o.nextWrite()
+	o.pump()
 }
 
 // mayInline reports whether the body may still go inline: inlining is on
@@ -164,39 +250,40 @@ func (o *Op) mayInline() bool {
 	return o.cfg.InlineThreshold > 0 && (o.spec.SizeHint < 0 || o.spec.SizeHint <= o.cfg.InlineThreshold)
 }
 
-// nextWrite writes the next queued piece as a chunk, or moves on once the
-// queue is empty: to the commit at the end of the body, else to the next
-// piece of the body.
-func (o *Op) nextWrite() {
-	if len(o.queue) == 0 {
-		if o.eof {
-			o.startCommit()
-		} else {
-			o.phase = phaseNeedData
-		}
-		return
+// pump moves the chunked body along: queued pieces get chunk ids, in body
+// order, and their writes go out, at most a window of them in flight (the
+// queue may hold more: a body held for inlining that turned out too large
+// or was refused); pieces without an id make the op allocate more (one
+// allocation at a time, beside the writes in flight); once the whole body
+// is written the commit goes out.
+func (o *Op) pump() {
+	for len(o.queue) > 0 && len(o.ids) > 0 && o.writing < o.cfg.Window {
+		id, p := o.ids[0], o.queue[0]
+		o.ids, o.queue = o.ids[1:], o.queue[1:]
+		ref := meta.ChunkRef{ID: id, Group: o.cfg.Topology.GroupForChunk(id), Size: uint32(len(p)), CRC: checksum(p)}
+		o.refs = append(o.refs, ref)
+		o.writing++
+		o.send(&api.Request{Kind: api.ChunkWrite, Group: ref.Group, ChunkID: id, CRC: ref.CRC, Data: p}, len(o.refs)-1)
 	}
-	if len(o.ids) == 0 {
+	if len(o.queue) > 0 && !o.allocating {
 		n := o.cfg.AllocBatch
 		if o.spec.SizeHint >= 0 {
 			left := (o.spec.SizeHint - o.allocated + int64(o.cfg.ChunkBytes) - 1) / int64(o.cfg.ChunkBytes)
 			n = uint32(min(max(left, int64(len(o.queue)), 1), meta.MaxAlloc))
 		}
-		o.phase = phaseAlloc
-		o.send(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpAlloc, AllocCount: n, LeaseNanos: o.cfg.LeaseNanos}})
-		return
+		o.allocating = true
+		o.send(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpAlloc, AllocCount: n, LeaseNanos: o.cfg.LeaseNanos}}, -1)
 	}
-	id, p := o.ids[0], o.queue[0]
-	o.phase = phaseWriteChunk
-	o.send(&api.Request{Kind: api.ChunkWrite, Group: o.cfg.Topology.GroupForChunk(id), ChunkID: id,
-		CRC: checksum(p), Data: p})
+	if o.eof && len(o.queue) == 0 && o.writing == 0 && !o.allocating {
+		o.startCommit()
+	}
 }
 
 // startCommit sends the meta command: a body still held whole goes inline,
 // a chunked one as its chunks.
 func (o *Op) startCommit() {
 	c := meta.Command{Session: o.sess.ID, Seq: o.seq, Path: o.spec.Path, NewPath: o.spec.NewPath,
-		HasIfVersion: o.spec.HasIfVersion, IfVersion: o.spec.IfVersion, Chunks: o.written}
+		HasIfVersion: o.spec.HasIfVersion, IfVersion: o.spec.IfVersion, Chunks: o.refs}
 	if !o.chunked && o.inlineLen > 0 {
 		c.Data = make([]byte, 0, o.inlineLen)
 		for _, p := range o.inline {
@@ -214,7 +301,7 @@ func (o *Op) startCommit() {
 		c.Op = meta.OpRename
 	}
 	o.phase = phaseCommit
-	o.send(&api.Request{Kind: api.MetaCommand, Cmd: c})
+	o.send(&api.Request{Kind: api.MetaCommand, Cmd: c}, -1)
 }
 
 // onRefused writes in chunks a body the meta state refused inline
@@ -228,8 +315,9 @@ func (o *Op) onRefused(resp *api.Response) {
 	}
 	o.refused = true
 	o.chunked = true
+	o.phase = phaseBody
 	o.queue, o.inline, o.inlineLen = o.inline, nil, 0
-	o.nextWrite()
+	o.pump()
 }
 
 // failWrite ends a write that failed before its commit had a definite
@@ -247,38 +335,36 @@ func (o *Op) failWrite(resp *api.Response) {
 // retryable reports whether a failed request may be sent again.
 func retryable(s api.Status) bool { return s == api.Unavailable || s == api.Timeout }
 
-// OnResponse feeds back the response to the request of the last StepSend.
-func (o *Op) OnResponse(resp *api.Response) {
-	if o.req == nil || o.phase == phaseDone {
-		panic("client: OnResponse without a request in flight")
+// OnResponse feeds back the response to the request sent under token. It
+// reports whether that request was in flight: the answer to a request the
+// op no longer waits for (an attempt whose timeout the caller fed back
+// first) is ignored.
+func (o *Op) OnResponse(token uint64, resp *api.Response) bool {
+	if token == 0 || token > o.tokens {
+		panic(fmt.Sprintf("client: OnResponse for token %d, never handed out (last %d)", token, o.tokens))
 	}
-	if resp.Status != api.OK && retryable(resp.Status) && o.attempt+1 < o.cfg.MaxAttempts {
-		o.attempt++
-		return
+	i := o.find(token)
+	if i < 0 {
+		return false
+	}
+	r := o.reqs[i]
+	if !r.sent {
+		panic(fmt.Sprintf("client: OnResponse for token %d before Sent", token))
+	}
+	if o.failure == nil && resp.Status != api.OK && retryable(resp.Status) && r.attempt+1 < o.cfg.MaxAttempts {
+		o.tokens++
+		r.token, r.attempt, r.sent = o.tokens, r.attempt+1, false
+		return true
+	}
+	o.reqs = slices.Delete(o.reqs, i, i+1)
+	if o.failure != nil {
+		// The op ends once the last request in flight is back.
+		o.finish(*o.failure)
+		return true
 	}
 	switch o.phase {
-	case phaseAlloc:
-		if resp.Status != api.OK {
-			o.failWrite(resp)
-			return
-		}
-		for i := uint32(0); i < resp.Result.Count; i++ {
-			o.ids = append(o.ids, resp.Result.FirstChunkID+uint64(i))
-		}
-		if len(o.ids) == 0 {
-			o.finish(Result{Status: api.Internal, Detail: "allocation returned no chunk ids"})
-			return
-		}
-		o.allocated += int64(len(o.ids)) * int64(o.cfg.ChunkBytes)
-		o.nextWrite()
-	case phaseWriteChunk:
-		if resp.Status != api.OK {
-			o.failWrite(resp)
-			return
-		}
-		o.written = append(o.written, meta.ChunkRef{ID: o.ids[0], Group: o.req.Group, Size: uint32(len(o.queue[0])), CRC: o.req.CRC})
-		o.ids, o.queue = o.ids[1:], o.queue[1:]
-		o.nextWrite()
+	case phaseBody:
+		o.onWritten(r, resp)
 	case phaseCommit:
 		switch {
 		case resp.Result.Code == meta.CodeInlineRefused:
@@ -293,7 +379,7 @@ func (o *Op) OnResponse(resp *api.Response) {
 	case phaseMetaRead:
 		if resp.Status != api.OK {
 			o.fail(resp)
-			return
+			return true
 		}
 		switch o.spec.Kind {
 		case List:
@@ -306,13 +392,38 @@ func (o *Op) OnResponse(resp *api.Response) {
 	case phaseReadChunk:
 		if resp.Status != api.OK {
 			o.fail(resp)
-			return
+			return true
 		}
 		o.emit = resp.Data
 		o.phase = phaseEmit
 	default:
 		panic(fmt.Sprintf("client: OnResponse in phase %d", o.phase))
 	}
+	return true
+}
+
+// onWritten takes the answer to an allocation or a chunk write of the body.
+func (o *Op) onWritten(r *request, resp *api.Response) {
+	if r.piece < 0 {
+		o.allocating = false
+	} else {
+		o.writing--
+	}
+	if resp.Status != api.OK {
+		o.failWrite(resp)
+		return
+	}
+	if r.piece < 0 {
+		if resp.Result.Count == 0 {
+			o.finish(Result{Status: api.Internal, Detail: "allocation returned no chunk ids"})
+			return
+		}
+		for i := uint32(0); i < resp.Result.Count; i++ {
+			o.ids = append(o.ids, resp.Result.FirstChunkID+uint64(i))
+		}
+		o.allocated += int64(resp.Result.Count) * int64(o.cfg.ChunkBytes)
+	}
+	o.pump()
 }
 
 func (o *Op) startRead(f meta.File) {
@@ -365,13 +476,15 @@ func (o *Op) nextChunkRead() {
 			o.chunkIdx++
 			continue
 		}
-		if lo >= o.end {
+		if lo >= o.end || o.start >= o.end {
+			// Past the range, or an empty range: a chunk read of length 0
+			// would read to the chunk's end (chunk.Store.Read).
 			break
 		}
 		from, to := max(lo, o.start), min(hi, o.end)
 		o.phase = phaseReadChunk
 		o.send(&api.Request{Kind: api.ChunkRead, Group: c.Group, ChunkID: c.ID, CRC: c.CRC,
-			Offset: uint32(from - lo), Length: uint32(to - from)})
+			Offset: uint32(from - lo), Length: uint32(to - from)}, -1)
 		return
 	}
 	o.finish(Result{Status: api.OK, File: o.file})

@@ -56,6 +56,12 @@ func (s *State) Apply(index uint64, c Command) Result {
 		return s.apply(index, c)
 	}
 	fp := c.Fingerprint()
+	if ss := s.sessions[c.Session]; s.on(s.bugs.ReuseAnsweredFromCache) && ss != nil && c.Seq == ss.lastSeq {
+		return cloneResult(ss.result)
+	}
+	if ss := s.sessions[c.Session]; s.on(s.bugs.OldSeqAnsweredFromCache) && ss != nil && c.Seq < ss.lastSeq {
+		return cloneResult(ss.result)
+	}
 	if res, ok := s.dedup(c, fp); ok {
 		return res
 	}
@@ -213,7 +219,7 @@ func (s *State) delete(c Command) Result {
 	if !exists {
 		return Result{Code: CodeNotFound, Detail: short(c.Path) + " does not exist"}
 	}
-	if r, ok := cas(c, old, exists); !ok {
+	if r, ok := cas(c, old, exists); !ok && !s.on(s.bugs.DeleteIgnoresIfVersion) {
 		return r
 	}
 	s.remove(c.Path)
@@ -244,6 +250,9 @@ func (s *State) rename(index uint64, c Command) Result {
 	s.remove(c.Path)
 	moved := old
 	moved.Path, moved.Version = c.NewPath, index
+	if s.on(s.bugs.RenameKeepsVersion) {
+		moved.Version = old.Version
+	}
 	s.put(moved)
 	return Result{Code: CodeOK, File: cloneFile(moved)}
 }

@@ -140,6 +140,8 @@ type State struct {
 	inlineBytes int64
 	inlineFiles int
 	sessionTable
+	// bugs are injected defects (tesserabugs builds only).
+	bugs Bugs
 }
 
 // New returns an empty, unconfigured state.
@@ -190,6 +192,9 @@ func (s *State) List(prefix, after string, limit int) (files []File, more bool) 
 		// Paths hold no NUL byte, so after+"\x00" is the least path above
 		// after.
 		start = after + "\x00"
+		if s.on(s.bugs.ListIncludesAfter) {
+			start = after
+		}
 	}
 	i, _ := slices.BinarySearch(s.paths, start)
 	for ; i < len(s.paths) && strings.HasPrefix(s.paths[i], prefix); i++ {

@@ -75,7 +75,11 @@ func (s *State) encode(e *codec.Encoder, inline func(e *codec.Encoder, data []by
 
 // Restore decodes a snapshot written by Snapshot (or by the version
 // before, TMS3, whose cluster had no configuration yet) and checks it.
-func Restore(b []byte) (*State, error) {
+func Restore(b []byte) (*State, error) { return RestoreWithBugs(b, Bugs{}) }
+
+// RestoreWithBugs is Restore into a state with the injected defects of
+// bugs (tesserabugs builds only; see InjectBugs).
+func RestoreWithBugs(b []byte, bugs Bugs) (*State, error) {
 	magic := ""
 	if len(b) >= len(snapshotMagic) {
 		magic = string(b[:len(snapshotMagic)])
@@ -89,10 +93,13 @@ func Restore(b []byte) (*State, error) {
 	v3 := magic == snapshotMagicV3
 	d := codec.Decoder{B: b[len(snapshotMagic):]}
 	s := New()
+	s.InjectBugs(bugs)
 	s.applied = d.Uvarint()
 	s.now = d.Varint()
 	s.horizon = d.Varint()
-	s.nextChunk = d.Uvarint()
+	if next := d.Uvarint(); !s.on(s.bugs.RestoreForgetsNextChunk) {
+		s.nextChunk = next
+	}
 	if !v3 {
 		s.configured = d.Bool()
 		s.cfg = Config{InlineThreshold: d.Varint(), InlineCapBytes: d.Varint()}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
@@ -37,7 +38,7 @@ func (n *Node) applyEntry(g *group, e *raftpb.Entry) {
 		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 			panic(fmt.Sprintf("node %d: group %d: committed conf change %d undecodable: %v", n.cfg.ID, g.id, index, err))
 		}
-		if g.rn != nil {
+		if g.rn != nil && !(BugsCompiledIn && n.cfg.Bugs.ConfChangeOnLeaderOnly && g.role != raft.StateLeader) {
 			prev := g.confState
 			g.confState = g.rn.ApplyConfChange(&cc)
 			n.confApplied(g, prev)

@@ -196,6 +196,16 @@ type Bugs struct {
 	// HardStateFirst writes a batch's hard state before its entries, so
 	// that a torn write can keep a commit index past the log's end.
 	HardStateFirst bool
+	// ReadAtCommit serves a ReadIndex read once the replica's commit
+	// index, not its applied index, reaches the read index.
+	ReadAtCommit bool
+	// ConfChangeOnLeaderOnly applies a committed membership change to
+	// raft and the replica's configuration only on the group's leader.
+	ConfChangeOnLeaderOnly bool
+	// Meta are the meta state machine's defects.
+	Meta meta.Bugs
+	// Chunk are the chunk store's defects.
+	Chunk chunk.Bugs
 }
 
 func (c *Config) withDefaults() Config {

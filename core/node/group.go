@@ -24,6 +24,9 @@ type group struct {
 	// Exactly one of meta and store is set.
 	meta  *meta.State
 	store *chunk.Store
+	// metaBugs are the meta state's injected defects (tesserabugs builds
+	// only), for every state the replica restores.
+	metaBugs meta.Bugs
 
 	confState *raftpb.ConfState
 	applied   uint64
@@ -88,9 +91,12 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		return nil, fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
 	}
 	g := &group{id: tg.ID, wal: w, storage: raft.NewMemoryStorage(), heardAt: n.ticks,
-		heardFrom: map[uint64]uint64{}, fencedAt: map[uint64]uint64{}}
+		heardFrom: map[uint64]uint64{}, fencedAt: map[uint64]uint64{}, metaBugs: n.cfg.Bugs.Meta}
 	if tg.ID != topo.MetaGroup {
 		g.store, err = chunk.NewStore(n.env.FS(), dir+"/chunks")
+		if err == nil {
+			g.store.InjectBugs(n.cfg.Bugs.Chunk)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -123,6 +129,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 		g.confState = &raftpb.ConfState{}
 		if g.isMeta() {
 			g.meta = meta.New()
+			g.meta.InjectBugs(n.cfg.Bugs.Meta)
 		}
 	}
 	if st.HardState != nil {
@@ -189,7 +196,7 @@ func (g *group) restore(snap *raftpb.Snapshot) error {
 	g.snapIndex = md.GetIndex()
 	g.bytesSinceSnap, g.entriesSince = 0, 0
 	if g.isMeta() {
-		st, err := meta.Restore(snap.GetData())
+		st, err := meta.RestoreWithBugs(snap.GetData(), g.metaBugs)
 		if err != nil {
 			return fmt.Errorf("group %d: restore meta snapshot at %d: %w", g.id, md.GetIndex(), err)
 		}

@@ -24,15 +24,17 @@ type clientOp struct {
 	off   int    // how much of data was handed over
 	read  []byte // what a get returned
 	steps int
-	// inFlight is set while a request waits for its response.
+	// inFlight is set while a request waits for its response, token
+	// names it (the op's window is 1: one request at a time).
 	inFlight bool
+	token    uint64
 	over     bool
 }
 
 // submit starts a file operation on a node; a put or append writes size
 // bytes.
 func (h *harness) submit(hn *hnode, spec client.Spec, size int) {
-	cc := client.Config{ChunkBytes: h.chunkBytes, Topology: h.topo, MaxAttempts: 3, InlineThreshold: max(h.cfg.InlineThreshold, 0)}
+	cc := client.Config{ChunkBytes: h.chunkBytes, Topology: h.topo, MaxAttempts: 3, InlineThreshold: max(h.cfg.InlineThreshold, 0), Window: 1}
 	o := &clientOp{id: len(h.ops) + 1, node: hn}
 	if spec.Kind == client.Put || spec.Kind == client.Append {
 		o.data = content(o.id, size)
@@ -62,6 +64,8 @@ func (h *harness) advance(o *clientOp) {
 		case client.StepEmit:
 			o.read = append(o.read, st.Data...)
 			o.op.OnDelivered()
+		case client.StepWait:
+			panic(fmt.Sprintf("harness: op%d waits with nothing in flight", o.id))
 		case client.StepDone:
 			o.over = true
 			h.emitAlways("op%d %s: %s", o.id, o.desc, describeResult(o, st.Result))
@@ -70,7 +74,8 @@ func (h *harness) advance(o *clientOp) {
 			if o.steps > maxOpSteps {
 				panic(fmt.Sprintf("harness: op%d sent %d requests", o.id, o.steps))
 			}
-			o.inFlight = true
+			o.inFlight, o.token = true, st.Token
+			o.op.Sent(st.Token)
 			req := st.Req
 			retry := ""
 			if st.Attempt > 0 {
@@ -91,7 +96,7 @@ func (h *harness) onResponse(o *clientOp, resp *api.Response) {
 	}
 	o.inFlight = false
 	h.emit("op%d ← n%d: %s", o.id, o.node.id, describeResponse(resp))
-	o.op.OnResponse(resp)
+	o.op.OnResponse(o.token, resp)
 	h.followups = append(h.followups, o)
 }
 

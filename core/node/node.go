@@ -114,7 +114,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			continue
 		}
 		g, err := n.openGroup(tg, initial && !removed && !fenced)
-		if errors.Is(err, wal.ErrCorrupt) {
+		if errors.Is(err, wal.ErrCorrupt) || errors.Is(err, wal.ErrUnreadable) {
 			if err = n.quarantine(tg, err); err == nil {
 				fenced = true
 				g, err = n.openGroup(tg, false)

@@ -448,3 +448,34 @@ func TestKnownEmptyAndQuorumWithout(t *testing.T) {
 		})
 	}
 }
+
+// TestRemovedThenAddedBackInOneBatchKeepsTheReplica: configurations applied
+// in one flush leave the replica marked for deletion only if the last of
+// them excludes this node (seed 576: a learner removed and added back in
+// one batch deleted the replica whose acknowledgements got it promoted).
+func TestRemovedThenAddedBackInOneBatchKeepsTheReplica(t *testing.T) {
+	n, _ := newTestNode(t, 3) // meta group {1,2,3}, node 1
+	g := n.groups[topo.MetaGroup]
+	with := &raftpb.ConfState{Voters: []uint64{2, 3}, Learners: []uint64{1}}
+	without := &raftpb.ConfState{Voters: []uint64{2, 3}}
+	tests := []struct {
+		name    string
+		applied []*raftpb.ConfState
+		removed bool
+	}{
+		{"removed", []*raftpb.ConfState{without}, true},
+		{"removed, then added back", []*raftpb.ConfState{without, with}, false},
+		{"added back, then removed again", []*raftpb.ConfState{without, with, without}, true},
+	}
+	for _, tt := range tests {
+		g.removed = false
+		for _, cs := range tt.applied {
+			prev := g.confState
+			g.confState = cs
+			n.confApplied(g, prev)
+		}
+		if g.removed != tt.removed {
+			t.Errorf("%s: removed = %v, want %v", tt.name, g.removed, tt.removed)
+		}
+	}
+}

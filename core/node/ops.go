@@ -289,7 +289,11 @@ func (n *Node) serveReadWaiters() {
 			continue
 		}
 		g := n.groups[o.group]
-		if g.applied < o.readIndex {
+		reached := g.applied
+		if BugsCompiledIn && n.cfg.Bugs.ReadAtCommit {
+			reached = g.rn.Status().HardState.GetCommit()
+		}
+		if reached < o.readIndex {
 			kept = append(kept, id)
 			continue
 		}

@@ -6,11 +6,15 @@ import (
 
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/wal"
 )
 
 // A replica whose log is damaged (wal.ErrCorrupt: a bad record followed by
-// good ones, a bad header, damage in an earlier segment) has forgotten what
-// it promised: entries it acknowledged, votes it granted. Applying past the
+// good ones, a bad header, a broken checksum chain left by a lost or
+// misdirected write, damage in an earlier segment) or cannot be read
+// (wal.ErrUnreadable: a latent sector error, reads failing on every retry)
+// has forgotten what it promised: entries it acknowledged, votes it
+// granted. Applying past the
 // damage is out of the question, and so is dropping the records after it.
 // The node does what it does for a lost disk, for that one replica: it
 // writes a fence marker, deletes the replica's files and starts it empty
@@ -41,7 +45,11 @@ func isFenced(fs vfs.FS, group uint64) (bool, error) {
 func (n *Node) quarantine(tg topo.Group, cause error) error {
 	n.env.Log().Error("replica log damaged: fencing the replica until its group replaces it",
 		"node", n.cfg.ID, "group", tg.ID, "err", cause)
-	n.stats.CorruptLogs++
+	if errors.Is(cause, wal.ErrUnreadable) {
+		n.stats.UnreadableLogs++
+	} else {
+		n.stats.CorruptLogs++
+	}
 	fs := n.env.FS()
 	dir := fmt.Sprintf("groups/%d", tg.ID)
 	f, err := fs.Create(fenceMarker(tg.ID))

@@ -6,14 +6,43 @@ import (
 
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
 )
 
-// TestDamagedLogFencesTheReplica damages a record in the middle of a data
-// group's log: on restart the node fences that replica (it neither votes
-// nor bootstraps, across further restarts), keeps serving its other groups,
-// and a removal deletes the fence with the replica.
+// TestDamagedLogFencesTheReplica damages a data group's log (a bit
+// flipped in a record in the middle, a record lost by the disk and left as
+// zeros, a latent sector error no read gets past): on restart the node
+// fences that replica (it neither votes nor bootstraps, across further
+// restarts), keeps serving its other groups, and a removal deletes the
+// fence with the replica.
 func TestDamagedLogFencesTheReplica(t *testing.T) {
+	zero := func(fs *memfs.FS, r wal.Span) error {
+		for off := r.Off; off < r.Off+r.Len; off++ {
+			b, _ := fs.Contents(r.Path)
+			if b[off] != 0 {
+				if err := fs.CorruptAtRest(r.Path, off, b[off]); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	tests := []struct {
+		name       string
+		damage     func(fs *memfs.FS, mid wal.Span) error
+		unreadable bool
+	}{
+		{"bit rot", func(fs *memfs.FS, r wal.Span) error { return fs.CorruptAtRest(r.Path, r.Off+r.Len/2, 0x04) }, false},
+		{"lost write", zero, false},
+		{"latent sector", func(fs *memfs.FS, r wal.Span) error { return fs.MarkLatent(r.Path, r.Off, 1) }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testDamagedLog(t, tt.damage, tt.unreadable) })
+	}
+}
+
+func testDamagedLog(t *testing.T, damage func(*memfs.FS, wal.Span) error, unreadable bool) {
 	n, e := newTestNode(t, 1) // one node: every group is a single replica it leads
 	for range 3 * n.cfg.ElectionTicks {
 		n.Tick()
@@ -35,7 +64,7 @@ func TestDamagedLogFencesTheReplica(t *testing.T) {
 		t.Fatalf("records: %v, %v", recs, err)
 	}
 	mid := recs[len(recs)/2]
-	if err := e.fs.CorruptAtRest(mid.Path, mid.Off+mid.Len/2, 0x04); err != nil {
+	if err := damage(e.fs, mid); err != nil {
 		t.Fatal(err)
 	}
 	restart := func() *Node {
@@ -51,10 +80,11 @@ func TestDamagedLogFencesTheReplica(t *testing.T) {
 	}
 	for i := range 2 {
 		n = restart()
-		if i == 0 && n.Stats().CorruptLogs != 1 {
-			t.Fatalf("CorruptLogs = %d, want 1", n.Stats().CorruptLogs)
+		st := n.Stats()
+		if found := st.CorruptLogs + st.UnreadableLogs; i == 0 && (found != 1 || (st.UnreadableLogs == 1) != unreadable) {
+			t.Fatalf("CorruptLogs = %d, UnreadableLogs = %d, want one (unreadable: %v)", st.CorruptLogs, st.UnreadableLogs, unreadable)
 		}
-		if i == 1 && n.Stats().CorruptLogs != 0 {
+		if i == 1 && st.CorruptLogs+st.UnreadableLogs != 0 {
 			t.Fatalf("the fenced replica was found damaged again")
 		}
 		for range 3 * n.cfg.ElectionTicks {

@@ -478,11 +478,16 @@ func (n *Node) confApplied(g *group, prev *raftpb.ConfState) {
 }
 
 // checkRemoved marks the replica for deletion if the configuration just
-// applied no longer includes this node.
+// applied no longer includes this node, and unmarks it if it does: a
+// removal and the node's addition back, applied in one batch, leave the
+// replica a member, with the entries it acknowledged as one (seed 576: a
+// learner aborted and added again acknowledged the new entries, then
+// deleted itself on applying its removal, and was promoted empty).
 func (n *Node) checkRemoved(g *group) {
 	cs := g.confState
 	for _, set := range [][]uint64{cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing()} {
 		if slices.Contains(set, n.cfg.ID) {
+			g.removed = false
 			return
 		}
 	}

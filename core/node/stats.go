@@ -24,8 +24,9 @@ type Stats struct {
 	// of their group and lost its disk.
 	AmnesiacReplicas uint64
 	// CorruptLogs counts replicas whose log was found damaged at start-up
-	// and fenced (quarantine.go).
-	CorruptLogs uint64
+	// and fenced (quarantine.go); UnreadableLogs those whose log could not
+	// be read at all.
+	CorruptLogs, UnreadableLogs uint64
 	// ScrubbedChunks counts chunks the scrubber verified; ScrubPasses the
 	// passes it completed over a group.
 	ScrubbedChunks, ScrubPasses uint64
@@ -200,4 +201,20 @@ func (n *Node) AuditChunks(held []uint64) (unaccounted []uint64, garbage int, ap
 		return nil, 0, 0, false
 	}
 	return g.meta.Unaccounted(held), len(g.meta.Garbage()), g.applied, true
+}
+
+// Leads reports whether this node's replica of group is its leader, as of
+// its last flush. It is cheap (unlike Groups): the simulator asks it at
+// every chunk write while a crash point waits for one (sim/crashpoint.go).
+func (n *Node) Leads(group uint64) bool {
+	g := n.groups[group]
+	return g != nil && g.role == raft.StateLeader
+}
+
+// Installing reports whether this node's replica of group holds a
+// snapshot back while it fetches the snapshot's chunks (fetch.go) or its
+// pieces (pieces.go): a crash now falls in the middle of the install.
+func (n *Node) Installing(group uint64) bool {
+	g := n.groups[group]
+	return g != nil && (g.pendingSnap != nil || g.pieces != nil)
 }

@@ -1,25 +1,48 @@
 // Package wal is the write-ahead log of one raft group: its entries, hard
 // state and snapshots, over a vfs.FS.
 //
-// # On-disk format
+// # On-disk format (version 2)
 //
 // A log is a directory of segment files named "<sequence as 16 lower-case
-// hex digits>.wal", read in name order. A segment is a sequence of records:
+// hex digits>.wal", read in name order; their sequence numbers are
+// consecutive. A segment starts with a header:
+//
+//	offset  size  field
+//	0       4     magic "TWAL"
+//	4       2     format version (2), little-endian
+//	6       2     zero
+//	8       8     the segment's sequence number, little-endian
+//	16      4     chain: the checksum of the record before the segment's
+//	              first one (the previous segment's last), 0 if none
+//	20      4     crc32c (Castagnoli) of bytes 0..19, little-endian
+//
+// and goes on with records:
 //
 //	offset  size  field
 //	0       4     payload length n, little-endian
 //	4       1     record type: 1 entry, 2 hard state, 3 snapshot
-//	5       4     crc32c (Castagnoli) of the payload, little-endian
-//	9       4     crc32c of bytes 0..8, little-endian
+//	5       4     crc32c of the payload, little-endian
+//	9       4     the record's checksum: crc32c of the previous record's
+//	              checksum (4 bytes, little-endian; the segment header's
+//	              chain for its first record) followed by bytes 0..8
 //	13      n     payload: the protobuf encoding of a raftpb.Entry,
 //	              raftpb.HardState or raftpb.Snapshot
 //
-// The header has its own checksum so that a corrupted length can never be
-// mistaken for a torn tail. Records are appended in call order; Sync makes
-// every record written so far durable (and the directory, when a segment
-// was created). A new segment is started when the current one exceeds
-// Options.SegmentBytes, after syncing the current one, so every segment but
-// the last is complete.
+// Each record's checksum covers its predecessor's, as TigerBeetle's
+// prepares name their parent, so the chain of checksums runs through the
+// whole log: a record that is whole and valid on its own but does not
+// follow the one before it (a write that was lost and left older bytes, a
+// write that landed at the wrong offset or in another log) breaks the chain
+// and is found, wherever it is. The header checksum also means that a
+// corrupted length can never be mistaken for a torn tail. Records are
+// appended in call order; Sync makes every record written so far durable
+// (and the directory, when a segment was created). A new segment is started
+// when the current one exceeds Options.SegmentBytes, after syncing the
+// current one, so every segment but the last is complete.
+//
+// Version 1 had no segment header and no chain; a log in that format (or
+// in a later one) fails Open with ErrFormat rather than ErrCorrupt, so that
+// a node never takes an old log for a damaged one and deletes it.
 //
 // # Recovery
 //
@@ -34,13 +57,20 @@
 // with a snapshot may be torn off). Entries at or below the snapshot's index
 // are not returned.
 //
-// A record cut short by the end of the last segment (a torn write) or whose
-// payload checksum fails while it is the last record of the last segment is
-// truncated away, and the segment is synced at that length. Any other bad
-// record (a bad header checksum, a bad payload followed by more data, any
-// damage in an earlier segment) fails Open with ErrCorrupt: those are not
-// crashes but a damaged disk, and silently dropping records there could
-// lose acknowledged writes.
+// A crash tears only what was written after the last Sync, and keeps a
+// prefix of it: so a record cut short by the end of the last segment, or
+// whose payload checksum fails while it is the last record of the last
+// segment, is a torn write, and is truncated away (the segment is synced at
+// that length; a torn segment header is written again). Any other bad
+// record fails Open with ErrCorrupt: a bad header or record checksum (a
+// broken chain included, even at the tail, since a torn write never leaves
+// a whole header behind), a bad payload followed by more data, a segment
+// whose header is damaged or names another sequence or chain, a gap in the
+// sequence, any damage in an earlier segment. Those are not crashes but a
+// damaged disk, and silently dropping records there could lose
+// acknowledged writes. A segment that cannot be read (the read is retried
+// readAttempts times) fails Open with ErrUnreadable: its records are as
+// good as lost.
 //
 // # Compaction
 //
@@ -71,6 +101,14 @@ import (
 // ErrCorrupt marks a log damaged somewhere other than its torn tail.
 var ErrCorrupt = errors.New("wal: corrupt")
 
+// ErrUnreadable marks a log with a segment that could not be read, even
+// after retries: its records are as good as lost.
+var ErrUnreadable = errors.New("wal: unreadable")
+
+// ErrFormat marks a log written in an on-disk format version this code
+// does not read.
+var ErrFormat = errors.New("wal: unsupported format version")
+
 // Record types.
 const (
 	recEntry     byte = 1
@@ -79,13 +117,23 @@ const (
 )
 
 const (
-	headerBytes = 13
+	// formatVersion is the on-disk format this code writes and reads.
+	formatVersion  = 2
+	segHeaderBytes = 24
+	headerBytes    = 13
+	// readAttempts bounds the reads of a segment before it is declared
+	// unreadable: a latent sector error fails every time, a flaky bus
+	// only sometimes.
+	readAttempts = 3
 	// MaxRecordBytes bounds one record's payload, so that a damaged length
 	// cannot make recovery allocate without limit.
 	MaxRecordBytes = 512 << 20
 	// DefaultSegmentBytes is the segment size when Options leave it zero.
 	DefaultSegmentBytes = 64 << 20
 )
+
+// segMagic opens every segment.
+var segMagic = [4]byte{'T', 'W', 'A', 'L'}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -111,8 +159,9 @@ type WAL struct {
 	seq      uint64 // sequence of the current (last) segment
 	f        vfs.File
 	size     int64
-	dirty    bool // records written since the last Sync
-	dirDirty bool // a segment created or removed since the last Sync
+	chain    uint32 // checksum of the last record written, or the segment header's chain
+	dirty    bool   // records written since the last Sync
+	dirDirty bool   // a segment created or removed since the last Sync
 	closed   bool
 }
 
@@ -180,25 +229,42 @@ func Open(fs vfs.FS, dir string, opts Options) (*WAL, *State, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("wal: segment %d: %w", w.seq, err)
 	}
-	if validEnd < size {
+	w.f, w.size = f, validEnd
+	if validEnd < size || validEnd < segHeaderBytes {
 		// A torn tail: cut it off durably, so that new records follow
-		// valid ones.
-		if err := f.Truncate(validEnd); err == nil {
-			err = f.Sync()
-		}
-		if err != nil {
+		// valid ones; a torn segment header is written again.
+		if err := w.repairTail(validEnd); err != nil {
 			f.Close()
-			return nil, nil, fmt.Errorf("wal: truncate torn tail of segment %d at %d: %w", w.seq, validEnd, err)
+			return nil, nil, err
 		}
 	}
-	w.f, w.size = f, validEnd
 	return w, st, nil
+}
+
+// repairTail truncates the last segment to its valid prefix (writing its
+// header again if that was torn) and syncs it.
+func (w *WAL) repairTail(validEnd int64) error {
+	err := w.f.Truncate(validEnd)
+	if err == nil && validEnd < segHeaderBytes {
+		if err = w.f.Truncate(0); err == nil {
+			_, err = w.f.Write(segmentHeader(w.seq, w.chain))
+			w.size = segHeaderBytes
+		}
+	}
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("wal: truncate torn tail of segment %d at %d: %w", w.seq, validEnd, err)
+	}
+	return nil
 }
 
 func (w *WAL) path(seq uint64) string { return w.dir + "/" + segmentName(seq) }
 
 // replay reads every segment into a State. It sets w.seq to the last
-// segment and returns the length of its valid prefix.
+// segment and w.chain to the checksum of the last valid record, and
+// returns the length of the last segment's valid prefix.
 func (w *WAL) replay() (*State, int64, error) {
 	seqs, err := segments(w.fs, w.dir)
 	if err != nil {
@@ -206,19 +272,23 @@ func (w *WAL) replay() (*State, int64, error) {
 	}
 	st := &State{}
 	var validEnd int64
+	var chain uint32
 	for i, seq := range seqs {
-		last := i == len(seqs)-1
+		if i > 0 && seq != seqs[i-1]+1 {
+			return nil, 0, fmt.Errorf("wal: %s: segment %d follows segment %d: %w", w.dir, seq, seqs[i-1], ErrCorrupt)
+		}
 		data, err := w.readSegment(seq)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, fmt.Errorf("wal: %s: %w", w.dir, err)
 		}
-		end, err := decodeRecords(data, last, func(typ byte, payload []byte) error { return st.apply(typ, payload) })
+		last := i == len(seqs)-1
+		validEnd, chain, err = decodeSegment(data, seq, last, chain, i > 0, st.apply)
 		if err != nil {
 			return nil, 0, fmt.Errorf("wal: %s segment %d: %w", w.dir, seq, err)
 		}
-		validEnd = end
 		w.seq = seq
 	}
+	w.chain = chain
 	if hs := st.HardState; hs != nil && st.Snapshot != nil && hs.GetCommit() < st.snapIndex() {
 		// A snapshot holds only committed state, but the hard state saved
 		// with it may have been torn off: the commit index is at least
@@ -230,66 +300,155 @@ func (w *WAL) replay() (*State, int64, error) {
 	return st, validEnd, nil
 }
 
+// readSegment reads a whole segment, retrying failed reads.
 func (w *WAL) readSegment(seq uint64) ([]byte, error) {
 	f, err := w.fs.Open(w.path(seq))
 	if err != nil {
-		return nil, fmt.Errorf("wal: open segment %d: %w", seq, err)
+		return nil, fmt.Errorf("open segment %d: %w", seq, err)
 	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return nil, fmt.Errorf("wal: segment %d: %w", seq, err)
+		return nil, fmt.Errorf("segment %d: %w", seq, err)
 	}
 	data := make([]byte, size)
-	if n, err := f.ReadAt(data, 0); n < len(data) {
+	for attempt := 0; attempt < readAttempts; attempt++ {
+		var n int
+		if n, err = f.ReadAt(data, 0); n == len(data) {
+			return data, nil
+		}
 		if err == nil || err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, fmt.Errorf("wal: read segment %d: %w", seq, err)
 	}
-	return data, nil
+	return nil, fmt.Errorf("read segment %d (%d attempts): %w: %w", seq, readAttempts, ErrUnreadable, err)
 }
 
-// decodeRecords calls fn for each valid record of a segment and returns
-// the length of the valid prefix. In the last segment a torn tail ends the
-// prefix; anywhere else damage is ErrCorrupt.
-func decodeRecords(data []byte, last bool, fn func(typ byte, payload []byte) error) (int64, error) {
-	off := 0
+// segmentHeader encodes the header of segment seq, whose first record
+// chains to chain.
+func segmentHeader(seq uint64, chain uint32) []byte {
+	h := make([]byte, segHeaderBytes)
+	copy(h[0:4], segMagic[:])
+	binary.LittleEndian.PutUint16(h[4:6], formatVersion)
+	binary.LittleEndian.PutUint64(h[8:16], seq)
+	binary.LittleEndian.PutUint32(h[16:20], chain)
+	binary.LittleEndian.PutUint32(h[20:24], crc32.Checksum(h[:20], castagnoli))
+	return h
+}
+
+// checkSegmentHeader validates a segment's header and returns the chain
+// its first record follows. If chained, that chain must be want (the
+// previous segment's last checksum); else it is taken on trust (the log's
+// first segment, whose predecessors compaction removed).
+func checkSegmentHeader(h []byte, seq uint64, chained bool, want uint32) (uint32, error) {
+	if crc32.Checksum(h[:20], castagnoli) != binary.LittleEndian.Uint32(h[20:24]) {
+		if len(h) >= headerBytes && crc32.Checksum(h[:9], castagnoli) == binary.LittleEndian.Uint32(h[9:13]) {
+			// Version 1 began with a record whose header checked alone.
+			return 0, fmt.Errorf("segment in format version 1, want %d: %w", formatVersion, ErrFormat)
+		}
+		return 0, fmt.Errorf("segment header checksum: %w", ErrCorrupt)
+	}
+	if [4]byte(h[0:4]) != segMagic {
+		return 0, fmt.Errorf("segment magic %q: %w", h[0:4], ErrCorrupt)
+	}
+	if v := binary.LittleEndian.Uint16(h[4:6]); v != formatVersion {
+		return 0, fmt.Errorf("segment in format version %d, want %d: %w", v, formatVersion, ErrFormat)
+	}
+	if got := binary.LittleEndian.Uint64(h[8:16]); got != seq || binary.LittleEndian.Uint16(h[6:8]) != 0 {
+		return 0, fmt.Errorf("segment header names segment %d: %w", got, ErrCorrupt)
+	}
+	chain := binary.LittleEndian.Uint32(h[16:20])
+	if chained && chain != want {
+		return 0, fmt.Errorf("segment chains to %08x, the previous segment ends at %08x: %w", chain, want, ErrCorrupt)
+	}
+	return chain, nil
+}
+
+// decodeSegment checks segment seq's header, calls fn for each valid
+// record, and returns the length of the valid prefix and the checksum of
+// the last valid record. chain is the previous segment's last checksum
+// (if chained). In the last segment a torn tail ends the prefix; anywhere
+// else damage is ErrCorrupt.
+func decodeSegment(data []byte, seq uint64, last bool, chain uint32, chained bool, fn func(typ byte, payload []byte) error) (int64, uint32, error) {
+	if len(data) < segHeaderBytes {
+		if last && tornHeader(data, seq, chained, chain) {
+			return 0, chain, nil
+		}
+		if len(data) >= headerBytes && crc32.Checksum(data[:9], castagnoli) == binary.LittleEndian.Uint32(data[9:13]) {
+			return 0, 0, fmt.Errorf("segment in format version 1, want %d: %w", formatVersion, ErrFormat)
+		}
+		return 0, 0, fmt.Errorf("short segment header: %w", ErrCorrupt)
+	}
+	chain, err := checkSegmentHeader(data[:segHeaderBytes], seq, chained, chain)
+	if err != nil {
+		return 0, 0, err
+	}
+	end, chain, err := decodeRecords(data, segHeaderBytes, last, chain, fn)
+	return int64(end), chain, err
+}
+
+// tornHeader reports whether data is a prefix of the header segment seq
+// was created with, as a crash leaves one. Without the chain (chained
+// unset) only the bytes before it are known.
+func tornHeader(data []byte, seq uint64, chained bool, chain uint32) bool {
+	want := segmentHeader(seq, chain)
+	if !chained {
+		want = want[:16]
+	}
+	n := min(len(data), len(want))
+	return string(data[:n]) == string(want[:n])
+}
+
+// recordSum is a record's checksum: its header's first 9 bytes, chained to
+// the previous record's checksum.
+func recordSum(prev uint32, hdr []byte) uint32 {
+	var p [4]byte
+	binary.LittleEndian.PutUint32(p[:], prev)
+	return crc32.Update(crc32.Checksum(p[:], castagnoli), castagnoli, hdr[:9])
+}
+
+// decodeRecords decodes the records of a segment from off on; see
+// decodeSegment.
+func decodeRecords(data []byte, off int, last bool, chain uint32, fn func(typ byte, payload []byte) error) (int, uint32, error) {
 	for off < len(data) {
 		rest := data[off:]
 		if len(rest) < headerBytes {
 			if last {
-				return int64(off), nil // torn header
+				return off, chain, nil // torn header
 			}
-			return 0, fmt.Errorf("short record header at offset %d: %w", off, ErrCorrupt)
+			return 0, 0, fmt.Errorf("short record header at offset %d: %w", off, ErrCorrupt)
 		}
-		if crc32.Checksum(rest[:9], castagnoli) != binary.LittleEndian.Uint32(rest[9:13]) {
-			return 0, fmt.Errorf("record header checksum at offset %d: %w", off, ErrCorrupt)
+		sum := binary.LittleEndian.Uint32(rest[9:13])
+		if recordSum(chain, rest) != sum {
+			// A torn write never leaves a whole header behind: this is
+			// damage, or a record that does not follow its predecessor.
+			return 0, 0, fmt.Errorf("record checksum at offset %d (damaged, or the chain from %08x broken): %w", off, chain, ErrCorrupt)
 		}
 		n := binary.LittleEndian.Uint32(rest[0:4])
 		typ := rest[4]
 		if n > MaxRecordBytes || typ < recEntry || typ > recSnapshot {
-			return 0, fmt.Errorf("record at offset %d: type %d length %d: %w", off, typ, n, ErrCorrupt)
+			return 0, 0, fmt.Errorf("record at offset %d: type %d length %d: %w", off, typ, n, ErrCorrupt)
 		}
 		if int64(len(rest)) < headerBytes+int64(n) {
 			if last {
-				return int64(off), nil // torn payload
+				return off, chain, nil // torn payload
 			}
-			return 0, fmt.Errorf("record at offset %d cut short: %w", off, ErrCorrupt)
+			return 0, 0, fmt.Errorf("record at offset %d cut short: %w", off, ErrCorrupt)
 		}
 		payload := rest[headerBytes : headerBytes+int(n)]
 		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(rest[5:9]) {
 			if last && off+headerBytes+int(n) == len(data) {
-				return int64(off), nil // the last record, torn inside
+				return off, chain, nil // the last record, torn inside
 			}
-			return 0, fmt.Errorf("record payload checksum at offset %d: %w", off, ErrCorrupt)
+			return 0, 0, fmt.Errorf("record payload checksum at offset %d: %w", off, ErrCorrupt)
 		}
 		if err := fn(typ, payload); err != nil {
-			return 0, fmt.Errorf("record at offset %d: %w", off, err)
+			return 0, 0, fmt.Errorf("record at offset %d: %w", off, err)
 		}
+		chain = sum
 		off += headerBytes + int(n)
 	}
-	return int64(off), nil
+	return off, chain, nil
 }
 
 // apply folds one record into the recovered state.
@@ -362,43 +521,66 @@ func (st *State) applySnapshot(snap *raftpb.Snapshot) {
 	st.Snapshot = snap
 }
 
-// encodeRecord appends one record to buf.
-func encodeRecord(buf []byte, typ byte, payload []byte) []byte {
+// encodeRecord appends one record, chained to the checksum prev, to buf
+// and returns it with the record's checksum.
+func encodeRecord(buf []byte, prev uint32, typ byte, payload []byte) ([]byte, uint32) {
 	var hdr [headerBytes]byte
 	binary.LittleEndian.PutUint32(hdr[0:4], uint32(len(payload)))
 	hdr[4] = typ
 	binary.LittleEndian.PutUint32(hdr[5:9], crc32.Checksum(payload, castagnoli))
-	binary.LittleEndian.PutUint32(hdr[9:13], crc32.Checksum(hdr[:9], castagnoli))
-	return append(append(buf, hdr[:]...), payload...)
+	sum := recordSum(prev, hdr[:])
+	binary.LittleEndian.PutUint32(hdr[9:13], sum)
+	return append(append(buf, hdr[:]...), payload...), sum
 }
 
-func marshalRecord(buf []byte, typ byte, m proto.Message) ([]byte, error) {
+// batch encodes records chained from the log's last checksum; the log
+// takes the new chain only once the batch is written.
+type batch struct {
+	buf   []byte
+	chain uint32
+}
+
+func (b *batch) add(typ byte, m proto.Message) error {
 	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
-		return nil, fmt.Errorf("wal: marshal: %w", err)
+		return fmt.Errorf("wal: marshal: %w", err)
 	}
 	if len(payload) > MaxRecordBytes {
-		return nil, fmt.Errorf("wal: record of %d bytes above %d", len(payload), MaxRecordBytes)
+		return fmt.Errorf("wal: record of %d bytes above %d", len(payload), MaxRecordBytes)
 	}
-	return encodeRecord(buf, typ, payload), nil
+	b.buf, b.chain = encodeRecord(b.buf, b.chain, typ, payload)
+	return nil
 }
 
+// createSegment starts segment seq with its header, chained to the log's
+// last checksum.
 func (w *WAL) createSegment(seq uint64) error {
 	f, err := w.fs.Create(w.path(seq))
 	if err != nil {
 		return fmt.Errorf("wal: create segment %d: %w", seq, err)
 	}
 	w.f, w.seq, w.size, w.dirDirty = f, seq, 0, true
+	return w.append(segmentHeader(seq, w.chain))
+}
+
+// append writes bytes at the end of the current segment.
+func (w *WAL) append(buf []byte) error {
+	n, err := w.f.Write(buf)
+	w.size += int64(n)
+	w.dirty = true
+	if err != nil {
+		return fmt.Errorf("wal: write segment %d: %w", w.seq, err)
+	}
 	return nil
 }
 
-// write appends encoded records to the current segment, first starting a
-// new segment if the current one is full.
-func (w *WAL) write(buf []byte) error {
+// write appends a batch to the current segment, first starting a new
+// segment if the current one is full.
+func (w *WAL) write(b *batch) error {
 	if w.closed {
 		return errors.New("wal: closed")
 	}
-	if w.size > 0 && w.size+int64(len(buf)) > w.opts.SegmentBytes {
+	if w.size > segHeaderBytes && w.size+int64(len(b.buf)) > w.opts.SegmentBytes {
 		// Every segment but the last is complete: sync before moving on.
 		if err := w.syncFile(); err != nil {
 			return err
@@ -410,42 +592,39 @@ func (w *WAL) write(buf []byte) error {
 			return err
 		}
 	}
-	n, err := w.f.Write(buf)
-	w.size += int64(n)
-	w.dirty = true
-	if err != nil {
-		return fmt.Errorf("wal: write segment %d: %w", w.seq, err)
+	if err := w.append(b.buf); err != nil {
+		return err
 	}
+	w.chain = b.chain
 	return nil
 }
 
 // Save appends entries and then, if not nil, the hard state.
 func (w *WAL) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
-	var buf []byte
-	var err error
+	b := &batch{chain: w.chain}
 	for _, e := range ents {
-		if buf, err = marshalRecord(buf, recEntry, e); err != nil {
+		if err := b.add(recEntry, e); err != nil {
 			return err
 		}
 	}
 	if hs != nil {
-		if buf, err = marshalRecord(buf, recHardState, hs); err != nil {
+		if err := b.add(recHardState, hs); err != nil {
 			return err
 		}
 	}
-	if len(buf) == 0 {
+	if len(b.buf) == 0 {
 		return nil
 	}
-	return w.write(buf)
+	return w.write(b)
 }
 
 // SaveSnapshot appends a snapshot record.
 func (w *WAL) SaveSnapshot(snap *raftpb.Snapshot) error {
-	buf, err := marshalRecord(nil, recSnapshot, snap)
-	if err != nil {
+	b := &batch{chain: w.chain}
+	if err := b.add(recSnapshot, snap); err != nil {
 		return err
 	}
-	return w.write(buf)
+	return w.write(b)
 }
 
 func (w *WAL) syncFile() error {
@@ -480,6 +659,8 @@ func (w *WAL) Sync() error {
 // hard state and the entries after the snapshot, then removes the older
 // segments. index is the compaction point the caller asked for; it must
 // not be above the latest snapshot (whose record must already be written).
+// The new segment chains to the old ones, so a log caught between the two
+// (a crash before the removals) still reads as one chain.
 func (w *WAL) Compact(index uint64) error {
 	if err := w.Sync(); err != nil {
 		return err
@@ -495,17 +676,17 @@ func (w *WAL) Compact(index uint64) error {
 	if err != nil {
 		return err
 	}
-	buf, err := marshalRecord(nil, recSnapshot, st.Snapshot)
-	if err != nil {
+	b := &batch{chain: w.chain}
+	if err := b.add(recSnapshot, st.Snapshot); err != nil {
 		return err
 	}
 	if st.HardState != nil {
-		if buf, err = marshalRecord(buf, recHardState, st.HardState); err != nil {
+		if err := b.add(recHardState, st.HardState); err != nil {
 			return err
 		}
 	}
 	for _, e := range st.Entries {
-		if buf, err = marshalRecord(buf, recEntry, e); err != nil {
+		if err := b.add(recEntry, e); err != nil {
 			return err
 		}
 	}
@@ -515,12 +696,10 @@ func (w *WAL) Compact(index uint64) error {
 	if err := w.createSegment(w.seq + 1); err != nil {
 		return err
 	}
-	n, err := w.f.Write(buf)
-	w.size += int64(n)
-	w.dirty = true
-	if err != nil {
-		return fmt.Errorf("wal: write segment %d: %w", w.seq, err)
+	if err := w.append(b.buf); err != nil {
+		return err
 	}
+	w.chain = b.chain
 	// The new segment must be durable, name included, before any old one
 	// goes away.
 	if err := w.Sync(); err != nil {
@@ -562,20 +741,21 @@ func Records(fs vfs.FS, dir string) ([]Span, error) {
 		return nil, err
 	}
 	var out []Span
+	var chain uint32
 	for i, seq := range seqs {
 		data, err := w.readSegment(seq)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("wal: %s: %w", dir, err)
 		}
-		var off int64
-		_, err = decodeRecords(data, i == len(seqs)-1, func(_ byte, payload []byte) error {
+		off := int64(segHeaderBytes)
+		_, chain, err = decodeSegment(data, seq, i == len(seqs)-1, chain, i > 0, func(_ byte, payload []byte) error {
 			n := int64(headerBytes + len(payload))
 			out = append(out, Span{Path: w.path(seq), Off: off, Len: n})
 			off += n
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("wal: %s segment %d: %w", dir, seq, err)
 		}
 	}
 	if len(out) > 0 && len(seqs) > 0 && out[len(out)-1].Path == w.path(seqs[len(seqs)-1]) {

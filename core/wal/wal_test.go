@@ -74,7 +74,8 @@ func TestCrashAtEveryByteOfTheLastRecord(t *testing.T) {
 		return fs, w
 	}
 	last := entry(4, 2, "the last record, not yet synced")
-	lastLen := len(encodeRecord(nil, recEntry, mustMarshal(t, last)))
+	lastRec, _ := encodeRecord(nil, 0, recEntry, mustMarshal(t, last))
+	lastLen := len(lastRec)
 	synced := "snap 1/1 \"state@1\"; hs 2/1/2; 2/2:a 3/2:bb "
 	for cut := 0; cut <= lastLen; cut++ {
 		fs, w := setup()
@@ -142,8 +143,10 @@ func TestCorruption(t *testing.T) {
 		corrupt bool
 		want    string
 	}{
-		{"payload of a middle record", func(int64) int64 { return headerBytes + 3 }, true, ""},
-		{"header of a middle record", func(int64) int64 { return 1 }, true, ""},
+		{"segment header", func(int64) int64 { return 9 }, true, ""},
+		{"payload of a middle record", func(int64) int64 { return segHeaderBytes + headerBytes + 3 }, true, ""},
+		{"header of a middle record", func(int64) int64 { return segHeaderBytes + 1 }, true, ""},
+		{"checksum of the tail record", func(n int64) int64 { return n - int64(len(mustMarshal(t, entry(3, 1, "second")))) - 2 }, true, ""},
 		{"payload of the tail record", func(n int64) int64 { return n - 2 }, false, "snap 1/1 \"state@1\"; 2/1:first 3/1:second "},
 	}
 	for _, tt := range tests {
@@ -487,17 +490,19 @@ func TestAgainstModel(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	var seed []byte
-	seed = encodeRecord(seed, recSnapshot, mustMarshalF(f, snapshot(1, 1)))
-	seed = encodeRecord(seed, recEntry, mustMarshalF(f, entry(2, 1, "x")))
-	seed = encodeRecord(seed, recHardState, mustMarshalF(f, hardState(1, 1, 2)))
+	seed := segmentHeader(1, 0)
+	var chain uint32
+	seed, chain = encodeRecord(seed, chain, recSnapshot, mustMarshalF(f, snapshot(1, 1)))
+	seed, chain = encodeRecord(seed, chain, recEntry, mustMarshalF(f, entry(2, 1, "x")))
+	seed, _ = encodeRecord(seed, chain, recHardState, mustMarshalF(f, hardState(1, 1, 2)))
 	f.Add(seed)
 	f.Add(seed[:len(seed)-3])
+	f.Add(seed[:segHeaderBytes-1])
 	f.Add([]byte{})
-	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(append(segmentHeader(1, 0), 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, last := range []bool{true, false} {
-			end, err := decodeRecords(data, last, func(typ byte, payload []byte) error {
+			end, _, err := decodeSegment(data, 1, last, 0, false, func(typ byte, payload []byte) error {
 				return (&State{}).apply(typ, payload)
 			})
 			if err == nil && (end < 0 || end > int64(len(data))) {

@@ -25,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tessera-db/tessera/core/bugs"
 )
 
 // File is a file record as the API returns it.
@@ -111,6 +113,24 @@ type Client struct {
 	seq       atomic.Uint64
 	mu        sync.Mutex
 	preferred int
+	// bugs are injected defects (tesserabugs builds only).
+	bugs Bugs
+}
+
+// Bugs switch on known defects of the client so that a chaos run can show
+// its checks catch them (tesserabugs builds only: every switch is guarded
+// by bugs.CompiledIn, so production builds compile them out).
+type Bugs struct {
+	// RetryNewSession numbers each attempt of a write afresh, so that a
+	// retry after an ambiguous failure is a new request, not the same one.
+	RetryNewSession bool
+}
+
+// InjectBugs switches on the defects in b (tesserabugs builds only).
+func (c *Client) InjectBugs(b Bugs) {
+	if bugs.CompiledIn {
+		c.bugs = b
+	}
 }
 
 // New returns a client for the given endpoints (host:port or URLs).
@@ -147,6 +167,13 @@ func New(endpoints []string) (*Client, error) {
 	c.session = binary.LittleEndian.Uint64(b[:]) &^ (1<<32 - 1)
 	return c, nil
 }
+
+// SetAttemptTimeout bounds each attempt of a request (connecting, sending,
+// and reading the answer's body; 0: no bound). An attempt that runs out of
+// time is retried on the next endpoint, a write under the same session
+// sequence number, as after a lost connection: the node may still apply
+// the first attempt, and the session makes that harmless.
+func (c *Client) SetAttemptTimeout(d time.Duration) { c.hc.Timeout = d }
 
 // Endpoints returns the client's endpoints.
 func (c *Client) Endpoints() []string { return append([]string(nil), c.endpoints...) }
@@ -206,6 +233,9 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 				return nil, ctx.Err()
 			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
 			}
+		}
+		if bugs.CompiledIn && c.bugs.RetryNewSession && r.write && attempt > 0 {
+			r.header.Set("Tessera-Session", strconv.FormatUint(c.session+c.seq.Add(1), 10))
 		}
 		base := c.pick(attempt)
 		u := base + "/v1/files"

@@ -6,9 +6,18 @@
 //
 // Files are inodes: a rename moves the inode to a new name, and an open
 // handle keeps referring to its inode whatever its name. Faults (I/O
-// errors, a full disk, bits flipped on read) are injected through hooks the
-// simulator sets from its seeded generator. Everything is deterministic:
-// List is sorted and nothing depends on map order.
+// errors, a full disk, bits flipped on read, failed reads, writes lost or
+// misdirected on their way to the medium, latent sector errors) are
+// injected through hooks and calls the simulator makes from its seeded
+// generator. Everything is deterministic: List is sorted and nothing
+// depends on map order.
+//
+// The medium and the page cache: a file's current content is what reads
+// see (the page cache); its durable content is what survives a crash (the
+// medium). A lost or misdirected write (Faults.Place) makes the two differ
+// inside the durable range: the process goes on reading what it wrote, and
+// the damage shows after the next crash, as on a disk that acknowledged a
+// write it never made.
 //
 // pebble's vfs.MemFS with its strict mode does the same for pebble; it is
 // not used because tessera's vfs interface is smaller and the simulator
@@ -40,11 +49,73 @@ type Faults struct {
 	// ReadCorrupt may change the bytes ReadAt returns (the stored bytes are
 	// unchanged): transient corruption on the read path.
 	ReadCorrupt func(name string, p []byte)
+	// ReadErr is consulted before every ReadAt of n bytes at off; a
+	// non-nil error fails the read (a transient read error).
+	ReadErr func(name string, off int64, n int) error
+	// Place is consulted when File.Sync is about to make the bytes p,
+	// written at off, durable: what it returns decides where they land on
+	// the medium (see Placement).
+	Place func(name string, off int64, p []byte) Placement
+}
+
+// Placement is where a synced write lands on the medium. The zero value
+// is where it belongs.
+type Placement struct {
+	// Lost: the write never reaches the medium, which keeps zeros there
+	// (blocks never written), though Sync succeeds.
+	Lost bool
+	// To, if set, names a file whose medium receives the bytes, at
+	// offset At, instead of where they belong (which keeps zeros): a
+	// misdirected write. To may name the written file itself. Bytes that
+	// would land beyond the durable end of To are dropped.
+	To string
+	At int64
+}
+
+// ErrLatent is returned by a read that touches a latent sector error
+// (MarkLatent).
+var ErrLatent = errors.New("memfs: latent sector error")
+
+// patch is a byte range where the medium differs from what was written.
+type patch struct {
+	off int64
+	b   []byte
 }
 
 type inode struct {
 	data    []byte // current content
 	durable []byte // content as of the last successful Sync
+	// patches are the ranges where the medium holds other bytes than
+	// data (lost and misdirected writes), reapplied on every Sync until a
+	// crash makes them what the file holds.
+	patches []patch
+	// latent are byte ranges [off, end) that fail every read.
+	latent [][2]int64
+}
+
+// applyPatches rebuilds the durable content of n bytes from data and the
+// patches.
+func (ino *inode) applyPatches(n int) {
+	d := slices.Clone(ino.data[:n])
+	for _, p := range ino.patches {
+		if p.off < int64(n) {
+			copy(d[p.off:], p.b)
+		}
+	}
+	ino.durable = d[:n:n]
+}
+
+// addPatch makes the medium hold b at off (clipped to the durable
+// content) from now on.
+func (ino *inode) addPatch(off int64, b []byte) {
+	if off < 0 || off >= int64(len(ino.durable)) {
+		return
+	}
+	b = slices.Clone(b[:min(int64(len(b)), int64(len(ino.durable))-off)])
+	ino.patches = append(ino.patches, patch{off: off, b: b})
+	d := slices.Clone(ino.durable)
+	copy(d[off:], b)
+	ino.durable = d[:len(d):len(d)]
 }
 
 type dir struct {
@@ -114,6 +185,7 @@ func (fs *FS) Create(name string) (vfs.File, error) {
 	ino := &inode{}
 	if old := d.entries[base]; old != nil {
 		old.data = old.data[:0:0]
+		old.patches, old.latent = nil, nil
 		ino = old
 	}
 	d.entries[base] = ino
@@ -260,6 +332,7 @@ func (fs *FS) Crash(cut func(unsynced int) int) {
 			}
 			ino.data = keep
 			ino.durable = keep[:len(keep):len(keep)]
+			ino.patches = nil // the medium is all there is now
 		}
 	}
 }
@@ -283,6 +356,31 @@ func (fs *FS) CorruptAtRest(name string, off int64, mask byte) error {
 		ino.durable[off] ^= mask
 	}
 	return nil
+}
+
+// MarkLatent makes every read of a file that touches bytes [off, off+n)
+// fail with ErrLatent, until the file is truncated below off, created
+// anew or removed, or ClearLatent: a latent sector error.
+func (fs *FS) MarkLatent(name string, off, n int64) error {
+	d, base, err := fs.lookup(name)
+	if err != nil {
+		return err
+	}
+	ino := d.entries[base]
+	if ino == nil {
+		return fmt.Errorf("memfs: mark %s: %w", name, vfs.ErrNotExist)
+	}
+	ino.latent = append(ino.latent, [2]int64{off, off + n})
+	return nil
+}
+
+// ClearLatent ends every latent sector error (the disk remapped them).
+func (fs *FS) ClearLatent() {
+	for _, d := range fs.dirs {
+		for _, ino := range d.entries {
+			ino.latent = nil
+		}
+	}
 }
 
 // Contents returns a copy of a file's current bytes, without the fault
@@ -347,6 +445,17 @@ func (f *file) ReadAt(p []byte, off int64) (int, error) {
 	if off >= int64(len(f.ino.data)) {
 		return 0, io.EOF
 	}
+	end := off + int64(len(p))
+	for _, r := range f.ino.latent {
+		if off < r[1] && r[0] < end {
+			return 0, fmt.Errorf("memfs: read %s at %d: %w", f.name, off, ErrLatent)
+		}
+	}
+	if h := f.fs.faults.ReadErr; h != nil {
+		if err := h(f.name, off, len(p)); err != nil {
+			return 0, fmt.Errorf("memfs: read %s at %d: %w", f.name, off, err)
+		}
+	}
 	n := copy(p, f.ino.data[off:])
 	if h := f.fs.faults.ReadCorrupt; h != nil {
 		h(f.name, p[:n])
@@ -377,12 +486,45 @@ func (f *file) Sync() error {
 			return fmt.Errorf("memfs: sync %s: %w", f.name, err)
 		}
 	}
+	n := len(f.ino.data)
+	if from := min(len(f.ino.durable), n); from < n && f.fs.faults.Place != nil {
+		f.fs.place(f, int64(from), f.ino.data[from:n])
+	}
+	if len(f.ino.patches) > 0 {
+		f.ino.applyPatches(n)
+		return nil
+	}
 	// Share the bytes instead of copying them: data only ever grows by
 	// append beyond durable's capacity, or is replaced, so durable's view
 	// never changes under it (CorruptAtRest excepted, which handles it).
-	n := len(f.ino.data)
 	f.ino.durable = f.ino.data[:n:n]
 	return nil
+}
+
+// place asks the Place hook where the bytes p written at off land, and
+// records the damage: zeros where they belong, and the bytes in the
+// misdirected write's target.
+func (fs *FS) place(f *file, off int64, p []byte) {
+	pl := fs.faults.Place(f.name, off, p)
+	if !pl.Lost && pl.To == "" {
+		return
+	}
+	f.ino.patches = append(f.ino.patches, patch{off: off, b: make([]byte, len(p))})
+	if pl.To == "" {
+		return
+	}
+	d, base, err := fs.lookup(pl.To)
+	if err != nil || d.entries[base] == nil {
+		return // the bytes land nowhere anyone reads
+	}
+	to := d.entries[base]
+	if to == f.ino {
+		// The file's own medium: the bytes go where this Sync makes the
+		// durable content, so patch them in after it.
+		f.ino.patches = append(f.ino.patches, patch{off: pl.At, b: slices.Clone(p)})
+		return
+	}
+	to.addPatch(pl.At, p)
 }
 
 func (f *file) Truncate(size int64) error {
@@ -393,6 +535,8 @@ func (f *file) Truncate(size int64) error {
 		return fmt.Errorf("memfs: truncate %s to %d of %d bytes", f.name, size, len(f.ino.data))
 	}
 	f.ino.data = f.ino.data[:size:size]
+	f.ino.patches = slices.DeleteFunc(f.ino.patches, func(p patch) bool { return p.off >= size })
+	f.ino.latent = slices.DeleteFunc(f.ino.latent, func(r [2]int64) bool { return r[0] >= size })
 	return nil
 }
 

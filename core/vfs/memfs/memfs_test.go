@@ -210,3 +210,101 @@ func TestListAndDirs(t *testing.T) {
 		t.Fatalf("open missing: %v", err)
 	}
 }
+
+// TestPlacement writes "1111", "2222" and "3333" to a file, syncing after
+// each, with the second sync placed by the test: the process reads back
+// what it wrote until a crash, and what the medium held after it.
+func TestPlacement(t *testing.T) {
+	tests := []struct {
+		name      string
+		pl        Placement
+		want      string // file a after the crash
+		wantOther string // file b ("bbbbbbbb" synced) after the crash
+	}{
+		{"where it belongs", Placement{}, "111122223333", "bbbbbbbb"},
+		{"lost", Placement{Lost: true}, "1111\x00\x00\x00\x003333", "bbbbbbbb"},
+		{"misdirected to another file", Placement{To: "b", At: 2}, "1111\x00\x00\x00\x003333", "bb2222bb"},
+		{"misdirected past another file's end", Placement{To: "b", At: 6}, "1111\x00\x00\x00\x003333", "bbbbbb22"},
+		{"misdirected within the file", Placement{To: "a", At: 1}, "12222\x00\x00\x003333", "bbbbbbbb"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := New()
+			b, _ := fs.Create("b")
+			b.Write([]byte("bbbbbbbb"))
+			must(t, b.Sync())
+			f, _ := fs.Create("a")
+			must(t, fs.SyncDir(""))
+			syncs := 0
+			fs.SetFaults(Faults{Place: func(name string, off int64, p []byte) Placement {
+				if name != "a" {
+					return Placement{}
+				}
+				syncs++
+				if syncs != 2 {
+					return Placement{}
+				}
+				if off != 4 || string(p) != "2222" {
+					t.Errorf("placing %q at %d, want \"2222\" at 4", p, off)
+				}
+				return tt.pl
+			}})
+			for _, s := range []string{"1111", "2222", "3333"} {
+				f.Write([]byte(s))
+				must(t, f.Sync())
+			}
+			if got, _ := content(t, fs, "a"); got != "111122223333" {
+				t.Fatalf("before the crash a reads %q", got)
+			}
+			fs.Crash(func(int) int { t.Fatal("nothing unsynced to tear"); return 0 })
+			if got, _ := content(t, fs, "a"); got != tt.want {
+				t.Errorf("a = %q, want %q", got, tt.want)
+			}
+			if got, _ := content(t, fs, "b"); got != tt.wantOther {
+				t.Errorf("b = %q, want %q", got, tt.wantOther)
+			}
+		})
+	}
+}
+
+func TestReadErrorsAndLatentSectors(t *testing.T) {
+	fs := New()
+	f, _ := fs.Create("a")
+	f.Write([]byte("0123456789"))
+	boom := errors.New("boom")
+	fails := 1
+	fs.SetFaults(Faults{ReadErr: func(name string, off int64, n int) error {
+		if fails > 0 {
+			fails--
+			return boom
+		}
+		return nil
+	}})
+	b := make([]byte, 4)
+	if _, err := f.ReadAt(b, 0); !errors.Is(err, boom) {
+		t.Fatalf("first read: %v, want the injected error", err)
+	}
+	if _, err := f.ReadAt(b, 0); err != nil || string(b) != "0123" {
+		t.Fatalf("retried read: %q, %v", b, err)
+	}
+	must(t, fs.MarkLatent("a", 6, 2))
+	for _, tc := range []struct {
+		off  int64
+		fail bool
+	}{{0, false}, {3, false}, {4, true}, {6, true}, {7, true}, {8, false}} {
+		_, err := f.ReadAt(b[:3], tc.off)
+		if got := errors.Is(err, ErrLatent); got != tc.fail {
+			t.Errorf("read 3 bytes at %d: %v, want latent error %v", tc.off, err, tc.fail)
+		}
+	}
+	fs.ClearLatent()
+	if _, err := f.ReadAt(b[:3], 6); err != nil && err != io.EOF {
+		t.Fatalf("read after ClearLatent: %v", err)
+	}
+	must(t, fs.MarkLatent("a", 6, 2))
+	must(t, f.Truncate(5))
+	f.Write([]byte("56789"))
+	if _, err := f.ReadAt(b[:3], 6); err != nil {
+		t.Fatalf("read of rewritten bytes: %v", err)
+	}
+}

@@ -1,0 +1,37 @@
+package meta
+
+import "github.com/tessera-db/tessera/core/bugs"
+
+// Bugs switch on known defects of the state machine so that a test can
+// show the testbed catches them (tesserabugs builds only: every switch is
+// guarded by bugs.CompiledIn, so production builds compile them out).
+type Bugs struct {
+	// RenameKeepsVersion moves a renamed file with its old version
+	// instead of the rename's index.
+	RenameKeepsVersion bool
+	// DeleteIgnoresIfVersion deletes whatever the If-Version says.
+	DeleteIgnoresIfVersion bool
+	// RestoreForgetsNextChunk restores a snapshot without its next chunk id.
+	RestoreForgetsNextChunk bool
+	// OldSeqAnsweredFromCache answers a command with a sequence number
+	// older than the session's last with the last one's cached result,
+	// instead of refusing it as superseded.
+	OldSeqAnsweredFromCache bool
+	// ReuseAnsweredFromCache answers a request reusing the last sequence
+	// number with the cached result, as if it were a retry (the session
+	// checks in the wrong order).
+	ReuseAnsweredFromCache bool
+	// ListIncludesAfter starts a list page at After itself rather than
+	// past it, so a client paging on repeats the last file of each page.
+	ListIncludesAfter bool
+}
+
+// InjectBugs switches on the defects in b (tesserabugs builds only).
+func (s *State) InjectBugs(b Bugs) {
+	if bugs.CompiledIn {
+		s.bugs = b
+	}
+}
+
+// on reports whether the state runs with an injected defect.
+func (s *State) on(b bool) bool { return bugs.CompiledIn && b }
