@@ -99,21 +99,25 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 	case meta.OpGCDone:
 		ev.Kind, ev.ChunkIDs = model.GCDone, cmd.Collected
 	case meta.OpConfigure:
-		// The cluster's inline settings: no file or chunk changes.
-		return model.Event{}, false
+		// The cluster's inline settings, which the checker needs to check
+		// inline writes and refusals.
+		ev.Kind, ev.Threshold, ev.Cap = model.Configure, cmd.Configure.InlineThreshold, cmd.Configure.InlineCapBytes
 	default:
 		c.w.coverage.noteCommit(cmd, res)
 		// Refusals by the session table (an expired, zero or reused
 		// sequence number) change nothing, in the model as in the state
-		// machine; nor does the refusal of a write's form
-		// (CodeInlineRefused), which its session does not even remember:
-		// the same request comes again in another form.
-		if res.Code == meta.CodeSessionExpired || res.Code == meta.CodeSessionReuse || res.Code == meta.CodeInlineRefused ||
+		// machine.
+		if res.Code == meta.CodeSessionExpired || res.Code == meta.CodeSessionReuse ||
 			(cmd.Session != 0 && cmd.Seq == 0) {
 			return model.Event{}, false
 		}
-		// An inline write is a commit of no chunks.
-		ev.Kind, ev.Op, ev.Request = model.Commit, cmd.Op.String(), request(cmd)
+		// An inline write is the model's MetaApplyInline, and its refusal
+		// (CodeInlineRefused) RefuseInline: its session does not remember
+		// it, and the same request comes again in chunks.
+		ev.Kind, ev.Op, ev.Request, ev.Inline = model.Commit, cmd.Op.String(), request(cmd), int64(len(cmd.Data))
+		if res.Code == meta.CodeInlineRefused {
+			ev.Kind = model.InlineRefused
+		}
 		for _, ref := range cmd.Chunks {
 			ev.ChunkIDs = append(ev.ChunkIDs, ref.ID)
 		}

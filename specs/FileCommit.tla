@@ -12,6 +12,17 @@
 (* expired uncommitted, are garbage: the meta leader deletes them from     *)
 (* their data group and then records the deletion in the meta group.       *)
 (*                                                                         *)
+(* Inline files: a put or append may instead carry its data in the meta   *)
+(* command itself: one meta commit, no allocation, no chunk write. The     *)
+(* meta group takes it only if the file's inline data stays within the     *)
+(* cluster's threshold and all inline data within its cap, and an append   *)
+(* only to a file without chunks; otherwise it refuses the inline form     *)
+(* (CodeInlineRefused), changes nothing and does not remember it, and the  *)
+(* client writes the same data in chunks and commits it under the same     *)
+(* sequence number. The inline copy may still be in the network and apply  *)
+(* later. A file's content is its inline data followed by its chunks: an   *)
+(* append of chunks keeps the inline data, a put replaces both.            *)
+(*                                                                         *)
 (* Exactly-once: the meta group's session table remembers, per client, the *)
 (* last sequence number applied and its result, which names the request    *)
 (* (its fingerprint: operation, paths, data). A request under a newer      *)
@@ -31,16 +42,20 @@
 (* different request (a careless client), at most MaxReuse times in all.  *)
 (* (Reusing a number not applied yet only replaces the request in flight,  *)
 (* as a fresh request does in this model's network.) Clients send at most  *)
-(* MaxRequests requests in all, fresh or reused. A chunk's data is its id: *)
-(* every write has its own, so the fingerprint of a put or append names    *)
-(* its chunk. Readers are not actors: a read returns the path's file       *)
-(* record as it is, so "a reader sees" is stated over `files`.             *)
+(* MaxRequests requests in all, fresh or reused. Every write has its own   *)
+(* data, 1..NumData, one unit long (the threshold and cap count units):    *)
+(* the fingerprint of a put or append names its data, inline or in a       *)
+(* chunk, so a refused inline write and its chunked retry match. The       *)
+(* cluster's configuration is fixed from the start (before the first       *)
+(* OpConfigure the state takes nothing inline: a refusal like any other).  *)
+(* Readers are not actors: a read returns the path's file record as it is, *)
+(* so "a reader sees" is stated over `files`.                              *)
 (*                                                                         *)
 (* Client-visible history, for the properties: Answer(c) is the meta       *)
 (* group's reply to a client's request, with its result (the request it    *)
 (* answers, ok, version), which the properties check at each Reply step;   *)
 (* `home` is where the sequential specification of a file store puts each *)
-(* committed chunk (the path whose contents include it, or Gone once a     *)
+(* committed write's data (the path whose contents include it, or Gone once a *)
 (* later put, delete or rename replaced it); each request remembers the    *)
 (* meta group's version when it was sent (`after`), for real-time order.   *)
 (*                                                                         *)
@@ -53,30 +68,41 @@ CONSTANTS
     Clients,     \* writers, each with its own session
     Paths,       \* file paths
     NumIds,      \* chunk ids the meta group may allocate: 1..NumIds
+    NumData,     \* writes started, inline or in chunks, each with its data: 1..NumData
     MaxTime,     \* the clock runs 0..MaxTime
     Lease,       \* ticks a chunk-id lease lasts past its allocation
     MaxSeq,      \* session sequence numbers per client
     MaxRequests, \* requests sent in all, fresh or reused
-    MaxReuse     \* times, in all, a client reuses a sequence number
+    MaxReuse,    \* times, in all, a client reuses a sequence number
+    Threshold,   \* inline units a file may hold
+    Cap          \* inline units all files together may hold
 
 Ids == 1..NumIds
+Data == 1..NumData
 NoPath == "none"
 Gone == "gone"
 \* Each applied command makes at most one version.
 Versions == 0..MaxRequests
 Ops == {"put", "append", "delete", "rename"}
-NoFile == [exists |-> FALSE, version |-> 0, ids |-> {}]
-Files == [exists : BOOLEAN, version : Versions, ids : SUBSET Ids]
-\* A request's fingerprint: what the session table compares.
+\* A file's content: its inline data, then the data of its chunks.
+NoFile == [exists |-> FALSE, version |-> 0, inline |-> {}, ids |-> {}]
+Files == [exists : BOOLEAN, version : Versions, inline : SUBSET Data, ids : SUBSET Ids]
+\* A request's fingerprint: what the session table compares. It names the
+\* data, not the form it comes in (core/meta Command.Fingerprint).
 Fingerprints == [op : Ops \cup {"none"}, path : Paths \cup {NoPath},
-                 to : Paths \cup {NoPath}, id : 0..NumIds]
-NoFp == [op |-> "none", path |-> NoPath, to |-> NoPath, id |-> 0]
+                 to : Paths \cup {NoPath}, data : 0..NumData]
+NoFp == [op |-> "none", path |-> NoPath, to |-> NoPath, data |-> 0]
+\* A request and the forms of it in the network: inline (`inline`), and in
+\* chunks (`id`, the chunk of the chunked form, 0 while none was sent).
+\* A delete or rename has one form, neither.
 NoReq == [valid |-> FALSE, seq |-> 0, op |-> "none", path |-> NoPath, to |-> NoPath,
-          id |-> 0, after |-> 0]
+          data |-> 0, inline |-> FALSE, id |-> 0, after |-> 0]
 Requests == [valid : BOOLEAN, seq : 0..MaxSeq, op : Ops \cup {"none"},
-             path : Paths \cup {NoPath}, to : Paths \cup {NoPath}, id : 0..NumIds,
-             after : Versions]
-Fp(r) == [op |-> r.op, path |-> r.path, to |-> r.to, id |-> r.id]
+             path : Paths \cup {NoPath}, to : Paths \cup {NoPath}, data : 0..NumData,
+             inline : BOOLEAN, id : 0..NumIds, after : Versions]
+Fp(r) == [op |-> r.op, path |-> r.path, to |-> r.to, data |-> r.data]
+\* The request has a form other than inline.
+Plain(r) == r.op \in {"delete", "rename"} \/ r.id # 0
 \* A result names the request it is the outcome of.
 Results == [req : Fingerprints, ok : BOOLEAN, version : Versions]
 NoResult == [req |-> NoFp, ok |-> FALSE, version |-> 0]
@@ -85,12 +111,14 @@ Result(r, ok, v) == [req |-> Fp(r), ok |-> ok, version |-> v]
 VARIABLES
     now,          \* the meta group's clock
     nextId,       \* next chunk id to allocate
+    nextData,     \* the data of the next write started
     version,      \* last raft index that wrote a file (versions are indexes)
     idState,      \* "free" | "leased" | "committed" | "garbage" | "collected"
     leaseTo,      \* lease end of each leased id
+    chunkData,    \* the data each allocated id is written with
     written,      \* the chunk's bytes are in its data group
     deleted,      \* the collector deleted the chunk's bytes
-    files,        \* path -> [exists, version, ids]
+    files,        \* path -> [exists, version, inline, ids]
     pc,           \* client program counter
     held,         \* the chunk id a client is writing
     seq,          \* the last sequence number a client used
@@ -101,11 +129,12 @@ VARIABLES
     appliedSeqs,  \* ghost: sequence numbers applied per client
     appliedTwice, \* ghost: some command applied twice
     maxVersion,   \* ghost: the largest version each path ever had
-    home          \* ghost: where the sequential history puts each chunk
+    home          \* ghost: where the sequential history puts each write's data
 
-vars == <<now, nextId, version, idState, leaseTo, written, deleted, files, pc, held,
-          seq, inflight, reuses, lastSeq, lastRes, appliedSeqs, appliedTwice,
-          maxVersion, home>>
+vars == <<now, nextId, nextData, version, idState, leaseTo, chunkData, written, deleted,
+          files, pc, held, seq, inflight, reuses, lastSeq, lastRes, appliedSeqs,
+          appliedTwice, maxVersion, home>>
+allocVars == <<nextId, nextData, leaseTo, chunkData>>
 metaVars == <<version, idState, files, lastSeq, lastRes, appliedSeqs, appliedTwice,
               maxVersion, home>>
 dataVars == <<written, deleted>>
@@ -114,13 +143,15 @@ clientVars == <<pc, held, seq, inflight, reuses>>
 TypeOK ==
     /\ now \in 0..MaxTime
     /\ nextId \in 1..(NumIds + 1)
+    /\ nextData \in 1..(NumData + 1)
     /\ version \in Versions
     /\ idState \in [Ids -> {"free", "leased", "committed", "garbage", "collected"}]
     /\ leaseTo \in [Ids -> 0..(MaxTime + Lease)]
+    /\ chunkData \in [Ids -> 0..NumData]
     /\ written \in [Ids -> BOOLEAN]
     /\ deleted \in [Ids -> BOOLEAN]
     /\ files \in [Paths -> Files]
-    /\ pc \in [Clients -> {"idle", "allocated", "written", "waiting"}]
+    /\ pc \in [Clients -> {"idle", "allocated", "written", "waiting", "refused"}]
     /\ held \in [Clients -> 0..NumIds]
     /\ seq \in [Clients -> 0..MaxSeq]
     /\ inflight \in [Clients -> Requests]
@@ -130,14 +161,16 @@ TypeOK ==
     /\ appliedSeqs \in [Clients -> SUBSET (1..MaxSeq)]
     /\ appliedTwice \in BOOLEAN
     /\ maxVersion \in [Paths -> Versions]
-    /\ home \in [Ids -> Paths \cup {NoPath, Gone}]
+    /\ home \in [Data -> Paths \cup {NoPath, Gone}]
 
 Init ==
     /\ now = 0
     /\ nextId = 1
+    /\ nextData = 1
     /\ version = 0
     /\ idState = [i \in Ids |-> "free"]
     /\ leaseTo = [i \in Ids |-> 0]
+    /\ chunkData = [i \in Ids |-> 0]
     /\ written = [i \in Ids |-> FALSE]
     /\ deleted = [i \in Ids |-> FALSE]
     /\ files = [p \in Paths |-> NoFile]
@@ -151,7 +184,7 @@ Init ==
     /\ appliedSeqs = [c \in Clients |-> {}]
     /\ appliedTwice = FALSE
     /\ maxVersion = [p \in Paths |-> 0]
-    /\ home = [i \in Ids |-> NoPath]
+    /\ home = [d \in Data |-> NoPath]
 
 (* An id the collector may take: unreferenced, or leased and expired.      *)
 (* core/meta State.Garbage.                                                 *)
@@ -163,20 +196,37 @@ IsGarbage(i) ==
 Tick ==
     /\ now < MaxTime
     /\ now' = now + 1
-    /\ UNCHANGED <<nextId, leaseTo, dataVars, metaVars, clientVars>>
+    /\ UNCHANGED <<allocVars, dataVars, metaVars, clientVars>>
 
-(* OpAlloc: a leased fresh id. core/client Op (phaseAlloc),                *)
-(* core/meta State.alloc.                                                   *)
-Alloc(c) ==
-    /\ pc[c] = "idle"
+(* A leased fresh id, to be written with data d.                           *)
+LeaseID(c, d) ==
     /\ nextId <= NumIds
     /\ idState' = [idState EXCEPT ![nextId] = "leased"]
     /\ leaseTo' = [leaseTo EXCEPT ![nextId] = now + Lease]
+    /\ chunkData' = [chunkData EXCEPT ![nextId] = d]
     /\ held' = [held EXCEPT ![c] = nextId]
     /\ pc' = [pc EXCEPT ![c] = "allocated"]
     /\ nextId' = nextId + 1
+
+CanAlloc == nextId <= NumIds /\ nextData <= NumData
+
+(* OpAlloc for a new write, with new data. core/client Op (phaseAlloc),    *)
+(* core/meta State.alloc.                                                   *)
+Alloc(c) ==
+    /\ pc[c] = "idle"
+    /\ CanAlloc
+    /\ LeaseID(c, nextData)
+    /\ nextData' = nextData + 1
     /\ UNCHANGED <<now, version, dataVars, files, seq, inflight, reuses, lastSeq, lastRes,
                    appliedSeqs, appliedTwice, maxVersion, home>>
+
+(* OpAlloc for the data of a request whose inline form the meta group      *)
+(* refused. core/client Op.onRefused.                                       *)
+AllocAfterRefusal(c) ==
+    /\ pc[c] = "refused"
+    /\ LeaseID(c, inflight[c].data)
+    /\ UNCHANGED <<now, nextData, version, dataVars, files, seq, inflight, reuses, lastSeq,
+                   lastRes, appliedSeqs, appliedTwice, maxVersion, home>>
 
 (* The chunk is committed and applied in its data group, then              *)
 (* acknowledged. core/client Op (phaseWrite), core/chunk Store.Apply.       *)
@@ -185,7 +235,7 @@ WriteChunk(c) ==
     /\ written' = [written EXCEPT ![held[c]] = TRUE]
     /\ deleted' = [deleted EXCEPT ![held[c]] = FALSE]
     /\ pc' = [pc EXCEPT ![c] = "written"]
-    /\ UNCHANGED <<now, nextId, leaseTo, metaVars, held, seq, inflight, reuses>>
+    /\ UNCHANGED <<now, allocVars, metaVars, held, seq, inflight, reuses>>
 
 (* Requests sent so far, under fresh sequence numbers and reused ones.     *)
 RECURSIVE SumSeq(_)
@@ -199,9 +249,9 @@ CanReuse(c) == reuses < MaxReuse /\ Sent < MaxRequests /\ seq[c] > 0 /\ lastSeq[
 (* the last one again with a different fingerprint. A true retry is the    *)
 (* network delivering the same request again (MetaApply). The request      *)
 (* remembers the meta group's version when it was sent.                    *)
-Send(c, op, p, q, i) ==
-    LET r(s) == [valid |-> TRUE, seq |-> s, op |-> op, path |-> p, to |-> q, id |-> i,
-                 after |-> version]
+Send(c, op, p, q, d, inl, i) ==
+    LET r(s) == [valid |-> TRUE, seq |-> s, op |-> op, path |-> p, to |-> q, data |-> d,
+                 inline |-> inl, id |-> i, after |-> version]
     IN /\ \/ /\ CanSend(c)
              /\ seq' = [seq EXCEPT ![c] = seq[c] + 1]
              /\ inflight' = [inflight EXCEPT ![c] = r(seq[c] + 1)]
@@ -213,22 +263,45 @@ Send(c, op, p, q, i) ==
              /\ UNCHANGED seq
        /\ pc' = [pc EXCEPT ![c] = "waiting"]
 
+(* The client writes in chunks a request whose inline form was refused:    *)
+(* the chunk it holds carries its request's data (a new write's is new).   *)
+Retrying(c) == inflight[c].valid /\ chunkData[held[c]] = inflight[c].data
+
 (* The file record commit of the written chunk. core/client Op.startCommit. *)
 SendCommit(c, op, p) ==
     /\ pc[c] = "written"
-    /\ Send(c, op, p, NoPath, held[c])
-    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, metaVars, held>>
+    /\ ~Retrying(c)
+    /\ Send(c, op, p, NoPath, chunkData[held[c]], FALSE, held[c])
+    /\ UNCHANGED <<now, allocVars, dataVars, metaVars, held>>
+
+(* The chunked form of a request whose inline form was refused, under the  *)
+(* same sequence number and fingerprint. core/client Op.onRefused.         *)
+SendChunks(c) ==
+    /\ pc[c] = "written"
+    /\ Retrying(c)
+    /\ inflight' = [inflight EXCEPT ![c].id = held[c]]
+    /\ pc' = [pc EXCEPT ![c] = "waiting"]
+    /\ UNCHANGED <<now, allocVars, dataVars, metaVars, held, seq, reuses>>
+
+(* A put or append carrying new data in the meta command: no allocation,  *)
+(* no chunk write. core/client Op.startCommit.                              *)
+SendInline(c, op, p) ==
+    /\ pc[c] = "idle"
+    /\ nextData <= NumData
+    /\ Send(c, op, p, NoPath, nextData, TRUE, 0)
+    /\ nextData' = nextData + 1
+    /\ UNCHANGED <<now, nextId, leaseTo, chunkData, dataVars, metaVars, held>>
 
 SendDelete(c, p) ==
     /\ pc[c] = "idle"
-    /\ Send(c, "delete", p, NoPath, 0)
-    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, metaVars, held>>
+    /\ Send(c, "delete", p, NoPath, 0, FALSE, 0)
+    /\ UNCHANGED <<now, allocVars, dataVars, metaVars, held>>
 
 SendRename(c, p, q) ==
     /\ pc[c] = "idle"
     /\ p # q
-    /\ Send(c, "rename", p, q, 0)
-    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, metaVars, held>>
+    /\ Send(c, "rename", p, q, 0, FALSE, 0)
+    /\ UNCHANGED <<now, allocVars, dataVars, metaVars, held>>
 
 (* Ids of a dropped file become garbage; id i becomes committed.           *)
 Discard(drop, i) ==
@@ -241,74 +314,146 @@ WriteFile(p) ==
     /\ maxVersion' = [maxVersion EXCEPT ![p] = version + 1]
 
 (* The sequential specification of a file store, written apart from the    *)
-(* meta state machine below: where each chunk belongs after request r.     *)
-(* A put replaces its path's contents, an append adds to them, a delete    *)
-(* drops them, a rename moves them over the target's.                       *)
+(* meta state machine below: where each write's data belongs after request *)
+(* r, whether it is stored inline or in chunks. A put replaces its path's  *)
+(* contents, an append adds to them, a delete drops them, a rename moves   *)
+(* them over the target's.                                                  *)
 HomeAfter(r) ==
-    LET has(p) == \E j \in Ids : home[j] = p
-    IN [j \in Ids |->
-          CASE r.op = "put" /\ j = r.id -> r.path
+    LET has(p) == \E j \in Data : home[j] = p
+    IN [j \in Data |->
+          CASE r.op = "put" /\ j = r.data -> r.path
             [] r.op = "put" /\ home[j] = r.path -> Gone
-            [] r.op = "append" /\ j = r.id -> r.path
+            [] r.op = "append" /\ j = r.data -> r.path
             [] r.op = "delete" /\ home[j] = r.path -> Gone
             [] r.op = "rename" /\ has(r.path) /\ home[j] = r.to -> Gone
             [] r.op = "rename" /\ home[j] = r.path -> r.to
             [] OTHER -> home[j]]
 
-(* The meta group applies a client's latest request, whenever the network  *)
-(* delivers it, as often as it does. A sequence number at or below the      *)
-(* session's last is answered from the session table (Reply) and changes   *)
-(* nothing. core/meta State.Apply (sessions), State.write, State.delete,   *)
-(* State.rename.                                                            *)
+(* The session table records request r under its sequence number.          *)
+Record(c, r, ok, v) ==
+    /\ lastSeq' = [lastSeq EXCEPT ![c] = r.seq]
+    /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, ok, v)]
+    /\ appliedTwice' = (appliedTwice \/ r.seq \in appliedSeqs[c])
+    /\ appliedSeqs' = [appliedSeqs EXCEPT ![c] = @ \cup {r.seq}]
+
+(* The inline data an inline write of r leaves its file with: the file's   *)
+(* and r's for an append to an existing file, r's alone otherwise.         *)
+InlineData(r) ==
+    IF r.op = "append" /\ files[r.path].exists
+        THEN files[r.path].inline \cup {r.data}
+        ELSE {r.data}
+
+RECURSIVE SumInline(_)
+SumInline(P) ==
+    IF P = {} THEN 0
+    ELSE LET p == CHOOSE x \in P : TRUE IN Cardinality(files[p].inline) + SumInline(P \ {p})
+InlineTotal == SumInline(Paths)
+
+(* The meta group takes the inline form of r: not an append to a file with *)
+(* chunks, and inline data within the threshold for the file and within   *)
+(* the cap in all. Otherwise it refuses it (CodeInlineRefused).            *)
+(* core/meta State.inlineData.                                              *)
+TakesInline(r) ==
+    LET f == files[r.path]
+        n == Cardinality(InlineData(r))
+    IN /\ ~(r.op = "append" /\ f.exists /\ f.ids # {})
+       /\ n <= Threshold
+       /\ InlineTotal - Cardinality(f.inline) + n <= Cap
+
+(* The meta group applies a client's latest request in its chunked (or     *)
+(* only) form, whenever the network delivers it, as often as it does. A    *)
+(* sequence number at or below the session's last is answered from the    *)
+(* session table (Reply) and changes nothing. core/meta State.Apply        *)
+(* (sessions), State.write, State.delete, State.rename.                     *)
 MetaApply(c) ==
     LET r == inflight[c]
         f == files[r.path]
         leased == idState[r.id] = "leased" /\ leaseTo[r.id] >= now
     IN
     /\ r.valid
+    /\ Plain(r)
     /\ r.seq > lastSeq[c]
-    /\ lastSeq' = [lastSeq EXCEPT ![c] = r.seq]
-    /\ appliedTwice' = (appliedTwice \/ r.seq \in appliedSeqs[c])
-    /\ appliedSeqs' = [appliedSeqs EXCEPT ![c] = @ \cup {r.seq}]
     /\ \/ /\ r.op \in {"put", "append"}
           /\ ~leased
-          /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, FALSE, 0)]
+          /\ Record(c, r, FALSE, 0)
           /\ UNCHANGED <<version, idState, files, maxVersion, home>>
        \/ /\ r.op \in {"put", "append"}
           /\ leased
-          /\ LET keep == IF r.op = "append" /\ f.exists THEN f.ids ELSE {}
+          \* An append keeps the file's inline data and chunks; a put drops them.
+          /\ LET app == r.op = "append" /\ f.exists
+                 keep == IF app THEN f.ids ELSE {}
                  drop == IF r.op = "put" /\ f.exists THEN f.ids ELSE {}
              IN /\ idState' = Discard(drop, r.id)
                 /\ files' = [files EXCEPT ![r.path] =
-                                [exists |-> TRUE, version |-> version + 1, ids |-> keep \cup {r.id}]]
+                                [exists |-> TRUE, version |-> version + 1,
+                                 inline |-> IF app THEN f.inline ELSE {}, ids |-> keep \cup {r.id}]]
                 /\ WriteFile(r.path)
-          /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, TRUE, version + 1)]
+          /\ Record(c, r, TRUE, version + 1)
           /\ home' = HomeAfter(r)
        \/ /\ r.op = "delete"
           /\ IF f.exists
                 THEN /\ idState' = Discard(f.ids, 0)
                      /\ files' = [files EXCEPT ![r.path] = NoFile]
-                     /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, TRUE, 0)]
+                     /\ Record(c, r, TRUE, 0)
                      /\ home' = HomeAfter(r)
-                ELSE /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, FALSE, 0)]
+                ELSE /\ Record(c, r, FALSE, 0)
                      /\ UNCHANGED <<idState, files, home>>
           /\ UNCHANGED <<version, maxVersion>>
        \/ /\ r.op = "rename"
           /\ IF f.exists
                 THEN /\ idState' = Discard(IF files[r.to].exists THEN files[r.to].ids ELSE {}, 0)
                      /\ files' = [files EXCEPT ![r.path] = NoFile,
-                                               ![r.to] = [exists |-> TRUE, version |-> version + 1, ids |-> f.ids]]
+                                               ![r.to] = [exists |-> TRUE, version |-> version + 1,
+                                                          inline |-> f.inline, ids |-> f.ids]]
                      /\ WriteFile(r.to)
-                     /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, TRUE, version + 1)]
+                     /\ Record(c, r, TRUE, version + 1)
                      /\ home' = HomeAfter(r)
-                ELSE /\ lastRes' = [lastRes EXCEPT ![c] = Result(r, FALSE, 0)]
+                ELSE /\ Record(c, r, FALSE, 0)
                      /\ UNCHANGED <<idState, files, version, maxVersion, home>>
-    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, clientVars>>
+    /\ UNCHANGED <<now, allocVars, dataVars, clientVars>>
+
+(* The meta group applies the inline form of a client's latest request,    *)
+(* which the network may still deliver after the chunked form was sent.    *)
+(* A put drops the file's chunks; an append keeps them, and there are none *)
+(* (TakesInline). core/meta State.write, State.inlineData.                 *)
+MetaApplyInline(c) ==
+    LET r == inflight[c]
+        f == files[r.path]
+        drop == IF r.op = "put" /\ f.exists THEN f.ids ELSE {}
+    IN
+    /\ r.valid
+    /\ r.inline
+    /\ r.seq > lastSeq[c]
+    /\ TakesInline(r)
+    /\ idState' = Discard(drop, 0)
+    /\ files' = [files EXCEPT ![r.path] =
+                    [exists |-> TRUE, version |-> version + 1, inline |-> InlineData(r),
+                     ids |-> f.ids \ drop]]
+    /\ WriteFile(r.path)
+    /\ Record(c, r, TRUE, version + 1)
+    /\ home' = HomeAfter(r)
+    /\ UNCHANGED <<now, allocVars, dataVars, clientVars>>
+
+(* The meta group refuses the inline form of the request a client waits    *)
+(* for: nothing changes and the session does not remember it; the client   *)
+(* writes the data in chunks (AllocAfterRefusal). A refusal of an inline   *)
+(* copy nobody waits for any more changes nothing at all.                  *)
+RefuseInline(c) ==
+    LET r == inflight[c] IN
+    /\ r.valid
+    /\ r.inline
+    /\ r.seq > lastSeq[c]
+    /\ ~TakesInline(r)
+    /\ pc[c] = "waiting"
+    /\ r.id = 0
+    /\ pc' = [pc EXCEPT ![c] = "refused"]
+    /\ UNCHANGED <<now, allocVars, dataVars, metaVars, held, seq, inflight, reuses>>
 
 (* What the meta group answers the client's latest request, once its      *)
 (* sequence number was applied: the remembered result if the request is    *)
-(* the one applied under that number (the first time or a retry), else a   *)
-(* refusal that names the request (core/meta: session_reuse).              *)
+(* the one applied under that number (the first time or a retry, in either *)
+(* form: the fingerprint names the data, not its form), else a refusal     *)
+(* that names the request (core/meta: session_reuse).                      *)
 Answer(c) ==
     LET r == inflight[c] IN
     IF lastSeq[c] = r.seq /\ lastRes[c].req = Fp(r)
@@ -323,7 +468,7 @@ Reply(c) ==
     /\ lastSeq[c] >= seq[c]
     /\ pc' = [pc EXCEPT ![c] = "idle"]
     /\ held' = [held EXCEPT ![c] = 0]
-    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, metaVars, seq, inflight, reuses>>
+    /\ UNCHANGED <<now, allocVars, dataVars, metaVars, seq, inflight, reuses>>
 
 (* The client crashes or times out; an uncommitted lease expires into       *)
 (* garbage. Its request may still be delivered later.                       *)
@@ -331,7 +476,7 @@ Abandon(c) ==
     /\ pc[c] # "idle"
     /\ pc' = [pc EXCEPT ![c] = "idle"]
     /\ held' = [held EXCEPT ![c] = 0]
-    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, metaVars, seq, inflight, reuses>>
+    /\ UNCHANGED <<now, allocVars, dataVars, metaVars, seq, inflight, reuses>>
 
 (* The meta leader deletes a garbage chunk from its data group.            *)
 (* core/node gc.go tickGC, core/chunk Store.Apply (OpDelete).              *)
@@ -340,7 +485,7 @@ GCDelete(i) ==
     /\ ~deleted[i]
     /\ deleted' = [deleted EXCEPT ![i] = TRUE]
     /\ written' = [written EXCEPT ![i] = FALSE]
-    /\ UNCHANGED <<now, nextId, leaseTo, metaVars, clientVars>>
+    /\ UNCHANGED <<now, allocVars, metaVars, clientVars>>
 
 (* The deletion is recorded in the meta group (OpGCDone); an id that is    *)
 (* not garbage any more is ignored. core/meta State.gcDone.                *)
@@ -348,28 +493,31 @@ GCDone(i) ==
     /\ deleted[i]
     /\ IsGarbage(i)
     /\ idState' = [idState EXCEPT ![i] = "collected"]
-    /\ UNCHANGED <<now, nextId, leaseTo, dataVars, version, files, lastSeq, lastRes,
+    /\ UNCHANGED <<now, allocVars, dataVars, version, files, lastSeq, lastRes,
                    appliedSeqs, appliedTwice, maxVersion, home, clientVars>>
 
-(* The bounded model is done: the clock, the ids and the requests are used *)
-(* up, every request was applied and answered, and nothing is left to      *)
-(* collect. From here it only stutters; a state with no step at all is a   *)
-(* deadlock, which TLC and the Go explorer report.                         *)
+(* The bounded model is done: the clock, the ids or the data and the       *)
+(* requests are used up, every request was applied (or has only an inline *)
+(* form, which the meta group refuses) and answered, and nothing is left   *)
+(* to collect. From here it only stutters; a state with no step at all is  *)
+(* a deadlock, which TLC and the Go explorer report.                       *)
 Done ==
     /\ now = MaxTime
-    /\ nextId > NumIds
+    /\ ~CanAlloc
     /\ \A c \in Clients : /\ pc[c] = "idle"
                           /\ ~CanSend(c)
                           /\ ~CanReuse(c)
-                          /\ inflight[c].seq <= lastSeq[c]
+                          /\ IF inflight[c].seq <= lastSeq[c] THEN TRUE
+                             ELSE ~Plain(inflight[c]) /\ ~TakesInline(inflight[c])
     /\ \A i \in Ids : ~IsGarbage(i)
     /\ UNCHANGED vars
 
 Next ==
     \/ Tick
     \/ \E c \in Clients :
-          \/ Alloc(c) \/ WriteChunk(c) \/ MetaApply(c) \/ Reply(c) \/ Abandon(c)
-          \/ \E op \in {"put", "append"}, p \in Paths : SendCommit(c, op, p)
+          \/ Alloc(c) \/ AllocAfterRefusal(c) \/ WriteChunk(c) \/ SendChunks(c)
+          \/ MetaApply(c) \/ MetaApplyInline(c) \/ RefuseInline(c) \/ Reply(c) \/ Abandon(c)
+          \/ \E op \in {"put", "append"}, p \in Paths : SendCommit(c, op, p) \/ SendInline(c, op, p)
           \/ \E p \in Paths : SendDelete(c, p)
           \/ \E p, q \in Paths : SendRename(c, p, q)
     \/ \E i \in Ids : GCDelete(i) \/ GCDone(i)
@@ -410,20 +558,40 @@ AtMostOnce == ~appliedTwice
 (* Versions of a path only grow.                                           *)
 VersionsGrow == \A p \in Paths : files[p].exists => files[p].version >= maxVersion[p]
 
-(* Acknowledged writes survive. Every committed write is in the file the   *)
-(* sequential history puts it in (its path, or where renames moved it)     *)
-(* until a later put, delete or rename replaced it; and an ok reply to a   *)
-(* put or append is given only for a write that was committed. Together:   *)
-(* what a client was told is stored is what a later read returns.          *)
+(* The data a file holds: inline, then in its chunks.                      *)
+Content(p) ==
+    IF files[p].exists
+        THEN files[p].inline \cup {chunkData[i] : i \in files[p].ids}
+        ELSE {}
+
+(* Acknowledged writes survive. Every committed write's data is in the     *)
+(* file the sequential history puts it in (its path, or where renames      *)
+(* moved it), inline or in a chunk, until a later put, delete or rename    *)
+(* replaced it; and an ok reply to a put or append is given only for a     *)
+(* write that was committed. Together: what a client was told is stored is *)
+(* what a later read returns.                                               *)
 CommittedWritesStay ==
-    \A i \in Ids : home[i] \in Paths => files[home[i]].exists /\ i \in files[home[i]].ids
+    \A d \in Data : home[d] \in Paths => d \in Content(home[d])
 
 AckedMeansCommitted ==
     \A c \in Clients :
         Reply(c) /\ Answer(c).ok /\ inflight[c].op \in {"put", "append"} =>
-            home[inflight[c].id] # NoPath
+            home[inflight[c].data] # NoPath
 
 AckedWritesSurvive == []CommittedWritesStay /\ [][AckedMeansCommitted]_vars
+
+(* A file holds exactly the data its history puts there: nothing a later   *)
+(* put, delete or rename replaced stays, inline or in a chunk. So a read   *)
+(* of an inline file returns what its last acknowledged put wrote and the  *)
+(* appends after it, whatever form each took.                              *)
+ContentMatchesHistory ==
+    \A p \in Paths : Content(p) = {d \in Data : home[d] = p}
+
+(* Inline data stays within the cluster's bounds, at every apply: each     *)
+(* file's within the threshold, all files' together within the cap.        *)
+InlineWithinBounds ==
+    /\ \A p \in Paths : files[p].exists => Cardinality(files[p].inline) <= Threshold
+    /\ InlineTotal <= Cap
 
 (* A reply always matches the request that was applied for it: it comes    *)
 (* once the request's sequence number was applied, names the request, and *)

@@ -17,15 +17,23 @@ const (
 	ChunkWritten
 	// Commit: the meta group applied a put, append, delete or rename at
 	// raft index Index; OK is its outcome, Version the resulting (or, for
-	// a delete, the deleted) version.
+	// a delete, the deleted) version. A put or append carries its data
+	// in ChunkIDs or, inline, Inline bytes in the command itself.
 	Commit
 	// GCDelete: a data group applied the deletion of ChunkIDs.
 	GCDelete
 	// GCDone: the meta group applied OpGCDone for ChunkIDs.
 	GCDone
+	// InlineRefused: the meta group refused the inline form of a put or
+	// append (CodeInlineRefused): nothing changes and the session does not
+	// remember it; the client commits the same request in chunks.
+	InlineRefused
+	// Configure: the meta group applied OpConfigure with Threshold and Cap;
+	// OK if the state took them (the first one) or already had them.
+	Configure
 )
 
-var eventNames = [...]string{"", "allocate", "chunk-written", "commit", "gc-delete", "gc-done"}
+var eventNames = [...]string{"", "allocate", "chunk-written", "commit", "gc-delete", "gc-done", "inline-refused", "configure"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
@@ -50,6 +58,10 @@ type Event struct {
 	LeaseEnd int64
 	OK       bool
 	Version  uint64
+	// Inline is the number of bytes a put or append carries inline.
+	Inline int64
+	// Threshold and Cap are the inline settings of a Configure event.
+	Threshold, Cap int64
 	// Request is a commit's fingerprint: its operation, paths, condition
 	// and data (sizes and checksums), not its chunk ids or time, which a
 	// whole-request retry changes. Under a sequence number already
@@ -59,13 +71,43 @@ type Event struct {
 }
 
 func (e Event) String() string {
-	return fmt.Sprintf("%s index=%d session=%d/%d op=%s path=%s new=%s ids=%v ok=%v version=%d now=%d",
-		e.Kind, e.Index, e.Session, e.Seq, e.Op, e.Path, e.NewPath, e.ChunkIDs, e.OK, e.Version, e.Now)
+	if e.Kind == Configure {
+		return fmt.Sprintf("%s index=%d threshold=%d cap=%d ok=%v now=%d", e.Kind, e.Index, e.Threshold, e.Cap, e.OK, e.Now)
+	}
+	return fmt.Sprintf("%s index=%d session=%d/%d op=%s path=%s new=%s ids=%v inline=%d ok=%v version=%d now=%d",
+		e.Kind, e.Index, e.Session, e.Seq, e.Op, e.Path, e.NewPath, e.ChunkIDs, e.Inline, e.OK, e.Version, e.Now)
+}
+
+// action names the FileCommit action an event is: the step the checker
+// requires the model to allow.
+func (e Event) action() string {
+	switch e.Kind {
+	case Allocate:
+		return "Alloc"
+	case ChunkWritten:
+		return "WriteChunk"
+	case Commit:
+		if e.Inline > 0 {
+			return "MetaApplyInline"
+		}
+		return "MetaApply"
+	case GCDelete:
+		return "GCDelete"
+	case GCDone:
+		return "GCDone"
+	case InlineRefused:
+		return "RefuseInline"
+	case Configure:
+		return "Configure"
+	}
+	return e.Kind.String()
 }
 
 // Checker replays a run's events against the FileCommit model's abstract
 // state: every observed step must be an action the model allows from the
 // current state. It is the trace-conformance check of `tessera sim run`.
+// Inline data is counted in bytes, as core/meta counts it, where the model
+// counts units.
 type Checker struct {
 	now      int64
 	leases   map[uint64]int64 // leased, uncommitted ids and their lease end
@@ -80,6 +122,12 @@ type Checker struct {
 	lastRes  map[uint64]Event // the applied command of each session's lastSeq
 	maxIndex uint64
 	steps    int
+	// The cluster's inline settings (none until the first Configure), the
+	// inline bytes of each file and of all together.
+	configured     bool
+	threshold, cap int64
+	inline         map[string]int64
+	inlineTotal    int64
 }
 
 // NewChecker returns a checker at the model's initial state.
@@ -87,7 +135,7 @@ func NewChecker() *Checker {
 	return &Checker{leases: map[uint64]int64{}, written: map[uint64]bool{}, deleted: map[uint64]bool{},
 		owner: map[uint64]string{}, garbage: map[uint64]bool{}, gone: map[uint64]bool{},
 		files: map[string][]uint64{}, version: map[string]uint64{}, lastSeq: map[uint64]uint64{},
-		lastRes: map[uint64]Event{}}
+		lastRes: map[uint64]Event{}, inline: map[string]int64{}}
 }
 
 // Steps is the number of events checked.
@@ -105,13 +153,13 @@ func (c *Checker) isGarbage(id uint64) bool {
 func (c *Checker) Step(e Event) error {
 	c.steps++
 	if err := c.step(e); err != nil {
-		return fmt.Errorf("spec conformance: event %d (%s): %w", c.steps, e, err)
+		return fmt.Errorf("spec conformance: event %d, %s (%s): %w", c.steps, e.action(), e, err)
 	}
 	return nil
 }
 
 func (c *Checker) step(e Event) error {
-	if e.Kind == Allocate || e.Kind == Commit || e.Kind == GCDone {
+	if e.Kind == Allocate || e.Kind == Commit || e.Kind == GCDone || e.Kind == InlineRefused || e.Kind == Configure {
 		if e.Now < c.now {
 			return fmt.Errorf("the meta clock went back from %d", c.now)
 		}
@@ -132,8 +180,10 @@ func (c *Checker) step(e Event) error {
 			}
 			c.written[id], c.deleted[id] = true, false
 		}
-	case Commit:
+	case Commit, InlineRefused:
 		return c.commit(e)
+	case Configure:
+		return c.configure(e)
 	case GCDelete:
 		for _, id := range e.ChunkIDs {
 			if !c.isGarbage(id) && !c.gone[id] {
@@ -164,6 +214,9 @@ func (c *Checker) commit(e Event) error {
 		return fmt.Errorf("meta index %d not above %d", e.Index, c.maxIndex)
 	}
 	c.maxIndex = e.Index
+	if e.Kind == InlineRefused {
+		return c.refuse(e)
+	}
 	if e.Session != 0 {
 		last, known := c.lastSeq[e.Session]
 		switch {
@@ -202,6 +255,64 @@ func (c *Checker) commit(e Event) error {
 	return nil
 }
 
+// configure takes the cluster's inline settings: the first ones for good.
+func (c *Checker) configure(e Event) error {
+	switch {
+	case !e.OK:
+	case !c.configured:
+		c.configured, c.threshold, c.cap = true, e.Threshold, e.Cap
+	case e.Threshold != c.threshold || e.Cap != c.cap:
+		return fmt.Errorf("configured with threshold %d and cap %d after threshold %d and cap %d", e.Threshold, e.Cap, c.threshold, c.cap)
+	}
+	return nil
+}
+
+// inlineAfter is the number of inline bytes an inline write leaves its
+// file with, or why the state cannot take it (RefuseInline).
+func (c *Checker) inlineAfter(e Event) (int64, error) {
+	ids, exists := c.files[e.Path]
+	appendTo := e.Op == "append" && exists
+	n := e.Inline
+	if appendTo {
+		n += c.inline[e.Path]
+	}
+	switch total := c.inlineTotal - c.inline[e.Path] + n; {
+	case appendTo && len(ids) > 0:
+		return 0, fmt.Errorf("%s has chunks: inline data cannot follow them", e.Path)
+	case n > c.threshold:
+		return 0, fmt.Errorf("%s would hold %d bytes inline, above the threshold %d", e.Path, n, c.threshold)
+	case total > c.cap:
+		return 0, fmt.Errorf("inline files would hold %d bytes, above the cap %d", total, c.cap)
+	}
+	return n, nil
+}
+
+// setInline records that path holds n bytes inline.
+func (c *Checker) setInline(path string, n int64) {
+	c.inlineTotal += n - c.inline[path]
+	if n == 0 {
+		delete(c.inline, path)
+	} else {
+		c.inline[path] = n
+	}
+}
+
+// refuse checks a refusal of an inline form: the request is new to its
+// session (a retry or a reuse is answered from the session table first),
+// it carries inline data, and the state cannot take it.
+func (c *Checker) refuse(e Event) error {
+	if last, known := c.lastSeq[e.Session]; e.Session != 0 && known && e.Seq <= last {
+		return fmt.Errorf("session %d seq %d refused inline, but the session already applied seq %d", e.Session, e.Seq, last)
+	}
+	if e.Op != "put" && e.Op != "append" || e.Inline == 0 || len(e.ChunkIDs) > 0 {
+		return fmt.Errorf("only the inline form of a put or append is refused so")
+	}
+	if _, err := c.inlineAfter(e); err == nil {
+		return fmt.Errorf("refused %d inline bytes for %s, which the state can take", e.Inline, e.Path)
+	}
+	return nil
+}
+
 func (c *Checker) newVersion(path string, v uint64) error {
 	if v <= c.version[path] {
 		return fmt.Errorf("%s went from version %d to %d", path, c.version[path], v)
@@ -216,11 +327,15 @@ func (c *Checker) discard(path string) {
 		c.garbage[id] = true
 	}
 	delete(c.files, path)
+	c.setInline(path, 0)
 }
 
 func (c *Checker) applyCommit(e Event) error {
 	switch e.Op {
 	case "put", "append":
+		if e.Inline > 0 {
+			return c.applyInline(e)
+		}
 		for _, id := range e.ChunkIDs {
 			end, leased := c.leases[id]
 			switch {
@@ -236,6 +351,8 @@ func (c *Checker) applyCommit(e Event) error {
 		if err := c.newVersion(e.Path, e.Version); err != nil {
 			return err
 		}
+		// An append keeps the file's inline bytes and chunks; a put drops
+		// them.
 		ids := slices.Clone(e.ChunkIDs)
 		if e.Op == "append" {
 			ids = append(slices.Clone(c.files[e.Path]), ids...)
@@ -263,14 +380,40 @@ func (c *Checker) applyCommit(e Event) error {
 		if err := c.newVersion(e.NewPath, e.Version); err != nil {
 			return err
 		}
+		n := c.inline[e.Path]
 		delete(c.files, e.Path)
+		c.setInline(e.Path, 0)
 		c.discard(e.NewPath)
 		for _, id := range ids {
 			c.owner[id] = e.NewPath
 		}
 		c.files[e.NewPath] = ids
+		c.setInline(e.NewPath, n)
 	default:
 		return fmt.Errorf("unknown op %q", e.Op)
 	}
+	return nil
+}
+
+// applyInline applies an inline put or append (MetaApplyInline): the state
+// must be able to take it, and a put drops the file's chunks.
+func (c *Checker) applyInline(e Event) error {
+	if len(e.ChunkIDs) > 0 {
+		return fmt.Errorf("a write of %s carries both inline data and chunks", e.Path)
+	}
+	n, err := c.inlineAfter(e)
+	if err != nil {
+		return fmt.Errorf("inline write applied: %w", err)
+	}
+	if err := c.newVersion(e.Path, e.Version); err != nil {
+		return err
+	}
+	ids := c.files[e.Path] // an append to a file without chunks, or a put
+	if e.Op == "put" {
+		c.discard(e.Path)
+		ids = nil
+	}
+	c.files[e.Path] = ids
+	c.setInline(e.Path, n)
 	return nil
 }

@@ -182,3 +182,84 @@ func membershipOf(s RRState) Membership {
 	}
 	return Membership{Voters: set(s.Voters), Outgoing: set(s.Outgoing), Learners: set(s.Learners)}
 }
+
+// inlinePrefix configures inline files (threshold 10 bytes, cap 16) and
+// stores /a inline (8 bytes) and /b in one chunk.
+var inlinePrefix = []Event{
+	{Kind: Configure, Now: 1, Index: 1, Threshold: 10, Cap: 16, OK: true},
+	{Kind: Commit, Now: 2, Index: 2, Session: 7, Seq: 1, Op: "put", Path: "/a", Inline: 8, OK: true, Version: 2, Request: "put /a 8:1"},
+	{Kind: Allocate, Now: 3, Index: 3, ChunkIDs: []uint64{1, 2}, LeaseEnd: 100},
+	{Kind: ChunkWritten, ChunkIDs: []uint64{1}},
+	{Kind: Commit, Now: 4, Index: 4, Session: 8, Seq: 1, Op: "put", Path: "/b", ChunkIDs: []uint64{1}, OK: true, Version: 4, Request: "put /b 20:2"},
+}
+
+func TestCheckerAcceptsInlineWrites(t *testing.T) {
+	c := NewChecker()
+	events := append(slices.Clone(inlinePrefix),
+		// An inline append above the threshold is refused, then committed
+		// in chunks under the same sequence number; the inline bytes stay.
+		Event{Kind: InlineRefused, Now: 5, Index: 5, Session: 7, Seq: 2, Op: "append", Path: "/a", Inline: 4, Request: "append /a 4:3"},
+		Event{Kind: ChunkWritten, ChunkIDs: []uint64{2}},
+		Event{Kind: Commit, Now: 5, Index: 6, Session: 7, Seq: 2, Op: "append", Path: "/a", ChunkIDs: []uint64{2}, OK: true, Version: 6, Request: "append /a 4:3"},
+		// The inline copy delivered again: a retry, answered as the first.
+		Event{Kind: Commit, Now: 5, Index: 7, Session: 7, Seq: 2, Op: "append", Path: "/a", Inline: 4, OK: true, Version: 6, Request: "append /a 4:3"},
+		// /a's 8 inline bytes and 8 more are the cap: a third file is refused.
+		Event{Kind: Commit, Now: 6, Index: 8, Session: 9, Seq: 1, Op: "put", Path: "/c", Inline: 8, OK: true, Version: 8, Request: "put /c 8:4"},
+		Event{Kind: InlineRefused, Now: 6, Index: 9, Session: 9, Seq: 2, Op: "put", Path: "/d", Inline: 1, Request: "put /d 1:5"},
+		// Renaming /c over /a drops /a's inline bytes and chunk; an inline
+		// put over /b drops its chunk; the total is 8 + 2 + 6.
+		Event{Kind: Commit, Now: 7, Index: 10, Session: 8, Seq: 2, Op: "rename", Path: "/c", NewPath: "/a", OK: true, Version: 10},
+		Event{Kind: Commit, Now: 7, Index: 11, Session: 8, Seq: 3, Op: "put", Path: "/b", Inline: 2, OK: true, Version: 11, Request: "put /b 2:6"},
+		Event{Kind: Commit, Now: 7, Index: 12, Session: 9, Seq: 3, Op: "put", Path: "/d", Inline: 6, OK: true, Version: 12, Request: "put /d 6:7"},
+		Event{Kind: GCDelete, ChunkIDs: []uint64{1, 2}},
+		Event{Kind: GCDone, Now: 8, Index: 13, ChunkIDs: []uint64{1, 2}},
+		// The same settings again are accepted and change nothing.
+		Event{Kind: Configure, Now: 8, Index: 14, Threshold: 10, Cap: 16, OK: true},
+	)
+	for _, e := range events {
+		if err := c.Step(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.inlineTotal != 16 || len(c.inline) != 3 {
+		t.Fatalf("inline bytes %d in %v, want 16 in /a, /b, /d", c.inlineTotal, c.inline)
+	}
+}
+
+func TestCheckerCatchesInlineViolations(t *testing.T) {
+	tests := []struct {
+		name string
+		bad  Event
+		want string
+	}{
+		{"inline above the threshold", Event{Kind: Commit, Now: 5, Index: 5, Op: "put", Path: "/c", Inline: 11, OK: true, Version: 5}, "threshold"},
+		{"inline append above the threshold", Event{Kind: Commit, Now: 5, Index: 5, Op: "append", Path: "/a", Inline: 3, OK: true, Version: 5}, "threshold"},
+		{"inline above the cap", Event{Kind: Commit, Now: 5, Index: 5, Op: "put", Path: "/c", Inline: 9, OK: true, Version: 5}, "cap"},
+		{"inline append to a file with chunks", Event{Kind: Commit, Now: 5, Index: 5, Op: "append", Path: "/b", Inline: 1, OK: true, Version: 5}, "has chunks"},
+		{"inline and chunks", Event{Kind: Commit, Now: 5, Index: 5, Op: "put", Path: "/c", Inline: 1, ChunkIDs: []uint64{2}, OK: true, Version: 5}, "both"},
+		{"refusal the state could take", Event{Kind: InlineRefused, Now: 5, Index: 5, Session: 9, Seq: 1, Op: "put", Path: "/c", Inline: 8}, "can take"},
+		{"refusal of an applied seq", Event{Kind: InlineRefused, Now: 5, Index: 5, Session: 7, Seq: 1, Op: "put", Path: "/c", Inline: 9}, "already applied"},
+		{"refusal of chunks", Event{Kind: InlineRefused, Now: 5, Index: 5, Session: 9, Seq: 1, Op: "put", Path: "/c", ChunkIDs: []uint64{2}}, "only the inline form"},
+		{"configured again otherwise", Event{Kind: Configure, Now: 5, Index: 5, Threshold: 10, Cap: 32, OK: true}, "configured"},
+	}
+	for _, tt := range tests {
+		c := NewChecker()
+		for _, e := range inlinePrefix {
+			if err := c.Step(e); err != nil {
+				t.Fatalf("%s: prefix: %v", tt.name, err)
+			}
+		}
+		err := c.Step(tt.bad)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want an error mentioning %q", tt.name, err, tt.want)
+		}
+	}
+	// Before the first Configure, the state takes nothing inline.
+	c := NewChecker()
+	if err := c.Step(Event{Kind: Commit, Now: 1, Index: 1, Op: "put", Path: "/a", Inline: 1, OK: true, Version: 1}); err == nil {
+		t.Error("an inline write before the configuration was accepted")
+	}
+	if err := NewChecker().Step(Event{Kind: InlineRefused, Now: 1, Index: 1, Session: 1, Seq: 1, Op: "put", Path: "/a", Inline: 1}); err != nil {
+		t.Errorf("a refusal before the configuration: %v", err)
+	}
+}

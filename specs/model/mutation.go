@@ -51,6 +51,23 @@ const (
 	// ResultHasOldVersion: the result of a put or append carries the
 	// version before the write.
 	ResultHasOldVersion Mutation = "result-has-old-version"
+	// InlineCapNotEnforced: the meta group takes inline data above the cap
+	// on all inline bytes.
+	InlineCapNotEnforced Mutation = "inline-cap-not-enforced"
+	// FingerprintIgnoresInlineData: the fingerprint of an inline write
+	// leaves its data out, so another write reusing its sequence number
+	// passes for a retry.
+	FingerprintIgnoresInlineData Mutation = "fingerprint-ignores-inline-data"
+	// FingerprintNamesForm: the fingerprint tells inline data from the
+	// same bytes in chunks, so the chunked retry of a refused inline write
+	// does not match its inline form applied later.
+	FingerprintNamesForm Mutation = "fingerprint-names-form"
+	// InlinePutKeepsChunks: an inline put over a file with chunks keeps
+	// them.
+	InlinePutKeepsChunks Mutation = "inline-put-keeps-chunks"
+	// ChunkedAppendDropsInline: an append of chunks to an inline file
+	// drops its inline bytes.
+	ChunkedAppendDropsInline Mutation = "chunked-append-drops-inline"
 )
 
 // Mutations of ReplicaReplacement.
@@ -101,7 +118,7 @@ type MutationCase struct {
 // explores in a second or so: for the tests, and for the self-test cases
 // that leave a property out.
 var (
-	SmallFileCommit = FileCommitConfig{Clients: 2, Paths: 2, IDs: 2, MaxTime: 1, Lease: 0, MaxSeq: 1, MaxRequests: 2}
+	SmallFileCommit = FileCommitConfig{Clients: 2, Paths: 2, IDs: 2, Data: 2, MaxTime: 1, Lease: 0, MaxSeq: 1, MaxRequests: 2, Threshold: 1, Cap: 1}
 	SmallReplica    = ReplicaConfig{Nodes: 4, Replicas: 3, Chunks: 1, Failures: 2}
 )
 
@@ -115,7 +132,7 @@ var Mutations = []MutationCase{
 	{CommitIgnoresLease, "FileCommit", "CommittedChunksExist", ""},
 	{NoDedup, "FileCommit", "AtMostOnce", ""},
 	{ReuseApplied, "FileCommit", "AtMostOnce", ""},
-	{ReuseGetsCachedResult, "FileCommit", "ReplyMatchesRequest", ""},
+	{ReuseGetsCachedResult, "FileCommit", "AckedWritesSurvive", ""},
 	{ReplyBeforeApply, "FileCommit", "ReplyMatchesRequest", ""},
 	{RejectedCommitAcked, "FileCommit", "AckedWritesSurvive", ""},
 	{DeleteLeaksChunks, "FileCommit", "NothingLeaks", ""},
@@ -124,6 +141,11 @@ var Mutations = []MutationCase{
 	{AppendReplaces, "FileCommit", "AckedWritesSurvive", ""},
 	{RenameKeepsVersion, "FileCommit", "VersionsGrow", ""},
 	{ResultHasOldVersion, "FileCommit", "RealTimeOrder", ""},
+	{InlineCapNotEnforced, "FileCommit", "InlineWithinBounds", ""},
+	{FingerprintIgnoresInlineData, "FileCommit", "AckedWritesSurvive", ""},
+	{FingerprintNamesForm, "FileCommit", "ReplyMatchesRequest", ""},
+	{InlinePutKeepsChunks, "FileCommit", "ContentMatchesHistory", ""},
+	{ChunkedAppendDropsInline, "FileCommit", "AckedWritesSurvive", ""},
 	{DeleteLeaksChunks, "FileCommit", "GarbageEventuallyCollected", "NothingLeaks"},
 	{SwapWithoutJoint, "ReplicaReplacement", "QuorumsIntersect", ""},
 	{LearnerDuringJoint, "ReplicaReplacement", "OneChangeAtATime", ""},
