@@ -67,14 +67,21 @@ const gcBound = 2 * time.Minute
 // chunk that no committed file references and no lease holds (a leak,
 // which nothing would ever delete).
 func (w *World) collected() {
-	deadline := w.clk.now + gcBound
+	w.settles(verdict.Garbage, gcBound, "after the run went quiet", w.uncollected)
+}
+
+// settles runs the simulation, a second at a time, until probe reports
+// nothing wrong (""), and fails the check with what probe last reported
+// if that takes more than bound, or if nothing is left to run.
+func (w *World) settles(check verdict.Check, bound time.Duration, since string, probe func() string) {
+	deadline := w.clk.now + bound
 	for len(w.failures) == 0 {
-		what := w.uncollected()
+		what := probe()
 		if what == "" {
 			return
 		}
 		if w.clk.now >= deadline {
-			w.failf(verdict.Garbage, "%s, still, %s after the run went quiet", what, gcBound)
+			w.failf(check, "%s, still, %s %s", what, bound, since)
 			return
 		}
 		next, stepped := w.clk.now+time.Second, false
@@ -82,7 +89,7 @@ func (w *World) collected() {
 			stepped = true
 		}
 		if !stepped {
-			w.failf(verdict.Garbage, "%s, and nothing left to run", what)
+			w.failf(check, "%s, and nothing left to run", what)
 			return
 		}
 	}
@@ -246,25 +253,7 @@ func (c *simClient) finalOp(spec client.Spec) (client.Result, bool) {
 // bit rot in chunks nobody read must have been found by the scrubber and
 // repaired from a good copy (core/node scrub.go).
 func (w *World) scrubbed() {
-	deadline := w.clk.now + 60*time.Second
-	for len(w.failures) == 0 {
-		bad := w.badChunk()
-		if bad == "" {
-			return
-		}
-		if w.clk.now >= deadline {
-			w.failf(verdict.Scrub, "%s, still, %s after the faults healed", bad, w.clk.now-w.healAt)
-			return
-		}
-		next, stepped := w.clk.now+time.Second, false
-		for len(w.failures) == 0 && w.clk.step(next) {
-			stepped = true
-		}
-		if !stepped {
-			w.failf(verdict.Scrub, "%s, and nothing left to run", bad)
-			return
-		}
-	}
+	w.settles(verdict.Scrub, 60*time.Second, "after convergence", w.badChunk)
 }
 
 // badChunk describes the first bad chunk file on a live node, or "".
