@@ -78,6 +78,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		groups:    map[uint64]*group{},
 		ops:       map[uint64]*op{},
 		gc:        gcState{seen: map[uint64]uint64{}},
+		sweep:     sweepState{from: map[uint64]uint64{}},
 		repairing: map[chunkKey]uint64{},
 		outbox:    map[uint64]*wire.Envelope{},
 		filled:    map[uint64]uint64{},

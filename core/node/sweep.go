@@ -1,9 +1,13 @@
 package node
 
 import (
+	"cmp"
+	"slices"
+
 	"go.etcd.io/raft/v3"
 
 	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
 )
 
 // The sweep deletes chunk files the collector cannot know about. The
@@ -37,9 +41,6 @@ func (n *Node) tickSweep() {
 		return
 	}
 	n.sweep.lastRun = n.ticks
-	if n.sweep.from == nil {
-		n.sweep.from = map[uint64]uint64{}
-	}
 	for range n.groupIDs {
 		gid := n.groupIDs[n.sweep.next%len(n.groupIDs)]
 		n.sweep.next++
@@ -78,11 +79,7 @@ func (n *Node) sweepBatch(g *group) []uint64 {
 	if len(infos) == 0 {
 		return nil
 	}
-	from := n.sweep.from[g.id]
-	start := 0
-	for start < len(infos) && infos[start].ID < from {
-		start++
-	}
+	start, _ := slices.BinarySearchFunc(infos, n.sweep.from[g.id], func(in chunk.Info, id uint64) int { return cmp.Compare(in.ID, id) })
 	if start == len(infos) {
 		start = 0
 	}
