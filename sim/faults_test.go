@@ -89,6 +89,7 @@ func TestSwarmSeeds(t *testing.T) {
 			"enospc=0.0001196704877326294 skew=0.10776374889807133 torn until=18s " +
 			"faults=misdirect@1.901511888s:n4/920ms,votecrash@3.138224663s:n3/2.824s,logrot@8.889439165s:n4/658ms",
 			"a learner removed and added back in one applied batch deleted its replica, and was promoted on its acknowledgements"},
+		{42359, "", "a write forwarded again after an unanswered forward failed as unavailable, and the first copy applied"},
 	}
 	for _, tt := range tests {
 		o := DefaultOptions()

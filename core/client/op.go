@@ -69,6 +69,11 @@ type Op struct {
 	// log may apply later (once the cap has room again), so a failure after
 	// it is an unknown outcome.
 	refused bool
+	// uncertain is set once an attempt of the commit timed out (its node
+	// answered Timeout, or the caller gave up on the answer): that attempt
+	// may still apply, so a failure after it is an unknown outcome, however
+	// the last attempt was answered.
+	uncertain bool
 
 	// Reads.
 	file      meta.File
@@ -322,14 +327,20 @@ func (o *Op) onRefused(resp *api.Response) {
 
 // failWrite ends a write that failed before its commit had a definite
 // outcome. Once its inline form was refused, a copy of that attempt may
-// still apply (if the cap has room again), so the outcome is unknown.
+// still apply (if the cap has room again); once an attempt timed out, that
+// attempt may: either way the outcome is unknown, even if the last attempt
+// was refused as unavailable.
 func (o *Op) failWrite(resp *api.Response) {
-	if o.refused {
+	switch {
+	case o.refused:
 		o.finish(Result{Status: api.Timeout, Detail: fmt.Sprintf(
 			"%s; an earlier attempt in another form may still apply, outcome unknown", resp.Err())})
-		return
+	case o.uncertain && resp.Status != api.Timeout:
+		o.finish(Result{Status: api.Timeout, Detail: fmt.Sprintf(
+			"%s; an earlier attempt timed out and may still apply, outcome unknown", resp.Err())})
+	default:
+		o.fail(resp)
 	}
-	o.fail(resp)
 }
 
 // retryable reports whether a failed request may be sent again.
@@ -350,6 +361,9 @@ func (o *Op) OnResponse(token uint64, resp *api.Response) bool {
 	r := o.reqs[i]
 	if !r.sent {
 		panic(fmt.Sprintf("client: OnResponse for token %d before Sent", token))
+	}
+	if o.phase == phaseCommit && resp.Status == api.Timeout {
+		o.uncertain = true
 	}
 	if o.failure == nil && resp.Status != api.OK && retryable(resp.Status) && r.attempt+1 < o.cfg.MaxAttempts {
 		o.tokens++

@@ -466,3 +466,41 @@ func (f *fakeCluster) write(c meta.Command) {
 		panic(fmt.Sprintf("%s %s: %s %s", c.Op, c.Path, r.Code, r.Detail))
 	}
 }
+
+// TestCommitTimeoutThenUnavailableIsUnknown: once an attempt of a write's
+// commit timed out, that attempt may still apply, so the write fails with
+// an unknown outcome (Timeout) even if the last attempt was refused as
+// unavailable; without the timeout the failure is certain.
+func TestCommitTimeoutThenUnavailableIsUnknown(t *testing.T) {
+	cfg := Config{ChunkBytes: 4, Topology: topo.Default([]uint64{1}, 1, 1, 1), MaxAttempts: 3}
+	tests := []struct {
+		answers []api.Status
+		want    api.Status
+	}{
+		{[]api.Status{api.Timeout, api.Unavailable, api.Unavailable}, api.Timeout},
+		{[]api.Status{api.Unavailable, api.Unavailable, api.Unavailable}, api.Unavailable},
+	}
+	for _, tt := range tests {
+		o := New(cfg, NewSession(1, 0), Spec{Kind: Delete, Path: "/x"})
+		var res *Result
+		for i := 0; res == nil; i++ {
+			st := o.Next()
+			switch st.Kind {
+			case StepSend:
+				if i >= len(tt.answers) {
+					t.Fatalf("%v: attempt %d beyond the answers", tt.answers, i+1)
+				}
+				o.Sent(st.Token)
+				o.OnResponse(st.Token, api.Errorf(tt.answers[i], "answer %d", i))
+			case StepDone:
+				r := st.Result
+				res = &r
+			default:
+				t.Fatalf("%v: step %v", tt.answers, st.Kind)
+			}
+		}
+		if res.Status != tt.want {
+			t.Errorf("%v: %v (%s), want %v", tt.answers, res.Status, res.Detail, tt.want)
+		}
+	}
+}

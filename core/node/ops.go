@@ -46,6 +46,10 @@ type op struct {
 	fromPeer bool
 	// worst is the most telling failure seen from the replicas tried.
 	worst *api.Response
+	// unanswered is set when a forward of a write was sent again with no
+	// answer to the last: that copy may still take effect, so the write
+	// can no longer fail as certainly not applied (finish).
+	unanswered bool
 }
 
 func (n *Node) submit(req *api.Request, done func(*api.Response), fromPeer bool) {
@@ -488,6 +492,13 @@ func (n *Node) onReply(from uint64, r wire.Reply) {
 }
 
 func (n *Node) finish(o *op, resp *api.Response) {
+	if resp.Status == api.Unavailable && o.unanswered && o.req.Kind != api.MetaGet && o.req.Kind != api.MetaList &&
+		o.req.Kind != api.ChunkRead && o.req.Kind != api.ChunkReadLocal && o.req.Kind != api.MetaAudit {
+		// The last peer did not take the write, but an earlier one may
+		// have: Unavailable would tell the client it certainly did not
+		// apply.
+		resp = api.Errorf(api.Timeout, "%s; an earlier forward went unanswered and may still apply, outcome unknown", resp.Detail)
+	}
 	delete(n.ops, o.id)
 	if resp.Status != api.OK {
 		n.stats.RequestErrors++
@@ -539,6 +550,7 @@ func (n *Node) tickOps() {
 			if !retrySafe(o.req) || since < max(n.cfg.RequestTimeoutTicks/3, 1) {
 				break
 			}
+			o.unanswered = true
 			if n.groups[o.group] != nil && o.req.Kind != api.ChunkRead {
 				// A replica forwards to the leader it knows now, or serves
 				// the request itself if it has become the leader.
