@@ -10,6 +10,8 @@ import (
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
+	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 	"github.com/tessera-db/tessera/verdict"
 )
@@ -29,6 +31,12 @@ import (
 // membership change. They check nothing of their own: the run's checks
 // (history, convergence, state and promotion checks, durability) must
 // still pass with a crash at exactly those moments.
+//
+// BatchCrash falls amid the fsync of a raft log batch whose records are of
+// more than one kind: the records that reach the disk are a prefix, cut at
+// a record boundary, so that recovery meets every order a batch's records
+// were written in. The checks that catch a wrong order are the run's
+// (recovery, panic, durability, history).
 
 // promise is the strongest append acknowledgement and the last granted
 // vote a node sent in one group.
@@ -249,4 +257,41 @@ func (s *simNode) fenced(g uint64) bool {
 
 func sortedGroups(m map[uint64]promise) []uint64 {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// batchSync is BatchCrash's moment, seen by node s's memfs Place hook: its
+// disk work (Env.IO) is about to make durable, in one sync of a raft log
+// segment, records of more than one kind (a batch's entries and the hard
+// state that may commit them; a snapshot and what follows it). If the
+// crash point takes it, the power fails part way: the page cache has
+// written back the first k of the n records whole, k drawn from 1..n-1,
+// and nothing after them. The node crashes once the work returns
+// (simEnv.IO) and restarts after the crash point's delay.
+func (s *simNode) batchSync(name string, off int64, p []byte) (memfs.Placement, bool) {
+	w := s.w
+	if !s.inIO || !isLogSegment(name) || !w.isArmed(BatchCrash) {
+		return memfs.Placement{}, false
+	}
+	recs := wal.Written(name, p, off)
+	if len(recs) < 2 || !slices.ContainsFunc(recs, func(r wal.Span) bool { return r.Kind != recs[0].Kind }) {
+		return memfs.Placement{}, false
+	}
+	dur, ok := w.take(BatchCrash)
+	if !ok {
+		return memfs.Placement{}, false
+	}
+	k := 1 + w.faultRng.IntN(len(recs)-1)
+	last := recs[k-1]
+	s.powerLoss, s.powerLossDur = true, dur
+	w.logf("power lost on node %d amid the sync of %s: %d of its %d records reach the disk", s.id, name, k, len(recs))
+	return memfs.Placement{PowerLoss: true, Keep: int(last.Off + last.Len - off)}, true
+}
+
+// powerFailed crashes node s after a BatchCrash failed the power amid its
+// disk work, and restarts it later.
+func (s *simNode) powerFailed() {
+	dur := s.powerLossDur
+	s.w.coverage.fired[BatchCrash]++
+	s.crash("crash point: " + string(BatchCrash))
+	s.w.scheduleRestart(s, max(dur, time.Millisecond))
 }

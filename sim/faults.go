@@ -78,6 +78,20 @@ const (
 	// one (entering or leaving a joint configuration, adding a learner,
 	// removing a member).
 	ConfCrash FaultKind = "confcrash"
+	// BatchCrash: a node whose disk work is making a raft log batch of
+	// records of more than one kind durable (entries and the hard state
+	// that may commit them, a snapshot and what follows it): the power
+	// fails during the batch's fsync, once the page cache has written
+	// back some of its records, whole, and not the others (a cut at a
+	// record boundary drawn from the seed). The node restarts after Dur.
+	// A mistake in the order of a batch's records shows only in that
+	// window, and a torn crash at a random byte rarely lands in it when
+	// the records are small.
+	BatchCrash FaultKind = "batchcrash"
+	// DiskStall: Node's disk completes nothing for Dur (a device busy with
+	// its own housekeeping, a network volume's hiccup): its disk work in
+	// flight and submitted meanwhile completes, in order, only after.
+	DiskStall FaultKind = "diskstall"
 	// Log faults of a disk that misbehaves (logfaults.go), on the run's
 	// one faulty-disk node. LostWrite: the next sync of one of Node's
 	// raft log segments succeeds but its bytes never reach the medium;
@@ -96,16 +110,16 @@ const (
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
 var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot,
-	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, LostWrite, Misdirect, Latent, ReadErr}
+	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, DiskStall, LostWrite, Misdirect, Latent, ReadErr}
 
 // crashPointKinds are the crash points, in the order the coverage line
 // counts them firing.
-var crashPointKinds = []FaultKind{AckCrash, VoteCrash, ChunkCrash, WriterCrash, SnapCrash, ConfCrash}
+var crashPointKinds = []FaultKind{AckCrash, VoteCrash, ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash}
 
 // anyNode reports whether a fault kind names no node: a crash point armed
 // for whichever node (or client) reaches its moment first.
 func (k FaultKind) anyNode() bool {
-	return k == ChunkCrash || k == WriterCrash || k == SnapCrash || k == ConfCrash
+	return k == ChunkCrash || k == WriterCrash || k == SnapCrash || k == ConfCrash || k == BatchCrash
 }
 
 // Fault is one scheduled fault.
@@ -130,7 +144,7 @@ func (f Fault) String() string {
 		if f.OneWay {
 			s += ":oneway"
 		}
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash:
 	default:
 		s += fmt.Sprintf(":n%d", f.Node)
 	}
@@ -244,6 +258,25 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 	// without log faults) stay what they were before log faults existed.
 	if lf := logFaults(r, nodes, until, s.Faults); len(lf) > 0 {
 		s.Faults = append(s.Faults, lf...)
+		slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
+	}
+	// Drawn after the log faults for the same reason: a seed's other
+	// faults stay what they were before BatchCrash and DiskStall
+	// existed.
+	if on(0.5) {
+		n := int(r.Float64() * 4 * until.Seconds() / 10)
+		for i := 0; i < n; i++ {
+			s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(until))), Kind: BatchCrash,
+				Dur: time.Duration(r.IntN(5000)+100) * time.Millisecond})
+		}
+		slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
+	}
+	if on(0.5) {
+		n := int(r.Float64() * 4 * until.Seconds() / 10)
+		for i := 0; i < n; i++ {
+			s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(until))), Kind: DiskStall, Node: r.IntN(nodes) + 1,
+				Dur: time.Duration(r.IntN(1000)+20) * time.Millisecond})
+		}
 		slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 	}
 	return s

@@ -111,9 +111,13 @@ func (w *World) crashLater(s *simNode, f Fault) {
 	})
 }
 
-// placeWrite is node s's memfs Place hook: an armed LostWrite or Misdirect
-// takes the next sync of a log segment.
+// placeWrite is node s's memfs Place hook: a BatchCrash may fail the power
+// amid a sync of a log batch (crashpoint.go), and an armed LostWrite or
+// Misdirect takes the next sync of a log segment.
 func (s *simNode) placeWrite(name string, off int64, p []byte) memfs.Placement {
+	if pl, ok := s.batchSync(name, off, p); ok {
+		return pl
+	}
 	if !s.diskFaults || s.armedWrite == "" || !isLogSegment(name) {
 		return memfs.Placement{}
 	}

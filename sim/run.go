@@ -479,7 +479,7 @@ func (w *World) inject(f Fault) {
 	case AckCrash, VoteCrash:
 		s := w.nodes[f.Node-1]
 		s.crashPoint, s.crashPointDur = f.Kind, f.Dur
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash:
 		w.armed = append(w.armed, armed{f.Kind, f.Dur})
 	case LostWrite, Misdirect, Latent, ReadErr:
 		w.injectLogFault(f)
@@ -538,6 +538,9 @@ func (w *World) inject(f Fault) {
 		})
 	case BitRot:
 		w.bitRot(w.nodes[f.Node-1])
+	case DiskStall:
+		s := w.nodes[f.Node-1]
+		s.stallUntil = max(s.stallUntil, w.clk.now+f.Dur)
 	}
 }
 
@@ -580,16 +583,7 @@ func (w *World) logRot(s *simNode) {
 // bit flips in the one chunk of a group whose third member was lost left
 // seed 20536 with no good copy to fill a replacement from).
 func (w *World) bitRot(s *simNode) {
-	need := 1
-	for _, f := range w.sched.Faults {
-		// A log fault fences its node's replicas (deleting their chunks)
-		// when the node restarts, up to Dur after it.
-		soon := (f.Kind == Lose || f.Kind == Wipe) && f.At > w.clk.now ||
-			isLogFault(f.Kind) && f.At+f.Dur+time.Second > w.clk.now
-		if soon && f.At < w.sched.FaultsUntil {
-			need = 2
-		}
-	}
+	need := w.copiesNeeded()
 	var files []string
 	for _, g := range w.topo.DataGroups() {
 		dir := fmt.Sprintf("groups/%d/chunks", g)
@@ -619,6 +613,23 @@ func (w *World) bitRot(s *simNode) {
 	}
 }
 
+// copiesNeeded is how many good copies of a chunk must stay elsewhere
+// before one may rot: one, or two while a node may still be lost or wiped,
+// or fenced after a log fault, later in the run.
+func (w *World) copiesNeeded() int {
+	need := 1
+	for _, f := range w.sched.Faults {
+		// A log fault fences its node's replicas (deleting their chunks)
+		// when the node restarts, up to Dur after it.
+		soon := (f.Kind == Lose || f.Kind == Wipe) && f.At > w.clk.now ||
+			isLogFault(f.Kind) && f.At+f.Dur+time.Second > w.clk.now
+		if soon && f.At < w.sched.FaultsUntil {
+			need = 2
+		}
+	}
+	return need
+}
+
 // goodCopies counts the nodes other than s, not lost, that hold a good
 // copy of a chunk file.
 func (w *World) goodCopies(s *simNode, name string) int {
@@ -644,7 +655,7 @@ func (w *World) heal() {
 	for _, s := range w.nodes {
 		s.diskFaults = false
 		s.pausedUntil = 0
-		s.armedWrite, s.readErrUntil = "", 0
+		s.armedWrite, s.readErrUntil, s.stallUntil = "", 0, 0
 		s.fs.ClearLatent()
 		if !s.up() {
 			w.restart(s)

@@ -73,6 +73,14 @@ type simNode struct {
 	armedWrite   FaultKind
 	readErrUntil time.Duration
 	inspecting   bool
+	// inIO is set while the node's disk work runs (Env.IO); powerLoss is
+	// set once a BatchCrash failed the power amid it, to crash the node
+	// when the work returns, and restart it after powerLossDur.
+	inIO         bool
+	powerLoss    bool
+	powerLossDur time.Duration
+	// stallUntil ends a DiskStall: no disk work completes before it.
+	stallUntil time.Duration
 }
 
 // simIO is one piece of disk work in flight (Env.IO).
@@ -112,17 +120,32 @@ func (e simEnv) IO(q uint64, work func() error, done func(error)) {
 	io := &simIO{work: work}
 	s.ioPending = append(s.ioPending, io)
 	inc := s.incarnation
-	w.clk.at(at, "io", s.id, func() {
+	var complete func()
+	complete = func() {
 		if s.incarnation != inc {
+			return
+		}
+		if w.clk.now < s.stallUntil {
+			// The disk stalls: later, in the same order (the work of
+			// one queue comes back to this point in submission order).
+			w.clk.at(s.stallUntil, "io", s.id, complete)
 			return
 		}
 		s.ioPending = slices.DeleteFunc(s.ioPending, func(p *simIO) bool { return p == io })
 		var err error
-		if !s.run("doing disk work", func() { err = work() }) {
+		s.inIO = true
+		ok := s.run("doing disk work", func() { err = work() })
+		s.inIO = false
+		if !ok {
+			return
+		}
+		if s.powerLoss {
+			s.powerFailed()
 			return
 		}
 		s.handle("io-done", func(*node.Node) { done(err) })
-	})
+	}
+	w.clk.at(at, "io", s.id, complete)
 }
 
 func (s *simNode) up() bool { return s.node != nil }
@@ -201,7 +224,7 @@ func (s *simNode) crash(reason string) {
 	s.w.clk.note("crash", uint64(s.id), uint64(s.crashes))
 	s.w.logf("node %d crashed: %s", s.id, reason)
 	var cut func(int) int
-	if s.w.sched.Mix.TornWrites {
+	if s.w.sched.Mix.TornWrites && !s.powerLoss {
 		cut = func(n int) int { return s.w.faultRng.IntN(n + 1) }
 		// Disk work in flight may have reached the page cache, in part:
 		// run some of it without its fsyncs and let the crash tear it.
@@ -218,6 +241,9 @@ func (s *simNode) crash(reason string) {
 	}
 	s.ioPending = nil
 	clear(s.ioFree)
+	// After a power loss amid a sync, the disk keeps what that sync let
+	// through and nothing else unsynced (memfs Placement.PowerLoss).
+	s.powerLoss = false
 	s.fs.Crash(cut)
 }
 

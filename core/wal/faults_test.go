@@ -3,6 +3,7 @@ package wal
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"testing"
 
@@ -382,4 +383,76 @@ func mustOpenDir(t *testing.T, fs *memfs.FS, dir string) (*WAL, *State) {
 		t.Fatalf("open %s: %v", dir, err)
 	}
 	return w, st
+}
+
+// TestPowerLossAtEveryRecordBoundary fails the power during the sync of a
+// batch of two entries and a hard state, the medium keeping its first k
+// whole records (Written finds the boundaries), for every k: recovery
+// returns the synced log and exactly those k records. A batch that opened
+// a new segment whose name was never made durable is lost whole.
+func TestPowerLossAtEveryRecordBoundary(t *testing.T) {
+	synced := "snap 1/1 \"state@1\"; hs 1/1/2; 2/1:a "
+	kept := []string{"", "3/2:b ", "3/2:b 4/2:c "}
+	for _, tt := range []struct {
+		name       string
+		segBytes   int64
+		newSegment bool
+	}{{"in the same segment", 1 << 20, false}, {"in a new segment", 120, true}} {
+		for k := 0; k <= 3; k++ {
+			fs := memfs.New()
+			w, _, err := Open(fs, "wal", Options{SegmentBytes: tt.segBytes})
+			if err != nil {
+				t.Fatal(err)
+			}
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(w.SaveSnapshot(snapshot(1, 1)))
+			must(w.Save(hardState(1, 1, 2), []*raftpb.Entry{entry(2, 1, "a")}))
+			must(w.Sync())
+			var kinds []Kind
+			fs.SetFaults(memfs.Faults{Place: func(name string, off int64, p []byte) memfs.Placement {
+				spans := Written(name, p, off)
+				kinds = kinds[:0]
+				for _, s := range spans {
+					kinds = append(kinds, s.Kind)
+				}
+				keep := 0
+				if k > 0 {
+					keep = int(spans[k-1].Off + spans[k-1].Len - off)
+				}
+				return memfs.Placement{PowerLoss: true, Keep: keep}
+			}})
+			must(w.Save(hardState(2, 2, 4), []*raftpb.Entry{entry(3, 2, "b"), entry(4, 2, "c")}))
+			if err := w.Sync(); !errors.Is(err, memfs.ErrPowerLoss) {
+				t.Fatalf("%s, keeping %d records: sync: %v, want a power loss", tt.name, k, err)
+			}
+			if want := []Kind{KindEntry, KindEntry, KindHardState}; fmt.Sprint(kinds) != fmt.Sprint(want) {
+				t.Fatalf("%s: the batch's records are %v, want %v", tt.name, kinds, want)
+			}
+			if names, _ := fs.List("wal"); len(names) != map[bool]int{false: 1, true: 2}[tt.newSegment] {
+				t.Fatalf("%s: segments %v", tt.name, names)
+			}
+			fs.SetFaults(memfs.Faults{})
+			fs.Crash(nil)
+			_, st, err := Open(fs, "wal", Options{SegmentBytes: tt.segBytes})
+			if err != nil {
+				t.Fatalf("%s, keeping %d records: open: %v", tt.name, k, err)
+			}
+			want := synced
+			switch {
+			case tt.newSegment:
+			case k == 3:
+				want = "snap 1/1 \"state@1\"; hs 2/2/4; 2/1:a 3/2:b 4/2:c "
+			default:
+				want += kept[k]
+			}
+			if got := describe(st); got != want {
+				t.Errorf("%s, keeping %d records: recovered %q, want %q", tt.name, k, got, want)
+			}
+		}
+	}
 }

@@ -109,11 +109,21 @@ var ErrUnreadable = errors.New("wal: unreadable")
 // does not read.
 var ErrFormat = errors.New("wal: unsupported format version")
 
-// Record types.
+// Kind is a record's type, as its header gives it.
+type Kind byte
+
+// Record kinds.
 const (
-	recEntry     byte = 1
-	recHardState byte = 2
-	recSnapshot  byte = 3
+	KindEntry     Kind = 1
+	KindHardState Kind = 2
+	KindSnapshot  Kind = 3
+)
+
+// Record types as the encoding spells them.
+const (
+	recEntry     = byte(KindEntry)
+	recHardState = byte(KindHardState)
+	recSnapshot  = byte(KindSnapshot)
 )
 
 const (
@@ -727,6 +737,7 @@ func (w *WAL) Close() error {
 type Span struct {
 	Path     string
 	Off, Len int64
+	Kind     Kind
 	// Tail is set on the last record of the last segment, whose damage
 	// recovery cannot tell from a torn write.
 	Tail bool
@@ -748,9 +759,9 @@ func Records(fs vfs.FS, dir string) ([]Span, error) {
 			return nil, fmt.Errorf("wal: %s: %w", dir, err)
 		}
 		off := int64(segHeaderBytes)
-		_, chain, err = decodeSegment(data, seq, i == len(seqs)-1, chain, i > 0, func(_ byte, payload []byte) error {
+		_, chain, err = decodeSegment(data, seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
 			n := int64(headerBytes + len(payload))
-			out = append(out, Span{Path: w.path(seq), Off: off, Len: n})
+			out = append(out, Span{Path: w.path(seq), Off: off, Len: n, Kind: Kind(typ)})
 			off += n
 			return nil
 		})
@@ -762,4 +773,27 @@ func Records(fs vfs.FS, dir string) ([]Span, error) {
 		out[len(out)-1].Tail = true
 	}
 	return out, nil
+}
+
+// Written lists the whole records among bytes p written at offset off of
+// segment file path, as a sync is about to make them durable: p starts at
+// a record boundary, or at the segment's start (its header is skipped).
+// Only the record headers' lengths and types are read, not checked, and a
+// record cut short by the end of p is left out: the simulator tears a
+// write at record boundaries with it.
+func Written(path string, p []byte, off int64) []Span {
+	var out []Span
+	at := 0
+	if off == 0 {
+		at = segHeaderBytes
+	}
+	for at+headerBytes <= len(p) {
+		n := int(binary.LittleEndian.Uint32(p[at : at+4]))
+		if n > MaxRecordBytes || at+headerBytes+n > len(p) {
+			break
+		}
+		out = append(out, Span{Path: path, Off: off + int64(at), Len: int64(headerBytes + n), Kind: Kind(p[at+4])})
+		at += headerBytes + n
+	}
+	return out
 }

@@ -7,7 +7,8 @@
 // Files are inodes: a rename moves the inode to a new name, and an open
 // handle keeps referring to its inode whatever its name. Faults (I/O
 // errors, a full disk, bits flipped on read, failed reads, writes lost or
-// misdirected on their way to the medium, latent sector errors) are
+// misdirected on their way to the medium, a power loss part way through a
+// sync, latent sector errors) are
 // injected through hooks and calls the simulator makes from its seeded
 // generator. Everything is deterministic: List is sorted and nothing
 // depends on map order.
@@ -70,7 +71,19 @@ type Placement struct {
 	// would land beyond the durable end of To are dropped.
 	To string
 	At int64
+	// PowerLoss: the power fails while the bytes are on their way to the
+	// medium, as a page cache writing a file back fails part way: only
+	// their first Keep bytes get there, the Sync fails with ErrPowerLoss,
+	// and so does every Sync and SyncDir after it until Crash, which the
+	// caller must call next (the machine is down) and which then keeps
+	// nothing else that was unsynced, whatever its cut.
+	PowerLoss bool
+	Keep      int
 }
+
+// ErrPowerLoss fails a Sync the power failed during (Placement.PowerLoss),
+// and every sync after it until Crash.
+var ErrPowerLoss = errors.New("memfs: power lost")
 
 // ErrLatent is returned by a read that touches a latent sector error
 // (MarkLatent).
@@ -133,6 +146,8 @@ type FS struct {
 	// syncOff makes Sync and SyncDir succeed without making anything
 	// durable (SetSyncOff).
 	syncOff bool
+	// powerLost fails every sync until Crash (Placement.PowerLoss).
+	powerLost bool
 }
 
 // New returns an empty file system.
@@ -291,6 +306,9 @@ func (fs *FS) SyncDir(name string) error {
 	if fs.syncOff {
 		return nil
 	}
+	if fs.powerLost {
+		return fmt.Errorf("memfs: syncdir %s: %w", name, ErrPowerLoss)
+	}
 	if h := fs.faults.SyncErr; h != nil {
 		if err := h(clean(name)); err != nil {
 			return fmt.Errorf("memfs: syncdir %s: %w", name, err)
@@ -310,6 +328,12 @@ func (fs *FS) SyncDir(name string) error {
 // is called deterministically. Every open handle becomes invalid.
 func (fs *FS) Crash(cut func(unsynced int) int) {
 	fs.epoch++
+	if fs.powerLost {
+		// The sync the power failed during let through what it tore: the
+		// rest of what was unsynced is lost.
+		cut = nil
+		fs.powerLost = false
+	}
 	seen := map[*inode]bool{}
 	for _, dn := range sortedKeys(fs.dirs) {
 		d := fs.dirs[dn]
@@ -481,50 +505,67 @@ func (f *file) Sync() error {
 	if f.fs.syncOff {
 		return nil
 	}
+	if f.fs.powerLost {
+		return fmt.Errorf("memfs: sync %s: %w", f.name, ErrPowerLoss)
+	}
 	if h := f.fs.faults.SyncErr; h != nil {
 		if err := h(f.name); err != nil {
 			return fmt.Errorf("memfs: sync %s: %w", f.name, err)
 		}
 	}
 	n := len(f.ino.data)
+	var err error
 	if from := min(len(f.ino.durable), n); from < n && f.fs.faults.Place != nil {
-		f.fs.place(f, int64(from), f.ino.data[from:n])
+		if keep, down := f.fs.place(f, int64(from), f.ino.data[from:n]); down {
+			// Part way: the medium has the first keep bytes.
+			n = from + keep
+			f.fs.powerLost = true
+			err = fmt.Errorf("memfs: sync %s: %w", f.name, ErrPowerLoss)
+		}
 	}
 	if len(f.ino.patches) > 0 {
 		f.ino.applyPatches(n)
-		return nil
+		return err
 	}
 	// Share the bytes instead of copying them: data only ever grows by
 	// append beyond durable's capacity, or is replaced, so durable's view
 	// never changes under it (CorruptAtRest excepted, which handles it).
 	f.ino.durable = f.ino.data[:n:n]
-	return nil
+	return err
 }
 
 // place asks the Place hook where the bytes p written at off land, and
 // records the damage: zeros where they belong, and the bytes in the
-// misdirected write's target.
-func (fs *FS) place(f *file, off int64, p []byte) {
+// misdirected write's target. If the power fails on the bytes' way
+// (down), it returns how many of them reach the medium.
+func (fs *FS) place(f *file, off int64, p []byte) (keep int, down bool) {
 	pl := fs.faults.Place(f.name, off, p)
+	if pl.PowerLoss {
+		if pl.Keep < 0 || pl.Keep > len(p) {
+			panic(fmt.Sprintf("memfs: power loss keeps %d of %d bytes", pl.Keep, len(p)))
+		}
+		return pl.Keep, true
+	}
 	if !pl.Lost && pl.To == "" {
-		return
+		return 0, false
 	}
 	f.ino.patches = append(f.ino.patches, patch{off: off, b: make([]byte, len(p))})
 	if pl.To == "" {
-		return
+		return 0, false
 	}
 	d, base, err := fs.lookup(pl.To)
 	if err != nil || d.entries[base] == nil {
-		return // the bytes land nowhere anyone reads
+		return 0, false // the bytes land nowhere anyone reads
 	}
 	to := d.entries[base]
 	if to == f.ino {
 		// The file's own medium: the bytes go where this Sync makes the
 		// durable content, so patch them in after it.
 		f.ino.patches = append(f.ino.patches, patch{off: pl.At, b: slices.Clone(p)})
-		return
+		return 0, false
 	}
 	to.addPatch(pl.At, p)
+	return 0, false
 }
 
 func (f *file) Truncate(size int64) error {

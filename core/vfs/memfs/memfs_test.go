@@ -308,3 +308,45 @@ func TestReadErrorsAndLatentSectors(t *testing.T) {
 		t.Fatalf("read of rewritten bytes: %v", err)
 	}
 }
+
+// TestPowerLoss fails the power part way through a sync: the medium keeps
+// the bytes the hook lets through, the sync and every later one fail until
+// the crash, which loses the rest, and afterwards syncs work again.
+func TestPowerLoss(t *testing.T) {
+	for keep := 0; keep <= 4; keep++ {
+		fs := New()
+		f, _ := fs.Create("a")
+		f.Write([]byte("1111"))
+		must(t, f.Sync())
+		must(t, fs.SyncDir(""))
+		fs.SetFaults(Faults{Place: func(name string, off int64, p []byte) Placement {
+			if off != 4 || string(p) != "2222" {
+				t.Errorf("placing %q at %d, want \"2222\" at 4", p, off)
+			}
+			return Placement{PowerLoss: true, Keep: keep}
+		}})
+		f.Write([]byte("2222"))
+		if err := f.Sync(); !errors.Is(err, ErrPowerLoss) {
+			t.Fatalf("keep %d: sync: %v, want ErrPowerLoss", keep, err)
+		}
+		fs.SetFaults(Faults{})
+		b, _ := fs.Create("b")
+		b.Write([]byte("bb"))
+		if err := b.Sync(); !errors.Is(err, ErrPowerLoss) {
+			t.Fatalf("keep %d: a sync after the power loss: %v, want ErrPowerLoss", keep, err)
+		}
+		if err := fs.SyncDir(""); !errors.Is(err, ErrPowerLoss) {
+			t.Fatalf("keep %d: a directory sync after the power loss: %v, want ErrPowerLoss", keep, err)
+		}
+		fs.Crash(func(n int) int { return n }) // would keep everything unsynced
+		if got, _ := content(t, fs, "a"); got != "1111"+"2222"[:keep] {
+			t.Errorf("keep %d: a = %q after the crash", keep, got)
+		}
+		if _, ok := content(t, fs, "b"); ok {
+			t.Errorf("keep %d: b exists after the crash; its directory was never synced", keep)
+		}
+		f, _ = fs.Open("a")
+		f.Write([]byte("3"))
+		must(t, f.Sync())
+	}
+}
