@@ -39,7 +39,8 @@ type Config struct {
 	InlineThreshold, InlineCapBytes int64
 	// ChunkOnce writes chunk bytes once on each replica, not in the data
 	// groups' raft logs as well as in the chunk files
-	// (node.Config.ChunkOnce). Every node of a cluster should agree.
+	// (node.Config.ChunkOnce); `tessera node` sets it unless given
+	// --chunk-once=false. Every node of a cluster should agree.
 	ChunkOnce bool
 	// PutWindow is how many chunks of put and append bodies the HTTP API
 	// holds and writes at once (default client.DefaultWindow): one write

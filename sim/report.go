@@ -62,8 +62,8 @@ func ReplayCommand(opts Options, seed uint64, sched *Schedule) string {
 	if bugs := BugNames(opts.Bugs); len(bugs) > 0 {
 		cmd += " --inject-bug " + strings.Join(bugs, ",")
 	}
-	if opts.ChunkOnce {
-		cmd += " --chunk-once"
+	if !opts.ChunkOnce {
+		cmd += " --chunk-once=false"
 	}
 	return cmd
 }

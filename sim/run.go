@@ -49,7 +49,7 @@ type Options struct {
 	// Bugs inject known defects into the core (testbed self-test).
 	Bugs node.Bugs
 	// ChunkOnce runs the nodes with node.Config.ChunkOnce: chunk bytes
-	// written once per replica (off by default, as for `tessera node`).
+	// written once per replica (on by default, as for `tessera node`).
 	ChunkOnce bool
 	// setup, if set, is called once the world is built, before any node
 	// starts (tests inject faults the schedule cannot express with it).
@@ -61,7 +61,7 @@ type Options struct {
 // DefaultOptions are the embedded defaults of `tessera sim run`.
 func DefaultOptions() Options {
 	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 50 * time.Millisecond, Clients: 4,
-		ChunkBytes: 256, DataGroups: 3}
+		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true}
 }
 
 func (o *Options) fill() {

@@ -156,7 +156,7 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 	fl.IntVar(&putWindow, "put-window", client.DefaultWindow, "chunk writes in flight at once for one put alone, shared by concurrent puts (the nodes' --put-window)")
 	fl.BoolVar(&pprof, "pprof", false, "nodes serve Go's profiles under /debug/pprof/ (the nodes' --pprof)")
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
-	fl.BoolVar(&chunkOnce, "chunk-once", false, "start the nodes with --chunk-once (chunk bytes written once per replica)")
+	fl.BoolVar(&chunkOnce, "chunk-once", true, "the nodes' --chunk-once (chunk bytes written once per replica; --chunk-once=false: twice)")
 	cmd.AddCommand(up)
 	return cmd
 }

@@ -135,7 +135,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.BoolVar(&f.Join, "join", false, "join an existing cluster with an empty data directory (required after a disk was lost): bootstrap no group")
 	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fl.BoolVar(&chunkOnce, "chunk-once", false, "write chunk bytes once per replica (staged before their short raft log entries) instead of twice (log entry, then chunk file); give every node the same value")
+	fl.BoolVar(&chunkOnce, "chunk-once", true, "write chunk bytes once per replica (staged before their short raft log entries); --chunk-once=false writes them twice (log entry, then chunk file); give every node the same value")
 	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs to inject, of the server or the core (binaries built with -tags tesserabugs; for testing the chaos harness)")
 	_ = fl.MarkHidden("inject-bug")
 	return cmd

@@ -29,7 +29,7 @@ func (sf *simFlags) add(cmd *cobra.Command) {
 	fl.IntVar(&sf.metaReplicas, "meta-replicas", 0, "replicas of the meta group (0: picked per seed, 3 or 5 with 5 or more nodes)")
 	fl.DurationVar(&sf.duration, "duration", sim.DefaultOptions().Duration, "simulated time of the workload and faults")
 	fl.StringVar(&sf.bugs, "inject-bug", "", "comma-separated known bugs to inject (binaries built with -tags tesserabugs): "+strings.Join(sim.AllBugs(), ", "))
-	fl.BoolVar(&sf.chunkOnce, "chunk-once", sim.DefaultOptions().ChunkOnce, "run the nodes with chunk bytes written once per replica (node --chunk-once)")
+	fl.BoolVar(&sf.chunkOnce, "chunk-once", sim.DefaultOptions().ChunkOnce, "run the nodes with chunk bytes written once per replica (node --chunk-once; --chunk-once=false: twice)")
 }
 
 func (sf *simFlags) options(seed uint64) (sim.Options, error) {
@@ -194,9 +194,7 @@ status 1 if any seed fails; each failing seed replays with 'tessera sim run
 			if swf.bugs != "" {
 				so.ExtraArgs = append(so.ExtraArgs, "--inject-bug", swf.bugs)
 			}
-			if swf.chunkOnce {
-				so.ExtraArgs = append(so.ExtraArgs, "--chunk-once")
-			}
+			so.ExtraArgs = append(so.ExtraArgs, "--chunk-once="+strconv.FormatBool(swf.chunkOnce))
 			start := time.Now()
 			results := sim.Swarm(opts, so, os.Stdout)
 			for _, r := range results {

@@ -149,8 +149,9 @@ type Config struct {
 	InlineThreshold, InlineCapBytes int64
 	// ChunkOnce writes a chunk's bytes once on each replica: to a staged
 	// file made durable before its data group's log entry, which names
-	// them, and which applying renames to the chunk file (staged.go). Off
-	// (the default, for now), the bytes travel in the log entry and are
+	// them, and which applying renames to the chunk file (staged.go). The
+	// runtimes turn it on by default (`tessera node --chunk-once`,
+	// sim.DefaultOptions); off, the bytes travel in the log entry and are
 	// written again to the chunk file at apply: twice on each replica.
 	// Every node of a cluster should agree (a replica on either path
 	// applies the other's entries).
