@@ -92,6 +92,11 @@ const (
 	// its own housekeeping, a network volume's hiccup): its disk work in
 	// flight and submitted meanwhile completes, in order, only after.
 	DiskStall FaultKind = "diskstall"
+	// StageRot: a bit flips at rest in a staged file of Node (chunk bytes
+	// written once, waiting beside their log entry for its apply), right
+	// after the next disk work of Node that leaves one it may damage
+	// (stagerot.go).
+	StageRot FaultKind = "stagerot"
 	// Log faults of a disk that misbehaves (logfaults.go), on the run's
 	// one faulty-disk node. LostWrite: the next sync of one of Node's
 	// raft log segments succeeds but its bytes never reach the medium;
@@ -110,7 +115,7 @@ const (
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
 var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot,
-	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, DiskStall, LostWrite, Misdirect, Latent, ReadErr}
+	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, DiskStall, StageRot, LostWrite, Misdirect, Latent, ReadErr}
 
 // crashPointKinds are the crash points, in the order the coverage line
 // counts them firing.
@@ -261,8 +266,8 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 		slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 	}
 	// Drawn after the log faults for the same reason: a seed's other
-	// faults stay what they were before BatchCrash and DiskStall
-	// existed.
+	// faults stay what they were before BatchCrash, DiskStall and
+	// StageRot existed.
 	if on(0.5) {
 		n := int(r.Float64() * 4 * until.Seconds() / 10)
 		for i := 0; i < n; i++ {
@@ -276,6 +281,12 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 		for i := 0; i < n; i++ {
 			s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(until))), Kind: DiskStall, Node: r.IntN(nodes) + 1,
 				Dur: time.Duration(r.IntN(1000)+20) * time.Millisecond})
+		}
+		slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
+	}
+	if on(0.3) {
+		for n := 1 + r.IntN(3); n > 0; n-- {
+			s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(until))), Kind: StageRot, Node: r.IntN(nodes) + 1})
 		}
 		slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 	}

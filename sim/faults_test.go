@@ -108,3 +108,61 @@ func TestSwarmSeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestStageRotSparesLastGoodCopies checks which staged files StageRot may
+// damage on node 1: one with a good copy elsewhere (two while a node may
+// still be lost), or one of an entry node 1 leads and has not committed,
+// which its group may drop (core/node staged.go handOff) unless a loss is
+// still to come; never the last good copy of an entry that may be
+// committed.
+func TestStageRotSparesLastGoodCopies(t *testing.T) {
+	const name = "groups/2/chunks/0000000000000005-0000000000000001.stg"
+	tests := []struct {
+		name      string
+		copies    int  // other nodes holding the staged file
+		leads     bool // and its group is whole
+		commit    uint64
+		lossAhead bool
+		want      bool
+	}{
+		{"a copy elsewhere", 1, false, 0, false, true},
+		{"no copy elsewhere, a follower", 0, false, 0, false, false},
+		{"no copy elsewhere, leading, not committed", 0, true, 4, false, true},
+		{"no copy elsewhere, leading, committed", 0, true, 5, false, false},
+		{"no copy elsewhere, leading, not committed, a loss ahead", 0, true, 4, true, false},
+		{"one copy elsewhere, a loss ahead", 1, false, 0, true, false},
+		{"two copies elsewhere, a loss ahead", 2, false, 0, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := &World{clk: newClock(nil), faultRng: rand.New(rand.NewPCG(1, 2)),
+				topo:  topo.Default([]uint64{1, 2, 3}, 1, 3, 3),
+				sched: Schedule{FaultsUntil: time.Minute}}
+			if tt.lossAhead {
+				w.sched.Faults = []Fault{{At: 30 * time.Second, Kind: Lose, Node: 3}}
+			}
+			data := []byte("bytes staged beside their entry")
+			for id := 1; id <= 3; id++ {
+				s := &simNode{w: w, id: id, fs: memfs.New()}
+				store, err := chunk.NewStore(s.fs, "groups/2/chunks")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if id == 1 || id-1 <= tt.copies {
+					if err := store.WriteStaged(5, 1, chunk.Info{ID: 9, Size: uint32(len(data)), CRC: chunk.Checksum(data)}, data); err != nil {
+						t.Fatal(err)
+					}
+				}
+				w.nodes = append(w.nodes, s)
+			}
+			droppable := map[uint64]uint64{}
+			if tt.leads {
+				droppable[2] = tt.commit
+			}
+			got := w.rottableStaged(w.nodes[0], droppable)
+			if ok := len(got) == 1 && got[0] == name; ok != tt.want || len(got) > 1 {
+				t.Fatalf("rottable %v, want %s: %v", got, name, tt.want)
+			}
+		})
+	}
+}

@@ -141,6 +141,10 @@ type coverage struct {
 	// lostWrites, misdirected, latentSectors and logReadErrors count the
 	// log faults injected (logfaults.go).
 	lostWrites, misdirected, latentSectors, logReadErrors int
+	// stageRots counts the staged files damaged (stagerot.go), handoffs
+	// the leaderships handed on for an entry that could not be filled.
+	stageRots int
+	handoffs  uint64
 	// staged, filled, cut and lacking count the chunk writes whose bytes
 	// were written once (node.Stats.StagedChunks and what follows it).
 	staged, filled, cut, lacking uint64
@@ -200,6 +204,7 @@ func (c *coverage) add(st node.Stats) {
 	c.filled += st.AppendsFilled
 	c.cut += st.AppendsCut
 	c.lacking += st.LackingChunks
+	c.handoffs += st.LeaderHandoffs
 }
 
 func (c coverage) String() string {
@@ -207,9 +212,9 @@ func (c coverage) String() string {
 	for _, k := range crashPointKinds {
 		fmt.Fprintf(&fired, " %s-fired=%d", k, c.fired[k])
 	}
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d%s",
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d%s",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
-		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, fired.String())
+		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, fired.String())
 }
 
 func (w *World) nodeConfig(id int) node.Config {
@@ -538,6 +543,8 @@ func (w *World) inject(f Fault) {
 		})
 	case BitRot:
 		w.bitRot(w.nodes[f.Node-1])
+	case StageRot:
+		w.nodes[f.Node-1].stageRots++
 	case DiskStall:
 		s := w.nodes[f.Node-1]
 		s.stallUntil = max(s.stallUntil, w.clk.now+f.Dur)
@@ -655,7 +662,7 @@ func (w *World) heal() {
 	for _, s := range w.nodes {
 		s.diskFaults = false
 		s.pausedUntil = 0
-		s.armedWrite, s.readErrUntil, s.stallUntil = "", 0, 0
+		s.armedWrite, s.readErrUntil, s.stageRots, s.stallUntil = "", 0, 0, 0
 		s.fs.ClearLatent()
 		if !s.up() {
 			w.restart(s)

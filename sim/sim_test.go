@@ -121,7 +121,7 @@ func TestScheduleRoundTrip(t *testing.T) {
 func TestParseScheduleRejects(t *testing.T) {
 	for _, bad := range []string{"until=", "bogus=1", "drop=2", "delay=5ms", "faults=crash@1s:x/1s",
 		"faults=bogus@1s:n1/1s", "faults=crash@-1s:n1/1s", "faults=partition@1s/2s", "faults=snapcrash@1s:n1/1s", "faults=ackcrash@1s/1s",
-		"faults=batchcrash@1s:n1/1s", "faults=diskstall@1s/1s"} {
+		"faults=batchcrash@1s:n1/1s", "faults=diskstall@1s/1s", "faults=stagerot@1s/1s"} {
 		if _, err := ParseSchedule(bad); err == nil {
 			t.Errorf("ParseSchedule(%q) accepted", bad)
 		}

@@ -79,6 +79,9 @@ type simNode struct {
 	inIO         bool
 	powerLoss    bool
 	powerLossDur time.Duration
+	// stageRots counts the StageRot faults waiting for a staged file to
+	// damage (stagerot.go).
+	stageRots int
 	// stallUntil ends a DiskStall: no disk work completes before it.
 	stallUntil time.Duration
 }
@@ -142,6 +145,9 @@ func (e simEnv) IO(q uint64, work func() error, done func(error)) {
 		if s.powerLoss {
 			s.powerFailed()
 			return
+		}
+		if s.stageRots > 0 {
+			s.rotStaged()
 		}
 		s.handle("io-done", func(*node.Node) { done(err) })
 	}

@@ -34,7 +34,8 @@ package node
 //	log node=2 group=1                 The replica's durable log, entry by entry.
 //	files node=2 [group=2]             The node's chunk directory of a data group: chunk
 //	                                   files by id, staged files by term/index.
-//	lose node=1 chunk=1 [group=2]      Removes the chunk's file from the node's disk.
+//	lose node=1 chunk=1 [group=2]      Removes the chunk's file from the node's disk;
+//	lose node=1 index=3 term=1 [group=2]  the staged file of the entry at 1/3.
 
 import (
 	"fmt"
@@ -315,15 +316,20 @@ func (h *harness) cmdFiles(a *args) {
 // lost it.
 func (h *harness) cmdLose(a *args) {
 	hn, g, id := h.nodeArg(a), a.uint("group", 2), a.uint("chunk", 0)
+	index, term := a.uint("index", 0), a.uint("term", 0)
 	a.done()
 	dir := fmt.Sprintf("groups/%d/chunks", g)
-	if err := hn.fs.Remove(fmt.Sprintf("%s/%016x.chk", dir, id)); err != nil {
+	name, what := fmt.Sprintf("%s/%016x.chk", dir, id), fmt.Sprintf("chunk %d", id)
+	if index != 0 {
+		name, what = fmt.Sprintf("%s/%016x-%016x.stg", dir, index, term), fmt.Sprintf("staged %d/%d", term, index)
+	}
+	if err := hn.fs.Remove(name); err != nil {
 		a.d.Fatalf(a.t, "%v", err)
 	}
 	if err := hn.fs.SyncDir(dir); err != nil {
 		a.d.Fatalf(a.t, "%v", err)
 	}
-	h.emit("n%d g%d lost chunk %d", hn.id, g, id)
+	h.emit("n%d g%d lost %s", hn.id, g, what)
 }
 
 // replica returns the node's replica of a group.

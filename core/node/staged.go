@@ -1,7 +1,9 @@
 package node
 
 import (
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/chunk"
@@ -93,9 +95,10 @@ func (n *Node) stageAppend(g *group, j *logJob) {
 // before the first entry past fillChunks chunks' worth for the envelope (raft sends the
 // rest again after the follower's answer), and before the first entry not
 // yet committed whose bytes are not here: the follower could not
-// acknowledge it. A committed entry whose bytes are not here (the chunk was
-// deleted since, or its file lost) goes short: a quorum holds its bytes,
-// and the follower fetches them at apply.
+// acknowledge it, and the leader hands its leadership on (handOff). A
+// committed entry whose bytes are not here (the chunk was deleted since, or
+// its file lost) goes short: a quorum holds its bytes, and the follower
+// fetches them at apply.
 func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 	ents := m.GetEntries()
 	var out []*raftpb.Entry
@@ -123,6 +126,7 @@ func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 				continue
 			}
 			n.stats.AppendsCut++
+			n.handOff(g)
 			break
 		}
 		filled += uint64(len(data))
@@ -222,4 +226,41 @@ func (n *Node) proposedChunkBytes(group uint64) int {
 		}
 	}
 	return sum
+}
+
+// handOff makes a data group's leader give up its leadership when it cannot
+// fill an entry not yet committed: the staged file of its own write was
+// lost or damaged after its fsync. No follower can be sent the entry, so
+// while this replica leads, the group commits nothing more. Raft's own
+// leadership transfer would first send the transferee that very entry, so
+// the node sends raft's MsgTimeoutNow itself, to the voter most up to date
+// among those heard from lately: it campaigns at once, in a new term. A
+// leader elected without the entry overwrites it (its write was never
+// acknowledged: the client retries it); one elected with it fills it from
+// its own staged file. This replica, no longer leading, takes the entry
+// again from the new leader or gives it up. Every append that meets the
+// entry asks again, until a vote of the new term reaches this replica.
+func (n *Node) handOff(g *group) {
+	st := g.rn.Status()
+	if st.RaftState != raft.StateLeader {
+		return
+	}
+	var to, match uint64
+	for _, id := range g.confState.GetVoters() {
+		pr, ok := st.Progress[id]
+		if id == n.cfg.ID || !ok || pr.IsLearner || !pr.RecentActive {
+			continue
+		}
+		if to == 0 || pr.Match > match || pr.Match == match && id < to {
+			to, match = id, pr.Match
+		}
+	}
+	if to == 0 {
+		return // no quorum is heard from: raft's CheckQuorum steps down
+	}
+	n.stats.LeaderHandoffs++
+	n.env.Log().Warn("handing leadership on: an entry not yet committed lost its staged bytes here",
+		"node", n.cfg.ID, "group", g.id, "to", to)
+	n.sendRaft(g, &raftpb.Message{Type: raftpb.MsgTimeoutNow.Enum(), From: proto.Uint64(n.cfg.ID),
+		To: proto.Uint64(to), Term: proto.Uint64(st.HardState.GetTerm())})
 }

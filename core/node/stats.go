@@ -47,6 +47,10 @@ type Stats struct {
 	// it applied without their bytes and fetched from a peer.
 	StagedChunks, StagedChunkBytes           uint64
 	AppendsFilled, AppendsCut, LackingChunks uint64
+	// LeaderHandoffs counts the times a data group's leader asked a
+	// follower to take its leadership because it could not fill an entry
+	// not yet committed (staged.go handOff).
+	LeaderHandoffs uint64
 }
 
 // GroupStatus describes this node's replica of one group.

@@ -1,0 +1,100 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tessera-db/tessera/verdict"
+)
+
+// Staged files rot (StageRot). With chunk bytes written once
+// (node.Config.ChunkOnce), a chunk write's bytes wait in a staged file
+// beside their short log entry until it is applied. A disk that damages
+// one after its fsync takes the only copy of those bytes on that replica:
+// a follower's copy is repaired from the others once applied, and a
+// leader that can no longer send an entry not yet committed must let the
+// group go on without it (core/node staged.go handOff).
+
+// rotStaged flips a bit at rest in one of node s's staged files, right
+// after disk work of s completed (a staged write, most often), if one may
+// be damaged (rottableStaged).
+func (s *simNode) rotStaged() {
+	w := s.w
+	if !s.up() {
+		return
+	}
+	droppable := map[uint64]uint64{}
+	for _, gs := range s.node.Groups() {
+		if gs.IsLeader && len(gs.Outgoing) == 0 && w.othersWhole(s, gs.ID, gs.Voters) {
+			droppable[gs.ID] = gs.Commit
+		}
+	}
+	files := w.rottableStaged(s, droppable)
+	if len(files) == 0 {
+		return
+	}
+	name := files[w.faultRng.IntN(len(files))]
+	b, err := s.fs.Contents(name)
+	if err != nil || len(b) <= 16 {
+		return
+	}
+	off := 16 + w.faultRng.Int64N(int64(len(b)-16))
+	if err := s.fs.CorruptAtRest(name, off, byte(1)<<w.faultRng.IntN(8)); err != nil {
+		w.failf(verdict.Recovery, "stage rot: %v", err)
+		return
+	}
+	s.stageRots--
+	w.coverage.stageRots++
+	w.logf("staged file rot on node %d: %s at %d", s.id, name, off)
+}
+
+// othersWhole reports whether every voter of group g but s is up with its
+// replica's log (not fenced): only then can the group drop an entry whose
+// bytes only s's replica had, by electing a leader without it, for that
+// needs a quorum of voters without the entry, and a fenced voter never
+// votes (nor can a group that commits nothing replace it).
+func (w *World) othersWhole(s *simNode, g uint64, voters []uint64) bool {
+	for _, v := range voters {
+		if int(v) == s.id {
+			continue
+		}
+		o := w.nodes[v-1]
+		if !o.up() {
+			return false
+		}
+		if _, _, _, ok := o.node.LogState(g); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// rottableStaged lists the staged files of node s that may rot: those of
+// which a good copy stays on other nodes (as for bitrot: two while a node
+// may still be lost), and those of an entry above the commit index of a
+// group s leads whose other voters are whole (droppable: group to commit
+// index): nobody acknowledged it to a client and the group may drop it,
+// unless a node may still be lost (the entry may yet commit with s's
+// damaged copy counted, or the group lose the voters it needs to drop it).
+func (w *World) rottableStaged(s *simNode, droppable map[uint64]uint64) []string {
+	need := w.copiesNeeded()
+	var files []string
+	for _, g := range w.topo.DataGroups() {
+		dir := fmt.Sprintf("groups/%d/chunks", g)
+		names, _ := s.fs.List(dir)
+		for _, n := range names {
+			var index, term uint64
+			if !strings.HasSuffix(n, ".stg") {
+				continue
+			}
+			if _, err := fmt.Sscanf(n, "%016x-%016x.stg", &index, &term); err != nil {
+				continue
+			}
+			commit, leads := droppable[g]
+			if leads && index > commit && need == 1 || w.goodCopies(s, dir+"/"+n) >= need {
+				files = append(files, dir+"/"+n)
+			}
+		}
+	}
+	return files
+}
