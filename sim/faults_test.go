@@ -11,6 +11,18 @@ import (
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 )
 
+// rotWorld is a world of three nodes, one data group, and a node lost
+// later in the run if lossAhead, for the rot faults' tests.
+func rotWorld(lossAhead bool) *World {
+	w := &World{clk: newClock(nil), faultRng: rand.New(rand.NewPCG(1, 2)),
+		topo:  topo.Default([]uint64{1, 2, 3}, 1, 3, 3),
+		sched: Schedule{FaultsUntil: time.Minute}}
+	if lossAhead {
+		w.sched.Faults = []Fault{{At: 30 * time.Second, Kind: Lose, Node: 3}}
+	}
+	return w
+}
+
 // TestBitRotSparesLastGoodCopies checks that bit rot never takes a chunk's
 // last good copy on the nodes that are not lost, nor its last two while a
 // node may still be lost later in the run: the schedule must stay within
@@ -34,12 +46,7 @@ func TestBitRotSparesLastGoodCopies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := &World{clk: newClock(nil), faultRng: rand.New(rand.NewPCG(1, 2)),
-				topo:  topo.Default([]uint64{1, 2, 3}, 1, 3, 3),
-				sched: Schedule{FaultsUntil: time.Minute}}
-			if tt.lossAhead {
-				w.sched.Faults = []Fault{{At: 30 * time.Second, Kind: Lose, Node: 3}}
-			}
+			w := rotWorld(tt.lossAhead)
 			for id := 1; id <= 3; id++ {
 				s := &simNode{w: w, id: id, fs: memfs.New(), lost: id == tt.lost}
 				store, err := chunk.NewStore(s.fs, "groups/2/chunks")
@@ -135,12 +142,7 @@ func TestStageRotSparesLastGoodCopies(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			w := &World{clk: newClock(nil), faultRng: rand.New(rand.NewPCG(1, 2)),
-				topo:  topo.Default([]uint64{1, 2, 3}, 1, 3, 3),
-				sched: Schedule{FaultsUntil: time.Minute}}
-			if tt.lossAhead {
-				w.sched.Faults = []Fault{{At: 30 * time.Second, Kind: Lose, Node: 3}}
-			}
+			w := rotWorld(tt.lossAhead)
 			data := []byte("bytes staged beside their entry")
 			for id := 1; id <= 3; id++ {
 				s := &simNode{w: w, id: id, fs: memfs.New()}

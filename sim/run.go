@@ -591,33 +591,52 @@ func (w *World) logRot(s *simNode) {
 // seed 20536 with no good copy to fill a replacement from).
 func (w *World) bitRot(s *simNode) {
 	need := w.copiesNeeded()
+	files := w.chunkDirFiles(s, func(_ uint64, dir, name string) bool {
+		return strings.HasSuffix(name, ".chk") && w.goodCopies(s, dir+"/"+name) >= need
+	})
+	if _, off, ok := w.flipAtRest(s, files); ok {
+		w.clk.note("bitrot", uint64(s.id), uint64(off))
+	}
+}
+
+// chunkDirFiles lists the files of node s's data-group chunk directories
+// (chunk and staged files) that keep takes.
+func (w *World) chunkDirFiles(s *simNode, keep func(group uint64, dir, name string) bool) []string {
 	var files []string
 	for _, g := range w.topo.DataGroups() {
 		dir := fmt.Sprintf("groups/%d/chunks", g)
 		names, _ := s.fs.List(dir)
 		for _, n := range names {
-			if strings.HasSuffix(n, ".chk") && w.goodCopies(s, dir+"/"+n) >= need {
+			if keep(g, dir, n) {
 				files = append(files, dir+"/"+n)
 			}
 		}
 	}
+	return files
+}
+
+// flipAtRest flips one bit at rest in the data of one of files (in the
+// chunk file format: past its 16-byte header), on node s's disk, and
+// returns which file and where.
+func (w *World) flipAtRest(s *simNode, files []string) (string, int64, bool) {
 	if len(files) == 0 {
-		return
+		return "", 0, false
 	}
 	name := files[w.faultRng.IntN(len(files))]
 	f, err := s.fs.Open(name)
 	if err != nil {
-		return
+		return "", 0, false
 	}
 	size, _ := f.Size()
 	_ = f.Close()
 	if size <= 16 {
-		return
+		return "", 0, false
 	}
 	off := 16 + w.faultRng.Int64N(size-16)
-	if err := s.fs.CorruptAtRest(name, off, byte(1)<<w.faultRng.IntN(8)); err == nil {
-		w.clk.note("bitrot", uint64(s.id), uint64(off))
+	if err := s.fs.CorruptAtRest(name, off, byte(1)<<w.faultRng.IntN(8)); err != nil {
+		return "", 0, false
 	}
+	return name, off, true
 }
 
 // copiesNeeded is how many good copies of a chunk must stay elsewhere

@@ -3,8 +3,6 @@ package sim
 import (
 	"fmt"
 	"strings"
-
-	"github.com/tessera-db/tessera/verdict"
 )
 
 // Staged files rot (StageRot). With chunk bytes written once
@@ -29,18 +27,8 @@ func (s *simNode) rotStaged() {
 			droppable[gs.ID] = gs.Commit
 		}
 	}
-	files := w.rottableStaged(s, droppable)
-	if len(files) == 0 {
-		return
-	}
-	name := files[w.faultRng.IntN(len(files))]
-	b, err := s.fs.Contents(name)
-	if err != nil || len(b) <= 16 {
-		return
-	}
-	off := 16 + w.faultRng.Int64N(int64(len(b)-16))
-	if err := s.fs.CorruptAtRest(name, off, byte(1)<<w.faultRng.IntN(8)); err != nil {
-		w.failf(verdict.Recovery, "stage rot: %v", err)
+	name, off, ok := w.flipAtRest(s, w.rottableStaged(s, droppable))
+	if !ok {
 		return
 	}
 	s.stageRots--
@@ -78,23 +66,15 @@ func (w *World) othersWhole(s *simNode, g uint64, voters []uint64) bool {
 // damaged copy counted, or the group lose the voters it needs to drop it).
 func (w *World) rottableStaged(s *simNode, droppable map[uint64]uint64) []string {
 	need := w.copiesNeeded()
-	var files []string
-	for _, g := range w.topo.DataGroups() {
-		dir := fmt.Sprintf("groups/%d/chunks", g)
-		names, _ := s.fs.List(dir)
-		for _, n := range names {
-			var index, term uint64
-			if !strings.HasSuffix(n, ".stg") {
-				continue
-			}
-			if _, err := fmt.Sscanf(n, "%016x-%016x.stg", &index, &term); err != nil {
-				continue
-			}
-			commit, leads := droppable[g]
-			if leads && index > commit && need == 1 || w.goodCopies(s, dir+"/"+n) >= need {
-				files = append(files, dir+"/"+n)
-			}
+	return w.chunkDirFiles(s, func(g uint64, dir, name string) bool {
+		var index, term uint64
+		if !strings.HasSuffix(name, ".stg") {
+			return false
 		}
-	}
-	return files
+		if _, err := fmt.Sscanf(name, "%016x-%016x.stg", &index, &term); err != nil {
+			return false
+		}
+		commit, leads := droppable[g]
+		return leads && index > commit && need == 1 || w.goodCopies(s, dir+"/"+name) >= need
+	})
 }
