@@ -256,7 +256,7 @@ func (n *Node) handOff(g *group) {
 		}
 	}
 	if to == 0 {
-		return // no quorum is heard from: raft's CheckQuorum steps down
+		return // no voter heard from lately: CheckQuorum steps this leader down
 	}
 	n.stats.LeaderHandoffs++
 	n.env.Log().Warn("handing leadership on: an entry not yet committed lost its staged bytes here",
