@@ -36,12 +36,17 @@ func (s *simNode) rotStaged() {
 	w.logf("staged file rot on node %d: %s at %d", s.id, name, off)
 }
 
-// othersWhole reports whether every voter of group g but s is up with its
-// replica's log (not fenced): only then can the group drop an entry whose
-// bytes only s's replica had, by electing a leader without it, for that
-// needs a quorum of voters without the entry, and a fenced voter never
-// votes (nor can a group that commits nothing replace it).
+// othersWhole reports whether the voters of group g but s make a quorum
+// on their own, every one up with its replica's log (not fenced): only
+// then can the group drop an entry whose bytes only s's replica had, by
+// electing a leader without it, for that needs a quorum of voters without
+// the entry; a fenced voter never votes, and a group that commits nothing
+// can neither replace one nor refill a voter it removed (seed 132: a group
+// of two voters while its third was refilled stalled for good).
 func (w *World) othersWhole(s *simNode, g uint64, voters []uint64) bool {
+	if len(voters)-1 < len(voters)/2+1 {
+		return false
+	}
 	for _, v := range voters {
 		if int(v) == s.id {
 			continue
