@@ -117,28 +117,28 @@ func TestSwarmSeeds(t *testing.T) {
 }
 
 // TestStageRotSparesLastGoodCopies checks which staged files StageRot may
-// damage on node 1: one with a good copy elsewhere (two while a node may
-// still be lost), or one of an entry node 1 leads and has not committed,
-// which its group may drop (core/node staged.go handOff) unless a loss is
-// still to come; never the last good copy of an entry that may be
-// committed.
+// damage on node 1. Of an entry above the commit index node 1 knows, only
+// while its group could drop it (the other voters whole) and no loss is
+// still to come, whatever copies exist elsewhere; of one it knows
+// committed, one with a good copy elsewhere (two while a node may still
+// be lost).
 func TestStageRotSparesLastGoodCopies(t *testing.T) {
 	const name = "groups/2/chunks/0000000000000005-0000000000000001.stg"
 	tests := []struct {
 		name      string
-		copies    int  // other nodes holding the staged file
-		leads     bool // and its group is whole
-		commit    uint64
+		copies    int    // other nodes holding the staged file
+		commit    uint64 // node 1's commit index (the entry is at 5)
+		whole     bool   // the group could drop the entry
 		lossAhead bool
 		want      bool
 	}{
-		{"a copy elsewhere", 1, false, 0, false, true},
-		{"no copy elsewhere, a follower", 0, false, 0, false, false},
-		{"no copy elsewhere, leading, not committed", 0, true, 4, false, true},
-		{"no copy elsewhere, leading, committed", 0, true, 5, false, false},
-		{"no copy elsewhere, leading, not committed, a loss ahead", 0, true, 4, true, false},
-		{"one copy elsewhere, a loss ahead", 1, false, 0, true, false},
-		{"two copies elsewhere, a loss ahead", 2, false, 0, true, true},
+		{"committed, a copy elsewhere", 1, 5, false, false, true},
+		{"committed, no copy elsewhere", 0, 5, true, false, false},
+		{"not committed, whole", 0, 4, true, false, true},
+		{"not committed, not whole, copies elsewhere", 2, 4, false, false, false},
+		{"not committed, whole, a loss ahead", 2, 4, true, true, false},
+		{"committed, one copy elsewhere, a loss ahead", 1, 5, true, true, false},
+		{"committed, two copies elsewhere, a loss ahead", 2, 5, false, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,11 +157,8 @@ func TestStageRotSparesLastGoodCopies(t *testing.T) {
 				}
 				w.nodes = append(w.nodes, s)
 			}
-			droppable := map[uint64]uint64{}
-			if tt.leads {
-				droppable[2] = tt.commit
-			}
-			got := w.rottableStaged(w.nodes[0], droppable)
+			hosted := map[uint64]replica{2: {commit: tt.commit, whole: tt.whole}}
+			got := w.rottableStaged(w.nodes[0], hosted)
 			if ok := len(got) == 1 && got[0] == name; ok != tt.want || len(got) > 1 {
 				t.Fatalf("rottable %v, want %s: %v", got, name, tt.want)
 			}

@@ -21,13 +21,15 @@ func (s *simNode) rotStaged() {
 	if !s.up() {
 		return
 	}
-	droppable := map[uint64]uint64{}
-	for _, gs := range s.node.Groups() {
-		if gs.IsLeader && len(gs.Outgoing) == 0 && w.othersWhole(s, gs.ID, gs.Voters) {
-			droppable[gs.ID] = gs.Commit
-		}
+	if len(w.chunkDirFiles(s, func(_ uint64, _, name string) bool { return strings.HasSuffix(name, ".stg") })) == 0 {
+		return // no staged file: spare asking for the groups' status at every disk write
 	}
-	name, off, ok := w.flipAtRest(s, w.rottableStaged(s, droppable))
+	hosted := map[uint64]replica{}
+	for _, gs := range s.node.Groups() {
+		hosted[gs.ID] = replica{commit: gs.Commit,
+			whole: len(gs.Outgoing) == 0 && w.othersWhole(s, gs.ID, gs.Voters)}
+	}
+	name, off, ok := w.flipAtRest(s, w.rottableStaged(s, hosted))
 	if !ok {
 		return
 	}
@@ -37,7 +39,8 @@ func (s *simNode) rotStaged() {
 }
 
 // othersWhole reports whether the voters of group g but s make a quorum
-// on their own, every one up with its replica's log (not fenced): only
+// on their own, every one up with its replica's log (not fenced, not
+// empty): only
 // then can the group drop an entry whose bytes only s's replica had, by
 // electing a leader without it, for that needs a quorum of voters without
 // the entry; a fenced voter never votes, and a group that commits nothing
@@ -55,21 +58,36 @@ func (w *World) othersWhole(s *simNode, g uint64, voters []uint64) bool {
 		if !o.up() {
 			return false
 		}
-		if _, _, _, ok := o.node.LogState(g); !ok {
+		// A replica created on demand that holds nothing yet (a node
+		// back on an empty disk, not fenced yet) never votes either.
+		if _, _, last, ok := o.node.LogState(g); !ok || last == 0 {
 			return false
 		}
 	}
 	return true
 }
 
-// rottableStaged lists the staged files of node s that may rot: those of
-// which a good copy stays on other nodes (as for bitrot: two while a node
-// may still be lost), and those of an entry above the commit index of a
-// group s leads whose other voters are whole (droppable: group to commit
-// index): nobody acknowledged it to a client and the group may drop it,
-// unless a node may still be lost (the entry may yet commit with s's
-// damaged copy counted, or the group lose the voters it needs to drop it).
-func (w *World) rottableStaged(s *simNode, droppable map[uint64]uint64) []string {
+// replica is what rottableStaged needs of node s's replica of a group:
+// the commit index it knows, and whether the group could drop an entry
+// only it holds the bytes of (othersWhole).
+type replica struct {
+	commit uint64
+	whole  bool
+}
+
+// rottableStaged lists the staged files of node s that may rot. Of an
+// entry above the commit index s's replica knows, only while its group
+// could drop it (it may not be committed: nobody acknowledged it to a
+// client) and no node is still to be lost (the entry may yet commit with
+// s's damaged copy counted, or the group lose the voters it needs to drop
+// it). A good copy elsewhere does not help there: the entry can commit
+// only through a voter that holds it, and one that leads without its
+// bytes can send it to no voter (seed 50045: a follower's copy rotted
+// while a learner held another; the follower then led, and the group,
+// its third voter lost, could elect no leader without the entry). Of an
+// entry s knows committed, one a good copy of which stays on other nodes
+// (as for bitrot: two while a node may still be lost).
+func (w *World) rottableStaged(s *simNode, hosted map[uint64]replica) []string {
 	need := w.copiesNeeded()
 	return w.chunkDirFiles(s, func(g uint64, dir, name string) bool {
 		var index, term uint64
@@ -79,7 +97,9 @@ func (w *World) rottableStaged(s *simNode, droppable map[uint64]uint64) []string
 		if _, err := fmt.Sscanf(name, "%016x-%016x.stg", &index, &term); err != nil {
 			return false
 		}
-		commit, leads := droppable[g]
-		return leads && index > commit && need == 1 || w.goodCopies(s, dir+"/"+name) >= need
+		if r := hosted[g]; index > r.commit {
+			return r.whole && need == 1
+		}
+		return w.goodCopies(s, dir+"/"+name) >= need
 	})
 }

@@ -93,12 +93,13 @@ func (n *Node) stageAppend(g *group, j *logJob) {
 // the short write entries it carries (raft read them from storage), from
 // the staged file or, once applied, the chunk file. It cuts the message
 // before the first entry past fillChunks chunks' worth for the envelope (raft sends the
-// rest again after the follower's answer), and before the first entry not
-// yet committed whose bytes are not here: the follower could not
-// acknowledge it, and the leader hands its leadership on (handOff). A
-// committed entry whose bytes are not here (the chunk was deleted since, or
-// its file lost) goes short: a quorum holds its bytes, and the follower
-// fetches them at apply.
+// rest again after the follower's answer). An entry whose bytes are not
+// here (the chunk was deleted since, or its file lost) goes short. If it is
+// committed, a quorum holds its bytes, and the follower fetches them at
+// apply. If not, the message ends with it: a follower keeps it only if it
+// holds the entry already, or its bytes in a staged file of that position
+// (cutAppend; its log record lost in a crash, say), and no other follower
+// can be sent it, so the leader hands its leadership on (handOff).
 func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 	ents := m.GetEntries()
 	var out []*raftpb.Entry
@@ -121,8 +122,8 @@ func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 		}
 		data := n.stagedBytes(g, e.GetIndex(), e.GetTerm(), c)
 		if data == nil {
+			out = append(out, e)
 			if e.GetIndex() <= m.GetCommit() {
-				out = append(out, e)
 				continue
 			}
 			n.stats.AppendsCut++
