@@ -114,11 +114,16 @@ const (
 	recEntry     byte = 1
 	recHardState byte = 2
 	recSnapshot  byte = 3
+	// recSnapshotRef names a snapshot file (snapfile.go); format 3 on.
+	recSnapshotRef byte = 4
 )
 
 const (
-	// formatVersion is the on-disk format this code writes and reads.
-	formatVersion  = 2
+	// formatVersion is the on-disk format this code writes; it reads
+	// oldestFormat too (version 2 had no snapshot files: a segment of
+	// version 2 simply holds no reference record).
+	formatVersion  = 3
+	oldestFormat   = 2
 	segHeaderBytes = 24
 	headerBytes    = 13
 	// readAttempts bounds the reads of a segment before it is declared
@@ -149,6 +154,9 @@ type State struct {
 	HardState *raftpb.HardState
 	// Entries are the entries after the snapshot's index, in order.
 	Entries []*raftpb.Entry
+	// ref is set while Snapshot comes from a reference record: its data
+	// is read from the snapshot file once the replay is done.
+	ref *SnapshotRef
 }
 
 // WAL is an open log. It is not safe for concurrent use.
@@ -213,6 +221,17 @@ func Open(fs vfs.FS, dir string, opts Options) (*WAL, *State, error) {
 	st, validEnd, err := w.replay()
 	if err != nil {
 		return nil, nil, err
+	}
+	keep := ""
+	if st.ref != nil {
+		keep = snapFileName(st.ref.Metadata.GetIndex(), st.ref.Metadata.GetTerm())
+	}
+	if removed, err := w.removeStray(keep); err != nil {
+		return nil, nil, err
+	} else if removed {
+		if err := fs.SyncDir(dir); err != nil {
+			return nil, nil, fmt.Errorf("wal: sync %s: %w", dir, err)
+		}
 	}
 	if w.seq == 0 {
 		if err := w.createSegment(1); err != nil {
@@ -289,6 +308,13 @@ func (w *WAL) replay() (*State, int64, error) {
 		w.seq = seq
 	}
 	w.chain = chain
+	if st.ref != nil {
+		data, err := w.readSnapshotFile(*st.ref)
+		if err != nil {
+			return nil, 0, err
+		}
+		st.Snapshot.Data = data
+	}
 	if hs := st.HardState; hs != nil && st.Snapshot != nil && hs.GetCommit() < st.snapIndex() {
 		// A snapshot holds only committed state, but the hard state saved
 		// with it may have been torn off: the commit index is at least
@@ -351,8 +377,8 @@ func checkSegmentHeader(h []byte, seq uint64, chained bool, want uint32) (uint32
 	if [4]byte(h[0:4]) != segMagic {
 		return 0, fmt.Errorf("segment magic %q: %w", h[0:4], ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint16(h[4:6]); v != formatVersion {
-		return 0, fmt.Errorf("segment in format version %d, want %d: %w", v, formatVersion, ErrFormat)
+	if v := binary.LittleEndian.Uint16(h[4:6]); v < oldestFormat || v > formatVersion {
+		return 0, fmt.Errorf("segment in format version %d, want %d to %d: %w", v, oldestFormat, formatVersion, ErrFormat)
 	}
 	if got := binary.LittleEndian.Uint64(h[8:16]); got != seq || binary.LittleEndian.Uint16(h[6:8]) != 0 {
 		return 0, fmt.Errorf("segment header names segment %d: %w", got, ErrCorrupt)
@@ -426,7 +452,7 @@ func decodeRecords(data []byte, off int, last bool, chain uint32, fn func(typ by
 		}
 		n := binary.LittleEndian.Uint32(rest[0:4])
 		typ := rest[4]
-		if n > MaxRecordBytes || typ < recEntry || typ > recSnapshot {
+		if n > MaxRecordBytes || typ < recEntry || typ > recSnapshotRef {
 			return 0, 0, fmt.Errorf("record at offset %d: type %d length %d: %w", off, typ, n, ErrCorrupt)
 		}
 		if int64(len(rest)) < headerBytes+int64(n) {
@@ -471,7 +497,17 @@ func (st *State) apply(typ byte, payload []byte) error {
 		if err := proto.Unmarshal(payload, snap); err != nil {
 			return fmt.Errorf("snapshot: %v: %w", err, ErrCorrupt)
 		}
-		st.applySnapshot(snap)
+		if st.applySnapshot(snap) {
+			st.ref = nil
+		}
+	case recSnapshotRef:
+		ref, err := decodeRef(payload)
+		if err != nil {
+			return err
+		}
+		if st.applySnapshot(&raftpb.Snapshot{Metadata: ref.Metadata}) {
+			st.ref = &ref
+		}
 	}
 	return nil
 }
@@ -495,13 +531,15 @@ func (st *State) appendEntry(e *raftpb.Entry) {
 	st.Entries = append(st.Entries, e)
 }
 
-func (st *State) applySnapshot(snap *raftpb.Snapshot) {
+// applySnapshot folds a snapshot record into the state, reporting whether
+// it replaced the snapshot.
+func (st *State) applySnapshot(snap *raftpb.Snapshot) bool {
 	idx, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
 	if st.Snapshot != nil && idx < st.snapIndex() {
 		// A snapshot the replica took of its own state, queued before a
 		// newer one from the leader was made durable: the log never goes
 		// back behind a snapshot it holds.
-		return
+		return false
 	}
 	keep := false
 	for i, e := range st.Entries {
@@ -519,6 +557,7 @@ func (st *State) applySnapshot(snap *raftpb.Snapshot) {
 		st.Entries = nil
 	}
 	st.Snapshot = snap
+	return true
 }
 
 // encodeRecord appends one record, chained to the checksum prev, to buf
