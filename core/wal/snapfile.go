@@ -220,6 +220,13 @@ func (w *WAL) Rotate(ref SnapshotRef, hs *raftpb.HardState, ents []*raftpb.Entry
 
 const tmpSuffix = ".tmp"
 
+// Exists reports whether dir holds a log: a segment. A snapshot file alone
+// is not one (its write may have run beside the deletion of its replica).
+func Exists(fs vfs.FS, dir string) (bool, error) {
+	seqs, err := segments(fs, dir)
+	return len(seqs) > 0, err
+}
+
 // removeStray removes the snapshot files other than keep ("" for none) and
 // any temporary segment a rotation left, reporting whether it removed any.
 func (w *WAL) removeStray(keep string) (bool, error) {
