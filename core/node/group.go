@@ -34,9 +34,9 @@ type group struct {
 	// bytesSinceSnap counts applied payload bytes since the last snapshot,
 	// and snapBytes is the size of the last meta snapshot's data.
 	bytesSinceSnap, snapBytes uint64
-	entriesSince   uint64
-	leader         uint64
-	role           raft.StateType
+	entriesSince              uint64
+	leader                    uint64
+	role                      raft.StateType
 	// recoveredTo is the last index of the log recovered at start: up to
 	// there, entries may be applied a second time (chunk.Store.Tidy).
 	recoveredTo uint64
