@@ -1,7 +1,7 @@
 // Package wal is the write-ahead log of one raft group: its entries, hard
 // state and snapshots, over a vfs.FS.
 //
-// # On-disk format (version 2)
+// # On-disk format (version 3; version 2 is read too)
 //
 // A log is a directory of segment files named "<sequence as 16 lower-case
 // hex digits>.wal", read in name order; their sequence numbers are
@@ -9,7 +9,7 @@
 //
 //	offset  size  field
 //	0       4     magic "TWAL"
-//	4       2     format version (2), little-endian
+//	4       2     format version (3, or 2), little-endian
 //	6       2     zero
 //	8       8     the segment's sequence number, little-endian
 //	16      4     chain: the checksum of the record before the segment's
@@ -20,7 +20,8 @@
 //
 //	offset  size  field
 //	0       4     payload length n, little-endian
-//	4       1     record type: 1 entry, 2 hard state, 3 snapshot
+//	4       1     record type: 1 entry, 2 hard state, 3 snapshot, 4 snapshot
+//	              file reference (snapfile.go; format 3 on)
 //	5       4     crc32c of the payload, little-endian
 //	9       4     the record's checksum: crc32c of the previous record's
 //	              checksum (4 bytes, little-endian; the segment header's
@@ -42,7 +43,10 @@
 //
 // Version 1 had no segment header and no chain; a log in that format (or
 // in a later one) fails Open with ErrFormat rather than ErrCorrupt, so that
-// a node never takes an old log for a damaged one and deletes it.
+// a node never takes an old log for a damaged one and deletes it. Version
+// 2 had no snapshot file references; its segments are read as they are,
+// and a version 2 reader refuses version 3 by its format rather than
+// taking a reference record for damage.
 //
 // # Recovery
 //
@@ -77,7 +81,9 @@
 // Compact writes a fresh segment holding the latest snapshot, hard state and
 // the entries after the snapshot, syncs it and the directory, and only then
 // removes the older segments (oldest first). A crash at any point leaves a
-// log that recovers to the same state.
+// log that recovers to the same state. Rotate (snapfile.go) does the same
+// for a snapshot kept in a file of its own, from what the caller hands it
+// rather than a replay of the log.
 //
 // etcd's server/wal is not used because it is bound to real files and its
 // own snapshot files; this log must run on the simulator's disk.
