@@ -9,7 +9,7 @@ import (
 // TestFrozenEncodesTheStateWhenFrozen checks that a frozen view encodes
 // the state as it was at Freeze, whatever is applied afterwards (new
 // files, replaced and appended inline files, deletions and renames, new
-// sessions), that it encodes the same bytes while those changes run on
+// sessions and new commands of sessions it remembers), that it encodes the same bytes while those changes run on
 // another goroutine (go test -race checks that they share nothing
 // mutable), and that the state restored from it equals the state then.
 func TestFrozenEncodesTheStateWhenFrozen(t *testing.T) {
@@ -29,6 +29,8 @@ func TestFrozenEncodesTheStateWhenFrozen(t *testing.T) {
 		{Op: OpDelete, Path: "/d/002"},
 		{Op: OpRename, Path: "/d/003", NewPath: "/a/first"},
 		{Op: OpAlloc, AllocCount: 3, LeaseNanos: 10},
+		// A session the frozen state remembers records a new command.
+		{Op: OpPut, Path: "/d/010", Data: []byte("again"), Session: 1, Seq: 1000},
 	}
 	for i := range 500 {
 		later = append(later, Command{Op: OpPut, Path: fmt.Sprintf("/e/%03d", i), Data: []byte("x"), Session: 99, Seq: uint64(i + 1)})
