@@ -170,6 +170,10 @@ func (e *harnessEnv) traceStage(group uint64, staged []stagedChunk) {
 	e.note = fmt.Sprintf("g%d %s", group, describeStage(staged))
 }
 
+func (e *harnessEnv) traceSnapshotFile(group, index uint64) {
+	e.note = fmt.Sprintf("g%d write snapshot file at %d", group, index)
+}
+
 func (e *harnessEnv) traceReplicaDelete(group, at uint64) {
 	e.note = fmt.Sprintf("g%d delete replica (tombstone at %d)", group, at)
 }

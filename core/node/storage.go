@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -38,6 +39,9 @@ type logJob struct {
 	// compactTo once it is durable.
 	snap      *raftpb.Snapshot
 	compactTo uint64
+	// ref is a meta snapshot in a snapshot file, which the log rotates
+	// onto (metasnap.go); such a job runs alone in its batch.
+	ref *wal.SnapshotRef
 }
 
 // logQueue batches a replica's log work: at most one batch is in flight, and
@@ -65,6 +69,7 @@ type ioTracer interface {
 	traceLogBatch(group uint64, jobs []logJob)
 	traceStage(group uint64, staged []stagedChunk)
 	traceReplicaDelete(group, at uint64)
+	traceSnapshotFile(group, index uint64)
 }
 
 // queueLog adds work to a replica's log and starts a batch if none runs.
@@ -89,7 +94,17 @@ func (n *Node) startLogBatch(g *group) {
 		return
 	}
 	jobs := g.log.pending
-	g.log.pending = nil
+	// A rotation runs alone: what the log holds when it starts must be
+	// what raft's storage holds.
+	if i := slices.IndexFunc(jobs, func(j logJob) bool { return j.ref != nil }); i == 0 {
+		g.log.pending = slices.Clone(jobs[1:])
+		g.log.busy = true
+		n.rotateLog(g, jobs[0])
+		return
+	} else if i > 0 {
+		jobs = jobs[:i]
+	}
+	g.log.pending = slices.Clone(g.log.pending[len(jobs):])
 	g.log.busy = true
 	var staged []stagedChunk
 	for _, j := range jobs {
@@ -246,6 +261,9 @@ func (n *Node) logBatchDone(g *group, jobs []logJob, err error) {
 		return
 	}
 	for _, j := range jobs {
+		if j.ref != nil {
+			g.snapping = false
+		}
 		m := j.append
 		if m == nil {
 			continue
