@@ -32,6 +32,9 @@ type transport struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	conns   map[net.Conn]bool
+	// frames are the read buffers of large frames, reused once the
+	// envelope decoded from one no longer refers to it.
+	frames framePools
 }
 
 func newTransport(self uint64, peers map[uint64]string, ln net.Listener, deliver func(*wire.Envelope), log *slog.Logger, m *metrics) *transport {
@@ -193,11 +196,14 @@ func (t *transport) readLoop(c net.Conn) {
 			t.log.Warn("peer frame too large; closing", "remote", c.RemoteAddr(), "bytes", n)
 			return
 		}
-		buf := make([]byte, n)
+		buf := t.frames.get(int(n))
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return
 		}
 		m, err := wire.Unmarshal(buf)
+		if err == nil && !m.AliasesInput() {
+			t.frames.put(buf)
+		}
 		if err != nil {
 			t.metrics.peerMalformed.Inc()
 			t.log.Warn("malformed peer frame; closing", "remote", c.RemoteAddr(), "err", err)

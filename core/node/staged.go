@@ -76,7 +76,7 @@ func (n *Node) stageAppend(g *group, j *logJob) {
 		}
 		ref := c.Ref()
 		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
-			Data: encodeEntry(h, ref.Marshal())})
+			Data: encodeChunkEntry(h, &ref)})
 		j.staged = append(j.staged, stagedChunk{index: e.GetIndex(), term: e.GetTerm(),
 			info: chunk.Info{ID: c.ID, Size: ref.Size, CRC: c.CRC}, data: c.Data})
 		n.stats.StagedChunks++
@@ -128,7 +128,7 @@ func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 		filled += uint64(len(data))
 		w := chunk.Command{Op: chunk.OpWrite, ID: c.ID, CRC: c.CRC, Data: data}
 		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
-			Data: encodeEntry(h, w.Marshal())})
+			Data: encodeChunkEntry(h, &w)})
 		n.stats.AppendsFilled++
 	}
 	if out != nil {

@@ -18,6 +18,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -125,19 +126,44 @@ func (m *Envelope) Empty() bool {
 	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals)+len(m.Probes)+len(m.Routes)+len(m.Fenced)+len(m.PieceAsks)+len(m.Pieces) == 0 && !m.Ping
 }
 
-// Marshal encodes the envelope.
+// Marshal encodes the envelope into one buffer of the size it needs: a
+// chunk's bytes in a raft message or a forwarded request are copied once,
+// never through a buffer of their own or a growing one.
 func (m *Envelope) Marshal() ([]byte, error) {
-	e := codec.Encoder{B: append(make([]byte, 0, 256), magic...)}
+	sizes := make([]int, len(m.Raft))
+	total := 256
+	for i, gm := range m.Raft {
+		sizes[i] = proto.Size(gm.Msg)
+		total += 2*binary.MaxVarintLen64 + sizes[i]
+	}
+	for _, f := range m.Forwards {
+		total += 2*binary.MaxVarintLen64 + len(f.Req)
+	}
+	for _, r := range m.Replies {
+		total += 2*binary.MaxVarintLen64 + len(r.Resp)
+	}
+	for _, f := range m.FetchReplies {
+		total += 4*binary.MaxVarintLen64 + len(f.Data)
+	}
+	for _, p := range m.Pieces {
+		total += 6*binary.MaxVarintLen64 + len(p.Data)
+	}
+	e := codec.Encoder{B: append(make([]byte, 0, total), magic...)}
 	e.Uvarint(m.From)
 	e.Uvarint(m.To)
 	e.Uvarint(uint64(len(m.Raft)))
-	for _, gm := range m.Raft {
-		b, err := proto.Marshal(gm.Msg)
+	for i, gm := range m.Raft {
+		e.Uvarint(gm.Group)
+		e.Uvarint(uint64(sizes[i]))
+		start := len(e.B)
+		b, err := proto.MarshalOptions{}.MarshalAppend(e.B, gm.Msg)
 		if err != nil {
 			return nil, fmt.Errorf("wire: marshal raft message of group %d: %w", gm.Group, err)
 		}
-		e.Uvarint(gm.Group)
-		e.Bytes(b)
+		if len(b)-start != sizes[i] {
+			return nil, fmt.Errorf("wire: raft message of group %d encoded in %d bytes, sized %d", gm.Group, len(b)-start, sizes[i])
+		}
+		e.B = b
 	}
 	e.Uvarint(uint64(len(m.Forwards)))
 	for _, f := range m.Forwards {
@@ -206,7 +232,15 @@ func (m *Envelope) Marshal() ([]byte, error) {
 	return e.B, nil
 }
 
-// Unmarshal decodes an envelope; the result may alias b.
+// AliasesInput reports whether a decoded envelope refers to the bytes it
+// was decoded from (Unmarshal): its forwarded requests, replies, fetch
+// replies and snapshot pieces do, its raft messages (copied by protobuf)
+// and the rest do not. A buffer whose envelope does not may be reused.
+func (m *Envelope) AliasesInput() bool {
+	return len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) > 0
+}
+
+// Unmarshal decodes an envelope; the result may alias b (AliasesInput).
 func Unmarshal(b []byte) (*Envelope, error) {
 	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
 		return nil, fmt.Errorf("wire: bad magic")
