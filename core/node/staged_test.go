@@ -2,12 +2,15 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
 
@@ -78,5 +81,113 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 				t.Fatalf("chunk directory %v, want %q", names, tt.wantFile)
 			}
 		})
+	}
+}
+
+// TestStagedBytesDurableBeforeTheirRecords sends node 1, a follower of data
+// group 2, one append of three whole chunk writes, completes its disk work
+// one piece at a time in several orders (any order across queues is
+// allowed, each queue's own order is kept), and crashes a copy of the
+// story after every step: whatever log the node recovers, every short
+// write entry in it has its staged file, and every entry it acknowledged
+// is in it. It fails if a log record is written before the staged file it
+// names is durable, file and name, or an acknowledgement leaves before
+// both.
+func TestStagedBytesDurableBeforeTheirRecords(t *testing.T) {
+	const group = 2
+	var ents []*raftpb.Entry
+	for i := uint64(0); i < 3; i++ {
+		data := []byte(fmt.Sprintf("chunk %d's bytes", 7+i))
+		c := chunk.Command{Op: chunk.OpWrite, ID: 7 + i, CRC: chunk.Checksum(data), Data: data}
+		ents = append(ents, &raftpb.Entry{Term: proto.Uint64(1), Index: proto.Uint64(2 + i), Type: raftpb.EntryNormal.Enum(),
+			Data: encodeEntry(entryHeader{proposer: 2, proposal: 1 + i}, c.Marshal())})
+	}
+	orders := []struct {
+		name string
+		pick func(qs []uint64) int
+	}{
+		{"oldest first", func([]uint64) int { return 0 }},
+		{"newest first", newestHead},
+	}
+	for _, o := range orders {
+		name, pick := o.name, o.pick
+		for crashAfter := 0; ; crashAfter++ {
+			n, e := newTestNode(t, 3)
+			n.cfg.ChunkOnce = true
+			app := &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
+				Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(1), Entries: ents}
+			n.Receive(&wire.Envelope{From: 2, To: 1, Raft: []wire.GroupMessage{{Group: group, Msg: app}}})
+			n.Flush()
+			steps := 0
+			for len(e.io) > 0 && steps < crashAfter {
+				i := pick(e.queues)
+				f := e.io[i]
+				e.io, e.queues = slices.Delete(e.io, i, i+1), slices.Delete(e.queues, i, i+1)
+				f()
+				n.Flush()
+				steps++
+			}
+			acked := uint64(0)
+			for _, env := range e.sent {
+				for _, gm := range env.Raft {
+					if gm.Group == group && gm.Msg.GetType() == raftpb.MsgAppResp && !gm.Msg.GetReject() {
+						acked = max(acked, gm.Msg.GetIndex())
+					}
+				}
+			}
+			e.fs.Crash(nil)
+			checkStagedLog(t, fmt.Sprintf("%s, crash after %d steps", name, steps), e.fs, group, acked)
+			if steps < crashAfter {
+				if acked != 4 {
+					t.Fatalf("%s: all disk work done, acknowledged up to %d, want 4", name, acked)
+				}
+				break
+			}
+		}
+	}
+}
+
+// newestHead returns the position in qs of the work queued last among the
+// heads of their queues: the oldest item of each queue may complete, and
+// this takes the one submitted last.
+func newestHead(qs []uint64) int {
+	best, seen := 0, map[uint64]bool{}
+	for i, q := range qs {
+		if !seen[q] {
+			seen[q] = true
+			best = i
+		}
+	}
+	return best
+}
+
+// checkStagedLog recovers group's log from fs and checks that every short
+// write entry in it has a valid staged file, and that the log reaches
+// acked.
+func checkStagedLog(t *testing.T, what string, fs vfs.FS, group, acked uint64) {
+	t.Helper()
+	dir := fmt.Sprintf("groups/%d", group)
+	_, st, err := wal.Open(fs, dir+"/wal", wal.Options{})
+	if err != nil {
+		t.Fatalf("%s: recover log: %v", what, err)
+	}
+	store, err := chunk.NewStore(fs, dir+"/chunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := uint64(1)
+	for _, e := range st.Entries {
+		last = e.GetIndex()
+		_, c, ok := chunkWrite(e)
+		if !ok || c.Op != chunk.OpWriteRef {
+			continue
+		}
+		in := chunk.Info{ID: c.ID, Size: c.Size, CRC: c.CRC}
+		if _, err := store.ReadStaged(e.GetIndex(), e.GetTerm(), in); err != nil {
+			t.Fatalf("%s: the log holds entry %d/%d without its staged bytes: %v", what, e.GetTerm(), e.GetIndex(), err)
+		}
+	}
+	if last < acked {
+		t.Fatalf("%s: acknowledged up to %d, recovered a log ending at %d", what, acked, last)
 	}
 }
