@@ -94,6 +94,51 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 // names is durable, file and name, or an acknowledgement leaves before
 // both.
 func TestStagedBytesDurableBeforeTheirRecords(t *testing.T) {
+	crashEveryStep(t, 1, func(what string, fs vfs.FS, acked uint64) { checkStagedLog(t, what, fs, 2, acked) })
+}
+
+// TestSnapshotNamesOnlyDurableChunks does the same with the three entries
+// committed, so that the follower applies them (renaming each staged file
+// to its chunk file) and takes a data snapshot: whatever snapshot the node
+// recovers, every chunk its manifest names has its file. It fails if the
+// snapshot record is written before the renames are durable (the chunk
+// directory's fsync).
+func TestSnapshotNamesOnlyDurableChunks(t *testing.T) {
+	most := 0
+	crashEveryStep(t, 4, func(what string, fs vfs.FS, _ uint64) {
+		_, st, err := wal.Open(fs, "groups/2/wal", wal.Options{})
+		if err != nil {
+			t.Fatalf("%s: recover log: %v", what, err)
+		}
+		manifest, err := chunk.DecodeManifest(st.Snapshot.GetData())
+		if err != nil {
+			t.Fatalf("%s: manifest: %v", what, err)
+		}
+		store, err := chunk.NewStore(fs, "groups/2/chunks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range manifest {
+			if _, err := store.ReadAs(in); err != nil {
+				t.Fatalf("%s: the snapshot at %d names chunk %d, whose file is not durable: %v",
+					what, st.Snapshot.GetMetadata().GetIndex(), in.ID, err)
+			}
+		}
+		most = max(most, len(manifest))
+	})
+	if most != 3 {
+		t.Fatalf("no recovered snapshot named all three chunks (at most %d)", most)
+	}
+}
+
+// crashEveryStep sends node 1, a follower of data group 2, one append of
+// three whole chunk writes at indexes 2..4 with the given commit index,
+// completes the disk work it causes one piece at a time, in two orders
+// (any order across queues is allowed, each queue's own order is kept),
+// and after every step crashes a copy of the story and hands check the
+// crashed disk and the highest index the node acknowledged.
+func crashEveryStep(t *testing.T, commit uint64, check func(what string, fs vfs.FS, acked uint64)) {
+	t.Helper()
 	const group = 2
 	var ents []*raftpb.Entry
 	for i := uint64(0); i < 3; i++ {
@@ -110,17 +155,17 @@ func TestStagedBytesDurableBeforeTheirRecords(t *testing.T) {
 		{"newest first", newestHead},
 	}
 	for _, o := range orders {
-		name, pick := o.name, o.pick
 		for crashAfter := 0; ; crashAfter++ {
 			n, e := newTestNode(t, 3)
 			n.cfg.ChunkOnce = true
+			n.cfg.DataSnapshotBytes = 1
 			app := &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
-				Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(1), Entries: ents}
+				Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(commit), Entries: ents}
 			n.Receive(&wire.Envelope{From: 2, To: 1, Raft: []wire.GroupMessage{{Group: group, Msg: app}}})
 			n.Flush()
 			steps := 0
 			for len(e.io) > 0 && steps < crashAfter {
-				i := pick(e.queues)
+				i := o.pick(e.queues)
 				f := e.io[i]
 				e.io, e.queues = slices.Delete(e.io, i, i+1), slices.Delete(e.queues, i, i+1)
 				f()
@@ -136,10 +181,10 @@ func TestStagedBytesDurableBeforeTheirRecords(t *testing.T) {
 				}
 			}
 			e.fs.Crash(nil)
-			checkStagedLog(t, fmt.Sprintf("%s, crash after %d steps", name, steps), e.fs, group, acked)
+			check(fmt.Sprintf("%s, crash after %d steps", o.name, steps), e.fs, acked)
 			if steps < crashAfter {
 				if acked != 4 {
-					t.Fatalf("%s: all disk work done, acknowledged up to %d, want 4", name, acked)
+					t.Fatalf("%s: all disk work done, acknowledged up to %d, want 4", o.name, acked)
 				}
 				break
 			}

@@ -45,9 +45,12 @@ type logJob struct {
 	// job's records wait for them (startLogBatch).
 	staging int
 	// snap is a snapshot this replica took; the log is compacted to
-	// compactTo once it is durable.
-	snap      *raftpb.Snapshot
-	compactTo uint64
+	// compactTo once it is durable. syncChunks is set for a data group's:
+	// its manifest may only name chunks whose files are durable, so the
+	// chunk directory (renames done at apply) is fsynced before the record.
+	snap       *raftpb.Snapshot
+	compactTo  uint64
+	syncChunks bool
 }
 
 // logQueue batches a replica's log work: at most one batch is in flight, and
@@ -170,12 +173,13 @@ func (n *Node) startLogBatch(g *group) {
 // writeLogBatch hands a batch's log records to the runtime. A batch naming
 // staged files fsyncs their directory first: the files themselves are
 // durable already (stageFiles), their names become so here, before any
-// record that names them is written.
+// record that names them is written; so does a batch with a data
+// snapshot (logJob.syncChunks).
 func (n *Node) writeLogBatch(g *group, jobs []*logJob) {
 	w := g.wal
 	var dir *chunk.Store
 	for _, j := range jobs {
-		if len(j.staged) > 0 {
+		if len(j.staged) > 0 || j.syncChunks {
 			dir = g.store
 		}
 	}
