@@ -126,6 +126,64 @@ func (m *Envelope) Empty() bool {
 	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals)+len(m.Probes)+len(m.Routes)+len(m.Fenced)+len(m.PieceAsks)+len(m.Pieces) == 0 && !m.Ping
 }
 
+// SplitBulk splits the envelope in two for a transport that carries bulk
+// data apart from the rest, so that acknowledgements, votes, heartbeats and
+// small requests and replies never wait behind megabytes of chunk bytes.
+// bulk gets the log replication messages (MsgApp, MsgSnap) of the groups
+// for which stream says so, in their order (a group's appends are not
+// reordered among themselves), and every forwarded request, reply, fetch
+// reply and snapshot piece of at least minBytes; ctl gets the rest. Either
+// is nil if it would carry nothing. The two share the input's slices'
+// elements, not its slices.
+func (m *Envelope) SplitBulk(stream func(group uint64) bool, minBytes int) (ctl, bulk *Envelope) {
+	c := &Envelope{From: m.From, To: m.To, Removals: m.Removals, Probes: m.Probes, Routes: m.Routes,
+		Fenced: m.Fenced, Ping: m.Ping, Fetches: m.Fetches, PieceAsks: m.PieceAsks}
+	b := &Envelope{From: m.From, To: m.To}
+	for _, gm := range m.Raft {
+		t := gm.Msg.GetType()
+		if (t == raftpb.MsgApp || t == raftpb.MsgSnap) && stream(gm.Group) {
+			b.Raft = append(b.Raft, gm)
+		} else {
+			c.Raft = append(c.Raft, gm)
+		}
+	}
+	for _, f := range m.Forwards {
+		if len(f.Req) >= minBytes {
+			b.Forwards = append(b.Forwards, f)
+		} else {
+			c.Forwards = append(c.Forwards, f)
+		}
+	}
+	for _, r := range m.Replies {
+		if len(r.Resp) >= minBytes {
+			b.Replies = append(b.Replies, r)
+		} else {
+			c.Replies = append(c.Replies, r)
+		}
+	}
+	for _, f := range m.FetchReplies {
+		if len(f.Data) >= minBytes {
+			b.FetchReplies = append(b.FetchReplies, f)
+		} else {
+			c.FetchReplies = append(c.FetchReplies, f)
+		}
+	}
+	for _, p := range m.Pieces {
+		if len(p.Data) >= minBytes {
+			b.Pieces = append(b.Pieces, p)
+		} else {
+			c.Pieces = append(c.Pieces, p)
+		}
+	}
+	if c.Empty() {
+		c = nil
+	}
+	if b.Empty() {
+		b = nil
+	}
+	return c, b
+}
+
 // Marshal encodes the envelope into one buffer of the size it needs: a
 // chunk's bytes in a raft message or a forwarded request are copied once,
 // never through a buffer of their own or a growing one.
