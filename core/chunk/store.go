@@ -273,12 +273,12 @@ func parseStaged(name string) (index uint64, ok bool) {
 }
 
 // WriteStaged writes and fsyncs the staged file of the write logged at
-// (index, term) as OpWriteRef, unless a valid one is there. The caller has
-// checked data against in's crc32c (it decides whether the entry is logged
-// short at all) and makes the directory durable (Sync) before the log
-// entry. It touches only that file, so it may run off the event loop.
+// (index, term) as OpWriteRef, unless a valid one is there; bytes that do
+// not match in are refused (ErrBadChecksum) and nothing is written. The
+// caller makes the directory durable (Sync) before the log entry. It
+// touches only that file, so it may run off the event loop.
 func (s *Store) WriteStaged(index, term uint64, in Info, data []byte) error {
-	return s.writeAt(s.stagedName(index, term), in, data, true)
+	return s.writeAt(s.stagedName(index, term), in, data, false)
 }
 
 // ReadStaged returns the verified bytes of the staged file of the entry at

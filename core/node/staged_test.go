@@ -26,6 +26,8 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 	data := []byte("seven's bytes")
 	whole := chunk.Command{Op: chunk.OpWrite, ID: id, CRC: chunk.Checksum(data), Data: data}
 	short := whole.Ref()
+	bad := whole
+	bad.CRC++
 	tests := []struct {
 		name    string
 		cmd     chunk.Command
@@ -33,10 +35,14 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 		staged  bool
 		wantAck uint64
 		// wantFile is the chunk directory's file afterwards, if any.
-		wantFile string
-		wantAsk  bool
+		wantFile  string
+		wantAsk   bool
+		wantWhole bool
 	}{
 		{name: "whole write is staged", cmd: whole, commit: 1, wantAck: 2, wantFile: "0000000000000002-0000000000000001.stg"},
+		// Bytes that do not match their checksum are logged whole, to be
+		// refused at apply; nothing is staged.
+		{name: "whole write with bad bytes is logged whole", cmd: bad, commit: 1, wantAck: 2, wantWhole: true},
 		{name: "short write not committed is cut", cmd: short, commit: 1, wantAck: 1},
 		{name: "short write committed is taken and fetched", cmd: short, commit: 2, wantAck: 2, wantAsk: true},
 		{name: "short write with its staged file here", cmd: short, commit: 1, staged: true, wantAck: 2,
@@ -75,6 +81,11 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 			}
 			if asked != tt.wantAsk {
 				t.Fatalf("fetch of chunk %d asked: %v, want %v", id, asked, tt.wantAsk)
+			}
+			if tt.cmd.Op == chunk.OpWrite {
+				if _, c, ok := chunkWrite(logEntry(t, g, 2)); !ok || (c.Op == chunk.OpWrite) != tt.wantWhole {
+					t.Fatalf("entry 2 logged as op %d, want whole: %v", c.Op, tt.wantWhole)
+				}
 			}
 			names, _ := e.fs.List(fmt.Sprintf("groups/%d/chunks", group))
 			if tt.wantFile == "" && len(names) != 0 || tt.wantFile != "" && (len(names) != 1 || names[0] != tt.wantFile) {
@@ -235,4 +246,15 @@ func checkStagedLog(t *testing.T, what string, fs vfs.FS, group, acked uint64) {
 	if last < acked {
 		t.Fatalf("%s: acknowledged up to %d, recovered a log ending at %d", what, acked, last)
 	}
+}
+
+// logEntry returns the entry at index of a replica's raft storage (the form
+// in which it was logged).
+func logEntry(t *testing.T, g *group, index uint64) *raftpb.Entry {
+	t.Helper()
+	ents, err := g.storage.Entries(index, index+1, 1<<30)
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("entry %d: %v", index, err)
+	}
+	return ents[0]
 }

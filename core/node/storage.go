@@ -141,9 +141,18 @@ func (n *Node) stageFiles(g *group, j *logJob) {
 				}
 				return
 			}
-			if err != nil {
+			switch {
+			case errors.Is(err, chunk.ErrBadChecksum):
+				// The bytes do not match their checksum: nothing was
+				// written, and the entry is logged whole, to be refused
+				// at apply.
+				j.entries[sc.pos] = sc.whole
+			case err != nil:
 				n.fail(fmt.Errorf("group %d: stage chunk %d at %d/%d: %w", g.id, sc.info.ID, sc.term, sc.index, err))
 				return
+			default:
+				n.stats.StagedChunks++
+				n.stats.StagedChunkBytes += uint64(len(sc.data))
 			}
 			n.startLogBatch(g)
 		})
