@@ -122,3 +122,32 @@ func TestSplitBulk(t *testing.T) {
 		t.Fatalf("a ping split into %v and %v", ctl2, bulk2)
 	}
 }
+
+// TestAliasesInput decodes envelopes and overwrites the bytes they came
+// from: one that says it does not alias them re-encodes as before; one
+// with a forwarded request says it does.
+func TestAliasesInput(t *testing.T) {
+	raftOnly := &Envelope{From: 1, To: 2, Raft: sample().Raft, Routes: sample().Routes, Probes: []uint64{3}}
+	b, err := raftOnly.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.AliasesInput() {
+		t.Fatalf("an envelope of raft messages, routes and probes says it aliases its input")
+	}
+	for i := range b {
+		b[i] = 0xff
+	}
+	again, err := m.Marshal()
+	if want, _ := raftOnly.Marshal(); err != nil || !bytes.Equal(again, want) {
+		t.Fatalf("decoded envelope changed with its input: %v", err)
+	}
+	b, _ = sample().Marshal()
+	if m, err := Unmarshal(b); err != nil || !m.AliasesInput() {
+		t.Fatalf("an envelope with forwards, replies and pieces: aliases %v, %v", m != nil && m.AliasesInput(), err)
+	}
+}
