@@ -147,34 +147,10 @@ func (m *Envelope) SplitBulk(stream func(group uint64) bool, minBytes int) (ctl,
 			c.Raft = append(c.Raft, gm)
 		}
 	}
-	for _, f := range m.Forwards {
-		if len(f.Req) >= minBytes {
-			b.Forwards = append(b.Forwards, f)
-		} else {
-			c.Forwards = append(c.Forwards, f)
-		}
-	}
-	for _, r := range m.Replies {
-		if len(r.Resp) >= minBytes {
-			b.Replies = append(b.Replies, r)
-		} else {
-			c.Replies = append(c.Replies, r)
-		}
-	}
-	for _, f := range m.FetchReplies {
-		if len(f.Data) >= minBytes {
-			b.FetchReplies = append(b.FetchReplies, f)
-		} else {
-			c.FetchReplies = append(c.FetchReplies, f)
-		}
-	}
-	for _, p := range m.Pieces {
-		if len(p.Data) >= minBytes {
-			b.Pieces = append(b.Pieces, p)
-		} else {
-			c.Pieces = append(c.Pieces, p)
-		}
-	}
+	c.Forwards, b.Forwards = splitBy(m.Forwards, func(f Forward) bool { return len(f.Req) >= minBytes })
+	c.Replies, b.Replies = splitBy(m.Replies, func(r Reply) bool { return len(r.Resp) >= minBytes })
+	c.FetchReplies, b.FetchReplies = splitBy(m.FetchReplies, func(f FetchReply) bool { return len(f.Data) >= minBytes })
+	c.Pieces, b.Pieces = splitBy(m.Pieces, func(p Piece) bool { return len(p.Data) >= minBytes })
 	if c.Empty() {
 		c = nil
 	}
@@ -182,6 +158,19 @@ func (m *Envelope) SplitBulk(stream func(group uint64) bool, minBytes int) (ctl,
 		b = nil
 	}
 	return c, b
+}
+
+// splitBy splits items into those big says no to and those it says yes to,
+// each in their order.
+func splitBy[T any](items []T, big func(T) bool) (no, yes []T) {
+	for _, it := range items {
+		if big(it) {
+			yes = append(yes, it)
+		} else {
+			no = append(no, it)
+		}
+	}
+	return no, yes
 }
 
 // Marshal encodes the envelope into one buffer of the size it needs: a
