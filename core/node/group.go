@@ -31,11 +31,12 @@ type group struct {
 	confState *raftpb.ConfState
 	applied   uint64
 	snapIndex uint64
-	// bytesSinceSnap counts applied payload bytes since the last snapshot.
-	bytesSinceSnap uint64
-	entriesSince   uint64
-	leader         uint64
-	role           raft.StateType
+	// bytesSinceSnap counts applied payload bytes since the last snapshot,
+	// and snapBytes is the size of the last meta snapshot's data.
+	bytesSinceSnap, snapBytes uint64
+	entriesSince              uint64
+	leader                    uint64
+	role                      raft.StateType
 	// recoveredTo is the last index of the log recovered at start: up to
 	// there, entries may be applied a second time (chunk.Store.Tidy).
 	recoveredTo uint64
@@ -44,6 +45,9 @@ type group struct {
 	lackingAtRestart []uint64
 	// log batches the replica's WAL work (storage.go).
 	log logQueue
+	// snapping is set while a meta snapshot is being written or its
+	// rotation waits in the log's queue (metasnap.go): one at a time.
+	snapping bool
 	// pendingSnap is a data-group snapshot held back until the chunks its
 	// manifest lists are fetched.
 	pendingSnap *snapFetch
@@ -210,6 +214,7 @@ func (g *group) restore(snap *raftpb.Snapshot, install bool) error {
 	g.applied = md.GetIndex()
 	g.snapIndex = md.GetIndex()
 	g.bytesSinceSnap, g.entriesSince = 0, 0
+	g.snapBytes = uint64(len(snap.GetData()))
 	if g.isMeta() {
 		st, err := meta.RestoreWithBugs(snap.GetData(), g.metaBugs)
 		if err != nil {
@@ -237,28 +242,27 @@ func (n *Node) maybeSnapshot(g *group) error {
 		// to the log and will replace this state.
 		return nil
 	}
-	var data []byte
 	if g.isMeta() {
-		if !n.metaSnapshotDue(g) && !g.snapStale {
+		if g.snapping || (!n.metaSnapshotDue(g) && !g.snapStale) {
 			return nil
 		}
-		data = g.meta.Snapshot()
-	} else {
-		if g.bytesSinceSnap < n.cfg.DataSnapshotBytes && !g.snapStale {
-			return nil
-		}
-		// The manifest may only name chunks whose files are durable: the
-		// chunk directory is fsynced before the snapshot record, off the
-		// event loop (logJob.syncChunks).
-		// Staged files at or below the applied index and files of chunks
-		// not held are garbage (chunk.Store.Tidy); a snapshot being
-		// fetched writes files of chunks not held yet.
-		chunks := g.pendingSnap == nil && g.applied >= g.recoveredTo
-		if err := g.store.Tidy(g.applied, chunks); err != nil {
-			return err
-		}
-		data = chunk.EncodeManifest(g.store.Infos())
+		return n.startMetaSnapshot(g)
 	}
+	// A data group's snapshot is a small manifest, taken at once.
+	if g.bytesSinceSnap < n.cfg.DataSnapshotBytes && !g.snapStale {
+		return nil
+	}
+	// The manifest may only name chunks whose files are durable: the chunk
+	// directory is fsynced before the snapshot record, off the event loop
+	// (logJob.syncChunks).
+	// Staged files at or below the applied index and files of chunks
+	// not held are garbage (chunk.Store.Tidy); a snapshot being
+	// fetched writes files of chunks not held yet.
+	chunks := g.pendingSnap == nil && g.applied >= g.recoveredTo
+	if err := g.store.Tidy(g.applied, chunks); err != nil {
+		return err
+	}
+	data := chunk.EncodeManifest(g.store.Infos())
 	snap, err := g.storage.CreateSnapshot(g.applied, g.confState, data)
 	if err != nil {
 		return fmt.Errorf("group %d: create snapshot at %d: %w", g.id, g.applied, err)
@@ -270,11 +274,7 @@ func (n *Node) maybeSnapshot(g *group) error {
 	// sends as this snapshot); the log drops them only once the snapshot
 	// record is durable, in the same batch.
 	var compact uint64
-	keep := n.cfg.KeepEntries
-	if !g.isMeta() {
-		keep = n.cfg.KeepDataEntries
-	}
-	if g.applied > keep {
+	if keep := n.cfg.KeepDataEntries; g.applied > keep {
 		compact = g.applied - keep
 		if first, _ := g.storage.FirstIndex(); compact > first {
 			if err := g.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
@@ -282,6 +282,6 @@ func (n *Node) maybeSnapshot(g *group) error {
 			}
 		}
 	}
-	n.queueLog(g, logJob{snap: snap, compactTo: compact, syncChunks: g.store != nil})
+	n.queueLog(g, logJob{snap: snap, compactTo: compact, syncChunks: true})
 	return nil
 }

@@ -328,6 +328,9 @@ func describeJobs(group uint64, jobs []*logJob) string {
 				}
 			}
 		}
+		if j.ref != nil {
+			writes = append(writes, fmt.Sprintf("rotate onto the snapshot file at %d", j.ref.Metadata.GetIndex()))
+		}
 		if j.snap != nil {
 			w := fmt.Sprintf("snapshot at %d", j.snap.GetMetadata().GetIndex())
 			if j.compactTo > 0 {

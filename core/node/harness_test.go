@@ -170,6 +170,10 @@ func (e *harnessEnv) traceStage(group uint64, staged []stagedChunk) {
 	e.note = fmt.Sprintf("g%d %s", group, describeStage(staged))
 }
 
+func (e *harnessEnv) traceSnapshotFile(group, index uint64) {
+	e.note = fmt.Sprintf("g%d write snapshot file at %d", group, index)
+}
+
 func (e *harnessEnv) traceReplicaDelete(group, at uint64) {
 	e.note = fmt.Sprintf("g%d delete replica (tombstone at %d)", group, at)
 }
@@ -469,12 +473,14 @@ func (h *harness) completeIO(hn *hnode, it *ioItem) {
 	h.step(hn, true, func(*Node) { it.done(err) }, "n%d io#%d %s: %s", hn.id, it.id, res, it.what)
 }
 
-// pickIO returns the node's pending disk work on the queues of group q (0: any), up to n
-// items (0: all), in submission order, which is each queue's order.
+// pickIO returns the node's pending disk work on queue q, or one of group
+// q's stage queues (0: any), up to n items (0: all), in submission order,
+// which is each queue's order.
 func (hn *hnode) pickIO(q uint64, n int) []*ioItem {
 	var out []*ioItem
 	for _, it := range hn.io {
-		if (q == 0 || queueGroup(it.queue) == q) && (n == 0 || len(out) < n) {
+		sg, staged := stageGroup(it.queue)
+		if (q == 0 || it.queue == q || (staged && sg == q)) && (n == 0 || len(out) < n) {
 			out = append(out, it)
 		}
 	}

@@ -105,7 +105,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
-		logFiles, err := e.FS().List(fmt.Sprintf("groups/%d/wal", tg.ID))
+		hasLog, err := wal.Exists(e.FS(), walDir(tg.ID))
 		if err != nil {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
@@ -115,7 +115,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
-		if len(logFiles) == 0 && (!initial || removed) && !fenced {
+		if !hasLog && (!initial || removed) && !fenced {
 			continue
 		}
 		g, err := n.openGroup(tg, initial && !removed && !fenced)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -51,6 +52,9 @@ type logJob struct {
 	snap       *raftpb.Snapshot
 	compactTo  uint64
 	syncChunks bool
+	// ref is a meta snapshot in a snapshot file, which the log rotates
+	// onto (metasnap.go); such a job runs alone in its batch.
+	ref *wal.SnapshotRef
 }
 
 // logQueue batches a replica's log work: at most one batch is in flight, and
@@ -83,6 +87,7 @@ type ioTracer interface {
 	traceLogBatch(group uint64, jobs []*logJob)
 	traceStage(group uint64, staged []stagedChunk)
 	traceReplicaDelete(group, at uint64)
+	traceSnapshotFile(group, index uint64)
 }
 
 // queueLog adds work to a replica's log, starts staging its chunk bytes and
@@ -111,9 +116,11 @@ func stageQueue(group, index uint64) uint64 {
 	return group | (1+index%stageQueues)<<48
 }
 
-// queueGroup is the group whose work an I/O queue (stageQueue, or a log
-// queue) carries.
-func queueGroup(q uint64) uint64 { return q & (1<<48 - 1) }
+// stageGroup returns the group whose stage queue q is, if it is one.
+func stageGroup(q uint64) (uint64, bool) {
+	k := q >> 48
+	return q & (1<<48 - 1), k >= 1 && k <= stageQueues
+}
 
 // stageFiles hands the runtime, for each staged chunk of a job, the work of
 // writing and fsyncing its staged file. The job's records wait until
@@ -161,20 +168,29 @@ func (n *Node) stageFiles(g *group, j *logJob) {
 
 // startLogBatch hands the runtime, as one batch, the pending log work whose
 // staged files are durable: the longest such run from the oldest, so that
-// records are written in the order raft handed them over.
+// records are written in the order raft handed them over. A rotation runs
+// alone: what the log holds when it starts must be what raft's storage
+// holds.
 func (n *Node) startLogBatch(g *group) {
 	if g.log.busy || n.fatal != nil || n.groups[g.id] != g {
 		return
 	}
+	if len(g.log.pending) > 0 && g.log.pending[0].ref != nil {
+		j := g.log.pending[0]
+		g.log.pending = slices.Clone(g.log.pending[1:])
+		g.log.busy = true
+		n.rotateLog(g, j)
+		return
+	}
 	ready := 0
-	for ready < len(g.log.pending) && g.log.pending[ready].staging == 0 {
+	for ready < len(g.log.pending) && g.log.pending[ready].staging == 0 && g.log.pending[ready].ref == nil {
 		ready++
 	}
 	if ready == 0 {
 		return
 	}
 	jobs := g.log.pending[:ready:ready]
-	g.log.pending = append([]*logJob(nil), g.log.pending[ready:]...)
+	g.log.pending = slices.Clone(g.log.pending[ready:])
 	g.log.busy = true
 	n.writeLogBatch(g, jobs)
 }
@@ -315,6 +331,9 @@ func (n *Node) logBatchDone(g *group, jobs []*logJob, err error) {
 		return
 	}
 	for _, j := range jobs {
+		if j.ref != nil {
+			g.snapping = false
+		}
 		m := j.append
 		if m == nil {
 			continue
