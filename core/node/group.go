@@ -252,10 +252,9 @@ func (n *Node) maybeSnapshot(g *group) error {
 	if g.bytesSinceSnap < n.cfg.DataSnapshotBytes && !g.snapStale {
 		return nil
 	}
-	// The manifest may only name chunks whose files are durable.
-	if err := g.store.Sync(); err != nil {
-		return err
-	}
+	// The manifest may only name chunks whose files are durable: the chunk
+	// directory is fsynced before the snapshot record, off the event loop
+	// (logJob.syncChunks).
 	// Staged files at or below the applied index and files of chunks
 	// not held are garbage (chunk.Store.Tidy); a snapshot being
 	// fetched writes files of chunks not held yet.
@@ -283,6 +282,6 @@ func (n *Node) maybeSnapshot(g *group) error {
 			}
 		}
 	}
-	n.queueLog(g, logJob{snap: snap, compactTo: compact})
+	n.queueLog(g, logJob{snap: snap, compactTo: compact, syncChunks: true})
 	return nil
 }

@@ -309,7 +309,7 @@ func describeStage(staged []stagedChunk) string {
 	return "stage " + strings.Join(s, ", ")
 }
 
-func describeJobs(group uint64, jobs []logJob) string {
+func describeJobs(group uint64, jobs []*logJob) string {
 	var writes, then []string
 	for _, j := range jobs {
 		if m := j.append; m != nil {

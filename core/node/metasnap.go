@@ -113,7 +113,7 @@ func (n *Node) metaSnapshotWritten(g *group, md *raftpb.SnapshotMetadata, data [
 // snapshot file's reference, the entries after it and the hard state, as
 // raft's storage holds them now (every earlier batch is durable and
 // visible there, and none runs).
-func (n *Node) rotateLog(g *group, j logJob) {
+func (n *Node) rotateLog(g *group, j *logJob) {
 	md := j.ref.Metadata
 	st, err := g.storage.Snapshot()
 	if err == nil && st.GetMetadata().GetIndex() != md.GetIndex() {
@@ -149,7 +149,7 @@ func (n *Node) rotateLog(g *group, j logJob) {
 	n.stats.WALSyncs++
 	n.stats.LogBatches++
 	n.stats.LogBatchJobs++
-	jobs := []logJob{j}
+	jobs := []*logJob{j}
 	if t, ok := n.env.(ioTracer); ok {
 		t.traceLogBatch(g.id, jobs)
 	}

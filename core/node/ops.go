@@ -233,16 +233,6 @@ func (n *Node) advance(o *op) {
 }
 
 func (n *Node) propose(g *group, o *op) {
-	var cmd []byte
-	if g.isMeta() {
-		cmd = o.req.Cmd.Marshal()
-	} else if o.req.Kind == api.ChunkDelete {
-		c := chunk.Command{Op: chunk.OpDelete, IDs: o.req.IDs}
-		cmd = c.Marshal()
-	} else {
-		c := chunk.Command{Op: chunk.OpWrite, ID: o.req.ChunkID, CRC: o.req.CRC, Data: o.req.Data}
-		cmd = c.Marshal()
-	}
 	if !g.isMeta() && o.req.Kind == api.ChunkWrite && n.cfg.ChunkOnce &&
 		n.proposedChunkBytes(g.id)+len(o.req.Data) > maxProposedChunkBytes {
 		// Too much in flight: wait as for a proposal raft dropped.
@@ -250,7 +240,16 @@ func (n *Node) propose(g *group, o *op) {
 		return
 	}
 	o.issuedAt = n.ticks
-	if err := g.rn.Propose(encodeEntry(entryHeader{n.cfg.ID, o.id}, cmd)); err != nil {
+	h := entryHeader{n.cfg.ID, o.id}
+	var data []byte
+	if g.isMeta() {
+		data = encodeEntry(h, o.req.Cmd.Marshal())
+	} else if o.req.Kind == api.ChunkDelete {
+		data = encodeChunkEntry(h, &chunk.Command{Op: chunk.OpDelete, IDs: o.req.IDs})
+	} else {
+		data = encodeChunkEntry(h, &chunk.Command{Op: chunk.OpWrite, ID: o.req.ChunkID, CRC: o.req.CRC, Data: o.req.Data})
+	}
+	if err := g.rn.Propose(data); err != nil {
 		// Dropped (no leader known): certainly not applied; retried on tick.
 		if !errors.Is(err, raft.ErrProposalDropped) {
 			n.env.Log().Warn("propose failed", "node", n.cfg.ID, "group", g.id, "err", err)

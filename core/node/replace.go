@@ -498,25 +498,33 @@ func (n *Node) checkRemoved(g *group) {
 // index at: a tombstone holding that index first (so that a crash midway
 // does not bootstrap the group afresh on restart, and stale messages do not
 // recreate it), then the log and chunk files. The files go off the event
-// loop on the replica's I/O queue, after any log batch in flight; until they
-// are gone no replica of the group is created again. Requests in flight in
-// the group are retried elsewhere where that is safe.
+// loop on the replica's I/O queue, after any log batch in flight and once
+// no staged file is being written (storage.go stageFiles); until they are
+// gone no replica of the group is created again. Requests in flight in the
+// group are retried elsewhere where that is safe.
 func (n *Node) dropGroup(g *group, at uint64) {
 	fs := n.env.FS()
 	at = max(at, n.removedAt[g.id])
 	w := g.wal
 	n.deleting[g.id] = true
-	if t, ok := n.env.(ioTracer); ok {
-		t.traceReplicaDelete(g.id, at)
-	}
-	n.env.IO(g.id, func() error { return deleteReplica(fs, g.id, at, w) }, func(err error) {
-		delete(n.deleting, g.id)
-		if err != nil {
-			n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
-			return
+	del := func() {
+		if t, ok := n.env.(ioTracer); ok {
+			t.traceReplicaDelete(g.id, at)
 		}
-		n.stats.ReplicasRemoved++
-	})
+		n.env.IO(g.id, func() error { return deleteReplica(fs, g.id, at, w) }, func(err error) {
+			delete(n.deleting, g.id)
+			if err != nil {
+				n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
+				return
+			}
+			n.stats.ReplicasRemoved++
+		})
+	}
+	if g.log.stages > 0 {
+		g.log.onStagesDone = del
+	} else {
+		del()
+	}
 	n.removedAt[g.id] = at
 	delete(n.groups, g.id)
 	n.groupIDs = slices.DeleteFunc(n.groupIDs, func(id uint64) bool { return id == g.id })

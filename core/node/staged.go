@@ -31,10 +31,15 @@ const maxProposedChunkBytes = 256 << 20
 const fillChunks = 8
 
 // stagedChunk is a chunk write's bytes to make durable beside its entry.
+// The entry is entries[pos] of its job, whole: if the bytes turn out not to
+// match their checksum (the stage work refuses them: chunk.ErrBadChecksum),
+// the job logs it so.
 type stagedChunk struct {
 	index, term uint64
 	info        chunk.Info
 	data        []byte
+	pos         int
+	whole       *raftpb.Entry
 }
 
 // chunkWrite decodes a data-group entry that writes a chunk (either form).
@@ -54,10 +59,11 @@ func chunkWrite(e *raftpb.Entry) (entryHeader, chunk.Command, bool) {
 }
 
 // stageAppend sets the form in which an append's entries are persisted: a
-// chunk write whose bytes match its checksum is logged short and its bytes
-// staged beside it. Raft's own entries are not touched (its unstable log
-// still sends them whole). A write whose bytes do not match stays whole,
-// to be refused at apply as before.
+// chunk write is logged short and its bytes staged beside it. Raft's own
+// entries are not touched (its unstable log still sends them whole). The
+// bytes are checked against their checksum by the stage work, off the
+// event loop: a write whose bytes do not match is logged whole after all
+// (stageFiles), to be refused at apply as before.
 func (n *Node) stageAppend(g *group, j *logJob) {
 	ents := j.append.GetEntries()
 	j.entries = ents
@@ -67,7 +73,7 @@ func (n *Node) stageAppend(g *group, j *logJob) {
 	var out []*raftpb.Entry
 	for i, e := range ents {
 		h, c, ok := chunkWrite(e)
-		if !ok || c.Op != chunk.OpWrite || chunk.Checksum(c.Data) != c.CRC {
+		if !ok || c.Op != chunk.OpWrite {
 			if out != nil {
 				out = append(out, e)
 			}
@@ -78,11 +84,9 @@ func (n *Node) stageAppend(g *group, j *logJob) {
 		}
 		ref := c.Ref()
 		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
-			Data: encodeEntry(h, ref.Marshal())})
+			Data: encodeChunkEntry(h, &ref)})
 		j.staged = append(j.staged, stagedChunk{index: e.GetIndex(), term: e.GetTerm(),
-			info: chunk.Info{ID: c.ID, Size: ref.Size, CRC: c.CRC}, data: c.Data})
-		n.stats.StagedChunks++
-		n.stats.StagedChunkBytes += uint64(len(c.Data))
+			info: chunk.Info{ID: c.ID, Size: ref.Size, CRC: c.CRC}, data: c.Data, pos: i, whole: e})
 	}
 	if out != nil {
 		j.entries = out
@@ -133,7 +137,7 @@ func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 		filled += uint64(len(data))
 		w := chunk.Command{Op: chunk.OpWrite, ID: c.ID, CRC: c.CRC, Data: data}
 		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
-			Data: encodeEntry(h, w.Marshal())})
+			Data: encodeChunkEntry(h, &w)})
 		n.stats.AppendsFilled++
 	}
 	if out != nil {
