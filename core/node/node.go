@@ -10,6 +10,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/env"
+	"github.com/tessera-db/tessera/core/node/outbox"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
@@ -31,11 +32,8 @@ type Node struct {
 	// the tick they were last asked for.
 	repairing map[chunkKey]uint64
 
-	ticks  uint64
-	outbox map[uint64]*wire.Envelope
-	// filled counts the chunk bytes put back into each peer's envelope
-	// (staged.go fillAppend).
-	filled      map[uint64]uint64
+	ticks       uint64
+	outbox      *outbox.Outbox
 	snapReports []snapReport
 	forwardRR   uint64
 	// lastHeard is the tick at which each peer was last heard from, so that
@@ -80,8 +78,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		gc:        gcState{seen: map[uint64]uint64{}},
 		sweep:     sweepState{from: map[uint64]uint64{}},
 		repairing: map[chunkKey]uint64{},
-		outbox:    map[uint64]*wire.Envelope{},
-		filled:    map[uint64]uint64{},
+		outbox:    outbox.New(cfg.ID),
 		lastHeard: map[uint64]uint64{},
 		lastSent:  map[uint64]uint64{},
 		removedAt: map[uint64]uint64{},
@@ -433,33 +430,13 @@ func (n *Node) flushOnce() bool {
 	return true
 }
 
-func (n *Node) out(peer uint64) *wire.Envelope {
-	m := n.outbox[peer]
-	if m == nil {
-		m = &wire.Envelope{From: n.cfg.ID, To: peer}
-		n.outbox[peer] = m
-	}
-	return m
-}
+func (n *Node) out(peer uint64) *wire.Envelope { return n.outbox.To(peer) }
 
 func (n *Node) flushOutbox() {
-	clear(n.filled)
-	if len(n.outbox) == 0 {
-		return
-	}
-	peers := make([]uint64, 0, len(n.outbox))
-	for p := range n.outbox {
-		peers = append(peers, p)
-	}
-	slices.Sort(peers)
-	for _, p := range peers {
-		m := n.outbox[p]
-		delete(n.outbox, p)
-		if !m.Empty() {
-			n.env.Send(m)
-			n.lastSent[p] = n.ticks
-		}
-	}
+	n.outbox.Flush(func(m *wire.Envelope) {
+		n.env.Send(m)
+		n.lastSent[m.To] = n.ticks
+	})
 }
 
 // members returns the current voters and learners of a group this node

@@ -99,8 +99,8 @@ func (n *Node) stageAppend(g *group, j *logJob) {
 func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 	ents := m.GetEntries()
 	var out []*raftpb.Entry
-	filled, budget := n.filled[m.GetTo()], uint64(fillChunks*n.cfg.MaxChunkBytes)
-	defer func() { n.filled[m.GetTo()] = filled }()
+	filled, budget := n.outbox.Filled(m.GetTo()), uint64(fillChunks*n.cfg.MaxChunkBytes)
+	defer func() { n.outbox.SetFilled(m.GetTo(), filled) }()
 	for i, e := range ents {
 		h, c, ok := chunkWrite(e)
 		if !ok || c.Op != chunk.OpWriteRef {
