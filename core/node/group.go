@@ -60,16 +60,6 @@ type group struct {
 	// a chunk since deleted (the receiver could never fetch it). The next
 	// flush takes a new one.
 	snapStale bool
-	// heardAt is the tick of the last raft message received for the group.
-	heardAt uint64
-	// heardFrom is the tick of the last raft message from each member in
-	// this group, and leaderSince when this node last became its leader
-	// (replace.go).
-	heardFrom   map[uint64]uint64
-	leaderSince uint64
-	// fencedAt is the tick of the last wire.Envelope.Fenced notice from
-	// each node for this group: its replica there is fenced and empty.
-	fencedAt map[uint64]uint64
 	// amnesiac is set on a replica created on demand that was sent a
 	// snapshot naming it a voter: this node was a voter of the group and
 	// lost its disk. It takes no part in the group until it is removed.
@@ -86,6 +76,29 @@ type snapFetch struct {
 
 func (g *group) isMeta() bool { return g.id == topo.MetaGroup }
 
+// The replica as replace.Replacer sees it (replace.Group).
+
+// ID returns the group's id.
+func (g *group) ID() uint64 { return g.id }
+
+// Leading reports whether the replica led its group as of the last flush.
+func (g *group) Leading() bool { return g.role == raft.StateLeader }
+
+// Fenced reports whether the replica takes no part in its group.
+func (g *group) Fenced() bool { return g.amnesiac }
+
+// Applied returns the replica's applied index.
+func (g *group) Applied() uint64 { return g.applied }
+
+// ConfState returns the configuration the replica has applied.
+func (g *group) ConfState() *raftpb.ConfState { return g.confState }
+
+// Status returns raft's status of the replica.
+func (g *group) Status() raft.Status { return g.rn.Status() }
+
+// ProposeConfChange proposes a membership change to raft.
+func (g *group) ProposeConfChange(cc *raftpb.ConfChangeV2) error { return g.rn.ProposeConfChange(cc) }
+
 // openGroup recovers a group's replica from its WAL. A replica with no
 // state yet is bootstrapped from the initial topology if bootstrap is set
 // (an initial member's first start), else it starts empty and waits for the
@@ -96,8 +109,8 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
 	}
-	g := &group{id: tg.ID, wal: w, storage: raft.NewMemoryStorage(), heardAt: n.ticks,
-		heardFrom: map[uint64]uint64{}, fencedAt: map[uint64]uint64{}, metaBugs: n.cfg.Bugs.Meta}
+	g := &group{id: tg.ID, wal: w, storage: raft.NewMemoryStorage(), metaBugs: n.cfg.Bugs.Meta}
+	n.replacer.Track(tg.ID)
 	if tg.ID != topo.MetaGroup {
 		g.store, err = chunk.NewStore(n.env.FS(), dir+"/chunks")
 		if err == nil {

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 
 	"go.etcd.io/raft/v3"
@@ -11,6 +12,7 @@ import (
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/env"
 	"github.com/tessera-db/tessera/core/node/outbox"
+	"github.com/tessera-db/tessera/core/node/replace"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
@@ -52,6 +54,7 @@ type Node struct {
 	gc       gcState
 	sweep    sweepState
 	conf     confState
+	replacer *replace.Replacer
 	scrub    scrubState
 	stats    Stats
 	fatal    error
@@ -89,6 +92,9 @@ func New(cfg Config, e env.Env) (*Node, error) {
 	// entry addressed to this node before a restart never matches a new op.
 	n.nextOp = e.Rand().Uint64() >> 2
 	n.raftLog = &raftLogger{log: e.Log().With("node", cfg.ID)}
+	n.replacer = replace.New(replace.Config{ID: cfg.ID, Topology: cfg.Topology, ElectionTicks: cfg.ElectionTicks,
+		RetryTicks: cfg.RetryTicks, ReplaceAfterTicks: cfg.ReplaceAfterTicks, Log: e.Log(),
+		Bugs: replace.Bugs{PromoteOnNext: cfg.Bugs.PromoteOnNext}}, replacerHost{n}, n.outbox)
 	for _, tg := range n.cfg.Topology.Groups {
 		// An initial member bootstraps the group on first start unless it
 		// deleted its replica after a removal; a member added later
@@ -173,7 +179,7 @@ func (n *Node) Tick() {
 		n.tickPieces(g)
 	}
 	n.tickPings()
-	n.tickReplace()
+	n.replacer.Tick(n.hosted())
 	n.tickRepairs()
 	n.tickScrub()
 	n.tickOps()
@@ -206,16 +212,15 @@ func (n *Node) Receive(m *wire.Envelope) {
 			n.stats.DroppedMessages++
 			continue
 		}
-		g.heardAt = n.ticks
-		g.heardFrom[m.From] = n.ticks
+		n.replacer.Heard(g.id, m.From)
 		if n.fenced(g, gm.Msg) {
 			n.stats.DroppedMessages++
 			if g.amnesiac {
-				n.noteFenced(g.id, m.From)
+				n.replacer.NoteFenced(g.id, m.From)
 			}
 			continue
 		}
-		n.noteNonMember(g, m.From)
+		n.replacer.NoteNonMember(g, m.From)
 		if gm.Msg.GetType() == raftpb.MsgSnap {
 			if !n.holdPieces(g, m.From, gm.Msg) {
 				n.stepSnapshot(g, m.From, gm.Msg)
@@ -254,11 +259,13 @@ func (n *Node) Receive(m *wire.Envelope) {
 		n.onRoute(m.From, r)
 	}
 	for _, id := range m.Fenced {
-		n.onFenced(m.From, id)
+		if g := n.groups[id]; g != nil {
+			n.replacer.OnFenced(g, m.From)
+		}
 	}
 	for _, id := range m.Probes {
 		if g := n.groups[id]; g != nil {
-			n.noteNonMember(g, m.From)
+			n.replacer.NoteNonMember(g, m.From)
 		}
 	}
 }
@@ -283,10 +290,10 @@ func (n *Node) stepSnapshot(g *group, from uint64, m *raftpb.Message) {
 // could elect a leader without committed entries (and a heartbeat naming
 // entries it does not have would stop it), so the replica takes no part in
 // the group; it only answers each message with a wire.Envelope.Fenced
-// notice (Receive, tickReplace). The group's leader replaces it on a spare,
-// or removes it and adds the node back as a learner if there is none
-// (replace.go); the fenced replica is deleted on the removal notice that
-// follows.
+// notice (Receive, replace.Replacer.Tick). The group's leader replaces it
+// on a spare, or removes it and adds the node back as a learner if there
+// is none (core/node/replace); the fenced replica is deleted on the removal
+// notice that follows.
 func (n *Node) fenced(g *group, m *raftpb.Message) bool {
 	if g.amnesiac {
 		return true
@@ -318,6 +325,29 @@ func (n *Node) fenced(g *group, m *raftpb.Message) bool {
 	n.env.Log().Error("this node lost its disk: fencing its empty replica until the group replaces it",
 		"node", n.cfg.ID, "group", g.id, "from", m.GetFrom(), "because", why)
 	return true
+}
+
+// hosted yields the node's replicas in group id order.
+func (n *Node) hosted() iter.Seq[replace.Group] {
+	return func(yield func(replace.Group) bool) {
+		for _, id := range n.groupIDs {
+			if !yield(n.groups[id]) {
+				return
+			}
+		}
+	}
+}
+
+// replacerHost is the node as its replacer sees it (replace.Host).
+type replacerHost struct{ n *Node }
+
+func (h replacerHost) Ticks() uint64                 { return h.n.ticks }
+func (h replacerHost) SilentFor(peer uint64) uint64  { return h.n.ticks - h.n.lastHeard[peer] }
+func (h replacerHost) Members(group uint64) []uint64 { return h.n.members(group) }
+func (h replacerHost) Proposed(g replace.Group, cc *raftpb.ConfChangeV2) {
+	if h.n.cfg.OnConfChange != nil {
+		h.n.observeConfProposal(h.n.groups[g.ID()], cc)
+	}
 }
 
 // tickPings sends an empty envelope to every peer this node has sent
@@ -374,7 +404,7 @@ func (n *Node) flushOnce() bool {
 		rd := g.rn.Ready()
 		if rd.SoftState != nil {
 			if rd.SoftState.RaftState == raft.StateLeader && g.role != raft.StateLeader {
-				g.leaderSince = n.ticks
+				n.replacer.BecameLeader(g.id)
 				if n.cfg.OnLeader != nil {
 					n.cfg.OnLeader(g.id, g.rn.BasicStatus().HardState.GetTerm())
 				}

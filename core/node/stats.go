@@ -1,8 +1,6 @@
 package node
 
 import (
-	"fmt"
-
 	"go.etcd.io/raft/v3"
 
 	"github.com/tessera-db/tessera/core/topo"
@@ -16,7 +14,7 @@ type Stats struct {
 	CorruptChunks, RepairedChunks, ChunkFetches uint64
 	DroppedMessages, UnknownPeerMessages        uint64
 	Requests, RequestErrors, Timeouts           uint64
-	// ConfChanges counts membership changes proposed (replace.go);
+	// ConfChanges counts membership changes proposed (core/node/replace);
 	// ReplicasCreated and ReplicasRemoved count replicas this node joined
 	// and deleted.
 	ConfChanges, ReplicasCreated, ReplicasRemoved uint64
@@ -85,7 +83,11 @@ type GroupStatus struct {
 }
 
 // Stats returns a copy of the node's counters.
-func (n *Node) Stats() Stats { return n.stats }
+func (n *Node) Stats() Stats {
+	st := n.stats
+	st.ConfChanges += n.replacer.Stats().ConfChanges
+	return st
+}
 
 // Groups returns the status of every hosted group, by group id.
 func (n *Node) Groups() []GroupStatus {
@@ -98,7 +100,7 @@ func (n *Node) Groups() []GroupStatus {
 		gs.Fenced = g.amnesiac
 		gs.LogQueued = len(g.log.pending)
 		gs.LogBusy = g.log.busy
-		gs.Degraded = n.degraded(g)
+		gs.Degraded = n.replacer.Degraded(g)
 		gs.Voters = append(gs.Voters, g.confState.GetVoters()...)
 		gs.Outgoing = append(gs.Outgoing, g.confState.GetVotersOutgoing()...)
 		gs.Learners = append(gs.Learners, g.confState.GetLearners()...)
@@ -112,35 +114,6 @@ func (n *Node) Groups() []GroupStatus {
 		out = append(out, gs)
 	}
 	return out
-}
-
-// degraded says why the group has fewer replicas holding its data than its
-// size, as this replica sees it, or "". A leader counts a voter empty once
-// it knows it (knownEmpty); another replica takes a recent notice's word.
-func (n *Node) degraded(g *group) string {
-	if g.amnesiac {
-		return "this replica is fenced: this node lost its disk"
-	}
-	voters := g.confState.GetVoters()
-	if len(voters) == 0 {
-		return "" // a replica being created knows nothing of the group yet
-	}
-	var empty []uint64
-	for _, v := range voters {
-		if v == n.cfg.ID {
-			continue
-		}
-		if (g.role == raft.StateLeader && n.knownEmpty(g, v)) || (g.role != raft.StateLeader && n.recentlyFenced(g, v)) {
-			empty = append(empty, v)
-		}
-	}
-	switch size := n.groupSize(g); {
-	case len(empty) > 0:
-		return fmt.Sprintf("voters %v hold no replica (fenced after losing their disk)", empty)
-	case len(voters) < size:
-		return fmt.Sprintf("%d voters of %d: a member is being refilled", len(voters), size)
-	}
-	return ""
 }
 
 // LogState returns the raft hard state (term and vote) and the last log
