@@ -111,11 +111,8 @@ func (n *Node) applyNormal(g *group, index, term uint64, data []byte) {
 			resp = api.Errorf(api.Invalid, "chunk %d: %v", c.ID, rejected)
 		}
 	}
-	if h.proposer != n.cfg.ID {
-		return
-	}
-	if o := n.ops[h.proposal]; o != nil && o.group == g.id && (o.state == opProposed || o.state == opWaiting) {
-		n.finish(o, resp)
+	if h.proposer == n.cfg.ID {
+		n.router.Answer(g.id, h.proposal, resp)
 	}
 }
 

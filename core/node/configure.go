@@ -50,8 +50,8 @@ func (n *Node) tickConfigure() {
 		return
 	}
 	n.conf.pending, n.conf.lastTry = true, n.ticks
-	n.submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpConfigure, Configure: want}},
-		func(*api.Response) { n.conf.pending = false }, false)
+	n.router.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpConfigure, Configure: want}},
+		func(*api.Response) { n.conf.pending = false })
 }
 
 // metaSnapshotDue reports whether the meta replica should take a snapshot:

@@ -37,8 +37,8 @@ func (n *Node) tickGC() {
 		// that an abandoned writer's ids become garbage in an idle
 		// cluster too.
 		n.gc.running = true
-		n.submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpGCDone}},
-			func(*api.Response) { n.gc.running = false }, false)
+		n.router.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpGCDone}},
+			func(*api.Response) { n.gc.running = false })
 		return
 	}
 	garbage := g.meta.Garbage()
@@ -86,7 +86,7 @@ func (n *Node) tickGC() {
 	n.gc.running = true
 	pending, failed := len(groups), false
 	for _, gid := range groups {
-		n.submit(&api.Request{Kind: api.ChunkDelete, Group: gid, IDs: byGroup[gid]}, func(resp *api.Response) {
+		n.router.Submit(&api.Request{Kind: api.ChunkDelete, Group: gid, IDs: byGroup[gid]}, func(resp *api.Response) {
 			pending--
 			if resp.Status != api.OK {
 				failed = true
@@ -102,8 +102,8 @@ func (n *Node) tickGC() {
 			for _, c := range ready {
 				ids = append(ids, c.ID)
 			}
-			n.submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpGCDone, Collected: ids}},
-				func(*api.Response) { n.gc.running = false }, false)
-		}, false)
+			n.router.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpGCDone, Collected: ids}},
+				func(*api.Response) { n.gc.running = false })
+		})
 	}
 }

@@ -18,6 +18,7 @@ import (
 // group is this node's replica of one raft group.
 type group struct {
 	id      uint64
+	self    uint64 // this node's id
 	rn      *raft.RawNode
 	storage *raft.MemoryStorage
 	wal     *wal.WAL
@@ -99,6 +100,41 @@ func (g *group) Status() raft.Status { return g.rn.Status() }
 // ProposeConfChange proposes a membership change to raft.
 func (g *group) ProposeConfChange(cc *raftpb.ConfChangeV2) error { return g.rn.ProposeConfChange(cc) }
 
+// The replica as route.Router sees it (route.Replica).
+
+// Serving reports whether the replica can serve requests: it has a
+// configuration and is not fenced.
+func (g *group) Serving() bool { return !g.amnesiac && len(g.confState.GetVoters()) > 0 }
+
+// Leader returns the leader the replica knew of at the last flush.
+func (g *group) Leader() uint64 { return g.leader }
+
+// CatchingUp reports whether the replica is installing a snapshot, or
+// well behind the commit index it knows of. (A replica with nothing
+// installed yet is not Serving.)
+func (g *group) CatchingUp() bool {
+	return g.pendingSnap != nil || g.rn.BasicStatus().HardState.GetCommit() > g.applied+16
+}
+
+// Propose proposes a command on behalf of this node's request proposal.
+func (g *group) Propose(proposal uint64, cmd []byte) error {
+	return g.rn.Propose(encodeEntry(entryHeader{g.self, proposal}, cmd))
+}
+
+// ReadIndex asks raft for a read index, returned with ctx in a Ready.
+func (g *group) ReadIndex(ctx []byte) { g.rn.ReadIndex(ctx) }
+
+// Committed returns the replica's commit index.
+func (g *group) Committed() uint64 { return g.rn.BasicStatus().HardState.GetCommit() }
+
+// Meta returns the meta group's state machine (nil for a data group).
+func (g *group) Meta() *meta.State { return g.meta }
+
+// ReadChunk reads a byte range of a chunk the replica holds.
+func (g *group) ReadChunk(id uint64, offset, length uint32) ([]byte, error) {
+	return g.store.Read(id, offset, length)
+}
+
 // openGroup recovers a group's replica from its WAL. A replica with no
 // state yet is bootstrapped from the initial topology if bootstrap is set
 // (an initial member's first start), else it starts empty and waits for the
@@ -109,7 +145,7 @@ func (n *Node) openGroup(tg topo.Group, bootstrap bool) (*group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
 	}
-	g := &group{id: tg.ID, wal: w, storage: raft.NewMemoryStorage(), metaBugs: n.cfg.Bugs.Meta}
+	g := &group{id: tg.ID, self: n.cfg.ID, wal: w, storage: raft.NewMemoryStorage(), metaBugs: n.cfg.Bugs.Meta}
 	n.replacer.Track(tg.ID)
 	if tg.ID != topo.MetaGroup {
 		g.store, err = chunk.NewStore(n.env.FS(), dir+"/chunks")

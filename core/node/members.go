@@ -17,7 +17,6 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wire"
@@ -189,23 +188,7 @@ func (n *Node) dropGroup(g *group, at uint64) {
 	delete(n.groups, g.id)
 	n.replacer.Forget(g.id)
 	n.groupIDs = slices.DeleteFunc(n.groupIDs, func(id uint64) bool { return id == g.id })
-	ids := make([]uint64, 0, len(n.ops))
-	for id, o := range n.ops {
-		if o.group == g.id {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
-		o := n.ops[id]
-		if o.issued && !retrySafe(o.req) && o.state != opForwarded {
-			n.finish(o, api.Errorf(api.Timeout, "%s: replica of group %d removed; outcome unknown", o.req.Kind, g.id))
-			continue
-		}
-		if o.state != opForwarded {
-			o.state, o.targets, o.tried = opWaiting, nil, 0
-		}
-	}
+	n.router.Dropped(g.id)
 	if g.id == topo.MetaGroup {
 		n.gc = gcState{seen: map[uint64]uint64{}}
 	}

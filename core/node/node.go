@@ -13,6 +13,7 @@ import (
 	"github.com/tessera-db/tessera/core/env"
 	"github.com/tessera-db/tessera/core/node/outbox"
 	"github.com/tessera-db/tessera/core/node/replace"
+	"github.com/tessera-db/tessera/core/node/route"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
@@ -26,10 +27,7 @@ type Node struct {
 	groups   map[uint64]*group
 	groupIDs []uint64
 
-	ops    map[uint64]*op
-	nextOp uint64
-	// readWaiters are ops holding a read index, waiting for it to be applied.
-	readWaiters []uint64
+	router *route.Router
 	// repairing are chunks being re-fetched after a checksum failure, with
 	// the tick they were last asked for.
 	repairing map[chunkKey]uint64
@@ -37,7 +35,6 @@ type Node struct {
 	ticks       uint64
 	outbox      *outbox.Outbox
 	snapReports []snapReport
-	forwardRR   uint64
 	// lastHeard is the tick at which each peer was last heard from, so that
 	// forwards go to live peers first and replacements pick live spares;
 	// lastSent is when this node last sent to each peer, so that a peer
@@ -77,7 +74,6 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		cfg:       cfg,
 		env:       e,
 		groups:    map[uint64]*group{},
-		ops:       map[uint64]*op{},
 		gc:        gcState{seen: map[uint64]uint64{}},
 		sweep:     sweepState{from: map[uint64]uint64{}},
 		repairing: map[chunkKey]uint64{},
@@ -90,7 +86,11 @@ func New(cfg Config, e env.Env) (*Node, error) {
 	}
 	// Operation ids start at a random point so that a reply or a committed
 	// entry addressed to this node before a restart never matches a new op.
-	n.nextOp = e.Rand().Uint64() >> 2
+	n.router = route.New(route.Config{ID: cfg.ID, Topology: cfg.Topology, ElectionTicks: cfg.ElectionTicks,
+		RequestTimeoutTicks: cfg.RequestTimeoutTicks, RetryTicks: cfg.RetryTicks, MaxChunkBytes: cfg.MaxChunkBytes,
+		MaxProposedChunkBytes: proposedChunkBytes(cfg), Log: e.Log(), Bugs: route.Bugs{AckBeforeCommit: cfg.Bugs.AckBeforeCommit,
+			StaleReads: cfg.Bugs.StaleReads, ReadAtCommit: cfg.Bugs.ReadAtCommit}},
+		routerHost{n}, n.outbox, e.Rand().Uint64()>>2)
 	n.raftLog = &raftLogger{log: e.Log().With("node", cfg.ID)}
 	n.replacer = replace.New(replace.Config{ID: cfg.ID, Topology: cfg.Topology, ElectionTicks: cfg.ElectionTicks,
 		RetryTicks: cfg.RetryTicks, ReplaceAfterTicks: cfg.ReplaceAfterTicks, Log: e.Log(),
@@ -182,7 +182,7 @@ func (n *Node) Tick() {
 	n.replacer.Tick(n.hosted())
 	n.tickRepairs()
 	n.tickScrub()
-	n.tickOps()
+	n.router.Tick()
 	n.tickGC()
 	n.tickSweep()
 	n.tickConfigure()
@@ -235,10 +235,10 @@ func (n *Node) Receive(m *wire.Envelope) {
 		}
 	}
 	for _, f := range m.Forwards {
-		n.serveForward(m.From, f)
+		n.router.ServeForward(m.From, f)
 	}
 	for _, r := range m.Replies {
-		n.onReply(m.From, r)
+		n.router.OnReply(m.From, r)
 	}
 	for _, f := range m.Fetches {
 		n.serveFetch(m.From, f)
@@ -350,6 +350,30 @@ func (h replacerHost) Proposed(g replace.Group, cc *raftpb.ConfChangeV2) {
 	}
 }
 
+// routerHost is the node as its request router sees it (route.Host).
+type routerHost struct{ n *Node }
+
+func (h routerHost) Ticks() uint64                 { return h.n.ticks }
+func (h routerHost) NowNanos() int64               { return h.n.env.NowNanos() }
+func (h routerHost) Members(group uint64) []uint64 { return h.n.members(group) }
+func (h routerHost) HeardFrom(peer uint64) (uint64, bool) {
+	at, ok := h.n.lastHeard[peer]
+	return at, ok
+}
+func (h routerHost) Corrupt(group, chunk uint64, err error) {
+	h.n.onCorrupt(h.n.groups[group], chunk, err)
+}
+func (h routerHost) Forwarded(group, from uint64) { h.n.noteRoute(group, from) }
+
+// Replica returns the node's replica of a group as a route.Replica: a nil
+// interface, not a nil pointer in one, when it hosts none.
+func (h routerHost) Replica(group uint64) route.Replica {
+	if g := h.n.groups[group]; g != nil {
+		return g
+	}
+	return nil
+}
+
 // tickPings sends an empty envelope to every peer this node has sent
 // nothing for half an election timeout, so that every node hears from every
 // other even when they share no group (replace.go picks spares among the
@@ -375,7 +399,7 @@ func (n *Node) Submit(req *api.Request, done func(*api.Response)) {
 		done(api.Errorf(api.Unavailable, "node %d is stopped", n.cfg.ID))
 		return
 	}
-	n.submit(req, done, false)
+	n.router.Submit(req, done)
 }
 
 // Flush handles every group's Ready: log appends are handed to the runtime
@@ -428,7 +452,7 @@ func (n *Node) flushOnce() bool {
 			}
 		}
 		for _, rs := range rd.ReadStates {
-			n.onReadState(g, rs)
+			n.router.OnReadState(g.id, rs)
 		}
 		if apply != nil {
 			n.applyCommitted(g, apply)
@@ -456,7 +480,7 @@ func (n *Node) flushOnce() bool {
 		}
 	}
 	n.snapReports = n.snapReports[:0]
-	n.serveReadWaiters()
+	n.router.ServeReads()
 	return true
 }
 

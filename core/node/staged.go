@@ -3,7 +3,6 @@ package node
 import (
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/chunk"
 )
 
@@ -21,6 +20,15 @@ import (
 // MaxUncommittedEntriesSize (which measures a proposal whole and its
 // application short, so would never free what the bytes took).
 const maxProposedChunkBytes = 256 << 20
+
+// proposedChunkBytes is the route.Config.MaxProposedChunkBytes of a node:
+// maxProposedChunkBytes where raft's own bound is off.
+func proposedChunkBytes(cfg Config) int {
+	if cfg.ChunkOnce {
+		return maxProposedChunkBytes
+	}
+	return 0
+}
 
 // fillChunks bounds the chunk bytes fillAppend puts back into the messages
 // of one envelope, in chunks of Config.MaxChunkBytes (32 MiB at the
@@ -210,16 +218,4 @@ func (n *Node) lackingRecovered(g *group) {
 		}
 	}
 	g.lackingAtRestart = nil
-}
-
-// proposedChunkBytes sums the chunk bytes this node has proposed to a group
-// and not yet seen applied (a sum: the map's order does not matter).
-func (n *Node) proposedChunkBytes(group uint64) int {
-	sum := 0
-	for _, o := range n.ops {
-		if o.group == group && o.state == opProposed && o.req.Kind == api.ChunkWrite {
-			sum += len(o.req.Data)
-		}
-	}
-	return sum
 }

@@ -86,6 +86,14 @@ type GroupStatus struct {
 func (n *Node) Stats() Stats {
 	st := n.stats
 	st.ConfChanges += n.replacer.Stats().ConfChanges
+	rs := n.router.Stats()
+	st.Requests += rs.Requests
+	st.RequestErrors += rs.RequestErrors
+	st.Timeouts += rs.Timeouts
+	st.Proposals += rs.Proposals
+	st.Reads += rs.Reads
+	st.Forwards += rs.Forwards
+	st.DroppedMessages += rs.DroppedMessages
 	return st
 }
 

@@ -53,7 +53,7 @@ func (n *Node) tickSweep() {
 			continue
 		}
 		n.sweep.running = true
-		n.submit(&api.Request{Kind: api.MetaAudit, IDs: ids}, func(resp *api.Response) {
+		n.router.Submit(&api.Request{Kind: api.MetaAudit, IDs: ids}, func(resp *api.Response) {
 			if resp.Status != api.OK || len(resp.IDs) == 0 || n.groups[gid] != g {
 				n.sweep.running = false
 				return
@@ -61,13 +61,13 @@ func (n *Node) tickSweep() {
 			n.env.Log().Warn("deleting chunks the meta group does not account for", "node", n.cfg.ID, "group", gid,
 				"chunks", len(resp.IDs), "first", resp.IDs[0])
 			swept := len(resp.IDs)
-			n.submit(&api.Request{Kind: api.ChunkDelete, Group: gid, IDs: resp.IDs}, func(resp *api.Response) {
+			n.router.Submit(&api.Request{Kind: api.ChunkDelete, Group: gid, IDs: resp.IDs}, func(resp *api.Response) {
 				if resp.Status == api.OK {
 					n.stats.SweptChunks += uint64(swept)
 				}
 				n.sweep.running = false
-			}, false)
-		}, false)
+			})
+		})
 		return
 	}
 }

@@ -294,6 +294,8 @@ func TestKnownEmptyAndQuorumWithout(t *testing.T) {
 		{"fenced, other voter silent", 100, 90, 500, false, true, false},
 		{"no notice", 100, 90, 0, true, false, true},
 		{"notice before its last raft message", 100, 600, 500, true, false, true},
+		{"notice a tick before its last raft message", 100, 600, 599, true, false, true},
+		{"notice in the tick of its last raft message", 100, 600, 600, true, true, true},
 		{"notice before this leader's election", 550, 90, 500, true, false, true},
 		{"raft message within an election timeout", 100, 1000 - electionTicks + 1, 1000, true, false, true},
 	}
