@@ -12,6 +12,18 @@
 // everything goes through env.Env. The simulator and the production
 // runtime drive the very same code.
 //
+// A Node is assembled from parts that each own one concern and see the
+// rest through a narrow interface, so that each is read and tested alone:
+// a replica.Replica per hosted group (raft, its log on disk, its state
+// machine, snapshots), a route.Router (the requests in flight: where each
+// is served, forwarding, retries), a replace.Replacer (replacing the dead
+// members of the groups this node leads, and the notices of fenced and
+// removed replicas), all writing into one outbox.Outbox. The node itself
+// owns which replicas exist (creating and deleting them: members.go), the
+// peers' liveness, and the background work over its replicas: garbage
+// collection, the sweep, scrubbing and chunk repair, and configuring a
+// new cluster (docs/architecture.md, "Inside a node").
+//
 // Besides its unit tests, the package has a step-by-step harness
 // (harness_test.go, TestInteraction): scripts in testdata/ drive a few
 // nodes whose network and disk work are explicit queues, deliver, drop,
@@ -27,52 +39,13 @@ import (
 
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
 )
 
-// Applied describes one state-machine step, for OnApply: exactly one of
-// Meta, Chunk, Conf and Restored is set.
-type Applied struct {
-	Group, Index uint64
-	Meta         *meta.Command
-	MetaResult   meta.Result
-	Chunk        *chunk.Command
-	// Rejected is set when the data group refused the chunk command.
-	Rejected bool
-	// Conf is the group's configuration after a membership change (V2
-	// changes only: tessera proposes no other kind). It must not be kept.
-	Conf *raftpb.ConfState
-	// Restored is set when the replica's state machine was replaced by a
-	// snapshot at Index: on start (from its log, or the bootstrap
-	// snapshot) or when it installed one from the leader. The steps that
-	// follow continue from Index.
-	Restored bool
-	// g is the replica, for StateHash and CheckInvariants during the call.
-	g *group
-}
-
-// StateHash digests the replica's state machine right after the step (the
-// meta state, or the set of chunks held with their sizes and checksums):
-// replicas that applied the same commands hold the same hash at the same
-// index. Both digests are kept up to date as the state changes
-// (meta.State.Digest, chunk.Store.Digest), so it costs O(1). Call it only
-// during OnApply.
-func (a Applied) StateHash() uint64 {
-	if a.g.meta != nil {
-		return a.g.meta.Digest()
-	}
-	return a.g.store.Digest()
-}
-
-// CheckInvariants checks the meta state's invariants right after the step
-// (meta.State.CheckInvariants, O(state)); nil for a data group. Call it only
-// during OnApply.
-func (a Applied) CheckInvariants() error {
-	if a.g.meta != nil {
-		return a.g.meta.CheckInvariants()
-	}
-	return nil
-}
+// Applied describes one state-machine step of a replica, for OnApply
+// (replica.Applied).
+type Applied = replica.Applied
 
 // ConfProposal describes a membership change a leader proposed, for
 // OnConfChange: with the commit index it knew at that moment, and the term
@@ -127,7 +100,7 @@ type Config struct {
 	// KeepDataEntries is KeepEntries for data groups. A follower behind
 	// catches up as cheaply from a snapshot (a manifest plus the chunk
 	// files it lacks) as from entries whose bytes the leader reads back
-	// from its files (staged.go), and without ChunkOnce the entries carry
+	// from its files (replica/staged.go), and without ChunkOnce the entries carry
 	// whole chunks, all held in raft's memory until compacted, so they
 	// keep few.
 	KeepDataEntries uint64
@@ -136,7 +109,7 @@ type Config struct {
 	// MaxChunkBytes bounds one chunk write.
 	MaxChunkBytes int
 	// SnapPieceBytes is the size above which a raft snapshot is sent as a
-	// descriptor and fetched in pieces of this size (pieces.go).
+	// descriptor and fetched in pieces of this size (replica/pieces.go).
 	SnapPieceBytes int
 	// InlineThreshold is the largest file kept inline in the meta group,
 	// and InlineCapBytes the bound on all inline bytes (meta.Config). They
@@ -149,7 +122,7 @@ type Config struct {
 	InlineThreshold, InlineCapBytes int64
 	// ChunkOnce writes a chunk's bytes once on each replica: to a staged
 	// file made durable before its data group's log entry, which names
-	// them, and which applying renames to the chunk file (staged.go). Off
+	// them, and which applying renames to the chunk file (replica/staged.go). Off
 	// (the default, for now), the bytes travel in the log entry and are
 	// written again to the chunk file at apply: twice on each replica.
 	// Every node of a cluster should agree (a replica on either path
@@ -165,7 +138,7 @@ type Config struct {
 	// longer accounts for (sweep.go).
 	SweepIntervalTicks uint64
 	// ReplaceAfterTicks is how long a group's leader waits without hearing
-	// from a voter before it replaces it on another node (replace.go).
+	// from a voter before it replaces it on another node (core/node/replace).
 	ReplaceAfterTicks uint64
 	// ScrubEveryTicks and ScrubChunks set the scrubbing rate: every
 	// ScrubEveryTicks, ScrubChunks chunk files are re-read and verified
@@ -299,4 +272,19 @@ func (c Config) MetaConfig() meta.Config {
 		mc.InlineCapBytes = meta.DefaultInlineCapBytes
 	}
 	return mc
+}
+
+// maxProposedChunkBytes bounds the chunk bytes a node has proposed to one
+// group and not yet seen applied, in place of raft's
+// MaxUncommittedEntriesSize (which measures a proposal whole and its
+// application short, so would never free what the bytes took).
+const maxProposedChunkBytes = 256 << 20
+
+// proposedChunkBytes is the route.Config.MaxProposedChunkBytes of a node:
+// maxProposedChunkBytes where raft's own bound is off.
+func proposedChunkBytes(cfg Config) int {
+	if cfg.ChunkOnce {
+		return maxProposedChunkBytes
+	}
+	return 0
 }

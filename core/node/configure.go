@@ -1,8 +1,6 @@
 package node
 
 import (
-	"go.etcd.io/raft/v3"
-
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/topo"
@@ -32,11 +30,11 @@ type confState struct {
 // takes a configuration once a leader runs with inlining on).
 func (n *Node) tickConfigure() {
 	g := n.groups[topo.MetaGroup]
-	if g == nil || g.role != raft.StateLeader || g.meta == nil || n.conf.pending {
+	if g == nil || !g.Leading() || g.Meta() == nil || n.conf.pending {
 		return
 	}
 	want := n.cfg.MetaConfig()
-	cfg, ok := g.meta.Config()
+	cfg, ok := g.Meta().Config()
 	if ok {
 		if cfg != want && !n.conf.warned {
 			n.conf.warned = true
@@ -52,21 +50,4 @@ func (n *Node) tickConfigure() {
 	n.conf.pending, n.conf.lastTry = true, n.ticks
 	n.router.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpConfigure, Configure: want}},
 		func(*api.Response) { n.conf.pending = false })
-}
-
-// metaSnapshotDue reports whether the meta replica should take a snapshot:
-// after MetaSnapshotEntries applied entries, once the entries applied since
-// the last snapshot hold at least a quarter of the state's size (its inline
-// bytes and about 64 bytes a file). A meta snapshot copies every inline
-// byte, up to the inline cap: taking one every MetaSnapshotEntries small
-// writes whatever the state's size would rewrite all inline data again and
-// again. So snapshots write at most about four times what the log wrote,
-// and the log behind the last snapshot stays within a quarter of the state.
-func (n *Node) metaSnapshotDue(g *group) bool {
-	if g.entriesSince < n.cfg.MetaSnapshotEntries {
-		return false
-	}
-	_, inline := g.meta.Inline()
-	size := uint64(inline) + 64*uint64(g.meta.Len())
-	return g.bytesSinceSnap >= size/4
 }

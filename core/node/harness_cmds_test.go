@@ -45,6 +45,7 @@ import (
 	"github.com/cockroachdb/datadriven"
 
 	"github.com/tessera-db/tessera/core/client"
+	"github.com/tessera-db/tessera/core/node/replica"
 )
 
 // harnessBugs are the injected bugs a script may switch on (cluster
@@ -217,7 +218,7 @@ func (h *harness) cmdCampaign(a *args) {
 	a.done()
 	grp := h.replica(a, hn, g)
 	h.step(hn, true, func(*Node) {
-		if err := grp.rn.Campaign(); err != nil {
+		if err := grp.Campaign(); err != nil {
 			h.emit("campaign: %v", err)
 		}
 	}, "n%d g%d campaigns", hn.id, g)
@@ -285,7 +286,7 @@ func (h *harness) cmdLog(a *args) {
 
 // cmdFiles lists a node's chunk directory of a group as it is now (up or
 // down): chunk files by id, staged files by the raft position of their
-// entry (staged.go).
+// entry (core/node/replica staged.go).
 func (h *harness) cmdFiles(a *args) {
 	hn, g := h.nodeArg(a), a.uint("group", 2)
 	a.done()
@@ -327,7 +328,7 @@ func (h *harness) cmdLose(a *args) {
 }
 
 // replica returns the node's replica of a group.
-func (h *harness) replica(a *args, hn *hnode, group uint64) *group {
+func (h *harness) replica(a *args, hn *hnode, group uint64) *replica.Replica {
 	g := hn.n.groups[group]
 	if g == nil {
 		a.d.Fatalf(a.t, "node %d has no replica of group %d", hn.id, group)
@@ -394,7 +395,7 @@ func (h *harness) cmdCluster(a *args) {
 		InlineThreshold:   int64(a.int("inline-threshold", -1)),
 		DataSnapshotBytes: a.uint("data-snapshot-bytes", 64<<10),
 		// The nodes' chunk size is the clients' (it sets how many chunks'
-		// worth of bytes a leader puts back into one envelope, staged.go).
+		// worth of bytes a leader puts back into one envelope, replica/staged.go).
 		MaxChunkBytes: chunkBytes,
 		ChunkOnce:     a.flag("chunk-once"),
 		// Background work a script does not ask for stays out of the

@@ -10,41 +10,15 @@ package node
 // on a route naming it (joinGroup, onRoute).
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
-	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wire"
 )
-
-// tombstone marks a group replica this node deleted after its removal: on
-// restart the group is not bootstrapped again from the initial topology.
-func tombstone(group uint64) string { return fmt.Sprintf("groups/%d/removed", group) }
-
-// readTombstone returns the index at which this node was removed from the
-// group, and whether it was.
-func readTombstone(fs vfs.FS, group uint64) (uint64, bool, error) {
-	f, err := fs.Open(tombstone(group))
-	if errors.Is(err, vfs.ErrNotExist) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, err
-	}
-	defer f.Close()
-	var b [8]byte
-	if _, err := f.ReadAt(b[:], 0); err != nil {
-		// A tombstone torn by a crash still says the replica was removed;
-		// its index only filters stale messages.
-		return 0, true, nil
-	}
-	return binary.BigEndian.Uint64(b[:]), true, nil
-}
 
 // onRemoval deletes this node's replica of a group that no longer counts it
 // as a member at index r.Index. Only a replica that has applied less than
@@ -55,10 +29,10 @@ func readTombstone(fs vfs.FS, group uint64) (uint64, bool, error) {
 // first and is a member at every index it has applied since.
 func (n *Node) onRemoval(from uint64, r wire.Removal) {
 	g := n.groups[r.Group]
-	if g == nil || g.applied >= r.Index {
+	if g == nil || g.Applied() >= r.Index {
 		return
 	}
-	n.env.Log().Info("replica removed while away", "node", n.cfg.ID, "group", g.id, "applied", g.applied, "removed-by", from, "at", r.Index)
+	n.env.Log().Info("replica removed while away", "node", n.cfg.ID, "group", g.ID(), "applied", g.Applied(), "removed-by", from, "at", r.Index)
 	n.dropGroup(g, r.Index)
 }
 
@@ -76,7 +50,7 @@ func (n *Node) onRemoval(from uint64, r wire.Removal) {
 // with a commit index to a node that holds no replica and was never removed
 // means this node lost its disk: the replica is created to be fenced at
 // once (fenced), so that it can tell the group.
-func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *group {
+func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *replica.Replica {
 	if n.deleting[group] {
 		// The last replica's files are still being deleted.
 		return nil
@@ -117,12 +91,12 @@ func (n *Node) onRoute(from uint64, r wire.Route) {
 
 // createReplica creates an empty replica (no bootstrap) of a group this
 // node was added to.
-func (n *Node) createReplica(from, group uint64) *group {
+func (n *Node) createReplica(from, group uint64) *replica.Replica {
 	tg, ok := n.cfg.Topology.Group(group)
 	if !ok {
 		return nil
 	}
-	g, err := n.openGroup(tg, false)
+	g, err := n.openReplica(tg, false, false)
 	if err != nil {
 		n.fail(err)
 		return nil
@@ -135,32 +109,6 @@ func (n *Node) createReplica(from, group uint64) *group {
 	return g
 }
 
-// confApplied follows a membership change from prev to the configuration
-// just applied: the replacer forgets what it knew of nodes that join the
-// group again, and a replica whose node left the group is deleted.
-func (n *Node) confApplied(g *group, prev *raftpb.ConfState) {
-	g.snapStale = true
-	n.replacer.ConfApplied(g.id, prev, g.confState)
-	n.checkRemoved(g)
-}
-
-// checkRemoved marks the replica for deletion if the configuration just
-// applied no longer includes this node, and unmarks it if it does: a
-// removal and the node's addition back, applied in one batch, leave the
-// replica a member, with the entries it acknowledged as one (seed 576: a
-// learner aborted and added again acknowledged the new entries, then
-// deleted itself on applying its removal, and was promoted empty).
-func (n *Node) checkRemoved(g *group) {
-	cs := g.confState
-	for _, set := range [][]uint64{cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing()} {
-		if slices.Contains(set, n.cfg.ID) {
-			g.removed = false
-			return
-		}
-	}
-	g.removed = true
-}
-
 // dropGroup deletes this node's replica of a group, removed from it at raft
 // index at: a tombstone holding that index first (so that a crash midway
 // does not bootstrap the group afresh on restart, and stale messages do not
@@ -168,28 +116,24 @@ func (n *Node) checkRemoved(g *group) {
 // loop on the replica's I/O queue, after any log batch in flight; until they
 // are gone no replica of the group is created again. Requests in flight in
 // the group are retried elsewhere where that is safe.
-func (n *Node) dropGroup(g *group, at uint64) {
-	fs := n.env.FS()
-	at = max(at, n.removedAt[g.id])
-	w := g.wal
-	n.deleting[g.id] = true
-	if t, ok := n.env.(ioTracer); ok {
-		t.traceReplicaDelete(g.id, at)
-	}
-	n.env.IO(g.id, func() error { return deleteReplica(fs, g.id, at, w) }, func(err error) {
-		delete(n.deleting, g.id)
+func (n *Node) dropGroup(g *replica.Replica, at uint64) {
+	id := g.ID()
+	at = max(at, n.removedAt[id])
+	n.deleting[id] = true
+	g.Delete(at, func(err error) {
+		delete(n.deleting, id)
 		if err != nil {
-			n.fail(fmt.Errorf("group %d: delete replica: %w", g.id, err))
+			n.fail(fmt.Errorf("group %d: delete replica: %w", id, err))
 			return
 		}
 		n.stats.ReplicasRemoved++
 	})
-	n.removedAt[g.id] = at
-	delete(n.groups, g.id)
-	n.replacer.Forget(g.id)
-	n.groupIDs = slices.DeleteFunc(n.groupIDs, func(id uint64) bool { return id == g.id })
-	n.router.Dropped(g.id)
-	if g.id == topo.MetaGroup {
+	n.removedAt[id] = at
+	delete(n.groups, id)
+	n.replacer.Forget(id)
+	n.groupIDs = slices.DeleteFunc(n.groupIDs, func(gid uint64) bool { return gid == id })
+	n.router.Dropped(id)
+	if id == topo.MetaGroup {
 		n.gc = gcState{seen: map[uint64]uint64{}}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -217,34 +216,6 @@ func TestScrubFindsRotInUnreadChunks(t *testing.T) {
 	}
 }
 
-// TestMetaDetailFitsAReply checks that the detail of a refused meta
-// command, which travels in forwarded replies, stays decodable whatever
-// the path, and that a reused sequence number says why.
-func TestMetaDetailFitsAReply(t *testing.T) {
-	reuse := meta.Result{Code: meta.CodeSessionReuse, Detail: "session 5: sequence 1 was already used by a different request"}
-	tests := []struct {
-		name string
-		path string
-		res  meta.Result
-		want string
-	}{
-		{"short", "/s/b", meta.Result{Code: meta.CodeNotFound}, "delete /s/b: not found"},
-		{"reuse", "/s/b", reuse, "delete /s/b: session reuse: session 5: sequence 1 was already used"},
-		{"long ascii path", "/" + strings.Repeat("a", 4095), reuse, "delete /aaa"},
-		{"long multibyte path", "/" + strings.Repeat("é", 2047), reuse, "…: session reuse: session 5"},
-	}
-	for _, tt := range tests {
-		d := metaDetail(meta.Command{Op: meta.OpDelete, Path: tt.path}, tt.res)
-		if !strings.Contains(d, tt.want) || len(d) > api.MaxDetailBytes || !utf8.ValidString(d) {
-			t.Errorf("%s: %d bytes %q, want it to contain %q", tt.name, len(d), d, tt.want)
-		}
-		resp := &api.Response{Status: statusOf(tt.res.Code), Detail: d, Result: tt.res}
-		if back, err := api.UnmarshalResponse(resp.Marshal()); err != nil || back.Detail != d || back.Status != resp.Status {
-			t.Errorf("%s: reply does not decode: %v", tt.name, err)
-		}
-	}
-}
-
 // TestReplicaCreatedOnlyWhenAdded checks what makes a node with no replica
 // of the meta group create one: a heartbeat to a node never removed (and,
 // when it claims entries, the replica is fenced at once and says so), or a
@@ -280,7 +251,7 @@ func TestReplicaCreatedOnlyWhenAdded(t *testing.T) {
 				if err := e.fs.MkdirAll("groups/1"); err != nil {
 					t.Fatal(err)
 				}
-				f, err := e.fs.Create(tombstone(topo.MetaGroup))
+				f, err := e.fs.Create("groups/1/removed") // replica/files.go: the tombstone
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -339,37 +310,6 @@ func TestFencedNoticeFromNonMemberIsAnsweredWithRemoval(t *testing.T) {
 	for _, g := range n.Groups() {
 		if g.ID == topo.MetaGroup && !strings.Contains(g.Degraded, "voters [2] hold no replica") {
 			t.Fatalf("meta group degraded %q: the notice of member 2 was not recorded", g.Degraded)
-		}
-	}
-}
-
-// TestRemovedThenAddedBackInOneBatchKeepsTheReplica: configurations applied
-// in one flush leave the replica marked for deletion only if the last of
-// them excludes this node (seed 576: a learner removed and added back in
-// one batch deleted the replica whose acknowledgements got it promoted).
-func TestRemovedThenAddedBackInOneBatchKeepsTheReplica(t *testing.T) {
-	n, _ := newTestNode(t, 3) // meta group {1,2,3}, node 1
-	g := n.groups[topo.MetaGroup]
-	with := &raftpb.ConfState{Voters: []uint64{2, 3}, Learners: []uint64{1}}
-	without := &raftpb.ConfState{Voters: []uint64{2, 3}}
-	tests := []struct {
-		name    string
-		applied []*raftpb.ConfState
-		removed bool
-	}{
-		{"removed", []*raftpb.ConfState{without}, true},
-		{"removed, then added back", []*raftpb.ConfState{without, with}, false},
-		{"added back, then removed again", []*raftpb.ConfState{without, with, without}, true},
-	}
-	for _, tt := range tests {
-		g.removed = false
-		for _, cs := range tt.applied {
-			prev := g.confState
-			g.confState = cs
-			n.confApplied(g, prev)
-		}
-		if g.removed != tt.removed {
-			t.Errorf("%s: removed = %v, want %v", tt.name, g.removed, tt.removed)
 		}
 	}
 }

@@ -1,21 +1,19 @@
-package node
+package replica
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/chunk"
-	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
 
 // Asynchronous storage. Raft runs with AsyncStorageWrites: a Ready hands the
-// node a MsgStorageAppend (entries, hard state, snapshot to make durable)
+// replica a MsgStorageAppend (entries, hard state, snapshot to make durable)
 // and a MsgStorageApply (committed entries to apply), each carrying the
 // responses that may be delivered only once that work is done. Appends to a
 // replica's log go through its logQueue: the work runs off the event loop
@@ -26,14 +24,14 @@ import (
 // towards a commit) is among the responses, released only when the batch
 // holding the record is durable.
 
-// logJob is one piece of work for a replica's log.
-type logJob struct {
+// LogJob is one piece of work for a replica's log, as a Tracer sees it.
+type LogJob struct {
 	// append is a MsgStorageAppend from raft, or nil; entries are its
 	// entries as persisted, and staged the chunk bytes made durable beside
 	// them (staged.go stageAppend).
 	append  *raftpb.Message
 	entries []*raftpb.Entry
-	staged  []stagedChunk
+	staged  []StagedChunk
 	// snap is a snapshot this replica took; the log is compacted to
 	// compactTo once it is durable.
 	snap      *raftpb.Snapshot
@@ -45,7 +43,7 @@ type logJob struct {
 // fsync covers (group commit). While a batch runs, the event loop does not
 // touch the log.
 type logQueue struct {
-	pending []logJob
+	pending []LogJob
 	busy    bool
 	// term and vote are the hard state's as of the last job handed to the
 	// runtime: a batch whose hard state changes only the commit index,
@@ -57,26 +55,47 @@ type logQueue struct {
 	snapAt uint64
 }
 
-// ioTracer is implemented by an Env that wants to know what each piece of
-// I/O work it is handed does, so as to print it: the step-by-step harness
-// (harness_test.go). Each method is called just before the Env.IO call it
-// describes. Runtimes do not implement it: the work itself is all they need.
-type ioTracer interface {
-	traceLogBatch(group uint64, jobs []logJob)
-	traceStage(group uint64, staged []stagedChunk)
-	traceReplicaDelete(group, at uint64)
+// Append returns the MsgStorageAppend the job makes durable, or nil; its
+// responses wait for the job.
+func (j LogJob) Append() *raftpb.Message { return j.append }
+
+// HardState returns the hard state the job writes, or nil.
+func (j LogJob) HardState() *raftpb.HardState {
+	if j.append == nil {
+		return nil
+	}
+	return hardStateOf(j.append)
+}
+
+// Entries returns the entries the job writes, as persisted (chunk writes
+// staged beside them are short).
+func (j LogJob) Entries() []*raftpb.Entry { return j.entries }
+
+// Snapshot returns the snapshot this replica took that the job writes, or
+// nil, and the index the log is compacted to once it is durable.
+func (j LogJob) Snapshot() (snap *raftpb.Snapshot, compactTo uint64) { return j.snap, j.compactTo }
+
+// Tracer is implemented by an Env that wants to know what each piece of
+// I/O work it is handed does, so as to print it: core/node's step-by-step
+// harness (harness_test.go). Each method is called just before the Env.IO
+// call it describes. Runtimes do not implement it: the work itself is all
+// they need.
+type Tracer interface {
+	TraceLogBatch(group uint64, jobs []LogJob)
+	TraceStage(group uint64, staged []StagedChunk)
+	TraceReplicaDelete(group, at uint64)
 }
 
 // queueLog adds work to a replica's log and starts a batch if none runs.
-func (n *Node) queueLog(g *group, j logJob) {
+func (g *Replica) queueLog(j LogJob) {
 	if j.append != nil {
-		n.stageAppend(g, &j)
+		g.stageAppend(&j)
 	}
 	if s := j.append.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
 		g.log.snapAt = max(g.log.snapAt, s.GetMetadata().GetIndex())
 	}
 	g.log.pending = append(g.log.pending, j)
-	n.startLogBatch(g)
+	g.startLogBatch()
 }
 
 // startLogBatch hands the pending log work to the runtime as one batch. A
@@ -84,42 +103,42 @@ func (n *Node) queueLog(g *group, j logJob) {
 // durable first (stageChunks), and the log records that name them are
 // handed over only once that is done, so that no record is ever written,
 // even in part, before the bytes it names are durable.
-func (n *Node) startLogBatch(g *group) {
-	if g.log.busy || len(g.log.pending) == 0 || n.fatal != nil {
+func (g *Replica) startLogBatch() {
+	if g.log.busy || len(g.log.pending) == 0 || g.host.Stopped() {
 		return
 	}
 	jobs := g.log.pending
 	g.log.pending = nil
 	g.log.busy = true
-	var staged []stagedChunk
+	var staged []StagedChunk
 	for _, j := range jobs {
 		staged = append(staged, j.staged...)
 	}
 	if len(staged) == 0 {
-		n.writeLogBatch(g, jobs)
+		g.writeLogBatch(jobs)
 		return
 	}
-	if t, ok := n.env.(ioTracer); ok {
-		t.traceStage(g.id, staged)
+	if t, ok := g.env.(Tracer); ok {
+		t.TraceStage(g.id, staged)
 	}
 	store := g.store
-	n.env.IO(g.id, func() error { return stageChunks(store, staged) }, func(err error) {
-		if n.groups[g.id] != g || n.fatal != nil {
+	g.env.IO(g.id, func() error { return stageChunks(store, staged) }, func(err error) {
+		if g.deleted || g.host.Stopped() {
 			g.log.busy = false
 			return // the replica was deleted meanwhile
 		}
 		if err != nil {
 			g.log.busy = false
-			n.fail(fmt.Errorf("group %d: stage chunks: %w", g.id, err))
+			g.host.Fail(fmt.Errorf("group %d: stage chunks: %w", g.id, err))
 			return
 		}
-		n.writeLogBatch(g, jobs)
+		g.writeLogBatch(jobs)
 	})
 }
 
 // stageChunks runs off the event loop: it writes and fsyncs the staged
 // files of a batch, then their directory.
-func stageChunks(store *chunk.Store, staged []stagedChunk) error {
+func stageChunks(store *chunk.Store, staged []StagedChunk) error {
 	for _, sc := range staged {
 		if err := store.WriteStaged(sc.index, sc.term, sc.info, sc.data); err != nil {
 			return err
@@ -129,19 +148,19 @@ func stageChunks(store *chunk.Store, staged []stagedChunk) error {
 }
 
 // writeLogBatch hands a batch's log records to the runtime.
-func (n *Node) writeLogBatch(g *group, jobs []logJob) {
+func (g *Replica) writeLogBatch(jobs []LogJob) {
 	w := g.wal
-	sync := n.mustSync(g, jobs) && !(BugsCompiledIn && n.cfg.Bugs.SkipWALSync)
-	hsFirst := BugsCompiledIn && n.cfg.Bugs.HardStateFirst
+	sync := g.mustSync(jobs) && !(bugs.CompiledIn && g.cfg.Bugs.SkipWALSync)
+	hsFirst := bugs.CompiledIn && g.cfg.Bugs.HardStateFirst
 	if sync {
-		n.stats.WALSyncs++
+		g.stats.WALSyncs++
 	}
-	n.stats.LogBatches++
-	n.stats.LogBatchJobs += uint64(len(jobs))
-	if t, ok := n.env.(ioTracer); ok {
-		t.traceLogBatch(g.id, jobs)
+	g.stats.LogBatches++
+	g.stats.LogBatchJobs += uint64(len(jobs))
+	if t, ok := g.env.(Tracer); ok {
+		t.TraceLogBatch(g.id, jobs)
 	}
-	n.env.IO(g.id, func() error { return writeLogRecords(w, jobs, sync, hsFirst) }, func(err error) { n.logBatchDone(g, jobs, err) })
+	g.env.IO(g.id, func() error { return writeLogRecords(w, jobs, sync, hsFirst) }, func(err error) { g.logBatchDone(jobs, err) })
 }
 
 // mustSync reports whether a batch must be fsynced before the responses it
@@ -149,7 +168,7 @@ func (n *Node) writeLogBatch(g *group, jobs []logJob) {
 // that only moves the commit index (or holds responses waiting for earlier
 // batches, all durable by now since one batch runs at a time) is written
 // without one: a lost commit index is learned again from the leader.
-func (n *Node) mustSync(g *group, jobs []logJob) bool {
+func (g *Replica) mustSync(jobs []LogJob) bool {
 	sync := false
 	for _, j := range jobs {
 		if j.snap != nil {
@@ -177,7 +196,7 @@ func (n *Node) mustSync(g *group, jobs []logJob) bool {
 // hard state follows the entries it may commit (wal.Save), so that a torn
 // write never keeps a commit index past the log's end; hsFirst is the
 // injected bug HardStateFirst.
-func writeLogRecords(w *wal.WAL, jobs []logJob, sync, hsFirst bool) error {
+func writeLogRecords(w *wal.WAL, jobs []LogJob, sync, hsFirst bool) error {
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -235,14 +254,14 @@ func hardStateOf(m *raftpb.Message) *raftpb.HardState {
 // logBatchDone runs on the event loop once a batch is durable: the records
 // become visible to raft's storage, then the responses that waited for them
 // are stepped (this node) or sent (peers).
-func (n *Node) logBatchDone(g *group, jobs []logJob, err error) {
+func (g *Replica) logBatchDone(jobs []LogJob, err error) {
 	g.log.busy = false
-	if n.groups[g.id] != g || n.fatal != nil {
+	if g.deleted || g.host.Stopped() {
 		// The replica was deleted while the batch ran: nothing waits for it.
 		return
 	}
 	if err != nil {
-		n.fail(fmt.Errorf("group %d: log: %w", g.id, err))
+		g.host.Fail(fmt.Errorf("group %d: log: %w", g.id, err))
 		return
 	}
 	for _, j := range jobs {
@@ -250,22 +269,22 @@ func (n *Node) logBatchDone(g *group, jobs []logJob, err error) {
 		if m == nil {
 			continue
 		}
-		if err := n.stable(g, m, j.entries); err != nil {
-			n.fail(err)
+		if err := g.stable(m, j.entries); err != nil {
+			g.host.Fail(err)
 			return
 		}
-		n.deliver(g, m.GetResponses())
-		if n.fatal != nil {
+		g.deliver(m.GetResponses())
+		if g.host.Stopped() {
 			return
 		}
 	}
-	n.startLogBatch(g)
+	g.startLogBatch()
 }
 
 // stable makes a durable MsgStorageAppend visible to raft's storage (its
 // entries as persisted) and, for a snapshot from the leader, to the state
 // machine.
-func (n *Node) stable(g *group, m *raftpb.Message, ents []*raftpb.Entry) error {
+func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
 	if hs := hardStateOf(m); hs != nil {
 		if err := g.storage.SetHardState(hs); err != nil {
 			return fmt.Errorf("group %d: set hard state: %w", g.id, err)
@@ -278,8 +297,8 @@ func (n *Node) stable(g *group, m *raftpb.Message, ents []*raftpb.Entry) error {
 		if err := g.restore(s, true); err != nil {
 			return err
 		}
-		n.stats.SnapshotsInstalled++
-		n.observeRestored(g)
+		g.stats.SnapshotsInstalled++
+		g.observeRestored()
 	}
 	if len(ents) > 0 {
 		if err := g.storage.Append(ents); err != nil {
@@ -291,42 +310,42 @@ func (n *Node) stable(g *group, m *raftpb.Message, ents []*raftpb.Entry) error {
 
 // deliver hands raft's responses to their targets: this node's raft steps
 // its own, the others leave in the next envelope to their node.
-func (n *Node) deliver(g *group, resps []*raftpb.Message) {
+func (g *Replica) deliver(resps []*raftpb.Message) {
 	for _, r := range resps {
-		if r.GetTo() == n.cfg.ID {
+		if r.GetTo() == g.cfg.ID {
 			if err := g.rn.Step(r); err != nil {
-				n.stats.DroppedMessages++
+				g.stats.DroppedMessages++
 			}
 			continue
 		}
-		n.sendRaft(g, r)
+		g.sendRaft(r)
 	}
 }
 
 // sendRaft queues a raft message for its peer.
-func (n *Node) sendRaft(g *group, m *raftpb.Message) {
+func (g *Replica) sendRaft(m *raftpb.Message) {
 	if m.GetType() == raftpb.MsgSnap {
-		n.snapReports = append(n.snapReports, snapReport{g, m.GetTo()})
-		m = n.pieced(g, m)
+		g.snapReports = append(g.snapReports, m.GetTo())
+		m = g.pieced(m)
 	}
 	if m.GetType() == raftpb.MsgApp && g.store != nil && len(m.GetEntries()) > 0 {
-		n.fillAppend(g, m)
+		g.fillAppend(m)
 	}
-	out := n.out(m.GetTo())
+	out := g.out.To(m.GetTo())
 	out.Raft = append(out.Raft, wire.GroupMessage{Group: g.id, Msg: m})
 }
 
 // injectEarlyResponses sends, when the AckBeforeDurable or
 // VoteBeforeDurable bug is on, the responses of a MsgStorageAppend that
 // should wait for it at once (tesserabugs builds only).
-func (n *Node) injectEarlyResponses(g *group, m *raftpb.Message) {
+func (g *Replica) injectEarlyResponses(m *raftpb.Message) {
 	var keep []*raftpb.Message
 	for _, r := range m.GetResponses() {
-		early := r.GetTo() != n.cfg.ID &&
-			((n.cfg.Bugs.AckBeforeDurable && r.GetType() == raftpb.MsgAppResp) ||
-				(n.cfg.Bugs.VoteBeforeDurable && r.GetType() == raftpb.MsgVoteResp))
+		early := r.GetTo() != g.cfg.ID &&
+			((g.cfg.Bugs.AckBeforeDurable && r.GetType() == raftpb.MsgAppResp) ||
+				(g.cfg.Bugs.VoteBeforeDurable && r.GetType() == raftpb.MsgVoteResp))
 		if early {
-			n.sendRaft(g, r)
+			g.sendRaft(r)
 		} else {
 			keep = append(keep, r)
 		}
@@ -336,46 +355,12 @@ func (n *Node) injectEarlyResponses(g *group, m *raftpb.Message) {
 
 // applyCommitted applies a MsgStorageApply's entries (durable on this
 // replica: raft hands only stable entries to apply) and steps its response.
-func (n *Node) applyCommitted(g *group, m *raftpb.Message) {
+func (g *Replica) applyCommitted(m *raftpb.Message) {
 	for _, e := range m.GetEntries() {
-		n.applyEntry(g, e)
-		if n.fatal != nil {
+		g.applyEntry(e)
+		if g.host.Stopped() {
 			return
 		}
 	}
-	n.deliver(g, m.GetResponses())
-}
-
-// deleteReplica writes a replica's tombstone durably, then deletes its log
-// and chunk files. It runs off the event loop.
-func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL) error {
-	dir := fmt.Sprintf("groups/%d", group)
-	f, err := fs.Create(tombstone(group))
-	if err == nil {
-		_, err = f.Write(binary.BigEndian.AppendUint64(nil, at))
-	}
-	if err == nil {
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = fs.SyncDir(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("tombstone: %w", err)
-	}
-	_ = w.Close()
-	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
-		return err
-	}
-	// The replica is gone: a fence marker no longer applies to the one a
-	// later re-add creates.
-	if err := fs.Remove(fenceMarker(group)); err == nil {
-		return fs.SyncDir(dir)
-	} else if !errors.Is(err, vfs.ErrNotExist) {
-		return err
-	}
-	return nil
+	g.deliver(m.GetResponses())
 }

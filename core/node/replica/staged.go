@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"go.etcd.io/raft/v3/raftpb"
@@ -15,33 +15,24 @@ import (
 // leaves (fillAppend), and a follower cuts an append before any short entry
 // it could not hold (cutAppend).
 
-// maxProposedChunkBytes bounds the chunk bytes a node has proposed to one
-// group and not yet seen applied, in place of raft's
-// MaxUncommittedEntriesSize (which measures a proposal whole and its
-// application short, so would never free what the bytes took).
-const maxProposedChunkBytes = 256 << 20
-
-// proposedChunkBytes is the route.Config.MaxProposedChunkBytes of a node:
-// maxProposedChunkBytes where raft's own bound is off.
-func proposedChunkBytes(cfg Config) int {
-	if cfg.ChunkOnce {
-		return maxProposedChunkBytes
-	}
-	return 0
-}
-
 // fillChunks bounds the chunk bytes fillAppend puts back into the messages
 // of one envelope, in chunks of Config.MaxChunkBytes (32 MiB at the
 // default 4 MiB); the first entry to fill goes whatever its size, so that
 // a follower always gets something.
 const fillChunks = 8
 
-// stagedChunk is a chunk write's bytes to make durable beside its entry.
-type stagedChunk struct {
+// StagedChunk is a chunk write's bytes to make durable beside its entry.
+type StagedChunk struct {
 	index, term uint64
 	info        chunk.Info
 	data        []byte
 }
+
+// Index, Term and ID say which log entry a staged chunk belongs to, and
+// which chunk it is.
+func (sc StagedChunk) Index() uint64 { return sc.index }
+func (sc StagedChunk) Term() uint64  { return sc.term }
+func (sc StagedChunk) ID() uint64    { return sc.info.ID }
 
 // chunkWrite decodes a data-group entry that writes a chunk (either form).
 func chunkWrite(e *raftpb.Entry) (entryHeader, chunk.Command, bool) {
@@ -64,10 +55,10 @@ func chunkWrite(e *raftpb.Entry) (entryHeader, chunk.Command, bool) {
 // staged beside it. Raft's own entries are not touched (its unstable log
 // still sends them whole). A write whose bytes do not match stays whole,
 // to be refused at apply as before.
-func (n *Node) stageAppend(g *group, j *logJob) {
+func (g *Replica) stageAppend(j *LogJob) {
 	ents := j.append.GetEntries()
 	j.entries = ents
-	if g.store == nil || !n.cfg.ChunkOnce {
+	if g.store == nil || !g.cfg.ChunkOnce {
 		return
 	}
 	var out []*raftpb.Entry
@@ -85,10 +76,10 @@ func (n *Node) stageAppend(g *group, j *logJob) {
 		ref := c.Ref()
 		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
 			Data: encodeEntry(h, ref.Marshal())})
-		j.staged = append(j.staged, stagedChunk{index: e.GetIndex(), term: e.GetTerm(),
+		j.staged = append(j.staged, StagedChunk{index: e.GetIndex(), term: e.GetTerm(),
 			info: chunk.Info{ID: c.ID, Size: ref.Size, CRC: c.CRC}, data: c.Data})
-		n.stats.StagedChunks++
-		n.stats.StagedChunkBytes += uint64(len(c.Data))
+		g.stats.StagedChunks++
+		g.stats.StagedChunkBytes += uint64(len(c.Data))
 	}
 	if out != nil {
 		j.entries = out
@@ -104,11 +95,11 @@ func (n *Node) stageAppend(g *group, j *logJob) {
 // acknowledge it. A committed entry whose bytes are not here (the chunk was
 // deleted since, or its file lost) goes short: a quorum holds its bytes,
 // and the follower fetches them at apply.
-func (n *Node) fillAppend(g *group, m *raftpb.Message) {
+func (g *Replica) fillAppend(m *raftpb.Message) {
 	ents := m.GetEntries()
 	var out []*raftpb.Entry
-	filled, budget := n.outbox.Filled(m.GetTo()), uint64(fillChunks*n.cfg.MaxChunkBytes)
-	defer func() { n.outbox.SetFilled(m.GetTo(), filled) }()
+	filled, budget := g.out.Filled(m.GetTo()), uint64(fillChunks*g.cfg.MaxChunkBytes)
+	defer func() { g.out.SetFilled(m.GetTo(), filled) }()
 	for i, e := range ents {
 		h, c, ok := chunkWrite(e)
 		if !ok || c.Op != chunk.OpWriteRef {
@@ -121,23 +112,23 @@ func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 			out = append(make([]*raftpb.Entry, 0, len(ents)), ents[:i]...)
 		}
 		if filled > 0 && filled+uint64(c.Size) > budget {
-			n.stats.AppendsCut++
+			g.stats.AppendsCut++
 			break
 		}
-		data := n.stagedBytes(g, e.GetIndex(), e.GetTerm(), c)
+		data := g.stagedBytes(e.GetIndex(), e.GetTerm(), c)
 		if data == nil {
 			if e.GetIndex() <= m.GetCommit() {
 				out = append(out, e)
 				continue
 			}
-			n.stats.AppendsCut++
+			g.stats.AppendsCut++
 			break
 		}
 		filled += uint64(len(data))
 		w := chunk.Command{Op: chunk.OpWrite, ID: c.ID, CRC: c.CRC, Data: data}
 		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
 			Data: encodeEntry(h, w.Marshal())})
-		n.stats.AppendsFilled++
+		g.stats.AppendsFilled++
 	}
 	if out != nil {
 		m.Entries = out
@@ -149,7 +140,7 @@ func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 // apply renamed it (perhaps before a restart, the entry not yet applied
 // again), from the chunk's file, checked against the entry's size and
 // crc32c.
-func (n *Node) stagedBytes(g *group, index, term uint64, c chunk.Command) []byte {
+func (g *Replica) stagedBytes(index, term uint64, c chunk.Command) []byte {
 	in := chunk.Info{ID: c.ID, Size: c.Size, CRC: c.CRC}
 	if data, err := g.store.ReadStaged(index, term, in); err == nil {
 		return data
@@ -160,7 +151,7 @@ func (n *Node) stagedBytes(g *group, index, term uint64, c chunk.Command) []byte
 	}
 	if held, ok := g.store.Info(c.ID); ok && held == in {
 		// A chunk held here whose file is bad or gone: repair it.
-		n.onCorrupt(g, c.ID, err)
+		g.host.Corrupt(g.id, c.ID, err)
 	}
 	return nil
 }
@@ -171,7 +162,7 @@ func (n *Node) stagedBytes(g *group, index, term uint64, c chunk.Command) []byte
 // durable log (raft would not append it again), and with no valid staged
 // file here. Raft then sees a shorter append; the leader sends the rest
 // again.
-func (n *Node) cutAppend(g *group, m *raftpb.Message) {
+func (g *Replica) cutAppend(m *raftpb.Message) {
 	ents := m.GetEntries()
 	for i, e := range ents {
 		if e.GetIndex() <= m.GetCommit() {
@@ -189,32 +180,32 @@ func (n *Node) cutAppend(g *group, m *raftpb.Message) {
 			continue
 		}
 		m.Entries = ents[:i]
-		n.stats.AppendsCut++
+		g.stats.AppendsCut++
 		return
 	}
 }
 
 // lacking handles a chunk applied without its bytes here: they are fetched
-// from the other replicas, as a corrupt chunk's are (fetch.go askRepair).
+// from the other replicas, as a corrupt chunk's are (Host.Lacking).
 // An entry applied again after a restart often finds no file for a good
 // reason (a later entry deleted the chunk): such chunks are only noted, and
 // fetched if still held once the log recovered at start is applied again.
-func (n *Node) lacking(g *group, index, id uint64) {
+func (g *Replica) lacking(index, id uint64) {
 	if index <= g.recoveredTo {
 		g.lackingAtRestart = append(g.lackingAtRestart, id)
 		return
 	}
-	n.stats.LackingChunks++
-	n.askRepair(g, chunkKey{g.id, id})
+	g.stats.LackingChunks++
+	g.host.Lacking(g.id, id)
 }
 
 // lackingRecovered fetches the chunks noted by lacking while the log
 // recovered at start was applied again, if they are still held.
-func (n *Node) lackingRecovered(g *group) {
+func (g *Replica) lackingRecovered() {
 	for _, id := range g.lackingAtRestart {
 		if _, held := g.store.Info(id); held {
-			n.stats.LackingChunks++
-			n.askRepair(g, chunkKey{g.id, id})
+			g.stats.LackingChunks++
+			g.host.Lacking(g.id, id)
 		}
 	}
 	g.lackingAtRestart = nil

@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"fmt"
@@ -20,6 +20,13 @@ func encodeEntry(h entryHeader, cmd []byte) []byte {
 	e.Uvarint(h.proposal)
 	e.B = append(e.B, cmd...)
 	return e.B
+}
+
+// EntryCommand returns the state machine command a normal entry's data
+// carries (meta.Command or chunk.Command bytes).
+func EntryCommand(data []byte) ([]byte, error) {
+	_, cmd, err := decodeEntry(data)
+	return cmd, err
 }
 
 func decodeEntry(b []byte) (entryHeader, []byte, error) {

@@ -1,7 +1,8 @@
-package node
+package replica
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -41,11 +42,9 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, e := newTestNode(t, 3)
-			n.cfg.ChunkOnce = true // after New: only the append path matters here
-			g := n.groups[group]
+			f := open(t, Config{ChunkOnce: true}, group, []uint64{1, 2, 3})
 			if tt.staged {
-				if err := g.store.WriteStaged(2, 1, chunk.Info{ID: id, Size: uint32(len(data)), CRC: whole.CRC}, data); err != nil {
+				if err := f.g.store.WriteStaged(2, 1, chunk.Info{ID: id, Size: uint32(len(data)), CRC: whole.CRC}, data); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -53,27 +52,24 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 				Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(tt.commit),
 				Entries: []*raftpb.Entry{{Term: proto.Uint64(1), Index: proto.Uint64(2), Type: raftpb.EntryNormal.Enum(),
 					Data: encodeEntry(entryHeader{proposer: 2, proposal: 1}, tt.cmd.Marshal())}}}
-			n.Receive(&wire.Envelope{From: 2, To: 1, Raft: []wire.GroupMessage{{Group: group, Msg: app}}})
-			e.flush(n)
+			f.g.Step(2, app)
+			f.settle(t)
 			var ack *raftpb.Message
-			asked := false
-			for _, env := range e.sent {
+			f.out.Flush(func(env *wire.Envelope) {
 				for _, gm := range env.Raft {
 					if gm.Group == group && gm.Msg.GetType() == raftpb.MsgAppResp {
 						ack = gm.Msg
 					}
 				}
-				for _, f := range env.Fetches {
-					asked = asked || (f.Group == group && f.ChunkID == id)
-				}
-			}
+			})
 			if ack == nil || ack.GetReject() || ack.GetIndex() != tt.wantAck {
 				t.Fatalf("acknowledgement %v, want index %d", ack, tt.wantAck)
 			}
+			asked := slices.Contains(f.host.told, fmt.Sprintf("g%d lacking chunk %d", group, id))
 			if asked != tt.wantAsk {
-				t.Fatalf("fetch of chunk %d asked: %v, want %v", id, asked, tt.wantAsk)
+				t.Fatalf("chunk %d fetched: %v, want %v (host told %q)", id, asked, tt.wantAsk, f.host.told)
 			}
-			names, _ := e.fs.List(fmt.Sprintf("groups/%d/chunks", group))
+			names, _ := f.env.fs.List(fmt.Sprintf("groups/%d/chunks", group))
 			if tt.wantFile == "" && len(names) != 0 || tt.wantFile != "" && (len(names) != 1 || names[0] != tt.wantFile) {
 				t.Fatalf("chunk directory %v, want %q", names, tt.wantFile)
 			}
