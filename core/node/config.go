@@ -37,9 +37,10 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node/replace"
 	"github.com/tessera-db/tessera/core/node/replica"
+	"github.com/tessera-db/tessera/core/node/route"
 	"github.com/tessera-db/tessera/core/topo"
 )
 
@@ -150,45 +151,17 @@ type Config struct {
 }
 
 // Bugs switch on known defects so that a test can show the simulator catches
-// them. Production code never sets them.
+// them. Production code never sets them. Each part of a node has its own
+// (the replicas' include the state machines').
 type Bugs struct {
-	// AckBeforeCommit answers a meta command as soon as it is proposed.
-	AckBeforeCommit bool
-	// StaleReads serves metadata reads from the local state without ReadIndex.
-	StaleReads bool
-	// SkipWALSync never fsyncs the raft log.
-	SkipWALSync bool
-	// ReapplyAfterRestart applies, after a restart, entries the snapshot already holds.
-	ReapplyAfterRestart bool
 	// CollectLive garbage-collects a chunk that a committed file still references.
 	CollectLive bool
-	// AckBeforeDurable lets a follower's append acknowledgement leave as
-	// soon as the append is handed to the disk, before it is durable.
-	AckBeforeDurable bool
-	// VoteBeforeDurable lets a granted vote leave before the hard state
-	// recording it is durable.
-	VoteBeforeDurable bool
-	// PromoteOnNext takes a learner as caught up once the leader has sent
-	// it every committed entry (its progress's Next), not once it has
-	// acknowledged them (Match).
-	PromoteOnNext bool
-	// StampAtApply stamps a meta command's mtime with the applying node's
-	// clock, so that a file's mtime is its commit time, instead of the
-	// proposer's stamp that the log carries: replicas apply differently.
-	StampAtApply bool
-	// HardStateFirst writes a batch's hard state before its entries, so
-	// that a torn write can keep a commit index past the log's end.
-	HardStateFirst bool
-	// ReadAtCommit serves a ReadIndex read once the replica's commit
-	// index, not its applied index, reaches the read index.
-	ReadAtCommit bool
-	// ConfChangeOnLeaderOnly applies a committed membership change to
-	// raft and the replica's configuration only on the group's leader.
-	ConfChangeOnLeaderOnly bool
-	// Meta are the meta state machine's defects.
-	Meta meta.Bugs
-	// Chunk are the chunk store's defects.
-	Chunk chunk.Bugs
+	// Replica are the defects of replication, storage and applying
+	// (replica.Bugs), Route those of serving requests (route.Bugs), and
+	// Replace those of replica replacement (replace.Bugs).
+	Replica replica.Bugs
+	Route   route.Bugs
+	Replace replace.Bugs
 }
 
 func (c *Config) withDefaults() Config {

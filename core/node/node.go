@@ -87,23 +87,18 @@ func New(cfg Config, e env.Env) (*Node, error) {
 	// entry addressed to this node before a restart never matches a new op.
 	n.router = route.New(route.Config{ID: cfg.ID, Topology: cfg.Topology, ElectionTicks: cfg.ElectionTicks,
 		RequestTimeoutTicks: cfg.RequestTimeoutTicks, RetryTicks: cfg.RetryTicks, MaxChunkBytes: cfg.MaxChunkBytes,
-		MaxProposedChunkBytes: proposedChunkBytes(cfg), Log: e.Log(), Bugs: route.Bugs{AckBeforeCommit: cfg.Bugs.AckBeforeCommit,
-			StaleReads: cfg.Bugs.StaleReads, ReadAtCommit: cfg.Bugs.ReadAtCommit}},
+		MaxProposedChunkBytes: proposedChunkBytes(cfg), Log: e.Log(), Bugs: cfg.Bugs.Route},
 		routerHost{n}, n.outbox, e.Rand().Uint64()>>2)
 	n.replicas = &replica.Shared{Config: replica.Config{ID: cfg.ID, ElectionTicks: cfg.ElectionTicks,
 		HeartbeatTicks: cfg.HeartbeatTicks, RetryTicks: cfg.RetryTicks, RequestTimeoutTicks: cfg.RequestTimeoutTicks,
 		MetaSnapshotEntries: cfg.MetaSnapshotEntries, DataSnapshotBytes: cfg.DataSnapshotBytes,
 		KeepEntries: cfg.KeepEntries, KeepDataEntries: cfg.KeepDataEntries, WALSegmentBytes: cfg.WALSegmentBytes,
 		MaxChunkBytes: cfg.MaxChunkBytes, SnapPieceBytes: cfg.SnapPieceBytes, ChunkOnce: cfg.ChunkOnce,
-		OnApply: cfg.OnApply, Bugs: replica.Bugs{SkipWALSync: cfg.Bugs.SkipWALSync,
-			ReapplyAfterRestart: cfg.Bugs.ReapplyAfterRestart, AckBeforeDurable: cfg.Bugs.AckBeforeDurable,
-			VoteBeforeDurable: cfg.Bugs.VoteBeforeDurable, StampAtApply: cfg.Bugs.StampAtApply,
-			HardStateFirst: cfg.Bugs.HardStateFirst, ConfChangeOnLeaderOnly: cfg.Bugs.ConfChangeOnLeaderOnly,
-			Meta: cfg.Bugs.Meta, Chunk: cfg.Bugs.Chunk}},
+		OnApply: cfg.OnApply, Bugs: cfg.Bugs.Replica},
 		Env: e, Host: replicaHost{n}, Out: n.outbox, Stats: &n.replicaStats}
 	n.replacer = replace.New(replace.Config{ID: cfg.ID, Topology: cfg.Topology, ElectionTicks: cfg.ElectionTicks,
 		RetryTicks: cfg.RetryTicks, ReplaceAfterTicks: cfg.ReplaceAfterTicks, Log: e.Log(),
-		Bugs: replace.Bugs{PromoteOnNext: cfg.Bugs.PromoteOnNext}}, replacerHost{n}, n.outbox)
+		Bugs: cfg.Bugs.Replace}, replacerHost{n}, n.outbox)
 	for _, tg := range n.cfg.Topology.Groups {
 		// An initial member bootstraps the group on first start unless it
 		// deleted its replica after a removal; a member added later

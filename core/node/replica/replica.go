@@ -396,9 +396,10 @@ func (g *Replica) Serving() bool { return !g.amnesiac && len(g.confState.GetVote
 // from the group: the node deletes the replica (Delete).
 func (g *Replica) Removed() bool { return g.removed }
 
-// Applied returns the replica's applied index, and SnapIndex the index of
-// its last snapshot.
-func (g *Replica) Applied() uint64   { return g.applied }
+// Applied returns the replica's applied index.
+func (g *Replica) Applied() uint64 { return g.applied }
+
+// SnapIndex returns the index of the replica's last snapshot.
 func (g *Replica) SnapIndex() uint64 { return g.snapIndex }
 
 // Committed returns the replica's commit index.
@@ -409,13 +410,18 @@ func (g *Replica) Committed() uint64 { return g.rn.BasicStatus().HardState.GetCo
 func (g *Replica) ConfState() *raftpb.ConfState { return g.confState }
 
 // Status returns raft's status of the replica, with every member's
-// progress when it leads; BasicStatus its cheap part.
-func (g *Replica) Status() raft.Status           { return g.rn.Status() }
+// progress when it leads.
+func (g *Replica) Status() raft.Status { return g.rn.Status() }
+
+// BasicStatus returns raft's status of the replica without the progress;
+// it does not allocate.
 func (g *Replica) BasicStatus() raft.BasicStatus { return g.rn.BasicStatus() }
 
-// Meta returns the meta group's state machine, Store a data group's (the
-// other is nil). They must be read only.
-func (g *Replica) Meta() *meta.State   { return g.meta }
+// Meta returns the meta group's state machine (nil for a data group).
+func (g *Replica) Meta() *meta.State { return g.meta }
+
+// Store returns a data group's chunk store (nil for the meta group). The
+// node reads it, and writes back the files of chunks it repairs.
 func (g *Replica) Store() *chunk.Store { return g.store }
 
 // ReadChunk reads a byte range of a chunk the replica holds (length 0: to

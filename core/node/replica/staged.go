@@ -28,11 +28,14 @@ type StagedChunk struct {
 	data        []byte
 }
 
-// Index, Term and ID say which log entry a staged chunk belongs to, and
-// which chunk it is.
+// Index returns the raft index of the entry the chunk's bytes belong to.
 func (sc StagedChunk) Index() uint64 { return sc.index }
-func (sc StagedChunk) Term() uint64  { return sc.term }
-func (sc StagedChunk) ID() uint64    { return sc.info.ID }
+
+// Term returns the raft term of that entry.
+func (sc StagedChunk) Term() uint64 { return sc.term }
+
+// ID returns the chunk's id.
+func (sc StagedChunk) ID() uint64 { return sc.info.ID }
 
 // chunkWrite decodes a data-group entry that writes a chunk (either form).
 func chunkWrite(e *raftpb.Entry) (entryHeader, chunk.Command, bool) {
