@@ -121,134 +121,83 @@ func replicating(match uint64, learner bool) tracker.Progress {
 // configuration and what it has heard.
 func TestStep(t *testing.T) {
 	const now = 10_000
+	v123 := []uint64{1, 2, 3}
 	tests := []struct {
 		name string
 		cs   *raftpb.ConfState
-		// setup runs with the clock at now; silent members were last heard
-		// long ago.
-		setup    func(r *Replacer, h *fakeHost, g *fakeGroup)
-		want     string   // the change proposed, "" for none
-		wantSent []string // what else it sent
+		// Every member was heard from in the group just now, but those
+		// silent (last heard ReplaceAfterTicks ago) and quiet (heard 200
+		// ticks ago: not live, not yet to be replaced); fenced said their
+		// replica is fenced 30 ticks ago; spares are the nodes outside
+		// the group heard from just now.
+		silent, quiet, fenced, spares []uint64
+		commit, applied               uint64
+		progress                      map[uint64]tracker.Progress
+		want                          string   // the change proposed, "" for none
+		wantSent                      []string // what else it sent
 	}{
-		{name: "every voter live: nothing", cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}},
-		{name: "a silent voter is replaced by a live spare", cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				h.ticks = now - replaceAfter // 3 was last heard this long ago
-				r.Heard(1, 3)
-				h.ticks = now
-				h.heard[4] = now // 4 is live, 5 silent
-			},
-			want: "l4"},
-		{name: "the spare with the fewest groups is picked", cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				h.ticks = now - replaceAfter
-				r.Heard(1, 3)
-				h.ticks = now
-				h.heard[4], h.heard[5] = now, now // with 3 data groups, node 4 holds two, node 5 one
-			},
-			want: "l5"},
-		{name: "a silent voter with no spare is kept", cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				h.ticks = now - replaceAfter
-				r.Heard(1, 3)
-				h.ticks = now
-			}},
-		{name: "a voter known empty with no spare is removed to be refilled", cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				h.ticks = now - 200
-				r.Heard(1, 3)
-				h.ticks = now - 100
-				r.OnFenced(g, 3)
-				h.ticks = now
-			},
-			want: "r3"},
-		{name: "a voter known empty is not removed without a live quorum", cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				h.ticks = now - 200
-				r.Heard(1, 3)
-				r.Heard(1, 2) // not live either
-				h.ticks = now - 100
-				r.OnFenced(g, 3)
-				h.ticks = now
-			}},
+		{name: "every voter live: nothing", cs: &raftpb.ConfState{Voters: v123}, spares: []uint64{4}},
+		{name: "a silent voter is replaced by a live spare", cs: &raftpb.ConfState{Voters: v123},
+			silent: []uint64{3}, spares: []uint64{4}, want: "l4"},
+		// With 3 data groups, node 4 holds two, node 5 one.
+		{name: "the spare with the fewest groups is picked", cs: &raftpb.ConfState{Voters: v123},
+			silent: []uint64{3}, spares: []uint64{4, 5}, want: "l5"},
+		{name: "a silent voter with no spare is kept", cs: &raftpb.ConfState{Voters: v123}, silent: []uint64{3}},
+		{name: "a voter known empty with no spare is removed to be refilled", cs: &raftpb.ConfState{Voters: v123},
+			quiet: []uint64{3}, fenced: []uint64{3}, want: "r3"},
+		{name: "a voter known empty is not removed without a live quorum", cs: &raftpb.ConfState{Voters: v123},
+			quiet: []uint64{2, 3}, fenced: []uint64{3}},
+		{name: "a voter known empty is replaced by a spare if there is one", cs: &raftpb.ConfState{Voters: v123},
+			quiet: []uint64{3}, fenced: []uint64{3}, spares: []uint64{4}, want: "l4"},
 		{name: "a caught-up learner is promoted and the dead voter removed",
-			cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				h.ticks = now - replaceAfter
-				r.Heard(1, 3)
-				h.ticks = now
-				r.Heard(1, 4)
-				g.commit = 50
-				g.progress = map[uint64]tracker.Progress{4: replicating(50, true)}
-			},
-			want: "v4 r3"},
-		{name: "a learner behind the commit index waits", cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				h.ticks = now - replaceAfter
-				r.Heard(1, 3)
-				h.ticks = now
-				r.Heard(1, 4)
-				g.commit = 50
-				g.progress = map[uint64]tracker.Progress{4: replicating(49, true)}
-			}},
+			cs: &raftpb.ConfState{Voters: v123, Learners: []uint64{4}}, silent: []uint64{3},
+			commit: 50, progress: map[uint64]tracker.Progress{4: replicating(50, true)}, want: "v4 r3"},
+		{name: "a learner behind the commit index waits", cs: &raftpb.ConfState{Voters: v123, Learners: []uint64{4}},
+			silent: []uint64{3}, commit: 50, progress: map[uint64]tracker.Progress{4: replicating(49, true)}},
 		{name: "a learner that acknowledged nothing is told it is a member",
-			cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				h.ticks = now - replaceAfter
-				r.Heard(1, 3)
-				h.ticks = now
-				r.Heard(1, 4)
-				g.applied, g.commit = 40, 50
-				g.progress = map[uint64]tracker.Progress{4: {Next: 1, State: tracker.StateProbe, IsLearner: true}}
-			},
+			cs: &raftpb.ConfState{Voters: v123, Learners: []uint64{4}}, silent: []uint64{3}, applied: 40, commit: 50,
+			progress: map[uint64]tracker.Progress{4: {Next: 1, State: tracker.StateProbe, IsLearner: true}},
 			wantSent: []string{"route g1 at 40 members=[1 2 3 4] to 4"}},
-		{name: "a learner whose dead voter came back is aborted",
-			cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				r.Heard(1, 3)
-				r.Heard(1, 4)
-			},
+		{name: "a learner whose dead voter came back is aborted", cs: &raftpb.ConfState{Voters: v123, Learners: []uint64{4}},
 			want: "r4"},
-		{name: "a silent learner is aborted", cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				h.ticks = now - replaceAfter
-				r.Heard(1, 3)
-				r.Heard(1, 4)
-				h.ticks = now
-			},
-			want: "r4"},
+		{name: "a silent learner is aborted", cs: &raftpb.ConfState{Voters: v123, Learners: []uint64{4}},
+			silent: []uint64{3, 4}, want: "r4"},
+		{name: "a learner saying it is fenced is aborted", cs: &raftpb.ConfState{Voters: v123, Learners: []uint64{4}},
+			silent: []uint64{3}, quiet: []uint64{4}, fenced: []uint64{4}, want: "r4"},
 		{name: "a group short of its size adds a learner back", cs: &raftpb.ConfState{Voters: []uint64{1, 2}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) { h.heard[3] = now },
-			want:  "l3"},
+			spares: []uint64{3}, want: "l3"},
+		{name: "a node still saying it is fenced is not added back", cs: &raftpb.ConfState{Voters: []uint64{1, 2}},
+			spares: []uint64{3}, fenced: []uint64{3}, wantSent: []string{"removal g1 at 1 to 3"}},
 		{name: "a refilled learner is promoted with nobody removed", cs: &raftpb.ConfState{Voters: []uint64{1, 2}, Learners: []uint64{3}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				r.Heard(1, 3)
-				g.commit = 50
-				g.progress = map[uint64]tracker.Progress{3: replicating(50, true)}
-			},
-			want: "v3 ConfChangeTransitionJointImplicit"},
-		{name: "a joint configuration is left to raft", cs: &raftpb.ConfState{Voters: []uint64{1, 2, 4}, VotersOutgoing: []uint64{1, 2, 3}},
-			setup: func(r *Replacer, h *fakeHost, g *fakeGroup) {
-				h.ticks = now - replaceAfter
-				r.Heard(1, 3)
-				h.ticks = now
-				h.heard[5] = now
-			}},
+			commit: 50, progress: map[uint64]tracker.Progress{3: replicating(50, true)}, want: "v3 ConfChangeTransitionJointImplicit"},
+		{name: "a joint configuration is left to raft", cs: &raftpb.ConfState{Voters: []uint64{1, 2, 4}, VotersOutgoing: v123},
+			silent: []uint64{4}, spares: []uint64{5}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, h, out := newReplacer(5, 3, 3)
-			g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: 1, cs: tt.cs}
-			h.ticks = now - 5*replaceAfter
+			g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: max(tt.applied, 1), commit: tt.commit,
+				progress: tt.progress, cs: tt.cs}
 			h.members[g.id] = slices.Concat(g.cs.GetVoters(), g.cs.GetLearners())
+			h.ticks = now - 5*replaceAfter
 			r.Track(g.id)
 			r.BecameLeader(g.id)
-			h.ticks = now
-			for _, m := range g.cs.GetVoters() {
-				r.Heard(g.id, m) // every member live unless setup says otherwise
+			for _, m := range slices.Concat(g.cs.GetVoters(), g.cs.GetLearners()) {
+				switch h.ticks = now; {
+				case slices.Contains(tt.silent, m):
+					h.ticks = now - replaceAfter
+				case slices.Contains(tt.quiet, m):
+					h.ticks = now - 200
+				}
+				r.Heard(g.id, m)
 			}
-			if tt.setup != nil {
-				tt.setup(r, h, g)
+			h.ticks = now - 30
+			for _, m := range tt.fenced {
+				r.OnFenced(g, m)
+			}
+			h.ticks = now
+			for _, m := range tt.spares {
+				h.heard[m] = now
 			}
 			r.Tick(slices.Values([]Group{g}))
 			var got []string

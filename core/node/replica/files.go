@@ -61,17 +61,7 @@ func IsFenced(fs vfs.FS, group uint64) (bool, error) {
 // start-up, before the event loop.
 func Quarantine(fs vfs.FS, group uint64) error {
 	dir := fmt.Sprintf("groups/%d", group)
-	f, err := fs.Create(fenceMarker(group))
-	if err == nil {
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = fs.SyncDir(dir)
-	}
-	if err != nil {
+	if err := writeMarker(fs, dir, fenceMarker(group), nil); err != nil {
 		return fmt.Errorf("fence damaged replica: %w", err)
 	}
 	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
@@ -100,20 +90,7 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 // and chunk files. It runs off the event loop.
 func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL) error {
 	dir := fmt.Sprintf("groups/%d", group)
-	f, err := fs.Create(tombstone(group))
-	if err == nil {
-		_, err = f.Write(binary.BigEndian.AppendUint64(nil, at))
-	}
-	if err == nil {
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = fs.SyncDir(dir)
-	}
-	if err != nil {
+	if err := writeMarker(fs, dir, tombstone(group), binary.BigEndian.AppendUint64(nil, at)); err != nil {
 		return fmt.Errorf("tombstone: %w", err)
 	}
 	_ = w.Close()
@@ -128,6 +105,26 @@ func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL) error {
 		return err
 	}
 	return nil
+}
+
+// writeMarker creates a marker file in a replica's directory dir holding
+// data (nothing written if empty) and makes it durable, the directory
+// entry included.
+func writeMarker(fs vfs.FS, dir, name string, data []byte) error {
+	f, err := fs.Create(name)
+	if err == nil && len(data) > 0 {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = fs.SyncDir(dir)
+	}
+	return err
 }
 
 // removeAll deletes every file of the directories and syncs them.
