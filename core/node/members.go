@@ -89,6 +89,13 @@ func (n *Node) onRoute(from uint64, r wire.Route) {
 	}
 }
 
+// openReplica opens this node's replica of a group (replica.Open) and
+// starts tracking it for replacement.
+func (n *Node) openReplica(tg topo.Group, bootstrap, fenced bool) (*replica.Replica, error) {
+	n.replacer.Track(tg.ID)
+	return replica.Open(n.replicas, tg, bootstrap, fenced)
+}
+
 // createReplica creates an empty replica (no bootstrap) of a group this
 // node was added to.
 func (n *Node) createReplica(from, group uint64) *replica.Replica {

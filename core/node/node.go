@@ -3,11 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
-	"iter"
 	"slices"
-
-	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/env"
@@ -15,7 +11,6 @@ import (
 	"github.com/tessera-db/tessera/core/node/replace"
 	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/node/route"
-	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
@@ -85,20 +80,10 @@ func New(cfg Config, e env.Env) (*Node, error) {
 	}
 	// Operation ids start at a random point so that a reply or a committed
 	// entry addressed to this node before a restart never matches a new op.
-	n.router = route.New(route.Config{ID: cfg.ID, Topology: cfg.Topology, ElectionTicks: cfg.ElectionTicks,
-		RequestTimeoutTicks: cfg.RequestTimeoutTicks, RetryTicks: cfg.RetryTicks, MaxChunkBytes: cfg.MaxChunkBytes,
-		MaxProposedChunkBytes: proposedChunkBytes(cfg), Log: e.Log(), Bugs: cfg.Bugs.Route},
-		routerHost{n}, n.outbox, e.Rand().Uint64()>>2)
-	n.replicas = &replica.Shared{Config: replica.Config{ID: cfg.ID, ElectionTicks: cfg.ElectionTicks,
-		HeartbeatTicks: cfg.HeartbeatTicks, RetryTicks: cfg.RetryTicks, RequestTimeoutTicks: cfg.RequestTimeoutTicks,
-		MetaSnapshotEntries: cfg.MetaSnapshotEntries, DataSnapshotBytes: cfg.DataSnapshotBytes,
-		KeepEntries: cfg.KeepEntries, KeepDataEntries: cfg.KeepDataEntries, WALSegmentBytes: cfg.WALSegmentBytes,
-		MaxChunkBytes: cfg.MaxChunkBytes, SnapPieceBytes: cfg.SnapPieceBytes, ChunkOnce: cfg.ChunkOnce,
-		OnApply: cfg.OnApply, Bugs: cfg.Bugs.Replica},
-		Env: e, Host: replicaHost{n}, Out: n.outbox, Stats: &n.replicaStats}
-	n.replacer = replace.New(replace.Config{ID: cfg.ID, Topology: cfg.Topology, ElectionTicks: cfg.ElectionTicks,
-		RetryTicks: cfg.RetryTicks, ReplaceAfterTicks: cfg.ReplaceAfterTicks, Log: e.Log(),
-		Bugs: cfg.Bugs.Replace}, replacerHost{n}, n.outbox)
+	n.router = route.New(cfg.routeConfig(e.Log()), routerHost{n}, n.outbox, e.Rand().Uint64()>>2)
+	n.replicas = &replica.Shared{Config: cfg.replicaConfig(), Env: e, Host: replicaHost{n}, Out: n.outbox,
+		Stats: &n.replicaStats}
+	n.replacer = replace.New(cfg.replaceConfig(e.Log()), replacerHost{n}, n.outbox)
 	for _, tg := range n.cfg.Topology.Groups {
 		// An initial member bootstraps the group on first start unless it
 		// deleted its replica after a removal; a member added later
@@ -261,86 +246,6 @@ func (n *Node) Receive(m *wire.Envelope) {
 			n.replacer.NoteNonMember(g, m.From)
 		}
 	}
-}
-
-// hosted yields the node's replicas in group id order.
-func (n *Node) hosted() iter.Seq[replace.Group] {
-	return func(yield func(replace.Group) bool) {
-		for _, id := range n.groupIDs {
-			if !yield(n.groups[id]) {
-				return
-			}
-		}
-	}
-}
-
-// replacerHost is the node as its replacer sees it (replace.Host).
-type replacerHost struct{ n *Node }
-
-func (h replacerHost) Ticks() uint64                 { return h.n.ticks }
-func (h replacerHost) SilentFor(peer uint64) uint64  { return h.n.ticks - h.n.lastHeard[peer] }
-func (h replacerHost) Members(group uint64) []uint64 { return h.n.members(group) }
-func (h replacerHost) Proposed(g replace.Group, cc *raftpb.ConfChangeV2) {
-	if h.n.cfg.OnConfChange != nil {
-		h.n.observeConfProposal(h.n.groups[g.ID()], cc)
-	}
-}
-
-// routerHost is the node as its request router sees it (route.Host).
-type routerHost struct{ n *Node }
-
-func (h routerHost) Ticks() uint64                 { return h.n.ticks }
-func (h routerHost) NowNanos() int64               { return h.n.env.NowNanos() }
-func (h routerHost) Members(group uint64) []uint64 { return h.n.members(group) }
-func (h routerHost) HeardFrom(peer uint64) (uint64, bool) {
-	at, ok := h.n.lastHeard[peer]
-	return at, ok
-}
-func (h routerHost) Corrupt(group, chunk uint64, err error) {
-	h.n.onCorrupt(h.n.groups[group], chunk, err)
-}
-func (h routerHost) Forwarded(group, from uint64) { h.n.noteRoute(group, from) }
-
-// Replica returns the node's replica of a group as a route.Replica: a nil
-// interface, not a nil pointer in one, when it hosts none.
-func (h routerHost) Replica(group uint64) route.Replica {
-	if g := h.n.groups[group]; g != nil {
-		return g
-	}
-	return nil
-}
-
-// replicaHost is the node as its replicas see it (replica.Host).
-type replicaHost struct{ n *Node }
-
-func (h replicaHost) Ticks() uint64  { return h.n.ticks }
-func (h replicaHost) Stopped() bool  { return h.n.fatal != nil }
-func (h replicaHost) Fail(err error) { h.n.fail(err) }
-func (h replicaHost) BecameLeader(group, term uint64) {
-	h.n.replacer.BecameLeader(group)
-	if h.n.cfg.OnLeader != nil {
-		h.n.cfg.OnLeader(group, term)
-	}
-}
-func (h replicaHost) ReadState(group uint64, rs raft.ReadState) { h.n.router.OnReadState(group, rs) }
-func (h replicaHost) Answer(group, proposal uint64, resp *api.Response) {
-	h.n.router.Answer(group, proposal, resp)
-}
-func (h replicaHost) ConfApplied(group uint64, prev, cur *raftpb.ConfState) {
-	h.n.replacer.ConfApplied(group, prev, cur)
-}
-func (h replicaHost) Corrupt(group, chunk uint64, err error) {
-	h.n.onCorrupt(h.n.groups[group], chunk, err)
-}
-func (h replicaHost) Lacking(group, chunk uint64) {
-	h.n.askRepair(h.n.groups[group], chunkKey{group, chunk})
-}
-
-// openReplica opens this node's replica of a group (replica.Open) and
-// starts tracking it for replacement.
-func (n *Node) openReplica(tg topo.Group, bootstrap, fenced bool) (*replica.Replica, error) {
-	n.replacer.Track(tg.ID)
-	return replica.Open(n.replicas, tg, bootstrap, fenced)
 }
 
 // tickPings sends an empty envelope to every peer this node has sent
