@@ -19,7 +19,13 @@
 #   BENCH_CLIENTS      client counts of the small puts (default "1 16 64")
 #   BENCH_GET_CLIENTS  client counts of the small gets (default "16"; "" for none)
 #   BENCH_SIZE         small file or value size (default 256B)
-#   BENCH_LARGE_MIB    large put size in MiB (default 256)
+#   BENCH_LARGE_MIB    large put size in MiB (default 256; 0: no large puts
+#                      and no dd, small operations only)
+#   BENCH_TESSERA_B    a second tessera binary (e.g. main's build beside a
+#                      branch's) run in the same rounds as "tessera-b", small
+#                      operations only; the order of the three systems
+#                      alternates between rounds, and the report adds the
+#                      builds side by side
 #   BENCH_DIR          where the clusters' data and dd's file go (default a new
 #                      directory under ${TMPDIR:-/tmp}); results.jsonl,
 #                      report.md and the logs stay there afterwards
@@ -35,6 +41,7 @@ CLIENTS=${BENCH_CLIENTS:-1 16 64}
 GET_CLIENTS=${BENCH_GET_CLIENTS-16}
 SIZE=${BENCH_SIZE:-256B}
 LARGE_MIB=${BENCH_LARGE_MIB:-256}
+TESSERA_B=${BENCH_TESSERA_B:-}
 TPORT=${BENCH_TESSERA_PORT:-17000}
 EPORT=${BENCH_ETCD_PORT:-23000}
 WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench.XXXXXX")}
@@ -43,8 +50,12 @@ RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 TESSERA=$PWD/bin/tessera
 ETCDBENCH=$PWD/bin/etcdbench
-if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ && $LARGE_MIB =~ ^[1-9][0-9]*$ ]]; then
-	echo "compare.sh: BENCH_ROUNDS and BENCH_LARGE_MIB must be positive integers" >&2
+if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ && $LARGE_MIB =~ ^[0-9]+$ ]]; then
+	echo "compare.sh: BENCH_ROUNDS must be a positive integer, BENCH_LARGE_MIB a non-negative one" >&2
+	exit 2
+fi
+if [[ -n $TESSERA_B && ! -x $TESSERA_B ]]; then
+	echo "compare.sh: BENCH_TESSERA_B=$TESSERA_B is not an executable" >&2
 	exit 2
 fi
 
@@ -134,12 +145,15 @@ deltas() {
 }
 
 # record ROUND [WRITTEN_JSON]: adds the round (and node bytes) to each JSON
-# line on stdin and appends it to the results.
+# line on stdin and appends it to the results. A line of the second tessera
+# build (LABEL set to tessera-b) is relabelled.
+LABEL=
 record() {
 	local extra="\"round\":$1,"
 	[[ -n ${2:-} ]] && extra+="\"node_write_bytes\":$2,"
 	while IFS= read -r line; do
 		[[ $line == \{* ]] || continue
+		[[ -n $LABEL ]] && line=${line/\"system\":\"tessera\"/\"system\":\"$LABEL\"}
 		echo "{$extra${line#\{}" | tee -a "$RESULTS" >&2
 	done
 }
@@ -165,6 +179,11 @@ tessera_round() {
 	log "round $r: tessera: starting 3 nodes"
 	start_cluster tessera "$d.out" "$TESSERA" cluster up --nodes 3 --dir "$d" --base-port "$TPORT"
 	small_points tessera timeout 900 "$TESSERA" bench
+	if ((LARGE_MIB == 0)); then
+		stop_cluster
+		rm -rf "$d"
+		return
+	fi
 	log "round $r: tessera: one ${LARGE_MIB} MiB put and get"
 	before=$(written)
 	timeout 600 "$TESSERA" bench put-get --size "${LARGE_MIB}MiB" --count 1 --json --endpoints "$ENDPOINTS" \
@@ -174,6 +193,19 @@ tessera_round() {
 	log "round $r: tessera: 4 puts at once of $((LARGE_MIB / 4)) MiB"
 	timeout 600 "$TESSERA" bench put-get --size "$((LARGE_MIB / 4))MiB" --parallel 4 --count 1 --json \
 		--endpoints "$ENDPOINTS" --path "/bench/parallel-$r" | record "$r"
+	stop_cluster
+	rm -rf "$d"
+}
+
+# tessera_b_round: the small points on the second tessera build, each with
+# its own client.
+tessera_b_round() {
+	local d=$WORK/tessera-b-$r
+	log "round $r: tessera-b: starting 3 nodes"
+	start_cluster tessera-b "$d.out" "$TESSERA_B" cluster up --nodes 3 --dir "$d" --base-port "$TPORT"
+	LABEL=tessera-b
+	small_points tessera-b timeout 900 "$TESSERA_B" bench
+	LABEL=
 	stop_cluster
 	rm -rf "$d"
 }
@@ -189,6 +221,7 @@ etcd_round() {
 
 dd_round() {
 	local f=$WORK/dd.tmp out secs
+	((LARGE_MIB > 0)) || return 0
 	log "round $r: dd bs=1M count=$LARGE_MIB conv=fsync"
 	out=$(LC_ALL=C timeout 600 dd if=/dev/zero of="$f" bs=1M count="$LARGE_MIB" conv=fsync 2>&1)
 	rm -f "$f"
@@ -211,7 +244,9 @@ for r in $(seq 1 "$ROUNDS"); do
 		tessera_round
 		dd_round
 		etcd_round
+		[[ -z $TESSERA_B ]] || tessera_b_round
 	else
+		[[ -z $TESSERA_B ]] || tessera_b_round
 		etcd_round
 		dd_round
 		tessera_round
@@ -221,7 +256,7 @@ done
 {
 	echo "### tessera beside etcd and dd ($(date -u +%Y-%m-%d), bench/compare.sh)"
 	echo
-	echo "Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), $(df -T "$WORK" | awk 'NR == 2 {print $2 " on " $1}'); $($GO version | cut -d' ' -f3); tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?'); etcd $(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2}' bench/etcd/go.mod). Small points ran $DURATION each. Load average (1, 5, 15 min) before: $LOAD_START; after: $(cut -d' ' -f1-3 /proc/loadavg)."
+	echo "Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), $(df -T "$WORK" | awk 'NR == 2 {print $2 " on " $1}'); $($GO version | cut -d' ' -f3); tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?')${TESSERA_B:+ (tessera-b: $TESSERA_B)}; etcd $(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2}' bench/etcd/go.mod). Small points ran $DURATION each. Load average (1, 5, 15 min) before: $LOAD_START; after: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo
 	"$ETCDBENCH" report "$RESULTS"
 } | tee "$WORK/report.md"

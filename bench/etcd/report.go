@@ -193,6 +193,7 @@ func writeReport(w io.Writer, recs []record) error {
 		b.WriteString("\n")
 	}
 	writeSmallBytes(b, keys, small)
+	writeBaseline(b, keys, small)
 	writeLarge(b, recs)
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -209,14 +210,14 @@ func writeSmallBytes(b *strings.Builder, keys []smallKey, small map[smallKey]map
 		var t, e spread
 		for _, bySys := range small[k] {
 			for sys, r := range bySys {
-				if len(r.NodeWriteBytes) == 0 || r.Ops == 0 {
+				perPut, ok := bytesPerPut(r)
+				if !ok {
 					continue
 				}
-				// The warm-up puts (one per client) also wrote.
-				perPut := float64(sum(r.NodeWriteBytes)) / float64(r.Ops+r.Clients)
-				if sys == "tessera" {
+				switch sys {
+				case "tessera":
 					t.add(perPut)
-				} else {
+				case "etcd":
 					e.add(perPut)
 				}
 			}
@@ -238,6 +239,74 @@ func writeSmallBytes(b *strings.Builder, keys []smallKey, small map[smallKey]map
 	if header {
 		b.WriteString("\n")
 	}
+}
+
+// baselineSystem names the results of a second tessera build run in the
+// same rounds (bench/compare.sh BENCH_TESSERA_B), typically main beside a
+// branch: "tessera" is the build under test.
+const baselineSystem = "tessera-b"
+
+// writeBaseline prints, when the rounds also ran a second tessera build,
+// the build under test beside it and the second build beside etcd, each
+// ratio taken within a round.
+func writeBaseline(b *strings.Builder, keys []smallKey, small map[smallKey]map[int]map[string]record) {
+	header := false
+	for _, k := range keys {
+		var aOps, bOps, rOps, aP99, bP99, rP99, beOps, beP99, aBytes, bBytes spread
+		for _, bySys := range small[k] {
+			a, aok := bySys["tessera"]
+			o, ook := bySys[baselineSystem]
+			e, eok := bySys["etcd"]
+			if !ook {
+				continue
+			}
+			bOps.add(o.OpsPerSec)
+			bP99.add(o.P99Ms)
+			if perPut, ok := bytesPerPut(o); ok {
+				bBytes.add(perPut)
+			}
+			if aok {
+				aOps.add(a.OpsPerSec)
+				aP99.add(a.P99Ms)
+				if perPut, ok := bytesPerPut(a); ok {
+					aBytes.add(perPut)
+				}
+				if o.OpsPerSec > 0 && o.P99Ms > 0 {
+					rOps.add(a.OpsPerSec / o.OpsPerSec)
+					rP99.add(a.P99Ms / o.P99Ms)
+				}
+			}
+			if eok && e.OpsPerSec > 0 && e.P99Ms > 0 {
+				beOps.add(o.OpsPerSec / e.OpsPerSec)
+				beP99.add(o.P99Ms / e.P99Ms)
+			}
+		}
+		if len(bOps.vals) == 0 {
+			continue
+		}
+		if !header {
+			b.WriteString("#### This build (tessera) beside the other build (" + baselineSystem + ") in the same rounds\n\n")
+			b.WriteString("| op | clients | tessera ops/s | " + baselineSystem + " ops/s | tessera ÷ " + baselineSystem +
+				" | tessera p99 ms | " + baselineSystem + " p99 ms | p99 tessera ÷ " + baselineSystem +
+				" | " + baselineSystem + " ÷ etcd ops/s | p99 " + baselineSystem + " ÷ etcd | bytes per put tessera | bytes per put " + baselineSystem + " |\n")
+			b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+			header = true
+		}
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", k.op, k.clients,
+			aOps, bOps, rOps, aP99, bP99, rP99, beOps, beP99, aBytes, bBytes)
+	}
+	if header {
+		b.WriteString("\n")
+	}
+}
+
+// bytesPerPut is what a put point's processes wrote per put, if measured.
+func bytesPerPut(r record) (float64, bool) {
+	if r.Op != "put" || len(r.NodeWriteBytes) == 0 || r.Ops == 0 {
+		return 0, false
+	}
+	// The warm-up puts (one per client) also wrote.
+	return float64(sum(r.NodeWriteBytes)) / float64(r.Ops+r.Clients), true
 }
 
 // writeLarge prints the large put and get beside dd, and the bytes the

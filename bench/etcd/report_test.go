@@ -65,3 +65,38 @@ func TestReadRecordsRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestReportBaseline checks the table of a second tessera build run in the
+// same rounds: the build under test beside it, the second beside etcd, and
+// bytes per put of each, with the second build's bytes kept out of etcd's.
+func TestReportBaseline(t *testing.T) {
+	const results = `
+{"round":1,"system":"tessera","op":"put","clients":64,"size_bytes":256,"ops":1936,"ops_per_s":200,"p50_ms":10,"p99_ms":50,"node_write_bytes":[1000,1000,1000]}
+{"round":1,"system":"tessera-b","op":"put","clients":64,"size_bytes":256,"ops":936,"ops_per_s":100,"p50_ms":20,"p99_ms":100,"node_write_bytes":[5000,5000,5000]}
+{"round":1,"system":"etcd","op":"put","clients":64,"size_bytes":256,"ops":936,"ops_per_s":125,"p50_ms":20,"p99_ms":80,"node_write_bytes":[1000,1000,1000]}
+{"round":2,"system":"tessera-b","op":"put","clients":64,"size_bytes":256,"ops":936,"ops_per_s":100,"p50_ms":20,"p99_ms":100,"node_write_bytes":[5000,5000,5000]}
+{"round":2,"system":"etcd","op":"put","clients":64,"size_bytes":256,"ops":936,"ops_per_s":50,"p50_ms":20,"p99_ms":200,"node_write_bytes":[1000,1000,1000]}
+{"round":2,"system":"tessera","op":"put","clients":64,"size_bytes":256,"ops":1936,"ops_per_s":300,"p50_ms":10,"p99_ms":25,"node_write_bytes":[1000,1000,1000]}
+`
+	recs, err := readRecords(strings.NewReader(results))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := writeReport(&b, recs); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{
+		"#### This build (tessera) beside the other build (tessera-b) in the same rounds",
+		// ratios 2 and 3; p99 0.5 and 0.25; b ÷ etcd 0.8 and 2, p99 1.25
+		// and 0.5; bytes 3000/2000 = 1.5 and 15000/1000 = 15.
+		"| put | 64 | 250 (200–300) | 100 (100–100) | 2.50 (2.00–3.00) | 37.5 (25.0–50.0) | 100 (100–100) | 0.38 (0.25–0.50) | 1.40 (0.80–2.00) | 0.88 (0.50–1.25) | 1.50 (1.50–1.50) | 15.0 (15.0–15.0) |",
+		// etcd's bytes per put are its own: 3000 over 1000.
+		"| 64 | 1.50 (1.50–1.50) | 3.00 (3.00–3.00) | 0.50 |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q; it is:\n%s", want, got)
+		}
+	}
+}

@@ -141,7 +141,7 @@ func (s *State) write(index uint64, c Command) Result {
 	if len(c.Data) > 0 && len(c.Chunks) > 0 {
 		return invalid("%s: a write carries inline data or chunks, not both", short(c.Path))
 	}
-	old, exists := s.files[c.Path]
+	old, exists := s.files.get(c.Path)
 	if r, ok := cas(c, old, exists); !ok {
 		return r
 	}
@@ -215,7 +215,7 @@ func (s *State) delete(c Command) Result {
 	if err := fspath.Validate(c.Path); err != nil {
 		return invalid("%v", err)
 	}
-	old, exists := s.files[c.Path]
+	old, exists := s.files.get(c.Path)
 	if !exists {
 		return Result{Code: CodeNotFound, Detail: short(c.Path) + " does not exist"}
 	}
@@ -237,14 +237,14 @@ func (s *State) rename(index uint64, c Command) Result {
 	if c.NewPath == c.Path {
 		return invalid("rename of %s onto itself", short(c.Path))
 	}
-	old, exists := s.files[c.Path]
+	old, exists := s.files.get(c.Path)
 	if !exists {
 		return Result{Code: CodeNotFound, Detail: short(c.Path) + " does not exist"}
 	}
 	if r, ok := cas(c, old, exists); !ok {
 		return r
 	}
-	if target, ok := s.files[c.NewPath]; ok {
+	if target, ok := s.files.get(c.NewPath); ok {
 		s.discard(target.Chunks)
 	}
 	s.remove(c.Path)
@@ -327,30 +327,26 @@ func (s *State) discard(cs []ChunkRef) {
 
 // put stores f, replacing the file at its path, and counts inline bytes.
 func (s *State) put(f File) {
-	if old, ok := s.files[f.Path]; ok {
+	if old, ok := s.files.get(f.Path); ok {
 		s.digest -= fileDigest(old)
 		s.uncount(old)
-	} else {
-		i, _ := slices.BinarySearch(s.paths, f.Path)
-		s.paths = slices.Insert(s.paths, i, f.Path)
 	}
 	if len(f.Data) > 0 {
 		s.inlineFiles++
 		s.inlineBytes += int64(len(f.Data))
 	}
-	s.files[f.Path] = f
+	s.files.set(f)
 	s.digest += fileDigest(f)
 }
 
 func (s *State) remove(path string) {
-	i, ok := slices.BinarySearch(s.paths, path)
+	f, ok := s.files.get(path)
 	if !ok {
 		panic(fmt.Sprintf("meta: removing %s, which is not indexed", short(path)))
 	}
-	s.uncount(s.files[path])
-	s.paths = slices.Delete(s.paths, i, i+1)
-	s.digest -= fileDigest(s.files[path])
-	delete(s.files, path)
+	s.uncount(f)
+	s.digest -= fileDigest(f)
+	s.files.remove(path)
 }
 
 func (s *State) uncount(f File) {

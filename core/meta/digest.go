@@ -104,9 +104,10 @@ func (s *State) recomputeDigests() {
 // entriesDigest sums every entry's hash: of files, leases and garbage, and
 // of sessions. Sums do not depend on the maps' iteration order.
 func (s *State) entriesDigest() (entries, sessions uint64) {
-	for _, f := range s.files {
+	s.files.ascend("", func(f File) bool {
 		entries += fileDigest(f)
-	}
+		return true
+	})
 	for id, end := range s.leases {
 		entries += leaseDigest(id, end)
 	}

@@ -27,20 +27,11 @@ func (s *State) CheckInvariants() error {
 	if !s.configured && s.cfg != (Config{}) {
 		return fmt.Errorf("meta: unconfigured state with configuration %+v", s.cfg)
 	}
-	if len(s.paths) != len(s.files) || !slices.IsSorted(s.paths) {
-		return fmt.Errorf("meta: path index (%d) does not match files (%d)", len(s.paths), len(s.files))
-	}
-	// Owners are kept as the file's path ("" for a lease or garbage, told
-	// apart by kind) so that claiming a chunk allocates nothing: the
-	// simulator runs this on large states.
-	type holder struct {
-		kind string
-		path string
-	}
 	owners := 0
-	for _, f := range s.files {
+	s.files.ascend("", func(f File) bool {
 		owners += len(f.Chunks)
-	}
+		return true
+	})
 	owner := make(map[uint64]holder, owners+len(s.leases)+len(s.garbage))
 	name := func(h holder) string {
 		if h.path != "" {
@@ -60,38 +51,24 @@ func (s *State) CheckInvariants() error {
 	}
 	var inlineBytes int64
 	var inlineFiles int
-	for _, p := range s.paths {
-		f, ok := s.files[p]
-		if !ok || f.Path != p {
-			return fmt.Errorf("meta: indexed path %s has no file", short(p))
+	var files int
+	var prev string
+	var err error
+	s.files.ascend("", func(f File) bool {
+		if files > 0 && f.Path <= prev {
+			err = fmt.Errorf("meta: file index out of order at %s", short(f.Path))
+			return false
 		}
-		if err := fspath.Validate(p); err != nil {
-			return fmt.Errorf("meta: file: %w", err)
-		}
-		if f.Version == 0 || f.Version > s.applied || len(f.Chunks) > MaxFileChunks {
-			return fmt.Errorf("meta: %s at version %d with %d chunks (applied %d)", short(p), f.Version, len(f.Chunks), s.applied)
-		}
-		var size int64
-		for _, c := range f.Chunks {
-			if err := claim(c.ID, holder{"file", p}); err != nil {
-				return err
-			}
-			if c.Size == 0 {
-				return fmt.Errorf("meta: %s holds empty chunk %d", short(p), c.ID)
-			}
-			size += int64(c.Size)
-		}
-		if len(f.Data) > 0 {
-			if int64(len(f.Data)) > s.cfg.InlineThreshold {
-				return fmt.Errorf("meta: %s holds %d inline bytes, above the threshold %d", short(p), len(f.Data), s.cfg.InlineThreshold)
-			}
-			size += int64(len(f.Data))
-			inlineFiles++
-			inlineBytes += int64(len(f.Data))
-		}
-		if size != f.Size {
-			return fmt.Errorf("meta: %s has size %d but content of %d bytes", short(p), f.Size, size)
-		}
+		files++
+		prev = f.Path
+		inlineFiles, inlineBytes, err = s.checkFile(f, claim, inlineFiles, inlineBytes)
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	if files != s.files.len() {
+		return fmt.Errorf("meta: file index counts %d files, holds %d", s.files.len(), files)
 	}
 	if inlineFiles != s.inlineFiles || inlineBytes != s.inlineBytes {
 		return fmt.Errorf("meta: %d inline files of %d bytes counted as %d of %d", inlineFiles, inlineBytes, s.inlineFiles, s.inlineBytes)
@@ -116,6 +93,49 @@ func (s *State) CheckInvariants() error {
 		return err
 	}
 	return s.checkDigest()
+}
+
+// checkFile checks one file record, claiming its chunks, and returns the
+// inline counts with its own added.
+func (s *State) checkFile(f File, claim func(uint64, holder) error, inlineFiles int, inlineBytes int64) (int, int64, error) {
+	p := f.Path
+	if err := fspath.Validate(p); err != nil {
+		return 0, 0, fmt.Errorf("meta: file: %w", err)
+	}
+	if f.Version == 0 || f.Version > s.applied || len(f.Chunks) > MaxFileChunks {
+		return 0, 0, fmt.Errorf("meta: %s at version %d with %d chunks (applied %d)", short(p), f.Version, len(f.Chunks), s.applied)
+	}
+	var size int64
+	for _, c := range f.Chunks {
+		if err := claim(c.ID, holder{"file", p}); err != nil {
+			return 0, 0, err
+		}
+		if c.Size == 0 {
+			return 0, 0, fmt.Errorf("meta: %s holds empty chunk %d", short(p), c.ID)
+		}
+		size += int64(c.Size)
+	}
+	if len(f.Data) > 0 {
+		if int64(len(f.Data)) > s.cfg.InlineThreshold {
+			return 0, 0, fmt.Errorf("meta: %s holds %d inline bytes, above the threshold %d", short(p), len(f.Data), s.cfg.InlineThreshold)
+		}
+		size += int64(len(f.Data))
+		inlineFiles++
+		inlineBytes += int64(len(f.Data))
+	}
+	if size != f.Size {
+		return 0, 0, fmt.Errorf("meta: %s has size %d but content of %d bytes", short(p), f.Size, size)
+	}
+	return inlineFiles, inlineBytes, nil
+}
+
+// holder names what holds a chunk id, for CheckInvariants. Owners are
+// kept as the file's path ("" for a lease or garbage, told apart by kind)
+// so that claiming a chunk allocates nothing: the simulator runs the check
+// on large states.
+type holder struct {
+	kind string
+	path string
 }
 
 func sortedKeys[V any](m map[uint64]V) []uint64 {

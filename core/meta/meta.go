@@ -119,9 +119,8 @@ func (c Config) Validate() error {
 
 // State is the metadata state machine. It is not safe for concurrent use.
 type State struct {
-	files map[string]File
-	// paths holds the keys of files, sorted, for List.
-	paths []string
+	// files are the files by path (index.go).
+	files fileIndex
 	// leases maps leased, uncommitted chunk ids to the end of their lease.
 	leases map[uint64]int64
 	// garbage holds unreferenced chunks awaiting collection.
@@ -146,7 +145,7 @@ type State struct {
 
 // New returns an empty, unconfigured state.
 func New() *State {
-	return &State{files: map[string]File{}, leases: map[uint64]int64{},
+	return &State{files: newFileIndex(), leases: map[uint64]int64{},
 		garbage: map[uint64]ChunkRef{}, nextChunk: 1, sessionTable: newSessionTable()}
 }
 
@@ -158,14 +157,14 @@ func (s *State) Config() (Config, bool) { return s.cfg, s.configured }
 func (s *State) Applied() uint64 { return s.applied }
 
 // Len is the number of files.
-func (s *State) Len() int { return len(s.files) }
+func (s *State) Len() int { return s.files.len() }
 
 // Inline returns the number of inline files and their bytes.
 func (s *State) Inline() (files int, bytes int64) { return s.inlineFiles, s.inlineBytes }
 
 // Get returns the file at path, with its Data if it is inline.
 func (s *State) Get(path string) (File, bool) {
-	f, ok := s.files[path]
+	f, ok := s.files.get(path)
 	out := cloneFile(f)
 	out.Data = slices.Clone(f.Data)
 	return out, ok
@@ -196,14 +195,18 @@ func (s *State) List(prefix, after string, limit int) (files []File, more bool) 
 			start = after
 		}
 	}
-	i, _ := slices.BinarySearch(s.paths, start)
-	for ; i < len(s.paths) && strings.HasPrefix(s.paths[i], prefix); i++ {
-		if len(files) == limit {
-			return files, true
+	s.files.ascend(start, func(f File) bool {
+		if !strings.HasPrefix(f.Path, prefix) {
+			return false
 		}
-		files = append(files, cloneFile(s.files[s.paths[i]]))
-	}
-	return files, false
+		if len(files) == limit {
+			more = true
+			return false
+		}
+		files = append(files, cloneFile(f))
+		return true
+	})
+	return files, more
 }
 
 // Garbage returns the chunks awaiting collection, sorted by id: those of
@@ -248,11 +251,12 @@ func (s *State) NextLeaseEnd() (int64, bool) {
 // replica holds one. It costs a pass over every file.
 func (s *State) Unaccounted(held []uint64) []uint64 {
 	referenced := map[uint64]bool{}
-	for _, f := range s.files {
+	s.files.ascend("", func(f File) bool {
 		for _, c := range f.Chunks {
 			referenced[c.ID] = true
 		}
-	}
+		return true
+	})
 	var out []uint64
 	for _, id := range held {
 		_, leased := s.leases[id]
@@ -280,7 +284,7 @@ func cmpU64(a, b uint64) int {
 // costs a pass over the metadata, not a copy of every inline byte (the
 // runtime asks for it at every metrics scrape).
 func (s *State) Hash() uint64 {
-	e := codec.Encoder{B: make([]byte, 0, 64+64*(len(s.files)+len(s.sessions)))}
+	e := codec.Encoder{B: make([]byte, 0, 64+64*(s.files.len()+len(s.sessions)))}
 	s.encode(&e, func(e *codec.Encoder, data []byte) {
 		e.Uvarint(uint64(len(data)))
 		e.Uint32(chunk.Checksum(data))

@@ -136,14 +136,13 @@ func (t *sessionTable) dedup(c Command, fp Fingerprint) (res Result, ok bool) {
 // result res, evicting the least recently applied session if the table is
 // over its limit.
 func (t *sessionTable) record(index uint64, c Command, fp Fingerprint, res Result) {
-	ss := t.sessions[c.Session]
-	if ss == nil {
-		ss = &session{}
-		t.sessions[c.Session] = ss
-	} else {
-		t.digest -= sessionDigest(c.Session, ss)
+	if old := t.sessions[c.Session]; old != nil {
+		t.digest -= sessionDigest(c.Session, old)
 	}
-	*ss = session{lastSeq: c.Seq, lastIndex: index, lastMTime: c.MTimeNanos, fingerprint: fp, result: cloneResult(res)}
+	// A new value, never the old one changed in place: a frozen snapshot
+	// view may still hold the old one (State.Freeze).
+	ss := &session{lastSeq: c.Seq, lastIndex: index, lastMTime: c.MTimeNanos, fingerprint: fp, result: cloneResult(res)}
+	t.sessions[c.Session] = ss
 	t.digest += sessionDigest(c.Session, ss)
 	t.byAge = append(t.byAge, ageMark{id: c.Session, index: index})
 	for len(t.sessions) > t.limit {

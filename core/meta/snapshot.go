@@ -24,16 +24,57 @@ const (
 //	sessions: count, then per session (by id) id lastSeq lastIndex lastMTime fingerprint(32 bytes) result
 //	leases:   count, then per id (ascending) id end
 //	garbage:  count, then per chunk (by id) id group size crc
-func (s *State) Snapshot() []byte {
-	// Room for the inline bytes and about 64 bytes per file and session.
-	e := codec.Encoder{B: make([]byte, 0, 64+s.inlineBytes+64*int64(len(s.files)+len(s.sessions)))}
-	s.encode(&e, func(e *codec.Encoder, data []byte) { e.Bytes(data) })
+func (s *State) Snapshot() []byte { return s.Freeze().Encode() }
+
+// Frozen is a read-only view of a State, taken by Freeze, that encodes as
+// the State's snapshot at that moment however the State changes since.
+// Freezing costs O(1) for the files (their index is copy-on-write), a list
+// of pointers for the sessions (at most MaxSessions; a recorded session is
+// never changed, only replaced), and encodes the leases and the garbage
+// list (few: ids leased and not yet committed or collected) at once.
+// Encode, the pass over every file, its inline bytes and every session's
+// result, may then run on another goroutine while the State goes on
+// applying commands (core/node encodes meta snapshots off the event loop:
+// encoding 16,384 sessions alone took 85 ms on a loaded machine).
+type Frozen struct {
+	head, leasesAndGarbage []byte
+	files                  fileIndex
+	sessions               []idSession
+	// sizeHint is the encoding's expected size, for one allocation.
+	sizeHint int64
+}
+
+// Freeze returns a view of the state as it is now, to encode later.
+func (s *State) Freeze() *Frozen {
+	var head, rest codec.Encoder
+	s.encodeHead(&head)
+	s.encodeLeasesAndGarbage(&rest)
+	return &Frozen{head: head.B, leasesAndGarbage: rest.B, files: s.files.freeze(), sessions: s.sessionList(),
+		sizeHint: int64(len(head.B)+len(rest.B)) + s.inlineBytes + 64*int64(s.files.len()+len(s.sessions))}
+}
+
+// Encode returns the snapshot encoding of the frozen state. It only reads
+// the view, so it may run concurrently with changes to the State. It must
+// not run twice at once.
+func (f *Frozen) Encode() []byte {
+	e := codec.Encoder{B: make([]byte, 0, f.sizeHint)}
+	e.Fixed(f.head)
+	encodeFiles(&e, f.files, func(e *codec.Encoder, data []byte) { e.Bytes(data) })
+	encodeSessions(&e, f.sessions)
+	e.Fixed(f.leasesAndGarbage)
 	return e.B
 }
 
 // encode writes the snapshot encoding, each file's inline bytes by
 // inline (Snapshot writes them, Hash their checksum).
 func (s *State) encode(e *codec.Encoder, inline func(e *codec.Encoder, data []byte)) {
+	s.encodeHead(e)
+	encodeFiles(e, s.files, inline)
+	s.encodeTail(e)
+}
+
+// encodeHead writes the snapshot's magic and scalars.
+func (s *State) encodeHead(e *codec.Encoder) {
 	e.Fixed([]byte(snapshotMagic))
 	e.Uvarint(s.applied)
 	e.Varint(s.now)
@@ -42,24 +83,60 @@ func (s *State) encode(e *codec.Encoder, inline func(e *codec.Encoder, data []by
 	e.Bool(s.configured)
 	e.Varint(s.cfg.InlineThreshold)
 	e.Varint(s.cfg.InlineCapBytes)
-	e.Uvarint(uint64(len(s.paths)))
-	for _, p := range s.paths {
-		f := s.files[p]
+}
+
+// encodeFiles writes the files in path order.
+func encodeFiles(e *codec.Encoder, files fileIndex, inline func(e *codec.Encoder, data []byte)) {
+	e.Uvarint(uint64(files.len()))
+	files.ascend("", func(f File) bool {
 		encodeFile(e, &f)
 		inline(e, f.Data)
+		return true
+	})
+}
+
+// encodeTail writes the sessions, leases and garbage, each sorted by id.
+func (s *State) encodeTail(e *codec.Encoder) {
+	encodeSessions(e, s.sessionList())
+	s.encodeLeasesAndGarbage(e)
+}
+
+// idSession is a session with its id, for encoding.
+type idSession struct {
+	id uint64
+	s  *session
+}
+
+// sessionList lists the sessions, in no order. A session is never changed
+// once recorded (sessionTable.record replaces it), so the list stays the
+// sessions as they are now.
+func (s *State) sessionList() []idSession {
+	out := make([]idSession, 0, len(s.sessions))
+	for id, ss := range s.sessions {
+		out = append(out, idSession{id, ss})
 	}
-	ids := sortedKeys(s.sessions)
-	e.Uvarint(uint64(len(ids)))
-	for _, id := range ids {
-		ss := s.sessions[id]
-		e.Uvarint(id)
+	return out
+}
+
+// encodeSessions writes the sessions sorted by id; it sorts list.
+func encodeSessions(e *codec.Encoder, list []idSession) {
+	slices.SortFunc(list, func(a, b idSession) int { return cmpU64(a.id, b.id) })
+	e.Uvarint(uint64(len(list)))
+	for _, is := range list {
+		ss := is.s
+		e.Uvarint(is.id)
 		e.Uvarint(ss.lastSeq)
 		e.Uvarint(ss.lastIndex)
 		e.Varint(ss.lastMTime)
 		e.Fixed(ss.fingerprint[:])
 		e.Bytes(ss.result.Marshal())
 	}
-	ids = sortedKeys(s.leases)
+}
+
+// encodeLeasesAndGarbage writes the leases and the garbage list, each
+// sorted by id.
+func (s *State) encodeLeasesAndGarbage(e *codec.Encoder) {
+	ids := sortedKeys(s.leases)
 	e.Uvarint(uint64(len(ids)))
 	for _, id := range ids {
 		e.Uvarint(id)
@@ -108,6 +185,7 @@ func RestoreWithBugs(b []byte, bugs Bugs) (*State, error) {
 		}
 	}
 	n := d.Count(1<<40, 5)
+	var lastPath string
 	for i := 0; i < n && d.Err() == nil; i++ {
 		f := decodeFile(&d)
 		if !v3 {
@@ -116,11 +194,11 @@ func RestoreWithBugs(b []byte, bugs Bugs) (*State, error) {
 				f.Data = slices.Clone(data)
 			}
 		}
-		if i > 0 && f.Path <= s.paths[len(s.paths)-1] {
+		if i > 0 && f.Path <= lastPath {
 			d.Fail(fmt.Errorf("meta: snapshot: files not sorted at %q", f.Path))
 		}
-		s.paths = append(s.paths, f.Path)
-		s.files[f.Path] = f
+		lastPath = f.Path
+		s.files.set(f)
 		if len(f.Data) > 0 {
 			s.inlineFiles++
 			s.inlineBytes += int64(len(f.Data))

@@ -239,6 +239,10 @@ func (h *harness) cmdNetwork(a *args, deliver bool) {
 
 func (h *harness) cmdIO(a *args) {
 	hn, q, n := h.upNode(a), a.uint("group", 0), a.int("n", 0)
+	if a.flag("snapshots") {
+		// The group's snapshot queue rather than its log's (replica/metasnap.go).
+		q = replica.SnapQueue(q)
+	}
 	a.done()
 	for _, it := range hn.pickIO(q, n) {
 		h.completeIO(hn, it)
@@ -286,11 +290,16 @@ func (h *harness) cmdLog(a *args) {
 
 // cmdFiles lists a node's chunk directory of a group as it is now (up or
 // down): chunk files by id, staged files by the raft position of their
-// entry (core/node/replica staged.go).
+// entry (core/node/replica staged.go); with wal, its log directory
+// (segments and snapshot files) instead.
 func (h *harness) cmdFiles(a *args) {
 	hn, g := h.nodeArg(a), a.uint("group", 2)
+	dir := fmt.Sprintf("groups/%d/chunks", g)
+	if a.flag("wal") {
+		dir = replica.WALDir(g)
+	}
 	a.done()
-	names, err := hn.fs.List(fmt.Sprintf("groups/%d/chunks", g))
+	names, err := hn.fs.List(dir)
 	if err != nil {
 		a.d.Fatalf(a.t, "%v", err)
 	}

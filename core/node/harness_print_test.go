@@ -329,6 +329,9 @@ func describeJobs(group uint64, jobs []replica.LogJob) string {
 				}
 			}
 		}
+		if index, ok := j.Rotation(); ok {
+			writes = append(writes, fmt.Sprintf("rotate onto the snapshot file at %d", index))
+		}
 		if snap, compactTo := j.Snapshot(); snap != nil {
 			w := fmt.Sprintf("snapshot at %d", snap.GetMetadata().GetIndex())
 			if compactTo > 0 {

@@ -171,6 +171,10 @@ func (e *harnessEnv) TraceStage(group uint64, staged []replica.StagedChunk) {
 	e.note = fmt.Sprintf("g%d %s", group, describeStage(staged))
 }
 
+func (e *harnessEnv) TraceSnapshotFile(group, index uint64) {
+	e.note = fmt.Sprintf("g%d write snapshot file at %d", group, index)
+}
+
 func (e *harnessEnv) TraceReplicaDelete(group, at uint64) {
 	e.note = fmt.Sprintf("g%d delete replica (tombstone at %d)", group, at)
 }

@@ -97,7 +97,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
-		logFiles, err := e.FS().List(fmt.Sprintf("groups/%d/wal", tg.ID))
+		hasLog, err := wal.Exists(e.FS(), replica.WALDir(tg.ID))
 		if err != nil {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
@@ -107,7 +107,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
-		if len(logFiles) == 0 && (!initial || removed) && !fenced {
+		if !hasLog && (!initial || removed) && !fenced {
 			continue
 		}
 		g, err := n.openReplica(tg, initial && !removed && !fenced, fenced)

@@ -1,7 +1,7 @@
 // Package wal is the write-ahead log of one raft group: its entries, hard
 // state and snapshots, over a vfs.FS.
 //
-// # On-disk format (version 2)
+// # On-disk format (version 3; version 2 is read too)
 //
 // A log is a directory of segment files named "<sequence as 16 lower-case
 // hex digits>.wal", read in name order; their sequence numbers are
@@ -9,7 +9,7 @@
 //
 //	offset  size  field
 //	0       4     magic "TWAL"
-//	4       2     format version (2), little-endian
+//	4       2     format version (3, or 2), little-endian
 //	6       2     zero
 //	8       8     the segment's sequence number, little-endian
 //	16      4     chain: the checksum of the record before the segment's
@@ -20,7 +20,8 @@
 //
 //	offset  size  field
 //	0       4     payload length n, little-endian
-//	4       1     record type: 1 entry, 2 hard state, 3 snapshot
+//	4       1     record type: 1 entry, 2 hard state, 3 snapshot, 4 snapshot
+//	              file reference (snapfile.go; format 3 on)
 //	5       4     crc32c of the payload, little-endian
 //	9       4     the record's checksum: crc32c of the previous record's
 //	              checksum (4 bytes, little-endian; the segment header's
@@ -42,7 +43,10 @@
 //
 // Version 1 had no segment header and no chain; a log in that format (or
 // in a later one) fails Open with ErrFormat rather than ErrCorrupt, so that
-// a node never takes an old log for a damaged one and deletes it.
+// a node never takes an old log for a damaged one and deletes it. Version
+// 2 had no snapshot file references; its segments are read as they are,
+// and a version 2 reader refuses version 3 by its format rather than
+// taking a reference record for damage.
 //
 // # Recovery
 //
@@ -77,7 +81,9 @@
 // Compact writes a fresh segment holding the latest snapshot, hard state and
 // the entries after the snapshot, syncs it and the directory, and only then
 // removes the older segments (oldest first). A crash at any point leaves a
-// log that recovers to the same state.
+// log that recovers to the same state. Rotate (snapfile.go) does the same
+// for a snapshot kept in a file of its own, from what the caller hands it
+// rather than a replay of the log.
 //
 // etcd's server/wal is not used because it is bound to real files and its
 // own snapshot files; this log must run on the simulator's disk.
@@ -114,11 +120,16 @@ const (
 	recEntry     byte = 1
 	recHardState byte = 2
 	recSnapshot  byte = 3
+	// recSnapshotRef names a snapshot file (snapfile.go); format 3 on.
+	recSnapshotRef byte = 4
 )
 
 const (
-	// formatVersion is the on-disk format this code writes and reads.
-	formatVersion  = 2
+	// formatVersion is the on-disk format this code writes; it reads
+	// oldestFormat too (version 2 had no snapshot files: a segment of
+	// version 2 simply holds no reference record).
+	formatVersion  = 3
+	oldestFormat   = 2
 	segHeaderBytes = 24
 	headerBytes    = 13
 	// readAttempts bounds the reads of a segment before it is declared
@@ -149,6 +160,9 @@ type State struct {
 	HardState *raftpb.HardState
 	// Entries are the entries after the snapshot's index, in order.
 	Entries []*raftpb.Entry
+	// ref is set while Snapshot comes from a reference record: its data
+	// is read from the snapshot file once the replay is done.
+	ref *SnapshotRef
 }
 
 // WAL is an open log. It is not safe for concurrent use.
@@ -213,6 +227,17 @@ func Open(fs vfs.FS, dir string, opts Options) (*WAL, *State, error) {
 	st, validEnd, err := w.replay()
 	if err != nil {
 		return nil, nil, err
+	}
+	keep := ""
+	if st.ref != nil {
+		keep = snapFileName(st.ref.Metadata.GetIndex(), st.ref.Metadata.GetTerm())
+	}
+	if removed, err := w.removeStray(keep); err != nil {
+		return nil, nil, err
+	} else if removed {
+		if err := fs.SyncDir(dir); err != nil {
+			return nil, nil, fmt.Errorf("wal: sync %s: %w", dir, err)
+		}
 	}
 	if w.seq == 0 {
 		if err := w.createSegment(1); err != nil {
@@ -289,6 +314,13 @@ func (w *WAL) replay() (*State, int64, error) {
 		w.seq = seq
 	}
 	w.chain = chain
+	if st.ref != nil {
+		data, err := w.readSnapshotFile(*st.ref)
+		if err != nil {
+			return nil, 0, err
+		}
+		st.Snapshot.Data = data
+	}
 	if hs := st.HardState; hs != nil && st.Snapshot != nil && hs.GetCommit() < st.snapIndex() {
 		// A snapshot holds only committed state, but the hard state saved
 		// with it may have been torn off: the commit index is at least
@@ -351,8 +383,8 @@ func checkSegmentHeader(h []byte, seq uint64, chained bool, want uint32) (uint32
 	if [4]byte(h[0:4]) != segMagic {
 		return 0, fmt.Errorf("segment magic %q: %w", h[0:4], ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint16(h[4:6]); v != formatVersion {
-		return 0, fmt.Errorf("segment in format version %d, want %d: %w", v, formatVersion, ErrFormat)
+	if v := binary.LittleEndian.Uint16(h[4:6]); v < oldestFormat || v > formatVersion {
+		return 0, fmt.Errorf("segment in format version %d, want %d to %d: %w", v, oldestFormat, formatVersion, ErrFormat)
 	}
 	if got := binary.LittleEndian.Uint64(h[8:16]); got != seq || binary.LittleEndian.Uint16(h[6:8]) != 0 {
 		return 0, fmt.Errorf("segment header names segment %d: %w", got, ErrCorrupt)
@@ -426,7 +458,7 @@ func decodeRecords(data []byte, off int, last bool, chain uint32, fn func(typ by
 		}
 		n := binary.LittleEndian.Uint32(rest[0:4])
 		typ := rest[4]
-		if n > MaxRecordBytes || typ < recEntry || typ > recSnapshot {
+		if n > MaxRecordBytes || typ < recEntry || typ > recSnapshotRef {
 			return 0, 0, fmt.Errorf("record at offset %d: type %d length %d: %w", off, typ, n, ErrCorrupt)
 		}
 		if int64(len(rest)) < headerBytes+int64(n) {
@@ -471,7 +503,17 @@ func (st *State) apply(typ byte, payload []byte) error {
 		if err := proto.Unmarshal(payload, snap); err != nil {
 			return fmt.Errorf("snapshot: %v: %w", err, ErrCorrupt)
 		}
-		st.applySnapshot(snap)
+		if st.applySnapshot(snap) {
+			st.ref = nil
+		}
+	case recSnapshotRef:
+		ref, err := decodeRef(payload)
+		if err != nil {
+			return err
+		}
+		if st.applySnapshot(&raftpb.Snapshot{Metadata: ref.Metadata}) {
+			st.ref = &ref
+		}
 	}
 	return nil
 }
@@ -495,13 +537,15 @@ func (st *State) appendEntry(e *raftpb.Entry) {
 	st.Entries = append(st.Entries, e)
 }
 
-func (st *State) applySnapshot(snap *raftpb.Snapshot) {
+// applySnapshot folds a snapshot record into the state, reporting whether
+// it replaced the snapshot.
+func (st *State) applySnapshot(snap *raftpb.Snapshot) bool {
 	idx, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
 	if st.Snapshot != nil && idx < st.snapIndex() {
 		// A snapshot the replica took of its own state, queued before a
 		// newer one from the leader was made durable: the log never goes
 		// back behind a snapshot it holds.
-		return
+		return false
 	}
 	keep := false
 	for i, e := range st.Entries {
@@ -519,6 +563,7 @@ func (st *State) applySnapshot(snap *raftpb.Snapshot) {
 		st.Entries = nil
 	}
 	st.Snapshot = snap
+	return true
 }
 
 // encodeRecord appends one record, chained to the checksum prev, to buf

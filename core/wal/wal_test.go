@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -483,6 +484,43 @@ func TestAgainstModel(t *testing.T) {
 				}
 				synced = len(ops)
 			},
+			"rotate": func(t *rapid.T) {
+				m := current()
+				if broken || len(m.ents) == 0 {
+					t.Skip("log failed or holds no entry to take a snapshot at")
+				}
+				// A snapshot this replica took at one of its entries, in a
+				// file, then the log rotated onto it with the entries after
+				// it and the hard state, as core/node does.
+				e := rapid.SampledFrom(m.ents).Draw(t, "at")
+				s := snapshot(e.GetIndex(), e.GetTerm())
+				after := m.fold(op{snap: s})
+				failAt := rapid.IntRange(0, 8).Draw(t, "failAt")
+				calls := 0
+				boom := errors.New("injected")
+				hook := func(string) error {
+					calls++
+					if calls == failAt {
+						return boom
+					}
+					return nil
+				}
+				fs.SetFaults(memfs.Faults{WriteErr: hook, SyncErr: hook})
+				ref, err := WriteSnapshotFile(fs, "wal", s.GetMetadata(), s.GetData())
+				if err == nil {
+					err = w.Rotate(ref, after.hs, after.ents)
+				}
+				fs.SetFaults(memfs.Faults{})
+				ops = append(ops, op{snap: s})
+				if err != nil {
+					if !errors.Is(err, boom) {
+						t.Fatalf("rotate: %v", err)
+					}
+					broken = true
+					return
+				}
+				synced = len(ops)
+			},
 			"crash": crash,
 		})
 		crash(t)
@@ -535,5 +573,87 @@ func TestSeedCorpusFilesExist(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join("testdata", "fuzz", "FuzzDecode"))
 	if err != nil || len(entries) == 0 {
 		t.Fatalf("no seed corpus in testdata/fuzz/FuzzDecode: %v", err)
+	}
+}
+
+// TestRotateOntoSnapshotFile checks a rotation: the log recovers as the
+// referenced snapshot (its data read from the file), the entries after it
+// and the hard state; older segments and snapshot files are gone; appends
+// go on in the new segment; a stray snapshot file or temporary segment is
+// removed at Open; and a missing or damaged snapshot file is ErrCorrupt.
+func TestRotateOntoSnapshotFile(t *testing.T) {
+	setup := func(t *testing.T) *memfs.FS {
+		fs := memfs.New()
+		w, _ := mustOpen(t, fs)
+		w.SaveSnapshot(snapshot(1, 1))
+		for i := uint64(2); i <= 40; i++ {
+			w.Save(hardState(1, 1, i-1), []*raftpb.Entry{entry(i, 1, "xxxxxxxxxx")})
+		}
+		if err := w.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		old := snapshot(5, 1)
+		if _, err := WriteSnapshotFile(fs, "wal", old.GetMetadata(), old.GetData()); err != nil {
+			t.Fatal(err)
+		}
+		s := snapshot(38, 1)
+		ref, err := WriteSnapshotFile(fs, "wal", s.GetMetadata(), s.GetData())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Rotate(ref, hardState(1, 1, 39), []*raftpb.Entry{entry(39, 1, "y"), entry(40, 1, "z")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Save(nil, []*raftpb.Entry{entry(41, 1, "after")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		return fs
+	}
+	const want = `snap 38/1 "state@38"; hs 1/1/39; 39/1:y 40/1:z 41/1:after `
+	fs := setup(t)
+	names, _ := fs.List("wal")
+	if len(names) != 2 || !strings.HasSuffix(names[0], ".wal") || names[1] != snapFileName(38, 1) {
+		t.Fatalf("after rotation the log directory holds %q", names)
+	}
+	// A snapshot file no record names, and a temporary segment a crash
+	// left, are removed at Open.
+	if f, err := fs.Create("wal/" + snapFileName(50, 2)); err == nil {
+		f.Write([]byte("stray"))
+		f.Close()
+	}
+	if f, err := fs.Create("wal/" + segmentName(9) + tmpSuffix); err == nil {
+		f.Close()
+	}
+	fs.SyncDir("wal")
+	_, st := mustOpen(t, fs)
+	if got := describe(st); got != want {
+		t.Fatalf("recovered %q\nwant      %q", got, want)
+	}
+	if names, _ := fs.List("wal"); len(names) != 2 {
+		t.Fatalf("strays not removed: %q", names)
+	}
+
+	for name, damage := range map[string]func(fs *memfs.FS) error{
+		"missing": func(fs *memfs.FS) error { return fs.Remove("wal/" + snapFileName(38, 1)) },
+		"damaged": func(fs *memfs.FS) error { return fs.CorruptAtRest("wal/"+snapFileName(38, 1), 3, 0x40) },
+		"short": func(fs *memfs.FS) error {
+			f, err := fs.Open("wal/" + snapFileName(38, 1))
+			if err == nil {
+				err = f.Truncate(4)
+			}
+			return err
+		},
+	} {
+		fs := setup(t)
+		if err := damage(fs); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := Open(fs, "wal", Options{SegmentBytes: 300}); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s snapshot file: open: %v, want ErrCorrupt", name, err)
+		}
 	}
 }

@@ -3,7 +3,8 @@
 // through Env.IO: storage.go), the group's state machine (the meta state or
 // a data group's chunk store, applied in apply.go), the chunk bytes staged
 // beside the log (staged.go), and snapshots: taken and compacted
-// (snapshot.go), sent and received in pieces (pieces.go), installed once
+// (snapshot.go; the meta group's written to a file off the event loop,
+// metasnap.go), sent and received in pieces (pieces.go), installed once
 // the chunks a data snapshot lists are here (install.go). It also owns the
 // replica's files on disk: the WAL, chunk files, tombstone and fence
 // marker (files.go).
@@ -173,11 +174,12 @@ type Replica struct {
 	confState *raftpb.ConfState
 	applied   uint64
 	snapIndex uint64
-	// bytesSinceSnap counts applied payload bytes since the last snapshot.
-	bytesSinceSnap uint64
-	entriesSince   uint64
-	leader         uint64
-	role           raft.StateType
+	// bytesSinceSnap counts applied payload bytes since the last snapshot,
+	// and snapBytes is the size of the last meta snapshot's data.
+	bytesSinceSnap, snapBytes uint64
+	entriesSince              uint64
+	leader                    uint64
+	role                      raft.StateType
 	// recoveredTo is the last index of the log recovered at start: up to
 	// there, entries may be applied a second time (chunk.Store.Tidy).
 	recoveredTo uint64
@@ -186,6 +188,9 @@ type Replica struct {
 	lackingAtRestart []uint64
 	// log batches the replica's WAL work (storage.go).
 	log logQueue
+	// snapping is set while a meta snapshot is being written or its
+	// rotation waits in the log's queue (metasnap.go): one at a time.
+	snapping bool
 	// pendingSnap is a data-group snapshot held back until the chunks its
 	// manifest lists are fetched (install.go).
 	pendingSnap *snapFetch
@@ -345,6 +350,7 @@ func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
 	g.applied = md.GetIndex()
 	g.snapIndex = md.GetIndex()
 	g.bytesSinceSnap, g.entriesSince = 0, 0
+	g.snapBytes = uint64(len(snap.GetData()))
 	if g.isMeta() {
 		st, err := meta.RestoreWithBugs(snap.GetData(), g.cfg.Bugs.Meta)
 		if err != nil {

@@ -17,29 +17,28 @@ func (g *Replica) maybeSnapshot() error {
 		// to the log and will replace this state.
 		return nil
 	}
-	var data []byte
 	if g.isMeta() {
-		if !g.metaSnapshotDue() && !g.snapStale {
+		if g.snapping || (!g.metaSnapshotDue() && !g.snapStale) {
 			return nil
 		}
-		data = g.meta.Snapshot()
-	} else {
-		if g.bytesSinceSnap < g.cfg.DataSnapshotBytes && !g.snapStale {
-			return nil
-		}
-		// The manifest may only name chunks whose files are durable.
-		if err := g.store.Sync(); err != nil {
-			return err
-		}
-		// Staged files at or below the applied index and files of chunks
-		// not held are garbage (chunk.Store.Tidy); a snapshot being
-		// fetched writes files of chunks not held yet.
-		chunks := g.pendingSnap == nil && g.applied >= g.recoveredTo
-		if err := g.store.Tidy(g.applied, chunks); err != nil {
-			return err
-		}
-		data = chunk.EncodeManifest(g.store.Infos())
+		return g.startMetaSnapshot()
 	}
+	// A data group's snapshot is a small manifest, taken at once.
+	if g.bytesSinceSnap < g.cfg.DataSnapshotBytes && !g.snapStale {
+		return nil
+	}
+	// The manifest may only name chunks whose files are durable.
+	if err := g.store.Sync(); err != nil {
+		return err
+	}
+	// Staged files at or below the applied index and files of chunks
+	// not held are garbage (chunk.Store.Tidy); a snapshot being
+	// fetched writes files of chunks not held yet.
+	chunks := g.pendingSnap == nil && g.applied >= g.recoveredTo
+	if err := g.store.Tidy(g.applied, chunks); err != nil {
+		return err
+	}
+	data := chunk.EncodeManifest(g.store.Infos())
 	snap, err := g.storage.CreateSnapshot(g.applied, g.confState, data)
 	if err != nil {
 		return fmt.Errorf("group %d: create snapshot at %d: %w", g.id, g.applied, err)
@@ -51,11 +50,7 @@ func (g *Replica) maybeSnapshot() error {
 	// sends as this snapshot); the log drops them only once the snapshot
 	// record is durable, in the same batch.
 	var compact uint64
-	keep := g.cfg.KeepEntries
-	if !g.isMeta() {
-		keep = g.cfg.KeepDataEntries
-	}
-	if g.applied > keep {
+	if keep := g.cfg.KeepDataEntries; g.applied > keep {
 		compact = g.applied - keep
 		if first, _ := g.storage.FirstIndex(); compact > first {
 			if err := g.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
@@ -69,17 +64,23 @@ func (g *Replica) maybeSnapshot() error {
 
 // metaSnapshotDue reports whether the meta replica should take a snapshot:
 // after MetaSnapshotEntries applied entries, once the entries applied since
-// the last snapshot hold at least a quarter of the state's size (its inline
-// bytes and about 64 bytes a file). A meta snapshot copies every inline
-// byte, up to the inline cap: taking one every MetaSnapshotEntries small
-// writes whatever the state's size would rewrite all inline data again and
-// again. So snapshots write at most about four times what the log wrote,
-// and the log behind the last snapshot stays within a quarter of the state.
+// the last snapshot hold as many bytes as that snapshot, or
+// maxMetaLogBytes. A meta snapshot copies every inline byte, up to the
+// inline cap, so taking one every MetaSnapshotEntries small writes would
+// rewrite all inline data again and again; taking one when the log since
+// reached a quarter of the state, as before, made snapshots write four
+// times what the log wrote, most of the bytes a small put cost the disks
+// at 64 clients (docs/performance.md). Now a snapshot writes at most what
+// the log wrote since the one before, twice that while the namespace only
+// grows (each snapshot then about doubles the one before, as an
+// append-only file is rewritten once it has doubled), and the log behind
+// the last snapshot (replayed at start, held in raft's memory) stays
+// within that snapshot's size, or maxMetaLogBytes. Snapshots no longer
+// stall anything (metasnap.go), so taking them less often costs only that
+// log.
 func (g *Replica) metaSnapshotDue() bool {
-	if g.entriesSince < g.cfg.MetaSnapshotEntries {
-		return false
-	}
-	_, inline := g.meta.Inline()
-	size := uint64(inline) + 64*uint64(g.meta.Len())
-	return g.bytesSinceSnap >= size/4
+	return g.entriesSince >= g.cfg.MetaSnapshotEntries && g.bytesSinceSnap >= min(g.snapBytes, maxMetaLogBytes)
 }
+
+// maxMetaLogBytes bounds the meta log behind its last snapshot.
+const maxMetaLogBytes = 64 << 20

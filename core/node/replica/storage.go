@@ -2,6 +2,7 @@ package replica
 
 import (
 	"fmt"
+	"slices"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -36,6 +37,9 @@ type LogJob struct {
 	// compactTo once it is durable.
 	snap      *raftpb.Snapshot
 	compactTo uint64
+	// ref is a meta snapshot in a snapshot file, which the log rotates
+	// onto (metasnap.go); such a job runs alone in its batch.
+	ref *wal.SnapshotRef
 }
 
 // logQueue batches a replica's log work: at most one batch is in flight, and
@@ -75,6 +79,15 @@ func (j LogJob) Entries() []*raftpb.Entry { return j.entries }
 // nil, and the index the log is compacted to once it is durable.
 func (j LogJob) Snapshot() (snap *raftpb.Snapshot, compactTo uint64) { return j.snap, j.compactTo }
 
+// Rotation reports whether the job rotates the log onto a snapshot file
+// (metasnap.go), and that snapshot's index.
+func (j LogJob) Rotation() (index uint64, ok bool) {
+	if j.ref == nil {
+		return 0, false
+	}
+	return j.ref.Metadata.GetIndex(), true
+}
+
 // Tracer is implemented by an Env that wants to know what each piece of
 // I/O work it is handed does, so as to print it: core/node's step-by-step
 // harness (harness_test.go). Each method is called just before the Env.IO
@@ -84,6 +97,7 @@ type Tracer interface {
 	TraceLogBatch(group uint64, jobs []LogJob)
 	TraceStage(group uint64, staged []StagedChunk)
 	TraceReplicaDelete(group, at uint64)
+	TraceSnapshotFile(group, index uint64)
 }
 
 // queueLog adds work to a replica's log and starts a batch if none runs.
@@ -108,7 +122,17 @@ func (g *Replica) startLogBatch() {
 		return
 	}
 	jobs := g.log.pending
-	g.log.pending = nil
+	// A rotation runs alone: what the log holds when it starts must be
+	// what raft's storage holds.
+	if i := slices.IndexFunc(jobs, func(j LogJob) bool { return j.ref != nil }); i == 0 {
+		g.log.pending = slices.Clone(jobs[1:])
+		g.log.busy = true
+		g.rotateLog(jobs[0])
+		return
+	} else if i > 0 {
+		jobs = jobs[:i]
+	}
+	g.log.pending = slices.Clone(g.log.pending[len(jobs):])
 	g.log.busy = true
 	var staged []StagedChunk
 	for _, j := range jobs {
@@ -265,6 +289,9 @@ func (g *Replica) logBatchDone(jobs []LogJob, err error) {
 		return
 	}
 	for _, j := range jobs {
+		if j.ref != nil {
+			g.snapping = false
+		}
 		m := j.append
 		if m == nil {
 			continue

@@ -1,0 +1,162 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tessera-db/tessera/core/wal"
+)
+
+// Meta snapshots off the event loop and off the log's queue. The meta
+// state holds every inline file, so its snapshot grows with the namespace
+// (17 MB at 60,000 small files). Encoding it on the event loop stalled the
+// whole node, every group and every request, for 30-670 ms, and writing it
+// into the log (then replaying and rewriting the log to compact it) kept
+// the meta group's log busy for 100-480 ms more; all three replicas reach
+// the same index and stalled together, so at 64 clients the put latency's
+// tail was these stalls (docs/performance.md). So a meta snapshot goes in
+// three steps, one in flight per replica at a time:
+//
+//  1. On the loop, the state is frozen (meta.State.Freeze: O(1) for the
+//     files, a copy-on-write tree; the bounded sessions, leases and garbage
+//     encoded at once) at the applied index.
+//  2. On the replica's snapshot I/O queue, apart from its log's, the frozen
+//     state is encoded and written to a snapshot file beside the log, and
+//     fsynced (wal.WriteSnapshotFile), while the log goes on taking
+//     appends and the loop goes on applying.
+//  3. Back on the loop, raft's storage takes the snapshot (to send to
+//     followers) and compacts, and the log rotates onto it in a batch of
+//     its own (wal.Rotate: a new segment with a reference to the file, the
+//     entries after it and the hard state): a few kilobytes and an fsync.
+//
+// Nothing waits for a snapshot: it only shortens the log. A crash before
+// step 3 is durable loses the file or leaves it unreferenced (removed at
+// the next start), and the log recovers as it was.
+
+// SnapQueue is the I/O queue of a replica's snapshot files: apart from its
+// log's queue (the group id), so that a snapshot's write runs beside the
+// log's appends.
+func SnapQueue(group uint64) uint64 { return group | 1<<63 }
+
+// startMetaSnapshot freezes the meta replica's state at its applied index
+// and hands its encoding and writing to the snapshot queue.
+func (g *Replica) startMetaSnapshot() error {
+	index := g.applied
+	term, err := g.storage.Term(index)
+	if err != nil {
+		return fmt.Errorf("group %d: term of applied index %d: %w", g.id, index, err)
+	}
+	md := &raftpb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term),
+		ConfState: proto.Clone(g.confState).(*raftpb.ConfState)}
+	frozen := g.meta.Freeze()
+	g.snapping = true
+	g.snapIndex = index
+	g.bytesSinceSnap, g.entriesSince, g.snapStale = 0, 0, false
+	if t, ok := g.env.(Tracer); ok {
+		t.TraceSnapshotFile(g.id, index)
+	}
+	fs, dir := g.env.FS(), WALDir(g.id)
+	var data []byte
+	var ref wal.SnapshotRef
+	g.env.IO(SnapQueue(g.id), func() error {
+		data = frozen.Encode()
+		var err error
+		ref, err = wal.WriteSnapshotFile(fs, dir, md, data)
+		return err
+	}, func(err error) { g.metaSnapshotWritten(md, data, ref, err) })
+	return nil
+}
+
+// metaSnapshotWritten runs on the loop once a snapshot file is durable:
+// raft's storage takes the snapshot and the log is queued to rotate onto it.
+func (g *Replica) metaSnapshotWritten(md *raftpb.SnapshotMetadata, data []byte, ref wal.SnapshotRef, err error) {
+	if g.deleted || g.host.Stopped() {
+		return // the replica was deleted meanwhile (and its files with it)
+	}
+	if err != nil {
+		g.host.Fail(fmt.Errorf("group %d: snapshot file at %d: %w", g.id, md.GetIndex(), err))
+		return
+	}
+	snap, err := g.storage.CreateSnapshot(md.GetIndex(), md.GetConfState(), data)
+	if errors.Is(err, raft.ErrSnapOutOfDate) {
+		// A leader's newer snapshot was installed meanwhile; the file is
+		// removed with the next rotation or start.
+		g.snapping = false
+		return
+	}
+	if err != nil {
+		g.host.Fail(fmt.Errorf("group %d: create snapshot at %d: %w", g.id, md.GetIndex(), err))
+		return
+	}
+	g.stats.Snapshots++
+	g.snapBytes = uint64(len(data))
+	var compact uint64
+	if idx := snap.GetMetadata().GetIndex(); idx > g.cfg.KeepEntries {
+		compact = idx - g.cfg.KeepEntries
+		if first, _ := g.storage.FirstIndex(); compact > first {
+			if err := g.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
+				g.host.Fail(fmt.Errorf("group %d: compact to %d: %w", g.id, compact, err))
+				return
+			}
+		}
+	}
+	g.queueLog(LogJob{ref: &ref})
+}
+
+// rotateLog runs a rotation job, alone in its batch: the log becomes the
+// snapshot file's reference, the entries after it and the hard state, as
+// raft's storage holds them now (every earlier batch is durable and
+// visible there, and none runs).
+func (g *Replica) rotateLog(j LogJob) {
+	md := j.ref.Metadata
+	st, err := g.storage.Snapshot()
+	if err == nil && st.GetMetadata().GetIndex() != md.GetIndex() {
+		// A leader's snapshot replaced this one in the storage (its record
+		// is in the log already): rotating would go back behind it.
+		g.log.busy, g.snapping = false, false
+		g.startLogBatch()
+		return
+	}
+	var ents []*raftpb.Entry
+	var hs *raftpb.HardState
+	if err == nil {
+		var last uint64
+		if last, err = g.storage.LastIndex(); err == nil && last > md.GetIndex() {
+			ents, err = g.storage.Entries(md.GetIndex()+1, last+1, math.MaxUint64)
+		}
+	}
+	if err == nil {
+		hs, _, err = g.storage.InitialState()
+	}
+	if err != nil {
+		g.log.busy = false
+		g.host.Fail(fmt.Errorf("group %d: rotate the log onto the snapshot at %d: %w", g.id, md.GetIndex(), err))
+		return
+	}
+	// The work reads these off the loop: its own slice, of entries that
+	// are never changed once stored, and its own hard state.
+	ents = slices.Clone(ents)
+	var hsCopy *raftpb.HardState
+	if hs != nil && !raft.IsEmptyHardState(hs) {
+		hsCopy = proto.Clone(hs).(*raftpb.HardState)
+	}
+	g.stats.WALSyncs++
+	g.stats.LogBatches++
+	g.stats.LogBatchJobs++
+	jobs := []LogJob{j}
+	if t, ok := g.env.(Tracer); ok {
+		t.TraceLogBatch(g.id, jobs)
+	}
+	w, ref := g.wal, *j.ref
+	g.env.IO(g.id, func() error { return w.Rotate(ref, hsCopy, ents) }, func(err error) { g.logBatchDone(jobs, err) })
+}
+
+// WALDir is the directory of a replica's log (segments and snapshot
+// files).
+func WALDir(group uint64) string { return fmt.Sprintf("groups/%d/wal", group) }

@@ -1,0 +1,249 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"strings"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tessera-db/tessera/core/vfs"
+)
+
+// Snapshot files. A snapshot record holds the snapshot's data, so writing
+// one costs the log a write and an fsync of the whole state, during which
+// nothing else reaches that log; a state machine whose snapshot is large
+// (the meta group's, with its inline files) would stall its group's
+// commits. So a snapshot may instead live in a file of its own beside the
+// segments, "<index>-<term>.snap" (16 lower-case hex digits each), holding
+// exactly the snapshot's data. WriteSnapshotFile writes and fsyncs it
+// without touching the log (on another I/O queue, while the log goes on
+// taking appends), and Rotate then starts a new segment with a small
+// reference record to it (type 4):
+//
+//	offset  size  field
+//	0       8     data length, little-endian
+//	8       4     crc32c of the data, little-endian
+//	12      n-12  protobuf encoding of the raftpb.SnapshotMetadata
+//
+// Recovery reads the file of the snapshot it ends with and checks its
+// length and checksum: a missing or damaged file is ErrCorrupt. Snapshot
+// files that no record of the log names (written before a crash that lost
+// their reference, or left by a rotation cut short) are removed at Open.
+
+// SnapshotRef names a snapshot whose data is in a snapshot file.
+type SnapshotRef struct {
+	Metadata *raftpb.SnapshotMetadata
+	Size     int64
+	CRC      uint32
+}
+
+const snapSuffix = ".snap"
+
+func snapFileName(index, term uint64) string {
+	return fmt.Sprintf("%016x-%016x%s", index, term, snapSuffix)
+}
+
+// WriteSnapshotFile writes data as the snapshot file of md in the log
+// directory dir, fsyncs it and the directory, and returns the reference
+// Rotate records. It touches no open WAL, so it may run while the log in
+// dir takes appends on another I/O queue.
+func WriteSnapshotFile(fs vfs.FS, dir string, md *raftpb.SnapshotMetadata, data []byte) (SnapshotRef, error) {
+	ref := SnapshotRef{Metadata: md, Size: int64(len(data)), CRC: crc32.Checksum(data, castagnoli)}
+	if err := fs.MkdirAll(dir); err != nil {
+		return ref, fmt.Errorf("wal: snapshot file: %w", err)
+	}
+	name := dir + "/" + snapFileName(md.GetIndex(), md.GetTerm())
+	f, err := fs.Create(name)
+	if err != nil {
+		return ref, fmt.Errorf("wal: create %s: %w", name, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fs.SyncDir(dir)
+	}
+	if err != nil {
+		return ref, fmt.Errorf("wal: write %s: %w", name, err)
+	}
+	return ref, nil
+}
+
+// encodeRef is a reference record's payload.
+func encodeRef(ref SnapshotRef) ([]byte, error) {
+	md, err := proto.MarshalOptions{Deterministic: true}.Marshal(ref.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("wal: marshal snapshot metadata: %w", err)
+	}
+	b := binary.LittleEndian.AppendUint64(nil, uint64(ref.Size))
+	b = binary.LittleEndian.AppendUint32(b, ref.CRC)
+	return append(b, md...), nil
+}
+
+func decodeRef(payload []byte) (SnapshotRef, error) {
+	if len(payload) < 12 {
+		return SnapshotRef{}, fmt.Errorf("snapshot reference of %d bytes: %w", len(payload), ErrCorrupt)
+	}
+	md := &raftpb.SnapshotMetadata{}
+	if err := proto.Unmarshal(payload[12:], md); err != nil {
+		return SnapshotRef{}, fmt.Errorf("snapshot reference: %v: %w", err, ErrCorrupt)
+	}
+	size := binary.LittleEndian.Uint64(payload[0:8])
+	if size > MaxRecordBytes {
+		return SnapshotRef{}, fmt.Errorf("snapshot reference to %d bytes: %w", size, ErrCorrupt)
+	}
+	return SnapshotRef{Metadata: md, Size: int64(size), CRC: binary.LittleEndian.Uint32(payload[8:12])}, nil
+}
+
+// readSnapshotFile reads and checks the data a reference names.
+func (w *WAL) readSnapshotFile(ref SnapshotRef) ([]byte, error) {
+	name := w.dir + "/" + snapFileName(ref.Metadata.GetIndex(), ref.Metadata.GetTerm())
+	f, err := w.fs.Open(name)
+	if err != nil {
+		if errors.Is(err, vfs.ErrNotExist) {
+			return nil, fmt.Errorf("wal: snapshot file %s is missing: %w", name, ErrCorrupt)
+		}
+		return nil, fmt.Errorf("wal: open %s: %w: %w", name, ErrUnreadable, err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, fmt.Errorf("wal: %s: %w: %w", name, ErrUnreadable, err)
+	}
+	if size != ref.Size {
+		return nil, fmt.Errorf("wal: snapshot file %s holds %d bytes, its reference %d: %w", name, size, ref.Size, ErrCorrupt)
+	}
+	data := make([]byte, size)
+	for attempt := 0; attempt < readAttempts; attempt++ {
+		var n int
+		if n, err = f.ReadAt(data, 0); n == len(data) {
+			if crc32.Checksum(data, castagnoli) != ref.CRC {
+				return nil, fmt.Errorf("wal: snapshot file %s: checksum mismatch: %w", name, ErrCorrupt)
+			}
+			return data, nil
+		}
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	return nil, fmt.Errorf("wal: read %s (%d attempts): %w: %w", name, readAttempts, ErrUnreadable, err)
+}
+
+// Rotate makes the log one new segment: the reference to a snapshot file
+// written by WriteSnapshotFile, then ents (the entries the log holds after
+// the snapshot's index, as raft's storage has them) and hs. It writes the
+// segment under a temporary name, fsyncs it, renames it into place and
+// fsyncs the directory, and only then removes the older segments and every
+// other snapshot file: a crash at any point recovers either the old log or
+// the new one, whole. The caller must have nothing else in flight on the
+// log, and ents must be exactly what the log holds after the snapshot's
+// index; what the log held up to it is dropped.
+func (w *WAL) Rotate(ref SnapshotRef, hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	if w.closed {
+		return errors.New("wal: closed")
+	}
+	payload, err := encodeRef(ref)
+	if err != nil {
+		return err
+	}
+	if err := w.syncFile(); err != nil {
+		return err
+	}
+	old, err := segments(w.fs, w.dir)
+	if err != nil {
+		return err
+	}
+	seq := w.seq + 1
+	b := &batch{buf: segmentHeader(seq, w.chain), chain: w.chain}
+	b.buf, b.chain = encodeRecord(b.buf, b.chain, recSnapshotRef, payload)
+	for _, e := range ents {
+		if err := b.add(recEntry, e); err != nil {
+			return err
+		}
+	}
+	if hs != nil {
+		if err := b.add(recHardState, hs); err != nil {
+			return err
+		}
+	}
+	tmp := w.path(seq) + tmpSuffix
+	f, err := w.fs.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("wal: create %s: %w", tmp, err)
+	}
+	_, err = f.Write(b.buf)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = w.fs.Rename(tmp, w.path(seq))
+	}
+	if err == nil {
+		err = w.fs.SyncDir(w.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("wal: rotate to segment %d: %w", seq, err)
+	}
+	// The new segment is the log from here on, whatever happens next.
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("wal: close segment %d: %w", w.seq, err)
+	}
+	nf, err := w.fs.Open(w.path(seq))
+	if err != nil {
+		w.closed = true
+		return fmt.Errorf("wal: open segment %d: %w", seq, err)
+	}
+	w.f, w.seq, w.size, w.chain, w.dirty = nf, seq, int64(len(b.buf)), b.chain, false
+	for _, s := range old {
+		if err := w.fs.Remove(w.path(s)); err != nil && !errors.Is(err, vfs.ErrNotExist) {
+			return fmt.Errorf("wal: remove segment %d: %w", s, err)
+		}
+	}
+	keep := snapFileName(ref.Metadata.GetIndex(), ref.Metadata.GetTerm())
+	if _, err := w.removeStray(keep); err != nil {
+		return err
+	}
+	return w.fs.SyncDir(w.dir)
+}
+
+const tmpSuffix = ".tmp"
+
+// Exists reports whether dir holds a log: a segment. A snapshot file alone
+// is not one (its write may have run beside the deletion of its replica).
+func Exists(fs vfs.FS, dir string) (bool, error) {
+	seqs, err := segments(fs, dir)
+	return len(seqs) > 0, err
+}
+
+// removeStray removes the snapshot files other than keep ("" for none) and
+// any temporary segment a rotation left, reporting whether it removed any.
+func (w *WAL) removeStray(keep string) (bool, error) {
+	names, err := w.fs.List(w.dir)
+	if err != nil {
+		return false, fmt.Errorf("wal: list %s: %w", w.dir, err)
+	}
+	removed := false
+	for _, n := range names {
+		stray := strings.HasSuffix(n, tmpSuffix) || (strings.HasSuffix(n, snapSuffix) && n != keep)
+		if !stray {
+			continue
+		}
+		if err := w.fs.Remove(w.dir + "/" + n); err != nil && !errors.Is(err, vfs.ErrNotExist) {
+			return removed, fmt.Errorf("wal: remove %s/%s: %w", w.dir, n, err)
+		}
+		removed = true
+	}
+	return removed, nil
+}
