@@ -175,6 +175,33 @@ func (w *WAL) Rotate(ref SnapshotRef, hs *raftpb.HardState, ents []*raftpb.Entry
 			return err
 		}
 	}
+	if err := w.install(seq, b); err != nil {
+		return err
+	}
+	for _, s := range old {
+		if err := w.fs.Remove(w.path(s)); err != nil && !errors.Is(err, vfs.ErrNotExist) {
+			return fmt.Errorf("wal: remove segment %d: %w", s, err)
+		}
+	}
+	keep := snapFileName(ref.Metadata.GetIndex(), ref.Metadata.GetTerm())
+	if _, err := w.removeStray(keep); err != nil {
+		return err
+	}
+	return w.fs.SyncDir(w.dir)
+}
+
+const tmpSuffix = ".tmp"
+
+// install makes b, a whole segment with its header, segment seq of the log
+// and the one appended to from then on. It writes the segment under a
+// temporary name, fsyncs it, renames it into place and fsyncs the
+// directory, so that the segment is durable under its name either whole or
+// not at all: a file system may make a new name durable before its content
+// (ext4 commits a directory entry with any other file's fsync), and a
+// rewritten log torn after its first records would read as the old log cut
+// short, its later entries lost. What install leaves at a failure is a
+// temporary file, which Open removes.
+func (w *WAL) install(seq uint64, b *batch) error {
 	tmp := w.path(seq) + tmpSuffix
 	f, err := w.fs.Create(tmp)
 	if err != nil {
@@ -194,7 +221,7 @@ func (w *WAL) Rotate(ref SnapshotRef, hs *raftpb.HardState, ents []*raftpb.Entry
 		err = w.fs.SyncDir(w.dir)
 	}
 	if err != nil {
-		return fmt.Errorf("wal: rotate to segment %d: %w", seq, err)
+		return fmt.Errorf("wal: install segment %d: %w", seq, err)
 	}
 	// The new segment is the log from here on, whatever happens next.
 	if err := w.f.Close(); err != nil {
@@ -205,20 +232,9 @@ func (w *WAL) Rotate(ref SnapshotRef, hs *raftpb.HardState, ents []*raftpb.Entry
 		w.closed = true
 		return fmt.Errorf("wal: open segment %d: %w", seq, err)
 	}
-	w.f, w.seq, w.size, w.chain, w.dirty = nf, seq, int64(len(b.buf)), b.chain, false
-	for _, s := range old {
-		if err := w.fs.Remove(w.path(s)); err != nil && !errors.Is(err, vfs.ErrNotExist) {
-			return fmt.Errorf("wal: remove segment %d: %w", s, err)
-		}
-	}
-	keep := snapFileName(ref.Metadata.GetIndex(), ref.Metadata.GetTerm())
-	if _, err := w.removeStray(keep); err != nil {
-		return err
-	}
-	return w.fs.SyncDir(w.dir)
+	w.f, w.seq, w.size, w.chain, w.dirty, w.dirDirty = nf, seq, int64(len(b.buf)), b.chain, false, false
+	return nil
 }
-
-const tmpSuffix = ".tmp"
 
 // Exists reports whether dir holds a log: a segment. A snapshot file alone
 // is not one (its write may have run beside the deletion of its replica).

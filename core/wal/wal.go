@@ -721,7 +721,8 @@ func (w *WAL) Compact(index uint64) error {
 	if err != nil {
 		return err
 	}
-	b := &batch{chain: w.chain}
+	seq := w.seq + 1
+	b := &batch{buf: segmentHeader(seq, w.chain), chain: w.chain}
 	if err := b.add(recSnapshot, st.Snapshot); err != nil {
 		return err
 	}
@@ -735,19 +736,9 @@ func (w *WAL) Compact(index uint64) error {
 			return err
 		}
 	}
-	if err := w.f.Close(); err != nil {
-		return fmt.Errorf("wal: close segment %d: %w", w.seq, err)
-	}
-	if err := w.createSegment(w.seq + 1); err != nil {
-		return err
-	}
-	if err := w.append(b.buf); err != nil {
-		return err
-	}
-	w.chain = b.chain
-	// The new segment must be durable, name included, before any old one
-	// goes away.
-	if err := w.Sync(); err != nil {
+	// The new segment must be durable whole, name included, before any old
+	// one goes away.
+	if err := w.install(seq, b); err != nil {
 		return err
 	}
 	for _, seq := range old {

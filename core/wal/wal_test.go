@@ -657,3 +657,70 @@ func TestRotateOntoSnapshotFile(t *testing.T) {
 		}
 	}
 }
+
+// TestRewriteIsWholeOrNotAtAll crashes a compaction and a rotation at each
+// of their syncs, on a file system that makes names durable before content
+// (a journaling file system commits a directory entry with any other
+// file's fsync), keeping every torn prefix of what was written. Recovery
+// must find the log as it was synced before the rewrite, or as the rewrite
+// left it, never the old log cut short by a torn new segment (which would
+// drop durable entries and keep a hard state committing past the log).
+func TestRewriteIsWholeOrNotAtAll(t *testing.T) {
+	rewrites := map[string]func(fs *memfs.FS, w *WAL) error{
+		"compact": func(_ *memfs.FS, w *WAL) error { return w.Compact(10) },
+		"rotate": func(fs *memfs.FS, w *WAL) error {
+			s := snapshot(10, 1)
+			ref, err := WriteSnapshotFile(fs, "wal", s.GetMetadata(), s.GetData())
+			if err != nil {
+				return err
+			}
+			var ents []*raftpb.Entry
+			for i := uint64(11); i <= 40; i++ {
+				ents = append(ents, entry(i, 1, "xxxxxxxxxx"))
+			}
+			return w.Rotate(ref, hardState(1, 1, 39), ents)
+		},
+	}
+	want := `snap 10/1 "state@10"; hs 1/1/39; `
+	for i := uint64(11); i <= 40; i++ {
+		want += fmt.Sprintf("%d/1:xxxxxxxxxx ", i)
+	}
+	for _, name := range []string{"compact", "rotate"} {
+		for failAt := 1; ; failAt++ {
+			var err error
+			for cut := 0; cut <= 2; cut++ {
+				fs := memfs.New()
+				w, _ := mustOpen(t, fs)
+				w.SaveSnapshot(snapshot(1, 1))
+				for i := uint64(2); i <= 40; i++ {
+					w.Save(hardState(1, 1, i-1), []*raftpb.Entry{entry(i, 1, "xxxxxxxxxx")})
+				}
+				w.SaveSnapshot(snapshot(10, 1))
+				if err := w.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				fs.SetEagerNames(true)
+				syncs := 0
+				fs.SetFaults(memfs.Faults{SyncErr: func(string) error {
+					if syncs++; syncs == failAt {
+						return errors.New("injected")
+					}
+					return nil
+				}})
+				err = rewrites[name](fs, w)
+				fs.SetFaults(memfs.Faults{})
+				fs.Crash(func(n int) int { return []int{0, n / 2, n}[cut] })
+				_, st, oerr := Open(fs, "wal", Options{SegmentBytes: 300})
+				if oerr != nil {
+					t.Fatalf("%s, sync %d failed, cut %d: reopen: %v", name, failAt, cut, oerr)
+				}
+				if got := describe(st); got != want {
+					t.Fatalf("%s, sync %d failed, cut %d: recovered\n%q\nwant\n%q", name, failAt, cut, got, want)
+				}
+			}
+			if err == nil {
+				break
+			}
+		}
+	}
+}

@@ -133,6 +133,9 @@ type FS struct {
 	// syncOff makes Sync and SyncDir succeed without making anything
 	// durable (SetSyncOff).
 	syncOff bool
+	// eagerNames makes every change of a name durable at once
+	// (SetEagerNames).
+	eagerNames bool
 }
 
 // New returns an empty file system.
@@ -148,6 +151,25 @@ func (fs *FS) SetFaults(f Faults) { fs.faults = f }
 // flight at a crash this way: they reached the page cache but not the disk,
 // so the crash keeps at most a torn prefix of them.
 func (fs *FS) SetSyncOff(on bool) { fs.syncOff = on }
+
+// SetEagerNames makes each Create, Rename and Remove durable at once,
+// before any SyncDir and whatever the file's content: a journaling file
+// system may commit a directory entry with any other file's fsync, so a
+// crash can keep a file's name with only a torn prefix of its content.
+func (fs *FS) SetEagerNames(on bool) { fs.eagerNames = on }
+
+// named records a change of name in the durable directory too when names
+// are eager.
+func (fs *FS) named(d *dir, base string, ino *inode) {
+	if !fs.eagerNames {
+		return
+	}
+	if ino == nil {
+		delete(d.durable, base)
+		return
+	}
+	d.durable[base] = ino
+}
 
 func clean(name string) string { return strings.Trim(name, "/") }
 
@@ -189,6 +211,7 @@ func (fs *FS) Create(name string) (vfs.File, error) {
 		ino = old
 	}
 	d.entries[base] = ino
+	fs.named(d, base, ino)
 	return &file{fs: fs, ino: ino, name: clean(name), epoch: fs.epoch}, nil
 }
 
@@ -215,6 +238,7 @@ func (fs *FS) Remove(name string) error {
 		return fmt.Errorf("memfs: remove %s: %w", name, vfs.ErrNotExist)
 	}
 	delete(d.entries, base)
+	fs.named(d, base, nil)
 	return nil
 }
 
@@ -234,6 +258,8 @@ func (fs *FS) Rename(oldname, newname string) error {
 	}
 	delete(od.entries, ob)
 	nd.entries[nb] = ino
+	fs.named(od, ob, nil)
+	fs.named(nd, nb, ino)
 	return nil
 }
 

@@ -308,3 +308,38 @@ func TestReadErrorsAndLatentSectors(t *testing.T) {
 		t.Fatalf("read of rewritten bytes: %v", err)
 	}
 }
+
+// TestEagerNames checks that with eager names a crash keeps every change of
+// name made before it, synced or not, and only the synced (or torn)
+// content behind it.
+func TestEagerNames(t *testing.T) {
+	for _, eager := range []bool{false, true} {
+		fs := New()
+		fs.MkdirAll("d")
+		f, _ := fs.Create("d/old")
+		f.Write([]byte("old"))
+		f.Sync()
+		fs.SyncDir("d")
+		fs.SetEagerNames(eager)
+		f, _ = fs.Create("d/new")
+		f.Write([]byte("unsynced"))
+		fs.Rename("d/old", "d/moved")
+		fs.Crash(func(n int) int { return n / 2 })
+		got, _ := fs.List("d")
+		want := []string{"old"}
+		if eager {
+			want = []string{"moved", "new"}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("eager %v: after the crash the directory holds %q, want %q", eager, got, want)
+		}
+		if eager {
+			if c, _ := content(t, fs, "d/new"); c != "unsy" {
+				t.Errorf("new file holds %q after the crash, want the torn prefix %q", c, "unsy")
+			}
+			if c, _ := content(t, fs, "d/moved"); c != "old" {
+				t.Errorf("moved file holds %q, want %q", c, "old")
+			}
+		}
+	}
+}
