@@ -13,7 +13,10 @@
 # rounds, each build gets a fresh cluster and one put of BENCH_RSS_MIB MiB
 # streamed from /dev/zero (`tessera put PATH -`), with every node's VmRSS
 # sampled every 0.5 s during it, then VmHWM and VmRSS read right after it
-# and again BENCH_SETTLE later. Output: one line per measurement on stdout.
+# and again BENCH_SETTLE later. Output: one line per measurement on stdout;
+# a put-get line also gives cpu_s, the CPU time (user and system) the three
+# node processes used during the put and the get (/proc/PID/stat), which
+# depends less on the machine's load than the rates do.
 #
 # Settings (environment):
 #   BENCH_ROUNDS      rounds (default 3)
@@ -82,6 +85,15 @@ start() {
 	done
 }
 
+# cpu: CPU seconds (user + system) used so far by the node processes.
+cpu() {
+	local p t=0
+	for p in $NODES; do
+		t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+	done
+	awk -v t="$t" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.2f", t / hz}'
+}
+
 # mem FIELD: FIELD (VmRSS or VmHWM) of every node in MiB, comma-separated.
 mem() {
 	local out= p
@@ -94,9 +106,10 @@ mem() {
 putget() {
 	local name=$1 bin=$2 d=$WORK/c
 	start "$bin" "$d"
-	local line
+	local line c0
+	c0=$(cpu)
 	line=$(timeout 900 "$bin" bench put-get --size "${LARGE_MIB}MiB" --count 1 --json --endpoints "$ENDPOINTS" --path /bench/large)
-	echo "round=$r build=$name put-get=$line hwm_mib=$(mem VmHWM) rss_mib=$(mem VmRSS)"
+	echo "round=$r build=$name put-get=$line cpu_s=$(awk -v a="$c0" -v b="$(cpu)" 'BEGIN {printf "%.2f", b - a}') hwm_mib=$(mem VmHWM) rss_mib=$(mem VmRSS)"
 	if ((PARALLEL > 0)); then
 		line=$(timeout 900 "$bin" bench put-get --size "$((LARGE_MIB / PARALLEL))MiB" --parallel "$PARALLEL" --count 1 --json \
 			--endpoints "$ENDPOINTS" --path /bench/parallel)

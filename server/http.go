@@ -40,6 +40,9 @@ type httpAPI struct {
 	// once share Window-1 slots, each guaranteed one piece, and the chunk
 	// writes in flight from this node stay near the number of writes.
 	pool chan struct{}
+	// pieces are buffers of a chunk's size for the bodies of writes, reused
+	// once a chunk write of one is acknowledged.
+	pieces *bufPool
 }
 
 // fileJSON is the JSON form of a file record.
@@ -559,6 +562,7 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 // answer is the response to a request of an op in flight.
 type answer struct {
 	token uint64
+	req   *api.Request
 	resp  *api.Response
 }
 
@@ -596,8 +600,7 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 				h.metrics.backpressure.Inc()
 				blocked = time.Now()
 			}
-			a := <-answers
-			op.OnResponse(a.token, a.resp)
+			h.onAnswer(op, <-answers)
 			h.release(&slots, op.Held()-1)
 		case client.StepNeedData:
 			if op.Held() > slots {
@@ -615,7 +618,7 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 					case h.pool <- struct{}{}:
 						slots++
 					case a := <-answers:
-						op.OnResponse(a.token, a.resp)
+						h.onAnswer(op, a)
 						h.release(&slots, op.Held()-1)
 						continue
 					}
@@ -623,10 +626,10 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 			}
 			// Reading the body again ends a stretch of back-pressure.
 			blocked = h.unblock(blocked)
-			// The op keeps the slice until the chunk is written; a fresh
-			// buffer per chunk keeps memory at about a window of chunks
-			// per request.
-			data, eof, err := readPiece(body, h.ccfg.ChunkBytes, left)
+			// The op keeps the slice until the chunk is written (onAnswer
+			// then gives the buffer back), so memory stays at about a
+			// window of chunks per request.
+			data, eof, err := readPiece(body, h.ccfg.ChunkBytes, left, h.pieces)
 			switch {
 			case err == nil:
 			case errors.Is(err, errTooLarge):
@@ -663,12 +666,23 @@ func (h *httpAPI) send(ctx context.Context, st client.Step, answers chan<- answe
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			answers <- answer{st.Token, api.Errorf(api.Timeout, "client went away")}
+			answers <- answer{st.Token, st.Req, api.Errorf(api.Timeout, "client went away")}
 			return
 		case <-t.C:
 		}
 	}
-	answers <- answer{st.Token, h.loop.Do(st.Req, ctx.Done())}
+	answers <- answer{st.Token, st.Req, h.loop.Do(st.Req, ctx.Done())}
+}
+
+// onAnswer feeds an answer to its op. A chunk write acknowledged is done
+// with its piece of body: the op drops it, and the node answered only once
+// it had copied the bytes (into a raft proposal or a forwarded request) and
+// ended its own request, so the buffer goes back to the pool. Any other
+// answer leaves the piece to a retry, or to the collector.
+func (h *httpAPI) onAnswer(op *client.Op, a answer) {
+	if op.OnResponse(a.token, a.resp) && a.req.Kind == api.ChunkWrite && a.resp.Status == api.OK {
+		h.pieces.put(a.req.Data)
+	}
 }
 
 // release gives slots of the node's pool back until the write holds at
@@ -693,8 +707,8 @@ func (h *httpAPI) unblock(since time.Time) time.Time {
 // is an error. No request gets a buffer larger than
 // it needs: with the body's remaining length known (left >= 0) the buffer
 // is one byte past it (so that the read sees the end), else it starts small
-// and grows.
-func readPiece(body io.Reader, chunkBytes int, left int64) (data []byte, eof bool, err error) {
+// and grows. A whole chunk's buffer comes from pieces, if given.
+func readPiece(body io.Reader, chunkBytes int, left int64, pieces *bufPool) (data []byte, eof bool, err error) {
 	size := chunkBytes
 	if left >= 0 && left < int64(chunkBytes) {
 		size = int(left) + 1
@@ -702,7 +716,12 @@ func readPiece(body io.Reader, chunkBytes int, left int64) (data []byte, eof boo
 	if left < 0 {
 		size = min(chunkBytes, 64<<10)
 	}
-	buf := make([]byte, size)
+	var buf []byte
+	if size == chunkBytes && pieces != nil && pieces.size == chunkBytes {
+		buf = pieces.get()
+	} else {
+		buf = make([]byte, size)
+	}
 	n := 0
 	for {
 		m, err := io.ReadFull(body, buf[n:])

@@ -24,7 +24,7 @@ func TestReadPiece(t *testing.T) {
 				if i > size/chunk+2 {
 					t.Fatalf("size %d known=%v: too many pieces", size, known)
 				}
-				data, eof, err := readPiece(r, chunk, left)
+				data, eof, err := readPiece(r, chunk, left, nil)
 				if err != nil {
 					t.Fatalf("size %d known=%v: %v", size, known, err)
 				}
@@ -67,7 +67,7 @@ func TestReadPieceShortBody(t *testing.T) {
 			}
 			var data []byte
 			var eof bool
-			data, eof, err = readPiece(r, chunk, left)
+			data, eof, err = readPiece(r, chunk, left, nil)
 			if err == nil && eof {
 				t.Fatalf("%d of %d bytes: eof after %d bytes left", tt.have, tt.announced, left)
 			}

@@ -78,7 +78,8 @@ func Run(ctx context.Context, cfg Config) error {
 			InlineThreshold: ncfg.MetaConfig().InlineThreshold, Window: cfg.PutWindow},
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
 		sessBase:       binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1),
-		pool:           make(chan struct{}, cfg.PutWindow-1)}
+		pool:           make(chan struct{}, cfg.PutWindow-1),
+		pieces:         newBufPool(cfg.ChunkBytes)}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_put_pool_slots_in_use",
 		Help: "Slots of the node's shared put window in use: pieces of request bodies held beyond one per put or append (at most --put-window - 1).",

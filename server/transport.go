@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/wire"
 )
 
@@ -17,13 +18,21 @@ import (
 // transport drops (raft tolerates loss and retransmits).
 const peerQueueLen = 1024
 
-// transport carries envelopes between nodes over TCP: one outgoing
-// connection per peer, each frame a 4-byte little-endian length and an
-// encoded wire.Envelope.
+// bulkBytes is the size from which a forwarded request, a reply, a fetch
+// reply or a snapshot piece travels on a peer's bulk connection.
+const bulkBytes = 64 << 10
+
+// transport carries envelopes between nodes over TCP: two outgoing
+// connections per peer, each frame a 4-byte little-endian length and an
+// encoded wire.Envelope. One carries bulk data (data groups' appends and
+// snapshots, and other large items: wire.Envelope.SplitBulk), the other
+// everything else, so that an acknowledgement or a small request never
+// waits behind a chunk's bytes on the way to the same peer.
 type transport struct {
 	self    uint64
 	peers   map[uint64]string
 	queues  map[uint64]chan *wire.Envelope
+	bulk    map[uint64]chan *wire.Envelope
 	ln      net.Listener
 	deliver func(*wire.Envelope)
 	log     *slog.Logger
@@ -32,14 +41,18 @@ type transport struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	conns   map[net.Conn]bool
+	// frames are the read buffers of large frames, reused once the
+	// envelope decoded from one no longer refers to it.
+	frames framePools
 }
 
 func newTransport(self uint64, peers map[uint64]string, ln net.Listener, deliver func(*wire.Envelope), log *slog.Logger, m *metrics) *transport {
-	t := &transport{self: self, peers: peers, queues: map[uint64]chan *wire.Envelope{}, ln: ln,
-		deliver: deliver, log: log, metrics: m, stop: make(chan struct{}), conns: map[net.Conn]bool{}}
+	t := &transport{self: self, peers: peers, queues: map[uint64]chan *wire.Envelope{}, bulk: map[uint64]chan *wire.Envelope{},
+		ln: ln, deliver: deliver, log: log, metrics: m, stop: make(chan struct{}), conns: map[net.Conn]bool{}}
 	for id := range peers {
 		if id != self {
 			t.queues[id] = make(chan *wire.Envelope, peerQueueLen)
+			t.bulk[id] = make(chan *wire.Envelope, peerQueueLen)
 		}
 	}
 	return t
@@ -47,8 +60,9 @@ func newTransport(self uint64, peers map[uint64]string, ln net.Listener, deliver
 
 func (t *transport) start() {
 	for id, q := range t.queues {
-		t.wg.Add(1)
+		t.wg.Add(2)
 		go t.writeLoop(id, q)
+		go t.writeLoop(id, t.bulk[id])
 	}
 	t.wg.Add(1)
 	go t.acceptLoop()
@@ -66,17 +80,27 @@ func (t *transport) close() {
 	t.wg.Wait()
 }
 
-// send queues an envelope without blocking the event loop.
+// send queues an envelope without blocking the event loop, its bulk data
+// apart from the rest.
 func (t *transport) send(m *wire.Envelope) {
 	q := t.queues[m.To]
 	if q == nil {
 		t.log.Warn("send to unknown peer", "to", m.To)
 		return
 	}
-	select {
-	case q <- m:
-	default:
-		t.metrics.peerDropped.WithLabelValues(fmt.Sprint(m.To)).Inc()
+	ctl, bulk := m.SplitBulk(func(group uint64) bool { return group != topo.MetaGroup }, bulkBytes)
+	for _, e := range []struct {
+		m *wire.Envelope
+		q chan *wire.Envelope
+	}{{ctl, q}, {bulk, t.bulk[m.To]}} {
+		if e.m == nil {
+			continue
+		}
+		select {
+		case e.q <- e.m:
+		default:
+			t.metrics.peerDropped.WithLabelValues(fmt.Sprint(m.To)).Inc()
+		}
 	}
 }
 
@@ -193,11 +217,14 @@ func (t *transport) readLoop(c net.Conn) {
 			t.log.Warn("peer frame too large; closing", "remote", c.RemoteAddr(), "bytes", n)
 			return
 		}
-		buf := make([]byte, n)
+		buf := t.frames.get(int(n))
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return
 		}
 		m, err := wire.Unmarshal(buf)
+		if err == nil && !m.AliasesInput() {
+			t.frames.put(buf)
+		}
 		if err != nil {
 			t.metrics.peerMalformed.Inc()
 			t.log.Warn("malformed peer frame; closing", "remote", c.RemoteAddr(), "err", err)

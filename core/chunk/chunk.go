@@ -78,8 +78,15 @@ type Command struct {
 }
 
 // Marshal encodes the command.
-func (c *Command) Marshal() []byte {
-	e := codec.Encoder{B: make([]byte, 0, 32+len(c.Data))}
+func (c *Command) Marshal() []byte { return c.MarshalAppend(make([]byte, 0, c.MarshalledSize())) }
+
+// MarshalledSize bounds the length of the command's encoding from above.
+func (c *Command) MarshalledSize() int { return 32 + len(c.Data) + 10*len(c.IDs) }
+
+// MarshalAppend appends the command's encoding to b, so that a caller
+// framing it (a raft entry's header) copies a chunk's bytes once.
+func (c *Command) MarshalAppend(b []byte) []byte {
+	e := codec.Encoder{B: b}
 	e.Uvarint(uint64(c.Op))
 	switch c.Op {
 	case OpWrite:

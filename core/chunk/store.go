@@ -126,7 +126,7 @@ func (s *Store) Apply(index uint64, c Command) (rejected error, fatal error) {
 			return nil, nil
 		}
 		in := Info{ID: c.ID, Size: uint32(len(c.Data)), CRC: c.CRC}
-		if err := s.WriteFile(in, c.Data); err != nil {
+		if err := s.writeAt(s.name(c.ID), in, c.Data, true); err != nil {
 			return nil, err
 		}
 		s.held[c.ID] = in
@@ -155,13 +155,15 @@ func (s *Store) Apply(index uint64, c Command) (rejected error, fatal error) {
 // already there. It does not change the applied set (snapshot installation
 // and repair use it directly).
 func (s *Store) WriteFile(in Info, data []byte) error {
-	return s.writeAt(s.name(in.ID), in, data)
+	return s.writeAt(s.name(in.ID), in, data, false)
 }
 
 // writeAt writes and fsyncs a file in the chunk file format unless a valid
-// one for in is already there.
-func (s *Store) writeAt(name string, in Info, data []byte) error {
-	if Checksum(data) != in.CRC || len(data) != int(in.Size) {
+// one for in is already there. The bytes are checked against in unless the
+// caller has just done so (checked): a chunk's bytes are read as few times
+// as possible on the write path.
+func (s *Store) writeAt(name string, in Info, data []byte, checked bool) error {
+	if len(data) != int(in.Size) || (!checked && Checksum(data) != in.CRC) {
 		return ErrBadChecksum
 	}
 	if _, err := s.readAt(name, in); err == nil {
@@ -171,12 +173,17 @@ func (s *Store) writeAt(name string, in Info, data []byte) error {
 	if err != nil {
 		return fmt.Errorf("chunk: create %d: %w", in.ID, err)
 	}
-	hdr := make([]byte, headerBytes, headerBytes+len(data))
-	copy(hdr, fileMagic)
+	// The header and the data go in two writes rather than one copy of the
+	// whole chunk: a torn write leaves a short file, which reads as invalid.
+	var hdr [headerBytes]byte
+	copy(hdr[:], fileMagic)
 	binary.LittleEndian.PutUint32(hdr[4:], in.Size)
 	binary.LittleEndian.PutUint32(hdr[8:], in.CRC)
 	binary.LittleEndian.PutUint32(hdr[12:], Checksum(hdr[:12]))
-	_, err = f.Write(append(hdr, data...))
+	_, err = f.Write(hdr[:])
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -266,11 +273,12 @@ func parseStaged(name string) (index uint64, ok bool) {
 }
 
 // WriteStaged writes and fsyncs the staged file of the write logged at
-// (index, term) as OpWriteRef, unless a valid one is there. The caller
-// makes the directory durable (Sync) before the log entry. It touches only
-// that file, so it may run off the event loop.
+// (index, term) as OpWriteRef, unless a valid one is there; bytes that do
+// not match in are refused (ErrBadChecksum) and nothing is written. The
+// caller makes the directory durable (Sync) before the log entry. It
+// touches only that file, so it may run off the event loop.
 func (s *Store) WriteStaged(index, term uint64, in Info, data []byte) error {
-	return s.writeAt(s.stagedName(index, term), in, data)
+	return s.writeAt(s.stagedName(index, term), in, data, false)
 }
 
 // ReadStaged returns the verified bytes of the staged file of the entry at

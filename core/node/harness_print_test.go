@@ -310,7 +310,7 @@ func describeStage(staged []replica.StagedChunk) string {
 	return "stage " + strings.Join(s, ", ")
 }
 
-func describeJobs(group uint64, jobs []replica.LogJob) string {
+func describeJobs(group uint64, jobs []*replica.LogJob) string {
 	var writes, then []string
 	for _, j := range jobs {
 		if m := j.Append(); m != nil {

@@ -163,7 +163,7 @@ func (e *harnessEnv) IO(q uint64, work func() error, done func(error)) {
 	e.h.emit("n%d io#%d queued: %s", hn.id, it.id, what)
 }
 
-func (e *harnessEnv) TraceLogBatch(group uint64, jobs []replica.LogJob) {
+func (e *harnessEnv) TraceLogBatch(group uint64, jobs []*replica.LogJob) {
 	e.note = fmt.Sprintf("g%d %s", group, describeJobs(group, jobs))
 }
 
@@ -474,12 +474,14 @@ func (h *harness) completeIO(hn *hnode, it *ioItem) {
 	h.step(hn, true, func(*Node) { it.done(err) }, "n%d io#%d %s: %s", hn.id, it.id, res, it.what)
 }
 
-// pickIO returns the node's pending disk work on queue q (0: any), up to n
-// items (0: all), in submission order, which is each queue's order.
+// pickIO returns the node's pending disk work on queue q, or one of group
+// q's stage queues (0: any), up to n items (0: all), in submission order,
+// which is each queue's order.
 func (hn *hnode) pickIO(q uint64, n int) []*ioItem {
 	var out []*ioItem
 	for _, it := range hn.io {
-		if (q == 0 || it.queue == q) && (n == 0 || len(out) < n) {
+		sg, staged := replica.StageGroup(it.queue)
+		if (q == 0 || it.queue == q || (staged && sg == q)) && (n == 0 || len(out) < n) {
 			out = append(out, it)
 		}
 	}

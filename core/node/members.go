@@ -120,9 +120,10 @@ func (n *Node) createReplica(from, group uint64) *replica.Replica {
 // index at: a tombstone holding that index first (so that a crash midway
 // does not bootstrap the group afresh on restart, and stale messages do not
 // recreate it), then the log and chunk files. The files go off the event
-// loop on the replica's I/O queue, after any log batch in flight; until they
-// are gone no replica of the group is created again. Requests in flight in
-// the group are retried elsewhere where that is safe.
+// loop on the replica's I/O queue, after any log batch in flight and once
+// no staged file is being written (replica.Replica.Delete); until they are
+// gone no replica of the group is created again. Requests in flight in the
+// group are retried elsewhere where that is safe.
 func (n *Node) dropGroup(g *replica.Replica, at uint64) {
 	id := g.ID()
 	at = max(at, n.removedAt[id])

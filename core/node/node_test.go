@@ -30,6 +30,8 @@ type testEnv struct {
 	sent []*wire.Envelope
 	now  int64
 	io   []func()
+	// queues are the I/O queues of the work in io, in the same order.
+	queues []uint64
 }
 
 func (e *testEnv) NowNanos() int64       { return e.now }
@@ -37,8 +39,9 @@ func (e *testEnv) Rand() *rand.Rand      { return e.rng }
 func (e *testEnv) Send(m *wire.Envelope) { e.sent = append(e.sent, m) }
 func (e *testEnv) FS() vfs.FS            { return e.fs }
 func (e *testEnv) Log() *slog.Logger     { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-func (e *testEnv) IO(_ uint64, work func() error, done func(error)) {
+func (e *testEnv) IO(q uint64, work func() error, done func(error)) {
 	e.io = append(e.io, func() { done(work()) })
+	e.queues = append(e.queues, q)
 }
 
 // flush flushes the node and completes its I/O until none is left, as a
@@ -53,7 +56,7 @@ func (e *testEnv) flush(n *Node) {
 			return
 		}
 		work := e.io
-		e.io = nil
+		e.io, e.queues = nil, nil
 		for _, f := range work {
 			f()
 		}

@@ -18,6 +18,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -125,19 +126,91 @@ func (m *Envelope) Empty() bool {
 	return len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.Fetches)+len(m.FetchReplies)+len(m.Removals)+len(m.Probes)+len(m.Routes)+len(m.Fenced)+len(m.PieceAsks)+len(m.Pieces) == 0 && !m.Ping
 }
 
-// Marshal encodes the envelope.
+// SplitBulk splits the envelope in two for a transport that carries bulk
+// data apart from the rest, so that acknowledgements, votes, heartbeats and
+// small requests and replies never wait behind megabytes of chunk bytes.
+// bulk gets the log replication messages (MsgApp, MsgSnap) of the groups
+// for which stream says so, in their order (a group's appends are not
+// reordered among themselves), and every forwarded request, reply, fetch
+// reply and snapshot piece of at least minBytes; ctl gets the rest. Either
+// is nil if it would carry nothing. The two share the input's slices'
+// elements, not its slices.
+func (m *Envelope) SplitBulk(stream func(group uint64) bool, minBytes int) (ctl, bulk *Envelope) {
+	c := &Envelope{From: m.From, To: m.To, Removals: m.Removals, Probes: m.Probes, Routes: m.Routes,
+		Fenced: m.Fenced, Ping: m.Ping, Fetches: m.Fetches, PieceAsks: m.PieceAsks}
+	b := &Envelope{From: m.From, To: m.To}
+	for _, gm := range m.Raft {
+		t := gm.Msg.GetType()
+		if (t == raftpb.MsgApp || t == raftpb.MsgSnap) && stream(gm.Group) {
+			b.Raft = append(b.Raft, gm)
+		} else {
+			c.Raft = append(c.Raft, gm)
+		}
+	}
+	c.Forwards, b.Forwards = splitBy(m.Forwards, func(f Forward) bool { return len(f.Req) >= minBytes })
+	c.Replies, b.Replies = splitBy(m.Replies, func(r Reply) bool { return len(r.Resp) >= minBytes })
+	c.FetchReplies, b.FetchReplies = splitBy(m.FetchReplies, func(f FetchReply) bool { return len(f.Data) >= minBytes })
+	c.Pieces, b.Pieces = splitBy(m.Pieces, func(p Piece) bool { return len(p.Data) >= minBytes })
+	if c.Empty() {
+		c = nil
+	}
+	if b.Empty() {
+		b = nil
+	}
+	return c, b
+}
+
+// splitBy splits items into those big says no to and those it says yes to,
+// each in their order.
+func splitBy[T any](items []T, big func(T) bool) (no, yes []T) {
+	for _, it := range items {
+		if big(it) {
+			yes = append(yes, it)
+		} else {
+			no = append(no, it)
+		}
+	}
+	return no, yes
+}
+
+// Marshal encodes the envelope into one buffer of the size it needs: a
+// chunk's bytes in a raft message or a forwarded request are copied once,
+// never through a buffer of their own or a growing one.
 func (m *Envelope) Marshal() ([]byte, error) {
-	e := codec.Encoder{B: append(make([]byte, 0, 256), magic...)}
+	sizes := make([]int, len(m.Raft))
+	total := 256
+	for i, gm := range m.Raft {
+		sizes[i] = proto.Size(gm.Msg)
+		total += 2*binary.MaxVarintLen64 + sizes[i]
+	}
+	for _, f := range m.Forwards {
+		total += 2*binary.MaxVarintLen64 + len(f.Req)
+	}
+	for _, r := range m.Replies {
+		total += 2*binary.MaxVarintLen64 + len(r.Resp)
+	}
+	for _, f := range m.FetchReplies {
+		total += 4*binary.MaxVarintLen64 + len(f.Data)
+	}
+	for _, p := range m.Pieces {
+		total += 6*binary.MaxVarintLen64 + len(p.Data)
+	}
+	e := codec.Encoder{B: append(make([]byte, 0, total), magic...)}
 	e.Uvarint(m.From)
 	e.Uvarint(m.To)
 	e.Uvarint(uint64(len(m.Raft)))
-	for _, gm := range m.Raft {
-		b, err := proto.Marshal(gm.Msg)
+	for i, gm := range m.Raft {
+		e.Uvarint(gm.Group)
+		e.Uvarint(uint64(sizes[i]))
+		start := len(e.B)
+		b, err := proto.MarshalOptions{}.MarshalAppend(e.B, gm.Msg)
 		if err != nil {
 			return nil, fmt.Errorf("wire: marshal raft message of group %d: %w", gm.Group, err)
 		}
-		e.Uvarint(gm.Group)
-		e.Bytes(b)
+		if len(b)-start != sizes[i] {
+			return nil, fmt.Errorf("wire: raft message of group %d encoded in %d bytes, sized %d", gm.Group, len(b)-start, sizes[i])
+		}
+		e.B = b
 	}
 	e.Uvarint(uint64(len(m.Forwards)))
 	for _, f := range m.Forwards {
@@ -206,7 +279,15 @@ func (m *Envelope) Marshal() ([]byte, error) {
 	return e.B, nil
 }
 
-// Unmarshal decodes an envelope; the result may alias b.
+// AliasesInput reports whether a decoded envelope refers to the bytes it
+// was decoded from (Unmarshal): its forwarded requests, replies, fetch
+// replies and snapshot pieces do, its raft messages (copied by protobuf)
+// and the rest do not. A buffer whose envelope does not may be reused.
+func (m *Envelope) AliasesInput() bool {
+	return len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) > 0
+}
+
+// Unmarshal decodes an envelope; the result may alias b (AliasesInput).
 func Unmarshal(b []byte) (*Envelope, error) {
 	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
 		return nil, fmt.Errorf("wire: bad magic")

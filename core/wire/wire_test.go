@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -64,4 +65,89 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("decoded envelope does not re-encode: %v", err)
 		}
 	})
+}
+
+// TestSplitBulk splits an envelope with every field set and big and small
+// items of each kind that may be bulk: nothing is lost or doubled, the
+// bulk half has exactly the bulk items, and a group's appends stay in
+// order.
+func TestSplitBulk(t *testing.T) {
+	m := sample()
+	big := bytes.Repeat([]byte("b"), 100)
+	app := func(group, index uint64, data []byte) GroupMessage {
+		return GroupMessage{Group: group, Msg: &raftpb.Message{Type: raftpb.MsgApp.Enum(), Index: proto.Uint64(index),
+			Entries: []*raftpb.Entry{{Index: proto.Uint64(index + 1), Data: data}}}}
+	}
+	m.Raft = append(m.Raft, app(2, 1, big), app(2, 2, nil), app(1, 5, big),
+		GroupMessage{Group: 2, Msg: &raftpb.Message{Type: raftpb.MsgAppResp.Enum(), Index: proto.Uint64(9)}},
+		GroupMessage{Group: 2, Msg: &raftpb.Message{Type: raftpb.MsgSnap.Enum()}})
+	m.Forwards = append(m.Forwards, Forward{ID: 11, Req: big})
+	m.Replies = append(m.Replies, Reply{ID: 12, Resp: big})
+	m.FetchReplies = append(m.FetchReplies, FetchReply{Group: 2, ChunkID: 46, Found: true, Data: big})
+	m.Pieces = append(m.Pieces, Piece{Group: 1, Index: 1201, Data: big})
+	ctl, bulk := m.SplitBulk(func(group uint64) bool { return group != 1 }, len(big))
+	if ctl == nil || bulk == nil {
+		t.Fatalf("split into %v and %v", ctl, bulk)
+	}
+	var bulkApps []uint64
+	for _, gm := range bulk.Raft {
+		if gm.Group == 1 || (gm.Msg.GetType() != raftpb.MsgApp && gm.Msg.GetType() != raftpb.MsgSnap) {
+			t.Fatalf("bulk carries %v of group %d", gm.Msg.GetType(), gm.Group)
+		}
+		bulkApps = append(bulkApps, gm.Msg.GetIndex())
+	}
+	// Group 3's append (sample) and group 2's three, in order; group 1 is
+	// not a bulk stream.
+	if want := []uint64{0, 1, 2, 0}; !slices.Equal(bulkApps, want) {
+		t.Fatalf("bulk appends at %v, want %v", bulkApps, want)
+	}
+	if len(bulk.Forwards) != 1 || len(bulk.Replies) != 1 || len(bulk.FetchReplies) != 1 || len(bulk.Pieces) != 1 ||
+		len(ctl.Forwards) != 1 || len(ctl.Replies) != 1 || len(ctl.FetchReplies) != 1 || len(ctl.Pieces) != 1 {
+		t.Fatalf("big items went to ctl or small ones to bulk: ctl %+v, bulk %+v", ctl, bulk)
+	}
+	// Together the halves carry what the envelope did: merging them back,
+	// field by field, gives the same encoding up to the order of items.
+	merged := *ctl
+	merged.Raft = append(slices.Clone(ctl.Raft), bulk.Raft...)
+	merged.Forwards = append(slices.Clone(ctl.Forwards), bulk.Forwards...)
+	merged.Replies = append(slices.Clone(ctl.Replies), bulk.Replies...)
+	merged.FetchReplies = append(slices.Clone(ctl.FetchReplies), bulk.FetchReplies...)
+	merged.Pieces = append(slices.Clone(ctl.Pieces), bulk.Pieces...)
+	a, _ := m.Marshal()
+	b, _ := merged.Marshal()
+	if len(a) != len(b) {
+		t.Fatalf("the halves encode to %d bytes together, the envelope to %d", len(b), len(a))
+	}
+	if ctl2, bulk2 := (&Envelope{From: 1, To: 2, Ping: true}).SplitBulk(func(uint64) bool { return true }, 1); ctl2 == nil || bulk2 != nil {
+		t.Fatalf("a ping split into %v and %v", ctl2, bulk2)
+	}
+}
+
+// TestAliasesInput decodes envelopes and overwrites the bytes they came
+// from: one that says it does not alias them re-encodes as before; one
+// with a forwarded request says it does.
+func TestAliasesInput(t *testing.T) {
+	raftOnly := &Envelope{From: 1, To: 2, Raft: sample().Raft, Routes: sample().Routes, Probes: []uint64{3}}
+	b, err := raftOnly.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.AliasesInput() {
+		t.Fatalf("an envelope of raft messages, routes and probes says it aliases its input")
+	}
+	for i := range b {
+		b[i] = 0xff
+	}
+	again, err := m.Marshal()
+	if want, _ := raftOnly.Marshal(); err != nil || !bytes.Equal(again, want) {
+		t.Fatalf("decoded envelope changed with its input: %v", err)
+	}
+	b, _ = sample().Marshal()
+	if m, err := Unmarshal(b); err != nil || !m.AliasesInput() {
+		t.Fatalf("an envelope with forwards, replies and pieces: aliases %v, %v", m != nil && m.AliasesInput(), err)
+	}
 }

@@ -3,6 +3,7 @@ package replica
 import (
 	"fmt"
 
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/codec"
 )
 
@@ -15,10 +16,19 @@ type entryHeader struct {
 }
 
 func encodeEntry(h entryHeader, cmd []byte) []byte {
-	e := codec.Encoder{B: make([]byte, 0, 20+len(cmd))}
+	return append(appendEntryHeader(make([]byte, 0, 20+len(cmd)), h), cmd...)
+}
+
+// encodeChunkEntry encodes a data-group entry holding c: the header and the
+// command go into one buffer, so a chunk's bytes are copied once.
+func encodeChunkEntry(h entryHeader, c *chunk.Command) []byte {
+	return c.MarshalAppend(appendEntryHeader(make([]byte, 0, 20+c.MarshalledSize()), h))
+}
+
+func appendEntryHeader(b []byte, h entryHeader) []byte {
+	e := codec.Encoder{B: b}
 	e.Uvarint(h.proposer)
 	e.Uvarint(h.proposal)
-	e.B = append(e.B, cmd...)
 	return e.B
 }
 

@@ -74,16 +74,24 @@ func Quarantine(fs vfs.FS, group uint64) error {
 // tombstone holding that index first (so that a crash midway does not
 // bootstrap the group afresh on restart, and stale messages do not
 // recreate it), then the log and chunk files. The files go off the event
-// loop on the replica's I/O queue, after any log batch in flight, and done
-// is called with the outcome; the replica takes no further part in
-// anything, and disk work of it still in flight completes into nothing.
+// loop on the replica's I/O queue, after any log batch in flight and once
+// no staged file is being written (storage.go stageFiles), and done is
+// called with the outcome; the replica takes no further part in anything,
+// and disk work of it still in flight completes into nothing.
 func (g *Replica) Delete(at uint64, done func(error)) {
 	g.deleted = true
 	fs, group, w := g.env.FS(), g.id, g.wal
-	if t, ok := g.env.(Tracer); ok {
-		t.TraceReplicaDelete(group, at)
+	del := func() {
+		if t, ok := g.env.(Tracer); ok {
+			t.TraceReplicaDelete(group, at)
+		}
+		g.env.IO(group, func() error { return deleteReplica(fs, group, at, w) }, done)
 	}
-	g.env.IO(group, func() error { return deleteReplica(fs, group, at, w) }, done)
+	if g.log.stages > 0 {
+		g.log.onStagesDone = del
+	} else {
+		del()
+	}
 }
 
 // deleteReplica writes a replica's tombstone durably, then deletes its log

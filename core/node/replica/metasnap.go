@@ -113,7 +113,7 @@ func (g *Replica) metaSnapshotWritten(md *raftpb.SnapshotMetadata, data []byte, 
 // snapshot file's reference, the entries after it and the hard state, as
 // raft's storage holds them now (every earlier batch is durable and
 // visible there, and none runs).
-func (g *Replica) rotateLog(j LogJob) {
+func (g *Replica) rotateLog(j *LogJob) {
 	md := j.ref.Metadata
 	st, err := g.storage.Snapshot()
 	if err == nil && st.GetMetadata().GetIndex() != md.GetIndex() {
@@ -149,7 +149,7 @@ func (g *Replica) rotateLog(j LogJob) {
 	g.stats.WALSyncs++
 	g.stats.LogBatches++
 	g.stats.LogBatchJobs++
-	jobs := []LogJob{j}
+	jobs := []*LogJob{j}
 	if t, ok := g.env.(Tracer); ok {
 		t.TraceLogBatch(g.id, jobs)
 	}

@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/tessera-db/tessera/core/bugs"
+	"github.com/tessera-db/tessera/core/chunk"
 )
 
 // HasReady reports whether raft has something for HandleReady.
@@ -144,11 +145,17 @@ func (g *Replica) stepSnapshot(from uint64, m *raftpb.Message) {
 	}
 }
 
-// Propose proposes a command (meta.Command or chunk.Command bytes) on
-// behalf of request proposal of this node: applying it answers that
-// request (Host.Answer).
+// Propose proposes a command (meta.Command bytes) on behalf of request
+// proposal of this node: applying it answers that request (Host.Answer).
 func (g *Replica) Propose(proposal uint64, cmd []byte) error {
 	return g.rn.Propose(encodeEntry(entryHeader{g.cfg.ID, proposal}, cmd))
+}
+
+// ProposeChunk proposes a data group's command as Propose does, encoded
+// with its entry header in one buffer, so that a chunk's bytes are copied
+// once.
+func (g *Replica) ProposeChunk(proposal uint64, c *chunk.Command) error {
+	return g.rn.Propose(encodeChunkEntry(entryHeader{g.cfg.ID, proposal}, c))
 }
 
 // Campaign starts an election at once, as if the election timeout had

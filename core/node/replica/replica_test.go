@@ -28,6 +28,8 @@ import (
 type testEnv struct {
 	fs *memfs.FS
 	io []func()
+	// queues are the I/O queues of the work in io, in the same order.
+	queues []uint64
 }
 
 func (e *testEnv) NowNanos() int64     { return 1e18 }
@@ -35,18 +37,26 @@ func (e *testEnv) Rand() *rand.Rand    { return rand.New(rand.NewPCG(1, 2)) }
 func (e *testEnv) Send(*wire.Envelope) { panic("a replica sends through the outbox") }
 func (e *testEnv) FS() vfs.FS          { return e.fs }
 func (e *testEnv) Log() *slog.Logger   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-func (e *testEnv) IO(_ uint64, work func() error, done func(error)) {
+func (e *testEnv) IO(q uint64, work func() error, done func(error)) {
 	e.io = append(e.io, func() { done(work()) })
+	e.queues = append(e.queues, q)
 }
 
 // runIO completes the disk work handed over so far, in order.
 func (e *testEnv) runIO() int {
 	work := e.io
-	e.io = nil
+	e.io, e.queues = nil, nil
 	for _, f := range work {
 		f()
 	}
 	return len(work)
+}
+
+// runOne completes the disk work at position i alone.
+func (e *testEnv) runOne(i int) {
+	f := e.io[i]
+	e.io, e.queues = slices.Delete(e.io, i, i+1), slices.Delete(e.queues, i, i+1)
+	f()
 }
 
 // testHost is the node: a clock, and a record of what it is told.
@@ -107,7 +117,10 @@ func open(t *testing.T, cfg Config, group uint64, members []uint64, fs ...*memfs
 		cfg.SnapPieceBytes = 1 << 20
 	}
 	if cfg.MetaSnapshotEntries == 0 {
-		cfg.MetaSnapshotEntries, cfg.DataSnapshotBytes = 1000, 1<<20
+		cfg.MetaSnapshotEntries = 1000
+	}
+	if cfg.DataSnapshotBytes == 0 {
+		cfg.DataSnapshotBytes = 1 << 20
 	}
 	cfg.KeepEntries, cfg.KeepDataEntries = 5, 5
 	sh := &Shared{Config: cfg, Env: f.env, Host: f.host, Out: f.out, Stats: f.stats}

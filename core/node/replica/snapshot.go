@@ -27,10 +27,9 @@ func (g *Replica) maybeSnapshot() error {
 	if g.bytesSinceSnap < g.cfg.DataSnapshotBytes && !g.snapStale {
 		return nil
 	}
-	// The manifest may only name chunks whose files are durable.
-	if err := g.store.Sync(); err != nil {
-		return err
-	}
+	// The manifest may only name chunks whose files are durable: the chunk
+	// directory is fsynced before the snapshot record, off the event loop
+	// (LogJob.syncChunks).
 	// Staged files at or below the applied index and files of chunks
 	// not held are garbage (chunk.Store.Tidy); a snapshot being
 	// fetched writes files of chunks not held yet.
@@ -58,7 +57,7 @@ func (g *Replica) maybeSnapshot() error {
 			}
 		}
 	}
-	g.queueLog(LogJob{snap: snap, compactTo: compact})
+	g.queueLog(LogJob{snap: snap, compactTo: compact, syncChunks: true})
 	return nil
 }
 

@@ -22,10 +22,15 @@ import (
 const fillChunks = 8
 
 // StagedChunk is a chunk write's bytes to make durable beside its entry.
+// The entry is entries[pos] of its job, whole: if the bytes turn out not to
+// match their checksum (the stage work refuses them: chunk.ErrBadChecksum),
+// the job logs it so.
 type StagedChunk struct {
 	index, term uint64
 	info        chunk.Info
 	data        []byte
+	pos         int
+	whole       *raftpb.Entry
 }
 
 // Index returns the raft index of the entry the chunk's bytes belong to.
@@ -54,10 +59,11 @@ func chunkWrite(e *raftpb.Entry) (entryHeader, chunk.Command, bool) {
 }
 
 // stageAppend sets the form in which an append's entries are persisted: a
-// chunk write whose bytes match its checksum is logged short and its bytes
-// staged beside it. Raft's own entries are not touched (its unstable log
-// still sends them whole). A write whose bytes do not match stays whole,
-// to be refused at apply as before.
+// chunk write is logged short and its bytes staged beside it. Raft's own
+// entries are not touched (its unstable log still sends them whole). The
+// bytes are checked against their checksum by the stage work, off the
+// event loop: a write whose bytes do not match is logged whole after all
+// (stageFiles), to be refused at apply as before.
 func (g *Replica) stageAppend(j *LogJob) {
 	ents := j.append.GetEntries()
 	j.entries = ents
@@ -67,7 +73,7 @@ func (g *Replica) stageAppend(j *LogJob) {
 	var out []*raftpb.Entry
 	for i, e := range ents {
 		h, c, ok := chunkWrite(e)
-		if !ok || c.Op != chunk.OpWrite || chunk.Checksum(c.Data) != c.CRC {
+		if !ok || c.Op != chunk.OpWrite {
 			if out != nil {
 				out = append(out, e)
 			}
@@ -78,11 +84,9 @@ func (g *Replica) stageAppend(j *LogJob) {
 		}
 		ref := c.Ref()
 		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
-			Data: encodeEntry(h, ref.Marshal())})
+			Data: encodeChunkEntry(h, &ref)})
 		j.staged = append(j.staged, StagedChunk{index: e.GetIndex(), term: e.GetTerm(),
-			info: chunk.Info{ID: c.ID, Size: ref.Size, CRC: c.CRC}, data: c.Data})
-		g.stats.StagedChunks++
-		g.stats.StagedChunkBytes += uint64(len(c.Data))
+			info: chunk.Info{ID: c.ID, Size: ref.Size, CRC: c.CRC}, data: c.Data, pos: i, whole: e})
 	}
 	if out != nil {
 		j.entries = out
@@ -130,7 +134,7 @@ func (g *Replica) fillAppend(m *raftpb.Message) {
 		filled += uint64(len(data))
 		w := chunk.Command{Op: chunk.OpWrite, ID: c.ID, CRC: c.CRC, Data: data}
 		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
-			Data: encodeEntry(h, w.Marshal())})
+			Data: encodeChunkEntry(h, &w)})
 		g.stats.AppendsFilled++
 	}
 	if out != nil {

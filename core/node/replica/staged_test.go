@@ -9,6 +9,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
 
@@ -24,6 +26,8 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 	data := []byte("seven's bytes")
 	whole := chunk.Command{Op: chunk.OpWrite, ID: id, CRC: chunk.Checksum(data), Data: data}
 	short := whole.Ref()
+	bad := whole
+	bad.CRC++
 	tests := []struct {
 		name    string
 		cmd     chunk.Command
@@ -31,10 +35,14 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 		staged  bool
 		wantAck uint64
 		// wantFile is the chunk directory's file afterwards, if any.
-		wantFile string
-		wantAsk  bool
+		wantFile  string
+		wantAsk   bool
+		wantWhole bool
 	}{
 		{name: "whole write is staged", cmd: whole, commit: 1, wantAck: 2, wantFile: "0000000000000002-0000000000000001.stg"},
+		// Bytes that do not match their checksum are logged whole, to be
+		// refused at apply; nothing is staged.
+		{name: "whole write with bad bytes is logged whole", cmd: bad, commit: 1, wantAck: 2, wantWhole: true},
 		{name: "short write not committed is cut", cmd: short, commit: 1, wantAck: 1},
 		{name: "short write committed is taken and fetched", cmd: short, commit: 2, wantAck: 2, wantAsk: true},
 		{name: "short write with its staged file here", cmd: short, commit: 1, staged: true, wantAck: 2,
@@ -69,10 +77,178 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 			if asked != tt.wantAsk {
 				t.Fatalf("chunk %d fetched: %v, want %v (host told %q)", id, asked, tt.wantAsk, f.host.told)
 			}
+			if tt.cmd.Op == chunk.OpWrite {
+				if _, c, ok := chunkWrite(logEntry(t, f.g, 2)); !ok || (c.Op == chunk.OpWrite) != tt.wantWhole {
+					t.Fatalf("entry 2 logged as op %d, want whole: %v", c.Op, tt.wantWhole)
+				}
+			}
 			names, _ := f.env.fs.List(fmt.Sprintf("groups/%d/chunks", group))
 			if tt.wantFile == "" && len(names) != 0 || tt.wantFile != "" && (len(names) != 1 || names[0] != tt.wantFile) {
 				t.Fatalf("chunk directory %v, want %q", names, tt.wantFile)
 			}
 		})
 	}
+}
+
+// TestStagedBytesDurableBeforeTheirRecords sends node 1, a follower of data
+// group 2, one append of three whole chunk writes, completes its disk work
+// one piece at a time in several orders (any order across queues is
+// allowed, each queue's own order is kept), and crashes a copy of the
+// story after every step: whatever log the node recovers, every short
+// write entry in it has its staged file, and every entry it acknowledged
+// is in it. It fails if a log record is written before the staged file it
+// names is durable, file and name, or an acknowledgement leaves before
+// both.
+func TestStagedBytesDurableBeforeTheirRecords(t *testing.T) {
+	crashEveryStep(t, 1, func(what string, fs vfs.FS, acked uint64) { checkStagedLog(t, what, fs, 2, acked) })
+}
+
+// TestSnapshotNamesOnlyDurableChunks does the same with the three entries
+// committed, so that the follower applies them (renaming each staged file
+// to its chunk file) and takes a data snapshot: whatever snapshot the node
+// recovers, every chunk its manifest names has its file. It fails if the
+// snapshot record is written before the renames are durable (the chunk
+// directory's fsync).
+func TestSnapshotNamesOnlyDurableChunks(t *testing.T) {
+	most := 0
+	crashEveryStep(t, 4, func(what string, fs vfs.FS, _ uint64) {
+		_, st, err := wal.Open(fs, "groups/2/wal", wal.Options{})
+		if err != nil {
+			t.Fatalf("%s: recover log: %v", what, err)
+		}
+		manifest, err := chunk.DecodeManifest(st.Snapshot.GetData())
+		if err != nil {
+			t.Fatalf("%s: manifest: %v", what, err)
+		}
+		store, err := chunk.NewStore(fs, "groups/2/chunks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range manifest {
+			if _, err := store.ReadAs(in); err != nil {
+				t.Fatalf("%s: the snapshot at %d names chunk %d, whose file is not durable: %v",
+					what, st.Snapshot.GetMetadata().GetIndex(), in.ID, err)
+			}
+		}
+		most = max(most, len(manifest))
+	})
+	if most != 3 {
+		t.Fatalf("no recovered snapshot named all three chunks (at most %d)", most)
+	}
+}
+
+// crashEveryStep sends node 1's replica of data group 2, a follower, one
+// append of three whole chunk writes at indexes 2..4 with the given commit
+// index, completes the disk work it causes one piece at a time, in two
+// orders (any order across queues is allowed, each queue's own order is
+// kept), and after every step crashes a copy of the story and hands check
+// the crashed disk and the highest index the replica acknowledged.
+func crashEveryStep(t *testing.T, commit uint64, check func(what string, fs vfs.FS, acked uint64)) {
+	t.Helper()
+	const group = 2
+	var ents []*raftpb.Entry
+	for i := uint64(0); i < 3; i++ {
+		data := []byte(fmt.Sprintf("chunk %d's bytes", 7+i))
+		c := chunk.Command{Op: chunk.OpWrite, ID: 7 + i, CRC: chunk.Checksum(data), Data: data}
+		ents = append(ents, &raftpb.Entry{Term: proto.Uint64(1), Index: proto.Uint64(2 + i), Type: raftpb.EntryNormal.Enum(),
+			Data: encodeEntry(entryHeader{proposer: 2, proposal: 1 + i}, c.Marshal())})
+	}
+	orders := []struct {
+		name string
+		pick func(qs []uint64) int
+	}{
+		{"oldest first", func([]uint64) int { return 0 }},
+		{"newest first", newestHead},
+	}
+	for _, o := range orders {
+		for crashAfter := 0; ; crashAfter++ {
+			f := open(t, Config{ChunkOnce: true, DataSnapshotBytes: 1}, group, []uint64{1, 2, 3})
+			app := &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
+				Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(commit), Entries: ents}
+			f.g.Step(2, app)
+			f.flush()
+			steps := 0
+			acked := uint64(0)
+			ack := func() {
+				f.out.Flush(func(env *wire.Envelope) {
+					for _, gm := range env.Raft {
+						if gm.Group == group && gm.Msg.GetType() == raftpb.MsgAppResp && !gm.Msg.GetReject() {
+							acked = max(acked, gm.Msg.GetIndex())
+						}
+					}
+				})
+			}
+			ack()
+			for len(f.env.io) > 0 && steps < crashAfter {
+				f.env.runOne(o.pick(f.env.queues))
+				f.flush()
+				ack()
+				steps++
+			}
+			f.env.fs.Crash(nil)
+			check(fmt.Sprintf("%s, crash after %d steps", o.name, steps), f.env.fs, acked)
+			if steps < crashAfter {
+				if acked != 4 {
+					t.Fatalf("%s: all disk work done, acknowledged up to %d, want 4", o.name, acked)
+				}
+				break
+			}
+		}
+	}
+}
+
+// newestHead returns the position in qs of the work queued last among the
+// heads of their queues: the oldest item of each queue may complete, and
+// this takes the one submitted last.
+func newestHead(qs []uint64) int {
+	best, seen := 0, map[uint64]bool{}
+	for i, q := range qs {
+		if !seen[q] {
+			seen[q] = true
+			best = i
+		}
+	}
+	return best
+}
+
+// checkStagedLog recovers group's log from fs and checks that every short
+// write entry in it has a valid staged file, and that the log reaches
+// acked.
+func checkStagedLog(t *testing.T, what string, fs vfs.FS, group, acked uint64) {
+	t.Helper()
+	dir := fmt.Sprintf("groups/%d", group)
+	_, st, err := wal.Open(fs, dir+"/wal", wal.Options{})
+	if err != nil {
+		t.Fatalf("%s: recover log: %v", what, err)
+	}
+	store, err := chunk.NewStore(fs, dir+"/chunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := uint64(1)
+	for _, e := range st.Entries {
+		last = e.GetIndex()
+		_, c, ok := chunkWrite(e)
+		if !ok || c.Op != chunk.OpWriteRef {
+			continue
+		}
+		in := chunk.Info{ID: c.ID, Size: c.Size, CRC: c.CRC}
+		if _, err := store.ReadStaged(e.GetIndex(), e.GetTerm(), in); err != nil {
+			t.Fatalf("%s: the log holds entry %d/%d without its staged bytes: %v", what, e.GetTerm(), e.GetIndex(), err)
+		}
+	}
+	if last < acked {
+		t.Fatalf("%s: acknowledged up to %d, recovered a log ending at %d", what, acked, last)
+	}
+}
+
+// logEntry returns the entry at index of a replica's raft storage (the form
+// in which it was logged).
+func logEntry(t *testing.T, g *Replica, index uint64) *raftpb.Entry {
+	t.Helper()
+	ents, err := g.storage.Entries(index, index+1, 1<<30)
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("entry %d: %v", index, err)
+	}
+	return ents[0]
 }

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -24,6 +25,13 @@ import (
 // acknowledgement, a vote, the leader's own acknowledgement that counts
 // towards a commit) is among the responses, released only when the batch
 // holding the record is durable.
+//
+// Staged chunk bytes (staged.go) do not wait for a batch: each chunk's file
+// is written and fsynced as soon as its append is queued, on one of the
+// replica's stage queues, so that several chunks' files are made durable at
+// once and while the batch before them is in flight. A job's log records
+// go out only once every one of its files is durable, in a batch that
+// fsyncs the chunk directory before it writes them.
 
 // LogJob is one piece of work for a replica's log, as a Tracer sees it.
 type LogJob struct {
@@ -33,10 +41,16 @@ type LogJob struct {
 	append  *raftpb.Message
 	entries []*raftpb.Entry
 	staged  []StagedChunk
+	// staging counts the staged chunks whose file is not durable yet: the
+	// job's records wait for them (startLogBatch).
+	staging int
 	// snap is a snapshot this replica took; the log is compacted to
-	// compactTo once it is durable.
-	snap      *raftpb.Snapshot
-	compactTo uint64
+	// compactTo once it is durable. syncChunks is set for a data group's:
+	// its manifest may only name chunks whose files are durable, so the
+	// chunk directory (renames done at apply) is fsynced before the record.
+	snap       *raftpb.Snapshot
+	compactTo  uint64
+	syncChunks bool
 	// ref is a meta snapshot in a snapshot file, which the log rotates
 	// onto (metasnap.go); such a job runs alone in its batch.
 	ref *wal.SnapshotRef
@@ -47,8 +61,13 @@ type LogJob struct {
 // fsync covers (group commit). While a batch runs, the event loop does not
 // touch the log.
 type logQueue struct {
-	pending []LogJob
+	pending []*LogJob
 	busy    bool
+	// stages counts stage work in flight (stageFiles); onStagesDone, if
+	// set, runs once there is none: the deletion of a replica removed
+	// meanwhile, which must not race a file being written in its directory.
+	stages       int
+	onStagesDone func()
 	// term and vote are the hard state's as of the last job handed to the
 	// runtime: a batch whose hard state changes only the commit index,
 	// with no entries and no snapshot, needs no fsync (raft.MustSync).
@@ -61,10 +80,10 @@ type logQueue struct {
 
 // Append returns the MsgStorageAppend the job makes durable, or nil; its
 // responses wait for the job.
-func (j LogJob) Append() *raftpb.Message { return j.append }
+func (j *LogJob) Append() *raftpb.Message { return j.append }
 
 // HardState returns the hard state the job writes, or nil.
-func (j LogJob) HardState() *raftpb.HardState {
+func (j *LogJob) HardState() *raftpb.HardState {
 	if j.append == nil {
 		return nil
 	}
@@ -73,15 +92,15 @@ func (j LogJob) HardState() *raftpb.HardState {
 
 // Entries returns the entries the job writes, as persisted (chunk writes
 // staged beside them are short).
-func (j LogJob) Entries() []*raftpb.Entry { return j.entries }
+func (j *LogJob) Entries() []*raftpb.Entry { return j.entries }
 
 // Snapshot returns the snapshot this replica took that the job writes, or
 // nil, and the index the log is compacted to once it is durable.
-func (j LogJob) Snapshot() (snap *raftpb.Snapshot, compactTo uint64) { return j.snap, j.compactTo }
+func (j *LogJob) Snapshot() (snap *raftpb.Snapshot, compactTo uint64) { return j.snap, j.compactTo }
 
 // Rotation reports whether the job rotates the log onto a snapshot file
 // (metasnap.go), and that snapshot's index.
-func (j LogJob) Rotation() (index uint64, ok bool) {
+func (j *LogJob) Rotation() (index uint64, ok bool) {
 	if j.ref == nil {
 		return 0, false
 	}
@@ -94,86 +113,132 @@ func (j LogJob) Rotation() (index uint64, ok bool) {
 // call it describes. Runtimes do not implement it: the work itself is all
 // they need.
 type Tracer interface {
-	TraceLogBatch(group uint64, jobs []LogJob)
+	TraceLogBatch(group uint64, jobs []*LogJob)
 	TraceStage(group uint64, staged []StagedChunk)
 	TraceReplicaDelete(group, at uint64)
 	TraceSnapshotFile(group, index uint64)
 }
 
-// queueLog adds work to a replica's log and starts a batch if none runs.
+// queueLog adds work to a replica's log, starts staging its chunk bytes and
+// starts a batch if none runs.
 func (g *Replica) queueLog(j LogJob) {
-	if j.append != nil {
-		g.stageAppend(&j)
+	job := &j
+	if job.append != nil {
+		g.stageAppend(job)
 	}
-	if s := j.append.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
+	if s := job.append.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
 		g.log.snapAt = max(g.log.snapAt, s.GetMetadata().GetIndex())
 	}
-	g.log.pending = append(g.log.pending, j)
+	g.log.pending = append(g.log.pending, job)
+	g.stageFiles(job)
 	g.startLogBatch()
 }
 
-// startLogBatch hands the pending log work to the runtime as one batch. A
-// batch with staged chunk bytes goes in two steps: the bytes are made
-// durable first (stageChunks), and the log records that name them are
-// handed over only once that is done, so that no record is ever written,
+// stageQueues is how many I/O queues a data replica writes staged files
+// on, and so how many chunks' files it makes durable at once.
+const stageQueues = 4
+
+// stageQueue is the I/O queue of the staged file of the entry at index:
+// one of the replica's stage queues, apart from its log queue (the
+// replica's id), and the same for every replica of a group.
+func stageQueue(group, index uint64) uint64 {
+	return group | (1+index%stageQueues)<<48
+}
+
+// StageGroup returns the group whose stage queue q is, if it is one: the
+// replica writes each staged file on one of a few I/O queues of its own
+// (stageQueue), beside its log's.
+func StageGroup(q uint64) (uint64, bool) {
+	k := q >> 48
+	return q & (1<<48 - 1), k >= 1 && k <= stageQueues
+}
+
+// stageFiles hands the runtime, for each staged chunk of a job, the work of
+// writing and fsyncing its staged file. The job's records wait until
+// every one is done (startLogBatch), so that no record is ever written,
 // even in part, before the bytes it names are durable.
-func (g *Replica) startLogBatch() {
-	if g.log.busy || len(g.log.pending) == 0 || g.host.Stopped() {
-		return
-	}
-	jobs := g.log.pending
-	// A rotation runs alone: what the log holds when it starts must be
-	// what raft's storage holds.
-	if i := slices.IndexFunc(jobs, func(j LogJob) bool { return j.ref != nil }); i == 0 {
-		g.log.pending = slices.Clone(jobs[1:])
-		g.log.busy = true
-		g.rotateLog(jobs[0])
-		return
-	} else if i > 0 {
-		jobs = jobs[:i]
-	}
-	g.log.pending = slices.Clone(g.log.pending[len(jobs):])
-	g.log.busy = true
-	var staged []StagedChunk
-	for _, j := range jobs {
-		staged = append(staged, j.staged...)
-	}
-	if len(staged) == 0 {
-		g.writeLogBatch(jobs)
-		return
-	}
-	if t, ok := g.env.(Tracer); ok {
-		t.TraceStage(g.id, staged)
-	}
+func (g *Replica) stageFiles(j *LogJob) {
 	store := g.store
-	g.env.IO(g.id, func() error { return stageChunks(store, staged) }, func(err error) {
-		if g.deleted || g.host.Stopped() {
-			g.log.busy = false
-			return // the replica was deleted meanwhile
+	for _, sc := range j.staged {
+		j.staging++
+		g.log.stages++
+		if t, ok := g.env.(Tracer); ok {
+			t.TraceStage(g.id, []StagedChunk{sc})
 		}
-		if err != nil {
-			g.log.busy = false
-			g.host.Fail(fmt.Errorf("group %d: stage chunks: %w", g.id, err))
-			return
-		}
-		g.writeLogBatch(jobs)
-	})
+		work := func() error { return store.WriteStaged(sc.index, sc.term, sc.info, sc.data) }
+		g.env.IO(stageQueue(g.id, sc.index), work, func(err error) {
+			j.staging--
+			g.log.stages--
+			if g.deleted || g.host.Stopped() {
+				// The replica was deleted meanwhile: its files go once no
+				// stage work is left (dropGroup).
+				if g.log.stages == 0 && g.log.onStagesDone != nil {
+					done := g.log.onStagesDone
+					g.log.onStagesDone = nil
+					done()
+				}
+				return
+			}
+			switch {
+			case errors.Is(err, chunk.ErrBadChecksum):
+				// The bytes do not match their checksum: nothing was
+				// written, and the entry is logged whole, to be refused
+				// at apply.
+				j.entries[sc.pos] = sc.whole
+			case err != nil:
+				g.host.Fail(fmt.Errorf("group %d: stage chunk %d at %d/%d: %w", g.id, sc.info.ID, sc.term, sc.index, err))
+				return
+			default:
+				g.stats.StagedChunks++
+				g.stats.StagedChunkBytes += uint64(len(sc.data))
+			}
+			g.startLogBatch()
+		})
+	}
 }
 
-// stageChunks runs off the event loop: it writes and fsyncs the staged
-// files of a batch, then their directory.
-func stageChunks(store *chunk.Store, staged []StagedChunk) error {
-	for _, sc := range staged {
-		if err := store.WriteStaged(sc.index, sc.term, sc.info, sc.data); err != nil {
-			return err
+// startLogBatch hands the runtime, as one batch, the pending log work whose
+// staged files are durable: the longest such run from the oldest, so that
+// records are written in the order raft handed them over. A rotation runs
+// alone: what the log holds when it starts must be what raft's storage
+// holds.
+func (g *Replica) startLogBatch() {
+	if g.log.busy || g.host.Stopped() || g.deleted {
+		return
+	}
+	if len(g.log.pending) > 0 && g.log.pending[0].ref != nil {
+		j := g.log.pending[0]
+		g.log.pending = slices.Clone(g.log.pending[1:])
+		g.log.busy = true
+		g.rotateLog(j)
+		return
+	}
+	ready := 0
+	for ready < len(g.log.pending) && g.log.pending[ready].staging == 0 && g.log.pending[ready].ref == nil {
+		ready++
+	}
+	if ready == 0 {
+		return
+	}
+	jobs := g.log.pending[:ready:ready]
+	g.log.pending = slices.Clone(g.log.pending[ready:])
+	g.log.busy = true
+	g.writeLogBatch(jobs)
+}
+
+// writeLogBatch hands a batch's log records to the runtime. A batch naming
+// staged files fsyncs their directory first: the files themselves are
+// durable already (stageFiles), their names become so here, before any
+// record that names them is written; so does a batch with a data
+// snapshot (LogJob.syncChunks).
+func (g *Replica) writeLogBatch(jobs []*LogJob) {
+	w := g.wal
+	var dir *chunk.Store
+	for _, j := range jobs {
+		if len(j.staged) > 0 || j.syncChunks {
+			dir = g.store
 		}
 	}
-	return store.Sync()
-}
-
-// writeLogBatch hands a batch's log records to the runtime.
-func (g *Replica) writeLogBatch(jobs []LogJob) {
-	w := g.wal
 	sync := g.mustSync(jobs) && !(bugs.CompiledIn && g.cfg.Bugs.SkipWALSync)
 	hsFirst := bugs.CompiledIn && g.cfg.Bugs.HardStateFirst
 	if sync {
@@ -184,7 +249,15 @@ func (g *Replica) writeLogBatch(jobs []LogJob) {
 	if t, ok := g.env.(Tracer); ok {
 		t.TraceLogBatch(g.id, jobs)
 	}
-	g.env.IO(g.id, func() error { return writeLogRecords(w, jobs, sync, hsFirst) }, func(err error) { g.logBatchDone(jobs, err) })
+	work := func() error {
+		if dir != nil {
+			if err := dir.Sync(); err != nil {
+				return err
+			}
+		}
+		return writeLogRecords(w, jobs, sync, hsFirst)
+	}
+	g.env.IO(g.id, work, func(err error) { g.logBatchDone(jobs, err) })
 }
 
 // mustSync reports whether a batch must be fsynced before the responses it
@@ -192,7 +265,7 @@ func (g *Replica) writeLogBatch(jobs []LogJob) {
 // that only moves the commit index (or holds responses waiting for earlier
 // batches, all durable by now since one batch runs at a time) is written
 // without one: a lost commit index is learned again from the leader.
-func (g *Replica) mustSync(jobs []LogJob) bool {
+func (g *Replica) mustSync(jobs []*LogJob) bool {
 	sync := false
 	for _, j := range jobs {
 		if j.snap != nil {
@@ -220,7 +293,7 @@ func (g *Replica) mustSync(jobs []LogJob) bool {
 // hard state follows the entries it may commit (wal.Save), so that a torn
 // write never keeps a commit index past the log's end; hsFirst is the
 // injected bug HardStateFirst.
-func writeLogRecords(w *wal.WAL, jobs []LogJob, sync, hsFirst bool) error {
+func writeLogRecords(w *wal.WAL, jobs []*LogJob, sync, hsFirst bool) error {
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -278,7 +351,7 @@ func hardStateOf(m *raftpb.Message) *raftpb.HardState {
 // logBatchDone runs on the event loop once a batch is durable: the records
 // become visible to raft's storage, then the responses that waited for them
 // are stepped (this node) or sent (peers).
-func (g *Replica) logBatchDone(jobs []LogJob, err error) {
+func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 	g.log.busy = false
 	if g.deleted || g.host.Stopped() {
 		// The replica was deleted while the batch ran: nothing waits for it.

@@ -17,6 +17,7 @@ import (
 	"slices"
 
 	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node/outbox"
 	"github.com/tessera-db/tessera/core/topo"
@@ -77,10 +78,11 @@ type Replica interface {
 	// CatchingUp reports whether the replica is installing a snapshot or
 	// is well behind the commit index it knows of.
 	CatchingUp() bool
-	// Propose proposes a command (meta.Command or chunk.Command bytes) on
-	// behalf of this node's request proposal; its result comes back
-	// through Router.Answer once applied.
+	// Propose proposes a meta command (meta.Command bytes) on behalf of
+	// this node's request proposal, and ProposeChunk a data group's; the
+	// result comes back through Router.Answer once applied.
 	Propose(proposal uint64, cmd []byte) error
+	ProposeChunk(proposal uint64, c *chunk.Command) error
 	// ReadIndex asks raft for a read index; it comes back through
 	// Router.OnReadState with ctx.
 	ReadIndex(ctx []byte)

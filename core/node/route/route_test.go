@@ -50,6 +50,9 @@ func (g *fakeReplica) Propose(proposal uint64, _ []byte) error {
 	g.proposals = append(g.proposals, proposal)
 	return nil
 }
+func (g *fakeReplica) ProposeChunk(proposal uint64, _ *chunk.Command) error {
+	return g.Propose(proposal, nil)
+}
 func (g *fakeReplica) ReadChunk(id uint64, offset, length uint32) ([]byte, error) {
 	if g.corrupt[id] {
 		return nil, fmt.Errorf("chunk %d: %w", id, chunk.ErrCorrupt)

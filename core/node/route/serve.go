@@ -18,16 +18,6 @@ import (
 // reads wait for a read index (raft's ReadIndex) to be applied.
 
 func (r *Router) propose(g Replica, o *op) {
-	var cmd []byte
-	if o.group == topo.MetaGroup {
-		cmd = o.req.Cmd.Marshal()
-	} else if o.req.Kind == api.ChunkDelete {
-		c := chunk.Command{Op: chunk.OpDelete, IDs: o.req.IDs}
-		cmd = c.Marshal()
-	} else {
-		c := chunk.Command{Op: chunk.OpWrite, ID: o.req.ChunkID, CRC: o.req.CRC, Data: o.req.Data}
-		cmd = c.Marshal()
-	}
 	if o.group != topo.MetaGroup && o.req.Kind == api.ChunkWrite && r.cfg.MaxProposedChunkBytes > 0 &&
 		r.proposedChunkBytes(o.group)+len(o.req.Data) > r.cfg.MaxProposedChunkBytes {
 		// Too much in flight: wait as for a proposal raft dropped.
@@ -35,7 +25,15 @@ func (r *Router) propose(g Replica, o *op) {
 		return
 	}
 	o.issuedAt = r.host.Ticks()
-	if err := g.Propose(o.id, cmd); err != nil {
+	var err error
+	if o.group == topo.MetaGroup {
+		err = g.Propose(o.id, o.req.Cmd.Marshal())
+	} else if o.req.Kind == api.ChunkDelete {
+		err = g.ProposeChunk(o.id, &chunk.Command{Op: chunk.OpDelete, IDs: o.req.IDs})
+	} else {
+		err = g.ProposeChunk(o.id, &chunk.Command{Op: chunk.OpWrite, ID: o.req.ChunkID, CRC: o.req.CRC, Data: o.req.Data})
+	}
+	if err != nil {
 		// Dropped (no leader known): certainly not applied; retried on tick.
 		if !errors.Is(err, raft.ErrProposalDropped) {
 			r.cfg.Log.Warn("propose failed", "node", r.cfg.ID, "group", o.group, "err", err)
