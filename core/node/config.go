@@ -12,6 +12,18 @@
 // everything goes through env.Env. The simulator and the production
 // runtime drive the very same code.
 //
+// A Node is assembled from parts that each own one concern and see the
+// rest through a narrow interface, so that each is read and tested alone:
+// a replica.Replica per hosted group (raft, its log on disk, its state
+// machine, snapshots), a route.Router (the requests in flight: where each
+// is served, forwarding, retries), a replace.Replacer (replacing the dead
+// members of the groups this node leads, and the notices of fenced and
+// removed replicas), all writing into one outbox.Outbox. The node itself
+// owns which replicas exist (creating and deleting them: members.go), the
+// peers' liveness, and the background work over its replicas: garbage
+// collection, the sweep, scrubbing and chunk repair, and configuring a
+// new cluster (docs/architecture.md, "Inside a node").
+//
 // Besides its unit tests, the package has a step-by-step harness
 // (harness_test.go, TestInteraction): scripts in testdata/ drive a few
 // nodes whose network and disk work are explicit queues, deliver, drop,
@@ -25,54 +37,16 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node/replace"
+	"github.com/tessera-db/tessera/core/node/replica"
+	"github.com/tessera-db/tessera/core/node/route"
 	"github.com/tessera-db/tessera/core/topo"
 )
 
-// Applied describes one state-machine step, for OnApply: exactly one of
-// Meta, Chunk, Conf and Restored is set.
-type Applied struct {
-	Group, Index uint64
-	Meta         *meta.Command
-	MetaResult   meta.Result
-	Chunk        *chunk.Command
-	// Rejected is set when the data group refused the chunk command.
-	Rejected bool
-	// Conf is the group's configuration after a membership change (V2
-	// changes only: tessera proposes no other kind). It must not be kept.
-	Conf *raftpb.ConfState
-	// Restored is set when the replica's state machine was replaced by a
-	// snapshot at Index: on start (from its log, or the bootstrap
-	// snapshot) or when it installed one from the leader. The steps that
-	// follow continue from Index.
-	Restored bool
-	// g is the replica, for StateHash and CheckInvariants during the call.
-	g *group
-}
-
-// StateHash digests the replica's state machine right after the step (the
-// meta state, or the set of chunks held with their sizes and checksums):
-// replicas that applied the same commands hold the same hash at the same
-// index. Both digests are kept up to date as the state changes
-// (meta.State.Digest, chunk.Store.Digest), so it costs O(1). Call it only
-// during OnApply.
-func (a Applied) StateHash() uint64 {
-	if a.g.meta != nil {
-		return a.g.meta.Digest()
-	}
-	return a.g.store.Digest()
-}
-
-// CheckInvariants checks the meta state's invariants right after the step
-// (meta.State.CheckInvariants, O(state)); nil for a data group. Call it only
-// during OnApply.
-func (a Applied) CheckInvariants() error {
-	if a.g.meta != nil {
-		return a.g.meta.CheckInvariants()
-	}
-	return nil
-}
+// Applied describes one state-machine step of a replica, for OnApply
+// (replica.Applied).
+type Applied = replica.Applied
 
 // ConfProposal describes a membership change a leader proposed, for
 // OnConfChange: with the commit index it knew at that moment, and the term
@@ -127,7 +101,7 @@ type Config struct {
 	// KeepDataEntries is KeepEntries for data groups. A follower behind
 	// catches up as cheaply from a snapshot (a manifest plus the chunk
 	// files it lacks) as from entries whose bytes the leader reads back
-	// from its files (staged.go), and without ChunkOnce the entries carry
+	// from its files (replica/staged.go), and without ChunkOnce the entries carry
 	// whole chunks, all held in raft's memory until compacted, so they
 	// keep few.
 	KeepDataEntries uint64
@@ -136,7 +110,7 @@ type Config struct {
 	// MaxChunkBytes bounds one chunk write.
 	MaxChunkBytes int
 	// SnapPieceBytes is the size above which a raft snapshot is sent as a
-	// descriptor and fetched in pieces of this size (pieces.go).
+	// descriptor and fetched in pieces of this size (replica/pieces.go).
 	SnapPieceBytes int
 	// InlineThreshold is the largest file kept inline in the meta group,
 	// and InlineCapBytes the bound on all inline bytes (meta.Config). They
@@ -149,8 +123,8 @@ type Config struct {
 	InlineThreshold, InlineCapBytes int64
 	// ChunkOnce writes a chunk's bytes once on each replica: to a staged
 	// file made durable before its data group's log entry, which names
-	// them, and which applying renames to the chunk file (staged.go). The
-	// runtimes turn it on by default (`tessera node --chunk-once`,
+	// them, and which applying renames to the chunk file (replica/staged.go).
+	// The runtimes turn it on by default (`tessera node --chunk-once`,
 	// sim.DefaultOptions); off, the bytes travel in the log entry and are
 	// written again to the chunk file at apply: twice on each replica.
 	// Every node of a cluster should agree (a replica on either path
@@ -166,7 +140,7 @@ type Config struct {
 	// longer accounts for (sweep.go).
 	SweepIntervalTicks uint64
 	// ReplaceAfterTicks is how long a group's leader waits without hearing
-	// from a voter before it replaces it on another node (replace.go).
+	// from a voter before it replaces it on another node (core/node/replace).
 	ReplaceAfterTicks uint64
 	// ScrubEveryTicks and ScrubChunks set the scrubbing rate: every
 	// ScrubEveryTicks, ScrubChunks chunk files are re-read and verified
@@ -178,45 +152,17 @@ type Config struct {
 }
 
 // Bugs switch on known defects so that a test can show the simulator catches
-// them. Production code never sets them.
+// them. Production code never sets them. Each part of a node has its own
+// (the replicas' include the state machines').
 type Bugs struct {
-	// AckBeforeCommit answers a meta command as soon as it is proposed.
-	AckBeforeCommit bool
-	// StaleReads serves metadata reads from the local state without ReadIndex.
-	StaleReads bool
-	// SkipWALSync never fsyncs the raft log.
-	SkipWALSync bool
-	// ReapplyAfterRestart applies, after a restart, entries the snapshot already holds.
-	ReapplyAfterRestart bool
 	// CollectLive garbage-collects a chunk that a committed file still references.
 	CollectLive bool
-	// AckBeforeDurable lets a follower's append acknowledgement leave as
-	// soon as the append is handed to the disk, before it is durable.
-	AckBeforeDurable bool
-	// VoteBeforeDurable lets a granted vote leave before the hard state
-	// recording it is durable.
-	VoteBeforeDurable bool
-	// PromoteOnNext takes a learner as caught up once the leader has sent
-	// it every committed entry (its progress's Next), not once it has
-	// acknowledged them (Match).
-	PromoteOnNext bool
-	// StampAtApply stamps a meta command's mtime with the applying node's
-	// clock, so that a file's mtime is its commit time, instead of the
-	// proposer's stamp that the log carries: replicas apply differently.
-	StampAtApply bool
-	// HardStateFirst writes a batch's hard state before its entries, so
-	// that a torn write can keep a commit index past the log's end.
-	HardStateFirst bool
-	// ReadAtCommit serves a ReadIndex read once the replica's commit
-	// index, not its applied index, reaches the read index.
-	ReadAtCommit bool
-	// ConfChangeOnLeaderOnly applies a committed membership change to
-	// raft and the replica's configuration only on the group's leader.
-	ConfChangeOnLeaderOnly bool
-	// Meta are the meta state machine's defects.
-	Meta meta.Bugs
-	// Chunk are the chunk store's defects.
-	Chunk chunk.Bugs
+	// Replica are the defects of replication, storage and applying
+	// (replica.Bugs), Route those of serving requests (route.Bugs), and
+	// Replace those of replica replacement (replace.Bugs).
+	Replica replica.Bugs
+	Route   route.Bugs
+	Replace replace.Bugs
 }
 
 func (c *Config) withDefaults() Config {
@@ -300,4 +246,19 @@ func (c Config) MetaConfig() meta.Config {
 		mc.InlineCapBytes = meta.DefaultInlineCapBytes
 	}
 	return mc
+}
+
+// maxProposedChunkBytes bounds the chunk bytes a node has proposed to one
+// group and not yet seen applied, in place of raft's
+// MaxUncommittedEntriesSize (which measures a proposal whole and its
+// application short, so would never free what the bytes took).
+const maxProposedChunkBytes = 256 << 20
+
+// proposedChunkBytes is the route.Config.MaxProposedChunkBytes of a node:
+// maxProposedChunkBytes where raft's own bound is off.
+func proposedChunkBytes(cfg Config) int {
+	if cfg.ChunkOnce {
+		return maxProposedChunkBytes
+	}
+	return 0
 }

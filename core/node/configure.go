@@ -1,8 +1,6 @@
 package node
 
 import (
-	"go.etcd.io/raft/v3"
-
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/topo"
@@ -32,11 +30,11 @@ type confState struct {
 // takes a configuration once a leader runs with inlining on).
 func (n *Node) tickConfigure() {
 	g := n.groups[topo.MetaGroup]
-	if g == nil || g.role != raft.StateLeader || g.meta == nil || n.conf.pending {
+	if g == nil || !g.Leading() || g.Meta() == nil || n.conf.pending {
 		return
 	}
 	want := n.cfg.MetaConfig()
-	cfg, ok := g.meta.Config()
+	cfg, ok := g.Meta().Config()
 	if ok {
 		if cfg != want && !n.conf.warned {
 			n.conf.warned = true
@@ -50,29 +48,6 @@ func (n *Node) tickConfigure() {
 		return
 	}
 	n.conf.pending, n.conf.lastTry = true, n.ticks
-	n.submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpConfigure, Configure: want}},
-		func(*api.Response) { n.conf.pending = false }, false)
+	n.router.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpConfigure, Configure: want}},
+		func(*api.Response) { n.conf.pending = false })
 }
-
-// metaSnapshotDue reports whether the meta replica should take a snapshot:
-// after MetaSnapshotEntries applied entries, once the entries applied since
-// the last snapshot hold as many bytes as that snapshot, or
-// maxMetaLogBytes. A meta snapshot copies every inline byte, up to the
-// inline cap, so taking one every MetaSnapshotEntries small writes would
-// rewrite all inline data again and again; taking one when the log since
-// reached a quarter of the state, as before, made snapshots write four
-// times what the log wrote, most of the bytes a small put cost the disks
-// at 64 clients (docs/performance.md). Now a snapshot writes at most what
-// the log wrote since the one before, twice that while the namespace only
-// grows (each snapshot then about doubles the one before, as an
-// append-only file is rewritten once it has doubled), and the log behind
-// the last snapshot (replayed at start, held in raft's memory) stays
-// within that snapshot's size, or maxMetaLogBytes. Snapshots no longer
-// stall anything (metasnap.go), so taking them less often costs only that
-// log.
-func (n *Node) metaSnapshotDue(g *group) bool {
-	return g.entriesSince >= n.cfg.MetaSnapshotEntries && g.bytesSinceSnap >= min(g.snapBytes, maxMetaLogBytes)
-}
-
-// maxMetaLogBytes bounds the meta log behind its last snapshot.
-const maxMetaLogBytes = 64 << 20

@@ -24,7 +24,7 @@ func startAlone(t *testing.T, fs *memfs.FS, threshold, capacity int64) (*Node, *
 	for i := 0; i < 200; i++ {
 		n.Tick()
 		e.flush(n)
-		if _, ok := n.groups[topo.MetaGroup].meta.Config(); ok && !n.conf.pending {
+		if _, ok := n.groups[topo.MetaGroup].Meta().Config(); ok && !n.conf.pending {
 			return n, e
 		}
 	}
@@ -39,7 +39,7 @@ func TestConfigureOnce(t *testing.T) {
 	fs := memfs.New()
 	n, e := startAlone(t, fs, 100, 1000)
 	want := meta.Config{InlineThreshold: 100, InlineCapBytes: 1000}
-	if cfg, _ := n.groups[topo.MetaGroup].meta.Config(); cfg != want {
+	if cfg, _ := n.groups[topo.MetaGroup].Meta().Config(); cfg != want {
 		t.Fatalf("configured %+v, want %+v", cfg, want)
 	}
 	seq := uint64(0)
@@ -64,7 +64,7 @@ func TestConfigureOnce(t *testing.T) {
 	// Restarted with inlining off, the node keeps the cluster's settings.
 	n, e = startAlone(t, fs, -1, 0)
 	defer n.Close()
-	if cfg, _ := n.groups[topo.MetaGroup].meta.Config(); cfg != want {
+	if cfg, _ := n.groups[topo.MetaGroup].Meta().Config(); cfg != want {
 		t.Fatalf("after a restart with other flags: %+v, want %+v", cfg, want)
 	}
 	if r := put(n, e, "/small2", 50); r == nil || r.Status != api.OK {

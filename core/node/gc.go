@@ -3,8 +3,6 @@ package node
 import (
 	"slices"
 
-	"go.etcd.io/raft/v3"
-
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/topo"
@@ -27,21 +25,21 @@ type gcState struct {
 // in the garbage list and are deleted again (deletion is idempotent).
 func (n *Node) tickGC() {
 	g := n.groups[topo.MetaGroup]
-	if g == nil || g.role != raft.StateLeader || n.gc.running || n.ticks-n.gc.lastRun < n.cfg.GCIntervalTicks {
+	if g == nil || !g.Leading() || n.gc.running || n.ticks-n.gc.lastRun < n.cfg.GCIntervalTicks {
 		return
 	}
 	n.gc.lastRun = n.ticks
-	if end, ok := g.meta.NextLeaseEnd(); ok && end < n.env.NowNanos() {
+	if end, ok := g.Meta().NextLeaseEnd(); ok && end < n.env.NowNanos() {
 		// A lease ran out on this node's clock, but the meta group's
 		// clock moves only with commands: an empty OpGCDone moves it, so
 		// that an abandoned writer's ids become garbage in an idle
 		// cluster too.
 		n.gc.running = true
-		n.submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpGCDone}},
-			func(*api.Response) { n.gc.running = false }, false)
+		n.router.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpGCDone}},
+			func(*api.Response) { n.gc.running = false })
 		return
 	}
-	garbage := g.meta.Garbage()
+	garbage := g.Meta().Garbage()
 	current := make(map[uint64]bool, len(garbage))
 	var ready []meta.ChunkRef
 	for _, c := range garbage {
@@ -67,7 +65,7 @@ func (n *Node) tickGC() {
 	}
 	if BugsCompiledIn && n.cfg.Bugs.CollectLive {
 		// Injected bug: also collect a chunk a committed file still references.
-		if files, _ := g.meta.List("", "", 1); len(files) > 0 && len(files[0].Chunks) > 0 {
+		if files, _ := g.Meta().List("", "", 1); len(files) > 0 && len(files[0].Chunks) > 0 {
 			ready = append(ready, files[0].Chunks[0])
 		}
 	}
@@ -86,7 +84,7 @@ func (n *Node) tickGC() {
 	n.gc.running = true
 	pending, failed := len(groups), false
 	for _, gid := range groups {
-		n.submit(&api.Request{Kind: api.ChunkDelete, Group: gid, IDs: byGroup[gid]}, func(resp *api.Response) {
+		n.router.Submit(&api.Request{Kind: api.ChunkDelete, Group: gid, IDs: byGroup[gid]}, func(resp *api.Response) {
 			pending--
 			if resp.Status != api.OK {
 				failed = true
@@ -102,8 +100,8 @@ func (n *Node) tickGC() {
 			for _, c := range ready {
 				ids = append(ids, c.ID)
 			}
-			n.submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpGCDone, Collected: ids}},
-				func(*api.Response) { n.gc.running = false }, false)
-		}, false)
+			n.router.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpGCDone, Collected: ids}},
+				func(*api.Response) { n.gc.running = false })
+		})
 	}
 }

@@ -53,7 +53,7 @@ func TestAbandonedWriterIsCollectedInAnIdleCluster(t *testing.T) {
 	if _, garbage, _, _ := n.AuditChunks(nil); garbage != 0 {
 		t.Fatalf("the meta group still lists %d chunks awaiting collection", garbage)
 	}
-	if n.groups[topo.MetaGroup].meta.Len() != 0 {
+	if n.groups[topo.MetaGroup].Meta().Len() != 0 {
 		t.Fatal("a file appeared")
 	}
 

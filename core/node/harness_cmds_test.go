@@ -46,13 +46,14 @@ import (
 	"github.com/cockroachdb/datadriven"
 
 	"github.com/tessera-db/tessera/core/client"
+	"github.com/tessera-db/tessera/core/node/replica"
 )
 
 // harnessBugs are the injected bugs a script may switch on (cluster
 // bugs=(…)), by the simulator's names for them.
 var harnessBugs = map[string]func(*Bugs){
-	"ack-before-durable":  func(b *Bugs) { b.AckBeforeDurable = true },
-	"vote-before-durable": func(b *Bugs) { b.VoteBeforeDurable = true },
+	"ack-before-durable":  func(b *Bugs) { b.Replica.AckBeforeDurable = true },
+	"vote-before-durable": func(b *Bugs) { b.Replica.VoteBeforeDurable = true },
 }
 
 // args reads a command's arguments and complains about the ones left unread.
@@ -218,7 +219,7 @@ func (h *harness) cmdCampaign(a *args) {
 	a.done()
 	grp := h.replica(a, hn, g)
 	h.step(hn, true, func(*Node) {
-		if err := grp.rn.Campaign(); err != nil {
+		if err := grp.Campaign(); err != nil {
 			h.emit("campaign: %v", err)
 		}
 	}, "n%d g%d campaigns", hn.id, g)
@@ -240,8 +241,8 @@ func (h *harness) cmdNetwork(a *args, deliver bool) {
 func (h *harness) cmdIO(a *args) {
 	hn, q, n := h.upNode(a), a.uint("group", 0), a.int("n", 0)
 	if a.flag("snapshots") {
-		// The group's snapshot queue rather than its log's (metasnap.go).
-		q = snapQueue(q)
+		// The group's snapshot queue rather than its log's (replica/metasnap.go).
+		q = replica.SnapQueue(q)
 	}
 	a.done()
 	for _, it := range hn.pickIO(q, n) {
@@ -290,13 +291,13 @@ func (h *harness) cmdLog(a *args) {
 
 // cmdFiles lists a node's chunk directory of a group as it is now (up or
 // down): chunk files by id, staged files by the raft position of their
-// entry (staged.go); with wal, its log directory (segments and snapshot
-// files) instead.
+// entry (core/node/replica staged.go); with wal, its log directory
+// (segments and snapshot files) instead.
 func (h *harness) cmdFiles(a *args) {
 	hn, g := h.nodeArg(a), a.uint("group", 2)
 	dir := fmt.Sprintf("groups/%d/chunks", g)
 	if a.flag("wal") {
-		dir = walDir(g)
+		dir = replica.WALDir(g)
 	}
 	a.done()
 	names, err := hn.fs.List(dir)
@@ -342,7 +343,7 @@ func (h *harness) cmdLose(a *args) {
 }
 
 // replica returns the node's replica of a group.
-func (h *harness) replica(a *args, hn *hnode, group uint64) *group {
+func (h *harness) replica(a *args, hn *hnode, group uint64) *replica.Replica {
 	g := hn.n.groups[group]
 	if g == nil {
 		a.d.Fatalf(a.t, "node %d has no replica of group %d", hn.id, group)
@@ -409,7 +410,7 @@ func (h *harness) cmdCluster(a *args) {
 		InlineThreshold:   int64(a.int("inline-threshold", -1)),
 		DataSnapshotBytes: a.uint("data-snapshot-bytes", 64<<10),
 		// The nodes' chunk size is the clients' (it sets how many chunks'
-		// worth of bytes a leader puts back into one envelope, staged.go).
+		// worth of bytes a leader puts back into one envelope, replica/staged.go).
 		MaxChunkBytes: chunkBytes,
 		ChunkOnce:     a.flag("chunk-once"),
 		// Background work a script does not ask for stays out of the

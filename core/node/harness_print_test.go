@@ -17,6 +17,7 @@ import (
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/wire"
 )
@@ -90,7 +91,7 @@ func describeSnapshot(group uint64, s *raftpb.Snapshot) string {
 	if l := md.GetConfState().GetLearners(); len(l) > 0 {
 		d += " learners=" + ids(l)
 	}
-	if total, _, ok := decodeDescriptor(s.GetData()); ok {
+	if total, ok := replica.InPieces(s.GetData()); ok {
 		return d + fmt.Sprintf(" data in pieces (%d bytes)", total)
 	}
 	if group == topo.MetaGroup {
@@ -149,7 +150,7 @@ func describeEntry(group uint64, e *raftpb.Entry) string {
 	if len(e.GetData()) == 0 {
 		return at + "empty"
 	}
-	_, payload, err := decodeEntry(e.GetData())
+	payload, err := replica.EntryCommand(e.GetData())
 	if err != nil {
 		return at + "undecodable"
 	}
@@ -300,26 +301,26 @@ func describeEnvelope(m *wire.Envelope) []string {
 // describeJobs describes a log batch: what it writes, then what waits for
 // it. raft's own MsgStorageAppendResp, which only tells raft the entries
 // are stable, is left out.
-// describeStage describes the staging step of a log batch (storage.go).
-func describeStage(staged []stagedChunk) string {
+// describeStage describes the staging step of a log batch (replica/storage.go).
+func describeStage(staged []replica.StagedChunk) string {
 	var s []string
 	for _, sc := range staged {
-		s = append(s, fmt.Sprintf("chunk %d at %d/%d", sc.info.ID, sc.term, sc.index))
+		s = append(s, fmt.Sprintf("chunk %d at %d/%d", sc.ID(), sc.Term(), sc.Index()))
 	}
 	return "stage " + strings.Join(s, ", ")
 }
 
-func describeJobs(group uint64, jobs []*logJob) string {
+func describeJobs(group uint64, jobs []*replica.LogJob) string {
 	var writes, then []string
 	for _, j := range jobs {
-		if m := j.append; m != nil {
+		if m := j.Append(); m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
 				writes = append(writes, "install "+describeSnapshot(group, s))
 			}
-			if hs := hardStateOf(m); hs != nil {
+			if hs := j.HardState(); hs != nil {
 				writes = append(writes, fmt.Sprintf("hard state term=%d vote=%d commit=%d", hs.GetTerm(), hs.GetVote(), hs.GetCommit()))
 			}
-			if es := j.entries; len(es) > 0 {
+			if es := j.Entries(); len(es) > 0 {
 				writes = append(writes, "entries "+describeEntries(group, es))
 			}
 			for _, r := range m.GetResponses() {
@@ -328,13 +329,13 @@ func describeJobs(group uint64, jobs []*logJob) string {
 				}
 			}
 		}
-		if j.ref != nil {
-			writes = append(writes, fmt.Sprintf("rotate onto the snapshot file at %d", j.ref.Metadata.GetIndex()))
+		if index, ok := j.Rotation(); ok {
+			writes = append(writes, fmt.Sprintf("rotate onto the snapshot file at %d", index))
 		}
-		if j.snap != nil {
-			w := fmt.Sprintf("snapshot at %d", j.snap.GetMetadata().GetIndex())
-			if j.compactTo > 0 {
-				w += fmt.Sprintf(", compact to %d", j.compactTo)
+		if snap, compactTo := j.Snapshot(); snap != nil {
+			w := fmt.Sprintf("snapshot at %d", snap.GetMetadata().GetIndex())
+			if compactTo > 0 {
+				w += fmt.Sprintf(", compact to %d", compactTo)
 			}
 			writes = append(writes, w)
 		}
@@ -342,7 +343,7 @@ func describeJobs(group uint64, jobs []*logJob) string {
 	if len(writes) == 0 {
 		// raft holds a vote or append response for an append even when
 		// there is nothing to write: the batch only orders it behind the
-		// batches before it (no fsync, storage.go mustSync).
+		// batches before it (no fsync, replica/storage.go mustSync).
 		writes = append(writes, "nothing")
 	}
 	s := "log write: " + strings.Join(writes, "; ")
@@ -356,25 +357,26 @@ func describeJobs(group uint64, jobs []*logJob) string {
 // state, its snapshot and its last index, and with entries the entries
 // after the snapshot. Records reach that storage only once durable, so
 // this is the replica's durable log.
-func describeLog(g *group, entries bool) string {
-	hs, _, err := g.storage.InitialState()
+func describeLog(g *replica.Replica, entries bool) string {
+	log := g.Durable()
+	hs, _, err := log.InitialState()
 	if err != nil {
 		return "unreadable: " + err.Error()
 	}
-	first, _ := g.storage.FirstIndex()
-	last, _ := g.storage.LastIndex()
-	snap, _ := g.storage.Snapshot()
+	first, _ := log.FirstIndex()
+	last, _ := log.LastIndex()
+	snap, _ := log.Snapshot()
 	s := fmt.Sprintf("durable: term=%d vote=%d commit=%d snapshot=%d/%d last=%d",
 		hs.GetTerm(), hs.GetVote(), hs.GetCommit(), snap.GetMetadata().GetTerm(), snap.GetMetadata().GetIndex(), last)
 	if !entries || last < first {
 		return s
 	}
-	es, err := g.storage.Entries(first, last+1, 1<<40)
+	es, err := log.Entries(first, last+1, 1<<40)
 	if err != nil {
 		return s + " entries unreadable: " + err.Error()
 	}
 	for _, e := range es {
-		s += "\n  " + describeEntry(g.id, e)
+		s += "\n  " + describeEntry(g.ID(), e)
 	}
 	return s
 }
@@ -514,34 +516,25 @@ func describeResponse(r *api.Response) string {
 
 // describeGroup is one line of status: a replica's raft state, its
 // state machine and its durable log.
-func describeGroup(g *group) string {
-	s := fmt.Sprintf("%s applied=%d", viewOf(g), g.applied)
-	if g.store != nil {
-		s += fmt.Sprintf(" chunks=%d", g.store.Len())
+func describeGroup(g *replica.Replica) string {
+	s := fmt.Sprintf("%s applied=%d", viewOf(g), g.Applied())
+	if g.Store() != nil {
+		s += fmt.Sprintf(" chunks=%d", g.Store().Len())
 	}
-	if len(g.log.pending) > 0 {
+	if waiting, _ := g.LogQueue(); waiting > 0 {
 		// Log work waiting for the batch in flight to complete.
-		s += fmt.Sprintf(" log-jobs-waiting=%d", len(g.log.pending))
+		s += fmt.Sprintf(" log-jobs-waiting=%d", waiting)
 	}
-	if g.pendingSnap != nil {
-		s += fmt.Sprintf(" installing-snapshot(%d chunks missing)", len(g.pendingSnap.missing))
+	if missing, ok := g.MissingChunks(); ok {
+		s += fmt.Sprintf(" installing-snapshot(%d chunks missing)", missing)
 	}
-	if p := g.pieces; p != nil {
-		s += fmt.Sprintf(" fetching-snapshot(%d of %d bytes)", pieceBytes(p), p.total)
+	if have, total, ok := g.PiecesFetched(); ok {
+		s += fmt.Sprintf(" fetching-snapshot(%d of %d bytes)", have, total)
 	}
-	if g.amnesiac {
+	if g.Fenced() {
 		s += " fenced"
 	}
 	return s + " | " + describeLog(g, false)
-}
-
-// pieceBytes is how much of a snapshot's data has arrived.
-func pieceBytes(p *pieceFetch) int {
-	n := 0
-	for _, b := range p.pieces {
-		n += len(b)
-	}
-	return n
 }
 
 // sortedIDs returns a map's keys in order.

@@ -26,6 +26,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
@@ -129,7 +130,7 @@ type harnessEnv struct {
 	hn   *hnode
 	rng  *rand.Rand
 	log  *slog.Logger
-	note string // what the next IO call does (ioTracer)
+	note string // what the next IO call does (replica.Tracer)
 }
 
 func (e *harnessEnv) NowNanos() int64   { return harnessEpoch + int64(e.hn.ticks)*tickNanos }
@@ -162,23 +163,23 @@ func (e *harnessEnv) IO(q uint64, work func() error, done func(error)) {
 	e.h.emit("n%d io#%d queued: %s", hn.id, it.id, what)
 }
 
-func (e *harnessEnv) traceLogBatch(group uint64, jobs []*logJob) {
+func (e *harnessEnv) TraceLogBatch(group uint64, jobs []*replica.LogJob) {
 	e.note = fmt.Sprintf("g%d %s", group, describeJobs(group, jobs))
 }
 
-func (e *harnessEnv) traceStage(group uint64, staged []stagedChunk) {
+func (e *harnessEnv) TraceStage(group uint64, staged []replica.StagedChunk) {
 	e.note = fmt.Sprintf("g%d %s", group, describeStage(staged))
 }
 
-func (e *harnessEnv) traceSnapshotFile(group, index uint64) {
+func (e *harnessEnv) TraceSnapshotFile(group, index uint64) {
 	e.note = fmt.Sprintf("g%d write snapshot file at %d", group, index)
 }
 
-func (e *harnessEnv) traceReplicaDelete(group, at uint64) {
+func (e *harnessEnv) TraceReplicaDelete(group, at uint64) {
 	e.note = fmt.Sprintf("g%d delete replica (tombstone at %d)", group, at)
 }
 
-var _ ioTracer = (*harnessEnv)(nil)
+var _ replica.Tracer = (*harnessEnv)(nil)
 
 // setup builds a cluster of the given shape and starts every node.
 func (h *harness) setup(nodes, dataGroups, metaReplicas, replicas, chunkBytes int, cfg Config) error {
@@ -314,8 +315,8 @@ func (h *harness) step(hn *hnode, always bool, f func(*Node), format string, arg
 }
 
 // viewOf is a replica's raft state as a state line shows it.
-func viewOf(g *group) groupView {
-	st := g.rn.BasicStatus()
+func viewOf(g *replica.Replica) groupView {
+	st := g.BasicStatus()
 	return groupView{role: st.RaftState, term: st.HardState.GetTerm(), lead: st.Lead, commit: st.HardState.GetCommit()}
 }
 
@@ -479,7 +480,7 @@ func (h *harness) completeIO(hn *hnode, it *ioItem) {
 func (hn *hnode) pickIO(q uint64, n int) []*ioItem {
 	var out []*ioItem
 	for _, it := range hn.io {
-		sg, staged := stageGroup(it.queue)
+		sg, staged := replica.StageGroup(it.queue)
 		if (q == 0 || it.queue == q || (staged && sg == q)) && (n == 0 || len(out) < n) {
 			out = append(out, it)
 		}

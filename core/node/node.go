@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"slices"
 
-	"go.etcd.io/raft/v3"
-	"go.etcd.io/raft/v3/raftpb"
-
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/env"
+	"github.com/tessera-db/tessera/core/node/outbox"
+	"github.com/tessera-db/tessera/core/node/replace"
+	"github.com/tessera-db/tessera/core/node/replica"
+	"github.com/tessera-db/tessera/core/node/route"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
@@ -19,25 +20,20 @@ import (
 type Node struct {
 	cfg      Config
 	env      env.Env
-	raftLog  raft.Logger
-	groups   map[uint64]*group
+	groups   map[uint64]*replica.Replica
 	groupIDs []uint64
+	// replicas is what every replica is opened with; replicaStats are their
+	// counters.
+	replicas     *replica.Shared
+	replicaStats replica.Stats
 
-	ops    map[uint64]*op
-	nextOp uint64
-	// readWaiters are ops holding a read index, waiting for it to be applied.
-	readWaiters []uint64
+	router *route.Router
 	// repairing are chunks being re-fetched after a checksum failure, with
 	// the tick they were last asked for.
 	repairing map[chunkKey]uint64
 
 	ticks  uint64
-	outbox map[uint64]*wire.Envelope
-	// filled counts the chunk bytes put back into each peer's envelope
-	// (staged.go fillAppend).
-	filled      map[uint64]uint64
-	snapReports []snapReport
-	forwardRR   uint64
+	outbox *outbox.Outbox
 	// lastHeard is the tick at which each peer was last heard from, so that
 	// forwards go to live peers first and replacements pick live spares;
 	// lastSent is when this node last sent to each peer, so that a peer
@@ -54,17 +50,13 @@ type Node struct {
 	gc       gcState
 	sweep    sweepState
 	conf     confState
+	replacer *replace.Replacer
 	scrub    scrubState
 	stats    Stats
 	fatal    error
 }
 
 type chunkKey struct{ group, id uint64 }
-
-type snapReport struct {
-	g  *group
-	to uint64
-}
 
 // New recovers a node from its file system (or bootstraps a fresh one).
 func New(cfg Config, e env.Env) (*Node, error) {
@@ -75,13 +67,11 @@ func New(cfg Config, e env.Env) (*Node, error) {
 	n := &Node{
 		cfg:       cfg,
 		env:       e,
-		groups:    map[uint64]*group{},
-		ops:       map[uint64]*op{},
+		groups:    map[uint64]*replica.Replica{},
 		gc:        gcState{seen: map[uint64]uint64{}},
 		sweep:     sweepState{from: map[uint64]uint64{}},
 		repairing: map[chunkKey]uint64{},
-		outbox:    map[uint64]*wire.Envelope{},
-		filled:    map[uint64]uint64{},
+		outbox:    outbox.New(cfg.ID),
 		lastHeard: map[uint64]uint64{},
 		lastSent:  map[uint64]uint64{},
 		removedAt: map[uint64]uint64{},
@@ -90,14 +80,16 @@ func New(cfg Config, e env.Env) (*Node, error) {
 	}
 	// Operation ids start at a random point so that a reply or a committed
 	// entry addressed to this node before a restart never matches a new op.
-	n.nextOp = e.Rand().Uint64() >> 2
-	n.raftLog = &raftLogger{log: e.Log().With("node", cfg.ID)}
+	n.router = route.New(cfg.routeConfig(e.Log()), routerHost{n}, n.outbox, e.Rand().Uint64()>>2)
+	n.replicas = &replica.Shared{Config: cfg.replicaConfig(), Env: e, Host: replicaHost{n}, Out: n.outbox,
+		Stats: &n.replicaStats}
+	n.replacer = replace.New(cfg.replaceConfig(e.Log()), replacerHost{n}, n.outbox)
 	for _, tg := range n.cfg.Topology.Groups {
 		// An initial member bootstraps the group on first start unless it
 		// deleted its replica after a removal; a member added later
 		// reopens the replica it has on disk.
 		initial := !cfg.Join && slices.Contains(tg.Members, n.cfg.ID)
-		at, removed, err := readTombstone(e.FS(), tg.ID)
+		at, removed, err := replica.ReadTombstone(e.FS(), tg.ID)
 		if removed {
 			n.removedAt[tg.ID] = at
 		}
@@ -105,12 +97,12 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
-		hasLog, err := wal.Exists(e.FS(), walDir(tg.ID))
+		hasLog, err := wal.Exists(e.FS(), replica.WALDir(tg.ID))
 		if err != nil {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
-		fenced, err := isFenced(e.FS(), tg.ID)
+		fenced, err := replica.IsFenced(e.FS(), tg.ID)
 		if err != nil {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
@@ -118,19 +110,15 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		if !hasLog && (!initial || removed) && !fenced {
 			continue
 		}
-		g, err := n.openGroup(tg, initial && !removed && !fenced)
+		g, err := n.openReplica(tg, initial && !removed && !fenced, fenced)
 		if errors.Is(err, wal.ErrCorrupt) || errors.Is(err, wal.ErrUnreadable) {
 			if err = n.quarantine(tg, err); err == nil {
-				fenced = true
-				g, err = n.openGroup(tg, false)
+				g, err = n.openReplica(tg, false, true)
 			}
 		}
 		if err != nil {
 			n.Close()
 			return nil, err
-		}
-		if fenced {
-			g.amnesiac = true
 		}
 		n.groups[tg.ID] = g
 		n.groupIDs = append(n.groupIDs, tg.ID)
@@ -149,7 +137,7 @@ func (n *Node) Err() error { return n.fatal }
 // Close closes the node's logs. The node must not be used afterwards.
 func (n *Node) Close() {
 	for _, id := range n.groupIDs {
-		_ = n.groups[id].wal.Close()
+		n.groups[id].Close()
 	}
 }
 
@@ -170,16 +158,13 @@ func (n *Node) Tick() {
 	}
 	n.ticks++
 	for _, id := range n.groupIDs {
-		g := n.groups[id]
-		g.rn.Tick()
-		n.tickSnapFetch(g)
-		n.tickPieces(g)
+		n.groups[id].Tick()
 	}
 	n.tickPings()
-	n.tickReplace()
+	n.replacer.Tick(n.hosted())
 	n.tickRepairs()
 	n.tickScrub()
-	n.tickOps()
+	n.router.Tick()
 	n.tickGC()
 	n.tickSweep()
 	n.tickConfigure()
@@ -209,34 +194,22 @@ func (n *Node) Receive(m *wire.Envelope) {
 			n.stats.DroppedMessages++
 			continue
 		}
-		g.heardAt = n.ticks
-		g.heardFrom[m.From] = n.ticks
-		if n.fenced(g, gm.Msg) {
+		n.replacer.Heard(gm.Group, m.From)
+		if !g.Admit(gm.Msg) {
 			n.stats.DroppedMessages++
-			if g.amnesiac {
-				n.noteFenced(g.id, m.From)
+			if g.Fenced() {
+				n.replacer.NoteFenced(gm.Group, m.From)
 			}
 			continue
 		}
-		n.noteNonMember(g, m.From)
-		if gm.Msg.GetType() == raftpb.MsgSnap {
-			if !n.holdPieces(g, m.From, gm.Msg) {
-				n.stepSnapshot(g, m.From, gm.Msg)
-			}
-			continue
-		}
-		if gm.Msg.GetType() == raftpb.MsgApp && g.store != nil {
-			n.cutAppend(g, gm.Msg)
-		}
-		if err := g.rn.Step(gm.Msg); err != nil {
-			n.stats.DroppedMessages++
-		}
+		n.replacer.NoteNonMember(g, m.From)
+		g.Step(m.From, gm.Msg)
 	}
 	for _, f := range m.Forwards {
-		n.serveForward(m.From, f)
+		n.router.ServeForward(m.From, f)
 	}
 	for _, r := range m.Replies {
-		n.onReply(m.From, r)
+		n.router.OnReply(m.From, r)
 	}
 	for _, f := range m.Fetches {
 		n.serveFetch(m.From, f)
@@ -248,85 +221,37 @@ func (n *Node) Receive(m *wire.Envelope) {
 		n.onRemoval(m.From, r)
 	}
 	for _, a := range m.PieceAsks {
-		n.servePiece(m.From, a)
+		reply := wire.Piece{Group: a.Group, Index: a.Index, Offset: a.Offset}
+		if g := n.groups[a.Group]; g != nil {
+			reply = g.ServePiece(a)
+		}
+		out := n.out(m.From)
+		out.Pieces = append(out.Pieces, reply)
 	}
 	for _, p := range m.Pieces {
-		n.onPiece(m.From, p)
+		if g := n.groups[p.Group]; g != nil {
+			g.OnPiece(m.From, p)
+		}
 	}
 	for _, r := range m.Routes {
 		n.onRoute(m.From, r)
 	}
 	for _, id := range m.Fenced {
-		n.onFenced(m.From, id)
+		if g := n.groups[id]; g != nil {
+			n.replacer.OnFenced(g, m.From)
+		}
 	}
 	for _, id := range m.Probes {
 		if g := n.groups[id]; g != nil {
-			n.noteNonMember(g, m.From)
+			n.replacer.NoteNonMember(g, m.From)
 		}
 	}
-}
-
-// stepSnapshot hands a whole snapshot to raft; a data group's waits first
-// for the chunks its manifest lists (fetch.go).
-func (n *Node) stepSnapshot(g *group, from uint64, m *raftpb.Message) {
-	if g.store != nil && n.holdSnapshot(g, from, m) {
-		return
-	}
-	if err := g.rn.Step(m); err != nil {
-		n.stats.DroppedMessages++
-	}
-}
-
-// fenced reports whether a raft message must not reach a replica created
-// on demand that has installed nothing yet. Such a replica has no
-// configuration and no memory: only a node that was a voter of the group
-// and lost its disk is asked for votes in it, and only such a node is sent
-// a snapshot naming it a voter (a new member is added as a learner and
-// promoted only once caught up). Granting a vote, or acting as that voter,
-// could elect a leader without committed entries (and a heartbeat naming
-// entries it does not have would stop it), so the replica takes no part in
-// the group; it only answers each message with a wire.Envelope.Fenced
-// notice (Receive, tickReplace). The group's leader replaces it on a spare,
-// or removes it and adds the node back as a learner if there is none
-// (replace.go); the fenced replica is deleted on the removal notice that
-// follows.
-func (n *Node) fenced(g *group, m *raftpb.Message) bool {
-	if g.amnesiac {
-		return true
-	}
-	if g.applied != 0 {
-		return false
-	}
-	var why string
-	switch m.GetType() {
-	case raftpb.MsgVote, raftpb.MsgPreVote:
-		return true
-	case raftpb.MsgHeartbeat:
-		// The leader caps a heartbeat's commit index at what it knows the
-		// receiver holds: 0 for a new member.
-		if m.GetCommit() != 0 {
-			why = fmt.Sprintf("a heartbeat says it holds entries up to %d", m.GetCommit())
-		}
-	case raftpb.MsgSnap:
-		cs := m.GetSnapshot().GetMetadata().GetConfState()
-		if slices.Contains(cs.GetVoters(), n.cfg.ID) || slices.Contains(cs.GetVotersOutgoing(), n.cfg.ID) {
-			why = "a snapshot names it a voter"
-		}
-	}
-	if why == "" {
-		return false
-	}
-	g.amnesiac = true
-	n.stats.AmnesiacReplicas++
-	n.env.Log().Error("this node lost its disk: fencing its empty replica until the group replaces it",
-		"node", n.cfg.ID, "group", g.id, "from", m.GetFrom(), "because", why)
-	return true
 }
 
 // tickPings sends an empty envelope to every peer this node has sent
 // nothing for half an election timeout, so that every node hears from every
-// other even when they share no group (replace.go picks spares among the
-// nodes heard from).
+// other even when they share no group (core/node/replace picks spares
+// among the nodes heard from).
 func (n *Node) tickPings() {
 	every := uint64(max(n.cfg.ElectionTicks/2, 1))
 	if n.ticks%every != 0 {
@@ -348,11 +273,11 @@ func (n *Node) Submit(req *api.Request, done func(*api.Response)) {
 		done(api.Errorf(api.Unavailable, "node %d is stopped", n.cfg.ID))
 		return
 	}
-	n.submit(req, done, false)
+	n.router.Submit(req, done)
 }
 
 // Flush handles every group's Ready: log appends are handed to the runtime
-// (storage.go) and the messages that depend on them wait for their
+// (core/node/replica) and the messages that depend on them wait for their
 // completion; other messages leave at once; committed entries are applied
 // and the requests they complete answered.
 func (n *Node) Flush() {
@@ -368,98 +293,35 @@ func (n *Node) flushOnce() bool {
 	progress := false
 	for _, id := range slices.Clone(n.groupIDs) {
 		g := n.groups[id]
-		if g == nil || !g.rn.HasReady() {
+		if g == nil || !g.HasReady() {
 			continue
 		}
 		progress = true
-		// With asynchronous storage writes, Ready() also accepts the Ready:
-		// there is no Advance.
-		rd := g.rn.Ready()
-		if rd.SoftState != nil {
-			if rd.SoftState.RaftState == raft.StateLeader && g.role != raft.StateLeader {
-				g.leaderSince = n.ticks
-				if n.cfg.OnLeader != nil {
-					n.cfg.OnLeader(g.id, g.rn.BasicStatus().HardState.GetTerm())
-				}
-			}
-			g.leader, g.role = rd.SoftState.Lead, rd.SoftState.RaftState
-		}
-		var apply *raftpb.Message
-		for _, m := range rd.Messages {
-			switch m.GetTo() {
-			case raft.LocalAppendThread:
-				if BugsCompiledIn {
-					n.injectEarlyResponses(g, m)
-				}
-				n.queueLog(g, logJob{append: m})
-			case raft.LocalApplyThread:
-				apply = m
-			default:
-				// Nothing here depends on a record not yet durable: raft
-				// holds such messages among the storage responses.
-				n.sendRaft(g, m)
-			}
-		}
-		for _, rs := range rd.ReadStates {
-			n.onReadState(g, rs)
-		}
-		if apply != nil {
-			n.applyCommitted(g, apply)
-		}
+		g.HandleReady()
 		if n.fatal != nil {
 			return false
 		}
-		if g.removed {
-			n.dropGroup(g, g.applied)
-			continue
-		}
-		if err := n.maybeSnapshot(g); err != nil {
-			n.fail(err)
-			return false
+		if g.Removed() {
+			n.dropGroup(g, g.Applied())
 		}
 	}
 	if !progress {
 		return false
 	}
-	// A snapshot is sent whole in one envelope: report it finished so that
-	// raft probes the follower next and resends if it was lost.
-	for _, sr := range n.snapReports {
-		if n.groups[sr.g.id] == sr.g {
-			sr.g.rn.ReportSnapshot(sr.to, raft.SnapshotFinish)
-		}
+	for _, id := range n.groupIDs {
+		n.groups[id].ReportSnapshots()
 	}
-	n.snapReports = n.snapReports[:0]
-	n.serveReadWaiters()
+	n.router.ServeReads()
 	return true
 }
 
-func (n *Node) out(peer uint64) *wire.Envelope {
-	m := n.outbox[peer]
-	if m == nil {
-		m = &wire.Envelope{From: n.cfg.ID, To: peer}
-		n.outbox[peer] = m
-	}
-	return m
-}
+func (n *Node) out(peer uint64) *wire.Envelope { return n.outbox.To(peer) }
 
 func (n *Node) flushOutbox() {
-	clear(n.filled)
-	if len(n.outbox) == 0 {
-		return
-	}
-	peers := make([]uint64, 0, len(n.outbox))
-	for p := range n.outbox {
-		peers = append(peers, p)
-	}
-	slices.Sort(peers)
-	for _, p := range peers {
-		m := n.outbox[p]
-		delete(n.outbox, p)
-		if !m.Empty() {
-			n.env.Send(m)
-			n.lastSent[p] = n.ticks
-		}
-	}
+	n.outbox.Flush(func(m *wire.Envelope) {
+		n.env.Send(m)
+		n.lastSent[m.To] = n.ticks
+	})
 }
 
 // members returns the current voters and learners of a group this node
@@ -468,8 +330,8 @@ func (n *Node) flushOutbox() {
 // reported, then those of the initial topology not among them: replacements
 // may have moved the group since.
 func (n *Node) members(group uint64) []uint64 {
-	if g := n.groups[group]; g != nil && len(g.confState.GetVoters()) > 0 {
-		return slices.Concat(g.confState.GetVoters(), g.confState.GetLearners())
+	if g := n.groups[group]; g != nil && len(g.ConfState().GetVoters()) > 0 {
+		return slices.Concat(g.ConfState().GetVoters(), g.ConfState().GetLearners())
 	}
 	out := slices.Clone(n.routes[group].Members)
 	tg, _ := n.cfg.Topology.Group(group)
@@ -485,7 +347,7 @@ func (n *Node) members(group uint64) []uint64 {
 // a request to it, who the group's members are now.
 func (n *Node) noteRoute(group, to uint64) {
 	g := n.groups[group]
-	if g == nil || g.applied == 0 || slices.Contains(n.members(group), to) {
+	if g == nil || g.Applied() == 0 || slices.Contains(n.members(group), to) {
 		return
 	}
 	out := n.out(to)
@@ -494,5 +356,5 @@ func (n *Node) noteRoute(group, to uint64) {
 			return
 		}
 	}
-	out.Routes = append(out.Routes, wire.Route{Group: group, Index: g.applied, Members: n.members(group)})
+	out.Routes = append(out.Routes, wire.Route{Group: group, Index: g.Applied(), Members: n.members(group)})
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -144,71 +143,6 @@ func TestBadRequestsAreRefusedBeforeAnythingIsWritten(t *testing.T) {
 	}
 }
 
-func TestRequestRouting(t *testing.T) {
-	tests := []struct {
-		name     string
-		fromPeer bool
-		lagging  bool
-		// wantTo is the node the request is forwarded to, 0 if none.
-		wantTo     uint64
-		wantStatus api.Status // of an immediate answer, if wantTo is 0
-	}{
-		{name: "client request goes to the leader", wantTo: 3},
-		{name: "forwarded request is served here", fromPeer: true},
-		{name: "lagging replica refuses a forwarded request", fromPeer: true, lagging: true, wantStatus: api.Unavailable},
-		{name: "lagging replica sends a client request to the leader", lagging: true, wantTo: 3},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			n, e := newTestNode(t, 3)
-			g := n.groups[topo.MetaGroup]
-			g.leader = 3 // a follower that knows its leader
-			if tt.lagging {
-				g.pendingSnap = &snapFetch{}
-			}
-			var got *api.Response
-			n.submit(&api.Request{Kind: api.MetaGet, Path: "/a"}, func(r *api.Response) { got = r }, tt.fromPeer)
-			e.flush(n)
-			var to uint64
-			for _, m := range e.sent {
-				if len(m.Forwards) > 0 {
-					to = m.To
-				}
-			}
-			if to != tt.wantTo {
-				t.Fatalf("forwarded to node %d, want %d", to, tt.wantTo)
-			}
-			switch {
-			case tt.wantStatus != 0 && (got == nil || got.Status != tt.wantStatus):
-				t.Fatalf("response %+v, want %s", got, tt.wantStatus)
-			case tt.wantStatus == 0 && got != nil:
-				t.Fatalf("answered %+v at once, want it in flight", got)
-			}
-		})
-	}
-}
-
-func TestForwardTargetsPutLivePeersFirst(t *testing.T) {
-	n, _ := newTestNode(t, 5, 5)
-	n.ticks = 1000
-	n.lastHeard[2] = 1000                                   // live
-	n.lastHeard[4] = 1000 - uint64(n.cfg.ElectionTicks) - 1 // silent for too long
-	n.lastHeard[5] = 999                                    // live
-	// Node 3 was never heard from.
-	for range 4 {
-		got := n.forwardTargets(topo.MetaGroup, 0)
-		if len(got) != 4 {
-			t.Fatalf("targets %v, want the 4 other nodes", got)
-		}
-		if !(got[0] == 2 || got[0] == 5) || !(got[1] == 2 || got[1] == 5) {
-			t.Fatalf("targets %v: live nodes 2 and 5 must come first", got)
-		}
-	}
-	if got := n.forwardTargets(topo.MetaGroup, 2); slices.Contains(got, 2) || len(got) != 3 {
-		t.Fatalf("targets %v must skip node 2", got)
-	}
-}
-
 func TestRoutesFollowReplacedMembers(t *testing.T) {
 	n, e := newTestNode(t, 5) // node 1: meta {1,2,3}, group 2 {1,2,3}; group 3 {2,3,4} elsewhere
 	const away = 3
@@ -285,34 +219,6 @@ func TestScrubFindsRotInUnreadChunks(t *testing.T) {
 	}
 }
 
-// TestMetaDetailFitsAReply checks that the detail of a refused meta
-// command, which travels in forwarded replies, stays decodable whatever
-// the path, and that a reused sequence number says why.
-func TestMetaDetailFitsAReply(t *testing.T) {
-	reuse := meta.Result{Code: meta.CodeSessionReuse, Detail: "session 5: sequence 1 was already used by a different request"}
-	tests := []struct {
-		name string
-		path string
-		res  meta.Result
-		want string
-	}{
-		{"short", "/s/b", meta.Result{Code: meta.CodeNotFound}, "delete /s/b: not found"},
-		{"reuse", "/s/b", reuse, "delete /s/b: session reuse: session 5: sequence 1 was already used"},
-		{"long ascii path", "/" + strings.Repeat("a", 4095), reuse, "delete /aaa"},
-		{"long multibyte path", "/" + strings.Repeat("é", 2047), reuse, "…: session reuse: session 5"},
-	}
-	for _, tt := range tests {
-		d := metaDetail(meta.Command{Op: meta.OpDelete, Path: tt.path}, tt.res)
-		if !strings.Contains(d, tt.want) || len(d) > api.MaxDetailBytes || !utf8.ValidString(d) {
-			t.Errorf("%s: %d bytes %q, want it to contain %q", tt.name, len(d), d, tt.want)
-		}
-		resp := &api.Response{Status: statusOf(tt.res.Code), Detail: d, Result: tt.res}
-		if back, err := api.UnmarshalResponse(resp.Marshal()); err != nil || back.Detail != d || back.Status != resp.Status {
-			t.Errorf("%s: reply does not decode: %v", tt.name, err)
-		}
-	}
-}
-
 // TestReplicaCreatedOnlyWhenAdded checks what makes a node with no replica
 // of the meta group create one: a heartbeat to a node never removed (and,
 // when it claims entries, the replica is fenced at once and says so), or a
@@ -348,7 +254,7 @@ func TestReplicaCreatedOnlyWhenAdded(t *testing.T) {
 				if err := e.fs.MkdirAll("groups/1"); err != nil {
 					t.Fatal(err)
 				}
-				f, err := e.fs.Create(tombstone(topo.MetaGroup))
+				f, err := e.fs.Create("groups/1/removed") // replica/files.go: the tombstone
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -404,81 +310,9 @@ func TestFencedNoticeFromNonMemberIsAnsweredWithRemoval(t *testing.T) {
 	if !slices.Equal(removals, []uint64{4}) {
 		t.Fatalf("removal notices sent to %v, want node 4 only", removals)
 	}
-	g := n.groups[topo.MetaGroup]
-	if _, ok := g.fencedAt[2]; !ok {
-		t.Fatal("the notice of member 2 was not recorded")
-	}
-}
-
-// TestKnownEmptyAndQuorumWithout checks the leader's two conditions for
-// refilling a voter in place: it is known to hold nothing, and the other
-// voters, live, make a quorum of the group without it.
-func TestKnownEmptyAndQuorumWithout(t *testing.T) {
-	n, _ := newTestNode(t, 3) // meta group {1,2,3}, node 1
-	g := n.groups[topo.MetaGroup]
-	et := uint64(n.cfg.ElectionTicks)
-	tests := []struct {
-		name                       string
-		leaderSince, heard, notice uint64 // ticks; notice 0: none
-		live2                      bool   // node 2 heard from within an election timeout
-		wantEmpty, wantQuorum      bool
-	}{
-		{"fenced and silent", 100, 90, 500, true, true, true},
-		{"fenced, other voter silent", 100, 90, 500, false, true, false},
-		{"no notice", 100, 90, 0, true, false, true},
-		{"notice before its last raft message", 100, 600, 500, true, false, true},
-		{"notice before this leader's election", 550, 90, 500, true, false, true},
-		{"raft message within an election timeout", 100, 1000 - et + 1, 1000, true, false, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			n.ticks = 1000
-			g.leaderSince = tt.leaderSince
-			g.heardFrom = map[uint64]uint64{3: tt.heard, 2: 0}
-			if tt.live2 {
-				g.heardFrom[2] = 999
-			}
-			g.fencedAt = map[uint64]uint64{}
-			if tt.notice != 0 {
-				g.fencedAt[3] = tt.notice
-			}
-			if got := n.knownEmpty(g, 3); got != tt.wantEmpty {
-				t.Errorf("knownEmpty = %v, want %v", got, tt.wantEmpty)
-			}
-			if got := n.quorumWithout(g, 3); got != tt.wantQuorum {
-				t.Errorf("quorumWithout = %v, want %v", got, tt.wantQuorum)
-			}
-		})
-	}
-}
-
-// TestRemovedThenAddedBackInOneBatchKeepsTheReplica: configurations applied
-// in one flush leave the replica marked for deletion only if the last of
-// them excludes this node (seed 576: a learner removed and added back in
-// one batch deleted the replica whose acknowledgements got it promoted).
-func TestRemovedThenAddedBackInOneBatchKeepsTheReplica(t *testing.T) {
-	n, _ := newTestNode(t, 3) // meta group {1,2,3}, node 1
-	g := n.groups[topo.MetaGroup]
-	with := &raftpb.ConfState{Voters: []uint64{2, 3}, Learners: []uint64{1}}
-	without := &raftpb.ConfState{Voters: []uint64{2, 3}}
-	tests := []struct {
-		name    string
-		applied []*raftpb.ConfState
-		removed bool
-	}{
-		{"removed", []*raftpb.ConfState{without}, true},
-		{"removed, then added back", []*raftpb.ConfState{without, with}, false},
-		{"added back, then removed again", []*raftpb.ConfState{without, with, without}, true},
-	}
-	for _, tt := range tests {
-		g.removed = false
-		for _, cs := range tt.applied {
-			prev := g.confState
-			g.confState = cs
-			n.confApplied(g, prev)
-		}
-		if g.removed != tt.removed {
-			t.Errorf("%s: removed = %v, want %v", tt.name, g.removed, tt.removed)
+	for _, g := range n.Groups() {
+		if g.ID == topo.MetaGroup && !strings.Contains(g.Degraded, "voters [2] hold no replica") {
+			t.Fatalf("meta group degraded %q: the notice of member 2 was not recorded", g.Degraded)
 		}
 	}
 }

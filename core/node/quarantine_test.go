@@ -6,6 +6,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
 )
@@ -103,13 +104,13 @@ func testDamagedLog(t *testing.T, damage func(*memfs.FS, wal.Span) error, unread
 			t.Fatalf("restart %d: a fenced replica reports a log state", i)
 		}
 	}
-	if fenced, err := isFenced(e.fs, group); err != nil || !fenced {
+	if fenced, err := replica.IsFenced(e.fs, group); err != nil || !fenced {
 		t.Fatalf("fence marker: %v, %v", fenced, err)
 	}
 	// Its removal deletes the replica and the fence with it.
 	n.dropGroup(n.groups[group], 10)
 	e.flush(n)
-	if fenced, err := isFenced(e.fs, group); err != nil || fenced {
+	if fenced, err := replica.IsFenced(e.fs, group); err != nil || fenced {
 		t.Fatalf("fence marker after removal: %v, %v", fenced, err)
 	}
 	if n.Hosts(group) {

@@ -46,7 +46,7 @@ func (n *Node) scrubOne() bool {
 		}
 		g = n.groups[next]
 		*s = scrubState{group: next}
-		for _, in := range g.store.Infos() {
+		for _, in := range g.Store().Infos() {
 			s.ids = append(s.ids, in.ID)
 		}
 		if len(s.ids) == 0 {
@@ -55,11 +55,11 @@ func (n *Node) scrubOne() bool {
 	}
 	id := s.ids[s.pos]
 	s.pos++
-	if _, held := g.store.Info(id); !held {
+	if _, held := g.Store().Info(id); !held {
 		return true // collected since the pass began
 	}
 	n.stats.ScrubbedChunks++
-	if _, err := g.store.Read(id, 0, 0); errors.Is(err, chunk.ErrCorrupt) || errors.Is(err, chunk.ErrMissing) {
+	if _, err := g.Store().Read(id, 0, 0); errors.Is(err, chunk.ErrCorrupt) || errors.Is(err, chunk.ErrMissing) {
 		n.onCorrupt(g, id, err)
 	}
 	return true
@@ -70,7 +70,7 @@ func (n *Node) scrubOne() bool {
 func (n *Node) nextDataGroup(id uint64) uint64 {
 	var first uint64
 	for _, gid := range n.groupIDs {
-		if n.groups[gid].store == nil {
+		if n.groups[gid].Store() == nil {
 			continue
 		}
 		if first == 0 {
@@ -90,11 +90,11 @@ func (n *Node) BadChunks() []string {
 	var out []string
 	for _, gid := range n.groupIDs {
 		g := n.groups[gid]
-		if g.store == nil {
+		if g.Store() == nil {
 			continue
 		}
-		for _, in := range g.store.Infos() {
-			if _, err := g.store.Read(in.ID, 0, 0); err != nil {
+		for _, in := range g.Store().Infos() {
+			if _, err := g.Store().Read(in.ID, 0, 0); err != nil {
 				out = append(out, fmt.Sprintf("group %d chunk %d: %v", gid, in.ID, err))
 			}
 		}

@@ -1,8 +1,6 @@
 package node
 
 import (
-	"fmt"
-
 	"go.etcd.io/raft/v3"
 
 	"github.com/tessera-db/tessera/core/topo"
@@ -16,7 +14,7 @@ type Stats struct {
 	CorruptChunks, RepairedChunks, ChunkFetches uint64
 	DroppedMessages, UnknownPeerMessages        uint64
 	Requests, RequestErrors, Timeouts           uint64
-	// ConfChanges counts membership changes proposed (replace.go);
+	// ConfChanges counts membership changes proposed (core/node/replace);
 	// ReplicasCreated and ReplicasRemoved count replicas this node joined
 	// and deleted.
 	ConfChanges, ReplicasCreated, ReplicasRemoved uint64
@@ -24,7 +22,7 @@ type Stats struct {
 	// of their group and lost its disk.
 	AmnesiacReplicas uint64
 	// CorruptLogs counts replicas whose log was found damaged at start-up
-	// and fenced (quarantine.go); UnreadableLogs those whose log could not
+	// and fenced (quarantine.go, replica.Quarantine); UnreadableLogs those whose log could not
 	// be read at all.
 	CorruptLogs, UnreadableLogs uint64
 	// ScrubbedChunks counts chunks the scrubber verified; ScrubPasses the
@@ -37,10 +35,10 @@ type Stats struct {
 	// LogBatchJobs the appends and snapshots they carried: their ratio is
 	// the group commit achieved.
 	LogBatches, LogBatchJobs uint64
-	// SnapPieces counts snapshot pieces this node received (pieces.go).
+	// SnapPieces counts snapshot pieces this node received (core/node/replica pieces.go).
 	SnapPieces uint64
 	// StagedChunks and StagedChunkBytes count the chunk writes whose bytes
-	// this node made durable beside their log entry (staged.go);
+	// this node made durable beside their log entry (core/node/replica staged.go);
 	// AppendsFilled the entries whose bytes it put back into an append to
 	// a follower, AppendsCut the appends it cut before an entry it could
 	// not fill (sending) or hold (receiving), and LackingChunks the chunks
@@ -89,62 +87,62 @@ type GroupStatus struct {
 }
 
 // Stats returns a copy of the node's counters.
-func (n *Node) Stats() Stats { return n.stats }
+func (n *Node) Stats() Stats {
+	st := n.stats
+	st.ConfChanges += n.replacer.Stats().ConfChanges
+	rs := n.router.Stats()
+	st.Requests += rs.Requests
+	st.RequestErrors += rs.RequestErrors
+	st.Timeouts += rs.Timeouts
+	st.Proposals += rs.Proposals
+	st.Reads += rs.Reads
+	st.Forwards += rs.Forwards
+	st.DroppedMessages += rs.DroppedMessages
+	ps := n.replicaStats
+	st.Applied += ps.Applied
+	st.DroppedMessages += ps.DroppedMessages
+	st.ChunkFetches += ps.ChunkFetches
+	st.WALSyncs += ps.WALSyncs
+	st.LogBatches += ps.LogBatches
+	st.LogBatchJobs += ps.LogBatchJobs
+	st.Snapshots += ps.Snapshots
+	st.SnapshotsInstalled += ps.SnapshotsInstalled
+	st.SnapPieces += ps.SnapPieces
+	st.AmnesiacReplicas += ps.AmnesiacReplicas
+	st.StagedChunks += ps.StagedChunks
+	st.StagedChunkBytes += ps.StagedChunkBytes
+	st.AppendsFilled += ps.AppendsFilled
+	st.AppendsCut += ps.AppendsCut
+	st.LackingChunks += ps.LackingChunks
+	st.LeaderHandoffs += ps.LeaderHandoffs
+	return st
+}
 
 // Groups returns the status of every hosted group, by group id.
 func (n *Node) Groups() []GroupStatus {
 	var out []GroupStatus
 	for _, id := range n.groupIDs {
 		g := n.groups[id]
-		st := g.rn.BasicStatus()
+		st := g.BasicStatus()
 		gs := GroupStatus{ID: id, Leader: st.Lead, IsLeader: st.RaftState == raft.StateLeader,
-			Term: st.HardState.GetTerm(), Commit: st.HardState.GetCommit(), Applied: g.applied, SnapIndex: g.snapIndex}
-		gs.Fenced = g.amnesiac
-		gs.LogQueued = len(g.log.pending)
-		gs.LogBusy = g.log.busy
-		gs.Degraded = n.degraded(g)
-		gs.Voters = append(gs.Voters, g.confState.GetVoters()...)
-		gs.Outgoing = append(gs.Outgoing, g.confState.GetVotersOutgoing()...)
-		gs.Learners = append(gs.Learners, g.confState.GetLearners()...)
-		if g.meta != nil {
-			gs.StateHash = g.meta.Hash()
-			gs.InlineFiles, gs.InlineBytes = g.meta.Inline()
+			Term: st.HardState.GetTerm(), Commit: st.HardState.GetCommit(), Applied: g.Applied(), SnapIndex: g.SnapIndex()}
+		gs.Fenced = g.Fenced()
+		gs.LogQueued, gs.LogBusy = g.LogQueue()
+		gs.Degraded = n.replacer.Degraded(g)
+		cs := g.ConfState()
+		gs.Voters = append(gs.Voters, cs.GetVoters()...)
+		gs.Outgoing = append(gs.Outgoing, cs.GetVotersOutgoing()...)
+		gs.Learners = append(gs.Learners, cs.GetLearners()...)
+		if g.Meta() != nil {
+			gs.StateHash = g.Meta().Hash()
+			gs.InlineFiles, gs.InlineBytes = g.Meta().Inline()
 		} else {
-			gs.StateHash = g.store.Digest()
-			gs.Chunks = g.store.Len()
+			gs.StateHash = g.Store().Digest()
+			gs.Chunks = g.Store().Len()
 		}
 		out = append(out, gs)
 	}
 	return out
-}
-
-// degraded says why the group has fewer replicas holding its data than its
-// size, as this replica sees it, or "". A leader counts a voter empty once
-// it knows it (knownEmpty); another replica takes a recent notice's word.
-func (n *Node) degraded(g *group) string {
-	if g.amnesiac {
-		return "this replica is fenced: this node lost its disk"
-	}
-	voters := g.confState.GetVoters()
-	if len(voters) == 0 {
-		return "" // a replica being created knows nothing of the group yet
-	}
-	var empty []uint64
-	for _, v := range voters {
-		if v == n.cfg.ID {
-			continue
-		}
-		if (g.role == raft.StateLeader && n.knownEmpty(g, v)) || (g.role != raft.StateLeader && n.recentlyFenced(g, v)) {
-			empty = append(empty, v)
-		}
-	}
-	switch size := n.groupSize(g); {
-	case len(empty) > 0:
-		return fmt.Sprintf("voters %v hold no replica (fenced after losing their disk)", empty)
-	case len(voters) < size:
-		return fmt.Sprintf("%d voters of %d: a member is being refilled", len(voters), size)
-	}
-	return ""
 }
 
 // LogState returns the raft hard state (term and vote) and the last log
@@ -153,19 +151,10 @@ func (n *Node) degraded(g *group) string {
 // replica of the group, or only a fenced one (its log was lost or damaged:
 // it takes no part in the group until replaced, so it promises nothing).
 func (n *Node) LogState(group uint64) (term, vote, lastIndex uint64, ok bool) {
-	g := n.groups[group]
-	if g == nil || g.amnesiac {
-		return 0, 0, 0, false
+	if g := n.groups[group]; g != nil {
+		return g.LogState()
 	}
-	hs, _, err := g.storage.InitialState()
-	if err != nil {
-		return 0, 0, 0, false
-	}
-	last, err := g.storage.LastIndex()
-	if err != nil {
-		return 0, 0, 0, false
-	}
-	return hs.GetTerm(), hs.GetVote(), last, true
+	return 0, 0, 0, false
 }
 
 // HoldsEntry reports whether this node's replica of a group durably holds
@@ -176,14 +165,7 @@ func (n *Node) LogState(group uint64) (term, vote, lastIndex uint64, ok bool) {
 // once caught up (Config.OnConfChange).
 func (n *Node) HoldsEntry(group, index, term uint64) bool {
 	g := n.groups[group]
-	if g == nil || g.amnesiac {
-		return false
-	}
-	if g.snapIndex >= index {
-		return true
-	}
-	t, err := g.storage.Term(index)
-	return err == nil && (term == 0 || t == term)
+	return g != nil && g.HoldsEntry(index, term)
 }
 
 // HeldChunks returns the ids of the chunks this node's replica of a data
@@ -191,10 +173,10 @@ func (n *Node) HoldsEntry(group, index, term uint64) bool {
 // no replica of the group, or a fenced or empty one.
 func (n *Node) HeldChunks(group uint64) (ids []uint64, ok bool) {
 	g := n.groups[group]
-	if g == nil || g.store == nil || g.amnesiac || len(g.confState.GetVoters()) == 0 {
+	if g == nil || g.Store() == nil || !g.Serving() {
 		return nil, false
 	}
-	for _, in := range g.store.Infos() {
+	for _, in := range g.Store().Infos() {
 		ids = append(ids, in.ID)
 	}
 	return ids, true
@@ -209,10 +191,10 @@ func (n *Node) HeldChunks(group uint64) (ids []uint64, ok bool) {
 // false if the node hosts no meta replica.
 func (n *Node) AuditChunks(held []uint64) (unaccounted []uint64, garbage int, applied uint64, ok bool) {
 	g := n.groups[topo.MetaGroup]
-	if g == nil || g.meta == nil || g.amnesiac {
+	if g == nil || g.Meta() == nil || g.Fenced() {
 		return nil, 0, 0, false
 	}
-	return g.meta.Unaccounted(held), len(g.meta.Garbage()), g.applied, true
+	return g.Meta().Unaccounted(held), len(g.Meta().Garbage()), g.Applied(), true
 }
 
 // Leads reports whether this node's replica of group is its leader, as of
@@ -220,13 +202,14 @@ func (n *Node) AuditChunks(held []uint64) (unaccounted []uint64, garbage int, ap
 // every chunk write while a crash point waits for one (sim/crashpoint.go).
 func (n *Node) Leads(group uint64) bool {
 	g := n.groups[group]
-	return g != nil && g.role == raft.StateLeader
+	return g != nil && g.Leading()
 }
 
 // Installing reports whether this node's replica of group holds a
-// snapshot back while it fetches the snapshot's chunks (fetch.go) or its
-// pieces (pieces.go): a crash now falls in the middle of the install.
+// snapshot back while it fetches the snapshot's chunks or its pieces
+// (replica.Replica.Installing): a crash now falls in the middle of the
+// install.
 func (n *Node) Installing(group uint64) bool {
 	g := n.groups[group]
-	return g != nil && (g.pendingSnap != nil || g.pieces != nil)
+	return g != nil && g.Installing()
 }

@@ -4,10 +4,9 @@ import (
 	"cmp"
 	"slices"
 
-	"go.etcd.io/raft/v3"
-
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/node/replica"
 )
 
 // The sweep deletes chunk files the collector cannot know about. The
@@ -45,7 +44,7 @@ func (n *Node) tickSweep() {
 		gid := n.groupIDs[n.sweep.next%len(n.groupIDs)]
 		n.sweep.next++
 		g := n.groups[gid]
-		if g.store == nil || g.role != raft.StateLeader || g.amnesiac {
+		if g.Store() == nil || !g.Leading() || g.Fenced() {
 			continue
 		}
 		ids := n.sweepBatch(g)
@@ -53,7 +52,7 @@ func (n *Node) tickSweep() {
 			continue
 		}
 		n.sweep.running = true
-		n.submit(&api.Request{Kind: api.MetaAudit, IDs: ids}, func(resp *api.Response) {
+		n.router.Submit(&api.Request{Kind: api.MetaAudit, IDs: ids}, func(resp *api.Response) {
 			if resp.Status != api.OK || len(resp.IDs) == 0 || n.groups[gid] != g {
 				n.sweep.running = false
 				return
@@ -61,25 +60,25 @@ func (n *Node) tickSweep() {
 			n.env.Log().Warn("deleting chunks the meta group does not account for", "node", n.cfg.ID, "group", gid,
 				"chunks", len(resp.IDs), "first", resp.IDs[0])
 			swept := len(resp.IDs)
-			n.submit(&api.Request{Kind: api.ChunkDelete, Group: gid, IDs: resp.IDs}, func(resp *api.Response) {
+			n.router.Submit(&api.Request{Kind: api.ChunkDelete, Group: gid, IDs: resp.IDs}, func(resp *api.Response) {
 				if resp.Status == api.OK {
 					n.stats.SweptChunks += uint64(swept)
 				}
 				n.sweep.running = false
-			}, false)
-		}, false)
+			})
+		})
 		return
 	}
 }
 
 // sweepBatch returns the next ids of the group's held chunks to audit, at
 // most api.MaxDeleteIDs, wrapping around to the lowest once past the end.
-func (n *Node) sweepBatch(g *group) []uint64 {
-	infos := g.store.Infos()
+func (n *Node) sweepBatch(g *replica.Replica) []uint64 {
+	infos := g.Store().Infos()
 	if len(infos) == 0 {
 		return nil
 	}
-	start, _ := slices.BinarySearchFunc(infos, n.sweep.from[g.id], func(in chunk.Info, id uint64) int { return cmp.Compare(in.ID, id) })
+	start, _ := slices.BinarySearchFunc(infos, n.sweep.from[g.ID()], func(in chunk.Info, id uint64) int { return cmp.Compare(in.ID, id) })
 	if start == len(infos) {
 		start = 0
 	}
@@ -90,6 +89,6 @@ func (n *Node) sweepBatch(g *group) []uint64 {
 		}
 		ids = append(ids, in.ID)
 	}
-	n.sweep.from[g.id] = ids[len(ids)-1] + 1
+	n.sweep.from[g.ID()] = ids[len(ids)-1] + 1
 	return ids
 }

@@ -66,7 +66,7 @@ type FetchReply struct {
 
 // PieceAsk asks a peer for the bytes of a snapshot it sent in pieces (a
 // raft snapshot too large for one envelope travels as a small descriptor;
-// core/node pieces.go), from Offset on.
+// core/node/replica pieces.go), from Offset on.
 type PieceAsk struct {
 	Group, Index, Offset uint64
 }
@@ -82,7 +82,7 @@ type Piece struct {
 
 // Removal tells a node that group Group no longer counts it as a member as
 // of raft index Index: the leader's answer to a message from a replica the
-// group removed while it was away (core/node replace.go).
+// group removed while it was away (core/node/replace).
 type Removal struct {
 	Group, Index uint64
 }
@@ -111,7 +111,7 @@ type Envelope struct {
 	Probes []uint64
 	Routes []Route
 	// Fenced name groups whose replica on the sender is fenced: the sender
-	// lost its disk and holds nothing of the group (core/node replace.go).
+	// lost its disk and holds nothing of the group (core/node/replace).
 	// A receiver that no longer counts the sender as a member answers
 	// with a Removal, as it does a probe.
 	Fenced []uint64

@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"errors"
@@ -39,14 +39,14 @@ import (
 // step 3 is durable loses the file or leaves it unreferenced (removed at
 // the next start), and the log recovers as it was.
 
-// snapQueue is the I/O queue of a replica's snapshot files: apart from its
+// SnapQueue is the I/O queue of a replica's snapshot files: apart from its
 // log's queue (the group id), so that a snapshot's write runs beside the
 // log's appends.
-func snapQueue(group uint64) uint64 { return group | 1<<63 }
+func SnapQueue(group uint64) uint64 { return group | 1<<63 }
 
 // startMetaSnapshot freezes the meta replica's state at its applied index
 // and hands its encoding and writing to the snapshot queue.
-func (n *Node) startMetaSnapshot(g *group) error {
+func (g *Replica) startMetaSnapshot() error {
 	index := g.applied
 	term, err := g.storage.Term(index)
 	if err != nil {
@@ -58,29 +58,29 @@ func (n *Node) startMetaSnapshot(g *group) error {
 	g.snapping = true
 	g.snapIndex = index
 	g.bytesSinceSnap, g.entriesSince, g.snapStale = 0, 0, false
-	if t, ok := n.env.(ioTracer); ok {
-		t.traceSnapshotFile(g.id, index)
+	if t, ok := g.env.(Tracer); ok {
+		t.TraceSnapshotFile(g.id, index)
 	}
-	fs, dir := n.env.FS(), walDir(g.id)
+	fs, dir := g.env.FS(), WALDir(g.id)
 	var data []byte
 	var ref wal.SnapshotRef
-	n.env.IO(snapQueue(g.id), func() error {
+	g.env.IO(SnapQueue(g.id), func() error {
 		data = frozen.Encode()
 		var err error
 		ref, err = wal.WriteSnapshotFile(fs, dir, md, data)
 		return err
-	}, func(err error) { n.metaSnapshotWritten(g, md, data, ref, err) })
+	}, func(err error) { g.metaSnapshotWritten(md, data, ref, err) })
 	return nil
 }
 
 // metaSnapshotWritten runs on the loop once a snapshot file is durable:
 // raft's storage takes the snapshot and the log is queued to rotate onto it.
-func (n *Node) metaSnapshotWritten(g *group, md *raftpb.SnapshotMetadata, data []byte, ref wal.SnapshotRef, err error) {
-	if n.groups[g.id] != g || n.fatal != nil {
+func (g *Replica) metaSnapshotWritten(md *raftpb.SnapshotMetadata, data []byte, ref wal.SnapshotRef, err error) {
+	if g.deleted || g.host.Stopped() {
 		return // the replica was deleted meanwhile (and its files with it)
 	}
 	if err != nil {
-		n.fail(fmt.Errorf("group %d: snapshot file at %d: %w", g.id, md.GetIndex(), err))
+		g.host.Fail(fmt.Errorf("group %d: snapshot file at %d: %w", g.id, md.GetIndex(), err))
 		return
 	}
 	snap, err := g.storage.CreateSnapshot(md.GetIndex(), md.GetConfState(), data)
@@ -91,36 +91,36 @@ func (n *Node) metaSnapshotWritten(g *group, md *raftpb.SnapshotMetadata, data [
 		return
 	}
 	if err != nil {
-		n.fail(fmt.Errorf("group %d: create snapshot at %d: %w", g.id, md.GetIndex(), err))
+		g.host.Fail(fmt.Errorf("group %d: create snapshot at %d: %w", g.id, md.GetIndex(), err))
 		return
 	}
-	n.stats.Snapshots++
+	g.stats.Snapshots++
 	g.snapBytes = uint64(len(data))
 	var compact uint64
-	if idx := snap.GetMetadata().GetIndex(); idx > n.cfg.KeepEntries {
-		compact = idx - n.cfg.KeepEntries
+	if idx := snap.GetMetadata().GetIndex(); idx > g.cfg.KeepEntries {
+		compact = idx - g.cfg.KeepEntries
 		if first, _ := g.storage.FirstIndex(); compact > first {
 			if err := g.storage.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
-				n.fail(fmt.Errorf("group %d: compact to %d: %w", g.id, compact, err))
+				g.host.Fail(fmt.Errorf("group %d: compact to %d: %w", g.id, compact, err))
 				return
 			}
 		}
 	}
-	n.queueLog(g, logJob{ref: &ref})
+	g.queueLog(LogJob{ref: &ref})
 }
 
 // rotateLog runs a rotation job, alone in its batch: the log becomes the
 // snapshot file's reference, the entries after it and the hard state, as
 // raft's storage holds them now (every earlier batch is durable and
 // visible there, and none runs).
-func (n *Node) rotateLog(g *group, j *logJob) {
+func (g *Replica) rotateLog(j *LogJob) {
 	md := j.ref.Metadata
 	st, err := g.storage.Snapshot()
 	if err == nil && st.GetMetadata().GetIndex() != md.GetIndex() {
 		// A leader's snapshot replaced this one in the storage (its record
 		// is in the log already): rotating would go back behind it.
 		g.log.busy, g.snapping = false, false
-		n.startLogBatch(g)
+		g.startLogBatch()
 		return
 	}
 	var ents []*raftpb.Entry
@@ -136,7 +136,7 @@ func (n *Node) rotateLog(g *group, j *logJob) {
 	}
 	if err != nil {
 		g.log.busy = false
-		n.fail(fmt.Errorf("group %d: rotate the log onto the snapshot at %d: %w", g.id, md.GetIndex(), err))
+		g.host.Fail(fmt.Errorf("group %d: rotate the log onto the snapshot at %d: %w", g.id, md.GetIndex(), err))
 		return
 	}
 	// The work reads these off the loop: its own slice, of entries that
@@ -146,15 +146,17 @@ func (n *Node) rotateLog(g *group, j *logJob) {
 	if hs != nil && !raft.IsEmptyHardState(hs) {
 		hsCopy = proto.Clone(hs).(*raftpb.HardState)
 	}
-	n.stats.WALSyncs++
-	n.stats.LogBatches++
-	n.stats.LogBatchJobs++
-	jobs := []*logJob{j}
-	if t, ok := n.env.(ioTracer); ok {
-		t.traceLogBatch(g.id, jobs)
+	g.stats.WALSyncs++
+	g.stats.LogBatches++
+	g.stats.LogBatchJobs++
+	jobs := []*LogJob{j}
+	if t, ok := g.env.(Tracer); ok {
+		t.TraceLogBatch(g.id, jobs)
 	}
 	w, ref := g.wal, *j.ref
-	n.env.IO(g.id, func() error { return w.Rotate(ref, hsCopy, ents) }, func(err error) { n.logBatchDone(g, jobs, err) })
+	g.env.IO(g.id, func() error { return w.Rotate(ref, hsCopy, ents) }, func(err error) { g.logBatchDone(jobs, err) })
 }
 
-func walDir(group uint64) string { return fmt.Sprintf("groups/%d/wal", group) }
+// WALDir is the directory of a replica's log (segments and snapshot
+// files).
+func WALDir(group uint64) string { return fmt.Sprintf("groups/%d/wal", group) }

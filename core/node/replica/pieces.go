@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"hash/crc32"
@@ -60,6 +60,13 @@ func encodeDescriptor(total uint64, crc uint32) []byte {
 	return e.B
 }
 
+// InPieces reports whether a snapshot's data is the descriptor of one sent
+// in pieces, and the size of the data it stands for.
+func InPieces(data []byte) (total uint64, ok bool) {
+	total, _, ok = decodeDescriptor(data)
+	return total, ok
+}
+
 // decodeDescriptor reports whether snapshot data is a descriptor.
 func decodeDescriptor(b []byte) (total uint64, crc uint32, ok bool) {
 	if len(b) < len(pieceMagic) || string(b[:len(pieceMagic)]) != pieceMagic {
@@ -73,10 +80,10 @@ func decodeDescriptor(b []byte) (total uint64, crc uint32, ok bool) {
 // pieced returns the message to send for a MsgSnap: the message itself, or
 // a copy whose snapshot data is a descriptor (the replica then serves the
 // data).
-func (n *Node) pieced(g *group, m *raftpb.Message) *raftpb.Message {
+func (g *Replica) pieced(m *raftpb.Message) *raftpb.Message {
 	snap := m.GetSnapshot()
 	data := snap.GetData()
-	if len(data) <= n.cfg.SnapPieceBytes {
+	if len(data) <= g.cfg.SnapPieceBytes {
 		return m
 	}
 	index := snap.GetMetadata().GetIndex()
@@ -98,14 +105,14 @@ func (n *Node) pieced(g *group, m *raftpb.Message) *raftpb.Message {
 
 // holdPieces holds back a snapshot that arrived as a descriptor and starts
 // fetching its data. It reports whether the message was held back.
-func (n *Node) holdPieces(g *group, from uint64, m *raftpb.Message) bool {
+func (g *Replica) holdPieces(from uint64, m *raftpb.Message) bool {
 	total, crc, ok := decodeDescriptor(m.GetSnapshot().GetData())
 	if !ok {
 		return false
 	}
 	index := m.GetSnapshot().GetMetadata().GetIndex()
 	if total > uint64(wire.MaxEnvelopeBytes)*64 {
-		n.env.Log().Warn("dropping snapshot descriptor with absurd size", "node", n.cfg.ID, "group", g.id, "bytes", total)
+		g.env.Log().Warn("dropping snapshot descriptor with absurd size", "node", g.cfg.ID, "group", g.id, "bytes", total)
 		return true
 	}
 	if pf := g.pieces; pf != nil && pf.index >= index {
@@ -113,56 +120,55 @@ func (n *Node) holdPieces(g *group, from uint64, m *raftpb.Message) bool {
 	}
 	g.pieces = &pieceFetch{msg: m, from: from, index: index, total: total, crc: crc,
 		pieces: map[uint64][]byte{}, inflight: map[uint64]bool{}}
-	n.askPieces(g)
+	g.askPieces()
 	return true
 }
 
-func (n *Node) askPieces(g *group) {
+func (g *Replica) askPieces() {
 	pf := g.pieces
 	for pf.next < pf.total && len(pf.inflight) < maxPiecesInFlight {
 		pf.inflight[pf.next] = true
-		n.out(pf.from).PieceAsks = append(n.out(pf.from).PieceAsks, wire.PieceAsk{Group: g.id, Index: pf.index, Offset: pf.next})
-		pf.next += uint64(n.cfg.SnapPieceBytes)
+		g.out.To(pf.from).PieceAsks = append(g.out.To(pf.from).PieceAsks, wire.PieceAsk{Group: g.id, Index: pf.index, Offset: pf.next})
+		pf.next += uint64(g.cfg.SnapPieceBytes)
 	}
-	pf.lastAskAt = n.ticks
+	pf.lastAskAt = g.host.Ticks()
 }
 
 // tickPieces asks again for pieces whose answers were lost, and gives up on
 // a sender that stopped answering (raft sends a snapshot again).
-func (n *Node) tickPieces(g *group) {
+func (g *Replica) tickPieces() {
 	pf := g.pieces
-	if pf == nil || n.ticks-pf.lastAskAt < n.cfg.RetryTicks {
+	if pf == nil || g.host.Ticks()-pf.lastAskAt < g.cfg.RetryTicks {
 		return
 	}
-	if n.ticks-pf.lastAskAt >= n.cfg.RequestTimeoutTicks {
+	if g.host.Ticks()-pf.lastAskAt >= g.cfg.RequestTimeoutTicks {
 		g.pieces = nil
 		return
 	}
 	for _, off := range slices.Sorted(maps.Keys(pf.inflight)) {
-		n.out(pf.from).PieceAsks = append(n.out(pf.from).PieceAsks, wire.PieceAsk{Group: g.id, Index: pf.index, Offset: off})
+		g.out.To(pf.from).PieceAsks = append(g.out.To(pf.from).PieceAsks, wire.PieceAsk{Group: g.id, Index: pf.index, Offset: off})
 	}
-	pf.lastAskAt = n.ticks
+	pf.lastAskAt = g.host.Ticks()
 }
 
-// servePiece answers a PieceAsk from the snapshots this replica keeps.
-func (n *Node) servePiece(from uint64, a wire.PieceAsk) {
+// ServePiece answers a PieceAsk from the snapshots this replica keeps
+// (Found is false if it no longer has the one asked for).
+func (g *Replica) ServePiece(a wire.PieceAsk) wire.Piece {
 	reply := wire.Piece{Group: a.Group, Index: a.Index, Offset: a.Offset}
-	if g := n.groups[a.Group]; g != nil {
-		for _, s := range g.served {
-			if s.index == a.Index && a.Offset < uint64(len(s.data)) {
-				end := min(a.Offset+uint64(n.cfg.SnapPieceBytes), uint64(len(s.data)))
-				reply.Found, reply.Total, reply.Data = true, uint64(len(s.data)), s.data[a.Offset:end]
-			}
+	for _, s := range g.served {
+		if s.index == a.Index && a.Offset < uint64(len(s.data)) {
+			end := min(a.Offset+uint64(g.cfg.SnapPieceBytes), uint64(len(s.data)))
+			reply.Found, reply.Total, reply.Data = true, uint64(len(s.data)), s.data[a.Offset:end]
 		}
 	}
-	n.out(from).Pieces = append(n.out(from).Pieces, reply)
+	return reply
 }
 
-// onPiece stores a piece; once all are in and the data verifies, the
-// snapshot goes on as if it had arrived whole.
-func (n *Node) onPiece(from uint64, p wire.Piece) {
-	g := n.groups[p.Group]
-	if g == nil || g.pieces == nil {
+// OnPiece stores a piece of a snapshot this replica fetches; once all are
+// in and the data verifies, the snapshot goes on as if it had arrived
+// whole.
+func (g *Replica) OnPiece(from uint64, p wire.Piece) {
+	if g.pieces == nil {
 		return
 	}
 	pf := g.pieces
@@ -173,15 +179,15 @@ func (n *Node) onPiece(from uint64, p wire.Piece) {
 		g.pieces = nil // the sender moved on: raft will send a newer snapshot
 		return
 	}
-	want := min(uint64(n.cfg.SnapPieceBytes), pf.total-p.Offset)
+	want := min(uint64(g.cfg.SnapPieceBytes), pf.total-p.Offset)
 	if uint64(len(p.Data)) != want {
 		return // malformed: asked again on the next retry
 	}
 	delete(pf.inflight, p.Offset)
 	pf.pieces[p.Offset] = p.Data
-	n.stats.SnapPieces++
+	g.stats.SnapPieces++
 	if pf.next < pf.total {
-		n.askPieces(g)
+		g.askPieces()
 		return
 	}
 	if len(pf.inflight) > 0 {
@@ -189,14 +195,14 @@ func (n *Node) onPiece(from uint64, p wire.Piece) {
 	}
 	g.pieces = nil
 	data := make([]byte, 0, pf.total)
-	for off := uint64(0); off < pf.total; off += uint64(n.cfg.SnapPieceBytes) {
+	for off := uint64(0); off < pf.total; off += uint64(g.cfg.SnapPieceBytes) {
 		data = append(data, pf.pieces[off]...)
 	}
 	if uint64(len(data)) != pf.total || crc32.Checksum(data, pieceTable) != pf.crc {
-		n.env.Log().Warn("dropping snapshot whose pieces do not verify", "node", n.cfg.ID, "group", g.id, "index", pf.index)
+		g.env.Log().Warn("dropping snapshot whose pieces do not verify", "node", g.cfg.ID, "group", g.id, "index", pf.index)
 		return
 	}
 	m := proto.Clone(pf.msg).(*raftpb.Message)
 	m.Snapshot = &raftpb.Snapshot{Metadata: pf.msg.GetSnapshot().GetMetadata(), Data: data}
-	n.stepSnapshot(g, from, m)
+	g.stepSnapshot(from, m)
 }

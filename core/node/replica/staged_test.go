@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"fmt"
@@ -50,11 +50,9 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, e := newTestNode(t, 3)
-			n.cfg.ChunkOnce = true // after New: only the append path matters here
-			g := n.groups[group]
+			f := open(t, Config{ChunkOnce: true}, group, []uint64{1, 2, 3})
 			if tt.staged {
-				if err := g.store.WriteStaged(2, 1, chunk.Info{ID: id, Size: uint32(len(data)), CRC: whole.CRC}, data); err != nil {
+				if err := f.g.store.WriteStaged(2, 1, chunk.Info{ID: id, Size: uint32(len(data)), CRC: whole.CRC}, data); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -62,32 +60,29 @@ func TestFollowerHoldsOnlyWhatItCanAcknowledge(t *testing.T) {
 				Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(tt.commit),
 				Entries: []*raftpb.Entry{{Term: proto.Uint64(1), Index: proto.Uint64(2), Type: raftpb.EntryNormal.Enum(),
 					Data: encodeEntry(entryHeader{proposer: 2, proposal: 1}, tt.cmd.Marshal())}}}
-			n.Receive(&wire.Envelope{From: 2, To: 1, Raft: []wire.GroupMessage{{Group: group, Msg: app}}})
-			e.flush(n)
+			f.g.Step(2, app)
+			f.settle(t)
 			var ack *raftpb.Message
-			asked := false
-			for _, env := range e.sent {
+			f.out.Flush(func(env *wire.Envelope) {
 				for _, gm := range env.Raft {
 					if gm.Group == group && gm.Msg.GetType() == raftpb.MsgAppResp {
 						ack = gm.Msg
 					}
 				}
-				for _, f := range env.Fetches {
-					asked = asked || (f.Group == group && f.ChunkID == id)
-				}
-			}
+			})
 			if ack == nil || ack.GetReject() || ack.GetIndex() != tt.wantAck {
 				t.Fatalf("acknowledgement %v, want index %d", ack, tt.wantAck)
 			}
+			asked := slices.Contains(f.host.told, fmt.Sprintf("g%d lacking chunk %d", group, id))
 			if asked != tt.wantAsk {
-				t.Fatalf("fetch of chunk %d asked: %v, want %v", id, asked, tt.wantAsk)
+				t.Fatalf("chunk %d fetched: %v, want %v (host told %q)", id, asked, tt.wantAsk, f.host.told)
 			}
 			if tt.cmd.Op == chunk.OpWrite {
-				if _, c, ok := chunkWrite(logEntry(t, g, 2)); !ok || (c.Op == chunk.OpWrite) != tt.wantWhole {
+				if _, c, ok := chunkWrite(logEntry(t, f.g, 2)); !ok || (c.Op == chunk.OpWrite) != tt.wantWhole {
 					t.Fatalf("entry 2 logged as op %d, want whole: %v", c.Op, tt.wantWhole)
 				}
 			}
-			names, _ := e.fs.List(fmt.Sprintf("groups/%d/chunks", group))
+			names, _ := f.env.fs.List(fmt.Sprintf("groups/%d/chunks", group))
 			if tt.wantFile == "" && len(names) != 0 || tt.wantFile != "" && (len(names) != 1 || names[0] != tt.wantFile) {
 				t.Fatalf("chunk directory %v, want %q", names, tt.wantFile)
 			}
@@ -142,12 +137,12 @@ func TestSnapshotNamesOnlyDurableChunks(t *testing.T) {
 	}
 }
 
-// crashEveryStep sends node 1, a follower of data group 2, one append of
-// three whole chunk writes at indexes 2..4 with the given commit index,
-// completes the disk work it causes one piece at a time, in two orders
-// (any order across queues is allowed, each queue's own order is kept),
-// and after every step crashes a copy of the story and hands check the
-// crashed disk and the highest index the node acknowledged.
+// crashEveryStep sends node 1's replica of data group 2, a follower, one
+// append of three whole chunk writes at indexes 2..4 with the given commit
+// index, completes the disk work it causes one piece at a time, in two
+// orders (any order across queues is allowed, each queue's own order is
+// kept), and after every step crashes a copy of the story and hands check
+// the crashed disk and the highest index the replica acknowledged.
 func crashEveryStep(t *testing.T, commit uint64, check func(what string, fs vfs.FS, acked uint64)) {
 	t.Helper()
 	const group = 2
@@ -167,32 +162,31 @@ func crashEveryStep(t *testing.T, commit uint64, check func(what string, fs vfs.
 	}
 	for _, o := range orders {
 		for crashAfter := 0; ; crashAfter++ {
-			n, e := newTestNode(t, 3)
-			n.cfg.ChunkOnce = true
-			n.cfg.DataSnapshotBytes = 1
+			f := open(t, Config{ChunkOnce: true, DataSnapshotBytes: 1}, group, []uint64{1, 2, 3})
 			app := &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
 				Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(commit), Entries: ents}
-			n.Receive(&wire.Envelope{From: 2, To: 1, Raft: []wire.GroupMessage{{Group: group, Msg: app}}})
-			n.Flush()
+			f.g.Step(2, app)
+			f.flush()
 			steps := 0
-			for len(e.io) > 0 && steps < crashAfter {
-				i := o.pick(e.queues)
-				f := e.io[i]
-				e.io, e.queues = slices.Delete(e.io, i, i+1), slices.Delete(e.queues, i, i+1)
-				f()
-				n.Flush()
+			acked := uint64(0)
+			ack := func() {
+				f.out.Flush(func(env *wire.Envelope) {
+					for _, gm := range env.Raft {
+						if gm.Group == group && gm.Msg.GetType() == raftpb.MsgAppResp && !gm.Msg.GetReject() {
+							acked = max(acked, gm.Msg.GetIndex())
+						}
+					}
+				})
+			}
+			ack()
+			for len(f.env.io) > 0 && steps < crashAfter {
+				f.env.runOne(o.pick(f.env.queues))
+				f.flush()
+				ack()
 				steps++
 			}
-			acked := uint64(0)
-			for _, env := range e.sent {
-				for _, gm := range env.Raft {
-					if gm.Group == group && gm.Msg.GetType() == raftpb.MsgAppResp && !gm.Msg.GetReject() {
-						acked = max(acked, gm.Msg.GetIndex())
-					}
-				}
-			}
-			e.fs.Crash(nil)
-			check(fmt.Sprintf("%s, crash after %d steps", o.name, steps), e.fs, acked)
+			f.env.fs.Crash(nil)
+			check(fmt.Sprintf("%s, crash after %d steps", o.name, steps), f.env.fs, acked)
 			if steps < crashAfter {
 				if acked != 4 {
 					t.Fatalf("%s: all disk work done, acknowledged up to %d, want 4", o.name, acked)
@@ -250,7 +244,7 @@ func checkStagedLog(t *testing.T, what string, fs vfs.FS, group, acked uint64) {
 
 // logEntry returns the entry at index of a replica's raft storage (the form
 // in which it was logged).
-func logEntry(t *testing.T, g *group, index uint64) *raftpb.Entry {
+func logEntry(t *testing.T, g *Replica, index uint64) *raftpb.Entry {
 	t.Helper()
 	ents, err := g.storage.Entries(index, index+1, 1<<30)
 	if err != nil || len(ents) != 1 {

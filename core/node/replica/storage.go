@@ -1,7 +1,6 @@
-package node
+package replica
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,14 +8,14 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/chunk"
-	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
 
 // Asynchronous storage. Raft runs with AsyncStorageWrites: a Ready hands the
-// node a MsgStorageAppend (entries, hard state, snapshot to make durable)
+// replica a MsgStorageAppend (entries, hard state, snapshot to make durable)
 // and a MsgStorageApply (committed entries to apply), each carrying the
 // responses that may be delivered only once that work is done. Appends to a
 // replica's log go through its logQueue: the work runs off the event loop
@@ -34,14 +33,14 @@ import (
 // go out only once every one of its files is durable, in a batch that
 // fsyncs the chunk directory before it writes them.
 
-// logJob is one piece of work for a replica's log.
-type logJob struct {
+// LogJob is one piece of work for a replica's log, as a Tracer sees it.
+type LogJob struct {
 	// append is a MsgStorageAppend from raft, or nil; entries are its
 	// entries as persisted, and staged the chunk bytes made durable beside
 	// them (staged.go stageAppend).
 	append  *raftpb.Message
 	entries []*raftpb.Entry
-	staged  []stagedChunk
+	staged  []StagedChunk
 	// staging counts the staged chunks whose file is not durable yet: the
 	// job's records wait for them (startLogBatch).
 	staging int
@@ -62,7 +61,7 @@ type logJob struct {
 // fsync covers (group commit). While a batch runs, the event loop does not
 // touch the log.
 type logQueue struct {
-	pending []*logJob
+	pending []*LogJob
 	busy    bool
 	// stages counts stage work in flight (stageFiles); onStagesDone, if
 	// set, runs once there is none: the deletion of a replica removed
@@ -79,30 +78,60 @@ type logQueue struct {
 	snapAt uint64
 }
 
-// ioTracer is implemented by an Env that wants to know what each piece of
-// I/O work it is handed does, so as to print it: the step-by-step harness
-// (harness_test.go). Each method is called just before the Env.IO call it
-// describes. Runtimes do not implement it: the work itself is all they need.
-type ioTracer interface {
-	traceLogBatch(group uint64, jobs []*logJob)
-	traceStage(group uint64, staged []stagedChunk)
-	traceReplicaDelete(group, at uint64)
-	traceSnapshotFile(group, index uint64)
+// Append returns the MsgStorageAppend the job makes durable, or nil; its
+// responses wait for the job.
+func (j *LogJob) Append() *raftpb.Message { return j.append }
+
+// HardState returns the hard state the job writes, or nil.
+func (j *LogJob) HardState() *raftpb.HardState {
+	if j.append == nil {
+		return nil
+	}
+	return hardStateOf(j.append)
+}
+
+// Entries returns the entries the job writes, as persisted (chunk writes
+// staged beside them are short).
+func (j *LogJob) Entries() []*raftpb.Entry { return j.entries }
+
+// Snapshot returns the snapshot this replica took that the job writes, or
+// nil, and the index the log is compacted to once it is durable.
+func (j *LogJob) Snapshot() (snap *raftpb.Snapshot, compactTo uint64) { return j.snap, j.compactTo }
+
+// Rotation reports whether the job rotates the log onto a snapshot file
+// (metasnap.go), and that snapshot's index.
+func (j *LogJob) Rotation() (index uint64, ok bool) {
+	if j.ref == nil {
+		return 0, false
+	}
+	return j.ref.Metadata.GetIndex(), true
+}
+
+// Tracer is implemented by an Env that wants to know what each piece of
+// I/O work it is handed does, so as to print it: core/node's step-by-step
+// harness (harness_test.go). Each method is called just before the Env.IO
+// call it describes. Runtimes do not implement it: the work itself is all
+// they need.
+type Tracer interface {
+	TraceLogBatch(group uint64, jobs []*LogJob)
+	TraceStage(group uint64, staged []StagedChunk)
+	TraceReplicaDelete(group, at uint64)
+	TraceSnapshotFile(group, index uint64)
 }
 
 // queueLog adds work to a replica's log, starts staging its chunk bytes and
 // starts a batch if none runs.
-func (n *Node) queueLog(g *group, j logJob) {
+func (g *Replica) queueLog(j LogJob) {
 	job := &j
 	if job.append != nil {
-		n.stageAppend(g, job)
+		g.stageAppend(job)
 	}
 	if s := job.append.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
 		g.log.snapAt = max(g.log.snapAt, s.GetMetadata().GetIndex())
 	}
 	g.log.pending = append(g.log.pending, job)
-	n.stageFiles(g, job)
-	n.startLogBatch(g)
+	g.stageFiles(job)
+	g.startLogBatch()
 }
 
 // stageQueues is how many I/O queues a data replica writes staged files
@@ -116,8 +145,10 @@ func stageQueue(group, index uint64) uint64 {
 	return group | (1+index%stageQueues)<<48
 }
 
-// stageGroup returns the group whose stage queue q is, if it is one.
-func stageGroup(q uint64) (uint64, bool) {
+// StageGroup returns the group whose stage queue q is, if it is one: the
+// replica writes each staged file on one of a few I/O queues of its own
+// (stageQueue), beside its log's.
+func StageGroup(q uint64) (uint64, bool) {
 	k := q >> 48
 	return q & (1<<48 - 1), k >= 1 && k <= stageQueues
 }
@@ -126,19 +157,19 @@ func stageGroup(q uint64) (uint64, bool) {
 // writing and fsyncing its staged file. The job's records wait until
 // every one is done (startLogBatch), so that no record is ever written,
 // even in part, before the bytes it names are durable.
-func (n *Node) stageFiles(g *group, j *logJob) {
+func (g *Replica) stageFiles(j *LogJob) {
 	store := g.store
 	for _, sc := range j.staged {
 		j.staging++
 		g.log.stages++
-		if t, ok := n.env.(ioTracer); ok {
-			t.traceStage(g.id, []stagedChunk{sc})
+		if t, ok := g.env.(Tracer); ok {
+			t.TraceStage(g.id, []StagedChunk{sc})
 		}
 		work := func() error { return store.WriteStaged(sc.index, sc.term, sc.info, sc.data) }
-		n.env.IO(stageQueue(g.id, sc.index), work, func(err error) {
+		g.env.IO(stageQueue(g.id, sc.index), work, func(err error) {
 			j.staging--
 			g.log.stages--
-			if n.groups[g.id] != g || n.fatal != nil {
+			if g.deleted || g.host.Stopped() {
 				// The replica was deleted meanwhile: its files go once no
 				// stage work is left (dropGroup).
 				if g.log.stages == 0 && g.log.onStagesDone != nil {
@@ -155,13 +186,13 @@ func (n *Node) stageFiles(g *group, j *logJob) {
 				// at apply.
 				j.entries[sc.pos] = sc.whole
 			case err != nil:
-				n.fail(fmt.Errorf("group %d: stage chunk %d at %d/%d: %w", g.id, sc.info.ID, sc.term, sc.index, err))
+				g.host.Fail(fmt.Errorf("group %d: stage chunk %d at %d/%d: %w", g.id, sc.info.ID, sc.term, sc.index, err))
 				return
 			default:
-				n.stats.StagedChunks++
-				n.stats.StagedChunkBytes += uint64(len(sc.data))
+				g.stats.StagedChunks++
+				g.stats.StagedChunkBytes += uint64(len(sc.data))
 			}
-			n.startLogBatch(g)
+			g.startLogBatch()
 		})
 	}
 }
@@ -171,15 +202,15 @@ func (n *Node) stageFiles(g *group, j *logJob) {
 // records are written in the order raft handed them over. A rotation runs
 // alone: what the log holds when it starts must be what raft's storage
 // holds.
-func (n *Node) startLogBatch(g *group) {
-	if g.log.busy || n.fatal != nil || n.groups[g.id] != g {
+func (g *Replica) startLogBatch() {
+	if g.log.busy || g.host.Stopped() || g.deleted {
 		return
 	}
 	if len(g.log.pending) > 0 && g.log.pending[0].ref != nil {
 		j := g.log.pending[0]
 		g.log.pending = slices.Clone(g.log.pending[1:])
 		g.log.busy = true
-		n.rotateLog(g, j)
+		g.rotateLog(j)
 		return
 	}
 	ready := 0
@@ -192,15 +223,15 @@ func (n *Node) startLogBatch(g *group) {
 	jobs := g.log.pending[:ready:ready]
 	g.log.pending = slices.Clone(g.log.pending[ready:])
 	g.log.busy = true
-	n.writeLogBatch(g, jobs)
+	g.writeLogBatch(jobs)
 }
 
 // writeLogBatch hands a batch's log records to the runtime. A batch naming
 // staged files fsyncs their directory first: the files themselves are
 // durable already (stageFiles), their names become so here, before any
 // record that names them is written; so does a batch with a data
-// snapshot (logJob.syncChunks).
-func (n *Node) writeLogBatch(g *group, jobs []*logJob) {
+// snapshot (LogJob.syncChunks).
+func (g *Replica) writeLogBatch(jobs []*LogJob) {
 	w := g.wal
 	var dir *chunk.Store
 	for _, j := range jobs {
@@ -208,15 +239,15 @@ func (n *Node) writeLogBatch(g *group, jobs []*logJob) {
 			dir = g.store
 		}
 	}
-	sync := n.mustSync(g, jobs) && !(BugsCompiledIn && n.cfg.Bugs.SkipWALSync)
-	hsFirst := BugsCompiledIn && n.cfg.Bugs.HardStateFirst
+	sync := g.mustSync(jobs) && !(bugs.CompiledIn && g.cfg.Bugs.SkipWALSync)
+	hsFirst := bugs.CompiledIn && g.cfg.Bugs.HardStateFirst
 	if sync {
-		n.stats.WALSyncs++
+		g.stats.WALSyncs++
 	}
-	n.stats.LogBatches++
-	n.stats.LogBatchJobs += uint64(len(jobs))
-	if t, ok := n.env.(ioTracer); ok {
-		t.traceLogBatch(g.id, jobs)
+	g.stats.LogBatches++
+	g.stats.LogBatchJobs += uint64(len(jobs))
+	if t, ok := g.env.(Tracer); ok {
+		t.TraceLogBatch(g.id, jobs)
 	}
 	work := func() error {
 		if dir != nil {
@@ -226,7 +257,7 @@ func (n *Node) writeLogBatch(g *group, jobs []*logJob) {
 		}
 		return writeLogRecords(w, jobs, sync, hsFirst)
 	}
-	n.env.IO(g.id, work, func(err error) { n.logBatchDone(g, jobs, err) })
+	g.env.IO(g.id, work, func(err error) { g.logBatchDone(jobs, err) })
 }
 
 // mustSync reports whether a batch must be fsynced before the responses it
@@ -234,7 +265,7 @@ func (n *Node) writeLogBatch(g *group, jobs []*logJob) {
 // that only moves the commit index (or holds responses waiting for earlier
 // batches, all durable by now since one batch runs at a time) is written
 // without one: a lost commit index is learned again from the leader.
-func (n *Node) mustSync(g *group, jobs []*logJob) bool {
+func (g *Replica) mustSync(jobs []*LogJob) bool {
 	sync := false
 	for _, j := range jobs {
 		if j.snap != nil {
@@ -262,7 +293,7 @@ func (n *Node) mustSync(g *group, jobs []*logJob) bool {
 // hard state follows the entries it may commit (wal.Save), so that a torn
 // write never keeps a commit index past the log's end; hsFirst is the
 // injected bug HardStateFirst.
-func writeLogRecords(w *wal.WAL, jobs []*logJob, sync, hsFirst bool) error {
+func writeLogRecords(w *wal.WAL, jobs []*LogJob, sync, hsFirst bool) error {
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -320,14 +351,14 @@ func hardStateOf(m *raftpb.Message) *raftpb.HardState {
 // logBatchDone runs on the event loop once a batch is durable: the records
 // become visible to raft's storage, then the responses that waited for them
 // are stepped (this node) or sent (peers).
-func (n *Node) logBatchDone(g *group, jobs []*logJob, err error) {
+func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 	g.log.busy = false
-	if n.groups[g.id] != g || n.fatal != nil {
+	if g.deleted || g.host.Stopped() {
 		// The replica was deleted while the batch ran: nothing waits for it.
 		return
 	}
 	if err != nil {
-		n.fail(fmt.Errorf("group %d: log: %w", g.id, err))
+		g.host.Fail(fmt.Errorf("group %d: log: %w", g.id, err))
 		return
 	}
 	for _, j := range jobs {
@@ -338,22 +369,22 @@ func (n *Node) logBatchDone(g *group, jobs []*logJob, err error) {
 		if m == nil {
 			continue
 		}
-		if err := n.stable(g, m, j.entries); err != nil {
-			n.fail(err)
+		if err := g.stable(m, j.entries); err != nil {
+			g.host.Fail(err)
 			return
 		}
-		n.deliver(g, m.GetResponses())
-		if n.fatal != nil {
+		g.deliver(m.GetResponses())
+		if g.host.Stopped() {
 			return
 		}
 	}
-	n.startLogBatch(g)
+	g.startLogBatch()
 }
 
 // stable makes a durable MsgStorageAppend visible to raft's storage (its
 // entries as persisted) and, for a snapshot from the leader, to the state
 // machine.
-func (n *Node) stable(g *group, m *raftpb.Message, ents []*raftpb.Entry) error {
+func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
 	if hs := hardStateOf(m); hs != nil {
 		if err := g.storage.SetHardState(hs); err != nil {
 			return fmt.Errorf("group %d: set hard state: %w", g.id, err)
@@ -366,8 +397,8 @@ func (n *Node) stable(g *group, m *raftpb.Message, ents []*raftpb.Entry) error {
 		if err := g.restore(s, true); err != nil {
 			return err
 		}
-		n.stats.SnapshotsInstalled++
-		n.observeRestored(g)
+		g.stats.SnapshotsInstalled++
+		g.observeRestored()
 	}
 	if len(ents) > 0 {
 		if err := g.storage.Append(ents); err != nil {
@@ -379,42 +410,42 @@ func (n *Node) stable(g *group, m *raftpb.Message, ents []*raftpb.Entry) error {
 
 // deliver hands raft's responses to their targets: this node's raft steps
 // its own, the others leave in the next envelope to their node.
-func (n *Node) deliver(g *group, resps []*raftpb.Message) {
+func (g *Replica) deliver(resps []*raftpb.Message) {
 	for _, r := range resps {
-		if r.GetTo() == n.cfg.ID {
+		if r.GetTo() == g.cfg.ID {
 			if err := g.rn.Step(r); err != nil {
-				n.stats.DroppedMessages++
+				g.stats.DroppedMessages++
 			}
 			continue
 		}
-		n.sendRaft(g, r)
+		g.sendRaft(r)
 	}
 }
 
 // sendRaft queues a raft message for its peer.
-func (n *Node) sendRaft(g *group, m *raftpb.Message) {
+func (g *Replica) sendRaft(m *raftpb.Message) {
 	if m.GetType() == raftpb.MsgSnap {
-		n.snapReports = append(n.snapReports, snapReport{g, m.GetTo()})
-		m = n.pieced(g, m)
+		g.snapReports = append(g.snapReports, m.GetTo())
+		m = g.pieced(m)
 	}
 	if m.GetType() == raftpb.MsgApp && g.store != nil && len(m.GetEntries()) > 0 {
-		n.fillAppend(g, m)
+		g.fillAppend(m)
 	}
-	out := n.out(m.GetTo())
+	out := g.out.To(m.GetTo())
 	out.Raft = append(out.Raft, wire.GroupMessage{Group: g.id, Msg: m})
 }
 
 // injectEarlyResponses sends, when the AckBeforeDurable or
 // VoteBeforeDurable bug is on, the responses of a MsgStorageAppend that
 // should wait for it at once (tesserabugs builds only).
-func (n *Node) injectEarlyResponses(g *group, m *raftpb.Message) {
+func (g *Replica) injectEarlyResponses(m *raftpb.Message) {
 	var keep []*raftpb.Message
 	for _, r := range m.GetResponses() {
-		early := r.GetTo() != n.cfg.ID &&
-			((n.cfg.Bugs.AckBeforeDurable && r.GetType() == raftpb.MsgAppResp) ||
-				(n.cfg.Bugs.VoteBeforeDurable && r.GetType() == raftpb.MsgVoteResp))
+		early := r.GetTo() != g.cfg.ID &&
+			((g.cfg.Bugs.AckBeforeDurable && r.GetType() == raftpb.MsgAppResp) ||
+				(g.cfg.Bugs.VoteBeforeDurable && r.GetType() == raftpb.MsgVoteResp))
 		if early {
-			n.sendRaft(g, r)
+			g.sendRaft(r)
 		} else {
 			keep = append(keep, r)
 		}
@@ -424,46 +455,12 @@ func (n *Node) injectEarlyResponses(g *group, m *raftpb.Message) {
 
 // applyCommitted applies a MsgStorageApply's entries (durable on this
 // replica: raft hands only stable entries to apply) and steps its response.
-func (n *Node) applyCommitted(g *group, m *raftpb.Message) {
+func (g *Replica) applyCommitted(m *raftpb.Message) {
 	for _, e := range m.GetEntries() {
-		n.applyEntry(g, e)
-		if n.fatal != nil {
+		g.applyEntry(e)
+		if g.host.Stopped() {
 			return
 		}
 	}
-	n.deliver(g, m.GetResponses())
-}
-
-// deleteReplica writes a replica's tombstone durably, then deletes its log
-// and chunk files. It runs off the event loop.
-func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL) error {
-	dir := fmt.Sprintf("groups/%d", group)
-	f, err := fs.Create(tombstone(group))
-	if err == nil {
-		_, err = f.Write(binary.BigEndian.AppendUint64(nil, at))
-	}
-	if err == nil {
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = fs.SyncDir(dir)
-	}
-	if err != nil {
-		return fmt.Errorf("tombstone: %w", err)
-	}
-	_ = w.Close()
-	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
-		return err
-	}
-	// The replica is gone: a fence marker no longer applies to the one a
-	// later re-add creates.
-	if err := fs.Remove(fenceMarker(group)); err == nil {
-		return fs.SyncDir(dir)
-	} else if !errors.Is(err, vfs.ErrNotExist) {
-		return err
-	}
-	return nil
+	g.deliver(m.GetResponses())
 }

@@ -1,11 +1,10 @@
-package node
+package replica
 
 import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/chunk"
 )
 
@@ -18,29 +17,32 @@ import (
 // leaves (fillAppend), and a follower cuts an append before any short entry
 // it could not hold (cutAppend).
 
-// maxProposedChunkBytes bounds the chunk bytes a node has proposed to one
-// group and not yet seen applied, in place of raft's
-// MaxUncommittedEntriesSize (which measures a proposal whole and its
-// application short, so would never free what the bytes took).
-const maxProposedChunkBytes = 256 << 20
-
 // fillChunks bounds the chunk bytes fillAppend puts back into the messages
 // of one envelope, in chunks of Config.MaxChunkBytes (32 MiB at the
 // default 4 MiB); the first entry to fill goes whatever its size, so that
 // a follower always gets something.
 const fillChunks = 8
 
-// stagedChunk is a chunk write's bytes to make durable beside its entry.
+// StagedChunk is a chunk write's bytes to make durable beside its entry.
 // The entry is entries[pos] of its job, whole: if the bytes turn out not to
 // match their checksum (the stage work refuses them: chunk.ErrBadChecksum),
 // the job logs it so.
-type stagedChunk struct {
+type StagedChunk struct {
 	index, term uint64
 	info        chunk.Info
 	data        []byte
 	pos         int
 	whole       *raftpb.Entry
 }
+
+// Index returns the raft index of the entry the chunk's bytes belong to.
+func (sc StagedChunk) Index() uint64 { return sc.index }
+
+// Term returns the raft term of that entry.
+func (sc StagedChunk) Term() uint64 { return sc.term }
+
+// ID returns the chunk's id.
+func (sc StagedChunk) ID() uint64 { return sc.info.ID }
 
 // chunkWrite decodes a data-group entry that writes a chunk (either form).
 func chunkWrite(e *raftpb.Entry) (entryHeader, chunk.Command, bool) {
@@ -64,10 +66,10 @@ func chunkWrite(e *raftpb.Entry) (entryHeader, chunk.Command, bool) {
 // bytes are checked against their checksum by the stage work, off the
 // event loop: a write whose bytes do not match is logged whole after all
 // (stageFiles), to be refused at apply as before.
-func (n *Node) stageAppend(g *group, j *logJob) {
+func (g *Replica) stageAppend(j *LogJob) {
 	ents := j.append.GetEntries()
 	j.entries = ents
-	if g.store == nil || !n.cfg.ChunkOnce {
+	if g.store == nil || !g.cfg.ChunkOnce {
 		return
 	}
 	var out []*raftpb.Entry
@@ -85,7 +87,7 @@ func (n *Node) stageAppend(g *group, j *logJob) {
 		ref := c.Ref()
 		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
 			Data: encodeChunkEntry(h, &ref)})
-		j.staged = append(j.staged, stagedChunk{index: e.GetIndex(), term: e.GetTerm(),
+		j.staged = append(j.staged, StagedChunk{index: e.GetIndex(), term: e.GetTerm(),
 			info: chunk.Info{ID: c.ID, Size: ref.Size, CRC: c.CRC}, data: c.Data, pos: i, whole: e})
 	}
 	if out != nil {
@@ -104,11 +106,11 @@ func (n *Node) stageAppend(g *group, j *logJob) {
 // holds the entry already, or its bytes in a staged file of that position
 // (cutAppend; its log record lost in a crash, say), and no other follower
 // can be sent it, so the leader hands its leadership on (handOff).
-func (n *Node) fillAppend(g *group, m *raftpb.Message) {
+func (g *Replica) fillAppend(m *raftpb.Message) {
 	ents := m.GetEntries()
 	var out []*raftpb.Entry
-	filled, budget := n.filled[m.GetTo()], uint64(fillChunks*n.cfg.MaxChunkBytes)
-	defer func() { n.filled[m.GetTo()] = filled }()
+	filled, budget := g.out.Filled(m.GetTo()), uint64(fillChunks*g.cfg.MaxChunkBytes)
+	defer func() { g.out.SetFilled(m.GetTo(), filled) }()
 	for i, e := range ents {
 		h, c, ok := chunkWrite(e)
 		if !ok || c.Op != chunk.OpWriteRef {
@@ -121,24 +123,24 @@ func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 			out = append(make([]*raftpb.Entry, 0, len(ents)), ents[:i]...)
 		}
 		if filled > 0 && filled+uint64(c.Size) > budget {
-			n.stats.AppendsCut++
+			g.stats.AppendsCut++
 			break
 		}
-		data := n.stagedBytes(g, e.GetIndex(), e.GetTerm(), c)
+		data := g.stagedBytes(e.GetIndex(), e.GetTerm(), c)
 		if data == nil {
 			out = append(out, e)
 			if e.GetIndex() <= m.GetCommit() {
 				continue
 			}
-			n.stats.AppendsCut++
-			n.handOff(g)
+			g.stats.AppendsCut++
+			g.handOff()
 			break
 		}
 		filled += uint64(len(data))
 		w := chunk.Command{Op: chunk.OpWrite, ID: c.ID, CRC: c.CRC, Data: data}
 		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
 			Data: encodeChunkEntry(h, &w)})
-		n.stats.AppendsFilled++
+		g.stats.AppendsFilled++
 	}
 	if out != nil {
 		m.Entries = out
@@ -150,7 +152,7 @@ func (n *Node) fillAppend(g *group, m *raftpb.Message) {
 // apply renamed it (perhaps before a restart, the entry not yet applied
 // again), from the chunk's file, checked against the entry's size and
 // crc32c.
-func (n *Node) stagedBytes(g *group, index, term uint64, c chunk.Command) []byte {
+func (g *Replica) stagedBytes(index, term uint64, c chunk.Command) []byte {
 	in := chunk.Info{ID: c.ID, Size: c.Size, CRC: c.CRC}
 	if data, err := g.store.ReadStaged(index, term, in); err == nil {
 		return data
@@ -161,7 +163,7 @@ func (n *Node) stagedBytes(g *group, index, term uint64, c chunk.Command) []byte
 	}
 	if held, ok := g.store.Info(c.ID); ok && held == in {
 		// A chunk held here whose file is bad or gone: repair it.
-		n.onCorrupt(g, c.ID, err)
+		g.host.Corrupt(g.id, c.ID, err)
 	}
 	return nil
 }
@@ -172,7 +174,7 @@ func (n *Node) stagedBytes(g *group, index, term uint64, c chunk.Command) []byte
 // durable log (raft would not append it again), and with no valid staged
 // file here. Raft then sees a shorter append; the leader sends the rest
 // again.
-func (n *Node) cutAppend(g *group, m *raftpb.Message) {
+func (g *Replica) cutAppend(m *raftpb.Message) {
 	ents := m.GetEntries()
 	for i, e := range ents {
 		if e.GetIndex() <= m.GetCommit() {
@@ -190,47 +192,35 @@ func (n *Node) cutAppend(g *group, m *raftpb.Message) {
 			continue
 		}
 		m.Entries = ents[:i]
-		n.stats.AppendsCut++
+		g.stats.AppendsCut++
 		return
 	}
 }
 
 // lacking handles a chunk applied without its bytes here: they are fetched
-// from the other replicas, as a corrupt chunk's are (fetch.go askRepair).
+// from the other replicas, as a corrupt chunk's are (Host.Lacking).
 // An entry applied again after a restart often finds no file for a good
 // reason (a later entry deleted the chunk): such chunks are only noted, and
 // fetched if still held once the log recovered at start is applied again.
-func (n *Node) lacking(g *group, index, id uint64) {
+func (g *Replica) lacking(index, id uint64) {
 	if index <= g.recoveredTo {
 		g.lackingAtRestart = append(g.lackingAtRestart, id)
 		return
 	}
-	n.stats.LackingChunks++
-	n.askRepair(g, chunkKey{g.id, id})
+	g.stats.LackingChunks++
+	g.host.Lacking(g.id, id)
 }
 
 // lackingRecovered fetches the chunks noted by lacking while the log
 // recovered at start was applied again, if they are still held.
-func (n *Node) lackingRecovered(g *group) {
+func (g *Replica) lackingRecovered() {
 	for _, id := range g.lackingAtRestart {
 		if _, held := g.store.Info(id); held {
-			n.stats.LackingChunks++
-			n.askRepair(g, chunkKey{g.id, id})
+			g.stats.LackingChunks++
+			g.host.Lacking(g.id, id)
 		}
 	}
 	g.lackingAtRestart = nil
-}
-
-// proposedChunkBytes sums the chunk bytes this node has proposed to a group
-// and not yet seen applied (a sum: the map's order does not matter).
-func (n *Node) proposedChunkBytes(group uint64) int {
-	sum := 0
-	for _, o := range n.ops {
-		if o.group == group && o.state == opProposed && o.req.Kind == api.ChunkWrite {
-			sum += len(o.req.Data)
-		}
-	}
-	return sum
 }
 
 // handOff makes a data group's leader give up its leadership when it cannot
@@ -238,14 +228,14 @@ func (n *Node) proposedChunkBytes(group uint64) int {
 // lost or damaged after its fsync. No follower can be sent the entry, so
 // while this replica leads, the group commits nothing more. Raft's own
 // leadership transfer would first send the transferee that very entry, so
-// the node sends raft's MsgTimeoutNow itself, to the voter most up to date
-// among those heard from lately: it campaigns at once, in a new term. A
-// leader elected without the entry overwrites it (its write was never
+// the replica sends raft's MsgTimeoutNow itself, to the voter most up to
+// date among those heard from lately: it campaigns at once, in a new term.
+// A leader elected without the entry overwrites it (its write was never
 // acknowledged: the client retries it); one elected with it fills it from
 // its own staged file. This replica, no longer leading, takes the entry
 // again from the new leader or gives it up. Every append that meets the
 // entry asks again, until a vote of the new term reaches this replica.
-func (n *Node) handOff(g *group) {
+func (g *Replica) handOff() {
 	st := g.rn.Status()
 	if st.RaftState != raft.StateLeader {
 		return
@@ -253,7 +243,7 @@ func (n *Node) handOff(g *group) {
 	var to, match uint64
 	for _, id := range g.confState.GetVoters() {
 		pr, ok := st.Progress[id]
-		if id == n.cfg.ID || !ok || pr.IsLearner || !pr.RecentActive {
+		if id == g.cfg.ID || !ok || pr.IsLearner || !pr.RecentActive {
 			continue
 		}
 		if to == 0 || pr.Match > match || pr.Match == match && id < to {
@@ -263,9 +253,9 @@ func (n *Node) handOff(g *group) {
 	if to == 0 {
 		return // no voter heard from lately: CheckQuorum steps this leader down
 	}
-	n.stats.LeaderHandoffs++
-	n.env.Log().Warn("handing leadership on: an entry not yet committed lost its staged bytes here",
-		"node", n.cfg.ID, "group", g.id, "to", to)
-	n.sendRaft(g, &raftpb.Message{Type: raftpb.MsgTimeoutNow.Enum(), From: proto.Uint64(n.cfg.ID),
+	g.stats.LeaderHandoffs++
+	g.env.Log().Warn("handing leadership on: an entry not yet committed lost its staged bytes here",
+		"node", g.cfg.ID, "group", g.id, "to", to)
+	g.sendRaft(&raftpb.Message{Type: raftpb.MsgTimeoutNow.Enum(), From: proto.Uint64(g.cfg.ID),
 		To: proto.Uint64(to), Term: proto.Uint64(st.HardState.GetTerm())})
 }

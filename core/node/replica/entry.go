@@ -1,4 +1,4 @@
-package node
+package replica
 
 import (
 	"fmt"
@@ -30,6 +30,13 @@ func appendEntryHeader(b []byte, h entryHeader) []byte {
 	e.Uvarint(h.proposer)
 	e.Uvarint(h.proposal)
 	return e.B
+}
+
+// EntryCommand returns the state machine command a normal entry's data
+// carries (meta.Command or chunk.Command bytes).
+func EntryCommand(data []byte) ([]byte, error) {
+	_, cmd, err := decodeEntry(data)
+	return cmd, err
 }
 
 func decodeEntry(b []byte) (entryHeader, []byte, error) {

@@ -1,8 +1,9 @@
-package node
+package replica
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"go.etcd.io/raft/v3"
@@ -10,69 +11,70 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
 )
 
 // applyEntry applies one committed entry to the group's state machine and
 // answers the local request that proposed it.
-func (n *Node) applyEntry(g *group, e *raftpb.Entry) {
+func (g *Replica) applyEntry(e *raftpb.Entry) {
 	index := e.GetIndex()
 	switch e.GetType() {
 	case raftpb.EntryNormal:
 		if len(e.GetData()) > 0 {
-			n.applyNormal(g, index, e.GetTerm(), e.GetData())
+			g.applyNormal(index, e.GetTerm(), e.GetData())
 		}
 	case raftpb.EntryConfChange:
 		var cc raftpb.ConfChange
 		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
-			panic(fmt.Sprintf("node %d: group %d: committed conf change %d undecodable: %v", n.cfg.ID, g.id, index, err))
+			panic(fmt.Sprintf("node %d: group %d: committed conf change %d undecodable: %v", g.cfg.ID, g.id, index, err))
 		}
 		if g.rn != nil {
 			prev := g.confState
 			g.confState = g.rn.ApplyConfChange(&cc)
-			n.confApplied(g, prev)
+			g.confApplied(prev)
 		}
 	case raftpb.EntryConfChangeV2:
 		var cc raftpb.ConfChangeV2
 		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
-			panic(fmt.Sprintf("node %d: group %d: committed conf change %d undecodable: %v", n.cfg.ID, g.id, index, err))
+			panic(fmt.Sprintf("node %d: group %d: committed conf change %d undecodable: %v", g.cfg.ID, g.id, index, err))
 		}
-		if g.rn != nil && !(BugsCompiledIn && n.cfg.Bugs.ConfChangeOnLeaderOnly && g.role != raft.StateLeader) {
+		if g.rn != nil && !(bugs.CompiledIn && g.cfg.Bugs.ConfChangeOnLeaderOnly && g.role != raft.StateLeader) {
 			prev := g.confState
 			g.confState = g.rn.ApplyConfChange(&cc)
-			n.confApplied(g, prev)
+			g.confApplied(prev)
 		}
-		if n.cfg.OnApply != nil {
-			n.cfg.OnApply(Applied{Group: g.id, Index: index, Conf: g.confState, g: g})
+		if g.cfg.OnApply != nil {
+			g.cfg.OnApply(Applied{Group: g.id, Index: index, Conf: g.confState, g: g})
 		}
 	}
 	g.applied = index
-	n.stats.Applied++
+	g.stats.Applied++
 	if g.store != nil && index == g.recoveredTo {
-		n.lackingRecovered(g)
+		g.lackingRecovered()
 	}
 }
 
-func (n *Node) applyNormal(g *group, index, term uint64, data []byte) {
+func (g *Replica) applyNormal(index, term uint64, data []byte) {
 	h, payload, err := decodeEntry(data)
 	if err != nil {
-		panic(fmt.Sprintf("node %d: group %d: committed entry %d undecodable: %v", n.cfg.ID, g.id, index, err))
+		panic(fmt.Sprintf("node %d: group %d: committed entry %d undecodable: %v", g.cfg.ID, g.id, index, err))
 	}
 	var resp *api.Response
 	if g.isMeta() {
 		c, err := meta.UnmarshalCommand(payload)
 		if err != nil {
-			panic(fmt.Sprintf("node %d: meta entry %d undecodable: %v", n.cfg.ID, index, err))
+			panic(fmt.Sprintf("node %d: meta entry %d undecodable: %v", g.cfg.ID, index, err))
 		}
-		if BugsCompiledIn && n.cfg.Bugs.StampAtApply {
-			c.MTimeNanos = n.env.NowNanos()
+		if bugs.CompiledIn && g.cfg.Bugs.StampAtApply {
+			c.MTimeNanos = g.env.NowNanos()
 		}
 		res := g.meta.Apply(index, c)
 		g.bytesSinceSnap += uint64(len(payload))
 		g.entriesSince++
-		if n.cfg.OnApply != nil {
-			n.cfg.OnApply(Applied{Group: g.id, Index: index, Meta: &c, MetaResult: res, g: g})
+		if g.cfg.OnApply != nil {
+			g.cfg.OnApply(Applied{Group: g.id, Index: index, Meta: &c, MetaResult: res, g: g})
 		}
 		resp = &api.Response{Status: statusOf(res.Code), Result: res}
 		if resp.Status != api.OK {
@@ -81,26 +83,26 @@ func (n *Node) applyNormal(g *group, index, term uint64, data []byte) {
 	} else {
 		c, err := chunk.UnmarshalCommand(payload)
 		if err != nil {
-			panic(fmt.Sprintf("node %d: group %d: chunk entry %d undecodable: %v", n.cfg.ID, g.id, index, err))
+			panic(fmt.Sprintf("node %d: group %d: chunk entry %d undecodable: %v", g.cfg.ID, g.id, index, err))
 		}
 		var rejected, fatal error
 		if c.Op == chunk.OpWriteRef {
 			var lacking bool
 			rejected, lacking, fatal = g.store.ApplyRef(index, term, c)
 			if lacking {
-				n.lacking(g, index, c.ID)
+				g.lacking(index, c.ID)
 			}
 		} else {
 			rejected, fatal = g.store.Apply(index, c)
 		}
 		if fatal != nil {
-			n.fail(fatal)
+			g.host.Fail(fatal)
 			return
 		}
 		g.bytesSinceSnap += uint64(len(c.Data)) + uint64(c.Size)
 		g.entriesSince++
-		if n.cfg.OnApply != nil {
-			n.cfg.OnApply(Applied{Group: g.id, Index: index, Chunk: &c, Rejected: rejected != nil, g: g})
+		if g.cfg.OnApply != nil {
+			g.cfg.OnApply(Applied{Group: g.id, Index: index, Chunk: &c, Rejected: rejected != nil, g: g})
 		}
 		switch {
 		case rejected == nil:
@@ -111,12 +113,36 @@ func (n *Node) applyNormal(g *group, index, term uint64, data []byte) {
 			resp = api.Errorf(api.Invalid, "chunk %d: %v", c.ID, rejected)
 		}
 	}
-	if h.proposer != n.cfg.ID {
-		return
+	if h.proposer == g.cfg.ID {
+		g.host.Answer(g.id, h.proposal, resp)
 	}
-	if o := n.ops[h.proposal]; o != nil && o.group == g.id && (o.state == opProposed || o.state == opWaiting) {
-		n.finish(o, resp)
+}
+
+// confApplied follows a membership change from prev to the configuration
+// just applied: the last snapshot is stale, the host is told (its replacer
+// forgets what it knew of nodes that join the group again), and a replica
+// whose node left the group is marked removed.
+func (g *Replica) confApplied(prev *raftpb.ConfState) {
+	g.snapStale = true
+	g.host.ConfApplied(g.id, prev, g.confState)
+	g.checkRemoved()
+}
+
+// checkRemoved marks the replica for deletion if the configuration just
+// applied no longer includes this node, and unmarks it if it does: a
+// removal and the node's addition back, applied in one batch, leave the
+// replica a member, with the entries it acknowledged as one (seed 576: a
+// learner aborted and added again acknowledged the new entries, then
+// deleted itself on applying its removal, and was promoted empty).
+func (g *Replica) checkRemoved() {
+	cs := g.confState
+	for _, set := range [][]uint64{cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing()} {
+		if slices.Contains(set, g.cfg.ID) {
+			g.removed = false
+			return
+		}
 	}
+	g.removed = true
 }
 
 // metaDetail explains a refused meta command for the client: the command,

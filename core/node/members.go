@@ -1,0 +1,147 @@
+package node
+
+// Which groups this node holds a replica of. Replacing the members of a
+// group is its leader's (core/node/replace); a node that applies its own
+// removal deletes its replica. One that was away at the time learns it from
+// the replicas it talks to, which answer messages, probes and fenced
+// notices from non-members with a wire.Removal (replace.Replacer
+// NoteNonMember); see onRemoval for why deleting on one is safe. A node
+// added to a group creates its replica on the leader's first message, or
+// on a route naming it (joinGroup, onRoute).
+
+import (
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tessera-db/tessera/core/node/replica"
+	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// onRemoval deletes this node's replica of a group that no longer counts it
+// as a member at index r.Index. Only a replica that has applied less than
+// that can have missed its removal: one added again later was
+// created from a snapshot past r.Index, and ignores the notice. A replica
+// wrongly deleted would be a learner being filled, which the leader fills
+// again; a voter is never in that position, as every voter was a learner
+// first and is a member at every index it has applied since.
+func (n *Node) onRemoval(from uint64, r wire.Removal) {
+	g := n.groups[r.Group]
+	if g == nil || g.Applied() >= r.Index {
+		return
+	}
+	n.env.Log().Info("replica removed while away", "node", n.cfg.ID, "group", g.ID(), "applied", g.Applied(), "removed-by", from, "at", r.Index)
+	n.dropGroup(g, r.Index)
+}
+
+// joinGroup creates an empty replica of a group on the first message from a
+// leader that added this node: a heartbeat, an append (the leader's probe)
+// or a snapshot. The heartbeat matters: a leader whose probe was lost waits
+// for a heartbeat response before it probes again. A vote request from a
+// stale member must not create a replica, nor a message sent before this
+// node's last removal from the group (delayed in the network, or queued in
+// a peer's transport while this node was down): an append's commit or a
+// snapshot's index is not past that removal. A heartbeat's commit is capped
+// at what the leader knows this node holds, so one to a new member carries
+// 0, as may a stale one: a node once removed joins again only on an append,
+// a snapshot, or a route naming it past its removal (announce). A heartbeat
+// with a commit index to a node that holds no replica and was never removed
+// means this node lost its disk: the replica is created to be fenced at
+// once (fenced), so that it can tell the group.
+func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *replica.Replica {
+	if n.deleting[group] {
+		// The last replica's files are still being deleted.
+		return nil
+	}
+	removedAt := n.removedAt[group]
+	switch m.GetType() {
+	case raftpb.MessageType_MsgHeartbeat:
+		// A heartbeat cannot be told apart from one sent before this
+		// node's removal (both may carry commit 0), so only a node never
+		// removed from the group joins on one.
+		if removedAt != 0 {
+			return nil
+		}
+	case raftpb.MessageType_MsgApp:
+		if m.GetCommit() <= removedAt {
+			return nil
+		}
+	case raftpb.MessageType_MsgSnap:
+		if m.GetSnapshot().GetMetadata().GetIndex() <= removedAt {
+			return nil
+		}
+	default:
+		return nil
+	}
+	return n.createReplica(from, group)
+}
+
+// onRoute joins a group whose member list, as of r.Index, names this node
+// (a leader announcing a learner), if that is past its last removal.
+func (n *Node) onRoute(from uint64, r wire.Route) {
+	if r.Index > n.routes[r.Group].Index {
+		n.routes[r.Group] = r
+	}
+	if n.groups[r.Group] == nil && slices.Contains(r.Members, n.cfg.ID) && r.Index > n.removedAt[r.Group] {
+		n.createReplica(from, r.Group)
+	}
+}
+
+// openReplica opens this node's replica of a group (replica.Open) and
+// starts tracking it for replacement.
+func (n *Node) openReplica(tg topo.Group, bootstrap, fenced bool) (*replica.Replica, error) {
+	n.replacer.Track(tg.ID)
+	return replica.Open(n.replicas, tg, bootstrap, fenced)
+}
+
+// createReplica creates an empty replica (no bootstrap) of a group this
+// node was added to.
+func (n *Node) createReplica(from, group uint64) *replica.Replica {
+	tg, ok := n.cfg.Topology.Group(group)
+	if !ok {
+		return nil
+	}
+	g, err := n.openReplica(tg, false, false)
+	if err != nil {
+		n.fail(err)
+		return nil
+	}
+	n.env.Log().Info("replica created for a new member", "node", n.cfg.ID, "group", group, "leader", from)
+	n.groups[group] = g
+	n.groupIDs = append(n.groupIDs, group)
+	slices.Sort(n.groupIDs)
+	n.stats.ReplicasCreated++
+	return g
+}
+
+// dropGroup deletes this node's replica of a group, removed from it at raft
+// index at: a tombstone holding that index first (so that a crash midway
+// does not bootstrap the group afresh on restart, and stale messages do not
+// recreate it), then the log and chunk files. The files go off the event
+// loop on the replica's I/O queue, after any log batch in flight and once
+// no staged file is being written (replica.Replica.Delete); until they are
+// gone no replica of the group is created again. Requests in flight in the
+// group are retried elsewhere where that is safe.
+func (n *Node) dropGroup(g *replica.Replica, at uint64) {
+	id := g.ID()
+	at = max(at, n.removedAt[id])
+	n.deleting[id] = true
+	g.Delete(at, func(err error) {
+		delete(n.deleting, id)
+		if err != nil {
+			n.fail(fmt.Errorf("group %d: delete replica: %w", id, err))
+			return
+		}
+		n.stats.ReplicasRemoved++
+	})
+	n.removedAt[id] = at
+	delete(n.groups, id)
+	n.replacer.Forget(id)
+	n.groupIDs = slices.DeleteFunc(n.groupIDs, func(gid uint64) bool { return gid == id })
+	n.router.Dropped(id)
+	if id == topo.MetaGroup {
+		n.gc = gcState{seen: map[uint64]uint64{}}
+	}
+}

@@ -1,0 +1,157 @@
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/wal"
+)
+
+// A replica's files, under groups/<group id>/ of its node's file system:
+// wal/ (its log), chunks/ (a data group's chunk and staged files), and two
+// markers that outlive the replica's other files: removed (a tombstone: the
+// raft index of this node's removal, so that a restart does not bootstrap
+// the group afresh) and fenced (the replica's log was damaged: it stays
+// fenced, across restarts, until it is removed).
+
+// tombstone marks a group replica this node deleted after its removal: on
+// restart the group is not bootstrapped again from the initial topology.
+func tombstone(group uint64) string { return fmt.Sprintf("groups/%d/removed", group) }
+
+// ReadTombstone returns the index at which this node was removed from the
+// group, and whether it was.
+func ReadTombstone(fs vfs.FS, group uint64) (uint64, bool, error) {
+	f, err := fs.Open(tombstone(group))
+	if errors.Is(err, vfs.ErrNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil {
+		// A tombstone torn by a crash still says the replica was removed;
+		// its index only filters stale messages.
+		return 0, true, nil
+	}
+	return binary.BigEndian.Uint64(b[:]), true, nil
+}
+
+// fenceMarker names the file that marks a replica fenced for good.
+func fenceMarker(group uint64) string { return fmt.Sprintf("groups/%d/fenced", group) }
+
+// IsFenced reports whether a replica carries a fence marker.
+func IsFenced(fs vfs.FS, group uint64) (bool, error) {
+	f, err := fs.Open(fenceMarker(group))
+	if errors.Is(err, vfs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, f.Close()
+}
+
+// Quarantine fences a replica whose log is damaged: it writes the fence
+// marker durably, then deletes the replica's log and chunk files (the node
+// opens it again, empty and fenced). It waits for the disk: it runs at
+// start-up, before the event loop.
+func Quarantine(fs vfs.FS, group uint64) error {
+	dir := fmt.Sprintf("groups/%d", group)
+	if err := writeMarker(fs, dir, fenceMarker(group), nil); err != nil {
+		return fmt.Errorf("fence damaged replica: %w", err)
+	}
+	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
+		return fmt.Errorf("delete damaged replica: %w", err)
+	}
+	return nil
+}
+
+// Delete deletes the replica, removed from its group at raft index at: a
+// tombstone holding that index first (so that a crash midway does not
+// bootstrap the group afresh on restart, and stale messages do not
+// recreate it), then the log and chunk files. The files go off the event
+// loop on the replica's I/O queue, after any log batch in flight and once
+// no staged file is being written (storage.go stageFiles), and done is
+// called with the outcome; the replica takes no further part in anything,
+// and disk work of it still in flight completes into nothing.
+func (g *Replica) Delete(at uint64, done func(error)) {
+	g.deleted = true
+	fs, group, w := g.env.FS(), g.id, g.wal
+	del := func() {
+		if t, ok := g.env.(Tracer); ok {
+			t.TraceReplicaDelete(group, at)
+		}
+		g.env.IO(group, func() error { return deleteReplica(fs, group, at, w) }, done)
+	}
+	if g.log.stages > 0 {
+		g.log.onStagesDone = del
+	} else {
+		del()
+	}
+}
+
+// deleteReplica writes a replica's tombstone durably, then deletes its log
+// and chunk files. It runs off the event loop.
+func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL) error {
+	dir := fmt.Sprintf("groups/%d", group)
+	if err := writeMarker(fs, dir, tombstone(group), binary.BigEndian.AppendUint64(nil, at)); err != nil {
+		return fmt.Errorf("tombstone: %w", err)
+	}
+	_ = w.Close()
+	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
+		return err
+	}
+	// The replica is gone: a fence marker no longer applies to the one a
+	// later re-add creates.
+	if err := fs.Remove(fenceMarker(group)); err == nil {
+		return fs.SyncDir(dir)
+	} else if !errors.Is(err, vfs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// writeMarker creates a marker file in a replica's directory dir holding
+// data (nothing written if empty) and makes it durable, the directory
+// entry included.
+func writeMarker(fs vfs.FS, dir, name string, data []byte) error {
+	f, err := fs.Create(name)
+	if err == nil && len(data) > 0 {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err == nil {
+		err = fs.SyncDir(dir)
+	}
+	return err
+}
+
+// removeAll deletes every file of the directories and syncs them.
+func removeAll(fs vfs.FS, dirs ...string) error {
+	for _, sub := range dirs {
+		names, err := fs.List(sub)
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			if err := fs.Remove(sub + "/" + name); err != nil {
+				return err
+			}
+		}
+		if len(names) > 0 {
+			if err := fs.SyncDir(sub); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

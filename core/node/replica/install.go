@@ -1,0 +1,152 @@
+package replica
+
+import (
+	"errors"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// Installing a data group's snapshot: its manifest lists the chunks the
+// group holds, and the bytes travel beside it (wire.Fetch/FetchReply), as
+// TiKV sends snapshot files: the snapshot reaches raft only once every
+// chunk it lists is durable here.
+
+// maxFetchesInFlight bounds the chunk fetches one group has outstanding, and
+// so the size of the envelopes that answer them.
+const maxFetchesInFlight = 4
+
+// snapFetch is a data-group snapshot held back until the chunks its
+// manifest lists are fetched.
+type snapFetch struct {
+	msg       *raftpb.Message
+	from      uint64
+	missing   []chunk.Info
+	inflight  map[uint64]bool
+	lastAskAt uint64
+}
+
+// holdSnapshot intercepts a data-group snapshot whose manifest lists chunks
+// this replica lacks: the chunks are fetched from the sender first and the
+// snapshot is stepped into raft only once all are durable here. It reports
+// whether the message was held back.
+func (g *Replica) holdSnapshot(from uint64, m *raftpb.Message) bool {
+	snap := m.GetSnapshot()
+	manifest, err := chunk.DecodeManifest(snap.GetData())
+	if err != nil {
+		g.env.Log().Warn("dropping snapshot with bad manifest", "node", g.cfg.ID, "group", g.id, "err", err)
+		return true
+	}
+	missing := g.store.Missing(manifest)
+	if len(missing) == 0 {
+		if err := g.store.Sync(); err != nil {
+			g.host.Fail(err)
+			return true
+		}
+		return false
+	}
+	if ps := g.pendingSnap; ps != nil && ps.msg.GetSnapshot().GetMetadata().GetIndex() >= snap.GetMetadata().GetIndex() {
+		return true
+	}
+	g.pendingSnap = &snapFetch{msg: m, from: from, missing: missing, inflight: map[uint64]bool{}}
+	g.askFetches()
+	return true
+}
+
+func (g *Replica) askFetches() {
+	ps := g.pendingSnap
+	for _, in := range ps.missing {
+		if len(ps.inflight) >= maxFetchesInFlight {
+			break
+		}
+		if ps.inflight[in.ID] {
+			continue
+		}
+		ps.inflight[in.ID] = true
+		out := g.out.To(ps.from)
+		out.Fetches = append(out.Fetches, wire.Fetch{Group: g.id, ChunkID: in.ID})
+		g.stats.ChunkFetches++
+	}
+	ps.lastAskAt = g.host.Ticks()
+}
+
+// tickSnapFetch re-asks lost fetches, and gives up on a snapshot whose
+// sender stopped answering (the leader will send a new one).
+func (g *Replica) tickSnapFetch() {
+	ps := g.pendingSnap
+	if ps == nil || g.host.Ticks()-ps.lastAskAt < g.cfg.RetryTicks {
+		return
+	}
+	if g.host.Ticks()-ps.lastAskAt >= g.cfg.RequestTimeoutTicks {
+		g.pendingSnap = nil
+		return
+	}
+	clear(ps.inflight)
+	g.askFetches()
+}
+
+// ServeFetch answers a peer's fetch of a whole chunk (for a snapshot of
+// this replica it installs, or a repair): Found is false unless the replica
+// holds a valid copy. A corrupt copy is reported to the host for repair; a
+// chunk not held, asked for while a snapshot newer than the last is due,
+// most likely is listed by a snapshot of ours and deleted since, so the
+// next flush takes a fresh one.
+func (g *Replica) ServeFetch(id uint64) wire.FetchReply {
+	reply := wire.FetchReply{Group: g.id, ChunkID: id}
+	if in, ok := g.store.Info(id); ok {
+		data, err := g.store.Read(id, 0, 0)
+		if err == nil {
+			reply.Found, reply.CRC, reply.Data = true, in.CRC, data
+		} else if errors.Is(err, chunk.ErrCorrupt) {
+			g.host.Corrupt(g.id, id, err)
+		}
+	} else if g.snapIndex < g.applied {
+		// Most likely a snapshot of ours lists a chunk deleted since.
+		g.snapStale = true
+	}
+	return reply
+}
+
+// OnFetchReply takes a peer's answer to a fetch of a chunk the snapshot
+// this replica holds back lists; once every chunk is here and durable, the
+// snapshot is stepped into raft.
+func (g *Replica) OnFetchReply(from uint64, f wire.FetchReply) {
+	ps := g.pendingSnap
+	if ps == nil || from != ps.from || !ps.inflight[f.ChunkID] {
+		return
+	}
+	if !f.Found {
+		// The sender no longer has it (collected, or lost): a newer snapshot will come.
+		g.pendingSnap = nil
+		return
+	}
+	for i, in := range ps.missing {
+		if in.ID != f.ChunkID {
+			continue
+		}
+		if in.CRC != f.CRC || chunk.Checksum(f.Data) != in.CRC {
+			return
+		}
+		if err := g.store.WriteFile(in, f.Data); err != nil {
+			g.host.Fail(err)
+			return
+		}
+		ps.missing = append(ps.missing[:i], ps.missing[i+1:]...)
+		break
+	}
+	delete(ps.inflight, f.ChunkID)
+	if len(ps.missing) > 0 {
+		g.askFetches()
+		return
+	}
+	g.pendingSnap = nil
+	if err := g.store.Sync(); err != nil {
+		g.host.Fail(err)
+		return
+	}
+	if err := g.rn.Step(ps.msg); err != nil {
+		g.stats.DroppedMessages++
+	}
+}

@@ -1,0 +1,514 @@
+// Package replica is one node's replica of one raft group: the raft
+// RawNode, its log on disk (a WAL per replica, written off the event loop
+// through Env.IO: storage.go), the group's state machine (the meta state or
+// a data group's chunk store, applied in apply.go), the chunk bytes staged
+// beside the log (staged.go), and snapshots: taken and compacted
+// (snapshot.go; the meta group's written to a file off the event loop,
+// metasnap.go), sent and received in pieces (pieces.go), installed once
+// the chunks a data snapshot lists are here (install.go). It also owns the
+// replica's files on disk: the WAL, chunk files, tombstone and fence
+// marker (files.go).
+//
+// A replica is driven as etcd raft's RawNode is: inputs are method calls
+// (Tick, Step and the other messages of its peers, Propose, ReadIndex), and
+// each flush of its node hands it raft's Ready (HandleReady), which it acts
+// on: log appends go to the disk and the messages that depend on them wait
+// for their completion (persist, then send), other messages leave at once,
+// and committed entries are applied. What it learns that concerns the rest
+// of its node (the answer to a request this node proposed, a read index, a
+// membership change, a chunk to repair) it tells its Host; what it sends
+// goes into the node's outbox.
+//
+// Like all of core/, the package never reads the clock (it counts the
+// node's ticks), starts goroutines or touches os files or sockets: the disk
+// is reached through env.Env (its FS at start-up, IO afterwards).
+package replica
+
+import (
+	"fmt"
+	"slices"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/bugs"
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/env"
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node/outbox"
+	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/wal"
+)
+
+// Config configures the replicas of a node (see core/node Config, whose
+// fields of the same names these are).
+type Config struct {
+	// ID is this node's id.
+	ID uint64
+	// ElectionTicks and HeartbeatTicks are raft's timeouts in ticks.
+	ElectionTicks, HeartbeatTicks int
+	// RetryTicks is how often a lost fetch of snapshot data is asked for
+	// again, and RequestTimeoutTicks how long a sender may stay silent
+	// before the fetch is given up.
+	RetryTicks, RequestTimeoutTicks uint64
+	// MetaSnapshotEntries and DataSnapshotBytes say when a replica takes a
+	// snapshot; KeepEntries and KeepDataEntries how many entries its log
+	// keeps behind one.
+	MetaSnapshotEntries, DataSnapshotBytes uint64
+	KeepEntries, KeepDataEntries           uint64
+	// WALSegmentBytes is the WAL segment size.
+	WALSegmentBytes int64
+	// MaxChunkBytes bounds one chunk write.
+	MaxChunkBytes int
+	// SnapPieceBytes is the size above which a snapshot is sent as a
+	// descriptor and fetched in pieces of this size.
+	SnapPieceBytes int
+	// ChunkOnce writes a chunk's bytes once on each replica: staged beside
+	// the log entry that names them (staged.go).
+	ChunkOnce bool
+	// OnApply, if set, observes every step of a replica's state machine.
+	// It must not call into the replica.
+	OnApply func(Applied)
+	// Bugs are deliberately injected defects, for testing the testbed only.
+	Bugs Bugs
+}
+
+// Bugs switch on known defects of replication and storage so that a test
+// can show the simulator catches them. Production code never sets them,
+// and only a build with the tesserabugs tag honours them.
+type Bugs struct {
+	// SkipWALSync never fsyncs the raft log.
+	SkipWALSync bool
+	// ReapplyAfterRestart applies, after a restart, entries the snapshot already holds.
+	ReapplyAfterRestart bool
+	// AckBeforeDurable lets a follower's append acknowledgement leave as
+	// soon as the append is handed to the disk, before it is durable.
+	AckBeforeDurable bool
+	// VoteBeforeDurable lets a granted vote leave before the hard state
+	// recording it is durable.
+	VoteBeforeDurable bool
+	// StampAtApply stamps a meta command's mtime with the applying node's
+	// clock, so that a file's mtime is its commit time, instead of the
+	// proposer's stamp that the log carries: replicas apply differently.
+	StampAtApply bool
+	// HardStateFirst writes a batch's hard state before its entries, so
+	// that a torn write can keep a commit index past the log's end.
+	HardStateFirst bool
+	// ConfChangeOnLeaderOnly applies a committed membership change to
+	// raft and the replica's configuration only on the group's leader.
+	ConfChangeOnLeaderOnly bool
+	// Meta are the meta state machine's defects.
+	Meta meta.Bugs
+	// Chunk are the chunk store's defects.
+	Chunk chunk.Bugs
+}
+
+// Host is what a replica tells the node that hosts it, and asks of it.
+// Every method is called from within a call into the replica (or the
+// completion of its disk work) and must not call back into it.
+type Host interface {
+	// Ticks is the node's logical clock.
+	Ticks() uint64
+	// Stopped reports whether the node has stopped on a fatal error; Fail
+	// stops it.
+	Stopped() bool
+	Fail(err error)
+	// BecameLeader is told that the replica just became its group's
+	// leader in term.
+	BecameLeader(group, term uint64)
+	// ReadState hands over a read index raft granted.
+	ReadState(group uint64, rs raft.ReadState)
+	// Answer hands over the result of an entry this node proposed, just
+	// applied.
+	Answer(group, proposal uint64, resp *api.Response)
+	// ConfApplied is told of a membership change just applied, from prev
+	// to cur.
+	ConfApplied(group uint64, prev, cur *raftpb.ConfState)
+	// Corrupt is told of a chunk whose file was found bad or missing, and
+	// Lacking of a chunk applied without its bytes here: both are to be
+	// fetched from the other replicas.
+	Corrupt(group, chunk uint64, err error)
+	Lacking(group, chunk uint64)
+}
+
+// Stats are the counters of a node's replicas (core/node Stats documents
+// them).
+type Stats struct {
+	Applied, DroppedMessages, ChunkFetches   uint64
+	WALSyncs, LogBatches, LogBatchJobs       uint64
+	Snapshots, SnapshotsInstalled            uint64
+	SnapPieces, AmnesiacReplicas             uint64
+	StagedChunks, StagedChunkBytes           uint64
+	AppendsFilled, AppendsCut, LackingChunks uint64
+	LeaderHandoffs                           uint64
+}
+
+// Shared is what every replica of a node is opened with.
+type Shared struct {
+	Config Config
+	Env    env.Env
+	Host   Host
+	// Out is the node's outbox: what a replica sends goes into it.
+	Out *outbox.Outbox
+	// Stats are the counters all the node's replicas add to.
+	Stats *Stats
+}
+
+// Replica is this node's replica of one raft group. It is not safe for
+// concurrent use: the node's event loop owns it.
+type Replica struct {
+	id      uint64
+	cfg     *Config
+	env     env.Env
+	host    Host
+	out     *outbox.Outbox
+	stats   *Stats
+	rn      *raft.RawNode
+	storage *raft.MemoryStorage
+	wal     *wal.WAL
+	// Exactly one of meta and store is set.
+	meta  *meta.State
+	store *chunk.Store
+
+	confState *raftpb.ConfState
+	applied   uint64
+	snapIndex uint64
+	// bytesSinceSnap counts applied payload bytes since the last snapshot,
+	// and snapBytes is the size of the last meta snapshot's data.
+	bytesSinceSnap, snapBytes uint64
+	entriesSince              uint64
+	leader                    uint64
+	role                      raft.StateType
+	// recoveredTo is the last index of the log recovered at start: up to
+	// there, entries may be applied a second time (chunk.Store.Tidy).
+	recoveredTo uint64
+	// lackingAtRestart are chunks applied again without their bytes before
+	// recoveredTo (staged.go lacking).
+	lackingAtRestart []uint64
+	// log batches the replica's WAL work (storage.go).
+	log logQueue
+	// snapping is set while a meta snapshot is being written or its
+	// rotation waits in the log's queue (metasnap.go): one at a time.
+	snapping bool
+	// pendingSnap is a data-group snapshot held back until the chunks its
+	// manifest lists are fetched (install.go).
+	pendingSnap *snapFetch
+	// pieces is a snapshot held back while its data is fetched in pieces;
+	// served are the snapshots this replica sent as descriptors (pieces.go).
+	pieces *pieceFetch
+	served []servedSnap
+	// snapReports are the peers sent a snapshot in this flush round
+	// (ReportSnapshots).
+	snapReports []uint64
+	// removed is set when an applied configuration change removed this
+	// node: the node deletes the replica at the end of the flush.
+	removed bool
+	// deleted is set once the node deleted the replica: disk work still in
+	// flight completes into nothing.
+	deleted bool
+	// snapStale is set when the last snapshot no longer serves a member
+	// that needs one: it predates a membership change (raft refuses a
+	// snapshot whose configuration does not include the receiver) or lists
+	// a chunk since deleted (the receiver could never fetch it). The next
+	// flush takes a new one.
+	snapStale bool
+	// amnesiac is set on a replica created on demand that was sent a
+	// snapshot naming it a voter: this node was a voter of the group and
+	// lost its disk. It takes no part in the group until it is removed.
+	amnesiac bool
+}
+
+func (g *Replica) isMeta() bool { return g.id == topo.MetaGroup }
+
+// Open recovers a group's replica from its WAL. A replica with no state
+// yet is bootstrapped from the initial topology if bootstrap is set (an
+// initial member's first start), else it starts empty and waits for the
+// leader's snapshot (a member added later). A fenced replica (its node
+// lost its disk, or its log was damaged) takes no part in its group until
+// it is removed. Open may wait for the disk: it runs at start-up, or when
+// a node creates an empty replica.
+func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
+	cfg := &sh.Config
+	dir := fmt.Sprintf("groups/%d", tg.ID)
+	w, st, err := wal.Open(sh.Env.FS(), dir+"/wal", wal.Options{SegmentBytes: cfg.WALSegmentBytes})
+	if err != nil {
+		return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+	}
+	g := &Replica{id: tg.ID, cfg: cfg, env: sh.Env, host: sh.Host, out: sh.Out, stats: sh.Stats,
+		wal: w, storage: raft.NewMemoryStorage()}
+	if tg.ID != topo.MetaGroup {
+		g.store, err = chunk.NewStore(sh.Env.FS(), dir+"/chunks")
+		if err == nil {
+			g.store.InjectBugs(cfg.Bugs.Chunk)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	snap := st.Snapshot
+	if snap == nil && bootstrap {
+		// Bootstrap: every replica starts from the same snapshot at index 1
+		// holding the initial configuration, as etcd raft recommends.
+		snap = &raftpb.Snapshot{
+			Data: g.emptyStateData(),
+			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(1), Term: proto.Uint64(1),
+				ConfState: &raftpb.ConfState{Voters: slices.Clone(tg.Members)}},
+		}
+		if err := w.SaveSnapshot(snap); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: bootstrap: %w", cfg.ID, tg.ID, err)
+		}
+		if err := w.Sync(); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: bootstrap: %w", cfg.ID, tg.ID, err)
+		}
+	}
+	if snap != nil {
+		if err := g.storage.ApplySnapshot(snap); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: apply snapshot: %w", cfg.ID, tg.ID, err)
+		}
+		if err := g.restore(snap, false); err != nil {
+			return nil, err
+		}
+		g.observeRestored()
+	} else {
+		g.confState = &raftpb.ConfState{}
+		if g.isMeta() {
+			g.meta = meta.New()
+			g.meta.InjectBugs(cfg.Bugs.Meta)
+		}
+	}
+	if st.HardState != nil {
+		g.log.term, g.log.vote = st.HardState.GetTerm(), st.HardState.GetVote()
+		if err := g.storage.SetHardState(st.HardState); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+		}
+	}
+	if len(st.Entries) > 0 {
+		g.recoveredTo = st.Entries[len(st.Entries)-1].GetIndex()
+		if err := g.storage.Append(st.Entries); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: append recovered entries: %w", cfg.ID, tg.ID, err)
+		}
+	}
+	applied := g.applied
+	if bugs.CompiledIn && cfg.Bugs.ReapplyAfterRestart && st.HardState != nil {
+		// Injected bug: apply the recovered committed entries directly, as a
+		// store that forgot its applied index would; raft then hands them
+		// back and they are applied a second time.
+		for _, e := range st.Entries {
+			if e.GetIndex() <= st.HardState.GetCommit() {
+				g.applyEntry(e)
+			}
+		}
+	}
+	maxMsg, inflightBytes, uncommitted := uint64(1<<20), uint64(0), uint64(256<<20)
+	if g.store != nil {
+		inflightBytes = 32 << 20
+		if cfg.ChunkOnce {
+			// No limit: raft would count a proposal whole and its
+			// application short; propose bounds the bytes instead
+			// (core/node/route Config.MaxProposedChunkBytes).
+			uncommitted = 0
+		}
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             cfg.HeartbeatTicks,
+		Storage:                   g.storage,
+		Applied:                   applied,
+		MaxSizePerMsg:             maxMsg,
+		MaxCommittedSizePerReady:  64 << 20,
+		MaxUncommittedEntriesSize: uncommitted,
+		MaxInflightMsgs:           64,
+		MaxInflightBytes:          inflightBytes,
+		CheckQuorum:               true,
+		AsyncStorageWrites:        true,
+		PreVote:                   true,
+		Logger:                    &raftLogger{log: sh.Env.Log().With("node", cfg.ID)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+	}
+	g.rn = rn
+	g.amnesiac = fenced
+	return g, nil
+}
+
+func (g *Replica) emptyStateData() []byte {
+	if g.isMeta() {
+		return meta.New().Snapshot()
+	}
+	return chunk.EncodeManifest(nil)
+}
+
+// restore replaces the state machine by a snapshot's: one recovered at
+// start (the log after it is applied again), or one installed from the
+// leader, which replaces the log (install).
+func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
+	md := snap.GetMetadata()
+	g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
+	g.applied = md.GetIndex()
+	g.snapIndex = md.GetIndex()
+	g.bytesSinceSnap, g.entriesSince = 0, 0
+	g.snapBytes = uint64(len(snap.GetData()))
+	if g.isMeta() {
+		st, err := meta.RestoreWithBugs(snap.GetData(), g.cfg.Bugs.Meta)
+		if err != nil {
+			return fmt.Errorf("group %d: restore meta snapshot at %d: %w", g.id, md.GetIndex(), err)
+		}
+		g.meta = st
+		return nil
+	}
+	manifest, err := chunk.DecodeManifest(snap.GetData())
+	if err != nil {
+		return fmt.Errorf("group %d: restore data snapshot at %d: %w", g.id, md.GetIndex(), err)
+	}
+	if !install {
+		g.store.Load(md.GetIndex(), manifest)
+		return nil
+	}
+	return g.store.Restore(md.GetIndex(), manifest)
+}
+
+// Close closes the replica's log. The replica must not be used afterwards.
+func (g *Replica) Close() { _ = g.wal.Close() }
+
+// Tick advances the replica's raft by one tick, and retries or gives up
+// the fetches of a snapshot it holds back.
+func (g *Replica) Tick() {
+	g.rn.Tick()
+	g.tickSnapFetch()
+	g.tickPieces()
+}
+
+// ID returns the group's id.
+func (g *Replica) ID() uint64 { return g.id }
+
+// Leading reports whether the replica led its group as of the last flush.
+func (g *Replica) Leading() bool { return g.role == raft.StateLeader }
+
+// Leader returns the leader the replica knew of at the last flush.
+func (g *Replica) Leader() uint64 { return g.leader }
+
+// Fenced reports whether the replica takes no part in its group.
+func (g *Replica) Fenced() bool { return g.amnesiac }
+
+// Serving reports whether the replica can serve requests: it has a
+// configuration (it is not one just created for a new member) and is not
+// fenced.
+func (g *Replica) Serving() bool { return !g.amnesiac && len(g.confState.GetVoters()) > 0 }
+
+// Removed reports whether an applied membership change removed this node
+// from the group: the node deletes the replica (Delete).
+func (g *Replica) Removed() bool { return g.removed }
+
+// Applied returns the replica's applied index.
+func (g *Replica) Applied() uint64 { return g.applied }
+
+// SnapIndex returns the index of the replica's last snapshot.
+func (g *Replica) SnapIndex() uint64 { return g.snapIndex }
+
+// Committed returns the replica's commit index.
+func (g *Replica) Committed() uint64 { return g.rn.BasicStatus().HardState.GetCommit() }
+
+// ConfState returns the configuration the replica has applied. It must not
+// be modified.
+func (g *Replica) ConfState() *raftpb.ConfState { return g.confState }
+
+// Status returns raft's status of the replica, with every member's
+// progress when it leads.
+func (g *Replica) Status() raft.Status { return g.rn.Status() }
+
+// BasicStatus returns raft's status of the replica without the progress;
+// it does not allocate.
+func (g *Replica) BasicStatus() raft.BasicStatus { return g.rn.BasicStatus() }
+
+// Meta returns the meta group's state machine (nil for a data group).
+func (g *Replica) Meta() *meta.State { return g.meta }
+
+// Store returns a data group's chunk store (nil for the meta group). The
+// node reads it, and writes back the files of chunks it repairs.
+func (g *Replica) Store() *chunk.Store { return g.store }
+
+// ReadChunk reads a byte range of a chunk the replica holds (length 0: to
+// its end).
+func (g *Replica) ReadChunk(id uint64, offset, length uint32) ([]byte, error) {
+	return g.store.Read(id, offset, length)
+}
+
+// CatchingUp reports whether the replica is installing a snapshot, or
+// well behind the commit index it knows of.
+func (g *Replica) CatchingUp() bool {
+	return g.pendingSnap != nil || g.rn.BasicStatus().HardState.GetCommit() > g.applied+16
+}
+
+// Installing reports whether the replica holds a snapshot back while it
+// fetches the chunks it lists (install.go) or its data in pieces
+// (pieces.go).
+func (g *Replica) Installing() bool { return g.pendingSnap != nil || g.pieces != nil }
+
+// LogQueue returns how many log jobs wait for the batch in flight, and
+// whether one is (storage.go).
+func (g *Replica) LogQueue() (waiting int, busy bool) { return len(g.log.pending), g.log.busy }
+
+// Durable returns the replica's log as raft reads it: its hard state,
+// snapshot and entries, all durable (records reach it only once their batch
+// is). It must be read only.
+func (g *Replica) Durable() raft.Storage { return g.storage }
+
+// LogState returns the hard state (term and vote) and last log index the
+// replica holds durably; ok is false for a fenced replica, which promises
+// nothing.
+func (g *Replica) LogState() (term, vote, lastIndex uint64, ok bool) {
+	if g.amnesiac {
+		return 0, 0, 0, false
+	}
+	hs, _, err := g.storage.InitialState()
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	last, err := g.storage.LastIndex()
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	return hs.GetTerm(), hs.GetVote(), last, true
+}
+
+// HoldsEntry reports whether the replica durably holds the entry at index
+// written in term (0: any term): its log has that entry with that term, or
+// a snapshot at or past index (which includes it: raft's log matching). A
+// fenced replica holds nothing.
+func (g *Replica) HoldsEntry(index, term uint64) bool {
+	if g.amnesiac {
+		return false
+	}
+	if g.snapIndex >= index {
+		return true
+	}
+	t, err := g.storage.Term(index)
+	return err == nil && (term == 0 || t == term)
+}
+
+// MissingChunks returns how many of the chunks a data snapshot held back
+// lists are still to be fetched; ok is false if none is held back for its
+// chunks.
+func (g *Replica) MissingChunks() (n int, ok bool) {
+	if g.pendingSnap == nil {
+		return 0, false
+	}
+	return len(g.pendingSnap.missing), true
+}
+
+// PiecesFetched returns how many bytes of a snapshot fetched in pieces have
+// arrived, of how many; ok is false if none is being fetched.
+func (g *Replica) PiecesFetched() (have, total uint64, ok bool) {
+	pf := g.pieces
+	if pf == nil {
+		return 0, 0, false
+	}
+	for _, b := range pf.pieces {
+		have += uint64(len(b))
+	}
+	return have, pf.total, true
+}

@@ -1,0 +1,525 @@
+package replica
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node/outbox"
+	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// testEnv is a node's environment for one replica: a memfs and an I/O
+// queue that runs only when the test says.
+type testEnv struct {
+	fs *memfs.FS
+	io []func()
+	// queues are the I/O queues of the work in io, in the same order.
+	queues []uint64
+}
+
+func (e *testEnv) NowNanos() int64     { return 1e18 }
+func (e *testEnv) Rand() *rand.Rand    { return rand.New(rand.NewPCG(1, 2)) }
+func (e *testEnv) Send(*wire.Envelope) { panic("a replica sends through the outbox") }
+func (e *testEnv) FS() vfs.FS          { return e.fs }
+func (e *testEnv) Log() *slog.Logger   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func (e *testEnv) IO(q uint64, work func() error, done func(error)) {
+	e.io = append(e.io, func() { done(work()) })
+	e.queues = append(e.queues, q)
+}
+
+// runIO completes the disk work handed over so far, in order.
+func (e *testEnv) runIO() int {
+	work := e.io
+	e.io, e.queues = nil, nil
+	for _, f := range work {
+		f()
+	}
+	return len(work)
+}
+
+// runOne completes the disk work at position i alone.
+func (e *testEnv) runOne(i int) {
+	f := e.io[i]
+	e.io, e.queues = slices.Delete(e.io, i, i+1), slices.Delete(e.queues, i, i+1)
+	f()
+}
+
+// testHost is the node: a clock, and a record of what it is told.
+type testHost struct {
+	ticks  uint64
+	failed error
+	told   []string
+}
+
+func (h *testHost) Ticks() uint64  { return h.ticks }
+func (h *testHost) Stopped() bool  { return h.failed != nil }
+func (h *testHost) Fail(err error) { h.failed = err }
+func (h *testHost) BecameLeader(group, term uint64) {
+	h.told = append(h.told, fmt.Sprintf("g%d leader in term %d", group, term))
+}
+func (h *testHost) ReadState(group uint64, rs raft.ReadState) {
+	h.told = append(h.told, fmt.Sprintf("g%d read index %d", group, rs.Index))
+}
+func (h *testHost) Answer(group, proposal uint64, resp *api.Response) {
+	h.told = append(h.told, fmt.Sprintf("g%d answer %d: %s", group, proposal, resp.Status))
+}
+func (h *testHost) ConfApplied(group uint64, prev, cur *raftpb.ConfState) {
+	h.told = append(h.told, fmt.Sprintf("g%d conf %v -> %v", group, prev.GetVoters(), cur.GetVoters()))
+}
+func (h *testHost) Corrupt(group, chunk uint64, err error) {
+	h.told = append(h.told, fmt.Sprintf("g%d corrupt chunk %d", group, chunk))
+}
+func (h *testHost) Lacking(group, chunk uint64) {
+	h.told = append(h.told, fmt.Sprintf("g%d lacking chunk %d", group, chunk))
+}
+
+// fixture is one replica of node 1 with its environment.
+type fixture struct {
+	g     *Replica
+	env   *testEnv
+	host  *testHost
+	out   *outbox.Outbox
+	stats *Stats
+}
+
+// open opens node cfg.ID's (default 1) replica of a group whose initial
+// members are members, bootstrapping it, on a fresh disk (or fs, if given).
+func open(t *testing.T, cfg Config, group uint64, members []uint64, fs ...*memfs.FS) *fixture {
+	t.Helper()
+	if cfg.ID == 0 {
+		cfg.ID = 1
+	}
+	f := &fixture{env: &testEnv{fs: memfs.New()}, host: &testHost{}, out: outbox.New(cfg.ID), stats: &Stats{}}
+	if len(fs) > 0 {
+		f.env.fs = fs[0]
+	}
+	if cfg.ElectionTicks == 0 {
+		cfg.ElectionTicks, cfg.HeartbeatTicks = 10, 1
+	}
+	cfg.RetryTicks, cfg.RequestTimeoutTicks = 10, 100
+	cfg.MaxChunkBytes = 1 << 10
+	if cfg.SnapPieceBytes == 0 {
+		cfg.SnapPieceBytes = 1 << 20
+	}
+	if cfg.MetaSnapshotEntries == 0 {
+		cfg.MetaSnapshotEntries = 1000
+	}
+	if cfg.DataSnapshotBytes == 0 {
+		cfg.DataSnapshotBytes = 1 << 20
+	}
+	cfg.KeepEntries, cfg.KeepDataEntries = 5, 5
+	sh := &Shared{Config: cfg, Env: f.env, Host: f.host, Out: f.out, Stats: f.stats}
+	g, err := Open(sh, topo.Group{ID: group, Members: members}, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.g = g
+	return f
+}
+
+// flush hands the replica raft's Ready as its node's flush does, until
+// there is none.
+func (f *fixture) flush() {
+	for f.g.HasReady() && f.host.failed == nil {
+		f.g.HandleReady()
+		f.g.ReportSnapshots()
+	}
+}
+
+// settle flushes and completes disk work until neither is left, as a node
+// on an instant disk would.
+func (f *fixture) settle(t *testing.T) {
+	t.Helper()
+	for range 100 {
+		f.flush()
+		if f.env.runIO() == 0 {
+			return
+		}
+	}
+	t.Fatal("the replica never settles")
+}
+
+// sent returns the raft messages in the outbox, as "type to peer", and
+// empties it.
+func (f *fixture) sent() []string {
+	var out []string
+	f.out.Flush(func(m *wire.Envelope) {
+		for _, gm := range m.Raft {
+			out = append(out, fmt.Sprintf("%s to %d", gm.Msg.GetType(), m.To))
+		}
+	})
+	return out
+}
+
+func metaPut(path string) []byte {
+	c := meta.Command{Op: meta.OpPut, Path: path}
+	return c.Marshal()
+}
+
+// TestAloneItLeadsCommitsAndAnswers: a replica of a group of one elects
+// itself, and a proposal of this node is made durable, applied and
+// answered through the host.
+func TestAloneItLeadsCommitsAndAnswers(t *testing.T) {
+	f := open(t, Config{}, topo.MetaGroup, []uint64{1})
+	if err := f.g.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	f.settle(t)
+	if !f.g.Leading() || f.g.Leader() != 1 {
+		t.Fatalf("leading %v, leader %d: want itself", f.g.Leading(), f.g.Leader())
+	}
+	if err := f.g.Propose(7, metaPut("/a")); err != nil {
+		t.Fatal(err)
+	}
+	f.settle(t)
+	term := f.g.BasicStatus().GetTerm()
+	want := []string{fmt.Sprintf("g1 leader in term %d", term), "g1 answer 7: ok"}
+	if !slices.Equal(f.host.told, want) {
+		t.Fatalf("host told %q, want %q", f.host.told, want)
+	}
+	if _, ok := f.g.Meta().Get("/a"); !ok || f.g.Applied() != f.g.Committed() {
+		t.Fatalf("applied %d of %d; /a there: %v", f.g.Applied(), f.g.Committed(), ok)
+	}
+	if lt, vote, last, ok := f.g.LogState(); !ok || lt != term || vote != 1 || last != f.g.Applied() {
+		t.Fatalf("log state term %d vote %d last %d ok %v; want term %d", lt, vote, last, ok, term)
+	}
+	if !f.g.HoldsEntry(f.g.Applied(), term) || f.g.HoldsEntry(f.g.Applied()+1, 0) {
+		t.Fatal("HoldsEntry disagrees with the log")
+	}
+}
+
+// TestPersistThenSend: what depends on a record (a follower's append
+// acknowledgement, a granted vote) leaves only once the log batch holding
+// that record is durable; a leader's appends to its followers leave while
+// its own write is in flight.
+func TestPersistThenSend(t *testing.T) {
+	entry := &raftpb.Entry{Term: proto.Uint64(2), Index: proto.Uint64(2), Type: raftpb.EntryNormal.Enum(),
+		Data: encodeEntry(entryHeader{2, 1}, metaPut("/a"))}
+	tests := []struct {
+		name   string
+		in     *raftpb.Message
+		before []string // sent while the batch is in flight
+		after  []string // sent once it is durable
+	}{
+		{"an append is acknowledged once durable",
+			&raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(2),
+				LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(1), Entries: []*raftpb.Entry{entry}},
+			nil, []string{"MsgAppResp to 2"}},
+		{"a vote is granted once durable",
+			&raftpb.Message{Type: raftpb.MsgVote.Enum(), From: proto.Uint64(3), To: proto.Uint64(1), Term: proto.Uint64(2),
+				LogTerm: proto.Uint64(1), Index: proto.Uint64(1)},
+			nil, []string{"MsgVoteResp to 3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := open(t, Config{}, topo.MetaGroup, []uint64{1, 2, 3})
+			if !f.g.Admit(tt.in) {
+				t.Fatal("message not admitted")
+			}
+			f.g.Step(tt.in.GetFrom(), tt.in)
+			f.flush()
+			if got := f.sent(); !slices.Equal(got, tt.before) {
+				t.Fatalf("sent before the batch is durable: %q, want %q", got, tt.before)
+			}
+			if waiting, busy := f.g.LogQueue(); !busy || waiting != 0 || len(f.env.io) != 1 {
+				t.Fatalf("log queue: %d waiting, busy %v, %d I/O items; want one batch in flight", waiting, busy, len(f.env.io))
+			}
+			f.settle(t)
+			if got := f.sent(); !slices.Equal(got, tt.after) {
+				t.Fatalf("sent once durable: %q, want %q", got, tt.after)
+			}
+		})
+	}
+
+	// A leader's appends leave before its own write is durable.
+	f := open(t, Config{}, topo.MetaGroup, []uint64{1, 2, 3})
+	if err := f.g.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		// The peers grant every (pre-)vote asked for, and take every
+		// append.
+		f.settle(t)
+		var answers []*raftpb.Message
+		f.out.Flush(func(m *wire.Envelope) {
+			for _, gm := range m.Raft {
+				a := &raftpb.Message{From: proto.Uint64(m.To), To: proto.Uint64(1), Term: proto.Uint64(gm.Msg.GetTerm())}
+				switch gm.Msg.GetType() {
+				case raftpb.MsgPreVote:
+					a.Type = raftpb.MsgPreVoteResp.Enum()
+				case raftpb.MsgVote:
+					a.Type = raftpb.MsgVoteResp.Enum()
+				case raftpb.MsgApp:
+					a.Type, a.Index = raftpb.MsgAppResp.Enum(), proto.Uint64(gm.Msg.GetIndex()+uint64(len(gm.Msg.GetEntries())))
+				default:
+					continue
+				}
+				answers = append(answers, a)
+			}
+		})
+		for _, a := range answers {
+			f.g.Step(a.GetFrom(), a)
+		}
+	}
+	f.settle(t)
+	f.sent()
+	if !f.g.Leading() {
+		t.Fatal("not leading after a quorum of votes")
+	}
+	if err := f.g.Propose(9, metaPut("/b")); err != nil {
+		t.Fatal(err)
+	}
+	f.flush()
+	if got := f.sent(); !slices.Contains(got, "MsgApp to 2") || !slices.Contains(got, "MsgApp to 3") || len(f.env.io) == 0 {
+		t.Fatalf("sent %q with %d I/O items in flight: want the appends out while the leader's write is in flight", got, len(f.env.io))
+	}
+}
+
+// TestGroupCommit: appends arriving while a batch is in flight wait and go
+// out together as the next batch, under one fsync.
+func TestGroupCommit(t *testing.T) {
+	f := open(t, Config{}, topo.MetaGroup, []uint64{1})
+	if err := f.g.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	f.settle(t)
+	before := *f.stats
+	if err := f.g.Propose(1, metaPut("/a")); err != nil {
+		t.Fatal(err)
+	}
+	f.flush() // the first batch is in flight
+	for i, p := range []string{"/b", "/c"} {
+		if err := f.g.Propose(uint64(2+i), metaPut(p)); err != nil {
+			t.Fatal(err)
+		}
+		f.flush()
+	}
+	if waiting, busy := f.g.LogQueue(); waiting != 2 || !busy {
+		t.Fatalf("%d jobs waiting, busy %v; want 2 behind the batch in flight", waiting, busy)
+	}
+	f.env.runIO() // the first batch completes: the next starts with both
+	if batches, jobs := f.stats.LogBatches-before.LogBatches, f.stats.LogBatchJobs-before.LogBatchJobs; batches != 2 || jobs != 3 {
+		t.Fatalf("%d log batches of %d jobs, want 2 of 3: the first, then the two appends that waited for it", batches, jobs)
+	}
+	f.settle(t)
+	if n := strings.Count(strings.Join(f.host.told, ";"), "answer"); n != 3 {
+		t.Fatalf("host told %q, want three answers", f.host.told)
+	}
+}
+
+// TestAdmit checks which raft messages a replica takes part in: a fenced
+// one none; one created empty (nothing applied) no votes, and none that
+// shows its node was a voter that lost its disk, which fences it.
+func TestAdmit(t *testing.T) {
+	hb := func(commit uint64) *raftpb.Message {
+		return &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(3), Commit: proto.Uint64(commit)}
+	}
+	snap := func(cs *raftpb.ConfState) *raftpb.Message {
+		return &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(3),
+			Snapshot: &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(9), Term: proto.Uint64(3), ConfState: cs}}}
+	}
+	vote := &raftpb.Message{Type: raftpb.MsgVote.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(3)}
+	tests := []struct {
+		name       string
+		installed  bool // a bootstrapped replica, not one created empty
+		m          *raftpb.Message
+		want       bool
+		wantFenced bool
+	}{
+		{"installed: a vote", true, vote, true, false},
+		{"installed: a heartbeat with a commit index", true, hb(8), true, false},
+		{"empty: a vote", false, vote, false, false},
+		{"empty: a heartbeat to a new member", false, hb(0), true, false},
+		{"empty: a heartbeat claiming entries", false, hb(8), false, true},
+		{"empty: a snapshot naming it a learner", false, snap(&raftpb.ConfState{Voters: []uint64{2, 3}, Learners: []uint64{1}}), true, false},
+		{"empty: a snapshot naming it a voter", false, snap(&raftpb.ConfState{Voters: []uint64{1, 2, 3}}), false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, host := &testEnv{fs: memfs.New()}, &testHost{}
+			sh := &Shared{Config: Config{ID: 1, ElectionTicks: 10, HeartbeatTicks: 1}, Env: env, Host: host, Out: outbox.New(1), Stats: &Stats{}}
+			g, err := Open(sh, topo.Group{ID: topo.MetaGroup, Members: []uint64{1, 2, 3}}, tt.installed, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := g.Admit(tt.m); got != tt.want {
+				t.Fatalf("Admit = %v, want %v", got, tt.want)
+			}
+			if g.Fenced() != tt.wantFenced || (sh.Stats.AmnesiacReplicas == 1) != tt.wantFenced {
+				t.Fatalf("fenced %v (counted %d), want %v", g.Fenced(), sh.Stats.AmnesiacReplicas, tt.wantFenced)
+			}
+			if tt.wantFenced && g.Admit(hb(0)) {
+				t.Fatal("a fenced replica admitted a message")
+			}
+		})
+	}
+}
+
+// TestRemovedThenAddedBackInOneBatchKeepsTheReplica: configurations applied
+// in one flush leave the replica marked for deletion only if the last of
+// them excludes this node (seed 576: a learner removed and added back in
+// one batch deleted the replica whose acknowledgements got it promoted).
+func TestRemovedThenAddedBackInOneBatchKeepsTheReplica(t *testing.T) {
+	f := open(t, Config{}, topo.MetaGroup, []uint64{1, 2, 3})
+	g := f.g
+	with := &raftpb.ConfState{Voters: []uint64{2, 3}, Learners: []uint64{1}}
+	without := &raftpb.ConfState{Voters: []uint64{2, 3}}
+	tests := []struct {
+		name    string
+		applied []*raftpb.ConfState
+		removed bool
+	}{
+		{"removed", []*raftpb.ConfState{without}, true},
+		{"removed, then added back", []*raftpb.ConfState{without, with}, false},
+		{"added back, then removed again", []*raftpb.ConfState{without, with, without}, true},
+	}
+	for _, tt := range tests {
+		g.removed = false
+		for _, cs := range tt.applied {
+			prev := g.confState
+			g.confState = cs
+			g.confApplied(prev)
+		}
+		if g.Removed() != tt.removed {
+			t.Errorf("%s: removed = %v, want %v", tt.name, g.Removed(), tt.removed)
+		}
+	}
+	if !g.snapStale || len(f.host.told) != 6 {
+		t.Fatalf("snapshot stale %v, host told %q: want every change reported and a new snapshot due", g.snapStale, f.host.told)
+	}
+}
+
+// TestDelete: deleting a replica writes its tombstone, removes its files
+// and its fence marker, and disk work of it still in flight then completes
+// into nothing.
+func TestDelete(t *testing.T) {
+	fs := memfs.New()
+	if err := fs.MkdirAll("groups/2/wal"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Quarantine(fs, 2); err != nil { // a damaged log fenced it once
+		t.Fatal(err)
+	}
+	f := open(t, Config{}, 2, []uint64{1}, fs)
+	if fenced, err := IsFenced(fs, 2); err != nil || !fenced {
+		t.Fatalf("fence marker: %v, %v", fenced, err)
+	}
+	if err := f.g.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	f.flush() // a log batch in flight
+	var deleted error = fmt.Errorf("not yet")
+	f.g.Delete(9, func(err error) { deleted = err })
+	f.env.runIO()
+	if deleted != nil {
+		t.Fatalf("delete: %v", deleted)
+	}
+	if at, removed, err := ReadTombstone(fs, 2); err != nil || !removed || at != 9 {
+		t.Fatalf("tombstone: at %d, removed %v, %v; want at 9", at, removed, err)
+	}
+	if fenced, err := IsFenced(fs, 2); err != nil || fenced {
+		t.Fatalf("fence marker after the delete: %v, %v", fenced, err)
+	}
+	if names, _ := fs.List("groups/2/wal"); len(names) != 0 {
+		t.Fatalf("log files left: %v", names)
+	}
+	// The pre-vote the campaign's batch held was never stepped: raft did not
+	// move on to a real election.
+	if st := f.g.BasicStatus(); st.RaftState != raft.StatePreCandidate || st.GetTerm() != 0 {
+		t.Fatalf("raft %s in term %d: the batch in flight at the delete went on", st.RaftState, st.GetTerm())
+	}
+}
+
+// TestMetaDetailFitsAReply checks that the detail of a refused meta
+// command, which travels in forwarded replies, stays decodable whatever
+// the path, and that a reused sequence number says why.
+func TestMetaDetailFitsAReply(t *testing.T) {
+	reuse := meta.Result{Code: meta.CodeSessionReuse, Detail: "session 5: sequence 1 was already used by a different request"}
+	tests := []struct {
+		name string
+		path string
+		res  meta.Result
+		want string
+	}{
+		{"short", "/s/b", meta.Result{Code: meta.CodeNotFound}, "delete /s/b: not found"},
+		{"reuse", "/s/b", reuse, "delete /s/b: session reuse: session 5: sequence 1 was already used"},
+		{"long ascii path", "/" + strings.Repeat("a", 4095), reuse, "delete /aaa"},
+		{"long multibyte path", "/" + strings.Repeat("é", 2047), reuse, "…: session reuse: session 5"},
+	}
+	for _, tt := range tests {
+		d := metaDetail(meta.Command{Op: meta.OpDelete, Path: tt.path}, tt.res)
+		if !strings.Contains(d, tt.want) || len(d) > api.MaxDetailBytes || !utf8.ValidString(d) {
+			t.Errorf("%s: %d bytes %q, want it to contain %q", tt.name, len(d), d, tt.want)
+		}
+		resp := &api.Response{Status: statusOf(tt.res.Code), Detail: d, Result: tt.res}
+		if back, err := api.UnmarshalResponse(resp.Marshal()); err != nil || back.Detail != d || back.Status != resp.Status {
+			t.Errorf("%s: reply does not decode: %v", tt.name, err)
+		}
+	}
+}
+
+// TestMetaSnapshotAndRestart: a meta replica takes its snapshot off the
+// event loop (written to a file on its snapshot queue while the log goes
+// on), rotates its log onto it, and a replica reopened from the same disk
+// recovers every file from the snapshot and the log after it.
+func TestMetaSnapshotAndRestart(t *testing.T) {
+	fs := memfs.New()
+	f := open(t, Config{MetaSnapshotEntries: 3}, topo.MetaGroup, []uint64{1}, fs)
+	if err := f.g.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	f.settle(t)
+	var paths []string
+	for i := range 12 {
+		p := fmt.Sprintf("/file-%02d", i)
+		paths = append(paths, p)
+		if err := f.g.Propose(uint64(i+1), metaPut(p)); err != nil {
+			t.Fatal(err)
+		}
+		f.settle(t)
+	}
+	if f.stats.Snapshots == 0 {
+		t.Fatal("no snapshot taken")
+	}
+	names, err := fs.List(WALDir(topo.MetaGroup))
+	if err != nil || !slices.ContainsFunc(names, func(n string) bool { return strings.HasSuffix(n, ".snap") }) {
+		t.Fatalf("log directory %v (%v): want a snapshot file", names, err)
+	}
+	if f.g.SnapIndex() <= 1 {
+		t.Fatalf("snapshot index %d, want past the bootstrap", f.g.SnapIndex())
+	}
+	applied := f.g.Applied()
+	f.g.Close()
+
+	again := open(t, Config{MetaSnapshotEntries: 3}, topo.MetaGroup, []uint64{1}, fs)
+	if again.g.SnapIndex() <= 1 {
+		t.Fatalf("reopened at snapshot %d: the rotated log was not recovered from its snapshot", again.g.SnapIndex())
+	}
+	if err := again.g.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	again.settle(t)
+	if again.g.Applied() < applied {
+		t.Fatalf("reopened replica applied %d, want at least %d", again.g.Applied(), applied)
+	}
+	for _, p := range paths {
+		if _, ok := again.g.Meta().Get(p); !ok {
+			t.Fatalf("%s lost across the restart", p)
+		}
+	}
+}

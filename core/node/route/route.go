@@ -1,0 +1,383 @@
+// Package route serves one node's requests: it validates each request,
+// decides where it is served (proposed or read on a replica this node
+// hosts, or forwarded to the group's leader or another member), retries
+// what may be retried, and answers each request exactly once: with the
+// result of the entry it proposed, the read it made, the reply of the
+// peer it forwarded to, or a timeout. Any node serves any request; a
+// request forwarded here is served here and never forwarded again.
+//
+// The Router sees the replicas through the narrow Replica interface and the
+// rest of its node through Host; what it sends goes into the node's outbox.
+// Like all of core/, it never reads the clock (it counts the node's ticks),
+// starts goroutines or does I/O.
+package route
+
+import (
+	"log/slog"
+	"slices"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node/outbox"
+	"github.com/tessera-db/tessera/core/topo"
+)
+
+// Config configures a Router.
+type Config struct {
+	// ID is this node's id.
+	ID uint64
+	// Topology is the cluster's initial shape: the groups that exist and
+	// where chunks are placed.
+	Topology topo.Topology
+	// ElectionTicks is raft's election timeout: a peer heard from within it
+	// is tried first.
+	ElectionTicks int
+	// RequestTimeoutTicks bounds how long a request may take before it
+	// fails as Timeout (or Unavailable if it was never issued).
+	RequestTimeoutTicks uint64
+	// RetryTicks is how often an unanswered proposal or read is retried.
+	RetryTicks uint64
+	// MaxChunkBytes bounds one chunk write.
+	MaxChunkBytes int
+	// MaxProposedChunkBytes, if not 0, bounds the chunk bytes this node has
+	// proposed to one group and not yet seen applied: a chunk write over
+	// the bound waits, as a proposal raft dropped would. A node whose data
+	// groups run without raft's MaxUncommittedEntriesSize sets it (core/node
+	// Config.ChunkOnce).
+	MaxProposedChunkBytes int
+	// Log receives the router's warnings.
+	Log *slog.Logger
+	// Bugs are deliberately injected defects, for testing the testbed only.
+	Bugs Bugs
+}
+
+// Bugs switch on known defects of request serving so that a test can show
+// the simulator catches them. Production code never sets them, and only a
+// build with the tesserabugs tag honours them.
+type Bugs struct {
+	// AckBeforeCommit answers a meta command as soon as it is proposed.
+	AckBeforeCommit bool
+	// StaleReads serves metadata reads from the local state without ReadIndex.
+	StaleReads bool
+	// ReadAtCommit serves a ReadIndex read once the replica's commit
+	// index, not its applied index, reaches the read index.
+	ReadAtCommit bool
+}
+
+// Replica is this node's replica of a group, as the router sees it.
+type Replica interface {
+	// Serving reports whether the replica can serve requests: it has a
+	// configuration (it is not one just created for a new member) and is
+	// not fenced.
+	Serving() bool
+	// Leader is the leader the replica knows of (0 if none), and Leading
+	// whether it is the leader itself, as of the node's last flush.
+	Leader() uint64
+	Leading() bool
+	// CatchingUp reports whether the replica is installing a snapshot or
+	// is well behind the commit index it knows of.
+	CatchingUp() bool
+	// Propose proposes a meta command (meta.Command bytes) on behalf of
+	// this node's request proposal, and ProposeChunk a data group's; the
+	// result comes back through Router.Answer once applied.
+	Propose(proposal uint64, cmd []byte) error
+	ProposeChunk(proposal uint64, c *chunk.Command) error
+	// ReadIndex asks raft for a read index; it comes back through
+	// Router.OnReadState with ctx.
+	ReadIndex(ctx []byte)
+	// Applied is the replica's applied index, and Committed its commit
+	// index.
+	Applied() uint64
+	Committed() uint64
+	// Meta is the meta group's state machine (nil for a data group).
+	Meta() *meta.State
+	// ReadChunk reads a byte range of a chunk the replica holds (length
+	// 0: to its end); chunk.ErrCorrupt if its file is bad.
+	ReadChunk(id uint64, offset, length uint32) ([]byte, error)
+}
+
+// Host is what the router needs from its node.
+type Host interface {
+	// Ticks is the node's logical clock.
+	Ticks() uint64
+	// NowNanos is the node's wall (or virtual) time: the mtime of a meta
+	// command that has none.
+	NowNanos() int64
+	// Replica returns this node's replica of a group, or nil if it hosts
+	// none.
+	Replica(group uint64) Replica
+	// Members returns a group's members as this node knows them.
+	Members(group uint64) []uint64
+	// HeardFrom returns the tick this node last heard from a peer, and
+	// whether it ever did.
+	HeardFrom(peer uint64) (tick uint64, ok bool)
+	// Corrupt is told of a chunk found corrupt on this node while reading
+	// it, to be repaired.
+	Corrupt(group, chunk uint64, err error)
+	// Forwarded is told that a peer forwarded a request of a group to this
+	// node, before it is served.
+	Forwarded(group, from uint64)
+}
+
+// Stats are the router's counters.
+type Stats struct {
+	// Requests counts requests forwarded to this node; RequestErrors and
+	// Timeouts the requests answered with an error, and a timeout.
+	Requests, RequestErrors, Timeouts uint64
+	// Proposals, Reads and Forwards count what was issued for them.
+	Proposals, Reads, Forwards uint64
+	// DroppedMessages counts replies that did not decode.
+	DroppedMessages uint64
+}
+
+// Router serves one node's requests. It is not safe for concurrent use: the
+// node's event loop owns it.
+type Router struct {
+	cfg    Config
+	host   Host
+	out    *outbox.Outbox
+	ops    map[uint64]*op
+	nextOp uint64
+	// readWaiters are ops holding a read index, waiting for it to be applied.
+	readWaiters []uint64
+	forwardRR   uint64
+	stats       Stats
+}
+
+type opState uint8
+
+const (
+	// opWaiting: not yet proposed, read or forwarded (e.g. no leader known).
+	opWaiting opState = iota
+	opProposed
+	opReading
+	opReadReady
+	opForwarded
+)
+
+// op is one request in flight on this node.
+type op struct {
+	id       uint64
+	req      *api.Request
+	done     func(*api.Response)
+	group    uint64
+	state    opState
+	deadline uint64
+	issuedAt uint64
+	// issued is set once the request may have taken effect somewhere.
+	issued    bool
+	readIndex uint64
+	// targets are the peers a forwarded request goes to, in order.
+	targets []uint64
+	tried   int
+	// fromPeer marks a request forwarded to us: it is never forwarded again.
+	fromPeer bool
+	// worst is the most telling failure seen from the replicas tried.
+	worst *api.Response
+	// unanswered is set when a forward of a write was sent again with no
+	// answer to the last: that copy may still take effect, so the write
+	// can no longer fail as certainly not applied (finish).
+	unanswered bool
+}
+
+// New returns a router that writes its messages into out. Its operation
+// ids start after firstOp: a node draws it at random, so that a reply or a
+// committed entry addressed to it before a restart never matches a new
+// operation.
+func New(cfg Config, host Host, out *outbox.Outbox, firstOp uint64) *Router {
+	return &Router{cfg: cfg, host: host, out: out, ops: map[uint64]*op{}, nextOp: firstOp}
+}
+
+// Stats returns a copy of the router's counters.
+func (r *Router) Stats() Stats { return r.stats }
+
+// Submit starts serving a request of this node (a client's, or the node's
+// own); done is called exactly once with the response, from within a later
+// (or this) call into the router.
+func (r *Router) Submit(req *api.Request, done func(*api.Response)) {
+	r.submit(req, done, false)
+}
+
+func (r *Router) submit(req *api.Request, done func(*api.Response), fromPeer bool) {
+	if resp := r.validate(req); resp != nil {
+		r.stats.RequestErrors++
+		done(resp)
+		return
+	}
+	r.nextOp++
+	o := &op{id: r.nextOp, req: req, done: done, deadline: r.host.Ticks() + r.cfg.RequestTimeoutTicks, fromPeer: fromPeer}
+	o.group = groupOf(req)
+	r.ops[o.id] = o
+	r.advance(o)
+}
+
+// Answer hands the result of an entry this node proposed, just applied by
+// its replica of group, to the request that proposed it, if it still
+// waits.
+func (r *Router) Answer(group, proposal uint64, resp *api.Response) {
+	if o := r.ops[proposal]; o != nil && o.group == group && (o.state == opProposed || o.state == opWaiting) {
+		r.finish(o, resp)
+	}
+}
+
+// Dropped is told that this node deleted its replica of group: requests in
+// flight there are retried elsewhere where that is safe, and a write that
+// may have been proposed is answered with an unknown outcome.
+func (r *Router) Dropped(group uint64) {
+	ids := make([]uint64, 0, len(r.ops))
+	for id, o := range r.ops {
+		if o.group == group {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		o := r.ops[id]
+		if o.issued && !retrySafe(o.req) && o.state != opForwarded {
+			r.finish(o, api.Errorf(api.Timeout, "%s: replica of group %d removed; outcome unknown", o.req.Kind, group))
+			continue
+		}
+		if o.state != opForwarded {
+			o.state, o.targets, o.tried = opWaiting, nil, 0
+		}
+	}
+}
+
+// advance takes the next step of an op.
+func (r *Router) advance(o *op) {
+	g := r.host.Replica(o.group)
+	switch o.req.Kind {
+	case api.ChunkReadLocal:
+		r.readChunkLocal(g, o)
+		return
+	case api.ChunkRead:
+		if g != nil && o.tried == 0 && o.state == opWaiting {
+			if r.readChunkHere(g, o) {
+				return
+			}
+		}
+		r.forwardNext(o)
+		return
+	case api.MetaAudit:
+		// Any replica with state answers at once, a stale one too: an id
+		// it does not account for was collected for good (ids are never
+		// leased twice), and one it has not allocated yet it keeps.
+		switch {
+		case g != nil && g.Serving():
+			r.finish(o, &api.Response{Status: api.OK, IDs: g.Meta().Unaccounted(o.req.IDs)})
+		case o.fromPeer:
+			r.finish(o, api.Errorf(api.Unavailable, "node %d does not serve the meta group", r.cfg.ID))
+		default:
+			r.forwardNext(o)
+		}
+		return
+	}
+	if g == nil || !g.Serving() {
+		// Not hosted, or a replica that cannot serve yet (created for a
+		// new member, nothing installed) or ever (fenced after disk loss).
+		if o.fromPeer {
+			r.finish(o, api.Errorf(api.Unavailable, "node %d does not serve group %d", r.cfg.ID, o.group))
+			return
+		}
+		r.forwardNext(o)
+		return
+	}
+	if !g.Leading() && g.Leader() != 0 && g.Leader() != r.cfg.ID {
+		switch {
+		case !o.fromPeer:
+			// The leader answers as soon as it applies; a follower would
+			// wait to hear of the commit and apply it too.
+			if o.targets == nil {
+				o.targets = append([]uint64{g.Leader()}, r.forwardTargets(o.group, g.Leader())...)
+			}
+			r.forwardNext(o)
+			return
+		case g.CatchingUp():
+			// A replica still catching up would answer only once it has
+			// applied everything before the request: let the sender try
+			// another. Nothing was proposed, so the request did not apply.
+			r.finish(o, api.Errorf(api.Unavailable, "node %d: replica of group %d is catching up", r.cfg.ID, o.group))
+			return
+		}
+	}
+	switch o.req.Kind {
+	case api.MetaCommand, api.ChunkWrite, api.ChunkDelete:
+		r.propose(g, o)
+	case api.MetaGet, api.MetaList:
+		r.read(g, o)
+	}
+}
+
+func (r *Router) finish(o *op, resp *api.Response) {
+	if resp.Status == api.Unavailable && o.unanswered && o.req.Kind != api.MetaGet && o.req.Kind != api.MetaList &&
+		o.req.Kind != api.ChunkRead && o.req.Kind != api.ChunkReadLocal && o.req.Kind != api.MetaAudit {
+		// The last peer did not take the write, but an earlier one may
+		// have: Unavailable would tell the client it certainly did not
+		// apply.
+		resp = api.Errorf(api.Timeout, "%s; an earlier forward went unanswered and may still apply, outcome unknown", resp.Detail)
+	}
+	delete(r.ops, o.id)
+	if resp.Status != api.OK {
+		r.stats.RequestErrors++
+		if resp.Status == api.Timeout {
+			r.stats.Timeouts++
+		}
+	}
+	o.done(resp)
+}
+
+// Tick times out, retries and re-issues ops.
+func (r *Router) Tick() {
+	if len(r.ops) == 0 {
+		return
+	}
+	ids := make([]uint64, 0, len(r.ops))
+	for id := range r.ops {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	now := r.host.Ticks()
+	for _, id := range ids {
+		o := r.ops[id]
+		if o == nil {
+			continue
+		}
+		if now >= o.deadline {
+			if o.issued && (o.req.Kind == api.MetaCommand || o.req.Kind == api.ChunkWrite || o.req.Kind == api.ChunkDelete) {
+				r.finish(o, api.Errorf(api.Timeout, "%s timed out after %d ticks; outcome unknown", o.req.Kind, r.cfg.RequestTimeoutTicks))
+			} else {
+				r.finish(o, api.Errorf(api.Unavailable, "%s timed out after %d ticks", o.req.Kind, r.cfg.RequestTimeoutTicks))
+			}
+			continue
+		}
+		since := now - o.issuedAt
+		switch o.state {
+		case opWaiting:
+			if since >= 1 {
+				r.advance(o)
+			}
+		case opProposed:
+			if retrySafe(o.req) && since >= r.cfg.RetryTicks {
+				r.propose(r.host.Replica(o.group), o)
+			}
+		case opReading:
+			if since >= r.cfg.RetryTicks {
+				r.read(r.host.Replica(o.group), o)
+			}
+		case opForwarded:
+			if !retrySafe(o.req) || since < max(r.cfg.RequestTimeoutTicks/3, 1) {
+				break
+			}
+			o.unanswered = true
+			if r.host.Replica(o.group) != nil && o.req.Kind != api.ChunkRead {
+				// A replica forwards to the leader it knows now, or serves
+				// the request itself if it has become the leader.
+				o.targets, o.tried = nil, 0
+				r.advance(o)
+				break
+			}
+			r.forwardNext(o)
+		}
+	}
+}
