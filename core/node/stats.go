@@ -47,7 +47,7 @@ type Stats struct {
 	AppendsFilled, AppendsCut, LackingChunks uint64
 	// LeaderHandoffs counts the times a data group's leader asked a
 	// follower to take its leadership because it could not fill an entry
-	// not yet committed (staged.go handOff).
+	// not yet committed (replica/staged.go handOff).
 	LeaderHandoffs uint64
 }
 
