@@ -92,9 +92,13 @@ func (g *Replica) tickSnapFetch() {
 // holds a valid copy. A corrupt copy is reported to the host for repair; a
 // chunk not held, asked for while a snapshot newer than the last is due,
 // most likely is listed by a snapshot of ours and deleted since, so the
-// next flush takes a fresh one.
+// next flush takes a fresh one. A fetch naming the meta group, which holds
+// no chunks, is answered not found.
 func (g *Replica) ServeFetch(id uint64) wire.FetchReply {
 	reply := wire.FetchReply{Group: g.id, ChunkID: id}
+	if g.store == nil {
+		return reply
+	}
 	if in, ok := g.store.Info(id); ok {
 		data, err := g.store.Read(id, 0, 0)
 		if err == nil {

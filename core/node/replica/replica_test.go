@@ -523,3 +523,13 @@ func TestMetaSnapshotAndRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchOfTheMetaGroupIsNotFound checks that a peer's fetch naming the
+// meta group, which holds no chunks, is answered not found rather than
+// reaching for a chunk store the replica does not have.
+func TestFetchOfTheMetaGroupIsNotFound(t *testing.T) {
+	f := open(t, Config{}, topo.MetaGroup, []uint64{1})
+	if r := f.g.ServeFetch(7); r.Found || r.Group != topo.MetaGroup || r.ChunkID != 7 {
+		t.Fatalf("fetch of the meta group answered %+v, want not found", r)
+	}
+}
