@@ -178,10 +178,8 @@ func (w *WAL) Rotate(ref SnapshotRef, hs *raftpb.HardState, ents []*raftpb.Entry
 	if err := w.install(seq, b); err != nil {
 		return err
 	}
-	for _, s := range old {
-		if err := w.fs.Remove(w.path(s)); err != nil && !errors.Is(err, vfs.ErrNotExist) {
-			return fmt.Errorf("wal: remove segment %d: %w", s, err)
-		}
+	if err := w.removeSegments(old); err != nil {
+		return err
 	}
 	keep := snapFileName(ref.Metadata.GetIndex(), ref.Metadata.GetTerm())
 	if _, err := w.removeStray(keep); err != nil {
@@ -191,6 +189,17 @@ func (w *WAL) Rotate(ref SnapshotRef, hs *raftpb.HardState, ents []*raftpb.Entry
 }
 
 const tmpSuffix = ".tmp"
+
+// removeSegments removes the segments a rewrite replaced; the caller syncs
+// the directory.
+func (w *WAL) removeSegments(seqs []uint64) error {
+	for _, s := range seqs {
+		if err := w.fs.Remove(w.path(s)); err != nil && !errors.Is(err, vfs.ErrNotExist) {
+			return fmt.Errorf("wal: remove segment %d: %w", s, err)
+		}
+	}
+	return nil
+}
 
 // install makes b, a whole segment with its header, segment seq of the log
 // and the one appended to from then on. It writes the segment under a

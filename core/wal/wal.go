@@ -752,12 +752,10 @@ func (w *WAL) Compact(index uint64) error {
 	if err := w.install(seq, b); err != nil {
 		return err
 	}
-	for _, seq := range old {
-		if err := w.fs.Remove(w.path(seq)); err != nil && !errors.Is(err, vfs.ErrNotExist) {
-			return fmt.Errorf("wal: remove segment %d: %w", seq, err)
-		}
-		w.dirDirty = true
+	if err := w.removeSegments(old); err != nil {
+		return err
 	}
+	w.dirDirty = len(old) > 0
 	return w.Sync()
 }
 
