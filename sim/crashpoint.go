@@ -85,6 +85,9 @@ func (s *simNode) forgetRemoved() {
 			delete(s.promises, g)
 		}
 	}
+	if len(s.forgot) == 0 {
+		return // the usual case, and cheaper than starting to iterate
+	}
 	for g := range s.forgot {
 		if !s.node.Hosts(g) {
 			delete(s.forgot, g)

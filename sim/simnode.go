@@ -135,9 +135,8 @@ func (e simEnv) IO(q uint64, work func() error, done func(error)) {
 			return
 		}
 		s.ioPending = slices.DeleteFunc(s.ioPending, func(p *simIO) bool { return p == io })
-		var err error
 		s.inIO = true
-		ok := s.run("doing disk work", func() { err = work() })
+		ok, err := s.runIO("doing disk work", work)
 		s.inIO = false
 		if !ok {
 			return
@@ -239,7 +238,7 @@ func (s *simNode) crash(reason string) {
 			if s.w.faultRng.IntN(2) == 0 {
 				break
 			}
-			if !s.run("crashing amid disk work", func() { _ = io.work() }) {
+			if ok, _ := s.runIO("crashing amid disk work", io.work); !ok {
 				break
 			}
 		}
@@ -272,10 +271,7 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 	}
 	syncs := s.syncs
 	s.inHandle = true
-	ok := s.run("handling "+kind, func() {
-		f(s.node)
-		s.node.Flush()
-	})
+	ok := s.runStep(kind, f)
 	s.inHandle = false
 	if !ok {
 		return
@@ -301,6 +297,9 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 		s.w.clk.after(cost, "reply", s.id, r)
 	}
 	promised := s.notePromises(out)
+	// Nothing ran the node since: its next step may reuse the slice.
+	clear(out)
+	s.outgoing = out[:0]
 	s.forgetRemoved()
 	if promised || s.firing != "" {
 		s.fireCrashPoint(promised)
@@ -310,14 +309,34 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 // run calls f, turning a panic of the core into a failed run whose
 // verdict names the node and what it was doing.
 func (s *simNode) run(doing string, f func()) (ok bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.w.failf(verdict.Panic, "panic on node %d while %s: %v\n%s", s.id, doing, r, debug.Stack())
-			ok = false
-		}
-	}()
+	defer s.recoverPanic(doing, "", &ok)
 	f()
 	return true
+}
+
+// runStep runs f on the node and flushes it, as run does; it is apart from
+// run so that the step, run for most events, builds no closure and no
+// string unless the core panics.
+func (s *simNode) runStep(kind string, f func(*node.Node)) (ok bool) {
+	defer s.recoverPanic("handling ", kind, &ok)
+	f(s.node)
+	s.node.Flush()
+	return true
+}
+
+// runIO runs disk work as run does, returning its error.
+func (s *simNode) runIO(doing string, work func() error) (ok bool, err error) {
+	defer s.recoverPanic(doing, "", &ok)
+	return true, work()
+}
+
+// recoverPanic turns a panic of the core into a failed run whose verdict
+// names the node and what it was doing (doing+what), and clears *ok.
+func (s *simNode) recoverPanic(doing, what string, ok *bool) {
+	if r := recover(); r != nil {
+		s.w.failf(verdict.Panic, "panic on node %d while %s%s: %v\n%s", s.id, doing, what, r, debug.Stack())
+		*ok = false
+	}
 }
 
 func (s *simNode) String() string { return fmt.Sprintf("n%d", s.id) }

@@ -11,7 +11,6 @@
 package sim
 
 import (
-	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -29,22 +28,55 @@ type event struct {
 	fn   func()
 }
 
-type eventQueue []*event
-
-func (q eventQueue) Len() int { return len(q) }
-func (q eventQueue) Less(i, j int) bool {
-	if q[i].at != q[j].at {
-		return q[i].at < q[j].at
+// before orders events by virtual time, then by the order they were
+// scheduled in: seq is unique, so the order is total and the run replays.
+func (e *event) before(o *event) bool {
+	if e.at != o.at {
+		return e.at < o.at
 	}
-	return q[i].seq < q[j].seq
+	return e.seq < o.seq
 }
-func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
+
+// eventQueue is a binary min-heap of events held by value: scheduling an
+// event allocates nothing but its closure (there are about a thousand
+// events per simulated second).
+type eventQueue []event
+
+func (q *eventQueue) push(e event) {
+	*q = append(*q, e)
+	h := *q
+	for i := len(h) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !h[i].before(&h[parent]) {
+			break
+		}
+		h[i], h[parent] = h[parent], h[i]
+		i = parent
+	}
+}
+
+func (q *eventQueue) pop() event {
+	h := *q
+	e := h[0]
+	last := len(h) - 1
+	h[0] = h[last]
+	h[last] = event{} // drop the closure for the collector
+	h = h[:last]
+	*q = h
+	for i := 0; ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < len(h) && h[l].before(&h[least]) {
+			least = l
+		}
+		if r < len(h) && h[r].before(&h[least]) {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		h[i], h[least] = h[least], h[i]
+		i = least
+	}
 	return e
 }
 
@@ -55,7 +87,9 @@ type clock struct {
 	queue  eventQueue
 	events uint64
 	trace  hash.Hash
-	out    io.Writer // optional human-readable trace
+	// noted is note's buffer, kept so that noting allocates nothing.
+	noted []byte
+	out   io.Writer // optional human-readable trace
 }
 
 func newClock(out io.Writer) *clock {
@@ -68,7 +102,7 @@ func (c *clock) at(t time.Duration, kind string, node int, fn func()) {
 		t = c.now
 	}
 	c.seq++
-	heap.Push(&c.queue, &event{at: t, seq: c.seq, kind: kind, node: node, fn: fn})
+	c.queue.push(event{at: t, seq: c.seq, kind: kind, node: node, fn: fn})
 }
 
 // after schedules fn d after now.
@@ -82,7 +116,7 @@ func (c *clock) step(limit time.Duration) bool {
 	if len(c.queue) == 0 || c.queue[0].at > limit {
 		return false
 	}
-	e := heap.Pop(&c.queue).(*event)
+	e := c.queue.pop()
 	if e.at < c.now {
 		panic(fmt.Sprintf("sim: time went backwards: %v < %v", e.at, c.now))
 	}
@@ -93,14 +127,15 @@ func (c *clock) step(limit time.Duration) bool {
 	return true
 }
 
-// note adds a line to the trace hash (and the trace file, if any).
+// note adds a line to the trace hash (and the trace file, if any): the
+// time, a and b as little-endian words, then kind.
 func (c *clock) note(kind string, a, b uint64) {
-	var buf [24]byte
-	binary.LittleEndian.PutUint64(buf[0:], uint64(c.now))
-	binary.LittleEndian.PutUint64(buf[8:], a)
-	binary.LittleEndian.PutUint64(buf[16:], b)
-	c.trace.Write(buf[:])
-	c.trace.Write([]byte(kind))
+	buf := binary.LittleEndian.AppendUint64(c.noted[:0], uint64(c.now))
+	buf = binary.LittleEndian.AppendUint64(buf, a)
+	buf = binary.LittleEndian.AppendUint64(buf, b)
+	buf = append(buf, kind...)
+	c.trace.Write(buf)
+	c.noted = buf
 	if c.out != nil {
 		fmt.Fprintf(c.out, "%12.6f %-14s %d %d\n", c.now.Seconds(), kind, a, b)
 	}
