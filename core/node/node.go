@@ -22,6 +22,9 @@ type Node struct {
 	env      env.Env
 	groups   map[uint64]*replica.Replica
 	groupIDs []uint64
+	// flushing is flushOnce's copy of groupIDs, which a replica dropped or
+	// created while it runs changes; kept so that a flush allocates none.
+	flushing []uint64
 	// replicas is what every replica is opened with; replicaStats are their
 	// counters.
 	replicas     *replica.Shared
@@ -291,7 +294,8 @@ func (n *Node) Flush() {
 
 func (n *Node) flushOnce() bool {
 	progress := false
-	for _, id := range slices.Clone(n.groupIDs) {
+	n.flushing = append(n.flushing[:0], n.groupIDs...)
+	for _, id := range n.flushing {
 		g := n.groups[id]
 		if g == nil || !g.HasReady() {
 			continue
