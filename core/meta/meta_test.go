@@ -439,6 +439,13 @@ func TestDigestTellsStatesApart(t *testing.T) {
 		return Command{Op: OpPut, Path: path, MTimeNanos: 10, Chunks: []ChunkRef{{ID: id, Group: 1, Size: 3, CRC: 7}}}
 	}
 	del := func(path string) Command { return Command{Op: OpDelete, Path: path, MTimeNanos: 10} }
+	inline := func(data string) *State {
+		a := &applier{s: configured(inlineConfig)}
+		if r := a.apply(Command{Op: OpPut, Path: "/i", MTimeNanos: 10, Data: []byte(data)}); r.Code != CodeOK {
+			t.Fatalf("inline put of %q: %v", data, r)
+		}
+		return a.s
+	}
 	tests := []struct {
 		name string
 		a, b *State
@@ -451,6 +458,10 @@ func TestDigestTellsStatesApart(t *testing.T) {
 		{"another mtime", build(alloc, put("/a", 1)), build(alloc, Command{Op: OpPut, Path: "/a", MTimeNanos: 11,
 			Chunks: []ChunkRef{{ID: 1, Group: 1, Size: 3, CRC: 7}}}), false},
 		{"a session remembered", build(alloc, put("/a", 1)), build(alloc, func() Command { c := put("/a", 1); c.Session, c.Seq = 9, 1; return c }()), false},
+		{"the same inline bytes", inline("12345678"), inline("12345678"), true},
+		{"one inline byte apart", inline("12345678"), inline("12345679"), false},
+		{"inline bytes moved", inline("1234"), inline("2134"), false},
+		{"inline bytes cut short", inline("1234"), inline("123"), false},
 	}
 	for _, tt := range tests {
 		if (tt.a.Digest() == tt.b.Digest()) != tt.same {
