@@ -13,7 +13,8 @@
 //
 // Encoding: magic "TSW3", from, to, then nine counted sections and the
 // ping flag; raft messages
-// are protobuf (raftpb), the rest use core/codec. Every count and length is
+// are protobuf (raftpb, encoded and decoded by hand where that gives the
+// same bytes and values: raftmsg.go), the rest use core/codec. Every count and length is
 // bounded by what remains of the input.
 package wire
 
@@ -22,7 +23,6 @@ import (
 	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tessera-db/tessera/core/codec"
 )
@@ -180,7 +180,7 @@ func (m *Envelope) Marshal() ([]byte, error) {
 	sizes := make([]int, len(m.Raft))
 	total := 256
 	for i, gm := range m.Raft {
-		sizes[i] = proto.Size(gm.Msg)
+		sizes[i] = sizeRaft(gm.Msg)
 		total += 2*binary.MaxVarintLen64 + sizes[i]
 	}
 	for _, f := range m.Forwards {
@@ -203,7 +203,7 @@ func (m *Envelope) Marshal() ([]byte, error) {
 		e.Uvarint(gm.Group)
 		e.Uvarint(uint64(sizes[i]))
 		start := len(e.B)
-		b, err := proto.MarshalOptions{}.MarshalAppend(e.B, gm.Msg)
+		b, err := appendRaft(e.B, gm.Msg)
 		if err != nil {
 			return nil, fmt.Errorf("wire: marshal raft message of group %d: %w", gm.Group, err)
 		}
@@ -304,8 +304,8 @@ func Unmarshal(b []byte) (*Envelope, error) {
 		if d.Err() != nil {
 			break
 		}
-		msg := &raftpb.Message{}
-		if err := proto.Unmarshal(raw, msg); err != nil {
+		msg, err := decodeRaft(raw)
+		if err != nil {
 			d.Fail(fmt.Errorf("wire: raft message of group %d: %w", g, err))
 			break
 		}
