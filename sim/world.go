@@ -28,55 +28,93 @@ type event struct {
 	fn   func()
 }
 
-// before orders events by virtual time, then by the order they were
-// scheduled in: seq is unique, so the order is total and the run replays.
-func (e *event) before(o *event) bool {
-	if e.at != o.at {
-		return e.at < o.at
-	}
-	return e.seq < o.seq
+// eventKey is an event's place in the queue's heap: its time, the order
+// it was scheduled in (seq is unique, so the order is total and the run
+// replays), and the slot holding the rest of it. It holds no pointer, so
+// that moving keys about the heap costs no write barrier.
+type eventKey struct {
+	at   time.Duration
+	seq  uint64
+	slot int32
 }
 
-// eventQueue is a binary min-heap of events held by value: scheduling an
-// event allocates nothing but its closure (there are about a thousand
-// events per simulated second).
-type eventQueue []event
+func (k eventKey) before(o eventKey) bool {
+	if k.at != o.at {
+		return k.at < o.at
+	}
+	return k.seq < o.seq
+}
+
+// eventQueue is a binary min-heap of event keys, with the events' other
+// fields in slots reused once their event has run: scheduling an event
+// allocates nothing but its closure (there are about a thousand events
+// per simulated second).
+type eventQueue struct {
+	heap  []eventKey
+	slots []event
+	free  []int32
+}
+
+func (q *eventQueue) len() int { return len(q.heap) }
+
+// next is the time of the earliest event; the queue must not be empty.
+func (q *eventQueue) next() time.Duration { return q.heap[0].at }
 
 func (q *eventQueue) push(e event) {
-	*q = append(*q, e)
-	h := *q
-	for i := len(h) - 1; i > 0; {
+	var slot int32
+	if n := len(q.free); n > 0 {
+		slot = q.free[n-1]
+		q.free = q.free[:n-1]
+		q.slots[slot] = e
+	} else {
+		slot = int32(len(q.slots))
+		q.slots = append(q.slots, e)
+	}
+	k := eventKey{at: e.at, seq: e.seq, slot: slot}
+	h := append(q.heap, k)
+	i := len(h) - 1
+	for i > 0 {
 		parent := (i - 1) / 2
-		if !h[i].before(&h[parent]) {
+		if !k.before(h[parent]) {
 			break
 		}
-		h[i], h[parent] = h[parent], h[i]
+		h[i] = h[parent]
 		i = parent
 	}
+	h[i] = k
+	q.heap = h
 }
 
+// pop removes and returns the earliest event; the queue must not be empty.
 func (q *eventQueue) pop() event {
-	h := *q
-	e := h[0]
-	last := len(h) - 1
-	h[0] = h[last]
-	h[last] = event{} // drop the closure for the collector
-	h = h[:last]
-	*q = h
-	for i := 0; ; {
-		least, l, r := i, 2*i+1, 2*i+2
-		if l < len(h) && h[l].before(&h[least]) {
-			least = l
-		}
-		if r < len(h) && h[r].before(&h[least]) {
-			least = r
-		}
-		if least == i {
+	h := q.heap
+	top := h[0]
+	e := q.slots[top.slot]
+	q.slots[top.slot] = event{} // drop the closure for the collector
+	q.free = append(q.free, top.slot)
+	last := h[len(h)-1]
+	h = h[:len(h)-1]
+	q.heap = h
+	if len(h) == 0 {
+		return e
+	}
+	// Sift the last key down from the root.
+	i := 0
+	for {
+		child := 2*i + 1
+		if child >= len(h) {
 			break
 		}
-		h[i], h[least] = h[least], h[i]
-		i = least
+		if r := child + 1; r < len(h) && h[r].before(h[child]) {
+			child = r
+		}
+		if !h[child].before(last) {
+			break
+		}
+		h[i] = h[child]
+		i = child
 	}
+	h[i] = last
 	return e
 }
 
@@ -113,7 +151,7 @@ func (c *clock) after(d time.Duration, kind string, node int, fn func()) {
 // step runs the next event; it reports false when the queue is empty or the
 // next event is after limit.
 func (c *clock) step(limit time.Duration) bool {
-	if len(c.queue) == 0 || c.queue[0].at > limit {
+	if c.queue.len() == 0 || c.queue.next() > limit {
 		return false
 	}
 	e := c.queue.pop()

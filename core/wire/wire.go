@@ -298,6 +298,9 @@ func Unmarshal(b []byte) (*Envelope, error) {
 	d := codec.Decoder{B: b[len(magic):]}
 	m := &Envelope{From: d.Uvarint(), To: d.Uvarint()}
 	n := d.Count(len(b), 2)
+	if n > 0 {
+		m.Raft = make([]GroupMessage, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		g := d.Uvarint()
 		raw := d.Bytes(len(b))
@@ -312,49 +315,82 @@ func Unmarshal(b []byte) (*Envelope, error) {
 		m.Raft = append(m.Raft, GroupMessage{Group: g, Msg: msg})
 	}
 	n = d.Count(len(b), 2)
+	if n > 0 {
+		m.Forwards = make([]Forward, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Forwards = append(m.Forwards, Forward{ID: d.Uvarint(), Req: d.Bytes(len(b))})
 	}
 	n = d.Count(len(b), 2)
+	if n > 0 {
+		m.Replies = make([]Reply, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Replies = append(m.Replies, Reply{ID: d.Uvarint(), Resp: d.Bytes(len(b))})
 	}
 	n = d.Count(len(b), 2)
+	if n > 0 {
+		m.Fetches = make([]Fetch, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Fetches = append(m.Fetches, Fetch{Group: d.Uvarint(), ChunkID: d.Uvarint()})
 	}
 	n = d.Count(len(b), 8)
+	if n > 0 {
+		m.FetchReplies = make([]FetchReply, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.FetchReplies = append(m.FetchReplies, FetchReply{Group: d.Uvarint(), ChunkID: d.Uvarint(),
 			Found: d.Bool(), CRC: d.Uint32(), Data: d.Bytes(len(b))})
 	}
 	n = d.Count(len(b), 2)
+	if n > 0 {
+		m.Removals = make([]Removal, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Removals = append(m.Removals, Removal{Group: d.Uvarint(), Index: d.Uvarint()})
 	}
 	n = d.Count(len(b), 1)
+	if n > 0 {
+		m.Probes = make([]uint64, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Probes = append(m.Probes, d.Uvarint())
 	}
 	n = d.Count(len(b), 3)
+	if n > 0 {
+		m.Routes = make([]Route, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		r := Route{Group: d.Uvarint(), Index: d.Uvarint()}
 		k := d.Count(len(b), 1)
+		if k > 0 {
+			r.Members = make([]uint64, 0, k)
+		}
 		for j := 0; j < k && d.Err() == nil; j++ {
 			r.Members = append(r.Members, d.Uvarint())
 		}
 		m.Routes = append(m.Routes, r)
 	}
 	n = d.Count(len(b), 1)
+	if n > 0 {
+		m.Fenced = make([]uint64, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Fenced = append(m.Fenced, d.Uvarint())
 	}
 	m.Ping = d.Bool()
 	n = d.Count(len(b), 3)
+	if n > 0 {
+		m.PieceAsks = make([]PieceAsk, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.PieceAsks = append(m.PieceAsks, PieceAsk{Group: d.Uvarint(), Index: d.Uvarint(), Offset: d.Uvarint()})
 	}
 	n = d.Count(len(b), 6)
+	if n > 0 {
+		m.Pieces = make([]Piece, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Pieces = append(m.Pieces, Piece{Group: d.Uvarint(), Index: d.Uvarint(), Offset: d.Uvarint(), Total: d.Uvarint(),
 			Found: d.Bool(), Data: d.Bytes(len(b))})
