@@ -2,7 +2,9 @@ package meta
 
 import (
 	"fmt"
-	"hash/crc64"
+	"hash/crc32"
+
+	"github.com/tessera-db/tessera/core/chunk"
 )
 
 // The digest: a hash of the whole state kept up to date as the state
@@ -41,16 +43,15 @@ func (h hasher) str(s string) hasher {
 	return h
 }
 
-// bytes mixes in a byte string by its length and CRC-64: a file's inline
-// data, up to a few KiB, is digested several times per write on every
-// replica (the file added, the file replaced, the session's result), and
-// FNV-1a, a multiply per byte, made that a tenth of the simulator's time.
+// bytes mixes in a byte string by its length and two CRC-32s of different
+// polynomials (crc32c and IEEE's), a 64-bit check that the processor
+// computes: a file's inline data, up to a few KiB, is digested several
+// times per write on every replica (the file added, the file replaced, the
+// session's result), and FNV-1a, a multiply per byte, made that a tenth
+// of the simulator's time.
 func (h hasher) bytes(p []byte) hasher {
-	return h.word(uint64(len(p))).word(crc64.Checksum(p, crcTable))
+	return h.word(uint64(len(p))).word(uint64(chunk.Checksum(p))<<32 | uint64(crc32.ChecksumIEEE(p)))
 }
-
-// crcTable is the CRC-64 table of bytes (read only).
-var crcTable = crc64.MakeTable(crc64.ECMA)
 
 func (h hasher) sum() uint64 {
 	x := uint64(h)

@@ -333,9 +333,16 @@ func (n *Node) flushOutbox() {
 // member, has no configuration yet) it returns the members a replica last
 // reported, then those of the initial topology not among them: replacements
 // may have moved the group since.
+//
+// The result must not be changed: without learners it is the replica's
+// configuration itself, so that the test every received message makes
+// (replace.NoteNonMember) allocates nothing.
 func (n *Node) members(group uint64) []uint64 {
 	if g := n.groups[group]; g != nil && len(g.ConfState().GetVoters()) > 0 {
-		return slices.Concat(g.ConfState().GetVoters(), g.ConfState().GetLearners())
+		if cs := g.ConfState(); len(cs.GetLearners()) > 0 {
+			return slices.Concat(cs.GetVoters(), cs.GetLearners())
+		}
+		return slices.Clip(g.ConfState().GetVoters())
 	}
 	out := slices.Clone(n.routes[group].Members)
 	tg, _ := n.cfg.Topology.Group(group)
