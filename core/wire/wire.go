@@ -19,7 +19,6 @@
 package wire
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -178,23 +177,10 @@ func splitBy[T any](items []T, big func(T) bool) (no, yes []T) {
 // never through a buffer of their own or a growing one.
 func (m *Envelope) Marshal() ([]byte, error) {
 	sizes := make([]int, len(m.Raft))
-	total := 256
 	for i, gm := range m.Raft {
 		sizes[i] = sizeRaft(gm.Msg)
-		total += 2*binary.MaxVarintLen64 + sizes[i]
 	}
-	for _, f := range m.Forwards {
-		total += 2*binary.MaxVarintLen64 + len(f.Req)
-	}
-	for _, r := range m.Replies {
-		total += 2*binary.MaxVarintLen64 + len(r.Resp)
-	}
-	for _, f := range m.FetchReplies {
-		total += 4*binary.MaxVarintLen64 + len(f.Data)
-	}
-	for _, p := range m.Pieces {
-		total += 6*binary.MaxVarintLen64 + len(p.Data)
-	}
+	total := m.size(sizes)
 	e := codec.Encoder{B: append(make([]byte, 0, total), magic...)}
 	e.Uvarint(m.From)
 	e.Uvarint(m.To)
@@ -273,10 +259,71 @@ func (m *Envelope) Marshal() ([]byte, error) {
 		e.Bool(p.Found)
 		e.Bytes(p.Data)
 	}
+	if len(e.B) != total {
+		return nil, fmt.Errorf("wire: envelope encoded in %d bytes, sized %d", len(e.B), total)
+	}
 	if len(e.B) > MaxEnvelopeBytes {
 		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(e.B), MaxEnvelopeBytes)
 	}
 	return e.B, nil
+}
+
+// size is the exact length of the envelope's encoding, given the sizes of
+// its raft messages: a buffer of that size is what Marshal allocates (a
+// heartbeat's envelope is a few dozen bytes, and there are hundreds a
+// second).
+func (m *Envelope) size(raftSizes []int) int {
+	uv := uvarintSize
+	bytes := func(n int) int { return uv(uint64(n)) + n }
+	n := len(magic) + uv(m.From) + uv(m.To) + 1 // the ping flag
+	n += uv(uint64(len(m.Raft)))
+	for i, gm := range m.Raft {
+		n += uv(gm.Group) + bytes(raftSizes[i])
+	}
+	n += uv(uint64(len(m.Forwards)))
+	for _, f := range m.Forwards {
+		n += uv(f.ID) + bytes(len(f.Req))
+	}
+	n += uv(uint64(len(m.Replies)))
+	for _, r := range m.Replies {
+		n += uv(r.ID) + bytes(len(r.Resp))
+	}
+	n += uv(uint64(len(m.Fetches)))
+	for _, f := range m.Fetches {
+		n += uv(f.Group) + uv(f.ChunkID)
+	}
+	n += uv(uint64(len(m.FetchReplies)))
+	for _, f := range m.FetchReplies {
+		n += uv(f.Group) + uv(f.ChunkID) + 1 + 4 + bytes(len(f.Data))
+	}
+	n += uv(uint64(len(m.Removals)))
+	for _, r := range m.Removals {
+		n += uv(r.Group) + uv(r.Index)
+	}
+	n += uv(uint64(len(m.Probes)))
+	for _, g := range m.Probes {
+		n += uv(g)
+	}
+	n += uv(uint64(len(m.Routes)))
+	for _, r := range m.Routes {
+		n += uv(r.Group) + uv(r.Index) + uv(uint64(len(r.Members)))
+		for _, id := range r.Members {
+			n += uv(id)
+		}
+	}
+	n += uv(uint64(len(m.Fenced)))
+	for _, g := range m.Fenced {
+		n += uv(g)
+	}
+	n += uv(uint64(len(m.PieceAsks)))
+	for _, a := range m.PieceAsks {
+		n += uv(a.Group) + uv(a.Index) + uv(a.Offset)
+	}
+	n += uv(uint64(len(m.Pieces)))
+	for _, p := range m.Pieces {
+		n += uv(p.Group) + uv(p.Index) + uv(p.Offset) + uv(p.Total) + 1 + bytes(len(p.Data))
+	}
+	return n
 }
 
 // AliasesInput reports whether a decoded envelope refers to the bytes it

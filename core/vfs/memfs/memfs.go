@@ -395,14 +395,19 @@ func (fs *FS) Crash(cut func(unsynced int) int) {
 				continue
 			}
 			seen[ino] = true
-			keep := slices.Clone(ino.durable)
+			// The durable bytes are kept as they are, not copied: durable's
+			// capacity ends at its length, so the file's next write copies
+			// them, and nothing else refers to them once data is replaced.
+			keep := ino.durable
 			if cut != nil && len(ino.data) > len(ino.durable) && string(ino.data[:len(ino.durable)]) == string(ino.durable) {
 				extra := ino.data[len(ino.durable):]
 				k := cut(len(extra))
 				if k < 0 || k > len(extra) {
 					panic(fmt.Sprintf("memfs: cut %d of %d unsynced bytes", k, len(extra)))
 				}
-				keep = append(keep, extra[:k]...)
+				if k > 0 {
+					keep = append(slices.Clone(keep), extra[:k]...)
+				}
 			}
 			ino.data = keep
 			ino.durable = keep[:len(keep):len(keep)]
