@@ -19,14 +19,20 @@ import (
 	"time"
 )
 
-// event is one scheduled action.
+// event is one scheduled action: fn, or act if fn is nil.
 type event struct {
 	at   time.Duration
 	seq  uint64
 	kind string
 	node int // 0 if none
 	fn   func()
+	act  actor
 }
+
+// actor is an action scheduled as a value rather than a closure: the most
+// frequent events (a delivery, a disk completion) carry their state in a
+// struct they need anyway, and scheduling them allocates nothing more.
+type actor interface{ act() }
 
 // eventKey is an event's place in the queue's heap: its time, the order
 // it was scheduled in (seq is unique, so the order is total and the run
@@ -148,6 +154,15 @@ func (c *clock) after(d time.Duration, kind string, node int, fn func()) {
 	c.at(c.now+d, kind, node, fn)
 }
 
+// atActor schedules a at virtual time t (never in the past), as at does fn.
+func (c *clock) atActor(t time.Duration, kind string, node int, a actor) {
+	if t < c.now {
+		t = c.now
+	}
+	c.seq++
+	c.queue.push(event{at: t, seq: c.seq, kind: kind, node: node, act: a})
+}
+
 // step runs the next event; it reports false when the queue is empty or the
 // next event is after limit.
 func (c *clock) step(limit time.Duration) bool {
@@ -161,7 +176,11 @@ func (c *clock) step(limit time.Duration) bool {
 	c.now = e.at
 	c.events++
 	c.note(e.kind, uint64(e.node), 0)
-	e.fn()
+	if e.fn != nil {
+		e.fn()
+	} else {
+		e.act.act()
+	}
 	return true
 }
 
