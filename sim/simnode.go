@@ -55,10 +55,10 @@ type simNode struct {
 	// promises are the acknowledgements and votes the node sent, per
 	// group, that its disk must keep (crashpoint.go); crashPoint is an
 	// armed crash point (AckCrash or VoteCrash), with the restart delay.
-	promises map[uint64]promise
+	promises promiseTable
 	// forgot holds, per group whose replica here is fenced because the
 	// disk damaged its log, the promises it had made (crashpoint.go).
-	forgot        map[uint64]promise
+	forgot        promiseTable
 	crashPoint    FaultKind
 	crashPointDur time.Duration
 	// inHandle is set while the node runs a step (handle); firing is a
