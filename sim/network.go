@@ -95,7 +95,9 @@ type delivery struct {
 	nw       *network
 	b        []byte
 	from, to int
-	env      *wire.Envelope
+	// env is the envelope decoded on arrival, held here so that a
+	// delivery is one allocation.
+	env wire.Envelope
 }
 
 func (d *delivery) act() {
@@ -103,12 +105,10 @@ func (d *delivery) act() {
 	if d.nw.blocked[[2]int{d.from, d.to}] > 0 {
 		return
 	}
-	env, err := wire.Unmarshal(d.b)
-	if err != nil {
+	if err := wire.UnmarshalInto(d.b, &d.env); err != nil {
 		w.failf(verdict.Wire, "envelope %d->%d does not decode: %v", d.from, d.to, err)
 		return
 	}
-	d.env = env
 	w.nodes[d.to-1].handleStep("deliver", d)
 }
 
@@ -116,9 +116,9 @@ func (d *delivery) step(n *node.Node) {
 	w := d.nw.w
 	var snap []uint64
 	if w.isArmed(SnapCrash) {
-		snap = snapshotParts(n, d.env)
+		snap = snapshotParts(n, &d.env)
 	}
-	n.Receive(d.env)
+	n.Receive(&d.env)
 	if len(snap) > 0 {
 		w.moment(d.to, SnapCrash)
 	}

@@ -336,14 +336,26 @@ func (m *Envelope) AliasesInput() bool {
 
 // Unmarshal decodes an envelope; the result may alias b (AliasesInput).
 func Unmarshal(b []byte) (*Envelope, error) {
+	m := &Envelope{}
+	if err := UnmarshalInto(b, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// UnmarshalInto decodes an envelope into m, replacing everything m held,
+// for a caller that keeps the envelope inside a struct of its own (the
+// simulator's deliveries). On error m holds part of the envelope and must
+// not be used. The result may alias b (AliasesInput).
+func UnmarshalInto(b []byte, m *Envelope) error {
 	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
-		return nil, fmt.Errorf("wire: bad magic")
+		return fmt.Errorf("wire: bad magic")
 	}
 	if len(b) > MaxEnvelopeBytes {
-		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(b), MaxEnvelopeBytes)
+		return fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(b), MaxEnvelopeBytes)
 	}
 	d := codec.Decoder{B: b[len(magic):]}
-	m := &Envelope{From: d.Uvarint(), To: d.Uvarint()}
+	*m = Envelope{From: d.Uvarint(), To: d.Uvarint()}
 	n := d.Count(len(b), 2)
 	if n > 0 {
 		m.Raft = make([]GroupMessage, 0, n)
@@ -443,7 +455,7 @@ func Unmarshal(b []byte) (*Envelope, error) {
 			Found: d.Bool(), Data: d.Bytes(len(b))})
 	}
 	if err := d.Done(); err != nil {
-		return nil, fmt.Errorf("wire: decode envelope: %w", err)
+		return fmt.Errorf("wire: decode envelope: %w", err)
 	}
-	return m, nil
+	return nil
 }

@@ -510,7 +510,16 @@ func (f *file) Write(p []byte) (int, error) {
 			return 0, fmt.Errorf("memfs: write %s: %w", f.name, err)
 		}
 	}
-	f.ino.data = append(f.ino.data, p...)
+	d := f.ino.data
+	if need := len(d) + len(p); need > cap(d) {
+		// Double, as append does only for small slices: a log segment
+		// grows by small records to hundreds of KiB, and append's
+		// quarter-size steps copied it about five times over.
+		grown := make([]byte, len(d), max(2*cap(d), need))
+		copy(grown, d)
+		d = grown
+	}
+	f.ino.data = append(d, p...)
 	return len(p), nil
 }
 
