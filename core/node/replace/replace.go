@@ -268,6 +268,14 @@ func (r *Replacer) knownEmpty(w *watch, id uint64) bool {
 	return ok && at >= heard && r.host.Ticks()-heard >= uint64(r.cfg.ElectionTicks)
 }
 
+// fencedSinceHeard reports whether a member's latest word in the group is
+// a notice that its replica is fenced, not a raft message: whatever raft
+// counts it as holding, its replica holds nothing now.
+func (r *Replacer) fencedSinceHeard(w *watch, id uint64) bool {
+	at, ok := w.fencedAt[id]
+	return ok && at >= w.heardFrom[id]
+}
+
 // recentlyFenced reports whether a node said within fencedTicks that its
 // replica of the group is fenced.
 func (r *Replacer) recentlyFenced(w *watch, id uint64) bool {
@@ -317,6 +325,11 @@ func (r *Replacer) step(g Group) {
 		switch {
 		case r.knownEmpty(w, l) || r.silentIn(w, l) || (!short && dead == 0):
 			r.propose(g, "abort-learner", nil, change(raftpb.ConfChangeType_ConfChangeRemoveNode, l))
+		case r.fencedSinceHeard(w, l):
+			// Its replica said it is fenced after its last raft message:
+			// raft's progress for it counts what a replica that holds
+			// nothing now acknowledged. It is aborted once it has been
+			// silent for an election timeout (knownEmpty).
 		case !r.caughtUp(g, l):
 			r.announce(g, l)
 		case short:

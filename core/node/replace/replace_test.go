@@ -217,6 +217,54 @@ func TestStep(t *testing.T) {
 	}
 }
 
+// TestFencedLearnerIsNotPromoted checks that a caught-up learner whose
+// latest word is a fenced notice is not promoted on the progress raft kept
+// for it (its replica lost what it acknowledged), and is aborted once it has
+// been silent for an election timeout; a raft message after the notice (a
+// replica that holds entries again) makes it promotable again.
+func TestFencedLearnerIsNotPromoted(t *testing.T) {
+	const now = 1000
+	tests := []struct {
+		name          string
+		heard, notice uint64 // ticks of the learner's last raft message and fenced notice
+		at            uint64 // the tick of the step
+		want          string
+	}{
+		{"caught up, no notice", now - 10, 0, now, "v3 ConfChangeTransitionJointImplicit"},
+		{"notice after its last raft message", now - 10, now - 5, now, ""},
+		{"notice in the tick of its last raft message", now - 10, now - 10, now, ""},
+		{"still fenced an election timeout later", now - 10, now - 5, now - 10 + electionTicks, "r3"},
+		{"raft message after the notice", now - 2, now - 5, now, "v3 ConfChangeTransitionJointImplicit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, h, _ := newReplacer(3, 1, 3)
+			g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: 40, commit: 50,
+				cs:       &raftpb.ConfState{Voters: []uint64{1, 2}, Learners: []uint64{3}},
+				progress: map[uint64]tracker.Progress{3: replicating(50, true)}}
+			r.Track(g.id)
+			r.BecameLeader(g.id)
+			h.ticks = tt.at - 1
+			r.Heard(g.id, 2)
+			h.ticks = tt.heard
+			r.Heard(g.id, 3)
+			if tt.notice != 0 {
+				h.ticks = tt.notice
+				r.OnFenced(g, 3)
+			}
+			h.ticks = tt.at
+			r.step(g)
+			var got []string
+			for _, cc := range g.proposed {
+				got = append(got, describe(cc))
+			}
+			if tt.want == "" && len(got) != 0 || tt.want != "" && !slices.Equal(got, []string{tt.want}) {
+				t.Fatalf("proposed %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestRefusedProposalIsNotCounted(t *testing.T) {
 	r, h, _ := newReplacer(3, 1, 3)
 	g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: 1, cs: &raftpb.ConfState{Voters: []uint64{1, 2}},
