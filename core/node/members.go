@@ -22,11 +22,15 @@ import (
 
 // onRemoval deletes this node's replica of a group that no longer counts it
 // as a member at index r.Index. Only a replica that has applied less than
-// that can have missed its removal: one added again later was
-// created from a snapshot past r.Index, and ignores the notice. A replica
-// wrongly deleted would be a learner being filled, which the leader fills
-// again; a voter is never in that position, as every voter was a learner
-// first and is a member at every index it has applied since.
+// that can have missed its removal: one added again later was created from
+// a snapshot past r.Index, and ignores the notice. The notice may still be
+// stale, from a member that has not applied the node's return: a replica
+// wrongly deleted is then either a learner being filled, which the leader
+// fills again, or a replica fenced after its log was damaged (it has
+// applied nothing, whatever it was), which may be a voter or become one by
+// a promotion already in the log. It held nothing, so nothing is lost by
+// the deletion; but its node must not stay silent about it: the leader's
+// next heartbeat recreates it fenced (joinGroup).
 func (n *Node) onRemoval(from uint64, r wire.Removal) {
 	g := n.groups[r.Group]
 	if g == nil || g.Applied() >= r.Index {
