@@ -60,7 +60,10 @@ func (n *Node) onRemoval(from uint64, r wire.Removal) {
 // from a member that had not yet applied the node's return (onRemoval
 // cannot tell a stale notice from a current one). The replica is created
 // and fenced at once (replica.Replica.Admit), so that it tells the group,
-// whose leader then replaces or refills it. Without it, the group would
+// whose leader then replaces or refills it. (Rarely the heartbeat is one a
+// leader sent before it applied this node's removal, to a replica that had
+// acknowledged entries past its applied index; the fenced replica is then
+// told of its removal again at its first notice.) Without it, the group would
 // keep a voter that holds nothing and says nothing: the leader replicates
 // to it only on a heartbeat response, and a silent voter is never removed
 // without a spare to replace it with.
