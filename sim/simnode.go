@@ -213,6 +213,7 @@ func (s *simNode) scheduleTick(inc uint64) {
 			return
 		}
 		s.handle("tick", func(n *node.Node) { n.Tick() })
+		s.w.sampleMembers()
 		s.scheduleTick(inc)
 	})
 }
