@@ -555,7 +555,7 @@ func (r *Replacer) ConfApplied(group uint64, prev, cur *raftpb.ConfState) {
 // nothing says it lost anything.
 func (r *Replacer) Degraded(g Group) string {
 	if g.Fenced() {
-		return "this replica is fenced: this node lost its disk"
+		return "this replica is fenced: it holds nothing (its node lost its disk, or its log was damaged)"
 	}
 	voters := g.ConfState().GetVoters()
 	if len(voters) == 0 {
