@@ -1,7 +1,7 @@
 package sim
 
 import (
-	"maps"
+	"cmp"
 	"slices"
 	"time"
 
@@ -45,6 +45,51 @@ type promise struct {
 	voteTerm, voteFor uint64
 }
 
+// promiseTable holds a node's promises by group, in group order. A node
+// promises in a handful of groups and forgetRemoved walks them after every
+// step of the node: a slice, where a map's iteration cost more than the
+// step's own checks.
+type promiseTable []groupPromise
+
+type groupPromise struct {
+	group uint64
+	p     promise
+}
+
+// get returns the promises in group g (none: the zero promise).
+func (t promiseTable) get(g uint64) (promise, bool) {
+	if i, ok := t.find(g); ok {
+		return t[i].p, true
+	}
+	return promise{}, false
+}
+
+func (t promiseTable) find(g uint64) (int, bool) {
+	return slices.BinarySearchFunc(t, g, func(gp groupPromise, g uint64) int { return cmp.Compare(gp.group, g) })
+}
+
+// set records the promises in group g.
+func (t *promiseTable) set(g uint64, p promise) {
+	i, ok := t.find(g)
+	if ok {
+		(*t)[i].p = p
+		return
+	}
+	*t = slices.Insert(*t, i, groupPromise{g, p})
+}
+
+// remove drops the promises in group g.
+func (t *promiseTable) remove(g uint64) {
+	if i, ok := t.find(g); ok {
+		*t = slices.Delete(*t, i, i+1)
+	}
+}
+
+// keep drops the promises in the groups for which hosts is false.
+func (t *promiseTable) keep(hosts func(g uint64) bool) {
+	*t = slices.DeleteFunc(*t, func(gp groupPromise) bool { return !hosts(gp.group) })
+}
+
 // notePromises records the acknowledgements and votes in envelopes that
 // just left the node, and reports whether one matches its armed crash point.
 func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
@@ -56,18 +101,18 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 			}
 			switch m.GetType() {
 			case raftpb.MsgAppResp:
-				p := s.promises[gm.Group]
+				p, _ := s.promises.get(gm.Group)
 				if m.GetTerm() > p.ackTerm {
 					p.ackTerm, p.ackIndex = m.GetTerm(), m.GetIndex()
 				} else if m.GetTerm() == p.ackTerm {
 					p.ackIndex = max(p.ackIndex, m.GetIndex())
 				}
-				s.promises[gm.Group] = p
+				s.promises.set(gm.Group, p)
 				hit = hit || s.crashPoint == AckCrash
 			case raftpb.MsgVoteResp:
-				p := s.promises[gm.Group]
+				p, _ := s.promises.get(gm.Group)
 				p.voteTerm, p.voteFor = m.GetTerm(), m.GetTo()
-				s.promises[gm.Group] = p
+				s.promises.set(gm.Group, p)
 				hit = hit || s.crashPoint == VoteCrash
 			}
 		}
@@ -80,16 +125,8 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 // later, with an empty log) promises nothing its predecessor did; nor
 // does a fenced one, once deleted, stand for those it forgot.
 func (s *simNode) forgetRemoved() {
-	for g := range s.promises {
-		if !s.node.Hosts(g) {
-			delete(s.promises, g)
-		}
-	}
-	for g := range s.forgot {
-		if !s.node.Hosts(g) {
-			delete(s.forgot, g)
-		}
-	}
+	s.promises.keep(s.node.Hosts)
+	s.forgot.keep(s.node.Hosts)
 }
 
 // fireCrashPoint crashes the node right after the envelopes of the step
@@ -217,13 +254,9 @@ func (c *simClient) writerCrash() bool {
 // checkPromises runs right after a node recovered from its disk: every
 // acknowledgement and vote it sent must be covered by what it recovered.
 func (s *simNode) checkPromises() {
-	for _, g := range sortedGroups(s.forgot) {
-		if !s.fenced(g) {
-			delete(s.forgot, g)
-		}
-	}
-	for _, g := range sortedGroups(s.promises) {
-		p := s.promises[g]
+	s.forgot.keep(s.fenced)
+	for _, gp := range slices.Clone(s.promises) {
+		g, p := gp.group, gp.p
 		term, vote, last, ok := s.node.LogState(g)
 		if !ok {
 			// The replica was deleted (or never durably created): it
@@ -231,9 +264,9 @@ func (s *simNode) checkPromises() {
 			// disk damaged its log: the promises it made stand in the
 			// leader's eyes, so the promotion check remembers them.
 			if s.fenced(g) {
-				s.forgot[g] = p
+				s.forgot.set(g, p)
 			}
-			delete(s.promises, g)
+			s.promises.remove(g)
 			continue
 		}
 		if p.ackTerm > 0 && (term < p.ackTerm || (term == p.ackTerm && last < p.ackIndex)) {
@@ -253,10 +286,6 @@ func (s *simNode) checkPromises() {
 func (s *simNode) fenced(g uint64) bool {
 	_, _, _, ok := s.node.LogState(g)
 	return !ok && s.node.Hosts(g)
-}
-
-func sortedGroups(m map[uint64]promise) []uint64 {
-	return slices.Sorted(maps.Keys(m))
 }
 
 // batchSync is BatchCrash's moment, seen by node s's memfs Place hook: its

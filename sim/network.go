@@ -85,27 +85,42 @@ func (nw *network) sendOne(m *wire.Envelope, after time.Duration) {
 		if nw.clogged[from] > 0 || nw.clogged[to] > 0 {
 			d += time.Second + time.Duration(w.netRng.Int64N(int64(2*time.Second)))
 		}
-		w.clk.after(d, "deliver", to, func() {
-			if nw.blocked[[2]int{from, to}] > 0 {
-				return
-			}
-			dst := w.nodes[to-1]
-			env, err := wire.Unmarshal(b)
-			if err != nil {
-				w.failf(verdict.Wire, "envelope %d->%d does not decode: %v", from, to, err)
-				return
-			}
-			dst.handle("deliver", func(n *node.Node) {
-				var snap []uint64
-				if w.isArmed(SnapCrash) {
-					snap = snapshotParts(n, env)
-				}
-				n.Receive(env)
-				if len(snap) > 0 {
-					w.moment(to, SnapCrash)
-				}
-			})
-		})
+		w.clk.atActor(w.clk.now+d, "deliver", to, &delivery{nw: nw, b: b, from: from, to: to})
+	}
+}
+
+// delivery is an encoded envelope on its way: an actor when it arrives,
+// then the step of the node it arrives at.
+type delivery struct {
+	nw       *network
+	b        []byte
+	from, to int
+	// env is the envelope decoded on arrival, held here so that a
+	// delivery is one allocation.
+	env wire.Envelope
+}
+
+func (d *delivery) act() {
+	w := d.nw.w
+	if d.nw.blocked[[2]int{d.from, d.to}] > 0 {
+		return
+	}
+	if err := wire.UnmarshalInto(d.b, &d.env); err != nil {
+		w.failf(verdict.Wire, "envelope %d->%d does not decode: %v", d.from, d.to, err)
+		return
+	}
+	w.nodes[d.to-1].handleStep("deliver", d)
+}
+
+func (d *delivery) step(n *node.Node) {
+	w := d.nw.w
+	var snap []uint64
+	if w.isArmed(SnapCrash) {
+		snap = snapshotParts(n, &d.env)
+	}
+	n.Receive(&d.env)
+	if len(snap) > 0 {
+		w.moment(d.to, SnapCrash)
 	}
 }
 

@@ -422,7 +422,7 @@ func run(opts Options) (res *Result) {
 		if w.sched.Mix.ClockSkew > 0 {
 			skew += (schedRng.Float64()*2 - 1) * w.sched.Mix.ClockSkew
 		}
-		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true, ioFree: map[uint64]time.Duration{}, promises: map[uint64]promise{}, forgot: map[uint64]promise{},
+		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true, ioFree: map[uint64]time.Duration{},
 			rng:        rand.New(rand.NewPCG(root.Uint64(), uint64(100+i))),
 			tickPeriod: time.Duration(float64(opts.Tick) * skew)}
 		s.installDiskFaults()
@@ -507,7 +507,7 @@ func (w *World) inject(f Fault) {
 		s.joined = true
 		// The disk that made the node's promises is gone: its replicas
 		// are fenced until replaced instead (core/node).
-		clear(s.promises)
+		s.promises = nil
 		w.scheduleRestart(s, f.Dur)
 	case Pause:
 		s := w.nodes[f.Node-1]

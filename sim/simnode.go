@@ -55,10 +55,10 @@ type simNode struct {
 	// promises are the acknowledgements and votes the node sent, per
 	// group, that its disk must keep (crashpoint.go); crashPoint is an
 	// armed crash point (AckCrash or VoteCrash), with the restart delay.
-	promises map[uint64]promise
+	promises promiseTable
 	// forgot holds, per group whose replica here is fenced because the
 	// disk damaged its log, the promises it had made (crashpoint.go).
-	forgot        map[uint64]promise
+	forgot        promiseTable
 	crashPoint    FaultKind
 	crashPointDur time.Duration
 	// inHandle is set while the node runs a step (handle); firing is a
@@ -86,9 +86,15 @@ type simNode struct {
 	stallUntil time.Duration
 }
 
-// simIO is one piece of disk work in flight (Env.IO).
+// simIO is one piece of disk work in flight (Env.IO), of the node's
+// incarnation inc: an actor when it completes, then the node's step that
+// hands it the outcome, err.
 type simIO struct {
+	s    *simNode
+	inc  uint64
 	work func() error
+	done func(error)
+	err  error
 }
 
 // simEnv is the core's view of the world from one node.
@@ -120,39 +126,45 @@ func (e simEnv) IO(q uint64, work func() error, done func(error)) {
 	}
 	at := max(w.clk.now+lat, s.ioFree[q])
 	s.ioFree[q] = at
-	io := &simIO{work: work}
+	io := &simIO{s: s, inc: s.incarnation, work: work, done: done}
 	s.ioPending = append(s.ioPending, io)
-	inc := s.incarnation
-	var complete func()
-	complete = func() {
-		if s.incarnation != inc {
-			return
-		}
-		if w.clk.now < s.stallUntil {
-			// The disk stalls: later, in the same order (the work of
-			// one queue comes back to this point in submission order).
-			w.clk.at(s.stallUntil, "io", s.id, complete)
-			return
-		}
-		s.ioPending = slices.DeleteFunc(s.ioPending, func(p *simIO) bool { return p == io })
-		var err error
-		s.inIO = true
-		ok := s.run("doing disk work", func() { err = work() })
-		s.inIO = false
-		if !ok {
-			return
-		}
-		if s.powerLoss {
-			s.powerFailed()
-			return
-		}
-		if s.stageRots > 0 {
-			s.rotStaged()
-		}
-		s.handle("io-done", func(*node.Node) { done(err) })
-	}
-	w.clk.at(at, "io", s.id, complete)
+	w.clk.atActor(at, "io", s.id, io)
 }
+
+// act completes the work: it runs it, then hands the node its outcome.
+func (io *simIO) act() {
+	s, w := io.s, io.s.w
+	if s.incarnation != io.inc {
+		return
+	}
+	if w.clk.now < s.stallUntil {
+		// The disk stalls: later, in the same order (the work of
+		// one queue comes back to this point in submission order).
+		w.clk.atActor(s.stallUntil, "io", s.id, io)
+		return
+	}
+	if i := slices.Index(s.ioPending, io); i >= 0 {
+		s.ioPending = slices.Delete(s.ioPending, i, i+1)
+	}
+	s.inIO = true
+	ok, err := s.runIO("doing disk work", io.work)
+	s.inIO = false
+	if !ok {
+		return
+	}
+	if s.powerLoss {
+		s.powerFailed()
+		return
+	}
+	if s.stageRots > 0 {
+		s.rotStaged()
+	}
+	io.err = err
+	s.handleStep("io-done", io)
+}
+
+// step hands the node the work's outcome.
+func (io *simIO) step(*node.Node) { io.done(io.err) }
 
 func (s *simNode) up() bool { return s.node != nil }
 
@@ -242,7 +254,7 @@ func (s *simNode) crash(reason string) {
 			if s.w.faultRng.IntN(2) == 0 {
 				break
 			}
-			if !s.run("crashing amid disk work", func() { _ = io.work() }) {
+			if ok, _ := s.runIO("crashing amid disk work", io.work); !ok {
 				break
 			}
 		}
@@ -256,10 +268,24 @@ func (s *simNode) crash(reason string) {
 	s.fs.Crash(cut)
 }
 
+// stepper is what a node's step does, as a value: handleStep's most
+// frequent callers (a delivery, a disk completion) are structs already,
+// and a closure around them would be one more allocation per event.
+type stepper interface{ step(n *node.Node) }
+
+// stepFunc makes a function a stepper.
+type stepFunc func(*node.Node)
+
+func (f stepFunc) step(n *node.Node) { f(n) }
+
 // handle runs f on the node now, or later if the node is paused or busy
-// with a slow fsync. Afterwards it flushes the node, and sends the envelopes
-// and replies it produced once its fsyncs are done.
-func (s *simNode) handle(kind string, f func(*node.Node)) {
+// with a slow fsync (handleStep).
+func (s *simNode) handle(kind string, f func(*node.Node)) { s.handleStep(kind, stepFunc(f)) }
+
+// handleStep runs st on the node now, or later if the node is paused or
+// busy with a slow fsync. Afterwards it flushes the node, and sends the
+// envelopes and replies it produced once its fsyncs are done.
+func (s *simNode) handleStep(kind string, st stepper) {
 	if !s.up() {
 		return
 	}
@@ -268,17 +294,14 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 		inc := s.incarnation
 		s.w.clk.at(wait, kind, s.id, func() {
 			if s.incarnation == inc {
-				s.handle(kind, f)
+				s.handleStep(kind, st)
 			}
 		})
 		return
 	}
 	syncs := s.syncs
 	s.inHandle = true
-	ok := s.run("handling "+kind, func() {
-		f(s.node)
-		s.node.Flush()
-	})
+	ok := s.runStep(kind, st)
 	s.inHandle = false
 	if !ok {
 		return
@@ -304,6 +327,9 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 		s.w.clk.after(cost, "reply", s.id, r)
 	}
 	promised := s.notePromises(out)
+	// Nothing ran the node since: its next step may reuse the slice.
+	clear(out)
+	s.outgoing = out[:0]
 	s.forgetRemoved()
 	if promised || s.firing != "" {
 		s.fireCrashPoint(promised)
@@ -313,14 +339,34 @@ func (s *simNode) handle(kind string, f func(*node.Node)) {
 // run calls f, turning a panic of the core into a failed run whose
 // verdict names the node and what it was doing.
 func (s *simNode) run(doing string, f func()) (ok bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.w.failf(verdict.Panic, "panic on node %d while %s: %v\n%s", s.id, doing, r, debug.Stack())
-			ok = false
-		}
-	}()
+	defer s.recoverPanic(doing, "", &ok)
 	f()
 	return true
+}
+
+// runStep runs f on the node and flushes it, as run does; it is apart from
+// run so that the step, run for most events, builds no closure and no
+// string unless the core panics.
+func (s *simNode) runStep(kind string, st stepper) (ok bool) {
+	defer s.recoverPanic("handling ", kind, &ok)
+	st.step(s.node)
+	s.node.Flush()
+	return true
+}
+
+// runIO runs disk work as run does, returning its error.
+func (s *simNode) runIO(doing string, work func() error) (ok bool, err error) {
+	defer s.recoverPanic(doing, "", &ok)
+	return true, work()
+}
+
+// recoverPanic turns a panic of the core into a failed run whose verdict
+// names the node and what it was doing (doing+what), and clears *ok.
+func (s *simNode) recoverPanic(doing, what string, ok *bool) {
+	if r := recover(); r != nil {
+		s.w.failf(verdict.Panic, "panic on node %d while %s%s: %v\n%s", s.id, doing, what, r, debug.Stack())
+		*ok = false
+	}
 }
 
 func (s *simNode) String() string { return fmt.Sprintf("n%d", s.id) }

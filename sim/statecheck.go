@@ -216,14 +216,15 @@ func (c *stateChecker) behind(s *simNode, p node.ConfProposal) string {
 		if !s.node.Hosts(p.Group) {
 			return "it holds no replica of the group"
 		}
-		if pr, ok := s.forgot[p.Group]; ok && s.fenced(p.Group) {
+		if pr, ok := s.forgot.get(p.Group); ok && s.fenced(p.Group) {
 			return acknowledged(pr, p, "its disk damaged its log and it is fenced")
 		}
 		_, _, last, _ := s.node.LogState(p.Group)
 		return fmt.Sprintf("its replica's durable log ends at %d (or differs at %d)", last, p.Commit)
 	}
 	// Down (or lost): what it acknowledged is what its disk holds.
-	return acknowledged(s.promises[p.Group], p, "it is down")
+	pr, _ := s.promises.get(p.Group)
+	return acknowledged(pr, p, "it is down")
 }
 
 // acknowledged says how the acknowledgements pr fall short of p.Commit,

@@ -30,7 +30,9 @@ func TestStateChecker(t *testing.T) {
 		}
 	}
 	acked := func(id int, term, index uint64) step {
-		return func(_ *stateChecker, w *World) { w.nodes[id-1].promises[1] = promise{ackTerm: term, ackIndex: index} }
+		return func(_ *stateChecker, w *World) {
+			w.nodes[id-1].promises.set(1, promise{ackTerm: term, ackIndex: index})
+		}
 	}
 	tests := []struct {
 		name  string
@@ -54,7 +56,7 @@ func TestStateChecker(t *testing.T) {
 	for _, tt := range tests {
 		w := &World{clk: newClock(nil)}
 		for i := 1; i <= 4; i++ {
-			w.nodes = append(w.nodes, &simNode{w: w, id: i, promises: map[uint64]promise{}, forgot: map[uint64]promise{}})
+			w.nodes = append(w.nodes, &simNode{w: w, id: i})
 		}
 		c := newStateChecker(w)
 		for _, s := range tt.steps {

@@ -11,7 +11,6 @@
 package sim
 
 import (
-	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -20,31 +19,108 @@ import (
 	"time"
 )
 
-// event is one scheduled action.
+// event is one scheduled action: fn, or act if fn is nil.
 type event struct {
 	at   time.Duration
 	seq  uint64
 	kind string
 	node int // 0 if none
 	fn   func()
+	act  actor
 }
 
-type eventQueue []*event
+// actor is an action scheduled as a value rather than a closure: the most
+// frequent events (a delivery, a disk completion) carry their state in a
+// struct they need anyway, and scheduling them allocates nothing more.
+type actor interface{ act() }
 
-func (q eventQueue) Len() int { return len(q) }
-func (q eventQueue) Less(i, j int) bool {
-	if q[i].at != q[j].at {
-		return q[i].at < q[j].at
+// eventKey is an event's place in the queue's heap: its time, the order
+// it was scheduled in (seq is unique, so the order is total and the run
+// replays), and the slot holding the rest of it. It holds no pointer, so
+// that moving keys about the heap costs no write barrier.
+type eventKey struct {
+	at   time.Duration
+	seq  uint64
+	slot int32
+}
+
+func (k eventKey) before(o eventKey) bool {
+	if k.at != o.at {
+		return k.at < o.at
 	}
-	return q[i].seq < q[j].seq
+	return k.seq < o.seq
 }
-func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*q = old[:len(old)-1]
+
+// eventQueue is a binary min-heap of event keys, with the events' other
+// fields in slots reused once their event has run: scheduling an event
+// allocates nothing but its closure (there are about a thousand events
+// per simulated second).
+type eventQueue struct {
+	heap  []eventKey
+	slots []event
+	free  []int32
+}
+
+func (q *eventQueue) len() int { return len(q.heap) }
+
+// next is the time of the earliest event; the queue must not be empty.
+func (q *eventQueue) next() time.Duration { return q.heap[0].at }
+
+func (q *eventQueue) push(e event) {
+	var slot int32
+	if n := len(q.free); n > 0 {
+		slot = q.free[n-1]
+		q.free = q.free[:n-1]
+		q.slots[slot] = e
+	} else {
+		slot = int32(len(q.slots))
+		q.slots = append(q.slots, e)
+	}
+	k := eventKey{at: e.at, seq: e.seq, slot: slot}
+	h := append(q.heap, k)
+	i := len(h) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !k.before(h[parent]) {
+			break
+		}
+		h[i] = h[parent]
+		i = parent
+	}
+	h[i] = k
+	q.heap = h
+}
+
+// pop removes and returns the earliest event; the queue must not be empty.
+func (q *eventQueue) pop() event {
+	h := q.heap
+	top := h[0]
+	e := q.slots[top.slot]
+	q.slots[top.slot] = event{} // drop the closure for the collector
+	q.free = append(q.free, top.slot)
+	last := h[len(h)-1]
+	h = h[:len(h)-1]
+	q.heap = h
+	if len(h) == 0 {
+		return e
+	}
+	// Sift the last key down from the root.
+	i := 0
+	for {
+		child := 2*i + 1
+		if child >= len(h) {
+			break
+		}
+		if r := child + 1; r < len(h) && h[r].before(h[child]) {
+			child = r
+		}
+		if !h[child].before(last) {
+			break
+		}
+		h[i] = h[child]
+		i = child
+	}
+	h[i] = last
 	return e
 }
 
@@ -55,7 +131,9 @@ type clock struct {
 	queue  eventQueue
 	events uint64
 	trace  hash.Hash
-	out    io.Writer // optional human-readable trace
+	// noted is note's buffer, kept so that noting allocates nothing.
+	noted []byte
+	out   io.Writer // optional human-readable trace
 }
 
 func newClock(out io.Writer) *clock {
@@ -68,7 +146,7 @@ func (c *clock) at(t time.Duration, kind string, node int, fn func()) {
 		t = c.now
 	}
 	c.seq++
-	heap.Push(&c.queue, &event{at: t, seq: c.seq, kind: kind, node: node, fn: fn})
+	c.queue.push(event{at: t, seq: c.seq, kind: kind, node: node, fn: fn})
 }
 
 // after schedules fn d after now.
@@ -76,31 +154,45 @@ func (c *clock) after(d time.Duration, kind string, node int, fn func()) {
 	c.at(c.now+d, kind, node, fn)
 }
 
+// atActor schedules a at virtual time t (never in the past), as at does fn.
+func (c *clock) atActor(t time.Duration, kind string, node int, a actor) {
+	if t < c.now {
+		t = c.now
+	}
+	c.seq++
+	c.queue.push(event{at: t, seq: c.seq, kind: kind, node: node, act: a})
+}
+
 // step runs the next event; it reports false when the queue is empty or the
 // next event is after limit.
 func (c *clock) step(limit time.Duration) bool {
-	if len(c.queue) == 0 || c.queue[0].at > limit {
+	if c.queue.len() == 0 || c.queue.next() > limit {
 		return false
 	}
-	e := heap.Pop(&c.queue).(*event)
+	e := c.queue.pop()
 	if e.at < c.now {
 		panic(fmt.Sprintf("sim: time went backwards: %v < %v", e.at, c.now))
 	}
 	c.now = e.at
 	c.events++
 	c.note(e.kind, uint64(e.node), 0)
-	e.fn()
+	if e.fn != nil {
+		e.fn()
+	} else {
+		e.act.act()
+	}
 	return true
 }
 
-// note adds a line to the trace hash (and the trace file, if any).
+// note adds a line to the trace hash (and the trace file, if any): the
+// time, a and b as little-endian words, then kind.
 func (c *clock) note(kind string, a, b uint64) {
-	var buf [24]byte
-	binary.LittleEndian.PutUint64(buf[0:], uint64(c.now))
-	binary.LittleEndian.PutUint64(buf[8:], a)
-	binary.LittleEndian.PutUint64(buf[16:], b)
-	c.trace.Write(buf[:])
-	c.trace.Write([]byte(kind))
+	buf := binary.LittleEndian.AppendUint64(c.noted[:0], uint64(c.now))
+	buf = binary.LittleEndian.AppendUint64(buf, a)
+	buf = binary.LittleEndian.AppendUint64(buf, b)
+	buf = append(buf, kind...)
+	c.trace.Write(buf)
+	c.noted = buf
 	if c.out != nil {
 		fmt.Fprintf(c.out, "%12.6f %-14s %d %d\n", c.now.Seconds(), kind, a, b)
 	}

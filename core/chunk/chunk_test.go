@@ -3,6 +3,7 @@ package chunk
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -82,12 +83,30 @@ func TestStoreApplyAndRead(t *testing.T) {
 	if _, err := s.Read(2, 0, 0); !errors.Is(err, ErrMissing) {
 		t.Fatalf("read of a rejected chunk: %v", err)
 	}
+	// Verify checks what Read does into the caller's buffer, grown once:
+	// a buffer holding other bytes, or too small, changes nothing.
+	buf := []byte("stale bytes of a larger chunk read before")
+	for _, id := range []uint64{3, 1, 3} {
+		var err error
+		if buf, err = s.Verify(id, buf); err != nil {
+			t.Fatalf("Verify(%d): %v", id, err)
+		}
+	}
+	if buf, err = s.Verify(2, buf); !errors.Is(err, ErrMissing) {
+		t.Fatalf("Verify of a rejected chunk: %v, want ErrMissing", err)
+	}
 	// Bit rot at rest is detected on read.
 	if err := fs.CorruptAtRest("g/chunks/0000000000000003.chk", headerBytes+4, 0x10); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Read(3, 0, 1); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("read of a rotted chunk: %v, want ErrCorrupt", err)
+	}
+	if _, err := s.Verify(3, buf); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Verify of a rotted chunk: %v, want ErrCorrupt", err)
+	}
+	if _, err := s.Verify(3, nil); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Verify of a rotted chunk into no buffer: %v, want ErrCorrupt", err)
 	}
 	if m := s.Missing(s.Infos()); len(m) != 0 {
 		t.Fatalf("Missing counts a rotted (same-size) file: %v", m)
@@ -348,6 +367,24 @@ func TestApplyRefAfterRestart(t *testing.T) {
 		}
 		if got, err := s.Read(1, 0, 0); err != nil || !bytes.Equal(got, a.Data) {
 			t.Fatalf("rename synced %v: Read = %q, %v", syncRename, got, err)
+		}
+	}
+}
+
+// TestFileNames checks the hand-built file names against the format they
+// have always had on disk ("%016x.chk", "%016x-%016x.stg"): a change would
+// orphan every chunk file written before it.
+func TestFileNames(t *testing.T) {
+	s := &Store{dir: "groups/7/chunks"}
+	for _, v := range []uint64{0, 1, 0xabc, 0xdeadbeefcafe, 1<<63 + 5, ^uint64(0)} {
+		if got, want := s.name(v), fmt.Sprintf("groups/7/chunks/%016x.chk", v); got != want {
+			t.Errorf("name(%#x) = %q, want %q", v, got, want)
+		}
+		if got, want := s.stagedName(v, ^v), fmt.Sprintf("groups/7/chunks/%016x-%016x.stg", v, ^v); got != want {
+			t.Errorf("stagedName(%#x, %#x) = %q, want %q", v, ^v, got, want)
+		}
+		if index, ok := parseStaged(s.stagedName(v, 3)[len(s.dir)+1:]); !ok || index != v {
+			t.Errorf("parseStaged(stagedName(%#x)) = %#x, %v", v, index, ok)
 		}
 	}
 }

@@ -56,14 +56,27 @@ func mulMod(a, b uint32) uint32 {
 	return p
 }
 
-// xPow8n returns x^(8n) modulo the crc32c polynomial, by squaring.
+// xPow8n returns x^(8n) modulo the crc32c polynomial: the product of the
+// powers x^(8·2^k) for the bits k set in n.
 func xPow8n(n int64) uint32 {
-	result, base := uint32(one), uint32(one>>8) // 1 and x^8
-	for ; n > 0; n >>= 1 {
+	result := uint32(one)
+	for k := 0; n > 0; k, n = k+1, n>>1 {
 		if n&1 != 0 {
-			result = mulMod(result, base)
+			result = mulMod(result, xPow8Pow2[k])
 		}
-		base = mulMod(base, base)
 	}
 	return result
 }
+
+// xPow8Pow2 holds x^(8·2^k) modulo the polynomial for every bit k of a
+// length (read only), so that xPow8n multiplies once per bit set rather
+// than also squaring once per bit: a fingerprint of every meta command
+// needs it.
+var xPow8Pow2 = func() (t [63]uint32) {
+	p := uint32(one >> 8) // x^8
+	for k := range t {
+		t[k] = p
+		p = mulMod(p, p)
+	}
+	return t
+}()

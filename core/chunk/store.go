@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/vfs"
@@ -53,7 +54,27 @@ func NewStore(fs vfs.FS, dir string) (*Store, error) {
 	return &Store{fs: fs, dir: dir, held: map[uint64]Info{}}, nil
 }
 
-func (s *Store) name(id uint64) string { return fmt.Sprintf("%s/%016x.chk", s.dir, id) }
+func (s *Store) name(id uint64) string { return s.path(".chk", id) }
+
+// path names a file of the directory: the words as 16 hex digits each,
+// joined by '-', then suffix. Built by hand rather than with fmt, as names
+// are made for every chunk read and write: "%016x" of each word.
+func (s *Store) path(suffix string, words ...uint64) string {
+	var b strings.Builder
+	b.Grow(len(s.dir) + 1 + 17*len(words) + len(suffix))
+	b.WriteString(s.dir)
+	b.WriteByte('/')
+	for i, w := range words {
+		if i > 0 {
+			b.WriteByte('-')
+		}
+		for shift := 60; shift >= 0; shift -= 4 {
+			b.WriteByte("0123456789abcdef"[w>>uint(shift)&0xf])
+		}
+	}
+	b.WriteString(suffix)
+	return b.String()
+}
 
 // Applied is the raft index of the last applied command.
 func (s *Store) Applied() uint64 { return s.applied }
@@ -206,6 +227,29 @@ func (s *Store) readFile(in Info) ([]byte, error) { return s.readAt(s.name(in.ID
 // readAt reads and verifies a whole file in the chunk file format against
 // the chunk's expected info.
 func (s *Store) readAt(name string, in Info) ([]byte, error) {
+	return s.readInto(name, in, nil)
+}
+
+// Verify reads a held chunk's whole file and checks it as Read does,
+// returning what Read would (ErrMissing if not held), without keeping the
+// bytes: the scrubber's read. buf is a buffer to read into, grown if too
+// small; Verify returns it, so that a caller verifying chunk after chunk
+// allocates once.
+func (s *Store) Verify(id uint64, buf []byte) ([]byte, error) {
+	in, ok := s.held[id]
+	if !ok {
+		return buf, ErrMissing
+	}
+	if need := headerBytes + int(in.Size); cap(buf) < need {
+		buf = make([]byte, need)
+	}
+	_, err := s.readInto(s.name(id), in, buf)
+	return buf, err
+}
+
+// readInto is readAt reading into buf if it is large enough (the bytes
+// returned then alias buf), into a buffer of its own if buf is nil.
+func (s *Store) readInto(name string, in Info, buf []byte) ([]byte, error) {
 	f, err := s.fs.Open(name)
 	if err != nil {
 		if errors.Is(err, vfs.ErrNotExist) {
@@ -214,7 +258,11 @@ func (s *Store) readAt(name string, in Info) ([]byte, error) {
 		return nil, fmt.Errorf("chunk: open %d: %w", in.ID, err)
 	}
 	defer f.Close()
-	buf := make([]byte, headerBytes+int(in.Size))
+	if size := headerBytes + int(in.Size); cap(buf) >= size {
+		buf = buf[:size]
+	} else {
+		buf = make([]byte, size)
+	}
 	n, err := f.ReadAt(buf, 0)
 	if n < len(buf) {
 		if err == nil {
@@ -257,7 +305,7 @@ func (s *Store) headerMatches(name string, in Info) bool {
 
 // stagedName is the staged file of the log entry at (index, term).
 func (s *Store) stagedName(index, term uint64) string {
-	return fmt.Sprintf("%s/%016x-%016x.stg", s.dir, index, term)
+	return s.path(".stg", index, term)
 }
 
 // parseStaged returns the index of a staged file's name.

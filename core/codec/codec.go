@@ -81,6 +81,12 @@ func (d *Decoder) Uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
+	if len(d.B) > 0 && d.B[0] < 0x80 {
+		// One byte, as most counts, ids and lengths are.
+		v := uint64(d.B[0])
+		d.B = d.B[1:]
+		return v
+	}
 	v, n := binary.Uvarint(d.B)
 	if n <= 0 {
 		d.err = ErrTruncated

@@ -51,7 +51,7 @@ func Validate(p string) error {
 	}
 	// p starts with "/" and does not end with one, so every element of the
 	// split is a segment: an empty one comes from "//".
-	for _, seg := range strings.Split(p[1:], "/") {
+	for seg := range strings.SplitSeq(p[1:], "/") {
 		if rule := segment(seg); rule != "" {
 			return fail(rule)
 		}

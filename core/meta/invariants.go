@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -18,6 +19,19 @@ import (
 // not call it: tests call it after every step, Restore on every snapshot,
 // and the simulator after steps it samples.
 func (s *State) CheckInvariants() error {
+	if s.checkInvariants(false) == nil {
+		return nil
+	}
+	return s.checkInvariants(true)
+}
+
+// checkInvariants is CheckInvariants. The fast way (inOrder false) notes
+// the chunk ids claimed in a slice and tells duplicates apart by sorting
+// it, and walks leases and garbage in map order: it finds whether there is
+// a violation, cheaply. Only then is the check run again in order, with a
+// map of owners, to report the first violation and whom it involves, the
+// same error every time.
+func (s *State) checkInvariants(inOrder bool) error {
 	if s.nextChunk == 0 {
 		return fmt.Errorf("meta: chunk id counter at 0")
 	}
@@ -32,22 +46,32 @@ func (s *State) CheckInvariants() error {
 		owners += len(f.Chunks)
 		return true
 	})
-	owner := make(map[uint64]holder, owners+len(s.leases)+len(s.garbage))
-	name := func(h holder) string {
-		if h.path != "" {
-			return h.kind + " " + short(h.path)
+	var claim func(id uint64, who holder) error
+	var claimed []uint64 // the fast way's claims
+	if inOrder {
+		owner := make(map[uint64]holder, owners+len(s.leases)+len(s.garbage))
+		name := func(h holder) string {
+			if h.path != "" {
+				return h.kind + " " + short(h.path)
+			}
+			return h.kind
 		}
-		return h.kind
-	}
-	claim := func(id uint64, who holder) error {
-		if id == 0 || id >= s.nextChunk {
-			return fmt.Errorf("meta: chunk id %d (%s) outside allocated range 1..%d", id, name(who), s.nextChunk-1)
+		claim = func(id uint64, who holder) error {
+			if id == 0 || id >= s.nextChunk {
+				return fmt.Errorf("meta: chunk id %d (%s) outside allocated range 1..%d", id, name(who), s.nextChunk-1)
+			}
+			if prev, ok := owner[id]; ok {
+				return fmt.Errorf("meta: chunk %d held by both %s and %s", id, name(prev), name(who))
+			}
+			owner[id] = who
+			return nil
 		}
-		if prev, ok := owner[id]; ok {
-			return fmt.Errorf("meta: chunk %d held by both %s and %s", id, name(prev), name(who))
+	} else {
+		claimed = make([]uint64, 0, owners+len(s.leases)+len(s.garbage))
+		claim = func(id uint64, _ holder) error {
+			claimed = append(claimed, id)
+			return nil
 		}
-		owner[id] = who
-		return nil
 	}
 	var inlineBytes int64
 	var inlineFiles int
@@ -76,17 +100,35 @@ func (s *State) CheckInvariants() error {
 	if inlineBytes > s.cfg.InlineCapBytes {
 		return fmt.Errorf("meta: %d inline bytes above the cap %d", inlineBytes, s.cfg.InlineCapBytes)
 	}
-	for _, id := range sortedKeys(s.leases) {
-		if err := claim(id, holder{kind: "a lease"}); err != nil {
-			return err
+	if inOrder {
+		for _, id := range sortedKeys(s.leases) {
+			if err := claim(id, holder{kind: "a lease"}); err != nil {
+				return err
+			}
 		}
-	}
-	for _, id := range sortedKeys(s.garbage) {
-		if err := claim(id, holder{kind: "the garbage list"}); err != nil {
-			return err
+		for _, id := range sortedKeys(s.garbage) {
+			if err := claim(id, holder{kind: "the garbage list"}); err != nil {
+				return err
+			}
+			if s.garbage[id].ID != id {
+				return fmt.Errorf("meta: garbage entry %d holds chunk %d", id, s.garbage[id].ID)
+			}
 		}
-		if s.garbage[id].ID != id {
-			return fmt.Errorf("meta: garbage entry %d holds chunk %d", id, s.garbage[id].ID)
+	} else {
+		for id := range s.leases {
+			claimed = append(claimed, id)
+		}
+		for id, c := range s.garbage {
+			if c.ID != id {
+				return errInvariant
+			}
+			claimed = append(claimed, id)
+		}
+		slices.Sort(claimed)
+		for i, id := range claimed {
+			if id == 0 || id >= s.nextChunk || (i > 0 && claimed[i-1] == id) {
+				return errInvariant
+			}
 		}
 	}
 	if err := s.sessionTable.check(s.applied); err != nil {
@@ -128,6 +170,10 @@ func (s *State) checkFile(f File, claim func(uint64, holder) error, inlineFiles 
 	}
 	return inlineFiles, inlineBytes, nil
 }
+
+// errInvariant is the fast check's finding that some invariant is broken
+// (checkInvariants); the check in order then says which.
+var errInvariant = errors.New("meta: an invariant is broken")
 
 // holder names what holds a chunk id, for CheckInvariants. Owners are
 // kept as the file's path ("" for a lease or garbage, told apart by kind)

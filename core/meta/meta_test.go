@@ -439,6 +439,13 @@ func TestDigestTellsStatesApart(t *testing.T) {
 		return Command{Op: OpPut, Path: path, MTimeNanos: 10, Chunks: []ChunkRef{{ID: id, Group: 1, Size: 3, CRC: 7}}}
 	}
 	del := func(path string) Command { return Command{Op: OpDelete, Path: path, MTimeNanos: 10} }
+	inline := func(data string) *State {
+		a := &applier{s: configured(inlineConfig)}
+		if r := a.apply(Command{Op: OpPut, Path: "/i", MTimeNanos: 10, Data: []byte(data)}); r.Code != CodeOK {
+			t.Fatalf("inline put of %q: %v", data, r)
+		}
+		return a.s
+	}
 	tests := []struct {
 		name string
 		a, b *State
@@ -451,6 +458,10 @@ func TestDigestTellsStatesApart(t *testing.T) {
 		{"another mtime", build(alloc, put("/a", 1)), build(alloc, Command{Op: OpPut, Path: "/a", MTimeNanos: 11,
 			Chunks: []ChunkRef{{ID: 1, Group: 1, Size: 3, CRC: 7}}}), false},
 		{"a session remembered", build(alloc, put("/a", 1)), build(alloc, func() Command { c := put("/a", 1); c.Session, c.Seq = 9, 1; return c }()), false},
+		{"the same inline bytes", inline("12345678"), inline("12345678"), true},
+		{"one inline byte apart", inline("12345678"), inline("12345679"), false},
+		{"inline bytes moved", inline("1234"), inline("2134"), false},
+		{"inline bytes cut short", inline("1234"), inline("123"), false},
 	}
 	for _, tt := range tests {
 		if (tt.a.Digest() == tt.b.Digest()) != tt.same {
@@ -458,6 +469,57 @@ func TestDigestTellsStatesApart(t *testing.T) {
 		}
 		if (tt.a.Hash() == tt.b.Hash()) != tt.same {
 			t.Errorf("%s: snapshot hashes disagree with the digests", tt.name)
+		}
+	}
+}
+
+// TestCheckInvariantsFindsDamage damages a valid state in the ways the
+// chunk-id invariants forbid and checks that CheckInvariants reports each,
+// with the message of the check in order, whichever way it found it.
+func TestCheckInvariantsFindsDamage(t *testing.T) {
+	build := func() (*State, uint64) {
+		a := &applier{s: New()}
+		if r := a.apply(Command{Op: OpAlloc, AllocCount: 4, LeaseNanos: 1e9, MTimeNanos: 10}); r.Code != CodeOK {
+			t.Fatalf("alloc: %v", r)
+		}
+		id := a.s.nextChunk - 1
+		if r := a.apply(Command{Op: OpPut, Path: "/a", MTimeNanos: 10, Chunks: []ChunkRef{{ID: id, Group: 1, Size: 3, CRC: 7}}}); r.Code != CodeOK {
+			t.Fatalf("put: %v", r)
+		}
+		if err := a.s.CheckInvariants(); err != nil {
+			t.Fatal(err)
+		}
+		return a.s, id
+	}
+	tests := []struct {
+		name   string
+		damage func(s *State, fileChunk uint64)
+		want   string
+	}{
+		{"a lease on a file's chunk", func(s *State, c uint64) { s.leases[c] = 5 }, "held by both file /a and a lease"},
+		{"garbage that a file holds", func(s *State, c uint64) { s.garbage[c] = ChunkRef{ID: c, Group: 1, Size: 3} }, "held by both file /a and the garbage list"},
+		{"a lease on garbage", func(s *State, c uint64) { s.leases[c-1], s.garbage[c-1] = 5, ChunkRef{ID: c - 1, Group: 1, Size: 1} }, "held by both a lease and the garbage list"},
+		{"a lease beyond the counter", func(s *State, _ uint64) { s.leases[s.nextChunk+3] = 5 }, "outside allocated range"},
+		{"a lease on chunk 0", func(s *State, _ uint64) { s.leases[0] = 5 }, "chunk id 0 (a lease) outside allocated range"},
+		{"a garbage entry naming another chunk", func(s *State, c uint64) {
+			delete(s.leases, c-2)
+			s.garbage[c-2] = ChunkRef{ID: c - 3, Group: 1, Size: 1}
+		}, "garbage entry"},
+	}
+	for _, tt := range tests {
+		s, c := build()
+		tt.damage(s, c)
+		s.recomputeDigests() // so that only the damage itself is wrong
+		err := s.CheckInvariants()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error saying %q", tt.name, err, tt.want)
+			continue
+		}
+		if s.checkInvariants(false) == nil {
+			t.Errorf("%s: the fast check found nothing", tt.name)
+		}
+		if inOrder := s.checkInvariants(true); inOrder == nil || inOrder.Error() != err.Error() {
+			t.Errorf("%s: %v, the check in order says %v", tt.name, err, inOrder)
 		}
 	}
 }

@@ -22,6 +22,9 @@ type Node struct {
 	env      env.Env
 	groups   map[uint64]*replica.Replica
 	groupIDs []uint64
+	// flushing is flushOnce's copy of groupIDs, which a replica dropped or
+	// created while it runs changes; kept so that a flush allocates none.
+	flushing []uint64
 	// replicas is what every replica is opened with; replicaStats are their
 	// counters.
 	replicas     *replica.Shared
@@ -291,7 +294,8 @@ func (n *Node) Flush() {
 
 func (n *Node) flushOnce() bool {
 	progress := false
-	for _, id := range slices.Clone(n.groupIDs) {
+	n.flushing = append(n.flushing[:0], n.groupIDs...)
+	for _, id := range n.flushing {
 		g := n.groups[id]
 		if g == nil || !g.HasReady() {
 			continue
@@ -329,9 +333,16 @@ func (n *Node) flushOutbox() {
 // member, has no configuration yet) it returns the members a replica last
 // reported, then those of the initial topology not among them: replacements
 // may have moved the group since.
+//
+// The result must not be changed: without learners it is the replica's
+// configuration itself, so that the test every received message makes
+// (replace.NoteNonMember) allocates nothing.
 func (n *Node) members(group uint64) []uint64 {
 	if g := n.groups[group]; g != nil && len(g.ConfState().GetVoters()) > 0 {
-		return slices.Concat(g.ConfState().GetVoters(), g.ConfState().GetLearners())
+		if cs := g.ConfState(); len(cs.GetLearners()) > 0 {
+			return slices.Concat(cs.GetVoters(), cs.GetLearners())
+		}
+		return slices.Clip(g.ConfState().GetVoters())
 	}
 	out := slices.Clone(n.routes[group].Members)
 	tg, _ := n.cfg.Topology.Group(group)

@@ -18,6 +18,8 @@ type scrubState struct {
 	group uint64
 	ids   []uint64
 	pos   int
+	// buf is what chunks are read into, reused from chunk to chunk.
+	buf []byte
 }
 
 func (n *Node) tickScrub() {
@@ -45,7 +47,7 @@ func (n *Node) scrubOne() bool {
 			n.stats.ScrubPasses++
 		}
 		g = n.groups[next]
-		*s = scrubState{group: next}
+		*s = scrubState{group: next, buf: s.buf}
 		for _, in := range g.Store().Infos() {
 			s.ids = append(s.ids, in.ID)
 		}
@@ -59,7 +61,9 @@ func (n *Node) scrubOne() bool {
 		return true // collected since the pass began
 	}
 	n.stats.ScrubbedChunks++
-	if _, err := g.Store().Read(id, 0, 0); errors.Is(err, chunk.ErrCorrupt) || errors.Is(err, chunk.ErrMissing) {
+	var err error
+	s.buf, err = g.Store().Verify(id, s.buf)
+	if errors.Is(err, chunk.ErrCorrupt) || errors.Is(err, chunk.ErrMissing) {
 		n.onCorrupt(g, id, err)
 	}
 	return true

@@ -581,12 +581,19 @@ func (st *State) applySnapshot(snap *raftpb.Snapshot) bool {
 // and returns it with the record's checksum.
 func encodeRecord(buf []byte, prev uint32, typ byte, payload []byte) ([]byte, uint32) {
 	var hdr [headerBytes]byte
+	sum := putHeader(hdr[:], prev, typ, payload)
+	return append(append(buf, hdr[:]...), payload...), sum
+}
+
+// putHeader fills hdr, the header of a record of type typ holding payload
+// chained to the checksum prev, and returns the record's checksum.
+func putHeader(hdr []byte, prev uint32, typ byte, payload []byte) uint32 {
 	binary.LittleEndian.PutUint32(hdr[0:4], uint32(len(payload)))
 	hdr[4] = typ
 	binary.LittleEndian.PutUint32(hdr[5:9], crc32.Checksum(payload, castagnoli))
-	sum := recordSum(prev, hdr[:])
+	sum := recordSum(prev, hdr)
 	binary.LittleEndian.PutUint32(hdr[9:13], sum)
-	return append(append(buf, hdr[:]...), payload...), sum
+	return sum
 }
 
 // batch encodes records chained from the log's last checksum; the log
@@ -596,15 +603,20 @@ type batch struct {
 	chain uint32
 }
 
+// add appends a record of m, marshalled in place after room for its
+// header (no buffer of its own, no copy).
 func (b *batch) add(typ byte, m proto.Message) error {
-	payload, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	start := len(b.buf)
+	buf, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend(append(b.buf, make([]byte, headerBytes)...), m)
 	if err != nil {
 		return fmt.Errorf("wal: marshal: %w", err)
 	}
+	payload := buf[start+headerBytes:]
 	if len(payload) > MaxRecordBytes {
 		return fmt.Errorf("wal: record of %d bytes above %d", len(payload), MaxRecordBytes)
 	}
-	b.buf, b.chain = encodeRecord(b.buf, b.chain, typ, payload)
+	b.chain = putHeader(buf[start:start+headerBytes], b.chain, typ, payload)
+	b.buf = buf
 	return nil
 }
 

@@ -13,16 +13,15 @@
 //
 // Encoding: magic "TSW3", from, to, then nine counted sections and the
 // ping flag; raft messages
-// are protobuf (raftpb), the rest use core/codec. Every count and length is
+// are protobuf (raftpb, encoded and decoded by hand where that gives the
+// same bytes and values: raftmsg.go), the rest use core/codec. Every count and length is
 // bounded by what remains of the input.
 package wire
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tessera-db/tessera/core/codec"
 )
@@ -178,23 +177,10 @@ func splitBy[T any](items []T, big func(T) bool) (no, yes []T) {
 // never through a buffer of their own or a growing one.
 func (m *Envelope) Marshal() ([]byte, error) {
 	sizes := make([]int, len(m.Raft))
-	total := 256
 	for i, gm := range m.Raft {
-		sizes[i] = proto.Size(gm.Msg)
-		total += 2*binary.MaxVarintLen64 + sizes[i]
+		sizes[i] = sizeRaft(gm.Msg)
 	}
-	for _, f := range m.Forwards {
-		total += 2*binary.MaxVarintLen64 + len(f.Req)
-	}
-	for _, r := range m.Replies {
-		total += 2*binary.MaxVarintLen64 + len(r.Resp)
-	}
-	for _, f := range m.FetchReplies {
-		total += 4*binary.MaxVarintLen64 + len(f.Data)
-	}
-	for _, p := range m.Pieces {
-		total += 6*binary.MaxVarintLen64 + len(p.Data)
-	}
+	total := m.size(sizes)
 	e := codec.Encoder{B: append(make([]byte, 0, total), magic...)}
 	e.Uvarint(m.From)
 	e.Uvarint(m.To)
@@ -203,7 +189,7 @@ func (m *Envelope) Marshal() ([]byte, error) {
 		e.Uvarint(gm.Group)
 		e.Uvarint(uint64(sizes[i]))
 		start := len(e.B)
-		b, err := proto.MarshalOptions{}.MarshalAppend(e.B, gm.Msg)
+		b, err := appendRaft(e.B, gm.Msg)
 		if err != nil {
 			return nil, fmt.Errorf("wire: marshal raft message of group %d: %w", gm.Group, err)
 		}
@@ -273,10 +259,71 @@ func (m *Envelope) Marshal() ([]byte, error) {
 		e.Bool(p.Found)
 		e.Bytes(p.Data)
 	}
+	if len(e.B) != total {
+		return nil, fmt.Errorf("wire: envelope encoded in %d bytes, sized %d", len(e.B), total)
+	}
 	if len(e.B) > MaxEnvelopeBytes {
 		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(e.B), MaxEnvelopeBytes)
 	}
 	return e.B, nil
+}
+
+// size is the exact length of the envelope's encoding, given the sizes of
+// its raft messages: a buffer of that size is what Marshal allocates (a
+// heartbeat's envelope is a few dozen bytes, and there are hundreds a
+// second).
+func (m *Envelope) size(raftSizes []int) int {
+	uv := uvarintSize
+	bytes := func(n int) int { return uv(uint64(n)) + n }
+	n := len(magic) + uv(m.From) + uv(m.To) + 1 // the ping flag
+	n += uv(uint64(len(m.Raft)))
+	for i, gm := range m.Raft {
+		n += uv(gm.Group) + bytes(raftSizes[i])
+	}
+	n += uv(uint64(len(m.Forwards)))
+	for _, f := range m.Forwards {
+		n += uv(f.ID) + bytes(len(f.Req))
+	}
+	n += uv(uint64(len(m.Replies)))
+	for _, r := range m.Replies {
+		n += uv(r.ID) + bytes(len(r.Resp))
+	}
+	n += uv(uint64(len(m.Fetches)))
+	for _, f := range m.Fetches {
+		n += uv(f.Group) + uv(f.ChunkID)
+	}
+	n += uv(uint64(len(m.FetchReplies)))
+	for _, f := range m.FetchReplies {
+		n += uv(f.Group) + uv(f.ChunkID) + 1 + 4 + bytes(len(f.Data))
+	}
+	n += uv(uint64(len(m.Removals)))
+	for _, r := range m.Removals {
+		n += uv(r.Group) + uv(r.Index)
+	}
+	n += uv(uint64(len(m.Probes)))
+	for _, g := range m.Probes {
+		n += uv(g)
+	}
+	n += uv(uint64(len(m.Routes)))
+	for _, r := range m.Routes {
+		n += uv(r.Group) + uv(r.Index) + uv(uint64(len(r.Members)))
+		for _, id := range r.Members {
+			n += uv(id)
+		}
+	}
+	n += uv(uint64(len(m.Fenced)))
+	for _, g := range m.Fenced {
+		n += uv(g)
+	}
+	n += uv(uint64(len(m.PieceAsks)))
+	for _, a := range m.PieceAsks {
+		n += uv(a.Group) + uv(a.Index) + uv(a.Offset)
+	}
+	n += uv(uint64(len(m.Pieces)))
+	for _, p := range m.Pieces {
+		n += uv(p.Group) + uv(p.Index) + uv(p.Offset) + uv(p.Total) + 1 + bytes(len(p.Data))
+	}
+	return n
 }
 
 // AliasesInput reports whether a decoded envelope refers to the bytes it
@@ -289,78 +336,126 @@ func (m *Envelope) AliasesInput() bool {
 
 // Unmarshal decodes an envelope; the result may alias b (AliasesInput).
 func Unmarshal(b []byte) (*Envelope, error) {
+	m := &Envelope{}
+	if err := UnmarshalInto(b, m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// UnmarshalInto decodes an envelope into m, replacing everything m held,
+// for a caller that keeps the envelope inside a struct of its own (the
+// simulator's deliveries). On error m holds part of the envelope and must
+// not be used. The result may alias b (AliasesInput).
+func UnmarshalInto(b []byte, m *Envelope) error {
 	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
-		return nil, fmt.Errorf("wire: bad magic")
+		return fmt.Errorf("wire: bad magic")
 	}
 	if len(b) > MaxEnvelopeBytes {
-		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(b), MaxEnvelopeBytes)
+		return fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(b), MaxEnvelopeBytes)
 	}
 	d := codec.Decoder{B: b[len(magic):]}
-	m := &Envelope{From: d.Uvarint(), To: d.Uvarint()}
+	*m = Envelope{From: d.Uvarint(), To: d.Uvarint()}
 	n := d.Count(len(b), 2)
+	if n > 0 {
+		m.Raft = make([]GroupMessage, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		g := d.Uvarint()
 		raw := d.Bytes(len(b))
 		if d.Err() != nil {
 			break
 		}
-		msg := &raftpb.Message{}
-		if err := proto.Unmarshal(raw, msg); err != nil {
+		msg, err := decodeRaft(raw)
+		if err != nil {
 			d.Fail(fmt.Errorf("wire: raft message of group %d: %w", g, err))
 			break
 		}
 		m.Raft = append(m.Raft, GroupMessage{Group: g, Msg: msg})
 	}
 	n = d.Count(len(b), 2)
+	if n > 0 {
+		m.Forwards = make([]Forward, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Forwards = append(m.Forwards, Forward{ID: d.Uvarint(), Req: d.Bytes(len(b))})
 	}
 	n = d.Count(len(b), 2)
+	if n > 0 {
+		m.Replies = make([]Reply, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Replies = append(m.Replies, Reply{ID: d.Uvarint(), Resp: d.Bytes(len(b))})
 	}
 	n = d.Count(len(b), 2)
+	if n > 0 {
+		m.Fetches = make([]Fetch, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Fetches = append(m.Fetches, Fetch{Group: d.Uvarint(), ChunkID: d.Uvarint()})
 	}
 	n = d.Count(len(b), 8)
+	if n > 0 {
+		m.FetchReplies = make([]FetchReply, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.FetchReplies = append(m.FetchReplies, FetchReply{Group: d.Uvarint(), ChunkID: d.Uvarint(),
 			Found: d.Bool(), CRC: d.Uint32(), Data: d.Bytes(len(b))})
 	}
 	n = d.Count(len(b), 2)
+	if n > 0 {
+		m.Removals = make([]Removal, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Removals = append(m.Removals, Removal{Group: d.Uvarint(), Index: d.Uvarint()})
 	}
 	n = d.Count(len(b), 1)
+	if n > 0 {
+		m.Probes = make([]uint64, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Probes = append(m.Probes, d.Uvarint())
 	}
 	n = d.Count(len(b), 3)
+	if n > 0 {
+		m.Routes = make([]Route, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		r := Route{Group: d.Uvarint(), Index: d.Uvarint()}
 		k := d.Count(len(b), 1)
+		if k > 0 {
+			r.Members = make([]uint64, 0, k)
+		}
 		for j := 0; j < k && d.Err() == nil; j++ {
 			r.Members = append(r.Members, d.Uvarint())
 		}
 		m.Routes = append(m.Routes, r)
 	}
 	n = d.Count(len(b), 1)
+	if n > 0 {
+		m.Fenced = make([]uint64, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Fenced = append(m.Fenced, d.Uvarint())
 	}
 	m.Ping = d.Bool()
 	n = d.Count(len(b), 3)
+	if n > 0 {
+		m.PieceAsks = make([]PieceAsk, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.PieceAsks = append(m.PieceAsks, PieceAsk{Group: d.Uvarint(), Index: d.Uvarint(), Offset: d.Uvarint()})
 	}
 	n = d.Count(len(b), 6)
+	if n > 0 {
+		m.Pieces = make([]Piece, 0, n)
+	}
 	for i := 0; i < n && d.Err() == nil; i++ {
 		m.Pieces = append(m.Pieces, Piece{Group: d.Uvarint(), Index: d.Uvarint(), Offset: d.Uvarint(), Total: d.Uvarint(),
 			Found: d.Bool(), Data: d.Bytes(len(b))})
 	}
 	if err := d.Done(); err != nil {
-		return nil, fmt.Errorf("wire: decode envelope: %w", err)
+		return fmt.Errorf("wire: decode envelope: %w", err)
 	}
-	return m, nil
+	return nil
 }

@@ -20,6 +20,9 @@ import (
 type Outbox struct {
 	from uint64
 	envs map[uint64]*wire.Envelope
+	// peers are envs' keys, so that Flush finds them without iterating the
+	// map (it runs after every event).
+	peers []uint64
 	// filled counts the chunk bytes put back into each peer's envelope by
 	// the leaders of its data groups (core/node/replica fillAppend): an
 	// envelope's budget is shared by every group that writes to it.
@@ -38,6 +41,7 @@ func (o *Outbox) To(peer uint64) *wire.Envelope {
 	if m == nil {
 		m = &wire.Envelope{From: o.from, To: peer}
 		o.envs[peer] = m
+		o.peers = append(o.peers, peer)
 	}
 	return m
 }
@@ -55,10 +59,8 @@ func (o *Outbox) Flush(send func(*wire.Envelope)) {
 	if len(o.envs) == 0 {
 		return
 	}
-	peers := make([]uint64, 0, len(o.envs))
-	for p := range o.envs {
-		peers = append(peers, p)
-	}
+	peers := o.peers
+	o.peers = nil
 	slices.Sort(peers)
 	for _, p := range peers {
 		m := o.envs[p]
@@ -66,5 +68,8 @@ func (o *Outbox) Flush(send func(*wire.Envelope)) {
 		if !m.Empty() {
 			send(m)
 		}
+	}
+	if o.peers == nil {
+		o.peers = peers[:0] // send added nothing: reuse the slice
 	}
 }

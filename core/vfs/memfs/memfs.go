@@ -135,6 +135,25 @@ func (ino *inode) addPatch(off int64, b []byte) {
 type dir struct {
 	entries map[string]*inode // current names
 	durable map[string]*inode // names as of the last SyncDir
+	// changed are the names created, replaced or removed in entries since
+	// the last SyncDir or Crash: SyncDir copies only them, so that its
+	// cost follows what changed rather than the directory's size (a
+	// chunk directory is synced for every batch that stages a chunk).
+	changed map[string]struct{}
+}
+
+func newDir() *dir {
+	return &dir{entries: map[string]*inode{}, durable: map[string]*inode{}, changed: map[string]struct{}{}}
+}
+
+// set makes base name ino in the current entries (nil: removes it).
+func (d *dir) set(base string, ino *inode) {
+	if ino == nil {
+		delete(d.entries, base)
+	} else {
+		d.entries[base] = ino
+	}
+	d.changed[base] = struct{}{}
 }
 
 // FS is the in-memory file system. It is not safe for concurrent use (the
@@ -156,7 +175,7 @@ type FS struct {
 
 // New returns an empty file system.
 func New() *FS {
-	return &FS{dirs: map[string]*dir{"": {entries: map[string]*inode{}, durable: map[string]*inode{}}}}
+	return &FS{dirs: map[string]*dir{"": newDir()}}
 }
 
 // SetFaults replaces the fault hooks.
@@ -230,7 +249,7 @@ func (fs *FS) Create(name string) (vfs.File, error) {
 		old.patches, old.latent = nil, nil
 		ino = old
 	}
-	d.entries[base] = ino
+	d.set(base, ino)
 	fs.named(d, base, ino)
 	return &file{fs: fs, ino: ino, name: clean(name), epoch: fs.epoch}, nil
 }
@@ -257,7 +276,7 @@ func (fs *FS) Remove(name string) error {
 	if d.entries[base] == nil {
 		return fmt.Errorf("memfs: remove %s: %w", name, vfs.ErrNotExist)
 	}
-	delete(d.entries, base)
+	d.set(base, nil)
 	fs.named(d, base, nil)
 	return nil
 }
@@ -276,8 +295,8 @@ func (fs *FS) Rename(oldname, newname string) error {
 	if ino == nil {
 		return fmt.Errorf("memfs: rename %s: %w", oldname, vfs.ErrNotExist)
 	}
-	delete(od.entries, ob)
-	nd.entries[nb] = ino
+	od.set(ob, nil)
+	nd.set(nb, ino)
 	fs.named(od, ob, nil)
 	fs.named(nd, nb, ino)
 	return nil
@@ -288,7 +307,7 @@ func (fs *FS) MkdirAll(name string) error {
 	name = clean(name)
 	for p := ""; ; {
 		if fs.dirs[p] == nil {
-			fs.dirs[p] = &dir{entries: map[string]*inode{}, durable: map[string]*inode{}}
+			fs.dirs[p] = newDir()
 		}
 		if p == name {
 			return nil
@@ -342,10 +361,14 @@ func (fs *FS) SyncDir(name string) error {
 			return fmt.Errorf("memfs: syncdir %s: %w", name, err)
 		}
 	}
-	d.durable = make(map[string]*inode, len(d.entries))
-	for n, ino := range d.entries {
-		d.durable[n] = ino
+	for n := range d.changed {
+		if ino := d.entries[n]; ino != nil {
+			d.durable[n] = ino
+		} else {
+			delete(d.durable, n)
+		}
 	}
+	clear(d.changed)
 	return nil
 }
 
@@ -366,6 +389,7 @@ func (fs *FS) Crash(cut func(unsynced int) int) {
 	for _, dn := range sortedKeys(fs.dirs) {
 		d := fs.dirs[dn]
 		d.entries = make(map[string]*inode, len(d.durable))
+		clear(d.changed)
 		for _, n := range sortedKeys(d.durable) {
 			ino := d.durable[n]
 			d.entries[n] = ino
@@ -373,14 +397,19 @@ func (fs *FS) Crash(cut func(unsynced int) int) {
 				continue
 			}
 			seen[ino] = true
-			keep := slices.Clone(ino.durable)
+			// The durable bytes are kept as they are, not copied: durable's
+			// capacity ends at its length, so the file's next write copies
+			// them, and nothing else refers to them once data is replaced.
+			keep := ino.durable
 			if cut != nil && len(ino.data) > len(ino.durable) && string(ino.data[:len(ino.durable)]) == string(ino.durable) {
 				extra := ino.data[len(ino.durable):]
 				k := cut(len(extra))
 				if k < 0 || k > len(extra) {
 					panic(fmt.Sprintf("memfs: cut %d of %d unsynced bytes", k, len(extra)))
 				}
-				keep = append(keep, extra[:k]...)
+				if k > 0 {
+					keep = append(slices.Clone(keep), extra[:k]...)
+				}
 			}
 			ino.data = keep
 			ino.durable = keep[:len(keep):len(keep)]
@@ -483,7 +512,16 @@ func (f *file) Write(p []byte) (int, error) {
 			return 0, fmt.Errorf("memfs: write %s: %w", f.name, err)
 		}
 	}
-	f.ino.data = append(f.ino.data, p...)
+	d := f.ino.data
+	if need := len(d) + len(p); need > cap(d) {
+		// Double, as append does only for small slices: a log segment
+		// grows by small records to hundreds of KiB, and append's
+		// quarter-size steps copied it about five times over.
+		grown := make([]byte, len(d), max(2*cap(d), need))
+		copy(grown, d)
+		d = grown
+	}
+	f.ino.data = append(d, p...)
 	return len(p), nil
 }
 

@@ -98,6 +98,31 @@ func TestCrash(t *testing.T) {
 			f.Write([]byte("y")) // the handle still writes to the moved inode
 			must(t, f.Sync())
 		}, nil, "d/b", "xy", true},
+		{"a remove after a crash is durable at the next dir sync", func(t *testing.T, fs *FS) {
+			f, _ := fs.Create("d/a")
+			must(t, f.Sync())
+			must(t, fs.SyncDir("d"))
+			fs.Crash(nil)
+			must(t, fs.Remove("d/a"))
+			must(t, fs.SyncDir("d"))
+		}, nil, "d/a", "", false},
+		{"a dir sync keeps names changed before an earlier one", func(t *testing.T, fs *FS) {
+			f, _ := fs.Create("d/a")
+			f.Write([]byte("x"))
+			must(t, f.Sync())
+			must(t, fs.SyncDir("d"))
+			g, _ := fs.Create("d/b")
+			must(t, g.Sync())
+			must(t, fs.SyncDir("d"))
+		}, nil, "d/a", "x", true},
+		{"a rename across directories is durable where synced", func(t *testing.T, fs *FS) {
+			must(t, fs.MkdirAll("e"))
+			f, _ := fs.Create("d/a")
+			f.Write([]byte("x"))
+			must(t, f.Sync())
+			must(t, fs.Rename("d/a", "e/b"))
+			must(t, fs.SyncDir("e"))
+		}, nil, "e/b", "x", true},
 		{"truncate is undone without sync", func(t *testing.T, fs *FS) {
 			f, _ := fs.Create("d/a")
 			f.Write([]byte("abcdef"))
