@@ -16,25 +16,29 @@ import (
 // (put_mb_per_s...), or the processes' memory after a system's runs (op
 // "rss": procs and rss_mib, in the same order), each with the round it
 // belongs to and, where measured, the bytes each process wrote during it
-// (/proc/PID/io write_bytes, less cancelled_write_bytes). Lines of other
-// systems (etcd, dd, a second tessera build) are read and left out.
+// (/proc/PID/io write_bytes, less cancelled_write_bytes); also the
+// machine's load average before each round (system "machine", op "load")
+// and dd's fsync'd write (system "dd"). Lines of other systems (etcd, a
+// second tessera build) are read and left out.
 type record struct {
-	Round          int      `json:"round"`
-	System         string   `json:"system"`
-	Op             string   `json:"op"`
-	Clients        int      `json:"clients"`
-	SizeBytes      int64    `json:"size_bytes"`
-	Ops            int      `json:"ops"`
-	Errors         int      `json:"errors"`
-	OpsPerSec      float64  `json:"ops_per_s"`
-	P50Ms          float64  `json:"p50_ms"`
-	P99Ms          float64  `json:"p99_ms"`
-	Parallel       int      `json:"parallel"`
-	PutMBps        float64  `json:"put_mb_per_s"`
-	GetMBps        float64  `json:"get_mb_per_s"`
-	NodeWriteBytes []int64  `json:"node_write_bytes"`
-	Procs          []string `json:"procs"`
-	RSSMiB         []int64  `json:"rss_mib"`
+	Round          int       `json:"round"`
+	System         string    `json:"system"`
+	Op             string    `json:"op"`
+	Clients        int       `json:"clients"`
+	SizeBytes      int64     `json:"size_bytes"`
+	Ops            int       `json:"ops"`
+	Errors         int       `json:"errors"`
+	OpsPerSec      float64   `json:"ops_per_s"`
+	P50Ms          float64   `json:"p50_ms"`
+	P99Ms          float64   `json:"p99_ms"`
+	Parallel       int       `json:"parallel"`
+	PutMBps        float64   `json:"put_mb_per_s"`
+	GetMBps        float64   `json:"get_mb_per_s"`
+	NodeWriteBytes []int64   `json:"node_write_bytes"`
+	Procs          []string  `json:"procs"`
+	RSSMiB         []int64   `json:"rss_mib"`
+	LoadAvg        []float64 `json:"load_avg"`
+	MBps           float64   `json:"mb_per_s"`
 }
 
 // The systems of the report: tessera first, then what it is measured
@@ -228,6 +232,7 @@ func writeReport(w io.Writer, recs []record) error {
 	b := &strings.Builder{}
 	fmt.Fprintf(b, "Rounds: %d. Each cell: median (min–max) over the rounds; a ratio is taken within each round, then summarized. "+
 		"seaweedfs: SeaweedFS's defaults (no fsync before a put is acknowledged); seaweedfs-fsync: every put with fsync=true.\n\n", len(rounds))
+	writeLoad(b, recs)
 	if len(keys) > 0 {
 		fmt.Fprintf(b, "#### Small operations, %d B, closed-loop clients: rate\n\n", sizeBytes)
 		b.WriteString("| op | clients | tessera ops/s | seaweedfs ops/s | seaweedfs-fsync ops/s | tessera ÷ seaweedfs | tessera ÷ seaweedfs-fsync | errors tessera / seaweedfs / seaweedfs-fsync |\n")
@@ -295,6 +300,12 @@ func writeLarge(b *strings.Builder, recs []record) {
 			amp.set(r.Round, r.System, float64(sum(r.NodeWriteBytes))/float64(r.SizeBytes))
 		}
 	}
+	var dd spread
+	for _, r := range recs {
+		if r.System == "dd" {
+			dd.add(r.MBps)
+		}
+	}
 	if len(put) == 0 {
 		return
 	}
@@ -307,7 +318,23 @@ func writeLarge(b *strings.Builder, recs []record) {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", row.name, row.fig.of("tessera"), row.fig.of(others[0]), row.fig.of(others[1]),
 			row.fig.ratio("tessera", others[0]), row.fig.ratio("tessera", others[1]))
 	}
+	if len(dd.vals) > 0 {
+		fmt.Fprintf(b, "\ndd bs=1M count=%d conv=fsync on the same file system, with no cluster running: %s MB/s.\n", size>>20, dd)
+	}
 	b.WriteString("\n")
+}
+
+// writeLoad prints the machine's load average before each round.
+func writeLoad(b *strings.Builder, recs []record) {
+	var parts []string
+	for _, r := range recs {
+		if r.Op == "load" && len(r.LoadAvg) == 3 {
+			parts = append(parts, fmt.Sprintf("round %d: %g %g %g", r.Round, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2]))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(b, "Load average (1, 5, 15 min) before each round: %s.\n\n", strings.Join(parts, "; "))
+	}
 }
 
 // writeRSS prints each process's resident memory after its system's runs
