@@ -359,7 +359,10 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 {
-	echo "### tessera beside etcd and dd ($(date -u +%Y-%m-%d), bench/compare.sh)"
+	others=
+	((ETCD)) && others+="etcd, "
+	((SEAWEED)) && others+="SeaweedFS, "
+	echo "### tessera beside ${others}dd ($(date -u +%Y-%m-%d), bench/compare.sh)"
 	echo
 	echo "Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), $(df -T "$WORK" | awk 'NR == 2 {print $2 " on " $1}'); $($GO version | cut -d' ' -f3); tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?')${TESSERA_B:+ (tessera-b: $TESSERA_B)}$( ((ETCD)) && echo "; etcd $(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2}' bench/etcd/go.mod)")$( ((SEAWEED)) && echo "; SeaweedFS $(awk '$1 == "github.com/seaweedfs/seaweedfs" {print $2}' bench/seaweedfs/weed/go.mod)"). Small points ran $DURATION each. Load average (1, 5, 15 min) before: $LOAD_START; after: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo
@@ -367,8 +370,6 @@ done
 		"$ETCDBENCH" report "$RESULTS"
 	fi
 	if ((SEAWEED)); then
-		echo "### tessera beside SeaweedFS"
-		echo
 		"$SEAWEEDBENCH" report "$RESULTS"
 	fi
 } | tee "$WORK/report.md"
