@@ -81,6 +81,15 @@ func clusterMain(args []string) error {
 	case fs.NArg() > 0:
 		return fmt.Errorf("cluster: unexpected arguments %q", fs.Args())
 	}
+	// Each process runs in its own directory: the paths it is given must
+	// not depend on the working directory.
+	for _, p := range []*string{weed, dir} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("cluster: %w", err)
+		}
+		*p = abs
+	}
 	for p := *basePort; p <= *basePort+volumeServers+11; p++ {
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 		if err != nil {
