@@ -67,7 +67,10 @@ TESSERA_B=${BENCH_TESSERA_B:-}
 ETCD=${BENCH_ETCD:-1}
 SEAWEED=${BENCH_SEAWEED:-0}
 TPORT=${BENCH_TESSERA_PORT:-17000}
-TPEERPORT=${BENCH_TESSERA_PEER_PORT:-0}
+# cluster up's --peer-base-port, only when set: a BENCH_TESSERA_B build from
+# before the flag runs with its default.
+TPEER=()
+[[ -z ${BENCH_TESSERA_PEER_PORT:-} ]] || TPEER=(--peer-base-port "$BENCH_TESSERA_PEER_PORT")
 EPORT=${BENCH_ETCD_PORT:-23000}
 SPORT=${BENCH_SEAWEED_PORT:-17620}
 WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench.XXXXXX")}
@@ -129,6 +132,7 @@ start_cluster() {
 	local name=$1 out=$2.out procs=$3
 	CLUSTER_DIR=$2
 	shift 3
+	: >"$out" # before the loop below reads it: the background job opens it later
 	"$@" >"$out" 2>&1 &
 	CLUSTER_PID=$!
 	for _ in $(seq 1 1500); do
@@ -247,7 +251,7 @@ small_points() {
 tessera_round() {
 	local d=$WORK/tessera-$r before after
 	log "round $r: tessera: starting 3 nodes"
-	start_cluster tessera "$d" 3 "$TESSERA" cluster up --nodes 3 --dir "$d" --base-port "$TPORT" --peer-base-port "$TPEERPORT"
+	start_cluster tessera "$d" 3 "$TESSERA" cluster up --nodes 3 --dir "$d" --base-port "$TPORT" "${TPEER[@]}"
 	small_points tessera timeout 900 "$TESSERA" bench
 	if ((LARGE_MIB == 0)); then
 		record_rss tessera
@@ -272,7 +276,7 @@ tessera_round() {
 tessera_b_round() {
 	local d=$WORK/tessera-b-$r
 	log "round $r: tessera-b: starting 3 nodes"
-	start_cluster tessera-b "$d" 3 "$TESSERA_B" cluster up --nodes 3 --dir "$d" --base-port "$TPORT" --peer-base-port "$TPEERPORT"
+	start_cluster tessera-b "$d" 3 "$TESSERA_B" cluster up --nodes 3 --dir "$d" --base-port "$TPORT" "${TPEER[@]}"
 	LABEL=tessera-b
 	small_points tessera-b timeout 900 "$TESSERA_B" bench
 	LABEL=
