@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -56,7 +57,8 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 }
 
 func simCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "sim", Short: "deterministic simulation of a whole cluster"}
+	cmd := &cobra.Command{Use: "sim", Short: "deterministic simulation of a whole cluster",
+		PersistentPreRun: func(*cobra.Command, []string) { tuneGC() }}
 	var (
 		sf                        simFlags
 		seed                      uint64
@@ -227,4 +229,12 @@ func parseSeedRange(s string) (uint64, uint64, error) {
 		return 0, 0, fmt.Errorf("--seeds: want FROM..TO, got %q", s)
 	}
 	return from, to, nil
+}
+
+// tuneGC sets the collector as the simulator runs best (sim.GCPercent),
+// unless GOGC says otherwise.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(sim.GCPercent)
+	}
 }

@@ -230,6 +230,17 @@ func (s *State) Garbage() []ChunkRef {
 	return out
 }
 
+// GarbageLen is len(Garbage()), without building the list.
+func (s *State) GarbageLen() int {
+	n := len(s.garbage)
+	for _, end := range s.leases {
+		if end < s.now {
+			n++
+		}
+	}
+	return n
+}
+
 // NextLeaseEnd returns the earliest end of a lease still running on the
 // state's clock, if any. The clock moves only with applied commands, so
 // the collector moves it with a no-op command once its own clock is past
@@ -254,18 +265,22 @@ func (s *State) NextLeaseEnd() (int64, bool) {
 // its chunk (a leak). The simulator checks at the end of a run that no
 // replica holds one. It costs a pass over every file.
 func (s *State) Unaccounted(held []uint64) []uint64 {
-	referenced := map[uint64]bool{}
+	// The referenced ids sorted in a slice rather than in a map: the
+	// simulator asks every second while a run winds down.
+	var referenced []uint64
 	s.files.ascend("", func(f File) bool {
 		for _, c := range f.Chunks {
-			referenced[c.ID] = true
+			referenced = append(referenced, c.ID)
 		}
 		return true
 	})
+	slices.Sort(referenced)
 	var out []uint64
 	for _, id := range held {
 		_, leased := s.leases[id]
 		_, garbage := s.garbage[id]
-		if id < s.nextChunk && !referenced[id] && !leased && !garbage {
+		_, ref := slices.BinarySearch(referenced, id)
+		if id < s.nextChunk && !ref && !leased && !garbage {
 			out = append(out, id)
 		}
 	}

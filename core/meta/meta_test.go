@@ -95,6 +95,9 @@ func TestChunkLifecycle(t *testing.T) {
 		if got := ids(); !equalIDs(got, want) {
 			t.Fatalf("%s: garbage %v, want %v", step, got, want)
 		}
+		if n := a.s.GarbageLen(); n != len(want) {
+			t.Fatalf("%s: GarbageLen %d, want %d", step, n, len(want))
+		}
 		if err := a.s.CheckInvariants(); err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}

@@ -199,7 +199,7 @@ func (n *Node) AuditChunks(held []uint64) (unaccounted []uint64, garbage int, ap
 	if g == nil || g.Meta() == nil || g.Fenced() {
 		return nil, 0, 0, false
 	}
-	return g.Meta().Unaccounted(held), len(g.Meta().Garbage()), g.Applied(), true
+	return g.Meta().Unaccounted(held), g.Meta().GarbageLen(), g.Applied(), true
 }
 
 // Leads reports whether this node's replica of group is its leader, as of
