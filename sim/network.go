@@ -95,9 +95,10 @@ type delivery struct {
 	nw       *network
 	b        []byte
 	from, to int
-	// env is the envelope decoded on arrival, held here so that a
-	// delivery is one allocation.
-	env wire.Envelope
+	// env is the envelope decoded on arrival and raft room for its raft
+	// messages, held here so that a delivery is one allocation.
+	env  wire.Envelope
+	raft [4]wire.GroupMessage
 }
 
 func (d *delivery) act() {
@@ -105,6 +106,7 @@ func (d *delivery) act() {
 	if d.nw.blocked[[2]int{d.from, d.to}] > 0 {
 		return
 	}
+	d.env.Raft = d.raft[:0]
 	if err := wire.UnmarshalInto(d.b, &d.env); err != nil {
 		w.failf(verdict.Wire, "envelope %d->%d does not decode: %v", d.from, d.to, err)
 		return

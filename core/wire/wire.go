@@ -343,11 +343,14 @@ func Unmarshal(b []byte) (*Envelope, error) {
 	return m, nil
 }
 
-// UnmarshalInto decodes an envelope into m, replacing everything m held,
-// for a caller that keeps the envelope inside a struct of its own (the
-// simulator's deliveries). On error m holds part of the envelope and must
-// not be used. The result may alias b (AliasesInput).
+// UnmarshalInto decodes an envelope into m, replacing everything m held
+// but the room in its Raft section, which it decodes into if large enough:
+// for a caller that keeps the envelope, and room for its raft messages,
+// inside a struct of its own (the simulator's deliveries). On error m
+// holds part of the envelope and must not be used. The result may alias b
+// (AliasesInput).
 func UnmarshalInto(b []byte, m *Envelope) error {
+	room := m.Raft[:0]
 	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
 		return fmt.Errorf("wire: bad magic")
 	}
@@ -357,7 +360,10 @@ func UnmarshalInto(b []byte, m *Envelope) error {
 	d := codec.Decoder{B: b[len(magic):]}
 	*m = Envelope{From: d.Uvarint(), To: d.Uvarint()}
 	n := d.Count(len(b), 2)
-	if n > 0 {
+	switch {
+	case n > 0 && n <= cap(room):
+		m.Raft = room
+	case n > 0:
 		m.Raft = make([]GroupMessage, 0, n)
 	}
 	for i := 0; i < n && d.Err() == nil; i++ {

@@ -191,3 +191,34 @@ func TestMarshalSize(t *testing.T) {
 		}
 	}
 }
+
+// TestUnmarshalIntoRoom checks that UnmarshalInto decodes raft messages
+// into the room its caller gives when they fit, and elsewhere when not.
+func TestUnmarshalIntoRoom(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 4, 5} {
+		m := &Envelope{From: 1, To: 2}
+		for i := range n {
+			m.Raft = append(m.Raft, GroupMessage{Group: uint64(i), Msg: &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum()}})
+		}
+		b, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var room [4]GroupMessage
+		got := Envelope{Raft: room[:0], Probes: []uint64{9}}
+		if err := UnmarshalInto(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Raft) != n || got.Probes != nil || got.From != 1 {
+			t.Fatalf("%d messages: decoded %+v", n, got)
+		}
+		if inRoom := n > 0 && &got.Raft[0] == &room[0]; inRoom != (n > 0 && n <= len(room)) {
+			t.Fatalf("%d messages: decoded into the room given: %v", n, inRoom)
+		}
+		for i, gm := range got.Raft {
+			if gm.Group != uint64(i) || gm.Msg.GetType() != raftpb.MsgHeartbeat {
+				t.Fatalf("%d messages: message %d is %+v", n, i, gm)
+			}
+		}
+	}
+}

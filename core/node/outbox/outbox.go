@@ -39,7 +39,7 @@ func New(from uint64) *Outbox {
 func (o *Outbox) To(peer uint64) *wire.Envelope {
 	m := o.envs[peer]
 	if m == nil {
-		m = &wire.Envelope{From: o.from, To: peer}
+		m = newEnvelope(o.from, peer)
 		o.envs[peer] = m
 		o.peers = append(o.peers, peer)
 	}
@@ -72,4 +72,19 @@ func (o *Outbox) Flush(send func(*wire.Envelope)) {
 	if o.peers == nil {
 		o.peers = peers[:0] // send added nothing: reuse the slice
 	}
+}
+
+// envelope is an envelope with room for a few raft messages, allocated
+// with it: most envelopes carry one or a few (one per group the two nodes
+// share), and appending them one by one to an empty section allocated
+// again for the first, the second and the third.
+type envelope struct {
+	env  wire.Envelope
+	raft [4]wire.GroupMessage
+}
+
+func newEnvelope(from, to uint64) *wire.Envelope {
+	e := &envelope{env: wire.Envelope{From: from, To: to}}
+	e.env.Raft = e.raft[:0]
+	return &e.env
 }

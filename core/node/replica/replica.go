@@ -165,7 +165,7 @@ type Replica struct {
 	host    Host
 	out     *outbox.Outbox
 	stats   *Stats
-	rn      *raft.RawNode
+	rn      *rawNode
 	storage *raft.MemoryStorage
 	wal     *wal.WAL
 	// Exactly one of meta and store is set.
@@ -330,7 +330,7 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 	}
-	g.rn = rn
+	g.rn = newRawNode(rn)
 	g.amnesiac = fenced
 	return g, nil
 }
