@@ -5,7 +5,7 @@ SEEDS     ?= 1..300
 JOBS      ?= 2
 BIN       := bin/tessera
 
-.PHONY: all build test sim swarm chaos specs vet fuzz bench bench-compare clean
+.PHONY: all build test sim swarm chaos specs vet fuzz bench bench-compare bench-seaweed clean
 
 all: build
 
@@ -59,6 +59,13 @@ bench: build
 # docs/performance.md (bench/compare.sh; BENCH_DURATION, BENCH_ROUNDS, ...).
 bench-compare:
 	bash bench/compare.sh
+
+# tessera beside SeaweedFS (its defaults, and fsync on every put) and dd:
+# docs/performance.md. Builds weed from the Go module proxy the first time
+# (bench/seaweedfs/weed; BENCH_WEED=path reuses a binary). Ports 17600-17634.
+bench-seaweed:
+	BENCH_SEAWEED=1 BENCH_ETCD=0 BENCH_TESSERA_PORT=$${BENCH_TESSERA_PORT:-17600} \
+		BENCH_TESSERA_PEER_PORT=$${BENCH_TESSERA_PEER_PORT:-17610} bash bench/compare.sh
 
 clean:
 	rm -rf bin

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# bench/compare.sh: tessera beside etcd v3.6 and dd on this machine, the
-# tables of docs/performance.md. `make bench-compare` runs it.
+# bench/compare.sh: tessera beside etcd v3.6, dd and (BENCH_SEAWEED=1)
+# SeaweedFS on this machine, the tables of docs/performance.md.
+# `make bench-compare` runs it; `make bench-seaweed` runs tessera beside
+# SeaweedFS and dd only.
 #
 # Each round starts a fresh 3-node tessera cluster and a fresh 3-member etcd
 # cluster, one at a time (the order alternates between rounds, because a
@@ -9,9 +11,22 @@
 # (and its get) and several concurrent puts of a quarter of its size; and,
 # with neither cluster running, dd's fsync'd sequential write of the same
 # size on the same file system. Around each put it reads write_bytes (less
-# cancelled_write_bytes) of every node or member process from /proc/PID/io.
-# Everything listens on 127.0.0.1 only; every step is bounded in time; the
-# trap stops every process the script started.
+# cancelled_write_bytes) of every node or member process from /proc/PID/io,
+# and after each system's runs in a round the resident memory (VmRSS) of
+# each of its processes.
+#
+# With BENCH_SEAWEED=1 each round also runs SeaweedFS twice, each time on a
+# fresh cluster of bench/seaweedfs (one master, three volume servers with
+# replication 002, one filer splitting files into 4 MiB chunks; weed built
+# from the Go module proxy by bench/seaweedfs/weed): once with its defaults
+# ("seaweedfs": a put is acknowledged before anything is fsynced) and once
+# with every put asking for fsync=true ("seaweedfs-fsync"), the same small
+# points and the same large put and get as tessera, through the filer's
+# HTTP API.
+#
+# Everything listens on 127.0.0.1 only; every step is bounded in time; each
+# system's data lives in its own directory under BENCH_DIR, removed after
+# its round (and on exit); the trap stops every process the script started.
 #
 # Settings (environment):
 #   BENCH_DURATION     per small-operation point (default 10s)
@@ -26,10 +41,17 @@
 #                      operations only; the order of the three systems
 #                      alternates between rounds, and the report adds the
 #                      builds side by side
+#   BENCH_ETCD         0: no etcd rounds (default 1)
+#   BENCH_SEAWEED      1: SeaweedFS rounds, default and fsync (default 0)
+#   BENCH_WEED         a weed binary to use instead of building bin/weed
 #   BENCH_DIR          where the clusters' data and dd's file go (default a new
 #                      directory under ${TMPDIR:-/tmp}); results.jsonl,
 #                      report.md and the logs stay there afterwards
-#   BENCH_TESSERA_PORT, BENCH_ETCD_PORT  base ports (default 17000, 23000)
+#   BENCH_TESSERA_PORT, BENCH_ETCD_PORT, BENCH_SEAWEED_PORT  base ports
+#                      (default 17000, 23000, 17620; tessera and etcd also
+#                      use base+101.., SeaweedFS base..base+14)
+#   BENCH_TESSERA_PEER_PORT  tessera's peer base port (cluster up's
+#                      --peer-base-port; default BENCH_TESSERA_PORT+100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -42,16 +64,33 @@ GET_CLIENTS=${BENCH_GET_CLIENTS-16}
 SIZE=${BENCH_SIZE:-256B}
 LARGE_MIB=${BENCH_LARGE_MIB:-256}
 TESSERA_B=${BENCH_TESSERA_B:-}
+ETCD=${BENCH_ETCD:-1}
+SEAWEED=${BENCH_SEAWEED:-0}
 TPORT=${BENCH_TESSERA_PORT:-17000}
+# cluster up's --peer-base-port, only when set: a BENCH_TESSERA_B build from
+# before the flag runs with its default.
+TPEER=()
+[[ -z ${BENCH_TESSERA_PEER_PORT:-} ]] || TPEER=(--peer-base-port "$BENCH_TESSERA_PEER_PORT")
 EPORT=${BENCH_ETCD_PORT:-23000}
+SPORT=${BENCH_SEAWEED_PORT:-17620}
 WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench.XXXXXX")}
 mkdir -p "$WORK"
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 TESSERA=$PWD/bin/tessera
 ETCDBENCH=$PWD/bin/etcdbench
+SEAWEEDBENCH=$PWD/bin/seaweedbench
+WEED=${BENCH_WEED:-$PWD/bin/weed}
 if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ && $LARGE_MIB =~ ^[0-9]+$ ]]; then
 	echo "compare.sh: BENCH_ROUNDS must be a positive integer, BENCH_LARGE_MIB a non-negative one" >&2
+	exit 2
+fi
+if ! [[ $ETCD =~ ^[01]$ && $SEAWEED =~ ^[01]$ ]]; then
+	echo "compare.sh: BENCH_ETCD and BENCH_SEAWEED must be 0 or 1" >&2
+	exit 2
+fi
+if [[ -n ${BENCH_WEED:-} && ! -x $BENCH_WEED ]]; then
+	echo "compare.sh: BENCH_WEED=$BENCH_WEED is not an executable" >&2
 	exit 2
 fi
 if [[ -n $TESSERA_B && ! -x $TESSERA_B ]]; then
@@ -61,9 +100,11 @@ fi
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 
-# The one cluster running now: its launcher's pid and its nodes' pids.
+# The one cluster running now: its launcher's pid, its nodes' pids and its
+# data directory.
 CLUSTER_PID=
 CLUSTER_KIDS=
+CLUSTER_DIR=
 
 stop_cluster() {
 	[[ -n $CLUSTER_PID ]] || return 0
@@ -77,20 +118,24 @@ stop_cluster() {
 		kill -KILL "$p" 2>/dev/null || true
 	done
 	wait "$CLUSTER_PID" 2>/dev/null || true
-	CLUSTER_PID= CLUSTER_KIDS=
+	rm -rf "$CLUSTER_DIR"
+	CLUSTER_PID= CLUSTER_KIDS= CLUSTER_DIR=
 }
 trap 'stop_cluster' EXIT
 trap 'exit 130' INT TERM
 
-# start_cluster NAME OUTFILE CMD...: starts CMD in the background and waits
-# (at most 90 s) for its "cluster up" line; sets CLUSTER_PID, CLUSTER_KIDS
-# and ENDPOINTS.
+# start_cluster NAME DIR PROCS CMD...: starts CMD (whose data goes to DIR,
+# its output to DIR.out) in the background and waits (at most 150 s) for its
+# "cluster up" line and its PROCS child processes; sets CLUSTER_PID,
+# CLUSTER_KIDS, CLUSTER_DIR and ENDPOINTS.
 start_cluster() {
-	local name=$1 out=$2
-	shift 2
+	local name=$1 out=$2.out procs=$3
+	CLUSTER_DIR=$2
+	shift 3
+	: >"$out" # before the loop below reads it: the background job opens it later
 	"$@" >"$out" 2>&1 &
 	CLUSTER_PID=$!
-	for _ in $(seq 1 900); do
+	for _ in $(seq 1 1500); do
 		grep -q '^cluster up' "$out" && break
 		if ! kill -0 "$CLUSTER_PID" 2>/dev/null; then
 			cat "$out" >&2
@@ -101,15 +146,39 @@ start_cluster() {
 	done
 	if ! grep -q '^cluster up' "$out"; then
 		cat "$out" >&2
-		echo "compare.sh: $name cluster not up within 90 s" >&2
+		echo "compare.sh: $name cluster not up within 150 s" >&2
 		exit 1
 	fi
 	ENDPOINTS=$(sed -n 's/^endpoints: //p' "$out")
 	CLUSTER_KIDS=$(ps -o pid= --ppid "$CLUSTER_PID" | tr -s ' \n' ' ')
-	[[ $(wc -w <<<"$CLUSTER_KIDS") -eq 3 ]] || {
-		echo "compare.sh: $name: want 3 node processes, found: $CLUSTER_KIDS" >&2
+	[[ $(wc -w <<<"$CLUSTER_KIDS") -eq $procs ]] || {
+		echo "compare.sh: $name: want $procs node processes, found: $CLUSTER_KIDS" >&2
 		exit 1
 	}
+}
+
+# proc_name PID: what a cluster's process is, from its command line: node-N
+# (tessera), mN (etcd), or master, volume-N and filer (SeaweedFS).
+proc_name() {
+	tr '\0' '\n' <"/proc/$1/cmdline" | awk '
+		prev == "--id" {name = "node-" $0}
+		prev == "--name" {name = $0}
+		NR == 2 && ($0 == "master" || $0 == "filer") {name = $0}
+		/^-dir=.*\/volume-[0-9]+$/ {sub(/.*\//, ""); name = $0}
+		{prev = $0}
+		END {print name == "" ? "pid-'"$1"'" : name}'
+}
+
+# record_rss SYSTEM: one results line with the resident memory (VmRSS, MiB)
+# of each of the running cluster's processes.
+record_rss() {
+	local p procs= rss=
+	for p in $CLUSTER_KIDS; do
+		procs+="\"$(proc_name "$p")\","
+		rss+="$(awk '$1 == "VmRSS:" {printf "%d", $2 / 1024}' "/proc/$p/status"),"
+	done
+	log "round $r: $1: RSS MiB of ${procs%,}: ${rss%,}"
+	echo "{\"system\":\"$1\",\"op\":\"rss\",\"procs\":[${procs%,}],\"rss_mib\":[${rss%,}]}" | record "$r"
 }
 
 # written: the bytes each node process has written so far, one line of
@@ -158,30 +227,35 @@ record() {
 	done
 }
 
-small_points() { # SYSTEM CMD...: the small puts and gets of one system
+# small_points SYSTEM CMD...: the small puts and gets of one system, each
+# `CMD small ... $SMALL_FLAGS`.
+SMALL_FLAGS=
+small_points() {
 	local sys=$1 c before after
 	shift
 	for c in $CLIENTS; do
 		log "round $r: $sys: small puts, $c clients, $DURATION"
 		before=$(written)
-		"$@" small --clients "$c" --size "$SIZE" --duration "$DURATION" --endpoints "$ENDPOINTS" --json >"$WORK/point.json"
+		# shellcheck disable=SC2086
+		"$@" small --clients "$c" --size "$SIZE" --duration "$DURATION" --endpoints "$ENDPOINTS" --json $SMALL_FLAGS >"$WORK/point.json"
 		after=$(settled_written)
 		record "$r" "$(deltas "$before" "$after")" <"$WORK/point.json"
 	done
 	for c in $GET_CLIENTS; do
 		log "round $r: $sys: small gets, $c clients, $DURATION"
-		"$@" small --op get --clients "$c" --size "$SIZE" --duration "$DURATION" --endpoints "$ENDPOINTS" --json | record "$r"
+		# shellcheck disable=SC2086
+		"$@" small --op get --clients "$c" --size "$SIZE" --duration "$DURATION" --endpoints "$ENDPOINTS" --json $SMALL_FLAGS | record "$r"
 	done
 }
 
 tessera_round() {
 	local d=$WORK/tessera-$r before after
 	log "round $r: tessera: starting 3 nodes"
-	start_cluster tessera "$d.out" "$TESSERA" cluster up --nodes 3 --dir "$d" --base-port "$TPORT"
+	start_cluster tessera "$d" 3 "$TESSERA" cluster up --nodes 3 --dir "$d" --base-port "$TPORT" "${TPEER[@]}"
 	small_points tessera timeout 900 "$TESSERA" bench
 	if ((LARGE_MIB == 0)); then
+		record_rss tessera
 		stop_cluster
-		rm -rf "$d"
 		return
 	fi
 	log "round $r: tessera: one ${LARGE_MIB} MiB put and get"
@@ -193,8 +267,8 @@ tessera_round() {
 	log "round $r: tessera: 4 puts at once of $((LARGE_MIB / 4)) MiB"
 	timeout 600 "$TESSERA" bench put-get --size "$((LARGE_MIB / 4))MiB" --parallel 4 --count 1 --json \
 		--endpoints "$ENDPOINTS" --path "/bench/parallel-$r" | record "$r"
+	record_rss tessera
 	stop_cluster
-	rm -rf "$d"
 }
 
 # tessera_b_round: the small points on the second tessera build, each with
@@ -202,21 +276,42 @@ tessera_round() {
 tessera_b_round() {
 	local d=$WORK/tessera-b-$r
 	log "round $r: tessera-b: starting 3 nodes"
-	start_cluster tessera-b "$d.out" "$TESSERA_B" cluster up --nodes 3 --dir "$d" --base-port "$TPORT"
+	start_cluster tessera-b "$d" 3 "$TESSERA_B" cluster up --nodes 3 --dir "$d" --base-port "$TPORT" "${TPEER[@]}"
 	LABEL=tessera-b
 	small_points tessera-b timeout 900 "$TESSERA_B" bench
 	LABEL=
 	stop_cluster
-	rm -rf "$d"
 }
 
 etcd_round() {
 	local d=$WORK/etcd-$r
 	log "round $r: etcd: starting 3 members"
-	start_cluster etcd "$d.out" "$ETCDBENCH" cluster --dir "$d" --base-port "$EPORT"
+	start_cluster etcd "$d" 3 "$ETCDBENCH" cluster --dir "$d" --base-port "$EPORT"
 	small_points etcd timeout 900 "$ETCDBENCH"
 	stop_cluster
-	rm -rf "$d"
+}
+
+# seaweed_round SYSTEM: a fresh SeaweedFS cluster, the small points and
+# the large put and get; SYSTEM seaweedfs-fsync asks for fsync on every put.
+seaweed_round() {
+	local sys=$1 d=$WORK/$1-$r before after
+	SMALL_FLAGS=
+	[[ $sys == seaweedfs-fsync ]] && SMALL_FLAGS=--fsync
+	log "round $r: $sys: starting master, 3 volume servers, filer"
+	start_cluster "$sys" "$d" 5 "$SEAWEEDBENCH" cluster --weed "$WEED" --dir "$d" --base-port "$SPORT"
+	small_points "$sys" timeout 900 "$SEAWEEDBENCH"
+	if ((LARGE_MIB > 0)); then
+		log "round $r: $sys: one ${LARGE_MIB} MiB put and get"
+		before=$(written)
+		# shellcheck disable=SC2086
+		timeout 600 "$SEAWEEDBENCH" put-get --size "${LARGE_MIB}MiB" --json --endpoints "$ENDPOINTS" \
+			--path "/bench/large-$r" $SMALL_FLAGS >"$WORK/point.json"
+		after=$(settled_written)
+		record "$r" "$(deltas "$before" "$after")" <"$WORK/point.json"
+	fi
+	SMALL_FLAGS=
+	record_rss "$sys"
+	stop_cluster
 }
 
 dd_round() {
@@ -235,29 +330,51 @@ dd_round() {
 }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-log "building bin/tessera and bin/etcdbench"
+log "building bin/tessera"
 CGO_ENABLED=0 $GO build -o "$TESSERA" ./cmd/tessera
-(cd bench/etcd && CGO_ENABLED=0 $GO build -o "$ETCDBENCH" .)
-
-for r in $(seq 1 "$ROUNDS"); do
-	if ((r % 2 == 1)); then
-		tessera_round
-		dd_round
-		etcd_round
-		[[ -z $TESSERA_B ]] || tessera_b_round
-	else
-		[[ -z $TESSERA_B ]] || tessera_b_round
-		etcd_round
-		dd_round
-		tessera_round
+if ((ETCD)); then
+	log "building bin/etcdbench"
+	(cd bench/etcd && CGO_ENABLED=0 $GO build -o "$ETCDBENCH" .)
+fi
+if ((SEAWEED)); then
+	log "building bin/seaweedbench"
+	(cd bench/seaweedfs && CGO_ENABLED=0 $GO build -o "$SEAWEEDBENCH" .)
+	if [[ -z ${BENCH_WEED:-} ]]; then
+		log "building bin/weed (SeaweedFS, bench/seaweedfs/weed; several minutes the first time)"
+		(cd bench/seaweedfs/weed && CGO_ENABLED=0 $GO build -o "$WEED" github.com/seaweedfs/seaweedfs/weed)
 	fi
+fi
+
+# The steps of a round, in the order of odd rounds; even rounds run them in
+# reverse.
+STEPS=(tessera_round dd_round)
+((ETCD)) && STEPS+=(etcd_round)
+[[ -z $TESSERA_B ]] || STEPS+=(tessera_b_round)
+((SEAWEED)) && STEPS+=("seaweed_round seaweedfs" "seaweed_round seaweedfs-fsync")
+for r in $(seq 1 "$ROUNDS"); do
+	load=$(cut -d' ' -f1-3 /proc/loadavg)
+	log "round $r: load average before it: $load ($(uptime))"
+	echo "{\"system\":\"machine\",\"op\":\"load\",\"load_avg\":[${load// /,}]}" | record "$r"
+	order=$(seq 0 $((${#STEPS[@]} - 1)))
+	((r % 2 == 1)) || order=$(tac <<<"$order")
+	for i in $order; do
+		${STEPS[$i]}
+	done
 done
 
 {
-	echo "### tessera beside etcd and dd ($(date -u +%Y-%m-%d), bench/compare.sh)"
+	others=
+	((ETCD)) && others+="etcd, "
+	((SEAWEED)) && others+="SeaweedFS, "
+	echo "### tessera beside ${others}dd ($(date -u +%Y-%m-%d), bench/compare.sh)"
 	echo
-	echo "Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), $(df -T "$WORK" | awk 'NR == 2 {print $2 " on " $1}'); $($GO version | cut -d' ' -f3); tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?')${TESSERA_B:+ (tessera-b: $TESSERA_B)}; etcd $(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2}' bench/etcd/go.mod). Small points ran $DURATION each. Load average (1, 5, 15 min) before: $LOAD_START; after: $(cut -d' ' -f1-3 /proc/loadavg)."
+	echo "Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), $(df -T "$WORK" | awk 'NR == 2 {print $2 " on " $1}'); $($GO version | cut -d' ' -f3); tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?')${TESSERA_B:+ (tessera-b: $TESSERA_B)}$( ((ETCD)) && echo "; etcd $(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2}' bench/etcd/go.mod)")$( ((SEAWEED)) && echo "; SeaweedFS $(awk '$1 == "github.com/seaweedfs/seaweedfs" {print $2}' bench/seaweedfs/weed/go.mod)"). Small points ran $DURATION each. Load average (1, 5, 15 min) before: $LOAD_START; after: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo
-	"$ETCDBENCH" report "$RESULTS"
+	if ((ETCD)); then
+		"$ETCDBENCH" report "$RESULTS"
+	fi
+	if ((SEAWEED)); then
+		"$SEAWEEDBENCH" report "$RESULTS"
+	fi
 } | tee "$WORK/report.md"
 log "results in $RESULTS, report in $WORK/report.md"

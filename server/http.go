@@ -11,7 +11,6 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/tessera-db/tessera/core/api"
@@ -28,12 +27,8 @@ type httpAPI struct {
 	ccfg           client.Config
 	metrics        *metrics
 	metricsHandler http.Handler
-	// sessBase and sessNext number the sessions of writes that bring none:
-	// each such request gets a session of its own (sequence 1), because one
-	// shared session would make concurrent requests look like stale retries
-	// of each other to the meta group.
-	sessBase uint64
-	sessNext atomic.Uint64
+	// sessions lends the node's own sessions to writes that bring none.
+	sessions *sessionPool
 	// pool is the node's shared window: a write holds its first piece of
 	// body on its own and each further one (up to its window) with a slot
 	// of pool, so that one write alone gets its whole window while many at
@@ -224,18 +219,21 @@ func (h *httpAPI) route(w http.ResponseWriter, r *http.Request) string {
 }
 
 // session returns the session and first sequence number for a write: the
-// client's own (Tessera-Session / Tessera-Seq) or a fresh one of this node's.
-func (h *httpAPI) session(r *http.Request) (*client.Session, error) {
+// client's own (Tessera-Session / Tessera-Seq), or one of this node's lent
+// for the request, in which case release must be called once the write is
+// over.
+func (h *httpAPI) session(r *http.Request) (sess *client.Session, release func(), err error) {
 	sh, qh := r.Header.Get("Tessera-Session"), r.Header.Get("Tessera-Seq")
 	if sh == "" && qh == "" {
-		return client.NewSession(h.sessBase+h.sessNext.Add(1), 0), nil
+		sess = h.sessions.get()
+		return sess, func() { h.sessions.put(sess) }, nil
 	}
 	id, err1 := strconv.ParseUint(sh, 10, 64)
 	seq, err2 := strconv.ParseUint(qh, 10, 64)
 	if err1 != nil || err2 != nil || id == 0 || seq == 0 {
-		return nil, fmt.Errorf("Tessera-Session and Tessera-Seq must both be positive integers")
+		return nil, nil, fmt.Errorf("Tessera-Session and Tessera-Seq must both be positive integers")
 	}
-	return client.NewSession(id, seq-1), nil
+	return client.NewSession(id, seq-1), func() {}, nil
 }
 
 // conditions parses If-Match / If-None-Match into a CAS condition.
@@ -269,11 +267,12 @@ func (h *httpAPI) write(w http.ResponseWriter, r *http.Request, kind client.Kind
 		writeStatus(w, api.TooLarge, fmt.Sprintf("body of %d bytes above the limit of %d", r.ContentLength, h.cfg.MaxFileBytes))
 		return
 	}
-	sess, err := h.session(r)
+	sess, release, err := h.session(r)
 	if err != nil {
 		writeStatus(w, api.Invalid, err.Error())
 		return
 	}
+	defer release()
 	res := h.drive(r, client.New(h.ccfg, sess, spec), &limitedBody{r: r.Body, left: h.cfg.MaxFileBytes}, nil)
 	if on(h.cfg.Bugs.CreateConflictAsOK) && res.Status == api.Conflict && spec.HasIfVersion && spec.IfVersion == 0 && res.File.Version > 0 {
 		res.Status = api.OK // injected: "it exists: our earlier attempt made it"
@@ -301,11 +300,12 @@ func (h *httpAPI) rename(w http.ResponseWriter, r *http.Request, path string) {
 		writeStatus(w, api.Invalid, err.Error())
 		return
 	}
-	sess, err := h.session(r)
+	sess, release, err := h.session(r)
 	if err != nil {
 		writeStatus(w, api.Invalid, err.Error())
 		return
 	}
+	defer release()
 	res := h.drive(r, client.New(h.ccfg, sess, spec), nil, nil)
 	if res.Status != api.OK {
 		writeStatus(w, res.Status, res.Detail)
@@ -321,11 +321,12 @@ func (h *httpAPI) delete(w http.ResponseWriter, r *http.Request, path string) {
 		writeStatus(w, api.Invalid, err.Error())
 		return
 	}
-	sess, err := h.session(r)
+	sess, release, err := h.session(r)
 	if err != nil {
 		writeStatus(w, api.Invalid, err.Error())
 		return
 	}
+	defer release()
 	res := h.drive(r, client.New(h.ccfg, sess, spec), nil, nil)
 	if res.Status != api.OK {
 		writeStatus(w, res.Status, res.Detail)

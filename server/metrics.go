@@ -2,11 +2,13 @@ package server
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node"
 )
 
@@ -130,6 +132,7 @@ var groupGauges = []struct {
 	{"tessera_chunks_held", "Chunks held by the replica (data groups).", func(g node.GroupStatus) float64 { return float64(g.Chunks) }},
 	{"tessera_inline_files", "Files whose content is kept inline in the meta group (meta group replicas).", func(g node.GroupStatus) float64 { return float64(g.InlineFiles) }},
 	{"tessera_inline_bytes", "Bytes of inline file content in the meta group (meta group replicas); bounded by the cluster's inline cap.", func(g node.GroupStatus) float64 { return float64(g.InlineBytes) }},
+	{"tessera_sessions", "Client sessions remembered by the meta group (meta group replicas); at most " + strconv.Itoa(meta.MaxSessions) + ", the least recently used forgotten beyond.", func(g node.GroupStatus) float64 { return float64(g.Sessions) }},
 	{"tessera_raft_log_queued", "Log jobs (appends, snapshots) of the replica waiting for its log batch in flight.", func(g node.GroupStatus) float64 { return float64(g.LogQueued) }},
 	{"tessera_raft_log_busy", "1 while a log batch of the replica is being written and fsynced.", func(g node.GroupStatus) float64 {
 		if g.LogBusy {

@@ -77,7 +77,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ccfg: client.Config{ChunkBytes: cfg.ChunkBytes, Topology: cfg.Topology(),
 			InlineThreshold: ncfg.MetaConfig().InlineThreshold, Window: cfg.PutWindow},
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
-		sessBase:       binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1),
+		sessions:       newSessionPool(binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1)),
 		pool:           make(chan struct{}, cfg.PutWindow-1),
 		pieces:         newBufPool(cfg.ChunkBytes)}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

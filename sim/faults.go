@@ -25,6 +25,14 @@ type Mix struct {
 	NoSpaceRate  float64 // fraction of writes failing with ENOSPC (the node stops)
 	SlowFsync    time.Duration
 	ClockSkew    float64 // max fraction by which a node's tick rate differs
+	// EagerNames makes every file created, renamed or removed durable
+	// under its new name at once, whatever its content (memfs
+	// SetEagerNames), as a journaling file system may commit a directory
+	// entry with another file's fsync: a crash then keeps the name of a
+	// file whose content was not yet synced, torn. Without it, a name
+	// change is durable only at a directory fsync. Real disks do either;
+	// each seed takes one.
+	EagerNames bool
 	// DiskMin and DiskMax bound the latency of one asynchronous disk write
 	// (a log batch and its fsync, Env.IO), drawn per write; writes to
 	// different queues complete out of order.
@@ -290,6 +298,8 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 		}
 		slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 	}
+	// Last again: seeds keep the schedules they had before eager names.
+	m.EagerNames = on(0.3)
 	return s
 }
 
@@ -312,6 +322,9 @@ func (s Schedule) String() string {
 	add("skew", m.ClockSkew)
 	if m.TornWrites {
 		b.WriteString(" torn")
+	}
+	if m.EagerNames {
+		b.WriteString(" eagernames")
 	}
 	if m.SlowFsync > 0 {
 		fmt.Fprintf(&b, " slowfsync=%s", m.SlowFsync)

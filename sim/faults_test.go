@@ -97,6 +97,15 @@ func TestSwarmSeeds(t *testing.T) {
 			"faults=misdirect@1.901511888s:n4/920ms,votecrash@3.138224663s:n3/2.824s,logrot@8.889439165s:n4/658ms",
 			"a learner removed and added back in one applied batch deleted its replica, and was promoted on its acknowledgements"},
 		{42359, "", "a write forwarded again after an unanswered forward failed as unavailable, and the first copy applied"},
+		{279, "delay=1.875ms..5.924ms disk=156µs..3.311ms long=0.041267587492278754 dup=0.016991329164705093 " +
+			"readflip=0.008193459680868362 torn eagernames until=36s faults=stagerot@568.137647ms:n2,crash@1.987094982s:n4/2.088s," +
+			"batchcrash@2.23306616s/1.76s,batchcrash@3.360669255s/2.608s,confcrash@4.435270452s/4.572s,confcrash@6.05223265s/1.132s," +
+			"writercrash@6.682623711s/2.093s,writercrash@7.971632823s/3.183s,stagerot@9.864066932s:n2,batchcrash@9.991189169s/1.033s," +
+			"batchcrash@11.126759794s/4.62s,confcrash@12.052775054s/2.848s,batchcrash@12.163036669s/4.885s,confcrash@12.811031822s/2.539s," +
+			"batchcrash@14.433318864s/976ms,bitrot@15.098101895s:n3,confcrash@15.126505024s/1.483s,batchcrash@16.030490929s/3.947s," +
+			"batchcrash@16.102408721s/2.174s,batchcrash@16.438476715s/2.339s,confcrash@22.613490342s/1.338s,batchcrash@24.937066969s/2.923s," +
+			"confcrash@25.714222835s/2.973s,pause@25.969922523s:n1/2.748s",
+			"simulator: a compaction in flight at a crash ran whole with its fsyncs made no-ops, so under eager names its rename and removals became durable with the new segment's content lost (a state no crash leaves)"},
 	}
 	for _, tt := range tests {
 		o := DefaultOptions()

@@ -126,6 +126,7 @@ type World struct {
 	notes        []string
 	conform      *conformance
 	checks       *stateChecker
+	members      memberCheck
 	coverage     coverage
 
 	// work is the seed's workload, sizes the size of each file as the

@@ -35,6 +35,9 @@ func (s Schedule) Encode() string {
 	if m.TornWrites {
 		parts = append(parts, "torn")
 	}
+	if m.EagerNames {
+		parts = append(parts, "eagernames")
+	}
 	parts = append(parts, "until="+s.FaultsUntil.String())
 	fs := make([]string, len(s.Faults))
 	for i, ft := range s.Faults {
@@ -85,6 +88,8 @@ func ParseSchedule(text string) (Schedule, error) {
 			s.Mix.SlowFsync, err = time.ParseDuration(v)
 		case "torn":
 			s.Mix.TornWrites = true
+		case "eagernames":
+			s.Mix.EagerNames = true
 		case "until":
 			s.FaultsUntil, err = time.ParseDuration(v)
 		case "faults":

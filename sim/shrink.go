@@ -48,7 +48,7 @@ func Shrink(opts Options, failing *Result, budget int, log io.Writer) (Schedule,
 	zeroers := []func(*Mix){
 		func(m *Mix) { m.DropRate = 0 }, func(m *Mix) { m.DupRate = 0 }, func(m *Mix) { m.LongDelayRate = 0 },
 		func(m *Mix) { m.ReadFlipRate = 0 }, func(m *Mix) { m.IOErrRate = 0 }, func(m *Mix) { m.NoSpaceRate = 0 },
-		func(m *Mix) { m.SlowFsync = 0 }, func(m *Mix) { m.ClockSkew = 0 }, func(m *Mix) { m.TornWrites = false },
+		func(m *Mix) { m.SlowFsync = 0 }, func(m *Mix) { m.ClockSkew = 0 }, func(m *Mix) { m.TornWrites = false }, func(m *Mix) { m.EagerNames = false },
 	}
 	for _, z := range zeroers {
 		s := best

@@ -171,6 +171,7 @@ func (s *simNode) up() bool { return s.node != nil }
 func (s *simNode) installDiskFaults() {
 	w := s.w
 	mix := w.sched.Mix
+	s.fs.SetEagerNames(mix.EagerNames)
 	s.fs.SetFaults(memfs.Faults{
 		WriteErr: func(name string) error {
 			if !s.diskFaults {
@@ -224,6 +225,7 @@ func (s *simNode) scheduleTick(inc uint64) {
 			return
 		}
 		s.handle("tick", func(n *node.Node) { n.Tick() })
+		s.w.sampleMembers()
 		s.scheduleTick(inc)
 	})
 }
@@ -245,8 +247,9 @@ func (s *simNode) crash(reason string) {
 	if s.w.sched.Mix.TornWrites && !s.powerLoss {
 		cut = func(n int) int { return s.w.faultRng.IntN(n + 1) }
 		// Disk work in flight may have reached the page cache, in part:
-		// run some of it without its fsyncs and let the crash tear it.
-		s.fs.SetSyncOff(true)
+		// run some of it up to its first fsync, which the crash came
+		// during (it fails), and let the crash tear what it wrote.
+		s.fs.SetSyncsFail(true)
 		for _, io := range s.ioPending {
 			if s.w.faultRng.IntN(2) == 0 {
 				break
@@ -255,7 +258,7 @@ func (s *simNode) crash(reason string) {
 				break
 			}
 		}
-		s.fs.SetSyncOff(false)
+		s.fs.SetSyncsFail(false)
 	}
 	s.ioPending = nil
 	clear(s.ioFree)

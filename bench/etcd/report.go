@@ -137,7 +137,9 @@ func writeReport(w io.Writer, recs []record) error {
 	var sizeBytes int64
 	for _, r := range recs {
 		rounds[r.Round] = true
-		if r.System == "dd" || r.Parallel > 0 {
+		// Small points only: not dd's line, a put-get, the memory of
+		// processes or the machine's load (op rss, load).
+		if r.System == "dd" || r.Parallel > 0 || (r.Op != "put" && r.Op != "get") {
 			continue
 		}
 		k := smallKey{r.Op, r.Clients}
@@ -324,6 +326,9 @@ func writeLarge(b *strings.Builder, recs []record) {
 		}
 	}
 	for _, r := range recs {
+		if r.System != "tessera" { // another system's put-get (SeaweedFS)
+			continue
+		}
 		switch {
 		case r.Parallel == 1:
 			size = r.SizeBytes

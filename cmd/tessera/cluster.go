@@ -22,12 +22,13 @@ import (
 func clusterCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "run a local multi-process cluster"}
 	var (
-		nodes, basePort, dataGroups, replicas int
-		putWindow                             int
-		pprof                                 bool
-		dir, chunk, logLevel                  string
-		chunkOnce                             bool
-		inline                                inlineFlags
+		nodes, basePort, peerBasePort int
+		dataGroups, replicas          int
+		putWindow                     int
+		pprof                         bool
+		dir, chunk, logLevel          string
+		chunkOnce                     bool
+		inline                        inlineFlags
 	)
 	up := &cobra.Command{
 		Use:   "up",
@@ -36,7 +37,8 @@ func clusterCmd() *cobra.Command {
 directory DIR/node-N and log file DIR/node-N.log, print the HTTP endpoints once
 every node answers /healthz, and keep running until Ctrl-C (SIGINT) or SIGTERM,
 which stops every node cleanly. Node N listens for HTTP on base-port+N and for
-peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
+peers on peer-base-port+N (default base-port+100+N). Restarting with the same
+--dir resumes the cluster.`,
 		Example: `  tessera cluster up --nodes 3 --dir /tmp/tessera
   export TESSERA_ENDPOINTS=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
   tessera put /hello.txt ./hello.txt`,
@@ -48,8 +50,9 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 			if dir == "" {
 				return fmt.Errorf("--dir is required")
 			}
-			if basePort < 1024 || basePort+200 > 65535 {
-				return fmt.Errorf("--base-port must be 1024..65335")
+			endpoints, peerAddrs, err := clusterAddrs(nodes, basePort, peerBasePort)
+			if err != nil {
+				return err
 			}
 			if _, _, err := inline.parse(); err != nil {
 				return err
@@ -66,11 +69,9 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
 			}
-			var peers, peerAddrs, endpoints []string
-			for i := 1; i <= nodes; i++ {
-				peerAddrs = append(peerAddrs, fmt.Sprintf("127.0.0.1:%d", basePort+100+i))
-				peers = append(peers, fmt.Sprintf("%d=%s", i, peerAddrs[i-1]))
-				endpoints = append(endpoints, fmt.Sprintf("127.0.0.1:%d", basePort+i))
+			var peers []string
+			for i, addr := range peerAddrs {
+				peers = append(peers, fmt.Sprintf("%d=%s", i+1, addr))
 			}
 			for _, ep := range append(append([]string(nil), endpoints...), peerAddrs...) {
 				if ln, err := net.Listen("tcp", ep); err != nil {
@@ -148,7 +149,8 @@ peers on base-port+100+N. Restarting with the same --dir resumes the cluster.`,
 	fl := up.Flags()
 	fl.IntVar(&nodes, "nodes", 3, "number of nodes")
 	fl.StringVar(&dir, "dir", "", "directory for the nodes' data and logs")
-	fl.IntVar(&basePort, "base-port", 7000, "node N serves HTTP on base-port+N and peers on base-port+100+N")
+	fl.IntVar(&basePort, "base-port", 7000, "node N serves HTTP on base-port+N and peers on base-port+100+N (or see --peer-base-port)")
+	fl.IntVar(&peerBasePort, "peer-base-port", 0, "node N serves peers on peer-base-port+N instead (0: base-port+100), e.g. to fit a narrow port range")
 	fl.IntVar(&dataGroups, "data-groups", 3, "number of data raft groups")
 	fl.IntVar(&replicas, "replicas", 3, "replicas per group (at most --nodes)")
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size")
@@ -182,4 +184,27 @@ func stopAll(procs []*exec.Cmd) {
 		}
 		_ = p.Process.Kill()
 	}
+}
+
+// clusterAddrs returns the HTTP and peer addresses of nodes 1..nodes of
+// `cluster up`: HTTP on basePort+N, peers on peerBasePort+N, or on
+// basePort+100+N for a peerBasePort of 0. The two ranges must not overlap.
+func clusterAddrs(nodes, basePort, peerBasePort int) (http, peer []string, err error) {
+	if peerBasePort == 0 {
+		peerBasePort = basePort + 100
+	}
+	switch {
+	case basePort < 1024 || basePort+200 > 65535:
+		return nil, nil, fmt.Errorf("--base-port must be 1024..65335")
+	case peerBasePort < 1024 || peerBasePort+nodes > 65535:
+		return nil, nil, fmt.Errorf("--peer-base-port must be 1024..%d", 65535-nodes)
+	case peerBasePort < basePort+nodes && basePort < peerBasePort+nodes:
+		return nil, nil, fmt.Errorf("--peer-base-port %d: ports %d..%d overlap the HTTP ports %d..%d",
+			peerBasePort, peerBasePort+1, peerBasePort+nodes, basePort+1, basePort+nodes)
+	}
+	for i := 1; i <= nodes; i++ {
+		http = append(http, fmt.Sprintf("127.0.0.1:%d", basePort+i))
+		peer = append(peer, fmt.Sprintf("127.0.0.1:%d", peerBasePort+i))
+	}
+	return http, peer, nil
 }

@@ -845,7 +845,7 @@ func TestDiskLossRejoin(t *testing.T) {
 
 var (
 	// fenceLine is node.fenced's log line: the group and the reason.
-	fenceLine = regexp.MustCompile(`msg="this node lost its disk: fencing[^"]*".*\bgroup=(\d+)\b.*\bbecause="([^"]*)"`)
+	fenceLine = regexp.MustCompile(`msg="replica holds nothing the group counts on[^"]*".*\bgroup=(\d+)\b.*\bbecause="([^"]*)"`)
 	// campaignLine is raft's (debug) line for a replica that campaigns or
 	// wins an election.
 	campaignLine = regexp.MustCompile(`raft: [0-9a-f]+ (?:became (?:leader|candidate|pre-candidate)|is starting a new election)[^"]*`)

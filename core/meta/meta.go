@@ -162,6 +162,10 @@ func (s *State) Len() int { return s.files.len() }
 // Inline returns the number of inline files and their bytes.
 func (s *State) Inline() (files int, bytes int64) { return s.inlineFiles, s.inlineBytes }
 
+// Sessions returns how many client sessions the state remembers (at most
+// MaxSessions).
+func (s *State) Sessions() int { return len(s.sessions) }
+
 // Get returns the file at path, with its Data if it is inline.
 func (s *State) Get(path string) (File, bool) {
 	f, ok := s.files.get(path)

@@ -5,17 +5,24 @@ package node
 // client operations and broken invariants.
 //
 //	cluster nodes=3 [data-groups=1] [meta-replicas=3] [replicas=3] [chunk-bytes=16]
-//	        [election=10] [heartbeat=2] [snapshot-entries=1000] [keep-entries=50]
+//	        [election=10] [heartbeat=2] [retry=10] [replace-after=0]
+//	        [snapshot-entries=1000] [keep-entries=50]
 //	        [keep-data-entries=4] [data-snapshot-bytes=65536] [snap-piece-bytes=1048576]
 //	        [inline-threshold=-1] [chunk-once]
 //	        [bugs=(ack-before-durable,vote-before-durable)]
 //	    Starts the nodes, each on an empty memfs (the first command of a script).
+//	    retry is RetryTicks (how often a leader takes a replacement step);
+//	    replace-after is ReplaceAfterTicks, 0 (the default) for never: a
+//	    silent member is then never replaced, and a fenced one still is.
 //	    Bugs need -tags tesserabugs (scripts in testdata/bugs/).
 //	submit node=1 put /a [size=0]     also: append /a size=N, get /a [offset=N length=N],
 //	                                  list /prefix [after=/p limit=N], delete /a, rename /a /b
 //	    Starts a file operation (core/client) on the node; each request it
 //	    sends is a call of its own, answered later (op1 → n1: …, op1 ← n1: …).
-//	tick [node=1 | nodes=(1,2)] [n=1]  Ticks the nodes (every running node by default).
+//	tick [node=1 | nodes=(1,2)] [n=1] [stabilize]
+//	                                   Ticks the nodes (every running node by default);
+//	                                   with stabilize, each round of ticks is followed by
+//	                                   a stabilize among them.
 //	campaign node=1 [group=1]          The replica starts an election now.
 //	deliver [from=1] [to=2] [n=1]      Delivers the envelopes in flight that match, oldest
 //	                                   first (n: only the first n); what they cause stays in flight.
@@ -26,6 +33,7 @@ package node
 //	                                   unsynced writes.
 //	restart node=2                     Starts it again from its disk.
 //	partition nodes=(3)                Envelopes between these nodes and the others are lost
+//	cut nodes=(1,2)                    (cut: between these two nodes, both ways; cuts add up)
 //	heal                               until heal.
 //	stabilize [nodes=(1,2)]            Delivers and completes disk work until nothing is left
 //	                                   (among the nodes given).
@@ -36,6 +44,12 @@ package node
 //	                                   files by id, staged files by term/index.
 //	lose node=1 chunk=1 [group=2]      Removes the chunk's file from the node's disk;
 //	lose node=1 index=3 term=1 [group=2]  the staged file of the entry at 1/3.
+//	damage node=3 [group=1]            Flips a bit in the middle record of a down node's log of
+//	                                   the group: on restart the node fences that replica.
+//	members [group=1]                  Each node's part in the group: the configuration its
+//	                                   replica applied, fenced, what a leader knows of the
+//	                                   others (raft's Match, the degraded report), or no replica
+//	                                   and the index its tombstone holds.
 
 import (
 	"fmt"
@@ -47,6 +61,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node/replica"
+	"github.com/tessera-db/tessera/core/wal"
 )
 
 // harnessBugs are the injected bugs a script may switch on (cluster
@@ -181,12 +196,15 @@ var commands = map[string]func(*harness, *args){
 	"crash":     (*harness).cmdCrash,
 	"restart":   (*harness).cmdRestart,
 	"partition": (*harness).cmdPartition,
-	"heal":      func(h *harness, a *args) { a.done(); clear(h.isolated) },
+	"cut":       (*harness).cmdCut,
+	"heal":      func(h *harness, a *args) { a.done(); clear(h.isolated); clear(h.cutLinks) },
 	"stabilize": (*harness).cmdStabilize,
 	"status":    func(h *harness, a *args) { a.done(); h.status() },
 	"log":       (*harness).cmdLog,
 	"files":     (*harness).cmdFiles,
 	"lose":      (*harness).cmdLose,
+	"damage":    (*harness).cmdDamage,
+	"members":   (*harness).cmdMembers,
 }
 
 func (h *harness) command(a *args) {
@@ -201,7 +219,7 @@ func (h *harness) command(a *args) {
 }
 
 func (h *harness) cmdTick(a *args) {
-	nodes, n := h.nodesArg(a), a.int("n", 1)
+	nodes, n, settle := h.nodesArg(a), a.int("n", 1), a.flag("stabilize")
 	a.done()
 	for range n {
 		for _, hn := range nodes {
@@ -210,6 +228,9 @@ func (h *harness) cmdTick(a *args) {
 			}
 			hn.ticks++
 			h.step(hn, false, func(n *Node) { n.Tick() }, "n%d tick %d", hn.id, hn.ticks)
+		}
+		if settle {
+			h.stabilize(nodes)
 		}
 	}
 }
@@ -265,6 +286,16 @@ func (h *harness) cmdRestart(a *args) {
 	if err := h.restart(hn); err != nil {
 		h.emitAlways("n%d failed to restart: %v", hn.id, err)
 	}
+}
+
+// cmdCut cuts the link between two nodes, until heal.
+func (h *harness) cmdCut(a *args) {
+	ids := a.uints("nodes")
+	a.done()
+	if len(ids) != 2 || ids[0] == ids[1] {
+		a.d.Fatalf(a.t, "cut wants two nodes")
+	}
+	h.cutLinks[[2]uint64{min(ids[0], ids[1]), max(ids[0], ids[1])}] = true
 }
 
 // cmdPartition isolates the nodes given from the others, until heal.
@@ -342,6 +373,35 @@ func (h *harness) cmdLose(a *args) {
 	h.emit("n%d g%d lost %s", hn.id, g, what)
 }
 
+// cmdDamage flips a bit in the middle record of a down node's log of a
+// group, durably: a disk that damaged it at rest. The node fences the
+// replica when it restarts (quarantine.go).
+func (h *harness) cmdDamage(a *args) {
+	hn, g := h.nodeArg(a), a.uint("group", 1)
+	a.done()
+	if hn.n != nil {
+		a.d.Fatalf(a.t, "node %d is running: damage its log while it is down", hn.id)
+	}
+	recs, err := wal.Records(hn.fs, replica.WALDir(g))
+	if err != nil || len(recs) < 3 {
+		a.d.Fatalf(a.t, "node %d group %d: want a log of three records or more: %d, %v", hn.id, g, len(recs), err)
+	}
+	mid := recs[len(recs)/2]
+	if err := hn.fs.CorruptAtRest(mid.Path, mid.Off+mid.Len/2, 0x04); err != nil {
+		a.d.Fatalf(a.t, "%v", err)
+	}
+	h.emit("n%d g%d log damaged in record %d of %d", hn.id, g, len(recs)/2+1, len(recs))
+}
+
+// cmdMembers prints each node's part in a group (see members).
+func (h *harness) cmdMembers(a *args) {
+	g := a.uint("group", 1)
+	a.done()
+	for _, hn := range h.nodes {
+		h.emit("%s", h.members(hn, g))
+	}
+}
+
 // replica returns the node's replica of a group.
 func (h *harness) replica(a *args, hn *hnode, group uint64) *replica.Replica {
 	g := hn.n.groups[group]
@@ -417,7 +477,11 @@ func (h *harness) cmdCluster(a *args) {
 		// output: garbage collection, scrubbing and replacement.
 		GCIntervalTicks:   1 << 40,
 		ScrubEveryTicks:   1 << 40,
-		ReplaceAfterTicks: 1 << 40,
+		ReplaceAfterTicks: a.uint("replace-after", 0),
+		RetryTicks:        a.uint("retry", 0),
+	}
+	if cfg.ReplaceAfterTicks == 0 {
+		cfg.ReplaceAfterTicks = 1 << 40
 	}
 	for _, name := range a.strs("bugs") {
 		set, ok := harnessBugs[name]

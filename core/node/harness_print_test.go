@@ -289,6 +289,9 @@ func describeEnvelope(m *wire.Envelope) []string {
 	for _, g := range m.Probes {
 		out = append(out, fmt.Sprintf("probe g%d", g))
 	}
+	for _, g := range m.Fenced {
+		out = append(out, fmt.Sprintf("fenced g%d", g))
+	}
 	for _, r := range m.Routes {
 		out = append(out, fmt.Sprintf("route g%d at %d members=%s", r.Group, r.Index, ids(r.Members)))
 	}
@@ -535,6 +538,48 @@ func describeGroup(g *replica.Replica) string {
 		s += " fenced"
 	}
 	return s + " | " + describeLog(g, false)
+}
+
+// members is one line of the members command: a node's part in a group.
+// A leader's line has what it knows of the others: raft's Match for each
+// (what it counts on them holding) and the replacer's degraded report.
+func (h *harness) members(hn *hnode, group uint64) string {
+	if hn.n == nil {
+		return fmt.Sprintf("n%d down", hn.id)
+	}
+	g := hn.n.groups[group]
+	if g == nil {
+		s := fmt.Sprintf("n%d g%d no replica", hn.id, group)
+		if at, ok := hn.n.removedAt[group]; ok {
+			s += fmt.Sprintf(" (tombstone at %d)", at)
+		}
+		return s
+	}
+	cs := g.ConfState()
+	s := fmt.Sprintf("n%d g%d applied=%d voters=%s", hn.id, group, g.Applied(), ids(cs.GetVoters()))
+	if len(cs.GetVotersOutgoing()) > 0 {
+		s += " outgoing=" + ids(cs.GetVotersOutgoing())
+	}
+	if len(cs.GetLearners()) > 0 {
+		s += " learners=" + ids(cs.GetLearners())
+	}
+	if g.Fenced() {
+		s += " fenced"
+	}
+	if g.Leading() {
+		st := g.Status()
+		var match []string
+		for _, id := range sortedIDs(st.Progress) {
+			if id != hn.id {
+				match = append(match, fmt.Sprintf("%d:%d", id, st.Progress[id].Match))
+			}
+		}
+		s += fmt.Sprintf(" leader match=(%s)", strings.Join(match, ","))
+		if d := hn.n.replacer.Degraded(g); d != "" {
+			s += " degraded: " + d
+		}
+	}
+	return s
 }
 
 // sortedIDs returns a map's keys in order.

@@ -52,8 +52,11 @@ type harness struct {
 	flights   []*flight
 	ops       []*clientOp
 	followups []*clientOp
-	// isolated nodes exchange no envelope with the others (partition).
+	// isolated nodes exchange no envelope with the others (partition);
+	// cutLinks are links cut between two nodes (cut), by their ids in
+	// increasing order.
 	isolated map[uint64]bool
+	cutLinks map[[2]uint64]bool
 	// leaders is the leader seen in each (group, term): raft's election
 	// safety, checked after every step.
 	leaders    map[[2]uint64]uint64
@@ -192,7 +195,7 @@ func (h *harness) setup(nodes, dataGroups, metaReplicas, replicas, chunkBytes in
 		return err
 	}
 	h.cfg, h.chunkBytes = cfg, chunkBytes
-	h.isolated, h.leaders = map[uint64]bool{}, map[[2]uint64]uint64{}
+	h.isolated, h.cutLinks, h.leaders = map[uint64]bool{}, map[[2]uint64]bool{}, map[[2]uint64]uint64{}
 	for _, id := range ids {
 		hn := &hnode{id: id, fs: memfs.New(), promises: map[uint64]promise{}}
 		h.nodes = append(h.nodes, hn)
@@ -380,8 +383,10 @@ func (h *harness) violate(format string, args ...any) {
 
 // --- network -----------------------------------------------------------------
 
-// cut reports whether a partition separates two nodes.
-func (h *harness) cut(a, b uint64) bool { return h.isolated[a] != h.isolated[b] }
+// cut reports whether a partition, or a cut link, separates two nodes.
+func (h *harness) cut(a, b uint64) bool {
+	return h.isolated[a] != h.isolated[b] || h.cutLinks[[2]uint64{min(a, b), max(a, b)}]
+}
 
 // send puts an envelope in the network, encoded, so that the receiver
 // shares no memory with the sender.

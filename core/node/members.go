@@ -22,11 +22,15 @@ import (
 
 // onRemoval deletes this node's replica of a group that no longer counts it
 // as a member at index r.Index. Only a replica that has applied less than
-// that can have missed its removal: one added again later was
-// created from a snapshot past r.Index, and ignores the notice. A replica
-// wrongly deleted would be a learner being filled, which the leader fills
-// again; a voter is never in that position, as every voter was a learner
-// first and is a member at every index it has applied since.
+// that can have missed its removal: one added again later was created from
+// a snapshot past r.Index, and ignores the notice. The notice may still be
+// stale, from a member that has not applied the node's return: a replica
+// wrongly deleted is then either a learner being filled, which the leader
+// fills again, or a replica fenced after its log was damaged (it has
+// applied nothing, whatever it was), which may be a voter or become one by
+// a promotion already in the log. It held nothing, so nothing is lost by
+// the deletion; but its node must not stay silent about it: the leader's
+// next heartbeat recreates it fenced (joinGroup).
 func (n *Node) onRemoval(from uint64, r wire.Removal) {
 	g := n.groups[r.Group]
 	if g == nil || g.Applied() >= r.Index {
@@ -44,12 +48,25 @@ func (n *Node) onRemoval(from uint64, r wire.Removal) {
 // node's last removal from the group (delayed in the network, or queued in
 // a peer's transport while this node was down): an append's commit or a
 // snapshot's index is not past that removal. A heartbeat's commit is capped
-// at what the leader knows this node holds, so one to a new member carries
-// 0, as may a stale one: a node once removed joins again only on an append,
-// a snapshot, or a route naming it past its removal (announce). A heartbeat
-// with a commit index to a node that holds no replica and was never removed
-// means this node lost its disk: the replica is created to be fenced at
-// once (fenced), so that it can tell the group.
+// at what the leader knows this node holds (raft's Match), so one to a new
+// member carries 0, as may a stale one: a node once removed joins again as
+// a new member only on an append, a snapshot, or a route naming it past its
+// removal (announce).
+//
+// A heartbeat whose commit index is past this node's last removal (any
+// index, if it was never removed) is the leader counting on entries that
+// this node acknowledged and no replica here holds: it lost its disk, or a
+// replica fenced after its log was damaged was deleted on a removal notice
+// from a member that had not yet applied the node's return (onRemoval
+// cannot tell a stale notice from a current one). The replica is created
+// and fenced at once (replica.Replica.Admit), so that it tells the group,
+// whose leader then replaces or refills it. (Rarely the heartbeat is one a
+// leader sent before it applied this node's removal, to a replica that had
+// acknowledged entries past its applied index; the fenced replica is then
+// told of its removal again at its first notice.) Without it, the group would
+// keep a voter that holds nothing and says nothing: the leader replicates
+// to it only on a heartbeat response, and a silent voter is never removed
+// without a spare to replace it with.
 func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *replica.Replica {
 	if n.deleting[group] {
 		// The last replica's files are still being deleted.
@@ -58,10 +75,7 @@ func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *replica.Replica
 	removedAt := n.removedAt[group]
 	switch m.GetType() {
 	case raftpb.MessageType_MsgHeartbeat:
-		// A heartbeat cannot be told apart from one sent before this
-		// node's removal (both may carry commit 0), so only a node never
-		// removed from the group joins on one.
-		if removedAt != 0 {
+		if removedAt != 0 && m.GetCommit() <= removedAt {
 			return nil
 		}
 	case raftpb.MessageType_MsgApp:

@@ -74,6 +74,10 @@ type GroupStatus struct {
 	// group's state and their bytes.
 	InlineFiles int
 	InlineBytes int64
+	// Sessions counts the client sessions the meta group's state
+	// remembers (meta.MaxSessions at most; beyond, the least recently
+	// used are forgotten and their late retries refused as expired).
+	Sessions int
 	// LogQueued is how many log jobs wait for the batch in flight
 	// (LogBusy) to finish: the replica's disk queue depth.
 	LogQueued int
@@ -136,6 +140,7 @@ func (n *Node) Groups() []GroupStatus {
 		if g.Meta() != nil {
 			gs.StateHash = g.Meta().Hash()
 			gs.InlineFiles, gs.InlineBytes = g.Meta().Inline()
+			gs.Sessions = g.Meta().Sessions()
 		} else {
 			gs.StateHash = g.Store().Digest()
 			gs.Chunks = g.Store().Len()

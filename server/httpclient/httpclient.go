@@ -108,9 +108,17 @@ type Client struct {
 	// attempts bounds the tries of one request across endpoints.
 	attempts int
 	next     atomic.Uint64
-	// session and seq number the sessions of writes.
+	// session is a random prefix of this client's session ids, made
+	// counts the sessions made, and idle holds those no write uses now:
+	// a write borrows one for its attempts and gives it back with its
+	// sequence number used, so that the meta group remembers as many of
+	// this client's sessions as it had writes in flight at once, not one
+	// per write (which filled its table under load and evicted other
+	// clients' sessions).
 	session   uint64
-	seq       atomic.Uint64
+	made      atomic.Uint64
+	sessMu    sync.Mutex
+	idle      []*session
 	mu        sync.Mutex
 	preferred int
 	// bugs are injected defects (tesserabugs builds only).
@@ -168,6 +176,39 @@ func New(endpoints []string) (*Client, error) {
 	return c, nil
 }
 
+// session is one of the client's sessions and the last sequence number
+// it used.
+type session struct{ id, seq uint64 }
+
+// maxIdleSessions bounds the sessions kept for reuse after a burst.
+const maxIdleSessions = 1024
+
+// borrow lends a write a session of its own, its next sequence number
+// taken. A write that ended without knowing its outcome leaves that number
+// used up: a late commit of its last attempt is either applied before the
+// session's next write or refused as expired after it, never twice.
+func (c *Client) borrow() *session {
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	var s *session
+	if n := len(c.idle); n > 0 {
+		s, c.idle = c.idle[n-1], c.idle[:n-1]
+	} else {
+		s = &session{id: c.session + c.made.Add(1)}
+	}
+	s.seq++
+	return s
+}
+
+// giveBack returns a session once its write is over.
+func (c *Client) giveBack(s *session) {
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
+	if len(c.idle) < maxIdleSessions {
+		c.idle = append(c.idle, s)
+	}
+}
+
 // SetAttemptTimeout bounds each attempt of a request (connecting, sending,
 // and reading the answer's body; 0: no bound). An attempt that runs out of
 // time is retried on the next endpoint, a write under the same session
@@ -212,10 +253,12 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 		if r.header == nil {
 			r.header = http.Header{}
 		}
-		// Each write is its own session (sequence 1): requests of one
+		// A session of its own for the write's attempts: requests of one
 		// session must be sequential, and a Client serves many at once.
-		r.header.Set("Tessera-Session", strconv.FormatUint(c.session+c.seq.Add(1), 10))
-		r.header.Set("Tessera-Seq", "1")
+		sess := c.borrow()
+		defer c.giveBack(sess)
+		r.header.Set("Tessera-Session", strconv.FormatUint(sess.id, 10))
+		r.header.Set("Tessera-Seq", strconv.FormatUint(sess.seq, 10))
 	}
 	var lastErr error
 	for attempt := 0; attempt < c.attempts; attempt++ {
@@ -235,7 +278,8 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			}
 		}
 		if bugs.CompiledIn && c.bugs.RetryNewSession && r.write && attempt > 0 {
-			r.header.Set("Tessera-Session", strconv.FormatUint(c.session+c.seq.Add(1), 10))
+			r.header.Set("Tessera-Session", strconv.FormatUint(c.session+c.made.Add(1), 10))
+			r.header.Set("Tessera-Seq", "1")
 		}
 		base := c.pick(attempt)
 		u := base + "/v1/files"

@@ -4,9 +4,12 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestErrorAnswers checks how the client reports API errors: decoded into
@@ -48,5 +51,70 @@ func TestErrorAnswers(t *testing.T) {
 		if n := tries.Load(); n != tt.wantTries {
 			t.Errorf("%s: sent %d times, want %d", tt.name, n, tt.wantTries)
 		}
+	}
+}
+
+// TestWriteSessions checks how writes number their sessions: a write
+// borrows a session of its own and keeps its (session, seq) across
+// retries; a session serves one write at a time and continues its
+// sequence at the next write, so that a client does not leave the meta
+// group one session per write.
+func TestWriteSessions(t *testing.T) {
+	type tag struct{ session, seq string }
+	var mu sync.Mutex
+	var seen []tag
+	block := make(chan struct{})
+	var blocked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, tag{r.Header.Get("Tessera-Session"), r.Header.Get("Tessera-Seq")})
+		first := len(seen) == 1
+		mu.Unlock()
+		switch {
+		case first: // the first attempt finds no leader: retried
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":{"code":"unavailable","message":"no leader"}}`))
+			return
+		case r.URL.Path == "/v1/files/held":
+			blocked.Add(1)
+			<-block
+		}
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"path":"/x","version":1,"size":1}`))
+	}))
+	defer srv.Close()
+	c, err := New([]string{srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	put := func(path string) {
+		if _, err := c.Put(ctx, path, strings.NewReader("x"), 1, Cond{}); err != nil {
+			t.Errorf("put %s: %v", path, err)
+		}
+	}
+	put("/a") // two attempts under one (session, seq)
+	put("/b")
+	// A write in flight holds its session: one beside it takes another.
+	done := make(chan struct{})
+	go func() { put("/held"); close(done) }()
+	for blocked.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	put("/c")
+	close(block)
+	<-done
+	put("/d") // the session given back last, at its next seq
+	put("/e")
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 7 {
+		t.Fatalf("%d requests, want 7: %v", len(seen), seen)
+	}
+	s, s2 := seen[0].session, seen[4].session
+	want := []tag{{s, "1"}, {s, "1"}, {s, "2"}, {s, "3"}, {s2, "1"}, {s, "4"}, {s, "5"}}
+	if s == s2 || !slices.Equal(seen, want) {
+		t.Fatalf("sessions seen %v, want %v with %s != %s", seen, want, s, s2)
 	}
 }

@@ -38,10 +38,12 @@
 //
 // The Replacer also carries the notices through which replicas learn
 // their fate: a fenced replica says so to the group's members, a replica
-// that has heard nothing from its group for long asks (a probe), and any
+// that has heard nothing from its group for long asks (a probe), any
 // replica answers a node its applied configuration no longer counts with a
-// removal notice. Creating and deleting replicas on those notices is the
-// node's (core/node).
+// removal notice, and a leader sends a route naming it to a member whose
+// node is live but silent in the group (absent: it most likely holds no
+// replica, deleted on a stale removal notice). Creating and deleting
+// replicas on those notices is the node's (core/node).
 //
 // Like all of core/, the package never reads the clock (it counts the
 // node's ticks), starts goroutines or does I/O: what it sends goes into the
@@ -268,6 +270,14 @@ func (r *Replacer) knownEmpty(w *watch, id uint64) bool {
 	return ok && at >= heard && r.host.Ticks()-heard >= uint64(r.cfg.ElectionTicks)
 }
 
+// fencedSinceHeard reports whether a member's latest word in the group is
+// a notice that its replica is fenced, not a raft message: whatever raft
+// counts it as holding, its replica holds nothing now.
+func (r *Replacer) fencedSinceHeard(w *watch, id uint64) bool {
+	at, ok := w.fencedAt[id]
+	return ok && at >= w.heardFrom[id]
+}
+
 // recentlyFenced reports whether a node said within fencedTicks that its
 // replica of the group is fenced.
 func (r *Replacer) recentlyFenced(w *watch, id uint64) bool {
@@ -293,6 +303,11 @@ func (r *Replacer) groupSize(group uint64) int {
 func (r *Replacer) step(g Group) {
 	w := r.watch(g.ID())
 	cs := g.ConfState()
+	for _, m := range slices.Concat(cs.GetVoters(), cs.GetVotersOutgoing(), cs.GetLearners()) {
+		if r.absent(w, m) {
+			r.route(g, m)
+		}
+	}
 	if len(cs.GetVotersOutgoing()) > 0 {
 		return // joint: raft proposes the transition out by itself
 	}
@@ -317,6 +332,11 @@ func (r *Replacer) step(g Group) {
 		switch {
 		case r.knownEmpty(w, l) || r.silentIn(w, l) || (!short && dead == 0):
 			r.propose(g, "abort-learner", nil, change(raftpb.ConfChangeType_ConfChangeRemoveNode, l))
+		case r.fencedSinceHeard(w, l):
+			// Its replica said it is fenced after its last raft message:
+			// raft's progress for it counts what a replica that holds
+			// nothing now acknowledged. It is aborted once it has been
+			// silent for an election timeout (knownEmpty).
 		case !r.caughtUp(g, l):
 			r.announce(g, l)
 		case short:
@@ -378,7 +398,33 @@ func (r *Replacer) announce(g Group, learner uint64) {
 	if pr, ok := g.Status().Progress[learner]; !ok || pr.Match > 0 {
 		return
 	}
-	out := r.out.To(learner)
+	r.route(g, learner)
+}
+
+// absent reports whether a member's node is live (heard from within an
+// election timeout: nodes ping each other) while the member has sent no
+// raft message in the group for an election timeout (counted from this
+// node's election at the earliest). A replica answers every heartbeat: the
+// node most likely holds none. A fenced replica deleted on a stale removal
+// notice (core/node onRemoval) leaves its node so, a voter perhaps, and
+// nothing brings it back: the node ignores heartbeats that do not say it
+// was added again (after an election they carry commit 0), and raft sends
+// it appends only once it answers one.
+func (r *Replacer) absent(w *watch, id uint64) bool {
+	if id == r.cfg.ID || r.host.SilentFor(id) >= uint64(r.cfg.ElectionTicks) {
+		return false
+	}
+	return r.host.Ticks()-max(w.heardFrom[id], w.leaderSince) >= uint64(r.cfg.ElectionTicks)
+}
+
+// route sends a member a route naming it, unless one is already on its way
+// in this flush: a node creates its replica again on a route naming it past
+// its last removal. Its replica, empty, then either catches up (a learner)
+// or is fenced by the first heartbeat that says it holds entries or the
+// first snapshot that names it a voter (replica.Replica.Admit), and tells
+// the group.
+func (r *Replacer) route(g Group, to uint64) {
+	out := r.out.To(to)
 	for _, rt := range out.Routes {
 		if rt.Group == g.ID() {
 			return
@@ -509,7 +555,7 @@ func (r *Replacer) ConfApplied(group uint64, prev, cur *raftpb.ConfState) {
 // nothing says it lost anything.
 func (r *Replacer) Degraded(g Group) string {
 	if g.Fenced() {
-		return "this replica is fenced: this node lost its disk"
+		return "this replica is fenced: it holds nothing (its node lost its disk, or its log was damaged)"
 	}
 	voters := g.ConfState().GetVoters()
 	if len(voters) == 0 {

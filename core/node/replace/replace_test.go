@@ -217,6 +217,110 @@ func TestStep(t *testing.T) {
 	}
 }
 
+// TestFencedLearnerIsNotPromoted checks that a caught-up learner whose
+// latest word is a fenced notice is not promoted on the progress raft kept
+// for it (its replica lost what it acknowledged), and is aborted once it has
+// been silent for an election timeout; a raft message after the notice (a
+// replica that holds entries again) makes it promotable again.
+func TestFencedLearnerIsNotPromoted(t *testing.T) {
+	const now = 1000
+	tests := []struct {
+		name          string
+		heard, notice uint64 // ticks of the learner's last raft message and fenced notice
+		at            uint64 // the tick of the step
+		want          string
+	}{
+		{"caught up, no notice", now - 10, 0, now, "v3 ConfChangeTransitionJointImplicit"},
+		{"notice after its last raft message", now - 10, now - 5, now, ""},
+		{"notice in the tick of its last raft message", now - 10, now - 10, now, ""},
+		{"still fenced an election timeout later", now - 10, now - 5, now - 10 + electionTicks, "r3"},
+		{"raft message after the notice", now - 2, now - 5, now, "v3 ConfChangeTransitionJointImplicit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, h, _ := newReplacer(3, 1, 3)
+			g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: 40, commit: 50,
+				cs:       &raftpb.ConfState{Voters: []uint64{1, 2}, Learners: []uint64{3}},
+				progress: map[uint64]tracker.Progress{3: replicating(50, true)}}
+			r.Track(g.id)
+			r.BecameLeader(g.id)
+			h.ticks = tt.at - 1
+			r.Heard(g.id, 2)
+			h.ticks = tt.heard
+			r.Heard(g.id, 3)
+			if tt.notice != 0 {
+				h.ticks = tt.notice
+				r.OnFenced(g, 3)
+			}
+			h.ticks = tt.at
+			r.step(g)
+			var got []string
+			for _, cc := range g.proposed {
+				got = append(got, describe(cc))
+			}
+			if tt.want == "" && len(got) != 0 || tt.want != "" && !slices.Equal(got, []string{tt.want}) {
+				t.Fatalf("proposed %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestAbsentMemberIsRouted checks that the leader sends a route naming it
+// to a member whose node is live but that has sent nothing in the group for
+// an election timeout (counted from the leader's election): a node whose
+// replica was deleted on a stale removal notice creates it again on the
+// route, and a heartbeat cannot make it do so.
+func TestAbsentMemberIsRouted(t *testing.T) {
+	const now = 1000
+	tests := []struct {
+		name                    string
+		leaderSince, heardInGrp uint64 // ticks; heardInGrp 0: never
+		nodeHeard               uint64 // when node 3 was last heard from at all (pings)
+		learner                 bool
+		want                    []string
+	}{
+		{"voter silent in the group, node live", 100, now - electionTicks, now - 1, false,
+			[]string{"route g1 at 40 members=[1 2 3] to 3"}},
+		{"voter heard in the group within an election timeout", 100, now - electionTicks + 1, now - 1, false, nil},
+		{"voter never heard, leader elected an election timeout ago", now - electionTicks, 0, now - 1, false,
+			[]string{"route g1 at 40 members=[1 2 3] to 3"}},
+		{"voter never heard, leader just elected", now - electionTicks + 1, 0, now - 1, false, nil},
+		{"voter silent, node silent too (down)", 100, 500, now - electionTicks, false, nil},
+		{"learner that acknowledged entries, silent in the group", 100, 500, now - 1, true,
+			[]string{"route g1 at 40 members=[1 2 3] to 3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, h, out := newReplacer(3, 1, 3)
+			cs := &raftpb.ConfState{Voters: []uint64{1, 2, 3}}
+			if tt.learner {
+				cs = &raftpb.ConfState{Voters: []uint64{1, 2}, Learners: []uint64{3}}
+			}
+			g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: 40, commit: 50, cs: cs,
+				progress: map[uint64]tracker.Progress{2: replicating(50, false), 3: replicating(45, tt.learner)}}
+			h.members[g.id] = []uint64{1, 2, 3}
+			r.Track(g.id)
+			h.ticks = tt.leaderSince
+			r.BecameLeader(g.id)
+			if tt.heardInGrp != 0 {
+				h.ticks = tt.heardInGrp
+				r.Heard(g.id, 3)
+			}
+			h.ticks = now - 1
+			r.Heard(g.id, 2)
+			h.heard[2], h.heard[3] = now-1, tt.nodeHeard
+			h.ticks = now
+			r.step(g)
+			if got := sent(out); !slices.Equal(got, tt.want) {
+				t.Fatalf("sent %q, want %q", got, tt.want)
+			}
+			if len(g.proposed) != 0 {
+				t.Fatalf("proposed %v", g.proposed)
+			}
+		})
+	}
+}
+
 func TestRefusedProposalIsNotCounted(t *testing.T) {
 	r, h, _ := newReplacer(3, 1, 3)
 	g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: 1, cs: &raftpb.ConfState{Voters: []uint64{1, 2}},

@@ -110,7 +110,7 @@ func (g *Replica) Admit(m *raftpb.Message) bool {
 	}
 	g.amnesiac = true
 	g.stats.AmnesiacReplicas++
-	g.env.Log().Error("this node lost its disk: fencing its empty replica until the group replaces it",
+	g.env.Log().Error("replica holds nothing the group counts on (this node lost its disk, or its damaged replica was deleted): fencing it until the group replaces or refills it",
 		"node", g.cfg.ID, "group", g.id, "from", m.GetFrom(), "because", why)
 	return false
 }

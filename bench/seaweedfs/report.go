@@ -1,0 +1,370 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+)
+
+// record is one JSON line of bench/compare.sh's results file, as far as
+// this report reads it: a small-operation point (ops_per_s...), a put-get
+// (put_mb_per_s...), or the processes' memory after a system's runs (op
+// "rss": procs and rss_mib, in the same order), each with the round it
+// belongs to and, where measured, the bytes each process wrote during it
+// (/proc/PID/io write_bytes, less cancelled_write_bytes); also the
+// machine's load average before each round (system "machine", op "load")
+// and dd's fsync'd write (system "dd"). Lines of other systems (etcd, a
+// second tessera build) are read and left out.
+type record struct {
+	Round          int       `json:"round"`
+	System         string    `json:"system"`
+	Op             string    `json:"op"`
+	Clients        int       `json:"clients"`
+	SizeBytes      int64     `json:"size_bytes"`
+	Ops            int       `json:"ops"`
+	Errors         int       `json:"errors"`
+	OpsPerSec      float64   `json:"ops_per_s"`
+	P50Ms          float64   `json:"p50_ms"`
+	P99Ms          float64   `json:"p99_ms"`
+	Parallel       int       `json:"parallel"`
+	PutMBps        float64   `json:"put_mb_per_s"`
+	GetMBps        float64   `json:"get_mb_per_s"`
+	NodeWriteBytes []int64   `json:"node_write_bytes"`
+	Procs          []string  `json:"procs"`
+	RSSMiB         []int64   `json:"rss_mib"`
+	LoadAvg        []float64 `json:"load_avg"`
+	MBps           float64   `json:"mb_per_s"`
+}
+
+// The systems of the report: tessera first, then what it is measured
+// against.
+var (
+	reportSystems = []string{"tessera", "seaweedfs", "seaweedfs-fsync"}
+	others        = reportSystems[1:]
+)
+
+func reportMain(args []string) error {
+	if len(args) != 1 {
+		return errors.New("report: want one argument, the results file")
+	}
+	f, err := os.Open(args[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	recs, err := readRecords(f)
+	if err != nil {
+		return fmt.Errorf("report: %s: %w", args[0], err)
+	}
+	return writeReport(os.Stdout, recs)
+}
+
+// readRecords reads JSON lines; blank lines are skipped, anything else that
+// is not a record is an error.
+func readRecords(r io.Reader) ([]record, error) {
+	var recs []record
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var rec record
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			return nil, fmt.Errorf("line %d: %w", n, err)
+		}
+		if rec.Round < 1 || rec.System == "" {
+			return nil, fmt.Errorf("line %d: no round or system", n)
+		}
+		if len(rec.Procs) != len(rec.RSSMiB) {
+			return nil, fmt.Errorf("line %d: %d procs but %d rss_mib", n, len(rec.Procs), len(rec.RSSMiB))
+		}
+		recs = append(recs, rec)
+	}
+	return recs, sc.Err()
+}
+
+// spread is a figure over rounds: its median and range.
+type spread struct{ vals []float64 }
+
+func (s *spread) add(v float64) { s.vals = append(s.vals, v) }
+
+// median of the values (the mean of the middle two for an even count).
+func (s spread) median() float64 {
+	v := slices.Sorted(slices.Values(s.vals))
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// String is "median (min–max)", or "–" for no values.
+func (s spread) String() string {
+	switch len(s.vals) {
+	case 0:
+		return "–"
+	case 1:
+		return num(s.vals[0])
+	}
+	return fmt.Sprintf("%s (%s–%s)", num(s.median()), num(slices.Min(s.vals)), num(slices.Max(s.vals)))
+}
+
+// num prints a figure with three significant digits or so.
+func num(v float64) string {
+	switch a := max(v, -v); {
+	case a >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func sum(v []int64) int64 {
+	var s int64
+	for _, x := range v {
+		s += x
+	}
+	return s
+}
+
+// byRound is one figure of every system, by round.
+type byRound map[int]map[string]float64
+
+func (b byRound) set(round int, sys string, v float64) {
+	if b[round] == nil {
+		b[round] = map[string]float64{}
+	}
+	b[round][sys] = v
+}
+
+// of is sys's values over the rounds.
+func (b byRound) of(sys string) spread {
+	var s spread
+	for _, r := range sortedRounds(b) {
+		if v, ok := b[r][sys]; ok {
+			s.add(v)
+		}
+	}
+	return s
+}
+
+// ratio is sys ÷ other, taken within each round that has both (and a
+// positive divisor).
+func (b byRound) ratio(sys, other string) spread {
+	var s spread
+	for _, r := range sortedRounds(b) {
+		a, aok := b[r][sys]
+		o, ook := b[r][other]
+		if aok && ook && o > 0 {
+			s.add(a / o)
+		}
+	}
+	return s
+}
+
+func sortedRounds(b byRound) []int {
+	var rs []int
+	for r := range b {
+		rs = append(rs, r)
+	}
+	slices.Sort(rs)
+	return rs
+}
+
+// smallKey names one small-operation point.
+type smallKey struct {
+	op      string
+	clients int
+}
+
+// smallFigures are a point's figures.
+type smallFigures struct {
+	ops, p50, p99, perPut byRound
+	errors                map[string]int
+}
+
+// writeReport prints the markdown tables: small operations of tessera
+// beside SeaweedFS (default and fsync) with per-round ratios, bytes written
+// per small put, the large put and get, and the processes' memory.
+func writeReport(w io.Writer, recs []record) error {
+	small := map[smallKey]*smallFigures{}
+	var keys []smallKey
+	rounds := map[int]bool{}
+	var sizeBytes int64
+	for _, r := range recs {
+		if !slices.Contains(reportSystems, r.System) || (r.Op != "put" && r.Op != "get") || r.Parallel > 0 {
+			continue
+		}
+		rounds[r.Round] = true
+		k := smallKey{r.Op, r.Clients}
+		f := small[k]
+		if f == nil {
+			f = &smallFigures{ops: byRound{}, p50: byRound{}, p99: byRound{}, perPut: byRound{}, errors: map[string]int{}}
+			small[k] = f
+			keys = append(keys, k)
+		}
+		f.ops.set(r.Round, r.System, r.OpsPerSec)
+		f.p50.set(r.Round, r.System, r.P50Ms)
+		f.p99.set(r.Round, r.System, r.P99Ms)
+		f.errors[r.System] += r.Errors
+		if r.Op == "put" && len(r.NodeWriteBytes) > 0 && r.Ops > 0 {
+			// The warm-up puts (one per client) also wrote.
+			f.perPut.set(r.Round, r.System, float64(sum(r.NodeWriteBytes))/float64(r.Ops+r.Clients))
+		}
+		sizeBytes = r.SizeBytes
+	}
+	slices.SortFunc(keys, func(a, b smallKey) int {
+		if a.op != b.op {
+			return -strings.Compare(a.op, b.op) // puts first
+		}
+		return a.clients - b.clients
+	})
+	b := &strings.Builder{}
+	fmt.Fprintf(b, "Rounds: %d. Each cell: median (min–max) over the rounds; a ratio is taken within each round, then summarized. "+
+		"seaweedfs: SeaweedFS's defaults (no fsync before a put is acknowledged); seaweedfs-fsync: every put with fsync=true.\n\n", len(rounds))
+	writeLoad(b, recs)
+	if len(keys) > 0 {
+		fmt.Fprintf(b, "#### Small operations, %d B, closed-loop clients: rate\n\n", sizeBytes)
+		b.WriteString("| op | clients | tessera ops/s | seaweedfs ops/s | seaweedfs-fsync ops/s | tessera ÷ seaweedfs | tessera ÷ seaweedfs-fsync | errors tessera / seaweedfs / seaweedfs-fsync |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|\n")
+		for _, k := range keys {
+			f := small[k]
+			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %d / %d / %d |\n", k.op, k.clients,
+				f.ops.of("tessera"), f.ops.of(others[0]), f.ops.of(others[1]),
+				f.ops.ratio("tessera", others[0]), f.ops.ratio("tessera", others[1]),
+				f.errors["tessera"], f.errors[others[0]], f.errors[others[1]])
+		}
+		fmt.Fprintf(b, "\n#### Small operations, %d B: latency (ms)\n\n", sizeBytes)
+		b.WriteString("| op | clients | tessera p50 | seaweedfs p50 | seaweedfs-fsync p50 | tessera p99 | seaweedfs p99 | seaweedfs-fsync p99 | p99 tessera ÷ seaweedfs | p99 tessera ÷ seaweedfs-fsync |\n")
+		b.WriteString("|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, k := range keys {
+			f := small[k]
+			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", k.op, k.clients,
+				f.p50.of("tessera"), f.p50.of(others[0]), f.p50.of(others[1]),
+				f.p99.of("tessera"), f.p99.of(others[0]), f.p99.of(others[1]),
+				f.p99.ratio("tessera", others[0]), f.p99.ratio("tessera", others[1]))
+		}
+		b.WriteString("\n")
+		writeSmallBytes(b, keys, small)
+	}
+	writeLarge(b, recs)
+	writeRSS(b, recs)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeSmallBytes prints the bytes each system's processes wrote per small
+// put, where the script measured them.
+func writeSmallBytes(b *strings.Builder, keys []smallKey, small map[smallKey]*smallFigures) {
+	header := false
+	for _, k := range keys {
+		f := small[k]
+		if k.op != "put" || len(f.perPut) == 0 {
+			continue
+		}
+		if !header {
+			b.WriteString("#### Bytes written per small put, all of a system's processes together (/proc/PID/io)\n\n")
+			b.WriteString("| clients | tessera | seaweedfs | seaweedfs-fsync |\n|---|---|---|---|\n")
+			header = true
+		}
+		fmt.Fprintf(b, "| %d | %s | %s | %s |\n", k.clients, f.perPut.of("tessera"), f.perPut.of(others[0]), f.perPut.of(others[1]))
+	}
+	if header {
+		b.WriteString("\n")
+	}
+}
+
+// writeLarge prints the large put and get of each system, the ratios, and
+// the bytes its processes wrote per byte put.
+func writeLarge(b *strings.Builder, recs []record) {
+	put, get, amp := byRound{}, byRound{}, byRound{}
+	var size int64
+	for _, r := range recs {
+		if r.Parallel != 1 || !slices.Contains(reportSystems, r.System) {
+			continue
+		}
+		size = r.SizeBytes
+		put.set(r.Round, r.System, r.PutMBps)
+		get.set(r.Round, r.System, r.GetMBps)
+		if len(r.NodeWriteBytes) > 0 && r.SizeBytes > 0 {
+			amp.set(r.Round, r.System, float64(sum(r.NodeWriteBytes))/float64(r.SizeBytes))
+		}
+	}
+	var dd spread
+	for _, r := range recs {
+		if r.System == "dd" {
+			dd.add(r.MBps)
+		}
+	}
+	if len(put) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "#### One %d MiB file (MB = 10^6 bytes)\n\n", size>>20)
+	b.WriteString("| figure | tessera | seaweedfs | seaweedfs-fsync | tessera ÷ seaweedfs | tessera ÷ seaweedfs-fsync |\n|---|---|---|---|---|---|\n")
+	for _, row := range []struct {
+		name string
+		fig  byRound
+	}{{"put, MB/s", put}, {"get, MB/s", get}, {"bytes written per byte put, all processes", amp}} {
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", row.name, row.fig.of("tessera"), row.fig.of(others[0]), row.fig.of(others[1]),
+			row.fig.ratio("tessera", others[0]), row.fig.ratio("tessera", others[1]))
+	}
+	if len(dd.vals) > 0 {
+		fmt.Fprintf(b, "\ndd bs=1M count=%d conv=fsync on the same file system, with no cluster running: %s MB/s.\n", size>>20, dd)
+	}
+	b.WriteString("\n")
+}
+
+// writeLoad prints the machine's load average before each round.
+func writeLoad(b *strings.Builder, recs []record) {
+	var parts []string
+	for _, r := range recs {
+		if r.Op == "load" && len(r.LoadAvg) == 3 {
+			parts = append(parts, fmt.Sprintf("round %d: %g %g %g", r.Round, r.LoadAvg[0], r.LoadAvg[1], r.LoadAvg[2]))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(b, "Load average (1, 5, 15 min) before each round: %s.\n\n", strings.Join(parts, "; "))
+	}
+}
+
+// writeRSS prints each process's resident memory after its system's runs
+// in a round, over the rounds.
+func writeRSS(b *strings.Builder, recs []record) {
+	type proc struct{ sys, name string }
+	rss := map[proc]*spread{}
+	var order []proc
+	for _, r := range recs {
+		if r.Op != "rss" || !slices.Contains(reportSystems, r.System) {
+			continue
+		}
+		for i, name := range r.Procs {
+			p := proc{r.System, name}
+			if rss[p] == nil {
+				rss[p] = &spread{}
+				order = append(order, p)
+			}
+			rss[p].add(float64(r.RSSMiB[i]))
+		}
+	}
+	if len(order) == 0 {
+		return
+	}
+	slices.SortStableFunc(order, func(a, b proc) int {
+		return slices.Index(reportSystems, a.sys) - slices.Index(reportSystems, b.sys)
+	})
+	b.WriteString("#### Resident memory of each process after its system's runs in a round (VmRSS, MiB)\n\n| system | process | RSS MiB |\n|---|---|---|\n")
+	for _, p := range order {
+		fmt.Fprintf(b, "| %s | %s | %s |\n", p.sys, p.name, rss[p])
+	}
+	b.WriteString("\n")
+}
