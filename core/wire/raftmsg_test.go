@@ -188,7 +188,6 @@ func TestRaftCodecSlowPath(t *testing.T) {
 	}
 }
 
-
 // FuzzRaftDecode checks that decodeRaft agrees with protobuf on any
 // input, and that what it decodes encodes back to protobuf's bytes.
 func FuzzRaftDecode(f *testing.F) {
