@@ -705,24 +705,33 @@ func (h *httpAPI) unblock(since time.Time) time.Time {
 
 // readPiece reads the next piece of a body for a client op: chunkBytes
 // bytes, or fewer together with eof; a body shorter than its known length
-// is an error. No request gets a buffer larger than
-// it needs: with the body's remaining length known (left >= 0) the buffer
-// is one byte past it (so that the read sees the end), else it starts small
-// and grows. A whole chunk's buffer comes from pieces, if given.
+// is an error. No request holds a buffer much larger than it needs: with
+// the body's remaining length known (left >= 0) the buffer is one byte past
+// it (so that the read sees the end); else the first 64 KiB are read into a
+// buffer of their own, the rest of a longer piece into a whole chunk's, and
+// a last piece that fills less than half its buffer is copied into one of
+// its size. A whole chunk's buffer comes from pieces, if given, and one
+// not returned goes back to it.
 func readPiece(body io.Reader, chunkBytes int, left int64, pieces *bufPool) (data []byte, eof bool, err error) {
 	size := chunkBytes
 	if left >= 0 && left < int64(chunkBytes) {
 		size = int(left) + 1
 	}
 	if left < 0 {
-		size = min(chunkBytes, 64<<10)
+		size = min(chunkBytes, unknownLengthStart)
 	}
-	var buf []byte
-	if size == chunkBytes && pieces != nil && pieces.size == chunkBytes {
-		buf = pieces.get()
-	} else {
-		buf = make([]byte, size)
+	get := func(size int) []byte {
+		if size == chunkBytes && pieces != nil && pieces.size == chunkBytes {
+			return pieces.get()
+		}
+		return make([]byte, size)
 	}
+	drop := func(buf []byte) {
+		if pieces != nil {
+			pieces.put(buf)
+		}
+	}
+	buf := get(size)
 	n := 0
 	for {
 		m, err := io.ReadFull(body, buf[n:])
@@ -730,19 +739,38 @@ func readPiece(body io.Reader, chunkBytes int, left int64, pieces *bufPool) (dat
 		switch {
 		case err == nil:
 			if n < chunkBytes {
-				// Unknown or understated length: grow up to a chunk.
-				buf = append(buf, make([]byte, min(len(buf), chunkBytes-len(buf)))...)
+				// Unknown or understated length: the rest of the piece
+				// goes into a whole chunk's buffer.
+				whole := get(chunkBytes)
+				copy(whole, buf[:n])
+				drop(buf)
+				buf = whole
 				continue
 			}
 			return buf[:n], false, nil
 		case (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && left >= 0 && int64(n) < min(left, int64(chunkBytes)):
 			// A body cut short of its Content-Length (the client went
 			// away) must not be taken for the whole of it.
+			drop(buf)
 			return nil, false, fmt.Errorf("body ended %d bytes short of its length", min(left, int64(chunkBytes))-int64(n))
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			if 2*n < cap(buf) {
+				last := make([]byte, n)
+				copy(last, buf)
+				drop(buf)
+				return last, true, nil
+			}
+			if pieces != nil && cap(buf) == pieces.size {
+				return buf[:n], true, nil // whole, to go back to pieces
+			}
 			return buf[:n:n], true, nil
 		default:
+			drop(buf)
 			return nil, false, err
 		}
 	}
 }
+
+// unknownLengthStart is the buffer a piece of a body of unknown length
+// starts with: most such bodies are small.
+const unknownLengthStart = 64 << 10
