@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -41,6 +42,37 @@ func TestInlineFlags(t *testing.T) {
 			t.Errorf("%v %+v: %v, want an error mentioning %q", tt.args, tt.file, err, tt.err)
 		case tt.err == "" && (err != nil || th != tt.threshold || c != tt.capacity):
 			t.Errorf("%v %+v: %d %d %v, want %d %d", tt.args, tt.file, th, c, err, tt.threshold, tt.capacity)
+		}
+	}
+}
+
+// TestMemoryLimit checks how --memory-limit becomes the runtime's soft
+// limit: a size, none for 0 or off, the environment's GOMEMLIMIT when the
+// flag was not given, and a clear error below the minimum.
+func TestMemoryLimit(t *testing.T) {
+	tests := []struct {
+		flag  string
+		given bool
+		env   string
+		want  int64
+		err   string
+	}{
+		{defaultMemoryLimit, false, "", 256 << 20, ""},
+		{"1GiB", true, "", 1 << 30, ""},
+		{"0", true, "", math.MaxInt64, ""},
+		{"off", true, "", math.MaxInt64, ""},
+		{defaultMemoryLimit, false, "100MiB", -1, ""},
+		{"512MiB", true, "100MiB", 512 << 20, ""},
+		{"1MiB", true, "", 0, "below the minimum"},
+		{"lots", true, "", 0, "--memory-limit: bad size"},
+	}
+	for _, tt := range tests {
+		got, err := memoryLimit(tt.flag, tt.given, tt.env)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("%q given=%v env=%q: %v, want an error mentioning %q", tt.flag, tt.given, tt.env, err, tt.err)
+		case tt.err == "" && (err != nil || got != tt.want):
+			t.Errorf("%q given=%v env=%q: %d %v, want %d", tt.flag, tt.given, tt.env, got, err, tt.want)
 		}
 	}
 }
