@@ -38,6 +38,9 @@ type httpAPI struct {
 	// pieces are buffers of a chunk's size for the bodies of writes, reused
 	// once a chunk write of one is acknowledged.
 	pieces *bufPool
+	// idle notes the writes in progress, for the release of memory once
+	// there are none.
+	idle *idleRelease
 }
 
 // fileJSON is the JSON form of a file record.
@@ -273,6 +276,7 @@ func (h *httpAPI) write(w http.ResponseWriter, r *http.Request, kind client.Kind
 		return
 	}
 	defer release()
+	defer h.idle.begin()()
 	res := h.drive(r, client.New(h.ccfg, sess, spec), &limitedBody{r: r.Body, left: h.cfg.MaxFileBytes}, nil)
 	if on(h.cfg.Bugs.CreateConflictAsOK) && res.Status == api.Conflict && spec.HasIfVersion && spec.IfVersion == 0 && res.File.Version > 0 {
 		res.Status = api.OK // injected: "it exists: our earlier attempt made it"

@@ -31,6 +31,8 @@ type metrics struct {
 	chunkWritesInFlight prometheus.Gauge
 	backpressure        prometheus.Counter
 	backpressureSeconds prometheus.Counter
+	// memoryReleases counts idleRelease's returns of memory.
+	memoryReleases prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -81,7 +83,11 @@ func newMetrics() *metrics {
 			Help: "Time puts and appends spent not reading their request bodies because their windows were full.",
 		}),
 	}
-	m.reg.MustRegister(m.httpLatency, m.fsyncLatency, m.peerDropped, m.peerSentBytes, m.peerMalformed,
+	m.memoryReleases = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tessera_memory_releases_total",
+		Help: "Times the node, idle after writes, collected garbage and returned the freed memory to the operating system.",
+	})
+	m.reg.MustRegister(m.memoryReleases, m.httpLatency, m.fsyncLatency, m.peerDropped, m.peerSentBytes, m.peerMalformed,
 		m.peerOverBudget, m.peerReceiveWaits, m.peerReceiveWaitSeconds,
 		m.chunkWritesInFlight, m.backpressure, m.backpressureSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

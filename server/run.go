@@ -56,6 +56,8 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}, log, m)
 	registerTransportGauges(m.reg, tr)
+	idle := &idleRelease{}
+	tr.onLarge = idle.touch
 	renv := newRuntimeEnv(fs, tr.send, log)
 	renv.io.post = func(f func()) bool { return loop.post(f) }
 	ncfg := node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
@@ -85,7 +87,7 @@ func Run(ctx context.Context, cfg Config) error {
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
 		sessions:       newSessionPool(binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1)),
 		pool:           make(chan struct{}, cfg.PutWindow-1),
-		pieces:         newBufPool(cfg.ChunkBytes, cfg.PutWindow)}
+		pieces:         newBufPool(cfg.ChunkBytes, cfg.PutWindow), idle: idle}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_put_pool_slots_in_use",
 		Help: "Slots of the node's shared put window in use: pieces of request bodies held beyond one per put or append (at most --put-window - 1).",
@@ -93,6 +95,9 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
 	hosted := len(n.Groups()) // before the loop owns the node
+	releaseCtx, stopRelease := context.WithCancel(ctx)
+	defer stopRelease()
+	go idle.run(releaseCtx, releaseEvery, m.memoryReleases.Inc)
 	go loop.run()
 	tr.start()
 	httpErr := make(chan error, 1)

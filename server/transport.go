@@ -50,12 +50,15 @@ type transport struct {
 	// received bounds the bytes of the large envelopes read from peers and
 	// handed to deliver, until their done is called.
 	received *byteBudget
-	log      *slog.Logger
-	metrics  *metrics
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    map[net.Conn]bool
+	// onLarge, if set, is called for each large envelope received (before
+	// start): work the node's idle release waits out.
+	onLarge func()
+	log     *slog.Logger
+	metrics *metrics
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[net.Conn]bool
 	// frames are the read buffers of large frames, reused once the
 	// envelope decoded from one no longer refers to it.
 	frames *framePools
@@ -333,6 +336,9 @@ func (t *transport) admit(m *wire.Envelope) bool {
 	if n < bulkBytes {
 		t.deliver(m, func() {})
 		return true
+	}
+	if t.onLarge != nil {
+		t.onLarge()
 	}
 	start := time.Now()
 	waited, ok := t.received.take(n, t.stop)
