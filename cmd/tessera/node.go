@@ -91,8 +91,10 @@ byte budgets (a peer too slow to take its appends gets them dropped, to be
 sent again, and a node too busy to handle what it receives stops reading its
 connections), and Go's heap by --memory-limit, a soft limit (Go's
 GOMEMLIMIT) at which the collector runs more often rather than let the heap
-grow to twice its live data. Raise it on a node serving many large writes at
-once; GOMEMLIMIT in the environment is used when the flag is not given.
+grow to twice its live data (raise it on a node serving many large writes at
+once; GOMEMLIMIT in the environment is used when the flag is not given). A
+node idle for 5 s after work returns what the work left in its heap to the
+system.
 SIGINT or SIGTERM stops the node cleanly.`,
 		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103`,
