@@ -91,10 +91,11 @@ byte budgets (a peer too slow to take its appends gets them dropped, to be
 sent again, and a node too busy to handle what it receives stops reading its
 connections), and Go's heap by --memory-limit, a soft limit (Go's
 GOMEMLIMIT) at which the collector runs more often rather than let the heap
-grow to twice its live data (raise it on a node serving many large writes at
-once; GOMEMLIMIT in the environment is used when the flag is not given). A
-node idle for 5 s after work returns what the work left in its heap to the
-system.
+grow to twice its live data; the limit rises to half again the live heap
+when the live data needs more (a large namespace), so that the collector
+never runs without pause (GOMEMLIMIT in the environment is used as it is
+when the flag is not given). A node idle for 5 s after work returns what the
+work left in its heap to the system.
 SIGINT or SIGTERM stops the node cleanly.`,
 		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103`,
@@ -133,12 +134,13 @@ SIGINT or SIGTERM stops the node cleanly.`,
 			if cfg.Bugs, err = parseNodeBugs(injectBug); err != nil {
 				return err
 			}
-			if limit >= 0 {
-				debug.SetMemoryLimit(limit)
-			}
-			cfg.Logger.Info("memory limit", "bytes", debug.SetMemoryLimit(-1))
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if limit >= 0 {
+				debug.SetMemoryLimit(limit)
+				go followLiveHeap(ctx, limit, time.Second, cfg.Logger)
+			}
+			cfg.Logger.Info("memory limit", "bytes", debug.SetMemoryLimit(-1))
 			return server.Run(ctx, cfg)
 		},
 	}
@@ -161,7 +163,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.BoolVar(&f.Join, "join", false, "join an existing cluster with an empty data directory (required after a disk was lost): bootstrap no group")
 	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fl.StringVar(&memLimit, "memory-limit", defaultMemoryLimit, "soft limit on the node's Go memory (heap, stacks, runtime), as GOMEMLIMIT sets it: the collector runs more often near it (0 or off: none, the heap may grow to twice its live data); at least 64MiB")
+	fl.StringVar(&memLimit, "memory-limit", defaultMemoryLimit, "soft limit on the node's Go memory (heap, stacks, runtime), as GOMEMLIMIT sets it: the collector runs more often near it, and it rises to 1.5x the live heap when that needs more (0 or off: none, the heap may grow to twice its live data); at least 64MiB")
 	fl.BoolVar(&chunkOnce, "chunk-once", true, "write chunk bytes once per replica (staged before their short raft log entries); --chunk-once=false writes them twice (log entry, then chunk file); give every node the same value")
 	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs to inject, of the server or the core (binaries built with -tags tesserabugs; for testing the chaos harness)")
 	_ = fl.MarkHidden("inject-bug")
