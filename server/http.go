@@ -35,6 +35,10 @@ type httpAPI struct {
 	// once share Window-1 slots, each guaranteed one piece, and the chunk
 	// writes in flight from this node stay near the number of writes.
 	pool chan struct{}
+	// bodies bounds the writes holding pieces of their bodies at once
+	// (Config.PutBodies): a write takes a slot before it reads a piece
+	// while it holds none, and gives it back once it holds none again.
+	bodies chan struct{}
 	// pieces are buffers of a chunk's size for the bodies of writes, reused
 	// once a chunk write of one is acknowledged.
 	pieces *bufPool
@@ -577,9 +581,10 @@ type answer struct {
 // read data goes to sink. Retries back off briefly; the request's context
 // bounds everything. A write whose window is full, or that finds no free
 // slot in the node's pool (httpAPI.pool) for a further piece, reads no
-// more of its body until one of its chunk writes is answered, so TCP flow
-// control pushes back on the client instead of the node buffering without
-// bound.
+// more of its body until one of its chunk writes is answered, and a write
+// that holds no piece reads none until it has a slot of the node's bodies
+// (httpAPI.bodies), so TCP flow control pushes back on the client instead
+// of the node buffering without bound.
 func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink func(client.Step) error) client.Result {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()          // requests still in flight after an early return give up
@@ -590,10 +595,24 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 	answers := make(chan answer, h.ccfg.Window+1)
 	var blocked time.Time // since when a full window holds back the body
 	slots := 0            // slots of h.pool held: pieces beyond the first
+	holding := false      // a slot of h.bodies held
 	defer func() {
 		h.unblock(blocked)
 		h.release(&slots, 0)
+		if holding {
+			<-h.bodies
+		}
 	}()
+	// answered feeds an answer to the op and gives back the slots it no
+	// longer needs.
+	answered := func(a answer) {
+		h.onAnswer(op, a)
+		h.release(&slots, op.Held()-1)
+		if holding && op.Held() == 0 {
+			<-h.bodies
+			holding = false
+		}
+	}
 	for {
 		st := op.Next()
 		switch st.Kind {
@@ -605,9 +624,31 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 				h.metrics.backpressure.Inc()
 				blocked = time.Now()
 			}
-			h.onAnswer(op, <-answers)
-			h.release(&slots, op.Held()-1)
+			answered(<-answers)
 		case client.StepNeedData:
+			if !holding {
+				// A write that holds no piece needs a slot of the node's
+				// bodies before it reads one; while none is free, an
+				// answer (to an allocation, say) may come.
+				select {
+				case h.bodies <- struct{}{}:
+					holding = true
+				default:
+					if blocked.IsZero() {
+						h.metrics.backpressure.Inc()
+						blocked = time.Now()
+					}
+					select {
+					case h.bodies <- struct{}{}:
+						holding = true
+					case a := <-answers:
+						answered(a)
+						continue
+					case <-ctx.Done():
+						return client.Result{Status: api.Timeout, Detail: "client went away"}
+					}
+				}
+			}
 			if op.Held() > slots {
 				// A further piece needs a slot of the node's pool; while
 				// none is free, an answer may free one of this write's.
@@ -623,8 +664,7 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 					case h.pool <- struct{}{}:
 						slots++
 					case a := <-answers:
-						h.onAnswer(op, a)
-						h.release(&slots, op.Held()-1)
+						answered(a)
 						continue
 					}
 				}

@@ -76,7 +76,7 @@ func newMetrics() *metrics {
 		}),
 		backpressure: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tessera_put_backpressure_total",
-			Help: "Times a put or append stopped reading its request body because its window of chunk writes was full.",
+			Help: "Times a put or append stopped reading its request body because its window of chunk writes was full, or the node's writes holding body pieces were at their bound (PutBodies).",
 		}),
 		backpressureSeconds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tessera_put_backpressure_seconds_total",

@@ -87,11 +87,15 @@ func Run(ctx context.Context, cfg Config) error {
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
 		sessions:       newSessionPool(binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1)),
 		pool:           make(chan struct{}, cfg.PutWindow-1),
+		bodies:         make(chan struct{}, cfg.PutBodies),
 		pieces:         newBufPool(cfg.ChunkBytes, cfg.PutWindow), idle: idle}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_put_pool_slots_in_use",
 		Help: "Slots of the node's shared put window in use: pieces of request bodies held beyond one per put or append (at most --put-window - 1).",
-	}, func() float64 { return float64(len(h.pool)) }))
+	}, func() float64 { return float64(len(h.pool)) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tessera_put_bodies_in_use",
+		Help: "Puts and appends holding pieces of their request bodies (at most the node's PutBodies; a further one waits before reading its body).",
+	}, func() float64 { return float64(len(h.bodies)) }))
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
 	hosted := len(n.Groups()) // before the loop owns the node

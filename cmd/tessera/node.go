@@ -81,10 +81,11 @@ every node the same values (a node whose values differ logs a warning, and
 its writes fall back to chunks where the cluster refuses them inline).
 A larger put or append keeps up to --put-window chunk writes in flight at
 once; concurrent writes share that window (each is guaranteed one chunk), so
-the chunk writes in flight from a node stay near the number of writes. A
-write that can take no more chunks reads no more of its request body, so a
-client sending faster than the cluster writes is slowed down rather than
-buffered.
+the chunk writes in flight from a node stay near the number of writes; at
+most 4 x --put-window writes hold pieces of their bodies at once, the others
+waiting before they read theirs. A write that can take no more chunks reads
+no more of its request body, so a client sending faster than the cluster
+writes is slowed down rather than buffered.
 Memory is bounded by design: the chunks of request bodies by --put-window,
 the envelopes queued to each peer and those received and not yet handled by
 byte budgets (a peer too slow to take its appends gets them dropped, to be
