@@ -214,3 +214,24 @@ func (h *file) Size() (int64, error) {
 	}
 	return st.Size(), nil
 }
+
+// writeBuffered writes a whole file through the page cache and fsyncs it:
+// WriteDirect where O_DIRECT cannot be used.
+func (f *FS) writeBuffered(name string, parts [][]byte) error {
+	h, err := f.Create(name)
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
+		if err == nil {
+			_, err = h.Write(part)
+		}
+	}
+	if err == nil {
+		err = h.Sync()
+	}
+	if cerr := h.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
