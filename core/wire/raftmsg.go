@@ -77,12 +77,13 @@ func sizeRaft(m *raftpb.Message) int {
 	return sizeMessage(m)
 }
 
-// appendRaft appends the encoding of m, whose size is size (sizeRaft).
-func appendRaft(b []byte, m *raftpb.Message) ([]byte, error) {
+// appendRaft appends the encoding of m, whose size is size (sizeRaft),
+// leaving its entries' large data out of b where h says so (nil: none).
+func appendRaft(b []byte, m *raftpb.Message, h *holes) ([]byte, error) {
 	if !handCoded(m) {
 		return proto.MarshalOptions{}.MarshalAppend(b, m)
 	}
-	return appendMessage(b, m), nil
+	return appendMessage(b, m, h), nil
 }
 
 func sizeVarintField(v *uint64) int {
@@ -138,26 +139,26 @@ func appendVarintField(b []byte, field int, v *uint64) []byte {
 	return binary.AppendUvarint(appendTag(b, field, wireVarint), *v)
 }
 
-func appendBytesField(b []byte, field int, p []byte) []byte {
+func appendBytesField(b []byte, field int, p []byte, h *holes) []byte {
 	if p == nil {
 		return b
 	}
 	b = binary.AppendUvarint(appendTag(b, field, wireBytes), uint64(len(p)))
-	return append(b, p...)
+	return h.put(b, p)
 }
 
 // appendEntry appends e's fields in field-number order.
-func appendEntry(b []byte, e *raftpb.Entry) []byte {
+func appendEntry(b []byte, e *raftpb.Entry, h *holes) []byte {
 	if e.Type != nil {
 		b = binary.AppendUvarint(appendTag(b, entType, wireVarint), enumValue(int32(*e.Type)))
 	}
 	b = appendVarintField(b, entTerm, e.Term)
 	b = appendVarintField(b, entIndex, e.Index)
-	return appendBytesField(b, entData, e.Data)
+	return appendBytesField(b, entData, e.Data, h)
 }
 
 // appendMessage appends m's fields in field-number order.
-func appendMessage(b []byte, m *raftpb.Message) []byte {
+func appendMessage(b []byte, m *raftpb.Message, h *holes) []byte {
 	if m.Type != nil {
 		b = binary.AppendUvarint(appendTag(b, msgType, wireVarint), enumValue(int32(*m.Type)))
 	}
@@ -168,7 +169,7 @@ func appendMessage(b []byte, m *raftpb.Message) []byte {
 	b = appendVarintField(b, msgIndex, m.Index)
 	for _, e := range m.Entries {
 		b = binary.AppendUvarint(appendTag(b, msgEntries, wireBytes), uint64(sizeEntry(e)))
-		b = appendEntry(b, e)
+		b = appendEntry(b, e, h)
 	}
 	b = appendVarintField(b, msgCommit, m.Commit)
 	if m.Reject != nil {
@@ -179,7 +180,7 @@ func appendMessage(b []byte, m *raftpb.Message) []byte {
 		b = append(appendTag(b, msgReject, wireVarint), byte(v))
 	}
 	b = appendVarintField(b, msgRejectHint, m.RejectHint)
-	b = appendBytesField(b, msgContext, m.Context)
+	b = appendBytesField(b, msgContext, m.Context, nil)
 	return appendVarintField(b, msgVote, m.Vote)
 }
 

@@ -176,37 +176,112 @@ func splitBy[T any](items []T, big func(T) bool) (no, yes []T) {
 // chunk's bytes in a raft message or a forwarded request are copied once,
 // never through a buffer of their own or a growing one.
 func (m *Envelope) Marshal() ([]byte, error) {
+	return m.marshal(nil)
+}
+
+// MarshalPieces encodes the envelope as Marshal does, but leaves every byte
+// string of at least minBytes (a chunk's bytes in a raft entry, a forwarded
+// request, a reply, a fetch reply or a snapshot piece) where it is: the
+// encoding is the concatenation of the pieces returned, which alternate
+// between buffers of their own and those byte strings themselves, and
+// size is its length. A transport writes the pieces one after the other
+// (or with writev) and saves the copy of every large byte string into a
+// frame; the pieces alias the envelope's byte strings, which must not
+// change until they are written.
+func (m *Envelope) MarshalPieces(minBytes int) (pieces [][]byte, size int, err error) {
+	h := &holes{min: minBytes}
+	b, err := m.marshal(h)
+	if err != nil {
+		return nil, 0, err
+	}
+	return h.pieces(b), len(b) + h.bytes, nil
+}
+
+// holes records the large byte strings an encoding leaves out of its
+// buffer, and where each goes. A nil *holes leaves none out.
+type holes struct {
+	min   int
+	at    []int
+	data  [][]byte
+	bytes int
+}
+
+// put appends p to b, or records it as a hole at the end of b if p is
+// large.
+func (h *holes) put(b, p []byte) []byte {
+	if h == nil || len(p) < h.min || len(p) == 0 {
+		return append(b, p...)
+	}
+	h.at = append(h.at, len(b))
+	h.data = append(h.data, p)
+	h.bytes += len(p)
+	return b
+}
+
+// left is how many bytes the holes hold (0 for nil).
+func (h *holes) left() int {
+	if h == nil {
+		return 0
+	}
+	return h.bytes
+}
+
+// pieces interleaves the buffer b with the holes left out of it.
+func (h *holes) pieces(b []byte) [][]byte {
+	out := make([][]byte, 0, 2*len(h.at)+1)
+	from := 0
+	for i, at := range h.at {
+		if at > from {
+			out = append(out, b[from:at])
+		}
+		out = append(out, h.data[i])
+		from = at
+	}
+	if from < len(b) || len(out) == 0 {
+		out = append(out, b[from:])
+	}
+	return out
+}
+
+func (m *Envelope) marshal(h *holes) ([]byte, error) {
 	sizes := make([]int, len(m.Raft))
 	for i, gm := range m.Raft {
 		sizes[i] = sizeRaft(gm.Msg)
 	}
 	total := m.size(sizes)
-	e := codec.Encoder{B: append(make([]byte, 0, total), magic...)}
+	buf := total
+	if h != nil {
+		// Most of a large envelope is left out: grow the rest as needed.
+		buf = min(total, 4<<10)
+	}
+	e := codec.Encoder{B: append(make([]byte, 0, buf), magic...)}
 	e.Uvarint(m.From)
 	e.Uvarint(m.To)
 	e.Uvarint(uint64(len(m.Raft)))
 	for i, gm := range m.Raft {
 		e.Uvarint(gm.Group)
 		e.Uvarint(uint64(sizes[i]))
-		start := len(e.B)
-		b, err := appendRaft(e.B, gm.Msg)
+		start, left := len(e.B), h.left()
+		b, err := appendRaft(e.B, gm.Msg, h)
 		if err != nil {
 			return nil, fmt.Errorf("wire: marshal raft message of group %d: %w", gm.Group, err)
 		}
-		if len(b)-start != sizes[i] {
-			return nil, fmt.Errorf("wire: raft message of group %d encoded in %d bytes, sized %d", gm.Group, len(b)-start, sizes[i])
+		if n := len(b) - start + h.left() - left; n != sizes[i] {
+			return nil, fmt.Errorf("wire: raft message of group %d encoded in %d bytes, sized %d", gm.Group, n, sizes[i])
 		}
 		e.B = b
 	}
 	e.Uvarint(uint64(len(m.Forwards)))
 	for _, f := range m.Forwards {
 		e.Uvarint(f.ID)
-		e.Bytes(f.Req)
+		e.Uvarint(uint64(len(f.Req)))
+		e.B = h.put(e.B, f.Req)
 	}
 	e.Uvarint(uint64(len(m.Replies)))
 	for _, r := range m.Replies {
 		e.Uvarint(r.ID)
-		e.Bytes(r.Resp)
+		e.Uvarint(uint64(len(r.Resp)))
+		e.B = h.put(e.B, r.Resp)
 	}
 	e.Uvarint(uint64(len(m.Fetches)))
 	for _, f := range m.Fetches {
@@ -219,7 +294,8 @@ func (m *Envelope) Marshal() ([]byte, error) {
 		e.Uvarint(f.ChunkID)
 		e.Bool(f.Found)
 		e.Uint32(f.CRC)
-		e.Bytes(f.Data)
+		e.Uvarint(uint64(len(f.Data)))
+		e.B = h.put(e.B, f.Data)
 	}
 	e.Uvarint(uint64(len(m.Removals)))
 	for _, r := range m.Removals {
@@ -257,13 +333,14 @@ func (m *Envelope) Marshal() ([]byte, error) {
 		e.Uvarint(p.Offset)
 		e.Uvarint(p.Total)
 		e.Bool(p.Found)
-		e.Bytes(p.Data)
+		e.Uvarint(uint64(len(p.Data)))
+		e.B = h.put(e.B, p.Data)
 	}
-	if len(e.B) != total {
-		return nil, fmt.Errorf("wire: envelope encoded in %d bytes, sized %d", len(e.B), total)
+	if n := len(e.B) + h.left(); n != total {
+		return nil, fmt.Errorf("wire: envelope encoded in %d bytes, sized %d", n, total)
 	}
-	if len(e.B) > MaxEnvelopeBytes {
-		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(e.B), MaxEnvelopeBytes)
+	if total > MaxEnvelopeBytes {
+		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", total, MaxEnvelopeBytes)
 	}
 	return e.B, nil
 }
