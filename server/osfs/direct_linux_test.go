@@ -56,6 +56,17 @@ func TestWriteDirect(t *testing.T) {
 			if !bytes.Equal(got, want) {
 				t.Fatalf("file of %d bytes, want %d bytes", len(got), len(want))
 			}
+			// Read back through the FS too: a read of a megabyte or more
+			// first advises the kernel it needs the range (willNeed).
+			h, err := fs.Open("f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := make([]byte, len(want))
+			if n, err := h.ReadAt(back, 0); n != len(want) || (err != nil && len(want) > 0) || !bytes.Equal(back, want) {
+				t.Fatalf("ReadAt: %d bytes, %v", n, err)
+			}
+			h.Close()
 			if syncs != before+1 {
 				t.Fatalf("%d fsyncs, want 1", syncs-before)
 			}

@@ -175,6 +175,10 @@ func (f *FS) syncDirPath(p string) error {
 	return err
 }
 
+// readAheadBytes is the size from which a read first tells the kernel the
+// whole range is needed (willNeed).
+const readAheadBytes = 1 << 20
+
 type file struct {
 	f    *os.File
 	name string
@@ -187,6 +191,9 @@ func (h *file) Write(p []byte) (int, error) {
 }
 
 func (h *file) ReadAt(p []byte, off int64) (int, error) {
+	if len(p) >= readAheadBytes {
+		willNeed(h.f, off, len(p))
+	}
 	n, err := h.f.ReadAt(p, off)
 	if err != nil && err != io.EOF {
 		err = wrap("read", h.name, err)
