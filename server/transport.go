@@ -236,7 +236,9 @@ func (t *transport) readLoop(c net.Conn) {
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return
 		}
-		m, err := wire.Unmarshal(buf)
+		// Large entries' data stays in buf (a follower's chunk bytes are
+		// not copied out of the frame); such a frame is not reused.
+		m, err := wire.UnmarshalShared(buf, bulkBytes)
 		if err == nil && !m.AliasesInput() {
 			t.frames.put(buf)
 		}

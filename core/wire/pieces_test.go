@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -97,3 +98,71 @@ func TestMarshalPieces(t *testing.T) {
 		})
 	}
 }
+
+// TestUnmarshalShared checks that UnmarshalShared decodes what Unmarshal
+// does, with the data of large raft entries referring to the input (and
+// capped to it, so that an append cannot write into the input) and small
+// ones copied, and that it says so (AliasesInput); Unmarshal shares none.
+func TestUnmarshalShared(t *testing.T) {
+	const min = 64
+	big := bytes.Repeat([]byte{'b'}, min)
+	tests := []struct {
+		name    string
+		entries [][]byte
+		shared  int // entries expected to refer to the input
+	}{
+		{"no entries", nil, 0},
+		{"small entries", [][]byte{[]byte("a"), bytes.Repeat([]byte{'c'}, min-1)}, 0},
+		{"a large entry among small ones", [][]byte{[]byte("a"), big, []byte("z")}, 1},
+		{"large entries", [][]byte{big, big}, 2},
+	}
+	within := func(p, b []byte) bool {
+		return len(p) > 0 && len(b) > 0 && uintptrOf(p) >= uintptrOf(b) && uintptrOf(p) < uintptrOf(b)+uintptr(len(b))
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(1), To: proto.Uint64(2)}
+			for i, d := range tt.entries {
+				m.Entries = append(m.Entries, &raftpb.Entry{Index: proto.Uint64(uint64(i + 1)), Data: d})
+			}
+			env := &Envelope{From: 1, To: 2, Raft: []GroupMessage{{Group: 2, Msg: m}}}
+			b, err := env.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := Unmarshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := UnmarshalShared(b, min)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, _ := got.Marshal()
+			if !bytes.Equal(again, b) {
+				t.Fatal("a shared decoding does not encode back to its input")
+			}
+			shared := 0
+			for i, e := range got.Raft[0].Msg.Entries {
+				if !bytes.Equal(e.Data, tt.entries[i]) {
+					t.Fatalf("entry %d decoded as %q", i, e.Data)
+				}
+				if within(e.Data, b) {
+					shared++
+					if cap(e.Data) != len(e.Data) {
+						t.Fatalf("entry %d shares the input with room to grow into it", i)
+					}
+				}
+				if within(plain.Raft[0].Msg.Entries[i].Data, b) {
+					t.Fatalf("Unmarshal shared entry %d with its input", i)
+				}
+			}
+			if shared != tt.shared || got.AliasesInput() != (tt.shared > 0) || plain.AliasesInput() {
+				t.Fatalf("%d entries shared (want %d), AliasesInput %v, plain %v", shared, tt.shared, got.AliasesInput(), plain.AliasesInput())
+			}
+		})
+	}
+}
+
+// uintptrOf is the address of p's first byte.
+func uintptrOf(p []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(p))) }

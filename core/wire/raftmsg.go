@@ -184,9 +184,11 @@ func appendMessage(b []byte, m *raftpb.Message, h *holes) []byte {
 	return appendVarintField(b, msgVote, m.Vote)
 }
 
-// decodeRaft decodes a raft message as proto.Unmarshal would.
-func decodeRaft(b []byte) (*raftpb.Message, error) {
-	if m, err := decodeMessage(b); err == nil {
+// decodeRaft decodes a raft message as proto.Unmarshal would, but for
+// entries' data of at least shareMin bytes (0: none), which refer to b
+// instead of being copied (UnmarshalShared).
+func decodeRaft(b []byte, shareMin int) (*raftpb.Message, error) {
+	if m, err := decodeMessage(b, shareMin); err == nil {
 		return m, nil
 	}
 	m := &raftpb.Message{}
@@ -242,7 +244,7 @@ func field(b []byte) (num, wt int, v uint64, p, rest []byte, err error) {
 // clone copies a decoded byte string: present, so never nil.
 func clone(p []byte) []byte { return append([]byte{}, p...) }
 
-func decodeMessage(b []byte) (*raftpb.Message, error) {
+func decodeMessage(b []byte, shareMin int) (*raftpb.Message, error) {
 	f := &messageFields{}
 	m := &f.m
 	for len(b) > 0 {
@@ -288,7 +290,7 @@ func decodeMessage(b []byte) (*raftpb.Message, error) {
 		case msgContext:
 			m.Context = clone(p)
 		case msgEntries:
-			e, err := decodeEntry(p)
+			e, err := decodeEntry(p, shareMin)
 			if err != nil {
 				return nil, err
 			}
@@ -300,7 +302,7 @@ func decodeMessage(b []byte) (*raftpb.Message, error) {
 	return m, nil
 }
 
-func decodeEntry(b []byte) (*raftpb.Entry, error) {
+func decodeEntry(b []byte, shareMin int) (*raftpb.Entry, error) {
 	f := &entryFields{}
 	e := &f.e
 	for len(b) > 0 {
@@ -310,6 +312,9 @@ func decodeEntry(b []byte) (*raftpb.Entry, error) {
 		}
 		b = rest
 		switch {
+		case num == entData && wt == wireBytes && shareMin > 0 && len(p) >= shareMin:
+			// Capped, so that an append to it can never write into b.
+			e.Data = p[:len(p):len(p)]
 		case num == entData && wt == wireBytes:
 			e.Data = clone(p)
 		case wt != wireVarint:

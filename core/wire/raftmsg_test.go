@@ -87,7 +87,7 @@ func checkDecode(t *testing.T, b []byte) {
 	t.Helper()
 	want := &raftpb.Message{}
 	wantErr := proto.Unmarshal(b, want)
-	got, err := decodeRaft(b)
+	got, err := decodeRaft(b, 0)
 	switch {
 	case (err != nil) != (wantErr != nil):
 		t.Fatalf("decode %x: error %v, protobuf's %v", b, err, wantErr)
@@ -115,7 +115,7 @@ func TestRaftCodecMatchesProtobuf(t *testing.T) {
 			t.Fatalf("message %v: encoded %x (%v), protobuf %x", m, got, err, want)
 		}
 		checkDecode(t, want)
-		fast, err := decodeMessage(want)
+		fast, err := decodeMessage(want, 0)
 		if err != nil {
 			t.Fatalf("message %v: not decoded on the fast path: %v", m, err)
 		}
@@ -201,7 +201,7 @@ func FuzzRaftDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkDecode(t, b)
-		m, err := decodeRaft(b)
+		m, err := decodeRaft(b, 0)
 		if err != nil {
 			return
 		}

@@ -118,6 +118,9 @@ type Envelope struct {
 	Ping      bool
 	PieceAsks []PieceAsk
 	Pieces    []Piece
+	// shared is set on an envelope decoded by UnmarshalShared whose raft
+	// entries refer to the bytes it was decoded from.
+	shared bool
 }
 
 // Empty reports whether the envelope carries nothing.
@@ -405,10 +408,24 @@ func (m *Envelope) size(raftSizes []int) int {
 
 // AliasesInput reports whether a decoded envelope refers to the bytes it
 // was decoded from (Unmarshal): its forwarded requests, replies, fetch
-// replies and snapshot pieces do, its raft messages (copied by protobuf)
-// and the rest do not. A buffer whose envelope does not may be reused.
+// replies and snapshot pieces do, and its raft entries' large data when
+// decoded by UnmarshalShared; the rest is copied. A buffer whose envelope
+// does not may be reused.
 func (m *Envelope) AliasesInput() bool {
-	return len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) > 0
+	return m.shared || len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) > 0
+}
+
+// UnmarshalShared is Unmarshal, but the data of every raft entry of at
+// least minBytes (a chunk's bytes in an append) refers to b instead of
+// being copied out of it: for a caller that reads each frame into a buffer
+// of its own and gives it up to the envelope (server/transport.go), which
+// saves a copy of every chunk a follower receives.
+func UnmarshalShared(b []byte, minBytes int) (*Envelope, error) {
+	m := &Envelope{}
+	if err := unmarshalInto(b, m, max(minBytes, 1)); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Unmarshal decodes an envelope; the result may alias b (AliasesInput).
@@ -426,7 +443,11 @@ func Unmarshal(b []byte) (*Envelope, error) {
 // inside a struct of its own (the simulator's deliveries). On error m
 // holds part of the envelope and must not be used. The result may alias b
 // (AliasesInput).
-func UnmarshalInto(b []byte, m *Envelope) error {
+func UnmarshalInto(b []byte, m *Envelope) error { return unmarshalInto(b, m, 0) }
+
+// unmarshalInto is UnmarshalInto sharing b's bytes with entries' data of at
+// least shareMin bytes (0: none).
+func unmarshalInto(b []byte, m *Envelope, shareMin int) error {
 	room := m.Raft[:0]
 	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
 		return fmt.Errorf("wire: bad magic")
@@ -449,10 +470,15 @@ func UnmarshalInto(b []byte, m *Envelope) error {
 		if d.Err() != nil {
 			break
 		}
-		msg, err := decodeRaft(raw)
+		msg, err := decodeRaft(raw, shareMin)
 		if err != nil {
 			d.Fail(fmt.Errorf("wire: raft message of group %d: %w", g, err))
 			break
+		}
+		for _, e := range msg.Entries {
+			if shareMin > 0 && len(e.Data) >= shareMin {
+				m.shared = true
+			}
 		}
 		m.Raft = append(m.Raft, GroupMessage{Group: g, Msg: msg})
 	}
