@@ -2,6 +2,7 @@ package osfs
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -93,3 +94,33 @@ func TestAlignIn(t *testing.T) {
 
 // uintptrOf is the address of b's first byte.
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
+// TestReadLarge checks large reads, from the page cache and past it: the
+// bytes, and io.EOF with the bytes there are when the range runs past the
+// end of the file.
+func TestReadLarge(t *testing.T) {
+	dir := t.TempDir()
+	fs := New(dir)
+	want := bytes.Repeat([]byte("0123456789abcdef"), (2<<20)/16)
+	if err := os.WriteFile(filepath.Join(dir, "cached"), want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.WriteDirect("uncached", want); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cached", "uncached"} {
+		h, err := fs.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(want)-100)
+		if n, err := h.ReadAt(got, 100); n != len(got) || err != nil || !bytes.Equal(got, want[100:]) {
+			t.Fatalf("%s: read %d bytes, %v", name, n, err)
+		}
+		past := make([]byte, len(want)+(1<<20))
+		if n, err := h.ReadAt(past, 0); n != len(want) || err != io.EOF || !bytes.Equal(past[:n], want) {
+			t.Fatalf("%s: read past the end: %d bytes, %v", name, n, err)
+		}
+		h.Close()
+	}
+}

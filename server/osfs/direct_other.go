@@ -8,5 +8,5 @@ import "os"
 // cache: O_DIRECT is Linux's.
 func (f *FS) WriteDirect(name string, parts ...[]byte) error { return f.writeBuffered(name, parts) }
 
-// willNeed is posix_fadvise WILLNEED where the platform has it.
-func willNeed(*os.File, int64, int) {}
+// readLarge is f.ReadAt where there is no RWF_NOWAIT nor posix_fadvise.
+func readLarge(f *os.File, p []byte, off int64) (int, error) { return f.ReadAt(p, off) }

@@ -175,8 +175,8 @@ func (f *FS) syncDirPath(p string) error {
 	return err
 }
 
-// readAheadBytes is the size from which a read first tells the kernel the
-// whole range is needed (willNeed).
+// readAheadBytes is the size from which a read whose bytes are not all in
+// the page cache asks the kernel for the whole range at once (readLarge).
 const readAheadBytes = 1 << 20
 
 type file struct {
@@ -191,10 +191,13 @@ func (h *file) Write(p []byte) (int, error) {
 }
 
 func (h *file) ReadAt(p []byte, off int64) (int, error) {
+	var n int
+	var err error
 	if len(p) >= readAheadBytes {
-		willNeed(h.f, off, len(p))
+		n, err = readLarge(h.f, p, off)
+	} else {
+		n, err = h.f.ReadAt(p, off)
 	}
-	n, err := h.f.ReadAt(p, off)
 	if err != nil && err != io.EOF {
 		err = wrap("read", h.name, err)
 	}
