@@ -60,7 +60,8 @@ const frameClass = 1 << 20
 func newFramePools(keepBytes int) *framePools { return &framePools{keepBytes: keepBytes} }
 
 // get returns a buffer of n bytes, pooled if n is a MiB or more: the
-// smallest kept buffer large enough, else a new one.
+// smallest kept buffer large enough and at most twice n (a frame whose
+// entries keep pointing into it keeps its whole buffer), else a new one.
 func (f *framePools) get(n int) []byte {
 	if n < frameClass {
 		return make([]byte, n)
@@ -68,7 +69,7 @@ func (f *framePools) get(n int) []byte {
 	f.mu.Lock()
 	best := -1
 	for i, b := range f.free {
-		if cap(b) >= n && (best < 0 || cap(b) < cap(f.free[best])) {
+		if cap(b) >= n && cap(b) <= 2*n && (best < 0 || cap(b) < cap(f.free[best])) {
 			best = i
 		}
 	}

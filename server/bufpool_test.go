@@ -48,7 +48,8 @@ func TestBufPools(t *testing.T) {
 
 // TestFramePoolsBound gives back more frames than the pool may keep: it
 // keeps them up to its byte bound and no more, hands out the smallest kept
-// buffer that fits, and makes a new one when none fits.
+// buffer that fits and is at most twice the frame, and makes a new one
+// when none does.
 func TestFramePoolsBound(t *testing.T) {
 	const mib = 1 << 20
 	f := newFramePools(8 * mib)
@@ -66,5 +67,11 @@ func TestFramePoolsBound(t *testing.T) {
 	}
 	if got := f.kept(); got != 5*mib {
 		t.Fatalf("kept %d MiB after one reused, want 5", got/mib)
+	}
+	if b := f.get(1 * mib); cap(b) != 2*mib {
+		t.Fatalf("frame of 1 MiB got %d bytes, want the kept 2 MiB buffer", cap(b))
+	}
+	if b := f.get(1 * mib); cap(b) != 1*mib {
+		t.Fatalf("frame of 1 MiB got %d bytes, want a new 1 MiB buffer rather than the kept 3 MiB one", cap(b))
 	}
 }

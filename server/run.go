@@ -62,7 +62,8 @@ func Run(ctx context.Context, cfg Config) error {
 	renv.io.post = func(f func()) bool { return loop.post(f) }
 	ncfg := node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
 		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join,
-		InlineThreshold: cfg.InlineThreshold, InlineCapBytes: cfg.InlineCapBytes, ChunkOnce: cfg.ChunkOnce}
+		InlineThreshold: cfg.InlineThreshold, InlineCapBytes: cfg.InlineCapBytes, ChunkOnce: cfg.ChunkOnce,
+		BalanceLeaders: true}
 	if bugs.CompiledIn {
 		ncfg.Bugs = cfg.Bugs.Core
 	}

@@ -254,20 +254,35 @@ func (t *transport) writeQueued(w *bufio.Writer, q *peerQueue, m queued) error {
 	return t.writeFrame(w, m.m)
 }
 
+// writeFrame writes one envelope's frame. Its large byte strings (a
+// chunk's bytes in an append, say) go from where they are to the
+// connection, after what w buffered before them: they are never copied
+// into a frame or into w (wire.Envelope.MarshalPieces).
 func (t *transport) writeFrame(w *bufio.Writer, m *wire.Envelope) error {
-	b, err := m.Marshal()
+	pieces, n, err := m.MarshalPieces(bulkBytes)
 	if err != nil {
 		t.log.Error("cannot encode envelope", "err", err)
 		return nil
 	}
 	var hdr [4]byte
-	binary.LittleEndian.PutUint32(hdr[:], uint32(len(b)))
+	binary.LittleEndian.PutUint32(hdr[:], uint32(n))
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}
-	_, err = w.Write(b)
-	t.metrics.peerSentBytes.Add(float64(len(b) + 4))
-	return err
+	for _, p := range pieces {
+		if len(p) >= bulkBytes && w.Buffered() > 0 {
+			// An empty bufio.Writer hands a large write straight to the
+			// connection.
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	t.metrics.peerSentBytes.Add(float64(n + 4))
+	return nil
 }
 
 func (t *transport) acceptLoop() {
@@ -311,7 +326,9 @@ func (t *transport) readLoop(c net.Conn) {
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return
 		}
-		m, err := wire.Unmarshal(buf)
+		// Large entries' data stays in buf (a follower's chunk bytes are
+		// not copied out of the frame); such a frame is not reused.
+		m, err := wire.UnmarshalShared(buf, bulkBytes)
 		if err == nil && !m.AliasesInput() {
 			t.frames.put(buf)
 		}
