@@ -5,7 +5,8 @@
 #
 # usage: bench/put-window.sh BIN_A BIN_B
 #
-# Each round starts a fresh 3-node cluster (`BIN cluster up`) for A, then
+# Each round starts a fresh 3-node cluster (`BIN cluster up`, then waits
+# until every group has a leader) for A, then
 # for B (B first in even rounds), and runs one `bench put-get` of
 # BENCH_LARGE_MIB MiB on it, then BENCH_PARALLEL puts at once of
 # BENCH_LARGE_MIB/BENCH_PARALLEL MiB each (`--parallel`); then, with no cluster running, `dd bs=1M
@@ -23,6 +24,9 @@
 #   BENCH_LARGE_MIB   put-get size in MiB (default 256)
 #   BENCH_PARALLEL    puts at once in the parallel point (default 4; 0: none)
 #   BENCH_RSS_MIB     size of the memory run's put in MiB (default 1024; 0: none)
+#   BENCH_WARMUP_MIB  an untimed put-get of this many MiB on each fresh cluster
+#                     before its timed one (default 0: none), so that the
+#                     timed put measures a cluster that has written before
 #   BENCH_SETTLE      wait before the last memory reading (default 10s)
 #   BENCH_CLUSTER     extra flags of `cluster up` for both builds (default none)
 #   BENCH_DIR         where data goes (default a new directory under ${TMPDIR:-/tmp})
@@ -37,6 +41,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 LARGE_MIB=${BENCH_LARGE_MIB:-256}
 PARALLEL=${BENCH_PARALLEL:-4}
 RSS_MIB=${BENCH_RSS_MIB:-1024}
+WARMUP_MIB=${BENCH_WARMUP_MIB:-0}
 SETTLE=${BENCH_SETTLE:-10s}
 PORT=${BENCH_PORT:-17500}
 WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/tessera-putwindow.XXXXXX")}
@@ -85,6 +90,29 @@ start() {
 	for i in 1 2 3; do
 		NODES+=" $(pgrep -f -- "--id $i --data-dir $2/node-$i" | head -1)"
 	done
+	ready
+}
+
+# ready waits until every node's /healthz lists its groups, each with a
+# leader: "cluster up" is printed as soon as the nodes listen, about an
+# election timeout before the groups have leaders, and a put started then
+# would time that wait (about 1.1 s here) rather than the write path.
+ready() {
+	for _ in $(seq 1 300); do
+		led && return 0
+		sleep 0.1
+	done
+	echo "the cluster's groups have no leaders after 30 s" >&2
+	exit 1
+}
+
+# led: whether every node's /healthz lists groups that all have a leader.
+led() {
+	local i h
+	for i in 1 2 3; do
+		h=$(curl -s --max-time 1 "http://127.0.0.1:$((PORT + i))/healthz") || return 1
+		[[ $h == *'"groups":[{'* && $h != *'"leader":0'* ]] || return 1
+	done
 }
 
 # cpu: CPU seconds (user + system) used so far by the node processes.
@@ -109,6 +137,9 @@ putget() {
 	local name=$1 bin=$2 d=$WORK/c
 	start "$bin" "$d"
 	local line c0
+	if ((WARMUP_MIB > 0)); then
+		timeout 900 "$bin" bench put-get --size "${WARMUP_MIB}MiB" --count 1 --endpoints "$ENDPOINTS" --path /bench/warm >/dev/null
+	fi
 	c0=$(cpu)
 	line=$(timeout 900 "$bin" bench put-get --size "${LARGE_MIB}MiB" --count 1 --json --endpoints "$ENDPOINTS" --path /bench/large)
 	echo "round=$r build=$name put-get=$line cpu_s=$(awk -v a="$c0" -v b="$(cpu)" 'BEGIN {printf "%.2f", b - a}') hwm_mib=$(mem VmHWM) rss_mib=$(mem VmRSS)"
