@@ -127,6 +127,7 @@ type World struct {
 	conform      *conformance
 	checks       *stateChecker
 	members      memberCheck
+	chunks       chunkCheck
 	coverage     coverage
 
 	// work is the seed's workload, sizes the size of each file as the
@@ -295,6 +296,7 @@ func (w *World) onApply(id int, a node.Applied) {
 	}
 	w.conform.observe(a)
 	w.chunkApplied(id, a)
+	w.chunkWriteApplied(id, a)
 	if a.Conf != nil {
 		w.moment(id, ConfCrash)
 	}

@@ -226,6 +226,7 @@ func (s *simNode) scheduleTick(inc uint64) {
 		}
 		s.handle("tick", func(n *node.Node) { n.Tick() })
 		s.w.sampleMembers()
+		s.w.sampleChunks(s)
 		s.scheduleTick(inc)
 	})
 }
@@ -327,6 +328,7 @@ func (s *simNode) handleStep(kind string, st stepper) {
 		s.w.clk.after(cost, "reply", s.id, r)
 	}
 	promised := s.notePromises(out)
+	s.checkOwnMatch()
 	// Nothing ran the node since: its next step may reuse the slice.
 	clear(out)
 	s.outgoing = out[:0]

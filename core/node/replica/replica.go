@@ -30,6 +30,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tessera-db/tessera/core/api"
@@ -388,6 +389,31 @@ func (g *Replica) ID() uint64 { return g.id }
 // Leading reports whether the replica led its group as of the last flush.
 func (g *Replica) Leading() bool { return g.role == raft.StateLeader }
 
+// OwnMatch returns, if the replica's raft leads its group, the index up to
+// which raft counts the leader's own log as held (its own progress Match,
+// which counts towards commits) and the last index of the replica's raft
+// storage, which holds only durable records. The first never passes the
+// second: with asynchronous storage the leader's acknowledgement of its
+// own entries waits for them to be durable, as a follower's does
+// (storage.go); a leader that counted itself earlier could commit an
+// entry a crash then takes from a quorum. The simulator checks it after
+// every step (sim/crashpoint.go).
+func (g *Replica) OwnMatch() (match, durable uint64, ok bool) {
+	if g.rn == nil || g.amnesiac || g.rn.BasicStatus().RaftState != raft.StateLeader {
+		return 0, 0, false
+	}
+	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if id == g.cfg.ID {
+			match = pr.Match
+		}
+	})
+	last, err := g.storage.LastIndex()
+	if err != nil {
+		return 0, 0, false
+	}
+	return match, last, true
+}
+
 // Leader returns the leader the replica knew of at the last flush.
 func (g *Replica) Leader() uint64 { return g.leader }
 
@@ -398,6 +424,11 @@ func (g *Replica) Fenced() bool { return g.amnesiac }
 // configuration (it is not one just created for a new member) and is not
 // fenced.
 func (g *Replica) Serving() bool { return !g.amnesiac && len(g.confState.GetVoters()) > 0 }
+
+// Reapplying reports whether the replica is still applying again the log it
+// recovered at start: a chunk it finds without its file meanwhile is only
+// noted, and fetched once that log is applied (staged.go lacking).
+func (g *Replica) Reapplying() bool { return g.applied < g.recoveredTo }
 
 // Removed reports whether an applied membership change removed this node
 // from the group: the node deletes the replica (Delete).
