@@ -92,7 +92,7 @@ func (g *Replica) Admit(m *raftpb.Message) bool {
 	var why string
 	switch m.GetType() {
 	case raftpb.MsgVote, raftpb.MsgPreVote:
-		return false
+		return bugs.CompiledIn && g.cfg.Bugs.EmptyReplicaVotes
 	case raftpb.MsgHeartbeat:
 		// The leader caps a heartbeat's commit index at what it knows the
 		// receiver holds: 0 for a new member.

@@ -90,6 +90,10 @@ type Bugs struct {
 	// VoteBeforeDurable lets a granted vote leave before the hard state
 	// recording it is durable.
 	VoteBeforeDurable bool
+	// LeaderAckBeforeDurable lets a leader count its own entries as held
+	// (raft's acknowledgement to itself, which counts towards commits) as
+	// soon as they are handed to the disk, before they are durable.
+	LeaderAckBeforeDurable bool
 	// StampAtApply stamps a meta command's mtime with the applying node's
 	// clock, so that a file's mtime is its commit time, instead of the
 	// proposer's stamp that the log carries: replicas apply differently.
@@ -100,6 +104,10 @@ type Bugs struct {
 	// ConfChangeOnLeaderOnly applies a committed membership change to
 	// raft and the replica's configuration only on the group's leader.
 	ConfChangeOnLeaderOnly bool
+	// EmptyReplicaVotes lets a replica that holds nothing (created on
+	// demand on a node that lost its disk) grant votes, instead of
+	// fencing itself: its empty log is "up to date" with any candidate.
+	EmptyReplicaVotes bool
 	// Meta are the meta state machine's defects.
 	Meta meta.Bugs
 	// Chunk are the chunk store's defects.
