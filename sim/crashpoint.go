@@ -183,6 +183,7 @@ func (s *simNode) checkOwnMatch() {
 func (s *simNode) forgetRemoved() {
 	s.promises.keep(s.node.Hosts)
 	s.forgot.keep(s.node.Hosts)
+	s.forgetStaged()
 }
 
 // fireCrashPoint crashes the node right after the envelopes of the step

@@ -75,7 +75,13 @@ type simNode struct {
 	promises promiseTable
 	// forgot holds, per group whose replica here is fenced because the
 	// disk damaged its log, the promises it had made (crashpoint.go).
-	forgot        promiseTable
+	forgot promiseTable
+	// staged holds, per data group, the entries (index, term) whose
+	// bytes the node's replica staged beside their short log record, and
+	// appliedMax the highest index each replica applied or restored
+	// (stagecheck.go).
+	staged        map[uint64]map[[2]uint64]bool
+	appliedMax    map[uint64]uint64
 	crashPoint    FaultKind
 	crashPointDur time.Duration
 	// inHandle is set while the node runs a step (handle); firing is a

@@ -339,6 +339,20 @@ func (s *Store) ReadStaged(index, term uint64, in Info) ([]byte, error) {
 	return s.readAt(s.stagedName(index, term), in)
 }
 
+// HasStaged reports whether the staged file of the entry at (index, term)
+// is here with the size of a chunk of size bytes; it does not read the
+// bytes. The simulator checks with it that a staged file is durable before
+// the log record that names it.
+func (s *Store) HasStaged(index, term uint64, size uint32) bool {
+	f, err := s.fs.Open(s.stagedName(index, term))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	n, err := f.Size()
+	return err == nil && n == headerBytes+int64(size)
+}
+
 // ApplyRef applies an OpWriteRef logged at (index, term): the staged file
 // becomes the chunk's file (a rename), or is dropped if the chunk is held
 // already. lacking reports a chunk now held whose bytes are not here (the

@@ -249,6 +249,15 @@ func (n *Node) OwnMatch(group uint64) (match, durable uint64, ok bool) {
 	return 0, 0, false
 }
 
+// StagedRefs calls f for each chunk write logged short in this node's
+// replica of a data group's durable log above index from, with whether its
+// staged file is here (replica.Replica.StagedRefs).
+func (n *Node) StagedRefs(group, from uint64, f func(index, term uint64, present bool)) {
+	if g := n.groups[group]; g != nil {
+		g.StagedRefs(from, f)
+	}
+}
+
 // Reapplying reports whether this node's replica of a group is applying
 // again the log it recovered at start (replica.Replica.Reapplying).
 func (n *Node) Reapplying(group uint64) bool {
