@@ -20,6 +20,7 @@ var bugNames = []struct {
 	{"collect-live-chunk", func(b *node.Bugs) { b.CollectLive = true }, func(b node.Bugs) bool { return b.CollectLive }},
 	{"ack-before-durable", func(b *node.Bugs) { b.Replica.AckBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.AckBeforeDurable }},
 	{"vote-before-durable", func(b *node.Bugs) { b.Replica.VoteBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.VoteBeforeDurable }},
+	{"records-before-staged", func(b *node.Bugs) { b.Replica.RecordsBeforeStaged = true }, func(b node.Bugs) bool { return b.Replica.RecordsBeforeStaged }},
 	{"leader-ack-before-durable", func(b *node.Bugs) { b.Replica.LeaderAckBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.LeaderAckBeforeDurable }},
 	{"promote-on-next", func(b *node.Bugs) { b.Replace.PromoteOnNext = true }, func(b node.Bugs) bool { return b.Replace.PromoteOnNext }},
 	{"stamp-at-apply", func(b *node.Bugs) { b.Replica.StampAtApply = true }, func(b node.Bugs) bool { return b.Replica.StampAtApply }},

@@ -90,6 +90,10 @@ type Bugs struct {
 	// VoteBeforeDurable lets a granted vote leave before the hard state
 	// recording it is durable.
 	VoteBeforeDurable bool
+	// RecordsBeforeStaged writes a job's log records without waiting for
+	// its staged chunk files to be durable, so that a crash can keep a
+	// short record whose bytes were never written.
+	RecordsBeforeStaged bool
 	// LeaderAckBeforeDurable lets a leader count its own entries as held
 	// (raft's acknowledgement to itself, which counts towards commits) as
 	// soon as they are handed to the disk, before they are durable.

@@ -214,7 +214,8 @@ func (g *Replica) startLogBatch() {
 		return
 	}
 	ready := 0
-	for ready < len(g.log.pending) && g.log.pending[ready].staging == 0 && g.log.pending[ready].ref == nil {
+	early := bugs.CompiledIn && g.cfg.Bugs.RecordsBeforeStaged
+	for ready < len(g.log.pending) && (g.log.pending[ready].staging == 0 || early) && g.log.pending[ready].ref == nil {
 		ready++
 	}
 	if ready == 0 {
