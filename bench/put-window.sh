@@ -66,12 +66,14 @@ trap 'exit 130' INT TERM
 # start BIN DIR: a fresh cluster of BIN; sets CLUSTER_PID and NODES (the
 # node processes' pids, node 1 first).
 start() {
-	rm -rf "$2"
+	# The previous cluster's output goes too: the loop below could find its
+	# "cluster up" before the new process truncates the file.
+	rm -rf "$2" "$2.out"
 	# shellcheck disable=SC2086
 	"$1" cluster up --nodes 3 --dir "$2" --base-port "$PORT" ${BENCH_CLUSTER:-} >"$2.out" 2>&1 &
 	CLUSTER_PID=$!
 	for _ in $(seq 1 900); do
-		grep -q '^cluster up' "$2.out" && break
+		grep -qs '^cluster up' "$2.out" && break
 		kill -0 "$CLUSTER_PID" 2>/dev/null || break
 		sleep 0.1
 	done

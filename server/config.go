@@ -18,6 +18,13 @@ import (
 // memory, up to MaxPutWindow*64 MiB at the largest chunk size.
 const MaxPutWindow = 64
 
+// putBodiesPerWindow is Config.PutBodies's default in put windows: 16
+// writes at once at the default window of 4, 64 MiB of 4 MiB chunks.
+const putBodiesPerWindow = 4
+
+// maxPutBodies bounds Config.PutBodies.
+const maxPutBodies = 4096
+
 // Config configures one node process.
 type Config struct {
 	ID           uint64
@@ -47,7 +54,13 @@ type Config struct {
 	// alone up to PutWindow (client.Config.Window), concurrent writes
 	// sharing PutWindow-1 slots beyond the one each is guaranteed. A write
 	// that can take no more chunks stops reading its body.
-	PutWindow    int
+	PutWindow int
+	// PutBodies bounds the writes that hold pieces of their bodies at once
+	// (default putBodiesPerWindow*PutWindow): a further write reads none
+	// of its body until one of them holds none, so that the node holds at
+	// most PutBodies+PutWindow-1 chunks of request bodies however many
+	// clients write at once.
+	PutBodies    int
 	TickInterval time.Duration // default 50ms
 	// Pprof serves net/http/pprof's profiles under /debug/pprof/ on the
 	// HTTP address (for measurements; off by default).
@@ -85,6 +98,9 @@ func (c Config) withDefaults() Config {
 	if c.PutWindow == 0 {
 		c.PutWindow = client.DefaultWindow
 	}
+	if c.PutBodies == 0 {
+		c.PutBodies = putBodiesPerWindow * c.PutWindow
+	}
 	if c.TickInterval == 0 {
 		c.TickInterval = 50 * time.Millisecond
 	}
@@ -111,6 +127,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("server: chunk size %d outside 4KiB..64MiB", c.ChunkBytes)
 	case c.PutWindow < 1 || c.PutWindow > MaxPutWindow:
 		return fmt.Errorf("server: put window %d outside 1..%d", c.PutWindow, MaxPutWindow)
+	case c.PutBodies < 1 || c.PutBodies > maxPutBodies:
+		return fmt.Errorf("server: put bodies %d outside 1..%d", c.PutBodies, maxPutBodies)
 	case c.MaxFileBytes <= 0:
 		return fmt.Errorf("server: max file size must be > 0")
 	case c.InlineThreshold > meta.MaxInlineThreshold:

@@ -35,9 +35,16 @@ type httpAPI struct {
 	// once share Window-1 slots, each guaranteed one piece, and the chunk
 	// writes in flight from this node stay near the number of writes.
 	pool chan struct{}
+	// bodies bounds the writes holding pieces of their bodies at once
+	// (Config.PutBodies): a write takes a slot before it reads a piece
+	// while it holds none, and gives it back once it holds none again.
+	bodies chan struct{}
 	// pieces are buffers of a chunk's size for the bodies of writes, reused
 	// once a chunk write of one is acknowledged.
 	pieces *bufPool
+	// idle notes the writes in progress, for the release of memory once
+	// there are none.
+	idle *idleRelease
 }
 
 // fileJSON is the JSON form of a file record.
@@ -273,6 +280,7 @@ func (h *httpAPI) write(w http.ResponseWriter, r *http.Request, kind client.Kind
 		return
 	}
 	defer release()
+	defer h.idle.begin()()
 	res := h.drive(r, client.New(h.ccfg, sess, spec), &limitedBody{r: r.Body, left: h.cfg.MaxFileBytes}, nil)
 	if on(h.cfg.Bugs.CreateConflictAsOK) && res.Status == api.Conflict && spec.HasIfVersion && spec.IfVersion == 0 && res.File.Version > 0 {
 		res.Status = api.OK // injected: "it exists: our earlier attempt made it"
@@ -573,9 +581,10 @@ type answer struct {
 // read data goes to sink. Retries back off briefly; the request's context
 // bounds everything. A write whose window is full, or that finds no free
 // slot in the node's pool (httpAPI.pool) for a further piece, reads no
-// more of its body until one of its chunk writes is answered, so TCP flow
-// control pushes back on the client instead of the node buffering without
-// bound.
+// more of its body until one of its chunk writes is answered, and a write
+// that holds no piece reads none until it has a slot of the node's bodies
+// (httpAPI.bodies), so TCP flow control pushes back on the client instead
+// of the node buffering without bound.
 func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink func(client.Step) error) client.Result {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()          // requests still in flight after an early return give up
@@ -586,10 +595,24 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 	answers := make(chan answer, h.ccfg.Window+1)
 	var blocked time.Time // since when a full window holds back the body
 	slots := 0            // slots of h.pool held: pieces beyond the first
+	holding := false      // a slot of h.bodies held
 	defer func() {
 		h.unblock(blocked)
 		h.release(&slots, 0)
+		if holding {
+			<-h.bodies
+		}
 	}()
+	// answered feeds an answer to the op and gives back the slots it no
+	// longer needs.
+	answered := func(a answer) {
+		h.onAnswer(op, a)
+		h.release(&slots, op.Held()-1)
+		if holding && op.Held() == 0 {
+			<-h.bodies
+			holding = false
+		}
+	}
 	for {
 		st := op.Next()
 		switch st.Kind {
@@ -601,9 +624,31 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 				h.metrics.backpressure.Inc()
 				blocked = time.Now()
 			}
-			h.onAnswer(op, <-answers)
-			h.release(&slots, op.Held()-1)
+			answered(<-answers)
 		case client.StepNeedData:
+			if !holding {
+				// A write that holds no piece needs a slot of the node's
+				// bodies before it reads one; while none is free, an
+				// answer (to an allocation, say) may come.
+				select {
+				case h.bodies <- struct{}{}:
+					holding = true
+				default:
+					if blocked.IsZero() {
+						h.metrics.backpressure.Inc()
+						blocked = time.Now()
+					}
+					select {
+					case h.bodies <- struct{}{}:
+						holding = true
+					case a := <-answers:
+						answered(a)
+						continue
+					case <-ctx.Done():
+						return client.Result{Status: api.Timeout, Detail: "client went away"}
+					}
+				}
+			}
 			if op.Held() > slots {
 				// A further piece needs a slot of the node's pool; while
 				// none is free, an answer may free one of this write's.
@@ -619,8 +664,7 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 					case h.pool <- struct{}{}:
 						slots++
 					case a := <-answers:
-						h.onAnswer(op, a)
-						h.release(&slots, op.Held()-1)
+						answered(a)
 						continue
 					}
 				}
@@ -705,24 +749,33 @@ func (h *httpAPI) unblock(since time.Time) time.Time {
 
 // readPiece reads the next piece of a body for a client op: chunkBytes
 // bytes, or fewer together with eof; a body shorter than its known length
-// is an error. No request gets a buffer larger than
-// it needs: with the body's remaining length known (left >= 0) the buffer
-// is one byte past it (so that the read sees the end), else it starts small
-// and grows. A whole chunk's buffer comes from pieces, if given.
+// is an error. No request holds a buffer much larger than it needs: with
+// the body's remaining length known (left >= 0) the buffer is one byte past
+// it (so that the read sees the end); else the first 64 KiB are read into a
+// buffer of their own, the rest of a longer piece into a whole chunk's, and
+// a last piece that fills less than half its buffer is copied into one of
+// its size. A whole chunk's buffer comes from pieces, if given, and one
+// not returned goes back to it.
 func readPiece(body io.Reader, chunkBytes int, left int64, pieces *bufPool) (data []byte, eof bool, err error) {
 	size := chunkBytes
 	if left >= 0 && left < int64(chunkBytes) {
 		size = int(left) + 1
 	}
 	if left < 0 {
-		size = min(chunkBytes, 64<<10)
+		size = min(chunkBytes, unknownLengthStart)
 	}
-	var buf []byte
-	if size == chunkBytes && pieces != nil && pieces.size == chunkBytes {
-		buf = pieces.get()
-	} else {
-		buf = make([]byte, size)
+	get := func(size int) []byte {
+		if size == chunkBytes && pieces != nil && pieces.size == chunkBytes {
+			return pieces.get()
+		}
+		return make([]byte, size)
 	}
+	drop := func(buf []byte) {
+		if pieces != nil {
+			pieces.put(buf)
+		}
+	}
+	buf := get(size)
 	n := 0
 	for {
 		m, err := io.ReadFull(body, buf[n:])
@@ -730,19 +783,38 @@ func readPiece(body io.Reader, chunkBytes int, left int64, pieces *bufPool) (dat
 		switch {
 		case err == nil:
 			if n < chunkBytes {
-				// Unknown or understated length: grow up to a chunk.
-				buf = append(buf, make([]byte, min(len(buf), chunkBytes-len(buf)))...)
+				// Unknown or understated length: the rest of the piece
+				// goes into a whole chunk's buffer.
+				whole := get(chunkBytes)
+				copy(whole, buf[:n])
+				drop(buf)
+				buf = whole
 				continue
 			}
 			return buf[:n], false, nil
 		case (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && left >= 0 && int64(n) < min(left, int64(chunkBytes)):
 			// A body cut short of its Content-Length (the client went
 			// away) must not be taken for the whole of it.
+			drop(buf)
 			return nil, false, fmt.Errorf("body ended %d bytes short of its length", min(left, int64(chunkBytes))-int64(n))
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			if 2*n < cap(buf) {
+				last := make([]byte, n)
+				copy(last, buf)
+				drop(buf)
+				return last, true, nil
+			}
+			if pieces != nil && cap(buf) == pieces.size {
+				return buf[:n], true, nil // whole, to go back to pieces
+			}
 			return buf[:n:n], true, nil
 		default:
+			drop(buf)
 			return nil, false, err
 		}
 	}
 }
+
+// unknownLengthStart is the buffer a piece of a body of unknown length
+// starts with: most such bodies are small.
+const unknownLengthStart = 64 << 10

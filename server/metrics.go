@@ -21,11 +21,18 @@ type metrics struct {
 	peerDropped   *prometheus.CounterVec
 	peerSentBytes prometheus.Counter
 	peerMalformed prometheus.Counter
+	// peerOverBudget, peerReceiveWaits and peerReceiveWaitSeconds count
+	// the transport's byte budgets at work (transport).
+	peerOverBudget         *prometheus.CounterVec
+	peerReceiveWaits       prometheus.Counter
+	peerReceiveWaitSeconds prometheus.Counter
 	// chunkWritesInFlight, backpressure and backpressureSeconds watch the
 	// windows of the writes this node's HTTP API drives.
 	chunkWritesInFlight prometheus.Gauge
 	backpressure        prometheus.Counter
 	backpressureSeconds prometheus.Counter
+	// memoryReleases counts idleRelease's returns of memory.
+	memoryReleases prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -51,26 +58,64 @@ func newMetrics() *metrics {
 		peerMalformed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tessera_peer_malformed_frames_total", Help: "Peer frames that failed to decode.",
 		}),
+		peerOverBudget: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tessera_peer_envelopes_over_budget_total",
+			Help: "Envelopes to a peer dropped because its queue's byte budget was full (also counted in tessera_peer_envelopes_dropped_total).",
+		}, []string{"peer"}),
+		peerReceiveWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tessera_peer_receive_waits_total",
+			Help: "Times a peer connection's reader stopped reading because the budget of received envelopes not yet handled by the event loop was full.",
+		}),
+		peerReceiveWaitSeconds: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tessera_peer_receive_wait_seconds_total",
+			Help: "Time peer connections' readers spent waiting for room in the budget of received envelopes not yet handled.",
+		}),
 		chunkWritesInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tessera_put_chunk_writes_in_flight",
 			Help: "Chunk writes of the puts and appends this node's HTTP API drives, sent and not yet answered (at most --put-window per request).",
 		}),
 		backpressure: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tessera_put_backpressure_total",
-			Help: "Times a put or append stopped reading its request body because its window of chunk writes was full.",
+			Help: "Times a put or append stopped reading its request body because its window of chunk writes was full, or the node's writes holding body pieces were at their bound (PutBodies).",
 		}),
 		backpressureSeconds: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "tessera_put_backpressure_seconds_total",
 			Help: "Time puts and appends spent not reading their request bodies because their windows were full.",
 		}),
 	}
-	m.reg.MustRegister(m.httpLatency, m.fsyncLatency, m.peerDropped, m.peerSentBytes, m.peerMalformed,
+	m.memoryReleases = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tessera_memory_releases_total",
+		Help: "Times the node, idle after writes, collected garbage and returned the freed memory to the operating system.",
+	})
+	m.reg.MustRegister(m.memoryReleases, m.httpLatency, m.fsyncLatency, m.peerDropped, m.peerSentBytes, m.peerMalformed,
+		m.peerOverBudget, m.peerReceiveWaits, m.peerReceiveWaitSeconds,
 		m.chunkWritesInFlight, m.backpressure, m.backpressureSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
 func (m *metrics) observeFsync(d time.Duration) { m.fsyncLatency.Observe(d.Seconds()) }
+
+// registerTransportGauges registers the gauges of the transport's queues,
+// read at scrape time.
+func registerTransportGauges(reg *prometheus.Registry, t *transport) {
+	for peer, q := range t.queues {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "tessera_peer_send_queue_bytes",
+			Help:        "Bytes of the envelopes queued to a peer and not yet written to its connections (bounded per queue by the transport's byte budget).",
+			ConstLabels: prometheus.Labels{"peer": strconv.FormatUint(peer, 10)},
+		}, func() float64 { return float64(t.queuedBytes(peer)) }))
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "tessera_peer_send_queue_envelopes",
+			Help:        "Envelopes queued to a peer and not yet written to its connections.",
+			ConstLabels: prometheus.Labels{"peer": strconv.FormatUint(peer, 10)},
+		}, func() float64 { return float64(len(q.ch) + len(t.bulk[peer].ch)) }))
+	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tessera_peer_receive_queue_bytes",
+		Help: "Bytes of the large envelopes received from peers and not yet handled by the event loop (bounded by the transport's byte budget).",
+	}, func() float64 { return float64(t.receivedBytes()) }))
+}
 
 // nodeCollector reads the node's counters and raft status on the event loop
 // at scrape time.
@@ -112,6 +157,8 @@ var nodeCounters = []struct {
 	{"tessera_raft_appends_cut_total", "Appends cut before a short chunk-write entry that could not be filled (sending) or held (receiving).", func(s node.Stats) uint64 { return s.AppendsCut }},
 	{"tessera_chunks_lacking_total", "Chunks applied without their bytes here and fetched from a peer.", func(s node.Stats) uint64 { return s.LackingChunks }},
 	{"tessera_leader_handoffs_total", "Times a data group's leader asked a follower to take over because it lost the bytes of an entry not yet committed.", func(s node.Stats) uint64 { return s.LeaderHandoffs }},
+	{"tessera_leader_campaigns_total", "Elections this node started at once for a leaderless data group it is the preferred leader of.", func(s node.Stats) uint64 { return s.LeaderCampaigns }},
+	{"tessera_leader_transfers_total", "Data group leaderships this node handed to the group's preferred leader.", func(s node.Stats) uint64 { return s.LeaderTransfers }},
 	{"tessera_request_timeouts_total", "Requests that timed out with an unknown outcome.", func(s node.Stats) uint64 { return s.Timeouts }},
 }
 

@@ -75,3 +75,48 @@ func TestReadPieceShortBody(t *testing.T) {
 		}
 	}
 }
+
+// TestReadPiecePooled reads bodies of unknown length through a pool of
+// chunk buffers: whole pieces come from the pool, a short last piece is
+// copied into a buffer of its own size and its chunk buffer goes back, a
+// longer last piece keeps its chunk buffer (whole, to be given back), and
+// the small start of a body never takes a chunk buffer.
+func TestReadPiecePooled(t *testing.T) {
+	const chunk = 1 << 20
+	for _, tc := range []struct {
+		size      int
+		lastCap   int // the last piece's buffer
+		keptAfter int // buffers back in the pool once every piece is given back
+	}{
+		{size: 100, lastCap: 100, keptAfter: 0},
+		{size: unknownLengthStart + 1, lastCap: unknownLengthStart + 1, keptAfter: 1},
+		{size: chunk + chunk/4, lastCap: chunk / 4, keptAfter: 2},
+		{size: chunk + 3*chunk/4, lastCap: chunk, keptAfter: 2},
+	} {
+		pool := newBufPool(chunk, 4)
+		r := bytes.NewReader(bytes.Repeat([]byte("x"), tc.size))
+		var pieces [][]byte
+		for {
+			data, eof, err := readPiece(r, chunk, -1, pool)
+			if err != nil {
+				t.Fatalf("size %d: %v", tc.size, err)
+			}
+			pieces = append(pieces, data)
+			if eof {
+				break
+			}
+			if cap(data) != chunk {
+				t.Fatalf("size %d: a whole piece in a buffer of %d bytes", tc.size, cap(data))
+			}
+		}
+		if last := pieces[len(pieces)-1]; cap(last) != tc.lastCap {
+			t.Fatalf("size %d: last piece of %d bytes in a buffer of %d, want %d", tc.size, len(last), cap(last), tc.lastCap)
+		}
+		for _, p := range pieces {
+			pool.put(p) // as onAnswer does once a chunk write is acknowledged
+		}
+		if got := pool.kept(); got != tc.keptAfter {
+			t.Fatalf("size %d: %d buffers back in the pool, want %d", tc.size, got, tc.keptAfter)
+		}
+	}
+}

@@ -50,14 +50,20 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	var loop *Loop
-	tr := newTransport(cfg.ID, cfg.Peers, peerLn, func(e *wire.Envelope) {
-		loop.post(func() { loop.node.Receive(e) })
+	tr := newTransport(cfg.ID, cfg.Peers, peerLn, int64(queueBudgetChunks*cfg.ChunkBytes), func(e *wire.Envelope, done func()) {
+		if !loop.post(func() { loop.node.Receive(e); done() }) {
+			done()
+		}
 	}, log, m)
+	registerTransportGauges(m.reg, tr)
+	idle := &idleRelease{}
+	tr.onLarge = idle.touch
 	renv := newRuntimeEnv(fs, tr.send, log)
 	renv.io.post = func(f func()) bool { return loop.post(f) }
 	ncfg := node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
 		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join,
-		InlineThreshold: cfg.InlineThreshold, InlineCapBytes: cfg.InlineCapBytes, ChunkOnce: cfg.ChunkOnce}
+		InlineThreshold: cfg.InlineThreshold, InlineCapBytes: cfg.InlineCapBytes, ChunkOnce: cfg.ChunkOnce,
+		BalanceLeaders: true}
 	if bugs.CompiledIn {
 		ncfg.Bugs = cfg.Bugs.Core
 	}
@@ -69,7 +75,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	loop = newLoop(n, cfg.TickInterval)
-	m.reg.MustRegister(newNodeCollector(loop))
+	m.reg.MustRegister(newNodeCollector(loop), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tessera_event_loop_queued",
+		Help: "Events (received envelopes, requests, disk completions) posted to the node's event loop and not yet handled.",
+	}, func() float64 { return float64(len(loop.inbox)) }))
 
 	var sid [8]byte
 	_, _ = crand.Read(sid[:])
@@ -79,14 +88,21 @@ func Run(ctx context.Context, cfg Config) error {
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
 		sessions:       newSessionPool(binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1)),
 		pool:           make(chan struct{}, cfg.PutWindow-1),
-		pieces:         newBufPool(cfg.ChunkBytes)}
+		bodies:         make(chan struct{}, cfg.PutBodies),
+		pieces:         newBufPool(cfg.ChunkBytes, cfg.PutWindow), idle: idle}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_put_pool_slots_in_use",
 		Help: "Slots of the node's shared put window in use: pieces of request bodies held beyond one per put or append (at most --put-window - 1).",
-	}, func() float64 { return float64(len(h.pool)) }))
+	}, func() float64 { return float64(len(h.pool)) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tessera_put_bodies_in_use",
+		Help: "Puts and appends holding pieces of their request bodies (at most the node's PutBodies; a further one waits before reading its body).",
+	}, func() float64 { return float64(len(h.bodies)) }))
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
 	hosted := len(n.Groups()) // before the loop owns the node
+	releaseCtx, stopRelease := context.WithCancel(ctx)
+	defer stopRelease()
+	go idle.run(releaseCtx, releaseEvery, m.memoryReleases.Inc)
 	go loop.run()
 	tr.start()
 	httpErr := make(chan error, 1)

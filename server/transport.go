@@ -18,6 +18,11 @@ import (
 // transport drops (raft tolerates loss and retransmits).
 const peerQueueLen = 1024
 
+// queueBudgetChunks is the byte budget of each queue of envelopes to one
+// peer, and of the envelopes received and not yet handled by the event
+// loop, in chunks (Config.ChunkBytes): 64 MiB at the default 4 MiB.
+const queueBudgetChunks = 16
+
 // bulkBytes is the size from which a forwarded request, a reply, a fetch
 // reply or a snapshot piece travels on a peer's bulk connection.
 const bulkBytes = 64 << 10
@@ -28,13 +33,26 @@ const bulkBytes = 64 << 10
 // snapshots, and other large items: wire.Envelope.SplitBulk), the other
 // everything else, so that an acknowledgement or a small request never
 // waits behind a chunk's bytes on the way to the same peer.
+//
+// Every queue has a byte budget besides its length (queueBudgetChunks):
+// a send that finds its queue's budget full is dropped, as one that finds
+// the queue full is (a slow peer must not make the node buffer appends
+// without bound), and a reader that finds the budget of received envelopes
+// not yet handled full stops reading until the event loop catches up, so
+// that TCP pushes back on the sender.
 type transport struct {
 	self    uint64
 	peers   map[uint64]string
-	queues  map[uint64]chan *wire.Envelope
-	bulk    map[uint64]chan *wire.Envelope
+	queues  map[uint64]*peerQueue
+	bulk    map[uint64]*peerQueue
 	ln      net.Listener
-	deliver func(*wire.Envelope)
+	deliver func(m *wire.Envelope, done func())
+	// received bounds the bytes of the large envelopes read from peers and
+	// handed to deliver, until their done is called.
+	received *byteBudget
+	// onLarge, if set, is called for each large envelope received (before
+	// start): work the node's idle release waits out.
+	onLarge func()
 	log     *slog.Logger
 	metrics *metrics
 	stop    chan struct{}
@@ -43,19 +61,74 @@ type transport struct {
 	conns   map[net.Conn]bool
 	// frames are the read buffers of large frames, reused once the
 	// envelope decoded from one no longer refers to it.
-	frames framePools
+	frames *framePools
 }
 
-func newTransport(self uint64, peers map[uint64]string, ln net.Listener, deliver func(*wire.Envelope), log *slog.Logger, m *metrics) *transport {
-	t := &transport{self: self, peers: peers, queues: map[uint64]chan *wire.Envelope{}, bulk: map[uint64]chan *wire.Envelope{},
-		ln: ln, deliver: deliver, log: log, metrics: m, stop: make(chan struct{}), conns: map[net.Conn]bool{}}
+// peerQueue is one queue of envelopes to a peer and its byte budget.
+type peerQueue struct {
+	ch     chan queued
+	budget *byteBudget
+}
+
+// queued is an envelope in a peer's queue with the bytes it took of the
+// queue's budget.
+type queued struct {
+	m     *wire.Envelope
+	bytes int64
+}
+
+// newTransport returns a transport whose queues to each peer, and whose
+// received envelopes not yet handled, hold at most budgetBytes each (but
+// for one envelope larger than that, alone). deliver hands a received
+// envelope to the node; it must call done once the node is done with it.
+func newTransport(self uint64, peers map[uint64]string, ln net.Listener, budgetBytes int64, deliver func(m *wire.Envelope, done func()), log *slog.Logger, m *metrics) *transport {
+	t := &transport{self: self, peers: peers, queues: map[uint64]*peerQueue{}, bulk: map[uint64]*peerQueue{},
+		ln: ln, deliver: deliver, received: newByteBudget(budgetBytes), frames: newFramePools(int(budgetBytes / 4)), log: log, metrics: m,
+		stop: make(chan struct{}), conns: map[net.Conn]bool{}}
 	for id := range peers {
 		if id != self {
-			t.queues[id] = make(chan *wire.Envelope, peerQueueLen)
-			t.bulk[id] = make(chan *wire.Envelope, peerQueueLen)
+			t.queues[id] = &peerQueue{ch: make(chan queued, peerQueueLen), budget: newByteBudget(budgetBytes)}
+			t.bulk[id] = &peerQueue{ch: make(chan queued, peerQueueLen), budget: newByteBudget(budgetBytes)}
 		}
 	}
 	return t
+}
+
+// queuedBytes returns the bytes of the envelopes queued to a peer (both
+// queues), for the metrics.
+func (t *transport) queuedBytes(peer uint64) int64 {
+	return t.queues[peer].budget.inUse() + t.bulk[peer].budget.inUse()
+}
+
+// receivedBytes returns the bytes of the large envelopes received and not
+// yet handled by the node, for the metrics.
+func (t *transport) receivedBytes() int64 { return t.received.inUse() }
+
+// envelopeBytes estimates the memory an envelope holds for the byte
+// budgets: the bytes of its payloads (raft entries and snapshots, requests,
+// replies, fetched chunks, snapshot pieces) and a little for each item.
+func envelopeBytes(m *wire.Envelope) int64 {
+	const item = 64
+	n := int64(item)
+	for _, gm := range m.Raft {
+		n += item + int64(len(gm.Msg.GetSnapshot().GetData()))
+		for _, e := range gm.Msg.GetEntries() {
+			n += item + int64(len(e.GetData()))
+		}
+	}
+	for _, f := range m.Forwards {
+		n += item + int64(len(f.Req))
+	}
+	for _, r := range m.Replies {
+		n += item + int64(len(r.Resp))
+	}
+	for _, f := range m.FetchReplies {
+		n += item + int64(len(f.Data))
+	}
+	for _, p := range m.Pieces {
+		n += item + int64(len(p.Data))
+	}
+	return n
 }
 
 func (t *transport) start() {
@@ -81,7 +154,8 @@ func (t *transport) close() {
 }
 
 // send queues an envelope without blocking the event loop, its bulk data
-// apart from the rest.
+// apart from the rest; a part that finds its queue full, or its queue's
+// byte budget, is dropped.
 func (t *transport) send(m *wire.Envelope) {
 	q := t.queues[m.To]
 	if q == nil {
@@ -91,14 +165,21 @@ func (t *transport) send(m *wire.Envelope) {
 	ctl, bulk := m.SplitBulk(func(group uint64) bool { return group != topo.MetaGroup }, bulkBytes)
 	for _, e := range []struct {
 		m *wire.Envelope
-		q chan *wire.Envelope
+		q *peerQueue
 	}{{ctl, q}, {bulk, t.bulk[m.To]}} {
 		if e.m == nil {
 			continue
 		}
+		n := envelopeBytes(e.m)
+		if !e.q.budget.tryTake(n) {
+			t.metrics.peerDropped.WithLabelValues(fmt.Sprint(m.To)).Inc()
+			t.metrics.peerOverBudget.WithLabelValues(fmt.Sprint(m.To)).Inc()
+			continue
+		}
 		select {
-		case e.q <- e.m:
+		case e.q.ch <- queued{e.m, n}:
 		default:
+			e.q.budget.give(n)
 			t.metrics.peerDropped.WithLabelValues(fmt.Sprint(m.To)).Inc()
 		}
 	}
@@ -114,7 +195,7 @@ func (t *transport) track(c net.Conn, on bool) {
 	}
 }
 
-func (t *transport) writeLoop(peer uint64, q chan *wire.Envelope) {
+func (t *transport) writeLoop(peer uint64, q *peerQueue) {
 	defer t.wg.Done()
 	var conn net.Conn
 	var w *bufio.Writer
@@ -126,15 +207,16 @@ func (t *transport) writeLoop(peer uint64, q chan *wire.Envelope) {
 		}
 	}()
 	for {
-		var m *wire.Envelope
+		var m queued
 		select {
 		case <-t.stop:
 			return
-		case m = <-q:
+		case m = <-q.ch:
 		}
 		if conn == nil {
 			c, err := net.DialTimeout("tcp", t.peers[peer], time.Second)
 			if err != nil {
+				q.budget.give(m.bytes)
 				t.metrics.peerDropped.WithLabelValues(fmt.Sprint(peer)).Inc()
 				select {
 				case <-t.stop:
@@ -148,9 +230,9 @@ func (t *transport) writeLoop(peer uint64, q chan *wire.Envelope) {
 			conn, w = c, bufio.NewWriterSize(c, 256<<10)
 			t.track(conn, true)
 		}
-		err := t.writeFrame(w, m)
-		for err == nil && len(q) > 0 {
-			err = t.writeFrame(w, <-q)
+		err := t.writeQueued(w, q, m)
+		for err == nil && len(q.ch) > 0 {
+			err = t.writeQueued(w, q, <-q.ch)
 		}
 		if err == nil {
 			err = w.Flush()
@@ -164,20 +246,43 @@ func (t *transport) writeLoop(peer uint64, q chan *wire.Envelope) {
 	}
 }
 
+// writeQueued writes an envelope taken from q and gives its bytes back to
+// q's budget: once written, whatever is left of it is in w's buffer or
+// the kernel's.
+func (t *transport) writeQueued(w *bufio.Writer, q *peerQueue, m queued) error {
+	defer q.budget.give(m.bytes)
+	return t.writeFrame(w, m.m)
+}
+
+// writeFrame writes one envelope's frame. Its large byte strings (a
+// chunk's bytes in an append, say) go from where they are to the
+// connection, after what w buffered before them: they are never copied
+// into a frame or into w (wire.Envelope.MarshalPieces).
 func (t *transport) writeFrame(w *bufio.Writer, m *wire.Envelope) error {
-	b, err := m.Marshal()
+	pieces, n, err := m.MarshalPieces(bulkBytes)
 	if err != nil {
 		t.log.Error("cannot encode envelope", "err", err)
 		return nil
 	}
 	var hdr [4]byte
-	binary.LittleEndian.PutUint32(hdr[:], uint32(len(b)))
+	binary.LittleEndian.PutUint32(hdr[:], uint32(n))
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}
-	_, err = w.Write(b)
-	t.metrics.peerSentBytes.Add(float64(len(b) + 4))
-	return err
+	for _, p := range pieces {
+		if len(p) >= bulkBytes && w.Buffered() > 0 {
+			// An empty bufio.Writer hands a large write straight to the
+			// connection.
+			if err := w.Flush(); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	t.metrics.peerSentBytes.Add(float64(n + 4))
+	return nil
 }
 
 func (t *transport) acceptLoop() {
@@ -221,7 +326,9 @@ func (t *transport) readLoop(c net.Conn) {
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return
 		}
-		m, err := wire.Unmarshal(buf)
+		// Large entries' data stays in buf (a follower's chunk bytes are
+		// not copied out of the frame); such a frame is not reused.
+		m, err := wire.UnmarshalShared(buf, bulkBytes)
 		if err == nil && !m.AliasesInput() {
 			t.frames.put(buf)
 		}
@@ -230,6 +337,35 @@ func (t *transport) readLoop(c net.Conn) {
 			t.log.Warn("malformed peer frame; closing", "remote", c.RemoteAddr(), "err", err)
 			return
 		}
-		t.deliver(m)
+		if !t.admit(m) {
+			return
+		}
 	}
+}
+
+// admit hands a received envelope to the node. A large one first takes its
+// bytes of the budget of received envelopes not yet handled, waiting (and
+// so reading no more from its connection) while the budget is full; it
+// reports false if the transport closed meanwhile. Small envelopes (votes,
+// heartbeats, acknowledgements) never wait behind large ones.
+func (t *transport) admit(m *wire.Envelope) bool {
+	n := envelopeBytes(m)
+	if n < bulkBytes {
+		t.deliver(m, func() {})
+		return true
+	}
+	if t.onLarge != nil {
+		t.onLarge()
+	}
+	start := time.Now()
+	waited, ok := t.received.take(n, t.stop)
+	if !ok {
+		return false
+	}
+	if waited {
+		t.metrics.peerReceiveWaits.Inc()
+		t.metrics.peerReceiveWaitSeconds.Add(time.Since(start).Seconds())
+	}
+	t.deliver(m, func() { t.received.give(n) })
+	return true
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // metricValue returns the value of an unlabelled metric from /metrics.
@@ -117,5 +118,59 @@ func TestTruncatedBodyIsNotCommitted(t *testing.T) {
 	}
 	if resp, err := do(t, http.MethodGet, base+"/v1/files/cut", nil, nil); err != nil || resp.code != http.StatusNotFound {
 		t.Fatalf("get after a truncated put: %v %d %.100s", err, resp.code, resp.body)
+	}
+}
+
+// TestPutBodiesBound starts two puts at once on a node that lets one write
+// hold pieces of its body at a time, their bodies not yet sent: one of
+// them takes the node's only slot and waits for its body, the other waits
+// for the slot before reading any of its own (counted as back-pressure).
+// Once the bodies come, both complete, and every slot is given back.
+func TestPutBodiesBound(t *testing.T) {
+	base := startSingleWith(t, func(c *Config) {
+		c.MaxFileBytes, c.InlineThreshold, c.PutWindow, c.PutBodies = 1<<20, -1, 1, 1
+	})
+	before := metricValue(t, base, "tessera_put_backpressure_total")
+	bodies := []string{strings.Repeat("a", 3*4096+10), strings.Repeat("b", 2*4096+20)}
+	writers := make([]*io.PipeWriter, len(bodies))
+	errs := make(chan error, len(bodies))
+	for i := range bodies {
+		pr, pw := io.Pipe()
+		writers[i] = pw
+		go func() {
+			resp, err := do(t, http.MethodPut, fmt.Sprintf("%s/v1/files/b%d", base, i), pr, nil)
+			if err == nil && resp.code != http.StatusCreated {
+				err = fmt.Errorf("put b%d: status %d: %.200s", i, resp.code, resp.body)
+			}
+			errs <- err
+		}()
+	}
+	// Neither body has a byte yet: only the bound makes a put wait.
+	for deadline := time.Now().Add(time.Minute); metricValue(t, base, "tessera_put_backpressure_total") < before+1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no put waited for the node's only body slot")
+		}
+	}
+	if n := metricValue(t, base, "tessera_put_bodies_in_use"); n != 1 {
+		t.Fatalf("%v writes hold body pieces, want the bound of 1", n)
+	}
+	for i, pw := range writers {
+		go func() {
+			_, _ = io.WriteString(pw, bodies[i])
+			_ = pw.Close()
+		}()
+	}
+	for range bodies {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := metricValue(t, base, "tessera_put_bodies_in_use"); n != 0 {
+		t.Fatalf("%v body slots still held after the puts", n)
+	}
+	for i, body := range bodies {
+		if resp, err := do(t, http.MethodGet, fmt.Sprintf("%s/v1/files/b%d", base, i), nil, nil); err != nil || resp.body != body {
+			t.Fatalf("get b%d: %v %d, %d bytes", i, err, resp.code, len(resp.body))
+		}
 	}
 }

@@ -93,9 +93,7 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 			return model.Event{}, false
 		}
 		ev.Kind, ev.LeaseEnd = model.Allocate, c.metaNow+cmd.LeaseNanos
-		for i := uint64(0); i < uint64(res.Count); i++ {
-			ev.ChunkIDs = append(ev.ChunkIDs, res.FirstChunkID+i)
-		}
+		ev.ChunkIDs = res.AllocIDs()
 	case meta.OpGCDone:
 		ev.Kind, ev.ChunkIDs = model.GCDone, cmd.Collected
 	case meta.OpConfigure:

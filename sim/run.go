@@ -60,6 +60,9 @@ type Options struct {
 	// ChunkOnce runs the nodes with node.Config.ChunkOnce: chunk bytes
 	// written once per replica (on by default, as for `tessera node`).
 	ChunkOnce bool
+	// BalanceLeaders runs the nodes with node.Config.BalanceLeaders (on by
+	// default, as in production).
+	BalanceLeaders bool
 	// setup, if set, is called once the world is built, before any node
 	// starts (tests inject faults the schedule cannot express with it).
 	setup func(*World)
@@ -70,7 +73,7 @@ type Options struct {
 // DefaultOptions are the embedded defaults of `tessera sim run`.
 func DefaultOptions() Options {
 	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 50 * time.Millisecond, Clients: 4,
-		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true}
+		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true, BalanceLeaders: true}
 }
 
 func (o *Options) fill() {
@@ -241,7 +244,7 @@ func (w *World) nodeConfig(id int) node.Config {
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
-		ChunkOnce: w.opts.ChunkOnce, SnapPieceBytes: w.pieceBytes, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
+		ChunkOnce: w.opts.ChunkOnce, BalanceLeaders: w.opts.BalanceLeaders, SnapPieceBytes: w.pieceBytes, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
 	}
 }
 

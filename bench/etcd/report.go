@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
+	"github.com/tessera-db/tessera/bench/loadgen"
+
 	"errors"
 	"fmt"
 	"io"
@@ -10,30 +10,6 @@ import (
 	"slices"
 	"strings"
 )
-
-// record is one JSON line of bench/compare.sh's results file: a line of
-// `tessera bench small` or `etcdbench small` (ops_per_s...), of
-// `tessera bench put-get --json` (put_mb_per_s...), or of the script's
-// own dd run (system "dd", mb_per_s), each with the round it belongs to
-// and, where measured, the bytes each node (or member) process wrote
-// during it (/proc/PID/io write_bytes, less cancelled_write_bytes).
-type record struct {
-	Round          int     `json:"round"`
-	System         string  `json:"system"`
-	Op             string  `json:"op"`
-	Clients        int     `json:"clients"`
-	SizeBytes      int64   `json:"size_bytes"`
-	Ops            int     `json:"ops"`
-	Errors         int     `json:"errors"`
-	OpsPerSec      float64 `json:"ops_per_s"`
-	P50Ms          float64 `json:"p50_ms"`
-	P99Ms          float64 `json:"p99_ms"`
-	Parallel       int     `json:"parallel"`
-	PutMBps        float64 `json:"put_mb_per_s"`
-	GetMBps        float64 `json:"get_mb_per_s"`
-	MBps           float64 `json:"mb_per_s"`
-	NodeWriteBytes []int64 `json:"node_write_bytes"`
-}
 
 func reportMain(args []string) error {
 	if len(args) != 1 {
@@ -44,81 +20,11 @@ func reportMain(args []string) error {
 		return err
 	}
 	defer f.Close()
-	recs, err := readRecords(f)
+	recs, err := loadgen.ReadRecords(f)
 	if err != nil {
 		return fmt.Errorf("report: %s: %w", args[0], err)
 	}
 	return writeReport(os.Stdout, recs)
-}
-
-// readRecords reads JSON lines; blank lines are skipped, anything else that
-// is not a record is an error.
-func readRecords(r io.Reader) ([]record, error) {
-	var recs []record
-	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		var rec record
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		if rec.Round < 1 || rec.System == "" {
-			return nil, fmt.Errorf("line %d: no round or system", n)
-		}
-		recs = append(recs, rec)
-	}
-	return recs, sc.Err()
-}
-
-// spread is a figure over rounds: its median and range.
-type spread struct{ vals []float64 }
-
-func (s *spread) add(v float64) { s.vals = append(s.vals, v) }
-
-// median of the values (the mean of the middle two for an even count).
-func (s spread) median() float64 {
-	v := slices.Sorted(slices.Values(s.vals))
-	if len(v) == 0 {
-		return 0
-	}
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
-
-// String is "median (min–max)", or "–" for no values.
-func (s spread) String() string {
-	switch len(s.vals) {
-	case 0:
-		return "–"
-	case 1:
-		return num(s.vals[0])
-	}
-	return fmt.Sprintf("%s (%s–%s)", num(s.median()), num(slices.Min(s.vals)), num(slices.Max(s.vals)))
-}
-
-// num prints a figure with three significant digits or so.
-func num(v float64) string {
-	switch a := max(v, -v); {
-	case a >= 100:
-		return fmt.Sprintf("%.0f", v)
-	case a >= 10:
-		return fmt.Sprintf("%.1f", v)
-	default:
-		return fmt.Sprintf("%.2f", v)
-	}
-}
-
-func sum(v []int64) int64 {
-	var s int64
-	for _, x := range v {
-		s += x
-	}
-	return s
 }
 
 // smallKey names one small-operation point.
@@ -130,8 +36,8 @@ type smallKey struct {
 // writeReport prints the markdown tables: small operations of tessera
 // beside etcd with per-round ratios, bytes written per small put, and the
 // large put beside dd.
-func writeReport(w io.Writer, recs []record) error {
-	small := map[smallKey]map[int]map[string]record{} // point -> round -> system
+func writeReport(w io.Writer, recs []loadgen.Record) error {
+	small := map[smallKey]map[int]map[string]loadgen.Record{} // point -> round -> system
 	var keys []smallKey
 	rounds := map[int]bool{}
 	var sizeBytes int64
@@ -144,11 +50,11 @@ func writeReport(w io.Writer, recs []record) error {
 		}
 		k := smallKey{r.Op, r.Clients}
 		if small[k] == nil {
-			small[k] = map[int]map[string]record{}
+			small[k] = map[int]map[string]loadgen.Record{}
 			keys = append(keys, k)
 		}
 		if small[k][r.Round] == nil {
-			small[k][r.Round] = map[string]record{}
+			small[k][r.Round] = map[string]loadgen.Record{}
 		}
 		small[k][r.Round][r.System] = r
 		sizeBytes = r.SizeBytes
@@ -166,27 +72,27 @@ func writeReport(w io.Writer, recs []record) error {
 		b.WriteString("| op | clients | tessera ops/s | etcd ops/s | tessera ÷ etcd | tessera p50 ms | etcd p50 ms | p50 tessera ÷ etcd | tessera p99 ms | etcd p99 ms | p99 tessera ÷ etcd | errors tessera / etcd |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, k := range keys {
-			var tOps, eOps, rOps, tP50, eP50, rP50, tP99, eP99, rP99 spread
+			var tOps, eOps, rOps, tP50, eP50, rP50, tP99, eP99, rP99 loadgen.Spread
 			var tErr, eErr int
 			for _, bySys := range small[k] {
 				t, tok := bySys["tessera"]
 				e, eok := bySys["etcd"]
 				if tok {
-					tOps.add(t.OpsPerSec)
-					tP50.add(t.P50Ms)
-					tP99.add(t.P99Ms)
+					tOps.Add(t.OpsPerSec)
+					tP50.Add(t.P50Ms)
+					tP99.Add(t.P99Ms)
 					tErr += t.Errors
 				}
 				if eok {
-					eOps.add(e.OpsPerSec)
-					eP50.add(e.P50Ms)
-					eP99.add(e.P99Ms)
+					eOps.Add(e.OpsPerSec)
+					eP50.Add(e.P50Ms)
+					eP99.Add(e.P99Ms)
 					eErr += e.Errors
 				}
 				if tok && eok && e.OpsPerSec > 0 && e.P50Ms > 0 && e.P99Ms > 0 {
-					rOps.add(t.OpsPerSec / e.OpsPerSec)
-					rP50.add(t.P50Ms / e.P50Ms)
-					rP99.add(t.P99Ms / e.P99Ms)
+					rOps.Add(t.OpsPerSec / e.OpsPerSec)
+					rP50.Add(t.P50Ms / e.P50Ms)
+					rP99.Add(t.P99Ms / e.P99Ms)
 				}
 			}
 			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d / %d |\n", k.op, k.clients,
@@ -203,13 +109,13 @@ func writeReport(w io.Writer, recs []record) error {
 
 // writeSmallBytes prints the bytes the processes of each system wrote per
 // small put, where the script measured them.
-func writeSmallBytes(b *strings.Builder, keys []smallKey, small map[smallKey]map[int]map[string]record) {
+func writeSmallBytes(b *strings.Builder, keys []smallKey, small map[smallKey]map[int]map[string]loadgen.Record) {
 	header := false
 	for _, k := range keys {
 		if k.op != "put" {
 			continue
 		}
-		var t, e spread
+		var t, e loadgen.Spread
 		for _, bySys := range small[k] {
 			for sys, r := range bySys {
 				perPut, ok := bytesPerPut(r)
@@ -218,13 +124,13 @@ func writeSmallBytes(b *strings.Builder, keys []smallKey, small map[smallKey]map
 				}
 				switch sys {
 				case "tessera":
-					t.add(perPut)
+					t.Add(perPut)
 				case "etcd":
-					e.add(perPut)
+					e.Add(perPut)
 				}
 			}
 		}
-		if len(t.vals)+len(e.vals) == 0 {
+		if len(t.Vals)+len(e.Vals) == 0 {
 			continue
 		}
 		if !header {
@@ -233,8 +139,8 @@ func writeSmallBytes(b *strings.Builder, keys []smallKey, small map[smallKey]map
 			header = true
 		}
 		ratio := "–"
-		if len(t.vals) > 0 && len(e.vals) > 0 && e.median() > 0 {
-			ratio = num(t.median() / e.median())
+		if len(t.Vals) > 0 && len(e.Vals) > 0 && e.Median() > 0 {
+			ratio = loadgen.Num(t.Median() / e.Median())
 		}
 		fmt.Fprintf(b, "| %d | %s | %s | %s |\n", k.clients, t, e, ratio)
 	}
@@ -251,10 +157,10 @@ const baselineSystem = "tessera-b"
 // writeBaseline prints, when the rounds also ran a second tessera build,
 // the build under test beside it and the second build beside etcd, each
 // ratio taken within a round.
-func writeBaseline(b *strings.Builder, keys []smallKey, small map[smallKey]map[int]map[string]record) {
+func writeBaseline(b *strings.Builder, keys []smallKey, small map[smallKey]map[int]map[string]loadgen.Record) {
 	header := false
 	for _, k := range keys {
-		var aOps, bOps, rOps, aP99, bP99, rP99, beOps, beP99, aBytes, bBytes spread
+		var aOps, bOps, rOps, aP99, bP99, rP99, beOps, beP99, aBytes, bBytes loadgen.Spread
 		for _, bySys := range small[k] {
 			a, aok := bySys["tessera"]
 			o, ook := bySys[baselineSystem]
@@ -262,28 +168,28 @@ func writeBaseline(b *strings.Builder, keys []smallKey, small map[smallKey]map[i
 			if !ook {
 				continue
 			}
-			bOps.add(o.OpsPerSec)
-			bP99.add(o.P99Ms)
+			bOps.Add(o.OpsPerSec)
+			bP99.Add(o.P99Ms)
 			if perPut, ok := bytesPerPut(o); ok {
-				bBytes.add(perPut)
+				bBytes.Add(perPut)
 			}
 			if aok {
-				aOps.add(a.OpsPerSec)
-				aP99.add(a.P99Ms)
+				aOps.Add(a.OpsPerSec)
+				aP99.Add(a.P99Ms)
 				if perPut, ok := bytesPerPut(a); ok {
-					aBytes.add(perPut)
+					aBytes.Add(perPut)
 				}
 				if o.OpsPerSec > 0 && o.P99Ms > 0 {
-					rOps.add(a.OpsPerSec / o.OpsPerSec)
-					rP99.add(a.P99Ms / o.P99Ms)
+					rOps.Add(a.OpsPerSec / o.OpsPerSec)
+					rP99.Add(a.P99Ms / o.P99Ms)
 				}
 			}
 			if eok && e.OpsPerSec > 0 && e.P99Ms > 0 {
-				beOps.add(o.OpsPerSec / e.OpsPerSec)
-				beP99.add(o.P99Ms / e.P99Ms)
+				beOps.Add(o.OpsPerSec / e.OpsPerSec)
+				beP99.Add(o.P99Ms / e.P99Ms)
 			}
 		}
-		if len(bOps.vals) == 0 {
+		if len(bOps.Vals) == 0 {
 			continue
 		}
 		if !header {
@@ -303,25 +209,25 @@ func writeBaseline(b *strings.Builder, keys []smallKey, small map[smallKey]map[i
 }
 
 // bytesPerPut is what a put point's processes wrote per put, if measured.
-func bytesPerPut(r record) (float64, bool) {
+func bytesPerPut(r loadgen.Record) (float64, bool) {
 	if r.Op != "put" || len(r.NodeWriteBytes) == 0 || r.Ops == 0 {
 		return 0, false
 	}
 	// The warm-up puts (one per client) also wrote.
-	return float64(sum(r.NodeWriteBytes)) / float64(r.Ops+r.Clients), true
+	return float64(loadgen.Sum(r.NodeWriteBytes)) / float64(r.Ops+r.Clients), true
 }
 
 // writeLarge prints the large put and get beside dd, and the bytes the
 // nodes wrote per byte put.
-func writeLarge(b *strings.Builder, recs []record) {
-	var put1, putN, get1, dd, ratio, amp spread
-	var perNode spread
+func writeLarge(b *strings.Builder, recs []loadgen.Record) {
+	var put1, putN, get1, dd, ratio, amp loadgen.Spread
+	var perNode loadgen.Spread
 	var size int64
 	parallel := 0
 	ddByRound := map[int]float64{}
 	for _, r := range recs {
 		if r.System == "dd" {
-			dd.add(r.MBps)
+			dd.Add(r.MBps)
 			ddByRound[r.Round] = r.MBps
 		}
 	}
@@ -332,32 +238,32 @@ func writeLarge(b *strings.Builder, recs []record) {
 		switch {
 		case r.Parallel == 1:
 			size = r.SizeBytes
-			put1.add(r.PutMBps)
-			get1.add(r.GetMBps)
+			put1.Add(r.PutMBps)
+			get1.Add(r.GetMBps)
 			if d, ok := ddByRound[r.Round]; ok && d > 0 {
-				ratio.add(r.PutMBps / (d / 3))
+				ratio.Add(r.PutMBps / (d / 3))
 			}
 			if len(r.NodeWriteBytes) > 0 && r.SizeBytes > 0 {
-				amp.add(float64(sum(r.NodeWriteBytes)) / float64(r.SizeBytes))
+				amp.Add(float64(loadgen.Sum(r.NodeWriteBytes)) / float64(r.SizeBytes))
 				for _, n := range r.NodeWriteBytes {
-					perNode.add(float64(n) / float64(r.SizeBytes))
+					perNode.Add(float64(n) / float64(r.SizeBytes))
 				}
 			}
 		case r.Parallel > 1:
-			putN.add(r.PutMBps)
+			putN.Add(r.PutMBps)
 			parallel = r.Parallel
 			if size == 0 {
 				size = r.SizeBytes * int64(r.Parallel)
 			}
 		}
 	}
-	if len(put1.vals)+len(putN.vals)+len(dd.vals) == 0 {
+	if len(put1.Vals)+len(putN.Vals)+len(dd.Vals) == 0 {
 		return
 	}
 	mib := size >> 20
 	b.WriteString("#### Large files (MB = 10^6 bytes)\n\n| figure | value |\n|---|---|\n")
-	row := func(name string, s spread) {
-		if len(s.vals) > 0 {
+	row := func(name string, s loadgen.Spread) {
+		if len(s.Vals) > 0 {
 			fmt.Fprintf(b, "| %s | %s |\n", name, s)
 		}
 	}

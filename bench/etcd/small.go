@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tessera-db/tessera/bench/loadgen"
+
 	"bytes"
 	"context"
 	"errors"
@@ -25,7 +27,7 @@ type smallConfig struct {
 	prefix    string
 	sizeBytes int
 	files     int
-	load      loadConfig
+	load      loadgen.Config
 	json      bool
 }
 
@@ -35,13 +37,13 @@ func parseSmall(args []string, runID string) (smallConfig, error) {
 	fs := flag.NewFlagSet("small", flag.ContinueOnError)
 	var c smallConfig
 	endpoints := fs.String("endpoints", "127.0.0.1:23001,127.0.0.1:23002,127.0.0.1:23003", "member client addresses")
-	fs.IntVar(&c.load.clients, "clients", 16, "concurrent closed-loop clients, 1..1024")
+	fs.IntVar(&c.load.Clients, "clients", 16, "concurrent closed-loop clients, 1..1024")
 	size := fs.String("size", "256B", "bytes per value: N, NB, NKiB or NMiB, at most 1MiB (etcd's default request limit is 1.5 MiB)")
-	fs.DurationVar(&c.load.duration, "duration", 10*time.Second, "how long the clients run")
+	fs.DurationVar(&c.load.Duration, "duration", 10*time.Second, "how long the clients run")
 	fs.StringVar(&c.op, "op", "put", "put (new keys) or get (linearizable, of keys put before the clock starts)")
 	fs.IntVar(&c.files, "files", 1000, "with --op get: keys to put first and then read")
 	fs.StringVar(&c.prefix, "prefix", "", "key prefix (default /bench/small/<run id>)")
-	fs.DurationVar(&c.load.opTimeout, "op-timeout", 10*time.Second, "give up on one request after this long; it counts as an error")
+	fs.DurationVar(&c.load.OpTimeout, "op-timeout", 10*time.Second, "give up on one request after this long; it counts as an error")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON line")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -51,9 +53,9 @@ func parseSmall(args []string, runID string) (smallConfig, error) {
 		return c, fmt.Errorf("small: unexpected arguments %q", fs.Args())
 	case c.op != "put" && c.op != "get":
 		return c, fmt.Errorf("small: --op must be put or get, not %q", c.op)
-	case c.load.clients < 1 || c.load.clients > 1024:
+	case c.load.Clients < 1 || c.load.Clients > 1024:
 		return c, errors.New("small: --clients must be 1..1024")
-	case c.load.duration <= 0 || c.load.opTimeout <= 0:
+	case c.load.Duration <= 0 || c.load.OpTimeout <= 0:
 		return c, errors.New("small: --duration and --op-timeout must be positive")
 	case c.files < 1 || c.files > 1_000_000:
 		return c, errors.New("small: --files must be 1..1000000")
@@ -82,7 +84,7 @@ func smallMain(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	clients := make([]*clientv3.Client, cfg.load.clients)
+	clients := make([]*clientv3.Client, cfg.load.Clients)
 	defer func() {
 		for _, c := range clients {
 			if c != nil {
@@ -100,12 +102,12 @@ func smallMain(args []string) error {
 		}
 		clients[i] = c
 	}
-	ops := make([]loadOp, len(clients))
+	ops := make([]loadgen.Op, len(clients))
 	if cfg.op == "put" {
 		for i, c := range clients {
 			buf := make([]byte, cfg.sizeBytes)
 			ops[i] = func(ctx context.Context, seq uint64) error {
-				fillPattern(buf, int64(i)<<32|int64(seq))
+				loadgen.FillPattern(buf, int64(i)<<32|int64(seq))
 				_, err := c.Put(ctx, fmt.Sprintf("%s/c%d/%d", cfg.prefix, i, seq), string(buf))
 				return err
 			}
@@ -122,7 +124,7 @@ func smallMain(args []string) error {
 				if err != nil {
 					return err
 				}
-				fillPattern(want, int64(k))
+				loadgen.FillPattern(want, int64(k))
 				if len(resp.Kvs) != 1 || !bytes.Equal(resp.Kvs[0].Value, want) {
 					return fmt.Errorf("get %s/f%d: not the value put", cfg.prefix, k)
 				}
@@ -130,17 +132,17 @@ func smallMain(args []string) error {
 			}
 		}
 	}
-	res, err := runClosedLoop(ctx, cfg.load, ops)
+	res, err := loadgen.Run(ctx, cfg.load, ops)
 	if err != nil {
 		return err
 	}
-	if res.firstErr != nil {
-		fmt.Fprintf(os.Stderr, "etcdbench small: %d requests failed; the first: %v\n", res.errors, res.firstErr)
+	if res.FirstErr != nil {
+		fmt.Fprintf(os.Stderr, "etcdbench small: %d requests failed; the first: %v\n", res.Errors, res.FirstErr)
 	}
-	if len(res.latencies) == 0 {
-		return fmt.Errorf("small: no request succeeded in %s", cfg.load.duration)
+	if len(res.Latencies) == 0 {
+		return fmt.Errorf("small: no request succeeded in %s", cfg.load.Duration)
 	}
-	return summarize("etcd", cfg.op, cfg.load.clients, cfg.sizeBytes, res).write(os.Stdout, cfg.json)
+	return loadgen.Summarize("etcd", cfg.op, cfg.load.Clients, cfg.sizeBytes, res).Write(os.Stdout, cfg.json)
 }
 
 // putKeys puts the keys that --op get reads (key k holds pattern k), the
@@ -155,8 +157,8 @@ func putKeys(ctx context.Context, cfg smallConfig, clients []*clientv3.Client) e
 			defer wg.Done()
 			buf := make([]byte, cfg.sizeBytes)
 			for k := i; k < cfg.files && errs[i] == nil; k += len(clients) {
-				fillPattern(buf, int64(k))
-				octx, cancel := context.WithTimeout(ctx, cfg.load.opTimeout)
+				loadgen.FillPattern(buf, int64(k))
+				octx, cancel := context.WithTimeout(ctx, cfg.load.OpTimeout)
 				if _, err := c.Put(octx, fmt.Sprintf("%s/f%d", cfg.prefix, k), string(buf)); err != nil {
 					errs[i] = fmt.Errorf("small: put key %d for the gets: %w", k, err)
 				}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tessera-db/tessera/bench/loadgen"
+
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -31,7 +33,7 @@ type putGetRun struct {
 // write prints the run: one JSON line, or one line for people.
 func (r putGetRun) write(w io.Writer, asJSON bool) error {
 	if asJSON {
-		return writeJSONLine(w, r)
+		return loadgen.WriteJSONLine(w, r)
 	}
 	_, err := fmt.Fprintf(w, "%s run %d: put %.1f MB in %.3f s = %.1f MB/s; get %.1f MB/s\n",
 		r.System, r.Run, float64(r.SizeBytes)/1e6, r.PutSeconds, r.PutMBps, r.GetMBps)
@@ -135,7 +137,7 @@ const blockBytes = 64 << 10
 // patternReader is an io.Reader over size pseudo-random bytes determined by
 // seed, so that a large file is put and verified without being held in
 // memory. Block b is the base block (seed's pattern) with every word XORed
-// with a key of its own, patternWord(^seed, b): cheap to generate, so that
+// with a key of its own, loadgen.PatternWord(^seed, b): cheap to generate, so that
 // the client's CPU, on a machine it shares with the servers, stays out of
 // the figures.
 type patternReader struct {
@@ -147,11 +149,11 @@ type patternReader struct {
 func (r *patternReader) fill(p []byte, off int64) {
 	if r.base == nil {
 		r.base = make([]byte, blockBytes)
-		fillPattern(r.base, r.seed)
+		loadgen.FillPattern(r.base, r.seed)
 	}
 	for len(p) > 0 {
 		b, i := off/blockBytes, int(off%blockBytes)
-		key := patternWord(^r.seed, b)
+		key := loadgen.PatternWord(^r.seed, b)
 		n := min(len(p), blockBytes-i)
 		// Byte x of the block is byte x%8 of its word, little-endian:
 		// single bytes up to a word boundary, whole words, single bytes.

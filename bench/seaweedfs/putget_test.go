@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tessera-db/tessera/bench/loadgen"
+
 	"bytes"
 	"context"
 	"io"
@@ -105,7 +107,7 @@ func TestPutGetThroughFiler(t *testing.T) {
 		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(urls, "\n"), strings.Join(want, "\n"))
 	}
 	small := make([]byte, 256)
-	fillPattern(small, 9)
+	loadgen.FillPattern(small, 9)
 	if err := putOnce(context.Background(), hc, fileURL("127.0.0.1:17624", "/s/f9", false), small); err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,8 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
+	"github.com/tessera-db/tessera/bench/loadgen"
+
 	"errors"
 	"fmt"
 	"io"
@@ -10,36 +10,6 @@ import (
 	"slices"
 	"strings"
 )
-
-// record is one JSON line of bench/compare.sh's results file, as far as
-// this report reads it: a small-operation point (ops_per_s...), a put-get
-// (put_mb_per_s...), or the processes' memory after a system's runs (op
-// "rss": procs and rss_mib, in the same order), each with the round it
-// belongs to and, where measured, the bytes each process wrote during it
-// (/proc/PID/io write_bytes, less cancelled_write_bytes); also the
-// machine's load average before each round (system "machine", op "load")
-// and dd's fsync'd write (system "dd"). Lines of other systems (etcd, a
-// second tessera build) are read and left out.
-type record struct {
-	Round          int       `json:"round"`
-	System         string    `json:"system"`
-	Op             string    `json:"op"`
-	Clients        int       `json:"clients"`
-	SizeBytes      int64     `json:"size_bytes"`
-	Ops            int       `json:"ops"`
-	Errors         int       `json:"errors"`
-	OpsPerSec      float64   `json:"ops_per_s"`
-	P50Ms          float64   `json:"p50_ms"`
-	P99Ms          float64   `json:"p99_ms"`
-	Parallel       int       `json:"parallel"`
-	PutMBps        float64   `json:"put_mb_per_s"`
-	GetMBps        float64   `json:"get_mb_per_s"`
-	NodeWriteBytes []int64   `json:"node_write_bytes"`
-	Procs          []string  `json:"procs"`
-	RSSMiB         []int64   `json:"rss_mib"`
-	LoadAvg        []float64 `json:"load_avg"`
-	MBps           float64   `json:"mb_per_s"`
-}
 
 // The systems of the report: tessera first, then what it is measured
 // against.
@@ -57,84 +27,11 @@ func reportMain(args []string) error {
 		return err
 	}
 	defer f.Close()
-	recs, err := readRecords(f)
+	recs, err := loadgen.ReadRecords(f)
 	if err != nil {
 		return fmt.Errorf("report: %s: %w", args[0], err)
 	}
 	return writeReport(os.Stdout, recs)
-}
-
-// readRecords reads JSON lines; blank lines are skipped, anything else that
-// is not a record is an error.
-func readRecords(r io.Reader) ([]record, error) {
-	var recs []record
-	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
-		var rec record
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n, err)
-		}
-		if rec.Round < 1 || rec.System == "" {
-			return nil, fmt.Errorf("line %d: no round or system", n)
-		}
-		if len(rec.Procs) != len(rec.RSSMiB) {
-			return nil, fmt.Errorf("line %d: %d procs but %d rss_mib", n, len(rec.Procs), len(rec.RSSMiB))
-		}
-		recs = append(recs, rec)
-	}
-	return recs, sc.Err()
-}
-
-// spread is a figure over rounds: its median and range.
-type spread struct{ vals []float64 }
-
-func (s *spread) add(v float64) { s.vals = append(s.vals, v) }
-
-// median of the values (the mean of the middle two for an even count).
-func (s spread) median() float64 {
-	v := slices.Sorted(slices.Values(s.vals))
-	if len(v) == 0 {
-		return 0
-	}
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
-
-// String is "median (min–max)", or "–" for no values.
-func (s spread) String() string {
-	switch len(s.vals) {
-	case 0:
-		return "–"
-	case 1:
-		return num(s.vals[0])
-	}
-	return fmt.Sprintf("%s (%s–%s)", num(s.median()), num(slices.Min(s.vals)), num(slices.Max(s.vals)))
-}
-
-// num prints a figure with three significant digits or so.
-func num(v float64) string {
-	switch a := max(v, -v); {
-	case a >= 100:
-		return fmt.Sprintf("%.0f", v)
-	case a >= 10:
-		return fmt.Sprintf("%.1f", v)
-	default:
-		return fmt.Sprintf("%.2f", v)
-	}
-}
-
-func sum(v []int64) int64 {
-	var s int64
-	for _, x := range v {
-		s += x
-	}
-	return s
 }
 
 // byRound is one figure of every system, by round.
@@ -148,11 +45,11 @@ func (b byRound) set(round int, sys string, v float64) {
 }
 
 // of is sys's values over the rounds.
-func (b byRound) of(sys string) spread {
-	var s spread
+func (b byRound) of(sys string) loadgen.Spread {
+	var s loadgen.Spread
 	for _, r := range sortedRounds(b) {
 		if v, ok := b[r][sys]; ok {
-			s.add(v)
+			s.Add(v)
 		}
 	}
 	return s
@@ -160,13 +57,13 @@ func (b byRound) of(sys string) spread {
 
 // ratio is sys ÷ other, taken within each round that has both (and a
 // positive divisor).
-func (b byRound) ratio(sys, other string) spread {
-	var s spread
+func (b byRound) ratio(sys, other string) loadgen.Spread {
+	var s loadgen.Spread
 	for _, r := range sortedRounds(b) {
 		a, aok := b[r][sys]
 		o, ook := b[r][other]
 		if aok && ook && o > 0 {
-			s.add(a / o)
+			s.Add(a / o)
 		}
 	}
 	return s
@@ -196,7 +93,7 @@ type smallFigures struct {
 // writeReport prints the markdown tables: small operations of tessera
 // beside SeaweedFS (default and fsync) with per-round ratios, bytes written
 // per small put, the large put and get, and the processes' memory.
-func writeReport(w io.Writer, recs []record) error {
+func writeReport(w io.Writer, recs []loadgen.Record) error {
 	small := map[smallKey]*smallFigures{}
 	var keys []smallKey
 	rounds := map[int]bool{}
@@ -219,7 +116,7 @@ func writeReport(w io.Writer, recs []record) error {
 		f.errors[r.System] += r.Errors
 		if r.Op == "put" && len(r.NodeWriteBytes) > 0 && r.Ops > 0 {
 			// The warm-up puts (one per client) also wrote.
-			f.perPut.set(r.Round, r.System, float64(sum(r.NodeWriteBytes))/float64(r.Ops+r.Clients))
+			f.perPut.set(r.Round, r.System, float64(loadgen.Sum(r.NodeWriteBytes))/float64(r.Ops+r.Clients))
 		}
 		sizeBytes = r.SizeBytes
 	}
@@ -286,7 +183,7 @@ func writeSmallBytes(b *strings.Builder, keys []smallKey, small map[smallKey]*sm
 
 // writeLarge prints the large put and get of each system, the ratios, and
 // the bytes its processes wrote per byte put.
-func writeLarge(b *strings.Builder, recs []record) {
+func writeLarge(b *strings.Builder, recs []loadgen.Record) {
 	put, get, amp := byRound{}, byRound{}, byRound{}
 	var size int64
 	for _, r := range recs {
@@ -297,13 +194,13 @@ func writeLarge(b *strings.Builder, recs []record) {
 		put.set(r.Round, r.System, r.PutMBps)
 		get.set(r.Round, r.System, r.GetMBps)
 		if len(r.NodeWriteBytes) > 0 && r.SizeBytes > 0 {
-			amp.set(r.Round, r.System, float64(sum(r.NodeWriteBytes))/float64(r.SizeBytes))
+			amp.set(r.Round, r.System, float64(loadgen.Sum(r.NodeWriteBytes))/float64(r.SizeBytes))
 		}
 	}
-	var dd spread
+	var dd loadgen.Spread
 	for _, r := range recs {
 		if r.System == "dd" {
-			dd.add(r.MBps)
+			dd.Add(r.MBps)
 		}
 	}
 	if len(put) == 0 {
@@ -318,14 +215,14 @@ func writeLarge(b *strings.Builder, recs []record) {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", row.name, row.fig.of("tessera"), row.fig.of(others[0]), row.fig.of(others[1]),
 			row.fig.ratio("tessera", others[0]), row.fig.ratio("tessera", others[1]))
 	}
-	if len(dd.vals) > 0 {
+	if len(dd.Vals) > 0 {
 		fmt.Fprintf(b, "\ndd bs=1M count=%d conv=fsync on the same file system, with no cluster running: %s MB/s.\n", size>>20, dd)
 	}
 	b.WriteString("\n")
 }
 
 // writeLoad prints the machine's load average before each round.
-func writeLoad(b *strings.Builder, recs []record) {
+func writeLoad(b *strings.Builder, recs []loadgen.Record) {
 	var parts []string
 	for _, r := range recs {
 		if r.Op == "load" && len(r.LoadAvg) == 3 {
@@ -339,9 +236,9 @@ func writeLoad(b *strings.Builder, recs []record) {
 
 // writeRSS prints each process's resident memory after its system's runs
 // in a round, over the rounds.
-func writeRSS(b *strings.Builder, recs []record) {
+func writeRSS(b *strings.Builder, recs []loadgen.Record) {
 	type proc struct{ sys, name string }
-	rss := map[proc]*spread{}
+	rss := map[proc]*loadgen.Spread{}
 	var order []proc
 	for _, r := range recs {
 		if r.Op != "rss" || !slices.Contains(reportSystems, r.System) {
@@ -350,10 +247,10 @@ func writeRSS(b *strings.Builder, recs []record) {
 		for i, name := range r.Procs {
 			p := proc{r.System, name}
 			if rss[p] == nil {
-				rss[p] = &spread{}
+				rss[p] = &loadgen.Spread{}
 				order = append(order, p)
 			}
-			rss[p].add(float64(r.RSSMiB[i]))
+			rss[p].Add(float64(r.RSSMiB[i]))
 		}
 	}
 	if len(order) == 0 {

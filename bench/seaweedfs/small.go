@@ -1,6 +1,9 @@
 package main
 
 import (
+	"github.com/tessera-db/tessera/bench/loadgen"
+	"slices"
+
 	"bytes"
 	"context"
 	"errors"
@@ -26,7 +29,7 @@ type smallConfig struct {
 	sizeBytes int
 	files     int
 	fsync     bool
-	load      loadConfig
+	load      loadgen.Config
 	json      bool
 }
 
@@ -48,14 +51,14 @@ func parseSmall(args []string, runID string) (smallConfig, error) {
 	fs := flag.NewFlagSet("small", flag.ContinueOnError)
 	var c smallConfig
 	endpoints := fs.String("endpoints", "127.0.0.1:17624", "filer HTTP addresses (client i uses the i-th, round robin)")
-	fs.IntVar(&c.load.clients, "clients", 16, "concurrent closed-loop clients, 1..1024")
+	fs.IntVar(&c.load.Clients, "clients", 16, "concurrent closed-loop clients, 1..1024")
 	size := fs.String("size", "256B", "bytes per file: N, NB, NKiB or NMiB, at most 16MiB")
-	fs.DurationVar(&c.load.duration, "duration", 10*time.Second, "how long the clients run")
+	fs.DurationVar(&c.load.Duration, "duration", 10*time.Second, "how long the clients run")
 	fs.StringVar(&c.op, "op", "put", "put (new files) or get (of files put before the clock starts)")
 	fs.IntVar(&c.files, "files", 1000, "with --op get: files to put first and then read")
 	fs.StringVar(&c.prefix, "prefix", "", "directory of the files (default /bench/small/<run id>)")
 	fs.BoolVar(&c.fsync, "fsync", false, fsyncFlagUsage)
-	fs.DurationVar(&c.load.opTimeout, "op-timeout", 10*time.Second, "give up on one request after this long; it counts as an error")
+	fs.DurationVar(&c.load.OpTimeout, "op-timeout", 10*time.Second, "give up on one request after this long; it counts as an error")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON line")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -65,9 +68,9 @@ func parseSmall(args []string, runID string) (smallConfig, error) {
 		return c, fmt.Errorf("small: unexpected arguments %q", fs.Args())
 	case c.op != "put" && c.op != "get":
 		return c, fmt.Errorf("small: --op must be put or get, not %q", c.op)
-	case c.load.clients < 1 || c.load.clients > 1024:
+	case c.load.Clients < 1 || c.load.Clients > 1024:
 		return c, errors.New("small: --clients must be 1..1024")
-	case c.load.duration <= 0 || c.load.opTimeout <= 0:
+	case c.load.Duration <= 0 || c.load.OpTimeout <= 0:
 		return c, errors.New("small: --duration and --op-timeout must be positive")
 	case c.files < 1 || c.files > 1_000_000:
 		return c, errors.New("small: --files must be 1..1000000")
@@ -135,15 +138,15 @@ func smallMain(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	hc := newHTTPClient(cfg.load.clients)
+	hc := newHTTPClient(cfg.load.Clients)
 	defer hc.CloseIdleConnections()
-	ops := make([]loadOp, cfg.load.clients)
+	ops := make([]loadgen.Op, cfg.load.Clients)
 	if cfg.op == "put" {
 		for i := range ops {
 			ep := cfg.endpoints[i%len(cfg.endpoints)]
 			buf := make([]byte, cfg.sizeBytes)
 			ops[i] = func(ctx context.Context, seq uint64) error {
-				fillPattern(buf, int64(i)<<32|int64(seq))
+				loadgen.FillPattern(buf, int64(i)<<32|int64(seq))
 				return putOnce(ctx, hc, fileURL(ep, fmt.Sprintf("%s/c%d/%d", cfg.prefix, i, seq), cfg.fsync), buf)
 			}
 		}
@@ -159,32 +162,32 @@ func smallMain(args []string) error {
 			}
 		}
 	}
-	res, err := runClosedLoop(ctx, cfg.load, ops)
+	res, err := loadgen.Run(ctx, cfg.load, ops)
 	if err != nil {
 		return err
 	}
-	if res.firstErr != nil {
-		fmt.Fprintf(os.Stderr, "seaweedbench small: %d requests failed; the first: %v\n", res.errors, res.firstErr)
+	if res.FirstErr != nil {
+		fmt.Fprintf(os.Stderr, "seaweedbench small: %d requests failed; the first: %v\n", res.Errors, res.FirstErr)
 	}
-	if len(res.latencies) == 0 {
-		return fmt.Errorf("small: no request succeeded in %s", cfg.load.duration)
+	if len(res.Latencies) == 0 {
+		return fmt.Errorf("small: no request succeeded in %s", cfg.load.Duration)
 	}
-	return summarize(system(cfg.fsync), cfg.op, cfg.load.clients, cfg.sizeBytes, res).write(os.Stdout, cfg.json)
+	return loadgen.Summarize(system(cfg.fsync), cfg.op, cfg.load.Clients, cfg.sizeBytes, res).Write(os.Stdout, cfg.json)
 }
 
 // putFiles puts the files that --op get reads (file k holds pattern k), the
 // clients working concurrently.
 func putFiles(ctx context.Context, cfg smallConfig, hc *http.Client) error {
 	start := time.Now()
-	errs := make([]error, cfg.load.clients)
+	errs := make([]error, cfg.load.Clients)
 	var wg sync.WaitGroup
 	for i := range errs {
 		wg.Go(func() {
 			ep := cfg.endpoints[i%len(cfg.endpoints)]
 			buf := make([]byte, cfg.sizeBytes)
 			for k := i; k < cfg.files && errs[i] == nil; k += len(errs) {
-				fillPattern(buf, int64(k))
-				octx, cancel := context.WithTimeout(ctx, cfg.load.opTimeout)
+				loadgen.FillPattern(buf, int64(k))
+				octx, cancel := context.WithTimeout(ctx, cfg.load.OpTimeout)
 				if err := putOnce(octx, hc, fileURL(ep, fmt.Sprintf("%s/f%d", cfg.prefix, k), cfg.fsync), buf); err != nil {
 					errs[i] = fmt.Errorf("small: put file %d for the gets: %w", k, err)
 				}
@@ -220,7 +223,7 @@ func getValue(ctx context.Context, hc *http.Client, url string, seed int64, size
 		return fmt.Errorf("get %s: %w", req.URL.Path, err)
 	}
 	want := make([]byte, size)
-	fillPattern(want, seed)
+	loadgen.FillPattern(want, seed)
 	if !bytes.Equal(got, want) {
 		return fmt.Errorf("get %s: got %d bytes that differ from the %d put", req.URL.Path, len(got), size)
 	}
@@ -244,4 +247,16 @@ func parseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("bad size %q", s)
 	}
 	return n * mult, nil
+}
+
+// drain reads resp's body to its end and closes it, so that its connection
+// is reused, and wants one of the given statuses; an error names the
+// request and quotes the start of the body.
+func drain(resp *http.Response, want ...int) error {
+	body, readErr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if !slices.Contains(want, resp.StatusCode) {
+		return fmt.Errorf("%s %s: %s: %q", resp.Request.Method, resp.Request.URL.Path, resp.Status, body[:min(len(body), 200)])
+	}
+	return readErr
 }

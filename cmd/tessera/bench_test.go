@@ -60,8 +60,9 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
-// TestLoadReportLines pins both output lines. bench/etcd's report_test.go
-// pins the same JSON for the same figures: bench/compare.sh reads both.
+// TestLoadReportLines pins both output lines. bench/loadgen's load_test.go
+// (the comparison benchmarks' loop) pins the same JSON for the same
+// figures: bench/compare.sh reads every system's lines alike.
 func TestLoadReportLines(t *testing.T) {
 	rep := loadReport{System: "tessera", Op: "put", Clients: 16, SizeBytes: 256, Seconds: 10.5, Ops: 2100, Errors: 1,
 		OpsPerSec: 200, P50Ms: 12.5, P99Ms: 80.25, MaxMs: 120}
@@ -82,8 +83,8 @@ func TestLoadReportLines(t *testing.T) {
 	}
 }
 
-// TestPatternBytes pins the pattern: bench/etcd's load_test.go pins the
-// same bytes, so that both benchmarks put the same values.
+// TestPatternBytes pins the pattern: bench/loadgen's load_test.go pins the
+// same bytes, so that every benchmark puts the same values.
 func TestPatternBytes(t *testing.T) {
 	b := make([]byte, 12)
 	fillPattern(b, 1<<32|7)

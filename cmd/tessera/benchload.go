@@ -14,11 +14,15 @@ import (
 	"time"
 )
 
-// The closed-loop load driver of `tessera bench small`. bench/etcd (a
-// separate Go module, so that tessera never depends on etcd) drives etcd
-// with its own copy of this loop and prints the same two lines, so that
+// The closed-loop load driver of `tessera bench small`. The comparison
+// benchmarks (bench/etcd, bench/seaweedfs: modules of their own, so that
+// tessera never depends on etcd or SeaweedFS) share their own copy of this
+// loop, bench/loadgen, and print the same two lines, so that
 // bench/compare.sh can set the systems side by side; a change to the
-// report's fields or units must be made in both.
+// report's fields or units must be made in both. tessera does not import
+// bench/loadgen: that would take a replace directive in tessera's go.mod,
+// which `go install github.com/tessera-db/tessera/cmd/tessera@version`
+// refuses.
 
 // loadOp performs operation seq of one client. seq 0 is the client's
 // untimed warm-up; timed operations count from 1.

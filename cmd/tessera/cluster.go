@@ -27,6 +27,7 @@ func clusterCmd() *cobra.Command {
 		putWindow                     int
 		pprof                         bool
 		dir, chunk, logLevel          string
+		memLimit                      string
 		chunkOnce                     bool
 		inline                        inlineFlags
 	)
@@ -89,14 +90,19 @@ peers on peer-base-port+N (default base-port+100+N). Restarting with the same
 					stopAll(procs)
 					return err
 				}
-				c := exec.Command(exe, "node", "--id", strconv.Itoa(i),
+				args := []string{"node", "--id", strconv.Itoa(i),
 					"--data-dir", filepath.Join(dir, fmt.Sprintf("node-%d", i)),
 					"--http-addr", endpoints[i-1], "--peers", strings.Join(peers, ","),
 					"--data-groups", strconv.Itoa(dataGroups), "--replicas", strconv.Itoa(rep),
 					"--meta-replicas", strconv.Itoa(rep), "--chunk-size", chunk, "--log-level", logLevel,
 					"--inline-threshold", inline.threshold, "--inline-cap", inline.capacity,
-					"--put-window", strconv.Itoa(putWindow), "--pprof="+strconv.FormatBool(pprof),
-					"--chunk-once="+strconv.FormatBool(chunkOnce))
+					"--put-window", strconv.Itoa(putWindow), "--pprof=" + strconv.FormatBool(pprof),
+					"--chunk-once=" + strconv.FormatBool(chunkOnce)}
+				if cmd.Flags().Changed("memory-limit") {
+					// Otherwise the nodes' default, or GOMEMLIMIT.
+					args = append(args, "--memory-limit", memLimit)
+				}
+				c := exec.Command(exe, args...)
 				c.Stdout, c.Stderr = logf, logf
 				if err := c.Start(); err != nil {
 					stopAll(procs)
@@ -158,6 +164,7 @@ peers on peer-base-port+N (default base-port+100+N). Restarting with the same
 	fl.IntVar(&putWindow, "put-window", client.DefaultWindow, "chunk writes in flight at once for one put alone, shared by concurrent puts (the nodes' --put-window)")
 	fl.BoolVar(&pprof, "pprof", false, "nodes serve Go's profiles under /debug/pprof/ (the nodes' --pprof)")
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
+	fl.StringVar(&memLimit, "memory-limit", defaultMemoryLimit, "the nodes' --memory-limit (soft limit on each node's Go memory; 0: none); if not given, the nodes' default or GOMEMLIMIT")
 	fl.BoolVar(&chunkOnce, "chunk-once", true, "the nodes' --chunk-once (chunk bytes written once per replica; --chunk-once=false: twice)")
 	cmd.AddCommand(up)
 	return cmd

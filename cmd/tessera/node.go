@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,11 +45,13 @@ type nodeFile struct {
 	ReplaceAfter string            `json:"replace_after"`
 	Join         bool              `json:"join"`
 	LogLevel     string            `json:"log_level"`
+	MemoryLimit  string            `json:"memory_limit"`
 }
 
 func nodeCmd() *cobra.Command {
 	var (
 		cfgPath, peers, chunk, maxFile, tick, replaceAfter, logLevel string
+		memLimit                                                     string
 		chunkOnce                                                    bool
 		injectBug                                                    string
 		f                                                            nodeFile
@@ -77,15 +81,28 @@ every node the same values (a node whose values differ logs a warning, and
 its writes fall back to chunks where the cluster refuses them inline).
 A larger put or append keeps up to --put-window chunk writes in flight at
 once; concurrent writes share that window (each is guaranteed one chunk), so
-the chunk writes in flight from a node stay near the number of writes. A
-write that can take no more chunks reads no more of its request body, so a
-client sending faster than the cluster writes is slowed down rather than
-buffered.
+the chunk writes in flight from a node stay near the number of writes; at
+most 4 x --put-window writes hold pieces of their bodies at once, the others
+waiting before they read theirs. A write that can take no more chunks reads
+no more of its request body, so a client sending faster than the cluster
+writes is slowed down rather than buffered.
+Memory is bounded by design: the chunks of request bodies by --put-window,
+the envelopes queued to each peer and those received and not yet handled by
+byte budgets (a peer too slow to take its appends gets them dropped, to be
+sent again, and a node too busy to handle what it receives stops reading its
+connections), and Go's heap by --memory-limit, a soft limit (Go's
+GOMEMLIMIT) at which the collector runs more often rather than let the heap
+grow to twice its live data; the limit rises to half again the live heap
+when the live data needs more (a large namespace), so that the collector
+never runs without pause (GOMEMLIMIT in the environment is used as it is
+when the flag is not given). A node idle for 5 s after work returns what the
+work left in its heap to the system.
 SIGINT or SIGTERM stops the node cleanly.`,
 		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			limitGiven := cmd.Flags().Changed("memory-limit")
 			if cfgPath != "" {
 				var file nodeFile
 				raw, err := os.ReadFile(cfgPath)
@@ -99,6 +116,13 @@ SIGINT or SIGTERM stops the node cleanly.`,
 				}
 				mergeNodeFile(cmd, &f, file, &peers, &chunk, &maxFile, &tick, &replaceAfter, &logLevel)
 				inline.merge(cmd, file)
+				if !limitGiven && file.MemoryLimit != "" {
+					memLimit, limitGiven = file.MemoryLimit, true
+				}
+			}
+			limit, err := memoryLimit(memLimit, limitGiven, os.Getenv("GOMEMLIMIT"))
+			if err != nil {
+				return err
 			}
 			cfg, err := nodeConfig(f, peers, chunk, maxFile, tick, replaceAfter, logLevel)
 			if err != nil {
@@ -113,11 +137,16 @@ SIGINT or SIGTERM stops the node cleanly.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if limit >= 0 {
+				debug.SetMemoryLimit(limit)
+				go followLiveHeap(ctx, limit, time.Second, cfg.Logger)
+			}
+			cfg.Logger.Info("memory limit", "bytes", debug.SetMemoryLimit(-1))
 			return server.Run(ctx, cfg)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, pprof, tick, replace_after, join, log_level)")
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, pprof, tick, replace_after, join, log_level, memory_limit)")
 	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
 	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
 	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")
@@ -135,6 +164,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.BoolVar(&f.Join, "join", false, "join an existing cluster with an empty data directory (required after a disk was lost): bootstrap no group")
 	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&memLimit, "memory-limit", defaultMemoryLimit, "soft limit on the node's Go memory (heap, stacks, runtime), as GOMEMLIMIT sets it: the collector runs more often near it, and it rises to 1.5x the live heap when that needs more (0 or off: none, the heap may grow to twice its live data); at least 64MiB")
 	fl.BoolVar(&chunkOnce, "chunk-once", true, "write chunk bytes once per replica (staged before their short raft log entries); --chunk-once=false writes them twice (log entry, then chunk file); give every node the same value")
 	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs to inject, of the server or the core (binaries built with -tags tesserabugs; for testing the chaos harness)")
 	_ = fl.MarkHidden("inject-bug")
@@ -251,6 +281,36 @@ func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel 
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	return cfg, nil
+}
+
+// defaultMemoryLimit is --memory-limit's default: with its byte budgets a
+// node's live heap stays well below it during large puts (docs/performance.md,
+// "Bounded memory"), and the limit keeps the heap from growing to twice that.
+const defaultMemoryLimit = "256MiB"
+
+// minMemoryLimit is the least --memory-limit accepted: below it the
+// collector would run nearly all the time.
+const minMemoryLimit = 64 << 20
+
+// memoryLimit returns the soft memory limit to set from --memory-limit
+// (given says it was given, on the command line or in the config file), or
+// -1 to leave the runtime's own: GOMEMLIMIT from env when the flag was
+// not given. "0" and "off" mean no limit.
+func memoryLimit(flag string, given bool, env string) (int64, error) {
+	if !given && env != "" {
+		return -1, nil
+	}
+	if v := strings.TrimSpace(flag); v == "off" || v == "0" {
+		return math.MaxInt64, nil
+	}
+	n, err := parseSize(flag)
+	if err != nil {
+		return 0, fmt.Errorf("--memory-limit: %w", err)
+	}
+	if n < minMemoryLimit {
+		return 0, fmt.Errorf("--memory-limit: %s below the minimum of 64MiB (0 or off: no limit)", flag)
+	}
+	return n, nil
 }
 
 // parsePeers parses "1=host:port,2=host:port".

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -41,6 +42,58 @@ func TestInlineFlags(t *testing.T) {
 			t.Errorf("%v %+v: %v, want an error mentioning %q", tt.args, tt.file, err, tt.err)
 		case tt.err == "" && (err != nil || th != tt.threshold || c != tt.capacity):
 			t.Errorf("%v %+v: %d %d %v, want %d %d", tt.args, tt.file, th, c, err, tt.threshold, tt.capacity)
+		}
+	}
+}
+
+// TestMemoryLimit checks how --memory-limit becomes the runtime's soft
+// limit: a size, none for 0 or off, the environment's GOMEMLIMIT when the
+// flag was not given, and a clear error below the minimum.
+func TestMemoryLimit(t *testing.T) {
+	tests := []struct {
+		flag  string
+		given bool
+		env   string
+		want  int64
+		err   string
+	}{
+		{defaultMemoryLimit, false, "", 256 << 20, ""},
+		{"1GiB", true, "", 1 << 30, ""},
+		{"0", true, "", math.MaxInt64, ""},
+		{"off", true, "", math.MaxInt64, ""},
+		{defaultMemoryLimit, false, "100MiB", -1, ""},
+		{"512MiB", true, "100MiB", 512 << 20, ""},
+		{"1MiB", true, "", 0, "below the minimum"},
+		{"lots", true, "", 0, "--memory-limit: bad size"},
+	}
+	for _, tt := range tests {
+		got, err := memoryLimit(tt.flag, tt.given, tt.env)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("%q given=%v env=%q: %v, want an error mentioning %q", tt.flag, tt.given, tt.env, err, tt.err)
+		case tt.err == "" && (err != nil || got != tt.want):
+			t.Errorf("%q given=%v env=%q: %d %v, want %d", tt.flag, tt.given, tt.env, got, err, tt.want)
+		}
+	}
+}
+
+// TestLimitFor checks the soft limit that follows the live heap: the
+// configured one while the live heap is small enough, else half again the
+// live heap, in whole MiB.
+func TestLimitFor(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct{ configured, live, want int64 }{
+		{256 * mib, 0, 256 * mib},
+		{256 * mib, 150 * mib, 256 * mib},
+		{256 * mib, 170 * mib, 256 * mib},        // two thirds of 256 MiB is 170.67 MiB
+		{256 * mib, 171 * mib, 257 * mib},        // 256.5 MiB, rounded up
+		{256 * mib, 400 * mib, 600 * mib},        // a large namespace: no thrashing at 256 MiB
+		{1 << 30, 400 * mib, 1 << 30},            // a larger configured limit stays
+		{256 * mib, 200*mib + 1, 300*mib + mib},  // rounded up to a whole MiB
+		{math.MaxInt64, 10 << 30, math.MaxInt64}, // no limit stays none
+	} {
+		if got := limitFor(tc.configured, tc.live); got != tc.want {
+			t.Errorf("configured %d, live %d: limit %d, want %d", tc.configured, tc.live, got, tc.want)
 		}
 	}
 }

@@ -137,19 +137,18 @@ func TestReplicaReplacement(t *testing.T) {
 		}
 	}
 
-	// Files of many 64 KiB chunks, so that every data group holds some.
+	// Files of many 64 KiB chunks, so that every data group holds some:
+	// each written through another node, as a node allocates its chunks in
+	// the data groups it leads (core/node/route Router.place).
 	all := c.clientFor(t, c.nodes()...)
 	files := map[string][]byte{
 		"/replace/a.bin": randomBytes(21, 1<<20+4321),
 		"/replace/b.bin": randomBytes(22, 640<<10),
 		"/replace/c.bin": randomBytes(23, 100<<10+7),
+		"/replace/d.bin": randomBytes(24, 512<<10+3),
 	}
 	chunksByGroup := map[uint64][]uint64{} // data group -> chunk ids
-	for _, p := range sortedKeys(files) {
-		f, err := putFile(t, all, p, files[p], httpclient.Cond{})
-		if err != nil {
-			t.Fatalf("put %s: %v", p, err)
-		}
+	for _, f := range c.putSpread(t, files) {
 		for _, ch := range f.Chunks {
 			chunksByGroup[ch.Group] = append(chunksByGroup[ch.Group], ch.ID)
 		}
@@ -363,6 +362,27 @@ func TestReplicaReplacementIdleSpare(t *testing.T) {
 }
 
 // clientFor returns a client of the given nodes only.
+// putSpread puts the files in path order, the i-th through node i+1 (the
+// others after it as fallbacks), and returns their records: a node
+// allocates a write's chunks in the data groups it leads, so files written
+// through different nodes land in different groups (one that leads none
+// spreads its chunks over all of them).
+func (c replaceCluster) putSpread(t *testing.T, files map[string][]byte) []httpclient.File {
+	t.Helper()
+	nodes := c.nodes()
+	var out []httpclient.File
+	for i, p := range sortedKeys(files) {
+		k := i % len(nodes)
+		cl := c.clientFor(t, append(slices.Clone(nodes[k:]), nodes[:k]...)...)
+		f, err := putFile(t, cl, p, files[p], httpclient.Cond{})
+		if err != nil {
+			t.Fatalf("put %s: %v", p, err)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 func (c replaceCluster) clientFor(t *testing.T, ids ...int) *httpclient.Client {
 	t.Helper()
 	var eps []string
@@ -609,18 +629,16 @@ func TestDiskLossRejoin(t *testing.T) {
 	viaOthers := c.clientFor(t, others...)
 	viaVictim := c.clientFor(t, victim)
 
-	// 1. Files of many 64 KiB chunks, so that every data group holds some.
+	// 1. Files of many 64 KiB chunks, so that every data group holds some
+	// (each written through another node: putSpread).
 	files := map[string][]byte{
 		"/disk-loss/a.bin": randomBytes(41, 1<<20+4321),
 		"/disk-loss/b.bin": randomBytes(42, 640<<10),
 		"/disk-loss/c.bin": randomBytes(43, 100<<10+7),
+		"/disk-loss/d.bin": randomBytes(44, 512<<10+3),
 	}
 	chunksByGroup := map[uint64]int{}
-	for _, p := range sortedKeys(files) {
-		f, err := putFile(t, all, p, files[p], httpclient.Cond{})
-		if err != nil {
-			t.Fatalf("put %s: %v", p, err)
-		}
+	for _, f := range c.putSpread(t, files) {
 		for _, ch := range f.Chunks {
 			chunksByGroup[ch.Group]++
 		}

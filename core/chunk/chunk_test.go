@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 )
 
@@ -386,5 +387,85 @@ func TestFileNames(t *testing.T) {
 		if index, ok := parseStaged(s.stagedName(v, 3)[len(s.dir)+1:]); !ok || index != v {
 			t.Errorf("parseStaged(stagedName(%#x)) = %#x, %v", v, index, ok)
 		}
+	}
+}
+
+// directFS is a memory file system that also writes whole files "past the
+// page cache" (vfs.DirectWriter), counting those writes.
+type directFS struct {
+	*memfs.FS
+	direct int
+}
+
+func (d *directFS) WriteDirect(name string, parts ...[]byte) error {
+	d.direct++
+	f, err := d.Create(name)
+	if err != nil {
+		return err
+	}
+	for _, p := range parts {
+		if _, err := f.Write(p); err != nil {
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// TestWriteStagedDirect checks that a staged file written past the page
+// cache reads back as one written the usual way, through the file
+// system's DirectWriter when it has one and through Create when not; that
+// bytes not matching their checksum are refused before anything is
+// written; and that a valid file already there is kept.
+func TestWriteStagedDirect(t *testing.T) {
+	a := write(1, "alpha")
+	in := Info{ID: 1, Size: uint32(len(a.Data)), CRC: a.CRC}
+	tests := []struct {
+		name       string
+		direct     bool // the file system is a DirectWriter
+		data       []byte
+		twice      bool
+		wantErr    error
+		wantDirect int
+	}{
+		{"direct", true, a.Data, false, nil, 1},
+		{"no direct writer", false, a.Data, false, nil, 0},
+		{"bad checksum", true, []byte("alphA"), false, ErrBadChecksum, 0},
+		{"valid file kept", true, a.Data, true, nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := &directFS{FS: memfs.New()}
+			var fs vfs.FS = d.FS
+			if tt.direct {
+				fs = d
+			}
+			s, err := NewStore(fs, "g/chunks")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.WriteStagedDirect(2, 1, in, tt.data)
+			if tt.twice && err == nil {
+				err = s.WriteStagedDirect(2, 1, in, tt.data)
+			}
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+				t.Fatalf("error %v, want %v", err, tt.wantErr)
+			}
+			if d.direct != tt.wantDirect {
+				t.Fatalf("%d direct writes, want %d", d.direct, tt.wantDirect)
+			}
+			got, err := s.ReadStaged(2, 1, in)
+			if tt.wantErr != nil {
+				if !errors.Is(err, ErrMissing) {
+					t.Fatalf("refused bytes left a staged file: %v", err)
+				}
+				return
+			}
+			if err != nil || !bytes.Equal(got, a.Data) {
+				t.Fatalf("ReadStaged = %q, %v", got, err)
+			}
+		})
 	}
 }

@@ -432,9 +432,9 @@ func (o *Op) onWritten(r *request, resp *api.Response) {
 			o.finish(Result{Status: api.Internal, Detail: "allocation returned no chunk ids"})
 			return
 		}
-		for i := uint32(0); i < resp.Result.Count; i++ {
-			o.ids = append(o.ids, resp.Result.FirstChunkID+uint64(i))
-		}
+		// The ids may skip some (a placed allocation: core/node/route
+		// Router.place): they are taken in the order leased.
+		o.ids = append(o.ids, resp.Result.AllocIDs()...)
 		o.allocated += int64(resp.Result.Count) * int64(o.cfg.ChunkBytes)
 	}
 	o.pump()

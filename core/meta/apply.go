@@ -258,12 +258,17 @@ func (s *State) rename(index uint64, c Command) Result {
 }
 
 func (s *State) alloc(c Command) Result {
-	switch {
-	case c.AllocCount == 0 || c.AllocCount > MaxAlloc:
+	if c.AllocCount == 0 || c.AllocCount > MaxAlloc {
 		return invalid("alloc of %d chunk ids outside 1..%d", c.AllocCount, MaxAlloc)
-	case c.LeaseNanos <= 0:
+	}
+	if c.LeaseNanos <= 0 {
 		return invalid("alloc with lease %dns", c.LeaseNanos)
-	case s.nextChunk > math.MaxUint64-uint64(c.AllocCount):
+	}
+	if err := c.Place.Validate(); err != nil {
+		return invalid("alloc: %v", err)
+	}
+	span, ok := c.Place.span(s.nextChunk, c.AllocCount)
+	if !ok || span == 0 {
 		return invalid("chunk ids exhausted")
 	}
 	first := s.nextChunk
@@ -271,12 +276,22 @@ func (s *State) alloc(c Command) Result {
 	if end < s.now { // overflow: a lease until the end of time
 		end = math.MaxInt64
 	}
-	for id := first; id < first+uint64(c.AllocCount); id++ {
+	ids := c.Place.IDs(first, c.AllocCount)
+	if ids[len(ids)-1] != first+span-1 {
+		panic(fmt.Sprintf("meta: placed alloc from %d spans %d ids but ends at %d", first, span, ids[len(ids)-1]))
+	}
+	for _, id := range ids {
 		s.leases[id] = end
 		s.digest += leaseDigest(id, end)
 	}
-	s.nextChunk += uint64(c.AllocCount)
-	return Result{Code: CodeOK, FirstChunkID: first, Count: c.AllocCount}
+	// Ids skipped by the placement stay below nextChunk unleased: as
+	// collected ones, never leased again.
+	s.nextChunk = first + span
+	r := Result{Code: CodeOK, FirstChunkID: first, Count: c.AllocCount}
+	if c.Place.Placed() {
+		r.Place = Placement{Stride: c.Place.Stride, Residues: slices.Clone(c.Place.Residues)}
+	}
+	return r
 }
 
 // configure sets the configuration if none is set yet.

@@ -2,6 +2,7 @@ package meta
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/tessera-db/tessera/core/codec"
 	"github.com/tessera-db/tessera/core/fspath"
@@ -100,9 +101,137 @@ type Command struct {
 	MTimeNanos int64
 	AllocCount uint32
 	LeaseNanos int64
-	Collected  []uint64
+	// Place restricts the ids an OpAlloc leases (the zero value: any).
+	Place     Placement
+	Collected []uint64
 	// Configure is the configuration an OpConfigure sets.
 	Configure Config
+}
+
+// Placement restricts the chunk ids an OpAlloc leases to those whose
+// remainder modulo Stride is one of Residues. Chunks are placed on data
+// groups by id modulo the number of groups (topo.Topology.GroupForChunk), so
+// a node that leads some data groups asks for ids of those groups only and
+// proposes its chunks where they arrive instead of forwarding them to
+// another group's leader. The zero value leases consecutive ids. Ids
+// skipped below the next id to lease are never leased: to the state they
+// look like ids leased and collected long ago (Unaccounted), and no
+// replica ever holds them.
+type Placement struct {
+	// Stride is the modulus (0: no restriction); at most MaxAllocStride.
+	Stride uint32
+	// Residues are the remainders allowed, ascending, each below Stride,
+	// at least one and fewer than Stride (all of them: no restriction).
+	Residues []uint32
+}
+
+// MaxAllocStride bounds Placement.Stride: the number of data groups a
+// placement can tell apart.
+const MaxAllocStride = 1024
+
+// Placed reports whether p restricts the ids at all.
+func (p Placement) Placed() bool { return p.Stride > 1 }
+
+// Validate checks p's bounds and order.
+func (p Placement) Validate() error {
+	if !p.Placed() {
+		if len(p.Residues) > 0 {
+			return fmt.Errorf("placement with stride %d and %d residues", p.Stride, len(p.Residues))
+		}
+		return nil
+	}
+	if p.Stride > MaxAllocStride {
+		return fmt.Errorf("placement stride %d above %d", p.Stride, MaxAllocStride)
+	}
+	if len(p.Residues) == 0 || len(p.Residues) >= int(p.Stride) {
+		return fmt.Errorf("placement with %d residues of stride %d (want 1..%d)", len(p.Residues), p.Stride, p.Stride-1)
+	}
+	for i, r := range p.Residues {
+		if r >= p.Stride || (i > 0 && r <= p.Residues[i-1]) {
+			return fmt.Errorf("placement residues %v of stride %d: not ascending below the stride", p.Residues, p.Stride)
+		}
+	}
+	return nil
+}
+
+// allows reports whether p lets id be leased.
+func (p Placement) allows(id uint64) bool {
+	if !p.Placed() {
+		return true
+	}
+	r := uint32(id % uint64(p.Stride))
+	for _, x := range p.Residues {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// IDs returns the count ids from first on that p allows, in order: the ids
+// an OpAlloc under p leased when its result says first and count.
+func (p Placement) IDs(first uint64, count uint32) []uint64 {
+	ids := make([]uint64, 0, count)
+	for id := first; uint32(len(ids)) < count; id++ {
+		if p.allows(id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// span is how many ids from first on hold count ids p allows (the last one
+// included), or false if they would reach the largest id (which is never
+// leased, so that the next id to lease does not overflow).
+func (p Placement) span(first uint64, count uint32) (uint64, bool) {
+	if !p.Placed() {
+		return uint64(count), first <= math.MaxUint64-uint64(count)
+	}
+	// Every Stride ids hold len(Residues) allowed ones: bound the span
+	// before walking it, so that the walk cannot overflow.
+	bound := (uint64(count)/uint64(len(p.Residues)) + 1) * uint64(p.Stride)
+	if first > math.MaxUint64-bound {
+		return 0, false
+	}
+	n := uint32(0)
+	for id := first; ; id++ {
+		if p.allows(id) {
+			n++
+			if n == count {
+				return id - first + 1, true
+			}
+		}
+	}
+}
+
+func encodePlacement(e *codec.Encoder, p Placement) {
+	e.Uvarint(uint64(p.Stride))
+	e.Uvarint(uint64(len(p.Residues)))
+	for _, r := range p.Residues {
+		e.Uvarint(uint64(r))
+	}
+}
+
+func decodePlacement(d *codec.Decoder) Placement {
+	stride := d.Uvarint()
+	n := d.Count(MaxAllocStride, 1)
+	if stride > MaxAllocStride {
+		d.Fail(fmt.Errorf("meta: placement stride %d above %d", stride, MaxAllocStride))
+		return Placement{}
+	}
+	p := Placement{Stride: uint32(stride)}
+	if n > 0 {
+		p.Residues = make([]uint32, n)
+		for i := range p.Residues {
+			r := d.Uvarint()
+			if r >= stride {
+				d.Fail(fmt.Errorf("meta: placement residue %d of stride %d", r, stride))
+				return Placement{}
+			}
+			p.Residues[i] = uint32(r)
+		}
+	}
+	return p
 }
 
 // Code is the outcome class of a command.
@@ -144,18 +273,26 @@ type Result struct {
 	// File is the file written (put, append, rename: the new record) or
 	// deleted (delete: the old record).
 	File File
-	// FirstChunkID and Count are the ids an OpAlloc leased.
+	// FirstChunkID, Count and Place are the ids an OpAlloc leased: the
+	// first Count ids from FirstChunkID on that Place allows (AllocIDs).
 	FirstChunkID uint64
 	Count        uint32
+	Place        Placement
 }
+
+// AllocIDs returns the ids an OpAlloc's result leased, in order.
+func (r Result) AllocIDs() []uint64 { return r.Place.IDs(r.FirstChunkID, r.Count) }
 
 // commandFormat leads every encoded command, so that the log's encoding
 // can change without misreading old entries. Format 2 added Data and
 // Configure at the end; format 1 entries (in logs written before) still
-// decode, without them.
+// decode, without them. Format 3 adds Place at the end: it is written only
+// for a placed OpAlloc, every other command keeps format 2 (so their bytes
+// are the same as before).
 const (
-	commandFormat   = 2
-	commandFormatV1 = 1
+	commandFormatPlaced = 3
+	commandFormat       = 2
+	commandFormatV1     = 1
 )
 
 func encodeFile(e *codec.Encoder, f *File) {
@@ -222,8 +359,13 @@ func decodeIDs(d *codec.Decoder) []uint64 {
 
 // Marshal encodes the command.
 func (c Command) Marshal() []byte {
-	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*len(c.Chunks)+len(c.Data))}
-	e.Uvarint(commandFormat)
+	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*len(c.Chunks)+len(c.Data)+2*len(c.Place.Residues))}
+	placed := c.Place.Stride != 0 || len(c.Place.Residues) > 0
+	if placed {
+		e.Uvarint(commandFormatPlaced)
+	} else {
+		e.Uvarint(commandFormat)
+	}
 	e.Uvarint(uint64(c.Op))
 	e.Uvarint(c.Session)
 	e.Uvarint(c.Seq)
@@ -239,6 +381,9 @@ func (c Command) Marshal() []byte {
 	e.Bytes(c.Data)
 	e.Varint(c.Configure.InlineThreshold)
 	e.Varint(c.Configure.InlineCapBytes)
+	if placed {
+		encodePlacement(&e, c.Place)
+	}
 	return e.B
 }
 
@@ -246,7 +391,7 @@ func (c Command) Marshal() []byte {
 func UnmarshalCommand(b []byte) (Command, error) {
 	d := codec.Decoder{B: b}
 	v := d.Uvarint()
-	if v != commandFormat && v != commandFormatV1 && d.Err() == nil {
+	if v != commandFormatPlaced && v != commandFormat && v != commandFormatV1 && d.Err() == nil {
 		return Command{}, fmt.Errorf("meta: command format %d unknown", v)
 	}
 	c := Command{Op: Op(d.Uvarint()), Session: d.Uvarint(), Seq: d.Uvarint(),
@@ -261,11 +406,14 @@ func UnmarshalCommand(b []byte) (Command, error) {
 	c.AllocCount = uint32(n)
 	c.LeaseNanos = d.Varint()
 	c.Collected = decodeIDs(&d)
-	if v == commandFormat {
+	if v >= commandFormat {
 		if data := d.Bytes(MaxInlineThreshold); len(data) > 0 {
 			c.Data = data
 		}
 		c.Configure = Config{InlineThreshold: d.Varint(), InlineCapBytes: d.Varint()}
+	}
+	if v == commandFormatPlaced {
+		c.Place = decodePlacement(&d)
 	}
 	if err := d.Done(); err != nil {
 		return Command{}, fmt.Errorf("meta: decode command: %w", err)
@@ -281,6 +429,12 @@ func (r Result) Marshal() []byte {
 	encodeFile(&e, &r.File)
 	e.Uvarint(r.FirstChunkID)
 	e.Uvarint(uint64(r.Count))
+	if r.Place.Stride != 0 || len(r.Place.Residues) > 0 {
+		// Only a placed allocation's result has it: every other result
+		// keeps its former bytes (a session remembers results in
+		// snapshots).
+		encodePlacement(&e, r.Place)
+	}
 	return e.B
 }
 
@@ -299,6 +453,12 @@ func UnmarshalResult(b []byte) (Result, error) {
 		d.Fail(fmt.Errorf("meta: result count %d overflows", n))
 	}
 	r.Count = uint32(n)
+	if d.Err() == nil && len(d.B) > 0 {
+		r.Place = decodePlacement(&d)
+		if err := r.Place.Validate(); err != nil || !r.Place.Placed() {
+			d.Fail(fmt.Errorf("meta: result with placement %+v: %v", r.Place, err))
+		}
+	}
 	if err := d.Done(); err != nil {
 		return Result{}, fmt.Errorf("meta: decode result: %w", err)
 	}

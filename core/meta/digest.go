@@ -108,6 +108,12 @@ func sessionDigest(id uint64, ss *session) uint64 {
 	}
 	r := ss.result
 	h = h.word(uint64(r.Code)).str(r.Detail).word(r.FirstChunkID).word(uint64(r.Count)).word(fileDigest(r.File))
+	if r.Place.Placed() {
+		h = h.word(uint64(r.Place.Stride))
+		for _, x := range r.Place.Residues {
+			h = h.word(uint64(x))
+		}
+	}
 	return h.sum()
 }
 

@@ -48,7 +48,7 @@ func TestUnmarshalCommandRejects(t *testing.T) {
 		b    []byte
 	}{
 		{"empty", nil},
-		{"unknown format", append([]byte{3}, good[1:]...)},
+		{"unknown format", append([]byte{4}, good[1:]...)},
 		{"truncated", good[:len(good)-1]},
 		{"trailing byte", append(good, 0)},
 		{"path too long", long},

@@ -166,12 +166,35 @@ func (m *model) apply(index uint64, c Command) Result {
 		if c.AllocCount == 0 || c.AllocCount > MaxAlloc || c.LeaseNanos <= 0 {
 			return Result{Code: CodeInvalid}
 		}
-		first := m.next
-		for i := uint32(0); i < c.AllocCount; i++ {
-			m.leases[m.next] = m.now + c.LeaseNanos
-			m.next++
+		// A placement: the ids whose remainder by Stride is one of
+		// Residues, which must be ascending and leave some remainder out.
+		allowed := map[uint64]bool{}
+		st := uint64(c.Place.Stride)
+		if st > 1 {
+			if len(c.Place.Residues) == 0 || len(c.Place.Residues) >= int(st) {
+				return Result{Code: CodeInvalid}
+			}
+			for i, r := range c.Place.Residues {
+				if uint64(r) >= st || (i > 0 && r <= c.Place.Residues[i-1]) {
+					return Result{Code: CodeInvalid}
+				}
+				allowed[uint64(r)] = true
+			}
+		} else if len(c.Place.Residues) > 0 {
+			return Result{Code: CodeInvalid}
 		}
-		return Result{Code: CodeOK, FirstChunkID: first, Count: c.AllocCount}
+		first := m.next
+		for n := uint32(0); n < c.AllocCount; m.next++ {
+			if st <= 1 || allowed[m.next%st] {
+				m.leases[m.next] = m.now + c.LeaseNanos
+				n++
+			}
+		}
+		r := Result{Code: CodeOK, FirstChunkID: first, Count: c.AllocCount}
+		if st > 1 {
+			r.Place = c.Place
+		}
+		return r
 	case OpConfigure:
 		switch {
 		case m.configured && c.Configure == m.cfg:
@@ -321,7 +344,8 @@ func sameFile(a, b File) bool {
 
 // sameResult compares results, Detail aside.
 func sameResult(a, b Result) bool {
-	return a.Code == b.Code && sameFile(a.File, b.File) && a.FirstChunkID == b.FirstChunkID && a.Count == b.Count
+	return a.Code == b.Code && sameFile(a.File, b.File) && a.FirstChunkID == b.FirstChunkID && a.Count == b.Count &&
+		a.Place.Stride == b.Place.Stride && slices.Equal(a.Place.Residues, b.Place.Residues)
 }
 
 // longPath is a valid path of the maximum length: details that quote it
@@ -577,7 +601,7 @@ func TestStateMachineAgainstModel(t *testing.T) {
 			"alloc": func(t *rapid.T) {
 				s, q := mc.session(t)
 				mc.exec(t, Command{Op: OpAlloc, Session: s, Seq: q, AllocCount: uint32(rapid.IntRange(0, 4).Draw(t, "count")),
-					LeaseNanos: rapid.SampledFrom([]int64{0, 5, 1000}).Draw(t, "lease")})
+					LeaseNanos: rapid.SampledFrom([]int64{0, 5, 1000}).Draw(t, "lease"), Place: drawPlacement(t)})
 			},
 			"configure": func(t *rapid.T) {
 				s, q := mc.session(t)
@@ -678,4 +702,24 @@ func TestStateMachineAgainstModel(t *testing.T) {
 			"": mc.check,
 		})
 	})
+}
+
+// drawPlacement draws an allocation's placement: mostly none, else a
+// stride of up to 4 with residues below it, in order or not, possibly all
+// of them or none (which the state refuses).
+func drawPlacement(t *rapid.T) Placement {
+	stride := rapid.SampledFrom([]uint32{0, 0, 1, 2, 3, 4}).Draw(t, "stride")
+	if stride <= 1 {
+		return Placement{Stride: stride}
+	}
+	var rs []uint32
+	for r := uint32(0); r < stride; r++ {
+		if rapid.Bool().Draw(t, "residue") {
+			rs = append(rs, r)
+		}
+	}
+	if len(rs) > 1 && rapid.IntRange(0, 9).Draw(t, "disorder") == 0 {
+		rs[0], rs[1] = rs[1], rs[0]
+	}
+	return Placement{Stride: stride, Residues: rs}
 }

@@ -229,5 +229,6 @@ func (t *sessionTable) check(applied uint64) error {
 
 func cloneResult(r Result) Result {
 	r.File = cloneFile(r.File)
+	r.Place.Residues = slices.Clone(r.Place.Residues)
 	return r
 }

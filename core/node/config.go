@@ -130,6 +130,13 @@ type Config struct {
 	// Every node of a cluster should agree (a replica on either path
 	// applies the other's entries).
 	ChunkOnce bool
+	// BalanceLeaders spreads the data groups' leaderships over the nodes
+	// (balance.go): the preferred leader of a leaderless group campaigns
+	// at once, and a leader hands the group to its preferred leader once
+	// that one is live and caught up. The runtimes turn it on
+	// (server.Run, sim.DefaultOptions); the step-by-step harness leaves it
+	// off unless a scenario asks.
+	BalanceLeaders bool
 	// GCIntervalTicks is how often the meta leader looks for garbage chunks.
 	GCIntervalTicks uint64
 	// GCGraceTicks is how long a chunk stays garbage before it is deleted,

@@ -473,6 +473,9 @@ func (h *harness) cmdCluster(a *args) {
 		// worth of bytes a leader puts back into one envelope, replica/staged.go).
 		MaxChunkBytes: chunkBytes,
 		ChunkOnce:     a.flag("chunk-once"),
+		// Off unless asked for, so that only the scripts about it see the
+		// preferred leaders' campaigns and transfers (balance.go).
+		BalanceLeaders: a.flag("balance-leaders"),
 		// Background work a script does not ask for stays out of the
 		// output: garbage collection, scrubbing and replacement.
 		GCIntervalTicks:   1 << 40,

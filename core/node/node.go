@@ -55,6 +55,7 @@ type Node struct {
 	conf     confState
 	replacer *replace.Replacer
 	scrub    scrubState
+	balance  balanceState
 	stats    Stats
 	fatal    error
 }
@@ -80,6 +81,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		removedAt: map[uint64]uint64{},
 		deleting:  map[uint64]bool{},
 		routes:    map[uint64]wire.Route{},
+		balance:   balanceState{campaigned: map[uint64]bool{}},
 	}
 	// Operation ids start at a random point so that a reply or a committed
 	// entry addressed to this node before a restart never matches a new op.
@@ -171,6 +173,7 @@ func (n *Node) Tick() {
 	n.tickGC()
 	n.tickSweep()
 	n.tickConfigure()
+	n.tickBalance()
 }
 
 // Receive handles an envelope from a peer.

@@ -51,6 +51,11 @@ type Stats struct {
 	// follower to take its leadership because it could not fill an entry
 	// not yet committed (replica/staged.go handOff).
 	LeaderHandoffs uint64
+	// LeaderCampaigns counts the elections this node started at once for
+	// a data group it is the preferred leader of and that had none, and
+	// LeaderTransfers the leaderships it handed to a group's preferred
+	// leader (balance.go).
+	LeaderCampaigns, LeaderTransfers uint64
 }
 
 // GroupStatus describes this node's replica of one group.

@@ -53,3 +53,19 @@ type File interface {
 	// Size returns the current size of the file in bytes.
 	Size() (int64, error)
 }
+
+// DirectWriter is implemented by an FS that can write a whole new file past
+// the operating system's page cache (O_DIRECT on Linux): the bytes go from
+// memory to the disk without being copied into cached pages, which costs
+// far less CPU, and are not kept cached. It suits files written once and
+// seldom read soon after, such as a follower's copy of a chunk. An FS
+// without it (the simulator's) is written through Create as usual.
+type DirectWriter interface {
+	// WriteDirect creates (or truncates) the named file, writes the
+	// concatenation of parts to it and makes those bytes durable, as
+	// Create, Write of each part and Sync would: the file's existence
+	// needs SyncDir as usual. A failed or interrupted call may leave a
+	// file holding any prefix of the bytes, or more bytes than given
+	// (padding a crash did not trim), never other bytes in their place.
+	WriteDirect(name string, parts ...[]byte) error
+}

@@ -77,12 +77,13 @@ func sizeRaft(m *raftpb.Message) int {
 	return sizeMessage(m)
 }
 
-// appendRaft appends the encoding of m, whose size is size (sizeRaft).
-func appendRaft(b []byte, m *raftpb.Message) ([]byte, error) {
+// appendRaft appends the encoding of m, whose size is size (sizeRaft),
+// leaving its entries' large data out of b where h says so (nil: none).
+func appendRaft(b []byte, m *raftpb.Message, h *holes) ([]byte, error) {
 	if !handCoded(m) {
 		return proto.MarshalOptions{}.MarshalAppend(b, m)
 	}
-	return appendMessage(b, m), nil
+	return appendMessage(b, m, h), nil
 }
 
 func sizeVarintField(v *uint64) int {
@@ -138,26 +139,26 @@ func appendVarintField(b []byte, field int, v *uint64) []byte {
 	return binary.AppendUvarint(appendTag(b, field, wireVarint), *v)
 }
 
-func appendBytesField(b []byte, field int, p []byte) []byte {
+func appendBytesField(b []byte, field int, p []byte, h *holes) []byte {
 	if p == nil {
 		return b
 	}
 	b = binary.AppendUvarint(appendTag(b, field, wireBytes), uint64(len(p)))
-	return append(b, p...)
+	return h.put(b, p)
 }
 
 // appendEntry appends e's fields in field-number order.
-func appendEntry(b []byte, e *raftpb.Entry) []byte {
+func appendEntry(b []byte, e *raftpb.Entry, h *holes) []byte {
 	if e.Type != nil {
 		b = binary.AppendUvarint(appendTag(b, entType, wireVarint), enumValue(int32(*e.Type)))
 	}
 	b = appendVarintField(b, entTerm, e.Term)
 	b = appendVarintField(b, entIndex, e.Index)
-	return appendBytesField(b, entData, e.Data)
+	return appendBytesField(b, entData, e.Data, h)
 }
 
 // appendMessage appends m's fields in field-number order.
-func appendMessage(b []byte, m *raftpb.Message) []byte {
+func appendMessage(b []byte, m *raftpb.Message, h *holes) []byte {
 	if m.Type != nil {
 		b = binary.AppendUvarint(appendTag(b, msgType, wireVarint), enumValue(int32(*m.Type)))
 	}
@@ -168,7 +169,7 @@ func appendMessage(b []byte, m *raftpb.Message) []byte {
 	b = appendVarintField(b, msgIndex, m.Index)
 	for _, e := range m.Entries {
 		b = binary.AppendUvarint(appendTag(b, msgEntries, wireBytes), uint64(sizeEntry(e)))
-		b = appendEntry(b, e)
+		b = appendEntry(b, e, h)
 	}
 	b = appendVarintField(b, msgCommit, m.Commit)
 	if m.Reject != nil {
@@ -179,13 +180,15 @@ func appendMessage(b []byte, m *raftpb.Message) []byte {
 		b = append(appendTag(b, msgReject, wireVarint), byte(v))
 	}
 	b = appendVarintField(b, msgRejectHint, m.RejectHint)
-	b = appendBytesField(b, msgContext, m.Context)
+	b = appendBytesField(b, msgContext, m.Context, nil)
 	return appendVarintField(b, msgVote, m.Vote)
 }
 
-// decodeRaft decodes a raft message as proto.Unmarshal would.
-func decodeRaft(b []byte) (*raftpb.Message, error) {
-	if m, err := decodeMessage(b); err == nil {
+// decodeRaft decodes a raft message as proto.Unmarshal would, but for
+// entries' data of at least shareMin bytes (0: none), which refer to b
+// instead of being copied (UnmarshalShared).
+func decodeRaft(b []byte, shareMin int) (*raftpb.Message, error) {
+	if m, err := decodeMessage(b, shareMin); err == nil {
 		return m, nil
 	}
 	m := &raftpb.Message{}
@@ -241,7 +244,7 @@ func field(b []byte) (num, wt int, v uint64, p, rest []byte, err error) {
 // clone copies a decoded byte string: present, so never nil.
 func clone(p []byte) []byte { return append([]byte{}, p...) }
 
-func decodeMessage(b []byte) (*raftpb.Message, error) {
+func decodeMessage(b []byte, shareMin int) (*raftpb.Message, error) {
 	f := &messageFields{}
 	m := &f.m
 	for len(b) > 0 {
@@ -287,7 +290,7 @@ func decodeMessage(b []byte) (*raftpb.Message, error) {
 		case msgContext:
 			m.Context = clone(p)
 		case msgEntries:
-			e, err := decodeEntry(p)
+			e, err := decodeEntry(p, shareMin)
 			if err != nil {
 				return nil, err
 			}
@@ -299,7 +302,7 @@ func decodeMessage(b []byte) (*raftpb.Message, error) {
 	return m, nil
 }
 
-func decodeEntry(b []byte) (*raftpb.Entry, error) {
+func decodeEntry(b []byte, shareMin int) (*raftpb.Entry, error) {
 	f := &entryFields{}
 	e := &f.e
 	for len(b) > 0 {
@@ -309,6 +312,9 @@ func decodeEntry(b []byte) (*raftpb.Entry, error) {
 		}
 		b = rest
 		switch {
+		case num == entData && wt == wireBytes && shareMin > 0 && len(p) >= shareMin:
+			// Capped, so that an append to it can never write into b.
+			e.Data = p[:len(p):len(p)]
 		case num == entData && wt == wireBytes:
 			e.Data = clone(p)
 		case wt != wireVarint:

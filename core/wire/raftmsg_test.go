@@ -87,7 +87,7 @@ func checkDecode(t *testing.T, b []byte) {
 	t.Helper()
 	want := &raftpb.Message{}
 	wantErr := proto.Unmarshal(b, want)
-	got, err := decodeRaft(b)
+	got, err := decodeRaft(b, 0)
 	switch {
 	case (err != nil) != (wantErr != nil):
 		t.Fatalf("decode %x: error %v, protobuf's %v", b, err, wantErr)
@@ -110,12 +110,12 @@ func TestRaftCodecMatchesProtobuf(t *testing.T) {
 		if got := sizeRaft(m); got != len(want) {
 			t.Fatalf("message %v: size %d, protobuf's %d", m, got, len(want))
 		}
-		got, err := appendRaft([]byte("prefix"), m)
+		got, err := appendRaft([]byte("prefix"), m, nil)
 		if err != nil || !bytes.Equal(got[6:], want) || string(got[:6]) != "prefix" {
 			t.Fatalf("message %v: encoded %x (%v), protobuf %x", m, got, err, want)
 		}
 		checkDecode(t, want)
-		fast, err := decodeMessage(want)
+		fast, err := decodeMessage(want, 0)
 		if err != nil {
 			t.Fatalf("message %v: not decoded on the fast path: %v", m, err)
 		}
@@ -158,7 +158,7 @@ func TestRaftCodecSlowPath(t *testing.T) {
 		if got := sizeRaft(m); got != len(want) {
 			t.Errorf("%s: size %d, protobuf's %d", name, got, len(want))
 		}
-		if got, err := appendRaft(nil, m); err != nil || !bytes.Equal(got, want) {
+		if got, err := appendRaft(nil, m, nil); err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%s: encoded %x (%v), protobuf %x", name, got, err, want)
 		}
 		checkDecode(t, want)
@@ -201,7 +201,7 @@ func FuzzRaftDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkDecode(t, b)
-		m, err := decodeRaft(b)
+		m, err := decodeRaft(b, 0)
 		if err != nil {
 			return
 		}
@@ -209,7 +209,7 @@ func FuzzRaftDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if got, err := appendRaft(nil, m); err != nil || !bytes.Equal(got, want) || sizeRaft(m) != len(want) {
+		if got, err := appendRaft(nil, m, nil); err != nil || !bytes.Equal(got, want) || sizeRaft(m) != len(want) {
 			t.Fatalf("%v: encoded %x (%v), protobuf %x", m, got, err, want)
 		}
 	})

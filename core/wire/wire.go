@@ -118,6 +118,9 @@ type Envelope struct {
 	Ping      bool
 	PieceAsks []PieceAsk
 	Pieces    []Piece
+	// shared is set on an envelope decoded by UnmarshalShared whose raft
+	// entries refer to the bytes it was decoded from.
+	shared bool
 }
 
 // Empty reports whether the envelope carries nothing.
@@ -176,37 +179,112 @@ func splitBy[T any](items []T, big func(T) bool) (no, yes []T) {
 // chunk's bytes in a raft message or a forwarded request are copied once,
 // never through a buffer of their own or a growing one.
 func (m *Envelope) Marshal() ([]byte, error) {
+	return m.marshal(nil)
+}
+
+// MarshalPieces encodes the envelope as Marshal does, but leaves every byte
+// string of at least minBytes (a chunk's bytes in a raft entry, a forwarded
+// request, a reply, a fetch reply or a snapshot piece) where it is: the
+// encoding is the concatenation of the pieces returned, which alternate
+// between buffers of their own and those byte strings themselves, and
+// size is its length. A transport writes the pieces one after the other
+// (or with writev) and saves the copy of every large byte string into a
+// frame; the pieces alias the envelope's byte strings, which must not
+// change until they are written.
+func (m *Envelope) MarshalPieces(minBytes int) (pieces [][]byte, size int, err error) {
+	h := &holes{min: minBytes}
+	b, err := m.marshal(h)
+	if err != nil {
+		return nil, 0, err
+	}
+	return h.pieces(b), len(b) + h.bytes, nil
+}
+
+// holes records the large byte strings an encoding leaves out of its
+// buffer, and where each goes. A nil *holes leaves none out.
+type holes struct {
+	min   int
+	at    []int
+	data  [][]byte
+	bytes int
+}
+
+// put appends p to b, or records it as a hole at the end of b if p is
+// large.
+func (h *holes) put(b, p []byte) []byte {
+	if h == nil || len(p) < h.min || len(p) == 0 {
+		return append(b, p...)
+	}
+	h.at = append(h.at, len(b))
+	h.data = append(h.data, p)
+	h.bytes += len(p)
+	return b
+}
+
+// left is how many bytes the holes hold (0 for nil).
+func (h *holes) left() int {
+	if h == nil {
+		return 0
+	}
+	return h.bytes
+}
+
+// pieces interleaves the buffer b with the holes left out of it.
+func (h *holes) pieces(b []byte) [][]byte {
+	out := make([][]byte, 0, 2*len(h.at)+1)
+	from := 0
+	for i, at := range h.at {
+		if at > from {
+			out = append(out, b[from:at])
+		}
+		out = append(out, h.data[i])
+		from = at
+	}
+	if from < len(b) || len(out) == 0 {
+		out = append(out, b[from:])
+	}
+	return out
+}
+
+func (m *Envelope) marshal(h *holes) ([]byte, error) {
 	sizes := make([]int, len(m.Raft))
 	for i, gm := range m.Raft {
 		sizes[i] = sizeRaft(gm.Msg)
 	}
 	total := m.size(sizes)
-	e := codec.Encoder{B: append(make([]byte, 0, total), magic...)}
+	buf := total
+	if h != nil {
+		// Most of a large envelope is left out: grow the rest as needed.
+		buf = min(total, 4<<10)
+	}
+	e := codec.Encoder{B: append(make([]byte, 0, buf), magic...)}
 	e.Uvarint(m.From)
 	e.Uvarint(m.To)
 	e.Uvarint(uint64(len(m.Raft)))
 	for i, gm := range m.Raft {
 		e.Uvarint(gm.Group)
 		e.Uvarint(uint64(sizes[i]))
-		start := len(e.B)
-		b, err := appendRaft(e.B, gm.Msg)
+		start, left := len(e.B), h.left()
+		b, err := appendRaft(e.B, gm.Msg, h)
 		if err != nil {
 			return nil, fmt.Errorf("wire: marshal raft message of group %d: %w", gm.Group, err)
 		}
-		if len(b)-start != sizes[i] {
-			return nil, fmt.Errorf("wire: raft message of group %d encoded in %d bytes, sized %d", gm.Group, len(b)-start, sizes[i])
+		if n := len(b) - start + h.left() - left; n != sizes[i] {
+			return nil, fmt.Errorf("wire: raft message of group %d encoded in %d bytes, sized %d", gm.Group, n, sizes[i])
 		}
 		e.B = b
 	}
 	e.Uvarint(uint64(len(m.Forwards)))
 	for _, f := range m.Forwards {
 		e.Uvarint(f.ID)
-		e.Bytes(f.Req)
+		e.Uvarint(uint64(len(f.Req)))
+		e.B = h.put(e.B, f.Req)
 	}
 	e.Uvarint(uint64(len(m.Replies)))
 	for _, r := range m.Replies {
 		e.Uvarint(r.ID)
-		e.Bytes(r.Resp)
+		e.Uvarint(uint64(len(r.Resp)))
+		e.B = h.put(e.B, r.Resp)
 	}
 	e.Uvarint(uint64(len(m.Fetches)))
 	for _, f := range m.Fetches {
@@ -219,7 +297,8 @@ func (m *Envelope) Marshal() ([]byte, error) {
 		e.Uvarint(f.ChunkID)
 		e.Bool(f.Found)
 		e.Uint32(f.CRC)
-		e.Bytes(f.Data)
+		e.Uvarint(uint64(len(f.Data)))
+		e.B = h.put(e.B, f.Data)
 	}
 	e.Uvarint(uint64(len(m.Removals)))
 	for _, r := range m.Removals {
@@ -257,13 +336,14 @@ func (m *Envelope) Marshal() ([]byte, error) {
 		e.Uvarint(p.Offset)
 		e.Uvarint(p.Total)
 		e.Bool(p.Found)
-		e.Bytes(p.Data)
+		e.Uvarint(uint64(len(p.Data)))
+		e.B = h.put(e.B, p.Data)
 	}
-	if len(e.B) != total {
-		return nil, fmt.Errorf("wire: envelope encoded in %d bytes, sized %d", len(e.B), total)
+	if n := len(e.B) + h.left(); n != total {
+		return nil, fmt.Errorf("wire: envelope encoded in %d bytes, sized %d", n, total)
 	}
-	if len(e.B) > MaxEnvelopeBytes {
-		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", len(e.B), MaxEnvelopeBytes)
+	if total > MaxEnvelopeBytes {
+		return nil, fmt.Errorf("wire: envelope of %d bytes exceeds %d", total, MaxEnvelopeBytes)
 	}
 	return e.B, nil
 }
@@ -328,10 +408,24 @@ func (m *Envelope) size(raftSizes []int) int {
 
 // AliasesInput reports whether a decoded envelope refers to the bytes it
 // was decoded from (Unmarshal): its forwarded requests, replies, fetch
-// replies and snapshot pieces do, its raft messages (copied by protobuf)
-// and the rest do not. A buffer whose envelope does not may be reused.
+// replies and snapshot pieces do, and its raft entries' large data when
+// decoded by UnmarshalShared; the rest is copied. A buffer whose envelope
+// does not may be reused.
 func (m *Envelope) AliasesInput() bool {
-	return len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) > 0
+	return m.shared || len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) > 0
+}
+
+// UnmarshalShared is Unmarshal, but the data of every raft entry of at
+// least minBytes (a chunk's bytes in an append) refers to b instead of
+// being copied out of it: for a caller that reads each frame into a buffer
+// of its own and gives it up to the envelope (server/transport.go), which
+// saves a copy of every chunk a follower receives.
+func UnmarshalShared(b []byte, minBytes int) (*Envelope, error) {
+	m := &Envelope{}
+	if err := unmarshalInto(b, m, max(minBytes, 1)); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Unmarshal decodes an envelope; the result may alias b (AliasesInput).
@@ -349,7 +443,11 @@ func Unmarshal(b []byte) (*Envelope, error) {
 // inside a struct of its own (the simulator's deliveries). On error m
 // holds part of the envelope and must not be used. The result may alias b
 // (AliasesInput).
-func UnmarshalInto(b []byte, m *Envelope) error {
+func UnmarshalInto(b []byte, m *Envelope) error { return unmarshalInto(b, m, 0) }
+
+// unmarshalInto is UnmarshalInto sharing b's bytes with entries' data of at
+// least shareMin bytes (0: none).
+func unmarshalInto(b []byte, m *Envelope, shareMin int) error {
 	room := m.Raft[:0]
 	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
 		return fmt.Errorf("wire: bad magic")
@@ -372,10 +470,15 @@ func UnmarshalInto(b []byte, m *Envelope) error {
 		if d.Err() != nil {
 			break
 		}
-		msg, err := decodeRaft(raw)
+		msg, err := decodeRaft(raw, shareMin)
 		if err != nil {
 			d.Fail(fmt.Errorf("wire: raft message of group %d: %w", g, err))
 			break
+		}
+		for _, e := range msg.Entries {
+			if shareMin > 0 && len(e.Data) >= shareMin {
+				m.shared = true
+			}
 		}
 		m.Raft = append(m.Raft, GroupMessage{Group: g, Msg: msg})
 	}

@@ -175,6 +175,10 @@ func (f *FS) syncDirPath(p string) error {
 	return err
 }
 
+// readAheadBytes is the size from which a read whose bytes are not all in
+// the page cache asks the kernel for the whole range at once (readLarge).
+const readAheadBytes = 1 << 20
+
 type file struct {
 	f    *os.File
 	name string
@@ -187,7 +191,13 @@ func (h *file) Write(p []byte) (int, error) {
 }
 
 func (h *file) ReadAt(p []byte, off int64) (int, error) {
-	n, err := h.f.ReadAt(p, off)
+	var n int
+	var err error
+	if len(p) >= readAheadBytes {
+		n, err = readLarge(h.f, p, off)
+	} else {
+		n, err = h.f.ReadAt(p, off)
+	}
 	if err != nil && err != io.EOF {
 		err = wrap("read", h.name, err)
 	}
@@ -213,4 +223,25 @@ func (h *file) Size() (int64, error) {
 		return 0, wrap("stat", h.name, err)
 	}
 	return st.Size(), nil
+}
+
+// writeBuffered writes a whole file through the page cache and fsyncs it:
+// WriteDirect where O_DIRECT cannot be used.
+func (f *FS) writeBuffered(name string, parts [][]byte) error {
+	h, err := f.Create(name)
+	if err != nil {
+		return err
+	}
+	for _, part := range parts {
+		if err == nil {
+			_, err = h.Write(part)
+		}
+	}
+	if err == nil {
+		err = h.Sync()
+	}
+	if cerr := h.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -70,6 +70,11 @@ func (r *rawNode) Campaign() error {
 	return r.rn.Campaign()
 }
 
+func (r *rawNode) TransferLeader(to uint64) {
+	r.stirred = true
+	r.rn.TransferLeader(to)
+}
+
 func (r *rawNode) ReadIndex(ctx []byte) {
 	r.stirred = true
 	r.rn.ReadIndex(ctx)

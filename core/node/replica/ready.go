@@ -162,6 +162,11 @@ func (g *Replica) ProposeChunk(proposal uint64, c *chunk.Command) error {
 // passed.
 func (g *Replica) Campaign() error { return g.rn.Campaign() }
 
+// TransferLeader asks raft to hand the group's leadership to the voter to
+// (raft sends it MsgTimeoutNow once it is caught up; proposals are dropped
+// meanwhile, and the router retries them).
+func (g *Replica) TransferLeader(to uint64) { g.rn.TransferLeader(to) }
+
 // ProposeConfChange proposes a membership change to raft.
 func (g *Replica) ProposeConfChange(cc *raftpb.ConfChangeV2) error { return g.rn.ProposeConfChange(cc) }
 

@@ -165,7 +165,14 @@ func (g *Replica) stageFiles(j *LogJob) {
 		if t, ok := g.env.(Tracer); ok {
 			t.TraceStage(g.id, []StagedChunk{sc})
 		}
-		work := func() error { return store.WriteStaged(sc.index, sc.term, sc.info, sc.data) }
+		write := store.WriteStaged
+		if !g.Leading() {
+			// A follower's copy: reads go to the replica the client wrote
+			// through, which leads the group (core/node/route
+			// Router.place), so this one skips the page cache.
+			write = store.WriteStagedDirect
+		}
+		work := func() error { return write(sc.index, sc.term, sc.info, sc.data) }
 		g.env.IO(stageQueue(g.id, sc.index), work, func(err error) {
 			j.staging--
 			g.log.stages--

@@ -196,7 +196,36 @@ func (r *Router) Stats() Stats { return r.stats }
 // own); done is called exactly once with the response, from within a later
 // (or this) call into the router.
 func (r *Router) Submit(req *api.Request, done func(*api.Response)) {
-	r.submit(req, done, false)
+	r.submit(r.place(req), done, false)
+}
+
+// place returns req, or for an allocation of chunk ids with no placement
+// of its own a copy asking for ids of the data groups this node leads: the
+// chunks written under them are then proposed here, where their bytes
+// arrive, rather than forwarded to another node's leader (one transfer of
+// every byte fewer). Leading none or all of them, it asks for any ids.
+// Leadership may move before the chunks are written: they are then
+// forwarded as any others are.
+func (r *Router) place(req *api.Request) *api.Request {
+	if req.Kind != api.MetaCommand || req.Cmd.Op != meta.OpAlloc || req.Cmd.Place.Stride != 0 || len(req.Cmd.Place.Residues) > 0 {
+		return req
+	}
+	groups := r.cfg.Topology.DataGroups()
+	if len(groups) < 2 || len(groups) > meta.MaxAllocStride {
+		return req
+	}
+	var residues []uint32
+	for i, g := range groups {
+		if rep := r.host.Replica(g); rep != nil && rep.Serving() && rep.Leading() {
+			residues = append(residues, uint32(i))
+		}
+	}
+	if len(residues) == 0 || len(residues) == len(groups) {
+		return req
+	}
+	placed := *req
+	placed.Cmd.Place = meta.Placement{Stride: uint32(len(groups)), Residues: residues}
+	return &placed
 }
 
 func (r *Router) submit(req *api.Request, done func(*api.Response), fromPeer bool) {

@@ -30,6 +30,7 @@ type fakeReplica struct {
 	corrupt                      map[uint64]bool
 	refuse                       error
 	proposals                    []uint64 // proposal ids, in order
+	cmds                         [][]byte // meta commands proposed, in order
 	reads                        [][]byte // read index contexts, in order
 }
 
@@ -43,11 +44,12 @@ func (g *fakeReplica) Meta() *meta.State { return g.meta }
 func (g *fakeReplica) ReadIndex(ctx []byte) {
 	g.reads = append(g.reads, ctx)
 }
-func (g *fakeReplica) Propose(proposal uint64, _ []byte) error {
+func (g *fakeReplica) Propose(proposal uint64, cmd []byte) error {
 	if g.refuse != nil {
 		return g.refuse
 	}
 	g.proposals = append(g.proposals, proposal)
+	g.cmds = append(g.cmds, cmd)
 	return nil
 }
 func (g *fakeReplica) ProposeChunk(proposal uint64, _ *chunk.Command) error {

@@ -1,0 +1,126 @@
+package osfs
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/tessera-db/tessera/core/vfs"
+)
+
+var _ vfs.DirectWriter = (*FS)(nil)
+
+// TestWriteDirect checks that a file written past the page cache holds
+// exactly the concatenation of its parts, whatever their sizes against the
+// block size, that it is fsynced, and that it replaces an older file.
+func TestWriteDirect(t *testing.T) {
+	tests := []struct {
+		name  string
+		sizes []int
+	}{
+		{"empty", nil},
+		{"one byte", []int{1}},
+		{"header and a block less one", []int{16, 4095 - 16}},
+		{"one block", []int{16, 4096 - 16}},
+		{"a block and a byte", []int{16, 4097 - 16}},
+		{"header and a chunk", []int{16, 4 << 20}},
+		{"three parts", []int{3, 5000, 7}},
+	}
+	syncs := 0
+	dir := t.TempDir()
+	fs := NewWithOptions(dir, Options{OnSync: func(time.Duration) { syncs++ }})
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var parts [][]byte
+			var want []byte
+			for j, n := range tt.sizes {
+				p := bytes.Repeat([]byte{byte(i*16 + j + 1)}, n)
+				parts = append(parts, p)
+				want = append(want, p...)
+			}
+			// Something longer there before: the new file replaces it.
+			if err := os.WriteFile(filepath.Join(dir, "f"), make([]byte, 3<<20), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			before := syncs
+			if err := fs.WriteDirect("f", parts...); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(filepath.Join(dir, "f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("file of %d bytes, want %d bytes", len(got), len(want))
+			}
+			// Read back through the FS too: a read of a megabyte or more
+			// first advises the kernel it needs the range (willNeed).
+			h, err := fs.Open("f")
+			if err != nil {
+				t.Fatal(err)
+			}
+			back := make([]byte, len(want))
+			if n, err := h.ReadAt(back, 0); n != len(want) || (err != nil && len(want) > 0) || !bytes.Equal(back, want) {
+				t.Fatalf("ReadAt: %d bytes, %v", n, err)
+			}
+			h.Close()
+			if syncs != before+1 {
+				t.Fatalf("%d fsyncs, want 1", syncs-before)
+			}
+		})
+	}
+	if err := fs.WriteDirect("../escape", []byte("x")); err == nil {
+		t.Fatal("a name out of the root was written")
+	}
+}
+
+// TestAlignIn checks the aligned window of a buffer.
+func TestAlignIn(t *testing.T) {
+	raw := make([]byte, 3*directAlign)
+	for _, n := range []int{0, directAlign, 2 * directAlign} {
+		b := alignIn(raw, n)
+		if len(b) != n || uintptrOf(b)%directAlign != 0 {
+			t.Fatalf("alignIn(%d): %d bytes at %#x", n, len(b), uintptrOf(b))
+		}
+	}
+	if alignIn(raw[1:directAlign+1], directAlign) != nil {
+		t.Fatal("a window larger than the buffer after alignment")
+	}
+}
+
+// uintptrOf is the address of b's first byte.
+func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }
+
+// TestReadLarge checks large reads, from the page cache and past it: the
+// bytes, and io.EOF with the bytes there are when the range runs past the
+// end of the file.
+func TestReadLarge(t *testing.T) {
+	dir := t.TempDir()
+	fs := New(dir)
+	want := bytes.Repeat([]byte("0123456789abcdef"), (2<<20)/16)
+	if err := os.WriteFile(filepath.Join(dir, "cached"), want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.WriteDirect("uncached", want); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cached", "uncached"} {
+		h, err := fs.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(want)-100)
+		if n, err := h.ReadAt(got, 100); n != len(got) || err != nil || !bytes.Equal(got, want[100:]) {
+			t.Fatalf("%s: read %d bytes, %v", name, n, err)
+		}
+		past := make([]byte, len(want)+(1<<20))
+		if n, err := h.ReadAt(past, 0); n != len(want) || err != io.EOF || !bytes.Equal(past[:n], want) {
+			t.Fatalf("%s: read past the end: %d bytes, %v", name, n, err)
+		}
+		h.Close()
+	}
+}
