@@ -379,6 +379,14 @@ func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
 	}
 	if !install {
 		g.store.Load(md.GetIndex(), manifest)
+		// A chunk the snapshot lists may have no file here: applied
+		// without its bytes and not yet fetched when the snapshot was
+		// taken, its fetch lost in the crash. It is fetched once the log
+		// recovered after the snapshot is applied again, unless an entry
+		// deletes it meanwhile (lackingRecovered).
+		for _, in := range g.store.Missing(manifest) {
+			g.lackingAtRestart = append(g.lackingAtRestart, in.ID)
+		}
 		return nil
 	}
 	return g.store.Restore(md.GetIndex(), manifest)
@@ -390,6 +398,11 @@ func (g *Replica) Close() { _ = g.wal.Close() }
 // Tick advances the replica's raft by one tick, and retries or gives up
 // the fetches of a snapshot it holds back.
 func (g *Replica) Tick() {
+	if len(g.lackingAtRestart) > 0 && g.applied >= g.recoveredTo {
+		// No entry after the recovered snapshot to apply again: the
+		// chunks it lists without a file are fetched now.
+		g.lackingRecovered()
+	}
 	g.rn.Tick()
 	g.tickSnapFetch()
 	g.tickPieces()
@@ -438,9 +451,12 @@ func (g *Replica) Fenced() bool { return g.amnesiac }
 func (g *Replica) Serving() bool { return !g.amnesiac && len(g.confState.GetVoters()) > 0 }
 
 // Reapplying reports whether the replica is still applying again the log it
-// recovered at start: a chunk it finds without its file meanwhile is only
-// noted, and fetched once that log is applied (staged.go lacking).
-func (g *Replica) Reapplying() bool { return g.applied < g.recoveredTo }
+// recovered at start, or has not yet asked for the chunks it found without
+// their file meanwhile: such a chunk is only noted, and fetched once that
+// log is applied (staged.go lacking, Tick).
+func (g *Replica) Reapplying() bool {
+	return g.applied < g.recoveredTo || len(g.lackingAtRestart) > 0
+}
 
 // Removed reports whether an applied membership change removed this node
 // from the group: the node deletes the replica (Delete).
