@@ -164,13 +164,17 @@ func (s *simNode) checkBacked(group uint64, m *raftpb.Message) {
 // own entries, which never leaves the node in an envelope: right after
 // every step of node s, in each group it leads, raft counts the leader's
 // own log as held (its progress Match) no further than its durable log
-// goes (Node.OwnMatch). A leader that counted its own entries before they
-// were durable could commit an entry held durably by less than a quorum.
+// goes, or than the log it had when elected (Node.OwnMatch: the others'
+// votes can elect it before its own last write completes, and raft counts
+// that log as held; it commits none of it before an entry of its own
+// term, which it counts only once durable). A leader that counted entries
+// of its term before they were durable could commit an entry held durably
+// by less than a quorum.
 func (s *simNode) checkOwnMatch() {
 	for _, g := range s.w.topo.Groups {
-		if match, durable, ok := s.node.OwnMatch(g.ID); ok && match > durable {
-			s.w.failf(verdict.Durability, "node %d leads group %d counting its own log as held up to index %d, but its durable log ends at %d",
-				s.id, g.ID, match, durable)
+		if match, bound, ok := s.node.OwnMatch(g.ID); ok && match > bound {
+			s.w.failf(verdict.Durability, "node %d leads group %d counting its own log as held up to index %d, past both its durable log's end and what it held when elected (%d)",
+				s.id, g.ID, match, bound)
 			return
 		}
 	}

@@ -244,10 +244,10 @@ func (n *Node) strandable(group uint64) *replica.Replica {
 }
 
 // OwnMatch returns, for a group whose raft this node's replica leads, the
-// index up to which the leader counts its own log as held and the last
-// index its durable log holds (replica.Replica.OwnMatch); ok is false if
-// the replica does not lead.
-func (n *Node) OwnMatch(group uint64) (match, durable uint64, ok bool) {
+// index up to which the leader counts its own log as held and the furthest
+// that may go (replica.Replica.OwnMatch); ok is false if the replica does
+// not lead.
+func (n *Node) OwnMatch(group uint64) (match, bound uint64, ok bool) {
 	if g := n.groups[group]; g != nil {
 		return g.OwnMatch()
 	}

@@ -26,7 +26,9 @@ func (g *Replica) HandleReady() {
 	rd := g.rn.Ready()
 	if rd.SoftState != nil {
 		if rd.SoftState.RaftState == raft.StateLeader && g.role != raft.StateLeader {
-			g.host.BecameLeader(g.id, g.rn.BasicStatus().HardState.GetTerm())
+			term := g.rn.BasicStatus().HardState.GetTerm()
+			g.host.BecameLeader(g.id, term)
+			g.electedTerm, g.electedMatch = term, g.ownProgress()
 		}
 		g.leader, g.role = rd.SoftState.Lead, rd.SoftState.RaftState
 	}

@@ -194,6 +194,10 @@ type Replica struct {
 	entriesSince              uint64
 	leader                    uint64
 	role                      raft.StateType
+	// electedTerm is the term in which the replica last saw its raft
+	// become leader, and electedMatch the progress Match raft gave
+	// itself then (OwnMatch).
+	electedTerm, electedMatch uint64
 	// recoveredTo is the last index of the log recovered at start: up to
 	// there, entries may be applied a second time (chunk.Store.Tidy).
 	recoveredTo uint64
@@ -414,29 +418,41 @@ func (g *Replica) ID() uint64 { return g.id }
 // Leading reports whether the replica led its group as of the last flush.
 func (g *Replica) Leading() bool { return g.role == raft.StateLeader }
 
-// OwnMatch returns, if the replica's raft leads its group, the index up to
-// which raft counts the leader's own log as held (its own progress Match,
-// which counts towards commits) and the last index of the replica's raft
-// storage, which holds only durable records. The first never passes the
-// second: with asynchronous storage the leader's acknowledgement of its
-// own entries waits for them to be durable, as a follower's does
-// (storage.go); a leader that counted itself earlier could commit an
-// entry a crash then takes from a quorum. The simulator checks it after
-// every step (sim/crashpoint.go).
-func (g *Replica) OwnMatch() (match, durable uint64, ok bool) {
-	if g.rn == nil || g.amnesiac || g.rn.BasicStatus().RaftState != raft.StateLeader {
+// OwnMatch returns, if the replica's raft leads its group (and the replica
+// saw it elected), the index up to which raft counts the leader's own log
+// as held (its own progress Match, which counts towards commits), and the
+// furthest that may go: the last index of the replica's raft storage,
+// which holds only durable records, or the Match raft gave itself when it
+// was elected, whichever is greater. At its election raft counts as held
+// the whole log it had, some of it perhaps not yet durable (the others'
+// votes can elect it before its own write completes); entries of its own
+// term it must count only once durable, as a follower's acknowledgement
+// waits for them (storage.go). A leader that counted them earlier could
+// commit an entry a crash then takes from a quorum. The simulator checks
+// it after every step (sim/crashpoint.go).
+func (g *Replica) OwnMatch() (match, bound uint64, ok bool) {
+	if g.rn == nil || g.amnesiac {
 		return 0, 0, false
 	}
+	st := g.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader || st.HardState.GetTerm() != g.electedTerm {
+		return 0, 0, false
+	}
+	last, err := g.storage.LastIndex()
+	if err != nil {
+		return 0, 0, false
+	}
+	return g.ownProgress(), max(last, g.electedMatch), true
+}
+
+// ownProgress returns raft's progress Match of the replica itself.
+func (g *Replica) ownProgress() (match uint64) {
 	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
 		if id == g.cfg.ID {
 			match = pr.Match
 		}
 	})
-	last, err := g.storage.LastIndex()
-	if err != nil {
-		return 0, 0, false
-	}
-	return match, last, true
+	return match
 }
 
 // Leader returns the leader the replica knew of at the last flush.
