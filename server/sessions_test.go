@@ -2,12 +2,15 @@ package server
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tessera-db/tessera/core/client"
 )
 
 // sessionsHeld reads how many client sessions the meta group remembers.
@@ -64,5 +67,47 @@ func TestNodeSessionsAreReused(t *testing.T) {
 		if err != nil || resp.code != http.StatusOK || resp.body != strings.Repeat("y", 100+c) {
 			t.Errorf("read back /par/%d/4: %v %d %.40q", c, err, resp.code, resp.body)
 		}
+	}
+}
+
+// TestSessionPoolLendsEachSessionOnce checks the pool's contract: a
+// session is lent to one write at a time (two writes of one session at once
+// would look like a stale retry of each other to the meta group, and one
+// be refused), and a session lent again continues its sequence, never
+// reusing a number. Borrowers come and go in a random (seeded) order, up to
+// 8 holding a session at once, each taking a few sequence numbers.
+func TestSessionPoolLendsEachSessionOnce(t *testing.T) {
+	p := newSessionPool(1 << 40)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var held []*client.Session
+	lent := map[*client.Session]bool{}
+	last := map[uint64]uint64{}
+	most := 0
+	for range 5000 {
+		if len(held) < 8 && (len(held) == 0 || rng.IntN(2) == 0) {
+			s := p.get()
+			if lent[s] {
+				t.Fatalf("session %d lent to two writes at once", s.ID)
+			}
+			lent[s] = true
+			held = append(held, s)
+			most = max(most, len(held))
+			for range 1 + rng.IntN(3) {
+				seq := s.Next()
+				if seq <= last[s.ID] {
+					t.Fatalf("session %d took sequence %d after %d", s.ID, seq, last[s.ID])
+				}
+				last[s.ID] = seq
+			}
+			continue
+		}
+		i := rng.IntN(len(held))
+		s := held[i]
+		held = append(held[:i], held[i+1:]...)
+		delete(lent, s)
+		p.put(s)
+	}
+	if len(last) > most {
+		t.Errorf("at most %d borrowers at once made %d sessions", most, len(last))
 	}
 }

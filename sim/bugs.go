@@ -20,6 +20,8 @@ var bugNames = []struct {
 	{"collect-live-chunk", func(b *node.Bugs) { b.CollectLive = true }, func(b node.Bugs) bool { return b.CollectLive }},
 	{"ack-before-durable", func(b *node.Bugs) { b.Replica.AckBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.AckBeforeDurable }},
 	{"vote-before-durable", func(b *node.Bugs) { b.Replica.VoteBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.VoteBeforeDurable }},
+	{"records-before-staged", func(b *node.Bugs) { b.Replica.RecordsBeforeStaged = true }, func(b node.Bugs) bool { return b.Replica.RecordsBeforeStaged }},
+	{"leader-ack-before-durable", func(b *node.Bugs) { b.Replica.LeaderAckBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.LeaderAckBeforeDurable }},
 	{"promote-on-next", func(b *node.Bugs) { b.Replace.PromoteOnNext = true }, func(b node.Bugs) bool { return b.Replace.PromoteOnNext }},
 	{"stamp-at-apply", func(b *node.Bugs) { b.Replica.StampAtApply = true }, func(b node.Bugs) bool { return b.Replica.StampAtApply }},
 	{"hardstate-first", func(b *node.Bugs) { b.Replica.HardStateFirst = true }, func(b node.Bugs) bool { return b.Replica.HardStateFirst }},
@@ -32,6 +34,8 @@ var bugNames = []struct {
 	{"old-seq-answered-from-cache", func(b *node.Bugs) { b.Replica.Meta.OldSeqAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Replica.Meta.OldSeqAnsweredFromCache }},
 	{"list-includes-after", func(b *node.Bugs) { b.Replica.Meta.ListIncludesAfter = true }, func(b node.Bugs) bool { return b.Replica.Meta.ListIncludesAfter }},
 	{"range-end-is-length", func(b *node.Bugs) { b.Replica.Chunk.RangeEndIsLength = true }, func(b node.Bugs) bool { return b.Replica.Chunk.RangeEndIsLength }},
+	{"empty-replica-votes", func(b *node.Bugs) { b.Replica.EmptyReplicaVotes = true }, func(b node.Bugs) bool { return b.Replica.EmptyReplicaVotes }},
+	{"lacking-not-fetched", func(b *node.Bugs) { b.Replica.Chunk.ForgetLacking = true }, func(b node.Bugs) bool { return b.Replica.Chunk.ForgetLacking }},
 }
 
 // BugNames lists the names of the bugs switched on in b.

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"time"
 
@@ -100,6 +101,10 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 				continue
 			}
 			switch m.GetType() {
+			case raftpb.MsgAppResp, raftpb.MsgVoteResp:
+				s.checkBacked(gm.Group, m)
+			}
+			switch m.GetType() {
 			case raftpb.MsgAppResp:
 				p, _ := s.promises.get(gm.Group)
 				if m.GetTerm() > p.ackTerm {
@@ -120,6 +125,61 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 	return hit
 }
 
+// checkBacked is the promise check at send time: an append
+// acknowledgement or a granted vote may leave a node only once its replica
+// durably holds what it promises. Raft's storage in the core holds only
+// durable records (a batch's records reach it when the batch's fsync
+// completes), so right when the message leaves, the replica's hard state
+// and log (Node.LogState) must already cover it: the acknowledged entries
+// in the acknowledging term (or a later term), the vote in its term. A
+// replica with an empty log (every group starts from a snapshot at index
+// 1, so a voter's log is never empty; a new learner's is, and acknowledges
+// index 0) must not grant a vote: its node lost what the group counts on
+// (a wiped disk), and its vote could elect a leader without committed
+// entries (replica.Admit fences it). checkPromises finds the same
+// broken promises only if a crash lands before the record is durable; this
+// finds them whether or not one does.
+func (s *simNode) checkBacked(group uint64, m *raftpb.Message) {
+	what := fmt.Sprintf("acknowledged entries of group %d up to index %d in term %d", group, m.GetIndex(), m.GetTerm())
+	if m.GetType() == raftpb.MsgVoteResp {
+		what = fmt.Sprintf("voted for node %d in term %d of group %d", m.GetTo(), m.GetTerm(), group)
+	}
+	term, vote, last, ok := s.node.LogState(group)
+	switch {
+	case !ok:
+		// Deleted in the step that sent the message (its removal
+		// applied), or fenced after it: nothing to hold it to.
+	case last == 0 && m.GetType() == raftpb.MsgVoteResp:
+		s.w.failf(verdict.Durability, "node %d %s with an empty log", s.id, what)
+	case term < m.GetTerm():
+		s.w.failf(verdict.Durability, "node %d %s while its durable term was %d", s.id, what, term)
+	case m.GetType() == raftpb.MsgAppResp && term == m.GetTerm() && last < m.GetIndex():
+		s.w.failf(verdict.Durability, "node %d %s while its durable log ended at %d", s.id, what, last)
+	case m.GetType() == raftpb.MsgVoteResp && term == m.GetTerm() && vote != m.GetTo():
+		s.w.failf(verdict.Durability, "node %d %s while its durable vote was for node %d", s.id, what, vote)
+	}
+}
+
+// checkOwnMatch is the promise check for a leader's acknowledgement of its
+// own entries, which never leaves the node in an envelope: right after
+// every step of node s, in each group it leads, raft counts the leader's
+// own log as held (its progress Match) no further than its durable log
+// goes, or than the log it had when elected (Node.OwnMatch: the others'
+// votes can elect it before its own last write completes, and raft counts
+// that log as held; it commits none of it before an entry of its own
+// term, which it counts only once durable). A leader that counted entries
+// of its term before they were durable could commit an entry held durably
+// by less than a quorum.
+func (s *simNode) checkOwnMatch() {
+	for _, g := range s.w.topo.Groups {
+		if match, bound, ok := s.node.OwnMatch(g.ID); ok && match > bound {
+			s.w.failf(verdict.Durability, "node %d leads group %d counting its own log as held up to index %d, past both its durable log's end and what it held when elected (%d)",
+				s.id, g.ID, match, bound)
+			return
+		}
+	}
+}
+
 // forgetRemoved drops the promises of replicas the node no longer hosts:
 // a replica deleted (removed from its group, perhaps to be created afresh
 // later, with an empty log) promises nothing its predecessor did; nor
@@ -127,6 +187,7 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 func (s *simNode) forgetRemoved() {
 	s.promises.keep(s.node.Hosts)
 	s.forgot.keep(s.node.Hosts)
+	s.forgetStaged()
 }
 
 // fireCrashPoint crashes the node right after the envelopes of the step

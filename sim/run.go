@@ -130,6 +130,7 @@ type World struct {
 	conform      *conformance
 	checks       *stateChecker
 	members      memberCheck
+	chunks       chunkCheck
 	coverage     coverage
 
 	// work is the seed's workload, sizes the size of each file as the
@@ -290,6 +291,7 @@ func (w *World) inlineString() string {
 // history, and the spec conformance of the protocol.
 func (w *World) onApply(id int, a node.Applied) {
 	w.checks.applied(id, a)
+	w.nodes[id-1].noteApplied(a.Group, a.Index)
 	if a.Restored {
 		return
 	}
@@ -298,6 +300,7 @@ func (w *World) onApply(id int, a node.Applied) {
 	}
 	w.conform.observe(a)
 	w.chunkApplied(id, a)
+	w.chunkWriteApplied(id, a)
 	if a.Conf != nil {
 		w.moment(id, ConfCrash)
 	}
@@ -331,6 +334,7 @@ func (w *World) restart(s *simNode) {
 	switch {
 	case err == nil:
 		s.checkPromises()
+		s.checkStaged()
 	case errors.Is(err, errIO) || errors.Is(err, vfs.ErrNoSpace):
 		// An injected disk fault during recovery: the process dies, as
 		// one would, and is started again later.
@@ -520,6 +524,7 @@ func (w *World) inject(f Fault) {
 		// The disk that made the node's promises is gone: its replicas
 		// are fenced until replaced instead (core/node).
 		s.promises = nil
+		s.staged, s.appliedMax = nil, nil
 		w.scheduleRestart(s, f.Dur)
 	case Pause:
 		s := w.nodes[f.Node-1]

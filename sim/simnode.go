@@ -13,6 +13,7 @@ import (
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
+	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 	"github.com/tessera-db/tessera/verdict"
 )
@@ -21,6 +22,22 @@ import (
 const epoch = int64(1_790_000_000) * 1e9
 
 var errIO = errors.New("sim: injected EIO")
+
+// injectedErr reports whether an error that stopped a node comes from a
+// fault the simulator injected: an I/O error or a full disk, a latent
+// sector, a power failure amid an fsync (batchcrash), or a log that a
+// lost, misdirected or unreadable write damaged. Any other error that stops
+// a node is the core's own (raft's storage refusing a request, a snapshot
+// out of date, a state that cannot be): a production node would stop on
+// it just the same, and restarting it from its disk only hides the bug.
+func injectedErr(err error) bool {
+	for _, e := range []error{errIO, vfs.ErrNoSpace, memfs.ErrLatent, memfs.ErrPowerLoss, wal.ErrCorrupt, wal.ErrUnreadable} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
 
 // simNode hosts one node of the world: its disk survives crashes, its core
 // does not.
@@ -58,7 +75,13 @@ type simNode struct {
 	promises promiseTable
 	// forgot holds, per group whose replica here is fenced because the
 	// disk damaged its log, the promises it had made (crashpoint.go).
-	forgot        promiseTable
+	forgot promiseTable
+	// staged holds, per data group, the entries (index, term) whose
+	// bytes the node's replica staged beside their short log record, and
+	// appliedMax the highest index each replica applied or restored
+	// (stagecheck.go).
+	staged        map[uint64]map[[2]uint64]bool
+	appliedMax    map[uint64]uint64
 	crashPoint    FaultKind
 	crashPointDur time.Duration
 	// inHandle is set while the node runs a step (handle); firing is a
@@ -226,6 +249,7 @@ func (s *simNode) scheduleTick(inc uint64) {
 		}
 		s.handle("tick", func(n *node.Node) { n.Tick() })
 		s.w.sampleMembers()
+		s.w.sampleChunks(s)
 		s.scheduleTick(inc)
 	})
 }
@@ -308,6 +332,9 @@ func (s *simNode) handleStep(kind string, st stepper) {
 	}
 	if err := s.node.Err(); err != nil {
 		s.firing = ""
+		if !injectedErr(err) {
+			s.w.failf(verdict.Panic, "node %d stopped on an error no injected fault explains: %v", s.id, err)
+		}
 		// A disk error stops the node; it restarts from disk like after a crash.
 		s.crash("stopped: " + err.Error())
 		s.w.scheduleRestart(s, time.Second)
@@ -327,6 +354,7 @@ func (s *simNode) handleStep(kind string, st stepper) {
 		s.w.clk.after(cost, "reply", s.id, r)
 	}
 	promised := s.notePromises(out)
+	s.checkOwnMatch()
 	// Nothing ran the node since: its next step may reuse the slice.
 	clear(out)
 	s.outgoing = out[:0]

@@ -36,6 +36,10 @@ type Store struct {
 type Bugs struct {
 	// RangeEndIsLength takes a ranged read's length for its end offset.
 	RangeEndIsLength bool
+	// ForgetLacking applies a chunk write whose bytes are not here (no
+	// staged file, or a bad one) without reporting it lacking: nothing
+	// fetches the bytes until the scrubber finds the file missing.
+	ForgetLacking bool
 }
 
 // InjectBugs switches on the defects in b (tesserabugs builds only).
@@ -366,6 +370,20 @@ func (s *Store) ReadStaged(index, term uint64, in Info) ([]byte, error) {
 	return s.readAt(s.stagedName(index, term), in)
 }
 
+// HasStaged reports whether the staged file of the entry at (index, term)
+// is here with the size of a chunk of size bytes; it does not read the
+// bytes. The simulator checks with it that a staged file is durable before
+// the log record that names it.
+func (s *Store) HasStaged(index, term uint64, size uint32) bool {
+	f, err := s.fs.Open(s.stagedName(index, term))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	n, err := f.Size()
+	return err == nil && n == headerBytes+int64(size)
+}
+
 // ApplyRef applies an OpWriteRef logged at (index, term): the staged file
 // becomes the chunk's file (a rename), or is dropped if the chunk is held
 // already. lacking reports a chunk now held whose bytes are not here (the
@@ -405,7 +423,7 @@ func (s *Store) ApplyRef(index, term uint64, c Command) (rejected error, lacking
 		if err := s.remove(staged); err != nil {
 			return nil, false, err
 		}
-		lacking = true
+		lacking = !(bugs.CompiledIn && s.bugs.ForgetLacking)
 	}
 	s.held[c.ID] = in
 	s.digest += infoDigest(in)

@@ -3,6 +3,8 @@ package node
 import (
 	"go.etcd.io/raft/v3"
 
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
 )
 
@@ -190,6 +192,82 @@ func (n *Node) HeldChunks(group uint64) (ids []uint64, ok bool) {
 		ids = append(ids, in.ID)
 	}
 	return ids, true
+}
+
+// StrandedChunks returns the chunks this node's replica of a data group
+// holds in its applied state whose file is absent or of the wrong size
+// while no repair of them is under way: nothing would fetch them back
+// before the scrubber happens on them. A chunk applied without its bytes
+// is fetched at once (replica Host.Lacking), one found bad is repaired
+// (Host.Corrupt), and a replica still applying the log it recovered at
+// start fetches what it lacks once that log is applied (Reapplying); none
+// of them is stranded. The simulator checks, as the run goes, that no
+// replica has any (sim/chunkcheck.go); a fenced, empty or reapplying
+// replica, or one of the meta group, has none.
+func (n *Node) StrandedChunks(group uint64) []uint64 {
+	g := n.strandable(group)
+	if g == nil {
+		return nil
+	}
+	var out []uint64
+	for _, in := range g.Store().Missing(g.Store().Infos()) {
+		if _, ok := n.repairing[chunkKey{group, in.ID}]; !ok {
+			out = append(out, in.ID)
+		}
+	}
+	return out
+}
+
+// ChunkStranded reports whether one chunk is stranded as StrandedChunks
+// says: the simulator asks right after a replica applied its write.
+func (n *Node) ChunkStranded(group, id uint64) bool {
+	g := n.strandable(group)
+	if g == nil {
+		return false
+	}
+	in, held := g.Store().Info(id)
+	if !held || len(g.Store().Missing([]chunk.Info{in})) == 0 {
+		return false
+	}
+	_, repairing := n.repairing[chunkKey{group, id}]
+	return !repairing
+}
+
+// strandable returns this node's replica of a data group if it serves and
+// is not applying again the log it recovered at start, else nil.
+func (n *Node) strandable(group uint64) *replica.Replica {
+	g := n.groups[group]
+	if g == nil || g.Store() == nil || !g.Serving() || g.Reapplying() {
+		return nil
+	}
+	return g
+}
+
+// OwnMatch returns, for a group whose raft this node's replica leads, the
+// index up to which the leader counts its own log as held and the furthest
+// that may go (replica.Replica.OwnMatch); ok is false if the replica does
+// not lead.
+func (n *Node) OwnMatch(group uint64) (match, bound uint64, ok bool) {
+	if g := n.groups[group]; g != nil {
+		return g.OwnMatch()
+	}
+	return 0, 0, false
+}
+
+// StagedRefs calls f for each chunk write logged short in this node's
+// replica of a data group's durable log above index from, with whether its
+// staged file is here (replica.Replica.StagedRefs).
+func (n *Node) StagedRefs(group, from uint64, f func(index, term uint64, present bool)) {
+	if g := n.groups[group]; g != nil {
+		g.StagedRefs(from, f)
+	}
+}
+
+// Reapplying reports whether this node's replica of a group is applying
+// again the log it recovered at start (replica.Replica.Reapplying).
+func (n *Node) Reapplying(group uint64) bool {
+	g := n.groups[group]
+	return g != nil && g.Reapplying()
 }
 
 // AuditChunks asks this node's meta replica about chunk ids some replica

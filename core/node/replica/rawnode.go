@@ -3,6 +3,7 @@ package replica
 import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 )
 
 // rawNode is raft's RawNode with a note of whether anything that can change
@@ -84,6 +85,9 @@ func (r *rawNode) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 	r.rn.ReportSnapshot(id, status)
 }
 
-// BasicStatus and Status only read.
+// BasicStatus, Status and WithProgress only read.
 func (r *rawNode) BasicStatus() raft.BasicStatus { return r.rn.BasicStatus() }
 func (r *rawNode) Status() raft.Status           { return r.rn.Status() }
+func (r *rawNode) WithProgress(visit func(id uint64, typ raft.ProgressType, pr tracker.Progress)) {
+	r.rn.WithProgress(visit)
+}

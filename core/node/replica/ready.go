@@ -26,7 +26,9 @@ func (g *Replica) HandleReady() {
 	rd := g.rn.Ready()
 	if rd.SoftState != nil {
 		if rd.SoftState.RaftState == raft.StateLeader && g.role != raft.StateLeader {
-			g.host.BecameLeader(g.id, g.rn.BasicStatus().HardState.GetTerm())
+			term := g.rn.BasicStatus().HardState.GetTerm()
+			g.host.BecameLeader(g.id, term)
+			g.electedTerm, g.electedMatch = term, g.ownProgress()
 		}
 		g.leader, g.role = rd.SoftState.Lead, rd.SoftState.RaftState
 	}
@@ -92,7 +94,7 @@ func (g *Replica) Admit(m *raftpb.Message) bool {
 	var why string
 	switch m.GetType() {
 	case raftpb.MsgVote, raftpb.MsgPreVote:
-		return false
+		return bugs.CompiledIn && g.cfg.Bugs.EmptyReplicaVotes
 	case raftpb.MsgHeartbeat:
 		// The leader caps a heartbeat's commit index at what it knows the
 		// receiver holds: 0 for a new member.

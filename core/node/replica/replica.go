@@ -30,6 +30,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tessera-db/tessera/core/api"
@@ -89,6 +90,14 @@ type Bugs struct {
 	// VoteBeforeDurable lets a granted vote leave before the hard state
 	// recording it is durable.
 	VoteBeforeDurable bool
+	// RecordsBeforeStaged writes a job's log records without waiting for
+	// its staged chunk files to be durable, so that a crash can keep a
+	// short record whose bytes were never written.
+	RecordsBeforeStaged bool
+	// LeaderAckBeforeDurable lets a leader count its own entries as held
+	// (raft's acknowledgement to itself, which counts towards commits) as
+	// soon as they are handed to the disk, before they are durable.
+	LeaderAckBeforeDurable bool
 	// StampAtApply stamps a meta command's mtime with the applying node's
 	// clock, so that a file's mtime is its commit time, instead of the
 	// proposer's stamp that the log carries: replicas apply differently.
@@ -99,6 +108,10 @@ type Bugs struct {
 	// ConfChangeOnLeaderOnly applies a committed membership change to
 	// raft and the replica's configuration only on the group's leader.
 	ConfChangeOnLeaderOnly bool
+	// EmptyReplicaVotes lets a replica that holds nothing (created on
+	// demand on a node that lost its disk) grant votes, instead of
+	// fencing itself: its empty log is "up to date" with any candidate.
+	EmptyReplicaVotes bool
 	// Meta are the meta state machine's defects.
 	Meta meta.Bugs
 	// Chunk are the chunk store's defects.
@@ -181,6 +194,10 @@ type Replica struct {
 	entriesSince              uint64
 	leader                    uint64
 	role                      raft.StateType
+	// electedTerm is the term in which the replica last saw its raft
+	// become leader, and electedMatch the progress Match raft gave
+	// itself then (OwnMatch).
+	electedTerm, electedMatch uint64
 	// recoveredTo is the last index of the log recovered at start: up to
 	// there, entries may be applied a second time (chunk.Store.Tidy).
 	recoveredTo uint64
@@ -366,6 +383,14 @@ func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
 	}
 	if !install {
 		g.store.Load(md.GetIndex(), manifest)
+		// A chunk the snapshot lists may have no file here: applied
+		// without its bytes and not yet fetched when the snapshot was
+		// taken, its fetch lost in the crash. It is fetched once the log
+		// recovered after the snapshot is applied again, unless an entry
+		// deletes it meanwhile (lackingRecovered).
+		for _, in := range g.store.Missing(manifest) {
+			g.lackingAtRestart = append(g.lackingAtRestart, in.ID)
+		}
 		return nil
 	}
 	return g.store.Restore(md.GetIndex(), manifest)
@@ -377,6 +402,11 @@ func (g *Replica) Close() { _ = g.wal.Close() }
 // Tick advances the replica's raft by one tick, and retries or gives up
 // the fetches of a snapshot it holds back.
 func (g *Replica) Tick() {
+	if len(g.lackingAtRestart) > 0 && g.applied >= g.recoveredTo {
+		// No entry after the recovered snapshot to apply again: the
+		// chunks it lists without a file are fetched now.
+		g.lackingRecovered()
+	}
 	g.rn.Tick()
 	g.tickSnapFetch()
 	g.tickPieces()
@@ -388,6 +418,43 @@ func (g *Replica) ID() uint64 { return g.id }
 // Leading reports whether the replica led its group as of the last flush.
 func (g *Replica) Leading() bool { return g.role == raft.StateLeader }
 
+// OwnMatch returns, if the replica's raft leads its group (and the replica
+// saw it elected), the index up to which raft counts the leader's own log
+// as held (its own progress Match, which counts towards commits), and the
+// furthest that may go: the last index of the replica's raft storage,
+// which holds only durable records, or the Match raft gave itself when it
+// was elected, whichever is greater. At its election raft counts as held
+// the whole log it had, some of it perhaps not yet durable (the others'
+// votes can elect it before its own write completes); entries of its own
+// term it must count only once durable, as a follower's acknowledgement
+// waits for them (storage.go). A leader that counted them earlier could
+// commit an entry a crash then takes from a quorum. The simulator checks
+// it after every step (sim/crashpoint.go).
+func (g *Replica) OwnMatch() (match, bound uint64, ok bool) {
+	if g.rn == nil || g.amnesiac {
+		return 0, 0, false
+	}
+	st := g.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader || st.HardState.GetTerm() != g.electedTerm {
+		return 0, 0, false
+	}
+	last, err := g.storage.LastIndex()
+	if err != nil {
+		return 0, 0, false
+	}
+	return g.ownProgress(), max(last, g.electedMatch), true
+}
+
+// ownProgress returns raft's progress Match of the replica itself.
+func (g *Replica) ownProgress() (match uint64) {
+	g.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if id == g.cfg.ID {
+			match = pr.Match
+		}
+	})
+	return match
+}
+
 // Leader returns the leader the replica knew of at the last flush.
 func (g *Replica) Leader() uint64 { return g.leader }
 
@@ -398,6 +465,14 @@ func (g *Replica) Fenced() bool { return g.amnesiac }
 // configuration (it is not one just created for a new member) and is not
 // fenced.
 func (g *Replica) Serving() bool { return !g.amnesiac && len(g.confState.GetVoters()) > 0 }
+
+// Reapplying reports whether the replica is still applying again the log it
+// recovered at start, or has not yet asked for the chunks it found without
+// their file meanwhile: such a chunk is only noted, and fetched once that
+// log is applied (staged.go lacking, Tick).
+func (g *Replica) Reapplying() bool {
+	return g.applied < g.recoveredTo || len(g.lackingAtRestart) > 0
+}
 
 // Removed reports whether an applied membership change removed this node
 // from the group: the node deletes the replica (Delete).

@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"math"
+
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -194,6 +196,42 @@ func (g *Replica) cutAppend(m *raftpb.Message) {
 		m.Entries = ents[:i]
 		g.stats.AppendsCut++
 		return
+	}
+}
+
+// StagedRefs calls f, for each chunk write logged short (its bytes staged
+// beside it) in the replica's durable log above index from, with whether
+// its staged file is here with the size the entry names
+// (chunk.Store.HasStaged). Right after a restart, an entry above the index
+// the replica had applied before the crash was never applied, so the file
+// it names was never renamed: the record is durable only after the file is
+// (stageFiles, writeLogBatch), and the file must be there unless the entry
+// came without its bytes (committed, its leader lacking them). The
+// simulator checks it for the entries it saw this replica stage.
+func (g *Replica) StagedRefs(from uint64, f func(index, term uint64, present bool)) {
+	if g.store == nil || g.amnesiac {
+		return
+	}
+	first, err := g.storage.FirstIndex()
+	if err != nil {
+		return
+	}
+	last, err := g.storage.LastIndex()
+	if err != nil {
+		return
+	}
+	lo := max(first, from+1)
+	if lo > last {
+		return
+	}
+	ents, err := g.storage.Entries(lo, last+1, math.MaxUint64)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if _, c, ok := chunkWrite(e); ok && c.Op == chunk.OpWriteRef {
+			f(e.GetIndex(), e.GetTerm(), g.store.HasStaged(e.GetIndex(), e.GetTerm(), c.Size))
+		}
 	}
 }
 

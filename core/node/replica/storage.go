@@ -221,7 +221,8 @@ func (g *Replica) startLogBatch() {
 		return
 	}
 	ready := 0
-	for ready < len(g.log.pending) && g.log.pending[ready].staging == 0 && g.log.pending[ready].ref == nil {
+	early := bugs.CompiledIn && g.cfg.Bugs.RecordsBeforeStaged
+	for ready < len(g.log.pending) && (g.log.pending[ready].staging == 0 || early) && g.log.pending[ready].ref == nil {
 		ready++
 	}
 	if ready == 0 {
@@ -444,16 +445,23 @@ func (g *Replica) sendRaft(m *raftpb.Message) {
 
 // injectEarlyResponses sends, when the AckBeforeDurable or
 // VoteBeforeDurable bug is on, the responses of a MsgStorageAppend that
-// should wait for it at once (tesserabugs builds only).
+// should wait for it at once, and steps the leader's own acknowledgement at
+// once when LeaderAckBeforeDurable is (tesserabugs builds only).
 func (g *Replica) injectEarlyResponses(m *raftpb.Message) {
 	var keep []*raftpb.Message
 	for _, r := range m.GetResponses() {
 		early := r.GetTo() != g.cfg.ID &&
 			((g.cfg.Bugs.AckBeforeDurable && r.GetType() == raftpb.MsgAppResp) ||
 				(g.cfg.Bugs.VoteBeforeDurable && r.GetType() == raftpb.MsgVoteResp))
-		if early {
+		own := r.GetTo() == g.cfg.ID && g.cfg.Bugs.LeaderAckBeforeDurable && r.GetType() == raftpb.MsgAppResp
+		switch {
+		case early:
 			g.sendRaft(r)
-		} else {
+		case own:
+			if err := g.rn.Step(r); err != nil {
+				g.stats.DroppedMessages++
+			}
+		default:
 			keep = append(keep, r)
 		}
 	}

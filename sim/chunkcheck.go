@@ -1,0 +1,97 @@
+package sim
+
+import (
+	"time"
+
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/verdict"
+)
+
+// The stranded-chunk check. A data replica that holds a chunk in its
+// applied state must have the chunk's file, or be fetching it: applying a
+// chunk write whose bytes are not here (the entry came without them, or
+// the disk lost its staged file) fetches them at once, a bad or missing
+// file found by a read or the scrubber is repaired, and a replica applying
+// again the log it recovered at start fetches what it lacks once that log
+// is applied (node.Node.StrandedChunks). A chunk held with no file and no
+// repair under way waits for the scrubber to happen on it, while reads
+// fall back to other replicas: the group keeps one copy fewer than it
+// believes, and a second failure loses the chunk. The end-of-run checks
+// (scrub, convergence) cannot tell: the scrubber repairs such a chunk,
+// usually within a second, before they look. So the check looks at the
+// moments a chunk may be stranded: right after a replica applied a chunk
+// write, and right after a replica finished applying its recovered log
+// again (at the next tick); and it scans every replica once a second too.
+
+// chunkPoll is how often the check scans every replica.
+const chunkPoll = time.Second
+
+// chunkCheck is the check's state: when it scans next, and which replicas
+// (node, group) were applying their recovered log again at the last tick.
+type chunkCheck struct {
+	next       time.Duration
+	reapplying map[[2]uint64]bool
+}
+
+// sampleChunks runs at every tick of every node: it scans a replica of
+// node s that finished applying its recovered log again since the last
+// tick, and every replica once chunkPoll has passed since the last scan.
+// It only reads the nodes' state and their disks' directory entries, and
+// adds no event of its own, so runs keep their trace hashes.
+func (w *World) sampleChunks(s *simNode) {
+	if len(w.failures) > 0 || !s.up() {
+		return
+	}
+	if w.chunks.reapplying == nil {
+		w.chunks.reapplying = map[[2]uint64]bool{}
+	}
+	groups := w.topo.DataGroups()
+	for _, g := range groups {
+		key := [2]uint64{uint64(s.id), g}
+		now := s.node.Reapplying(g)
+		if w.chunks.reapplying[key] && !now {
+			w.strandedIn(s, g)
+		}
+		w.chunks.reapplying[key] = now
+	}
+	if w.clk.now < w.chunks.next {
+		return
+	}
+	w.chunks.next = w.clk.now + chunkPoll
+	for _, n := range w.nodes {
+		if !n.up() {
+			continue
+		}
+		for _, g := range groups {
+			w.strandedIn(n, g)
+		}
+	}
+}
+
+// strandedIn fails the run if node s's replica of group g holds a
+// stranded chunk.
+func (w *World) strandedIn(s *simNode, g uint64) {
+	if len(w.failures) > 0 {
+		return
+	}
+	if ids := s.node.StrandedChunks(g); len(ids) > 0 {
+		w.failf(verdict.Scrub, "node %d holds chunks %v of group %d with no file and no repair under way", s.id, ids, g)
+	}
+}
+
+// chunkWriteApplied checks, right after node id's replica applied a
+// chunk write, that the chunk is not stranded there.
+func (w *World) chunkWriteApplied(id int, a node.Applied) {
+	if a.Chunk == nil || (a.Chunk.Op != chunk.OpWrite && a.Chunk.Op != chunk.OpWriteRef) || a.Rejected || len(w.failures) > 0 {
+		return
+	}
+	s := w.nodes[id-1]
+	if s.node == nil || !s.up() {
+		return
+	}
+	if s.node.ChunkStranded(a.Group, a.Chunk.ID) {
+		w.failf(verdict.Scrub, "node %d applied the write of chunk %d of group %d at index %d and holds it with no file and no repair under way",
+			id, a.Chunk.ID, a.Group, a.Index)
+	}
+}

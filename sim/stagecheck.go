@@ -1,0 +1,96 @@
+package sim
+
+import (
+	corereplica "github.com/tessera-db/tessera/core/node/replica"
+	"github.com/tessera-db/tessera/verdict"
+)
+
+// The staged-bytes check. With chunk bytes written once, a data replica
+// writes a chunk write's bytes to a staged file, fsyncs it, fsyncs its
+// directory, and only then writes the short log record that names it
+// (core/node/replica storage.go): the record, and the acknowledgement that
+// waits for it, promise the bytes as well. The promise check
+// (crashpoint.go) holds a restarted node to its records; this one holds it
+// to the bytes they name. Right after a restart, every short record the
+// node's replica staged itself whose entry it had not yet applied (its
+// file was never renamed) must find its staged file on the disk, with the
+// size the entry names (node.Node.StagedRefs). A record made durable
+// before its bytes (a staged file not fsynced, its name not made durable,
+// a batch that does not wait for its stage work) is found at the first
+// crash in that window, with no need for every copy to be lost and a read
+// to fail. Entries the replica did not stage (they came without their
+// bytes, committed) and entries it applied before (a staged file renamed
+// or tidied away) are not checked; bit rot at rest (stagerot) keeps a
+// file's size.
+
+// TraceStage notes the chunk writes whose bytes a replica of node s stages
+// (the core's replica.Tracer; the other events are not needed).
+func (e simEnv) TraceStage(group uint64, staged []corereplica.StagedChunk) {
+	s := e.n
+	if s.staged == nil {
+		s.staged = map[uint64]map[[2]uint64]bool{}
+	}
+	set := s.staged[group]
+	if set == nil {
+		set = map[[2]uint64]bool{}
+		s.staged[group] = set
+	}
+	for _, sc := range staged {
+		set[[2]uint64{sc.Index(), sc.Term()}] = true
+	}
+}
+
+// TraceLogBatch is part of replica.Tracer; the check needs only stages.
+func (e simEnv) TraceLogBatch(uint64, []*corereplica.LogJob) {}
+
+// TraceReplicaDelete is part of replica.Tracer.
+func (e simEnv) TraceReplicaDelete(uint64, uint64) {}
+
+// TraceSnapshotFile is part of replica.Tracer.
+func (e simEnv) TraceSnapshotFile(uint64, uint64) {}
+
+// noteApplied records that node s's replica of a group applied (or
+// restored a snapshot at) index.
+func (s *simNode) noteApplied(group, index uint64) {
+	if s.appliedMax == nil {
+		s.appliedMax = map[uint64]uint64{}
+	}
+	s.appliedMax[group] = max(s.appliedMax[group], index)
+}
+
+// forgetStaged drops what the node staged in groups whose replica it no
+// longer hosts: a replica created again later starts with an empty
+// directory and may receive the same entries without their bytes.
+func (s *simNode) forgetStaged() {
+	for g := range s.staged {
+		if !s.node.Hosts(g) {
+			delete(s.staged, g)
+			delete(s.appliedMax, g)
+		}
+	}
+}
+
+// checkStaged runs right after node s restarted from its disk: every
+// short record it recovered, staged here and not applied before the
+// crash, has its staged file. It then forgets the stages of entries
+// applied.
+func (s *simNode) checkStaged() {
+	for _, g := range s.w.topo.DataGroups() {
+		set := s.staged[g]
+		if len(set) == 0 {
+			continue
+		}
+		from := s.appliedMax[g]
+		s.node.StagedRefs(g, from, func(index, term uint64, present bool) {
+			if !present && set[[2]uint64{index, term}] && len(s.w.failures) == 0 {
+				s.w.failf(verdict.Durability, "node %d recovered the record of the chunk write at index %d, term %d of group %d, staged here and not yet applied, without its staged file: the record became durable before the bytes it names",
+					s.id, index, term, g)
+			}
+		})
+		for k := range set {
+			if k[0] <= from {
+				delete(set, k)
+			}
+		}
+	}
+}
