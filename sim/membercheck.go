@@ -108,7 +108,7 @@ func (w *World) memberViews() []memberView {
 		if !s.up() {
 			continue
 		}
-		for _, g := range s.node.Groups() {
+		for _, g := range s.node.Configs() {
 			if !g.IsLeader || g.Fenced || g.Term <= terms[g.ID] {
 				continue
 			}

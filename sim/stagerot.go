@@ -25,7 +25,7 @@ func (s *simNode) rotStaged() {
 		return // no staged file: spare asking for the groups' status at every disk write
 	}
 	hosted := map[uint64]replica{}
-	for _, gs := range s.node.Groups() {
+	for _, gs := range s.node.Configs() {
 		hosted[gs.ID] = replica{commit: gs.Commit,
 			whole: len(gs.Outgoing) == 0 && w.othersWhole(s, gs.ID, gs.Voters)}
 	}

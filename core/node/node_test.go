@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -313,6 +314,25 @@ func TestFencedNoticeFromNonMemberIsAnsweredWithRemoval(t *testing.T) {
 	for _, g := range n.Groups() {
 		if g.ID == topo.MetaGroup && !strings.Contains(g.Degraded, "voters [2] hold no replica") {
 			t.Fatalf("meta group degraded %q: the notice of member 2 was not recorded", g.Degraded)
+		}
+	}
+}
+
+// TestConfigsAreGroupsWithoutTheCostlyParts checks that Configs reports
+// each replica as Groups does, less the digests, counts, queue depths and
+// degraded reason it leaves out.
+func TestConfigsAreGroupsWithoutTheCostlyParts(t *testing.T) {
+	n, e := newTestNode(t, 3)
+	e.flush(n)
+	groups, configs := n.Groups(), n.Configs()
+	if len(groups) == 0 || len(configs) != len(groups) {
+		t.Fatalf("%d configs for %d groups", len(configs), len(groups))
+	}
+	for i, g := range groups {
+		g.StateHash, g.Chunks, g.InlineFiles, g.InlineBytes, g.Sessions = 0, 0, 0, 0, 0
+		g.LogQueued, g.LogBusy, g.Degraded = 0, false, ""
+		if !reflect.DeepEqual(configs[i], g) {
+			t.Errorf("group %d: Configs %+v, Groups %+v", g.ID, configs[i], g)
 		}
 	}
 }

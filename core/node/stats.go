@@ -134,16 +134,9 @@ func (n *Node) Groups() []GroupStatus {
 	var out []GroupStatus
 	for _, id := range n.groupIDs {
 		g := n.groups[id]
-		st := g.BasicStatus()
-		gs := GroupStatus{ID: id, Leader: st.Lead, IsLeader: st.RaftState == raft.StateLeader,
-			Term: st.HardState.GetTerm(), Commit: st.HardState.GetCommit(), Applied: g.Applied(), SnapIndex: g.SnapIndex()}
-		gs.Fenced = g.Fenced()
+		gs := n.configOf(id)
 		gs.LogQueued, gs.LogBusy = g.LogQueue()
 		gs.Degraded = n.replacer.Degraded(g)
-		cs := g.ConfState()
-		gs.Voters = append(gs.Voters, cs.GetVoters()...)
-		gs.Outgoing = append(gs.Outgoing, cs.GetVotersOutgoing()...)
-		gs.Learners = append(gs.Learners, cs.GetLearners()...)
 		if g.Meta() != nil {
 			gs.StateHash = g.Meta().Hash()
 			gs.InlineFiles, gs.InlineBytes = g.Meta().Inline()
@@ -155,6 +148,33 @@ func (n *Node) Groups() []GroupStatus {
 		out = append(out, gs)
 	}
 	return out
+}
+
+// Configs returns what Groups does without its costly parts (no state
+// digests or counts, no queue depths, no degraded reason): each replica's
+// leadership, term, indexes, fencing and applied configuration, in group
+// order. The simulator's membership check samples it several times a
+// simulated second.
+func (n *Node) Configs() []GroupStatus {
+	out := make([]GroupStatus, 0, len(n.groupIDs))
+	for _, id := range n.groupIDs {
+		out = append(out, n.configOf(id))
+	}
+	return out
+}
+
+// configOf is the part of a replica's status that Groups and Configs share.
+func (n *Node) configOf(id uint64) GroupStatus {
+	g := n.groups[id]
+	st := g.BasicStatus()
+	gs := GroupStatus{ID: id, Leader: st.Lead, IsLeader: st.RaftState == raft.StateLeader,
+		Term: st.HardState.GetTerm(), Commit: st.HardState.GetCommit(), Applied: g.Applied(), SnapIndex: g.SnapIndex()}
+	gs.Fenced = g.Fenced()
+	cs := g.ConfState()
+	gs.Voters = append(gs.Voters, cs.GetVoters()...)
+	gs.Outgoing = append(gs.Outgoing, cs.GetVotersOutgoing()...)
+	gs.Learners = append(gs.Learners, cs.GetLearners()...)
+	return gs
 }
 
 // LogState returns the raft hard state (term and vote) and the last log
