@@ -94,9 +94,10 @@ start() {
 }
 
 # ready waits until every node's /healthz lists its groups, each with a
-# leader: "cluster up" is printed as soon as the nodes listen, about an
-# election timeout before the groups have leaders, and a put started then
-# would time that wait (about 1.1 s here) rather than the write path.
+# leader. `cluster up` itself waits for that since 2026-12-01; builds before
+# printed "cluster up" as soon as the nodes listened, about an election
+# timeout before the groups had leaders, and a put started then timed that
+# wait (about 1.1 s here) rather than the write path.
 ready() {
 	for _ in $(seq 1 300); do
 		led && return 0

@@ -35,8 +35,10 @@ func clusterCmd() *cobra.Command {
 		Use:   "up",
 		Short: "start a local cluster of node processes on loopback",
 		Long: `Start --nodes tessera node processes on 127.0.0.1, each with its own data
-directory DIR/node-N and log file DIR/node-N.log, print the HTTP endpoints once
-every node answers /healthz, and keep running until Ctrl-C (SIGINT) or SIGTERM,
+directory DIR/node-N and log file DIR/node-N.log, print each node's HTTP
+endpoint once it answers /healthz and "cluster up" once every group has a
+leader (after 30 s without, a warning on stderr and "cluster up" anyway),
+and keep running until Ctrl-C (SIGINT) or SIGTERM,
 which stops every node cleanly. Node N listens for HTTP on base-port+N and for
 peers on peer-base-port+N (default base-port+100+N). Restarting with the same
 --dir resumes the cluster.`,
@@ -137,6 +139,13 @@ peers on peer-base-port+N (default base-port+100+N). Restarting with the same
 				}
 				fmt.Printf("node %d: http://%s (data %s)\n", i+1, ep, filepath.Join(dir, fmt.Sprintf("node-%d", i+1)))
 			}
+			// The nodes answer before their groups have leaders: a request
+			// sent now would wait out the first elections (about an election
+			// timeout), and a benchmark would time that wait. So "cluster up"
+			// waits for them too, for at most leaderWait.
+			if missing := waitLeaders(ctx, cl, endpoints); missing != "" && ctx.Err() == nil {
+				fmt.Fprintf(os.Stderr, "not every group has a leader after %s (%s); the cluster is up and they may follow\n", leaderWait, missing)
+			}
 			fmt.Printf("endpoints: %s\n", strings.Join(endpoints, ","))
 			fmt.Printf("export TESSERA_ENDPOINTS=%s\n", strings.Join(endpoints, ","))
 			fmt.Println("cluster up; Ctrl-C stops it")
@@ -214,4 +223,56 @@ func clusterAddrs(nodes, basePort, peerBasePort int) (http, peer []string, err e
 		peer = append(peer, fmt.Sprintf("127.0.0.1:%d", peerBasePort+i))
 	}
 	return http, peer, nil
+}
+
+// leaderWait bounds how long `cluster up` waits for its groups' leaders.
+const leaderWait = 30 * time.Second
+
+// waitLeaders polls every node's /healthz until each lists its groups and
+// every one has a leader, for at most leaderWait; it returns "" then, or
+// what was still missing when it gave up.
+func waitLeaders(ctx context.Context, cl *httpclient.Client, endpoints []string) string {
+	deadline := time.Now().Add(leaderWait)
+	for {
+		var missing []string
+		for i, ep := range endpoints {
+			hctx, cancel := context.WithTimeout(ctx, time.Second)
+			h, err := cl.Health(hctx, ep)
+			cancel()
+			switch {
+			case err != nil:
+				missing = append(missing, fmt.Sprintf("node %d: %v", i+1, err))
+			default:
+				if groups := leaderless(h); len(groups) > 0 {
+					missing = append(missing, fmt.Sprintf("node %d: groups %v", i+1, groups))
+				}
+			}
+		}
+		if len(missing) == 0 || ctx.Err() != nil || time.Now().After(deadline) {
+			return strings.Join(missing, "; ")
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// leaderless returns the ids of the groups a node's /healthz lists with no
+// leader, or [0] if it lists no groups at all (a node that has not opened
+// them yet).
+func leaderless(health map[string]any) []uint64 {
+	groups, _ := health["groups"].([]any)
+	if len(groups) == 0 {
+		return []uint64{0}
+	}
+	var out []uint64
+	for _, g := range groups {
+		m, _ := g.(map[string]any)
+		id, _ := m["id"].(float64)
+		if leader, _ := m["leader"].(float64); leader == 0 {
+			out = append(out, uint64(id))
+		}
+	}
+	return out
 }

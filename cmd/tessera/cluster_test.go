@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -33,6 +35,26 @@ func TestClusterAddrs(t *testing.T) {
 		}
 		if err != nil || strings.Join(http, " ") != tc.http || strings.Join(peer, " ") != tc.peer {
 			t.Errorf("%s: got %v %v %v, want %s / %s", tc.name, http, peer, err, tc.http, tc.peer)
+		}
+	}
+}
+
+func TestLeaderless(t *testing.T) {
+	for _, tc := range []struct {
+		health string
+		want   []uint64
+	}{
+		{`{"groups":[{"id":1,"leader":2},{"id":2,"leader":1}],"ok":true}`, nil},
+		{`{"groups":[{"id":1,"leader":2},{"id":2,"leader":0},{"id":4}],"ok":true}`, []uint64{2, 4}},
+		{`{"groups":[],"ok":true}`, []uint64{0}},
+		{`{"ok":true}`, []uint64{0}},
+	} {
+		var h map[string]any
+		if err := json.Unmarshal([]byte(tc.health), &h); err != nil {
+			t.Fatal(err)
+		}
+		if got := leaderless(h); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: leaderless %v, want %v", tc.health, got, tc.want)
 		}
 	}
 }
