@@ -344,7 +344,8 @@ func roleName(r raft.StateType) string {
 }
 
 // observe prints every replica of the node whose raft state changed, and
-// checks that no two nodes led one group in one term.
+// checks that no two nodes led one group in one term and that a leader
+// counts no more of its own log than is durable.
 func (h *harness) observe(hn *hnode) {
 	if hn.n == nil {
 		return
@@ -371,6 +372,13 @@ func (h *harness) observe(hn *hnode) {
 				h.violate("group %d has two leaders in term %d: nodes %d and %d", id, v.term, other, hn.id)
 			}
 			h.leaders[key] = hn.id
+			// The leader counts its own log towards commits only as far
+			// as it is durable, or as it held when elected (as the
+			// simulator's check, sim/crashpoint.go checkOwnMatch).
+			if match, bound, ok := hn.n.OwnMatch(id); ok && match > bound {
+				h.violate("node %d leads group %d counting its own log as held up to index %d, past its durable log's end and what it held when elected (%d)",
+					hn.id, id, match, bound)
+			}
 		}
 	}
 }
