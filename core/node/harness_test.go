@@ -548,6 +548,9 @@ func (h *harness) notePromises(m *wire.Envelope) {
 		if msg.GetReject() {
 			continue
 		}
+		if t := msg.GetType(); t == raftpb.MsgAppResp || t == raftpb.MsgVoteResp {
+			h.checkBacked(hn, gm.Group, msg)
+		}
 		p := hn.promises[gm.Group]
 		switch msg.GetType() {
 		case raftpb.MsgAppResp:
@@ -563,6 +566,26 @@ func (h *harness) notePromises(m *wire.Envelope) {
 			continue
 		}
 		hn.promises[gm.Group] = p
+	}
+}
+
+// checkBacked checks, as an append acknowledgement or a granted vote
+// leaves a node, that the replica's durable hard state and log already
+// cover it, and that a replica with an empty log grants no vote (as the
+// simulator's check at send, sim/crashpoint.go checkBacked): a bug in that
+// window is caught whether or not a crash lands in it.
+func (h *harness) checkBacked(hn *hnode, group uint64, m *raftpb.Message) {
+	term, vote, last, ok := hn.n.LogState(group)
+	switch {
+	case !ok:
+	case last == 0 && m.GetType() == raftpb.MsgVoteResp:
+		h.violate("node %d voted for node %d in g%d term %d with an empty log", hn.id, m.GetTo(), group, m.GetTerm())
+	case term < m.GetTerm():
+		h.violate("node %d sent %s in g%d term %d while its durable term was %d", hn.id, m.GetType(), group, m.GetTerm(), term)
+	case m.GetType() == raftpb.MsgAppResp && term == m.GetTerm() && last < m.GetIndex():
+		h.violate("node %d acknowledged g%d entries up to %d while its durable log ended at %d", hn.id, group, m.GetIndex(), last)
+	case m.GetType() == raftpb.MsgVoteResp && term == m.GetTerm() && vote != m.GetTo():
+		h.violate("node %d voted for node %d in g%d term %d while its durable vote was for node %d", hn.id, m.GetTo(), group, m.GetTerm(), vote)
 	}
 }
 
