@@ -66,6 +66,7 @@ func (w *World) sampleChunks(s *simNode) {
 		for _, g := range groups {
 			w.strandedIn(n, g)
 		}
+		w.leftoversOn(n)
 	}
 }
 

@@ -52,6 +52,9 @@ func (w *World) finish() {
 	w.readBack(fc)
 	w.converge()
 	w.collected()
+	for _, s := range w.nodes {
+		w.leftoversOn(s)
+	}
 }
 
 // gcBound is how long a quiet cluster has to collect its garbage: the

@@ -75,10 +75,14 @@ func (h *history) applied(index uint64, c *meta.Command, res meta.Result) {
 	if c.Session == 0 {
 		return
 	}
-	if res.Code == meta.CodeInlineRefused {
+	if res.Code == meta.CodeInlineRefused || res.Code == meta.CodeSessionExpired {
 		// Not remembered by the session: the client sends the same
 		// request again in chunks under this sequence number, and that
-		// commit is the one that counts.
+		// commit is the one that counts. Likewise an attempt refused
+		// because its session was forgotten (a seed's session limit):
+		// that chunked request, stamped anew, may apply after it (seed 26
+		// of the first swarm with session limits: an inline attempt
+		// refused at the horizon, the chunked one applied).
 		return
 	}
 	key := sessSeq{c.Session, c.Seq}

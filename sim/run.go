@@ -63,8 +63,9 @@ type Options struct {
 	// BalanceLeaders runs the nodes with node.Config.BalanceLeaders (on by
 	// default, as in production).
 	BalanceLeaders bool
-	// setup, if set, is called once the world is built, before any node
-	// starts (tests inject faults the schedule cannot express with it).
+	// setup, if set, is called once the world is built and the seed's
+	// settings drawn, before any node starts (tests inject faults the
+	// schedule cannot express, or override a draw, with it).
 	setup func(*World)
 	// Log, if set, receives the nodes' logs (default: discarded).
 	Log io.Writer
@@ -115,6 +116,10 @@ type World struct {
 	// write (client.Config.Window), drawn per seed: 1 (one at a time), 2, 4
 	// or 8.
 	clientWindow int
+	// sessionLimit is the sessions the meta group remembers
+	// (node.Config.MaxSessions), drawn per seed (drawSessionLimit); 0:
+	// meta.MaxSessions.
+	sessionLimit int
 	nodes        []*simNode
 	net          *network
 	clients      []*simClient
@@ -165,6 +170,9 @@ type coverage struct {
 	// reuses counts the clients' deliberate reuses of a sequence number
 	// that the meta group refused, as it must.
 	reuses int
+	// expired counts the commands refused because the meta group forgot
+	// their session (a seed's session limit, drawSessionLimit).
+	expired int
 	// compared, invariants and promotions count the continuous checks:
 	// replica states compared at an index, meta states whose invariants
 	// were checked, and voters added whose catching up was checked.
@@ -226,8 +234,8 @@ func (c coverage) String() string {
 	for _, k := range crashPointKinds {
 		fmt.Fprintf(&fired, " %s-fired=%d", k, c.fired[k])
 	}
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d%s",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d sessions-expired=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d%s",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.expired, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, fired.String())
 }
 
@@ -244,8 +252,28 @@ func (w *World) nodeConfig(id int) node.Config {
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
-		ChunkOnce: w.opts.ChunkOnce, BalanceLeaders: w.opts.BalanceLeaders, SnapPieceBytes: w.pieceBytes, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
+		ChunkOnce: w.opts.ChunkOnce, BalanceLeaders: w.opts.BalanceLeaders, SnapPieceBytes: w.pieceBytes, MaxSessions: w.sessionLimit, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
 	}
+}
+
+// sessionString describes the session limit for the run's topology line.
+func (w *World) sessionString() string {
+	if w.sessionLimit == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d sessions remembered", w.sessionLimit)
+}
+
+// drawSessionLimit draws the seed's session limit: a quarter of the seeds
+// let the meta group remember only 1 to 3 client sessions, fewer than the
+// workload's clients, so that sessions are evicted all run long and late
+// retries meet the eviction horizon (meta.State.LimitSessions); the others
+// keep meta.MaxSessions (0), which the workload never reaches.
+func drawSessionLimit(r *rand.Rand) int {
+	if r.IntN(4) != 0 {
+		return 0
+	}
+	return 1 + r.IntN(3)
 }
 
 // drawInline draws the seed's inline settings. A third of the seeds keep
@@ -445,14 +473,15 @@ func run(opts Options) (res *Result) {
 		w.nodes = append(w.nodes, s)
 	}
 	w.pieceBytes = []int{256, 2048, 1 << 20}[rand.New(rand.NewPCG(root.Uint64(), 6)).IntN(3)]
-	if opts.setup != nil {
-		opts.setup(w)
-	}
 	inlineRng := rand.New(rand.NewPCG(root.Uint64(), 7))
 	w.work = drawWorkload(rand.New(rand.NewPCG(root.Uint64(), 8)), opts.Keys)
 	w.sizes = map[string]int64{}
 	w.drawInline(inlineRng)
 	w.clientWindow = []int{1, 2, 4, 8}[rand.New(rand.NewPCG(root.Uint64(), 9)).IntN(4)]
+	w.sessionLimit = drawSessionLimit(rand.New(rand.NewPCG(root.Uint64(), 10)))
+	if opts.setup != nil {
+		opts.setup(w)
+	}
 	for _, s := range w.nodes {
 		w.restart(s)
 	}
@@ -722,7 +751,7 @@ func (w *World) result(checkHistory bool) *Result {
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow), Ops: w.hist.len(), Events: w.clk.events,
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString(), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {

@@ -164,3 +164,29 @@ func TestWorkloadKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionLimit draws the session limit over many seeds (0, or 1 to 3,
+// each drawn) and runs a short simulation with one session remembered:
+// sessions are evicted, commands of forgotten sessions are refused and
+// their clients go on under new ones, and the run passes.
+func TestSessionLimit(t *testing.T) {
+	seen := map[int]int{}
+	for seed := uint64(0); seed < 400; seed++ {
+		seen[drawSessionLimit(rand.New(rand.NewPCG(seed, 10)))]++
+	}
+	for n := range seen {
+		if n < 0 || n > 3 {
+			t.Fatalf("drew a session limit of %d", n)
+		}
+	}
+	if len(seen) != 4 || seen[0] < 200 {
+		t.Fatalf("session limits drawn: %v", seen)
+	}
+	res := Run(Options{Seed: 3, Duration: 5 * time.Second, setup: func(w *World) { w.sessionLimit = 1 }})
+	if !res.Passed() {
+		t.Fatalf("verdict: %v", res.Verdict)
+	}
+	if !strings.Contains(res.Topology, "1 sessions remembered") || strings.Contains(res.Coverage, "sessions-expired=0 ") {
+		t.Fatalf("topology %q, coverage %q: want one session remembered and some refused", res.Topology, res.Coverage)
+	}
+}

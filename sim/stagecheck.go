@@ -94,3 +94,27 @@ func (s *simNode) checkStaged() {
 		}
 	}
 }
+
+// The staged-leak check. A staged file outlives its entry's apply only
+// when the entry was never applied (truncated, never committed) or
+// arrived again after it was applied; either way, it is at or below the
+// applied index, and the tidy before the replica's next data snapshot
+// (or the install of a leader's) removes it (chunk.Store.Tidy). One that
+// survives its tidy is never looked at again: the disk fills with them,
+// and no other check sees it, since no state names it. So every live node
+// is asked, at each scan of the stranded-chunk check (once a second) and
+// at the end of the run, whether it holds a staged file at or below an
+// index it tidied since it started (node.Node.LeftoverStaged). A tidy's
+// removals are durable only with the next snapshot's directory sync, so a
+// crash may bring some back: only tidies since the node started count.
+
+// leftoversOn fails the run if node s holds a staged file its tidy should
+// have removed.
+func (w *World) leftoversOn(s *simNode) {
+	if len(w.failures) > 0 || !s.up() {
+		return
+	}
+	if left := s.node.LeftoverStaged(); len(left) > 0 {
+		w.failf(verdict.Garbage, "node %d holds a staged file at or below an index it tidied (%s) and %d more: it leaks", s.id, left[0], len(left)-1)
+	}
+}

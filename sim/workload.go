@@ -160,7 +160,10 @@ func (c *simClient) next() {
 	}
 	r := w.workRng
 	c.count++
-	if c.reuseSeq != 0 && r.IntN(100) < 3 {
+	// With sessions evicted (a session limit below the clients), a
+	// reused sequence number may find its session forgotten and be
+	// applied: no deliberate reuse then. The draw is kept either way.
+	if c.reuseSeq != 0 && r.IntN(100) < 3 && w.sessionLimit == 0 {
 		c.startReuse()
 		return
 	}
@@ -519,7 +522,19 @@ func (c *simClient) done(r client.Result) {
 	if w.healed && !c.final && c.invoked >= w.healAt+settle && w.clk.now-c.invoked > livenessBound {
 		w.failf(verdict.Liveness, "client %d's %s %s took %s after the faults healed", c.id, spec.Kind, spec.Path, w.clk.now-c.invoked)
 	}
-	if !definite && w.healed && c.invoked >= w.healAt+settle && !c.final {
+	expired := r.Status == api.SessionExpired && w.sessionLimit > 0
+	if expired {
+		// The meta group forgot the session (a session limit below the
+		// clients) and refused the command as a possible late retry
+		// (meta.State's eviction horizon): as a real client would, this
+		// one goes on under a new session. The command is not applied,
+		// but an earlier attempt may have been, so its outcome stays
+		// as recorded above.
+		c.sess = client.NewSession(uint64(c.id)<<32|w.workRng.Uint64()>>40, 0)
+		c.reuseSeq = 0
+		w.coverage.expired++
+	}
+	if !definite && !expired && w.healed && c.invoked >= w.healAt+settle && !c.final {
 		w.failf(verdict.Liveness, "client %d's %s %s failed with %s after the faults healed", c.id, spec.Kind, spec.Path, r.Err())
 	}
 	if c.final {

@@ -326,6 +326,51 @@ func TestDefaultListLimit(t *testing.T) {
 	}
 }
 
+// TestLimitSessions lowers the session limit: the sessions beyond it are
+// evicted at once, least recently applied first, moving the horizon, and
+// later commands evict to the limit as MaxSessions would.
+func TestLimitSessions(t *testing.T) {
+	a := &applier{s: New()}
+	for i := 1; i <= 4; i++ {
+		a.apply(Command{Op: OpDelete, Path: "/x", Session: uint64(i), Seq: 1, MTimeNanos: int64(10 * i)})
+	}
+	a.s.LimitSessions(2)
+	if err := a.s.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		c    Command
+		want Code
+	}{
+		{"late retry of evicted session 1", Command{Session: 1, Seq: 1, MTimeNanos: 10}, CodeSessionExpired},
+		{"late retry of evicted session 2", Command{Session: 2, Seq: 1, MTimeNanos: 20}, CodeSessionExpired},
+		{"retry of kept session 3", Command{Session: 3, Seq: 1, MTimeNanos: 30}, CodeNotFound},
+		{"new session after the horizon", Command{Session: 5, Seq: 1, MTimeNanos: 50}, CodeNotFound},
+		{"late retry of session 3, evicted by 5", Command{Session: 3, Seq: 1, MTimeNanos: 30}, CodeSessionExpired},
+		{"retry of kept session 4", Command{Session: 4, Seq: 1, MTimeNanos: 40}, CodeNotFound},
+	}
+	for _, tt := range tests {
+		tt.c.Op, tt.c.Path = OpDelete, "/x"
+		if r := a.apply(tt.c); r.Code != tt.want {
+			t.Errorf("%s: %s (%s), want %s", tt.name, r.Code, r.Detail, tt.want)
+		}
+	}
+	if err := a.s.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, MaxSessions + 1} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("LimitSessions(%d) did not panic", n)
+				}
+			}()
+			New().LimitSessions(n)
+		}()
+	}
+}
+
 func TestSessionEviction(t *testing.T) {
 	a := &applier{s: New()}
 	for i := 1; i <= MaxSessions+1; i++ {

@@ -160,6 +160,22 @@ func (t *sessionTable) stale(m ageMark) bool {
 	return ss == nil || ss.lastIndex != m.index
 }
 
+// LimitSessions bounds the sessions the state remembers to n, 1 to
+// MaxSessions (the default), evicting the least recently applied ones
+// beyond it at once. The limit is not part of the state: every replica of
+// the group must set the same one, right after New or Restore, for their
+// states to stay equal. A small limit makes eviction, and the eviction
+// horizon, happen with a few clients (the simulator draws one per seed).
+func (s *State) LimitSessions(n int) {
+	if n < 1 || n > MaxSessions {
+		panic(fmt.Sprintf("meta: session limit %d outside 1..%d", n, MaxSessions))
+	}
+	s.limit = n
+	for len(s.sessions) > s.limit {
+		s.evictOldest()
+	}
+}
+
 // evictOldest drops the session applied least recently. Indexes are unique,
 // so the choice is deterministic.
 func (t *sessionTable) evictOldest() {

@@ -95,6 +95,12 @@ type Config struct {
 	MetaSnapshotEntries uint64
 	// DataSnapshotBytes is how many applied chunk bytes trigger a data snapshot.
 	DataSnapshotBytes uint64
+	// MaxSessions bounds the client sessions the meta group remembers for
+	// exactly-once retries (meta.State.LimitSessions); 0 means
+	// meta.MaxSessions, the only value a production node uses. Every node
+	// of a cluster must use the same value: the simulator lowers it in some
+	// seeds so that a few clients make sessions be evicted.
+	MaxSessions int
 	// KeepEntries is how many entries stay in the log behind a snapshot, so
 	// that slightly lagging followers catch up without one.
 	KeepEntries uint64
@@ -232,6 +238,9 @@ func (c *Config) validate() error {
 	}
 	if c.HeartbeatTicks >= c.ElectionTicks {
 		return fmt.Errorf("node: heartbeat ticks %d must be below election ticks %d", c.HeartbeatTicks, c.ElectionTicks)
+	}
+	if c.MaxSessions < 0 || c.MaxSessions > meta.MaxSessions {
+		return fmt.Errorf("node: session limit %d outside 0..%d", c.MaxSessions, meta.MaxSessions)
 	}
 	if err := c.MetaConfig().Validate(); err != nil {
 		return fmt.Errorf("node: %w", err)

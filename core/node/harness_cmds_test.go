@@ -67,8 +67,9 @@ import (
 // harnessBugs are the injected bugs a script may switch on (cluster
 // bugs=(…)), by the simulator's names for them.
 var harnessBugs = map[string]func(*Bugs){
-	"ack-before-durable":  func(b *Bugs) { b.Replica.AckBeforeDurable = true },
-	"vote-before-durable": func(b *Bugs) { b.Replica.VoteBeforeDurable = true },
+	"ack-before-durable":        func(b *Bugs) { b.Replica.AckBeforeDurable = true },
+	"vote-before-durable":       func(b *Bugs) { b.Replica.VoteBeforeDurable = true },
+	"leader-ack-before-durable": func(b *Bugs) { b.Replica.LeaderAckBeforeDurable = true },
 }
 
 // args reads a command's arguments and complains about the ones left unread.

@@ -344,7 +344,8 @@ func roleName(r raft.StateType) string {
 }
 
 // observe prints every replica of the node whose raft state changed, and
-// checks that no two nodes led one group in one term.
+// checks that no two nodes led one group in one term and that a leader
+// counts no more of its own log than is durable.
 func (h *harness) observe(hn *hnode) {
 	if hn.n == nil {
 		return
@@ -371,6 +372,13 @@ func (h *harness) observe(hn *hnode) {
 				h.violate("group %d has two leaders in term %d: nodes %d and %d", id, v.term, other, hn.id)
 			}
 			h.leaders[key] = hn.id
+			// The leader counts its own log towards commits only as far
+			// as it is durable, or as it held when elected (as the
+			// simulator's check, sim/crashpoint.go checkOwnMatch).
+			if match, bound, ok := hn.n.OwnMatch(id); ok && match > bound {
+				h.violate("node %d leads group %d counting its own log as held up to index %d, past its durable log's end and what it held when elected (%d)",
+					hn.id, id, match, bound)
+			}
 		}
 	}
 }
@@ -540,6 +548,9 @@ func (h *harness) notePromises(m *wire.Envelope) {
 		if msg.GetReject() {
 			continue
 		}
+		if t := msg.GetType(); t == raftpb.MsgAppResp || t == raftpb.MsgVoteResp {
+			h.checkBacked(hn, gm.Group, msg)
+		}
 		p := hn.promises[gm.Group]
 		switch msg.GetType() {
 		case raftpb.MsgAppResp:
@@ -555,6 +566,26 @@ func (h *harness) notePromises(m *wire.Envelope) {
 			continue
 		}
 		hn.promises[gm.Group] = p
+	}
+}
+
+// checkBacked checks, as an append acknowledgement or a granted vote
+// leaves a node, that the replica's durable hard state and log already
+// cover it, and that a replica with an empty log grants no vote (as the
+// simulator's check at send, sim/crashpoint.go checkBacked): a bug in that
+// window is caught whether or not a crash lands in it.
+func (h *harness) checkBacked(hn *hnode, group uint64, m *raftpb.Message) {
+	term, vote, last, ok := hn.n.LogState(group)
+	switch {
+	case !ok:
+	case last == 0 && m.GetType() == raftpb.MsgVoteResp:
+		h.violate("node %d voted for node %d in g%d term %d with an empty log", hn.id, m.GetTo(), group, m.GetTerm())
+	case term < m.GetTerm():
+		h.violate("node %d sent %s in g%d term %d while its durable term was %d", hn.id, m.GetType(), group, m.GetTerm(), term)
+	case m.GetType() == raftpb.MsgAppResp && term == m.GetTerm() && last < m.GetIndex():
+		h.violate("node %d acknowledged g%d entries up to %d while its durable log ended at %d", hn.id, group, m.GetIndex(), last)
+	case m.GetType() == raftpb.MsgVoteResp && term == m.GetTerm() && vote != m.GetTo():
+		h.violate("node %d voted for node %d in g%d term %d while its durable vote was for node %d", hn.id, m.GetTo(), group, m.GetTerm(), vote)
 	}
 }
 

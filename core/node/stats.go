@@ -1,6 +1,8 @@
 package node
 
 import (
+	"fmt"
+
 	"go.etcd.io/raft/v3"
 
 	"github.com/tessera-db/tessera/core/chunk"
@@ -281,6 +283,31 @@ func (n *Node) StagedRefs(group, from uint64, f func(index, term uint64, present
 	if g := n.groups[group]; g != nil {
 		g.StagedRefs(from, f)
 	}
+}
+
+// LeftoverStaged describes the staged chunk files this node's data
+// replicas hold that their last tidy should have removed
+// (chunk.Store.Leftovers): at or below an index tidied since the replica
+// started. The simulator checks, as the run goes and at its end, that
+// there are none (sim/stagecheck.go): a staged file that survives its tidy
+// is never looked at again, and the disk fills with them.
+func (n *Node) LeftoverStaged() []string {
+	var out []string
+	for _, gid := range n.groupIDs {
+		g := n.groups[gid]
+		if g.Store() == nil {
+			continue
+		}
+		names, err := g.Store().Leftovers()
+		if err != nil {
+			out = append(out, fmt.Sprintf("group %d: %v", gid, err))
+			continue
+		}
+		for _, nm := range names {
+			out = append(out, fmt.Sprintf("group %d: %s", gid, nm))
+		}
+	}
+	return out
 }
 
 // Reapplying reports whether this node's replica of a group is applying

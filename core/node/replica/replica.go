@@ -72,6 +72,10 @@ type Config struct {
 	// OnApply, if set, observes every step of a replica's state machine.
 	// It must not call into the replica.
 	OnApply func(Applied)
+	// MaxSessions bounds the client sessions a meta replica remembers
+	// (meta.State.LimitSessions); 0 means meta.MaxSessions. Every node of
+	// a cluster must use the same value.
+	MaxSessions int
 	// Bugs are deliberately injected defects, for testing the testbed only.
 	Bugs Bugs
 }
@@ -293,6 +297,7 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 		if g.isMeta() {
 			g.meta = meta.New()
 			g.meta.InjectBugs(cfg.Bugs.Meta)
+			g.limitSessions()
 		}
 	}
 	if st.HardState != nil {
@@ -375,6 +380,7 @@ func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
 			return fmt.Errorf("group %d: restore meta snapshot at %d: %w", g.id, md.GetIndex(), err)
 		}
 		g.meta = st
+		g.limitSessions()
 		return nil
 	}
 	manifest, err := chunk.DecodeManifest(snap.GetData())
@@ -394,6 +400,14 @@ func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
 		return nil
 	}
 	return g.store.Restore(md.GetIndex(), manifest)
+}
+
+// limitSessions applies Config.MaxSessions to a meta state just created
+// or restored.
+func (g *Replica) limitSessions() {
+	if g.cfg.MaxSessions > 0 {
+		g.meta.LimitSessions(g.cfg.MaxSessions)
+	}
 }
 
 // Close closes the replica's log. The replica must not be used afterwards.
