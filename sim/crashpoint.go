@@ -9,7 +9,6 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/tessera-db/tessera/core/chunk"
-	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
@@ -306,7 +305,7 @@ func (c *simClient) writerCrash() bool {
 	w.logf("client %d crashed before its commit (crash point)", c.id)
 	w.hist.drop(c.rec)
 	c.op = nil // answers to its requests in flight are dropped
-	c.sess = client.NewSession(uint64(c.id)<<32|w.workRng.Uint64()>>40, 0)
+	c.newSession()
 	c.reuseSeq, c.pageNext = 0, ""
 	w.clk.after(max(dur, time.Millisecond), "client-restart", 0, c.next)
 	return true

@@ -25,12 +25,15 @@ const (
 
 // simClient runs operations one at a time against random nodes.
 type simClient struct {
-	w      *World
-	id     int
-	sess   *client.Session
-	op     *client.Op
-	rec    *linearizability.Operation
-	target int
+	w    *World
+	id   int
+	sess *client.Session
+	// sessions holds every session id this client has used: a new one
+	// is never an old one (see newSession).
+	sessions map[uint64]bool
+	op       *client.Op
+	rec      *linearizability.Operation
+	target   int
 	// body is a write's body, sent how much of it the op took.
 	body    []byte
 	sent    int
@@ -116,7 +119,8 @@ func (wl Workload) String() string {
 
 func (w *World) startWorkload() {
 	for i := 0; i < w.opts.Clients; i++ {
-		c := &simClient{w: w, id: i + 1, sess: client.NewSession(uint64(i+1)<<32|w.workRng.Uint64()>>40, 0)}
+		c := &simClient{w: w, id: i + 1}
+		c.newSession()
 		w.clients = append(w.clients, c)
 		w.clk.after(time.Duration(w.workRng.IntN(100))*time.Millisecond, "client", 0, c.next)
 	}
@@ -304,6 +308,26 @@ func (c *simClient) startReuse() {
 	// A session of the same id whose next sequence number is reuseSeq;
 	// the client's own session is not moved.
 	c.startOp(spec, value, client.NewSession(c.sess.ID, c.reuseSeq-1))
+}
+
+// newSession starts the client on a session of its own, numbered from 0:
+// its id is the client's in the high bits and a random draw in the low
+// ones, drawn again if the client used it before. A session id drawn twice
+// would make two operations of one (session, sequence) pair, which the
+// history takes for one command (seed 60030: a client whose session was
+// forgotten over a hundred times under a session limit of 2).
+func (c *simClient) newSession() {
+	if c.sessions == nil {
+		c.sessions = map[uint64]bool{}
+	}
+	for {
+		id := uint64(c.id)<<32 | c.w.workRng.Uint64()>>40
+		if !c.sessions[id] {
+			c.sessions[id] = true
+			c.sess = client.NewSession(id, 0)
+			return
+		}
+	}
 }
 
 func (c *simClient) startOp(spec client.Spec, value string, sess *client.Session) {
@@ -530,7 +554,7 @@ func (c *simClient) done(r client.Result) {
 		// one goes on under a new session. The command is not applied,
 		// but an earlier attempt may have been, so its outcome stays
 		// as recorded above.
-		c.sess = client.NewSession(uint64(c.id)<<32|w.workRng.Uint64()>>40, 0)
+		c.newSession()
 		c.reuseSeq = 0
 		w.coverage.expired++
 	}
