@@ -8,10 +8,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -60,11 +58,11 @@ func parseSmall(args []string, runID string) (smallConfig, error) {
 	case c.files < 1 || c.files > 1_000_000:
 		return c, errors.New("small: --files must be 1..1000000")
 	}
-	n, err := parseSize(*size)
+	n, err := loadgen.ParseSize(*size)
 	if err != nil || n > 1<<20 {
 		return c, fmt.Errorf("small: --size: want 0..1MiB, not %q", *size)
 	}
-	c.sizeBytes = n
+	c.sizeBytes = int(n)
 	if c.prefix == "" {
 		c.prefix = "/bench/small/" + runID
 	}
@@ -172,23 +170,4 @@ func putKeys(ctx context.Context, cfg smallConfig, clients []*clientv3.Client) e
 	}
 	fmt.Fprintf(os.Stderr, "etcdbench small: put %d keys of %d B for the gets in %s\n", cfg.files, cfg.sizeBytes, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// parseSize reads N, NB, NKiB or NMiB.
-func parseSize(s string) (int, error) {
-	mult := 1
-	for _, u := range []struct {
-		suffix string
-		mult   int
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"B", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > math.MaxInt32/mult {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }

@@ -18,6 +18,8 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -181,4 +183,25 @@ func FillPattern(p []byte, seed int64) {
 		binary.LittleEndian.PutUint64(w[:], PatternWord(seed, int64(i/8)))
 		copy(p[i:], w[:])
 	}
+}
+
+// ParseSize reads N, NB, NKiB, NMiB or NGiB, a size in bytes of at most
+// math.MaxInt64.
+func ParseSize(s string) (int64, error) {
+	mult := int64(1)
+	num := s
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSuffix(num, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
 }

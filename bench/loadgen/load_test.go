@@ -106,3 +106,20 @@ func TestRun(t *testing.T) {
 		t.Error("two operations for three clients accepted")
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true}, {"256", 256, true}, {"256B", 256, true}, {"4KiB", 4 << 10, true},
+		{"16MiB", 16 << 20, true}, {"2GiB", 2 << 30, true},
+		{"", 0, false}, {"-1", 0, false}, {"big", 0, false}, {"1.5MiB", 0, false}, {"9999999999999GiB", 0, false},
+	} {
+		got, err := ParseSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseSize(%q) = %d, %v", tc.in, got, err)
+		}
+	}
+}

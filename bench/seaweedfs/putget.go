@@ -51,7 +51,7 @@ func putGetMain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	n, err := parseSize(*size)
+	n, err := loadgen.ParseSize(*size)
 	switch {
 	case err != nil || n <= 0:
 		return fmt.Errorf("put-get: --size: bad size %q", *size)

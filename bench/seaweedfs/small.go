@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -75,7 +74,7 @@ func parseSmall(args []string, runID string) (smallConfig, error) {
 	case c.files < 1 || c.files > 1_000_000:
 		return c, errors.New("small: --files must be 1..1000000")
 	}
-	n, err := parseSize(*size)
+	n, err := loadgen.ParseSize(*size)
 	if err != nil || n > 16<<20 {
 		return c, fmt.Errorf("small: --size: want 0..16MiB, not %q", *size)
 	}
@@ -228,25 +227,6 @@ func getValue(ctx context.Context, hc *http.Client, url string, seed int64, size
 		return fmt.Errorf("get %s: got %d bytes that differ from the %d put", req.URL.Path, len(got), size)
 	}
 	return nil
-}
-
-// parseSize reads N, NB, NKiB or NMiB.
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 || n > math.MaxInt64/mult {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
 }
 
 // drain reads resp's body to its end and closes it, so that its connection
