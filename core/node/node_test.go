@@ -328,6 +328,13 @@ func TestConfigsAreGroupsWithoutTheCostlyParts(t *testing.T) {
 	if len(groups) == 0 || len(configs) != len(groups) {
 		t.Fatalf("%d configs for %d groups", len(configs), len(groups))
 	}
+	// What the topology says, independently of the code under test: three
+	// nodes hold every group (the meta group and two data groups).
+	for i, c := range configs {
+		if c.ID != uint64(i+1) || !slices.Equal(c.Voters, []uint64{1, 2, 3}) || c.Fenced || len(c.Learners) > 0 {
+			t.Errorf("config %d: %+v, want group %d with voters [1 2 3], not fenced", i, c, i+1)
+		}
+	}
 	for i, g := range groups {
 		g.StateHash, g.Chunks, g.InlineFiles, g.InlineBytes, g.Sessions = 0, 0, 0, 0, 0
 		g.LogQueued, g.LogBusy, g.Degraded = 0, false, ""
