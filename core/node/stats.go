@@ -191,6 +191,16 @@ func (n *Node) LogState(group uint64) (term, vote, lastIndex uint64, ok bool) {
 	return 0, 0, 0, false
 }
 
+// LastTerm returns the term of the last entry this node's replica of a group
+// holds durably; ok is false if the node hosts no replica of it, or a
+// fenced one.
+func (n *Node) LastTerm(group uint64) (term uint64, ok bool) {
+	if g := n.groups[group]; g != nil {
+		return g.LastTerm()
+	}
+	return 0, false
+}
+
 // HoldsEntry reports whether this node's replica of a group durably holds
 // the entry at index written in term (0: any term): its raft storage
 // (which holds only durable records) has that entry with that term, or a

@@ -564,6 +564,21 @@ func (g *Replica) LogState() (term, vote, lastIndex uint64, ok bool) {
 	return hs.GetTerm(), hs.GetVote(), last, true
 }
 
+// LastTerm returns the term of the last entry the replica holds durably (the
+// snapshot's term if its log holds no entry after it); ok is false for a
+// fenced replica.
+func (g *Replica) LastTerm() (term uint64, ok bool) {
+	if g.amnesiac {
+		return 0, false
+	}
+	last, err := g.storage.LastIndex()
+	if err != nil {
+		return 0, false
+	}
+	t, err := g.storage.Term(last)
+	return t, err == nil
+}
+
 // HoldsEntry reports whether the replica durably holds the entry at index
 // written in term (0: any term): its log has that entry with that term, or
 // a snapshot at or past index (which includes it: raft's log matching). A
