@@ -25,6 +25,11 @@ const putBodiesPerWindow = 4
 // maxPutBodies bounds Config.PutBodies.
 const maxPutBodies = 4096
 
+// maxPeerBudgetBytes bounds Config.PeerBudgetBytes: each peer has two
+// queues and the received envelopes one budget, so a node may hold about
+// twice the peers' count of budgets.
+const maxPeerBudgetBytes = 16 << 30
+
 // Config configures one node process.
 type Config struct {
 	ID           uint64
@@ -60,8 +65,13 @@ type Config struct {
 	// of its body until one of them holds none, so that the node holds at
 	// most PutBodies+PutWindow-1 chunks of request bodies however many
 	// clients write at once.
-	PutBodies    int
-	TickInterval time.Duration // default 50ms
+	PutBodies int
+	// PeerBudgetBytes is the byte budget of each queue of envelopes to a
+	// peer, and of the envelopes received and not yet handled (default
+	// queueBudgetChunks chunks; at least one chunk, so that an append with
+	// its chunk's bytes fits alone).
+	PeerBudgetBytes int64
+	TickInterval    time.Duration // default 50ms
 	// Pprof serves net/http/pprof's profiles under /debug/pprof/ on the
 	// HTTP address (for measurements; off by default).
 	Pprof bool
@@ -101,6 +111,9 @@ func (c Config) withDefaults() Config {
 	if c.PutBodies == 0 {
 		c.PutBodies = putBodiesPerWindow * c.PutWindow
 	}
+	if c.PeerBudgetBytes == 0 {
+		c.PeerBudgetBytes = queueBudgetChunks * int64(c.ChunkBytes)
+	}
 	if c.TickInterval == 0 {
 		c.TickInterval = 50 * time.Millisecond
 	}
@@ -129,6 +142,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("server: put window %d outside 1..%d", c.PutWindow, MaxPutWindow)
 	case c.PutBodies < 1 || c.PutBodies > maxPutBodies:
 		return fmt.Errorf("server: put bodies %d outside 1..%d", c.PutBodies, maxPutBodies)
+	case c.PeerBudgetBytes < int64(c.ChunkBytes) || c.PeerBudgetBytes > maxPeerBudgetBytes:
+		return fmt.Errorf("server: peer budget %d bytes outside one chunk (%d)..%d", c.PeerBudgetBytes, c.ChunkBytes, int64(maxPeerBudgetBytes))
 	case c.MaxFileBytes <= 0:
 		return fmt.Errorf("server: max file size must be > 0")
 	case c.InlineThreshold > meta.MaxInlineThreshold:

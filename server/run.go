@@ -50,7 +50,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	var loop *Loop
-	tr := newTransport(cfg.ID, cfg.Peers, peerLn, int64(queueBudgetChunks*cfg.ChunkBytes), func(e *wire.Envelope, done func()) {
+	tr := newTransport(cfg.ID, cfg.Peers, peerLn, cfg.PeerBudgetBytes, func(e *wire.Envelope, done func()) {
 		if !loop.post(func() { loop.node.Receive(e); done() }) {
 			done()
 		}

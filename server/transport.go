@@ -18,9 +18,10 @@ import (
 // transport drops (raft tolerates loss and retransmits).
 const peerQueueLen = 1024
 
-// queueBudgetChunks is the byte budget of each queue of envelopes to one
-// peer, and of the envelopes received and not yet handled by the event
-// loop, in chunks (Config.ChunkBytes): 64 MiB at the default 4 MiB.
+// queueBudgetChunks is the default byte budget (Config.PeerBudgetBytes) of
+// each queue of envelopes to one peer, and of the envelopes received and
+// not yet handled by the event loop, in chunks (Config.ChunkBytes): 64 MiB
+// at the default 4 MiB.
 const queueBudgetChunks = 16
 
 // bulkBytes is the size from which a forwarded request, a reply, a fetch

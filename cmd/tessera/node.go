@@ -40,6 +40,8 @@ type nodeFile struct {
 	Inline       string            `json:"inline_threshold"`
 	InlineCap    string            `json:"inline_cap"`
 	PutWindow    int               `json:"put_window"`
+	PutBodies    int               `json:"put_bodies"`
+	PeerBudget   string            `json:"peer_budget"`
 	Pprof        bool              `json:"pprof"`
 	Tick         string            `json:"tick"`
 	ReplaceAfter string            `json:"replace_after"`
@@ -81,22 +83,22 @@ every node the same values (a node whose values differ logs a warning, and
 its writes fall back to chunks where the cluster refuses them inline).
 A larger put or append keeps up to --put-window chunk writes in flight at
 once; concurrent writes share that window (each is guaranteed one chunk), so
-the chunk writes in flight from a node stay near the number of writes; at
-most 4 x --put-window writes hold pieces of their bodies at once, the others
-waiting before they read theirs. A write that can take no more chunks reads
-no more of its request body, so a client sending faster than the cluster
-writes is slowed down rather than buffered.
-Memory is bounded by design: the chunks of request bodies by --put-window,
-the envelopes queued to each peer and those received and not yet handled by
-byte budgets (a peer too slow to take its appends gets them dropped, to be
-sent again, and a node too busy to handle what it receives stops reading its
-connections), and Go's heap by --memory-limit, a soft limit (Go's
-GOMEMLIMIT) at which the collector runs more often rather than let the heap
-grow to twice its live data; the limit rises to half again the live heap
-when the live data needs more (a large namespace), so that the collector
-never runs without pause (GOMEMLIMIT in the environment is used as it is
-when the flag is not given). A node idle for 5 s after work returns what the
-work left in its heap to the system.
+the chunk writes in flight from a node stay near the number of writes; at most
+--put-bodies writes (4 x --put-window by default) hold pieces of their bodies
+at once, the others waiting before they read theirs. A write that can take no
+more chunks reads no more of its request body, so a client sending faster than
+the cluster writes is slowed down rather than buffered.
+Memory is bounded by design: the chunks of request bodies by --put-window, the
+envelopes queued to each peer and those received and not yet handled by byte
+budgets of --peer-budget each (a peer too slow to take its appends gets them
+dropped, to be sent again, and a node too busy to handle what it receives
+stops reading its connections), and Go's heap by --memory-limit, a soft limit
+(Go's GOMEMLIMIT) at which the collector runs more often rather than let the
+heap grow to twice its live data; the limit rises to half again the live heap
+when the live data needs more (a large namespace), so that the collector never
+runs without pause (GOMEMLIMIT in the environment is used as it is when the
+flag is not given). A node idle for 5 s after work returns what the work left
+in its heap to the system.
 SIGINT or SIGTERM stops the node cleanly.`,
 		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103`,
@@ -146,7 +148,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, pprof, tick, replace_after, join, log_level, memory_limit)")
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, put_bodies, peer_budget, pprof, tick, replace_after, join, log_level, memory_limit)")
 	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
 	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
 	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")
@@ -158,6 +160,8 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.StringVar(&chunk, "chunk-size", "4MiB", "chunk size (4KiB..64MiB)")
 	fl.StringVar(&maxFile, "max-file-size", "64GiB", "largest file accepted")
 	fl.IntVar(&f.PutWindow, "put-window", client.DefaultWindow, fmt.Sprintf("chunks of put and append bodies this node holds and writes at once (1..%d): one write alone up to this many, concurrent writes share them, each guaranteed one; a write that can take no more stops reading its body", server.MaxPutWindow))
+	fl.IntVar(&f.PutBodies, "put-bodies", 0, "writes that hold pieces of their request bodies at once (0: 4 x --put-window); a further write reads none of its body until one of them is done")
+	fl.StringVar(&f.PeerBudget, "peer-budget", "", "bytes of envelopes queued to each peer, and of envelopes received and not yet handled (default: 16 chunks); a send over it is dropped to be sent again, a connection over it is read no further; at least one chunk")
 	fl.BoolVar(&f.Pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr, for measurements")
 	inline.register(cmd)
 	fl.StringVar(&tick, "tick", "50ms", "raft tick interval")
@@ -240,6 +244,12 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 	if !set("put-window") && file.PutWindow != 0 {
 		f.PutWindow = file.PutWindow
 	}
+	if !set("put-bodies") && file.PutBodies != 0 {
+		f.PutBodies = file.PutBodies
+	}
+	if !set("peer-budget") && file.PeerBudget != "" {
+		f.PeerBudget = file.PeerBudget
+	}
 	if !set("tick") && file.Tick != "" {
 		*tick = file.Tick
 	}
@@ -256,7 +266,7 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 
 func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel string) (server.Config, error) {
 	cfg := server.Config{ID: f.ID, DataDir: f.DataDir, PeerAddr: f.PeerAddr, HTTPAddr: f.HTTPAddr,
-		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas, Join: f.Join, PutWindow: f.PutWindow, Pprof: f.Pprof}
+		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas, Join: f.Join, PutWindow: f.PutWindow, PutBodies: f.PutBodies, Pprof: f.Pprof}
 	var err error
 	if cfg.Peers, err = parsePeers(peers); err != nil {
 		return cfg, err
@@ -268,6 +278,14 @@ func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel 
 	cfg.ChunkBytes = int(cb)
 	if cfg.MaxFileBytes, err = parseSize(maxFile); err != nil {
 		return cfg, fmt.Errorf("--max-file-size: %w", err)
+	}
+	if f.PeerBudget != "" {
+		if cfg.PeerBudgetBytes, err = parseSize(f.PeerBudget); err != nil {
+			return cfg, fmt.Errorf("--peer-budget: %w", err)
+		}
+	}
+	if f.PutBodies < 0 {
+		return cfg, fmt.Errorf("--put-bodies: %d is negative", f.PutBodies)
 	}
 	if cfg.TickInterval, err = time.ParseDuration(tick); err != nil {
 		return cfg, fmt.Errorf("--tick: %w", err)

@@ -97,3 +97,47 @@ func TestLimitFor(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetFlags checks how --put-bodies and --peer-budget (and their
+// config keys) become server settings (0: the server's default), the flag
+// winning over the file, and that a bad value is refused with the flag's
+// name (server.Config's own bounds are tested in package server).
+func TestBudgetFlags(t *testing.T) {
+	tests := []struct {
+		args   []string
+		file   nodeFile
+		bodies int
+		budget int64
+		err    string
+	}{
+		{nil, nodeFile{}, 0, 0, ""},
+		{[]string{"--put-bodies", "3", "--peer-budget", "16MiB"}, nodeFile{}, 3, 16 << 20, ""},
+		{nil, nodeFile{PutBodies: 7, PeerBudget: "1GiB"}, 7, 1 << 30, ""},
+		{[]string{"--put-bodies", "2"}, nodeFile{PutBodies: 7, PeerBudget: "8MiB"}, 2, 8 << 20, ""},
+		{[]string{"--peer-budget", "lots"}, nodeFile{}, 0, 0, "--peer-budget: bad size"},
+		{[]string{"--put-bodies", "-1"}, nodeFile{}, 0, 0, "--put-bodies: -1 is negative"},
+	}
+	for _, tt := range tests {
+		cmd := nodeCmd()
+		if err := cmd.ParseFlags(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		var f nodeFile
+		var err error
+		if f.PutBodies, err = cmd.Flags().GetInt("put-bodies"); err != nil {
+			t.Fatal(err)
+		}
+		if f.PeerBudget, err = cmd.Flags().GetString("peer-budget"); err != nil {
+			t.Fatal(err)
+		}
+		var peers, chunk, maxFile, tick, replaceAfter, logLevel = "1=127.0.0.1:1", "4MiB", "64GiB", "50ms", "5m", "info"
+		mergeNodeFile(cmd, &f, tt.file, &peers, &chunk, &maxFile, &tick, &replaceAfter, &logLevel)
+		cfg, err := nodeConfig(f, peers, chunk, maxFile, tick, replaceAfter, logLevel)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("%v %+v: %v, want an error mentioning %q", tt.args, tt.file, err, tt.err)
+		case tt.err == "" && (err != nil || cfg.PutBodies != tt.bodies || cfg.PeerBudgetBytes != tt.budget):
+			t.Errorf("%v %+v: bodies %d budget %d %v, want %d %d", tt.args, tt.file, cfg.PutBodies, cfg.PeerBudgetBytes, err, tt.bodies, tt.budget)
+		}
+	}
+}
