@@ -21,7 +21,7 @@ func TestConfigBudgets(t *testing.T) {
 		{"defaults", func(*Config) {}, 16, 64 << 20, ""},
 		{"window 8", func(c *Config) { c.PutWindow = 8 }, 32, 64 << 20, ""},
 		{"1 MiB chunks", func(c *Config) { c.ChunkBytes = 1 << 20 }, 16, 16 << 20, ""},
-		{"given", func(c *Config) { c.PutBodies, c.PeerBudgetBytes = 2, 5 << 20 }, 2, 5 << 20, ""},
+		{"given", func(c *Config) { c.PutBodies, c.PeerBudgetBytes = 2, 5<<20 }, 2, 5 << 20, ""},
 		{"budget below a chunk", func(c *Config) { c.PeerBudgetBytes = 1 << 20 }, 0, 0, "peer budget 1048576 bytes outside one chunk"},
 		{"budget too large", func(c *Config) { c.PeerBudgetBytes = 1 << 40 }, 0, 0, "peer budget"},
 		{"negative budget", func(c *Config) { c.PeerBudgetBytes = -1 }, 0, 0, "peer budget"},
