@@ -52,6 +52,9 @@ func (s *State) Apply(index uint64, c Command) Result {
 	}
 	s.applied = index
 	s.now = max(s.now, c.MTimeNanos)
+	if c.Op == OpRegister {
+		return s.applyRegister(index, c)
+	}
 	if c.Session == 0 {
 		return s.apply(index, c)
 	}
@@ -74,6 +77,19 @@ func (s *State) Apply(index uint64, c Command) Result {
 	return res
 }
 
+// applyRegister registers a session whose id is index: an index names one
+// command, so a duplicate or delayed registration registers another id and
+// never brings back an evicted one.
+func (s *State) applyRegister(index uint64, c Command) Result {
+	if c.Session != 0 {
+		return invalid("a registration carries no session (got session %d)", c.Session)
+	}
+	if !s.sessionTable.register(index, index, c.MTimeNanos) {
+		return invalid("session id %d is in use by a session registered by its first command", index)
+	}
+	return Result{Code: CodeOK, Session: index}
+}
+
 func (s *State) apply(index uint64, c Command) Result {
 	var res Result
 	switch c.Op {
@@ -89,6 +105,8 @@ func (s *State) apply(index uint64, c Command) Result {
 		res = s.gcDone(c)
 	case OpConfigure:
 		res = s.configure(c)
+	case OpRegister:
+		panic("meta: a registration reached the file commands")
 	default:
 		res = invalid("unknown op %d", c.Op)
 	}
