@@ -129,9 +129,12 @@ const (
 	List
 	Delete
 	Rename
+	// Register registers a session (meta.OpRegister): Result.Session is
+	// its id, for a client that numbers its own writes (NewSession).
+	Register
 )
 
-var kindNames = [...]string{"", "put", "append", "get", "stat", "list", "delete", "rename"}
+var kindNames = [...]string{"", "put", "append", "get", "stat", "list", "delete", "rename", "register"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k > 0 {
@@ -213,6 +216,8 @@ type Result struct {
 	File   meta.File
 	Files  []meta.File
 	More   bool
+	// Session is the id a Register registered.
+	Session uint64
 }
 
 // Err returns the result as an error, nil if OK.

@@ -112,6 +112,9 @@ func New(cfg Config, sess *Session, spec Spec) *Op {
 		o.startCommit()
 	case Rename:
 		o.startCommit()
+	case Register:
+		o.phase = phaseRegister
+		o.send(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpRegister}}, -1)
 	case Get, Stat, List:
 		o.phase = phaseMetaRead
 		if spec.Kind == List {
@@ -429,7 +432,14 @@ func (o *Op) OnResponse(token uint64, resp *api.Response) bool {
 	case phaseBody:
 		o.onWritten(r, resp)
 	case phaseRegister:
-		if resp.Status != api.OK || resp.Result.Session == 0 {
+		switch {
+		case o.spec.Kind == Register && resp.Status == api.OK && resp.Result.Session != 0:
+			o.finish(Result{Status: api.OK, Session: resp.Result.Session})
+			return true
+		case o.spec.Kind == Register:
+			o.fail(resp)
+			return true
+		case resp.Status != api.OK || resp.Result.Session == 0:
 			o.failWrite(resp)
 			return true
 		}

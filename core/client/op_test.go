@@ -289,8 +289,12 @@ func TestAutoSession(t *testing.T) {
 	if _, ok := f.meta.Get("/a"); !ok {
 		t.Fatal("the refused delete applied")
 	}
-	// A session the caller registered is never renewed.
-	mine := f.session(0)
+	// A session the caller registers (a Register op) is never renewed.
+	reg, _ := f.run(t, New(cfg, nil, Spec{Kind: Register}), nil, 10)
+	if reg.Status != api.OK || reg.Session == 0 {
+		t.Fatalf("register: %+v", reg)
+	}
+	mine := NewSession(reg.Session, 0)
 	f.session(0)
 	res, _ = f.run(t, New(cfg, mine, Spec{Kind: Delete, Path: "/a"}), nil, 10)
 	if res.Status != api.SessionExpired || mine.ID == 0 {

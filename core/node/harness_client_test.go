@@ -41,9 +41,10 @@ func (h *harness) submit(hn *hnode, spec client.Spec, size int) {
 		spec.SizeHint = int64(size)
 	}
 	o.desc = describeSpec(spec)
-	// One session per operation: the harness's operations overlap, and a
-	// session's sequence numbers must reach the meta group in order.
-	o.op = client.New(cc, client.NewSession(uint64(o.id), 0), spec)
+	// One session per operation, which the operation registers: the
+	// harness's operations overlap, and a session's sequence numbers must
+	// reach the meta group in order.
+	o.op = client.New(cc, client.NewAutoSession(), spec)
 	h.ops = append(h.ops, o)
 	h.advance(o)
 }
