@@ -353,6 +353,9 @@ func (c *simClient) drive() {
 			if st.Attempt > 0 {
 				c.target = w.pickTarget()
 			}
+			if st.Req.Kind == api.MetaCommand && st.Req.Cmd.Op == meta.OpRegister && st.Attempt == 0 {
+				w.coverage.registered++
+			}
 			if cmd := &st.Req.Cmd; st.Req.Kind == api.MetaCommand && cmd.Op != meta.OpAlloc && cmd.Op != meta.OpRegister {
 				if len(cmd.Chunks) > 0 && c.writerCrash() {
 					return
