@@ -25,14 +25,14 @@ const (
 
 // simClient runs operations one at a time against random nodes.
 type simClient struct {
-	w    *World
-	id   int
+	w  *World
+	id int
 	// sess is the client's session, registered by its first write and
 	// again by a write that finds it forgotten (client.NewAutoSession).
-	sess *client.Session
-	op   *client.Op
-	rec      *linearizability.Operation
-	target   int
+	sess   *client.Session
+	op     *client.Op
+	rec    *linearizability.Operation
+	target int
 	// body is a write's body, sent how much of it the op took.
 	body    []byte
 	sent    int

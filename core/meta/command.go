@@ -93,10 +93,10 @@ type Command struct {
 	// as the version that wrote it did (see the package doc), so that a
 	// log written before registration replays to the same state. Marshal
 	// writes such a command in its old format again; nothing else sets it.
-	Legacy bool
-	Op           Op
-	Path         string
-	NewPath      string
+	Legacy  bool
+	Op      Op
+	Path    string
+	NewPath string
 	// HasIfVersion makes a write conditional on the file's current version
 	// (IfVersion 0: the file must not exist).
 	HasIfVersion bool

@@ -16,18 +16,18 @@ const maxOpSteps = 100
 
 // clientOp is a file operation (core/client) a script submitted to a node.
 type clientOp struct {
-	id    int
-	node  *hnode
-	op    *client.Op
-	sess  *client.Session // a write's, borrowed from harness.sessions
+	id   int
+	node *hnode
+	op   *client.Op
+	sess *client.Session // a write's, borrowed from harness.sessions
 	// result is the outcome of a registration (harness.register), which
 	// is no numbered op.
 	result client.Result
 	desc   string
-	data  []byte // a put's body
-	off   int    // how much of data was handed over
-	read  []byte // what a get returned
-	steps int
+	data   []byte // a put's body
+	off    int    // how much of data was handed over
+	read   []byte // what a get returned
+	steps  int
 	// inFlight is set while a request waits for its response, token
 	// names it (the op's window is 1: one request at a time).
 	inFlight bool
