@@ -356,7 +356,9 @@ func (o *Op) onRefused(resp *api.Response) {
 // write applied, and an op on an auto session commits again under a new
 // one. Otherwise an earlier attempt may have applied before the session
 // was forgotten, and the outcome is unknown: it ends with SessionExpired,
-// and never commits again.
+// and never commits again. An op on a session the caller registered ends
+// with SessionExpired too (a stale sequence number is also refused so):
+// the caller numbers its writes and knows what it sent before.
 func (o *Op) onExpired(resp *api.Response) {
 	unknown := o.uncertain || o.refused
 	if o.sess.auto {
@@ -367,7 +369,10 @@ func (o *Op) onExpired(resp *api.Response) {
 		o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf(
 			"%s; an earlier attempt may have applied before the session was forgotten, outcome unknown", resp.Err())})
 	case !o.sess.auto:
-		o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf("%s; not applied", resp.Err())})
+		// The caller numbers its own writes: an earlier request of its
+		// under this session and sequence number may have applied.
+		o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf(
+			"%s; no attempt of this request applied, an earlier request under the same session and sequence number may have", resp.Err())})
 	case o.renewals+1 >= o.cfg.MaxAttempts:
 		o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf(
 			"%s; not applied, the session was forgotten %d times", resp.Err(), o.renewals+1)})
