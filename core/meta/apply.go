@@ -65,7 +65,9 @@ func (s *State) Apply(index uint64, c Command) Result {
 	if ss := s.sessions[c.Session]; s.on(s.bugs.OldSeqAnsweredFromCache) && ss != nil && c.Seq < ss.lastSeq {
 		return cloneResult(ss.result)
 	}
-	if res, ok := s.dedup(c, fp); ok {
+
+	unknownApplied := s.on(s.bugs.UnknownSessionApplied) && s.sessions[c.Session] == nil && c.Seq != 0
+	if res, ok := s.dedup(c, fp); ok && !unknownApplied {
 		return res
 	}
 	res := s.apply(index, c)

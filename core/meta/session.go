@@ -193,8 +193,9 @@ func (t *sessionTable) register(id, index uint64, mtime int64) bool {
 // MaxSessions (the default), evicting the least recently applied ones
 // beyond it at once. The limit is not part of the state: every replica of
 // the group must set the same one, right after New or Restore, for their
-// states to stay equal. A small limit makes eviction, and the eviction
-// horizon, happen with a few clients (the simulator draws one per seed).
+// states to stay equal. A small limit makes eviction, and clients
+// registering sessions again, happen with a few clients (the simulator
+// draws one per seed).
 func (s *State) LimitSessions(n int) {
 	if n < 1 || n > MaxSessions {
 		panic(fmt.Sprintf("meta: session limit %d outside 1..%d", n, MaxSessions))
