@@ -182,6 +182,13 @@ func (h *httpAPI) route(w http.ResponseWriter, r *http.Request) string {
 	case h.cfg.Pprof && strings.HasPrefix(p, "/debug/pprof/"):
 		servePprof(w, r)
 		return "pprof"
+	case p == "/v1/sessions":
+		if r.Method != http.MethodPost {
+			writeError(w, http.StatusMethodNotAllowed, "invalid", "only POST registers a session")
+			return "register"
+		}
+		h.register(w, r)
+		return "register"
 	case p == "/v1/files" || p == "/v1/files/":
 		if r.Method != http.MethodGet {
 			writeError(w, http.StatusMethodNotAllowed, "invalid", "only GET lists files")
@@ -508,6 +515,21 @@ func (h *httpAPI) list(w http.ResponseWriter, r *http.Request) {
 		out.NextAfter = res.Files[len(res.Files)-1].Path
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// register registers a session for a client that numbers its own writes
+// (Tessera-Session / Tessera-Seq). Each call is a meta commit and a new
+// session: a client registers one per sequence of writes it sends one at
+// a time, not one per write.
+func (h *httpAPI) register(w http.ResponseWriter, r *http.Request) {
+	res := h.drive(r, client.New(h.ccfg, nil, client.Spec{Kind: client.Register}), nil, nil)
+	if res.Status != api.OK {
+		writeStatus(w, res.Status, res.Detail)
+		return
+	}
+	writeJSON(w, http.StatusCreated, struct {
+		Session uint64 `json:"session"`
+	}{res.Session})
 }
 
 func (h *httpAPI) health(w http.ResponseWriter) {

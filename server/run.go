@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -80,13 +78,11 @@ func Run(ctx context.Context, cfg Config) error {
 		Help: "Events (received envelopes, requests, disk completions) posted to the node's event loop and not yet handled.",
 	}, func() float64 { return float64(len(loop.inbox)) }))
 
-	var sid [8]byte
-	_, _ = crand.Read(sid[:])
 	h := &httpAPI{cfg: cfg, loop: loop, metrics: m,
 		ccfg: client.Config{ChunkBytes: cfg.ChunkBytes, Topology: cfg.Topology(),
 			InlineThreshold: ncfg.MetaConfig().InlineThreshold, Window: cfg.PutWindow},
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),
-		sessions:       newSessionPool(binary.LittleEndian.Uint64(sid[:]) &^ (1<<32 - 1)),
+		sessions:       newSessionPool(),
 		pool:           make(chan struct{}, cfg.PutWindow-1),
 		bodies:         make(chan struct{}, cfg.PutBodies),
 		pieces:         newBufPool(cfg.ChunkBytes, cfg.PutWindow), idle: idle}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -202,7 +203,13 @@ func TestListPaging(t *testing.T) {
 func TestSessionReuse(t *testing.T) {
 	base := startSingle(t, 1<<20, 4096)
 	data := strings.Repeat("0123456789", 1000) // three 4 KiB chunks
-	s5q1 := map[string]string{"Tessera-Session": "5", "Tessera-Seq": "1"}
+	reg, err := do(t, http.MethodPost, base+"/v1/sessions", nil, nil)
+	var session struct{ Session uint64 }
+	if err != nil || reg.code != http.StatusCreated || json.Unmarshal([]byte(reg.body), &session) != nil {
+		t.Fatalf("register: %v %+v", err, reg)
+	}
+	id := strconv.FormatUint(session.Session, 10)
+	s5q1 := map[string]string{"Tessera-Session": id, "Tessera-Seq": "1"}
 	steps := []struct {
 		name     string
 		method   string
@@ -224,7 +231,7 @@ func TestSessionReuse(t *testing.T) {
 		{"append reusing the seq", "POST", "/v1/files/s/a?op=append", "x", s5q1, 422, `"code":"session_reuse"`},
 		{"nothing deleted", "GET", "/v1/files/s/a", "", nil, 200, data},
 		{"nothing renamed", "GET", "/v1/files/s/c", "", nil, 404, "not_found"},
-		{"the next seq writes /s/b", "PUT", "/v1/files/s/b", "other", map[string]string{"Tessera-Session": "5", "Tessera-Seq": "2"}, 201, `"path":"/s/b"`},
+		{"the next seq writes /s/b", "PUT", "/v1/files/s/b", "other", map[string]string{"Tessera-Session": id, "Tessera-Seq": "2"}, 201, `"path":"/s/b"`},
 		{"/s/b written", "GET", "/v1/files/s/b", "", nil, 200, "other"},
 	}
 	var first string // the first put's version

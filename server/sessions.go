@@ -17,14 +17,21 @@ import (
 // the sessions of clients that bring their own, whose late retries were
 // then refused as expired.
 //
+// The sessions are auto sessions (client.NewAutoSession): a new one is
+// registered by the first write that borrows it, a commit of its own,
+// and then serves write after write with no registration, so that in a
+// steady state a write costs its one commit. A write that finds its
+// session forgotten by the meta group registers a new one if none of its
+// attempts can have applied, and otherwise ends with session_expired
+// (outcome unknown, never applied again); either way the session in the
+// pool is registered anew by its next write.
+//
 // A write that ends without knowing its outcome (a timeout) leaves its
 // sequence number used up; the session's next write takes the next one,
 // so a late commit of the abandoned attempt is either applied before it
 // or refused as expired after it, never applied twice.
 type sessionPool struct {
 	mu   sync.Mutex
-	base uint64 // a random prefix, so that nodes' sessions do not collide
-	made uint64
 	free []*client.Session
 }
 
@@ -32,9 +39,9 @@ type sessionPool struct {
 // burst's extra sessions are dropped (the meta group forgets them in time).
 const maxFreeSessions = 1024
 
-func newSessionPool(base uint64) *sessionPool { return &sessionPool{base: base} }
+func newSessionPool() *sessionPool { return &sessionPool{} }
 
-// get lends a session: an idle one, or a new one.
+// get lends a session: an idle one, or a new one to register.
 func (p *sessionPool) get() *client.Session {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -43,8 +50,7 @@ func (p *sessionPool) get() *client.Session {
 		p.free = p.free[:n-1]
 		return s
 	}
-	p.made++
-	return client.NewSession(p.base+p.made, 0)
+	return client.NewAutoSession()
 }
 
 // put returns a lent session once its write is over.

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -77,27 +78,27 @@ func TestNodeSessionsAreReused(t *testing.T) {
 // reusing a number. Borrowers come and go in a random (seeded) order, up to
 // 8 holding a session at once, each taking a few sequence numbers.
 func TestSessionPoolLendsEachSessionOnce(t *testing.T) {
-	p := newSessionPool(1 << 40)
+	p := newSessionPool()
 	rng := rand.New(rand.NewPCG(1, 2))
 	var held []*client.Session
 	lent := map[*client.Session]bool{}
-	last := map[uint64]uint64{}
+	last := map[*client.Session]uint64{}
 	most := 0
 	for range 5000 {
 		if len(held) < 8 && (len(held) == 0 || rng.IntN(2) == 0) {
 			s := p.get()
 			if lent[s] {
-				t.Fatalf("session %d lent to two writes at once", s.ID)
+				t.Fatalf("session %p lent to two writes at once", s)
 			}
 			lent[s] = true
 			held = append(held, s)
 			most = max(most, len(held))
 			for range 1 + rng.IntN(3) {
 				seq := s.Next()
-				if seq <= last[s.ID] {
-					t.Fatalf("session %d took sequence %d after %d", s.ID, seq, last[s.ID])
+				if seq <= last[s] {
+					t.Fatalf("session %p took sequence %d after %d", s, seq, last[s])
 				}
-				last[s.ID] = seq
+				last[s] = seq
 			}
 			continue
 		}
@@ -109,5 +110,43 @@ func TestSessionPoolLendsEachSessionOnce(t *testing.T) {
 	}
 	if len(last) > most {
 		t.Errorf("at most %d borrowers at once made %d sessions", most, len(last))
+	}
+}
+
+// TestRegisteredSessions checks the sessions a client registers
+// (POST /v1/sessions) for its own Tessera-Session / Tessera-Seq: a retry
+// under one is answered with the first result, and a write under an id
+// the meta group never registered is refused with session_expired,
+// whatever the id, and changes nothing.
+func TestRegisteredSessions(t *testing.T) {
+	base := startSingle(t, 1<<20, 4096)
+	resp, err := do(t, http.MethodPost, base+"/v1/sessions", nil, nil)
+	if err != nil || resp.code != http.StatusCreated {
+		t.Fatalf("register: %v %+v", err, resp)
+	}
+	var reg struct{ Session uint64 }
+	if err := json.Unmarshal([]byte(resp.body), &reg); err != nil || reg.Session == 0 {
+		t.Fatalf("register answered %q: %v", resp.body, err)
+	}
+	put := func(session uint64, body string) response {
+		h := map[string]string{"Tessera-Session": strconv.FormatUint(session, 10), "Tessera-Seq": "1"}
+		resp, err := do(t, http.MethodPut, base+"/v1/files/f", strings.NewReader(body), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	first := put(reg.Session, "one")
+	if again := put(reg.Session, "one"); first.code != http.StatusCreated || again.code != http.StatusCreated || again.body != first.body {
+		t.Fatalf("put and its retry: %+v, %+v", first, again)
+	}
+	if r := put(reg.Session+1000, "two"); r.code != http.StatusConflict || !strings.Contains(r.body, "session_expired") {
+		t.Fatalf("put under an unregistered session: %+v", r)
+	}
+	if r, err := do(t, http.MethodGet, base+"/v1/files/f", nil, nil); err != nil || r.body != "one" {
+		t.Fatalf("read back: %v %+v", err, r)
+	}
+	if r, err := do(t, http.MethodGet, base+"/v1/sessions", nil, nil); err != nil || r.code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET /v1/sessions: %v %+v", err, r)
 	}
 }

@@ -32,6 +32,7 @@ var bugNames = []struct {
 	{"restore-forgets-next-chunk", func(b *node.Bugs) { b.Replica.Meta.RestoreForgetsNextChunk = true }, func(b node.Bugs) bool { return b.Replica.Meta.RestoreForgetsNextChunk }},
 	{"reuse-answered-from-cache", func(b *node.Bugs) { b.Replica.Meta.ReuseAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Replica.Meta.ReuseAnsweredFromCache }},
 	{"old-seq-answered-from-cache", func(b *node.Bugs) { b.Replica.Meta.OldSeqAnsweredFromCache = true }, func(b node.Bugs) bool { return b.Replica.Meta.OldSeqAnsweredFromCache }},
+	{"unknown-session-applied", func(b *node.Bugs) { b.Replica.Meta.UnknownSessionApplied = true }, func(b node.Bugs) bool { return b.Replica.Meta.UnknownSessionApplied }},
 	{"list-includes-after", func(b *node.Bugs) { b.Replica.Meta.ListIncludesAfter = true }, func(b node.Bugs) bool { return b.Replica.Meta.ListIncludesAfter }},
 	{"range-end-is-length", func(b *node.Bugs) { b.Replica.Chunk.RangeEndIsLength = true }, func(b node.Bugs) bool { return b.Replica.Chunk.RangeEndIsLength }},
 	{"empty-replica-votes", func(b *node.Bugs) { b.Replica.EmptyReplicaVotes = true }, func(b node.Bugs) bool { return b.Replica.EmptyReplicaVotes }},

@@ -98,6 +98,10 @@ func TestSwarmSeeds(t *testing.T) {
 			"a learner removed and added back in one applied batch deleted its replica, and was promoted on its acknowledgements"},
 		{42359, "", "a write forwarded again after an unanswered forward failed as unavailable, and the first copy applied"},
 		{42329, "", "simulator: a crash kept a newer leader's entry and tore off the hard state of its term after it, so a follower recovered its old term with entries it had acknowledged gone: sound (they were never committed), and taken for a broken promise"},
+		{70036, "", "exactly-once: an append applied, its answer was lost, its session was evicted (a limit of 1 session), and the retry, stamped afresh after the eviction horizon, applied again"},
+		{70036, "delay=759µs..12.834ms disk=35µs..223µs eio=0.00045363337665244746 until=2.25s faults=ackcrash@22.277599ms:n2/4.589s,diskstall@1.000465525s:n1/879ms", "the same, shrunk"},
+		{42315, "", "exactly-once: the same, another seed"},
+		{42475, "", "exactly-once: the same, another seed"},
 		{60030, "", "simulator: a client forgotten over a hundred times under a session limit of 2 drew a session id it had used, and the history took its two operations of one (session, sequence) for one command"},
 		{279, "delay=1.875ms..5.924ms disk=156µs..3.311ms long=0.041267587492278754 dup=0.016991329164705093 " +
 			"readflip=0.008193459680868362 torn eagernames until=36s faults=stagerot@568.137647ms:n2,crash@1.987094982s:n4/2.088s," +

@@ -37,7 +37,7 @@ func (w *World) finish() {
 	}
 	// Durability: a final client reads every key back; the reads join the
 	// history, so a lost acknowledged write is a linearizability violation.
-	fc := &simClient{w: w, id: len(w.clients) + 1, sess: client.NewSession(1<<62, 0), final: true}
+	fc := &simClient{w: w, id: len(w.clients) + 1, sess: client.NewAutoSession(), final: true}
 	w.clients = append(w.clients, fc)
 	for k := 0; k < w.work.Keys && len(w.failures) == 0; k++ {
 		fc.finalOp(client.Spec{Kind: client.Get, Path: w.key(k), Length: -1, SizeHint: -1})

@@ -170,9 +170,11 @@ type coverage struct {
 	// reuses counts the clients' deliberate reuses of a sequence number
 	// that the meta group refused, as it must.
 	reuses int
-	// expired counts the commands refused because the meta group forgot
-	// their session (a seed's session limit, drawSessionLimit).
-	expired int
+	// expired counts the writes that ended refused because the meta
+	// group forgot their session (a seed's session limit,
+	// drawSessionLimit); registered counts the sessions the clients
+	// registered (a first attempt of an OpRegister each).
+	expired, registered int
 	// compared, invariants and promotions count the continuous checks:
 	// replica states compared at an index, meta states whose invariants
 	// were checked, and voters added whose catching up was checked.
@@ -234,8 +236,8 @@ func (c coverage) String() string {
 	for _, k := range crashPointKinds {
 		fmt.Fprintf(&fired, " %s-fired=%d", k, c.fired[k])
 	}
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d sessions-expired=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d%s",
-		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.expired, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d sessions-expired=%d sessions-registered=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d%s",
+		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.expired, c.registered, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, fired.String())
 }
 
@@ -266,9 +268,10 @@ func (w *World) sessionString() string {
 
 // drawSessionLimit draws the seed's session limit: a quarter of the seeds
 // let the meta group remember only 1 to 3 client sessions, fewer than the
-// workload's clients, so that sessions are evicted all run long and late
-// retries meet the eviction horizon (meta.State.LimitSessions); the others
-// keep meta.MaxSessions (0), which the workload never reaches.
+// workload's clients, so that sessions are evicted all run long, late
+// retries of evicted sessions are refused and clients register sessions
+// again (meta.State.LimitSessions); the others keep meta.MaxSessions (0),
+// which the workload never reaches.
 func drawSessionLimit(r *rand.Rand) int {
 	if r.IntN(4) != 0 {
 		return 0

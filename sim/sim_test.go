@@ -189,4 +189,13 @@ func TestSessionLimit(t *testing.T) {
 	if !strings.Contains(res.Topology, "1 sessions remembered") || strings.Contains(res.Coverage, "sessions-expired=0 ") {
 		t.Fatalf("topology %q, coverage %q: want one session remembered and some refused", res.Topology, res.Coverage)
 	}
+	// The clients registered their sessions again after the evictions:
+	// more sessions than clients.
+	m := regexp.MustCompile(`sessions-registered=(\d+) `).FindStringSubmatch(res.Coverage)
+	if m == nil {
+		t.Fatalf("coverage %q: no sessions-registered", res.Coverage)
+	}
+	if n, _ := strconv.Atoi(m[1]); n <= DefaultOptions().Clients {
+		t.Fatalf("coverage %q: want more registrations than the %d clients", res.Coverage, DefaultOptions().Clients)
+	}
 }

@@ -25,15 +25,14 @@ const (
 
 // simClient runs operations one at a time against random nodes.
 type simClient struct {
-	w    *World
-	id   int
-	sess *client.Session
-	// sessions holds every session id this client has used: a new one
-	// is never an old one (see newSession).
-	sessions map[uint64]bool
-	op       *client.Op
-	rec      *linearizability.Operation
-	target   int
+	w  *World
+	id int
+	// sess is the client's session, registered by its first write and
+	// again by a write that finds it forgotten (client.NewAutoSession).
+	sess   *client.Session
+	op     *client.Op
+	rec    *linearizability.Operation
+	target int
 	// body is a write's body, sent how much of it the op took.
 	body    []byte
 	sent    int
@@ -310,24 +309,13 @@ func (c *simClient) startReuse() {
 	c.startOp(spec, value, client.NewSession(c.sess.ID, c.reuseSeq-1))
 }
 
-// newSession starts the client on a session of its own, numbered from 0:
-// its id is the client's in the high bits and a random draw in the low
-// ones, drawn again if the client used it before. A session id drawn twice
-// would make two operations of one (session, sequence) pair, which the
-// history takes for one command (seed 60030: a client whose session was
-// forgotten over a hundred times under a session limit of 2).
+// newSession starts the client on a new session, which its next write
+// registers: the meta group numbers it by the registration's raft index,
+// so that no two sessions share an id (seed 60030: a client drawing its
+// own ids drew one twice, making two operations of one (session,
+// sequence) pair, which the history took for one command).
 func (c *simClient) newSession() {
-	if c.sessions == nil {
-		c.sessions = map[uint64]bool{}
-	}
-	for {
-		id := uint64(c.id)<<32 | c.w.workRng.Uint64()>>40
-		if !c.sessions[id] {
-			c.sessions[id] = true
-			c.sess = client.NewSession(id, 0)
-			return
-		}
-	}
+	c.sess = client.NewAutoSession()
 }
 
 func (c *simClient) startOp(spec client.Spec, value string, sess *client.Session) {
@@ -337,9 +325,6 @@ func (c *simClient) startOp(spec client.Spec, value string, sess *client.Session
 	c.commitSent, c.timedOut = false, false
 	c.invoked = w.clk.now
 	c.rec = w.hist.invoke(c.id, w.clk.now, linearizability.Input{Spec: spec, Value: value})
-	if spec.Kind.IsWrite() {
-		w.hist.command(c.rec, sess.ID, c.op.Seq())
-	}
 	c.target = w.pickTarget()
 	c.drive()
 }
@@ -368,11 +353,18 @@ func (c *simClient) drive() {
 			if st.Attempt > 0 {
 				c.target = w.pickTarget()
 			}
-			if st.Req.Kind == api.MetaCommand && st.Req.Cmd.Op != meta.OpAlloc {
-				if len(st.Req.Cmd.Chunks) > 0 && c.writerCrash() {
+			if st.Req.Kind == api.MetaCommand && st.Req.Cmd.Op == meta.OpRegister && st.Attempt == 0 {
+				w.coverage.registered++
+			}
+			if cmd := &st.Req.Cmd; st.Req.Kind == api.MetaCommand && cmd.Op != meta.OpAlloc && cmd.Op != meta.OpRegister {
+				if len(cmd.Chunks) > 0 && c.writerCrash() {
 					return
 				}
 				c.commitSent = true
+				// The commit names the write's command: an op whose
+				// session was forgotten before anything of it applied
+				// commits again under a new one, the command that counts.
+				w.hist.command(c.rec, cmd.Session, cmd.Seq)
 			}
 			c.op.Sent(st.Token)
 			c.send(st.Req, st.Attempt, st.Token)
@@ -549,12 +541,12 @@ func (c *simClient) done(r client.Result) {
 	expired := r.Status == api.SessionExpired && w.sessionLimit > 0
 	if expired {
 		// The meta group forgot the session (a session limit below the
-		// clients) and refused the command as a possible late retry
-		// (meta.State's eviction horizon): as a real client would, this
-		// one goes on under a new session. The command is not applied,
-		// but an earlier attempt may have been, so its outcome stays
-		// as recorded above.
-		c.newSession()
+		// clients) and refused the command, which may be a late retry:
+		// the op knew an earlier attempt may have applied, or found the
+		// session forgotten again and again. The session is dead (the
+		// next write registers a new one); the refused attempt applied
+		// nothing, but an earlier one may have, so the outcome stays as
+		// recorded above (unknown).
 		c.reuseSeq = 0
 		w.coverage.expired++
 	}

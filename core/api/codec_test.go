@@ -59,6 +59,7 @@ func TestResponseRoundTrip(t *testing.T) {
 	resps := []*Response{
 		{Status: OK, Result: meta.Result{Code: meta.CodeOK, File: f, FirstChunkID: 3, Count: 2}},
 		{Status: NotFound, Detail: "no such file"},
+		{Status: OK, Result: meta.Result{Code: meta.CodeOK, Session: 1 << 33}},
 		{Status: SessionReuse, Detail: "put /b: session reuse", Result: meta.Result{Code: meta.CodeSessionReuse, Detail: "sequence 1 was already used"}},
 		{Status: OK, File: f},
 		{Status: OK, File: meta.File{Path: "/i", Version: 6, Size: 6, Data: []byte("inline")}},

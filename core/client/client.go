@@ -47,7 +47,8 @@ type Config struct {
 	ChunkBytes int
 	// Topology places chunk ids on data groups.
 	Topology topo.Topology
-	// MaxAttempts bounds how often one request is sent (first try included).
+	// MaxAttempts bounds how often one request is sent (first try
+	// included), and how often a write registers its auto session anew.
 	MaxAttempts int
 	// Window is how many chunks of one put or append the op holds at once
 	// (read from the body and not yet acknowledged), and so how many chunk
@@ -92,10 +93,22 @@ func (c Config) withDefaults() Config {
 }
 
 // Session numbers a client's meta commands so that the meta group applies a
-// retried command at most once. It is not safe for concurrent use.
+// retried command at most once. Its ID is one the meta group registered
+// (meta.OpRegister). It serves one write at a time and is not safe for
+// concurrent use.
+//
+// A session made by NewAutoSession is registered by the first write that
+// uses it, and registered again by a write that finds it forgotten by the
+// meta group (session_expired) when that write knows none of its attempts
+// applied: the write then commits under the new session. A registration
+// is a commit of its own, so such a session is meant to serve write after
+// write (core/node's HTTP server keeps a pool of them).
 type Session struct {
+	// ID is the registered id, 0 while an auto session has none.
 	ID  uint64
 	seq uint64
+	// auto marks a session the ops register and renew (NewAutoSession).
+	auto bool
 }
 
 // Next returns the session's next sequence number.
@@ -116,9 +129,12 @@ const (
 	List
 	Delete
 	Rename
+	// Register registers a session (meta.OpRegister): Result.Session is
+	// its id, for a client that numbers its own writes (NewSession).
+	Register
 )
 
-var kindNames = [...]string{"", "put", "append", "get", "stat", "list", "delete", "rename"}
+var kindNames = [...]string{"", "put", "append", "get", "stat", "list", "delete", "rename", "register"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && k > 0 {
@@ -200,6 +216,8 @@ type Result struct {
 	File   meta.File
 	Files  []meta.File
 	More   bool
+	// Session is the id a Register registered.
+	Session uint64
 }
 
 // Err returns the result as an error, nil if OK.
@@ -213,5 +231,12 @@ func (r Result) Err() error {
 // checksum is the crc32c every chunk carries.
 func checksum(p []byte) uint32 { return chunk.Checksum(p) }
 
-// NewSession returns a session whose next sequence number is after+1.
+// NewSession returns a session the caller registered as id, whose next
+// sequence number is after+1. An op that finds it forgotten by the meta
+// group ends with api.SessionExpired.
 func NewSession(id, after uint64) *Session { return &Session{ID: id, seq: after} }
+
+// NewAutoSession returns a session the ops register themselves, before the
+// first write that uses it and again whenever the meta group has forgotten
+// it (see Session).
+func NewAutoSession() *Session { return &Session{auto: true} }

@@ -13,6 +13,8 @@ type phase uint8
 const (
 	// phaseBody takes a put's or append's body and writes its chunks.
 	phaseBody phase = iota + 1
+	// phaseRegister registers the op's auto session before its commit.
+	phaseRegister
 	phaseCommit
 	phaseMetaRead
 	phaseFile
@@ -74,6 +76,9 @@ type Op struct {
 	// may still apply, so a failure after it is an unknown outcome, however
 	// the last attempt was answered.
 	uncertain bool
+	// renewals counts the registrations of an auto session after the meta
+	// group forgot it.
+	renewals int
 
 	// Reads.
 	file      meta.File
@@ -89,13 +94,16 @@ type Op struct {
 	inPrefix   bool
 }
 
-// New starts an operation. Meta commands take their sequence number from
-// the session now, so that every retry of this op reuses it.
+// New starts an operation. A write takes its sequence number from the
+// session now, so that every retry of this op reuses it (or, for an auto
+// session not registered yet, once its registration is answered).
 func New(cfg Config, sess *Session, spec Spec) *Op {
 	o := &Op{cfg: cfg.withDefaults(), spec: spec, sess: sess}
 	switch spec.Kind {
 	case Put, Append, Delete, Rename:
-		o.seq = sess.Next()
+		if sess.ID != 0 {
+			o.seq = sess.Next()
+		}
 	}
 	switch spec.Kind {
 	case Put, Append:
@@ -104,6 +112,9 @@ func New(cfg Config, sess *Session, spec Spec) *Op {
 		o.startCommit()
 	case Rename:
 		o.startCommit()
+	case Register:
+		o.phase = phaseRegister
+		o.send(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpRegister}}, -1)
 	case Get, Stat, List:
 		o.phase = phaseMetaRead
 		if spec.Kind == List {
@@ -120,7 +131,10 @@ func New(cfg Config, sess *Session, spec Spec) *Op {
 // Spec returns the operation's description.
 func (o *Op) Spec() Spec { return o.spec }
 
-// Seq returns the session sequence number of a write (0 for reads).
+// Seq returns the session sequence number of a write (0 for reads, and
+// while its auto session is not registered). A write whose auto session
+// is registered anew commits under a new session and number: a caller
+// tracking commands reads them from the commit's request.
 func (o *Op) Seq() uint64 { return o.seq }
 
 // Next returns the step the caller must take. It returns the same step until
@@ -285,8 +299,17 @@ func (o *Op) pump() {
 }
 
 // startCommit sends the meta command: a body still held whole goes inline,
-// a chunked one as its chunks.
+// a chunked one as its chunks. An auto session without an id is
+// registered first.
 func (o *Op) startCommit() {
+	if o.sess.ID == 0 {
+		if !o.sess.auto {
+			panic("client: a write under a session without an id")
+		}
+		o.phase = phaseRegister
+		o.send(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpRegister}}, -1)
+		return
+	}
 	c := meta.Command{Session: o.sess.ID, Seq: o.seq, Path: o.spec.Path, NewPath: o.spec.NewPath,
 		HasIfVersion: o.spec.HasIfVersion, IfVersion: o.spec.IfVersion, Chunks: o.refs}
 	if !o.chunked && o.inlineLen > 0 {
@@ -323,6 +346,40 @@ func (o *Op) onRefused(resp *api.Response) {
 	o.phase = phaseBody
 	o.queue, o.inline, o.inlineLen = o.inline, nil, 0
 	o.pump()
+}
+
+// onExpired takes a commit refused because the meta group does not know
+// its session (never registered, or evicted). The session is dead for
+// good: an auto session is registered again, by this op or the next. The
+// refusal says this attempt did nothing; if no earlier attempt can apply
+// either (none timed out, no inline form was refused), nothing of the
+// write applied, and an op on an auto session commits again under a new
+// one. Otherwise an earlier attempt may have applied before the session
+// was forgotten, and the outcome is unknown: it ends with SessionExpired,
+// and never commits again. An op on a session the caller registered ends
+// with SessionExpired too (a stale sequence number is also refused so):
+// the caller numbers its writes and knows what it sent before.
+func (o *Op) onExpired(resp *api.Response) {
+	unknown := o.uncertain || o.refused
+	if o.sess.auto {
+		o.sess.ID = 0
+	}
+	switch {
+	case unknown:
+		o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf(
+			"%s; an earlier attempt may have applied before the session was forgotten, outcome unknown", resp.Err())})
+	case !o.sess.auto:
+		// The caller numbers its own writes: an earlier request of its
+		// under this session and sequence number may have applied.
+		o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf(
+			"%s; no attempt of this request applied, an earlier request under the same session and sequence number may have", resp.Err())})
+	case o.renewals+1 >= o.cfg.MaxAttempts:
+		o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf(
+			"%s; not applied, the session was forgotten %d times", resp.Err(), o.renewals+1)})
+	default:
+		o.renewals++
+		o.startCommit()
+	}
 }
 
 // failWrite ends a write that failed before its commit had a definite
@@ -379,10 +436,27 @@ func (o *Op) OnResponse(token uint64, resp *api.Response) bool {
 	switch o.phase {
 	case phaseBody:
 		o.onWritten(r, resp)
+	case phaseRegister:
+		switch {
+		case o.spec.Kind == Register && resp.Status == api.OK && resp.Result.Session != 0:
+			o.finish(Result{Status: api.OK, Session: resp.Result.Session})
+			return true
+		case o.spec.Kind == Register:
+			o.fail(resp)
+			return true
+		case resp.Status != api.OK || resp.Result.Session == 0:
+			o.failWrite(resp)
+			return true
+		}
+		o.sess.ID, o.sess.seq = resp.Result.Session, 0
+		o.seq = o.sess.Next()
+		o.startCommit()
 	case phaseCommit:
 		switch {
 		case resp.Result.Code == meta.CodeInlineRefused:
 			o.onRefused(resp)
+		case resp.Status == api.SessionExpired:
+			o.onExpired(resp)
 		case resp.Status == api.Unavailable || resp.Status == api.Timeout:
 			o.failWrite(resp)
 		case resp.Status != api.OK:

@@ -26,8 +26,21 @@ type fakeCluster struct {
 	failChunks int
 	// before, if set, runs before each request is served: another writer.
 	before func(r *api.Request)
-	// commits are the file commands applied, in order.
+	// commits are the file commands applied, in order; allocs counts the
+	// allocations.
 	commits []meta.Command
+	allocs  int
+}
+
+// session registers a session in the cluster's meta state and returns it,
+// its next sequence number after+1.
+func (f *fakeCluster) session(after uint64) *Session {
+	f.index++
+	r := f.meta.Apply(f.index, meta.Command{Op: meta.OpRegister})
+	if r.Code != meta.CodeOK {
+		panic(r.Detail)
+	}
+	return NewSession(r.Session, after)
 }
 
 func newFakeCluster() *fakeCluster {
@@ -64,13 +77,17 @@ func (f *fakeCluster) serve(r *api.Request) *api.Response {
 		f.index++
 		c := r.Cmd
 		c.MTimeNanos = int64(f.index)
-		if c.Op != meta.OpAlloc {
+		switch c.Op {
+		case meta.OpAlloc:
+			f.allocs++
+		case meta.OpRegister:
+		default:
 			f.commits = append(f.commits, c)
 		}
 		res := f.meta.Apply(f.index, c)
 		if res.Code != meta.CodeOK {
 			st := map[meta.Code]api.Status{meta.CodeNotFound: api.NotFound, meta.CodeVersionMismatch: api.Conflict,
-				meta.CodeSessionReuse: api.SessionReuse}[res.Code]
+				meta.CodeSessionReuse: api.SessionReuse, meta.CodeSessionExpired: api.SessionExpired}[res.Code]
 			if st == 0 {
 				st = api.Invalid
 			}
@@ -150,7 +167,7 @@ func (f *fakeCluster) run(t *testing.T, o *Op, body []byte, chunkBytes int) (Res
 func TestPutGetRanges(t *testing.T) {
 	cfg := Config{ChunkBytes: 10, Topology: topo.Default([]uint64{1, 2, 3}, 3, 3, 3), AllocBatch: 2}
 	f := newFakeCluster()
-	sess := NewSession(9, 0)
+	sess := f.session(0)
 	body := []byte("0123456789abcdefghijklmnopqrstuvwxyz!") // 37 bytes: 4 chunks
 	res, _ := f.run(t, New(cfg, sess, Spec{Kind: Put, Path: "/f", SizeHint: -1}), body, 10)
 	if res.Status != api.OK || res.File.Size != 37 || len(res.File.Chunks) != 4 {
@@ -196,7 +213,7 @@ func TestRetries(t *testing.T) {
 	for _, tt := range tests {
 		f := newFakeCluster()
 		f.flaky = tt.flaky
-		res, _ := f.run(t, New(cfg, NewSession(1, 0), Spec{Kind: Delete, Path: "/x"}), nil, 4)
+		res, _ := f.run(t, New(cfg, f.session(0), Spec{Kind: Delete, Path: "/x"}), nil, 4)
 		want := tt.want
 		if want == api.OK {
 			want = api.NotFound // the delete reached the meta group: the file does not exist
@@ -227,6 +244,64 @@ func TestSessionNumbersWrites(t *testing.T) {
 	}
 }
 
+// TestAutoSession checks that an auto session is registered by its first
+// write only, and registered again by a write that finds it forgotten: at
+// once if none of the write's attempts can have applied, else the write
+// ends with an unknown outcome and the next write registers it.
+func TestAutoSession(t *testing.T) {
+	cfg := Config{ChunkBytes: 10, Topology: topo.Default([]uint64{1, 2, 3}, 3, 3, 3), MaxAttempts: 3}
+	f := newFakeCluster()
+	f.meta.LimitSessions(1)
+	sess := NewAutoSession()
+	registrations := func() int { return f.kinds[api.MetaCommand] - len(f.commits) - f.allocs }
+	for i := 0; i < 3; i++ {
+		if res, _ := f.run(t, New(cfg, sess, Spec{Kind: Delete, Path: "/x"}), nil, 10); res.Status != api.NotFound {
+			t.Fatalf("delete %d: %+v", i, res)
+		}
+	}
+	if n := registrations(); n != 1 || sess.ID == 0 {
+		t.Fatalf("%d registrations for three writes (session %d), want 1", n, sess.ID)
+	}
+	// Another client's registration evicts the session: the next write
+	// finds it forgotten, registers anew and commits under the new one.
+	old := sess.ID
+	f.session(0)
+	res, _ := f.run(t, New(cfg, sess, Spec{Kind: Put, Path: "/a", SizeHint: 1}), []byte("a"), 10)
+	if res.Status != api.OK || sess.ID == old || registrations() != 2 {
+		t.Fatalf("put after eviction: %+v (session %d, was %d), %d registrations", res, sess.ID, old, registrations())
+	}
+	if c := f.commits[len(f.commits)-1]; c.Session != sess.ID || c.Seq != 1 {
+		t.Fatalf("committed under session %d seq %d, want %d seq 1", c.Session, c.Seq, sess.ID)
+	}
+	// An attempt that timed out may have applied before the eviction:
+	// the write's outcome is unknown, it commits nothing more, and the
+	// session is registered again by the next write.
+	o := New(cfg, sess, Spec{Kind: Delete, Path: "/a"})
+	st := o.Next()
+	o.Sent(st.Token)
+	o.OnResponse(st.Token, api.Errorf(api.Timeout, "lost"))
+	f.session(0)
+	commits := len(f.commits)
+	res, _ = f.run(t, o, nil, 10)
+	if res.Status != api.SessionExpired || !strings.Contains(res.Detail, "outcome unknown") || sess.ID != 0 || len(f.commits) != commits+1 {
+		t.Fatalf("expired after a timeout: %+v (session %d), %d commits after %d", res, sess.ID, len(f.commits), commits)
+	}
+	if _, ok := f.meta.Get("/a"); !ok {
+		t.Fatal("the refused delete applied")
+	}
+	// A session the caller registers (a Register op) is never renewed.
+	reg, _ := f.run(t, New(cfg, nil, Spec{Kind: Register}), nil, 10)
+	if reg.Status != api.OK || reg.Session == 0 {
+		t.Fatalf("register: %+v", reg)
+	}
+	mine := NewSession(reg.Session, 0)
+	f.session(0)
+	res, _ = f.run(t, New(cfg, mine, Spec{Kind: Delete, Path: "/a"}), nil, 10)
+	if res.Status != api.SessionExpired || mine.ID == 0 {
+		t.Fatalf("caller's forgotten session: %+v (session %d)", res, mine.ID)
+	}
+}
+
 // TestWholeRequestRetry resends a write whole under its session sequence
 // number, as server/httpclient does when a node fails mid-request: the
 // retry allocates and writes its chunks again, under new ids and here cut
@@ -237,8 +312,9 @@ func TestWholeRequestRetry(t *testing.T) {
 	f := newFakeCluster()
 	body := []byte("0123456789abcdefghijklmnopqrstuvwxyz!")
 	put := Spec{Kind: Put, Path: "/f", SizeHint: int64(len(body))}
-	first, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: tp}, NewSession(9, 0), put), body, 10)
-	again, _ := f.run(t, New(Config{ChunkBytes: 16, Topology: tp}, NewSession(9, 0), put), body, 16)
+	id := f.session(0).ID
+	first, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: tp}, NewSession(id, 0), put), body, 10)
+	again, _ := f.run(t, New(Config{ChunkBytes: 16, Topology: tp}, NewSession(id, 0), put), body, 16)
 	if first.Status != api.OK || again.Status != api.OK || again.File.Version != first.File.Version {
 		t.Fatalf("first %+v, retry %+v", first, again)
 	}
@@ -257,7 +333,7 @@ func TestWholeRequestRetry(t *testing.T) {
 		{"conditional", Spec{Kind: Put, Path: "/f", HasIfVersion: true, IfVersion: first.File.Version}, string(body)},
 	}
 	for _, tt := range tests {
-		res, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: tp}, NewSession(9, 0), tt.spec), []byte(tt.body), 10)
+		res, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: tp}, NewSession(id, 0), tt.spec), []byte(tt.body), 10)
 		if res.Status != api.SessionReuse {
 			t.Errorf("%s: %s %q, want session_reuse", tt.name, res.Status, res.Detail)
 		}
@@ -279,7 +355,7 @@ func TestInlinePutGet(t *testing.T) {
 	body := []byte("0123456789abcdefghijklmnopqrstu") // 31 bytes: 4 pieces of the body
 	for _, hint := range []int64{-1, 31} {
 		f.kinds = map[api.Kind]int{}
-		res, _ := f.run(t, New(cfg, NewSession(3, 0), Spec{Kind: Put, Path: "/f", SizeHint: hint}), body, 10)
+		res, _ := f.run(t, New(cfg, f.session(0), Spec{Kind: Put, Path: "/f", SizeHint: hint}), body, 10)
 		if res.Status != api.OK || res.File.Size != 31 || !res.File.Inline() || res.File.Data != nil {
 			t.Fatalf("hint %d: put %+v", hint, res)
 		}
@@ -356,13 +432,13 @@ func TestInlineFallbacks(t *testing.T) {
 	for _, tt := range tests {
 		f := newInlineCluster(tt.state)
 		cfg := Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: tt.client, AllocBatch: 2}
-		for i, s := range tt.setup {
+		for _, s := range tt.setup {
 			path, content, _ := strings.Cut(s, "=")
 			c := cfg
 			if rest, ok := strings.CutPrefix(content, "chunks:"); ok {
 				c.InlineThreshold, content = 0, rest
 			}
-			if res, _ := f.run(t, New(c, NewSession(uint64(100+i), 0), Spec{Kind: Put, Path: path, SizeHint: -1}), []byte(content), 10); res.Status != api.OK {
+			if res, _ := f.run(t, New(c, f.session(0), Spec{Kind: Put, Path: path, SizeHint: -1}), []byte(content), 10); res.Status != api.OK {
 				t.Fatalf("%s: setup %s: %+v", tt.name, s, res)
 			}
 		}
@@ -372,7 +448,8 @@ func TestInlineFallbacks(t *testing.T) {
 		if spec.SizeHint == 0 {
 			spec.SizeHint = -1
 		}
-		op := New(cfg, NewSession(7, 0), spec)
+		sess := f.session(0)
+		op := New(cfg, sess, spec)
 		res, _ := f.run(t, op, tt.body, 10)
 		if res.Status != api.OK || res.File.Inline() != tt.inline {
 			t.Errorf("%s: %+v, want ok (inline %v)", tt.name, res, tt.inline)
@@ -382,8 +459,8 @@ func TestInlineFallbacks(t *testing.T) {
 			t.Errorf("%s: sent %v, want %d meta commands and %d chunk writes", tt.name, f.kinds, tt.commits, tt.chunks)
 		}
 		for _, c := range f.commits {
-			if c.Session != 7 || c.Seq != op.Seq() {
-				t.Errorf("%s: commit under session %d seq %d, want 7/%d", tt.name, c.Session, c.Seq, op.Seq())
+			if c.Session != sess.ID || c.Seq != op.Seq() {
+				t.Errorf("%s: commit under session %d seq %d, want %d/%d", tt.name, c.Session, c.Seq, sess.ID, op.Seq())
 			}
 		}
 		if _, got := f.run(t, New(cfg, nil, Spec{Kind: Get, Path: "/f", Length: -1}), nil, 10); string(got) != tt.want {
@@ -402,13 +479,13 @@ func TestInlineFallbackFailure(t *testing.T) {
 	f := newInlineCluster(meta.Config{InlineThreshold: 8, InlineCapBytes: 100})
 	f.failChunks = 100
 	cfg := Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: 32, MaxAttempts: 2}
-	res, _ := f.run(t, New(cfg, NewSession(7, 0), Spec{Kind: Put, Path: "/f", SizeHint: -1}), []byte("0123456789ab"), 10)
+	res, _ := f.run(t, New(cfg, f.session(0), Spec{Kind: Put, Path: "/f", SizeHint: -1}), []byte("0123456789ab"), 10)
 	if res.Status != api.Timeout || !strings.Contains(res.Detail, "may still apply") {
 		t.Fatalf("%+v, want timeout", res)
 	}
 	// Without a refusal before it, the same failure is certain.
 	f.failChunks = 100
-	res, _ = f.run(t, New(cfg, NewSession(8, 0), Spec{Kind: Put, Path: "/g", SizeHint: -1}), []byte("0123456789abcdefghijklmnopqrstuvwxyz"), 10)
+	res, _ = f.run(t, New(cfg, f.session(0), Spec{Kind: Put, Path: "/g", SizeHint: -1}), []byte("0123456789abcdefghijklmnopqrstuvwxyz"), 10)
 	if res.Status != api.Unavailable {
 		t.Fatalf("%+v, want unavailable", res)
 	}
@@ -421,8 +498,9 @@ func TestInlineWholeRequestRetry(t *testing.T) {
 	f := newInlineCluster(meta.Config{InlineThreshold: 32, InlineCapBytes: 100})
 	body := []byte("0123456789abcdef")
 	put := Spec{Kind: Put, Path: "/f", SizeHint: int64(len(body))}
-	first, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: 32}, NewSession(9, 0), put), body, 10)
-	again, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: inlineTopo}, NewSession(9, 0), put), body, 10)
+	id := f.session(0).ID
+	first, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: 32}, NewSession(id, 0), put), body, 10)
+	again, _ := f.run(t, New(Config{ChunkBytes: 10, Topology: inlineTopo}, NewSession(id, 0), put), body, 10)
 	if first.Status != api.OK || again.Status != api.OK || again.File.Version != first.File.Version || !again.File.Inline() {
 		t.Fatalf("first %+v, retry %+v", first, again)
 	}
@@ -434,8 +512,9 @@ func TestInlinePrefixReads(t *testing.T) {
 	f := newInlineCluster(meta.Config{InlineThreshold: 16, InlineCapBytes: 100})
 	cfg := Config{ChunkBytes: 10, Topology: inlineTopo, InlineThreshold: 16}
 	want := ""
-	for i, part := range []string{"0123456", "789abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJ"} {
-		res, _ := f.run(t, New(cfg, NewSession(3, uint64(10*i)), Spec{Kind: Append, Path: "/f", SizeHint: -1}), []byte(part), 10)
+	sess := f.session(0)
+	for _, part := range []string{"0123456", "789abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJ"} {
+		res, _ := f.run(t, New(cfg, sess, Spec{Kind: Append, Path: "/f", SizeHint: -1}), []byte(part), 10)
 		if res.Status != api.OK {
 			t.Fatalf("append %q: %+v", part, res)
 		}

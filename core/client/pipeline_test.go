@@ -53,7 +53,7 @@ func TestPipelineAnyOrder(t *testing.T) {
 		cfg := Config{ChunkBytes: chunkBytes, Topology: topo.Default([]uint64{1, 2, 3}, 3, 3, 3), Window: window,
 			AllocBatch: rapid.Uint32Range(1, 4).Draw(t, "allocBatch"), MaxAttempts: 3, InlineThreshold: inline}
 		f := newInlineCluster(meta.Config{InlineThreshold: int64(rapid.IntRange(0, 3*chunkBytes).Draw(t, "clusterInline")), InlineCapBytes: 1 << 10})
-		op := New(cfg, NewSession(1, 0), Spec{Kind: Put, Path: "/f", SizeHint: hint})
+		op := New(cfg, f.session(0), Spec{Kind: Put, Path: "/f", SizeHint: hint})
 
 		var pending []sentReq
 		var lates []late

@@ -52,6 +52,9 @@ func (s *State) Apply(index uint64, c Command) Result {
 	}
 	s.applied = index
 	s.now = max(s.now, c.MTimeNanos)
+	if c.Op == OpRegister {
+		return s.applyRegister(index, c)
+	}
 	if c.Session == 0 {
 		return s.apply(index, c)
 	}
@@ -62,7 +65,9 @@ func (s *State) Apply(index uint64, c Command) Result {
 	if ss := s.sessions[c.Session]; s.on(s.bugs.OldSeqAnsweredFromCache) && ss != nil && c.Seq < ss.lastSeq {
 		return cloneResult(ss.result)
 	}
-	if res, ok := s.dedup(c, fp); ok {
+
+	unknownApplied := s.on(s.bugs.UnknownSessionApplied) && s.sessions[c.Session] == nil && c.Seq != 0
+	if res, ok := s.dedup(c, fp); ok && !unknownApplied {
 		return res
 	}
 	res := s.apply(index, c)
@@ -72,6 +77,19 @@ func (s *State) Apply(index uint64, c Command) Result {
 		s.record(index, c, fp, res)
 	}
 	return res
+}
+
+// applyRegister registers a session whose id is index: an index names one
+// command, so a duplicate or delayed registration registers another id and
+// never brings back an evicted one.
+func (s *State) applyRegister(index uint64, c Command) Result {
+	if c.Session != 0 {
+		return invalid("a registration carries no session (got session %d)", c.Session)
+	}
+	if !s.sessionTable.register(index, index, c.MTimeNanos) {
+		return invalid("session id %d is in use by a session registered by its first command", index)
+	}
+	return Result{Code: CodeOK, Session: index}
 }
 
 func (s *State) apply(index uint64, c Command) Result {
@@ -89,6 +107,8 @@ func (s *State) apply(index uint64, c Command) Result {
 		res = s.gcDone(c)
 	case OpConfigure:
 		res = s.configure(c)
+	case OpRegister:
+		panic("meta: a registration reached the file commands")
 	default:
 		res = invalid("unknown op %d", c.Op)
 	}

@@ -21,6 +21,11 @@ type Bugs struct {
 	// number with the cached result, as if it were a retry (the session
 	// checks in the wrong order).
 	ReuseAnsweredFromCache bool
+	// UnknownSessionApplied applies a command of a session the state does
+	// not know (never registered, or evicted) as the first of a new
+	// session, instead of refusing it: a late retry of an evicted session
+	// applies a second time.
+	UnknownSessionApplied bool
 	// ListIncludesAfter starts a list page at After itself rather than
 	// past it, so a client paging on repeats the last file of each page.
 	ListIncludesAfter bool

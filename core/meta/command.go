@@ -67,9 +67,13 @@ const (
 	OpGCDone
 	// OpConfigure sets the state's Config to Configure, once.
 	OpConfigure
+	// OpRegister registers a new client session: its id is the raft index
+	// the command applies at (Result.Session). It carries no session of
+	// its own.
+	OpRegister
 )
 
-var opNames = [...]string{"", "put", "append", "delete", "rename", "alloc", "gc-done", "configure"}
+var opNames = [...]string{"", "put", "append", "delete", "rename", "alloc", "gc-done", "configure", "register"}
 
 // String names the op ("put", "append", ...) for logs and errors.
 func (o Op) String() string {
@@ -82,10 +86,17 @@ func (o Op) String() string {
 // Command is one meta-group log entry.
 type Command struct {
 	// Session and Seq make a command exactly-once (Session 0: no dedup).
+	// Session is an id an OpRegister returned.
 	Session, Seq uint64
-	Op           Op
-	Path         string
-	NewPath      string
+	// Legacy marks a session command decoded from a format before
+	// registration (commandFormatSession): the state judges its session
+	// as the version that wrote it did (see the package doc), so that a
+	// log written before registration replays to the same state. Marshal
+	// writes such a command in its old format again; nothing else sets it.
+	Legacy  bool
+	Op      Op
+	Path    string
+	NewPath string
 	// HasIfVersion makes a write conditional on the file's current version
 	// (IfVersion 0: the file must not exist).
 	HasIfVersion bool
@@ -278,6 +289,8 @@ type Result struct {
 	FirstChunkID uint64
 	Count        uint32
 	Place        Placement
+	// Session is the id an OpRegister registered.
+	Session uint64
 }
 
 // AllocIDs returns the ids an OpAlloc's result leased, in order.
@@ -288,11 +301,17 @@ func (r Result) AllocIDs() []uint64 { return r.Place.IDs(r.FirstChunkID, r.Count
 // Configure at the end; format 1 entries (in logs written before) still
 // decode, without them. Format 3 adds Place at the end: it is written only
 // for a placed OpAlloc, every other command keeps format 2 (so their bytes
-// are the same as before).
+// are the same as before). Format 4 is format 3's layout, Place always
+// present, written for every command of a session and for OpRegister: its
+// sessions are registered ones, which the state forgets for good (a
+// command of an unknown session is refused), where a session command of
+// an older format is judged by the eviction horizon as before (Legacy).
+// Every other command keeps its former format and bytes.
 const (
-	commandFormatPlaced = 3
-	commandFormat       = 2
-	commandFormatV1     = 1
+	commandFormatSession = 4
+	commandFormatPlaced  = 3
+	commandFormat        = 2
+	commandFormatV1      = 1
 )
 
 func encodeFile(e *codec.Encoder, f *File) {
@@ -361,9 +380,13 @@ func decodeIDs(d *codec.Decoder) []uint64 {
 func (c Command) Marshal() []byte {
 	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*len(c.Chunks)+len(c.Data)+2*len(c.Place.Residues))}
 	placed := c.Place.Stride != 0 || len(c.Place.Residues) > 0
-	if placed {
+	switch {
+	case (c.Session != 0 && !c.Legacy) || c.Op == OpRegister:
+		e.Uvarint(commandFormatSession)
+		placed = true
+	case placed:
 		e.Uvarint(commandFormatPlaced)
-	} else {
+	default:
 		e.Uvarint(commandFormat)
 	}
 	e.Uvarint(uint64(c.Op))
@@ -391,7 +414,7 @@ func (c Command) Marshal() []byte {
 func UnmarshalCommand(b []byte) (Command, error) {
 	d := codec.Decoder{B: b}
 	v := d.Uvarint()
-	if v != commandFormatPlaced && v != commandFormat && v != commandFormatV1 && d.Err() == nil {
+	if (v < commandFormatV1 || v > commandFormatSession) && d.Err() == nil {
 		return Command{}, fmt.Errorf("meta: command format %d unknown", v)
 	}
 	c := Command{Op: Op(d.Uvarint()), Session: d.Uvarint(), Seq: d.Uvarint(),
@@ -412,8 +435,16 @@ func UnmarshalCommand(b []byte) (Command, error) {
 		}
 		c.Configure = Config{InlineThreshold: d.Varint(), InlineCapBytes: d.Varint()}
 	}
-	if v == commandFormatPlaced {
+	if v >= commandFormatPlaced {
 		c.Place = decodePlacement(&d)
+	}
+	if v < commandFormatSession && c.Session != 0 {
+		c.Legacy = true
+	}
+	if v == commandFormatSession && c.Session == 0 && c.Op != OpRegister && d.Err() == nil {
+		// Marshal writes this format only for a session's command or a
+		// registration: another would not come back the same.
+		d.Fail(fmt.Errorf("meta: %s without a session in command format %d", c.Op, v))
 	}
 	if err := d.Done(); err != nil {
 		return Command{}, fmt.Errorf("meta: decode command: %w", err)
@@ -429,11 +460,15 @@ func (r Result) Marshal() []byte {
 	encodeFile(&e, &r.File)
 	e.Uvarint(r.FirstChunkID)
 	e.Uvarint(uint64(r.Count))
-	if r.Place.Stride != 0 || len(r.Place.Residues) > 0 {
-		// Only a placed allocation's result has it: every other result
+	if r.Place.Stride != 0 || len(r.Place.Residues) > 0 || r.Session != 0 {
+		// Only a placed allocation's result has it (and a registration's,
+		// as the zero placement before its session): every other result
 		// keeps its former bytes (a session remembers results in
 		// snapshots).
 		encodePlacement(&e, r.Place)
+	}
+	if r.Session != 0 {
+		e.Uvarint(r.Session)
 	}
 	return e.B
 }
@@ -455,7 +490,13 @@ func UnmarshalResult(b []byte) (Result, error) {
 	r.Count = uint32(n)
 	if d.Err() == nil && len(d.B) > 0 {
 		r.Place = decodePlacement(&d)
-		if err := r.Place.Validate(); err != nil || !r.Place.Placed() {
+		if d.Err() == nil && len(d.B) > 0 {
+			if r.Session = d.Uvarint(); r.Session == 0 && d.Err() == nil {
+				d.Fail(fmt.Errorf("meta: result with session 0"))
+			}
+		}
+		zero := r.Place.Stride == 0 && len(r.Place.Residues) == 0
+		if err := r.Place.Validate(); err != nil || (!r.Place.Placed() && !(zero && r.Session != 0)) {
 			d.Fail(fmt.Errorf("meta: result with placement %+v: %v", r.Place, err))
 		}
 	}

@@ -17,6 +17,8 @@ func FuzzUnmarshalCommand(f *testing.F) {
 	f.Add(Command{Op: OpPut, Session: 1, Seq: 3, Path: "/i", Data: []byte("inline")}.Marshal())
 	f.Add(Command{Op: OpConfigure, Configure: Config{InlineThreshold: 8, InlineCapBytes: 12}}.Marshal())
 	f.Add(Command{Op: OpAppend, Path: "/i", Chunks: []ChunkRef{{ID: 2, Group: 3, Size: 1, CRC: 4}}}.Marshal())
+	f.Add(Command{Op: OpRegister}.Marshal())
+	f.Add(Command{Op: OpDelete, Session: 3, Seq: 1, Path: "/d", Legacy: true}.Marshal())
 	f.Add([]byte{})
 	f.Add([]byte{1, 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -48,7 +50,8 @@ func TestUnmarshalCommandRejects(t *testing.T) {
 		b    []byte
 	}{
 		{"empty", nil},
-		{"unknown format", append([]byte{4}, good[1:]...)},
+		{"unknown format", append([]byte{5}, good[1:]...)},
+		{"sessionless command in the session format", append([]byte{commandFormatSession}, append(good[1:], 0, 0)...)},
 		{"truncated", good[:len(good)-1]},
 		{"trailing byte", append(good, 0)},
 		{"path too long", long},

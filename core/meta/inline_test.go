@@ -220,14 +220,30 @@ func TestInlineExactlyOnce(t *testing.T) {
 // TestCommandFormats checks that commands of format 1 (logs written before
 // inline data) still decode, and that inline data round trips.
 func TestCommandFormats(t *testing.T) {
-	c := Command{Op: OpPut, Session: 1, Seq: 2, Path: "/a", Chunks: []ChunkRef{ref(1, "a")}, MTimeNanos: 9}
-	v1 := c.Marshal()
+	c := Command{Op: OpPut, Session: 1, Seq: 2, Path: "/a", Chunks: []ChunkRef{ref(1, "a")}, MTimeNanos: 9, Legacy: true}
+	v2 := c.Marshal()
 	// Format 1 is format 2 without the trailing fields (Data and
 	// Configure: three zero bytes here).
-	v1 = append([]byte{commandFormatV1}, v1[1:len(v1)-3]...)
+	v1 := append([]byte{commandFormatV1}, v2[1:len(v2)-3]...)
 	got, err := UnmarshalCommand(v1)
-	if err != nil || got.Fingerprint() != c.Fingerprint() || got.Data != nil {
+	if err != nil || got.Fingerprint() != c.Fingerprint() || got.Data != nil || !got.Legacy {
 		t.Fatalf("format 1: %+v, %v", got, err)
+	}
+	// A session command of format 2 is Legacy and encodes as it came; one
+	// of a registered session is format 4, format 2 with a placement.
+	if got, err := UnmarshalCommand(v2); err != nil || !got.Legacy || !bytes.Equal(got.Marshal(), v2) || v2[0] != commandFormat {
+		t.Fatalf("format 2 session command: %+v, %v", got, err)
+	}
+	c.Legacy = false
+	v4 := c.Marshal()
+	if got, err := UnmarshalCommand(v4); err != nil || got.Legacy || v4[0] != commandFormatSession || !bytes.Equal(v4[1:len(v4)-2], v2[1:]) {
+		t.Fatalf("format 4 session command %x: %+v, %v", v4, got, err)
+	}
+	if b := (Command{Op: OpRegister}).Marshal(); b[0] != commandFormatSession {
+		t.Fatalf("registration in format %d", b[0])
+	}
+	if b := (Command{Op: OpDelete, Path: "/a"}).Marshal(); b[0] != commandFormat {
+		t.Fatalf("sessionless delete in format %d", b[0])
 	}
 	c = Command{Op: OpAppend, Path: "/a", Data: []byte("inline")}
 	got, err = UnmarshalCommand(c.Marshal())

@@ -21,23 +21,31 @@
 //   - Garbage: chunks of replaced, deleted or overwritten-by-rename files,
 //     and ids whose lease expired uncommitted. OpGCDone removes collected
 //     ids; ids that are not garbage are ignored, never dropped.
-//   - Sessions: Session 0 means no deduplication. Otherwise the state keeps,
-//     per session, the last sequence number applied, the fingerprint of its
-//     request (Command.Fingerprint) and its result: the same Seq with the
-//     same fingerprint (a retry) returns that result without applying
-//     anything, the same Seq with another fingerprint (a client reusing a
-//     sequence number for a new request) is CodeSessionReuse and changes
-//     nothing, and an older Seq is CodeSessionExpired. A client may skip sequence numbers
-//     (an operation that failed before its commit uses one up, and HTTP
-//     clients choose their first one), so an unknown session is registered
-//     by whatever Seq it brings first. At most MaxSessions are kept; the one
-//     applied least recently (lowest raft index) is evicted, and the
-//     eviction horizon moves up to that session's last command time
-//     (MTimeNanos). A command of an unknown session stamped at or before
-//     the horizon is CodeSessionExpired: it may be a late retry of an
-//     evicted session whose earlier attempt already applied. This is sound
-//     only if a retry carries the stamp of its first attempt, so proposers
-//     must stamp a command once and resend it unchanged.
+//   - Sessions: Session 0 means no deduplication. Otherwise the session
+//     must be registered: OpRegister registers one whose id is the raft
+//     index it applies at (Result.Session), so that a duplicate or delayed
+//     registration registers a new id and never brings back an evicted one
+//     (the Raft dissertation's RegisterClient, section 6.3). The state
+//     keeps, per session, the last sequence number applied, the
+//     fingerprint of its request (Command.Fingerprint) and its result: the
+//     same Seq with the same fingerprint (a retry) returns that result
+//     without applying anything, the same Seq with another fingerprint (a
+//     client reusing a sequence number for a new request) is
+//     CodeSessionReuse and changes nothing, and an older Seq is
+//     CodeSessionExpired. A client may skip sequence numbers (an operation
+//     that failed before its commit uses one up, and HTTP clients choose
+//     their first one). At most MaxSessions are kept; the one applied (or
+//     registered) least recently, lowest raft index, is evicted. A command
+//     of a session the state does not know, never registered or evicted,
+//     is CodeSessionExpired and applies nothing: it may be a late retry of
+//     a command that applied before the eviction, and whatever its stamp it
+//     is refused, so that a retry is never applied twice. Its client learns
+//     that this attempt did nothing, and that an earlier one may have.
+//     Commands written before registration existed (Legacy) keep the rule
+//     they were proposed under, so that old logs replay alike: an unknown
+//     session registers itself with its first command unless the command
+//     is stamped (MTimeNanos) at or before the eviction horizon, the
+//     latest last-command time of an evicted session.
 //   - Configuration: the state starts unconfigured (the same on every
 //     replica, whatever its node's flags) and the first OpConfigure applied
 //     sets its Config for good; a later one with other values is

@@ -2,6 +2,7 @@ package meta
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"strings"
 	"testing"
@@ -9,13 +10,49 @@ import (
 	"github.com/tessera-db/tessera/core/chunk"
 )
 
-// applier applies commands at consecutive indexes.
+// applier applies commands at consecutive indexes. It stands for clients
+// that register their sessions before their first command, under ids the
+// tests choose: the first command of a session id it has not seen is
+// preceded by the session's registration at an index of its own
+// (registerAs). A session it has seen is never registered again.
 type applier struct {
 	s     *State
 	index uint64
+	seen  map[uint64]bool
 }
 
 func (a *applier) apply(c Command) Result {
+	if c.Session != 0 && c.Op != OpRegister && !c.Legacy && !a.seen[c.Session] {
+		a.registerAs(c.Session)
+	}
+	a.index++
+	return a.s.Apply(a.index, c)
+}
+
+// registerAs registers session id at the next index, as an OpRegister
+// there would register that index.
+func (a *applier) registerAs(id uint64) {
+	if a.seen == nil {
+		a.seen = map[uint64]bool{}
+	}
+	a.seen[id] = true
+	if a.s.sessions[id] != nil {
+		return // a restored state's
+	}
+	a.index++
+	a.s.applied = a.index
+	if !a.s.sessionTable.register(id, a.index, 0) {
+		panic(fmt.Sprintf("session %d registered twice", id))
+	}
+}
+
+// applyUnregistered applies c as it comes, its session unregistered if
+// the applier has not seen it.
+func (a *applier) applyUnregistered(c Command) Result {
+	if a.seen == nil {
+		a.seen = map[uint64]bool{}
+	}
+	a.seen[c.Session] = true
 	a.index++
 	return a.s.Apply(a.index, c)
 }
@@ -327,8 +364,8 @@ func TestDefaultListLimit(t *testing.T) {
 }
 
 // TestLimitSessions lowers the session limit: the sessions beyond it are
-// evicted at once, least recently applied first, moving the horizon, and
-// later commands evict to the limit as MaxSessions would.
+// evicted at once, least recently applied first, and later commands and
+// registrations evict to the limit as MaxSessions would.
 func TestLimitSessions(t *testing.T) {
 	a := &applier{s: New()}
 	for i := 1; i <= 4; i++ {
@@ -344,10 +381,12 @@ func TestLimitSessions(t *testing.T) {
 		want Code
 	}{
 		{"late retry of evicted session 1", Command{Session: 1, Seq: 1, MTimeNanos: 10}, CodeSessionExpired},
-		{"late retry of evicted session 2", Command{Session: 2, Seq: 1, MTimeNanos: 20}, CodeSessionExpired},
+		{"late retry of evicted session 2, stamped later", Command{Session: 2, Seq: 1, MTimeNanos: 99}, CodeSessionExpired},
 		{"retry of kept session 3", Command{Session: 3, Seq: 1, MTimeNanos: 30}, CodeNotFound},
-		{"new session after the horizon", Command{Session: 5, Seq: 1, MTimeNanos: 50}, CodeNotFound},
-		{"late retry of session 3, evicted by 5", Command{Session: 3, Seq: 1, MTimeNanos: 30}, CodeSessionExpired},
+		// A retry does not refresh session 3's age: 5's registration
+		// evicts it.
+		{"new session 5", Command{Session: 5, Seq: 1, MTimeNanos: 50}, CodeNotFound},
+		{"late retry of session 3, evicted by 5's registration", Command{Session: 3, Seq: 1, MTimeNanos: 30}, CodeSessionExpired},
 		{"retry of kept session 4", Command{Session: 4, Seq: 1, MTimeNanos: 40}, CodeNotFound},
 	}
 	for _, tt := range tests {
@@ -371,6 +410,93 @@ func TestLimitSessions(t *testing.T) {
 	}
 }
 
+// TestEvictedRetryRefused is the lost answer of seeds 70036, 42315 and
+// 42475: a command applies, its answer is lost, its session is evicted,
+// and the client's retry reaches the state stamped later than every
+// command before (a node stamps a command it receives without one). The
+// retry must be refused, whatever its stamp: under the eviction horizon's
+// rule (a Legacy command) it applied a second time.
+func TestEvictedRetryRefused(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		a := &applier{s: New()}
+		a.s.LimitSessions(1)
+		first := Command{Op: OpAppend, Path: "/log", Session: 7, Seq: 1, MTimeNanos: 10, Data: []byte("x"), Legacy: legacy}
+		a.s.cfg, a.s.configured = inlineConfig, true
+		if r := a.apply(first); r.Code != CodeOK {
+			t.Fatalf("first append: %s %s", r.Code, r.Detail)
+		}
+		// Another client's session evicts session 7.
+		if r := a.apply(Command{Op: OpDelete, Path: "/y", Session: 8, Seq: 1, MTimeNanos: 20, Legacy: legacy}); r.Code != CodeNotFound {
+			t.Fatalf("other session: %s %s", r.Code, r.Detail)
+		}
+		retry := first
+		retry.MTimeNanos = 30
+		r := a.apply(retry)
+		f, _ := a.s.Get("/log")
+		switch {
+		case !legacy && (r.Code != CodeSessionExpired || f.Size != 1):
+			t.Errorf("retry after eviction: %s %q, /log holds %d bytes; want session expired and 1 byte", r.Code, r.Detail, f.Size)
+		case legacy && (r.Code != CodeOK || f.Size != 2):
+			t.Errorf("legacy retry after eviction: %s, /log holds %d bytes; the rule before registration applies it again", r.Code, f.Size)
+		}
+		if err := a.s.CheckInvariants(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRegister checks registration: the id is the index, a duplicate
+// registers another id, ids evicted stay refused, a session that applied
+// nothing survives a snapshot, and bad registrations are refused.
+func TestRegister(t *testing.T) {
+	a := &applier{s: New()}
+	a.s.LimitSessions(2)
+	r1 := a.apply(Command{Op: OpRegister, MTimeNanos: 5})
+	r2 := a.apply(Command{Op: OpRegister, MTimeNanos: 5}) // a duplicate
+	if r1.Code != CodeOK || r1.Session != 1 || r2.Session != 2 || r1.Detail != "" {
+		t.Fatalf("registrations: %+v, %+v", r1, r2)
+	}
+	if rt, err := UnmarshalResult(r1.Marshal()); err != nil || rt.Session != 1 {
+		t.Fatalf("registration result round trip: %+v %v", rt, err)
+	}
+	// A session may start at any sequence number.
+	if r := a.applyUnregistered(Command{Op: OpDelete, Path: "/a", Session: 1, Seq: 9}); r.Code != CodeNotFound {
+		t.Fatalf("first command of session 1: %s %s", r.Code, r.Detail)
+	}
+	snap, err := Restore(a.s.Snapshot())
+	if err != nil || snap.Digest() != a.s.Digest() || snap.Sessions() != 2 {
+		t.Fatalf("restore with a session that applied nothing: %v", err)
+	}
+	// A third registration evicts session 2, registered least recently.
+	if r := a.apply(Command{Op: OpRegister}); r.Session != 4 {
+		t.Fatalf("third registration: %+v", r)
+	}
+	tests := []struct {
+		name string
+		c    Command
+		want Code
+	}{
+		{"evicted before its first command", Command{Op: OpDelete, Path: "/a", Session: 2, Seq: 1}, CodeSessionExpired},
+		{"never registered", Command{Op: OpDelete, Path: "/a", Session: 3, Seq: 1, MTimeNanos: 1 << 60}, CodeSessionExpired},
+		{"an id above every index", Command{Op: OpDelete, Path: "/a", Session: 1 << 40, Seq: 1}, CodeSessionExpired},
+		{"registered", Command{Op: OpDelete, Path: "/a", Session: 4, Seq: 1}, CodeNotFound},
+		{"registration under a session", Command{Op: OpRegister, Session: 4, Seq: 2}, CodeInvalid},
+	}
+	for _, tt := range tests {
+		if r := a.applyUnregistered(tt.c); r.Code != tt.want {
+			t.Errorf("%s: %s (%s), want %s", tt.name, r.Code, r.Detail, tt.want)
+		}
+	}
+	// An index a Legacy session took as its id cannot be registered.
+	a.applyUnregistered(Command{Op: OpDelete, Path: "/a", Session: a.index + 2, Seq: 1, MTimeNanos: 1 << 61, Legacy: true})
+	if r := a.apply(Command{Op: OpRegister}); r.Code != CodeInvalid || !strings.Contains(r.Detail, "in use") {
+		t.Fatalf("registration of an id in use: %s %q", r.Code, r.Detail)
+	}
+	if err := a.s.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestSessionEviction(t *testing.T) {
 	a := &applier{s: New()}
 	for i := 1; i <= MaxSessions+1; i++ {
@@ -380,17 +506,17 @@ func TestSessionEviction(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Sessions 2..MaxSessions+1 are kept; session 1, applied least
-	// recently, was evicted and the horizon is its time, 1.
+	// recently, was evicted.
 	tests := []struct {
 		name string
 		c    Command
 		want Code
 	}{
 		{"late retry of an evicted session", Command{Session: 1, Seq: 1, MTimeNanos: 1}, CodeSessionExpired},
-		{"unknown session at the horizon", Command{Session: 1 << 41, Seq: 1, MTimeNanos: 1}, CodeSessionExpired},
+		{"late retry of an evicted session, stamped later", Command{Session: 1, Seq: 1, MTimeNanos: 1 << 50}, CodeSessionExpired},
 		{"retry of a kept session", Command{Session: 2, Seq: 1, MTimeNanos: 2}, CodeNotFound},
-		// A new session stamped after the horizon registers, whatever its
-		// Seq, and evicts session 2: a retry does not refresh its age.
+		// A new session's registration evicts session 2: a retry does not
+		// refresh its age.
 		{"new session", Command{Session: 1 << 40, Seq: 7, MTimeNanos: 5000}, CodeNotFound},
 		{"retry of the evicted session 2", Command{Session: 2, Seq: 1, MTimeNanos: 2}, CodeSessionExpired},
 		// Applying a command does refresh session 3, so 4 goes next.
@@ -413,10 +539,11 @@ func TestSessionEviction(t *testing.T) {
 		t.Fatalf("restore: %v", err)
 	}
 	// The restored copy evicts the same sessions in the same order.
+	b := &applier{s: r, index: a.index, seen: maps.Clone(a.seen)}
 	for i := 0; i < 100; i++ {
 		c := Command{Op: OpDelete, Path: "/x", Session: 1<<50 + uint64(i), Seq: 1, MTimeNanos: 6000}
 		a.apply(c)
-		r.Apply(a.index, c)
+		b.apply(c)
 	}
 	if r.Hash() != a.s.Hash() {
 		t.Fatal("restored state evicts differently")

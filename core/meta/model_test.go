@@ -73,6 +73,13 @@ func newModel(limit int, cfg Config, configured bool) *model {
 // Detail, which the model does not predict).
 func (m *model) step(index uint64, c Command) Result {
 	m.now = max(m.now, c.MTimeNanos)
+	if c.Op == OpRegister {
+		if _, taken := m.sessions[index]; taken || c.Session != 0 {
+			return Result{Code: CodeInvalid}
+		}
+		m.remember(index, msession{index: index, mtime: c.MTimeNanos})
+		return Result{Code: CodeOK, Session: index}
+	}
 	if c.Session == 0 {
 		return m.apply(index, c)
 	}
@@ -80,7 +87,9 @@ func (m *model) step(index uint64, c Command) Result {
 	switch {
 	case c.Seq == 0:
 		return Result{Code: CodeInvalid}
-	case !known && c.MTimeNanos <= m.horizon:
+	case !known && !(c.Legacy && c.MTimeNanos > m.horizon):
+		// Never registered or evicted; a Legacy command's unknown session
+		// registers itself if stamped after every evicted session.
 		return Result{Code: CodeSessionExpired}
 	case known && c.Seq == ss.seq && m.request(c) != ss.req:
 		return Result{Code: CodeSessionReuse}
@@ -93,7 +102,14 @@ func (m *model) step(index uint64, c Command) Result {
 	if res.Code == CodeInlineRefused {
 		return res
 	}
-	m.sessions[c.Session] = msession{seq: c.Seq, index: index, mtime: c.MTimeNanos, req: m.request(c), res: res}
+	m.remember(c.Session, msession{seq: c.Seq, index: index, mtime: c.MTimeNanos, req: m.request(c), res: res})
+	return res
+}
+
+// remember sets session id, evicting the one applied least recently if
+// the table is over its limit.
+func (m *model) remember(id uint64, ss msession) {
+	m.sessions[id] = ss
 	if len(m.sessions) > m.limit {
 		var victim uint64
 		oldest := uint64(math.MaxUint64)
@@ -105,7 +121,6 @@ func (m *model) step(index uint64, c Command) Result {
 		m.horizon = max(m.horizon, m.sessions[victim].mtime)
 		delete(m.sessions, victim)
 	}
-	return res
 }
 
 // cas returns the mismatch result of c's version condition, if it fails.
@@ -345,7 +360,7 @@ func sameFile(a, b File) bool {
 // sameResult compares results, Detail aside.
 func sameResult(a, b Result) bool {
 	return a.Code == b.Code && sameFile(a.File, b.File) && a.FirstChunkID == b.FirstChunkID && a.Count == b.Count &&
-		a.Place.Stride == b.Place.Stride && slices.Equal(a.Place.Residues, b.Place.Residues)
+		a.Place.Stride == b.Place.Stride && slices.Equal(a.Place.Residues, b.Place.Residues) && a.Session == b.Session
 }
 
 // longPath is a valid path of the maximum length: details that quote it
@@ -366,6 +381,9 @@ type machine struct {
 	limit   int
 	seqs    map[uint64]uint64  // last sequence number used per session
 	sent    map[uint64]Command // last command sent per session
+	// ids are the sessions of four clients (index 1..4) as registered
+	// last (0: none yet, the client uses an id never registered).
+	ids [5]uint64
 }
 
 func (mc *machine) exec(t *rapid.T, c Command) Result {
@@ -401,14 +419,28 @@ func (mc *machine) exec(t *rapid.T, c Command) Result {
 	return got
 }
 
-// session draws a session (0: none) and its next sequence number.
+// session draws a client's session (0: none) and its next sequence
+// number: the client's registered session, or an id never registered if
+// the client registered none.
 func (mc *machine) session(t *rapid.T) (uint64, uint64) {
-	id := rapid.Uint64Range(0, 4).Draw(t, "session")
-	if id == 0 {
+	slot := rapid.IntRange(0, 4).Draw(t, "client")
+	if slot == 0 {
 		return 0, 0
+	}
+	id := mc.ids[slot]
+	if id == 0 {
+		id = 1<<40 + uint64(slot)
 	}
 	mc.seqs[id]++
 	return id, mc.seqs[id]
+}
+
+// register registers a session for a client, which uses it from then on.
+func (mc *machine) register(t *rapid.T) {
+	slot := rapid.IntRange(1, 4).Draw(t, "client")
+	if r := mc.exec(t, Command{Op: OpRegister}); r.Code == CodeOK {
+		mc.ids[slot] = r.Session
+	}
 }
 
 // chunkID draws the id of a chunk to commit: mostly a leased one.
@@ -502,6 +534,9 @@ func (mc *machine) write(op Op) func(t *rapid.T) {
 	return func(t *rapid.T) {
 		c := mc.request(t, op)
 		c.Session, c.Seq = mc.session(t)
+		// Now and then a command of the version before registration,
+		// which a log may still hold.
+		c.Legacy = c.Session != 0 && rapid.IntRange(0, 9).Draw(t, "legacy") == 0
 		mc.exec(t, c)
 	}
 }
@@ -578,8 +613,9 @@ func (mc *machine) check(t *rapid.T) {
 
 func TestStateMachineAgainstModel(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		// A small session table reaches eviction and the horizon; the real
-		// limit checks that nothing else depends on eviction.
+		// A small session table reaches eviction (and the horizon of
+		// Legacy commands); the real limit checks that nothing else
+		// depends on eviction.
 		limit := rapid.SampledFrom([]int{1, 2, 3, MaxSessions}).Draw(t, "sessionLimit")
 		// Thresholds around the drawn contents' sizes (0..100 bytes) and
 		// caps that fill up, so that every inline refusal happens; or an
@@ -676,8 +712,11 @@ func TestStateMachineAgainstModel(t *testing.T) {
 			},
 			"skipSeq": func(t *rapid.T) {
 				// A client may skip sequence numbers, even its first ones.
-				mc.seqs[rapid.Uint64Range(1, 4).Draw(t, "skipSession")] += rapid.Uint64Range(1, 3).Draw(t, "skip")
+				if id, _ := mc.session(t); id != 0 {
+					mc.seqs[id] += rapid.Uint64Range(0, 2).Draw(t, "skip")
+				}
 			},
+			"register": mc.register,
 			"list": func(t *rapid.T) {
 				prefix := rapid.SampledFrom([]string{"", "/", "/a", "/a/", "/b", "/c"}).Draw(t, "prefix")
 				after := rapid.SampledFrom(append([]string{""}, testPaths...)).Draw(t, "after")

@@ -68,11 +68,14 @@ func (c Command) Fingerprint() Fingerprint {
 
 // session is what the state remembers of one client session.
 type session struct {
+	// lastSeq is the last sequence number applied, 0 for a session
+	// registered that applied nothing yet.
 	lastSeq uint64
-	// lastIndex is the raft index that applied lastSeq: the eviction age.
+	// lastIndex is the raft index that applied lastSeq (or registered
+	// the session): the eviction age.
 	lastIndex uint64
 	// lastMTime is lastSeq's command time, which the horizon moves to when
-	// the session is evicted.
+	// the session is evicted (for Legacy commands only).
 	lastMTime int64
 	// fingerprint is lastSeq's request: only the same request again is a
 	// retry.
@@ -94,7 +97,8 @@ type sessionTable struct {
 	byAge []ageMark
 	// limit is MaxSessions; tests lower it to reach eviction quickly.
 	limit int
-	// horizon is the latest command time of an evicted session.
+	// horizon is the latest command time of an evicted session. Only a
+	// Legacy command consults it.
 	horizon int64
 	// digest sums the sessions' hashes (digest.go).
 	digest uint64
@@ -106,19 +110,26 @@ func newSessionTable() sessionTable {
 
 // dedup answers a session command that must not be applied: a retry of
 // the last Seq (its cached result), another request under the last Seq
-// (CodeSessionReuse), an older Seq, or a command that may be a late retry
-// of an evicted session. fp is c's fingerprint. ok is false if c is to be
-// applied.
+// (CodeSessionReuse), an older Seq, or a command of a session the table
+// does not know (never registered, or evicted: it may be a late retry of a
+// command that applied before the eviction). fp is c's fingerprint. ok is
+// false if c is to be applied.
 func (t *sessionTable) dedup(c Command, fp Fingerprint) (res Result, ok bool) {
 	ss := t.sessions[c.Session]
 	switch {
 	case c.Seq == 0:
 		return invalid("session %d: sequence number 0", c.Session), true
-	case ss == nil && c.MTimeNanos <= t.horizon:
+	case ss == nil && c.Legacy && c.MTimeNanos <= t.horizon:
 		return Result{Code: CodeSessionExpired, Detail: fmt.Sprintf(
 			"session %d unknown and its command (time %d) predates evicted sessions (time %d)", c.Session, c.MTimeNanos, t.horizon)}, true
-	case ss == nil:
+	case ss == nil && c.Legacy:
+		// The rule of the version before registration, under which this
+		// command was proposed: an unknown session registers itself.
 		return Result{}, false
+	case ss == nil:
+		return Result{Code: CodeSessionExpired, Detail: fmt.Sprintf(
+			"session %d unknown: not registered, or forgotten (the least recently used beyond %d sessions); this command was not applied, but an earlier attempt of it may have been, and a new session must be registered",
+			c.Session, t.limit)}, true
 	case c.Seq == ss.lastSeq && fp != ss.fingerprint:
 		return Result{Code: CodeSessionReuse, Detail: fmt.Sprintf(
 			"session %d: sequence %d was already used by a different request; a retry must repeat its request exactly, a new request needs a new sequence number",
@@ -160,12 +171,31 @@ func (t *sessionTable) stale(m ageMark) bool {
 	return ss == nil || ss.lastIndex != m.index
 }
 
+// register adds the session id, registered at index by a command of time
+// mtime, evicting the least recently applied session if the table is over
+// its limit. It reports false, changing nothing, if id is in use (only a
+// Legacy session, whose id its client chose, can hold an index).
+func (t *sessionTable) register(id, index uint64, mtime int64) bool {
+	if t.sessions[id] != nil {
+		return false
+	}
+	ss := &session{lastIndex: index, lastMTime: mtime}
+	t.sessions[id] = ss
+	t.digest += sessionDigest(id, ss)
+	t.byAge = append(t.byAge, ageMark{id: id, index: index})
+	for len(t.sessions) > t.limit {
+		t.evictOldest()
+	}
+	return true
+}
+
 // LimitSessions bounds the sessions the state remembers to n, 1 to
 // MaxSessions (the default), evicting the least recently applied ones
 // beyond it at once. The limit is not part of the state: every replica of
 // the group must set the same one, right after New or Restore, for their
-// states to stay equal. A small limit makes eviction, and the eviction
-// horizon, happen with a few clients (the simulator draws one per seed).
+// states to stay equal. A small limit makes eviction, and clients
+// registering sessions again, happen with a few clients (the simulator
+// draws one per seed).
 func (s *State) LimitSessions(n int) {
 	if n < 1 || n > MaxSessions {
 		panic(fmt.Sprintf("meta: session limit %d outside 1..%d", n, MaxSessions))
@@ -206,9 +236,9 @@ func (t *sessionTable) rebuildAge() {
 	})
 }
 
-// check verifies the table: within its limit, positive sequence numbers,
-// distinct indexes at or below applied, and exactly one live age mark per
-// session, in index order.
+// check verifies the table: within its limit, distinct indexes at or
+// below applied, a session that applied nothing (registered only) with
+// no result, and exactly one live age mark per session, in index order.
 func (t *sessionTable) check(applied uint64) error {
 	if len(t.sessions) > t.limit {
 		return fmt.Errorf("meta: %d sessions above the limit %d", len(t.sessions), t.limit)
@@ -216,8 +246,14 @@ func (t *sessionTable) check(applied uint64) error {
 	byIndex := make(map[uint64]uint64, len(t.sessions))
 	for _, id := range sortedKeys(t.sessions) {
 		ss := t.sessions[id]
-		if ss.lastSeq == 0 || ss.lastIndex == 0 || ss.lastIndex > applied {
+		if id == 0 || ss.lastIndex == 0 || ss.lastIndex > applied {
 			return fmt.Errorf("meta: session %d at sequence %d, index %d (applied %d)", id, ss.lastSeq, ss.lastIndex, applied)
+		}
+		if ss.lastSeq == 0 && (ss.fingerprint != Fingerprint{} || !sameResultBytes(ss.result, Result{})) {
+			return fmt.Errorf("meta: session %d applied nothing but remembers a %s result", id, ss.result.Code)
+		}
+		if ss.result.Session != 0 {
+			return fmt.Errorf("meta: session %d remembers a registration's result", id)
 		}
 		if ss.result.File.Data != nil || ss.result.Code == CodeInlineRefused {
 			return fmt.Errorf("meta: session %d remembers a %s result with %d bytes of data", id, ss.result.Code, len(ss.result.File.Data))
@@ -242,6 +278,9 @@ func (t *sessionTable) check(applied uint64) error {
 	}
 	return nil
 }
+
+// sameResultBytes reports whether a and b encode alike.
+func sameResultBytes(a, b Result) bool { return string(a.Marshal()) == string(b.Marshal()) }
 
 func cloneResult(r Result) Result {
 	r.File = cloneFile(r.File)

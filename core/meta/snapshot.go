@@ -9,17 +9,21 @@ import (
 
 // snapshotMagic starts a snapshot; the digit is the format version (TMS3
 // added the sessions' request fingerprints, TMS4 the configuration and
-// inline data). snapshotMagicV3 is the format before, still restored: it
-// holds no inline file and restores unconfigured, so that the cluster's
-// meta leader configures it (OpConfigure) as it would a new cluster.
+// inline data, TMS5 registered sessions: a session may have applied
+// nothing yet, sequence 0 with an empty result, which a reader of TMS4
+// would refuse). The older formats are still restored: TMS4 as TMS5, and
+// TMS3 holds no inline file and restores unconfigured, so that the
+// cluster's meta leader configures it (OpConfigure) as it would a new
+// cluster.
 const (
-	snapshotMagic   = "TMS4"
+	snapshotMagic   = "TMS5"
+	snapshotMagicV4 = "TMS4"
 	snapshotMagicV3 = "TMS3"
 )
 
 // Snapshot encodes the whole state deterministically (everything sorted):
 //
-//	"TMS4" applied now horizon nextChunk configured inlineThreshold inlineCap
+//	"TMS5" applied now horizon nextChunk configured inlineThreshold inlineCap
 //	files:    count, then per file (by path) path version size mtime chunks data
 //	sessions: count, then per session (by id) id lastSeq lastIndex lastMTime fingerprint(32 bytes) result
 //	leases:   count, then per id (ascending) id end
@@ -150,8 +154,9 @@ func (s *State) encodeLeasesAndGarbage(e *codec.Encoder) {
 	encodeChunks(e, refs)
 }
 
-// Restore decodes a snapshot written by Snapshot (or by the version
-// before, TMS3, whose cluster had no configuration yet) and checks it.
+// Restore decodes a snapshot written by Snapshot (or by the versions
+// before: TMS4, and TMS3, whose cluster had no configuration yet) and
+// checks it.
 func Restore(b []byte) (*State, error) { return RestoreWithBugs(b, Bugs{}) }
 
 // RestoreWithBugs is Restore into a state with the injected defects of
@@ -161,9 +166,9 @@ func RestoreWithBugs(b []byte, bugs Bugs) (*State, error) {
 	if len(b) >= len(snapshotMagic) {
 		magic = string(b[:len(snapshotMagic)])
 	}
-	if magic != snapshotMagic && magic != snapshotMagicV3 {
+	if magic != snapshotMagic && magic != snapshotMagicV4 && magic != snapshotMagicV3 {
 		if magic != "" && magic[:3] == snapshotMagic[:3] {
-			return nil, fmt.Errorf("meta: snapshot format %q unsupported: this version reads only %q and %q", magic, snapshotMagic, snapshotMagicV3)
+			return nil, fmt.Errorf("meta: snapshot format %q unsupported: this version reads only %q, %q and %q", magic, snapshotMagic, snapshotMagicV4, snapshotMagicV3)
 		}
 		return nil, fmt.Errorf("meta: snapshot: bad magic")
 	}

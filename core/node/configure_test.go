@@ -42,17 +42,26 @@ func TestConfigureOnce(t *testing.T) {
 	if cfg, _ := n.groups[topo.MetaGroup].Meta().Config(); cfg != want {
 		t.Fatalf("configured %+v, want %+v", cfg, want)
 	}
-	seq := uint64(0)
-	put := func(n *Node, e *testEnv, path string, size int) *api.Response {
+	seq, session := uint64(0), uint64(0)
+	submit := func(n *Node, e *testEnv, c meta.Command) *api.Response {
 		var got *api.Response
-		seq++
-		n.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpPut, Path: path, Session: 1, Seq: seq, Data: make([]byte, size)}},
-			func(r *api.Response) { got = r })
+		n.Submit(&api.Request{Kind: api.MetaCommand, Cmd: c}, func(r *api.Response) { got = r })
 		for i := 0; got == nil && i < 100; i++ {
 			n.Tick()
 			e.flush(n)
 		}
 		return got
+	}
+	put := func(n *Node, e *testEnv, path string, size int) *api.Response {
+		if session == 0 {
+			if r := submit(n, e, meta.Command{Op: meta.OpRegister}); r == nil || r.Status != api.OK {
+				t.Fatalf("register: %+v", r)
+			} else {
+				session = r.Result.Session
+			}
+		}
+		seq++
+		return submit(n, e, meta.Command{Op: meta.OpPut, Path: path, Session: session, Seq: seq, Data: make([]byte, size)})
 	}
 	if r := put(n, e, "/small", 100); r == nil || r.Status != api.OK || !r.Result.File.Inline() {
 		t.Fatalf("inline put: %+v", r)

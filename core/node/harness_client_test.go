@@ -16,14 +16,18 @@ const maxOpSteps = 100
 
 // clientOp is a file operation (core/client) a script submitted to a node.
 type clientOp struct {
-	id    int
-	node  *hnode
-	op    *client.Op
-	desc  string
-	data  []byte // a put's body
-	off   int    // how much of data was handed over
-	read  []byte // what a get returned
-	steps int
+	id   int
+	node *hnode
+	op   *client.Op
+	sess *client.Session // a write's, borrowed from harness.sessions
+	// result is the outcome of a registration (harness.register), which
+	// is no numbered op.
+	result client.Result
+	desc   string
+	data   []byte // a put's body
+	off    int    // how much of data was handed over
+	read   []byte // what a get returned
+	steps  int
 	// inFlight is set while a request waits for its response, token
 	// names it (the op's window is 1: one request at a time).
 	inFlight bool
@@ -34,18 +38,44 @@ type clientOp struct {
 // submit starts a file operation on a node; a put or append writes size
 // bytes.
 func (h *harness) submit(hn *hnode, spec client.Spec, size int) {
-	cc := client.Config{ChunkBytes: h.chunkBytes, Topology: h.topo, MaxAttempts: 3, InlineThreshold: max(h.cfg.InlineThreshold, 0), Window: 1}
 	o := &clientOp{id: len(h.ops) + 1, node: hn}
 	if spec.Kind == client.Put || spec.Kind == client.Append {
 		o.data = content(o.id, size)
 		spec.SizeHint = int64(size)
 	}
 	o.desc = describeSpec(spec)
-	// One session per operation: the harness's operations overlap, and a
-	// session's sequence numbers must reach the meta group in order.
-	o.op = client.New(cc, client.NewSession(uint64(o.id), 0), spec)
+	// A session of its own for a write: the harness's operations overlap,
+	// and a session's sequence numbers must reach the meta group in order.
+	if spec.Kind.IsWrite() {
+		if n := len(h.sessions); n > 0 {
+			o.sess, h.sessions = h.sessions[n-1], h.sessions[:n-1]
+		} else {
+			o.sess = client.NewAutoSession()
+		}
+	}
+	o.op = client.New(h.clientConfig(), o.sess, spec)
 	h.ops = append(h.ops, o)
 	h.advance(o)
+}
+
+func (h *harness) clientConfig() client.Config {
+	return client.Config{ChunkBytes: h.chunkBytes, Topology: h.topo, MaxAttempts: 3, InlineThreshold: max(h.cfg.InlineThreshold, 0), Window: 1}
+}
+
+// register registers a session through hn, quietly and at once (every
+// node stabilized), and keeps it for the writes that follow.
+func (h *harness) register(hn *hnode) (uint64, error) {
+	o := &clientOp{node: hn, desc: "register", op: client.New(h.clientConfig(), nil, client.Spec{Kind: client.Register})}
+	quiet := h.quiet
+	h.quiet = true
+	defer func() { h.quiet = quiet }()
+	h.advance(o)
+	h.stabilize(h.nodes)
+	if !o.over || o.result.Status != api.OK {
+		return 0, fmt.Errorf("registration through n%d: over %v, %s %s", hn.id, o.over, o.result.Status, o.result.Detail)
+	}
+	h.sessions = append(h.sessions, client.NewSession(o.result.Session, 0))
+	return o.result.Session, nil
 }
 
 // advance takes the operation's next steps until it waits for a response
@@ -68,6 +98,13 @@ func (h *harness) advance(o *clientOp) {
 			panic(fmt.Sprintf("harness: op%d waits with nothing in flight", o.id))
 		case client.StepDone:
 			o.over = true
+			if o.id == 0 {
+				o.result = st.Result
+				break
+			}
+			if o.sess != nil {
+				h.sessions = append(h.sessions, o.sess)
+			}
 			h.emitAlways("op%d %s: %s", o.id, o.desc, describeResult(o, st.Result))
 		case client.StepSend:
 			o.steps++

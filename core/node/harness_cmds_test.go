@@ -19,6 +19,11 @@ package node
 //	                                  list /prefix [after=/p limit=N], delete /a, rename /a /b
 //	    Starts a file operation (core/client) on the node; each request it
 //	    sends is a call of its own, answered later (op1 → n1: …, op1 ← n1: …).
+//	    A write borrows a registered session of the harness's, or registers
+//	    one first (its first request) if none is free.
+//	register node=1                    Registers a session for the writes that follow, at
+//	                                   once and quietly (every node stabilized), as a
+//	                                   node's session pool holds one.
 //	tick [node=1 | nodes=(1,2)] [n=1] [stabilize]
 //	                                   Ticks the nodes (every running node by default);
 //	                                   with stabilize, each round of ticks is followed by
@@ -189,6 +194,7 @@ func (h *harness) handle(t *testing.T, d *datadriven.TestData) string {
 var commands = map[string]func(*harness, *args){
 	"cluster":   (*harness).cmdCluster,
 	"submit":    (*harness).cmdSubmit,
+	"register":  (*harness).cmdRegister,
 	"tick":      (*harness).cmdTick,
 	"campaign":  (*harness).cmdCampaign,
 	"deliver":   func(h *harness, a *args) { h.cmdNetwork(a, true) },
@@ -550,6 +556,20 @@ func (h *harness) cmdSubmit(a *args) {
 	}
 	a.done()
 	h.submit(hn, spec, size)
+}
+
+// cmdRegister registers a session for the writes that follow, quietly, as
+// a node's session pool holds one, so that each write of a script is its
+// one commit (writes in flight together beyond the sessions registered so
+// register their own).
+func (h *harness) cmdRegister(a *args) {
+	hn := h.upNode(a)
+	a.done()
+	id, err := h.register(hn)
+	if err != nil {
+		a.d.Fatalf(a.t, "%v", err)
+	}
+	h.emitAlways("session %d registered", id)
 }
 
 // stabilize delivers every envelope and completes all disk work among the

@@ -173,6 +173,8 @@ func describeMetaCommand(c meta.Command) string {
 	switch c.Op {
 	case meta.OpAlloc:
 		return fmt.Sprintf("alloc %d", c.AllocCount)
+	case meta.OpRegister:
+		return "register"
 	case meta.OpGCDone:
 		return "gc-done " + ids(c.Collected)
 	case meta.OpConfigure:
@@ -220,6 +222,8 @@ func describeApplied(a Applied) string {
 			switch a.Meta.Op {
 			case meta.OpAlloc:
 				s += fmt.Sprintf(" ids %d..%d", r.FirstChunkID, r.FirstChunkID+uint64(r.Count)-1)
+			case meta.OpRegister:
+				s += fmt.Sprintf(" session %d", r.Session)
 			case meta.OpPut, meta.OpAppend, meta.OpRename:
 				s += fmt.Sprintf(" version=%d size=%d", r.File.Version, r.File.Size)
 			}
@@ -496,6 +500,8 @@ func describeResponse(r *api.Response) string {
 		return s
 	}
 	switch {
+	case r.Result.Session > 0:
+		s += fmt.Sprintf(" session %d", r.Result.Session)
 	case r.Result.Count > 0:
 		s += fmt.Sprintf(" ids %d..%d", r.Result.FirstChunkID, r.Result.FirstChunkID+uint64(r.Result.Count)-1)
 	case r.Result.File.Version > 0:

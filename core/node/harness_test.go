@@ -26,6 +26,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
@@ -49,8 +50,13 @@ type harness struct {
 	chunkBytes int
 	nodes      []*hnode // by id-1
 
-	flights   []*flight
-	ops       []*clientOp
+	flights []*flight
+	ops     []*clientOp
+	// sessions are the auto sessions no write uses now: a write borrows
+	// one (a new one, which it registers, if none is free) and gives it
+	// back when it is over, as the HTTP server's pool does, so that only
+	// writes in flight together register sessions of their own.
+	sessions  []*client.Session
 	followups []*clientOp
 	// isolated nodes exchange no envelope with the others (partition);
 	// cutLinks are links cut between two nodes (cut), by their ids in

@@ -4,15 +4,16 @@
 //
 // A Client knows several endpoints and moves to the next one when a node
 // cannot be reached or answers 503 unavailable (no quorum or no leader:
-// nothing was applied). Writes carry a session id and sequence number, so a
-// write retried on another node after a lost reply is applied at most once;
-// a write whose body cannot be rewound (not an io.Seeker) is not retried.
+// nothing was applied). Writes carry a session id (registered with
+// POST /v1/sessions) and sequence number, so a write retried on another
+// node after a lost reply is applied at most once; a write whose body
+// cannot be rewound (not an io.Seeker) is not retried. A write refused with
+// session_expired (the cluster forgot the session) is not retried either:
+// its outcome is unknown, and the error is returned.
 package httpclient
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -108,15 +109,13 @@ type Client struct {
 	// attempts bounds the tries of one request across endpoints.
 	attempts int
 	next     atomic.Uint64
-	// session is a random prefix of this client's session ids, made
-	// counts the sessions made, and idle holds those no write uses now:
-	// a write borrows one for its attempts and gives it back with its
-	// sequence number used, so that the meta group remembers as many of
-	// this client's sessions as it had writes in flight at once, not one
-	// per write (which filled its table under load and evicted other
-	// clients' sessions).
-	session   uint64
-	made      atomic.Uint64
+	// idle holds the registered sessions no write uses now: a write
+	// borrows one for its attempts and gives it back with its sequence
+	// number used, so that the meta group remembers as many of this
+	// client's sessions as it had writes in flight at once, not one per
+	// write (which filled its table under load and evicted other clients'
+	// sessions), and a registration is a commit only when the client
+	// needs one more session.
 	sessMu    sync.Mutex
 	idle      []*session
 	mu        sync.Mutex
@@ -129,8 +128,9 @@ type Client struct {
 // its checks catch them (tesserabugs builds only: every switch is guarded
 // by bugs.CompiledIn, so production builds compile them out).
 type Bugs struct {
-	// RetryNewSession numbers each attempt of a write afresh, so that a
-	// retry after an ambiguous failure is a new request, not the same one.
+	// RetryNewSession numbers each attempt of a write afresh (a newly
+	// registered session), so that a retry after an ambiguous failure is
+	// a new request, not the same one.
 	RetryNewSession bool
 }
 
@@ -170,9 +170,6 @@ func New(endpoints []string) (*Client, error) {
 	if len(c.endpoints) == 0 {
 		return nil, errors.New("httpclient: no endpoints")
 	}
-	var b [8]byte
-	_, _ = crand.Read(b[:])
-	c.session = binary.LittleEndian.Uint64(b[:]) &^ (1<<32 - 1)
 	return c, nil
 }
 
@@ -184,20 +181,79 @@ type session struct{ id, seq uint64 }
 const maxIdleSessions = 1024
 
 // borrow lends a write a session of its own, its next sequence number
-// taken. A write that ended without knowing its outcome leaves that number
-// used up: a late commit of its last attempt is either applied before the
-// session's next write or refused as expired after it, never twice.
-func (c *Client) borrow() *session {
+// taken: an idle one, or one registered now. A write that ended without
+// knowing its outcome leaves that number used up: a late commit of its
+// last attempt is either applied before the session's next write or
+// refused as expired after it, never twice.
+func (c *Client) borrow(ctx context.Context) (*session, error) {
 	c.sessMu.Lock()
-	defer c.sessMu.Unlock()
 	var s *session
 	if n := len(c.idle); n > 0 {
 		s, c.idle = c.idle[n-1], c.idle[:n-1]
-	} else {
-		s = &session{id: c.session + c.made.Add(1)}
+	}
+	c.sessMu.Unlock()
+	if s == nil {
+		id, err := c.Register(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s = &session{id: id}
 	}
 	s.seq++
-	return s
+	return s, nil
+}
+
+// Register registers a new session (POST /v1/sessions) and returns its
+// id, trying the endpoints in turn. Writes register the sessions they
+// need themselves; Register is for a caller that sets Tessera-Session and
+// Tessera-Seq on requests of its own.
+func (c *Client) Register(ctx context.Context) (uint64, error) {
+	var lastErr error
+	for attempt := 0; attempt < c.attempts; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+			}
+		}
+		base := c.pick(attempt)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sessions", nil)
+		if err != nil {
+			return 0, fmt.Errorf("httpclient: %w", err)
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			// A registration lost on the way registers a session nobody
+			// uses, which the cluster forgets in its turn.
+			lastErr = err
+			c.demote(base)
+			continue
+		}
+		if resp.StatusCode != http.StatusCreated {
+			apiErr := decodeError(resp)
+			if apiErr.Code == CodeUnavailable || apiErr.Code == CodeTimeout {
+				lastErr = apiErr
+				c.demote(base)
+				continue
+			}
+			return 0, apiErr
+		}
+		var body struct {
+			Session uint64 `json:"session"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, 1<<10)).Decode(&body)
+		resp.Body.Close()
+		if err != nil || body.Session == 0 {
+			return 0, fmt.Errorf("httpclient: register: bad answer (%v)", err)
+		}
+		c.promote(base)
+		return body.Session, nil
+	}
+	return 0, fmt.Errorf("httpclient: register: %w", lastErr)
 }
 
 // giveBack returns a session once its write is over.
@@ -249,16 +305,31 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			rewindable = false
 		}
 	}
+	// uncertain is set once an attempt of a write may have applied
+	// without its answer reaching us (said in a session_expired error).
+	var sess *session
+	uncertain := false
+	setSession := func(s *session) {
+		sess = s
+		r.header.Set("Tessera-Session", strconv.FormatUint(s.id, 10))
+		r.header.Set("Tessera-Seq", strconv.FormatUint(s.seq, 10))
+	}
 	if r.write {
 		if r.header == nil {
 			r.header = http.Header{}
 		}
 		// A session of its own for the write's attempts: requests of one
 		// session must be sequential, and a Client serves many at once.
-		sess := c.borrow()
-		defer c.giveBack(sess)
-		r.header.Set("Tessera-Session", strconv.FormatUint(sess.id, 10))
-		r.header.Set("Tessera-Seq", strconv.FormatUint(sess.seq, 10))
+		s, err := c.borrow(ctx)
+		if err != nil {
+			return nil, err
+		}
+		setSession(s)
+		defer func() {
+			if sess != nil {
+				c.giveBack(sess)
+			}
+		}()
 	}
 	var lastErr error
 	for attempt := 0; attempt < c.attempts; attempt++ {
@@ -278,8 +349,11 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 			}
 		}
 		if bugs.CompiledIn && c.bugs.RetryNewSession && r.write && attempt > 0 {
-			r.header.Set("Tessera-Session", strconv.FormatUint(c.session+c.made.Add(1), 10))
-			r.header.Set("Tessera-Seq", "1")
+			id, err := c.Register(ctx)
+			if err != nil {
+				return nil, err
+			}
+			setSession(&session{id: id, seq: 1})
 		}
 		base := c.pick(attempt)
 		u := base + "/v1/files"
@@ -309,6 +383,7 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 				return nil, ctx.Err()
 			}
 			lastErr = err
+			uncertain = true
 			c.demote(base)
 			continue
 		}
@@ -323,9 +398,21 @@ func (c *Client) do(ctx context.Context, r request) (*http.Response, error) {
 		if apiErr.Code == CodeUnavailable || apiErr.Code == CodeTimeout && r.write {
 			// Unavailable: nothing applied. Timeout of a write: the session
 			// makes the retry exactly-once.
+			uncertain = uncertain || apiErr.Code == CodeTimeout
 			lastErr = apiErr
 			c.demote(base)
 			continue
+		}
+		if apiErr.Code == CodeSessionExpired && r.write {
+			// The cluster forgot the session: it is dead for good, and the
+			// client's next write registers another. The write is not
+			// sent again: an attempt of it (this client's, or the node's
+			// own) may have applied before the session was forgotten.
+			sess = nil
+			if uncertain {
+				apiErr.Message += " (an earlier attempt went unanswered)"
+			}
+			return nil, apiErr
 		}
 		return nil, apiErr
 	}

@@ -2,6 +2,7 @@ package httpclient
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -55,18 +56,27 @@ func TestErrorAnswers(t *testing.T) {
 }
 
 // TestWriteSessions checks how writes number their sessions: a write
-// borrows a session of its own and keeps its (session, seq) across
-// retries; a session serves one write at a time and continues its
-// sequence at the next write, so that a client does not leave the meta
-// group one session per write.
+// borrows a session of its own, registered when the client has no idle
+// one, and keeps its (session, seq) across retries; a session serves one
+// write at a time and continues its sequence at the next write, so that a
+// client does not leave the meta group one session per write.
 func TestWriteSessions(t *testing.T) {
 	type tag struct{ session, seq string }
 	var mu sync.Mutex
 	var seen []tag
+	registered := 0
 	block := make(chan struct{})
 	var blocked atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
+		if r.URL.Path == "/v1/sessions" && r.Method == http.MethodPost {
+			registered++
+			n := registered
+			mu.Unlock()
+			w.WriteHeader(http.StatusCreated)
+			_, _ = fmt.Fprintf(w, `{"session":%d}`, 100+n)
+			return
+		}
 		seen = append(seen, tag{r.Header.Get("Tessera-Session"), r.Header.Get("Tessera-Seq")})
 		first := len(seen) == 1
 		mu.Unlock()
@@ -114,7 +124,7 @@ func TestWriteSessions(t *testing.T) {
 	}
 	s, s2 := seen[0].session, seen[4].session
 	want := []tag{{s, "1"}, {s, "1"}, {s, "2"}, {s, "3"}, {s2, "1"}, {s, "4"}, {s, "5"}}
-	if s == s2 || !slices.Equal(seen, want) {
-		t.Fatalf("sessions seen %v, want %v with %s != %s", seen, want, s, s2)
+	if s != "101" || s2 != "102" || registered != 2 || !slices.Equal(seen, want) {
+		t.Fatalf("sessions seen %v, want %v with %s and %s the 2 registered", seen, want, s, s2)
 	}
 }

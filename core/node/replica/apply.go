@@ -151,7 +151,7 @@ func (g *Replica) checkRemoved() {
 // reply must respect to decode, whatever the path's length.
 func metaDetail(c meta.Command, res meta.Result) string {
 	d := fmt.Sprintf("%s %s: %s", c.Op, cut(c.Path, 128), res.Code)
-	if res.Code == meta.CodeSessionReuse || res.Code == meta.CodeInlineRefused {
+	if res.Code == meta.CodeSessionReuse || res.Code == meta.CodeInlineRefused || res.Code == meta.CodeSessionExpired {
 		d += ": " + res.Detail
 	}
 	return cut(d, api.MaxDetailBytes)

@@ -346,6 +346,12 @@ func (r *Router) finish(o *op, resp *api.Response) {
 		// apply.
 		resp = api.Errorf(api.Timeout, "%s; an earlier forward went unanswered and may still apply, outcome unknown", resp.Detail)
 	}
+	if resp.Status == api.SessionExpired && o.unanswered {
+		// The forward answered applied nothing, but an earlier one may
+		// have applied before the session was forgotten: session_expired
+		// alone would tell the client that nothing did.
+		resp = api.Errorf(api.Timeout, "%s; an earlier forward went unanswered and may have applied, outcome unknown", resp.Detail)
+	}
 	delete(r.ops, o.id)
 	if resp.Status != api.OK {
 		r.stats.RequestErrors++

@@ -363,15 +363,20 @@ func TestTimeoutsAndRetries(t *testing.T) {
 
 // TestForwardedWriteOutcome: a forwarded write refused as unavailable is
 // tried on the next member; once an earlier forward went unanswered, a
-// final unavailable becomes an unknown outcome, since that copy may apply.
+// final unavailable becomes an unknown outcome, since that copy may apply,
+// and so does a final session_expired (the copy may have applied before
+// the session was forgotten).
 func TestForwardedWriteOutcome(t *testing.T) {
 	tests := []struct {
 		name       string
 		unanswered bool // the first forward is sent again after a third of the timeout
+		last       api.Status
 		want       string
 	}{
-		{"every member refused", false, "unavailable"},
-		{"a forward went unanswered", true, "timeout"},
+		{"every member refused", false, api.Unavailable, "unavailable"},
+		{"a forward went unanswered", true, api.Unavailable, "timeout"},
+		{"session forgotten", false, api.SessionExpired, "session_expired"},
+		{"session forgotten after a forward went unanswered", true, api.SessionExpired, "timeout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -395,14 +400,16 @@ func TestForwardedWriteOutcome(t *testing.T) {
 			}
 			refuse := wire.Reply{ID: ids[0], Resp: api.Errorf(api.Unavailable, "not me").Marshal()}
 			r.OnReply(2, refuse)
+			last := wire.Reply{ID: ids[0], Resp: api.Errorf(tt.last, "last answer").Marshal()}
 			if tt.unanswered {
-				// The second forward went to the other member: it refuses too.
-				r.OnReply(3, refuse)
+				// The second forward went to the other member: it answers
+				// last.
+				r.OnReply(3, last)
 			} else {
 				if fw := forwards(t, out); len(fw) != 1 {
 					t.Fatalf("forwards after a refusal: %v, want the next member tried", fw)
 				}
-				r.OnReply(3, refuse)
+				r.OnReply(3, last)
 			}
 			if a.status() != tt.want {
 				t.Fatalf("%s, want %s (%+v)", a.status(), tt.want, a.resp)

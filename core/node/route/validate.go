@@ -34,6 +34,10 @@ func (r *Router) validate(req *api.Request) *api.Response {
 				return api.Errorf(api.Invalid, "%v", err)
 			}
 		case meta.OpAlloc, meta.OpGCDone, meta.OpConfigure:
+		case meta.OpRegister:
+			if c.Session != 0 {
+				return api.Errorf(api.Invalid, "a session registration under session %d", c.Session)
+			}
 		default:
 			return api.Errorf(api.Invalid, "unknown meta op %d", c.Op)
 		}
@@ -104,8 +108,11 @@ func (r *Router) validate(req *api.Request) *api.Response {
 // retrySafe reports whether issuing the request again cannot apply it twice.
 func retrySafe(req *api.Request) bool {
 	if req.Kind == api.MetaCommand {
-		// A configuration applies once: a second copy changes nothing.
-		return req.Cmd.Session != 0 || req.Cmd.Op == meta.OpAlloc || req.Cmd.Op == meta.OpGCDone || req.Cmd.Op == meta.OpConfigure
+		// A configuration applies once: a second copy changes nothing. A
+		// second registration registers a session nobody uses, which the
+		// meta group forgets in its turn.
+		return req.Cmd.Session != 0 || req.Cmd.Op == meta.OpAlloc || req.Cmd.Op == meta.OpGCDone || req.Cmd.Op == meta.OpConfigure ||
+			req.Cmd.Op == meta.OpRegister
 	}
 	return true
 }
