@@ -46,10 +46,9 @@ func alignIn(raw []byte, n int) []byte {
 // the page cache, the last partial block (a chunk file's 16-byte header
 // puts one at its end) written through the page cache on the same file,
 // and the file fsynced. The file is never longer than its bytes: writing
-// the padding too and cutting it off with ftruncate cost a follower 15 ms
-// per 4 MiB chunk in a trace (a truncation is a journal transaction of its
-// own, with the inode on the orphan list meanwhile), about a fifth of its
-// time for the chunk. A file system that refuses O_DIRECT (tmpfs, some
+// the padding too and cutting it off with ftruncate took a follower 15-19
+// ms per 4 MiB chunk in two syscall traces (a truncation is a journal
+// transaction of its own), about a fifth of its time for the chunk. A file system that refuses O_DIRECT (tmpfs, some
 // overlays) gets the bytes through the page cache instead.
 func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 	p, err := f.resolve(name)
