@@ -42,9 +42,13 @@ func alignIn(raw []byte, n int) []byte {
 }
 
 // WriteDirect writes a whole file with O_DIRECT (vfs.DirectWriter): the
-// parts are copied into one aligned buffer padded to a multiple of the
-// block size, written past the page cache, the padding cut off, and the
-// file fsynced. A file system that refuses O_DIRECT (tmpfs, some
+// parts are copied into one aligned buffer, its whole blocks written past
+// the page cache, the last partial block (a chunk file's 16-byte header
+// puts one at its end) written through the page cache on the same file,
+// and the file fsynced. The file is never longer than its bytes: writing
+// the padding too and cutting it off with ftruncate took a follower 15-19
+// ms per 4 MiB chunk in two syscall traces (a truncation is a journal
+// transaction of its own), about a fifth of its time for the chunk. A file system that refuses O_DIRECT (tmpfs, some
 // overlays) gets the bytes through the page cache instead.
 func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 	p, err := f.resolve(name)
@@ -62,23 +66,25 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 	for _, part := range parts {
 		total += len(part)
 	}
-	padded := (total + directAlign - 1) &^ (directAlign - 1)
-	buf, entry := alignedBuf(padded)
+	whole := total &^ (directAlign - 1)
+	buf, entry := alignedBuf((total + directAlign - 1) &^ (directAlign - 1))
 	n := 0
 	for _, part := range parts {
 		n += copy(buf[n:], part)
 	}
-	clear(buf[total:])
-	_, err = h.Write(buf)
-	directBufs.Put(entry)
+	if whole > 0 {
+		_, err = h.Write(buf[:whole])
+	}
 	if errors.Is(err, syscall.EINVAL) {
 		// The disk's block is larger than directAlign.
+		directBufs.Put(entry)
 		_ = h.Close()
 		return f.writeBuffered(name, parts)
 	}
-	if err == nil && padded != total {
-		err = h.Truncate(int64(total))
+	if err == nil && whole < total {
+		err = writeTail(h, buf[whole:total])
 	}
+	directBufs.Put(entry)
 	fl := &file{f: h, name: name, fs: f}
 	if err == nil {
 		err = fl.Sync()
@@ -88,6 +94,24 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 	if cerr := h.Close(); err == nil {
 		err = wrap("close", name, cerr)
 	}
+	return err
+}
+
+// writeTail writes the last partial block of a file opened with O_DIRECT,
+// at its current offset (a block boundary), through the page cache: the
+// flag is cleared first, as an O_DIRECT write must be whole blocks. The
+// blocks before were written directly, so the cached page overlaps none of
+// them.
+func writeTail(h *os.File, tail []byte) error {
+	fd := int(h.Fd())
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err == nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^syscall.O_DIRECT)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = h.Write(tail)
 	return err
 }
 

@@ -87,8 +87,14 @@ func (g *Replica) stageAppend(j *LogJob) {
 			out = append(make([]*raftpb.Entry, 0, len(ents)), ents[:i]...)
 		}
 		ref := c.Ref()
-		out = append(out, &raftpb.Entry{Term: e.Term, Index: e.Index, Type: e.Type,
-			Data: encodeChunkEntry(h, &ref)})
+		// The short entry owns its fields: the whole one's may share an
+		// allocation with its bytes (a follower's entries are decoded in
+		// place, wire.UnmarshalShared, each with its term and index beside
+		// it), and raft's storage keeps the short entry until the log is
+		// compacted, which would keep the frame of every chunk since the
+		// last snapshot in memory.
+		out = append(out, &raftpb.Entry{Term: proto.Uint64(e.GetTerm()), Index: proto.Uint64(e.GetIndex()),
+			Type: e.GetType().Enum(), Data: encodeChunkEntry(h, &ref)})
 		j.staged = append(j.staged, StagedChunk{index: e.GetIndex(), term: e.GetTerm(),
 			info: chunk.Info{ID: c.ID, Size: ref.Size, CRC: c.CRC}, data: c.Data, pos: i, whole: e})
 	}

@@ -1,9 +1,12 @@
 package replica
 
 import (
+	"bytes"
 	"fmt"
+	"runtime"
 	"slices"
 	"testing"
+	"weak"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -251,4 +254,54 @@ func logEntry(t *testing.T, g *Replica, index uint64) *raftpb.Entry {
 		t.Fatalf("entry %d: %v", index, err)
 	}
 	return ents[0]
+}
+
+// TestStagedEntryKeepsNoFrame sends a follower an append of one chunk write
+// decoded in place from its frame, as the transport does
+// (wire.UnmarshalShared), and checks that once the entry is durable, its
+// short form in raft's storage does not keep the frame alive: it fails if
+// the short entry shares an allocation with the whole one (its term and
+// index are decoded beside the entry, whose bytes point into the frame), so
+// that every chunk's frame since the last snapshot stays in memory.
+func TestStagedEntryKeepsNoFrame(t *testing.T) {
+	const group = 2
+	f := open(t, Config{ChunkOnce: true}, group, []uint64{1, 2, 3})
+	frame := func() weak.Pointer[byte] {
+		data := bytes.Repeat([]byte{7}, 1<<20)
+		c := chunk.Command{Op: chunk.OpWrite, ID: 7, CRC: chunk.Checksum(data), Data: data}
+		app := &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
+			Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(1),
+			Entries: []*raftpb.Entry{{Term: proto.Uint64(1), Index: proto.Uint64(2), Type: raftpb.EntryNormal.Enum(),
+				Data: encodeEntry(entryHeader{proposer: 2, proposal: 1}, c.Marshal())}}}
+		b, err := (&wire.Envelope{From: 2, To: 1, Raft: []wire.GroupMessage{{Group: group, Msg: app}}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := wire.UnmarshalShared(b, 64<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Changing the entry's bytes changes the frame's if they are the
+		// same memory.
+		d := env.Raft[0].Msg.GetEntries()[0].GetData()
+		d[len(d)-1]++
+		inPlace := bytes.Contains(b, d)
+		d[len(d)-1]--
+		if !inPlace {
+			t.Fatal("the entry's bytes are not decoded in place: the test shows nothing")
+		}
+		f.g.Step(2, env.Raft[0].Msg)
+		f.settle(t)
+		f.out.Flush(func(*wire.Envelope) {})
+		return weak.Make(&b[0])
+	}()
+	if _, c, ok := chunkWrite(logEntry(t, f.g, 2)); !ok || c.Op != chunk.OpWriteRef {
+		t.Fatalf("entry 2 in raft's storage is not a short write: op %d", c.Op)
+	}
+	runtime.GC()
+	runtime.GC()
+	if frame.Value() != nil {
+		t.Fatal("the frame of a durable chunk write is still in memory")
+	}
+	runtime.KeepAlive(f) // the replica, whose storage holds the entry
 }
