@@ -96,6 +96,7 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 		ev.ChunkIDs = res.AllocIDs()
 	case meta.OpGCDone:
 		ev.Kind, ev.ChunkIDs = model.GCDone, cmd.Collected
+		c.w.coverage.collected += len(cmd.Collected)
 	case meta.OpConfigure:
 		// The cluster's inline settings, which the checker needs to check
 		// inline writes and refusals.

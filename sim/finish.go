@@ -149,6 +149,10 @@ func (w *World) uncollected() string {
 	case garbage > 0:
 		return fmt.Sprintf("the meta group lists %d chunks awaiting collection", garbage)
 	}
+	if ids := w.conform.checker.Uncollected(); len(ids) > 0 {
+		return fmt.Sprintf("the spec's model of the run holds chunk %d awaiting collection (%d such chunks), which the meta group lists nowhere: it lost track of them without collecting them",
+			ids[0], len(ids))
+	}
 	return ""
 }
 

@@ -141,6 +141,27 @@ func NewChecker() *Checker {
 // Steps is the number of events checked.
 func (c *Checker) Steps() int { return c.steps }
 
+// Uncollected returns, sorted, the chunk ids the model holds as awaiting
+// collection: of replaced, deleted or overwritten files, or leased and
+// expired uncommitted. Once a run is quiet and collected, the model must
+// agree with the meta group that there are none (FileCommit's
+// GarbageEventuallyCollected on the model's side): an id the meta state
+// forgot without a collection (a chunk dropped from every list) is still
+// garbage here, and the model knows no other way to lose it.
+func (c *Checker) Uncollected() []uint64 {
+	var out []uint64
+	for id := range c.garbage {
+		out = append(out, id)
+	}
+	for id, end := range c.leases {
+		if end < c.now && !c.garbage[id] {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 func (c *Checker) isGarbage(id uint64) bool {
 	if c.garbage[id] {
 		return true
