@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bufio"
+	"bytes"
 	"io"
 	"log/slog"
 	"net"
@@ -178,4 +180,46 @@ func counterValue(t *testing.T, m *metrics, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// TestTransportReceivedBytesOutliveTheirFrame sends two appends of 1 MiB,
+// one after the other, on one connection. A large entry's bytes are not
+// copied out of the frame they arrived in (wire.UnmarshalShared), so that
+// frame must not go back to the pool while the node may still hold the
+// envelope: the second frame would be read into it, and the first append
+// would carry the second's bytes.
+func TestTransportReceivedBytesOutliveTheirFrame(t *testing.T) {
+	delivered := make(chan *wire.Envelope, 2)
+	tr := testTransport(t, 64<<20, func(m *wire.Envelope, done func()) {
+		done()
+		delivered <- m
+	})
+	tr.start()
+	t.Cleanup(tr.close)
+	c, err := net.Dial("tcp", tr.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := bufio.NewWriter(c)
+	for _, fill := range []byte{0xaa, 0xbb} {
+		m := bulkEnvelope(1, 1<<20)
+		for i := range m.Raft[0].Msg.Entries[0].Data {
+			m.Raft[0].Msg.Entries[0].Data[i] = fill
+		}
+		if err := tr.writeFrame(w, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	first, second := <-delivered, <-delivered
+	for i, m := range []*wire.Envelope{first, second} {
+		want := []byte{0xaa, 0xbb}[i]
+		data := m.Raft[0].Msg.GetEntries()[0].GetData()
+		if len(data) != 1<<20 || bytes.Count(data, []byte{want}) != len(data) {
+			t.Fatalf("append %d holds %d bytes, %d of them %#x, once both were received", i+1, len(data), bytes.Count(data, []byte{want}), want)
+		}
+	}
 }

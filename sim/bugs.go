@@ -37,6 +37,9 @@ var bugNames = []struct {
 	{"range-end-is-length", func(b *node.Bugs) { b.Replica.Chunk.RangeEndIsLength = true }, func(b node.Bugs) bool { return b.Replica.Chunk.RangeEndIsLength }},
 	{"empty-replica-votes", func(b *node.Bugs) { b.Replica.EmptyReplicaVotes = true }, func(b node.Bugs) bool { return b.Replica.EmptyReplicaVotes }},
 	{"lacking-not-fetched", func(b *node.Bugs) { b.Replica.Chunk.ForgetLacking = true }, func(b node.Bugs) bool { return b.Replica.Chunk.ForgetLacking }},
+	{"markers-without-dir-sync", func(b *node.Bugs) { b.Replica.MarkersWithoutDirSync = true }, func(b node.Bugs) bool { return b.Replica.MarkersWithoutDirSync }},
+	{"gc-grace-never-ends", func(b *node.Bugs) { b.GraceNeverEnds = true }, func(b node.Bugs) bool { return b.GraceNeverEnds }},
+	{"rename-keeps-target-chunks", func(b *node.Bugs) { b.Replica.Meta.RenameKeepsTargetChunks = true }, func(b node.Bugs) bool { return b.Replica.Meta.RenameKeepsTargetChunks }},
 }
 
 // BugNames lists the names of the bugs switched on in b.

@@ -96,6 +96,7 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 		ev.ChunkIDs = res.AllocIDs()
 	case meta.OpGCDone:
 		ev.Kind, ev.ChunkIDs = model.GCDone, cmd.Collected
+		c.w.coverage.collected += len(cmd.Collected)
 	case meta.OpRegister:
 		// The model's session table is unbounded and needs no
 		// registration: a registered session is one it has not seen.

@@ -11,7 +11,9 @@ import (
 
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/client"
+	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/verdict"
 )
 
@@ -146,6 +148,10 @@ func (w *World) uncollected() string {
 			h.node, h.group, unaccounted[0], len(unaccounted))
 	case garbage > 0:
 		return fmt.Sprintf("the meta group lists %d chunks awaiting collection", garbage)
+	}
+	if ids := w.conform.checker.Uncollected(); len(ids) > 0 {
+		return fmt.Sprintf("the spec's model of the run holds chunk %d awaiting collection (%d such chunks), which the meta group lists nowhere: it lost track of them without collecting them",
+			ids[0], len(ids))
 	}
 	return ""
 }
@@ -321,6 +327,8 @@ func (w *World) divergence() string {
 		commit        uint64
 		fenced        bool
 		degraded      string
+		configured    bool
+		metaConf      meta.Config
 	}
 	byGroup := map[uint64]map[uint64]rep{}
 	conf := map[uint64]node.GroupStatus{}
@@ -335,7 +343,7 @@ func (w *World) divergence() string {
 			if byGroup[g.ID] == nil {
 				byGroup[g.ID] = map[uint64]rep{}
 			}
-			byGroup[g.ID][uint64(s.id)] = rep{s.id, g.Applied, g.StateHash, g.Commit, g.Fenced, g.Degraded}
+			byGroup[g.ID][uint64(s.id)] = rep{s.id, g.Applied, g.StateHash, g.Commit, g.Fenced, g.Degraded, g.Configured, g.MetaConfig}
 			if c, ok := conf[g.ID]; !ok || g.Applied > c.Applied {
 				conf[g.ID] = g
 			}
@@ -393,6 +401,13 @@ func (w *World) divergence() string {
 				return fmt.Sprintf("group %d: node %d and node %d hold different state at index %d", tg.ID, first.node, r.node, r.applied)
 			}
 		}
+		if want, ok := w.wantMetaConfig(); tg.ID == topo.MetaGroup && first != nil && ok &&
+			(!first.configured || first.metaConf != want) {
+			// Every node runs with the seed's inline settings, so the meta
+			// leader configures the cluster with them (core/node
+			// tickConfigure), whatever became of its first proposal.
+			return fmt.Sprintf("the meta group is configured %v (%v), not with its nodes' inline settings %v", first.configured, first.metaConf, want)
+		}
 		for _, v := range c.Voters {
 			if r, ok := byGroup[tg.ID][v]; ok && r.degraded != "" {
 				return fmt.Sprintf("group %d: node %d reports it degraded (%s)", tg.ID, v, r.degraded)
@@ -400,6 +415,15 @@ func (w *World) divergence() string {
 		}
 	}
 	return ""
+}
+
+// wantMetaConfig returns the configuration every node of the run proposes
+// to the meta group (node.Config.MetaConfig), and false if the nodes run
+// with inlining off: they propose none, and the state may stay
+// unconfigured.
+func (w *World) wantMetaConfig() (meta.Config, bool) {
+	mc := node.Config{InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes}.MetaConfig()
+	return mc, mc.InlineThreshold > 0
 }
 
 // virtualHandler is a slog handler that stamps records with virtual time.

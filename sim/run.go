@@ -120,23 +120,26 @@ type World struct {
 	// (node.Config.MaxSessions), drawn per seed (drawSessionLimit); 0:
 	// meta.MaxSessions.
 	sessionLimit int
-	nodes        []*simNode
-	net          *network
-	clients      []*simClient
-	hist         *history
-	faultRng     *rand.Rand
-	netRng       *rand.Rand
-	workRng      *rand.Rand
-	log          *slog.Logger
-	failures     []verdict.Failure
-	healed       bool
-	healAt       time.Duration
-	notes        []string
-	conform      *conformance
-	checks       *stateChecker
-	members      memberCheck
-	chunks       chunkCheck
-	coverage     coverage
+	// collect is the garbage collection's timing, drawn per seed
+	// (drawCollect).
+	collect  collectTiming
+	nodes    []*simNode
+	net      *network
+	clients  []*simClient
+	hist     *history
+	faultRng *rand.Rand
+	netRng   *rand.Rand
+	workRng  *rand.Rand
+	log      *slog.Logger
+	failures []verdict.Failure
+	healed   bool
+	healAt   time.Duration
+	notes    []string
+	conform  *conformance
+	checks   *stateChecker
+	members  memberCheck
+	chunks   chunkCheck
+	coverage coverage
 
 	// work is the seed's workload, sizes the size of each file as the
 	// clients last saw it (where ranged reads aim).
@@ -164,6 +167,12 @@ type coverage struct {
 	// the leaderships handed on for an entry that could not be filled.
 	stageRots int
 	handoffs  uint64
+	// collected counts the chunk ids the meta group recorded collected
+	// (OpGCDone, each raft entry once; expired leases included), swept
+	// the chunks data group leaders deleted because the meta group did
+	// not account for them (the audit, core/node sweep.go).
+	collected int
+	swept     uint64
 	// staged, filled, cut and lacking count the chunk writes whose bytes
 	// were written once (node.Stats.StagedChunks and what follows it).
 	staged, filled, cut, lacking uint64
@@ -229,6 +238,7 @@ func (c *coverage) add(st node.Stats) {
 	c.cut += st.AppendsCut
 	c.lacking += st.LackingChunks
 	c.handoffs += st.LeaderHandoffs
+	c.swept += st.SweptChunks
 }
 
 func (c coverage) String() string {
@@ -236,9 +246,9 @@ func (c coverage) String() string {
 	for _, k := range crashPointKinds {
 		fmt.Fprintf(&fired, " %s-fired=%d", k, c.fired[k])
 	}
-	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d sessions-expired=%d sessions-registered=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d%s",
+	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d sessions-expired=%d sessions-registered=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d gc-collected=%d swept=%d%s",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.expired, c.registered, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
-		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, fired.String())
+		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, fired.String())
 }
 
 func (w *World) nodeConfig(id int) node.Config {
@@ -253,7 +263,7 @@ func (w *World) nodeConfig(id int) node.Config {
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
-		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: 300, Bugs: w.opts.Bugs,
+		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: w.collect.graceTicks, SweepIntervalTicks: w.collect.sweepTicks, Bugs: w.opts.Bugs,
 		ChunkOnce: w.opts.ChunkOnce, BalanceLeaders: w.opts.BalanceLeaders, SnapPieceBytes: w.pieceBytes, MaxSessions: w.sessionLimit, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
 	}
 }
@@ -264,6 +274,46 @@ func (w *World) sessionString() string {
 		return ""
 	}
 	return fmt.Sprintf(", %d sessions remembered", w.sessionLimit)
+}
+
+// collectTiming is how garbage collection runs in a seed: the clients'
+// lease on the chunk ids they allocate, the collector's grace before it
+// deletes a chunk that became garbage (node.Config.GCGraceTicks), and how
+// often a data group's leader audits its chunks with the meta group
+// (node.Config.SweepIntervalTicks).
+type collectTiming struct {
+	lease                  time.Duration
+	graceTicks, sweepTicks uint64
+	short                  bool
+}
+
+// drawCollect draws the seed's collection timing. Most seeds keep the
+// defaults of the simulator (a lease of a minute, a grace of 15 s, the
+// node's audit every 60 s of ticks): in a run of 20 to 60 s a lease
+// never runs out, a grace rarely does and the audit runs once or never,
+// so that collection of expired leases, of garbage under faults and the
+// audit's deletions went unexercised (mutants that dropped a lease
+// check, or stopped the audit, passed every seed). A third of the seeds
+// take a lease of 2 to 20 s (a writer delayed by faults past it has its
+// commit refused, and its ids are collected), a grace of 1 to 10 s and an
+// audit every 1 to 10 s.
+func drawCollect(r *rand.Rand) collectTiming {
+	if r.IntN(3) != 0 {
+		return collectTiming{lease: time.Minute, graceTicks: 300, sweepTicks: 1200}
+	}
+	return collectTiming{lease: time.Duration(2+r.IntN(19)) * time.Second, graceTicks: uint64(20 + r.IntN(181)),
+		sweepTicks: uint64(20 + r.IntN(181)), short: true}
+}
+
+// collectString describes a drawn collection timing for the run's
+// topology line.
+func (w *World) collectString() string {
+	if !w.collect.short {
+		return ""
+	}
+	tick := w.opts.Tick
+	return fmt.Sprintf(", lease %s, gc grace %s, audit every %s", w.collect.lease,
+		time.Duration(w.collect.graceTicks)*tick, time.Duration(w.collect.sweepTicks)*tick)
 }
 
 // drawSessionLimit draws the seed's session limit: a quarter of the seeds
@@ -482,6 +532,7 @@ func run(opts Options) (res *Result) {
 	w.drawInline(inlineRng)
 	w.clientWindow = []int{1, 2, 4, 8}[rand.New(rand.NewPCG(root.Uint64(), 9)).IntN(4)]
 	w.sessionLimit = drawSessionLimit(rand.New(rand.NewPCG(root.Uint64(), 10)))
+	w.collect = drawCollect(rand.New(rand.NewPCG(root.Uint64(), 11)))
 	if opts.setup != nil {
 		opts.setup(w)
 	}
@@ -754,7 +805,7 @@ func (w *World) result(checkHistory bool) *Result {
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString(), Ops: w.hist.len(), Events: w.clk.events,
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.collectString(), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {

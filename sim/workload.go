@@ -150,7 +150,7 @@ func (w *World) sameDir(i int) int {
 }
 
 func (w *World) clientConfig() client.Config {
-	return client.Config{ChunkBytes: w.opts.ChunkBytes, Topology: w.topo, MaxAttempts: 4, AllocBatch: 4, LeaseNanos: int64(time.Minute),
+	return client.Config{ChunkBytes: w.opts.ChunkBytes, Topology: w.topo, MaxAttempts: 4, AllocBatch: 4, LeaseNanos: int64(w.collect.lease),
 		InlineThreshold: w.clientInline, Window: w.clientWindow}
 }
 

@@ -264,7 +264,7 @@ func (s *State) rename(index uint64, c Command) Result {
 	if r, ok := cas(c, old, exists); !ok {
 		return r
 	}
-	if target, ok := s.files.get(c.NewPath); ok {
+	if target, ok := s.files.get(c.NewPath); ok && !s.on(s.bugs.RenameKeepsTargetChunks) {
 		s.discard(target.Chunks)
 	}
 	s.remove(c.Path)

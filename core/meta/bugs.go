@@ -29,6 +29,10 @@ type Bugs struct {
 	// ListIncludesAfter starts a list page at After itself rather than
 	// past it, so a client paging on repeats the last file of each page.
 	ListIncludesAfter bool
+	// RenameKeepsTargetChunks renames a file onto an existing one without
+	// moving the replaced file's chunks to the garbage list: they are in
+	// no file, lease or garbage list, and nothing collects them.
+	RenameKeepsTargetChunks bool
 }
 
 // InjectBugs switches on the defects in b (tesserabugs builds only).

@@ -170,6 +170,11 @@ type Config struct {
 type Bugs struct {
 	// CollectLive garbage-collects a chunk that a committed file still references.
 	CollectLive bool
+	// GraceNeverEnds makes the collector forget, each round, when it
+	// first saw the chunks that are still garbage (the pruning of its
+	// first-seen times inverted), so that their grace starts afresh every
+	// round and nothing is ever collected.
+	GraceNeverEnds bool
 	// Replica are the defects of replication, storage and applying
 	// (replica.Bugs), Route those of serving requests (route.Bugs), and
 	// Replace those of replica replacement (replace.Bugs).

@@ -59,7 +59,9 @@ func (n *Node) tickGC() {
 		}
 	}
 	for id := range n.gc.seen {
-		if !current[id] {
+		if !current[id] || (BugsCompiledIn && n.cfg.Bugs.GraceNeverEnds) {
+			// Injected bug (GraceNeverEnds): the garbage's first-seen
+			// times are pruned too, as if the test were inverted.
 			delete(n.gc.seen, id)
 		}
 	}

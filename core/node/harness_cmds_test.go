@@ -32,8 +32,9 @@ package node
 //	deliver [from=1] [to=2] [n=1]      Delivers the envelopes in flight that match, oldest
 //	                                   first (n: only the first n); what they cause stays in flight.
 //	drop [from=1] [to=2] [n=1]         Loses them instead.
-//	io node=2 [group=1] [n=1]          Completes the node's pending disk work (of one queue,
-//	                                   the first n items), in submission order.
+//	io node=2 [group=1] [n=1] [log]    Completes the node's pending disk work (of one group,
+//	                                   its log's and its staged files' queues, or with log
+//	                                   its log's alone; the first n items), in submission order.
 //	crash node=2                       Drops the node's core, its pending disk work and its
 //	                                   unsynced writes.
 //	restart node=2                     Starts it again from its disk.
@@ -51,6 +52,8 @@ package node
 //	lose node=1 index=3 term=1 [group=2]  the staged file of the entry at 1/3.
 //	damage node=3 [group=1]            Flips a bit in the middle record of a down node's log of
 //	                                   the group: on restart the node fences that replica.
+//	wipe node=3                        A down node loses its whole disk: it restarts empty,
+//	                                   with Join, released from its promises.
 //	members [group=1]                  Each node's part in the group: the configuration its
 //	                                   replica applied, fenced, what a leader knows of the
 //	                                   others (raft's Match, the degraded report), or no replica
@@ -66,6 +69,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node/replica"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
 )
 
@@ -75,6 +79,9 @@ var harnessBugs = map[string]func(*Bugs){
 	"ack-before-durable":        func(b *Bugs) { b.Replica.AckBeforeDurable = true },
 	"vote-before-durable":       func(b *Bugs) { b.Replica.VoteBeforeDurable = true },
 	"leader-ack-before-durable": func(b *Bugs) { b.Replica.LeaderAckBeforeDurable = true },
+	"empty-replica-votes":       func(b *Bugs) { b.Replica.EmptyReplicaVotes = true },
+	"records-before-staged":     func(b *Bugs) { b.Replica.RecordsBeforeStaged = true },
+	"lacking-not-fetched":       func(b *Bugs) { b.Replica.Chunk.ForgetLacking = true },
 }
 
 // args reads a command's arguments and complains about the ones left unread.
@@ -211,6 +218,7 @@ var commands = map[string]func(*harness, *args){
 	"files":     (*harness).cmdFiles,
 	"lose":      (*harness).cmdLose,
 	"damage":    (*harness).cmdDamage,
+	"wipe":      (*harness).cmdWipe,
 	"members":   (*harness).cmdMembers,
 }
 
@@ -272,8 +280,9 @@ func (h *harness) cmdIO(a *args) {
 		// The group's snapshot queue rather than its log's (replica/metasnap.go).
 		q = replica.SnapQueue(q)
 	}
+	logOnly := a.flag("log")
 	a.done()
-	for _, it := range hn.pickIO(q, n) {
+	for _, it := range hn.pickIO(q, n, logOnly) {
 		h.completeIO(hn, it)
 	}
 }
@@ -377,6 +386,9 @@ func (h *harness) cmdLose(a *args) {
 	if err := hn.fs.SyncDir(dir); err != nil {
 		a.d.Fatalf(a.t, "%v", err)
 	}
+	if index == 0 {
+		hn.lost[[2]uint64{g, id}] = true
+	}
 	h.emit("n%d g%d lost %s", hn.id, g, what)
 }
 
@@ -398,6 +410,24 @@ func (h *harness) cmdDamage(a *args) {
 		a.d.Fatalf(a.t, "%v", err)
 	}
 	h.emit("n%d g%d log damaged in record %d of %d", hn.id, g, len(recs)/2+1, len(recs))
+}
+
+// cmdWipe gives a down node an empty disk, as a machine whose disk was
+// replaced: it restarts (restart) with Join, as an operator starts such a
+// node, and is released from the promises its old disk held.
+func (h *harness) cmdWipe(a *args) {
+	hn := h.nodeArg(a)
+	a.done()
+	if hn.n != nil {
+		a.d.Fatalf(a.t, "node %d is running: wipe its disk while it is down", hn.id)
+	}
+	hn.fs = memfs.New()
+	hn.join = true
+	clear(hn.promises)
+	clear(hn.staged)
+	clear(hn.applied)
+	clear(hn.lost)
+	h.emit("n%d disk wiped", hn.id)
 }
 
 // cmdMembers prints each node's part in a group (see members).
@@ -600,7 +630,7 @@ func (h *harness) stabilize(nodes []*hnode) {
 			if hn.n == nil {
 				continue
 			}
-			for _, it := range hn.pickIO(0, 0) {
+			for _, it := range hn.pickIO(0, 0, false) {
 				progress = true
 				h.completeIO(hn, it)
 			}

@@ -101,6 +101,22 @@ type hnode struct {
 	// promises are the acknowledgements and votes the node sent, by
 	// group: its disk must still hold them after a crash.
 	promises map[uint64]promise
+	// staged are the chunk writes (index, term) whose bytes the node's
+	// replica of a data group staged itself, and applied the highest
+	// index each replica applied or restored: after a crash, a short
+	// record recovered above it must find its staged file (checkStaged).
+	staged  map[uint64]map[[2]uint64]bool
+	applied map[uint64]uint64
+	// join is set once the node lost its disk (wipe): it starts as an
+	// operator restarts such a node, empty, with Join.
+	join bool
+	// lost are the chunk files a lose command deleted at rest, by group
+	// and id: nothing notices one until the scrubber or a reader looks,
+	// so the stranded-chunk check leaves them out.
+	lost map[[2]uint64]bool
+	// stranded are the chunks the stranded-chunk check reported, so that
+	// it says so once, not at every step until the chunk is fetched.
+	stranded map[[2]uint64]bool
 }
 
 // promise is the highest append acknowledgement and the last vote a node
@@ -178,6 +194,14 @@ func (e *harnessEnv) TraceLogBatch(group uint64, jobs []*replica.LogJob) {
 
 func (e *harnessEnv) TraceStage(group uint64, staged []replica.StagedChunk) {
 	e.note = fmt.Sprintf("g%d %s", group, describeStage(staged))
+	set := e.hn.staged[group]
+	if set == nil {
+		set = map[[2]uint64]bool{}
+		e.hn.staged[group] = set
+	}
+	for _, sc := range staged {
+		set[[2]uint64{sc.Index(), sc.Term()}] = true
+	}
 }
 
 func (e *harnessEnv) TraceSnapshotFile(group, index uint64) {
@@ -203,7 +227,8 @@ func (h *harness) setup(nodes, dataGroups, metaReplicas, replicas, chunkBytes in
 	h.cfg, h.chunkBytes = cfg, chunkBytes
 	h.isolated, h.cutLinks, h.leaders = map[uint64]bool{}, map[[2]uint64]bool{}, map[[2]uint64]uint64{}
 	for _, id := range ids {
-		hn := &hnode{id: id, fs: memfs.New(), promises: map[uint64]promise{}}
+		hn := &hnode{id: id, fs: memfs.New(), promises: map[uint64]promise{}, staged: map[uint64]map[[2]uint64]bool{},
+			applied: map[uint64]uint64{}, lost: map[[2]uint64]bool{}, stranded: map[[2]uint64]bool{}}
 		h.nodes = append(h.nodes, hn)
 		if err := h.start(hn); err != nil {
 			return err
@@ -228,7 +253,9 @@ func (h *harness) start(hn *hnode) error {
 	cfg := h.cfg
 	cfg.ID = hn.id
 	cfg.Topology = h.topo
+	cfg.Join = hn.join
 	cfg.OnApply = func(a Applied) {
+		hn.applied[a.Group] = max(hn.applied[a.Group], a.Index)
 		if a.Restored {
 			h.emit("n%d g%d restored at %d", hn.id, a.Group, a.Index)
 			return
@@ -312,6 +339,7 @@ func (h *harness) step(hn *hnode, always bool, f func(*Node), format string, arg
 	h.observe(hn)
 	hn.n.Flush()
 	h.observe(hn)
+	h.checkStranded(hn)
 	if err := hn.n.Err(); err != nil && !hn.stopped {
 		// The node is stopped until a crash and restart: say so once.
 		hn.stopped = true
@@ -494,13 +522,13 @@ func (h *harness) completeIO(hn *hnode, it *ioItem) {
 }
 
 // pickIO returns the node's pending disk work on queue q, or one of group
-// q's stage queues (0: any), up to n items (0: all), in submission order,
-// which is each queue's order.
-func (hn *hnode) pickIO(q uint64, n int) []*ioItem {
+// q's stage queues unless logOnly (0: any), up to n items (0: all), in
+// submission order, which is each queue's order.
+func (hn *hnode) pickIO(q uint64, n int, logOnly bool) []*ioItem {
 	var out []*ioItem
 	for _, it := range hn.io {
 		sg, staged := replica.StageGroup(it.queue)
-		if (q == 0 || it.queue == q || (staged && sg == q)) && (n == 0 || len(out) < n) {
+		if (q == 0 || it.queue == q || (staged && sg == q && !logOnly)) && (n == 0 || len(out) < n) {
 			out = append(out, it)
 		}
 	}
@@ -541,6 +569,7 @@ func (h *harness) restart(hn *hnode) error {
 		h.emit("  g%d %s", id, describeLog(g, false))
 	}
 	h.checkPromises(hn)
+	h.checkStaged(hn)
 	return nil
 }
 
@@ -617,4 +646,59 @@ func (h *harness) checkPromises(hn *hnode) {
 				hn.id, p.voteFor, g, p.voteTerm, term, vote)
 		}
 	}
+}
+
+// checkStaged checks, right after a restart, that every short chunk-write
+// record the node recovered whose bytes its replica staged itself, and
+// whose entry it had not applied before the crash, finds its staged file
+// (as the simulator's check, sim/stagecheck.go): the record promises the
+// bytes it names. It then forgets the stages of entries applied, and
+// those of replicas the node no longer hosts.
+func (h *harness) checkStaged(hn *hnode) {
+	for _, g := range sortedIDs(hn.staged) {
+		set := hn.staged[g]
+		if !hn.n.Hosts(g) {
+			delete(hn.staged, g)
+			continue
+		}
+		from := hn.applied[g]
+		hn.n.StagedRefs(g, from, func(index, term uint64, present bool) {
+			if !present && set[[2]uint64{index, term}] {
+				h.violate("node %d recovered the record of the chunk write at %d/%d of g%d, staged here and not applied, without its staged file",
+					hn.id, term, index, g)
+			}
+		})
+		for k := range set {
+			if k[0] <= from {
+				delete(set, k)
+			}
+		}
+	}
+}
+
+// checkStranded checks, after every step of a node, that none of its data
+// replicas holds a chunk whose file is absent (or of the wrong size) while
+// no repair of it is under way (Node.StrandedChunks, as the simulator's
+// check, sim/chunkcheck.go): a chunk applied without its bytes is fetched
+// at once, and one found bad is repaired. Chunk files deleted at rest by a
+// lose command are left out until the node fetches them: nothing looks for
+// them before the scrubber does.
+func (h *harness) checkStranded(hn *hnode) {
+	now := map[[2]uint64]bool{}
+	for _, g := range hn.n.groupIDs {
+		if hn.n.groups[g].Store() == nil {
+			continue
+		}
+		for _, id := range hn.n.StrandedChunks(g) {
+			key := [2]uint64{g, id}
+			if hn.lost[key] {
+				continue
+			}
+			now[key] = true
+			if !hn.stranded[key] {
+				h.violate("node %d holds chunk %d of g%d with no file and no repair under way", hn.id, id, g)
+			}
+		}
+	}
+	hn.stranded = now
 }

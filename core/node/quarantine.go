@@ -36,7 +36,7 @@ func (n *Node) quarantine(tg topo.Group, cause error) error {
 	} else {
 		n.stats.CorruptLogs++
 	}
-	if err := replica.Quarantine(n.env.FS(), tg.ID); err != nil {
+	if err := replica.Quarantine(n.env.FS(), tg.ID, n.cfg.Bugs.Replica); err != nil {
 		return fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
 	}
 	return nil

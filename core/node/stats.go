@@ -6,6 +6,7 @@ import (
 	"go.etcd.io/raft/v3"
 
 	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
 )
@@ -83,6 +84,10 @@ type GroupStatus struct {
 	// group's state and their bytes.
 	InlineFiles int
 	InlineBytes int64
+	// MetaConfig is the meta group's configuration (inline threshold and
+	// cap) and Configured whether an OpConfigure set it.
+	MetaConfig meta.Config
+	Configured bool
 	// Sessions counts the client sessions the meta group's state
 	// remembers (meta.MaxSessions at most; beyond, the least recently
 	// used are forgotten and their late retries refused as expired).
@@ -142,6 +147,7 @@ func (n *Node) Groups() []GroupStatus {
 		if g.Meta() != nil {
 			gs.StateHash = g.Meta().Hash()
 			gs.InlineFiles, gs.InlineBytes = g.Meta().Inline()
+			gs.MetaConfig, gs.Configured = g.Meta().Config()
 			gs.Sessions = g.Meta().Sessions()
 		} else {
 			gs.StateHash = g.Store().Digest()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
 )
@@ -58,10 +59,11 @@ func IsFenced(fs vfs.FS, group uint64) (bool, error) {
 // Quarantine fences a replica whose log is damaged: it writes the fence
 // marker durably, then deletes the replica's log and chunk files (the node
 // opens it again, empty and fenced). It waits for the disk: it runs at
-// start-up, before the event loop.
-func Quarantine(fs vfs.FS, group uint64) error {
+// start-up, before the event loop. b are the node's injected defects
+// (tesserabugs builds only).
+func Quarantine(fs vfs.FS, group uint64, b Bugs) error {
 	dir := fmt.Sprintf("groups/%d", group)
-	if err := writeMarker(fs, dir, fenceMarker(group), nil); err != nil {
+	if err := writeMarker(fs, dir, fenceMarker(group), nil, !(bugs.CompiledIn && b.MarkersWithoutDirSync)); err != nil {
 		return fmt.Errorf("fence damaged replica: %w", err)
 	}
 	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
@@ -81,11 +83,14 @@ func Quarantine(fs vfs.FS, group uint64) error {
 func (g *Replica) Delete(at uint64, done func(error)) {
 	g.deleted = true
 	fs, group, w := g.env.FS(), g.id, g.wal
+	// Injected bug (MarkersWithoutDirSync): the tombstone's name is not
+	// made durable.
+	syncDir := !(bugs.CompiledIn && g.cfg.Bugs.MarkersWithoutDirSync)
 	del := func() {
 		if t, ok := g.env.(Tracer); ok {
 			t.TraceReplicaDelete(group, at)
 		}
-		g.env.IO(group, func() error { return deleteReplica(fs, group, at, w) }, done)
+		g.env.IO(group, func() error { return deleteReplica(fs, group, at, w, syncDir) }, done)
 	}
 	if g.log.stages > 0 {
 		g.log.onStagesDone = del
@@ -94,11 +99,12 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 	}
 }
 
-// deleteReplica writes a replica's tombstone durably, then deletes its log
-// and chunk files. It runs off the event loop.
-func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL) error {
+// deleteReplica writes a replica's tombstone durably (its directory
+// entry too, unless syncDir is unset: an injected bug), then deletes its
+// log and chunk files. It runs off the event loop.
+func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL, syncDir bool) error {
 	dir := fmt.Sprintf("groups/%d", group)
-	if err := writeMarker(fs, dir, tombstone(group), binary.BigEndian.AppendUint64(nil, at)); err != nil {
+	if err := writeMarker(fs, dir, tombstone(group), binary.BigEndian.AppendUint64(nil, at), syncDir); err != nil {
 		return fmt.Errorf("tombstone: %w", err)
 	}
 	_ = w.Close()
@@ -117,8 +123,8 @@ func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL) error {
 
 // writeMarker creates a marker file in a replica's directory dir holding
 // data (nothing written if empty) and makes it durable, the directory
-// entry included.
-func writeMarker(fs vfs.FS, dir, name string, data []byte) error {
+// entry included (syncDir unset, an injected bug, leaves the entry out).
+func writeMarker(fs vfs.FS, dir, name string, data []byte, syncDir bool) error {
 	f, err := fs.Create(name)
 	if err == nil && len(data) > 0 {
 		_, err = f.Write(data)
@@ -129,7 +135,7 @@ func writeMarker(fs vfs.FS, dir, name string, data []byte) error {
 			err = cerr
 		}
 	}
-	if err == nil {
+	if err == nil && syncDir {
 		err = fs.SyncDir(dir)
 	}
 	return err

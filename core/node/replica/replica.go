@@ -116,6 +116,12 @@ type Bugs struct {
 	// demand on a node that lost its disk) grant votes, instead of
 	// fencing itself: its empty log is "up to date" with any candidate.
 	EmptyReplicaVotes bool
+	// MarkersWithoutDirSync writes a replica's markers (the fence marker
+	// of a damaged replica, the tombstone of a deleted one) and fsyncs
+	// them, but not their directory: a crash after the replica's log was
+	// deleted may lose the marker's name, and the node, finding neither
+	// log nor marker, bootstraps the group afresh as an initial member.
+	MarkersWithoutDirSync bool
 	// Meta are the meta state machine's defects.
 	Meta meta.Bugs
 	// Chunk are the chunk store's defects.

@@ -412,7 +412,7 @@ func TestDelete(t *testing.T) {
 	if err := fs.MkdirAll("groups/2/wal"); err != nil {
 		t.Fatal(err)
 	}
-	if err := Quarantine(fs, 2); err != nil { // a damaged log fenced it once
+	if err := Quarantine(fs, 2, Bugs{}); err != nil { // a damaged log fenced it once
 		t.Fatal(err)
 	}
 	f := open(t, Config{}, 2, []uint64{1}, fs)
