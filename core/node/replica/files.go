@@ -40,6 +40,21 @@ func ReadTombstone(fs vfs.FS, group uint64) (uint64, bool, error) {
 	return binary.BigEndian.Uint64(b[:]), true, nil
 }
 
+// HasFiles reports whether a replica has chunk or snapshot files here.
+func HasFiles(fs vfs.FS, group uint64) (bool, error) {
+	dir := fmt.Sprintf("groups/%d", group)
+	for _, sub := range []string{dir + "/wal", dir + "/chunks"} {
+		names, err := fs.List(sub)
+		if err != nil {
+			return false, err
+		}
+		if len(names) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // fenceMarker names the file that marks a replica fenced for good.
 func fenceMarker(group uint64) string { return fmt.Sprintf("groups/%d/fenced", group) }
 
@@ -85,6 +100,20 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 		if t, ok := g.env.(Tracer); ok {
 			t.TraceReplicaDelete(group, at)
 		}
+		if g.shared != nil {
+			// In the shared log: the tombstone marker, then the group's
+			// tombstone record, both durable before the files go.
+			g.shared.submit(&sharedItem{group: group, sync: true,
+				write: func(l *wal.Shared) error {
+					if err := writeTombstone(fs, group, at); err != nil {
+						return err
+					}
+					return l.Delete(group)
+				},
+				after: func() error { return removeReplicaFiles(fs, group) },
+				done:  done})
+			return
+		}
 		g.env.IO(group, func() error { return deleteReplica(fs, group, at, w) }, done)
 	}
 	if g.log.stages > 0 {
@@ -97,11 +126,27 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 // deleteReplica writes a replica's tombstone durably, then deletes its log
 // and chunk files. It runs off the event loop.
 func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL) error {
+	if err := writeTombstone(fs, group, at); err != nil {
+		return err
+	}
+	_ = w.Close()
+	return removeReplicaFiles(fs, group)
+}
+
+// writeTombstone writes a replica's tombstone marker durably.
+func writeTombstone(fs vfs.FS, group, at uint64) error {
 	dir := fmt.Sprintf("groups/%d", group)
 	if err := writeMarker(fs, dir, tombstone(group), binary.BigEndian.AppendUint64(nil, at)); err != nil {
 		return fmt.Errorf("tombstone: %w", err)
 	}
-	_ = w.Close()
+	return nil
+}
+
+// removeReplicaFiles deletes a replica's log directory (its own log, or
+// its snapshot files beside a shared log) and chunk files, and its fence
+// marker.
+func removeReplicaFiles(fs vfs.FS, group uint64) error {
+	dir := fmt.Sprintf("groups/%d", group)
 	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
 		return err
 	}
@@ -119,6 +164,11 @@ func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL) error {
 // data (nothing written if empty) and makes it durable, the directory
 // entry included.
 func writeMarker(fs vfs.FS, dir, name string, data []byte) error {
+	// With a shared log, a replica that never wrote a file of its own (a
+	// meta replica) has no directory yet.
+	if err := fs.MkdirAll(dir); err != nil {
+		return err
+	}
 	f, err := fs.Create(name)
 	if err == nil && len(data) > 0 {
 		_, err = f.Write(data)
