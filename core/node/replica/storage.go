@@ -346,7 +346,9 @@ func (s sharedGroup) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	return s.l.Save(s.group, hs, ents)
 }
 
-func (s sharedGroup) SaveSnapshot(snap *raftpb.Snapshot) error { return s.l.SaveSnapshot(s.group, snap) }
+func (s sharedGroup) SaveSnapshot(snap *raftpb.Snapshot) error {
+	return s.l.SaveSnapshot(s.group, snap)
+}
 
 // writeRecords writes every record of a batch, in order. A hard state
 // follows the entries it may commit (wal.Save), so that a torn write never
