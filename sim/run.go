@@ -225,6 +225,10 @@ type coverage struct {
 	// overlapped counts answers a client took while other requests of
 	// the same op were in flight (a write's window at work).
 	overlapped int
+	// multiGroupSyncs counts the shared logs' fsyncs that covered more
+	// than one group, rewrites the groups they rewrote forward and
+	// segsRemoved the segments they removed (node.Config.SharedLog).
+	multiGroupSyncs, rewrites, segsRemoved uint64
 }
 
 func (c *coverage) noteCommit(cmd *meta.Command, res meta.Result) {
@@ -262,6 +266,9 @@ func (c *coverage) add(st node.Stats) {
 	c.cut += st.AppendsCut
 	c.lacking += st.LackingChunks
 	c.handoffs += st.LeaderHandoffs
+	c.multiGroupSyncs += st.SharedMultiGroupSyncs
+	c.rewrites += st.SharedRewrites
+	c.segsRemoved += st.SharedSegmentsRemoved
 }
 
 func (c coverage) String() string {
@@ -271,7 +278,15 @@ func (c coverage) String() string {
 	}
 	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d sessions-expired=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d%s",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.expired, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
-		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, fired.String())
+		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, fired.String()) + c.sharedString()
+}
+
+// sharedString describes what shared logs did, if a run had them.
+func (c coverage) sharedString() string {
+	if c.multiGroupSyncs+c.rewrites+c.segsRemoved == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" multi-group-syncs=%d log-rewrites=%d log-segments-removed=%d", c.multiGroupSyncs, c.rewrites, c.segsRemoved)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
