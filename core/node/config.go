@@ -118,7 +118,7 @@ type Config struct {
 	// group's pending records, instead of a log per group. It is fixed per
 	// data directory: the first start with it on records it (node/layout),
 	// and a node refuses to open a directory written with the other
-	// layout.
+	// layout (DataDirLayout tells which a directory holds).
 	SharedLog bool
 	// MaxChunkBytes bounds one chunk write.
 	MaxChunkBytes int

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
 )
 
@@ -41,6 +42,18 @@ func (n *Node) quarantine(tg topo.Group, cause error) error {
 		return fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
 	}
 	return nil
+}
+
+// DataDirLayout reports whether the data directory on fs holds one raft
+// log shared by its groups (Config.SharedLog), and found is false if it
+// holds no raft log yet: a runtime that lets the directory decide sets
+// Config.SharedLog from it, and picks its default for a new one.
+func DataDirLayout(fs vfs.FS, t topo.Topology) (shared, found bool, err error) {
+	ids := make([]uint64, len(t.Groups))
+	for i, tg := range t.Groups {
+		ids[i] = tg.ID
+	}
+	return replica.ExistingLayout(fs, ids)
 }
 
 // openSharedLog checks the data directory's layout and, with

@@ -237,6 +237,24 @@ func CheckLayout(fs vfs.FS, shared bool, groups []uint64) error {
 	return nil
 }
 
+// ExistingLayout reports the layout of the raft logs a node's data
+// directory holds: found is false for a directory with no raft log yet
+// (groups are the groups whose own log directory is looked for).
+func ExistingLayout(fs vfs.FS, groups []uint64) (shared, found bool, err error) {
+	if _, err := readAll(fs, layoutFile); err == nil {
+		return true, true, nil
+	} else if !errors.Is(err, vfs.ErrNotExist) {
+		return false, false, fmt.Errorf("layout: %w", err)
+	}
+	for _, g := range groups {
+		has, err := wal.Exists(fs, WALDir(g))
+		if err != nil || has {
+			return false, has, err
+		}
+	}
+	return false, false, nil
+}
+
 // readAll reads a small file whole.
 func readAll(fs vfs.FS, name string) ([]byte, error) {
 	f, err := fs.Open(name)
