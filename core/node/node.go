@@ -116,6 +116,15 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
 		if !hasLog && (!initial || removed) && !fenced {
+			if n.replicas.Log != nil {
+				// Files of a replica the shared log holds nothing of: its
+				// deletion cut short after its tombstone record, or one
+				// created that fetched chunks and never wrote a record.
+				if err := replica.RemoveOrphanFiles(e.FS(), tg.ID); err != nil {
+					n.Close()
+					return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+				}
+			}
 			continue
 		}
 		g, err := n.openReplica(tg, initial && !removed && !fenced, fenced)

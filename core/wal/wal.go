@@ -197,7 +197,10 @@ type State struct {
 	// copies is set for a group's state in a shared log, where a record
 	// may be a copy of one the state holds already (a rewrite, shared.go):
 	// an entry of the index and term of one held, or a snapshot of the
-	// index and term of the one held, changes nothing.
+	// index and term of the one held, changes nothing. Raft itself never
+	// writes such an entry (it appends from the first index whose term
+	// differs, and by log matching an entry after that one cannot equal
+	// one held), nor such a snapshot (it restores only past its commit).
 	copies bool
 }
 

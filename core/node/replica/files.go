@@ -55,6 +55,14 @@ func HasFiles(fs vfs.FS, group uint64) (bool, error) {
 	return false, nil
 }
 
+// RemoveOrphanFiles deletes the chunk and snapshot files of a replica that
+// has no log (with a shared log: none of its records), keeping its
+// markers. It waits for the disk: it runs at start-up.
+func RemoveOrphanFiles(fs vfs.FS, group uint64) error {
+	dir := fmt.Sprintf("groups/%d", group)
+	return removeAll(fs, dir+"/wal", dir+"/chunks")
+}
+
 // fenceMarker names the file that marks a replica fenced for good.
 func fenceMarker(group uint64) string { return fmt.Sprintf("groups/%d/fenced", group) }
 
