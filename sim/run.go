@@ -229,6 +229,9 @@ type coverage struct {
 	// than one group, rewrites the groups they rewrote forward and
 	// segsRemoved the segments they removed (node.Config.SharedLog).
 	multiGroupSyncs, rewrites, segsRemoved uint64
+	// multiGroupTears counts the BatchCrash power losses that tore a
+	// shared log's sync covering records of several groups.
+	multiGroupTears int
 }
 
 func (c *coverage) noteCommit(cmd *meta.Command, res meta.Result) {
@@ -283,10 +286,10 @@ func (c coverage) String() string {
 
 // sharedString describes what shared logs did, if a run had them.
 func (c coverage) sharedString() string {
-	if c.multiGroupSyncs+c.rewrites+c.segsRemoved == 0 {
+	if c.multiGroupSyncs+c.rewrites+c.segsRemoved == 0 && c.multiGroupTears == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" multi-group-syncs=%d log-rewrites=%d log-segments-removed=%d", c.multiGroupSyncs, c.rewrites, c.segsRemoved)
+	return fmt.Sprintf(" multi-group-syncs=%d multi-group-tears=%d log-rewrites=%d log-segments-removed=%d", c.multiGroupSyncs, c.multiGroupTears, c.rewrites, c.segsRemoved)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
