@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -303,7 +304,7 @@ func (l *Shared) replay() (map[uint64]*State, int64, error) {
 		l.seq = seq
 	}
 	l.chain = chain
-	for _, g := range slices.Sorted(mapKeys(states)) {
+	for _, g := range slices.Sorted(maps.Keys(states)) {
 		st := states[g]
 		if st.ref != nil {
 			data, err := readSnapshotFile(l.fs, l.opts.SnapDir(g), *st.ref)
@@ -319,16 +320,6 @@ func (l *Shared) replay() (map[uint64]*State, int64, error) {
 		}
 	}
 	return states, validEnd, nil
-}
-
-func mapKeys[V any](m map[uint64]V) func(func(uint64) bool) {
-	return func(yield func(uint64) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // fold applies one record of the replay to its group.
@@ -427,7 +418,7 @@ func readFile(fs vfs.FS, name, what string) ([]byte, error) {
 // removeStraySnaps removes, for every group recovered, the snapshot files
 // its log does not name.
 func (l *Shared) removeStraySnaps(states map[uint64]*State) error {
-	for _, g := range slices.Sorted(mapKeys(states)) {
+	for _, g := range slices.Sorted(maps.Keys(states)) {
 		keep := ""
 		if lg := l.groups[g]; lg != nil {
 			keep = lg.snapFile
@@ -469,7 +460,7 @@ func (l *Shared) removeSnapsBut(group uint64, keep string) error {
 }
 
 // Groups returns the groups the log holds state of, in order.
-func (l *Shared) Groups() []uint64 { return slices.Sorted(mapKeys(l.groups)) }
+func (l *Shared) Groups() []uint64 { return slices.Sorted(maps.Keys(l.groups)) }
 
 // Stats returns the log's reclamation counters.
 func (l *Shared) Stats() SharedStats { return l.stats }

@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func openShared(t testing.TB, fs vfs.FS, segBytes int64) (*Shared, map[uint64]*S
 // describeAll renders every group's recovered state.
 func describeAll(states map[uint64]*State) string {
 	var b strings.Builder
-	for _, g := range slices.Sorted(mapKeys(states)) {
+	for _, g := range slices.Sorted(maps.Keys(states)) {
 		fmt.Fprintf(&b, "g%d[%s] ", g, describe(states[g]))
 	}
 	return b.String()

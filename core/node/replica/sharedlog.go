@@ -3,6 +3,7 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -89,14 +90,7 @@ func (s *SharedLog) Has(group uint64) bool { return s.states[group] != nil }
 
 // Groups returns the groups the log recovered that no replica has taken
 // yet, in order.
-func (s *SharedLog) Groups() []uint64 {
-	var out []uint64
-	for g := range s.states {
-		out = append(out, g)
-	}
-	slices.Sort(out)
-	return out
-}
+func (s *SharedLog) Groups() []uint64 { return slices.Sorted(maps.Keys(s.states)) }
 
 // take hands a group's recovered state to its replica (an empty one if
 // the log holds none).
