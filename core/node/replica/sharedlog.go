@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/env"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
@@ -21,10 +20,13 @@ import (
 // when their batch is durable. What changes is who runs a batch: instead
 // of handing it to the runtime on its own I/O queue, a replica hands it to
 // its node's SharedLog, which collects the batches of every replica and
-// runs them as one item of work on one I/O queue (SharedLogQueue): the
-// chunk directories the batches name are fsynced, every batch's records
-// written in the order the batches came, the log fsynced once, and then
-// each batch's completion runs, in the same order. The node starts that
+// runs them as one item of work on one I/O queue (SharedLogQueue): every
+// batch's records written in the order the batches came, the log fsynced
+// once, and then each batch's completion runs, in the same order. A batch
+// naming staged chunk files has its chunk directory fsynced first, on its
+// replica's own I/O queue (storage.go writeLogBatch), so that the
+// directories of several groups are fsynced at once rather than one after
+// the other in the shared log's work. The node starts that
 // work at the end of each flush (Node.Flush calls Kick), so that the
 // batches of every replica that had a Ready in the flush go together;
 // while it runs, whatever arrives waits for the next one.
@@ -63,9 +65,6 @@ type SharedLog struct {
 // sharedItem is one replica's batch of work for the shared log.
 type sharedItem struct {
 	group uint64
-	// dir, if set, is a chunk store whose directory is fsynced before any
-	// record of the item is written (storage.go writeLogBatch).
-	dir *chunk.Store
 	// write writes the item's records; sync says they must be durable
 	// before done; after runs once they are (a deletion's file removal).
 	write func(l *wal.Shared) error
@@ -136,14 +135,7 @@ func (s *SharedLog) Kick() {
 	}
 	l := s.log
 	work := func() error {
-		var synced []*chunk.Store
 		for _, it := range items {
-			if it.dir != nil && !slices.Contains(synced, it.dir) {
-				if err := it.dir.Sync(); err != nil {
-					return err
-				}
-				synced = append(synced, it.dir)
-			}
 			if err := it.write(l); err != nil {
 				return fmt.Errorf("group %d: %w", it.group, err)
 			}

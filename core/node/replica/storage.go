@@ -258,9 +258,23 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 		// The node's shared log runs the batch with the other replicas'
 		// (and counts its fsyncs).
 		id := g.id
-		g.shared.submit(&sharedItem{group: id, dir: dir, sync: sync,
+		item := &sharedItem{group: id, sync: sync,
 			write: func(l *wal.Shared) error { return writeRecords(sharedGroup{l, id}, jobs, hsFirst) },
-			done:  func(err error) { g.logBatchDone(jobs, err) }})
+			done:  func(err error) { g.logBatchDone(jobs, err) }}
+		if dir == nil {
+			g.shared.submit(item)
+			return
+		}
+		// The chunk directory is fsynced first on the replica's own queue,
+		// beside the other replicas' (the shared log runs one item of work
+		// at a time): only then are the records handed over.
+		g.env.IO(id, dir.Sync, func(err error) {
+			if err != nil || g.deleted || g.host.Stopped() {
+				g.logBatchDone(jobs, err)
+				return
+			}
+			g.shared.submit(item)
+		})
 		return
 	}
 	if sync {
