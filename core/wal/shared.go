@@ -29,9 +29,21 @@ import (
 // that neither kind of log is ever read as the other (a segment of the
 // other kind fails Open with ErrFormat). Every record's payload starts with
 // the 8-byte group id (little-endian) it belongs to, followed by the
-// payload a group's own log would hold; one more record type exists:
+// payload a group's own log would hold; two more record types exist:
 //
 //	5  tombstone: the group's replica was deleted; nothing follows the id
+//	6  own snapshot: a snapshot the replica took of its own state (a
+//	   raftpb.Snapshot, as type 3)
+//
+// A group's own log tells a snapshot the replica took from a leader's by
+// whether the log holds the snapshot's index and term, and compaction
+// writes the snapshot before the entries it keeps. A shared log is not
+// rewritten that way: the segment holding the entry at the snapshot's
+// index may go while the snapshot's record, written after later entries,
+// stays. So the record says which it is: an own snapshot (type 6, and
+// every snapshot file reference, type 4) keeps the entries after its
+// index, and a leader's (type 3) drops them all, as raft's storage does
+// when it applies one.
 //
 // # Recovery
 //
@@ -69,13 +81,21 @@ import (
 // already holds (State.copies): it changes nothing, so a rewrite torn by a
 // crash loses nothing either.
 
-// KindTombstone marks the deletion of a group's replica in a shared log.
-const KindTombstone Kind = 5
+// Shared log record kinds.
+const (
+	// KindTombstone marks the deletion of a group's replica.
+	KindTombstone Kind = 5
+	// KindOwnSnapshot is a snapshot the replica took of its own state.
+	KindOwnSnapshot Kind = 6
+)
 
-const recTombstone = byte(KindTombstone)
+const (
+	recTombstone   = byte(KindTombstone)
+	recOwnSnapshot = byte(KindOwnSnapshot)
+)
 
 // sharedFormat is a node's shared log's.
-var sharedFormat = &segFormat{magic: [4]byte{'T', 'S', 'L', 'G'}, maxType: recTombstone, other: groupFormat.magic}
+var sharedFormat = &segFormat{magic: [4]byte{'T', 'S', 'L', 'G'}, maxType: recOwnSnapshot, other: groupFormat.magic}
 
 // groupIDBytes is the group id prefix of a shared log record's payload.
 const groupIDBytes = 8
@@ -114,6 +134,7 @@ type liveEntry struct {
 type liveGroup struct {
 	snapIndex, snapTerm uint64
 	snap, hs            at // n == 0: none
+	snapTyp             byte
 	ents                []liveEntry
 	// snapFile is the name of the snapshot file the group's snapshot is
 	// in, or "".
@@ -141,31 +162,26 @@ func (g *liveGroup) entry(index, term uint64, a at) {
 	g.ents = append(g.ents, liveEntry{index: index, term: term, at: a})
 }
 
-// snapshot follows a snapshot record (or a reference to a snapshot file,
-// named file), reporting whether it replaced the group's snapshot.
-func (g *liveGroup) snapshot(index, term uint64, a at, file string) bool {
+// snapshot follows a snapshot record of type typ (a reference to a
+// snapshot file names file), as State.applySnapshot does.
+func (g *liveGroup) snapshot(typ byte, index, term uint64, a at, file string) {
 	if g.snap.n > 0 && index == g.snapIndex && term == g.snapTerm {
 		g.snap = a // a copy
-		return false
+		return
 	}
 	if g.snap.n > 0 && index < g.snapIndex {
-		return false
+		return
 	}
-	keep := false
-	for i, e := range g.ents {
-		if e.index == index {
-			keep = e.term == term
-			if keep {
-				g.ents = g.ents[i+1:]
-			}
-			break
-		}
-	}
-	if !keep {
+	if typ == recSnapshot {
 		g.ents = nil
+	} else {
+		i := 0
+		for i < len(g.ents) && g.ents[i].index <= index {
+			i++
+		}
+		g.ents = g.ents[i:]
 	}
-	g.snapIndex, g.snapTerm, g.snap, g.snapFile = index, term, a, file
-	return true
+	g.snapIndex, g.snapTerm, g.snap, g.snapTyp, g.snapFile = index, term, a, typ, file
 }
 
 // oldest returns the oldest segment holding a record the group needs.
@@ -353,7 +369,7 @@ func (l *Shared) fold(states map[uint64]*State, typ byte, payload []byte, a at) 
 		lg.entry(idx, term, a)
 	case recHardState:
 		lg.hs = a
-	case recSnapshot, recSnapshotRef:
+	case recSnapshot, recSnapshotRef, recOwnSnapshot:
 		idx, term, isRef, err := snapIndexTerm(typ, inner)
 		if err != nil {
 			return err
@@ -362,7 +378,7 @@ func (l *Shared) fold(states map[uint64]*State, typ byte, payload []byte, a at) 
 		if isRef {
 			file = snapFileName(idx, term)
 		}
-		lg.snapshot(idx, term, a, file)
+		lg.snapshot(typ, idx, term, a, file)
 	}
 	return nil
 }
@@ -580,8 +596,8 @@ func (l *Shared) write(b *sharedBatch) error {
 			lg.entry(r.index, r.term, a)
 		case recHardState:
 			lg.hs = a
-		case recSnapshot, recSnapshotRef:
-			lg.snapshot(r.index, r.term, a, r.file)
+		case recSnapshot, recSnapshotRef, recOwnSnapshot:
+			lg.snapshot(r.typ, r.index, r.term, a, r.file)
 		}
 	}
 	return nil
@@ -603,11 +619,22 @@ func (l *Shared) Save(group uint64, hs *raftpb.HardState, ents []*raftpb.Entry) 
 	return l.write(b)
 }
 
-// SaveSnapshot appends a group's snapshot record.
+// SaveSnapshot appends a group's snapshot record: a snapshot from its
+// leader (or its bootstrap), which replaces the group's entries.
 func (l *Shared) SaveSnapshot(group uint64, snap *raftpb.Snapshot) error {
+	return l.saveSnapshot(group, recSnapshot, snap)
+}
+
+// SaveOwnSnapshot appends a snapshot the group's replica took of its own
+// state, which keeps the entries after it.
+func (l *Shared) SaveOwnSnapshot(group uint64, snap *raftpb.Snapshot) error {
+	return l.saveSnapshot(group, recOwnSnapshot, snap)
+}
+
+func (l *Shared) saveSnapshot(group uint64, typ byte, snap *raftpb.Snapshot) error {
 	b := &sharedBatch{batch: batch{chain: l.chain}}
 	md := snap.GetMetadata()
-	if err := b.add(group, recSnapshot, snap, md.GetIndex(), md.GetTerm()); err != nil {
+	if err := b.add(group, typ, snap, md.GetIndex(), md.GetTerm()); err != nil {
 		return err
 	}
 	return l.write(b)
@@ -772,11 +799,7 @@ func (l *Shared) rewrite(groups []uint64) error {
 			return nil
 		}
 		if lg.snap.n > 0 {
-			typ := recSnapshot
-			if lg.snapFile != "" {
-				typ = recSnapshotRef
-			}
-			if err := copyRec(typ, lg.snap, lg.snapIndex, lg.snapTerm, lg.snapFile); err != nil {
+			if err := copyRec(lg.snapTyp, lg.snap, lg.snapIndex, lg.snapTerm, lg.snapFile); err != nil {
 				return err
 			}
 		}

@@ -471,3 +471,65 @@ func TestSharedSnapshotFiles(t *testing.T) {
 		t.Fatalf("snapshot files %v after open", names)
 	}
 }
+
+// TestSharedOwnSnapshotAfterLaterEntries: a replica's own snapshot at 4 is
+// written after entry 5 (the snapshot is taken at the applied index while
+// later entries are already logged), and the segment holding entry 4 goes
+// as no longer needed: the entries after the snapshot must survive, as in
+// raft's storage; a leader's snapshot, by contrast, replaces them.
+func TestSharedOwnSnapshotAfterLaterEntries(t *testing.T) {
+	const segBytes = 300
+	tests := []struct {
+		name string
+		own  bool
+		want string
+	}{
+		{"own snapshot", true, `g1[snap 4/1 "state@4"; hs 1/1/4; 5/1:e5 6/1:e6 ] `},
+		{"leader's snapshot", false, `g1[snap 4/1 "state@4"; hs 1/1/4; 6/1:e6 ] `},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := memfs.New()
+			l, _ := openShared(t, fs, segBytes)
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := uint64(1); i <= 4; i++ {
+				must(l.Save(1, nil, []*raftpb.Entry{entry(i, 1, fmt.Sprint("e", i))}))
+			}
+			must(l.Sync())
+			// Another group's records fill the segment: entry 5 goes in
+			// the next one.
+			for _, s := l.Segments(); s == 1; _, s = l.Segments() {
+				must(l.Save(2, hardState(1, 1, 0), nil))
+			}
+			must(l.Save(1, nil, []*raftpb.Entry{entry(5, 1, "e5")}))
+			if tt.own {
+				must(l.SaveOwnSnapshot(1, snapshot(4, 1)))
+			} else {
+				must(l.SaveSnapshot(1, snapshot(4, 1)))
+			}
+			must(l.Save(1, hardState(1, 1, 4), []*raftpb.Entry{entry(6, 1, "e6")}))
+			must(l.Sync())
+			// One more segment, so that the first goes (and group 1, in
+			// the second, is not old enough to be rewritten).
+			for _, s := l.Segments(); s < 3; _, s = l.Segments() {
+				must(l.Save(2, hardState(1, 1, 0), nil))
+				must(l.Sync())
+			}
+			must(l.Reclaim())
+			if first, _ := l.Segments(); first == 1 || l.Stats().Rewrites != 0 {
+				t.Fatalf("segment 1 was not removed, or group 1 was rewritten: %+v", l.Stats())
+			}
+			l.Close()
+			fs.Crash(nil)
+			_, states := openShared(t, fs, segBytes)
+			if got := describe(states[1]); "g1["+got+"] " != tt.want {
+				t.Fatalf("recovered g1[%s], want %s", got, tt.want)
+			}
+		})
+	}
+}

@@ -529,12 +529,12 @@ func (st *State) apply(typ byte, payload []byte) error {
 			return fmt.Errorf("hard state: %v: %w", err, ErrCorrupt)
 		}
 		st.HardState = hs
-	case recSnapshot:
+	case recSnapshot, recOwnSnapshot:
 		snap := &raftpb.Snapshot{}
 		if err := proto.Unmarshal(payload, snap); err != nil {
 			return fmt.Errorf("snapshot: %v: %w", err, ErrCorrupt)
 		}
-		if st.applySnapshot(snap) {
+		if st.applySnapshot(snap, st.snapshotRule(typ)) {
 			st.ref = nil
 		}
 	case recSnapshotRef:
@@ -542,11 +542,41 @@ func (st *State) apply(typ byte, payload []byte) error {
 		if err != nil {
 			return err
 		}
-		if st.applySnapshot(&raftpb.Snapshot{Metadata: ref.Metadata}) {
+		if st.applySnapshot(&raftpb.Snapshot{Metadata: ref.Metadata}, st.snapshotRule(typ)) {
 			st.ref = &ref
 		}
 	}
 	return nil
+}
+
+// snapRule is what a snapshot record does to the entries a state holds.
+type snapRule int
+
+const (
+	// keepIfHeld keeps the entries after the snapshot if the state holds
+	// the snapshot's own index and term (one the replica took), and drops
+	// them all otherwise (a leader's replaces a diverged log): a group's
+	// own log, where compaction writes a snapshot before the entries it
+	// keeps.
+	keepIfHeld snapRule = iota
+	// keepAfter keeps the entries after the snapshot's index: a snapshot
+	// the replica took of its own state, in a shared log, whose entry at
+	// the snapshot's index may be gone with its segment (shared.go).
+	keepAfter
+	// replaceAll drops every entry: a leader's snapshot in a shared log,
+	// as raft's storage drops its entries when it applies one.
+	replaceAll
+)
+
+// snapshotRule returns the rule of a snapshot record of type typ.
+func (st *State) snapshotRule(typ byte) snapRule {
+	switch {
+	case !st.copies:
+		return keepIfHeld
+	case typ == recSnapshot:
+		return replaceAll
+	}
+	return keepAfter
 }
 
 func (st *State) snapIndex() uint64 { return st.Snapshot.GetMetadata().GetIndex() }
@@ -585,7 +615,7 @@ func (st *State) holds(index, term uint64) bool {
 
 // applySnapshot folds a snapshot record into the state, reporting whether
 // it replaced the snapshot.
-func (st *State) applySnapshot(snap *raftpb.Snapshot) bool {
+func (st *State) applySnapshot(snap *raftpb.Snapshot, rule snapRule) bool {
 	idx, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
 	if st.copies && st.Snapshot != nil && idx == st.snapIndex() && term == st.Snapshot.GetMetadata().GetTerm() {
 		return false
@@ -597,13 +627,22 @@ func (st *State) applySnapshot(snap *raftpb.Snapshot) bool {
 		return false
 	}
 	keep := false
-	for i, e := range st.Entries {
-		if e.GetIndex() == idx {
-			keep = e.GetTerm() == term
-			if keep {
-				st.Entries = st.Entries[i+1:]
+	switch rule {
+	case keepAfter:
+		i := 0
+		for i < len(st.Entries) && st.Entries[i].GetIndex() <= idx {
+			i++
+		}
+		st.Entries, keep = st.Entries[i:], true
+	case keepIfHeld:
+		for i, e := range st.Entries {
+			if e.GetIndex() == idx {
+				keep = e.GetTerm() == term
+				if keep {
+					st.Entries = st.Entries[i+1:]
+				}
+				break
 			}
-			break
 		}
 	}
 	if !keep {
@@ -723,6 +762,11 @@ func (w *WAL) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	}
 	return w.write(b)
 }
+
+// SaveOwnSnapshot appends a snapshot the replica took of its own state: in
+// a group's own log the same record as SaveSnapshot's (recovery tells the
+// two apart by whether the log holds the snapshot's index and term).
+func (w *WAL) SaveOwnSnapshot(snap *raftpb.Snapshot) error { return w.SaveSnapshot(snap) }
 
 // SaveSnapshot appends a snapshot record.
 func (w *WAL) SaveSnapshot(snap *raftpb.Snapshot) error {

@@ -344,7 +344,10 @@ func writeLogRecords(w *wal.WAL, jobs []*LogJob, sync, hsFirst bool) error {
 // its group's records in the node's shared log (sharedGroup).
 type recordWriter interface {
 	Save(hs *raftpb.HardState, ents []*raftpb.Entry) error
+	// SaveSnapshot writes a leader's snapshot, SaveOwnSnapshot one the
+	// replica took (LogJob.snap).
 	SaveSnapshot(snap *raftpb.Snapshot) error
+	SaveOwnSnapshot(snap *raftpb.Snapshot) error
 }
 
 // sharedGroup writes one group's records into a shared log. A shared log
@@ -362,6 +365,10 @@ func (s sharedGroup) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 
 func (s sharedGroup) SaveSnapshot(snap *raftpb.Snapshot) error {
 	return s.l.SaveSnapshot(s.group, snap)
+}
+
+func (s sharedGroup) SaveOwnSnapshot(snap *raftpb.Snapshot) error {
+	return s.l.SaveOwnSnapshot(s.group, snap)
 }
 
 // writeRecords writes every record of a batch, in order. A hard state
@@ -390,7 +397,7 @@ func writeRecords(w recordWriter, jobs []*LogJob, hsFirst bool) error {
 			}
 		}
 		if j.snap != nil {
-			if err := w.SaveSnapshot(j.snap); err != nil {
+			if err := w.SaveOwnSnapshot(j.snap); err != nil {
 				return err
 			}
 		}
