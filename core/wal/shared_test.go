@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -531,5 +532,160 @@ func TestSharedOwnSnapshotAfterLaterEntries(t *testing.T) {
 				t.Fatalf("recovered g1[%s], want %s", got, tt.want)
 			}
 		})
+	}
+}
+
+// modelLog is what raft's storage holds of one group: the model a shared
+// log's recovery must give back.
+type modelLog struct {
+	snapIndex, snapTerm uint64
+	ents                []*raftpb.Entry
+	// term is the group's current term, hsTerm and hsVote the hard state
+	// last written; written is set once any record was.
+	term, hsTerm, hsVote uint64
+	written              bool
+}
+
+func (m *modelLog) last() uint64 {
+	if len(m.ents) == 0 {
+		return m.snapIndex
+	}
+	return m.ents[len(m.ents)-1].GetIndex()
+}
+
+func (m *modelLog) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "snap %d/%d hs %d/%d:", m.snapIndex, m.snapTerm, m.hsTerm, m.hsVote)
+	for _, e := range m.ents {
+		fmt.Fprintf(&b, " %d/%d", e.GetIndex(), e.GetTerm())
+	}
+	return b.String()
+}
+
+func describeModel(st *State) string {
+	m := &modelLog{snapIndex: st.Snapshot.GetMetadata().GetIndex(), snapTerm: st.Snapshot.GetMetadata().GetTerm(),
+		ents: st.Entries, hsTerm: st.HardState.GetTerm(), hsVote: st.HardState.GetVote()}
+	return m.describe()
+}
+
+// TestSharedRandomHistories drives a shared log with random histories of
+// several groups (appends that overwrite suffixes, own and leader
+// snapshots, hard states, deletions), syncs, reclaims with small segments
+// (so that groups are rewritten forward and segments go), and crashes:
+// every recovery must give back exactly what raft's storage held at the
+// last sync.
+func TestSharedRandomHistories(t *testing.T) {
+	var reclaimed SharedStats
+	tally := func(l *Shared) {
+		st := l.Stats()
+		reclaimed.Rewrites += st.Rewrites
+		reclaimed.SegmentsRemoved += st.SegmentsRemoved
+	}
+	defer func() {
+		if !t.Failed() && (reclaimed.Rewrites == 0 || reclaimed.SegmentsRemoved == 0) {
+			t.Fatalf("reclamation never ran: %+v", reclaimed)
+		}
+	}()
+	for seed := uint64(1); seed <= 150; seed++ {
+		r := rand.New(rand.NewPCG(seed, 7))
+		fs := memfs.New()
+		l, _ := openShared(t, fs, 512)
+		live := map[uint64]*modelLog{}
+		var durable map[uint64]string
+		snapshotModel := func() map[uint64]string {
+			out := map[uint64]string{}
+			for g, m := range live {
+				if m.written {
+					out[g] = m.describe()
+				}
+			}
+			return out
+		}
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatalf("seed %d: %v", seed, err)
+			}
+		}
+		for step := 0; step < 300; step++ {
+			g := uint64(1 + r.IntN(3))
+			m := live[g]
+			if m == nil {
+				m = &modelLog{}
+				live[g] = m
+			}
+			switch k := r.IntN(20); {
+			case k < 9: // append, maybe overwriting a suffix
+				from := m.last() + 1
+				if r.IntN(4) == 0 && m.last() > m.snapIndex {
+					from = m.snapIndex + 1 + uint64(r.IntN(int(m.last()-m.snapIndex)))
+				}
+				if from <= m.last() {
+					m.term++ // a new leader overwrites
+					m.ents = m.ents[:from-m.snapIndex-1]
+				}
+				if m.term == 0 {
+					m.term = 1
+				}
+				var ents []*raftpb.Entry
+				for i := range 1 + r.IntN(3) {
+					ents = append(ents, entry(from+uint64(i), m.term, fmt.Sprintf("g%d-%d", g, step)))
+				}
+				m.ents = append(m.ents, ents...)
+				m.hsTerm, m.written = m.term, true
+				must(l.Save(g, hardState(m.hsTerm, m.hsVote, 0), ents))
+			case k < 12: // the replica's own snapshot, at an index it holds
+				if m.last() == m.snapIndex {
+					continue
+				}
+				at := m.snapIndex + 1 + uint64(r.IntN(int(m.last()-m.snapIndex)))
+				term := m.ents[at-m.snapIndex-1].GetTerm()
+				must(l.SaveOwnSnapshot(g, snapshot(at, term)))
+				m.written = true
+				m.ents = m.ents[at-m.snapIndex:]
+				m.snapIndex, m.snapTerm = at, term
+			case k < 13: // a leader's snapshot past its log
+				m.term++
+				at := m.last() + 1 + uint64(r.IntN(3))
+				must(l.SaveSnapshot(g, snapshot(at, m.term)))
+				m.ents, m.snapIndex, m.snapTerm, m.written = nil, at, m.term, true
+			case k < 15: // a vote
+				m.hsTerm, m.hsVote, m.written = m.term, uint64(1+r.IntN(3)), true
+				must(l.Save(g, hardState(m.hsTerm, m.hsVote, 0), nil))
+			case k < 16: // the replica deleted
+				must(l.Delete(g))
+				delete(live, g)
+			default: // sync, reclaim, and now and then crash
+				must(l.Sync())
+				must(l.Reclaim())
+				durable = snapshotModel()
+				if r.IntN(3) != 0 {
+					continue
+				}
+				tally(l)
+				l.Close()
+				fs.Crash(nil)
+				var states map[uint64]*State
+				l, states = openShared(t, fs, 512)
+				got := map[uint64]string{}
+				for g, st := range states {
+					got[g] = describeModel(st)
+				}
+				if !maps.Equal(got, durable) {
+					t.Fatalf("seed %d step %d: recovered\n  %v\nwant\n  %v", seed, step, got, durable)
+				}
+				live = map[uint64]*modelLog{}
+				for g, st := range states {
+					live[g] = &modelLog{snapIndex: st.Snapshot.GetMetadata().GetIndex(), snapTerm: st.Snapshot.GetMetadata().GetTerm(),
+						ents: slices.Clone(st.Entries), hsTerm: st.HardState.GetTerm(), hsVote: st.HardState.GetVote(), written: true}
+					live[g].term = max(live[g].hsTerm, live[g].snapTerm)
+					if n := len(st.Entries); n > 0 {
+						live[g].term = max(live[g].term, st.Entries[n-1].GetTerm())
+					}
+				}
+			}
+		}
+		tally(l)
+		l.Close()
 	}
 }
