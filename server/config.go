@@ -11,7 +11,9 @@ import (
 
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs"
 )
 
 // MaxPutWindow bounds Config.PutWindow: a request's window of chunks is
@@ -54,6 +56,11 @@ type Config struct {
 	// (node.Config.ChunkOnce); `tessera node` sets it unless given
 	// --chunk-once=false. Every node of a cluster should agree.
 	ChunkOnce bool
+	// LogLayout is the layout of the node's raft logs: "shared" (one log
+	// for all its groups, node.Config.SharedLog), "per-group", or "" (auto):
+	// whatever the data directory holds, DefaultLogLayout for a new one.
+	// A directory holding the other layout than one asked for is refused.
+	LogLayout string
 	// PutWindow is how many chunks of put and append bodies the HTTP API
 	// holds and writes at once (default client.DefaultWindow): one write
 	// alone up to PutWindow (client.Config.Window), concurrent writes
@@ -168,4 +175,31 @@ func (c Config) Topology() topo.Topology {
 	}
 	slices.Sort(ids)
 	return topo.Default(ids, c.DataGroups, c.MetaReplicas, c.Replicas)
+}
+
+// DefaultLogLayout is the raft log layout of a new data directory when
+// Config.LogLayout leaves it to the directory.
+const DefaultLogLayout = "per-group"
+
+// sharedLog resolves Config.LogLayout against what the data directory on
+// fs holds: whether the node keeps one shared raft log
+// (node.Config.SharedLog). An explicit layout is checked by node.New,
+// which refuses a directory of the other one.
+func sharedLog(layout string, fs vfs.FS, t topo.Topology) (bool, error) {
+	switch layout {
+	case "shared":
+		return true, nil
+	case "per-group":
+		return false, nil
+	case "":
+		shared, found, err := node.DataDirLayout(fs, t)
+		if err != nil {
+			return false, fmt.Errorf("server: %w", err)
+		}
+		if found {
+			return shared, nil
+		}
+		return DefaultLogLayout == "shared", nil
+	}
+	return false, fmt.Errorf("server: log layout %q: want shared, per-group or empty (auto)", layout)
 }

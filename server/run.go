@@ -65,6 +65,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if bugs.CompiledIn {
 		ncfg.Bugs = cfg.Bugs.Core
 	}
+	if ncfg.SharedLog, err = sharedLog(cfg.LogLayout, fs, ncfg.Topology); err != nil {
+		renv.io.close()
+		_ = peerLn.Close()
+		_ = httpLn.Close()
+		return err
+	}
 	n, err := node.New(ncfg, renv)
 	if err != nil {
 		renv.io.close()

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -386,7 +387,27 @@ func (s *simNode) batchSync(name string, off int64, p []byte) (memfs.Placement, 
 	last := recs[k-1]
 	s.powerLoss, s.powerLossDur = true, dur
 	w.logf("power lost on node %d amid the sync of %s: %d of its %d records reach the disk", s.id, name, k, len(recs))
+	if w.sharedLog && len(sharedGroups(p, off, recs)) > 1 {
+		w.coverage.multiGroupTears++
+	}
 	return memfs.Placement{PowerLoss: true, Keep: int(last.Off + last.Len - off)}, true
+}
+
+// sharedGroups returns the groups whose records of a shared log's segment
+// recs are, among bytes p written at off (each record's payload starts
+// with its group's id: core/wal shared.go).
+func sharedGroups(p []byte, off int64, recs []wal.Span) []uint64 {
+	var groups []uint64
+	for _, r := range recs {
+		at := int(r.Off-off) + 13
+		if at+8 > len(p) {
+			continue
+		}
+		if g := binary.LittleEndian.Uint64(p[at : at+8]); !slices.Contains(groups, g) {
+			groups = append(groups, g)
+		}
+	}
+	return groups
 }
 
 // powerFailed crashes node s after a BatchCrash failed the power amid its

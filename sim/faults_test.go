@@ -114,19 +114,23 @@ func TestSwarmSeeds(t *testing.T) {
 			"simulator: a compaction in flight at a crash ran whole with its fsyncs made no-ops, so under eager names its rename and removals became durable with the new segment's content lost (a state no crash leaves)"},
 	}
 	for _, tt := range tests {
-		o := DefaultOptions()
-		o.Seed = tt.seed
-		var sched *Schedule
-		if tt.schedule != "" {
-			s, err := ParseSchedule(tt.schedule)
-			if err != nil {
-				t.Fatal(err)
+		// Each seed in the log layout it was found with (a log per group:
+		// the shared log came later) and with the shared log.
+		for _, layout := range []LogLayout{LayoutPerGroup, LayoutShared} {
+			o := DefaultOptions()
+			o.Seed, o.LogLayout = tt.seed, layout
+			var sched *Schedule
+			if tt.schedule != "" {
+				s, err := ParseSchedule(tt.schedule)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sched, o.Schedule = &s, &s
 			}
-			sched, o.Schedule = &s, &s
-		}
-		if res := Run(o); !res.Passed() || res.Conformance != "ok" {
-			t.Errorf("seed %d (%s) failed: linearizable=%s %s\nreplay: %s", tt.seed, tt.why, res.Linearizable,
-				fmt.Sprint(res.Verdict.Failures), ReplayCommand(o, tt.seed, sched))
+			if res := Run(o); !res.Passed() || res.Conformance != "ok" {
+				t.Errorf("seed %d (%s) failed: linearizable=%s %s\nreplay: %s", tt.seed, tt.why, res.Linearizable,
+					fmt.Sprint(res.Verdict.Failures), ReplayCommand(o, tt.seed, sched))
+			}
 		}
 	}
 }

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -142,8 +141,8 @@ func (s *simNode) placeWrite(name string, off int64, p []byte) memfs.Placement {
 func (s *simNode) misdirectTarget(name string, off int64) (string, int64, bool) {
 	var spans []wal.Span
 	s.inspect(func() {
-		for _, g := range s.w.topo.Groups {
-			recs, err := wal.Records(s.fs, fmt.Sprintf("groups/%d/wal", g.ID))
+		for _, dir := range s.w.logDirs() {
+			recs, err := wal.Records(s.fs, dir)
 			if err != nil {
 				continue // damaged already
 			}
@@ -164,8 +163,7 @@ func (s *simNode) misdirectTarget(name string, off int64) (string, int64, bool) 
 // markLatent gives one sector of one of s's log segments a latent error.
 func (w *World) markLatent(s *simNode) bool {
 	var files []string
-	for _, g := range w.topo.Groups {
-		dir := fmt.Sprintf("groups/%d/wal", g.ID)
+	for _, dir := range w.logDirs() {
 		names, _ := s.fs.List(dir)
 		for _, n := range names {
 			if isLogSegment(dir + "/" + n) {

@@ -65,5 +65,8 @@ func ReplayCommand(opts Options, seed uint64, sched *Schedule) string {
 	if !opts.ChunkOnce {
 		cmd += " --chunk-once=false"
 	}
+	if opts.LogLayout != LayoutDrawn {
+		cmd += " --log-layout " + opts.LogLayout.String()
+	}
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node"
+	nodereplica "github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
@@ -63,6 +64,10 @@ type Options struct {
 	// BalanceLeaders runs the nodes with node.Config.BalanceLeaders (on by
 	// default, as in production).
 	BalanceLeaders bool
+	// LogLayout says whether the nodes keep one raft log shared by their
+	// groups (node.Config.SharedLog): drawn per seed by default, so that
+	// both layouts stay tested.
+	LogLayout LogLayout
 	// setup, if set, is called once the world is built and the seed's
 	// settings drawn, before any node starts (tests inject faults the
 	// schedule cannot express, or override a draw, with it).
@@ -70,6 +75,33 @@ type Options struct {
 	// Log, if set, receives the nodes' logs (default: discarded).
 	Log io.Writer
 }
+
+// LogLayout is how a run's nodes lay out their raft logs.
+type LogLayout int
+
+// Log layouts.
+const (
+	// LayoutDrawn draws the layout per seed: shared in half the seeds.
+	LayoutDrawn LogLayout = iota
+	// LayoutPerGroup keeps a log per group, LayoutShared one per node.
+	LayoutPerGroup
+	LayoutShared
+)
+
+// ParseLogLayout parses a layout's flag spelling: draw, per-group or
+// shared.
+func ParseLogLayout(s string) (LogLayout, error) {
+	for l, name := range logLayoutNames {
+		if s == name {
+			return LogLayout(l), nil
+		}
+	}
+	return 0, fmt.Errorf("log layout %q: want draw, per-group or shared", s)
+}
+
+var logLayoutNames = []string{"draw", "per-group", "shared"}
+
+func (l LogLayout) String() string { return logLayoutNames[l] }
 
 // DefaultOptions are the embedded defaults of `tessera sim run`.
 func DefaultOptions() Options {
@@ -116,6 +148,9 @@ type World struct {
 	// write (client.Config.Window), drawn per seed: 1 (one at a time), 2, 4
 	// or 8.
 	clientWindow int
+	// sharedLog runs the nodes with one raft log each shared by their
+	// groups (node.Config.SharedLog), drawn per seed (Options.LogLayout).
+	sharedLog bool
 	// sessionLimit is the sessions the meta group remembers
 	// (node.Config.MaxSessions), drawn per seed (drawSessionLimit); 0:
 	// meta.MaxSessions.
@@ -201,6 +236,13 @@ type coverage struct {
 	// overlapped counts answers a client took while other requests of
 	// the same op were in flight (a write's window at work).
 	overlapped int
+	// multiGroupSyncs counts the shared logs' fsyncs that covered more
+	// than one group, rewrites the groups they rewrote forward and
+	// segsRemoved the segments they removed (node.Config.SharedLog).
+	multiGroupSyncs, rewrites, segsRemoved uint64
+	// multiGroupTears counts the BatchCrash power losses that tore a
+	// shared log's sync covering records of several groups.
+	multiGroupTears int
 }
 
 func (c *coverage) noteCommit(cmd *meta.Command, res meta.Result) {
@@ -239,6 +281,9 @@ func (c *coverage) add(st node.Stats) {
 	c.lacking += st.LackingChunks
 	c.handoffs += st.LeaderHandoffs
 	c.swept += st.SweptChunks
+	c.multiGroupSyncs += st.SharedMultiGroupSyncs
+	c.rewrites += st.SharedRewrites
+	c.segsRemoved += st.SharedSegmentsRemoved
 }
 
 func (c coverage) String() string {
@@ -248,7 +293,15 @@ func (c coverage) String() string {
 	}
 	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d sessions-expired=%d sessions-registered=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d gc-collected=%d swept=%d%s",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.expired, c.registered, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
-		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, fired.String())
+		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, fired.String()) + c.sharedString()
+}
+
+// sharedString describes what shared logs did, if a run had them.
+func (c coverage) sharedString() string {
+	if c.multiGroupSyncs+c.rewrites+c.segsRemoved == 0 && c.multiGroupTears == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" multi-group-syncs=%d multi-group-tears=%d log-rewrites=%d log-segments-removed=%d", c.multiGroupSyncs, c.multiGroupTears, c.rewrites, c.segsRemoved)
 }
 
 func (w *World) nodeConfig(id int) node.Config {
@@ -264,8 +317,30 @@ func (w *World) nodeConfig(id int) node.Config {
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
 		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: w.collect.graceTicks, SweepIntervalTicks: w.collect.sweepTicks, Bugs: w.opts.Bugs,
+		SharedLog: w.sharedLog,
 		ChunkOnce: w.opts.ChunkOnce, BalanceLeaders: w.opts.BalanceLeaders, SnapPieceBytes: w.pieceBytes, MaxSessions: w.sessionLimit, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
 	}
+}
+
+// layoutString describes a shared log for the run's topology line (a log
+// per group, as runs had before the shared log, is not mentioned).
+func (w *World) layoutString() string {
+	if !w.sharedLog {
+		return ""
+	}
+	return ", shared log"
+}
+
+// logDirs returns the directories of node s's raft logs.
+func (w *World) logDirs() []string {
+	if w.sharedLog {
+		return []string{nodereplica.SharedLogDir}
+	}
+	var dirs []string
+	for _, g := range w.topo.Groups {
+		dirs = append(dirs, nodereplica.WALDir(g.ID))
+	}
+	return dirs
 }
 
 // sessionString describes the session limit for the run's topology line.
@@ -533,6 +608,14 @@ func run(opts Options) (res *Result) {
 	w.clientWindow = []int{1, 2, 4, 8}[rand.New(rand.NewPCG(root.Uint64(), 9)).IntN(4)]
 	w.sessionLimit = drawSessionLimit(rand.New(rand.NewPCG(root.Uint64(), 10)))
 	w.collect = drawCollect(rand.New(rand.NewPCG(root.Uint64(), 11)))
+	// Drawn last, from a source of its own, so that every draw before it
+	// is the same whichever layout a run has.
+	switch opts.LogLayout {
+	case LayoutDrawn:
+		w.sharedLog = rand.New(rand.NewPCG(root.Uint64(), 12)).IntN(2) == 0
+	case LayoutShared:
+		w.sharedLog = true
+	}
 	if opts.setup != nil {
 		opts.setup(w)
 	}
@@ -658,8 +741,8 @@ func (w *World) inject(f Fault) {
 func (w *World) logRot(s *simNode) {
 	var spans []wal.Span
 	s.inspect(func() {
-		for _, g := range w.topo.Groups {
-			recs, err := wal.Records(s.fs, fmt.Sprintf("groups/%d/wal", g.ID))
+		for _, dir := range w.logDirs() {
+			recs, err := wal.Records(s.fs, dir)
 			if err != nil {
 				continue // already damaged
 			}
@@ -805,7 +888,7 @@ func (w *World) result(checkHistory bool) *Result {
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.collectString(), Ops: w.hist.len(), Events: w.clk.events,
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.collectString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {

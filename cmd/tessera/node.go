@@ -53,7 +53,7 @@ type nodeFile struct {
 func nodeCmd() *cobra.Command {
 	var (
 		cfgPath, peers, chunk, maxFile, tick, replaceAfter, logLevel string
-		memLimit                                                     string
+		memLimit, logLayout                                          string
 		chunkOnce                                                    bool
 		injectBug                                                    string
 		f                                                            nodeFile
@@ -134,6 +134,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 				return err
 			}
 			cfg.ChunkOnce = chunkOnce
+			cfg.LogLayout = logLayout
 			if cfg.Bugs, err = parseNodeBugs(injectBug); err != nil {
 				return err
 			}
@@ -169,6 +170,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&memLimit, "memory-limit", defaultMemoryLimit, "soft limit on the node's Go memory (heap, stacks, runtime), as GOMEMLIMIT sets it: the collector runs more often near it, and it rises to 1.5x the live heap when that needs more (0 or off: none, the heap may grow to twice its live data); at least 64MiB")
+	fl.StringVar(&logLayout, "log-layout", "", "raft logs: shared (one log for all of the node's groups, one fsync covering them all), per-group (a log per group), or empty: what the data directory holds, "+server.DefaultLogLayout+" for a new one; a directory holding the other layout is refused")
 	fl.BoolVar(&chunkOnce, "chunk-once", true, "write chunk bytes once per replica (staged before their short raft log entries); --chunk-once=false writes them twice (log entry, then chunk file); give every node the same value")
 	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs to inject, of the server or the core (binaries built with -tags tesserabugs; for testing the chaos harness)")
 	_ = fl.MarkHidden("inject-bug")

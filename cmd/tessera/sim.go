@@ -22,6 +22,7 @@ type simFlags struct {
 	duration     time.Duration
 	bugs         string
 	chunkOnce    bool
+	logLayout    string
 }
 
 func (sf *simFlags) add(cmd *cobra.Command) {
@@ -30,6 +31,7 @@ func (sf *simFlags) add(cmd *cobra.Command) {
 	fl.IntVar(&sf.metaReplicas, "meta-replicas", 0, "replicas of the meta group (0: picked per seed, 3 or 5 with 5 or more nodes)")
 	fl.DurationVar(&sf.duration, "duration", sim.DefaultOptions().Duration, "simulated time of the workload and faults")
 	fl.StringVar(&sf.bugs, "inject-bug", "", "comma-separated known bugs to inject (binaries built with -tags tesserabugs): "+strings.Join(sim.AllBugs(), ", "))
+	fl.StringVar(&sf.logLayout, "log-layout", sim.LayoutDrawn.String(), "the nodes' raft logs: draw (per seed), per-group (a log per group) or shared (one per node: node --log-layout shared)")
 	fl.BoolVar(&sf.chunkOnce, "chunk-once", sim.DefaultOptions().ChunkOnce, "run the nodes with chunk bytes written once per replica (node --chunk-once; --chunk-once=false: twice)")
 }
 
@@ -37,6 +39,11 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 	opts := sim.DefaultOptions()
 	opts.Seed, opts.Nodes, opts.Duration, opts.MetaReplicas = seed, sf.nodes, sf.duration, sf.metaReplicas
 	opts.ChunkOnce = sf.chunkOnce
+	layout, err := sim.ParseLogLayout(sf.logLayout)
+	if err != nil {
+		return opts, err
+	}
+	opts.LogLayout = layout
 	if sf.nodes < 3 || sf.nodes > 9 {
 		return opts, fmt.Errorf("--nodes must be 3..9")
 	}
@@ -196,7 +203,7 @@ status 1 if any seed fails; each failing seed replays with 'tessera sim run
 			if swf.bugs != "" {
 				so.ExtraArgs = append(so.ExtraArgs, "--inject-bug", swf.bugs)
 			}
-			so.ExtraArgs = append(so.ExtraArgs, "--chunk-once="+strconv.FormatBool(swf.chunkOnce))
+			so.ExtraArgs = append(so.ExtraArgs, "--chunk-once="+strconv.FormatBool(swf.chunkOnce), "--log-layout="+swf.logLayout)
 			start := time.Now()
 			results := sim.Swarm(opts, so, os.Stdout)
 			for _, r := range results {

@@ -113,6 +113,13 @@ type Config struct {
 	KeepDataEntries uint64
 	// WALSegmentBytes is the WAL segment size.
 	WALSegmentBytes int64
+	// SharedLog keeps one raft log for all of the node's groups
+	// (replica/sharedlog.go, wal.Shared), so that one fsync covers every
+	// group's pending records, instead of a log per group. It is fixed per
+	// data directory: the first start with it on records it (node/layout),
+	// and a node refuses to open a directory written with the other
+	// layout (DataDirLayout tells which a directory holds).
+	SharedLog bool
 	// MaxChunkBytes bounds one chunk write.
 	MaxChunkBytes int
 	// SnapPieceBytes is the size above which a raft snapshot is sent as a

@@ -89,6 +89,9 @@ func New(cfg Config, e env.Env) (*Node, error) {
 	n.replicas = &replica.Shared{Config: cfg.replicaConfig(), Env: e, Host: replicaHost{n}, Out: n.outbox,
 		Stats: &n.replicaStats}
 	n.replacer = replace.New(cfg.replaceConfig(e.Log()), replacerHost{n}, n.outbox)
+	if err := n.openSharedLog(); err != nil {
+		return nil, err
+	}
 	for _, tg := range n.cfg.Topology.Groups {
 		// An initial member bootstraps the group on first start unless it
 		// deleted its replica after a removal; a member added later
@@ -102,7 +105,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
-		hasLog, err := wal.Exists(e.FS(), replica.WALDir(tg.ID))
+		hasLog, err := n.hasLog(tg.ID)
 		if err != nil {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
@@ -113,10 +116,19 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
 		if !hasLog && (!initial || removed) && !fenced {
+			if n.replicas.Log != nil {
+				// Files of a replica the shared log holds nothing of: its
+				// deletion cut short after its tombstone record, or one
+				// created that fetched chunks and never wrote a record.
+				if err := replica.RemoveOrphanFiles(e.FS(), tg.ID); err != nil {
+					n.Close()
+					return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+				}
+			}
 			continue
 		}
 		g, err := n.openReplica(tg, initial && !removed && !fenced, fenced)
-		if errors.Is(err, wal.ErrCorrupt) || errors.Is(err, wal.ErrUnreadable) {
+		if n.replicas.Log == nil && (errors.Is(err, wal.ErrCorrupt) || errors.Is(err, wal.ErrUnreadable)) {
 			if err = n.quarantine(tg, err); err == nil {
 				g, err = n.openReplica(tg, false, true)
 			}
@@ -129,7 +141,23 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		n.groupIDs = append(n.groupIDs, tg.ID)
 	}
 	slices.Sort(n.groupIDs)
+	if l := n.replicas.Log; l != nil {
+		for _, g := range l.Groups() {
+			// A group the log holds and the topology does not know: its
+			// records stay (nothing here may drop them), unused.
+			n.env.Log().Warn("shared log holds a group the topology lacks", "node", cfg.ID, "group", g)
+		}
+	}
 	return n, nil
+}
+
+// hasLog reports whether the node holds a log of the group: its own log's
+// directory, or records in the shared log.
+func (n *Node) hasLog(group uint64) (bool, error) {
+	if l := n.replicas.Log; l != nil {
+		return l.Has(group), nil
+	}
+	return wal.Exists(n.env.FS(), replica.WALDir(group))
 }
 
 // ID returns the node's id.
@@ -143,6 +171,9 @@ func (n *Node) Err() error { return n.fatal }
 func (n *Node) Close() {
 	for _, id := range n.groupIDs {
 		n.groups[id].Close()
+	}
+	if l := n.replicas.Log; l != nil {
+		l.Close()
 	}
 }
 
@@ -291,6 +322,11 @@ func (n *Node) Flush() {
 		if !n.flushOnce() {
 			break
 		}
+	}
+	if l := n.replicas.Log; l != nil && n.fatal == nil {
+		// Every replica's log batch of this flush goes in one batch of the
+		// shared log, under one fsync.
+		l.Kick()
 	}
 	n.flushOutbox()
 }

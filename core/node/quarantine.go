@@ -3,9 +3,11 @@ package node
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
 )
 
@@ -39,5 +41,74 @@ func (n *Node) quarantine(tg topo.Group, cause error) error {
 	if err := replica.Quarantine(n.env.FS(), tg.ID, n.cfg.Bugs.Replica); err != nil {
 		return fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, err)
 	}
+	return nil
+}
+
+// DataDirLayout reports whether the data directory on fs holds one raft
+// log shared by its groups (Config.SharedLog), and found is false if it
+// holds no raft log yet: a runtime that lets the directory decide sets
+// Config.SharedLog from it, and picks its default for a new one.
+func DataDirLayout(fs vfs.FS, t topo.Topology) (shared, found bool, err error) {
+	ids := make([]uint64, len(t.Groups))
+	for i, tg := range t.Groups {
+		ids[i] = tg.ID
+	}
+	return replica.ExistingLayout(fs, ids)
+}
+
+// openSharedLog checks the data directory's layout and, with
+// Config.SharedLog, opens the node's shared log (replica.SharedLog). A
+// damaged shared log held every group's records: each group whose replica
+// it may have held (one this node is an initial member of and was not
+// removed from, or one with files of its own here) is fenced and its
+// files deleted, as for a damaged log of its own, and the node starts a
+// new log. A replica the log held that none of this points to (joined
+// after a removal, with no file) is met as a lost disk's is
+// (members.go joinGroup): its group's next heartbeat creates it fenced.
+func (n *Node) openSharedLog() error {
+	fs := n.env.FS()
+	ids := make([]uint64, len(n.cfg.Topology.Groups))
+	for i, tg := range n.cfg.Topology.Groups {
+		ids[i] = tg.ID
+	}
+	if err := replica.CheckLayout(fs, n.cfg.SharedLog, ids); err != nil {
+		return fmt.Errorf("node %d: %w", n.cfg.ID, err)
+	}
+	if !n.cfg.SharedLog {
+		return nil
+	}
+	l, err := replica.OpenSharedLog(n.env, &n.replicaStats, n.cfg.WALSegmentBytes)
+	if errors.Is(err, wal.ErrCorrupt) || errors.Is(err, wal.ErrUnreadable) {
+		n.env.Log().Error("shared log damaged: fencing every replica it may have held until its group replaces it",
+			"node", n.cfg.ID, "err", err)
+		var fence []uint64
+		for _, tg := range n.cfg.Topology.Groups {
+			_, removed, terr := replica.ReadTombstone(fs, tg.ID)
+			if terr != nil {
+				return fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, terr)
+			}
+			initial := !n.cfg.Join && slices.Contains(tg.Members, n.cfg.ID)
+			files, ferr := replica.HasFiles(fs, tg.ID)
+			if ferr != nil {
+				return fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, ferr)
+			}
+			if (initial && !removed) || files {
+				fence = append(fence, tg.ID)
+				if errors.Is(err, wal.ErrUnreadable) {
+					n.stats.UnreadableLogs++
+				} else {
+					n.stats.CorruptLogs++
+				}
+			}
+		}
+		if qerr := replica.QuarantineShared(fs, fence, n.cfg.Bugs.Replica); qerr != nil {
+			return fmt.Errorf("node %d: %w", n.cfg.ID, qerr)
+		}
+		l, err = replica.OpenSharedLog(n.env, &n.replicaStats, n.cfg.WALSegmentBytes)
+	}
+	if err != nil {
+		return fmt.Errorf("node %d: %w", n.cfg.ID, err)
+	}
+	n.replicas.Log = l
 	return nil
 }

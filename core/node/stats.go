@@ -40,6 +40,13 @@ type Stats struct {
 	// LogBatchJobs the appends and snapshots they carried: their ratio is
 	// the group commit achieved.
 	LogBatches, LogBatchJobs uint64
+	// With a shared log (Config.SharedLog), SharedSyncGroups sums the
+	// groups each of its fsyncs covered, SharedMultiGroupSyncs counts the
+	// fsyncs that covered more than one, SharedRewrites the groups whose
+	// needed records it rewrote forward and SharedSegmentsRemoved the
+	// segments it removed (wal.SharedStats).
+	SharedSyncGroups, SharedMultiGroupSyncs uint64
+	SharedRewrites, SharedSegmentsRemoved   uint64
 	// SnapPieces counts snapshot pieces this node received (core/node/replica pieces.go).
 	SnapPieces uint64
 	// StagedChunks and StagedChunkBytes count the chunk writes whose bytes
@@ -123,6 +130,13 @@ func (n *Node) Stats() Stats {
 	st.WALSyncs += ps.WALSyncs
 	st.LogBatches += ps.LogBatches
 	st.LogBatchJobs += ps.LogBatchJobs
+	st.SharedSyncGroups += ps.SharedSyncGroups
+	st.SharedMultiGroupSyncs += ps.SharedMultiGroupSyncs
+	if l := n.replicas.Log; l != nil {
+		rs := l.Reclaimed()
+		st.SharedRewrites += rs.Rewrites
+		st.SharedSegmentsRemoved += rs.SegmentsRemoved
+	}
 	st.Snapshots += ps.Snapshots
 	st.SnapshotsInstalled += ps.SnapshotsInstalled
 	st.SnapPieces += ps.SnapPieces

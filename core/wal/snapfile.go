@@ -106,8 +106,14 @@ func decodeRef(payload []byte) (SnapshotRef, error) {
 
 // readSnapshotFile reads and checks the data a reference names.
 func (w *WAL) readSnapshotFile(ref SnapshotRef) ([]byte, error) {
-	name := w.dir + "/" + snapFileName(ref.Metadata.GetIndex(), ref.Metadata.GetTerm())
-	f, err := w.fs.Open(name)
+	return readSnapshotFile(w.fs, w.dir, ref)
+}
+
+// readSnapshotFile reads and checks the data a reference names, in the
+// snapshot file directory dir.
+func readSnapshotFile(fs vfs.FS, dir string, ref SnapshotRef) ([]byte, error) {
+	name := dir + "/" + snapFileName(ref.Metadata.GetIndex(), ref.Metadata.GetTerm())
+	f, err := fs.Open(name)
 	if err != nil {
 		if errors.Is(err, vfs.ErrNotExist) {
 			return nil, fmt.Errorf("wal: snapshot file %s is missing: %w", name, ErrCorrupt)

@@ -85,6 +85,16 @@
 // for a snapshot kept in a file of its own, from what the caller hands it
 // rather than a replay of the log.
 //
+// # One log per node
+//
+// A node may instead keep one log for all its groups (shared.go), so that
+// one fsync covers every group's pending records. Its records name their
+// group; a deleted replica's records are dropped by a tombstone record
+// (a replica created again with the same id starts after it); recovery
+// finds the node's groups in the log; and a segment goes once no group
+// needs a record in it, a group that pins old segments having its needed
+// records rewritten forward (not asked to snapshot: shared.go says why).
+//
 // etcd's server/wal is not used because it is bound to real files and its
 // own snapshot files; this log must run on the simulator's disk.
 package wal
@@ -94,7 +104,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"slices"
 	"strings"
 
@@ -154,8 +163,19 @@ const (
 	DefaultSegmentBytes = 64 << 20
 )
 
-// segMagic opens every segment.
-var segMagic = [4]byte{'T', 'W', 'A', 'L'}
+// segFormat is what tells the segments of one kind of log from another's:
+// a group's own log (this file) or a node's shared log (shared.go). Both
+// frame records alike; they differ in their magic and record types.
+type segFormat struct {
+	magic   [4]byte
+	maxType byte
+	// other is the magic of the other kind of log: a segment of it is
+	// refused by its format (ErrFormat), never taken for damage.
+	other [4]byte
+}
+
+// groupFormat is a group's own log's.
+var groupFormat = &segFormat{magic: [4]byte{'T', 'W', 'A', 'L'}, maxType: recSnapshotRef, other: [4]byte{'T', 'S', 'L', 'G'}}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -174,6 +194,14 @@ type State struct {
 	// ref is set while Snapshot comes from a reference record: its data
 	// is read from the snapshot file once the replay is done.
 	ref *SnapshotRef
+	// copies is set for a group's state in a shared log, where a record
+	// may be a copy of one the state holds already (a rewrite, shared.go):
+	// an entry of the index and term of one held, or a snapshot of the
+	// index and term of the one held, changes nothing. Raft itself never
+	// writes such an entry (it appends from the first index whose term
+	// differs, and by log matching an entry after that one cannot equal
+	// one held), nor such a snapshot (it restores only past its commit).
+	copies bool
 }
 
 // WAL is an open log. It is not safe for concurrent use.
@@ -345,33 +373,17 @@ func (w *WAL) replay() (*State, int64, error) {
 
 // readSegment reads a whole segment, retrying failed reads.
 func (w *WAL) readSegment(seq uint64) ([]byte, error) {
-	f, err := w.fs.Open(w.path(seq))
-	if err != nil {
-		return nil, fmt.Errorf("open segment %d: %w", seq, err)
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, fmt.Errorf("segment %d: %w", seq, err)
-	}
-	data := make([]byte, size)
-	for attempt := 0; attempt < readAttempts; attempt++ {
-		var n int
-		if n, err = f.ReadAt(data, 0); n == len(data) {
-			return data, nil
-		}
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-	}
-	return nil, fmt.Errorf("read segment %d (%d attempts): %w: %w", seq, readAttempts, ErrUnreadable, err)
+	return readFile(w.fs, w.path(seq), fmt.Sprintf("segment %d", seq))
 }
 
 // segmentHeader encodes the header of segment seq, whose first record
 // chains to chain.
-func segmentHeader(seq uint64, chain uint32) []byte {
+func segmentHeader(seq uint64, chain uint32) []byte { return groupFormat.header(seq, chain) }
+
+// header encodes the header of segment seq of a log of format f.
+func (f *segFormat) header(seq uint64, chain uint32) []byte {
 	h := make([]byte, segHeaderBytes)
-	copy(h[0:4], segMagic[:])
+	copy(h[0:4], f.magic[:])
 	binary.LittleEndian.PutUint16(h[4:6], formatVersion)
 	binary.LittleEndian.PutUint64(h[8:16], seq)
 	binary.LittleEndian.PutUint32(h[16:20], chain)
@@ -379,11 +391,11 @@ func segmentHeader(seq uint64, chain uint32) []byte {
 	return h
 }
 
-// checkSegmentHeader validates a segment's header and returns the chain
+// checkHeader validates a segment's header and returns the chain
 // its first record follows. If chained, that chain must be want (the
 // previous segment's last checksum); else it is taken on trust (the log's
 // first segment, whose predecessors compaction removed).
-func checkSegmentHeader(h []byte, seq uint64, chained bool, want uint32) (uint32, error) {
+func (f *segFormat) checkHeader(h []byte, seq uint64, chained bool, want uint32) (uint32, error) {
 	if crc32.Checksum(h[:20], castagnoli) != binary.LittleEndian.Uint32(h[20:24]) {
 		if len(h) >= headerBytes && crc32.Checksum(h[:9], castagnoli) == binary.LittleEndian.Uint32(h[9:13]) {
 			// Version 1 began with a record whose header checked alone.
@@ -391,7 +403,10 @@ func checkSegmentHeader(h []byte, seq uint64, chained bool, want uint32) (uint32
 		}
 		return 0, fmt.Errorf("segment header checksum: %w", ErrCorrupt)
 	}
-	if [4]byte(h[0:4]) != segMagic {
+	if [4]byte(h[0:4]) == f.other {
+		return 0, fmt.Errorf("segment of a log of the other layout (magic %q): %w", h[0:4], ErrFormat)
+	}
+	if [4]byte(h[0:4]) != f.magic {
 		return 0, fmt.Errorf("segment magic %q: %w", h[0:4], ErrCorrupt)
 	}
 	if v := binary.LittleEndian.Uint16(h[4:6]); v < oldestFormat || v > formatVersion {
@@ -413,8 +428,13 @@ func checkSegmentHeader(h []byte, seq uint64, chained bool, want uint32) (uint32
 // (if chained). In the last segment a torn tail ends the prefix; anywhere
 // else damage is ErrCorrupt.
 func decodeSegment(data []byte, seq uint64, last bool, chain uint32, chained bool, fn func(typ byte, payload []byte) error) (int64, uint32, error) {
+	return groupFormat.decode(data, seq, last, chain, chained, fn)
+}
+
+// decode is decodeSegment for a log of format f.
+func (f *segFormat) decode(data []byte, seq uint64, last bool, chain uint32, chained bool, fn func(typ byte, payload []byte) error) (int64, uint32, error) {
 	if len(data) < segHeaderBytes {
-		if last && tornHeader(data, seq, chained, chain) {
+		if last && f.tornHeader(data, seq, chained, chain) {
 			return 0, chain, nil
 		}
 		if len(data) >= headerBytes && crc32.Checksum(data[:9], castagnoli) == binary.LittleEndian.Uint32(data[9:13]) {
@@ -422,19 +442,19 @@ func decodeSegment(data []byte, seq uint64, last bool, chain uint32, chained boo
 		}
 		return 0, 0, fmt.Errorf("short segment header: %w", ErrCorrupt)
 	}
-	chain, err := checkSegmentHeader(data[:segHeaderBytes], seq, chained, chain)
+	chain, err := f.checkHeader(data[:segHeaderBytes], seq, chained, chain)
 	if err != nil {
 		return 0, 0, err
 	}
-	end, chain, err := decodeRecords(data, segHeaderBytes, last, chain, fn)
+	end, chain, err := decodeRecords(data, segHeaderBytes, last, chain, f.maxType, fn)
 	return int64(end), chain, err
 }
 
 // tornHeader reports whether data is a prefix of the header segment seq
 // was created with, as a crash leaves one. Without the chain (chained
 // unset) only the bytes before it are known.
-func tornHeader(data []byte, seq uint64, chained bool, chain uint32) bool {
-	want := segmentHeader(seq, chain)
+func (f *segFormat) tornHeader(data []byte, seq uint64, chained bool, chain uint32) bool {
+	want := f.header(seq, chain)
 	if !chained {
 		want = want[:16]
 	}
@@ -450,9 +470,9 @@ func recordSum(prev uint32, hdr []byte) uint32 {
 	return crc32.Update(crc32.Checksum(p[:], castagnoli), castagnoli, hdr[:9])
 }
 
-// decodeRecords decodes the records of a segment from off on; see
-// decodeSegment.
-func decodeRecords(data []byte, off int, last bool, chain uint32, fn func(typ byte, payload []byte) error) (int, uint32, error) {
+// decodeRecords decodes the records of a segment from off on, of types 1
+// to maxType; see decodeSegment.
+func decodeRecords(data []byte, off int, last bool, chain uint32, maxType byte, fn func(typ byte, payload []byte) error) (int, uint32, error) {
 	for off < len(data) {
 		rest := data[off:]
 		if len(rest) < headerBytes {
@@ -469,7 +489,7 @@ func decodeRecords(data []byte, off int, last bool, chain uint32, fn func(typ by
 		}
 		n := binary.LittleEndian.Uint32(rest[0:4])
 		typ := rest[4]
-		if n > MaxRecordBytes || typ < recEntry || typ > recSnapshotRef {
+		if n > MaxRecordBytes || typ < recEntry || typ > maxType {
 			return 0, 0, fmt.Errorf("record at offset %d: type %d length %d: %w", off, typ, n, ErrCorrupt)
 		}
 		if int64(len(rest)) < headerBytes+int64(n) {
@@ -509,12 +529,12 @@ func (st *State) apply(typ byte, payload []byte) error {
 			return fmt.Errorf("hard state: %v: %w", err, ErrCorrupt)
 		}
 		st.HardState = hs
-	case recSnapshot:
+	case recSnapshot, recOwnSnapshot:
 		snap := &raftpb.Snapshot{}
 		if err := proto.Unmarshal(payload, snap); err != nil {
 			return fmt.Errorf("snapshot: %v: %w", err, ErrCorrupt)
 		}
-		if st.applySnapshot(snap) {
+		if st.applySnapshot(snap, st.snapshotRule(typ)) {
 			st.ref = nil
 		}
 	case recSnapshotRef:
@@ -522,11 +542,41 @@ func (st *State) apply(typ byte, payload []byte) error {
 		if err != nil {
 			return err
 		}
-		if st.applySnapshot(&raftpb.Snapshot{Metadata: ref.Metadata}) {
+		if st.applySnapshot(&raftpb.Snapshot{Metadata: ref.Metadata}, st.snapshotRule(typ)) {
 			st.ref = &ref
 		}
 	}
 	return nil
+}
+
+// snapRule is what a snapshot record does to the entries a state holds.
+type snapRule int
+
+const (
+	// keepIfHeld keeps the entries after the snapshot if the state holds
+	// the snapshot's own index and term (one the replica took), and drops
+	// them all otherwise (a leader's replaces a diverged log): a group's
+	// own log, where compaction writes a snapshot before the entries it
+	// keeps.
+	keepIfHeld snapRule = iota
+	// keepAfter keeps the entries after the snapshot's index: a snapshot
+	// the replica took of its own state, in a shared log, whose entry at
+	// the snapshot's index may be gone with its segment (shared.go).
+	keepAfter
+	// replaceAll drops every entry: a leader's snapshot in a shared log,
+	// as raft's storage drops its entries when it applies one.
+	replaceAll
+)
+
+// snapshotRule returns the rule of a snapshot record of type typ.
+func (st *State) snapshotRule(typ byte) snapRule {
+	switch {
+	case !st.copies:
+		return keepIfHeld
+	case typ == recSnapshot:
+		return replaceAll
+	}
+	return keepAfter
 }
 
 func (st *State) snapIndex() uint64 { return st.Snapshot.GetMetadata().GetIndex() }
@@ -535,6 +585,9 @@ func (st *State) appendEntry(e *raftpb.Entry) {
 	idx := e.GetIndex()
 	if idx <= st.snapIndex() {
 		return // below the snapshot: compacted away
+	}
+	if st.copies && st.holds(idx, e.GetTerm()) {
+		return
 	}
 	// Drop a conflicting suffix: raft rewrites from idx on.
 	if len(st.Entries) > 0 {
@@ -548,10 +601,25 @@ func (st *State) appendEntry(e *raftpb.Entry) {
 	st.Entries = append(st.Entries, e)
 }
 
+// holds reports whether the state's entries include index in term.
+func (st *State) holds(index, term uint64) bool {
+	if len(st.Entries) == 0 {
+		return false
+	}
+	first := st.Entries[0].GetIndex()
+	if index < first || index > st.Entries[len(st.Entries)-1].GetIndex() {
+		return false
+	}
+	return st.Entries[index-first].GetTerm() == term
+}
+
 // applySnapshot folds a snapshot record into the state, reporting whether
 // it replaced the snapshot.
-func (st *State) applySnapshot(snap *raftpb.Snapshot) bool {
+func (st *State) applySnapshot(snap *raftpb.Snapshot, rule snapRule) bool {
 	idx, term := snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm()
+	if st.copies && st.Snapshot != nil && idx == st.snapIndex() && term == st.Snapshot.GetMetadata().GetTerm() {
+		return false
+	}
 	if st.Snapshot != nil && idx < st.snapIndex() {
 		// A snapshot the replica took of its own state, queued before a
 		// newer one from the leader was made durable: the log never goes
@@ -559,13 +627,22 @@ func (st *State) applySnapshot(snap *raftpb.Snapshot) bool {
 		return false
 	}
 	keep := false
-	for i, e := range st.Entries {
-		if e.GetIndex() == idx {
-			keep = e.GetTerm() == term
-			if keep {
-				st.Entries = st.Entries[i+1:]
+	switch rule {
+	case keepAfter:
+		i := 0
+		for i < len(st.Entries) && st.Entries[i].GetIndex() <= idx {
+			i++
+		}
+		st.Entries, keep = st.Entries[i:], true
+	case keepIfHeld:
+		for i, e := range st.Entries {
+			if e.GetIndex() == idx {
+				keep = e.GetTerm() == term
+				if keep {
+					st.Entries = st.Entries[i+1:]
+				}
+				break
 			}
-			break
 		}
 	}
 	if !keep {
@@ -686,6 +763,11 @@ func (w *WAL) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	return w.write(b)
 }
 
+// SaveOwnSnapshot appends a snapshot the replica took of its own state: in
+// a group's own log the same record as SaveSnapshot's (recovery tells the
+// two apart by whether the log holds the snapshot's index and term).
+func (w *WAL) SaveOwnSnapshot(snap *raftpb.Snapshot) error { return w.SaveSnapshot(snap) }
+
 // SaveSnapshot appends a snapshot record.
 func (w *WAL) SaveSnapshot(snap *raftpb.Snapshot) error {
 	b := &batch{chain: w.chain}
@@ -790,8 +872,9 @@ type Span struct {
 	Tail bool
 }
 
-// Records lists the valid records of the log in dir, in order. The
-// simulator uses it to damage a log where recovery must notice.
+// Records lists the valid records of the log in dir, in order: a group's
+// own log or a node's shared log (shared.go), told apart by their segments'
+// magic. The simulator uses it to damage a log where recovery must notice.
 func Records(fs vfs.FS, dir string) ([]Span, error) {
 	w := &WAL{fs: fs, dir: dir}
 	seqs, err := segments(fs, dir)
@@ -806,7 +889,11 @@ func Records(fs vfs.FS, dir string) ([]Span, error) {
 			return nil, fmt.Errorf("wal: %s: %w", dir, err)
 		}
 		off := int64(segHeaderBytes)
-		_, chain, err = decodeSegment(data, seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
+		f := groupFormat
+		if len(data) >= 4 && [4]byte(data[0:4]) == sharedFormat.magic {
+			f = sharedFormat
+		}
+		_, chain, err = f.decode(data, seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
 			n := int64(headerBytes + len(payload))
 			out = append(out, Span{Path: w.path(seq), Off: off, Len: n, Kind: Kind(typ)})
 			off += n

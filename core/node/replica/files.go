@@ -41,6 +41,29 @@ func ReadTombstone(fs vfs.FS, group uint64) (uint64, bool, error) {
 	return binary.BigEndian.Uint64(b[:]), true, nil
 }
 
+// HasFiles reports whether a replica has chunk or snapshot files here.
+func HasFiles(fs vfs.FS, group uint64) (bool, error) {
+	dir := fmt.Sprintf("groups/%d", group)
+	for _, sub := range []string{dir + "/wal", dir + "/chunks"} {
+		names, err := fs.List(sub)
+		if err != nil {
+			return false, err
+		}
+		if len(names) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// RemoveOrphanFiles deletes the chunk and snapshot files of a replica that
+// has no log (with a shared log: none of its records), keeping its
+// markers. It waits for the disk: it runs at start-up.
+func RemoveOrphanFiles(fs vfs.FS, group uint64) error {
+	dir := fmt.Sprintf("groups/%d", group)
+	return removeAll(fs, dir+"/wal", dir+"/chunks")
+}
+
 // fenceMarker names the file that marks a replica fenced for good.
 func fenceMarker(group uint64) string { return fmt.Sprintf("groups/%d/fenced", group) }
 
@@ -90,6 +113,20 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 		if t, ok := g.env.(Tracer); ok {
 			t.TraceReplicaDelete(group, at)
 		}
+		if g.shared != nil {
+			// In the shared log: the tombstone marker, then the group's
+			// tombstone record, both durable before the files go.
+			g.shared.submit(&sharedItem{group: group, sync: true,
+				write: func(l *wal.Shared) error {
+					if err := writeTombstone(fs, group, at, syncDir); err != nil {
+						return err
+					}
+					return l.Delete(group)
+				},
+				after: func() error { return removeReplicaFiles(fs, group) },
+				done:  done})
+			return
+		}
 		g.env.IO(group, func() error { return deleteReplica(fs, group, at, w, syncDir) }, done)
 	}
 	if g.log.stages > 0 {
@@ -103,11 +140,28 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 // entry too, unless syncDir is unset: an injected bug), then deletes its
 // log and chunk files. It runs off the event loop.
 func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL, syncDir bool) error {
+	if err := writeTombstone(fs, group, at, syncDir); err != nil {
+		return err
+	}
+	_ = w.Close()
+	return removeReplicaFiles(fs, group)
+}
+
+// writeTombstone writes a replica's tombstone marker durably (its
+// directory entry too, unless syncDir is unset: an injected bug).
+func writeTombstone(fs vfs.FS, group, at uint64, syncDir bool) error {
 	dir := fmt.Sprintf("groups/%d", group)
 	if err := writeMarker(fs, dir, tombstone(group), binary.BigEndian.AppendUint64(nil, at), syncDir); err != nil {
 		return fmt.Errorf("tombstone: %w", err)
 	}
-	_ = w.Close()
+	return nil
+}
+
+// removeReplicaFiles deletes a replica's log directory (its own log, or
+// its snapshot files beside a shared log) and chunk files, and its fence
+// marker.
+func removeReplicaFiles(fs vfs.FS, group uint64) error {
+	dir := fmt.Sprintf("groups/%d", group)
 	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
 		return err
 	}
@@ -125,6 +179,11 @@ func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL, syncDir bool) error 
 // data (nothing written if empty) and makes it durable, the directory
 // entry included (syncDir unset, an injected bug, leaves the entry out).
 func writeMarker(fs vfs.FS, dir, name string, data []byte, syncDir bool) error {
+	// With a shared log, a replica that never wrote a file of its own (a
+	// meta replica) has no directory yet.
+	if err := fs.MkdirAll(dir); err != nil {
+		return err
+	}
 	f, err := fs.Create(name)
 	if err == nil && len(data) > 0 {
 		_, err = f.Write(data)

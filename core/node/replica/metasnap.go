@@ -123,6 +123,21 @@ func (g *Replica) rotateLog(j *LogJob) {
 		g.startLogBatch()
 		return
 	}
+	if err == nil && g.shared != nil {
+		// In the shared log a reference record is all it takes: the
+		// group's records before the snapshot are unneeded from then on.
+		g.stats.LogBatches++
+		g.stats.LogBatchJobs++
+		jobs := []*LogJob{j}
+		if t, ok := g.env.(Tracer); ok {
+			t.TraceLogBatch(g.id, jobs)
+		}
+		id, ref := g.id, *j.ref
+		g.shared.submit(&sharedItem{group: id, sync: true,
+			write: func(l *wal.Shared) error { return l.SaveRef(id, ref) },
+			done:  func(err error) { g.logBatchDone(jobs, err) }})
+		return
+	}
 	var ents []*raftpb.Entry
 	var hs *raftpb.HardState
 	if err == nil {

@@ -66,6 +66,9 @@ type Config struct {
 	// SnapPieceBytes is the size above which a snapshot is sent as a
 	// descriptor and fetched in pieces of this size.
 	SnapPieceBytes int
+	// SharedLog keeps one raft log for all the node's replicas
+	// (sharedlog.go), Shared.Log, instead of a log per replica.
+	SharedLog bool
 	// ChunkOnce writes a chunk's bytes once on each replica: staged beside
 	// the log entry that names them (staged.go).
 	ChunkOnce bool
@@ -161,6 +164,7 @@ type Host interface {
 type Stats struct {
 	Applied, DroppedMessages, ChunkFetches   uint64
 	WALSyncs, LogBatches, LogBatchJobs       uint64
+	SharedSyncGroups, SharedMultiGroupSyncs  uint64
 	Snapshots, SnapshotsInstalled            uint64
 	SnapPieces, AmnesiacReplicas             uint64
 	StagedChunks, StagedChunkBytes           uint64
@@ -177,6 +181,8 @@ type Shared struct {
 	Out *outbox.Outbox
 	// Stats are the counters all the node's replicas add to.
 	Stats *Stats
+	// Log is the node's shared log if Config.SharedLog is set.
+	Log *SharedLog
 }
 
 // Replica is this node's replica of one raft group. It is not safe for
@@ -190,7 +196,10 @@ type Replica struct {
 	stats   *Stats
 	rn      *rawNode
 	storage *raft.MemoryStorage
-	wal     *wal.WAL
+	// Exactly one of wal (the replica's own log) and shared (the node's
+	// log, Config.SharedLog) is set.
+	wal    *wal.WAL
+	shared *SharedLog
 	// Exactly one of meta and store is set.
 	meta  *meta.State
 	store *chunk.Store
@@ -259,12 +268,19 @@ func (g *Replica) isMeta() bool { return g.id == topo.MetaGroup }
 func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 	cfg := &sh.Config
 	dir := fmt.Sprintf("groups/%d", tg.ID)
-	w, st, err := wal.Open(sh.Env.FS(), dir+"/wal", wal.Options{SegmentBytes: cfg.WALSegmentBytes})
-	if err != nil {
-		return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
-	}
 	g := &Replica{id: tg.ID, cfg: cfg, env: sh.Env, host: sh.Host, out: sh.Out, stats: sh.Stats,
-		wal: w, storage: raft.NewMemoryStorage()}
+		storage: raft.NewMemoryStorage(), shared: sh.Log}
+	var st *wal.State
+	if g.shared != nil {
+		st = g.shared.take(tg.ID)
+	} else {
+		w, s, err := wal.Open(sh.Env.FS(), dir+"/wal", wal.Options{SegmentBytes: cfg.WALSegmentBytes})
+		if err != nil {
+			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+		}
+		g.wal, st = w, s
+	}
+	var err error
 	if tg.ID != topo.MetaGroup {
 		g.store, err = chunk.NewStore(sh.Env.FS(), dir+"/chunks")
 		if err == nil {
@@ -283,10 +299,7 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(1), Term: proto.Uint64(1),
 				ConfState: &raftpb.ConfState{Voters: slices.Clone(tg.Members)}},
 		}
-		if err := w.SaveSnapshot(snap); err != nil {
-			return nil, fmt.Errorf("node %d: group %d: bootstrap: %w", cfg.ID, tg.ID, err)
-		}
-		if err := w.Sync(); err != nil {
+		if err := g.saveBootstrap(snap); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: bootstrap: %w", cfg.ID, tg.ID, err)
 		}
 	}
@@ -363,6 +376,21 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 	return g, nil
 }
 
+// saveBootstrap makes the bootstrap snapshot durable in the replica's log.
+// It runs at start-up, before any log work is in flight.
+func (g *Replica) saveBootstrap(snap *raftpb.Snapshot) error {
+	if g.shared != nil {
+		if err := g.shared.log.SaveSnapshot(g.id, snap); err != nil {
+			return err
+		}
+		return g.shared.log.Sync()
+	}
+	if err := g.wal.SaveSnapshot(snap); err != nil {
+		return err
+	}
+	return g.wal.Sync()
+}
+
 func (g *Replica) emptyStateData() []byte {
 	if g.isMeta() {
 		return meta.New().Snapshot()
@@ -416,8 +444,13 @@ func (g *Replica) limitSessions() {
 	}
 }
 
-// Close closes the replica's log. The replica must not be used afterwards.
-func (g *Replica) Close() { _ = g.wal.Close() }
+// Close closes the replica's log (a shared log is its node's to close).
+// The replica must not be used afterwards.
+func (g *Replica) Close() {
+	if g.wal != nil {
+		_ = g.wal.Close()
+	}
+}
 
 // Tick advances the replica's raft by one tick, and retries or gives up
 // the fetches of a snapshot it holds back.

@@ -249,13 +249,36 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 	}
 	sync := g.mustSync(jobs) && !(bugs.CompiledIn && g.cfg.Bugs.SkipWALSync)
 	hsFirst := bugs.CompiledIn && g.cfg.Bugs.HardStateFirst
-	if sync {
-		g.stats.WALSyncs++
-	}
 	g.stats.LogBatches++
 	g.stats.LogBatchJobs += uint64(len(jobs))
 	if t, ok := g.env.(Tracer); ok {
 		t.TraceLogBatch(g.id, jobs)
+	}
+	if g.shared != nil {
+		// The node's shared log runs the batch with the other replicas'
+		// (and counts its fsyncs).
+		id := g.id
+		item := &sharedItem{group: id, sync: sync,
+			write: func(l *wal.Shared) error { return writeRecords(sharedGroup{l, id}, jobs, hsFirst) },
+			done:  func(err error) { g.logBatchDone(jobs, err) }}
+		if dir == nil {
+			g.shared.submit(item)
+			return
+		}
+		// The chunk directory is fsynced first on the replica's own queue,
+		// beside the other replicas' (the shared log runs one item of work
+		// at a time): only then are the records handed over.
+		g.env.IO(id, dir.Sync, func(err error) {
+			if err != nil || g.deleted || g.host.Stopped() {
+				g.logBatchDone(jobs, err)
+				return
+			}
+			g.shared.submit(item)
+		})
+		return
+	}
+	if sync {
+		g.stats.WALSyncs++
 	}
 	work := func() error {
 		if dir != nil {
@@ -297,11 +320,62 @@ func (g *Replica) mustSync(jobs []*LogJob) bool {
 }
 
 // writeLogRecords runs off the event loop: it writes every record of a
-// batch, fsyncs once, then compacts behind any snapshot the batch saved. A
-// hard state follows the entries it may commit (wal.Save), so that a torn
-// write never keeps a commit index past the log's end; hsFirst is the
-// injected bug HardStateFirst.
+// batch, fsyncs once, then compacts behind any snapshot the batch saved.
 func writeLogRecords(w *wal.WAL, jobs []*LogJob, sync, hsFirst bool) error {
+	if err := writeRecords(w, jobs, hsFirst); err != nil {
+		return err
+	}
+	if sync {
+		if err := w.Sync(); err != nil {
+			return err
+		}
+	}
+	for _, j := range jobs {
+		if j.snap != nil && j.compactTo > 0 {
+			if err := w.Compact(j.compactTo); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// recordWriter is where a batch's records go: the replica's own log, or
+// its group's records in the node's shared log (sharedGroup).
+type recordWriter interface {
+	Save(hs *raftpb.HardState, ents []*raftpb.Entry) error
+	// SaveSnapshot writes a leader's snapshot, SaveOwnSnapshot one the
+	// replica took (LogJob.snap).
+	SaveSnapshot(snap *raftpb.Snapshot) error
+	SaveOwnSnapshot(snap *raftpb.Snapshot) error
+}
+
+// sharedGroup writes one group's records into a shared log. A shared log
+// needs no compaction: a snapshot record makes the group's records before
+// it unneeded, and their segments go once no group needs them
+// (wal.Shared.Reclaim).
+type sharedGroup struct {
+	l     *wal.Shared
+	group uint64
+}
+
+func (s sharedGroup) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	return s.l.Save(s.group, hs, ents)
+}
+
+func (s sharedGroup) SaveSnapshot(snap *raftpb.Snapshot) error {
+	return s.l.SaveSnapshot(s.group, snap)
+}
+
+func (s sharedGroup) SaveOwnSnapshot(snap *raftpb.Snapshot) error {
+	return s.l.SaveOwnSnapshot(s.group, snap)
+}
+
+// writeRecords writes every record of a batch, in order. A hard state
+// follows the entries it may commit (wal.Save), so that a torn write never
+// keeps a commit index past the log's end; hsFirst is the injected bug
+// HardStateFirst.
+func writeRecords(w recordWriter, jobs []*LogJob, hsFirst bool) error {
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -323,19 +397,7 @@ func writeLogRecords(w *wal.WAL, jobs []*LogJob, sync, hsFirst bool) error {
 			}
 		}
 		if j.snap != nil {
-			if err := w.SaveSnapshot(j.snap); err != nil {
-				return err
-			}
-		}
-	}
-	if sync {
-		if err := w.Sync(); err != nil {
-			return err
-		}
-	}
-	for _, j := range jobs {
-		if j.snap != nil && j.compactTo > 0 {
-			if err := w.Compact(j.compactTo); err != nil {
+			if err := w.SaveOwnSnapshot(j.snap); err != nil {
 				return err
 			}
 		}
