@@ -43,8 +43,17 @@ func (g *Replica) HandleReady() {
 		case raft.LocalApplyThread:
 			apply = m
 		default:
-			// Nothing here depends on a record not yet durable: raft
-			// holds such messages among the storage responses.
+			// Acknowledgements and votes depend on records not yet
+			// durable, and raft holds them among the storage responses.
+			// A message of a term the replica has just taken (a
+			// candidate's vote requests, a new leader's appends and
+			// heartbeats) depends on that term, and on the vote cast in
+			// it, being durable, which raft does not wait for: it waits
+			// here (termDurable).
+			if !g.termDurable(m) {
+				g.termHeld = append(g.termHeld, m)
+				continue
+			}
 			g.sendRaft(m)
 		}
 	}

@@ -237,6 +237,11 @@ type Replica struct {
 	served []servedSnap
 	// snapReports are the peers sent a snapshot in this flush round
 	// (ReportSnapshots).
+	// termHeld are raft messages of a term this replica does not hold
+	// durably yet, waiting for the batch that makes it so (termDurable);
+	// durableTerm is the durable hard state's term as last read.
+	termHeld    []*raftpb.Message
+	durableTerm uint64
 	snapReports []uint64
 	// removed is set when an applied configuration change removed this
 	// node: the node deletes the replica at the end of the flush.

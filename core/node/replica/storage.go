@@ -448,7 +448,50 @@ func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 			return
 		}
 	}
+	g.releaseTermHeld()
 	g.startLogBatch()
+}
+
+// termDurable reports whether message m may leave as far as its term goes:
+// its term is at most the replica's durable term. With asynchronous
+// storage writes raft sends a candidate's vote requests, and a leader
+// elected by the others' votes sends its appends, while the hard state
+// holding the new term and the replica's vote for itself is still being
+// written. A crash then would let the node recover the older term, stand
+// again in the same term and win it a second time, and two leaders of one
+// term may put different entries at one index (seed 45: node 5 led a group
+// in term 6 before and after a restart). Pre-votes carry the term a
+// campaign would take, which nothing has taken yet: they do not wait.
+func (g *Replica) termDurable(m *raftpb.Message) bool {
+	switch m.GetType() {
+	case raftpb.MsgPreVote, raftpb.MsgPreVoteResp:
+		return true
+	}
+	if m.GetTerm() <= g.durableTerm {
+		return true
+	}
+	if hs, _, err := g.storage.InitialState(); err == nil {
+		g.durableTerm = hs.GetTerm()
+	}
+	return m.GetTerm() <= g.durableTerm
+}
+
+// releaseTermHeld sends, in order, the messages held for a term that is
+// now durable.
+func (g *Replica) releaseTermHeld() {
+	if len(g.termHeld) == 0 {
+		return
+	}
+	keep := g.termHeld[:0]
+	for _, m := range g.termHeld {
+		if g.termDurable(m) {
+			g.sendRaft(m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	clear(g.termHeld[len(keep):])
+	g.termHeld = keep
 }
 
 // stable makes a durable MsgStorageAppend visible to raft's storage (its
