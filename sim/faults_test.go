@@ -97,6 +97,7 @@ func TestSwarmSeeds(t *testing.T) {
 			"faults=misdirect@1.901511888s:n4/920ms,votecrash@3.138224663s:n3/2.824s,logrot@8.889439165s:n4/658ms",
 			"a learner removed and added back in one applied batch deleted its replica, and was promoted on its acknowledgements"},
 		{42359, "", "a write forwarded again after an unanswered forward failed as unavailable, and the first copy applied"},
+		{45, "", "a candidate's vote requests, then its appends as leader, left before its term and self-vote were durable; a crash let it recover the older term and lead the same term a second time"},
 		{42329, "", "simulator: a crash kept a newer leader's entry and tore off the hard state of its term after it, so a follower recovered its old term with entries it had acknowledged gone: sound (they were never committed), and taken for a broken promise"},
 		{70036, "", "exactly-once: an append applied, its answer was lost, its session was evicted (a limit of 1 session), and the retry, stamped afresh after the eviction horizon, applied again"},
 		{70036, "delay=759µs..12.834ms disk=35µs..223µs eio=0.00045363337665244746 until=2.25s faults=ackcrash@22.277599ms:n2/4.589s,diskstall@1.000465525s:n1/879ms", "the same, shrunk"},
