@@ -65,7 +65,7 @@ func ReplayCommand(opts Options, seed uint64, sched *Schedule) string {
 	if !opts.ChunkOnce {
 		cmd += " --chunk-once=false"
 	}
-	if opts.LogLayout != LayoutDrawn {
+	if opts.LogLayout != DefaultOptions().LogLayout {
 		cmd += " --log-layout " + opts.LogLayout.String()
 	}
 	return cmd

@@ -81,7 +81,10 @@ type LogLayout int
 
 // Log layouts.
 const (
-	// LayoutDrawn draws the layout per seed: shared in half the seeds.
+	// LayoutDrawn draws the layout per seed: shared in half the seeds. It
+	// is not the default (DefaultOptions: a log per group, as the
+	// production node's) while the shared layout has open failures
+	// (seeds 421 and 42475 under it, issue 8).
 	LayoutDrawn LogLayout = iota
 	// LayoutPerGroup keeps a log per group, LayoutShared one per node.
 	LayoutPerGroup
@@ -106,7 +109,7 @@ func (l LogLayout) String() string { return logLayoutNames[l] }
 // DefaultOptions are the embedded defaults of `tessera sim run`.
 func DefaultOptions() Options {
 	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 50 * time.Millisecond, Clients: 4,
-		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true, BalanceLeaders: true}
+		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true, BalanceLeaders: true, LogLayout: LayoutPerGroup}
 }
 
 func (o *Options) fill() {

@@ -31,7 +31,7 @@ func (sf *simFlags) add(cmd *cobra.Command) {
 	fl.IntVar(&sf.metaReplicas, "meta-replicas", 0, "replicas of the meta group (0: picked per seed, 3 or 5 with 5 or more nodes)")
 	fl.DurationVar(&sf.duration, "duration", sim.DefaultOptions().Duration, "simulated time of the workload and faults")
 	fl.StringVar(&sf.bugs, "inject-bug", "", "comma-separated known bugs to inject (binaries built with -tags tesserabugs): "+strings.Join(sim.AllBugs(), ", "))
-	fl.StringVar(&sf.logLayout, "log-layout", sim.LayoutDrawn.String(), "the nodes' raft logs: draw (per seed), per-group (a log per group) or shared (one per node: node --log-layout shared)")
+	fl.StringVar(&sf.logLayout, "log-layout", sim.DefaultOptions().LogLayout.String(), "the nodes' raft logs: draw (per seed), per-group (a log per group) or shared (one per node: node --log-layout shared)")
 	fl.BoolVar(&sf.chunkOnce, "chunk-once", sim.DefaultOptions().ChunkOnce, "run the nodes with chunk bytes written once per replica (node --chunk-once; --chunk-once=false: twice)")
 }
 
