@@ -21,10 +21,10 @@ import (
 // registered by the first write that borrows it, a commit of its own,
 // and then serves write after write with no registration, so that in a
 // steady state a write costs its one commit. A write that finds its
-// session forgotten by the meta group registers a new one if none of its
-// attempts can have applied, and otherwise ends with session_expired
-// (outcome unknown, never applied again); either way the session in the
-// pool is registered anew by its next write.
+// session forgotten by the meta group ends with session_expired (outcome
+// unknown: another copy of its commit may have applied before the
+// session was forgotten; it is never applied again), and the session in
+// the pool is registered anew by its next write.
 //
 // A write that ends without knowing its outcome (a timeout) leaves its
 // sequence number used up; the session's next write takes the next one,

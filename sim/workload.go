@@ -368,9 +368,7 @@ func (c *simClient) drive() {
 					return
 				}
 				c.commitSent = true
-				// The commit names the write's command: an op whose
-				// session was forgotten before anything of it applied
-				// commits again under a new one, the command that counts.
+				// The commit names the write's command.
 				w.hist.command(c.rec, cmd.Session, cmd.Seq)
 			}
 			c.op.Sent(st.Token)

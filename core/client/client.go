@@ -48,7 +48,7 @@ type Config struct {
 	// Topology places chunk ids on data groups.
 	Topology topo.Topology
 	// MaxAttempts bounds how often one request is sent (first try
-	// included), and how often a write registers its auto session anew.
+	// included).
 	MaxAttempts int
 	// Window is how many chunks of one put or append the op holds at once
 	// (read from the body and not yet acknowledged), and so how many chunk
@@ -98,11 +98,11 @@ func (c Config) withDefaults() Config {
 // concurrent use.
 //
 // A session made by NewAutoSession is registered by the first write that
-// uses it, and registered again by a write that finds it forgotten by the
-// meta group (session_expired) when that write knows none of its attempts
-// applied: the write then commits under the new session. A registration
-// is a commit of its own, so such a session is meant to serve write after
-// write (core/node's HTTP server keeps a pool of them).
+// uses it, and registered again by the next write after one that found it
+// forgotten by the meta group (session_expired, an unknown outcome: see
+// Op's onExpired). A registration is a commit of its own, so such a
+// session is meant to serve write after write (core/node's HTTP server
+// keeps a pool of them).
 type Session struct {
 	// ID is the registered id, 0 while an auto session has none.
 	ID  uint64
@@ -237,6 +237,6 @@ func checksum(p []byte) uint32 { return chunk.Checksum(p) }
 func NewSession(id, after uint64) *Session { return &Session{ID: id, seq: after} }
 
 // NewAutoSession returns a session the ops register themselves, before the
-// first write that uses it and again whenever the meta group has forgotten
-// it (see Session).
+// first write that uses it and again after the meta group forgot it (see
+// Session).
 func NewAutoSession() *Session { return &Session{auto: true} }

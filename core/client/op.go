@@ -76,9 +76,6 @@ type Op struct {
 	// may still apply, so a failure after it is an unknown outcome, however
 	// the last attempt was answered.
 	uncertain bool
-	// renewals counts the registrations of an auto session after the meta
-	// group forgot it.
-	renewals int
 
 	// Reads.
 	file      meta.File
@@ -132,9 +129,8 @@ func New(cfg Config, sess *Session, spec Spec) *Op {
 func (o *Op) Spec() Spec { return o.spec }
 
 // Seq returns the session sequence number of a write (0 for reads, and
-// while its auto session is not registered). A write whose auto session
-// is registered anew commits under a new session and number: a caller
-// tracking commands reads them from the commit's request.
+// while its auto session is not registered): a caller tracking commands
+// may also read them from the commit's request.
 func (o *Op) Seq() uint64 { return o.seq }
 
 // Next returns the step the caller must take. It returns the same step until
@@ -350,36 +346,23 @@ func (o *Op) onRefused(resp *api.Response) {
 
 // onExpired takes a commit refused because the meta group does not know
 // its session (never registered, or evicted). The session is dead for
-// good: an auto session is registered again, by this op or the next. The
-// refusal says this attempt did nothing; if no earlier attempt can apply
-// either (none timed out, no inline form was refused), nothing of the
-// write applied, and an op on an auto session commits again under a new
-// one. Otherwise an earlier attempt may have applied before the session
-// was forgotten, and the outcome is unknown: it ends with SessionExpired,
-// and never commits again. An op on a session the caller registered ends
-// with SessionExpired too (a stale sequence number is also refused so):
-// the caller numbers its writes and knows what it sent before.
+// good: an auto session is registered again by the next write. The
+// refusal says only that this copy of the commit did nothing: another copy
+// of the same attempt (a forward the network duplicated, seed 42475) may
+// have applied while the session was still known, its answer lost, so the
+// outcome is unknown and the write never commits again, under this
+// session or a new one (as the Raft dissertation's SESSION_EXPIRED, 6.3).
+// An op on a session the caller registered ends so too: the caller
+// numbers its writes and knows what it sent before.
 func (o *Op) onExpired(resp *api.Response) {
-	unknown := o.uncertain || o.refused
 	if o.sess.auto {
 		o.sess.ID = 0
+		o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf(
+			"%s; a copy of this write may have applied before the session was forgotten, outcome unknown", resp.Err())})
+		return
 	}
-	switch {
-	case unknown:
-		o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf(
-			"%s; an earlier attempt may have applied before the session was forgotten, outcome unknown", resp.Err())})
-	case !o.sess.auto:
-		// The caller numbers its own writes: an earlier request of its
-		// under this session and sequence number may have applied.
-		o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf(
-			"%s; no attempt of this request applied, an earlier request under the same session and sequence number may have", resp.Err())})
-	case o.renewals+1 >= o.cfg.MaxAttempts:
-		o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf(
-			"%s; not applied, the session was forgotten %d times", resp.Err(), o.renewals+1)})
-	default:
-		o.renewals++
-		o.startCommit()
-	}
+	o.finish(Result{Status: api.SessionExpired, Detail: fmt.Sprintf(
+		"%s; this request or an earlier one under the same session and sequence number may have applied", resp.Err())})
 }
 
 // failWrite ends a write that failed before its commit had a definite

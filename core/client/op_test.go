@@ -245,9 +245,9 @@ func TestSessionNumbersWrites(t *testing.T) {
 }
 
 // TestAutoSession checks that an auto session is registered by its first
-// write only, and registered again by a write that finds it forgotten: at
-// once if none of the write's attempts can have applied, else the write
-// ends with an unknown outcome and the next write registers it.
+// write only, and that a write finding it forgotten ends with an unknown
+// outcome, commits nothing more, and leaves the next write to register a
+// new session.
 func TestAutoSession(t *testing.T) {
 	cfg := Config{ChunkBytes: 10, Topology: topo.Default([]uint64{1, 2, 3}, 3, 3, 3), MaxAttempts: 3}
 	f := newFakeCluster()
@@ -263,12 +263,19 @@ func TestAutoSession(t *testing.T) {
 		t.Fatalf("%d registrations for three writes (session %d), want 1", n, sess.ID)
 	}
 	// Another client's registration evicts the session: the next write
-	// finds it forgotten, registers anew and commits under the new one.
+	// finds it forgotten. Its refusal does not prove that no copy of the
+	// commit applied, so the outcome is unknown; it commits nothing more,
+	// and the write after it registers anew and commits.
 	old := sess.ID
 	f.session(0)
+	commits := len(f.commits)
 	res, _ := f.run(t, New(cfg, sess, Spec{Kind: Put, Path: "/a", SizeHint: 1}), []byte("a"), 10)
-	if res.Status != api.OK || sess.ID == old || registrations() != 2 {
-		t.Fatalf("put after eviction: %+v (session %d, was %d), %d registrations", res, sess.ID, old, registrations())
+	if res.Status != api.SessionExpired || !strings.Contains(res.Detail, "outcome unknown") || sess.ID != 0 || len(f.commits) != commits+1 {
+		t.Fatalf("put after eviction: %+v (session %d, was %d), %d commits after %d", res, sess.ID, old, len(f.commits), commits)
+	}
+	res, _ = f.run(t, New(cfg, sess, Spec{Kind: Put, Path: "/a", SizeHint: 1}), []byte("a"), 10)
+	if res.Status != api.OK || sess.ID == old || sess.ID == 0 || registrations() != 2 {
+		t.Fatalf("put after the expired one: %+v (session %d, was %d), %d registrations", res, sess.ID, old, registrations())
 	}
 	if c := f.commits[len(f.commits)-1]; c.Session != sess.ID || c.Seq != 1 {
 		t.Fatalf("committed under session %d seq %d, want %d seq 1", c.Session, c.Seq, sess.ID)
@@ -281,7 +288,7 @@ func TestAutoSession(t *testing.T) {
 	o.Sent(st.Token)
 	o.OnResponse(st.Token, api.Errorf(api.Timeout, "lost"))
 	f.session(0)
-	commits := len(f.commits)
+	commits = len(f.commits)
 	res, _ = f.run(t, o, nil, 10)
 	if res.Status != api.SessionExpired || !strings.Contains(res.Detail, "outcome unknown") || sess.ID != 0 || len(f.commits) != commits+1 {
 		t.Fatalf("expired after a timeout: %+v (session %d), %d commits after %d", res, sess.ID, len(f.commits), commits)
