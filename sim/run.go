@@ -84,7 +84,7 @@ const (
 	// LayoutDrawn draws the layout per seed: shared in half the seeds. It
 	// is not the default (DefaultOptions: a log per group, as the
 	// production node's) while the shared layout has open failures
-	// (seeds 421 and 42475 under it, issue 8).
+	// (seed 421 under it, issue 8).
 	LayoutDrawn LogLayout = iota
 	// LayoutPerGroup keeps a log per group, LayoutShared one per node.
 	LayoutPerGroup
