@@ -42,13 +42,15 @@ func alignIn(raw []byte, n int) []byte {
 }
 
 // WriteDirect writes a whole file with O_DIRECT (vfs.DirectWriter): the
-// parts are copied into one aligned buffer, its whole blocks written past
-// the page cache, the last partial block (a chunk file's 16-byte header
-// puts one at its end) written through the page cache on the same file,
-// and the file fsynced. The file is never longer than its bytes: writing
-// the padding too and cutting it off with ftruncate took a follower 15-19
-// ms per 4 MiB chunk in two syscall traces (a truncation is a journal
-// transaction of its own), about a fifth of its time for the chunk. A file system that refuses O_DIRECT (tmpfs, some
+// parts are copied into one aligned buffer, whose whole blocks after the
+// first are written past the page cache; the first block (a chunk file's
+// header, which every apply reads: chunk.Store.headerMatches) and the last
+// partial one (the 16-byte header leaves one at the end) go through the
+// page cache on the same file; then the file is fsynced. The file is never
+// longer than its bytes: writing the padding too and cutting it off with
+// ftruncate took a follower 15-19 ms per 4 MiB chunk in two syscall traces
+// (a truncation is a journal transaction of its own), about a fifth of its
+// time for the chunk. A file system that refuses O_DIRECT (tmpfs, some
 // overlays) gets the bytes through the page cache instead.
 func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 	p, err := f.resolve(name)
@@ -72,17 +74,26 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 	for _, part := range parts {
 		n += copy(buf[n:], part)
 	}
-	if whole > 0 {
-		_, err = h.Write(buf[:whole])
+	head := min(total, directAlign)
+	err = setDirect(h, false)
+	if err == nil {
+		_, err = h.WriteAt(buf[:head], 0)
 	}
-	if errors.Is(err, syscall.EINVAL) {
-		// The disk's block is larger than directAlign.
-		directBufs.Put(entry)
-		_ = h.Close()
-		return f.writeBuffered(name, parts)
+	if err == nil && whole > head {
+		if err = setDirect(h, true); err == nil {
+			_, err = h.WriteAt(buf[head:whole], int64(head))
+		}
+		if errors.Is(err, syscall.EINVAL) {
+			// The disk's block is larger than directAlign.
+			directBufs.Put(entry)
+			_ = h.Close()
+			return f.writeBuffered(name, parts)
+		}
 	}
-	if err == nil && whole < total {
-		err = writeTail(h, buf[whole:total])
+	if err == nil && max(whole, head) < total {
+		if err = setDirect(h, false); err == nil {
+			_, err = h.WriteAt(buf[max(whole, head):total], int64(max(whole, head)))
+		}
 	}
 	directBufs.Put(entry)
 	fl := &file{f: h, name: name, fs: f}
@@ -97,22 +108,51 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 	return err
 }
 
-// writeTail writes the last partial block of a file opened with O_DIRECT,
-// at its current offset (a block boundary), through the page cache: the
-// flag is cleared first, as an O_DIRECT write must be whole blocks. The
-// blocks before were written directly, so the cached page overlaps none of
-// them.
-func writeTail(h *os.File, tail []byte) error {
-	fd := int(h.Fd())
-	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err == nil {
-		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl&^syscall.O_DIRECT)
-	}
+// setDirect sets or clears O_DIRECT on an open file: an O_DIRECT write must
+// be whole aligned blocks, a write through the page cache need not.
+func setDirect(h *os.File, on bool) error {
+	fd := h.Fd()
+	fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
 	if err != nil {
 		return err
 	}
-	_, err = h.Write(tail)
+	want := fl &^ syscall.O_DIRECT
+	if on {
+		want |= syscall.O_DIRECT
+	}
+	if want == fl {
+		return nil
+	}
+	_, err = unix.FcntlInt(fd, unix.F_SETFL, want)
 	return err
+}
+
+// WillNeed tells the kernel that the named file will be read soon, unless
+// the page cache holds all of it already (cachestat), so that its blocks
+// are read from the disk into the cache in the background (posix_fadvise
+// WILLNEED). It is a hint: a file that is not there, or a kernel without
+// the calls, is no error.
+func (f *FS) WillNeed(name string) {
+	p, err := f.resolve(name)
+	if err != nil {
+		return
+	}
+	h, err := os.Open(p)
+	if err != nil {
+		return
+	}
+	defer h.Close()
+	fd := int(h.Fd())
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Size == 0 {
+		return
+	}
+	var cs unix.Cachestat_t
+	pages := (uint64(st.Size) + uint64(os.Getpagesize()) - 1) / uint64(os.Getpagesize())
+	if unix.Cachestat(uint(fd), &unix.CachestatRange{Off: 0, Len: uint64(st.Size)}, &cs, 0) == nil && cs.Cache >= pages {
+		return
+	}
+	_ = unix.Fadvise(fd, 0, st.Size, unix.FADV_WILLNEED)
 }
 
 // readLarge reads a large range (f.ReadAt's contract). What the page cache

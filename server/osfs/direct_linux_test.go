@@ -9,6 +9,8 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
@@ -122,5 +124,34 @@ func TestReadLarge(t *testing.T) {
 			t.Fatalf("%s: read past the end: %d bytes, %v", name, n, err)
 		}
 		h.Close()
+	}
+}
+
+// TestWriteDirectHeadCached checks that a file written past the page cache
+// keeps its first block in the cache (a chunk file's header, which apply
+// reads), and that WillNeed takes any file, or none, without complaint.
+func TestWriteDirectHeadCached(t *testing.T) {
+	dir := t.TempDir()
+	fs := New(dir)
+	want := bytes.Repeat([]byte("0123456789abcdef"), (1<<20)/16+1)
+	if err := fs.WriteDirect("f", want[:16], want[16:]); err != nil {
+		t.Fatal(err)
+	}
+	h, err := os.Open(filepath.Join(dir, "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var cs unix.Cachestat_t
+	err = unix.Cachestat(uint(h.Fd()), &unix.CachestatRange{Off: 0, Len: directAlign}, &cs, 0)
+	if err == nil && cs.Cache != uint64(directAlign/os.Getpagesize()) {
+		t.Fatalf("first block: %d pages cached", cs.Cache)
+	}
+	fs.WillNeed("f")
+	fs.WillNeed("missing")
+	fs.WillNeed("../escape")
+	got, err := os.ReadFile(filepath.Join(dir, "f"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read back %d bytes, %v", len(got), err)
 	}
 }

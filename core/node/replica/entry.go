@@ -2,6 +2,7 @@ package replica
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/codec"
@@ -22,7 +23,13 @@ func encodeEntry(h entryHeader, cmd []byte) []byte {
 // encodeChunkEntry encodes a data-group entry holding c: the header and the
 // command go into one buffer, so a chunk's bytes are copied once.
 func encodeChunkEntry(h entryHeader, c *chunk.Command) []byte {
-	return c.MarshalAppend(appendEntryHeader(make([]byte, 0, 20+c.MarshalledSize()), h))
+	return appendChunkEntry(make([]byte, 0, 20+c.MarshalledSize()), h, c)
+}
+
+// appendChunkEntry appends a data group's entry to b, grown to fit it
+// whole first.
+func appendChunkEntry(b []byte, h entryHeader, c *chunk.Command) []byte {
+	return c.MarshalAppend(appendEntryHeader(slices.Grow(b, 20+c.MarshalledSize()), h))
 }
 
 func appendEntryHeader(b []byte, h entryHeader) []byte {
