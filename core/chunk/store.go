@@ -350,10 +350,11 @@ func (s *Store) WriteStaged(index, term uint64, in Info, data []byte) error {
 }
 
 // WriteStagedDirect is WriteStaged past the page cache where the file
-// system can (vfs.DirectWriter), so that the copy into cached pages, most
-// of the CPU a write costs, is saved; reads of the chunk then come from the
-// disk (a runtime reads a large get's chunks ahead: server/readahead.go).
-// Where the file system cannot, it is WriteStaged.
+// system can (vfs.DirectWriter): for a replica that is not expected to
+// serve the chunk's reads soon (a follower; reads go to the node a client
+// wrote through, whose replica leads the chunk's group), so that the copy
+// into cached pages, most of the CPU a write costs, is saved. Where the
+// file system cannot, it is WriteStaged.
 func (s *Store) WriteStagedDirect(index, term uint64, in Info, data []byte) error {
 	name := s.stagedName(index, term)
 	dw, ok := s.fs.(vfs.DirectWriter)

@@ -165,12 +165,17 @@ func (g *Replica) stageFiles(j *LogJob) {
 		if t, ok := g.env.(Tracer); ok {
 			t.TraceStage(g.id, []StagedChunk{sc})
 		}
-		// Every replica's copy skips the page cache (where the file system
-		// can): the copy into cached pages was the largest CPU item of a
-		// large put on the leader. A get through the node that wrote
-		// reads the chunks from the disk then, several ahead of the one it
-		// sends (server's get read-ahead).
-		work := func() error { return store.WriteStagedDirect(sc.index, sc.term, sc.info, sc.data) }
+		write := store.WriteStaged
+		if !g.Leading() {
+			// A follower's copy: reads go to the replica the client wrote
+			// through, which leads the group (core/node/route
+			// Router.place), so this one skips the page cache. (The
+			// leader's copy past the cache too cut the put's CPU by about a
+			// tenth and made the get right after it read the disk, 0.3-0.5x
+			// as fast, at a load of 16: docs/performance.md, largeput5.)
+			write = store.WriteStagedDirect
+		}
+		work := func() error { return write(sc.index, sc.term, sc.info, sc.data) }
 		g.env.IO(stageQueue(g.id, sc.index), work, func(err error) {
 			j.staging--
 			g.log.stages--
