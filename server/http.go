@@ -45,9 +45,6 @@ type httpAPI struct {
 	// idle notes the writes in progress, for the release of memory once
 	// there are none.
 	idle *idleRelease
-	// readAhead, if set, is hinted the chunk files a get will read
-	// (readahead.go).
-	readAhead willNeeder
 }
 
 // fileJSON is the JSON form of a file record.
@@ -369,11 +366,9 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
 	spec := client.Spec{Kind: client.Get, Path: path, Length: -1}
 	rng := r.Header.Get("Range")
 	started, empty := false, false
-	var ahead *readAhead
 	sink := func(st client.Step) error {
 		if st.Kind == client.StepFile {
 			f := st.Result.File
-			ahead = startReadAhead(r.Context(), h.readAhead, f, st.Offset, st.Offset+st.Length)
 			if rng != "" && st.Length == 0 {
 				// An empty file has no byte to start a range at.
 				empty = true
@@ -395,7 +390,6 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
 			started = true
 			return nil
 		}
-		ahead.delivered()
 		_, err := w.Write(st.Data)
 		return err
 	}

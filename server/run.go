@@ -91,7 +91,7 @@ func Run(ctx context.Context, cfg Config) error {
 		sessions:       newSessionPool(),
 		pool:           make(chan struct{}, cfg.PutWindow-1),
 		bodies:         make(chan struct{}, cfg.PutBodies),
-		pieces:         newBufPool(cfg.ChunkBytes, cfg.PutWindow), idle: idle, readAhead: fs}
+		pieces:         newBufPool(cfg.ChunkBytes, cfg.PutWindow), idle: idle}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_put_pool_slots_in_use",
 		Help: "Slots of the node's shared put window in use: pieces of request bodies held beyond one per put or append (at most --put-window - 1).",

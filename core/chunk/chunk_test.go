@@ -435,9 +435,6 @@ func TestFileNames(t *testing.T) {
 		if got, want := s.name(v), fmt.Sprintf("groups/7/chunks/%016x.chk", v); got != want {
 			t.Errorf("name(%#x) = %q, want %q", v, got, want)
 		}
-		if got, want := FileName(s.dir, v), s.name(v); got != want {
-			t.Errorf("FileName(%#x) = %q, want the store's %q", v, got, want)
-		}
 		if got, want := s.stagedName(v, ^v), fmt.Sprintf("groups/7/chunks/%016x-%016x.stg", v, ^v); got != want {
 			t.Errorf("stagedName(%#x, %#x) = %q, want %q", v, ^v, got, want)
 		}

@@ -63,19 +63,13 @@ func NewStore(fs vfs.FS, dir string) (*Store, error) {
 
 func (s *Store) name(id uint64) string { return s.path(".chk", id) }
 
-// FileName returns the name of chunk id's file in a store over dir (a hint
-// for a runtime that reads ahead; the store itself names its files).
-func FileName(dir string, id uint64) string { return pathIn(dir, ".chk", id) }
-
 // path names a file of the directory: the words as 16 hex digits each,
 // joined by '-', then suffix. Built by hand rather than with fmt, as names
 // are made for every chunk read and write: "%016x" of each word.
-func (s *Store) path(suffix string, words ...uint64) string { return pathIn(s.dir, suffix, words...) }
-
-func pathIn(dir, suffix string, words ...uint64) string {
+func (s *Store) path(suffix string, words ...uint64) string {
 	var b strings.Builder
-	b.Grow(len(dir) + 1 + 17*len(words) + len(suffix))
-	b.WriteString(dir)
+	b.Grow(len(s.dir) + 1 + 17*len(words) + len(suffix))
+	b.WriteString(s.dir)
 	b.WriteByte('/')
 	for i, w := range words {
 		if i > 0 {
@@ -353,8 +347,7 @@ func (s *Store) WriteStaged(index, term uint64, in Info, data []byte) error {
 // system can (vfs.DirectWriter): for a replica that is not expected to
 // serve the chunk's reads soon (a follower; reads go to the node a client
 // wrote through, whose replica leads the chunk's group), so that the copy
-// into cached pages, most of the CPU a write costs, is saved. Where the
-// file system cannot, it is WriteStaged.
+// into cached pages, most of the CPU a write costs, is saved.
 func (s *Store) WriteStagedDirect(index, term uint64, in Info, data []byte) error {
 	name := s.stagedName(index, term)
 	dw, ok := s.fs.(vfs.DirectWriter)

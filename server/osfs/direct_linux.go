@@ -127,34 +127,6 @@ func setDirect(h *os.File, on bool) error {
 	return err
 }
 
-// WillNeed tells the kernel that the named file will be read soon, unless
-// the page cache holds all of it already (cachestat), so that its blocks
-// are read from the disk into the cache in the background (posix_fadvise
-// WILLNEED). It is a hint: a file that is not there, or a kernel without
-// the calls, is no error.
-func (f *FS) WillNeed(name string) {
-	p, err := f.resolve(name)
-	if err != nil {
-		return
-	}
-	h, err := os.Open(p)
-	if err != nil {
-		return
-	}
-	defer h.Close()
-	fd := int(h.Fd())
-	var st unix.Stat_t
-	if unix.Fstat(fd, &st) != nil || st.Size == 0 {
-		return
-	}
-	var cs unix.Cachestat_t
-	pages := (uint64(st.Size) + uint64(os.Getpagesize()) - 1) / uint64(os.Getpagesize())
-	if unix.Cachestat(uint(fd), &unix.CachestatRange{Off: 0, Len: uint64(st.Size)}, &cs, 0) == nil && cs.Cache >= pages {
-		return
-	}
-	_ = unix.Fadvise(fd, 0, st.Size, unix.FADV_WILLNEED)
-}
-
 // readLarge reads a large range (f.ReadAt's contract). What the page cache
 // holds is read at once (preadv2 with RWF_NOWAIT, which returns only cached
 // bytes); if some of the range is not there (a follower's chunk file,

@@ -266,9 +266,6 @@ type Replica struct {
 
 func (g *Replica) isMeta() bool { return g.id == topo.MetaGroup }
 
-// ChunksDir is the directory of a data replica's chunk files.
-func ChunksDir(group uint64) string { return fmt.Sprintf("groups/%d/chunks", group) }
-
 // Open recovers a group's replica from its WAL. A replica with no state
 // yet is bootstrapped from the initial topology if bootstrap is set (an
 // initial member's first start), else it starts empty and waits for the
@@ -293,7 +290,7 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 	}
 	var err error
 	if tg.ID != topo.MetaGroup {
-		g.store, err = chunk.NewStore(sh.Env.FS(), ChunksDir(tg.ID))
+		g.store, err = chunk.NewStore(sh.Env.FS(), dir+"/chunks")
 		if err == nil {
 			g.store.InjectBugs(cfg.Bugs.Chunk)
 		}

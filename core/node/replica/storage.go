@@ -170,9 +170,9 @@ func (g *Replica) stageFiles(j *LogJob) {
 			// A follower's copy: reads go to the replica the client wrote
 			// through, which leads the group (core/node/route
 			// Router.place), so this one skips the page cache. (The
-			// leader's copy past the cache too cut the put's CPU by about a
-			// tenth and made the get right after it read the disk, 0.3-0.5x
-			// as fast, at a load of 16: docs/performance.md, largeput5.)
+			// leader's copy past it too was measured: the get right after
+			// a put then read the disk at 0.18-0.46x main's speed, at load
+			// 15-19; docs/performance.md, largeput5.)
 			write = store.WriteStagedDirect
 		}
 		work := func() error { return write(sc.index, sc.term, sc.info, sc.data) }
