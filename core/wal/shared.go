@@ -202,18 +202,10 @@ func (g *liveGroup) oldest() uint64 {
 
 // Shared is an open shared log. It is not safe for concurrent use.
 type Shared struct {
-	fs       vfs.FS
-	dir      string
-	opts     SharedOptions
-	first    uint64 // the oldest segment
-	seq      uint64 // the current (last) segment
-	f        vfs.File
-	size     int64
-	chain    uint32
-	dirty    bool
-	dirDirty bool
-	closed   bool
-	groups   map[uint64]*liveGroup
+	segLog
+	opts   SharedOptions
+	first  uint64 // the oldest segment
+	groups map[uint64]*liveGroup
 	// reclaimedAt is the current segment as of the last Reclaim: needs
 	// change only as segments fill, so Reclaim looks again only then.
 	reclaimedAt uint64
@@ -235,7 +227,7 @@ func OpenShared(fs vfs.FS, dir string, opts SharedOptions) (*Shared, map[uint64]
 	if err := fs.MkdirAll(dir); err != nil {
 		return nil, nil, fmt.Errorf("wal: create %s: %w", dir, err)
 	}
-	l := &Shared{fs: fs, dir: dir, opts: opts, groups: map[uint64]*liveGroup{}}
+	l := &Shared{segLog: segLog{fs: fs, dir: dir, format: sharedFormat, segBytes: opts.SegmentBytes}, opts: opts, groups: map[uint64]*liveGroup{}}
 	states, validEnd, err := l.replay()
 	if err != nil {
 		return nil, nil, err
@@ -254,72 +246,24 @@ func OpenShared(fs vfs.FS, dir string, opts SharedOptions) (*Shared, map[uint64]
 		l.reclaimedAt = l.seq
 		return l, states, nil
 	}
-	f, err := fs.Open(l.path(l.seq))
-	if err != nil {
-		return nil, nil, fmt.Errorf("wal: open segment %d: %w", l.seq, err)
-	}
-	size, err := f.Size()
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("wal: segment %d: %w", l.seq, err)
-	}
-	l.f, l.size = f, validEnd
-	if validEnd < size || validEnd < segHeaderBytes {
-		// A torn tail: cut it off durably (see Open).
-		err := f.Truncate(validEnd)
-		if err == nil && validEnd < segHeaderBytes {
-			if err = f.Truncate(0); err == nil {
-				_, err = f.Write(sharedFormat.header(l.seq, l.chain))
-				l.size = segHeaderBytes
-			}
-		}
-		if err == nil {
-			err = f.Sync()
-		}
-		if err != nil {
-			f.Close()
-			return nil, nil, fmt.Errorf("wal: truncate torn tail of segment %d at %d: %w", l.seq, validEnd, err)
-		}
+	if err := l.openTail(validEnd); err != nil {
+		return nil, nil, err
 	}
 	l.reclaimedAt = l.seq
 	return l, states, nil
 }
 
-func (l *Shared) path(seq uint64) string { return l.dir + "/" + segmentName(seq) }
-
 // replay reads every segment, folding each record into its group's State
 // and liveGroup.
 func (l *Shared) replay() (map[uint64]*State, int64, error) {
-	seqs, err := segments(l.fs, l.dir)
+	states := map[uint64]*State{}
+	first, validEnd, err := l.segLog.replay(func(seq uint64, off int64, typ byte, payload []byte) error {
+		return l.fold(states, typ, payload, at{seq: seq, off: off, n: int64(headerBytes + len(payload))})
+	})
 	if err != nil {
 		return nil, 0, err
 	}
-	states := map[uint64]*State{}
-	var validEnd int64
-	var chain uint32
-	for i, seq := range seqs {
-		if i > 0 && seq != seqs[i-1]+1 {
-			return nil, 0, fmt.Errorf("wal: %s: segment %d follows segment %d: %w", l.dir, seq, seqs[i-1], ErrCorrupt)
-		}
-		data, err := readFile(l.fs, l.path(seq), fmt.Sprintf("segment %d", seq))
-		if err != nil {
-			return nil, 0, fmt.Errorf("wal: %s: %w", l.dir, err)
-		}
-		off := int64(segHeaderBytes)
-		validEnd, chain, err = sharedFormat.decode(data, seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
-			a := at{seq: seq, off: off, n: int64(headerBytes + len(payload))}
-			off += a.n
-			return l.fold(states, typ, payload, a)
-		})
-		if err != nil {
-			return nil, 0, fmt.Errorf("wal: %s segment %d: %w", l.dir, seq, err)
-		}
-		if i == 0 {
-			l.first = seq
-		}
-		l.seq = seq
-	}
-	l.chain = chain
+	l.first = first
 	for _, g := range slices.Sorted(maps.Keys(states)) {
 		st := states[g]
 		if st.ref != nil {
@@ -536,25 +480,6 @@ func (b *sharedBatch) finish(group uint64, typ byte, start int, buf []byte, inde
 	return nil
 }
 
-func (l *Shared) createSegment(seq uint64) error {
-	f, err := l.fs.Create(l.path(seq))
-	if err != nil {
-		return fmt.Errorf("wal: create segment %d: %w", seq, err)
-	}
-	l.f, l.seq, l.size, l.dirDirty = f, seq, 0, true
-	return l.append(sharedFormat.header(seq, l.chain))
-}
-
-func (l *Shared) append(buf []byte) error {
-	n, err := l.f.Write(buf)
-	l.size += int64(n)
-	l.dirty = true
-	if err != nil {
-		return fmt.Errorf("wal: write segment %d: %w", l.seq, err)
-	}
-	return nil
-}
-
 // write appends a batch, first starting a new segment if the current one
 // is full, and follows the needed records it holds.
 func (l *Shared) write(b *sharedBatch) error {
@@ -564,22 +489,10 @@ func (l *Shared) write(b *sharedBatch) error {
 	if len(b.buf) == 0 {
 		return nil
 	}
-	if l.size > segHeaderBytes && l.size+int64(len(b.buf)) > l.opts.SegmentBytes {
-		if err := l.syncFile(); err != nil {
-			return err
-		}
-		if err := l.f.Close(); err != nil {
-			return fmt.Errorf("wal: close segment %d: %w", l.seq, err)
-		}
-		if err := l.createSegment(l.seq + 1); err != nil {
-			return err
-		}
-	}
-	base := l.size
-	if err := l.append(b.buf); err != nil {
+	base, err := l.appendBatch(b.buf, b.chain)
+	if err != nil {
 		return err
 	}
-	l.chain = b.chain
 	for _, r := range b.recs {
 		a := at{seq: l.seq, off: base + r.off, n: r.n}
 		if r.typ == recTombstone {
@@ -668,31 +581,11 @@ func (l *Shared) Delete(group uint64) error {
 	return l.write(b)
 }
 
-func (l *Shared) syncFile() error {
-	if !l.dirty {
-		return nil
-	}
-	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("wal: sync segment %d: %w", l.seq, err)
-	}
-	l.dirty = false
-	return nil
-}
-
 // Sync makes every record written so far durable, then removes the
 // snapshot files that references just made durable replaced.
 func (l *Shared) Sync() error {
-	if l.closed {
-		return errors.New("wal: closed")
-	}
-	if err := l.syncFile(); err != nil {
+	if err := l.sync(); err != nil {
 		return err
-	}
-	if l.dirDirty {
-		if err := l.fs.SyncDir(l.dir); err != nil {
-			return fmt.Errorf("wal: sync %s: %w", l.dir, err)
-		}
-		l.dirDirty = false
 	}
 	refs := l.refs
 	l.refs = nil
@@ -823,13 +716,7 @@ func (l *Shared) rewrite(groups []uint64) error {
 }
 
 // Close closes the log. Unsynced records may be lost.
-func (l *Shared) Close() error {
-	if l.closed {
-		return nil
-	}
-	l.closed = true
-	return l.f.Close()
-}
+func (l *Shared) Close() error { return l.close() }
 
 // SharedExists reports whether dir holds a shared log: a segment.
 func SharedExists(fs vfs.FS, dir string) (bool, error) {

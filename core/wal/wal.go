@@ -206,16 +206,8 @@ type State struct {
 
 // WAL is an open log. It is not safe for concurrent use.
 type WAL struct {
-	fs       vfs.FS
-	dir      string
-	opts     Options
-	seq      uint64 // sequence of the current (last) segment
-	f        vfs.File
-	size     int64
-	chain    uint32 // checksum of the last record written, or the segment header's chain
-	dirty    bool   // records written since the last Sync
-	dirDirty bool   // a segment created or removed since the last Sync
-	closed   bool
+	segLog
+	opts Options
 }
 
 func segmentName(seq uint64) string { return fmt.Sprintf("%016x.wal", seq) }
@@ -262,7 +254,7 @@ func Open(fs vfs.FS, dir string, opts Options) (*WAL, *State, error) {
 	if err := fs.MkdirAll(dir); err != nil {
 		return nil, nil, fmt.Errorf("wal: create %s: %w", dir, err)
 	}
-	w := &WAL{fs: fs, dir: dir, opts: opts}
+	w := &WAL{segLog: segLog{fs: fs, dir: dir, format: groupFormat, segBytes: opts.SegmentBytes}, opts: opts}
 	st, validEnd, err := w.replay()
 	if err != nil {
 		return nil, nil, err
@@ -284,75 +276,23 @@ func Open(fs vfs.FS, dir string, opts Options) (*WAL, *State, error) {
 		}
 		return w, st, nil
 	}
-	f, err := fs.Open(w.path(w.seq))
-	if err != nil {
-		return nil, nil, fmt.Errorf("wal: open segment %d: %w", w.seq, err)
-	}
-	size, err := f.Size()
-	if err != nil {
-		f.Close()
-		return nil, nil, fmt.Errorf("wal: segment %d: %w", w.seq, err)
-	}
-	w.f, w.size = f, validEnd
-	if validEnd < size || validEnd < segHeaderBytes {
-		// A torn tail: cut it off durably, so that new records follow
-		// valid ones; a torn segment header is written again.
-		if err := w.repairTail(validEnd); err != nil {
-			f.Close()
-			return nil, nil, err
-		}
+	if err := w.openTail(validEnd); err != nil {
+		return nil, nil, err
 	}
 	return w, st, nil
 }
-
-// repairTail truncates the last segment to its valid prefix (writing its
-// header again if that was torn) and syncs it.
-func (w *WAL) repairTail(validEnd int64) error {
-	err := w.f.Truncate(validEnd)
-	if err == nil && validEnd < segHeaderBytes {
-		if err = w.f.Truncate(0); err == nil {
-			_, err = w.f.Write(segmentHeader(w.seq, w.chain))
-			w.size = segHeaderBytes
-		}
-	}
-	if err == nil {
-		err = w.f.Sync()
-	}
-	if err != nil {
-		return fmt.Errorf("wal: truncate torn tail of segment %d at %d: %w", w.seq, validEnd, err)
-	}
-	return nil
-}
-
-func (w *WAL) path(seq uint64) string { return w.dir + "/" + segmentName(seq) }
 
 // replay reads every segment into a State. It sets w.seq to the last
 // segment and w.chain to the checksum of the last valid record, and
 // returns the length of the last segment's valid prefix.
 func (w *WAL) replay() (*State, int64, error) {
-	seqs, err := segments(w.fs, w.dir)
+	st := &State{}
+	_, validEnd, err := w.segLog.replay(func(_ uint64, _ int64, typ byte, payload []byte) error {
+		return st.apply(typ, payload)
+	})
 	if err != nil {
 		return nil, 0, err
 	}
-	st := &State{}
-	var validEnd int64
-	var chain uint32
-	for i, seq := range seqs {
-		if i > 0 && seq != seqs[i-1]+1 {
-			return nil, 0, fmt.Errorf("wal: %s: segment %d follows segment %d: %w", w.dir, seq, seqs[i-1], ErrCorrupt)
-		}
-		data, err := w.readSegment(seq)
-		if err != nil {
-			return nil, 0, fmt.Errorf("wal: %s: %w", w.dir, err)
-		}
-		last := i == len(seqs)-1
-		validEnd, chain, err = decodeSegment(data, seq, last, chain, i > 0, st.apply)
-		if err != nil {
-			return nil, 0, fmt.Errorf("wal: %s segment %d: %w", w.dir, seq, err)
-		}
-		w.seq = seq
-	}
-	w.chain = chain
 	if st.ref != nil {
 		data, err := w.readSnapshotFile(*st.ref)
 		if err != nil {
@@ -369,11 +309,6 @@ func (w *WAL) replay() (*State, int64, error) {
 		st.HardState = hs
 	}
 	return st, validEnd, nil
-}
-
-// readSegment reads a whole segment, retrying failed reads.
-func (w *WAL) readSegment(seq uint64) ([]byte, error) {
-	return readFile(w.fs, w.path(seq), fmt.Sprintf("segment %d", seq))
 }
 
 // segmentHeader encodes the header of segment seq, whose first record
@@ -422,16 +357,11 @@ func (f *segFormat) checkHeader(h []byte, seq uint64, chained bool, want uint32)
 	return chain, nil
 }
 
-// decodeSegment checks segment seq's header, calls fn for each valid
-// record, and returns the length of the valid prefix and the checksum of
-// the last valid record. chain is the previous segment's last checksum
-// (if chained). In the last segment a torn tail ends the prefix; anywhere
-// else damage is ErrCorrupt.
-func decodeSegment(data []byte, seq uint64, last bool, chain uint32, chained bool, fn func(typ byte, payload []byte) error) (int64, uint32, error) {
-	return groupFormat.decode(data, seq, last, chain, chained, fn)
-}
-
-// decode is decodeSegment for a log of format f.
+// decode checks segment seq's header, calls fn for each valid record, and
+// returns the length of the valid prefix and the checksum of the last
+// valid record. chain is the previous segment's last checksum (if
+// chained). In the last segment a torn tail ends the prefix; anywhere else
+// damage is ErrCorrupt.
 func (f *segFormat) decode(data []byte, seq uint64, last bool, chain uint32, chained bool, fn func(typ byte, payload []byte) error) (int64, uint32, error) {
 	if len(data) < segHeaderBytes {
 		if last && f.tornHeader(data, seq, chained, chain) {
@@ -471,7 +401,7 @@ func recordSum(prev uint32, hdr []byte) uint32 {
 }
 
 // decodeRecords decodes the records of a segment from off on, of types 1
-// to maxType; see decodeSegment.
+// to maxType; see segFormat.decode.
 func decodeRecords(data []byte, off int, last bool, chain uint32, maxType byte, fn func(typ byte, payload []byte) error) (int, uint32, error) {
 	for off < len(data) {
 		rest := data[off:]
@@ -697,51 +627,11 @@ func (b *batch) add(typ byte, m proto.Message) error {
 	return nil
 }
 
-// createSegment starts segment seq with its header, chained to the log's
-// last checksum.
-func (w *WAL) createSegment(seq uint64) error {
-	f, err := w.fs.Create(w.path(seq))
-	if err != nil {
-		return fmt.Errorf("wal: create segment %d: %w", seq, err)
-	}
-	w.f, w.seq, w.size, w.dirDirty = f, seq, 0, true
-	return w.append(segmentHeader(seq, w.chain))
-}
-
-// append writes bytes at the end of the current segment.
-func (w *WAL) append(buf []byte) error {
-	n, err := w.f.Write(buf)
-	w.size += int64(n)
-	w.dirty = true
-	if err != nil {
-		return fmt.Errorf("wal: write segment %d: %w", w.seq, err)
-	}
-	return nil
-}
-
 // write appends a batch to the current segment, first starting a new
 // segment if the current one is full.
 func (w *WAL) write(b *batch) error {
-	if w.closed {
-		return errors.New("wal: closed")
-	}
-	if w.size > segHeaderBytes && w.size+int64(len(b.buf)) > w.opts.SegmentBytes {
-		// Every segment but the last is complete: sync before moving on.
-		if err := w.syncFile(); err != nil {
-			return err
-		}
-		if err := w.f.Close(); err != nil {
-			return fmt.Errorf("wal: close segment %d: %w", w.seq, err)
-		}
-		if err := w.createSegment(w.seq + 1); err != nil {
-			return err
-		}
-	}
-	if err := w.append(b.buf); err != nil {
-		return err
-	}
-	w.chain = b.chain
-	return nil
+	_, err := w.appendBatch(b.buf, b.chain)
+	return err
 }
 
 // Save appends entries and then, if not nil, the hard state.
@@ -777,33 +667,8 @@ func (w *WAL) SaveSnapshot(snap *raftpb.Snapshot) error {
 	return w.write(b)
 }
 
-func (w *WAL) syncFile() error {
-	if !w.dirty {
-		return nil
-	}
-	if err := w.f.Sync(); err != nil {
-		return fmt.Errorf("wal: sync segment %d: %w", w.seq, err)
-	}
-	w.dirty = false
-	return nil
-}
-
 // Sync makes every record written so far durable.
-func (w *WAL) Sync() error {
-	if w.closed {
-		return errors.New("wal: closed")
-	}
-	if err := w.syncFile(); err != nil {
-		return err
-	}
-	if w.dirDirty {
-		if err := w.fs.SyncDir(w.dir); err != nil {
-			return fmt.Errorf("wal: sync %s: %w", w.dir, err)
-		}
-		w.dirDirty = false
-	}
-	return nil
-}
+func (w *WAL) Sync() error { return w.sync() }
 
 // Compact rewrites the log as one segment holding the latest snapshot, the
 // hard state and the entries after the snapshot, then removes the older
@@ -854,13 +719,7 @@ func (w *WAL) Compact(index uint64) error {
 }
 
 // Close closes the log. Unsynced records may be lost.
-func (w *WAL) Close() error {
-	if w.closed {
-		return nil
-	}
-	w.closed = true
-	return w.f.Close()
-}
+func (w *WAL) Close() error { return w.close() }
 
 // Span locates one valid record of a log: its segment file and byte range.
 type Span struct {
@@ -876,7 +735,7 @@ type Span struct {
 // own log or a node's shared log (shared.go), told apart by their segments'
 // magic. The simulator uses it to damage a log where recovery must notice.
 func Records(fs vfs.FS, dir string) ([]Span, error) {
-	w := &WAL{fs: fs, dir: dir}
+	w := &segLog{fs: fs, dir: dir}
 	seqs, err := segments(fs, dir)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,201 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tessera-db/tessera/core/vfs"
+)
+
+// segLog is the segment files of one log as both kinds of log keep them (a
+// group's own, wal.go, and a node's shared one, shared.go): the current
+// segment open for appending, the checksum chain across segments, and what
+// the next Sync owes. Each kind keeps its own records and recovery; this is
+// only where their bytes go.
+type segLog struct {
+	fs       vfs.FS
+	dir      string
+	format   *segFormat
+	segBytes int64  // the size beyond which a new segment is started
+	seq      uint64 // sequence of the current (last) segment
+	f        vfs.File
+	size     int64
+	chain    uint32 // checksum of the last record written, or the segment header's chain
+	dirty    bool   // records written since the last Sync
+	dirDirty bool   // a segment created or removed since the last Sync
+	closed   bool
+}
+
+func (s *segLog) path(seq uint64) string { return s.dir + "/" + segmentName(seq) }
+
+// readSegment reads a whole segment, retrying failed reads.
+func (s *segLog) readSegment(seq uint64) ([]byte, error) {
+	return readFile(s.fs, s.path(seq), fmt.Sprintf("segment %d", seq))
+}
+
+// replay decodes the log's segments in order, handing each valid record
+// to fn with its segment and offset. It sets s.seq to the last segment and
+// s.chain to the checksum of the last valid record, and returns the first
+// segment (0 if there is none) and the length of the last one's valid
+// prefix.
+func (s *segLog) replay(fn func(seq uint64, off int64, typ byte, payload []byte) error) (first uint64, validEnd int64, err error) {
+	seqs, err := segments(s.fs, s.dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	var chain uint32
+	for i, seq := range seqs {
+		if i > 0 && seq != seqs[i-1]+1 {
+			return 0, 0, fmt.Errorf("wal: %s: segment %d follows segment %d: %w", s.dir, seq, seqs[i-1], ErrCorrupt)
+		}
+		data, err := s.readSegment(seq)
+		if err != nil {
+			return 0, 0, fmt.Errorf("wal: %s: %w", s.dir, err)
+		}
+		off := int64(segHeaderBytes)
+		validEnd, chain, err = s.format.decode(data, seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
+			at := off
+			off += int64(headerBytes + len(payload))
+			return fn(seq, at, typ, payload)
+		})
+		if err != nil {
+			return 0, 0, fmt.Errorf("wal: %s segment %d: %w", s.dir, seq, err)
+		}
+		s.seq = seq
+	}
+	s.chain = chain
+	if len(seqs) > 0 {
+		first = seqs[0]
+	}
+	return first, validEnd, nil
+}
+
+// openTail opens the last segment, s.seq, for appending after a replay
+// that found its valid records to end at validEnd. A torn tail is cut off
+// durably, so that new records follow valid ones, and a torn segment
+// header is written again.
+func (s *segLog) openTail(validEnd int64) error {
+	f, err := s.fs.Open(s.path(s.seq))
+	if err != nil {
+		return fmt.Errorf("wal: open segment %d: %w", s.seq, err)
+	}
+	size, err := f.Size()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("wal: segment %d: %w", s.seq, err)
+	}
+	s.f, s.size = f, validEnd
+	if validEnd < size || validEnd < segHeaderBytes {
+		if err := s.repairTail(validEnd); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return nil
+}
+
+// repairTail truncates the last segment to its valid prefix (writing its
+// header again if that was torn) and syncs it.
+func (s *segLog) repairTail(validEnd int64) error {
+	err := s.f.Truncate(validEnd)
+	if err == nil && validEnd < segHeaderBytes {
+		if err = s.f.Truncate(0); err == nil {
+			_, err = s.f.Write(s.format.header(s.seq, s.chain))
+			s.size = segHeaderBytes
+		}
+	}
+	if err == nil {
+		err = s.f.Sync()
+	}
+	if err != nil {
+		return fmt.Errorf("wal: truncate torn tail of segment %d at %d: %w", s.seq, validEnd, err)
+	}
+	return nil
+}
+
+// createSegment starts segment seq with its header, chained to the log's
+// last checksum.
+func (s *segLog) createSegment(seq uint64) error {
+	f, err := s.fs.Create(s.path(seq))
+	if err != nil {
+		return fmt.Errorf("wal: create segment %d: %w", seq, err)
+	}
+	s.f, s.seq, s.size, s.dirDirty = f, seq, 0, true
+	return s.append(s.format.header(seq, s.chain))
+}
+
+// append writes bytes at the end of the current segment.
+func (s *segLog) append(buf []byte) error {
+	n, err := s.f.Write(buf)
+	s.size += int64(n)
+	s.dirty = true
+	if err != nil {
+		return fmt.Errorf("wal: write segment %d: %w", s.seq, err)
+	}
+	return nil
+}
+
+// appendBatch appends a batch's records, whose last checksum is chain,
+// first starting a new segment if the current one is full, and returns
+// the offset in the current segment where they start.
+func (s *segLog) appendBatch(buf []byte, chain uint32) (int64, error) {
+	if s.closed {
+		return 0, errors.New("wal: closed")
+	}
+	if s.size > segHeaderBytes && s.size+int64(len(buf)) > s.segBytes {
+		// Every segment but the last is complete: sync before moving on.
+		if err := s.syncFile(); err != nil {
+			return 0, err
+		}
+		if err := s.f.Close(); err != nil {
+			return 0, fmt.Errorf("wal: close segment %d: %w", s.seq, err)
+		}
+		if err := s.createSegment(s.seq + 1); err != nil {
+			return 0, err
+		}
+	}
+	base := s.size
+	if err := s.append(buf); err != nil {
+		return 0, err
+	}
+	s.chain = chain
+	return base, nil
+}
+
+func (s *segLog) syncFile() error {
+	if !s.dirty {
+		return nil
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("wal: sync segment %d: %w", s.seq, err)
+	}
+	s.dirty = false
+	return nil
+}
+
+// sync makes every record written so far durable, and the segments
+// created or removed since the last sync.
+func (s *segLog) sync() error {
+	if s.closed {
+		return errors.New("wal: closed")
+	}
+	if err := s.syncFile(); err != nil {
+		return err
+	}
+	if s.dirDirty {
+		if err := s.fs.SyncDir(s.dir); err != nil {
+			return fmt.Errorf("wal: sync %s: %w", s.dir, err)
+		}
+		s.dirDirty = false
+	}
+	return nil
+}
+
+// close closes the current segment. Unsynced records may be lost.
+func (s *segLog) close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.f.Close()
+}
