@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node/outbox"
 	"github.com/tessera-db/tessera/core/topo"
@@ -531,5 +533,42 @@ func TestFetchOfTheMetaGroupIsNotFound(t *testing.T) {
 	f := open(t, Config{}, topo.MetaGroup, []uint64{1})
 	if r := f.g.ServeFetch(7); r.Found || r.Group != topo.MetaGroup || r.ChunkID != 7 {
 		t.Fatalf("fetch of the meta group answered %+v, want not found", r)
+	}
+}
+
+// TestProposeChunkReusesItsBuffer: a leader encodes each chunk proposal
+// into one buffer it reuses, so a proposal raft kept rather than cloned
+// would be overwritten by the next; chunks proposed one after the other
+// before any is handled must each be applied with their own bytes, with
+// chunk-once storage and without.
+func TestProposeChunkReusesItsBuffer(t *testing.T) {
+	for _, once := range []bool{false, true} {
+		f := open(t, Config{ChunkOnce: once, MaxChunkBytes: 1 << 10}, 2, []uint64{1})
+		if err := f.g.Campaign(); err != nil {
+			t.Fatal(err)
+		}
+		f.settle(t)
+		if !f.g.Leading() {
+			t.Fatal("not leading")
+		}
+		var want [][]byte
+		for i := range 4 {
+			data := bytes.Repeat([]byte{byte('a' + i)}, 100+i)
+			want = append(want, data)
+			c := &chunk.Command{Op: chunk.OpWrite, ID: uint64(10 + i), CRC: chunk.Checksum(data), Data: data}
+			if err := f.g.ProposeChunk(uint64(i+1), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if cap(f.g.proposeBuf) == 0 {
+			t.Fatal("the leader kept no proposal buffer")
+		}
+		f.settle(t)
+		for i, data := range want {
+			got, err := f.g.ReadChunk(uint64(10+i), 0, 0)
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("chunk-once %v: chunk %d: %q, %v; want %q", once, 10+i, got, err, data)
+			}
+		}
 	}
 }
