@@ -278,6 +278,9 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 	var st *wal.State
 	if g.shared != nil {
 		st = g.shared.take(tg.ID)
+		if err := markReplica(sh.Env.FS(), tg.ID, !(bugs.CompiledIn && cfg.Bugs.MarkersWithoutDirSync)); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+		}
 	} else {
 		w, s, err := wal.Open(sh.Env.FS(), dir+"/wal", wal.Options{SegmentBytes: cfg.WALSegmentBytes})
 		if err != nil {
