@@ -104,6 +104,7 @@ func TestSwarmSeeds(t *testing.T) {
 		{42315, "", "exactly-once: the same, another seed"},
 		{42475, "", "exactly-once: the same, another seed; with the shared log, a write refused session_expired registered anew and applied again (the refusal came from a duplicated forward, another copy had applied)"},
 		{421, "", "shared log: a learner added to a node after its first start acknowledged entries in the shared log, the log was damaged, and the node restarted it empty and unfenced (no replica marker named it); its leader promoted it on the acknowledgements"},
+		{871, "", "a crash kept a follower's entries of term 1 and tore off the hard state of that term: it recovered term 0 with them, refused a pre-vote from a candidate behind it, and raft panicked on a response with no term"},
 		{60030, "", "simulator: a client forgotten over a hundred times under a session limit of 2 drew a session id it had used, and the history took its two operations of one (session, sequence) for one command"},
 		{279, "delay=1.875ms..5.924ms disk=156µs..3.311ms long=0.041267587492278754 dup=0.016991329164705093 " +
 			"readflip=0.008193459680868362 torn eagernames until=36s faults=stagerot@568.137647ms:n2,crash@1.987094982s:n4/2.088s," +
