@@ -34,8 +34,9 @@ swarm: build
 
 # A chaos run of real node processes under a nemesis (docs/chaos.md).
 CHAOS_DURATION ?= 30s
+CHAOS_ARGS ?=
 chaos: build
-	./$(BIN) chaos run --nodes 4 --lose --duration $(CHAOS_DURATION)
+	./$(BIN) chaos run --nodes 4 --lose --duration $(CHAOS_DURATION) $(CHAOS_ARGS)
 
 specs:
 	$(GO) run ./specs/cmd/specs

@@ -27,8 +27,8 @@ func TestInjectedServerBugs(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("TMPDIR", tmp) // after the build; failing runs keep their directories here
-	plain := Options{Cluster: ClusterOptions{Exe: exe, Nodes: 3}, Duration: 4 * time.Second, Clients: 4, Keys: 3}
-	faults := Options{Cluster: ClusterOptions{Exe: exe, Nodes: 3}, Duration: 10 * time.Second, Clients: 4, Keys: 3, Nemesis: true}
+	plain := Options{Cluster: ClusterOptions{Exe: exe, Nodes: 3, BasePort: testBasePort(t)}, Duration: 4 * time.Second, Clients: 4, Keys: 3}
+	faults := Options{Cluster: ClusterOptions{Exe: exe, Nodes: 3, BasePort: testBasePort(t)}, Duration: 10 * time.Second, Clients: 4, Keys: 3, Nemesis: true}
 	cases := []struct {
 		bug  string
 		opts Options

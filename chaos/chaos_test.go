@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +43,7 @@ func runChaos(t *testing.T, opts Options) *Result {
 	})
 	t.Setenv("TMPDIR", tmp) // after the build: go build uses it too
 	opts.Cluster.Exe = exe
+	opts.Cluster.BasePort = testBasePort(t)
 	res, err := Run(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -67,11 +69,28 @@ func runChaos(t *testing.T, opts Options) *Result {
 func TestFailedRunKeepsItsDirectory(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	_, err := Run(context.Background(), Options{Cluster: ClusterOptions{Exe: filepath.Join(tmp, "no-such-binary"), Nodes: 3}, Duration: time.Second})
+	_, err := Run(context.Background(), Options{Cluster: ClusterOptions{Exe: filepath.Join(tmp, "no-such-binary"), Nodes: 3,
+		BasePort: testBasePort(t)}, Duration: time.Second})
 	left, _ := os.ReadDir(tmp)
 	if err == nil || len(left) != 1 || !strings.Contains(err.Error(), "run directory kept: "+filepath.Join(tmp, left[0].Name())) {
 		t.Fatalf("error %v, directories %v", err, left)
 	}
+}
+
+// testBasePort is ClusterOptions.BasePort for the tests: the environment's
+// TESSERA_CHAOS_BASE_PORT (on a machine where only a range of ports may be
+// used), else 0.
+func testBasePort(t *testing.T) int {
+	t.Helper()
+	s := os.Getenv("TESSERA_CHAOS_BASE_PORT")
+	if s == "" {
+		return 0
+	}
+	p, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("TESSERA_CHAOS_BASE_PORT=%q: %v", s, err)
+	}
+	return p
 }
 
 var (

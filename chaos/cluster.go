@@ -34,6 +34,10 @@ type ClusterOptions struct {
 	Nodes int
 	// NodeArgs are extra `tessera node` flags (e.g. --chunk-size 1MiB).
 	NodeArgs []string
+	// BasePort, if not 0, is the first of the loopback ports the nodes
+	// listen on: HTTP on BasePort.. and peers on BasePort+Nodes.., one
+	// each; 0 takes ports the system reports free.
+	BasePort int
 }
 
 // Cluster is a set of node processes on loopback ports.
@@ -85,9 +89,16 @@ func freePorts(n int) ([]int, error) {
 
 // StartCluster starts every node and waits until each answers /healthz.
 func StartCluster(ctx context.Context, opts ClusterOptions) (*Cluster, error) {
-	ports, err := freePorts(2 * opts.Nodes)
-	if err != nil {
-		return nil, err
+	var ports []int
+	if opts.BasePort != 0 {
+		for i := range 2 * opts.Nodes {
+			ports = append(ports, opts.BasePort+i)
+		}
+	} else {
+		var err error
+		if ports, err = freePorts(2 * opts.Nodes); err != nil {
+			return nil, err
+		}
 	}
 	c := &Cluster{opts: opts, procs: make([]*exec.Cmd, opts.Nodes), exited: make([]chan struct{}, opts.Nodes),
 		paused: make([]bool, opts.Nodes), extra: make([][]string, opts.Nodes)}

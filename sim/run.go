@@ -82,9 +82,7 @@ type LogLayout int
 // Log layouts.
 const (
 	// LayoutDrawn draws the layout per seed: shared in half the seeds. It
-	// is not the default (DefaultOptions: a log per group, as the
-	// production node's) while the shared layout has open failures
-	// (seed 421 under it, issue 8).
+	// is the default (DefaultOptions).
 	LayoutDrawn LogLayout = iota
 	// LayoutPerGroup keeps a log per group, LayoutShared one per node.
 	LayoutPerGroup
@@ -109,7 +107,7 @@ func (l LogLayout) String() string { return logLayoutNames[l] }
 // DefaultOptions are the embedded defaults of `tessera sim run`.
 func DefaultOptions() Options {
 	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 50 * time.Millisecond, Clients: 4,
-		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true, BalanceLeaders: true, LogLayout: LayoutPerGroup}
+		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true, BalanceLeaders: true, LogLayout: LayoutDrawn}
 }
 
 func (o *Options) fill() {

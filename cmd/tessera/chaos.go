@@ -18,12 +18,12 @@ import (
 func chaosCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "chaos", Short: "fault-injection runs of real node processes"}
 	var (
-		nodes, clients, keys  int
-		duration              time.Duration
-		seed                  uint64
-		dir, chunk, injectBug string
-		noNemesis, lose       bool
-		replaceAfter          time.Duration
+		nodes, clients, keys, basePort   int
+		duration                         time.Duration
+		seed                             uint64
+		dir, chunk, injectBug, logLayout string
+		noNemesis, lose                  bool
+		replaceAfter                     time.Duration
 	)
 	run := &cobra.Command{
 		Use:   "run",
@@ -69,9 +69,13 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 			if _, err := parseNodeBugs(injectBug); err != nil {
 				return err
 			}
+			var layoutArgs []string
+			if logLayout != "" {
+				layoutArgs = []string{"--log-layout", logLayout}
+			}
 			res, err := chaos.Run(ctx, chaos.Options{
-				Cluster: chaos.ClusterOptions{Exe: exe, Dir: dir, Nodes: nodes,
-					NodeArgs: []string{"--chunk-size", chunk, "--replace-after", replaceAfter.String()}},
+				Cluster: chaos.ClusterOptions{Exe: exe, Dir: dir, Nodes: nodes, BasePort: basePort,
+					NodeArgs: append([]string{"--chunk-size", chunk, "--replace-after", replaceAfter.String()}, layoutArgs...)},
 				InjectBugs: injectBug,
 				Duration:   duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, Log: os.Stdout,
 			})
@@ -102,6 +106,8 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 	fl.BoolVar(&noNemesis, "no-nemesis", false, "run the workload without crash and pause faults")
 	fl.BoolVar(&lose, "lose", false, "also fail one node for good and check that it is replaced")
 	fl.DurationVar(&replaceAfter, "replace-after", 3*time.Second, "the nodes' --replace-after")
+	fl.IntVar(&basePort, "base-port", 0, "loopback ports: HTTP on BASE.., peers on BASE+nodes.. (0: ports the system reports free)")
+	fl.StringVar(&logLayout, "log-layout", "", "the nodes' --log-layout (shared, per-group; empty: the node's default for a new data directory)")
 	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs every node injects, of the server ("+strings.Join(server.BugNames(), ", ")+") or the core (see sim run --help); binaries built with -tags tesserabugs")
 	cmd.AddCommand(run)
 	return cmd

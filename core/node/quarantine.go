@@ -59,12 +59,13 @@ func DataDirLayout(fs vfs.FS, t topo.Topology) (shared, found bool, err error) {
 // openSharedLog checks the data directory's layout and, with
 // Config.SharedLog, opens the node's shared log (replica.SharedLog). A
 // damaged shared log held every group's records: each group whose replica
-// it may have held (one this node is an initial member of and was not
-// removed from, or one with files of its own here) is fenced and its
-// files deleted, as for a damaged log of its own, and the node starts a
-// new log. A replica the log held that none of this points to (joined
-// after a removal, with no file) is met as a lost disk's is
-// (members.go joinGroup): its group's next heartbeat creates it fenced.
+// it may have held is fenced and its files deleted, as for a damaged log
+// of its own, and the node starts a new log. Those are the groups with a
+// replica marker (written durably when the replica was opened, before its
+// first record: a member added after the node's first start, with no file
+// of its own, is one), with files of their own here, or that this node is
+// an initial member of and was not removed from (a directory written
+// before the markers existed).
 func (n *Node) openSharedLog() error {
 	fs := n.env.FS()
 	ids := make([]uint64, len(n.cfg.Topology.Groups))
@@ -92,7 +93,11 @@ func (n *Node) openSharedLog() error {
 			if ferr != nil {
 				return fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, ferr)
 			}
-			if (initial && !removed) || files {
+			marked, merr := replica.HasReplicaMarker(fs, tg.ID)
+			if merr != nil {
+				return fmt.Errorf("node %d: group %d: %w", n.cfg.ID, tg.ID, merr)
+			}
+			if (initial && !removed) || files || marked {
 				fence = append(fence, tg.ID)
 				if errors.Is(err, wal.ErrUnreadable) {
 					n.stats.UnreadableLogs++

@@ -8,12 +8,17 @@ import (
 	"strings"
 	"testing"
 
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
+	"github.com/tessera-db/tessera/core/wire"
 )
 
 // sharedNode starts node 1 of a one-node cluster (every group a single
@@ -200,5 +205,153 @@ func TestDamagedSharedLogFencesItsReplicas(t *testing.T) {
 		if !g.Fenced || g.IsLeader || g.Applied != 0 {
 			t.Fatalf("replica %+v: want fenced, empty, never campaigning", g)
 		}
+	}
+}
+
+// TestDamagedSharedLogFencesReplicasAddedLater: a replica created on this
+// node after its first start (a member added to a group the initial
+// topology does not give it, with no file of its own here) acknowledges
+// entries in the shared log; the log is then damaged. On restart the node
+// must fence that replica too: restarting it empty and unfenced would let
+// its leader, whose Match counts the acknowledged entries, promote it or
+// count it in a quorum (sim seed 421 with the shared log). Its removal
+// then deletes its replica marker with it.
+func TestDamagedSharedLogFencesReplicasAddedLater(t *testing.T) {
+	fs := memfs.New()
+	// Node 1 holds the meta group and group 2; group 3 is node 2's.
+	cfg := Config{ID: 1, Topology: topo.Default([]uint64{1, 2}, 2, 1, 1), SharedLog: true}
+	e := &testEnv{fs: fs, rng: rand.New(rand.NewPCG(1, 2)), now: 1e18}
+	n, err := New(cfg, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	electAll(n, e)
+	const group = 3
+	if n.Hosts(group) {
+		t.Fatal("node 1 hosts group 3 from the start")
+	}
+	// Node 2, leading group 3, adds node 1: a heartbeat creates the
+	// replica, an append gives it an entry, which it acknowledges.
+	msg := func(typ raftpb.MessageType, entries ...*raftpb.Entry) *wire.Envelope {
+		return &wire.Envelope{From: 2, To: 1, Raft: []wire.GroupMessage{{Group: group, Msg: &raftpb.Message{
+			Type: typ.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(2),
+			Index: proto.Uint64(0), LogTerm: proto.Uint64(0), Commit: proto.Uint64(0), Entries: entries}}}}
+	}
+	n.Receive(msg(raftpb.MsgHeartbeat))
+	e.flush(n)
+	n.Receive(msg(raftpb.MsgApp, &raftpb.Entry{Term: proto.Uint64(2), Index: proto.Uint64(1), Type: raftpb.EntryNormal.Enum()}))
+	e.flush(n)
+	acked := false
+	for _, env := range e.sent {
+		for _, gm := range env.Raft {
+			m := gm.Msg
+			acked = acked || (env.To == 2 && gm.Group == group && m.GetType() == raftpb.MsgAppResp && !m.GetReject() && m.GetIndex() == 1)
+		}
+	}
+	if !acked {
+		t.Fatal("the new replica did not acknowledge the entry")
+	}
+	if files, err := replica.HasFiles(fs, group); err != nil || files {
+		t.Fatalf("the new replica has files of its own (%v, %v): the test needs one without", files, err)
+	}
+	// More records after the new replica's, so that damage before them
+	// is corruption rather than a torn tail.
+	for id := uint64(1); id <= 3; id++ {
+		writeChunks(t, n, e, map[uint64]uint64{id: 2})
+	}
+	recs, err := wal.Records(fs, replica.SharedLogDir)
+	if err != nil || len(recs) < 3 {
+		t.Fatalf("records: %v, %v", recs, err)
+	}
+	mid := recs[len(recs)/2]
+	if err := fs.CorruptAtRest(mid.Path, mid.Off+mid.Len/2, 0x04); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	fs.Crash(nil)
+	n, err = New(cfg, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := n.Stats(); st.CorruptLogs != 3 {
+		t.Fatalf("CorruptLogs = %d, want 3 (meta, group 2 and the added replica of group 3)", st.CorruptLogs)
+	}
+	if !n.Hosts(group) {
+		t.Fatal("the replica added later is gone after the damaged log: restarted empty and unfenced, it would be taken for what it acknowledged")
+	}
+	electAll(n, e)
+	for _, g := range n.Groups() {
+		if !g.Fenced || g.IsLeader || g.Applied != 0 {
+			t.Fatalf("replica %+v: want fenced, empty, never campaigning", g)
+		}
+	}
+	// Its removal deletes the replica and its markers.
+	n.dropGroup(n.groups[group], 10)
+	e.flush(n)
+	for _, has := range []func(vfs.FS, uint64) (bool, error){replica.IsFenced, replica.HasReplicaMarker} {
+		if marked, err := has(fs, group); err != nil || marked {
+			t.Fatalf("a marker of the removed replica remains: %v, %v", marked, err)
+		}
+	}
+}
+
+// TestReplicaMarkerLifecycle: with a shared log, a replica created on
+// demand carries its replica marker before it has written anything; a
+// crash before its first record leaves a marker and no record, which the
+// next start removes (the replica acknowledged nothing); a replica created
+// again after its removal (same group id, tombstone present) writes it
+// anew.
+func TestReplicaMarkerLifecycle(t *testing.T) {
+	fs := memfs.New()
+	cfg := Config{ID: 1, Topology: topo.Default([]uint64{1, 2}, 2, 1, 1), SharedLog: true}
+	e := &testEnv{fs: fs, rng: rand.New(rand.NewPCG(1, 2)), now: 1e18}
+	n, err := New(cfg, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	electAll(n, e)
+	const group = 3
+	marked := func() bool {
+		t.Helper()
+		has, err := replica.HasReplicaMarker(fs, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return has
+	}
+	hb := func(commit uint64) *wire.Envelope {
+		return &wire.Envelope{From: 2, To: 1, Raft: []wire.GroupMessage{{Group: group, Msg: &raftpb.Message{
+			Type: raftpb.MsgHeartbeat.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(2),
+			Commit: proto.Uint64(commit)}}}}
+	}
+	if marked() {
+		t.Fatal("a replica marker before the replica exists")
+	}
+	// Created, and crashed before its first record was written.
+	n.Receive(hb(0))
+	if !n.Hosts(group) || !marked() {
+		t.Fatalf("created: hosted %v, marked %v; want both", n.Hosts(group), marked())
+	}
+	n.Close()
+	fs.Crash(nil)
+	e.io, e.queues = nil, nil
+	if n, err = New(cfg, e); err != nil {
+		t.Fatal(err)
+	}
+	if n.Hosts(group) || marked() {
+		t.Fatalf("restarted with no record of it: hosted %v, marked %v; want neither", n.Hosts(group), marked())
+	}
+	// Created again, with a record this time, removed, then re-added.
+	electAll(n, e)
+	n.Receive(hb(0))
+	e.flush(n)
+	n.dropGroup(n.groups[group], 10)
+	e.flush(n)
+	if n.Hosts(group) || marked() {
+		t.Fatalf("removed: hosted %v, marked %v; want neither", n.Hosts(group), marked())
+	}
+	n.Receive(&wire.Envelope{From: 2, To: 1, Routes: []wire.Route{{Group: group, Index: 20, Members: []uint64{1, 2}}}})
+	if !n.Hosts(group) || !marked() {
+		t.Fatalf("re-added after its removal: hosted %v, marked %v; want both", n.Hosts(group), marked())
 	}
 }

@@ -11,11 +11,12 @@ import (
 )
 
 // A replica's files, under groups/<group id>/ of its node's file system:
-// wal/ (its log), chunks/ (a data group's chunk and staged files), and two
+// wal/ (its log), chunks/ (a data group's chunk and staged files), and
 // markers that outlive the replica's other files: removed (a tombstone: the
 // raft index of this node's removal, so that a restart does not bootstrap
-// the group afresh) and fenced (the replica's log was damaged: it stays
-// fenced, across restarts, until it is removed).
+// the group afresh), fenced (the replica's log was damaged: it stays
+// fenced, across restarts, until it is removed) and, with a shared log,
+// replica (the node holds a replica of the group: see markReplica).
 
 // tombstone marks a group replica this node deleted after its removal: on
 // restart the group is not bootstrapped again from the initial topology.
@@ -57,11 +58,59 @@ func HasFiles(fs vfs.FS, group uint64) (bool, error) {
 }
 
 // RemoveOrphanFiles deletes the chunk and snapshot files of a replica that
-// has no log (with a shared log: none of its records), keeping its
-// markers. It waits for the disk: it runs at start-up.
+// has no log (with a shared log: none of its records), and its replica
+// marker (markReplica), keeping its tombstone and fence markers. Such a
+// replica acknowledged nothing: a crash cut short its deletion after its
+// tombstone record, or came between its creation and its first record. It
+// waits for the disk: it runs at start-up.
 func RemoveOrphanFiles(fs vfs.FS, group uint64) error {
 	dir := fmt.Sprintf("groups/%d", group)
-	return removeAll(fs, dir+"/wal", dir+"/chunks")
+	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
+		return err
+	}
+	return removeMarkers(fs, dir, replicaMarker(group))
+}
+
+// replicaMarker names the file that marks, with a shared log, that the
+// node holds a replica of the group.
+func replicaMarker(group uint64) string { return fmt.Sprintf("groups/%d/replica", group) }
+
+// HasReplicaMarker reports whether a replica carries a replica marker
+// (markReplica): with a shared log, the node may hold records of it.
+func HasReplicaMarker(fs vfs.FS, group uint64) (bool, error) {
+	f, err := fs.Open(replicaMarker(group))
+	if errors.Is(err, vfs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, f.Close()
+}
+
+// markReplica makes sure, with a shared log, that a replica this node opens
+// carries a replica marker, durably (its directory entry too, unless
+// syncDir is unset: an injected bug), before it writes any record and so
+// before it can acknowledge anything. A damaged shared log held every
+// group's records, and the node can no longer read which groups they
+// were: it fences every replica it may have held (node.openSharedLog),
+// and the markers name them, a member added after the node's first start
+// too (which the initial topology does not name, and which may have no
+// file of its own: a meta replica, or a data replica that wrote no chunk).
+// Without its marker, such a replica would restart empty and unfenced, and
+// its leader, whose Match still counts the entries it acknowledged, could
+// count it in a quorum or promote it. A marker found is kept as it is:
+// the replica's deletion removes it (after its tombstone), and so does a
+// start that finds no record of its replica (RemoveOrphanFiles).
+func markReplica(fs vfs.FS, group uint64, syncDir bool) error {
+	has, err := HasReplicaMarker(fs, group)
+	if err != nil || has {
+		return err
+	}
+	if err := writeMarker(fs, fmt.Sprintf("groups/%d", group), replicaMarker(group), nil, syncDir); err != nil {
+		return fmt.Errorf("replica marker: %w", err)
+	}
+	return nil
 }
 
 // fenceMarker names the file that marks a replica fenced for good.
@@ -123,7 +172,7 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 					}
 					return l.Delete(group)
 				},
-				after: func() error { return removeReplicaFiles(fs, group) },
+				after: func() error { return removeReplicaFiles(fs, group, true) },
 				done:  done})
 			return
 		}
@@ -144,7 +193,7 @@ func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL, syncDir bool) error 
 		return err
 	}
 	_ = w.Close()
-	return removeReplicaFiles(fs, group)
+	return removeReplicaFiles(fs, group, false)
 }
 
 // writeTombstone writes a replica's tombstone marker durably (its
@@ -159,18 +208,34 @@ func writeTombstone(fs vfs.FS, group, at uint64, syncDir bool) error {
 
 // removeReplicaFiles deletes a replica's log directory (its own log, or
 // its snapshot files beside a shared log) and chunk files, and its fence
-// marker.
-func removeReplicaFiles(fs vfs.FS, group uint64) error {
+// marker and (shared: with a shared log) its replica marker.
+func removeReplicaFiles(fs vfs.FS, group uint64, shared bool) error {
 	dir := fmt.Sprintf("groups/%d", group)
 	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
 		return err
 	}
-	// The replica is gone: a fence marker no longer applies to the one a
-	// later re-add creates.
-	if err := fs.Remove(fenceMarker(group)); err == nil {
+	// The replica is gone: its markers no longer apply to the one a later
+	// re-add creates (which writes its replica marker anew).
+	markers := []string{fenceMarker(group)}
+	if shared {
+		markers = append(markers, replicaMarker(group))
+	}
+	return removeMarkers(fs, dir, markers...)
+}
+
+// removeMarkers deletes those of the marker files that exist in a
+// replica's directory dir, and syncs it if it deleted any.
+func removeMarkers(fs vfs.FS, dir string, names ...string) error {
+	removed := false
+	for _, name := range names {
+		err := fs.Remove(name)
+		if err != nil && !errors.Is(err, vfs.ErrNotExist) {
+			return err
+		}
+		removed = removed || err == nil
+	}
+	if removed {
 		return fs.SyncDir(dir)
-	} else if !errors.Is(err, vfs.ErrNotExist) {
-		return err
 	}
 	return nil
 }

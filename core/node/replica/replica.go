@@ -281,6 +281,9 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 	var st *wal.State
 	if g.shared != nil {
 		st = g.shared.take(tg.ID)
+		if err := markReplica(sh.Env.FS(), tg.ID, !(bugs.CompiledIn && cfg.Bugs.MarkersWithoutDirSync)); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+		}
 	} else {
 		w, s, err := wal.Open(sh.Env.FS(), dir+"/wal", wal.Options{SegmentBytes: cfg.WALSegmentBytes})
 		if err != nil {
@@ -327,9 +330,13 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 			g.limitSessions()
 		}
 	}
-	if st.HardState != nil {
-		g.log.term, g.log.vote = st.HardState.GetTerm(), st.HardState.GetVote()
-		if err := g.storage.SetHardState(st.HardState); err != nil {
+	if hs := recoveredHardState(st.HardState, st.Entries, snap.GetMetadata().GetIndex()); hs != nil {
+		if hs != st.HardState {
+			g.env.Log().Warn("recovered hard state behind the log's last entry (torn off by a crash): raised to that entry's term",
+				"node", cfg.ID, "group", tg.ID, "term", st.HardState.GetTerm(), "raised-to", hs.GetTerm())
+		}
+		g.log.term, g.log.vote = hs.GetTerm(), hs.GetVote()
+		if err := g.storage.SetHardState(hs); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
 	}
@@ -382,6 +389,30 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 	g.rn = newRawNode(rn)
 	g.amnesiac = fenced
 	return g, nil
+}
+
+// recoveredHardState returns the hard state a replica recovers with: the
+// last one its log holds, or, if the log's last entry has a later term,
+// one of that term with no vote (and the same commit index, at least the
+// snapshot's index snapIndex, as raft requires). A batch
+// writes its entries before the hard state of their term, and a crash may
+// keep the entries and tear the hard state off (the simulator's torn
+// writes; seed 42329). Raft must not run a term below its log's last
+// entry's: in term 0 it refuses a vote with a response that has no term,
+// and panics (seed 871: a replica that recovered term 0 with entries of
+// term 1 and refused a pre-vote from a candidate behind it). No vote is
+// forgotten: a vote leaves only once the hard state that holds it is
+// durable, so a replica whose durable term is below its last entry's
+// cast none in that entry's term.
+func recoveredHardState(hs *raftpb.HardState, entries []*raftpb.Entry, snapIndex uint64) *raftpb.HardState {
+	if len(entries) == 0 {
+		return hs
+	}
+	last := entries[len(entries)-1].GetTerm()
+	if hs.GetTerm() >= last {
+		return hs
+	}
+	return &raftpb.HardState{Term: proto.Uint64(last), Vote: proto.Uint64(0), Commit: proto.Uint64(max(hs.GetCommit(), snapIndex))}
 }
 
 // saveBootstrap makes the bootstrap snapshot durable in the replica's log.
