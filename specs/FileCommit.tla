@@ -510,10 +510,12 @@ Abandon(c) ==
 
 (* The meta leader deletes a garbage chunk from its data group: once, and  *)
 (* again while a late write re-creates it before the collection is         *)
-(* recorded. core/node gc.go tickGC, core/chunk Store.Apply (OpDelete).    *)
+(* recorded. (Not deleted and gone is one conjunction, so that TLC does    *)
+(* not branch on why the step is enabled.) core/node gc.go tickGC,         *)
+(* core/chunk Store.Apply (OpDelete).                                       *)
 GCDelete(i) ==
     /\ IsGarbage(i)
-    /\ (~deleted[i] \/ written[i])
+    /\ ~(deleted[i] /\ ~written[i])
     /\ deleted' = [deleted EXCEPT ![i] = TRUE]
     /\ written' = [written EXCEPT ![i] = FALSE]
     /\ UNCHANGED <<now, allocVars, metaVars, clientVars>>
