@@ -12,6 +12,16 @@
 (* expired uncommitted, are garbage: the meta leader deletes them from     *)
 (* their data group and then records the deletion in the meta group.       *)
 (*                                                                         *)
+(* Late writes: a data group keeps no memory of deleted ids, so a copy of  *)
+(* a chunk write still in the network (a writer slower than its lease, a  *)
+(* retry or a duplicate) may apply after the collector deleted the chunk,  *)
+(* even between the deletion and its record: the chunk is created again.   *)
+(* Its id can never be committed again (a commit needs a live lease), so   *)
+(* the collector records the id collected once it deleted the chunk at     *)
+(* least once since the id became garbage, whatever came after; and each   *)
+(* data group's leader audits the chunks it holds with the meta group and  *)
+(* deletes those of collected ids (core/node sweep.go).                    *)
+(*                                                                         *)
 (* Inline files: a put or append may instead carry its data in the meta   *)
 (* command itself: one meta commit, no allocation, no chunk write. The     *)
 (* meta group takes it only if the file's inline data stays within the     *)
@@ -37,8 +47,11 @@
 (* commands, a counter 0..MaxTime. Each client has one chunk per write and *)
 (* at most one request in flight, which the network may deliver to the    *)
 (* meta group any number of times (retries, duplicates); a newer request   *)
-(* replaces it. A client may give up or crash at any point (Abandon), and  *)
-(* once its last sequence number was applied it may reuse it for a         *)
+(* replaces it. So does the write of its chunked form's chunk, which the   *)
+(* data group may apply again any number of times (LateWrite); a write not *)
+(* acknowledged yet may apply as late as its writer likes (WriteChunk      *)
+(* after the lease). A client may give up or crash at any point (Abandon), *)
+(* and once its last sequence number was applied it may reuse it for a     *)
 (* different request (a careless client), at most MaxReuse times in all.  *)
 (* (Reusing a number not applied yet only replaces the request in flight,  *)
 (* as a fresh request does in this model's network.) Clients send at most  *)
@@ -117,7 +130,7 @@ VARIABLES
     leaseTo,      \* lease end of each leased id
     chunkData,    \* the data each allocated id is written with
     written,      \* the chunk's bytes are in its data group
-    deleted,      \* the collector deleted the chunk's bytes
+    deleted,      \* the collector deleted the chunk since its id became garbage
     files,        \* path -> [exists, version, inline, ids]
     pc,           \* client program counter
     held,         \* the chunk id a client is writing
@@ -192,6 +205,10 @@ IsGarbage(i) ==
     \/ idState[i] = "garbage"
     \/ idState[i] = "leased" /\ leaseTo[i] < now
 
+(* A late write created the chunk of a collected id again: the audit's     *)
+(* to delete.                                                               *)
+Recreated(i) == idState[i] = "collected" /\ written[i]
+
 (* The meta group's clock advances (commands carry the proposer's time).   *)
 Tick ==
     /\ now < MaxTime
@@ -229,13 +246,26 @@ AllocAfterRefusal(c) ==
                    lastRes, appliedSeqs, appliedTwice, maxVersion, home>>
 
 (* The chunk is committed and applied in its data group, then              *)
-(* acknowledged. core/client Op (phaseWrite), core/chunk Store.Apply.       *)
+(* acknowledged. core/client Op (phaseWrite), core/chunk Store.Apply. The  *)
+(* write may apply whatever its id's state: a writer that kept its id past *)
+(* the lease re-creates a chunk the collector deleted.                      *)
 WriteChunk(c) ==
     /\ pc[c] = "allocated"
     /\ written' = [written EXCEPT ![held[c]] = TRUE]
-    /\ deleted' = [deleted EXCEPT ![held[c]] = FALSE]
     /\ pc' = [pc EXCEPT ![c] = "written"]
-    /\ UNCHANGED <<now, allocVars, metaVars, held, seq, inflight, reuses>>
+    /\ UNCHANGED <<now, allocVars, metaVars, deleted, held, seq, inflight, reuses>>
+
+(* A copy of the write of the chunk of a client's latest request (its      *)
+(* chunked form), still in the network, applies again in the data group:   *)
+(* a retry or a duplicate, after the chunk was committed and collected, or *)
+(* after its lease expired. It re-creates a chunk the collector or the     *)
+(* audit deleted. core/chunk Store.Apply (OpWrite).                         *)
+LateWrite(c) ==
+    LET i == inflight[c].id IN
+    /\ i # 0
+    /\ ~written[i]
+    /\ written' = [written EXCEPT ![i] = TRUE]
+    /\ UNCHANGED <<now, allocVars, metaVars, deleted, clientVars>>
 
 (* Requests sent so far, under fresh sequence numbers and reused ones.     *)
 RECURSIVE SumSeq(_)
@@ -478,17 +508,23 @@ Abandon(c) ==
     /\ held' = [held EXCEPT ![c] = 0]
     /\ UNCHANGED <<now, allocVars, dataVars, metaVars, seq, inflight, reuses>>
 
-(* The meta leader deletes a garbage chunk from its data group.            *)
-(* core/node gc.go tickGC, core/chunk Store.Apply (OpDelete).              *)
+(* The meta leader deletes a garbage chunk from its data group: once, and  *)
+(* again while a late write re-creates it before the collection is         *)
+(* recorded. (Not deleted and gone is one conjunction, so that TLC does    *)
+(* not branch on why the step is enabled.) core/node gc.go tickGC,         *)
+(* core/chunk Store.Apply (OpDelete).                                       *)
 GCDelete(i) ==
     /\ IsGarbage(i)
-    /\ ~deleted[i]
+    /\ ~(deleted[i] /\ ~written[i])
     /\ deleted' = [deleted EXCEPT ![i] = TRUE]
     /\ written' = [written EXCEPT ![i] = FALSE]
     /\ UNCHANGED <<now, allocVars, metaVars, clientVars>>
 
 (* The deletion is recorded in the meta group (OpGCDone); an id that is    *)
-(* not garbage any more is ignored. core/meta State.gcDone.                *)
+(* not garbage any more is ignored. The collector records it once its      *)
+(* delete applied, so the chunk was deleted at least once since the id     *)
+(* became garbage; a late write may have created it again since.          *)
+(* core/node gc.go tickGC, core/meta State.gcDone.                         *)
 GCDone(i) ==
     /\ deleted[i]
     /\ IsGarbage(i)
@@ -496,11 +532,22 @@ GCDone(i) ==
     /\ UNCHANGED <<now, allocVars, dataVars, version, files, lastSeq, lastRes,
                    appliedSeqs, appliedTwice, maxVersion, home, clientVars>>
 
+(* The audit: a data group's leader asks the meta group which of the       *)
+(* chunks it holds nothing accounts for (allocated, yet in no file, lease  *)
+(* or garbage list: collected ids, which stay collected) and deletes them. *)
+(* core/node sweep.go tickSweep, core/meta State.Unaccounted.              *)
+Audit(i) ==
+    /\ idState[i] = "collected"
+    /\ written[i]
+    /\ written' = [written EXCEPT ![i] = FALSE]
+    /\ UNCHANGED <<now, allocVars, metaVars, deleted, clientVars>>
+
 (* The bounded model is done: the clock, the ids or the data and the       *)
 (* requests are used up, every request was applied (or has only an inline *)
 (* form, which the meta group refuses) and answered, and nothing is left   *)
-(* to collect. From here it only stutters; a state with no step at all is  *)
-(* a deadlock, which TLC and the Go explorer report.                       *)
+(* to collect or to audit. From here it only stutters (or a late write     *)
+(* re-creates a chunk for the audit); a state with no step at all is a     *)
+(* deadlock, which TLC and the Go explorer report.                         *)
 Done ==
     /\ now = MaxTime
     /\ ~CanAlloc
@@ -509,21 +556,22 @@ Done ==
                           /\ ~CanReuse(c)
                           /\ IF inflight[c].seq <= lastSeq[c] THEN TRUE
                              ELSE ~Plain(inflight[c]) /\ ~TakesInline(inflight[c])
-    /\ \A i \in Ids : ~IsGarbage(i)
+    /\ \A i \in Ids : ~IsGarbage(i) /\ ~Recreated(i)
     /\ UNCHANGED vars
 
 Next ==
     \/ Tick
     \/ \E c \in Clients :
           \/ Alloc(c) \/ AllocAfterRefusal(c) \/ WriteChunk(c) \/ SendChunks(c)
+          \/ LateWrite(c)
           \/ MetaApply(c) \/ MetaApplyInline(c) \/ RefuseInline(c) \/ Reply(c) \/ Abandon(c)
           \/ \E op \in {"put", "append"}, p \in Paths : SendCommit(c, op, p) \/ SendInline(c, op, p)
           \/ \E p \in Paths : SendDelete(c, p)
           \/ \E p, q \in Paths : SendRename(c, p, q)
-    \/ \E i \in Ids : GCDelete(i) \/ GCDone(i)
+    \/ \E i \in Ids : GCDelete(i) \/ GCDone(i) \/ Audit(i)
     \/ Done
 
-Fairness == \A i \in Ids : WF_vars(GCDelete(i)) /\ WF_vars(GCDone(i))
+Fairness == \A i \in Ids : WF_vars(GCDelete(i)) /\ WF_vars(GCDone(i)) /\ WF_vars(Audit(i))
 
 Spec == Init /\ [][Next]_vars /\ Fairness
 
@@ -532,7 +580,8 @@ Spec == Init /\ [][Next]_vars /\ Fairness
 (***************************************************************************)
 
 (* A committed file never references a missing or collected chunk, so a    *)
-(* reader always finds every chunk of the version it read.                 *)
+(* reader always finds every chunk of the version it read: its bytes are   *)
+(* there and the collector never deleted them.                             *)
 CommittedChunksExist ==
     \A p \in Paths : files[p].exists =>
         \A i \in files[p].ids : written[i] /\ ~deleted[i]
@@ -545,12 +594,16 @@ ReferencedOnce ==
 
 (* Nothing leaks: every committed chunk id belongs to a live file version; *)
 (* every other allocated id is leased to a writer, garbage (which the      *)
-(* collector takes) or collected. (Bytes are another matter: a writer's    *)
-(* chunk write that the data group applies after the collector took its    *)
-(* expired id stays on disk; see docs/specs.md.)                           *)
+(* collector takes) or collected. (Bytes a late write re-creates are the   *)
+(* audit's: GarbageEventuallyDeleted.)                                     *)
 NothingLeaks ==
     \A i \in Ids : idState[i] = "committed" =>
         \E p \in Paths : files[p].exists /\ i \in files[p].ids
+
+(* An id is recorded collected only once the collector deleted its chunk  *)
+(* (a late write may have re-created it since): the audit is the backstop  *)
+(* for late writes, not the collector.                                      *)
+CollectedAfterDelete == \A i \in Ids : idState[i] = "collected" => deleted[i]
 
 (* A retried or duplicated commit takes effect at most once.               *)
 AtMostOnce == ~appliedTwice
@@ -627,5 +680,15 @@ Unreferenced(i) ==
     \/ idState[i] = "committed" /\ ~\E p \in Paths : files[p].exists /\ i \in files[p].ids
 
 GarbageEventuallyCollected == \A i \in Ids : Unreferenced(i) ~> (idState[i] = "collected")
+
+(* And its bytes are deleted: every garbage chunk is eventually collected   *)
+(* with its chunk gone from its data group, and every chunk a late write   *)
+(* creates again after that is deleted again (under weak fairness of the   *)
+(* audit). A real network holds finitely many copies of a write, so the    *)
+(* chunk is eventually deleted for good.                                    *)
+ChunkGone(i) == idState[i] = "collected" /\ ~written[i]
+
+GarbageEventuallyDeleted ==
+    \A i \in Ids : (Unreferenced(i) \/ Recreated(i)) ~> ChunkGone(i)
 
 =============================================================================

@@ -13,14 +13,18 @@ type EventKind uint8
 const (
 	// Allocate: the meta group leased ChunkIDs until LeaseEnd (OpAlloc).
 	Allocate EventKind = iota + 1
-	// ChunkWritten: a data group applied the write of ChunkIDs[0].
+	// ChunkWritten: a data group applied the write of ChunkIDs[0]: the
+	// writer's (WriteChunk) or a late copy of it (LateWrite), whatever the
+	// id's state.
 	ChunkWritten
 	// Commit: the meta group applied a put, append, delete or rename at
 	// raft index Index; OK is its outcome, Version the resulting (or, for
 	// a delete, the deleted) version. A put or append carries its data
 	// in ChunkIDs or, inline, Inline bytes in the command itself.
 	Commit
-	// GCDelete: a data group applied the deletion of ChunkIDs.
+	// GCDelete: a data group applied the deletion of ChunkIDs: the
+	// collector's of garbage ids (GCDelete), or the audit's of collected
+	// ones (Audit).
 	GCDelete
 	// GCDone: the meta group applied OpGCDone for ChunkIDs.
 	GCDone
@@ -85,14 +89,14 @@ func (e Event) action() string {
 	case Allocate:
 		return "Alloc"
 	case ChunkWritten:
-		return "WriteChunk"
+		return "WriteChunk|LateWrite"
 	case Commit:
 		if e.Inline > 0 {
 			return "MetaApplyInline"
 		}
 		return "MetaApply"
 	case GCDelete:
-		return "GCDelete"
+		return "GCDelete|Audit"
 	case GCDone:
 		return "GCDone"
 	case InlineRefused:
@@ -109,23 +113,22 @@ func (e Event) action() string {
 // Inline data is counted in bytes, as core/meta counts it, where the model
 // counts units.
 type Checker struct {
-	now     int64
-	leases  map[uint64]int64 // leased, uncommitted ids and their lease end
-	written map[uint64]bool
-	deleted map[uint64]bool
-	// deletedOnce marks the ids the collector deleted at least once (a
-	// delete applied while the id was garbage): what the real collector
-	// records as collected (GCDone), see step.
-	deletedOnce map[uint64]bool
-	owner       map[uint64]string // committed id -> path
-	garbage     map[uint64]bool
-	gone        map[uint64]bool // collected
-	files       map[string][]uint64
-	version     map[string]uint64 // largest version each path had
-	lastSeq     map[uint64]uint64
-	lastRes     map[uint64]Event // the applied command of each session's lastSeq
-	maxIndex    uint64
-	steps       int
+	now    int64
+	leases map[uint64]int64 // leased, uncommitted ids and their lease end
+	// written: the chunk's bytes are in its data group. deleted: the
+	// collector deleted the chunk since its id became garbage, which it
+	// must have before it records the id collected (a late write may have
+	// created the chunk again since).
+	written, deleted map[uint64]bool
+	owner            map[uint64]string // committed id -> path
+	garbage          map[uint64]bool
+	gone             map[uint64]bool // collected
+	files            map[string][]uint64
+	version          map[string]uint64 // largest version each path had
+	lastSeq          map[uint64]uint64
+	lastRes          map[uint64]Event // the applied command of each session's lastSeq
+	maxIndex         uint64
+	steps            int
 	// The cluster's inline settings (none until the first Configure), the
 	// inline bytes of each file and of all together.
 	configured     bool
@@ -136,7 +139,7 @@ type Checker struct {
 
 // NewChecker returns a checker at the model's initial state.
 func NewChecker() *Checker {
-	return &Checker{leases: map[uint64]int64{}, written: map[uint64]bool{}, deleted: map[uint64]bool{}, deletedOnce: map[uint64]bool{},
+	return &Checker{leases: map[uint64]int64{}, written: map[uint64]bool{}, deleted: map[uint64]bool{},
 		owner: map[uint64]string{}, garbage: map[uint64]bool{}, gone: map[uint64]bool{},
 		files: map[string][]uint64{}, version: map[string]uint64{}, lastSeq: map[uint64]uint64{},
 		lastRes: map[uint64]Event{}, inline: map[string]int64{}}
@@ -203,7 +206,7 @@ func (c *Checker) step(e Event) error {
 			if _, leased := c.leases[id]; !leased && c.owner[id] == "" && !c.garbage[id] && !c.gone[id] {
 				return fmt.Errorf("chunk %d written without being allocated", id)
 			}
-			c.written[id], c.deleted[id] = true, false
+			c.written[id] = true
 		}
 	case Commit, InlineRefused:
 		return c.commit(e)
@@ -211,25 +214,24 @@ func (c *Checker) step(e Event) error {
 		return c.configure(e)
 	case GCDelete:
 		for _, id := range e.ChunkIDs {
-			if !c.isGarbage(id) && !c.gone[id] {
+			switch {
+			case c.isGarbage(id): // GCDelete
+				c.written[id], c.deleted[id] = false, true
+			case c.gone[id]: // Audit (or a collector's delete applied late)
+				c.written[id] = false
+			default:
 				return fmt.Errorf("chunk %d deleted while not garbage (owner %q)", id, c.owner[id])
 			}
-			c.deleted[id], c.deletedOnce[id] = true, true
 		}
 	case GCDone:
 		for _, id := range e.ChunkIDs {
 			if !c.isGarbage(id) {
 				continue // not garbage (any more): the meta group ignores it
 			}
-			// FileCommit.tla's GCDone wants the chunk deleted now. The
-			// collector (core/node gc.go) records a collection once its
-			// delete applied, and a writer's write delayed past its lease
-			// can re-create the chunk in between (a 3-s lease, seed 265
-			// of branch mutants3): the id can never be committed again,
-			// and the audit (sweep.go) deletes the chunk. So a chunk
-			// deleted once since it became garbage may be recorded
-			// collected; one never deleted may not.
-			if !c.deletedOnce[id] {
+			// The chunk was deleted since its id became garbage; a late
+			// write may have created it again since (FileCommit.tla's
+			// GCDone), which the audit deletes.
+			if !c.deleted[id] {
 				return fmt.Errorf("chunk %d recorded collected before it was deleted", id)
 			}
 			delete(c.garbage, id)

@@ -21,14 +21,20 @@ func TestCheckerAcceptsTheProtocol(t *testing.T) {
 		{Kind: Commit, Now: 13, Index: 10, Session: 8, Seq: 1, Op: "put", Path: "/a", ChunkIDs: []uint64{2}, OK: true, Version: 10},
 		{Kind: GCDelete, ChunkIDs: []uint64{1}},
 		{Kind: GCDone, Now: 14, ChunkIDs: []uint64{1}},
+		// A duplicate of chunk 1's write applies after its collection
+		// (LateWrite), and the audit deletes it again (Audit).
+		{Kind: ChunkWritten, ChunkIDs: []uint64{1}},
+		{Kind: GCDelete, ChunkIDs: []uint64{1}},
 		{Kind: Commit, Now: 15, Index: 12, Session: 8, Seq: 2, Op: "rename", Path: "/a", NewPath: "/b", OK: true, Version: 12},
 		{Kind: Allocate, Now: 16, ChunkIDs: []uint64{3}, LeaseEnd: 20},
 		{Kind: GCDone, Now: 30, ChunkIDs: []uint64{2}}, // not garbage: ignored
 		{Kind: GCDelete, ChunkIDs: []uint64{3}},        // lease expired
 		{Kind: GCDone, Now: 31, ChunkIDs: []uint64{3}},
 		// A writer's write delayed past its lease lands between the
-		// collector's delete and its record: collected all the same (the
-		// audit deletes the chunk again), and nothing is left to collect.
+		// collector's delete and its record: collected all the same
+		// (FileCommit's GCDone wants a delete since the id became garbage,
+		// not the chunk gone now), the audit deletes the chunk again, and
+		// nothing is left to collect.
 		{Kind: Allocate, Now: 32, ChunkIDs: []uint64{4}, LeaseEnd: 40},
 		{Kind: GCDone, Now: 41, ChunkIDs: nil},
 		{Kind: GCDelete, ChunkIDs: []uint64{4}},
@@ -85,6 +91,57 @@ func TestCheckerCatchesViolations(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: got %v, want an error mentioning %q", tt.name, err, tt.want)
 		}
+	}
+}
+
+// TestCheckerGCDoneNeedsADelete: the collector records an id collected
+// only once it deleted the chunk since the id became garbage
+// (FileCommit.tla's GCDone and CollectedAfterDelete); a late write may have
+// created it again since, a write alone is no deletion.
+func TestCheckerGCDoneNeedsADelete(t *testing.T) {
+	tests := []struct {
+		name   string
+		events []Event
+		want   string // "" if accepted
+	}{
+		{"written, expired, collected", []Event{
+			{Kind: Allocate, Now: 1, ChunkIDs: []uint64{1}, LeaseEnd: 5},
+			{Kind: ChunkWritten, ChunkIDs: []uint64{1}},
+			{Kind: GCDone, Now: 6, ChunkIDs: []uint64{1}},
+		}, "before it was deleted"},
+		{"deleted before it was garbage", []Event{
+			{Kind: Allocate, Now: 1, ChunkIDs: []uint64{1}, LeaseEnd: 5},
+			{Kind: GCDelete, ChunkIDs: []uint64{1}},
+		}, "not garbage"},
+		{"deleted, re-created, collected, audited", []Event{
+			{Kind: Allocate, Now: 1, ChunkIDs: []uint64{1}, LeaseEnd: 5},
+			{Kind: GCDone, Now: 6},
+			{Kind: GCDelete, ChunkIDs: []uint64{1}},
+			{Kind: ChunkWritten, ChunkIDs: []uint64{1}},
+			{Kind: GCDelete, ChunkIDs: []uint64{1}}, // the collector again
+			{Kind: ChunkWritten, ChunkIDs: []uint64{1}},
+			{Kind: GCDone, Now: 7, ChunkIDs: []uint64{1}},
+			{Kind: GCDelete, ChunkIDs: []uint64{1}}, // the audit
+			{Kind: ChunkWritten, ChunkIDs: []uint64{1}},
+			{Kind: GCDelete, ChunkIDs: []uint64{1}}, // the audit again
+		}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewChecker()
+			var err error
+			for _, e := range tt.events {
+				if err = c.Step(e); err != nil {
+					break
+				}
+			}
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatal(err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("got %v, want an error mentioning %q", err, tt.want)
+			}
+		})
 	}
 }
 

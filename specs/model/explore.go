@@ -26,7 +26,7 @@ type Invariant[S comparable] struct {
 	Check func(S) error
 }
 
-// Goal is what the liveness check requires to be reachable from every
+// Goal is what a liveness check requires to be reachable from every
 // state.
 type Goal[S comparable] struct {
 	Name    string
@@ -92,10 +92,11 @@ type Spec[S comparable] struct {
 	Next       func(s S, emit func(a Action, next S))
 	Invariants []Invariant[S]
 	Steps      []StepInvariant[S]
-	// Eventually, if set, must be reachable from every reachable state
-	// (AG EF goal): under weak fairness of the actions that lead there, the
-	// goal is then always eventually reached. It is the liveness check.
-	Eventually *Goal[S]
+	// Eventually are the liveness checks: each goal must be reachable from
+	// every reachable state (AG EF goal); under weak fairness of the
+	// actions that lead there, it is then always eventually reached. They
+	// are checked in order, and the first that fails is reported.
+	Eventually []Goal[S]
 	// Describe renders a state for counterexamples.
 	Describe func(S) string
 }
@@ -203,7 +204,7 @@ func Explore[S comparable](spec Spec[S], maxStates int) Result {
 				}
 			}
 			j := e.add(next, i)
-			if spec.Eventually != nil {
+			if len(spec.Eventually) > 0 {
 				e.edges = append(e.edges, [2]int32{i, j})
 			}
 		})
@@ -219,9 +220,12 @@ func Explore[S comparable](spec Spec[S], maxStates int) Result {
 		}
 	}
 	res.States = len(e.states)
-	if spec.Eventually != nil {
-		if at, err := e.checkEventually(); err != nil {
-			return fail(at, spec.Eventually.Name, err)
+	if len(spec.Eventually) > 0 {
+		preds, start := e.predecessors()
+		for _, goal := range spec.Eventually {
+			if at, err := e.checkEventually(goal, preds, start); err != nil {
+				return fail(at, goal.Name, err)
+			}
 		}
 	}
 	return res
@@ -241,29 +245,34 @@ func (e *explorer[S]) describe(s S) string {
 	return fmt.Sprint(s)
 }
 
-// checkEventually verifies that the goal is reachable from every state, by
-// a backward search from the goal states over the edges, kept as
-// compressed predecessor lists.
-func (e *explorer[S]) checkEventually() (int32, error) {
+// predecessors turns the edges into compressed predecessor lists: the
+// predecessors of state j are preds[start[j]:start[j+1]].
+func (e *explorer[S]) predecessors() (preds, start []int32) {
 	n := len(e.states)
-	start := make([]int32, n+1)
+	start = make([]int32, n+1)
 	for _, ed := range e.edges {
 		start[ed[1]+1]++
 	}
 	for i := 0; i < n; i++ {
 		start[i+1] += start[i]
 	}
-	preds := make([]int32, len(e.edges))
+	preds = make([]int32, len(e.edges))
 	fill := append([]int32(nil), start[:n]...)
 	for _, ed := range e.edges {
 		preds[fill[ed[1]]] = ed[0]
 		fill[ed[1]]++
 	}
 	e.edges = nil
-	good := make([]bool, n)
+	return preds, start
+}
+
+// checkEventually verifies that goal is reachable from every state, by a
+// backward search from the goal states over the predecessor lists.
+func (e *explorer[S]) checkEventually(goal Goal[S], preds, start []int32) (int32, error) {
+	good := make([]bool, len(e.states))
 	var queue []int32
 	for i, s := range e.states {
-		if e.spec.Eventually.Reached(s) {
+		if goal.Reached(s) {
 			good[i] = true
 			queue = append(queue, int32(i))
 		}
@@ -280,7 +289,7 @@ func (e *explorer[S]) checkEventually() (int32, error) {
 	}
 	for i := range e.states {
 		if !good[i] {
-			return int32(i), fmt.Errorf("%s can never be reached from this state", e.spec.Eventually.Name)
+			return int32(i), fmt.Errorf("%s can never be reached from this state", goal.Name)
 		}
 	}
 	return 0, nil

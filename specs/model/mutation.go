@@ -21,6 +21,12 @@ const (
 	// GCAtLeaseEnd: the collector takes an id at the tick its lease ends,
 	// when a commit may still use it (<= where < is needed).
 	GCAtLeaseEnd Mutation = "gc-at-lease-end"
+	// GCDoneWithoutDelete: the collector records an id collected without
+	// having deleted its chunk (the audit would delete it, later).
+	GCDoneWithoutDelete Mutation = "gc-done-without-delete"
+	// NoAudit: nothing deletes a chunk a late write created again after
+	// its id was collected (core/node sweep.go stopped).
+	NoAudit Mutation = "no-audit"
 	// GCTakesReferenced: the collector takes chunks a file references.
 	GCTakesReferenced Mutation = "gc-takes-referenced"
 	// CommitIgnoresLease: a commit may reference an id whose lease expired.
@@ -129,6 +135,10 @@ var Mutations = []MutationCase{
 	{GCIgnoresLease, "FileCommit", "CommittedChunksExist", ""},
 	{GCAtLeaseEnd, "FileCommit", "CommittedChunksExist", ""},
 	{GCTakesReferenced, "FileCommit", "CommittedChunksExist", ""},
+	{GCDoneWithoutDelete, "FileCommit", "CollectedAfterDelete", ""},
+	// The deadlock is 12 steps deep: at the small bounds, where the
+	// liveness property (which it would fail too) is left out.
+	{NoAudit, "FileCommit", Deadlock, "GarbageEventuallyDeleted"},
 	{CommitIgnoresLease, "FileCommit", "CommittedChunksExist", ""},
 	{NoDedup, "FileCommit", "AtMostOnce", ""},
 	{ReuseApplied, "FileCommit", "AtMostOnce", ""},
@@ -182,12 +192,12 @@ type MutationResult struct {
 	Err error
 }
 
-// CheckMutation explores the model of mc with its mutation, at the .cfg
-// bounds (or the small ones if mc.Without is set), and checks that mc.Want
-// catches it.
+// CheckMutation explores the model of mc with its mutation, at
+// WideFileCommit or the .cfg bounds of ReplicaReplacement (or the small
+// ones if mc.Without is set), and checks that mc.Want catches it.
 func CheckMutation(mc MutationCase, maxStates int) MutationResult {
 	start := time.Now()
-	fc, rr := DefaultFileCommit, DefaultReplica
+	fc, rr := WideFileCommit, DefaultReplica
 	if mc.Without != "" {
 		fc, rr = SmallFileCommit, SmallReplica
 	}
@@ -238,8 +248,12 @@ func leaveOut[S comparable](spec Spec[S], name string) Spec[S] {
 		}
 	}
 	spec.Invariants, spec.Steps = invs, steps
-	if spec.Eventually != nil && spec.Eventually.Name == name {
-		spec.Eventually = nil
+	var goals []Goal[S]
+	for _, g := range spec.Eventually {
+		if g.Name != name {
+			goals = append(goals, g)
+		}
 	}
+	spec.Eventually = goals
 	return spec
 }

@@ -151,9 +151,9 @@ func Replica(cfg ReplicaConfig) Spec[RRState] {
 		},
 		// EventuallyRepaired: a group with a broken or missing voter is
 		// eventually repaired, unless it cannot be.
-		Eventually: &Goal[RRState]{"EventuallyRepaired", func(s RRState) bool {
+		Eventually: []Goal[RRState]{{"EventuallyRepaired", func(s RRState) bool {
 			return s.repaired(&cfg) || s.unrepairable(&cfg)
-		}},
+		}}},
 		Describe: func(s RRState) string {
 			var b strings.Builder
 			b.WriteString(rrConfig(s))
