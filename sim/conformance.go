@@ -90,7 +90,7 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 	switch cmd.Op {
 	case meta.OpAlloc:
 		if res.Code != meta.CodeOK {
-			return model.Event{}, false
+			return c.tick(ev), true
 		}
 		ev.Kind, ev.LeaseEnd = model.Allocate, c.metaNow+cmd.LeaseNanos
 		ev.ChunkIDs = res.AllocIDs()
@@ -100,7 +100,7 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 	case meta.OpRegister:
 		// The model's session table is unbounded and needs no
 		// registration: a registered session is one it has not seen.
-		return model.Event{}, false
+		return c.tick(ev), true
 	case meta.OpConfigure:
 		// The cluster's inline settings, which the checker needs to check
 		// inline writes and refusals.
@@ -112,7 +112,7 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 		// machine.
 		if res.Code == meta.CodeSessionExpired || res.Code == meta.CodeSessionReuse ||
 			(cmd.Session != 0 && cmd.Seq == 0) {
-			return model.Event{}, false
+			return c.tick(ev), true
 		}
 		// An inline write is the model's MetaApplyInline, and its refusal
 		// (CodeInlineRefused) RefuseInline: its session does not remember
@@ -126,6 +126,13 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 		}
 	}
 	return ev, true
+}
+
+// tick turns a meta command the model takes no step for into its clock's
+// move alone (model.Tick): every applied command moves the meta group's
+// clock, and with it which leases have run out.
+func (c *conformance) tick(ev model.Event) model.Event {
+	return model.Event{Kind: model.Tick, Now: ev.Now, Index: ev.Index}
 }
 
 // request is a commit's fingerprint for the trace checker

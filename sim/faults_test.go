@@ -116,11 +116,6 @@ func TestSwarmSeeds(t *testing.T) {
 			"confcrash@25.714222835s/2.973s,pause@25.969922523s:n1/2.748s",
 			"simulator: a compaction in flight at a crash ran whole with its fsyncs made no-ops, so under eager names its rename and removals became durable with the new segment's content lost (a state no crash leaves)"},
 	}
-	// sharedOpen are seeds that still fail with the shared log, and why:
-	// open failures, reported rather than asserted.
-	sharedOpen := map[uint64]string{
-		42315: "spec-conformance: a gc-delete of a chunk the model holds not garbage, since the replica markers (node 1's shared log damaged three times, its meta replica fenced, removed and added back each time); under investigation",
-	}
 	for _, tt := range tests {
 		// Each seed in the log layout it was found with (a log per group:
 		// the shared log came later) and with the shared log.
@@ -135,9 +130,7 @@ func TestSwarmSeeds(t *testing.T) {
 				}
 				sched, o.Schedule = &s, &s
 			}
-			if res := Run(o); layout == LayoutShared && sharedOpen[tt.seed] != "" {
-				t.Logf("seed %d with the shared log: an open failure, not asserted (%s): %s", tt.seed, sharedOpen[tt.seed], res.Verdict)
-			} else if !res.Passed() || res.Conformance != "ok" {
+			if res := Run(o); !res.Passed() || res.Conformance != "ok" {
 				t.Errorf("seed %d (%s) failed: linearizable=%s %s\nreplay: %s", tt.seed, tt.why, res.Linearizable,
 					fmt.Sprint(res.Verdict.Failures), ReplayCommand(o, tt.seed, sched))
 			}
