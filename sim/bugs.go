@@ -39,6 +39,7 @@ var bugNames = []struct {
 	{"lacking-not-fetched", func(b *node.Bugs) { b.Replica.Chunk.ForgetLacking = true }, func(b node.Bugs) bool { return b.Replica.Chunk.ForgetLacking }},
 	{"markers-without-dir-sync", func(b *node.Bugs) { b.Replica.MarkersWithoutDirSync = true }, func(b node.Bugs) bool { return b.Replica.MarkersWithoutDirSync }},
 	{"gc-grace-never-ends", func(b *node.Bugs) { b.GraceNeverEnds = true }, func(b node.Bugs) bool { return b.GraceNeverEnds }},
+	{"term-before-durable", func(b *node.Bugs) { b.Replica.TermBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.TermBeforeDurable }},
 	{"rename-keeps-target-chunks", func(b *node.Bugs) { b.Replica.Meta.RenameKeepsTargetChunks = true }, func(b node.Bugs) bool { return b.Replica.Meta.RenameKeepsTargetChunks }},
 }
 

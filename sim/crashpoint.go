@@ -97,6 +97,7 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 	for _, env := range out {
 		for _, gm := range env.Raft {
 			m := gm.Msg
+			s.checkTermBacked(gm.Group, m)
 			if m.GetReject() {
 				continue
 			}
@@ -157,6 +158,32 @@ func (s *simNode) checkBacked(group uint64, m *raftpb.Message) {
 		s.w.failf(verdict.Durability, "node %d %s while its durable log ended at %d", s.id, what, last)
 	case m.GetType() == raftpb.MsgVoteResp && term == m.GetTerm() && vote != m.GetTo():
 		s.w.failf(verdict.Durability, "node %d %s while its durable vote was for node %d", s.id, what, vote)
+	}
+}
+
+// checkTermBacked is the term's promise check at send time: every raft
+// message but a pre-vote and its answer leaves a node only once the term
+// it carries is durable there (replica termDurable). A message of a term
+// says the sender took that term, and, for a candidate or a new leader,
+// voted for itself in it; a crash that let it recover an older term would
+// let it stand again in the same term and win it a second time, and two
+// leaders of one term may put different entries at one index (seed 45).
+// checkBacked covers the acknowledgements and votes raft itself holds for
+// the disk; this covers every other message (a candidate's vote requests,
+// a new leader's appends and heartbeats, a follower's answers to them, a
+// handed-on leadership's MsgTimeoutNow), whichever path sent it.
+func (s *simNode) checkTermBacked(group uint64, m *raftpb.Message) {
+	switch m.GetType() {
+	case raftpb.MsgPreVote, raftpb.MsgPreVoteResp:
+		return // the term a campaign would take, which nothing took yet
+	case raftpb.MsgAppResp, raftpb.MsgVoteResp:
+		if !m.GetReject() {
+			return // checkBacked's
+		}
+	}
+	if term, _, _, ok := s.node.LogState(group); ok && term < m.GetTerm() {
+		s.w.failf(verdict.Durability, "node %d sent %s to node %d in term %d of group %d while its durable term was %d",
+			s.id, m.GetType(), m.GetTo(), m.GetTerm(), group, term)
 	}
 }
 
@@ -327,6 +354,7 @@ func (c *simClient) writerCrash() bool {
 // commit. Votes are unaffected: a vote's term is durable before the vote
 // leaves.
 func (s *simNode) checkPromises() {
+	s.checkRecovered()
 	s.forgot.keep(s.fenced)
 	for _, gp := range slices.Clone(s.promises) {
 		g, p := gp.group, gp.p
@@ -417,4 +445,69 @@ func (s *simNode) powerFailed() {
 	s.w.coverage.fired[BatchCrash]++
 	s.crash("crash point: " + string(BatchCrash))
 	s.w.scheduleRestart(s, max(dur, time.Millisecond))
+}
+
+// heldLog is what one replica's raft storage held when its node crashed:
+// its hard state's term and vote, and its last entry.
+type heldLog struct {
+	group                      uint64
+	term, vote, last, lastTerm uint64
+}
+
+// noteHeld records, as node s crashes, what each of its replicas' raft
+// storage holds. Raft's storage in the core holds only durable records
+// (a batch's records reach it once the batch's fsync completes), so all
+// of it must come back when the node restarts from the same disk
+// (checkRecovered).
+func (s *simNode) noteHeld() {
+	s.heldAtCrash, s.heldOn = s.heldAtCrash[:0], s.fs
+	for _, g := range s.w.topo.Groups {
+		term, vote, last, ok := s.node.LogState(g.ID)
+		if !ok {
+			continue
+		}
+		if lastTerm, ok := s.node.LastTerm(g.ID); ok {
+			s.heldAtCrash = append(s.heldAtCrash, heldLog{group: g.ID, term: term, vote: vote, last: last, lastTerm: lastTerm})
+		}
+	}
+}
+
+// checkRecovered runs right after a node recovered from its disk: each
+// replica's recovered log and hard state cover everything its raft storage
+// held, durably, when the node crashed: its term and vote, and its last
+// entry (or a snapshot past it). It is the log's own contract (a record
+// whose write was synced comes back), checked whether or not a message
+// that depends on the record left before the crash: the promise checks see
+// a lost record only when an acknowledgement or vote named it, and miss a
+// leader's own entries, a hard state no vote followed, records a log
+// rewrites or moves (a shared log's reclamation) and records of a segment
+// synced before the node's last message. A log that ends in an entry of a
+// later term than the one held may have dropped the held entries (a newer
+// leader's entries, written but not synced, in their place: see
+// checkPromises); a replica deleted or fenced since holds nothing to check,
+// and a disk lost (a wipe) holds none of it.
+func (s *simNode) checkRecovered() {
+	held := s.heldAtCrash
+	s.heldAtCrash = nil
+	if s.heldOn != s.fs {
+		return
+	}
+	for _, h := range held {
+		term, vote, last, ok := s.node.LogState(h.group)
+		if !ok {
+			continue
+		}
+		lastTerm, _ := s.node.LastTerm(h.group)
+		switch {
+		case term < h.term:
+			s.w.failf(verdict.Durability, "node %d recovered term %d in group %d, below the term %d its raft storage held durably when it crashed",
+				s.id, term, h.group, h.term)
+		case term == h.term && h.vote != 0 && vote != h.vote:
+			s.w.failf(verdict.Durability, "node %d recovered a vote for node %d in term %d of group %d, where its raft storage held durably a vote for node %d when it crashed",
+				s.id, vote, term, h.group, h.vote)
+		case !s.node.HoldsEntry(h.group, h.last, h.lastTerm) && lastTerm <= h.lastTerm:
+			s.w.failf(verdict.Durability, "node %d recovered group %d with its log ending at %d (term %d), without the entry at %d in term %d its raft storage held durably when it crashed",
+				s.id, h.group, last, lastTerm, h.last, h.lastTerm)
+		}
+	}
 }

@@ -152,6 +152,9 @@ type World struct {
 	// sharedLog runs the nodes with one raft log each shared by their
 	// groups (node.Config.SharedLog), drawn per seed (Options.LogLayout).
 	sharedLog bool
+	// segmentBytes is the nodes' raft log segment size, drawn per seed
+	// (drawSegmentBytes, segments.go).
+	segmentBytes int64
 	// sessionLimit is the sessions the meta group remembers
 	// (node.Config.MaxSessions), drawn per seed (drawSessionLimit); 0:
 	// meta.MaxSessions.
@@ -317,7 +320,7 @@ func (w *World) nodeConfig(id int) node.Config {
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
-		WALSegmentBytes: 256 << 10, GCIntervalTicks: 20, GCGraceTicks: w.collect.graceTicks, SweepIntervalTicks: w.collect.sweepTicks, Bugs: w.opts.Bugs,
+		WALSegmentBytes: w.segmentBytes, GCIntervalTicks: 20, GCGraceTicks: w.collect.graceTicks, SweepIntervalTicks: w.collect.sweepTicks, Bugs: w.opts.Bugs,
 		SharedLog: w.sharedLog,
 		ChunkOnce: w.opts.ChunkOnce, BalanceLeaders: w.opts.BalanceLeaders, SnapPieceBytes: w.pieceBytes, MaxSessions: w.sessionLimit, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
 	}
@@ -327,9 +330,9 @@ func (w *World) nodeConfig(id int) node.Config {
 // per group, as runs had before the shared log, is not mentioned).
 func (w *World) layoutString() string {
 	if !w.sharedLog {
-		return ""
+		return w.segmentString()
 	}
-	return ", shared log"
+	return ", shared log" + w.segmentString()
 }
 
 // logDirs returns the directories of node s's raft logs.
@@ -617,6 +620,7 @@ func run(opts Options) (res *Result) {
 	case LayoutShared:
 		w.sharedLog = true
 	}
+	w.segmentBytes = drawSegmentBytes(opts.Seed)
 	if opts.setup != nil {
 		opts.setup(w)
 	}

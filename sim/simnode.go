@@ -76,6 +76,11 @@ type simNode struct {
 	// forgot holds, per group whose replica here is fenced because the
 	// disk damaged its log, the promises it had made (crashpoint.go).
 	forgot promiseTable
+	// heldAtCrash is what each replica's raft storage held durably when
+	// the node last crashed, and heldOn the disk it was held on
+	// (crashpoint.go checkRecovered).
+	heldAtCrash []heldLog
+	heldOn      *memfs.FS
 	// staged holds, per data group, the entries (index, term) whose
 	// bytes the node's replica staged beside their short log record, and
 	// appliedMax the highest index each replica applied or restored
@@ -260,6 +265,7 @@ func (s *simNode) crash(reason string) {
 		return
 	}
 	s.w.coverage.add(s.node.Stats())
+	s.noteHeld()
 	s.node = nil
 	s.incarnation++
 	s.crashes++

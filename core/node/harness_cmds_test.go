@@ -82,6 +82,7 @@ var harnessBugs = map[string]func(*Bugs){
 	"empty-replica-votes":       func(b *Bugs) { b.Replica.EmptyReplicaVotes = true },
 	"records-before-staged":     func(b *Bugs) { b.Replica.RecordsBeforeStaged = true },
 	"lacking-not-fetched":       func(b *Bugs) { b.Replica.Chunk.ForgetLacking = true },
+	"term-before-durable":       func(b *Bugs) { b.Replica.TermBeforeDurable = true },
 }
 
 // args reads a command's arguments and complains about the ones left unread.
@@ -424,6 +425,7 @@ func (h *harness) cmdWipe(a *args) {
 	hn.fs = memfs.New()
 	hn.join = true
 	clear(hn.promises)
+	hn.held = nil
 	clear(hn.staged)
 	clear(hn.applied)
 	clear(hn.lost)

@@ -101,6 +101,9 @@ type hnode struct {
 	// promises are the acknowledgements and votes the node sent, by
 	// group: its disk must still hold them after a crash.
 	promises map[uint64]promise
+	// held is what each replica's raft storage held when the node last
+	// crashed: it must all come back (checkRecovered).
+	held []heldLog
 	// staged are the chunk writes (index, term) whose bytes the node's
 	// replica of a data group staged itself, and applied the highest
 	// index each replica applied or restored: after a crash, a short
@@ -551,6 +554,14 @@ func (h *harness) crash(hn *hnode) {
 		}
 	}
 	h.followups = slices.DeleteFunc(h.followups, func(o *clientOp) bool { return o.node == hn })
+	hn.held = hn.held[:0]
+	for _, g := range h.topo.Groups {
+		term, vote, last, ok := hn.n.LogState(g.ID)
+		lastTerm, tok := hn.n.LastTerm(g.ID)
+		if ok && tok {
+			hn.held = append(hn.held, heldLog{group: g.ID, term: term, vote: vote, last: last, lastTerm: lastTerm})
+		}
+	}
 	hn.io = nil
 	hn.n, hn.env = nil, nil
 	hn.crashes++
@@ -568,9 +579,40 @@ func (h *harness) restart(hn *hnode) error {
 		g := hn.n.groups[id]
 		h.emit("  g%d %s", id, describeLog(g, false))
 	}
+	h.checkRecovered(hn)
 	h.checkPromises(hn)
 	h.checkStaged(hn)
 	return nil
+}
+
+// heldLog is what a replica's raft storage held when its node crashed.
+type heldLog struct {
+	group                      uint64
+	term, vote, last, lastTerm uint64
+}
+
+// checkRecovered checks, right after a restart, that each replica
+// recovered everything its raft storage held when the node crashed (which
+// is only what was durable): its term and vote, and its last entry or a
+// snapshot past it, unless its log now ends in an entry of a later term
+// (as the simulator's check, sim/crashpoint.go checkRecovered).
+func (h *harness) checkRecovered(hn *hnode) {
+	for _, held := range hn.held {
+		term, vote, last, ok := hn.n.LogState(held.group)
+		if !ok {
+			continue
+		}
+		lastTerm, _ := hn.n.LastTerm(held.group)
+		switch {
+		case term < held.term || (term == held.term && held.vote != 0 && vote != held.vote):
+			h.violate("node %d recovered g%d term %d vote %d, where its raft storage held term %d vote %d when it crashed",
+				hn.id, held.group, term, vote, held.term, held.vote)
+		case !hn.n.HoldsEntry(held.group, held.last, held.lastTerm) && lastTerm <= held.lastTerm:
+			h.violate("node %d recovered g%d with its log ending at %d (term %d), without the entry at %d in term %d its raft storage held when it crashed",
+				hn.id, held.group, last, lastTerm, held.last, held.lastTerm)
+		}
+	}
+	hn.held = nil
 }
 
 // notePromises records the acknowledgements and granted votes an envelope
@@ -580,6 +622,7 @@ func (h *harness) notePromises(m *wire.Envelope) {
 	hn := h.node(m.From)
 	for _, gm := range m.Raft {
 		msg := gm.Msg
+		h.checkTermBacked(hn, gm.Group, msg)
 		if msg.GetReject() {
 			continue
 		}
@@ -621,6 +664,25 @@ func (h *harness) checkBacked(hn *hnode, group uint64, m *raftpb.Message) {
 		h.violate("node %d acknowledged g%d entries up to %d while its durable log ended at %d", hn.id, group, m.GetIndex(), last)
 	case m.GetType() == raftpb.MsgVoteResp && term == m.GetTerm() && vote != m.GetTo():
 		h.violate("node %d voted for node %d in g%d term %d while its durable vote was for node %d", hn.id, m.GetTo(), group, m.GetTerm(), vote)
+	}
+}
+
+// checkTermBacked checks, as any raft message but a pre-vote and its
+// answer leaves a node, that the term it carries is durable there (as the
+// simulator's check, sim/crashpoint.go checkTermBacked): a candidate's
+// vote requests, a new leader's appends and heartbeats wait for the hard
+// state holding their term.
+func (h *harness) checkTermBacked(hn *hnode, group uint64, m *raftpb.Message) {
+	switch m.GetType() {
+	case raftpb.MsgPreVote, raftpb.MsgPreVoteResp:
+		return
+	case raftpb.MsgAppResp, raftpb.MsgVoteResp:
+		if !m.GetReject() {
+			return // checkBacked's
+		}
+	}
+	if term, _, _, ok := hn.n.LogState(group); ok && term < m.GetTerm() {
+		h.violate("node %d sent %s in g%d term %d while its durable term was %d", hn.id, m.GetType(), group, m.GetTerm(), term)
 	}
 }
 

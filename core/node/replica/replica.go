@@ -125,6 +125,13 @@ type Bugs struct {
 	// deleted may lose the marker's name, and the node, finding neither
 	// log nor marker, bootstraps the group afresh as an initial member.
 	MarkersWithoutDirSync bool
+	// TermBeforeDurable lets the messages of a term the replica has just
+	// taken (a candidate's vote requests, a new leader's appends and
+	// heartbeats) leave at once, before the hard state holding that term
+	// and the replica's vote for itself is durable (termDurable), as the
+	// code did before seed 45: a crash in that window lets the node
+	// recover the older term and win the same term a second time.
+	TermBeforeDurable bool
 	// Meta are the meta state machine's defects.
 	Meta meta.Bugs
 	// Chunk are the chunk store's defects.

@@ -470,6 +470,9 @@ func (g *Replica) termDurable(m *raftpb.Message) bool {
 	case raftpb.MsgPreVote, raftpb.MsgPreVoteResp:
 		return true
 	}
+	if bugs.CompiledIn && g.cfg.Bugs.TermBeforeDurable {
+		return true
+	}
 	if m.GetTerm() <= g.durableTerm {
 		return true
 	}
