@@ -113,6 +113,16 @@ func TestCheckerGCDoneNeedsADelete(t *testing.T) {
 			{Kind: Allocate, Now: 1, ChunkIDs: []uint64{1}, LeaseEnd: 5},
 			{Kind: GCDelete, ChunkIDs: []uint64{1}},
 		}, "not garbage"},
+		{"expired by a tick, then deleted", []Event{
+			{Kind: Allocate, Now: 1, ChunkIDs: []uint64{1}, LeaseEnd: 5},
+			{Kind: Tick, Now: 6}, // e.g. a registration moved the meta clock
+			{Kind: GCDelete, ChunkIDs: []uint64{1}},
+			{Kind: GCDone, Now: 6, ChunkIDs: []uint64{1}},
+		}, ""},
+		{"the clock does not go back at a tick", []Event{
+			{Kind: Allocate, Now: 6, ChunkIDs: []uint64{1}, LeaseEnd: 10},
+			{Kind: Tick, Now: 5},
+		}, "went back"},
 		{"deleted, re-created, collected, audited", []Event{
 			{Kind: Allocate, Now: 1, ChunkIDs: []uint64{1}, LeaseEnd: 5},
 			{Kind: GCDone, Now: 6},
