@@ -208,6 +208,21 @@ func TestDamagedSharedLogFencesItsReplicas(t *testing.T) {
 	}
 }
 
+// startSharedNode starts node 1 of two on a shared log, its groups'
+// leader: it holds the meta group and group 2; group 3 is node 2's.
+func startSharedNode(t *testing.T) (*memfs.FS, Config, *testEnv, *Node) {
+	t.Helper()
+	fs := memfs.New()
+	cfg := Config{ID: 1, Topology: topo.Default([]uint64{1, 2}, 2, 1, 1), SharedLog: true}
+	e := &testEnv{fs: fs, rng: rand.New(rand.NewPCG(1, 2)), now: 1e18}
+	n, err := New(cfg, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	electAll(n, e)
+	return fs, cfg, e, n
+}
+
 // TestDamagedSharedLogFencesReplicasAddedLater: a replica created on this
 // node after its first start (a member added to a group the initial
 // topology does not give it, with no file of its own here) acknowledges
@@ -217,15 +232,7 @@ func TestDamagedSharedLogFencesItsReplicas(t *testing.T) {
 // count it in a quorum (sim seed 421 with the shared log). Its removal
 // then deletes its replica marker with it.
 func TestDamagedSharedLogFencesReplicasAddedLater(t *testing.T) {
-	fs := memfs.New()
-	// Node 1 holds the meta group and group 2; group 3 is node 2's.
-	cfg := Config{ID: 1, Topology: topo.Default([]uint64{1, 2}, 2, 1, 1), SharedLog: true}
-	e := &testEnv{fs: fs, rng: rand.New(rand.NewPCG(1, 2)), now: 1e18}
-	n, err := New(cfg, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	electAll(n, e)
+	fs, cfg, e, n := startSharedNode(t)
 	const group = 3
 	if n.Hosts(group) {
 		t.Fatal("node 1 hosts group 3 from the start")
@@ -302,14 +309,7 @@ func TestDamagedSharedLogFencesReplicasAddedLater(t *testing.T) {
 // again after its removal (same group id, tombstone present) writes it
 // anew.
 func TestReplicaMarkerLifecycle(t *testing.T) {
-	fs := memfs.New()
-	cfg := Config{ID: 1, Topology: topo.Default([]uint64{1, 2}, 2, 1, 1), SharedLog: true}
-	e := &testEnv{fs: fs, rng: rand.New(rand.NewPCG(1, 2)), now: 1e18}
-	n, err := New(cfg, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	electAll(n, e)
+	fs, cfg, e, n := startSharedNode(t)
 	const group = 3
 	marked := func() bool {
 		t.Helper()
@@ -335,7 +335,8 @@ func TestReplicaMarkerLifecycle(t *testing.T) {
 	n.Close()
 	fs.Crash(nil)
 	e.io, e.queues = nil, nil
-	if n, err = New(cfg, e); err != nil {
+	n, err := New(cfg, e)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if n.Hosts(group) || marked() {
