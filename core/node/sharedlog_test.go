@@ -183,14 +183,7 @@ func TestDamagedSharedLogFencesItsReplicas(t *testing.T) {
 	for id := uint64(1); id <= 3; id++ {
 		writeChunks(t, n, e, map[uint64]uint64{id: 2, 10 + id: 3})
 	}
-	recs, err := wal.Records(fs, replica.SharedLogDir)
-	if err != nil || len(recs) < 3 {
-		t.Fatalf("records: %v, %v", recs, err)
-	}
-	mid := recs[len(recs)/2]
-	if err := fs.CorruptAtRest(mid.Path, mid.Off+mid.Len/2, 0x04); err != nil {
-		t.Fatal(err)
-	}
+	damageSharedLog(t, fs)
 	n.Close()
 	fs.Crash(nil)
 	n, e, err = sharedNode(t, fs, true)
@@ -205,6 +198,20 @@ func TestDamagedSharedLogFencesItsReplicas(t *testing.T) {
 		if !g.Fenced || g.IsLeader || g.Applied != 0 {
 			t.Fatalf("replica %+v: want fenced, empty, never campaigning", g)
 		}
+	}
+}
+
+// damageSharedLog flips a bit in the middle record of the node's shared
+// log: corruption, not a torn tail, since records follow it.
+func damageSharedLog(t *testing.T, fs *memfs.FS) {
+	t.Helper()
+	recs, err := wal.Records(fs, replica.SharedLogDir)
+	if err != nil || len(recs) < 3 {
+		t.Fatalf("records: %v, %v", recs, err)
+	}
+	mid := recs[len(recs)/2]
+	if err := fs.CorruptAtRest(mid.Path, mid.Off+mid.Len/2, 0x04); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -266,17 +273,10 @@ func TestDamagedSharedLogFencesReplicasAddedLater(t *testing.T) {
 	for id := uint64(1); id <= 3; id++ {
 		writeChunks(t, n, e, map[uint64]uint64{id: 2})
 	}
-	recs, err := wal.Records(fs, replica.SharedLogDir)
-	if err != nil || len(recs) < 3 {
-		t.Fatalf("records: %v, %v", recs, err)
-	}
-	mid := recs[len(recs)/2]
-	if err := fs.CorruptAtRest(mid.Path, mid.Off+mid.Len/2, 0x04); err != nil {
-		t.Fatal(err)
-	}
+	damageSharedLog(t, fs)
 	n.Close()
 	fs.Crash(nil)
-	n, err = New(cfg, e)
+	n, err := New(cfg, e)
 	if err != nil {
 		t.Fatal(err)
 	}

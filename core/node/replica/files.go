@@ -78,7 +78,12 @@ func replicaMarker(group uint64) string { return fmt.Sprintf("groups/%d/replica"
 // HasReplicaMarker reports whether a replica carries a replica marker
 // (markReplica): with a shared log, the node may hold records of it.
 func HasReplicaMarker(fs vfs.FS, group uint64) (bool, error) {
-	f, err := fs.Open(replicaMarker(group))
+	return markerExists(fs, replicaMarker(group))
+}
+
+// markerExists reports whether the marker file name exists.
+func markerExists(fs vfs.FS, name string) (bool, error) {
+	f, err := fs.Open(name)
 	if errors.Is(err, vfs.ErrNotExist) {
 		return false, nil
 	}
@@ -118,14 +123,7 @@ func fenceMarker(group uint64) string { return fmt.Sprintf("groups/%d/fenced", g
 
 // IsFenced reports whether a replica carries a fence marker.
 func IsFenced(fs vfs.FS, group uint64) (bool, error) {
-	f, err := fs.Open(fenceMarker(group))
-	if errors.Is(err, vfs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return true, f.Close()
+	return markerExists(fs, fenceMarker(group))
 }
 
 // Quarantine fences a replica whose log is damaged: it writes the fence
