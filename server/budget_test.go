@@ -130,18 +130,18 @@ func TestTransportReceiveBudget(t *testing.T) {
 		delivered <- m
 	})
 	for range 2 {
-		if !tr.admit(bulkEnvelope(1, 4<<20)) {
+		if !tr.admit(bulkEnvelope(1, 4<<20), func() {}) {
 			t.Fatal("admit failed")
 		}
 	}
 	<-delivered
 	<-delivered
-	if !tr.admit(bulkEnvelope(1, 100)) { // small: never waits
+	if !tr.admit(bulkEnvelope(1, 100), func() {}) { // small: never waits
 		t.Fatal("admit of a small envelope failed")
 	}
 	<-delivered
 	admitted := make(chan bool)
-	go func() { admitted <- tr.admit(bulkEnvelope(1, 4<<20)) }()
+	go func() { admitted <- tr.admit(bulkEnvelope(1, 4<<20), func() {}) }()
 	// The third append does not fit until the node is done with one.
 	// dones is read here only: the reader goroutine above waits in take
 	// and calls deliver only after done below gave room back.
@@ -155,7 +155,7 @@ func TestTransportReceiveBudget(t *testing.T) {
 	if got := counterValue(t, tr.metrics, "tessera_peer_receive_waits_total"); got != 1 {
 		t.Fatalf("receive waits counted %v, want 1", got)
 	}
-	go func() { admitted <- tr.admit(bulkEnvelope(1, 4<<20)) }()
+	go func() { admitted <- tr.admit(bulkEnvelope(1, 4<<20), func() {}) }()
 	awaitWaiters(t, tr.received, 1)
 	close(tr.stop)
 	if <-admitted {

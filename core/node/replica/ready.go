@@ -49,7 +49,9 @@ func (g *Replica) HandleReady() {
 			// candidate's vote requests, a new leader's appends and
 			// heartbeats) depends on that term, and on the vote cast in
 			// it, being durable, which raft does not wait for: it waits
-			// here (termDurable).
+			// here (termDurable). Its entries get bytes of their own
+			// (pins.go).
+			g.detachMessage(m)
 			if !g.termDurable(m) {
 				g.termHeld = append(g.termHeld, m)
 				continue

@@ -41,6 +41,9 @@ type LogJob struct {
 	append  *raftpb.Message
 	entries []*raftpb.Entry
 	staged  []StagedChunk
+	// pins are the append's entries' bytes that lie in the runtime's
+	// reused buffers, held until the job is done (pins.go).
+	pins [][]byte
 	// staging counts the staged chunks whose file is not durable yet: the
 	// job's records wait for them (startLogBatch).
 	staging int
@@ -124,6 +127,7 @@ type Tracer interface {
 func (g *Replica) queueLog(j LogJob) {
 	job := &j
 	if job.append != nil {
+		job.pins = g.pinEntries(job.append.GetEntries())
 		g.stageAppend(job)
 	}
 	if s := job.append.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -176,7 +180,11 @@ func (g *Replica) stageFiles(j *LogJob) {
 			write = store.WriteStagedDirect
 		}
 		work := func() error { return write(sc.index, sc.term, sc.info, sc.data) }
+		// The work reads the bytes off the loop: they stay pinned until it
+		// is done, even if a deletion lets the job go first.
+		pins := g.pinEntries([]*raftpb.Entry{{Data: sc.data}})
 		g.env.IO(stageQueue(g.id, sc.index), work, func(err error) {
+			g.unpinAll(pins)
 			j.staging--
 			g.log.stages--
 			if g.deleted || g.host.Stopped() {
@@ -426,6 +434,14 @@ func hardStateOf(m *raftpb.Message) *raftpb.HardState {
 // are stepped (this node) or sent (peers).
 func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 	g.log.busy = false
+	// Raft let go of the jobs' entries once it stepped their responses;
+	// whatever happens below, nothing else refers to their bytes.
+	defer func() {
+		for _, j := range jobs {
+			g.unpinAll(j.pins)
+			j.pins = nil
+		}
+	}()
 	if g.deleted || g.host.Stopped() {
 		// The replica was deleted while the batch ran: nothing waits for it.
 		return
@@ -520,6 +536,8 @@ func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
 		g.observeRestored()
 	}
 	if len(ents) > 0 {
+		// An entry kept whole must not keep a reused buffer (pins.go).
+		ents = g.detachEntries(ents)
 		if err := g.storage.Append(ents); err != nil {
 			return fmt.Errorf("group %d: append: %w", g.id, err)
 		}
