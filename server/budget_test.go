@@ -185,12 +185,18 @@ func counterValue(t *testing.T, m *metrics, name string) float64 {
 // TestTransportReceivedBytesOutliveTheirFrame sends two appends of 1 MiB,
 // one after the other, on one connection. A large entry's bytes are not
 // copied out of the frame they arrived in (wire.UnmarshalShared), so that
-// frame must not go back to the pool while the node may still hold the
-// envelope: the second frame would be read into it, and the first append
-// would carry the second's bytes.
+// frame must not go back to the pool while the node still holds the
+// envelope's bytes: the second frame would be read into it, and the first
+// append would carry the second's bytes. Here, as in the node, the
+// receiver pins the bytes it keeps (env.Pinner) before it lets go of the
+// delivery (done); the frame comes back once it unpins them.
 func TestTransportReceivedBytesOutliveTheirFrame(t *testing.T) {
 	delivered := make(chan *wire.Envelope, 2)
-	tr := testTransport(t, 64<<20, func(m *wire.Envelope, done func()) {
+	var tr *transport
+	tr = testTransport(t, 64<<20, func(m *wire.Envelope, done func()) {
+		if !tr.frames.Pin(m.Raft[0].Msg.GetEntries()[0].GetData()) {
+			t.Error("an append's bytes were not in a lent frame")
+		}
 		done()
 		delivered <- m
 	})
@@ -221,5 +227,14 @@ func TestTransportReceivedBytesOutliveTheirFrame(t *testing.T) {
 		if len(data) != 1<<20 || bytes.Count(data, []byte{want}) != len(data) {
 			t.Fatalf("append %d holds %d bytes, %d of them %#x, once both were received", i+1, len(data), bytes.Count(data, []byte{want}), want)
 		}
+	}
+	if tr.frames.kept() != 0 || tr.frames.lentOut() == 0 {
+		t.Fatalf("frames kept %d, lent %d while pinned", tr.frames.kept(), tr.frames.lentOut())
+	}
+	for _, m := range []*wire.Envelope{first, second} {
+		tr.frames.Unpin(m.Raft[0].Msg.GetEntries()[0].GetData())
+	}
+	if tr.frames.kept() == 0 || tr.frames.lentOut() != 0 {
+		t.Fatalf("frames kept %d, lent %d once unpinned: want them back", tr.frames.kept(), tr.frames.lentOut())
 	}
 }

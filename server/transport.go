@@ -24,6 +24,11 @@ const peerQueueLen = 1024
 // at the default 4 MiB.
 const queueBudgetChunks = 16
 
+// maxKeptFrameBytes bounds the frame buffers a node keeps for reuse (and
+// fills at start): the received-envelope budget, but at most 64 MiB (16
+// chunks' appends at the default 4 MiB), since they are never freed.
+const maxKeptFrameBytes = 64 << 20
+
 // bulkBytes is the size from which a forwarded request, a reply, a fetch
 // reply or a snapshot piece travels on a peer's bulk connection.
 const bulkBytes = 64 << 10
@@ -84,7 +89,7 @@ type queued struct {
 // envelope to the node; it must call done once the node is done with it.
 func newTransport(self uint64, peers map[uint64]string, ln net.Listener, budgetBytes int64, deliver func(m *wire.Envelope, done func()), log *slog.Logger, m *metrics) *transport {
 	t := &transport{self: self, peers: peers, queues: map[uint64]*peerQueue{}, bulk: map[uint64]*peerQueue{},
-		ln: ln, deliver: deliver, received: newByteBudget(budgetBytes), frames: newFramePools(int(budgetBytes)), log: log, metrics: m,
+		ln: ln, deliver: deliver, received: newByteBudget(budgetBytes), frames: newFramePools(int(min(budgetBytes, maxKeptFrameBytes))), log: log, metrics: m,
 		stop: make(chan struct{}), conns: map[net.Conn]bool{}}
 	for id := range peers {
 		if id != self {
@@ -140,6 +145,17 @@ func (t *transport) start() {
 	}
 	t.wg.Add(1)
 	go t.acceptLoop()
+}
+
+// prefillFrames fills the frame pool, off the caller, with buffers for
+// appends of one chunk of chunkBytes (framePools.prefill): the memory the
+// node reads its peers' chunks into is taken once, at start.
+func (t *transport) prefillFrames(chunkBytes int) {
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		t.frames.prefill(chunkBytes+frameGranule, t.stop)
+	}()
 }
 
 // close stops every goroutine of the transport and waits for them.
