@@ -230,36 +230,6 @@ func (f *framePools) unref(lf *lentFrame) {
 	f.putLocked(lf.buf)
 }
 
-// prefill fills the pool, up to its bound, with buffers for frames of up
-// to frameBytes (a chunk's append), each page written once, so that no
-// frame read pays for the pages of a fresh buffer (one fault per 4 KiB
-// page, ~12 us each on a PVM guest: ~12 ms for a 4 MiB buffer). The node
-// calls it once at start, off the event loop; it stops at stop.
-func (f *framePools) prefill(frameBytes int, stop <-chan struct{}) {
-	size := (frameBytes + frameGranule - 1) / frameGranule * frameGranule
-	if size < frameClass {
-		return
-	}
-	for {
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		f.mu.Lock()
-		full := f.keptBytes+f.lentBytes+size > f.keepBytes
-		f.mu.Unlock()
-		if full {
-			return
-		}
-		b := make([]byte, size)
-		for i := 0; i < len(b); i += 4096 {
-			b[i] = 0 // a write maps the page (a read maps the zero page)
-		}
-		f.put(b)
-	}
-}
-
 // kept returns the bytes of the buffers kept for reuse.
 func (f *framePools) kept() int {
 	f.mu.Lock()

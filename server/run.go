@@ -109,7 +109,6 @@ func Run(ctx context.Context, cfg Config) error {
 	go idle.run(releaseCtx, releaseEvery, m.memoryReleases.Inc)
 	go loop.run()
 	tr.start()
-	tr.prefillFrames(cfg.ChunkBytes)
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(httpLn) }()
 	log.Info("node ready", "http", httpLn.Addr().String(), "peer", peerLn.Addr().String(), "groups", hosted)

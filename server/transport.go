@@ -24,9 +24,9 @@ const peerQueueLen = 1024
 // at the default 4 MiB.
 const queueBudgetChunks = 16
 
-// maxKeptFrameBytes bounds the frame buffers a node keeps for reuse (and
-// fills at start): the received-envelope budget, but at most 64 MiB (16
-// chunks' appends at the default 4 MiB), since they are never freed.
+// maxKeptFrameBytes bounds the frame buffers a node keeps for reuse: the
+// received-envelope budget, but at most 64 MiB (16 chunks' appends at the
+// default 4 MiB), since they are never freed.
 const maxKeptFrameBytes = 64 << 20
 
 // bulkBytes is the size from which a forwarded request, a reply, a fetch
@@ -145,17 +145,6 @@ func (t *transport) start() {
 	}
 	t.wg.Add(1)
 	go t.acceptLoop()
-}
-
-// prefillFrames fills the frame pool, off the caller, with buffers for
-// appends of one chunk of chunkBytes (framePools.prefill): the memory the
-// node reads its peers' chunks into is taken once, at start.
-func (t *transport) prefillFrames(chunkBytes int) {
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		t.frames.prefill(chunkBytes+frameGranule, t.stop)
-	}()
 }
 
 // close stops every goroutine of the transport and waits for them.
