@@ -8,9 +8,10 @@
 # rounds); on it, an untimed 16 MiB put, then BENCH_PUTS times: a put of
 # BENCH_LARGE_MIB MiB of random bytes (a local file, read from the page
 # cache) through node 1, then a get of it through node 1 to /dev/null. One
-# line per put: its seconds and the CPU time (user and system,
-# /proc/PID/stat) the node processes used during it, in all and per node;
-# the same for the get. The client's own CPU is not counted. The CPU a put
+# line per put: its seconds, the CPU time (user and system, /proc/PID/stat)
+# the node processes used during it and the minor page faults they took
+# (put_minflt; each cost ~12 us of CPU on this project's PVM guest), in all
+# and per node; the same for the get. The client's own CPU is not counted. The CPU a put
 # costs depends less on the machine's load than its rate does.
 #
 # Settings (environment):
