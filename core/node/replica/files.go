@@ -158,6 +158,10 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 		g.unpinAll(j.pins)
 		j.pins = nil
 	}
+	for _, h := range g.log.held {
+		g.unpinAll(h.pins)
+	}
+	g.log.held = nil
 	fs, group, w := g.env.FS(), g.id, g.wal
 	// Injected bug (MarkersWithoutDirSync): the tombstone's name is not
 	// made durable.

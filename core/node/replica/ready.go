@@ -59,6 +59,8 @@ func (g *Replica) HandleReady() {
 			g.sendRaft(m)
 		}
 	}
+	// Every append raft stepped is in a log job now (pins.go).
+	g.settlePins()
 	for _, rs := range rd.ReadStates {
 		g.host.ReadState(g.id, rs)
 	}

@@ -75,6 +75,10 @@ type logQueue struct {
 	// runtime: a batch whose hard state changes only the commit index,
 	// with no entries and no snapshot, needs no fsync (raft.MustSync).
 	term, vote uint64
+	// running is the batch in flight, if any. held are the pins of jobs
+	// done whose entries raft may still hold (settlePins).
+	running []*LogJob
+	held    []heldPins
 	// snapAt is the index of the newest snapshot received from a leader
 	// and handed to the log: until it is durable and restored, the state
 	// machine is behind it, and a snapshot of its own would be older.
@@ -228,6 +232,7 @@ func (g *Replica) startLogBatch() {
 		j := g.log.pending[0]
 		g.log.pending = slices.Clone(g.log.pending[1:])
 		g.log.busy = true
+		g.log.running = []*LogJob{j}
 		g.rotateLog(j)
 		return
 	}
@@ -242,6 +247,7 @@ func (g *Replica) startLogBatch() {
 	jobs := g.log.pending[:ready:ready]
 	g.log.pending = slices.Clone(g.log.pending[ready:])
 	g.log.busy = true
+	g.log.running = jobs
 	g.writeLogBatch(jobs)
 }
 
@@ -434,9 +440,15 @@ func hardStateOf(m *raftpb.Message) *raftpb.HardState {
 // are stepped (this node) or sent (peers).
 func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 	g.log.busy = false
-	// Raft let go of the jobs' entries once it stepped their responses;
-	// whatever happens below, nothing else refers to their bytes.
+	g.log.running = nil
+	// Raft lets go of the jobs' entries when it steps their responses
+	// (below), unless a later append replaced some of them meanwhile
+	// (settlePins). If the replica is gone, nothing refers to them.
+	settled := false
 	defer func() {
+		if settled {
+			return
+		}
 		for _, j := range jobs {
 			g.unpinAll(j.pins)
 			j.pins = nil
@@ -467,8 +479,73 @@ func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 			return
 		}
 	}
+	settled = true
+	for _, j := range jobs {
+		if len(j.pins) > 0 {
+			g.log.held = append(g.log.held, heldPins{pins: j.pins, last: j.lastIndex()})
+			j.pins = nil
+		}
+	}
 	g.releaseTermHeld()
 	g.startLogBatch()
+	if len(g.log.held) > 0 && !g.rn.HasReady() {
+		g.settlePins()
+	}
+}
+
+// heldPins are the pins of a job done, up to the settling (settlePins).
+type heldPins struct {
+	pins [][]byte
+	last uint64
+}
+
+// firstIndex returns the index of the job's first entry, or 0.
+func (j *LogJob) firstIndex() uint64 {
+	if ents := j.append.GetEntries(); len(ents) > 0 {
+		return ents[0].GetIndex()
+	}
+	return 0
+}
+
+// lastIndex returns the index of the job's last entry, or 0.
+func (j *LogJob) lastIndex() uint64 {
+	if ents := j.append.GetEntries(); len(ents) > 0 {
+		return ents[len(ents)-1].GetIndex()
+	}
+	return 0
+}
+
+// settlePins lets go of the pins of jobs done, or hands them on. Raft
+// drops a job's entries from its unstable log when it steps the job's
+// response only if its entry at the job's last index is still the job's:
+// an append that replaced some of them (a new leader's, with a
+// conflicting tail) leaves the others there until a later job of it is
+// durable. That append's entries reach a job of their own in the Ready
+// after the step, so the pins are settled only once raft has no Ready
+// left unhandled (logBatchDone) or at the end of HandleReady: a job not
+// yet done whose first entry is at or below a done job's last index
+// (replacing some of its entries) takes that job's pins; others go.
+func (g *Replica) settlePins() {
+	if len(g.log.held) == 0 {
+		return
+	}
+	for _, h := range g.log.held {
+		var to *LogJob
+		for _, js := range [][]*LogJob{g.log.running, g.log.pending} {
+			for _, j := range js {
+				if f := j.firstIndex(); to == nil && f != 0 && f <= h.last {
+					to = j
+				}
+			}
+		}
+		if to != nil {
+			to.pins = append(to.pins, h.pins...)
+			continue
+		}
+		g.unpinAll(h.pins)
+	}
+	clear(g.log.held)
+	g.log.held = g.log.held[:0]
 }
 
 // termDurable reports whether message m may leave as far as its term goes:
