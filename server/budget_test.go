@@ -130,18 +130,18 @@ func TestTransportReceiveBudget(t *testing.T) {
 		delivered <- m
 	})
 	for range 2 {
-		if !tr.admit(bulkEnvelope(1, 4<<20)) {
+		if !tr.admit(bulkEnvelope(1, 4<<20), func() {}) {
 			t.Fatal("admit failed")
 		}
 	}
 	<-delivered
 	<-delivered
-	if !tr.admit(bulkEnvelope(1, 100)) { // small: never waits
+	if !tr.admit(bulkEnvelope(1, 100), func() {}) { // small: never waits
 		t.Fatal("admit of a small envelope failed")
 	}
 	<-delivered
 	admitted := make(chan bool)
-	go func() { admitted <- tr.admit(bulkEnvelope(1, 4<<20)) }()
+	go func() { admitted <- tr.admit(bulkEnvelope(1, 4<<20), func() {}) }()
 	// The third append does not fit until the node is done with one.
 	// dones is read here only: the reader goroutine above waits in take
 	// and calls deliver only after done below gave room back.
@@ -155,7 +155,7 @@ func TestTransportReceiveBudget(t *testing.T) {
 	if got := counterValue(t, tr.metrics, "tessera_peer_receive_waits_total"); got != 1 {
 		t.Fatalf("receive waits counted %v, want 1", got)
 	}
-	go func() { admitted <- tr.admit(bulkEnvelope(1, 4<<20)) }()
+	go func() { admitted <- tr.admit(bulkEnvelope(1, 4<<20), func() {}) }()
 	awaitWaiters(t, tr.received, 1)
 	close(tr.stop)
 	if <-admitted {
@@ -185,12 +185,18 @@ func counterValue(t *testing.T, m *metrics, name string) float64 {
 // TestTransportReceivedBytesOutliveTheirFrame sends two appends of 1 MiB,
 // one after the other, on one connection. A large entry's bytes are not
 // copied out of the frame they arrived in (wire.UnmarshalShared), so that
-// frame must not go back to the pool while the node may still hold the
-// envelope: the second frame would be read into it, and the first append
-// would carry the second's bytes.
+// frame must not go back to the pool while the node still holds the
+// envelope's bytes: the second frame would be read into it, and the first
+// append would carry the second's bytes. Here, as in the node, the
+// receiver pins the bytes it keeps (env.Pinner) before it lets go of the
+// delivery (done); the frame comes back once it unpins them.
 func TestTransportReceivedBytesOutliveTheirFrame(t *testing.T) {
 	delivered := make(chan *wire.Envelope, 2)
-	tr := testTransport(t, 64<<20, func(m *wire.Envelope, done func()) {
+	var tr *transport
+	tr = testTransport(t, 64<<20, func(m *wire.Envelope, done func()) {
+		if !tr.frames.Pin(m.Raft[0].Msg.GetEntries()[0].GetData()) {
+			t.Error("an append's bytes were not in a lent frame")
+		}
 		done()
 		delivered <- m
 	})
@@ -221,5 +227,14 @@ func TestTransportReceivedBytesOutliveTheirFrame(t *testing.T) {
 		if len(data) != 1<<20 || bytes.Count(data, []byte{want}) != len(data) {
 			t.Fatalf("append %d holds %d bytes, %d of them %#x, once both were received", i+1, len(data), bytes.Count(data, []byte{want}), want)
 		}
+	}
+	if tr.frames.kept() != 0 || tr.frames.lentOut() == 0 {
+		t.Fatalf("frames kept %d, lent %d while pinned", tr.frames.kept(), tr.frames.lentOut())
+	}
+	for _, m := range []*wire.Envelope{first, second} {
+		tr.frames.Unpin(m.Raft[0].Msg.GetEntries()[0].GetData())
+	}
+	if tr.frames.kept() == 0 || tr.frames.lentOut() != 0 {
+		t.Fatalf("frames kept %d, lent %d once unpinned: want them back", tr.frames.kept(), tr.frames.lentOut())
 	}
 }

@@ -32,8 +32,8 @@ func TestBufPools(t *testing.T) {
 	for _, tc := range []struct{ n, wantCap int }{
 		{100, 100},
 		{1 << 20, 1 << 20},
-		{1<<20 + 1, 2 << 20},
-		{4<<20 + 100, 5 << 20},
+		{1<<20 + 1, 1<<20 + 64<<10},
+		{4<<20 + 100, 4<<20 + 64<<10},
 	} {
 		b := f.get(tc.n)
 		if len(b) != tc.n || cap(b) != tc.wantCap {

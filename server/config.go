@@ -94,6 +94,10 @@ type Config struct {
 	// OnReady, if set, is called once the node serves, with the addresses
 	// its listeners are bound to (useful with port 0).
 	OnReady func(httpAddr, peerAddr string)
+	// poisonFrames, set by tests, overwrites each reused peer frame buffer
+	// when it is given back (framePools.poison), so that bytes read from
+	// one still in use after that fail their checksum.
+	poisonFrames bool
 }
 
 func (c Config) withDefaults() Config {

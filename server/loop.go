@@ -26,6 +26,8 @@ type Loop struct {
 	stop  chan struct{}
 	done  chan struct{}
 	tick  time.Duration
+	// flushed are run after the next flush (afterFlush).
+	flushed []func()
 }
 
 // runtimeEnv implements env.Env for production.
@@ -35,6 +37,9 @@ type runtimeEnv struct {
 	send func(*wire.Envelope)
 	log  *slog.Logger
 	io   *ioWorkers
+	// frames are the transport's reused frame buffers, which the node pins
+	// (env.Pinner); nil pins nothing.
+	frames *framePools
 }
 
 func (e *runtimeEnv) NowNanos() int64       { return time.Now().UnixNano() }
@@ -45,6 +50,12 @@ func (e *runtimeEnv) Log() *slog.Logger     { return e.log }
 func (e *runtimeEnv) IO(q uint64, work func() error, done func(error)) {
 	e.io.submit(q, work, done)
 }
+
+// Pin holds the peer frame b lies in, if any (env.Pinner).
+func (e *runtimeEnv) Pin(b []byte) bool { return e.frames != nil && e.frames.Pin(b) }
+
+// Unpin lets go of a Pin of b (env.Pinner).
+func (e *runtimeEnv) Unpin(b []byte) { e.frames.Unpin(b) }
 
 func newRuntimeEnv(fs vfs.FS, send func(*wire.Envelope), log *slog.Logger) *runtimeEnv {
 	var seed [16]byte
@@ -141,11 +152,23 @@ func (l *Loop) run() {
 			}
 		}
 		l.node.Flush()
+		for i, f := range l.flushed {
+			f()
+			l.flushed[i] = nil
+		}
+		l.flushed = l.flushed[:0]
 		if l.node.Err() != nil {
 			return
 		}
 	}
 }
+
+// afterFlush runs f, on the loop, after the node's next flush: a received
+// peer frame is let go of there, once the node has taken what it keeps of
+// it (raft's entries reach the replica's log jobs in the flush, where they
+// are pinned: core/node/replica/pins.go). Only code running on the loop
+// calls it.
+func (l *Loop) afterFlush(f func()) { l.flushed = append(l.flushed, f) }
 
 // post runs f on the loop; it reports false if the loop has stopped.
 func (l *Loop) post(f func()) bool {

@@ -115,6 +115,14 @@ func registerTransportGauges(reg *prometheus.Registry, t *transport) {
 		Name: "tessera_peer_receive_queue_bytes",
 		Help: "Bytes of the large envelopes received from peers and not yet handled by the event loop (bounded by the transport's byte budget).",
 	}, func() float64 { return float64(t.receivedBytes()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tessera_peer_frame_buffers_kept_bytes",
+		Help: "Bytes of the buffers kept to read large peer frames into (never freed; bounded).",
+	}, func() float64 { return float64(t.frames.kept()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tessera_peer_frame_buffers_lent_bytes",
+		Help: "Bytes of the peer frame buffers whose raft entries the node still holds (pinned), to be reused once let go of.",
+	}, func() float64 { return float64(t.frames.lentOut()) }))
 }
 
 // nodeCollector reads the node's counters and raft status on the event loop

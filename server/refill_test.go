@@ -24,13 +24,22 @@ type testCluster struct {
 	base  map[uint64]string // HTTP base URL of each running node
 	dirs  map[uint64]string
 	stop  map[uint64]func()
+	// mod, if set, changes each node's configuration before it starts.
+	mod func(*Config)
 }
 
 // startCluster starts nodes 1..n: 2 data groups of 3 and the meta group on
 // 3, so with 3 nodes every node is in every group and none is a spare.
 func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, peers: map[uint64]string{}, base: map[uint64]string{}, dirs: map[uint64]string{}, stop: map[uint64]func(){}}
+	return startClusterWith(t, n, nil)
+}
+
+// startClusterWith is startCluster with each node's configuration changed
+// by mod (nil: none).
+func startClusterWith(t *testing.T, n int, mod func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, peers: map[uint64]string{}, base: map[uint64]string{}, dirs: map[uint64]string{}, stop: map[uint64]func(){}, mod: mod}
 	var lns []net.Listener
 	for id := uint64(1); id <= uint64(n); id++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -66,6 +75,9 @@ func (c *testCluster) start(id uint64, join bool) {
 		ChunkBytes: 4096, Join: join, ReplaceAfter: time.Hour,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnReady: func(h, _ string) { ready <- h }}
+	if c.mod != nil {
+		c.mod(&cfg)
+	}
 	go func() { done <- Run(ctx, cfg) }()
 	select {
 	case h := <-ready:

@@ -49,7 +49,7 @@ func Run(ctx context.Context, cfg Config) error {
 
 	var loop *Loop
 	tr := newTransport(cfg.ID, cfg.Peers, peerLn, cfg.PeerBudgetBytes, func(e *wire.Envelope, done func()) {
-		if !loop.post(func() { loop.node.Receive(e); done() }) {
+		if !loop.post(func() { loop.node.Receive(e); loop.afterFlush(done) }) {
 			done()
 		}
 	}, log, m)
@@ -57,6 +57,8 @@ func Run(ctx context.Context, cfg Config) error {
 	idle := &idleRelease{}
 	tr.onLarge = idle.touch
 	renv := newRuntimeEnv(fs, tr.send, log)
+	renv.frames = tr.frames
+	tr.frames.poison = cfg.poisonFrames
 	renv.io.post = func(f func()) bool { return loop.post(f) }
 	ncfg := node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
 		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join,

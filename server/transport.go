@@ -24,6 +24,11 @@ const peerQueueLen = 1024
 // at the default 4 MiB.
 const queueBudgetChunks = 16
 
+// maxKeptFrameBytes bounds the frame buffers a node keeps for reuse: the
+// received-envelope budget, but at most 64 MiB (16 chunks' appends at the
+// default 4 MiB), since they are never freed.
+const maxKeptFrameBytes = 64 << 20
+
 // bulkBytes is the size from which a forwarded request, a reply, a fetch
 // reply or a snapshot piece travels on a peer's bulk connection.
 const bulkBytes = 64 << 10
@@ -61,7 +66,7 @@ type transport struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]bool
 	// frames are the read buffers of large frames, reused once the
-	// envelope decoded from one no longer refers to it.
+	// envelope decoded from one, and the node, no longer refer to it.
 	frames *framePools
 }
 
@@ -84,7 +89,7 @@ type queued struct {
 // envelope to the node; it must call done once the node is done with it.
 func newTransport(self uint64, peers map[uint64]string, ln net.Listener, budgetBytes int64, deliver func(m *wire.Envelope, done func()), log *slog.Logger, m *metrics) *transport {
 	t := &transport{self: self, peers: peers, queues: map[uint64]*peerQueue{}, bulk: map[uint64]*peerQueue{},
-		ln: ln, deliver: deliver, received: newByteBudget(budgetBytes), frames: newFramePools(int(budgetBytes / 4)), log: log, metrics: m,
+		ln: ln, deliver: deliver, received: newByteBudget(budgetBytes), frames: newFramePools(int(min(budgetBytes, maxKeptFrameBytes))), log: log, metrics: m,
 		stop: make(chan struct{}), conns: map[net.Conn]bool{}}
 	for id := range peers {
 		if id != self {
@@ -328,17 +333,28 @@ func (t *transport) readLoop(c net.Conn) {
 			return
 		}
 		// Large entries' data stays in buf (a follower's chunk bytes are
-		// not copied out of the frame); such a frame is not reused.
+		// not copied out of the frame): such a frame is lent to the
+		// envelope and comes back once nothing holds it (framePools). A
+		// frame other parts of the envelope refer to (forwarded requests,
+		// replies, fetched chunks, snapshot pieces) is left to the
+		// collector.
 		m, err := wire.UnmarshalShared(buf, bulkBytes)
-		if err == nil && !m.AliasesInput() {
+		release := func() {}
+		switch {
+		case err != nil:
 			t.frames.put(buf)
+		case !m.AliasesInput():
+			t.frames.put(buf)
+		case len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) == 0:
+			release = t.frames.lend(buf)
 		}
 		if err != nil {
 			t.metrics.peerMalformed.Inc()
 			t.log.Warn("malformed peer frame; closing", "remote", c.RemoteAddr(), "err", err)
 			return
 		}
-		if !t.admit(m) {
+		if !t.admit(m, release) {
+			release()
 			return
 		}
 	}
@@ -349,10 +365,13 @@ func (t *transport) readLoop(c net.Conn) {
 // so reading no more from its connection) while the budget is full; it
 // reports false if the transport closed meanwhile. Small envelopes (votes,
 // heartbeats, acknowledgements) never wait behind large ones.
-func (t *transport) admit(m *wire.Envelope) bool {
+//
+// release lets go of the frame the envelope was decoded from (framePools
+// lend); deliver's done calls it.
+func (t *transport) admit(m *wire.Envelope, release func()) bool {
 	n := envelopeBytes(m)
 	if n < bulkBytes {
-		t.deliver(m, func() {})
+		t.deliver(m, release)
 		return true
 	}
 	if t.onLarge != nil {
@@ -367,6 +386,6 @@ func (t *transport) admit(m *wire.Envelope) bool {
 		t.metrics.peerReceiveWaits.Inc()
 		t.metrics.peerReceiveWaitSeconds.Add(time.Since(start).Seconds())
 	}
-	t.deliver(m, func() { t.received.give(n) })
+	t.deliver(m, func() { t.received.give(n); release() })
 	return true
 }

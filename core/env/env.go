@@ -41,3 +41,22 @@ type Env interface {
 	// be lost or torn, as unsynced writes are.
 	IO(q uint64, work func() error, done func(error))
 }
+
+// Pinner is implemented by a runtime that reads peer frames into buffers
+// it reuses (server/transport.go): a raft entry decoded from such a frame
+// refers to it for its bytes, and the buffer may be read into again once
+// nothing refers to it any more. The core pins the bytes of every entry it
+// keeps past the event that delivered it (a log job's entries, which
+// raft's unstable log holds until the job is durable; a staged chunk being
+// written) and unpins them once it lets go; bytes it keeps longer (an
+// entry persisted whole in raft's storage, a raft message held or sent)
+// it copies. The simulator does not implement it: its deliveries are
+// copies.
+type Pinner interface {
+	// Pin keeps the reused buffer that holds b, if b lies in one, from
+	// reuse until a matching Unpin, and reports whether it did; bytes
+	// that lie in no such buffer are left alone (false).
+	Pin(b []byte) bool
+	// Unpin releases one Pin of b that reported true.
+	Unpin(b []byte)
+}

@@ -152,6 +152,16 @@ func Quarantine(fs vfs.FS, group uint64, b Bugs) error {
 // and disk work of it still in flight completes into nothing.
 func (g *Replica) Delete(at uint64, done func(error)) {
 	g.deleted = true
+	// Pending log work never runs now: its entries' bytes are let go (a
+	// batch in flight lets go of its own in logBatchDone).
+	for _, j := range g.log.pending {
+		g.unpinAll(j.pins)
+		j.pins = nil
+	}
+	for _, h := range g.log.held {
+		g.unpinAll(h.pins)
+	}
+	g.log.held = nil
 	fs, group, w := g.env.FS(), g.id, g.wal
 	// Injected bug (MarkersWithoutDirSync): the tombstone's name is not
 	// made durable.

@@ -49,7 +49,9 @@ func (g *Replica) HandleReady() {
 			// candidate's vote requests, a new leader's appends and
 			// heartbeats) depends on that term, and on the vote cast in
 			// it, being durable, which raft does not wait for: it waits
-			// here (termDurable).
+			// here (termDurable). Its entries get bytes of their own
+			// (pins.go).
+			g.detachMessage(m)
 			if !g.termDurable(m) {
 				g.termHeld = append(g.termHeld, m)
 				continue
@@ -57,6 +59,8 @@ func (g *Replica) HandleReady() {
 			g.sendRaft(m)
 		}
 	}
+	// Every append raft stepped is in a log job now (pins.go).
+	g.settlePins()
 	for _, rs := range rd.ReadStates {
 		g.host.ReadState(g.id, rs)
 	}

@@ -41,6 +41,9 @@ type LogJob struct {
 	append  *raftpb.Message
 	entries []*raftpb.Entry
 	staged  []StagedChunk
+	// pins are the append's entries' bytes that lie in the runtime's
+	// reused buffers, held until the job is done (pins.go).
+	pins [][]byte
 	// staging counts the staged chunks whose file is not durable yet: the
 	// job's records wait for them (startLogBatch).
 	staging int
@@ -72,6 +75,10 @@ type logQueue struct {
 	// runtime: a batch whose hard state changes only the commit index,
 	// with no entries and no snapshot, needs no fsync (raft.MustSync).
 	term, vote uint64
+	// running is the batch in flight, if any. held are the pins of jobs
+	// done whose entries raft may still hold (settlePins).
+	running []*LogJob
+	held    []heldPins
 	// snapAt is the index of the newest snapshot received from a leader
 	// and handed to the log: until it is durable and restored, the state
 	// machine is behind it, and a snapshot of its own would be older.
@@ -124,6 +131,7 @@ type Tracer interface {
 func (g *Replica) queueLog(j LogJob) {
 	job := &j
 	if job.append != nil {
+		job.pins = g.pinEntries(job.append.GetEntries())
 		g.stageAppend(job)
 	}
 	if s := job.append.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -176,7 +184,11 @@ func (g *Replica) stageFiles(j *LogJob) {
 			write = store.WriteStagedDirect
 		}
 		work := func() error { return write(sc.index, sc.term, sc.info, sc.data) }
+		// The work reads the bytes off the loop: they stay pinned until it
+		// is done, even if a deletion lets the job go first.
+		pins := g.pinEntries([]*raftpb.Entry{{Data: sc.data}})
 		g.env.IO(stageQueue(g.id, sc.index), work, func(err error) {
+			g.unpinAll(pins)
 			j.staging--
 			g.log.stages--
 			if g.deleted || g.host.Stopped() {
@@ -220,6 +232,7 @@ func (g *Replica) startLogBatch() {
 		j := g.log.pending[0]
 		g.log.pending = slices.Clone(g.log.pending[1:])
 		g.log.busy = true
+		g.log.running = []*LogJob{j}
 		g.rotateLog(j)
 		return
 	}
@@ -234,6 +247,7 @@ func (g *Replica) startLogBatch() {
 	jobs := g.log.pending[:ready:ready]
 	g.log.pending = slices.Clone(g.log.pending[ready:])
 	g.log.busy = true
+	g.log.running = jobs
 	g.writeLogBatch(jobs)
 }
 
@@ -426,6 +440,20 @@ func hardStateOf(m *raftpb.Message) *raftpb.HardState {
 // are stepped (this node) or sent (peers).
 func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 	g.log.busy = false
+	g.log.running = nil
+	// Raft lets go of the jobs' entries when it steps their responses
+	// (below), unless a later append replaced some of them meanwhile
+	// (settlePins). If the replica is gone, nothing refers to them.
+	settled := false
+	defer func() {
+		if settled {
+			return
+		}
+		for _, j := range jobs {
+			g.unpinAll(j.pins)
+			j.pins = nil
+		}
+	}()
 	if g.deleted || g.host.Stopped() {
 		// The replica was deleted while the batch ran: nothing waits for it.
 		return
@@ -451,8 +479,73 @@ func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 			return
 		}
 	}
+	settled = true
+	for _, j := range jobs {
+		if len(j.pins) > 0 {
+			g.log.held = append(g.log.held, heldPins{pins: j.pins, last: j.lastIndex()})
+			j.pins = nil
+		}
+	}
 	g.releaseTermHeld()
 	g.startLogBatch()
+	if len(g.log.held) > 0 && !g.rn.HasReady() {
+		g.settlePins()
+	}
+}
+
+// heldPins are the pins of a job done, up to the settling (settlePins).
+type heldPins struct {
+	pins [][]byte
+	last uint64
+}
+
+// firstIndex returns the index of the job's first entry, or 0.
+func (j *LogJob) firstIndex() uint64 {
+	if ents := j.append.GetEntries(); len(ents) > 0 {
+		return ents[0].GetIndex()
+	}
+	return 0
+}
+
+// lastIndex returns the index of the job's last entry, or 0.
+func (j *LogJob) lastIndex() uint64 {
+	if ents := j.append.GetEntries(); len(ents) > 0 {
+		return ents[len(ents)-1].GetIndex()
+	}
+	return 0
+}
+
+// settlePins lets go of the pins of jobs done, or hands them on. Raft
+// drops a job's entries from its unstable log when it steps the job's
+// response only if its entry at the job's last index is still the job's:
+// an append that replaced some of them (a new leader's, with a
+// conflicting tail) leaves the others there until a later job of it is
+// durable. That append's entries reach a job of their own in the Ready
+// after the step, so the pins are settled only once raft has no Ready
+// left unhandled (logBatchDone) or at the end of HandleReady: a job not
+// yet done whose first entry is at or below a done job's last index
+// (replacing some of its entries) takes that job's pins; others go.
+func (g *Replica) settlePins() {
+	if len(g.log.held) == 0 {
+		return
+	}
+	for _, h := range g.log.held {
+		var to *LogJob
+		for _, js := range [][]*LogJob{g.log.running, g.log.pending} {
+			for _, j := range js {
+				if f := j.firstIndex(); to == nil && f != 0 && f <= h.last {
+					to = j
+				}
+			}
+		}
+		if to != nil {
+			to.pins = append(to.pins, h.pins...)
+			continue
+		}
+		g.unpinAll(h.pins)
+	}
+	clear(g.log.held)
+	g.log.held = g.log.held[:0]
 }
 
 // termDurable reports whether message m may leave as far as its term goes:
@@ -520,6 +613,8 @@ func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
 		g.observeRestored()
 	}
 	if len(ents) > 0 {
+		// An entry kept whole must not keep a reused buffer (pins.go).
+		ents = g.detachEntries(ents)
 		if err := g.storage.Append(ents); err != nil {
 			return fmt.Errorf("group %d: append: %w", g.id, err)
 		}

@@ -1,0 +1,132 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLentFrameHeldUntilLetGo lends a frame, pins bytes in it and lets go
+// of the delivery's hold: the frame is not handed out again, nor
+// overwritten, until the last pin goes; then it is (poisoned, as tests
+// ask). Pinning bytes of a frame already given back, and unpinning bytes
+// never pinned, panic: the assertions that catch a use after release.
+func TestLentFrameHeldUntilLetGo(t *testing.T) {
+	const mib = 1 << 20
+	f := newFramePools(16 * mib)
+	f.poison = true
+	buf := f.get(2 * mib)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	release := f.lend(buf)
+	entry := buf[100 : 100+mib] // an entry's bytes, decoded in place
+	if !f.Pin(entry) || !f.Pin(entry) {
+		t.Fatal("bytes in a lent frame were not pinned")
+	}
+	if f.Pin(make([]byte, 10)) {
+		t.Fatal("bytes outside every frame were pinned")
+	}
+	release()
+	release() // idempotent
+	if f.lentOut() != cap(buf) || f.kept() != 0 {
+		t.Fatalf("after the delivery let go: lent %d kept %d, want the frame still lent", f.lentOut(), f.kept())
+	}
+	if b := f.get(2 * mib); &b[0] == &buf[0] {
+		t.Fatal("a frame still pinned was handed out again")
+	}
+	f.Unpin(entry)
+	if entry[0] != 100 || f.kept() != 0 {
+		t.Fatal("a frame still pinned was given back")
+	}
+	f.Unpin(entry)
+	if f.lentOut() != 0 || f.kept() != cap(buf) {
+		t.Fatalf("after the last unpin: lent %d kept %d", f.lentOut(), f.kept())
+	}
+	if entry[0] != poisonByte {
+		t.Fatal("a frame given back was not poisoned")
+	}
+	mustPanic(t, "pin of a frame given back", func() { f.Pin(entry) })
+	mustPanic(t, "unpin of bytes in no lent frame", func() { f.Unpin(make([]byte, 10)) })
+	if b := f.get(2 * mib); &b[0] != &buf[0] {
+		t.Fatal("the frame given back was not reused")
+	}
+}
+
+func mustPanic(t *testing.T, what string, f func()) {
+	t.Helper()
+	defer func() {
+		if recover() == nil {
+			t.Fatalf("%s did not panic", what)
+		}
+	}()
+	f()
+}
+
+// TestFramesReusedOnlyOnceLetGo runs a 3-node cluster whose chunks (1 MiB)
+// reach the followers in frames that are reused, each poisoned when given
+// back, and puts files of several chunks through every node, then reads
+// each back through every node. A frame given back while the node still
+// held its bytes (raft's unstable log, a staged write, an entry kept whole)
+// would have its chunk fail its checksum, or trip the pool's assertion that
+// no bytes of a frame given back are pinned. Both chunk-once and whole
+// entries in the log are run.
+func TestFramesReusedOnlyOnceLetGo(t *testing.T) {
+	for _, once := range []bool{true, false} {
+		t.Run(fmt.Sprintf("chunk-once=%v", once), func(t *testing.T) {
+			c := startClusterWith(t, 3, func(cfg *Config) {
+				cfg.ChunkBytes, cfg.ChunkOnce, cfg.poisonFrames = 1<<20, once, true
+			})
+			deadline := time.Now().Add(60 * time.Second)
+			for c.healthy() != nil {
+				if time.Now().After(deadline) {
+					t.Fatalf("cluster not healthy: %v", c.healthy())
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			files := map[string][]byte{}
+			for i := range 6 {
+				data := make([]byte, 3<<20+i*12345)
+				for j := range data {
+					data[j] = byte(rng.Uint32())
+				}
+				path := fmt.Sprintf("/f%d", i)
+				files[path] = data
+				base := c.base[uint64(i%3+1)]
+				for {
+					resp, err := do(t, http.MethodPut, base+"/v1/files"+path, bytes.NewReader(data), nil)
+					if err == nil && resp.code == http.StatusCreated {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("put %s: %v %+v", path, err, resp)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+			}
+			for path, data := range files {
+				for id := uint64(1); id <= 3; id++ {
+					resp, err := do(t, http.MethodGet, c.base[id]+"/v1/files"+path, nil, nil)
+					if err != nil || resp.code != http.StatusOK {
+						t.Fatalf("get %s through node %d: %v %d %s", path, id, err, resp.code, strings.TrimSpace(resp.body[:min(len(resp.body), 200)]))
+					}
+					if resp.body != string(data) {
+						t.Fatalf("get %s through node %d: the bytes differ from those put", path, id)
+					}
+				}
+			}
+			reused := 0.0
+			for id := uint64(1); id <= 3; id++ {
+				reused += metricValue(t, c.base[id], "tessera_peer_frame_buffers_kept_bytes")
+			}
+			if reused == 0 {
+				t.Fatal("no peer frame was given back for reuse: the test ran no reuse")
+			}
+		})
+	}
+}
