@@ -322,6 +322,14 @@ func (s *Store) stagedName(index, term uint64) string {
 	return s.path(".stg", index, term)
 }
 
+// StagedPath returns the name in the store's file system of the staged
+// file of the log entry at (index, term), and ChunkPath that of a chunk's
+// file: the simulator asks its disk whether they are durable.
+func (s *Store) StagedPath(index, term uint64) string { return s.stagedName(index, term) }
+
+// ChunkPath returns the name of a chunk's file (see StagedPath).
+func (s *Store) ChunkPath(id uint64) string { return s.name(id) }
+
 // parseStaged returns the index of a staged file's name.
 func parseStaged(name string) (index uint64, ok bool) {
 	var term uint64
