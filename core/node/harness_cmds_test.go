@@ -389,6 +389,8 @@ func (h *harness) cmdLose(a *args) {
 	}
 	if index == 0 {
 		hn.lost[[2]uint64{g, id}] = true
+	} else {
+		hn.lostStaged[[3]uint64{g, index, term}] = true
 	}
 	h.emit("n%d g%d lost %s", hn.id, g, what)
 }
@@ -429,6 +431,7 @@ func (h *harness) cmdWipe(a *args) {
 	clear(hn.staged)
 	clear(hn.applied)
 	clear(hn.lost)
+	clear(hn.lostStaged)
 	h.emit("n%d disk wiped", hn.id)
 }
 
