@@ -191,6 +191,7 @@ func (s *simNode) checkAckedBytes(group, index uint64) {
 // sent, as the log batch that makes it durable is handed to the disk: the
 // snapshot record says the replica holds every chunk its manifest lists, so
 // each listed chunk with a file here must have it durable, name and bytes,
+// and whole (the size the manifest names),
 // before the record is written (replica install.go: the snapshot reaches
 // raft only once the chunks it lists are durable). A record durable before
 // the chunks it names loses them in a crash in between; recovery would find
@@ -213,9 +214,13 @@ func (s *simNode) checkSnapshotChunks(group uint64, jobs []*corereplica.LogJob) 
 		}
 		for _, in := range manifest {
 			name, _ := s.node.ChunkPath(group, in.ID)
-			if _, err := s.fs.Contents(name); err == nil && !s.fs.Durable(name) {
-				s.w.failf(verdict.Durability, "node %d wrote the snapshot of group %d at index %d, which lists chunk %d, while that chunk's file was not durable here",
-					s.id, group, snap.GetMetadata().GetIndex(), in.ID)
+			b, err := s.fs.Contents(name)
+			if err != nil {
+				continue
+			}
+			if !s.fs.Durable(name) || int64(len(b)) != chunk.FileBytes(in) {
+				s.w.failf(verdict.Durability, "node %d wrote the snapshot of group %d at index %d, which lists chunk %d, while that chunk's file was not durable here, or not whole (%d bytes, want %d)",
+					s.id, group, snap.GetMetadata().GetIndex(), in.ID, len(b), chunk.FileBytes(in))
 				return
 			}
 		}

@@ -508,6 +508,11 @@ func (s *Store) Leftovers() ([]string, error) {
 	return out, nil
 }
 
+// FileBytes is the size of the file of a chunk of in.Size bytes (its header
+// and its data): the simulator checks with it that the chunks a snapshot
+// lists are whole here.
+func FileBytes(in Info) int64 { return headerBytes + int64(in.Size) }
+
 // CheckFile checks the bytes of a whole chunk file against its own header
 // (magic, header checksum, size, crc32c of the data), without the chunk's
 // expected info: the simulator counts a chunk's good copies across nodes

@@ -219,8 +219,9 @@ func (h *harness) checkSnapshotChunks(hn *hnode, group uint64, jobs []*replica.L
 		}
 		for _, in := range manifest {
 			name, _ := hn.n.ChunkPath(group, in.ID)
-			if _, err := hn.fs.Contents(name); err == nil && !hn.fs.Durable(name) {
-				h.violate("node %d wrote g%d's snapshot at %d, which lists chunk %d, while that chunk's file was not durable here",
+			b, err := hn.fs.Contents(name)
+			if err == nil && (!hn.fs.Durable(name) || int64(len(b)) != chunk.FileBytes(in)) {
+				h.violate("node %d wrote g%d's snapshot at %d, which lists chunk %d, while that chunk's file was not durable or not whole here",
 					hn.id, group, snap.GetMetadata().GetIndex(), in.ID)
 			}
 		}
