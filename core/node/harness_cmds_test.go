@@ -76,13 +76,14 @@ import (
 // harnessBugs are the injected bugs a script may switch on (cluster
 // bugs=(…)), by the simulator's names for them.
 var harnessBugs = map[string]func(*Bugs){
-	"ack-before-durable":        func(b *Bugs) { b.Replica.AckBeforeDurable = true },
-	"vote-before-durable":       func(b *Bugs) { b.Replica.VoteBeforeDurable = true },
-	"leader-ack-before-durable": func(b *Bugs) { b.Replica.LeaderAckBeforeDurable = true },
-	"empty-replica-votes":       func(b *Bugs) { b.Replica.EmptyReplicaVotes = true },
-	"records-before-staged":     func(b *Bugs) { b.Replica.RecordsBeforeStaged = true },
-	"lacking-not-fetched":       func(b *Bugs) { b.Replica.Chunk.ForgetLacking = true },
-	"term-before-durable":       func(b *Bugs) { b.Replica.TermBeforeDurable = true },
+	"ack-before-durable":         func(b *Bugs) { b.Replica.AckBeforeDurable = true },
+	"vote-before-durable":        func(b *Bugs) { b.Replica.VoteBeforeDurable = true },
+	"leader-ack-before-durable":  func(b *Bugs) { b.Replica.LeaderAckBeforeDurable = true },
+	"empty-replica-votes":        func(b *Bugs) { b.Replica.EmptyReplicaVotes = true },
+	"records-before-staged":      func(b *Bugs) { b.Replica.RecordsBeforeStaged = true },
+	"lacking-not-fetched":        func(b *Bugs) { b.Replica.Chunk.ForgetLacking = true },
+	"term-before-durable":        func(b *Bugs) { b.Replica.TermBeforeDurable = true },
+	"snapshot-before-chunk-sync": func(b *Bugs) { b.Replica.SnapshotBeforeChunkSync = true },
 }
 
 // args reads a command's arguments and complains about the ones left unread.
