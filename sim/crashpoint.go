@@ -218,11 +218,18 @@ func (s *simNode) checkSnapshotChunks(group uint64, jobs []*corereplica.LogJob) 
 			if err != nil {
 				continue
 			}
-			if !s.fs.Durable(name) || int64(len(b)) != chunk.FileBytes(in) {
-				s.w.failf(verdict.Durability, "node %d wrote the snapshot of group %d at index %d, which lists chunk %d, while that chunk's file was not durable here, or not whole (%d bytes, want %d)",
-					s.id, group, snap.GetMetadata().GetIndex(), in.ID, len(b), chunk.FileBytes(in))
-				return
+			why := ""
+			switch {
+			case int64(len(b)) != chunk.FileBytes(in):
+				why = fmt.Sprintf("was not whole (%d bytes, want %d)", len(b), chunk.FileBytes(in))
+			case !s.fs.Durable(name):
+				why = "was not durable (its name or bytes)"
+			default:
+				continue
 			}
+			s.w.failf(verdict.Durability, "node %d wrote the snapshot of group %d at index %d, which lists chunk %d, while that chunk's file here %s",
+				s.id, group, snap.GetMetadata().GetIndex(), in.ID, why)
+			return
 		}
 	}
 }
