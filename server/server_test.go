@@ -36,6 +36,16 @@ func testAddr(t *testing.T) string {
 	return fmt.Sprintf("127.0.0.1:%d", base+int(testPorts.Add(1))-1)
 }
 
+// testDeadAddr returns a loopback address nothing listens on: port 1, or
+// with TESSERA_TEST_BASE_PORT set, a port of that range left unused.
+func testDeadAddr(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("TESSERA_TEST_BASE_PORT") == "" {
+		return "127.0.0.1:1"
+	}
+	return testAddr(t)
+}
+
 // startSingle runs a one-node cluster in-process and returns its base URL.
 // inline is its inline threshold (server.Config.InlineThreshold).
 func startSingle(t *testing.T, maxFile, inline int64) string {
