@@ -82,12 +82,12 @@ func bulkEnvelope(to uint64, n int) *wire.Envelope {
 
 func testTransport(t *testing.T, budget int64, deliver func(*wire.Envelope, func())) *transport {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", testAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
-	return newTransport(1, map[uint64]string{1: ln.Addr().String(), 2: "127.0.0.1:1"}, ln, budget, deliver,
+	return newTransport(1, map[uint64]string{1: ln.Addr().String(), 2: testDeadAddr(t)}, ln, budget, deliver,
 		slog.New(slog.NewTextHandler(io.Discard, nil)), newMetrics())
 }
 

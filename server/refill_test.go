@@ -42,7 +42,7 @@ func startClusterWith(t *testing.T, n int, mod func(*Config)) *testCluster {
 	c := &testCluster{t: t, peers: map[uint64]string{}, base: map[uint64]string{}, dirs: map[uint64]string{}, stop: map[uint64]func(){}, mod: mod}
 	var lns []net.Listener
 	for id := uint64(1); id <= uint64(n); id++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		ln, err := net.Listen("tcp", testAddr(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,7 +71,7 @@ func (c *testCluster) start(id uint64, join bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	cfg := Config{ID: id, DataDir: c.dirs[id], HTTPAddr: "127.0.0.1:0", Peers: c.peers, DataGroups: 2,
+	cfg := Config{ID: id, DataDir: c.dirs[id], HTTPAddr: testAddr(c.t), Peers: c.peers, DataGroups: 2,
 		ChunkBytes: 4096, Join: join, ReplaceAfter: time.Hour,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnReady: func(h, _ string) { ready <- h }}

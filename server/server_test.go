@@ -7,11 +7,44 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tessera-db/tessera/core/api"
 )
+
+// testPorts counts the ports handed out from TESSERA_TEST_BASE_PORT.
+var testPorts atomic.Int64
+
+// testAddr returns a loopback address for a test node to listen on: an
+// ephemeral port, or, with TESSERA_TEST_BASE_PORT set (a machine where a
+// test may use only a range of ports), the next port from that base.
+func testAddr(t *testing.T) string {
+	t.Helper()
+	s := os.Getenv("TESSERA_TEST_BASE_PORT")
+	if s == "" {
+		return "127.0.0.1:0"
+	}
+	base, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("TESSERA_TEST_BASE_PORT=%q: %v", s, err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", base+int(testPorts.Add(1))-1)
+}
+
+// testDeadAddr returns a loopback address nothing listens on: port 1, or
+// with TESSERA_TEST_BASE_PORT set, a port of that range left unused.
+func testDeadAddr(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("TESSERA_TEST_BASE_PORT") == "" {
+		return "127.0.0.1:1"
+	}
+	return testAddr(t)
+}
 
 // startSingle runs a one-node cluster in-process and returns its base URL.
 // inline is its inline threshold (server.Config.InlineThreshold).
@@ -27,7 +60,7 @@ func startSingleWith(t *testing.T, mod func(*Config)) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	cfg := Config{ID: 1, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Peers: map[uint64]string{1: "127.0.0.1:0"},
+	cfg := Config{ID: 1, DataDir: t.TempDir(), HTTPAddr: testAddr(t), Peers: map[uint64]string{1: testAddr(t)},
 		DataGroups: 2, ChunkBytes: 4096, TickInterval: 5 * time.Millisecond,
 		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 		OnReady: func(h, _ string) { ready <- h }}
@@ -129,6 +162,10 @@ func TestHTTPAPI(t *testing.T) {
 		{"list", "GET", "/v1/files?prefix=/", "", nil, 200, `"path":"/dir/a"`},
 		{"list bad prefix", "GET", "/v1/files?prefix=rel", "", nil, 400, "not absolute"},
 		{"list bad limit", "GET", "/v1/files?prefix=/&limit=x", "", nil, 400, "limit"},
+		{"list limit zero", "GET", "/v1/files?prefix=/&limit=0", "", nil, 400, "limit"},
+		{"list limit at most", "GET", fmt.Sprintf("/v1/files?prefix=/&limit=%d", api.MaxListLimit), "", nil, 200, `"path":"/dir/a"`},
+		{"list limit above", "GET", fmt.Sprintf("/v1/files?prefix=/&limit=%d", api.MaxListLimit+1), "", nil, 400, "limit"},
+		{"list limit one", "GET", "/v1/files?prefix=/&limit=1", "", nil, 200, `"more":true`},
 		{"delete", "DELETE", "/v1/files/log2", "", nil, 204, ""},
 		{"delete again", "DELETE", "/v1/files/log2", "", nil, 404, "not_found"},
 		{"method", "PATCH", "/v1/files/x", "", nil, 405, "not allowed"},

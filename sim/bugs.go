@@ -40,6 +40,7 @@ var bugNames = []struct {
 	{"markers-without-dir-sync", func(b *node.Bugs) { b.Replica.MarkersWithoutDirSync = true }, func(b node.Bugs) bool { return b.Replica.MarkersWithoutDirSync }},
 	{"gc-grace-never-ends", func(b *node.Bugs) { b.GraceNeverEnds = true }, func(b node.Bugs) bool { return b.GraceNeverEnds }},
 	{"term-before-durable", func(b *node.Bugs) { b.Replica.TermBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.TermBeforeDurable }},
+	{"snapshot-before-chunk-sync", func(b *node.Bugs) { b.Replica.SnapshotBeforeChunkSync = true }, func(b node.Bugs) bool { return b.Replica.SnapshotBeforeChunkSync }},
 	{"rename-keeps-target-chunks", func(b *node.Bugs) { b.Replica.Meta.RenameKeepsTargetChunks = true }, func(b node.Bugs) bool { return b.Replica.Meta.RenameKeepsTargetChunks }},
 }
 

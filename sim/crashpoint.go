@@ -11,6 +11,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/node"
+	corereplica "github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
@@ -158,6 +159,78 @@ func (s *simNode) checkBacked(group uint64, m *raftpb.Message) {
 		s.w.failf(verdict.Durability, "node %d %s while its durable log ended at %d", s.id, what, last)
 	case m.GetType() == raftpb.MsgVoteResp && term == m.GetTerm() && vote != m.GetTo():
 		s.w.failf(verdict.Durability, "node %d %s while its durable vote was for node %d", s.id, what, vote)
+	case m.GetType() == raftpb.MsgAppResp:
+		s.checkAckedBytes(group, m.GetIndex())
+	}
+}
+
+// checkAckedBytes is the promise check at send for the chunk bytes of an
+// acknowledgement: with chunk bytes written once, a short log record
+// promises the staged file beside it, so an acknowledgement up to index
+// promises, for every short entry it covers that is not known to be
+// committed (replica.Replica.AckedStaged: one at or below the commit index
+// may have come without its bytes, which are fetched at apply), that the
+// staged file is durable here, name and bytes (or the chunk's file, into
+// which an apply before a restart renamed it). A follower that kept a short
+// entry it could not hold (another term's, an append not cut) acknowledges
+// bytes it lacks: the leader may commit the entry on that acknowledgement
+// with fewer copies of its bytes than it counts (round four's gap).
+func (s *simNode) checkAckedBytes(group, index uint64) {
+	if len(s.w.failures) > 0 {
+		return
+	}
+	s.node.AckedStaged(group, index, func(i, t uint64, staged, chunkFile string) {
+		if len(s.w.failures) == 0 && !s.fs.Durable(staged) && !s.fs.Durable(chunkFile) {
+			s.w.failf(verdict.Durability, "node %d acknowledged entries of group %d up to index %d while the bytes of the chunk write at index %d, term %d were not durable here",
+				s.id, group, index, i, t)
+		}
+	})
+}
+
+// checkSnapshotChunks is the promise check for a data snapshot a leader
+// sent, as the log batch that makes it durable is handed to the disk: the
+// snapshot record says the replica holds every chunk its manifest lists, so
+// each listed chunk with a file here must have it durable, name and bytes,
+// and whole (the size the manifest names),
+// before the record is written (replica install.go: the snapshot reaches
+// raft only once the chunks it lists are durable). A record durable before
+// the chunks it names loses them in a crash in between; recovery would find
+// them missing and fetch them again, so no other check sees it, while the
+// group counts one more copy than exists (round four's gap). A snapshot the
+// replica took itself fsyncs the chunk directory inside its batch, and may
+// list chunks lacking here; it is not checked here.
+func (s *simNode) checkSnapshotChunks(group uint64, jobs []*corereplica.LogJob) {
+	if _, data := s.node.ChunkPath(group, 0); !data || len(s.w.failures) > 0 {
+		return
+	}
+	for _, j := range jobs {
+		snap := j.Append().GetSnapshot()
+		if snap == nil || len(snap.GetData()) == 0 {
+			continue
+		}
+		manifest, err := chunk.DecodeManifest(snap.GetData())
+		if err != nil {
+			continue
+		}
+		for _, in := range manifest {
+			name, _ := s.node.ChunkPath(group, in.ID)
+			b, err := s.fs.Contents(name)
+			if err != nil {
+				continue
+			}
+			why := ""
+			switch {
+			case int64(len(b)) != chunk.FileBytes(in):
+				why = fmt.Sprintf("was not whole (%d bytes, want %d)", len(b), chunk.FileBytes(in))
+			case !s.fs.Durable(name):
+				why = "was not durable (its name or bytes)"
+			default:
+				continue
+			}
+			s.w.failf(verdict.Durability, "node %d wrote the snapshot of group %d at index %d, which lists chunk %d, while that chunk's file here %s",
+				s.id, group, snap.GetMetadata().GetIndex(), in.ID, why)
+			return
+		}
 	}
 }
 

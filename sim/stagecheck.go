@@ -40,8 +40,11 @@ func (e simEnv) TraceStage(group uint64, staged []corereplica.StagedChunk) {
 	}
 }
 
-// TraceLogBatch is part of replica.Tracer; the check needs only stages.
-func (e simEnv) TraceLogBatch(uint64, []*corereplica.LogJob) {}
+// TraceLogBatch is part of replica.Tracer: a batch with a leader's data
+// snapshot must find the chunks it lists durable (checkSnapshotChunks).
+func (e simEnv) TraceLogBatch(group uint64, jobs []*corereplica.LogJob) {
+	e.n.checkSnapshotChunks(group, jobs)
+}
 
 // TraceReplicaDelete is part of replica.Tracer.
 func (e simEnv) TraceReplicaDelete(uint64, uint64) {}

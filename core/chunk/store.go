@@ -322,6 +322,14 @@ func (s *Store) stagedName(index, term uint64) string {
 	return s.path(".stg", index, term)
 }
 
+// StagedPath returns the name in the store's file system of the staged
+// file of the log entry at (index, term), and ChunkPath that of a chunk's
+// file: the simulator asks its disk whether they are durable.
+func (s *Store) StagedPath(index, term uint64) string { return s.stagedName(index, term) }
+
+// ChunkPath returns the name of a chunk's file (see StagedPath).
+func (s *Store) ChunkPath(id uint64) string { return s.name(id) }
+
 // parseStaged returns the index of a staged file's name.
 func parseStaged(name string) (index uint64, ok bool) {
 	var term uint64
@@ -499,6 +507,11 @@ func (s *Store) Leftovers() ([]string, error) {
 	}
 	return out, nil
 }
+
+// FileBytes is the size of the file of a chunk of in.Size bytes (its header
+// and its data): the simulator checks with it that the chunks a snapshot
+// lists are whole here.
+func FileBytes(in Info) int64 { return headerBytes + int64(in.Size) }
 
 // CheckFile checks the bytes of a whole chunk file against its own header
 // (magic, header checksum, size, crc32c of the data), without the chunk's

@@ -75,3 +75,47 @@ func TestAbandonedWriterIsCollectedInAnIdleCluster(t *testing.T) {
 		t.Fatalf("SweptChunks = %d, want 1", got)
 	}
 }
+
+// TestGarbageWaitsItsGrace: a chunk that becomes garbage (its file
+// deleted) is deleted only once it has been garbage for the grace period
+// (readers holding the older file record may still read it), counted from
+// when the collector first saw it, however long the node has run before.
+func TestGarbageWaitsItsGrace(t *testing.T) {
+	n, e := newTestNode(t, 1)
+	tick := func(ticks uint64) {
+		for range ticks {
+			n.Tick()
+			e.flush(n)
+		}
+	}
+	do := func(req *api.Request) *api.Response {
+		t.Helper()
+		var got *api.Response
+		n.Submit(req, func(r *api.Response) { got = r })
+		e.flush(n)
+		if got == nil || got.Status != api.OK || got.Result.Code != meta.CodeOK && req.Kind == api.MetaCommand {
+			t.Fatalf("%s: %+v", req.Kind, got)
+		}
+		return got
+	}
+	// The node has run for longer than a grace period before.
+	tick(n.cfg.GCGraceTicks + 3*uint64(n.cfg.ElectionTicks))
+	res := do(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpAlloc, AllocCount: 1, LeaseNanos: 1e12}})
+	id := res.Result.FirstChunkID
+	group := n.cfg.Topology.GroupForChunk(id)
+	data := []byte("a file's only chunk")
+	do(&api.Request{Kind: api.ChunkWrite, Group: group, ChunkID: id, CRC: chunk.Checksum(data), Data: data})
+	do(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpPut, Path: "/f",
+		Chunks: []meta.ChunkRef{{ID: id, Group: group, Size: uint32(len(data)), CRC: chunk.Checksum(data)}}}})
+	do(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpDelete, Path: "/f"}})
+	// Garbage now; kept for the grace period (less a collection round,
+	// the longest the collector may take to see it).
+	tick(n.cfg.GCGraceTicks - n.cfg.GCIntervalTicks)
+	if ids, _ := n.HeldChunks(group); len(ids) != 1 {
+		t.Fatalf("group %d holds %v before the grace period passed, want chunk %d", group, ids, id)
+	}
+	tick(4 * n.cfg.GCIntervalTicks)
+	if ids, _ := n.HeldChunks(group); len(ids) != 0 {
+		t.Fatalf("group %d still holds %v after the grace period", group, ids)
+	}
+}

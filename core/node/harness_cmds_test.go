@@ -76,13 +76,14 @@ import (
 // harnessBugs are the injected bugs a script may switch on (cluster
 // bugs=(…)), by the simulator's names for them.
 var harnessBugs = map[string]func(*Bugs){
-	"ack-before-durable":        func(b *Bugs) { b.Replica.AckBeforeDurable = true },
-	"vote-before-durable":       func(b *Bugs) { b.Replica.VoteBeforeDurable = true },
-	"leader-ack-before-durable": func(b *Bugs) { b.Replica.LeaderAckBeforeDurable = true },
-	"empty-replica-votes":       func(b *Bugs) { b.Replica.EmptyReplicaVotes = true },
-	"records-before-staged":     func(b *Bugs) { b.Replica.RecordsBeforeStaged = true },
-	"lacking-not-fetched":       func(b *Bugs) { b.Replica.Chunk.ForgetLacking = true },
-	"term-before-durable":       func(b *Bugs) { b.Replica.TermBeforeDurable = true },
+	"ack-before-durable":         func(b *Bugs) { b.Replica.AckBeforeDurable = true },
+	"vote-before-durable":        func(b *Bugs) { b.Replica.VoteBeforeDurable = true },
+	"leader-ack-before-durable":  func(b *Bugs) { b.Replica.LeaderAckBeforeDurable = true },
+	"empty-replica-votes":        func(b *Bugs) { b.Replica.EmptyReplicaVotes = true },
+	"records-before-staged":      func(b *Bugs) { b.Replica.RecordsBeforeStaged = true },
+	"lacking-not-fetched":        func(b *Bugs) { b.Replica.Chunk.ForgetLacking = true },
+	"term-before-durable":        func(b *Bugs) { b.Replica.TermBeforeDurable = true },
+	"snapshot-before-chunk-sync": func(b *Bugs) { b.Replica.SnapshotBeforeChunkSync = true },
 }
 
 // args reads a command's arguments and complains about the ones left unread.
@@ -389,6 +390,8 @@ func (h *harness) cmdLose(a *args) {
 	}
 	if index == 0 {
 		hn.lost[[2]uint64{g, id}] = true
+	} else {
+		hn.lostStaged[[3]uint64{g, index, term}] = true
 	}
 	h.emit("n%d g%d lost %s", hn.id, g, what)
 }
@@ -429,6 +432,7 @@ func (h *harness) cmdWipe(a *args) {
 	clear(hn.staged)
 	clear(hn.applied)
 	clear(hn.lost)
+	clear(hn.lostStaged)
 	h.emit("n%d disk wiped", hn.id)
 }
 

@@ -26,6 +26,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/topo"
@@ -117,6 +118,9 @@ type hnode struct {
 	// and id: nothing notices one until the scrubber or a reader looks,
 	// so the stranded-chunk check leaves them out.
 	lost map[[2]uint64]bool
+	// lostStaged are the staged files a lose command deleted, by group,
+	// index and term.
+	lostStaged map[[3]uint64]bool
 	// stranded are the chunks the stranded-chunk check reported, so that
 	// it says so once, not at every step until the chunk is fetched.
 	stranded map[[2]uint64]bool
@@ -193,6 +197,35 @@ func (e *harnessEnv) IO(q uint64, work func() error, done func(error)) {
 
 func (e *harnessEnv) TraceLogBatch(group uint64, jobs []*replica.LogJob) {
 	e.note = fmt.Sprintf("g%d %s", group, describeJobs(group, jobs))
+	e.h.checkSnapshotChunks(e.hn, group, jobs)
+}
+
+// checkSnapshotChunks checks, as a log batch with a leader's data snapshot
+// is handed to the disk, that every chunk the snapshot lists with a file
+// here has that file durable, name and bytes (as the simulator's
+// sim/crashpoint.go checkSnapshotChunks): the record promises them.
+func (h *harness) checkSnapshotChunks(hn *hnode, group uint64, jobs []*replica.LogJob) {
+	if _, data := hn.n.ChunkPath(group, 0); !data {
+		return
+	}
+	for _, j := range jobs {
+		snap := j.Append().GetSnapshot()
+		if len(snap.GetData()) == 0 {
+			continue
+		}
+		manifest, err := chunk.DecodeManifest(snap.GetData())
+		if err != nil {
+			continue
+		}
+		for _, in := range manifest {
+			name, _ := hn.n.ChunkPath(group, in.ID)
+			b, err := hn.fs.Contents(name)
+			if err == nil && (!hn.fs.Durable(name) || int64(len(b)) != chunk.FileBytes(in)) {
+				h.violate("node %d wrote g%d's snapshot at %d, which lists chunk %d, while that chunk's file was not durable or not whole here",
+					hn.id, group, snap.GetMetadata().GetIndex(), in.ID)
+			}
+		}
+	}
 }
 
 func (e *harnessEnv) TraceStage(group uint64, staged []replica.StagedChunk) {
@@ -231,7 +264,7 @@ func (h *harness) setup(nodes, dataGroups, metaReplicas, replicas, chunkBytes in
 	h.isolated, h.cutLinks, h.leaders = map[uint64]bool{}, map[[2]uint64]bool{}, map[[2]uint64]uint64{}
 	for _, id := range ids {
 		hn := &hnode{id: id, fs: memfs.New(), promises: map[uint64]promise{}, staged: map[uint64]map[[2]uint64]bool{},
-			applied: map[uint64]uint64{}, lost: map[[2]uint64]bool{}, stranded: map[[2]uint64]bool{}}
+			applied: map[uint64]uint64{}, lost: map[[2]uint64]bool{}, lostStaged: map[[3]uint64]bool{}, stranded: map[[2]uint64]bool{}}
 		h.nodes = append(h.nodes, hn)
 		if err := h.start(hn); err != nil {
 			return err
@@ -664,6 +697,15 @@ func (h *harness) checkBacked(hn *hnode, group uint64, m *raftpb.Message) {
 		h.violate("node %d acknowledged g%d entries up to %d while its durable log ended at %d", hn.id, group, m.GetIndex(), last)
 	case m.GetType() == raftpb.MsgVoteResp && term == m.GetTerm() && vote != m.GetTo():
 		h.violate("node %d voted for node %d in g%d term %d while its durable vote was for node %d", hn.id, m.GetTo(), group, m.GetTerm(), vote)
+	case m.GetType() == raftpb.MsgAppResp:
+		// Every short entry the acknowledgement covers above the commit
+		// index has its bytes durable here (as the simulator's
+		// checkAckedBytes), unless a lose command deleted them since.
+		hn.n.AckedStaged(group, m.GetIndex(), func(i, t uint64, staged, chunkFile string) {
+			if !hn.fs.Durable(staged) && !hn.fs.Durable(chunkFile) && !hn.lostStaged[[3]uint64{group, i, t}] {
+				h.violate("node %d acknowledged g%d entries up to %d while the bytes of the chunk write at %d/%d were not durable here", hn.id, group, m.GetIndex(), t, i)
+			}
+		})
 	}
 }
 

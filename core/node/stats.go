@@ -315,6 +315,27 @@ func (n *Node) StagedRefs(group, from uint64, f func(index, term uint64, present
 	}
 }
 
+// AckedStaged calls f for each chunk write logged short in this node's
+// replica of a data group's durable log above raft's commit index, up to
+// index upTo, with the names of its staged file and of its chunk's file
+// (replica.Replica.AckedStaged): an acknowledgement up to upTo promises one
+// of them durable.
+func (n *Node) AckedStaged(group, upTo uint64, f func(index, term uint64, staged, chunkFile string)) {
+	if g := n.groups[group]; g != nil {
+		g.AckedStaged(upTo, f)
+	}
+}
+
+// ChunkPath returns the name of a chunk's file in this node's replica of a
+// data group (chunk.Store.ChunkPath); ok is false if it hosts none.
+func (n *Node) ChunkPath(group, id uint64) (name string, ok bool) {
+	g := n.groups[group]
+	if g == nil || g.Store() == nil {
+		return "", false
+	}
+	return g.Store().ChunkPath(id), true
+}
+
 // LeftoverStaged describes the staged chunk files this node's data
 // replicas hold that their last tidy should have removed
 // (chunk.Store.Leftovers): at or below an index tidied since the replica

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -576,6 +577,29 @@ func describeModel(st *State) string {
 // since (lost), under eager names in half the seeds (a file's creation or
 // removal durable at once, as on ext4): every recovery must give back
 // exactly what raft's storage held at the last sync.
+// tearLastSegment leaves n bytes of a record's header at the end of the
+// shared log's last segment, durably, as a crash amid a record's write
+// does: recovery cuts them off, and the records written after must land,
+// and be found again, where they belong.
+func tearLastSegment(t *testing.T, fs *memfs.FS, n int) {
+	t.Helper()
+	seqs, err := segments(fs, "node/wal")
+	if err != nil || len(seqs) == 0 {
+		t.Fatalf("segments: %v %v", seqs, err)
+	}
+	f, err := fs.Open("node/wal/" + segmentName(seqs[len(seqs)-1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(bytes.Repeat([]byte{0xa5}, n)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestSharedRandomHistories(t *testing.T) {
 	var reclaimed SharedStats
 	tally := func(l *Shared) {
@@ -682,6 +706,9 @@ func TestSharedRandomHistories(t *testing.T) {
 				tally(l)
 				l.Close()
 				fs.Crash(nil)
+				if r.IntN(2) == 0 {
+					tearLastSegment(t, fs, 1+r.IntN(headerBytes-1))
+				}
 				var states map[uint64]*State
 				l, states = openShared(t, fs, 512)
 				_, syncedSeq = l.Segments()

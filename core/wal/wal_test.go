@@ -197,6 +197,32 @@ func TestDamagedEarlierSegmentIsCorrupt(t *testing.T) {
 	}
 }
 
+// TestMissingMiddleSegmentIsCorrupt: a segment gone from the middle of the
+// log (removed by mistake, or lost with its directory entry) is damage:
+// recovery must refuse the log, not replay the segments around the gap as
+// one.
+func TestMissingMiddleSegmentIsCorrupt(t *testing.T) {
+	fs := memfs.New()
+	w, _ := mustOpen(t, fs)
+	w.SaveSnapshot(snapshot(1, 1))
+	for i := uint64(2); i < 40; i++ {
+		w.Save(hardState(1, 0, i-1), []*raftpb.Entry{entry(i, 1, "some bytes to fill segments")})
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	seqs, _ := segments(fs, "wal")
+	if len(seqs) < 3 {
+		t.Fatalf("only %d segments", len(seqs))
+	}
+	if err := fs.Remove("wal/" + segmentName(seqs[1])); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Open(fs, "wal", Options{SegmentBytes: 300}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open: %v, want ErrCorrupt", err)
+	}
+}
+
 // TestRecoveryNeverGoesBehindASnapshot: a replica's own snapshot queued
 // before a newer one from its leader lands after it in the log, and the
 // hard state saved with a snapshot may be torn off; recovery keeps the newer

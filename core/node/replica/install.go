@@ -5,6 +5,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/wire"
 )
@@ -146,9 +147,11 @@ func (g *Replica) OnFetchReply(from uint64, f wire.FetchReply) {
 		return
 	}
 	g.pendingSnap = nil
-	if err := g.store.Sync(); err != nil {
-		g.host.Fail(err)
-		return
+	if !(bugs.CompiledIn && g.cfg.Bugs.SnapshotBeforeChunkSync) {
+		if err := g.store.Sync(); err != nil {
+			g.host.Fail(err)
+			return
+		}
 	}
 	if err := g.rn.Step(ps.msg); err != nil {
 		g.stats.DroppedMessages++

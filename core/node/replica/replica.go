@@ -132,6 +132,12 @@ type Bugs struct {
 	// code did before seed 45: a crash in that window lets the node
 	// recover the older term and win the same term a second time.
 	TermBeforeDurable bool
+	// SnapshotBeforeChunkSync steps a data snapshot a leader sent into raft
+	// once the chunks it lacked are fetched and their files fsynced, but
+	// before their directory is fsynced (install.go OnFetchReply): the
+	// snapshot record can be durable while the fetched chunks' names are
+	// not, and a crash then leaves a snapshot listing chunks the disk lost.
+	SnapshotBeforeChunkSync bool
 	// Meta are the meta state machine's defects.
 	Meta meta.Bugs
 	// Chunk are the chunk store's defects.

@@ -241,6 +241,49 @@ func (g *Replica) StagedRefs(from uint64, f func(index, term uint64, present boo
 	}
 }
 
+// AckedStaged calls f, for each chunk write logged short in the
+// replica's durable log above raft's commit index up to index upTo, with
+// the names of the staged file that must hold its bytes and of the chunk's
+// file, which holds them instead once an apply renamed the staged file (a
+// replica restarted with a durable commit index behind what it applied
+// before the crash: a batch that only moves the commit index is not
+// fsynced). A follower
+// acknowledges an entry only once its record is durable, and a short
+// record only once the bytes it names are (stageFiles, writeLogBatch): an
+// entry not known to be committed came with its bytes, or was cut
+// (cutAppend), so that an acknowledgement promises the bytes as well as
+// the record. Entries at or below the commit index may have come short
+// (their leader lacked the bytes; a quorum holds them, and they are fetched
+// at apply). The simulator checks, as an acknowledgement leaves, that one of
+// the two files is durable (sim/crashpoint.go checkBacked).
+func (g *Replica) AckedStaged(upTo uint64, f func(index, term uint64, staged, chunkFile string)) {
+	if g.store == nil || g.amnesiac || g.rn == nil {
+		return
+	}
+	commit := g.rn.BasicStatus().HardState.GetCommit()
+	first, err := g.storage.FirstIndex()
+	if err != nil {
+		return
+	}
+	last, err := g.storage.LastIndex()
+	if err != nil {
+		return
+	}
+	lo, hi := max(first, commit+1), min(last, upTo)
+	if lo > hi {
+		return
+	}
+	ents, err := g.storage.Entries(lo, hi+1, math.MaxUint64)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if _, c, ok := chunkWrite(e); ok && c.Op == chunk.OpWriteRef {
+			f(e.GetIndex(), e.GetTerm(), g.store.StagedPath(e.GetIndex(), e.GetTerm()), g.store.ChunkPath(c.ID))
+		}
+	}
+}
+
 // lacking handles a chunk applied without its bytes here: they are fetched
 // from the other replicas, as a corrupt chunk's are (Host.Lacking).
 // An entry applied again after a restart often finds no file for a good

@@ -479,6 +479,20 @@ func (fs *FS) Contents(name string) ([]byte, error) {
 	return slices.Clone(ino.data), nil
 }
 
+// Durable reports whether a file is on the medium as it is read: its name
+// is durable (a crash now keeps it, naming the same file) and so are all of
+// its bytes (none written since its last Sync). The simulator checks with it
+// that the chunk bytes a log record or an acknowledgement promises are
+// durable when the record is written or the acknowledgement leaves.
+func (fs *FS) Durable(name string) bool {
+	d, base, err := fs.lookup(name)
+	if err != nil {
+		return false
+	}
+	ino := d.entries[base]
+	return ino != nil && d.durable[base] == ino && len(ino.durable) == len(ino.data)
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
