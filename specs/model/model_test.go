@@ -143,3 +143,89 @@ func TestActionString(t *testing.T) {
 		}
 	}
 }
+
+// named matches the actions called name, for a fairness condition.
+func named(name string) Fair {
+	return Fair{Name: name, Match: func(a Action) bool { return a.Name() == name }}
+}
+
+// TestLeadsToNeedsFairness: a terminating counter reaches its end only
+// if its step is fair; without fairness it may stutter at 0 for ever.
+func TestLeadsToNeedsFairness(t *testing.T) {
+	spec := counter(3, true)
+	spec.Liveness = []LeadsTo[int]{{Name: "ReachesEnd", From: func(s int) bool { return s == 0 }, To: func(s int) bool { return s == 3 }}}
+	res := Explore(spec, 0)
+	v := res.Violation
+	if v == nil || v.Invariant != "ReachesEnd" || v.Loop != 0 || len(v.States) != 1 {
+		t.Fatalf("an unfair counter reaches its end: %v", v)
+	}
+	spec.Fairness = []Fair{named("Inc")}
+	if res := Explore(spec, 0); res.Violation != nil {
+		t.Fatalf("a fair counter does not reach its end: %v", res.Violation)
+	}
+}
+
+// loop is a toy spec where the goal 3 is reachable from every state (so
+// AG EF goal holds) but a behaviour may go round 0 -> 1 -> 0 for ever:
+// Exit is enabled at 0 only, so weak fairness of Exit does not force it,
+// unless exitFromOne enables it at 1 too. Back is fair, so that the
+// behaviour cannot just stutter at 1.
+func loop(exitFromOne bool) Spec[int] {
+	return Spec[int]{
+		Name: "loop",
+		Init: []int{0},
+		Next: func(s int, emit func(Action, int)) {
+			switch s {
+			case 0:
+				emit(act("Go"), 1)
+				emit(act("Exit"), 3)
+			case 1:
+				emit(act("Back"), 0)
+				if exitFromOne {
+					emit(act("Exit"), 3)
+				}
+			case 3:
+				emit(act("Done"), 3)
+			}
+		},
+		Liveness: []LeadsTo[int]{{Name: "Exits", Of: "0 ~> 3", From: func(s int) bool { return s == 0 }, To: func(s int) bool { return s == 3 }}},
+		Fairness: []Fair{named("Exit"), named("Back")},
+	}
+}
+
+func TestLeadsToFairLoop(t *testing.T) {
+	res := Explore(loop(false), 0)
+	v := res.Violation
+	if v == nil || v.Invariant != "Exits" {
+		t.Fatalf("a weakly fair Exit, disabled at 1, is forced: %v", v)
+	}
+	if got := strings.Join(v.Actions, " "); got != "Go" || v.Loop != 0 {
+		t.Fatalf("lasso %q looping to %d:\n%v", got, v.Loop, v)
+	}
+	if res := Explore(loop(true), 0); res.Violation != nil {
+		t.Fatalf("Exit enabled throughout the loop is not forced: %v", res.Violation)
+	}
+	// Going round is fair only if every condition is taken or disabled in
+	// the loop: with Go fair too, and Back not, it still is.
+	spec := loop(false)
+	spec.Fairness = append(spec.Fairness, named("Go"))
+	if res := Explore(spec, 0); res.Violation == nil {
+		t.Fatal("a loop that takes Go and disables Exit is fair")
+	}
+	// With state 1 a dead end instead, stuttering at 1 is fair (nothing
+	// fair is enabled there).
+	spec = loop(false)
+	spec.Next = func(s int, emit func(Action, int)) {
+		switch s {
+		case 0:
+			emit(act("Go"), 1)
+			emit(act("Exit"), 3)
+		case 1, 3:
+			emit(act("Done"), s)
+		}
+	}
+	v = Explore(spec, 0).Violation
+	if v == nil || v.Loop != 1 || len(v.States) != 2 {
+		t.Fatalf("stuttering at 1 for ever: %v", v)
+	}
+}

@@ -103,20 +103,33 @@ func mutations() *report {
 	return r
 }
 
-// tlc runs TLC on both specs at their .cfg bounds.
+// tlcRuns are the .cfg files TLC checks, each with its spec.
+var tlcRuns = []struct{ spec, cfg string }{
+	{"FileCommit", "FileCommit"},
+	{"ReplicaReplacement", "ReplicaReplacement"},
+}
+
+// tlc runs TLC on each spec with each of its .cfg files, keeping TLC's
+// working files (its states/ directory) in a temporary directory.
 func tlc(jar string) bool {
 	ok := true
 	dir := specsDir()
-	for _, spec := range []string{"FileCommit", "ReplicaReplacement"} {
+	meta, err := os.MkdirTemp("", "tessera-tlc-")
+	if err != nil {
+		fmt.Printf("TLC: %v\n", err)
+		return false
+	}
+	defer os.RemoveAll(meta)
+	for _, run := range tlcRuns {
 		// -lncheck final: liveness once, on the whole graph, instead of
 		// again and again as it grows (many times faster here).
 		cmd := exec.Command("java", "-XX:+UseParallelGC", "-cp", jar, "tlc2.TLC", "-workers", "auto",
-			"-lncheck", "final", "-config", spec+".cfg", spec+".tla")
+			"-lncheck", "final", "-metadir", filepath.Join(meta, run.cfg), "-config", run.cfg+".cfg", run.spec+".tla")
 		cmd.Dir = dir
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		fmt.Printf("TLC %s:\n", spec)
+		fmt.Printf("TLC %s with %s.cfg:\n", run.spec, run.cfg)
 		if err := cmd.Run(); err != nil {
-			fmt.Printf("TLC %s failed: %v\n", spec, err)
+			fmt.Printf("TLC %s with %s.cfg failed: %v\n", run.spec, run.cfg, err)
 			ok = false
 		}
 	}
