@@ -37,8 +37,10 @@ type FileCommitConfig struct {
 	Mutation Mutation
 }
 
-// DefaultFileCommit are the bounds of specs/FileCommit.cfg, which TLC
-// checks in a quarter of an hour with one worker on a loaded machine.
+// DefaultFileCommit are the bounds of specs/FileCommit.cfg, whose
+// invariants and step properties TLC checks in about 7 minutes with one
+// worker on a loaded machine (15 with the temporal properties, which
+// FileCommitLiveness.cfg checks at SmallFileCommit).
 var DefaultFileCommit = FileCommitConfig{Clients: 2, Paths: 2, IDs: 2, Data: 2, MaxTime: 1, Lease: 0, MaxSeq: 2,
 	MaxRequests: 2, MaxReuse: 1, Threshold: 1, Cap: 1}
 

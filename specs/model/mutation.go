@@ -138,8 +138,8 @@ type MutationCase struct {
 }
 
 // SmallFileCommit and SmallReplica are bounds whose whole state space
-// explores in a second or so: for the tests, and for the self-test cases
-// that leave a property out.
+// explores in seconds: for the tests, and for the self-test cases that
+// explore the whole space. SmallFileCommit is specs/FileCommitLiveness.cfg's.
 var (
 	SmallFileCommit = FileCommitConfig{Clients: 2, Paths: 2, IDs: 2, Data: 2, MaxTime: 1, Lease: 0, MaxSeq: 1, MaxRequests: 2, Threshold: 1, Cap: 1}
 	SmallReplica    = ReplicaConfig{Nodes: 4, Replicas: 3, Chunks: 1, Failures: 2}
