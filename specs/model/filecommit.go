@@ -38,7 +38,7 @@ type FileCommitConfig struct {
 }
 
 // DefaultFileCommit are the bounds of specs/FileCommit.cfg, whose
-// invariants and step properties TLC checks in about 7 minutes with one
+// invariants and step properties TLC checks in a minute or two with one
 // worker on a loaded machine (15 with the temporal properties, which
 // FileCommitLiveness.cfg checks at SmallFileCommit).
 var DefaultFileCommit = FileCommitConfig{Clients: 2, Paths: 2, IDs: 2, Data: 2, MaxTime: 1, Lease: 0, MaxSeq: 2,
