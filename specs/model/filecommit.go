@@ -37,8 +37,10 @@ type FileCommitConfig struct {
 	Mutation Mutation
 }
 
-// DefaultFileCommit are the bounds of specs/FileCommit.cfg, which TLC
-// checks in a quarter of an hour with one worker on a loaded machine.
+// DefaultFileCommit are the bounds of specs/FileCommit.cfg, whose
+// invariants and step properties TLC checks in a minute or two with one
+// worker on a loaded machine (15 with the temporal properties, which
+// FileCommitLiveness.cfg checks at SmallFileCommit).
 var DefaultFileCommit = FileCommitConfig{Clients: 2, Paths: 2, IDs: 2, Data: 2, MaxTime: 1, Lease: 0, MaxSeq: 2,
 	MaxRequests: 2, MaxReuse: 1, Threshold: 1, Cap: 1}
 
@@ -280,30 +282,54 @@ func FileCommit(cfg FileCommitConfig) Spec[FCState] {
 			{"ReplyMatchesRequest", func(s FCState, a Action, _ FCState) error { return fcReplyMatchesRequest(&cfg, s, a) }},
 			{"RealTimeOrder", func(s FCState, a Action, _ FCState) error { return fcRealTimeOrder(&cfg, s, a) }},
 		},
-		Eventually: []Goal[FCState]{
-			// GarbageEventuallyCollected: every id that is garbage, or
-			// committed but unreferenced (a leak), is eventually collected.
-			{"GarbageEventuallyCollected", func(s FCState) bool {
-				for id := uint8(1); id <= uint8(cfg.IDs); id++ {
-					if s.unreferenced(&cfg, id) {
-						return false
-					}
-				}
-				return true
-			}},
-			// GarbageEventuallyDeleted: and its chunk is deleted, again
-			// after every late write that creates it again.
-			{"GarbageEventuallyDeleted", func(s FCState) bool {
-				for id := uint8(1); id <= uint8(cfg.IDs); id++ {
-					if s.unreferenced(&cfg, id) || s.recreated(id) {
-						return false
-					}
-				}
-				return true
-			}},
-		},
+		Liveness: fcLiveness(&cfg),
+		Fairness: fcFairness(&cfg),
 		Describe: func(s FCState) string { return fcDescribe(&cfg, s) },
 	}
+}
+
+// fcLiveness is FileCommit.tla's temporal properties, one LeadsTo per id:
+// GarbageEventuallyCollected, every id that is garbage or committed but
+// unreferenced (a leak) is eventually collected; GarbageEventuallyDeleted,
+// and its chunk is gone, again after every late write that creates it
+// again.
+func fcLiveness(cfg *FileCommitConfig) []LeadsTo[FCState] {
+	var props []LeadsTo[FCState]
+	for id := uint8(1); id <= uint8(cfg.IDs); id++ {
+		props = append(props, LeadsTo[FCState]{
+			Name: "GarbageEventuallyCollected",
+			Of:   fmt.Sprintf("id %d unreferenced ~> collected", id),
+			From: func(s FCState) bool { return s.unreferenced(cfg, id) },
+			To:   func(s FCState) bool { return s.IDState[id-1] == idCollected },
+		})
+	}
+	for id := uint8(1); id <= uint8(cfg.IDs); id++ {
+		props = append(props, LeadsTo[FCState]{
+			Name: "GarbageEventuallyDeleted",
+			Of:   fmt.Sprintf("id %d unreferenced or re-created ~> collected and its chunk gone", id),
+			From: func(s FCState) bool { return s.unreferenced(cfg, id) || s.recreated(id) },
+			To:   func(s FCState) bool { return s.IDState[id-1] == idCollected && !s.Written[id-1] },
+		})
+	}
+	return props
+}
+
+// fcFairness is FileCommit.tla's Fairness: weak fairness of the
+// collector's GCDelete(i) and GCDone(i) and of Audit(i), for each id.
+func fcFairness(cfg *FileCommitConfig) []Fair {
+	var fair []Fair
+	for id := 1; id <= cfg.IDs; id++ {
+		for _, name := range []string{"GCDelete", "GCDone", "Audit"} {
+			if name == "Audit" && cfg.bug(AuditUnfair) {
+				continue
+			}
+			fair = append(fair, Fair{
+				Name:  fmt.Sprintf("%s(%d)", name, id),
+				Match: func(a Action) bool { return a.Name() == name && a.Args[0] == id },
+			})
+		}
+	}
+	return fair
 }
 
 func fcNext(cfg *FileCommitConfig, s FCState, emit func(Action, FCState)) {
@@ -329,7 +355,8 @@ func fcNext(cfg *FileCommitConfig, s FCState, emit func(Action, FCState)) {
 		// GCDone: the deletion is recorded in the meta group (OpGCDone)
 		// once the collector's delete applied, whatever a late write did
 		// since; ids that are not garbage any more are ignored.
-		if (s.Deleted[id-1] || cfg.bug(GCDoneWithoutDelete)) && s.garbage(cfg, id) {
+		if (s.Deleted[id-1] || cfg.bug(GCDoneWithoutDelete)) && s.garbage(cfg, id) &&
+			!(cfg.bug(GCDoneNeedsGone) && s.Written[id-1]) {
 			n := s
 			n.IDState[id-1] = idCollected
 			emit(act("GCDone(%d)", int(id)), n)

@@ -143,3 +143,228 @@ func TestActionString(t *testing.T) {
 		}
 	}
 }
+
+// named matches the actions called name, for a fairness condition.
+func named(name string) Fair {
+	return Fair{Name: name, Match: func(a Action) bool { return a.Name() == name }}
+}
+
+// TestLeadsToNeedsFairness: a terminating counter reaches its end only
+// if its step is fair; without fairness it may stutter at 0 for ever.
+func TestLeadsToNeedsFairness(t *testing.T) {
+	spec := counter(3, true)
+	spec.Liveness = []LeadsTo[int]{{Name: "ReachesEnd", From: func(s int) bool { return s == 0 }, To: func(s int) bool { return s == 3 }}}
+	res := Explore(spec, 0)
+	v := res.Violation
+	if v == nil || v.Invariant != "ReachesEnd" || v.Loop != 0 || len(v.States) != 1 {
+		t.Fatalf("an unfair counter reaches its end: %v", v)
+	}
+	spec.Fairness = []Fair{named("Inc")}
+	if res := Explore(spec, 0); res.Violation != nil {
+		t.Fatalf("a fair counter does not reach its end: %v", res.Violation)
+	}
+}
+
+// loop is a toy spec where the goal 3 is reachable from every state (so
+// AG EF goal holds) but a behaviour may go round 0 -> 1 -> 0 for ever:
+// Exit is enabled at 0 only, so weak fairness of Exit does not force it,
+// unless exitFromOne enables it at 1 too. Back is fair, so that the
+// behaviour cannot just stutter at 1.
+func loop(exitFromOne bool) Spec[int] {
+	return Spec[int]{
+		Name: "loop",
+		Init: []int{0},
+		Next: func(s int, emit func(Action, int)) {
+			switch s {
+			case 0:
+				emit(act("Go"), 1)
+				emit(act("Exit"), 3)
+			case 1:
+				emit(act("Back"), 0)
+				if exitFromOne {
+					emit(act("Exit"), 3)
+				}
+			case 3:
+				emit(act("Done"), 3)
+			}
+		},
+		Liveness: []LeadsTo[int]{{Name: "Exits", Of: "0 ~> 3", From: func(s int) bool { return s == 0 }, To: func(s int) bool { return s == 3 }}},
+		Fairness: []Fair{named("Exit"), named("Back")},
+	}
+}
+
+func TestLeadsToFairLoop(t *testing.T) {
+	res := Explore(loop(false), 0)
+	v := res.Violation
+	if v == nil || v.Invariant != "Exits" {
+		t.Fatalf("a weakly fair Exit, disabled at 1, is forced: %v", v)
+	}
+	if got := strings.Join(v.Actions, " "); got != "Go" || v.Loop != 0 {
+		t.Fatalf("lasso %q looping to %d:\n%v", got, v.Loop, v)
+	}
+	if res := Explore(loop(true), 0); res.Violation != nil {
+		t.Fatalf("Exit enabled throughout the loop is not forced: %v", res.Violation)
+	}
+	// Going round is fair only if every condition is taken or disabled in
+	// the loop: with Go fair too, and Back not, it still is.
+	spec := loop(false)
+	spec.Fairness = append(spec.Fairness, named("Go"))
+	if res := Explore(spec, 0); res.Violation == nil {
+		t.Fatal("a loop that takes Go and disables Exit is fair")
+	}
+	// With state 1 a dead end instead, stuttering at 1 is fair (nothing
+	// fair is enabled there).
+	spec = loop(false)
+	spec.Next = func(s int, emit func(Action, int)) {
+		switch s {
+		case 0:
+			emit(act("Go"), 1)
+			emit(act("Exit"), 3)
+		case 1, 3:
+			emit(act("Done"), s)
+		}
+	}
+	v = Explore(spec, 0).Violation
+	if v == nil || v.Loop != 1 || len(v.States) != 2 {
+		t.Fatalf("stuttering at 1 for ever: %v", v)
+	}
+}
+
+// TestLeadsToAgainstBruteForce compares the leads-to check with a search
+// over every set of states on small pseudo-random graphs: a violation is
+// a state where From holds and, among the states reachable from it
+// without passing one where To holds, either one where nothing fair is
+// enabled (it stutters) or a set of two or more that is strongly
+// connected by its own edges and in which each fairness condition is
+// taken on an inner edge or disabled in some state.
+func TestLeadsToAgainstBruteForce(t *testing.T) {
+	const n = 7
+	labels := []string{"A", "B", "C"}
+	rng := uint64(1)
+	next := func(k int) int { // a fixed linear congruential sequence
+		rng = rng*6364136223846793005 + 1442695040888963407
+		return int(rng>>33) % k
+	}
+	const rounds = 2000
+	violations, loops := 0, 0
+	for round := 0; round < rounds; round++ {
+		type edge struct{ to, label int }
+		var adj [n][]edge
+		for s := 0; s < n; s++ {
+			for e := next(3); e >= 0; e-- {
+				adj[s] = append(adj[s], edge{next(n), next(len(labels))})
+			}
+		}
+		from, to := next(1<<n), next(1<<n)
+		fair := []Fair{named("A"), named("B")}[:1+next(2)]
+		spec := Spec[int]{
+			Name: "random",
+			Init: []int{0},
+			Next: func(s int, emit func(Action, int)) {
+				for _, e := range adj[s] {
+					emit(act(labels[e.label]), e.to)
+				}
+				emit(act("Done"), s) // no deadlocks
+			},
+			Liveness: []LeadsTo[int]{{Name: "P", From: func(s int) bool { return from>>s&1 != 0 }, To: func(s int) bool { return to>>s&1 != 0 }}},
+			Fairness: fair,
+		}
+		v := Explore(spec, 0).Violation
+		got := v != nil
+		if got && v.Loop < len(v.States)-1 {
+			loops++
+		}
+
+		// The brute force.
+		isTo := func(s int) bool { return to>>s&1 != 0 }
+		mask := func(label int) int { // the fairness conditions a label is a step of
+			m := 0
+			for f := range fair {
+				if fair[f].Name == labels[label] {
+					m |= 1 << f
+				}
+			}
+			return m
+		}
+		all := 1<<len(fair) - 1
+		enabled := func(s int) int {
+			m := 0
+			for _, e := range adj[s] {
+				if e.to != s {
+					m |= mask(e.label)
+				}
+			}
+			return m
+		}
+		reach := func(starts []int, ok func(int) bool, within int) int { // within: a set of states
+			seen := 0
+			stack := starts
+			for len(stack) > 0 {
+				s := stack[len(stack)-1]
+				stack = stack[:len(stack)-1]
+				if seen>>s&1 != 0 || within>>s&1 == 0 || !ok(s) {
+					continue
+				}
+				seen |= 1 << s
+				for _, e := range adj[s] {
+					stack = append(stack, e.to)
+				}
+			}
+			return seen
+		}
+		everything := func(int) bool { return true }
+		reachable := reach([]int{0}, everything, 1<<n-1)
+		want := false
+		for s := 0; s < n && !want; s++ {
+			if reachable>>s&1 == 0 || from>>s&1 == 0 || isTo(s) {
+				continue
+			}
+			loopable := reach([]int{s}, func(x int) bool { return !isTo(x) }, 1<<n-1)
+			for c := 1; c < 1<<n && !want; c++ {
+				if c&^loopable != 0 {
+					continue
+				}
+				var members []int
+				for x := 0; x < n; x++ {
+					if c>>x&1 != 0 {
+						members = append(members, x)
+					}
+				}
+				if len(members) == 1 {
+					want = enabled(members[0]) == 0
+					continue
+				}
+				connected := true
+				for _, x := range members {
+					if reach([]int{x}, everything, c) != c {
+						connected = false
+					}
+				}
+				if !connected {
+					continue
+				}
+				ok := 0
+				for _, x := range members {
+					ok |= all &^ enabled(x)
+					for _, e := range adj[x] {
+						if c>>e.to&1 != 0 && e.to != x {
+							ok |= mask(e.label)
+						}
+					}
+				}
+				want = ok == all
+			}
+		}
+		if got != want {
+			t.Fatalf("round %d: the check says violated=%v, the brute force %v (edges %v, from %07b, to %07b, %d fair)",
+				round, got, want, adj, from, to, len(fair))
+		}
+		if want {
+			violations++
+		}
+	}
+	if violations < rounds/8 || violations > rounds*7/8 || loops < rounds/20 {
+		t.Fatalf("%d of %d random graphs violate, %d by a loop: the test's graphs are lopsided", violations, rounds, loops)
+	}
+	t.Logf("%d of %d random graphs violate, %d by a loop", violations, rounds, loops)
+}

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -74,6 +75,14 @@ const (
 	// ChunkedAppendDropsInline: an append of chunks to an inline file
 	// drops its inline bytes.
 	ChunkedAppendDropsInline Mutation = "chunked-append-drops-inline"
+	// AuditUnfair: the spec's fairness leaves the audit out (as if the
+	// sweep were not bound to run), so a chunk a late write created again
+	// may stay.
+	AuditUnfair Mutation = "audit-unfair"
+	// GCDoneNeedsGone: the collector records a collection only while the
+	// chunk is gone, so late writes that keep creating it again can hold
+	// off the record for ever (what the spec said before seed 265).
+	GCDoneNeedsGone Mutation = "gc-done-needs-gone"
 )
 
 // Mutations of ReplicaReplacement.
@@ -102,6 +111,13 @@ const (
 	// NoRefill: a wiped voter with no spare node is never refilled in
 	// place (issue 11: the group keeps a voter that holds nothing).
 	NoRefill Mutation = "no-refill"
+	// AbortLiveLearner: a learner that is alive and catching up may be
+	// removed too (a catch-up deadline shorter than a catch-up), so the
+	// leader may add and abort learners for ever.
+	AbortLiveLearner Mutation = "abort-live-learner"
+	// LeaveJointUnfair: the spec's fairness leaves LeaveJoint out, so a
+	// group may stay in its joint configuration.
+	LeaveJointUnfair Mutation = "leave-joint-unfair"
 )
 
 // MutationCase is one entry of the self-test: a mutation of a model and the
@@ -114,15 +130,16 @@ type MutationCase struct {
 	// .cfg bounds.
 	Want string
 	// Without, if set, is a property left out of this check, to show that
-	// Want catches the bug on its own. Such a case explores the whole
-	// state space (liveness is checked last), so it runs at the smaller
-	// bounds SmallFileCommit and SmallReplica.
+	// Want catches the bug on its own. Such a case, and one that a
+	// liveness property catches, explores the whole state space (liveness
+	// is checked last), so it runs at the smaller bounds SmallFileCommit
+	// and SmallReplica.
 	Without string
 }
 
 // SmallFileCommit and SmallReplica are bounds whose whole state space
-// explores in a second or so: for the tests, and for the self-test cases
-// that leave a property out.
+// explores in seconds: for the tests, and for the self-test cases that
+// explore the whole space. SmallFileCommit is specs/FileCommitLiveness.cfg's.
 var (
 	SmallFileCommit = FileCommitConfig{Clients: 2, Paths: 2, IDs: 2, Data: 2, MaxTime: 1, Lease: 0, MaxSeq: 1, MaxRequests: 2, Threshold: 1, Cap: 1}
 	SmallReplica    = ReplicaConfig{Nodes: 4, Replicas: 3, Chunks: 1, Failures: 2}
@@ -157,6 +174,8 @@ var Mutations = []MutationCase{
 	{InlinePutKeepsChunks, "FileCommit", "ContentMatchesHistory", ""},
 	{ChunkedAppendDropsInline, "FileCommit", "AckedWritesSurvive", ""},
 	{DeleteLeaksChunks, "FileCommit", "GarbageEventuallyCollected", "NothingLeaks"},
+	{AuditUnfair, "FileCommit", "GarbageEventuallyDeleted", ""},
+	{GCDoneNeedsGone, "FileCommit", "GarbageEventuallyCollected", ""},
 	{SwapWithoutJoint, "ReplicaReplacement", "QuorumsIntersect", ""},
 	{LearnerDuringJoint, "ReplicaReplacement", "OneChangeAtATime", ""},
 	{TwoLearners, "ReplicaReplacement", "OneChangeAtATime", ""},
@@ -166,6 +185,8 @@ var Mutations = []MutationCase{
 	{RemoveWipedEarly, "ReplicaReplacement", "AckedChunksHeldByQuorum", ""},
 	{FailAnyVoter, "ReplicaReplacement", Deadlock, ""},
 	{NoRefill, "ReplicaReplacement", Deadlock, ""},
+	{AbortLiveLearner, "ReplicaReplacement", "EventuallyRepaired", ""},
+	{LeaveJointUnfair, "ReplicaReplacement", "EventuallyRepaired", ""},
 }
 
 // checkMutation panics unless m is empty or a mutation of model: a
@@ -198,7 +219,7 @@ type MutationResult struct {
 func CheckMutation(mc MutationCase, maxStates int) MutationResult {
 	start := time.Now()
 	fc, rr := WideFileCommit, DefaultReplica
-	if mc.Without != "" {
+	if mc.wholeSpace() {
 		fc, rr = SmallFileCommit, SmallReplica
 	}
 	fc.Mutation, rr.Mutation = mc.Mutation, mc.Mutation
@@ -219,6 +240,27 @@ func CheckMutation(mc MutationCase, maxStates int) MutationResult {
 		out.Err = fmt.Errorf("mutation %s: caught by %s, want %s:\n%s", mc, res.Violation.Invariant, mc.Want, res.Violation)
 	}
 	return out
+}
+
+// wholeSpace reports whether the case explores the whole state space: it
+// leaves a property out, or a liveness property catches it (liveness is
+// checked once every state was explored).
+func (mc MutationCase) wholeSpace() bool {
+	if mc.Without != "" {
+		return true
+	}
+	var props []string
+	switch mc.Model {
+	case "FileCommit":
+		for _, p := range FileCommit(SmallFileCommit).Liveness {
+			props = append(props, p.Name)
+		}
+	case "ReplicaReplacement":
+		for _, p := range Replica(SmallReplica).Liveness {
+			props = append(props, p.Name)
+		}
+	}
+	return slices.Contains(props, mc.Want)
 }
 
 // String names the case: the mutation, its model, and the property left
@@ -248,12 +290,12 @@ func leaveOut[S comparable](spec Spec[S], name string) Spec[S] {
 		}
 	}
 	spec.Invariants, spec.Steps = invs, steps
-	var goals []Goal[S]
-	for _, g := range spec.Eventually {
-		if g.Name != name {
-			goals = append(goals, g)
+	var props []LeadsTo[S]
+	for _, p := range spec.Liveness {
+		if p.Name != name {
+			props = append(props, p)
 		}
 	}
-	spec.Eventually = goals
+	spec.Liveness = props
 	return spec
 }

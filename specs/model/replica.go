@@ -151,9 +151,12 @@ func Replica(cfg ReplicaConfig) Spec[RRState] {
 		},
 		// EventuallyRepaired: a group with a broken or missing voter is
 		// eventually repaired, unless it cannot be.
-		Eventually: []Goal[RRState]{{"EventuallyRepaired", func(s RRState) bool {
-			return s.repaired(&cfg) || s.unrepairable(&cfg)
-		}}},
+		Liveness: []LeadsTo[RRState]{{
+			Name: "EventuallyRepaired",
+			From: func(s RRState) bool { return s.Voters&^s.live() != 0 || bits.OnesCount8(s.Voters) < cfg.Replicas },
+			To:   func(s RRState) bool { return s.repaired(&cfg) || s.unrepairable(&cfg) },
+		}},
+		Fairness: rrFairness(&cfg),
 		Describe: func(s RRState) string {
 			var b strings.Builder
 			b.WriteString(rrConfig(s))
@@ -169,6 +172,28 @@ func Replica(cfg ReplicaConfig) Spec[RRState] {
 			return b.String()
 		},
 	}
+}
+
+// rrFairness is ReplicaReplacement.tla's Fairness: weak fairness of each
+// Replicate(k, n), and of each membership action taken as one over its
+// arguments (\E n : AddLearner(n), and so on).
+func rrFairness(cfg *ReplicaConfig) []Fair {
+	var fair []Fair
+	for k := 1; k <= cfg.Chunks; k++ {
+		for n := 1; n <= cfg.Nodes; n++ {
+			fair = append(fair, Fair{
+				Name:  fmt.Sprintf("Replicate(k%d,n%d)", k, n),
+				Match: func(a Action) bool { return a.Name() == "Replicate" && a.Args[0] == k && a.Args[1] == n },
+			})
+		}
+	}
+	for _, name := range []string{"AddLearner", "AbortLearner", "Promote", "RemoveWiped", "PromoteRefill", "LeaveJoint"} {
+		if name == "LeaveJoint" && cfg.bug(LeaveJointUnfair) {
+			continue
+		}
+		fair = append(fair, Fair{Name: name, Match: func(a Action) bool { return a.Name() == name }})
+	}
+	return fair
 }
 
 // rrQuorumsIntersect checks that no quorum of the current configuration is
@@ -334,7 +359,7 @@ func rrMembership(cfg *ReplicaConfig, s RRState, emit func(Action, RRState)) {
 		// can be added (core/node replace.go; the code also aborts when
 		// the voter it replaces is heard from again, which this model's
 		// permanent failures do not produce).
-		if s.Outgoing == 0 && s.Learners&b != 0 && s.Alive&b == 0 {
+		if s.Outgoing == 0 && s.Learners&b != 0 && (s.Alive&b == 0 || cfg.bug(AbortLiveLearner)) {
 			next := s
 			next.Learners &^= b
 			emit(act("AbortLearner(n%d)", n+1), next)

@@ -32,21 +32,26 @@ type report struct {
 func main() {
 	// FileCommit's exploration is most of the work: it runs beside the
 	// rest, so that both cores are used. Each part writes its own report.
-	// FileCommit at the .cfg bounds (TLC's) and at the wider ones, one
-	// after the other: the wide exploration needs 4.5 GB.
-	fileCommit := make(chan *report, 2)
+	// FileCommit at the bounds of FileCommit.cfg and FileCommitLiveness.cfg
+	// (TLC's) and at the wider ones, one after the other: the wide
+	// exploration needs 4.5 GB. Each checks every property, liveness too.
+	fileCommit := make(chan *report, 3)
 	go func() {
 		for _, b := range []struct {
 			label string
 			cfg   model.FileCommitConfig
-		}{{"FileCommit", model.DefaultFileCommit}, {"FileCommit (wide)", model.WideFileCommit}} {
+		}{
+			{"FileCommit", model.DefaultFileCommit},
+			{"FileCommit (liveness)", model.SmallFileCommit},
+			{"FileCommit (wide)", model.WideFileCommit},
+		} {
 			fileCommit <- explore(b.label, func() model.Result { return model.Explore(model.FileCommit(b.cfg), maxStates) })
 		}
 	}()
 	replica := explore("ReplicaReplacement", func() model.Result { return model.Explore(model.Replica(model.DefaultReplica), maxStates) })
 	selfTest := mutations()
 	ok := true
-	for _, r := range []*report{<-fileCommit, <-fileCommit, replica, selfTest} {
+	for _, r := range []*report{<-fileCommit, <-fileCommit, <-fileCommit, replica, selfTest} {
 		fmt.Print(r.text.String())
 		ok = ok && r.ok
 	}
@@ -70,7 +75,7 @@ func explore(label string, run func() model.Result) *report {
 	if !r.ok {
 		verdict = "VIOLATION"
 	}
-	fmt.Fprintf(&r.text, "%-20s %10d states %10d transitions  diameter %3d  %8s  %s\n",
+	fmt.Fprintf(&r.text, "%-22s %10d states %10d transitions  diameter %3d  %8s  %s\n",
 		label, res.States, res.Transitions, res.Diameter, time.Since(start).Round(time.Millisecond), verdict)
 	if res.Violation != nil {
 		fmt.Fprint(&r.text, res.Violation)
@@ -103,20 +108,34 @@ func mutations() *report {
 	return r
 }
 
-// tlc runs TLC on both specs at their .cfg bounds.
+// tlcRuns are the .cfg files TLC checks, each with its spec.
+var tlcRuns = []struct{ spec, cfg string }{
+	{"FileCommit", "FileCommit"},
+	{"FileCommit", "FileCommitLiveness"},
+	{"ReplicaReplacement", "ReplicaReplacement"},
+}
+
+// tlc runs TLC on each spec with each of its .cfg files, keeping TLC's
+// working files (its states/ directory) in a temporary directory.
 func tlc(jar string) bool {
 	ok := true
 	dir := specsDir()
-	for _, spec := range []string{"FileCommit", "ReplicaReplacement"} {
+	meta, err := os.MkdirTemp("", "tessera-tlc-")
+	if err != nil {
+		fmt.Printf("TLC: %v\n", err)
+		return false
+	}
+	defer os.RemoveAll(meta)
+	for _, run := range tlcRuns {
 		// -lncheck final: liveness once, on the whole graph, instead of
 		// again and again as it grows (many times faster here).
 		cmd := exec.Command("java", "-XX:+UseParallelGC", "-cp", jar, "tlc2.TLC", "-workers", "auto",
-			"-lncheck", "final", "-config", spec+".cfg", spec+".tla")
+			"-lncheck", "final", "-metadir", filepath.Join(meta, run.cfg), "-config", run.cfg+".cfg", run.spec+".tla")
 		cmd.Dir = dir
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		fmt.Printf("TLC %s:\n", spec)
+		fmt.Printf("TLC %s with %s.cfg:\n", run.spec, run.cfg)
 		if err := cmd.Run(); err != nil {
-			fmt.Printf("TLC %s failed: %v\n", spec, err)
+			fmt.Printf("TLC %s with %s.cfg failed: %v\n", run.spec, run.cfg, err)
 			ok = false
 		}
 	}
