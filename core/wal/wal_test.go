@@ -173,7 +173,10 @@ func TestCorruption(t *testing.T) {
 	}
 }
 
-func TestDamagedEarlierSegmentIsCorrupt(t *testing.T) {
+// threeSegments writes a log of three or more segments (mustOpen's segment
+// size) and returns its file system and segment numbers.
+func threeSegments(t *testing.T) (*memfs.FS, []uint64) {
+	t.Helper()
 	fs := memfs.New()
 	w, _ := mustOpen(t, fs)
 	w.SaveSnapshot(snapshot(1, 1))
@@ -187,6 +190,11 @@ func TestDamagedEarlierSegmentIsCorrupt(t *testing.T) {
 	if len(seqs) < 3 {
 		t.Fatalf("only %d segments", len(seqs))
 	}
+	return fs, seqs
+}
+
+func TestDamagedEarlierSegmentIsCorrupt(t *testing.T) {
+	fs, seqs := threeSegments(t)
 	// Cut the first segment short: a missing tail there is damage, not a crash.
 	f, _ := fs.Open("wal/" + segmentName(seqs[0]))
 	n, _ := f.Size()
@@ -202,19 +210,7 @@ func TestDamagedEarlierSegmentIsCorrupt(t *testing.T) {
 // recovery must refuse the log, not replay the segments around the gap as
 // one.
 func TestMissingMiddleSegmentIsCorrupt(t *testing.T) {
-	fs := memfs.New()
-	w, _ := mustOpen(t, fs)
-	w.SaveSnapshot(snapshot(1, 1))
-	for i := uint64(2); i < 40; i++ {
-		w.Save(hardState(1, 0, i-1), []*raftpb.Entry{entry(i, 1, "some bytes to fill segments")})
-	}
-	if err := w.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	seqs, _ := segments(fs, "wal")
-	if len(seqs) < 3 {
-		t.Fatalf("only %d segments", len(seqs))
-	}
+	fs, seqs := threeSegments(t)
 	if err := fs.Remove("wal/" + segmentName(seqs[1])); err != nil {
 		t.Fatal(err)
 	}

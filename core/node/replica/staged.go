@@ -218,27 +218,9 @@ func (g *Replica) StagedRefs(from uint64, f func(index, term uint64, present boo
 	if g.store == nil || g.amnesiac {
 		return
 	}
-	first, err := g.storage.FirstIndex()
-	if err != nil {
-		return
-	}
-	last, err := g.storage.LastIndex()
-	if err != nil {
-		return
-	}
-	lo := max(first, from+1)
-	if lo > last {
-		return
-	}
-	ents, err := g.storage.Entries(lo, last+1, math.MaxUint64)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		if _, c, ok := chunkWrite(e); ok && c.Op == chunk.OpWriteRef {
-			f(e.GetIndex(), e.GetTerm(), g.store.HasStaged(e.GetIndex(), e.GetTerm(), c.Size))
-		}
-	}
+	g.shortWrites(from+1, math.MaxUint64, func(e *raftpb.Entry, c chunk.Command) {
+		f(e.GetIndex(), e.GetTerm(), g.store.HasStaged(e.GetIndex(), e.GetTerm(), c.Size))
+	})
 }
 
 // AckedStaged calls f, for each chunk write logged short in the
@@ -261,6 +243,16 @@ func (g *Replica) AckedStaged(upTo uint64, f func(index, term uint64, staged, ch
 		return
 	}
 	commit := g.rn.BasicStatus().HardState.GetCommit()
+	g.shortWrites(commit+1, upTo, func(e *raftpb.Entry, c chunk.Command) {
+		f(e.GetIndex(), e.GetTerm(), g.store.StagedPath(e.GetIndex(), e.GetTerm()), g.store.ChunkPath(c.ID))
+	})
+}
+
+// shortWrites calls f for each chunk write logged short (chunk.OpWriteRef)
+// in the replica's log from index lo to hi, both included and cut to what
+// the log holds; a log it cannot read calls f for nothing (the callers only
+// observe).
+func (g *Replica) shortWrites(lo, hi uint64, f func(e *raftpb.Entry, c chunk.Command)) {
 	first, err := g.storage.FirstIndex()
 	if err != nil {
 		return
@@ -269,7 +261,7 @@ func (g *Replica) AckedStaged(upTo uint64, f func(index, term uint64, staged, ch
 	if err != nil {
 		return
 	}
-	lo, hi := max(first, commit+1), min(last, upTo)
+	lo, hi = max(first, lo), min(last, hi)
 	if lo > hi {
 		return
 	}
@@ -279,7 +271,7 @@ func (g *Replica) AckedStaged(upTo uint64, f func(index, term uint64, staged, ch
 	}
 	for _, e := range ents {
 		if _, c, ok := chunkWrite(e); ok && c.Op == chunk.OpWriteRef {
-			f(e.GetIndex(), e.GetTerm(), g.store.StagedPath(e.GetIndex(), e.GetTerm()), g.store.ChunkPath(c.ID))
+			f(e, c)
 		}
 	}
 }
