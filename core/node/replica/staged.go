@@ -77,6 +77,21 @@ func (g *Replica) stageAppend(j *LogJob) {
 	var out []*raftpb.Entry
 	for i, e := range ents {
 		h, c, ok := chunkWrite(e)
+		if ok && c.Op == chunk.OpWriteRef {
+			// Logged short already: this leader's own write keeps its
+			// bytes beside it (own.go); another's came without them.
+			// The job's entries get an array of their own: stageFiles
+			// may log this one whole after all, and raft's unstable log
+			// shares the append's.
+			if o := g.fileOwn(h, e, c); o != nil {
+				j.own = append(j.own, o)
+				j.staged = append(j.staged, StagedChunk{index: e.GetIndex(), term: e.GetTerm(),
+					info: o.info, data: o.data, pos: i, whole: o.wholeEntry(e)})
+				if out == nil {
+					out = append(make([]*raftpb.Entry, 0, len(ents)), ents[:i]...)
+				}
+			}
+		}
 		if !ok || c.Op != chunk.OpWrite {
 			if out != nil {
 				out = append(out, e)
@@ -133,6 +148,13 @@ func (g *Replica) fillAppend(m *raftpb.Message) {
 		if filled > 0 && filled+uint64(c.Size) > budget {
 			g.stats.AppendsCut++
 			break
+		}
+		if o := g.ownFor(h, e, c); o != nil {
+			// Every follower's append refers to the same bytes.
+			filled += uint64(len(o.data))
+			out = append(out, o.wholeEntry(e))
+			g.stats.AppendsFilled++
+			continue
 		}
 		data := g.stagedBytes(e.GetIndex(), e.GetTerm(), c)
 		if data == nil {

@@ -41,6 +41,9 @@ type LogJob struct {
 	append  *raftpb.Message
 	entries []*raftpb.Entry
 	staged  []StagedChunk
+	// own are the replica's own chunk writes among the entries, whose
+	// bytes it keeps until the job is done (own.go).
+	own []*ownChunk
 	// pins are the append's entries' bytes that lie in the runtime's
 	// reused buffers, held until the job is done (pins.go).
 	pins [][]byte
@@ -446,6 +449,11 @@ func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 	// (settlePins). If the replica is gone, nothing refers to them.
 	settled := false
 	defer func() {
+		// Raft's storage holds the own chunks' entries short now, and
+		// their staged files the bytes.
+		for _, j := range jobs {
+			g.releaseJobOwn(j)
+		}
 		if settled {
 			return
 		}
