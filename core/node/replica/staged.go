@@ -35,6 +35,9 @@ type StagedChunk struct {
 	data        []byte
 	pos         int
 	whole       *raftpb.Entry
+	// checked is set for this replica's own write, whose bytes were
+	// checked against their checksum as its request was taken.
+	checked bool
 }
 
 // Index returns the raft index of the entry the chunk's bytes belong to.
@@ -86,7 +89,7 @@ func (g *Replica) stageAppend(j *LogJob) {
 			if o := g.fileOwn(h, e, c); o != nil {
 				j.own = append(j.own, o)
 				j.staged = append(j.staged, StagedChunk{index: e.GetIndex(), term: e.GetTerm(),
-					info: o.info, data: o.data, pos: i, whole: o.wholeEntry(e)})
+					info: o.info, data: o.data, pos: i, whole: o.wholeEntry(e), checked: true})
 				if out == nil {
 					out = append(make([]*raftpb.Entry, 0, len(ents)), ents[:i]...)
 				}

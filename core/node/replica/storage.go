@@ -177,7 +177,10 @@ func (g *Replica) stageFiles(j *LogJob) {
 			t.TraceStage(g.id, []StagedChunk{sc})
 		}
 		write := store.WriteStaged
-		if !g.Leading() {
+		switch {
+		case sc.checked && g.Leading():
+			write = store.WriteStagedChecked
+		case !g.Leading():
 			// A follower's copy: reads go to the replica the client wrote
 			// through, which leads the group (core/node/route
 			// Router.place), so this one skips the page cache. (The
@@ -189,7 +192,7 @@ func (g *Replica) stageFiles(j *LogJob) {
 		work := func() error { return write(sc.index, sc.term, sc.info, sc.data) }
 		// The work reads the bytes off the loop: they stay pinned until it
 		// is done, even if a deletion lets the job go first.
-		pins := g.pinEntries([]*raftpb.Entry{{Data: sc.data}})
+		pins := g.pinBytes(sc.data)
 		g.env.IO(stageQueue(g.id, sc.index), work, func(err error) {
 			g.unpinAll(pins)
 			j.staging--
