@@ -66,8 +66,10 @@ func chunkWrite(e *raftpb.Entry) (entryHeader, chunk.Command, bool) {
 }
 
 // stageAppend sets the form in which an append's entries are persisted: a
-// chunk write is logged short and its bytes staged beside it. Raft's own
-// entries are not touched (its unstable log still sends them whole). The
+// chunk write is logged short and its bytes staged beside it; this
+// leader's own writes, proposed short, have theirs staged from their own
+// chunks (own.go). Raft's own entries are not touched (its unstable log
+// still sends a forwarded proposal whole). The
 // bytes are checked against their checksum by the stage work, off the
 // event loop: a write whose bytes do not match is logged whole after all
 // (stageFiles), to be refused at apply as before.
@@ -122,8 +124,9 @@ func (g *Replica) stageAppend(j *LogJob) {
 }
 
 // fillAppend puts back, before a MsgApp of a data group leaves, the bytes of
-// the short write entries it carries (raft read them from storage), from
-// the staged file or, once applied, the chunk file. It cuts the message
+// the short write entries it carries: from the leader's own chunk while it
+// keeps one for the entry (own.go), else (raft read the entry from storage)
+// from the staged file or, once applied, the chunk file. It cuts the message
 // before the first entry past fillChunks chunks' worth for the envelope (raft sends the
 // rest again after the follower's answer). An entry whose bytes are not
 // here (the chunk was deleted since, or its file lost) goes short. If it is
