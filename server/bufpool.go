@@ -158,6 +158,17 @@ func (f *framePools) lend(buf []byte) (release func()) {
 	return func() { once.Do(func() { f.unref(lf) }) }
 }
 
+// borrow returns a buffer of n bytes lent to the node (env.Lender), held
+// once for it, if it is a pooled one (held); a smaller one is allocated.
+func (f *framePools) borrow(n int) (b []byte, held bool) {
+	b = f.get(n)
+	if cap(b) < frameClass || cap(b)%frameGranule != 0 {
+		return b, false
+	}
+	f.lend(b)
+	return b, true
+}
+
 // find returns the lent frame holding b, or nil. It panics if b lies in a
 // buffer kept for reuse: something still refers to bytes of a frame that
 // was given back, a use after release. f.mu is held.

@@ -8,6 +8,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tessera-db/tessera/core/wire"
 )
 
 // TestLentFrameHeldUntilLetGo lends a frame, pins bytes in it and lets go
@@ -128,5 +132,39 @@ func TestFramesReusedOnlyOnceLetGo(t *testing.T) {
 				t.Fatal("no peer frame was given back for reuse: the test ran no reuse")
 			}
 		})
+	}
+}
+
+// TestBorrowedBufferHeldWhileQueued lends the node a buffer (env.Lender),
+// sends an append whose entry lies in it to a peer whose connection takes
+// nothing (the transport is not started), and lets go of the node's hold:
+// the queued envelope still holds the buffer, which goes back to the pool
+// only once the envelope is written or dropped. Without that hold, a
+// leader's own chunk could be overwritten by the next one before it left.
+func TestBorrowedBufferHeldWhileQueued(t *testing.T) {
+	const mib = 1 << 20
+	tr := testTransport(t, 64*mib, func(*wire.Envelope, func()) {})
+	tr.frames.poison = true
+	buf, held := tr.frames.borrow(2 * mib)
+	if !held || tr.frames.lentOut() != cap(buf) {
+		t.Fatalf("a 2 MiB buffer borrowed: held %v, lent %d", held, tr.frames.lentOut())
+	}
+	if small, held := tr.frames.borrow(1000); held || len(small) != 1000 {
+		t.Fatal("a small buffer was lent from the pool")
+	}
+	buf[0] = 7
+	msg := &raftpb.Message{Type: raftpb.MsgApp.Enum(), Entries: []*raftpb.Entry{{Data: buf[:mib]}}}
+	tr.send(&wire.Envelope{From: 1, To: 2, Raft: []wire.GroupMessage{{Group: dataGroup, Msg: msg}}})
+	tr.frames.Unpin(buf)
+	if buf[0] != 7 || tr.frames.kept() != 0 {
+		t.Fatal("a buffer an envelope in the queue refers to was given back")
+	}
+	q := <-tr.bulk[2].ch
+	if len(q.pins) != 1 {
+		t.Fatalf("the queued envelope holds %d buffers, want 1", len(q.pins))
+	}
+	tr.unpin(q.pins)
+	if buf[0] != poisonByte || tr.frames.lentOut() != 0 {
+		t.Fatal("the buffer was not given back once the envelope let go of it")
 	}
 }

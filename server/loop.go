@@ -57,6 +57,14 @@ func (e *runtimeEnv) Pin(b []byte) bool { return e.frames != nil && e.frames.Pin
 // Unpin lets go of a Pin of b (env.Pinner).
 func (e *runtimeEnv) Unpin(b []byte) { e.frames.Unpin(b) }
 
+// Borrow lends the node a buffer of the transport's frame pool (env.Lender).
+func (e *runtimeEnv) Borrow(n int) ([]byte, bool) {
+	if e.frames == nil {
+		return make([]byte, n), false
+	}
+	return e.frames.borrow(n)
+}
+
 func newRuntimeEnv(fs vfs.FS, send func(*wire.Envelope), log *slog.Logger) *runtimeEnv {
 	var seed [16]byte
 	_, _ = crand.Read(seed[:])

@@ -169,6 +169,8 @@ var nodeCounters = []struct {
 	{"tessera_raft_appends_cut_total", "Appends cut before a short chunk-write entry that could not be filled (sending) or held (receiving).", func(s node.Stats) uint64 { return s.AppendsCut }},
 	{"tessera_chunks_lacking_total", "Chunks applied without their bytes here and fetched from a peer.", func(s node.Stats) uint64 { return s.LackingChunks }},
 	{"tessera_leader_handoffs_total", "Times a data group's leader asked a follower to take over because it lost the bytes of an entry not yet committed.", func(s node.Stats) uint64 { return s.LeaderHandoffs }},
+	{"tessera_own_chunks_proposed_total", "Chunk writes a data group's leader proposed to raft without their bytes, keeping them beside the entry.", func(s node.Stats) uint64 { return s.OwnChunksProposed }},
+	{"tessera_own_chunks_dropped_total", "Chunk writes proposed without their bytes that raft dropped before appending them.", func(s node.Stats) uint64 { return s.OwnChunksDropped }},
 	{"tessera_leader_campaigns_total", "Elections this node started at once for a leaderless data group it is the preferred leader of.", func(s node.Stats) uint64 { return s.LeaderCampaigns }},
 	{"tessera_leader_transfers_total", "Data group leaderships this node handed to the group's preferred leader.", func(s node.Stats) uint64 { return s.LeaderTransfers }},
 	{"tessera_request_timeouts_total", "Requests that timed out with an unknown outcome.", func(s node.Stats) uint64 { return s.Timeouts }},

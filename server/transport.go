@@ -81,6 +81,34 @@ type peerQueue struct {
 type queued struct {
 	m     *wire.Envelope
 	bytes int64
+	// pins are the entries' bytes that lie in the frame pool's lent
+	// buffers (a leader's own chunk writes, env.Lender), held until the
+	// envelope is written or dropped.
+	pins [][]byte
+}
+
+// pinEntries holds the lent buffers the raft entries of m lie in, and
+// returns what it pinned, for unpin.
+func (t *transport) pinEntries(m *wire.Envelope) [][]byte {
+	var pins [][]byte
+	for _, gm := range m.Raft {
+		if gm.Group == topo.MetaGroup {
+			continue // the meta group borrows nothing
+		}
+		for _, e := range gm.Msg.GetEntries() {
+			if d := e.GetData(); len(d) > 0 && t.frames.Pin(d) {
+				pins = append(pins, d)
+			}
+		}
+	}
+	return pins
+}
+
+// unpin lets go of what pinEntries held.
+func (t *transport) unpin(pins [][]byte) {
+	for _, d := range pins {
+		t.frames.Unpin(d)
+	}
 }
 
 // newTransport returns a transport whose queues to each peer, and whose
@@ -183,7 +211,7 @@ func (t *transport) send(m *wire.Envelope) {
 			continue
 		}
 		select {
-		case e.q.ch <- queued{e.m, n}:
+		case e.q.ch <- queued{e.m, n, t.pinEntries(e.m)}:
 		default:
 			e.q.budget.give(n)
 			t.metrics.peerDropped.WithLabelValues(fmt.Sprint(m.To)).Inc()
@@ -223,6 +251,7 @@ func (t *transport) writeLoop(peer uint64, q *peerQueue) {
 			c, err := net.DialTimeout("tcp", t.peers[peer], time.Second)
 			if err != nil {
 				q.budget.give(m.bytes)
+				t.unpin(m.pins)
 				t.metrics.peerDropped.WithLabelValues(fmt.Sprint(peer)).Inc()
 				select {
 				case <-t.stop:
@@ -257,6 +286,7 @@ func (t *transport) writeLoop(peer uint64, q *peerQueue) {
 // the kernel's.
 func (t *transport) writeQueued(w *bufio.Writer, q *peerQueue, m queued) error {
 	defer q.budget.give(m.bytes)
+	defer t.unpin(m.pins)
 	return t.writeFrame(w, m.m)
 }
 

@@ -351,6 +351,13 @@ func (s *Store) WriteStaged(index, term uint64, in Info, data []byte) error {
 	return s.writeAt(s.stagedName(index, term), in, data, false)
 }
 
+// WriteStagedChecked is WriteStaged for bytes already checked against
+// in.CRC by the caller (a leader's own chunk write, checked as its request
+// was taken), which saves a pass over them.
+func (s *Store) WriteStagedChecked(index, term uint64, in Info, data []byte) error {
+	return s.writeAt(s.stagedName(index, term), in, data, true)
+}
+
 // WriteStagedDirect is WriteStaged past the page cache where the file
 // system can (vfs.DirectWriter): for a replica that is not expected to
 // serve the chunk's reads soon (a follower; reads go to the node a client

@@ -60,3 +60,18 @@ type Pinner interface {
 	// Unpin releases one Pin of b that reported true.
 	Unpin(b []byte)
 }
+
+// Lender is implemented by a runtime that also lends the core buffers from
+// its pool of reused buffers (server/bufpool.go), for bytes the core builds
+// and keeps a while: a data group leader's own chunk writes, which every
+// follower's append refers to (core/node/replica/own.go). A runtime that
+// sends a message whose entries' bytes lie in such a buffer holds it (as
+// by a Pin) until the message is written or dropped.
+type Lender interface {
+	Pinner
+	// Borrow returns a buffer of n bytes, not zeroed. If held, it is one
+	// of the runtime's reused buffers, held once for the caller as by a
+	// Pin: it may be handed out again once the caller's Unpin and every
+	// other Pin of it are let go. Otherwise it is an ordinary allocation.
+	Borrow(n int) (b []byte, held bool)
+}

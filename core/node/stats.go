@@ -61,6 +61,11 @@ type Stats struct {
 	// follower to take its leadership because it could not fill an entry
 	// not yet committed (replica/staged.go handOff).
 	LeaderHandoffs uint64
+	// OwnChunksProposed counts the chunk writes a data group's leader
+	// proposed short, keeping their bytes beside them, and
+	// OwnChunksDropped those of them raft dropped before it appended them
+	// (replica/own.go).
+	OwnChunksProposed, OwnChunksDropped uint64
 	// LeaderCampaigns counts the elections this node started at once for
 	// a data group it is the preferred leader of and that had none, and
 	// LeaderTransfers the leaderships it handed to a group's preferred
@@ -147,6 +152,8 @@ func (n *Node) Stats() Stats {
 	st.AppendsCut += ps.AppendsCut
 	st.LackingChunks += ps.LackingChunks
 	st.LeaderHandoffs += ps.LeaderHandoffs
+	st.OwnChunksProposed += ps.OwnChunksProposed
+	st.OwnChunksDropped += ps.OwnChunksDropped
 	return st
 }
 

@@ -157,7 +157,9 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 	for _, j := range g.log.pending {
 		g.unpinAll(j.pins)
 		j.pins = nil
+		g.releaseJobOwn(j)
 	}
+	g.releaseProposed()
 	for _, h := range g.log.held {
 		g.unpinAll(h.pins)
 	}

@@ -54,6 +54,15 @@ func (g *Replica) pinEntries(ents []*raftpb.Entry) [][]byte {
 	return pins
 }
 
+// pinBytes pins b if it lies in a reused buffer, and returns the pins
+// taken (none or b), for unpinAll.
+func (g *Replica) pinBytes(b []byte) [][]byte {
+	if p := g.pinner(); p != nil && len(b) > 0 && p.Pin(b) {
+		return [][]byte{b}
+	}
+	return nil
+}
+
 // unpinAll releases pins taken by pinEntries.
 func (g *Replica) unpinAll(pins [][]byte) {
 	p := g.pinner()

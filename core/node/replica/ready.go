@@ -59,8 +59,10 @@ func (g *Replica) HandleReady() {
 			g.sendRaft(m)
 		}
 	}
-	// Every append raft stepped is in a log job now (pins.go).
+	// Every append raft stepped is in a log job now (pins.go), and every
+	// own chunk proposed that raft kept is filed with its job (own.go).
 	g.settlePins()
+	g.releaseProposed()
 	for _, rs := range rd.ReadStates {
 		g.host.ReadState(g.id, rs)
 	}
@@ -166,21 +168,22 @@ func (g *Replica) Propose(proposal uint64, cmd []byte) error {
 	return g.rn.Propose(encodeEntry(entryHeader{g.cfg.ID, proposal}, cmd))
 }
 
-// ProposeChunk proposes a data group's command as Propose does, encoded
-// with its entry header in one buffer. On a leader that buffer is the
-// replica's proposal buffer, reused from one chunk to the next: raft's
-// leader appends a clone of every proposed entry (raft.appendEntry) and
-// keeps nothing of the proposal itself, so the buffer is free again when
-// Propose returns, and a chunk's bytes are copied into memory already
-// mapped instead of a fresh, zeroed allocation of its size (that copy,
-// its zeroing and page faults were 14% of the entry node's CPU in a
-// profile of 256 MiB puts, 3% with the reused buffer). A replica that is
-// not leading encodes into a buffer of its own, as raft forwards the
-// proposal to the leader as it is.
+// ProposeChunk proposes a data group's command as Propose does. A leader
+// with Config.ChunkOnce proposes a chunk write short and keeps its bytes
+// beside it (own.go). Otherwise the command goes whole, encoded with its
+// entry header in one buffer: on a leader that buffer is the replica's
+// proposal buffer, reused from one proposal to the next (raft's leader
+// appends a clone of every proposed entry and keeps nothing of the
+// proposal itself, so the buffer is free again when Propose returns). A
+// replica that is not leading encodes into a buffer of its own, as raft
+// forwards the proposal to the leader as it is.
 func (g *Replica) ProposeChunk(proposal uint64, c *chunk.Command) error {
 	h := entryHeader{g.cfg.ID, proposal}
 	if st := g.rn.BasicStatus(); st.RaftState != raft.StateLeader {
 		return g.rn.Propose(encodeChunkEntry(h, c))
+	}
+	if c.Op == chunk.OpWrite && g.cfg.ChunkOnce && g.store != nil {
+		return g.proposeShort(h, c)
 	}
 	buf := appendChunkEntry(g.proposeBuf[:0], h, c)
 	err := g.rn.Propose(buf)

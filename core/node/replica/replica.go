@@ -183,6 +183,7 @@ type Stats struct {
 	StagedChunks, StagedChunkBytes           uint64
 	AppendsFilled, AppendsCut, LackingChunks uint64
 	LeaderHandoffs                           uint64
+	OwnChunksProposed, OwnChunksDropped      uint64
 }
 
 // Shared is what every replica of a node is opened with.
@@ -212,6 +213,10 @@ type Replica struct {
 	// proposeBuf is the buffer a leading data replica encodes each chunk
 	// proposal into, reused (ProposeChunk).
 	proposeBuf []byte
+	// proposed are the own chunk writes proposed short since the last
+	// Ready, by proposal; ownAt those a log job holds, by index (own.go).
+	proposed map[uint64]*ownChunk
+	ownAt    map[uint64]*ownChunk
 	// Exactly one of wal (the replica's own log) and shared (the node's
 	// log, Config.SharedLog) is set.
 	wal    *wal.WAL

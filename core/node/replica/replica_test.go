@@ -560,10 +560,16 @@ func TestProposeChunkReusesItsBuffer(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if cap(f.g.proposeBuf) == 0 {
+		switch {
+		case once && (len(f.g.proposed) != 4 || cap(f.g.proposeBuf) != 0):
+			t.Fatalf("chunk-once: %d proposals kept beside their short entries, want 4", len(f.g.proposed))
+		case !once && cap(f.g.proposeBuf) == 0:
 			t.Fatal("the leader kept no proposal buffer")
 		}
 		f.settle(t)
+		if len(f.g.proposed) != 0 || len(f.g.ownAt) != 0 {
+			t.Fatalf("own chunks kept once durable: %d proposed, %d filed", len(f.g.proposed), len(f.g.ownAt))
+		}
 		for i, data := range want {
 			got, err := f.g.ReadChunk(uint64(10+i), 0, 0)
 			if err != nil || !bytes.Equal(got, data) {

@@ -35,6 +35,9 @@ type StagedChunk struct {
 	data        []byte
 	pos         int
 	whole       *raftpb.Entry
+	// checked is set for this replica's own write, whose bytes were
+	// checked against their checksum as its request was taken.
+	checked bool
 }
 
 // Index returns the raft index of the entry the chunk's bytes belong to.
@@ -63,8 +66,10 @@ func chunkWrite(e *raftpb.Entry) (entryHeader, chunk.Command, bool) {
 }
 
 // stageAppend sets the form in which an append's entries are persisted: a
-// chunk write is logged short and its bytes staged beside it. Raft's own
-// entries are not touched (its unstable log still sends them whole). The
+// chunk write is logged short and its bytes staged beside it; this
+// leader's own writes, proposed short, have theirs staged from their own
+// chunks (own.go). Raft's own entries are not touched (its unstable log
+// still sends a forwarded proposal whole). The
 // bytes are checked against their checksum by the stage work, off the
 // event loop: a write whose bytes do not match is logged whole after all
 // (stageFiles), to be refused at apply as before.
@@ -77,6 +82,21 @@ func (g *Replica) stageAppend(j *LogJob) {
 	var out []*raftpb.Entry
 	for i, e := range ents {
 		h, c, ok := chunkWrite(e)
+		if ok && c.Op == chunk.OpWriteRef {
+			// Logged short already: this leader's own write keeps its
+			// bytes beside it (own.go); another's came without them.
+			// The job's entries get an array of their own: stageFiles
+			// may log this one whole after all, and raft's unstable log
+			// shares the append's.
+			if o := g.fileOwn(h, e, c); o != nil {
+				j.own = append(j.own, o)
+				j.staged = append(j.staged, StagedChunk{index: e.GetIndex(), term: e.GetTerm(),
+					info: o.info, data: o.data, pos: i, whole: o.wholeEntry(e), checked: true})
+				if out == nil {
+					out = append(make([]*raftpb.Entry, 0, len(ents)), ents[:i]...)
+				}
+			}
+		}
 		if !ok || c.Op != chunk.OpWrite {
 			if out != nil {
 				out = append(out, e)
@@ -104,8 +124,9 @@ func (g *Replica) stageAppend(j *LogJob) {
 }
 
 // fillAppend puts back, before a MsgApp of a data group leaves, the bytes of
-// the short write entries it carries (raft read them from storage), from
-// the staged file or, once applied, the chunk file. It cuts the message
+// the short write entries it carries: from the leader's own chunk while it
+// keeps one for the entry (own.go), else (raft read the entry from storage)
+// from the staged file or, once applied, the chunk file. It cuts the message
 // before the first entry past fillChunks chunks' worth for the envelope (raft sends the
 // rest again after the follower's answer). An entry whose bytes are not
 // here (the chunk was deleted since, or its file lost) goes short. If it is
@@ -133,6 +154,13 @@ func (g *Replica) fillAppend(m *raftpb.Message) {
 		if filled > 0 && filled+uint64(c.Size) > budget {
 			g.stats.AppendsCut++
 			break
+		}
+		if o := g.ownFor(h, e, c); o != nil {
+			// Every follower's append refers to the same bytes.
+			filled += uint64(len(o.data))
+			out = append(out, o.wholeEntry(e))
+			g.stats.AppendsFilled++
+			continue
 		}
 		data := g.stagedBytes(e.GetIndex(), e.GetTerm(), c)
 		if data == nil {

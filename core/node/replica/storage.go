@@ -41,6 +41,9 @@ type LogJob struct {
 	append  *raftpb.Message
 	entries []*raftpb.Entry
 	staged  []StagedChunk
+	// own are the replica's own chunk writes among the entries, whose
+	// bytes it keeps until the job is done (own.go).
+	own []*ownChunk
 	// pins are the append's entries' bytes that lie in the runtime's
 	// reused buffers, held until the job is done (pins.go).
 	pins [][]byte
@@ -174,7 +177,10 @@ func (g *Replica) stageFiles(j *LogJob) {
 			t.TraceStage(g.id, []StagedChunk{sc})
 		}
 		write := store.WriteStaged
-		if !g.Leading() {
+		switch {
+		case sc.checked && g.Leading():
+			write = store.WriteStagedChecked
+		case !g.Leading():
 			// A follower's copy: reads go to the replica the client wrote
 			// through, which leads the group (core/node/route
 			// Router.place), so this one skips the page cache. (The
@@ -186,7 +192,7 @@ func (g *Replica) stageFiles(j *LogJob) {
 		work := func() error { return write(sc.index, sc.term, sc.info, sc.data) }
 		// The work reads the bytes off the loop: they stay pinned until it
 		// is done, even if a deletion lets the job go first.
-		pins := g.pinEntries([]*raftpb.Entry{{Data: sc.data}})
+		pins := g.pinBytes(sc.data)
 		g.env.IO(stageQueue(g.id, sc.index), work, func(err error) {
 			g.unpinAll(pins)
 			j.staging--
@@ -446,6 +452,11 @@ func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 	// (settlePins). If the replica is gone, nothing refers to them.
 	settled := false
 	defer func() {
+		// Raft's storage holds the own chunks' entries short now, and
+		// their staged files the bytes.
+		for _, j := range jobs {
+			g.releaseJobOwn(j)
+		}
 		if settled {
 			return
 		}
