@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tessera-db/tessera/server"
 )
 
 // TestInlineFlags checks how --inline-threshold and --inline-cap (and
@@ -73,6 +75,32 @@ func TestMemoryLimit(t *testing.T) {
 			t.Errorf("%q given=%v env=%q: %v, want an error mentioning %q", tt.flag, tt.given, tt.env, err, tt.err)
 		case tt.err == "" && (err != nil || got != tt.want):
 			t.Errorf("%q given=%v env=%q: %d %v, want %d", tt.flag, tt.given, tt.env, got, err, tt.want)
+		}
+	}
+}
+
+// TestPageCacheKeep checks --page-cache-keep: a size, no bound for 0 or
+// off, and a clear error below the minimum or for what is not a size.
+func TestPageCacheKeep(t *testing.T) {
+	tests := []struct {
+		flag string
+		want int64
+		err  string
+	}{
+		{defaultPageCacheKeep, server.DefaultPageCacheKeep, ""},
+		{"1GiB", 1 << 30, ""},
+		{"off", -1, ""},
+		{"0", -1, ""},
+		{"1MiB", 0, "below the minimum"},
+		{"lots", 0, "--page-cache-keep: bad size"},
+	}
+	for _, tt := range tests {
+		got, err := pageCacheKeep(tt.flag)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("%q: %v, want an error mentioning %q", tt.flag, err, tt.err)
+		case tt.err == "" && (err != nil || got != tt.want):
+			t.Errorf("%q: %d %v, want %d", tt.flag, got, err, tt.want)
 		}
 	}
 }
