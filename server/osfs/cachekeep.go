@@ -61,7 +61,7 @@ const (
 	keepMinBytes = 1 << 20
 	// keepReadAhead is how many files written after a dropped one a read
 	// of it asks the kernel for.
-	keepReadAhead = 4
+	keepReadAhead = 8
 	// keepTracked bounds the files tracked, dropped ones included (so that
 	// a read of one of them finds the files written after it).
 	keepTracked = 4096

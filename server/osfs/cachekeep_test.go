@@ -59,32 +59,39 @@ func TestCacheKeeperReadsAheadInWriteOrder(t *testing.T) {
 	var a advice
 	const mib = 1 << 20
 	k := newCacheKeeper(4*mib, a.advise)
-	for i := range 12 {
+	for i := range 20 {
 		k.wrote(fmt.Sprintf("c%d", i), mib)
 	}
-	a.take() // c0..c7 dropped
+	a.take() // c0..c15 dropped
+	fetches := func(from, to int) []string {
+		var s []string
+		for i := from; i <= to; i++ {
+			s = append(s, fmt.Sprintf("fetch c%d", i))
+		}
+		return s
+	}
 	// Reading c0 asks for the next keepReadAhead dropped files after it in
 	// write order, and drops nothing to make room for them.
 	k.read("c0")
-	if got, want := a.take(), []string{"fetch c1", "fetch c2", "fetch c3", "fetch c4"}; !slices.Equal(got, want) {
+	if got, want := a.take(), fetches(1, keepReadAhead); !slices.Equal(got, want) {
 		t.Fatalf("read of c0: advice %v, want %v", got, want)
 	}
 	// Reading c1, the files after it asked for already, asks only for the
 	// one new file ahead; one asked for is not asked for again.
 	k.read("c1")
-	if got := a.take(); !slices.Equal(got, []string{"fetch c5"}) {
-		t.Fatalf("read of c1: advice %v", got)
+	if got, want := a.take(), fetches(keepReadAhead+1, keepReadAhead+1); !slices.Equal(got, want) {
+		t.Fatalf("read of c1: advice %v, want %v", got, want)
 	}
-	// Reading c5 asks for c6 and c7; c8.. are cached.
-	k.read("c5")
-	if got := a.take(); !slices.Equal(got, []string{"fetch c6", "fetch c7"}) || k.heldBytes() != 4*mib {
-		t.Fatalf("read of c5: advice %v, held %d", got, k.heldBytes())
+	// Reading c14 asks for c15; c16.. are cached.
+	k.read("c14")
+	if got := a.take(); !slices.Equal(got, fetches(15, 15)) || k.heldBytes() != 4*mib {
+		t.Fatalf("read of c14: advice %v, held %d", got, k.heldBytes())
 	}
 	// A read of a cached file makes it the most recently used.
-	k.read("c8")
-	k.wrote("c12", mib)
-	if got := a.take(); !slices.Equal(got, []string{"drop c9"}) {
-		t.Fatalf("after a read of c8: advice %v, want c9 dropped", got)
+	k.read("c16")
+	k.wrote("c20", mib)
+	if got := a.take(); !slices.Equal(got, []string{"drop c17"}) {
+		t.Fatalf("after a read of c16: advice %v, want c17 dropped", got)
 	}
 	// A file the keeper does not know is left alone.
 	k.read("elsewhere")
