@@ -16,8 +16,8 @@ import (
 // ~5 GB/s. Once the files it tracks hold more than limit bytes of cache,
 // the keeper drops the cached pages of the least recently written or read
 // ones (posix_fadvise DONTNEED, which drops clean pages only; a file is
-// tracked once synced), so that the next writes reuse those pages.
-// Reads do not count (read).
+// tracked once synced), so that the next writes reuse those pages. A file
+// read back from the disk is the first dropped again (readCold).
 //
 // A file's first page stays cached: it holds a chunk file's header, which
 // the chunk's apply reads. A large read of a tracked file asks the kernel
@@ -94,22 +94,22 @@ func (k *cacheKeeper) wrote(path string, size int64) {
 	}
 }
 
-// read notes a large read of the file at path. A cached file becomes the
-// most recently used. The next files written after it that were dropped
-// are asked of the kernel, so that a reader going through files in the
-// order they were written finds each cached. Reads never make the keeper
-// drop anything: what they bring into the cache is not counted against
-// the limit (it stays until the kernel needs the memory, as without a
-// keeper), so that a reader of more than the limit does not drop the
-// files ahead of it to make room for those behind.
-func (k *cacheKeeper) read(path string) {
+// read notes a large read of the file at path about to be made, and
+// reports whether the file was dropped (the read will bring it in from the
+// disk: readCold is to be called after it). A cached file becomes the most
+// recently used. The next files written after it that were dropped are
+// asked of the kernel, so that a reader going through files in the order
+// they were written finds each cached; they count against the limit only
+// once read, so that reading ahead never drops what lies further ahead.
+func (k *cacheKeeper) read(path string) (cold bool) {
 	k.mu.Lock()
 	f := k.byPath[path]
 	if f == nil {
 		k.mu.Unlock()
-		return
+		return false
 	}
-	if f.cached != nil {
+	cold = f.cached == nil
+	if !cold {
 		k.cached.MoveToBack(f.cached)
 	}
 	var fetch []string
@@ -122,6 +122,30 @@ func (k *cacheKeeper) read(path string) {
 	k.mu.Unlock()
 	for _, p := range fetch {
 		k.advise(p, false)
+	}
+	return cold
+}
+
+// readCold notes that a dropped file was read back from the disk. It
+// counts again, as the least recently used: a file read back is most
+// likely one a reader goes through once (a get of a file larger than the
+// limit), so that it is the first dropped again and the reader's pages are
+// reused for what it reads next rather than growing the cache. A file
+// read while cached is kept as the most recently used instead (read).
+func (k *cacheKeeper) readCold(path string) {
+	k.mu.Lock()
+	f := k.byPath[path]
+	if f == nil || f.cached != nil {
+		k.mu.Unlock()
+		return
+	}
+	f.fetched = false
+	f.cached = k.cached.PushFront(f)
+	k.held += f.size
+	drop := k.overLocked()
+	k.mu.Unlock()
+	for _, p := range drop {
+		k.advise(p, true)
 	}
 }
 

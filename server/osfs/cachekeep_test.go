@@ -87,8 +87,19 @@ func TestCacheKeeperReadsAheadInWriteOrder(t *testing.T) {
 	if got := a.take(); !slices.Equal(got, fetches(15, 15)) || k.heldBytes() != 4*mib {
 		t.Fatalf("read of c14: advice %v, held %d", got, k.heldBytes())
 	}
+	// A dropped file read back counts again, as the first to drop (its
+	// read asked for the one file ahead not asked for yet).
+	if !k.read("c2") {
+		t.Fatal("read of a dropped file not reported cold")
+	}
+	k.readCold("c2")
+	if got := a.take(); !slices.Equal(got, append(fetches(keepReadAhead+2, keepReadAhead+2), "drop c2")) || k.heldBytes() != 4*mib {
+		t.Fatalf("c2 read back: advice %v, held %d; want it dropped again", got, k.heldBytes())
+	}
 	// A read of a cached file makes it the most recently used.
-	k.read("c16")
+	if k.read("c16") {
+		t.Fatal("read of a cached file reported cold")
+	}
 	k.wrote("c20", mib)
 	if got := a.take(); !slices.Equal(got, []string{"drop c17"}) {
 		t.Fatalf("after a read of c16: advice %v, want c17 dropped", got)

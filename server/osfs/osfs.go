@@ -229,10 +229,11 @@ func (h *file) ReadAt(p []byte, off int64) (int, error) {
 	var n int
 	var err error
 	if len(p) >= readAheadBytes {
-		if h.fs.keep != nil {
-			h.fs.keep.read(h.path)
-		}
+		cold := h.fs.keep != nil && h.fs.keep.read(h.path)
 		n, err = readLarge(h.f, p, off)
+		if cold {
+			h.fs.keep.readCold(h.path)
+		}
 	} else {
 		n, err = h.f.ReadAt(p, off)
 	}
