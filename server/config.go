@@ -16,9 +16,6 @@ import (
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
-// DefaultPageCacheKeep is Config.PageCacheKeepBytes unless set.
-const DefaultPageCacheKeep = 64 << 20
-
 // MaxPutWindow bounds Config.PutWindow: a request's window of chunks is
 // memory, up to MaxPutWindow*64 MiB at the largest chunk size.
 const MaxPutWindow = 64
@@ -82,12 +79,12 @@ type Config struct {
 	// its chunk's bytes fits alone).
 	PeerBudgetBytes int64
 	TickInterval    time.Duration // default 50ms
-	// PageCacheKeepBytes bounds the page cache held by the chunk files
-	// this node writes through it (osfs.Options.CacheKeepBytes): beyond
-	// it the least recently written or read are dropped from the cache
-	// (they are on the disk), so that new writes reuse their pages.
-	// Default DefaultPageCacheKeep; negative: no bound (the kernel's
-	// choice).
+	// PageCacheKeepBytes, if positive, bounds the page cache held by the
+	// chunk files this node writes through it (osfs.Options.CacheKeepBytes):
+	// beyond it the least recently used are dropped from the cache (they
+	// are on the disk), so that new writes reuse their pages. Off by
+	// default: it made large puts cheaper but the gets of their files
+	// slower (docs/performance.md, "The large put's CPU by item").
 	PageCacheKeepBytes int64
 	// Pprof serves net/http/pprof's profiles under /debug/pprof/ on the
 	// HTTP address (for measurements; off by default).
@@ -134,9 +131,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PeerBudgetBytes == 0 {
 		c.PeerBudgetBytes = queueBudgetChunks * int64(c.ChunkBytes)
-	}
-	if c.PageCacheKeepBytes == 0 {
-		c.PageCacheKeepBytes = DefaultPageCacheKeep
 	}
 	if c.TickInterval == 0 {
 		c.TickInterval = 50 * time.Millisecond

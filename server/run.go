@@ -31,7 +31,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("server: data dir: %w", err)
 	}
 	m := newMetrics()
-	fs := osfs.NewWithOptions(cfg.DataDir, osfs.Options{OnSync: m.observeFsync, CacheKeepBytes: max(cfg.PageCacheKeepBytes, 0)})
+	fs := osfs.NewWithOptions(cfg.DataDir, osfs.Options{OnSync: m.observeFsync, CacheKeepBytes: cfg.PageCacheKeepBytes})
 
 	peerAddr := cfg.PeerAddr
 	if peerAddr == "" {

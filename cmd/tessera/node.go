@@ -164,7 +164,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.IntVar(&f.PutWindow, "put-window", client.DefaultWindow, fmt.Sprintf("chunks of put and append bodies this node holds and writes at once (1..%d): one write alone up to this many, concurrent writes share them, each guaranteed one; a write that can take no more stops reading its body", server.MaxPutWindow))
 	fl.IntVar(&f.PutBodies, "put-bodies", 0, "writes that hold pieces of their request bodies at once (0: 4 x --put-window); a further write reads none of its body until one of them is done")
 	fl.StringVar(&f.PeerBudget, "peer-budget", "", "bytes of envelopes queued to each peer, and of envelopes received and not yet handled (default: 16 chunks); a send over it is dropped to be sent again, a connection over it is read no further; at least one chunk")
-	fl.StringVar(&f.CacheKeep, "page-cache-keep", defaultPageCacheKeep, "page cache held by the chunk files this node writes through it (the chunks it leads), least recently written or read dropped beyond it (they are on the disk); off: the kernel keeps all it likes. On a virtual machine whose host takes back free memory, writes onto freshly freed pages cost far less than writes that grow the cache (docs/performance.md)")
+	fl.StringVar(&f.CacheKeep, "page-cache-keep", "off", "bound on the page cache held by the chunk files this node writes through it (the chunks it leads): beyond it the least recently used are dropped from the cache (they are on the disk), so that new writes reuse their pages, which on a virtual machine whose host takes back free memory costs far less than growing the cache; off: the kernel keeps all it likes. Measured: large puts cheaper, gets of their files slower (docs/performance.md)")
 	fl.BoolVar(&f.Pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr, for measurements")
 	inline.register(cmd)
 	fl.StringVar(&tick, "tick", "50ms", "raft tick interval")
@@ -311,18 +311,15 @@ func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel 
 	return cfg, nil
 }
 
-// defaultPageCacheKeep is --page-cache-keep's default.
-var defaultPageCacheKeep = fmt.Sprintf("%dMiB", server.DefaultPageCacheKeep>>20)
-
 // minPageCacheKeep is the least --page-cache-keep accepted: a node reading
 // a file ahead needs room for a few chunks.
 const minPageCacheKeep = 16 << 20
 
 // pageCacheKeep returns server.Config.PageCacheKeepBytes for
-// --page-cache-keep: a size, or -1 for "off" or "0" (no bound).
+// --page-cache-keep: a size, or 0 for "off" or "0" (no bound).
 func pageCacheKeep(flag string) (int64, error) {
 	if v := strings.TrimSpace(flag); v == "off" || v == "0" {
-		return -1, nil
+		return 0, nil
 	}
 	n, err := parseSize(flag)
 	if err != nil {

@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
-
-	"github.com/tessera-db/tessera/server"
 )
 
 // TestInlineFlags checks how --inline-threshold and --inline-cap (and
@@ -87,10 +85,10 @@ func TestPageCacheKeep(t *testing.T) {
 		want int64
 		err  string
 	}{
-		{defaultPageCacheKeep, server.DefaultPageCacheKeep, ""},
+		{"64MiB", 64 << 20, ""},
 		{"1GiB", 1 << 30, ""},
-		{"off", -1, ""},
-		{"0", -1, ""},
+		{"off", 0, ""},
+		{"0", 0, ""},
 		{"1MiB", 0, "below the minimum"},
 		{"lots", 0, "--page-cache-keep: bad size"},
 	}
