@@ -316,9 +316,9 @@ func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel 
 const minPageCacheKeep = 16 << 20
 
 // pageCacheKeep returns server.Config.PageCacheKeepBytes for
-// --page-cache-keep: a size, or 0 for "off" or "0" (no bound).
+// --page-cache-keep: a size, or 0 (no bound) for "off", "0" or nothing.
 func pageCacheKeep(flag string) (int64, error) {
-	if v := strings.TrimSpace(flag); v == "off" || v == "0" {
+	if v := strings.TrimSpace(flag); v == "" || v == "off" || v == "0" {
 		return 0, nil
 	}
 	n, err := parseSize(flag)

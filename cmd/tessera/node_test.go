@@ -77,8 +77,8 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
-// TestPageCacheKeep checks --page-cache-keep: a size, no bound for 0 or
-// off, and a clear error below the minimum or for what is not a size.
+// TestPageCacheKeep checks --page-cache-keep: a size, no bound for 0, off
+// or nothing (a config file without the key), and a clear error below the minimum or for what is not a size.
 func TestPageCacheKeep(t *testing.T) {
 	tests := []struct {
 		flag string
@@ -89,6 +89,7 @@ func TestPageCacheKeep(t *testing.T) {
 		{"1GiB", 1 << 30, ""},
 		{"off", 0, ""},
 		{"0", 0, ""},
+		{"", 0, ""},
 		{"1MiB", 0, "below the minimum"},
 		{"lots", 0, "--page-cache-keep: bad size"},
 	}
