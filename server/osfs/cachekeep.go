@@ -6,7 +6,7 @@ import (
 )
 
 // cacheKeeper bounds the page cache held by the large files this FS writes
-// whole (a chunk's file: created, written, synced, closed). Without it the
+// whole (a chunk's file: created, written, synced once, closed). Without it the
 // kernel keeps every such file cached until memory runs short, so the page
 // cache grows by every byte a node writes through it, and on a virtual
 // machine whose host takes back the guest's free memory (free page

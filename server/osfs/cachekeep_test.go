@@ -135,7 +135,7 @@ func TestCacheKeeperFollowsRenamesAndRemoves(t *testing.T) {
 }
 
 // TestFSKeepsCacheOfWholeFilesWritten checks that an FS with a keep limit
-// hands it the files written whole and synced (and only those), follows
+// hands it the files written whole and synced once (and only those), follows
 // their renames, and still reads every byte of a file it dropped.
 func TestFSKeepsCacheOfWholeFilesWritten(t *testing.T) {
 	dir := t.TempDir()
@@ -150,33 +150,39 @@ func TestFSKeepsCacheOfWholeFilesWritten(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i * 31)
 	}
-	write := func(name string, sync bool) {
+	write := func(name string, syncs int) {
 		t.Helper()
 		h, err := f.Create(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := h.Write(data); err != nil {
-			t.Fatal(err)
-		}
-		if sync {
-			if err := h.Sync(); err != nil {
+		for i := range max(syncs, 1) {
+			if _, err := h.Write(data[:len(data)/max(syncs, 1)]); err != nil {
 				t.Fatal(err)
+			}
+			if i < syncs {
+				if err := h.Sync(); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 		if err := h.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("unsynced", false) // not durable: never tracked
-	write("a.tmp", true)
+	write("unsynced", 0) // not durable: never tracked
+	write("log", 2)      // synced record by record, as a log: not tracked
+	if got := f.CachedBytes(); got != 0 {
+		t.Fatalf("CachedBytes %d after a file never synced and one synced twice, want 0", got)
+	}
+	write("a.tmp", 1)
 	if err := f.Rename("a.tmp", "a"); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.CachedBytes(); got != 2*mib {
 		t.Fatalf("CachedBytes %d, want %d", got, 2*mib)
 	}
-	write("b", true)
+	write("b", 1)
 	if got := a.take(); !slices.Equal(got, []string{"drop " + filepath.Join(dir, "a")}) {
 		t.Fatalf("advice %v, want a dropped by its new name", got)
 	}

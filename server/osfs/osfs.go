@@ -213,9 +213,12 @@ type file struct {
 	path string
 	fs   *FS
 	// written and unsynced count the bytes written through this handle,
-	// in all and since its last successful Sync: a file written and
-	// synced whole is handed to the FS's cacheKeeper when closed.
+	// in all and since its last successful Sync, and syncs its successful
+	// Syncs: a file written whole and then synced once (a chunk's file,
+	// not a log synced record by record) is handed to the FS's
+	// cacheKeeper when closed.
 	written, unsynced int64
+	syncs             int
 }
 
 func (h *file) Write(p []byte) (int, error) {
@@ -245,7 +248,7 @@ func (h *file) ReadAt(p []byte, off int64) (int, error) {
 
 func (h *file) Close() error {
 	err := h.f.Close()
-	if h.fs.keep != nil && err == nil && h.unsynced == 0 && h.written > 0 {
+	if h.fs.keep != nil && err == nil && h.unsynced == 0 && h.syncs == 1 {
 		h.fs.keep.wrote(h.path, h.written)
 	}
 	return wrap("close", h.name, err)
@@ -259,6 +262,7 @@ func (h *file) Sync() error {
 	}
 	if err == nil {
 		h.unsynced = 0
+		h.syncs++
 	}
 	return wrap("sync", h.name, err)
 }
