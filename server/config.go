@@ -79,6 +79,13 @@ type Config struct {
 	// its chunk's bytes fits alone).
 	PeerBudgetBytes int64
 	TickInterval    time.Duration // default 50ms
+	// PageCacheKeepBytes, if positive, bounds the page cache held by the
+	// chunk files this node writes through it (osfs.Options.CacheKeepBytes):
+	// beyond it the least recently used are dropped from the cache (they
+	// are on the disk), so that new writes reuse their pages. Off by
+	// default: it made large puts cheaper but the gets of their files
+	// slower (docs/performance.md, "The large put's CPU by item").
+	PageCacheKeepBytes int64
 	// Pprof serves net/http/pprof's profiles under /debug/pprof/ on the
 	// HTTP address (for measurements; off by default).
 	Pprof bool

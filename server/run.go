@@ -31,7 +31,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("server: data dir: %w", err)
 	}
 	m := newMetrics()
-	fs := osfs.NewWithOptions(cfg.DataDir, osfs.Options{OnSync: m.observeFsync})
+	fs := osfs.NewWithOptions(cfg.DataDir, osfs.Options{OnSync: m.observeFsync, CacheKeepBytes: cfg.PageCacheKeepBytes})
 
 	peerAddr := cfg.PeerAddr
 	if peerAddr == "" {
@@ -54,6 +54,12 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}, log, m)
 	registerTransportGauges(m.reg, tr)
+	if cached := fs.CachedBytes; cached() >= 0 {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tessera_page_cache_kept_bytes",
+			Help: "Bytes of page cache the node counts as held by the chunk files it wrote through it (at most --page-cache-keep; the least recently used beyond it are dropped from the cache).",
+		}, func() float64 { return float64(cached()) }))
+	}
 	idle := &idleRelease{}
 	tr.onLarge = idle.touch
 	renv := newRuntimeEnv(fs, tr.send, log)

@@ -27,7 +27,7 @@ func clusterCmd() *cobra.Command {
 		putWindow                     int
 		pprof                         bool
 		dir, chunk, logLevel          string
-		memLimit, logLayout           string
+		memLimit, logLayout, keep     string
 		chunkOnce                     bool
 		inline                        inlineFlags
 	)
@@ -99,7 +99,8 @@ peers on peer-base-port+N (default base-port+100+N). Restarting with the same
 					"--meta-replicas", strconv.Itoa(rep), "--chunk-size", chunk, "--log-level", logLevel,
 					"--inline-threshold", inline.threshold, "--inline-cap", inline.capacity,
 					"--put-window", strconv.Itoa(putWindow), "--pprof=" + strconv.FormatBool(pprof),
-					"--chunk-once=" + strconv.FormatBool(chunkOnce), "--log-layout=" + logLayout}
+					"--chunk-once=" + strconv.FormatBool(chunkOnce), "--log-layout=" + logLayout,
+					"--page-cache-keep", keep}
 				if cmd.Flags().Changed("memory-limit") {
 					// Otherwise the nodes' default, or GOMEMLIMIT.
 					args = append(args, "--memory-limit", memLimit)
@@ -175,6 +176,7 @@ peers on peer-base-port+N (default base-port+100+N). Restarting with the same
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
 	fl.StringVar(&memLimit, "memory-limit", defaultMemoryLimit, "the nodes' --memory-limit (soft limit on each node's Go memory; 0: none); if not given, the nodes' default or GOMEMLIMIT")
 	fl.StringVar(&logLayout, "log-layout", "", "the nodes' --log-layout (shared: one raft log per node for all its groups; per-group; empty: what each data directory holds)")
+	fl.StringVar(&keep, "page-cache-keep", "off", "the nodes' --page-cache-keep (bound on the page cache held by the chunk files each writes through it; off: none)")
 	fl.BoolVar(&chunkOnce, "chunk-once", true, "the nodes' --chunk-once (chunk bytes written once per replica; --chunk-once=false: twice)")
 	cmd.AddCommand(up)
 	return cmd

@@ -42,6 +42,7 @@ type nodeFile struct {
 	PutWindow    int               `json:"put_window"`
 	PutBodies    int               `json:"put_bodies"`
 	PeerBudget   string            `json:"peer_budget"`
+	CacheKeep    string            `json:"page_cache_keep"`
 	Pprof        bool              `json:"pprof"`
 	Tick         string            `json:"tick"`
 	ReplaceAfter string            `json:"replace_after"`
@@ -149,7 +150,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, put_bodies, peer_budget, pprof, tick, replace_after, join, log_level, memory_limit)")
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, put_bodies, peer_budget, page_cache_keep, pprof, tick, replace_after, join, log_level, memory_limit)")
 	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
 	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
 	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")
@@ -163,6 +164,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.IntVar(&f.PutWindow, "put-window", client.DefaultWindow, fmt.Sprintf("chunks of put and append bodies this node holds and writes at once (1..%d): one write alone up to this many, concurrent writes share them, each guaranteed one; a write that can take no more stops reading its body", server.MaxPutWindow))
 	fl.IntVar(&f.PutBodies, "put-bodies", 0, "writes that hold pieces of their request bodies at once (0: 4 x --put-window); a further write reads none of its body until one of them is done")
 	fl.StringVar(&f.PeerBudget, "peer-budget", "", "bytes of envelopes queued to each peer, and of envelopes received and not yet handled (default: 16 chunks); a send over it is dropped to be sent again, a connection over it is read no further; at least one chunk")
+	fl.StringVar(&f.CacheKeep, "page-cache-keep", "off", "bound on the page cache held by the chunk files this node writes through it (the chunks it leads): beyond it the least recently used are dropped from the cache (they are on the disk), so that new writes reuse their pages, which on a virtual machine whose host takes back free memory costs far less than growing the cache; off: the kernel keeps all it likes. Measured: large puts cheaper, gets of their files slower (docs/performance.md)")
 	fl.BoolVar(&f.Pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr, for measurements")
 	inline.register(cmd)
 	fl.StringVar(&tick, "tick", "50ms", "raft tick interval")
@@ -252,6 +254,9 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 	if !set("peer-budget") && file.PeerBudget != "" {
 		f.PeerBudget = file.PeerBudget
 	}
+	if !set("page-cache-keep") && file.CacheKeep != "" {
+		f.CacheKeep = file.CacheKeep
+	}
 	if !set("tick") && file.Tick != "" {
 		*tick = file.Tick
 	}
@@ -286,6 +291,9 @@ func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel 
 			return cfg, fmt.Errorf("--peer-budget: %w", err)
 		}
 	}
+	if cfg.PageCacheKeepBytes, err = pageCacheKeep(f.CacheKeep); err != nil {
+		return cfg, err
+	}
 	if f.PutBodies < 0 {
 		return cfg, fmt.Errorf("--put-bodies: %d is negative", f.PutBodies)
 	}
@@ -301,6 +309,26 @@ func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel 
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	return cfg, nil
+}
+
+// minPageCacheKeep is the least --page-cache-keep accepted: a node reading
+// a file ahead needs room for a few chunks.
+const minPageCacheKeep = 16 << 20
+
+// pageCacheKeep returns server.Config.PageCacheKeepBytes for
+// --page-cache-keep: a size, or 0 (no bound) for "off", "0" or nothing.
+func pageCacheKeep(flag string) (int64, error) {
+	if v := strings.TrimSpace(flag); v == "" || v == "off" || v == "0" {
+		return 0, nil
+	}
+	n, err := parseSize(flag)
+	if err != nil {
+		return 0, fmt.Errorf("--page-cache-keep: %w", err)
+	}
+	if n < minPageCacheKeep {
+		return 0, fmt.Errorf("--page-cache-keep: %s below the minimum of 16MiB (off: no bound)", flag)
+	}
+	return n, nil
 }
 
 // defaultMemoryLimit is --memory-limit's default: with its byte budgets a

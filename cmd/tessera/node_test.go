@@ -77,6 +77,33 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
+// TestPageCacheKeep checks --page-cache-keep: a size, no bound for 0, off
+// or nothing (a config file without the key), and a clear error below the minimum or for what is not a size.
+func TestPageCacheKeep(t *testing.T) {
+	tests := []struct {
+		flag string
+		want int64
+		err  string
+	}{
+		{"64MiB", 64 << 20, ""},
+		{"1GiB", 1 << 30, ""},
+		{"off", 0, ""},
+		{"0", 0, ""},
+		{"", 0, ""},
+		{"1MiB", 0, "below the minimum"},
+		{"lots", 0, "--page-cache-keep: bad size"},
+	}
+	for _, tt := range tests {
+		got, err := pageCacheKeep(tt.flag)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("%q: %v, want an error mentioning %q", tt.flag, err, tt.err)
+		case tt.err == "" && (err != nil || got != tt.want):
+			t.Errorf("%q: %d %v, want %d", tt.flag, got, err, tt.want)
+		}
+	}
+}
+
 // TestLimitFor checks the soft limit that follows the live heap: the
 // configured one while the live heap is small enough, else half again the
 // live heap, in whole MiB.

@@ -148,3 +148,19 @@ func readLarge(f *os.File, p []byte, off int64) (int, error) {
 	m, err := f.ReadAt(p[n:], off+int64(n))
 	return n + m, err
 }
+
+// advise drops the cached pages of the file at path from keptHead on
+// (drop), or asks the kernel to read them in (!drop). It is advice: a
+// file that is gone or cannot be opened is left alone.
+func advise(path string, drop bool) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	how := unix.FADV_WILLNEED
+	if drop {
+		how = unix.FADV_DONTNEED
+	}
+	_ = unix.Fadvise(fd, keptHead, 0, how)
+	_ = unix.Close(fd)
+}

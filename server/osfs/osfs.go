@@ -25,19 +25,39 @@ type Options struct {
 	// OnSync, if set, is called with the duration of every fsync (of a
 	// file or a directory), for the fsync latency histogram.
 	OnSync func(time.Duration)
+	// CacheKeepBytes, if positive, bounds the page cache held by the large
+	// files the FS writes whole (cacheKeeper); 0 leaves it to the kernel.
+	CacheKeepBytes int64
 }
 
 // FS is a vfs.FS rooted at a directory.
 type FS struct {
 	root string
 	opts Options
+	keep *cacheKeeper // nil: the kernel keeps what it likes
 }
 
 // New returns an FS rooted at root.
 func New(root string) *FS { return NewWithOptions(root, Options{}) }
 
 // NewWithOptions returns an FS rooted at root with options.
-func NewWithOptions(root string, opts Options) *FS { return &FS{root: root, opts: opts} }
+func NewWithOptions(root string, opts Options) *FS {
+	f := &FS{root: root, opts: opts}
+	if opts.CacheKeepBytes > 0 {
+		f.keep = newCacheKeeper(opts.CacheKeepBytes, advise)
+	}
+	return f
+}
+
+// CachedBytes returns the bytes of page cache the FS holds for the large
+// files it wrote whole (Options.CacheKeepBytes), or -1 if it does not
+// bound them.
+func (f *FS) CachedBytes() int64 {
+	if f.keep == nil {
+		return -1
+	}
+	return f.keep.heldBytes()
+}
 
 // resolve maps a vfs name to a real path inside the root.
 func (f *FS) resolve(name string) (string, error) {
@@ -75,7 +95,7 @@ func (f *FS) open(name string, flag int) (vfs.File, error) {
 	if err != nil {
 		return nil, wrap("open", name, err)
 	}
-	return &file{f: h, name: name, fs: f}, nil
+	return &file{f: h, name: name, path: p, fs: f}, nil
 }
 
 // Create creates or truncates a file.
@@ -92,7 +112,11 @@ func (f *FS) Remove(name string) error {
 	if err != nil {
 		return err
 	}
-	return wrap("remove", name, os.Remove(p))
+	err = os.Remove(p)
+	if f.keep != nil && err == nil {
+		f.keep.removed(p)
+	}
+	return wrap("remove", name, err)
 }
 
 // Rename renames a file, replacing newname.
@@ -105,7 +129,11 @@ func (f *FS) Rename(oldname, newname string) error {
 	if err != nil {
 		return err
 	}
-	return wrap("rename", oldname, os.Rename(op, np))
+	err = os.Rename(op, np)
+	if f.keep != nil && err == nil {
+		f.keep.renamed(op, np)
+	}
+	return wrap("rename", oldname, err)
 }
 
 // MkdirAll creates a directory and its parents and syncs each parent, so
@@ -182,11 +210,21 @@ const readAheadBytes = 1 << 20
 type file struct {
 	f    *os.File
 	name string
+	path string
 	fs   *FS
+	// written and unsynced count the bytes written through this handle,
+	// in all and since its last successful Sync, and syncs its successful
+	// Syncs: a file written whole and then synced once (a chunk's file,
+	// not a log synced record by record) is handed to the FS's
+	// cacheKeeper when closed.
+	written, unsynced int64
+	syncs             int
 }
 
 func (h *file) Write(p []byte) (int, error) {
 	n, err := h.f.Write(p)
+	h.written += int64(n)
+	h.unsynced += int64(n)
 	return n, wrap("write", h.name, err)
 }
 
@@ -194,7 +232,11 @@ func (h *file) ReadAt(p []byte, off int64) (int, error) {
 	var n int
 	var err error
 	if len(p) >= readAheadBytes {
+		cold := h.fs.keep != nil && h.fs.keep.read(h.path)
 		n, err = readLarge(h.f, p, off)
+		if cold {
+			h.fs.keep.readCold(h.path)
+		}
 	} else {
 		n, err = h.f.ReadAt(p, off)
 	}
@@ -204,13 +246,23 @@ func (h *file) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-func (h *file) Close() error { return wrap("close", h.name, h.f.Close()) }
+func (h *file) Close() error {
+	err := h.f.Close()
+	if h.fs.keep != nil && err == nil && h.unsynced == 0 && h.syncs == 1 {
+		h.fs.keep.wrote(h.path, h.written)
+	}
+	return wrap("close", h.name, err)
+}
 
 func (h *file) Sync() error {
 	start := time.Now()
 	err := h.f.Sync()
 	if h.fs.opts.OnSync != nil {
 		h.fs.opts.OnSync(time.Since(start))
+	}
+	if err == nil {
+		h.unsynced = 0
+		h.syncs++
 	}
 	return wrap("sync", h.name, err)
 }
