@@ -42,6 +42,8 @@ type httpAPI struct {
 	// pieces are buffers of a chunk's size for the bodies of writes, reused
 	// once a chunk write of one is acknowledged.
 	pieces *bufPool
+	// reads keeps the buffers gets read chunks into (readBuffer).
+	reads *bufPool
 	// idle notes the writes in progress, for the release of memory once
 	// there are none.
 	idle *idleRelease
@@ -595,6 +597,51 @@ type answer struct {
 	token uint64
 	req   *api.Request
 	resp  *api.Response
+	// node is set if the node answered (rather than the client going
+	// away): it keeps nothing of the request any more (api.Request.Into).
+	node bool
+}
+
+// readBuffer is the buffer one get reads its chunks into, one after the
+// other (a get has one chunk read in flight: client.Op), lent to each read
+// (api.Request.Into) so that a chunk read does not allocate, and page-fault,
+// a fresh chunk-sized buffer. It is lent again only once the node answered
+// the read before and that chunk's bytes were written out; it goes back to
+// the node's pool once the get is done, unless a read of it was left to
+// the node when the client went away.
+type readBuffer struct {
+	buf  []byte
+	lent bool // a read holding buf awaits the node's answer
+	held bool // an answer's bytes in buf are not yet written out
+}
+
+// lend returns the buffer for a chunk read, or nil if it is taken.
+func (b *readBuffer) lend(pool *bufPool) []byte {
+	if b.lent || b.held {
+		return nil
+	}
+	if b.buf == nil {
+		b.buf = pool.get()
+	}
+	b.lent = true
+	return b.buf
+}
+
+// answered notes the node's answer to a read that was lent the buffer.
+func (b *readBuffer) answered(a answer) {
+	if a.node && a.req.Into != nil {
+		b.lent = false
+		b.held = a.resp.Status == api.OK
+	}
+}
+
+// giveBack returns the buffer to the pool once the get is done, unless a
+// read still holds it.
+func (b *readBuffer) giveBack(pool *bufPool) {
+	if b.buf != nil && !b.lent {
+		pool.put(b.buf)
+	}
+	b.buf = nil
 }
 
 // drive runs a client op to completion: requests go to this node's loop
@@ -627,7 +674,10 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 	}()
 	// answered feeds an answer to the op and gives back the slots it no
 	// longer needs.
+	var reads readBuffer
+	defer reads.giveBack(h.reads)
 	answered := func(a answer) {
+		reads.answered(a)
 		h.onAnswer(op, a)
 		h.release(&slots, op.Held()-1)
 		if holding && op.Held() == 0 {
@@ -640,6 +690,13 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 		switch st.Kind {
 		case client.StepSend:
 			op.Sent(st.Token)
+			if st.Req.Kind == api.ChunkRead {
+				if into := reads.lend(h.reads); into != nil {
+					req := *st.Req
+					req.Into = into
+					st.Req = &req
+				}
+			}
 			go h.send(ctx, st, answers)
 		case client.StepWait:
 			if st.Backpressure && blocked.IsZero() {
@@ -715,6 +772,9 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 				}
 			}
 			op.OnDelivered()
+			if st.Kind == client.StepEmit {
+				reads.held = false // written out: the buffer may take the next chunk
+			}
 		case client.StepDone:
 			return st.Result
 		}
@@ -733,12 +793,13 @@ func (h *httpAPI) send(ctx context.Context, st client.Step, answers chan<- answe
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			answers <- answer{st.Token, st.Req, api.Errorf(api.Timeout, "client went away")}
+			answers <- answer{st.Token, st.Req, api.Errorf(api.Timeout, "client went away"), false}
 			return
 		case <-t.C:
 		}
 	}
-	answers <- answer{st.Token, st.Req, h.loop.Do(st.Req, ctx.Done())}
+	resp, node := h.loop.do(st.Req, ctx.Done())
+	answers <- answer{st.Token, st.Req, resp, node}
 }
 
 // onAnswer feeds an answer to its op. A chunk write acknowledged is done

@@ -190,17 +190,24 @@ func (l *Loop) post(f func()) bool {
 
 // Do submits a request to the node and waits for its response.
 func (l *Loop) Do(req *api.Request, cancel <-chan struct{}) *api.Response {
+	r, _ := l.do(req, cancel)
+	return r
+}
+
+// do is Do, reporting whether the node answered (node); if not, it may
+// still hold the request.
+func (l *Loop) do(req *api.Request, cancel <-chan struct{}) (r *api.Response, node bool) {
 	ch := make(chan *api.Response, 1)
 	if !l.post(func() { l.node.Submit(req, func(r *api.Response) { ch <- r }) }) {
-		return api.Errorf(api.Unavailable, "node is stopping")
+		return api.Errorf(api.Unavailable, "node is stopping"), true
 	}
 	select {
 	case r := <-ch:
-		return r
+		return r, true
 	case <-cancel:
-		return api.Errorf(api.Timeout, "request cancelled by the client; outcome unknown")
+		return api.Errorf(api.Timeout, "request cancelled by the client; outcome unknown"), false
 	case <-l.done:
-		return api.Errorf(api.Timeout, "node stopped; outcome unknown")
+		return api.Errorf(api.Timeout, "node stopped; outcome unknown"), false
 	}
 }
 

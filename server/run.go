@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tessera-db/tessera/core/bugs"
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/wire"
@@ -99,7 +100,8 @@ func Run(ctx context.Context, cfg Config) error {
 		sessions:       newSessionPool(),
 		pool:           make(chan struct{}, cfg.PutWindow-1),
 		bodies:         make(chan struct{}, cfg.PutBodies),
-		pieces:         newBufPool(cfg.ChunkBytes, cfg.PutWindow), idle: idle}
+		pieces:         newBufPool(cfg.ChunkBytes, cfg.PutWindow), idle: idle,
+		reads: newBufPool(int(chunk.FileBytes(chunk.Info{Size: uint32(cfg.ChunkBytes)})), cfg.PutBodies)}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_put_pool_slots_in_use",
 		Help: "Slots of the node's shared put window in use: pieces of request bodies held beyond one per put or append (at most --put-window - 1).",

@@ -110,6 +110,13 @@ type Request struct {
 	Offset, Length uint32
 	// IDs are the chunks of a ChunkDelete or a MetaAudit.
 	IDs []uint64
+	// Into, if set, is a buffer a chunk read may read the chunk into
+	// (chunk.FileBytes of it or more): the response's Data then lies
+	// in it. The caller lends it until the node answers and owns it again
+	// after; a node that keeps none of a request's bytes past its answer
+	// needs no more. It never travels: a read forwarded to a peer, or
+	// into too small a buffer, allocates.
+	Into []byte
 }
 
 // Response is the answer to a Request.

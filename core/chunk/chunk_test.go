@@ -567,3 +567,38 @@ func TestWriteStagedDirect(t *testing.T) {
 		})
 	}
 }
+
+// TestReadIntoLiesInTheBuffer: a read into a buffer that holds the chunk's
+// file returns bytes that lie in it; into a smaller one (or none) it
+// allocates, and the bytes are the same.
+func TestReadIntoLiesInTheBuffer(t *testing.T) {
+	s, err := NewStore(memfs.New(), "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rejected, fatal := s.Apply(1, write(7, "0123456789")); rejected != nil || fatal != nil {
+		t.Fatal(rejected, fatal)
+	}
+	in, _ := s.Info(7)
+	big := make([]byte, FileBytes(in)+5)
+	tests := []struct {
+		name   string
+		buf    []byte
+		inside bool
+	}{
+		{"whole file fits", big, true},
+		{"exactly the file", big[:FileBytes(in)], true},
+		{"one byte short", big[:FileBytes(in)-1:FileBytes(in)-1], false},
+		{"none", nil, false},
+	}
+	for _, tt := range tests {
+		got, err := s.ReadInto(7, 2, 5, tt.buf)
+		if err != nil || string(got) != "23456" {
+			t.Fatalf("%s: %q, %v", tt.name, got, err)
+		}
+		inside := len(tt.buf) > 0 && &got[0] == &tt.buf[:cap(tt.buf)][headerBytes+2]
+		if inside != tt.inside {
+			t.Fatalf("%s: bytes in the buffer %v, want %v", tt.name, inside, tt.inside)
+		}
+	}
+}

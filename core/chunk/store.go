@@ -517,7 +517,8 @@ func (s *Store) Leftovers() ([]string, error) {
 
 // FileBytes is the size of the file of a chunk of in.Size bytes (its header
 // and its data): the simulator checks with it that the chunks a snapshot
-// lists are whole here.
+// lists are whole here, and a buffer of at least this many holds the
+// chunk's read (ReadInto).
 func FileBytes(in Info) int64 { return headerBytes + int64(in.Size) }
 
 // CheckFile checks the bytes of a whole chunk file against its own header
@@ -540,11 +541,20 @@ func CheckFile(b []byte) error {
 // Read returns length bytes of a held chunk from offset (length 0: to the
 // end), after verifying the whole chunk's checksum.
 func (s *Store) Read(id uint64, offset, length uint32) ([]byte, error) {
+	return s.ReadInto(id, offset, length, nil)
+}
+
+// ReadInto is Read reading the chunk's file into buf if it holds it whole
+// (FileBytes): the bytes returned then lie in buf.
+func (s *Store) ReadInto(id uint64, offset, length uint32, buf []byte) ([]byte, error) {
 	in, ok := s.held[id]
 	if !ok {
 		return nil, ErrMissing
 	}
-	data, err := s.readFile(in)
+	if int64(cap(buf)) < FileBytes(in) {
+		buf = nil
+	}
+	data, err := s.readInto(s.name(id), in, buf)
 	if err != nil {
 		return nil, err
 	}

@@ -181,10 +181,10 @@ func TestOwnChunkDroppedWithItsProposal(t *testing.T) {
 	if lent.refs != 0 || len(f.g.proposed) != 0 || f.stats.OwnChunksDropped != 1 {
 		t.Fatalf("lent buffer held %d, %d proposals kept, %d dropped; want 0, 0, 1", lent.refs, len(f.g.proposed), f.stats.OwnChunksDropped)
 	}
-	if _, err := f.g.ReadChunk(78, 0, 0); err == nil {
+	if _, err := f.g.ReadChunk(78, 0, 0, nil); err == nil {
 		t.Fatal("the dropped proposal's chunk was written")
 	}
-	if got, err := f.g.ReadChunk(79, 0, 0); err != nil || !bytes.Equal(got, other) {
+	if got, err := f.g.ReadChunk(79, 0, 0, nil); err != nil || !bytes.Equal(got, other) {
 		t.Fatalf("node 3's chunk: %q, %v", got, err)
 	}
 }

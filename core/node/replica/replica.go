@@ -617,9 +617,9 @@ func (g *Replica) Meta() *meta.State { return g.meta }
 func (g *Replica) Store() *chunk.Store { return g.store }
 
 // ReadChunk reads a byte range of a chunk the replica holds (length 0: to
-// its end).
-func (g *Replica) ReadChunk(id uint64, offset, length uint32) ([]byte, error) {
-	return g.store.Read(id, offset, length)
+// its end), into into if it holds the chunk's file (chunk.Store.ReadInto).
+func (g *Replica) ReadChunk(id uint64, offset, length uint32, into []byte) ([]byte, error) {
+	return g.store.ReadInto(id, offset, length, into)
 }
 
 // CatchingUp reports whether the replica is installing a snapshot, or

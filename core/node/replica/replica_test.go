@@ -571,7 +571,7 @@ func TestProposeChunkReusesItsBuffer(t *testing.T) {
 			t.Fatalf("own chunks kept once durable: %d proposed, %d filed", len(f.g.proposed), len(f.g.ownAt))
 		}
 		for i, data := range want {
-			got, err := f.g.ReadChunk(uint64(10+i), 0, 0)
+			got, err := f.g.ReadChunk(uint64(10+i), 0, 0, nil)
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("chunk-once %v: chunk %d: %q, %v; want %q", once, 10+i, got, err, data)
 			}

@@ -94,7 +94,7 @@ type Replica interface {
 	Meta() *meta.State
 	// ReadChunk reads a byte range of a chunk the replica holds (length
 	// 0: to its end); chunk.ErrCorrupt if its file is bad.
-	ReadChunk(id uint64, offset, length uint32) ([]byte, error)
+	ReadChunk(id uint64, offset, length uint32, into []byte) ([]byte, error)
 }
 
 // Host is what the router needs from its node.

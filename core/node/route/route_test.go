@@ -55,7 +55,7 @@ func (g *fakeReplica) Propose(proposal uint64, cmd []byte) error {
 func (g *fakeReplica) ProposeChunk(proposal uint64, _ *chunk.Command) error {
 	return g.Propose(proposal, nil)
 }
-func (g *fakeReplica) ReadChunk(id uint64, offset, length uint32) ([]byte, error) {
+func (g *fakeReplica) ReadChunk(id uint64, offset, length uint32, _ []byte) ([]byte, error) {
 	if g.corrupt[id] {
 		return nil, fmt.Errorf("chunk %d: %w", id, chunk.ErrCorrupt)
 	}

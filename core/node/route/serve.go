@@ -133,7 +133,7 @@ func (r *Router) serveRead(g Replica, o *op) {
 // readChunkHere serves a chunk read from the local replica if it holds a
 // valid copy, reporting whether it did.
 func (r *Router) readChunkHere(g Replica, o *op) bool {
-	data, err := g.ReadChunk(o.req.ChunkID, o.req.Offset, o.req.Length)
+	data, err := g.ReadChunk(o.req.ChunkID, o.req.Offset, o.req.Length, o.req.Into)
 	if err == nil {
 		r.finish(o, &api.Response{Status: api.OK, Data: data})
 		return true

@@ -1,0 +1,46 @@
+package server
+
+import (
+	"testing"
+
+	"github.com/tessera-db/tessera/core/api"
+)
+
+// TestReadBufferLentOnlyWhenFree: a get's read buffer is lent to one chunk
+// read at a time, again only once the node answered that read and its
+// bytes were written out, and goes back to the pool at the end unless the
+// node may still hold it (the client went away before it answered).
+func TestReadBufferLentOnlyWhenFree(t *testing.T) {
+	pool := newBufPool(64, 2)
+	var b readBuffer
+	first := b.lend(pool)
+	if first == nil || b.lend(pool) != nil {
+		t.Fatal("the buffer was not lent, or lent to two reads at once")
+	}
+	req := &api.Request{Kind: api.ChunkRead, Into: first}
+	b.answered(answer{req: req, resp: &api.Response{Status: api.OK, Data: first[16:20]}, node: true})
+	if b.lend(pool) != nil {
+		t.Fatal("the buffer was lent again before the answer's bytes were written out")
+	}
+	b.held = false // written out
+	again := b.lend(pool)
+	if &again[0] != &first[0] {
+		t.Fatal("the next read did not reuse the buffer")
+	}
+	b.answered(answer{req: &api.Request{Kind: api.ChunkRead, Into: again}, resp: api.Errorf(api.Timeout, "gone"), node: false})
+	b.giveBack(pool)
+	if pool.kept() != 0 {
+		t.Fatal("a buffer the node may still read into went back to the pool")
+	}
+
+	var c readBuffer
+	c.lend(pool)
+	c.answered(answer{req: &api.Request{Kind: api.ChunkRead, Into: c.buf}, resp: api.Errorf(api.NotFound, "no"), node: true})
+	if c.held || c.lent {
+		t.Fatal("a failed read left the buffer taken")
+	}
+	c.giveBack(pool)
+	if pool.kept() != 1 {
+		t.Fatal("the buffer did not go back to the pool once the get was done")
+	}
+}
