@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"math/bits"
 	"unsafe"
 )
 
@@ -28,13 +29,15 @@ import (
 // without pins) is left to the collector, never reused.
 
 const (
-	// frameGranule rounds the size of a new frame buffer up, so that a
-	// buffer fits later frames of about the same size.
-	frameGranule = 256
-	// keptFrameBytes bounds the buffers a node's pool keeps for reuse; the
-	// oldest given back go first. A simulated frame is a few KiB at most
-	// (256-byte chunks), so the bound is seldom reached.
-	keptFrameBytes = 256 << 10
+	// minFrameBits sizes the smallest frame buffer (64 bytes); a buffer's
+	// size is a power of two, so that each fits the frames of its class
+	// (more than half its size up to its size) and is reused for them.
+	minFrameBits = 6
+	// keptPerClass bounds the buffers of one size a node's pool keeps for
+	// reuse; the oldest given back go first, and are reused first, so
+	// that a buffer given back stays in the pool (where a pin of it
+	// panics) for as long as the traffic allows.
+	keptPerClass = 4
 	// shareBytes is the size from which an entry's data refers to its
 	// frame: every payload but a read index request's 8-byte context,
 	// which raft keeps in its queue of reads waiting for a quorum, with
@@ -47,13 +50,12 @@ const (
 	scribbleByte = 0xdb
 )
 
-// framePool is one node's frame buffers: those kept for reuse and those
-// lent out. It lives as long as the node's core: a crash drops it with
-// everything the core held.
+// framePool is one node's frame buffers: those kept for reuse, by size,
+// and those lent out. It lives as long as the node's core: a crash drops
+// it with everything the core held.
 type framePool struct {
-	free      [][]byte
-	freeBytes int
-	lent      []*lentFrame
+	free [64][][]byte
+	lent []*lentFrame
 	// cov counts what the pool did, for the coverage line.
 	cov *frameCoverage
 }
@@ -76,45 +78,41 @@ type lentFrame struct {
 
 func newFramePool(cov *frameCoverage) *framePool { return &framePool{cov: cov} }
 
-// get returns a buffer of n bytes: the smallest buffer kept that is large
-// enough and at most twice n (the first of equals), else a new one. Its
-// bytes are not cleared.
+// frameBits returns the size class of a frame of n bytes: its buffer holds
+// 1<<frameBits(n) bytes.
+func frameBits(n int) int { return max(bits.Len(uint(n-1)), minFrameBits) }
+
+// get returns a buffer of n bytes: the oldest one kept of n's size class,
+// else a new one. Its bytes are not cleared.
 func (p *framePool) get(n int) []byte {
-	best := -1
-	for i, b := range p.free {
-		if c := cap(b); c >= n && c <= 2*n && (best < 0 || c < cap(p.free[best])) {
-			best = i
-		}
+	c := frameBits(n)
+	list := p.free[c]
+	if len(list) == 0 {
+		return make([]byte, n, 1<<c)
 	}
-	if best < 0 {
-		return make([]byte, n, (n+frameGranule-1)/frameGranule*frameGranule)
-	}
-	b := p.free[best]
-	p.free = append(p.free[:best], p.free[best+1:]...)
-	p.freeBytes -= cap(b)
+	b := list[0]
+	k := copy(list, list[1:])
+	list[k] = nil
+	p.free[c] = list[:k]
 	p.cov.reused++
 	return b[:n]
 }
 
 // put scribbles over a buffer nothing refers to any more and keeps it for
-// reuse, letting the oldest buffers kept go beyond keptFrameBytes.
+// reuse, letting the oldest of its size go beyond keptPerClass.
 func (p *framePool) put(buf []byte) {
 	buf = buf[:cap(buf)]
 	for i := range buf {
 		buf[i] = scribbleByte
 	}
-	p.free = append(p.free, buf)
-	p.freeBytes += cap(buf)
-	drop := 0
-	for p.freeBytes > keptFrameBytes && drop < len(p.free)-1 {
-		p.freeBytes -= cap(p.free[drop])
-		drop++
+	c := frameBits(cap(buf))
+	list := append(p.free[c], buf)
+	if len(list) > keptPerClass {
+		k := copy(list, list[1:])
+		list[k] = nil
+		list = list[:k]
 	}
-	if drop > 0 {
-		n := copy(p.free, p.free[drop:])
-		clear(p.free[n:])
-		p.free = p.free[:n]
-	}
+	p.free[c] = list
 }
 
 // lend marks buf, from get, as held by the delivery of the envelope
@@ -140,9 +138,11 @@ func (p *framePool) find(b []byte) *lentFrame {
 			return lf
 		}
 	}
-	for _, k := range p.free {
-		if s := uintptr(unsafe.Pointer(unsafe.SliceData(k))); at >= s && at < s+uintptr(cap(k)) {
-			panic(fmt.Sprintf("sim: bytes at %#x lie in a peer frame already given back for reuse", at))
+	for _, list := range p.free {
+		for _, k := range list {
+			if s := uintptr(unsafe.Pointer(unsafe.SliceData(k))); at >= s && at < s+uintptr(cap(k)) {
+				panic(fmt.Sprintf("sim: bytes at %#x lie in a peer frame already given back for reuse", at))
+			}
 		}
 	}
 	return nil
