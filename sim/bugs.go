@@ -41,6 +41,8 @@ var bugNames = []struct {
 	{"gc-grace-never-ends", func(b *node.Bugs) { b.GraceNeverEnds = true }, func(b node.Bugs) bool { return b.GraceNeverEnds }},
 	{"term-before-durable", func(b *node.Bugs) { b.Replica.TermBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.TermBeforeDurable }},
 	{"snapshot-before-chunk-sync", func(b *node.Bugs) { b.Replica.SnapshotBeforeChunkSync = true }, func(b node.Bugs) bool { return b.Replica.SnapshotBeforeChunkSync }},
+	{"unpin-log-early", func(b *node.Bugs) { b.Replica.UnpinLogEarly = true }, func(b node.Bugs) bool { return b.Replica.UnpinLogEarly }},
+	{"store-entries-in-frame", func(b *node.Bugs) { b.Replica.StoreEntriesInFrame = true }, func(b node.Bugs) bool { return b.Replica.StoreEntriesInFrame }},
 	{"rename-keeps-target-chunks", func(b *node.Bugs) { b.Replica.Meta.RenameKeepsTargetChunks = true }, func(b node.Bugs) bool { return b.Replica.Meta.RenameKeepsTargetChunks }},
 }
 

@@ -99,6 +99,11 @@ type delivery struct {
 	// messages, held here so that a delivery is one allocation.
 	env  wire.Envelope
 	raft [4]wire.GroupMessage
+	// frame, if set, is the frame of pool the envelope's entries refer to
+	// (frames.go), which the delivery holds until the node's flush after
+	// its step (flushed).
+	frame *lentFrame
+	pool  *framePool
 }
 
 func (d *delivery) act() {
@@ -107,11 +112,49 @@ func (d *delivery) act() {
 		return
 	}
 	d.env.Raft = d.raft[:0]
-	if err := wire.UnmarshalInto(d.b, &d.env); err != nil {
+	s := w.nodes[d.to-1]
+	var err error
+	if s.frames != nil && s.up() {
+		err = d.decodeInFrame(s.frames)
+	} else {
+		err = wire.UnmarshalInto(d.b, &d.env)
+	}
+	if err != nil {
 		w.failf(verdict.Wire, "envelope %d->%d does not decode: %v", d.from, d.to, err)
 		return
 	}
-	w.nodes[d.to-1].handleStep("deliver", d)
+	s.handleStep("deliver", d)
+}
+
+// decodeInFrame reads the envelope into a frame of pool p and decodes it
+// there, as the production transport does (frames.go): entries' data
+// refer to the frame, which the delivery holds if they do.
+func (d *delivery) decodeInFrame(p *framePool) error {
+	buf := p.get(len(d.b))
+	copy(buf, d.b)
+	if err := wire.UnmarshalSharedInto(buf, &d.env, shareBytes); err != nil {
+		p.put(buf)
+		return err
+	}
+	m := &d.env
+	switch {
+	case !m.AliasesInput():
+		p.put(buf)
+	case len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) == 0:
+		d.pool, d.frame = p, p.lend(buf)
+	}
+	// Otherwise parts the core keeps unpinned refer to the frame: it is
+	// left to the collector, as the server leaves such a frame.
+	return nil
+}
+
+// flushed lets go of the delivery's hold on its frame: the node flushed
+// after the step, and raft's entries are in its log jobs, pinned.
+func (d *delivery) flushed() {
+	if d.frame != nil {
+		d.pool.release(d.frame)
+		d.frame, d.pool = nil, nil
+	}
 }
 
 func (d *delivery) step(n *node.Node) {

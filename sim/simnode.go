@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tessera-db/tessera/core/env"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
@@ -112,6 +113,10 @@ type simNode struct {
 	stageRots int
 	// stallUntil ends a DiskStall: no disk work completes before it.
 	stallUntil time.Duration
+	// frames is the pool of peer frames the node's deliveries are decoded
+	// in, for the life of its core; nil while it is down, or when the run
+	// delivers copies (Options.CopyFrames; frames.go).
+	frames *framePool
 }
 
 // simIO is one piece of disk work in flight (Env.IO), of the node's
@@ -236,8 +241,14 @@ func (s *simNode) installDiskFaults() {
 // start (re)creates the node's core from its disk.
 func (s *simNode) start() error {
 	s.w.checks.starting(s.id)
-	n, err := node.New(s.w.nodeConfig(s.id), simEnv{s})
+	var e env.Env = simEnv{s}
+	if !s.w.opts.CopyFrames {
+		s.frames = newFramePool(&s.w.coverage.frames)
+		e = pinEnv{simEnv{s}}
+	}
+	n, err := node.New(s.w.nodeConfig(s.id), e)
 	if err != nil {
+		s.frames = nil
 		return err
 	}
 	s.node = n
@@ -296,6 +307,8 @@ func (s *simNode) crash(reason string) {
 	// through and nothing else unsynced (memfs Placement.PowerLoss).
 	s.powerLoss = false
 	s.fs.Crash(cut)
+	// The frames the core held go with it (the process's memory).
+	s.frames = nil
 }
 
 // stepper is what a node's step does, as a value: handleStep's most
@@ -335,6 +348,12 @@ func (s *simNode) handleStep(kind string, st stepper) {
 	s.inHandle = false
 	if !ok {
 		return
+	}
+	if f, isDelivery := st.(*delivery); isDelivery {
+		// Before the envelopes the step produced are encoded: a frame let
+		// go of here may be reused while they wait in a production
+		// runtime's send queue.
+		f.flushed()
 	}
 	if err := s.node.Err(); err != nil {
 		s.firing = ""

@@ -23,6 +23,7 @@ type simFlags struct {
 	bugs         string
 	chunkOnce    bool
 	logLayout    string
+	copyFrames   bool
 }
 
 func (sf *simFlags) add(cmd *cobra.Command) {
@@ -32,6 +33,7 @@ func (sf *simFlags) add(cmd *cobra.Command) {
 	fl.DurationVar(&sf.duration, "duration", sim.DefaultOptions().Duration, "simulated time of the workload and faults")
 	fl.StringVar(&sf.bugs, "inject-bug", "", "comma-separated known bugs to inject (binaries built with -tags tesserabugs): "+strings.Join(sim.AllBugs(), ", "))
 	fl.StringVar(&sf.logLayout, "log-layout", sim.DefaultOptions().LogLayout.String(), "the nodes' raft logs: draw (per seed), per-group (a log per group) or shared (one per node: node --log-layout shared)")
+	fl.BoolVar(&sf.copyFrames, "copy-frames", sim.DefaultOptions().CopyFrames, "deliver every envelope as a copy of its own, with no frame pools and no pins (as before the simulator modelled the server's reused peer frames)")
 	fl.BoolVar(&sf.chunkOnce, "chunk-once", sim.DefaultOptions().ChunkOnce, "run the nodes with chunk bytes written once per replica (node --chunk-once; --chunk-once=false: twice)")
 }
 
@@ -39,6 +41,7 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 	opts := sim.DefaultOptions()
 	opts.Seed, opts.Nodes, opts.Duration, opts.MetaReplicas = seed, sf.nodes, sf.duration, sf.metaReplicas
 	opts.ChunkOnce = sf.chunkOnce
+	opts.CopyFrames = sf.copyFrames
 	layout, err := sim.ParseLogLayout(sf.logLayout)
 	if err != nil {
 		return opts, err
@@ -203,7 +206,7 @@ status 1 if any seed fails; each failing seed replays with 'tessera sim run
 			if swf.bugs != "" {
 				so.ExtraArgs = append(so.ExtraArgs, "--inject-bug", swf.bugs)
 			}
-			so.ExtraArgs = append(so.ExtraArgs, "--chunk-once="+strconv.FormatBool(swf.chunkOnce), "--log-layout="+swf.logLayout)
+			so.ExtraArgs = append(so.ExtraArgs, "--chunk-once="+strconv.FormatBool(swf.chunkOnce), "--log-layout="+swf.logLayout, "--copy-frames="+strconv.FormatBool(swf.copyFrames))
 			start := time.Now()
 			results := sim.Swarm(opts, so, os.Stdout)
 			for _, r := range results {

@@ -50,8 +50,11 @@ type Env interface {
 // raft's unstable log holds until the job is durable; a staged chunk being
 // written) and unpins them once it lets go; bytes it keeps longer (an
 // entry persisted whole in raft's storage, a raft message held or sent)
-// it copies. The simulator does not implement it: its deliveries are
-// copies.
+// it copies. The simulator implements it too (sim/frames.go): unless a run
+// asks for copies (--copy-frames), it decodes each delivery in place in a
+// pooled frame that it scribbles over and reuses once let go of, and
+// pinning bytes of a frame already given back panics there as in the
+// server.
 type Pinner interface {
 	// Pin keeps the reused buffer that holds b, if b lies in one, from
 	// reuse until a matching Unpin, and reports whether it did; bytes

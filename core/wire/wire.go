@@ -422,10 +422,17 @@ func (m *Envelope) AliasesInput() bool {
 // saves a copy of every chunk a follower receives.
 func UnmarshalShared(b []byte, minBytes int) (*Envelope, error) {
 	m := &Envelope{}
-	if err := unmarshalInto(b, m, max(minBytes, 1)); err != nil {
+	if err := UnmarshalSharedInto(b, m, minBytes); err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// UnmarshalSharedInto is UnmarshalShared decoding into m, as UnmarshalInto
+// does: for the simulator, which decodes each delivery in place in a frame
+// of its own pool (sim/frames.go) the way the production transport does.
+func UnmarshalSharedInto(b []byte, m *Envelope, minBytes int) error {
+	return unmarshalInto(b, m, max(minBytes, 1))
 }
 
 // Unmarshal decodes an envelope; the result may alias b (AliasesInput).

@@ -29,8 +29,12 @@ import (
 //     queue) get a copy of their own (detach), since nothing tells when
 //     they are let go.
 //
-// The simulator's deliveries are copies (it implements no Pinner): there
-// these calls do nothing, and no value the core computes depends on them.
+// The simulator reads its deliveries into pooled frames too, and scribbles
+// over a frame once let go of (sim/frames.go): a pin missing or let go of
+// too early shows there as garbage bytes or a panic. No value the core
+// computes depends on these calls: a run's trace is the same with the
+// simulator's frames and with copies (--copy-frames, no Pinner), under
+// which, as in the core/node harness, they do nothing.
 
 // pinner returns the runtime's Pinner, or nil.
 func (g *Replica) pinner() env.Pinner {

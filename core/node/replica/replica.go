@@ -138,6 +138,16 @@ type Bugs struct {
 	// snapshot record can be durable while the fetched chunks' names are
 	// not, and a crash then leaves a snapshot listing chunks the disk lost.
 	SnapshotBeforeChunkSync bool
+	// UnpinLogEarly lets go of a log job's pins on its entries' bytes
+	// (pins.go) as soon as it took them, when the job is handed out, not
+	// once the job is durable and raft stepped its response: the runtime
+	// may reuse the peer frame they lie in while the job's records are
+	// still to be written and raft's log refers to them.
+	UnpinLogEarly bool
+	// StoreEntriesInFrame hands raft's storage the entries it keeps
+	// whole as they are, their bytes in the runtime's reused peer frame,
+	// not copies of their own (pins.go detachEntries).
+	StoreEntriesInFrame bool
 	// Meta are the meta state machine's defects.
 	Meta meta.Bugs
 	// Chunk are the chunk store's defects.

@@ -135,6 +135,10 @@ func (g *Replica) queueLog(j LogJob) {
 	job := &j
 	if job.append != nil {
 		job.pins = g.pinEntries(job.append.GetEntries())
+		if bugs.CompiledIn && g.cfg.Bugs.UnpinLogEarly {
+			g.unpinAll(job.pins)
+			job.pins = nil
+		}
 		g.stageAppend(job)
 	}
 	if s := job.append.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -625,7 +629,9 @@ func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
 	}
 	if len(ents) > 0 {
 		// An entry kept whole must not keep a reused buffer (pins.go).
-		ents = g.detachEntries(ents)
+		if !(bugs.CompiledIn && g.cfg.Bugs.StoreEntriesInFrame) {
+			ents = g.detachEntries(ents)
+		}
 		if err := g.storage.Append(ents); err != nil {
 			return fmt.Errorf("group %d: append: %w", g.id, err)
 		}
