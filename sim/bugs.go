@@ -42,6 +42,7 @@ var bugNames = []struct {
 	{"term-before-durable", func(b *node.Bugs) { b.Replica.TermBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.TermBeforeDurable }},
 	{"snapshot-before-chunk-sync", func(b *node.Bugs) { b.Replica.SnapshotBeforeChunkSync = true }, func(b node.Bugs) bool { return b.Replica.SnapshotBeforeChunkSync }},
 	{"unpin-log-early", func(b *node.Bugs) { b.Replica.UnpinLogEarly = true }, func(b node.Bugs) bool { return b.Replica.UnpinLogEarly }},
+	{"own-chunk-early", func(b *node.Bugs) { b.Replica.OwnChunkEarly = true }, func(b node.Bugs) bool { return b.Replica.OwnChunkEarly }},
 	{"store-entries-in-frame", func(b *node.Bugs) { b.Replica.StoreEntriesInFrame = true }, func(b node.Bugs) bool { return b.Replica.StoreEntriesInFrame }},
 	{"rename-keeps-target-chunks", func(b *node.Bugs) { b.Replica.Meta.RenameKeepsTargetChunks = true }, func(b node.Bugs) bool { return b.Replica.Meta.RenameKeepsTargetChunks }},
 }

@@ -200,3 +200,14 @@ func (e pinEnv) Pin(b []byte) bool { return e.n.frames.pin(b) }
 
 // Unpin releases one Pin of b that reported true (env.Pinner).
 func (e pinEnv) Unpin(b []byte) { e.n.frames.unpin(b) }
+
+// Borrow lends the node a buffer of its frame pool, held once
+// (env.Lender): a data group leader's own chunk writes live in one
+// (core/node/replica/own.go), scribbled over once let go of like any frame.
+// The simulator encodes a node's outgoing envelopes in the step that sends
+// them, so an append referring to the buffer needs no hold of its own.
+func (e pinEnv) Borrow(n int) ([]byte, bool) {
+	buf := e.n.frames.get(n)
+	e.n.frames.lend(buf)
+	return buf, true
+}

@@ -69,7 +69,8 @@ type Pinner interface {
 // and keeps a while: a data group leader's own chunk writes, which every
 // follower's append refers to (core/node/replica/own.go). A runtime that
 // sends a message whose entries' bytes lie in such a buffer holds it (as
-// by a Pin) until the message is written or dropped.
+// by a Pin) until the message is written or dropped (the simulator encodes
+// a node's messages in the step that sends them, sim/frames.go).
 type Lender interface {
 	Pinner
 	// Borrow returns a buffer of n bytes, not zeroed. If held, it is one

@@ -148,6 +148,11 @@ type Bugs struct {
 	// whole as they are, their bytes in the runtime's reused peer frame,
 	// not copies of their own (pins.go detachEntries).
 	StoreEntriesInFrame bool
+	// OwnChunkEarly lets go of a leader's hold on the buffer of its own
+	// chunk write (own.go) as its log job takes it, not once the job is
+	// durable: while the job runs, appends to followers still take the
+	// bytes from the buffer, which the runtime may have handed out again.
+	OwnChunkEarly bool
 	// Meta are the meta state machine's defects.
 	Meta meta.Bugs
 	// Chunk are the chunk store's defects.

@@ -7,6 +7,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/chunk"
 )
 
@@ -90,6 +91,10 @@ func (g *Replica) stageAppend(j *LogJob) {
 			// shares the append's.
 			if o := g.fileOwn(h, e, c); o != nil {
 				j.own = append(j.own, o)
+				if bugs.CompiledIn && g.cfg.Bugs.OwnChunkEarly && o.held {
+					g.pinner().Unpin(o.whole)
+					o.held = false
+				}
 				j.staged = append(j.staged, StagedChunk{index: e.GetIndex(), term: e.GetTerm(),
 					info: o.info, data: o.data, pos: i, whole: o.wholeEntry(e), checked: true})
 				if out == nil {
