@@ -588,7 +588,7 @@ func TestReadIntoLiesInTheBuffer(t *testing.T) {
 	}{
 		{"whole file fits", big, true},
 		{"exactly the file", big[:FileBytes(in)], true},
-		{"one byte short", big[:FileBytes(in)-1:FileBytes(in)-1], false},
+		{"one byte short", big[: FileBytes(in)-1 : FileBytes(in)-1], false},
 		{"none", nil, false},
 	}
 	for _, tt := range tests {
