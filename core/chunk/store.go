@@ -530,6 +530,22 @@ func CheckFile(b []byte) error {
 	return nil
 }
 
+// CheckFileOf checks the bytes of a whole chunk file as CheckFile does,
+// and that they are those of the chunk in (its size and crc32c): a valid
+// file of another chunk, or of another version of it, is refused too. The
+// simulator checks with it the file a chunk write's apply leaves. The
+// error wraps ErrCorrupt.
+func CheckFileOf(b []byte, in Info) error {
+	if err := CheckFile(b); err != nil {
+		return err
+	}
+	if len(b)-headerBytes != int(in.Size) || binary.LittleEndian.Uint32(b[8:]) != in.CRC {
+		return fmt.Errorf("chunk: file of another chunk (%d bytes, crc %08x; want %d, %08x): %w",
+			len(b)-headerBytes, binary.LittleEndian.Uint32(b[8:]), in.Size, in.CRC, ErrCorrupt)
+	}
+	return nil
+}
+
 // Read returns length bytes of a held chunk from offset (length 0: to the
 // end), after verifying the whole chunk's checksum.
 func (s *Store) Read(id uint64, offset, length uint32) ([]byte, error) {
