@@ -42,6 +42,8 @@ var bugNames = []struct {
 	{"term-before-durable", func(b *node.Bugs) { b.Replica.TermBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.TermBeforeDurable }},
 	{"snapshot-before-chunk-sync", func(b *node.Bugs) { b.Replica.SnapshotBeforeChunkSync = true }, func(b node.Bugs) bool { return b.Replica.SnapshotBeforeChunkSync }},
 	{"rename-keeps-target-chunks", func(b *node.Bugs) { b.Replica.Meta.RenameKeepsTargetChunks = true }, func(b node.Bugs) bool { return b.Replica.Meta.RenameKeepsTargetChunks }},
+	{"scrub-skips-missing", func(b *node.Bugs) { b.ScrubSkipsMissing = true }, func(b node.Bugs) bool { return b.ScrubSkipsMissing }},
+	{"staged-by-index", func(b *node.Bugs) { b.Replica.Chunk.StagedByIndex = true }, func(b node.Bugs) bool { return b.Replica.Chunk.StagedByIndex }},
 }
 
 // BugNames lists the names of the bugs switched on in b.

@@ -31,6 +31,11 @@ func (w *World) leaderStaged(s *simNode, group uint64) {
 	if _, _, leads := s.node.OwnMatch(group); !leads {
 		return
 	}
+	for b := 1; b <= w.opts.Nodes; b++ {
+		if b != s.id && w.net.blocked[[2]int{s.id, b}] > 0 {
+			return // cut off already (this step's other staged chunks)
+		}
+	}
 	dur, ok := w.take(LeaderIsolate)
 	if !ok {
 		return
