@@ -69,6 +69,7 @@ func (w *World) sampleChunks(s *simNode) {
 			w.strandedIn(n, g)
 		}
 		w.leftoversOn(n)
+		w.lostRepaired(n)
 	}
 }
 

@@ -341,12 +341,13 @@ func drawRestFaults(seed uint64, nodes int, until time.Duration) []Fault {
 	at := func() time.Duration { return time.Duration(r.Int64N(int64(until))) }
 	dur := func(lo, n int) time.Duration { return time.Duration(r.IntN(n)+lo) * time.Millisecond }
 	if on(0.3) && nodes >= 3 {
-		// In the second half of the faults: a node that restarts after
+		// In the last fifth of the faults: a node that restarts after
 		// the loss fetches what its recovered state lists without a file
-		// (replica.restore), so that an early loss rarely waits for the
-		// scrubber.
+		// (replica.restore), and most chunks are soon replaced by newer
+		// writes and collected, so that an early loss rarely waits for
+		// the scrubber.
 		for n := 1 + r.IntN(4); n > 0; n-- {
-			out = append(out, Fault{At: until/2 + at()/2, Kind: ChunkLoss, Node: r.IntN(nodes) + 1})
+			out = append(out, Fault{At: until*4/5 + at()/5, Kind: ChunkLoss, Node: r.IntN(nodes) + 1})
 		}
 	}
 	if on(0.4) {

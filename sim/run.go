@@ -171,6 +171,7 @@ type World struct {
 	// whole again (chunkloss.go); rotted the chunk and staged files bit
 	// rot damaged on purpose (chunkcheck.go noteRotted).
 	lostAtRest, rotted map[lostFile]bool
+	lostSince          map[lostFile]lostClock
 	netRng             *rand.Rand
 	workRng            *rand.Rand
 	log                *slog.Logger
