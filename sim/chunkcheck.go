@@ -125,7 +125,13 @@ func (w *World) appliedBytes(s *simNode, a node.Applied) {
 		in.Size = uint32(len(a.Chunk.Data))
 	}
 	name, ok := s.node.ChunkPath(a.Group, in.ID)
-	if !ok || w.rotted[lostFile{s.id, name}] || w.rotted[lostFile{s.id, fmt.Sprintf("%d/%d", a.Group, a.Index)}] {
+	if !ok || w.rotted[lostFile{s.id, name}] {
+		return
+	}
+	if w.rotted[lostFile{s.id, fmt.Sprintf("%d/%d", a.Group, a.Index)}] {
+		// The apply may have renamed the rotten staged file into the
+		// chunk's: its later writes (a client's retry) find it so too.
+		w.rotted[lostFile{s.id, name}] = true
 		return
 	}
 	b, err := s.fs.Contents(name)
