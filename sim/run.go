@@ -167,23 +167,18 @@ type World struct {
 	clients  []*simClient
 	hist     *history
 	faultRng *rand.Rand
-	// lostAtRest are the chunk files ChunkLoss damaged and not yet found
-	// whole again (chunkloss.go); rotted the chunk and staged files bit
-	// rot damaged on purpose (chunkcheck.go noteRotted).
-	lostAtRest, rotted map[lostFile]bool
-	lostSince          map[lostFile]lostClock
-	netRng             *rand.Rand
-	workRng            *rand.Rand
-	log                *slog.Logger
-	failures           []verdict.Failure
-	healed             bool
-	healAt             time.Duration
-	notes              []string
-	conform            *conformance
-	checks             *stateChecker
-	members            memberCheck
-	chunks             chunkCheck
-	coverage           coverage
+	netRng   *rand.Rand
+	workRng  *rand.Rand
+	log      *slog.Logger
+	failures []verdict.Failure
+	healed   bool
+	healAt   time.Duration
+	notes    []string
+	conform  *conformance
+	checks   *stateChecker
+	members  memberCheck
+	chunks   chunkCheck
+	coverage coverage
 
 	// work is the seed's workload, sizes the size of each file as the
 	// clients last saw it (where ranged reads aim).
@@ -192,6 +187,12 @@ type World struct {
 	// armed are the crash points armed for any node, in the order they
 	// were (crashpoint.go).
 	armed []armed
+	// lostAtRest are the chunk files ChunkLoss damaged and not yet found
+	// whole again, lostSince when the scrubber's time to repair each
+	// began (chunkloss.go); rotted the chunk and staged files bit rot
+	// damaged on purpose (chunkcheck.go noteRotted).
+	lostAtRest, rotted map[lostFile]bool
+	lostSince          map[lostFile]lostClock
 }
 
 // coverage sums what the nodes did over a run (counters of crashed
