@@ -45,6 +45,8 @@ var bugNames = []struct {
 	{"own-chunk-early", func(b *node.Bugs) { b.Replica.OwnChunkEarly = true }, func(b node.Bugs) bool { return b.Replica.OwnChunkEarly }},
 	{"store-entries-in-frame", func(b *node.Bugs) { b.Replica.StoreEntriesInFrame = true }, func(b node.Bugs) bool { return b.Replica.StoreEntriesInFrame }},
 	{"rename-keeps-target-chunks", func(b *node.Bugs) { b.Replica.Meta.RenameKeepsTargetChunks = true }, func(b node.Bugs) bool { return b.Replica.Meta.RenameKeepsTargetChunks }},
+	{"scrub-skips-missing", func(b *node.Bugs) { b.ScrubSkipsMissing = true }, func(b node.Bugs) bool { return b.ScrubSkipsMissing }},
+	{"staged-by-index", func(b *node.Bugs) { b.Replica.Chunk.StagedByIndex = true }, func(b node.Bugs) bool { return b.Replica.Chunk.StagedByIndex }},
 }
 
 // BugNames lists the names of the bugs switched on in b.

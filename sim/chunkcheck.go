@@ -1,6 +1,8 @@
 package sim
 
 import (
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tessera-db/tessera/core/chunk"
@@ -67,6 +69,7 @@ func (w *World) sampleChunks(s *simNode) {
 			w.strandedIn(n, g)
 		}
 		w.leftoversOn(n)
+		w.lostRepaired(n)
 	}
 }
 
@@ -76,7 +79,8 @@ func (w *World) strandedIn(s *simNode, g uint64) {
 	if len(w.failures) > 0 {
 		return
 	}
-	if ids := s.node.StrandedChunks(g); len(ids) > 0 {
+	ids := slices.DeleteFunc(s.node.StrandedChunks(g), func(id uint64) bool { return w.lostHere(s, g, id) })
+	if len(ids) > 0 {
 		w.failf(verdict.Scrub, "node %d holds chunks %v of group %d with no file and no repair under way", s.id, ids, g)
 	}
 }
@@ -91,8 +95,67 @@ func (w *World) chunkWriteApplied(id int, a node.Applied) {
 	if s.node == nil || !s.up() {
 		return
 	}
+	if w.lostHere(s, a.Group, a.Chunk.ID) {
+		return
+	}
 	if s.node.ChunkStranded(a.Group, a.Chunk.ID) {
 		w.failf(verdict.Scrub, "node %d applied the write of chunk %d of group %d at index %d and holds it with no file and no repair under way",
 			id, a.Chunk.ID, a.Group, a.Index)
+		return
 	}
+	w.appliedBytes(s, a)
+}
+
+// appliedBytes is the applied-bytes check: right after node s's replica
+// applied a chunk write, the chunk's file, if it is here whole (else it is
+// being fetched: the stranded check above), holds that chunk's bytes, its
+// size and crc32c, and no other's. The apply of a write logged short
+// renames the staged file of the entry's position (index and term) into
+// the chunk's file, and a leader change can leave a replica staged files
+// of entries it no longer holds at those indexes (LeaderIsolate): an apply
+// that took another entry's file, of another term, or a file it never
+// checked, would leave a chunk whose file holds other bytes, which the
+// scrubber repairs unseen within a second, while reads meanwhile fall back
+// to other replicas: the group keeps one good copy fewer than it counts,
+// and no other check fails. Files damaged at rest on purpose (stagerot,
+// bitrot of a chunk applied again) are left out.
+func (w *World) appliedBytes(s *simNode, a node.Applied) {
+	in := chunk.Info{ID: a.Chunk.ID, Size: a.Chunk.Size, CRC: a.Chunk.CRC}
+	if a.Chunk.Op == chunk.OpWrite {
+		in.Size = uint32(len(a.Chunk.Data))
+	}
+	name, ok := s.node.ChunkPath(a.Group, in.ID)
+	if !ok || w.rotted[lostFile{s.id, name}] {
+		return
+	}
+	if w.rotted[lostFile{s.id, fmt.Sprintf("%d/%d", a.Group, a.Index)}] {
+		// The apply may have renamed the rotten staged file into the
+		// chunk's: its later writes (a client's retry) find it so too.
+		w.rotted[lostFile{s.id, name}] = true
+		return
+	}
+	b, err := s.fs.Contents(name)
+	if err != nil || int64(len(b)) != chunk.FileBytes(in) {
+		return
+	}
+	if err := chunk.CheckFileOf(b, in); err != nil {
+		w.failf(verdict.Scrub, "node %d applied the write of chunk %d of group %d at index %d, and the chunk's file holds other bytes: %v",
+			s.id, in.ID, a.Group, a.Index, err)
+	}
+}
+
+// noteRotted records a chunk or staged file of node s that a fault
+// damaged at rest on purpose (bitrot, stagerot), for the applied-bytes
+// check to leave out: a chunk file by its path, a staged file by its
+// group and index ("g/i"), the position of the entry whose apply renames
+// it into a chunk's file.
+func (w *World) noteRotted(s *simNode, name string) {
+	if w.rotted == nil {
+		w.rotted = map[lostFile]bool{}
+	}
+	var g, index, term uint64
+	if _, err := fmt.Sscanf(name, "groups/%d/chunks/%016x-%016x.stg", &g, &index, &term); err == nil {
+		name = fmt.Sprintf("%d/%d", g, index)
+	}
+	w.rotted[lostFile{s.id, name}] = true
 }

@@ -180,7 +180,7 @@ func (s *simNode) checkAckedBytes(group, index uint64) {
 		return
 	}
 	s.node.AckedStaged(group, index, func(i, t uint64, staged, chunkFile string) {
-		if len(s.w.failures) == 0 && !s.fs.Durable(staged) && !s.fs.Durable(chunkFile) {
+		if len(s.w.failures) == 0 && !s.fs.Durable(staged) && !s.fs.Durable(chunkFile) && !s.w.lostAtRest[lostFile{s.id, chunkFile}] {
 			s.w.failf(verdict.Durability, "node %d acknowledged entries of group %d up to index %d while the bytes of the chunk write at index %d, term %d were not durable here",
 				s.id, group, index, i, t)
 		}
@@ -215,7 +215,7 @@ func (s *simNode) checkSnapshotChunks(group uint64, jobs []*corereplica.LogJob) 
 		for _, in := range manifest {
 			name, _ := s.node.ChunkPath(group, in.ID)
 			b, err := s.fs.Contents(name)
-			if err != nil {
+			if err != nil || s.w.lostHere(s, group, in.ID) {
 				continue
 			}
 			why := ""

@@ -118,12 +118,33 @@ const (
 	Misdirect FaultKind = "misdirect"
 	Latent    FaultKind = "latent"
 	ReadErr   FaultKind = "readerr"
+	// ChunkLoss: one chunk file of Node, durable and held, is deleted or
+	// cut short at rest (chunkloss.go): the scrubber must find it and
+	// repair it from the other replicas, and reads must never return its
+	// wrong bytes meanwhile.
+	ChunkLoss FaultKind = "chunkloss"
+	// LeaderIsolate: from At on, at each moment a data group's leader
+	// stages the bytes of chunk writes it proposed (their entries not yet
+	// sent), a coin decides whether this is the one; the leader is then
+	// cut off from every other node for Dur, its new entries with it
+	// (diverge.go). The others elect a leader that writes other entries at
+	// those indexes, and the old leader, back, must drop its own and their
+	// staged bytes for the new ones: diverged short entries. Armed for
+	// any node.
+	LeaderIsolate FaultKind = "leaderisolate"
+	// OwnSnapCrash: a node whose replica's own snapshot batch (a data
+	// snapshot's chunk directory fsync and record, or a meta log's
+	// rotation onto its snapshot file) has just completed on the disk
+	// crashes there, before the replica hears of it, and restarts after
+	// Dur (ownsnap.go). Armed for any node.
+	OwnSnapCrash FaultKind = "ownsnapcrash"
 )
 
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
 var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot,
-	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, DiskStall, StageRot, LostWrite, Misdirect, Latent, ReadErr}
+	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, DiskStall, StageRot, LostWrite, Misdirect, Latent, ReadErr,
+	ChunkLoss, LeaderIsolate, OwnSnapCrash}
 
 // crashPointKinds are the crash points, in the order the coverage line
 // counts them firing.
@@ -132,7 +153,8 @@ var crashPointKinds = []FaultKind{AckCrash, VoteCrash, ChunkCrash, WriterCrash, 
 // anyNode reports whether a fault kind names no node: a crash point armed
 // for whichever node (or client) reaches its moment first.
 func (k FaultKind) anyNode() bool {
-	return k == ChunkCrash || k == WriterCrash || k == SnapCrash || k == ConfCrash || k == BatchCrash
+	return k == ChunkCrash || k == WriterCrash || k == SnapCrash || k == ConfCrash || k == BatchCrash ||
+		k == LeaderIsolate || k == OwnSnapCrash
 }
 
 // Fault is one scheduled fault.
@@ -157,7 +179,7 @@ func (f Fault) String() string {
 		if f.OneWay {
 			s += ":oneway"
 		}
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash:
 	default:
 		s += fmt.Sprintf(":n%d", f.Node)
 	}
@@ -301,6 +323,46 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 	// Last again: seeds keep the schedules they had before eager names.
 	m.EagerNames = on(0.3)
 	return s
+}
+
+// drawRestFaults draws the faults added after every other (ChunkLoss,
+// LeaderIsolate, OwnSnapCrash), from a source of their own, so that every
+// other draw of a seed, its schedule's and the clock skews that follow
+// them, stays what it was: only the seeds that draw one of these change
+// their traces. A loss needs a good copy elsewhere, as bit rot does: 3 or
+// more nodes.
+func drawRestFaults(seed uint64, nodes int, until time.Duration) []Fault {
+	if until <= 0 {
+		return nil
+	}
+	r := rand.New(rand.NewPCG(seed, 0x4e57fa17))
+	on := func(p float64) bool { return r.Float64() < p }
+	var out []Fault
+	at := func() time.Duration { return time.Duration(r.Int64N(int64(until))) }
+	dur := func(lo, n int) time.Duration { return time.Duration(r.IntN(n)+lo) * time.Millisecond }
+	if on(0.3) && nodes >= 3 {
+		// In the last fifth of the faults: a node that restarts after
+		// the loss fetches what its recovered state lists without a file
+		// (replica.restore), and most chunks are soon replaced by newer
+		// writes and collected, so that an early loss rarely waits for
+		// the scrubber.
+		for n := 1 + r.IntN(4); n > 0; n-- {
+			out = append(out, Fault{At: until*4/5 + at()/5, Kind: ChunkLoss, Node: r.IntN(nodes) + 1})
+		}
+	}
+	if on(0.4) {
+		for n := 1 + r.IntN(4); n > 0; n-- {
+			out = append(out, Fault{At: at(), Kind: LeaderIsolate, Dur: dur(1200, 1800)})
+		}
+	}
+	if on(0.3) {
+		for n := 1 + r.IntN(3); n > 0; n-- {
+			// Armed early: a replica takes its own snapshots seldom in a
+			// short run, and the crash point waits for one.
+			out = append(out, Fault{At: at() / 3, Kind: OwnSnapCrash, Dur: dur(100, 3000)})
+		}
+	}
+	return out
 }
 
 // String prints the mix and schedule on one line (the "faults:" line).

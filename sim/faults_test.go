@@ -76,6 +76,60 @@ func TestBitRotSparesLastGoodCopies(t *testing.T) {
 	}
 }
 
+// TestChunkLossSparesLastGoodCopies checks that a chunk file lost at rest
+// (deleted or cut short) is one of which good copies stay elsewhere, as for
+// bit rot, and that the loss is noted for the checks that leave such files
+// to the scrubber.
+func TestChunkLossSparesLastGoodCopies(t *testing.T) {
+	const name = "groups/2/chunks/0000000000000001.chk"
+	tests := []struct {
+		name      string
+		lost      int  // node lost for good, 0 for none
+		rotten    int  // node whose copy is already bad, 0 for none
+		lossAhead bool // a lose fault is still to come
+		wantLoss  bool // node 1's copy is lost
+	}{
+		{"two good copies elsewhere", 0, 0, false, true},
+		{"one good copy elsewhere", 0, 2, false, true},
+		{"one good copy elsewhere, a loss ahead", 0, 2, true, false},
+		{"the other good copy is on the lost node", 3, 2, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := rotWorld(tt.lossAhead)
+			for id := 1; id <= 3; id++ {
+				s := &simNode{w: w, id: id, fs: memfs.New(), lost: id == tt.lost}
+				store, err := chunk.NewStore(s.fs, "groups/2/chunks")
+				if err != nil {
+					t.Fatal(err)
+				}
+				data := []byte("a chunk with three copies")
+				if rej, fatal := store.Apply(1, chunk.Command{Op: chunk.OpWrite, ID: 1, CRC: chunk.Checksum(data), Data: data}); rej != nil || fatal != nil {
+					t.Fatal(rej, fatal)
+				}
+				if err := store.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				if id == tt.rotten {
+					if err := s.fs.CorruptAtRest(name, 20, 1); err != nil {
+						t.Fatal(err)
+					}
+				}
+				w.nodes = append(w.nodes, s)
+			}
+			w.loseChunk(w.nodes[0])
+			b, err := w.nodes[0].fs.Contents(name)
+			lost := err != nil || chunk.CheckFile(b) != nil
+			if lost != tt.wantLoss {
+				t.Fatalf("node 1's copy lost: %v, want %v", lost, tt.wantLoss)
+			}
+			if noted := w.lostAtRest[lostFile{1, name}]; noted != lost {
+				t.Fatalf("loss noted: %v, want %v", noted, lost)
+			}
+		})
+	}
+}
+
 // TestSwarmSeeds replays seeds that swarms found failing, whole or with
 // their shrunk schedule.
 func TestSwarmSeeds(t *testing.T) {

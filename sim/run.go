@@ -192,6 +192,12 @@ type World struct {
 	// armed are the crash points armed for any node, in the order they
 	// were (crashpoint.go).
 	armed []armed
+	// lostAtRest are the chunk files ChunkLoss damaged and not yet found
+	// whole again, lostSince when the scrubber's time to repair each
+	// began (chunkloss.go); rotted the chunk and staged files bit rot
+	// damaged on purpose (chunkcheck.go noteRotted).
+	lostAtRest, rotted map[lostFile]bool
+	lostSince          map[lostFile]lostClock
 }
 
 // coverage sums what the nodes did over a run (counters of crashed
@@ -254,6 +260,12 @@ type coverage struct {
 	// multiGroupTears counts the BatchCrash power losses that tore a
 	// shared log's sync covering records of several groups.
 	multiGroupTears int
+	// chunkLosses counts the chunk files lost at rest (chunkloss.go),
+	// isolations the leaders cut off right after staging their proposals
+	// and diverged the staged entries a replica found replaced at their
+	// index when it applied it (diverge.go), ownSnaps the own snapshot
+	// batches checked as they completed (ownsnap.go).
+	chunkLosses, isolations, diverged, ownSnaps int
 }
 
 func (c *coverage) noteCommit(cmd *meta.Command, res meta.Result) {
@@ -304,7 +316,9 @@ func (c coverage) String() string {
 	}
 	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d scrubbed=%d session-reuses=%d sessions-expired=%d sessions-registered=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d gc-collected=%d swept=%d frames-lent=%d frames-reused=%d frame-pins=%d%s",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.expired, c.registered, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
-		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, c.frames.lent, c.frames.reused, c.frames.pins, fired.String()) + c.sharedString()
+		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, c.frames.lent, c.frames.reused, c.frames.pins, fired.String()) + c.sharedString() +
+		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d",
+			c.chunkLosses, c.isolations, c.diverged, c.ownSnaps, c.fired[OwnSnapCrash])
 }
 
 // sharedString describes what shared logs did, if a run had them.
@@ -459,6 +473,9 @@ func (w *World) inlineString() string {
 func (w *World) onApply(id int, a node.Applied) {
 	w.checks.applied(id, a)
 	w.nodes[id-1].noteApplied(a.Group, a.Index)
+	if s := w.nodes[id-1]; s.node != nil {
+		s.noteDiverged(a.Group, a.Index, a.Restored)
+	}
 	if a.Restored {
 		return
 	}
@@ -563,6 +580,10 @@ func run(opts Options) (res *Result) {
 	// Generate even when replaying a given schedule, so that the draws
 	// that follow (clock skews) are the same as in the original run.
 	w.sched = generate(schedRng, opts.Nodes, opts.Duration)
+	if rest := drawRestFaults(opts.Seed, opts.Nodes, w.sched.FaultsUntil); len(rest) > 0 {
+		w.sched.Faults = append(w.sched.Faults, rest...)
+		slices.SortStableFunc(w.sched.Faults, func(a, b Fault) int { return int(a.At - b.At) })
+	}
 	if opts.Schedule != nil {
 		w.sched = *opts.Schedule
 	}
@@ -679,8 +700,10 @@ func (w *World) inject(f Fault) {
 	case AckCrash, VoteCrash:
 		s := w.nodes[f.Node-1]
 		s.crashPoint, s.crashPointDur = f.Kind, f.Dur
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash:
 		w.armed = append(w.armed, armed{f.Kind, f.Dur})
+	case ChunkLoss:
+		w.loseChunk(w.nodes[f.Node-1])
 	case LostWrite, Misdirect, Latent, ReadErr:
 		w.injectLogFault(f)
 	case Lose:
@@ -702,7 +725,8 @@ func (w *World) inject(f Fault) {
 		// The disk that made the node's promises is gone: its replicas
 		// are fenced until replaced instead (core/node).
 		s.promises = nil
-		s.staged, s.appliedMax = nil, nil
+		s.staged, s.appliedMax, s.diverge = nil, nil, nil
+		w.forgetLost(s)
 		w.scheduleRestart(s, f.Dur)
 	case Pause:
 		s := w.nodes[f.Node-1]
@@ -790,8 +814,9 @@ func (w *World) bitRot(s *simNode) {
 	files := w.chunkDirFiles(s, func(_ uint64, dir, name string) bool {
 		return strings.HasSuffix(name, ".chk") && w.goodCopies(s, dir+"/"+name) >= need
 	})
-	if _, off, ok := w.flipAtRest(s, files); ok {
+	if name, off, ok := w.flipAtRest(s, files); ok {
 		w.clk.note("bitrot", uint64(s.id), uint64(off))
+		w.noteRotted(s, name)
 	}
 }
 

@@ -167,7 +167,7 @@ func parseFault(text string) (Fault, error) {
 		return bad("negative time")
 	}
 	switch f.Kind {
-	case Crash, Pause, Clog, BitRot, StageRot, DiskStall, Lose, Wipe, AckCrash, VoteCrash, LogRot, LostWrite, Misdirect, Latent, ReadErr:
+	case Crash, Pause, Clog, BitRot, StageRot, DiskStall, Lose, Wipe, AckCrash, VoteCrash, LogRot, LostWrite, Misdirect, Latent, ReadErr, ChunkLoss:
 		if len(fields) != 2 || !strings.HasPrefix(fields[1], "n") {
 			return bad("want :nID")
 		}
@@ -176,7 +176,7 @@ func parseFault(text string) (Fault, error) {
 			return bad("bad node")
 		}
 		f.Node = n
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash:
 		if len(fields) != 1 {
 			return bad("names no node")
 		}

@@ -32,7 +32,11 @@ func TestSameSeedSameTrace(t *testing.T) {
 	// runs passing.
 	counts := map[string]int{"session-reuses": 0, "states-compared": 0, "invariants-checked": 0,
 		"promotions-checked": 0, "list-pages": 0, "ranged-reads": 0, "out-of-range": 0,
-		"chunks-staged": 0, "appends-filled": 0}
+		"chunks-staged": 0, "appends-filled": 0,
+		// The faults drawn last (drawRestFaults): a chunk file lost at
+		// rest, a leader cut off whose staged entries another leader's
+		// replaced, an own snapshot batch checked and crashed at.
+		"chunks-lost": 0, "leader-isolations": 0, "staged-diverged": 0, "own-snapshots-checked": 0, "ownsnapcrash-fired": 0}
 	for _, k := range crashPointKinds {
 		counts[string(k)+"-fired"] = 0
 	}
@@ -107,6 +111,7 @@ func TestDifferentSeedsDiffer(t *testing.T) {
 func TestScheduleRoundTrip(t *testing.T) {
 	for seed := uint64(1); seed <= 50; seed++ {
 		w := generate(rand.New(rand.NewPCG(seed, 1)), 5, time.Minute)
+		w.Faults = append(w.Faults, drawRestFaults(seed, 5, w.FaultsUntil)...)
 		text := w.Encode()
 		back, err := ParseSchedule(text)
 		if err != nil {
@@ -121,7 +126,8 @@ func TestScheduleRoundTrip(t *testing.T) {
 func TestParseScheduleRejects(t *testing.T) {
 	for _, bad := range []string{"until=", "bogus=1", "drop=2", "delay=5ms", "faults=crash@1s:x/1s",
 		"faults=bogus@1s:n1/1s", "faults=crash@-1s:n1/1s", "faults=partition@1s/2s", "faults=snapcrash@1s:n1/1s", "faults=ackcrash@1s/1s",
-		"faults=batchcrash@1s:n1/1s", "faults=diskstall@1s/1s", "faults=stagerot@1s/1s"} {
+		"faults=batchcrash@1s:n1/1s", "faults=diskstall@1s/1s", "faults=stagerot@1s/1s",
+		"faults=chunkloss@1s", "faults=leaderisolate@1s:n1/1s", "faults=ownsnapcrash@1s:n2/1s"} {
 		if _, err := ParseSchedule(bad); err == nil {
 			t.Errorf("ParseSchedule(%q) accepted", bad)
 		}

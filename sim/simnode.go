@@ -117,6 +117,12 @@ type simNode struct {
 	// in, for the life of its core; nil while it is down, or when the run
 	// delivers copies (Options.CopyFrames; frames.go).
 	frames *framePool
+	// diverge holds, per data group, the terms of the chunk writes the
+	// node's replica staged at each index not yet applied (diverge.go).
+	diverge map[uint64]map[uint64][]uint64
+	// ioMark is an own snapshot batch whose disk work is the next the node
+	// submits (ownsnap.go).
+	ioMark *ownSnap
 }
 
 // simIO is one piece of disk work in flight (Env.IO), of the node's
@@ -128,6 +134,8 @@ type simIO struct {
 	work func() error
 	done func(error)
 	err  error
+	// own is the own snapshot batch the work carries, or nil (ownsnap.go).
+	own *ownSnap
 }
 
 // simEnv is the core's view of the world from one node.
@@ -159,7 +167,8 @@ func (e simEnv) IO(q uint64, work func() error, done func(error)) {
 	}
 	at := max(w.clk.now+lat, s.ioFree[q])
 	s.ioFree[q] = at
-	io := &simIO{s: s, inc: s.incarnation, work: work, done: done}
+	io := &simIO{s: s, inc: s.incarnation, work: work, done: done, own: s.ioMark}
+	s.ioMark = nil
 	s.ioPending = append(s.ioPending, io)
 	w.clk.atActor(at, "io", s.id, io)
 }
@@ -187,6 +196,9 @@ func (io *simIO) act() {
 	}
 	if s.powerLoss {
 		s.powerFailed()
+		return
+	}
+	if io.own != nil && err == nil && s.ownSnapDone(io.own) {
 		return
 	}
 	if s.stageRots > 0 {
@@ -345,7 +357,7 @@ func (s *simNode) handleStep(kind string, st stepper) {
 	syncs := s.syncs
 	s.inHandle = true
 	ok := s.runStep(kind, st)
-	s.inHandle = false
+	s.inHandle, s.ioMark = false, nil
 	if !ok {
 		return
 	}

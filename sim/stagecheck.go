@@ -38,12 +38,16 @@ func (e simEnv) TraceStage(group uint64, staged []corereplica.StagedChunk) {
 	for _, sc := range staged {
 		set[[2]uint64{sc.Index(), sc.Term()}] = true
 	}
+	s.watchDiverge(group, staged)
+	s.w.leaderStaged(s, group)
 }
 
 // TraceLogBatch is part of replica.Tracer: a batch with a leader's data
 // snapshot must find the chunks it lists durable (checkSnapshotChunks).
 func (e simEnv) TraceLogBatch(group uint64, jobs []*corereplica.LogJob) {
 	e.n.checkSnapshotChunks(group, jobs)
+	e.n.ownSnapBatch(group, jobs)
+	e.n.overwritten(group, jobs)
 }
 
 // TraceReplicaDelete is part of replica.Tracer.
@@ -69,6 +73,7 @@ func (s *simNode) forgetStaged() {
 		if !s.node.Hosts(g) {
 			delete(s.staged, g)
 			delete(s.appliedMax, g)
+			delete(s.diverge, g)
 		}
 	}
 }

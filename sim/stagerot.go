@@ -35,6 +35,7 @@ func (s *simNode) rotStaged() {
 	}
 	s.stageRots--
 	w.coverage.stageRots++
+	w.noteRotted(s, name)
 	w.logf("staged file rot on node %d: %s at %d", s.id, name, off)
 }
 

@@ -243,6 +243,24 @@ func TestCheckFile(t *testing.T) {
 			t.Errorf("%s: CheckFile = %v, want %v", tt.name, err, tt.want)
 		}
 	}
+	// CheckFileOf holds a valid file to the chunk it must hold.
+	in := Info{ID: 1, Size: uint32(len("good bytes")), CRC: Checksum([]byte("good bytes"))}
+	if err := CheckFileOf(good, in); err != nil {
+		t.Errorf("CheckFileOf(good) = %v", err)
+	}
+	if err := CheckFileOf(flip(headerBytes+3), in); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("CheckFileOf(rotten) = %v, want ErrCorrupt", err)
+	}
+	other := in
+	other.CRC++
+	if err := CheckFileOf(good, other); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("CheckFileOf(another chunk's file) = %v, want ErrCorrupt", err)
+	}
+	other = in
+	other.Size++
+	if err := CheckFileOf(good, other); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("CheckFileOf(a chunk of another size) = %v, want ErrCorrupt", err)
+	}
 }
 
 // TestStoreDigest checks that the maintained digest follows the applied

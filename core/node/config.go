@@ -182,6 +182,10 @@ type Bugs struct {
 	// first-seen times inverted), so that their grace starts afresh every
 	// round and nothing is ever collected.
 	GraceNeverEnds bool
+	// ScrubSkipsMissing makes the scrubber repair the chunk files it finds
+	// corrupt but pass over those it finds missing (or cut short: a
+	// short file reads as ErrCorrupt, so only absent ones are skipped).
+	ScrubSkipsMissing bool
 	// Replica are the defects of replication, storage and applying
 	// (replica.Bugs), Route those of serving requests (route.Bugs), and
 	// Replace those of replica replacement (replace.Bugs).

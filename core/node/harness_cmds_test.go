@@ -8,9 +8,10 @@ package node
 //	        [election=10] [heartbeat=2] [retry=10] [replace-after=0]
 //	        [snapshot-entries=1000] [keep-entries=50]
 //	        [keep-data-entries=4] [data-snapshot-bytes=65536] [snap-piece-bytes=1048576]
-//	        [inline-threshold=-1] [chunk-once]
+//	        [inline-threshold=-1] [chunk-once] [scrub=N]
 //	        [bugs=(ack-before-durable,vote-before-durable)]
 //	    Starts the nodes, each on an empty memfs (the first command of a script).
+//	    scrub is ScrubEveryTicks (off unless given: one chunk every N ticks);
 //	    retry is RetryTicks (how often a leader takes a replacement step);
 //	    replace-after is ReplaceAfterTicks, 0 (the default) for never: a
 //	    silent member is then never replaced, and a fenced one still is.
@@ -522,7 +523,7 @@ func (h *harness) cmdCluster(a *args) {
 		// Background work a script does not ask for stays out of the
 		// output: garbage collection, scrubbing and replacement.
 		GCIntervalTicks:   1 << 40,
-		ScrubEveryTicks:   1 << 40,
+		ScrubEveryTicks:   a.uint("scrub", 1<<40),
 		ReplaceAfterTicks: a.uint("replace-after", 0),
 		RetryTicks:        a.uint("retry", 0),
 	}

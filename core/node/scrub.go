@@ -63,7 +63,8 @@ func (n *Node) scrubOne() bool {
 	n.stats.ScrubbedChunks++
 	var err error
 	s.buf, err = g.Store().Verify(id, s.buf)
-	if errors.Is(err, chunk.ErrCorrupt) || errors.Is(err, chunk.ErrMissing) {
+	missing := errors.Is(err, chunk.ErrMissing) && !(BugsCompiledIn && n.cfg.Bugs.ScrubSkipsMissing)
+	if errors.Is(err, chunk.ErrCorrupt) || missing {
 		n.onCorrupt(g, id, err)
 	}
 	return true

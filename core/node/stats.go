@@ -390,6 +390,30 @@ func (n *Node) AuditChunks(held []uint64) (unaccounted []uint64, garbage int, ap
 	return g.Meta().Unaccounted(held), g.Meta().GarbageLen(), g.Applied(), true
 }
 
+// FileChunks returns the ids of the chunks the committed files reference in
+// this node's meta replica's state; ok is false if the node hosts no meta
+// replica. The simulator damages, now and then, a chunk that a file still
+// needs (sim/chunkloss.go), so that the damage is not collected away.
+func (n *Node) FileChunks() (ids []uint64, ok bool) {
+	g := n.groups[topo.MetaGroup]
+	if g == nil || g.Meta() == nil || g.Fenced() {
+		return nil, false
+	}
+	after := ""
+	for {
+		files, more := g.Meta().List("", after, 0)
+		for _, f := range files {
+			for _, c := range f.Chunks {
+				ids = append(ids, c.ID)
+			}
+			after = f.Path
+		}
+		if !more {
+			return ids, true
+		}
+	}
+}
+
 // Leads reports whether this node's replica of group is its leader, as of
 // its last flush. It is cheap (unlike Groups): the simulator asks it at
 // every chunk write while a crash point waits for one (sim/crashpoint.go).

@@ -439,6 +439,44 @@ func (fs *FS) CorruptAtRest(name string, off int64, mask byte) error {
 	return nil
 }
 
+// LoseAtRest removes a file from the medium and from the current view at
+// once, its durable name too, without any call of the program that owns
+// it: a file the disk (or an operator's mistake) lost after it was
+// durable.
+func (fs *FS) LoseAtRest(name string) error {
+	d, base, err := fs.lookup(name)
+	if err != nil {
+		return err
+	}
+	if d.entries[base] == nil {
+		return fmt.Errorf("memfs: lose %s: %w", name, vfs.ErrNotExist)
+	}
+	delete(d.entries, base)
+	delete(d.durable, base)
+	delete(d.changed, base)
+	return nil
+}
+
+// TruncateAtRest cuts a file to size bytes, in both its current and its
+// durable content: a file the medium lost the end of after it was durable.
+func (fs *FS) TruncateAtRest(name string, size int64) error {
+	d, base, err := fs.lookup(name)
+	if err != nil {
+		return err
+	}
+	ino := d.entries[base]
+	if ino == nil {
+		return fmt.Errorf("memfs: truncate %s: %w", name, vfs.ErrNotExist)
+	}
+	if size < 0 || size > int64(len(ino.data)) {
+		return fmt.Errorf("memfs: truncate %s: size %d outside %d bytes", name, size, len(ino.data))
+	}
+	ino.data = ino.data[:size:size]
+	ino.durable = ino.durable[:min(size, int64(len(ino.durable))):min(size, int64(len(ino.durable)))]
+	ino.patches = nil
+	return nil
+}
+
 // MarkLatent makes every read of a file that touches bytes [off, off+n)
 // fail with ErrLatent, until the file is truncated below off, created
 // anew or removed, or ClearLatent: a latent sector error.

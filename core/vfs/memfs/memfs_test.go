@@ -213,6 +213,39 @@ func TestCorruptAtRestSurvivesCrash(t *testing.T) {
 	}
 }
 
+func TestLoseAndTruncateAtRestSurviveCrash(t *testing.T) {
+	fs := New()
+	for _, name := range []string{"a", "b"} {
+		f, _ := fs.Create(name)
+		f.Write([]byte("abcdef"))
+		must(t, f.Sync())
+	}
+	must(t, fs.SyncDir(""))
+	must(t, fs.LoseAtRest("a"))
+	must(t, fs.TruncateAtRest("b", 2))
+	check := func(when string) {
+		t.Helper()
+		if _, err := fs.Open("a"); err == nil {
+			t.Fatalf("%s: a lost at rest still opens", when)
+		}
+		if got, _ := content(t, fs, "b"); got != "ab" {
+			t.Fatalf("%s: b is %q, want %q", when, got, "ab")
+		}
+		if !fs.Durable("b") {
+			t.Fatalf("%s: b cut at rest is not durable as it reads", when)
+		}
+	}
+	check("at once")
+	fs.Crash(nil)
+	check("after a crash")
+	if err := fs.TruncateAtRest("b", 3); err == nil {
+		t.Fatal("truncate past the end accepted")
+	}
+	if err := fs.LoseAtRest("a"); err == nil {
+		t.Fatal("lost a file twice")
+	}
+}
+
 func TestListAndDirs(t *testing.T) {
 	fs := New()
 	must(t, fs.MkdirAll("g/1/wal"))
