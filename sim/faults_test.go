@@ -23,6 +23,35 @@ func rotWorld(lossAhead bool) *World {
 	return w
 }
 
+// threeCopies gives w three nodes, each holding chunk 1 of group 2 in the
+// file name (its store's directory synced if sync is set); node lost is
+// lost for good and node rotten's copy is already bad (0: none).
+func threeCopies(t *testing.T, w *World, name string, lost, rotten int, sync bool) {
+	t.Helper()
+	for id := 1; id <= 3; id++ {
+		s := &simNode{w: w, id: id, fs: memfs.New(), lost: id == lost}
+		store, err := chunk.NewStore(s.fs, "groups/2/chunks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := []byte("a chunk with three copies")
+		if rej, fatal := store.Apply(1, chunk.Command{Op: chunk.OpWrite, ID: 1, CRC: chunk.Checksum(data), Data: data}); rej != nil || fatal != nil {
+			t.Fatal(rej, fatal)
+		}
+		if sync {
+			if err := store.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if id == rotten {
+			if err := s.fs.CorruptAtRest(name, 20, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w.nodes = append(w.nodes, s)
+	}
+}
+
 // TestBitRotSparesLastGoodCopies checks that bit rot never takes a chunk's
 // last good copy on the nodes that are not lost, nor its last two while a
 // node may still be lost later in the run: the schedule must stay within
@@ -47,23 +76,7 @@ func TestBitRotSparesLastGoodCopies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := rotWorld(tt.lossAhead)
-			for id := 1; id <= 3; id++ {
-				s := &simNode{w: w, id: id, fs: memfs.New(), lost: id == tt.lost}
-				store, err := chunk.NewStore(s.fs, "groups/2/chunks")
-				if err != nil {
-					t.Fatal(err)
-				}
-				data := []byte("a chunk with three copies")
-				if rej, fatal := store.Apply(1, chunk.Command{Op: chunk.OpWrite, ID: 1, CRC: chunk.Checksum(data), Data: data}); rej != nil || fatal != nil {
-					t.Fatal(rej, fatal)
-				}
-				if id == tt.rotten {
-					if err := s.fs.CorruptAtRest(name, 20, 1); err != nil {
-						t.Fatal(err)
-					}
-				}
-				w.nodes = append(w.nodes, s)
-			}
+			threeCopies(t, w, name, tt.lost, tt.rotten, false)
 			w.bitRot(w.nodes[0])
 			b, err := w.nodes[0].fs.Contents(name)
 			if err != nil {
@@ -97,26 +110,7 @@ func TestChunkLossSparesLastGoodCopies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := rotWorld(tt.lossAhead)
-			for id := 1; id <= 3; id++ {
-				s := &simNode{w: w, id: id, fs: memfs.New(), lost: id == tt.lost}
-				store, err := chunk.NewStore(s.fs, "groups/2/chunks")
-				if err != nil {
-					t.Fatal(err)
-				}
-				data := []byte("a chunk with three copies")
-				if rej, fatal := store.Apply(1, chunk.Command{Op: chunk.OpWrite, ID: 1, CRC: chunk.Checksum(data), Data: data}); rej != nil || fatal != nil {
-					t.Fatal(rej, fatal)
-				}
-				if err := store.Sync(); err != nil {
-					t.Fatal(err)
-				}
-				if id == tt.rotten {
-					if err := s.fs.CorruptAtRest(name, 20, 1); err != nil {
-						t.Fatal(err)
-					}
-				}
-				w.nodes = append(w.nodes, s)
-			}
+			threeCopies(t, w, name, tt.lost, tt.rotten, true)
 			w.loseChunk(w.nodes[0])
 			b, err := w.nodes[0].fs.Contents(name)
 			lost := err != nil || chunk.CheckFile(b) != nil
