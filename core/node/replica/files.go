@@ -159,7 +159,7 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 		j.pins = nil
 		g.releaseJobOwn(j)
 	}
-	g.releaseProposed()
+	g.releaseProposed(true)
 	for _, h := range g.log.held {
 		g.unpinAll(h.pins)
 	}

@@ -41,6 +41,9 @@ type ownChunk struct {
 	// held is set while whole is a runtime's buffer this replica holds
 	// (env.Lender); released once it let go of it.
 	held, released bool
+	// ready is the count of Readies taken before it was proposed
+	// (Replica.readies): the next one's storage append carries it.
+	ready uint64
 }
 
 // matches reports whether the own chunk is the write c names.
@@ -59,7 +62,7 @@ func (o *ownChunk) wholeEntry(e *raftpb.Entry) *raftpb.Entry {
 func (g *Replica) proposeShort(h entryHeader, c *chunk.Command) error {
 	n := 20 + c.MarshalledSize()
 	buf, held := g.borrow(n)
-	own := &ownChunk{info: chunk.Info{ID: c.ID, Size: uint32(len(c.Data)), CRC: c.CRC}, held: held}
+	own := &ownChunk{info: chunk.Info{ID: c.ID, Size: uint32(len(c.Data)), CRC: c.CRC}, held: held, ready: g.readies}
 	own.whole = appendChunkEntry(buf[:0], h, c)
 	if &own.whole[0] != &buf[0] {
 		panic("replica: an own chunk's entry outgrew its buffer")
@@ -156,10 +159,15 @@ func (g *Replica) releaseOwn(o *ownChunk) {
 }
 
 // releaseProposed lets go of the own chunks of proposals no storage append
-// carried: at the end of a Ready, those raft dropped; on deletion, all.
-func (g *Replica) releaseProposed() {
+// carried: after a Ready, those proposed before it was taken, which raft
+// dropped (a Ready's storage append carries every entry raft appended
+// before); on deletion (all), every one.
+func (g *Replica) releaseProposed(all bool) {
 	for p, o := range g.proposed {
 		// The order does not matter: each is let go of alone.
+		if !all && o.ready >= g.readies {
+			continue // proposed while the Ready was handled
+		}
 		delete(g.proposed, p)
 		g.releaseOwn(o)
 		g.stats.OwnChunksDropped++

@@ -24,6 +24,7 @@ func (g *Replica) HandleReady() {
 	// With asynchronous storage writes, Ready() also accepts the Ready:
 	// there is no Advance.
 	rd := g.rn.Ready()
+	g.readies++
 	if rd.SoftState != nil {
 		if rd.SoftState.RaftState == raft.StateLeader && g.role != raft.StateLeader {
 			term := g.rn.BasicStatus().HardState.GetTerm()
@@ -62,7 +63,7 @@ func (g *Replica) HandleReady() {
 	// Every append raft stepped is in a log job now (pins.go), and every
 	// own chunk proposed that raft kept is filed with its job (own.go).
 	g.settlePins()
-	g.releaseProposed()
+	g.releaseProposed(false)
 	for _, rs := range rd.ReadStates {
 		g.host.ReadState(g.id, rs)
 	}

@@ -232,6 +232,8 @@ type Replica struct {
 	// Ready, by proposal; ownAt those a log job holds, by index (own.go).
 	proposed map[uint64]*ownChunk
 	ownAt    map[uint64]*ownChunk
+	// readies counts the Readies taken (own.go releaseProposed).
+	readies uint64
 	// Exactly one of wal (the replica's own log) and shared (the node's
 	// log, Config.SharedLog) is set.
 	wal    *wal.WAL
