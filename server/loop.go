@@ -188,14 +188,9 @@ func (l *Loop) post(f func()) bool {
 	}
 }
 
-// Do submits a request to the node and waits for its response.
-func (l *Loop) Do(req *api.Request, cancel <-chan struct{}) *api.Response {
-	r, _ := l.do(req, cancel)
-	return r
-}
-
-// do is Do, reporting whether the node answered (node); if not, it may
-// still hold the request.
+// do submits a request to the node and waits for its response, reporting
+// whether the node answered (node); if not (the client went away, the node
+// stopped), the node may still hold the request.
 func (l *Loop) do(req *api.Request, cancel <-chan struct{}) (r *api.Response, node bool) {
 	ch := make(chan *api.Response, 1)
 	if !l.post(func() { l.node.Submit(req, func(r *api.Response) { ch <- r }) }) {
