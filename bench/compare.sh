@@ -52,6 +52,8 @@
 #                      use base+101.., SeaweedFS base..base+14)
 #   BENCH_TESSERA_PEER_PORT  tessera's peer base port (cluster up's
 #                      --peer-base-port; default BENCH_TESSERA_PORT+100)
+#   BENCH_ETCD_PEER_PORT  etcd's peer base port (bench/etcd cluster's
+#                      --peer-base-port; default BENCH_ETCD_PORT+100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -72,6 +74,8 @@ TPORT=${BENCH_TESSERA_PORT:-17000}
 TPEER=()
 [[ -z ${BENCH_TESSERA_PEER_PORT:-} ]] || TPEER=(--peer-base-port "$BENCH_TESSERA_PEER_PORT")
 EPORT=${BENCH_ETCD_PORT:-23000}
+EPEER=()
+[[ -z ${BENCH_ETCD_PEER_PORT:-} ]] || EPEER=(--peer-base-port "$BENCH_ETCD_PEER_PORT")
 SPORT=${BENCH_SEAWEED_PORT:-17620}
 WORK=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/tessera-bench.XXXXXX")}
 mkdir -p "$WORK"
@@ -227,6 +231,29 @@ record() {
 	done
 }
 
+# leader_at SYSTEM: the place (1-based) in ENDPOINTS of the node that leads
+# the group a small put commits in (tessera's meta group, etcd's raft), 0 if
+# none says so: a client of `small` talks to the first endpoint, and a put
+# that enters at a follower takes a hop more.
+leader_at() {
+	local i=0 ep pat
+	case $1 in
+	tessera*) pat='^tessera_raft_is_leader{group="1"} 1' ;;
+	etcd) pat='^etcd_server_is_leader 1' ;;
+	*) echo 0; return ;;
+	esac
+	for ep in ${ENDPOINTS//,/ }; do
+		i=$((i + 1))
+		# grep reads everything: grep -q would stop curl early, which
+		# pipefail counts as a failure.
+		if curl -s --max-time 2 "http://$ep/metrics" | grep "$pat" >/dev/null; then
+			echo "$i"
+			return
+		fi
+	done
+	echo 0
+}
+
 # small_points SYSTEM CMD...: the small puts and gets of one system, each
 # `CMD small ... $SMALL_FLAGS`.
 SMALL_FLAGS=
@@ -239,7 +266,7 @@ small_points() {
 		# shellcheck disable=SC2086
 		"$@" small --clients "$c" --size "$SIZE" --duration "$DURATION" --endpoints "$ENDPOINTS" --json $SMALL_FLAGS >"$WORK/point.json"
 		after=$(settled_written)
-		record "$r" "$(deltas "$before" "$after")" <"$WORK/point.json"
+		sed "s/^{/{\"leader_at\":$(leader_at "$sys"),/" "$WORK/point.json" | record "$r" "$(deltas "$before" "$after")"
 	done
 	for c in $GET_CLIENTS; do
 		log "round $r: $sys: small gets, $c clients, $DURATION"
@@ -286,7 +313,7 @@ tessera_b_round() {
 etcd_round() {
 	local d=$WORK/etcd-$r
 	log "round $r: etcd: starting 3 members"
-	start_cluster etcd "$d" 3 "$ETCDBENCH" cluster --dir "$d" --base-port "$EPORT"
+	start_cluster etcd "$d" 3 "$ETCDBENCH" cluster --dir "$d" --base-port "$EPORT" "${EPEER[@]}"
 	small_points etcd timeout 900 "$ETCDBENCH"
 	stop_cluster
 }
@@ -307,7 +334,7 @@ seaweed_round() {
 		timeout 600 "$SEAWEEDBENCH" put-get --size "${LARGE_MIB}MiB" --json --endpoints "$ENDPOINTS" \
 			--path "/bench/large-$r" $SMALL_FLAGS >"$WORK/point.json"
 		after=$(settled_written)
-		record "$r" "$(deltas "$before" "$after")" <"$WORK/point.json"
+		sed "s/^{/{\"leader_at\":$(leader_at "$sys"),/" "$WORK/point.json" | record "$r" "$(deltas "$before" "$after")"
 	fi
 	SMALL_FLAGS=
 	record_rss "$sys"

@@ -22,9 +22,9 @@ import (
 )
 
 // clusterPorts are the addresses of member i (1-based): clients on
-// base+i, peers on base+100+i, as `tessera cluster up` numbers its nodes.
-func clusterPorts(base, i int) (client, peer string) {
-	return fmt.Sprintf("127.0.0.1:%d", base+i), fmt.Sprintf("127.0.0.1:%d", base+100+i)
+// base+i, peers on peerBase+i, as `tessera cluster up` numbers its nodes.
+func clusterPorts(base, peerBase, i int) (client, peer string) {
+	return fmt.Sprintf("127.0.0.1:%d", base+i), fmt.Sprintf("127.0.0.1:%d", peerBase+i)
 }
 
 // clusterMain starts the members as child processes, waits until every one
@@ -35,6 +35,7 @@ func clusterMain(args []string) error {
 	dir := fs.String("dir", "", "directory for the members' data (DIR/member-N) and logs (DIR/member-N.log); required")
 	members := fs.Int("members", 3, "number of members, 1..9")
 	basePort := fs.Int("base-port", 23000, "member N serves clients on base-port+N and peers on base-port+100+N (127.0.0.1)")
+	peerBasePort := fs.Int("peer-base-port", 0, "member N serves peers on peer-base-port+N instead (0: base-port+100)")
 	logLevel := fs.String("log-level", "info", "members' log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -46,6 +47,8 @@ func clusterMain(args []string) error {
 		return errors.New("cluster: --members must be 1..9")
 	case *basePort < 1024 || *basePort+200 > 65535:
 		return errors.New("cluster: --base-port must be 1024..65335")
+	case *peerBasePort != 0 && (*peerBasePort < 1024 || *peerBasePort+100 > 65535):
+		return errors.New("cluster: --peer-base-port must be 1024..65435")
 	case fs.NArg() > 0:
 		return fmt.Errorf("cluster: unexpected arguments %q", fs.Args())
 	}
@@ -59,9 +62,12 @@ func clusterMain(args []string) error {
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		return err
 	}
+	if *peerBasePort == 0 {
+		*peerBasePort = *basePort + 100
+	}
 	var initial, endpoints []string
 	for i := 1; i <= *members; i++ {
-		client, peer := clusterPorts(*basePort, i)
+		client, peer := clusterPorts(*basePort, *peerBasePort, i)
 		for _, addr := range []string{client, peer} {
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
@@ -81,7 +87,7 @@ func clusterMain(args []string) error {
 			stopAll(procs)
 			return err
 		}
-		client, peer := clusterPorts(*basePort, i)
+		client, peer := clusterPorts(*basePort, *peerBasePort, i)
 		c := exec.Command(exe, "member", "--name", fmt.Sprintf("m%d", i),
 			"--dir", filepath.Join(*dir, fmt.Sprintf("member-%d", i)), "--client", client, "--peer", peer,
 			"--initial-cluster", strings.Join(initial, ","), "--log-level", *logLevel)
