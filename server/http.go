@@ -697,10 +697,6 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 					st.Req = &req
 				}
 			}
-			if sendHere(op) {
-				h.send(ctx, st, answers)
-				continue
-			}
 			go h.send(ctx, st, answers)
 		case client.StepWait:
 			if st.Backpressure && blocked.IsZero() {
@@ -783,18 +779,6 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 			return st.Result
 		}
 	}
-}
-
-// sendHere reports whether the request an op has just been sent (Sent)
-// is best sent from the goroutine driving the op: it is the op's only
-// request in flight and the op has nothing to do but wait for it (a small
-// put's one meta commit, a get's lookup). A goroutine of its own would cost
-// two hand-offs, its start and its answer back, each a wait for a CPU on a
-// busy machine: 0.1-0.2 ms per small put on the entry node in Go execution
-// traces. Otherwise (chunk writes in a window, a body still to read) each
-// request goes on a goroutine of its own, so that they overlap.
-func sendHere(op *client.Op) bool {
-	return op.InFlight() == 1 && op.Next().Kind == client.StepWait
 }
 
 // send performs one request of an op (backing off first if it is a retry)
