@@ -57,6 +57,9 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 	if err != nil {
 		return err
 	}
+	if f.ahead != nil {
+		f.ahead.forget(p)
+	}
 	h, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_DIRECT, 0o644)
 	if errors.Is(err, syscall.EINVAL) {
 		return f.writeBuffered(name, parts)
@@ -164,3 +167,16 @@ func advise(path string, drop bool) {
 	_ = unix.Fadvise(fd, keptHead, 0, how)
 	_ = unix.Close(fd)
 }
+
+// openRead opens a file to read past the page cache (O_DIRECT), or through
+// it where the file system refuses that (tmpfs).
+func openRead(path string) (*os.File, error) {
+	h, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECT, 0)
+	if errors.Is(err, syscall.EINVAL) {
+		h, err = os.Open(path)
+	}
+	return h, err
+}
+
+// ctimeNanos returns a file's change time.
+func ctimeNanos(st *syscall.Stat_t) int64 { return st.Ctim.Nano() }
