@@ -88,7 +88,10 @@ type Config struct {
 	PageCacheKeepBytes int64
 	// LeaderDirect writes the chunk copies this node's replicas stage as
 	// leaders past the page cache too (node.Config.LeaderDirect), and
-	// reads the chunks of a get ahead of it (ReadAhead).
+	// reads the chunks of a get ahead of it (ReadAhead). Off by default:
+	// the get right after a put then reads the disk, which was measured
+	// slower than main's read from the page cache (docs/performance.md,
+	// largeput8).
 	LeaderDirect bool
 	// ReadAhead is how many chunks of a get its node reads ahead of it,
 	// past the page cache, where the node leads the chunks' groups

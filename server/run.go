@@ -83,6 +83,14 @@ func Run(ctx context.Context, cfg Config) error {
 				}))
 		}
 	}
+	if cfg.ReadAhead > 0 {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tessera_read_ahead_wait_seconds_total",
+			Help: "Time chunk reads waited for their files' reads ahead still in progress."},
+			func() float64 { w, _ := fs.ReadAheadTimes(); return w.Seconds() }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tessera_read_ahead_read_seconds_total",
+				Help: "Time the reads ahead took, all workers together."},
+				func() float64 { _, r := fs.ReadAheadTimes(); return r.Seconds() }))
+	}
 	idle := &idleRelease{}
 	tr.onLarge = idle.touch
 	renv := newRuntimeEnv(fs, tr.send, log)

@@ -152,7 +152,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, put_bodies, peer_budget, page_cache_keep, pprof, tick, replace_after, join, log_level, memory_limit)")
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, put_bodies, peer_budget, page_cache_keep, leader_direct, read_ahead, pprof, tick, replace_after, join, log_level, memory_limit)")
 	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
 	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
 	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")
@@ -167,7 +167,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.IntVar(&f.PutBodies, "put-bodies", 0, "writes that hold pieces of their request bodies at once (0: 4 x --put-window); a further write reads none of its body until one of them is done")
 	fl.StringVar(&f.PeerBudget, "peer-budget", "", "bytes of envelopes queued to each peer, and of envelopes received and not yet handled (default: 16 chunks); a send over it is dropped to be sent again, a connection over it is read no further; at least one chunk")
 	fl.StringVar(&f.CacheKeep, "page-cache-keep", "off", "bound on the page cache held by the chunk files this node writes through it (the chunks it leads): beyond it the least recently used are dropped from the cache (they are on the disk), so that new writes reuse their pages, which on a virtual machine whose host takes back free memory costs far less than growing the cache; off: the kernel keeps all it likes. Measured: large puts cheaper, gets of their files slower (docs/performance.md)")
-	fl.BoolVar(&f.LeaderDirect, "leader-direct", defaultLeaderDirect, "write the chunk copies this node stages as a group's leader past the page cache, as followers do (cheaper large puts), and read the chunks of gets ahead of them from the disk (--read-ahead); false: through the page cache, so that a get right after a put reads memory (docs/performance.md, largeput8)")
+	fl.BoolVar(&f.LeaderDirect, "leader-direct", defaultLeaderDirect, "write the chunk copies this node stages as a group's leader past the page cache, as followers do (cheaper large puts), and read the chunks of gets ahead of them from the disk (--read-ahead); off: through the page cache, so that a get right after a put reads memory. Measured on a loaded 2-core guest: puts 0.91-1.13x as fast, the get right after a put 0.46-0.71x (docs/performance.md, largeput8)")
 	fl.IntVar(&f.ReadAhead, "read-ahead", 0, "chunks of a get read ahead of it, past the page cache, where this node leads their groups (0: 4 with --leader-direct, else none; negative: none)")
 	fl.BoolVar(&f.Pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr, for measurements")
 	inline.register(cmd)
@@ -323,7 +323,7 @@ func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel 
 }
 
 // defaultLeaderDirect is --leader-direct's default.
-const defaultLeaderDirect = true
+const defaultLeaderDirect = false
 
 // minPageCacheKeep is the least --page-cache-keep accepted: a node reading
 // a file ahead needs room for a few chunks.

@@ -174,6 +174,15 @@ func (f *FS) ReadAheadStats() (hits, misses, stale, dropped int64) {
 	return f.ahead.hits.Load(), f.ahead.misses.Load(), f.ahead.stale.Load(), f.ahead.dropped.Load()
 }
 
+// ReadAheadTimes returns the time Opens waited for reads ahead still in
+// progress, and the time the reads ahead took, in all.
+func (f *FS) ReadAheadTimes() (wait, read time.Duration) {
+	if f.ahead == nil {
+		return 0, 0
+	}
+	return time.Duration(f.ahead.waitNanos.Load()), time.Duration(f.ahead.readNanos.Load())
+}
+
 // forget drops what was read ahead of a name about to change.
 func (f *FS) forget(name string) {
 	if f.ahead == nil {

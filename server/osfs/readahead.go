@@ -43,6 +43,9 @@ type readAhead struct {
 
 	// Counters, for tests and metrics.
 	hits, misses, stale, dropped atomic.Int64
+	// waitNanos is the time Opens waited for reads in progress, readNanos
+	// the time the workers spent reading.
+	waitNanos, readNanos atomic.Int64
 }
 
 // ahead is one file read ahead.
@@ -167,7 +170,9 @@ func (r *readAhead) work() {
 		}
 		a.state = aheadReading
 		r.mu.Unlock()
+		start := time.Now()
 		h, n, id, err := readWhole(a.path, a.buf)
+		r.readNanos.Add(int64(time.Since(start)))
 		r.mu.Lock()
 		a.h, a.n, a.id, a.err = h, n, id, err
 		if a.state == aheadGone {
@@ -234,7 +239,9 @@ func (r *readAhead) take(path string) *ahead {
 		return nil
 	}
 	r.mu.Unlock()
+	start := time.Now()
 	<-a.done
+	r.waitNanos.Add(int64(time.Since(start)))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if a.state != aheadReady || a.err != nil {
