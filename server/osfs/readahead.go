@@ -2,7 +2,6 @@ package osfs
 
 import (
 	"errors"
-	"io"
 	"os"
 	"slices"
 	"sync"
@@ -132,7 +131,7 @@ func (r *readAhead) bufLocked() []byte {
 			r.unlinkLocked(a)
 			r.closeLocked(a)
 			b := a.buf
-			a.buf = nil
+			a.buf, a.state = nil, aheadGone
 			return b
 		}
 	}
@@ -202,7 +201,7 @@ func readWhole(path string, buf []byte) (*os.File, int, fileID, error) {
 	}
 	n := 0
 	if err == nil {
-		n, err = readAll(h, buf[:(int(before.size)+directAlign-1)&^(directAlign-1)])
+		n, err = readAll(h, buf[:(int(before.size)+directAlign-1)&^(directAlign-1)], int(before.size))
 	}
 	if err == nil && int64(n) != before.size {
 		err = errChanged
@@ -303,18 +302,25 @@ var (
 	errChanged  = errors.New("osfs: file changed while read ahead")
 )
 
-// readAll reads buf from the start of h up to its end or the file's.
-func readAll(h *os.File, buf []byte) (int, error) {
+// readAll reads the first size bytes of h into buf (at least size long),
+// stopping early only at the file's end. It stops as soon as it has size
+// bytes: with O_DIRECT a further read at the end, an unaligned offset, may
+// be refused rather than return nothing.
+func readAll(h *os.File, buf []byte, size int) (int, error) {
+	fd := int(h.Fd())
 	n := 0
-	for n < len(buf) {
-		m, err := h.ReadAt(buf[n:], int64(n))
-		n += m
-		if err == io.EOF || (err == nil && m == 0) {
-			break
+	for n < size {
+		m, err := syscall.Pread(fd, buf[n:], int64(n))
+		if err == syscall.EINTR {
+			continue
 		}
 		if err != nil {
 			return n, err
 		}
+		if m == 0 {
+			break
+		}
+		n += m
 	}
 	return n, nil
 }
