@@ -123,8 +123,7 @@ func (r *readAhead) bufLocked() []byte {
 	}
 	if r.made < r.maxBufs {
 		r.made++
-		b, _ := alignedBuf(r.bufBytes)
-		return b
+		return readAheadBuf(r.bufBytes)
 	}
 	for _, a := range r.order {
 		if a.state == aheadReady && time.Since(a.at) > aheadStale {
