@@ -86,6 +86,19 @@ type Config struct {
 	// default: it made large puts cheaper but the gets of their files
 	// slower (docs/performance.md, "The large put's CPU by item").
 	PageCacheKeepBytes int64
+	// LeaderDirect writes the chunk copies this node's replicas stage as
+	// leaders past the page cache too (node.Config.LeaderDirect), and
+	// reads the chunks of a get ahead of it (ReadAhead). Off by default:
+	// the get right after a put then reads the disk, which was measured
+	// slower than main's read from the page cache (docs/performance.md,
+	// largeput8).
+	LeaderDirect bool
+	// ReadAhead is how many chunks of a get its node reads ahead of it,
+	// past the page cache, where the node leads the chunks' groups
+	// (osfs.FS.ReadAhead): 0 takes the default (defaultReadAhead with
+	// LeaderDirect, none without: a leader's chunks are then in the page
+	// cache), a negative value none.
+	ReadAhead int
 	// Pprof serves net/http/pprof's profiles under /debug/pprof/ on the
 	// HTTP address (for measurements; off by default).
 	Pprof bool
@@ -141,8 +154,16 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.ReadAhead == 0 && c.LeaderDirect {
+		c.ReadAhead = defaultReadAhead
+	}
 	return c
 }
+
+// defaultReadAhead is Config.ReadAhead's default with LeaderDirect: on
+// this project's test machine four 4 MiB reads at once took the disk to
+// about its rate alone (docs/performance.md, largeput8).
+const defaultReadAhead = 4
 
 func (c Config) validate() error {
 	switch {

@@ -44,6 +44,8 @@ type httpAPI struct {
 	pieces *bufPool
 	// reads keeps the buffers gets read chunks into (readBuffer).
 	reads *bufPool
+	// fs reads the chunks of gets ahead of them (Config.ReadAhead).
+	fs aheadReader
 	// idle notes the writes in progress, for the release of memory once
 	// there are none.
 	idle *idleRelease
@@ -676,6 +678,7 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 	// longer needs.
 	var reads readBuffer
 	defer reads.giveBack(h.reads)
+	var ahead *getAhead // a get's chunks read ahead
 	answered := func(a answer) {
 		reads.answered(a)
 		h.onAnswer(op, a)
@@ -691,6 +694,7 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 		case client.StepSend:
 			op.Sent(st.Token)
 			if st.Req.Kind == api.ChunkRead {
+				ahead.reading(st.Req.ChunkID)
 				if into := reads.lend(h.reads); into != nil {
 					req := *st.Req
 					req.Into = into
@@ -766,6 +770,9 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 			}
 			op.OnData(data, eof)
 		case client.StepFile, client.StepEmit:
+			if st.Kind == client.StepFile {
+				ahead = h.startAhead(st.Result.File, st.Offset, st.Length)
+			}
 			if sink != nil {
 				if err := sink(st); err != nil {
 					return client.Result{Status: api.Timeout, Detail: "client went away: " + err.Error()}

@@ -32,7 +32,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("server: data dir: %w", err)
 	}
 	m := newMetrics()
-	fs := osfs.NewWithOptions(cfg.DataDir, osfs.Options{OnSync: m.observeFsync, CacheKeepBytes: cfg.PageCacheKeepBytes})
+	fopts := osfs.Options{OnSync: m.observeFsync, CacheKeepBytes: cfg.PageCacheKeepBytes}
+	if cfg.ReadAhead > 0 {
+		// Room for a few gets' worth of chunks read ahead at once.
+		fopts.ReadAheadFileBytes = int(chunk.FileBytes(chunk.Info{Size: uint32(cfg.ChunkBytes)}))
+		fopts.ReadAheadBuffers = 2 * cfg.ReadAhead
+		fopts.ReadAheadWorkers = min(cfg.ReadAhead, 2)
+	}
+	fs := osfs.NewWithOptions(cfg.DataDir, fopts)
 
 	peerAddr := cfg.PeerAddr
 	if peerAddr == "" {
@@ -61,6 +68,29 @@ func Run(ctx context.Context, cfg Config) error {
 			Help: "Bytes of page cache the node counts as held by the chunk files it wrote through it (at most --page-cache-keep; the least recently used beyond it are dropped from the cache).",
 		}, func() float64 { return float64(cached()) }))
 	}
+	if cfg.ReadAhead > 0 {
+		for i, name := range []string{"hits", "misses", "stale", "dropped"} {
+			help := [...]string{
+				"Chunk file opens that found the file read ahead (--read-ahead).",
+				"Chunk and other file opens that found nothing read ahead, or a read-ahead not yet started or failed.",
+				"Opens that found the file read ahead changed since, and read it again.",
+				"Read-aheads not made for want of a free buffer.",
+			}[i]
+			m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tessera_read_ahead_" + name + "_total", Help: help},
+				func() float64 {
+					h, mi, st, d := fs.ReadAheadStats()
+					return float64([...]int64{h, mi, st, d}[i])
+				}))
+		}
+	}
+	if cfg.ReadAhead > 0 {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tessera_read_ahead_wait_seconds_total",
+			Help: "Time chunk reads waited for their files' reads ahead still in progress."},
+			func() float64 { w, _ := fs.ReadAheadTimes(); return w.Seconds() }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tessera_read_ahead_read_seconds_total",
+				Help: "Time the reads ahead took, all workers together."},
+				func() float64 { _, r := fs.ReadAheadTimes(); return r.Seconds() }))
+	}
 	idle := &idleRelease{}
 	tr.onLarge = idle.touch
 	renv := newRuntimeEnv(fs, tr.send, log)
@@ -70,7 +100,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ncfg := node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
 		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join,
 		InlineThreshold: cfg.InlineThreshold, InlineCapBytes: cfg.InlineCapBytes, ChunkOnce: cfg.ChunkOnce,
-		BalanceLeaders: true}
+		LeaderDirect: cfg.LeaderDirect, BalanceLeaders: true}
 	if bugs.CompiledIn {
 		ncfg.Bugs = cfg.Bugs.Core
 	}
@@ -93,7 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Help: "Events (received envelopes, requests, disk completions) posted to the node's event loop and not yet handled.",
 	}, func() float64 { return float64(len(loop.inbox)) }))
 
-	h := &httpAPI{cfg: cfg, loop: loop, metrics: m,
+	h := &httpAPI{cfg: cfg, loop: loop, metrics: m, fs: fs,
 		ccfg: client.Config{ChunkBytes: cfg.ChunkBytes, Topology: cfg.Topology(),
 			InlineThreshold: ncfg.MetaConfig().InlineThreshold, Window: cfg.PutWindow},
 		metricsHandler: promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}),

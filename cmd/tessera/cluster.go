@@ -28,7 +28,8 @@ func clusterCmd() *cobra.Command {
 		pprof                         bool
 		dir, chunk, logLevel          string
 		memLimit, logLayout, keep     string
-		chunkOnce                     bool
+		chunkOnce, leaderDirect       bool
+		readAhead                     int
 		inline                        inlineFlags
 	)
 	up := &cobra.Command{
@@ -100,7 +101,8 @@ peers on peer-base-port+N (default base-port+100+N). Restarting with the same
 					"--inline-threshold", inline.threshold, "--inline-cap", inline.capacity,
 					"--put-window", strconv.Itoa(putWindow), "--pprof=" + strconv.FormatBool(pprof),
 					"--chunk-once=" + strconv.FormatBool(chunkOnce), "--log-layout=" + logLayout,
-					"--page-cache-keep", keep}
+					"--page-cache-keep", keep, "--leader-direct=" + strconv.FormatBool(leaderDirect),
+					"--read-ahead", strconv.Itoa(readAhead)}
 				if cmd.Flags().Changed("memory-limit") {
 					// Otherwise the nodes' default, or GOMEMLIMIT.
 					args = append(args, "--memory-limit", memLimit)
@@ -177,6 +179,8 @@ peers on peer-base-port+N (default base-port+100+N). Restarting with the same
 	fl.StringVar(&memLimit, "memory-limit", defaultMemoryLimit, "the nodes' --memory-limit (soft limit on each node's Go memory; 0: none); if not given, the nodes' default or GOMEMLIMIT")
 	fl.StringVar(&logLayout, "log-layout", "", "the nodes' --log-layout (shared: one raft log per node for all its groups; per-group; empty: what each data directory holds)")
 	fl.StringVar(&keep, "page-cache-keep", "off", "the nodes' --page-cache-keep (bound on the page cache held by the chunk files each writes through it; off: none)")
+	fl.BoolVar(&leaderDirect, "leader-direct", defaultLeaderDirect, "the nodes' --leader-direct (a leader's chunk copies past the page cache too, gets read ahead from the disk)")
+	fl.IntVar(&readAhead, "read-ahead", 0, "the nodes' --read-ahead (chunks of a get read ahead of it; 0: their default)")
 	fl.BoolVar(&chunkOnce, "chunk-once", true, "the nodes' --chunk-once (chunk bytes written once per replica; --chunk-once=false: twice)")
 	cmd.AddCommand(up)
 	return cmd

@@ -43,6 +43,8 @@ type nodeFile struct {
 	PutBodies    int               `json:"put_bodies"`
 	PeerBudget   string            `json:"peer_budget"`
 	CacheKeep    string            `json:"page_cache_keep"`
+	LeaderDirect bool              `json:"leader_direct"`
+	ReadAhead    int               `json:"read_ahead"`
 	Pprof        bool              `json:"pprof"`
 	Tick         string            `json:"tick"`
 	ReplaceAfter string            `json:"replace_after"`
@@ -150,7 +152,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, put_bodies, peer_budget, page_cache_keep, pprof, tick, replace_after, join, log_level, memory_limit)")
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, put_bodies, peer_budget, page_cache_keep, leader_direct, read_ahead, pprof, tick, replace_after, join, log_level, memory_limit)")
 	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
 	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
 	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")
@@ -165,6 +167,8 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.IntVar(&f.PutBodies, "put-bodies", 0, "writes that hold pieces of their request bodies at once (0: 4 x --put-window); a further write reads none of its body until one of them is done")
 	fl.StringVar(&f.PeerBudget, "peer-budget", "", "bytes of envelopes queued to each peer, and of envelopes received and not yet handled (default: 16 chunks); a send over it is dropped to be sent again, a connection over it is read no further; at least one chunk")
 	fl.StringVar(&f.CacheKeep, "page-cache-keep", "off", "bound on the page cache held by the chunk files this node writes through it (the chunks it leads): beyond it the least recently used are dropped from the cache (they are on the disk), so that new writes reuse their pages, which on a virtual machine whose host takes back free memory costs far less than growing the cache; off: the kernel keeps all it likes. Measured: large puts cheaper, gets of their files slower (docs/performance.md)")
+	fl.BoolVar(&f.LeaderDirect, "leader-direct", defaultLeaderDirect, "write the chunk copies this node stages as a group's leader past the page cache, as followers do (cheaper large puts), and read the chunks of gets ahead of them from the disk (--read-ahead); off: through the page cache, so that a get right after a put reads memory. Measured on a loaded 2-core guest: puts 0.84-1.03x as fast, the get right after a put 0.51-1.10x, median 0.83x (docs/performance.md, largeput8)")
+	fl.IntVar(&f.ReadAhead, "read-ahead", 0, "chunks of a get read ahead of it, past the page cache, where this node leads their groups (0: 4 with --leader-direct, else none; negative: none)")
 	fl.BoolVar(&f.Pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr, for measurements")
 	inline.register(cmd)
 	fl.StringVar(&tick, "tick", "50ms", "raft tick interval")
@@ -257,6 +261,12 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 	if !set("page-cache-keep") && file.CacheKeep != "" {
 		f.CacheKeep = file.CacheKeep
 	}
+	if !set("leader-direct") && file.LeaderDirect {
+		f.LeaderDirect = true
+	}
+	if !set("read-ahead") && file.ReadAhead != 0 {
+		f.ReadAhead = file.ReadAhead
+	}
 	if !set("tick") && file.Tick != "" {
 		*tick = file.Tick
 	}
@@ -273,7 +283,8 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 
 func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel string) (server.Config, error) {
 	cfg := server.Config{ID: f.ID, DataDir: f.DataDir, PeerAddr: f.PeerAddr, HTTPAddr: f.HTTPAddr,
-		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas, Join: f.Join, PutWindow: f.PutWindow, PutBodies: f.PutBodies, Pprof: f.Pprof}
+		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas, Join: f.Join, PutWindow: f.PutWindow, PutBodies: f.PutBodies, Pprof: f.Pprof,
+		LeaderDirect: f.LeaderDirect, ReadAhead: f.ReadAhead}
 	var err error
 	if cfg.Peers, err = parsePeers(peers); err != nil {
 		return cfg, err
@@ -310,6 +321,9 @@ func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel 
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	return cfg, nil
 }
+
+// defaultLeaderDirect is --leader-direct's default.
+const defaultLeaderDirect = false
 
 // minPageCacheKeep is the least --page-cache-keep accepted: a node reading
 // a file ahead needs room for a few chunks.

@@ -534,22 +534,28 @@ func (d *directFS) WriteDirect(name string, parts ...[]byte) error {
 // cache reads back as one written the usual way, through the file
 // system's DirectWriter when it has one and through Create when not; that
 // bytes not matching their checksum are refused before anything is
-// written; and that a valid file already there is kept.
+// written (unless the caller checked them: WriteStagedDirectChecked); and
+// that a valid file already there is kept.
 func TestWriteStagedDirect(t *testing.T) {
 	a := write(1, "alpha")
 	in := Info{ID: 1, Size: uint32(len(a.Data)), CRC: a.CRC}
 	tests := []struct {
 		name       string
 		direct     bool // the file system is a DirectWriter
+		checked    bool // WriteStagedDirectChecked: the caller checked the bytes
 		data       []byte
 		twice      bool
 		wantErr    error
 		wantDirect int
 	}{
-		{"direct", true, a.Data, false, nil, 1},
-		{"no direct writer", false, a.Data, false, nil, 0},
-		{"bad checksum", true, []byte("alphA"), false, ErrBadChecksum, 0},
-		{"valid file kept", true, a.Data, true, nil, 1},
+		{"direct", true, false, a.Data, false, nil, 1},
+		{"no direct writer", false, false, a.Data, false, nil, 0},
+		{"bad checksum", true, false, []byte("alphA"), false, ErrBadChecksum, 0},
+		{"valid file kept", true, false, a.Data, true, nil, 1},
+		{"checked, direct", true, true, a.Data, false, nil, 1},
+		{"checked, no direct writer", false, true, a.Data, false, nil, 0},
+		{"checked, wrong size", true, true, []byte("alph"), false, ErrBadChecksum, 0},
+		{"checked, valid file kept", true, true, a.Data, true, nil, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -562,9 +568,13 @@ func TestWriteStagedDirect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = s.WriteStagedDirect(2, 1, in, tt.data)
+			write := s.WriteStagedDirect
+			if tt.checked {
+				write = s.WriteStagedDirectChecked
+			}
+			err = write(2, 1, in, tt.data)
 			if tt.twice && err == nil {
-				err = s.WriteStagedDirect(2, 1, in, tt.data)
+				err = write(2, 1, in, tt.data)
 			}
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
 				t.Fatalf("error %v, want %v", err, tt.wantErr)

@@ -143,6 +143,10 @@ type Config struct {
 	// Every node of a cluster should agree (a replica on either path
 	// applies the other's entries).
 	ChunkOnce bool
+	// LeaderDirect writes a leader's staged chunk copies past the page
+	// cache too (replica.Config.LeaderDirect); off, a leader writes them
+	// through it so that gets right after a put read them from memory.
+	LeaderDirect bool
 	// BalanceLeaders spreads the data groups' leaderships over the nodes
 	// (balance.go): the preferred leader of a leaderless group campaigns
 	// at once, and a leader hands the group to its preferred leader once

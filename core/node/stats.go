@@ -430,3 +430,15 @@ func (n *Node) Installing(group uint64) bool {
 	g := n.groups[group]
 	return g != nil && g.Installing()
 }
+
+// LeaderChunkPath returns the name of a chunk's file in this node's replica
+// of a data group if that replica leads the group, which serves the chunk's
+// reads: the runtime reads the files of a get's next chunks ahead of it
+// (server/osfs readahead.go) where the read will open them.
+func (n *Node) LeaderChunkPath(group, id uint64) (name string, ok bool) {
+	g := n.groups[group]
+	if g == nil || g.Store() == nil || !g.Leading() {
+		return "", false
+	}
+	return g.Store().ChunkPath(id), true
+}

@@ -28,6 +28,13 @@ type Options struct {
 	// CacheKeepBytes, if positive, bounds the page cache held by the large
 	// files the FS writes whole (cacheKeeper); 0 leaves it to the kernel.
 	CacheKeepBytes int64
+	// ReadAheadFileBytes, if positive, lets the FS read files of up to
+	// this size ahead of their readers (FS.ReadAhead), into at most
+	// ReadAheadBuffers buffers of that size (default 8) with
+	// ReadAheadWorkers reads at once (default 2).
+	ReadAheadFileBytes int
+	ReadAheadBuffers   int
+	ReadAheadWorkers   int
 }
 
 // FS is a vfs.FS rooted at a directory.
@@ -35,6 +42,8 @@ type FS struct {
 	root string
 	opts Options
 	keep *cacheKeeper // nil: the kernel keeps what it likes
+	// ahead reads files ahead of their readers (nil: none).
+	ahead *readAhead
 }
 
 // New returns an FS rooted at root.
@@ -45,6 +54,16 @@ func NewWithOptions(root string, opts Options) *FS {
 	f := &FS{root: root, opts: opts}
 	if opts.CacheKeepBytes > 0 {
 		f.keep = newCacheKeeper(opts.CacheKeepBytes, advise)
+	}
+	if opts.ReadAheadFileBytes > 0 {
+		bufs, workers := opts.ReadAheadBuffers, opts.ReadAheadWorkers
+		if bufs <= 0 {
+			bufs = 8
+		}
+		if workers <= 0 {
+			workers = 2
+		}
+		f.ahead = newReadAhead(opts.ReadAheadFileBytes, bufs, workers)
 	}
 	return f
 }
@@ -86,7 +105,7 @@ func wrap(op, name string, err error) error {
 	return fmt.Errorf("osfs: %s %s: %w", op, name, err)
 }
 
-func (f *FS) open(name string, flag int) (vfs.File, error) {
+func (f *FS) open(name string, flag int) (*file, error) {
 	p, err := f.resolve(name)
 	if err != nil {
 		return nil, err
@@ -100,17 +119,88 @@ func (f *FS) open(name string, flag int) (vfs.File, error) {
 
 // Create creates or truncates a file.
 func (f *FS) Create(name string) (vfs.File, error) {
-	return f.open(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND)
+	f.forget(name)
+	h, err := f.open(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND)
+	if err != nil {
+		return nil, err // not a nil *file in an interface
+	}
+	return h, nil
 }
 
-// Open opens an existing file for reading and appending.
-func (f *FS) Open(name string) (vfs.File, error) { return f.open(name, os.O_RDWR|os.O_APPEND) }
+// Open opens an existing file for reading and appending. A file read ahead
+// (ReadAhead) is read from the bytes read if it is still the file read:
+// opened first, then matched, so that a write through the FS before the
+// Open has forgotten them, and one from outside changed its identity.
+func (f *FS) Open(name string) (vfs.File, error) {
+	h, err := f.open(name, os.O_RDWR|os.O_APPEND)
+	if err != nil {
+		return nil, err
+	}
+	if f.ahead == nil {
+		return h, nil
+	}
+	if a := f.ahead.take(h.path); a != nil {
+		if id, err := statID(h.f); err == nil && id == a.id {
+			h.ahead = a
+			f.ahead.hits.Add(1)
+		} else {
+			f.ahead.stale.Add(1)
+			f.ahead.giveBack(a)
+		}
+	}
+	return h, nil
+}
+
+// ReadAhead asks for the whole file name to be read ahead of its next
+// Open, past the page cache, if the FS reads ahead (Options) and has a
+// buffer free. It is a hint: a file that is missing or too large is read
+// by its Open as usual.
+func (f *FS) ReadAhead(name string) {
+	if f.ahead == nil {
+		return
+	}
+	if p, err := f.resolve(name); err == nil {
+		f.ahead.prefetch(p)
+	}
+}
+
+// ReadAheadStats returns the Opens that found their file read ahead
+// (hits), found nothing or a failed read (misses), or found one that had
+// changed since (stale), and the read-aheads dropped for want of a buffer.
+func (f *FS) ReadAheadStats() (hits, misses, stale, dropped int64) {
+	if f.ahead == nil {
+		return 0, 0, 0, 0
+	}
+	return f.ahead.hits.Load(), f.ahead.misses.Load(), f.ahead.stale.Load(), f.ahead.dropped.Load()
+}
+
+// ReadAheadTimes returns the time Opens waited for reads ahead still in
+// progress, and the time the reads ahead took, in all.
+func (f *FS) ReadAheadTimes() (wait, read time.Duration) {
+	if f.ahead == nil {
+		return 0, 0
+	}
+	return time.Duration(f.ahead.waitNanos.Load()), time.Duration(f.ahead.readNanos.Load())
+}
+
+// forget drops what was read ahead of a name about to change.
+func (f *FS) forget(name string) {
+	if f.ahead == nil {
+		return
+	}
+	if p, err := f.resolve(name); err == nil {
+		f.ahead.forget(p)
+	}
+}
 
 // Remove removes a file.
 func (f *FS) Remove(name string) error {
 	p, err := f.resolve(name)
 	if err != nil {
 		return err
+	}
+	if f.ahead != nil {
+		f.ahead.forget(p)
 	}
 	err = os.Remove(p)
 	if f.keep != nil && err == nil {
@@ -128,6 +218,10 @@ func (f *FS) Rename(oldname, newname string) error {
 	np, err := f.resolve(newname)
 	if err != nil {
 		return err
+	}
+	if f.ahead != nil {
+		f.ahead.forget(op)
+		f.ahead.forget(np)
 	}
 	err = os.Rename(op, np)
 	if f.keep != nil && err == nil {
@@ -219,16 +313,34 @@ type file struct {
 	// cacheKeeper when closed.
 	written, unsynced int64
 	syncs             int
+	// ahead is the file's bytes as read ahead (FS.ReadAhead), read from
+	// instead of the disk until the handle writes or closes.
+	ahead *ahead
 }
 
 func (h *file) Write(p []byte) (int, error) {
+	h.dropAhead()
+	if h.fs.ahead != nil {
+		h.fs.ahead.forget(h.path)
+	}
 	n, err := h.f.Write(p)
 	h.written += int64(n)
 	h.unsynced += int64(n)
 	return n, wrap("write", h.name, err)
 }
 
+// dropAhead gives back the bytes read ahead of the file, if any.
+func (h *file) dropAhead() {
+	if h.ahead != nil {
+		h.fs.ahead.giveBack(h.ahead)
+		h.ahead = nil
+	}
+}
+
 func (h *file) ReadAt(p []byte, off int64) (int, error) {
+	if a := h.ahead; a != nil && off >= 0 && off+int64(len(p)) <= int64(a.n) {
+		return copy(p, a.buf[off:]), nil
+	}
 	var n int
 	var err error
 	if len(p) >= readAheadBytes {
@@ -247,6 +359,7 @@ func (h *file) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (h *file) Close() error {
+	h.dropAhead()
 	err := h.f.Close()
 	if h.fs.keep != nil && err == nil && h.unsynced == 0 && h.syncs == 1 {
 		h.fs.keep.wrote(h.path, h.written)
@@ -267,7 +380,13 @@ func (h *file) Sync() error {
 	return wrap("sync", h.name, err)
 }
 
-func (h *file) Truncate(size int64) error { return wrap("truncate", h.name, h.f.Truncate(size)) }
+func (h *file) Truncate(size int64) error {
+	h.dropAhead()
+	if h.fs.ahead != nil {
+		h.fs.ahead.forget(h.path)
+	}
+	return wrap("truncate", h.name, h.f.Truncate(size))
+}
 
 func (h *file) Size() (int64, error) {
 	st, err := h.f.Stat()

@@ -72,6 +72,10 @@ type Config struct {
 	// ChunkOnce writes a chunk's bytes once on each replica: staged beside
 	// the log entry that names them (staged.go).
 	ChunkOnce bool
+	// LeaderDirect writes a leader's staged copy of a chunk past the page
+	// cache too, as a follower's (chunk.Store.WriteStagedDirect): the
+	// runtime then reads chunks ahead for gets (server/osfs readahead.go).
+	LeaderDirect bool
 	// OnApply, if set, observes every step of a replica's state machine.
 	// It must not call into the replica.
 	OnApply func(Applied)
