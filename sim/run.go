@@ -272,6 +272,9 @@ type coverage struct {
 	// edgeSizes counts the writes sized to end at a boundary
 	// (workload.go edgeSize).
 	edgeSizes int
+	// piecesRejected counts the snapshots whose pieces a replica dropped
+	// as not those of the snapshot described (node.Stats).
+	piecesRejected uint64
 }
 
 func (c *coverage) noteCommit(cmd *meta.Command, res meta.Result) {
@@ -304,6 +307,7 @@ func (c *coverage) add(st node.Stats) {
 	c.corruptLogs += st.CorruptLogs
 	c.unreadableLogs += st.UnreadableLogs
 	c.pieces += st.SnapPieces
+	c.piecesRejected += st.SnapPiecesRejected
 	c.staged += st.StagedChunks
 	c.filled += st.AppendsFilled
 	c.cut += st.AppendsCut
@@ -928,6 +932,15 @@ func (w *World) result(checkHistory bool) *Result {
 		if s.up() {
 			cov.add(s.node.Stats())
 		}
+	}
+	if cov.piecesRejected > 0 {
+		// The simulated network corrupts nothing: pieces that are not
+		// those of the snapshot their sender described were served from
+		// the wrong snapshot, or changed after they arrived (a frame
+		// reused under them), and the checksum only hid the bug behind
+		// a snapshot sent again.
+		w.failures = append(w.failures, verdict.Failure{Check: verdict.Wire,
+			Detail: fmt.Sprintf("%d snapshots sent in pieces were dropped as not those described (another size, or data failing the descriptor's checksum), on a network that corrupts nothing", cov.piecesRejected)})
 	}
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
