@@ -47,6 +47,8 @@ var bugNames = []struct {
 	{"rename-keeps-target-chunks", func(b *node.Bugs) { b.Replica.Meta.RenameKeepsTargetChunks = true }, func(b node.Bugs) bool { return b.Replica.Meta.RenameKeepsTargetChunks }},
 	{"scrub-skips-missing", func(b *node.Bugs) { b.ScrubSkipsMissing = true }, func(b node.Bugs) bool { return b.ScrubSkipsMissing }},
 	{"staged-by-index", func(b *node.Bugs) { b.Replica.Chunk.StagedByIndex = true }, func(b node.Bugs) bool { return b.Replica.Chunk.StagedByIndex }},
+	{"own-chunk-kept", func(b *node.Bugs) { b.Replica.OwnChunkKept = true }, func(b node.Bugs) bool { return b.Replica.OwnChunkKept }},
+	{"inline-at-threshold-refused", func(b *node.Bugs) { b.Replica.Meta.InlineAtThresholdRefused = true }, func(b node.Bugs) bool { return b.Replica.Meta.InlineAtThresholdRefused }},
 }
 
 // BugNames lists the names of the bugs switched on in b.

@@ -46,6 +46,7 @@ func (w *World) finish() {
 	}
 	w.converge()
 	w.scrubbed()
+	w.framesLetGo()
 	if len(w.failures) > 0 {
 		return
 	}
@@ -54,6 +55,7 @@ func (w *World) finish() {
 	w.readBack(fc)
 	w.converge()
 	w.collected()
+	w.framesLetGo()
 	for _, s := range w.nodes {
 		w.leftoversOn(s)
 	}
@@ -73,6 +75,42 @@ const gcBound = 2 * time.Minute
 // which nothing would ever delete).
 func (w *World) collected() {
 	w.settles(verdict.Garbage, gcBound, "after the run went quiet", w.uncollected)
+}
+
+// framesBound is how long a quiet cluster has to let go of the peer frames
+// and borrowed buffers its cores hold: the disk work of a last append or
+// chunk delete, with a slow fsync.
+const framesBound = 10 * time.Second
+
+// framesLetGo checks, once the run is quiet, that no node's core still
+// holds a buffer of its frame pool (sim/frames.go): with nothing proposed
+// and every append durable, no log job, stage work or own chunk write is
+// left to pin one. A pin never let go of (an error path, a retry, a
+// replaced entry that forgets its unpin) keeps its frame from reuse for as
+// long as the process lives, which in the server is memory that only
+// grows, and which no other check sees: the bytes stay valid. It runs
+// before the final restart, which drops the pools with the cores, and at
+// the very end; a clean run passes at once, so it steps nothing and traces
+// are unchanged.
+func (w *World) framesLetGo() {
+	w.settles(verdict.Garbage, framesBound, "after the run went quiet", w.framesHeld)
+}
+
+// framesHeld describes the first live node whose core holds frames of its
+// pool, or "".
+func (w *World) framesHeld() string {
+	for _, s := range w.nodes {
+		if s.frames == nil || !s.up() || len(s.frames.lent) == 0 {
+			continue
+		}
+		refs := 0
+		for _, lf := range s.frames.lent {
+			refs += lf.refs
+		}
+		return fmt.Sprintf("node %d holds %d buffers of its peer frame pool (%d holds: pins, borrowed own chunks)",
+			s.id, len(s.frames.lent), refs)
+	}
+	return ""
 }
 
 // settles runs the simulation, a second at a time, until probe reports

@@ -36,7 +36,9 @@ func TestSameSeedSameTrace(t *testing.T) {
 		// The faults drawn last (drawRestFaults): a chunk file lost at
 		// rest, a leader cut off whose staged entries another leader's
 		// replaced, an own snapshot batch checked and crashed at.
-		"chunks-lost": 0, "leader-isolations": 0, "staged-diverged": 0, "own-snapshots-checked": 0, "ownsnapcrash-fired": 0}
+		"chunks-lost": 0, "leader-isolations": 0, "staged-diverged": 0, "own-snapshots-checked": 0, "ownsnapcrash-fired": 0,
+		// Writes sized to end at the inline threshold or a chunk's end.
+		"edge-sizes": 0}
 	for _, k := range crashPointKinds {
 		counts[string(k)+"-fired"] = 0
 	}

@@ -215,7 +215,11 @@ func (c *simClient) next() {
 		if spec.Kind == client.Append {
 			chunks = min(chunks, 3)
 		}
-		value = c.content(spec.Kind == client.Append, chunks)
+		base := int64(0)
+		if spec.Kind == client.Append {
+			base = w.sizes[spec.Path]
+		}
+		value = c.content(spec.Kind == client.Append, chunks, base)
 		spec.SizeHint = int64(len(value))
 	}
 	c.startOp(spec, value, c.sess)
@@ -223,14 +227,47 @@ func (c *simClient) next() {
 
 // content returns a body for a put or append of up to chunks chunks:
 // unique, self-describing content so that reads identify writes, empty
-// only if allowed.
-func (c *simClient) content(nonEmpty bool, chunks int) string {
+// only if allowed. base is the size of the file it is appended to, as the
+// client last saw it (0 for a put).
+func (c *simClient) content(nonEmpty bool, chunks int, base int64) string {
 	token := fmt.Sprintf("<c%d.%d>", c.id, c.count)
-	n := c.w.workRng.IntN(chunks*c.w.opts.ChunkBytes + 1)
+	most := chunks * c.w.opts.ChunkBytes
+	n := c.w.workRng.IntN(most + 1)
+	if e, ok := c.w.edgeSize(base, most); ok {
+		n = e
+	}
 	if nonEmpty && n == 0 {
 		n = 1
 	}
 	return strings.Repeat(token, n/len(token)+1)[:n]
+}
+
+// edgeSize returns, for one write in eight, a size that leaves the file
+// (of base bytes before it) one byte short of a boundary, at it or one
+// past it: the cluster's inline threshold, the clients' (which may be
+// above it), a multiple of the chunk size. A uniform size almost never
+// lands on one (a file at exactly the inline threshold, in one seed in
+// several hundred), and off-by-ones live there: which side of the
+// threshold a file is kept on, where a chunk ends, which chunk a range
+// starts in. The draws come from a source of their own (World.edgeRng), so
+// the rest of the workload is drawn as before.
+func (w *World) edgeSize(base int64, most int) (int, bool) {
+	r := w.edgeRng
+	if r.IntN(8) != 0 {
+		return 0, false
+	}
+	var edges []int64
+	if w.inline.InlineThreshold > 0 {
+		edges = append(edges, w.inline.InlineThreshold, w.clientInline)
+	}
+	cb := int64(w.opts.ChunkBytes)
+	edges = append(edges, cb*int64(1+r.IntN(max(most/w.opts.ChunkBytes, 1))), (base/cb+1)*cb)
+	n := edges[r.IntN(len(edges))] - base + int64(r.IntN(3)-1)
+	if n < 0 || n > int64(most) {
+		return 0, false
+	}
+	w.coverage.edgeSizes++
+	return int(n), true
 }
 
 // pickRange makes a get read a range: from an offset at, next to, or
@@ -300,7 +337,7 @@ func (c *simClient) startReuse() {
 	spec := client.Spec{Kind: client.Delete, Path: c.w.key(c.w.workRng.IntN(c.w.work.Keys)), Length: -1, SizeHint: -1}
 	var value string
 	if c.reuseKind == client.Delete {
-		spec.Kind, value = client.Put, c.content(true, 3)
+		spec.Kind, value = client.Put, c.content(true, 3, 0)
 		spec.SizeHint = int64(len(value))
 	}
 	c.reusing = true

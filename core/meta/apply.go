@@ -222,7 +222,7 @@ func (s *State) inlineData(c Command, old File, appendTo bool) ([]byte, Result, 
 	if appendTo {
 		data = slices.Concat(old.Data, c.Data)
 	}
-	if n := int64(len(data)); n > s.cfg.InlineThreshold {
+	if n := int64(len(data)); n > s.cfg.InlineThreshold || (s.on(s.bugs.InlineAtThresholdRefused) && n == s.cfg.InlineThreshold) {
 		return nil, inlineRefused("%s would hold %d bytes inline, above the cluster's inline threshold of %d", short(c.Path), n, s.cfg.InlineThreshold), false
 	}
 	if total := s.inlineBytes - int64(len(old.Data)) + int64(len(data)); total > s.cfg.InlineCapBytes {

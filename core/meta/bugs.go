@@ -33,6 +33,10 @@ type Bugs struct {
 	// moving the replaced file's chunks to the garbage list: they are in
 	// no file, lease or garbage list, and nothing collects them.
 	RenameKeepsTargetChunks bool
+	// InlineAtThresholdRefused refuses inline data of exactly the inline
+	// threshold's size, which the state must take (an off-by-one at the
+	// boundary: the clients send a file of that size inline).
+	InlineAtThresholdRefused bool
 }
 
 // InjectBugs switches on the defects in b (tesserabugs builds only).

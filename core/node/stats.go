@@ -47,8 +47,12 @@ type Stats struct {
 	// segments it removed (wal.SharedStats).
 	SharedSyncGroups, SharedMultiGroupSyncs uint64
 	SharedRewrites, SharedSegmentsRemoved   uint64
-	// SnapPieces counts snapshot pieces this node received (core/node/replica pieces.go).
-	SnapPieces uint64
+	// SnapPieces counts snapshot pieces this node received (core/node/replica pieces.go),
+	// SnapPiecesRejected the snapshots whose pieces it dropped as not
+	// those of the snapshot described (another size, or data that fails
+	// the descriptor's checksum): only a damaged network, or a bug, sends
+	// such pieces.
+	SnapPieces, SnapPiecesRejected uint64
 	// StagedChunks and StagedChunkBytes count the chunk writes whose bytes
 	// this node made durable beside their log entry (core/node/replica staged.go);
 	// AppendsFilled the entries whose bytes it put back into an append to
@@ -145,6 +149,7 @@ func (n *Node) Stats() Stats {
 	st.Snapshots += ps.Snapshots
 	st.SnapshotsInstalled += ps.SnapshotsInstalled
 	st.SnapPieces += ps.SnapPieces
+	st.SnapPiecesRejected += ps.SnapPiecesRejected
 	st.AmnesiacReplicas += ps.AmnesiacReplicas
 	st.StagedChunks += ps.StagedChunks
 	st.StagedChunkBytes += ps.StagedChunkBytes

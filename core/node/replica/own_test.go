@@ -188,3 +188,61 @@ func TestOwnChunkDroppedWithItsProposal(t *testing.T) {
 		t.Fatalf("node 3's chunk: %q, %v", got, err)
 	}
 }
+
+// TestOwnChunkProposedWithinAReady: a replica proposes a chunk write short
+// from within a Ready, as the node is told it leads (a runtime proposing
+// at once the writes it held while no leader was known). Raft appends that
+// entry after the Ready was taken, so only the next Ready's storage append
+// carries it: the bytes kept beside it must outlive the Ready it was
+// proposed in, reach the followers whole, and be let go of once its record
+// is durable.
+func TestOwnChunkProposedWithinAReady(t *testing.T) {
+	f := open(t, Config{ChunkOnce: true}, 2, []uint64{1, 2, 3})
+	env := &pinEnv{testEnv: f.env}
+	f.g.env = env
+	data := []byte("a chunk write proposed as its replica is told it leads")
+	f.host.onLeader = func(group, term uint64) {
+		c := &chunk.Command{Op: chunk.OpWrite, ID: 80, CRC: chunk.Checksum(data), Data: data}
+		if err := f.g.ProposeChunk(5, c); err != nil {
+			t.Error(err)
+		}
+	}
+	if err := f.g.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for range 10 {
+		// The appends are read as they leave (the runtime encodes them
+		// then): a lent buffer is scribbled over once given back.
+		f.flush()
+		sent := f.appends()
+		if b, ok := appendedWrites(t, sent)[80]; ok {
+			got = b
+		}
+		f.env.runIO()
+		for _, a := range answer(sent) {
+			f.g.Step(a.GetFrom(), a)
+		}
+	}
+	f.settle(t)
+	if f.host.failed != nil {
+		t.Fatal(f.host.failed)
+	}
+	if !f.g.Leading() || f.stats.OwnChunksProposed != 1 {
+		t.Fatalf("leading %v, own chunks proposed %d; want a leader that proposed one", f.g.Leading(), f.stats.OwnChunksProposed)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("the appends carry the chunk as %q; want %q", got, data)
+	}
+	if b, err := f.g.ReadChunk(80, 0, 0, nil); err != nil || !bytes.Equal(b, data) {
+		t.Errorf("chunk applied as %q, %v; want %q", b, err, data)
+	}
+	for i, fr := range env.frames {
+		if fr.refs != 0 {
+			t.Errorf("lent buffer %d still held (%d) once every entry is durable", i, fr.refs)
+		}
+	}
+	if len(f.g.proposed) != 0 || len(f.g.ownAt) != 0 || f.stats.OwnChunksDropped != 0 {
+		t.Fatalf("own chunks: %d proposed, %d filed, %d dropped; want none", len(f.g.proposed), len(f.g.ownAt), f.stats.OwnChunksDropped)
+	}
+}

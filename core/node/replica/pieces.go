@@ -176,6 +176,11 @@ func (g *Replica) OnPiece(from uint64, p wire.Piece) {
 		return
 	}
 	if !p.Found || p.Total != pf.total {
+		if p.Found {
+			// The sender holds a snapshot at this index of another
+			// size: not the one it described.
+			g.stats.SnapPiecesRejected++
+		}
 		g.pieces = nil // the sender moved on: raft will send a newer snapshot
 		return
 	}
@@ -199,6 +204,7 @@ func (g *Replica) OnPiece(from uint64, p wire.Piece) {
 		data = append(data, pf.pieces[off]...)
 	}
 	if uint64(len(data)) != pf.total || crc32.Checksum(data, pieceTable) != pf.crc {
+		g.stats.SnapPiecesRejected++
 		g.env.Log().Warn("dropping snapshot whose pieces do not verify", "node", g.cfg.ID, "group", g.id, "index", pf.index)
 		return
 	}

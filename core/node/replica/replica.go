@@ -157,6 +157,11 @@ type Bugs struct {
 	// durable: while the job runs, appends to followers still take the
 	// bytes from the buffer, which the runtime may have handed out again.
 	OwnChunkEarly bool
+	// OwnChunkKept never gives back the buffer of a leader's own chunk
+	// write once a log job carried it (own.go releaseOwn): the runtime's
+	// buffer stays held for as long as the process lives, its bytes
+	// valid, a leak nothing reads wrong.
+	OwnChunkKept bool
 	// Meta are the meta state machine's defects.
 	Meta meta.Bugs
 	// Chunk are the chunk store's defects.
@@ -203,6 +208,7 @@ type Stats struct {
 	AppendsFilled, AppendsCut, LackingChunks uint64
 	LeaderHandoffs                           uint64
 	OwnChunksProposed, OwnChunksDropped      uint64
+	SnapPiecesRejected                       uint64
 }
 
 // Shared is what every replica of a node is opened with.

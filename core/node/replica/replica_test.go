@@ -66,6 +66,9 @@ type testHost struct {
 	ticks  uint64
 	failed error
 	told   []string
+	// onLeader, if set, runs as the node is told its replica leads: a
+	// test's proposal made from within a Ready.
+	onLeader func(group, term uint64)
 }
 
 func (h *testHost) Ticks() uint64  { return h.ticks }
@@ -73,6 +76,9 @@ func (h *testHost) Stopped() bool  { return h.failed != nil }
 func (h *testHost) Fail(err error) { h.failed = err }
 func (h *testHost) BecameLeader(group, term uint64) {
 	h.told = append(h.told, fmt.Sprintf("g%d leader in term %d", group, term))
+	if h.onLeader != nil {
+		h.onLeader(group, term)
+	}
 }
 func (h *testHost) ReadState(group uint64, rs raft.ReadState) {
 	h.told = append(h.told, fmt.Sprintf("g%d read index %d", group, rs.Index))
