@@ -166,6 +166,9 @@ type watch struct {
 	// fencedAt is the tick of the last wire.Envelope.Fenced notice from
 	// each node for this group: its replica there is fenced and empty.
 	fencedAt map[uint64]uint64
+	// jointSince is the tick this node, leading, first saw the group in a
+	// joint configuration (0: not joint when it last looked).
+	jointSince uint64
 }
 
 // New returns a replacer that writes its messages into out.
@@ -309,8 +312,23 @@ func (r *Replacer) step(g Group) {
 		}
 	}
 	if len(cs.GetVotersOutgoing()) > 0 {
-		return // joint: raft proposes the transition out by itself
+		// Joint: raft proposes the transition out by itself as its leader
+		// applies the joint configuration, but only then. If that
+		// proposal was dropped (a leadership transfer was under way, as
+		// the balancer starts them, and then failed) and the group applies
+		// nothing more, it would stay joint for good. So a leader that
+		// still sees it joint a while later proposes the leave itself;
+		// raft makes it an empty entry if a change is pending.
+		switch now := r.host.Ticks(); {
+		case w.jointSince == 0:
+			w.jointSince = max(now, 1)
+		case now-w.jointSince >= r.fencedTicks():
+			w.jointSince = max(now, 1)
+			r.propose(g, "leave-joint", nil)
+		}
+		return
 	}
+	w.jointSince = 0
 	voters := cs.GetVoters()
 	short := len(voters) < r.groupSize(g.ID())
 	// The voter to replace: one known to be empty first (its data is

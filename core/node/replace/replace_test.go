@@ -565,3 +565,44 @@ func TestSpare(t *testing.T) {
 		t.Fatalf("spares %v: tied nodes must be spread over groups", got)
 	}
 }
+
+// TestStuckJointIsLeft checks that a leader whose group stays in a joint
+// configuration (raft's own proposal to leave it was dropped, during a
+// leadership transfer that then failed, and nothing more was applied)
+// proposes the leave itself, and only once the group has been joint for a
+// while: raft leaves it on its own at once in the usual case.
+func TestStuckJointIsLeft(t *testing.T) {
+	r, h, _ := newReplacer(3, 1, 3)
+	g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: 50, commit: 50,
+		cs: &raftpb.ConfState{Voters: []uint64{1, 2, 3}, VotersOutgoing: []uint64{1, 2}}}
+	r.Track(g.id)
+	r.BecameLeader(g.id)
+	proposedAt := func(ticks ...uint64) []uint64 {
+		var at []uint64
+		for _, now := range ticks {
+			h.ticks = now
+			r.Heard(g.id, 2)
+			r.Heard(g.id, 3)
+			before := len(g.proposed)
+			r.step(g)
+			if len(g.proposed) > before {
+				if cc := g.proposed[len(g.proposed)-1]; len(cc.GetChanges()) != 0 || !cc.LeaveJoint() {
+					t.Fatalf("proposed %s, want the leave of the joint configuration", describe(cc))
+				}
+				at = append(at, now)
+			}
+		}
+		return at
+	}
+	steps := []uint64{100, 120, 140, 160, 180, 200, 220}
+	if got, want := proposedAt(steps...), []uint64{160, 220}; !slices.Equal(got, want) {
+		t.Fatalf("leave proposed at ticks %v, want %v (joint seen at 100, %d ticks apart)", got, want, r.fencedTicks())
+	}
+	// Out of the joint configuration: the count starts again.
+	g.cs = &raftpb.ConfState{Voters: []uint64{1, 2, 3}}
+	proposedAt(240)
+	g.cs = &raftpb.ConfState{Voters: []uint64{1, 2, 3}, VotersOutgoing: []uint64{1, 2}}
+	if got := proposedAt(260, 280, 300); len(got) != 0 {
+		t.Fatalf("leave proposed at %v, within %d ticks of the group turning joint again", got, r.fencedTicks())
+	}
+}
