@@ -11,7 +11,8 @@
 //  2. Promote: once the learner's log holds everything committed, one
 //     ConfChangeV2 makes it a voter and removes the dead member. raft enters
 //     the joint configuration (both old and new voters must agree) and
-//     leaves it on its own (ConfChangeTransitionAuto).
+//     leaves it on its own (ConfChangeTransitionAuto); a leader that finds
+//     the group still joint a while later proposes the leave itself.
 //  3. AbortLearner: if the dead voter is heard from again, or the learner
 //     itself goes silent or fenced, the learner is removed.
 //
