@@ -82,8 +82,6 @@ func Run(ctx context.Context, cfg Config) error {
 					return float64([...]int64{h, mi, st, d}[i])
 				}))
 		}
-	}
-	if cfg.ReadAhead > 0 {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "tessera_read_ahead_wait_seconds_total",
 			Help: "Time chunk reads waited for their files' reads ahead still in progress."},
 			func() float64 { w, _ := fs.ReadAheadTimes(); return w.Seconds() }),
