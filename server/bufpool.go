@@ -4,54 +4,55 @@ import (
 	"fmt"
 	"sync"
 	"unsafe"
+
+	"github.com/tessera-db/tessera/server/bigbuf"
 )
 
 // bufPool keeps chunk-sized buffers for reuse: a large put reads its body
 // a chunk at a time, and a fresh buffer per chunk would cost an allocation
-// the runtime zeroes (4 MiB at the default chunk size) for every chunk.
-// A buffer goes back only once nothing refers to it any more. The pool
-// keeps at most keep buffers; more given back are left to the collector,
-// so that a burst of concurrent writes does not pin its memory for good.
+// the runtime zeroes (4 MiB at the default chunk size) and, on this
+// project's machines, ~1,000 page faults to fill. A buffer goes back only
+// once nothing refers to it any more. The pool keeps at most keep buffers,
+// outside the Go heap (bigbuf); more asked for at once come from the heap
+// and are left to the collector, so that a burst of concurrent writes does
+// not pin its memory for good.
 type bufPool struct {
 	size int
-	free chan []byte
+	pool *bigbuf.Pool
 }
 
 func newBufPool(size, keep int) *bufPool {
-	return &bufPool{size: size, free: make(chan []byte, keep)}
+	// Granule 1: a buffer's cap is exactly size, which readPiece takes
+	// for the mark of a whole chunk's buffer.
+	return &bufPool{size: size, pool: bigbuf.NewPool(bufPoolMin, 1, size*keep)}
 }
+
+// bufPoolMin is the smallest buffer a bufPool keeps: smaller ones (a
+// test's tiny chunks) are cheap to allocate.
+const bufPoolMin = 64 << 10
 
 // get returns a buffer of the pool's size; its bytes are not zeroed.
 func (b *bufPool) get() []byte {
-	select {
-	case buf := <-b.free:
-		return buf[:b.size]
-	default:
-		return make([]byte, b.size)
+	if buf := b.pool.Get(b.size); buf != nil {
+		return buf
 	}
+	return make([]byte, b.size)
 }
 
-// put returns a buffer that came from get; others, and any beyond the
-// pool's keep, are left to the collector.
-func (b *bufPool) put(buf []byte) {
-	if cap(buf) != b.size {
-		return
-	}
-	select {
-	case b.free <- buf[:b.size]:
-	default:
-	}
-}
+// put returns a buffer that came from get (or a piece of one that starts
+// where it does); others are left to the collector.
+func (b *bufPool) put(buf []byte) { b.pool.Put(buf) }
 
 // kept returns how many buffers the pool holds for reuse.
-func (b *bufPool) kept() int { return len(b.free) }
+func (b *bufPool) kept() int { return b.pool.FreeBytes() / b.size }
 
 // framePools keep the buffers of large peer frames for reuse (frames of a
-// MiB or more, each buffer a whole number of 64 KiB), up to keepBytes in all; smaller frames are allocated as
-// they come, and buffers given back beyond keepBytes are left to the
-// collector. A buffer kept is never freed, so its pages stay mapped: on
-// this project's machines a freshly allocated 4 MiB buffer cost about
-// 1,000 page faults (~12 ms of CPU) to be read into.
+// MiB or more, each buffer a whole number of 64 KiB), up to keepBytes in
+// all, outside the Go heap (bigbuf.Pool: on this project's machines a
+// freshly allocated 4 MiB heap buffer cost about 1,000 page faults, ~12 ms
+// of CPU, to be read into); smaller frames, and large ones while the
+// pool's buffers are all lent out, are allocated on the heap as they come
+// and left to the collector.
 //
 // A frame whose envelope refers to none of its bytes goes back at once
 // (put). One whose raft entries do (wire.UnmarshalShared: a follower's
@@ -61,10 +62,8 @@ func (b *bufPool) kept() int { return len(b.free) }
 // bytes it keeps longer (env.Pinner: core/node/replica/pins.go), and each
 // Pin holds the frame until its Unpin.
 type framePools struct {
+	pool      *bigbuf.Pool
 	mu        sync.Mutex
-	keepBytes int
-	keptBytes int
-	free      [][]byte
 	lent      []*lentFrame
 	lentBytes int
 	// poison, set by tests, fills a frame given back with poisonByte, so
@@ -89,7 +88,9 @@ const (
 	poisonByte   = 0xdb
 )
 
-func newFramePools(keepBytes int) *framePools { return &framePools{keepBytes: keepBytes} }
+func newFramePools(keepBytes int) *framePools {
+	return &framePools{pool: bigbuf.NewPool(frameClass, frameGranule, keepBytes)}
+}
 
 // get returns a buffer of n bytes, pooled if n is a MiB or more: the
 // smallest kept buffer large enough and at most twice n, else a new one.
@@ -97,23 +98,9 @@ func (f *framePools) get(n int) []byte {
 	if n < frameClass {
 		return make([]byte, n)
 	}
-	f.mu.Lock()
-	best := -1
-	for i, b := range f.free {
-		if cap(b) >= n && cap(b) <= 2*n && (best < 0 || cap(b) < cap(f.free[best])) {
-			best = i
-		}
+	if b := f.pool.Get(n); b != nil {
+		return b
 	}
-	if best >= 0 {
-		b := f.free[best]
-		f.free[best] = f.free[len(f.free)-1]
-		f.free[len(f.free)-1] = nil
-		f.free = f.free[:len(f.free)-1]
-		f.keptBytes -= cap(b)
-		f.mu.Unlock()
-		return b[:n]
-	}
-	f.mu.Unlock()
 	return make([]byte, n, (n+frameGranule-1)/frameGranule*frameGranule)
 }
 
@@ -134,11 +121,7 @@ func (f *framePools) putLocked(buf []byte) {
 			b[i] = poisonByte
 		}
 	}
-	if f.keptBytes+cap(buf) > f.keepBytes {
-		return
-	}
-	f.free = append(f.free, buf[:cap(buf)])
-	f.keptBytes += cap(buf)
+	f.pool.Put(buf)
 }
 
 // lend marks a buffer from get as held by the envelope decoded from it,
@@ -182,11 +165,8 @@ func (f *framePools) find(b []byte) *lentFrame {
 			return lf
 		}
 	}
-	for _, k := range f.free {
-		s := uintptr(unsafe.Pointer(unsafe.SliceData(k)))
-		if p >= s && p < s+uintptr(cap(k)) {
-			panic(fmt.Sprintf("server: bytes at %#x lie in a peer frame already given back for reuse", p))
-		}
+	if f.pool.InFree(b) {
+		panic(fmt.Sprintf("server: bytes at %#x lie in a peer frame already given back for reuse", p))
 	}
 	return nil
 }
@@ -242,11 +222,7 @@ func (f *framePools) unref(lf *lentFrame) {
 }
 
 // kept returns the bytes of the buffers kept for reuse.
-func (f *framePools) kept() int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.keptBytes
-}
+func (f *framePools) kept() int { return f.pool.FreeBytes() }
 
 // lentOut returns the bytes of the buffers lent out.
 func (f *framePools) lentOut() int {

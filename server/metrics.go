@@ -117,7 +117,7 @@ func registerTransportGauges(reg *prometheus.Registry, t *transport) {
 	}, func() float64 { return float64(t.receivedBytes()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_peer_frame_buffers_kept_bytes",
-		Help: "Bytes of the buffers kept to read large peer frames into (never freed; bounded).",
+		Help: "Bytes of the free buffers kept to read large peer frames into (outside the Go heap; bounded).",
 	}, func() float64 { return float64(t.frames.kept()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_peer_frame_buffers_lent_bytes",

@@ -137,6 +137,21 @@ func Run(ctx context.Context, cfg Config) error {
 		Name: "tessera_put_bodies_in_use",
 		Help: "Puts and appends holding pieces of their request bodies (at most the node's PutBodies; a further one waits before reading its body).",
 	}, func() float64 { return float64(len(h.bodies)) }))
+	for _, p := range []struct {
+		name  string
+		bytes func() int
+	}{
+		{"peer_frames", tr.frames.pool.MappedBytes},
+		{"put_pieces", h.pieces.pool.MappedBytes},
+		{"get_reads", h.reads.pool.MappedBytes},
+		{"direct_writes", osfs.DirectBufferBytes},
+	} {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "tessera_buffers_mapped_bytes",
+			Help:        "Bytes of a pool's large buffers, lent out or free, kept outside the Go heap on huge pages (not in the go_memstats figures; each pool bounded).",
+			ConstLabels: prometheus.Labels{"pool": p.name},
+		}, func() float64 { return float64(p.bytes()) }))
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
 	hosted := len(n.Groups()) // before the loop owns the node

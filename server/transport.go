@@ -26,7 +26,7 @@ const queueBudgetChunks = 16
 
 // maxKeptFrameBytes bounds the frame buffers a node keeps for reuse: the
 // received-envelope budget, but at most 64 MiB (16 chunks' appends at the
-// default 4 MiB), since they are never freed.
+// default 4 MiB), since they stay mapped while free.
 const maxKeptFrameBytes = 64 << 20
 
 // bulkBytes is the size from which a forwarded request, a reply, a fetch

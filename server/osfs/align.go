@@ -1,8 +1,9 @@
 package osfs
 
 import (
-	"sync"
 	"unsafe"
+
+	"github.com/tessera-db/tessera/server/bigbuf"
 )
 
 // directAlign is the alignment O_DIRECT asks of a write's file offset,
@@ -10,21 +11,31 @@ import (
 // run on.
 const directAlign = 4096
 
-// directBufs holds aligned buffers for WriteDirect, reused from one chunk
-// to the next (a chunk and its header fill one).
-var directBufs sync.Pool
+// directBufs keeps aligned buffers of a MiB or more for WriteDirect (a
+// chunk and its header fill one), reused from one chunk to the next and
+// kept outside the Go heap on huge pages: an O_DIRECT write pins its
+// buffer's pages one by one (bigbuf). Up to directKeepBytes of them; a
+// smaller write, or one beyond, gets a buffer of its own.
+var directBufs = bigbuf.NewPool(1<<20, 64<<10, directKeepBytes)
+
+// directKeepBytes bounds directBufs: a few chunks' writes at once.
+const directKeepBytes = 24 << 20
+
+// DirectBufferBytes returns the bytes of the buffers WriteDirect keeps for
+// reuse, lent out or free (the process's: the pool is shared by every FS).
+func DirectBufferBytes() int { return directBufs.MappedBytes() }
 
 // alignedBuf returns a buffer of n bytes (a multiple of directAlign) whose
-// first byte is aligned to directAlign, and the pool entry to give back.
-func alignedBuf(n int) ([]byte, *[]byte) {
-	if p, ok := directBufs.Get().(*[]byte); ok {
-		if b := alignIn(*p, n); b != nil {
-			return b, p
-		}
+// first byte is aligned to directAlign; releaseAligned gives it back.
+func alignedBuf(n int) []byte {
+	if b := directBufs.Get(n); b != nil {
+		return b // mapped: aligned to a huge page
 	}
-	raw := make([]byte, n+directAlign)
-	return alignIn(raw, n), &raw
+	return alignIn(make([]byte, n+directAlign), n)
 }
+
+// releaseAligned gives back a buffer from alignedBuf once the write is done.
+func releaseAligned(b []byte) { directBufs.Put(b) }
 
 // alignIn returns the n bytes of raw from its first aligned byte, or nil if
 // raw is too short.

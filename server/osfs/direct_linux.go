@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,7 +39,7 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 		total += len(part)
 	}
 	whole := total &^ (directAlign - 1)
-	buf, entry := alignedBuf((total + directAlign - 1) &^ (directAlign - 1))
+	buf := alignedBuf((total + directAlign - 1) &^ (directAlign - 1))
 	n := 0
 	for _, part := range parts {
 		n += copy(buf[n:], part)
@@ -56,7 +55,7 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 		}
 		if errors.Is(err, syscall.EINVAL) {
 			// The disk's block is larger than directAlign.
-			directBufs.Put(entry)
+			releaseAligned(buf)
 			_ = h.Close()
 			return f.writeBuffered(name, parts)
 		}
@@ -66,7 +65,7 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 			_, err = h.WriteAt(buf[max(whole, head):total], int64(max(whole, head)))
 		}
 	}
-	directBufs.Put(entry)
+	releaseAligned(buf)
 	fl := &file{f: h, name: name, fs: f}
 	if err == nil {
 		err = fl.Sync()
@@ -149,23 +148,3 @@ func openRead(path string) (*os.File, error) {
 // ctimeNanos returns a file's change time.
 func ctimeNanos(st *syscall.Stat_t) int64 { return st.Ctim.Nano() }
 
-// hugeAlign is the size of a transparent huge page.
-const hugeAlign = 2 << 20
-
-// readAheadBuf returns a buffer of n bytes (a multiple of directAlign) for
-// reads ahead, outside the Go heap and backed by transparent huge pages
-// where the kernel gives them: an O_DIRECT read pins its buffer's pages
-// one by one, which on this project's PVM guest cost a tenth of a get's
-// CPU with 4 KiB pages (docs/performance.md, largeput8). The buffers live
-// as long as the process (a read-ahead keeps a bounded set of them).
-func readAheadBuf(n int) []byte {
-	raw, err := unix.Mmap(-1, 0, n+hugeAlign, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		b, _ := alignedBuf(n)
-		return b
-	}
-	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(raw))) & (hugeAlign - 1))
-	b := raw[off : off+n : off+n]
-	_ = unix.Madvise(b, unix.MADV_HUGEPAGE) // advice: 4 KiB pages otherwise
-	return b
-}

@@ -23,9 +23,3 @@ func openRead(path string) (*os.File, error) { return os.Open(path) }
 // ctimeNanos returns 0: the change time is read on Linux only; the
 // modification time, inode and size still tell versions apart.
 func ctimeNanos(st *syscall.Stat_t) int64 { return 0 }
-
-// readAheadBuf returns an aligned buffer of n bytes for reads ahead.
-func readAheadBuf(n int) []byte {
-	b, _ := alignedBuf(n)
-	return b
-}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tessera-db/tessera/server/bigbuf"
 )
 
 // aheadStale is how long a file read ahead and not yet opened keeps its
@@ -123,7 +125,7 @@ func (r *readAhead) bufLocked() []byte {
 	}
 	if r.made < r.maxBufs {
 		r.made++
-		return readAheadBuf(r.bufBytes)
+		return bigbuf.Alloc(r.bufBytes) // lives as long as the process: maxBufs bounds them
 	}
 	for _, a := range r.order {
 		if a.state == aheadReady && time.Since(a.at) > aheadStale {
