@@ -147,4 +147,3 @@ func openRead(path string) (*os.File, error) {
 
 // ctimeNanos returns a file's change time.
 func ctimeNanos(st *syscall.Stat_t) int64 { return st.Ctim.Nano() }
-
