@@ -53,6 +53,19 @@ type nodeFile struct {
 	MemoryLimit  string            `json:"memory_limit"`
 }
 
+// decodeNodeFile reads a node's JSON config file: unknown keys are refused,
+// and a key the file leaves out keeps the flag's default where that is not
+// the zero value (leader_direct).
+func decodeNodeFile(raw []byte) (nodeFile, error) {
+	file := nodeFile{LeaderDirect: defaultLeaderDirect}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&file); err != nil {
+		return nodeFile{}, err
+	}
+	return file, nil
+}
+
 func nodeCmd() *cobra.Command {
 	var (
 		cfgPath, peers, chunk, maxFile, tick, replaceAfter, logLevel string
@@ -109,14 +122,12 @@ SIGINT or SIGTERM stops the node cleanly.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			limitGiven := cmd.Flags().Changed("memory-limit")
 			if cfgPath != "" {
-				var file nodeFile
 				raw, err := os.ReadFile(cfgPath)
 				if err != nil {
 					return fmt.Errorf("config: %w", err)
 				}
-				dec := json.NewDecoder(strings.NewReader(string(raw)))
-				dec.DisallowUnknownFields()
-				if err := dec.Decode(&file); err != nil {
+				file, err := decodeNodeFile(raw)
+				if err != nil {
 					return fmt.Errorf("config %s: %w", cfgPath, err)
 				}
 				mergeNodeFile(cmd, &f, file, &peers, &chunk, &maxFile, &tick, &replaceAfter, &logLevel)
@@ -167,7 +178,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.IntVar(&f.PutBodies, "put-bodies", 0, "writes that hold pieces of their request bodies at once (0: 4 x --put-window); a further write reads none of its body until one of them is done")
 	fl.StringVar(&f.PeerBudget, "peer-budget", "", "bytes of envelopes queued to each peer, and of envelopes received and not yet handled (default: 16 chunks); a send over it is dropped to be sent again, a connection over it is read no further; at least one chunk")
 	fl.StringVar(&f.CacheKeep, "page-cache-keep", "off", "bound on the page cache held by the chunk files this node writes through it (the chunks it leads): beyond it the least recently used are dropped from the cache (they are on the disk), so that new writes reuse their pages, which on a virtual machine whose host takes back free memory costs far less than growing the cache; off: the kernel keeps all it likes. Measured: large puts cheaper, gets of their files slower (docs/performance.md)")
-	fl.BoolVar(&f.LeaderDirect, "leader-direct", defaultLeaderDirect, "write the chunk copies this node stages as a group's leader past the page cache, as followers do (cheaper large puts), and read the chunks of gets ahead of them from the disk (--read-ahead); off: through the page cache, so that a get right after a put reads memory. Measured on a loaded 2-core guest: puts 0.84-1.03x as fast, the get right after a put 0.51-1.10x, median 0.83x (docs/performance.md, largeput8)")
+	fl.BoolVar(&f.LeaderDirect, "leader-direct", defaultLeaderDirect, "write the chunk copies this node stages as a group's leader past the page cache, as followers do (cheaper large puts), and read the chunks of gets ahead of them from the disk (--read-ahead); false: through the page cache, so that a get right after a put reads memory. Measured on a 2-core guest beside the same build with false: 256 MiB puts 1.2-1.5x as fast, the get right after a put 0.75-1.15x under load and ~0.6x on an idle machine (docs/performance.md, session 14)")
 	fl.IntVar(&f.ReadAhead, "read-ahead", 0, "chunks of a get read ahead of it, past the page cache, where this node leads their groups (0: 4 with --leader-direct, else none; negative: none)")
 	fl.BoolVar(&f.Pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr, for measurements")
 	inline.register(cmd)
@@ -261,8 +272,8 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 	if !set("page-cache-keep") && file.CacheKeep != "" {
 		f.CacheKeep = file.CacheKeep
 	}
-	if !set("leader-direct") && file.LeaderDirect {
-		f.LeaderDirect = true
+	if !set("leader-direct") {
+		f.LeaderDirect = file.LeaderDirect // decodeNodeFile's default where the file is silent
 	}
 	if !set("read-ahead") && file.ReadAhead != 0 {
 		f.ReadAhead = file.ReadAhead
@@ -322,8 +333,10 @@ func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel 
 	return cfg, nil
 }
 
-// defaultLeaderDirect is --leader-direct's default.
-const defaultLeaderDirect = false
+// defaultLeaderDirect is --leader-direct's default: on since the buffers
+// its O_DIRECT writes copy into stay mapped (server/bigbuf), which made it
+// the cheaper large put (docs/performance.md, session 14).
+const defaultLeaderDirect = true
 
 // minPageCacheKeep is the least --page-cache-keep accepted: a node reading
 // a file ahead needs room for a few chunks.

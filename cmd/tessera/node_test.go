@@ -168,3 +168,46 @@ func TestBudgetFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaderDirectFlag checks --leader-direct's sources: on by default, off
+// by the flag or by the config file's leader_direct, the flag winning.
+func TestLeaderDirectFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		file string // the config file; "" for none
+		want bool
+	}{
+		{nil, "", true},
+		{nil, `{}`, true},
+		{nil, `{"leader_direct": false}`, false},
+		{nil, `{"leader_direct": true}`, true},
+		{[]string{"--leader-direct=false"}, "", false},
+		{[]string{"--leader-direct=false"}, `{"leader_direct": true}`, false},
+		{[]string{"--leader-direct"}, `{"leader_direct": false}`, true},
+	}
+	for _, tt := range tests {
+		cmd := nodeCmd()
+		if err := cmd.ParseFlags(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		var f nodeFile
+		var err error
+		if f.LeaderDirect, err = cmd.Flags().GetBool("leader-direct"); err != nil {
+			t.Fatal(err)
+		}
+		if tt.file != "" {
+			file, err := decodeNodeFile([]byte(tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var peers, chunk, maxFile, tick, replaceAfter, logLevel = "1=127.0.0.1:1", "4MiB", "64GiB", "50ms", "5m", "info"
+			mergeNodeFile(cmd, &f, file, &peers, &chunk, &maxFile, &tick, &replaceAfter, &logLevel)
+		}
+		if f.LeaderDirect != tt.want {
+			t.Errorf("%v, file %q: leader-direct %v, want %v", tt.args, tt.file, f.LeaderDirect, tt.want)
+		}
+	}
+	if _, err := decodeNodeFile([]byte(`{"leader_drect": true}`)); err == nil {
+		t.Error("a misspelt key was accepted")
+	}
+}
