@@ -10,7 +10,8 @@
 # client count and small linearizable gets; on tessera also one large put
 # (and its get) and several concurrent puts of a quarter of its size; and,
 # with neither cluster running, dd's fsync'd sequential write of the same
-# size on the same file system. Around each put it reads write_bytes (less
+# size on the same file system, then three such dd at once (three copies of
+# the file, as a 3-node cluster writes it: the disk's own bound for the put). Around each put it reads write_bytes (less
 # cancelled_write_bytes) of every node or member process from /proc/PID/io,
 # and after each system's runs in a round the resident memory (VmRSS) of
 # each of its processes.
@@ -354,6 +355,26 @@ dd_round() {
 		exit 1
 	}
 	echo "{\"system\":\"dd\",\"op\":\"write\",\"size_bytes\":$((LARGE_MIB << 20)),\"seconds\":$secs,\"mb_per_s\":$(awk -v b=$((LARGE_MIB << 20)) -v s="$secs" 'BEGIN {printf "%.1f", b / s / 1e6}')}" | record "$r"
+
+	# Three at once, each to a file of its own: mb_per_s is one file's
+	# size over the time all three took, the rate at which the disk takes
+	# a file's three copies.
+	log "round $r: three dd bs=1M count=$LARGE_MIB conv=fsync at once"
+	local t0 t1 pids=() k failed=0
+	t0=$(date +%s.%N)
+	for k in 1 2 3; do
+		timeout 600 dd if=/dev/zero of="$f.$k" bs=1M count="$LARGE_MIB" conv=fsync status=none &
+		pids+=($!)
+	done
+	for k in "${pids[@]}"; do wait "$k" || failed=1; done
+	t1=$(date +%s.%N)
+	rm -f "$f".1 "$f".2 "$f".3
+	((failed == 0)) || {
+		echo "compare.sh: a dd of the three at once failed" >&2
+		exit 1
+	}
+	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.6f", b - a}')
+	echo "{\"system\":\"dd\",\"op\":\"write3\",\"size_bytes\":$((LARGE_MIB << 20)),\"seconds\":$secs,\"mb_per_s\":$(awk -v b=$((LARGE_MIB << 20)) -v s="$secs" 'BEGIN {printf "%.1f", b / s / 1e6}')}" | record "$r"
 }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -220,13 +220,18 @@ func bytesPerPut(r loadgen.Record) (float64, bool) {
 // writeLarge prints the large put and get beside dd, and the bytes the
 // nodes wrote per byte put.
 func writeLarge(b *strings.Builder, recs []loadgen.Record) {
-	var put1, putN, get1, dd, ratio, amp loadgen.Spread
+	var put1, putN, get1, dd, ratio, dd3, ratio3, amp loadgen.Spread
 	var perNode loadgen.Spread
 	var size int64
 	parallel := 0
 	ddByRound := map[int]float64{}
+	dd3ByRound := map[int]float64{} // three dd at once: one file's size over their time
 	for _, r := range recs {
-		if r.System == "dd" {
+		switch {
+		case r.System == "dd" && r.Op == "write3":
+			dd3.Add(r.MBps)
+			dd3ByRound[r.Round] = r.MBps
+		case r.System == "dd":
 			dd.Add(r.MBps)
 			ddByRound[r.Round] = r.MBps
 		}
@@ -242,6 +247,9 @@ func writeLarge(b *strings.Builder, recs []loadgen.Record) {
 			get1.Add(r.GetMBps)
 			if d, ok := ddByRound[r.Round]; ok && d > 0 {
 				ratio.Add(r.PutMBps / (d / 3))
+			}
+			if d, ok := dd3ByRound[r.Round]; ok && d > 0 {
+				ratio3.Add(r.PutMBps / d)
 			}
 			if len(r.NodeWriteBytes) > 0 && r.SizeBytes > 0 {
 				amp.Add(float64(loadgen.Sum(r.NodeWriteBytes)) / float64(r.SizeBytes))
@@ -274,6 +282,8 @@ func writeLarge(b *strings.Builder, recs []loadgen.Record) {
 	row(fmt.Sprintf("tessera get of the %d MiB file, MB/s", mib), get1)
 	row(fmt.Sprintf("dd bs=1M count=%d conv=fsync (same disk), MB/s", mib), dd)
 	row("tessera put ÷ (dd ÷ 3)", ratio)
+	row(fmt.Sprintf("three such dd at once, %d MiB over the time all three took, MB/s", mib), dd3)
+	row("tessera put ÷ three dd at once", ratio3)
 	row("bytes written by the three nodes per byte put", amp)
 	row("bytes written by one node per byte put", perNode)
 	b.WriteString("\n")

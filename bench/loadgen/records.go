@@ -14,7 +14,8 @@ import (
 // put-get (put_mb_per_s...), of the processes' memory after a system's
 // runs (op "rss": procs and rss_mib, in the same order), of the machine's
 // load average before a round (system "machine", op "load") or of the
-// script's dd run (system "dd", mb_per_s), each with the round it belongs
+// script's dd runs (system "dd", mb_per_s; op "write" for one dd, "write3"
+// for three at once, one file's size over their time), each with the round it belongs
 // to and, where measured, the bytes each node (or member) process wrote
 // during it (/proc/PID/io write_bytes, less cancelled_write_bytes).
 type Record struct {

@@ -28,6 +28,7 @@ func TestReport(t *testing.T) {
 {"round":1,"system":"seaweedfs","run":1,"parallel":1,"size_bytes":268435456,"put_seconds":2,"put_mb_per_s":100,"get_seconds":1,"get_mb_per_s":250,"node_write_bytes":[0,268435456,268435456,268435456,1000]}
 {"round":1,"system":"seaweedfs-fsync","run":1,"parallel":1,"size_bytes":268435456,"put_seconds":4,"put_mb_per_s":40,"get_seconds":1,"get_mb_per_s":250}
 {"round":1,"system":"dd","op":"write","size_bytes":268435456,"mb_per_s":777}
+{"round":1,"system":"dd","op":"write3","size_bytes":268435456,"mb_per_s":1}
 {"round":2,"system":"dd","op":"write","size_bytes":268435456,"mb_per_s":779}
 {"round":1,"system":"machine","op":"load","load_avg":[1.5,2,13.25]}
 {"round":2,"system":"machine","op":"load","load_avg":[4,5,6]}
