@@ -103,8 +103,8 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 				Cluster: chaos.ClusterOptions{Exe: exe, Dir: dir, Nodes: nodes, BasePort: basePort,
 					NodeArgs: append([]string{"--chunk-size", chunk, "--replace-after", replaceAfter.String()}, layoutArgs...)},
 				InjectBugs: injectBug, InlineThreshold: inline,
-				Large:      chaos.Large{Rate: largeRate, MaxBytes: largeBytes, ChunkBytes: chunkBytes},
-				Duration:   duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, Log: os.Stdout,
+				Large:    chaos.Large{Rate: largeRate, MaxBytes: largeBytes, ChunkBytes: chunkBytes},
+				Duration: duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, Log: os.Stdout,
 			})
 			if err != nil {
 				return err
