@@ -48,7 +48,7 @@ func runChaos(t *testing.T, opts Options) *Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d ops (%d unknown), faults %v %s", res.Ops, res.Unknown, res.Faults, res.Replacement)
+	t.Logf("%d ops (%d large, %d unknown), faults %v %s", res.Ops, res.Large, res.Unknown, res.Faults, res.Replacement)
 	if !res.Passed() {
 		if len(res.Report) > 0 {
 			report := filepath.Join(res.Dir, "porcupine.html")

@@ -55,8 +55,9 @@ data groups) or draws it ("draw", printed on an inline-threshold line);
 buffers (frames of 1 MiB or more). With large operations, a client's
 attempt gets 1s more per 4 MiB of --large-size.
 
-Prints the seed and the run directory (--dir, or a new temporary directory),
-then ops, unknown (writes whose outcome could not be known), faults,
+Prints the seed, the run directory (--dir, or a new temporary directory) and
+the inline threshold, then ops, large (the large writes and digested reads
+among them), unknown (writes whose outcome could not be known), faults,
 linearizable and verdict lines; exit status 1 on failure, with the Porcupine
 report written to DIR/porcupine.html. A passing run removes the temporary
 directory it made; a failing run keeps it and prints it again ("dir: DIR
