@@ -16,7 +16,8 @@ import (
 // injected into real node processes (or the harness's HTTP clients), must
 // make a short chaos run fail. A run is not reproducible, so a bug whose
 // window needs a fault gets a few runs; the checks of a clean run are
-// TestNemesis's. It reports which check caught each bug.
+// TestNemesis's. It reports which check caught each bug. A bug of the core
+// that only large files reach is injected into a run with large files.
 func TestInjectedServerBugs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes for several seconds")
@@ -29,6 +30,11 @@ func TestInjectedServerBugs(t *testing.T) {
 	t.Setenv("TMPDIR", tmp) // after the build; failing runs keep their directories here
 	plain := Options{Cluster: ClusterOptions{Exe: exe, Nodes: 3, BasePort: testBasePort(t)}, Duration: 4 * time.Second, Clients: 4, Keys: 3}
 	faults := Options{Cluster: ClusterOptions{Exe: exe, Nodes: 3, BasePort: testBasePort(t)}, Duration: 10 * time.Second, Clients: 4, Keys: 3, Nemesis: true}
+	// Files of several chunks, none inline: without them every file of
+	// the workload is inline, and no chunk is ever read.
+	large := plain
+	large.Cluster.NodeArgs = []string{"--chunk-size", "64KiB"}
+	large.InlineThreshold, large.Large = "0", Large{Rate: 0.5, ChunkBytes: 64 << 10}
 	cases := []struct {
 		bug  string
 		opts Options
@@ -41,6 +47,9 @@ func TestInjectedServerBugs(t *testing.T) {
 		// node killed after the commit and before the answer, or paused
 		// past the client's attempt timeout.
 		{"http-retry-new-session", faults, 5},
+		// A core bug of the chunk store, which only ranged reads of chunks
+		// meet: the large workload's (docs/chaos.md).
+		{"range-end-is-length", large, 1},
 	}
 	var table []string
 	for i, c := range cases {

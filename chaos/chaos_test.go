@@ -48,7 +48,7 @@ func runChaos(t *testing.T, opts Options) *Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d ops (%d unknown), faults %v %s", res.Ops, res.Unknown, res.Faults, res.Replacement)
+	t.Logf("%d ops (%d large, %d unknown), faults %v %s", res.Ops, res.Large, res.Unknown, res.Faults, res.Replacement)
 	if !res.Passed() {
 		if len(res.Report) > 0 {
 			report := filepath.Join(res.Dir, "porcupine.html")
@@ -130,5 +130,22 @@ func TestNemesisLose(t *testing.T) {
 	})
 	if res.Replacement == "" || !strings.Contains(res.Replacement, "deleted") {
 		t.Fatalf("no replacement reported: %q", res.Replacement)
+	}
+}
+
+// TestNemesisLarge runs a short chaos run whose files span chunks of 1 MiB
+// with none inline: puts, appends and compare-and-sets of generated values
+// up to 2.5 chunks, gets and ranges across chunk boundaries, so that the
+// data groups, staged chunk files, chunk bytes beside raft appends, fetches
+// of lacking bytes and the peers' pooled frame buffers (1 MiB and more)
+// meet kills and pauses; every large read must match a state exactly.
+func TestNemesisLarge(t *testing.T) {
+	res := runChaos(t, Options{
+		Cluster:  ClusterOptions{Nodes: 3, NodeArgs: []string{"--chunk-size", "1MiB"}},
+		Duration: 10 * time.Second, Clients: 3, Keys: 3, Seed: 3, Nemesis: true,
+		InlineThreshold: "0", Large: Large{Rate: 0.5, MaxBytes: 5 << 19, ChunkBytes: 1 << 20},
+	})
+	if res.Large < 5 || len(res.Faults) == 0 || res.InlineThreshold != "0" {
+		t.Fatalf("the run did too little: %d large ops of %d, %d faults, inline threshold %q", res.Large, res.Ops, len(res.Faults), res.InlineThreshold)
 	}
 }

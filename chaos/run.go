@@ -39,6 +39,12 @@ type Options struct {
 	Lose bool
 	// Log receives the run directory's path, then one line per fault.
 	Log io.Writer
+	// Large mixes operations on large files into the workload.
+	Large Large
+	// InlineThreshold is the nodes' --inline-threshold ("": the nodes'
+	// default; "0": no file inline, every one in the data groups), or
+	// InlineDraw to draw one from the seed (Result.InlineThreshold).
+	InlineThreshold string
 	// InjectBugs lists known bugs to inject, comma-separated (binaries
 	// built with -tags tesserabugs, for testing the harness): every node
 	// runs with --inject-bug, and the clients take the HTTP client's
@@ -47,18 +53,43 @@ type Options struct {
 }
 
 // attemptTimeout bounds one attempt of a client request (an operation
-// gets 5 s): well above a healthy request's latency, well below a pause.
-const attemptTimeout = time.Second
+// gets opTimeout): well above a healthy request's latency, well below a
+// pause. A run with large operations adds Large.extraTime to the one and
+// four times that to the other.
+const (
+	attemptTimeout = time.Second
+	opTimeout      = 5 * time.Second
+)
+
+// InlineDraw as Options.InlineThreshold draws the nodes' inline threshold
+// from the seed, among inlineDraws.
+const InlineDraw = "draw"
+
+// inlineDraws are the thresholds a run draws from: none inline (every file
+// in the data groups) twice as often as the others; a small one, so that
+// small files grow out of it; the nodes' default; and one above a 64 KiB
+// chunk, so that files of several chunks are inline.
+var inlineDraws = []string{"0", "0", "1KiB", "16KiB", "256KiB"}
+
+// InlineDraws lists the thresholds InlineDraw draws from (0 twice as
+// often as the others).
+func InlineDraws() []string { return slices.Compact(slices.Clone(inlineDraws)) }
 
 // Result is the outcome of a chaos run.
 type Result struct {
 	Ops, Unknown int
+	// Large counts the large operations among Ops: writes of generated
+	// values, and reads recorded by their digest.
+	Large        int
 	Faults       []string
 	Linearizable verdict.History
 	// Report is the Porcupine visualisation of a non-linearizable history.
 	Report []byte
 	// Replacement describes how the lost node was replaced (Options.Lose).
 	Replacement string
+	// InlineThreshold is the nodes' --inline-threshold if the run set
+	// one (Options.InlineThreshold, drawn or given).
+	InlineThreshold string
 	// Verdict is the run's outcome. A chaos run knows no commit order, so
 	// a history Porcupine could not decide in its time fails it.
 	Verdict  verdict.Verdict
@@ -77,6 +108,7 @@ type recorder struct {
 	start time.Time
 	ops   []linearizability.Operation
 	unk   int
+	large int
 	fails []verdict.Failure
 }
 
@@ -88,6 +120,9 @@ func (r *recorder) add(client int, call int64, in linearizability.Input, out lin
 	if out.Status == linearizability.Unknown {
 		r.unk++
 		ret = linearizability.Infinity
+	}
+	if in.Gen.Len > 0 || out.Digest.Len > 0 {
+		r.large++
 	}
 	r.ops = append(r.ops, linearizability.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
 }
@@ -141,6 +176,23 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Keys <= 0 {
 		opts.Keys = 4
 	}
+	large, err := opts.Large.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if large.Rate > 0 && opts.Clients > linearizability.MaxGenClients-1 {
+		return nil, fmt.Errorf("chaos: large operations: at most %d clients", linearizability.MaxGenClients-1)
+	}
+	inline := opts.InlineThreshold
+	if inline == InlineDraw {
+		inline = inlineDraws[rand.New(rand.NewPCG(opts.Seed, 98)).IntN(len(inlineDraws))]
+	}
+	if inline != "" {
+		opts.Cluster.NodeArgs = append(slices.Clone(opts.Cluster.NodeArgs), "--inline-threshold", inline)
+		if opts.Log != nil {
+			fmt.Fprintf(opts.Log, "inline-threshold: %s\n", inline)
+		}
+	}
 	var injected server.Bugs
 	if opts.InjectBugs != "" {
 		for _, name := range strings.Split(opts.InjectBugs, ",") {
@@ -154,7 +206,7 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer c.Close()
 	rec := &recorder{start: time.Now()}
-	res := &Result{Linearizable: verdict.Unchecked}
+	res := &Result{Linearizable: verdict.Unchecked, InlineThreshold: inline}
 	// The verdict is made from what was found, however the run ends.
 	defer func() { res.Verdict = verdict.Of(res.failures, res.Linearizable) }()
 	deadline := time.Now().Add(opts.Duration)
@@ -171,11 +223,11 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 		// A client gives up on a slow node (a paused one) and retries
 		// elsewhere, as real clients do: the node may still apply the
 		// first attempt, which is what exactly-once sessions are for.
-		cl.SetAttemptTimeout(attemptTimeout)
+		cl.SetAttemptTimeout(attemptTimeout + large.extraTime())
 		wg.Add(1)
 		go func(id int) {
 			defer wg.Done()
-			w := worker{id: id, cl: cl, rec: rec, r: r, keys: opts.Keys, seen: map[string]uint64{}}
+			w := newWorker(id, cl, rec, r, opts.Keys, large)
 			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
 				w.op(ctx, n)
 			}
@@ -220,13 +272,13 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	// Durability and liveness: after healing, every key reads back.
 	final, _ := httpclient.New(c.Endpoints())
-	w := worker{id: opts.Clients, cl: final, rec: rec, keys: opts.Keys, seen: map[string]uint64{}}
+	w := newWorker(opts.Clients, final, rec, nil, opts.Keys, large)
 	for k := 0; k < opts.Keys; k++ {
 		if !w.get(ctx, w.key(k), 60*time.Second) {
 			rec.failf(verdict.Durability, "final read of %s failed after healing", w.key(k))
 		}
 	}
-	res.Ops, res.Unknown, res.failures = len(rec.ops), rec.unk, append(res.failures, rec.fails...)
+	res.Ops, res.Unknown, res.Large, res.failures = len(rec.ops), rec.unk, rec.large, append(res.failures, rec.fails...)
 	res.Linearizable, res.Report = linearizability.Check(rec.ops, 2*time.Minute)
 	return res, nil
 }
@@ -315,23 +367,41 @@ type worker struct {
 	r    *rand.Rand
 	keys int
 	// seen is the last version this worker saw of each path, for its
-	// compare-and-set operations.
-	seen map[string]uint64
+	// compare-and-set operations; sizes and inline the file's size and
+	// how many of its first bytes are inline, as it last saw them (for
+	// large ranges).
+	seen          map[string]uint64
+	sizes, inline map[string]int64
+	large         Large
+	// gens counts the worker's generated writes (large ones).
+	gens int
+	// limit bounds an operation.
+	limit time.Duration
+}
+
+func newWorker(id int, cl *httpclient.Client, rec *recorder, r *rand.Rand, keys int, large Large) *worker {
+	return &worker{id: id, cl: cl, rec: rec, r: r, keys: keys, large: large, limit: opTimeout + 4*large.extraTime(),
+		seen: map[string]uint64{}, sizes: map[string]int64{}, inline: map[string]int64{}}
 }
 
 func (w *worker) key(k int) string { return fmt.Sprintf("/chaos/k%d", k) }
 
-// op runs one random operation with a bounded wait.
+// op runs one random operation with a bounded wait: a large one in a
+// share Large.Rate of them.
 func (w *worker) op(ctx context.Context, n int) {
 	path := w.key(w.r.IntN(w.keys))
 	value := fmt.Sprintf("c%d-%d;", w.id, n)
+	if w.large.Rate > 0 && w.r.Float64() < w.large.Rate {
+		w.largeOp(ctx, w.r.IntN(6), path)
+		return
+	}
 	switch w.r.IntN(6) {
 	case 0:
-		w.get(ctx, path, 5*time.Second)
+		w.get(ctx, path, w.limit)
 	case 1:
 		// A range at a random offset of a few writes' length (files are
 		// written in pieces of about 8 bytes), which may cross the end.
-		w.getRange(ctx, path, w.r.Int64N(48), 1+w.r.Int64N(32))
+		w.getRange(ctx, client.Spec{Kind: client.Get, Path: path, Offset: w.r.Int64N(48), Length: 1 + w.r.Int64N(32)})
 	case 2:
 		w.write(ctx, input(client.Spec{Kind: client.Put, Path: path}, value), httpclient.Cond{})
 	case 3:
@@ -365,8 +435,8 @@ func (w *worker) get(ctx context.Context, path string, limit time.Duration) bool
 		if rerr != nil {
 			return false // a read that failed midway has no effect to check
 		}
-		w.rec.add(w.id, call, in, linearizability.Output{Status: linearizability.OK, Exists: true, Version: f.Version, Value: string(raw)}, w.rec.now())
-		w.seen[path] = f.Version
+		w.rec.add(w.id, call, in, linearizability.ReadResult(f.Version, raw), w.rec.now())
+		w.seen[path], w.sizes[path] = f.Version, int64(len(raw))
 		return true
 	}
 	if httpclient.IsCode(err, httpclient.CodeNotFound) {
@@ -378,15 +448,16 @@ func (w *worker) get(ctx context.Context, path string, limit time.Duration) bool
 	return false
 }
 
-// getRange reads length bytes of path from offset and records the read. A
-// range starting past the end is refused (416) and not recorded: it has no
-// effect, and the model takes only ranges core/client would read.
-func (w *worker) getRange(ctx context.Context, path string, offset, length int64) {
-	in := input(client.Spec{Kind: client.Get, Path: path, Offset: offset, Length: length}, "")
+// getRange reads spec's range (Offset, Length: < 0 to the end) and records
+// the read. A range starting past the end is refused (416) and not
+// recorded: it has no effect, and the model takes only ranges core/client
+// would read.
+func (w *worker) getRange(ctx context.Context, spec client.Spec) {
+	in, path := input(spec, ""), spec.Path
 	call := w.rec.now()
-	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	octx, cancel := context.WithTimeout(ctx, w.limit)
 	defer cancel()
-	body, f, err := w.cl.Get(octx, path, offset, length)
+	body, f, err := w.cl.Get(octx, path, spec.Offset, spec.Length)
 	switch {
 	case err == nil:
 		raw, rerr := io.ReadAll(body)
@@ -394,7 +465,8 @@ func (w *worker) getRange(ctx context.Context, path string, offset, length int64
 		if rerr != nil {
 			return
 		}
-		w.rec.add(w.id, call, in, linearizability.Output{Status: linearizability.OK, Exists: true, Version: f.Version, Value: string(raw)}, w.rec.now())
+		w.rec.add(w.id, call, in, linearizability.ReadResult(f.Version, raw), w.rec.now())
+		w.sizes[path] = f.Size
 	case httpclient.IsCode(err, httpclient.CodeNotFound):
 		w.rec.add(w.id, call, in, linearizability.Output{Status: linearizability.NotFound}, w.rec.now())
 	case httpclient.IsCode(err, httpclient.CodeRange):
@@ -406,22 +478,26 @@ func (w *worker) getRange(ctx context.Context, path string, offset, length int64
 // write runs a put, append or delete and records its outcome.
 func (w *worker) write(ctx context.Context, in linearizability.Input, cond httpclient.Cond) {
 	call := w.rec.now()
-	octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	octx, cancel := context.WithTimeout(ctx, w.limit)
 	defer cancel()
 	var f httpclient.File
 	var err error
+	body, size := io.ReadSeeker(strings.NewReader(in.Value)), int64(len(in.Value))
+	if in.Gen.Len > 0 {
+		body, size = in.Gen.Reader(), in.Gen.Len // (Value is empty)
+	}
 	switch in.Kind {
 	case client.Put:
-		f, err = w.cl.Put(octx, in.Path, strings.NewReader(in.Value), int64(len(in.Value)), cond)
+		f, err = w.cl.Put(octx, in.Path, body, size, cond)
 	case client.Append:
-		f, err = w.cl.Append(octx, in.Path, strings.NewReader(in.Value), int64(len(in.Value)), cond)
+		f, err = w.cl.Append(octx, in.Path, body, size, cond)
 	case client.Delete:
 		f.Version, err = w.cl.Delete(octx, in.Path, cond)
 	}
 	out := linearizability.Output{Status: linearizability.OK, Version: f.Version}
 	switch {
 	case err == nil:
-		w.seen[in.Path] = f.Version
+		w.seen[in.Path], w.sizes[in.Path], w.inline[in.Path] = f.Version, f.Size, f.InlineBytes
 		if in.Kind == client.Delete {
 			w.seen[in.Path] = 0
 		}
@@ -455,7 +531,11 @@ func (w *worker) checkError(err error) {
 // String summarises a result in the CLI's line format.
 func (r *Result) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "ops: %d\nunknown: %d\nfaults: %d\n", r.Ops, r.Unknown, len(r.Faults))
+	fmt.Fprintf(&b, "ops: %d\n", r.Ops)
+	if r.Large > 0 {
+		fmt.Fprintf(&b, "large: %d\n", r.Large)
+	}
+	fmt.Fprintf(&b, "unknown: %d\nfaults: %d\n", r.Unknown, len(r.Faults))
 	fmt.Fprintf(&b, "linearizable: %s\n", r.Linearizable)
 	if r.Replacement != "" {
 		fmt.Fprintf(&b, "replacement: %s\n", r.Replacement)

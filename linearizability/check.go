@@ -15,7 +15,8 @@ import (
 // visualisation. Callers that know the order operations committed in
 // resolve Undecided deterministically with CheckOrder.
 func Check(h []Operation, timeout time.Duration) (verdict.History, []byte) {
-	res, info := porcupine.CheckOperationsVerbose(Model, h, timeout)
+	model := newModel()
+	res, info := porcupine.CheckOperationsVerbose(model, h, timeout)
 	switch res {
 	case porcupine.Ok:
 		return verdict.Linearizable, nil
@@ -23,7 +24,7 @@ func Check(h []Operation, timeout time.Duration) (verdict.History, []byte) {
 		return verdict.Undecided, nil
 	}
 	var buf bytes.Buffer
-	if err := porcupine.Visualize(Model, info, &buf); err != nil {
+	if err := porcupine.Visualize(model, info, &buf); err != nil {
 		return verdict.NotLinearizable, []byte("visualisation failed: " + err.Error())
 	}
 	return verdict.NotLinearizable, buf.Bytes()

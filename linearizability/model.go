@@ -15,6 +15,9 @@
 // Check runs Porcupine, within a wall-clock time limit; CheckOrder checks a
 // history against the order a simulator saw the writes committed in, which
 // needs no limit and resolves Porcupine's undecided verdicts.
+//
+// Large values need not be kept whole: a write may write a generated value
+// (Gen) and a read be recorded by its digest (ReadResult); see content.go.
 package linearizability
 
 import (
@@ -34,10 +37,12 @@ import (
 // from the client to this model), and the content a put or append wrote.
 // A Get reads Spec.Offset and Spec.Length (< 0: to the end) of the file as
 // core/client does; a List pages with Spec.Prefix, After and Limit (0:
-// meta.DefaultListLimit).
+// meta.DefaultListLimit). A put or append of a Gen (Gen.Len > 0) writes
+// the generated value after Value (which is then usually empty).
 type Input struct {
 	client.Spec
 	Value string
+	Gen   Gen
 }
 
 // Status is an operation's outcome class.
@@ -61,12 +66,16 @@ type Entry struct {
 }
 
 // Output is an operation's return. Value is what a Get read (its range
-// only); List and More are a List's page and whether more files follow it.
+// only), or Digest stands for it (ReadResult); Note says what the bytes
+// were, for reports only. List and More are a List's page and whether
+// more files follow it.
 type Output struct {
 	Status  Status
 	Exists  bool
 	Version uint64
 	Value   string
+	Digest  Digest
+	Note    string
 	List    []Entry
 	More    bool
 }
@@ -79,9 +88,11 @@ const Infinity = math.MaxInt64
 
 // file is the model's view of one path.
 type file struct {
-	Path    string
-	Exists  bool
+	Path   string
+	Exists bool
+	// Value is the content; with Pieces, encoded as pieces (content.go).
 	Value   string
+	Pieces  bool
 	Version uint64
 	// Known is false while the version is unknown (after an unknown write).
 	Known bool
@@ -131,16 +142,15 @@ func cas(f file, in Input) (canSucceed, canFail bool) {
 // newer reports whether v may follow the file's version.
 func newer(f file, v uint64) bool { return !f.Known || v > f.Version }
 
-func step(st state, in Input, out Output) []state {
+// step is the model's transition: the states in may lead to from st with
+// out. d computes the digests of reads that Output.Digest stands for.
+func step(d *digests, st state, in Input, out Output) []state {
 	f := st.get(in.Path)
 	ok, fail := cas(f, in)
 	switch in.Kind {
 	case client.Put, client.Append:
-		value := in.Value
-		if in.Kind == client.Append && f.Exists {
-			value = f.Value + in.Value
-		}
-		next := file{Path: in.Path, Exists: true, Value: value, Version: out.Version, Known: true}
+		value, pieces := written(f, in)
+		next := file{Path: in.Path, Exists: true, Value: value, Pieces: pieces, Version: out.Version, Known: true}
 		switch out.Status {
 		case OK:
 			if ok && newer(f, out.Version) {
@@ -184,7 +194,7 @@ func step(st state, in Input, out Output) []state {
 	case client.Rename:
 		d := st.get(in.NewPath)
 		gone := file{Path: in.Path, Version: f.Version, Known: f.Known}
-		moved := file{Path: in.NewPath, Exists: true, Value: f.Value, Version: out.Version, Known: true}
+		moved := file{Path: in.NewPath, Exists: true, Value: f.Value, Pieces: f.Pieces, Version: out.Version, Known: true}
 		switch out.Status {
 		case OK:
 			if f.Exists && ok && newer(f, out.Version) && newer(d, out.Version) {
@@ -209,7 +219,7 @@ func step(st state, in Input, out Output) []state {
 	case client.Get, client.Stat:
 		switch out.Status {
 		case OK:
-			if f.Exists && (in.Kind == client.Stat || readRange(f.Value, in.Spec) == out.Value) && (!f.Known || f.Version == out.Version) {
+			if f.Exists && (in.Kind == client.Stat || d.reads(f, in.Spec, out)) && (!f.Known || f.Version == out.Version) {
 				f.Version, f.Known = out.Version, true
 				return []state{st.with(f)}
 			}
@@ -218,7 +228,7 @@ func step(st state, in Input, out Output) []state {
 				return []state{st}
 			}
 		case OutOfRange:
-			if f.Exists && in.Kind == client.Get && in.Offset > 0 && in.Offset >= int64(len(f.Value)) && (!f.Known || f.Version == out.Version) {
+			if f.Exists && in.Kind == client.Get && in.Offset > 0 && in.Offset >= f.size() && (!f.Known || f.Version == out.Version) {
 				f.Version, f.Known = out.Version, true
 				return []state{st.with(f)}
 			}
@@ -245,20 +255,6 @@ func step(st state, in Input, out Output) []state {
 		return []state{next}
 	}
 	return nil
-}
-
-// readRange is the part of a file's content a Get of spec returns (the
-// range core/client reads; a range starting past the end is refused there
-// and never recorded as OK, so here it reads nothing).
-func readRange(value string, spec client.Spec) string {
-	start, end := spec.Offset, int64(len(value))
-	if spec.Length >= 0 && start+spec.Length < end {
-		end = start + spec.Length
-	}
-	if start < 0 || (start > 0 && start >= int64(len(value))) {
-		return "\x00<outside the file>"
-	}
-	return value[start:end]
 }
 
 // listPage is the page a List of spec returns in state st, and whether
@@ -295,7 +291,7 @@ func (s state) String() string {
 		if f.Known {
 			v = fmt.Sprint(f.Version)
 		}
-		fmt.Fprintf(&b, "%s: v%s %q", f.Path, v, abbreviate(f.Value))
+		fmt.Fprintf(&b, "%s: v%s %s", f.Path, v, describeContent(f))
 	}
 	b.WriteString("}")
 	return b.String()
@@ -313,6 +309,11 @@ func describe(in Input, out Output) string {
 	switch in.Kind {
 	case client.Put, client.Append:
 		call = fmt.Sprintf("%s(%s, %q)", in.Kind, in.Path, abbreviate(in.Value))
+		if in.Gen.Len > 0 && in.Value == "" {
+			call = fmt.Sprintf("%s(%s, %s)", in.Kind, in.Path, in.Gen)
+		} else if in.Gen.Len > 0 {
+			call = fmt.Sprintf("%s(%s, %q+%s)", in.Kind, in.Path, abbreviate(in.Value), in.Gen)
+		}
 	case client.Rename:
 		call = fmt.Sprintf("rename(%s -> %s)", in.Path, in.NewPath)
 	case client.List:
@@ -339,6 +340,12 @@ func describe(in Input, out Output) string {
 	case OK:
 		switch in.Kind {
 		case client.Get:
+			switch {
+			case out.Note != "":
+				return fmt.Sprintf("%s -> v%d %d bytes: %s", call, out.Version, max(out.Digest.Len, int64(len(out.Value))), out.Note)
+			case out.Digest.Len > 0:
+				return fmt.Sprintf("%s -> v%d %d bytes, sha256 %x…", call, out.Version, out.Digest.Len, out.Digest.Sum[:6])
+			}
 			return fmt.Sprintf("%s -> v%d %q", call, out.Version, abbreviate(out.Value))
 		case client.List:
 			if out.More {
@@ -357,23 +364,27 @@ func describe(in Input, out Output) string {
 	return call + " -> unknown"
 }
 
-// Model is the Porcupine model of the file namespace.
-var Model = (&porcupine.NondeterministicModel{
-	Partition: partition,
-	Init:      func() []any { return []any{state(nil)} },
-	Step: func(s, in, out any) []any {
-		var res []any
-		for _, n := range step(s.(state), in.(Input), out.(Output)) {
-			res = append(res, n)
-		}
-		return res
-	},
-	Equal: func(a, b any) bool { return slices.Equal(a.(state), b.(state)) },
-	DescribeOperation: func(in, out any) string {
-		return describe(in.(Input), out.(Output))
-	},
-	DescribeState: func(s any) string { return s.(state).String() },
-}).ToModel()
+// newModel is the Porcupine model of the file namespace, for one check
+// (it caches the digests of reads).
+func newModel() porcupine.Model {
+	d := newDigests()
+	return (&porcupine.NondeterministicModel{
+		Partition: partition,
+		Init:      func() []any { return []any{state(nil)} },
+		Step: func(s, in, out any) []any {
+			var res []any
+			for _, n := range step(d, s.(state), in.(Input), out.(Output)) {
+				res = append(res, n)
+			}
+			return res
+		},
+		Equal: func(a, b any) bool { return slices.Equal(a.(state), b.(state)) },
+		DescribeOperation: func(in, out any) string {
+			return describe(in.(Input), out.(Output))
+		},
+		DescribeState: func(s any) string { return s.(state).String() },
+	}).ToModel()
+}
 
 // partition splits a history into independent parts (P-compositionality:
 // a history is linearizable if and only if each part is, when no

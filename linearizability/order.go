@@ -70,6 +70,7 @@ func CheckOrder(h []Operation, commits []Commit) error {
 		writes = append(writes, i)
 	}
 	slices.SortFunc(writes, func(a, b int) int { return cmp.Compare(commits[a].Index, commits[b].Index) })
+	d := newDigests()
 	ord := make([]int, len(h)) // position of a write in the order, from 1
 	states := []state{nil}
 	for k, i := range writes {
@@ -77,7 +78,7 @@ func CheckOrder(h []Operation, commits []Commit) error {
 			return fmt.Errorf("commit order: two writes committed at index %d", commits[i].Index)
 		}
 		ord[i] = k + 1
-		next := step(states[k], h[i].Input.(Input), outs[i])
+		next := step(d, states[k], h[i].Input.(Input), outs[i])
 		if len(next) == 0 {
 			return fmt.Errorf("commit order: %s (index %d) cannot follow state %s", describe(h[i].Input.(Input), outs[i]), commits[i].Index, states[k])
 		}
@@ -123,7 +124,7 @@ func CheckOrder(h []Operation, commits []Commit) error {
 		in := h[i].Input.(Input)
 		pos := -1
 		for k := lo; k <= hi && k < len(states); k++ {
-			if len(step(states[k], in, outs[i])) > 0 {
+			if len(step(d, states[k], in, outs[i])) > 0 {
 				pos = k
 				break
 			}

@@ -24,6 +24,8 @@ func chaosCmd() *cobra.Command {
 		dir, chunk, injectBug, logLayout string
 		noNemesis, lose                  bool
 		replaceAfter                     time.Duration
+		largeRate                        float64
+		largeSize, inline                string
 	)
 	run := &cobra.Command{
 		Use:   "run",
@@ -40,14 +42,29 @@ deletes the replicas it was replaced in. Then heal, read every file back, and
 check the history for linearizability with Porcupine. Unlike 'tessera sim
 run', a chaos run is not reproducible: it runs on real time.
 
-Prints the seed and the run directory (--dir, or a new temporary directory),
-then ops, unknown (writes whose outcome could not be known), faults,
+Most operations write a few bytes, and such files are inline in the meta
+group. A share --large-rate of them are large: puts, appends and
+compare-and-sets of up to --large-size bytes (default 4 chunks), and ranged
+gets from chunk boundaries across them, so that the chunk data groups work
+under the nemesis too. Their bytes are generated from (client, count,
+length), so the history keeps a few numbers per write and a SHA-256 per
+large read: a torn, stale, mixed or corrupt read matches no state and fails
+the run. --inline-threshold sets the nodes' threshold (0: every file in the
+data groups) or draws it ("draw", printed on an inline-threshold line);
+--chunk-size 1MiB makes the peers' chunk frames reach the nodes' pooled
+buffers (frames of 1 MiB or more). With large operations, a client's
+attempt gets 1s more per 4 MiB of --large-size.
+
+Prints the seed, the run directory (--dir, or a new temporary directory) and
+the inline threshold, then ops, large (the large writes and digested reads
+among them), unknown (writes whose outcome could not be known), faults,
 linearizable and verdict lines; exit status 1 on failure, with the Porcupine
 report written to DIR/porcupine.html. A passing run removes the temporary
 directory it made; a failing run keeps it and prints it again ("dir: DIR
 (kept)"). A --dir given is always kept.`,
 		Example: `  tessera chaos run --nodes 3 --duration 30s
-  tessera chaos run --nodes 4 --lose --duration 30s`,
+  tessera chaos run --nodes 4 --lose --duration 30s
+  tessera chaos run --nodes 4 --lose --duration 60s --chunk-size 1MiB --inline-threshold 0 --large-rate 0.4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if nodes < 3 || nodes > 9 {
@@ -69,6 +86,16 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 			if _, err := parseNodeBugs(injectBug); err != nil {
 				return err
 			}
+			chunkBytes, err := parseSize(chunk)
+			if err != nil {
+				return fmt.Errorf("--chunk-size: %w", err)
+			}
+			var largeBytes int64
+			if largeSize != "" {
+				if largeBytes, err = parseSize(largeSize); err != nil {
+					return fmt.Errorf("--large-size: %w", err)
+				}
+			}
 			var layoutArgs []string
 			if logLayout != "" {
 				layoutArgs = []string{"--log-layout", logLayout}
@@ -76,8 +103,9 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 			res, err := chaos.Run(ctx, chaos.Options{
 				Cluster: chaos.ClusterOptions{Exe: exe, Dir: dir, Nodes: nodes, BasePort: basePort,
 					NodeArgs: append([]string{"--chunk-size", chunk, "--replace-after", replaceAfter.String()}, layoutArgs...)},
-				InjectBugs: injectBug,
-				Duration:   duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, Log: os.Stdout,
+				InjectBugs: injectBug, InlineThreshold: inline,
+				Large:    chaos.Large{Rate: largeRate, MaxBytes: largeBytes, ChunkBytes: chunkBytes},
+				Duration: duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, Log: os.Stdout,
 			})
 			if err != nil {
 				return err
@@ -103,6 +131,9 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 	fl.Uint64Var(&seed, "seed", 0, "varies the operations and faults; 0 picks one (a run is not reproducible)")
 	fl.StringVar(&dir, "dir", "", "directory for the nodes' data and logs (default: a new temporary directory, removed if the run passes)")
 	fl.StringVar(&chunk, "chunk-size", "64KiB", "the nodes' chunk size")
+	fl.Float64Var(&largeRate, "large-rate", 0.25, "share of operations on large files (0..1): puts, appends and compare-and-sets of generated values spanning chunks, ranged gets across chunk boundaries")
+	fl.StringVar(&largeSize, "large-size", "", "largest large write (default: 4 chunks); sizes are drawn from a quarter of it up, often at a chunk boundary")
+	fl.StringVar(&inline, "inline-threshold", chaos.InlineDraw, "the nodes' --inline-threshold (0: every file in the data groups), or draw: one of "+strings.Join(chaos.InlineDraws(), ", ")+" drawn from the seed")
 	fl.BoolVar(&noNemesis, "no-nemesis", false, "run the workload without crash and pause faults")
 	fl.BoolVar(&lose, "lose", false, "also fail one node for good and check that it is replaced")
 	fl.DurationVar(&replaceAfter, "replace-after", 3*time.Second, "the nodes' --replace-after")
