@@ -58,6 +58,7 @@ func (w *World) finish() {
 	w.framesLetGo()
 	for _, s := range w.nodes {
 		w.leftoversOn(s)
+		w.orphansOn(s)
 	}
 }
 
