@@ -130,8 +130,9 @@ func (w *World) leftoversOn(s *simNode) {
 // The deleted-replica check. A replica's deletion removes its log and
 // chunk files once the stage work in flight is done (replica.Delete), and
 // a start-up removes what a crash amid a deletion left (RemoveOrphanFiles),
-// so at the end of a run a node holds no chunk or log file of a group it
-// does not host. A file written after the removals (stage work the
+// so once a run is quiet, before the final restart (whose start-ups would
+// remove them) and at the very end, a node holds no chunk or log file of a
+// group it does not host. A file written after the removals (stage work the
 // deletion did not wait for, a completion that writes into a deleted
 // replica) stays for good: nothing hosts the group to tidy it, and a
 // replica created there again later starts amid stale files.
