@@ -19,6 +19,9 @@ import (
 type bufPool struct {
 	size int
 	pool *bigbuf.Pool
+	// poison, set by tests, fills a buffer given back with poisonByte, so
+	// that bytes read from one still in use after that are seen wrong.
+	poison bool
 }
 
 func newBufPool(size, keep int) *bufPool {
@@ -41,7 +44,20 @@ func (b *bufPool) get() []byte {
 
 // put returns a buffer that came from get (or a piece of one that starts
 // where it does); others are left to the collector.
-func (b *bufPool) put(buf []byte) { b.pool.Put(buf) }
+func (b *bufPool) put(buf []byte) {
+	if b.poison {
+		whole := buf[:cap(buf)]
+		for i := range whole {
+			whole[i] = poisonByte
+		}
+	}
+	b.pool.Put(buf)
+}
+
+// given reports whether data lies in a buffer given back to the pool:
+// whoever still holds data uses bytes the pool may lend to another
+// request.
+func (b *bufPool) given(data []byte) bool { return b.pool.InFree(data) }
 
 // kept returns how many buffers the pool holds for reuse.
 func (b *bufPool) kept() int { return b.pool.FreeBytes() / b.size }

@@ -115,8 +115,9 @@ type Config struct {
 	// its listeners are bound to (useful with port 0).
 	OnReady func(httpAddr, peerAddr string)
 	// poisonFrames, set by tests, overwrites each reused peer frame buffer
-	// when it is given back (framePools.poison), so that bytes read from
-	// one still in use after that fail their checksum.
+	// when it is given back (framePools.poison), and each reused buffer of
+	// request bodies and of gets' reads (bufPool.poison), so that bytes
+	// read from one still in use after that fail their checksum.
 	poisonFrames bool
 }
 

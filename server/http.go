@@ -692,6 +692,12 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 		st := op.Next()
 		switch st.Kind {
 		case client.StepSend:
+			if st.Req.Kind == api.ChunkWrite && h.pieces.given(st.Req.Data) {
+				// A piece goes back only once its chunk write was
+				// acknowledged (onAnswer): one sent again after that would
+				// carry whatever the pool's next holder read into it.
+				panic(fmt.Sprintf("server: a chunk write of chunk %d sends bytes given back to the pool", st.Req.ChunkID))
+			}
 			op.Sent(st.Token)
 			if st.Req.Kind == api.ChunkRead {
 				ahead.reading(st.Req.ChunkID)

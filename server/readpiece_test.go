@@ -94,13 +94,23 @@ func TestReadPiecePooled(t *testing.T) {
 		{size: chunk + 3*chunk/4, lastCap: chunk, keptAfter: 2},
 	} {
 		pool := newBufPool(chunk, 4)
-		r := bytes.NewReader(bytes.Repeat([]byte("x"), tc.size))
+		pool.poison = true // a buffer given back while its bytes are still read shows
+		body := make([]byte, tc.size)
+		for i := range body {
+			body[i] = byte(i % 251)
+		}
+		r := bytes.NewReader(body)
 		var pieces [][]byte
+		read := 0
 		for {
 			data, eof, err := readPiece(r, chunk, -1, pool)
 			if err != nil {
 				t.Fatalf("size %d: %v", tc.size, err)
 			}
+			if !bytes.Equal(data, body[read:read+len(data)]) {
+				t.Fatalf("size %d: the piece at %d holds other bytes than the body's", tc.size, read)
+			}
+			read += len(data)
 			pieces = append(pieces, data)
 			if eof {
 				break

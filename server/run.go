@@ -130,6 +130,7 @@ func Run(ctx context.Context, cfg Config) error {
 		bodies:         make(chan struct{}, cfg.PutBodies),
 		pieces:         newBufPool(cfg.ChunkBytes, cfg.PutWindow), idle: idle,
 		reads: newBufPool(int(chunk.FileBytes(chunk.Info{Size: uint32(cfg.ChunkBytes)})), cfg.PutBodies)}
+	h.pieces.poison, h.reads.poison = cfg.poisonFrames, cfg.poisonFrames
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_put_pool_slots_in_use",
 		Help: "Slots of the node's shared put window in use: pieces of request bodies held beyond one per put or append (at most --put-window - 1).",

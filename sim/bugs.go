@@ -48,6 +48,8 @@ var bugNames = []struct {
 	{"scrub-skips-missing", func(b *node.Bugs) { b.ScrubSkipsMissing = true }, func(b node.Bugs) bool { return b.ScrubSkipsMissing }},
 	{"staged-by-index", func(b *node.Bugs) { b.Replica.Chunk.StagedByIndex = true }, func(b node.Bugs) bool { return b.Replica.Chunk.StagedByIndex }},
 	{"own-chunk-kept", func(b *node.Bugs) { b.Replica.OwnChunkKept = true }, func(b node.Bugs) bool { return b.Replica.OwnChunkKept }},
+	{"write-trusts-header", func(b *node.Bugs) { b.Replica.Chunk.WriteTrustsHeader = true }, func(b node.Bugs) bool { return b.Replica.Chunk.WriteTrustsHeader }},
+	{"delete-keeps-chunk-files", func(b *node.Bugs) { b.Replica.DeleteKeepsChunkFiles = true }, func(b node.Bugs) bool { return b.Replica.DeleteKeepsChunkFiles }},
 	{"inline-at-threshold-refused", func(b *node.Bugs) { b.Replica.Meta.InlineAtThresholdRefused = true }, func(b node.Bugs) bool { return b.Replica.Meta.InlineAtThresholdRefused }},
 }
 

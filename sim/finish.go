@@ -47,6 +47,11 @@ func (w *World) finish() {
 	w.converge()
 	w.scrubbed()
 	w.framesLetGo()
+	// Before the final restart too: a start removes the files of a group
+	// with no log records (replica.RemoveOrphanFiles).
+	for _, s := range w.nodes {
+		w.orphansOn(s)
+	}
 	if len(w.failures) > 0 {
 		return
 	}
@@ -58,6 +63,7 @@ func (w *World) finish() {
 	w.framesLetGo()
 	for _, s := range w.nodes {
 		w.leftoversOn(s)
+		w.orphansOn(s)
 	}
 }
 

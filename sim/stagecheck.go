@@ -126,3 +126,30 @@ func (w *World) leftoversOn(s *simNode) {
 		w.failf(verdict.Garbage, "node %d holds a staged file at or below an index it tidied (%s) and %d more: it leaks", s.id, left[0], len(left)-1)
 	}
 }
+
+// The deleted-replica check. A replica's deletion removes its log and
+// chunk files once the stage work in flight is done (replica.Delete), and
+// a start-up removes what a crash amid a deletion left (RemoveOrphanFiles),
+// so once a run is quiet, before the final restart (whose start-ups would
+// remove them) and at the very end, a node holds no chunk or log file of a
+// group it does not host. A file written after the removals (stage work the
+// deletion did not wait for, a completion that writes into a deleted
+// replica) stays for good: nothing hosts the group to tidy it, and a
+// replica created there again later starts amid stale files.
+
+// orphansOn fails the run if node s holds chunk or log files of a group
+// whose replica it does not host (replica.HasFiles).
+func (w *World) orphansOn(s *simNode) {
+	if len(w.failures) > 0 || !s.up() {
+		return
+	}
+	for _, g := range w.topo.Groups {
+		if s.node.Hosts(g.ID) {
+			continue
+		}
+		if has, err := corereplica.HasFiles(s.fs, g.ID); err == nil && has {
+			w.failf(verdict.Garbage, "node %d holds chunk or log files of group %d, whose replica it does not host: a deletion left them", s.id, g.ID)
+			return
+		}
+	}
+}

@@ -168,6 +168,8 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 	// Injected bug (MarkersWithoutDirSync): the tombstone's name is not
 	// made durable.
 	syncDir := !(bugs.CompiledIn && g.cfg.Bugs.MarkersWithoutDirSync)
+	// Injected bug (DeleteKeepsChunkFiles): the chunk files stay.
+	keepChunks := bugs.CompiledIn && g.cfg.Bugs.DeleteKeepsChunkFiles
 	del := func() {
 		if t, ok := g.env.(Tracer); ok {
 			t.TraceReplicaDelete(group, at)
@@ -182,11 +184,11 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 					}
 					return l.Delete(group)
 				},
-				after: func() error { return removeReplicaFiles(fs, group, true) },
+				after: func() error { return removeReplicaFiles(fs, group, true, keepChunks) },
 				done:  done})
 			return
 		}
-		g.env.IO(group, func() error { return deleteReplica(fs, group, at, w, syncDir) }, done)
+		g.env.IO(group, func() error { return deleteReplica(fs, group, at, w, syncDir, keepChunks) }, done)
 	}
 	if g.log.stages > 0 {
 		g.log.onStagesDone = del
@@ -197,13 +199,14 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 
 // deleteReplica writes a replica's tombstone durably (its directory
 // entry too, unless syncDir is unset: an injected bug), then deletes its
-// log and chunk files. It runs off the event loop.
-func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL, syncDir bool) error {
+// log and chunk files (keepChunks, an injected bug, keeps the latter). It
+// runs off the event loop.
+func deleteReplica(fs vfs.FS, group, at uint64, w *wal.WAL, syncDir, keepChunks bool) error {
 	if err := writeTombstone(fs, group, at, syncDir); err != nil {
 		return err
 	}
 	_ = w.Close()
-	return removeReplicaFiles(fs, group, false)
+	return removeReplicaFiles(fs, group, false, keepChunks)
 }
 
 // writeTombstone writes a replica's tombstone marker durably (its
@@ -218,10 +221,15 @@ func writeTombstone(fs vfs.FS, group, at uint64, syncDir bool) error {
 
 // removeReplicaFiles deletes a replica's log directory (its own log, or
 // its snapshot files beside a shared log) and chunk files, and its fence
-// marker and (shared: with a shared log) its replica marker.
-func removeReplicaFiles(fs vfs.FS, group uint64, shared bool) error {
+// marker and (shared: with a shared log) its replica marker. keepChunks,
+// an injected bug, keeps the chunk files.
+func removeReplicaFiles(fs vfs.FS, group uint64, shared, keepChunks bool) error {
 	dir := fmt.Sprintf("groups/%d", group)
-	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
+	dirs := []string{dir + "/wal", dir + "/chunks"}
+	if keepChunks {
+		dirs = dirs[:1]
+	}
+	if err := removeAll(fs, dirs...); err != nil {
 		return err
 	}
 	// The replica is gone: its markers no longer apply to the one a later

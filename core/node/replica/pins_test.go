@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -135,5 +137,80 @@ func TestFrameHeldWhileRaftHoldsItsEntries(t *testing.T) {
 	}
 	if first.refs != 0 || second.refs != 0 {
 		t.Fatalf("frames still held once every job is durable: %d, %d", first.refs, second.refs)
+	}
+}
+
+// runIONewestFirst completes the disk work handed over so far, each queue's
+// in order but the queues against one another newest first, as a runtime
+// whose queues run at once may; it returns how many items ran.
+func (e *testEnv) runIONewestFirst() int {
+	n := 0
+	for len(e.io) > 0 {
+		for i := len(e.io) - 1; i >= 0; i-- {
+			if !slices.Contains(e.queues[:i], e.queues[i]) {
+				e.runOne(i)
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// TestDeleteAmidStageWork deletes a follower's replica while the stage
+// work of an append's chunk writes is in flight (their log job waits for
+// it), and completes the disk work in either order between queues: once
+// the deletion is done and nothing is left to run, every pin on the
+// append's frame is let go of and the replica's directory holds its
+// tombstone alone (a staged file written after the deletion's removals
+// would stay there for good).
+func TestDeleteAmidStageWork(t *testing.T) {
+	const group = 2
+	for _, newestFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("newest-first=%v", newestFirst), func(t *testing.T) {
+			f := open(t, Config{ChunkOnce: true}, group, []uint64{1, 2, 3})
+			env := &pinEnv{testEnv: f.env}
+			f.g.env = env
+			ents, fr := env.inFrame(1, 2, 20, 30)
+			f.g.Step(2, &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
+				Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(1),
+				Entries: ents})
+			f.flush()
+			fr.refs-- // the delivery lets go after the flush
+			if len(f.env.io) == 0 {
+				t.Fatal("no stage work in flight")
+			}
+			var deleted error = fmt.Errorf("not yet")
+			f.g.Delete(9, func(err error) { deleted = err })
+			for range 10 {
+				n := 0
+				if newestFirst {
+					n = f.env.runIONewestFirst()
+				} else {
+					n = f.env.runIO()
+				}
+				if n == 0 {
+					break
+				}
+			}
+			if deleted != nil {
+				t.Fatalf("delete: %v", deleted)
+			}
+			if fr.refs != 0 {
+				t.Fatalf("the frame is still held %d times once the replica is deleted and its work done", fr.refs)
+			}
+			var left []string
+			for _, dir := range []string{"groups/2", "groups/2/chunks", "groups/2/wal"} {
+				names, _ := f.env.fs.List(dir)
+				for _, nm := range names {
+					if p := dir + "/" + nm; p != tombstone(group) && p != "groups/2/chunks" && p != "groups/2/wal" {
+						left = append(left, p)
+					}
+				}
+			}
+			if len(left) > 0 {
+				t.Fatalf("files left by the deleted replica: %v", left)
+			}
+		})
 	}
 }

@@ -162,6 +162,10 @@ type Bugs struct {
 	// buffer stays held for as long as the process lives, its bytes
 	// valid, a leak nothing reads wrong.
 	OwnChunkKept bool
+	// DeleteKeepsChunkFiles deletes a replica's log but not its chunk
+	// files: they stay on the node's disk, in the directory of a group it
+	// no longer hosts, for good.
+	DeleteKeepsChunkFiles bool
 	// Meta are the meta state machine's defects.
 	Meta meta.Bugs
 	// Chunk are the chunk store's defects.

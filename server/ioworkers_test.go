@@ -1,0 +1,73 @@
+package server
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// TestIOWorkersCompleteEachJob submits jobs to a few I/O queues, some
+// failing, and runs their completions only once every job's work is done,
+// as a busy event loop does: each completion must get its own job's outcome
+// (not one a later job's work left behind), after that job's work, and a
+// queue's completions must come in the order of its jobs (the core keeps a
+// log batch and the next apart only by that order).
+func TestIOWorkersCompleteEachJob(t *testing.T) {
+	const queues, perQueue = 3, 20
+	w := newIOWorkers()
+	var mu sync.Mutex
+	var posted []func()
+	w.post = func(f func()) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		posted = append(posted, f)
+		return true
+	}
+	type outcome struct {
+		queue, job int
+		err        error
+		workDone   bool
+	}
+	var got []outcome // appended by completions, which run on this goroutine
+	var worked sync.Map
+	jobErr := func(q, j int) error {
+		if (q+j)%3 == 0 {
+			return fmt.Errorf("queue %d job %d failed", q, j)
+		}
+		return nil
+	}
+	for j := range perQueue {
+		for q := range queues {
+			key := [2]int{q, j}
+			w.submit(uint64(q+1), func() error {
+				worked.Store(key, true)
+				return jobErr(q, j)
+			}, func(err error) {
+				_, done := worked.Load(key)
+				got = append(got, outcome{q, j, err, done})
+			})
+		}
+	}
+	w.close() // waits for every job's work; completions are only posted
+	mu.Lock()
+	for _, f := range posted {
+		f()
+	}
+	mu.Unlock()
+	if len(got) != queues*perQueue {
+		t.Fatalf("%d completions, want %d", len(got), queues*perQueue)
+	}
+	next := make([]int, queues)
+	for _, o := range got {
+		if !o.workDone {
+			t.Fatalf("queue %d job %d completed before its work ran", o.queue, o.job)
+		}
+		if want := jobErr(o.queue, o.job); fmt.Sprint(o.err) != fmt.Sprint(want) {
+			t.Fatalf("queue %d job %d completed with %v, want its own outcome %v", o.queue, o.job, o.err, want)
+		}
+		if o.job != next[o.queue] {
+			t.Fatalf("queue %d: job %d completed where job %d was due", o.queue, o.job, next[o.queue])
+		}
+		next[o.queue]++
+	}
+}
