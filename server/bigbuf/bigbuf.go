@@ -24,9 +24,9 @@ import "unsafe"
 // mapping up to it.
 const pageBytes = 4096
 
-// HugePageBytes is the size of a transparent huge page on amd64 and arm64
+// hugePageBytes is the size of a transparent huge page on amd64 and arm64
 // (with 4 KiB base pages); Alloc aligns every buffer to it where it can.
-const HugePageBytes = 2 << 20
+const hugePageBytes = 2 << 20
 
 // roundUp returns n rounded up to a multiple of m, a power of two.
 func roundUp(n, m int) int { return (n + m - 1) &^ (m - 1) }

@@ -50,22 +50,14 @@ func (p *Pool) Get(n int) []byte {
 		}
 	}
 	if best >= 0 {
-		f := p.free[best]
-		p.free[best] = p.free[len(p.free)-1]
-		p.free[len(p.free)-1] = nil
-		p.free = p.free[:len(p.free)-1]
-		p.freeBytes -= cap(f)
-		return f[:n]
+		return p.takeFree(best)[:n]
 	}
 	if p.mappedBytes-p.freeBytes+size > p.keepBytes {
 		return nil // lent out buffers fill the bound
 	}
 	// No free buffer fits n: unmap free ones until a new one does.
 	for p.mappedBytes+size > p.keepBytes {
-		f := p.free[len(p.free)-1]
-		p.free[len(p.free)-1] = nil
-		p.free = p.free[:len(p.free)-1]
-		p.freeBytes -= cap(f)
+		f := p.takeFree(len(p.free) - 1)
 		p.mappedBytes -= cap(f)
 		delete(p.mapped, start(f))
 		unmap(f)
@@ -77,6 +69,17 @@ func (p *Pool) Get(n int) []byte {
 	p.mapped[start(b)] = size
 	p.mappedBytes += size
 	return b[:n]
+}
+
+// takeFree removes free buffer i from the free list and returns it. p.mu
+// is held.
+func (p *Pool) takeFree(i int) []byte {
+	f := p.free[i]
+	p.free[i] = p.free[len(p.free)-1]
+	p.free[len(p.free)-1] = nil
+	p.free = p.free[:len(p.free)-1]
+	p.freeBytes -= cap(f)
+	return f
 }
 
 // Put takes back a buffer Get returned (any length, the same first byte),
