@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -215,7 +216,7 @@ func TestScrubFindsRotInUnreadChunks(t *testing.T) {
 	if st.ScrubbedChunks == 0 || st.CorruptChunks != 1 {
 		t.Fatalf("scrubbed %d chunks, found %d corrupt; want the rotten chunk found once", st.ScrubbedChunks, st.CorruptChunks)
 	}
-	if bad := n.BadChunks(); len(bad) != 1 || !strings.Contains(bad[0], "chunk 9") {
+	if bad := n.BadChunks(); len(bad) != 1 || bad[0].Group != group || bad[0].Chunk.ID != 9 || !errors.Is(bad[0].Err, chunk.ErrCorrupt) {
 		t.Fatalf("BadChunks = %v, want chunk 9 (no other replica to repair it from)", bad)
 	}
 }
