@@ -87,6 +87,9 @@ type Result struct {
 	Report []byte
 	// Replacement describes how the lost node was replaced (Options.Lose).
 	Replacement string
+	// Replicas says what the replica check verified once the run healed
+	// (chaos/replicas.go); empty if it failed or did not run.
+	Replicas string
 	// InlineThreshold is the nodes' --inline-threshold if the run set
 	// one (Options.InlineThreshold, drawn or given).
 	InlineThreshold string
@@ -270,6 +273,10 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 			res.Replacement += "; back, it deleted its replaced replicas"
 		}
 	}
+	// Every replica holds every chunk, whole and correct: before the final
+	// reads, whose fallback to another replica repairs a bad copy it meets.
+	summary, failed := checkReplicas(ctx, c)
+	res.Replicas, res.failures = summary, append(res.failures, failed...)
 	// Durability and liveness: after healing, every key reads back.
 	final, _ := httpclient.New(c.Endpoints())
 	w := newWorker(opts.Clients, final, rec, nil, opts.Keys, large)
@@ -539,6 +546,9 @@ func (r *Result) String() string {
 	fmt.Fprintf(&b, "linearizable: %s\n", r.Linearizable)
 	if r.Replacement != "" {
 		fmt.Fprintf(&b, "replacement: %s\n", r.Replacement)
+	}
+	if r.Replicas != "" {
+		fmt.Fprintf(&b, "replicas: %s\n", r.Replicas)
 	}
 	for _, f := range r.Verdict.Failures {
 		fmt.Fprintf(&b, "failure: %s\n", f)

@@ -180,6 +180,13 @@ func (h *httpAPI) route(w http.ResponseWriter, r *http.Request) string {
 	case p == "/healthz":
 		h.health(w)
 		return "healthz"
+	case p == "/admin/chunks":
+		if r.Method != http.MethodGet {
+			writeError(w, http.StatusMethodNotAllowed, "invalid", "only GET audits chunks")
+			return "admin"
+		}
+		h.chunkAudit(w)
+		return "admin"
 	case p == "/metrics":
 		h.metricsHandler.ServeHTTP(w, r)
 		return "metrics"
