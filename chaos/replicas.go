@@ -174,9 +174,8 @@ func (c *Cluster) chunkAudit(ctx context.Context, id int) (server.ChunkAudit, er
 // replicaProblems lists what is wrong with the replicas the audits
 // describe (one per node): for each data group, the configuration of its
 // most advanced replica must be settled (no joint configuration, no
-// learner); every voter must host a replica that serves, has applied its
-// recovered log and is at the same applied index as the others, and no
-// other node one; every voter must hold the same chunks (ids, sizes,
+// learner); every voter must host a replica that serves and is at the
+// same applied index as the others, and no other node one; every voter must hold the same chunks (ids, sizes,
 // crc32cs) as the most advanced replica, and every chunk a committed file
 // references (in the most advanced meta replica's state) as recorded
 // there; and every file of a held chunk must verify.
@@ -218,15 +217,23 @@ func replicaProblems(audits []server.ChunkAudit) []replicaProblem {
 		if len(conf.Outgoing) > 0 || len(conf.Learners) > 0 {
 			add(verdict.Convergence, "group %d: configuration not settled at node %d: voters %v outgoing %v learners %v", g, ref.node, conf.Voters, conf.Outgoing, conf.Learners)
 		}
-		held := map[uint64]server.ChunkInfo{}
-		for _, in := range conf.Chunks {
-			held[in.ID] = in
-		}
+		// held is every chunk some voter at the reference's applied index
+		// holds, as the first of them (in node order) holds it.
+		held := map[uint64]holder{}
 		hosts := map[uint64]*server.ReplicaAudit{}
 		for _, r := range reps {
 			hosts[r.node] = r.r
 			if !slices.Contains(conf.Voters, r.node) {
 				add(verdict.Convergence, "group %d: node %d still hosts a replica, not being among the voters %v", g, r.node, conf.Voters)
+				continue
+			}
+			if r.r.Applied != conf.Applied {
+				continue
+			}
+			for _, in := range r.r.Chunks {
+				if _, ok := held[in.ID]; !ok {
+					held[in.ID] = holder{in, r.node}
+				}
 			}
 		}
 		for _, v := range conf.Voters {
@@ -235,14 +242,21 @@ func replicaProblems(audits []server.ChunkAudit) []replicaProblem {
 				add(verdict.Scrub, "group %d: node %d, a voter, hosts no replica", g, v)
 				continue
 			}
-			settled := r.Serving && !r.Reapplying && !r.Fenced
-			if !settled {
-				add(verdict.Convergence, "group %d: node %d's replica is not serving (serving %v, reapplying %v, fenced %v)", g, v, r.Serving, r.Reapplying, r.Fenced)
+			if !r.Serving {
+				add(verdict.Convergence, "group %d: node %d's replica does not serve (fenced %v)", g, v, r.Fenced)
 			}
+			// A replica still applying the log it recovered at start
+			// fetches the chunks it found without their file only after:
+			// those are not yet unrepaired. (It may stay so while the group
+			// is idle, if its recovered log ran past what the group kept.)
+			settled := r.Serving && !r.Reapplying
 			if r.Applied != conf.Applied {
 				add(verdict.Convergence, "group %d: node %d has applied %d, node %d %d", g, v, r.Applied, ref.node, conf.Applied)
 			}
-			out = append(out, replicaChunks(g, v, r, settled, held, ref.node, refs[g])...)
+			if r.Applied == conf.Applied {
+				out = append(out, sameChunks(g, v, r, held)...)
+			}
+			out = append(out, replicaChunks(g, v, r, settled, refs[g])...)
 		}
 	}
 	for _, g := range slices.Sorted(maps.Keys(refs)) {
@@ -269,12 +283,41 @@ func referenced(meta *server.MetaAudit) map[uint64]map[uint64]server.ChunkInfo {
 	return out
 }
 
+// holder is a chunk as a node's replica holds it.
+type holder struct {
+	in   server.ChunkInfo
+	node uint64
+}
+
+// sameChunks lists the chunks that node's replica r of group g lacks, or
+// holds otherwise, among those some replica at the same applied index
+// holds (held).
+func sameChunks(g, node uint64, r *server.ReplicaAudit, held map[uint64]holder) []replicaProblem {
+	var out []replicaProblem
+	mine := map[uint64]server.ChunkInfo{}
+	for _, in := range r.Chunks {
+		mine[in.ID] = in
+	}
+	for _, id := range slices.Sorted(maps.Keys(held)) {
+		h := held[id]
+		switch in, ok := mine[id]; {
+		case !ok:
+			out = append(out, replicaProblem{check: verdict.Convergence,
+				what: fmt.Sprintf("node %d group %d: lacks chunk %d (%s), which node %d holds", node, g, id, describe(h.in), h.node)})
+		case in != h.in:
+			out = append(out, replicaProblem{check: verdict.Convergence,
+				what: fmt.Sprintf("node %d group %d: holds chunk %d as %s, node %d as %s", node, g, id, describe(in), h.node, describe(h.in))})
+		}
+	}
+	return out
+}
+
 // replicaChunks lists what is wrong with the chunks of node's replica r of
-// group g: a chunk the reference replica (of refNode) holds and r does not
-// or holds otherwise, or the other way round; a chunk a committed file
-// references that r does not hold as recorded; a file that fails
-// verification.
-func replicaChunks(g, node uint64, r *server.ReplicaAudit, settled bool, held map[uint64]server.ChunkInfo, refNode uint64, files map[uint64]server.ChunkInfo) []replicaProblem {
+// group g: a chunk a committed file references (files) that r does not
+// hold as recorded, and a file that fails verification (unrepaired if the
+// node is not repairing it and the replica is settled: serving, done
+// applying its recovered log).
+func replicaChunks(g, node uint64, r *server.ReplicaAudit, settled bool, files map[uint64]server.ChunkInfo) []replicaProblem {
 	var out []replicaProblem
 	add := func(check verdict.Check, format string, args ...any) {
 		out = append(out, replicaProblem{check: check, what: fmt.Sprintf("node %d group %d: ", node, g) + fmt.Sprintf(format, args...)})
@@ -282,16 +325,6 @@ func replicaChunks(g, node uint64, r *server.ReplicaAudit, settled bool, held ma
 	mine := map[uint64]server.ChunkInfo{}
 	for _, in := range r.Chunks {
 		mine[in.ID] = in
-		if want, ok := held[in.ID]; !ok && node != refNode {
-			add(verdict.Convergence, "holds chunk %d, which node %d does not", in.ID, refNode)
-		} else if ok && want != in {
-			add(verdict.Convergence, "holds chunk %d as %s, node %d as %s", in.ID, describe(in), refNode, describe(want))
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(held)) {
-		if _, ok := mine[id]; !ok {
-			add(verdict.Convergence, "lacks chunk %d (%s), which node %d holds", id, describe(held[id]), refNode)
-		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(files)) {
 		want := files[id]
