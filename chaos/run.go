@@ -37,6 +37,10 @@ type Options struct {
 	// in Cluster.NodeArgs). After the run it comes back and must delete
 	// the replicas it was replaced in.
 	Lose bool
+	// LoseStaged makes a crash also lose the node's staged chunk files:
+	// while it is down, the nemesis removes the bytes of the chunk writes
+	// that wait beside their log entries to be applied (stagedloss.go).
+	LoseStaged bool
 	// Log receives the run directory's path, then one line per fault.
 	Log io.Writer
 	// Large mixes operations on large files into the workload.
@@ -245,7 +249,7 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 		lose = loss{node: nr.IntN(opts.Cluster.Nodes) + 1, at: time.Now().Add(opts.Duration / 3)}
 	}
 	if opts.Nemesis || opts.Lose {
-		res.Faults = nemesis(ctx, c, nr, deadline, opts.Log, opts.Nemesis, &lose)
+		res.Faults = nemesis(ctx, c, nr, deadline, opts.Log, faultKinds{crashes: opts.Nemesis, stagedLoss: opts.LoseStaged}, &lose)
 	}
 	wg.Wait()
 	if lose.node != 0 {
@@ -297,12 +301,20 @@ type loss struct {
 	done bool
 }
 
+// faultKinds are the nemesis's faults besides a permanent loss: crashes
+// and pauses, and with stagedLoss a crash that loses the node's staged
+// chunk files too.
+type faultKinds struct {
+	crashes, stagedLoss bool
+}
+
 // nemesis injects one fault at a time until the deadline: a crash
-// (SIGKILL, restart after a while) or a pause (SIGSTOP, resume), each on a
-// random node, so at most one node is out and a majority stays up; and,
-// if lose names a node, that node's permanent failure at its time (the
-// other faults then spare it, so that at most one more node is out).
-func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, log io.Writer, faultsOn bool, lose *loss) []string {
+// (SIGKILL, restart after a while; with kinds.stagedLoss, losing its
+// staged files while down) or a pause (SIGSTOP, resume), each on a random
+// node, so at most one node is out and a majority stays up; and, if lose
+// names a node, that node's permanent failure at its time (the other
+// faults then spare it, so that at most one more node is out).
+func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, log io.Writer, kinds faultKinds, lose *loss) []string {
 	var faults []string
 	note := func(f string) {
 		faults = append(faults, f)
@@ -336,7 +348,7 @@ func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, 
 	}
 	for sleep(time.Duration(500+r.IntN(1500)) * time.Millisecond) {
 		loseNow()
-		if !faultsOn {
+		if !kinds.crashes {
 			continue
 		}
 		id := r.IntN(len(c.procs)) + 1
@@ -351,6 +363,13 @@ func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, 
 		if r.IntN(2) == 0 {
 			f = fmt.Sprintf("kill n%d for %s", id, out)
 			c.Kill(id, syscall.SIGKILL)
+			// Only while no node is lost for good: the other voters of
+			// each group are up, make a majority without this one, and
+			// one of them holds the bytes of every committed entry (as
+			// the simulator's stagerot asks: sim othersWhole).
+			if kinds.stagedLoss && (lose.node == 0 || !lose.done) {
+				f += loseStaged(c, id)
+			}
 			sleep(out)
 			if err := c.Start(id); err != nil {
 				f += " (restart failed: " + err.Error() + ")"

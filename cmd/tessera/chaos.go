@@ -22,7 +22,7 @@ func chaosCmd() *cobra.Command {
 		duration                         time.Duration
 		seed                             uint64
 		dir, chunk, injectBug, logLayout string
-		noNemesis, lose                  bool
+		noNemesis, lose, loseStaged      bool
 		replaceAfter                     time.Duration
 		largeRate                        float64
 		largeSize, inline                string
@@ -105,7 +105,7 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 					NodeArgs: append([]string{"--chunk-size", chunk, "--replace-after", replaceAfter.String()}, layoutArgs...)},
 				InjectBugs: injectBug, InlineThreshold: inline,
 				Large:    chaos.Large{Rate: largeRate, MaxBytes: largeBytes, ChunkBytes: chunkBytes},
-				Duration: duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, Log: os.Stdout,
+				Duration: duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, LoseStaged: loseStaged, Log: os.Stdout,
 			})
 			if err != nil {
 				return err
@@ -136,6 +136,7 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 	fl.StringVar(&inline, "inline-threshold", chaos.InlineDraw, "the nodes' --inline-threshold (0: every file in the data groups), or draw: one of "+strings.Join(chaos.InlineDraws(), ", ")+" drawn from the seed")
 	fl.BoolVar(&noNemesis, "no-nemesis", false, "run the workload without crash and pause faults")
 	fl.BoolVar(&lose, "lose", false, "also fail one node for good and check that it is replaced")
+	fl.BoolVar(&loseStaged, "lose-staged", false, "a killed node also loses its staged chunk files (the bytes of chunk writes not yet applied) while down")
 	fl.DurationVar(&replaceAfter, "replace-after", 3*time.Second, "the nodes' --replace-after")
 	fl.IntVar(&basePort, "base-port", 0, "loopback ports: HTTP on BASE.., peers on BASE+nodes.. (0: ports the system reports free)")
 	fl.StringVar(&logLayout, "log-layout", "", "the nodes' --log-layout (shared, per-group; empty: the node's default for a new data directory)")
