@@ -74,7 +74,7 @@ func TestChunkAudit(t *testing.T) {
 		}
 	}
 	slices.Sort(bad)
-	if len(bad) != 2 || !strings.Contains(bad[0], "checksum mismatch") || !strings.Contains(bad[1], "not held here") {
+	if len(bad) != 2 || !strings.Contains(bad[0], "checksum mismatch") || !strings.Contains(bad[1], "no file") {
 		t.Errorf("bad files %q, want a checksum mismatch and a missing file", bad)
 	}
 }

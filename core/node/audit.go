@@ -1,6 +1,9 @@
 package node
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/topo"
@@ -54,6 +57,10 @@ func (n *Node) VerifyChunkFiles() []ReplicaChunks {
 		for _, in := range rc.Held {
 			var err error
 			if buf, err = s.Verify(in.ID, buf); err != nil {
+				if errors.Is(err, chunk.ErrMissing) {
+					// The chunk is held: what is missing is its file.
+					err = fmt.Errorf("chunk %d: no file: %w", in.ID, err)
+				}
 				_, repairing := n.repairing[chunkKey{gid, in.ID}]
 				rc.Bad = append(rc.Bad, BadChunk{Info: in, Err: err, Repairing: repairing})
 			}
