@@ -35,6 +35,17 @@ func TestInjectedServerBugs(t *testing.T) {
 	large := plain
 	large.Cluster.NodeArgs = []string{"--chunk-size", "64KiB"}
 	large.InlineThreshold, large.Large = "0", Large{Rate: 0.5, ChunkBytes: 64 << 10}
+	// Kills and pauses amid files of several chunks, from more clients
+	// on more files: chunk store bugs that leave one replica's chunk file
+	// missing or wrong while reads fall back to the others, which only the
+	// replica check after healing sees (replicas.go); staged, a killed
+	// node loses its staged files too (stagedloss.go).
+	chunks := faults
+	chunks.Cluster.NodeArgs = []string{"--chunk-size", "64KiB"}
+	chunks.Duration, chunks.Clients, chunks.Keys = 20*time.Second, 6, 8
+	chunks.InlineThreshold, chunks.Large = "0", Large{Rate: 0.5, ChunkBytes: 64 << 10}
+	staged := chunks
+	staged.LoseStaged = true
 	cases := []struct {
 		bug  string
 		opts Options
@@ -50,6 +61,12 @@ func TestInjectedServerBugs(t *testing.T) {
 		// A core bug of the chunk store, which only ranged reads of chunks
 		// meet: the large workload's (docs/chaos.md).
 		{"range-end-is-length", large, 1},
+		// An apply that renames a stale staged file of an entry a leader
+		// change replaced: a killed leader's writes not yet committed.
+		{"staged-by-index", chunks, 6},
+		// A chunk applied without its bytes and never fetched: a
+		// restarted node's entries whose staged files it lost.
+		{"lacking-not-fetched", staged, 6},
 	}
 	var table []string
 	for i, c := range cases {

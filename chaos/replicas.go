@@ -62,13 +62,17 @@ func checkReplicas(ctx context.Context, c *Cluster) (summary string, failures []
 	start := time.Now()
 	deadline := start.Add(replicaDeadline)
 	seen := map[string]bool{} // unrepaired problems of the last poll
+	var first []replicaProblem    // those of the first poll that found any
 	for {
 		audits, err := c.chunkAudits(ctx)
 		var problems []replicaProblem
 		if err == nil {
 			problems = replicaProblems(audits)
 			if len(problems) == 0 {
-				return auditSummary(audits, time.Since(start)), nil
+				return auditSummary(audits, time.Since(start), first), nil
+			}
+			if first == nil {
+				first = problems
 			}
 			now := map[string]bool{}
 			var twice []replicaProblem
@@ -99,8 +103,9 @@ func checkReplicas(ctx context.Context, c *Cluster) (summary string, failures []
 }
 
 // auditSummary says how many replicas and chunk files the audits
-// verified, and how long the replicas took to pass.
-func auditSummary(audits []server.ChunkAudit, took time.Duration) string {
+// verified, how long the replicas took to pass, and what was wrong before
+// (the first poll that found anything: how many problems, and the first).
+func auditSummary(audits []server.ChunkAudit, took time.Duration, before []replicaProblem) string {
 	replicas, files := 0, 0
 	for _, a := range audits {
 		for _, g := range a.Groups {
@@ -108,7 +113,11 @@ func auditSummary(audits []server.ChunkAudit, took time.Duration) string {
 			files += len(g.Chunks)
 		}
 	}
-	return fmt.Sprintf("%d data replicas complete and correct (%d chunk files verified) %s after healing", replicas, files, took.Round(time.Millisecond))
+	out := fmt.Sprintf("%d data replicas complete and correct (%d chunk files verified) %s after healing", replicas, files, took.Round(time.Millisecond))
+	if len(before) > 0 {
+		out += fmt.Sprintf(" (before: %d problems, first %s)", len(before), before[0].what)
+	}
+	return out
 }
 
 // replicaFailures makes one failure per check of the problems, each
