@@ -61,8 +61,8 @@ type replicaProblem struct {
 func checkReplicas(ctx context.Context, c *Cluster) (summary string, failures []verdict.Failure) {
 	start := time.Now()
 	deadline := start.Add(replicaDeadline)
-	seen := map[string]bool{} // unrepaired problems of the last poll
-	var first []replicaProblem    // those of the first poll that found any
+	seen := map[string]bool{}  // unrepaired problems of the last poll
+	var first []replicaProblem // those of the first poll that found any
 	for {
 		audits, err := c.chunkAudits(ctx)
 		var problems []replicaProblem
