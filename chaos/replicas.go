@@ -61,19 +61,17 @@ type replicaProblem struct {
 func checkReplicas(ctx context.Context, c *Cluster) (summary string, failures []verdict.Failure) {
 	start := time.Now()
 	deadline := start.Add(replicaDeadline)
-	seen := map[string]bool{}  // unrepaired problems of the last poll
-	var first []replicaProblem // those of the first poll that found any
+	seen := map[string]bool{} // unrepaired problems of the last poll
+	var last []replicaProblem // those of the last poll that found any
 	for {
 		audits, err := c.chunkAudits(ctx)
 		var problems []replicaProblem
 		if err == nil {
 			problems = replicaProblems(audits)
 			if len(problems) == 0 {
-				return auditSummary(audits, time.Since(start), first), nil
+				return auditSummary(audits, time.Since(start), last), nil
 			}
-			if first == nil {
-				first = problems
-			}
+			last = problems
 			now := map[string]bool{}
 			var twice []replicaProblem
 			for _, p := range problems {
@@ -104,7 +102,7 @@ func checkReplicas(ctx context.Context, c *Cluster) (summary string, failures []
 
 // auditSummary says how many replicas and chunk files the audits
 // verified, how long the replicas took to pass, and what was wrong before
-// (the first poll that found anything: how many problems, and the first).
+// (at the last poll that found anything: how many problems, and the first).
 func auditSummary(audits []server.ChunkAudit, took time.Duration, before []replicaProblem) string {
 	replicas, files := 0, 0
 	for _, a := range audits {
@@ -115,7 +113,7 @@ func auditSummary(audits []server.ChunkAudit, took time.Duration, before []repli
 	}
 	out := fmt.Sprintf("%d data replicas complete and correct (%d chunk files verified) %s after healing", replicas, files, took.Round(time.Millisecond))
 	if len(before) > 0 {
-		out += fmt.Sprintf(" (before: %d problems, first %s)", len(before), before[0].what)
+		out += fmt.Sprintf(" (until then: %d problems, first %s)", len(before), before[0].what)
 	}
 	return out
 }
