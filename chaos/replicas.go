@@ -31,15 +31,17 @@ import (
 // what is still wrong after replicaDeadline. It fails at once on a bad
 // file the node is not repairing, seen at two polls in a row on a replica
 // that serves and is done applying its recovered log: nothing in a chaos
-// run damages a file at rest (SIGKILL keeps the page cache), so such a
-// replica lost track of a chunk, and only the scrubber, a background pass
+// run damages a chunk file at rest (SIGKILL keeps the page cache, and
+// staged-file loss takes bytes the replica fetches as it applies their
+// entries), so such a replica lost track of a chunk, and only the scrubber, a background pass
 // at a chunk a second, would ever find it; waiting for it would let it
 // hide the bug.
 
 // replicaDeadline bounds how long the replicas get to be complete and
-// correct after healing; replicaPoll is how often the check asks.
+// correct after healing (the simulator's end-of-run scrub check waits as
+// long); replicaPoll is how often the check asks.
 const (
-	replicaDeadline = 30 * time.Second
+	replicaDeadline = 60 * time.Second
 	replicaPoll     = time.Second
 )
 

@@ -42,7 +42,7 @@ deletes the replicas it was replaced in. With --lose-staged, a killed node
 also loses its staged chunk files (bytes of chunk writes not yet applied)
 while down. Then heal, check that every replica of every data group holds
 every chunk, whole and correct (each node verifies its chunk files on GET
-/admin/chunks; the run compares them, and fails on what is still wrong 30s
+/admin/chunks; the run compares them, and fails on what is still wrong 60s
 after healing), read every file back, and check the history for
 linearizability with Porcupine. Unlike 'tessera sim run', a chaos run is not
 reproducible: it runs on real time.
