@@ -74,20 +74,10 @@ func checkReplicas(ctx context.Context, c *Cluster) (summary string, failures []
 				return auditSummary(audits, time.Since(start), last), nil
 			}
 			last = problems
-			now := map[string]bool{}
 			var twice []replicaProblem
-			for _, p := range problems {
-				if p.unrepaired {
-					now[p.key] = true
-					if seen[p.key] {
-						twice = append(twice, p)
-					}
-				}
-			}
-			if len(twice) > 0 {
+			if seen, twice = unrepairedAgain(seen, problems); len(twice) > 0 {
 				return "", replicaFailures(twice, "not being repaired, at two polls")
 			}
-			seen = now
 		}
 		if !time.Now().Before(deadline) || ctx.Err() != nil {
 			if err != nil {
@@ -100,6 +90,21 @@ func checkReplicas(ctx context.Context, c *Cluster) (summary string, failures []
 		case <-time.After(replicaPoll):
 		}
 	}
+}
+
+// unrepairedAgain returns the unrepaired problems of a poll (by key), and
+// those of them the last poll found too (seen).
+func unrepairedAgain(seen map[string]bool, problems []replicaProblem) (now map[string]bool, twice []replicaProblem) {
+	now = map[string]bool{}
+	for _, p := range problems {
+		if p.unrepaired {
+			now[p.key] = true
+			if seen[p.key] {
+				twice = append(twice, p)
+			}
+		}
+	}
+	return now, twice
 }
 
 // auditSummary says how many replicas and chunk files the audits

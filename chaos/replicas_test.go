@@ -139,3 +139,32 @@ func TestReplicaFailures(t *testing.T) {
 		t.Errorf("convergence failure %q", got[1].Detail)
 	}
 }
+
+// TestUnrepairedAgain: a bad file nobody repairs fails the check once two
+// polls in a row found it; one being repaired, or found once, does not.
+func TestUnrepairedAgain(t *testing.T) {
+	stranded := replicaProblem{check: verdict.Scrub, unrepaired: true, key: "2/4/10/000000aa", what: "stranded"}
+	other := replicaProblem{check: verdict.Scrub, unrepaired: true, key: "3/4/11/000000bb", what: "other"}
+	repairing := replicaProblem{check: verdict.Scrub, key: "1/4/10/000000aa", what: "repairing"}
+	polls := []struct {
+		problems []replicaProblem
+		want     string // the problems failing at this poll
+	}{
+		{[]replicaProblem{stranded, repairing}, ""},
+		{[]replicaProblem{repairing, other}, ""}, // stranded repaired meanwhile
+		{[]replicaProblem{repairing, stranded}, ""},
+		{[]replicaProblem{repairing, stranded, other}, "stranded"},
+	}
+	seen := map[string]bool{}
+	for i, p := range polls {
+		var twice []replicaProblem
+		seen, twice = unrepairedAgain(seen, p.problems)
+		var got []string
+		for _, tw := range twice {
+			got = append(got, tw.what)
+		}
+		if strings.Join(got, " ") != p.want {
+			t.Errorf("poll %d: failing %v, want %q", i+1, got, p.want)
+		}
+	}
+}
