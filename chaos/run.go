@@ -281,6 +281,17 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	// reads, whose fallback to another replica repairs a bad copy it meets.
 	summary, failed := checkReplicas(ctx, c)
 	res.Replicas, res.failures = summary, append(res.failures, failed...)
+	// And none was found holding wrong bytes during the run.
+	switch bad, err := c.foundBad(opts.LoseStaged); {
+	case err != nil:
+		return nil, err
+	case len(bad) > 0:
+		detail := fmt.Sprintf("nodes found %d chunk files holding wrong bytes during the run", len(bad))
+		if len(bad) > 20 {
+			bad = append(bad[:20], fmt.Sprintf("and %d more", len(bad)-20))
+		}
+		res.failures = append(res.failures, verdict.Failure{Check: verdict.Scrub, Detail: detail + ":\n" + strings.Join(bad, "\n")})
+	}
 	// Durability and liveness: after healing, every key reads back.
 	final, _ := httpclient.New(c.Endpoints())
 	w := newWorker(opts.Clients, final, rec, nil, opts.Keys, large)
