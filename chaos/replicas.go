@@ -3,10 +3,8 @@ package chaos
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -161,28 +159,12 @@ func (c *Cluster) chunkAudits(ctx context.Context) ([]server.ChunkAudit, error) 
 	return out, nil
 }
 
-// chunkAudit asks node id for its chunk audit (GET /admin/chunks).
+// chunkAudit asks node id for its chunk audit (GET /admin/chunks), which
+// reads every chunk file the node holds.
 func (c *Cluster) chunkAudit(ctx context.Context, id int) (server.ChunkAudit, error) {
 	var a server.ChunkAudit
-	// It reads every chunk file the node holds.
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.endpoints[id-1]+"/admin/chunks", nil)
-	if err != nil {
-		return a, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return a, fmt.Errorf("chaos: node %d /admin/chunks: %w", id, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return a, fmt.Errorf("chaos: node %d /admin/chunks: %s", id, resp.Status)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
-		return a, fmt.Errorf("chaos: node %d /admin/chunks: %w", id, err)
-	}
-	return a, nil
+	err := c.getJSON(ctx, id, "/admin/chunks", 30*time.Second, &a)
+	return a, err
 }
 
 // replicaProblems lists what is wrong with the replicas the audits
