@@ -82,9 +82,7 @@ type FileChunk struct {
 // checks against cannot change under it, and a checker, not a client, asks.
 func (h *httpAPI) chunkAudit(w http.ResponseWriter) {
 	doc := ChunkAudit{Node: h.cfg.ID, Groups: []ReplicaAudit{}}
-	var nodeErr error
-	alive := h.loop.inspect(func(n *node.Node) {
-		nodeErr = n.Err()
+	if !h.inspectServing(w, func(n *node.Node) {
 		confs := map[uint64]node.GroupStatus{}
 		for _, c := range n.Configs() {
 			confs[c.ID] = c
@@ -108,13 +106,7 @@ func (h *httpAPI) chunkAudit(w http.ResponseWriter) {
 			}
 			doc.Meta = m
 		}
-	})
-	if !alive || nodeErr != nil {
-		msg := "event loop stopped"
-		if nodeErr != nil {
-			msg = nodeErr.Error()
-		}
-		writeError(w, http.StatusServiceUnavailable, "unavailable", msg)
+	}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, doc)
