@@ -18,7 +18,7 @@ import (
 
 func benchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "measure a running cluster"}
-	cmd.AddCommand(putGetCmd(), smallCmd())
+	cmd.AddCommand(putGetCmd(), smallCmd(), diskCmd())
 	return cmd
 }
 
