@@ -17,7 +17,7 @@ import (
 )
 
 func benchCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "bench", Short: "measure a running cluster"}
+	cmd := &cobra.Command{Use: "bench", Short: "measure a running cluster, or the disk under one"}
 	cmd.AddCommand(putGetCmd(), smallCmd(), diskCmd())
 	return cmd
 }
