@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/server/osfs"
 )
 
@@ -84,9 +84,9 @@ func diskCmd() *cobra.Command {
 		Use:   "disk",
 		Short: "the disk's rate for chunk files written the way nodes stage them",
 		Long: `Measure, without a cluster, how fast the disk under --dir takes chunk files
-written the way a node stages a chunk of a put: each chunk is a new file
-(a 16-byte header, then --chunk-size pseudo-random bytes) written and
-fsynced by the nodes' own file code, then its directory is fsynced; each of
+written the way a node stages a chunk of a put: each chunk is a new staged
+file of --chunk-size pseudo-random bytes, written and fsynced by the nodes'
+own chunk store code, then its directory is fsynced; each of
 --writers writers (a file's replicas: 3) writes --size bytes so in a
 directory of its own, --in-flight chunks at once (a put's window: 4).
 --mode direct writes past the page cache (O_DIRECT), as followers and, by
@@ -147,12 +147,6 @@ func runDisk(ctx context.Context, cfg diskConfig) (diskRun, error) {
 	data := make([]byte, cfg.chunk)
 	rng := rand.NewChaCha8([32]byte{'t', 'e', 's', 's', 'e', 'r', 'a'})
 	_, _ = rng.Read(data)
-	var header [16]byte // a chunk file's header is 16 bytes (core/chunk)
-	for w := range cfg.writers {
-		if err := fs.MkdirAll(writerDir(w)); err != nil {
-			return r, err
-		}
-	}
 	chunks := int((cfg.sizeBytes + cfg.chunk - 1) / cfg.chunk)
 	start := time.Now()
 	errs := make(chan error, cfg.writers)
@@ -161,7 +155,7 @@ func runDisk(ctx context.Context, cfg diskConfig) (diskRun, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- writeChunkFiles(ctx, fs, w, chunks, cfg, header[:], data)
+			errs <- writeChunkFiles(ctx, fs, w, chunks, cfg, data)
 		}()
 	}
 	wg.Wait()
@@ -179,9 +173,20 @@ func runDisk(ctx context.Context, cfg diskConfig) (diskRun, error) {
 
 func writerDir(w int) string { return fmt.Sprintf("w%d", w) }
 
-// writeChunkFiles is one writer: chunks files, cfg.inFlight at once, the
-// last one cut to what is left of cfg.sizeBytes.
-func writeChunkFiles(ctx context.Context, fs *osfs.FS, w, chunks int, cfg diskConfig, header, data []byte) error {
+// writeChunkFiles is one writer: chunks staged files of a chunk store of
+// its own (core/chunk, as a replica stages a chunk write), cfg.inFlight at
+// once, each followed by a sync of the store's directory as a replica's
+// log batch starts with; the last chunk cut to what is left of
+// cfg.sizeBytes.
+func writeChunkFiles(ctx context.Context, fs *osfs.FS, w, chunks int, cfg diskConfig, data []byte) error {
+	store, err := chunk.NewStore(fs, writerDir(w))
+	if err != nil {
+		return fmt.Errorf("bench disk: %w", err)
+	}
+	write := store.WriteStaged
+	if cfg.direct {
+		write = store.WriteStagedDirect
+	}
 	sem := make(chan struct{}, cfg.inFlight)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -193,14 +198,15 @@ func writeChunkFiles(ctx context.Context, fs *osfs.FS, w, chunks int, cfg diskCo
 			wg.Wait()
 			return ctx.Err()
 		}
-		n := min(cfg.chunk, cfg.sizeBytes-int64(i)*cfg.chunk)
+		p := data[:min(cfg.chunk, cfg.sizeBytes-int64(i)*cfg.chunk)]
+		in := chunk.Info{ID: uint64(i + 1), Size: uint32(len(p)), CRC: chunk.Checksum(p)}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			err := writeChunkFile(fs, fmt.Sprintf("%s/%08d", writerDir(w), i), cfg.direct, header, data[:n])
+			err := write(uint64(i+1), 1, in, p)
 			if err == nil {
-				err = fs.SyncDir(writerDir(w))
+				err = store.Sync()
 			}
 			if err != nil {
 				mu.Lock()
@@ -213,31 +219,6 @@ func writeChunkFiles(ctx context.Context, fs *osfs.FS, w, chunks int, cfg diskCo
 	}
 	wg.Wait()
 	return first
-}
-
-// writeChunkFile writes and fsyncs one chunk file through the nodes' file
-// code: vfs.DirectWriter, or Create, Write and Sync.
-func writeChunkFile(fs *osfs.FS, name string, direct bool, header, data []byte) error {
-	if direct {
-		var dw vfs.DirectWriter = fs
-		return dw.WriteDirect(name, header, data)
-	}
-	f, err := fs.Create(name)
-	if err != nil {
-		return err
-	}
-	for _, p := range [][]byte{header, data} {
-		if err == nil {
-			_, err = f.Write(p)
-		}
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func (r diskRun) write(w io.Writer, asJSON bool) error {
