@@ -11,7 +11,10 @@
 # (and its get) and several concurrent puts of a quarter of its size; and,
 # with neither cluster running, dd's fsync'd sequential write of the same
 # size on the same file system, then three such dd at once (three copies of
-# the file, as a 3-node cluster writes it: the disk's own bound for the put). Around each put it reads write_bytes (less
+# the file, as a 3-node cluster writes it), then `tessera bench disk`: three
+# writers of the same size as chunk files, written as nodes stage them (the
+# disk's own bound for the put, which one long file with one fsync
+# overstates). Around each put it reads write_bytes (less
 # cancelled_write_bytes) of every node or member process from /proc/PID/io,
 # and after each system's runs in a round the resident memory (VmRSS) of
 # each of its processes.
@@ -375,6 +378,12 @@ dd_round() {
 	}
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.6f", b - a}')
 	echo "{\"system\":\"dd\",\"op\":\"write3\",\"size_bytes\":$((LARGE_MIB << 20)),\"seconds\":$secs,\"mb_per_s\":$(awk -v b=$((LARGE_MIB << 20)) -v s="$secs" 'BEGIN {printf "%.1f", b / s / 1e6}')}" | record "$r"
+
+	# Three writers of chunk files written as nodes stage them (a new file,
+	# fsync, directory fsync; a put's window in flight): the ceiling of a
+	# put on this disk, where dd's one long file is not.
+	log "round $r: tessera bench disk (three writers of ${LARGE_MIB} MiB as chunk files)"
+	timeout 600 "$TESSERA" bench disk --dir "$WORK" --size "${LARGE_MIB}MiB" --json | record "$r"
 }
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -34,27 +34,34 @@ func (g GroupHealth) String() string {
 
 // Groups returns the group replicas node id reports on /healthz.
 func (c *Cluster) Groups(ctx context.Context, id int) ([]GroupHealth, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.endpoints[id-1]+"/healthz", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("chaos: node %d /healthz: %w", id, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("chaos: node %d /healthz: %s", id, resp.Status)
-	}
 	var doc struct {
 		Groups []GroupHealth `json:"groups"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		return nil, fmt.Errorf("chaos: node %d /healthz: %w", id, err)
+	err := c.getJSON(ctx, id, "/healthz", 5*time.Second, &doc)
+	return doc.Groups, err
+}
+
+// getJSON decodes into v the JSON node id answers a GET of path with,
+// within timeout.
+func (c *Cluster) getJSON(ctx context.Context, id int, path string, timeout time.Duration, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.endpoints[id-1]+path, nil)
+	if err != nil {
+		return err
 	}
-	return doc.Groups, nil
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("chaos: node %d %s: %w", id, path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("chaos: node %d %s: %s", id, path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return fmt.Errorf("chaos: node %d %s: %w", id, path, err)
+	}
+	return nil
 }
 
 // leaders returns, for every group some live node hosts, the configuration

@@ -37,6 +37,10 @@ type Options struct {
 	// in Cluster.NodeArgs). After the run it comes back and must delete
 	// the replicas it was replaced in.
 	Lose bool
+	// LoseStaged makes a crash also lose the node's staged chunk files:
+	// while it is down, the nemesis removes the bytes of the chunk writes
+	// that wait beside their log entries to be applied (stagedloss.go).
+	LoseStaged bool
 	// Log receives the run directory's path, then one line per fault.
 	Log io.Writer
 	// Large mixes operations on large files into the workload.
@@ -87,6 +91,9 @@ type Result struct {
 	Report []byte
 	// Replacement describes how the lost node was replaced (Options.Lose).
 	Replacement string
+	// Replicas says what the replica check verified once the run healed
+	// (chaos/replicas.go); empty if it failed or did not run.
+	Replicas string
 	// InlineThreshold is the nodes' --inline-threshold if the run set
 	// one (Options.InlineThreshold, drawn or given).
 	InlineThreshold string
@@ -242,7 +249,7 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 		lose = loss{node: nr.IntN(opts.Cluster.Nodes) + 1, at: time.Now().Add(opts.Duration / 3)}
 	}
 	if opts.Nemesis || opts.Lose {
-		res.Faults = nemesis(ctx, c, nr, deadline, opts.Log, opts.Nemesis, &lose)
+		res.Faults = nemesis(ctx, c, nr, deadline, opts.Log, faultKinds{crashes: opts.Nemesis, stagedLoss: opts.LoseStaged}, &lose)
 	}
 	wg.Wait()
 	if lose.node != 0 {
@@ -270,6 +277,21 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 			res.Replacement += "; back, it deleted its replaced replicas"
 		}
 	}
+	// Every replica holds every chunk, whole and correct: before the final
+	// reads, whose fallback to another replica repairs a bad copy it meets.
+	summary, failed := checkReplicas(ctx, c)
+	res.Replicas, res.failures = summary, append(res.failures, failed...)
+	// And none was found holding wrong bytes during the run.
+	switch bad, err := c.foundBad(opts.LoseStaged); {
+	case err != nil:
+		return nil, err
+	case len(bad) > 0:
+		detail := fmt.Sprintf("nodes found %d chunk files holding wrong bytes during the run", len(bad))
+		if len(bad) > 20 {
+			bad = append(bad[:20], fmt.Sprintf("and %d more", len(bad)-20))
+		}
+		res.failures = append(res.failures, verdict.Failure{Check: verdict.Scrub, Detail: detail + ":\n" + strings.Join(bad, "\n")})
+	}
 	// Durability and liveness: after healing, every key reads back.
 	final, _ := httpclient.New(c.Endpoints())
 	w := newWorker(opts.Clients, final, rec, nil, opts.Keys, large)
@@ -290,12 +312,20 @@ type loss struct {
 	done bool
 }
 
+// faultKinds are the nemesis's faults besides a permanent loss: crashes
+// and pauses, and with stagedLoss a crash that loses the node's staged
+// chunk files too.
+type faultKinds struct {
+	crashes, stagedLoss bool
+}
+
 // nemesis injects one fault at a time until the deadline: a crash
-// (SIGKILL, restart after a while) or a pause (SIGSTOP, resume), each on a
-// random node, so at most one node is out and a majority stays up; and,
-// if lose names a node, that node's permanent failure at its time (the
-// other faults then spare it, so that at most one more node is out).
-func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, log io.Writer, faultsOn bool, lose *loss) []string {
+// (SIGKILL, restart after a while; with kinds.stagedLoss, losing its
+// staged files while down) or a pause (SIGSTOP, resume), each on a random
+// node, so at most one node is out and a majority stays up; and, if lose
+// names a node, that node's permanent failure at its time (the other
+// faults then spare it, so that at most one more node is out).
+func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, log io.Writer, kinds faultKinds, lose *loss) []string {
 	var faults []string
 	note := func(f string) {
 		faults = append(faults, f)
@@ -329,7 +359,7 @@ func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, 
 	}
 	for sleep(time.Duration(500+r.IntN(1500)) * time.Millisecond) {
 		loseNow()
-		if !faultsOn {
+		if !kinds.crashes {
 			continue
 		}
 		id := r.IntN(len(c.procs)) + 1
@@ -344,6 +374,13 @@ func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, 
 		if r.IntN(2) == 0 {
 			f = fmt.Sprintf("kill n%d for %s", id, out)
 			c.Kill(id, syscall.SIGKILL)
+			// Only while no node is lost for good: the other voters of
+			// each group are up, make a majority without this one, and
+			// one of them holds the bytes of every committed entry (as
+			// the simulator's stagerot asks: sim othersWhole).
+			if kinds.stagedLoss && (lose.node == 0 || !lose.done) {
+				f += loseStaged(c, id)
+			}
 			sleep(out)
 			if err := c.Start(id); err != nil {
 				f += " (restart failed: " + err.Error() + ")"
@@ -539,6 +576,9 @@ func (r *Result) String() string {
 	fmt.Fprintf(&b, "linearizable: %s\n", r.Linearizable)
 	if r.Replacement != "" {
 		fmt.Fprintf(&b, "replacement: %s\n", r.Replacement)
+	}
+	if r.Replicas != "" {
+		fmt.Fprintf(&b, "replicas: %s\n", r.Replicas)
 	}
 	for _, f := range r.Verdict.Failures {
 		fmt.Fprintf(&b, "failure: %s\n", f)

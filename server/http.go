@@ -180,6 +180,13 @@ func (h *httpAPI) route(w http.ResponseWriter, r *http.Request) string {
 	case p == "/healthz":
 		h.health(w)
 		return "healthz"
+	case p == "/admin/chunks":
+		if r.Method != http.MethodGet {
+			writeError(w, http.StatusMethodNotAllowed, "invalid", "only GET audits chunks")
+			return "admin"
+		}
+		h.chunkAudit(w)
+		return "admin"
 	case p == "/metrics":
 		h.metricsHandler.ServeHTTP(w, r)
 		return "metrics"
@@ -559,22 +566,34 @@ func (h *httpAPI) health(w http.ResponseWriter) {
 		Degraded string `json:"degraded,omitempty"`
 	}
 	var groups []groupJSON
-	var nodeErr error
-	alive := h.loop.inspect(func(n *node.Node) {
-		nodeErr = n.Err()
+	if !h.inspectServing(w, func(n *node.Node) {
 		for _, g := range n.Groups() {
 			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners, g.Fenced, g.Degraded})
 		}
-	})
-	if !alive || nodeErr != nil {
-		msg := "event loop stopped"
-		if nodeErr != nil {
-			msg = nodeErr.Error()
-		}
-		writeError(w, http.StatusServiceUnavailable, "unavailable", msg)
+	}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "node": h.cfg.ID, "groups": groups})
+}
+
+// inspectServing runs f with the node on its event loop, unless the loop
+// has stopped or the node failed: then it answers 503 and reports false.
+func (h *httpAPI) inspectServing(w http.ResponseWriter, f func(*node.Node)) bool {
+	var nodeErr error
+	alive := h.loop.inspect(func(n *node.Node) {
+		if nodeErr = n.Err(); nodeErr == nil {
+			f(n)
+		}
+	})
+	if alive && nodeErr == nil {
+		return true
+	}
+	msg := "event loop stopped"
+	if nodeErr != nil {
+		msg = nodeErr.Error()
+	}
+	writeError(w, http.StatusServiceUnavailable, "unavailable", msg)
+	return false
 }
 
 // limitedBody fails a body that grows past the node's file size limit.

@@ -220,14 +220,18 @@ func bytesPerPut(r loadgen.Record) (float64, bool) {
 // writeLarge prints the large put and get beside dd, and the bytes the
 // nodes wrote per byte put.
 func writeLarge(b *strings.Builder, recs []loadgen.Record) {
-	var put1, putN, get1, dd, ratio, dd3, ratio3, amp loadgen.Spread
+	var put1, putN, get1, dd, ratio, dd3, ratio3, disk, ratioDisk, amp loadgen.Spread
 	var perNode loadgen.Spread
 	var size int64
 	parallel := 0
 	ddByRound := map[int]float64{}
 	dd3ByRound := map[int]float64{} // three dd at once: one file's size over their time
+	diskByRound := map[int]float64{} // tessera bench disk: chunk files as nodes stage them
 	for _, r := range recs {
 		switch {
+		case r.System == "disk" && r.Op == "chunk-files":
+			disk.Add(r.MBps)
+			diskByRound[r.Round] = r.MBps
 		case r.System == "dd" && r.Op == "write3":
 			dd3.Add(r.MBps)
 			dd3ByRound[r.Round] = r.MBps
@@ -250,6 +254,9 @@ func writeLarge(b *strings.Builder, recs []loadgen.Record) {
 			}
 			if d, ok := dd3ByRound[r.Round]; ok && d > 0 {
 				ratio3.Add(r.PutMBps / d)
+			}
+			if d, ok := diskByRound[r.Round]; ok && d > 0 {
+				ratioDisk.Add(r.PutMBps / d)
 			}
 			if len(r.NodeWriteBytes) > 0 && r.SizeBytes > 0 {
 				amp.Add(float64(loadgen.Sum(r.NodeWriteBytes)) / float64(r.SizeBytes))
@@ -284,6 +291,8 @@ func writeLarge(b *strings.Builder, recs []loadgen.Record) {
 	row("tessera put ÷ (dd ÷ 3)", ratio)
 	row(fmt.Sprintf("three such dd at once, %d MiB over the time all three took, MB/s", mib), dd3)
 	row("tessera put ÷ three dd at once", ratio3)
+	row(fmt.Sprintf("three writers of %d MiB as 4 MiB chunk files, as nodes stage them (tessera bench disk), MB/s", mib), disk)
+	row("tessera put ÷ those chunk-file writers", ratioDisk)
 	row("bytes written by the three nodes per byte put", amp)
 	row("bytes written by one node per byte put", perNode)
 	b.WriteString("\n")

@@ -23,6 +23,7 @@ func TestReport(t *testing.T) {
 {"round":1,"system":"tessera","run":1,"parallel":4,"size_bytes":67108864,"put_seconds":4,"put_mb_per_s":60,"get_seconds":0.5,"get_mb_per_s":500}
 {"round":1,"system":"dd","op":"write","size_bytes":268435456,"mb_per_s":300}
 {"round":1,"system":"dd","op":"write3","size_bytes":268435456,"mb_per_s":100}
+{"round":2,"system":"disk","op":"chunk-files","mode":"direct","writers":3,"in_flight":4,"size_bytes":268435456,"chunk_bytes":4194304,"seconds":4,"mb_per_s":40}
 {"round":2,"system":"tessera","run":1,"parallel":1,"size_bytes":268435456,"put_seconds":5,"put_mb_per_s":30,"get_seconds":0.5,"get_mb_per_s":700,"node_write_bytes":[268435456,536870912,805306368]}
 {"round":2,"system":"dd","op":"write","size_bytes":268435456,"mb_per_s":180}
 {"round":1,"system":"machine","op":"load","load_avg":[1.5,2,3]}
@@ -57,6 +58,9 @@ func TestReport(t *testing.T) {
 		// three dd at once in round 1 only: 50 ÷ 100
 		"| three such dd at once, 256 MiB over the time all three took, MB/s | 100 |",
 		"| tessera put ÷ three dd at once | 0.50 |",
+		// chunk-file writers in round 2 only: 30 ÷ 40
+		"| three writers of 256 MiB as 4 MiB chunk files, as nodes stage them (tessera bench disk), MB/s | 40.0 |",
+		"| tessera put ÷ those chunk-file writers | 0.75 |",
 		"| bytes written by the three nodes per byte put | 6.00 (6.00–6.00) |",
 		"| bytes written by one node per byte put | 2.00 (1.00–3.00) |",
 	} {

@@ -17,8 +17,8 @@ import (
 )
 
 func benchCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "bench", Short: "measure a running cluster"}
-	cmd.AddCommand(putGetCmd(), smallCmd())
+	cmd := &cobra.Command{Use: "bench", Short: "measure a running cluster, or the disk under one"}
+	cmd.AddCommand(putGetCmd(), smallCmd(), diskCmd())
 	return cmd
 }
 

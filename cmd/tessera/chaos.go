@@ -22,7 +22,7 @@ func chaosCmd() *cobra.Command {
 		duration                         time.Duration
 		seed                             uint64
 		dir, chunk, injectBug, logLayout string
-		noNemesis, lose                  bool
+		noNemesis, lose, loseStaged      bool
 		replaceAfter                     time.Duration
 		largeRate                        float64
 		largeSize, inline                string
@@ -38,9 +38,14 @@ an attempt after 1s and retries on another node), while a nemesis kills
 fails for good a third of the way in (it needs --nodes 4 or more): the run
 checks that every group replaces it within a minute of the workload's end
 (the nodes run with --replace-after), then restarts it and checks that it
-deletes the replicas it was replaced in. Then heal, read every file back, and
-check the history for linearizability with Porcupine. Unlike 'tessera sim
-run', a chaos run is not reproducible: it runs on real time.
+deletes the replicas it was replaced in. With --lose-staged, a killed node
+also loses its staged chunk files (bytes of chunk writes not yet applied)
+while down. Then heal, check that every replica of every data group holds
+every chunk, whole and correct (each node verifies its chunk files on GET
+/admin/chunks; the run compares them, and fails on what is still wrong 60s
+after healing), read every file back, and check the history for
+linearizability with Porcupine. Unlike 'tessera sim run', a chaos run is not
+reproducible: it runs on real time.
 
 Most operations write a few bytes, and such files are inline in the meta
 group. A share --large-rate of them are large: puts, appends and
@@ -58,7 +63,7 @@ attempt gets 1s more per 4 MiB of --large-size.
 Prints the seed, the run directory (--dir, or a new temporary directory) and
 the inline threshold, then ops, large (the large writes and digested reads
 among them), unknown (writes whose outcome could not be known), faults,
-linearizable and verdict lines; exit status 1 on failure, with the Porcupine
+linearizable, replicas and verdict lines; exit status 1 on failure, with the Porcupine
 report written to DIR/porcupine.html. A passing run removes the temporary
 directory it made; a failing run keeps it and prints it again ("dir: DIR
 (kept)"). A --dir given is always kept.`,
@@ -105,7 +110,7 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 					NodeArgs: append([]string{"--chunk-size", chunk, "--replace-after", replaceAfter.String()}, layoutArgs...)},
 				InjectBugs: injectBug, InlineThreshold: inline,
 				Large:    chaos.Large{Rate: largeRate, MaxBytes: largeBytes, ChunkBytes: chunkBytes},
-				Duration: duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, Log: os.Stdout,
+				Duration: duration, Clients: clients, Keys: keys, Seed: seed, Nemesis: !noNemesis, Lose: lose, LoseStaged: loseStaged, Log: os.Stdout,
 			})
 			if err != nil {
 				return err
@@ -136,6 +141,7 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 	fl.StringVar(&inline, "inline-threshold", chaos.InlineDraw, "the nodes' --inline-threshold (0: every file in the data groups), or draw: one of "+strings.Join(chaos.InlineDraws(), ", ")+" drawn from the seed")
 	fl.BoolVar(&noNemesis, "no-nemesis", false, "run the workload without crash and pause faults")
 	fl.BoolVar(&lose, "lose", false, "also fail one node for good and check that it is replaced")
+	fl.BoolVar(&loseStaged, "lose-staged", false, "a killed node also loses its staged chunk files (the bytes of chunk writes not yet applied) while down")
 	fl.DurationVar(&replaceAfter, "replace-after", 3*time.Second, "the nodes' --replace-after")
 	fl.IntVar(&basePort, "base-port", 0, "loopback ports: HTTP on BASE.., peers on BASE+nodes.. (0: ports the system reports free)")
 	fl.StringVar(&logLayout, "log-layout", "", "the nodes' --log-layout (shared, per-group; empty: the node's default for a new data directory)")

@@ -47,7 +47,8 @@ func (n *Node) onFetchReply(from uint64, f wire.FetchReply) {
 }
 
 // onCorrupt counts a bad chunk file (once until it is repaired) and
-// re-fetches the chunk from the other replicas of its group.
+// re-fetches the chunk from the other replicas of its group. The chaos
+// harness reads its warning in the nodes' logs (chaos/foundbad.go).
 func (n *Node) onCorrupt(g *replica.Replica, id uint64, err error) {
 	key := chunkKey{g.ID(), id}
 	if _, ok := n.repairing[key]; ok {

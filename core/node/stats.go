@@ -400,23 +400,11 @@ func (n *Node) AuditChunks(held []uint64) (unaccounted []uint64, garbage int, ap
 // replica. The simulator damages, now and then, a chunk that a file still
 // needs (sim/chunkloss.go), so that the damage is not collected away.
 func (n *Node) FileChunks() (ids []uint64, ok bool) {
-	g := n.groups[topo.MetaGroup]
-	if g == nil || g.Meta() == nil || g.Fenced() {
-		return nil, false
+	refs, _, ok := n.FileChunkRefs()
+	for _, c := range refs {
+		ids = append(ids, c.ID)
 	}
-	after := ""
-	for {
-		files, more := g.Meta().List("", after, 0)
-		for _, f := range files {
-			for _, c := range f.Chunks {
-				ids = append(ids, c.ID)
-			}
-			after = f.Path
-		}
-		if !more {
-			return ids, true
-		}
-	}
+	return ids, ok
 }
 
 // Leads reports whether this node's replica of group is its leader, as of

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/server/osfs"
+)
+
+// diskFlags are the flags of `bench disk`, as given.
+type diskFlags struct {
+	dir, size, chunkSize, mode string
+	writers, inFlight          int
+	json                       bool
+}
+
+// diskConfig is a validated `bench disk` run.
+type diskConfig struct {
+	dir               string
+	sizeBytes, chunk  int64
+	direct            bool
+	writers, inFlight int
+}
+
+// diskRun is the JSON line of a `bench disk` run. MBps is one writer's
+// bytes over the time all of them took, as compare.sh's three dd at once:
+// the rate at which the disk takes a file's copies.
+type diskRun struct {
+	System     string  `json:"system"`
+	Op         string  `json:"op"`
+	Mode       string  `json:"mode"`
+	Writers    int     `json:"writers"`
+	InFlight   int     `json:"in_flight"`
+	SizeBytes  int64   `json:"size_bytes"`
+	ChunkBytes int64   `json:"chunk_bytes"`
+	Seconds    float64 `json:"seconds"`
+	MBps       float64 `json:"mb_per_s"`
+}
+
+// maxDiskChunk bounds --chunk-size: a node's chunks are at most 64 MiB.
+const maxDiskChunk = 64 << 20
+
+func (f diskFlags) config() (diskConfig, error) {
+	c := diskConfig{dir: f.dir, writers: f.writers, inFlight: f.inFlight}
+	if f.dir == "" {
+		return c, errors.New("--dir is required: a directory on the disk to measure (a node's --data-dir's file system)")
+	}
+	var err error
+	if c.chunk, err = parseSize(f.chunkSize); err != nil || c.chunk < 4096 || c.chunk > maxDiskChunk {
+		return c, fmt.Errorf("--chunk-size: want 4KiB..64MiB, got %q", f.chunkSize)
+	}
+	if c.sizeBytes, err = parseSize(f.size); err != nil || c.sizeBytes < c.chunk {
+		return c, fmt.Errorf("--size: want at least one chunk (%d bytes), got %q", c.chunk, f.size)
+	}
+	switch f.mode {
+	case "direct":
+		c.direct = true
+	case "buffered":
+	default:
+		return c, fmt.Errorf("--mode: want direct or buffered, got %q", f.mode)
+	}
+	if c.writers < 1 || c.writers > 16 {
+		return c, errors.New("--writers must be 1..16")
+	}
+	if c.inFlight < 1 || c.inFlight > 64 {
+		return c, errors.New("--in-flight must be 1..64")
+	}
+	return c, nil
+}
+
+func diskCmd() *cobra.Command {
+	var f diskFlags
+	dc := &cobra.Command{
+		Use:   "disk",
+		Short: "the disk's rate for chunk files written the way nodes stage them",
+		Long: `Measure, without a cluster, how fast the disk under --dir takes chunk files
+written the way a node stages a chunk of a put: each chunk is a new staged
+file of --chunk-size pseudo-random bytes, written and fsynced by the nodes'
+own chunk store code, then its directory is fsynced; each of
+--writers writers (a file's replicas: 3) writes --size bytes so in a
+directory of its own, --in-flight chunks at once (a put's window: 4).
+--mode direct writes past the page cache (O_DIRECT), as followers and, by
+default, leaders do (--leader-direct); --mode buffered writes through it, as
+a leader with --leader-direct=false does.
+
+A put cannot outrun this rate: its nodes write every chunk so, besides
+their logs and the network. dd measures one long file with one fsync,
+which a disk may take several times faster. The files are written under a
+new directory in --dir, removed at the end.
+
+The result is one line: the writers' time and MB/s (MB = 10^6 bytes; one
+writer's bytes over the time all took, as three dd at once in
+bench/compare.sh); with --json a JSON line {"system":"disk",
+"op":"chunk-files","mode","writers","in_flight","size_bytes","chunk_bytes",
+"seconds","mb_per_s"}.`,
+		Example: `  tessera bench disk --dir /var/lib/tessera
+  tessera bench disk --dir /tmp --mode buffered --writers 1 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.config()
+			if err != nil {
+				return err
+			}
+			ctx, stop := benchContext(cmd)
+			defer stop()
+			r, err := runDisk(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			return r.write(cmd.OutOrStdout(), f.json)
+		},
+	}
+	fl := dc.Flags()
+	fl.StringVar(&f.dir, "dir", "", "directory on the disk to measure (files go to a new directory inside, removed at the end)")
+	fl.StringVar(&f.size, "size", "256MiB", "bytes each writer writes")
+	fl.StringVar(&f.chunkSize, "chunk-size", "4MiB", "bytes per chunk file, 4KiB..64MiB")
+	fl.StringVar(&f.mode, "mode", "direct", "direct (past the page cache, as nodes stage chunks by default) or buffered")
+	fl.IntVar(&f.writers, "writers", 3, "writers at once, each in a directory of its own, 1..16")
+	fl.IntVar(&f.inFlight, "in-flight", 4, "chunk files each writer writes at once, 1..64")
+	fl.BoolVar(&f.json, "json", false, "print the result as one JSON line")
+	return dc
+}
+
+// runDisk writes cfg's chunk files and times them.
+func runDisk(ctx context.Context, cfg diskConfig) (diskRun, error) {
+	r := diskRun{System: "disk", Op: "chunk-files", Mode: "buffered", Writers: cfg.writers, InFlight: cfg.inFlight,
+		SizeBytes: cfg.sizeBytes, ChunkBytes: cfg.chunk}
+	if cfg.direct {
+		r.Mode = "direct"
+	}
+	root, err := os.MkdirTemp(cfg.dir, "tessera-bench-disk-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(root)
+	fs := osfs.New(root)
+	data := make([]byte, cfg.chunk)
+	rng := rand.NewChaCha8([32]byte{'t', 'e', 's', 's', 'e', 'r', 'a'})
+	_, _ = rng.Read(data)
+	chunks := int((cfg.sizeBytes + cfg.chunk - 1) / cfg.chunk)
+	start := time.Now()
+	errs := make(chan error, cfg.writers)
+	var wg sync.WaitGroup
+	for w := range cfg.writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- writeChunkFiles(ctx, fs, w, chunks, cfg, data)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return r, err
+		}
+	}
+	secs := time.Since(start).Seconds()
+	r.Seconds = math.Round(secs*1e6) / 1e6
+	r.MBps = math.Round(float64(cfg.sizeBytes)/secs/1e5) / 10
+	return r, nil
+}
+
+func writerDir(w int) string { return fmt.Sprintf("w%d", w) }
+
+// writeChunkFiles is one writer: chunks staged files of a chunk store of
+// its own (core/chunk, as a replica stages a chunk write), cfg.inFlight at
+// once, each followed by a sync of the store's directory as a replica's
+// log batch starts with; the last chunk cut to what is left of
+// cfg.sizeBytes.
+func writeChunkFiles(ctx context.Context, fs *osfs.FS, w, chunks int, cfg diskConfig, data []byte) error {
+	store, err := chunk.NewStore(fs, writerDir(w))
+	if err != nil {
+		return fmt.Errorf("bench disk: %w", err)
+	}
+	write := store.WriteStaged
+	if cfg.direct {
+		write = store.WriteStagedDirect
+	}
+	sem := make(chan struct{}, cfg.inFlight)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for i := range chunks {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		p := data[:min(cfg.chunk, cfg.sizeBytes-int64(i)*cfg.chunk)]
+		in := chunk.Info{ID: uint64(i + 1), Size: uint32(len(p)), CRC: chunk.Checksum(p)}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			err := write(uint64(i+1), 1, in, p)
+			if err == nil {
+				err = store.Sync()
+			}
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("bench disk: %w", err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+func (r diskRun) write(w io.Writer, asJSON bool) error {
+	if asJSON {
+		return writeJSONLine(w, r)
+	}
+	_, err := fmt.Fprintf(w, "disk (%s): %d writers × %.1f MB as %d KiB chunk files, %d in flight each: %s = %.1f MB/s per writer\n",
+		r.Mode, r.Writers, float64(r.SizeBytes)/1e6, r.ChunkBytes>>10, r.InFlight, roundSeconds(r.Seconds), r.MBps)
+	return err
+}
