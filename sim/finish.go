@@ -317,9 +317,18 @@ func (w *World) badChunk() string {
 		if s.lost || !s.up() {
 			continue
 		}
-		if bad := s.node.BadChunks(); len(bad) > 0 {
-			return fmt.Sprintf("node %d holds a bad chunk file (%s) and %d more; %s", s.id, bad[0], len(bad)-1,
-				w.copiesOf(bad[0].Group, bad[0].Chunk))
+		var first string
+		bad := 0
+		for _, rc := range s.node.VerifyChunkFiles() {
+			for _, b := range rc.Bad {
+				if bad == 0 {
+					first = fmt.Sprintf("group %d chunk %d: %v; %s", rc.Group, b.Info.ID, b.Err, w.copiesOf(rc.Group, b.Info))
+				}
+				bad++
+			}
+		}
+		if bad > 0 {
+			return fmt.Sprintf("node %d holds a bad chunk file (%s) and %d more", s.id, first, bad-1)
 		}
 	}
 	return ""

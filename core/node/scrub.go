@@ -2,8 +2,6 @@ package node
 
 import (
 	"errors"
-	"fmt"
-	"slices"
 
 	"github.com/tessera-db/tessera/core/chunk"
 )
@@ -86,37 +84,4 @@ func (n *Node) nextDataGroup(id uint64) uint64 {
 		}
 	}
 	return first
-}
-
-// BadChunk is a chunk whose file on this node is corrupt or missing.
-type BadChunk struct {
-	Group uint64
-	// Chunk is what the replica holds of the chunk: its id, size and crc32c.
-	Chunk chunk.Info
-	// Err is what reading the chunk's file returned.
-	Err error
-}
-
-// String describes the bad chunk for a check's failure.
-func (b BadChunk) String() string {
-	return fmt.Sprintf("group %d chunk %d: %v", b.Group, b.Chunk.ID, b.Err)
-}
-
-// BadChunks verifies every chunk this node holds and lists those whose
-// file is corrupt or missing. It reads everything: the simulator calls it
-// at the end of a run, to check that scrubbing left no bad copy.
-func (n *Node) BadChunks() []BadChunk {
-	var out []BadChunk
-	for _, gid := range n.groupIDs {
-		g := n.groups[gid]
-		if g.Store() == nil {
-			continue
-		}
-		for _, in := range g.Store().Infos() {
-			if _, err := g.Store().Read(in.ID, 0, 0); err != nil {
-				out = append(out, BadChunk{Group: gid, Chunk: in, Err: err})
-			}
-		}
-	}
-	return slices.Clip(out)
 }
