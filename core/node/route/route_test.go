@@ -398,18 +398,22 @@ func TestForwardedWriteOutcome(t *testing.T) {
 			if want := 1 + btoi(tt.unanswered); len(ids) != want {
 				t.Fatalf("%d forwards sent, want %d", len(ids), want)
 			}
-			refuse := wire.Reply{ID: ids[0], Resp: api.Errorf(api.Unavailable, "not me").Marshal()}
-			r.OnReply(2, refuse)
 			last := wire.Reply{ID: ids[0], Resp: api.Errorf(tt.last, "last answer").Marshal()}
 			if tt.unanswered {
-				// The second forward went to the other member: it answers
-				// last.
+				// The second forward went to the other member, which
+				// answers; the first is never answered. (A refusal from
+				// the first would end the op before the second answered:
+				// both members were tried.)
 				r.OnReply(3, last)
 			} else {
+				r.OnReply(2, wire.Reply{ID: ids[0], Resp: api.Errorf(api.Unavailable, "not me").Marshal()})
 				if fw := forwards(t, out); len(fw) != 1 {
 					t.Fatalf("forwards after a refusal: %v, want the next member tried", fw)
 				}
 				r.OnReply(3, last)
+			}
+			if a.resp == nil || !strings.Contains(a.resp.Detail, "last answer") {
+				t.Fatalf("answered %+v, want the last member's answer", a.resp)
 			}
 			if a.status() != tt.want {
 				t.Fatalf("%s, want %s (%+v)", a.status(), tt.want, a.resp)
