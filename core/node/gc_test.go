@@ -1,12 +1,14 @@
 package node
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
 )
 
 // TestAbandonedWriterIsCollectedInAnIdleCluster: a writer leases ids,
@@ -117,5 +119,46 @@ func TestGarbageWaitsItsGrace(t *testing.T) {
 	tick(4 * n.cfg.GCIntervalTicks)
 	if ids, _ := n.HeldChunks(group); len(ids) != 0 {
 		t.Fatalf("group %d still holds %v after the grace period", group, ids)
+	}
+}
+
+// TestGarbageKeptWhileItsDeleteFails: the meta group forgets garbage
+// (OpGCDone) only once every data group it lies in has deleted it. Here
+// node 1 alone holds the meta group, and its data groups' other members
+// never answer, so a delete cannot commit: however many rounds the
+// collector runs, the ids stay listed for collection (recording them
+// collected would leave their chunks on the data replicas, in no list,
+// for the sweep alone to find).
+func TestGarbageKeptWhileItsDeleteFails(t *testing.T) {
+	e := &testEnv{fs: memfs.New(), rng: rand.New(rand.NewPCG(1, 2)), now: 1e18}
+	n, err := New(Config{ID: 1, Topology: topo.Default([]uint64{1, 2, 3}, 2, 1, 3)}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := n.cfg.Topology.Group(topo.MetaGroup); len(m.Members) != 1 || m.Members[0] != 1 {
+		t.Fatalf("meta group on %v, want node 1 alone", m.Members)
+	}
+	tick := func(ticks uint64) {
+		for range ticks {
+			n.Tick()
+			e.flush(n)
+			e.sent = nil // the other nodes are down
+		}
+	}
+	tick(3 * uint64(n.cfg.ElectionTicks))
+	var got *api.Response
+	n.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpAlloc, AllocCount: 4, LeaseNanos: 1e9}},
+		func(r *api.Response) { got = r })
+	e.flush(n)
+	if got == nil || got.Status != api.OK {
+		t.Fatalf("alloc: %+v", got)
+	}
+	// The writer is gone: its ids become garbage once the lease runs out,
+	// in both data groups (placement is by id).
+	e.now += 2e9
+	m := n.groups[topo.MetaGroup].Meta()
+	tick(n.cfg.GCGraceTicks + 4*n.cfg.GCIntervalTicks + 4*n.cfg.RequestTimeoutTicks)
+	if garbage := m.GarbageLen(); garbage != 4 {
+		t.Fatalf("the meta group lists %d ids awaiting collection, want all 4: their deletes never committed", garbage)
 	}
 }
