@@ -50,6 +50,8 @@ var bugNames = []struct {
 	{"own-chunk-kept", func(b *node.Bugs) { b.Replica.OwnChunkKept = true }, func(b node.Bugs) bool { return b.Replica.OwnChunkKept }},
 	{"write-trusts-header", func(b *node.Bugs) { b.Replica.Chunk.WriteTrustsHeader = true }, func(b node.Bugs) bool { return b.Replica.Chunk.WriteTrustsHeader }},
 	{"delete-keeps-chunk-files", func(b *node.Bugs) { b.Replica.DeleteKeepsChunkFiles = true }, func(b node.Bugs) bool { return b.Replica.DeleteKeepsChunkFiles }},
+	{"append-ignores-if-version", func(b *node.Bugs) { b.Replica.Meta.AppendIgnoresIfVersion = true }, func(b node.Bugs) bool { return b.Replica.Meta.AppendIgnoresIfVersion }},
+	{"gc-done-lists-all-garbage", func(b *node.Bugs) { b.GCDoneListsAllGarbage = true }, func(b node.Bugs) bool { return b.GCDoneListsAllGarbage }},
 	{"inline-at-threshold-refused", func(b *node.Bugs) { b.Replica.Meta.InlineAtThresholdRefused = true }, func(b node.Bugs) bool { return b.Replica.Meta.InlineAtThresholdRefused }},
 }
 

@@ -162,7 +162,7 @@ func (s *State) write(index uint64, c Command) Result {
 		return invalid("%s: a write carries inline data or chunks, not both", short(c.Path))
 	}
 	old, exists := s.files.get(c.Path)
-	if r, ok := cas(c, old, exists); !ok {
+	if r, ok := cas(c, old, exists); !ok && !(c.Op == OpAppend && s.on(s.bugs.AppendIgnoresIfVersion)) {
 		return r
 	}
 	appendTo := c.Op == OpAppend && exists

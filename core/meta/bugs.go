@@ -37,6 +37,9 @@ type Bugs struct {
 	// threshold's size, which the state must take (an off-by-one at the
 	// boundary: the clients send a file of that size inline).
 	InlineAtThresholdRefused bool
+	// AppendIgnoresIfVersion appends whatever an append's If-Version says
+	// (puts, deletes and renames still check theirs).
+	AppendIgnoresIfVersion bool
 }
 
 // InjectBugs switches on the defects in b (tesserabugs builds only).

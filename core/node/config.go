@@ -186,6 +186,11 @@ type Bugs struct {
 	// first-seen times inverted), so that their grace starts afresh every
 	// round and nothing is ever collected.
 	GraceNeverEnds bool
+	// GCDoneListsAllGarbage makes the collector record as collected every
+	// id it listed as garbage in the round, not only those whose grace
+	// had passed and whose deletes it sent: the others stay on their data
+	// replicas, in no list.
+	GCDoneListsAllGarbage bool
 	// ScrubSkipsMissing makes the scrubber repair the chunk files it finds
 	// corrupt but pass over those it finds missing (or cut short: a
 	// short file reads as ErrCorrupt, so only absent ones are skipped).

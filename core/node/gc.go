@@ -102,6 +102,14 @@ func (n *Node) tickGC() {
 			for _, c := range ready {
 				ids = append(ids, c.ID)
 			}
+			if BugsCompiledIn && n.cfg.Bugs.GCDoneListsAllGarbage {
+				// Injected bug: the round's whole garbage list is
+				// recorded collected, deleted or not.
+				ids = ids[:0]
+				for _, c := range garbage {
+					ids = append(ids, c.ID)
+				}
+			}
 			n.router.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpGCDone, Collected: ids}},
 				func(*api.Response) { n.gc.running = false })
 		})

@@ -295,31 +295,43 @@ func TestAnswerCompletesOnlyTheProposingRequest(t *testing.T) {
 	}
 }
 
-// TestReadWaitsForItsIndex: a read is served once its replica has applied
-// the read index raft granted for it, not before.
+// TestReadWaitsForItsIndex: a read of the meta group, a get or a list,
+// is served once its replica has applied the read index raft granted for
+// it, not before.
 func TestReadWaitsForItsIndex(t *testing.T) {
-	st := meta.New()
-	st.Apply(5, meta.Command{Op: meta.OpPut, Path: "/a"})
-	r, h, _ := newRouter(Config{})
-	g := &fakeReplica{serving: true, leading: true, leader: 1, meta: st, applied: 9}
-	h.replicas[topo.MetaGroup] = g
-	var a answer
-	r.Submit(get(), a.done)
-	if len(g.reads) != 1 {
-		t.Fatalf("%d read indexes asked, want 1", len(g.reads))
+	tests := []struct {
+		name string
+		req  *api.Request
+	}{
+		{"get", get()},
+		{"list", &api.Request{Kind: api.MetaList, Prefix: "/"}},
 	}
-	other := binary.BigEndian.AppendUint64(nil, binary.BigEndian.Uint64(g.reads[0])+1)
-	r.OnReadState(topo.MetaGroup, raft.ReadState{Index: 5, RequestCtx: other})       // another op's
-	r.OnReadState(dataGroup, raft.ReadState{Index: 5, RequestCtx: g.reads[0]})       // another group's
-	r.OnReadState(topo.MetaGroup, raft.ReadState{Index: 10, RequestCtx: g.reads[0]}) // this one's
-	r.ServeReads()
-	if a.resp != nil {
-		t.Fatalf("answered at applied 9 < read index 10: %+v", a.resp)
-	}
-	g.applied = 10
-	r.ServeReads()
-	if a.status() != "ok" || a.resp.File.Path != "/a" {
-		t.Fatalf("response %+v, want /a", a.resp)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := meta.New()
+			st.Apply(5, meta.Command{Op: meta.OpPut, Path: "/a"})
+			r, h, _ := newRouter(Config{})
+			g := &fakeReplica{serving: true, leading: true, leader: 1, meta: st, applied: 9}
+			h.replicas[topo.MetaGroup] = g
+			var a answer
+			r.Submit(tt.req, a.done)
+			if a.resp != nil || len(g.reads) != 1 {
+				t.Fatalf("%d read indexes asked (answered %+v), want 1 and no answer yet", len(g.reads), a.resp)
+			}
+			other := binary.BigEndian.AppendUint64(nil, binary.BigEndian.Uint64(g.reads[0])+1)
+			r.OnReadState(topo.MetaGroup, raft.ReadState{Index: 5, RequestCtx: other})       // another op's
+			r.OnReadState(dataGroup, raft.ReadState{Index: 5, RequestCtx: g.reads[0]})       // another group's
+			r.OnReadState(topo.MetaGroup, raft.ReadState{Index: 10, RequestCtx: g.reads[0]}) // this one's
+			r.ServeReads()
+			if a.resp != nil {
+				t.Fatalf("answered at applied 9 < read index 10: %+v", a.resp)
+			}
+			g.applied = 10
+			r.ServeReads()
+			if a.status() != "ok" || (a.resp.File.Path != "/a" && (len(a.resp.Files) != 1 || a.resp.Files[0].Path != "/a")) {
+				t.Fatalf("response %+v, want /a", a.resp)
+			}
+		})
 	}
 }
 
@@ -398,18 +410,22 @@ func TestForwardedWriteOutcome(t *testing.T) {
 			if want := 1 + btoi(tt.unanswered); len(ids) != want {
 				t.Fatalf("%d forwards sent, want %d", len(ids), want)
 			}
-			refuse := wire.Reply{ID: ids[0], Resp: api.Errorf(api.Unavailable, "not me").Marshal()}
-			r.OnReply(2, refuse)
 			last := wire.Reply{ID: ids[0], Resp: api.Errorf(tt.last, "last answer").Marshal()}
 			if tt.unanswered {
-				// The second forward went to the other member: it answers
-				// last.
+				// The second forward went to the other member, which
+				// answers; the first is never answered. (A refusal from
+				// the first would end the op before the second answered:
+				// both members were tried.)
 				r.OnReply(3, last)
 			} else {
+				r.OnReply(2, wire.Reply{ID: ids[0], Resp: api.Errorf(api.Unavailable, "not me").Marshal()})
 				if fw := forwards(t, out); len(fw) != 1 {
 					t.Fatalf("forwards after a refusal: %v, want the next member tried", fw)
 				}
 				r.OnReply(3, last)
+			}
+			if a.resp == nil || !strings.Contains(a.resp.Detail, "last answer") {
+				t.Fatalf("answered %+v, want the last member's answer", a.resp)
 			}
 			if a.status() != tt.want {
 				t.Fatalf("%s, want %s (%+v)", a.status(), tt.want, a.resp)
