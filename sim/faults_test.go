@@ -163,6 +163,7 @@ func TestSwarmSeeds(t *testing.T) {
 			"batchcrash@16.102408721s/2.174s,batchcrash@16.438476715s/2.339s,confcrash@22.613490342s/1.338s,batchcrash@24.937066969s/2.923s," +
 			"confcrash@25.714222835s/2.973s,pause@25.969922523s:n1/2.748s",
 			"simulator: a compaction in flight at a crash ran whole with its fsyncs made no-ops, so under eager names its rename and removals became durable with the new segment's content lost (a state no crash leaves)"},
+		{42691, "", "simulator: stagerot damaged the leader's and a follower's copies of one entry, each while its replica knew it uncommitted; they were the quorum that committed it, the third replica got it without its bytes, and no good copy was left to repair from"},
 	}
 	for _, tt := range tests {
 		// Each seed in the log layout it was found with (a log per group:
@@ -188,27 +189,36 @@ func TestSwarmSeeds(t *testing.T) {
 
 // TestStageRotSparesLastGoodCopies checks which staged files StageRot may
 // damage on node 1. Of an entry above the commit index node 1 knows, only
-// while its group could drop it (the other voters whole) and no loss is
-// still to come, whatever copies exist elsewhere; of one it knows
-// committed, one with a good copy elsewhere (two while a node may still
-// be lost).
+// while its group could drop it (the other voters whole), no loss is
+// still to come, and no other node's copy of it rotted, whatever good
+// copies exist elsewhere; of one it knows committed, one with a good copy
+// elsewhere (two while a node may still be lost).
 func TestStageRotSparesLastGoodCopies(t *testing.T) {
 	const name = "groups/2/chunks/0000000000000005-0000000000000001.stg"
 	tests := []struct {
 		name      string
 		copies    int    // other nodes holding the staged file
+		rotten    int    // node whose copy rotted (noted, and renamed into the chunk's file if applied), 0 for none
+		applied   bool   // the rotten copy was applied: renamed into the chunk's file
 		commit    uint64 // node 1's commit index (the entry is at 5)
 		whole     bool   // the group could drop the entry
 		lossAhead bool
 		want      bool
 	}{
-		{"committed, a copy elsewhere", 1, 5, false, false, true},
-		{"committed, no copy elsewhere", 0, 5, true, false, false},
-		{"not committed, whole", 0, 4, true, false, true},
-		{"not committed, not whole, copies elsewhere", 2, 4, false, false, false},
-		{"not committed, whole, a loss ahead", 2, 4, true, true, false},
-		{"committed, one copy elsewhere, a loss ahead", 1, 5, true, true, false},
-		{"committed, two copies elsewhere, a loss ahead", 2, 5, false, true, true},
+		{"committed, a copy elsewhere", 1, 0, false, 5, false, false, true},
+		{"committed, no copy elsewhere", 0, 0, false, 5, true, false, false},
+		{"not committed, whole", 0, 0, false, 4, true, false, true},
+		{"not committed, not whole, copies elsewhere", 2, 0, false, 4, false, false, false},
+		{"not committed, whole, a loss ahead", 2, 0, false, 4, true, true, false},
+		{"committed, one copy elsewhere, a loss ahead", 1, 0, false, 5, true, true, false},
+		{"committed, two copies elsewhere, a loss ahead", 2, 0, false, 5, false, true, true},
+		// Seed 42691: the leader's copy rotted, then a follower's, each
+		// while its replica knew the entry uncommitted; the two were the
+		// quorum that committed it, and the third replica was sent it
+		// without its bytes.
+		{"not committed, whole, another copy rotted", 1, 2, false, 4, true, false, false},
+		{"not committed, whole, another copy rotted and applied", 1, 2, true, 4, true, false, false},
+		{"not committed, whole, this copy rotted before", 1, 1, false, 4, true, false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -220,12 +230,25 @@ func TestStageRotSparesLastGoodCopies(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				in := chunk.Info{ID: 9, Size: uint32(len(data)), CRC: chunk.Checksum(data)}
 				if id == 1 || id-1 <= tt.copies {
-					if err := store.WriteStaged(5, 1, chunk.Info{ID: 9, Size: uint32(len(data)), CRC: chunk.Checksum(data)}, data); err != nil {
+					if err := store.WriteStaged(5, 1, in, data); err != nil {
 						t.Fatal(err)
 					}
 				}
 				w.nodes = append(w.nodes, s)
+				if id != tt.rotten {
+					continue
+				}
+				if err := s.fs.CorruptAtRest(name, 20, 1); err != nil {
+					t.Fatal(err)
+				}
+				w.noteRotted(s, name)
+				if tt.applied {
+					if _, _, err := store.ApplyRef(5, 1, chunk.Command{Op: chunk.OpWriteRef, ID: in.ID, Size: in.Size, CRC: in.CRC}); err != nil {
+						t.Fatal(err)
+					}
+				}
 			}
 			hosted := map[uint64]replica{2: {commit: tt.commit, whole: tt.whole}}
 			got := w.rottableStaged(w.nodes[0], hosted)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node"
@@ -309,17 +310,61 @@ func (w *World) scrubbed() {
 	w.settles(verdict.Scrub, 60*time.Second, "after convergence", w.badChunk)
 }
 
-// badChunk describes the first bad chunk file on a live node, or "".
+// badChunk describes the first bad chunk file on a live node, and where
+// the chunk's copies are, or "".
 func (w *World) badChunk() string {
 	for _, s := range w.nodes {
 		if s.lost || !s.up() {
 			continue
 		}
-		if bad := s.node.BadChunks(); len(bad) > 0 {
-			return fmt.Sprintf("node %d holds a bad chunk file (%s) and %d more", s.id, bad[0], len(bad)-1)
+		var first string
+		bad := 0
+		for _, rc := range s.node.VerifyChunkFiles() {
+			for _, b := range rc.Bad {
+				if bad == 0 {
+					first = fmt.Sprintf("group %d chunk %d: %v; %s", rc.Group, b.Info.ID, b.Err, w.copiesOf(rc.Group, b.Info))
+				}
+				bad++
+			}
+		}
+		if bad > 0 {
+			return fmt.Sprintf("node %d holds a bad chunk file (%s) and %d more", s.id, first, bad-1)
 		}
 	}
 	return ""
+}
+
+// copiesOf describes the copies of chunk in of group g on the live nodes:
+// which hold a good file of it, a bad one, or none. A chunk no good copy
+// of which is left could not be repaired: the faults took more copies than
+// replication tolerates (they must not: bitRot, rottableStaged), or the
+// nodes lost or spread bad bytes; the failure then says so rather than
+// leave it to look like a repair that never came.
+func (w *World) copiesOf(g uint64, in chunk.Info) string {
+	var good, bad, none []int
+	for _, s := range w.nodes {
+		if s.lost || !s.up() {
+			continue
+		}
+		name, ok := s.node.ChunkPath(g, in.ID)
+		if !ok {
+			continue // hosts no replica of the group
+		}
+		b, err := s.fs.Contents(name)
+		switch {
+		case err != nil:
+			none = append(none, s.id)
+		case chunk.CheckFileOf(b, in) != nil:
+			bad = append(bad, s.id)
+		default:
+			good = append(good, s.id)
+		}
+	}
+	where := fmt.Sprintf("bad on nodes %v, no file on %v", bad, none)
+	if len(good) == 0 {
+		return "no live node holds a good copy of it, nothing can repair it (" + where + ")"
+	}
+	return fmt.Sprintf("good copies on nodes %v (%s)", good, where)
 }
 
 func (w *World) busyClients() bool {

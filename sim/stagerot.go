@@ -79,9 +79,10 @@ type replica struct {
 // rottableStaged lists the staged files of node s that may rot. Of an
 // entry above the commit index s's replica knows, only while its group
 // could drop it (it may not be committed: nobody acknowledged it to a
-// client) and no node is still to be lost (the entry may yet commit with
+// client), no node is still to be lost (the entry may yet commit with
 // s's damaged copy counted, or the group lose the voters it needs to drop
-// it). A good copy elsewhere does not help there: the entry can commit
+// it), and no other replica's copy of it has rotted (rottedElsewhere). A
+// good copy elsewhere does not help there: the entry can commit
 // only through a voter that holds it, and one that leads without its
 // bytes can send it to no voter (seed 50045: a follower's copy rotted
 // while a learner held another; the follower then led, and the group,
@@ -99,8 +100,31 @@ func (w *World) rottableStaged(s *simNode, hosted map[uint64]replica) []string {
 			return false
 		}
 		if r := hosted[g]; index > r.commit {
-			return r.whole && need == 1
+			return r.whole && need == 1 && !w.rottedElsewhere(s, g, index)
 		}
 		return w.goodCopies(s, dir+"/"+name) >= need
 	})
+}
+
+// rottedElsewhere reports whether a node other than s had a staged file
+// of group g at index rot (noteRotted; the note outlives the apply that
+// renames the file into the chunk's). An entry above the commit index a
+// replica knows may be committed all the same, its leader counting
+// acknowledgements that came before the rot: two copies of it rotted,
+// each while its own replica knew it uncommitted, can be the quorum that
+// commits it, with no good copy left anywhere (seed 42691: the leader's
+// and a follower's copies of a chunk rotted 10 ms apart, the third
+// replica was sent the entry without its bytes, and no replica could
+// repair the chunk). Replication tolerates one failure per chunk at a
+// time: one rotted copy of an entry it may not know the fate of is the
+// most StageRot takes. The note names the position, not the term, so
+// another entry at that index is spared too.
+func (w *World) rottedElsewhere(s *simNode, g, index uint64) bool {
+	at := fmt.Sprintf("%d/%d", g, index)
+	for _, o := range w.nodes {
+		if o != s && w.rotted[lostFile{o.id, at}] {
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -215,8 +216,14 @@ func TestScrubFindsRotInUnreadChunks(t *testing.T) {
 	if st.ScrubbedChunks == 0 || st.CorruptChunks != 1 {
 		t.Fatalf("scrubbed %d chunks, found %d corrupt; want the rotten chunk found once", st.ScrubbedChunks, st.CorruptChunks)
 	}
-	if bad := n.BadChunks(); len(bad) != 1 || !strings.Contains(bad[0], "chunk 9") {
-		t.Fatalf("BadChunks = %v, want chunk 9 (no other replica to repair it from)", bad)
+	var bad []BadChunk
+	for _, rc := range n.VerifyChunkFiles() {
+		if rc.Group == group {
+			bad = append(bad, rc.Bad...)
+		}
+	}
+	if len(bad) != 1 || bad[0].Info.ID != 9 || !errors.Is(bad[0].Err, chunk.ErrCorrupt) {
+		t.Fatalf("bad chunks %+v, want chunk 9 (no other replica to repair it from)", bad)
 	}
 }
 

@@ -2,8 +2,6 @@ package node
 
 import (
 	"errors"
-	"fmt"
-	"slices"
 
 	"github.com/tessera-db/tessera/core/chunk"
 )
@@ -86,23 +84,4 @@ func (n *Node) nextDataGroup(id uint64) uint64 {
 		}
 	}
 	return first
-}
-
-// BadChunks verifies every chunk this node holds and describes those whose
-// file is corrupt or missing. It reads everything: the simulator calls it
-// once, at the end of a run, to check that scrubbing left no bad copy.
-func (n *Node) BadChunks() []string {
-	var out []string
-	for _, gid := range n.groupIDs {
-		g := n.groups[gid]
-		if g.Store() == nil {
-			continue
-		}
-		for _, in := range g.Store().Infos() {
-			if _, err := g.Store().Read(in.ID, 0, 0); err != nil {
-				out = append(out, fmt.Sprintf("group %d chunk %d: %v", gid, in.ID, err))
-			}
-		}
-	}
-	return slices.Clip(out)
 }
