@@ -13,6 +13,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
@@ -304,4 +305,58 @@ func TestStagedEntryKeepsNoFrame(t *testing.T) {
 		t.Fatal("the frame of a durable chunk write is still in memory")
 	}
 	runtime.KeepAlive(f) // the replica, whose storage holds the entry
+}
+
+// TestRecoveredTailReplacedStillFetches restarts a follower of data group 2
+// whose log ends in two entries not yet committed, after the disk lost the
+// file of a chunk its committed entry wrote; a new leader then replaces that
+// tail with one entry of its own, and the group goes quiet. The chunk must
+// still be fetched, and the replica must stop counting itself as reapplying
+// its recovered log: it fails if the end of the recovered log stays where
+// the replaced tail ended, so that the replica waits for entries that never
+// come.
+func TestRecoveredTailReplacedStillFetches(t *testing.T) {
+	const group = 2
+	write := func(id uint64, index, term uint64) *raftpb.Entry {
+		data := []byte(fmt.Sprintf("chunk %d's bytes", id))
+		c := chunk.Command{Op: chunk.OpWrite, ID: id, CRC: chunk.Checksum(data), Data: data}
+		return &raftpb.Entry{Term: proto.Uint64(term), Index: proto.Uint64(index), Type: raftpb.EntryNormal.Enum(),
+			Data: encodeEntry(entryHeader{proposer: 2, proposal: id}, c.Marshal())}
+	}
+	fs := memfs.New()
+	f := open(t, Config{ChunkOnce: true}, group, []uint64{1, 2, 3}, fs)
+	f.g.Step(2, &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
+		Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(2),
+		Entries: []*raftpb.Entry{write(7, 2, 1), write(8, 3, 1), write(9, 4, 1)}})
+	f.settle(t)
+	if f.g.Applied() != 2 {
+		t.Fatalf("applied %d before the restart, want 2", f.g.Applied())
+	}
+	if err := fs.Remove(f.g.store.ChunkPath(7)); err != nil {
+		t.Fatal(err)
+	}
+	f.g.Close()
+
+	again := open(t, Config{ChunkOnce: true}, group, []uint64{1, 2, 3}, fs)
+	again.settle(t)
+	// Node 3 leads term 2 without entries 3 and 4 of term 1: its first
+	// entry, at 3, replaces them, and is committed.
+	again.g.Step(3, &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(3), To: proto.Uint64(1),
+		Term: proto.Uint64(2), LogTerm: proto.Uint64(1), Index: proto.Uint64(2), Commit: proto.Uint64(3),
+		Entries: []*raftpb.Entry{{Term: proto.Uint64(2), Index: proto.Uint64(3), Type: raftpb.EntryNormal.Enum()}}})
+	again.settle(t)
+	if again.g.Applied() != 3 {
+		t.Fatalf("applied %d after the new leader's entry, want 3", again.g.Applied())
+	}
+	for range 3 {
+		again.host.ticks++
+		again.g.Tick()
+		again.settle(t)
+	}
+	if !slices.Contains(again.host.told, fmt.Sprintf("g%d lacking chunk 7", group)) {
+		t.Errorf("chunk 7, without its file since the restart, never fetched (host told %q)", again.host.told)
+	}
+	if again.g.Reapplying() {
+		t.Error("still reapplying its recovered log, whose tail was replaced")
+	}
 }

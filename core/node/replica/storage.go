@@ -625,6 +625,9 @@ func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
 		if err := g.storage.ApplySnapshot(s); err != nil {
 			return fmt.Errorf("group %d: apply snapshot: %w", g.id, err)
 		}
+		// The recovered log is gone: nothing past the snapshot is applied
+		// again (recoverTail).
+		g.recoverTail(s.GetMetadata().GetIndex())
 		if err := g.restore(s, true); err != nil {
 			return err
 		}
@@ -639,8 +642,26 @@ func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
 		if err := g.storage.Append(ents); err != nil {
 			return fmt.Errorf("group %d: append: %w", g.id, err)
 		}
+		g.recoverTail(ents[0].GetIndex() - 1)
 	}
 	return nil
+}
+
+// recoverTail notes that raft's storage now holds, past index, entries
+// other than the ones recovered at start (a new leader's, which replaced an
+// uncommitted tail, or none after a snapshot): the recovered log that may
+// be applied a second time ends there at most. Left at the replaced tail's
+// end, it would keep the replica reapplying, and the chunks it found
+// without their files unfetched, until the group's log grew past that end
+// again, which a quiet group's may never do.
+func (g *Replica) recoverTail(index uint64) {
+	if index >= g.recoveredTo {
+		return
+	}
+	if index < g.applied {
+		panic(fmt.Sprintf("node %d: group %d: entries from %d replaced, below the applied index %d", g.cfg.ID, g.id, index+1, g.applied))
+	}
+	g.recoveredTo = index
 }
 
 // deliver hands raft's responses to their targets: this node's raft steps
