@@ -252,11 +252,19 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 		res.Faults = nemesis(ctx, c, nr, deadline, opts.Log, faultKinds{crashes: opts.Nemesis, stagedLoss: opts.LoseStaged}, &lose)
 	}
 	wg.Wait()
+	// tally counts the workload's operations and keeps the failures its
+	// workers recorded: a run that stops early, on a check it failed,
+	// still says what it did.
+	tally := func() *Result {
+		res.Ops, res.Unknown, res.Large, res.failures = len(rec.ops), rec.unk, rec.large, append(res.failures, rec.fails...)
+		rec.fails = nil
+		return res
+	}
 	if lose.node != 0 {
 		start := time.Now()
 		if err := waitReplaced(ctx, c, lose.node); err != nil {
 			res.failures = append(res.failures, verdict.Failure{Check: verdict.Replacement, Detail: err.Error()})
-			return res, nil
+			return tally(), nil
 		}
 		res.Replacement = fmt.Sprintf("n%d replaced in every group %s after the workload, %s after it was lost",
 			lose.node, time.Since(start).Round(time.Millisecond), time.Since(lose.at).Round(time.Millisecond))
@@ -267,7 +275,7 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	for id := 1; id <= opts.Cluster.Nodes; id++ {
 		if err := c.WaitHealthy(ctx, id); err != nil {
 			res.failures = append(res.failures, verdict.Failure{Check: verdict.Liveness, Detail: err.Error()})
-			return res, nil
+			return tally(), nil
 		}
 	}
 	if lose.node != 0 {
@@ -300,7 +308,7 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 			rec.failf(verdict.Durability, "final read of %s failed after healing", w.key(k))
 		}
 	}
-	res.Ops, res.Unknown, res.Large, res.failures = len(rec.ops), rec.unk, rec.large, append(res.failures, rec.fails...)
+	tally()
 	res.Linearizable, res.Report = linearizability.Check(rec.ops, 2*time.Minute)
 	return res, nil
 }
