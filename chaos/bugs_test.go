@@ -36,18 +36,14 @@ func TestInjectedServerBugs(t *testing.T) {
 	large.Cluster.NodeArgs = []string{"--chunk-size", "64KiB"}
 	large.InlineThreshold, large.Large = "0", Large{Rate: 0.5, ChunkBytes: 64 << 10}
 	// Kills and pauses amid writes of many small chunks (16 of 4 KiB at
-	// most), from more clients on more files: chunk store bugs that leave
-	// one replica's chunk file missing or wrong while reads fall back to
-	// the others, which only the replica checks see (replicas.go,
-	// foundbad.go); staged, a killed node loses its staged files too
-	// (stagedloss.go). A leader paused or killed amid its writes leaves
-	// entries a new leader replaces, the more of them the more chunk
-	// writes are in flight.
-	chunks := faults
-	chunks.Cluster.NodeArgs = []string{"--chunk-size", "4KiB"}
-	chunks.Duration, chunks.Clients, chunks.Keys = 20*time.Second, 8, 8
-	chunks.InlineThreshold, chunks.Large = "0", Large{Rate: 0.8, MaxBytes: 64 << 10, ChunkBytes: 4 << 10}
-	staged := chunks
+	// most), from more clients on more files, a killed node losing its
+	// staged files too (stagedloss.go): a chunk store bug that leaves one
+	// replica's chunk file missing while reads fall back to the others,
+	// which only the replica checks see (replicas.go, foundbad.go).
+	staged := faults
+	staged.Cluster.NodeArgs = []string{"--chunk-size", "4KiB"}
+	staged.Duration, staged.Clients, staged.Keys = 20*time.Second, 8, 8
+	staged.InlineThreshold, staged.Large = "0", Large{Rate: 0.8, MaxBytes: 64 << 10, ChunkBytes: 4 << 10}
 	staged.LoseStaged = true
 	cases := []struct {
 		bug  string
@@ -64,9 +60,12 @@ func TestInjectedServerBugs(t *testing.T) {
 		// A core bug of the chunk store, which only ranged reads of chunks
 		// meet: the large workload's (docs/chaos.md).
 		{"range-end-is-length", large, 1},
-		// An apply that renames a stale staged file of an entry a leader
-		// change replaced: a killed leader's writes not yet committed.
-		{"staged-by-index", chunks, 8},
+		// (staged-by-index, an apply that renames a stale staged file of an
+		// entry a leader change replaced, is caught by the replica check in
+		// about 3 of 7 runs of this kind, and was missed in 8 in a row on a
+		// loaded CI machine: too rare a window for a test that must pass.
+		// The simulator's scrub check catches it at every seed it is run
+		// with: sim TestInjectedBugs.)
 		// A chunk applied without its bytes and never fetched: a
 		// restarted node's entries whose staged files it lost.
 		{"lacking-not-fetched", staged, 6},
