@@ -225,7 +225,7 @@ func writeLarge(b *strings.Builder, recs []loadgen.Record) {
 	var size int64
 	parallel := 0
 	ddByRound := map[int]float64{}
-	dd3ByRound := map[int]float64{} // three dd at once: one file's size over their time
+	dd3ByRound := map[int]float64{}  // three dd at once: one file's size over their time
 	diskByRound := map[int]float64{} // tessera bench disk: chunk files as nodes stage them
 	for _, r := range recs {
 		switch {
