@@ -28,9 +28,11 @@ func TestLentFrameHeldUntilLetGo(t *testing.T) {
 		buf[i] = byte(i)
 	}
 	release := f.lend(buf)
-	entry := buf[100 : 100+mib] // an entry's bytes, decoded in place
-	if !f.Pin(entry) || !f.Pin(entry) {
-		t.Fatal("bytes in a lent frame were not pinned")
+	entry := buf[100 : 100+mib]     // an entry's bytes, decoded in place
+	for pin := 1; pin <= 2; pin++ { // an entry may be pinned twice (a log and an apply)
+		if !f.Pin(entry) {
+			t.Fatalf("pin %d: bytes in a lent frame were not pinned", pin)
+		}
 	}
 	if f.Pin(make([]byte, 10)) {
 		t.Fatal("bytes outside every frame were pinned")

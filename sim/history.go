@@ -155,13 +155,13 @@ func (h *history) check() (verdict.History, []byte, error) {
 	orderErr := linearizability.CheckOrder(ops, commits)
 	switch {
 	case lin == verdict.NotLinearizable && orderErr == nil:
-		return verdict.NotLinearizable, report, errors.New("Porcupine finds no linearization, yet the commit order is one: a checker bug")
+		return verdict.NotLinearizable, report, errors.New("no linearization found by Porcupine, yet the commit order is one: a checker bug")
 	case lin == verdict.NotLinearizable:
 		return verdict.NotLinearizable, report, fmt.Errorf("not linearizable (Porcupine); %v", orderErr)
 	case orderErr != nil && lin == verdict.Linearizable:
 		return verdict.NotLinearizable, nil, fmt.Errorf("linearizable in some order (Porcupine), but not in the order the meta group committed: %v", orderErr)
 	case orderErr != nil:
-		return verdict.NotLinearizable, nil, fmt.Errorf("Porcupine undecided in %s, and %v", checkTimeout, orderErr)
+		return verdict.NotLinearizable, nil, fmt.Errorf("undecided by Porcupine in %s, and %v", checkTimeout, orderErr)
 	case lin == verdict.Undecided:
 		return verdict.ResolvedByOrder, nil, nil
 	}

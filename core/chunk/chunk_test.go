@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"testing"
 
@@ -695,6 +696,72 @@ func TestWritesLeaveAValidFile(t *testing.T) {
 					t.Fatalf("after the write: %q, %v; want the chunk's bytes", got, err)
 				}
 			})
+		}
+	}
+}
+
+// failingFS is a memfs whose files' reads fail after a number of bytes, as
+// a disk with an unreadable sector does.
+type failingFS struct {
+	vfs.FS
+	after int
+	err   error
+}
+
+func (f failingFS) Open(name string) (vfs.File, error) {
+	file, err := f.FS.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	return failingFile{file, f.after, f.err}, nil
+}
+
+type failingFile struct {
+	vfs.File
+	after int
+	err   error
+}
+
+func (f failingFile) ReadAt(p []byte, off int64) (int, error) {
+	if end := int64(f.after); off+int64(len(p)) > end {
+		n, _ := f.File.ReadAt(p[:max(0, end-off)], off)
+		return n, f.err
+	}
+	return f.File.ReadAt(p, off)
+}
+
+// TestUnreadableCopyIsCorrupt: a chunk file the disk cannot read whole is
+// a copy to repair, as a damaged one is (ErrCorrupt), and the read error
+// stays in the message; a short file is ErrCorrupt too.
+func TestUnreadableCopyIsCorrupt(t *testing.T) {
+	eio := errors.New("input/output error")
+	tests := []struct {
+		name  string
+		after int
+		err   error
+		cause error
+	}{
+		{"read error mid-file", headerBytes + 3, eio, eio},
+		{"read error in the header", 2, eio, eio},
+		{"short file", headerBytes + 3, io.EOF, nil},
+	}
+	for _, tt := range tests {
+		mem := memfs.New()
+		s, err := NewStore(mem, "c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rejected, fatal := s.Apply(1, write(7, "0123456789")); rejected != nil || fatal != nil {
+			t.Fatal(rejected, fatal)
+		}
+		s.fs = failingFS{mem, tt.after, tt.err}
+		in, _ := s.Info(7)
+		_, err = s.ReadAs(in)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("%s: %v, want ErrCorrupt", tt.name, err)
+		}
+		if tt.cause != nil && !errors.Is(err, tt.cause) {
+			t.Fatalf("%s: %v lost the read error", tt.name, err)
 		}
 	}
 }

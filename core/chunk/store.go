@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -292,10 +293,13 @@ func (s *Store) readInto(name string, in Info, buf []byte) ([]byte, error) {
 	}
 	n, err := f.ReadAt(buf, 0)
 	if n < len(buf) {
-		if err == nil {
-			err = ErrCorrupt
+		if err == nil || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("chunk: read %d: short file (%d bytes): %w", in.ID, n, ErrCorrupt)
 		}
-		return nil, fmt.Errorf("chunk: read %d: short file (%d bytes): %w", in.ID, n, ErrCorrupt)
+		// A copy the disk cannot read is as useless as a damaged one: the
+		// caller repairs it from another replica the same way, and the
+		// read error stays in the message.
+		return nil, fmt.Errorf("chunk: read %d: after %d bytes: %w (%w)", in.ID, n, ErrCorrupt, err)
 	}
 	hdr := buf[:headerBytes]
 	if string(hdr[:4]) != fileMagic || binary.LittleEndian.Uint32(hdr[12:]) != Checksum(hdr[:12]) ||

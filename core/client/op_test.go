@@ -2,7 +2,6 @@ package client
 
 import (
 	"bytes"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -542,14 +541,6 @@ func TestInlinePrefixReads(t *testing.T) {
 				t.Fatalf("get %d+%d = %q (%v), want %q", off, n, got, res.Status, want[off:end])
 			}
 		}
-	}
-}
-
-// write applies a command of another writer.
-func (f *fakeCluster) write(c meta.Command) {
-	f.index++
-	if r := f.meta.Apply(f.index, c); r.Code != meta.CodeOK {
-		panic(fmt.Sprintf("%s %s: %s %s", c.Op, c.Path, r.Code, r.Detail))
 	}
 }
 

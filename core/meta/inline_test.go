@@ -338,7 +338,8 @@ func TestHashCoversInlineData(t *testing.T) {
 		a.apply(Command{Op: OpPut, Path: "/f", Data: []byte(data)})
 		return a.s.Hash()
 	}
-	if hash("abc") == hash("abd") || hash("abc") != hash("abc") {
-		t.Fatal("the hash does not follow the inline bytes")
+	first, again, other := hash("abc"), hash("abc"), hash("abd")
+	if first != again || first == other {
+		t.Fatalf("the hash does not follow the inline bytes: abc %x then %x, abd %x", first, again, other)
 	}
 }

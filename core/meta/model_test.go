@@ -290,15 +290,6 @@ func (m *model) write(index uint64, c Command) Result {
 	return Result{Code: CodeOK, File: record(f)}
 }
 
-// content is the bytes of chunks the test made up.
-func (m *model) content(cs []ChunkRef) string {
-	var b strings.Builder
-	for _, ch := range cs {
-		b.WriteString(m.contents[ch])
-	}
-	return b.String()
-}
-
 // record is f as results and listings show it: without its data.
 func record(f File) File {
 	f.Data = nil
@@ -477,13 +468,6 @@ func (mc *machine) chunksFor(t *rapid.T) []ChunkRef {
 		cs = append(cs, mc.chunk(mc.chunkID(t), contentFor(t)))
 	}
 	return cs
-}
-
-// recut cuts the content of cs into other chunks under other ids, as a
-// client resending a whole write does (it allocates and writes afresh,
-// maybe with another chunk size).
-func (mc *machine) recut(t *rapid.T, cs []ChunkRef) []ChunkRef {
-	return mc.cut(t, mc.m.content(cs))
 }
 
 // cut cuts content into chunks at random points, under drawn ids.

@@ -437,13 +437,12 @@ type sharedBatch struct {
 }
 
 type batchRec struct {
-	group     uint64
-	typ       byte
-	index     uint64
-	term      uint64
-	file      string // a reference record's snapshot file
-	off, n    int64
-	tombstone bool
+	group  uint64
+	typ    byte
+	index  uint64
+	term   uint64
+	file   string // a reference record's snapshot file
+	off, n int64
 }
 
 // add appends a record of group holding m (nil for none).

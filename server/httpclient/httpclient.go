@@ -24,7 +24,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tessera-db/tessera/core/bugs"
@@ -108,7 +107,6 @@ type Client struct {
 	hc        *http.Client
 	// attempts bounds the tries of one request across endpoints.
 	attempts int
-	next     atomic.Uint64
 	// idle holds the registered sessions no write uses now: a write
 	// borrows one for its attempts and gives it back with its sequence
 	// number used, so that the meta group remembers as many of this
