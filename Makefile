@@ -5,7 +5,7 @@ SEEDS     ?= 1..300
 JOBS      ?= 2
 BIN       := bin/tessera
 
-.PHONY: all build test sim swarm chaos specs vet fuzz bench bench-compare bench-seaweed clean
+.PHONY: all build test sim swarm chaos specs vet lint fuzz bench bench-compare bench-seaweed clean
 
 all: build
 
@@ -23,6 +23,13 @@ test: vet
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags tesserabugs ./...
+
+# staticcheck (honnef.co/go/tools), with and without the injected bugs'
+# build tag; .ci/run installs it (STATICCHECK names another binary).
+STATICCHECK ?= staticcheck
+lint:
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags tesserabugs ./...
 
 # One simulation on the embedded defaults; a random seed unless SEED is given.
 sim: build
