@@ -20,6 +20,22 @@ import (
 // time for the chunk. A file system that refuses O_DIRECT (tmpfs, some
 // overlays) gets the bytes through the page cache instead.
 func (f *FS) WriteDirect(name string, parts ...[]byte) error {
+	return f.writeDirect(name, parts, false)
+}
+
+// OverwriteDirect writes the concatenation of parts over the start of an
+// existing file past the page cache, as WriteDirect writes a new one, cuts
+// the file to their length if it was longer, and makes the bytes durable
+// with fdatasync (vfs.Overwriter). The file's blocks were written before
+// (recycled chunk space), so the file system has none to allocate and no
+// unwritten extents to convert, and fdatasync commits no journal
+// transaction unless the size changed. ErrNotExist if the file is absent.
+func (f *FS) OverwriteDirect(name string, parts ...[]byte) error {
+	return f.writeDirect(name, parts, true)
+}
+
+// writeDirect is WriteDirect, or OverwriteDirect if over.
+func (f *FS) writeDirect(name string, parts [][]byte, over bool) error {
 	p, err := f.resolve(name)
 	if err != nil {
 		return err
@@ -27,12 +43,18 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 	if f.ahead != nil {
 		f.ahead.forget(p)
 	}
-	h, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_DIRECT, 0o644)
+	buffered, op := f.writeBuffered, "create"
+	flag := os.O_WRONLY | os.O_CREATE | os.O_TRUNC | syscall.O_DIRECT
+	if over {
+		buffered, op = f.overwriteBuffered, "open"
+		flag = os.O_WRONLY | syscall.O_DIRECT
+	}
+	h, err := os.OpenFile(p, flag, 0o644)
 	if errors.Is(err, syscall.EINVAL) {
-		return f.writeBuffered(name, parts)
+		return buffered(name, parts)
 	}
 	if err != nil {
-		return wrap("create", name, err)
+		return wrap(op, name, err)
 	}
 	total := 0
 	for _, part := range parts {
@@ -57,7 +79,7 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 			// The disk's block is larger than directAlign.
 			releaseAligned(buf)
 			_ = h.Close()
-			return f.writeBuffered(name, parts)
+			return buffered(name, parts)
 		}
 	}
 	if err == nil && max(whole, head) < total {
@@ -67,16 +89,23 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 	}
 	releaseAligned(buf)
 	fl := &file{f: h, name: name, fs: f}
-	if err == nil {
-		err = fl.Sync()
-	} else {
+	switch {
+	case err != nil:
 		err = wrap("write", name, err)
+	case over:
+		err = fl.cutAndDatasync(int64(total))
+	default:
+		err = fl.Sync()
 	}
 	if cerr := h.Close(); err == nil {
 		err = wrap("close", name, cerr)
 	}
 	return err
 }
+
+// datasync is fdatasync: the file's bytes and what reading them needs (its
+// size, its blocks), not its times.
+func datasync(h *os.File) error { return unix.Fdatasync(int(h.Fd())) }
 
 // setDirect sets or clears O_DIRECT on an open file: an O_DIRECT write must
 // be whole aligned blocks, a write through the page cache need not.

@@ -2,6 +2,7 @@ package osfs
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,7 +15,10 @@ import (
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
-var _ vfs.DirectWriter = (*FS)(nil)
+var (
+	_ vfs.DirectWriter = (*FS)(nil)
+	_ vfs.Overwriter   = (*FS)(nil)
+)
 
 // TestWriteDirect checks that a file written past the page cache holds
 // exactly the concatenation of its parts, whatever their sizes against the
@@ -150,5 +154,66 @@ func TestWriteDirectHeadCached(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(dir, "f"))
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("read back %d bytes, %v", len(got), err)
+	}
+}
+
+// TestOverwriteDirect checks that an overwrite leaves exactly the new bytes
+// in the same file (the same inode: its space is reused, not replaced),
+// cut if the file was longer and grown if shorter, with one sync, and that
+// a missing file is refused rather than created.
+func TestOverwriteDirect(t *testing.T) {
+	tests := []struct {
+		name   string
+		before int
+		sizes  []int
+	}{
+		{"same size", 16 + 4<<20, []int{16, 4 << 20}},
+		{"shorter chunk: cut", 16 + 4<<20, []int{16, 1<<20 + 5}},
+		{"a block less one", 3 * directAlign, []int{16, 4095 - 16}},
+		{"longer than before: grown", 4096, []int{16, 3 * directAlign}},
+		{"empty", 4096, nil},
+	}
+	syncs := 0
+	dir := t.TempDir()
+	fs := NewWithOptions(dir, Options{OnSync: func(time.Duration) { syncs++ }})
+	path := filepath.Join(dir, "f")
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(path, bytes.Repeat([]byte{0xee}, tt.before), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var st unix.Stat_t
+			if err := unix.Stat(path, &st); err != nil {
+				t.Fatal(err)
+			}
+			var parts [][]byte
+			var want []byte
+			for j, n := range tt.sizes {
+				p := bytes.Repeat([]byte{byte(i*16 + j + 1)}, n)
+				parts = append(parts, p)
+				want = append(want, p...)
+			}
+			before := syncs
+			if err := fs.OverwriteDirect("f", parts...); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("file of %d bytes (%v), want %d bytes", len(got), err, len(want))
+			}
+			var after unix.Stat_t
+			if err := unix.Stat(path, &after); err != nil || after.Ino != st.Ino {
+				t.Fatalf("inode %d, was %d (%v)", after.Ino, st.Ino, err)
+			}
+			if syncs != before+1 {
+				t.Fatalf("%d syncs, want 1", syncs-before)
+			}
+		})
+	}
+	if err := fs.OverwriteDirect("missing", []byte("x")); !errors.Is(err, vfs.ErrNotExist) {
+		t.Fatalf("overwrite of a missing file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("an overwrite created a file")
 	}
 }

@@ -11,6 +11,15 @@ import (
 // cache: O_DIRECT is Linux's.
 func (f *FS) WriteDirect(name string, parts ...[]byte) error { return f.writeBuffered(name, parts) }
 
+// OverwriteDirect overwrites an existing file (vfs.Overwriter) through the
+// page cache: O_DIRECT is Linux's.
+func (f *FS) OverwriteDirect(name string, parts ...[]byte) error {
+	return f.overwriteBuffered(name, parts)
+}
+
+// datasync is fsync where there is no fdatasync.
+func datasync(h *os.File) error { return h.Sync() }
+
 // readLarge is f.ReadAt where there is no RWF_NOWAIT nor posix_fadvise.
 func readLarge(f *os.File, p []byte, off int64) (int, error) { return f.ReadAt(p, off) }
 

@@ -416,3 +416,54 @@ func (f *FS) writeBuffered(name string, parts [][]byte) error {
 	}
 	return err
 }
+
+// overwriteBuffered overwrites an existing file through the page cache:
+// OverwriteDirect where O_DIRECT cannot be used.
+func (f *FS) overwriteBuffered(name string, parts [][]byte) error {
+	p, err := f.resolve(name)
+	if err != nil {
+		return err
+	}
+	h, err := os.OpenFile(p, os.O_WRONLY, 0o644)
+	if err != nil {
+		return wrap("open", name, err)
+	}
+	fl := &file{f: h, name: name, fs: f}
+	off := int64(0)
+	for _, part := range parts {
+		if err == nil {
+			_, err = h.WriteAt(part, off)
+			off += int64(len(part))
+		}
+	}
+	if err == nil {
+		err = fl.cutAndDatasync(off)
+	} else {
+		err = wrap("write", name, err)
+	}
+	if cerr := h.Close(); err == nil {
+		err = wrap("close", name, cerr)
+	}
+	return err
+}
+
+// cutAndDatasync cuts an overwritten file to size bytes if it is longer
+// (a chunk shorter than the recycled file it went into), then makes its
+// bytes and size durable with fdatasync, timed as Sync is.
+func (h *file) cutAndDatasync(size int64) error {
+	st, err := h.f.Stat()
+	if err != nil {
+		return wrap("stat", h.name, err)
+	}
+	if st.Size() > size {
+		if err := h.f.Truncate(size); err != nil {
+			return wrap("truncate", h.name, err)
+		}
+	}
+	start := time.Now()
+	err = datasync(h.f)
+	if h.fs.opts.OnSync != nil {
+		h.fs.opts.OnSync(time.Since(start))
+	}
+	return wrap("datasync", h.name, err)
+}
