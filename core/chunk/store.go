@@ -236,7 +236,12 @@ func (s *Store) writeAt(name string, in Info, data []byte, checked bool) error {
 
 // fileHeader is the header of in's chunk file: the magic, size, crc32c of
 // the data and crc32c of the header's first 12 bytes.
-func fileHeader(in Info) [headerBytes]byte {
+func fileHeader(in Info) [headerBytes]byte { return FileHeader(in) }
+
+// FileHeader returns the 16-byte header that starts the file of the chunk
+// in, in the chunk file format (the package doc): `bench disk` writes
+// chunk files in recycled space with it.
+func FileHeader(in Info) [16]byte {
 	var hdr [headerBytes]byte
 	copy(hdr[:], fileMagic)
 	binary.LittleEndian.PutUint32(hdr[4:], in.Size)
