@@ -254,6 +254,11 @@ func writeChunkFiles(ctx context.Context, fs *osfs.FS, w, chunks int, cfg diskCo
 //     anyway: no I/O of its own per chunk either way.
 func stager(fs *osfs.FS, store *chunk.Store, w int, mode string) func(i int, in chunk.Info, p []byte) error {
 	overwrite := func(name string, in chunk.Info, p []byte) error {
+		// The bytes are checked first, as WriteStagedDirect checks a
+		// follower's.
+		if chunk.Checksum(p) != in.CRC {
+			return chunk.ErrBadChecksum
+		}
 		hdr := chunk.FileHeader(in)
 		return fs.OverwriteDirect(name, hdr[:], p)
 	}
