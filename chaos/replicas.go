@@ -61,13 +61,18 @@ type replicaProblem struct {
 func checkReplicas(ctx context.Context, c *Cluster) (summary string, failures []verdict.Failure) {
 	start := time.Now()
 	deadline := start.Add(replicaDeadline)
+	j := openJournal(c.opts.Dir, "replicas")
+	defer j.close()
 	seen := map[string]bool{} // unrepaired problems of the last poll
 	var last []replicaProblem // those of the last poll that found any
 	for {
-		audits, err := c.chunkAudits(ctx)
+		audits, took, err := c.chunkAudits(ctx)
 		var problems []replicaProblem
-		if err == nil {
+		if err != nil {
+			j.printf("audit failed: %v", err)
+		} else {
 			problems = replicaProblems(audits)
+			journalPoll(j, audits, took, problems)
 			if len(problems) == 0 {
 				return auditSummary(audits, time.Since(start), last), nil
 			}
@@ -146,17 +151,46 @@ func replicaFailures(problems []replicaProblem, when string) []verdict.Failure {
 	return out
 }
 
-// chunkAudits asks every node for its chunk audit.
-func (c *Cluster) chunkAudits(ctx context.Context) ([]server.ChunkAudit, error) {
+// chunkAudits asks every node for its chunk audit, and says how long each
+// took.
+func (c *Cluster) chunkAudits(ctx context.Context) ([]server.ChunkAudit, []time.Duration, error) {
 	var out []server.ChunkAudit
+	var took []time.Duration
 	for id := 1; id <= len(c.procs); id++ {
+		start := time.Now()
 		a, err := c.chunkAudit(ctx, id)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, a)
+		took = append(took, time.Since(start))
 	}
-	return out, nil
+	return out, took, nil
+}
+
+// journalPoll writes what a poll of the replica check saw into the run's
+// journal: how long each node's audit took, the applied index of each
+// replica (meta first), and the poll's problems (the first five).
+func journalPoll(j *journal, audits []server.ChunkAudit, took []time.Duration, problems []replicaProblem) {
+	var nodes []string
+	for i, a := range audits {
+		var groups []string
+		if a.Meta != nil {
+			groups = append(groups, fmt.Sprintf("m@%d", a.Meta.Applied))
+		}
+		for _, g := range a.Groups {
+			groups = append(groups, fmt.Sprintf("g%d@%d/%d", g.ID, g.Applied, len(g.Chunks)))
+		}
+		nodes = append(nodes, fmt.Sprintf("n%d(%s) %s", a.Node, took[i].Round(time.Millisecond), strings.Join(groups, " ")))
+	}
+	j.printf("poll: %s; %d problems", strings.Join(nodes, "; "), len(problems))
+	for i, p := range problems {
+		if i == 5 {
+			j.printf("  and %d more", len(problems)-i)
+			break
+		}
+		j.printf("  %s", p.what)
+	}
 }
 
 // chunkAudit asks node id for its chunk audit (GET /admin/chunks), which

@@ -25,7 +25,7 @@ func chaosCmd() *cobra.Command {
 		noNemesis, lose, loseStaged      bool
 		replaceAfter                     time.Duration
 		largeRate                        float64
-		largeSize, inline                string
+		largeSize, inline, nodeLogLevel  string
 	)
 	run := &cobra.Command{
 		Use:   "run",
@@ -105,6 +105,10 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 			if logLayout != "" {
 				layoutArgs = []string{"--log-layout", logLayout}
 			}
+			if nodeLogLevel != "" {
+				// After the harness's own --log-level warn: the last one counts.
+				layoutArgs = append(layoutArgs, "--log-level", nodeLogLevel)
+			}
 			res, err := chaos.Run(ctx, chaos.Options{
 				Cluster: chaos.ClusterOptions{Exe: exe, Dir: dir, Nodes: nodes, BasePort: basePort,
 					NodeArgs: append([]string{"--chunk-size", chunk, "--replace-after", replaceAfter.String()}, layoutArgs...)},
@@ -145,6 +149,7 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 	fl.DurationVar(&replaceAfter, "replace-after", 3*time.Second, "the nodes' --replace-after")
 	fl.IntVar(&basePort, "base-port", 0, "loopback ports: HTTP on BASE.., peers on BASE+nodes.. (0: ports the system reports free)")
 	fl.StringVar(&logLayout, "log-layout", "", "the nodes' --log-layout (shared, per-group; empty: the node's default for a new data directory)")
+	fl.StringVar(&nodeLogLevel, "node-log-level", "", "the nodes' --log-level (empty: warn); info adds their membership changes and replicas created and removed")
 	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs every node injects, of the server ("+strings.Join(server.BugNames(), ", ")+") or the core (see sim run --help); binaries built with -tags tesserabugs")
 	cmd.AddCommand(run)
 	return cmd
