@@ -265,6 +265,18 @@ func (r *Replacer) silentIn(w *watch, id uint64) bool {
 	return r.host.Ticks()-at >= r.cfg.ReplaceAfterTicks
 }
 
+// learnerSilent is silentIn for a learner, whose silence counts from this
+// node's election at the earliest whatever it heard from it before: a
+// learner talks only to its leader, so the last word this node had from it
+// in an earlier leadership says nothing of it now. Counted from there, a
+// leader that lost its quorum for a moment and was elected again aborted
+// the learner it had been filling at its first step (a chaos run: a learner
+// six seconds into its catch-up), and the next one started from nothing.
+func (r *Replacer) learnerSilent(w *watch, id uint64) bool {
+	at := max(w.heardFrom[id], w.leaderSince, w.joinedAt[id])
+	return r.host.Ticks()-at >= r.cfg.ReplaceAfterTicks
+}
+
 // fencedTicks is how long a node counts as fenced in a group after its
 // last notice: a fenced replica repeats it on every message of the group
 // and every RetryTicks, so this outlasts two lost notices.
@@ -358,7 +370,7 @@ func (r *Replacer) step(g Group) {
 	if learners := cs.GetLearners(); len(learners) > 0 {
 		l := learners[0]
 		switch {
-		case r.knownEmpty(w, l) || r.silentIn(w, l) || (!short && dead == 0):
+		case r.knownEmpty(w, l) || r.learnerSilent(w, l) || (!short && dead == 0):
 			r.propose(g, "abort-learner", nil, change(raftpb.ConfChangeType_ConfChangeRemoveNode, l))
 		case r.fencedSinceHeard(w, l):
 			// Its replica said it is fenced after its last raft message:
