@@ -11,9 +11,10 @@ import (
 // cluster is as it should be, and their result lines say only how long
 // that took and what was wrong at the end. A run that converges slowly,
 // or not at all, is not reproducible; what kept it apart is told by what
-// each poll saw. So every poll's answer is appended, with the time since
-// the check began, to checks.log in the run directory, which a failed run
-// keeps (and a run given --dir always does).
+// each poll saw, and by the faults before. So every poll's answer, and
+// every fault as it begins, is appended with the wall-clock time (to read
+// beside the nodes' logs) to checks.log in the run directory, which a
+// failed run keeps (and a run given --dir always does).
 
 // journalName is the journal's file name in the run directory.
 const journalName = "checks.log"
@@ -43,12 +44,14 @@ func openJournal(dir, check string) *journal {
 	return j
 }
 
-// printf writes one line, prefixed by the time since the check began.
+// printf writes one line, prefixed by the wall-clock time (UTC, as the
+// nodes' logs have it) and the time since the check began.
 func (j *journal) printf(format string, args ...any) {
 	if j.f == nil {
 		return
 	}
-	fmt.Fprintf(j.f, "+%7.3fs %s\n", time.Since(j.start).Seconds(), fmt.Sprintf(format, args...))
+	now := time.Now()
+	fmt.Fprintf(j.f, "%s +%7.3fs %s\n", now.UTC().Format("15:04:05.000"), now.Sub(j.start).Seconds(), fmt.Sprintf(format, args...))
 }
 
 // changed writes line unless it repeats the last one changed wrote: a
