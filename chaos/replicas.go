@@ -3,10 +3,12 @@ package chaos
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tessera-db/tessera/server"
@@ -151,19 +153,29 @@ func replicaFailures(problems []replicaProblem, when string) []verdict.Failure {
 	return out
 }
 
-// chunkAudits asks every node for its chunk audit, and says how long each
-// took.
+// chunkAudits asks every node for its chunk audit, all at once, and says
+// how long each took. Each node takes its replicas' state at the start of
+// its audit, and the groups go on applying (the collector deletes garbage
+// chunks a grace period after the workload made them): audits asked one
+// after the other, each reading thousands of files, took the nodes' states
+// seconds apart, and a collection in between had the replicas of a group
+// at different applied indexes, a difference that the next poll met again.
 func (c *Cluster) chunkAudits(ctx context.Context) ([]server.ChunkAudit, []time.Duration, error) {
-	var out []server.ChunkAudit
-	var took []time.Duration
-	for id := 1; id <= len(c.procs); id++ {
-		start := time.Now()
-		a, err := c.chunkAudit(ctx, id)
-		if err != nil {
-			return nil, nil, err
-		}
-		out = append(out, a)
-		took = append(took, time.Since(start))
+	n := len(c.procs)
+	out, took, errs := make([]server.ChunkAudit, n), make([]time.Duration, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			out[i], errs[i] = c.chunkAudit(ctx, i+1)
+			took[i] = time.Since(start)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
 	}
 	return out, took, nil
 }

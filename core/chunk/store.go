@@ -305,6 +305,17 @@ func (s *Store) Verify(id uint64, buf []byte) ([]byte, error) {
 	return buf, err
 }
 
+// VerifyFile is Verify of the file of a chunk as in describes it, held or
+// not: it reads only the file (the store's directory is fixed), so a
+// checker may run it off the event loop that owns the store.
+func (s *Store) VerifyFile(in Info, buf []byte) ([]byte, error) {
+	if need := headerBytes + int(in.Size); cap(buf) < need {
+		buf = make([]byte, need)
+	}
+	_, err := s.readInto(s.name(in.ID), in, buf)
+	return buf, err
+}
+
 // readInto is readAt reading into buf if it is large enough (the bytes
 // returned then alias buf), into a buffer of its own if buf is nil.
 func (s *Store) readInto(name string, in Info, buf []byte) ([]byte, error) {
