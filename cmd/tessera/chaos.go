@@ -66,7 +66,10 @@ among them), unknown (writes whose outcome could not be known), faults,
 linearizable, replicas and verdict lines; exit status 1 on failure, with the Porcupine
 report written to DIR/porcupine.html. A passing run removes the temporary
 directory it made; a failing run keeps it and prints it again ("dir: DIR
-(kept)"). A --dir given is always kept.`,
+(kept)"). A --dir given is always kept. The run directory's checks.log has
+every fault as it began and every poll of the replacement and replica checks
+(what each saw), with wall-clock times to read beside the nodes' logs
+(node-N.log; --node-log-level info adds their membership changes).`,
 		Example: `  tessera chaos run --nodes 3 --duration 30s
   tessera chaos run --nodes 4 --lose --duration 30s
   tessera chaos run --nodes 4 --lose --duration 60s --chunk-size 1MiB --inline-threshold 0 --large-rate 0.4`,
