@@ -1,12 +1,14 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -86,12 +88,17 @@ func (c *Cluster) leaders(ctx context.Context, except int) (hosted map[uint64]bo
 	return hosted, led
 }
 
-// pollUntil calls cond every 200ms until it returns "" or a minute passes,
-// and returns its last answer.
-func pollUntil(ctx context.Context, cond func() string) string {
+// pollUntil calls cond every 200ms until its why is "" or a minute passes,
+// and returns its last why. Every answer that differs from the one before
+// goes into the run's journal (journal.go) under the check's name: what
+// cond saw (seen, if not empty) and why it is not done.
+func pollUntil(ctx context.Context, c *Cluster, check string, cond func() (why, seen string)) string {
+	j := openJournal(c.opts.Dir, check)
+	defer j.close()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		why := cond()
+		why, seen := cond()
+		j.changed(strings.TrimSpace(seen + " => " + cmp.Or(why, "done")))
 		if why == "" || time.Now().After(deadline) || ctx.Err() != nil {
 			return why
 		}
@@ -103,22 +110,36 @@ func pollUntil(ctx context.Context, cond func() string) string {
 // node: it is no longer a voter, no joint configuration or learner is
 // left, and the leader reports nothing degraded.
 func waitReplaced(ctx context.Context, c *Cluster, lost int) error {
-	why := pollUntil(ctx, func() string {
+	why := pollUntil(ctx, c, "replacement", func() (string, string) {
 		hosted, led := c.leaders(ctx, lost)
-		for _, id := range slices.Sorted(maps.Keys(hosted)) {
-			g, ok := led[id]
-			switch {
-			case !ok:
-				return fmt.Sprintf("group %d has no leader", id)
-			case slices.Contains(g.Voters, uint64(lost)):
-				return fmt.Sprintf("group %d still counts lost node %d among its voters %v", id, lost, g.Voters)
-			case len(g.Outgoing) > 0 || len(g.Learners) > 0:
-				return fmt.Sprintf("group %d is still changing membership: voters %v outgoing %v learners %v", id, g.Voters, g.Outgoing, g.Learners)
-			case g.Degraded != "":
-				return fmt.Sprintf("group %d is still degraded: %s", id, g.Degraded)
+		ids := slices.Sorted(maps.Keys(hosted))
+		// What the journal keeps: each group's leader and configuration.
+		var seen []string
+		for _, id := range ids {
+			if g, ok := led[id]; ok {
+				seen = append(seen, fmt.Sprintf("g%d:n%d%v%v", id, g.Leader, g.Voters, g.Learners))
+			} else {
+				seen = append(seen, fmt.Sprintf("g%d:-", id))
 			}
 		}
-		return ""
+		for _, id := range ids {
+			g, ok := led[id]
+			var why string
+			switch {
+			case !ok:
+				why = fmt.Sprintf("group %d has no leader", id)
+			case slices.Contains(g.Voters, uint64(lost)):
+				why = fmt.Sprintf("group %d still counts lost node %d among its voters %v", id, lost, g.Voters)
+			case len(g.Outgoing) > 0 || len(g.Learners) > 0:
+				why = fmt.Sprintf("group %d is still changing membership: voters %v outgoing %v learners %v", id, g.Voters, g.Outgoing, g.Learners)
+			case g.Degraded != "":
+				why = fmt.Sprintf("group %d is still degraded: %s", id, g.Degraded)
+			}
+			if why != "" {
+				return why, strings.Join(seen, " ")
+			}
+		}
+		return "", strings.Join(seen, " ")
 	})
 	if why != "" {
 		return fmt.Errorf("chaos: node %d lost for good was not replaced within a minute: %s", lost, why)
@@ -129,11 +150,11 @@ func waitReplaced(ctx context.Context, c *Cluster, lost int) error {
 // waitForgotten waits until the node that came back after its replacement
 // hosts no replica of a group that no longer counts it as a member.
 func waitForgotten(ctx context.Context, c *Cluster, back int) error {
-	why := pollUntil(ctx, func() string {
+	why := pollUntil(ctx, c, "forgotten", func() (string, string) {
 		_, led := c.leaders(ctx, back)
 		groups, err := c.Groups(ctx, back)
 		if err != nil {
-			return err.Error()
+			return err.Error(), ""
 		}
 		for _, g := range groups {
 			if g.IsLeader {
@@ -141,13 +162,13 @@ func waitForgotten(ctx context.Context, c *Cluster, back int) error {
 			}
 			l, ok := led[g.ID]
 			if !ok {
-				return fmt.Sprintf("group %d has no leader among the other nodes", g.ID)
+				return fmt.Sprintf("group %d has no leader among the other nodes", g.ID), ""
 			}
 			if !slices.Contains(l.Voters, uint64(back)) && !slices.Contains(l.Learners, uint64(back)) {
-				return fmt.Sprintf("node %d still holds a replica of group %d, whose members are %v", back, g.ID, l.Voters)
+				return fmt.Sprintf("node %d still holds a replica of group %d, whose members are %v", back, g.ID, l.Voters), ""
 			}
 		}
-		return ""
+		return "", ""
 	})
 	if why != "" {
 		return fmt.Errorf("chaos: node %d did not delete its replaced replicas within a minute: %s", back, why)

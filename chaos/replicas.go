@@ -3,10 +3,12 @@ package chaos
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tessera-db/tessera/server"
@@ -61,13 +63,18 @@ type replicaProblem struct {
 func checkReplicas(ctx context.Context, c *Cluster) (summary string, failures []verdict.Failure) {
 	start := time.Now()
 	deadline := start.Add(replicaDeadline)
+	j := openJournal(c.opts.Dir, "replicas")
+	defer j.close()
 	seen := map[string]bool{} // unrepaired problems of the last poll
 	var last []replicaProblem // those of the last poll that found any
 	for {
-		audits, err := c.chunkAudits(ctx)
+		audits, took, err := c.chunkAudits(ctx)
 		var problems []replicaProblem
-		if err == nil {
+		if err != nil {
+			j.printf("audit failed: %v", err)
+		} else {
 			problems = replicaProblems(audits)
+			journalPoll(j, audits, took, problems)
 			if len(problems) == 0 {
 				return auditSummary(audits, time.Since(start), last), nil
 			}
@@ -146,17 +153,56 @@ func replicaFailures(problems []replicaProblem, when string) []verdict.Failure {
 	return out
 }
 
-// chunkAudits asks every node for its chunk audit.
-func (c *Cluster) chunkAudits(ctx context.Context) ([]server.ChunkAudit, error) {
-	var out []server.ChunkAudit
-	for id := 1; id <= len(c.procs); id++ {
-		a, err := c.chunkAudit(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
+// chunkAudits asks every node for its chunk audit, all at once, and says
+// how long each took. Each node takes its replicas' state at the start of
+// its audit, and the groups go on applying (the collector deletes garbage
+// chunks a grace period after the workload made them): audits asked one
+// after the other, each reading thousands of files, took the nodes' states
+// seconds apart, and a collection in between had the replicas of a group
+// at different applied indexes, a difference that the next poll met again.
+func (c *Cluster) chunkAudits(ctx context.Context) ([]server.ChunkAudit, []time.Duration, error) {
+	n := len(c.procs)
+	out, took, errs := make([]server.ChunkAudit, n), make([]time.Duration, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			out[i], errs[i] = c.chunkAudit(ctx, i+1)
+			took[i] = time.Since(start)
+		}()
 	}
-	return out, nil
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	return out, took, nil
+}
+
+// journalPoll writes what a poll of the replica check saw into the run's
+// journal: how long each node's audit took, the applied index of each
+// replica (meta first), and the poll's problems (the first five).
+func journalPoll(j *journal, audits []server.ChunkAudit, took []time.Duration, problems []replicaProblem) {
+	var nodes []string
+	for i, a := range audits {
+		var groups []string
+		if a.Meta != nil {
+			groups = append(groups, fmt.Sprintf("m@%d", a.Meta.Applied))
+		}
+		for _, g := range a.Groups {
+			groups = append(groups, fmt.Sprintf("g%d@%d/%d", g.ID, g.Applied, len(g.Chunks)))
+		}
+		nodes = append(nodes, fmt.Sprintf("n%d(%s) %s", a.Node, took[i].Round(time.Millisecond), strings.Join(groups, " ")))
+	}
+	j.printf("poll: %s; %d problems", strings.Join(nodes, "; "), len(problems))
+	for i, p := range problems {
+		if i == 5 {
+			j.printf("  and %d more", len(problems)-i)
+			break
+		}
+		j.printf("  %s", p.what)
+	}
 }
 
 // chunkAudit asks node id for its chunk audit (GET /admin/chunks), which

@@ -335,6 +335,9 @@ type faultKinds struct {
 // faults then spare it, so that at most one more node is out).
 func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, log io.Writer, kinds faultKinds, lose *loss) []string {
 	var faults []string
+	j := openJournal(c.opts.Dir, "nemesis")
+	defer j.close()
+	defer j.printf("ends: the workload's deadline")
 	note := func(f string) {
 		faults = append(faults, f)
 		if log != nil {
@@ -343,6 +346,7 @@ func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, 
 	}
 	loseNow := func() {
 		if lose.node != 0 && !lose.done && !time.Now().Before(lose.at) {
+			j.printf("lose n%d", lose.node)
 			c.Kill(lose.node, syscall.SIGKILL)
 			lose.done, lose.at = true, time.Now()
 			note(fmt.Sprintf("lose n%d for the rest of the run", lose.node))
@@ -381,6 +385,7 @@ func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, 
 		var f string
 		if r.IntN(2) == 0 {
 			f = fmt.Sprintf("kill n%d for %s", id, out)
+			j.printf("%s", f)
 			c.Kill(id, syscall.SIGKILL)
 			// Only while no node is lost for good: the other voters of
 			// each group are up, make a majority without this one, and
@@ -395,6 +400,7 @@ func nemesis(ctx context.Context, c *Cluster, r *rand.Rand, deadline time.Time, 
 			}
 		} else {
 			f = fmt.Sprintf("pause n%d for %s", id, out)
+			j.printf("%s", f)
 			c.Pause(id)
 			sleep(out)
 			c.Resume(id)

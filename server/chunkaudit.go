@@ -77,28 +77,21 @@ type FileChunk struct {
 	Group uint64 `json:"group"`
 }
 
-// chunkAudit answers GET /admin/chunks. The verification runs on the event
-// loop, which it holds while it reads every chunk file: the state it
-// checks against cannot change under it, and a checker, not a client, asks.
+// chunkAudit answers GET /admin/chunks. The replicas' applied sets and the
+// meta replica's references are taken on the event loop, at one moment;
+// the chunk files are read off it (node.Node.ChunkFiles), and those found
+// bad verified again on it: holding the loop while reading thousands of
+// files held every group on the node for seconds on a busy machine (chaos
+// runs: leaders replaced, learners added, by the check itself).
 func (h *httpAPI) chunkAudit(w http.ResponseWriter) {
 	doc := ChunkAudit{Node: h.cfg.ID, Groups: []ReplicaAudit{}}
+	confs := map[uint64]node.GroupStatus{}
+	var checks []node.ChunkFileCheck
 	if !h.inspectServing(w, func(n *node.Node) {
-		confs := map[uint64]node.GroupStatus{}
 		for _, c := range n.Configs() {
 			confs[c.ID] = c
 		}
-		for _, rc := range n.VerifyChunkFiles() {
-			c := confs[rc.Group]
-			ra := ReplicaAudit{ID: rc.Group, Applied: rc.Applied, Voters: c.Voters, Outgoing: c.Outgoing, Learners: c.Learners,
-				Serving: rc.Serving, Reapplying: rc.Reapplying, Fenced: rc.Fenced, Chunks: make([]ChunkInfo, 0, len(rc.Held))}
-			for _, in := range rc.Held {
-				ra.Chunks = append(ra.Chunks, ChunkInfo{in.ID, in.Size, in.CRC})
-			}
-			for _, b := range rc.Bad {
-				ra.Bad = append(ra.Bad, BadChunkFile{ChunkInfo{b.Info.ID, b.Info.Size, b.Info.CRC}, b.Err.Error(), b.Repairing})
-			}
-			doc.Groups = append(doc.Groups, ra)
-		}
+		checks = n.ChunkFiles()
 		if refs, applied, ok := n.FileChunkRefs(); ok {
 			m := &MetaAudit{Applied: applied, Voters: confs[topo.MetaGroup].Voters, Chunks: make([]FileChunk, 0, len(refs))}
 			for _, r := range refs {
@@ -108,6 +101,25 @@ func (h *httpAPI) chunkAudit(w http.ResponseWriter) {
 		}
 	}) {
 		return
+	}
+	for i := range checks {
+		checks[i].VerifyFiles()
+	}
+	var verified []node.ReplicaChunks
+	if !h.inspectServing(w, func(n *node.Node) { verified = n.ConfirmBad(checks) }) {
+		return
+	}
+	for _, rc := range verified {
+		c := confs[rc.Group]
+		ra := ReplicaAudit{ID: rc.Group, Applied: rc.Applied, Voters: c.Voters, Outgoing: c.Outgoing, Learners: c.Learners,
+			Serving: rc.Serving, Reapplying: rc.Reapplying, Fenced: rc.Fenced, Chunks: make([]ChunkInfo, 0, len(rc.Held))}
+		for _, in := range rc.Held {
+			ra.Chunks = append(ra.Chunks, ChunkInfo{in.ID, in.Size, in.CRC})
+		}
+		for _, b := range rc.Bad {
+			ra.Bad = append(ra.Bad, BadChunkFile{ChunkInfo{b.Info.ID, b.Info.Size, b.Info.CRC}, b.Err.Error(), b.Repairing})
+		}
+		doc.Groups = append(doc.Groups, ra)
 	}
 	writeJSON(w, http.StatusOK, doc)
 }

@@ -18,6 +18,14 @@ import (
 // that one fsync covers a batch without starving the network.
 const maxBatch = 256
 
+// slowIteration is how long one pass of the event loop (a tick or a batch
+// of events, then the flush) may take before the loop says so in its log.
+// Raft's heartbeats go every two ticks and its election timeout is a
+// second: a loop held a quarter of that starves every group on the node,
+// and a leader whose only live follower is starved so steps down
+// (CheckQuorum). The warning says where the time went.
+const slowIteration = 250 * time.Millisecond
+
 // Loop owns a node and is the only goroutine that touches it. Other
 // goroutines (HTTP handlers, transport readers) post closures to it.
 type Loop struct {
@@ -28,6 +36,8 @@ type Loop struct {
 	tick  time.Duration
 	// flushed are run after the next flush (afterFlush).
 	flushed []func()
+	// log receives the slow-iteration warnings (nil: none).
+	log *slog.Logger
 }
 
 // runtimeEnv implements env.Env for production.
@@ -142,29 +152,44 @@ func (l *Loop) run() {
 	t := time.NewTicker(l.tick)
 	defer t.Stop()
 	for {
+		var start time.Time
+		var ticked time.Duration
+		events := 0
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
+			start = time.Now()
 			l.node.Tick()
+			ticked = time.Since(start)
 		case f := <-l.inbox:
+			start = time.Now()
 			f()
+			events++
 		}
 	drain:
 		for i := 0; i < maxBatch; i++ {
 			select {
 			case f := <-l.inbox:
 				f()
+				events++
 			default:
 				break drain
 			}
 		}
+		handled := time.Now()
 		l.node.Flush()
 		for i, f := range l.flushed {
 			f()
 			l.flushed[i] = nil
 		}
 		l.flushed = l.flushed[:0]
+		if took := time.Since(start); took >= slowIteration && l.log != nil {
+			l.log.Warn("event loop iteration slow", "took", took.Round(time.Millisecond),
+				"tick", ticked.Round(time.Millisecond), "events", events,
+				"handling", (handled.Sub(start) - ticked).Round(time.Millisecond),
+				"flush", time.Since(handled).Round(time.Millisecond))
+		}
 		if l.node.Err() != nil {
 			return
 		}

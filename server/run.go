@@ -116,6 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	loop = newLoop(n, cfg.TickInterval)
+	loop.log = log
 	m.reg.MustRegister(newNodeCollector(loop), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_event_loop_queued",
 		Help: "Events (received envelopes, requests, disk completions) posted to the node's event loop and not yet handled.",

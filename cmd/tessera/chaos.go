@@ -25,7 +25,7 @@ func chaosCmd() *cobra.Command {
 		noNemesis, lose, loseStaged      bool
 		replaceAfter                     time.Duration
 		largeRate                        float64
-		largeSize, inline                string
+		largeSize, inline, nodeLogLevel  string
 	)
 	run := &cobra.Command{
 		Use:   "run",
@@ -66,7 +66,10 @@ among them), unknown (writes whose outcome could not be known), faults,
 linearizable, replicas and verdict lines; exit status 1 on failure, with the Porcupine
 report written to DIR/porcupine.html. A passing run removes the temporary
 directory it made; a failing run keeps it and prints it again ("dir: DIR
-(kept)"). A --dir given is always kept.`,
+(kept)"). A --dir given is always kept. The run directory's checks.log has
+every fault as it began and every poll of the replacement and replica checks
+(what each saw), with wall-clock times to read beside the nodes' logs
+(node-N.log; --node-log-level info adds their membership changes).`,
 		Example: `  tessera chaos run --nodes 3 --duration 30s
   tessera chaos run --nodes 4 --lose --duration 30s
   tessera chaos run --nodes 4 --lose --duration 60s --chunk-size 1MiB --inline-threshold 0 --large-rate 0.4`,
@@ -104,6 +107,10 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 			var layoutArgs []string
 			if logLayout != "" {
 				layoutArgs = []string{"--log-layout", logLayout}
+			}
+			if nodeLogLevel != "" {
+				// After the harness's own --log-level warn: the last one counts.
+				layoutArgs = append(layoutArgs, "--log-level", nodeLogLevel)
 			}
 			res, err := chaos.Run(ctx, chaos.Options{
 				Cluster: chaos.ClusterOptions{Exe: exe, Dir: dir, Nodes: nodes, BasePort: basePort,
@@ -145,6 +152,7 @@ directory it made; a failing run keeps it and prints it again ("dir: DIR
 	fl.DurationVar(&replaceAfter, "replace-after", 3*time.Second, "the nodes' --replace-after")
 	fl.IntVar(&basePort, "base-port", 0, "loopback ports: HTTP on BASE.., peers on BASE+nodes.. (0: ports the system reports free)")
 	fl.StringVar(&logLayout, "log-layout", "", "the nodes' --log-layout (shared, per-group; empty: the node's default for a new data directory)")
+	fl.StringVar(&nodeLogLevel, "node-log-level", "", "the nodes' --log-level (empty: warn); info adds their membership changes and replicas created and removed")
 	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs every node injects, of the server ("+strings.Join(server.BugNames(), ", ")+") or the core (see sim run --help); binaries built with -tags tesserabugs")
 	cmd.AddCommand(run)
 	return cmd

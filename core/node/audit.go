@@ -41,29 +41,84 @@ type BadChunk struct {
 // VerifyChunkFiles reads every chunk file of this node's data replicas and
 // checks it against the chunk's size and crc32c in the replica's applied
 // state, in group order. It reads everything, on the caller's goroutine:
-// it is for checkers (the chaos harness's replica check, through the
-// runtime's admin endpoint), not for the serving path; the scrubber is the
-// node's own, paced, verification.
+// it is for checkers (the simulator's), not for the serving path; the
+// scrubber is the node's own, paced, verification. A runtime's checker
+// reads the files off the event loop instead (ChunkFiles).
 func (n *Node) VerifyChunkFiles() []ReplicaChunks {
-	var out []ReplicaChunks
-	var buf []byte
+	checks := n.ChunkFiles()
+	for i := range checks {
+		checks[i].VerifyFiles()
+	}
+	return n.ConfirmBad(checks)
+}
+
+// ChunkFileCheck is one data replica's applied set, as ChunkFiles took it,
+// on its way to having its chunk files verified.
+type ChunkFileCheck struct {
+	ReplicaChunks
+	store *chunk.Store
+	// suspects are the chunks whose file failed VerifyFiles.
+	suspects []BadChunk
+}
+
+// ChunkFiles takes, on the event loop, the applied set of every data
+// replica of this node, in group order, for a checker to verify their
+// files off the loop (VerifyFiles) and have the failures confirmed on it
+// (ConfirmBad): reading every file while holding the loop holds every
+// group on the node, for seconds with thousands of chunks on a busy disk,
+// and a checker must not starve the heartbeats it then judges.
+func (n *Node) ChunkFiles() []ChunkFileCheck {
+	var out []ChunkFileCheck
 	for _, gid := range n.groupIDs {
 		g := n.groups[gid]
 		s := g.Store()
 		if s == nil {
 			continue
 		}
-		rc := ReplicaChunks{Group: gid, Applied: g.Applied(), Serving: g.Serving(), Reapplying: g.Reapplying(), Fenced: g.Fenced(), Held: s.Infos()}
-		for _, in := range rc.Held {
-			var err error
-			if buf, err = s.Verify(in.ID, buf); err != nil {
-				if errors.Is(err, chunk.ErrMissing) {
-					// The chunk is held: what is missing is its file.
-					err = fmt.Errorf("chunk %d: no file: %w", in.ID, err)
-				}
-				_, repairing := n.repairing[chunkKey{gid, in.ID}]
-				rc.Bad = append(rc.Bad, BadChunk{Info: in, Err: err, Repairing: repairing})
+		out = append(out, ChunkFileCheck{store: s, ReplicaChunks: ReplicaChunks{Group: gid, Applied: g.Applied(),
+			Serving: g.Serving(), Reapplying: g.Reapplying(), Fenced: g.Fenced(), Held: s.Infos()}})
+	}
+	return out
+}
+
+// VerifyFiles reads the file of every chunk c holds and notes those that
+// fail. It touches no node state: a checker may run it off the loop.
+func (c *ChunkFileCheck) VerifyFiles() {
+	var buf []byte
+	for _, in := range c.Held {
+		var err error
+		if buf, err = c.store.VerifyFile(in, buf); err != nil {
+			c.suspects = append(c.suspects, BadChunk{Info: in, Err: err})
+		}
+	}
+}
+
+// ConfirmBad verifies again, on the event loop, the files VerifyFiles
+// found bad, and returns the replicas with those still bad (and whether
+// the node is repairing each): a chunk deleted or repaired meanwhile is not
+// bad, and a replica deleted meanwhile is left out.
+func (n *Node) ConfirmBad(checks []ChunkFileCheck) []ReplicaChunks {
+	var out []ReplicaChunks
+	for _, c := range checks {
+		g := n.groups[c.Group]
+		if g == nil || g.Store() != c.store {
+			continue
+		}
+		rc := c.ReplicaChunks
+		for _, b := range c.suspects {
+			if in, held := c.store.Info(b.Info.ID); !held || in != b.Info {
+				continue
 			}
+			_, err := c.store.Verify(b.Info.ID, nil)
+			if err == nil {
+				continue
+			}
+			if errors.Is(err, chunk.ErrMissing) {
+				// The chunk is held: what is missing is its file.
+				err = fmt.Errorf("chunk %d: no file: %w", b.Info.ID, err)
+			}
+			_, repairing := n.repairing[chunkKey{c.Group, b.Info.ID}]
+			rc.Bad = append(rc.Bad, BadChunk{Info: b.Info, Err: err, Repairing: repairing})
 		}
 		out = append(out, rc)
 	}

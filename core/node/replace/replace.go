@@ -170,6 +170,10 @@ type watch struct {
 	// jointSince is the tick this node, leading, first saw the group in a
 	// joint configuration (0: not joint when it last looked).
 	jointSince uint64
+	// joinedAt is the tick this replica applied the configuration that
+	// added each node to the group: its silence counts from then at the
+	// earliest (silentIn), not from what it said in an earlier membership.
+	joinedAt map[uint64]uint64
 }
 
 // New returns a replacer that writes its messages into out.
@@ -183,7 +187,7 @@ func (r *Replacer) Stats() Stats { return r.stats }
 // Track starts watching a group whose replica the node just opened or
 // created: nothing has been heard from it yet.
 func (r *Replacer) Track(group uint64) {
-	r.groups[group] = &watch{heardAt: r.host.Ticks(), heardFrom: map[uint64]uint64{}, fencedAt: map[uint64]uint64{}}
+	r.groups[group] = &watch{heardAt: r.host.Ticks(), heardFrom: map[uint64]uint64{}, fencedAt: map[uint64]uint64{}, joinedAt: map[uint64]uint64{}}
 }
 
 // Forget stops watching a group whose replica the node deleted.
@@ -245,14 +249,31 @@ func (r *Replacer) Tick(groups iter.Seq[Group]) {
 }
 
 // silentIn reports whether a member has sent this node nothing in the
-// group for ReplaceAfterTicks (counted from when this node became leader
-// at the earliest). A node can be up and still silent in a group: a
-// replica that lost its disk is fenced and says nothing.
+// group for ReplaceAfterTicks (counted from when this node became leader,
+// and from when the member joined, at the earliest). A node can be up and
+// still silent in a group: a replica that lost its disk is fenced and says
+// nothing. A learner added again after an abort must not be judged by
+// what it last said as the learner aborted: it would be aborted at the
+// leader's next step, before its node (still deleting the replica it was
+// removed from) could answer.
 func (r *Replacer) silentIn(w *watch, id uint64) bool {
 	at, ok := w.heardFrom[id]
 	if !ok {
 		at = w.leaderSince
 	}
+	at = max(at, w.joinedAt[id])
+	return r.host.Ticks()-at >= r.cfg.ReplaceAfterTicks
+}
+
+// learnerSilent is silentIn for a learner, whose silence counts from this
+// node's election at the earliest whatever it heard from it before: a
+// learner talks only to its leader, so the last word this node had from it
+// in an earlier leadership says nothing of it now. Counted from there, a
+// leader that lost its quorum for a moment and was elected again aborted
+// the learner it had been filling at its first step (a chaos run: a learner
+// six seconds into its catch-up), and the next one started from nothing.
+func (r *Replacer) learnerSilent(w *watch, id uint64) bool {
+	at := max(w.heardFrom[id], w.leaderSince, w.joinedAt[id])
 	return r.host.Ticks()-at >= r.cfg.ReplaceAfterTicks
 }
 
@@ -349,7 +370,7 @@ func (r *Replacer) step(g Group) {
 	if learners := cs.GetLearners(); len(learners) > 0 {
 		l := learners[0]
 		switch {
-		case r.knownEmpty(w, l) || r.silentIn(w, l) || (!short && dead == 0):
+		case r.knownEmpty(w, l) || r.learnerSilent(w, l) || (!short && dead == 0):
 			r.propose(g, "abort-learner", nil, change(raftpb.ConfChangeType_ConfChangeRemoveNode, l))
 		case r.fencedSinceHeard(w, l):
 			// Its replica said it is fenced after its last raft message:
@@ -553,15 +574,21 @@ func (r *Replacer) OnFenced(g Group, from uint64) {
 
 // ConfApplied follows a membership change of a tracked group from prev to
 // cur: a node that joins the group again starts with a clean record (its
-// earlier fenced notices were about a replica it has deleted since).
+// earlier fenced notices were about a replica it has deleted since, and
+// its silence counts from its joining).
 func (r *Replacer) ConfApplied(group uint64, prev, cur *raftpb.ConfState) {
 	w := r.watch(group)
 	was := slices.Concat(prev.GetVoters(), prev.GetLearners(), prev.GetVotersOutgoing())
-	for _, set := range [][]uint64{cur.GetVoters(), cur.GetLearners()} {
-		for _, id := range set {
-			if !slices.Contains(was, id) {
-				delete(w.fencedAt, id)
-			}
+	is := slices.Concat(cur.GetVoters(), cur.GetLearners(), cur.GetVotersOutgoing())
+	for _, id := range is {
+		if !slices.Contains(was, id) {
+			delete(w.fencedAt, id)
+			w.joinedAt[id] = r.host.Ticks()
+		}
+	}
+	for id := range w.joinedAt {
+		if !slices.Contains(is, id) {
+			delete(w.joinedAt, id)
 		}
 	}
 }

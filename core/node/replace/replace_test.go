@@ -606,3 +606,81 @@ func TestStuckJointIsLeft(t *testing.T) {
 		t.Fatalf("leave proposed at %v, within %d ticks of the group turning joint again", got, r.fencedTicks())
 	}
 }
+
+// TestLearnerAddedAgainIsNotJudgedByItsLastMembership: a learner aborted
+// and then added again (its node was paused) counts as silent only from its
+// joining: not from its last word as the aborted learner, which would have
+// the leader abort it again at the next step, before its node, still
+// deleting the replica it was removed from, can answer (a chaos run saw
+// the abort one second after the add). Once it has stayed silent for
+// ReplaceAfterTicks since joining, it is aborted.
+func TestLearnerAddedAgainIsNotJudgedByItsLastMembership(t *testing.T) {
+	r, h, _ := newReplacer(5, 1, 3)
+	g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: 40, commit: 50,
+		cs:       &raftpb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}},
+		progress: map[uint64]tracker.Progress{4: {State: tracker.StateProbe, IsLearner: true}}}
+	r.Track(g.id)
+	r.BecameLeader(g.id)
+	h.ticks = 100
+	r.Heard(g.id, 4) // the first time it was a learner
+	// It is aborted, then added again much later.
+	r.ConfApplied(g.id, g.cs, &raftpb.ConfState{Voters: []uint64{1, 2, 3}})
+	h.ticks = 5000
+	r.ConfApplied(g.id, &raftpb.ConfState{Voters: []uint64{1, 2, 3}}, g.cs)
+	for _, at := range []uint64{5020, 5000 + replaceAfter} {
+		h.ticks = at
+		r.Heard(g.id, 2) // the live voter
+		r.step(g)
+		var got []string
+		for _, cc := range g.proposed {
+			got = append(got, describe(cc))
+		}
+		// Voter 3 is silent (never heard from), so the learner would
+		// replace it; the learner is aborted only once silent since joining.
+		want := []string(nil)
+		if at-5000 >= replaceAfter {
+			want = []string{"r4"}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("at tick %d (%d after it joined again): proposed %q, want %q", at, at-5000, got, want)
+		}
+	}
+}
+
+// TestLearnerSilenceCountsFromTheElection: a leader that lost its
+// leadership for a while (its quorum, for a moment) and was elected again
+// counts its learner's silence from its new election at the earliest: the
+// learner talked to the other leader meanwhile, and the last word this node
+// had from it, in its earlier leadership, says nothing of it now.
+func TestLearnerSilenceCountsFromTheElection(t *testing.T) {
+	r, h, _ := newReplacer(5, 1, 3)
+	g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: 40, commit: 50,
+		cs:       &raftpb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}},
+		progress: map[uint64]tracker.Progress{4: {State: tracker.StateProbe, IsLearner: true}}}
+	r.Track(g.id)
+	h.ticks = 50
+	r.ConfApplied(g.id, &raftpb.ConfState{Voters: []uint64{1, 2, 3}}, g.cs)
+	r.BecameLeader(g.id)
+	h.ticks = 60
+	r.Heard(g.id, 3) // its last word: node 3 is lost for good
+	h.ticks = 100
+	r.Heard(g.id, 4)
+	h.ticks = 5000 // elected again after another node led for a while
+	r.BecameLeader(g.id)
+	for _, at := range []uint64{5020, 5000 + replaceAfter} {
+		h.ticks = at
+		r.Heard(g.id, 2)
+		r.step(g)
+		var got []string
+		for _, cc := range g.proposed {
+			got = append(got, describe(cc))
+		}
+		want := []string(nil)
+		if at-5000 >= replaceAfter {
+			want = []string{"r4"}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("at tick %d (%d after its election): proposed %q, want %q", at, at-5000, got, want)
+		}
+	}
+}

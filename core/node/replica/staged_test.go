@@ -360,3 +360,68 @@ func TestRecoveredTailReplacedStillFetches(t *testing.T) {
 		t.Error("still reapplying its recovered log, whose tail was replaced")
 	}
 }
+
+// TestDeletedChunkFilesGoOffTheLoop: a delete of chunks (the garbage
+// collector's, thousands at once) takes them out of the applied set as it
+// applies, and their files are removed by disk work on an I/O queue of the
+// replica's own, not by the apply: removed there, on the event loop, they
+// held every replica of the group for seconds on a busy disk (chaos runs:
+// leaders stepped down, their followers' heartbeats late). A snapshot taken
+// while the removal is under way does not tidy them on the loop either.
+func TestDeletedChunkFilesGoOffTheLoop(t *testing.T) {
+	const group = 2
+	entry := func(index uint64, c chunk.Command) *raftpb.Entry {
+		return &raftpb.Entry{Term: proto.Uint64(1), Index: proto.Uint64(index), Type: raftpb.EntryNormal.Enum(),
+			Data: encodeEntry(entryHeader{proposer: 2, proposal: index}, c.Marshal())}
+	}
+	write := func(id, index uint64) *raftpb.Entry {
+		data := []byte(fmt.Sprintf("chunk %d's bytes", id))
+		return entry(index, chunk.Command{Op: chunk.OpWrite, ID: id, CRC: chunk.Checksum(data), Data: data})
+	}
+	fs := memfs.New()
+	// A snapshot after every entry: its tidy must leave the doomed files
+	// to the removal under way.
+	f := open(t, Config{DataSnapshotBytes: 1}, group, []uint64{1, 2, 3}, fs)
+	f.g.Step(2, &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
+		Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(4),
+		Entries: []*raftpb.Entry{write(7, 2), write(8, 3), entry(4, chunk.Command{Op: chunk.OpDelete, IDs: []uint64{7, 8}})}})
+	exists := func(id uint64) bool {
+		fl, err := fs.Open(f.g.store.ChunkPath(id))
+		if err == nil {
+			fl.Close()
+		}
+		return err == nil
+	}
+	// Flush and complete every disk work but the removal's.
+	removals := 0
+	for range 100 {
+		f.flush()
+		i := slices.IndexFunc(f.env.queues, func(q uint64) bool { return q != removeQueue(group) })
+		if i < 0 {
+			break
+		}
+		f.env.runOne(i)
+	}
+	if f.host.failed != nil {
+		t.Fatal(f.host.failed)
+	}
+	if f.g.Applied() != 4 {
+		t.Fatalf("applied %d, want 4", f.g.Applied())
+	}
+	if _, held := f.g.store.Info(7); held {
+		t.Fatal("chunk 7 still held after its delete applied")
+	}
+	for _, q := range f.env.queues {
+		if q == removeQueue(group) {
+			removals++
+		}
+	}
+	if removals != 1 || !exists(7) || !exists(8) {
+		t.Fatalf("after the apply: %d removals queued, files of 7 and 8 there: %v %v; want one removal queued and both files there (the apply removes none)",
+			removals, exists(7), exists(8))
+	}
+	f.settle(t)
+	if exists(7) || exists(8) {
+		t.Fatalf("files of deleted chunks left after the removal: 7 %v, 8 %v", exists(7), exists(8))
+	}
+}
