@@ -600,6 +600,30 @@ func tearLastSegment(t *testing.T, fs *memfs.FS, n int) {
 	}
 }
 
+// tornNextSegment adds, durably, the segment after the last one of the
+// crashed shared log in fs with the first n bytes of its header, as a crash
+// right after the segment was created leaves it.
+func tornNextSegment(t *testing.T, fs *memfs.FS, n int) {
+	t.Helper()
+	l, _ := openShared(t, fs, 512)
+	seq, chain := l.seq, l.chain
+	l.Close()
+	f, err := fs.Create("node/wal/" + segmentName(seq+1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(sharedFormat.header(seq+1, chain)[:n]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.SyncDir("node/wal"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestSharedRandomHistories(t *testing.T) {
 	var reclaimed SharedStats
 	tally := func(l *Shared) {
@@ -706,8 +730,16 @@ func TestSharedRandomHistories(t *testing.T) {
 				tally(l)
 				l.Close()
 				fs.Crash(nil)
-				if r.IntN(2) == 0 {
+				switch r.IntN(6) {
+				case 0, 1, 2:
 					tearLastSegment(t, fs, 1+r.IntN(headerBytes-1))
+				case 3:
+					// A crash right after a segment was started: its name
+					// durable, its header not whole. Recovery writes the
+					// header again and the log goes on in that segment, so
+					// that the records written next (and the rewrites that
+					// read them back) must find their offsets right.
+					tornNextSegment(t, fs, r.IntN(segHeaderBytes))
 				}
 				var states map[uint64]*State
 				l, states = openShared(t, fs, 512)

@@ -123,6 +123,13 @@ func (g *Replica) rotateLog(j *LogJob) {
 		g.startLogBatch()
 		return
 	}
+	if err == nil && st.GetMetadata().GetTerm() != md.GetTerm() {
+		// The log would recover a snapshot of another term than raft's
+		// storage holds at that index: after a restart the replica would
+		// answer appends with the wrong term there and refuse every one.
+		panic(fmt.Sprintf("node %d: group %d: snapshot file at %d names term %d, raft's storage holds term %d there",
+			g.cfg.ID, g.id, md.GetIndex(), md.GetTerm(), st.GetMetadata().GetTerm()))
+	}
 	if err == nil && g.shared != nil {
 		// In the shared log a reference record is all it takes: the
 		// group's records before the snapshot are unneeded from then on.

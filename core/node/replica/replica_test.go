@@ -584,3 +584,47 @@ func TestProposeChunkReusesItsBuffer(t *testing.T) {
 		}
 	}
 }
+
+// TestMetaSnapshotAtATermsFirstEntry: a meta snapshot may be taken at the
+// first entry of a term (a new leader's empty entry, applied in one batch
+// with the entries of the term before it committed). Its file must name
+// that entry's term, the one raft's storage holds there, and a restart must
+// recover the snapshot in that term. Here a put is durable but not known
+// committed when the node stops; after the restart the replica leads a new
+// term, whose empty entry commits the put with it, and the snapshot is due
+// right then.
+func TestMetaSnapshotAtATermsFirstEntry(t *testing.T) {
+	fs := memfs.New()
+	f := open(t, Config{MetaSnapshotEntries: 1}, topo.MetaGroup, []uint64{1}, fs)
+	if err := f.g.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	f.settle(t)
+	if err := f.g.Propose(1, metaPut("/"+strings.Repeat("p", 200))); err != nil {
+		t.Fatal(err)
+	}
+	f.flush()
+	f.env.runIO() // the put's append alone: durable, its commit not
+	f.g.Close()
+
+	again := open(t, Config{MetaSnapshotEntries: 1}, topo.MetaGroup, []uint64{1}, fs)
+	before := again.stats.Snapshots
+	if err := again.g.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	again.settle(t)
+	st := again.g.BasicStatus()
+	index := again.g.SnapIndex()
+	if again.stats.Snapshots == before || index != again.g.Applied() {
+		t.Fatalf("no snapshot at the applied index %d (snapshot at %d)", again.g.Applied(), index)
+	}
+	term, err := again.g.Durable().Term(index)
+	if err != nil || term != st.HardState.GetTerm() {
+		t.Fatalf("snapshot at %d in term %d (%v), want the new term %d", index, term, err, st.HardState.GetTerm())
+	}
+	again.g.Close()
+	third := open(t, Config{MetaSnapshotEntries: 1}, topo.MetaGroup, []uint64{1}, fs)
+	if got, err := third.g.Durable().Term(index); third.g.SnapIndex() != index || err != nil || got != term {
+		t.Fatalf("recovered the snapshot at %d in term %d (%v), want %d in term %d", third.g.SnapIndex(), got, err, index, term)
+	}
+}

@@ -425,3 +425,51 @@ func TestDeletedChunkFilesGoOffTheLoop(t *testing.T) {
 		t.Fatalf("files of deleted chunks left after the removal: 7 %v, 8 %v", exists(7), exists(8))
 	}
 }
+
+// TestRecoveredTailReplacedBySnapshot: as TestRecoveredTailReplacedStillFetches,
+// but the new leader replaces the restarted replica's log with a snapshot
+// at an index below the recovered log's end (the tail it recovered was
+// never committed). Nothing of the recovered log is left to apply again:
+// the replica must not count itself as reapplying it, or it would wait for
+// entries that never come, and leave the chunks it found without files
+// unfetched.
+func TestRecoveredTailReplacedBySnapshot(t *testing.T) {
+	const group = 2
+	write := func(id uint64, index, term uint64) *raftpb.Entry {
+		data := []byte(fmt.Sprintf("chunk %d's bytes", id))
+		c := chunk.Command{Op: chunk.OpWrite, ID: id, CRC: chunk.Checksum(data), Data: data}
+		return &raftpb.Entry{Term: proto.Uint64(term), Index: proto.Uint64(index), Type: raftpb.EntryNormal.Enum(),
+			Data: encodeEntry(entryHeader{proposer: 2, proposal: id}, c.Marshal())}
+	}
+	fs := memfs.New()
+	f := open(t, Config{ChunkOnce: true}, group, []uint64{1, 2, 3}, fs)
+	f.g.Step(2, &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
+		Term: proto.Uint64(1), LogTerm: proto.Uint64(1), Index: proto.Uint64(1), Commit: proto.Uint64(2),
+		Entries: []*raftpb.Entry{write(7, 2, 1), write(8, 3, 1), write(9, 4, 1), write(10, 5, 1)}})
+	f.settle(t)
+	f.g.Close()
+
+	again := open(t, Config{ChunkOnce: true}, group, []uint64{1, 2, 3}, fs)
+	again.settle(t)
+	if !again.g.Reapplying() {
+		t.Fatal("not reapplying the log it recovered, up to 5")
+	}
+	// Node 3 leads term 2 and sends a snapshot at 3 (its entry there is of
+	// term 2): it replaces the whole log, chunk 7 deleted meanwhile.
+	again.g.Step(3, &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: proto.Uint64(3), To: proto.Uint64(1),
+		Term: proto.Uint64(2), Snapshot: &raftpb.Snapshot{Data: chunk.EncodeManifest(nil),
+			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(3), Term: proto.Uint64(2),
+				ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}}})
+	again.settle(t)
+	if again.g.Applied() != 3 || again.g.SnapIndex() != 3 {
+		t.Fatalf("applied %d, snapshot at %d after the leader's snapshot at 3", again.g.Applied(), again.g.SnapIndex())
+	}
+	for range 3 {
+		again.host.ticks++
+		again.g.Tick()
+		again.settle(t)
+	}
+	if again.g.Reapplying() {
+		t.Error("still reapplying its recovered log, which the leader's snapshot replaced")
+	}
+}

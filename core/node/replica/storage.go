@@ -644,6 +644,15 @@ func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
 		}
 		g.recoverTail(ents[0].GetIndex() - 1)
 	}
+	// The recovered log still to be applied again lies within the log: a
+	// path that replaces the log (a leader's snapshot, a new leader's
+	// suffix) and forgets to end it there leaves the replica reapplying,
+	// and its chunks found lacking at restart unfetched, until the log grows
+	// past the old end, which a quiet group's may never do.
+	if last, err := g.storage.LastIndex(); err == nil && g.recoveredTo > last {
+		panic(fmt.Sprintf("node %d: group %d: the log recovered at start ends at %d, past the log's last index %d",
+			g.cfg.ID, g.id, g.recoveredTo, last))
+	}
 	return nil
 }
 
