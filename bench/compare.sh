@@ -389,7 +389,14 @@ dd_round() {
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "building bin/tessera"
 CGO_ENABLED=0 $GO build -o "$TESSERA" ./cmd/tessera
-if ((ETCD)); then
+# bin/etcdbench also makes the tables of tessera's own points (and of
+# BENCH_TESSERA_B beside it): it is built, and its report printed, with etcd,
+# with a second build, or with no SeaweedFS tables to show tessera's.
+REPORT_TESSERA=0
+if ((ETCD)) || [[ -n $TESSERA_B ]] || ((!SEAWEED)); then
+	REPORT_TESSERA=1
+fi
+if ((REPORT_TESSERA)); then
 	log "building bin/etcdbench"
 	(cd bench/etcd && CGO_ENABLED=0 $GO build -o "$ETCDBENCH" .)
 fi
@@ -427,7 +434,7 @@ done
 	echo
 	echo "Machine: $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r), $(df -T "$WORK" | awk 'NR == 2 {print $2 " on " $1}'); $($GO version | cut -d' ' -f3); tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?')${TESSERA_B:+ (tessera-b: $TESSERA_B)}$( ((ETCD)) && echo "; etcd $(awk '$1 == "go.etcd.io/etcd/server/v3" {print $2}' bench/etcd/go.mod)")$( ((SEAWEED)) && echo "; SeaweedFS $(awk '$1 == "github.com/seaweedfs/seaweedfs" {print $2}' bench/seaweedfs/weed/go.mod)"). Small points ran $DURATION each. Load average (1, 5, 15 min) before: $LOAD_START; after: $(cut -d' ' -f1-3 /proc/loadavg)."
 	echo
-	if ((ETCD)); then
+	if ((REPORT_TESSERA)); then
 		"$ETCDBENCH" report "$RESULTS"
 	fi
 	if ((SEAWEED)); then
