@@ -113,9 +113,7 @@ func TestStoreApplyAndRead(t *testing.T) {
 	if m := s.Missing(s.Infos()); len(m) != 0 {
 		t.Fatalf("Missing counts a rotted (same-size) file: %v", m)
 	}
-	// Delete removes the entry at once and dooms the file, which the
-	// caller removes off its event loop (TakeDoomed, RemoveFiles);
-	// deleting again is a no-op.
+	// Delete removes the file and the entry; deleting again is a no-op.
 	for i, idx := range []uint64{10, 11} {
 		if rej, fatal := s.Apply(idx, Command{Op: OpDelete, IDs: []uint64{1, 99}}); rej != nil || fatal != nil {
 			t.Fatalf("delete %d: %v %v", i, rej, fatal)
@@ -123,23 +121,6 @@ func TestStoreApplyAndRead(t *testing.T) {
 	}
 	if _, ok := s.Info(1); ok || s.Len() != 1 {
 		t.Fatal("chunk 1 still held after delete")
-	}
-	if f, err := fs.Open("g/chunks/0000000000000001.chk"); err != nil {
-		t.Fatalf("the apply of a delete removed the file itself (%v): its caller's event loop would wait for the disk", err)
-	} else {
-		f.Close()
-	}
-	doomed := s.TakeDoomed()
-	if want := []string{"g/chunks/0000000000000001.chk"}; !slices.Equal(doomed, want) {
-		t.Fatalf("doomed files %q, want %q", doomed, want)
-	}
-	if s.Doomed() || len(s.TakeDoomed()) != 0 {
-		t.Fatal("doomed files handed out twice")
-	}
-	for range 2 { // the second time, already gone
-		if err := RemoveFiles(fs, doomed); err != nil {
-			t.Fatal(err)
-		}
 	}
 	if m := s.Missing([]Info{{ID: 1, Size: 6, CRC: Checksum([]byte("abcdef"))}}); len(m) != 1 {
 		t.Fatalf("deleted chunk not reported missing: %v", m)

@@ -30,9 +30,6 @@ type Store struct {
 	// tidiedTo is the highest index up to which Tidy removed staged
 	// files since the store was opened (Leftovers).
 	tidiedTo uint64
-	// doomed are the files of the chunks deleted (OpDelete) that the
-	// caller has not yet taken to remove (TakeDoomed).
-	doomed []string
 	// bugs are injected defects (tesserabugs builds only).
 	bugs Bugs
 }
@@ -176,11 +173,6 @@ func (s *Store) Apply(index uint64, c Command) (rejected error, fatal error) {
 	case OpWriteRef:
 		panic("chunk: an OpWriteRef applies with ApplyRef")
 	case OpDelete:
-		// The chunks leave the applied set now; their files go later, off
-		// the caller's event loop (TakeDoomed): a collection deletes
-		// thousands at once, and a disk takes a millisecond or more to
-		// remove each, which would hold every replica of the group for
-		// seconds at the same moment.
 		for _, id := range c.IDs {
 			in, ok := s.held[id]
 			if !ok {
@@ -188,37 +180,14 @@ func (s *Store) Apply(index uint64, c Command) (rejected error, fatal error) {
 			}
 			delete(s.held, id)
 			s.digest -= infoDigest(in)
-			s.doomed = append(s.doomed, s.name(id))
+			if err := s.fs.Remove(s.name(id)); err != nil && !errors.Is(err, vfs.ErrNotExist) {
+				return nil, fmt.Errorf("chunk: remove %d: %w", id, err)
+			}
 		}
 	default:
 		panic(fmt.Sprintf("chunk: apply unknown op %d", c.Op))
 	}
 	return nil, nil
-}
-
-// TakeDoomed returns the files of the chunks deleted since the last call,
-// for the caller to remove (RemoveFiles), off its event loop. A chunk id is
-// never used again, so nothing writes such a file meanwhile; one whose
-// removal a crash loses is a file of a chunk not held, which Tidy removes.
-func (s *Store) TakeDoomed() []string {
-	out := s.doomed
-	s.doomed = nil
-	return out
-}
-
-// Doomed reports whether files of deleted chunks wait to be taken
-// (TakeDoomed).
-func (s *Store) Doomed() bool { return len(s.doomed) > 0 }
-
-// RemoveFiles removes the files named (TakeDoomed's), those already gone
-// too. It touches no Store: it runs off the event loop.
-func RemoveFiles(fs vfs.FS, names []string) error {
-	for _, name := range names {
-		if err := fs.Remove(name); err != nil && !errors.Is(err, vfs.ErrNotExist) {
-			return fmt.Errorf("chunk: remove %s: %w", name, err)
-		}
-	}
-	return nil
 }
 
 // WriteFile writes and fsyncs the file of a chunk unless a valid one is

@@ -301,9 +301,6 @@ type Replica struct {
 	// deleted is set once the node deleted the replica: disk work still in
 	// flight completes into nothing.
 	deleted bool
-	// removing is set while the files of chunks the group deleted are
-	// being removed off the event loop (removeDoomed).
-	removing bool
 	// snapStale is set when the last snapshot no longer serves a member
 	// that needs one: it predates a membership change (raft refuses a
 	// snapshot whose configuration does not include the receiver) or lists

@@ -33,9 +33,7 @@ func (g *Replica) maybeSnapshot() error {
 	// Staged files at or below the applied index and files of chunks
 	// not held are garbage (chunk.Store.Tidy); a snapshot being
 	// fetched writes files of chunks not held yet.
-	// Nor while the files of deleted chunks are being removed off the
-	// event loop (removeDoomed): the tidy would remove them on it.
-	chunks := g.pendingSnap == nil && g.applied >= g.recoveredTo && !g.removing && !g.store.Doomed()
+	chunks := g.pendingSnap == nil && g.applied >= g.recoveredTo
 	if err := g.store.Tidy(g.applied, chunks); err != nil {
 		return err
 	}

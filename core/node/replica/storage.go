@@ -734,40 +734,5 @@ func (g *Replica) applyCommitted(m *raftpb.Message) {
 			return
 		}
 	}
-	g.removeDoomed()
 	g.deliver(m.GetResponses())
-}
-
-// removeQueue is the I/O queue on which a data replica removes the files
-// of the chunks its group deleted: apart from its log's (the group id), its
-// stage queues and its snapshot queue, so that thousands of removals never
-// wait in front of a log batch.
-func removeQueue(group uint64) uint64 { return group | 1<<61 }
-
-// removeDoomed hands the runtime the removal of the files of the chunks
-// that applied deletions took out of the replica's state (chunk.Store
-// TakeDoomed), one batch at a time: the garbage collector deletes
-// thousands of chunks in one entry, and removing their files on the event
-// loop held every replica of the group, for seconds on a busy disk, at the
-// same moment; their heartbeats stopped, and leaders lost their quorum. A
-// crash may lose a removal: the file is then one of a chunk not held, which
-// the next snapshot's tidy removes.
-func (g *Replica) removeDoomed() {
-	if g.store == nil || g.removing || g.deleted || !g.store.Doomed() {
-		return
-	}
-	names := g.store.TakeDoomed()
-	fs := g.env.FS()
-	g.removing = true
-	g.env.IO(removeQueue(g.id), func() error { return chunk.RemoveFiles(fs, names) }, func(err error) {
-		g.removing = false
-		if g.deleted {
-			return
-		}
-		if err != nil {
-			g.host.Fail(fmt.Errorf("group %d: %w", g.id, err))
-			return
-		}
-		g.removeDoomed() // what was deleted meanwhile
-	})
 }
