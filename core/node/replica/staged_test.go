@@ -317,12 +317,7 @@ func TestStagedEntryKeepsNoFrame(t *testing.T) {
 // come.
 func TestRecoveredTailReplacedStillFetches(t *testing.T) {
 	const group = 2
-	write := func(id uint64, index, term uint64) *raftpb.Entry {
-		data := []byte(fmt.Sprintf("chunk %d's bytes", id))
-		c := chunk.Command{Op: chunk.OpWrite, ID: id, CRC: chunk.Checksum(data), Data: data}
-		return &raftpb.Entry{Term: proto.Uint64(term), Index: proto.Uint64(index), Type: raftpb.EntryNormal.Enum(),
-			Data: encodeEntry(entryHeader{proposer: 2, proposal: id}, c.Marshal())}
-	}
+	write := chunkWriteEntry
 	fs := memfs.New()
 	f := open(t, Config{ChunkOnce: true}, group, []uint64{1, 2, 3}, fs)
 	f.g.Step(2, &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
@@ -370,12 +365,7 @@ func TestRecoveredTailReplacedStillFetches(t *testing.T) {
 // unfetched.
 func TestRecoveredTailReplacedBySnapshot(t *testing.T) {
 	const group = 2
-	write := func(id uint64, index, term uint64) *raftpb.Entry {
-		data := []byte(fmt.Sprintf("chunk %d's bytes", id))
-		c := chunk.Command{Op: chunk.OpWrite, ID: id, CRC: chunk.Checksum(data), Data: data}
-		return &raftpb.Entry{Term: proto.Uint64(term), Index: proto.Uint64(index), Type: raftpb.EntryNormal.Enum(),
-			Data: encodeEntry(entryHeader{proposer: 2, proposal: id}, c.Marshal())}
-	}
+	write := chunkWriteEntry
 	fs := memfs.New()
 	f := open(t, Config{ChunkOnce: true}, group, []uint64{1, 2, 3}, fs)
 	f.g.Step(2, &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(2), To: proto.Uint64(1),
@@ -407,4 +397,13 @@ func TestRecoveredTailReplacedBySnapshot(t *testing.T) {
 	if again.g.Reapplying() {
 		t.Error("still reapplying its recovered log, which the leader's snapshot replaced")
 	}
+}
+
+// chunkWriteEntry is a log entry writing chunk id with bytes of its own,
+// proposed by node 2 under proposal id.
+func chunkWriteEntry(id, index, term uint64) *raftpb.Entry {
+	data := []byte(fmt.Sprintf("chunk %d's bytes", id))
+	c := chunk.Command{Op: chunk.OpWrite, ID: id, CRC: chunk.Checksum(data), Data: data}
+	return &raftpb.Entry{Term: proto.Uint64(term), Index: proto.Uint64(index), Type: raftpb.EntryNormal.Enum(),
+		Data: encodeEntry(entryHeader{proposer: 2, proposal: id}, c.Marshal())}
 }
