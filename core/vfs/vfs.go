@@ -69,21 +69,3 @@ type DirectWriter interface {
 	// (padding a crash did not trim), never other bytes in their place.
 	WriteDirect(name string, parts ...[]byte) error
 }
-
-// Overwriter is implemented by an FS that can overwrite an existing file in
-// place past the page cache: a file whose blocks were written before
-// (recycled chunk space) is written again without the file system
-// allocating blocks or converting unwritten extents, which a new file's
-// write pays for.
-type Overwriter interface {
-	// OverwriteDirect writes the concatenation of parts over the start
-	// of the named existing file, cuts the file to their length if it
-	// was longer, and makes the bytes and the size durable (ErrNotExist
-	// if absent; nothing is created, so no SyncDir is needed). A failed
-	// or interrupted call may leave any mix of the file's old bytes and
-	// the new ones in its place, and the file longer than given: unlike
-	// WriteDirect's new file, an interrupted overwrite can leave bytes
-	// that were never written together, which only a checksum of the
-	// whole tells apart.
-	OverwriteDirect(name string, parts ...[]byte) error
-}

@@ -26,7 +26,7 @@ func (f *FS) WriteDirect(name string, parts ...[]byte) error {
 // OverwriteDirect writes the concatenation of parts over the start of an
 // existing file past the page cache, as WriteDirect writes a new one, cuts
 // the file to their length if it was longer, and makes the bytes durable
-// with fdatasync (vfs.Overwriter). The file's blocks were written before
+// with fdatasync. The file's blocks were written before
 // (recycled chunk space), so the file system has none to allocate and no
 // unwritten extents to convert, and fdatasync commits no journal
 // transaction unless the size changed. ErrNotExist if the file is absent.

@@ -15,10 +15,7 @@ import (
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
-var (
-	_ vfs.DirectWriter = (*FS)(nil)
-	_ vfs.Overwriter   = (*FS)(nil)
-)
+var _ vfs.DirectWriter = (*FS)(nil)
 
 // TestWriteDirect checks that a file written past the page cache holds
 // exactly the concatenation of its parts, whatever their sizes against the

@@ -11,7 +11,7 @@ import (
 // cache: O_DIRECT is Linux's.
 func (f *FS) WriteDirect(name string, parts ...[]byte) error { return f.writeBuffered(name, parts) }
 
-// OverwriteDirect overwrites an existing file (vfs.Overwriter) through the
+// OverwriteDirect overwrites an existing file through the
 // page cache: O_DIRECT is Linux's.
 func (f *FS) OverwriteDirect(name string, parts ...[]byte) error {
 	return f.overwriteBuffered(name, parts)
