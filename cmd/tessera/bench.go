@@ -203,6 +203,7 @@ func roundSeconds(s float64) time.Duration {
 // smallFlags are the flags of `bench small`, as given.
 type smallFlags struct {
 	endpoints, size, op, prefix string
+	opsOut                      string
 	clients, files              int
 	duration, opTimeout         time.Duration
 	json                        bool
@@ -217,6 +218,8 @@ type smallConfig struct {
 	files     int
 	load      loadConfig
 	json      bool
+	// opsOut is the file for --ops-out, or "".
+	opsOut string
 }
 
 // Bounds of `bench small`'s flags: the clients hold their files in memory.
@@ -228,8 +231,8 @@ const (
 
 // config validates the flags; runID names the default prefix.
 func (f smallFlags) config(runID string) (smallConfig, error) {
-	c := smallConfig{op: f.op, files: f.files, json: f.json, prefix: f.prefix,
-		load: loadConfig{clients: f.clients, duration: f.duration, opTimeout: f.opTimeout}}
+	c := smallConfig{op: f.op, files: f.files, json: f.json, prefix: f.prefix, opsOut: f.opsOut,
+		load: loadConfig{clients: f.clients, duration: f.duration, opTimeout: f.opTimeout, recordOps: f.opsOut != ""}}
 	switch {
 	case f.op != "put" && f.op != "get":
 		return c, fmt.Errorf("--op must be put or get, not %q", f.op)
@@ -282,9 +285,16 @@ maximum, and the number of failed requests; with --json, a JSON line
 {"system":"tessera","op","clients","size_bytes","seconds","ops","errors",
 "ops_per_s","p50_ms","p99_ms","max_ms"} (bench/etcd prints the same for
 etcd). The command fails if no request succeeded; the first error of a run
-is printed to stderr.`,
+is printed to stderr.
+
+--ops-out FILE also writes every timed request, in the order they started,
+as tab-separated lines after a header: its start in Unix nanoseconds (to
+set the slow ones beside the nodes' logs and metrics), its start in
+microseconds since the first request's, its latency in microseconds, the
+client, the request's number, and ok or error.`,
 		Example: `  tessera bench small --clients 16 --duration 10s --endpoints 127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
-  tessera bench small --op get --clients 64 --json`,
+  tessera bench small --op get --clients 64 --json
+  tessera bench small --clients 1 --duration 30s --ops-out /tmp/ops.tsv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(fmt.Sprintf("%x", time.Now().UnixNano()))
@@ -310,6 +320,7 @@ is printed to stderr.`,
 	fl.StringVar(&f.prefix, "prefix", "", "directory for the files (default /bench/small/<run id>)")
 	fl.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "give up on one request (retries included) after this long; it counts as an error")
 	fl.BoolVar(&f.json, "json", false, "print the result as one JSON line")
+	fl.StringVar(&f.opsOut, "ops-out", "", "also write each timed request's start, latency and result to this file (tab-separated)")
 	return sm
 }
 
@@ -327,10 +338,31 @@ func runSmall(ctx context.Context, cfg smallConfig, log io.Writer) (loadReport, 
 	if res.firstErr != nil {
 		fmt.Fprintf(log, "bench small: %d requests failed; the first: %v\n", res.errors, res.firstErr)
 	}
+	if cfg.opsOut != "" {
+		if err := writeOpsFile(cfg.opsOut, res.ops); err != nil {
+			return loadReport{}, err
+		}
+	}
 	if len(res.latencies) == 0 {
 		return loadReport{}, fmt.Errorf("bench small: no request succeeded in %s", cfg.load.duration)
 	}
 	return summarize("tessera", cfg.op, cfg.load.clients, cfg.sizeBytes, res), nil
+}
+
+// writeOpsFile writes the run's operations to path (`--ops-out`).
+func writeOpsFile(path string, ops []opRecord) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench small: --ops-out: %w", err)
+	}
+	if err := writeOps(f, ops); err != nil {
+		f.Close()
+		return fmt.Errorf("bench small: --ops-out %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("bench small: --ops-out %s: %w", path, err)
+	}
+	return nil
 }
 
 // smallOps returns the operation of each client, each with its own HTTP

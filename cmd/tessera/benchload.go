@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -35,6 +36,18 @@ type loadConfig struct {
 	// opTimeout bounds one operation, retries included, so that a stuck
 	// cluster cannot hold the run past duration+opTimeout.
 	opTimeout time.Duration
+	// recordOps keeps a record of every timed operation (loadResult.ops),
+	// for `bench small --ops-out`.
+	recordOps bool
+}
+
+// opRecord is one timed operation of a closed-loop run.
+type opRecord struct {
+	client  int
+	seq     uint64
+	start   time.Time
+	latency time.Duration
+	failed  bool
 }
 
 // loadResult is what a closed-loop run measured.
@@ -44,6 +57,9 @@ type loadResult struct {
 	errors    int
 	firstErr  error
 	elapsed   time.Duration
+	// ops holds every timed operation, failed ones included, by start
+	// time; only with loadConfig.recordOps.
+	ops []opRecord
 }
 
 // runClosedLoop starts cfg.clients goroutines; client i runs ops[i] back to
@@ -75,6 +91,7 @@ func runClosedLoop(ctx context.Context, cfg loadConfig, ops []loadOp) (loadResul
 		latencies []time.Duration
 		errors    int
 		firstErr  error
+		ops       []opRecord
 	}
 	results := make([]clientResult, cfg.clients)
 	start := time.Now()
@@ -91,6 +108,9 @@ func runClosedLoop(ctx context.Context, cfg loadConfig, ops []loadOp) (loadResul
 				err := op(octx, seq)
 				d := time.Since(t0)
 				cancel()
+				if cfg.recordOps {
+					r.ops = append(r.ops, opRecord{client: i, seq: seq, start: t0, latency: d, failed: err != nil})
+				}
 				if err != nil {
 					r.errors++
 					if r.firstErr == nil {
@@ -110,8 +130,29 @@ func runClosedLoop(ctx context.Context, cfg loadConfig, ops []loadOp) (loadResul
 		if res.firstErr == nil {
 			res.firstErr = r.firstErr
 		}
+		res.ops = append(res.ops, r.ops...)
 	}
+	slices.SortStableFunc(res.ops, func(a, b opRecord) int { return a.start.Compare(b.start) })
 	return res, nil
+}
+
+// writeOps writes one line per operation, in start order, with a header
+// line: the start as Unix nanoseconds (the wall clock, to set beside the
+// nodes' logs), the start in microseconds since the first operation's, the
+// latency in microseconds, the client, its operation's number and ok or
+// error.
+func writeOps(w io.Writer, ops []opRecord) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintln(bw, "start_unix_ns\tstart_us\tlatency_us\tclient\tseq\tresult")
+	for _, o := range ops {
+		result := "ok"
+		if o.failed {
+			result = "error"
+		}
+		fmt.Fprintf(bw, "%d\t%d\t%d\t%d\t%d\t%s\n", o.start.UnixNano(), o.start.Sub(ops[0].start).Microseconds(),
+			o.latency.Microseconds(), o.client, o.seq, result)
+	}
+	return bw.Flush()
 }
 
 // percentile returns the nearest-rank q-quantile (0 < q <= 1) of sorted:
