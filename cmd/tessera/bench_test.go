@@ -225,6 +225,36 @@ func TestSmallFlags(t *testing.T) {
 	if cfg, err := with(func(f *smallFlags) { f.size = "1KiB"; f.prefix = "/x" }).config("r"); err != nil || cfg.sizeBytes != 1024 || cfg.prefix != "/x" {
 		t.Errorf("1KiB at /x: %+v, %v", cfg, err)
 	}
+	if cfg, err := ok.config("r"); err != nil || cfg.opsOut != "" || cfg.load.recordOps {
+		t.Errorf("without --ops-out: %+v, %v", cfg, err)
+	}
+	if cfg, err := with(func(f *smallFlags) { f.opsOut = "/tmp/ops.tsv" }).config("r"); err != nil || cfg.opsOut != "/tmp/ops.tsv" || !cfg.load.recordOps {
+		t.Errorf("--ops-out: %+v, %v", cfg, err)
+	}
+}
+
+func TestWriteOps(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 5)
+	ops := []opRecord{
+		{client: 1, seq: 1, start: t0, latency: 2500 * time.Microsecond},
+		{client: 0, seq: 1, start: t0.Add(1200 * time.Microsecond), latency: 9 * time.Millisecond, failed: true},
+		{client: 1, seq: 2, start: t0.Add(2600 * time.Microsecond), latency: 1999 * time.Nanosecond},
+	}
+	var b bytes.Buffer
+	if err := writeOps(&b, ops); err != nil {
+		t.Fatal(err)
+	}
+	want := "start_unix_ns\tstart_us\tlatency_us\tclient\tseq\tresult\n" +
+		"1700000000000000005\t0\t2500\t1\t1\tok\n" +
+		"1700000000001200005\t1200\t9000\t0\t1\terror\n" +
+		"1700000000002600005\t2600\t1\t1\t2\tok\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+	b.Reset()
+	if err := writeOps(&b, nil); err != nil || b.String() != "start_unix_ns\tstart_us\tlatency_us\tclient\tseq\tresult\n" {
+		t.Errorf("no operations: %q, %v", b.String(), err)
+	}
 }
 
 // TestBenchCommandsRejectBadFlags checks that the commands validate before
@@ -304,6 +334,37 @@ func TestRunClosedLoop(t *testing.T) {
 	}
 	if len(res.latencies) != odd || res.errors != even || (even > 0) != (res.firstErr != nil) {
 		t.Errorf("%d latencies and %d errors (first %v) for %d successes and %d failures", len(res.latencies), res.errors, res.firstErr, odd, even)
+	}
+	if res.ops != nil {
+		t.Errorf("%d operations recorded without recordOps", len(res.ops))
+	}
+
+	// With recordOps every timed operation, failed ones too, is recorded
+	// once, in start order.
+	for i := range seqs {
+		seqs[i] = nil
+	}
+	res, err = runClosedLoop(context.Background(), loadConfig{clients: clients, duration: 20 * time.Millisecond, opTimeout: time.Second, recordOps: true}, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timed := 0
+	for _, s := range seqs {
+		timed += len(s) - 1 // less the warm-up
+	}
+	if len(res.ops) != timed || len(res.ops) != len(res.latencies)+res.errors {
+		t.Fatalf("%d operations recorded, %d timed, %d latencies, %d errors", len(res.ops), timed, len(res.latencies), res.errors)
+	}
+	seen := map[[2]uint64]bool{}
+	for k, o := range res.ops {
+		key := [2]uint64{uint64(o.client), o.seq}
+		if o.seq == 0 || seen[key] || o.failed != (o.seq%2 == 0) || o.latency < 0 {
+			t.Fatalf("operation %d: %+v (seen before: %v)", k, o, seen[key])
+		}
+		seen[key] = true
+		if k > 0 && o.start.Before(res.ops[k-1].start) {
+			t.Fatalf("operation %d starts before operation %d", k, k-1)
+		}
 	}
 
 	ops[1] = func(context.Context, uint64) error { return errors.New("down") }
