@@ -27,6 +27,7 @@ type smallConfig struct {
 	files     int
 	load      loadgen.Config
 	json      bool
+	opsOut    string // --ops-out's file, or ""
 }
 
 // parseSmall parses and checks the flags of `etcdbench small`; they are
@@ -43,9 +44,11 @@ func parseSmall(args []string, runID string) (smallConfig, error) {
 	fs.StringVar(&c.prefix, "prefix", "", "key prefix (default /bench/small/<run id>)")
 	fs.DurationVar(&c.load.OpTimeout, "op-timeout", 10*time.Second, "give up on one request after this long; it counts as an error")
 	fs.BoolVar(&c.json, "json", false, "print the result as one JSON line")
+	fs.StringVar(&c.opsOut, "ops-out", "", "also write each timed request's start, latency and result to this file (tab-separated, as tessera bench small --ops-out)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	c.load.RecordOps = c.opsOut != ""
 	switch {
 	case fs.NArg() > 0:
 		return c, fmt.Errorf("small: unexpected arguments %q", fs.Args())
@@ -137,6 +140,11 @@ func smallMain(args []string) error {
 	if res.FirstErr != nil {
 		fmt.Fprintf(os.Stderr, "etcdbench small: %d requests failed; the first: %v\n", res.Errors, res.FirstErr)
 	}
+	if cfg.opsOut != "" {
+		if err := writeOpsFile(cfg.opsOut, res.Ops); err != nil {
+			return err
+		}
+	}
 	if len(res.Latencies) == 0 {
 		return fmt.Errorf("small: no request succeeded in %s", cfg.load.Duration)
 	}
@@ -169,5 +177,21 @@ func putKeys(ctx context.Context, cfg smallConfig, clients []*clientv3.Client) e
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "etcdbench small: put %d keys of %d B for the gets in %s\n", cfg.files, cfg.sizeBytes, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// writeOpsFile writes a run's operations to path (--ops-out).
+func writeOpsFile(path string, ops []loadgen.OpRecord) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("small: --ops-out: %w", err)
+	}
+	if err := loadgen.WriteOps(f, ops); err != nil {
+		f.Close()
+		return fmt.Errorf("small: --ops-out %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("small: --ops-out %s: %w", path, err)
+	}
 	return nil
 }

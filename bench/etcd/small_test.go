@@ -31,7 +31,10 @@ func TestParseSmall(t *testing.T) {
 			t.Errorf("%v: %+v", tc.args, cfg)
 		}
 	}
-	if cfg, _ := parseSmall([]string{"--size", "1KiB"}, "r"); cfg.sizeBytes != 1024 {
-		t.Errorf("1KiB is %d bytes", cfg.sizeBytes)
+	if cfg, _ := parseSmall([]string{"--size", "1KiB"}, "r"); cfg.sizeBytes != 1024 || cfg.opsOut != "" || cfg.load.RecordOps {
+		t.Errorf("1KiB: %+v", cfg)
+	}
+	if cfg, err := parseSmall([]string{"--ops-out", "/tmp/ops.tsv"}, "r"); err != nil || cfg.opsOut != "/tmp/ops.tsv" || !cfg.load.RecordOps {
+		t.Errorf("--ops-out: %+v, %v", cfg, err)
 	}
 }

@@ -11,6 +11,7 @@
 package loadgen
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -33,6 +34,16 @@ type Config struct {
 	Clients   int
 	Duration  time.Duration
 	OpTimeout time.Duration // bounds one operation, retries included
+	RecordOps bool          // keep a record of every timed operation (Result.Ops)
+}
+
+// OpRecord is one timed operation of a run.
+type OpRecord struct {
+	Client  int
+	Seq     uint64
+	Start   time.Time
+	Latency time.Duration
+	Failed  bool
 }
 
 // Result is what a closed-loop run measured.
@@ -41,6 +52,7 @@ type Result struct {
 	Errors    int
 	FirstErr  error
 	Elapsed   time.Duration
+	Ops       []OpRecord // every timed operation, by start time; only with Config.RecordOps
 }
 
 // Run runs ops[i] back to back in client i's goroutine until cfg.Duration
@@ -78,6 +90,9 @@ func Run(ctx context.Context, cfg Config, ops []Op) (Result, error) {
 				err := op(octx, seq)
 				d := time.Since(t0)
 				cancel()
+				if cfg.RecordOps {
+					r.Ops = append(r.Ops, OpRecord{Client: i, Seq: seq, Start: t0, Latency: d, Failed: err != nil})
+				}
 				if err != nil {
 					r.Errors++
 					if r.FirstErr == nil {
@@ -97,8 +112,29 @@ func Run(ctx context.Context, cfg Config, ops []Op) (Result, error) {
 		if res.FirstErr == nil {
 			res.FirstErr = r.FirstErr
 		}
+		res.Ops = append(res.Ops, r.Ops...)
 	}
+	slices.SortStableFunc(res.Ops, func(a, b OpRecord) int { return a.Start.Compare(b.Start) })
 	return res, nil
+}
+
+// WriteOps writes one tab-separated line per operation, in start order,
+// after a header: the start in Unix nanoseconds, the start in microseconds
+// since the first operation's, the latency in microseconds, the client,
+// its operation's number and ok or error. `tessera bench small --ops-out`
+// writes the same lines.
+func WriteOps(w io.Writer, ops []OpRecord) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintln(bw, "start_unix_ns\tstart_us\tlatency_us\tclient\tseq\tresult")
+	for _, o := range ops {
+		result := "ok"
+		if o.Failed {
+			result = "error"
+		}
+		fmt.Fprintf(bw, "%d\t%d\t%d\t%d\t%d\t%s\n", o.Start.UnixNano(), o.Start.Sub(ops[0].Start).Microseconds(),
+			o.Latency.Microseconds(), o.Client, o.Seq, result)
+	}
+	return bw.Flush()
 }
 
 // Percentile returns the nearest-rank q-quantile (0 < q <= 1) of sorted; 0

@@ -107,6 +107,61 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestRunRecordsOps(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fail := errors.New("even")
+	ops := []Op{func(_ context.Context, seq uint64) error {
+		if seq == 4 {
+			cancel()
+		}
+		if seq%2 == 0 && seq > 0 {
+			return fail
+		}
+		return nil
+	}}
+	res, err := Run(ctx, Config{Clients: 1, Duration: time.Hour, OpTimeout: time.Hour, RecordOps: true}, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for k, o := range res.Ops {
+		got = append(got, fmt.Sprintf("%d/%d/%v", o.Client, o.Seq, o.Failed))
+		if k > 0 && o.Start.Before(res.Ops[k-1].Start) {
+			t.Errorf("operation %d starts before operation %d", k, k-1)
+		}
+	}
+	if fmt.Sprint(got) != "[0/1/false 0/2/true 0/3/false 0/4/true]" {
+		t.Errorf("recorded %v", got)
+	}
+	res, err = Run(context.Background(), Config{Clients: 1, Duration: time.Millisecond, OpTimeout: time.Hour}, ops[:1])
+	if err != nil || res.Ops != nil {
+		t.Errorf("without RecordOps: %d records, %v", len(res.Ops), err)
+	}
+}
+
+// TestWriteOps pins the lines `tessera bench small --ops-out` writes too
+// (cmd/tessera's TestWriteOps, same records).
+func TestWriteOps(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 5)
+	ops := []OpRecord{
+		{Client: 1, Seq: 1, Start: t0, Latency: 2500 * time.Microsecond},
+		{Client: 0, Seq: 1, Start: t0.Add(1200 * time.Microsecond), Latency: 9 * time.Millisecond, Failed: true},
+		{Client: 1, Seq: 2, Start: t0.Add(2600 * time.Microsecond), Latency: 1999 * time.Nanosecond},
+	}
+	var b bytes.Buffer
+	if err := WriteOps(&b, ops); err != nil {
+		t.Fatal(err)
+	}
+	want := "start_unix_ns\tstart_us\tlatency_us\tclient\tseq\tresult\n" +
+		"1700000000000000005\t0\t2500\t1\t1\tok\n" +
+		"1700000000001200005\t1200\t9000\t0\t1\terror\n" +
+		"1700000000002600005\t2600\t1\t1\t2\tok\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
 func TestParseSize(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
