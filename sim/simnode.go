@@ -108,6 +108,9 @@ type simNode struct {
 	inIO         bool
 	powerLoss    bool
 	powerLossDur time.Duration
+	// steps follows the disk work's steps for its crash points
+	// (diskpoints.go).
+	steps diskSteps
 	// stageRots counts the StageRot faults waiting for a staged file to
 	// damage (stagerot.go).
 	stageRots int
@@ -198,6 +201,11 @@ func (io *simIO) act() {
 		s.powerFailed()
 		return
 	}
+	if s.steps.down {
+		s.pointCrashed()
+		return
+	}
+	s.steps = diskSteps{}
 	if io.own != nil && err == nil && s.ownSnapDone(io.own) {
 		return
 	}
@@ -247,6 +255,7 @@ func (s *simNode) installDiskFaults() {
 		},
 		ReadErr: s.readErr,
 		Place:   s.placeWrite,
+		Op:      s.diskOp,
 	})
 }
 
