@@ -104,8 +104,8 @@ func diskPointString(c *[numDiskPoints]diskPointCount) string {
 // knows, should the error ever reach the core.
 var errPointCrash = fmt.Errorf("sim: crash point amid disk work: %w", memfs.ErrPowerLoss)
 
-// diskSteps follows, through one piece of a node's disk work, the steps
-// that make a point: which directory's fsync would complete a rename or
+// diskSteps follows, through one piece of a node's disk work (it starts
+// afresh with each), the steps that make a point: which directory's fsync would complete a rename or
 // removals, and where a segment roll stands.
 type diskSteps struct {
 	renamedIn, removedIn, snapSyncedIn string
@@ -227,7 +227,6 @@ func pick(cond bool, a, b diskPoint) diskPoint {
 // point failed the power amid it, and restarts it later.
 func (s *simNode) pointCrashed() {
 	d := s.steps
-	s.steps = diskSteps{}
 	s.w.coverage.points[d.downAt].fired++
 	s.w.coverage.fired[d.downAt.kind()]++
 	s.crash("crash point: " + string(d.downAt.kind()) + " before " + d.downAt.String())

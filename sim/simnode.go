@@ -191,6 +191,7 @@ func (io *simIO) act() {
 	if i := slices.Index(s.ioPending, io); i >= 0 {
 		s.ioPending = slices.Delete(s.ioPending, i, i+1)
 	}
+	s.steps = diskSteps{}
 	s.inIO = true
 	ok, err := s.runIO("doing disk work", io.work)
 	s.inIO = false
@@ -205,7 +206,6 @@ func (io *simIO) act() {
 		s.pointCrashed()
 		return
 	}
-	s.steps = diskSteps{}
 	if io.own != nil && err == nil && s.ownSnapDone(io.own) {
 		return
 	}
