@@ -105,9 +105,11 @@ func diskPointString(c *[numDiskPoints]diskPointCount) string {
 var errPointCrash = fmt.Errorf("sim: crash point amid disk work: %w", memfs.ErrPowerLoss)
 
 // diskSteps follows, through one piece of a node's disk work (it starts
-// afresh with each), the steps that make a point: which directory's fsync would complete a rename or
-// removals, and where a segment roll stands.
+// afresh with each), the steps that make a point.
 type diskSteps struct {
+	// renamedIn, removedIn and snapSyncedIn are the directories whose
+	// next fsync completes a rewritten segment's rename, removals of
+	// segments or snapshot files, and a snapshot file's write.
 	renamedIn, removedIn, snapSyncedIn string
 	// rollFile is a segment the work started (a roll); roll is 1 once
 	// it was created, 2 once its header was written, 3 once records
