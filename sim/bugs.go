@@ -52,6 +52,7 @@ var bugNames = []struct {
 	{"delete-keeps-chunk-files", func(b *node.Bugs) { b.Replica.DeleteKeepsChunkFiles = true }, func(b node.Bugs) bool { return b.Replica.DeleteKeepsChunkFiles }},
 	{"append-ignores-if-version", func(b *node.Bugs) { b.Replica.Meta.AppendIgnoresIfVersion = true }, func(b node.Bugs) bool { return b.Replica.Meta.AppendIgnoresIfVersion }},
 	{"gc-done-lists-all-garbage", func(b *node.Bugs) { b.GCDoneListsAllGarbage = true }, func(b node.Bugs) bool { return b.GCDoneListsAllGarbage }},
+	{"compact-removes-first", func(b *node.Bugs) { b.Replica.CompactRemovesFirst = true }, func(b node.Bugs) bool { return b.Replica.CompactRemovesFirst }},
 	{"inline-at-threshold-refused", func(b *node.Bugs) { b.Replica.Meta.InlineAtThresholdRefused = true }, func(b node.Bugs) bool { return b.Replica.Meta.InlineAtThresholdRefused }},
 }
 

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -321,11 +322,19 @@ type armed struct {
 // kind armed, if the coin says this moment is the one (half the time, so
 // that the later moments of a protocol run are reached too).
 func (w *World) take(kind FaultKind) (time.Duration, bool) {
+	return w.takeWith(kind, w.faultRng, 2)
+}
+
+// takeWith is take with a coin of odds 1 in n thrown from r: the disk
+// work's crash points (diskpoints.go) throw theirs from a source of their
+// own, at steps that come in runs (a compaction's), so that the later
+// steps are reached too.
+func (w *World) takeWith(kind FaultKind, r *rand.Rand, n int) (time.Duration, bool) {
 	if w.healed {
 		return 0, false
 	}
 	i := slices.IndexFunc(w.armed, func(a armed) bool { return a.kind == kind })
-	if i < 0 || w.faultRng.IntN(2) == 0 {
+	if i < 0 || r.IntN(n) != n-1 {
 		return 0, false
 	}
 	dur := w.armed[i].dur

@@ -138,23 +138,32 @@ const (
 	// crashes there, before the replica hears of it, and restarts after
 	// Dur (ownsnap.go). Armed for any node.
 	OwnSnapCrash FaultKind = "ownsnapcrash"
+	// CompactCrash: a node whose disk work is compacting a log (a group
+	// log's rewrite or rotation onto a snapshot file, a meta snapshot
+	// file's write, a shared log's removal of segments) loses power right
+	// before one of its fsyncs, renames or removals; RollCrash: one whose
+	// log just started a new segment, right after its header was written
+	// or before its first fsync. The node restarts after Dur. Armed for
+	// any node (diskpoints.go).
+	CompactCrash FaultKind = "compactcrash"
+	RollCrash    FaultKind = "rollcrash"
 )
 
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
 var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot,
 	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, DiskStall, StageRot, LostWrite, Misdirect, Latent, ReadErr,
-	ChunkLoss, LeaderIsolate, OwnSnapCrash}
+	ChunkLoss, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash}
 
 // crashPointKinds are the crash points, in the order the coverage line
 // counts them firing.
-var crashPointKinds = []FaultKind{AckCrash, VoteCrash, ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash}
+var crashPointKinds = []FaultKind{AckCrash, VoteCrash, ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, CompactCrash, RollCrash}
 
 // anyNode reports whether a fault kind names no node: a crash point armed
 // for whichever node (or client) reaches its moment first.
 func (k FaultKind) anyNode() bool {
 	return k == ChunkCrash || k == WriterCrash || k == SnapCrash || k == ConfCrash || k == BatchCrash ||
-		k == LeaderIsolate || k == OwnSnapCrash
+		k == LeaderIsolate || k == OwnSnapCrash || k == CompactCrash || k == RollCrash
 }
 
 // Fault is one scheduled fault.
@@ -179,7 +188,7 @@ func (f Fault) String() string {
 		if f.OneWay {
 			s += ":oneway"
 		}
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash:
 	default:
 		s += fmt.Sprintf(":n%d", f.Node)
 	}
@@ -326,7 +335,7 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 }
 
 // drawRestFaults draws the faults added after every other (ChunkLoss,
-// LeaderIsolate, OwnSnapCrash), from a source of their own, so that every
+// LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash), from a source of their own, so that every
 // other draw of a seed, its schedule's and the clock skews that follow
 // them, stays what it was: only the seeds that draw one of these change
 // their traces. A loss needs a good copy elsewhere, as bit rot does: 3 or
@@ -360,6 +369,17 @@ func drawRestFaults(seed uint64, nodes int, until time.Duration) []Fault {
 			// Armed early: a replica takes its own snapshots seldom in a
 			// short run, and the crash point waits for one.
 			out = append(out, Fault{At: at() / 3, Kind: OwnSnapCrash, Dur: dur(100, 3000)})
+		}
+	}
+	// Drawn last: a seed that draws none of them keeps its run.
+	if on(0.4) {
+		for n := 1 + r.IntN(3); n > 0; n-- {
+			out = append(out, Fault{At: at() / 2, Kind: CompactCrash, Dur: dur(100, 3000)})
+		}
+	}
+	if on(0.4) {
+		for n := 1 + r.IntN(2); n > 0; n-- {
+			out = append(out, Fault{At: at() / 2, Kind: RollCrash, Dur: dur(100, 3000)})
 		}
 	}
 	return out

@@ -201,6 +201,9 @@ type World struct {
 	// edgeRng draws the writes sized to end at a boundary (workload.go
 	// edgeSize), from a source of its own.
 	edgeRng *rand.Rand
+	// pointRng throws the coins of the disk work's crash points
+	// (diskpoints.go), from a source of its own.
+	pointRng *rand.Rand
 }
 
 // coverage sums what the nodes did over a run (counters of crashed
@@ -275,6 +278,9 @@ type coverage struct {
 	// piecesRejected counts the snapshots whose pieces a replica dropped
 	// as not those of the snapshot described (node.Stats).
 	piecesRejected uint64
+	// points counts the steps of compactions and segment rolls the disk
+	// work reached, and the crashes there (diskpoints.go).
+	points [numDiskPoints]diskPointCount
 }
 
 func (c *coverage) noteCommit(cmd *meta.Command, res meta.Result) {
@@ -328,7 +334,7 @@ func (c coverage) String() string {
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.scrubbed, c.reuses, c.expired, c.registered, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, c.frames.lent, c.frames.reused, c.frames.pins, fired.String()) + c.sharedString() +
 		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d",
-			c.chunkLosses, c.isolations, c.diverged, c.ownSnaps, c.fired[OwnSnapCrash], c.edgeSizes)
+			c.chunkLosses, c.isolations, c.diverged, c.ownSnaps, c.fired[OwnSnapCrash], c.edgeSizes) + diskPointString(&c.points)
 }
 
 // sharedString describes what shared logs did, if a run had them.
@@ -621,6 +627,7 @@ func run(opts Options) (res *Result) {
 	w.net = newNetwork(w)
 	w.hist = newHistory()
 	w.coverage.fired = map[FaultKind]int{}
+	w.pointRng = rand.New(rand.NewPCG(opts.Seed, 0xd15c9017))
 	defer func() {
 		// A panic outside a node's own calls (the simulator, or a client
 		// driving core/client) still ends in a verdict.
@@ -711,7 +718,7 @@ func (w *World) inject(f Fault) {
 	case AckCrash, VoteCrash:
 		s := w.nodes[f.Node-1]
 		s.crashPoint, s.crashPointDur = f.Kind, f.Dur
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash:
 		w.armed = append(w.armed, armed{f.Kind, f.Dur})
 	case ChunkLoss:
 		w.loseChunk(w.nodes[f.Node-1])

@@ -108,6 +108,9 @@ type simNode struct {
 	inIO         bool
 	powerLoss    bool
 	powerLossDur time.Duration
+	// steps follows the disk work's steps for its crash points
+	// (diskpoints.go).
+	steps diskSteps
 	// stageRots counts the StageRot faults waiting for a staged file to
 	// damage (stagerot.go).
 	stageRots int
@@ -188,6 +191,7 @@ func (io *simIO) act() {
 	if i := slices.Index(s.ioPending, io); i >= 0 {
 		s.ioPending = slices.Delete(s.ioPending, i, i+1)
 	}
+	s.steps = diskSteps{}
 	s.inIO = true
 	ok, err := s.runIO("doing disk work", io.work)
 	s.inIO = false
@@ -196,6 +200,10 @@ func (io *simIO) act() {
 	}
 	if s.powerLoss {
 		s.powerFailed()
+		return
+	}
+	if s.steps.down {
+		s.pointCrashed()
 		return
 	}
 	if io.own != nil && err == nil && s.ownSnapDone(io.own) {
@@ -247,6 +255,7 @@ func (s *simNode) installDiskFaults() {
 		},
 		ReadErr: s.readErr,
 		Place:   s.placeWrite,
+		Op:      s.diskOp,
 	})
 }
 

@@ -19,6 +19,8 @@ type SwarmResult struct {
 	Verdict verdict.Verdict
 	// Detail is the first failure, on one line.
 	Detail string
+	// Coverage is the run's coverage line ("" if the run printed none).
+	Coverage string
 }
 
 // Passed reports whether the seed passed.
@@ -79,7 +81,7 @@ func Swarm(opts Options, so SwarmOptions, out io.Writer) []SwarmResult {
 			o := opts
 			o.Seed = seed
 			res := Run(o)
-			r := SwarmResult{Seed: seed, Verdict: res.Verdict}
+			r := SwarmResult{Seed: seed, Verdict: res.Verdict, Coverage: res.Coverage}
 			if len(res.Verdict.Failures) > 0 {
 				r.Detail = res.Verdict.Failures[0].Summary()
 			}
@@ -170,6 +172,9 @@ func runSeedProcess(exe string, seed uint64, opts Options, extra []string) Swarm
 		}
 		if f, ok := strings.CutPrefix(line, "failure: "); ok && r.Detail == "" {
 			r.Detail = f
+		}
+		if c, ok := strings.CutPrefix(line, "coverage: "); ok {
+			r.Coverage = c
 		}
 	}
 	switch {

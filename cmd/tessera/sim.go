@@ -217,6 +217,7 @@ status 1 if any seed fails; each failing seed replays with 'tessera sim run
 			sum := sim.Summarize(results)
 			fmt.Printf("swarm took %s\n", time.Since(start).Round(time.Second))
 			fmt.Println(sum)
+			fmt.Println(sim.DiskPointTotals(results))
 			if sum.Failed+sum.Panicked > 0 {
 				return exitError{1}
 			}

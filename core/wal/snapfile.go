@@ -181,10 +181,7 @@ func (w *WAL) Rotate(ref SnapshotRef, hs *raftpb.HardState, ents []*raftpb.Entry
 			return err
 		}
 	}
-	if err := w.install(seq, b); err != nil {
-		return err
-	}
-	if err := w.removeSegments(old); err != nil {
+	if err := w.replaceSegments(seq, b, old); err != nil {
 		return err
 	}
 	keep := snapFileName(ref.Metadata.GetIndex(), ref.Metadata.GetTerm())
@@ -195,6 +192,21 @@ func (w *WAL) Rotate(ref SnapshotRef, hs *raftpb.HardState, ents []*raftpb.Entry
 }
 
 const tmpSuffix = ".tmp"
+
+// replaceSegments installs b as segment seq, then removes the segments
+// old it replaces; the caller syncs the directory.
+func (w *WAL) replaceSegments(seq uint64, b *batch, old []uint64) error {
+	if w.removesFirst() {
+		// Injected bug: the old segments go first.
+		if err := w.removeSegments(old); err != nil {
+			return err
+		}
+	}
+	if err := w.install(seq, b); err != nil {
+		return err
+	}
+	return w.removeSegments(old)
+}
 
 // removeSegments removes the segments a rewrite replaced; the caller syncs
 // the directory.

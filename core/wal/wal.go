@@ -110,6 +110,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
@@ -183,7 +184,22 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type Options struct {
 	// SegmentBytes is the size beyond which a new segment is started.
 	SegmentBytes int64
+	// Bugs are defects to inject, for testing the testbed only: ignored
+	// unless the build has the tesserabugs tag (bugs.CompiledIn).
+	Bugs Bugs
 }
+
+// Bugs switch on known defects of a log.
+type Bugs struct {
+	// CompactRemovesFirst makes Compact and Rotate remove the old
+	// segments before the new one is written and durable: a crash in
+	// between leaves a log that lost its snapshot and its first entries,
+	// or all of it.
+	CompactRemovesFirst bool
+}
+
+// removesFirst reports whether the CompactRemovesFirst defect is on.
+func (w *WAL) removesFirst() bool { return bugs.CompiledIn && w.opts.Bugs.CompactRemovesFirst }
 
 // State is what recovery found.
 type State struct {
@@ -708,10 +724,7 @@ func (w *WAL) Compact(index uint64) error {
 	}
 	// The new segment must be durable whole, name included, before any old
 	// one goes away.
-	if err := w.install(seq, b); err != nil {
-		return err
-	}
-	if err := w.removeSegments(old); err != nil {
+	if err := w.replaceSegments(seq, b, old); err != nil {
 		return err
 	}
 	w.dirDirty = len(old) > 0

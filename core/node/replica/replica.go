@@ -129,6 +129,10 @@ type Bugs struct {
 	// deleted may lose the marker's name, and the node, finding neither
 	// log nor marker, bootstraps the group afresh as an initial member.
 	MarkersWithoutDirSync bool
+	// CompactRemovesFirst compacts a group's own log (wal.Compact,
+	// wal.Rotate) by removing its old segments before the new segment is
+	// written and durable (wal.Bugs).
+	CompactRemovesFirst bool
 	// TermBeforeDurable lets the messages of a term the replica has just
 	// taken (a candidate's vote requests, a new leader's appends and
 	// heartbeats) leave at once, before the hard state holding that term
@@ -334,7 +338,8 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
 	} else {
-		w, s, err := wal.Open(sh.Env.FS(), dir+"/wal", wal.Options{SegmentBytes: cfg.WALSegmentBytes})
+		w, s, err := wal.Open(sh.Env.FS(), dir+"/wal", wal.Options{SegmentBytes: cfg.WALSegmentBytes,
+			Bugs: wal.Bugs{CompactRemovesFirst: bugs.CompiledIn && cfg.Bugs.CompactRemovesFirst}})
 		if err != nil {
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}

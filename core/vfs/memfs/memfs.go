@@ -38,8 +38,28 @@ import (
 // ErrClosed is returned by a handle used after Close or after a crash.
 var ErrClosed = errors.New("memfs: file closed")
 
+// Op is a kind of call that changes a file system, as Faults.Op sees it.
+type Op int
+
+// The calls Faults.Op is consulted before.
+const (
+	OpCreate Op = iota
+	OpWrite
+	OpSync
+	OpSyncDir
+	OpRename
+	OpRemove
+)
+
 // Faults are the injection hooks. Nil hooks inject nothing.
 type Faults struct {
+	// Op is consulted before every call that changes the file system
+	// (Create, Write, File.Sync, SyncDir, Rename and Remove; name is the
+	// file, the directory of a SyncDir, the old name of a Rename), before
+	// any other hook: a non-nil error fails the call and changes nothing.
+	// The simulator crashes a node between two steps of a log's
+	// compaction with it.
+	Op func(op Op, name string) error
 	// WriteErr is consulted before every Write and Create; a non-nil error
 	// fails the operation and changes nothing.
 	WriteErr func(name string) error
@@ -230,11 +250,22 @@ func (fs *FS) lookup(name string) (*dir, string, error) {
 	return dd, base, nil
 }
 
+// op asks the Op hook whether a call may go on.
+func (fs *FS) op(op Op, name string) error {
+	if h := fs.faults.Op; h != nil {
+		return h(op, clean(name))
+	}
+	return nil
+}
+
 // Create creates or truncates a file.
 func (fs *FS) Create(name string) (vfs.File, error) {
 	d, base, err := fs.lookup(name)
 	if err != nil {
 		return nil, err
+	}
+	if err := fs.op(OpCreate, name); err != nil {
+		return nil, fmt.Errorf("memfs: create %s: %w", name, err)
 	}
 	if h := fs.faults.WriteErr; h != nil {
 		if err := h(name); err != nil {
@@ -276,6 +307,9 @@ func (fs *FS) Remove(name string) error {
 	if d.entries[base] == nil {
 		return fmt.Errorf("memfs: remove %s: %w", name, vfs.ErrNotExist)
 	}
+	if err := fs.op(OpRemove, name); err != nil {
+		return fmt.Errorf("memfs: remove %s: %w", name, err)
+	}
 	d.set(base, nil)
 	fs.named(d, base, nil)
 	return nil
@@ -294,6 +328,9 @@ func (fs *FS) Rename(oldname, newname string) error {
 	ino := od.entries[ob]
 	if ino == nil {
 		return fmt.Errorf("memfs: rename %s: %w", oldname, vfs.ErrNotExist)
+	}
+	if err := fs.op(OpRename, oldname); err != nil {
+		return fmt.Errorf("memfs: rename %s: %w", oldname, err)
 	}
 	od.set(ob, nil)
 	nd.set(nb, ino)
@@ -355,6 +392,9 @@ func (fs *FS) SyncDir(name string) error {
 	}
 	if fs.syncsFail || fs.powerLost {
 		return fmt.Errorf("memfs: syncdir %s: %w", name, ErrPowerLoss)
+	}
+	if err := fs.op(OpSyncDir, name); err != nil {
+		return fmt.Errorf("memfs: syncdir %s: %w", name, err)
 	}
 	if h := fs.faults.SyncErr; h != nil {
 		if err := h(clean(name)); err != nil {
@@ -559,6 +599,9 @@ func (f *file) Write(p []byte) (int, error) {
 	if err := f.check(); err != nil {
 		return 0, err
 	}
+	if err := f.fs.op(OpWrite, f.name); err != nil {
+		return 0, fmt.Errorf("memfs: write %s: %w", f.name, err)
+	}
 	if h := f.fs.faults.WriteErr; h != nil {
 		if err := h(f.name); err != nil {
 			return 0, fmt.Errorf("memfs: write %s: %w", f.name, err)
@@ -622,6 +665,9 @@ func (f *file) Sync() error {
 	}
 	if f.fs.syncsFail || f.fs.powerLost {
 		return fmt.Errorf("memfs: sync %s: %w", f.name, ErrPowerLoss)
+	}
+	if err := f.fs.op(OpSync, f.name); err != nil {
+		return fmt.Errorf("memfs: sync %s: %w", f.name, err)
 	}
 	if h := f.fs.faults.SyncErr; h != nil {
 		if err := h(f.name); err != nil {

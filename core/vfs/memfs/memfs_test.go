@@ -474,3 +474,74 @@ func TestSyncsFail(t *testing.T) {
 		t.Errorf("log holds %q after the crash, want %q", c, "synced")
 	}
 }
+
+// TestOpHook checks that the Op hook sees each call that changes the file
+// system, with its name, before it happens, and that its error fails the
+// call and changes nothing: names are eager, so that a refused Create,
+// Rename or Remove that went on anyway would show after the crash.
+func TestOpHook(t *testing.T) {
+	errStop := errors.New("stop")
+	tests := []struct {
+		op   Op
+		name string
+		call func(fs *FS, f vfs.File) error
+		// file and want are a file's content after the refused call
+		// and a crash that keeps every unsynced byte (exists false: no
+		// such file).
+		file   string
+		want   string
+		exists bool
+	}{
+		{OpCreate, "d/b", func(fs *FS, _ vfs.File) error { _, err := fs.Create("/d/b"); return err }, "d/b", "", false},
+		{OpWrite, "d/a", func(_ *FS, f vfs.File) error { _, err := f.Write([]byte("more")); return err }, "d/a", "old", true},
+		{OpSync, "d/a", func(_ *FS, f vfs.File) error { return f.Sync() }, "d/a", "old", true},
+		{OpSyncDir, "d", func(fs *FS, _ vfs.File) error { return fs.SyncDir("d/") }, "d/a", "old", true},
+		{OpRename, "d/a", func(fs *FS, _ vfs.File) error { return fs.Rename("d/a", "d/z") }, "d/a", "old", true},
+		{OpRemove, "d/a", func(fs *FS, _ vfs.File) error { return fs.Remove("d/a") }, "d/a", "old", true},
+	}
+	for _, tt := range tests {
+		fs := New()
+		must(t, fs.MkdirAll("d"))
+		f, err := fs.Create("d/a")
+		must(t, err)
+		_, err = f.Write([]byte("old"))
+		must(t, err)
+		must(t, f.Sync())
+		must(t, fs.SyncDir("d"))
+		fs.SetEagerNames(tt.op != OpSyncDir)
+		switch tt.op {
+		case OpSync:
+			// Bytes only a Sync would make durable.
+			_, err = f.Write([]byte("+unsynced"))
+			must(t, err)
+		case OpSyncDir:
+			// A removal only a SyncDir would make durable.
+			must(t, fs.Remove("d/a"))
+		}
+		var seen []string
+		fs.SetFaults(Faults{Op: func(op Op, name string) error {
+			if op != tt.op {
+				return nil
+			}
+			seen = append(seen, name)
+			return errStop
+		}})
+		if err := tt.call(fs, f); !errors.Is(err, errStop) {
+			t.Errorf("op %d: call returned %v, want the hook's error", tt.op, err)
+		}
+		if !slices.Equal(seen, []string{tt.name}) {
+			t.Errorf("op %d: hook saw %q, want %q", tt.op, seen, tt.name)
+		}
+		fs.SetFaults(Faults{})
+		if tt.op == OpSync {
+			// A crash keeping every unsynced byte keeps the page cache:
+			// look at what the refused sync made durable instead.
+			fs.Crash(nil)
+		} else {
+			fs.Crash(func(n int) int { return n })
+		}
+		if got, ok := content(t, fs, tt.file); ok != tt.exists || got != tt.want {
+			t.Errorf("op %d: after the crash %s holds %q (exists %v), want %q (exists %v)", tt.op, tt.file, got, ok, tt.want, tt.exists)
+		}
+	}
+}
