@@ -43,6 +43,7 @@ func (g *Replica) removeDoomed() {
 			g.host.Fail(fmt.Errorf("group %d: %w", g.id, err))
 			return
 		}
+		awaited := g.store.WritesAwaitRemoval()
 		lacks, err := g.store.RemovalDone()
 		if err != nil {
 			g.host.Fail(fmt.Errorf("group %d: %w", g.id, err))
@@ -51,6 +52,14 @@ func (g *Replica) removeDoomed() {
 		for _, l := range lacks {
 			if _, held := g.store.Info(l.ID); held {
 				g.lacking(l.Index, l.ID)
+			}
+		}
+		if awaited && !g.removed {
+			// A snapshot waited for those writes (maybeSnapshot); a quiet
+			// group may have no Ready to take it soon.
+			if err := g.maybeSnapshot(); err != nil {
+				g.host.Fail(err)
+				return
 			}
 		}
 		g.removeDoomed()
