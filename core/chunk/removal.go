@@ -82,6 +82,9 @@ func (s *Store) doom(id uint64) {
 func (s *Store) reclaim(id uint64) (wasDoomed, removing bool) {
 	wasDoomed = s.doomedSet[id]
 	delete(s.doomedSet, id) // its entry in doomed is skipped (TakeDoomed)
+	if len(s.doomedSet) == 0 {
+		s.doomed = nil // only skipped entries were left
+	}
 	return wasDoomed, s.removing[id]
 }
 
