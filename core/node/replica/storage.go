@@ -734,6 +734,5 @@ func (g *Replica) applyCommitted(m *raftpb.Message) {
 			return
 		}
 	}
-	g.removeDoomed()
 	g.deliver(m.GetResponses())
 }
