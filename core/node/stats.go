@@ -244,6 +244,16 @@ func (n *Node) HoldsEntry(group, index, term uint64) bool {
 	return g != nil && g.HoldsEntry(index, term)
 }
 
+// LogWriting returns the entries of a group's log batch in flight on this
+// node and the entry the first of them follows (replica.LogWriting); none
+// if the node hosts no replica of the group.
+func (n *Node) LogWriting(group uint64) (prev replica.EntryID, ents []replica.EntryID) {
+	if g := n.groups[group]; g != nil {
+		return g.LogWriting()
+	}
+	return replica.EntryID{}, nil
+}
+
 // HeldChunks returns the ids of the chunks this node's replica of a data
 // group holds in its applied state, sorted; ok is false if the node hosts
 // no replica of the group, or a fenced or empty one.

@@ -741,6 +741,36 @@ func (g *Replica) HoldsEntry(index, term uint64) bool {
 	return err == nil && (term == 0 || t == term)
 }
 
+// EntryID names a log entry by its index and term.
+type EntryID struct{ Index, Term uint64 }
+
+// LogWriting returns the entries of the log batch in flight (handed to the
+// runtime, not durable yet), in the order they are written, and the entry
+// the first of them follows as raft's storage holds it (its term 0 if
+// compacted away). A crash may keep a prefix of such a batch: a new
+// leader's entries that replace some the replica held durably may then
+// reach the disk in part, and the replica recovers a log ending inside
+// them, the replaced entries gone. The simulator tells that from a log
+// that lost durable records with it (sim crashpoint.go checkRecovered).
+func (g *Replica) LogWriting() (prev EntryID, ents []EntryID) {
+	if g.amnesiac {
+		return EntryID{}, nil
+	}
+	for _, j := range g.log.running {
+		for _, e := range j.entries {
+			ents = append(ents, EntryID{Index: e.GetIndex(), Term: e.GetTerm()})
+		}
+	}
+	if len(ents) == 0 {
+		return EntryID{}, nil
+	}
+	prev.Index = ents[0].Index - 1
+	if t, err := g.storage.Term(prev.Index); err == nil {
+		prev.Term = t
+	}
+	return prev, ents
+}
+
 // MissingChunks returns how many of the chunks a data snapshot held back
 // lists are still to be fetched; ok is false if none is held back for its
 // chunks.
