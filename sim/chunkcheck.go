@@ -125,7 +125,9 @@ func (w *World) appliedBytes(s *simNode, a node.Applied) {
 		in.Size = uint32(len(a.Chunk.Data))
 	}
 	name, ok := s.node.ChunkPath(a.Group, in.ID)
-	if !ok || w.rotted[lostFile{s.id, name}] {
+	if !ok || w.rotted[lostFile{s.id, name}] || s.node.ChunkAwaitsRemoval(a.Group, in.ID) {
+		// A write applied while the chunk's old file was being removed
+		// puts its bytes in place once the removal is done.
 		return
 	}
 	if w.rotted[lostFile{s.id, fmt.Sprintf("%d/%d", a.Group, a.Index)}] {

@@ -163,6 +163,7 @@ func TestSwarmSeeds(t *testing.T) {
 			"batchcrash@16.102408721s/2.174s,batchcrash@16.438476715s/2.339s,confcrash@22.613490342s/1.338s,batchcrash@24.937066969s/2.923s," +
 			"confcrash@25.714222835s/2.973s,pause@25.969922523s:n1/2.748s",
 			"simulator: a compaction in flight at a crash ran whole with its fsyncs made no-ops, so under eager names its rename and removals became durable with the new segment's content lost (a state no crash leaves)"},
+		{872, "", "simulator: a follower's batch of a newer leader's entries of an older term, replacing uncommitted entries it held, was torn by a crash: its log recovered ending inside the batch, and was taken for one that lost durable records"},
 		{42691, "", "simulator: stagerot damaged the leader's and a follower's copies of one entry, each while its replica knew it uncommitted; they were the quorum that committed it, the third replica got it without its bytes, and no good copy was left to repair from"},
 	}
 	for _, tt := range tests {

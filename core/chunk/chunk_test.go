@@ -113,7 +113,9 @@ func TestStoreApplyAndRead(t *testing.T) {
 	if m := s.Missing(s.Infos()); len(m) != 0 {
 		t.Fatalf("Missing counts a rotted (same-size) file: %v", m)
 	}
-	// Delete removes the file and the entry; deleting again is a no-op.
+	// Delete removes the entry at once and dooms the file, which the
+	// caller removes off its event loop (TakeDoomed, RemoveFiles,
+	// RemovalDone); deleting again is a no-op.
 	for i, idx := range []uint64{10, 11} {
 		if rej, fatal := s.Apply(idx, Command{Op: OpDelete, IDs: []uint64{1, 99}}); rej != nil || fatal != nil {
 			t.Fatalf("delete %d: %v %v", i, rej, fatal)
@@ -121,6 +123,24 @@ func TestStoreApplyAndRead(t *testing.T) {
 	}
 	if _, ok := s.Info(1); ok || s.Len() != 1 {
 		t.Fatal("chunk 1 still held after delete")
+	}
+	if !exists(fs, "g/chunks/0000000000000001.chk") {
+		t.Fatal("the apply of a delete removed the file itself: its caller's event loop would wait for the disk")
+	}
+	doomed := s.TakeDoomed()
+	if want := []string{"g/chunks/0000000000000001.chk"}; !slices.Equal(doomed, want) || s.Doomed() {
+		t.Fatalf("doomed files %q (more: %v), want %q", doomed, s.Doomed(), want)
+	}
+	for range 2 { // the second time, already gone
+		if err := RemoveFiles(fs, doomed); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lacks, err := s.RemovalDone(); len(lacks) != 0 || err != nil || s.Removing() {
+		t.Fatalf("removal done: %v %v, under way still: %v", lacks, err, s.Removing())
+	}
+	if exists(fs, "g/chunks/0000000000000001.chk") {
+		t.Fatal("the file of a deleted chunk is left after its removal")
 	}
 	if m := s.Missing([]Info{{ID: 1, Size: 6, CRC: Checksum([]byte("abcdef"))}}); len(m) != 1 {
 		t.Fatalf("deleted chunk not reported missing: %v", m)
@@ -180,7 +200,14 @@ func TestStoreRestoreRemovesLeftovers(t *testing.T) {
 		}
 	}
 	manifest := []Info{{ID: 2, Size: 2, CRC: Checksum([]byte("bb"))}}
-	if err := s.Restore(50, manifest); err != nil {
+	if lacks, err := s.Restore(50, manifest); err != nil || len(lacks) != 0 {
+		t.Fatal(lacks, err)
+	}
+	// The leftovers are doomed, for the caller to remove off its loop.
+	if err := RemoveFiles(fs, s.TakeDoomed()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RemovalDone(); err != nil {
 		t.Fatal(err)
 	}
 	names, _ := fs.List("c")
@@ -298,13 +325,13 @@ func TestStoreDigest(t *testing.T) {
 	}
 	write(c, 1, 1, "x")
 	write(c, 2, 2, "yy")
-	if err := c.Restore(5, a.Infos()); err != nil {
+	if _, err := c.Restore(5, a.Infos()); err != nil {
 		t.Fatal(err)
 	}
 	if c.Digest() != a.Digest() {
 		t.Fatal("a restored manifest digests differently")
 	}
-	if err := c.Restore(6, nil); err != nil || c.Digest() != empty {
+	if _, err := c.Restore(6, nil); err != nil || c.Digest() != empty {
 		t.Fatalf("an empty manifest: %x, want %x (%v)", c.Digest(), empty, err)
 	}
 }
@@ -374,7 +401,8 @@ func TestStagedWrites(t *testing.T) {
 		t.Fatalf("before Tidy: %v, want %v", names, want)
 	}
 	// A chunk file of a chunk not held (fetched for a snapshot never
-	// installed) goes only when chunks is set.
+	// installed) goes only when chunks is set, doomed for the caller to
+	// remove off its event loop.
 	if err := s.WriteFile(Info{ID: 7, Size: 5, CRC: Checksum([]byte("seven"))}, []byte("seven")); err != nil {
 		t.Fatal(err)
 	}
@@ -386,6 +414,16 @@ func TestStagedWrites(t *testing.T) {
 		t.Fatalf("Tidy(2) removed a staged file above 2: %v", names)
 	}
 	if err := s.Tidy(6, true); err != nil {
+		t.Fatal(err)
+	}
+	doomed := s.TakeDoomed()
+	if want := []string{"g/chunks/0000000000000007.chk"}; !slices.Equal(doomed, want) {
+		t.Fatalf("Tidy doomed %v, want %v", doomed, want)
+	}
+	if err := RemoveFiles(fs, doomed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RemovalDone(); err != nil {
 		t.Fatal(err)
 	}
 	names, _ = fs.List("g/chunks")
@@ -806,5 +844,112 @@ func TestWriteAfterDeleteHoldsAFile(t *testing.T) {
 		if got, err := s.Read(7, 0, 0); err != nil || !bytes.Equal(got, again.Data) {
 			t.Fatalf("ref %v: the chunk written again after its delete reads %q, %v", ref, got, err)
 		}
+	}
+}
+
+// exists reports whether a file is in fs.
+func exists(fs vfs.FS, name string) bool {
+	f, err := fs.Open(name)
+	if err == nil {
+		f.Close()
+	}
+	return err == nil
+}
+
+// TestWriteOfADoomedChunk: a chunk written again after its delete, with
+// the very bytes it had (a client's late retry: simulator seed 486), while
+// its old file waits for its removal off the caller's event loop
+// (removal.go), holds a file with the bytes once the removal is done,
+// whether the removal had not started (the file is no longer doomed) or
+// was under way (the bytes go in at RemovalDone), and whether the write
+// carries its bytes or had them staged. The old file is never taken for
+// the new write's: one that came without its bytes is lacking.
+func TestWriteOfADoomedChunk(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		ref, underWay    bool
+		staged, wantLack bool
+	}{
+		{name: "whole, removal not started"},
+		{name: "whole, removal under way", underWay: true},
+		{name: "staged, removal not started", ref: true, staged: true},
+		{name: "staged, removal under way", ref: true, staged: true, underWay: true},
+		{name: "short without bytes, removal not started", ref: true, wantLack: true},
+		{name: "short without bytes, removal under way", ref: true, underWay: true, wantLack: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := memfs.New()
+			s, err := NewStore(fs, "g/chunks")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := write(97, "the chunk's bytes")
+			in := Info{ID: 97, Size: uint32(len(c.Data)), CRC: c.CRC}
+			if _, fatal := s.Apply(1, c); fatal != nil {
+				t.Fatal(fatal)
+			}
+			if _, fatal := s.Apply(2, Command{Op: OpDelete, IDs: []uint64{97}}); fatal != nil {
+				t.Fatal(fatal)
+			}
+			var doomed []string
+			if tc.underWay {
+				doomed = s.TakeDoomed()
+			}
+			var lacking bool
+			if tc.ref {
+				if tc.staged {
+					if err := s.WriteStaged(3, 1, in, c.Data); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var rejected, fatal error
+				if rejected, lacking, fatal = s.ApplyRef(3, 1, c.Ref()); rejected != nil || fatal != nil {
+					t.Fatal(rejected, fatal)
+				}
+			} else if rejected, fatal := s.Apply(3, c); rejected != nil || fatal != nil {
+				t.Fatal(rejected, fatal)
+			}
+			if tc.underWay {
+				if lacking || !s.AwaitsRemoval(97) || !s.WritesAwaitRemoval() {
+					t.Fatalf("write under a removal: lacking %v, awaits %v", lacking, s.AwaitsRemoval(97))
+				}
+				if err := RemoveFiles(fs, doomed); err != nil {
+					t.Fatal(err)
+				}
+				lacks, err := s.RemovalDone()
+				if err != nil {
+					t.Fatal(err)
+				}
+				lacking = len(lacks) == 1 && lacks[0] == Lack{Index: 3, ID: 97}
+				if len(lacks) > 1 || (len(lacks) == 1 && !lacking) {
+					t.Fatalf("lacks %v", lacks)
+				}
+			}
+			if s.AwaitsRemoval(97) || s.WritesAwaitRemoval() {
+				t.Fatal("the write still awaits the removal once it is done")
+			}
+			// Whatever was doomed now goes: the held chunk's file must not.
+			if s.Doomed() {
+				if err := RemoveFiles(fs, s.TakeDoomed()); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.RemovalDone(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if lacking != tc.wantLack {
+				t.Fatalf("lacking %v, want %v (the old file taken for the write's?)", lacking, tc.wantLack)
+			}
+			if _, held := s.Info(97); !held {
+				t.Fatal("chunk 97 not held after its write")
+			}
+			if tc.wantLack {
+				return // the caller fetches the bytes
+			}
+			got, err := s.Read(97, 0, 0)
+			if err != nil || !bytes.Equal(got, c.Data) {
+				t.Fatalf("the chunk written again reads %q, %v", got, err)
+			}
+		})
 	}
 }

@@ -30,6 +30,16 @@ type Store struct {
 	// tidiedTo is the highest index up to which Tidy removed staged
 	// files since the store was opened (Leftovers).
 	tidiedTo uint64
+	// doomed are the chunks whose files wait for a removal, oldest first
+	// (removal.go); an id is doomed if doomedSet has it (reclaim takes it
+	// out there only). removing are those of the batch of removals under
+	// way, removingBatch, and awaited the writes of its chunks applied
+	// meanwhile.
+	doomed        []uint64
+	doomedSet     map[uint64]bool
+	removing      map[uint64]bool
+	removingBatch []uint64
+	awaited       map[uint64]awaitedWrite
 	// bugs are injected defects (tesserabugs builds only).
 	bugs Bugs
 }
@@ -69,7 +79,8 @@ func NewStore(fs vfs.FS, dir string) (*Store, error) {
 	if err := fs.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("chunk: create %s: %w", dir, err)
 	}
-	return &Store{fs: fs, dir: dir, held: map[uint64]Info{}}, nil
+	return &Store{fs: fs, dir: dir, held: map[uint64]Info{}, doomedSet: map[uint64]bool{},
+		removing: map[uint64]bool{}, awaited: map[uint64]awaitedWrite{}}, nil
 }
 
 func (s *Store) name(id uint64) string { return s.path(".chk", id) }
@@ -165,7 +176,13 @@ func (s *Store) Apply(index uint64, c Command) (rejected error, fatal error) {
 			return nil, nil
 		}
 		in := Info{ID: c.ID, Size: uint32(len(c.Data)), CRC: c.CRC}
-		if err := s.writeAt(s.name(c.ID), in, c.Data, true); err != nil {
+		if _, removing := s.reclaim(c.ID); removing {
+			// The file is being removed: the bytes go in once it is
+			// (RemovalDone). A doomed file not yet being removed is
+			// written over unless it holds these very bytes (writeAt
+			// reads it whole).
+			s.awaited[c.ID] = awaitedWrite{index: index, in: in, data: slices.Clone(c.Data)}
+		} else if err := s.writeAt(s.name(c.ID), in, c.Data, true); err != nil {
 			return nil, err
 		}
 		s.held[c.ID] = in
@@ -173,6 +190,8 @@ func (s *Store) Apply(index uint64, c Command) (rejected error, fatal error) {
 	case OpWriteRef:
 		panic("chunk: an OpWriteRef applies with ApplyRef")
 	case OpDelete:
+		// The chunks leave the applied set now; their files go later, off
+		// the caller's event loop (removal.go).
 		for _, id := range c.IDs {
 			in, ok := s.held[id]
 			if !ok {
@@ -180,9 +199,10 @@ func (s *Store) Apply(index uint64, c Command) (rejected error, fatal error) {
 			}
 			delete(s.held, id)
 			s.digest -= infoDigest(in)
-			if err := s.fs.Remove(s.name(id)); err != nil && !errors.Is(err, vfs.ErrNotExist) {
-				return nil, fmt.Errorf("chunk: remove %d: %w", id, err)
-			}
+			// A write that awaited a removal is void: its staged file, at
+			// an applied index, is garbage for the next tidy.
+			delete(s.awaited, id)
+			s.doom(id)
 		}
 	default:
 		panic(fmt.Sprintf("chunk: apply unknown op %d", c.Op))
@@ -192,8 +212,12 @@ func (s *Store) Apply(index uint64, c Command) (rejected error, fatal error) {
 
 // WriteFile writes and fsyncs the file of a chunk unless a valid one is
 // already there. It does not change the applied set (snapshot installation
-// and repair use it directly).
+// and repair use it directly). A file doomed (removal.go) is kept, no
+// longer doomed, if it holds these very bytes (they are read whole); one
+// being removed may be removed after the write: a snapshot installed then
+// fetches the chunk again once the removal is done (Restore).
 func (s *Store) WriteFile(in Info, data []byte) error {
+	s.reclaim(in.ID)
 	return s.writeAt(s.name(in.ID), in, data, false)
 }
 
@@ -483,12 +507,19 @@ func (s *Store) ApplyRef(index, term uint64, c Command) (rejected error, lacking
 		}
 		return nil, false, nil
 	}
+	// A doomed file of the chunk (deleted before this write: removal.go)
+	// is never taken for this write's.
+	doomed, removing := s.reclaim(c.ID)
 	switch {
+	case removing:
+		// Its file is being removed: the staged file is renamed in once
+		// it is (RemovalDone), or the bytes fetched then.
+		s.awaited[c.ID] = awaitedWrite{index: index, in: in, ref: true, term: term}
 	case s.headerMatches(staged, in):
 		if err := s.fs.Rename(staged, s.name(c.ID)); err != nil {
 			return nil, false, fmt.Errorf("chunk: rename staged %d: %w", c.ID, err)
 		}
-	case s.headerMatches(s.name(c.ID), in):
+	case !doomed && s.headerMatches(s.name(c.ID), in):
 		// Applied before a restart: the rename happened.
 		if err := s.remove(staged); err != nil {
 			return nil, false, err
@@ -532,7 +563,8 @@ func (s *Store) remove(name string) error {
 // applied, and its file renamed, or is another entry: the file's entry was
 // truncated and never committed), and, if chunks is set, chunk files of
 // chunks not held (deleted while a removal was not yet durable, or fetched
-// for a snapshot that was never installed). The caller sets chunks only
+// for a snapshot that was never installed): those it dooms, for the
+// caller to remove off its event loop (removal.go). The caller sets chunks only
 // when no chunk file of a chunk not yet held is wanted: none is being
 // fetched for a snapshot, and no entry applied before a restart is still
 // to be applied again (it would find its file renamed, ApplyRef).
@@ -554,10 +586,11 @@ func (s *Store) Tidy(upTo uint64, chunks bool) error {
 		if _, err := fmt.Sscanf(nm, "%016x.chk", &id); err != nil || !chunks {
 			continue
 		}
-		if _, ok := s.held[id]; !ok {
-			if err := s.remove(s.dir + "/" + nm); err != nil {
-				return err
-			}
+		if _, ok := s.held[id]; !ok && !s.removing[id] {
+			// Removed off the caller's event loop, with the deleted
+			// chunks' files: there may be thousands (a crash lost the
+			// removals of a collection).
+			s.doom(id)
 		}
 	}
 	s.tidiedTo = max(s.tidiedTo, upTo)
@@ -662,10 +695,13 @@ func (s *Store) ReadInto(id uint64, offset, length uint32, buf []byte) ([]byte, 
 // Missing returns the infos of a manifest whose files are absent here or
 // have the wrong size. It does not read the bytes (that is the scrubber's and
 // the reader's job), so it is cheap enough to run on every snapshot message.
+//
+// A file doomed (removal.go) counts as missing: it is not this chunk's
+// copy, and may be removed at any moment.
 func (s *Store) Missing(manifest []Info) []Info {
 	var out []Info
 	for _, in := range manifest {
-		if !s.hasFile(in) {
+		if s.doomedSet[in.ID] || s.removing[in.ID] || !s.hasFile(in) {
 			out = append(out, in)
 		}
 	}
@@ -705,9 +741,26 @@ func (s *Store) Load(index uint64, manifest []Info) {
 // in the manifest are leftovers (deleted while this replica was away), and
 // staged files at or below the snapshot's index belong to entries it
 // replaces: both are removed, so that the directory matches the state.
-func (s *Store) Restore(index uint64, manifest []Info) error {
+//
+// A chunk the manifest lists whose file was doomed (removal.go) is not
+// trusted to hold it: it is returned lacking, to fetch, at once if its
+// removal had not started (it no longer will), else once it is done
+// (RemovalDone). Writes that awaited a removal belonged to the state
+// replaced: they are dropped (their staged files are tidied).
+func (s *Store) Restore(index uint64, manifest []Info) ([]Lack, error) {
 	s.Load(index, manifest)
-	return s.Tidy(index, true)
+	clear(s.awaited)
+	var lacks []Lack
+	for _, in := range s.Infos() {
+		doomed, removing := s.reclaim(in.ID)
+		switch {
+		case removing:
+			s.awaited[in.ID] = awaitedWrite{index: index, in: in}
+		case doomed:
+			lacks = append(lacks, Lack{Index: index, ID: in.ID})
+		}
+	}
+	return lacks, s.Tidy(index, true)
 }
 
 // Sync makes the directory's creations and removals durable; call it before

@@ -274,8 +274,10 @@ func (n *Node) HeldChunks(group uint64) (ids []uint64, ok bool) {
 // before the scrubber happens on them. A chunk applied without its bytes
 // is fetched at once (replica Host.Lacking), one found bad is repaired
 // (Host.Corrupt), and a replica still applying the log it recovered at
-// start fetches what it lacks once that log is applied (Reapplying); none
-// of them is stranded. The simulator checks, as the run goes, that no
+// start fetches what it lacks once that log is applied (Reapplying), and
+// one written again while its old file was being removed has its bytes
+// put in place, or fetched, once the removal is done (ChunkAwaitsRemoval);
+// none of them is stranded. The simulator checks, as the run goes, that no
 // replica has any (sim/chunkcheck.go); a fenced, empty or reapplying
 // replica, or one of the meta group, has none.
 func (n *Node) StrandedChunks(group uint64) []uint64 {
@@ -285,7 +287,7 @@ func (n *Node) StrandedChunks(group uint64) []uint64 {
 	}
 	var out []uint64
 	for _, in := range g.Store().Missing(g.Store().Infos()) {
-		if _, ok := n.repairing[chunkKey{group, in.ID}]; !ok {
+		if _, ok := n.repairing[chunkKey{group, in.ID}]; !ok && !g.Store().AwaitsRemoval(in.ID) {
 			out = append(out, in.ID)
 		}
 	}
@@ -300,11 +302,20 @@ func (n *Node) ChunkStranded(group, id uint64) bool {
 		return false
 	}
 	in, held := g.Store().Info(id)
-	if !held || len(g.Store().Missing([]chunk.Info{in})) == 0 {
+	if !held || len(g.Store().Missing([]chunk.Info{in})) == 0 || g.Store().AwaitsRemoval(id) {
 		return false
 	}
 	_, repairing := n.repairing[chunkKey{group, id}]
 	return !repairing
+}
+
+// ChunkAwaitsRemoval reports whether a chunk this node's replica of a data
+// group holds was written again while the file of its deleted self was
+// being removed (chunk.Store.AwaitsRemoval): until the removal is done, its
+// file is absent or that old one, and its bytes wait in a staged file.
+func (n *Node) ChunkAwaitsRemoval(group, id uint64) bool {
+	g := n.groups[group]
+	return g != nil && g.Store() != nil && g.Store().AwaitsRemoval(id)
 }
 
 // strandable returns this node's replica of a data group if it serves and

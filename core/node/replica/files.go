@@ -190,10 +190,20 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 		}
 		g.env.IO(group, func() error { return deleteReplica(fs, group, at, w, syncDir, keepChunks) }, done)
 	}
-	if g.log.stages > 0 {
-		g.log.onStagesDone = del
+	// The files go once no stage work and no removal of deleted chunks'
+	// files (removeDoomed) is under way: removeAll fails on a file that
+	// work removes, and a staged file written after it would stay.
+	afterStages := func() {
+		if g.log.stages > 0 {
+			g.log.onStagesDone = del
+		} else {
+			del()
+		}
+	}
+	if g.removing {
+		g.onRemoved = afterStages
 	} else {
-		del()
+		afterStages()
 	}
 }
 

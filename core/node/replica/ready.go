@@ -75,7 +75,10 @@ func (g *Replica) HandleReady() {
 	}
 	if err := g.maybeSnapshot(); err != nil {
 		g.host.Fail(err)
+		return
 	}
+	// A tidy, or a snapshot installed, may have doomed chunk files.
+	g.removeDoomed()
 }
 
 // ReportSnapshots tells raft that the snapshots this replica sent since the

@@ -305,6 +305,11 @@ type Replica struct {
 	// deleted is set once the node deleted the replica: disk work still in
 	// flight completes into nothing.
 	deleted bool
+	// removing is set while a batch of removals of deleted chunks' files
+	// is under way (removal.go removeDoomed); onRemoved, if set, runs
+	// when it is done, once the replica is deleted (Delete).
+	removing  bool
+	onRemoved func()
 	// snapStale is set when the last snapshot no longer serves a member
 	// that needs one: it predates a membership change (raft refuses a
 	// snapshot whose configuration does not include the receiver) or lists
@@ -526,7 +531,17 @@ func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
 		}
 		return nil
 	}
-	return g.store.Restore(md.GetIndex(), manifest)
+	lacks, err := g.store.Restore(md.GetIndex(), manifest)
+	if err != nil {
+		return err
+	}
+	// Chunks listed whose files were doomed here are fetched: the
+	// installed state holds them again (chunk.Store.Restore).
+	for _, l := range lacks {
+		g.stats.LackingChunks++
+		g.host.Lacking(g.id, l.ID)
+	}
+	return nil
 }
 
 // limitSessions applies Config.MaxSessions to a meta state just created

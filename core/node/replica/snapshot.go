@@ -34,6 +34,13 @@ func (g *Replica) maybeSnapshot() error {
 	// not held are garbage (chunk.Store.Tidy); a snapshot being
 	// fetched writes files of chunks not held yet.
 	chunks := g.pendingSnap == nil && g.applied >= g.recoveredTo
+	// Nor while writes of chunks wait for the removal of their old files
+	// (chunk.Store.WritesAwaitRemoval): their staged files, at applied
+	// indexes, are still to be renamed in, and the log that applies them
+	// again after a crash must stay. The snapshot is taken once they are.
+	if g.store.WritesAwaitRemoval() {
+		return nil
+	}
 	if err := g.store.Tidy(g.applied, chunks); err != nil {
 		return err
 	}

@@ -324,10 +324,14 @@ func (g *Replica) lacking(index, id uint64) {
 }
 
 // lackingRecovered fetches the chunks noted by lacking while the log
-// recovered at start was applied again, if they are still held.
+// recovered at start was applied again, if they are still held and still
+// without their file: a later entry may have written the chunk again after
+// its delete, with its bytes (its staged file renamed in, or to be once
+// the removal of the old file is done: chunk.Store.AwaitsRemoval).
 func (g *Replica) lackingRecovered() {
 	for _, id := range g.lackingAtRestart {
-		if _, held := g.store.Info(id); held {
+		in, held := g.store.Info(id)
+		if held && len(g.store.Missing([]chunk.Info{in})) > 0 && !g.store.AwaitsRemoval(id) {
 			g.stats.LackingChunks++
 			g.host.Lacking(g.id, id)
 		}

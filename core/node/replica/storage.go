@@ -734,5 +734,6 @@ func (g *Replica) applyCommitted(m *raftpb.Message) {
 			return
 		}
 	}
+	g.removeDoomed()
 	g.deliver(m.GetResponses())
 }
