@@ -105,6 +105,14 @@ type Request struct {
 	CRC uint32
 	// Data is the chunk content of a ChunkWrite.
 	Data []byte
+	// CRCComputed says the submitter computed CRC over Data itself, in
+	// this process, from the bytes it hands over (core/client does, as
+	// it cuts a body into chunks): the node then takes CRC as it is
+	// instead of passing over the bytes again to check it (the check is
+	// a twentieth of the CPU the nodes spend on a large put). It never
+	// travels: a request forwarded to a peer is checked there, its bytes
+	// having crossed the network.
+	CRCComputed bool
 	// Offset and Length select a byte range of a chunk for reads; Length 0
 	// reads to the end.
 	Offset, Length uint32

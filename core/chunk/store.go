@@ -410,7 +410,9 @@ func (s *Store) WriteStaged(index, term uint64, in Info, data []byte) error {
 
 // WriteStagedChecked is WriteStaged for bytes already checked against
 // in.CRC by the caller (a leader's own chunk write, checked as its request
-// was taken), which saves a pass over them.
+// was taken, or its crc computed from them by the client code that cut
+// them from a body in this process: api.Request.CRCComputed), which saves
+// a pass over them.
 func (s *Store) WriteStagedChecked(index, term uint64, in Info, data []byte) error {
 	return s.writeAt(s.stagedName(index, term), in, data, true)
 }

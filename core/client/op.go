@@ -278,7 +278,7 @@ func (o *Op) pump() {
 		ref := meta.ChunkRef{ID: id, Group: o.cfg.Topology.GroupForChunk(id), Size: uint32(len(p)), CRC: checksum(p)}
 		o.refs = append(o.refs, ref)
 		o.writing++
-		o.send(&api.Request{Kind: api.ChunkWrite, Group: ref.Group, ChunkID: id, CRC: ref.CRC, Data: p}, len(o.refs)-1)
+		o.send(&api.Request{Kind: api.ChunkWrite, Group: ref.Group, ChunkID: id, CRC: ref.CRC, Data: p, CRCComputed: true}, len(o.refs)-1)
 	}
 	if len(o.queue) > 0 && !o.allocating {
 		n := o.cfg.AllocBatch

@@ -229,7 +229,7 @@ func (r *Router) place(req *api.Request) *api.Request {
 }
 
 func (r *Router) submit(req *api.Request, done func(*api.Response), fromPeer bool) {
-	if resp := r.validate(req); resp != nil {
+	if resp := r.validate(req, fromPeer); resp != nil {
 		r.stats.RequestErrors++
 		done(resp)
 		return

@@ -241,7 +241,7 @@ func TestValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r, _, _ := newRouter(Config{})
 			req := tt.req
-			resp := r.validate(&req)
+			resp := r.validate(&req, false)
 			switch {
 			case tt.want == "" && resp != nil:
 				t.Fatalf("refused: %+v", resp)
@@ -250,6 +250,36 @@ func TestValidate(t *testing.T) {
 			}
 			if tt.want == "" && req.Kind == api.MetaCommand && req.Cmd.MTimeNanos != 1e18 {
 				t.Fatalf("mtime %d, want the node's clock", req.Cmd.MTimeNanos)
+			}
+		})
+	}
+}
+
+// TestValidateComputedCRC: a chunk write's crc32c is checked against its
+// bytes unless its submitter, in this process, computed it from them
+// (api.Request.CRCComputed); a peer's forward is always checked, whatever
+// it says.
+func TestValidateComputedCRC(t *testing.T) {
+	data := []byte("chunk bytes")
+	tests := []struct {
+		name           string
+		crc            uint32
+		computed, peer bool
+		refused        bool
+	}{
+		{"a wrong crc", 1, false, false, true},
+		{"a wrong crc said computed here", 1, true, false, false},
+		{"a wrong crc said computed, from a peer", 1, true, true, true},
+		{"a wrong crc from a peer", 1, false, true, true},
+		{"the right crc from a peer", chunk.Checksum(data), true, true, false},
+		{"the right crc", chunk.Checksum(data), false, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _, _ := newRouter(Config{})
+			req := api.Request{Kind: api.ChunkWrite, Group: dataGroup, ChunkID: 1, Data: data, CRC: tt.crc, CRCComputed: tt.computed}
+			if resp := r.validate(&req, tt.peer); (resp != nil) != tt.refused {
+				t.Fatalf("validate = %+v, want refused %v", resp, tt.refused)
 			}
 		})
 	}

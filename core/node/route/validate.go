@@ -16,8 +16,9 @@ func groupOf(req *api.Request) uint64 {
 	return req.Group
 }
 
-// validate checks a request before anything is done for it.
-func (r *Router) validate(req *api.Request) *api.Response {
+// validate checks a request before anything is done for it; fromPeer is set
+// for one a peer forwarded.
+func (r *Router) validate(req *api.Request, fromPeer bool) *api.Response {
 	switch req.Kind {
 	case api.MetaCommand:
 		c := &req.Cmd
@@ -95,7 +96,7 @@ func (r *Router) validate(req *api.Request) *api.Response {
 			if len(req.Data) > r.cfg.MaxChunkBytes {
 				return api.Errorf(api.TooLarge, "chunk of %d bytes above %d", len(req.Data), r.cfg.MaxChunkBytes)
 			}
-			if chunk.Checksum(req.Data) != req.CRC {
+			if (fromPeer || !req.CRCComputed) && chunk.Checksum(req.Data) != req.CRC {
 				return api.Errorf(api.Invalid, "chunk %d does not match its crc32c", req.ChunkID)
 			}
 		}
