@@ -50,17 +50,17 @@ func TestTornReplacement(t *testing.T) {
 		last     id
 		replaced bool
 	}{
-		{"two records of the batch kept", h, recovered(31, batch[0], batch[1]), id{33, 4}, true},
-		{"one record kept", h, recovered(31, batch[0]), id{32, 4}, true},
-		{"the whole batch kept, up to its last entry", h, recovered(31, batch...), id{40, 7}, true},
-		{"no batch in flight", heldLog{group: 3, term: 8, last: 39, lastTerm: 6}, recovered(33), id{33, 5}, false},
-		{"durable entries lost, none of the batch written", h, recovered(31), id{31, 4}, false},
-		{"durable entries lost below the batch", h, recovered(30, batch[0], batch[1]), id{33, 4}, false},
-		{"a record of the batch missing before the last", h, recovered(31, batch[0], batch[2]), id{34, 4}, false},
-		{"the recovered last entry is not the batch's", h, recovered(31, batch[0], id{33, 3}), id{33, 3}, false},
-		{"the batch follows the held log", heldLog{group: 3, last: 39, lastTerm: 6, prev: id{39, 6}, writing: []id{{40, 7}}}, recovered(38), id{38, 6}, false},
-		{"the batch's own tail replaced within it", heldLog{group: 3, last: 39, lastTerm: 6, prev: id{31, 4}, writing: []id{{32, 4}, {33, 4}, {33, 7}}}, recovered(31, id{32, 4}, id{33, 7}), id{33, 7}, true},
-		{"a gap in the batch", heldLog{group: 3, last: 39, lastTerm: 6, prev: id{31, 4}, writing: []id{{32, 4}, {34, 4}}}, recovered(31, id{32, 4}, id{34, 4}), id{34, 4}, false},
+		{"two records of the batch kept", h, recovered(31, batch[0], batch[1]), id{Index: 33, Term: 4}, true},
+		{"one record kept", h, recovered(31, batch[0]), id{Index: 32, Term: 4}, true},
+		{"the whole batch kept, up to its last entry", h, recovered(31, batch...), id{Index: 40, Term: 7}, true},
+		{"no batch in flight", heldLog{group: 3, term: 8, last: 39, lastTerm: 6}, recovered(33), id{Index: 33, Term: 5}, false},
+		{"durable entries lost, none of the batch written", h, recovered(31), id{Index: 31, Term: 4}, false},
+		{"durable entries lost below the batch", h, recovered(30, batch[0], batch[1]), id{Index: 33, Term: 4}, false},
+		{"a record of the batch missing before the last", h, recovered(31, batch[0], batch[2]), id{Index: 34, Term: 4}, false},
+		{"the recovered last entry is not the batch's", h, recovered(31, batch[0], id{Index: 33, Term: 3}), id{Index: 33, Term: 3}, false},
+		{"the batch follows the held log", heldLog{group: 3, last: 39, lastTerm: 6, prev: id{Index: 39, Term: 6}, writing: []id{{Index: 40, Term: 7}}}, recovered(38), id{Index: 38, Term: 6}, false},
+		{"the batch's own tail replaced within it", heldLog{group: 3, last: 39, lastTerm: 6, prev: id{Index: 31, Term: 4}, writing: []id{{Index: 32, Term: 4}, {Index: 33, Term: 4}, {Index: 33, Term: 7}}}, recovered(31, id{Index: 32, Term: 4}, id{Index: 33, Term: 7}), id{Index: 33, Term: 7}, true},
+		{"a gap in the batch", heldLog{group: 3, last: 39, lastTerm: 6, prev: id{Index: 31, Term: 4}, writing: []id{{Index: 32, Term: 4}, {Index: 34, Term: 4}}}, recovered(31, id{Index: 32, Term: 4}, id{Index: 34, Term: 4}), id{Index: 34, Term: 4}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
