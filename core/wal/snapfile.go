@@ -44,10 +44,6 @@ type SnapshotRef struct {
 
 const snapSuffix = ".snap"
 
-// SnapFilePieceBytes is how much of a snapshot file WriteSnapshotFile
-// writes before each fsync.
-const SnapFilePieceBytes = 1 << 20
-
 func snapFileName(index, term uint64) string {
 	return fmt.Sprintf("%016x-%016x%s", index, term, snapSuffix)
 }
@@ -56,15 +52,6 @@ func snapFileName(index, term uint64) string {
 // directory dir, fsyncs it and the directory, and returns the reference
 // Rotate records. It touches no open WAL, so it may run while the log in
 // dir takes appends on another I/O queue.
-//
-// It writes the data in pieces of SnapFilePieceBytes, each fsynced before
-// the next is written. One write of the whole state and one fsync left
-// megabytes dirty at once (9 MB per node at 30,000 small files, the three
-// replicas at the same index at the same time), and on a journalling file
-// system (ext4's ordered mode) an fsync of the log on the same disk waits
-// for them: at 64 clients every put stalled for 0.3-0.6 s during a meta
-// snapshot (docs/performance.md, "The 64-client tail"). Synced piece by
-// piece, a log's fsync waits behind a piece at most.
 func WriteSnapshotFile(fs vfs.FS, dir string, md *raftpb.SnapshotMetadata, data []byte) (SnapshotRef, error) {
 	ref := SnapshotRef{Metadata: md, Size: int64(len(data)), CRC: crc32.Checksum(data, castagnoli)}
 	if err := fs.MkdirAll(dir); err != nil {
@@ -75,14 +62,9 @@ func WriteSnapshotFile(fs vfs.FS, dir string, md *raftpb.SnapshotMetadata, data 
 	if err != nil {
 		return ref, fmt.Errorf("wal: create %s: %w", name, err)
 	}
-	for rest := data; err == nil; {
-		n := min(len(rest), SnapFilePieceBytes)
-		if _, err = f.Write(rest[:n]); err == nil {
-			err = f.Sync()
-		}
-		if rest = rest[n:]; len(rest) == 0 {
-			break
-		}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

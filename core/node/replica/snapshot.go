@@ -3,7 +3,6 @@ package replica
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"go.etcd.io/raft/v3"
 
@@ -85,41 +84,9 @@ func (g *Replica) maybeSnapshot() error {
 // within that snapshot's size, or maxMetaLogBytes. Snapshots no longer
 // stall anything (metasnap.go), so taking them less often costs only that
 // log.
-//
-// The replicas do not take theirs at the same index: each asks for less
-// log by a share of its place among the voters (metaSnapshotStagger), so
-// that their snapshots come apart. They reach the same index at about the
-// same time, and a snapshot's encoding, its collection and its file's
-// write took every replica's CPU and the shared disk at once: at 64
-// clients every put stalled for 0.2-0.6 s at each large snapshot
-// (docs/performance.md, "The 64-client tail"). One replica at a time
-// leaves the others a quorum.
 func (g *Replica) metaSnapshotDue() bool {
-	need := min(g.snapBytes, maxMetaLogBytes)
-	need -= need * metaSnapshotStagger(g.cfg.ID, g.confState.GetVoters()) / metaStaggerDiv
-	return g.entriesSince >= g.cfg.MetaSnapshotEntries && g.bytesSinceSnap >= need
+	return g.entriesSince >= g.cfg.MetaSnapshotEntries && g.bytesSinceSnap >= min(g.snapBytes, maxMetaLogBytes)
 }
-
-// metaSnapshotStagger is replica id's place among voters (sorted; 0 if it is
-// not one): a replica asks for place/metaStaggerDiv less log before its
-// snapshot than the first. With 3 voters: the whole, 8/9 and 7/9 of the
-// last snapshot's size (of maxMetaLogBytes), ahead of each other by a
-// ninth of it, a second or more of small puts once it is a few megabytes.
-func metaSnapshotStagger(id uint64, voters []uint64) uint64 {
-	var place uint64
-	for _, v := range voters {
-		if v < id {
-			place++
-		}
-	}
-	if !slices.Contains(voters, id) {
-		return 0
-	}
-	return place
-}
-
-// metaStaggerDiv is the share of the log one place of stagger takes off.
-const metaStaggerDiv = 9
 
 // maxMetaLogBytes bounds the meta log behind its last snapshot.
 const maxMetaLogBytes = 64 << 20
