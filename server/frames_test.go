@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/tessera-db/tessera/core/wire"
+	"github.com/tessera-db/tessera/server/osfs"
 )
 
 // TestLentFrameHeldUntilLetGo lends a frame, pins bytes in it and lets go
@@ -80,12 +82,15 @@ func mustPanic(t *testing.T, what string, f func()) {
 // held its bytes (raft's unstable log, a staged write, an entry kept whole)
 // would have its chunk fail its checksum, or trip the pool's assertion that
 // no bytes of a frame given back are pinned. Both chunk-once and whole
-// entries in the log are run.
+// entries in the log are run, and chunk-once with the leaders' staged
+// writes past the page cache too, taken straight from their poisoned
+// buffers (runtimeEnv.BorrowDirect).
 func TestFramesReusedOnlyOnceLetGo(t *testing.T) {
-	for _, once := range []bool{true, false} {
-		t.Run(fmt.Sprintf("chunk-once=%v", once), func(t *testing.T) {
+	for _, tc := range []struct{ once, direct bool }{{true, false}, {true, true}, {false, false}} {
+		once := tc.once
+		t.Run(fmt.Sprintf("chunk-once=%v/leader-direct=%v", once, tc.direct), func(t *testing.T) {
 			c := startClusterWith(t, 3, func(cfg *Config) {
-				cfg.ChunkBytes, cfg.ChunkOnce, cfg.poisonFrames = 1<<20, once, true
+				cfg.ChunkBytes, cfg.ChunkOnce, cfg.poisonFrames, cfg.LeaderDirect = 1<<20, once, true, tc.direct
 			})
 			deadline := time.Now().Add(60 * time.Second)
 			for c.healthy() != nil {
@@ -94,6 +99,7 @@ func TestFramesReusedOnlyOnceLetGo(t *testing.T) {
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
+			inPlace := osfs.DirectInPlaceWrites()
 			rng := rand.New(rand.NewPCG(1, 2))
 			files := map[string][]byte{}
 			for i := range 6 {
@@ -114,6 +120,11 @@ func TestFramesReusedOnlyOnceLetGo(t *testing.T) {
 					}
 					time.Sleep(50 * time.Millisecond)
 				}
+			}
+			if once && tc.direct && runtime.GOOS == "linux" && osfs.DirectInPlaceWrites() == inPlace {
+				// The leaders' own chunks are laid out for a staged write
+				// straight from their poisoned buffers (BorrowDirect).
+				t.Fatal("no staged write was taken straight from a leader's own buffer")
 			}
 			for path, data := range files {
 				for id := uint64(1); id <= 3; id++ {

@@ -7,11 +7,14 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wire"
+	"github.com/tessera-db/tessera/server/osfs"
 )
 
 // maxBatch bounds how many events the loop handles before it flushes, so
@@ -66,6 +69,27 @@ func (e *runtimeEnv) Pin(b []byte) bool { return e.frames != nil && e.frames.Pin
 
 // Unpin lets go of a Pin of b (env.Pinner).
 func (e *runtimeEnv) Unpin(b []byte) { e.frames.Unpin(b) }
+
+// BorrowDirect is Borrow for a leader's own chunk entry whose chunk data
+// starts at b[at] (env.DirectLender): the buffer is borrowed a block
+// longer, and b starts where the data's byte at chunk file offset
+// osfs.DirectAlign lies on an aligned address, so that the leader's staged
+// write of it (osfs WriteDirect) skips its copy into an aligned buffer.
+func (e *runtimeEnv) BorrowDirect(n, at int) ([]byte, bool) {
+	if e.frames == nil {
+		return make([]byte, n), false
+	}
+	raw, held := e.frames.borrow(n + osfs.DirectAlign)
+	return raw[directShift(raw, at):][:n], held
+}
+
+// directShift returns where in raw a buffer starts whose byte at is
+// chunk.HeaderBytes past an osfs.DirectAlign boundary: the data starting
+// there has its byte at chunk file offset osfs.DirectAlign aligned.
+func directShift(raw []byte, at int) int {
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(raw))) + uintptr(at) + uintptr(osfs.DirectAlign-chunk.HeaderBytes)
+	return int(-p & (osfs.DirectAlign - 1))
+}
 
 // Borrow lends the node a buffer of the transport's frame pool (env.Lender).
 func (e *runtimeEnv) Borrow(n int) ([]byte, bool) {

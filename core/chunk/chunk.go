@@ -83,6 +83,19 @@ func (c *Command) Marshal() []byte { return c.MarshalAppend(make([]byte, 0, c.Ma
 // MarshalledSize bounds the length of the command's encoding from above.
 func (c *Command) MarshalledSize() int { return 32 + len(c.Data) + 10*len(c.IDs) }
 
+// DataOffset returns where an OpWrite's Data starts in its encoding (it
+// is the encoding's last field), so that a caller can place the buffer it
+// encodes into for the bytes that follow (core/node/replica own.go).
+func (c *Command) DataOffset() int {
+	var b [32]byte
+	e := codec.Encoder{B: b[:0]}
+	e.Uvarint(uint64(c.Op))
+	e.Uvarint(c.ID)
+	e.Uint32(c.CRC)
+	e.Uvarint(uint64(len(c.Data)))
+	return len(e.B)
+}
+
 // MarshalAppend appends the command's encoding to b, so that a caller
 // framing it (a raft entry's header) copies a chunk's bytes once.
 func (c *Command) MarshalAppend(b []byte) []byte {

@@ -953,3 +953,19 @@ func TestWriteOfADoomedChunk(t *testing.T) {
 		})
 	}
 }
+
+// TestDataOffset: an OpWrite's encoding ends with its data, starting at
+// DataOffset, whatever the sizes of the fields before it.
+func TestDataOffset(t *testing.T) {
+	for _, c := range []Command{
+		{Op: OpWrite, ID: 1, CRC: 7, Data: []byte("x")},
+		{Op: OpWrite, ID: 1 << 40, CRC: 0xffffffff, Data: make([]byte, 1<<20)},
+		{Op: OpWrite, ID: 300, Data: make([]byte, 127)},
+		{Op: OpWrite, ID: 300, Data: make([]byte, 128)},
+	} {
+		enc := c.Marshal()
+		if at := c.DataOffset(); at+len(c.Data) != len(enc) {
+			t.Fatalf("chunk %d of %d bytes: data at %d, encoding of %d bytes", c.ID, len(c.Data), at, len(enc))
+		}
+	}
+}

@@ -12,6 +12,9 @@ import (
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
+// HeaderBytes is the size of a chunk file's header, which its data follows.
+const HeaderBytes = headerBytes
+
 const (
 	headerBytes = 16
 	fileMagic   = "TCK1"

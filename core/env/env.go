@@ -79,3 +79,15 @@ type Lender interface {
 	// other Pin of it are let go. Otherwise it is an ordinary allocation.
 	Borrow(n int) (b []byte, held bool)
 }
+
+// DirectLender is a Lender that can place a borrowed buffer in memory for a
+// direct write of a chunk's file (vfs.DirectWriter) straight from it.
+type DirectLender interface {
+	Lender
+	// BorrowDirect is Borrow, with the buffer placed so that chunk data
+	// starting at b[at] (written after the chunk file's header) lies
+	// where the runtime's WriteDirect writes it past the page cache with
+	// no copy into an aligned buffer. Where the buffer lies in memory is
+	// all it changes.
+	BorrowDirect(n, at int) (b []byte, held bool)
+}

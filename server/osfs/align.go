@@ -11,6 +11,10 @@ import (
 // run on.
 const directAlign = 4096
 
+// DirectAlign is directAlign, for buffers laid out to be written from in
+// place (WriteDirect).
+const DirectAlign = directAlign
+
 // directBufs keeps aligned buffers of a MiB or more for WriteDirect (a
 // chunk and its header fill one), reused from one chunk to the next and
 // kept outside the Go heap on huge pages: an O_DIRECT write pins its

@@ -3,7 +3,9 @@ package osfs
 import (
 	"errors"
 	"os"
+	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,6 +63,15 @@ func (f *FS) writeDirect(name string, parts [][]byte, over bool) error {
 		total += len(part)
 	}
 	whole := total &^ (directAlign - 1)
+	if src, ok := directInPlace(parts, total); ok {
+		inPlaceWrites.Add(1)
+		err = writeInPlace(h, parts, src, total)
+		if errors.Is(err, syscall.EINVAL) {
+			_ = h.Close()
+			return buffered(name, parts)
+		}
+		return f.finishDirect(h, name, total, over, err)
+	}
 	buf := alignedBuf((total + directAlign - 1) &^ (directAlign - 1))
 	n := 0
 	for _, part := range parts {
@@ -88,6 +99,12 @@ func (f *FS) writeDirect(name string, parts [][]byte, over bool) error {
 		}
 	}
 	releaseAligned(buf)
+	return f.finishDirect(h, name, total, over, err)
+}
+
+// finishDirect makes a direct write's bytes durable (or cuts an overwritten
+// file to total bytes first) unless err, and closes the file.
+func (f *FS) finishDirect(h *os.File, name string, total int, over bool, err error) error {
 	fl := &file{f: h, name: name, fs: f}
 	switch {
 	case err != nil:
@@ -99,6 +116,67 @@ func (f *FS) writeDirect(name string, parts [][]byte, over bool) error {
 	}
 	if cerr := h.Close(); err == nil {
 		err = wrap("close", name, cerr)
+	}
+	return err
+}
+
+// inPlaceWrites counts the direct writes taken straight from their parts.
+var inPlaceWrites atomic.Int64
+
+// DirectInPlaceWrites returns how many direct writes of this process took
+// their blocks straight from the caller's bytes, with no copy (tests see
+// with it that a leader's own chunks are laid out for it).
+func DirectInPlaceWrites() int64 { return inPlaceWrites.Load() }
+
+// directInPlace reports whether a direct write of parts (total bytes) can
+// take its whole blocks after the first straight from the last part, with
+// no copy into an aligned buffer: the parts before it fit in the first
+// block and the last part's byte at file offset directAlign lies on an
+// aligned address. src is then that part's bytes from there to the last
+// whole block. A leader's own chunk is laid out so (server's
+// runtimeEnv.BorrowDirect); a follower's, decoded in place from its frame,
+// mostly not.
+func directInPlace(parts [][]byte, total int) (src []byte, ok bool) {
+	whole := total &^ (directAlign - 1)
+	if len(parts) == 0 || whole <= directAlign {
+		return nil, false
+	}
+	last := parts[len(parts)-1]
+	pre := total - len(last)
+	if pre > directAlign {
+		return nil, false
+	}
+	src = last[directAlign-pre : whole-pre]
+	if uintptr(unsafe.Pointer(unsafe.SliceData(src)))&(directAlign-1) != 0 {
+		return nil, false
+	}
+	return src, true
+}
+
+// writeInPlace is writeDirect's writing for parts directInPlace takes: the
+// first block through the page cache from a small copy, the whole blocks
+// after it past the cache from src, the partial last block through the
+// cache again.
+func writeInPlace(h *os.File, parts [][]byte, src []byte, total int) error {
+	first := make([]byte, 0, directAlign)
+	for _, part := range parts {
+		first = append(first, part[:min(len(part), directAlign-len(first))]...)
+	}
+	last := parts[len(parts)-1]
+	whole := total &^ (directAlign - 1)
+	err := setDirect(h, false)
+	if err == nil {
+		_, err = h.WriteAt(first, 0)
+	}
+	if err == nil {
+		if err = setDirect(h, true); err == nil {
+			_, err = h.WriteAt(src, directAlign)
+		}
+	}
+	if err == nil && whole < total {
+		if err = setDirect(h, false); err == nil {
+			_, err = h.WriteAt(last[len(last)-(total-whole):], int64(whole))
+		}
 	}
 	return err
 }

@@ -214,3 +214,53 @@ func TestOverwriteDirect(t *testing.T) {
 		t.Fatal("an overwrite created a file")
 	}
 }
+
+// TestWriteDirectInPlace: a direct write whose last part has its byte at
+// file offset directAlign on an aligned address is written straight from
+// it (no copy into an aligned buffer), and the file holds exactly the
+// parts' bytes whatever the tail; one laid out otherwise is copied and
+// comes out the same.
+func TestWriteDirectInPlace(t *testing.T) {
+	const hdr = 16
+	tests := []struct {
+		name    string
+		size    int // of the data after the header
+		shift   int // of the data's start from the place that takes it in place
+		inPlace bool
+	}{
+		{"two blocks exactly", 2*directAlign - hdr, 0, true},
+		{"two blocks and a tail", 2*directAlign - hdr + 100, 0, true},
+		{"a chunk and a byte", 1<<20 + 1, 0, true},
+		{"one block and a tail", directAlign - hdr + 7, 0, false},
+		{"misplaced by a byte", 1<<20 + 1, 1, false},
+		{"misplaced by 512", 1 << 20, 512, false},
+	}
+	dir := t.TempDir()
+	fs := New(dir)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := alignIn(make([]byte, tt.size+3*directAlign), tt.size+2*directAlign)
+			// raw is aligned: the data at raw[directAlign-(directAlign-hdr)+shift]
+			// has its byte at file offset directAlign at raw[directAlign+shift].
+			data := raw[hdr+tt.shift:][:tt.size]
+			for j := range data {
+				data[j] = byte(j*7 + i)
+			}
+			header := bytes.Repeat([]byte{0xa0 + byte(i)}, hdr)
+			before := DirectInPlaceWrites()
+			if err := fs.WriteDirect("f", header, data); err != nil {
+				t.Fatal(err)
+			}
+			if got := DirectInPlaceWrites() - before; got != map[bool]int64{true: 1, false: 0}[tt.inPlace] {
+				t.Fatalf("%d writes in place, want in place %v", got, tt.inPlace)
+			}
+			got, err := os.ReadFile(filepath.Join(dir, "f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := append(append([]byte(nil), header...), data...); !bytes.Equal(got, want) {
+				t.Fatalf("file of %d bytes differs from the %d written", len(got), len(want))
+			}
+		})
+	}
+}

@@ -32,3 +32,6 @@ func openRead(path string) (*os.File, error) { return os.Open(path) }
 // ctimeNanos returns 0: the change time is read on Linux only; the
 // modification time, inode and size still tell versions apart.
 func ctimeNanos(st *syscall.Stat_t) int64 { return 0 }
+
+// DirectInPlaceWrites returns 0: outside Linux no write is direct.
+func DirectInPlaceWrites() int64 { return 0 }

@@ -62,7 +62,9 @@ func (o *ownChunk) wholeEntry(e *raftpb.Entry) *raftpb.Entry {
 // leads the group, with Config.ChunkOnce.
 func (g *Replica) proposeShort(h entryHeader, c *chunk.Command) error {
 	n := 20 + c.MarshalledSize()
-	buf, held := g.borrow(n)
+	var hb [20]byte
+	at := len(appendEntryHeader(hb[:0], h)) + c.DataOffset() // the chunk data's place in the entry
+	buf, held := g.borrowDirect(n, at)
 	own := &ownChunk{info: chunk.Info{ID: c.ID, Size: uint32(len(c.Data)), CRC: c.CRC}, held: held, ready: g.readies}
 	own.whole = appendChunkEntry(buf[:0], h, c)
 	if &own.whole[0] != &buf[0] {
@@ -98,6 +100,16 @@ func (g *Replica) borrow(n int) (b []byte, held bool) {
 		return l.Borrow(n)
 	}
 	return make([]byte, n), false
+}
+
+// borrowDirect is borrow for an own chunk whose data will start at
+// buf[at]: the runtime places the buffer for a direct staged write
+// straight from it where it can (env.DirectLender).
+func (g *Replica) borrowDirect(n, at int) (b []byte, held bool) {
+	if l, ok := g.env.(env.DirectLender); ok {
+		return l.BorrowDirect(n, at)
+	}
+	return g.borrow(n)
 }
 
 // ownFor returns the own chunk that holds the bytes of the short write entry
