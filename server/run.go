@@ -160,6 +160,7 @@ func Run(ctx context.Context, cfg Config) error {
 	releaseCtx, stopRelease := context.WithCancel(ctx)
 	defer stopRelease()
 	go idle.run(releaseCtx, releaseEvery, m.memoryReleases.Inc)
+	go warmPools(cfg.ChunkBytes, cfg.PutWindow, tr.frames, h.pieces)
 	go loop.run()
 	tr.start()
 	httpErr := make(chan error, 1)

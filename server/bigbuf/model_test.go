@@ -6,7 +6,7 @@ import (
 	"pgregory.net/rapid"
 )
 
-// TestPoolAgainstModel runs random sequences of gets and puts, of sizes
+// TestPoolAgainstModel runs random sequences of gets, puts and warms, of sizes
 // that reuse, evict and refuse, against what a pool must guarantee whatever
 // its choices: a buffer is lent to one holder at a time (no two held
 // buffers overlap, none lies in the free list, and the bytes a holder
@@ -27,7 +27,19 @@ func TestPoolAgainstModel(t *testing.T) {
 		freeBytes := 0 // given back and not taken again, nor unmapped
 		tag := byte(0)
 		for range rapid.IntRange(1, 60).Draw(t, "steps") {
-			if len(lent) > 0 && rapid.IntRange(0, 2).Draw(t, "put") == 0 {
+			if rapid.IntRange(0, 9).Draw(t, "warm") == 0 {
+				n := rapid.IntRange(mib/2, 5*mib).Draw(t, "warmN")
+				count := rapid.IntRange(0, 4).Draw(t, "warmCount")
+				mappedBefore := p.MappedBytes()
+				got := p.Warm(n, count)
+				if got < 0 || got > count || (n < mib && got != 0) {
+					t.Fatalf("warm %d × %d mapped %d", count, n, got)
+				}
+				if got > 0 && p.MappedBytes() != mappedBefore+got*roundUp(n, granule) {
+					t.Fatalf("warm %d × %d: mapped %d, was %d", got, n, p.MappedBytes(), mappedBefore)
+				}
+				freeBytes += p.MappedBytes() - mappedBefore
+			} else if len(lent) > 0 && rapid.IntRange(0, 2).Draw(t, "put") == 0 {
 				i := rapid.IntRange(0, len(lent)-1).Draw(t, "which")
 				h := lent[i]
 				for _, at := range []int{0, len(h.b) / 2, len(h.b) - 1} {
