@@ -203,7 +203,7 @@ func roundSeconds(s float64) time.Duration {
 // smallFlags are the flags of `bench small`, as given.
 type smallFlags struct {
 	endpoints, size, op, prefix string
-	opsOut                      string
+	opsOut, entry               string
 	clients, files              int
 	duration, opTimeout         time.Duration
 	json                        bool
@@ -220,6 +220,9 @@ type smallConfig struct {
 	json      bool
 	// opsOut is the file for --ops-out, or "".
 	opsOut string
+	// spread is --entry spread: each client keeps its own first endpoint
+	// instead of looking for the meta leader.
+	spread bool
 }
 
 // Bounds of `bench small`'s flags: the clients hold their files in memory.
@@ -231,11 +234,13 @@ const (
 
 // config validates the flags; runID names the default prefix.
 func (f smallFlags) config(runID string) (smallConfig, error) {
-	c := smallConfig{op: f.op, files: f.files, json: f.json, prefix: f.prefix, opsOut: f.opsOut,
+	c := smallConfig{op: f.op, files: f.files, json: f.json, prefix: f.prefix, opsOut: f.opsOut, spread: f.entry == "spread",
 		load: loadConfig{clients: f.clients, duration: f.duration, opTimeout: f.opTimeout, recordOps: f.opsOut != ""}}
 	switch {
 	case f.op != "put" && f.op != "get":
 		return c, fmt.Errorf("--op must be put or get, not %q", f.op)
+	case f.entry != "leader" && f.entry != "spread":
+		return c, fmt.Errorf("--entry must be leader or spread, not %q", f.entry)
 	case f.clients < 1 || f.clients > maxSmallClients:
 		return c, fmt.Errorf("--clients must be 1..%d", maxSmallClients)
 	case f.duration <= 0:
@@ -267,9 +272,14 @@ func smallCmd() *cobra.Command {
 		Short: "closed-loop clients putting (or getting) small files: ops/s, p50, p99",
 		Long: `Run --clients closed-loop clients for --duration against the cluster at
 --endpoints: each client sends one request, waits for the answer, and sends
-the next. Each client has its own HTTP client and connection, and client i
-prefers endpoint i modulo their number (moving on when a node is unreachable
-or unavailable), so the clients spread over the nodes.
+the next. Each client has its own HTTP client and connection. With --entry
+leader (the default) each client sends its requests to the node leading the
+meta group, where every file operation commits, found from the endpoints'
+/healthz before its first request and looked for again every 10 s or after a
+failure (httpclient.PreferMetaLeader), as a user of tessera's Go client gets
+it. With --entry spread client i prefers endpoint i modulo their number, so
+the clients spread over the nodes and the followers forward their requests.
+Either way a client moves on when a node is unreachable or unavailable.
 
 --op put: every request puts a new file of --size pseudo-random bytes at
 PREFIX/cI/N (client I, request N). --op get: --files files are put first
@@ -321,6 +331,7 @@ client, the request's number, and ok or error.`,
 	fl.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "give up on one request (retries included) after this long; it counts as an error")
 	fl.BoolVar(&f.json, "json", false, "print the result as one JSON line")
 	fl.StringVar(&f.opsOut, "ops-out", "", "also write each timed request's start, latency and result to this file (tab-separated)")
+	fl.StringVar(&f.entry, "entry", "leader", "where the clients send their requests: leader (the meta group's leader, found from the endpoints' /healthz, as httpclient.PreferMetaLeader does) or spread (client i at the i-th endpoint, forwarded by followers)")
 	return sm
 }
 
@@ -373,6 +384,9 @@ func smallOps(ctx context.Context, cfg smallConfig, log io.Writer) ([]loadOp, er
 		c, err := httpclient.New(rotated(cfg.endpoints, i))
 		if err != nil {
 			return nil, err
+		}
+		if !cfg.spread {
+			c.PreferMetaLeader()
 		}
 		clients[i] = c
 	}
