@@ -220,8 +220,8 @@ type smallConfig struct {
 	json      bool
 	// opsOut is the file for --ops-out, or "".
 	opsOut string
-	// spread is --entry spread: each client keeps its own first endpoint
-	// instead of looking for the meta leader.
+	// spread is --entry spread (the default): each client keeps its own
+	// first endpoint instead of looking for the meta leader.
 	spread bool
 }
 
@@ -240,7 +240,7 @@ func (f smallFlags) config(runID string) (smallConfig, error) {
 	case f.op != "put" && f.op != "get":
 		return c, fmt.Errorf("--op must be put or get, not %q", f.op)
 	case f.entry != "leader" && f.entry != "spread":
-		return c, fmt.Errorf("--entry must be leader or spread, not %q", f.entry)
+		return c, fmt.Errorf("--entry must be spread or leader, not %q", f.entry)
 	case f.clients < 1 || f.clients > maxSmallClients:
 		return c, fmt.Errorf("--clients must be 1..%d", maxSmallClients)
 	case f.duration <= 0:
@@ -273,12 +273,14 @@ func smallCmd() *cobra.Command {
 		Long: `Run --clients closed-loop clients for --duration against the cluster at
 --endpoints: each client sends one request, waits for the answer, and sends
 the next. Each client has its own HTTP client and connection. With --entry
-leader (the default) each client sends its requests to the node leading the
-meta group, where every file operation commits, found from the endpoints'
-/healthz before its first request and looked for again every 10 s or after a
-failure (httpclient.PreferMetaLeader), as a user of tessera's Go client gets
-it. With --entry spread client i prefers endpoint i modulo their number, so
-the clients spread over the nodes and the followers forward their requests.
+spread (the default) client i prefers endpoint i modulo their number, so the
+clients spread over the nodes and the followers forward their requests to
+the meta group's leader, where every file operation commits. With --entry
+leader each client sends its requests to that leader itself, found from the
+endpoints' /healthz before its first request and looked for again every
+10 s or after a failure (httpclient.PreferMetaLeader): a hop each way less
+per request, but one node's event loop then takes every client (measured in
+docs/performance.md, session 19: faster at 1 and 16 clients, slower at 64).
 Either way a client moves on when a node is unreachable or unavailable.
 
 --op put: every request puts a new file of --size pseudo-random bytes at
@@ -331,7 +333,7 @@ client, the request's number, and ok or error.`,
 	fl.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "give up on one request (retries included) after this long; it counts as an error")
 	fl.BoolVar(&f.json, "json", false, "print the result as one JSON line")
 	fl.StringVar(&f.opsOut, "ops-out", "", "also write each timed request's start, latency and result to this file (tab-separated)")
-	fl.StringVar(&f.entry, "entry", "leader", "where the clients send their requests: leader (the meta group's leader, found from the endpoints' /healthz, as httpclient.PreferMetaLeader does) or spread (client i at the i-th endpoint, forwarded by followers)")
+	fl.StringVar(&f.entry, "entry", "spread", "where the clients send their requests: spread (client i at the i-th endpoint, forwarded by followers) or leader (the meta group's leader, found from the endpoints' /healthz, as httpclient.PreferMetaLeader does)")
 	return sm
 }
 
