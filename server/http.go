@@ -374,6 +374,9 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	// A get holds pooled buffers (its reads, the chunks read ahead): the
+	// node is not idle while one runs (idleRelease).
+	defer h.idle.begin()()
 	spec := client.Spec{Kind: client.Get, Path: path, Length: -1}
 	rng := r.Header.Get("Range")
 	started, empty := false, false

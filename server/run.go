@@ -147,19 +147,23 @@ func Run(ctx context.Context, cfg Config) error {
 		{"put_pieces", h.pieces.pool.MappedBytes},
 		{"get_reads", h.reads.pool.MappedBytes},
 		{"direct_writes", osfs.DirectBufferBytes},
+		{"read_ahead", fs.ReadAheadBufferBytes},
 	} {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "tessera_buffers_mapped_bytes",
-			Help:        "Bytes of a pool's large buffers, lent out or free, kept outside the Go heap on huge pages (not in the go_memstats figures; each pool bounded).",
+			Help:        "Bytes of a pool's large buffers, lent out or free, kept outside the Go heap on huge pages (not in the go_memstats figures; each pool bounded; the free ones unmapped when the node is idle).",
 			ConstLabels: prometheus.Labels{"pool": p.name},
 		}, func() float64 { return float64(p.bytes()) }))
+	}
+	idle.trim = func() int {
+		return tr.frames.pool.Trim() + h.pieces.pool.Trim() + h.reads.pool.Trim() + fs.TrimBuffers() + osfs.TrimDirectBuffers()
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
 	hosted := len(n.Groups()) // before the loop owns the node
 	releaseCtx, stopRelease := context.WithCancel(ctx)
 	defer stopRelease()
-	go idle.run(releaseCtx, releaseEvery, m.memoryReleases.Inc)
+	go idle.run(releaseCtx, releaseEvery, m.memoryReleases.Inc, func(n int) { m.trimmedBytes.Add(float64(n)) })
 	go loop.run()
 	tr.start()
 	httpErr := make(chan error, 1)

@@ -6,14 +6,14 @@ import (
 	"pgregory.net/rapid"
 )
 
-// TestPoolAgainstModel runs random sequences of gets and puts, of sizes
-// that reuse, evict and refuse, against what a pool must guarantee whatever
-// its choices: a buffer is lent to one holder at a time (no two held
-// buffers overlap, none lies in the free list, and the bytes a holder
-// wrote are still there when it gives the buffer back), a pooled buffer
-// fits its request (cap from n to twice n, rounded to the granule), the
-// free bytes are those given back and not taken again, and the mapped
-// bytes stay within the bound.
+// TestPoolAgainstModel runs random sequences of gets, puts and trims, of
+// sizes that reuse, evict and refuse, against what a pool must guarantee
+// whatever its choices: a buffer is lent to one holder at a time (no two
+// held buffers overlap, none lies in the free list, and the bytes a holder
+// wrote are still there when it gives the buffer back, trims between), a
+// pooled buffer fits its request (cap from n to twice n, rounded to the
+// granule), the free bytes are those given back and not taken again nor
+// trimmed, and the mapped bytes stay within the bound.
 func TestPoolAgainstModel(t *testing.T) {
 	const granule = 64 << 10
 	rapid.Check(t, func(t *rapid.T) {
@@ -27,7 +27,15 @@ func TestPoolAgainstModel(t *testing.T) {
 		freeBytes := 0 // given back and not taken again, nor unmapped
 		tag := byte(0)
 		for range rapid.IntRange(1, 60).Draw(t, "steps") {
-			if len(lent) > 0 && rapid.IntRange(0, 2).Draw(t, "put") == 0 {
+			if rapid.IntRange(0, 9).Draw(t, "trim") == 0 {
+				// An idle node's trim: every free buffer unmapped, the
+				// lent ones kept (their bytes are checked when they
+				// come back).
+				if got := p.Trim(); got != freeBytes {
+					t.Fatalf("trim unmapped %d bytes, want the %d free", got, freeBytes)
+				}
+				freeBytes = 0
+			} else if len(lent) > 0 && rapid.IntRange(0, 2).Draw(t, "put") == 0 {
 				i := rapid.IntRange(0, len(lent)-1).Draw(t, "which")
 				h := lent[i]
 				for _, at := range []int{0, len(h.b) / 2, len(h.b) - 1} {
