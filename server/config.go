@@ -99,6 +99,13 @@ type Config struct {
 	// LeaderDirect, none without: a leader's chunks are then in the page
 	// cache), a negative value none.
 	ReadAhead int
+	// MemoryLimit, if positive (and not math.MaxInt64), is the soft limit
+	// on the node's memory: Go's soft memory limit (which the caller sets
+	// to it at first) is kept at it less the bytes of the node's buffer
+	// pools outside the Go heap, and at least half again the live heap
+	// (followMemoryLimit). Only one node of a process may set it: Go's
+	// limit is the process's.
+	MemoryLimit int64
 	// Pprof serves net/http/pprof's profiles under /debug/pprof/ on the
 	// HTTP address (for measurements; off by default).
 	Pprof bool

@@ -156,7 +156,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 			defer stop()
 			if limit >= 0 {
 				debug.SetMemoryLimit(limit)
-				go followLiveHeap(ctx, limit, time.Second, cfg.Logger)
+				cfg.MemoryLimit = limit // followed by the server, less its pools' buffers
 			}
 			cfg.Logger.Info("memory limit", "bytes", debug.SetMemoryLimit(-1))
 			return server.Run(ctx, cfg)
