@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg Config) error {
 	hosted := len(n.Groups()) // before the loop owns the node
 	releaseCtx, stopRelease := context.WithCancel(ctx)
 	defer stopRelease()
-	go idle.run(releaseCtx, releaseEvery, m.memoryReleases.Inc, func(n int) { m.trimmedBytes.Add(float64(n)) })
+	go idle.run(releaseCtx, cfg.idleEvery, m.memoryReleases.Inc, func(n int) { m.trimmedBytes.Add(float64(n)) })
 	go followMemoryLimit(releaseCtx, cfg.MemoryLimit, func() int64 {
 		n := 0
 		for _, p := range pools {
