@@ -716,7 +716,7 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 	// longer needs.
 	var reads readBuffer
 	defer reads.giveBack(h.reads)
-	readsFit := false // the get's chunks fill the node's read buffers
+	readsFit := false   // the get's chunks fill the node's read buffers
 	var ahead *getAhead // a get's chunks read ahead
 	answered := func(a answer) {
 		reads.answered(a)
