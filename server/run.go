@@ -172,6 +172,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		return int64(n)
 	}, time.Second, log)
+	go warmPools(cfg.ChunkBytes, cfg.PutWindow, tr.frames, h.pieces)
 	go loop.run()
 	tr.start()
 	httpErr := make(chan error, 1)

@@ -203,7 +203,7 @@ func roundSeconds(s float64) time.Duration {
 // smallFlags are the flags of `bench small`, as given.
 type smallFlags struct {
 	endpoints, size, op, prefix string
-	opsOut                      string
+	opsOut, entry               string
 	clients, files              int
 	duration, opTimeout         time.Duration
 	json                        bool
@@ -220,6 +220,9 @@ type smallConfig struct {
 	json      bool
 	// opsOut is the file for --ops-out, or "".
 	opsOut string
+	// spread is --entry spread (the default): each client keeps its own
+	// first endpoint instead of looking for the meta leader.
+	spread bool
 }
 
 // Bounds of `bench small`'s flags: the clients hold their files in memory.
@@ -231,11 +234,13 @@ const (
 
 // config validates the flags; runID names the default prefix.
 func (f smallFlags) config(runID string) (smallConfig, error) {
-	c := smallConfig{op: f.op, files: f.files, json: f.json, prefix: f.prefix, opsOut: f.opsOut,
+	c := smallConfig{op: f.op, files: f.files, json: f.json, prefix: f.prefix, opsOut: f.opsOut, spread: f.entry == "spread",
 		load: loadConfig{clients: f.clients, duration: f.duration, opTimeout: f.opTimeout, recordOps: f.opsOut != ""}}
 	switch {
 	case f.op != "put" && f.op != "get":
 		return c, fmt.Errorf("--op must be put or get, not %q", f.op)
+	case f.entry != "leader" && f.entry != "spread":
+		return c, fmt.Errorf("--entry must be spread or leader, not %q", f.entry)
 	case f.clients < 1 || f.clients > maxSmallClients:
 		return c, fmt.Errorf("--clients must be 1..%d", maxSmallClients)
 	case f.duration <= 0:
@@ -267,9 +272,16 @@ func smallCmd() *cobra.Command {
 		Short: "closed-loop clients putting (or getting) small files: ops/s, p50, p99",
 		Long: `Run --clients closed-loop clients for --duration against the cluster at
 --endpoints: each client sends one request, waits for the answer, and sends
-the next. Each client has its own HTTP client and connection, and client i
-prefers endpoint i modulo their number (moving on when a node is unreachable
-or unavailable), so the clients spread over the nodes.
+the next. Each client has its own HTTP client and connection. With --entry
+spread (the default) client i prefers endpoint i modulo their number, so the
+clients spread over the nodes and the followers forward their requests to
+the meta group's leader, where every file operation commits. With --entry
+leader each client sends its requests to that leader itself, found from the
+endpoints' /healthz before its first request and looked for again every
+10 s or after a failure (httpclient.PreferMetaLeader): a hop each way less
+per request, but one node's event loop then takes every client (measured in
+docs/performance.md, session 19: faster at 1 and 16 clients, slower at 64).
+Either way a client moves on when a node is unreachable or unavailable.
 
 --op put: every request puts a new file of --size pseudo-random bytes at
 PREFIX/cI/N (client I, request N). --op get: --files files are put first
@@ -321,6 +333,7 @@ client, the request's number, and ok or error.`,
 	fl.DurationVar(&f.opTimeout, "op-timeout", 10*time.Second, "give up on one request (retries included) after this long; it counts as an error")
 	fl.BoolVar(&f.json, "json", false, "print the result as one JSON line")
 	fl.StringVar(&f.opsOut, "ops-out", "", "also write each timed request's start, latency and result to this file (tab-separated)")
+	fl.StringVar(&f.entry, "entry", "spread", "where the clients send their requests: spread (client i at the i-th endpoint, forwarded by followers) or leader (the meta group's leader, found from the endpoints' /healthz, as httpclient.PreferMetaLeader does)")
 	return sm
 }
 
@@ -373,6 +386,9 @@ func smallOps(ctx context.Context, cfg smallConfig, log io.Writer) ([]loadOp, er
 		c, err := httpclient.New(rotated(cfg.endpoints, i))
 		if err != nil {
 			return nil, err
+		}
+		if !cfg.spread {
+			c.PreferMetaLeader()
 		}
 		clients[i] = c
 	}

@@ -192,7 +192,7 @@ func TestVerifyFile(t *testing.T) {
 
 func TestSmallFlags(t *testing.T) {
 	ok := smallFlags{endpoints: "127.0.0.1:1,127.0.0.1:2", size: "256B", op: "put", clients: 16, files: 1000,
-		duration: 10 * time.Second, opTimeout: 10 * time.Second}
+		duration: 10 * time.Second, opTimeout: 10 * time.Second, entry: "spread"}
 	with := func(f func(*smallFlags)) smallFlags { c := ok; f(&c); return c }
 	for _, tc := range []struct {
 		name  string
@@ -204,6 +204,8 @@ func TestSmallFlags(t *testing.T) {
 		{"empty files", with(func(f *smallFlags) { f.size = "0" }), ""},
 		{"largest size", with(func(f *smallFlags) { f.size = "16MiB" }), ""},
 		{"bad op", with(func(f *smallFlags) { f.op = "delete" }), "--op must be put or get"},
+		{"leader", with(func(f *smallFlags) { f.entry = "leader" }), ""},
+		{"bad entry", with(func(f *smallFlags) { f.entry = "follower" }), "--entry must be spread or leader"},
 		{"no clients", with(func(f *smallFlags) { f.clients = 0 }), "--clients must be"},
 		{"too many clients", with(func(f *smallFlags) { f.clients = maxSmallClients + 1 }), "--clients must be"},
 		{"zero duration", with(func(f *smallFlags) { f.duration = 0 }), "--duration"},
@@ -224,6 +226,12 @@ func TestSmallFlags(t *testing.T) {
 	}
 	if cfg, err := with(func(f *smallFlags) { f.size = "1KiB"; f.prefix = "/x" }).config("r"); err != nil || cfg.sizeBytes != 1024 || cfg.prefix != "/x" {
 		t.Errorf("1KiB at /x: %+v, %v", cfg, err)
+	}
+	if cfg, err := ok.config("r"); err != nil || !cfg.spread {
+		t.Errorf("--entry spread: %+v, %v", cfg, err)
+	}
+	if cfg, err := with(func(f *smallFlags) { f.entry = "leader" }).config("r"); err != nil || cfg.spread {
+		t.Errorf("--entry leader: %+v, %v", cfg, err)
 	}
 	if cfg, err := ok.config("r"); err != nil || cfg.opsOut != "" || cfg.load.recordOps {
 		t.Errorf("without --ops-out: %+v, %v", cfg, err)
@@ -413,7 +421,7 @@ func TestBenchAgainstCluster(t *testing.T) {
 
 	for _, op := range []string{"put", "get"} {
 		f := smallFlags{endpoints: strings.Join(c.Endpoints(), ","), size: "300B", op: op, clients: 4, files: 10,
-			duration: time.Second, opTimeout: time.Minute}
+			duration: time.Second, opTimeout: time.Minute, entry: "leader"}
 		cfg, err := f.config("t")
 		if err != nil {
 			t.Fatal(err)

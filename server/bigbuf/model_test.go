@@ -6,14 +6,14 @@ import (
 	"pgregory.net/rapid"
 )
 
-// TestPoolAgainstModel runs random sequences of gets, puts and trims, of
-// sizes that reuse, evict and refuse, against what a pool must guarantee
-// whatever its choices: a buffer is lent to one holder at a time (no two
-// held buffers overlap, none lies in the free list, and the bytes a holder
-// wrote are still there when it gives the buffer back, trims between), a
-// pooled buffer fits its request (cap from n to twice n, rounded to the
-// granule), the free bytes are those given back and not taken again nor
-// trimmed, and the mapped bytes stay within the bound.
+// TestPoolAgainstModel runs random sequences of gets, puts, warms and trims, of sizes
+// that reuse, evict and refuse, against what a pool must guarantee whatever
+// its choices: a buffer is lent to one holder at a time (no two held
+// buffers overlap, none lies in the free list, and the bytes a holder
+// wrote are still there when it gives the buffer back), a pooled buffer
+// fits its request (cap from n to twice n, rounded to the granule), the
+// free bytes are those given back and not taken again, and the mapped
+// bytes stay within the bound.
 func TestPoolAgainstModel(t *testing.T) {
 	const granule = 64 << 10
 	rapid.Check(t, func(t *rapid.T) {
@@ -35,6 +35,18 @@ func TestPoolAgainstModel(t *testing.T) {
 					t.Fatalf("trim unmapped %d bytes, want the %d free", got, freeBytes)
 				}
 				freeBytes = 0
+			} else if rapid.IntRange(0, 9).Draw(t, "warm") == 0 {
+				n := rapid.IntRange(mib/2, 5*mib).Draw(t, "warmN")
+				count := rapid.IntRange(0, 4).Draw(t, "warmCount")
+				mappedBefore := p.MappedBytes()
+				got := p.Warm(n, count)
+				if got < 0 || got > count || (n < mib && got != 0) {
+					t.Fatalf("warm %d × %d mapped %d", count, n, got)
+				}
+				if got > 0 && p.MappedBytes() != mappedBefore+got*roundUp(n, granule) {
+					t.Fatalf("warm %d × %d: mapped %d, was %d", got, n, p.MappedBytes(), mappedBefore)
+				}
+				freeBytes += p.MappedBytes() - mappedBefore
 			} else if len(lent) > 0 && rapid.IntRange(0, 2).Draw(t, "put") == 0 {
 				i := rapid.IntRange(0, len(lent)-1).Draw(t, "which")
 				h := lent[i]

@@ -148,6 +148,9 @@ func (p *Pool) InFree(b []byte) bool {
 	return false
 }
 
+// Bound returns the most bytes the pool keeps mapped (NewPool's keepBytes).
+func (p *Pool) Bound() int { return p.keepBytes }
+
 // FreeBytes returns the bytes of the free buffers kept for reuse.
 func (p *Pool) FreeBytes() int {
 	p.mu.Lock()
@@ -160,4 +163,44 @@ func (p *Pool) MappedBytes() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.mappedBytes
+}
+
+// Warm maps up to count free buffers of n bytes ahead of their first use,
+// within the pool's bound, and returns how many it mapped: a buffer's pages
+// are populated as it is mapped, which costs a 4 MiB buffer milliseconds on
+// a virtual machine whose host backs a guest page only once it is touched,
+// and the first large put of a fresh node would otherwise pay that for every
+// buffer it takes.
+func (p *Pool) Warm(n, count int) int {
+	if n < max(p.minBytes, 1) {
+		return 0
+	}
+	size := roundUp(n, p.granule)
+	mapped := 0
+	for ; mapped < count; mapped++ {
+		p.mu.Lock()
+		if p.mappedBytes+size > p.keepBytes {
+			p.mu.Unlock()
+			break
+		}
+		p.mu.Unlock()
+		// Mapped without the lock: populating takes a while, and Get
+		// may run meanwhile; the bound is checked again below.
+		b, ok := mapBuf(size)
+		if !ok {
+			break
+		}
+		p.mu.Lock()
+		if p.mappedBytes+size > p.keepBytes {
+			p.mu.Unlock()
+			unmap(b)
+			break
+		}
+		p.mapped[start(b)] = size
+		p.mappedBytes += size
+		p.free = append(p.free, b)
+		p.freeBytes += size
+		p.mu.Unlock()
+	}
+	return mapped
 }

@@ -117,3 +117,46 @@ func TestAlloc(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolWarm checks that Warm maps free buffers within the bound, and
+// that a get then takes a warmed buffer without mapping another.
+func TestPoolWarm(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		n, count   int
+		wantWarmed int
+	}{
+		{"below the least", mib / 2, 3, 0},
+		{"none asked", 4 * mib, 0, 0},
+		{"within the bound", 4 * mib, 2, 2},
+		{"cut by the bound", 4 * mib, 5, 2}, // 2 × (4 MiB + 64 KiB) of 10 MiB
+		{"small ones", mib, 20, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewPool(mib, 64<<10, 10*mib)
+			got := p.Warm(tc.n, tc.count)
+			if got != tc.wantWarmed {
+				t.Fatalf("Warm(%d, %d) = %d, want %d", tc.n, tc.count, got, tc.wantWarmed)
+			}
+			size := roundUp(tc.n, 64<<10)
+			if f, m := p.FreeBytes(), p.MappedBytes(); f != got*size || m != got*size {
+				t.Fatalf("after Warm: free %d mapped %d, want both %d", f, m, got*size)
+			}
+			if got == 0 {
+				return
+			}
+			mapped := p.MappedBytes()
+			b := p.Get(tc.n)
+			if b == nil || cap(b) != size || p.MappedBytes() != mapped || p.FreeBytes() != mapped-size {
+				t.Fatalf("get after Warm: cap %d, mapped %d (was %d), free %d", cap(b), p.MappedBytes(), mapped, p.FreeBytes())
+			}
+			for i := range b { // zeroed and writable
+				if b[i] != 0 {
+					t.Fatalf("a warmed buffer's byte %d is %d", i, b[i])
+				}
+				b[i] = 1
+			}
+			p.Put(b)
+		})
+	}
+}

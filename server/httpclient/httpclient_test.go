@@ -128,3 +128,91 @@ func TestWriteSessions(t *testing.T) {
 		t.Fatalf("sessions seen %v, want %v with %s and %s the 2 registered", seen, want, s, s2)
 	}
 }
+
+// TestPreferMetaLeader checks where a client's requests go: to its first
+// endpoint without PreferMetaLeader; with it, to the node whose /healthz
+// says it leads the meta group, found before the first request; after the
+// leadership moved, to the new leader once the search is steerEvery old;
+// and, when no node says it leads, to the endpoint the client had.
+func TestPreferMetaLeader(t *testing.T) {
+	var leader atomic.Int32 // index of the leading node, -1: none
+	var mu sync.Mutex
+	var hits []int // index of the node each file request reached
+	var srvs []*httptest.Server
+	for i := range 3 {
+		srvs = append(srvs, httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.URL.Path {
+			case "/healthz":
+				_, _ = fmt.Fprintf(w, `{"ok":true,"node":%d,"groups":[{"id":2,"is_leader":true},{"id":1,"is_leader":%v}]}`, i+1, leader.Load() == int32(i))
+			case "/v1/sessions":
+				w.WriteHeader(http.StatusCreated)
+				_, _ = w.Write([]byte(`{"session":7}`))
+			default:
+				mu.Lock()
+				hits = append(hits, i)
+				mu.Unlock()
+				w.WriteHeader(http.StatusCreated)
+				_, _ = w.Write([]byte(`{"path":"/x","version":1,"size":1}`))
+			}
+		})))
+		defer srvs[i].Close()
+	}
+	urls := []string{srvs[0].URL, srvs[1].URL, srvs[2].URL}
+	put := func(c *Client) int {
+		t.Helper()
+		if _, err := c.Put(context.Background(), "/x", strings.NewReader("x"), 1, Cond{}); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return hits[len(hits)-1]
+	}
+	newClient := func(prefer bool) *Client {
+		c, err := New(urls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if prefer {
+			c.PreferMetaLeader()
+			c.steerEvery = time.Hour
+		}
+		return c
+	}
+
+	leader.Store(2)
+	if got := put(newClient(false)); got != 0 {
+		t.Fatalf("without PreferMetaLeader the put reached node %d, want the first", got+1)
+	}
+	c := newClient(true)
+	if got := put(c); got != 2 {
+		t.Fatalf("the first put reached node %d, want the leader, 3", got+1)
+	}
+	leader.Store(1)
+	if got := put(c); got != 2 {
+		t.Fatalf("a put before the next search reached node %d, want 3", got+1)
+	}
+	c.steerMu.Lock()
+	c.steerEvery = 0 // the last search is old now
+	c.steerMu.Unlock()
+	put(c) // starts the search on a goroutine of its own
+	for {
+		c.steerMu.Lock()
+		busy := c.steering
+		c.steerMu.Unlock()
+		if !busy {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.steerMu.Lock()
+	c.steerEvery = time.Hour
+	c.steerMu.Unlock()
+	if got := put(c); got != 1 {
+		t.Fatalf("after the leadership moved and a search, the put reached node %d, want 2", got+1)
+	}
+	leader.Store(-1)
+	c2 := newClient(true)
+	if got := put(c2); got != 0 {
+		t.Fatalf("with no leader the put reached node %d, want the first endpoint", got+1)
+	}
+}

@@ -54,3 +54,7 @@ func alignIn(raw []byte, n int) []byte {
 	}
 	return raw[off : off+n]
 }
+
+// WarmDirect maps aligned buffers for WriteDirect's writes of n bytes
+// before their first use, as many as the pool keeps (bigbuf.Pool.Warm).
+func WarmDirect(n int) { directBufs.Warm(n, directKeepBytes/n) }

@@ -264,3 +264,19 @@ func TestWriteDirectInPlace(t *testing.T) {
 		})
 	}
 }
+
+// TestWarmDirect checks that WarmDirect fills the aligned buffers' pool to
+// within one buffer of its bound, so that the first chunk writes map none.
+func TestWarmDirect(t *testing.T) {
+	n := 4<<20 + DirectAlign
+	WarmDirect(n)
+	if got := DirectBufferBytes(); got <= directKeepBytes-(n+64<<10) || got > directKeepBytes {
+		t.Fatalf("aligned buffers mapped after warming: %d bytes, want within one buffer of %d", got, directKeepBytes)
+	}
+	mapped := DirectBufferBytes()
+	b := alignedBuf(n)
+	if DirectBufferBytes() != mapped {
+		t.Fatalf("a write's aligned buffer after warming mapped more: %d bytes, was %d", DirectBufferBytes(), mapped)
+	}
+	releaseAligned(b)
+}
