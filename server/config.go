@@ -126,9 +126,9 @@ type Config struct {
 	// request bodies and of gets' reads (bufPool.poison), so that bytes
 	// read from one still in use after that fail their checksum.
 	poisonFrames bool
-	// idleEvery, set by tests, is the interval of the idle release's
-	// checks (default releaseEvery).
-	idleEvery time.Duration
+	// memoryEvery, set by tests, is the interval of the memory limit's
+	// checks (default a second).
+	memoryEvery time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -165,8 +165,8 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	if c.idleEvery == 0 {
-		c.idleEvery = releaseEvery
+	if c.memoryEvery == 0 {
+		c.memoryEvery = time.Second
 	}
 	if c.ReadAhead == 0 && c.LeaderDirect {
 		c.ReadAhead = defaultReadAhead

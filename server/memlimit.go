@@ -9,22 +9,33 @@ import (
 	"time"
 )
 
-// followMemoryLimit keeps Go's soft memory limit at limitFor's value for
-// the configured limit, the live heap and the bytes the node's pools map
-// outside the heap (outside), checking every interval until ctx is done.
+// memoryLimit keeps a node's memory near its configured soft limit
+// (Config.MemoryLimit), Go's heap and the pools of large buffers outside
+// it (server/bigbuf) together.
 //
-// The pools of large buffers (server/bigbuf) are outside Go's accounting,
-// so a limit on Go's memory alone let a node hold the limit and its pools
-// besides (up to ~200 MiB at the defaults). Subtracting them makes the
-// configured limit bound the node's memory as a whole: while the pools
-// hold many buffers, the heap is collected sooner. A fixed limit below
-// what the node must keep (a meta group's namespace and inline files,
-// say) would have the collector run nearly all the time, so the limit
-// never goes below half again the live heap: it bounds the heap's growth
-// beyond its live data, never the live data itself. The runtime caps the
-// collector's CPU near a limit too, but only at half the CPU.
-func followMemoryLimit(ctx context.Context, configured int64, outside func() int64, every time.Duration, log *slog.Logger) {
-	if configured <= 0 || configured == math.MaxInt64 {
+// The pools are outside Go's accounting, so a limit on Go's memory alone
+// let a node hold the whole limit and its pools besides (up to ~200 MiB at
+// the defaults, ~113 MiB of them filled at start: warmPools). So Go's
+// soft limit is kept at the configured one less the pools' bytes: while
+// the pools hold many buffers, the heap is collected sooner. A limit below
+// what the node must keep live (a meta group's namespace and inline
+// files, say) would have the collector run nearly all the time, so Go's
+// limit never goes below half again the live heap: it bounds the heap's
+// growth beyond its live data, never the live data itself. When the pools
+// are what pushes the node past its limit, their free buffers go (trim):
+// buffers kept for reuse yield to the data the node must hold, and are
+// mapped again if a later burst needs them.
+type memoryLimit struct {
+	configured int64
+	outside    func() int64 // bytes the pools map, lent out or free
+	trim       func() int   // unmaps the pools' free buffers, returning their bytes
+	trimmed    func(int)    // counts a trim's bytes
+	log        *slog.Logger
+}
+
+// follow checks every interval until ctx is done.
+func (m *memoryLimit) follow(ctx context.Context, every time.Duration) {
+	if m.configured <= 0 || m.configured == math.MaxInt64 {
 		return // no limit, or the runtime's own
 	}
 	t := time.NewTicker(every)
@@ -38,12 +49,19 @@ func followMemoryLimit(ctx context.Context, configured int64, outside func() int
 		case <-t.C:
 		}
 		rtmetrics.Read(live)
-		out := outside()
-		want := limitFor(configured, int64(live[0].Value.Uint64()), out)
+		heap, out := int64(live[0].Value.Uint64()), m.outside()
+		want, over := limitFor(m.configured, heap, out)
+		if over {
+			if n := m.trim(); n > 0 {
+				m.trimmed(n)
+				out = m.outside()
+				want, _ = limitFor(m.configured, heap, out)
+			}
+		}
 		if want != current {
 			debug.SetMemoryLimit(want)
-			log.Debug("memory limit follows the live heap and the pools", "bytes", want, "live_bytes", live[0].Value.Uint64(),
-				"outside_bytes", out, "configured_bytes", configured)
+			m.log.Debug("memory limit follows the live heap and the pools", "bytes", want, "live_bytes", heap,
+				"outside_bytes", out, "configured_bytes", m.configured)
 			current = want
 		}
 	}
@@ -54,14 +72,17 @@ func followMemoryLimit(ctx context.Context, configured int64, outside func() int
 // configured limit less those bytes, but at least half again the live
 // heap (the heap then grows by half its live data between collections, as
 // with GOGC=50). A limit reduced either way is rounded up to a whole MiB,
-// so that it does not move for every byte.
-func limitFor(configured, live, outside int64) int64 {
-	want := configured - outside
-	if floor := live + live/2; floor > want {
-		want = floor
+// so that it does not move for every byte. over reports that the bytes
+// outside push the node past the configured limit: without them the
+// floor would not be needed.
+func limitFor(configured, live, outside int64) (limit int64, over bool) {
+	limit = configured - outside
+	if floor := live + live/2; floor > limit {
+		over = outside > 0
+		limit = floor
 	}
-	if want == configured {
-		return configured
+	if limit == configured {
+		return configured, false
 	}
-	return (want + 1<<20 - 1) &^ (1<<20 - 1)
+	return (limit + 1<<20 - 1) &^ (1<<20 - 1), over
 }

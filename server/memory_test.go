@@ -3,26 +3,28 @@ package server
 import "testing"
 
 // TestReleaseState walks the idle release's checks: no release while work
-// goes on, one at the first idle check after work, none again until more
-// work.
+// goes on, one at the first idle check after work if enough memory is
+// retained, none again until more work, none when little is retained.
 func TestReleaseState(t *testing.T) {
+	const mib = 1 << 20
 	var s releaseState
 	for i, c := range []struct {
 		activity uint64
-		busy     int64
+		writing  int64
+		retained uint64
 		want     bool
 	}{
-		{0, 0, false}, // nothing happened yet
-		{5, 1, false}, // a put begins
-		{9, 1, false}, // still busy
-		{9, 1, false}, // a long request in progress, no new activity
-		{9, 0, true},  // idle after work: release
-		{9, 0, false}, // still idle: released already
-		{12, 0, false},
-		{12, 0, true}, // idle again after more work
-		{12, 0, false},
+		{0, 0, 300 * mib, false}, // nothing happened yet
+		{5, 1, 300 * mib, false}, // a put begins
+		{9, 1, 300 * mib, false}, // still busy
+		{9, 1, 300 * mib, false}, // a long write in progress, no new activity
+		{9, 0, 300 * mib, true},  // idle after work: release
+		{9, 0, 300 * mib, false}, // still idle: released already
+		{12, 0, 300 * mib, false},
+		{12, 0, 40 * mib, false}, // idle after work, little retained
+		{12, 0, 300 * mib, false},
 	} {
-		if got := s.tick(c.activity, c.busy); got != c.want {
+		if got := s.tick(c.activity, c.writing, c.retained); got != c.want {
 			t.Fatalf("check %d (%+v): release %v, want %v", i, c, got, c.want)
 		}
 	}

@@ -152,26 +152,29 @@ func Run(ctx context.Context, cfg Config) error {
 	for _, p := range pools {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "tessera_buffers_mapped_bytes",
-			Help:        "Bytes of a pool's large buffers, lent out or free, kept outside the Go heap on huge pages (not in the go_memstats figures; each pool bounded; the free ones unmapped when the node is idle).",
+			Help:        "Bytes of a pool's large buffers, lent out or free, kept outside the Go heap on huge pages (not in the go_memstats figures; each pool bounded; the free ones unmapped when they push the node past its memory limit).",
 			ConstLabels: prometheus.Labels{"pool": p.name},
 		}, func() float64 { return float64(p.bytes()) }))
-	}
-	idle.trim = func() int {
-		return tr.frames.pool.Trim() + h.pieces.pool.Trim() + h.reads.pool.Trim() + fs.TrimBuffers() + osfs.TrimDirectBuffers()
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 
 	hosted := len(n.Groups()) // before the loop owns the node
 	releaseCtx, stopRelease := context.WithCancel(ctx)
 	defer stopRelease()
-	go idle.run(releaseCtx, cfg.idleEvery, m.memoryReleases.Inc, func(n int) { m.trimmedBytes.Add(float64(n)) })
-	go followMemoryLimit(releaseCtx, cfg.MemoryLimit, func() int64 {
-		n := 0
-		for _, p := range pools {
-			n += p.bytes()
-		}
-		return int64(n)
-	}, time.Second, log)
+	go idle.run(releaseCtx, releaseEvery, m.memoryReleases.Inc)
+	limit := &memoryLimit{configured: cfg.MemoryLimit, log: log,
+		outside: func() int64 {
+			n := 0
+			for _, p := range pools {
+				n += p.bytes()
+			}
+			return int64(n)
+		},
+		trim: func() int {
+			return tr.frames.pool.Trim() + h.pieces.pool.Trim() + h.reads.pool.Trim() + fs.TrimBuffers() + osfs.TrimDirectBuffers()
+		},
+		trimmed: func(n int) { m.trimmedBytes.Add(float64(n)) }}
+	go limit.follow(releaseCtx, cfg.memoryEvery)
 	go warmPools(cfg.ChunkBytes, cfg.PutWindow, tr.frames, h.pieces)
 	go loop.run()
 	tr.start()

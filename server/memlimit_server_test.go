@@ -5,23 +5,28 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"testing"
 	"time"
 )
 
-// TestIdleTrim puts and gets a file of several 1 MiB chunks, so that the
-// node's pools (request bodies, gets' reads, reads ahead, aligned copies)
-// keep buffers, and then waits (a bounded poll) for the idle node to
-// unmap every one of them: tessera_buffers_mapped_bytes falls to 0 for
-// each pool and tessera_buffers_trimmed_bytes_total counts what went. A
-// second put and get afterwards find their bytes intact in buffers mapped
+// TestPoolsYieldToLimit runs a node whose memory limit its pools' buffers
+// alone exceed, puts and gets a file of several 1 MiB chunks, so that the
+// pools (request bodies, gets' reads, reads ahead, aligned copies; peer
+// frames filled at start) hold buffers, and then waits (a bounded poll)
+// for the node to unmap every free one: tessera_buffers_mapped_bytes falls
+// to 0 for each pool and tessera_buffers_trimmed_bytes_total counts what
+// went. A second put and get find their bytes intact in buffers mapped
 // anew.
-func TestIdleTrim(t *testing.T) {
+func TestPoolsYieldToLimit(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1) // the process's: restored after the node stops
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
 	base := startSingleWith(t, func(c *Config) {
 		c.ChunkBytes, c.InlineThreshold = 1<<20, -1
 		c.LeaderDirect, c.ReadAhead = true, 2
-		c.idleEvery = 20 * time.Millisecond
+		c.MemoryLimit = 1 << 20 // below any pool's buffers
+		c.memoryEvery = 20 * time.Millisecond
 	})
 	data := make([]byte, 3<<20+5)
 	rng := rand.New(rand.NewPCG(1, 2))
