@@ -114,9 +114,9 @@ node keeps outside the Go heap, so the collector runs more often rather than
 let the heap grow to twice its live data; it rises to half again the live
 heap when the live data needs more (a large namespace), so that the collector
 never runs without pause (GOMEMLIMIT in the environment is used as it is, for
-Go's memory alone, when the flag is not given). A node idle for 5 to 10 s
-after requests unmaps its free buffers and returns what the work left in its
-heap to the system.
+Go's memory alone, when the flag is not given); free buffers that push the
+node past the limit are unmapped. A node idle for 5 s after work returns what
+the work left in its heap to the system.
 SIGINT or SIGTERM stops the node cleanly.`,
 		Example: `  tessera node --id 1 --data-dir /var/lib/tessera/1 --http-addr 127.0.0.1:7001 \
     --peers 1=127.0.0.1:7101,2=127.0.0.1:7102,3=127.0.0.1:7103`,
