@@ -65,12 +65,12 @@ snap() {
 				$1 == "go_memstats_heap_idle_bytes" {idle = $2}
 				$1 == "go_memstats_heap_released_bytes" {rel = $2}
 				$1 == "go_memstats_sys_bytes" {sys = $2}
-				$1 == "go_memstats_next_gc_bytes" {next = $2}
+				$1 == "go_memstats_next_gc_bytes" {ngc = $2}
 				$1 ~ /^tessera_buffers_mapped_bytes/ {split($1, a, "\""); pools = pools " " a[2] "=" mib($2); mapped += $2}
 				$1 == "tessera_inline_files" {files = $2}
 				$1 == "tessera_inline_bytes" {ib = $2}
 				END {printf "heap_inuse=%s heap_idle=%s heap_released=%s go_sys=%s next_gc=%s mapped=%s%s inline_files=%d inline_mib=%s",
-					mib(h), mib(idle), mib(rel), mib(sys), mib(next), mib(mapped), pools, files, mib(ib)}' <<<"$m")" \
+					mib(h), mib(idle), mib(rel), mib(sys), mib(ngc), mib(mapped), pools, files, mib(ib)}' <<<"$m")" \
 			"$(cut -d' ' -f1 /proc/loadavg)"
 	done
 }
