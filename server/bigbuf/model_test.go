@@ -28,7 +28,7 @@ func TestPoolAgainstModel(t *testing.T) {
 		tag := byte(0)
 		for range rapid.IntRange(1, 60).Draw(t, "steps") {
 			if rapid.IntRange(0, 9).Draw(t, "trim") == 0 {
-				// An idle node's trim: every free buffer unmapped, the
+				// A trim (a node past its memory limit): every free buffer unmapped, the
 				// lent ones kept (their bytes are checked when they
 				// come back).
 				if got := p.Trim(); got != freeBytes {

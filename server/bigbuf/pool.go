@@ -108,9 +108,9 @@ func (p *Pool) Put(b []byte) bool {
 // Trim unmaps every free buffer and returns the bytes it unmapped; the
 // buffers lent out stay mapped, and come back to the pool as usual. A pool
 // fills again as it is used, each new buffer at the cost of its mapping
-// (two huge-page faults per 4 MiB, taken at once): an idle node trims its
-// pools so that memory a burst of large requests left mapped goes back to
-// the system rather than staying resident until the next burst.
+// (two huge-page faults per 4 MiB, taken at once): a node trims its pools
+// when their buffers push it past its memory limit, so that buffers kept
+// for reuse yield to the data it must hold.
 func (p *Pool) Trim() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -30,7 +30,7 @@ const directKeepBytes = 24 << 20
 func DirectBufferBytes() int { return directBufs.MappedBytes() }
 
 // TrimDirectBuffers unmaps the free buffers WriteDirect keeps for reuse
-// and returns their bytes (an idle node's trim).
+// and returns their bytes (a node past its memory limit trims them).
 func TrimDirectBuffers() int { return directBufs.Trim() }
 
 // alignedBuf returns a buffer of n bytes (a multiple of directAlign) whose

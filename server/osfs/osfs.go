@@ -174,8 +174,8 @@ func (f *FS) ReadAheadBufferBytes() int {
 }
 
 // TrimBuffers unmaps the read-ahead's free buffers and returns their
-// bytes: an idle node gives them back (they are made again, at the cost
-// of their mapping, by the next reads ahead).
+// bytes: a node past its memory limit gives them back (they are made
+// again, at the cost of their mapping, by the next reads ahead).
 func (f *FS) TrimBuffers() int {
 	if f.ahead == nil {
 		return 0

@@ -19,8 +19,8 @@ const aheadStale = 2 * time.Second
 
 // readAhead reads whole files ahead of their reader (FS.ReadAhead), past
 // the page cache, on goroutines of its own and into a bounded set of
-// reused aligned buffers (a bigbuf.Pool, trimmed when the node is idle:
-// FS.TrimBuffers); an Open of such a file then reads from the buffer
+// reused aligned buffers (a bigbuf.Pool, trimmed when the node is past
+// its memory limit: FS.TrimBuffers); an Open of such a file then reads from the buffer
 // instead of the disk. A chunk's read happens on the node's event
 // loop, one chunk after the other (chunk.Store.ReadInto): read ahead, the
 // disk's time goes off the loop, and several reads overlap.

@@ -215,7 +215,7 @@ func TestReadAheadBounded(t *testing.T) {
 			t.Fatalf("round %d: hits %d (want %d), stale %d, dropped %d (want %d)", round, hits, want, stale, dropped, (len(names)-bufs)*(round+1))
 		}
 		if round == 1 {
-			// An idle node's trim: every buffer was given back, so none
+			// A trim (a node past its memory limit): every buffer was given back, so none
 			// stays mapped, and the next round maps them again.
 			f.TrimBuffers()
 			if mapped := f.ahead.mappedBytes(); mapped != 0 {
