@@ -99,6 +99,13 @@ type Config struct {
 	// LeaderDirect, none without: a leader's chunks are then in the page
 	// cache), a negative value none.
 	ReadAhead int
+	// MemoryLimit, if positive (and not math.MaxInt64), is the soft limit
+	// on the node's memory: Go's soft memory limit (which the caller sets
+	// to it at first) is kept at it less the bytes of the node's buffer
+	// pools outside the Go heap, and at least half again the live heap
+	// (followMemoryLimit). Only one node of a process may set it: Go's
+	// limit is the process's.
+	MemoryLimit int64
 	// Pprof serves net/http/pprof's profiles under /debug/pprof/ on the
 	// HTTP address (for measurements; off by default).
 	Pprof bool
@@ -119,6 +126,9 @@ type Config struct {
 	// request bodies and of gets' reads (bufPool.poison), so that bytes
 	// read from one still in use after that fail their checksum.
 	poisonFrames bool
+	// memoryEvery, set by tests, is the interval of the memory limit's
+	// checks (default a second).
+	memoryEvery time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -154,6 +164,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.memoryEvery == 0 {
+		c.memoryEvery = time.Second
 	}
 	if c.ReadAhead == 0 && c.LeaderDirect {
 		c.ReadAhead = defaultReadAhead

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/fspath"
 	"github.com/tessera-db/tessera/core/meta"
@@ -374,6 +375,9 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	// A get holds pooled buffers (its reads, the chunks read ahead): the
+	// node is not idle while one runs (idleRelease).
+	defer h.idle.begin()()
 	spec := client.Spec{Kind: client.Get, Path: path, Length: -1}
 	rng := r.Header.Get("Range")
 	started, empty := false, false
@@ -665,6 +669,21 @@ func (b *readBuffer) giveBack(pool *bufPool) {
 	b.buf = nil
 }
 
+// fillsReadBuffer reports whether a get reading chunks (those of its
+// range) is lent a read buffer of bufBytes from the node's pool: if its
+// largest chunk's file fills more than half of one, as a bigbuf.Pool lends
+// a buffer for n bytes only if it holds at most 2n. A get of smaller
+// chunks (files a little above the inline threshold, say) would otherwise
+// hold a whole chunk-sized buffer for a few kilobytes: each of its reads
+// gets a buffer of its chunk's size instead.
+func fillsReadBuffer(chunks []meta.ChunkRef, bufBytes int) bool {
+	var largest uint32
+	for _, c := range chunks {
+		largest = max(largest, c.Size)
+	}
+	return len(chunks) > 0 && 2*chunk.FileBytes(chunk.Info{Size: largest}) > int64(bufBytes)
+}
+
 // drive runs a client op to completion: requests go to this node's loop
 // (which forwards as needed), each from a goroutine of its own so that a
 // write's chunk writes are in flight together; body data comes from body,
@@ -697,6 +716,7 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 	// longer needs.
 	var reads readBuffer
 	defer reads.giveBack(h.reads)
+	readsFit := false   // the get's chunks fill the node's read buffers
 	var ahead *getAhead // a get's chunks read ahead
 	answered := func(a answer) {
 		reads.answered(a)
@@ -720,7 +740,13 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 			op.Sent(st.Token)
 			if st.Req.Kind == api.ChunkRead {
 				ahead.reading(st.Req.ChunkID)
-				if into := reads.lend(h.reads); into != nil {
+				// A get of small chunks lends none: each read gets a
+				// buffer of its chunk's size.
+				var into []byte
+				if readsFit {
+					into = reads.lend(h.reads)
+				}
+				if into != nil {
 					req := *st.Req
 					req.Into = into
 					st.Req = &req
@@ -797,6 +823,7 @@ func (h *httpAPI) drive(r *http.Request, op *client.Op, body io.Reader, sink fun
 		case client.StepFile, client.StepEmit:
 			if st.Kind == client.StepFile {
 				ahead = h.startAhead(st.Result.File, st.Offset, st.Length)
+				readsFit = fillsReadBuffer(rangeChunks(st.Result.File, st.Offset, st.Length), h.reads.size)
 			}
 			if sink != nil {
 				if err := sink(st); err != nil {

@@ -10,16 +10,16 @@ import (
 
 // idleRelease gives back to the operating system the memory a burst of
 // work left in Go's heap, once the node has been idle for a whole check
-// interval after it: no put or append in progress or begun, and no large
-// envelope received from a peer (a follower's share of a put). Go's
+// interval after it: no put, append or get in progress or begun, and no
+// large envelope received from a peer (a follower's share of a put). Go's
 // collector frees a burst's garbage only when allocation next triggers it,
 // and returns freed pages to the system only gradually, so without this a
 // node would hold near its peak for minutes after one large put. It forces
 // one collection (debug.FreeOSMemory) per idle stretch that follows work,
 // and only if the node retains more than releaseFloor from the system.
 type idleRelease struct {
-	writing  atomic.Int64  // puts and appends in progress
-	activity atomic.Uint64 // work seen, ever: writes begun, large envelopes received
+	writing  atomic.Int64  // puts, appends and gets in progress
+	activity atomic.Uint64 // work seen, ever: requests begun, large envelopes received
 }
 
 const (
@@ -30,7 +30,7 @@ const (
 // touch notes work.
 func (r *idleRelease) touch() { r.activity.Add(1) }
 
-// begin notes a write in progress until the returned func is called.
+// begin notes a request in progress until the returned func is called.
 func (r *idleRelease) begin() (end func()) {
 	r.touch()
 	r.writing.Add(1)

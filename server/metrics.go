@@ -31,8 +31,11 @@ type metrics struct {
 	chunkWritesInFlight prometheus.Gauge
 	backpressure        prometheus.Counter
 	backpressureSeconds prometheus.Counter
-	// memoryReleases counts idleRelease's returns of memory.
+	// memoryReleases counts idleRelease's forced collections, and
+	// trimmedBytes the bytes of the pools' free buffers unmapped because
+	// they pushed the node past its memory limit (memoryLimit).
 	memoryReleases prometheus.Counter
+	trimmedBytes   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -85,9 +88,13 @@ func newMetrics() *metrics {
 	}
 	m.memoryReleases = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "tessera_memory_releases_total",
-		Help: "Times the node, idle after writes, collected garbage and returned the freed memory to the operating system.",
+		Help: "Times the node, idle after work, collected garbage and returned the freed memory to the operating system.",
 	})
-	m.reg.MustRegister(m.memoryReleases, m.httpLatency, m.fsyncLatency, m.peerDropped, m.peerSentBytes, m.peerMalformed,
+	m.trimmedBytes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tessera_buffers_trimmed_bytes_total",
+		Help: "Bytes of free pooled buffers (tessera_buffers_mapped_bytes) the node unmapped because they pushed it past its memory limit (--memory-limit), its live heap needing the room.",
+	})
+	m.reg.MustRegister(m.memoryReleases, m.trimmedBytes, m.httpLatency, m.fsyncLatency, m.peerDropped, m.peerSentBytes, m.peerMalformed,
 		m.peerOverBudget, m.peerReceiveWaits, m.peerReceiveWaitSeconds,
 		m.chunkWritesInFlight, m.backpressure, m.backpressureSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/meta"
 )
 
 // TestReadBufferLentOnlyWhenFree: a get's read buffer is lent to one chunk
@@ -42,5 +44,35 @@ func TestReadBufferLentOnlyWhenFree(t *testing.T) {
 	c.giveBack(pool)
 	if pool.kept() != 1 {
 		t.Fatal("the buffer did not go back to the pool once the get was done")
+	}
+}
+
+// TestFillsReadBuffer: a get is lent a chunk-sized read buffer only if
+// its largest chunk's file fills more than half of it.
+func TestFillsReadBuffer(t *testing.T) {
+	const size = 4 << 20
+	buf := int(chunk.FileBytes(chunk.Info{Size: size})) // the node's read buffers
+	refs := func(sizes ...uint32) []meta.ChunkRef {
+		var out []meta.ChunkRef
+		for i, s := range sizes {
+			out = append(out, meta.ChunkRef{ID: uint64(i + 1), Size: s})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name   string
+		chunks []meta.ChunkRef
+		want   bool
+	}{
+		{"no chunks (inline)", nil, false},
+		{"one small chunk", refs(20 << 10), false},
+		{"whole chunks", refs(size, size, 100), true},
+		{"a short last chunk alone", refs(size/2 + 1<<10), true},
+		{"a file of half a buffer", refs(size/2 - 8), false},
+		{"chunks below half", refs(1<<20, 1<<20), false},
+	} {
+		if got := fillsReadBuffer(tc.chunks, buf); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

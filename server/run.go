@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Name: "tessera_put_bodies_in_use",
 		Help: "Puts and appends holding pieces of their request bodies (at most the node's PutBodies; a further one waits before reading its body).",
 	}, func() float64 { return float64(len(h.bodies)) }))
-	for _, p := range []struct {
+	pools := []struct {
 		name  string
 		bytes func() int
 	}{
@@ -147,10 +147,12 @@ func Run(ctx context.Context, cfg Config) error {
 		{"put_pieces", h.pieces.pool.MappedBytes},
 		{"get_reads", h.reads.pool.MappedBytes},
 		{"direct_writes", osfs.DirectBufferBytes},
-	} {
+		{"read_ahead", fs.ReadAheadBufferBytes},
+	}
+	for _, p := range pools {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "tessera_buffers_mapped_bytes",
-			Help:        "Bytes of a pool's large buffers, lent out or free, kept outside the Go heap on huge pages (not in the go_memstats figures; each pool bounded).",
+			Help:        "Bytes of a pool's large buffers, lent out or free, kept outside the Go heap on huge pages (not in the go_memstats figures; each pool bounded; the free ones unmapped when they push the node past its memory limit).",
 			ConstLabels: prometheus.Labels{"pool": p.name},
 		}, func() float64 { return float64(p.bytes()) }))
 	}
@@ -160,6 +162,19 @@ func Run(ctx context.Context, cfg Config) error {
 	releaseCtx, stopRelease := context.WithCancel(ctx)
 	defer stopRelease()
 	go idle.run(releaseCtx, releaseEvery, m.memoryReleases.Inc)
+	limit := &memoryLimit{configured: cfg.MemoryLimit, log: log,
+		outside: func() int64 {
+			n := 0
+			for _, p := range pools {
+				n += p.bytes()
+			}
+			return int64(n)
+		},
+		trim: func() int {
+			return tr.frames.pool.Trim() + h.pieces.pool.Trim() + h.reads.pool.Trim() + fs.TrimBuffers() + osfs.TrimDirectBuffers()
+		},
+		trimmed: func(n int) { m.trimmedBytes.Add(float64(n)) }}
+	go limit.follow(releaseCtx, cfg.memoryEvery)
 	go warmPools(cfg.ChunkBytes, cfg.PutWindow, tr.frames, h.pieces)
 	go loop.run()
 	tr.start()

@@ -176,7 +176,7 @@ peers on peer-base-port+N (default base-port+100+N). Restarting with the same
 	fl.IntVar(&putWindow, "put-window", client.DefaultWindow, "chunk writes in flight at once for one put alone, shared by concurrent puts (the nodes' --put-window)")
 	fl.BoolVar(&pprof, "pprof", false, "nodes serve Go's profiles under /debug/pprof/ (the nodes' --pprof)")
 	fl.StringVar(&logLevel, "log-level", "info", "nodes' log level")
-	fl.StringVar(&memLimit, "memory-limit", defaultMemoryLimit, "the nodes' --memory-limit (soft limit on each node's Go memory; 0: none); if not given, the nodes' default or GOMEMLIMIT")
+	fl.StringVar(&memLimit, "memory-limit", defaultMemoryLimit, "the nodes' --memory-limit (soft limit on each node's memory, Go's and its buffers outside the heap; 0: none); if not given, the nodes' default or GOMEMLIMIT")
 	fl.StringVar(&logLayout, "log-layout", "", "the nodes' --log-layout (shared: one raft log per node for all its groups; per-group; empty: what each data directory holds)")
 	fl.StringVar(&keep, "page-cache-keep", "off", "the nodes' --page-cache-keep (bound on the page cache held by the chunk files each writes through it; off: none)")
 	fl.BoolVar(&leaderDirect, "leader-direct", defaultLeaderDirect, "the nodes' --leader-direct (a leader's chunk copies past the page cache too, gets read ahead from the disk)")

@@ -104,27 +104,6 @@ func TestPageCacheKeep(t *testing.T) {
 	}
 }
 
-// TestLimitFor checks the soft limit that follows the live heap: the
-// configured one while the live heap is small enough, else half again the
-// live heap, in whole MiB.
-func TestLimitFor(t *testing.T) {
-	const mib = 1 << 20
-	for _, tc := range []struct{ configured, live, want int64 }{
-		{256 * mib, 0, 256 * mib},
-		{256 * mib, 150 * mib, 256 * mib},
-		{256 * mib, 170 * mib, 256 * mib},        // two thirds of 256 MiB is 170.67 MiB
-		{256 * mib, 171 * mib, 257 * mib},        // 256.5 MiB, rounded up
-		{256 * mib, 400 * mib, 600 * mib},        // a large namespace: no thrashing at 256 MiB
-		{1 << 30, 400 * mib, 1 << 30},            // a larger configured limit stays
-		{256 * mib, 200*mib + 1, 300*mib + mib},  // rounded up to a whole MiB
-		{math.MaxInt64, 10 << 30, math.MaxInt64}, // no limit stays none
-	} {
-		if got := limitFor(tc.configured, tc.live); got != tc.want {
-			t.Errorf("configured %d, live %d: limit %d, want %d", tc.configured, tc.live, got, tc.want)
-		}
-	}
-}
-
 // TestBudgetFlags checks how --put-bodies and --peer-budget (and their
 // config keys) become server settings (0: the server's default), the flag
 // winning over the file, and that a bad value is refused with the flag's

@@ -2,9 +2,16 @@
 
 package bigbuf
 
-// mapBuf maps nothing outside Linux: pools there keep no buffers, and
-// Alloc's come from the Go heap.
-func mapBuf(n int) (b []byte, ok bool) { return nil, false }
+// mapBuf has no mapping outside Linux: it returns a heap buffer of n bytes
+// aligned to pageBytes, so that pools work the same everywhere (their
+// buffers then live on the heap, and the collector frees one that unmap
+// let go of).
+func mapBuf(n int) (b []byte, ok bool) {
+	raw := make([]byte, n+pageBytes)
+	off := int(-start(raw) & (pageBytes - 1))
+	return raw[off : off+n : off+n], true
+}
 
-// unmap is never called outside Linux (mapBuf maps nothing).
-func unmap(b []byte) { panic("bigbuf: unmap without a mapping") }
+// unmap lets go of a buffer from mapBuf: the collector frees it once
+// nothing refers to it.
+func unmap(b []byte) {}

@@ -6,7 +6,7 @@ import (
 	"pgregory.net/rapid"
 )
 
-// TestPoolAgainstModel runs random sequences of gets, puts and warms, of sizes
+// TestPoolAgainstModel runs random sequences of gets, puts, warms and trims, of sizes
 // that reuse, evict and refuse, against what a pool must guarantee whatever
 // its choices: a buffer is lent to one holder at a time (no two held
 // buffers overlap, none lies in the free list, and the bytes a holder
@@ -27,7 +27,15 @@ func TestPoolAgainstModel(t *testing.T) {
 		freeBytes := 0 // given back and not taken again, nor unmapped
 		tag := byte(0)
 		for range rapid.IntRange(1, 60).Draw(t, "steps") {
-			if rapid.IntRange(0, 9).Draw(t, "warm") == 0 {
+			if rapid.IntRange(0, 9).Draw(t, "trim") == 0 {
+				// A trim (a node past its memory limit): every free buffer unmapped, the
+				// lent ones kept (their bytes are checked when they
+				// come back).
+				if got := p.Trim(); got != freeBytes {
+					t.Fatalf("trim unmapped %d bytes, want the %d free", got, freeBytes)
+				}
+				freeBytes = 0
+			} else if rapid.IntRange(0, 9).Draw(t, "warm") == 0 {
 				n := rapid.IntRange(mib/2, 5*mib).Draw(t, "warmN")
 				count := rapid.IntRange(0, 4).Draw(t, "warmCount")
 				mappedBefore := p.MappedBytes()

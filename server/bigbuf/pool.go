@@ -57,10 +57,7 @@ func (p *Pool) Get(n int) []byte {
 	}
 	// No free buffer fits n: unmap free ones until a new one does.
 	for p.mappedBytes+size > p.keepBytes {
-		f := p.takeFree(len(p.free) - 1)
-		p.mappedBytes -= cap(f)
-		delete(p.mapped, start(f))
-		unmap(f)
+		p.dropLastFree()
 	}
 	b, ok := mapBuf(size)
 	if !ok {
@@ -106,6 +103,32 @@ func (p *Pool) Put(b []byte) bool {
 	p.free = append(p.free, b[:size])
 	p.freeBytes += size
 	return true
+}
+
+// Trim unmaps every free buffer and returns the bytes it unmapped; the
+// buffers lent out stay mapped, and come back to the pool as usual. A pool
+// fills again as it is used, each new buffer at the cost of its mapping
+// (two huge-page faults per 4 MiB, taken at once): a node trims its pools
+// when their buffers push it past its memory limit, so that buffers kept
+// for reuse yield to the data it must hold.
+func (p *Pool) Trim() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for len(p.free) > 0 {
+		n += p.dropLastFree()
+	}
+	return n
+}
+
+// dropLastFree unmaps the last free buffer and returns its cap. p.mu is
+// held.
+func (p *Pool) dropLastFree() int {
+	f := p.takeFree(len(p.free) - 1)
+	p.mappedBytes -= cap(f)
+	delete(p.mapped, start(f))
+	unmap(f)
+	return cap(f)
 }
 
 // InFree reports whether b's first byte lies in a free buffer of the pool:

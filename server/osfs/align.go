@@ -29,6 +29,10 @@ const directKeepBytes = 24 << 20
 // reuse, lent out or free (the process's: the pool is shared by every FS).
 func DirectBufferBytes() int { return directBufs.MappedBytes() }
 
+// TrimDirectBuffers unmaps the free buffers WriteDirect keeps for reuse
+// and returns their bytes (a node past its memory limit trims them).
+func TrimDirectBuffers() int { return directBufs.Trim() }
+
 // alignedBuf returns a buffer of n bytes (a multiple of directAlign) whose
 // first byte is aligned to directAlign; releaseAligned gives it back.
 func alignedBuf(n int) []byte {

@@ -164,6 +164,25 @@ func (f *FS) ReadAhead(name string) {
 	}
 }
 
+// ReadAheadBufferBytes returns the bytes of the buffers the FS reads ahead
+// into, in use or free (0 if it does not read ahead).
+func (f *FS) ReadAheadBufferBytes() int {
+	if f.ahead == nil {
+		return 0
+	}
+	return f.ahead.mappedBytes()
+}
+
+// TrimBuffers unmaps the read-ahead's free buffers and returns their
+// bytes: a node past its memory limit gives them back (they are made
+// again, at the cost of their mapping, by the next reads ahead).
+func (f *FS) TrimBuffers() int {
+	if f.ahead == nil {
+		return 0
+	}
+	return f.ahead.bufs.Trim()
+}
+
 // ReadAheadStats returns the Opens that found their file read ahead
 // (hits), found nothing or a failed read (misses), or found one that had
 // changed since (stale), and the read-aheads dropped for want of a buffer.

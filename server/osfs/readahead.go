@@ -19,8 +19,9 @@ const aheadStale = 2 * time.Second
 
 // readAhead reads whole files ahead of their reader (FS.ReadAhead), past
 // the page cache, on goroutines of its own and into a bounded set of
-// reused aligned buffers; an Open of such a file then reads from the
-// buffer instead of the disk. A chunk's read happens on the node's event
+// reused aligned buffers (a bigbuf.Pool, trimmed when the node is past
+// its memory limit: FS.TrimBuffers); an Open of such a file then reads from the buffer
+// instead of the disk. A chunk's read happens on the node's event
 // loop, one chunk after the other (chunk.Store.ReadInto): read ahead, the
 // disk's time goes off the loop, and several reads overlap.
 //
@@ -34,10 +35,8 @@ const aheadStale = 2 * time.Second
 // fails for a file replaced by a repair or removed by a deletion.
 type readAhead struct {
 	mu       sync.Mutex
-	bufBytes int      // each buffer's size: a whole chunk file, rounded up to directAlign
-	maxBufs  int      // the most buffers ever made
-	made     int      // buffers made so far
-	free     [][]byte // buffers made and not in use
+	bufBytes int          // each buffer's size: a whole chunk file, rounded up to directAlign
+	bufs     *bigbuf.Pool // at most maxBufs buffers, in use or free
 	byPath   map[string]*ahead
 	order    []*ahead // by Prefetch, oldest first: what is given up first
 	queue    chan *ahead
@@ -82,9 +81,10 @@ type fileID struct {
 // newReadAhead starts workers reading files of at most fileBytes each
 // into at most maxBufs buffers.
 func newReadAhead(fileBytes, maxBufs, workers int) *readAhead {
+	bufBytes := (fileBytes + directAlign - 1) &^ (directAlign - 1)
 	r := &readAhead{
-		bufBytes: (fileBytes + directAlign - 1) &^ (directAlign - 1),
-		maxBufs:  maxBufs,
+		bufBytes: bufBytes,
+		bufs:     bigbuf.NewPool(bufBytes, directAlign, maxBufs*bufBytes),
 		byPath:   map[string]*ahead{},
 		queue:    make(chan *ahead, maxBufs),
 	}
@@ -114,18 +114,12 @@ func (r *readAhead) prefetch(path string) {
 	r.queue <- a // room for every buffer: never blocks
 }
 
-// bufLocked returns a free buffer, a new one if fewer than maxBufs were
-// made, or that of the oldest file read ahead and not opened for
+// bufLocked returns a free buffer, a new one if fewer than maxBufs are
+// mapped, or that of the oldest file read ahead and not opened for
 // aheadStale; nil if none.
 func (r *readAhead) bufLocked() []byte {
-	if n := len(r.free); n > 0 {
-		b := r.free[n-1]
-		r.free = r.free[:n-1]
+	if b := r.bufs.Get(r.bufBytes); b != nil {
 		return b
-	}
-	if r.made < r.maxBufs {
-		r.made++
-		return bigbuf.Alloc(r.bufBytes) // lives as long as the process: maxBufs bounds them
 	}
 	for _, a := range r.order {
 		if a.state == aheadReady && time.Since(a.at) > aheadStale {
@@ -163,7 +157,7 @@ func (r *readAhead) work() {
 		r.mu.Lock()
 		if a.state == aheadGone {
 			// Taken or forgotten before it was read: only its buffer is left.
-			r.free = append(r.free, a.buf)
+			r.bufs.Put(a.buf)
 			a.buf = nil
 			r.mu.Unlock()
 			continue
@@ -178,7 +172,7 @@ func (r *readAhead) work() {
 		if a.state == aheadGone {
 			// Forgotten while read: a write to the name came meanwhile.
 			r.closeLocked(a)
-			r.free = append(r.free, a.buf)
+			r.bufs.Put(a.buf)
 			a.buf = nil
 		} else {
 			a.state = aheadReady
@@ -284,19 +278,15 @@ func (r *readAhead) giveBack(a *ahead) {
 func (r *readAhead) giveBackLocked(a *ahead) {
 	r.closeLocked(a)
 	if a.buf != nil {
-		r.free = append(r.free, a.buf)
+		r.bufs.Put(a.buf)
 		a.buf = nil
 	}
 	a.state = aheadGone
 }
 
-// bufsMade returns how many buffers were made: the read-ahead's memory is
-// that many times bufBytes.
-func (r *readAhead) bufsMade() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.made
-}
+// mappedBytes returns the bytes of the read-ahead's buffers, in use or
+// free.
+func (r *readAhead) mappedBytes() int { return r.bufs.MappedBytes() }
 
 var (
 	errTooLarge = errors.New("osfs: file larger than a read-ahead buffer")

@@ -207,12 +207,20 @@ func TestReadAheadBounded(t *testing.T) {
 				t.Fatalf("round %d, %s: %v, bytes equal %v", round, name, err, bytes.Equal(got, content(byte(10*i))))
 			}
 		}
-		if made := f.ahead.bufsMade(); made > bufs {
-			t.Fatalf("round %d: %d buffers made, bound %d", round, made, bufs)
+		if mapped := f.ahead.mappedBytes(); mapped > bufs*f.ahead.bufBytes {
+			t.Fatalf("round %d: %d bytes of buffers mapped, bound %d buffers of %d", round, mapped, bufs, f.ahead.bufBytes)
 		}
 		hits, _, stale, dropped := f.ReadAheadStats()
 		if want := int64(bufs * (round + 1)); hits != want || stale != 0 || dropped != int64((len(names)-bufs)*(round+1)) {
 			t.Fatalf("round %d: hits %d (want %d), stale %d, dropped %d (want %d)", round, hits, want, stale, dropped, (len(names)-bufs)*(round+1))
+		}
+		if round == 1 {
+			// A trim (a node past its memory limit): every buffer was given back, so none
+			// stays mapped, and the next round maps them again.
+			f.TrimBuffers()
+			if mapped := f.ahead.mappedBytes(); mapped != 0 {
+				t.Fatalf("after the trim %d bytes of buffers still mapped", mapped)
+			}
 		}
 	}
 }

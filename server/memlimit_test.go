@@ -1,0 +1,33 @@
+package server
+
+import "testing"
+
+// TestLimitFor checks Go's soft limit for a node's configured one: the
+// configured limit less the pools' mapped bytes, never below half again
+// the live heap, in whole MiB when reduced either way; and when the pools'
+// bytes push the node past its limit (their free buffers then go).
+func TestLimitFor(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		configured, live, outside, want int64
+		over                            bool
+	}{
+		{256 * mib, 0, 0, 256 * mib, false},
+		{256 * mib, 150 * mib, 0, 256 * mib, false},
+		{256 * mib, 170 * mib, 0, 256 * mib, false},          // two thirds of 256 MiB is 170.67 MiB
+		{256 * mib, 171 * mib, 0, 257 * mib, false},          // 256.5 MiB, rounded up; no pools to blame
+		{256 * mib, 400 * mib, 0, 600 * mib, false},          // a large namespace: no thrashing at 256 MiB
+		{1 << 30, 400 * mib, 0, 1 << 30, false},              // a larger configured limit stays
+		{256 * mib, 200*mib + 1, 0, 300*mib + mib, false},    // rounded up to a whole MiB
+		{256 * mib, 50 * mib, 100 * mib, 156 * mib, false},   // the pools' buffers count against the limit
+		{256 * mib, 50 * mib, 100*mib + 1, 156 * mib, false}, // rounded up to a whole MiB
+		{256 * mib, 100 * mib, 106 * mib, 150 * mib, false},  // the heap's room just fits
+		{256 * mib, 100 * mib, 150 * mib, 150 * mib, true},   // the live heap keeps its room; the pools are over
+		{256 * mib, 400 * mib, 1 << 30, 600 * mib, true},     // however many
+	} {
+		got, over := limitFor(tc.configured, tc.live, tc.outside)
+		if got != tc.want || over != tc.over {
+			t.Errorf("configured %d, live %d, outside %d: limit %d over %v, want %d %v", tc.configured, tc.live, tc.outside, got, over, tc.want, tc.over)
+		}
+	}
+}
