@@ -119,6 +119,11 @@ type Client struct {
 	idle      []*session
 	mu        sync.Mutex
 	preferred int
+	// leader is the index of the endpoint the last search found leading
+	// the meta group (PreferMetaLeader), -1 if none: a request that ends
+	// well elsewhere (one under way when the search ended) does not move
+	// the client off it; a failure there does.
+	leader int
 	// steerMu guards the search for the meta group's leader
 	// (PreferMetaLeader): steer is whether to search, steeredAt when the
 	// last search ended (zero: none yet), steering whether one is under
@@ -157,7 +162,7 @@ func New(endpoints []string) (*Client, error) {
 	c := &Client{hc: &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: 64,
 		DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
-	}}, attempts: 2 * len(endpoints)}
+	}}, attempts: 2 * len(endpoints), leader: -1}
 	if c.attempts < 6 {
 		c.attempts = 6
 	}
@@ -246,12 +251,15 @@ func (c *Client) findLeader(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
+	c.mu.Lock()
+	c.leader = -1
 	for i, l := range leads {
 		if l {
-			c.promote(c.endpoints[i])
+			c.leader, c.preferred = i, i
 			break
 		}
 	}
+	c.mu.Unlock()
 	c.steerMu.Lock()
 	c.steering, c.steeredAt = false, time.Now()
 	c.steerMu.Unlock()
@@ -545,6 +553,9 @@ func (c *Client) pick(attempt int) string {
 func (c *Client) promote(base string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.leader >= 0 && c.endpoints[c.leader] != base {
+		return // the meta leader stays preferred
+	}
 	for i, e := range c.endpoints {
 		if e == base {
 			c.preferred = i
@@ -556,6 +567,9 @@ func (c *Client) demote(base string) {
 	c.mu.Lock()
 	if c.endpoints[c.preferred] == base {
 		c.preferred = (c.preferred + 1) % len(c.endpoints)
+	}
+	if c.leader >= 0 && c.endpoints[c.leader] == base {
+		c.leader = -1
 	}
 	c.mu.Unlock()
 	// The node that failed may have led the meta group: look again at the

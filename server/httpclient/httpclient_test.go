@@ -210,6 +210,21 @@ func TestPreferMetaLeader(t *testing.T) {
 	if got := put(c); got != 1 {
 		t.Fatalf("after the leadership moved and a search, the put reached node %d, want 2", got+1)
 	}
+	// A request that ends well at another node after the search (one
+	// under way when it ended) leaves the leader preferred.
+	c.promote(c.endpoints[2])
+	if got := put(c); got != 1 {
+		t.Fatalf("after a success elsewhere the put reached node %d, want the leader, 2", got+1)
+	}
+	// A failure at the leader moves the client on (with no search after
+	// it here, which would find the same leader).
+	c.steerMu.Lock()
+	c.steer = false
+	c.steerMu.Unlock()
+	c.demote(c.endpoints[1])
+	if got := put(c); got == 1 {
+		t.Fatal("after a failure at the leader the put still reached it")
+	}
 	leader.Store(-1)
 	c2 := newClient(true)
 	if got := put(c2); got != 0 {
