@@ -152,6 +152,7 @@ func Quarantine(fs vfs.FS, group uint64, b Bugs) error {
 // and disk work of it still in flight completes into nothing.
 func (g *Replica) Delete(at uint64, done func(error)) {
 	g.deleted = true
+	g.dropSnapFiles()
 	// Pending log work never runs now: its entries' bytes are let go (a
 	// batch in flight lets go of its own in logBatchDone).
 	for _, j := range g.log.pending {

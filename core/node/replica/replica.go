@@ -291,6 +291,9 @@ type Replica struct {
 	// served are the snapshots this replica sent as descriptors (pieces.go).
 	pieces *pieceFetch
 	served []servedSnap
+	// ownFile is the open file of the meta snapshot raft's storage refers
+	// to instead of holding its data (snapfile.go), if it does.
+	ownFile *snapFile
 	// snapReports are the peers sent a snapshot in this flush round
 	// (ReportSnapshots).
 	// termHeld are raft messages of a term this replica does not hold
@@ -557,6 +560,16 @@ func (g *Replica) limitSessions() {
 func (g *Replica) Close() {
 	if g.wal != nil {
 		_ = g.wal.Close()
+	}
+	// The snapshot files held open (snapfile.go); the runtime's I/O has
+	// stopped, so nothing reads them any more.
+	for _, s := range g.served {
+		if s.file != nil && s.file != g.ownFile {
+			_ = s.file.f.Close()
+		}
+	}
+	if g.ownFile != nil {
+		_ = g.ownFile.f.Close()
 	}
 }
 
