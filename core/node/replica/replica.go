@@ -216,7 +216,7 @@ type Stats struct {
 	AppendsFilled, AppendsCut, LackingChunks uint64
 	LeaderHandoffs                           uint64
 	OwnChunksProposed, OwnChunksDropped      uint64
-	SnapPiecesRejected                       uint64
+	SnapPiecesRejected, SnapFilePieces       uint64
 }
 
 // Shared is what every replica of a node is opened with.

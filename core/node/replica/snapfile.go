@@ -85,6 +85,7 @@ func (g *Replica) readPiece(to uint64, sf *snapFile, reply wire.Piece) {
 			g.env.Log().Warn("cannot serve a snapshot piece", "node", g.cfg.ID, "group", g.id, "index", sf.index, "err", err)
 		} else {
 			reply.Found, reply.Total, reply.Data = true, sf.total, b
+			g.stats.SnapFilePieces++
 		}
 		g.answerPiece(to, reply)
 	})
