@@ -83,23 +83,10 @@ func (g *Replica) maybeSnapshot() error {
 // the last snapshot (replayed at start, held in raft's memory) stays
 // within that snapshot's size, or maxMetaLogBytes. Snapshots no longer
 // stall anything (metasnap.go), so taking them less often costs only that
-// log. Once the last snapshot reached largeMetaSnapBytes, the log since
-// must hold twice its size: each snapshot then writes half what the log
-// wrote (1.5 times while the namespace only grows), as all three replicas
-// write it at once on the disks the log's fsyncs wait for, for twice the
-// log behind it in raft's memory and at start (still within
-// maxMetaLogBytes).
+// log.
 func (g *Replica) metaSnapshotDue() bool {
-	logBytes := g.snapBytes
-	if g.snapBytes >= largeMetaSnapBytes {
-		logBytes *= 2
-	}
-	return g.entriesSince >= g.cfg.MetaSnapshotEntries && g.bytesSinceSnap >= min(logBytes, maxMetaLogBytes)
+	return g.entriesSince >= g.cfg.MetaSnapshotEntries && g.bytesSinceSnap >= min(g.snapBytes, maxMetaLogBytes)
 }
 
 // maxMetaLogBytes bounds the meta log behind its last snapshot.
 const maxMetaLogBytes = 64 << 20
-
-// largeMetaSnapBytes is the meta snapshot size from which the next waits
-// for twice as much log.
-const largeMetaSnapBytes = 4 << 20
