@@ -248,10 +248,6 @@ func (e *harnessEnv) TraceSnapshotPiece(group, index, offset uint64) {
 	e.note = fmt.Sprintf("g%d read snapshot file at %d from %d", group, index, offset)
 }
 
-func (e *harnessEnv) TraceSnapshotClose(group, index uint64) {
-	e.note = fmt.Sprintf("g%d close snapshot file at %d", group, index)
-}
-
 func (e *harnessEnv) TraceReplicaDelete(group, at uint64) {
 	e.note = fmt.Sprintf("g%d delete replica (tombstone at %d)", group, at)
 }

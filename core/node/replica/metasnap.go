@@ -67,7 +67,11 @@ func (g *Replica) startMetaSnapshot() error {
 	}
 	fs, dir, keep := g.env.FS(), WALDir(g.id), g.cfg.SnapPieceBytes
 	var w written
-	g.env.IO(SnapQueue(g.id), func() error { return w.write(fs, dir, md, frozen, keep) },
+	closing := g.takeToClose()
+	g.env.IO(SnapQueue(g.id), func() error {
+		closeFiles(closing)
+		return w.write(fs, dir, md, frozen, keep)
+	},
 		func(err error) { g.metaSnapshotWritten(md, &w, err) })
 	return nil
 }
@@ -127,11 +131,11 @@ func (k *keeper) Write(p []byte) (int, error) {
 // file, fileRef) and the log is queued to rotate onto it.
 func (g *Replica) metaSnapshotWritten(md *raftpb.SnapshotMetadata, w *written, err error) {
 	if g.deleted || g.host.Stopped() {
-		g.closeSnapFile(md.GetIndex(), w.file)
+		g.closeLater(w.file)
 		return // the replica was deleted meanwhile (and its files with it)
 	}
 	if err != nil {
-		g.closeSnapFile(md.GetIndex(), w.file)
+		g.closeLater(w.file)
 		g.host.Fail(fmt.Errorf("group %d: snapshot file at %d: %w", g.id, md.GetIndex(), err))
 		return
 	}
@@ -145,12 +149,12 @@ func (g *Replica) metaSnapshotWritten(md *raftpb.SnapshotMetadata, w *written, e
 	if errors.Is(err, raft.ErrSnapOutOfDate) {
 		// A leader's newer snapshot was installed meanwhile; the file is
 		// removed with the next rotation or start.
-		g.closeSnapFile(md.GetIndex(), w.file)
+		g.closeLater(w.file)
 		g.snapping = false
 		return
 	}
 	if err != nil {
-		g.closeSnapFile(md.GetIndex(), w.file)
+		g.closeLater(w.file)
 		g.host.Fail(fmt.Errorf("group %d: create snapshot at %d: %w", g.id, md.GetIndex(), err))
 		return
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node/outbox"
 	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
 )
 
@@ -294,6 +295,9 @@ type Replica struct {
 	// ownFile is the open file of the meta snapshot raft's storage refers
 	// to instead of holding its data (snapfile.go), if it does.
 	ownFile *snapFile
+	// toClose are snapshot files no longer needed, which the replica's
+	// next snapshot or its deletion closes (closeLater).
+	toClose []vfs.File
 	// snapReports are the peers sent a snapshot in this flush round
 	// (ReportSnapshots).
 	// termHeld are raft messages of a term this replica does not hold
@@ -571,6 +575,7 @@ func (g *Replica) Close() {
 	if g.ownFile != nil {
 		_ = g.ownFile.f.Close()
 	}
+	closeFiles(g.toClose)
 }
 
 // Tick advances the replica's raft by one tick, and retries or gives up

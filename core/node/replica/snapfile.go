@@ -119,32 +119,49 @@ func (g *Replica) releaseSnapFile(sf *snapFile) {
 	if sf == nil || sf == g.ownFile || slices.ContainsFunc(g.served, func(s servedSnap) bool { return s.file == sf }) {
 		return
 	}
-	g.closeSnapFile(sf.index, sf.f)
+	g.closeLater(sf.f)
 }
 
-// closeSnapFile closes f (if any), the file of the snapshot at index, on
-// the piece queue, after the reads queued before.
-func (g *Replica) closeSnapFile(index uint64, f vfs.File) {
-	if f == nil {
-		return
+// closeLater has f (if any) closed by the replica's next disk work that
+// takes the files to close (the next meta snapshot's, or its deletion's):
+// a close of its own would be disk work of its own, and the last close of
+// a file a rotation removed frees its blocks, which the event loop must
+// not wait for. A piece read of it still in flight then fails and is
+// answered as a snapshot no longer held, which it is: a file is closed only
+// once neither raft's storage nor the snapshots served name it.
+func (g *Replica) closeLater(f vfs.File) {
+	if f != nil {
+		g.toClose = append(g.toClose, f)
 	}
-	if t, ok := g.env.(Tracer); ok {
-		t.TraceSnapshotClose(g.id, index)
-	}
-	g.env.IO(pieceQueue(g.id), f.Close, func(error) {})
 }
 
-// dropSnapFiles closes every snapshot file the replica holds open: it is
-// being deleted, and serves nothing any more.
+// takeToClose returns the files to close, which the caller's disk work
+// closes.
+func (g *Replica) takeToClose() []vfs.File {
+	fs := g.toClose
+	g.toClose = nil
+	return fs
+}
+
+// closeFiles closes files, off the event loop; a read-only file's close
+// has nothing to report.
+func closeFiles(files []vfs.File) {
+	for _, f := range files {
+		_ = f.Close()
+	}
+}
+
+// dropSnapFiles hands every snapshot file the replica holds open to
+// closeLater: it is being deleted, and serves nothing any more.
 func (g *Replica) dropSnapFiles() {
 	for _, s := range g.served {
 		if s.file != nil && s.file != g.ownFile {
-			g.closeSnapFile(s.index, s.file.f)
+			g.closeLater(s.file.f)
 		}
 	}
 	g.served = nil
 	if g.ownFile != nil {
-		g.closeSnapFile(g.ownFile.index, g.ownFile.f)
+		g.closeLater(g.ownFile.f)
 		g.ownFile = nil
 	}
 }

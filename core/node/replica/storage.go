@@ -127,11 +127,9 @@ type Tracer interface {
 	TraceStage(group uint64, staged []StagedChunk)
 	TraceReplicaDelete(group, at uint64)
 	TraceSnapshotFile(group, index uint64)
-	// TraceSnapshotPiece and TraceSnapshotClose describe the read of a
-	// piece of a snapshot file a peer fetches, and the file's close
-	// (snapfile.go).
+	// TraceSnapshotPiece describes the read of a piece of a snapshot file
+	// a peer fetches (snapfile.go).
 	TraceSnapshotPiece(group, index, offset uint64)
-	TraceSnapshotClose(group, index uint64)
 }
 
 // queueLog adds work to a replica's log, starts staging its chunk bytes and
