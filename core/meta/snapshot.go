@@ -2,6 +2,7 @@ package meta
 
 import (
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/tessera-db/tessera/core/codec"
@@ -62,18 +63,53 @@ func (s *State) Freeze() *Frozen {
 // not run twice at once.
 func (f *Frozen) Encode() []byte {
 	e := codec.Encoder{B: make([]byte, 0, f.sizeHint)}
-	e.Fixed(f.head)
-	encodeFiles(&e, f.files, func(e *codec.Encoder, data []byte) { e.Bytes(data) })
-	encodeSessions(&e, f.sessions)
-	e.Fixed(f.leasesAndGarbage)
+	f.encode(&e, func() bool { return true })
 	return e.B
+}
+
+// EncodeTo writes the snapshot encoding of the frozen state, the bytes
+// Encode returns, to w in writes of about pieceBytes each (a write may be
+// longer by one file or session). A meta snapshot reaches megabytes (9 MB
+// at 53,000 small files), and Encode allocated all of it at every snapshot,
+// for a buffer that then lived on in raft's storage; EncodeTo's buffer is
+// one piece, reused. Like Encode it only reads the view; it returns w's
+// first error, after which it writes nothing more.
+func (f *Frozen) EncodeTo(w io.Writer, pieceBytes int) error {
+	e := codec.Encoder{B: make([]byte, 0, pieceBytes+pieceBytes/4)}
+	var err error
+	spill := func() bool {
+		if err == nil && len(e.B) >= pieceBytes {
+			_, err = w.Write(e.B)
+			e.B = e.B[:0]
+		}
+		return err == nil
+	}
+	f.encode(&e, spill)
+	if err == nil && len(e.B) > 0 {
+		_, err = w.Write(e.B)
+	}
+	return err
+}
+
+// encode writes the frozen state's encoding into e, calling spill after
+// each file and session (it may take e's bytes away) and stopping early
+// once spill returns false.
+func (f *Frozen) encode(e *codec.Encoder, spill func() bool) {
+	e.Fixed(f.head)
+	if !encodeFiles(e, f.files, func(e *codec.Encoder, data []byte) { e.Bytes(data) }, spill) {
+		return
+	}
+	if !encodeSessions(e, f.sessions, spill) {
+		return
+	}
+	e.Fixed(f.leasesAndGarbage)
 }
 
 // encode writes the snapshot encoding, each file's inline bytes by
 // inline (Snapshot writes them, Hash their checksum).
 func (s *State) encode(e *codec.Encoder, inline func(e *codec.Encoder, data []byte)) {
 	s.encodeHead(e)
-	encodeFiles(e, s.files, inline)
+	encodeFiles(e, s.files, inline, func() bool { return true })
 	s.encodeTail(e)
 }
 
@@ -89,19 +125,23 @@ func (s *State) encodeHead(e *codec.Encoder) {
 	e.Varint(s.cfg.InlineCapBytes)
 }
 
-// encodeFiles writes the files in path order.
-func encodeFiles(e *codec.Encoder, files fileIndex, inline func(e *codec.Encoder, data []byte)) {
+// encodeFiles writes the files in path order, calling spill after each;
+// it stops, reporting false, once spill does.
+func encodeFiles(e *codec.Encoder, files fileIndex, inline func(e *codec.Encoder, data []byte), spill func() bool) bool {
 	e.Uvarint(uint64(files.len()))
+	ok := true
 	files.ascend("", func(f File) bool {
 		encodeFile(e, &f)
 		inline(e, f.Data)
-		return true
+		ok = spill()
+		return ok
 	})
+	return ok
 }
 
 // encodeTail writes the sessions, leases and garbage, each sorted by id.
 func (s *State) encodeTail(e *codec.Encoder) {
-	encodeSessions(e, s.sessionList())
+	encodeSessions(e, s.sessionList(), func() bool { return true })
 	s.encodeLeasesAndGarbage(e)
 }
 
@@ -122,8 +162,9 @@ func (s *State) sessionList() []idSession {
 	return out
 }
 
-// encodeSessions writes the sessions sorted by id; it sorts list.
-func encodeSessions(e *codec.Encoder, list []idSession) {
+// encodeSessions writes the sessions sorted by id, calling spill after
+// each; it stops, reporting false, once spill does. It sorts list.
+func encodeSessions(e *codec.Encoder, list []idSession, spill func() bool) bool {
 	slices.SortFunc(list, func(a, b idSession) int { return cmpU64(a.id, b.id) })
 	e.Uvarint(uint64(len(list)))
 	for _, is := range list {
@@ -134,7 +175,11 @@ func encodeSessions(e *codec.Encoder, list []idSession) {
 		e.Varint(ss.lastMTime)
 		e.Fixed(ss.fingerprint[:])
 		e.Bytes(ss.result.Marshal())
+		if !spill() {
+			return false
+		}
 	}
+	return true
 }
 
 // encodeLeasesAndGarbage writes the leases and the garbage list, each

@@ -244,6 +244,10 @@ func (e *harnessEnv) TraceSnapshotFile(group, index uint64) {
 	e.note = fmt.Sprintf("g%d write snapshot file at %d", group, index)
 }
 
+func (e *harnessEnv) TraceSnapshotPiece(group, index, offset uint64) {
+	e.note = fmt.Sprintf("g%d read snapshot file at %d from %d", group, index, offset)
+}
+
 func (e *harnessEnv) TraceReplicaDelete(group, at uint64) {
 	e.note = fmt.Sprintf("g%d delete replica (tombstone at %d)", group, at)
 }

@@ -258,12 +258,12 @@ func (n *Node) Receive(m *wire.Envelope) {
 		n.onRemoval(m.From, r)
 	}
 	for _, a := range m.PieceAsks {
-		reply := wire.Piece{Group: a.Group, Index: a.Index, Offset: a.Offset}
 		if g := n.groups[a.Group]; g != nil {
-			reply = g.ServePiece(a)
+			g.ServePiece(m.From, a)
+			continue
 		}
 		out := n.out(m.From)
-		out.Pieces = append(out.Pieces, reply)
+		out.Pieces = append(out.Pieces, wire.Piece{Group: a.Group, Index: a.Index, Offset: a.Offset})
 	}
 	for _, p := range m.Pieces {
 		if g := n.groups[p.Group]; g != nil {

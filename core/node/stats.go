@@ -53,6 +53,9 @@ type Stats struct {
 	// the descriptor's checksum): only a damaged network, or a bug, sends
 	// such pieces.
 	SnapPieces, SnapPiecesRejected uint64
+	// SnapFilePieces counts the snapshot pieces this node read from its
+	// own snapshot files to serve them (core/node/replica snapfile.go).
+	SnapFilePieces uint64
 	// StagedChunks and StagedChunkBytes count the chunk writes whose bytes
 	// this node made durable beside their log entry (core/node/replica staged.go);
 	// AppendsFilled the entries whose bytes it put back into an append to
@@ -150,6 +153,7 @@ func (n *Node) Stats() Stats {
 	st.SnapshotsInstalled += ps.SnapshotsInstalled
 	st.SnapPieces += ps.SnapPieces
 	st.SnapPiecesRejected += ps.SnapPiecesRejected
+	st.SnapFilePieces += ps.SnapFilePieces
 	st.AmnesiacReplicas += ps.AmnesiacReplicas
 	st.StagedChunks += ps.StagedChunks
 	st.StagedChunkBytes += ps.StagedChunkBytes

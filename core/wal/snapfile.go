@@ -53,7 +53,19 @@ func snapFileName(index, term uint64) string {
 // Rotate records. It touches no open WAL, so it may run while the log in
 // dir takes appends on another I/O queue.
 func WriteSnapshotFile(fs vfs.FS, dir string, md *raftpb.SnapshotMetadata, data []byte) (SnapshotRef, error) {
-	ref := SnapshotRef{Metadata: md, Size: int64(len(data)), CRC: crc32.Checksum(data, castagnoli)}
+	return WriteSnapshotFileFrom(fs, dir, md, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteSnapshotFileFrom is WriteSnapshotFile for data that encode writes
+// to the file as it produces it, in as many writes as it likes, so that
+// the whole data is never in memory at once (a meta snapshot is encoded
+// into its file piece by piece). The reference's length and checksum are
+// those of the bytes encode wrote.
+func WriteSnapshotFileFrom(fs vfs.FS, dir string, md *raftpb.SnapshotMetadata, encode func(w io.Writer) error) (SnapshotRef, error) {
+	ref := SnapshotRef{Metadata: md}
 	if err := fs.MkdirAll(dir); err != nil {
 		return ref, fmt.Errorf("wal: snapshot file: %w", err)
 	}
@@ -62,7 +74,8 @@ func WriteSnapshotFile(fs vfs.FS, dir string, md *raftpb.SnapshotMetadata, data 
 	if err != nil {
 		return ref, fmt.Errorf("wal: create %s: %w", name, err)
 	}
-	_, err = f.Write(data)
+	sw := &summingWriter{f: f}
+	err = encode(sw)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -75,7 +88,40 @@ func WriteSnapshotFile(fs vfs.FS, dir string, md *raftpb.SnapshotMetadata, data 
 	if err != nil {
 		return ref, fmt.Errorf("wal: write %s: %w", name, err)
 	}
+	ref.Size, ref.CRC = sw.n, sw.crc
 	return ref, nil
+}
+
+// summingWriter writes to a file, counting and checksumming what it
+// wrote.
+type summingWriter struct {
+	f   vfs.File
+	n   int64
+	crc uint32
+}
+
+func (w *summingWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.crc = crc32.Update(w.crc, castagnoli, p[:n])
+	w.n += int64(n)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	return n, err
+}
+
+// OpenSnapshotFile opens the snapshot file of md in dir for reading, for
+// a peer that fetches the snapshot piece by piece: only the whole data's
+// checksum (SnapshotRef.CRC) vouches for a piece, and the fetcher checks it
+// once it has them all. The open file stays readable after a rotation
+// removes it.
+func OpenSnapshotFile(fs vfs.FS, dir string, md *raftpb.SnapshotMetadata) (vfs.File, error) {
+	name := dir + "/" + snapFileName(md.GetIndex(), md.GetTerm())
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("wal: open %s: %w", name, err)
+	}
+	return f, nil
 }
 
 // encodeRef is a reference record's payload.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -744,5 +745,65 @@ func TestRewriteIsWholeOrNotAtAll(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestSnapshotFileWrittenInPieces checks WriteSnapshotFileFrom: data
+// written in several pieces makes the file, length and checksum that
+// WriteSnapshotFile makes of it whole; an error of the encoder fails it;
+// and a file opened with OpenSnapshotFile stays readable once removed (as
+// a rotation onto a newer snapshot does) until it is closed.
+func TestSnapshotFileWrittenInPieces(t *testing.T) {
+	data := []byte(strings.Repeat("abcdefghij", 100))
+	whole := snapshot(7, 2).GetMetadata()
+	fs := memfs.New()
+	want, err := WriteSnapshotFile(fs, "a", whole, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errEncode := errors.New("encode failed")
+	tests := []struct {
+		name    string
+		encode  func(w io.Writer) error
+		wantErr error
+	}{
+		{"in pieces", func(w io.Writer) error {
+			for off := 0; off < len(data); off += 333 {
+				if _, err := w.Write(data[off:min(off+333, len(data))]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, nil},
+		{"the encoder fails", func(w io.Writer) error {
+			w.Write(data[:10])
+			return errEncode
+		}, errEncode},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ref, err := WriteSnapshotFileFrom(fs, "b", whole, tt.encode)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("WriteSnapshotFileFrom: %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr != nil {
+				return
+			}
+			if ref.Size != want.Size || ref.CRC != want.CRC {
+				t.Fatalf("reference %d bytes crc %x, whole %d crc %x", ref.Size, ref.CRC, want.Size, want.CRC)
+			}
+			f, err := OpenSnapshotFile(fs, "b", whole)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := fs.Remove("b/" + snapFileName(7, 2)); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, len(data))
+			if n, err := f.ReadAt(got, 0); n != len(data) || !bytes.Equal(got, data) {
+				t.Fatalf("read %d bytes (%v) of the removed file, want its %d", n, err, len(data))
+			}
+		})
 	}
 }

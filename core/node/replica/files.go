@@ -152,6 +152,8 @@ func Quarantine(fs vfs.FS, group uint64, b Bugs) error {
 // and disk work of it still in flight completes into nothing.
 func (g *Replica) Delete(at uint64, done func(error)) {
 	g.deleted = true
+	g.dropSnapFiles()
+	closing := g.takeToClose()
 	// Pending log work never runs now: its entries' bytes are let go (a
 	// batch in flight lets go of its own in logBatchDone).
 	for _, j := range g.log.pending {
@@ -184,11 +186,17 @@ func (g *Replica) Delete(at uint64, done func(error)) {
 					}
 					return l.Delete(group)
 				},
-				after: func() error { return removeReplicaFiles(fs, group, true, keepChunks) },
-				done:  done})
+				after: func() error {
+					closeFiles(closing)
+					return removeReplicaFiles(fs, group, true, keepChunks)
+				},
+				done: done})
 			return
 		}
-		g.env.IO(group, func() error { return deleteReplica(fs, group, at, w, syncDir, keepChunks) }, done)
+		g.env.IO(group, func() error {
+			closeFiles(closing)
+			return deleteReplica(fs, group, at, w, syncDir, keepChunks)
+		}, done)
 	}
 	// The files go once no stage work and no removal of deleted chunks'
 	// files (removeDoomed) is under way: removeAll fails on a file that

@@ -3,6 +3,7 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 
@@ -10,6 +11,8 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
 )
 
@@ -27,12 +30,13 @@ import (
 //     files, a copy-on-write tree; the bounded sessions, leases and garbage
 //     encoded at once) at the applied index.
 //  2. On the replica's snapshot I/O queue, apart from its log's, the frozen
-//     state is encoded and written to a snapshot file beside the log, and
-//     fsynced (wal.WriteSnapshotFile), while the log goes on taking
-//     appends and the loop goes on applying.
+//     state is encoded into a snapshot file beside the log piece by piece
+//     (meta.Frozen.EncodeTo, wal.WriteSnapshotFileFrom), and fsynced,
+//     while the log goes on taking appends and the loop goes on applying.
 //  3. Back on the loop, raft's storage takes the snapshot (to send to
-//     followers) and compacts, and the log rotates onto it in a batch of
-//     its own (wal.Rotate: a new segment with a reference to the file, the
+//     followers: its data, or for one sent in pieces a reference to its
+//     file, snapfile.go) and compacts, and the log rotates onto it in a
+//     batch of its own (wal.Rotate: a new segment with a reference to the file, the
 //     entries after it and the hard state): a few kilobytes and an fsync.
 //
 // Nothing waits for a snapshot: it only shortens the log. A crash before
@@ -61,41 +65,102 @@ func (g *Replica) startMetaSnapshot() error {
 	if t, ok := g.env.(Tracer); ok {
 		t.TraceSnapshotFile(g.id, index)
 	}
-	fs, dir := g.env.FS(), WALDir(g.id)
-	var data []byte
-	var ref wal.SnapshotRef
+	fs, dir, keep := g.env.FS(), WALDir(g.id), g.cfg.SnapPieceBytes
+	var w written
+	closing := g.takeToClose()
 	g.env.IO(SnapQueue(g.id), func() error {
-		data = frozen.Encode()
-		var err error
-		ref, err = wal.WriteSnapshotFile(fs, dir, md, data)
-		return err
-	}, func(err error) { g.metaSnapshotWritten(md, data, ref, err) })
+		closeFiles(closing)
+		return w.write(fs, dir, md, frozen, keep)
+	},
+		func(err error) { g.metaSnapshotWritten(md, &w, err) })
 	return nil
 }
 
+// snapWriteBytes is the size of the pieces a meta snapshot is encoded into
+// its file in: the encoding's buffer.
+const snapWriteBytes = 256 << 10
+
+// written is a meta snapshot's file as its writing left it: the reference
+// to it, and either its data (one the replica sends whole, at most
+// Config.SnapPieceBytes) or the file open for reading (one sent in pieces,
+// read from the file: its data is never all in memory).
+type written struct {
+	ref  wal.SnapshotRef
+	data []byte
+	file vfs.File
+}
+
+// write encodes frozen into the snapshot file of md in dir (off the event
+// loop), keeping its bytes while they are at most keep.
+func (w *written) write(fs vfs.FS, dir string, md *raftpb.SnapshotMetadata, frozen *meta.Frozen, keep int) error {
+	k := &keeper{limit: keep}
+	ref, err := wal.WriteSnapshotFileFrom(fs, dir, md, func(out io.Writer) error {
+		return frozen.EncodeTo(io.MultiWriter(out, k), snapWriteBytes)
+	})
+	if err != nil {
+		return err
+	}
+	w.ref = ref
+	if !k.over {
+		w.data = k.b
+		return nil
+	}
+	w.file, err = wal.OpenSnapshotFile(fs, dir, md)
+	return err
+}
+
+// keeper keeps what is written to it while that is at most limit bytes.
+type keeper struct {
+	b     []byte
+	limit int
+	over  bool
+}
+
+func (k *keeper) Write(p []byte) (int, error) {
+	if !k.over && len(k.b)+len(p) > k.limit {
+		k.over, k.b = true, nil
+	}
+	if !k.over {
+		k.b = append(k.b, p...)
+	}
+	return len(p), nil
+}
+
 // metaSnapshotWritten runs on the loop once a snapshot file is durable:
-// raft's storage takes the snapshot and the log is queued to rotate onto it.
-func (g *Replica) metaSnapshotWritten(md *raftpb.SnapshotMetadata, data []byte, ref wal.SnapshotRef, err error) {
+// raft's storage takes the snapshot (its data, or a reference to the open
+// file, fileRef) and the log is queued to rotate onto it.
+func (g *Replica) metaSnapshotWritten(md *raftpb.SnapshotMetadata, w *written, err error) {
 	if g.deleted || g.host.Stopped() {
+		g.closeLater(w.file)
 		return // the replica was deleted meanwhile (and its files with it)
 	}
 	if err != nil {
+		g.closeLater(w.file)
 		g.host.Fail(fmt.Errorf("group %d: snapshot file at %d: %w", g.id, md.GetIndex(), err))
 		return
+	}
+	data := w.data
+	var own *snapFile
+	if w.file != nil {
+		own = &snapFile{index: md.GetIndex(), total: uint64(w.ref.Size), crc: w.ref.CRC, f: w.file}
+		data = encodeFileRef(own)
 	}
 	snap, err := g.storage.CreateSnapshot(md.GetIndex(), md.GetConfState(), data)
 	if errors.Is(err, raft.ErrSnapOutOfDate) {
 		// A leader's newer snapshot was installed meanwhile; the file is
 		// removed with the next rotation or start.
+		g.closeLater(w.file)
 		g.snapping = false
 		return
 	}
 	if err != nil {
+		g.closeLater(w.file)
 		g.host.Fail(fmt.Errorf("group %d: create snapshot at %d: %w", g.id, md.GetIndex(), err))
 		return
 	}
+	g.setOwnFile(own)
 	g.stats.Snapshots++
-	g.snapBytes = uint64(len(data))
+	g.snapBytes = uint64(w.ref.Size)
 	var compact uint64
 	if idx := snap.GetMetadata().GetIndex(); idx > g.cfg.KeepEntries {
 		compact = idx - g.cfg.KeepEntries
@@ -106,6 +171,7 @@ func (g *Replica) metaSnapshotWritten(md *raftpb.SnapshotMetadata, data []byte, 
 			}
 		}
 	}
+	ref := w.ref
 	g.queueLog(LogJob{ref: &ref})
 }
 

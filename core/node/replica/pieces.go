@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"fmt"
 	"hash/crc32"
 	"maps"
 	"slices"
@@ -34,10 +35,12 @@ const servedSnaps = 2
 
 var pieceTable = crc32.MakeTable(crc32.Castagnoli)
 
-// servedSnap is a snapshot this replica sent as a descriptor.
+// servedSnap is a snapshot this replica sent as a descriptor: its data in
+// memory, or in the replica's own snapshot file.
 type servedSnap struct {
 	index uint64
 	data  []byte
+	file  *snapFile
 }
 
 // pieceFetch is a snapshot held back while its data is fetched.
@@ -79,18 +82,44 @@ func decodeDescriptor(b []byte) (total uint64, crc uint32, ok bool) {
 
 // pieced returns the message to send for a MsgSnap: the message itself, or
 // a copy whose snapshot data is a descriptor (the replica then serves the
-// data).
+// data), or nil to send nothing. A snapshot raft's storage holds as a
+// reference to the replica's own file (fileRef) always goes as a
+// descriptor, served from the file.
 func (g *Replica) pieced(m *raftpb.Message) *raftpb.Message {
 	snap := m.GetSnapshot()
 	data := snap.GetData()
-	if len(data) <= g.cfg.SnapPieceBytes {
-		return m
-	}
 	index := snap.GetMetadata().GetIndex()
+	s := servedSnap{index: index, data: data}
+	var total uint64
+	var crc uint32
+	if refIndex, ok := decodeFileRef(data); ok {
+		if refIndex != index {
+			panic(fmt.Sprintf("node %d: group %d: snapshot at %d refers to the file of the one at %d", g.cfg.ID, g.id, index, refIndex))
+		}
+		sf := g.snapFileAt(index)
+		if sf == nil {
+			// Its file was closed since raft made the message (which
+			// waited for its term to be durable, termHeld, while a newer
+			// snapshot replaced it): raft, told the snapshot is done
+			// (ReportSnapshots), sends the newer one.
+			return nil
+		}
+		s.data, s.file = nil, sf
+		total, crc = sf.total, sf.crc
+	} else {
+		if len(data) <= g.cfg.SnapPieceBytes {
+			return m
+		}
+		total, crc = uint64(len(data)), crc32.Checksum(data, pieceTable)
+	}
 	if !slices.ContainsFunc(g.served, func(s servedSnap) bool { return s.index == index }) {
-		g.served = append(g.served, servedSnap{index: index, data: data})
-		if len(g.served) > servedSnaps {
-			g.served = slices.Delete(g.served, 0, len(g.served)-servedSnaps)
+		g.served = append(g.served, s)
+		if n := len(g.served) - servedSnaps; n > 0 {
+			gone := slices.Clone(g.served[:n])
+			g.served = slices.Delete(g.served, 0, n)
+			for _, d := range gone {
+				g.releaseSnapFile(d.file)
+			}
 		}
 	}
 	// A shallow copy: the snapshot's data is shared with raft's storage
@@ -98,8 +127,7 @@ func (g *Replica) pieced(m *raftpb.Message) *raftpb.Message {
 	m.Snapshot = nil
 	cp := proto.Clone(m).(*raftpb.Message)
 	m.Snapshot = snap
-	cp.Snapshot = &raftpb.Snapshot{Metadata: snap.GetMetadata(),
-		Data: encodeDescriptor(uint64(len(data)), crc32.Checksum(data, pieceTable))}
+	cp.Snapshot = &raftpb.Snapshot{Metadata: snap.GetMetadata(), Data: encodeDescriptor(total, crc)}
 	return cp
 }
 
@@ -151,17 +179,30 @@ func (g *Replica) tickPieces() {
 	pf.lastAskAt = g.host.Ticks()
 }
 
-// ServePiece answers a PieceAsk from the snapshots this replica keeps
-// (Found is false if it no longer has the one asked for).
-func (g *Replica) ServePiece(a wire.PieceAsk) wire.Piece {
+// ServePiece answers a PieceAsk of peer from from the snapshots this
+// replica keeps (Found is false if it no longer has the one asked for):
+// at once from memory, or once the piece is read from the snapshot's file.
+// The answer goes into the peer's next envelope.
+func (g *Replica) ServePiece(from uint64, a wire.PieceAsk) {
 	reply := wire.Piece{Group: a.Group, Index: a.Index, Offset: a.Offset}
 	for _, s := range g.served {
-		if s.index == a.Index && a.Offset < uint64(len(s.data)) {
+		switch {
+		case s.index != a.Index:
+		case s.file != nil && a.Offset < s.file.total:
+			g.readPiece(from, s.file, reply)
+			return
+		case s.file == nil && a.Offset < uint64(len(s.data)):
 			end := min(a.Offset+uint64(g.cfg.SnapPieceBytes), uint64(len(s.data)))
 			reply.Found, reply.Total, reply.Data = true, uint64(len(s.data)), s.data[a.Offset:end]
 		}
 	}
-	return reply
+	g.answerPiece(from, reply)
+}
+
+// answerPiece queues a piece, or the answer that there is none, for a peer.
+func (g *Replica) answerPiece(to uint64, p wire.Piece) {
+	out := g.out.To(to)
+	out.Pieces = append(out.Pieces, p)
 }
 
 // OnPiece stores a piece of a snapshot this replica fetches; once all are

@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -9,6 +11,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wire"
 )
 
@@ -53,10 +56,7 @@ func TestSnapshotInPieces(t *testing.T) {
 			if len(asks) > maxPiecesInFlight {
 				t.Fatalf("%d pieces asked at once, want at most %d", len(asks), maxPiecesInFlight)
 			}
-			var replies []wire.Piece
-			for _, a := range asks {
-				replies = append(replies, sender.g.ServePiece(a))
-			}
+			replies := serve(t, sender, asks)
 			if damage != nil {
 				damage(round, replies)
 			}
@@ -99,5 +99,144 @@ func TestSnapshotInPieces(t *testing.T) {
 	}
 	if f.stats.SnapPieces == 0 || f.stats.SnapshotsInstalled != 1 {
 		t.Fatalf("stats %+v: want pieces counted and one snapshot installed", *f.stats)
+	}
+}
+
+// serve has the sender answer asks from node 1 and returns its answers.
+func serve(t *testing.T, sender *fixture, asks []wire.PieceAsk) []wire.Piece {
+	t.Helper()
+	for _, a := range asks {
+		sender.g.ServePiece(1, a)
+	}
+	sender.env.runIO()
+	var replies []wire.Piece
+	sender.out.Flush(func(m *wire.Envelope) {
+		if m.To != 1 {
+			t.Fatalf("pieces sent to node %d, asked by node 1", m.To)
+		}
+		replies = append(replies, m.Pieces...)
+	})
+	if len(replies) != len(asks) {
+		t.Fatalf("%d asks answered with %d pieces", len(asks), len(replies))
+	}
+	return replies
+}
+
+// fetch asks the sender for every piece of the snapshot at index, of total
+// bytes, one at a time, and returns the data, or false if a piece is not
+// found.
+func fetch(t *testing.T, sender *fixture, index, total uint64) ([]byte, bool) {
+	t.Helper()
+	var data []byte
+	for off := uint64(0); off < total; off += uint64(sender.g.cfg.SnapPieceBytes) {
+		p := serve(t, sender, []wire.PieceAsk{{Group: topo.MetaGroup, Index: index, Offset: off}})[0]
+		if !p.Found {
+			return nil, false
+		}
+		if p.Total != total || p.Offset != off {
+			t.Fatalf("piece at %d: total %d offset %d, want %d at %d", off, p.Total, p.Offset, total, off)
+		}
+		data = append(data, p.Data...)
+	}
+	return data, true
+}
+
+// TestOwnMetaSnapshotServedFromItsFile: a meta replica encodes its
+// snapshot straight into its file. One larger than SnapPieceBytes stays
+// out of memory: raft's storage holds a reference to the file, raft sends
+// it as a descriptor, and its pieces are read from the file, whole and as
+// written, also after a newer snapshot's rotation removed the file, until
+// newer snapshots sent push it out of those served. A smaller one is kept
+// in raft's storage and sent whole, as before.
+func TestOwnMetaSnapshotServedFromItsFile(t *testing.T) {
+	tests := []struct {
+		name       string
+		pieceBytes int
+		inFile     bool
+	}{
+		{"larger than a piece: in its file", 64, true},
+		{"within a piece: in memory", 1 << 20, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := memfs.New()
+			f := open(t, Config{MetaSnapshotEntries: 3, SnapPieceBytes: tt.pieceBytes}, topo.MetaGroup, []uint64{1}, fs)
+			if err := f.g.Campaign(); err != nil {
+				t.Fatal(err)
+			}
+			f.settle(t)
+			// snapshot puts files until the replica took a new snapshot,
+			// sends raft's storage's snapshot to node 2 and returns it as
+			// it was sent, with the file's data and index.
+			snapshot := func() (sent *raftpb.Message, file []byte, index uint64) {
+				t.Helper()
+				before := f.stats.Snapshots
+				for i := 0; f.stats.Snapshots == before; i++ {
+					if i == 1000 {
+						t.Fatal("no snapshot after 1000 puts")
+					}
+					if err := f.g.Propose(f.g.Applied(), metaPut(fmt.Sprintf("/file-%04d", f.g.Applied()))); err != nil {
+						t.Fatal(err)
+					}
+					f.settle(t)
+				}
+				st, err := f.g.storage.Snapshot()
+				if err != nil {
+					t.Fatal(err)
+				}
+				index = st.GetMetadata().GetIndex()
+				name := fmt.Sprintf("%s/%016x-%016x.snap", WALDir(topo.MetaGroup), index, st.GetMetadata().GetTerm())
+				if file, err = fs.Contents(name); err != nil {
+					t.Fatalf("snapshot file at %d: %v", index, err)
+				}
+				if _, ref := decodeFileRef(st.GetData()); ref != tt.inFile || (!ref && !bytes.Equal(st.GetData(), file)) {
+					t.Fatalf("raft's storage holds %d bytes for a snapshot file of %d (a reference: %v), want a reference %v",
+						len(st.GetData()), len(file), ref, tt.inFile)
+				}
+				m := &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: proto.Uint64(1), To: proto.Uint64(2), Term: proto.Uint64(1), Snapshot: st}
+				return f.g.pieced(m), file, index
+			}
+			first, firstFile, firstIndex := snapshot()
+			if _, err := meta.Restore(firstFile); err != nil {
+				t.Fatalf("snapshot file does not restore: %v", err)
+			}
+			total, pieced := InPieces(first.GetSnapshot().GetData())
+			if pieced != tt.inFile {
+				t.Fatalf("sent in pieces: %v, want %v", pieced, tt.inFile)
+			}
+			if !tt.inFile {
+				if !bytes.Equal(first.GetSnapshot().GetData(), firstFile) {
+					t.Fatal("a snapshot within a piece is not sent whole")
+				}
+				return
+			}
+			if total != uint64(len(firstFile)) {
+				t.Fatalf("descriptor of %d bytes, the file holds %d", total, len(firstFile))
+			}
+			// The next snapshot's rotation removes the first file; its
+			// pieces are still read from the open file.
+			second, _, secondIndex := snapshot()
+			if secondIndex <= firstIndex {
+				t.Fatalf("no newer snapshot: %d after %d", secondIndex, firstIndex)
+			}
+			if _, err := fs.Contents(fmt.Sprintf("%s/%016x-%016x.snap", WALDir(topo.MetaGroup), firstIndex, first.GetSnapshot().GetMetadata().GetTerm())); err == nil {
+				t.Fatal("the first snapshot's file is still there after a newer rotation")
+			}
+			got, ok := fetch(t, f, firstIndex, total)
+			if !ok || !bytes.Equal(got, firstFile) {
+				t.Fatalf("fetched %d bytes (found %v), want the first file's %d", len(got), ok, len(firstFile))
+			}
+			if total2, _ := InPieces(second.GetSnapshot().GetData()); total2 <= total {
+				t.Fatalf("second snapshot of %d bytes, the first %d", total2, total)
+			}
+			// Two newer snapshots sent: the first is no longer served.
+			snapshot()
+			if _, ok := fetch(t, f, firstIndex, total); ok {
+				t.Fatal("a snapshot pushed out of those served is still served")
+			}
+			if f.host.failed != nil {
+				t.Fatal(f.host.failed)
+			}
+		})
 	}
 }

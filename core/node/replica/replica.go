@@ -40,6 +40,7 @@ import (
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node/outbox"
 	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
 )
 
@@ -216,7 +217,7 @@ type Stats struct {
 	AppendsFilled, AppendsCut, LackingChunks uint64
 	LeaderHandoffs                           uint64
 	OwnChunksProposed, OwnChunksDropped      uint64
-	SnapPiecesRejected                       uint64
+	SnapPiecesRejected, SnapFilePieces       uint64
 }
 
 // Shared is what every replica of a node is opened with.
@@ -291,6 +292,12 @@ type Replica struct {
 	// served are the snapshots this replica sent as descriptors (pieces.go).
 	pieces *pieceFetch
 	served []servedSnap
+	// ownFile is the open file of the meta snapshot raft's storage refers
+	// to instead of holding its data (snapfile.go), if it does.
+	ownFile *snapFile
+	// toClose are snapshot files no longer needed, which the replica's
+	// next snapshot or its deletion closes (closeLater).
+	toClose []vfs.File
 	// snapReports are the peers sent a snapshot in this flush round
 	// (ReportSnapshots).
 	// termHeld are raft messages of a term this replica does not hold
@@ -558,6 +565,17 @@ func (g *Replica) Close() {
 	if g.wal != nil {
 		_ = g.wal.Close()
 	}
+	// The snapshot files held open (snapfile.go); the runtime's I/O has
+	// stopped, so nothing reads them any more.
+	for _, s := range g.served {
+		if s.file != nil && s.file != g.ownFile {
+			_ = s.file.f.Close()
+		}
+	}
+	if g.ownFile != nil {
+		_ = g.ownFile.f.Close()
+	}
+	closeFiles(g.toClose)
 }
 
 // Tick advances the replica's raft by one tick, and retries or gives up

@@ -127,6 +127,9 @@ type Tracer interface {
 	TraceStage(group uint64, staged []StagedChunk)
 	TraceReplicaDelete(group, at uint64)
 	TraceSnapshotFile(group, index uint64)
+	// TraceSnapshotPiece describes the read of a piece of a snapshot file
+	// a peer fetches (snapfile.go).
+	TraceSnapshotPiece(group, index, offset uint64)
 }
 
 // queueLog adds work to a replica's log, starts staging its chunk bytes and
@@ -625,6 +628,8 @@ func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
 		if err := g.storage.ApplySnapshot(s); err != nil {
 			return fmt.Errorf("group %d: apply snapshot: %w", g.id, err)
 		}
+		// Raft's storage no longer refers to the replica's own file.
+		g.setOwnFile(nil)
 		// The recovered log is gone: nothing past the snapshot is applied
 		// again (recoverTail).
 		g.recoverTail(s.GetMetadata().GetIndex())
@@ -691,7 +696,9 @@ func (g *Replica) deliver(resps []*raftpb.Message) {
 func (g *Replica) sendRaft(m *raftpb.Message) {
 	if m.GetType() == raftpb.MsgSnap {
 		g.snapReports = append(g.snapReports, m.GetTo())
-		m = g.pieced(m)
+		if m = g.pieced(m); m == nil {
+			return
+		}
 	}
 	if m.GetType() == raftpb.MsgApp && g.store != nil && len(m.GetEntries()) > 0 {
 		g.fillAppend(m)
