@@ -52,6 +52,7 @@ func (w *World) finish() {
 	// with no log records (replica.RemoveOrphanFiles).
 	for _, s := range w.nodes {
 		w.orphansOn(s)
+		w.handlesOn(s)
 	}
 	if len(w.failures) > 0 {
 		return
@@ -65,6 +66,7 @@ func (w *World) finish() {
 	for _, s := range w.nodes {
 		w.leftoversOn(s)
 		w.orphansOn(s)
+		w.handlesOn(s)
 	}
 }
 

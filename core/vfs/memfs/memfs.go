@@ -191,11 +191,15 @@ type FS struct {
 	// eagerNames makes every change of a name durable at once
 	// (SetEagerNames).
 	eagerNames bool
+	// open are the handles opened since the last crash and not closed
+	// (OpenHandles): only counted and listed sorted, never iterated in
+	// an order that could leak into behaviour.
+	open map[*file]struct{}
 }
 
 // New returns an empty file system.
 func New() *FS {
-	return &FS{dirs: map[string]*dir{"": newDir()}}
+	return &FS{dirs: map[string]*dir{"": newDir()}, open: map[*file]struct{}{}}
 }
 
 // SetFaults replaces the fault hooks.
@@ -282,7 +286,7 @@ func (fs *FS) Create(name string) (vfs.File, error) {
 	}
 	d.set(base, ino)
 	fs.named(d, base, ino)
-	return &file{fs: fs, ino: ino, name: clean(name), epoch: fs.epoch}, nil
+	return fs.handle(ino, name), nil
 }
 
 // Open opens an existing file.
@@ -295,7 +299,36 @@ func (fs *FS) Open(name string) (vfs.File, error) {
 	if ino == nil {
 		return nil, fmt.Errorf("memfs: open %s: %w", name, vfs.ErrNotExist)
 	}
-	return &file{fs: fs, ino: ino, name: clean(name), epoch: fs.epoch}, nil
+	return fs.handle(ino, name), nil
+}
+
+// handle returns a new handle of ino, opened as name, and counts it open.
+func (fs *FS) handle(ino *inode, name string) *file {
+	f := &file{fs: fs, ino: ino, name: clean(name), epoch: fs.epoch}
+	fs.open[f] = struct{}{}
+	return f
+}
+
+// OpenHandles returns how many handles are open (opened since the last
+// crash and not closed), and the names, sorted, under which those open on
+// a file that no name refers to any more were opened: a removed file's
+// blocks are freed only at its last close, so a handle forgotten on one is
+// disk space that never comes back, and a handle forgotten on any file is
+// a descriptor the process never gets back.
+func (fs *FS) OpenHandles() (n int, unlinked []string) {
+	named := map[*inode]bool{}
+	for _, d := range fs.dirs {
+		for _, ino := range d.entries {
+			named[ino] = true
+		}
+	}
+	for f := range fs.open {
+		if !named[f.ino] {
+			unlinked = append(unlinked, f.name)
+		}
+	}
+	slices.Sort(unlinked)
+	return len(fs.open), unlinked
 }
 
 // Remove removes a file.
@@ -419,6 +452,7 @@ func (fs *FS) SyncDir(name string) error {
 // is called deterministically. Every open handle becomes invalid.
 func (fs *FS) Crash(cut func(unsynced int) int) {
 	fs.epoch++
+	clear(fs.open) // the process that held them is gone
 	if fs.powerLost {
 		// The sync the power failed during let through what it tore: the
 		// rest of what was unsynced is lost.
@@ -656,6 +690,9 @@ func (f *file) Close() error {
 		return fmt.Errorf("memfs: %s: %w", f.name, ErrClosed)
 	}
 	f.closed = true
+	if f.epoch == f.fs.epoch {
+		delete(f.fs.open, f)
+	}
 	return nil
 }
 
