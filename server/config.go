@@ -93,6 +93,10 @@ type Config struct {
 	// slower than main's read from the page cache (docs/performance.md,
 	// largeput8).
 	LeaderDirect bool
+	// ApplyDurableOnly has the meta leader apply a committed entry only once
+	// it is durable in its own log (node.Config.ApplyDurableOnly); off by
+	// default: it applies, and answers, as soon as a quorum holds it.
+	ApplyDurableOnly bool
 	// ReadAhead is how many chunks of a get its node reads ahead of it,
 	// past the page cache, where the node leads the chunks' groups
 	// (osfs.FS.ReadAhead): 0 takes the default (defaultReadAhead with

@@ -146,6 +146,7 @@ var nodeCounters = []struct {
 	{"tessera_raft_proposals_total", "Raft proposals made by this node.", func(s node.Stats) uint64 { return s.Proposals }},
 	{"tessera_raft_read_index_total", "ReadIndex requests issued for linearizable reads.", func(s node.Stats) uint64 { return s.Reads }},
 	{"tessera_raft_applied_entries_total", "Raft entries applied to state machines.", func(s node.Stats) uint64 { return s.Applied }},
+	{"tessera_raft_applied_early_total", "Meta entries the leader applied, committed by its followers, while their record was still being written to its own log.", func(s node.Stats) uint64 { return s.AppliedEarly }},
 	{"tessera_raft_snapshots_total", "Snapshots taken.", func(s node.Stats) uint64 { return s.Snapshots }},
 	{"tessera_raft_snapshots_installed_total", "Data-group snapshots installed from a leader.", func(s node.Stats) uint64 { return s.SnapshotsInstalled }},
 	{"tessera_wal_syncs_total", "WAL fsyncs.", func(s node.Stats) uint64 { return s.WALSyncs }},

@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ncfg := node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
 		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join,
 		InlineThreshold: cfg.InlineThreshold, InlineCapBytes: cfg.InlineCapBytes, ChunkOnce: cfg.ChunkOnce,
-		LeaderDirect: cfg.LeaderDirect, BalanceLeaders: true}
+		LeaderDirect: cfg.LeaderDirect, ApplyDurableOnly: cfg.ApplyDurableOnly, BalanceLeaders: true}
 	if bugs.CompiledIn {
 		ncfg.Bugs = cfg.Bugs.Core
 	}

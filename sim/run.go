@@ -157,6 +157,10 @@ type World struct {
 	// sharedLog runs the nodes with one raft log each shared by their
 	// groups (node.Config.SharedLog), drawn per seed (Options.LogLayout).
 	sharedLog bool
+	// applyDurableOnly runs the nodes with node.Config.ApplyDurableOnly
+	// (a quarter of the seeds): the meta leader then applies an entry only
+	// once it is durable in its own log, as before early apply.
+	applyDurableOnly bool
 	// segmentBytes is the nodes' raft log segment size, drawn per seed
 	// (drawSegmentBytes, segments.go).
 	segmentBytes int64
@@ -225,6 +229,9 @@ type coverage struct {
 	// the leaderships handed on for an entry that could not be filled.
 	stageRots int
 	handoffs  uint64
+	// appliedEarly counts meta entries a leader applied before its own
+	// record of them was durable (core/node/replica early.go).
+	appliedEarly uint64
 	// collected counts the chunk ids the meta group recorded collected
 	// (OpGCDone, each raft entry once; expired leases included), swept
 	// the chunks data group leaders deleted because the meta group did
@@ -322,6 +329,7 @@ func (c *coverage) add(st node.Stats) {
 	c.cut += st.AppendsCut
 	c.lacking += st.LackingChunks
 	c.handoffs += st.LeaderHandoffs
+	c.appliedEarly += st.AppliedEarly
 	c.swept += st.SweptChunks
 	c.multiGroupSyncs += st.SharedMultiGroupSyncs
 	c.rewrites += st.SharedRewrites
@@ -336,8 +344,8 @@ func (c coverage) String() string {
 	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d snapshot-file-pieces=%d scrubbed=%d session-reuses=%d sessions-expired=%d sessions-registered=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d gc-collected=%d swept=%d frames-lent=%d frames-reused=%d frame-pins=%d%s",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.filePieces, c.scrubbed, c.reuses, c.expired, c.registered, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, c.frames.lent, c.frames.reused, c.frames.pins, fired.String()) + c.sharedString() +
-		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d",
-			c.chunkLosses, c.isolations, c.diverged, c.ownSnaps, c.fired[OwnSnapCrash], c.edgeSizes) + diskPointString(&c.points)
+		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d applied-early=%d",
+			c.chunkLosses, c.isolations, c.diverged, c.ownSnaps, c.fired[OwnSnapCrash], c.edgeSizes, c.appliedEarly) + diskPointString(&c.points)
 }
 
 // sharedString describes what shared logs did, if a run had them.
@@ -361,7 +369,7 @@ func (w *World) nodeConfig(id int) node.Config {
 		ScrubEveryTicks: 1, ScrubChunks: 4,
 		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
 		WALSegmentBytes: w.segmentBytes, GCIntervalTicks: 20, GCGraceTicks: w.collect.graceTicks, SweepIntervalTicks: w.collect.sweepTicks, Bugs: w.opts.Bugs,
-		SharedLog: w.sharedLog,
+		SharedLog: w.sharedLog, ApplyDurableOnly: w.applyDurableOnly,
 		ChunkOnce: w.opts.ChunkOnce, BalanceLeaders: w.opts.BalanceLeaders, SnapPieceBytes: w.pieceBytes, MaxSessions: w.sessionLimit, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
 	}
 }
@@ -393,6 +401,16 @@ func (w *World) sessionString() string {
 		return ""
 	}
 	return fmt.Sprintf(", %d sessions remembered", w.sessionLimit)
+}
+
+// applyString describes, for the run's topology line, a meta leader that
+// applies entries only once durable in its own log (early apply, the
+// default, is not mentioned).
+func (w *World) applyString() string {
+	if w.applyDurableOnly {
+		return ", applied once durable"
+	}
+	return ""
 }
 
 // collectTiming is how garbage collection runs in a seed: the clients'
@@ -669,6 +687,7 @@ func run(opts Options) (res *Result) {
 		w.sharedLog = true
 	}
 	w.segmentBytes = drawSegmentBytes(opts.Seed)
+	w.applyDurableOnly = rand.New(rand.NewPCG(root.Uint64(), 13)).IntN(4) == 0
 	w.edgeRng = rand.New(rand.NewPCG(opts.Seed, 0xed9e5125))
 	if opts.setup != nil {
 		opts.setup(w)
@@ -955,7 +974,7 @@ func (w *World) result(checkHistory bool) *Result {
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.collectString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.applyString() + w.collectString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {

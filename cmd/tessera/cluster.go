@@ -29,6 +29,7 @@ func clusterCmd() *cobra.Command {
 		dir, chunk, logLevel          string
 		memLimit, logLayout, keep     string
 		chunkOnce, leaderDirect       bool
+		applyDurableOnly              bool
 		readAhead                     int
 		inline                        inlineFlags
 	)
@@ -102,7 +103,7 @@ peers on peer-base-port+N (default base-port+100+N). Restarting with the same
 					"--put-window", strconv.Itoa(putWindow), "--pprof=" + strconv.FormatBool(pprof),
 					"--chunk-once=" + strconv.FormatBool(chunkOnce), "--log-layout=" + logLayout,
 					"--page-cache-keep", keep, "--leader-direct=" + strconv.FormatBool(leaderDirect),
-					"--read-ahead", strconv.Itoa(readAhead)}
+					"--read-ahead", strconv.Itoa(readAhead), "--apply-durable-only=" + strconv.FormatBool(applyDurableOnly)}
 				if cmd.Flags().Changed("memory-limit") {
 					// Otherwise the nodes' default, or GOMEMLIMIT.
 					args = append(args, "--memory-limit", memLimit)
@@ -180,6 +181,7 @@ peers on peer-base-port+N (default base-port+100+N). Restarting with the same
 	fl.StringVar(&logLayout, "log-layout", "", "the nodes' --log-layout (shared: one raft log per node for all its groups; per-group; empty: what each data directory holds)")
 	fl.StringVar(&keep, "page-cache-keep", "off", "the nodes' --page-cache-keep (bound on the page cache held by the chunk files each writes through it; off: none)")
 	fl.BoolVar(&leaderDirect, "leader-direct", defaultLeaderDirect, "the nodes' --leader-direct (a leader's chunk copies past the page cache too, gets read ahead from the disk)")
+	fl.BoolVar(&applyDurableOnly, "apply-durable-only", false, "the nodes' --apply-durable-only (the meta leader applies an entry only once durable in its own log too)")
 	fl.IntVar(&readAhead, "read-ahead", 0, "the nodes' --read-ahead (chunks of a get read ahead of it; 0: their default)")
 	fl.BoolVar(&chunkOnce, "chunk-once", true, "the nodes' --chunk-once (chunk bytes written once per replica; --chunk-once=false: twice)")
 	cmd.AddCommand(up)

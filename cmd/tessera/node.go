@@ -45,12 +45,14 @@ type nodeFile struct {
 	CacheKeep    string            `json:"page_cache_keep"`
 	LeaderDirect bool              `json:"leader_direct"`
 	ReadAhead    int               `json:"read_ahead"`
-	Pprof        bool              `json:"pprof"`
-	Tick         string            `json:"tick"`
-	ReplaceAfter string            `json:"replace_after"`
-	Join         bool              `json:"join"`
-	LogLevel     string            `json:"log_level"`
-	MemoryLimit  string            `json:"memory_limit"`
+	// ApplyDurableOnly is --apply-durable-only.
+	ApplyDurableOnly bool   `json:"apply_durable_only"`
+	Pprof            bool   `json:"pprof"`
+	Tick             string `json:"tick"`
+	ReplaceAfter     string `json:"replace_after"`
+	Join             bool   `json:"join"`
+	LogLevel         string `json:"log_level"`
+	MemoryLimit      string `json:"memory_limit"`
 }
 
 // decodeNodeFile reads a node's JSON config file: unknown keys are refused,
@@ -181,6 +183,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.StringVar(&f.PeerBudget, "peer-budget", "", "bytes of envelopes queued to each peer, and of envelopes received and not yet handled (default: 16 chunks); a send over it is dropped to be sent again, a connection over it is read no further; at least one chunk")
 	fl.StringVar(&f.CacheKeep, "page-cache-keep", "off", "bound on the page cache held by the chunk files this node writes through it (the chunks it leads): beyond it the least recently used are dropped from the cache (they are on the disk), so that new writes reuse their pages, which on a virtual machine whose host takes back free memory costs far less than growing the cache; off: the kernel keeps all it likes. Measured: large puts cheaper, gets of their files slower (docs/performance.md)")
 	fl.BoolVar(&f.LeaderDirect, "leader-direct", defaultLeaderDirect, "write the chunk copies this node stages as a group's leader past the page cache, as followers do (cheaper large puts), and read the chunks of gets ahead of them from the disk (--read-ahead); false: through the page cache, so that a get right after a put reads memory. Measured on a 2-core guest beside the same build with false: 256 MiB puts 1.05-1.5x as fast, the get right after a put 0.5-0.7x on an idle machine and 0.6-1.2x under load (docs/performance.md, session 14)")
+	fl.BoolVar(&f.ApplyDurableOnly, "apply-durable-only", false, "the meta group's leader applies, and answers, a committed entry only once it is durable in its own log too; false: as soon as a quorum of followers holds it durably, while its own write is in flight, as etcd does (docs/performance.md, session 21)")
 	fl.IntVar(&f.ReadAhead, "read-ahead", 0, "chunks of a get read ahead of it, past the page cache, where this node leads their groups (0: 4 with --leader-direct, else none; negative: none)")
 	fl.BoolVar(&f.Pprof, "pprof", false, "serve Go's profiles (net/http/pprof) under /debug/pprof/ on --http-addr, for measurements")
 	inline.register(cmd)
@@ -277,6 +280,9 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 	if !set("leader-direct") {
 		f.LeaderDirect = file.LeaderDirect // decodeNodeFile's default where the file is silent
 	}
+	if !set("apply-durable-only") && file.ApplyDurableOnly {
+		f.ApplyDurableOnly = true
+	}
 	if !set("read-ahead") && file.ReadAhead != 0 {
 		f.ReadAhead = file.ReadAhead
 	}
@@ -297,7 +303,7 @@ func mergeNodeFile(cmd *cobra.Command, f *nodeFile, file nodeFile, peers, chunk,
 func nodeConfig(f nodeFile, peers, chunk, maxFile, tick, replaceAfter, logLevel string) (server.Config, error) {
 	cfg := server.Config{ID: f.ID, DataDir: f.DataDir, PeerAddr: f.PeerAddr, HTTPAddr: f.HTTPAddr,
 		DataGroups: f.DataGroups, Replicas: f.Replicas, MetaReplicas: f.MetaReplicas, Join: f.Join, PutWindow: f.PutWindow, PutBodies: f.PutBodies, Pprof: f.Pprof,
-		LeaderDirect: f.LeaderDirect, ReadAhead: f.ReadAhead}
+		LeaderDirect: f.LeaderDirect, ReadAhead: f.ReadAhead, ApplyDurableOnly: f.ApplyDurableOnly}
 	var err error
 	if cfg.Peers, err = parsePeers(peers); err != nil {
 		return cfg, err

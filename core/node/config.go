@@ -147,6 +147,11 @@ type Config struct {
 	// cache too (replica.Config.LeaderDirect); off, a leader writes them
 	// through it so that gets right after a put read them from memory.
 	LeaderDirect bool
+	// ApplyDurableOnly has the meta group's leader apply a committed entry
+	// only once it is durable in its own log, as raft's asynchronous
+	// storage writes hand it over, rather than at once
+	// (replica.Config.ApplyDurableOnly, core/node/replica/early.go).
+	ApplyDurableOnly bool
 	// BalanceLeaders spreads the data groups' leaderships over the nodes
 	// (balance.go): the preferred leader of a leaderless group campaigns
 	// at once, and a leader hands the group to its preferred leader once

@@ -23,7 +23,7 @@ func (c Config) replicaConfig() replica.Config {
 		MetaSnapshotEntries: c.MetaSnapshotEntries, DataSnapshotBytes: c.DataSnapshotBytes,
 		KeepEntries: c.KeepEntries, KeepDataEntries: c.KeepDataEntries, WALSegmentBytes: c.WALSegmentBytes, SharedLog: c.SharedLog,
 		MaxChunkBytes: c.MaxChunkBytes, SnapPieceBytes: c.SnapPieceBytes, ChunkOnce: c.ChunkOnce,
-		LeaderDirect: c.LeaderDirect, OnApply: c.OnApply, MaxSessions: c.MaxSessions, Bugs: c.Bugs.Replica}
+		LeaderDirect: c.LeaderDirect, ApplyDurableOnly: c.ApplyDurableOnly, OnApply: c.OnApply, MaxSessions: c.MaxSessions, Bugs: c.Bugs.Replica}
 }
 
 func (c Config) routeConfig(log *slog.Logger) route.Config {

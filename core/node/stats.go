@@ -73,6 +73,9 @@ type Stats struct {
 	// OwnChunksDropped those of them raft dropped before it appended them
 	// (replica/own.go).
 	OwnChunksProposed, OwnChunksDropped uint64
+	// AppliedEarly counts meta entries the leader applied while their
+	// record was still being written to its own log (replica early.go).
+	AppliedEarly uint64
 	// LeaderCampaigns counts the elections this node started at once for
 	// a data group it is the preferred leader of and that had none, and
 	// LeaderTransfers the leaderships it handed to a group's preferred
@@ -163,6 +166,7 @@ func (n *Node) Stats() Stats {
 	st.LeaderHandoffs += ps.LeaderHandoffs
 	st.OwnChunksProposed += ps.OwnChunksProposed
 	st.OwnChunksDropped += ps.OwnChunksDropped
+	st.AppliedEarly += ps.AppliedEarly
 	return st
 }
 

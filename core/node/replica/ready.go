@@ -70,6 +70,9 @@ func (g *Replica) HandleReady() {
 	if apply != nil {
 		g.applyCommitted(apply)
 	}
+	if !g.host.Stopped() && !g.removed {
+		g.applyEarly()
+	}
 	if g.host.Stopped() || g.removed {
 		return
 	}

@@ -77,6 +77,10 @@ type Config struct {
 	// cache too, as a follower's (chunk.Store.WriteStagedDirect): the
 	// runtime then reads chunks ahead for gets (server/osfs readahead.go).
 	LeaderDirect bool
+	// ApplyDurableOnly has the meta group's leader apply an entry only
+	// once raft hands it over, durable in the leader's own log, rather
+	// than as soon as it is committed (early.go).
+	ApplyDurableOnly bool
 	// OnApply, if set, observes every step of a replica's state machine.
 	// It must not call into the replica.
 	OnApply func(Applied)
@@ -209,6 +213,7 @@ type Host interface {
 // them).
 type Stats struct {
 	Applied, DroppedMessages, ChunkFetches   uint64
+	AppliedEarly                             uint64
 	WALSyncs, LogBatches, LogBatchJobs       uint64
 	SharedSyncGroups, SharedMultiGroupSyncs  uint64
 	Snapshots, SnapshotsInstalled            uint64
@@ -263,6 +268,9 @@ type Replica struct {
 
 	confState *raftpb.ConfState
 	applied   uint64
+	// early are the entries applied ahead of raft, in order, which raft
+	// has not handed to apply yet (early.go).
+	early     []earlyEntry
 	snapIndex uint64
 	// bytesSinceSnap counts applied payload bytes since the last snapshot,
 	// and snapBytes is the size of the last meta snapshot's data.
@@ -510,6 +518,7 @@ func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
 	md := snap.GetMetadata()
 	g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
 	g.applied = md.GetIndex()
+	g.forgetEarly(md.GetIndex())
 	g.snapIndex = md.GetIndex()
 	g.bytesSinceSnap, g.entriesSince = 0, 0
 	g.snapBytes = uint64(len(snap.GetData()))

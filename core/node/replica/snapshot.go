@@ -21,6 +21,11 @@ func (g *Replica) maybeSnapshot() error {
 		if g.snapping || (!g.metaSnapshotDue() && !g.snapStale) {
 			return nil
 		}
+		if len(g.early) > 0 {
+			// The state is ahead of raft's storage and of raft's applied
+			// index: early apply pauses (applyEarly) until raft catches up.
+			return nil
+		}
 		return g.startMetaSnapshot()
 	}
 	// A data group's snapshot is a small manifest, taken at once.

@@ -733,9 +733,13 @@ func (g *Replica) injectEarlyResponses(m *raftpb.Message) {
 }
 
 // applyCommitted applies a MsgStorageApply's entries (durable on this
-// replica: raft hands only stable entries to apply) and steps its response.
+// replica: raft hands only stable entries to apply), but for those applied
+// early (early.go), and steps its response.
 func (g *Replica) applyCommitted(m *raftpb.Message) {
 	for _, e := range m.GetEntries() {
+		if g.appliedEarly(e) {
+			continue
+		}
 		g.applyEntry(e)
 		if g.host.Stopped() {
 			return
