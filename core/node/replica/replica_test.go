@@ -256,45 +256,61 @@ func TestPersistThenSend(t *testing.T) {
 
 	// A leader's appends leave before its own write is durable.
 	f := open(t, Config{}, topo.MetaGroup, []uint64{1, 2, 3})
-	if err := f.g.Campaign(); err != nil {
-		t.Fatal(err)
-	}
-	for range 5 {
-		// The peers grant every (pre-)vote asked for, and take every
-		// append.
-		f.settle(t)
-		var answers []*raftpb.Message
-		f.out.Flush(func(m *wire.Envelope) {
-			for _, gm := range m.Raft {
-				a := &raftpb.Message{From: proto.Uint64(m.To), To: proto.Uint64(1), Term: proto.Uint64(gm.Msg.GetTerm())}
-				switch gm.Msg.GetType() {
-				case raftpb.MsgPreVote:
-					a.Type = raftpb.MsgPreVoteResp.Enum()
-				case raftpb.MsgVote:
-					a.Type = raftpb.MsgVoteResp.Enum()
-				case raftpb.MsgApp:
-					a.Type, a.Index = raftpb.MsgAppResp.Enum(), proto.Uint64(gm.Msg.GetIndex()+uint64(len(gm.Msg.GetEntries())))
-				default:
-					continue
-				}
-				answers = append(answers, a)
-			}
-		})
-		for _, a := range answers {
-			f.g.Step(a.GetFrom(), a)
-		}
-	}
-	f.settle(t)
-	f.sent()
-	if !f.g.Leading() {
-		t.Fatal("not leading after a quorum of votes")
-	}
+	elect(t, f)
 	if err := f.g.Propose(9, metaPut("/b")); err != nil {
 		t.Fatal(err)
 	}
 	f.flush()
 	if got := f.sent(); !slices.Contains(got, "MsgApp to 2") || !slices.Contains(got, "MsgApp to 3") || len(f.env.io) == 0 {
 		t.Fatalf("sent %q with %d I/O items in flight: want the appends out while the leader's write is in flight", got, len(f.env.io))
+	}
+}
+
+// elect makes node 1's replica the leader of its group, its peers granting
+// every (pre-)vote it asks for and taking every append, and leaves it with
+// nothing in flight and nothing to send.
+func elect(t *testing.T, f *fixture) {
+	t.Helper()
+	if err := f.g.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		f.settle(t)
+		answerPeers(f, nil)
+	}
+	f.settle(t)
+	f.sent()
+	if !f.g.Leading() {
+		t.Fatal("not leading after a quorum of votes")
+	}
+}
+
+// answerPeers takes the raft messages in the outbox and steps the peers'
+// answers to node 1: every (pre-)vote granted, and every append taken by
+// the peers in takers (every peer, if nil) and by no other.
+func answerPeers(f *fixture, takers []uint64) {
+	var answers []*raftpb.Message
+	f.out.Flush(func(m *wire.Envelope) {
+		for _, gm := range m.Raft {
+			a := &raftpb.Message{From: proto.Uint64(m.To), To: proto.Uint64(1), Term: proto.Uint64(gm.Msg.GetTerm())}
+			switch gm.Msg.GetType() {
+			case raftpb.MsgPreVote:
+				a.Type = raftpb.MsgPreVoteResp.Enum()
+			case raftpb.MsgVote:
+				a.Type = raftpb.MsgVoteResp.Enum()
+			case raftpb.MsgApp:
+				if takers != nil && !slices.Contains(takers, m.To) {
+					continue
+				}
+				a.Type, a.Index = raftpb.MsgAppResp.Enum(), proto.Uint64(gm.Msg.GetIndex()+uint64(len(gm.Msg.GetEntries())))
+			default:
+				continue
+			}
+			answers = append(answers, a)
+		}
+	})
+	for _, a := range answers {
+		f.g.Step(a.GetFrom(), a)
 	}
 }
 
