@@ -167,7 +167,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, put_bodies, peer_budget, page_cache_keep, leader_direct, read_ahead, pprof, tick, replace_after, join, log_level, memory_limit)")
+	fl.StringVar(&cfgPath, "config", "", "JSON config file (keys: id, data_dir, peer_addr, http_addr, peers, data_groups, replicas, meta_replicas, chunk_size, max_file_size, inline_threshold, inline_cap, put_window, put_bodies, peer_budget, page_cache_keep, leader_direct, read_ahead, apply_durable_only, pprof, tick, replace_after, join, log_level, memory_limit)")
 	fl.Uint64Var(&f.ID, "id", 0, "this node's id (> 0, a key of --peers)")
 	fl.StringVar(&f.DataDir, "data-dir", "", "directory for the WALs and chunk files")
 	fl.StringVar(&f.HTTPAddr, "http-addr", "127.0.0.1:7001", "listen address of the HTTP API")

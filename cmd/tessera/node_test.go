@@ -190,3 +190,47 @@ func TestLeaderDirectFlag(t *testing.T) {
 		t.Error("a misspelt key was accepted")
 	}
 }
+
+// TestApplyDurableOnlyFlag checks --apply-durable-only's sources: off by
+// default, on by the flag or by the config file's apply_durable_only, the
+// flag winning, and handed to the node's configuration.
+func TestApplyDurableOnlyFlag(t *testing.T) {
+	tests := []struct {
+		args []string
+		file string // the config file; "" for none
+		want bool
+	}{
+		{nil, "", false},
+		{nil, `{}`, false},
+		{nil, `{"apply_durable_only": true}`, true},
+		{[]string{"--apply-durable-only"}, "", true},
+		{[]string{"--apply-durable-only=false"}, `{"apply_durable_only": true}`, false},
+		{[]string{"--apply-durable-only"}, `{"apply_durable_only": false}`, true},
+	}
+	for _, tt := range tests {
+		cmd := nodeCmd()
+		if err := cmd.ParseFlags(tt.args); err != nil {
+			t.Fatal(err)
+		}
+		f := nodeFile{ID: 1}
+		var err error
+		if f.ApplyDurableOnly, err = cmd.Flags().GetBool("apply-durable-only"); err != nil {
+			t.Fatal(err)
+		}
+		var peers, chunk, maxFile, tick, replaceAfter, logLevel = "1=127.0.0.1:1", "4MiB", "64GiB", "50ms", "5m", "info"
+		if tt.file != "" {
+			file, err := decodeNodeFile([]byte(tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mergeNodeFile(cmd, &f, file, &peers, &chunk, &maxFile, &tick, &replaceAfter, &logLevel)
+		}
+		cfg, err := nodeConfig(f, peers, chunk, maxFile, tick, replaceAfter, logLevel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.ApplyDurableOnly != tt.want {
+			t.Errorf("%v, file %q: apply-durable-only %v, want %v", tt.args, tt.file, cfg.ApplyDurableOnly, tt.want)
+		}
+	}
+}
