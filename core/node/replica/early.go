@@ -108,9 +108,11 @@ func (g *Replica) heldEntry(i uint64) *raftpb.Entry {
 }
 
 // appliedEarly reports whether e, handed by raft to apply, was applied
-// early (and checks that it is the entry applied then).
+// early, and checks that raft hands over every entry applied early, in
+// order, as it was applied. An entry below the first applied early is not
+// one of them: raft hands it over as it would without early apply.
 func (g *Replica) appliedEarly(e *raftpb.Entry) bool {
-	if len(g.early) == 0 || e.GetIndex() > g.early[0].index {
+	if len(g.early) == 0 || e.GetIndex() < g.early[0].index {
 		return false
 	}
 	want := g.early[0]

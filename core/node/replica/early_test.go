@@ -5,6 +5,9 @@ import (
 	"slices"
 	"testing"
 
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/tessera-db/tessera/core/topo"
 )
 
@@ -147,5 +150,39 @@ func TestEarlyApplyPausesForASnapshot(t *testing.T) {
 	}
 	if f.stats.AppliedEarly == 0 {
 		t.Fatal("nothing applied early: the test shows nothing")
+	}
+}
+
+// TestAppliedEarly: raft's later hand-over of entries applied early is
+// checked against them: an entry below them is applied as usual, the next
+// one is skipped, and one of another term, or one past an entry applied
+// early that raft skipped, is a broken invariant.
+func TestAppliedEarly(t *testing.T) {
+	tests := []struct {
+		name      string
+		index     uint64
+		term      uint64
+		want      bool
+		wantPanic bool
+		left      int // entries applied early left to hand over
+	}{
+		{"below the first: applied as usual", 4, 2, false, false, 2},
+		{"the first: skipped", 5, 2, true, false, 1},
+		{"the first with another term", 5, 3, false, true, 2},
+		{"past the first", 6, 2, false, true, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := &Replica{early: []earlyEntry{{5, 2}, {6, 2}}}
+			e := &raftpb.Entry{Index: proto.Uint64(tt.index), Term: proto.Uint64(tt.term)}
+			var got, panicked bool
+			func() {
+				defer func() { panicked = recover() != nil }()
+				got = g.appliedEarly(e)
+			}()
+			if got != tt.want || panicked != tt.wantPanic || len(g.early) != tt.left {
+				t.Fatalf("applied early %v, panicked %v, %d left; want %v, %v, %d", got, panicked, len(g.early), tt.want, tt.wantPanic, tt.left)
+			}
+		})
 	}
 }
