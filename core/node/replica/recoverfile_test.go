@@ -199,35 +199,32 @@ func TestFollowerCatchesUpFromRestartedLeader(t *testing.T) {
 			cfg2.ID = 2
 			follower := open(t, cfg2, topo.MetaGroup, []uint64{1})
 			fixtures := map[uint64]*fixture{1: leader, 2: follower}
-			for round := 0; ; round++ {
-				if round == 500 {
-					t.Fatalf("the learner applied %d of the leader's %d", follower.g.Applied(), leader.g.Applied())
-				}
-				if follower.g.Applied() >= leader.g.SnapIndex() && !follower.g.Installing() {
-					break
-				}
-				leader.host.ticks++
-				leader.g.Tick()
-				for _, id := range []uint64{1, 2} {
-					from := fixtures[id]
-					from.settle(t)
-					from.out.Flush(func(m *wire.Envelope) {
-						to := fixtures[m.To]
-						for _, gm := range m.Raft {
-							to.g.Step(id, gm.Msg)
-						}
-						for _, a := range m.PieceAsks {
-							to.g.ServePiece(id, a)
-						}
-						for _, p := range m.Pieces {
-							to.g.OnPiece(id, p)
-						}
-					})
+			// pump exchanges messages and ticks the leader until done.
+			pump := func(what string, done func() bool) {
+				t.Helper()
+				for round := 0; !done(); round++ {
+					if round == 500 {
+						t.Fatalf("%s: the learner applied %d of the leader's %d", what, follower.g.Applied(), leader.g.Applied())
+					}
+					exchange(t, fixtures)
 				}
 			}
+			pump("catching up", func() bool { return follower.g.Applied() >= leader.g.SnapIndex() && !follower.g.Installing() })
 			if follower.stats.SnapshotsInstalled == 0 || leader.stats.SnapFilePieces == 0 {
 				t.Fatalf("%d snapshots installed, %d pieces read from a file", follower.stats.SnapshotsInstalled, leader.stats.SnapFilePieces)
 			}
+			if data := mustSnapshot(t, follower).GetData(); len(data) != len(file) {
+				t.Fatalf("the learner's storage holds %d bytes of the leader's snapshot of %d", len(data), len(file))
+			}
+			// At the next entry it applies, the learner takes a snapshot
+			// into its file in place of the leader's it holds whole.
+			if err := leader.g.Propose(9999, metaPut("/one-more")); err != nil {
+				t.Fatal(err)
+			}
+			pump("one more entry", func() bool {
+				_, ok := decodeFileRef(mustSnapshot(t, follower).GetData())
+				return ok && !follower.g.snapping
+			})
 			for _, p := range paths {
 				if _, ok := follower.g.Meta().Get(p); !ok {
 					t.Fatalf("%s missing on the learner", p)
@@ -237,6 +234,31 @@ func TestFollowerCatchesUpFromRestartedLeader(t *testing.T) {
 				if f.host.failed != nil {
 					t.Fatal(f.host.failed)
 				}
+			}
+		})
+	}
+}
+
+// exchange ticks node 1's replica, settles each replica and delivers what
+// it sent to the other.
+func exchange(t *testing.T, fixtures map[uint64]*fixture) {
+	t.Helper()
+	leader := fixtures[1]
+	leader.host.ticks++
+	leader.g.Tick()
+	for _, id := range []uint64{1, 2} {
+		from := fixtures[id]
+		from.settle(t)
+		from.out.Flush(func(m *wire.Envelope) {
+			to := fixtures[m.To]
+			for _, gm := range m.Raft {
+				to.g.Step(id, gm.Msg)
+			}
+			for _, a := range m.PieceAsks {
+				to.g.ServePiece(id, a)
+			}
+			for _, p := range m.Pieces {
+				to.g.OnPiece(id, p)
 			}
 		})
 	}

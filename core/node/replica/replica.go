@@ -320,7 +320,8 @@ type Replica struct {
 	// snapStale is set when the last snapshot no longer serves a member
 	// that needs one: it predates a membership change (raft refuses a
 	// snapshot whose configuration does not include the receiver) or lists
-	// a chunk since deleted (the receiver could never fetch it). The next
+	// a chunk since deleted (the receiver could never fetch it), or it is
+	// a leader's meta snapshot held whole in memory (stable). The next
 	// flush takes a new one.
 	snapStale bool
 	// amnesiac is set on a replica created on demand that was sent a
