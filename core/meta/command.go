@@ -346,15 +346,21 @@ func decodeChunks(d *codec.Decoder, max int) []ChunkRef {
 	}
 	cs := make([]ChunkRef, n)
 	for i := range cs {
-		cs[i] = ChunkRef{ID: d.Uvarint(), Group: d.Uvarint()}
-		size := d.Uvarint()
-		if size > 1<<32-1 {
-			d.Fail(fmt.Errorf("meta: chunk %d size %d overflows", cs[i].ID, size))
-		}
-		cs[i].Size = uint32(size)
-		cs[i].CRC = d.Uint32()
+		cs[i] = decodeChunk(d)
 	}
 	return cs
+}
+
+// decodeChunk reads one chunk ref, as encodeChunks wrote it.
+func decodeChunk(d *codec.Decoder) ChunkRef {
+	c := ChunkRef{ID: d.Uvarint(), Group: d.Uvarint()}
+	size := d.Uvarint()
+	if size > 1<<32-1 {
+		d.Fail(fmt.Errorf("meta: chunk %d size %d overflows", c.ID, size))
+	}
+	c.Size = uint32(size)
+	c.CRC = d.Uint32()
+	return c
 }
 
 func encodeIDs(e *codec.Encoder, ids []uint64) {

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"os"
@@ -94,6 +95,12 @@ func FuzzRestore(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := Restore(b)
+		// Restoring through a window small enough to be widened for most
+		// elements must agree.
+		w, werr := restoreWindowed(bytes.NewReader(b), int64(len(b)), 16)
+		if (err == nil) != (werr == nil) || (err == nil && w.Hash() != r.Hash()) {
+			t.Fatalf("restored through a window: %v, from memory: %v", werr, err)
+		}
 		if err != nil {
 			return
 		}

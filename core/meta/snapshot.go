@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -207,20 +208,240 @@ func Restore(b []byte) (*State, error) { return RestoreWithBugs(b, Bugs{}) }
 // RestoreWithBugs is Restore into a state with the injected defects of
 // bugs (tesserabugs builds only; see InjectBugs).
 func RestoreWithBugs(b []byte, bugs Bugs) (*State, error) {
-	magic := ""
-	if len(b) >= len(snapshotMagic) {
-		magic = string(b[:len(snapshotMagic)])
+	return restore(&source{d: codec.Decoder{B: b}, size: int64(len(b)), taken: int64(len(b)), eof: true}, bugs)
+}
+
+// RestoreFrom is RestoreWithBugs for a snapshot of size bytes read from r
+// to its end, a window of restoreWindowBytes at a time: a meta snapshot
+// holds every inline file (hundreds of megabytes under the default inline
+// cap), and a node restarting from one must not hold it whole beside the
+// state it decodes (core/node/replica recovers its meta snapshot from its
+// file this way). An error of r (one that is not io.EOF) is returned
+// wrapped: a reader that checks the data it read can report damage at its
+// end.
+func RestoreFrom(r io.Reader, size int64, bugs Bugs) (*State, error) {
+	return restore(&source{r: r, size: size, want: restoreWindowBytes}, bugs)
+}
+
+// restoreWindowBytes is the window RestoreFrom decodes through. An element
+// of the encoding (a file with its inline data, a session, a lease, a
+// garbage chunk) is decoded from the window whole; one larger than it
+// widens it.
+const restoreWindowBytes = 4 << 20
+
+// source is what a restore decodes: the whole encoding in d.B (r nil), or
+// a window onto r, refilled before each element. Decoded values never
+// alias the window (its bytes move at each refill): inline data is copied,
+// and the other fields are decoded into values of their own.
+type source struct {
+	d codec.Decoder
+	r io.Reader
+	// size is the encoding's length, taken how much of it was read into
+	// the window so far; eof is set once r is read to its end.
+	size, taken int64
+	eof         bool
+	// want is how much of the encoding the window holds, if there is as
+	// much left.
+	want int
+	buf  []byte
+}
+
+// remaining returns the bytes of the encoding not decoded yet.
+func (s *source) remaining() int64 { return int64(len(s.d.B)) + s.size - s.taken }
+
+// fill tops the window up to want bytes, unless it holds the rest of the
+// encoding already.
+func (s *source) fill() {
+	if s.eof || s.d.Err() != nil || len(s.d.B) >= s.want {
+		return
 	}
+	if cap(s.buf) < s.want {
+		s.buf = make([]byte, 0, s.want)
+	}
+	n := copy(s.buf[:cap(s.buf)], s.d.B)
+	buf := s.buf[:s.want]
+	for n < len(buf) && !s.eof {
+		m, err := s.r.Read(buf[n:])
+		n += m
+		s.taken += int64(m)
+		switch {
+		case err == io.EOF:
+			s.eof = true
+		case err != nil:
+			s.fail(fmt.Errorf("meta: snapshot: read: %w", err))
+			return
+		case m == 0:
+			s.fail(fmt.Errorf("meta: snapshot: read: %w", io.ErrNoProgress))
+			return
+		}
+	}
+	s.d.B = buf[:n]
+	if s.taken != s.size && (s.eof || s.taken > s.size) {
+		s.fail(fmt.Errorf("meta: snapshot: read %d bytes of %d: %w", s.taken, s.size, io.ErrUnexpectedEOF))
+	}
+}
+
+// fail ends the decoding with err, a failure to read: nothing more is
+// read, and no element is decoded again.
+func (s *source) fail(err error) {
+	s.d = codec.Decoder{}
+	s.d.Fail(err)
+	s.eof = true
+}
+
+// elem decodes the next element of the encoding with decode, which must
+// do nothing but decode: if the element did not fit in the window (the
+// decoder failed before the end of the encoding), the window is widened
+// and decode runs again from the element's start.
+func elem[T any](s *source, decode func(d *codec.Decoder) T) T {
+	if s.d.Err() != nil {
+		// Decoding failed already (a check between elements): the error
+		// stands, however wide the window.
+		var zero T
+		return zero
+	}
+	for {
+		s.fill()
+		start := s.d.B
+		v := decode(&s.d)
+		if s.d.Err() == nil || s.eof {
+			return v
+		}
+		s.d = codec.Decoder{B: start}
+		s.want *= 2
+	}
+}
+
+// count reads a collection's length, bounded by max and by the bytes left
+// (each element takes at least minBytes), as codec.Decoder.Count does for
+// an encoding held whole.
+func (s *source) count(max, minBytes int) int {
+	v := elem(s, (*codec.Decoder).Uvarint)
+	if s.d.Err() != nil {
+		return 0
+	}
+	if v > uint64(max) || v > uint64(s.remaining()/int64(minBytes)) {
+		s.d.Fail(fmt.Errorf("codec: count %d out of bounds", v))
+		return 0
+	}
+	return int(v)
+}
+
+// done reads the source to its end (r may report damage there only) and
+// returns the first error, or one for bytes left over.
+func (s *source) done() error {
+	for s.d.Err() == nil && !s.eof {
+		// Nothing should be left: fill reads on to the end, and fails if
+		// it finds more.
+		s.want = len(s.d.B) + 1
+		s.fill()
+	}
+	return s.d.Done()
+}
+
+// restore decodes a snapshot from s; see Restore.
+func restore(src *source, bugs Bugs) (*State, error) {
+	magic := elem(src, func(d *codec.Decoder) string {
+		if len(d.B) < len(snapshotMagic) {
+			d.Fail(codec.ErrTruncated)
+			return ""
+		}
+		m := make([]byte, len(snapshotMagic))
+		d.Fixed(m)
+		return string(m)
+	})
 	if magic != snapshotMagic && magic != snapshotMagicV4 && magic != snapshotMagicV3 {
+		if err := src.d.Err(); err != nil && !errors.Is(err, codec.ErrTruncated) {
+			return nil, err
+		}
 		if magic != "" && magic[:3] == snapshotMagic[:3] {
 			return nil, fmt.Errorf("meta: snapshot format %q unsupported: this version reads only %q, %q and %q", magic, snapshotMagic, snapshotMagicV4, snapshotMagicV3)
 		}
 		return nil, fmt.Errorf("meta: snapshot: bad magic")
 	}
 	v3 := magic == snapshotMagicV3
-	d := codec.Decoder{B: b[len(snapshotMagic):]}
 	s := New()
 	s.InjectBugs(bugs)
+	elem(src, func(d *codec.Decoder) bool {
+		s.decodeHead(d, v3)
+		return true
+	})
+	if !v3 && src.d.Err() == nil {
+		if err := s.cfg.Validate(); err != nil {
+			src.d.Fail(err)
+		}
+	}
+	n := src.count(1<<40, 5)
+	var lastPath string
+	for i := 0; i < n && src.d.Err() == nil; i++ {
+		f := elem(src, func(d *codec.Decoder) File {
+			f := decodeFile(d)
+			if !v3 {
+				if data := d.Bytes(MaxInlineThreshold); len(data) > 0 {
+					// A copy: the state must not pin the snapshot's buffer.
+					f.Data = slices.Clone(data)
+				}
+			}
+			return f
+		})
+		if src.d.Err() != nil {
+			break
+		}
+		if i > 0 && f.Path <= lastPath {
+			src.d.Fail(fmt.Errorf("meta: snapshot: files not sorted at %q", f.Path))
+		}
+		lastPath = f.Path
+		s.files.set(f)
+		if len(f.Data) > 0 {
+			s.inlineFiles++
+			s.inlineBytes += int64(len(f.Data))
+		}
+	}
+	n = src.count(MaxSessions, 5+len(Fingerprint{}))
+	var prev uint64
+	for i := 0; i < n && src.d.Err() == nil; i++ {
+		is := elem(src, decodeSession)
+		if src.d.Err() != nil {
+			break
+		}
+		if i > 0 && is.id <= prev {
+			src.d.Fail(fmt.Errorf("meta: snapshot: sessions not sorted at %d", is.id))
+		}
+		prev = is.id
+		s.sessions[is.id] = is.s
+	}
+	n = src.count(1<<40, 2)
+	for i := 0; i < n && src.d.Err() == nil; i++ {
+		id, end := elem(src, (*codec.Decoder).Uvarint), elem(src, (*codec.Decoder).Varint)
+		if i > 0 && id <= prev {
+			src.d.Fail(fmt.Errorf("meta: snapshot: leases not sorted at %d", id))
+		}
+		prev = id
+		s.leases[id] = end
+	}
+	n = src.count(1<<40, 7)
+	for i := 0; i < n && src.d.Err() == nil; i++ {
+		c := elem(src, decodeChunk)
+		if i > 0 && c.ID <= prev {
+			src.d.Fail(fmt.Errorf("meta: snapshot: garbage not sorted at %d", c.ID))
+		}
+		prev = c.ID
+		s.garbage[c.ID] = c
+	}
+	if err := src.done(); err != nil {
+		return nil, fmt.Errorf("meta: snapshot: %w", err)
+	}
+	s.rebuildAge()
+	s.recomputeDigests()
+	if err := s.CheckInvariants(); err != nil {
+		return nil, fmt.Errorf("meta: snapshot: %w", err)
+	}
+	return s, nil
+}
+
+// decodeHead decodes the scalars after the magic into s (of format v3 if
+// set, which had no configuration).
+func (s *State) decodeHead(d *codec.Decoder, v3 bool) {
 	s.applied = d.Uvarint()
 	s.now = d.Varint()
 	s.horizon = d.Varint()
@@ -230,70 +451,19 @@ func RestoreWithBugs(b []byte, bugs Bugs) (*State, error) {
 	if !v3 {
 		s.configured = d.Bool()
 		s.cfg = Config{InlineThreshold: d.Varint(), InlineCapBytes: d.Varint()}
-		if err := s.cfg.Validate(); err != nil && d.Err() == nil {
-			d.Fail(err)
-		}
 	}
-	n := d.Count(1<<40, 5)
-	var lastPath string
-	for i := 0; i < n && d.Err() == nil; i++ {
-		f := decodeFile(&d)
-		if !v3 {
-			if data := d.Bytes(MaxInlineThreshold); len(data) > 0 {
-				// A copy: the state must not pin the snapshot's buffer.
-				f.Data = slices.Clone(data)
-			}
-		}
-		if i > 0 && f.Path <= lastPath {
-			d.Fail(fmt.Errorf("meta: snapshot: files not sorted at %q", f.Path))
-		}
-		lastPath = f.Path
-		s.files.set(f)
-		if len(f.Data) > 0 {
-			s.inlineFiles++
-			s.inlineBytes += int64(len(f.Data))
-		}
+}
+
+// decodeSession decodes one session of a snapshot, as encodeSessions
+// wrote it.
+func decodeSession(d *codec.Decoder) idSession {
+	id := d.Uvarint()
+	ss := &session{lastSeq: d.Uvarint(), lastIndex: d.Uvarint(), lastMTime: d.Varint()}
+	d.Fixed(ss.fingerprint[:])
+	res, err := UnmarshalResult(d.Bytes(1 << 30))
+	if err != nil {
+		d.Fail(err)
 	}
-	n = d.Count(MaxSessions, 5+len(Fingerprint{}))
-	var prev uint64
-	for i := 0; i < n && d.Err() == nil; i++ {
-		id := d.Uvarint()
-		ss := &session{lastSeq: d.Uvarint(), lastIndex: d.Uvarint(), lastMTime: d.Varint()}
-		d.Fixed(ss.fingerprint[:])
-		res, err := UnmarshalResult(d.Bytes(1 << 30))
-		if err != nil {
-			d.Fail(err)
-		}
-		ss.result = res
-		if i > 0 && id <= prev {
-			d.Fail(fmt.Errorf("meta: snapshot: sessions not sorted at %d", id))
-		}
-		prev = id
-		s.sessions[id] = ss
-	}
-	n = d.Count(1<<40, 2)
-	for i := 0; i < n && d.Err() == nil; i++ {
-		id := d.Uvarint()
-		if i > 0 && id <= prev {
-			d.Fail(fmt.Errorf("meta: snapshot: leases not sorted at %d", id))
-		}
-		prev = id
-		s.leases[id] = d.Varint()
-	}
-	for i, c := range decodeChunks(&d, 1<<40) {
-		if i > 0 && c.ID <= prev {
-			d.Fail(fmt.Errorf("meta: snapshot: garbage not sorted at %d", c.ID))
-		}
-		prev = c.ID
-		s.garbage[c.ID] = c
-	}
-	if err := d.Done(); err != nil {
-		return nil, fmt.Errorf("meta: snapshot: %w", err)
-	}
-	s.rebuildAge()
-	s.recomputeDigests()
-	if err := s.CheckInvariants(); err != nil {
-		return nil, fmt.Errorf("meta: snapshot: %w", err)
-	}
-	return s, nil
+	ss.result = res
+	return idSession{id: id, s: ss}
 }

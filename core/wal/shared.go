@@ -229,32 +229,45 @@ func OpenShared(fs vfs.FS, dir string, opts SharedOptions) (*Shared, map[uint64]
 	}
 	l := &Shared{segLog: segLog{fs: fs, dir: dir, format: sharedFormat, segBytes: opts.SegmentBytes}, opts: opts, groups: map[uint64]*liveGroup{}}
 	states, validEnd, err := l.replay()
+	if err == nil {
+		err = l.finishOpen(states, validEnd)
+	}
 	if err != nil {
+		for _, st := range states {
+			st.closeFile()
+		}
 		return nil, nil, err
 	}
+	return l, states, nil
+}
+
+// finishOpen removes the snapshot files no group's state names and opens
+// the log's last segment, or creates its first.
+func (l *Shared) finishOpen(states map[uint64]*State, validEnd int64) error {
 	if err := l.removeStraySnaps(states); err != nil {
-		return nil, nil, err
+		return err
 	}
 	if l.seq == 0 {
 		l.first = 1
 		if err := l.createSegment(1); err != nil {
-			return nil, nil, err
+			return err
 		}
 		if err := l.Sync(); err != nil {
-			return nil, nil, err
+			return err
 		}
 		l.reclaimedAt = l.seq
-		return l, states, nil
+		return nil
 	}
 	if err := l.openTail(validEnd); err != nil {
-		return nil, nil, err
+		return err
 	}
 	l.reclaimedAt = l.seq
-	return l, states, nil
+	return nil
 }
 
 // replay reads every segment, folding each record into its group's State
-// and liveGroup.
+// and liveGroup, and opens the groups' snapshot files. At an error, the
+// states it returns hold the files it opened.
 func (l *Shared) replay() (map[uint64]*State, int64, error) {
 	states := map[uint64]*State{}
 	first, validEnd, err := l.segLog.replay(func(seq uint64, off int64, typ byte, payload []byte) error {
@@ -267,11 +280,11 @@ func (l *Shared) replay() (map[uint64]*State, int64, error) {
 	for _, g := range slices.Sorted(maps.Keys(states)) {
 		st := states[g]
 		if st.ref != nil {
-			data, err := readSnapshotFile(l.fs, l.opts.SnapDir(g), *st.ref)
+			sf, err := openSnapshotFile(l.fs, l.opts.SnapDir(g), *st.ref)
 			if err != nil {
-				return nil, 0, fmt.Errorf("group %d: %w", g, err)
+				return states, 0, fmt.Errorf("group %d: %w", g, err)
 			}
-			st.Snapshot.Data = data
+			st.SnapshotFile = sf
 		}
 		if hs := st.HardState; hs != nil && st.Snapshot != nil && hs.GetCommit() < st.snapIndex() {
 			hs = proto.Clone(hs).(*raftpb.HardState)

@@ -30,8 +30,9 @@ import (
 //	8       4     crc32c of the data, little-endian
 //	12      n-12  protobuf encoding of the raftpb.SnapshotMetadata
 //
-// Recovery reads the file of the snapshot it ends with and checks its
-// length and checksum: a missing or damaged file is ErrCorrupt. Snapshot
+// Recovery checks the length and checksum of the file of the snapshot it
+// ends with (a missing or damaged file is ErrCorrupt) and hands it over
+// open (State.SnapshotFile), never its data whole. Snapshot
 // files that no record of the log names (written before a crash that lost
 // their reference, or left by a rotation cut short) are removed at Open.
 
@@ -150,14 +151,67 @@ func decodeRef(payload []byte) (SnapshotRef, error) {
 	return SnapshotRef{Metadata: md, Size: int64(size), CRC: binary.LittleEndian.Uint32(payload[8:12])}, nil
 }
 
-// readSnapshotFile reads and checks the data a reference names.
-func (w *WAL) readSnapshotFile(ref SnapshotRef) ([]byte, error) {
-	return readSnapshotFile(w.fs, w.dir, ref)
+// SnapshotFile is the snapshot file recovery found a log's snapshot in,
+// open for reading: State.Snapshot then holds only the snapshot's metadata,
+// and the data is read from the file (Reader) rather than handed over in
+// one buffer, as a meta snapshot runs to hundreds of megabytes. The file's
+// length and checksum were checked when the log was opened. Whoever takes
+// the State owns the file and closes it.
+type SnapshotFile struct {
+	Ref  SnapshotRef
+	File vfs.File
+	name string
 }
 
-// readSnapshotFile reads and checks the data a reference names, in the
-// snapshot file directory dir.
-func readSnapshotFile(fs vfs.FS, dir string, ref SnapshotRef) ([]byte, error) {
+// Reader returns a reader of the file's data from its start: it reads
+// only what its caller asks for, retries a failed read (an error wrapping
+// ErrUnreadable once retries are exhausted) and, at the end of the data,
+// checks its checksum again, failing with ErrCorrupt instead of io.EOF if
+// it does not match: the file changed since it was checked, and what was
+// read from it must not be trusted.
+func (sf *SnapshotFile) Reader() io.Reader {
+	return &snapReader{f: sf.File, name: sf.name, size: sf.Ref.Size, crc: sf.Ref.CRC}
+}
+
+// snapReader reads a snapshot file front to back, checksumming what it
+// read.
+type snapReader struct {
+	f         vfs.File
+	name      string
+	size, off int64
+	crc, sum  uint32
+}
+
+func (r *snapReader) Read(p []byte) (int, error) {
+	if r.off >= r.size {
+		if r.sum != r.crc {
+			return 0, fmt.Errorf("wal: snapshot file %s: checksum mismatch: %w", r.name, ErrCorrupt)
+		}
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), r.size-r.off)]
+	var err error
+	for attempt := 0; attempt < readAttempts; attempt++ {
+		var n int
+		if n, err = r.f.ReadAt(p, r.off); n == len(p) {
+			r.sum = crc32.Update(r.sum, castagnoli, p)
+			r.off += int64(n)
+			return n, nil
+		}
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	return 0, fmt.Errorf("wal: read %s at %d (%d attempts): %w: %w", r.name, r.off, readAttempts, ErrUnreadable, err)
+}
+
+// checkPieceBytes is the size of the reads that check a snapshot file.
+const checkPieceBytes = 1 << 20
+
+// openSnapshotFile opens the snapshot file a reference names, in the
+// snapshot file directory dir, and checks its length and checksum,
+// reading it in pieces: a missing or damaged file is ErrCorrupt.
+func openSnapshotFile(fs vfs.FS, dir string, ref SnapshotRef) (*SnapshotFile, error) {
 	name := dir + "/" + snapFileName(ref.Metadata.GetIndex(), ref.Metadata.GetTerm())
 	f, err := fs.Open(name)
 	if err != nil {
@@ -166,28 +220,32 @@ func readSnapshotFile(fs vfs.FS, dir string, ref SnapshotRef) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("wal: open %s: %w: %w", name, ErrUnreadable, err)
 	}
-	defer f.Close()
-	size, err := f.Size()
+	sf := &SnapshotFile{Ref: ref, File: f, name: name}
+	if err := sf.check(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return sf, nil
+}
+
+// check reads the whole file, checking its length and checksum.
+func (sf *SnapshotFile) check() error {
+	size, err := sf.File.Size()
 	if err != nil {
-		return nil, fmt.Errorf("wal: %s: %w: %w", name, ErrUnreadable, err)
+		return fmt.Errorf("wal: %s: %w: %w", sf.name, ErrUnreadable, err)
 	}
-	if size != ref.Size {
-		return nil, fmt.Errorf("wal: snapshot file %s holds %d bytes, its reference %d: %w", name, size, ref.Size, ErrCorrupt)
+	if size != sf.Ref.Size {
+		return fmt.Errorf("wal: snapshot file %s holds %d bytes, its reference %d: %w", sf.name, size, sf.Ref.Size, ErrCorrupt)
 	}
-	data := make([]byte, size)
-	for attempt := 0; attempt < readAttempts; attempt++ {
-		var n int
-		if n, err = f.ReadAt(data, 0); n == len(data) {
-			if crc32.Checksum(data, castagnoli) != ref.CRC {
-				return nil, fmt.Errorf("wal: snapshot file %s: checksum mismatch: %w", name, ErrCorrupt)
-			}
-			return data, nil
-		}
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	r := sf.Reader()
+	buf := make([]byte, min(size, checkPieceBytes))
+	for {
+		if _, err := r.Read(buf); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
 		}
 	}
-	return nil, fmt.Errorf("wal: read %s (%d attempts): %w: %w", name, readAttempts, ErrUnreadable, err)
 }
 
 // Rotate makes the log one new segment: the reference to a snapshot file

@@ -207,8 +207,12 @@ type State struct {
 	HardState *raftpb.HardState
 	// Entries are the entries after the snapshot's index, in order.
 	Entries []*raftpb.Entry
-	// ref is set while Snapshot comes from a reference record: its data
-	// is read from the snapshot file once the replay is done.
+	// SnapshotFile is set if Snapshot's data is in a snapshot file
+	// (snapfile.go): Snapshot.Data is then empty, and the data is read
+	// from the file.
+	SnapshotFile *SnapshotFile
+	// ref is set while Snapshot comes from a reference record: its file
+	// is opened and checked once the replay is done.
 	ref *SnapshotRef
 	// copies is set for a group's state in a shared log, where a record
 	// may be a copy of one the state holds already (a rewrite, shared.go):
@@ -278,24 +282,40 @@ func Open(fs vfs.FS, dir string, opts Options) (*WAL, *State, error) {
 	keep := ""
 	if st.ref != nil {
 		keep = snapFileName(st.ref.Metadata.GetIndex(), st.ref.Metadata.GetTerm())
-	}
-	if removed, err := w.removeStray(keep); err != nil {
-		return nil, nil, err
-	} else if removed {
-		if err := fs.SyncDir(dir); err != nil {
-			return nil, nil, fmt.Errorf("wal: sync %s: %w", dir, err)
-		}
-	}
-	if w.seq == 0 {
-		if err := w.createSegment(1); err != nil {
+		if st.SnapshotFile, err = openSnapshotFile(fs, dir, *st.ref); err != nil {
 			return nil, nil, err
 		}
-		return w, st, nil
 	}
-	if err := w.openTail(validEnd); err != nil {
+	if err := w.finishOpen(validEnd, keep); err != nil {
+		st.closeFile()
 		return nil, nil, err
 	}
 	return w, st, nil
+}
+
+// finishOpen removes what recovery found stray (keeping the snapshot file
+// keep) and opens the log's last segment, or creates its first.
+func (w *WAL) finishOpen(validEnd int64, keep string) error {
+	if removed, err := w.removeStray(keep); err != nil {
+		return err
+	} else if removed {
+		if err := w.fs.SyncDir(w.dir); err != nil {
+			return fmt.Errorf("wal: sync %s: %w", w.dir, err)
+		}
+	}
+	if w.seq == 0 {
+		return w.createSegment(1)
+	}
+	return w.openTail(validEnd)
+}
+
+// closeFile closes the state's snapshot file, if any, for a caller that
+// will not hand the state over.
+func (st *State) closeFile() {
+	if st != nil && st.SnapshotFile != nil {
+		st.SnapshotFile.File.Close()
+		st.SnapshotFile = nil
+	}
 }
 
 // replay reads every segment into a State. It sets w.seq to the last
@@ -308,13 +328,6 @@ func (w *WAL) replay() (*State, int64, error) {
 	})
 	if err != nil {
 		return nil, 0, err
-	}
-	if st.ref != nil {
-		data, err := w.readSnapshotFile(*st.ref)
-		if err != nil {
-			return nil, 0, err
-		}
-		st.Snapshot.Data = data
 	}
 	if hs := st.HardState; hs != nil && st.Snapshot != nil && hs.GetCommit() < st.snapIndex() {
 		// A snapshot holds only committed state, but the hard state saved
@@ -709,7 +722,15 @@ func (w *WAL) Compact(index uint64) error {
 	}
 	seq := w.seq + 1
 	b := &batch{buf: segmentHeader(seq, w.chain), chain: w.chain}
-	if err := b.add(recSnapshot, st.Snapshot); err != nil {
+	if st.ref != nil {
+		// The snapshot is in a file (a rotation's): the new segment
+		// refers to the same file.
+		payload, err := encodeRef(*st.ref)
+		if err != nil {
+			return err
+		}
+		b.buf, b.chain = encodeRecord(b.buf, b.chain, recSnapshotRef, payload)
+	} else if err := b.add(recSnapshot, st.Snapshot); err != nil {
 		return err
 	}
 	if st.HardState != nil {

@@ -32,11 +32,39 @@ func snapshot(index, term uint64) *raftpb.Snapshot {
 			ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}}
 }
 
+// wholeSnapshot returns a recovered state's snapshot with its data, read
+// from its snapshot file if it is in one.
+func wholeSnapshot(t interface {
+	Helper()
+	Fatalf(string, ...any)
+}, st *State) *raftpb.Snapshot {
+	t.Helper()
+	if st.SnapshotFile == nil {
+		return st.Snapshot
+	}
+	data, err := io.ReadAll(st.SnapshotFile.Reader())
+	if err != nil {
+		t.Fatalf("read the snapshot file: %v", err)
+	}
+	return &raftpb.Snapshot{Metadata: st.Snapshot.GetMetadata(), Data: data}
+}
+
 // describe renders a recovered state for comparison.
 func describe(st *State) string {
 	var b bytes.Buffer
 	if st.Snapshot != nil {
-		fmt.Fprintf(&b, "snap %d/%d %q; ", st.Snapshot.GetMetadata().GetIndex(), st.Snapshot.GetMetadata().GetTerm(), st.Snapshot.GetData())
+		data := st.Snapshot.GetData()
+		if sf := st.SnapshotFile; sf != nil {
+			// The data is read from the file, never handed over whole.
+			if len(data) > 0 {
+				fmt.Fprintf(&b, "data beside its file %q; ", data)
+			}
+			var err error
+			if data, err = io.ReadAll(sf.Reader()); err != nil {
+				fmt.Fprintf(&b, "read %v; ", err)
+			}
+		}
+		fmt.Fprintf(&b, "snap %d/%d %q; ", st.Snapshot.GetMetadata().GetIndex(), st.Snapshot.GetMetadata().GetTerm(), data)
 	}
 	if st.HardState != nil {
 		fmt.Fprintf(&b, "hs %d/%d/%d; ", st.HardState.GetTerm(), st.HardState.GetVote(), st.HardState.GetCommit())
@@ -406,7 +434,7 @@ func TestAgainstModel(t *testing.T) {
 				tried = append(tried, m.describe())
 				if m.describe() == got {
 					found = true
-					base = mstate{snap: st.Snapshot, hs: st.HardState, ents: st.Entries}
+					base = mstate{snap: wholeSnapshot(t, st), hs: st.HardState, ents: st.Entries}
 					break
 				}
 				if k == len(ops) {

@@ -328,7 +328,8 @@ type Replica struct {
 	// snapStale is set when the last snapshot no longer serves a member
 	// that needs one: it predates a membership change (raft refuses a
 	// snapshot whose configuration does not include the receiver) or lists
-	// a chunk since deleted (the receiver could never fetch it). The next
+	// a chunk since deleted (the receiver could never fetch it), or it is
+	// a leader's meta snapshot held whole in memory (stable). The next
 	// flush takes a new one.
 	snapStale bool
 	// amnesiac is set on a replica created on demand that was sent a
@@ -388,7 +389,18 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 			return nil, fmt.Errorf("node %d: group %d: bootstrap: %w", cfg.ID, tg.ID, err)
 		}
 	}
-	if snap != nil {
+	if sf := st.SnapshotFile; sf != nil {
+		// The snapshot's data is in its file: the state is decoded from
+		// it, and raft's storage takes the snapshot as metaSnapshotWritten
+		// gives it one (restoreFile).
+		if snap, err = g.restoreFile(snap.GetMetadata(), sf); err != nil {
+			return nil, fmt.Errorf("node %d: %w", cfg.ID, err)
+		}
+		if err := g.storage.ApplySnapshot(snap); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: apply snapshot: %w", cfg.ID, tg.ID, err)
+		}
+		g.observeRestored()
+	} else if snap != nil {
 		if err := g.storage.ApplySnapshot(snap); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: apply snapshot: %w", cfg.ID, tg.ID, err)
 		}
@@ -516,12 +528,7 @@ func (g *Replica) emptyStateData() []byte {
 // leader, which replaces the log (install).
 func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
 	md := snap.GetMetadata()
-	g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
-	g.applied = md.GetIndex()
-	g.forgetEarly(md.GetIndex())
-	g.snapIndex = md.GetIndex()
-	g.bytesSinceSnap, g.entriesSince = 0, 0
-	g.snapBytes = uint64(len(snap.GetData()))
+	g.restoredAt(md, uint64(len(snap.GetData())))
 	if g.isMeta() {
 		st, err := meta.RestoreWithBugs(snap.GetData(), g.cfg.Bugs.Meta)
 		if err != nil {
@@ -558,6 +565,17 @@ func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
 		g.host.Lacking(g.id, l.ID)
 	}
 	return nil
+}
+
+// restoredAt sets what the replica knows of a snapshot it restores, whose
+// data is snapBytes long.
+func (g *Replica) restoredAt(md *raftpb.SnapshotMetadata, snapBytes uint64) {
+	g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
+	g.applied = md.GetIndex()
+	g.forgetEarly(md.GetIndex())
+	g.snapIndex = md.GetIndex()
+	g.bytesSinceSnap, g.entriesSince = 0, 0
+	g.snapBytes = snapBytes
 }
 
 // limitSessions applies Config.MaxSessions to a meta state just created

@@ -103,12 +103,24 @@ type fixture struct {
 	host  *testHost
 	out   *outbox.Outbox
 	stats *Stats
+	// log is the node's shared log, with Config.SharedLog.
+	log *SharedLog
 }
 
 // open opens node cfg.ID's (default 1) replica of a group whose initial
 // members are members, bootstrapping it, on a fresh disk (or fs, if given).
 func open(t *testing.T, cfg Config, group uint64, members []uint64, fs ...*memfs.FS) *fixture {
 	t.Helper()
+	f, err := openErr(cfg, group, members, fs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// openErr is open, returning the error Open fails with (the log opened
+// closed again).
+func openErr(cfg Config, group uint64, members []uint64, fs ...*memfs.FS) (*fixture, error) {
 	if cfg.ID == 0 {
 		cfg.ID = 1
 	}
@@ -132,12 +144,22 @@ func open(t *testing.T, cfg Config, group uint64, members []uint64, fs ...*memfs
 	}
 	cfg.KeepEntries, cfg.KeepDataEntries = 5, 5
 	sh := &Shared{Config: cfg, Env: f.env, Host: f.host, Out: f.out, Stats: f.stats}
+	if cfg.SharedLog {
+		l, err := OpenSharedLog(f.env, f.stats, 0)
+		if err != nil {
+			return nil, err
+		}
+		sh.Log, f.log = l, l
+	}
 	g, err := Open(sh, topo.Group{ID: group, Members: members}, true, false)
 	if err != nil {
-		t.Fatal(err)
+		if f.log != nil {
+			f.log.Close()
+		}
+		return nil, err
 	}
 	f.g = g
-	return f
+	return f, nil
 }
 
 // flush hands the replica raft's Ready as its node's flush does, until
@@ -146,6 +168,9 @@ func (f *fixture) flush() {
 	for f.g.HasReady() && f.host.failed == nil {
 		f.g.HandleReady()
 		f.g.ReportSnapshots()
+	}
+	if f.log != nil {
+		f.log.Kick()
 	}
 }
 

@@ -5,8 +5,12 @@ import (
 	"io"
 	"slices"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/tessera-db/tessera/core/codec"
+	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/vfs"
+	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
 
@@ -22,6 +26,40 @@ import (
 // Before, the whole encoding was one buffer of the snapshot's size (9 MB
 // at 53,000 small files), allocated at every snapshot on all three meta
 // replicas at once and then held by raft's storage until the next one.
+
+// restoreFile restores the meta state from the snapshot file the replica's
+// log recovered its snapshot in (wal.State.SnapshotFile), reading it in
+// pieces: a meta snapshot holds every inline file, hundreds of megabytes
+// under the default cap, and a restarted node held it whole twice over
+// (the data raft's storage kept, and the buffer it was decoded from) beside
+// the state decoded. It returns the snapshot raft's storage takes, as
+// metaSnapshotWritten gives it one: its data if at most
+// Config.SnapPieceBytes, else a reference to the file, which the replica
+// keeps open (ownFile) to serve it to peers in pieces. A file damaged since
+// the log checked it fails the read at its end (wal.ErrCorrupt), and the
+// state decoded from it is dropped. It runs at start-up, so it may wait
+// for the disk; it takes the file (closing it unless it keeps it).
+func (g *Replica) restoreFile(md *raftpb.SnapshotMetadata, sf *wal.SnapshotFile) (*raftpb.Snapshot, error) {
+	if !g.isMeta() {
+		sf.File.Close()
+		return nil, fmt.Errorf("group %d: snapshot at %d in a snapshot file, which only the meta group writes", g.id, md.GetIndex())
+	}
+	k := &keeper{limit: g.cfg.SnapPieceBytes}
+	st, err := meta.RestoreFrom(io.TeeReader(sf.Reader(), k), sf.Ref.Size, g.cfg.Bugs.Meta)
+	if err != nil {
+		sf.File.Close()
+		return nil, fmt.Errorf("group %d: restore meta snapshot at %d from its file: %w", g.id, md.GetIndex(), err)
+	}
+	g.restoredAt(md, uint64(sf.Ref.Size))
+	g.meta = st
+	g.limitSessions()
+	if !k.over {
+		sf.File.Close()
+		return &raftpb.Snapshot{Metadata: md, Data: k.b}, nil
+	}
+	g.ownFile = &snapFile{index: md.GetIndex(), total: uint64(sf.Ref.Size), crc: sf.Ref.CRC, f: sf.File}
+	return &raftpb.Snapshot{Metadata: md, Data: encodeFileRef(g.ownFile)}, nil
+}
 
 // snapFile is an open snapshot file of this replica's own.
 type snapFile struct {

@@ -636,6 +636,16 @@ func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
 		if err := g.restore(s, true); err != nil {
 			return err
 		}
+		if g.isMeta() && len(s.GetData()) > g.cfg.SnapPieceBytes {
+			// A leader's meta snapshot arrives whole (fetched in pieces,
+			// pieces.go) and stays whole in raft's storage, and in the
+			// log's record that a restart reads, until the replica's next
+			// snapshot, which for the meta group may be 64 MiB of log
+			// later (metaSnapshotDue): that one is taken at the next
+			// applied entry instead, encoded into its file, so that raft's
+			// storage and the log hold a reference to the file.
+			g.snapStale = true
+		}
 		g.stats.SnapshotsInstalled++
 		g.observeRestored()
 	}
