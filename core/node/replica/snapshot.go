@@ -18,7 +18,7 @@ func (g *Replica) maybeSnapshot() error {
 		return nil
 	}
 	if g.isMeta() {
-		if g.snapping || (!g.metaSnapshotDue() && !g.snapStale) {
+		if !g.metaSnapshotWanted() {
 			return nil
 		}
 		if len(g.early) > 0 {
