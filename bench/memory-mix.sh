@@ -40,11 +40,10 @@ EPS=127.0.0.1:$((PORT + 1)),127.0.0.1:$((PORT + 2)),127.0.0.1:$((PORT + 3))
 EP1=127.0.0.1:$((PORT + 1))
 D=$WORK/c
 CP=
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 stop() {
-	[[ -n $CP ]] || return 0
-	kill -TERM "$CP" 2>/dev/null || true
-	wait "$CP" 2>/dev/null || true
-	CP=
+	cluster_stop
 	rm -rf "$D"
 }
 trap stop EXIT
@@ -54,11 +53,11 @@ trap 'exit 130' INT TERM
 snap() {
 	local i pid ep m
 	for i in 1 2 3; do
-		pid=$(pgrep -f -- "--id $i --data-dir $D/node-$i" | head -1)
+		pid=$(node_pid "$D" "$i")
 		ep=127.0.0.1:$((PORT + i))
 		m=$(curl -s --max-time 5 "http://$ep/metrics" || true)
 		printf 'build=%s round=%s step=%s node=%s %s %s load=%s\n' "$1" "$2" "$3" "$i" \
-			"$(awk '$1 ~ /^(VmRSS|VmHWM|RssAnon|RssFile|RssShmem):$/ {sub(":", "", $1); printf "%s=%d ", $1, $2 / 1024}' "/proc/$pid/status")" \
+			"$(proc_mib "$pid" VmRSS VmHWM RssAnon RssFile RssShmem)" \
 			"$(awk '
 				function mib(v) { return sprintf("%.0f", v / 1048576) }
 				$1 == "go_memstats_heap_inuse_bytes" {h = $2}
@@ -67,8 +66,8 @@ snap() {
 				$1 == "go_memstats_sys_bytes" {sys = $2}
 				$1 == "go_memstats_next_gc_bytes" {ngc = $2}
 				$1 ~ /^tessera_buffers_mapped_bytes/ {split($1, a, "\""); pools = pools " " a[2] "=" mib($2); mapped += $2}
-				$1 == "tessera_inline_files" {files = $2}
-				$1 == "tessera_inline_bytes" {ib = $2}
+				$1 ~ /^tessera_inline_files([{]|$)/ {files += $2}
+				$1 ~ /^tessera_inline_bytes([{]|$)/ {ib += $2}
 				END {printf "heap_inuse=%s heap_idle=%s heap_released=%s go_sys=%s next_gc=%s mapped=%s%s inline_files=%d inline_mib=%s",
 					mib(h), mib(idle), mib(rel), mib(sys), mib(ngc), mib(mapped), pools, files, mib(ib)}' <<<"$m")" \
 			"$(cut -d' ' -f1 /proc/loadavg)"
@@ -83,16 +82,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		((b < ${#BINS[@]})) || continue
 		bin=${BINS[$b]}
 		rm -rf "$D"
-		"$bin" cluster up --nodes 3 --dir "$D" --base-port "$PORT" --peer-base-port $((PORT + 50)) --pprof >"$WORK/up.out" 2>&1 &
-		CP=$!
-		for _ in $(seq 300); do
-			grep -qs '^cluster up' "$WORK/up.out" && break
-			sleep 0.2
-		done
-		grep -q '^cluster up' "$WORK/up.out" || {
-			cat "$WORK/up.out" >&2
-			exit 1
-		}
+		cluster_up "$bin" "$D" "$PORT" "$WORK/up.out" --pprof
 		snap "$b" "$r" up
 		for c in 1 16 64; do
 			"$bin" bench small --clients "$c" --size "$SIZE" --duration "$DURATION" --endpoints "$EPS" --json >>"$WORK/points.jsonl"

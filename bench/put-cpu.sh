@@ -40,12 +40,9 @@ head -c $((LARGE_MIB << 20)) /dev/urandom >"$IN"
 EP=127.0.0.1:$((PORT + 1))
 D=$WORK/c
 CP=
-stop() {
-	[[ -n $CP ]] || return 0
-	kill -TERM "$CP" 2>/dev/null || true
-	wait "$CP" 2>/dev/null || true
-	CP=
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+stop() { cluster_stop; }
 trap stop EXIT
 trap 'exit 130' INT TERM
 
@@ -76,18 +73,9 @@ for r in $(seq 1 "$ROUNDS"); do
 		bin=${BINS[$i]}
 		rm -rf "$D" "$D.out"
 		# shellcheck disable=SC2086
-		"$bin" cluster up --nodes 3 --dir "$D" --base-port "$PORT" $CLUSTER >"$D.out" 2>&1 &
-		CP=$!
-		for _ in $(seq 1 900); do
-			grep -qs '^cluster up' "$D.out" && break
-			sleep 0.1
-		done
-		grep -q '^cluster up' "$D.out" || {
-			cat "$D.out" >&2
-			exit 1
-		}
+		cluster_up "$bin" "$D" "$PORT" "$D.out" $CLUSTER
 		NODES=
-		for n in 1 2 3; do NODES+=" $(pgrep -f -- "--id $n --data-dir $D/node-$n" | head -1)"; done
+		for n in 1 2 3; do NODES+=" $(node_pid "$D" "$n")"; done
 		head -c 16M "$IN" | "$bin" put --endpoints "$EP" /bench/warm - >/dev/null
 		for k in $(seq 1 "$PUTS"); do
 			t0=$(ticks) f0=$(faults) s0=$(date +%s.%N)

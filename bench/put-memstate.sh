@@ -39,12 +39,9 @@ head -c $((MIB << 20)) /dev/urandom >"$IN"
 EP=127.0.0.1:$((PORT + 1))
 D=$WORK/c
 CP=
-stop() {
-	[[ -n $CP ]] || return 0
-	kill -TERM "$CP" 2>/dev/null || true
-	wait "$CP" 2>/dev/null || true
-	CP=
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+stop() { cluster_stop; }
 trap stop EXIT
 trap 'exit 130' INT TERM
 
@@ -75,16 +72,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	for b in "${order[@]}"; do
 		bin=${BINS[$b]}
 		rm -rf "$D"
-		"$bin" cluster up --nodes 3 --dir "$D" --base-port "$PORT" --peer-base-port $((PORT + 50)) >"$D.out" 2>&1 &
-		CP=$!
-		for _ in $(seq 150); do
-			grep -qs '^cluster up' "$D.out" && break
-			sleep 0.2
-		done
-		grep -q '^cluster up' "$D.out" || {
-			cat "$D.out" >&2
-			exit 1
-		}
+		cluster_up "$bin" "$D" "$PORT" "$D.out"
 		head -c 16M "$IN" | "$bin" put --endpoints "$EP" /bench/warm - >/dev/null
 		sleep 12
 		dd_idle=$(ddrun)

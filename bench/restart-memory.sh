@@ -36,41 +36,29 @@ EPS=127.0.0.1:$((PORT + 1)),127.0.0.1:$((PORT + 2)),127.0.0.1:$((PORT + 3))
 EP1=127.0.0.1:$((PORT + 1))
 D=$WORK/c
 CP=
-stop() {
-	[[ -n $CP ]] || return 0
-	kill -TERM "$CP" 2>/dev/null || true
-	wait "$CP" 2>/dev/null || true
-	CP=
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+stop() { cluster_stop; }
 trap 'stop; rm -rf "$D"' EXIT
 trap 'exit 130' INT TERM
 
 # up BIN: starts the cluster in $D and waits for "cluster up".
-up() {
-	"$1" cluster up --nodes 3 --dir "$D" --base-port "$PORT" --peer-base-port $((PORT + 50)) >"$WORK/up.out" 2>&1 &
-	CP=$!
-	for _ in $(seq 600); do
-		grep -qs '^cluster up' "$WORK/up.out" && return 0
-		sleep 0.2
-	done
-	cat "$WORK/up.out" >&2
-	exit 1
-}
+up() { cluster_up "$1" "$D" "$PORT" "$WORK/up.out"; }
 
 # inline_mib: the inline data node 1 reports, in MiB.
 inline_mib() {
-	# The gauge has a group label: the meta group's line holds the bytes.
-	curl -s --max-time 5 "http://$EP1/metrics" | awk '$1 ~ /^tessera_inline_bytes[{]/ && $2 > m {m = $2} END {printf "%d", m / 1048576}'
+	# One series per group: only the meta group's holds bytes.
+	curl -s --max-time 5 "http://$EP1/metrics" | metric_sum tessera_inline_bytes | awk '{printf "%d", $1 / 1048576}'
 }
 
 # snap BUILD ROUND STEP: one line per node.
 snap() {
 	local i pid snapf
 	for i in 1 2 3; do
-		pid=$(pgrep -f -- "--id $i --data-dir $D/node-$i" | head -1)
+		pid=$(node_pid "$D" "$i")
 		snapf=$(find "$D/node-$i" -name '*.snap' -printf '%s\n' 2>/dev/null | sort -n | tail -1)
 		printf 'build=%s round=%s step=%s node=%s %s heap_inuse=%s snap_mib=%s load=%s\n' "$1" "$2" "$3" "$i" \
-			"$(awk '$1 ~ /^(VmRSS|VmHWM):$/ {sub(":", "", $1); printf "%s=%d ", $1, $2 / 1024}' "/proc/$pid/status")" \
+			"$(proc_mib "$pid" VmRSS VmHWM)" \
 			"$(curl -s --max-time 5 "http://127.0.0.1:$((PORT + i))/metrics" | awk '$1 == "go_memstats_heap_inuse_bytes" {printf "%d", $2 / 1048576}')" \
 			"$(( ${snapf:-0} / 1048576 ))" "$(cut -d' ' -f1 /proc/loadavg)"
 	done
