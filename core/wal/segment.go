@@ -3,6 +3,7 @@ package wal
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/tessera-db/tessera/core/vfs"
 )
@@ -33,6 +34,77 @@ func (s *segLog) readSegment(seq uint64) ([]byte, error) {
 	return readFile(s.fs, s.path(seq), fmt.Sprintf("segment %d", seq))
 }
 
+// replayWindowBytes is how much of a segment a replay reads at a time; a
+// record longer than that is read whole. Reading each segment whole (64
+// MiB by default) set a restarted node's memory peak. (A variable only
+// so that tests can cut records at every window boundary.)
+var replayWindowBytes int64 = 1 << 20
+
+// decodeSegment is segFormat.decode of segment seq, reading it a window at
+// a time: it never holds more of the segment than a window or one record.
+// fn's payload is valid only until fn returns.
+func (s *segLog) decodeSegment(seq uint64, last bool, chain uint32, chained bool, fn func(typ byte, payload []byte) error) (int64, uint32, error) {
+	what := fmt.Sprintf("segment %d", seq)
+	f, err := s.fs.Open(s.path(seq))
+	if err != nil {
+		return 0, 0, fmt.Errorf("open %s: %w", what, err)
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", what, err)
+	}
+	buf := make([]byte, min(size, max(replayWindowBytes, segHeaderBytes)))
+	if err := readFull(f, what, buf, 0); err != nil {
+		return 0, 0, err
+	}
+	if size < segHeaderBytes {
+		return s.format.decode(buf, seq, last, chain, chained, fn)
+	}
+	if chain, err = s.format.checkHeader(buf[:segHeaderBytes], seq, chained, chain); err != nil {
+		return 0, 0, err
+	}
+	// buf holds the segment's bytes from pos on; off is the next record's
+	// offset in buf.
+	pos, off := int64(0), segHeaderBytes
+	for {
+		atEOF := pos+int64(len(buf)) == size
+		end, sum, more, err := decodeWindow(buf, pos, off, last, atEOF, chain, s.format.maxType, fn)
+		if err != nil {
+			return 0, 0, err
+		}
+		chain = sum
+		if atEOF {
+			return pos + int64(end), chain, nil
+		}
+		pos += int64(end)
+		n := min(size-pos, max(replayWindowBytes, int64(more)))
+		if int64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if err := readFull(f, what, buf, pos); err != nil {
+			return 0, 0, err
+		}
+		off = 0
+	}
+}
+
+// readFull reads len(p) bytes of f at off, retrying failed reads.
+func readFull(f vfs.File, what string, p []byte, off int64) error {
+	var err error
+	for attempt := 0; attempt < readAttempts; attempt++ {
+		var n int
+		if n, err = f.ReadAt(p, off); n == len(p) {
+			return nil
+		}
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+	}
+	return fmt.Errorf("read %s at %d (%d attempts): %w: %w", what, off, readAttempts, ErrUnreadable, err)
+}
+
 // replay decodes the log's segments in order, handing each valid record
 // to fn with its segment and offset. It sets s.seq to the last segment and
 // s.chain to the checksum of the last valid record, and returns the first
@@ -48,12 +120,8 @@ func (s *segLog) replay(fn func(seq uint64, off int64, typ byte, payload []byte)
 		if i > 0 && seq != seqs[i-1]+1 {
 			return 0, 0, fmt.Errorf("wal: %s: segment %d follows segment %d: %w", s.dir, seq, seqs[i-1], ErrCorrupt)
 		}
-		data, err := s.readSegment(seq)
-		if err != nil {
-			return 0, 0, fmt.Errorf("wal: %s: %w", s.dir, err)
-		}
 		off := int64(segHeaderBytes)
-		validEnd, chain, err = s.format.decode(data, seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
+		validEnd, chain, err = s.decodeSegment(seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
 			at := off
 			off += int64(headerBytes + len(payload))
 			return fn(seq, at, typ, payload)

@@ -430,47 +430,65 @@ func recordSum(prev uint32, hdr []byte) uint32 {
 }
 
 // decodeRecords decodes the records of a segment from off on, of types 1
-// to maxType; see segFormat.decode.
+// to maxType; see segFormat.decode. data is the whole segment.
 func decodeRecords(data []byte, off int, last bool, chain uint32, maxType byte, fn func(typ byte, payload []byte) error) (int, uint32, error) {
+	end, chain, _, err := decodeWindow(data, 0, off, last, true, chain, maxType, fn)
+	return end, chain, err
+}
+
+// decodeWindow decodes the records of data, a window of a segment that
+// starts at the segment's offset base, from off on, of types 1 to maxType. atEOF says whether the window ends where
+// the segment does: only there can a record be torn (in the last
+// segment). Elsewhere a record the window holds only part of ends the
+// decoding: it returns that record's offset with more, the bytes of the
+// window from there that the record needs to be read whole (its header's
+// if the header itself is cut); more is 0 when every record was decoded.
+func decodeWindow(data []byte, base int64, off int, last, atEOF bool, chain uint32, maxType byte, fn func(typ byte, payload []byte) error) (end int, sum uint32, more int, err error) {
 	for off < len(data) {
 		rest := data[off:]
 		if len(rest) < headerBytes {
-			if last {
-				return off, chain, nil // torn header
+			if !atEOF {
+				return off, chain, headerBytes, nil
 			}
-			return 0, 0, fmt.Errorf("short record header at offset %d: %w", off, ErrCorrupt)
+			if last {
+				return off, chain, 0, nil // torn header
+			}
+			return 0, 0, 0, fmt.Errorf("short record header at offset %d: %w", base+int64(off), ErrCorrupt)
 		}
 		sum := binary.LittleEndian.Uint32(rest[9:13])
 		if recordSum(chain, rest) != sum {
 			// A torn write never leaves a whole header behind: this is
 			// damage, or a record that does not follow its predecessor.
-			return 0, 0, fmt.Errorf("record checksum at offset %d (damaged, or the chain from %08x broken): %w", off, chain, ErrCorrupt)
+			return 0, 0, 0, fmt.Errorf("record checksum at offset %d (damaged, or the chain from %08x broken): %w", base+int64(off), chain, ErrCorrupt)
 		}
 		n := binary.LittleEndian.Uint32(rest[0:4])
 		typ := rest[4]
 		if n > MaxRecordBytes || typ < recEntry || typ > maxType {
-			return 0, 0, fmt.Errorf("record at offset %d: type %d length %d: %w", off, typ, n, ErrCorrupt)
+			return 0, 0, 0, fmt.Errorf("record at offset %d: type %d length %d: %w", base+int64(off), typ, n, ErrCorrupt)
 		}
 		if int64(len(rest)) < headerBytes+int64(n) {
-			if last {
-				return off, chain, nil // torn payload
+			if !atEOF {
+				return off, chain, headerBytes + int(n), nil
 			}
-			return 0, 0, fmt.Errorf("record at offset %d cut short: %w", off, ErrCorrupt)
+			if last {
+				return off, chain, 0, nil // torn payload
+			}
+			return 0, 0, 0, fmt.Errorf("record at offset %d cut short: %w", base+int64(off), ErrCorrupt)
 		}
 		payload := rest[headerBytes : headerBytes+int(n)]
 		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(rest[5:9]) {
-			if last && off+headerBytes+int(n) == len(data) {
-				return off, chain, nil // the last record, torn inside
+			if last && atEOF && off+headerBytes+int(n) == len(data) {
+				return off, chain, 0, nil // the last record, torn inside
 			}
-			return 0, 0, fmt.Errorf("record payload checksum at offset %d: %w", off, ErrCorrupt)
+			return 0, 0, 0, fmt.Errorf("record payload checksum at offset %d: %w", base+int64(off), ErrCorrupt)
 		}
 		if err := fn(typ, payload); err != nil {
-			return 0, 0, fmt.Errorf("record at offset %d: %w", off, err)
+			return 0, 0, 0, fmt.Errorf("record at offset %d: %w", base+int64(off), err)
 		}
 		chain = sum
 		off += headerBytes + int(n)
 	}
-	return off, chain, nil
+	return off, chain, 0, nil
 }
 
 // apply folds one record into the recovered state.
