@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -92,6 +93,39 @@ func TestLogFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSnapshotFileRot runs seeds with a log rot late in the run, once the
+// meta group has snapshots in files, until one rots a snapshot file rather
+// than a record: recovery must find the damage by the file's checksum and
+// fence the replica, and the run pass. (A snapshot file trusted without
+// its checksum restored a state of its own: replica-state.)
+func TestSnapshotFileRot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("full runs")
+	}
+	sched, err := ParseSchedule("delay=1ms..5ms until=25s faults=logrot@20s:n1/1s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotted := regexp.MustCompile(`log rot on node 1: \S+\.snap at`)
+	for seed := uint64(1); seed <= 12; seed++ {
+		var trace bytes.Buffer
+		o := DefaultOptions()
+		o.Seed, o.Duration, o.Schedule, o.Trace = seed, 30*time.Second, &sched, &trace
+		res := Run(o)
+		if !res.Passed() || res.Conformance != "ok" {
+			t.Fatalf("seed %d failed: %s\nreplay: %s", seed, fmt.Sprint(res.Verdict.Failures), ReplayCommand(o, o.Seed, &sched))
+		}
+		if !rotted.Match(trace.Bytes()) {
+			continue
+		}
+		if n := counter(t, res.Coverage, "corrupt-logs"); n == 0 {
+			t.Fatalf("seed %d rotted a snapshot file, and no log was found corrupt (%s)", seed, res.Coverage)
+		}
+		return
+	}
+	t.Fatal("no seed of 1..12 rotted a snapshot file")
 }
 
 // counter reads one counter of a coverage line.

@@ -811,11 +811,12 @@ func (w *World) inject(f Fault) {
 	}
 }
 
-// logRot flips one bit of one record of one of a node's raft logs, at
-// rest, choosing among the records recovery must find damaged (any but the
-// last of the last segment, which it would take for a torn write).
+// logRot flips one bit, at rest, of one record of one of a node's raft
+// logs, choosing among the records recovery must find damaged (any but the
+// last of the last segment, which it would take for a torn write), or of a
+// snapshot file.
 func (w *World) logRot(s *simNode) {
-	var spans []wal.Span
+	var spans, snaps []wal.Span
 	s.inspect(func() {
 		for _, dir := range w.logDirs() {
 			recs, err := wal.Records(s.fs, dir)
@@ -828,7 +829,18 @@ func (w *World) logRot(s *simNode) {
 				}
 			}
 		}
+		for _, g := range w.topo.Groups {
+			snaps = append(snaps, snapshotFiles(s.fs, nodereplica.WALDir(g.ID))...)
+		}
 	})
+	// A snapshot file (a meta snapshot in a file of its own, which the
+	// log references by length and checksum) is as much the log's as its
+	// records, and recovery must notice its damage too; there are one or
+	// two against hundreds of records, so it is picked a third of the
+	// time rather than as one record among them.
+	if len(snaps) > 0 && (len(spans) == 0 || w.faultRng.IntN(3) == 0) {
+		spans = snaps
+	}
 	if len(spans) == 0 {
 		w.logf("log rot on node %d: no record to damage", s.id)
 		return
@@ -840,6 +852,30 @@ func (w *World) logRot(s *simNode) {
 		return
 	}
 	w.logf("log rot on node %d: %s at %d", s.id, r.Path, off)
+}
+
+// snapshotFiles lists the snapshot files in dir, each as one span.
+func snapshotFiles(fs vfs.FS, dir string) []wal.Span {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil
+	}
+	var spans []wal.Span
+	for _, name := range names {
+		if !strings.HasSuffix(name, ".snap") {
+			continue
+		}
+		f, err := fs.Open(dir + "/" + name)
+		if err != nil {
+			continue
+		}
+		size, err := f.Size()
+		f.Close()
+		if err == nil && size > 0 {
+			spans = append(spans, wal.Span{Path: dir + "/" + name, Len: size})
+		}
+	}
+	return spans
 }
 
 // bitRot flips one bit of one chunk file of a node, at rest. It never
