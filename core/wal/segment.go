@@ -24,6 +24,10 @@ type segLog struct {
 	dirty    bool   // records written since the last Sync
 	dirDirty bool   // a segment created or removed since the last Sync
 	closed   bool
+	// tailVersion is the format version of the last segment as recovery
+	// found it: one older than the format's is not appended to
+	// (rollForward).
+	tailVersion uint16
 }
 
 func (s *segLog) path(seq uint64) string { return s.dir + "/" + segmentName(seq) }
@@ -53,7 +57,7 @@ func (s *segLog) replay(fn func(seq uint64, off int64, typ byte, payload []byte)
 			return 0, 0, fmt.Errorf("wal: %s: %w", s.dir, err)
 		}
 		off := int64(segHeaderBytes)
-		validEnd, chain, err = s.format.decode(data, seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
+		validEnd, chain, s.tailVersion, err = s.format.decode(data, seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
 			at := off
 			off += int64(headerBytes + len(payload))
 			return fn(seq, at, typ, payload)
@@ -91,7 +95,27 @@ func (s *segLog) openTail(validEnd int64) error {
 			return err
 		}
 	}
+	if s.tailVersion < s.format.version {
+		return s.rollForward()
+	}
 	return nil
+}
+
+// rollForward starts a new segment, in the format this code writes, after
+// a last segment of an older format version: records of a type that
+// version did not have must never land in its segments, where a reader of
+// that version would take them for damage rather than refuse the log by
+// its format (ErrFormat). The new segment is durable, name included,
+// before anything is appended to it.
+func (s *segLog) rollForward() error {
+	if err := s.f.Close(); err != nil {
+		return fmt.Errorf("wal: close segment %d: %w", s.seq, err)
+	}
+	if err := s.createSegment(s.seq + 1); err != nil {
+		return err
+	}
+	s.tailVersion = s.format.version
+	return s.sync()
 }
 
 // repairTail truncates the last segment to its valid prefix (writing its

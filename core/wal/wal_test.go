@@ -591,7 +591,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(append(segmentHeader(1, 0), 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, last := range []bool{true, false} {
-			end, _, err := groupFormat.decode(data, 1, last, 0, false, func(typ byte, payload []byte) error {
+			end, _, _, err := groupFormat.decode(data, 1, last, 0, false, func(typ byte, payload []byte) error {
 				return (&State{}).apply(typ, payload)
 			})
 			if err == nil && (end < 0 || end > int64(len(data))) {
