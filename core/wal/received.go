@@ -47,7 +47,20 @@ func PartialSnapshotFile(dir string, md *raftpb.SnapshotMetadata) string {
 // RemovePartials removes every partial snapshot file in dir (a receipt cut
 // short by a crash, or abandoned), and fsyncs dir if it removed any. A
 // missing directory holds none.
-func RemovePartials(fs vfs.FS, dir string) error {
+func RemovePartials(fs vfs.FS, dir string) error { return removeSuffixed(fs, dir, partSuffix) }
+
+// RemoveSnapshotFiles removes every snapshot file in dir, whole or
+// partial, and fsyncs dir if it removed any: dir belongs to a group of
+// which a shared log holds no record, so no record names any of them (a
+// received snapshot's file renamed before a crash lost its record, the
+// group's first).
+func RemoveSnapshotFiles(fs vfs.FS, dir string) error {
+	return removeSuffixed(fs, dir, partSuffix, snapSuffix)
+}
+
+// removeSuffixed removes the files in dir whose names end in one of
+// suffixes, and fsyncs dir if it removed any.
+func removeSuffixed(fs vfs.FS, dir string, suffixes ...string) error {
 	names, err := fs.List(dir)
 	if err != nil {
 		if errors.Is(err, vfs.ErrNotExist) {
@@ -57,7 +70,7 @@ func RemovePartials(fs vfs.FS, dir string) error {
 	}
 	removed := false
 	for _, n := range names {
-		if !strings.HasSuffix(n, partSuffix) {
+		if !slices.ContainsFunc(suffixes, func(s string) bool { return strings.HasSuffix(n, s) }) {
 			continue
 		}
 		if err := fs.Remove(dir + "/" + n); err != nil && !errors.Is(err, vfs.ErrNotExist) {

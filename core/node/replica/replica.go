@@ -360,10 +360,16 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 		storage: raft.NewMemoryStorage(), shared: sh.Log}
 	var st *wal.State
 	if g.shared != nil {
-		// A snapshot being received when the node stopped (receive.go):
-		// the shared log removes those of the groups it holds records of,
-		// and this one may hold none yet.
-		if err := wal.RemovePartials(sh.Env.FS(), WALDir(tg.ID)); err != nil {
+		// A snapshot being received when the node stopped (receive.go)
+		// is removed, and so is, for a group the log holds no record of,
+		// any snapshot file: the shared log removes those no record names
+		// only for the groups it holds records of, and a received
+		// snapshot's record may have been the group's first.
+		remove := wal.RemovePartials
+		if !g.shared.Has(tg.ID) {
+			remove = wal.RemoveSnapshotFiles
+		}
+		if err := remove(sh.Env.FS(), WALDir(tg.ID)); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
 		st = g.shared.take(tg.ID)
