@@ -250,6 +250,15 @@ func (g *Replica) installReceived(md *raftpb.SnapshotMetadata, r *received) {
 	g.limitSessions()
 	g.setOwnFile(&snapFile{index: md.GetIndex(), total: uint64(r.ref.Size), crc: r.ref.CRC, f: r.file.File})
 	g.stats.SnapshotsReceivedToFile++
+	// The file raft's storage referred to before, let go of above, was
+	// removed once the record replacing it was durable: its handle is
+	// closed now, on the queue its pieces are read on (after any read
+	// still in flight), rather than at the replica's next snapshot of
+	// its own, which a follower that keeps receiving them may not take
+	// for a while.
+	if closing := g.takeToClose(); len(closing) > 0 {
+		g.env.IO(pieceQueue(g.id), func() error { closeFiles(closing); return nil }, func(error) {})
+	}
 }
 
 // checkWhole checks a snapshot's data fetched in pieces and held whole (a
