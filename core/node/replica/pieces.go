@@ -19,10 +19,14 @@ import (
 // Config.SnapPieceBytes leaves as a small descriptor (length and crc32c of
 // its data) instead, the receiver holds the raft message back and fetches
 // the data from the sender piece by piece (wire.PieceAsk / wire.Piece, a
-// few in flight), verifies it, and only then hands the whole snapshot to
-// raft, as a data group does with the chunks its manifest lists. The sender
-// keeps its last few snapshots' data to serve them; a receiver asking for
-// one it no longer has is told so and waits for raft to send a newer one.
+// few in flight, within a window of what is not yet written), verifies
+// it, and only then hands the snapshot to raft, as a data group does with
+// the chunks its manifest lists: a meta snapshot's pieces are written into
+// a file and the snapshot handed over by reference to it (receive.go), a
+// data group's (a manifest) whole. Data that fails to verify is fetched
+// again, a few times. The sender keeps its last few snapshots' data to
+// serve them; a receiver asking for one it no longer has is told so and
+// waits for raft to send a newer one.
 
 // pieceMagic starts a snapshot descriptor.
 const pieceMagic = "TSNPIECE"
