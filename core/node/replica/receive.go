@@ -216,6 +216,9 @@ func (g *Replica) takeReceived(s *raftpb.Snapshot) *received {
 // not come that far.
 func (g *Replica) dropReceived(r *received, sink *fileSink) {
 	r.state = nil
+	if t, ok := g.env.(Tracer); ok {
+		t.TraceSnapshotReceive(g.id, r.index, "drop the file")
+	}
 	g.env.IO(recvQueue(g.id), func() error {
 		if r.file != nil {
 			_ = r.file.File.Close()
@@ -257,6 +260,9 @@ func (g *Replica) installReceived(md *raftpb.SnapshotMetadata, r *received) {
 	// its own, which a follower that keeps receiving them may not take
 	// for a while.
 	if closing := g.takeToClose(); len(closing) > 0 {
+		if t, ok := g.env.(Tracer); ok {
+			t.TraceSnapshotReceive(g.id, md.GetIndex(), "close the files let go of")
+		}
 		g.env.IO(pieceQueue(g.id), func() error { closeFiles(closing); return nil }, func(error) {})
 	}
 }
