@@ -23,7 +23,8 @@ import (
 // segment, before its header was durable. Only core/wal's unit tests
 // reached those states.
 //
-// CompactCrash and RollCrash put the power failure there. Armed for any
+// CompactCrash, RecvCrash (a received snapshot's install) and RollCrash
+// put the power failure there. Armed for any
 // node, from At on, at each such step of a node's disk work a coin (from
 // a source of its own, so that the fault stream stays what it was until
 // one fires) decides whether the power fails right before the step: the
@@ -89,8 +90,11 @@ func (p diskPoint) String() string { return diskPointNames[p] }
 
 // kind is the crash point that may fire at p.
 func (p diskPoint) kind() FaultKind {
-	if p >= dpRollHeader {
+	switch {
+	case p >= dpRollHeader:
 		return RollCrash
+	case p >= dpRecvSync:
+		return RecvCrash
 	}
 	return CompactCrash
 }
