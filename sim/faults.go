@@ -20,7 +20,7 @@ type Mix struct {
 	DupRate            float64
 	// Disk.
 	TornWrites   bool    // a crash keeps a random prefix of unsynced appends
-	ReadFlipRate float64 // fraction of chunk-file reads returning flipped bits
+	ReadFlipRate float64 // fraction of chunk-file (and received snapshot file) reads returning flipped bits
 	IOErrRate    float64 // fraction of writes and fsyncs failing with EIO (the node stops)
 	NoSpaceRate  float64 // fraction of writes failing with ENOSPC (the node stops)
 	SlowFsync    time.Duration
