@@ -21,7 +21,8 @@
 //	offset  size  field
 //	0       4     payload length n, little-endian
 //	4       1     record type: 1 entry, 2 hard state, 3 snapshot, 4 snapshot
-//	              file reference (snapfile.go; format 3 on)
+//	              file reference (snapfile.go, a rotation's, or received.go,
+//	              a leader's snapshot received into a file; format 3 on)
 //	5       4     crc32c of the payload, little-endian
 //	9       4     the record's checksum: crc32c of the previous record's
 //	              checksum (4 bytes, little-endian; the segment header's
