@@ -396,3 +396,46 @@ func TestOpenRemovesPartialFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedReclaimKeepsReceivedSnapshot: an idle group whose snapshot is
+// a received file's reference (type 7) is rewritten forward by Reclaim
+// while a busy group fills segments: the copy names the same file, which
+// stays, and the group recovers the snapshot with none of the entries the
+// leader's snapshot replaced.
+func TestSharedReclaimKeepsReceivedSnapshot(t *testing.T) {
+	fs := memfs.New()
+	l, _ := openShared(t, fs, 400)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(l.Save(2, hardState(1, 1, 3), entriesOf(1, 5, 1)))
+	md, data := receivedSnapshot()
+	ref, err := receive(t, fs, snapDir(2), md, data, 8)
+	must(err)
+	must(l.SaveReceived(2, ref))
+	must(l.Save(2, hardState(2, 1, 21), []*raftpb.Entry{entry(21, 2, "after")}))
+	must(l.Sync())
+	for i := uint64(1); i <= 40; i++ {
+		must(l.Save(1, hardState(1, 1, i), []*raftpb.Entry{entry(i, 1, "busy entry")}))
+		if i%10 == 0 {
+			must(l.SaveSnapshot(1, snapshot(i, 1)))
+		}
+		must(l.Sync())
+		must(l.Reclaim())
+	}
+	if st := l.Stats(); st.Rewrites == 0 || st.SegmentsRemoved == 0 {
+		t.Fatalf("stats %+v: nothing rewritten or removed", st)
+	}
+	l.Close()
+	_, states := openShared(t, fs, 400)
+	want := "snap 20/2 \"received state at twenty, in pieces\"; hs 2/1/21; 21/2:after "
+	if got := describe(states[2]); got != want {
+		t.Fatalf("group 2 recovered %q, want %q", got, want)
+	}
+	if names := snapNames(fs, snapDir(2)); !slices.Equal(names, []string{snapFileName(20, 2)}) {
+		t.Fatalf("group 2's snapshot files %v", names)
+	}
+}
