@@ -148,6 +148,17 @@ func (p *Partial) Finish(size int64, crc uint32) (SnapshotRef, error) {
 	return ref, nil
 }
 
+// Close closes the file, if still open, and leaves it: the next open of
+// the log removes it.
+func (p *Partial) Close() error {
+	if p.f == nil {
+		return nil
+	}
+	err := p.f.Close()
+	p.f = nil
+	return err
+}
+
 // Abandon closes the file, if still open, and removes it: a receipt given
 // up. Its name need not be durably gone: a partial file left by a crash is
 // removed at open.

@@ -613,6 +613,9 @@ func (g *Replica) Close() {
 	if r := g.received; r != nil && r.file != nil {
 		_ = r.file.File.Close()
 	}
+	if pf := g.pieces; pf != nil && pf.file != nil && pf.file.part != nil {
+		_ = pf.file.part.Close() // the partial file goes at the next start
+	}
 	// The snapshot files held open (snapfile.go); the runtime's I/O has
 	// stopped, so nothing reads them any more.
 	for _, s := range g.served {
