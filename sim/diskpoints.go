@@ -10,7 +10,8 @@ import (
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 )
 
-// Crash points amid a log's compaction and at a segment roll. A node's
+// Crash points amid a log's compaction, a received snapshot's install and
+// at a segment roll. A node's
 // disk work (Env.IO) runs whole at its completion, and a crash keeps at
 // most a torn prefix of the work in flight up to its first fsync, which
 // fails (simnode.go crash): so a crash never fell between two steps of a
@@ -22,7 +23,8 @@ import (
 // segment, before its header was durable. Only core/wal's unit tests
 // reached those states.
 //
-// CompactCrash and RollCrash put the power failure there. Armed for any
+// CompactCrash, RecvCrash (a received snapshot's install) and RollCrash
+// put the power failure there. Armed for any
 // node, from At on, at each such step of a node's disk work a coin (from
 // a source of its own, so that the fault stream stays what it was until
 // one fires) decides whether the power fails right before the step: the
@@ -59,6 +61,14 @@ const (
 	// the directory's fsync after them.
 	dpReclaimRemove
 	dpReclaimDirSync
+	// A leader's snapshot received into its file (core/wal received.go):
+	// the partial file's fsync once its last piece is written, its
+	// rename to a snapshot file's name in the batch that records it, the
+	// directory's fsync after the rename (then the record is written and
+	// the log fsynced, and the file it replaced removed: dpSnapFileRemove).
+	dpRecvSync
+	dpRecvRename
+	dpRecvDirSync
 	// A segment roll of the shared log, then of a group's log: right
 	// after the new segment's header was written (before the records
 	// that follow it), and before the new segment's first fsync.
@@ -72,6 +82,7 @@ const (
 var diskPointNames = [numDiskPoints]string{
 	"compact-new-sync", "compact-rename", "compact-dirsync", "compact-remove", "compact-done-dirsync",
 	"snapfile-sync", "snapfile-dirsync", "snapfile-remove", "reclaim-remove", "reclaim-dirsync",
+	"recv-sync", "recv-rename", "recv-dirsync",
 	"shared-roll-header", "shared-roll-sync", "group-roll-header", "group-roll-sync",
 }
 
@@ -79,8 +90,11 @@ func (p diskPoint) String() string { return diskPointNames[p] }
 
 // kind is the crash point that may fire at p.
 func (p diskPoint) kind() FaultKind {
-	if p >= dpRollHeader {
+	switch {
+	case p >= dpRollHeader:
 		return RollCrash
+	case p >= dpRecvSync:
+		return RecvCrash
 	}
 	return CompactCrash
 }
@@ -107,10 +121,11 @@ var errPointCrash = fmt.Errorf("sim: crash point amid disk work: %w", memfs.ErrP
 // diskSteps follows, through one piece of a node's disk work (it starts
 // afresh with each), the steps that make a point.
 type diskSteps struct {
-	// renamedIn, removedIn and snapSyncedIn are the directories whose
-	// next fsync completes a rewritten segment's rename, removals of
-	// segments or snapshot files, and a snapshot file's write.
-	renamedIn, removedIn, snapSyncedIn string
+	// renamedIn, removedIn, snapSyncedIn and recvRenamedIn are the
+	// directories whose next fsync completes a rewritten segment's
+	// rename, removals of segments or snapshot files, a snapshot file's
+	// write, and a received snapshot file's rename.
+	renamedIn, removedIn, snapSyncedIn, recvRenamedIn string
 	// rollFile is a segment the work started (a roll); roll is 1 once
 	// it was created, 2 once its header was written, 3 once records
 	// followed.
@@ -183,6 +198,8 @@ func (d *diskSteps) step(op memfs.Op, name string) (diskPoint, bool) {
 		case strings.HasSuffix(base, ".snap"):
 			d.snapSyncedIn = dir
 			return dpSnapFileSync, true
+		case strings.HasSuffix(base, ".snap.part"):
+			return dpRecvSync, true
 		case name == d.rollFile && d.roll >= 2:
 			d.rollFile, d.roll = "", 0
 			return pick(shared, dpRollSync, dpGroupRollSync), true
@@ -199,11 +216,18 @@ func (d *diskSteps) step(op memfs.Op, name string) (diskPoint, bool) {
 		case d.snapSyncedIn:
 			d.snapSyncedIn = ""
 			return dpSnapFileDirSync, true
+		case d.recvRenamedIn:
+			d.recvRenamedIn = ""
+			return dpRecvDirSync, true
 		}
 	case memfs.OpRename:
 		if strings.HasSuffix(base, ".wal.tmp") {
 			d.renamedIn = dir
 			return dpCompactRename, true
+		}
+		if strings.HasSuffix(base, ".snap.part") {
+			d.recvRenamedIn = dir
+			return dpRecvRename, true
 		}
 	case memfs.OpRemove:
 		switch {

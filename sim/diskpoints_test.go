@@ -78,6 +78,25 @@ func TestDiskPointsOfTheLogs(t *testing.T) {
 			}
 			return w.Sync()
 		}), []diskPoint{dpGroupRollHeader, dpGroupRollSync}},
+		{"received snapshot", groupLog(func(fs *memfs.FS, w *wal.WAL) error {
+			md := snap(20).GetMetadata()
+			p, err := wal.CreatePartial(fs, "groups/2/wal", md)
+			if err != nil {
+				return err
+			}
+			if err := p.Append([]byte("state")); err != nil {
+				return err
+			}
+			n, crc := p.Written()
+			ref, err := p.Finish(n, crc)
+			if err != nil {
+				return err
+			}
+			if err := w.SaveReceived(ref); err != nil {
+				return err
+			}
+			return w.Sync()
+		}), []diskPoint{dpRecvSync, dpRecvRename, dpRecvDirSync}},
 		{"shared roll and reclaim", func(fs *memfs.FS) error {
 			l, _, err := wal.OpenShared(fs, corereplica.SharedLogDir, wal.SharedOptions{SegmentBytes: 256, SnapDir: corereplica.WALDir})
 			if err != nil {

@@ -246,7 +246,11 @@ func (s *simNode) installDiskFaults() {
 			return nil
 		},
 		ReadCorrupt: func(name string, p []byte) {
-			if !s.diskFaults || mix.ReadFlipRate == 0 || len(p) == 0 || !strings.HasSuffix(name, ".chk") {
+			// Chunk files, and a snapshot received into its partial
+			// file, which is decoded and checked by reading it back
+			// (core/node/replica receive.go): a flip there must make the
+			// receiver fetch the snapshot again, never install it.
+			if !s.diskFaults || mix.ReadFlipRate == 0 || len(p) == 0 || !(strings.HasSuffix(name, ".chk") || strings.HasSuffix(name, ".snap.part")) {
 				return
 			}
 			if w.faultRng.Float64() < mix.ReadFlipRate {

@@ -59,6 +59,9 @@ func (e simEnv) TraceSnapshotFile(uint64, uint64) {}
 // TraceSnapshotPiece is part of replica.Tracer.
 func (e simEnv) TraceSnapshotPiece(uint64, uint64, uint64) {}
 
+// TraceSnapshotReceive is part of replica.Tracer.
+func (e simEnv) TraceSnapshotReceive(uint64, uint64, string) {}
+
 // noteApplied records that node s's replica of a group applied (or
 // restored a snapshot at) index.
 func (s *simNode) noteApplied(group, index uint64) {

@@ -322,7 +322,11 @@ func describeJobs(group uint64, jobs []*replica.LogJob) string {
 	for _, j := range jobs {
 		if m := j.Append(); m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
-				writes = append(writes, "install "+describeSnapshot(group, s))
+				w := "install " + describeSnapshot(group, s)
+				if size, ok := j.Received(); ok {
+					w += fmt.Sprintf(" from the file received (%d bytes)", size)
+				}
+				writes = append(writes, w)
 			}
 			if hs := j.HardState(); hs != nil {
 				writes = append(writes, fmt.Sprintf("hard state term=%d vote=%d commit=%d", hs.GetTerm(), hs.GetVote(), hs.GetCommit()))

@@ -248,6 +248,10 @@ func (e *harnessEnv) TraceSnapshotPiece(group, index, offset uint64) {
 	e.note = fmt.Sprintf("g%d read snapshot file at %d from %d", group, index, offset)
 }
 
+func (e *harnessEnv) TraceSnapshotReceive(group, index uint64, what string) {
+	e.note = fmt.Sprintf("g%d received snapshot at %d: %s", group, index, what)
+}
+
 func (e *harnessEnv) TraceReplicaDelete(group, at uint64) {
 	e.note = fmt.Sprintf("g%d delete replica (tombstone at %d)", group, at)
 }

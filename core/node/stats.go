@@ -56,6 +56,10 @@ type Stats struct {
 	// SnapFilePieces counts the snapshot pieces this node read from its
 	// own snapshot files to serve them (core/node/replica snapfile.go).
 	SnapFilePieces uint64
+	// SnapshotsReceivedToFile counts the meta snapshots this node
+	// installed from the file it wrote their pieces into
+	// (core/node/replica receive.go).
+	SnapshotsReceivedToFile uint64
 	// StagedChunks and StagedChunkBytes count the chunk writes whose bytes
 	// this node made durable beside their log entry (core/node/replica staged.go);
 	// AppendsFilled the entries whose bytes it put back into an append to
@@ -157,6 +161,7 @@ func (n *Node) Stats() Stats {
 	st.SnapPieces += ps.SnapPieces
 	st.SnapPiecesRejected += ps.SnapPiecesRejected
 	st.SnapFilePieces += ps.SnapFilePieces
+	st.SnapshotsReceivedToFile += ps.SnapshotsReceivedToFile
 	st.AmnesiacReplicas += ps.AmnesiacReplicas
 	st.StagedChunks += ps.StagedChunks
 	st.StagedChunkBytes += ps.StagedChunkBytes

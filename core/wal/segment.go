@@ -25,6 +25,10 @@ type segLog struct {
 	dirty    bool   // records written since the last Sync
 	dirDirty bool   // a segment created or removed since the last Sync
 	closed   bool
+	// tailVersion is the format version of the last segment as recovery
+	// found it: one older than the format's is not appended to
+	// (rollForward).
+	tailVersion uint16
 }
 
 func (s *segLog) path(seq uint64) string { return s.dir + "/" + segmentName(seq) }
@@ -43,39 +47,40 @@ var replayWindowBytes int64 = 1 << 20
 // decodeSegment is segFormat.decode of segment seq, reading it a window at
 // a time: it never holds more of the segment than a window or one record.
 // fn's payload is valid only until fn returns.
-func (s *segLog) decodeSegment(seq uint64, last bool, chain uint32, chained bool, fn func(typ byte, payload []byte) error) (int64, uint32, error) {
+func (s *segLog) decodeSegment(seq uint64, last bool, chain uint32, chained bool, fn func(typ byte, payload []byte) error) (int64, uint32, uint16, error) {
 	what := fmt.Sprintf("segment %d", seq)
 	f, err := s.fs.Open(s.path(seq))
 	if err != nil {
-		return 0, 0, fmt.Errorf("open %s: %w", what, err)
+		return 0, 0, 0, fmt.Errorf("open %s: %w", what, err)
 	}
 	defer f.Close()
 	size, err := f.Size()
 	if err != nil {
-		return 0, 0, fmt.Errorf("%s: %w", what, err)
+		return 0, 0, 0, fmt.Errorf("%s: %w", what, err)
 	}
 	buf := make([]byte, min(size, max(replayWindowBytes, segHeaderBytes)))
 	if err := readFull(f, what, buf, 0); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	if size < segHeaderBytes {
 		return s.format.decode(buf, seq, last, chain, chained, fn)
 	}
-	if chain, err = s.format.checkHeader(buf[:segHeaderBytes], seq, chained, chain); err != nil {
-		return 0, 0, err
+	chain, v, err := s.format.checkHeader(buf[:segHeaderBytes], seq, chained, chain)
+	if err != nil {
+		return 0, 0, 0, err
 	}
 	// buf holds the segment's bytes from pos on; off is the next record's
 	// offset in buf.
 	pos, off := int64(0), segHeaderBytes
 	for {
 		atEOF := pos+int64(len(buf)) == size
-		end, sum, more, err := decodeWindow(buf, pos, off, last, atEOF, chain, s.format.maxType, fn)
+		end, sum, more, err := decodeWindow(buf, pos, off, last, atEOF, chain, s.format.maxType(v), fn)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, v, err
 		}
 		chain = sum
 		if atEOF {
-			return pos + int64(end), chain, nil
+			return pos + int64(end), chain, v, nil
 		}
 		pos += int64(end)
 		n := min(size-pos, max(replayWindowBytes, int64(more)))
@@ -84,7 +89,7 @@ func (s *segLog) decodeSegment(seq uint64, last bool, chain uint32, chained bool
 		}
 		buf = buf[:n]
 		if err := readFull(f, what, buf, pos); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 		off = 0
 	}
@@ -121,7 +126,7 @@ func (s *segLog) replay(fn func(seq uint64, off int64, typ byte, payload []byte)
 			return 0, 0, fmt.Errorf("wal: %s: segment %d follows segment %d: %w", s.dir, seq, seqs[i-1], ErrCorrupt)
 		}
 		off := int64(segHeaderBytes)
-		validEnd, chain, err = s.decodeSegment(seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
+		validEnd, chain, s.tailVersion, err = s.decodeSegment(seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
 			at := off
 			off += int64(headerBytes + len(payload))
 			return fn(seq, at, typ, payload)
@@ -159,7 +164,27 @@ func (s *segLog) openTail(validEnd int64) error {
 			return err
 		}
 	}
+	if s.tailVersion < s.format.version {
+		return s.rollForward()
+	}
 	return nil
+}
+
+// rollForward starts a new segment, in the format this code writes, after
+// a last segment of an older format version: records of a type that
+// version did not have must never land in its segments, where a reader of
+// that version would take them for damage rather than refuse the log by
+// its format (ErrFormat). The new segment is durable, name included,
+// before anything is appended to it.
+func (s *segLog) rollForward() error {
+	if err := s.f.Close(); err != nil {
+		return fmt.Errorf("wal: close segment %d: %w", s.seq, err)
+	}
+	if err := s.createSegment(s.seq + 1); err != nil {
+		return err
+	}
+	s.tailVersion = s.format.version
+	return s.sync()
 }
 
 // repairTail truncates the last segment to its valid prefix (writing its

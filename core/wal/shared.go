@@ -34,6 +34,13 @@ import (
 //	5  tombstone: the group's replica was deleted; nothing follows the id
 //	6  own snapshot: a snapshot the replica took of its own state (a
 //	   raftpb.Snapshot, as type 3)
+//	7  received snapshot file: a reference (as type 4) to a snapshot file
+//	   received from the group's leader (received.go); format 4 on
+//
+// Format versions: 3, the first; 4 added type 7. A log of version 3 is
+// read as it is; the first segment this code appends to is a new one of
+// version 4 (segLog.rollForward), so that a version 3 reader refuses the
+// log by its format rather than take a type 7 record for damage.
 //
 // A group's own log tells a snapshot the replica took from a leader's by
 // whether the log holds the snapshot's index and term, and compaction
@@ -41,9 +48,9 @@ import (
 // rewritten that way: the segment holding the entry at the snapshot's
 // index may go while the snapshot's record, written after later entries,
 // stays. So the record says which it is: an own snapshot (type 6, and
-// every snapshot file reference, type 4) keeps the entries after its
-// index, and a leader's (type 3) drops them all, as raft's storage does
-// when it applies one.
+// a snapshot file reference of its own, type 4) keeps the entries after
+// its index, and a leader's (type 3, or its file's reference, type 7)
+// drops them all, as raft's storage does when it applies one.
 //
 // # Recovery
 //
@@ -87,15 +94,32 @@ const (
 	KindTombstone Kind = 5
 	// KindOwnSnapshot is a snapshot the replica took of its own state.
 	KindOwnSnapshot Kind = 6
+	// KindReceivedRef names a snapshot file received from the group's
+	// leader (received.go); format 4 on.
+	KindReceivedRef Kind = 7
 )
 
 const (
 	recTombstone   = byte(KindTombstone)
 	recOwnSnapshot = byte(KindOwnSnapshot)
+	recReceivedRef = byte(KindReceivedRef)
+)
+
+// sharedVersion is the shared log's format version this code writes, and
+// sharedOldest the oldest it reads.
+const (
+	sharedVersion = 4
+	sharedOldest  = 2
 )
 
 // sharedFormat is a node's shared log's.
-var sharedFormat = &segFormat{magic: [4]byte{'T', 'S', 'L', 'G'}, maxType: recOwnSnapshot, other: groupFormat.magic}
+var sharedFormat = &segFormat{magic: [4]byte{'T', 'S', 'L', 'G'}, version: sharedVersion, oldest: sharedOldest,
+	maxType: func(v uint16) byte {
+		if v < 4 {
+			return recOwnSnapshot
+		}
+		return recReceivedRef
+	}, other: groupFormat.magic}
 
 // groupIDBytes is the group id prefix of a shared log record's payload.
 const groupIDBytes = 8
@@ -172,7 +196,7 @@ func (g *liveGroup) snapshot(typ byte, index, term uint64, a at, file string) {
 	if g.snap.n > 0 && index < g.snapIndex {
 		return
 	}
-	if typ == recSnapshot {
+	if typ == recSnapshot || typ == recReceivedRef {
 		g.ents = nil
 	} else {
 		i := 0
@@ -211,8 +235,12 @@ type Shared struct {
 	reclaimedAt uint64
 	// refs are groups whose snapshot reference was written since the last
 	// Sync: once it is durable, their other snapshot files go.
-	refs  []uint64
-	stats SharedStats
+	refs []uint64
+	// replaced are the paths of snapshot files that received snapshots'
+	// references replaced since the last Sync: once those are durable,
+	// they go (SaveReceived).
+	replaced []string
+	stats    SharedStats
 }
 
 // OpenShared opens (creating if needed) the shared log in dir and recovers
@@ -326,7 +354,7 @@ func (l *Shared) fold(states map[uint64]*State, typ byte, payload []byte, a at) 
 		lg.entry(idx, term, a)
 	case recHardState:
 		lg.hs = a
-	case recSnapshot, recSnapshotRef, recOwnSnapshot:
+	case recSnapshot, recSnapshotRef, recOwnSnapshot, recReceivedRef:
 		idx, term, isRef, err := snapIndexTerm(typ, inner)
 		if err != nil {
 			return err
@@ -350,7 +378,7 @@ func entryIndexTerm(payload []byte) (uint64, uint64) {
 
 // snapIndexTerm reads a snapshot or reference record's index and term.
 func snapIndexTerm(typ byte, payload []byte) (index, term uint64, ref bool, err error) {
-	if typ == recSnapshotRef {
+	if typ == recSnapshotRef || typ == recReceivedRef {
 		r, err := decodeRef(payload)
 		if err != nil {
 			return 0, 0, false, err
@@ -397,6 +425,9 @@ func (l *Shared) removeStraySnaps(states map[uint64]*State) error {
 			keep = lg.snapFile
 		}
 		if err := l.removeSnapsBut(g, keep); err != nil {
+			return err
+		}
+		if err := RemovePartials(l.fs, l.opts.SnapDir(g)); err != nil {
 			return err
 		}
 	}
@@ -521,7 +552,7 @@ func (l *Shared) write(b *sharedBatch) error {
 			lg.entry(r.index, r.term, a)
 		case recHardState:
 			lg.hs = a
-		case recSnapshot, recSnapshotRef, recOwnSnapshot:
+		case recSnapshot, recSnapshotRef, recOwnSnapshot, recReceivedRef:
 			lg.snapshot(r.typ, r.index, r.term, a, r.file)
 		}
 	}
@@ -583,6 +614,41 @@ func (l *Shared) SaveRef(group uint64, ref SnapshotRef) error {
 	return l.write(b)
 }
 
+// SaveReceived makes a snapshot file received from a group's leader, in
+// the group's SnapDir, the group's snapshot: the file, written and
+// fsynced whole under its partial name (PartialSnapshotFile), is renamed
+// to its snapshot file's name and the directory fsynced, and then a
+// reference record (type 7) is appended, which drops the group's entries
+// as a leader's snapshot does. Once it is synced, the group's other
+// snapshot files are removed.
+func (l *Shared) SaveReceived(group uint64, ref SnapshotRef) error {
+	if l.closed {
+		return errors.New("wal: closed")
+	}
+	payload, err := encodeRef(ref)
+	if err != nil {
+		return err
+	}
+	if err := installReceived(l.fs, l.opts.SnapDir(group), ref.Metadata); err != nil {
+		return err
+	}
+	md := ref.Metadata
+	b := &sharedBatch{batch: batch{chain: l.chain}}
+	if err := b.addRaw(group, recReceivedRef, payload, md.GetIndex(), md.GetTerm()); err != nil {
+		return err
+	}
+	name := snapFileName(md.GetIndex(), md.GetTerm())
+	b.recs[0].file = name
+	if lg := l.groups[group]; lg != nil && lg.snapFile != "" && lg.snapFile != name {
+		// Only the file the group's snapshot was in goes, not every
+		// other: a snapshot of the replica's own may be being written
+		// meanwhile (its file is removed at the next open if it comes to
+		// nothing).
+		l.replaced = append(l.replaced, l.opts.SnapDir(group)+"/"+lg.snapFile)
+	}
+	return l.write(b)
+}
+
 // Delete appends a group's tombstone: its records before it no longer
 // count, and the group's state starts empty after it.
 func (l *Shared) Delete(group uint64) error {
@@ -607,6 +673,11 @@ func (l *Shared) Sync() error {
 				return err
 			}
 		}
+	}
+	if len(l.replaced) > 0 {
+		names := l.replaced
+		l.replaced = nil
+		return dropReplaced(l.fs, names)
 	}
 	return nil
 }

@@ -292,6 +292,7 @@ func (w *WAL) Rotate(ref SnapshotRef, hs *raftpb.HardState, ents []*raftpb.Entry
 	if _, err := w.removeStray(keep); err != nil {
 		return err
 	}
+	w.snapFile, w.replaced = keep, nil
 	return w.fs.SyncDir(w.dir)
 }
 

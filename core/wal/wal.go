@@ -21,7 +21,8 @@
 //	offset  size  field
 //	0       4     payload length n, little-endian
 //	4       1     record type: 1 entry, 2 hard state, 3 snapshot, 4 snapshot
-//	              file reference (snapfile.go; format 3 on)
+//	              file reference (snapfile.go, a rotation's, or received.go,
+//	              a leader's snapshot received into a file; format 3 on)
 //	5       4     crc32c of the payload, little-endian
 //	9       4     the record's checksum: crc32c of the previous record's
 //	              checksum (4 bytes, little-endian; the segment header's
@@ -146,9 +147,10 @@ const (
 )
 
 const (
-	// formatVersion is the on-disk format this code writes; it reads
-	// oldestFormat too (version 2 had no snapshot files: a segment of
-	// version 2 simply holds no reference record).
+	// formatVersion is the on-disk format this code writes for a group's
+	// own log; it reads oldestFormat too (version 2 had no snapshot
+	// files: a segment of version 2 simply holds no reference record).
+	// A shared log has versions of its own (shared.go).
 	formatVersion  = 3
 	oldestFormat   = 2
 	segHeaderBytes = 24
@@ -168,15 +170,22 @@ const (
 // a group's own log (this file) or a node's shared log (shared.go). Both
 // frame records alike; they differ in their magic and record types.
 type segFormat struct {
-	magic   [4]byte
-	maxType byte
+	magic [4]byte
+	// version is the format version this code writes; oldest is the
+	// oldest it reads.
+	version, oldest uint16
+	// maxType returns the highest record type a segment of format
+	// version v may hold: a record type newer than its segment's format
+	// is damage, not a record.
+	maxType func(v uint16) byte
 	// other is the magic of the other kind of log: a segment of it is
 	// refused by its format (ErrFormat), never taken for damage.
 	other [4]byte
 }
 
 // groupFormat is a group's own log's.
-var groupFormat = &segFormat{magic: [4]byte{'T', 'W', 'A', 'L'}, maxType: recSnapshotRef, other: [4]byte{'T', 'S', 'L', 'G'}}
+var groupFormat = &segFormat{magic: [4]byte{'T', 'W', 'A', 'L'}, version: formatVersion, oldest: oldestFormat,
+	maxType: func(uint16) byte { return recSnapshotRef }, other: [4]byte{'T', 'S', 'L', 'G'}}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -228,6 +237,12 @@ type State struct {
 type WAL struct {
 	segLog
 	opts Options
+	// snapFile is the name of the snapshot file the log's snapshot is in,
+	// or "", and replaced the paths of snapshot files a received
+	// snapshot's reference replaced, removed once it is durable
+	// (SaveReceived).
+	snapFile string
+	replaced []string
 }
 
 func segmentName(seq uint64) string { return fmt.Sprintf("%016x.wal", seq) }
@@ -290,6 +305,7 @@ func Open(fs vfs.FS, dir string, opts Options) (*WAL, *State, error) {
 		st.closeFile()
 		return nil, nil, err
 	}
+	w.snapFile = keep
 	return w, st, nil
 }
 
@@ -302,6 +318,9 @@ func (w *WAL) finishOpen(validEnd int64, keep string) error {
 		if err := w.fs.SyncDir(w.dir); err != nil {
 			return fmt.Errorf("wal: sync %s: %w", w.dir, err)
 		}
+	}
+	if err := RemovePartials(w.fs, w.dir); err != nil {
+		return err
 	}
 	if w.seq == 0 {
 		return w.createSegment(1)
@@ -346,9 +365,14 @@ func segmentHeader(seq uint64, chain uint32) []byte { return groupFormat.header(
 
 // header encodes the header of segment seq of a log of format f.
 func (f *segFormat) header(seq uint64, chain uint32) []byte {
+	return f.headerOf(f.version, seq, chain)
+}
+
+// headerOf encodes the header of segment seq in format version v.
+func (f *segFormat) headerOf(v uint16, seq uint64, chain uint32) []byte {
 	h := make([]byte, segHeaderBytes)
 	copy(h[0:4], f.magic[:])
-	binary.LittleEndian.PutUint16(h[4:6], formatVersion)
+	binary.LittleEndian.PutUint16(h[4:6], v)
 	binary.LittleEndian.PutUint64(h[8:16], seq)
 	binary.LittleEndian.PutUint32(h[16:20], chain)
 	binary.LittleEndian.PutUint32(h[20:24], crc32.Checksum(h[:20], castagnoli))
@@ -356,69 +380,78 @@ func (f *segFormat) header(seq uint64, chain uint32) []byte {
 }
 
 // checkHeader validates a segment's header and returns the chain
-// its first record follows. If chained, that chain must be want (the
-// previous segment's last checksum); else it is taken on trust (the log's
-// first segment, whose predecessors compaction removed).
-func (f *segFormat) checkHeader(h []byte, seq uint64, chained bool, want uint32) (uint32, error) {
+// its first record follows and the segment's format version. If chained,
+// that chain must be want (the previous segment's last checksum); else it
+// is taken on trust (the log's first segment, whose predecessors
+// compaction removed).
+func (f *segFormat) checkHeader(h []byte, seq uint64, chained bool, want uint32) (uint32, uint16, error) {
 	if crc32.Checksum(h[:20], castagnoli) != binary.LittleEndian.Uint32(h[20:24]) {
 		if len(h) >= headerBytes && crc32.Checksum(h[:9], castagnoli) == binary.LittleEndian.Uint32(h[9:13]) {
 			// Version 1 began with a record whose header checked alone.
-			return 0, fmt.Errorf("segment in format version 1, want %d: %w", formatVersion, ErrFormat)
+			return 0, 0, fmt.Errorf("segment in format version 1, want %d: %w", f.version, ErrFormat)
 		}
-		return 0, fmt.Errorf("segment header checksum: %w", ErrCorrupt)
+		return 0, 0, fmt.Errorf("segment header checksum: %w", ErrCorrupt)
 	}
 	if [4]byte(h[0:4]) == f.other {
-		return 0, fmt.Errorf("segment of a log of the other layout (magic %q): %w", h[0:4], ErrFormat)
+		return 0, 0, fmt.Errorf("segment of a log of the other layout (magic %q): %w", h[0:4], ErrFormat)
 	}
 	if [4]byte(h[0:4]) != f.magic {
-		return 0, fmt.Errorf("segment magic %q: %w", h[0:4], ErrCorrupt)
+		return 0, 0, fmt.Errorf("segment magic %q: %w", h[0:4], ErrCorrupt)
 	}
-	if v := binary.LittleEndian.Uint16(h[4:6]); v < oldestFormat || v > formatVersion {
-		return 0, fmt.Errorf("segment in format version %d, want %d to %d: %w", v, oldestFormat, formatVersion, ErrFormat)
+	v := binary.LittleEndian.Uint16(h[4:6])
+	if v < f.oldest || v > f.version {
+		return 0, 0, fmt.Errorf("segment in format version %d, want %d to %d: %w", v, f.oldest, f.version, ErrFormat)
 	}
 	if got := binary.LittleEndian.Uint64(h[8:16]); got != seq || binary.LittleEndian.Uint16(h[6:8]) != 0 {
-		return 0, fmt.Errorf("segment header names segment %d: %w", got, ErrCorrupt)
+		return 0, 0, fmt.Errorf("segment header names segment %d: %w", got, ErrCorrupt)
 	}
 	chain := binary.LittleEndian.Uint32(h[16:20])
 	if chained && chain != want {
-		return 0, fmt.Errorf("segment chains to %08x, the previous segment ends at %08x: %w", chain, want, ErrCorrupt)
+		return 0, 0, fmt.Errorf("segment chains to %08x, the previous segment ends at %08x: %w", chain, want, ErrCorrupt)
 	}
-	return chain, nil
+	return chain, v, nil
 }
 
 // decode checks segment seq's header, calls fn for each valid record, and
-// returns the length of the valid prefix and the checksum of the last
-// valid record. chain is the previous segment's last checksum (if
-// chained). In the last segment a torn tail ends the prefix; anywhere else
-// damage is ErrCorrupt.
-func (f *segFormat) decode(data []byte, seq uint64, last bool, chain uint32, chained bool, fn func(typ byte, payload []byte) error) (int64, uint32, error) {
+// returns the length of the valid prefix, the checksum of the last valid
+// record and the segment's format version (f.version for a torn header,
+// which is written again as such). chain is the previous segment's last
+// checksum (if chained). In the last segment a torn tail ends the prefix;
+// anywhere else damage is ErrCorrupt.
+func (f *segFormat) decode(data []byte, seq uint64, last bool, chain uint32, chained bool, fn func(typ byte, payload []byte) error) (int64, uint32, uint16, error) {
 	if len(data) < segHeaderBytes {
 		if last && f.tornHeader(data, seq, chained, chain) {
-			return 0, chain, nil
+			return 0, chain, f.version, nil
 		}
 		if len(data) >= headerBytes && crc32.Checksum(data[:9], castagnoli) == binary.LittleEndian.Uint32(data[9:13]) {
-			return 0, 0, fmt.Errorf("segment in format version 1, want %d: %w", formatVersion, ErrFormat)
+			return 0, 0, 0, fmt.Errorf("segment in format version 1, want %d: %w", f.version, ErrFormat)
 		}
-		return 0, 0, fmt.Errorf("short segment header: %w", ErrCorrupt)
+		return 0, 0, 0, fmt.Errorf("short segment header: %w", ErrCorrupt)
 	}
-	chain, err := f.checkHeader(data[:segHeaderBytes], seq, chained, chain)
+	chain, v, err := f.checkHeader(data[:segHeaderBytes], seq, chained, chain)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	end, chain, err := decodeRecords(data, segHeaderBytes, last, chain, f.maxType, fn)
-	return int64(end), chain, err
+	end, chain, err := decodeRecords(data, segHeaderBytes, last, chain, f.maxType(v), fn)
+	return int64(end), chain, v, err
 }
 
 // tornHeader reports whether data is a prefix of the header segment seq
-// was created with, as a crash leaves one. Without the chain (chained
-// unset) only the bytes before it are known.
+// was created with, in any format version this code reads (an older
+// version's writer may have crashed creating it), as a crash leaves one.
+// Without the chain (chained unset) only the bytes before it are known.
 func (f *segFormat) tornHeader(data []byte, seq uint64, chained bool, chain uint32) bool {
-	want := f.header(seq, chain)
-	if !chained {
-		want = want[:16]
+	for v := f.oldest; v <= f.version; v++ {
+		want := f.headerOf(v, seq, chain)
+		if !chained {
+			want = want[:16]
+		}
+		n := min(len(data), len(want))
+		if string(data[:n]) == string(want[:n]) {
+			return true
+		}
 	}
-	n := min(len(data), len(want))
-	return string(data[:n]) == string(want[:n])
+	return false
 }
 
 // recordSum is a record's checksum: its header's first 9 bytes, chained to
@@ -514,7 +547,7 @@ func (st *State) apply(typ byte, payload []byte) error {
 		if st.applySnapshot(snap, st.snapshotRule(typ)) {
 			st.ref = nil
 		}
-	case recSnapshotRef:
+	case recSnapshotRef, recReceivedRef:
 		ref, err := decodeRef(payload)
 		if err != nil {
 			return err
@@ -550,7 +583,7 @@ func (st *State) snapshotRule(typ byte) snapRule {
 	switch {
 	case !st.copies:
 		return keepIfHeld
-	case typ == recSnapshot:
+	case typ == recSnapshot || typ == recReceivedRef:
 		return replaceAll
 	}
 	return keepAfter
@@ -714,8 +747,19 @@ func (w *WAL) SaveSnapshot(snap *raftpb.Snapshot) error {
 	return w.write(b)
 }
 
-// Sync makes every record written so far durable.
-func (w *WAL) Sync() error { return w.sync() }
+// Sync makes every record written so far durable, then removes the
+// snapshot files that received snapshots' references replaced.
+func (w *WAL) Sync() error {
+	if err := w.sync(); err != nil {
+		return err
+	}
+	if len(w.replaced) == 0 {
+		return nil
+	}
+	names := w.replaced
+	w.replaced = nil
+	return dropReplaced(w.fs, names)
+}
 
 // Compact rewrites the log as one segment holding the latest snapshot, the
 // hard state and the entries after the snapshot, then removes the older
@@ -804,7 +848,7 @@ func Records(fs vfs.FS, dir string) ([]Span, error) {
 		if len(data) >= 4 && [4]byte(data[0:4]) == sharedFormat.magic {
 			f = sharedFormat
 		}
-		_, chain, err = f.decode(data, seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
+		_, chain, _, err = f.decode(data, seq, i == len(seqs)-1, chain, i > 0, func(typ byte, payload []byte) error {
 			n := int64(headerBytes + len(payload))
 			out = append(out, Span{Path: w.path(seq), Off: off, Len: n, Kind: Kind(typ)})
 			off += n

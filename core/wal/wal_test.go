@@ -591,7 +591,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(append(segmentHeader(1, 0), 0xff, 0xff, 0xff, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, last := range []bool{true, false} {
-			end, _, err := groupFormat.decode(data, 1, last, 0, false, func(typ byte, payload []byte) error {
+			end, _, _, err := groupFormat.decode(data, 1, last, 0, false, func(typ byte, payload []byte) error {
 				return (&State{}).apply(typ, payload)
 			})
 			if err == nil && (end < 0 || end > int64(len(data))) {
@@ -614,12 +614,12 @@ func FuzzDecode(f *testing.F) {
 		sf, _ = fs.Create("wal/" + segmentName(1))
 		sf.Write(data)
 		for _, last := range []bool{true, false} {
-			want := decodeTrace(func(fn func(byte, []byte) error) (int64, uint32, error) {
+			want := decodeTrace(func(fn func(byte, []byte) error) (int64, uint32, uint16, error) {
 				return groupFormat.decode(data, 1, last, 0, false, fn)
 			})
 			for _, window := range []int64{1, 13, 24, 40, 4096} {
 				got := withWindow(window, func() string {
-					return decodeTrace(func(fn func(byte, []byte) error) (int64, uint32, error) {
+					return decodeTrace(func(fn func(byte, []byte) error) (int64, uint32, uint16, error) {
 						s := &segLog{fs: fs, dir: "wal", format: groupFormat}
 						return s.decodeSegment(1, last, 0, false, fn)
 					})
@@ -633,13 +633,13 @@ func FuzzDecode(f *testing.F) {
 }
 
 // decodeTrace describes what a segment decode handed over and returned.
-func decodeTrace(decode func(fn func(byte, []byte) error) (int64, uint32, error)) string {
+func decodeTrace(decode func(fn func(byte, []byte) error) (int64, uint32, uint16, error)) string {
 	var b strings.Builder
-	end, chain, err := decode(func(typ byte, payload []byte) error {
+	end, chain, version, err := decode(func(typ byte, payload []byte) error {
 		fmt.Fprintf(&b, "%d:%x ", typ, payload)
 		return nil
 	})
-	fmt.Fprintf(&b, "end %d chain %08x err %v", end, chain, err)
+	fmt.Fprintf(&b, "end %d chain %08x version %d err %v", end, chain, version, err)
 	return b.String()
 }
 

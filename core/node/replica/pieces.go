@@ -19,10 +19,14 @@ import (
 // Config.SnapPieceBytes leaves as a small descriptor (length and crc32c of
 // its data) instead, the receiver holds the raft message back and fetches
 // the data from the sender piece by piece (wire.PieceAsk / wire.Piece, a
-// few in flight), verifies it, and only then hands the whole snapshot to
-// raft, as a data group does with the chunks its manifest lists. The sender
-// keeps its last few snapshots' data to serve them; a receiver asking for
-// one it no longer has is told so and waits for raft to send a newer one.
+// few in flight, within a window of what is not yet written), verifies
+// it, and only then hands the snapshot to raft, as a data group does with
+// the chunks its manifest lists: a meta snapshot's pieces are written into
+// a file and the snapshot handed over by reference to it (receive.go), a
+// data group's (a manifest) whole. Data that fails to verify is fetched
+// again, a few times. The sender keeps its last few snapshots' data to
+// serve them; a receiver asking for one it no longer has is told so and
+// waits for raft to send a newer one.
 
 // pieceMagic starts a snapshot descriptor.
 const pieceMagic = "TSNPIECE"
@@ -43,18 +47,35 @@ type servedSnap struct {
 	file  *snapFile
 }
 
-// pieceFetch is a snapshot held back while its data is fetched.
+// pieceFetch is a snapshot held back while its data is fetched. Pieces
+// are consumed in order: one that arrives before those before it waits in
+// early. A meta snapshot's bytes go into its partial file (receive.go),
+// a data group's into data. At most pieceWindow pieces' bytes are asked
+// for and not yet written (or, for a data group, joined), so that what
+// the fetch holds in memory is bounded, whatever the snapshot's size.
 type pieceFetch struct {
 	msg       *raftpb.Message // the descriptor as received
 	from      uint64
 	index     uint64
 	total     uint64
 	crc       uint32
-	pieces    map[uint64][]byte // by offset
+	early     map[uint64][]byte // by offset
 	inflight  map[uint64]bool
 	next      uint64 // first offset not yet asked for
+	have      uint64 // the bytes consumed in order
+	written   uint64 // the bytes written (file) or joined (data)
 	lastAskAt uint64
+	// attempts counts the fetches of this snapshot whose bytes failed to
+	// verify.
+	attempts int
+	// file is a meta snapshot's partial file, data a data group's bytes.
+	file *fileSink
+	data []byte
 }
+
+// pieceWindow bounds, in pieces, the bytes of a fetch asked for and not
+// yet written.
+const pieceWindow = 4 * maxPiecesInFlight
 
 func encodeDescriptor(total uint64, crc uint32) []byte {
 	e := codec.Encoder{B: append([]byte{}, pieceMagic...)}
@@ -134,7 +155,7 @@ func (g *Replica) pieced(m *raftpb.Message) *raftpb.Message {
 // holdPieces holds back a snapshot that arrived as a descriptor and starts
 // fetching its data. It reports whether the message was held back.
 func (g *Replica) holdPieces(from uint64, m *raftpb.Message) bool {
-	total, crc, ok := decodeDescriptor(m.GetSnapshot().GetData())
+	total, _, ok := decodeDescriptor(m.GetSnapshot().GetData())
 	if !ok {
 		return false
 	}
@@ -146,31 +167,60 @@ func (g *Replica) holdPieces(from uint64, m *raftpb.Message) bool {
 	if pf := g.pieces; pf != nil && pf.index >= index {
 		return true // already fetching this one, or a newer one
 	}
-	g.pieces = &pieceFetch{msg: m, from: from, index: index, total: total, crc: crc,
-		pieces: map[uint64][]byte{}, inflight: map[uint64]bool{}}
-	g.askPieces()
+	if r := g.received; index <= g.applied || index <= g.log.snapAt || (r != nil && index <= r.index) {
+		// Raft holds it or a newer one, or is being handed it: a fetch
+		// would only be refused (and a meta one would write over the file
+		// of the one received, on its way to the log).
+		return true
+	}
+	g.abandonFetch()
+	g.startFetch(m, from, 0)
 	return true
+}
+
+// startFetch starts fetching the data of the snapshot descriptor m from
+// its sender.
+func (g *Replica) startFetch(m *raftpb.Message, from uint64, attempts int) {
+	total, crc, _ := decodeDescriptor(m.GetSnapshot().GetData())
+	pf := &pieceFetch{msg: m, from: from, index: m.GetSnapshot().GetMetadata().GetIndex(), total: total, crc: crc,
+		early: map[uint64][]byte{}, inflight: map[uint64]bool{}, attempts: attempts}
+	if g.isMeta() {
+		pf.file = &fileSink{}
+	}
+	g.pieces = pf
+	g.askPieces()
 }
 
 func (g *Replica) askPieces() {
 	pf := g.pieces
-	for pf.next < pf.total && len(pf.inflight) < maxPiecesInFlight {
+	window := uint64(pieceWindow * g.cfg.SnapPieceBytes)
+	asked := false
+	for pf.next < pf.total && len(pf.inflight) < maxPiecesInFlight && pf.next < pf.written+window {
 		pf.inflight[pf.next] = true
 		g.out.To(pf.from).PieceAsks = append(g.out.To(pf.from).PieceAsks, wire.PieceAsk{Group: g.id, Index: pf.index, Offset: pf.next})
 		pf.next += uint64(g.cfg.SnapPieceBytes)
+		asked = true
 	}
-	pf.lastAskAt = g.host.Ticks()
+	if asked || len(pf.inflight) == 0 {
+		pf.lastAskAt = g.host.Ticks()
+	}
 }
 
 // tickPieces asks again for pieces whose answers were lost, and gives up on
 // a sender that stopped answering (raft sends a snapshot again).
 func (g *Replica) tickPieces() {
+	g.refusedReceived()
 	pf := g.pieces
 	if pf == nil || g.host.Ticks()-pf.lastAskAt < g.cfg.RetryTicks {
 		return
 	}
+	if len(pf.inflight) == 0 {
+		// Waiting for the disk, not the sender.
+		pf.lastAskAt = g.host.Ticks()
+		return
+	}
 	if g.host.Ticks()-pf.lastAskAt >= g.cfg.RequestTimeoutTicks {
-		g.pieces = nil
+		g.abandonFetch()
 		return
 	}
 	for _, off := range slices.Sorted(maps.Keys(pf.inflight)) {
@@ -205,9 +255,10 @@ func (g *Replica) answerPiece(to uint64, p wire.Piece) {
 	out.Pieces = append(out.Pieces, p)
 }
 
-// OnPiece stores a piece of a snapshot this replica fetches; once all are
-// in and the data verifies, the snapshot goes on as if it had arrived
-// whole.
+// OnPiece takes a piece of a snapshot this replica fetches: the pieces are
+// consumed in order, into the snapshot's file (a meta snapshot's,
+// receive.go) or its data (a data group's); once all are in and the data
+// verifies, the snapshot goes on to raft.
 func (g *Replica) OnPiece(from uint64, p wire.Piece) {
 	if g.pieces == nil {
 		return
@@ -222,7 +273,7 @@ func (g *Replica) OnPiece(from uint64, p wire.Piece) {
 			// size: not the one it described.
 			g.stats.SnapPiecesRejected++
 		}
-		g.pieces = nil // the sender moved on: raft will send a newer snapshot
+		g.abandonFetch() // the sender moved on: raft will send a newer snapshot
 		return
 	}
 	want := min(uint64(g.cfg.SnapPieceBytes), pf.total-p.Offset)
@@ -230,26 +281,38 @@ func (g *Replica) OnPiece(from uint64, p wire.Piece) {
 		return // malformed: asked again on the next retry
 	}
 	delete(pf.inflight, p.Offset)
-	pf.pieces[p.Offset] = p.Data
+	pf.early[p.Offset] = p.Data
 	g.stats.SnapPieces++
-	if pf.next < pf.total {
+	for {
+		b, ok := pf.early[pf.have]
+		if !ok {
+			break
+		}
+		delete(pf.early, pf.have)
+		off := pf.have
+		pf.have += uint64(len(b))
+		if pf.file != nil {
+			g.receiveWrite(pf, off, b)
+			continue
+		}
+		pf.data = append(pf.data, b...)
+		pf.written = pf.have
+	}
+	if pf.file != nil || pf.written < pf.total {
 		g.askPieces()
 		return
 	}
-	if len(pf.inflight) > 0 {
-		return
-	}
 	g.pieces = nil
-	data := make([]byte, 0, pf.total)
-	for off := uint64(0); off < pf.total; off += uint64(g.cfg.SnapPieceBytes) {
-		data = append(data, pf.pieces[off]...)
-	}
-	if uint64(len(data)) != pf.total || crc32.Checksum(data, pieceTable) != pf.crc {
+	if err := checkWhole(pf.data, pf.total, pf.crc); err != nil {
 		g.stats.SnapPiecesRejected++
-		g.env.Log().Warn("dropping snapshot whose pieces do not verify", "node", g.cfg.ID, "group", g.id, "index", pf.index)
+		g.env.Log().Warn("dropping a snapshot received in pieces: it does not verify; asking for it again",
+			"node", g.cfg.ID, "group", g.id, "index", pf.index, "attempt", pf.attempts+1, "err", err)
+		if pf.attempts+1 < maxReceiveAttempts {
+			g.startFetch(pf.msg, pf.from, pf.attempts+1)
+		}
 		return
 	}
 	m := proto.Clone(pf.msg).(*raftpb.Message)
-	m.Snapshot = &raftpb.Snapshot{Metadata: pf.msg.GetSnapshot().GetMetadata(), Data: data}
+	m.Snapshot = &raftpb.Snapshot{Metadata: pf.msg.GetSnapshot().GetMetadata(), Data: pf.data}
 	g.stepSnapshot(from, m)
 }

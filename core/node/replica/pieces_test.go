@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -18,8 +19,10 @@ import (
 // TestSnapshotInPieces sends node 1 a meta snapshot as a descriptor from
 // node 2: node 1 holds the raft message back, asks for the pieces (a few at
 // a time), drops the snapshot when a damaged piece makes its data fail to
-// verify, and on the next attempt installs the snapshot once the data
-// verifies. The sending side serves the pieces of what it sent.
+// verify and asks for the pieces again, and installs the snapshot once the
+// data verifies. After maxReceiveAttempts damaged fetches it gives up and
+// waits for raft to send the snapshot again. The sending side serves the
+// pieces of what it sent.
 func TestSnapshotInPieces(t *testing.T) {
 	ids := []uint64{1, 2, 3}
 	st := meta.New()
@@ -75,31 +78,67 @@ func TestSnapshotInPieces(t *testing.T) {
 	if _, _, ok := g.PiecesFetched(); !ok || !g.Installing() {
 		t.Fatal("no fetch in progress after the descriptor")
 	}
-	exchange(func(round int, replies []wire.Piece) {
-		if round == 0 {
-			// One piece damaged on the way: the whole must not verify.
-			replies[0].Data = slices.Clone(replies[0].Data)
-			replies[0].Data[0] ^= 0xff
+	damageFirst := func(round int, replies []wire.Piece) {
+		for i := range replies {
+			if replies[i].Offset == 0 {
+				// The first piece damaged on the way: the whole must
+				// not verify.
+				replies[i].Data = slices.Clone(replies[i].Data)
+				replies[i].Data[0] ^= 0xff
+			}
 		}
 		slices.Reverse(replies) // out of order
-	})
+	}
+	exchange(damageFirst)
 	if g.Applied() == 1000 {
 		t.Fatal("snapshot installed from damaged data")
 	}
-	if g.Installing() {
-		t.Fatal("fetch still pending after the data failed to verify")
+	if g.Installing() || f.stats.SnapPiecesRejected != maxReceiveAttempts {
+		t.Fatalf("fetch pending %v, %d rejected, after every attempt failed to verify; want none pending, %d rejected",
+			g.Installing(), f.stats.SnapPiecesRejected, maxReceiveAttempts)
+	}
+	if names := fileNames(t, f, WALDir(topo.MetaGroup)); slices.ContainsFunc(names, isSnapFile) {
+		t.Fatalf("files %v left by the damaged fetches", names)
 	}
 
-	// A clean transfer installs it.
+	// Raft sends it again; one damaged fetch is fetched again, and the
+	// clean one installs it.
+	f.stats.SnapPiecesRejected = 0
 	g.Step(2, sent)
 	f.settle(t)
-	exchange(nil)
+	damaged := false
+	exchange(func(round int, replies []wire.Piece) {
+		if !damaged {
+			for _, p := range replies {
+				if p.Offset == 0 {
+					damaged = true
+				}
+			}
+			damageFirst(round, replies)
+		}
+		slices.Reverse(replies)
+	})
 	if g.Applied() != 1000 || g.Meta().Hash() != st.Hash() {
 		t.Fatalf("after the transfer: applied %d, state equal %v; want the snapshot installed", g.Applied(), g.Meta().Hash() == st.Hash())
 	}
-	if f.stats.SnapPieces == 0 || f.stats.SnapshotsInstalled != 1 {
-		t.Fatalf("stats %+v: want pieces counted and one snapshot installed", *f.stats)
+	if f.stats.SnapPieces == 0 || f.stats.SnapshotsInstalled != 1 || f.stats.SnapPiecesRejected != 1 || f.stats.SnapshotsReceivedToFile != 1 {
+		t.Fatalf("stats %+v: want pieces counted, one fetch rejected and one snapshot installed from its file", *f.stats)
 	}
+}
+
+// fileNames lists a directory of the fixture's disk.
+func fileNames(t *testing.T, f *fixture, dir string) []string {
+	t.Helper()
+	names, err := f.env.fs.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// isSnapFile reports whether a name is a snapshot file's, whole or partial.
+func isSnapFile(name string) bool {
+	return strings.HasSuffix(name, ".snap") || strings.HasSuffix(name, ".part")
 }
 
 // serve has the sender answer asks from node 1 and returns its answers.

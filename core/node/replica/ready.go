@@ -145,6 +145,12 @@ func (g *Replica) Admit(m *raftpb.Message) bool {
 // before any chunk write the replica could not acknowledge (staged.go).
 func (g *Replica) Step(from uint64, m *raftpb.Message) {
 	if m.GetType() == raftpb.MsgSnap {
+		if _, ok := decodeFileRef(m.GetSnapshot().GetData()); ok {
+			// A reference to a file of the sender's own, which never
+			// leaves a node (pieced): nothing here could install it.
+			g.stats.DroppedMessages++
+			return
+		}
 		if !g.holdPieces(from, m) {
 			g.stepSnapshot(from, m)
 		}

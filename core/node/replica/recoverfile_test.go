@@ -163,8 +163,9 @@ func snapMsg(st *raftpb.Snapshot) *raftpb.Message {
 // is larger than a piece restarts (raft's storage then holds a reference
 // to the snapshot file recovery found, not its data); a learner added
 // before the restart, which has nothing of the log the leader still holds,
-// gets the snapshot from it in pieces read from that file, and installs
-// the leader's state.
+// gets the snapshot from it in pieces read from that file, writes them
+// into a file of its own and installs the leader's state from it: its
+// raft storage holds a reference to that file at once, never the data.
 func TestFollowerCatchesUpFromRestartedLeader(t *testing.T) {
 	for _, shared := range []bool{false, true} {
 		t.Run(fmt.Sprintf("shared log %v", shared), func(t *testing.T) {
@@ -213,18 +214,18 @@ func TestFollowerCatchesUpFromRestartedLeader(t *testing.T) {
 			if follower.stats.SnapshotsInstalled == 0 || leader.stats.SnapFilePieces == 0 {
 				t.Fatalf("%d snapshots installed, %d pieces read from a file", follower.stats.SnapshotsInstalled, leader.stats.SnapFilePieces)
 			}
-			if data := mustSnapshot(t, follower).GetData(); len(data) != len(file) {
-				t.Fatalf("the learner's storage holds %d bytes of the leader's snapshot of %d", len(data), len(file))
+			snap := mustSnapshot(t, follower)
+			if _, ok := decodeFileRef(snap.GetData()); !ok || follower.stats.SnapshotsReceivedToFile != 1 {
+				t.Fatalf("the learner's storage holds %d bytes of the leader's snapshot of %d, not a reference to its file", len(snap.GetData()), len(file))
 			}
-			// At the next entry it applies, the learner takes a snapshot
-			// into its file in place of the leader's it holds whole.
+			name := WALDir(topo.MetaGroup) + "/" + fmt.Sprintf("%016x-%016x.snap", snap.GetMetadata().GetIndex(), snap.GetMetadata().GetTerm())
+			if got, err := follower.env.fs.Contents(name); err != nil || !bytes.Equal(got, file) || !follower.env.fs.Durable(name) {
+				t.Fatalf("the learner's snapshot file %s: %d bytes (%v), durable %v; want the leader's %d", name, len(got), err, follower.env.fs.Durable(name), len(file))
+			}
 			if err := leader.g.Propose(9999, metaPut("/one-more")); err != nil {
 				t.Fatal(err)
 			}
-			pump("one more entry", func() bool {
-				_, ok := decodeFileRef(mustSnapshot(t, follower).GetData())
-				return ok && !follower.g.snapping
-			})
+			pump("one more entry", func() bool { return follower.g.Applied() >= leader.g.Applied() })
 			for _, p := range paths {
 				if _, ok := follower.g.Meta().Get(p); !ok {
 					t.Fatalf("%s missing on the learner", p)

@@ -223,6 +223,9 @@ type Stats struct {
 	LeaderHandoffs                           uint64
 	OwnChunksProposed, OwnChunksDropped      uint64
 	SnapPiecesRejected, SnapFilePieces       uint64
+	// SnapshotsReceivedToFile counts the meta snapshots installed from
+	// a file their pieces were written into (receive.go).
+	SnapshotsReceivedToFile uint64
 }
 
 // Shared is what every replica of a node is opened with.
@@ -300,6 +303,9 @@ type Replica struct {
 	// served are the snapshots this replica sent as descriptors (pieces.go).
 	pieces *pieceFetch
 	served []servedSnap
+	// received is a meta snapshot received into its file, checked and
+	// decoded, on its way to raft and the log (receive.go).
+	received *received
 	// ownFile is the open file of the meta snapshot raft's storage refers
 	// to instead of holding its data (snapfile.go), if it does.
 	ownFile *snapFile
@@ -354,6 +360,18 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 		storage: raft.NewMemoryStorage(), shared: sh.Log}
 	var st *wal.State
 	if g.shared != nil {
+		// A snapshot being received when the node stopped (receive.go)
+		// is removed, and so is, for a group the log holds no record of,
+		// any snapshot file: the shared log removes those no record names
+		// only for the groups it holds records of, and a received
+		// snapshot's record may have been the group's first.
+		remove := wal.RemovePartials
+		if !g.shared.Has(tg.ID) {
+			remove = wal.RemoveSnapshotFiles
+		}
+		if err := remove(sh.Env.FS(), WALDir(tg.ID)); err != nil {
+			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
+		}
 		st = g.shared.take(tg.ID)
 		if err := markReplica(sh.Env.FS(), tg.ID, !(bugs.CompiledIn && cfg.Bugs.MarkersWithoutDirSync)); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
@@ -591,6 +609,12 @@ func (g *Replica) limitSessions() {
 func (g *Replica) Close() {
 	if g.wal != nil {
 		_ = g.wal.Close()
+	}
+	if r := g.received; r != nil && r.file != nil {
+		_ = r.file.File.Close()
+	}
+	if pf := g.pieces; pf != nil && pf.file != nil && pf.file.part != nil {
+		_ = pf.file.part.Close() // the partial file goes at the next start
 	}
 	// The snapshot files held open (snapfile.go); the runtime's I/O has
 	// stopped, so nothing reads them any more.
@@ -833,7 +857,8 @@ func (g *Replica) PiecesFetched() (have, total uint64, ok bool) {
 	if pf == nil {
 		return 0, 0, false
 	}
-	for _, b := range pf.pieces {
+	have = pf.have
+	for _, b := range pf.early {
 		have += uint64(len(b))
 	}
 	return have, pf.total, true

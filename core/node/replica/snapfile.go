@@ -192,6 +192,11 @@ func closeFiles(files []vfs.File) {
 // dropSnapFiles hands every snapshot file the replica holds open to
 // closeLater: it is being deleted, and serves nothing any more.
 func (g *Replica) dropSnapFiles() {
+	g.abandonFetch()
+	if r := g.received; r != nil {
+		g.received = nil
+		g.dropReceived(r, nil)
+	}
 	for _, s := range g.served {
 		if s.file != nil && s.file != g.ownFile {
 			g.closeLater(s.file.f)

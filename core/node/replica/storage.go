@@ -60,6 +60,10 @@ type LogJob struct {
 	// ref is a meta snapshot in a snapshot file, which the log rotates
 	// onto (metasnap.go); such a job runs alone in its batch.
 	ref *wal.SnapshotRef
+	// recv is the leader's snapshot the append holds, received into its
+	// file (receive.go): the batch installs the file and records a
+	// reference to it rather than its data.
+	recv *received
 }
 
 // logQueue batches a replica's log work: at most one batch is in flight, and
@@ -108,6 +112,16 @@ func (j *LogJob) Entries() []*raftpb.Entry { return j.entries }
 // nil, and the index the log is compacted to once it is durable.
 func (j *LogJob) Snapshot() (snap *raftpb.Snapshot, compactTo uint64) { return j.snap, j.compactTo }
 
+// Received reports whether the job installs a leader's snapshot received
+// into its file (receive.go), and that file's size: its record is a
+// reference to the file.
+func (j *LogJob) Received() (size int64, ok bool) {
+	if j.recv == nil {
+		return 0, false
+	}
+	return j.recv.ref.Size, true
+}
+
 // Rotation reports whether the job rotates the log onto a snapshot file
 // (metasnap.go), and that snapshot's index.
 func (j *LogJob) Rotation() (index uint64, ok bool) {
@@ -130,6 +144,9 @@ type Tracer interface {
 	// TraceSnapshotPiece describes the read of a piece of a snapshot file
 	// a peer fetches (snapfile.go).
 	TraceSnapshotPiece(group, index, offset uint64)
+	// TraceSnapshotReceive describes disk work on a snapshot being
+	// received into its file (receive.go).
+	TraceSnapshotReceive(group, index uint64, what string)
 }
 
 // queueLog adds work to a replica's log, starts staging its chunk bytes and
@@ -146,6 +163,7 @@ func (g *Replica) queueLog(j LogJob) {
 	}
 	if s := job.append.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
 		g.log.snapAt = max(g.log.snapAt, s.GetMetadata().GetIndex())
+		job.recv = g.takeReceived(s)
 	}
 	g.log.pending = append(g.log.pending, job)
 	g.stageFiles(job)
@@ -293,7 +311,7 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 		// (and counts its fsyncs).
 		id := g.id
 		item := &sharedItem{group: id, sync: sync,
-			write: func(l *wal.Shared) error { return writeRecords(sharedGroup{l, id}, jobs, hsFirst) },
+			write: func(l *wal.Shared) error { return writeRecords(&sharedGroup{l, id}, jobs, hsFirst) },
 			done:  func(err error) { g.logBatchDone(jobs, err) }}
 		if dir == nil {
 			g.shared.submit(item)
@@ -382,6 +400,9 @@ type recordWriter interface {
 	// replica took (LogJob.snap).
 	SaveSnapshot(snap *raftpb.Snapshot) error
 	SaveOwnSnapshot(snap *raftpb.Snapshot) error
+	// SaveReceived installs a leader's snapshot received into its file
+	// and records a reference to it (receive.go).
+	SaveReceived(ref wal.SnapshotRef) error
 }
 
 // sharedGroup writes one group's records into a shared log. A shared log
@@ -393,16 +414,20 @@ type sharedGroup struct {
 	group uint64
 }
 
-func (s sharedGroup) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+func (s *sharedGroup) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	return s.l.Save(s.group, hs, ents)
 }
 
-func (s sharedGroup) SaveSnapshot(snap *raftpb.Snapshot) error {
+func (s *sharedGroup) SaveSnapshot(snap *raftpb.Snapshot) error {
 	return s.l.SaveSnapshot(s.group, snap)
 }
 
-func (s sharedGroup) SaveOwnSnapshot(snap *raftpb.Snapshot) error {
+func (s *sharedGroup) SaveOwnSnapshot(snap *raftpb.Snapshot) error {
 	return s.l.SaveOwnSnapshot(s.group, snap)
+}
+
+func (s *sharedGroup) SaveReceived(ref wal.SnapshotRef) error {
+	return s.l.SaveReceived(s.group, ref)
 }
 
 // writeRecords writes every record of a batch, in order. A hard state
@@ -413,7 +438,11 @@ func writeRecords(w recordWriter, jobs []*LogJob, hsFirst bool) error {
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
-				if err := w.SaveSnapshot(s); err != nil {
+				save := func() error { return w.SaveSnapshot(s) }
+				if j.recv != nil {
+					save = func() error { return w.SaveReceived(j.recv.ref) }
+				}
+				if err := save(); err != nil {
 					return err
 				}
 			}
@@ -492,7 +521,7 @@ func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 		if m == nil {
 			continue
 		}
-		if err := g.stable(m, j.entries); err != nil {
+		if err := g.stable(m, j.entries, j.recv); err != nil {
 			g.host.Fail(err)
 			return
 		}
@@ -617,8 +646,9 @@ func (g *Replica) releaseTermHeld() {
 
 // stable makes a durable MsgStorageAppend visible to raft's storage (its
 // entries as persisted) and, for a snapshot from the leader, to the state
-// machine.
-func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
+// machine: for one received into its file (recv), the state decoded from
+// it, and raft's storage keeps the reference to the file.
+func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry, recv *received) error {
 	if hs := hardStateOf(m); hs != nil {
 		if err := g.storage.SetHardState(hs); err != nil {
 			return fmt.Errorf("group %d: set hard state: %w", g.id, err)
@@ -633,17 +663,21 @@ func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry) error {
 		// The recovered log is gone: nothing past the snapshot is applied
 		// again (recoverTail).
 		g.recoverTail(s.GetMetadata().GetIndex())
-		if err := g.restore(s, true); err != nil {
+		if recv != nil {
+			g.installReceived(s.GetMetadata(), recv)
+		} else if err := g.restore(s, true); err != nil {
 			return err
 		}
 		if g.isMeta() && len(s.GetData()) > g.cfg.SnapPieceBytes {
-			// A leader's meta snapshot arrives whole (fetched in pieces,
-			// pieces.go) and stays whole in raft's storage, and in the
-			// log's record that a restart reads, until the replica's next
-			// snapshot, which for the meta group may be 64 MiB of log
-			// later (metaSnapshotDue): that one is taken at the next
-			// applied entry instead, encoded into its file, so that raft's
-			// storage and the log hold a reference to the file.
+			// A leader's meta snapshot larger than a piece that arrived
+			// whole (from a sender whose pieces are larger: one fetched in
+			// pieces is received into its file, receive.go) stays whole
+			// in raft's storage, and in the log's record that a restart
+			// reads, until the replica's next snapshot, which for the
+			// meta group may be 64 MiB of log later (metaSnapshotDue):
+			// that one is taken at the next applied entry instead,
+			// encoded into its file, so that raft's storage and the log
+			// hold a reference to the file.
 			g.snapStale = true
 		}
 		g.stats.SnapshotsInstalled++
