@@ -54,6 +54,9 @@ type pieceFetch struct {
 	inflight  map[uint64]bool
 	next      uint64 // first offset not yet asked for
 	lastAskAt uint64
+	// heardAt is the tick the descriptor arrived or the sender last sent
+	// a piece: the fetch is given up RequestTimeoutTicks after it.
+	heardAt uint64
 }
 
 func encodeDescriptor(total uint64, crc uint32) []byte {
@@ -147,7 +150,7 @@ func (g *Replica) holdPieces(from uint64, m *raftpb.Message) bool {
 		return true // already fetching this one, or a newer one
 	}
 	g.pieces = &pieceFetch{msg: m, from: from, index: index, total: total, crc: crc,
-		pieces: map[uint64][]byte{}, inflight: map[uint64]bool{}}
+		pieces: map[uint64][]byte{}, inflight: map[uint64]bool{}, heardAt: g.host.Ticks()}
 	g.askPieces()
 	return true
 }
@@ -163,14 +166,19 @@ func (g *Replica) askPieces() {
 }
 
 // tickPieces asks again for pieces whose answers were lost, and gives up on
-// a sender that stopped answering (raft sends a snapshot again).
+// a sender that stopped answering (raft sends a snapshot again): silent for
+// RequestTimeoutTicks since its last piece, however often they were asked
+// for again meanwhile (as tickSnapFetch).
 func (g *Replica) tickPieces() {
 	pf := g.pieces
-	if pf == nil || g.host.Ticks()-pf.lastAskAt < g.cfg.RetryTicks {
+	if pf == nil {
 		return
 	}
-	if g.host.Ticks()-pf.lastAskAt >= g.cfg.RequestTimeoutTicks {
+	if g.host.Ticks()-pf.heardAt >= g.cfg.RequestTimeoutTicks {
 		g.pieces = nil
+		return
+	}
+	if g.host.Ticks()-pf.lastAskAt < g.cfg.RetryTicks {
 		return
 	}
 	for _, off := range slices.Sorted(maps.Keys(pf.inflight)) {
@@ -230,6 +238,7 @@ func (g *Replica) OnPiece(from uint64, p wire.Piece) {
 		return // malformed: asked again on the next retry
 	}
 	delete(pf.inflight, p.Offset)
+	pf.heardAt = g.host.Ticks()
 	pf.pieces[p.Offset] = p.Data
 	g.stats.SnapPieces++
 	if pf.next < pf.total {
