@@ -93,12 +93,17 @@ func (n *Node) joinGroup(from, group uint64, m *raftpb.Message) *replica.Replica
 }
 
 // onRoute joins a group whose member list, as of r.Index, names this node
-// (a leader announcing a learner), if that is past its last removal.
+// (a leader announcing a learner), if that is past its last removal, and
+// once the files of its last replica there are gone (as joinGroup): a
+// replica opened while its predecessor's deletion waits on the I/O queue
+// recovers the old replica's log and chunks from the files that deletion
+// then removes from under it. The leader repeats the route every retry
+// interval while the learner has acknowledged nothing.
 func (n *Node) onRoute(from uint64, r wire.Route) {
 	if r.Index > n.routes[r.Group].Index {
 		n.routes[r.Group] = r
 	}
-	if n.groups[r.Group] == nil && slices.Contains(r.Members, n.cfg.ID) && r.Index > n.removedAt[r.Group] {
+	if n.groups[r.Group] == nil && !n.deleting[r.Group] && slices.Contains(r.Members, n.cfg.ID) && r.Index > n.removedAt[r.Group] {
 		n.createReplica(from, r.Group)
 	}
 }

@@ -317,6 +317,25 @@ func (r *Replacer) live(w *watch, id uint64) bool {
 	return id == r.cfg.ID || (ok && r.host.Ticks()-at < uint64(r.cfg.ElectionTicks))
 }
 
+// allLive reports whether every voter is live: the voter a learner was
+// added to replace has been heard from again, and the learner is no longer
+// needed. A voter that is not live but not yet silent for
+// ReplaceAfterTicks (silentIn) is neither back nor known dead: a leader
+// elected since its node restarted has heard nothing from the dead voter
+// and counts its silence from the election. Aborting the learner then (as
+// the leader did while no voter counted as silent) threw its catch-up away
+// at every election of a restarted node, and the next learner started from
+// nothing three seconds later (a chaos run: a leader killed right after it
+// added the learner aborted it at its first step once back).
+func (r *Replacer) allLive(w *watch, voters []uint64) bool {
+	for _, v := range voters {
+		if !r.live(w, v) {
+			return false
+		}
+	}
+	return true
+}
+
 // groupSize is how many voters the group has in the initial topology: the
 // number it is kept at.
 func (r *Replacer) groupSize(group uint64) int {
@@ -370,7 +389,7 @@ func (r *Replacer) step(g Group) {
 	if learners := cs.GetLearners(); len(learners) > 0 {
 		l := learners[0]
 		switch {
-		case r.knownEmpty(w, l) || r.learnerSilent(w, l) || (!short && dead == 0):
+		case r.knownEmpty(w, l) || r.learnerSilent(w, l) || (!short && dead == 0 && r.allLive(w, voters)):
 			r.propose(g, "abort-learner", nil, change(raftpb.ConfChangeType_ConfChangeRemoveNode, l))
 		case r.fencedSinceHeard(w, l):
 			// Its replica said it is fenced after its last raft message:
@@ -383,6 +402,13 @@ func (r *Replacer) step(g Group) {
 			// In-place refill: the group regains its size; nobody leaves.
 			r.propose(g, "promote", raftpb.ConfChangeTransition_ConfChangeTransitionJointImplicit.Enum(),
 				change(raftpb.ConfChangeType_ConfChangeAddNode, l))
+		case dead == 0:
+			// A voter is not live, but not yet silent for long enough to
+			// be replaced, as this leader counts: most often one it has
+			// not heard from since its election (its node restarted, and
+			// the voter being replaced is dead). The learner waits, caught
+			// up, for the count to run out, or for the voter to be heard
+			// from again (then it is aborted above).
 		default:
 			r.propose(g, "promote", nil,
 				change(raftpb.ConfChangeType_ConfChangeAddNode, l),

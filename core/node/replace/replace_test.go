@@ -160,6 +160,9 @@ func TestStep(t *testing.T) {
 			wantSent: []string{"route g1 at 40 members=[1 2 3 4] to 4"}},
 		{name: "a learner whose dead voter came back is aborted", cs: &raftpb.ConfState{Voters: v123, Learners: []uint64{4}},
 			want: "r4"},
+		{name: "a learner is kept while a voter is quiet, neither back nor yet silent",
+			cs: &raftpb.ConfState{Voters: v123, Learners: []uint64{4}}, quiet: []uint64{3},
+			commit: 50, progress: map[uint64]tracker.Progress{4: replicating(50, true)}},
 		{name: "a silent learner is aborted", cs: &raftpb.ConfState{Voters: v123, Learners: []uint64{4}},
 			silent: []uint64{3, 4}, want: "r4"},
 		{name: "a learner saying it is fenced is aborted", cs: &raftpb.ConfState{Voters: v123, Learners: []uint64{4}},
@@ -682,5 +685,55 @@ func TestLearnerSilenceCountsFromTheElection(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("at tick %d (%d after its election): proposed %q, want %q", at, at-5000, got, want)
 		}
+	}
+}
+
+// TestRestartedLeaderKeepsTheLearner: a leader elected after its node
+// restarted has heard nothing from the voter its learner replaces (lost
+// for good) and counts that voter's silence from its election. Until the
+// count runs out the voter is neither known dead nor back: the learner is
+// kept (it used to be aborted at the leader's first step, its catch-up
+// thrown away; a chaos run), then promoted in the dead voter's place. A
+// voter heard from again has the learner aborted.
+func TestRestartedLeaderKeepsTheLearner(t *testing.T) {
+	const elected = 5000
+	tests := []struct {
+		name  string
+		back  bool   // voter 3 is heard from again
+		at    uint64 // the tick of the step
+		match uint64 // the learner's progress
+		want  string
+	}{
+		{"just elected", false, elected + retryTicks, 50, ""},
+		{"just elected, learner behind", false, elected + retryTicks, 40, ""},
+		{"voter silent since the election", false, elected + replaceAfter, 50, "v4 r3"},
+		{"voter back", true, elected + retryTicks, 50, "r4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, h, _ := newReplacer(5, 1, 3)
+			g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: 40, commit: 50,
+				cs:       &raftpb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}},
+				progress: map[uint64]tracker.Progress{4: replicating(tt.match, true)}}
+			h.ticks = elected - 100 // the node restarts: nothing heard yet
+			r.Track(g.id)
+			h.ticks = elected
+			r.BecameLeader(g.id)
+			h.ticks = tt.at - 1
+			r.Heard(g.id, 2)
+			r.Heard(g.id, 4)
+			if tt.back {
+				r.Heard(g.id, 3)
+			}
+			h.ticks = tt.at
+			r.step(g)
+			var got []string
+			for _, cc := range g.proposed {
+				got = append(got, describe(cc))
+			}
+			if tt.want == "" && len(got) != 0 || tt.want != "" && !slices.Equal(got, []string{tt.want}) {
+				t.Fatalf("proposed %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

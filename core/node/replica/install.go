@@ -27,6 +27,10 @@ type snapFetch struct {
 	missing   []chunk.Info
 	inflight  map[uint64]bool
 	lastAskAt uint64
+	// heardAt is the tick the snapshot arrived or its sender last sent a
+	// chunk: the fetch is given up RequestTimeoutTicks after it, however
+	// often the chunks were asked for again meanwhile.
+	heardAt uint64
 }
 
 // holdSnapshot intercepts a data-group snapshot whose manifest lists chunks
@@ -51,7 +55,7 @@ func (g *Replica) holdSnapshot(from uint64, m *raftpb.Message) bool {
 	if ps := g.pendingSnap; ps != nil && ps.msg.GetSnapshot().GetMetadata().GetIndex() >= snap.GetMetadata().GetIndex() {
 		return true
 	}
-	g.pendingSnap = &snapFetch{msg: m, from: from, missing: missing, inflight: map[uint64]bool{}}
+	g.pendingSnap = &snapFetch{msg: m, from: from, missing: missing, inflight: map[uint64]bool{}, heardAt: g.host.Ticks()}
 	g.askFetches()
 	return true
 }
@@ -74,14 +78,23 @@ func (g *Replica) askFetches() {
 }
 
 // tickSnapFetch re-asks lost fetches, and gives up on a snapshot whose
-// sender stopped answering (the leader will send a new one).
+// sender stopped answering (the leader will send a new one). The silence
+// counts from the sender's last chunk, not from the last ask: the asks are
+// repeated every RetryTicks, so counted from them it never ran out, and a
+// replica whose snapshot's sender died (a leader lost for good) asked it
+// for ever, dropping as older the snapshots of the new leader, whose
+// group could then commit nothing without this replica (a chaos run: a
+// data group of three, one voter lost, the other one of these).
 func (g *Replica) tickSnapFetch() {
 	ps := g.pendingSnap
-	if ps == nil || g.host.Ticks()-ps.lastAskAt < g.cfg.RetryTicks {
+	if ps == nil {
 		return
 	}
-	if g.host.Ticks()-ps.lastAskAt >= g.cfg.RequestTimeoutTicks {
+	if g.host.Ticks()-ps.heardAt >= g.cfg.RequestTimeoutTicks {
 		g.pendingSnap = nil
+		return
+	}
+	if g.host.Ticks()-ps.lastAskAt < g.cfg.RetryTicks {
 		return
 	}
 	clear(ps.inflight)
@@ -138,6 +151,7 @@ func (g *Replica) OnFetchReply(from uint64, f wire.FetchReply) {
 			g.host.Fail(err)
 			return
 		}
+		ps.heardAt = g.host.Ticks()
 		ps.missing = append(ps.missing[:i], ps.missing[i+1:]...)
 		break
 	}

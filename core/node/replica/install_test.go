@@ -59,3 +59,78 @@ func TestSnapshotGivenUpWhenItsSenderLacksAChunk(t *testing.T) {
 		t.Fatalf("installing %v, applied %d once chunk 7 came, want the snapshot at 5", f.g.Installing(), f.g.Applied())
 	}
 }
+
+// TestSnapshotGivenUpWhenItsSenderGoesSilent: a data snapshot held back
+// while its chunks are fetched is given up once its sender has sent no
+// chunk for RequestTimeoutTicks, although the replica asked it again every
+// RetryTicks meanwhile (the silence used to count from the last ask, so it
+// never ran out). Its sender was lost for good, and the group's new leader
+// sends a snapshot no newer than the one held: held, that one would be
+// dropped for ever, and a group of three with one voter lost could commit
+// nothing without this replica (a chaos run). A sender still sending
+// chunks is waited for, however long the whole fetch takes.
+func TestSnapshotGivenUpWhenItsSenderGoesSilent(t *testing.T) {
+	chunks := [][]byte{[]byte("chunk 7's bytes"), []byte("chunk 8's bytes")}
+	var infos []chunk.Info
+	for i, data := range chunks {
+		infos = append(infos, chunk.Info{ID: uint64(7 + i), Size: uint32(len(data)), CRC: chunk.Checksum(data)})
+	}
+	snap := func(from uint64) *raftpb.Message {
+		return &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: proto.Uint64(from), To: proto.Uint64(1), Term: proto.Uint64(2),
+			Snapshot: &raftpb.Snapshot{Data: chunk.EncodeManifest(infos),
+				Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(5), Term: proto.Uint64(2),
+					ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}}}
+	}
+	reply := func(i int) wire.FetchReply {
+		return wire.FetchReply{Group: 2, ChunkID: infos[i].ID, Found: true, CRC: infos[i].CRC, Data: chunks[i]}
+	}
+	f := open(t, Config{ChunkOnce: true}, 2, []uint64{1, 2, 3})
+	asked := func(to uint64) (n int) {
+		f.out.Flush(func(m *wire.Envelope) {
+			if m.To == to {
+				n += len(m.Fetches)
+			}
+		})
+		return n
+	}
+	tick := func(n uint64) {
+		for range n {
+			f.host.ticks++
+			f.g.tickSnapFetch()
+		}
+	}
+	const retry, timeout = 10, 100 // the fixture's RetryTicks and RequestTimeoutTicks
+
+	// Node 3 sends its snapshot, answers for chunk 7 late, then goes silent.
+	f.g.Step(3, snap(3))
+	f.settle(t)
+	if !f.g.Installing() || asked(3) != 2 {
+		t.Fatal("the snapshot was not held back for its two chunks")
+	}
+	tick(timeout - 1)
+	f.g.OnFetchReply(3, reply(0))
+	asked(3)
+	tick(timeout - 1)
+	if !f.g.Installing() {
+		t.Fatalf("gave up a snapshot whose sender sent a chunk %d ticks ago", timeout-1)
+	}
+	if n := asked(3); n < (timeout-1)/retry {
+		t.Fatalf("chunk 8 asked for again %d times in %d ticks, want one every %d", n, timeout-1, retry)
+	}
+	tick(1)
+	if f.g.Installing() {
+		t.Fatalf("still installing a snapshot whose sender has sent nothing for %d ticks", timeout)
+	}
+
+	// The new leader's snapshot, at the same index, is fetched from it.
+	f.g.Step(2, snap(2))
+	f.settle(t)
+	if !f.g.Installing() || asked(2) != 1 {
+		t.Fatal("the new leader's snapshot was not fetched from it")
+	}
+	f.g.OnFetchReply(2, reply(1))
+	f.settle(t)
+	if f.g.Installing() || f.g.Applied() != 5 {
+		t.Fatalf("installing %v, applied %d, want the snapshot at 5 installed", f.g.Installing(), f.g.Applied())
+	}
+}

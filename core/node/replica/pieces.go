@@ -71,6 +71,9 @@ type pieceFetch struct {
 	// file is a meta snapshot's partial file, data a data group's bytes.
 	file *fileSink
 	data []byte
+	// heardAt is the tick the descriptor arrived or the sender last sent
+	// a piece: the fetch is given up RequestTimeoutTicks after it.
+	heardAt uint64
 }
 
 // pieceWindow bounds, in pieces, the bytes of a fetch asked for and not
@@ -183,7 +186,7 @@ func (g *Replica) holdPieces(from uint64, m *raftpb.Message) bool {
 func (g *Replica) startFetch(m *raftpb.Message, from uint64, attempts int) {
 	total, crc, _ := decodeDescriptor(m.GetSnapshot().GetData())
 	pf := &pieceFetch{msg: m, from: from, index: m.GetSnapshot().GetMetadata().GetIndex(), total: total, crc: crc,
-		early: map[uint64][]byte{}, inflight: map[uint64]bool{}, attempts: attempts}
+		early: map[uint64][]byte{}, inflight: map[uint64]bool{}, attempts: attempts, heardAt: g.host.Ticks()}
 	if g.isMeta() {
 		pf.file = &fileSink{}
 	}
@@ -207,20 +210,27 @@ func (g *Replica) askPieces() {
 }
 
 // tickPieces asks again for pieces whose answers were lost, and gives up on
-// a sender that stopped answering (raft sends a snapshot again).
+// a sender that stopped answering (raft sends a snapshot again): silent for
+// RequestTimeoutTicks since its last piece, however often they were asked
+// for again meanwhile (as tickSnapFetch). While every piece asked for was
+// answered and the fetch waits for the disk, the sender's silence does not
+// count.
 func (g *Replica) tickPieces() {
 	g.refusedReceived()
 	pf := g.pieces
-	if pf == nil || g.host.Ticks()-pf.lastAskAt < g.cfg.RetryTicks {
+	if pf == nil {
 		return
 	}
 	if len(pf.inflight) == 0 {
 		// Waiting for the disk, not the sender.
-		pf.lastAskAt = g.host.Ticks()
+		pf.lastAskAt, pf.heardAt = g.host.Ticks(), g.host.Ticks()
 		return
 	}
-	if g.host.Ticks()-pf.lastAskAt >= g.cfg.RequestTimeoutTicks {
+	if g.host.Ticks()-pf.heardAt >= g.cfg.RequestTimeoutTicks {
 		g.abandonFetch()
+		return
+	}
+	if g.host.Ticks()-pf.lastAskAt < g.cfg.RetryTicks {
 		return
 	}
 	for _, off := range slices.Sorted(maps.Keys(pf.inflight)) {
@@ -281,6 +291,7 @@ func (g *Replica) OnPiece(from uint64, p wire.Piece) {
 		return // malformed: asked again on the next retry
 	}
 	delete(pf.inflight, p.Offset)
+	pf.heardAt = g.host.Ticks()
 	pf.early[p.Offset] = p.Data
 	g.stats.SnapPieces++
 	for {

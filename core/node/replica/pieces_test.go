@@ -279,3 +279,78 @@ func TestOwnMetaSnapshotServedFromItsFile(t *testing.T) {
 		})
 	}
 }
+
+// TestPiecesGivenUpWhenTheirSenderGoesSilent: a snapshot in pieces is given
+// up once its sender has sent no piece for RequestTimeoutTicks, although
+// the replica asked it again every RetryTicks meanwhile (as
+// TestSnapshotGivenUpWhenItsSenderGoesSilent for a data snapshot's
+// chunks); the same snapshot from another sender (the new leader) is then
+// fetched from it, where it used to be dropped as the one being fetched.
+func TestPiecesGivenUpWhenTheirSenderGoesSilent(t *testing.T) {
+	ids := []uint64{1, 2, 3}
+	st := meta.New()
+	for i := range 40 {
+		st.Apply(uint64(10+i), meta.Command{Op: meta.OpPut, Path: "/file" + string(rune('a'+i%26)) + string(rune('a'+i/26))})
+	}
+	snap := &raftpb.Snapshot{Data: st.Snapshot(), Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(1000), Term: proto.Uint64(5),
+		ConfState: &raftpb.ConfState{Voters: ids}}}
+	descriptor := func(sender *fixture, id uint64) *raftpb.Message {
+		msg := &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: proto.Uint64(id), To: proto.Uint64(1), Term: proto.Uint64(5), Snapshot: snap}
+		return sender.g.pieced(msg)
+	}
+	n2 := open(t, Config{ID: 2, SnapPieceBytes: 64}, topo.MetaGroup, ids)
+	n3 := open(t, Config{ID: 3, SnapPieceBytes: 64}, topo.MetaGroup, ids)
+	f := open(t, Config{SnapPieceBytes: 64}, topo.MetaGroup, ids)
+	asks := func(to uint64) (out []wire.PieceAsk) {
+		f.out.Flush(func(m *wire.Envelope) {
+			if m.To == to {
+				out = append(out, m.PieceAsks...)
+			}
+		})
+		return out
+	}
+	const timeout = 100 // the fixture's RequestTimeoutTicks
+
+	// Node 3 sends a descriptor, answers one piece, then goes silent.
+	f.g.Step(3, descriptor(n3, 3))
+	f.settle(t)
+	first := asks(3)
+	if !f.g.Installing() || len(first) == 0 {
+		t.Fatal("the descriptor was not held back for its pieces")
+	}
+	for range timeout - 1 {
+		f.host.ticks++
+		f.g.tickPieces()
+	}
+	f.g.OnPiece(3, serve(t, n3, first[:1])[0])
+	for range timeout - 1 {
+		f.host.ticks++
+		f.g.tickPieces()
+	}
+	if !f.g.Installing() {
+		t.Fatalf("gave up pieces whose sender sent one %d ticks ago", timeout-1)
+	}
+	f.host.ticks++
+	f.g.tickPieces()
+	if f.g.Installing() {
+		t.Fatalf("still fetching pieces from a sender silent for %d ticks", timeout)
+	}
+
+	// Node 2's descriptor of the same snapshot is fetched from node 2.
+	asks(3)
+	f.g.Step(2, descriptor(n2, 2))
+	f.settle(t)
+	for range 100 {
+		a := asks(2)
+		if len(a) == 0 {
+			break
+		}
+		for _, p := range serve(t, n2, a) {
+			f.g.OnPiece(2, p)
+		}
+		f.settle(t)
+	}
+	if f.g.Applied() != 1000 {
+		t.Fatalf("applied %d, want node 2's snapshot at 1000 installed", f.g.Applied())
+	}
+}
