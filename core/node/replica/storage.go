@@ -311,7 +311,7 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 		// (and counts its fsyncs).
 		id := g.id
 		item := &sharedItem{group: id, sync: sync,
-			write: func(l *wal.Shared) error { return writeRecords(&sharedGroup{l, id}, jobs, hsFirst) },
+			write: func(l *wal.Shared) error { return writeRecords(sharedGroup{l, id}, jobs, hsFirst) },
 			done:  func(err error) { g.logBatchDone(jobs, err) }}
 		if dir == nil {
 			g.shared.submit(item)
@@ -414,19 +414,19 @@ type sharedGroup struct {
 	group uint64
 }
 
-func (s *sharedGroup) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+func (s sharedGroup) Save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	return s.l.Save(s.group, hs, ents)
 }
 
-func (s *sharedGroup) SaveSnapshot(snap *raftpb.Snapshot) error {
+func (s sharedGroup) SaveSnapshot(snap *raftpb.Snapshot) error {
 	return s.l.SaveSnapshot(s.group, snap)
 }
 
-func (s *sharedGroup) SaveOwnSnapshot(snap *raftpb.Snapshot) error {
+func (s sharedGroup) SaveOwnSnapshot(snap *raftpb.Snapshot) error {
 	return s.l.SaveOwnSnapshot(s.group, snap)
 }
 
-func (s *sharedGroup) SaveReceived(ref wal.SnapshotRef) error {
+func (s sharedGroup) SaveReceived(ref wal.SnapshotRef) error {
 	return s.l.SaveReceived(s.group, ref)
 }
 
