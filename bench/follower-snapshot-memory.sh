@@ -39,35 +39,25 @@ EPS12=127.0.0.1:$((PORT + 1)),127.0.0.1:$((PORT + 2))
 D=$WORK/c
 CP=
 N3=
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 stop() {
 	if [[ -n $N3 ]]; then
 		kill -TERM "$N3" 2>/dev/null || true
 		wait "$N3" 2>/dev/null || true
 		N3=
 	fi
-	[[ -n $CP ]] || return 0
-	kill -TERM "$CP" 2>/dev/null || true
-	wait "$CP" 2>/dev/null || true
-	CP=
+	cluster_stop
 }
 trap 'stop; rm -rf "$D"' EXIT
 trap 'exit 130' INT TERM
 
 # up BIN: starts the cluster in $D and waits for "cluster up".
-up() {
-	"$1" cluster up --nodes 3 --dir "$D" --base-port "$PORT" --peer-base-port $((PORT + 50)) >"$WORK/up.out" 2>&1 &
-	CP=$!
-	for _ in $(seq 600); do
-		grep -qs '^cluster up' "$WORK/up.out" && return 0
-		sleep 0.2
-	done
-	cat "$WORK/up.out" >&2
-	exit 1
-}
+up() { cluster_up "$1" "$D" "$PORT" "$WORK/up.out"; }
 
 # inline_mib N: the inline data node N's meta replica reports, in MiB.
 inline_mib() {
-	curl -s --max-time 5 "http://127.0.0.1:$((PORT + $1))/metrics" | awk '$1 ~ /^tessera_inline_bytes[{]/ && $2 > m {m = $2} END {printf "%d", m / 1048576}'
+	curl -s --max-time 5 "http://127.0.0.1:$((PORT + $1))/metrics" | metric_sum tessera_inline_bytes | awk '{printf "%d", $1 / 1048576}'
 }
 
 # snapmib N: the largest meta snapshot file of node N, in MiB.
@@ -80,7 +70,7 @@ snapmib() {
 # report BUILD ROUND STEP SECS: node 3's line.
 report() {
 	printf 'build=%s round=%s step=%s node=3 %s heap_inuse=%s leader_snap_mib=%s follower_snap_mib=%s catchup_s=%s load=%s\n' "$1" "$2" "$3" \
-		"$(awk '$1 ~ /^(VmRSS|VmHWM):$/ {sub(":", "", $1); printf "%s=%d ", $1, $2 / 1024}' "/proc/$N3/status")" \
+		"$(proc_mib "$N3" VmRSS VmHWM)" \
 		"$(curl -s --max-time 5 "http://127.0.0.1:$((PORT + 3))/metrics" | awk '$1 == "go_memstats_heap_inuse_bytes" {printf "%d", $2 / 1048576}')" \
 		"$(snapmib 1)" "$(snapmib 3)" "$4" "$(cut -d' ' -f1 /proc/loadavg)"
 }
@@ -95,7 +85,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		rm -rf "$D"
 		up "$bin"
 		"$bin" bench small --clients 4 --size "$SIZE" --duration 2s --endpoints "$EPS12" --json >>"$WORK/points.jsonl"
-		pid=$(pgrep -f -- "--id 3 --data-dir $D/node-3" | head -1)
+		pid=$(node_pid "$D" 3)
 		mapfile -d '' cmdline <"/proc/$pid/cmdline"
 		kill -TERM "$pid"
 		while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
