@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -404,16 +403,10 @@ func readFile(fs vfs.FS, name, what string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	data := make([]byte, size)
-	for attempt := 0; attempt < readAttempts; attempt++ {
-		var n int
-		if n, err = f.ReadAt(data, 0); n == len(data) {
-			return data, nil
-		}
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	if err := readFull(f, what, data, 0); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("read %s (%d attempts): %w: %w", what, readAttempts, ErrUnreadable, err)
+	return data, nil
 }
 
 // removeStraySnaps removes, for every group recovered, the snapshot files

@@ -190,19 +190,12 @@ func (r *snapReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	p = p[:min(int64(len(p)), r.size-r.off)]
-	var err error
-	for attempt := 0; attempt < readAttempts; attempt++ {
-		var n int
-		if n, err = r.f.ReadAt(p, r.off); n == len(p) {
-			r.sum = crc32.Update(r.sum, castagnoli, p)
-			r.off += int64(n)
-			return n, nil
-		}
-		if err == nil || err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
+	if err := readFull(r.f, r.name, p, r.off); err != nil {
+		return 0, fmt.Errorf("wal: %w", err)
 	}
-	return 0, fmt.Errorf("wal: read %s at %d (%d attempts): %w: %w", r.name, r.off, readAttempts, ErrUnreadable, err)
+	r.sum = crc32.Update(r.sum, castagnoli, p)
+	r.off += int64(len(p))
+	return len(p), nil
 }
 
 // checkPieceBytes is the size of the reads that check a snapshot file.
