@@ -470,12 +470,13 @@ func decodeRecords(data []byte, off int, last bool, chain uint32, maxType byte, 
 }
 
 // decodeWindow decodes the records of data, a window of a segment that
-// starts at the segment's offset base, from off on, of types 1 to maxType. atEOF says whether the window ends where
-// the segment does: only there can a record be torn (in the last
-// segment). Elsewhere a record the window holds only part of ends the
-// decoding: it returns that record's offset with more, the bytes of the
-// window from there that the record needs to be read whole (its header's
-// if the header itself is cut); more is 0 when every record was decoded.
+// starts at the segment's offset base, from off on, of types 1 to
+// maxType. atEOF says whether the window ends where the segment does: only
+// there can a record be torn (in the last segment). Elsewhere a record the
+// window holds only part of ends the decoding: it returns that record's
+// offset with more, the bytes of the window from there that the record
+// needs to be read whole (its header's if the header itself is cut); more
+// is 0 when every record was decoded.
 func decodeWindow(data []byte, base int64, off int, last, atEOF bool, chain uint32, maxType byte, fn func(typ byte, payload []byte) error) (end int, sum uint32, more int, err error) {
 	for off < len(data) {
 		rest := data[off:]
