@@ -153,7 +153,11 @@ func (g *Replica) piecesWritten(pf *pieceFetch) {
 // could not be written or decoded) and fetches its pieces again, up to
 // maxReceiveAttempts times.
 func (g *Replica) receiveFailed(pf *pieceFetch, r *received, err error) {
-	g.stats.SnapPiecesRejected++
+	if errors.Is(err, wal.ErrMismatch) {
+		// Not the bytes the sender described; a disk fault while writing
+		// or reading the file back is the disk's, not the sender's.
+		g.stats.SnapPiecesRejected++
+	}
 	g.env.Log().Warn("dropping a snapshot received in pieces: it does not verify; asking for it again",
 		"node", g.cfg.ID, "group", g.id, "index", pf.index, "attempt", pf.attempts+1, "err", err)
 	g.dropReceived(r, pf.file)
