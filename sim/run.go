@@ -817,7 +817,7 @@ func (w *World) inject(f Fault) {
 // logRot flips one bit, at rest, of one record of one of a node's raft
 // logs, choosing among the records recovery must find damaged (any but the
 // last of the last segment, which it would take for a torn write), or of a
-// snapshot file.
+// snapshot file, or cuts a snapshot file short.
 func (w *World) logRot(s *simNode) {
 	var spans, snaps []wal.Span
 	s.inspect(func() {
@@ -841,7 +841,8 @@ func (w *World) logRot(s *simNode) {
 	// records, and recovery must notice its damage too; there are one or
 	// two against hundreds of records, so it is picked a third of the
 	// time rather than as one record among them.
-	if len(snaps) > 0 && (len(spans) == 0 || w.faultRng.IntN(3) == 0) {
+	snap := len(snaps) > 0 && (len(spans) == 0 || w.faultRng.IntN(3) == 0)
+	if snap {
 		spans = snaps
 	}
 	if len(spans) == 0 {
@@ -850,6 +851,17 @@ func (w *World) logRot(s *simNode) {
 	}
 	r := spans[w.faultRng.IntN(len(spans))]
 	off := r.Off + w.faultRng.Int64N(r.Len)
+	if snap && w.faultRng.IntN(2) == 0 {
+		// Half the time the medium loses the file's end instead: a
+		// snapshot file is read by its length, so a short one is a
+		// damage of its own to notice.
+		if err := s.fs.TruncateAtRest(r.Path, off); err != nil {
+			w.failf(verdict.Recovery, "log rot: %v", err)
+			return
+		}
+		w.logf("log rot on node %d: %s cut to %d bytes", s.id, r.Path, off)
+		return
+	}
 	if err := s.fs.CorruptAtRest(r.Path, off, 1<<w.faultRng.IntN(8)); err != nil {
 		w.failf(verdict.Recovery, "log rot: %v", err)
 		return
