@@ -126,11 +126,13 @@ func (s *simNode) placeWrite(name string, off int64, p []byte) memfs.Placement {
 	if kind == Misdirect {
 		if to, at, ok := s.misdirectTarget(name, off); ok {
 			w.coverage.misdirected++
+			s.logDamage++
 			w.logf("misdirected write on node %d: %d bytes for %s at %d land in %s at %d", s.id, len(p), name, off, to, at)
 			return memfs.Placement{To: to, At: at}
 		}
 	}
 	w.coverage.lostWrites++
+	s.logDamage++
 	w.logf("lost write on node %d: %d bytes for %s at %d", s.id, len(p), name, off)
 	return memfs.Placement{Lost: true}
 }
@@ -184,6 +186,7 @@ func (w *World) markLatent(s *simNode) bool {
 		return false
 	}
 	w.coverage.latentSectors++
+	s.logDamage++
 	w.logf("latent sector error on node %d: %s at %d", s.id, name, off)
 	return true
 }

@@ -768,7 +768,7 @@ func (w *World) inject(f Fault) {
 		// The disk that made the node's promises is gone: its replicas
 		// are fenced until replaced instead (core/node).
 		s.promises = nil
-		s.staged, s.appliedMax, s.diverge = nil, nil, nil
+		s.staged, s.appliedMax, s.diverge, s.logDamage = nil, nil, nil, 0
 		w.forgetLost(s)
 		w.scheduleRestart(s, f.Dur)
 	case Pause:
@@ -859,6 +859,7 @@ func (w *World) logRot(s *simNode) {
 			w.failf(verdict.Recovery, "log rot: %v", err)
 			return
 		}
+		s.logDamage++
 		w.logf("log rot on node %d: %s cut to %d bytes", s.id, r.Path, off)
 		return
 	}
@@ -866,6 +867,7 @@ func (w *World) logRot(s *simNode) {
 		w.failf(verdict.Recovery, "log rot: %v", err)
 		return
 	}
+	s.logDamage++
 	w.logf("log rot on node %d: %s at %d", s.id, r.Path, off)
 }
 

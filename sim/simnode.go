@@ -102,6 +102,11 @@ type simNode struct {
 	armedWrite   FaultKind
 	readErrUntil time.Duration
 	inspecting   bool
+	// logDamage counts the faults that damaged a log or snapshot file of
+	// the node at rest (a log rot, a lost or misdirected write, a latent
+	// sector): a log found damaged at start-up with none is the node's
+	// own doing (checkLogDamage).
+	logDamage int
 	// inIO is set while the node's disk work runs (Env.IO); powerLoss is
 	// set once a BatchCrash failed the power amid it, to crash the node
 	// when the work returns, and restart it after powerLossDur.
@@ -277,10 +282,28 @@ func (s *simNode) start() error {
 		return err
 	}
 	s.node = n
+	s.checkLogDamage()
 	s.incarnation++
 	s.w.clk.note("start", uint64(s.id), s.incarnation)
 	s.scheduleTick(s.incarnation)
 	return nil
+}
+
+// checkLogDamage fails the run if the node, just started, fenced a replica
+// whose log (or snapshot file) it found damaged, and no fault ever damaged
+// one of its logs at rest. A crash alone, torn writes and power lost amid
+// a sync included, leaves at most a torn tail, which recovery cuts; damage
+// before it means the node wrote something that depends on bytes not yet
+// durable (a record naming a snapshot file not fsynced, or whose rename
+// was not) or removed what a durable record still names. Fencing hides
+// it from every other check: the group replaces the replica, and the run
+// passes. Faults are counted over the node's life, not since its last
+// start, so that damage a start did not meet is never blamed on a later
+// one: the check is whole for runs without such faults on the node.
+func (s *simNode) checkLogDamage() {
+	if n := s.node.Stats().CorruptLogs; n > 0 && s.logDamage == 0 && len(s.w.failures) == 0 {
+		s.w.failf(verdict.Recovery, "node %d found %d of its replicas' logs damaged at start-up, and no fault damaged a log of its at rest: a crash left a record or snapshot file that was not durable before what depends on it", s.id, n)
+	}
 }
 
 func (s *simNode) scheduleTick(inc uint64) {
