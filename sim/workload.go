@@ -33,12 +33,14 @@ type simClient struct {
 	op     *client.Op
 	rec    *linearizability.Operation
 	target int
-	// body is a write's body, sent how much of it the op took.
-	body    []byte
-	sent    int
-	read    []byte
-	count   int
-	stopped bool
+	// body is a write's body, sent how much of it the op took; chunkBytes
+	// the size the op cuts it into.
+	body       []byte
+	sent       int
+	chunkBytes int
+	read       []byte
+	count      int
+	stopped    bool
 	// commitSent is set once the op's meta commit may have been proposed.
 	commitSent bool
 	// timedOut is set once a commit attempt's outcome became unknown.
@@ -82,6 +84,13 @@ type Workload struct {
 	// and of renames that cross directories (with Dirs > 1): those tie
 	// the directories' histories together for the checker.
 	WideRate float64
+	// ResendRate is the fraction of writes ending with their outcome
+	// unknown that the client sends again whole, under the same session
+	// and sequence number, cut into chunks of another size or inline
+	// where it was chunked (resend): as a user retries an HTTP request
+	// through another node, whose chunk size may differ. The meta group
+	// must take it for the same request (meta.Command.Fingerprint).
+	ResendRate float64
 }
 
 // drawWorkload draws the seed's workload (keys, if set, fixes the key
@@ -108,12 +117,15 @@ func drawWorkload(r *rand.Rand, keys int) Workload {
 		// checks them one by one.
 		wl.WideRate = r.Float64() * 0.2
 	}
+	if r.IntN(2) == 0 {
+		wl.ResendRate = 0.3 + r.Float64()*0.7
+	}
 	return wl
 }
 
 func (wl Workload) String() string {
-	return fmt.Sprintf("keys=%d dirs=%d file<=%d chunks ranged=%.2f paged=%.2f wide=%.2f",
-		wl.Keys, wl.Dirs, wl.MaxChunks, wl.RangeRate, wl.PageRate, wl.WideRate)
+	return fmt.Sprintf("keys=%d dirs=%d file<=%d chunks ranged=%.2f paged=%.2f wide=%.2f resend=%.2f",
+		wl.Keys, wl.Dirs, wl.MaxChunks, wl.RangeRate, wl.PageRate, wl.WideRate, wl.ResendRate)
 }
 
 func (w *World) startWorkload() {
@@ -367,13 +379,47 @@ func (c *simClient) newSession() {
 
 func (c *simClient) startOp(spec client.Spec, value string, sess *client.Session) {
 	w := c.w
-	c.op = client.New(w.clientConfig(), sess, spec)
+	cfg := w.clientConfig()
+	c.op, c.chunkBytes = client.New(cfg, sess, spec), cfg.ChunkBytes
 	c.body, c.sent, c.read = []byte(value), 0, nil
 	c.commitSent, c.timedOut = false, false
 	c.invoked = w.clk.now
 	c.rec = w.hist.invoke(c.id, w.clk.now, linearizability.Input{Spec: spec, Value: value})
 	c.target = w.pickTarget()
 	c.drive()
+}
+
+// resend sends a write whose outcome is unknown again whole, under its
+// session and sequence number (Workload.ResendRate), and reports whether
+// it did. The body is cut into chunks of a size drawn up to the nodes'
+// (1 byte included), and half the time never inline: the meta group must
+// answer it as the first attempt if that applied (from its session
+// table), or apply it once if not; the chunks of the copy not committed
+// are garbage the collector finds. It stays the same operation in the
+// history, from the first attempt's call. Only before the faults heal
+// (after, an unknown outcome fails liveness anyway), and only under a
+// session the meta group registered.
+func (c *simClient) resend(spec client.Spec, seq uint64) bool {
+	w := c.w
+	if w.work.ResendRate == 0 || w.healed || c.final || c.sess.ID == 0 || w.clk.now >= w.opts.Duration ||
+		w.workRng.Float64() >= w.work.ResendRate {
+		return false
+	}
+	cfg := w.clientConfig()
+	cfg.ChunkBytes = 1 + w.workRng.IntN(w.opts.ChunkBytes)
+	if w.workRng.IntN(2) == 0 {
+		cfg.InlineThreshold = 0
+	}
+	w.coverage.resends++
+	c.op, c.chunkBytes = client.New(cfg, client.NewSession(c.sess.ID, seq-1), spec), cfg.ChunkBytes
+	// The first attempt's outcome stays unknown (timedOut) until an
+	// answer settles it: a resend refused as unavailable has not applied,
+	// but the first attempt may have.
+	c.sent, c.read = 0, nil
+	c.commitSent, c.timedOut = false, true
+	c.target = w.pickTarget()
+	c.drive()
+	return true
 }
 
 // pickTarget picks a node for a client to send to. A node lost for good is
@@ -416,7 +462,7 @@ func (c *simClient) drive() {
 		case client.StepWait:
 			return
 		case client.StepNeedData:
-			n := min(w.opts.ChunkBytes, len(c.body)-c.sent)
+			n := min(c.chunkBytes, len(c.body)-c.sent)
 			p := c.body[c.sent : c.sent+n]
 			c.sent += n
 			c.op.OnData(p, c.sent == len(c.body))
@@ -574,6 +620,9 @@ func (c *simClient) done(r client.Result) {
 		}
 	case isWrite && (c.timedOut || (c.commitSent && r.Status != api.Unavailable)):
 		// The commit may have been applied: its outcome is unknown.
+		if r.Status != api.SessionExpired && c.resend(spec, seq) {
+			return
+		}
 		w.hist.unknown(c.rec)
 		c.reuseSeq = 0
 	default:
