@@ -159,3 +159,9 @@ func (w *World) orphansOn(s *simNode) {
 		}
 	}
 }
+
+// TraceFetchedWrite is part of replica.Tracer.
+func (e simEnv) TraceFetchedWrite(uint64, []uint64) {}
+
+// TraceFetchedSync is part of replica.Tracer.
+func (e simEnv) TraceFetchedSync(uint64, []uint64) {}

@@ -85,6 +85,7 @@ var harnessBugs = map[string]func(*Bugs){
 	"lacking-not-fetched":        func(b *Bugs) { b.Replica.Chunk.ForgetLacking = true },
 	"term-before-durable":        func(b *Bugs) { b.Replica.TermBeforeDurable = true },
 	"snapshot-before-chunk-sync": func(b *Bugs) { b.Replica.SnapshotBeforeChunkSync = true },
+	"fetched-held-at-write":      func(b *Bugs) { b.Replica.FetchedHeldAtWrite = true },
 }
 
 // args reads a command's arguments and complains about the ones left unread.
