@@ -397,6 +397,14 @@ func (n *Node) ChunkPath(group, id uint64) (name string, ok bool) {
 	return g.Store().ChunkPath(id), true
 }
 
+// ChunkRemoving reports whether the file of a chunk of a data group this
+// node hosts is being removed (chunk.Store.RemovalUnderWay): the
+// simulator's checks do not count it missing.
+func (n *Node) ChunkRemoving(group, id uint64) bool {
+	g := n.groups[group]
+	return g != nil && g.Store() != nil && g.Store().RemovalUnderWay(id)
+}
+
 // LeftoverStaged describes the staged chunk files this node's data
 // replicas hold that their last tidy should have removed
 // (chunk.Store.Leftovers): at or below an index tidied since the replica
