@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # bench/catchup.sh: how long new learners of the data groups take to fetch
 # the chunks of a node lost for good, and how much the event loops of the
-# nodes are held meanwhile, for one build or two alternating.
+# nodes are held meanwhile, for one build or up to three alternating.
 #
-# usage: bench/catchup.sh BIN_A [BIN_B]
+# usage: bench/catchup.sh BIN_A [BIN_B [BIN_C]]
 #
 # Each round starts a fresh 4-node cluster of each build (`BIN node` x 4,
 # 3 data groups of 3 replicas, --chunk-size BENCH_CHUNK, default 64KiB,
-# --replace-after 3s; B first in even rounds), puts files of BENCH_SIZE
+# --replace-after 3s; the builds in reverse order in even rounds), puts files of BENCH_SIZE
 # (default 1MiB) until the data replicas hold 3 x BENCH_CHUNKS chunks
 # (default 3000 chunks, each on 3 nodes), then kills node 4 (SIGKILL) for
 # good. Each group that had a replica there replaces it with a learner on
@@ -26,8 +26,8 @@
 # on +51..+54), BENCH_DIR (default a new directory under ${TMPDIR:-/tmp};
 # kept). Run it under flock /tmp/bench.lock.
 set -euo pipefail
-if (($# < 1 || $# > 2)); then
-	echo "usage: $0 BIN_A [BIN_B]" >&2
+if (($# < 1 || $# > 3)); then
+	echo "usage: $0 BIN_A [BIN_B [BIN_C]]" >&2
 	exit 2
 fi
 BINS=()
@@ -89,10 +89,12 @@ held() {
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= ROUNDS; r++)); do
-	order=(0 1)
-	((r % 2 == 0)) && order=(1 0)
+	order=()
+	for ((i = 0; i < ${#BINS[@]}; i++)); do order+=($i); done
+	if ((r % 2 == 0)); then
+		for ((i = 0; i < ${#BINS[@]}; i++)); do order[i]=$((${#BINS[@]} - 1 - i)); done
+	fi
 	for b in "${order[@]}"; do
-		((b < ${#BINS[@]})) || continue
 		bin=${BINS[$b]}
 		rm -rf "$D"
 		up "$bin"

@@ -91,10 +91,6 @@ func (g *Replica) fetchedDone(id uint64) {
 	}
 }
 
-// FetchWritesPending returns how many fetched chunks' files are on their
-// way to the disk (written or waiting for their directory fsync).
-func (g *Replica) FetchWritesPending() int { return len(g.fetched.pending) }
-
 // syncFetched starts a directory fsync, unless one is in flight, if fetched
 // files wait for one or a snapshot held back waits for one that started
 // after it was (install.go): files present before it may have names not
