@@ -7,19 +7,22 @@
 #
 # Each round starts a fresh 4-node cluster of each build (`BIN node` x 4,
 # 3 data groups of 3 replicas, --chunk-size BENCH_CHUNK, default 64KiB,
-# --replace-after 3s; the builds in reverse order in even rounds), puts files of BENCH_SIZE
-# (default 1MiB) until the data replicas hold 3 x BENCH_CHUNKS chunks
-# (default 3000 chunks, each on 3 nodes), then kills node 4 (SIGKILL) for
-# good. Each group that had a replica there replaces it with a learner on
-# the node it lacks; the learner catches up by a snapshot whose chunks it
-# fetches from its leader. The line gives the time from the kill until the
-# three survivors hold every chunk three times again (tessera_chunks_held
-# summed over nodes and groups; it includes the 3 s the leaders wait before
-# replacing), and, for one client per survivor putting 256-byte files
-# meanwhile (`bench small --clients 3`, each request taken, forwarded to
-# the meta leader and answered through event loops of the nodes that are
-# fetching), their latency (p50, p99, max; ms), the survivors' slow
-# event-loop iterations (over 250 ms, their logs) and chunk fetches sent.
+# --replace-after 3s; the builds in reverse order in even rounds), puts
+# files of BENCH_SIZE (default 1MiB) until the data replicas hold 3 x
+# BENCH_CHUNKS chunks (default 3000 chunks, each on 3 nodes), then kills
+# node 4 (SIGKILL) for good. Each group that had a replica there replaces
+# it with a learner on the node it lacks; the learner catches up by a
+# snapshot whose chunks it fetches from its leader. The line gives the
+# time from the kill until the three survivors hold every chunk three
+# times again (tessera_chunks_held summed over nodes and groups; it
+# includes the 3 s the leaders wait before replacing), the chunk fetches
+# the survivors sent and their rate over that time, and, for one client
+# per survivor putting 256-byte files meanwhile (`bench small --clients
+# 3`, each request taken, forwarded to the meta leader and answered
+# through event loops of the nodes that are fetching), their latency (p50,
+# p99, max; ms), then the survivors' slow event-loop iterations (over 250
+# ms, their logs), directory fsyncs for fetched chunks (0 on builds
+# without the metric) and envelopes dropped over the peer budget.
 #
 # Settings (environment): BENCH_ROUNDS (default 2), BENCH_CHUNKS,
 # BENCH_CHUNK, BENCH_SIZE, BENCH_PORT (default 17500: HTTP on +1..+4, peers
@@ -123,16 +126,22 @@ for ((r = 1; r <= ROUNDS; r++)); do
 		kill -INT "$SMALL" 2>/dev/null || true
 		wait "$SMALL" 2>/dev/null || true
 		SMALL=
-		fetched=0
-		for i in 1 2 3; do fetched=$((fetched + $(metrics $i | metric_sum tessera_chunk_fetches_total))); done
+		fetched=0 dirsyncs=0 overbudget=0
+		for i in 1 2 3; do
+			m=$(metrics $i)
+			fetched=$((fetched + $(metric_sum tessera_chunk_fetches_total <<<"$m")))
+			dirsyncs=$((dirsyncs + $(metric_sum tessera_chunk_fetch_dir_syncs_total <<<"$m")))
+			overbudget=$((overbudget + $(metric_sum tessera_peer_envelopes_over_budget_total <<<"$m")))
+		done
 		lat=$(awk -F'\t' 'NR > 1 && $6 == "ok" {print $3 / 1000}' "$ops" | sort -n | awk '
 			{v[NR] = $1} END {if (NR == 0) {print "puts=0"; exit}
 			p50 = v[int((NR + 1) * 0.5)]; p99 = v[int(NR * 0.99) > 0 ? int(NR * 0.99) : 1]
 			printf "puts=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f", NR, p50, p99, v[NR]}')
 		errs=$(awk -F'\t' 'NR > 1 && $6 != "ok"' "$ops" | wc -l)
 		slow=$(cat "$D"/node-[123].log | grep -c 'event loop iteration slow' || true)
-		printf 'build=%s round=%s chunks=%s catchup_s=%.2f %s put_errors=%s slow_iterations=%s fetches=%s load=%s\n' \
-			"$b" "$r" "$((want / 3))" "$secs" "$lat" "$errs" "$slow" "$((fetched - fetched0))" "$(cut -d' ' -f1 /proc/loadavg)"
+		printf 'build=%s round=%s chunks=%s catchup_s=%.2f fetches=%s fetches_per_s=%.0f %s put_errors=%s slow_iterations=%s fetch_dir_syncs=%s over_budget=%s load=%s\n' \
+			"$b" "$r" "$((want / 3))" "$secs" "$((fetched - fetched0))" "$(echo "($fetched - $fetched0) / $secs" | bc -l)" \
+			"$lat" "$errs" "$slow" "$dirsyncs" "$overbudget" "$(cut -d' ' -f1 /proc/loadavg)"
 		stop
 	done
 done
