@@ -18,14 +18,17 @@ import (
 
 // fetchWindowBytes bounds the chunk bytes one group fetches at once for a
 // snapshot: asked for, or fetched and on their way to the disk
-// (fetchwrite.go). Its window in chunks (fetchWindow) is this many of the
-// group's largest chunks, from minFetchWindow to maxFetchWindow: 4 at the
-// default 4 MiB chunks, as before, more of smaller ones, whose fetches
-// cost a round trip each.
+// (fetchwrite.go), so that a slow disk holds the asks back. Its window in
+// chunks (fetchWindow) is this many of the group's largest chunks, from
+// minFetchWindow to maxFetchWindow: 4 at the default 4 MiB chunks, as
+// before, more of smaller ones, whose fetches cost a round trip each. The
+// cap is half the default peer budget (16 chunks): a window of 16 of
+// 64 KiB chunks had fetch replies dropped over it (docs/performance.md,
+// session 23).
 const (
 	fetchWindowBytes = 16 << 20
 	minFetchWindow   = 4
-	maxFetchWindow   = 16
+	maxFetchWindow   = 8
 )
 
 // fetchWindow is how many chunks one group fetches at once for a snapshot.
