@@ -41,6 +41,7 @@ var bugNames = []struct {
 	{"gc-grace-never-ends", func(b *node.Bugs) { b.GraceNeverEnds = true }, func(b node.Bugs) bool { return b.GraceNeverEnds }},
 	{"term-before-durable", func(b *node.Bugs) { b.Replica.TermBeforeDurable = true }, func(b node.Bugs) bool { return b.Replica.TermBeforeDurable }},
 	{"snapshot-before-chunk-sync", func(b *node.Bugs) { b.Replica.SnapshotBeforeChunkSync = true }, func(b node.Bugs) bool { return b.Replica.SnapshotBeforeChunkSync }},
+	{"fetched-held-at-write", func(b *node.Bugs) { b.Replica.FetchedHeldAtWrite = true }, func(b node.Bugs) bool { return b.Replica.FetchedHeldAtWrite }},
 	{"unpin-log-early", func(b *node.Bugs) { b.Replica.UnpinLogEarly = true }, func(b node.Bugs) bool { return b.Replica.UnpinLogEarly }},
 	{"own-chunk-early", func(b *node.Bugs) { b.Replica.OwnChunkEarly = true }, func(b node.Bugs) bool { return b.Replica.OwnChunkEarly }},
 	{"store-entries-in-frame", func(b *node.Bugs) { b.Replica.StoreEntriesInFrame = true }, func(b node.Bugs) bool { return b.Replica.StoreEntriesInFrame }},

@@ -191,8 +191,10 @@ func (s *simNode) checkAckedBytes(group, index uint64) {
 // checkSnapshotChunks is the promise check for a data snapshot a leader
 // sent, as the log batch that makes it durable is handed to the disk: the
 // snapshot record says the replica holds every chunk its manifest lists, so
-// each listed chunk with a file here must have it durable, name and bytes,
-// and whole (the size the manifest names),
+// each listed chunk must have its file here (unless a fault lost it at
+// rest, or a removal of its old file under way may take it: chunk.Store
+// WriteFile), durable, name and bytes, and whole (the size the manifest
+// names),
 // before the record is written (replica install.go: the snapshot reaches
 // raft only once the chunks it lists are durable). A record durable before
 // the chunks it names loses them in a crash in between; recovery would find
@@ -216,11 +218,13 @@ func (s *simNode) checkSnapshotChunks(group uint64, jobs []*corereplica.LogJob) 
 		for _, in := range manifest {
 			name, _ := s.node.ChunkPath(group, in.ID)
 			b, err := s.fs.Contents(name)
-			if err != nil || s.w.lostHere(s, group, in.ID) {
+			if s.w.lostHere(s, group, in.ID) || err != nil && s.node.ChunkRemoving(group, in.ID) {
 				continue
 			}
 			why := ""
 			switch {
+			case err != nil:
+				why = "was not here"
 			case int64(len(b)) != chunk.FileBytes(in):
 				why = fmt.Sprintf("was not whole (%d bytes, want %d)", len(b), chunk.FileBytes(in))
 			case !s.fs.Durable(name):

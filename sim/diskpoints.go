@@ -10,8 +10,8 @@ import (
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 )
 
-// Crash points amid a log's compaction, a received snapshot's install and
-// at a segment roll. A node's
+// Crash points amid a log's compaction, a received snapshot's install, at
+// a segment roll and amid a fetched chunk's write. A node's
 // disk work (Env.IO) runs whole at its completion, and a crash keeps at
 // most a torn prefix of the work in flight up to its first fsync, which
 // fails (simnode.go crash): so a crash never fell between two steps of a
@@ -23,8 +23,9 @@ import (
 // segment, before its header was durable. Only core/wal's unit tests
 // reached those states.
 //
-// CompactCrash, RecvCrash (a received snapshot's install) and RollCrash
-// put the power failure there. Armed for any
+// CompactCrash, RecvCrash (a received snapshot's install), RollCrash and
+// FetchCrash (a fetched chunk's file, its name) put the power failure
+// there. Armed for any
 // node, from At on, at each such step of a node's disk work a coin (from
 // a source of its own, so that the fault stream stays what it was until
 // one fires) decides whether the power fails right before the step: the
@@ -76,6 +77,12 @@ const (
 	dpRollSync
 	dpGroupRollHeader
 	dpGroupRollSync
+	// A fetched chunk's file (core/node/replica fetchwrite.go): its
+	// fsync, once written; the fsync of the chunk directory that makes
+	// fetched files' names durable (work the replica traced as such:
+	// fetchSync).
+	dpFetchSync
+	dpFetchDirSync
 	numDiskPoints
 )
 
@@ -84,6 +91,7 @@ var diskPointNames = [numDiskPoints]string{
 	"snapfile-sync", "snapfile-dirsync", "snapfile-remove", "reclaim-remove", "reclaim-dirsync",
 	"recv-sync", "recv-rename", "recv-dirsync",
 	"shared-roll-header", "shared-roll-sync", "group-roll-header", "group-roll-sync",
+	"fetch-sync", "fetch-dirsync",
 }
 
 func (p diskPoint) String() string { return diskPointNames[p] }
@@ -91,6 +99,8 @@ func (p diskPoint) String() string { return diskPointNames[p] }
 // kind is the crash point that may fire at p.
 func (p diskPoint) kind() FaultKind {
 	switch {
+	case p >= dpFetchSync:
+		return FetchCrash
 	case p >= dpRollHeader:
 		return RollCrash
 	case p >= dpRecvSync:
@@ -131,6 +141,8 @@ type diskSteps struct {
 	// followed.
 	rollFile string
 	roll     int
+	// fetchSync is set for the work of a fetched chunks' directory fsync.
+	fetchSync bool
 	// down is set once a crash point failed the power, with the restart
 	// delay and the point.
 	down    bool
@@ -203,9 +215,17 @@ func (d *diskSteps) step(op memfs.Op, name string) (diskPoint, bool) {
 		case name == d.rollFile && d.roll >= 2:
 			d.rollFile, d.roll = "", 0
 			return pick(shared, dpRollSync, dpGroupRollSync), true
+		case strings.HasSuffix(base, ".chk"):
+			// Only a fetched chunk's file is written and fsynced as disk
+			// work; an apply's renames a staged file.
+			return dpFetchSync, true
 		}
 	case memfs.OpSyncDir:
 		// name is the directory.
+		if d.fetchSync {
+			d.fetchSync = false
+			return dpFetchDirSync, true
+		}
 		switch name {
 		case d.renamedIn:
 			d.renamedIn = ""

@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tessera-db/tessera/core/chunk"
 	corereplica "github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
@@ -188,5 +189,43 @@ func TestDiskPointTotals(t *testing.T) {
 	}
 	if n := strings.Count(got, "="); n != int(numDiskPoints) {
 		t.Errorf("totals %q name %d points, want %d", got, n, numDiskPoints)
+	}
+}
+
+// TestDiskPointsOfAFetchedChunk writes a fetched chunk's file as its disk
+// work does (chunk.Store.WriteFileOnly) and fsyncs the chunk directory as
+// a fetched chunks' directory fsync does, on a memfs whose Op hook feeds
+// diskSteps: the file's fsync must make fetch-sync, and the directory's
+// fsync fetch-dirsync only in work marked as such (a log batch's fsync of
+// the same directory is not one).
+func TestDiskPointsOfAFetchedChunk(t *testing.T) {
+	fs := memfs.New()
+	store, err := chunk.NewStore(fs, "groups/2/chunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("a fetched chunk's bytes")
+	in := chunk.Info{ID: 7, Size: uint32(len(data)), CRC: chunk.Checksum(data)}
+	var got []diskPoint
+	var d diskSteps
+	fs.SetFaults(memfs.Faults{Op: func(op memfs.Op, name string) error {
+		if p, ok := d.step(op, name); ok {
+			got = append(got, p)
+		}
+		return nil
+	}})
+	store.BeginWriteFile(in.ID)
+	if err := store.WriteFileOnly(in, data); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Sync(); err != nil { // a log batch's fsync of the directory
+		t.Fatal(err)
+	}
+	d = diskSteps{fetchSync: true}
+	if err := store.Sync(); err != nil { // the fetched chunks' directory fsync
+		t.Fatal(err)
+	}
+	if want := []diskPoint{dpFetchSync, dpFetchDirSync}; !slices.Equal(got, want) {
+		t.Fatalf("points %v, want %v", got, want)
 	}
 }

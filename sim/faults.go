@@ -154,13 +154,19 @@ const (
 	// node (diskpoints.go); apart from CompactCrash, whose points come
 	// far more often and would take every armed crash first.
 	RecvCrash FaultKind = "recvcrash"
+	// FetchCrash: a node whose disk work is writing the file of a chunk
+	// fetched from a peer (for a data snapshot it installs, or a repair)
+	// loses power right before the file's fsync, or before the fsync of
+	// the chunk directory that makes fetched files' names durable. The
+	// node restarts after Dur. Armed for any node (diskpoints.go).
+	FetchCrash FaultKind = "fetchcrash"
 )
 
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
 var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot,
 	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, DiskStall, StageRot, LostWrite, Misdirect, Latent, ReadErr,
-	ChunkLoss, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash}
+	ChunkLoss, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash}
 
 // crashPointKinds are the crash points, in the order the coverage line
 // counts them firing.
@@ -172,7 +178,7 @@ var crashPointKinds = []FaultKind{AckCrash, VoteCrash, ChunkCrash, WriterCrash, 
 // for whichever node (or client) reaches its moment first.
 func (k FaultKind) anyNode() bool {
 	return k == ChunkCrash || k == WriterCrash || k == SnapCrash || k == ConfCrash || k == BatchCrash ||
-		k == LeaderIsolate || k == OwnSnapCrash || k == CompactCrash || k == RollCrash || k == RecvCrash
+		k == LeaderIsolate || k == OwnSnapCrash || k == CompactCrash || k == RollCrash || k == RecvCrash || k == FetchCrash
 }
 
 // Fault is one scheduled fault.
@@ -197,7 +203,7 @@ func (f Fault) String() string {
 		if f.OneWay {
 			s += ":oneway"
 		}
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash:
 	default:
 		s += fmt.Sprintf(":n%d", f.Node)
 	}
@@ -396,6 +402,11 @@ func drawRestFaults(seed uint64, nodes int, until time.Duration) []Fault {
 	// early: a follower receives a meta snapshot in pieces seldom.
 	if on(0.4) {
 		out = append(out, Fault{At: at() / 4, Kind: RecvCrash, Dur: dur(100, 3000)})
+	}
+	// Drawn last, for the same reason: fetched chunks' files (a data
+	// snapshot installed, a repair) written off the event loop.
+	if on(0.4) {
+		out = append(out, Fault{At: at() / 4, Kind: FetchCrash, Dur: dur(100, 3000)})
 	}
 	return out
 }

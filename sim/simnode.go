@@ -131,6 +131,9 @@ type simNode struct {
 	// ioMark is an own snapshot batch whose disk work is the next the node
 	// submits (ownsnap.go).
 	ioMark *ownSnap
+	// fetchSyncMark is set when the next disk work the node submits is a
+	// fetched chunks' directory fsync (diskpoints.go fetchSync).
+	fetchSyncMark bool
 }
 
 // simIO is one piece of disk work in flight (Env.IO), of the node's
@@ -144,6 +147,8 @@ type simIO struct {
 	err  error
 	// own is the own snapshot batch the work carries, or nil (ownsnap.go).
 	own *ownSnap
+	// fetchSync marks a fetched chunks' directory fsync (diskpoints.go).
+	fetchSync bool
 }
 
 // simEnv is the core's view of the world from one node.
@@ -175,8 +180,8 @@ func (e simEnv) IO(q uint64, work func() error, done func(error)) {
 	}
 	at := max(w.clk.now+lat, s.ioFree[q])
 	s.ioFree[q] = at
-	io := &simIO{s: s, inc: s.incarnation, work: work, done: done, own: s.ioMark}
-	s.ioMark = nil
+	io := &simIO{s: s, inc: s.incarnation, work: work, done: done, own: s.ioMark, fetchSync: s.fetchSyncMark}
+	s.ioMark, s.fetchSyncMark = nil, false
 	s.ioPending = append(s.ioPending, io)
 	w.clk.atActor(at, "io", s.id, io)
 }
@@ -196,7 +201,7 @@ func (io *simIO) act() {
 	if i := slices.Index(s.ioPending, io); i >= 0 {
 		s.ioPending = slices.Delete(s.ioPending, i, i+1)
 	}
-	s.steps = diskSteps{}
+	s.steps = diskSteps{fetchSync: io.fetchSync}
 	s.inIO = true
 	ok, err := s.runIO("doing disk work", io.work)
 	s.inIO = false
@@ -393,7 +398,7 @@ func (s *simNode) handleStep(kind string, st stepper) {
 	syncs := s.syncs
 	s.inHandle = true
 	ok := s.runStep(kind, st)
-	s.inHandle, s.ioMark = false, nil
+	s.inHandle, s.ioMark, s.fetchSyncMark = false, nil, false
 	if !ok {
 		return
 	}

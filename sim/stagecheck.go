@@ -170,3 +170,10 @@ func (w *World) orphansOn(s *simNode) {
 		}
 	}
 }
+
+// TraceFetchedWrite is part of replica.Tracer.
+func (e simEnv) TraceFetchedWrite(uint64, []uint64) {}
+
+// TraceFetchedSync is part of replica.Tracer: the disk work that follows
+// is a fetched chunks' directory fsync, where FetchCrash may fall.
+func (e simEnv) TraceFetchedSync(uint64, []uint64) { e.n.fetchSyncMark = true }

@@ -88,6 +88,11 @@ func (s *Store) reclaim(id uint64) (wasDoomed, removing bool) {
 	return wasDoomed, s.removing[id]
 }
 
+// RemovalUnderWay reports whether the file of chunk id is among the batch
+// of removals under way (TakeDoomed until RemovalDone): the caller's disk
+// work may remove it at any moment, whatever was written there since.
+func (s *Store) RemovalUnderWay(id uint64) bool { return s.removing[id] }
+
 // Doomed reports whether files of chunks not held wait for a removal
 // (TakeDoomed).
 func (s *Store) Doomed() bool { return len(s.doomedSet) > 0 }

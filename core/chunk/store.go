@@ -220,7 +220,22 @@ func (s *Store) Apply(index uint64, c Command) (rejected error, fatal error) {
 // being removed may be removed after the write: a snapshot installed then
 // fetches the chunk again once the removal is done (Restore).
 func (s *Store) WriteFile(in Info, data []byte) error {
-	s.reclaim(in.ID)
+	s.BeginWriteFile(in.ID)
+	return s.WriteFileOnly(in, data)
+}
+
+// BeginWriteFile readies the store for WriteFileOnly of a chunk's file:
+// a file of the chunk doomed for removal is no longer doomed (the write
+// keeps it if it holds the very bytes). It touches no file: it runs on
+// the caller's event loop, WriteFileOnly after it off the loop.
+func (s *Store) BeginWriteFile(id uint64) { s.reclaim(id) }
+
+// WriteFileOnly is WriteFile's disk work, after BeginWriteFile: it writes
+// and fsyncs the chunk's file unless a valid one is there, checking the
+// bytes against in first (ErrBadChecksum: nothing written). It touches
+// only that file, so it may run off the event loop; the name is durable
+// once the caller's next Sync is.
+func (s *Store) WriteFileOnly(in Info, data []byte) error {
 	return s.writeAt(s.name(in.ID), in, data, false)
 }
 

@@ -26,7 +26,8 @@ func (n *Node) serveFetch(from uint64, f wire.Fetch) {
 }
 
 // onFetchReply takes a peer's answer to a fetch: a chunk being repaired is
-// written back, and a snapshot being installed takes its chunk.
+// written back, and a snapshot being installed takes its chunk, both off
+// the event loop (replica fetchwrite.go).
 func (n *Node) onFetchReply(from uint64, f wire.FetchReply) {
 	g := n.groups[f.Group]
 	if g == nil {
@@ -35,10 +36,15 @@ func (n *Node) onFetchReply(from uint64, f wire.FetchReply) {
 	key := chunkKey{f.Group, f.ChunkID}
 	if _, ok := n.repairing[key]; ok && f.Found {
 		if in, ok := g.Store().Info(f.ChunkID); ok && in.CRC == f.CRC {
-			if err := g.Store().WriteFile(in, f.Data); err == nil {
-				delete(n.repairing, key)
-				n.stats.RepairedChunks++
-			}
+			// Written off the event loop (the bytes are checked there);
+			// repaired once the file and its name are durable. A failed
+			// write leaves it repairing: tickRepairs asks again.
+			g.WriteRepair(in, f.Data, func(err error) {
+				if _, ok := n.repairing[key]; ok && err == nil {
+					delete(n.repairing, key)
+					n.stats.RepairedChunks++
+				}
+			})
 		} else if !ok {
 			delete(n.repairing, key) // deleted meanwhile: nothing to repair
 		}

@@ -62,6 +62,7 @@ package node
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -85,6 +86,7 @@ var harnessBugs = map[string]func(*Bugs){
 	"lacking-not-fetched":        func(b *Bugs) { b.Replica.Chunk.ForgetLacking = true },
 	"term-before-durable":        func(b *Bugs) { b.Replica.TermBeforeDurable = true },
 	"snapshot-before-chunk-sync": func(b *Bugs) { b.Replica.SnapshotBeforeChunkSync = true },
+	"fetched-held-at-write":      func(b *Bugs) { b.Replica.FetchedHeldAtWrite = true },
 }
 
 // args reads a command's arguments and complains about the ones left unread.
@@ -284,7 +286,23 @@ func (h *harness) cmdIO(a *args) {
 		q = replica.SnapQueue(q)
 	}
 	logOnly := a.flag("log")
+	// ids completes those items of work, in that order, whatever their
+	// queues: completions out of submission order across queues.
+	ids := a.uints("ids")
 	a.done()
+	if len(ids) > 0 {
+		for _, id := range ids {
+			i := slices.IndexFunc(hn.io, func(it *ioItem) bool { return uint64(it.id) == id })
+			if i < 0 {
+				a.d.Fatalf(a.t, "node %d has no io#%d pending", hn.id, id)
+			}
+			if j := slices.IndexFunc(hn.io, func(it *ioItem) bool { return it.queue == hn.io[i].queue }); j < i {
+				a.d.Fatalf(a.t, "io#%d waits for io#%d on its queue (Env.IO runs a queue in order)", id, hn.io[j].id)
+			}
+			h.completeIO(hn, hn.io[i])
+		}
+		return
+	}
 	for _, it := range hn.pickIO(q, n, logOnly) {
 		h.completeIO(hn, it)
 	}

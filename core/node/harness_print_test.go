@@ -539,7 +539,11 @@ func describeGroup(g *replica.Replica) string {
 		s += fmt.Sprintf(" log-jobs-waiting=%d", waiting)
 	}
 	if missing, ok := g.MissingChunks(); ok {
-		s += fmt.Sprintf(" installing-snapshot(%d chunks missing)", missing)
+		s += fmt.Sprintf(" installing-snapshot(%d chunks missing", missing)
+		if _, writing := g.FetchesInFlight(); writing > 0 {
+			s += fmt.Sprintf(", %d being written", writing)
+		}
+		s += ")"
 	}
 	if have, total, ok := g.PiecesFetched(); ok {
 		s += fmt.Sprintf(" fetching-snapshot(%d of %d bytes)", have, total)

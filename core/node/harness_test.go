@@ -201,9 +201,10 @@ func (e *harnessEnv) TraceLogBatch(group uint64, jobs []*replica.LogJob) {
 }
 
 // checkSnapshotChunks checks, as a log batch with a leader's data snapshot
-// is handed to the disk, that every chunk the snapshot lists with a file
-// here has that file durable, name and bytes (as the simulator's
-// sim/crashpoint.go checkSnapshotChunks): the record promises them.
+// is handed to the disk, that every chunk the snapshot lists has its file
+// here, durable, name and bytes (as the simulator's sim/crashpoint.go
+// checkSnapshotChunks, which must allow for files its faults lost): the
+// record promises them. Nothing in these scripts loses a file.
 func (h *harness) checkSnapshotChunks(hn *hnode, group uint64, jobs []*replica.LogJob) {
 	if _, data := hn.n.ChunkPath(group, 0); !data {
 		return
@@ -220,8 +221,8 @@ func (h *harness) checkSnapshotChunks(hn *hnode, group uint64, jobs []*replica.L
 		for _, in := range manifest {
 			name, _ := hn.n.ChunkPath(group, in.ID)
 			b, err := hn.fs.Contents(name)
-			if err == nil && (!hn.fs.Durable(name) || int64(len(b)) != chunk.FileBytes(in)) {
-				h.violate("node %d wrote g%d's snapshot at %d, which lists chunk %d, while that chunk's file was not durable or not whole here",
+			if err != nil || !hn.fs.Durable(name) || int64(len(b)) != chunk.FileBytes(in) {
+				h.violate("node %d wrote g%d's snapshot at %d, which lists chunk %d, while that chunk's file was not here, not durable or not whole",
 					hn.id, group, snap.GetMetadata().GetIndex(), in.ID)
 			}
 		}
@@ -250,6 +251,26 @@ func (e *harnessEnv) TraceSnapshotPiece(group, index, offset uint64) {
 
 func (e *harnessEnv) TraceSnapshotReceive(group, index uint64, what string) {
 	e.note = fmt.Sprintf("g%d received snapshot at %d: %s", group, index, what)
+}
+
+func (e *harnessEnv) TraceFetchedWrite(group uint64, chunks []uint64) {
+	e.note = fmt.Sprintf("g%d write fetched chunk %s", group, joinIDs(chunks))
+}
+
+func (e *harnessEnv) TraceFetchedSync(group uint64, chunks []uint64) {
+	e.note = fmt.Sprintf("g%d sync chunk directory (fetched: %s)", group, joinIDs(chunks))
+}
+
+// joinIDs prints ids as "1,2,3", or "none".
+func joinIDs(ids []uint64) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = fmt.Sprint(id)
+	}
+	return strings.Join(s, ",")
 }
 
 func (e *harnessEnv) TraceReplicaDelete(group, at uint64) {

@@ -85,6 +85,12 @@ type Stats struct {
 	// LeaderTransfers the leaderships it handed to a group's preferred
 	// leader (balance.go).
 	LeaderCampaigns, LeaderTransfers uint64
+	// FetchedChunks and FetchedChunkBytes count the chunk files this node
+	// fetched from peers (for a snapshot it installs, or a repair) and
+	// wrote off its event loop, FetchDirSyncs the chunk directory fsyncs
+	// that made their names durable, each covering every file done
+	// meanwhile (replica/fetchwrite.go).
+	FetchedChunks, FetchedChunkBytes, FetchDirSyncs uint64
 }
 
 // GroupStatus describes this node's replica of one group.
@@ -122,6 +128,11 @@ type GroupStatus struct {
 	// (LogBusy) to finish: the replica's disk queue depth.
 	LogQueued int
 	LogBusy   bool
+	// FetchesAsked and FetchesWriting are the chunks a data snapshot this
+	// replica holds back has asked its sender for, and those fetched whose
+	// file or name is not yet durable: within the group's fetch window
+	// (replica/install.go).
+	FetchesAsked, FetchesWriting int
 	// Degraded says, as this replica sees it, why the group runs with
 	// fewer replicas holding its data than its size ("" if it does not):
 	// this replica is fenced, a voter said its replica is fenced, or a
@@ -172,6 +183,9 @@ func (n *Node) Stats() Stats {
 	st.OwnChunksProposed += ps.OwnChunksProposed
 	st.OwnChunksDropped += ps.OwnChunksDropped
 	st.AppliedEarly += ps.AppliedEarly
+	st.FetchedChunks += ps.FetchedChunks
+	st.FetchedChunkBytes += ps.FetchedChunkBytes
+	st.FetchDirSyncs += ps.FetchDirSyncs
 	return st
 }
 
@@ -191,6 +205,7 @@ func (n *Node) Groups() []GroupStatus {
 		} else {
 			gs.StateHash = g.Store().Digest()
 			gs.Chunks = g.Store().Len()
+			gs.FetchesAsked, gs.FetchesWriting = g.FetchesInFlight()
 		}
 		out = append(out, gs)
 	}
@@ -380,6 +395,14 @@ func (n *Node) ChunkPath(group, id uint64) (name string, ok bool) {
 		return "", false
 	}
 	return g.Store().ChunkPath(id), true
+}
+
+// ChunkRemoving reports whether the file of a chunk of a data group this
+// node hosts is being removed (chunk.Store.RemovalUnderWay): the
+// simulator's checks do not count it missing.
+func (n *Node) ChunkRemoving(group, id uint64) bool {
+	g := n.groups[group]
+	return g != nil && g.Store() != nil && g.Store().RemovalUnderWay(id)
 }
 
 // LeftoverStaged describes the staged chunk files this node's data

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"errors"
+	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -15,17 +16,44 @@ import (
 // TiKV sends snapshot files: the snapshot reaches raft only once every
 // chunk it lists is durable here.
 
-// maxFetchesInFlight bounds the chunk fetches one group has outstanding, and
-// so the size of the envelopes that answer them.
-const maxFetchesInFlight = 4
+// fetchWindowBytes bounds the chunk bytes one group fetches at once for a
+// snapshot: asked for, or fetched and on their way to the disk
+// (fetchwrite.go), so that a slow disk holds the asks back. Its window in
+// chunks (fetchWindow) is this many of the group's largest chunks, from
+// minFetchWindow to maxFetchWindow: 4 at the default 4 MiB chunks, as
+// before, more of smaller ones, whose fetches cost a round trip each. The
+// cap is half the default peer budget (16 chunks): a window of 16 of
+// 64 KiB chunks had fetch replies dropped over it (docs/performance.md,
+// session 23).
+const (
+	fetchWindowBytes = 16 << 20
+	minFetchWindow   = 4
+	maxFetchWindow   = 8
+)
+
+// fetchWindow is how many chunks one group fetches at once for a snapshot.
+func (g *Replica) fetchWindow() int {
+	n := fetchWindowBytes / max(1, g.cfg.MaxChunkBytes)
+	return min(max(n, minFetchWindow), maxFetchWindow)
+}
 
 // snapFetch is a data-group snapshot held back until the chunks its
-// manifest lists are fetched.
+// manifest lists are fetched and durable here.
 type snapFetch struct {
-	msg       *raftpb.Message
-	from      uint64
-	missing   []chunk.Info
-	inflight  map[uint64]bool
+	msg  *raftpb.Message
+	from uint64
+	// missing are the listed chunks not yet fetched, inflight those of
+	// them asked for, and writing those fetched whose file or name is not
+	// yet durable (fetchwrite.go), by id. The chunks asked for and those
+	// writing together stay within the group's fetchWindow.
+	missing  []chunk.Info
+	inflight map[uint64]bool
+	writing  map[uint64]chunk.Info
+	// syncAfter is the number of directory fsyncs of fetched files
+	// started (fetchWrites.started) when the snapshot arrived: the chunk
+	// files it found here may have names not yet durable, so it is
+	// installed only once a later one is done.
+	syncAfter uint64
 	lastAskAt uint64
 	// heardAt is the tick the snapshot arrived or its sender last sent a
 	// chunk: the fetch is given up RequestTimeoutTicks after it, however
@@ -33,10 +61,12 @@ type snapFetch struct {
 	heardAt uint64
 }
 
-// holdSnapshot intercepts a data-group snapshot whose manifest lists chunks
-// this replica lacks: the chunks are fetched from the sender first and the
-// snapshot is stepped into raft only once all are durable here. It reports
-// whether the message was held back.
+// holdSnapshot intercepts a data-group snapshot: the chunks its manifest
+// lists that this replica lacks are fetched from the sender first, and the
+// snapshot is stepped into raft only once every one is durable here, file
+// and name, and the chunk directory was fsynced after it arrived
+// (tryInstall), all off the event loop. It reports whether the message was
+// held back: always, unless it is dropped.
 func (g *Replica) holdSnapshot(from uint64, m *raftpb.Message) bool {
 	snap := m.GetSnapshot()
 	manifest, err := chunk.DecodeManifest(snap.GetData())
@@ -44,26 +74,36 @@ func (g *Replica) holdSnapshot(from uint64, m *raftpb.Message) bool {
 		g.env.Log().Warn("dropping snapshot with bad manifest", "node", g.cfg.ID, "group", g.id, "err", err)
 		return true
 	}
-	missing := g.store.Missing(manifest)
-	if len(missing) == 0 {
-		if err := g.store.Sync(); err != nil {
-			g.host.Fail(err)
-			return true
-		}
-		return false
-	}
 	if ps := g.pendingSnap; ps != nil && ps.msg.GetSnapshot().GetMetadata().GetIndex() >= snap.GetMetadata().GetIndex() {
 		return true
 	}
-	g.pendingSnap = &snapFetch{msg: m, from: from, missing: missing, inflight: map[uint64]bool{}, heardAt: g.host.Ticks()}
+	ps := &snapFetch{msg: m, from: from, inflight: map[uint64]bool{}, writing: map[uint64]chunk.Info{},
+		syncAfter: g.fetched.started, heardAt: g.host.Ticks()}
+	// A chunk whose fetched file is on its way to the disk (for an older
+	// snapshot, or a repair) is waited for, not fetched again: its file
+	// may look whole here and not be durable yet.
+	pending := g.fetched.pending
+	for _, in := range manifest {
+		if pending[in.ID] > 0 {
+			ps.writing[in.ID] = in
+		}
+	}
+	for _, in := range g.store.Missing(manifest) {
+		if _, ok := ps.writing[in.ID]; !ok {
+			ps.missing = append(ps.missing, in)
+		}
+	}
+	g.pendingSnap = ps
 	g.askFetches()
+	g.tryInstall()
 	return true
 }
 
 func (g *Replica) askFetches() {
 	ps := g.pendingSnap
+	window := g.fetchWindow()
 	for _, in := range ps.missing {
-		if len(ps.inflight) >= maxFetchesInFlight {
+		if len(ps.inflight)+len(ps.writing) >= window {
 			break
 		}
 		if ps.inflight[in.ID] {
@@ -77,6 +117,44 @@ func (g *Replica) askFetches() {
 	ps.lastAskAt = g.host.Ticks()
 }
 
+// FetchesInFlight returns how many chunks the snapshot held back has asked
+// for and how many of those fetched are on their way to the disk
+// (install.go, fetchwrite.go); both are 0 if none is held back.
+func (g *Replica) FetchesInFlight() (asked, writing int) {
+	if ps := g.pendingSnap; ps != nil {
+		return len(ps.inflight), len(ps.writing)
+	}
+	return 0, 0
+}
+
+// snapWantsSync reports whether the snapshot held back waits only for a
+// directory fsync started after it arrived (tryInstall).
+func (g *Replica) snapWantsSync() bool {
+	ps := g.pendingSnap
+	return ps != nil && len(ps.missing) == 0 && len(ps.writing) == 0 && g.fetched.synced <= ps.syncAfter &&
+		!(bugs.CompiledIn && g.cfg.Bugs.SnapshotBeforeChunkSync)
+}
+
+// tryInstall steps the snapshot held back into raft once every chunk it
+// lists is durable here: none is missing or on its way to the disk, and a
+// directory fsync started after the snapshot arrived is done (the files
+// found here may have been written before, their names not yet durable);
+// if only that fsync is lacking, it is started.
+func (g *Replica) tryInstall() {
+	ps := g.pendingSnap
+	if ps == nil || len(ps.missing) > 0 || len(ps.writing) > 0 {
+		return
+	}
+	if g.snapWantsSync() {
+		g.syncFetched()
+		return
+	}
+	g.pendingSnap = nil
+	if err := g.rn.Step(ps.msg); err != nil {
+		g.stats.DroppedMessages++
+	}
+}
+
 // tickSnapFetch re-asks lost fetches, and gives up on a snapshot whose
 // sender stopped answering (the leader will send a new one). The silence
 // counts from the sender's last chunk, not from the last ask: the asks are
@@ -87,8 +165,8 @@ func (g *Replica) askFetches() {
 // data group of three, one voter lost, the other one of these).
 func (g *Replica) tickSnapFetch() {
 	ps := g.pendingSnap
-	if ps == nil {
-		return
+	if ps == nil || len(ps.missing) == 0 {
+		return // none, or it waits for the disk alone
 	}
 	if g.host.Ticks()-ps.heardAt >= g.cfg.RequestTimeoutTicks {
 		g.pendingSnap = nil
@@ -128,8 +206,11 @@ func (g *Replica) ServeFetch(id uint64) wire.FetchReply {
 }
 
 // OnFetchReply takes a peer's answer to a fetch of a chunk the snapshot
-// this replica holds back lists; once every chunk is here and durable, the
-// snapshot is stepped into raft.
+// this replica holds back lists: its file is handed to the disk
+// (writeFetched), and once every chunk is here and durable, the snapshot
+// is stepped into raft (tryInstall). The bytes are checked against the
+// chunk's crc32c by the disk work, off the event loop: bytes that do not
+// match are fetched again.
 func (g *Replica) OnFetchReply(from uint64, f wire.FetchReply) {
 	ps := g.pendingSnap
 	if ps == nil || from != ps.from || !ps.inflight[f.ChunkID] {
@@ -140,34 +221,50 @@ func (g *Replica) OnFetchReply(from uint64, f wire.FetchReply) {
 		g.pendingSnap = nil
 		return
 	}
+	delete(ps.inflight, f.ChunkID)
 	for i, in := range ps.missing {
 		if in.ID != f.ChunkID {
 			continue
 		}
-		if in.CRC != f.CRC || chunk.Checksum(f.Data) != in.CRC {
-			return
-		}
-		if err := g.store.WriteFile(in, f.Data); err != nil {
-			g.host.Fail(err)
-			return
+		if in.CRC != f.CRC || len(f.Data) != int(in.Size) {
+			break
 		}
 		ps.heardAt = g.host.Ticks()
 		ps.missing = append(ps.missing[:i], ps.missing[i+1:]...)
+		if !(bugs.CompiledIn && g.cfg.Bugs.FetchedHeldAtWrite) {
+			ps.writing[in.ID] = in
+		}
+		g.writeFetched(in, f.Data, func(err error) { g.fetchedWritten(in, err) })
 		break
 	}
-	delete(ps.inflight, f.ChunkID)
-	if len(ps.missing) > 0 {
-		g.askFetches()
-		return
-	}
-	g.pendingSnap = nil
-	if !(bugs.CompiledIn && g.cfg.Bugs.SnapshotBeforeChunkSync) {
-		if err := g.store.Sync(); err != nil {
-			g.host.Fail(err)
-			return
+	g.askFetches()
+	g.tryInstall()
+}
+
+// fetchedWritten takes the outcome of a fetched chunk's write for the
+// snapshot held back (whichever snapshot asked for it: a newer one waits
+// for the writes of an older one's chunks it lists too, holdSnapshot).
+// Bytes that did not match their checksum are fetched again; any other
+// failure is the disk's, fatal to the replica.
+func (g *Replica) fetchedWritten(in chunk.Info, err error) {
+	ps := g.pendingSnap
+	if ps != nil {
+		if _, ok := ps.writing[in.ID]; ok {
+			delete(ps.writing, in.ID)
+			if err != nil {
+				ps.missing = append(ps.missing, in)
+				ps.heardAt = g.host.Ticks()
+			}
 		}
 	}
-	if err := g.rn.Step(ps.msg); err != nil {
-		g.stats.DroppedMessages++
+	switch {
+	case errors.Is(err, chunk.ErrBadChecksum):
+	case err != nil:
+		g.host.Fail(fmt.Errorf("group %d: write fetched chunk %d: %w", g.id, in.ID, err))
+		return
+	}
+	if ps != nil {
+		g.askFetches()
+		g.tryInstall()
 	}
 }

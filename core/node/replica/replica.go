@@ -147,10 +147,15 @@ type Bugs struct {
 	TermBeforeDurable bool
 	// SnapshotBeforeChunkSync steps a data snapshot a leader sent into raft
 	// once the chunks it lacked are fetched and their files fsynced, but
-	// before their directory is fsynced (install.go OnFetchReply): the
+	// before their directory is fsynced (fetchwrite.go writeFetched): the
 	// snapshot record can be durable while the fetched chunks' names are
 	// not, and a crash then leaves a snapshot listing chunks the disk lost.
 	SnapshotBeforeChunkSync bool
+	// FetchedHeldAtWrite counts a chunk fetched for a data snapshot as
+	// here as soon as its file is handed to the disk, not once the file
+	// and its name are durable (install.go OnFetchReply): the snapshot
+	// can reach raft, and its record the disk, before the file does.
+	FetchedHeldAtWrite bool
 	// UnpinLogEarly lets go of a log job's pins on its entries' bytes
 	// (pins.go) as soon as it took them, when the job is handed out, not
 	// once the job is durable and raft stepped its response: the runtime
@@ -226,6 +231,12 @@ type Stats struct {
 	// SnapshotsReceivedToFile counts the meta snapshots installed from
 	// a file their pieces were written into (receive.go).
 	SnapshotsReceivedToFile uint64
+	// FetchedChunks and FetchedChunkBytes count the chunk files fetched
+	// from peers (for a snapshot, or a repair) and written off the event
+	// loop, FetchDirSyncs the chunk directory fsyncs that made their
+	// names durable, each covering the files done meanwhile
+	// (fetchwrite.go).
+	FetchedChunks, FetchedChunkBytes, FetchDirSyncs uint64
 }
 
 // Shared is what every replica of a node is opened with.
@@ -299,6 +310,9 @@ type Replica struct {
 	// pendingSnap is a data-group snapshot held back until the chunks its
 	// manifest lists are fetched (install.go).
 	pendingSnap *snapFetch
+	// fetched tracks the files of fetched chunks on their way to the
+	// disk (fetchwrite.go).
+	fetched fetchWrites
 	// pieces is a snapshot held back while its data is fetched in pieces;
 	// served are the snapshots this replica sent as descriptors (pieces.go).
 	pieces *pieceFetch

@@ -38,7 +38,7 @@ func (g *Replica) maybeSnapshot() error {
 	// Staged files at or below the applied index and files of chunks
 	// not held are garbage (chunk.Store.Tidy); a snapshot being
 	// fetched writes files of chunks not held yet.
-	chunks := g.pendingSnap == nil && g.applied >= g.recoveredTo
+	chunks := g.pendingSnap == nil && len(g.fetched.pending) == 0 && g.applied >= g.recoveredTo
 	// Nor while writes of chunks wait for the removal of their old files
 	// (chunk.Store.WritesAwaitRemoval): their staged files, at applied
 	// indexes, are still to be renamed in, and the log that applies them

@@ -147,6 +147,11 @@ type Tracer interface {
 	// TraceSnapshotReceive describes disk work on a snapshot being
 	// received into its file (receive.go).
 	TraceSnapshotReceive(group, index uint64, what string)
+	// TraceFetchedWrite describes the write of the files of chunks
+	// fetched from a peer, and TraceFetchedSync the fsync of the chunk
+	// directory that makes their names durable (fetchwrite.go).
+	TraceFetchedWrite(group uint64, chunks []uint64)
+	TraceFetchedSync(group uint64, chunks []uint64)
 }
 
 // queueLog adds work to a replica's log, starts staging its chunk bytes and
@@ -197,7 +202,6 @@ func (g *Replica) stageFiles(j *LogJob) {
 	store := g.store
 	for _, sc := range j.staged {
 		j.staging++
-		g.log.stages++
 		if t, ok := g.env.(Tracer); ok {
 			t.TraceStage(g.id, []StagedChunk{sc})
 		}
@@ -222,18 +226,10 @@ func (g *Replica) stageFiles(j *LogJob) {
 		// The work reads the bytes off the loop: they stay pinned until it
 		// is done, even if a deletion lets the job go first.
 		pins := g.pinBytes(sc.data)
-		g.env.IO(stageQueue(g.id, sc.index), work, func(err error) {
+		g.stageIO(stageQueue(g.id, sc.index), work, func(err error, live bool) {
 			g.unpinAll(pins)
 			j.staging--
-			g.log.stages--
-			if g.deleted || g.host.Stopped() {
-				// The replica was deleted meanwhile: its files go once no
-				// stage work is left (dropGroup).
-				if g.log.stages == 0 && g.log.onStagesDone != nil {
-					done := g.log.onStagesDone
-					g.log.onStagesDone = nil
-					done()
-				}
+			if !live {
 				return
 			}
 			switch {
