@@ -31,6 +31,37 @@ type memoryLimit struct {
 	trim       func() int   // unmaps the pools' free buffers, returning their bytes
 	trimmed    func(int)    // counts a trim's bytes
 	log        *slog.Logger
+	// heap returns the bytes the heap holds now (room); nil: the
+	// runtime's figure, heapObjectBytes.
+	heap func() int64
+}
+
+// room reports whether the pools may map n bytes more (warmPools) without
+// pushing the node past its limit, which the next check (follow) would
+// answer by trimming them again: the configured limit less the pools'
+// bytes and n still leaves the heap half again what it holds now, the
+// room limitFor keeps for it. The heap's figure is what it holds now,
+// garbage not yet collected included, rather than the live heap of the
+// last collection: right after a node recovered its state the last
+// collection may have seen a fraction of it.
+func (m *memoryLimit) room(n int) bool {
+	if m.configured <= 0 || m.configured == math.MaxInt64 {
+		return true
+	}
+	heap := m.heap
+	if heap == nil {
+		heap = heapObjectBytes
+	}
+	_, over := limitFor(m.configured, heap(), m.outside()+int64(n))
+	return !over
+}
+
+// heapObjectBytes returns the bytes of the heap's objects, live or not yet
+// freed by the collector.
+func heapObjectBytes() int64 {
+	s := []rtmetrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	rtmetrics.Read(s)
+	return int64(s[0].Value.Uint64())
 }
 
 // follow checks every interval until ctx is done.

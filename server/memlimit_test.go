@@ -1,6 +1,9 @@
 package server
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 // TestLimitFor checks Go's soft limit for a node's configured one: the
 // configured limit less the pools' mapped bytes, never below half again
@@ -28,6 +31,33 @@ func TestLimitFor(t *testing.T) {
 		got, over := limitFor(tc.configured, tc.live, tc.outside)
 		if got != tc.want || over != tc.over {
 			t.Errorf("configured %d, live %d, outside %d: limit %d over %v, want %d %v", tc.configured, tc.live, tc.outside, got, over, tc.want, tc.over)
+		}
+	}
+}
+
+// TestMemoryLimitRoom checks when the pools may map another buffer: only
+// while the configured limit less the pools' bytes and the buffer's leaves
+// the heap half again what it holds (limitFor's floor), and always with no
+// limit.
+func TestMemoryLimitRoom(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		configured, heap, outside int64
+		n                         int
+		room                      bool
+	}{
+		{256 * mib, 2 * mib, 0, 4 * mib, true}, // a fresh node
+		{256 * mib, 8 * mib, 165 * mib, 4 * mib, true},
+		{256 * mib, 100 * mib, 100 * mib, 4 * mib, true},  // 152 MiB left, 150 wanted
+		{256 * mib, 100 * mib, 104 * mib, 4 * mib, false}, // 148 MiB left
+		{256 * mib, 230 * mib, 0, 4 * mib, false},         // a recovered meta state of 230 MiB
+		{math.MaxInt64, 230 * mib, 0, 4 * mib, true},      // no limit
+		{-1, 230 * mib, 0, 4 * mib, true},                 // the runtime's own (GOMEMLIMIT)
+	} {
+		m := &memoryLimit{configured: tc.configured,
+			outside: func() int64 { return tc.outside }, heap: func() int64 { return tc.heap }}
+		if got := m.room(tc.n); got != tc.room {
+			t.Errorf("limit %d, heap %d, pools %d: room for %d: %v, want %v", tc.configured, tc.heap, tc.outside, tc.n, got, tc.room)
 		}
 	}
 }

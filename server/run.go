@@ -175,7 +175,7 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 		trimmed: func(n int) { m.trimmedBytes.Add(float64(n)) }}
 	go limit.follow(releaseCtx, cfg.memoryEvery)
-	go warmPools(cfg.ChunkBytes, cfg.PutWindow, tr.frames, h.pieces)
+	go warmPools(cfg.ChunkBytes, cfg.PutWindow, tr.frames, h.pieces, limit.room)
 	go loop.run()
 	tr.start()
 	httpErr := make(chan error, 1)
