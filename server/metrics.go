@@ -147,6 +147,8 @@ var nodeCounters = []struct {
 	{"tessera_raft_read_index_total", "ReadIndex requests issued for linearizable reads.", func(s node.Stats) uint64 { return s.Reads }},
 	{"tessera_raft_applied_entries_total", "Raft entries applied to state machines.", func(s node.Stats) uint64 { return s.Applied }},
 	{"tessera_raft_applied_early_total", "Meta entries the leader applied, committed by its followers, while their record was still being written to its own log.", func(s node.Stats) uint64 { return s.AppliedEarly }},
+	{"tessera_raft_recovered_logs_trimmed_total", "Meta logs recovered at start that raft's in-memory log dropped once applied again (but its last entries), rather than hold until the next snapshot.", func(s node.Stats) uint64 { return s.RecoveredLogsTrimmed }},
+	{"tessera_raft_snapshots_unavailable_total", "Snapshots raft asked for to send a follower while its storage's was older than its log's first entry (after a trim of a recovered log): each makes the replica take a new one.", func(s node.Stats) uint64 { return s.SnapshotsUnavailable }},
 	{"tessera_raft_snapshots_total", "Snapshots taken.", func(s node.Stats) uint64 { return s.Snapshots }},
 	{"tessera_raft_snapshots_installed_total", "Data-group snapshots installed from a leader.", func(s node.Stats) uint64 { return s.SnapshotsInstalled }},
 	{"tessera_raft_snapshots_received_to_file_total", "Meta snapshots received in pieces into a file and installed from it.", func(s node.Stats) uint64 { return s.SnapshotsReceivedToFile }},

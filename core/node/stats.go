@@ -80,6 +80,11 @@ type Stats struct {
 	// AppliedEarly counts meta entries the leader applied while their
 	// record was still being written to its own log (replica early.go).
 	AppliedEarly uint64
+	// RecoveredLogsTrimmed counts meta logs recovered at start that raft's
+	// storage dropped once applied again, and SnapshotsUnavailable the
+	// snapshots raft asked for in vain since, each answered by a new one
+	// (replica recovered.go).
+	RecoveredLogsTrimmed, SnapshotsUnavailable uint64
 	// LeaderCampaigns counts the elections this node started at once for
 	// a data group it is the preferred leader of and that had none, and
 	// LeaderTransfers the leaderships it handed to a group's preferred
@@ -172,6 +177,8 @@ func (n *Node) Stats() Stats {
 	st.OwnChunksProposed += ps.OwnChunksProposed
 	st.OwnChunksDropped += ps.OwnChunksDropped
 	st.AppliedEarly += ps.AppliedEarly
+	st.RecoveredLogsTrimmed += ps.RecoveredLogsTrimmed
+	st.SnapshotsUnavailable += ps.SnapshotsUnavailable
 	return st
 }
 
