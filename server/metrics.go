@@ -152,6 +152,7 @@ var nodeCounters = []struct {
 	{"tessera_raft_snapshots_total", "Snapshots taken.", func(s node.Stats) uint64 { return s.Snapshots }},
 	{"tessera_raft_snapshots_installed_total", "Data-group snapshots installed from a leader.", func(s node.Stats) uint64 { return s.SnapshotsInstalled }},
 	{"tessera_raft_snapshots_received_to_file_total", "Meta snapshots received in pieces into a file and installed from it.", func(s node.Stats) uint64 { return s.SnapshotsReceivedToFile }},
+	{"tessera_raft_snapshots_arrived_whole_total", "Meta snapshots larger than a piece that arrived whole (from a sender with larger pieces), written into a file as if received in pieces.", func(s node.Stats) uint64 { return s.SnapshotsArrivedWhole }},
 	{"tessera_wal_syncs_total", "WAL fsyncs.", func(s node.Stats) uint64 { return s.WALSyncs }},
 	{"tessera_requests_forwarded_total", "Requests forwarded to another node.", func(s node.Stats) uint64 { return s.Forwards }},
 	{"tessera_chunk_corrupt_total", "Bad chunk files found by reads or the scrubber (crc32c mismatch or missing), each counted once until repaired.", func(s node.Stats) uint64 { return s.CorruptChunks }},

@@ -60,6 +60,10 @@ type Stats struct {
 	// installed from the file it wrote their pieces into
 	// (core/node/replica receive.go).
 	SnapshotsReceivedToFile uint64
+	// SnapshotsArrivedWhole counts the meta snapshots larger than a piece
+	// that arrived whole (from a sender with larger pieces) and were
+	// written into a file as if received in pieces.
+	SnapshotsArrivedWhole uint64
 	// StagedChunks and StagedChunkBytes count the chunk writes whose bytes
 	// this node made durable beside their log entry (core/node/replica staged.go);
 	// AppendsFilled the entries whose bytes it put back into an append to
@@ -167,6 +171,7 @@ func (n *Node) Stats() Stats {
 	st.SnapPiecesRejected += ps.SnapPiecesRejected
 	st.SnapFilePieces += ps.SnapFilePieces
 	st.SnapshotsReceivedToFile += ps.SnapshotsReceivedToFile
+	st.SnapshotsArrivedWhole += ps.SnapshotsArrivedWhole
 	st.AmnesiacReplicas += ps.AmnesiacReplicas
 	st.StagedChunks += ps.StagedChunks
 	st.StagedChunkBytes += ps.StagedChunkBytes

@@ -231,6 +231,10 @@ type Stats struct {
 	// SnapshotsReceivedToFile counts the meta snapshots installed from
 	// a file their pieces were written into (receive.go).
 	SnapshotsReceivedToFile uint64
+	// SnapshotsArrivedWhole counts the meta snapshots larger than a piece
+	// that arrived whole and were written into a file as if received in
+	// pieces (pieces.go holdPieces).
+	SnapshotsArrivedWhole uint64
 }
 
 // Shared is what every replica of a node is opened with.
