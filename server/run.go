@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 				Help: "Time the reads ahead took, all workers together."},
 				func() float64 { _, r := fs.ReadAheadTimes(); return r.Seconds() }))
 	}
-	idle := &idleRelease{}
+	idle := newIdleRelease()
 	tr.onLarge = idle.touch
 	renv := newRuntimeEnv(fs, tr.send, log)
 	renv.frames = tr.frames
