@@ -117,6 +117,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	loop = newLoop(n, cfg.TickInterval)
 	loop.log = log
+	// A restarted node applies its meta log again once its group has a
+	// leader, which may be long after its start: that work, too, leaves
+	// garbage for the idle release.
+	loop.onSlow = idle.touch
 	m.reg.MustRegister(newNodeCollector(loop), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_event_loop_queued",
 		Help: "Events (received envelopes, requests, disk completions) posted to the node's event loop and not yet handled.",
