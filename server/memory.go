@@ -31,7 +31,7 @@ const (
 // counts as work. Recovering a large meta state, and applying again right
 // after it the log that followed its snapshot, leave tens of MiB of
 // garbage in the heap, which the collector would otherwise keep until the
-// heap reaches Go's limit, half again the live heap: 282-306 MiB of VmRSS
+// heap reaches Go's limit, above the live heap: 282-306 MiB of VmRSS
 // 20 s after a restart with 200 MiB inline, 245-248 once released
 // (docs/performance.md, session 23).
 func newIdleRelease() *idleRelease {
