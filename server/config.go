@@ -106,7 +106,7 @@ type Config struct {
 	// MemoryLimit, if positive (and not math.MaxInt64), is the soft limit
 	// on the node's memory: Go's soft memory limit (which the caller sets
 	// to it at first) is kept at it less the bytes of the node's buffer
-	// pools outside the Go heap, and at least half again the live heap
+	// pools outside the Go heap, and at least a quarter above the live heap
 	// (followMemoryLimit). Only one node of a process may set it: Go's
 	// limit is the process's.
 	MemoryLimit int64

@@ -41,6 +41,10 @@ type Loop struct {
 	flushed []func()
 	// log receives the slow-iteration warnings (nil: none).
 	log *slog.Logger
+	// onSlow, if set, is called after a slow iteration: the node did
+	// much work in it (a meta log applied again after a restart, say),
+	// which the idle release counts (idleRelease.touch).
+	onSlow func()
 }
 
 // runtimeEnv implements env.Env for production.
@@ -208,11 +212,16 @@ func (l *Loop) run() {
 			l.flushed[i] = nil
 		}
 		l.flushed = l.flushed[:0]
-		if took := time.Since(start); took >= slowIteration && l.log != nil {
-			l.log.Warn("event loop iteration slow", "took", took.Round(time.Millisecond),
-				"tick", ticked.Round(time.Millisecond), "events", events,
-				"handling", (handled.Sub(start) - ticked).Round(time.Millisecond),
-				"flush", time.Since(handled).Round(time.Millisecond))
+		if took := time.Since(start); took >= slowIteration {
+			if l.log != nil {
+				l.log.Warn("event loop iteration slow", "took", took.Round(time.Millisecond),
+					"tick", ticked.Round(time.Millisecond), "events", events,
+					"handling", (handled.Sub(start) - ticked).Round(time.Millisecond),
+					"flush", time.Since(handled).Round(time.Millisecond))
+			}
+			if l.onSlow != nil {
+				l.onSlow()
+			}
 		}
 		if l.node.Err() != nil {
 			return

@@ -29,3 +29,18 @@ func TestReleaseState(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleReleaseAfterStart checks that a node's start counts as work: at
+// the first idle check after it, with no request since, what recovery
+// left in the heap is released.
+func TestIdleReleaseAfterStart(t *testing.T) {
+	const retained = 300 << 20
+	r := newIdleRelease()
+	var s releaseState
+	if s.tick(r.activity.Load(), r.writing.Load(), retained) {
+		t.Fatal("released at the first check, while the start was under way")
+	}
+	if !s.tick(r.activity.Load(), r.writing.Load(), retained) {
+		t.Fatal("not released at the first idle check after the start")
+	}
+}

@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg Config) error {
 				Help: "Time the reads ahead took, all workers together."},
 				func() float64 { _, r := fs.ReadAheadTimes(); return r.Seconds() }))
 	}
-	idle := &idleRelease{}
+	idle := newIdleRelease()
 	tr.onLarge = idle.touch
 	renv := newRuntimeEnv(fs, tr.send, log)
 	renv.frames = tr.frames
@@ -117,6 +117,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	loop = newLoop(n, cfg.TickInterval)
 	loop.log = log
+	// A restarted node applies its meta log again once its group has a
+	// leader, which may be long after its start: that work, too, leaves
+	// garbage for the idle release.
+	loop.onSlow = idle.touch
 	m.reg.MustRegister(newNodeCollector(loop), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_event_loop_queued",
 		Help: "Events (received envelopes, requests, disk completions) posted to the node's event loop and not yet handled.",
@@ -175,7 +179,7 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 		trimmed: func(n int) { m.trimmedBytes.Add(float64(n)) }}
 	go limit.follow(releaseCtx, cfg.memoryEvery)
-	go warmPools(cfg.ChunkBytes, cfg.PutWindow, tr.frames, h.pieces)
+	go warmPools(cfg.ChunkBytes, cfg.PutWindow, tr.frames, h.pieces, limit.room)
 	go loop.run()
 	tr.start()
 	httpErr := make(chan error, 1)

@@ -14,7 +14,7 @@ import (
 func TestWarmPoolsServesTheFirstPut(t *testing.T) {
 	const chunkBytes, window = 4 << 20, 4
 	frames, pieces := newFramePools(maxKeptFrameBytes), newBufPool(chunkBytes, window)
-	warmPools(chunkBytes, window, frames, pieces)
+	warmPools(chunkBytes, window, frames, pieces, func(int) bool { return true })
 	frame := chunkBytes + frameGranule
 	if got, want := frames.pool.MappedBytes(), maxKeptFrameBytes/frame*frame; got != want {
 		t.Fatalf("frames mapped %d bytes after warming, want %d", got, want)
@@ -39,4 +39,20 @@ func TestWarmPoolsServesTheFirstPut(t *testing.T) {
 		t.Fatalf("a piece after warming: pieces mapped %d, free %d", pieces.pool.MappedBytes(), pieces.pool.FreeBytes())
 	}
 	pieces.put(b)
+}
+
+// TestWarmPoolsWithinRoom checks that warmPools maps a buffer only while
+// the memory limit leaves room for it: a node that recovered a large state
+// warms none, rather than map them for the limit to trim a second later.
+func TestWarmPoolsWithinRoom(t *testing.T) {
+	const chunkBytes, window = 4 << 20, 4
+	frame := chunkBytes + frameGranule
+	for _, budget := range []int{0, 2 * frame} {
+		frames, pieces := newFramePools(maxKeptFrameBytes), newBufPool(chunkBytes, window)
+		room := func(n int) bool { return frames.pool.MappedBytes()+pieces.pool.MappedBytes()+n <= budget }
+		warmPools(chunkBytes, window, frames, pieces, room)
+		if got := frames.pool.MappedBytes() + pieces.pool.MappedBytes(); got > budget || got < budget-frame {
+			t.Errorf("room for %d bytes: frames and pieces mapped %d", budget, got)
+		}
+	}
 }

@@ -238,6 +238,10 @@ type coverage struct {
 	// appliedEarly counts meta entries a leader applied before its own
 	// record of them was durable (core/node/replica early.go).
 	appliedEarly uint64
+	// trimmed and unavailable count the meta logs recovered at start
+	// that raft's storage dropped once applied again, and the snapshots
+	// raft asked for in vain since (replica recovered.go).
+	trimmed, unavailable uint64
 	// collected counts the chunk ids the meta group recorded collected
 	// (OpGCDone, each raft entry once; expired leases included), swept
 	// the chunks data group leaders deleted because the meta group did
@@ -340,6 +344,8 @@ func (c *coverage) add(st node.Stats) {
 	c.lacking += st.LackingChunks
 	c.handoffs += st.LeaderHandoffs
 	c.appliedEarly += st.AppliedEarly
+	c.trimmed += st.RecoveredLogsTrimmed
+	c.unavailable += st.SnapshotsUnavailable
 	c.swept += st.SweptChunks
 	c.multiGroupSyncs += st.SharedMultiGroupSyncs
 	c.rewrites += st.SharedRewrites
@@ -354,9 +360,9 @@ func (c coverage) String() string {
 	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d snapshot-file-pieces=%d scrubbed=%d session-reuses=%d resends=%d sessions-expired=%d sessions-registered=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d gc-collected=%d swept=%d frames-lent=%d frames-reused=%d frame-pins=%d%s",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.filePieces, c.scrubbed, c.reuses, c.resends, c.expired, c.registered, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, c.frames.lent, c.frames.reused, c.frames.pins, fired.String()) + c.sharedString() +
-		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d applied-early=%d snapshot-files-received=%d recvcrash-fired=%d chunks-fetched=%d fetch-dir-syncs=%d fetchcrash-fired=%d",
+		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d applied-early=%d snapshot-files-received=%d recvcrash-fired=%d chunks-fetched=%d fetch-dir-syncs=%d fetchcrash-fired=%d recovered-logs-trimmed=%d snapshots-unavailable=%d",
 			c.chunkLosses, c.isolations, c.diverged, c.ownSnaps, c.fired[OwnSnapCrash], c.edgeSizes, c.appliedEarly, c.recvFiles, c.fired[RecvCrash],
-			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash]) + diskPointString(&c.points)
+			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable) + diskPointString(&c.points)
 }
 
 // sharedString describes what shared logs did, if a run had them.

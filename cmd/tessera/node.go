@@ -113,8 +113,8 @@ dropped, to be sent again, and a node too busy to handle what it receives
 stops reading its connections), and the node's memory by --memory-limit, a
 soft limit: Go's own (GOMEMLIMIT) is kept at it less the large buffers the
 node keeps outside the Go heap, so the collector runs more often rather than
-let the heap grow to twice its live data; it rises to half again the live
-heap when the live data needs more (a large namespace), so that the collector
+let the heap grow to twice its live data; it rises to a quarter above the
+live heap when the live data needs more (a large namespace), so that the collector
 never runs without pause (GOMEMLIMIT in the environment is used as it is, for
 Go's memory alone, when the flag is not given); free buffers that push the
 node past the limit are unmapped. A node idle for 5 s after work returns what
@@ -191,7 +191,7 @@ SIGINT or SIGTERM stops the node cleanly.`,
 	fl.BoolVar(&f.Join, "join", false, "join an existing cluster with an empty data directory (required after a disk was lost): bootstrap no group")
 	fl.StringVar(&replaceAfter, "replace-after", "5m", "how long a group waits for a silent member before replacing it on another node")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	fl.StringVar(&memLimit, "memory-limit", defaultMemoryLimit, "soft limit on the node's memory: Go's (heap, stacks, runtime, as GOMEMLIMIT sets it) and its buffers outside the heap together; the collector runs more often near it, and it rises to 1.5x the live heap when that needs more (0 or off: none, the heap may grow to twice its live data); at least 64MiB")
+	fl.StringVar(&memLimit, "memory-limit", defaultMemoryLimit, "soft limit on the node's memory: Go's (heap, stacks, runtime, as GOMEMLIMIT sets it) and its buffers outside the heap together; the collector runs more often near it, and it rises to 1.25x the live heap when that needs more (0 or off: none, the heap may grow to twice its live data); at least 64MiB")
 	fl.StringVar(&logLayout, "log-layout", "", "raft logs: shared (one log for all of the node's groups, one fsync covering them all), per-group (a log per group), or empty: what the data directory holds, "+server.DefaultLogLayout+" for a new one; a directory holding the other layout is refused")
 	fl.BoolVar(&chunkOnce, "chunk-once", true, "write chunk bytes once per replica (staged before their short raft log entries); --chunk-once=false writes them twice (log entry, then chunk file); give every node the same value")
 	fl.StringVar(&injectBug, "inject-bug", "", "comma-separated known bugs to inject, of the server or the core (binaries built with -tags tesserabugs; for testing the chaos harness)")

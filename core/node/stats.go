@@ -60,6 +60,10 @@ type Stats struct {
 	// installed from the file it wrote their pieces into
 	// (core/node/replica receive.go).
 	SnapshotsReceivedToFile uint64
+	// SnapshotsArrivedWhole counts the meta snapshots larger than a piece
+	// that arrived whole (from a sender with larger pieces) and were
+	// written into a file as if received in pieces.
+	SnapshotsArrivedWhole uint64
 	// StagedChunks and StagedChunkBytes count the chunk writes whose bytes
 	// this node made durable beside their log entry (core/node/replica staged.go);
 	// AppendsFilled the entries whose bytes it put back into an append to
@@ -80,6 +84,11 @@ type Stats struct {
 	// AppliedEarly counts meta entries the leader applied while their
 	// record was still being written to its own log (replica early.go).
 	AppliedEarly uint64
+	// RecoveredLogsTrimmed counts meta logs recovered at start that raft's
+	// storage dropped once applied again, and SnapshotsUnavailable the
+	// snapshots raft asked for in vain since, each answered by a new one
+	// (replica recovered.go).
+	RecoveredLogsTrimmed, SnapshotsUnavailable uint64
 	// LeaderCampaigns counts the elections this node started at once for
 	// a data group it is the preferred leader of and that had none, and
 	// LeaderTransfers the leaderships it handed to a group's preferred
@@ -173,6 +182,7 @@ func (n *Node) Stats() Stats {
 	st.SnapPiecesRejected += ps.SnapPiecesRejected
 	st.SnapFilePieces += ps.SnapFilePieces
 	st.SnapshotsReceivedToFile += ps.SnapshotsReceivedToFile
+	st.SnapshotsArrivedWhole += ps.SnapshotsArrivedWhole
 	st.AmnesiacReplicas += ps.AmnesiacReplicas
 	st.StagedChunks += ps.StagedChunks
 	st.StagedChunkBytes += ps.StagedChunkBytes
@@ -186,6 +196,8 @@ func (n *Node) Stats() Stats {
 	st.FetchedChunks += ps.FetchedChunks
 	st.FetchedChunkBytes += ps.FetchedChunkBytes
 	st.FetchDirSyncs += ps.FetchDirSyncs
+	st.RecoveredLogsTrimmed += ps.RecoveredLogsTrimmed
+	st.SnapshotsUnavailable += ps.SnapshotsUnavailable
 	return st
 }
 

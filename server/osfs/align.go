@@ -56,5 +56,9 @@ func alignIn(raw []byte, n int) []byte {
 }
 
 // WarmDirect maps aligned buffers for WriteDirect's writes of n bytes
-// before their first use, as many as the pool keeps (bigbuf.Pool.Warm).
-func WarmDirect(n int) { directBufs.Warm(n, directKeepBytes/n) }
+// before their first use, up to count and as many as the pool keeps
+// (bigbuf.Pool.Warm), and returns how many it mapped.
+func WarmDirect(n, count int) int { return directBufs.Warm(n, min(count, DirectKeepBuffers(n))) }
+
+// DirectKeepBuffers is how many aligned buffers of n bytes the pool keeps.
+func DirectKeepBuffers(n int) int { return directKeepBytes / n }

@@ -269,7 +269,7 @@ func TestWriteDirectInPlace(t *testing.T) {
 // within one buffer of its bound, so that the first chunk writes map none.
 func TestWarmDirect(t *testing.T) {
 	n := 4<<20 + DirectAlign
-	WarmDirect(n)
+	WarmDirect(n, DirectKeepBuffers(n))
 	if got := DirectBufferBytes(); got <= directKeepBytes-(n+64<<10) || got > directKeepBytes {
 		t.Fatalf("aligned buffers mapped after warming: %d bytes, want within one buffer of %d", got, directKeepBytes)
 	}

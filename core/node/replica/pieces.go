@@ -71,6 +71,10 @@ type pieceFetch struct {
 	// file is a meta snapshot's partial file, data a data group's bytes.
 	file *fileSink
 	data []byte
+	// whole is the data of a meta snapshot that arrived whole
+	// (holdPieces): its pieces are written into the file from it rather
+	// than asked for.
+	whole []byte
 	// heardAt is the tick the descriptor arrived or the sender last sent
 	// a piece: the fetch is given up RequestTimeoutTicks after it.
 	heardAt uint64
@@ -157,13 +161,26 @@ func (g *Replica) pieced(m *raftpb.Message) *raftpb.Message {
 
 // holdPieces holds back a snapshot that arrived as a descriptor and starts
 // fetching its data. It reports whether the message was held back.
+//
+// A meta snapshot larger than a piece that arrived whole (a sender sends
+// one whole if it fits its own pieces, which may be larger than this
+// replica's) is held back too, and its data written into its file from
+// the message as if fetched (askPieces), then checked, decoded off the
+// loop and handed to raft by reference to the file, as any received in
+// pieces: stepped whole, it would stay whole in raft's storage and in the
+// log's record that a restart reads, until the replica's next snapshot.
 func (g *Replica) holdPieces(from uint64, m *raftpb.Message) bool {
-	total, _, ok := decodeDescriptor(m.GetSnapshot().GetData())
+	data := m.GetSnapshot().GetData()
+	total, crc, ok := decodeDescriptor(data)
+	var whole []byte
 	if !ok {
-		return false
+		if !g.isMeta() || len(data) <= g.cfg.SnapPieceBytes {
+			return false
+		}
+		whole, total, crc = data, uint64(len(data)), crc32.Checksum(data, pieceTable)
 	}
 	index := m.GetSnapshot().GetMetadata().GetIndex()
-	if total > uint64(wire.MaxEnvelopeBytes)*64 {
+	if whole == nil && total > uint64(wire.MaxEnvelopeBytes)*64 {
 		g.env.Log().Warn("dropping snapshot descriptor with absurd size", "node", g.cfg.ID, "group", g.id, "bytes", total)
 		return true
 	}
@@ -177,16 +194,27 @@ func (g *Replica) holdPieces(from uint64, m *raftpb.Message) bool {
 		return true
 	}
 	g.abandonFetch()
-	g.startFetch(m, from, 0)
+	if whole != nil {
+		// The message as if it had come as a descriptor (a shallow copy,
+		// not of the data).
+		snap := m.Snapshot
+		m.Snapshot = nil
+		cp := proto.Clone(m).(*raftpb.Message)
+		m.Snapshot = snap
+		cp.Snapshot = &raftpb.Snapshot{Metadata: snap.GetMetadata(), Data: encodeDescriptor(total, crc)}
+		m = cp
+		g.stats.SnapshotsArrivedWhole++
+	}
+	g.startFetch(m, from, 0, whole)
 	return true
 }
 
 // startFetch starts fetching the data of the snapshot descriptor m from
-// its sender.
-func (g *Replica) startFetch(m *raftpb.Message, from uint64, attempts int) {
+// its sender, or, for one that arrived whole, writing it into its file.
+func (g *Replica) startFetch(m *raftpb.Message, from uint64, attempts int, whole []byte) {
 	total, crc, _ := decodeDescriptor(m.GetSnapshot().GetData())
 	pf := &pieceFetch{msg: m, from: from, index: m.GetSnapshot().GetMetadata().GetIndex(), total: total, crc: crc,
-		early: map[uint64][]byte{}, inflight: map[uint64]bool{}, attempts: attempts, heardAt: g.host.Ticks()}
+		early: map[uint64][]byte{}, inflight: map[uint64]bool{}, attempts: attempts, heardAt: g.host.Ticks(), whole: whole}
 	if g.isMeta() {
 		pf.file = &fileSink{}
 	}
@@ -197,6 +225,18 @@ func (g *Replica) startFetch(m *raftpb.Message, from uint64, attempts int) {
 func (g *Replica) askPieces() {
 	pf := g.pieces
 	window := uint64(pieceWindow * g.cfg.SnapPieceBytes)
+	if pf.whole != nil {
+		// Arrived whole: its pieces go into the file from it, in order,
+		// within the same window of bytes handed to the disk and not yet
+		// written. Nothing is in flight: tickPieces waits for the disk.
+		for pf.next < pf.total && pf.next < pf.written+window {
+			off, end := pf.next, min(pf.next+uint64(g.cfg.SnapPieceBytes), pf.total)
+			pf.next, pf.have = end, end
+			g.receiveWrite(pf, off, pf.whole[off:end])
+		}
+		pf.lastAskAt = g.host.Ticks()
+		return
+	}
 	asked := false
 	for pf.next < pf.total && len(pf.inflight) < maxPiecesInFlight && pf.next < pf.written+window {
 		pf.inflight[pf.next] = true
@@ -319,7 +359,7 @@ func (g *Replica) OnPiece(from uint64, p wire.Piece) {
 		g.env.Log().Warn("dropping a snapshot received in pieces: it does not verify; asking for it again",
 			"node", g.cfg.ID, "group", g.id, "index", pf.index, "attempt", pf.attempts+1, "err", err)
 		if pf.attempts+1 < maxReceiveAttempts {
-			g.startFetch(pf.msg, pf.from, pf.attempts+1)
+			g.startFetch(pf.msg, pf.from, pf.attempts+1, nil)
 		}
 		return
 	}

@@ -76,6 +76,10 @@ func (g *Replica) HandleReady() {
 	if g.host.Stopped() || g.removed {
 		return
 	}
+	if err := g.trimRecoveredLog(); err != nil {
+		g.host.Fail(err)
+		return
+	}
 	if err := g.maybeSnapshot(); err != nil {
 		g.host.Fail(err)
 		return

@@ -165,7 +165,7 @@ func (g *Replica) receiveFailed(pf *pieceFetch, r *received, err error) {
 	if pf.attempts+1 >= maxReceiveAttempts {
 		return // raft sends the snapshot again
 	}
-	g.startFetch(pf.msg, pf.from, pf.attempts+1)
+	g.startFetch(pf.msg, pf.from, pf.attempts+1, pf.whole)
 }
 
 // stepReceived hands raft a snapshot received into its file: its data is

@@ -74,7 +74,9 @@ func transfer(t *testing.T, f, sender *fixture, each func(step int) bool) {
 // that file (not a buffer of the whole), raft's storage and its log hold a
 // reference to the file rather than its data (no record of the log
 // anywhere near a piece's size), and a restart recovers the same state
-// from the file.
+// from the file. The same goes for the snapshot sent whole by a sender
+// whose pieces are larger than the receiver's: the receiver writes it
+// into its file from the message, in pieces of its own.
 func TestLargeSnapshotReceivedIntoAFile(t *testing.T) {
 	const piece = 8 << 10
 	st, msg := bigMeta(2048, 1024)
@@ -82,11 +84,19 @@ func TestLargeSnapshotReceivedIntoAFile(t *testing.T) {
 	if len(data) < 2<<20 {
 		t.Fatalf("snapshot of %d bytes, want 2 MiB at least", len(data))
 	}
-	for _, shared := range []bool{false, true} {
-		t.Run(fmt.Sprintf("shared log %v", shared), func(t *testing.T) {
+	for _, tc := range []struct {
+		shared      bool
+		senderPiece int
+	}{{false, piece}, {true, piece}, {false, 4 << 20}, {true, 4 << 20}} {
+		shared := tc.shared
+		t.Run(fmt.Sprintf("shared log %v, sender's pieces %d", shared, tc.senderPiece), func(t *testing.T) {
 			cfg := Config{SnapPieceBytes: piece, SharedLog: shared}
-			sender := open(t, Config{ID: 2, SnapPieceBytes: piece}, topo.MetaGroup, []uint64{1, 2, 3})
+			sender := open(t, Config{ID: 2, SnapPieceBytes: tc.senderPiece}, topo.MetaGroup, []uint64{1, 2, 3})
 			sent := sender.g.pieced(msg)
+			whole := tc.senderPiece > len(data)
+			if _, ok := InPieces(sent.GetSnapshot().GetData()); ok == whole {
+				t.Fatalf("sender's pieces of %d bytes: snapshot sent as a descriptor %v", tc.senderPiece, ok)
+			}
 			fs := memfs.New()
 			f := open(t, cfg, topo.MetaGroup, []uint64{1, 2, 3}, fs)
 			f.g.Step(2, sent)
@@ -104,6 +114,9 @@ func TestLargeSnapshotReceivedIntoAFile(t *testing.T) {
 			if f.g.Applied() != 1000 || f.g.Meta().Hash() != st.Hash() || f.stats.SnapshotsReceivedToFile != 1 {
 				t.Fatalf("applied %d, state equal %v, %d installed from a file: want the snapshot installed from its file",
 					f.g.Applied(), f.g.Meta().Hash() == st.Hash(), f.stats.SnapshotsReceivedToFile)
+			}
+			if arrived := f.stats.SnapshotsArrivedWhole; (arrived == 1) != whole || arrived > 1 {
+				t.Fatalf("%d snapshots counted as arrived whole, sent whole %v", arrived, whole)
 			}
 			snap := mustSnapshot(t, f)
 			if _, ok := decodeFileRef(snap.GetData()); !ok {

@@ -217,17 +217,22 @@ type Host interface {
 // Stats are the counters of a node's replicas (core/node Stats documents
 // them).
 type Stats struct {
-	Applied, DroppedMessages, ChunkFetches   uint64
-	AppliedEarly                             uint64
-	WALSyncs, LogBatches, LogBatchJobs       uint64
-	SharedSyncGroups, SharedMultiGroupSyncs  uint64
-	Snapshots, SnapshotsInstalled            uint64
-	SnapPieces, AmnesiacReplicas             uint64
-	StagedChunks, StagedChunkBytes           uint64
-	AppendsFilled, AppendsCut, LackingChunks uint64
-	LeaderHandoffs                           uint64
-	OwnChunksProposed, OwnChunksDropped      uint64
-	SnapPiecesRejected, SnapFilePieces       uint64
+	Applied, DroppedMessages, ChunkFetches uint64
+	AppliedEarly                           uint64
+	// RecoveredLogsTrimmed counts the meta logs recovered at start that
+	// raft's storage dropped once applied again, and SnapshotsUnavailable
+	// the snapshots raft asked for that its storage's snapshot could not
+	// serve since (recovered.go).
+	RecoveredLogsTrimmed, SnapshotsUnavailable uint64
+	WALSyncs, LogBatches, LogBatchJobs         uint64
+	SharedSyncGroups, SharedMultiGroupSyncs    uint64
+	Snapshots, SnapshotsInstalled              uint64
+	SnapPieces, AmnesiacReplicas               uint64
+	StagedChunks, StagedChunkBytes             uint64
+	AppendsFilled, AppendsCut, LackingChunks   uint64
+	LeaderHandoffs                             uint64
+	OwnChunksProposed, OwnChunksDropped        uint64
+	SnapPiecesRejected, SnapFilePieces         uint64
 	// SnapshotsReceivedToFile counts the meta snapshots installed from
 	// a file their pieces were written into (receive.go).
 	SnapshotsReceivedToFile uint64
@@ -237,6 +242,10 @@ type Stats struct {
 	// names durable, each covering the files done meanwhile
 	// (fetchwrite.go).
 	FetchedChunks, FetchedChunkBytes, FetchDirSyncs uint64
+	// SnapshotsArrivedWhole counts the meta snapshots larger than a piece
+	// that arrived whole and were written into a file as if received in
+	// pieces (pieces.go holdPieces).
+	SnapshotsArrivedWhole uint64
 }
 
 // Shared is what every replica of a node is opened with.
@@ -299,6 +308,9 @@ type Replica struct {
 	// recoveredTo is the last index of the log recovered at start: up to
 	// there, entries may be applied a second time (chunk.Store.Tidy).
 	recoveredTo uint64
+	// recoveredLogHeld is set while raft's storage holds the meta log
+	// recovered at start, until it is applied again (recovered.go).
+	recoveredLogHeld bool
 	// lackingAtRestart are chunks applied again without their bytes before
 	// recoveredTo (staged.go lacking).
 	lackingAtRestart []uint64
@@ -460,6 +472,7 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 	}
 	if len(st.Entries) > 0 {
 		g.recoveredTo = st.Entries[len(st.Entries)-1].GetIndex()
+		g.recoveredLogHeld = g.isMeta()
 		if err := g.storage.Append(st.Entries); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: append recovered entries: %w", cfg.ID, tg.ID, err)
 		}
@@ -489,7 +502,7 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 		ID:                        cfg.ID,
 		ElectionTick:              cfg.ElectionTicks,
 		HeartbeatTick:             cfg.HeartbeatTicks,
-		Storage:                   g.storage,
+		Storage:                   raftStorage{g.storage, g},
 		Applied:                   applied,
 		MaxSizePerMsg:             maxMsg,
 		MaxCommittedSizePerReady:  64 << 20,
@@ -811,13 +824,18 @@ func (g *Replica) LastTerm() (term uint64, ok bool) {
 
 // HoldsEntry reports whether the replica durably holds the entry at index
 // written in term (0: any term): its log has that entry with that term, or
-// a snapshot at or past index (which includes it: raft's log matching). A
+// a snapshot at or past index (which includes it: raft's log matching), or
+// it is among the entries applied again after a restart that raft's
+// storage no longer holds (recovered.go), which the log on disk does. A
 // fenced replica holds nothing.
 func (g *Replica) HoldsEntry(index, term uint64) bool {
 	if g.amnesiac {
 		return false
 	}
 	if g.snapIndex >= index {
+		return true
+	}
+	if first, err := g.storage.FirstIndex(); err == nil && index+1 < first {
 		return true
 	}
 	t, err := g.storage.Term(index)

@@ -665,16 +665,13 @@ func (g *Replica) stable(m *raftpb.Message, ents []*raftpb.Entry, recv *received
 			return err
 		}
 		if g.isMeta() && len(s.GetData()) > g.cfg.SnapPieceBytes {
-			// A leader's meta snapshot larger than a piece that arrived
-			// whole (from a sender whose pieces are larger: one fetched in
-			// pieces is received into its file, receive.go) stays whole
-			// in raft's storage, and in the log's record that a restart
-			// reads, until the replica's next snapshot, which for the
-			// meta group may be 64 MiB of log later (metaSnapshotDue):
-			// that one is taken at the next applied entry instead,
-			// encoded into its file, so that raft's storage and the log
-			// hold a reference to the file.
-			g.snapStale = true
+			// A leader's meta snapshot larger than a piece is received
+			// into its file, whether it came in pieces or whole
+			// (holdPieces), and reaches raft as a reference to it:
+			// stepped whole, it would stay whole in raft's storage and
+			// in the log's record that a restart reads.
+			panic(fmt.Sprintf("node %d: group %d: a meta snapshot of %d bytes at %d reached raft's storage whole, above the piece size %d",
+				g.cfg.ID, g.id, len(s.GetData()), s.GetMetadata().GetIndex(), g.cfg.SnapPieceBytes))
 		}
 		g.stats.SnapshotsInstalled++
 		g.observeRestored()
