@@ -417,7 +417,12 @@ func (c *simClient) writerCrash() bool {
 	}
 	w.coverage.fired[WriterCrash]++
 	w.logf("client %d crashed before its commit (crash point)", c.id)
-	w.hist.drop(c.rec)
+	if c.timedOut {
+		// A resend: the first attempt's commit may have applied.
+		w.hist.unknown(c.rec)
+	} else {
+		w.hist.drop(c.rec)
+	}
 	c.op = nil // answers to its requests in flight are dropped
 	c.newSession()
 	c.reuseSeq, c.pageNext = 0, ""
