@@ -124,6 +124,11 @@ type Config struct {
 	MaxChunkBytes int
 	// SnapPieceBytes is the size above which a raft snapshot is sent as a
 	// descriptor and fetched in pieces of this size (replica/pieces.go).
+	// Every node of a cluster must use the same (the server fixes it at
+	// the default): a receiver asks for pieces at its own stride and takes
+	// only pieces of its own size, so a peer cutting them otherwise
+	// stalls its fetch (the simulator drawing a size per node left a
+	// follower of the meta group behind for good: seed 15, convergence).
 	SnapPieceBytes int
 	// InlineThreshold is the largest file kept inline in the meta group,
 	// and InlineCapBytes the bound on all inline bytes (meta.Config). They
