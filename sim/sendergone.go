@@ -2,6 +2,7 @@ package sim
 
 import (
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/tessera-db/tessera/core/node"
@@ -24,7 +25,9 @@ import (
 // It is armed for any node from At on, as a crash point: at each step in
 // which a node receives part of a snapshot install (the snapshot itself,
 // a piece, a fetched chunk) from the peer it goes on fetching it from
-// after the step, a coin (1 in 2) decides whether this is the one; the
+// after the step, and is a voter its group cannot make a quorum without
+// once that peer is gone (needsReceiver), a coin (1 in 2) decides whether
+// this is the one; the
 // sender is then lost for good, as by Lose, right after the step (its
 // asks to the sender go to a dead node). It fires at most once, and
 // never once the faults healed. Its groups must replace it as they
@@ -77,7 +80,7 @@ func (w *World) senderGoneMoment(n *node.Node, from, to int, groups []uint64) {
 		return
 	}
 	for _, g := range groups {
-		if f, ok := n.InstallingFrom(g); !ok || f != uint64(from) {
+		if f, ok := n.InstallingFrom(g); !ok || f != uint64(from) || !w.needsReceiver(sender, g, uint64(to)) {
 			continue
 		}
 		if _, ok := w.take(SenderGone); !ok {
@@ -89,6 +92,30 @@ func (w *World) senderGoneMoment(n *node.Node, from, to int, groups []uint64) {
 		w.clk.after(0, "fault:"+string(SenderGone), from, func() { w.lose(sender, "lost for good amid a snapshot it sent") })
 		return
 	}
+}
+
+// needsReceiver reports whether group g, as its member sender applied
+// its configuration, can make no quorum without both sender and receiver:
+// receiver is one of its voters, not in a joint configuration, and the
+// voters left without the two are fewer than a quorum (a group of three
+// or four). There the receiver's install decides whether the group makes
+// progress once the sender is lost. Elsewhere it does not: a group of
+// five commits on and takes newer snapshots, which a receiver stuck on an
+// older one takes in its place, and a learner's install holds up only its
+// own replacement, which gives the learner up after ReplaceAfterTicks;
+// losing the sender there tests little that Lose does not.
+func (w *World) needsReceiver(sender *simNode, g, receiver uint64) bool {
+	if !sender.up() {
+		return false
+	}
+	for _, c := range sender.node.Configs() {
+		if c.ID != g {
+			continue
+		}
+		v := len(c.Voters)
+		return len(c.Outgoing) == 0 && slices.Contains(c.Voters, receiver) && v-2 < v/2+1
+	}
+	return false
 }
 
 // lose fails node s for good (Lose, SenderGone): it crashes and never
