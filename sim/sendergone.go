@@ -89,6 +89,8 @@ func (w *World) senderGoneMoment(n *node.Node, from, to int, groups []uint64) {
 		w.coverage.fired[SenderGone]++
 		w.logf("sender gone: node %d lost for good while node %d installs group %d's snapshot from it", from, to, g)
 		w.clk.note("sendergone", uint64(from), g)
+		// Right after the step, as its own event: the receiver's step is
+		// still running.
 		w.clk.after(0, "fault:"+string(SenderGone), from, func() { w.lose(sender, "lost for good amid a snapshot it sent") })
 		return
 	}
