@@ -40,8 +40,14 @@ const SenderGone FaultKind = "sendergone"
 // It is drawn only where Lose could be and none is: 5 or more nodes, no
 // node lost, wiped or with a faulty disk (logFaults), so that, as with
 // Lose, damage and loss stay on a minority of every group, and in half
-// of those seeds; armed in the first half of the faults, as Lose is, so
-// that the replacement has time to finish before the run ends.
+// of those seeds. Armed between a third and three quarters of the way
+// through the faults: the later the loss, the fewer faults are left to
+// end a stuck install by chance (a restart of the receiver drops what it
+// held back, and a snapcrash crash point takes the new leader's snapshot
+// the stuck receiver drops for an install's moment), while the loss
+// still comes two fifths of the run or more before its end (the faults
+// stop at three fifths), for a replacement that starts 10 s after it;
+// the end-of-run convergence check waits 30 s more.
 //
 // It comes with a crash of a node, at the moment it is armed, for 4 to 9
 // s: long enough for the node's groups to compact their logs past it (a
@@ -63,7 +69,7 @@ func drawSenderGone(seed uint64, nodes int, until time.Duration, faults []Fault)
 	if r.Float64() >= 0.5 {
 		return nil
 	}
-	at := time.Duration(r.Int64N(int64(until / 2)))
+	at := until/3 + time.Duration(r.Int64N(int64(until*5/12)))
 	behind := Fault{At: at, Kind: Crash, Node: r.IntN(nodes) + 1, Dur: time.Duration(4000+r.IntN(5000)) * time.Millisecond}
 	return []Fault{behind, {At: at, Kind: SenderGone}}
 }
