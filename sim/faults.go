@@ -166,7 +166,7 @@ const (
 // counts them.
 var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot,
 	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, DiskStall, StageRot, LostWrite, Misdirect, Latent, ReadErr,
-	ChunkLoss, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash}
+	ChunkLoss, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone}
 
 // crashPointKinds are the crash points, in the order the coverage line
 // counts them firing.
@@ -178,7 +178,7 @@ var crashPointKinds = []FaultKind{AckCrash, VoteCrash, ChunkCrash, WriterCrash, 
 // for whichever node (or client) reaches its moment first.
 func (k FaultKind) anyNode() bool {
 	return k == ChunkCrash || k == WriterCrash || k == SnapCrash || k == ConfCrash || k == BatchCrash ||
-		k == LeaderIsolate || k == OwnSnapCrash || k == CompactCrash || k == RollCrash || k == RecvCrash || k == FetchCrash
+		k == LeaderIsolate || k == OwnSnapCrash || k == CompactCrash || k == RollCrash || k == RecvCrash || k == FetchCrash || k == SenderGone
 }
 
 // Fault is one scheduled fault.
@@ -203,7 +203,7 @@ func (f Fault) String() string {
 		if f.OneWay {
 			s += ":oneway"
 		}
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone:
 	default:
 		s += fmt.Sprintf(":n%d", f.Node)
 	}

@@ -160,12 +160,16 @@ func (d *delivery) flushed() {
 func (d *delivery) step(n *node.Node) {
 	w := d.nw.w
 	var snap []uint64
-	if w.isArmed(SnapCrash) {
+	crash, gone := w.isArmed(SnapCrash), w.isArmed(SenderGone)
+	if crash || gone {
 		snap = snapshotParts(n, &d.env)
 	}
 	n.Receive(&d.env)
-	if len(snap) > 0 {
+	if crash && len(snap) > 0 {
 		w.moment(d.to, SnapCrash)
+	}
+	if gone && len(snap) > 0 {
+		w.senderGoneMoment(n, d.from, d.to, snap)
 	}
 }
 

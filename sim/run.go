@@ -360,9 +360,9 @@ func (c coverage) String() string {
 	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d snapshot-file-pieces=%d scrubbed=%d session-reuses=%d resends=%d sessions-expired=%d sessions-registered=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d gc-collected=%d swept=%d frames-lent=%d frames-reused=%d frame-pins=%d%s",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.filePieces, c.scrubbed, c.reuses, c.resends, c.expired, c.registered, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, c.frames.lent, c.frames.reused, c.frames.pins, fired.String()) + c.sharedString() +
-		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d applied-early=%d snapshot-files-received=%d recvcrash-fired=%d chunks-fetched=%d fetch-dir-syncs=%d fetchcrash-fired=%d recovered-logs-trimmed=%d snapshots-unavailable=%d",
+		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d applied-early=%d snapshot-files-received=%d recvcrash-fired=%d chunks-fetched=%d fetch-dir-syncs=%d fetchcrash-fired=%d recovered-logs-trimmed=%d snapshots-unavailable=%d sendergone-fired=%d",
 			c.chunkLosses, c.isolations, c.diverged, c.ownSnaps, c.fired[OwnSnapCrash], c.edgeSizes, c.appliedEarly, c.recvFiles, c.fired[RecvCrash],
-			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable) + diskPointString(&c.points)
+			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone]) + diskPointString(&c.points)
 }
 
 // sharedString describes what shared logs did, if a run had them.
@@ -638,6 +638,10 @@ func run(opts Options) (res *Result) {
 		w.sched.Faults = append(w.sched.Faults, rest...)
 		slices.SortStableFunc(w.sched.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 	}
+	if gone := drawSenderGone(opts.Seed, opts.Nodes, w.sched.FaultsUntil, w.sched.Faults); len(gone) > 0 {
+		w.sched.Faults = append(w.sched.Faults, gone...)
+		slices.SortStableFunc(w.sched.Faults, func(a, b Fault) int { return int(a.At - b.At) })
+	}
 	if opts.Schedule != nil {
 		w.sched = *opts.Schedule
 	}
@@ -757,18 +761,14 @@ func (w *World) inject(f Fault) {
 	case AckCrash, VoteCrash:
 		s := w.nodes[f.Node-1]
 		s.crashPoint, s.crashPointDur = f.Kind, f.Dur
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone:
 		w.armed = append(w.armed, armed{f.Kind, f.Dur})
 	case ChunkLoss:
 		w.loseChunk(w.nodes[f.Node-1])
 	case LostWrite, Misdirect, Latent, ReadErr:
 		w.injectLogFault(f)
 	case Lose:
-		s := w.nodes[f.Node-1]
-		s.lost = true
-		if s.up() {
-			s.crash("lost for good")
-		}
+		w.lose(w.nodes[f.Node-1], "lost for good")
 	case Wipe:
 		s := w.nodes[f.Node-1]
 		if s.up() {
@@ -975,7 +975,9 @@ func (w *World) copiesNeeded() int {
 	for _, f := range w.sched.Faults {
 		// A log fault fences its node's replicas (deleting their chunks)
 		// when the node restarts, up to Dur after it.
+		// An armed SenderGone may still lose a node, at its moment.
 		soon := (f.Kind == Lose || f.Kind == Wipe) && f.At > w.clk.now ||
+			f.Kind == SenderGone && (f.At > w.clk.now || w.isArmed(SenderGone)) ||
 			isLogFault(f.Kind) && f.At+f.Dur+time.Second > w.clk.now
 		if soon && f.At < w.sched.FaultsUntil {
 			need = 2

@@ -493,6 +493,17 @@ func (n *Node) Installing(group uint64) bool {
 	return g != nil && g.Installing()
 }
 
+// InstallingFrom returns the peer this node's replica of group fetches
+// the snapshot it holds back from (replica.Replica.InstallingFrom): the
+// snapshot's sender, which the install waits on.
+func (n *Node) InstallingFrom(group uint64) (from uint64, ok bool) {
+	g := n.groups[group]
+	if g == nil {
+		return 0, false
+	}
+	return g.InstallingFrom()
+}
+
 // LeaderChunkPath returns the name of a chunk's file in this node's replica
 // of a data group if that replica leads the group, which serves the chunk's
 // reads: the runtime reads the files of a get's next chunks ahead of it

@@ -780,6 +780,19 @@ func (g *Replica) CatchingUp() bool {
 // (pieces.go).
 func (g *Replica) Installing() bool { return g.pendingSnap != nil || g.pieces != nil }
 
+// InstallingFrom returns the peer a snapshot held back (Installing) is
+// being fetched from, its sender: its chunks, or its pieces. ok is false
+// when no snapshot is held back.
+func (g *Replica) InstallingFrom() (from uint64, ok bool) {
+	switch {
+	case g.pendingSnap != nil:
+		return g.pendingSnap.from, true
+	case g.pieces != nil:
+		return g.pieces.from, true
+	}
+	return 0, false
+}
+
 // LogQueue returns how many log jobs wait for the batch in flight, and
 // whether one is (storage.go).
 func (g *Replica) LogQueue() (waiting int, busy bool) { return len(g.log.pending), g.log.busy }
