@@ -184,6 +184,14 @@ func CheckLayout(fs vfs.FS, shared bool, groups []uint64) error {
 	if err != nil && !errors.Is(err, vfs.ErrNotExist) {
 		return fmt.Errorf("layout: %w", err)
 	}
+	if err == nil && len(data) < len(sharedLayout) && strings.HasPrefix(sharedLayout, string(data)) {
+		// The record's write was cut short: a crash, or its fsync failed
+		// and the node stopped (an empty file whose name was durable
+		// already, seed 46206). It is made durable before any log is
+		// created, so none exists yet: it is written again below (and a
+		// shared log found without it is refused there).
+		err = vfs.ErrNotExist
+	}
 	if err == nil {
 		if string(data) != sharedLayout {
 			return fmt.Errorf("layout file holds %q: not a layout this version knows", strings.TrimSpace(string(data)))
