@@ -170,6 +170,7 @@ var nodeCounters = []struct {
 	{"tessera_replica_logs_corrupt_total", "Replicas whose log was found damaged at start-up and fenced until their group replaces them.", func(s node.Stats) uint64 { return s.CorruptLogs }},
 	{"tessera_replica_logs_unreadable_total", "Replicas whose log could not be read at start-up (after retries) and were fenced until their group replaces them.", func(s node.Stats) uint64 { return s.UnreadableLogs }},
 	{"tessera_raft_log_batches_total", "Raft log batches written and fsynced (one fsync each).", func(s node.Stats) uint64 { return s.LogBatches }},
+	{"tessera_raft_log_light_batches_total", "Raft log batches that only moved a commit index, released without I/O of their own (their hard state is written ahead of the next batch).", func(s node.Stats) uint64 { return s.LightBatches }},
 	{"tessera_shared_log_sync_groups_total", "With a shared raft log: groups covered by its fsyncs, summed (divide by tessera_wal_syncs_total for groups per fsync).", func(s node.Stats) uint64 { return s.SharedSyncGroups }},
 	{"tessera_shared_log_multi_group_syncs_total", "With a shared raft log: its fsyncs that covered more than one group.", func(s node.Stats) uint64 { return s.SharedMultiGroupSyncs }},
 	{"tessera_shared_log_rewrites_total", "With a shared raft log: groups whose needed records were rewritten forward so that old segments could go.", func(s node.Stats) uint64 { return s.SharedRewrites }},

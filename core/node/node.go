@@ -319,7 +319,13 @@ func (n *Node) Submit(req *api.Request, done func(*api.Response)) {
 // and the requests they complete answered.
 func (n *Node) Flush() {
 	for round := 0; round < 8 && n.fatal == nil; round++ {
-		if !n.flushOnce() {
+		progress := n.flushOnce()
+		if l := n.replicas.Log; l != nil && n.fatal == nil && l.ReleaseLight() {
+			// Their completions stepped responses into raft: the
+			// Readys they make are handled in this flush.
+			progress = true
+		}
+		if !progress {
 			break
 		}
 	}

@@ -34,6 +34,8 @@ type testEnv struct {
 	io   []func()
 	// queues are the I/O queues of the work in io, in the same order.
 	queues []uint64
+	// ios counts the work ever handed to each I/O queue.
+	ios map[uint64]int
 }
 
 func (e *testEnv) NowNanos() int64       { return e.now }
@@ -44,6 +46,10 @@ func (e *testEnv) Log() *slog.Logger     { return slog.New(slog.NewTextHandler(i
 func (e *testEnv) IO(q uint64, work func() error, done func(error)) {
 	e.io = append(e.io, func() { done(work()) })
 	e.queues = append(e.queues, q)
+	if e.ios == nil {
+		e.ios = map[uint64]int{}
+	}
+	e.ios[q]++
 }
 
 // flush flushes the node and completes its I/O until none is left, as a

@@ -40,6 +40,11 @@ type Stats struct {
 	// LogBatchJobs the appends and snapshots they carried: their ratio is
 	// the group commit achieved.
 	LogBatches, LogBatchJobs uint64
+	// LightBatches counts the log batches among LogBatches that only
+	// moved a commit index (or released responses) and went without I/O
+	// of their own: their hard state rides ahead of the shared log's next
+	// batch (replica.SharedLog.ReleaseLight).
+	LightBatches uint64
 	// With a shared log (Config.SharedLog), SharedSyncGroups sums the
 	// groups each of its fsyncs covered, SharedMultiGroupSyncs counts the
 	// fsyncs that covered more than one, SharedRewrites the groups whose
@@ -169,6 +174,7 @@ func (n *Node) Stats() Stats {
 	st.WALSyncs += ps.WALSyncs
 	st.LogBatches += ps.LogBatches
 	st.LogBatchJobs += ps.LogBatchJobs
+	st.LightBatches += ps.LightBatches
 	st.SharedSyncGroups += ps.SharedSyncGroups
 	st.SharedMultiGroupSyncs += ps.SharedMultiGroupSyncs
 	if l := n.replicas.Log; l != nil {

@@ -225,6 +225,7 @@ type Stats struct {
 	// serve since (recovered.go).
 	RecoveredLogsTrimmed, SnapshotsUnavailable uint64
 	WALSyncs, LogBatches, LogBatchJobs         uint64
+	LightBatches                               uint64
 	SharedSyncGroups, SharedMultiGroupSyncs    uint64
 	Snapshots, SnapshotsInstalled              uint64
 	SnapPieces, AmnesiacReplicas               uint64

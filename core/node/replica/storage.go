@@ -309,6 +309,9 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 		item := &sharedItem{group: id, sync: sync,
 			write: func(l *wal.Shared) error { return writeRecords(sharedGroup{l, id}, jobs, hsFirst) },
 			done:  func(err error) { g.logBatchDone(jobs, err) }}
+		if !sync && dir == nil {
+			item.light, item.lightHS = lightState(jobs)
+		}
 		if dir == nil {
 			g.shared.submit(item)
 			return
@@ -337,6 +340,26 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 		return writeLogRecords(w, jobs, sync, hsFirst)
 	}
 	g.env.IO(g.id, work, func(err error) { g.logBatchDone(jobs, err) })
+}
+
+// lightState reports whether a batch written without an fsync holds
+// nothing but hard states and responses (no entries, snapshots, staged or
+// own chunks, pins), and returns the last hard state it holds, or nil:
+// such a batch the shared log may release without writing it first
+// (SharedLog.ReleaseLight).
+func lightState(jobs []*LogJob) (bool, *raftpb.HardState) {
+	var hs *raftpb.HardState
+	for _, j := range jobs {
+		m := j.append
+		if m == nil || len(j.entries) > 0 || len(m.GetEntries()) > 0 || !raft.IsEmptySnap(m.GetSnapshot()) ||
+			j.snap != nil || j.ref != nil || j.recv != nil || len(j.staged) > 0 || len(j.own) > 0 || len(j.pins) > 0 {
+			return false, nil
+		}
+		if h := hardStateOf(m); h != nil {
+			hs = h
+		}
+	}
+	return true, hs
 }
 
 // mustSync reports whether a batch must be fsynced before the responses it
