@@ -320,10 +320,12 @@ func (n *Node) Submit(req *api.Request, done func(*api.Response)) {
 func (n *Node) Flush() {
 	for round := 0; round < 8 && n.fatal == nil; round++ {
 		progress := n.flushOnce()
-		if l := n.replicas.Log; l != nil && n.fatal == nil && l.ReleaseLight() {
-			// Their completions stepped responses into raft: the
-			// Readys they make are handled in this flush.
-			progress = true
+		for _, id := range n.groupIDs {
+			// Light log batches (replica.lightState) go without I/O;
+			// the Readys their responses make are handled in this flush.
+			if g := n.groups[id]; g != nil && n.fatal == nil && g.ReleaseLight() {
+				progress = true
+			}
 		}
 		if !progress {
 			break

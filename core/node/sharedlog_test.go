@@ -459,40 +459,51 @@ func TestSharedLogRecordsAfterStagedNames(t *testing.T) {
 }
 
 // TestLightBatchesGoWithoutIO: a log batch that only moves a commit index
-// is released at once (SharedLog.ReleaseLight), so that every piece of the
+// is released at once (replica.lightState), so that every piece of the
 // shared log's I/O work is an fsync'd write, and its hard state is written
-// ahead of the next batch: a crash after that batch is durable recovers
-// the commit index the released batch held.
+// ahead of the replica's next batch: a crash after that batch is durable
+// recovers the commit index the released batch held. Both log layouts.
 func TestLightBatchesGoWithoutIO(t *testing.T) {
-	fs := memfs.New()
-	n, e, err := sharedNode(t, fs, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	electAll(n, e)
-	before, ios := n.Stats(), e.ios[replica.SharedLogQueue]
-	for id := uint64(1); id <= 4; id++ {
-		writeChunks(t, n, e, map[uint64]uint64{id: 2})
-	}
-	st := n.Stats()
-	light, syncs := st.LightBatches-before.LightBatches, st.WALSyncs-before.WALSyncs
-	if light < 4 {
-		t.Fatalf("4 writes to a one-replica group released %d light batches, want a commit's each", light)
-	}
-	if got := uint64(e.ios[replica.SharedLogQueue] - ios); got != syncs {
-		t.Fatalf("the shared log ran %d pieces of I/O work for %d fsyncs: a batch went without one", got, syncs)
-	}
-	// Group 2's last write is committed, its commit index released
-	// unwritten; the next write's batch writes it first.
-	commit := n.groups[2].Committed()
-	writeChunks(t, n, e, map[uint64]uint64{5: 3})
-	n.Close()
-	fs.Crash(nil)
-	_, states, err := wal.OpenShared(fs, replica.SharedLogDir, wal.SharedOptions{SnapDir: replica.WALDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := states[2].HardState.GetCommit(); got < commit {
-		t.Fatalf("group 2 recovered commit index %d, want at least %d, the one released before the next batch", got, commit)
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shared=%v", shared), func(t *testing.T) {
+			fs := memfs.New()
+			n, e, err := sharedNode(t, fs, shared)
+			if err != nil {
+				t.Fatal(err)
+			}
+			electAll(n, e)
+			before, ios := n.Stats(), e.ios[replica.SharedLogQueue]
+			for id := uint64(1); id <= 4; id++ {
+				writeChunks(t, n, e, map[uint64]uint64{id: 2})
+			}
+			st := n.Stats()
+			light, syncs := st.LightBatches-before.LightBatches, st.WALSyncs-before.WALSyncs
+			if light < 4 {
+				t.Fatalf("4 writes to a one-replica group released %d light batches, want a commit's each", light)
+			}
+			if got := uint64(e.ios[replica.SharedLogQueue] - ios); shared && got != syncs {
+				t.Fatalf("the shared log ran %d pieces of I/O work for %d fsyncs: a batch went without one", got, syncs)
+			}
+			// Group 2's last write is committed, its commit index
+			// released unwritten; its next batch writes it first.
+			commit := n.groups[2].Committed()
+			writeChunks(t, n, e, map[uint64]uint64{5: 2})
+			n.Close()
+			fs.Crash(nil)
+			var st2 *wal.State
+			if shared {
+				var states map[uint64]*wal.State
+				_, states, err = wal.OpenShared(fs, replica.SharedLogDir, wal.SharedOptions{SnapDir: replica.WALDir})
+				st2 = states[2]
+			} else {
+				_, st2, err = wal.Open(fs, replica.WALDir(2), wal.Options{})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st2.HardState.GetCommit(); got < commit {
+				t.Fatalf("group 2 recovered commit index %d, want at least %d, the one released before its next batch", got, commit)
+			}
+		})
 	}
 }

@@ -234,6 +234,9 @@ func (g *Replica) rotateLog(j *LogJob) {
 	if hs != nil && !raft.IsEmptyHardState(hs) {
 		hsCopy = proto.Clone(hs).(*raftpb.HardState)
 	}
+	// The storage's hard state is the newest: it covers that of any light
+	// batch released unwritten (storage.go lightState).
+	g.log.unwritten = nil
 	g.stats.WALSyncs++
 	g.stats.LogBatches++
 	g.stats.LogBatchJobs++

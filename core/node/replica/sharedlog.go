@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"go.etcd.io/raft/v3/raftpb"
-
 	"github.com/tessera-db/tessera/core/env"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
@@ -59,10 +57,6 @@ type SharedLog struct {
 	states  map[uint64]*wal.State
 	pending []*sharedItem
 	busy    bool
-	// deferred are the hard states of light batches released without a
-	// write (ReleaseLight), at most one per group, in the order they
-	// came: the next batch writes them ahead of its items.
-	deferred []deferredState
 	// reclaimed is the log's counters as of the last batch's completion
 	// (the log is the I/O work's while a batch runs).
 	reclaimed wal.SharedStats
@@ -77,18 +71,6 @@ type sharedItem struct {
 	sync  bool
 	after func() error
 	done  func(error)
-	// light is set for a batch that only moves its group's commit index
-	// or releases responses (lightState): ReleaseLight completes it
-	// without I/O, and lightHS, if set, is the hard state it writes.
-	light   bool
-	lightHS *raftpb.HardState
-}
-
-// deferredState is a light batch's hard state, to be written ahead of the
-// shared log's next batch.
-type deferredState struct {
-	group uint64
-	hs    *raftpb.HardState
 }
 
 // OpenSharedLog opens a node's shared log and recovers the state of the
@@ -128,49 +110,6 @@ func (s *SharedLog) Reclaimed() wal.SharedStats { return s.reclaimed }
 
 func (s *SharedLog) submit(it *sharedItem) { s.pending = append(s.pending, it) }
 
-// ReleaseLight completes, at once, the pending batches that only move a
-// group's commit index, and reports whether there were any. Such a batch
-// is written without an fsync (Replica.mustSync): its hard state may be
-// lost in a crash either way, and raft learns a lost commit index again
-// from the leader. Its responses wait for nothing: its replica hands the
-// shared log one batch at a time, so every record of the group's earlier
-// batches is durable already. So its I/O (an I/O worker's wake-up, a
-// write, a completion back through the event loop: on every node, for
-// every commit, half of the log's work at one client) buys nothing, and
-// the batch is released here; its hard state is written ahead of the next
-// batch (Kick), so that the log's records keep raft's order. The
-// completions run on the event loop, which must handle the Readys they
-// make (Node.Flush).
-func (s *SharedLog) ReleaseLight() bool {
-	var light []*sharedItem
-	kept := s.pending[:0]
-	for _, it := range s.pending {
-		if it.light {
-			light = append(light, it)
-			continue
-		}
-		kept = append(kept, it)
-	}
-	clear(s.pending[len(kept):])
-	s.pending = kept
-	for _, it := range light {
-		s.stats.LightBatches++
-		if it.lightHS == nil {
-			continue
-		}
-		i := slices.IndexFunc(s.deferred, func(d deferredState) bool { return d.group == it.group })
-		if i >= 0 {
-			// A later commit index replaces the earlier one unwritten.
-			s.deferred = slices.Delete(s.deferred, i, i+1)
-		}
-		s.deferred = append(s.deferred, deferredState{group: it.group, hs: it.lightHS})
-	}
-	for _, it := range light {
-		it.done(nil)
-	}
-	return len(light) > 0
-}
-
 // Kick starts a batch of the pending items if none is in flight.
 func (s *SharedLog) Kick() {
 	if s.busy || len(s.pending) == 0 {
@@ -178,8 +117,6 @@ func (s *SharedLog) Kick() {
 	}
 	items := s.pending
 	s.pending = nil
-	deferred := s.deferred
-	s.deferred = nil
 	s.busy = true
 	sync := false
 	groups := 0
@@ -198,11 +135,6 @@ func (s *SharedLog) Kick() {
 	}
 	l := s.log
 	work := func() error {
-		for _, d := range deferred {
-			if err := l.Save(d.group, d.hs, nil); err != nil {
-				return fmt.Errorf("group %d: %w", d.group, err)
-			}
-		}
 		for _, it := range items {
 			if err := it.write(l); err != nil {
 				return fmt.Errorf("group %d: %w", it.group, err)

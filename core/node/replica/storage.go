@@ -86,6 +86,12 @@ type logQueue struct {
 	// done whose entries raft may still hold (settlePins).
 	running []*LogJob
 	held    []heldPins
+	// light is a batch that holds nothing to make durable (lightState),
+	// handed over but not written: ReleaseLight completes it at the end
+	// of the flush. unwritten is the newest hard state of such batches,
+	// written ahead of the next batch's records.
+	light     []*LogJob
+	unwritten *raftpb.HardState
 	// snapAt is the index of the newest snapshot received from a leader
 	// and handed to the log: until it is durable and restored, the state
 	// machine is behind it, and a snapshot of its own would be older.
@@ -302,16 +308,25 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 	if t, ok := g.env.(Tracer); ok {
 		t.TraceLogBatch(g.id, jobs)
 	}
+	if light, hs := lightState(jobs); light && !sync && dir == nil {
+		// Nothing to make durable: released at the end of the flush
+		// (ReleaseLight), its hard state written with the next batch.
+		g.stats.LightBatches++
+		if hs != nil {
+			g.log.unwritten = hs
+		}
+		g.log.light = jobs
+		return
+	}
+	unwritten := g.log.unwritten
+	g.log.unwritten = nil
 	if g.shared != nil {
 		// The node's shared log runs the batch with the other replicas'
 		// (and counts its fsyncs).
 		id := g.id
 		item := &sharedItem{group: id, sync: sync,
-			write: func(l *wal.Shared) error { return writeRecords(sharedGroup{l, id}, jobs, hsFirst) },
+			write: func(l *wal.Shared) error { return writeRecords(sharedGroup{l, id}, unwritten, jobs, hsFirst) },
 			done:  func(err error) { g.logBatchDone(jobs, err) }}
-		if !sync && dir == nil {
-			item.light, item.lightHS = lightState(jobs)
-		}
 		if dir == nil {
 			g.shared.submit(item)
 			return
@@ -337,16 +352,23 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 				return err
 			}
 		}
-		return writeLogRecords(w, jobs, sync, hsFirst)
+		return writeLogRecords(w, unwritten, jobs, sync, hsFirst)
 	}
 	g.env.IO(g.id, work, func(err error) { g.logBatchDone(jobs, err) })
 }
 
-// lightState reports whether a batch written without an fsync holds
-// nothing but hard states and responses (no entries, snapshots, staged or
-// own chunks, pins), and returns the last hard state it holds, or nil:
-// such a batch the shared log may release without writing it first
-// (SharedLog.ReleaseLight).
+// lightState reports whether a batch holds nothing but hard states and
+// responses (no entries, snapshots, staged or own chunks, pins), and
+// returns the last hard state it holds, or nil. Written without an fsync
+// (a hard state that changes only the commit index: mustSync), such a
+// batch needs no I/O either: its responses wait for nothing, since the
+// replica hands over one batch at a time and every record of its earlier
+// batches is durable, and its hard state may be lost in a crash either
+// way (raft learns a lost commit index again from the leader). So it is
+// released at once (ReleaseLight) and its hard state written ahead of the
+// next batch's records, in raft's order: every commit makes one on every
+// node (the leader's next Ready, the followers' after the append that
+// tells them), half of the log's work at one client.
 func lightState(jobs []*LogJob) (bool, *raftpb.HardState) {
 	var hs *raftpb.HardState
 	for _, j := range jobs {
@@ -392,8 +414,8 @@ func (g *Replica) mustSync(jobs []*LogJob) bool {
 
 // writeLogRecords runs off the event loop: it writes every record of a
 // batch, fsyncs once, then compacts behind any snapshot the batch saved.
-func writeLogRecords(w *wal.WAL, jobs []*LogJob, sync, hsFirst bool) error {
-	if err := writeRecords(w, jobs, hsFirst); err != nil {
+func writeLogRecords(w *wal.WAL, unwritten *raftpb.HardState, jobs []*LogJob, sync, hsFirst bool) error {
+	if err := writeRecords(w, unwritten, jobs, hsFirst); err != nil {
 		return err
 	}
 	if sync {
@@ -449,11 +471,17 @@ func (s sharedGroup) SaveReceived(ref wal.SnapshotRef) error {
 	return s.l.SaveReceived(s.group, ref)
 }
 
-// writeRecords writes every record of a batch, in order. A hard state
-// follows the entries it may commit (wal.Save), so that a torn write never
-// keeps a commit index past the log's end; hsFirst is the injected bug
-// HardStateFirst.
-func writeRecords(w recordWriter, jobs []*LogJob, hsFirst bool) error {
+// writeRecords writes every record of a batch, in order, after unwritten
+// (if set: the hard state of light batches released since the last
+// batch, whose entries are all durable). A hard state follows the entries
+// it may commit (wal.Save), so that a torn write never keeps a commit
+// index past the log's end; hsFirst is the injected bug HardStateFirst.
+func writeRecords(w recordWriter, unwritten *raftpb.HardState, jobs []*LogJob, hsFirst bool) error {
+	if unwritten != nil {
+		if err := w.Save(unwritten, nil); err != nil {
+			return err
+		}
+	}
 	for _, j := range jobs {
 		if m := j.append; m != nil {
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -498,6 +526,19 @@ func hardStateOf(m *raftpb.Message) *raftpb.HardState {
 		return nil
 	}
 	return hs
+}
+
+// ReleaseLight completes the light batch handed over in this flush, if
+// any, and reports whether there was one. The node calls it once the
+// replica's Ready is handled: its responses step into raft or leave now.
+func (g *Replica) ReleaseLight() bool {
+	jobs := g.log.light
+	if jobs == nil {
+		return false
+	}
+	g.log.light = nil
+	g.logBatchDone(jobs, nil)
+	return true
 }
 
 // logBatchDone runs on the event loop once a batch is durable: the records
