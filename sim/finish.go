@@ -430,7 +430,7 @@ func (w *World) divergence() string {
 		if !s.up() {
 			return fmt.Sprintf("node %d is down", s.id)
 		}
-		for _, g := range s.node.Groups() {
+		for _, g := range s.node.GroupsWithHashes() {
 			if byGroup[g.ID] == nil {
 				byGroup[g.ID] = map[uint64]rep{}
 			}

@@ -348,6 +348,13 @@ func TestConfigsAreGroupsWithoutTheCostlyParts(t *testing.T) {
 			t.Errorf("config %d: %+v, want group %d with voters [1 2 3], not fenced", i, c, i+1)
 		}
 	}
+	// Groups leaves out the meta state's hash too (a pass over the whole
+	// state, on the event loop of every scrape); GroupsWithHashes has it.
+	for i, g := range n.GroupsWithHashes() {
+		if meta := g.ID == topo.MetaGroup; meta && (g.StateHash == 0 || groups[i].StateHash != 0) {
+			t.Errorf("meta group's hash: %x with hashes, %x in Groups; want it in the first only", g.StateHash, groups[i].StateHash)
+		}
+	}
 	for i, g := range groups {
 		g.StateHash, g.Chunks, g.InlineFiles, g.InlineBytes, g.Sessions = 0, 0, 0, 0, 0
 		g.LogQueued, g.LogBusy, g.Degraded = 0, false, ""

@@ -119,7 +119,9 @@ type GroupStatus struct {
 	// Voters, Outgoing (the old voters while joint) and Learners are the
 	// configuration this replica has applied.
 	Voters, Outgoing, Learners []uint64
-	// StateHash digests the applied state (meta state, or the chunk set).
+	// StateHash digests the applied state: the chunk set of a data group
+	// (kept as chunks come and go), the meta state of the meta group
+	// (GroupsWithHashes only: a pass over the whole state).
 	StateHash uint64
 	// Chunks is the number of chunks held (data groups).
 	Chunks int
@@ -207,8 +209,18 @@ func (n *Node) Stats() Stats {
 	return st
 }
 
-// Groups returns the status of every hosted group, by group id.
-func (n *Node) Groups() []GroupStatus {
+// Groups returns the status of every hosted group, by group id, without
+// the meta state's hash. It runs on the event loop for every /metrics
+// scrape and /health call: hashing the meta state there (every inline
+// byte checksummed: ~0.1-0.3 s with 200 MiB inline on this machine)
+// stalled every group's work for as long, once per scrape.
+func (n *Node) Groups() []GroupStatus { return n.groupStatus(false) }
+
+// GroupsWithHashes is Groups with the meta group's StateHash, for the
+// simulator's convergence check.
+func (n *Node) GroupsWithHashes() []GroupStatus { return n.groupStatus(true) }
+
+func (n *Node) groupStatus(hashMeta bool) []GroupStatus {
 	var out []GroupStatus
 	for _, id := range n.groupIDs {
 		g := n.groups[id]
@@ -216,7 +228,9 @@ func (n *Node) Groups() []GroupStatus {
 		gs.LogQueued, gs.LogBusy = g.LogQueue()
 		gs.Degraded = n.replacer.Degraded(g)
 		if g.Meta() != nil {
-			gs.StateHash = g.Meta().Hash()
+			if hashMeta {
+				gs.StateHash = g.Meta().Hash()
+			}
 			gs.InlineFiles, gs.InlineBytes = g.Meta().Inline()
 			gs.MetaConfig, gs.Configured = g.Meta().Config()
 			gs.Sessions = g.Meta().Sessions()
