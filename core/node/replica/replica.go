@@ -60,6 +60,10 @@ type Config struct {
 	// keeps behind one.
 	MetaSnapshotEntries, DataSnapshotBytes uint64
 	KeepEntries, KeepDataEntries           uint64
+	// MetaSnapshotLogBytes, if not 0, replaces the last meta snapshot's
+	// size as the bytes applied since it that make the next due
+	// (metaSnapshotDue): the simulator's way to take meta snapshots often.
+	MetaSnapshotLogBytes uint64
 	// WALSegmentBytes is the WAL segment size.
 	WALSegmentBytes int64
 	// MaxChunkBytes bounds one chunk write.
