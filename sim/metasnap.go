@@ -16,21 +16,20 @@ import (
 // from entries unless it lags far behind: 40 seeds received about 20 meta
 // snapshots into files (receive.go), so that two mutants of that path
 // (the received file's rename not made durable before its record, the
-// file it replaced removed before that record was durable) passed 40
-// seeds. A third of the seeds take a snapshot after 8 to 40 entries and
-// 512 bytes to 4 KiB, keep 1 to 4 entries behind it, and send snapshots
-// above 256 bytes in pieces (received into files): a follower a few
-// hundred milliseconds behind (a crash, a partition, a slow disk) catches
-// up from a snapshot, and such seeds also cut one meta replica (nodes 1 to
-// 3 always hold one) off from the others 1 to 3 times for 1 to 4 s
-// (lag), so that one must. The others keep the defaults, and the piece
-// size drawn for them, so that catching up from entries stays common.
+// file it replaced removed before that record was durable) passed 60
+// seeds. A third of the seeds take a snapshot after 1 to 6 entries and 32
+// to 512 bytes, keep 1 to 4 entries behind it, and send snapshots above
+// 256 bytes in pieces (received into files): a follower a few entries
+// behind (a crash, a partition, a slow disk) catches up from a snapshot.
+// Those seeds also cut one meta replica (nodes 1 to 3 always hold one) off
+// from the others 1 to 3 times for 2 to 6 s, and arm RecvCrash 1 to 3
+// times more (faults). The others keep the defaults, and the piece size
+// drawn for them, so that catching up from entries stays common.
 type metaSnapTiming struct {
 	entries, logBytes, keep uint64
 	often                   bool
-	// lag are the partitions of one meta replica drawn with frequent
-	// snapshots.
-	lag []Fault
+	// faults are the faults drawn with frequent snapshots.
+	faults []Fault
 }
 
 // drawMetaSnap draws a seed's meta snapshot timing, from a source of its
@@ -41,14 +40,22 @@ func drawMetaSnap(seed uint64, nodes int, until time.Duration) metaSnapTiming {
 	if r.IntN(3) != 0 {
 		return metaSnapTiming{entries: 200, keep: 20}
 	}
-	m := metaSnapTiming{entries: uint64(4 + r.IntN(17)), logBytes: uint64(256 + r.IntN(1793)),
+	m := metaSnapTiming{entries: uint64(1 + r.IntN(6)), logBytes: uint64(32 + r.IntN(481)),
 		keep: uint64(1 + r.IntN(4)), often: true}
 	if nodes < 3 || until <= 0 {
 		return m
 	}
 	for n := 1 + r.IntN(3); n > 0; n-- {
-		m.lag = append(m.lag, Fault{At: time.Duration(r.Int64N(int64(until))), Kind: Partition,
+		m.faults = append(m.faults, Fault{At: time.Duration(r.Int64N(int64(until))), Kind: Partition,
 			Nodes: []int{1 + r.IntN(3)}, Dur: time.Duration(2000+r.IntN(4000)) * time.Millisecond})
+	}
+	// They also arm RecvCrash 1 to 3 times more, over the whole time of
+	// the faults: one armed early (drawRestFaults) is mostly taken by the
+	// first receipt, at its first steps, and receipts come all run long
+	// here.
+	for n := 1 + r.IntN(3); n > 0; n-- {
+		m.faults = append(m.faults, Fault{At: time.Duration(r.Int64N(int64(until))), Kind: RecvCrash,
+			Dur: time.Duration(100+r.IntN(3000)) * time.Millisecond})
 	}
 	return m
 }

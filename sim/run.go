@@ -646,8 +646,8 @@ func run(opts Options) (res *Result) {
 	}
 	// Drawn after every other fault: a seed without frequent meta
 	// snapshots keeps its run.
-	if w.metaSnap = drawMetaSnap(opts.Seed, opts.Nodes, w.sched.FaultsUntil); len(w.metaSnap.lag) > 0 {
-		w.sched.Faults = append(w.sched.Faults, w.metaSnap.lag...)
+	if w.metaSnap = drawMetaSnap(opts.Seed, opts.Nodes, w.sched.FaultsUntil); len(w.metaSnap.faults) > 0 {
+		w.sched.Faults = append(w.sched.Faults, w.metaSnap.faults...)
 		slices.SortStableFunc(w.sched.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 	}
 	if opts.Schedule != nil {
