@@ -258,3 +258,16 @@ func TestDiskPointsOfAFetchedChunk(t *testing.T) {
 		t.Fatalf("points %v, want %v", got, want)
 	}
 }
+
+// TestSwarmTotals sums the rare paths' counters of coverage lines, and
+// counts the seeds that reached each.
+func TestSwarmTotals(t *testing.T) {
+	results := []SwarmResult{{Coverage: "crashes=1 snapshot-files-received=3 recvcrash-fired=0 sendergone-fired=1"},
+		{Coverage: "snapshot-files-received=2 recvcrash-fired=1"}, {}}
+	got := SwarmTotals(results)
+	for _, want := range []string{"over 2 seeds", " snapshot-files-received=5/2", " recvcrash-fired=1/1", " sendergone-fired=1/1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("totals %q lack %q", got, want)
+		}
+	}
+}
