@@ -54,6 +54,7 @@ var bugNames = []struct {
 	{"append-ignores-if-version", func(b *node.Bugs) { b.Replica.Meta.AppendIgnoresIfVersion = true }, func(b node.Bugs) bool { return b.Replica.Meta.AppendIgnoresIfVersion }},
 	{"gc-done-lists-all-garbage", func(b *node.Bugs) { b.GCDoneListsAllGarbage = true }, func(b node.Bugs) bool { return b.GCDoneListsAllGarbage }},
 	{"compact-removes-first", func(b *node.Bugs) { b.Replica.CompactRemovesFirst = true }, func(b node.Bugs) bool { return b.Replica.CompactRemovesFirst }},
+	{"received-rename-unsynced", func(b *node.Bugs) { b.Replica.ReceivedRenameUnsynced = true }, func(b node.Bugs) bool { return b.Replica.ReceivedRenameUnsynced }},
 	{"inline-at-threshold-refused", func(b *node.Bugs) { b.Replica.Meta.InlineAtThresholdRefused = true }, func(b node.Bugs) bool { return b.Replica.Meta.InlineAtThresholdRefused }},
 }
 

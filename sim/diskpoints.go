@@ -65,11 +65,20 @@ const (
 	// A leader's snapshot received into its file (core/wal received.go):
 	// the partial file's fsync once its last piece is written, its
 	// rename to a snapshot file's name in the batch that records it, the
-	// directory's fsync after the rename (then the record is written and
-	// the log fsynced, and the file it replaced removed: dpSnapFileRemove).
+	// directory's fsync after the rename; then, in the same disk work,
+	// the log's fsync that makes the record durable, the removal of the
+	// snapshot file the received one replaced and the fsync of its
+	// directory. A crash right after the record is durable, before any
+	// later fsync of the directory, is where a rename not made durable
+	// shows (a record naming a file gone); one before the log's fsync is
+	// where a replaced file removed too early shows (a durable record
+	// naming a file gone).
 	dpRecvSync
 	dpRecvRename
 	dpRecvDirSync
+	dpRecvLogSync
+	dpRecvRemove
+	dpRecvDoneDirSync
 	// A segment roll of the shared log, then of a group's log: right
 	// after the new segment's header was written (before the records
 	// that follow it), and before the new segment's first fsync.
@@ -89,7 +98,7 @@ const (
 var diskPointNames = [numDiskPoints]string{
 	"compact-new-sync", "compact-rename", "compact-dirsync", "compact-remove", "compact-done-dirsync",
 	"snapfile-sync", "snapfile-dirsync", "snapfile-remove", "reclaim-remove", "reclaim-dirsync",
-	"recv-sync", "recv-rename", "recv-dirsync",
+	"recv-sync", "recv-rename", "recv-dirsync", "recv-log-sync", "recv-remove", "recv-done-dirsync",
 	"shared-roll-header", "shared-roll-sync", "group-roll-header", "group-roll-sync",
 	"fetch-sync", "fetch-dirsync",
 }
@@ -136,6 +145,13 @@ type diskSteps struct {
 	// rename, removals of segments or snapshot files, a snapshot file's
 	// write, and a received snapshot file's rename.
 	renamedIn, removedIn, snapSyncedIn, recvRenamedIn string
+	// recvIn is the directory a received snapshot file was renamed in by
+	// this work, recvLogSynced set once a log segment was fsynced after
+	// it, and recvRemovedIn the directory whose next fsync completes the
+	// removal of the snapshot file it replaced.
+	recvIn        string
+	recvLogSynced bool
+	recvRemovedIn string
 	// rollFile is a segment the work started (a roll); roll is 1 once
 	// it was created, 2 once its header was written, 3 once records
 	// followed.
@@ -170,13 +186,38 @@ func (s *simNode) diskOp(op memfs.Op, name string) error {
 	if !w.isArmed(p.kind()) {
 		return nil
 	}
-	dur, ok := w.takeWith(p.kind(), w.pointRng, 3)
+	var dur time.Duration
+	if p.kind() == RecvCrash {
+		dur, ok = s.recvPoint(p)
+	} else {
+		dur, ok = w.takeWith(p.kind(), w.pointRng, 3)
+	}
 	if !ok {
 		return nil
 	}
 	d.down, d.downDur, d.downAt = true, dur, p
 	w.logf("power lost on node %d before %s (%s)", s.id, p, name)
 	return errPointCrash
+}
+
+// recvPoint decides whether an armed RecvCrash fails the power before
+// point p of a received snapshot's install on node s. The steps of an
+// install are few and each is reached once, so a coin at each, as other
+// points have, spent nearly every crash on the first steps (the record's
+// durability, and what follows it, were almost never reached with the
+// power failing): at the install's first step (its partial file's fsync)
+// one of its six steps is drawn, and the power fails there, if the
+// install reaches it.
+func (s *simNode) recvPoint(p diskPoint) (time.Duration, bool) {
+	const steps = dpRecvDoneDirSync - dpRecvSync + 1
+	if p == dpRecvSync {
+		s.recvAt = dpRecvSync + diskPoint(s.w.pointRng.IntN(int(steps)))
+	}
+	if p != s.recvAt {
+		return 0, false
+	}
+	s.recvAt = 0
+	return s.w.takeWith(RecvCrash, s.w.pointRng, 1)
 }
 
 // step folds one call of the disk work into the steps followed, and
@@ -212,6 +253,15 @@ func (d *diskSteps) step(op memfs.Op, name string) (diskPoint, bool) {
 			return dpSnapFileSync, true
 		case strings.HasSuffix(base, ".snap.part"):
 			return dpRecvSync, true
+		case d.recvIn != "" && !d.recvLogSynced && isLogSegment(name):
+			// Before a roll's: the rarer point (a new segment's first
+			// fsync that makes a received snapshot's record durable
+			// is this one).
+			d.recvLogSynced = true
+			if name == d.rollFile {
+				d.rollFile, d.roll = "", 0
+			}
+			return dpRecvLogSync, true
 		case name == d.rollFile && d.roll >= 2:
 			d.rollFile, d.roll = "", 0
 			return pick(shared, dpRollSync, dpGroupRollSync), true
@@ -239,6 +289,9 @@ func (d *diskSteps) step(op memfs.Op, name string) (diskPoint, bool) {
 		case d.recvRenamedIn:
 			d.recvRenamedIn = ""
 			return dpRecvDirSync, true
+		case d.recvRemovedIn:
+			d.recvRemovedIn = ""
+			return dpRecvDoneDirSync, true
 		}
 	case memfs.OpRename:
 		if strings.HasSuffix(base, ".wal.tmp") {
@@ -246,7 +299,7 @@ func (d *diskSteps) step(op memfs.Op, name string) (diskPoint, bool) {
 			return dpCompactRename, true
 		}
 		if strings.HasSuffix(base, ".snap.part") {
-			d.recvRenamedIn = dir
+			d.recvRenamedIn, d.recvIn = dir, dir
 			return dpRecvRename, true
 		}
 	case memfs.OpRemove:
@@ -254,6 +307,12 @@ func (d *diskSteps) step(op memfs.Op, name string) (diskPoint, bool) {
 		case isLogSegment(name):
 			d.removedIn = dir
 			return pick(shared, dpReclaimRemove, dpCompactRemove), true
+		case strings.HasSuffix(base, ".snap") && dir == d.recvIn:
+			// The file a received snapshot replaced, or another of the
+			// group's (a shared log removes every snapshot file but the
+			// one its group's records name).
+			d.recvRemovedIn = dir
+			return dpRecvRemove, true
 		case strings.HasSuffix(base, ".snap"):
 			d.removedIn = dir
 			return dpSnapFileRemove, true

@@ -97,7 +97,36 @@ func TestDiskPointsOfTheLogs(t *testing.T) {
 				return err
 			}
 			return w.Sync()
-		}), []diskPoint{dpRecvSync, dpRecvRename, dpRecvDirSync}},
+		}), []diskPoint{dpRecvSync, dpRecvRename, dpRecvDirSync, dpRecvLogSync}},
+		{"received snapshot replacing a file", groupLog(func(fs *memfs.FS, w *wal.WAL) error {
+			s := snap(8)
+			own, err := wal.WriteSnapshotFile(fs, "groups/2/wal", s.GetMetadata(), s.GetData())
+			if err != nil {
+				return err
+			}
+			if err := w.Rotate(own, hs(12), []*raftpb.Entry{ent(9), ent(10), ent(11), ent(12)}); err != nil {
+				return err
+			}
+			points = nil
+			md := snap(20).GetMetadata()
+			p, err := wal.CreatePartial(fs, "groups/2/wal", md)
+			if err != nil {
+				return err
+			}
+			if err := p.Append([]byte("state")); err != nil {
+				return err
+			}
+			n, crc := p.Written()
+			ref, err := p.Finish(n, crc)
+			if err != nil {
+				return err
+			}
+			if err := w.SaveReceived(ref); err != nil {
+				return err
+			}
+			return w.Sync()
+		}), // The record starts a new segment of the log's small ones.
+			[]diskPoint{dpRecvSync, dpRecvRename, dpRecvDirSync, dpGroupRollHeader, dpRecvLogSync, dpRecvRemove, dpRecvDoneDirSync}},
 		{"shared roll and reclaim", func(fs *memfs.FS) error {
 			l, _, err := wal.OpenShared(fs, corereplica.SharedLogDir, wal.SharedOptions{SegmentBytes: 256, SnapDir: corereplica.WALDir})
 			if err != nil {
@@ -227,5 +256,18 @@ func TestDiskPointsOfAFetchedChunk(t *testing.T) {
 	}
 	if want := []diskPoint{dpFetchSync, dpFetchDirSync}; !slices.Equal(got, want) {
 		t.Fatalf("points %v, want %v", got, want)
+	}
+}
+
+// TestSwarmTotals sums the rare paths' counters of coverage lines, and
+// counts the seeds that reached each.
+func TestSwarmTotals(t *testing.T) {
+	results := []SwarmResult{{Coverage: "crashes=1 snapshot-files-received=3 recvcrash-fired=0 sendergone-fired=1"},
+		{Coverage: "snapshot-files-received=2 recvcrash-fired=1"}, {}}
+	got := SwarmTotals(results)
+	for _, want := range []string{"over 2 seeds", " snapshot-files-received=5/2", " recvcrash-fired=1/1", " sendergone-fired=1/1"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("totals %q lack %q", got, want)
+		}
 	}
 }

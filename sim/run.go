@@ -146,6 +146,8 @@ type World struct {
 	// pieceBytes is the size above which snapshots travel in pieces,
 	// drawn per seed so that both paths run.
 	pieceBytes int
+	// metaSnap is when the meta replicas take snapshots (drawMetaSnap).
+	metaSnap metaSnapTiming
 	// inline is the cluster's inline configuration and clientInline the
 	// clients' threshold, drawn per seed (drawInline).
 	inline       meta.Config
@@ -384,7 +386,7 @@ func (w *World) nodeConfig(id int) node.Config {
 		},
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
 		ScrubEveryTicks: 1, ScrubChunks: 4,
-		MetaSnapshotEntries: 200, DataSnapshotBytes: 64 << 10, KeepEntries: 20, KeepDataEntries: 4,
+		MetaSnapshotEntries: w.metaSnap.entries, MetaSnapshotLogBytes: w.metaSnap.logBytes, DataSnapshotBytes: 64 << 10, KeepEntries: w.metaSnap.keep, KeepDataEntries: 4,
 		WALSegmentBytes: w.segmentBytes, GCIntervalTicks: 20, GCGraceTicks: w.collect.graceTicks, SweepIntervalTicks: w.collect.sweepTicks, Bugs: w.opts.Bugs,
 		SharedLog: w.sharedLog, ApplyDurableOnly: w.applyDurableOnly,
 		ChunkOnce: w.opts.ChunkOnce, BalanceLeaders: w.opts.BalanceLeaders, SnapPieceBytes: w.pieceBytes, MaxSessions: w.sessionLimit, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
@@ -642,6 +644,12 @@ func run(opts Options) (res *Result) {
 		w.sched.Faults = append(w.sched.Faults, gone...)
 		slices.SortStableFunc(w.sched.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 	}
+	// Drawn after every other fault: a seed without frequent meta
+	// snapshots keeps its run.
+	if w.metaSnap = drawMetaSnap(opts.Seed, opts.Nodes, w.sched.FaultsUntil); len(w.metaSnap.faults) > 0 {
+		w.sched.Faults = append(w.sched.Faults, w.metaSnap.faults...)
+		slices.SortStableFunc(w.sched.Faults, func(a, b Fault) int { return int(a.At - b.At) })
+	}
 	if opts.Schedule != nil {
 		w.sched = *opts.Schedule
 	}
@@ -692,6 +700,11 @@ func run(opts Options) (res *Result) {
 		w.nodes = append(w.nodes, s)
 	}
 	w.pieceBytes = []int{256, 2048, 1 << 20}[rand.New(rand.NewPCG(root.Uint64(), 6)).IntN(3)]
+	if w.metaSnap.often {
+		// Received into a file whenever larger than a piece: the path
+		// frequent snapshots are drawn for.
+		w.pieceBytes = 256
+	}
 	inlineRng := rand.New(rand.NewPCG(root.Uint64(), 7))
 	w.work = drawWorkload(rand.New(rand.NewPCG(root.Uint64(), 8)), opts.Keys)
 	w.sizes = map[string]int64{}
@@ -1043,7 +1056,7 @@ func (w *World) result(checkHistory bool) *Result {
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.applyString() + w.collectString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {

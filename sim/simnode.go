@@ -116,6 +116,9 @@ type simNode struct {
 	// steps follows the disk work's steps for its crash points
 	// (diskpoints.go).
 	steps diskSteps
+	// recvAt is the step of the received snapshot's install under way
+	// that an armed RecvCrash fails the power before (recvPoint).
+	recvAt diskPoint
 	// stageRots counts the StageRot faults waiting for a staged file to
 	// damage (stagerot.go).
 	stageRots int

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -201,4 +202,44 @@ func lastLine(s string) string {
 		return s[i+1:]
 	}
 	return s
+}
+
+// swarmTotalNames are the coverage counters a swarm's summary sums over
+// its seeds (SwarmTotals): paths few seeds reach, whose counts say
+// whether a swarm exercised them at all.
+var swarmTotalNames = []string{"snapshot-files-received", "recvcrash-fired", "sendergone-fired"}
+
+// SwarmTotals sums, over a swarm's seeds, the coverage counters of
+// swarmTotalNames (each seed's coverage line), on one line, with the
+// seeds that reached each at least once.
+func SwarmTotals(results []SwarmResult) string {
+	total := make([]int, len(swarmTotalNames))
+	reached := make([]int, len(swarmTotalNames))
+	seeds := 0
+	for _, r := range results {
+		if r.Coverage == "" {
+			continue
+		}
+		seeds++
+		for _, field := range strings.Fields(r.Coverage) {
+			name, v, ok := strings.Cut(field, "=")
+			if !ok {
+				continue
+			}
+			i := slices.Index(swarmTotalNames, name)
+			if i < 0 {
+				continue
+			}
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				total[i] += n
+				reached[i]++
+			}
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "rare paths over %d seeds (total, in seeds):", seeds)
+	for i, name := range swarmTotalNames {
+		fmt.Fprintf(&b, " %s=%d/%d", name, total[i], reached[i])
+	}
+	return b.String()
 }

@@ -218,6 +218,7 @@ status 1 if any seed fails; each failing seed replays with 'tessera sim run
 			fmt.Printf("swarm took %s\n", time.Since(start).Round(time.Second))
 			fmt.Println(sum)
 			fmt.Println(sim.DiskPointTotals(results))
+			fmt.Println(sim.SwarmTotals(results))
 			if sum.Failed+sum.Panicked > 0 {
 				return exitError{1}
 			}

@@ -93,6 +93,12 @@ type Config struct {
 	RetryTicks uint64
 	// MetaSnapshotEntries is how many applied entries trigger a meta snapshot.
 	MetaSnapshotEntries uint64
+	// MetaSnapshotLogBytes, if not 0, is how many bytes of entries applied
+	// since the last meta snapshot (with MetaSnapshotEntries) trigger the
+	// next, in place of that snapshot's size (replica metaSnapshotDue).
+	// Production nodes leave it 0; the simulator sets it low in some seeds
+	// so that meta snapshots, and followers receiving them, are frequent.
+	MetaSnapshotLogBytes uint64
 	// DataSnapshotBytes is how many applied chunk bytes trigger a data snapshot.
 	DataSnapshotBytes uint64
 	// MaxSessions bounds the client sessions the meta group remembers for

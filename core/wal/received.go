@@ -9,6 +9,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
@@ -198,10 +199,14 @@ func OpenPartial(fs vfs.FS, dir string, ref SnapshotRef) (*SnapshotFile, error) 
 
 // installReceived renames the partial file of md in dir to its snapshot
 // file name and fsyncs dir: the name is durable before a record names it.
-func installReceived(fs vfs.FS, dir string, md *raftpb.SnapshotMetadata) error {
+// unsynced is the injected bug Bugs.ReceivedRenameUnsynced.
+func installReceived(fs vfs.FS, dir string, md *raftpb.SnapshotMetadata, unsynced bool) error {
 	from, to := PartialSnapshotFile(dir, md), dir+"/"+snapFileName(md.GetIndex(), md.GetTerm())
 	if err := fs.Rename(from, to); err != nil {
 		return fmt.Errorf("wal: install received snapshot file %s: %w", to, err)
+	}
+	if unsynced {
+		return nil
 	}
 	if err := fs.SyncDir(dir); err != nil {
 		return fmt.Errorf("wal: sync %s: %w", dir, err)
@@ -229,7 +234,7 @@ func (w *WAL) SaveReceived(ref SnapshotRef) error {
 	if err != nil {
 		return err
 	}
-	if err := installReceived(w.fs, w.dir, ref.Metadata); err != nil {
+	if err := installReceived(w.fs, w.dir, ref.Metadata, bugs.CompiledIn && w.opts.Bugs.ReceivedRenameUnsynced); err != nil {
 		return err
 	}
 	b := &batch{chain: w.chain}

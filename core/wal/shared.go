@@ -622,7 +622,7 @@ func (l *Shared) SaveReceived(group uint64, ref SnapshotRef) error {
 	if err != nil {
 		return err
 	}
-	if err := installReceived(l.fs, l.opts.SnapDir(group), ref.Metadata); err != nil {
+	if err := installReceived(l.fs, l.opts.SnapDir(group), ref.Metadata, false); err != nil {
 		return err
 	}
 	md := ref.Metadata

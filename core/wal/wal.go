@@ -205,6 +205,12 @@ type Bugs struct {
 	// between leaves a log that lost its snapshot and its first entries,
 	// or all of it.
 	CompactRemovesFirst bool
+	// ReceivedRenameUnsynced makes SaveReceived rename a received
+	// snapshot's partial file to its snapshot file name without the
+	// directory's fsync after it: the record naming the file may be
+	// durable while the name is not, and a crash then leaves a log whose
+	// snapshot file is gone.
+	ReceivedRenameUnsynced bool
 }
 
 // removesFirst reports whether the CompactRemovesFirst defect is on.

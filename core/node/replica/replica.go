@@ -60,6 +60,10 @@ type Config struct {
 	// keeps behind one.
 	MetaSnapshotEntries, DataSnapshotBytes uint64
 	KeepEntries, KeepDataEntries           uint64
+	// MetaSnapshotLogBytes, if not 0, replaces the last meta snapshot's
+	// size as the bytes applied since it that make the next due
+	// (metaSnapshotDue): the simulator's way to take meta snapshots often.
+	MetaSnapshotLogBytes uint64
 	// WALSegmentBytes is the WAL segment size.
 	WALSegmentBytes int64
 	// MaxChunkBytes bounds one chunk write.
@@ -138,6 +142,10 @@ type Bugs struct {
 	// wal.Rotate) by removing its old segments before the new segment is
 	// written and durable (wal.Bugs).
 	CompactRemovesFirst bool
+	// ReceivedRenameUnsynced installs a meta snapshot received into its
+	// file in a group's own log without the directory's fsync after the
+	// file's rename (wal.Bugs): the record may outlive the name.
+	ReceivedRenameUnsynced bool
 	// TermBeforeDurable lets the messages of a term the replica has just
 	// taken (a candidate's vote requests, a new leader's appends and
 	// heartbeats) leave at once, before the hard state holding that term
@@ -405,7 +413,8 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 		}
 	} else {
 		w, s, err := wal.Open(sh.Env.FS(), dir+"/wal", wal.Options{SegmentBytes: cfg.WALSegmentBytes,
-			Bugs: wal.Bugs{CompactRemovesFirst: bugs.CompiledIn && cfg.Bugs.CompactRemovesFirst}})
+			Bugs: wal.Bugs{CompactRemovesFirst: bugs.CompiledIn && cfg.Bugs.CompactRemovesFirst,
+				ReceivedRenameUnsynced: bugs.CompiledIn && cfg.Bugs.ReceivedRenameUnsynced}})
 		if err != nil {
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}

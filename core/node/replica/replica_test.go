@@ -673,3 +673,30 @@ func TestMetaSnapshotAtATermsFirstEntry(t *testing.T) {
 		t.Fatalf("recovered the snapshot at %d in term %d (%v), want %d in term %d", third.g.SnapIndex(), got, err, index, term)
 	}
 }
+
+// TestMetaSnapshotLogBytes: Config.MetaSnapshotLogBytes takes the last
+// snapshot's size's place as the bytes applied since it that make the next
+// due. With one entry and one byte, a snapshot follows every put; by the
+// snapshot's size, as production nodes take them, a snapshot holding every
+// file waits until as many bytes were applied again, so fewer are taken.
+func TestMetaSnapshotLogBytes(t *testing.T) {
+	snapshots := func(logBytes uint64) uint64 {
+		f := open(t, Config{MetaSnapshotEntries: 1, MetaSnapshotLogBytes: logBytes}, topo.MetaGroup, []uint64{1}, memfs.New())
+		if err := f.g.Campaign(); err != nil {
+			t.Fatal(err)
+		}
+		f.settle(t)
+		for i := range 12 {
+			if err := f.g.Propose(uint64(i+1), metaPut(fmt.Sprintf("/file-%02d", i))); err != nil {
+				t.Fatal(err)
+			}
+			f.settle(t)
+		}
+		defer f.g.Close()
+		return f.stats.Snapshots
+	}
+	bySize, byLogBytes := snapshots(0), snapshots(1)
+	if byLogBytes < 12 || bySize >= byLogBytes {
+		t.Fatalf("%d snapshots by the last snapshot's size, %d by one byte: want at least 12 by one byte, and fewer by size", bySize, byLogBytes)
+	}
+}

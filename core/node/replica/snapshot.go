@@ -88,9 +88,14 @@ func (g *Replica) maybeSnapshot() error {
 // the last snapshot (replayed at start, held in raft's memory) stays
 // within that snapshot's size, or maxMetaLogBytes. Snapshots no longer
 // stall anything (metasnap.go), so taking them less often costs only that
-// log.
+// log. Config.MetaSnapshotLogBytes, if set, takes the snapshot's size's
+// place.
 func (g *Replica) metaSnapshotDue() bool {
-	return g.entriesSince >= g.cfg.MetaSnapshotEntries && g.bytesSinceSnap >= min(g.snapBytes, maxMetaLogBytes)
+	limit := min(g.snapBytes, maxMetaLogBytes)
+	if g.cfg.MetaSnapshotLogBytes > 0 {
+		limit = g.cfg.MetaSnapshotLogBytes
+	}
+	return g.entriesSince >= g.cfg.MetaSnapshotEntries && g.bytesSinceSnap >= limit
 }
 
 // maxMetaLogBytes bounds the meta log behind its last snapshot.
