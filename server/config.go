@@ -227,6 +227,12 @@ func (c Config) Topology() topo.Topology {
 	return topo.Default(ids, c.DataGroups, c.MetaReplicas, c.Replicas)
 }
 
+// MetaSnapshotFloorBytes is the least meta log, in bytes applied since the
+// last meta snapshot, after which a node takes the next
+// (node.Config.MetaSnapshotFloorBytes): about 10,000 small puts, etcd's
+// snapshot interval, rather than 1,000.
+const MetaSnapshotFloorBytes = 4 << 20
+
 // DefaultLogLayout is the raft log layout of a new data directory when
 // Config.LogLayout leaves it to the directory.
 const DefaultLogLayout = "per-group"

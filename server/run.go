@@ -98,7 +98,8 @@ func Run(ctx context.Context, cfg Config) error {
 	ncfg := node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
 		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join,
 		InlineThreshold: cfg.InlineThreshold, InlineCapBytes: cfg.InlineCapBytes, ChunkOnce: cfg.ChunkOnce,
-		LeaderDirect: cfg.LeaderDirect, ApplyDurableOnly: cfg.ApplyDurableOnly, BalanceLeaders: true}
+		LeaderDirect: cfg.LeaderDirect, ApplyDurableOnly: cfg.ApplyDurableOnly, BalanceLeaders: true,
+		MetaSnapshotFloorBytes: MetaSnapshotFloorBytes}
 	if bugs.CompiledIn {
 		ncfg.Bugs = cfg.Bugs.Core
 	}

@@ -99,6 +99,13 @@ type Config struct {
 	// Production nodes leave it 0; the simulator sets it low in some seeds
 	// so that meta snapshots, and followers receiving them, are frequent.
 	MetaSnapshotLogBytes uint64
+	// MetaSnapshotFloorBytes, if not 0, is the fewest bytes of entries
+	// applied since the last meta snapshot that make the next one due,
+	// whatever that snapshot's size (replica metaSnapshotDue). The
+	// production runtime sets it (server.MetaSnapshotFloorBytes); the
+	// simulator and the tests leave it 0, so that their short runs take
+	// snapshots.
+	MetaSnapshotFloorBytes uint64
 	// DataSnapshotBytes is how many applied chunk bytes trigger a data snapshot.
 	DataSnapshotBytes uint64
 	// MaxSessions bounds the client sessions the meta group remembers for

@@ -20,7 +20,7 @@ import (
 func (c Config) replicaConfig() replica.Config {
 	return replica.Config{ID: c.ID, ElectionTicks: c.ElectionTicks, HeartbeatTicks: c.HeartbeatTicks,
 		RetryTicks: c.RetryTicks, RequestTimeoutTicks: c.RequestTimeoutTicks,
-		MetaSnapshotEntries: c.MetaSnapshotEntries, MetaSnapshotLogBytes: c.MetaSnapshotLogBytes, DataSnapshotBytes: c.DataSnapshotBytes,
+		MetaSnapshotEntries: c.MetaSnapshotEntries, MetaSnapshotLogBytes: c.MetaSnapshotLogBytes, MetaSnapshotFloorBytes: c.MetaSnapshotFloorBytes, DataSnapshotBytes: c.DataSnapshotBytes,
 		KeepEntries: c.KeepEntries, KeepDataEntries: c.KeepDataEntries, WALSegmentBytes: c.WALSegmentBytes, SharedLog: c.SharedLog,
 		MaxChunkBytes: c.MaxChunkBytes, SnapPieceBytes: c.SnapPieceBytes, ChunkOnce: c.ChunkOnce,
 		LeaderDirect: c.LeaderDirect, ApplyDurableOnly: c.ApplyDurableOnly, OnApply: c.OnApply, MaxSessions: c.MaxSessions, Bugs: c.Bugs.Replica}

@@ -64,6 +64,9 @@ type Config struct {
 	// size as the bytes applied since it that make the next due
 	// (metaSnapshotDue): the simulator's way to take meta snapshots often.
 	MetaSnapshotLogBytes uint64
+	// MetaSnapshotFloorBytes, if not 0, is the fewest bytes applied since
+	// the last meta snapshot that make the next due (metaSnapshotDue).
+	MetaSnapshotFloorBytes uint64
 	// WALSegmentBytes is the WAL segment size.
 	WALSegmentBytes int64
 	// MaxChunkBytes bounds one chunk write.

@@ -679,9 +679,11 @@ func TestMetaSnapshotAtATermsFirstEntry(t *testing.T) {
 // due. With one entry and one byte, a snapshot follows every put; by the
 // snapshot's size, as production nodes take them, a snapshot holding every
 // file waits until as many bytes were applied again, so fewer are taken.
+// Config.MetaSnapshotFloorBytes holds back every snapshot until that much
+// log was applied.
 func TestMetaSnapshotLogBytes(t *testing.T) {
-	snapshots := func(logBytes uint64) uint64 {
-		f := open(t, Config{MetaSnapshotEntries: 1, MetaSnapshotLogBytes: logBytes}, topo.MetaGroup, []uint64{1}, memfs.New())
+	snapshots := func(logBytes, floor uint64) uint64 {
+		f := open(t, Config{MetaSnapshotEntries: 1, MetaSnapshotLogBytes: logBytes, MetaSnapshotFloorBytes: floor}, topo.MetaGroup, []uint64{1}, memfs.New())
 		if err := f.g.Campaign(); err != nil {
 			t.Fatal(err)
 		}
@@ -695,8 +697,16 @@ func TestMetaSnapshotLogBytes(t *testing.T) {
 		defer f.g.Close()
 		return f.stats.Snapshots
 	}
-	bySize, byLogBytes := snapshots(0), snapshots(1)
+	bySize, byLogBytes := snapshots(0, 0), snapshots(1, 0)
 	if byLogBytes < 12 || bySize >= byLogBytes {
 		t.Fatalf("%d snapshots by the last snapshot's size, %d by one byte: want at least 12 by one byte, and fewer by size", bySize, byLogBytes)
+	}
+	// A floor above what 12 puts log holds every snapshot back, however
+	// low the other thresholds; one below them changes nothing.
+	if n := snapshots(1, 1<<20); n != 0 {
+		t.Fatalf("%d snapshots under a floor of 1 MiB of log: want none", n)
+	}
+	if n := snapshots(1, 1); n != byLogBytes {
+		t.Fatalf("%d snapshots under a floor of one byte, %d without: want the same", n, byLogBytes)
 	}
 }
