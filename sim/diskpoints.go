@@ -343,27 +343,16 @@ func (s *simNode) pointCrashed() {
 // coverage line), on one line: the evidence that runs reach them.
 func DiskPointTotals(results []SwarmResult) string {
 	var total [numDiskPoints]diskPointCount
-	seeds := 0
-	for _, r := range results {
-		if r.Coverage == "" {
-			continue
+	seeds := coverageFields(results, func(name, v string) {
+		p := slices.Index(diskPointNames[:], name)
+		if p < 0 {
+			return
 		}
-		seeds++
-		for _, field := range strings.Fields(r.Coverage) {
-			name, v, ok := strings.Cut(field, "=")
-			if !ok {
-				continue
-			}
-			p := slices.Index(diskPointNames[:], name)
-			if p < 0 {
-				continue
-			}
-			var reached, fired int
-			if _, err := fmt.Sscanf(v, "%d/%d", &reached, &fired); err == nil {
-				total[p].reached += reached
-				total[p].fired += fired
-			}
+		var reached, fired int
+		if _, err := fmt.Sscanf(v, "%d/%d", &reached, &fired); err == nil {
+			total[p].reached += reached
+			total[p].fired += fired
 		}
-	}
+	})
 	return fmt.Sprintf("compaction and roll steps over %d seeds (reached/crashed at):%s", seeds, diskPointString(&total))
 }

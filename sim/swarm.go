@@ -215,6 +215,27 @@ var swarmTotalNames = []string{"snapshot-files-received", "recvcrash-fired", "se
 func SwarmTotals(results []SwarmResult) string {
 	total := make([]int, len(swarmTotalNames))
 	reached := make([]int, len(swarmTotalNames))
+	seeds := coverageFields(results, func(name, v string) {
+		i := slices.Index(swarmTotalNames, name)
+		if i < 0 {
+			return
+		}
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			total[i] += n
+			reached[i]++
+		}
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "rare paths over %d seeds (total, in seeds):", seeds)
+	for i, name := range swarmTotalNames {
+		fmt.Fprintf(&b, " %s=%d/%d", name, total[i], reached[i])
+	}
+	return b.String()
+}
+
+// coverageFields calls f with each name=value field of the coverage line
+// of every seed that has one, and returns how many seeds had one.
+func coverageFields(results []SwarmResult, f func(name, value string)) int {
 	seeds := 0
 	for _, r := range results {
 		if r.Coverage == "" {
@@ -222,24 +243,10 @@ func SwarmTotals(results []SwarmResult) string {
 		}
 		seeds++
 		for _, field := range strings.Fields(r.Coverage) {
-			name, v, ok := strings.Cut(field, "=")
-			if !ok {
-				continue
-			}
-			i := slices.Index(swarmTotalNames, name)
-			if i < 0 {
-				continue
-			}
-			if n, err := strconv.Atoi(v); err == nil && n > 0 {
-				total[i] += n
-				reached[i]++
+			if name, v, ok := strings.Cut(field, "="); ok {
+				f(name, v)
 			}
 		}
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "rare paths over %d seeds (total, in seeds):", seeds)
-	for i, name := range swarmTotalNames {
-		fmt.Fprintf(&b, " %s=%d/%d", name, total[i], reached[i])
-	}
-	return b.String()
+	return seeds
 }
