@@ -45,6 +45,9 @@ type Loop struct {
 	// much work in it (a meta log applied again after a restart, say),
 	// which the idle release counts (idleRelease.touch).
 	onSlow func()
+	// observe, if set, is given every iteration's duration (its events and
+	// flush, from the first event taken): tessera_event_loop_iteration_seconds.
+	observe func(time.Duration)
 }
 
 // runtimeEnv implements env.Env for production.
@@ -212,7 +215,11 @@ func (l *Loop) run() {
 			l.flushed[i] = nil
 		}
 		l.flushed = l.flushed[:0]
-		if took := time.Since(start); took >= slowIteration {
+		took := time.Since(start)
+		if l.observe != nil {
+			l.observe(took)
+		}
+		if took >= slowIteration {
 			if l.log != nil {
 				l.log.Warn("event loop iteration slow", "took", took.Round(time.Millisecond),
 					"tick", ticked.Round(time.Millisecond), "events", events,

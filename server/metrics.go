@@ -18,6 +18,7 @@ type metrics struct {
 	reg           *prometheus.Registry
 	httpLatency   *prometheus.HistogramVec
 	fsyncLatency  prometheus.Histogram
+	loopLatency   prometheus.Histogram
 	peerDropped   *prometheus.CounterVec
 	peerSentBytes prometheus.Counter
 	peerMalformed prometheus.Counter
@@ -50,6 +51,12 @@ func newMetrics() *metrics {
 			Name:    "tessera_wal_fsync_duration_seconds",
 			Help:    "Latency of fsync calls on the node's disk (raft WAL segments, snapshots and chunk files).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		loopLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "tessera_event_loop_iteration_seconds",
+			Help: "Duration of the node's event loop iterations (the events taken in one, then the flush): every group and request of the node waits while one runs.",
+			// 50 µs to about 1.6 s.
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 		}),
 		peerDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tessera_peer_envelopes_dropped_total",
@@ -94,7 +101,7 @@ func newMetrics() *metrics {
 		Name: "tessera_buffers_trimmed_bytes_total",
 		Help: "Bytes of free pooled buffers (tessera_buffers_mapped_bytes) the node unmapped because they pushed it past its memory limit (--memory-limit), its live heap needing the room.",
 	})
-	m.reg.MustRegister(m.memoryReleases, m.trimmedBytes, m.httpLatency, m.fsyncLatency, m.peerDropped, m.peerSentBytes, m.peerMalformed,
+	m.reg.MustRegister(m.memoryReleases, m.trimmedBytes, m.httpLatency, m.fsyncLatency, m.loopLatency, m.peerDropped, m.peerSentBytes, m.peerMalformed,
 		m.peerOverBudget, m.peerReceiveWaits, m.peerReceiveWaitSeconds,
 		m.chunkWritesInFlight, m.backpressure, m.backpressureSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -122,6 +122,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// leader, which may be long after its start: that work, too, leaves
 	// garbage for the idle release.
 	loop.onSlow = idle.touch
+	loop.observe = func(d time.Duration) { m.loopLatency.Observe(d.Seconds()) }
 	m.reg.MustRegister(newNodeCollector(loop), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_event_loop_queued",
 		Help: "Events (received envelopes, requests, disk completions) posted to the node's event loop and not yet handled.",

@@ -172,6 +172,7 @@ func TestHTTPAPI(t *testing.T) {
 		{"unknown endpoint", "GET", "/nope", "", nil, 404, "no such endpoint"},
 		{"healthz", "GET", "/healthz", "", nil, 200, `"ok":true`},
 		{"metrics", "GET", "/metrics", "", nil, 200, "tessera_wal_fsync_duration_seconds"},
+		{"event loop histogram", "GET", "/metrics", "", nil, 200, "tessera_event_loop_iteration_seconds_count"},
 		{"nothing under-replicated", "GET", "/metrics", "", nil, 200, "\ntessera_groups_under_replicated 0\n"},
 	}
 	for _, tt := range tests {
