@@ -636,20 +636,12 @@ func run(opts Options) (res *Result) {
 	// Generate even when replaying a given schedule, so that the draws
 	// that follow (clock skews) are the same as in the original run.
 	w.sched = generate(schedRng, opts.Nodes, opts.Duration)
-	if rest := drawRestFaults(opts.Seed, opts.Nodes, w.sched.FaultsUntil); len(rest) > 0 {
-		w.sched.Faults = append(w.sched.Faults, rest...)
-		slices.SortStableFunc(w.sched.Faults, func(a, b Fault) int { return int(a.At - b.At) })
-	}
-	if gone := drawSenderGone(opts.Seed, opts.Nodes, w.sched.FaultsUntil, w.sched.Faults); len(gone) > 0 {
-		w.sched.Faults = append(w.sched.Faults, gone...)
-		slices.SortStableFunc(w.sched.Faults, func(a, b Fault) int { return int(a.At - b.At) })
-	}
+	w.sched.add(drawRestFaults(opts.Seed, opts.Nodes, w.sched.FaultsUntil))
+	w.sched.add(drawSenderGone(opts.Seed, opts.Nodes, w.sched.FaultsUntil, w.sched.Faults))
 	// Drawn after every other fault: a seed without frequent meta
 	// snapshots keeps its run.
-	if w.metaSnap = drawMetaSnap(opts.Seed, opts.Nodes, w.sched.FaultsUntil); len(w.metaSnap.faults) > 0 {
-		w.sched.Faults = append(w.sched.Faults, w.metaSnap.faults...)
-		slices.SortStableFunc(w.sched.Faults, func(a, b Fault) int { return int(a.At - b.At) })
-	}
+	w.metaSnap = drawMetaSnap(opts.Seed, opts.Nodes, w.sched.FaultsUntil)
+	w.sched.add(w.metaSnap.faults)
 	if opts.Schedule != nil {
 		w.sched = *opts.Schedule
 	}
@@ -1068,4 +1060,15 @@ func (w *World) result(checkHistory bool) *Result {
 	}
 	r.Verdict = verdict.Of(w.failures, r.Linearizable)
 	return r
+}
+
+// add merges faults drawn apart from the generated ones into the
+// schedule, in time order (ties keep their order); none leaves it as it
+// was.
+func (s *Schedule) add(faults []Fault) {
+	if len(faults) == 0 {
+		return
+	}
+	s.Faults = append(s.Faults, faults...)
+	slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })
 }

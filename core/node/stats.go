@@ -212,8 +212,9 @@ func (n *Node) Stats() Stats {
 // Groups returns the status of every hosted group, by group id, without
 // the meta state's hash. It runs on the event loop for every /metrics
 // scrape and /health call: hashing the meta state there (every inline
-// byte checksummed: ~0.1-0.3 s with 200 MiB inline on this machine)
-// stalled every group's work for as long, once per scrape.
+// byte checksummed: 28 ms for 200 MiB of 16 KiB inline files on a quiet
+// machine, more under load) stalled every group's work for as long, once
+// per scrape.
 func (n *Node) Groups() []GroupStatus { return n.groupStatus(false) }
 
 // GroupsWithHashes is Groups with the meta group's StateHash, for the
