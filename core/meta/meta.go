@@ -249,6 +249,10 @@ func (s *State) GarbageLen() int {
 	return n
 }
 
+// Clock returns the state's clock: the largest stamp (MTimeNanos) of the
+// commands applied, by which leases end.
+func (s *State) Clock() int64 { return s.now }
+
 // NextLeaseEnd returns the earliest end of a lease still running on the
 // state's clock, if any. The clock moves only with applied commands, so
 // the collector moves it with a no-op command once its own clock is past

@@ -29,8 +29,9 @@ func (n *Node) tickGC() {
 		return
 	}
 	n.gc.lastRun = n.ticks
-	if end, ok := g.Meta().NextLeaseEnd(); ok && end < n.env.NowNanos() {
-		// A lease ran out on this node's clock, but the meta group's
+	if end, ok := g.Meta().NextLeaseEnd(); ok && end < n.metaNow() {
+		// A lease ran out on this node's reading of the meta clock
+		// (metaClock), but the meta group's
 		// clock moves only with commands: an empty OpGCDone moves it, so
 		// that an abandoned writer's ids become garbage in an idle
 		// cluster too.

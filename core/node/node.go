@@ -51,13 +51,15 @@ type Node struct {
 	// deleting are the groups whose replica's files are being deleted.
 	deleting map[uint64]bool
 	gc       gcState
-	sweep    sweepState
-	conf     confState
-	replacer *replace.Replacer
-	scrub    scrubState
-	balance  balanceState
-	stats    Stats
-	fatal    error
+	// metaClock stamps the meta commands this node proposes (metaclock.go).
+	metaClock metaClock
+	sweep     sweepState
+	conf      confState
+	replacer  *replace.Replacer
+	scrub     scrubState
+	balance   balanceState
+	stats     Stats
+	fatal     error
 }
 
 type chunkKey struct{ group, id uint64 }

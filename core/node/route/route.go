@@ -101,9 +101,10 @@ type Replica interface {
 type Host interface {
 	// Ticks is the node's logical clock.
 	Ticks() uint64
-	// NowNanos is the node's wall (or virtual) time: the mtime of a meta
-	// command that has none.
-	NowNanos() int64
+	// MetaNow is this node's reading of the meta group's clock: the time
+	// stamped on a meta command it proposes (its mtime, and the clock its
+	// leases run by).
+	MetaNow() int64
 	// Replica returns this node's replica of a group, or nil if it hosts
 	// none.
 	Replica(group uint64) Replica

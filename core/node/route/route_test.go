@@ -78,7 +78,7 @@ type fakeHost struct {
 }
 
 func (h *fakeHost) Ticks() uint64                 { return h.ticks }
-func (h *fakeHost) NowNanos() int64               { return 1e18 }
+func (h *fakeHost) MetaNow() int64                { return 1e18 + int64(h.ticks) }
 func (h *fakeHost) Members(group uint64) []uint64 { return h.members[group] }
 func (h *fakeHost) HeardFrom(peer uint64) (uint64, bool) {
 	at, ok := h.heard[peer]
@@ -248,11 +248,60 @@ func TestValidate(t *testing.T) {
 			case tt.want != "" && (resp == nil || !strings.Contains(resp.Detail, tt.want)):
 				t.Fatalf("response %+v, want a refusal mentioning %q", resp, tt.want)
 			}
-			if tt.want == "" && req.Kind == api.MetaCommand && req.Cmd.MTimeNanos != 1e18 {
-				t.Fatalf("mtime %d, want the node's clock", req.Cmd.MTimeNanos)
+			if req.Cmd.MTimeNanos != 0 {
+				t.Fatalf("mtime %d stamped where the request entered: the proposer stamps it", req.Cmd.MTimeNanos)
 			}
 		})
 	}
+}
+
+// TestStampedWhereProposed: a meta command is stamped by the node that
+// proposes it, with its reading of the meta clock (Host.MetaNow), not by
+// the node it entered at, which may hold no meta replica to read the
+// clock from: a forward leaves unstamped, a proposal carries the reading,
+// and a retry of it keeps its first stamp.
+func TestStampedWhereProposed(t *testing.T) {
+	stamp := func(t *testing.T, cmd []byte) int64 {
+		t.Helper()
+		c, err := meta.UnmarshalCommand(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.MTimeNanos
+	}
+	t.Run("forwarded", func(t *testing.T) {
+		r, _, out := newRouter(Config{})
+		r.Submit(put(), (&answer{}).done)
+		var stamps []int64
+		out.Flush(func(m *wire.Envelope) {
+			for _, f := range m.Forwards {
+				req, err := api.UnmarshalRequest(f.Req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				stamps = append(stamps, req.Cmd.MTimeNanos)
+			}
+		})
+		if len(stamps) != 1 || stamps[0] != 0 {
+			t.Fatalf("forwarded stamps %v, want one unstamped", stamps)
+		}
+	})
+	t.Run("proposed", func(t *testing.T) {
+		r, h, _ := newRouter(Config{})
+		g := &fakeReplica{serving: true, leading: true, leader: 1, meta: meta.New()}
+		h.replicas[topo.MetaGroup] = g
+		r.Submit(put(), (&answer{}).done)
+		h.ticks += retryTicks
+		r.Tick()
+		if len(g.cmds) != 2 {
+			t.Fatalf("%d proposals, want the first and its retry", len(g.cmds))
+		}
+		for i, cmd := range g.cmds {
+			if got := stamp(t, cmd); got != 1e18 {
+				t.Fatalf("proposal %d stamped %d, want the meta clock's reading", i, got)
+			}
+		}
+	})
 }
 
 // TestValidateComputedCRC: a chunk write's crc32c is checked against its

@@ -27,6 +27,13 @@ func (r *Router) propose(g Replica, o *op) {
 	o.issuedAt = r.host.Ticks()
 	var err error
 	if o.group == topo.MetaGroup {
+		if o.req.Cmd.MTimeNanos == 0 {
+			// Stamped where it is proposed, which holds a meta replica to
+			// read the group's clock from (Host.MetaNow), not where it
+			// entered: a node without one, or with a clock far ahead,
+			// would move the group's clock by its own offset.
+			o.req.Cmd.MTimeNanos = r.host.MetaNow()
+		}
 		err = g.Propose(o.id, o.req.Cmd.Marshal())
 	} else if o.req.Kind == api.ChunkDelete {
 		err = g.ProposeChunk(o.id, &chunk.Command{Op: chunk.OpDelete, IDs: o.req.IDs})

@@ -55,9 +55,6 @@ func (r *Router) validate(req *api.Request, fromPeer bool) *api.Response {
 				return api.Errorf(api.Invalid, "chunk %d is placed on data group %d, not %d", ref.ID, want, ref.Group)
 			}
 		}
-		if c.MTimeNanos == 0 {
-			c.MTimeNanos = r.host.NowNanos()
-		}
 	case api.MetaGet:
 		if err := fspath.Validate(req.Path); err != nil {
 			return api.Errorf(api.Invalid, "%v", err)

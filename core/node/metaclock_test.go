@@ -1,0 +1,52 @@
+package node
+
+import "testing"
+
+// TestMetaClock: a node's reading of the meta clock moves by the time that
+// passes on its own clock, catches up with its wall clock by a tenth of
+// that when the wall clock is ahead, never goes back, and never falls
+// behind what its replica applied; so an offset between the nodes' clocks
+// never moves it at once.
+func TestMetaClock(t *testing.T) {
+	const s = int64(1e9)
+	type step struct{ wall, applied, want int64 }
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"a new cluster starts at the wall clock", []step{{wall: 100 * s, want: 100 * s}, {wall: 101 * s, want: 101 * s}}},
+		{"a restart starts from what was applied, not from a wall clock far ahead", []step{
+			{wall: 500 * s, applied: 100 * s, want: 100 * s},
+			// 10 s pass: 10 s, plus a tenth towards the wall clock.
+			{wall: 510 * s, applied: 100 * s, want: 111 * s},
+			{wall: 520 * s, applied: 100 * s, want: 122 * s},
+		}},
+		{"the catch-up stops at the wall clock", []step{
+			{wall: 100 * s, applied: 99 * s, want: 99 * s},
+			{wall: 110 * s, applied: 99 * s, want: 110 * s},
+			{wall: 120 * s, applied: 99 * s, want: 120 * s},
+		}},
+		{"a clock behind the group's takes the applied time, then moves at its own pace", []step{
+			{wall: 10 * s, applied: 100 * s, want: 100 * s},
+			{wall: 11 * s, applied: 100 * s, want: 101 * s},
+			{wall: 12 * s, applied: 150 * s, want: 150 * s},
+			{wall: 13 * s, applied: 150 * s, want: 151 * s},
+		}},
+		{"a wall clock stepped back holds the reading", []step{
+			{wall: 100 * s, want: 100 * s},
+			{wall: 50 * s, want: 100 * s},
+			{wall: 52 * s, want: 102 * s},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c metaClock
+			for i, st := range tt.steps {
+				if got := c.now(st.wall, st.applied); got != st.want {
+					t.Fatalf("step %d (wall %d s, applied %d s): reading %.3f s, want %d s",
+						i, st.wall/s, st.applied/s, float64(got)/float64(s), st.want/s)
+				}
+			}
+		})
+	}
+}
