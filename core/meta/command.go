@@ -107,8 +107,9 @@ type Command struct {
 	// inline bytes would exceed the inline threshold, all inline bytes
 	// would exceed the cap, or it would be appended to a file with chunks.
 	Data []byte
-	// MTimeNanos is the proposer's clock; it is the file's mtime and
-	// advances the state machine's clock for leases.
+	// MTimeNanos is the proposer's reading of the meta clock (core/node
+	// metaclock.go); it is the file's mtime and advances the state
+	// machine's clock for leases.
 	MTimeNanos int64
 	AllocCount uint32
 	LeaseNanos int64
