@@ -84,7 +84,7 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 	}
 	cmd, res := a.Meta, a.MetaResult
 	// The meta group's clock: the largest proposer time applied so far.
-	c.metaNow = max(c.metaNow, cmd.MTimeNanos)
+	c.metaNow = max(c.metaNow, cmd.Time())
 	ev := model.Event{Now: c.metaNow, Index: a.Index, Session: cmd.Session, Seq: cmd.Seq,
 		Path: cmd.Path, NewPath: cmd.NewPath, OK: res.Code == meta.CodeOK, Version: res.File.Version}
 	switch cmd.Op {

@@ -51,7 +51,7 @@ func (s *State) Apply(index uint64, c Command) Result {
 		panic(fmt.Sprintf("meta: apply index %d not above applied %d", index, s.applied))
 	}
 	s.applied = index
-	s.now = max(s.now, c.MTimeNanos)
+	s.now = max(s.now, c.Time())
 	if c.Op == OpRegister {
 		return s.applyRegister(index, c)
 	}
@@ -86,7 +86,7 @@ func (s *State) applyRegister(index uint64, c Command) Result {
 	if c.Session != 0 {
 		return invalid("a registration carries no session (got session %d)", c.Session)
 	}
-	if !s.sessionTable.register(index, index, c.MTimeNanos) {
+	if !s.sessionTable.register(index, index, c.Time()) {
 		return invalid("session id %d is in use by a session registered by its first command", index)
 	}
 	return Result{Code: CodeOK, Session: index}

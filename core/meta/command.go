@@ -107,10 +107,13 @@ type Command struct {
 	// inline bytes would exceed the inline threshold, all inline bytes
 	// would exceed the cap, or it would be appended to a file with chunks.
 	Data []byte
-	// MTimeNanos is the proposer's reading of the meta clock (core/node
-	// metaclock.go); it is the file's mtime and advances the state
-	// machine's clock for leases.
+	// MTimeNanos is the proposer's wall clock: the file's mtime.
 	MTimeNanos int64
+	// ClockNanos is the proposer's reading of the meta clock (core/node
+	// metaclock.go), which moves the state's clock (leases, the session
+	// table's eviction horizon); 0 in a command of a format before it,
+	// whose MTimeNanos did both (Time).
+	ClockNanos int64
 	AllocCount uint32
 	LeaseNanos int64
 	// Place restricts the ids an OpAlloc leases (the zero value: any).
@@ -294,6 +297,15 @@ type Result struct {
 	Session uint64
 }
 
+// Time is the command's time on the state's clock: ClockNanos, or in a
+// command written before it existed MTimeNanos, which then served both.
+func (c Command) Time() int64 {
+	if c.ClockNanos != 0 {
+		return c.ClockNanos
+	}
+	return c.MTimeNanos
+}
+
 // AllocIDs returns the ids an OpAlloc's result leased, in order.
 func (r Result) AllocIDs() []uint64 { return r.Place.IDs(r.FirstChunkID, r.Count) }
 
@@ -307,8 +319,12 @@ func (r Result) AllocIDs() []uint64 { return r.Place.IDs(r.FirstChunkID, r.Count
 // sessions are registered ones, which the state forgets for good (a
 // command of an unknown session is refused), where a session command of
 // an older format is judged by the eviction horizon as before (Legacy).
-// Every other command keeps its former format and bytes.
+// Every other command keeps its former format and bytes. Format 5 is
+// format 4's layout with ClockNanos at the end, written for every command
+// that has it (a session-less one too: the session check of format 4 does
+// not apply).
 const (
+	commandFormatClock   = 5
 	commandFormatSession = 4
 	commandFormatPlaced  = 3
 	commandFormat        = 2
@@ -388,6 +404,9 @@ func (c Command) Marshal() []byte {
 	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*len(c.Chunks)+len(c.Data)+2*len(c.Place.Residues))}
 	placed := c.Place.Stride != 0 || len(c.Place.Residues) > 0
 	switch {
+	case c.ClockNanos != 0:
+		e.Uvarint(commandFormatClock)
+		placed = true
 	case (c.Session != 0 && !c.Legacy) || c.Op == OpRegister:
 		e.Uvarint(commandFormatSession)
 		placed = true
@@ -414,6 +433,9 @@ func (c Command) Marshal() []byte {
 	if placed {
 		encodePlacement(&e, c.Place)
 	}
+	if c.ClockNanos != 0 {
+		e.Varint(c.ClockNanos)
+	}
 	return e.B
 }
 
@@ -421,7 +443,7 @@ func (c Command) Marshal() []byte {
 func UnmarshalCommand(b []byte) (Command, error) {
 	d := codec.Decoder{B: b}
 	v := d.Uvarint()
-	if (v < commandFormatV1 || v > commandFormatSession) && d.Err() == nil {
+	if (v < commandFormatV1 || v > commandFormatClock) && d.Err() == nil {
 		return Command{}, fmt.Errorf("meta: command format %d unknown", v)
 	}
 	c := Command{Op: Op(d.Uvarint()), Session: d.Uvarint(), Seq: d.Uvarint(),
@@ -444,6 +466,12 @@ func UnmarshalCommand(b []byte) (Command, error) {
 	}
 	if v >= commandFormatPlaced {
 		c.Place = decodePlacement(&d)
+	}
+	if v >= commandFormatClock {
+		if c.ClockNanos = d.Varint(); c.ClockNanos == 0 && d.Err() == nil {
+			// Marshal writes this format only for a command with a clock.
+			d.Fail(fmt.Errorf("meta: command format %d without a clock", v))
+		}
 	}
 	if v < commandFormatSession && c.Session != 0 {
 		c.Legacy = true

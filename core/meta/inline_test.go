@@ -245,6 +245,21 @@ func TestCommandFormats(t *testing.T) {
 	if b := (Command{Op: OpDelete, Path: "/a"}).Marshal(); b[0] != commandFormat {
 		t.Fatalf("sessionless delete in format %d", b[0])
 	}
+	// A command with a clock is format 5: format 4 with the clock at the
+	// end, sessionless ones too; format 5 without a clock does not decode.
+	for _, c := range []Command{{Op: OpDelete, Path: "/a", ClockNanos: 7, MTimeNanos: 9}, {Op: OpPut, Session: 3, Seq: 1, Path: "/a", ClockNanos: -1}} {
+		b := c.Marshal()
+		got, err := UnmarshalCommand(b)
+		if err != nil || b[0] != commandFormatClock || got.ClockNanos != c.ClockNanos || got.MTimeNanos != c.MTimeNanos || got.Time() != c.ClockNanos || !bytes.Equal(got.Marshal(), b) {
+			t.Fatalf("format 5 %x: %+v, %v", b, got, err)
+		}
+		if _, err := UnmarshalCommand(append(b[:len(b)-1:len(b)-1], 0)); err == nil {
+			t.Fatalf("format 5 with a zero clock decoded")
+		}
+	}
+	if got, _ := UnmarshalCommand(v2); got.Time() != 9 {
+		t.Fatalf("an older format's time %d, want its mtime 9", got.Time())
+	}
 	c = Command{Op: OpAppend, Path: "/a", Data: []byte("inline")}
 	got, err = UnmarshalCommand(c.Marshal())
 	if err != nil || !bytes.Equal(got.Data, c.Data) {

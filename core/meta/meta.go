@@ -4,8 +4,8 @@
 //
 // Every replica applies the same committed commands in the same order and
 // must reach the same state, so Apply is fully deterministic: its only
-// clock is the largest MTimeNanos among the commands applied so far (the
-// proposers' clocks, recorded in the log), it never reads the wall clock,
+// clock is the largest time among the commands applied so far (the
+// proposers' readings of the meta clock, recorded in the log: Command.Time), it never reads the wall clock,
 // draws random numbers or does I/O, and nothing depends on map iteration
 // order.
 //

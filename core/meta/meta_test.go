@@ -84,6 +84,11 @@ func TestApplyEdgeCases(t *testing.T) {
 		{"unallocated chunk", []Command{{Op: OpPut, Path: "/a", Chunks: chunk1}}, CodeInvalid, "chunk 1 is not leased", 0},
 		{"lease ends inclusive", []Command{alloc1, {Op: OpPut, Path: "/a", MTimeNanos: 10, Chunks: chunk1}}, CodeOK, "", 2},
 		{"expired lease", []Command{alloc1, {Op: OpPut, Path: "/a", MTimeNanos: 11, Chunks: chunk1}}, CodeInvalid, "chunk 1: lease expired", 0},
+		// The clock is ClockNanos where a command has it, its mtime only
+		// in a command of a format before it (Command.Time).
+		{"lease by the clock, not the mtime", []Command{alloc1, {Op: OpPut, Path: "/a", MTimeNanos: 1e18, ClockNanos: 10, Chunks: chunk1}}, CodeOK, "", 2},
+		{"expired by the clock", []Command{alloc1, {Op: OpPut, Path: "/a", MTimeNanos: 1, ClockNanos: 11, Chunks: chunk1}}, CodeInvalid, "chunk 1: lease expired", 0},
+		{"a clock ahead ends the lease on the next command", []Command{alloc1, {Op: OpDelete, Path: "/x", ClockNanos: 11}, {Op: OpPut, Path: "/a", ClockNanos: 5, Chunks: chunk1}}, CodeInvalid, "chunk 1: lease expired", 0},
 		{"chunk committed twice", []Command{alloc1, {Op: OpPut, Path: "/a", Chunks: chunk1}, {Op: OpPut, Path: "/b", Chunks: chunk1}}, CodeInvalid, "not leased", 0},
 		{"duplicate chunk", []Command{alloc1, {Op: OpPut, Path: "/a", Chunks: []ChunkRef{{ID: 1, Size: 1}, {ID: 1, Size: 1}}}}, CodeInvalid, "chunk 1 listed twice", 0},
 		{"empty chunk", []Command{alloc1, {Op: OpPut, Path: "/a", Chunks: []ChunkRef{{ID: 1}}}}, CodeInvalid, "chunk 1 is empty", 0},

@@ -23,7 +23,8 @@ const fingerprintFormat = 1
 // request, and of none that a faithful retry may change:
 //
 //   - Session and Seq are the key the fingerprint is stored under;
-//   - MTimeNanos is stamped by whichever node proposes the command;
+//   - MTimeNanos and ClockNanos are stamped by whichever node proposes
+//     the command;
 //   - chunk ids and groups are allocated afresh when a client resends a
 //     whole write (an HTTP retry on another node writes its chunks again);
 //   - how the content is cut into chunks depends on the serving node's
@@ -119,9 +120,9 @@ func (t *sessionTable) dedup(c Command, fp Fingerprint) (res Result, ok bool) {
 	switch {
 	case c.Seq == 0:
 		return invalid("session %d: sequence number 0", c.Session), true
-	case ss == nil && c.Legacy && c.MTimeNanos <= t.horizon:
+	case ss == nil && c.Legacy && c.Time() <= t.horizon:
 		return Result{Code: CodeSessionExpired, Detail: fmt.Sprintf(
-			"session %d unknown and its command (time %d) predates evicted sessions (time %d)", c.Session, c.MTimeNanos, t.horizon)}, true
+			"session %d unknown and its command (time %d) predates evicted sessions (time %d)", c.Session, c.Time(), t.horizon)}, true
 	case ss == nil && c.Legacy:
 		// The rule of the version before registration, under which this
 		// command was proposed: an unknown session registers itself.
@@ -152,7 +153,7 @@ func (t *sessionTable) record(index uint64, c Command, fp Fingerprint, res Resul
 	}
 	// A new value, never the old one changed in place: a frozen snapshot
 	// view may still hold the old one (State.Freeze).
-	ss := &session{lastSeq: c.Seq, lastIndex: index, lastMTime: c.MTimeNanos, fingerprint: fp, result: cloneResult(res)}
+	ss := &session{lastSeq: c.Seq, lastIndex: index, lastMTime: c.Time(), fingerprint: fp, result: cloneResult(res)}
 	t.sessions[c.Session] = ss
 	t.digest += sessionDigest(c.Session, ss)
 	t.byAge = append(t.byAge, ageMark{id: c.Session, index: index})

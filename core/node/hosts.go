@@ -65,6 +65,7 @@ type routerHost struct{ n *Node }
 
 func (h routerHost) Ticks() uint64                 { return h.n.ticks }
 func (h routerHost) MetaNow() int64                { return h.n.metaNow() }
+func (h routerHost) NowNanos() int64               { return h.n.env.NowNanos() }
 func (h routerHost) Members(group uint64) []uint64 { return h.n.members(group) }
 func (h routerHost) HeardFrom(peer uint64) (uint64, bool) {
 	at, ok := h.n.lastHeard[peer]

@@ -101,10 +101,13 @@ type Replica interface {
 type Host interface {
 	// Ticks is the node's logical clock.
 	Ticks() uint64
-	// MetaNow is this node's reading of the meta group's clock: the time
-	// stamped on a meta command it proposes (its mtime, and the clock its
-	// leases run by).
+	// MetaNow is this node's reading of the meta group's clock, stamped on
+	// a meta command it proposes (meta.Command.ClockNanos: the clock the
+	// meta state's leases run by).
 	MetaNow() int64
+	// NowNanos is the node's wall (or virtual) time, stamped on a meta
+	// command it proposes as its mtime.
+	NowNanos() int64
 	// Replica returns this node's replica of a group, or nil if it hosts
 	// none.
 	Replica(group uint64) Replica

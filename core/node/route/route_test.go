@@ -79,6 +79,7 @@ type fakeHost struct {
 
 func (h *fakeHost) Ticks() uint64                 { return h.ticks }
 func (h *fakeHost) MetaNow() int64                { return 1e18 + int64(h.ticks) }
+func (h *fakeHost) NowNanos() int64               { return 2e18 + int64(h.ticks) }
 func (h *fakeHost) Members(group uint64) []uint64 { return h.members[group] }
 func (h *fakeHost) HeardFrom(peer uint64) (uint64, bool) {
 	at, ok := h.heard[peer]
@@ -248,42 +249,44 @@ func TestValidate(t *testing.T) {
 			case tt.want != "" && (resp == nil || !strings.Contains(resp.Detail, tt.want)):
 				t.Fatalf("response %+v, want a refusal mentioning %q", resp, tt.want)
 			}
-			if req.Cmd.MTimeNanos != 0 {
-				t.Fatalf("mtime %d stamped where the request entered: the proposer stamps it", req.Cmd.MTimeNanos)
+			if req.Cmd.MTimeNanos != 0 || req.Cmd.ClockNanos != 0 {
+				t.Fatalf("stamped (mtime %d, clock %d) where the request entered: the proposer stamps it", req.Cmd.MTimeNanos, req.Cmd.ClockNanos)
 			}
 		})
 	}
 }
 
 // TestStampedWhereProposed: a meta command is stamped by the node that
-// proposes it, with its reading of the meta clock (Host.MetaNow), not by
-// the node it entered at, which may hold no meta replica to read the
-// clock from: a forward leaves unstamped, a proposal carries the reading,
-// and a retry of it keeps its first stamp.
+// proposes it, with its reading of the meta clock (Host.MetaNow) and its
+// wall clock for the mtime (Host.NowNanos), not by the node it entered
+// at, which may hold no meta replica to read the clock from: a forward
+// leaves unstamped, a proposal carries both, and a retry of it keeps its
+// first stamps.
 func TestStampedWhereProposed(t *testing.T) {
-	stamp := func(t *testing.T, cmd []byte) int64 {
+	type stamps struct{ clock, mtime int64 }
+	stamp := func(t *testing.T, cmd []byte) stamps {
 		t.Helper()
 		c, err := meta.UnmarshalCommand(cmd)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c.MTimeNanos
+		return stamps{c.ClockNanos, c.MTimeNanos}
 	}
 	t.Run("forwarded", func(t *testing.T) {
 		r, _, out := newRouter(Config{})
 		r.Submit(put(), (&answer{}).done)
-		var stamps []int64
+		var got []stamps
 		out.Flush(func(m *wire.Envelope) {
 			for _, f := range m.Forwards {
 				req, err := api.UnmarshalRequest(f.Req)
 				if err != nil {
 					t.Fatal(err)
 				}
-				stamps = append(stamps, req.Cmd.MTimeNanos)
+				got = append(got, stamps{req.Cmd.ClockNanos, req.Cmd.MTimeNanos})
 			}
 		})
-		if len(stamps) != 1 || stamps[0] != 0 {
-			t.Fatalf("forwarded stamps %v, want one unstamped", stamps)
+		if len(got) != 1 || got[0] != (stamps{}) {
+			t.Fatalf("forwarded stamps %v, want one unstamped", got)
 		}
 	})
 	t.Run("proposed", func(t *testing.T) {
@@ -297,8 +300,8 @@ func TestStampedWhereProposed(t *testing.T) {
 			t.Fatalf("%d proposals, want the first and its retry", len(g.cmds))
 		}
 		for i, cmd := range g.cmds {
-			if got := stamp(t, cmd); got != 1e18 {
-				t.Fatalf("proposal %d stamped %d, want the meta clock's reading", i, got)
+			if got, want := stamp(t, cmd), (stamps{1e18, 2e18}); got != want {
+				t.Fatalf("proposal %d stamped %+v, want the meta clock's reading and the wall clock %+v", i, got, want)
 			}
 		}
 	})

@@ -27,12 +27,13 @@ func (r *Router) propose(g Replica, o *op) {
 	o.issuedAt = r.host.Ticks()
 	var err error
 	if o.group == topo.MetaGroup {
-		if o.req.Cmd.MTimeNanos == 0 {
+		if o.req.Cmd.ClockNanos == 0 {
 			// Stamped where it is proposed, which holds a meta replica to
 			// read the group's clock from (Host.MetaNow), not where it
 			// entered: a node without one, or with a clock far ahead,
-			// would move the group's clock by its own offset.
-			o.req.Cmd.MTimeNanos = r.host.MetaNow()
+			// would move the group's clock by its own offset. The mtime
+			// is the proposer's wall clock.
+			o.req.Cmd.ClockNanos, o.req.Cmd.MTimeNanos = r.host.MetaNow(), r.host.NowNanos()
 		}
 		err = g.Propose(o.id, o.req.Cmd.Marshal())
 	} else if o.req.Kind == api.ChunkDelete {
