@@ -63,6 +63,7 @@ func (w *World) finish() {
 	w.converge()
 	w.collected()
 	w.framesLetGo()
+	w.quiescent()
 	for _, s := range w.nodes {
 		w.leftoversOn(s)
 		w.orphansOn(s)

@@ -62,11 +62,14 @@ const (
 	// Garbage: once a run is quiet, every chunk no file references is
 	// collected, and no replica holds one nothing accounts for (a leak).
 	Garbage
+	// Quiescence: a quiet, converged cluster stays so: no election, no
+	// membership change, a leadership moved at most by one transfer.
+	Quiescence
 )
 
 var checkNames = [...]string{"", "linearizable", "durability", "liveness", "convergence", "scrub",
 	"exactly-once", "spec-conformance", "replica-state", "apply-order", "one-leader", "meta-invariants",
-	"promotion", "recovery", "wire", "api", "replacement", "panic", "garbage"}
+	"promotion", "recovery", "wire", "api", "replacement", "panic", "garbage", "quiescence"}
 
 func (c Check) String() string {
 	if int(c) < len(checkNames) && c > 0 {

@@ -90,8 +90,9 @@ applied index, a group may have one leader per term, the meta invariants must
 hold, a learner may be promoted only once caught up, and every protocol step
 must be one the specs' models allow. After the faults heal: liveness, replica
 convergence (lost members replaced, wiped ones replaced or refilled, no group
-degraded), then a restart of every node at once and
-a read-back of everything. The history must be linearizable (Porcupine) in
+degraded), then a restart of every node at once,
+a read-back of everything, garbage collected, and 15 s of quiet in which no
+group elects a leader or changes members. The history must be linearizable (Porcupine) in
 the order the meta group committed it, which decides the verdict without
 Porcupine's time limit.
 
