@@ -1,6 +1,10 @@
 package node
 
-import "github.com/tessera-db/tessera/core/topo"
+import (
+	"time"
+
+	"github.com/tessera-db/tessera/core/topo"
+)
 
 // metaClockSlew is how fast a node's reading of the meta clock catches up
 // with its own wall clock when that is ahead: by a tenth of the time that
@@ -8,6 +12,15 @@ import "github.com/tessera-db/tessera/core/topo"
 // then shortens the leases running meanwhile by a tenth at most, instead
 // of ending them all at its first command.
 const metaClockSlew = 10
+
+// metaClockSlewWindow is how far a reading may be ahead of the clock the
+// replica applied and still catch up with the wall clock. The readings of
+// the nodes meet at every command applied; in an idle spell they drift
+// apart, each by its own clock, and one catching up would drift ahead of
+// the others by a tenth of the spell, which the first lease taken after it
+// would lose when that node's next command applies. The window bounds that
+// to a tenth of itself.
+const metaClockSlewWindow = int64(time.Second)
 
 // metaClock is a node's reading of the meta group's clock, which stamps
 // the meta commands the node proposes (core/node/route's Host.MetaNow):
@@ -32,14 +45,15 @@ type metaClock struct {
 // now returns the reading at the wall time wall, given the meta clock the
 // node's replica has applied (0 if none): the last reading moved by the
 // wall time that passed since (none if the wall clock went back), plus a
-// tenth of that towards the wall clock if it is ahead, and at least the
+// tenth of that towards the wall clock if it is ahead and the last reading
+// was within metaClockSlewWindow of the applied clock, and at least the
 // applied clock. With nothing known yet (a new cluster), the wall clock.
 func (c *metaClock) now(wall, applied int64) int64 {
 	r := c.read
 	if r != 0 {
 		passed := max(wall-c.at, 0)
 		r += passed
-		if ahead := wall - r; ahead > 0 {
+		if ahead := wall - r; ahead > 0 && c.read-applied < metaClockSlewWindow {
 			r += min(passed/metaClockSlew, ahead)
 		}
 	}

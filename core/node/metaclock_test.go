@@ -18,8 +18,17 @@ func TestMetaClock(t *testing.T) {
 		{"a restart starts from what was applied, not from a wall clock far ahead", []step{
 			{wall: 500 * s, applied: 100 * s, want: 100 * s},
 			// 10 s pass: 10 s, plus a tenth towards the wall clock.
+			{wall: 510 * s, applied: 110 * s, want: 111 * s},
+			{wall: 520 * s, applied: 121 * s, want: 122 * s},
+		}},
+		{"no catching up in an idle spell, past the window", []step{
+			{wall: 500 * s, applied: 100 * s, want: 100 * s},
 			{wall: 510 * s, applied: 100 * s, want: 111 * s},
-			{wall: 520 * s, applied: 100 * s, want: 122 * s},
+			// 11 s ahead of the applied clock: it moves by the time passed only.
+			{wall: 520 * s, applied: 100 * s, want: 121 * s},
+			{wall: 620 * s, applied: 100 * s, want: 221 * s},
+			// A command applied: it catches up again.
+			{wall: 630 * s, applied: 221 * s, want: 232 * s},
 		}},
 		{"the catch-up stops at the wall clock", []step{
 			{wall: 100 * s, applied: 99 * s, want: 99 * s},
