@@ -186,6 +186,18 @@ func TestServeFetchRacingTheLoop(t *testing.T) {
 		})
 	}
 
+	t.Run("repair under way", func(t *testing.T) {
+		// A fetched file of the chunk on its way to the disk: this copy is
+		// being repaired, and none is served meanwhile.
+		f := servingFixture(t, data)
+		f.g.WriteRepair(chunk.Info{ID: 10, Size: uint32(len(data)), CRC: chunk.Checksum(data)}, data, func(error) {})
+		queued := len(f.env.io)
+		var s served
+		if reply, now := f.g.ServeFetch(10, true, s.done); !now || reply.Found || len(f.env.io) != queued {
+			t.Fatalf("answered at once %v (%+v), %d disk work added; want not found at once, no read", now, reply, len(f.env.io)-queued)
+		}
+	})
+
 	t.Run("replica deleted", func(t *testing.T) {
 		f := servingFixture(t, data)
 		var s served
