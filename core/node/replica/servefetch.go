@@ -34,11 +34,9 @@ func fetchReadQueue(group, id uint64) uint64 {
 // the replica was deleted or its node stopped meanwhile); if not mayRead,
 // nothing is done: the caller leaves the fetch unanswered.
 //
-// A corrupt copy is reported to the host for repair. A chunk not held,
-// asked for while a snapshot newer than the last is due, most likely is
-// listed by a snapshot of ours and deleted since, so the next flush takes
-// a fresh one. A fetch naming the meta group, which holds no chunks, is
-// answered not found.
+// A corrupt copy is reported to the host for repair; a chunk not held
+// may make a fresh snapshot due (fetchNotHeld). A fetch naming the meta
+// group, which holds no chunks, is answered not found.
 func (g *Replica) ServeFetch(id uint64, mayRead bool, done func(reply wire.FetchReply, send bool)) (reply wire.FetchReply, now bool) {
 	reply = wire.FetchReply{Group: g.id, ChunkID: id}
 	if g.store == nil || g.deleted {
