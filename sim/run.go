@@ -230,6 +230,12 @@ type coverage struct {
 	// loop, fetchDirSyncs the directory fsyncs that made their names
 	// durable (core/node/replica fetchwrite.go).
 	fetched, fetchDirSyncs uint64
+	// fetchReads counts the chunk files read off the loop to answer peers'
+	// fetches, fetchReadsVoid those answered not found as the chunk was
+	// deleted or its file written over meanwhile, and fetchesDropped the
+	// fetches left unanswered at the node's cap of reads in flight
+	// (core/node fetch.go).
+	fetchReads, fetchReadsVoid, fetchesDropped uint64
 	// lostWrites, misdirected, latentSectors and logReadErrors count the
 	// log faults injected (logfaults.go).
 	lostWrites, misdirected, latentSectors, logReadErrors int
@@ -340,6 +346,9 @@ func (c *coverage) add(st node.Stats) {
 	c.recvFiles += st.SnapshotsReceivedToFile
 	c.fetched += st.FetchedChunks
 	c.fetchDirSyncs += st.FetchDirSyncs
+	c.fetchReads += st.FetchReads
+	c.fetchReadsVoid += st.FetchReadsVoid
+	c.fetchesDropped += st.FetchesDropped
 	c.staged += st.StagedChunks
 	c.filled += st.AppendsFilled
 	c.cut += st.AppendsCut
@@ -362,9 +371,9 @@ func (c coverage) String() string {
 	return fmt.Sprintf("crashes=%d snapshots=%d snapshots-installed=%d chunk-fetches=%d corrupt-chunks=%d repaired=%d wal-syncs=%d forwards=%d timeouts=%d conf-changes=%d replicas-created=%d replicas-removed=%d amnesiac=%d corrupt-logs=%d unreadable-logs=%d lost-writes=%d misdirected-writes=%d latent-sectors=%d log-read-errors=%d snapshot-pieces=%d snapshot-file-pieces=%d scrubbed=%d session-reuses=%d resends=%d sessions-expired=%d sessions-registered=%d inline-writes=%d chunked-writes=%d inline-refused=%d overlapped-answers=%d states-compared=%d invariants-checked=%d promotions-checked=%d list-pages=%d ranged-reads=%d out-of-range=%d chunks-staged=%d appends-filled=%d appends-cut=%d chunks-lacking=%d staged-rot=%d leader-handoffs=%d gc-collected=%d swept=%d frames-lent=%d frames-reused=%d frame-pins=%d%s",
 		c.crashes, c.snapshots, c.installed, c.fetches, c.corrupt, c.repaired, c.syncs, c.fwds, c.timeouts, c.confChanges, c.created, c.removed, c.amnesiac, c.corruptLogs, c.unreadableLogs, c.lostWrites, c.misdirected, c.latentSectors, c.logReadErrors, c.pieces, c.filePieces, c.scrubbed, c.reuses, c.resends, c.expired, c.registered, c.inlineWrites, c.chunkedWrites, c.inlineRefused, c.overlapped,
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, c.frames.lent, c.frames.reused, c.frames.pins, fired.String()) + c.sharedString() +
-		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d applied-early=%d snapshot-files-received=%d recvcrash-fired=%d chunks-fetched=%d fetch-dir-syncs=%d fetchcrash-fired=%d recovered-logs-trimmed=%d snapshots-unavailable=%d sendergone-fired=%d",
+		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d applied-early=%d snapshot-files-received=%d recvcrash-fired=%d chunks-fetched=%d fetch-dir-syncs=%d fetchcrash-fired=%d recovered-logs-trimmed=%d snapshots-unavailable=%d sendergone-fired=%d fetch-reads=%d fetch-reads-void=%d fetches-dropped=%d",
 			c.chunkLosses, c.isolations, c.diverged, c.ownSnaps, c.fired[OwnSnapCrash], c.edgeSizes, c.appliedEarly, c.recvFiles, c.fired[RecvCrash],
-			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone]) + diskPointString(&c.points)
+			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone], c.fetchReads, c.fetchReadsVoid, c.fetchesDropped) + diskPointString(&c.points)
 }
 
 // sharedString describes what shared logs did, if a run had them.

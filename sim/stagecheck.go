@@ -23,6 +23,10 @@ import (
 // or tidied away) are not checked; bit rot at rest (stagerot) keeps a
 // file's size.
 
+// simEnv implements the whole of replica.Tracer: the core asserts its Env
+// to it, and an Env lacking one method would silently trace nothing.
+var _ corereplica.Tracer = simEnv{}
+
 // TraceStage notes the chunk writes whose bytes a replica of node s stages
 // (the core's replica.Tracer; the other events are not needed).
 func (e simEnv) TraceStage(group uint64, staged []corereplica.StagedChunk) {
@@ -177,3 +181,6 @@ func (e simEnv) TraceFetchedWrite(uint64, []uint64) {}
 // TraceFetchedSync is part of replica.Tracer: the disk work that follows
 // is a fetched chunks' directory fsync, where FetchCrash may fall.
 func (e simEnv) TraceFetchedSync(uint64, []uint64) { e.n.fetchSyncMark = true }
+
+// TraceFetchRead is part of replica.Tracer.
+func (e simEnv) TraceFetchRead(uint64, uint64) {}

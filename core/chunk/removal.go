@@ -78,8 +78,11 @@ func (s *Store) doom(id uint64) {
 
 // reclaim takes a chunk's file out of the doomed ones, as the chunk is
 // about to be held again; it reports whether the file was doomed (its
-// bytes are not to be trusted) and whether its removal is under way.
+// bytes are not to be trusted) and whether its removal is under way. The
+// file may be written over now: the reads of it under way off the loop
+// learn so (FileRead.End).
 func (s *Store) reclaim(id uint64) (wasDoomed, removing bool) {
+	s.markRewritten(id)
 	wasDoomed = s.doomedSet[id]
 	delete(s.doomedSet, id) // its entry in doomed is skipped (TakeDoomed)
 	if len(s.doomedSet) == 0 {

@@ -43,6 +43,9 @@ type Store struct {
 	removing      map[uint64]bool
 	removingBatch []uint64
 	awaited       map[uint64]awaitedWrite
+	// reads are the reads of held chunks' files under way off the
+	// caller's event loop, by chunk (fileread.go).
+	reads map[uint64][]*FileRead
 	// bugs are injected defects (tesserabugs builds only).
 	bugs Bugs
 }

@@ -14,15 +14,56 @@ import (
 // repair a chunk, and repairs its own bad or missing chunk files from the
 // other replicas of their group.
 
+// maxFetchReads bounds the chunk files a node reads at once to answer its
+// peers' fetches (replica.ServeFetch): each holds a whole chunk in memory
+// (up to 4 MiB) from its read until its reply is sent, and a disk busy
+// with them delays the node's own log writes. It is the largest window of
+// chunks one replica installing a snapshot asks for at once (replica
+// install.go maxFetchWindow), so that one install is never held back by
+// it, and two at once at the default 4 MiB chunks (a window of 4).
+const maxFetchReads = 8
+
 // serveFetch answers a peer's fetch of a chunk: not found unless this node
-// holds a valid copy.
+// holds a valid copy. The chunk's file is read off the event loop, and the
+// reply leaves once the read is done.
+//
+// A fetch that finds maxFetchReads reads in flight is dropped unanswered
+// (Stats.FetchesDropped), not answered not found: the asker takes a lost
+// reply and a not found differently. A replica installing a snapshot gives
+// the snapshot up on a not found (the sender no longer has the chunk: a
+// newer snapshot will come, and the install starts over), while it asks
+// again after RetryTicks for a chunk whose reply never came
+// (replica.tickSnapFetch); a node repairing a chunk asks again after
+// RetryTicks either way (tickRepairs).
 func (n *Node) serveFetch(from uint64, f wire.Fetch) {
 	reply := wire.FetchReply{Group: f.Group, ChunkID: f.ChunkID}
-	if g := n.groups[f.Group]; g != nil {
-		reply = g.ServeFetch(f.ChunkID)
+	g := n.groups[f.Group]
+	if g == nil {
+		out := n.out(from)
+		out.FetchReplies = append(out.FetchReplies, reply)
+		return
 	}
-	out := n.out(from)
-	out.FetchReplies = append(out.FetchReplies, reply)
+	mayRead := n.fetchReads < maxFetchReads
+	if mayRead {
+		n.fetchReads++ // counted before the call, whose done may come at any time after
+	}
+	reply, now := g.ServeFetch(f.ChunkID, mayRead, func(reply wire.FetchReply, send bool) {
+		n.fetchReads--
+		if send {
+			out := n.out(from)
+			out.FetchReplies = append(out.FetchReplies, reply)
+		}
+	})
+	switch {
+	case now:
+		if mayRead {
+			n.fetchReads--
+		}
+		out := n.out(from)
+		out.FetchReplies = append(out.FetchReplies, reply)
+	case !mayRead:
+		n.stats.FetchesDropped++
+	}
 }
 
 // onFetchReply takes a peer's answer to a fetch: a chunk being repaired is

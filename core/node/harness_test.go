@@ -261,6 +261,14 @@ func (e *harnessEnv) TraceFetchedSync(group uint64, chunks []uint64) {
 	e.note = fmt.Sprintf("g%d sync chunk directory (fetched: %s)", group, joinIDs(chunks))
 }
 
+// harnessEnv implements the whole of replica.Tracer (an Env lacking one
+// method would trace nothing).
+var _ replica.Tracer = (*harnessEnv)(nil)
+
+func (e *harnessEnv) TraceFetchRead(group, chunk uint64) {
+	e.note = fmt.Sprintf("g%d read chunk %d for a fetch", group, chunk)
+}
+
 // joinIDs prints ids as "1,2,3", or "none".
 func joinIDs(ids []uint64) string {
 	if len(ids) == 0 {

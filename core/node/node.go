@@ -34,6 +34,9 @@ type Node struct {
 	// repairing are chunks being re-fetched after a checksum failure, with
 	// the tick they were last asked for.
 	repairing map[chunkKey]uint64
+	// fetchReads counts the chunk files being read to answer peers'
+	// fetches (serveFetch), at most maxFetchReads.
+	fetchReads int
 
 	ticks  uint64
 	outbox *outbox.Outbox

@@ -105,6 +105,13 @@ type Stats struct {
 	// that made their names durable, each covering every file done
 	// meanwhile (replica/fetchwrite.go).
 	FetchedChunks, FetchedChunkBytes, FetchDirSyncs uint64
+	// FetchReads counts the chunk files this node read off its event loop
+	// to answer peers' fetches, FetchReadsVoid those of them answered not
+	// found because the chunk was deleted or its file written over
+	// meanwhile (replica/servefetch.go), and FetchesDropped the fetches it
+	// left unanswered, its maximum of reads in flight reached (fetch.go):
+	// the asker asks again.
+	FetchReads, FetchReadsVoid, FetchesDropped uint64
 }
 
 // GroupStatus describes this node's replica of one group.
@@ -204,6 +211,8 @@ func (n *Node) Stats() Stats {
 	st.FetchedChunks += ps.FetchedChunks
 	st.FetchedChunkBytes += ps.FetchedChunkBytes
 	st.FetchDirSyncs += ps.FetchDirSyncs
+	st.FetchReads += ps.FetchReads
+	st.FetchReadsVoid += ps.FetchReadsVoid
 	st.RecoveredLogsTrimmed += ps.RecoveredLogsTrimmed
 	st.SnapshotsUnavailable += ps.SnapshotsUnavailable
 	return st

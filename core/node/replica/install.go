@@ -179,32 +179,6 @@ func (g *Replica) tickSnapFetch() {
 	g.askFetches()
 }
 
-// ServeFetch answers a peer's fetch of a whole chunk (for a snapshot of
-// this replica it installs, or a repair): Found is false unless the replica
-// holds a valid copy. A corrupt copy is reported to the host for repair; a
-// chunk not held, asked for while a snapshot newer than the last is due,
-// most likely is listed by a snapshot of ours and deleted since, so the
-// next flush takes a fresh one. A fetch naming the meta group, which holds
-// no chunks, is answered not found.
-func (g *Replica) ServeFetch(id uint64) wire.FetchReply {
-	reply := wire.FetchReply{Group: g.id, ChunkID: id}
-	if g.store == nil {
-		return reply
-	}
-	if in, ok := g.store.Info(id); ok {
-		data, err := g.store.Read(id, 0, 0)
-		if err == nil {
-			reply.Found, reply.CRC, reply.Data = true, in.CRC, data
-		} else if errors.Is(err, chunk.ErrCorrupt) {
-			g.host.Corrupt(g.id, id, err)
-		}
-	} else if g.snapIndex < g.applied {
-		// Most likely a snapshot of ours lists a chunk deleted since.
-		g.snapStale = true
-	}
-	return reply
-}
-
 // OnFetchReply takes a peer's answer to a fetch of a chunk the snapshot
 // this replica holds back lists: its file is handed to the disk
 // (writeFetched), and once every chunk is here and durable, the snapshot

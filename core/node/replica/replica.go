@@ -254,6 +254,11 @@ type Stats struct {
 	// names durable, each covering the files done meanwhile
 	// (fetchwrite.go).
 	FetchedChunks, FetchedChunkBytes, FetchDirSyncs uint64
+	// FetchReads counts the chunk files read off the event loop to answer
+	// peers' fetches (servefetch.go), and FetchReadsVoid those of them
+	// answered not found because the chunk was deleted or its file
+	// written over meanwhile.
+	FetchReads, FetchReadsVoid uint64
 	// SnapshotsArrivedWhole counts the meta snapshots larger than a piece
 	// that arrived whole and were written into a file as if received in
 	// pieces (pieces.go holdPieces).

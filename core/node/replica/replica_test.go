@@ -582,8 +582,9 @@ func TestMetaSnapshotAndRestart(t *testing.T) {
 // reaching for a chunk store the replica does not have.
 func TestFetchOfTheMetaGroupIsNotFound(t *testing.T) {
 	f := open(t, Config{}, topo.MetaGroup, []uint64{1})
-	if r := f.g.ServeFetch(7); r.Found || r.Group != topo.MetaGroup || r.ChunkID != 7 {
-		t.Fatalf("fetch of the meta group answered %+v, want not found", r)
+	r, now := f.g.ServeFetch(7, true, func(wire.FetchReply, bool) { t.Fatal("a fetch of the meta group read a chunk") })
+	if !now || r.Found || r.Group != topo.MetaGroup || r.ChunkID != 7 || len(f.env.io) != 0 {
+		t.Fatalf("fetch of the meta group answered %+v (at once: %v), want not found at once", r, now)
 	}
 }
 

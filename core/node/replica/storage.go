@@ -158,6 +158,9 @@ type Tracer interface {
 	// directory that makes their names durable (fetchwrite.go).
 	TraceFetchedWrite(group uint64, chunks []uint64)
 	TraceFetchedSync(group uint64, chunks []uint64)
+	// TraceFetchRead describes the read of a chunk's file to answer a
+	// peer's fetch (servefetch.go).
+	TraceFetchRead(group, chunk uint64)
 }
 
 // queueLog adds work to a replica's log, starts staging its chunk bytes and
