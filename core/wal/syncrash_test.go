@@ -122,6 +122,7 @@ func TestSharedCrashAmidSync(t *testing.T) {
 		}
 		l.Close()
 	}
+	t.Logf("%d power losses, %d of them before the sync returned", crashes, midSync)
 	if crashes < 100 || midSync < 50 {
 		t.Fatalf("%d crashes, %d of them before the sync returned: the test no longer reaches its steps", crashes, midSync)
 	}
