@@ -122,7 +122,7 @@ func TestRepliesOnlyWhatSurvivesACrash(t *testing.T) {
 				f.g.Step(m.GetFrom(), m)
 			}
 		}
-		for range 150 {
+		for range 400 {
 			switch rapid.IntRange(0, 12).Draw(rt, "action") {
 			case 0: // a new leader, which may replace uncommitted entries
 				term = max(term, p.term) + 1
