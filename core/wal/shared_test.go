@@ -661,59 +661,9 @@ func TestSharedRandomHistories(t *testing.T) {
 		}
 		for step := 0; step < 300; step++ {
 			g := uint64(1 + r.IntN(3))
-			m := live[g]
-			if m == nil {
-				m = &modelLog{}
-				live[g] = m
-			}
 			switch k := r.IntN(20); {
-			case k < 9: // append, maybe overwriting a suffix
-				from := m.last() + 1
-				if r.IntN(4) == 0 && m.last() > m.snapIndex {
-					from = m.snapIndex + 1 + uint64(r.IntN(int(m.last()-m.snapIndex)))
-				}
-				if from <= m.last() {
-					m.term++ // a new leader overwrites
-					m.ents = m.ents[:from-m.snapIndex-1]
-				}
-				if m.term == 0 {
-					m.term = 1
-				}
-				var ents []*raftpb.Entry
-				for i := range 1 + r.IntN(3) {
-					ents = append(ents, entry(from+uint64(i), m.term, fmt.Sprintf("g%d-%d", g, step)))
-				}
-				m.ents = append(m.ents, ents...)
-				m.hsTerm, m.written = m.term, true
-				must(l.Save(g, hardState(m.hsTerm, m.hsVote, 0), ents))
-			case k < 12: // the replica's own snapshot, at an index it holds
-				if m.last() == m.snapIndex {
-					continue
-				}
-				at := m.snapIndex + 1 + uint64(r.IntN(int(m.last()-m.snapIndex)))
-				term := m.ents[at-m.snapIndex-1].GetTerm()
-				if k == 11 {
-					// In a snapshot file, as a meta replica rotates its log.
-					ref, err := WriteSnapshotFile(fs, snapDir(g), snapshot(at, term).GetMetadata(), []byte(fmt.Sprintf("g%d-%d", g, at)))
-					must(err)
-					must(l.SaveRef(g, ref))
-				} else {
-					must(l.SaveOwnSnapshot(g, snapshot(at, term)))
-				}
-				m.written = true
-				m.ents = m.ents[at-m.snapIndex:]
-				m.snapIndex, m.snapTerm = at, term
-			case k < 13: // a leader's snapshot past its log
-				m.term++
-				at := m.last() + 1 + uint64(r.IntN(3))
-				must(l.SaveSnapshot(g, snapshot(at, m.term)))
-				m.ents, m.snapIndex, m.snapTerm, m.written = nil, at, m.term, true
-			case k < 15: // a vote
-				m.hsTerm, m.hsVote, m.written = m.term, uint64(1+r.IntN(3)), true
-				must(l.Save(g, hardState(m.hsTerm, m.hsVote, 0), nil))
-			case k < 16: // the replica deleted
-				must(l.Delete(g))
-				delete(live, g)
+			case k < 16:
+				must(randomSharedWrite(r, fs, l, live, g, k, step))
 			default: // sync, reclaim, and now and then crash
 				// A crash with records written since the last sync loses
 				// them, unless a segment started since (the full one was
@@ -765,4 +715,72 @@ func TestSharedRandomHistories(t *testing.T) {
 		tally(l)
 		l.Close()
 	}
+}
+
+// randomSharedWrite makes one random write k (0..15) of
+// TestSharedRandomHistories to group g of the shared log l, and to its
+// model in live: appends that may overwrite a suffix (0-8), own snapshots,
+// in a snapshot file now and then (9-11), a leader's snapshot (12), a vote
+// (13-14), a deletion (15).
+func randomSharedWrite(r *rand.Rand, fs *memfs.FS, l *Shared, live map[uint64]*modelLog, g uint64, k, step int) (err error) {
+	m := live[g]
+	if m == nil {
+		m = &modelLog{}
+		live[g] = m
+	}
+	try := func(e error) {
+		if err == nil {
+			err = e
+		}
+	}
+	switch {
+	case k < 9: // append, maybe overwriting a suffix
+		from := m.last() + 1
+		if r.IntN(4) == 0 && m.last() > m.snapIndex {
+			from = m.snapIndex + 1 + uint64(r.IntN(int(m.last()-m.snapIndex)))
+		}
+		if from <= m.last() {
+			m.term++ // a new leader overwrites
+			m.ents = m.ents[:from-m.snapIndex-1]
+		}
+		if m.term == 0 {
+			m.term = 1
+		}
+		var ents []*raftpb.Entry
+		for i := range 1 + r.IntN(3) {
+			ents = append(ents, entry(from+uint64(i), m.term, fmt.Sprintf("g%d-%d", g, step)))
+		}
+		m.ents = append(m.ents, ents...)
+		m.hsTerm, m.written = m.term, true
+		try(l.Save(g, hardState(m.hsTerm, m.hsVote, 0), ents))
+	case k < 12: // the replica's own snapshot, at an index it holds
+		if m.last() == m.snapIndex {
+			return nil
+		}
+		at := m.snapIndex + 1 + uint64(r.IntN(int(m.last()-m.snapIndex)))
+		term := m.ents[at-m.snapIndex-1].GetTerm()
+		if k == 11 {
+			// In a snapshot file, as a meta replica rotates its log.
+			ref, err := WriteSnapshotFile(fs, snapDir(g), snapshot(at, term).GetMetadata(), []byte(fmt.Sprintf("g%d-%d", g, at)))
+			try(err)
+			try(l.SaveRef(g, ref))
+		} else {
+			try(l.SaveOwnSnapshot(g, snapshot(at, term)))
+		}
+		m.written = true
+		m.ents = m.ents[at-m.snapIndex:]
+		m.snapIndex, m.snapTerm = at, term
+	case k < 13: // a leader's snapshot past its log
+		m.term++
+		at := m.last() + 1 + uint64(r.IntN(3))
+		try(l.SaveSnapshot(g, snapshot(at, m.term)))
+		m.ents, m.snapIndex, m.snapTerm, m.written = nil, at, m.term, true
+	case k < 15: // a vote
+		m.hsTerm, m.hsVote, m.written = m.term, uint64(1+r.IntN(3)), true
+		try(l.Save(g, hardState(m.hsTerm, m.hsVote, 0), nil))
+	case k < 16: // the replica deleted
+		try(l.Delete(g))
+		delete(live, g)
+	}
+	return err
 }

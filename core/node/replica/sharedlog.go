@@ -108,7 +108,14 @@ func (s *SharedLog) Close() { _ = s.log.Close() }
 // Reclaimed returns the log's space reclamation counters.
 func (s *SharedLog) Reclaimed() wal.SharedStats { return s.reclaimed }
 
-func (s *SharedLog) submit(it *sharedItem) { s.pending = append(s.pending, it) }
+func (s *SharedLog) submit(it *sharedItem) {
+	if it.after != nil && !it.sync {
+		// What runs after the records (a deletion's removal of the files
+		// its tombstone makes unneeded) relies on their being durable.
+		panic(fmt.Sprintf("shared log: group %d's item has work to run after its records but does not ask for them to be durable", it.group))
+	}
+	s.pending = append(s.pending, it)
+}
 
 // Kick starts a batch of the pending items if none is in flight.
 func (s *SharedLog) Kick() {

@@ -1,0 +1,214 @@
+package replica
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+	"pgregory.net/rapid"
+
+	"github.com/tessera-db/tessera/core/topo"
+	"github.com/tessera-db/tessera/core/vfs/memfs"
+	"github.com/tessera-db/tessera/core/wire"
+)
+
+// promises are what a replica's messages told its peers, which a crash
+// must not take back: the highest term it spoke in, the votes it granted,
+// and the entries it acknowledged.
+type promises struct {
+	term  uint64
+	votes map[uint64]uint64 // term -> candidate
+	acks  map[uint64]uint64 // term -> highest index acknowledged in it
+}
+
+// note records the promises of the messages node 1 sent.
+func (p *promises) note(ms []*raftpb.Message) {
+	for _, m := range ms {
+		switch m.GetType() {
+		case raftpb.MsgPreVote, raftpb.MsgPreVoteResp:
+			continue // a pre-vote promises nothing
+		}
+		p.term = max(p.term, m.GetTerm())
+		switch {
+		case m.GetType() == raftpb.MsgVoteResp && !m.GetReject():
+			p.votes[m.GetTerm()] = m.GetTo()
+		case m.GetType() == raftpb.MsgAppResp && !m.GetReject():
+			p.acks[m.GetTerm()] = max(p.acks[m.GetTerm()], m.GetIndex())
+		}
+	}
+}
+
+// check compares a restarted replica's recovered state with the promises.
+func (p *promises) check(g *Replica) error {
+	hs, _, err := g.storage.InitialState()
+	if err != nil {
+		return err
+	}
+	if hs.GetTerm() < p.term {
+		return fmt.Errorf("recovered term %d, below the term %d it sent messages in", hs.GetTerm(), p.term)
+	}
+	if c, ok := p.votes[hs.GetTerm()]; ok && hs.GetVote() != c {
+		return fmt.Errorf("recovered a vote for %d in term %d, where it granted its vote to %d", hs.GetVote(), hs.GetTerm(), c)
+	}
+	last, err := g.storage.LastIndex()
+	if err != nil {
+		return err
+	}
+	// Within one term the leader's log only grows: what was acknowledged
+	// in the recovered term is still held.
+	if i := p.acks[hs.GetTerm()]; last < i {
+		return fmt.Errorf("recovered a log ending at %d in term %d, where it acknowledged entries up to %d", last, hs.GetTerm(), i)
+	}
+	if hs.GetCommit() > last {
+		return fmt.Errorf("recovered commit index %d past the log's end %d", hs.GetCommit(), last)
+	}
+	return nil
+}
+
+// TestRepliesOnlyWhatSurvivesACrash drives node 1's replica of a meta
+// group with its peers' appends, heartbeats and votes of random terms and
+// logs, its own ticks, flushes (light batches released as a node's flush
+// does) and the completion of its disk work in any order the runtime may
+// give (each I/O queue in order), in its own log or in a shared one; and
+// crashes it at random, losing what was not fsynced. A restart must
+// recover at least what its messages promised: no lower term than it spoke
+// in, the vote it granted in the recovered term, the entries it
+// acknowledged in that term, and a commit index within its log. This is
+// persist-before-send over every path a record takes to the disk: which
+// batches are fsynced (mustSync), which go without I/O (lightState), the
+// hard state such a batch leaves to the next, the shared log's batches of
+// several replicas under one fsync, and the term held back from messages
+// until durable (termDurable).
+func TestRepliesOnlyWhatSurvivesACrash(t *testing.T) {
+	crashes, promised := 0, 0
+	defer func() {
+		if !t.Failed() && (crashes == 0 || promised == 0) {
+			t.Fatalf("%d crashes, %d after votes and acknowledgements: the test no longer reaches what it checks", crashes, promised)
+		}
+	}()
+	rapid.Check(t, func(rt *rapid.T) {
+		shared := rapid.Bool().Draw(rt, "shared")
+		fs := memfs.New()
+		cfg := Config{SharedLog: shared}
+		reopen := func() *fixture {
+			f, err := openErr(cfg, topo.MetaGroup, []uint64{1, 2, 3}, fs)
+			if err != nil {
+				rt.Fatalf("open: %v", err)
+			}
+			return f
+		}
+		f := reopen()
+		defer func() { closeFixture(f) }()
+		p := &promises{votes: map[uint64]uint64{}, acks: map[uint64]uint64{}}
+		// The peers' model: the log the group's leaders built (log[i-1] is
+		// the term of entry i), its commit index, and the current leader
+		// and term. A new leader may replace only uncommitted entries.
+		log, commit := []uint64{1}, uint64(1)
+		leader, term, seq := uint64(2), uint64(1), uint64(0)
+		collect := func() {
+			var ms []*raftpb.Message
+			f.out.Flush(func(e *wire.Envelope) {
+				for _, gm := range e.Raft {
+					ms = append(ms, gm.Msg)
+				}
+			})
+			p.note(ms)
+		}
+		step := func(m *raftpb.Message) {
+			m.From, m.To = proto.Uint64(m.GetFrom()), proto.Uint64(1)
+			if f.g.Admit(m) {
+				f.g.Step(m.GetFrom(), m)
+			}
+		}
+		for range 400 {
+			switch rapid.IntRange(0, 12).Draw(rt, "action") {
+			case 0: // a new leader, which may replace uncommitted entries
+				term = max(term, p.term) + 1
+				leader = rapid.Uint64Range(2, 3).Draw(rt, "leader")
+				keep := rapid.IntRange(int(commit), len(log)).Draw(rt, "keep")
+				log = log[:keep]
+			case 1, 2: // an append from the leader
+				for range rapid.IntRange(0, 2).Draw(rt, "new") {
+					log = append(log, term)
+				}
+				if rapid.IntRange(0, 3).Draw(rt, "advance") == 0 {
+					commit = uint64(rapid.IntRange(int(commit), len(log)).Draw(rt, "commit"))
+				}
+				prev := uint64(rapid.IntRange(0, len(log)).Draw(rt, "prev"))
+				var prevTerm uint64
+				if prev > 0 {
+					prevTerm = log[prev-1]
+				}
+				var ents []*raftpb.Entry
+				for i := prev + 1; i <= uint64(len(log)) && i <= prev+3; i++ {
+					seq++
+					ents = append(ents, &raftpb.Entry{Term: proto.Uint64(log[i-1]), Index: proto.Uint64(i), Type: raftpb.EntryNormal.Enum(),
+						Data: encodeEntry(entryHeader{leader, seq}, metaPut(fmt.Sprintf("/f%d", seq)))})
+				}
+				step(&raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(leader), Term: proto.Uint64(term),
+					LogTerm: proto.Uint64(prevTerm), Index: proto.Uint64(prev), Commit: proto.Uint64(commit), Entries: ents})
+			case 3, 10: // a heartbeat, its commit index capped at what was acknowledged
+				step(&raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: proto.Uint64(leader), Term: proto.Uint64(term),
+					Commit: proto.Uint64(min(commit, p.acks[term]))})
+			case 4: // a candidate's vote request, its log up to date or not
+				c := rapid.Uint64Range(2, 3).Draw(rt, "candidate")
+				vt := max(term, p.term) + rapid.Uint64Range(0, 1).Draw(rt, "voteTerm")
+				at := uint64(len(log))
+				if rapid.Bool().Draw(rt, "stale") {
+					at = uint64(rapid.IntRange(0, len(log)).Draw(rt, "voteLog"))
+				}
+				var lt uint64
+				if at > 0 {
+					lt = log[at-1]
+				}
+				step(&raftpb.Message{Type: raftpb.MsgVote.Enum(), From: proto.Uint64(c), Term: proto.Uint64(vt),
+					LogTerm: proto.Uint64(lt), Index: proto.Uint64(at)})
+			case 5: // time passes: the leader's lease ends, and it may campaign
+				for range rapid.IntRange(1, 12).Draw(rt, "ticks") {
+					f.g.Tick()
+				}
+			case 6, 7, 12: // disk work completes, each queue in order
+				if len(f.env.io) == 0 {
+					continue
+				}
+				q := f.env.queues[rapid.IntRange(0, len(f.env.queues)-1).Draw(rt, "queue")]
+				f.env.runOne(slices.Index(f.env.queues, q))
+			case 8, 11:
+				f.flush()
+			case 9: // a crash: what was not fsynced is lost
+				f.flush()
+				collect()
+				// Raft's storage takes a term or vote only from a batch
+				// that is durable (a batch that changes either is
+				// fsynced, and never released before it is done).
+				held, _, err := f.g.storage.InitialState()
+				if err != nil {
+					rt.Fatal(err)
+				}
+				closeFixture(f)
+				f.env.io, f.env.queues = nil, nil
+				fs.Crash(nil)
+				f = reopen()
+				crashes++
+				if len(p.votes) > 0 && len(p.acks) > 0 {
+					promised++
+				}
+				if err := p.check(f.g); err != nil {
+					rt.Fatalf("after a crash: %v", err)
+				}
+				if hs, _, _ := f.g.storage.InitialState(); hs.GetTerm() != held.GetTerm() || hs.GetVote() != held.GetVote() {
+					rt.Fatalf("after a crash: recovered term %d vote %d, where raft's storage held term %d vote %d",
+						hs.GetTerm(), hs.GetVote(), held.GetTerm(), held.GetVote())
+				}
+				// The peers go on from what the replica kept.
+				term = max(term, p.term)
+			}
+			if f.host.failed != nil {
+				rt.Fatalf("replica failed: %v", f.host.failed)
+			}
+			collect()
+		}
+	})
+}
