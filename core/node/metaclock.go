@@ -1,10 +1,6 @@
 package node
 
-import (
-	"time"
-
-	"github.com/tessera-db/tessera/core/topo"
-)
+import "github.com/tessera-db/tessera/core/topo"
 
 // metaClockSlew is how fast a node's reading of the meta clock catches up
 // with its own wall clock when that is ahead: by a tenth of the time that
@@ -20,7 +16,7 @@ const metaClockSlew = 10
 // the others by a tenth of the spell, which the first lease taken after it
 // would lose when that node's next command applies. The window bounds that
 // to a tenth of itself.
-const metaClockSlewWindow = int64(time.Second)
+const metaClockSlewWindow int64 = 1e9 // a second, in nanoseconds
 
 // metaClock is a node's reading of the meta group's clock, which stamps
 // the meta commands the node proposes (core/node/route's Host.MetaNow):
