@@ -183,6 +183,8 @@ type World struct {
 	log      *slog.Logger
 	failures []verdict.Failure
 	healed   bool
+	// churn is the churn check's state (churn.go).
+	churn    churnState
 	healAt   time.Duration
 	notes    []string
 	conform  *conformance
@@ -237,6 +239,10 @@ type coverage struct {
 	// the leaderships handed on for an entry that could not be filled.
 	stageRots int
 	handoffs  uint64
+	// churnHealed counts the moves of the churn check's counters after
+	// healing (churn.go); faultOps the operations the clients started
+	// while the faults lasted.
+	churnHealed, faultOps uint64
 	// appliedEarly counts meta entries a leader applied before its own
 	// record of them was durable (core/node/replica early.go).
 	appliedEarly uint64
@@ -364,7 +370,8 @@ func (c coverage) String() string {
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, c.frames.lent, c.frames.reused, c.frames.pins, fired.String()) + c.sharedString() +
 		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d applied-early=%d snapshot-files-received=%d recvcrash-fired=%d chunks-fetched=%d fetch-dir-syncs=%d fetchcrash-fired=%d recovered-logs-trimmed=%d snapshots-unavailable=%d sendergone-fired=%d",
 			c.chunkLosses, c.isolations, c.diverged, c.ownSnaps, c.fired[OwnSnapCrash], c.edgeSizes, c.appliedEarly, c.recvFiles, c.fired[RecvCrash],
-			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone]) + diskPointString(&c.points)
+			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone]) +
+		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d", c.churnHealed, c.faultOps) + diskPointString(&c.points)
 }
 
 // sharedString describes what shared logs did, if a run had them.
@@ -1030,6 +1037,7 @@ func (w *World) heal() {
 func (w *World) result(checkHistory bool) *Result {
 	cov := w.coverage
 	cov.compared, cov.invariants, cov.promotions = w.checks.compared, w.checks.invariants, w.checks.promotions
+	cov.churnHealed = w.churn.afterHeal
 	for _, s := range w.nodes {
 		cov.crashes += s.crashes
 		if s.up() {

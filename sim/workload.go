@@ -175,6 +175,9 @@ func (c *simClient) next() {
 	}
 	r := w.workRng
 	c.count++
+	if !w.healed {
+		w.coverage.faultOps++
+	}
 	// With sessions evicted (a session limit below the clients), a
 	// reused sequence number may find its session forgotten and be
 	// applied: no deliberate reuse then. The draw is kept either way.

@@ -62,11 +62,15 @@ const (
 	// Garbage: once a run is quiet, every chunk no file references is
 	// collected, and no replica holds one nothing accounts for (a leak).
 	Garbage
+	// Churn: a node's leadership campaigns and transfers and its
+	// membership and configuration proposals stay within their rates,
+	// and stop once the faults have healed and the cluster is quiet.
+	Churn
 )
 
 var checkNames = [...]string{"", "linearizable", "durability", "liveness", "convergence", "scrub",
 	"exactly-once", "spec-conformance", "replica-state", "apply-order", "one-leader", "meta-invariants",
-	"promotion", "recovery", "wire", "api", "replacement", "panic", "garbage"}
+	"promotion", "recovery", "wire", "api", "replacement", "panic", "garbage", "churn"}
 
 func (c Check) String() string {
 	if int(c) < len(checkNames) && c > 0 {
