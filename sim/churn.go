@@ -22,10 +22,10 @@ import (
 //
 //   - all run long, after every tick of a node, its counters since its
 //     start (node.Stats) stay within those rates, counted in its own
-//     ticks: campaigns at most one per data group, transfers and
-//     configurations at most one, plus one per election timeout (twice
-//     the transfers' rate), membership changes at most one per group,
-//     plus one per group and RetryTicks;
+//     ticks from the first of each kind: campaigns at most one per data
+//     group, transfers and configurations one, plus one per election
+//     timeout since (twice the transfers' rate), membership changes one
+//     per group, plus one per group and RetryTicks since;
 //   - once the faults have healed and the replicas converged, and again
 //     at the very end, the cluster goes quiet: within churnBound, a
 //     window of churnQuiet passes in which no node campaigns, hands on a
@@ -66,6 +66,18 @@ type nodeChurn struct {
 	// ticks counts the node's ticks since it started.
 	ticks uint64
 	seen  churnCounts
+	// firstTransfer, firstConfigure and firstConfChange are the ticks of
+	// the first of each since the start (0: none yet).
+	firstTransfer, firstConfigure, firstConfChange uint64
+}
+
+// since is how many ticks have passed since the first of a kind, noting
+// it now if count is its first.
+func (c *nodeChurn) since(first *uint64, count uint64) uint64 {
+	if count > 0 && *first == 0 {
+		*first = c.ticks
+	}
+	return c.ticks - *first
 }
 
 // churnState is the run's side of the check.
@@ -96,14 +108,14 @@ func (w *World) sampleChurn(s *simNode) {
 		}
 		s.churn.seen = now
 	}
-	if over := w.churnOver(s.churn.ticks, now); over != "" {
+	if over := w.churnOver(&s.churn, now); over != "" {
 		w.failf(verdict.Churn, "node %d, %d ticks after its start: %s (%s)", s.id, s.churn.ticks, over, now)
 	}
 }
 
-// churnOver describes the first counter above its rate after ticks ticks
-// of a node's start, or "".
-func (w *World) churnOver(ticks uint64, c churnCounts) string {
+// churnOver describes the first counter of a node's start above its rate,
+// or "".
+func (w *World) churnOver(nc *nodeChurn, c churnCounts) string {
 	if w.churn.electionTicks == 0 {
 		cfg := w.nodeConfig(1)
 		w.churn.electionTicks, w.churn.retryTicks = uint64(cfg.ElectionTicks), cfg.RetryTicks
@@ -116,12 +128,15 @@ func (w *World) churnOver(ticks uint64, c churnCounts) string {
 	switch data := uint64(len(w.topo.DataGroups())); {
 	case c.campaigns > data:
 		return fmt.Sprintf("%d campaigns as a preferred leader, more than one per data group (%d)", c.campaigns, data)
-	case c.transfers > 1+ticks/election:
-		return fmt.Sprintf("%d leaderships handed on, more than one per election timeout (%d ticks)", c.transfers, election)
-	case c.configures > 1+ticks/election:
-		return fmt.Sprintf("%d configurations proposed, more than one per election timeout (%d ticks)", c.configures, election)
-	case c.confChanges > groups*(1+ticks/retry):
-		return fmt.Sprintf("%d membership changes proposed, more than one per group (%d) and retry (%d ticks)", c.confChanges, groups, retry)
+	case c.transfers > 1+nc.since(&nc.firstTransfer, c.transfers)/election:
+		return fmt.Sprintf("%d leaderships handed on in %d ticks since the first, more than one per election timeout (%d ticks)",
+			c.transfers, nc.ticks-nc.firstTransfer, election)
+	case c.configures > 1+nc.since(&nc.firstConfigure, c.configures)/election:
+		return fmt.Sprintf("%d configurations proposed in %d ticks since the first, more than one per election timeout (%d ticks)",
+			c.configures, nc.ticks-nc.firstConfigure, election)
+	case c.confChanges > groups*(1+nc.since(&nc.firstConfChange, c.confChanges)/retry):
+		return fmt.Sprintf("%d membership changes proposed in %d ticks since the first, more than one per group (%d) and retry (%d ticks)",
+			c.confChanges, nc.ticks-nc.firstConfChange, groups, retry)
 	}
 	return ""
 }
