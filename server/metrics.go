@@ -198,6 +198,7 @@ var nodeCounters = []struct {
 	{"tessera_own_chunks_proposed_total", "Chunk writes a data group's leader proposed to raft without their bytes, keeping them beside the entry.", func(s node.Stats) uint64 { return s.OwnChunksProposed }},
 	{"tessera_own_chunks_dropped_total", "Chunk writes proposed without their bytes that raft dropped before appending them.", func(s node.Stats) uint64 { return s.OwnChunksDropped }},
 	{"tessera_leader_campaigns_total", "Elections this node started at once for a leaderless data group it is the preferred leader of.", func(s node.Stats) uint64 { return s.LeaderCampaigns }},
+	{"tessera_configure_proposals_total", "Configurations of an unconfigured cluster this node proposed as the meta group's leader.", func(s node.Stats) uint64 { return s.ConfigureProposals }},
 	{"tessera_leader_transfers_total", "Data group leaderships this node handed to the group's preferred leader.", func(s node.Stats) uint64 { return s.LeaderTransfers }},
 	{"tessera_request_timeouts_total", "Requests that timed out with an unknown outcome.", func(s node.Stats) uint64 { return s.Timeouts }},
 }

@@ -46,6 +46,7 @@ func (w *World) finish() {
 		fc.finalOp(client.Spec{Kind: client.Get, Path: w.key(k), Length: -1, SizeHint: -1})
 	}
 	w.converge()
+	w.quiet("since the replicas converged after healing")
 	w.scrubbed()
 	w.framesLetGo()
 	// Before the final restart too: a start removes the files of a group
@@ -62,6 +63,7 @@ func (w *World) finish() {
 	w.readBack(fc)
 	w.converge()
 	w.collected()
+	w.quiet("at the end of the run")
 	w.framesLetGo()
 	w.quiescent()
 	for _, s := range w.nodes {

@@ -68,6 +68,9 @@ func ReplayCommand(opts Options, seed uint64, sched *Schedule) string {
 	if opts.CopyFrames {
 		cmd += " --copy-frames"
 	}
+	if opts.FaultClients != DefaultOptions().FaultClients {
+		cmd += fmt.Sprintf(" --fault-clients %d", opts.FaultClients)
+	}
 	if opts.LogLayout != DefaultOptions().LogLayout {
 		cmd += " --log-layout " + opts.LogLayout.String()
 	}

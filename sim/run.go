@@ -41,6 +41,10 @@ type Options struct {
 	Tick time.Duration
 	// Clients is the number of concurrent clients.
 	Clients int
+	// FaultClients is the number of clients added while the faults last
+	// (they start no operation once healed): FaultClientsDrawn draws 0,
+	// 4, 8 or 12 per seed, from a source of its own.
+	FaultClients int
 	// Keys, if set, is the size of the workload's key set; by default it
 	// is drawn per seed with the rest of the workload (drawWorkload).
 	Keys int
@@ -109,9 +113,13 @@ var logLayoutNames = []string{"draw", "per-group", "shared"}
 
 func (l LogLayout) String() string { return logLayoutNames[l] }
 
+// FaultClientsDrawn, as Options.FaultClients, draws the clients added
+// while the faults last per seed.
+const FaultClientsDrawn = -1
+
 // DefaultOptions are the embedded defaults of `tessera sim run`.
 func DefaultOptions() Options {
-	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 50 * time.Millisecond, Clients: 4,
+	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 50 * time.Millisecond, Clients: 4, FaultClients: FaultClientsDrawn,
 		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true, BalanceLeaders: true, LogLayout: LayoutDrawn}
 }
 
@@ -183,13 +191,18 @@ type World struct {
 	log      *slog.Logger
 	failures []verdict.Failure
 	healed   bool
-	healAt   time.Duration
-	notes    []string
-	conform  *conformance
-	checks   *stateChecker
-	members  memberCheck
-	chunks   chunkCheck
-	coverage coverage
+	// churn is the churn check's state (churn.go).
+	churn churnState
+	// faultClients is how many clients run while the faults last, beside
+	// Options.Clients (workload.go).
+	faultClients int
+	healAt       time.Duration
+	notes        []string
+	conform      *conformance
+	checks       *stateChecker
+	members      memberCheck
+	chunks       chunkCheck
+	coverage     coverage
 
 	// work is the seed's workload, sizes the size of each file as the
 	// clients last saw it (where ranged reads aim).
@@ -243,6 +256,10 @@ type coverage struct {
 	// the leaderships handed on for an entry that could not be filled.
 	stageRots int
 	handoffs  uint64
+	// churnHealed counts the moves of the churn check's counters after
+	// healing (churn.go); faultOps the operations the clients started
+	// while the faults lasted.
+	churnHealed, faultOps uint64
 	// appliedEarly counts meta entries a leader applied before its own
 	// record of them was durable (core/node/replica early.go).
 	appliedEarly uint64
@@ -373,7 +390,8 @@ func (c coverage) String() string {
 		c.compared, c.invariants, c.promotions, c.pages, c.ranges, c.outOfRange, c.staged, c.filled, c.cut, c.lacking, c.stageRots, c.handoffs, c.collected, c.swept, c.frames.lent, c.frames.reused, c.frames.pins, fired.String()) + c.sharedString() +
 		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d applied-early=%d snapshot-files-received=%d recvcrash-fired=%d chunks-fetched=%d fetch-dir-syncs=%d fetchcrash-fired=%d recovered-logs-trimmed=%d snapshots-unavailable=%d sendergone-fired=%d fetch-reads=%d fetch-reads-void=%d fetches-dropped=%d",
 			c.chunkLosses, c.isolations, c.diverged, c.ownSnaps, c.fired[OwnSnapCrash], c.edgeSizes, c.appliedEarly, c.recvFiles, c.fired[RecvCrash],
-			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone], c.fetchReads, c.fetchReadsVoid, c.fetchesDropped) + diskPointString(&c.points)
+			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone], c.fetchReads, c.fetchReadsVoid, c.fetchesDropped) +
+		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d", c.churnHealed, c.faultOps) + diskPointString(&c.points)
 }
 
 // sharedString describes what shared logs did, if a run had them.
@@ -723,6 +741,12 @@ func run(opts Options) (res *Result) {
 	}
 	w.segmentBytes = drawSegmentBytes(opts.Seed)
 	w.applyDurableOnly = rand.New(rand.NewPCG(root.Uint64(), 13)).IntN(4) == 0
+	// Drawn after every other setting, so that a seed without them runs
+	// as it did before they existed.
+	w.faultClients = opts.FaultClients
+	if faultRng := rand.New(rand.NewPCG(root.Uint64(), 14)); w.faultClients == FaultClientsDrawn {
+		w.faultClients = []int{0, 4, 8, 12}[faultRng.IntN(4)]
+	}
 	w.edgeRng = rand.New(rand.NewPCG(opts.Seed, 0xed9e5125))
 	if opts.setup != nil {
 		opts.setup(w)
@@ -1039,6 +1063,7 @@ func (w *World) heal() {
 func (w *World) result(checkHistory bool) *Result {
 	cov := w.coverage
 	cov.compared, cov.invariants, cov.promotions = w.checks.compared, w.checks.invariants, w.checks.promotions
+	cov.churnHealed = w.churn.afterHeal
 	for _, s := range w.nodes {
 		cov.crashes += s.crashes
 		if s.up() {
@@ -1057,7 +1082,7 @@ func (w *World) result(checkHistory bool) *Result {
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
+			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.faultClientsString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {

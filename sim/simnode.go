@@ -52,6 +52,8 @@ type simNode struct {
 	tickPeriod time.Duration
 	// incarnation changes on every crash so that stale events are ignored.
 	incarnation uint64
+	// churn is the churn check's count of this start (churn.go).
+	churn       nodeChurn
 	pausedUntil time.Duration
 	busyUntil   time.Duration
 	syncs       int
@@ -290,6 +292,7 @@ func (s *simNode) start() error {
 		return err
 	}
 	s.node = n
+	s.churn = nodeChurn{}
 	s.checkLogDamage()
 	s.incarnation++
 	s.w.clk.note("start", uint64(s.id), s.incarnation)
@@ -322,6 +325,7 @@ func (s *simNode) scheduleTick(inc uint64) {
 		s.handle("tick", func(n *node.Node) { n.Tick() })
 		s.w.sampleMembers()
 		s.w.sampleChunks(s)
+		s.w.sampleChurn(s)
 		s.scheduleTick(inc)
 	})
 }

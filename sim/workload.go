@@ -50,6 +50,9 @@ type simClient struct {
 	// result is the outcome of its last operation.
 	final  bool
 	result client.Result
+	// faultOnly marks a client added while the faults last: it starts no
+	// operation once they have healed (Options.FaultClients).
+	faultOnly bool
 	// reuseSeq is the sequence number of the client's last write whose
 	// commit was answered (so the meta group's session table holds it),
 	// 0 once a later commit may or may not have applied. reuseKind is
@@ -129,12 +132,21 @@ func (wl Workload) String() string {
 }
 
 func (w *World) startWorkload() {
-	for i := 0; i < w.opts.Clients; i++ {
-		c := &simClient{w: w, id: i + 1}
+	for i := 0; i < w.opts.Clients+w.faultClients; i++ {
+		c := &simClient{w: w, id: i + 1, faultOnly: i >= w.opts.Clients}
 		c.newSession()
 		w.clients = append(w.clients, c)
 		w.clk.after(time.Duration(w.workRng.IntN(100))*time.Millisecond, "client", 0, c.next)
 	}
+}
+
+// faultClientsString is the topology line's note of the clients added
+// while the faults last.
+func (w *World) faultClientsString() string {
+	if w.faultClients == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d more clients while faulty", w.faultClients)
 }
 
 // key is the path of key i: /kN with one directory, else /dD/kN with keys
@@ -169,12 +181,15 @@ func (w *World) clientConfig() client.Config {
 // next starts the client's next random operation.
 func (c *simClient) next() {
 	w := c.w
-	if c.stopped || w.clk.now >= w.opts.Duration {
+	if c.stopped || w.clk.now >= w.opts.Duration || (c.faultOnly && w.healed) {
 		c.stopped = true
 		return
 	}
 	r := w.workRng
 	c.count++
+	if !w.healed {
+		w.coverage.faultOps++
+	}
 	// With sessions evicted (a session limit below the clients), a
 	// reused sequence number may find its session forgotten and be
 	// applied: no deliberate reuse then. The draw is kept either way.

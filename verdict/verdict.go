@@ -65,11 +65,15 @@ const (
 	// Quiescence: a quiet, converged cluster stays so: no election, no
 	// membership change, a leadership moved at most by one transfer.
 	Quiescence
+	// Churn: a node's leadership campaigns and transfers and its
+	// membership and configuration proposals stay within their rates,
+	// and stop once the faults have healed and the cluster is quiet.
+	Churn
 )
 
 var checkNames = [...]string{"", "linearizable", "durability", "liveness", "convergence", "scrub",
 	"exactly-once", "spec-conformance", "replica-state", "apply-order", "one-leader", "meta-invariants",
-	"promotion", "recovery", "wire", "api", "replacement", "panic", "garbage", "quiescence"}
+	"promotion", "recovery", "wire", "api", "replacement", "panic", "garbage", "quiescence", "churn"}
 
 func (c Check) String() string {
 	if int(c) < len(checkNames) && c > 0 {

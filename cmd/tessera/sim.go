@@ -24,6 +24,7 @@ type simFlags struct {
 	chunkOnce    bool
 	logLayout    string
 	copyFrames   bool
+	faultClients int
 }
 
 func (sf *simFlags) add(cmd *cobra.Command) {
@@ -34,6 +35,7 @@ func (sf *simFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&sf.bugs, "inject-bug", "", "comma-separated known bugs to inject (binaries built with -tags tesserabugs): "+strings.Join(sim.AllBugs(), ", "))
 	fl.StringVar(&sf.logLayout, "log-layout", sim.DefaultOptions().LogLayout.String(), "the nodes' raft logs: draw (per seed), per-group (a log per group) or shared (one per node: node --log-layout shared)")
 	fl.BoolVar(&sf.copyFrames, "copy-frames", sim.DefaultOptions().CopyFrames, "deliver every envelope as a copy of its own, with no frame pools and no pins (as before the simulator modelled the server's reused peer frames)")
+	fl.IntVar(&sf.faultClients, "fault-clients", sim.DefaultOptions().FaultClients, "clients added while the faults last (-1: 0, 4, 8 or 12 drawn per seed)")
 	fl.BoolVar(&sf.chunkOnce, "chunk-once", sim.DefaultOptions().ChunkOnce, "run the nodes with chunk bytes written once per replica (node --chunk-once; --chunk-once=false: twice)")
 }
 
@@ -42,6 +44,10 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 	opts.Seed, opts.Nodes, opts.Duration, opts.MetaReplicas = seed, sf.nodes, sf.duration, sf.metaReplicas
 	opts.ChunkOnce = sf.chunkOnce
 	opts.CopyFrames = sf.copyFrames
+	opts.FaultClients = sf.faultClients
+	if sf.faultClients < -1 || sf.faultClients > 64 {
+		return opts, fmt.Errorf("--fault-clients must be -1..64")
+	}
 	layout, err := sim.ParseLogLayout(sf.logLayout)
 	if err != nil {
 		return opts, err
@@ -207,7 +213,7 @@ status 1 if any seed fails; each failing seed replays with 'tessera sim run
 			if swf.bugs != "" {
 				so.ExtraArgs = append(so.ExtraArgs, "--inject-bug", swf.bugs)
 			}
-			so.ExtraArgs = append(so.ExtraArgs, "--chunk-once="+strconv.FormatBool(swf.chunkOnce), "--log-layout="+swf.logLayout, "--copy-frames="+strconv.FormatBool(swf.copyFrames))
+			so.ExtraArgs = append(so.ExtraArgs, "--chunk-once="+strconv.FormatBool(swf.chunkOnce), "--log-layout="+swf.logLayout, "--copy-frames="+strconv.FormatBool(swf.copyFrames), "--fault-clients="+strconv.Itoa(swf.faultClients))
 			start := time.Now()
 			results := sim.Swarm(opts, so, os.Stdout)
 			for _, r := range results {

@@ -48,6 +48,7 @@ func (n *Node) tickConfigure() {
 		return
 	}
 	n.conf.pending, n.conf.lastTry = true, n.ticks
+	n.stats.ConfigureProposals++
 	n.router.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpConfigure, Configure: want}},
 		func(*api.Response) { n.conf.pending = false })
 }

@@ -99,6 +99,11 @@ type Stats struct {
 	// LeaderTransfers the leaderships it handed to a group's preferred
 	// leader (balance.go).
 	LeaderCampaigns, LeaderTransfers uint64
+	// ConfigureProposals counts the OpConfigure commands this node
+	// proposed as the meta group's leader to configure an unconfigured
+	// cluster (configure.go): one, and one more per election timeout
+	// while the last is lost.
+	ConfigureProposals uint64
 	// FetchedChunks and FetchedChunkBytes count the chunk files this node
 	// fetched from peers (for a snapshot it installs, or a repair) and
 	// wrote off its event loop, FetchDirSyncs the chunk directory fsyncs
