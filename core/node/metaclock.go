@@ -18,10 +18,11 @@ const metaClockSlew = 10
 // to a tenth of itself.
 const metaClockSlewWindow int64 = 1e9 // a second, in nanoseconds
 
-// metaClock is a node's reading of the meta group's clock, which stamps
-// the meta commands the node proposes (core/node/route's Host.MetaNow):
-// their mtime, and the time by which the meta state machine ends chunk-id
-// leases (core/meta: its clock is the largest stamp applied).
+// metaClock is a node's reading of the meta group's clock, stamped on the
+// meta commands the node proposes (meta.Command.ClockNanos, through
+// core/node/route's Host.MetaNow): the time by which the meta state
+// machine ends chunk-id leases (core/meta: its clock is the largest stamp
+// applied). A command's mtime is a separate stamp, the wall clock.
 //
 // A stamp read straight from the proposer's wall clock would move the
 // group's clock by the proposer's offset from the others': one node ahead
