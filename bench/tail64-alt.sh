@@ -14,6 +14,8 @@
 #   ALT_TESSERA   tessera binary (default bin/tessera); ALT_TESSERA_B a second
 #                 one run in the same rounds as "tessera-b"
 #   ALT_ETCD      0: no etcd (default 1)
+#   ALT_ENTRY     spread (default) or leader: where both systems' clients
+#                 send their requests (bench small --entry)
 #   ALT_TPORT, ALT_TPEER, ALT_EPORT, ALT_EPEER  base ports
 #                 (default 17500, 17560, 17600, 17650)
 set -euo pipefail
@@ -25,6 +27,7 @@ OUT=${ALT_OUT:?ALT_OUT is required}
 TESSERA=${ALT_TESSERA:-$PWD/bin/tessera}
 TESSERA_B=${ALT_TESSERA_B:-}
 ETCD=${ALT_ETCD:-1}
+ENTRY=${ALT_ENTRY:-spread}
 ETCDBENCH=$PWD/bin/etcdbench
 TPORT=${ALT_TPORT:-17500} TPEER=${ALT_TPEER:-17560}
 EPORT=${ALT_EPORT:-17600} EPEER=${ALT_EPEER:-17650}
@@ -71,7 +74,7 @@ point() { # point SYS ROUND CLIENTS CMD...
 	echo "$(date -u +%T) round $r $sys $c clients load $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/summary.txt"
 	metrics "$base.before"
 	echo "start_unix_ns $(date +%s%N)" >"$base.clock"
-	"$@" small --clients "$c" --size 256B --duration "$DURATION" --endpoints "$EPS" --json \
+	"$@" small --entry "$ENTRY" --clients "$c" --size 256B --duration "$DURATION" --endpoints "$EPS" --json \
 		--ops-out "$base.ops.tsv" | tee -a "$OUT/results.jsonl"
 	metrics "$base.after"
 }

@@ -22,6 +22,7 @@ import (
 type smallConfig struct {
 	endpoints []string
 	op        string
+	entry     string // "spread" or "leader"
 	prefix    string
 	sizeBytes int
 	files     int
@@ -39,6 +40,7 @@ func parseSmall(args []string, runID string) (smallConfig, error) {
 	fs.IntVar(&c.load.Clients, "clients", 16, "concurrent closed-loop clients, 1..1024")
 	size := fs.String("size", "256B", "bytes per value: N, NB, NKiB or NMiB, at most 1MiB (etcd's default request limit is 1.5 MiB)")
 	fs.DurationVar(&c.load.Duration, "duration", 10*time.Second, "how long the clients run")
+	fs.StringVar(&c.entry, "entry", "spread", "where the clients send their requests: spread (each client's pool lists every member, starting at a different one) or leader (only the member that leads, found by Status before the clock starts), as tessera bench small --entry")
 	fs.StringVar(&c.op, "op", "put", "put (new keys) or get (linearizable, of keys put before the clock starts)")
 	fs.IntVar(&c.files, "files", 1000, "with --op get: keys to put first and then read")
 	fs.StringVar(&c.prefix, "prefix", "", "key prefix (default /bench/small/<run id>)")
@@ -54,6 +56,8 @@ func parseSmall(args []string, runID string) (smallConfig, error) {
 		return c, fmt.Errorf("small: unexpected arguments %q", fs.Args())
 	case c.op != "put" && c.op != "get":
 		return c, fmt.Errorf("small: --op must be put or get, not %q", c.op)
+	case c.entry != "spread" && c.entry != "leader":
+		return c, fmt.Errorf("small: --entry must be spread or leader, not %q", c.entry)
 	case c.load.Clients < 1 || c.load.Clients > 1024:
 		return c, errors.New("small: --clients must be 1..1024")
 	case c.load.Duration <= 0 || c.load.OpTimeout <= 0:
@@ -93,10 +97,20 @@ func smallMain(args []string) error {
 			}
 		}
 	}()
+	var leader string
+	if cfg.entry == "leader" {
+		if leader, err = findLeader(ctx, cfg.endpoints); err != nil {
+			return err
+		}
+	}
 	for i := range clients {
 		// Each client is its own connection pool, listing every member
-		// (starting at a different one), as an etcd application would.
+		// (starting at a different one), as an etcd application would;
+		// with --entry leader, only the leader.
 		eps := append(append([]string(nil), cfg.endpoints[i%len(cfg.endpoints):]...), cfg.endpoints[:i%len(cfg.endpoints)]...)
+		if leader != "" {
+			eps = []string{leader}
+		}
 		c, err := clientv3.New(clientv3.Config{Endpoints: eps, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 		if err != nil {
 			return err
@@ -194,4 +208,23 @@ func writeOpsFile(path string, ops []loadgen.OpRecord) error {
 		return fmt.Errorf("small: --ops-out %s: %w", path, err)
 	}
 	return nil
+}
+
+// findLeader asks each endpoint for its status and returns the one whose
+// member leads the cluster.
+func findLeader(ctx context.Context, endpoints []string) (string, error) {
+	for _, ep := range endpoints {
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			return "", err
+		}
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := c.Status(sctx, ep)
+		cancel()
+		c.Close()
+		if err == nil && st.Leader != 0 && st.Leader == st.Header.MemberId {
+			return ep, nil
+		}
+	}
+	return "", fmt.Errorf("small: --entry leader: no endpoint of %v leads", endpoints)
 }

@@ -14,6 +14,8 @@ func TestParseSmall(t *testing.T) {
 		{[]string{"--op", "get", "--clients", "64", "--size", "1KiB"}, ""},
 		{[]string{"--size", "0"}, ""},
 		{[]string{"--op", "delete"}, "--op"},
+		{[]string{"--entry", "leader"}, ""},
+		{[]string{"--entry", "nearest"}, "--entry"},
 		{[]string{"--clients", "0"}, "--clients"},
 		{[]string{"--size", "2MiB"}, "--size"},
 		{[]string{"--size", "big"}, "--size"},
