@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/tessera-db/tessera/core/client"
 )
@@ -350,6 +351,20 @@ func (d *digests) reads(f file, spec client.Spec, out Output) bool {
 type digests struct {
 	mu sync.Mutex
 	m  map[digestKey][sha256.Size]byte
+	// appended holds the contents appends made, by the content appended
+	// to and the operation's value: the search appends the same value to
+	// the same content many times, and each append copies the content.
+	// A result that comes from the cache also shares its bytes with every
+	// state holding it, which makes comparing those states cheap.
+	appended map[appendKey]string
+}
+
+// appendKey names an append by where its two strings' bytes are (their
+// pointers keep those bytes alive while the key is held, so an address
+// cannot come to hold other bytes) and how long they are.
+type appendKey struct {
+	base, value       *byte
+	baseLen, valueLen int
 }
 
 type digestKey struct {
@@ -361,7 +376,32 @@ type digestKey struct {
 // maxDigests bounds the cache; past it, it starts again.
 const maxDigests = 1 << 14
 
-func newDigests() *digests { return &digests{m: map[digestKey][sha256.Size]byte{}} }
+func newDigests() *digests {
+	return &digests{m: map[digestKey][sha256.Size]byte{}, appended: map[appendKey]string{}}
+}
+
+// written is the content in leaves written to f (the package's written),
+// reusing what the same append made before.
+func (d *digests) written(f file, in Input) (string, bool) {
+	if in.Kind != client.Append || !f.Exists || f.Pieces || in.Gen.Len != 0 || f.Value == "" || in.Value == "" {
+		return written(f, in)
+	}
+	k := appendKey{base: unsafe.StringData(f.Value), value: unsafe.StringData(in.Value), baseLen: len(f.Value), valueLen: len(in.Value)}
+	d.mu.Lock()
+	v, ok := d.appended[k]
+	d.mu.Unlock()
+	if ok {
+		return v, false
+	}
+	v, _ = written(f, in)
+	d.mu.Lock()
+	if len(d.appended) >= maxDigests {
+		clear(d.appended)
+	}
+	d.appended[k] = v
+	d.mu.Unlock()
+	return v, false
+}
 
 func (d *digests) of(f file, start, end int64) [sha256.Size]byte {
 	k := digestKey{value: f.Value, pieces: f.Pieces, start: start, end: end}
