@@ -76,7 +76,10 @@ func (f *Frozen) Encode() []byte {
 // one piece, reused. Like Encode it only reads the view; it returns w's
 // first error, after which it writes nothing more.
 func (f *Frozen) EncodeTo(w io.Writer, pieceBytes int) error {
-	e := codec.Encoder{B: make([]byte, 0, pieceBytes+pieceBytes/4)}
+	// The buffer grows to a piece (and the file or session that crosses
+	// its end) as the encoding needs it: a small state's snapshot, taken
+	// often, should not clear a whole piece's worth of memory each time.
+	e := codec.Encoder{B: make([]byte, 0, min(pieceBytes+pieceBytes/4, 8<<10))}
 	var err error
 	spill := func() bool {
 		if err == nil && len(e.B) >= pieceBytes {
@@ -220,7 +223,14 @@ func RestoreWithBugs(b []byte, bugs Bugs) (*State, error) {
 // wrapped: a reader that checks the data it read can report damage at its
 // end.
 func RestoreFrom(r io.Reader, size int64, bugs Bugs) (*State, error) {
-	return restore(&source{r: r, size: size, want: restoreWindowBytes}, bugs)
+	// A snapshot smaller than the window gets a window its size (and one
+	// byte more, to meet the end): a small state restored often (a
+	// follower catching up by snapshots) should not clear 4 MiB each time.
+	want := restoreWindowBytes
+	if size >= 0 && size < restoreWindowBytes {
+		want = max(int(size)+1, 4<<10)
+	}
+	return restore(&source{r: r, size: size, want: want}, bugs)
 }
 
 // restoreWindowBytes is the window RestoreFrom decodes through. An element
