@@ -14,11 +14,11 @@ build:
 
 # The README's test command: unit, property, fuzz-seed, simulator and
 # multi-process integration tests, plus the injected-bug self-tests of the
-# simulator, of core/node's step-by-step harness and of the chaos harness
-# (built with the tesserabugs tag).
+# simulator, of core/node's step-by-step harness, of the chaos harness and
+# of the server's power-loss test (built with the tesserabugs tag).
 test: vet
 	$(GO) test -count=1 -timeout 40m ./...
-	$(GO) test -count=1 -timeout 30m -tags tesserabugs -run 'TestInjectedBugs|TestInjectedServerBugs|TestShrinkKeepsTheFailure' ./sim/ ./core/node/ ./chaos/
+	$(GO) test -count=1 -timeout 30m -tags tesserabugs -run 'TestInjectedBugs|TestInjectedServerBugs|TestShrinkKeepsTheFailure|TestPowerLossCatchesInjectedBugs' ./sim/ ./core/node/ ./chaos/ ./server/
 
 vet:
 	$(GO) vet ./...

@@ -20,6 +20,13 @@ type Bugs struct {
 	// RangeEndExclusive takes the end of a Range header as exclusive, so
 	// that a ranged read returns one byte short.
 	RangeEndExclusive bool
+	// IODoneBeforeWork has an I/O worker deliver a job's completion (as a
+	// success) to the event loop before it runs the job: a log batch is
+	// taken for durable, and acknowledged, while its fsync is still to
+	// come. Killed processes keep their unsynced writes in the operating
+	// system's cache, so only a power cut shows it
+	// (TestAcknowledgedWritesSurvivePowerLoss's disks).
+	IODoneBeforeWork bool
 	// Client are the HTTP client's defects (server/httpclient), which the
 	// chaos harness's clients inject.
 	Client httpclient.Bugs
@@ -36,6 +43,7 @@ var bugNames = []struct {
 	{"http-create-conflict-ok", func(b *Bugs) { b.CreateConflictAsOK = true }},
 	{"http-range-end-exclusive", func(b *Bugs) { b.RangeEndExclusive = true }},
 	{"http-retry-new-session", func(b *Bugs) { b.Client.RetryNewSession = true }},
+	{"io-done-before-work", func(b *Bugs) { b.IODoneBeforeWork = true }},
 }
 
 // BugNames lists the server's injectable defects (not the core's).

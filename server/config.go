@@ -130,6 +130,11 @@ type Config struct {
 	// request bodies and of gets' reads (bufPool.poison), so that bytes
 	// read from one still in use after that fail their checksum.
 	poisonFrames bool
+	// storage, set by tests, is the file system the node persists its
+	// logs, snapshots and chunks through instead of DataDir (a memfs whose
+	// power a test cuts, with every disk operation of the production
+	// runtime going through it); reads ahead are off with it.
+	storage vfs.FS
 	// memoryEvery, set by tests, is the interval of the memory limit's
 	// checks (default a second).
 	memoryEvery time.Duration

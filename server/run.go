@@ -16,6 +16,7 @@ import (
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wire"
 	"github.com/tessera-db/tessera/server/osfs"
 )
@@ -91,10 +92,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	idle := newIdleRelease()
 	tr.onLarge = idle.touch
-	renv := newRuntimeEnv(fs, tr.send, log)
+	var nodeFS vfs.FS = fs
+	if cfg.storage != nil {
+		nodeFS = cfg.storage
+	}
+	renv := newRuntimeEnv(nodeFS, tr.send, log)
 	renv.frames = tr.frames
 	tr.frames.poison = cfg.poisonFrames
 	renv.io.post = func(f func()) bool { return loop.post(f) }
+	if bugs.CompiledIn {
+		renv.io.doneBeforeWork = cfg.Bugs.IODoneBeforeWork
+	}
 	ncfg := node.Config{ID: cfg.ID, Topology: cfg.Topology(), MaxChunkBytes: cfg.ChunkBytes,
 		ReplaceAfterTicks: uint64(cfg.ReplaceAfter / cfg.TickInterval), Join: cfg.Join,
 		InlineThreshold: cfg.InlineThreshold, InlineCapBytes: cfg.InlineCapBytes, ChunkOnce: cfg.ChunkOnce,
@@ -103,7 +111,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if bugs.CompiledIn {
 		ncfg.Bugs = cfg.Bugs.Core
 	}
-	if ncfg.SharedLog, err = sharedLog(cfg.LogLayout, fs, ncfg.Topology); err != nil {
+	if ncfg.SharedLog, err = sharedLog(cfg.LogLayout, nodeFS, ncfg.Topology); err != nil {
 		renv.io.close()
 		_ = peerLn.Close()
 		_ = httpLn.Close()
@@ -138,6 +146,9 @@ func Run(ctx context.Context, cfg Config) error {
 		pieces:         newBufPool(cfg.ChunkBytes, cfg.PutWindow), idle: idle,
 		reads: newBufPool(int(chunk.FileBytes(chunk.Info{Size: uint32(cfg.ChunkBytes)})), cfg.PutBodies)}
 	h.pieces.poison, h.reads.poison = cfg.poisonFrames, cfg.poisonFrames
+	if cfg.storage != nil {
+		h.fs = nil // its reads ahead would read DataDir
+	}
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "tessera_put_pool_slots_in_use",
 		Help: "Slots of the node's shared put window in use: pieces of request bodies held beyond one per put or append (at most --put-window - 1).",
