@@ -266,7 +266,7 @@ func powerLoss(t *testing.T, n, cuts int, mod func(*Config)) []string {
 		fss[i] = &powerFS{m: media[i]}
 	}
 	rng := rand.New(rand.NewPCG(uint64(n), 7))
-	a := &acks{files: map[string][]byte{}, appends: map[string][][]byte{}}
+	a := &acks{files: map[string][]byte{}, appends: map[string][][]byte{}, deleted: map[string]bool{}}
 	var problems []string
 	for cut := range cuts + 1 {
 		bases := startOn(t, fss, mod)
@@ -292,19 +292,49 @@ func powerLoss(t *testing.T, n, cuts int, mod func(*Config)) []string {
 					path := fmt.Sprintf("/c%d/w%d/%d", cut, w, seq)
 					body := content(w, seq+1000*cut, []int{10, 700, 3000, 9000}[(w+seq)%4])
 					method, url := http.MethodPut, base+"/v1/files"+path
-					if seq%5 == 4 { // an append to the writer's log
+					var renamed string
+					switch seq % 5 {
+					case 4: // an append to the writer's log
 						path = fmt.Sprintf("/log/w%d", w)
 						method, url = http.MethodPost, base+"/v1/files"+path+"?op=append"
 						body = content(w, seq+1000*cut, 100)
+					case 2, 3: // a delete or a rename of the file put last, if acknowledged
+						path = fmt.Sprintf("/c%d/w%d/%d", cut, w, seq-1)
+						had, ok := a.take(path)
+						if !ok {
+							continue
+						}
+						method, url, body = http.MethodDelete, base+"/v1/files"+path, had // the content, if renamed
+						if seq%5 == 3 {
+							renamed = path + ".moved"
+							method, url = http.MethodPost, url+"?op=rename&to="+renamed
+						}
 					}
-					req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+					var sent io.Reader
+					if method != http.MethodDelete && renamed == "" {
+						sent = bytes.NewReader(body)
+					}
+					req, _ := http.NewRequest(method, url, sent)
 					resp, err := client.Do(req)
 					if err != nil {
 						continue
 					}
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
-					if resp.StatusCode/100 == 2 && a.add(path, body, method == http.MethodPost) == 40 {
+					if resp.StatusCode/100 != 2 {
+						continue
+					}
+					var n int
+					switch {
+					case method == http.MethodDelete:
+						n = a.gone(path)
+					case renamed != "":
+						a.gone(path)
+						n = a.add(renamed, body, false)
+					default:
+						n = a.add(path, body, method == http.MethodPost)
+					}
+					if n == 40 {
 						close(enough)
 					}
 				}
@@ -329,7 +359,29 @@ type acks struct {
 	mu      sync.Mutex
 	files   map[string][]byte
 	appends map[string][][]byte
+	deleted map[string]bool // paths acknowledged deleted or renamed away, never written again
 	n       int
+}
+
+// take forgets an acknowledged file, about to be deleted or renamed (the
+// outcome is unknown until acknowledged), returning its content if it was
+// one.
+func (a *acks) take(path string) ([]byte, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b, ok := a.files[path]
+	delete(a.files, path)
+	return b, ok
+}
+
+// gone records an acknowledged delete (or a rename's source) and returns
+// how many writes this cut saw acknowledged.
+func (a *acks) gone(path string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.deleted[path] = true
+	a.n++
+	return a.n
 }
 
 // add records an acknowledged write and returns how many this cut saw.
@@ -377,6 +429,11 @@ func (a *acks) check(t *testing.T, base string, cut int) []string {
 		want := a.files[path]
 		if got, ok := get(path); ok && got != string(want) {
 			problems = append(problems, fmt.Sprintf("after %d cuts, acknowledged %s: read %d bytes, not the %d acknowledged", cut, path, len(got), len(want)))
+		}
+	}
+	for _, path := range slices.Sorted(maps.Keys(a.deleted)) {
+		if resp, err := do(t, http.MethodGet, base+"/v1/files"+path, nil, nil); err == nil && resp.code != http.StatusNotFound {
+			problems = append(problems, fmt.Sprintf("after %d cuts, %s, acknowledged deleted or renamed away: %d", cut, path, resp.code))
 		}
 	}
 	for _, path := range slices.Sorted(maps.Keys(a.appends)) {
