@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tessera-db/tessera/core/node"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 )
@@ -244,16 +245,33 @@ func TestAcknowledgedWritesSurvivePowerLoss(t *testing.T) {
 		t.Skip("restarts clusters several times")
 	}
 	for _, tc := range []struct {
-		nodes  int
-		layout string
-	}{{1, "shared"}, {1, "per-group"}, {3, "shared"}} {
-		t.Run(fmt.Sprintf("%d nodes, %s log", tc.nodes, tc.layout), func(t *testing.T) {
-			mod := func(c *Config) { c.LogLayout, c.InlineThreshold, c.ChunkOnce = tc.layout, 1024, true }
+		nodes     int
+		layout    string
+		snapshots bool // take snapshots and compact the logs every few entries
+	}{{1, "shared", false}, {1, "per-group", false}, {3, "shared", false}, {1, "shared", true}, {3, "per-group", true}} {
+		name := fmt.Sprintf("%d nodes, %s log", tc.nodes, tc.layout)
+		if tc.snapshots {
+			name += ", frequent snapshots"
+		}
+		t.Run(name, func(t *testing.T) {
+			mod := func(c *Config) {
+				c.LogLayout, c.InlineThreshold, c.ChunkOnce = tc.layout, 1024, true
+				if tc.snapshots {
+					c.tune = frequentSnapshots
+				}
+			}
 			if problems := powerLoss(t, tc.nodes, 3, mod); len(problems) > 0 {
 				t.Errorf("%d acknowledged writes lost or damaged, among them:\n%s", len(problems), strings.Join(problems[:min(len(problems), 10)], "\n"))
 			}
 		})
 	}
+}
+
+// frequentSnapshots has a node snapshot its meta group every 20 entries
+// and its data groups every 16 KiB, compacting their logs as often, so that
+// a power cut can fall amid a snapshot's files and a log's compaction.
+func frequentSnapshots(c *node.Config) {
+	c.MetaSnapshotEntries, c.MetaSnapshotFloorBytes, c.DataSnapshotBytes = 20, 0, 16<<10
 }
 
 // powerLoss runs cuts rounds of writers against a cluster of n nodes, each
