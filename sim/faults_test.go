@@ -154,6 +154,11 @@ func TestSwarmSeeds(t *testing.T) {
 		{421, "", "shared log: a learner added to a node after its first start acknowledged entries in the shared log, the log was damaged, and the node restarted it empty and unfenced (no replica marker named it); its leader promoted it on the acknowledgements"},
 		{871, "", "a crash kept a follower's entries of term 1 and tore off the hard state of that term: it recovered term 0 with them, refused a pre-vote from a candidate behind it, and raft panicked on a response with no term"},
 		{60030, "", "simulator: a client forgotten over a hundred times under a session limit of 2 drew a session id it had used, and the history took its two operations of one (session, sequence) for one command"},
+		{789, "", "simulator: a follower's durable commit index stayed behind entries the group had committed and sent it short (a batch crash tore its hard state off), and its next acknowledgement was taken for a promise of their bytes; on the main of session 26 before the chunk reads moved off the loop"},
+		{789, "delay=1.919ms..19.504ms disk=120µs..4.846ms drop=0.01992587973789566 readflip=0.01432298072543743 slowfsync=5ms until=18s " +
+			"faults=votecrash@45.83076ms:n4/2.948s,ownsnapcrash@1.885261434s/193ms,ackcrash@1.923008633s:n4/972ms,clog@2.376443916s:n3/625ms," +
+			"clog@3.340965084s:n4/2.622s,batchcrash@5.44599475s/1.829s,batchcrash@6.442279568s/2.185s,lostwrite@6.645932519s:n5/2.445s," +
+			"batchcrash@7.362065478s/1.441s,batchcrash@7.474596553s/4.356s,votecrash@7.796035718s:n1/1.641s,bitrot@8.537048614s:n2", "the same, shrunk"},
 		{279, "delay=1.875ms..5.924ms disk=156µs..3.311ms long=0.041267587492278754 dup=0.016991329164705093 " +
 			"readflip=0.008193459680868362 torn eagernames until=36s faults=stagerot@568.137647ms:n2,crash@1.987094982s:n4/2.088s," +
 			"batchcrash@2.23306616s/1.76s,batchcrash@3.360669255s/2.608s,confcrash@4.435270452s/4.572s,confcrash@6.05223265s/1.132s," +

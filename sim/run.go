@@ -216,6 +216,11 @@ type World struct {
 	// began (chunkloss.go); rotted the chunk and staged files bit rot
 	// damaged on purpose (chunkcheck.go noteRotted).
 	lostAtRest, rotted map[lostFile]bool
+	// appliedWrites is the chunk id of the write each data group applied
+	// at each index, on any replica (chunk ids start at 1): writes the
+	// group committed, for the promise check of acknowledged bytes
+	// (checkAckedBytes).
+	appliedWrites map[[2]uint64]uint64
 	lostSince          map[lostFile]lostClock
 	// edgeRng draws the writes sized to end at a boundary (workload.go
 	// edgeSize), from a source of its own.
@@ -587,6 +592,12 @@ func (w *World) onApply(id int, a node.Applied) {
 	w.conform.observe(a)
 	w.chunkApplied(id, a)
 	w.chunkWriteApplied(id, a)
+	if c := a.Chunk; c != nil && (c.Op == chunk.OpWrite || c.Op == chunk.OpWriteRef) && !a.Rejected {
+		if w.appliedWrites == nil {
+			w.appliedWrites = map[[2]uint64]uint64{}
+		}
+		w.appliedWrites[[2]uint64{a.Group, a.Index}] = c.ID
+	}
 	if a.Conf != nil {
 		w.moment(id, ConfCrash)
 	}

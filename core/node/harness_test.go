@@ -742,7 +742,7 @@ func (h *harness) checkBacked(hn *hnode, group uint64, m *raftpb.Message) {
 		// Every short entry the acknowledgement covers above the commit
 		// index has its bytes durable here (as the simulator's
 		// checkAckedBytes), unless a lose command deleted them since.
-		hn.n.AckedStaged(group, m.GetIndex(), func(i, t uint64, staged, chunkFile string) {
+		hn.n.AckedStaged(group, m.GetIndex(), func(i, t, _ uint64, staged, chunkFile string) {
 			if !hn.fs.Durable(staged) && !hn.fs.Durable(chunkFile) && !hn.lostStaged[[3]uint64{group, i, t}] {
 				h.violate("node %d acknowledged g%d entries up to %d while the bytes of the chunk write at %d/%d were not durable here", hn.id, group, m.GetIndex(), t, i)
 			}

@@ -442,10 +442,10 @@ func (n *Node) StagedRefs(group, from uint64, f func(index, term uint64, present
 
 // AckedStaged calls f for each chunk write logged short in this node's
 // replica of a data group's durable log above raft's commit index, up to
-// index upTo, with the names of its staged file and of its chunk's file
+// index upTo, with its chunk's id and the names of its staged file and of its chunk's file
 // (replica.Replica.AckedStaged): an acknowledgement up to upTo promises one
 // of them durable.
-func (n *Node) AckedStaged(group, upTo uint64, f func(index, term uint64, staged, chunkFile string)) {
+func (n *Node) AckedStaged(group, upTo uint64, f func(index, term, chunkID uint64, staged, chunkFile string)) {
 	if g := n.groups[group]; g != nil {
 		g.AckedStaged(upTo, f)
 	}

@@ -258,7 +258,7 @@ func (g *Replica) StagedRefs(from uint64, f func(index, term uint64, present boo
 
 // AckedStaged calls f, for each chunk write logged short in the
 // replica's durable log above raft's commit index up to index upTo, with
-// the names of the staged file that must hold its bytes and of the chunk's
+// its chunk's id, the names of the staged file that must hold its bytes and of the chunk's
 // file, which holds them instead once an apply renamed the staged file (a
 // replica restarted with a durable commit index behind what it applied
 // before the crash: a batch that only moves the commit index is not
@@ -269,15 +269,18 @@ func (g *Replica) StagedRefs(from uint64, f func(index, term uint64, present boo
 // (cutAppend), so that an acknowledgement promises the bytes as well as
 // the record. Entries at or below the commit index may have come short
 // (their leader lacked the bytes; a quorum holds them, and they are fetched
-// at apply). The simulator checks, as an acknowledgement leaves, that one of
-// the two files is durable (sim/crashpoint.go checkBacked).
-func (g *Replica) AckedStaged(upTo uint64, f func(index, term uint64, staged, chunkFile string)) {
+// at apply); so may entries above it that the group committed while this
+// replica's durable commit index stayed behind (a torn hard state). The
+// simulator checks, as an acknowledgement leaves, that one of the two
+// files is durable unless the group applied that write at that index
+// (sim/crashpoint.go checkBacked).
+func (g *Replica) AckedStaged(upTo uint64, f func(index, term, chunkID uint64, staged, chunkFile string)) {
 	if g.store == nil || g.amnesiac || g.rn == nil {
 		return
 	}
 	commit := g.rn.BasicStatus().HardState.GetCommit()
 	g.shortWrites(commit+1, upTo, func(e *raftpb.Entry, c chunk.Command) {
-		f(e.GetIndex(), e.GetTerm(), g.store.StagedPath(e.GetIndex(), e.GetTerm()), g.store.ChunkPath(c.ID))
+		f(e.GetIndex(), e.GetTerm(), c.ID, g.store.StagedPath(e.GetIndex(), e.GetTerm()), g.store.ChunkPath(c.ID))
 	})
 }
 
