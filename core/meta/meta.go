@@ -146,6 +146,10 @@ type State struct {
 	// inlineBytes and inlineFiles count the Data of all files.
 	inlineBytes int64
 	inlineFiles int
+	// format is the recorded cluster format (0: none, LegacyFormat), and
+	// adverts the formats nodes advertised above it, by node (format.go).
+	format  uint32
+	adverts map[uint64]uint32
 	sessionTable
 	// bugs are injected defects (tesserabugs builds only).
 	bugs Bugs
@@ -154,7 +158,7 @@ type State struct {
 // New returns an empty, unconfigured state.
 func New() *State {
 	return &State{files: newFileIndex(), leases: map[uint64]int64{},
-		garbage: map[uint64]ChunkRef{}, nextChunk: 1, sessionTable: newSessionTable()}
+		garbage: map[uint64]ChunkRef{}, nextChunk: 1, adverts: map[uint64]uint32{}, sessionTable: newSessionTable()}
 }
 
 // Config returns the state's configuration, and whether an OpConfigure

@@ -95,6 +95,10 @@ type Config struct {
 	// (meta.State.LimitSessions); 0 means meta.MaxSessions. Every node of
 	// a cluster must use the same value.
 	MaxSessions int
+	// MaxFormat, if not 0, is the newest meta command format the replica
+	// reads: it stops at a committed command above it, as a binary older
+	// than the format does (node.Config.MaxFormat).
+	MaxFormat uint32
 	// Bugs are deliberately injected defects, for testing the testbed only.
 	Bugs Bugs
 }

@@ -46,6 +46,10 @@ type Config struct {
 	// groups run without raft's MaxUncommittedEntriesSize sets it (core/node
 	// Config.ChunkOnce).
 	MaxProposedChunkBytes int
+	// MaxFormat is the newest meta command format this node writes (0:
+	// meta.NewestFormat); it writes none above the cluster format either
+	// (meta.State.ClusterFormat).
+	MaxFormat uint32
 	// Log receives the router's warnings.
 	Log *slog.Logger
 	// Bugs are deliberately injected defects, for testing the testbed only.
