@@ -70,6 +70,8 @@ func TestNeedsAdvert(t *testing.T) {
 	}{
 		{"reads more than the cluster, not recorded", 5, 4, nil, false, false, true},
 		{"reads more, recorded", 5, 4, map[uint64]uint32{1: 5}, false, false, false},
+		{"reads more, a later binary's advert recorded (a downgrade)", 5, 4, map[uint64]uint32{1: 6}, false, false, true},
+		{"at the cluster format, a later binary's advert recorded", 4, 4, map[uint64]uint32{1: 5}, false, false, true},
 		{"at the cluster format", 5, 0, nil, false, false, false},
 		{"capped at it", 4, 4, nil, false, false, false},
 		{"below a legacy state (a capped node's new cluster)", 4, 0, nil, false, false, false},
