@@ -23,6 +23,10 @@ type formatState struct {
 	warned bool
 }
 
+// MaxFormat is the newest meta command format this node reads and writes
+// (Config.MaxFormat, or meta.NewestFormat): what it advertises.
+func (n *Node) MaxFormat() uint32 { return n.cfg.MaxFormat }
+
 // tickFormat advertises this node's newest readable format when the meta
 // state does not know it, or else, on the meta leader, raises the cluster
 // format to the lowest format every node of the topology advertised, if
