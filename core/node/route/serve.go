@@ -21,14 +21,15 @@ import (
 // replica to read the group's clock from (Host.MetaNow), not where it
 // entered: a node without one, or with a clock far ahead, would move the
 // group's clock by its own offset. The mtime is the proposer's wall clock.
-// Below meta.ClockFormat (the cluster's format as st has applied it, or
-// this node's cap; st is nil only in tests) the command carries no clock, which the nodes that
-// cannot read the format yet would fail to decode: its mtime is the state's
-// clock too (meta.Command.Time), so it gets the meta clock's reading, which
-// keeps leases safe from a proposer's wall clock ahead (it stays within
-// the reading's slew of the wall clock). A stamped command keeps its
-// stamps when proposed again: the cluster format only rises, so what it
-// carries stays readable.
+//
+// Below meta.ClockFormat (the cluster format as st has applied it, or this
+// node's cap; st is nil only in tests) the command carries no clock, which
+// a node that cannot read that format yet would fail to decode. Its mtime
+// is then the state's clock too (meta.Command.Time), so it gets the meta
+// clock's reading, which keeps leases safe from a proposer's wall clock
+// ahead, and stays within the reading's slew of the wall clock as an
+// mtime. A stamped command keeps its stamps when proposed again: the
+// cluster format only rises, so what it carries stays readable.
 func (r *Router) stamp(c *meta.Command, st *meta.State) {
 	f := uint32(meta.NewestFormat)
 	if st != nil {
