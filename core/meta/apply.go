@@ -336,9 +336,6 @@ func (s *State) configure(c Command) Result {
 	if err := c.Configure.Validate(); err != nil {
 		return invalid("%v", err)
 	}
-	if err := s.configureFormat(c.Format); err != nil {
-		return invalid("%v", err)
-	}
 	s.cfg, s.configured = c.Configure, true
 	return Result{Code: CodeOK}
 }

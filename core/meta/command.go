@@ -127,9 +127,8 @@ type Command struct {
 	Collected []uint64
 	// Configure is the configuration an OpConfigure sets.
 	Configure Config
-	// Format is the cluster format an OpRaiseFormat raises to, the one an
-	// OpAdvertise says its node reads, or the one an OpConfigure records
-	// for a new cluster (0: LegacyFormat). Node is the node an OpAdvertise
+	// Format is the cluster format an OpRaiseFormat raises to, or the one
+	// an OpAdvertise says its node reads. Node is the node an OpAdvertise
 	// speaks for. Both travel in slots of the format 2 layout these ops do
 	// not otherwise use (Marshal), so that a binary from before them
 	// decodes them and, not knowing the ops, refuses them as invalid on
@@ -418,7 +417,7 @@ func decodeIDs(d *codec.Decoder) []uint64 {
 // slots of IfVersion and AllocCount: the ops that carry them and have no
 // version condition or allocation of their own.
 func (c Command) formatSlots() bool {
-	return c.Op == OpConfigure || c.Op == OpAdvertise || c.Op == OpRaiseFormat
+	return c.Op == OpAdvertise || c.Op == OpRaiseFormat
 }
 
 // EncodedFormat is the format Marshal writes the command in (and the one

@@ -20,11 +20,10 @@ import (
 // A state with no recorded format (format 0) is at LegacyFormat: every
 // build before the gate wrote format 5 as soon as it ran, so the log and
 // snapshots of a cluster they created already hold it. A new cluster
-// records, with its configuration (OpConfigure), the newest format of the
-// node that configures it if that is not LegacyFormat (only a node capped
-// by node.Config.MaxFormat, in tests, configures below it); a cluster at
-// LegacyFormat records nothing, so that its snapshots keep the TMS5
-// encoding a binary from before the gate reads.
+// starts at its binary's newest format (NewCluster: the bootstrap snapshot
+// every node writes for itself), and records nothing at LegacyFormat, so
+// that its snapshots keep the TMS5 encoding a binary from before the gate
+// reads.
 const (
 	// NewestFormat is the newest command format this binary writes and
 	// reads.
@@ -117,17 +116,22 @@ func (s *State) raiseFormat(c Command) Result {
 	return Result{Code: CodeOK}
 }
 
-// configureFormat records the format an OpConfigure brings for a new
-// cluster, if any and unlike LegacyFormat.
-func (s *State) configureFormat(f uint32) error {
-	if f == 0 || f == LegacyFormat || s.format != 0 {
-		return nil
+// NewCluster returns the state a new cluster starts from (its bootstrap
+// snapshot, which every node of the cluster writes for itself), created by
+// a binary whose newest format is format: a cluster starts at the newest
+// format its binary writes. At LegacyFormat it records none, so that its
+// snapshots keep the TMS5 encoding; only a node capped below it
+// (node.Config.MaxFormat, in tests) records one.
+func NewCluster(format uint32) (*State, error) {
+	s := New()
+	if format == LegacyFormat {
+		return s, nil
 	}
-	if f < MinClusterFormat || f > NewestFormat {
-		return fmt.Errorf("meta: cluster format %d outside %d..%d", f, MinClusterFormat, NewestFormat)
+	if format < MinClusterFormat || format > NewestFormat {
+		return nil, fmt.Errorf("meta: cluster format %d outside %d..%d", format, MinClusterFormat, NewestFormat)
 	}
-	s.format = f
-	return nil
+	s.format = format
+	return s, nil
 }
 
 // hasFormatSection reports whether the snapshot needs the TMS6 section: a

@@ -10,9 +10,6 @@ import (
 // TestClusterFormatGate applies scripts of format commands and checks the
 // outcome of each, the cluster format and the adverts after it.
 func TestClusterFormatGate(t *testing.T) {
-	configure := func(f uint32) Command {
-		return Command{Op: OpConfigure, Configure: DefaultConfig(), Format: f}
-	}
 	advertise := func(node uint64, f uint32) Command { return Command{Op: OpAdvertise, Node: node, Format: f} }
 	raise := func(f uint32) Command { return Command{Op: OpRaiseFormat, Format: f} }
 	clocked := Command{Op: OpDelete, Path: "/a", ClockNanos: 7}
@@ -24,56 +21,56 @@ func TestClusterFormatGate(t *testing.T) {
 	}
 	cases := []struct {
 		name  string
+		start uint32 // NewCluster's format; 0: New
 		steps []step
 	}{
-		{"unrecorded is legacy and takes every format", []step{
+		{"unrecorded is legacy and takes every format", 0, []step{
 			{clocked, CodeNotFound, LegacyFormat, nil},
 			{advertise(1, LegacyFormat), CodeOK, LegacyFormat, nil},
 		}},
-		{"a new cluster at the legacy format records none", []step{
-			{configure(LegacyFormat), CodeOK, LegacyFormat, nil},
+		{"a new cluster at the legacy format records none", LegacyFormat, []step{
 			{clocked, CodeNotFound, LegacyFormat, nil},
 		}},
-		{"a new cluster below it records it and refuses what is above", []step{
-			{configure(4), CodeOK, 4, nil},
+		{"a new cluster below it records it and refuses what is above", 4, []step{
 			{clocked, CodeInvalid, 4, nil},
 			{Command{Op: OpDelete, Path: "/a"}, CodeNotFound, 4, nil},
 		}},
-		{"a configuration out of range is refused", []step{
-			{configure(3), CodeInvalid, LegacyFormat, nil},
-			{configure(NewestFormat + 1), CodeInvalid, LegacyFormat, nil},
-		}},
-		{"adverts above the format are kept, at it dropped, below it refused", []step{
-			{configure(4), CodeOK, 4, nil},
+		{"adverts above the format are kept, at it dropped, below it refused", 4, []step{
 			{advertise(1, 5), CodeOK, 4, map[uint64]uint32{1: 5}},
 			{advertise(2, 5), CodeOK, 4, map[uint64]uint32{1: 5, 2: 5}},
 			{advertise(2, 4), CodeOK, 4, map[uint64]uint32{1: 5}},
 			{advertise(1, 3), CodeInvalid, 4, nil},
 			{advertise(0, 5), CodeInvalid, 4, nil},
 		}},
-		{"a raise records the format, forgets the adverts it reached, and takes clocks", []step{
-			{configure(4), CodeOK, 4, nil},
+		{"a raise records the format, forgets the adverts it reached, and takes clocks", 4, []step{
 			{advertise(1, 5), CodeOK, 4, map[uint64]uint32{1: 5}},
 			{advertise(2, 6), CodeOK, 4, map[uint64]uint32{1: 5, 2: 6}},
 			{raise(5), CodeOK, 5, map[uint64]uint32{2: 6}},
 			{clocked, CodeNotFound, 5, map[uint64]uint32{2: 6}},
 		}},
-		{"a raise never lowers, nor goes past this binary", []step{
-			{configure(4), CodeOK, 4, nil},
+		{"a raise never lowers, nor goes past this binary", 4, []step{
 			{raise(4), CodeVersionMismatch, 4, nil},
 			{raise(NewestFormat + 1), CodeInvalid, 4, nil},
 			{raise(5), CodeOK, 5, nil},
 			{raise(4), CodeVersionMismatch, 5, nil},
 			{advertise(1, 4), CodeInvalid, 5, nil},
 		}},
-		{"a raise in a format above the recorded one is refused", []step{
-			{configure(4), CodeOK, 4, nil},
+		{"a raise in a format above the recorded one is refused", 4, []step{
 			{Command{Op: OpRaiseFormat, Format: 5, ClockNanos: 3}, CodeInvalid, 4, nil},
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := New()
+			if tc.start != 0 {
+				var err error
+				if s, err = NewCluster(tc.start); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.start == LegacyFormat && s.FormatRecorded() {
+				t.Fatal("a new cluster at the legacy format records it")
+			}
 			for i, st := range tc.steps {
 				if res := s.Apply(uint64(i+1), st.c); res.Code != st.code {
 					t.Fatalf("step %d %s: %s %q, want %s", i, st.c.Op, res.Code, res.Detail, st.code)
@@ -100,8 +97,8 @@ func TestClusterFormatGate(t *testing.T) {
 // TestRefusedAboveFormatLeavesTheClock checks that a command refused for
 // its format does not move the state's clock either: nothing of it applies.
 func TestRefusedAboveFormatLeavesTheClock(t *testing.T) {
-	s := New()
-	s.Apply(1, Command{Op: OpConfigure, Configure: DefaultConfig(), Format: 4, MTimeNanos: 10})
+	s, _ := NewCluster(4)
+	s.Apply(1, Command{Op: OpConfigure, Configure: DefaultConfig(), MTimeNanos: 10})
 	if res := s.Apply(2, Command{Op: OpDelete, Path: "/a", MTimeNanos: 11, ClockNanos: 1 << 50}); res.Code != CodeInvalid || s.Clock() != 10 {
 		t.Fatalf("%s, clock %d", res.Code, s.Clock())
 	}
@@ -109,13 +106,11 @@ func TestRefusedAboveFormatLeavesTheClock(t *testing.T) {
 
 // TestFormatCommandsEncoding checks that the format ops round-trip, travel
 // in the format 2 layout (which every binary since inline files decodes)
-// when they carry no clock, and that a configuration without a format has
-// the bytes it had before the gate.
+// when they carry no clock.
 func TestFormatCommandsEncoding(t *testing.T) {
 	for _, c := range []Command{
 		{Op: OpAdvertise, Node: 3, Format: 5},
 		{Op: OpRaiseFormat, Format: 5},
-		{Op: OpConfigure, Configure: DefaultConfig(), Format: 4},
 		{Op: OpAdvertise, Node: 1 << 40, Format: 1<<32 - 1, ClockNanos: 9},
 	} {
 		b := c.Marshal()
@@ -127,14 +122,14 @@ func TestFormatCommandsEncoding(t *testing.T) {
 			t.Fatalf("%+v in format %d (EncodedFormat %d)", c, b[0], want)
 		}
 	}
-	// The configuration a pre-gate node proposed: IfVersion and
-	// AllocCount 0, as Format 0 writes them.
-	cfg := Command{Op: OpConfigure, Configure: DefaultConfig(), ClockNanos: 5}
-	before := cfg
-	before.Op = OpDelete // an op whose slots are its own
-	b, o := cfg.Marshal(), before.Marshal()
-	if len(b) != len(o) || !bytes.Equal(b[2:], o[2:]) {
-		t.Fatalf("configure without a format: %x, want the bytes of before %x", b, o)
+}
+
+// TestNewCluster checks the bounds of a new cluster's format.
+func TestNewCluster(t *testing.T) {
+	for _, f := range []uint32{0, MinClusterFormat - 1, NewestFormat + 1} {
+		if _, err := NewCluster(f); err == nil {
+			t.Errorf("a new cluster at format %d", f)
+		}
 	}
 }
 
@@ -163,8 +158,8 @@ func TestSnapshotFormatSection(t *testing.T) {
 		t.Fatalf("TMS5 snapshot re-encoded as %q..., not its own bytes", again[:4])
 	}
 
-	s := New()
-	s.Apply(1, Command{Op: OpConfigure, Configure: DefaultConfig(), Format: 4})
+	s, _ := NewCluster(4)
+	s.Apply(1, Command{Op: OpConfigure, Configure: DefaultConfig()})
 	s.Apply(2, Command{Op: OpAdvertise, Node: 2, Format: 5})
 	s.Apply(3, Command{Op: OpAdvertise, Node: 7, Format: 5})
 	b := s.Snapshot()

@@ -49,12 +49,6 @@ func (n *Node) tickConfigure() {
 	}
 	n.conf.pending, n.conf.lastTry = true, n.ticks
 	n.stats.ConfigureProposals++
-	c := meta.Command{Op: meta.OpConfigure, Configure: want}
-	if n.cfg.MaxFormat != meta.LegacyFormat {
-		// A new cluster starts at the newest format of the node that
-		// configures it; at LegacyFormat it records none (meta format.go).
-		c.Format = n.cfg.MaxFormat
-	}
-	n.router.Submit(&api.Request{Kind: api.MetaCommand, Cmd: c},
+	n.router.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpConfigure, Configure: want}},
 		func(*api.Response) { n.conf.pending = false })
 }

@@ -11,13 +11,13 @@ import (
 func stateAtFormat(t *testing.T, f uint32, adverts map[uint64]uint32) *meta.State {
 	t.Helper()
 	s := meta.New()
-	i := uint64(1)
 	if f != 0 {
-		if res := s.Apply(i, meta.Command{Op: meta.OpConfigure, Configure: meta.DefaultConfig(), Format: f}); res.Code != meta.CodeOK {
-			t.Fatalf("configure at %d: %s %s", f, res.Code, res.Detail)
+		var err error
+		if s, err = meta.NewCluster(f); err != nil {
+			t.Fatal(err)
 		}
-		i++
 	}
+	i := uint64(1)
 	for _, n := range []uint64{1, 2, 3, 4} {
 		if af, ok := adverts[n]; ok {
 			if res := s.Apply(i, meta.Command{Op: meta.OpAdvertise, Node: n, Format: af}); res.Code != meta.CodeOK {

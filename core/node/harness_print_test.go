@@ -178,11 +178,7 @@ func describeMetaCommand(c meta.Command) string {
 	case meta.OpGCDone:
 		return "gc-done " + ids(c.Collected)
 	case meta.OpConfigure:
-		s = fmt.Sprintf("configure inline-threshold=%d inline-cap=%d", c.Configure.InlineThreshold, c.Configure.InlineCapBytes)
-		if c.Format != 0 {
-			s += fmt.Sprintf(" format=%d", c.Format)
-		}
-		return s
+		return fmt.Sprintf("configure inline-threshold=%d inline-cap=%d", c.Configure.InlineThreshold, c.Configure.InlineCapBytes)
 	case meta.OpAdvertise:
 		return fmt.Sprintf("advertise node=%d format=%d", c.Node, c.Format)
 	case meta.OpRaiseFormat:

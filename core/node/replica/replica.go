@@ -446,8 +446,12 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 	if snap == nil && bootstrap {
 		// Bootstrap: every replica starts from the same snapshot at index 1
 		// holding the initial configuration, as etcd raft recommends.
+		data, err := g.emptyStateData()
+		if err != nil {
+			return nil, fmt.Errorf("node %d: group %d: bootstrap: %w", cfg.ID, tg.ID, err)
+		}
 		snap = &raftpb.Snapshot{
-			Data: g.emptyStateData(),
+			Data: data,
 			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(1), Term: proto.Uint64(1),
 				ConfState: &raftpb.ConfState{Voters: slices.Clone(tg.Members)}},
 		}
@@ -583,11 +587,19 @@ func (g *Replica) saveBootstrap(snap *raftpb.Snapshot) error {
 	return g.wal.Sync()
 }
 
-func (g *Replica) emptyStateData() []byte {
+func (g *Replica) emptyStateData() ([]byte, error) {
 	if g.isMeta() {
-		return meta.New().Snapshot()
+		f := g.cfg.MaxFormat
+		if f == 0 {
+			f = meta.NewestFormat
+		}
+		st, err := meta.NewCluster(f)
+		if err != nil {
+			return nil, err
+		}
+		return st.Snapshot(), nil
 	}
-	return chunk.EncodeManifest(nil)
+	return chunk.EncodeManifest(nil), nil
 }
 
 // restore replaces the state machine by a snapshot's: one recovered at

@@ -32,7 +32,12 @@ import (
 // cluster format only rises, so what it carries stays readable.
 func (r *Router) stamp(c *meta.Command, st *meta.State) {
 	f := uint32(meta.NewestFormat)
-	if st != nil {
+	switch {
+	case st != nil && st.Applied() == 0:
+		// A replica created empty to join its group knows nothing of
+		// the cluster yet: the lowest format is safe whatever it is.
+		f = meta.MinClusterFormat
+	case st != nil:
 		f = st.ClusterFormat()
 	}
 	if r.cfg.MaxFormat != 0 {
