@@ -63,7 +63,7 @@ func (s *State) Advertised(node uint64) (uint32, bool) {
 	return f, ok
 }
 
-// FormatAllows reports whether a command of format f may apply at the
+// formatAllows reports whether a command of format f may apply at the
 // state's cluster format. Only a recorded format refuses: a state that
 // records none holds the log of builds before the gate, which wrote up to
 // LegacyFormat whatever the cluster.

@@ -52,6 +52,10 @@
 //     CodeVersionMismatch. The meta leader proposes its node's settings when
 //     it finds the state unconfigured, so the first leader of a new cluster
 //     fixes them.
+//   - Cluster format: the newest command format proposers may write,
+//     raised (OpRaiseFormat) once every node advertised (OpAdvertise) that
+//     it reads it, never lowered; a command above a recorded format is
+//     refused as invalid, alike on every replica (format.go).
 //   - Inline files: a put or append may carry its content as Data instead
 //     of chunks, one commit with no allocation and no data-group write. The
 //     Config bounds each inline file (InlineThreshold; an unconfigured
