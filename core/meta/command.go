@@ -420,8 +420,9 @@ func (c Command) formatSlots() bool {
 	return c.Op == OpAdvertise || c.Op == OpRaiseFormat
 }
 
-// EncodedFormat is the format Marshal writes the command in (and the one
-// it was decoded from: a decoded command marshals to the same bytes).
+// EncodedFormat is the format Marshal writes the command in, and the one
+// it was decoded from (a decoded command marshals to the same bytes), but
+// for format 1, which decodes as format 2.
 func (c Command) EncodedFormat() uint32 {
 	switch {
 	case c.ClockNanos != 0:
