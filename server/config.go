@@ -135,6 +135,9 @@ type Config struct {
 	// power a test cuts, with every disk operation of the production
 	// runtime going through it); reads ahead are off with it.
 	storage vfs.FS
+	// tune, set by tests, changes the node core's configuration last (to
+	// take snapshots often, say).
+	tune func(*node.Config)
 	// memoryEvery, set by tests, is the interval of the memory limit's
 	// checks (default a second).
 	memoryEvery time.Duration

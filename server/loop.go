@@ -117,8 +117,10 @@ func newRuntimeEnv(fs vfs.FS, send func(*wire.Envelope), log *slog.Logger) *runt
 // ioWorkers run a node's disk work off its event loop: one goroutine per
 // I/O queue, started on first use, running the queue's work in order and
 // posting each completion back to the loop. The core keeps at most a couple
-// of items in flight per queue (one log batch, one replica deletion), so a
-// queue's channel never fills.
+// of items in flight per log or stage queue (one log batch, one replica
+// deletion), and on a replica's chunk read queues no more than the node's
+// reads in flight (16 for clients, route.Config.MaxChunkReads; 8 for peers'
+// fetches), so a queue's channel of 64 never fills.
 type ioWorkers struct {
 	mu     sync.Mutex
 	queues map[uint64]chan ioJob

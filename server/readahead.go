@@ -11,11 +11,12 @@ type aheadReader interface {
 }
 
 // getAhead reads a get's next chunks ahead of it (Config.ReadAhead): a get
-// has one chunk read in flight at a time (client.Op), served on the node's
-// event loop (chunk.Store.ReadInto), which with the chunk's file past the
-// page cache (Config.LeaderDirect) would wait for the disk once per chunk.
-// Asked ahead, the files are read while earlier chunks are sent out, and
-// several at once; the loop's read then copies the bytes from memory.
+// has one chunk read in flight at a time (client.Op), read off the node's
+// event loop (core/node/replica readchunk.go), which with the chunk's file
+// past the page cache (Config.LeaderDirect) would wait for the disk once
+// per chunk. Asked ahead, the files are read while earlier chunks are sent
+// out, and several at once; the node's read then copies the bytes from
+// memory.
 //
 // It is a hint and nothing more: the read still goes through the core,
 // ordered after the file's record was read, and the file system hands it

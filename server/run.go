@@ -111,6 +111,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if bugs.CompiledIn {
 		ncfg.Bugs = cfg.Bugs.Core
 	}
+	if cfg.tune != nil {
+		cfg.tune(&ncfg)
+	}
 	if ncfg.SharedLog, err = sharedLog(cfg.LogLayout, nodeFS, ncfg.Topology); err != nil {
 		renv.io.close()
 		_ = peerLn.Close()

@@ -256,6 +256,14 @@ type coverage struct {
 	// fetches left unanswered at the node's cap of reads in flight
 	// (core/node fetch.go).
 	fetchReads, fetchReadsVoid, fetchesDropped uint64
+	// chunkReads counts the chunk files read off the loop for clients,
+	// chunkReadsVoid those that said nothing as the chunk was deleted or
+	// its file written over meanwhile (the read went on as on a miss),
+	// chunkReadsQueued and chunkReadsRefused the reads that waited for a
+	// read slot and those refused with the queue full (core/node/route
+	// serve.go), and scrubReadsVoid the scrubber's reads that said nothing
+	// so (core/node scrub.go).
+	chunkReads, chunkReadsVoid, chunkReadsQueued, chunkReadsRefused, scrubReadsVoid uint64
 	// lostWrites, misdirected, latentSectors and logReadErrors count the
 	// log faults injected (logfaults.go).
 	lostWrites, misdirected, latentSectors, logReadErrors int
@@ -373,6 +381,11 @@ func (c *coverage) add(st node.Stats) {
 	c.fetchReads += st.FetchReads
 	c.fetchReadsVoid += st.FetchReadsVoid
 	c.fetchesDropped += st.FetchesDropped
+	c.chunkReads += st.ChunkReads
+	c.chunkReadsVoid += st.ChunkReadsVoid
+	c.chunkReadsQueued += st.ChunkReadsQueued
+	c.chunkReadsRefused += st.ChunkReadsRefused
+	c.scrubReadsVoid += st.ScrubReadsVoid
 	c.staged += st.StagedChunks
 	c.filled += st.AppendsFilled
 	c.cut += st.AppendsCut
@@ -398,6 +411,8 @@ func (c coverage) String() string {
 		fmt.Sprintf(" chunks-lost=%d leader-isolations=%d staged-diverged=%d own-snapshots-checked=%d ownsnapcrash-fired=%d edge-sizes=%d applied-early=%d snapshot-files-received=%d recvcrash-fired=%d chunks-fetched=%d fetch-dir-syncs=%d fetchcrash-fired=%d recovered-logs-trimmed=%d snapshots-unavailable=%d sendergone-fired=%d fetch-reads=%d fetch-reads-void=%d fetches-dropped=%d",
 			c.chunkLosses, c.isolations, c.diverged, c.ownSnaps, c.fired[OwnSnapCrash], c.edgeSizes, c.appliedEarly, c.recvFiles, c.fired[RecvCrash],
 			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone], c.fetchReads, c.fetchReadsVoid, c.fetchesDropped) +
+		fmt.Sprintf(" chunk-reads=%d chunk-reads-void=%d chunk-reads-queued=%d chunk-reads-refused=%d scrub-reads-void=%d",
+			c.chunkReads, c.chunkReadsVoid, c.chunkReadsQueued, c.chunkReadsRefused, c.scrubReadsVoid) +
 		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d", c.churnHealed, c.faultOps) + diskPointString(&c.points)
 }
 
@@ -420,6 +435,10 @@ func (w *World) nodeConfig(id int) node.Config {
 		},
 		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
 		ScrubEveryTicks: 1, ScrubChunks: 4,
+		// Few chunk reads in flight and queued, so that clients' reads
+		// wait for and are refused a read slot (the production defaults
+		// are 16 and 256, more than the simulated clients ever ask for).
+		MaxChunkReads: 1, MaxQueuedChunkReads: 1,
 		MetaSnapshotEntries: w.metaSnap.entries, MetaSnapshotLogBytes: w.metaSnap.logBytes, DataSnapshotBytes: 64 << 10, KeepEntries: w.metaSnap.keep, KeepDataEntries: 4,
 		WALSegmentBytes: w.segmentBytes, GCIntervalTicks: 20, GCGraceTicks: w.collect.graceTicks, SweepIntervalTicks: w.collect.sweepTicks, Bugs: w.opts.Bugs,
 		SharedLog: w.sharedLog, ApplyDurableOnly: w.applyDurableOnly,

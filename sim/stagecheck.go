@@ -184,3 +184,6 @@ func (e simEnv) TraceFetchedSync(uint64, []uint64) { e.n.fetchSyncMark = true }
 
 // TraceFetchRead is part of replica.Tracer.
 func (e simEnv) TraceFetchRead(uint64, uint64) {}
+
+// TraceChunkRead is part of replica.Tracer.
+func (e simEnv) TraceChunkRead(uint64, uint64) {}

@@ -207,7 +207,7 @@ func lastLine(s string) string {
 // swarmTotalNames are the coverage counters a swarm's summary sums over
 // its seeds (SwarmTotals): paths few seeds reach, whose counts say
 // whether a swarm exercised them at all.
-var swarmTotalNames = []string{"snapshot-files-received", "recvcrash-fired", "sendergone-fired", "fetch-reads-void", "fetches-dropped"}
+var swarmTotalNames = []string{"snapshot-files-received", "recvcrash-fired", "sendergone-fired", "fetch-reads-void", "fetches-dropped", "chunk-reads-void", "chunk-reads-queued", "chunk-reads-refused", "scrub-reads-void"}
 
 // SwarmTotals sums, over a swarm's seeds, the coverage counters of
 // swarmTotalNames (each seed's coverage line), on one line, with the

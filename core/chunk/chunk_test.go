@@ -635,9 +635,9 @@ func TestWriteStagedDirect(t *testing.T) {
 	}
 }
 
-// TestReadIntoLiesInTheBuffer: a read into a buffer that holds the chunk's
-// file returns bytes that lie in it; into a smaller one (or none) it
-// allocates, and the bytes are the same.
+// TestReadIntoLiesInTheBuffer: a ranged read into a buffer that holds the
+// chunk's file returns bytes that lie in it; into a smaller one (or none)
+// it allocates, and the bytes are the same.
 func TestReadIntoLiesInTheBuffer(t *testing.T) {
 	s, err := NewStore(memfs.New(), "c")
 	if err != nil {
@@ -659,7 +659,9 @@ func TestReadIntoLiesInTheBuffer(t *testing.T) {
 		{"none", nil, false},
 	}
 	for _, tt := range tests {
-		got, err := s.ReadInto(7, 2, 5, tt.buf)
+		r, _ := s.BeginRead(7)
+		got, err := r.ReadRange(2, 5, tt.buf)
+		r.End()
 		if err != nil || string(got) != "23456" {
 			t.Fatalf("%s: %q, %v", tt.name, got, err)
 		}

@@ -3,7 +3,8 @@ package chunk
 import "slices"
 
 // Reading a held chunk's file off the caller's event loop (a peer's fetch
-// of it: core/node/replica servefetch.go). The read is begun on the loop
+// of it, core/node/replica servefetch.go; a client's read of it,
+// readchunk.go there; the scrubber's, core/node scrub.go). The read is begun on the loop
 // (BeginRead), which takes the chunk's info; the disk work reads and
 // verifies the file against that info, touching nothing else of the store
 // (FileRead.Read); the outcome is judged on the loop again (FileRead.End).
@@ -31,19 +32,23 @@ type FileRead struct {
 // place yet (they wait for the removal of its old file, AwaitsRemoval).
 // Every FileRead begun must be ended (End), whatever became of its Read.
 func (s *Store) BeginRead(id uint64) (r *FileRead, ok bool) {
-	in, held := s.held[id]
-	if !held || s.removing[id] {
+	if !s.Readable(id) {
 		return nil, false
 	}
-	if _, awaited := s.awaited[id]; awaited {
-		return nil, false
-	}
-	r = &FileRead{s: s, in: in}
+	r = &FileRead{s: s, in: s.held[id]}
 	if s.reads == nil {
 		s.reads = map[uint64][]*FileRead{}
 	}
 	s.reads[id] = append(s.reads[id], r)
 	return r, true
+}
+
+// Readable reports whether BeginRead would begin a read of chunk id's
+// file: the chunk is held, its bytes in place.
+func (s *Store) Readable(id uint64) bool {
+	_, awaited := s.awaited[id]
+	_, held := s.held[id]
+	return held && !s.removing[id] && !awaited
 }
 
 // Info is the chunk's info as BeginRead took it.
@@ -53,6 +58,19 @@ func (r *FileRead) Info() Info { return r.in }
 // the info BeginRead took (ErrCorrupt, ErrMissing otherwise). It touches
 // only the file, so it may run off the event loop that owns the store.
 func (r *FileRead) Read() ([]byte, error) { return r.s.readFile(r.in) }
+
+// ReadRange is Read returning only length bytes from offset (length 0: to
+// the end), reading into buf if it holds the chunk's whole file (FileBytes):
+// the bytes returned then lie in buf. The whole chunk is verified all the
+// same (readrange.go).
+func (r *FileRead) ReadRange(offset, length uint32, buf []byte) ([]byte, error) {
+	return r.s.readRange(r.in, offset, length, buf)
+}
+
+// Verify is Read keeping none of the bytes: the file is read into buf,
+// grown if too small, and buf returned, so that a caller verifying file
+// after file allocates once (the scrubber).
+func (r *FileRead) Verify(buf []byte) ([]byte, error) { return r.s.VerifyFile(r.in, buf) }
 
 // End ends the read, on the event loop: held reports whether the chunk is
 // still held as BeginRead found it, and rewritten whether its file may

@@ -362,16 +362,23 @@ func (s *Store) readInto(name string, in Info, buf []byte) ([]byte, error) {
 		// read error stays in the message.
 		return nil, fmt.Errorf("chunk: read %d: after %d bytes: %w (%w)", in.ID, n, ErrCorrupt, err)
 	}
-	hdr := buf[:headerBytes]
-	if string(hdr[:4]) != fileMagic || binary.LittleEndian.Uint32(hdr[12:]) != Checksum(hdr[:12]) ||
-		binary.LittleEndian.Uint32(hdr[4:]) != in.Size || binary.LittleEndian.Uint32(hdr[8:]) != in.CRC {
-		return nil, fmt.Errorf("chunk: %d: bad header: %w", in.ID, ErrCorrupt)
+	if err := checkHeader(buf[:headerBytes], in); err != nil {
+		return nil, err
 	}
 	data := buf[headerBytes:]
 	if Checksum(data) != in.CRC {
 		return nil, fmt.Errorf("chunk: %d: %w", in.ID, ErrCorrupt)
 	}
 	return data, nil
+}
+
+// checkHeader checks a chunk file's header against the chunk's info.
+func checkHeader(hdr []byte, in Info) error {
+	if string(hdr[:4]) != fileMagic || binary.LittleEndian.Uint32(hdr[12:]) != Checksum(hdr[:12]) ||
+		binary.LittleEndian.Uint32(hdr[4:]) != in.Size || binary.LittleEndian.Uint32(hdr[8:]) != in.CRC {
+		return fmt.Errorf("chunk: %d: bad header: %w", in.ID, ErrCorrupt)
+	}
+	return nil
 }
 
 // headerMatches reports, reading only its header and size, whether a file
@@ -646,7 +653,7 @@ func (s *Store) Leftovers() ([]string, error) {
 // FileBytes is the size of the file of a chunk of in.Size bytes (its header
 // and its data): the simulator checks with it that the chunks a snapshot
 // lists are whole here, and a buffer of at least this many holds the
-// chunk's read (ReadInto).
+// chunk's read (FileRead.ReadRange).
 func FileBytes(in Info) int64 { return headerBytes + int64(in.Size) }
 
 // CheckFile checks the bytes of a whole chunk file against its own header
@@ -683,36 +690,14 @@ func CheckFileOf(b []byte, in Info) error {
 }
 
 // Read returns length bytes of a held chunk from offset (length 0: to the
-// end), after verifying the whole chunk's checksum.
+// end), after verifying the whole chunk's checksum. It reads on the
+// caller's goroutine; a node reads off its event loop (FileRead).
 func (s *Store) Read(id uint64, offset, length uint32) ([]byte, error) {
-	return s.ReadInto(id, offset, length, nil)
-}
-
-// ReadInto is Read reading the chunk's file into buf if it holds it whole
-// (FileBytes): the bytes returned then lie in buf.
-func (s *Store) ReadInto(id uint64, offset, length uint32, buf []byte) ([]byte, error) {
 	in, ok := s.held[id]
 	if !ok {
 		return nil, ErrMissing
 	}
-	if int64(cap(buf)) < FileBytes(in) {
-		buf = nil
-	}
-	data, err := s.readInto(s.name(id), in, buf)
-	if err != nil {
-		return nil, err
-	}
-	if offset > in.Size {
-		return nil, fmt.Errorf("chunk: %d: offset %d beyond size %d", id, offset, in.Size)
-	}
-	end := in.Size
-	if length > 0 && offset+length < end {
-		end = offset + length
-		if bugs.CompiledIn && s.bugs.RangeEndIsLength {
-			end = length
-		}
-	}
-	return data[offset:end], nil
+	return s.readRange(in, offset, length, nil)
 }
 
 // Missing returns the infos of a manifest whose files are absent here or

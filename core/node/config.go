@@ -200,6 +200,11 @@ type Config struct {
 	// (scrub.go).
 	ScrubEveryTicks uint64
 	ScrubChunks     int
+	// MaxChunkReads bounds the chunk reads for clients the node has in
+	// flight off its event loop, and MaxQueuedChunkReads those waiting
+	// for one of them to finish; beyond, a read is refused
+	// (route.Config; 0: 16 and 256).
+	MaxChunkReads, MaxQueuedChunkReads int
 	// Bugs are deliberately injected defects, for testing the testbed only.
 	Bugs Bugs
 }

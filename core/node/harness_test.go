@@ -278,6 +278,10 @@ func (e *harnessEnv) TraceFetchRead(group, chunk uint64) {
 	e.note = fmt.Sprintf("g%d read chunk %d for a fetch", group, chunk)
 }
 
+func (e *harnessEnv) TraceChunkRead(group, chunk uint64) {
+	e.note = fmt.Sprintf("g%d read chunk %d", group, chunk)
+}
+
 // joinIDs prints ids as "1,2,3", or "none".
 func joinIDs(ids []uint64) string {
 	if len(ids) == 0 {

@@ -29,7 +29,8 @@ func (c Config) replicaConfig() replica.Config {
 func (c Config) routeConfig(log *slog.Logger) route.Config {
 	return route.Config{ID: c.ID, Topology: c.Topology, ElectionTicks: c.ElectionTicks,
 		RequestTimeoutTicks: c.RequestTimeoutTicks, RetryTicks: c.RetryTicks, MaxChunkBytes: c.MaxChunkBytes,
-		MaxProposedChunkBytes: proposedChunkBytes(c), MaxFormat: c.MaxFormat, Log: log, Bugs: c.Bugs.Route}
+		MaxProposedChunkBytes: proposedChunkBytes(c), MaxChunkReads: c.MaxChunkReads, MaxQueuedChunkReads: c.MaxQueuedChunkReads,
+		MaxFormat: c.MaxFormat, Log: log, Bugs: c.Bugs.Route}
 }
 
 func (c Config) replaceConfig(log *slog.Logger) replace.Config {

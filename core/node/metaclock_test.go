@@ -1,6 +1,12 @@
 package node
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/meta"
+	"github.com/tessera-db/tessera/core/topo"
+)
 
 // TestMetaClock: a node's reading of the meta clock moves by the time that
 // passes on its own clock, catches up with its wall clock by a tenth of
@@ -30,6 +36,11 @@ func TestMetaClock(t *testing.T) {
 			// A command applied: it catches up again.
 			{wall: 630 * s, applied: 221 * s, want: 232 * s},
 		}},
+		{"the catch-up stops at the wall clock, less than a tenth of the time passed ahead", []step{
+			{wall: 100 * s, applied: 99*s + s/2, want: 99*s + s/2},
+			{wall: 110 * s, applied: 99*s + s/2, want: 110 * s},
+			{wall: 111 * s, applied: 110 * s, want: 111 * s},
+		}},
 		{"the catch-up stops at the wall clock", []step{
 			{wall: 100 * s, applied: 99 * s, want: 99 * s},
 			{wall: 110 * s, applied: 99 * s, want: 110 * s},
@@ -57,5 +68,32 @@ func TestMetaClock(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMetaNowFloorsAtTheAppliedClock: a node whose reading was forgotten (a
+// restart) and whose wall clock is far behind the meta clock its replica
+// applied reads the applied clock, not its wall clock, and stamps its
+// next command so; the state's clock never goes back.
+func TestMetaNowFloorsAtTheAppliedClock(t *testing.T) {
+	n, e := newTestNode(t, 1)
+	for range 3 * n.cfg.ElectionTicks {
+		n.Tick()
+		e.flush(n)
+	}
+	var got *api.Response
+	n.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpAlloc, AllocCount: 1, LeaseNanos: 1e9}}, func(r *api.Response) { got = r })
+	e.flush(n)
+	if got == nil || got.Status != api.OK {
+		t.Fatalf("alloc: %+v", got)
+	}
+	applied := n.groups[topo.MetaGroup].Meta().Clock()
+	if applied < e.now {
+		t.Fatalf("applied clock %d behind the wall clock %d it was stamped by", applied, e.now)
+	}
+	n.metaClock = metaClock{} // as after a restart
+	e.now -= 3600e9           // an hour behind
+	if r := n.metaNow(); r < applied {
+		t.Fatalf("reading %d below the applied clock %d", r, applied)
 	}
 }

@@ -363,3 +363,92 @@ func TestConfigsAreGroupsWithoutTheCostlyParts(t *testing.T) {
 		}
 	}
 }
+
+// TestScrubRacingTheLoop: the scrubber reads a chunk's file off the event
+// loop, and reports a bad copy, or a missing file, only if the chunk is
+// still held as the read found it: a chunk deleted meanwhile (its file
+// perhaps removed, or written again with other bytes) is not repaired.
+func TestScrubRacingTheLoop(t *testing.T) {
+	const group = 2
+	data, other := []byte("a chunk nobody will read"), []byte("chunk nine, written again")
+	name := fmt.Sprintf("groups/%d/chunks/%016x.chk", group, 9)
+	tests := []struct {
+		name string
+		// before runs before the read is begun, during while it is in
+		// flight.
+		before, during func(t *testing.T, n *Node, e *testEnv)
+		wantCorrupt    uint64
+		wantVoid       uint64
+	}{
+		{name: "healthy"},
+		{name: "rotten", before: func(t *testing.T, _ *Node, e *testEnv) {
+			if err := e.fs.CorruptAtRest(name, 20, 0x10); err != nil {
+				t.Fatal(err)
+			}
+		}, wantCorrupt: 1},
+		{name: "file lost", before: func(t *testing.T, _ *Node, e *testEnv) {
+			if err := e.fs.LoseAtRest(name); err != nil {
+				t.Fatal(err)
+			}
+		}, wantCorrupt: 1},
+		{name: "rotten, deleted meanwhile", before: func(t *testing.T, _ *Node, e *testEnv) {
+			if err := e.fs.CorruptAtRest(name, 20, 0x10); err != nil {
+				t.Fatal(err)
+			}
+		}, during: func(t *testing.T, n *Node, e *testEnv) {
+			submitChunk(t, n, e, &api.Request{Kind: api.ChunkDelete, Group: group, IDs: []uint64{9}})
+		}, wantVoid: 1},
+		{name: "deleted and written again meanwhile", during: func(t *testing.T, n *Node, e *testEnv) {
+			submitChunk(t, n, e, &api.Request{Kind: api.ChunkDelete, Group: group, IDs: []uint64{9}})
+			submitChunk(t, n, e, &api.Request{Kind: api.ChunkWrite, Group: group, ChunkID: 9, CRC: chunk.Checksum(other), Data: other})
+		}, wantVoid: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, e := newTestNode(t, 1) // one node: every group is a single replica it leads
+			for range 3 * n.cfg.ElectionTicks {
+				n.Tick()
+				e.flush(n)
+			}
+			submitChunk(t, n, e, &api.Request{Kind: api.ChunkWrite, Group: group, ChunkID: 9, CRC: chunk.Checksum(data), Data: data})
+			if tt.before != nil {
+				tt.before(t, n, e)
+			}
+			for range 10 {
+				n.scrub.left = 1
+				n.scrubOn()
+				if n.scrub.reading {
+					break
+				}
+			}
+			if !n.scrub.reading || len(e.io) != 1 || n.scrub.group != group {
+				t.Fatalf("scrub reading %v g%d, %d disk work; want chunk 9's read alone", n.scrub.reading, n.scrub.group, len(e.io))
+			}
+			read := e.io[0]
+			e.io, e.queues = nil, nil
+			if tt.during != nil {
+				tt.during(t, n, e)
+			}
+			if !n.scrub.reading {
+				t.Fatal("the scrub read is done before the test let it")
+			}
+			read()
+			st := n.Stats()
+			if n.scrub.reading || st.CorruptChunks != tt.wantCorrupt || st.ScrubReadsVoid != tt.wantVoid {
+				t.Fatalf("reading %v, %d corrupt, %d reads void; want done, %d, %d", n.scrub.reading, st.CorruptChunks, st.ScrubReadsVoid, tt.wantCorrupt, tt.wantVoid)
+			}
+		})
+	}
+}
+
+// submitChunk submits a data group request to the node, settles it, and
+// requires it done.
+func submitChunk(t *testing.T, n *Node, e *testEnv, req *api.Request) {
+	t.Helper()
+	var got *api.Response
+	n.Submit(req, func(r *api.Response) { got = r })
+	e.flush(n)
+	if got == nil || got.Status != api.OK {
+		t.Fatalf("%s: %+v", req.Kind, got)
+	}
+}

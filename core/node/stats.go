@@ -122,6 +122,18 @@ type Stats struct {
 	// left unanswered, its maximum of reads in flight reached (fetch.go):
 	// the asker asks again.
 	FetchReads, FetchReadsVoid, FetchesDropped uint64
+	// ChunkReads counts the chunk files this node read off its event loop
+	// for clients' reads, ChunkReadsVoid those of them that said nothing
+	// because the chunk was deleted or its file written over meanwhile
+	// (replica/readchunk.go: the read goes on as on a miss), and
+	// ChunkReadsQueued and ChunkReadsRefused the reads that waited for
+	// one of the node's reads in flight to finish, and those refused with
+	// the queue full (route/serve.go).
+	ChunkReads, ChunkReadsVoid, ChunkReadsQueued, ChunkReadsRefused uint64
+	// ScrubReadsVoid counts the scrubber's reads that said nothing of the
+	// chunk's copy, the chunk deleted or its file written over meanwhile
+	// (scrub.go).
+	ScrubReadsVoid uint64
 }
 
 // GroupStatus describes this node's replica of one group.
@@ -189,6 +201,8 @@ func (n *Node) Stats() Stats {
 	st.Reads += rs.Reads
 	st.Forwards += rs.Forwards
 	st.DroppedMessages += rs.DroppedMessages
+	st.ChunkReadsQueued += rs.ChunkReadsQueued
+	st.ChunkReadsRefused += rs.ChunkReadsRefused
 	ps := n.replicaStats
 	st.Applied += ps.Applied
 	st.DroppedMessages += ps.DroppedMessages
@@ -226,6 +240,9 @@ func (n *Node) Stats() Stats {
 	st.FetchDirSyncs += ps.FetchDirSyncs
 	st.FetchReads += ps.FetchReads
 	st.FetchReadsVoid += ps.FetchReadsVoid
+	st.ChunkReads += ps.ChunkReads
+	st.ChunkReadsVoid += ps.ChunkReadsVoid
+	st.ScrubReadsVoid += ps.ScrubReadsVoid
 	st.RecoveredLogsTrimmed += ps.RecoveredLogsTrimmed
 	st.SnapshotsUnavailable += ps.SnapshotsUnavailable
 	return st

@@ -21,9 +21,10 @@ const aheadStale = 2 * time.Second
 // the page cache, on goroutines of its own and into a bounded set of
 // reused aligned buffers (a bigbuf.Pool, trimmed when the node is past
 // its memory limit: FS.TrimBuffers); an Open of such a file then reads from the buffer
-// instead of the disk. A chunk's read happens on the node's event
-// loop, one chunk after the other (chunk.Store.ReadInto): read ahead, the
-// disk's time goes off the loop, and several reads overlap.
+// instead of the disk. A get reads its chunks one after the other (off
+// the node's event loop: core/node/replica readchunk.go): read ahead, the
+// next chunks' disk time overlaps the sending of the earlier ones, and
+// several reads overlap.
 //
 // What it hands an Open is what a read of the file at that moment would
 // return: every write through the FS to a name (Create, WriteDirect,

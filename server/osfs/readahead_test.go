@@ -42,7 +42,7 @@ func writeWhole(t *testing.T, f *FS, name string, data []byte) {
 }
 
 // readWholeFS opens a file through the FS and reads it whole, as a chunk
-// read does (chunk.Store.ReadInto).
+// read does (chunk.FileRead.ReadRange).
 func readWholeFS(f *FS, name string) ([]byte, error) {
 	h, err := f.Open(name)
 	if err != nil {

@@ -181,10 +181,10 @@ func TestOwnChunkDroppedWithItsProposal(t *testing.T) {
 	if lent.refs != 0 || len(f.g.proposed) != 0 || f.stats.OwnChunksDropped != 1 {
 		t.Fatalf("lent buffer held %d, %d proposals kept, %d dropped; want 0, 0, 1", lent.refs, len(f.g.proposed), f.stats.OwnChunksDropped)
 	}
-	if _, err := f.g.ReadChunk(78, 0, 0, nil); err == nil {
+	if _, err := f.g.Store().Read(78, 0, 0); err == nil {
 		t.Fatal("the dropped proposal's chunk was written")
 	}
-	if got, err := f.g.ReadChunk(79, 0, 0, nil); err != nil || !bytes.Equal(got, other) {
+	if got, err := f.g.Store().Read(79, 0, 0); err != nil || !bytes.Equal(got, other) {
 		t.Fatalf("node 3's chunk: %q, %v", got, err)
 	}
 }
@@ -234,7 +234,7 @@ func TestOwnChunkProposedWithinAReady(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Errorf("the appends carry the chunk as %q; want %q", got, data)
 	}
-	if b, err := f.g.ReadChunk(80, 0, 0, nil); err != nil || !bytes.Equal(b, data) {
+	if b, err := f.g.Store().Read(80, 0, 0); err != nil || !bytes.Equal(b, data) {
 		t.Errorf("chunk applied as %q, %v; want %q", b, err, data)
 	}
 	for i, fr := range env.frames {

@@ -263,6 +263,12 @@ type Stats struct {
 	// answered not found because the chunk was deleted or its file
 	// written over meanwhile.
 	FetchReads, FetchReadsVoid uint64
+	// ChunkReads counts the chunk files read off the event loop for
+	// clients (readchunk.go), and ChunkReadsVoid those of them that said
+	// nothing because the chunk was deleted or its file written over
+	// meanwhile, or the replica deleted; ScrubReadsVoid counts the
+	// scrubber's reads that said nothing so.
+	ChunkReads, ChunkReadsVoid, ScrubReadsVoid uint64
 	// SnapshotsArrivedWhole counts the meta snapshots larger than a piece
 	// that arrived whole and were written into a file as if received in
 	// pieces (pieces.go holdPieces).
@@ -796,12 +802,6 @@ func (g *Replica) Meta() *meta.State { return g.meta }
 // Store returns a data group's chunk store (nil for the meta group). The
 // node reads it, and writes back the files of chunks it repairs.
 func (g *Replica) Store() *chunk.Store { return g.store }
-
-// ReadChunk reads a byte range of a chunk the replica holds (length 0: to
-// its end), into into if it holds the chunk's file (chunk.Store.ReadInto).
-func (g *Replica) ReadChunk(id uint64, offset, length uint32, into []byte) ([]byte, error) {
-	return g.store.ReadInto(id, offset, length, into)
-}
 
 // CatchingUp reports whether the replica is installing a snapshot, or
 // well behind the commit index it knows of.

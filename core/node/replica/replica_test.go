@@ -623,7 +623,7 @@ func TestProposeChunkReusesItsBuffer(t *testing.T) {
 			t.Fatalf("own chunks kept once durable: %d proposed, %d filed", len(f.g.proposed), len(f.g.ownAt))
 		}
 		for i, data := range want {
-			got, err := f.g.ReadChunk(uint64(10+i), 0, 0, nil)
+			got, err := f.g.Store().Read(uint64(10+i), 0, 0)
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("chunk-once %v: chunk %d: %q, %v; want %q", once, 10+i, got, err, data)
 			}

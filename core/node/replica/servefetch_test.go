@@ -22,7 +22,7 @@ func servingFixture(t *testing.T, data []byte) *fixture {
 	}
 	f.settle(t)
 	proposeChunk(t, f, 1, &chunk.Command{Op: chunk.OpWrite, ID: 10, CRC: chunk.Checksum(data), Data: data})
-	if got, err := f.g.ReadChunk(10, 0, 0, nil); err != nil || !bytes.Equal(got, data) {
+	if got, err := f.g.Store().Read(10, 0, 0); err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("chunk 10 reads %q, %v; want %q", got, err, data)
 	}
 	return f
@@ -48,13 +48,25 @@ func isFetchRead(q uint64) bool {
 	return false
 }
 
+// isChunkRead reports whether q is one of the group's queues of chunk
+// reads for clients and the scrubber.
+func isChunkRead(q uint64) bool {
+	for i := range uint64(chunkReadQueues) {
+		if q == chunkReadQueue(servedGroup, i) {
+			return true
+		}
+	}
+	return false
+}
+
 // settleButFetchReads flushes and completes every disk work but the reads
-// of chunk files for fetches, and returns how many of those wait.
+// of chunk files off the loop (for fetches, clients and the scrubber),
+// and returns how many of those wait.
 func settleButFetchReads(t *testing.T, f *fixture) int {
 	t.Helper()
 	for range 100 {
 		f.flush()
-		i := slices.IndexFunc(f.env.queues, func(q uint64) bool { return !isFetchRead(q) })
+		i := slices.IndexFunc(f.env.queues, func(q uint64) bool { return !isFetchRead(q) && !isChunkRead(q) })
 		if i < 0 {
 			return len(f.env.queues)
 		}

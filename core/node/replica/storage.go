@@ -161,6 +161,9 @@ type Tracer interface {
 	// TraceFetchRead describes the read of a chunk's file to answer a
 	// peer's fetch (servefetch.go).
 	TraceFetchRead(group, chunk uint64)
+	// TraceChunkRead describes the read of a chunk's file for a client or
+	// the scrubber (readchunk.go).
+	TraceChunkRead(group, chunk uint64)
 }
 
 // queueLog adds work to a replica's log, starts staging its chunk bytes and

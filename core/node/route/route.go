@@ -13,6 +13,7 @@
 package route
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 
@@ -46,6 +47,11 @@ type Config struct {
 	// groups run without raft's MaxUncommittedEntriesSize sets it (core/node
 	// Config.ChunkOnce).
 	MaxProposedChunkBytes int
+	// MaxChunkReads bounds the chunk reads the node has in flight off its
+	// event loop for clients, and MaxQueuedChunkReads those waiting for
+	// one of them to finish (serve.go); 0: defaultMaxChunkReads and
+	// defaultMaxQueuedChunkReads.
+	MaxChunkReads, MaxQueuedChunkReads int
 	// MaxFormat is the newest meta command format this node writes (0:
 	// meta.NewestFormat); it writes none above the cluster format either
 	// (meta.State.ClusterFormat).
@@ -96,9 +102,17 @@ type Replica interface {
 	Committed() uint64
 	// Meta is the meta group's state machine (nil for a data group).
 	Meta() *meta.State
-	// ReadChunk reads a byte range of a chunk the replica holds (length
-	// 0: to its end); chunk.ErrCorrupt if its file is bad.
-	ReadChunk(id uint64, offset, length uint32, into []byte) ([]byte, error)
+	// CanReadChunk reports whether the replica holds a copy of the chunk
+	// it can read (ReadChunk would begin).
+	CanReadChunk(id uint64) bool
+	// ReadChunk begins a read of a byte range of a chunk the replica holds
+	// (length 0: to its end) off the event loop, into into if it is large
+	// enough, and returns false if it holds no copy to read. Otherwise
+	// done is called from a later call into the node, once the read is
+	// done, with the bytes or an error: chunk.ErrCorrupt if the copy is
+	// bad; chunk.ErrMissing, among others, if the read says nothing (the
+	// chunk was deleted or its file written over meanwhile).
+	ReadChunk(id uint64, offset, length uint32, into []byte, done func(data []byte, err error)) bool
 }
 
 // Host is what the router needs from its node.
@@ -137,6 +151,11 @@ type Stats struct {
 	Proposals, Reads, Forwards uint64
 	// DroppedMessages counts replies that did not decode.
 	DroppedMessages uint64
+	// ChunkReadsQueued counts the chunk reads that waited for one of the
+	// node's MaxChunkReads reads in flight to finish, and
+	// ChunkReadsRefused those refused because MaxQueuedChunkReads
+	// waited already (serve.go).
+	ChunkReadsQueued, ChunkReadsRefused uint64
 }
 
 // Router serves one node's requests. It is not safe for concurrent use: the
@@ -151,6 +170,11 @@ type Router struct {
 	readWaiters []uint64
 	forwardRR   uint64
 	stats       Stats
+	// chunkReads counts the ops whose chunk read is in flight off the
+	// event loop (opDiskRead), at most MaxChunkReads, and chunkReadQueue
+	// holds those waiting to begin theirs (opDiskQueued), oldest first.
+	chunkReads     int
+	chunkReadQueue []uint64
 }
 
 type opState uint8
@@ -162,6 +186,12 @@ const (
 	opReading
 	opReadReady
 	opForwarded
+	// opDiskQueued: a chunk read waiting for a read slot (serve.go).
+	opDiskQueued
+	// opDiskRead: a chunk read in flight off the event loop, which may
+	// write into the request's Into buffer until it is done: the op is
+	// answered only then (neither timed out nor dropped meanwhile).
+	opDiskRead
 )
 
 // op is one request in flight on this node.
@@ -187,6 +217,9 @@ type op struct {
 	// answer to the last: that copy may still take effect, so the write
 	// can no longer fail as certainly not applied (finish).
 	unanswered bool
+	// resume is the state a chunk read left to queue for, or to read from,
+	// the disk (opDiskQueued, opDiskRead): it goes back to it after.
+	resume opState
 }
 
 // New returns a router that writes its messages into out. Its operation
@@ -194,6 +227,12 @@ type op struct {
 // committed entry addressed to it before a restart never matches a new
 // operation.
 func New(cfg Config, host Host, out *outbox.Outbox, firstOp uint64) *Router {
+	if cfg.MaxChunkReads == 0 {
+		cfg.MaxChunkReads = defaultMaxChunkReads
+	}
+	if cfg.MaxQueuedChunkReads == 0 {
+		cfg.MaxQueuedChunkReads = defaultMaxQueuedChunkReads
+	}
 	return &Router{cfg: cfg, host: host, out: out, ops: map[uint64]*op{}, nextOp: firstOp}
 }
 
@@ -271,6 +310,14 @@ func (r *Router) Dropped(group uint64) {
 	slices.Sort(ids)
 	for _, id := range ids {
 		o := r.ops[id]
+		switch o.state {
+		case opDiskRead:
+			// The replica's deletion waits for the read, which then says
+			// nothing: the op goes on as on a miss (chunkReadDone).
+			continue
+		case opDiskQueued:
+			r.unqueueChunkRead(o)
+		}
 		if o.issued && !retrySafe(o.req) && o.state != opForwarded {
 			r.finish(o, api.Errorf(api.Timeout, "%s: replica of group %d removed; outcome unknown", o.req.Kind, group))
 			continue
@@ -347,6 +394,12 @@ func (r *Router) advance(o *op) {
 }
 
 func (r *Router) finish(o *op, resp *api.Response) {
+	switch o.state {
+	case opDiskRead:
+		panic(fmt.Sprintf("route: op %d answered while its chunk read is in flight, which may still write into its buffer", o.id))
+	case opDiskQueued:
+		r.unqueueChunkRead(o)
+	}
 	if resp.Status == api.Unavailable && o.unanswered && o.req.Kind != api.MetaGet && o.req.Kind != api.MetaList &&
 		o.req.Kind != api.ChunkRead && o.req.Kind != api.ChunkReadLocal && o.req.Kind != api.MetaAudit {
 		// The last peer did not take the write, but an earlier one may
@@ -385,6 +438,9 @@ func (r *Router) Tick() {
 		o := r.ops[id]
 		if o == nil {
 			continue
+		}
+		if o.state == opDiskRead {
+			continue // answered once the read is done, which is soon
 		}
 		if now >= o.deadline {
 			if o.issued && (o.req.Kind == api.MetaCommand || o.req.Kind == api.ChunkWrite || o.req.Kind == api.ChunkDelete) {

@@ -32,6 +32,7 @@ type fakeReplica struct {
 	proposals                    []uint64 // proposal ids, in order
 	cmds                         [][]byte // meta commands proposed, in order
 	reads                        [][]byte // read index contexts, in order
+	diskReads                    []fakeRead
 }
 
 func (g *fakeReplica) Serving() bool     { return g.serving }
@@ -55,15 +56,43 @@ func (g *fakeReplica) Propose(proposal uint64, cmd []byte) error {
 func (g *fakeReplica) ProposeChunk(proposal uint64, _ *chunk.Command) error {
 	return g.Propose(proposal, nil)
 }
-func (g *fakeReplica) ReadChunk(id uint64, offset, length uint32, _ []byte) ([]byte, error) {
-	if g.corrupt[id] {
-		return nil, fmt.Errorf("chunk %d: %w", id, chunk.ErrCorrupt)
+func (g *fakeReplica) CanReadChunk(id uint64) bool {
+	_, held := g.chunks[id]
+	return held || g.corrupt[id]
+}
+
+// ReadChunk begins a read off the loop: the test completes it (finishReads).
+func (g *fakeReplica) ReadChunk(id uint64, offset, _ uint32, _ []byte, done func([]byte, error)) bool {
+	if !g.CanReadChunk(id) {
+		return false
 	}
-	data, ok := g.chunks[id]
-	if !ok {
-		return nil, chunk.ErrMissing
+	g.diskReads = append(g.diskReads, fakeRead{id, offset, done})
+	return true
+}
+
+// fakeRead is a chunk read in flight.
+type fakeRead struct {
+	id     uint64
+	offset uint32
+	done   func([]byte, error)
+}
+
+// finishReads completes the reads in flight, in the order begun, as the
+// replica's state is now: a chunk no longer there said nothing.
+func (g *fakeReplica) finishReads() {
+	reads := g.diskReads
+	g.diskReads = nil
+	for _, rd := range reads {
+		data, held := g.chunks[rd.id]
+		switch {
+		case g.corrupt[rd.id]:
+			rd.done(nil, fmt.Errorf("chunk %d: %w", rd.id, chunk.ErrCorrupt))
+		case !held:
+			rd.done(nil, fmt.Errorf("chunk %d deleted during its read: %w", rd.id, chunk.ErrMissing))
+		default:
+			rd.done(data[rd.offset:], nil)
+		}
 	}
-	return data[offset:], nil
 }
 
 // fakeHost is the node: a clock, its replicas, the members and liveness
@@ -581,6 +610,9 @@ func TestChunkReads(t *testing.T) {
 			}
 			var a answer
 			r.Submit(read(), a.done)
+			if tt.replica != nil {
+				tt.replica.finishReads()
+			}
 			for _, st := range tt.replies {
 				var fw []wire.Forward
 				out.Flush(func(m *wire.Envelope) { fw = append(fw, m.Forwards...) })

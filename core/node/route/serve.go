@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.etcd.io/raft/v3"
 
@@ -166,19 +167,113 @@ func (r *Router) serveRead(g Replica, o *op) {
 	}
 }
 
+// defaultMaxChunkReads bounds the chunk reads a node has in flight off its
+// event loop for clients (the replica's ReadChunk; Config.MaxChunkReads):
+// each holds up to a chunk's bytes (4 MiB by default) from its read until
+// its answer is sent, unless it reads into the server's buffer, and a
+// disk busy with them delays the node's log writes. A read beyond waits in
+// a queue of up to defaultMaxQueuedChunkReads, oldest first: a burst of gets
+// is served in turn rather than failed, as a TiKV read pool queues its
+// reads. Beyond that the read is refused, as a TiKV busy server refuses
+// (ServerIsBusy): a read forwarded by a peer is answered Unavailable (the
+// peer tries the next replica, the client backs off and retries), and a
+// client's read made here goes to the group's other replicas, as if this
+// one had no copy.
+const (
+	defaultMaxChunkReads       = 16
+	defaultMaxQueuedChunkReads = 256
+)
+
 // readChunkHere serves a chunk read from the local replica if it holds a
-// valid copy, reporting whether it did.
+// copy to read, reporting whether it took the op on. The read is made off
+// the event loop (now, or once a read slot frees) and the op answered, or
+// sent on as on a miss, once it is done (chunkReadDone).
 func (r *Router) readChunkHere(g Replica, o *op) bool {
-	data, err := g.ReadChunk(o.req.ChunkID, o.req.Offset, o.req.Length, o.req.Into)
+	if !g.CanReadChunk(o.req.ChunkID) {
+		return false
+	}
+	if r.chunkReads < r.cfg.MaxChunkReads {
+		r.beginChunkRead(g, o)
+		return true
+	}
+	if len(r.chunkReadQueue) >= r.cfg.MaxQueuedChunkReads {
+		r.stats.ChunkReadsRefused++
+		if o.req.Kind == api.ChunkRead {
+			return false
+		}
+		r.finish(o, api.Errorf(api.Unavailable, "node %d: %d chunk reads in flight and %d waiting", r.cfg.ID, r.chunkReads, len(r.chunkReadQueue)))
+		return true
+	}
+	r.stats.ChunkReadsQueued++
+	o.resume, o.state = o.state, opDiskQueued
+	r.chunkReadQueue = append(r.chunkReadQueue, o.id)
+	return true
+}
+
+// beginChunkRead begins an op's read of a chunk the replica can read.
+func (r *Router) beginChunkRead(g Replica, o *op) {
+	resume := o.state
+	r.chunkReads++ // counted before the call, whose done may come at any time after
+	if !g.ReadChunk(o.req.ChunkID, o.req.Offset, o.req.Length, o.req.Into, func(data []byte, err error) {
+		r.chunkReads--
+		// The oldest read queued takes the slot before this one's answer
+		// can start another (its requester's next read, say).
+		r.nextChunkRead()
+		r.chunkReadDone(o, data, err)
+	}) {
+		panic(fmt.Sprintf("route: node %d group %d chunk %d: readable, and no read begun", r.cfg.ID, o.group, o.req.ChunkID))
+	}
+	o.resume, o.state = resume, opDiskRead
+}
+
+// chunkReadDone takes the outcome of an op's chunk read: the bytes answer
+// it; a corrupt copy is reported for repair and is what the op answers if
+// no other copy is found; anything else is a miss (the chunk was deleted
+// or written over meanwhile, or the replica deleted), and the op goes on
+// as if the chunk had not been here (chunkMissed).
+func (r *Router) chunkReadDone(o *op, data []byte, err error) {
+	if r.ops[o.id] != o || o.state != opDiskRead {
+		panic(fmt.Sprintf("route: op %d's chunk read done in state %d", o.id, o.state))
+	}
+	o.state = o.resume
 	if err == nil {
 		r.finish(o, &api.Response{Status: api.OK, Data: data})
-		return true
+		return
 	}
 	if errors.Is(err, chunk.ErrCorrupt) {
 		r.host.Corrupt(o.group, o.req.ChunkID, err)
 		o.worst = api.Errorf(api.Corrupt, "%v", err)
 	}
-	return false
+	if o.req.Kind == api.ChunkRead {
+		r.forwardNext(o)
+		return
+	}
+	r.chunkMissed(r.host.Replica(o.group), o)
+}
+
+// nextChunkRead begins the reads queued while read slots are free: each
+// goes back to where it queued from and tries again (the chunk, or the
+// replica, may be gone since).
+func (r *Router) nextChunkRead() {
+	for r.chunkReads < r.cfg.MaxChunkReads && len(r.chunkReadQueue) > 0 {
+		o := r.ops[r.chunkReadQueue[0]]
+		if o == nil || o.state != opDiskQueued {
+			panic(fmt.Sprintf("route: op %d queued for a chunk read, and not waiting for one", r.chunkReadQueue[0]))
+		}
+		r.unqueueChunkRead(o)
+		r.advance(o)
+	}
+}
+
+// unqueueChunkRead takes a queued op out of the chunk read queue, back to
+// the state it queued from.
+func (r *Router) unqueueChunkRead(o *op) {
+	i := slices.Index(r.chunkReadQueue, o.id)
+	if i < 0 {
+		panic(fmt.Sprintf("route: op %d waits for a chunk read and is not queued", o.id))
+	}
+	r.chunkReadQueue = slices.Delete(r.chunkReadQueue, i, i+1)
+	o.state = o.resume
 }
 
 func (r *Router) readChunkLocal(g Replica, o *op) {
@@ -187,6 +282,16 @@ func (r *Router) readChunkLocal(g Replica, o *op) {
 		return
 	}
 	if r.readChunkHere(g, o) {
+		return
+	}
+	r.chunkMissed(g, o)
+}
+
+// chunkMissed goes on with a local read of a chunk the replica had no
+// copy of to read, or whose read said nothing.
+func (r *Router) chunkMissed(g Replica, o *op) {
+	if g == nil {
+		r.finish(o, api.Errorf(api.NotFound, "node %d does not host group %d", r.cfg.ID, o.group))
 		return
 	}
 	if o.worst != nil {
