@@ -568,16 +568,21 @@ func (h *httpAPI) health(w http.ResponseWriter) {
 		// replicas holding its data than its size (a fenced replica, a
 		// voter known to be empty, a voter removed to be refilled).
 		Degraded string `json:"degraded,omitempty"`
+		// ClusterFormat is the meta group's cluster format as this
+		// replica applied it (meta group only).
+		ClusterFormat uint32 `json:"cluster_format,omitempty"`
 	}
 	var groups []groupJSON
+	var maxFormat uint32
 	if !h.inspectServing(w, func(n *node.Node) {
+		maxFormat = n.MaxFormat()
 		for _, g := range n.Groups() {
-			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners, g.Fenced, g.Degraded})
+			groups = append(groups, groupJSON{g.ID, g.Leader, g.IsLeader, g.Term, g.Commit, g.Applied, g.Chunks, g.Voters, g.Outgoing, g.Learners, g.Fenced, g.Degraded, g.ClusterFormat})
 		}
 	}) {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "node": h.cfg.ID, "groups": groups})
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "node": h.cfg.ID, "max_format": maxFormat, "groups": groups})
 }
 
 // inspectServing runs f with the node on its event loop, unless the loop

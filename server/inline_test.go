@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tessera-db/tessera/core/meta"
 )
 
 // TestInlineFiles drives files within the inline threshold (64 bytes
@@ -102,5 +105,15 @@ func TestInlineFiles(t *testing.T) {
 			t.Fatalf("inline files %d, bytes %d, chunks held %d; want 2, 20 and 2 (/i's appends)",
 				metric(last, "tessera_inline_files"), metric(last, "tessera_inline_bytes"), held)
 		}
+	}
+	// A new cluster of this build is at the newest meta command format,
+	// in /metrics and /healthz.
+	if f := metric(last, "tessera_meta_cluster_format"); f != meta.NewestFormat {
+		t.Fatalf("tessera_meta_cluster_format %d, want %d", f, meta.NewestFormat)
+	}
+	resp, err := do(t, http.MethodGet, base+"/healthz", nil, nil)
+	want := fmt.Sprintf(`"cluster_format":%d`, meta.NewestFormat)
+	if err != nil || !strings.Contains(resp.body, want) || !strings.Contains(resp.body, fmt.Sprintf(`"max_format":%d`, meta.NewestFormat)) {
+		t.Fatalf("/healthz: %v %.500q, want %s and the node's max_format", err, resp.body, want)
 	}
 }

@@ -203,6 +203,7 @@ var nodeCounters = []struct {
 	{"tessera_own_chunks_proposed_total", "Chunk writes a data group's leader proposed to raft without their bytes, keeping them beside the entry.", func(s node.Stats) uint64 { return s.OwnChunksProposed }},
 	{"tessera_own_chunks_dropped_total", "Chunk writes proposed without their bytes that raft dropped before appending them.", func(s node.Stats) uint64 { return s.OwnChunksDropped }},
 	{"tessera_leader_campaigns_total", "Elections this node started at once for a leaderless data group it is the preferred leader of.", func(s node.Stats) uint64 { return s.LeaderCampaigns }},
+	{"tessera_format_proposals_total", "Meta commands this node proposed to advertise the newest meta command format it reads or, as the meta group's leader, to raise the cluster format.", func(s node.Stats) uint64 { return s.FormatProposals }},
 	{"tessera_configure_proposals_total", "Configurations of an unconfigured cluster this node proposed as the meta group's leader.", func(s node.Stats) uint64 { return s.ConfigureProposals }},
 	{"tessera_leader_transfers_total", "Data group leaderships this node handed to the group's preferred leader.", func(s node.Stats) uint64 { return s.LeaderTransfers }},
 	{"tessera_request_timeouts_total", "Requests that timed out with an unknown outcome.", func(s node.Stats) uint64 { return s.Timeouts }},
@@ -227,6 +228,7 @@ var groupGauges = []struct {
 	{"tessera_chunk_fetches_writing", "Chunks fetched for a data snapshot held back whose file or name is not yet durable (data groups; within the group's fetch window).", func(g node.GroupStatus) float64 { return float64(g.FetchesWriting) }},
 	{"tessera_inline_files", "Files whose content is kept inline in the meta group (meta group replicas).", func(g node.GroupStatus) float64 { return float64(g.InlineFiles) }},
 	{"tessera_inline_bytes", "Bytes of inline file content in the meta group (meta group replicas); bounded by the cluster's inline cap.", func(g node.GroupStatus) float64 { return float64(g.InlineBytes) }},
+	{"tessera_meta_cluster_format", "The cluster format (meta group replicas): the newest meta command format proposers write, raised once every node advertised it reads it.", func(g node.GroupStatus) float64 { return float64(g.ClusterFormat) }},
 	{"tessera_sessions", "Client sessions remembered by the meta group (meta group replicas); at most " + strconv.Itoa(meta.MaxSessions) + ", the least recently used forgotten beyond.", func(g node.GroupStatus) float64 { return float64(g.Sessions) }},
 	{"tessera_raft_log_queued", "Log jobs (appends, snapshots) of the replica waiting for its log batch in flight.", func(g node.GroupStatus) float64 { return float64(g.LogQueued) }},
 	{"tessera_raft_log_busy", "1 while a log batch of the replica is being written and fsynced.", func(g node.GroupStatus) float64 {

@@ -101,6 +101,10 @@ func (c *conformance) event(a node.Applied) (model.Event, bool) {
 		// The model's session table is unbounded and needs no
 		// registration: a registered session is one it has not seen.
 		return c.tick(ev), true
+	case meta.OpAdvertise, meta.OpRaiseFormat:
+		// The cluster format (core/meta format.go): nothing of the file
+		// and chunk protocol.
+		return c.tick(ev), true
 	case meta.OpConfigure:
 		// The cluster's inline settings, which the checker needs to check
 		// inline writes and refusals.

@@ -423,6 +423,7 @@ func (w *World) divergence() string {
 		degraded      string
 		configured    bool
 		metaConf      meta.Config
+		format        uint32
 	}
 	byGroup := map[uint64]map[uint64]rep{}
 	conf := map[uint64]node.GroupStatus{}
@@ -437,7 +438,7 @@ func (w *World) divergence() string {
 			if byGroup[g.ID] == nil {
 				byGroup[g.ID] = map[uint64]rep{}
 			}
-			byGroup[g.ID][uint64(s.id)] = rep{s.id, g.Applied, g.StateHash, g.Commit, g.Fenced, g.Degraded, g.Configured, g.MetaConfig}
+			byGroup[g.ID][uint64(s.id)] = rep{s.id, g.Applied, g.StateHash, g.Commit, g.Fenced, g.Degraded, g.Configured, g.MetaConfig, g.ClusterFormat}
 			if c, ok := conf[g.ID]; !ok || g.Applied > c.Applied {
 				conf[g.ID] = g
 			}
@@ -501,6 +502,10 @@ func (w *World) divergence() string {
 			// leader configures the cluster with them (core/node
 			// tickConfigure), whatever became of its first proposal.
 			return fmt.Sprintf("the meta group is configured %v (%v), not with its nodes' inline settings %v", first.configured, first.metaConf, want)
+		}
+		if want, ok := w.wantClusterFormat(); tg.ID == topo.MetaGroup && first != nil && ok &&
+			w.opts.UpgradeFrom != 0 && first.format != want {
+			return fmt.Sprintf("a rolling upgrade from format %d left the cluster format at %d, not %d", w.opts.UpgradeFrom, first.format, want)
 		}
 		for _, v := range c.Voters {
 			if r, ok := byGroup[tg.ID][v]; ok && r.degraded != "" {

@@ -68,6 +68,13 @@ type Options struct {
 	// BalanceLeaders runs the nodes with node.Config.BalanceLeaders (on by
 	// default, as in production).
 	BalanceLeaders bool
+	// UpgradeFrom, if not 0, makes the run a rolling upgrade: every node
+	// starts capped at this meta command format (node.Config.MaxFormat, a
+	// stand-in for the binary before the newest), and runs without the cap
+	// from its first restart on, a crash fault's or the end of the run's.
+	// The convergence check then wants the cluster format where the gate
+	// must leave it (wantClusterFormat).
+	UpgradeFrom uint32
 	// LogLayout says whether the nodes keep one raft log shared by their
 	// groups (node.Config.SharedLog): drawn per seed by default, so that
 	// both layouts stay tested.
@@ -441,7 +448,39 @@ func (w *World) nodeConfig(id int) node.Config {
 		WALSegmentBytes: w.segmentBytes, GCIntervalTicks: 20, GCGraceTicks: w.collect.graceTicks, SweepIntervalTicks: w.collect.sweepTicks, Bugs: w.opts.Bugs,
 		SharedLog: w.sharedLog, ApplyDurableOnly: w.applyDurableOnly,
 		ChunkOnce: w.opts.ChunkOnce, BalanceLeaders: w.opts.BalanceLeaders, SnapPieceBytes: w.pieceBytes, MaxSessions: w.sessionLimit, InlineThreshold: max(w.inline.InlineThreshold, -1), InlineCapBytes: w.inline.InlineCapBytes,
+		MaxFormat: w.maxFormat(id),
 	}
+}
+
+// maxFormat is node id's meta format cap: Options.UpgradeFrom until its
+// first restart (its first start is incarnation 0), none after.
+func (w *World) maxFormat(id int) uint32 {
+	if w.opts.UpgradeFrom == 0 || w.nodes[id-1].incarnation > 0 {
+		return 0
+	}
+	return w.opts.UpgradeFrom
+}
+
+// wantClusterFormat returns the cluster format a rolling upgrade
+// (Options.UpgradeFrom) must have converged to, and false if either may
+// be right. While a node of the topology never restarted, it runs capped
+// and advertises nothing above its cap: the format must not have risen.
+// Once every node restarted and none is lost, every node advertised the
+// newest format and the meta leader must have raised it. A node lost after
+// a restart may or may not have advertised before.
+func (w *World) wantClusterFormat() (uint32, bool) {
+	restarted, lost := true, false
+	for _, s := range w.nodes {
+		restarted = restarted && s.incarnation > 1
+		lost = lost || s.lost
+	}
+	switch {
+	case !restarted:
+		return w.opts.UpgradeFrom, true
+	case !lost:
+		return meta.NewestFormat, true
+	}
+	return 0, false
 }
 
 // layoutString describes a shared log for the run's topology line (a log

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/sim"
 )
 
@@ -25,6 +26,7 @@ type simFlags struct {
 	logLayout    string
 	copyFrames   bool
 	faultClients int
+	upgradeFrom  uint32
 }
 
 func (sf *simFlags) add(cmd *cobra.Command) {
@@ -36,6 +38,7 @@ func (sf *simFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&sf.logLayout, "log-layout", sim.DefaultOptions().LogLayout.String(), "the nodes' raft logs: draw (per seed), per-group (a log per group) or shared (one per node: node --log-layout shared)")
 	fl.BoolVar(&sf.copyFrames, "copy-frames", sim.DefaultOptions().CopyFrames, "deliver every envelope as a copy of its own, with no frame pools and no pins (as before the simulator modelled the server's reused peer frames)")
 	fl.IntVar(&sf.faultClients, "fault-clients", sim.DefaultOptions().FaultClients, "clients added while the faults last (-1: 0, 4, 8 or 12 drawn per seed)")
+	fl.Uint32Var(&sf.upgradeFrom, "upgrade-from", 0, "a rolling upgrade: every node starts capped at this meta command format and runs uncapped from its first restart on (0: none)")
 	fl.BoolVar(&sf.chunkOnce, "chunk-once", sim.DefaultOptions().ChunkOnce, "run the nodes with chunk bytes written once per replica (node --chunk-once; --chunk-once=false: twice)")
 }
 
@@ -45,6 +48,10 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 	opts.ChunkOnce = sf.chunkOnce
 	opts.CopyFrames = sf.copyFrames
 	opts.FaultClients = sf.faultClients
+	opts.UpgradeFrom = sf.upgradeFrom
+	if sf.upgradeFrom != 0 && (sf.upgradeFrom < meta.MinClusterFormat || sf.upgradeFrom >= meta.NewestFormat) {
+		return opts, fmt.Errorf("--upgrade-from must be 0 or %d..%d", meta.MinClusterFormat, meta.NewestFormat-1)
+	}
 	if sf.faultClients < -1 || sf.faultClients > 64 {
 		return opts, fmt.Errorf("--fault-clients must be -1..64")
 	}
@@ -213,7 +220,7 @@ status 1 if any seed fails; each failing seed replays with 'tessera sim run
 			if swf.bugs != "" {
 				so.ExtraArgs = append(so.ExtraArgs, "--inject-bug", swf.bugs)
 			}
-			so.ExtraArgs = append(so.ExtraArgs, "--chunk-once="+strconv.FormatBool(swf.chunkOnce), "--log-layout="+swf.logLayout, "--copy-frames="+strconv.FormatBool(swf.copyFrames), "--fault-clients="+strconv.Itoa(swf.faultClients))
+			so.ExtraArgs = append(so.ExtraArgs, "--chunk-once="+strconv.FormatBool(swf.chunkOnce), "--log-layout="+swf.logLayout, "--copy-frames="+strconv.FormatBool(swf.copyFrames), "--fault-clients="+strconv.Itoa(swf.faultClients), "--upgrade-from="+strconv.FormatUint(uint64(swf.upgradeFrom), 10))
 			start := time.Now()
 			results := sim.Swarm(opts, so, os.Stdout)
 			for _, r := range results {

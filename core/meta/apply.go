@@ -51,6 +51,12 @@ func (s *State) Apply(index uint64, c Command) Result {
 		panic(fmt.Sprintf("meta: apply index %d not above applied %d", index, s.applied))
 	}
 	s.applied = index
+	if f := c.EncodedFormat(); !s.formatAllows(f) {
+		// Written past the gate (a proposer's bug): refused alike on every
+		// replica, before it touches the clock, rather than applied where
+		// it decodes and fatal where it does not.
+		return invalid("%s in command format %d, above the cluster format %d", c.Op, f, s.format)
+	}
 	s.now = max(s.now, c.Time())
 	if c.Op == OpRegister {
 		return s.applyRegister(index, c)
@@ -107,6 +113,10 @@ func (s *State) apply(index uint64, c Command) Result {
 		res = s.gcDone(c)
 	case OpConfigure:
 		res = s.configure(c)
+	case OpAdvertise:
+		res = s.advertise(c)
+	case OpRaiseFormat:
+		res = s.raiseFormat(c)
 	case OpRegister:
 		panic("meta: a registration reached the file commands")
 	default:

@@ -71,9 +71,15 @@ const (
 	// the command applies at (Result.Session). It carries no session of
 	// its own.
 	OpRegister
+	// OpAdvertise records that node Node can read meta commands up to
+	// format Format (format.go).
+	OpAdvertise
+	// OpRaiseFormat raises the cluster format to Format, once every node
+	// advertised it (format.go).
+	OpRaiseFormat
 )
 
-var opNames = [...]string{"", "put", "append", "delete", "rename", "alloc", "gc-done", "configure", "register"}
+var opNames = [...]string{"", "put", "append", "delete", "rename", "alloc", "gc-done", "configure", "register", "advertise", "raise-format"}
 
 // String names the op ("put", "append", ...) for logs and errors.
 func (o Op) String() string {
@@ -121,6 +127,14 @@ type Command struct {
 	Collected []uint64
 	// Configure is the configuration an OpConfigure sets.
 	Configure Config
+	// Format is the cluster format an OpRaiseFormat raises to, or the one
+	// an OpAdvertise says its node reads. Node is the node an OpAdvertise
+	// speaks for. Both travel in slots of the format 2 layout these ops do
+	// not otherwise use (Marshal), so that a binary from before them
+	// decodes them and, not knowing the ops, refuses them as invalid on
+	// every replica alike.
+	Format uint32
+	Node   uint64
 }
 
 // Placement restricts the chunk ids an OpAlloc leases to those whose
@@ -399,32 +413,48 @@ func decodeIDs(d *codec.Decoder) []uint64 {
 	return ids
 }
 
+// formatSlots reports whether the command's Node and Format travel in the
+// slots of IfVersion and AllocCount: the ops that carry them and have no
+// version condition or allocation of their own.
+func (c Command) formatSlots() bool {
+	return c.Op == OpAdvertise || c.Op == OpRaiseFormat
+}
+
+// EncodedFormat is the format Marshal writes the command in, and the one
+// it was decoded from (a decoded command marshals to the same bytes), but
+// for format 1, which decodes as format 2.
+func (c Command) EncodedFormat() uint32 {
+	switch {
+	case c.ClockNanos != 0:
+		return commandFormatClock
+	case (c.Session != 0 && !c.Legacy) || c.Op == OpRegister:
+		return commandFormatSession
+	case c.Place.Stride != 0 || len(c.Place.Residues) > 0:
+		return commandFormatPlaced
+	}
+	return commandFormat
+}
+
 // Marshal encodes the command.
 func (c Command) Marshal() []byte {
 	e := codec.Encoder{B: make([]byte, 0, 64+len(c.Path)+len(c.NewPath)+16*len(c.Chunks)+len(c.Data)+2*len(c.Place.Residues))}
-	placed := c.Place.Stride != 0 || len(c.Place.Residues) > 0
-	switch {
-	case c.ClockNanos != 0:
-		e.Uvarint(commandFormatClock)
-		placed = true
-	case (c.Session != 0 && !c.Legacy) || c.Op == OpRegister:
-		e.Uvarint(commandFormatSession)
-		placed = true
-	case placed:
-		e.Uvarint(commandFormatPlaced)
-	default:
-		e.Uvarint(commandFormat)
-	}
+	v := c.EncodedFormat()
+	e.Uvarint(uint64(v))
+	placed := v >= commandFormatPlaced
 	e.Uvarint(uint64(c.Op))
 	e.Uvarint(c.Session)
 	e.Uvarint(c.Seq)
 	e.String(c.Path)
 	e.String(c.NewPath)
+	ifVersion, allocCount := c.IfVersion, c.AllocCount
+	if c.formatSlots() {
+		ifVersion, allocCount = c.Node, c.Format
+	}
 	e.Bool(c.HasIfVersion)
-	e.Uvarint(c.IfVersion)
+	e.Uvarint(ifVersion)
 	encodeChunks(&e, c.Chunks)
 	e.Varint(c.MTimeNanos)
-	e.Uvarint(uint64(c.AllocCount))
+	e.Uvarint(uint64(allocCount))
 	e.Varint(c.LeaseNanos)
 	encodeIDs(&e, c.Collected)
 	e.Bytes(c.Data)
@@ -472,6 +502,9 @@ func UnmarshalCommand(b []byte) (Command, error) {
 			// Marshal writes this format only for a command with a clock.
 			d.Fail(fmt.Errorf("meta: command format %d without a clock", v))
 		}
+	}
+	if c.formatSlots() {
+		c.Node, c.Format, c.IfVersion, c.AllocCount = c.IfVersion, c.AllocCount, 0, 0
 	}
 	if v < commandFormatSession && c.Session != 0 {
 		c.Legacy = true

@@ -38,6 +38,9 @@ func (s *State) checkInvariants(inOrder bool) error {
 	if err := s.cfg.Validate(); err != nil {
 		return err
 	}
+	if err := s.checkFormat(); err != nil {
+		return err
+	}
 	if !s.configured && s.cfg != (Config{}) {
 		return fmt.Errorf("meta: unconfigured state with configuration %+v", s.cfg)
 	}

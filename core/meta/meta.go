@@ -52,6 +52,10 @@
 //     CodeVersionMismatch. The meta leader proposes its node's settings when
 //     it finds the state unconfigured, so the first leader of a new cluster
 //     fixes them.
+//   - Cluster format: the newest command format proposers may write,
+//     raised (OpRaiseFormat) once every node advertised (OpAdvertise) that
+//     it reads it, never lowered; a command above a recorded format is
+//     refused as invalid, alike on every replica (format.go).
 //   - Inline files: a put or append may carry its content as Data instead
 //     of chunks, one commit with no allocation and no data-group write. The
 //     Config bounds each inline file (InlineThreshold; an unconfigured
@@ -146,6 +150,10 @@ type State struct {
 	// inlineBytes and inlineFiles count the Data of all files.
 	inlineBytes int64
 	inlineFiles int
+	// format is the recorded cluster format (0: none, LegacyFormat), and
+	// adverts the formats nodes advertised above it, by node (format.go).
+	format  uint32
+	adverts map[uint64]uint32
 	sessionTable
 	// bugs are injected defects (tesserabugs builds only).
 	bugs Bugs
@@ -154,7 +162,7 @@ type State struct {
 // New returns an empty, unconfigured state.
 func New() *State {
 	return &State{files: newFileIndex(), leases: map[uint64]int64{},
-		garbage: map[uint64]ChunkRef{}, nextChunk: 1, sessionTable: newSessionTable()}
+		garbage: map[uint64]ChunkRef{}, nextChunk: 1, adverts: map[uint64]uint32{}, sessionTable: newSessionTable()}
 }
 
 // Config returns the state's configuration, and whether an OpConfigure

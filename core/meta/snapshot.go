@@ -13,11 +13,22 @@ import (
 // added the sessions' request fingerprints, TMS4 the configuration and
 // inline data, TMS5 registered sessions: a session may have applied
 // nothing yet, sequence 0 with an empty result, which a reader of TMS4
-// would refuse). The older formats are still restored: TMS4 as TMS5, and
-// TMS3 holds no inline file and restores unconfigured, so that the
-// cluster's meta leader configures it (OpConfigure) as it would a new
-// cluster.
+// would refuse; TMS6 the cluster format and the nodes' adverts after the
+// head, format.go). The older formats are still restored: TMS5 and TMS4
+// at LegacyFormat with no advert, and TMS3 holds no inline file and
+// restores unconfigured, so that the cluster's meta leader configures it
+// (OpConfigure) as it would a new cluster.
+//
+// TMS6 is written only for a state that records a format or an advert:
+// one at LegacyFormat with none, every cluster's until a raise or a node
+// newer than this binary, keeps TMS5's bytes, so that a follower still
+// running a binary from before the gate restores its leader's snapshots
+// during the upgrade. A state records something only once a node of this
+// build or later has spoken (an advert is of a node that reads TMS6; a
+// raise is proposed once every node advertised), or in a cluster created
+// below LegacyFormat, by this build.
 const (
+	snapshotMagicV6 = "TMS6"
 	snapshotMagic   = "TMS5"
 	snapshotMagicV4 = "TMS4"
 	snapshotMagicV3 = "TMS3"
@@ -26,6 +37,7 @@ const (
 // Snapshot encodes the whole state deterministically (everything sorted):
 //
 //	"TMS5" applied now horizon nextChunk configured inlineThreshold inlineCap
+//	(TMS6: the same, then format, and adverts: count, then per node (by id) node format)
 //	files:    count, then per file (by path) path version size mtime chunks data
 //	sessions: count, then per session (by id) id lastSeq lastIndex lastMTime fingerprint(32 bytes) result
 //	leases:   count, then per id (ascending) id end
@@ -119,7 +131,11 @@ func (s *State) encode(e *codec.Encoder, inline func(e *codec.Encoder, data []by
 
 // encodeHead writes the snapshot's magic and scalars.
 func (s *State) encodeHead(e *codec.Encoder) {
-	e.Fixed([]byte(snapshotMagic))
+	if s.hasFormatSection() {
+		e.Fixed([]byte(snapshotMagicV6))
+	} else {
+		e.Fixed([]byte(snapshotMagic))
+	}
 	e.Uvarint(s.applied)
 	e.Varint(s.now)
 	e.Varint(s.horizon)
@@ -127,6 +143,9 @@ func (s *State) encodeHead(e *codec.Encoder) {
 	e.Bool(s.configured)
 	e.Varint(s.cfg.InlineThreshold)
 	e.Varint(s.cfg.InlineCapBytes)
+	if s.hasFormatSection() {
+		s.encodeFormat(e)
+	}
 }
 
 // encodeFiles writes the files in path order, calling spill after each;
@@ -203,9 +222,9 @@ func (s *State) encodeLeasesAndGarbage(e *codec.Encoder) {
 	encodeChunks(e, refs)
 }
 
-// Restore decodes a snapshot written by Snapshot (or by the versions
-// before: TMS4, and TMS3, whose cluster had no configuration yet) and
-// checks it.
+// Restore decodes a snapshot written by Snapshot (TMS6 or TMS5, or by the
+// versions before: TMS4, and TMS3, whose cluster had no configuration yet)
+// and checks it.
 func Restore(b []byte) (*State, error) { return RestoreWithBugs(b, Bugs{}) }
 
 // RestoreWithBugs is Restore into a state with the injected defects of
@@ -372,12 +391,12 @@ func restore(src *source, bugs Bugs) (*State, error) {
 		d.Fixed(m)
 		return string(m)
 	})
-	if magic != snapshotMagic && magic != snapshotMagicV4 && magic != snapshotMagicV3 {
+	if magic != snapshotMagicV6 && magic != snapshotMagic && magic != snapshotMagicV4 && magic != snapshotMagicV3 {
 		if err := src.d.Err(); err != nil && !errors.Is(err, codec.ErrTruncated) {
 			return nil, err
 		}
 		if magic != "" && magic[:3] == snapshotMagic[:3] {
-			return nil, fmt.Errorf("meta: snapshot format %q unsupported: this version reads only %q, %q and %q", magic, snapshotMagic, snapshotMagicV4, snapshotMagicV3)
+			return nil, fmt.Errorf("meta: snapshot format %q unsupported: this version reads only %q, %q, %q and %q", magic, snapshotMagicV6, snapshotMagic, snapshotMagicV4, snapshotMagicV3)
 		}
 		return nil, fmt.Errorf("meta: snapshot: bad magic")
 	}
@@ -386,6 +405,9 @@ func restore(src *source, bugs Bugs) (*State, error) {
 	s.InjectBugs(bugs)
 	elem(src, func(d *codec.Decoder) bool {
 		s.decodeHead(d, v3)
+		if magic == snapshotMagicV6 {
+			s.decodeFormat(d)
+		}
 		return true
 	})
 	if !v3 && src.d.Err() == nil {

@@ -114,6 +114,12 @@ type Config struct {
 	// of a cluster must use the same value: the simulator lowers it in some
 	// seeds so that a few clients make sessions be evicted.
 	MaxSessions int
+	// MaxFormat caps the meta command formats this node reads and writes
+	// (0: meta.NewestFormat): a test's stand-in for a binary of an older
+	// version in a rolling upgrade (format.go). A capped node advertises
+	// the cap, configures a new cluster at it, and stops at a committed
+	// command above it, as a binary that cannot decode it does.
+	MaxFormat uint32
 	// KeepEntries is how many entries stay in the log behind a snapshot, so
 	// that slightly lagging followers catch up without one.
 	KeepEntries uint64
@@ -286,6 +292,9 @@ func (c *Config) withDefaults() Config {
 	if out.SnapPieceBytes == 0 {
 		out.SnapPieceBytes = 1 << 20
 	}
+	if out.MaxFormat == 0 {
+		out.MaxFormat = meta.NewestFormat
+	}
 	return out
 }
 
@@ -304,6 +313,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxSessions < 0 || c.MaxSessions > meta.MaxSessions {
 		return fmt.Errorf("node: session limit %d outside 0..%d", c.MaxSessions, meta.MaxSessions)
+	}
+	if c.MaxFormat != 0 && (c.MaxFormat < meta.MinClusterFormat || c.MaxFormat > meta.NewestFormat) {
+		return fmt.Errorf("node: meta format cap %d outside %d..%d", c.MaxFormat, meta.MinClusterFormat, meta.NewestFormat)
 	}
 	if err := c.MetaConfig().Validate(); err != nil {
 		return fmt.Errorf("node: %w", err)

@@ -8,13 +8,15 @@ package node
 //	        [election=10] [heartbeat=2] [retry=10] [replace-after=0]
 //	        [snapshot-entries=1000] [keep-entries=50]
 //	        [keep-data-entries=4] [data-snapshot-bytes=65536] [snap-piece-bytes=1048576]
-//	        [inline-threshold=-1] [chunk-once] [scrub=N]
+//	        [inline-threshold=-1] [chunk-once] [scrub=N] [max-format=N] [formats]
 //	        [bugs=(ack-before-durable,vote-before-durable)]
 //	    Starts the nodes, each on an empty memfs (the first command of a script).
 //	    scrub is ScrubEveryTicks (off unless given: one chunk every N ticks);
 //	    retry is RetryTicks (how often a leader takes a replacement step);
 //	    replace-after is ReplaceAfterTicks, 0 (the default) for never: a
 //	    silent member is then never replaced, and a fenced one still is.
+//	    max-format caps every node's meta command format (Config.MaxFormat);
+//	    formats prints each meta command's encoded format where it applies.
 //	    Bugs need -tags tesserabugs (scripts in testdata/bugs/).
 //	submit node=1 put /a [size=0]     also: append /a size=N, get /a [offset=N length=N],
 //	                                  list /prefix [after=/p limit=N], delete /a, rename /a /b
@@ -38,7 +40,8 @@ package node
 //	                                   its log's alone; the first n items), in submission order.
 //	crash node=2                       Drops the node's core, its pending disk work and its
 //	                                   unsynced writes.
-//	restart node=2                     Starts it again from its disk.
+//	restart node=2 [max-format=N]      Starts it again from its disk (with its format cap
+//	                                   changed: an upgrade, 0 for the newest, or a downgrade).
 //	partition nodes=(3)                Envelopes between these nodes and the others are lost
 //	cut nodes=(1,2)                    (cut: between these two nodes, both ways; cuts add up)
 //	heal                               until heal.
@@ -55,6 +58,8 @@ package node
 //	                                   the group: on restart the node fences that replica.
 //	wipe node=3                        A down node loses its whole disk: it restarts empty,
 //	                                   with Join, released from its promises.
+//	formats                            Each node's format cap, and its meta replica's cluster
+//	                                   format and adverts.
 //	members [group=1]                  Each node's part in the group: the configuration its
 //	                                   replica applied, fenced, what a leader knows of the
 //	                                   others (raft's Match, the degraded report), or no replica
@@ -71,6 +76,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node/replica"
+	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/vfs/memfs"
 	"github.com/tessera-db/tessera/core/wal"
 )
@@ -225,6 +231,7 @@ var commands = map[string]func(*harness, *args){
 	"damage":    (*harness).cmdDamage,
 	"wipe":      (*harness).cmdWipe,
 	"members":   (*harness).cmdMembers,
+	"formats":   (*harness).cmdFormats,
 }
 
 func (h *harness) command(a *args) {
@@ -316,6 +323,10 @@ func (h *harness) cmdCrash(a *args) {
 
 func (h *harness) cmdRestart(a *args) {
 	hn := h.nodeArg(a)
+	if _, ok := a.find("max-format"); ok {
+		// The node comes back with another binary (0: the newest).
+		hn.maxFormat = uint32(a.uint("max-format", 0))
+	}
 	a.done()
 	if hn.n != nil {
 		a.d.Fatalf(a.t, "node %d is running", hn.id)
@@ -544,7 +555,11 @@ func (h *harness) cmdCluster(a *args) {
 		ScrubEveryTicks:   a.uint("scrub", 1<<40),
 		ReplaceAfterTicks: a.uint("replace-after", 0),
 		RetryTicks:        a.uint("retry", 0),
+		// Every node's binary capped at this meta command format (0: the
+		// newest); restart max-format=N changes one node's.
+		MaxFormat: uint32(a.uint("max-format", 0)),
 	}
+	h.formats = a.flag("formats")
 	if cfg.ReplaceAfterTicks == 0 {
 		cfg.ReplaceAfterTicks = 1 << 40
 	}
@@ -688,5 +703,32 @@ func (h *harness) status() {
 		if !o.over {
 			h.emit("op%d %s: in progress on n%d", o.id, o.desc, o.node.id)
 		}
+	}
+}
+
+// cmdFormats prints each running node's binary cap and its meta replica's
+// view of the cluster format and of the adverts.
+func (h *harness) cmdFormats(a *args) {
+	a.done()
+	for _, hn := range h.nodes {
+		if hn.n == nil {
+			h.emitAlways("n%d down", hn.id)
+			continue
+		}
+		line := fmt.Sprintf("n%d reads up to %d, applied up to %d", hn.id, hn.n.cfg.MaxFormat, hn.topFormat)
+		if g := hn.n.groups[topo.MetaGroup]; g != nil && g.Meta() != nil {
+			st := g.Meta()
+			line += fmt.Sprintf(": cluster format %d (recorded %v)", st.ClusterFormat(), st.FormatRecorded())
+			var adv []string
+			for _, id := range h.topo.Nodes {
+				if f, ok := st.Advertised(id); ok {
+					adv = append(adv, fmt.Sprintf("n%d=%d", id, f))
+				}
+			}
+			if len(adv) > 0 {
+				line += ", adverts " + strings.Join(adv, " ")
+			}
+		}
+		h.emitAlways("%s", line)
 	}
 }

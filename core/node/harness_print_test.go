@@ -179,6 +179,10 @@ func describeMetaCommand(c meta.Command) string {
 		return "gc-done " + ids(c.Collected)
 	case meta.OpConfigure:
 		return fmt.Sprintf("configure inline-threshold=%d inline-cap=%d", c.Configure.InlineThreshold, c.Configure.InlineCapBytes)
+	case meta.OpAdvertise:
+		return fmt.Sprintf("advertise node=%d format=%d", c.Node, c.Format)
+	case meta.OpRaiseFormat:
+		return fmt.Sprintf("raise-format %d", c.Format)
 	case meta.OpRename:
 		s = fmt.Sprintf("rename %s %s", c.Path, c.NewPath)
 	default:

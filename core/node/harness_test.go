@@ -71,6 +71,9 @@ type harness struct {
 	// bugs is set when the script injects bugs (tesserabugs builds): its
 	// violations are expected output, and it fails if there are none.
 	bugs bool
+	// formats prints each meta command's encoded format where it applies
+	// (cluster ... formats).
+	formats bool
 
 	out     strings.Builder
 	headers []header
@@ -88,15 +91,21 @@ type header struct {
 
 // hnode is one node of the harness: its disk outlives its core.
 type hnode struct {
-	id      uint64
-	fs      *memfs.FS
-	n       *Node // nil while down
-	env     *harnessEnv
-	ticks   uint64
-	crashes int
-	stopped bool // Err reported
-	io      []*ioItem
-	nextIO  int
+	id uint64
+	fs *memfs.FS
+	n  *Node // nil while down
+	// maxFormat is the node's Config.MaxFormat from its next start on
+	// (restart ... max-format=N).
+	maxFormat uint32
+	// topFormat is the newest meta command format the node applied (or
+	// saw applied, through its meta replica) since it started.
+	topFormat uint32
+	env       *harnessEnv
+	ticks     uint64
+	crashes   int
+	stopped   bool // Err reported
+	io        []*ioItem
+	nextIO    int
 	// views are the raft states last printed, by group.
 	views map[uint64]groupView
 	// promises are the acknowledgements and votes the node sent, by
@@ -306,6 +315,7 @@ func (h *harness) setup(nodes, dataGroups, metaReplicas, replicas, chunkBytes in
 	for _, id := range ids {
 		hn := &hnode{id: id, fs: memfs.New(), promises: map[uint64]promise{}, staged: map[uint64]map[[2]uint64]bool{},
 			applied: map[uint64]uint64{}, lost: map[[2]uint64]bool{}, lostStaged: map[[3]uint64]bool{}, stranded: map[[2]uint64]bool{}}
+		hn.maxFormat = cfg.MaxFormat
 		h.nodes = append(h.nodes, hn)
 		if err := h.start(hn); err != nil {
 			return err
@@ -329,6 +339,7 @@ func (h *harness) start(hn *hnode) error {
 		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	cfg := h.cfg
 	cfg.ID = hn.id
+	cfg.MaxFormat = hn.maxFormat
 	cfg.Topology = h.topo
 	cfg.Join = hn.join
 	cfg.OnApply = func(a Applied) {
@@ -337,9 +348,17 @@ func (h *harness) start(hn *hnode) error {
 			h.emit("n%d g%d restored at %d", hn.id, a.Group, a.Index)
 			return
 		}
-		h.emit("n%d g%d applied %d: %s", hn.id, a.Group, a.Index, describeApplied(a))
+		s := describeApplied(a)
+		if a.Meta != nil {
+			hn.topFormat = max(hn.topFormat, a.Meta.EncodedFormat())
+		}
+		if h.formats && a.Meta != nil {
+			s += fmt.Sprintf(" (format %d)", a.Meta.EncodedFormat())
+		}
+		h.emit("n%d g%d applied %d: %s", hn.id, a.Group, a.Index, s)
 	}
 	hn.env = env
+	hn.topFormat = 0
 	n, err := New(cfg, env)
 	if err != nil {
 		hn.env = nil

@@ -23,14 +23,14 @@ func (c Config) replicaConfig() replica.Config {
 		MetaSnapshotEntries: c.MetaSnapshotEntries, MetaSnapshotLogBytes: c.MetaSnapshotLogBytes, MetaSnapshotFloorBytes: c.MetaSnapshotFloorBytes, DataSnapshotBytes: c.DataSnapshotBytes,
 		KeepEntries: c.KeepEntries, KeepDataEntries: c.KeepDataEntries, WALSegmentBytes: c.WALSegmentBytes, SharedLog: c.SharedLog,
 		MaxChunkBytes: c.MaxChunkBytes, SnapPieceBytes: c.SnapPieceBytes, ChunkOnce: c.ChunkOnce,
-		LeaderDirect: c.LeaderDirect, ApplyDurableOnly: c.ApplyDurableOnly, OnApply: c.OnApply, MaxSessions: c.MaxSessions, Bugs: c.Bugs.Replica}
+		LeaderDirect: c.LeaderDirect, ApplyDurableOnly: c.ApplyDurableOnly, OnApply: c.OnApply, MaxSessions: c.MaxSessions, MaxFormat: c.MaxFormat, Bugs: c.Bugs.Replica}
 }
 
 func (c Config) routeConfig(log *slog.Logger) route.Config {
 	return route.Config{ID: c.ID, Topology: c.Topology, ElectionTicks: c.ElectionTicks,
 		RequestTimeoutTicks: c.RequestTimeoutTicks, RetryTicks: c.RetryTicks, MaxChunkBytes: c.MaxChunkBytes,
 		MaxProposedChunkBytes: proposedChunkBytes(c), MaxChunkReads: c.MaxChunkReads, MaxQueuedChunkReads: c.MaxQueuedChunkReads,
-		Log: log, Bugs: c.Bugs.Route}
+		MaxFormat: c.MaxFormat, Log: log, Bugs: c.Bugs.Route}
 }
 
 func (c Config) replaceConfig(log *slog.Logger) replace.Config {

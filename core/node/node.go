@@ -58,6 +58,7 @@ type Node struct {
 	metaClock metaClock
 	sweep     sweepState
 	conf      confState
+	format    formatState
 	replacer  *replace.Replacer
 	scrub     scrubState
 	balance   balanceState
@@ -209,6 +210,7 @@ func (n *Node) Tick() {
 	n.tickGC()
 	n.tickSweep()
 	n.tickConfigure()
+	n.tickFormat()
 	n.tickBalance()
 }
 

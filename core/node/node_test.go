@@ -333,7 +333,7 @@ func TestFencedNoticeFromNonMemberIsAnsweredWithRemoval(t *testing.T) {
 
 // TestConfigsAreGroupsWithoutTheCostlyParts checks that Configs reports
 // each replica as Groups does, less the digests, counts, queue depths and
-// degraded reason it leaves out.
+// degraded reason and cluster format it leaves out.
 func TestConfigsAreGroupsWithoutTheCostlyParts(t *testing.T) {
 	n, e := newTestNode(t, 3)
 	e.flush(n)
@@ -356,7 +356,7 @@ func TestConfigsAreGroupsWithoutTheCostlyParts(t *testing.T) {
 		}
 	}
 	for i, g := range groups {
-		g.StateHash, g.Chunks, g.InlineFiles, g.InlineBytes, g.Sessions = 0, 0, 0, 0, 0
+		g.StateHash, g.Chunks, g.InlineFiles, g.InlineBytes, g.Sessions, g.ClusterFormat = 0, 0, 0, 0, 0, 0
 		g.LogQueued, g.LogBusy, g.Degraded = 0, false, ""
 		if !reflect.DeepEqual(configs[i], g) {
 			t.Errorf("group %d: Configs %+v, Groups %+v", g.ID, configs[i], g)

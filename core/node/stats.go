@@ -104,6 +104,11 @@ type Stats struct {
 	// cluster (configure.go): one, and one more per election timeout
 	// while the last is lost.
 	ConfigureProposals uint64
+	// FormatProposals counts the meta commands this node proposed to
+	// advertise its newest readable meta command format or, as the meta
+	// leader, to raise the cluster format (format.go): a few per upgrade,
+	// and one per start of a node without a meta replica.
+	FormatProposals uint64
 	// FetchedChunks and FetchedChunkBytes count the chunk files this node
 	// fetched from peers (for a snapshot it installs, or a repair) and
 	// wrote off its event loop, FetchDirSyncs the chunk directory fsyncs
@@ -160,6 +165,9 @@ type GroupStatus struct {
 	// cap) and Configured whether an OpConfigure set it.
 	MetaConfig meta.Config
 	Configured bool
+	// ClusterFormat is the meta group's cluster format (core/meta
+	// format.go): the newest meta command format proposers write.
+	ClusterFormat uint32
 	// Sessions counts the client sessions the meta group's state
 	// remembers (meta.MaxSessions at most; beyond, the least recently
 	// used are forgotten and their late retries refused as expired).
@@ -265,6 +273,7 @@ func (n *Node) groupStatus(hashMeta bool) []GroupStatus {
 			}
 			gs.InlineFiles, gs.InlineBytes = g.Meta().Inline()
 			gs.MetaConfig, gs.Configured = g.Meta().Config()
+			gs.ClusterFormat = g.Meta().ClusterFormat()
 			gs.Sessions = g.Meta().Sessions()
 		} else {
 			gs.StateHash = g.Store().Digest()

@@ -67,6 +67,11 @@ func (g *Replica) applyNormal(index, term uint64, data []byte) {
 		if err != nil {
 			panic(fmt.Sprintf("node %d: meta entry %d undecodable: %v", g.cfg.ID, index, err))
 		}
+		if f := c.EncodedFormat(); g.cfg.MaxFormat != 0 && f > g.cfg.MaxFormat {
+			// What a binary older than the format does: it cannot decode
+			// the entry (meta: "command format unknown").
+			panic(fmt.Sprintf("node %d: meta entry %d undecodable: command format %d above this node's %d", g.cfg.ID, index, f, g.cfg.MaxFormat))
+		}
 		if bugs.CompiledIn && g.cfg.Bugs.StampAtApply {
 			c.MTimeNanos = g.env.NowNanos()
 		}

@@ -95,6 +95,10 @@ type Config struct {
 	// (meta.State.LimitSessions); 0 means meta.MaxSessions. Every node of
 	// a cluster must use the same value.
 	MaxSessions int
+	// MaxFormat, if not 0, is the newest meta command format the replica
+	// reads: it stops at a committed command above it, as a binary older
+	// than the format does (node.Config.MaxFormat).
+	MaxFormat uint32
 	// Bugs are deliberately injected defects, for testing the testbed only.
 	Bugs Bugs
 }
@@ -448,8 +452,12 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 	if snap == nil && bootstrap {
 		// Bootstrap: every replica starts from the same snapshot at index 1
 		// holding the initial configuration, as etcd raft recommends.
+		data, err := g.emptyStateData()
+		if err != nil {
+			return nil, fmt.Errorf("node %d: group %d: bootstrap: %w", cfg.ID, tg.ID, err)
+		}
 		snap = &raftpb.Snapshot{
-			Data: g.emptyStateData(),
+			Data: data,
 			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(1), Term: proto.Uint64(1),
 				ConfState: &raftpb.ConfState{Voters: slices.Clone(tg.Members)}},
 		}
@@ -585,11 +593,19 @@ func (g *Replica) saveBootstrap(snap *raftpb.Snapshot) error {
 	return g.wal.Sync()
 }
 
-func (g *Replica) emptyStateData() []byte {
+func (g *Replica) emptyStateData() ([]byte, error) {
 	if g.isMeta() {
-		return meta.New().Snapshot()
+		f := g.cfg.MaxFormat
+		if f == 0 {
+			f = meta.NewestFormat
+		}
+		st, err := meta.NewCluster(f)
+		if err != nil {
+			return nil, err
+		}
+		return st.Snapshot(), nil
 	}
-	return chunk.EncodeManifest(nil)
+	return chunk.EncodeManifest(nil), nil
 }
 
 // restore replaces the state machine by a snapshot's: one recovered at

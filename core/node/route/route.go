@@ -52,6 +52,10 @@ type Config struct {
 	// one of them to finish (serve.go); 0: defaultMaxChunkReads and
 	// defaultMaxQueuedChunkReads.
 	MaxChunkReads, MaxQueuedChunkReads int
+	// MaxFormat is the newest meta command format this node writes (0:
+	// meta.NewestFormat); it writes none above the cluster format either
+	// (meta.State.ClusterFormat).
+	MaxFormat uint32
 	// Log receives the router's warnings.
 	Log *slog.Logger
 	// Bugs are deliberately injected defects, for testing the testbed only.

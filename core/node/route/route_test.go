@@ -320,7 +320,11 @@ func TestStampedWhereProposed(t *testing.T) {
 	})
 	t.Run("proposed", func(t *testing.T) {
 		r, h, _ := newRouter(Config{})
-		g := &fakeReplica{serving: true, leading: true, leader: 1, meta: meta.New()}
+		// A state that applied a command: one that applied none stamps
+		// below the clock's format (TestStampFollowsTheClusterFormat).
+		st := meta.New()
+		st.Apply(1, meta.Command{Op: meta.OpDelete, Path: "/x"})
+		g := &fakeReplica{serving: true, leading: true, leader: 1, meta: st}
 		h.replicas[topo.MetaGroup] = g
 		r.Submit(put(), (&answer{}).done)
 		h.ticks += retryTicks
@@ -704,5 +708,45 @@ func TestServeForward(t *testing.T) {
 	}
 	if st := r.Stats(); st.Requests != 1 {
 		t.Fatalf("%d requests counted, want the one that decoded", st.Requests)
+	}
+}
+
+// TestStampFollowsTheClusterFormat checks that a meta command carries the
+// meta clock (format 5) only where the cluster format and the node's cap
+// allow it, and otherwise the clock's reading as its one stamp.
+func TestStampFollowsTheClusterFormat(t *testing.T) {
+	at := func(f uint32, applied bool) *meta.State {
+		s, err := meta.NewCluster(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if applied {
+			s.Apply(2, meta.Command{Op: meta.OpDelete, Path: "/x", MTimeNanos: 1})
+		}
+		return s
+	}
+	cases := []struct {
+		name  string
+		st    *meta.State
+		cap   uint32
+		clock bool
+	}{
+		{"a cluster at the newest format", at(meta.NewestFormat, true), 0, true},
+		{"a cluster at format 4", at(4, true), 0, false},
+		{"a node capped at 4", at(meta.NewestFormat, true), 4, false},
+		{"a replica that applied nothing yet", meta.New(), 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, h, _ := newRouter(Config{MaxFormat: tc.cap})
+			var c meta.Command
+			r.stamp(&c, tc.st)
+			switch {
+			case tc.clock && (c.ClockNanos != h.MetaNow() || c.MTimeNanos != h.NowNanos()):
+				t.Fatalf("stamped clock %d mtime %d, want the meta clock and the wall clock", c.ClockNanos, c.MTimeNanos)
+			case !tc.clock && (c.ClockNanos != 0 || c.MTimeNanos != h.MetaNow()):
+				t.Fatalf("stamped clock %d mtime %d, want no clock and the meta clock's reading as mtime", c.ClockNanos, c.MTimeNanos)
+			}
+		})
 	}
 }

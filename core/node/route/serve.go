@@ -18,6 +18,39 @@ import (
 // Serving a request on a replica this node hosts: writes are proposed,
 // reads wait for a read index (raft's ReadIndex) to be applied.
 
+// stamp stamps a meta command where it is proposed, which holds a meta
+// replica to read the group's clock from (Host.MetaNow), not where it
+// entered: a node without one, or with a clock far ahead, would move the
+// group's clock by its own offset. The mtime is the proposer's wall clock.
+//
+// Below meta.ClockFormat (the cluster format as st has applied it, or this
+// node's cap; st is nil only in tests) the command carries no clock, which
+// a node that cannot read that format yet would fail to decode. Its mtime
+// is then the state's clock too (meta.Command.Time), so it gets the meta
+// clock's reading, which keeps leases safe from a proposer's wall clock
+// ahead, and stays within the reading's slew of the wall clock as an
+// mtime. A stamped command keeps its stamps when proposed again: the
+// cluster format only rises, so what it carries stays readable.
+func (r *Router) stamp(c *meta.Command, st *meta.State) {
+	f := uint32(meta.NewestFormat)
+	switch {
+	case st != nil && st.Applied() == 0:
+		// A replica created empty to join its group knows nothing of
+		// the cluster yet: the lowest format is safe whatever it is.
+		f = meta.MinClusterFormat
+	case st != nil:
+		f = st.ClusterFormat()
+	}
+	if r.cfg.MaxFormat != 0 {
+		f = min(f, r.cfg.MaxFormat)
+	}
+	if f >= meta.ClockFormat {
+		c.ClockNanos, c.MTimeNanos = r.host.MetaNow(), r.host.NowNanos()
+		return
+	}
+	c.MTimeNanos = r.host.MetaNow()
+}
+
 func (r *Router) propose(g Replica, o *op) {
 	if o.group != topo.MetaGroup && o.req.Kind == api.ChunkWrite && r.cfg.MaxProposedChunkBytes > 0 &&
 		r.proposedChunkBytes(o.group)+len(o.req.Data) > r.cfg.MaxProposedChunkBytes {
@@ -28,13 +61,8 @@ func (r *Router) propose(g Replica, o *op) {
 	o.issuedAt = r.host.Ticks()
 	var err error
 	if o.group == topo.MetaGroup {
-		if o.req.Cmd.ClockNanos == 0 {
-			// Stamped where it is proposed, which holds a meta replica to
-			// read the group's clock from (Host.MetaNow), not where it
-			// entered: a node without one, or with a clock far ahead,
-			// would move the group's clock by its own offset. The mtime
-			// is the proposer's wall clock.
-			o.req.Cmd.ClockNanos, o.req.Cmd.MTimeNanos = r.host.MetaNow(), r.host.NowNanos()
+		if o.req.Cmd.ClockNanos == 0 && o.req.Cmd.MTimeNanos == 0 {
+			r.stamp(&o.req.Cmd, g.Meta())
 		}
 		err = g.Propose(o.id, o.req.Cmd.Marshal())
 	} else if o.req.Kind == api.ChunkDelete {

@@ -39,6 +39,15 @@ func (r *Router) validate(req *api.Request, fromPeer bool) *api.Response {
 			if c.Session != 0 {
 				return api.Errorf(api.Invalid, "a session registration under session %d", c.Session)
 			}
+		case meta.OpAdvertise, meta.OpRaiseFormat:
+			// A node's own (core/node format.go). A binary from before
+			// these ops refuses them here, proposing nothing.
+			if c.Session != 0 {
+				return api.Errorf(api.Invalid, "%s under session %d", c.Op, c.Session)
+			}
+			if c.Op == meta.OpAdvertise && !r.cfg.Topology.HasNode(c.Node) {
+				return api.Errorf(api.Invalid, "advertise for node %d, not in the topology", c.Node)
+			}
 		default:
 			return api.Errorf(api.Invalid, "unknown meta op %d", c.Op)
 		}
