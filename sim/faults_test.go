@@ -154,6 +154,7 @@ func TestSwarmSeeds(t *testing.T) {
 		{421, "", "shared log: a learner added to a node after its first start acknowledged entries in the shared log, the log was damaged, and the node restarted it empty and unfenced (no replica marker named it); its leader promoted it on the acknowledgements"},
 		{871, "", "a crash kept a follower's entries of term 1 and tore off the hard state of that term: it recovered term 0 with them, refused a pre-vote from a candidate behind it, and raft panicked on a response with no term"},
 		{60030, "", "simulator: a client forgotten over a hundred times under a session limit of 2 drew a session id it had used, and the history took its two operations of one (session, sequence) for one command"},
+		{192, "", "simulator: the churn check counted the simulator's tick schedule, and a paused node runs its deferred ticks in a burst when it resumes: two leaderships handed on 45 of the node's ticks apart looked 15 apart"},
 		{789, "", "simulator: a follower's durable commit index stayed behind entries the group had committed and sent it short (a batch crash tore its hard state off), and its next acknowledgement was taken for a promise of their bytes; on the main of session 26 before the chunk reads moved off the loop"},
 		{789, "delay=1.919ms..19.504ms disk=120µs..4.846ms drop=0.01992587973789566 readflip=0.01432298072543743 slowfsync=5ms until=18s " +
 			"faults=votecrash@45.83076ms:n4/2.948s,ownsnapcrash@1.885261434s/193ms,ackcrash@1.923008633s:n4/972ms,clog@2.376443916s:n3/625ms," +
