@@ -228,7 +228,7 @@ type World struct {
 	// group committed, for the promise check of acknowledged bytes
 	// (checkAckedBytes).
 	appliedWrites map[[2]uint64]uint64
-	lostSince          map[lostFile]lostClock
+	lostSince     map[lostFile]lostClock
 	// edgeRng draws the writes sized to end at a boundary (workload.go
 	// edgeSize), from a source of its own.
 	edgeRng *rand.Rand
