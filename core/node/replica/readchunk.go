@@ -55,15 +55,9 @@ func (g *Replica) CanReadChunk(id uint64) bool {
 // readable here, as chunk.Store.Read's). Until done is called the read may
 // write into into.
 func (g *Replica) ReadChunk(id uint64, offset, length uint32, into []byte, done func(data []byte, err error)) bool {
-	if !g.CanReadChunk(id) {
+	r := g.beginRead(id)
+	if r == nil {
 		return false
-	}
-	r, ok := g.store.BeginRead(id)
-	if !ok {
-		panic(fmt.Sprintf("replica: g%d chunk %d readable but no read begun", g.id, id))
-	}
-	if t, ok := g.env.(Tracer); ok {
-		t.TraceChunkRead(g.id, id)
 	}
 	g.stats.ChunkReads++
 	var data []byte
@@ -87,15 +81,9 @@ func (g *Replica) ReadChunk(id uint64, offset, length uint32, into []byte, done 
 // the chunk's file is gone). It returns false, and never calls done, if
 // the replica holds no copy to verify (CanReadChunk).
 func (g *Replica) VerifyChunk(id uint64, buf []byte, done func(buf []byte, err error)) bool {
-	if !g.CanReadChunk(id) {
+	r := g.beginRead(id)
+	if r == nil {
 		return false
-	}
-	r, ok := g.store.BeginRead(id)
-	if !ok {
-		panic(fmt.Sprintf("replica: g%d chunk %d readable but no read begun", g.id, id))
-	}
-	if t, ok := g.env.(Tracer); ok {
-		t.TraceChunkRead(g.id, id)
 	}
 	g.stageIO(chunkReadQueue(g.id, id), func() error {
 		var err error
@@ -108,6 +96,23 @@ func (g *Replica) VerifyChunk(id uint64, buf []byte, done func(buf []byte, err e
 		done(buf, err)
 	})
 	return true
+}
+
+// beginRead begins a read of chunk id's file off the loop, for ReadChunk
+// and VerifyChunk, or returns nil if the replica holds no copy to read
+// (CanReadChunk).
+func (g *Replica) beginRead(id uint64) *chunk.FileRead {
+	if !g.CanReadChunk(id) {
+		return nil
+	}
+	r, ok := g.store.BeginRead(id)
+	if !ok {
+		panic(fmt.Sprintf("replica: g%d chunk %d readable but no read begun", g.id, id))
+	}
+	if t, ok := g.env.(Tracer); ok {
+		t.TraceChunkRead(g.id, id)
+	}
+	return r
 }
 
 // endRead ends a read of a chunk's file off the loop, on the loop, and
