@@ -383,8 +383,24 @@ func newModel() porcupine.Model {
 		Partition: partition,
 		Init:      func() any { return newStateSet([]state{nil}) },
 		Step: func(s, in, out any) (bool, any) {
+			set := s.(stateSet)
+			if len(set.states) == 1 {
+				// The common case, and the only one in a settled
+				// history (Settle): one state, which a read leaves as
+				// it is.
+				next := step(d, set.states[0], in.(Input), out.(Output))
+				switch {
+				case len(next) == 0:
+					return false, nil
+				case len(next) == 1 && same(next[0], set.states[0]):
+					return true, set
+				case len(next) == 1:
+					return true, singleStateSet(next[0])
+				}
+				return true, newStateSet(next)
+			}
 			var next []state
-			for _, st := range s.(stateSet).states {
+			for _, st := range set.states {
 				next = append(next, step(d, st, in.(Input), out.(Output))...)
 			}
 			if len(next) == 0 {

@@ -1,6 +1,7 @@
 package linearizability
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -292,6 +293,87 @@ func TestCheckOrder(t *testing.T) {
 			if got, _ := Check(tt.h, 10*time.Second); got != verdict.Linearizable {
 				t.Errorf("%s: the commit order linearizes it, but Porcupine says %s", tt.name, got)
 			}
+		}
+	}
+}
+
+func TestSettle(t *testing.T) {
+	unknown := Output{Status: Unknown}
+	at := func(i uint64, when int64, out Output) Commit {
+		return Commit{Applied: true, Index: i, Output: out, At: when}
+	}
+	none := Commit{}
+	tests := []struct {
+		name    string
+		h       []Operation
+		commits []Commit
+		want    []Operation // nil with wantErr
+		wantErr string
+		// verdicts of the recorded and the settled history
+		recorded, settled verdict.History
+	}{
+		{"an unknown write takes its commit's outcome and time", []Operation{
+			op(0, 0, Infinity, put("/a", "x"), unknown),
+			op(1, 20, 30, get("/a"), read(7, "x")),
+		}, []Commit{at(7, 15, ok(7)), none}, []Operation{
+			op(0, 0, 15, put("/a", "x"), ok(7)),
+			op(1, 20, 30, get("/a"), read(7, "x")),
+		}, "", verdict.Linearizable, verdict.Linearizable},
+		{"an unknown write that never took effect is left out", []Operation{
+			op(0, 0, Infinity, put("/a", "x"), unknown),
+			op(1, 20, 30, get("/a"), Output{Status: NotFound}),
+		}, []Commit{none, none}, []Operation{
+			op(1, 20, 30, get("/a"), Output{Status: NotFound}),
+		}, "", verdict.Linearizable, verdict.Linearizable},
+		{"answered operations stay as they are", []Operation{
+			op(0, 0, 10, put("/a", "x"), ok(5)),
+			op(1, 5, 12, get("/a"), Output{Status: NotFound}),
+		}, []Commit{at(5, 8, ok(5)), none}, []Operation{
+			op(0, 0, 10, put("/a", "x"), ok(5)),
+			op(1, 5, 12, get("/a"), Output{Status: NotFound}),
+		}, "", verdict.Linearizable, verdict.Linearizable},
+		{"a write that took effect early is no longer explained by a late one", []Operation{
+			op(0, 0, Infinity, put("/a", "x"), unknown),
+			op(1, 20, 30, get("/a"), Output{Status: NotFound}),
+			op(1, 40, 50, get("/a"), read(7, "x")),
+		}, []Commit{at(7, 10, ok(7)), none, none}, []Operation{
+			op(0, 0, 10, put("/a", "x"), ok(7)),
+			op(1, 20, 30, get("/a"), Output{Status: NotFound}),
+			op(1, 40, 50, get("/a"), read(7, "x")),
+		}, "", verdict.Linearizable, verdict.NotLinearizable},
+		{"a write left out although a read saw it", []Operation{
+			op(0, 0, Infinity, put("/a", "x"), unknown),
+			op(1, 20, 30, get("/a"), read(7, "x")),
+		}, []Commit{none, none}, []Operation{
+			op(1, 20, 30, get("/a"), read(7, "x")),
+		}, "", verdict.Linearizable, verdict.NotLinearizable},
+		{"a write that took effect before its call", []Operation{
+			op(0, 10, Infinity, put("/a", "x"), unknown),
+		}, []Commit{at(7, 5, ok(7))}, nil, "before its call", verdict.Linearizable, 0},
+		{"commits that do not match the history", []Operation{
+			op(0, 10, Infinity, put("/a", "x"), unknown),
+		}, nil, nil, "0 commits for 1 operations", verdict.Linearizable, 0},
+	}
+	for _, tt := range tests {
+		got, err := Settle(tt.h, tt.commits)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s: error %v, want one saying %q", tt.name, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: settled\n%v\nwant\n%v", tt.name, got, tt.want)
+		}
+		if v, _ := Check(tt.h, 10*time.Second); v != tt.recorded {
+			t.Errorf("%s: the recorded history is %s, want %s", tt.name, v, tt.recorded)
+		}
+		if v, _ := Check(got, 10*time.Second); v != tt.settled {
+			t.Errorf("%s: the settled history is %s, want %s", tt.name, v, tt.settled)
 		}
 	}
 }

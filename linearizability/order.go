@@ -20,6 +20,51 @@ type Commit struct {
 	// Output is the committed outcome (Status OK, NotFound or Conflict,
 	// and for OK the file's version).
 	Output Output
+	// At is when the command first took effect, on the history's clock
+	// (Operation.Call and Return): the first application anywhere. Only
+	// Settle reads it.
+	At int64
+}
+
+// Settle returns the history as the commits settle it, for Porcupine: a
+// write whose outcome the client never learned takes its committed outcome
+// and returns when it first took effect (Commit.At), or is left out if it
+// never took effect; every other operation is kept as it is. commits are
+// as CheckOrder's.
+//
+// A settled history admits only linearizations the recorded one admits
+// (an unknown write may take effect or not, with any outcome, at any time
+// after its call; the settled write must take the committed one by At), so
+// it is linearizable only if the recorded history is: settling never hides
+// a violation, and a wrong commit record makes a correct history fail
+// rather than pass. It spares Porcupine's search the placements of writes
+// that never return, which dominate the histories of runs with many
+// unanswered writes.
+//
+// It fails if a write took effect before it was called: the commits do not
+// describe this history.
+func Settle(h []Operation, commits []Commit) ([]Operation, error) {
+	if len(commits) != len(h) {
+		return nil, fmt.Errorf("settle: %d commits for %d operations", len(commits), len(h))
+	}
+	out := make([]Operation, 0, len(h))
+	for i, op := range h {
+		in, o := op.Input.(Input), op.Output.(Output)
+		if !in.Kind.IsWrite() || o.Status != Unknown {
+			out = append(out, op)
+			continue
+		}
+		c := commits[i]
+		if !c.Applied {
+			continue
+		}
+		if c.At < op.Call {
+			return nil, fmt.Errorf("settle: %s called at %d took effect at %d (index %d), before its call", describe(in, o), op.Call, c.At, c.Index)
+		}
+		op.Output, op.Return = c.Output, c.At
+		out = append(out, op)
+	}
+	return out, nil
 }
 
 // CheckOrder checks a history against a candidate linearization that the

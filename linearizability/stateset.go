@@ -55,6 +55,20 @@ func newStateSet(list []state) stateSet {
 	return set
 }
 
+// singleStateSet is the set of st alone (newStateSet's, without the
+// merging).
+func singleStateSet(st state) stateSet {
+	h := st.hash()
+	return stateSet{states: []state{st}, hashes: []uint64{h}, sum: h}
+}
+
+// same reports whether a and b are the same state value: one slice, which
+// a step returns for a state it leaves as it was (states are never changed
+// in place).
+func same(a, b state) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
 // equal reports whether the sets hold the same states.
 func (s stateSet) equal(o stateSet) bool {
 	if len(s.states) != len(o.states) || s.sum != o.sum || !slices.Equal(s.hashes, o.hashes) {

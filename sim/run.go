@@ -626,7 +626,7 @@ func (w *World) onApply(id int, a node.Applied) {
 		return
 	}
 	if a.Meta != nil {
-		w.hist.applied(a.Index, a.Meta, a.MetaResult)
+		w.hist.applied(w.clk.now, a.Index, a.Meta, a.MetaResult)
 	}
 	w.conform.observe(a)
 	w.chunkApplied(id, a)
