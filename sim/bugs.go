@@ -55,6 +55,8 @@ var bugNames = []struct {
 	{"gc-done-lists-all-garbage", func(b *node.Bugs) { b.GCDoneListsAllGarbage = true }, func(b node.Bugs) bool { return b.GCDoneListsAllGarbage }},
 	{"compact-removes-first", func(b *node.Bugs) { b.Replica.CompactRemovesFirst = true }, func(b node.Bugs) bool { return b.Replica.CompactRemovesFirst }},
 	{"received-rename-unsynced", func(b *node.Bugs) { b.Replica.ReceivedRenameUnsynced = true }, func(b node.Bugs) bool { return b.Replica.ReceivedRenameUnsynced }},
+	{"campaign-again", func(b *node.Bugs) { b.CampaignAgain = true }, func(b node.Bugs) bool { return b.CampaignAgain }},
+	{"configure-again", func(b *node.Bugs) { b.ConfigureAgain = true }, func(b node.Bugs) bool { return b.ConfigureAgain }},
 	{"inline-at-threshold-refused", func(b *node.Bugs) { b.Replica.Meta.InlineAtThresholdRefused = true }, func(b node.Bugs) bool { return b.Replica.Meta.InlineAtThresholdRefused }},
 }
 

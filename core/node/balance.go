@@ -54,7 +54,7 @@ func (n *Node) tickBalance() {
 		case want == n.cfg.ID && g.Leader() == 0 && !n.balance.campaigned[id]:
 			// Once per replica and start: a group still without a leader
 			// when this node first ticks it.
-			n.balance.campaigned[id] = true
+			n.balance.campaigned[id] = !(BugsCompiledIn && n.cfg.Bugs.CampaignAgain)
 			if err := g.Campaign(); err == nil {
 				n.stats.LeaderCampaigns++
 			}
@@ -63,7 +63,7 @@ func (n *Node) tickBalance() {
 				return
 			}
 		}
-		if g.Leader() != 0 {
+		if g.Leader() != 0 && !(BugsCompiledIn && n.cfg.Bugs.CampaignAgain) {
 			n.balance.campaigned[id] = true
 		}
 	}

@@ -229,6 +229,17 @@ type Bugs struct {
 	// corrupt but pass over those it finds missing (or cut short: a
 	// short file reads as ErrCorrupt, so only absent ones are skipped).
 	ScrubSkipsMissing bool
+	// CampaignAgain makes the preferred leader of a leaderless data group
+	// campaign at every tick until the group has a leader, not once per
+	// start (balance.go's record of the campaign forgotten): elections
+	// come faster than any timeout allows.
+	CampaignAgain bool
+	// ConfigureAgain makes the meta leader propose the cluster's
+	// configuration again, an election timeout after the last, even
+	// once one is applied (tickConfigure's return after reading the
+	// applied one forgotten): each is refused (the first stays for
+	// good), and proposals never stop.
+	ConfigureAgain bool
 	// Replica are the defects of replication, storage and applying
 	// (replica.Bugs), Route those of serving requests (route.Bugs), and
 	// Replace those of replica replacement (replace.Bugs).

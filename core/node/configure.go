@@ -42,7 +42,9 @@ func (n *Node) tickConfigure() {
 				"node", n.cfg.ID, "cluster_threshold", cfg.InlineThreshold, "cluster_cap", cfg.InlineCapBytes,
 				"node_threshold", want.InlineThreshold, "node_cap", want.InlineCapBytes)
 		}
-		return
+		if !(BugsCompiledIn && n.cfg.Bugs.ConfigureAgain) {
+			return
+		}
 	}
 	if want.InlineThreshold == 0 || (n.conf.lastTry != 0 && n.ticks-n.conf.lastTry < uint64(n.cfg.ElectionTicks)) {
 		return
