@@ -241,43 +241,50 @@ func step(d *digests, st state, in Input, out Output) []state {
 		if out.Status != OK {
 			return nil
 		}
-		want, more := listPage(st, in.Spec)
-		if len(want) != len(out.List) || more != out.More {
-			return nil
-		}
-		next := st
-		for i, g := range want {
-			e := out.List[i]
-			if e.Path != g.Path || (g.Known && g.Version != e.Version) {
-				return nil
-			}
-			if !g.Known {
-				g.Version, g.Known = e.Version, true
-				next = next.with(g)
-			}
-		}
-		return []state{next}
+		return listStep(st, in.Spec, out)
 	}
 	return nil
 }
 
-// listPage is the page a List of spec returns in state st, and whether
-// more files follow it (meta.State.List).
-func listPage(st state, spec client.Spec) (page []file, more bool) {
+// listStep is the step of a List of spec that returned out: the page it
+// returns in state st is that of meta.State.List (the files with the
+// prefix after After, up to the limit, and whether more follow). It binds
+// the versions the page reports of files whose versions are unknown. It
+// builds no page of its own: the search takes this step many times.
+func listStep(st state, spec client.Spec, out Output) []state {
 	limit := int(spec.Limit)
 	if limit <= 0 {
 		limit = meta.DefaultListLimit
 	}
+	next, n := st, 0
 	for _, g := range st {
 		if !g.Exists || !strings.HasPrefix(g.Path, spec.Prefix) || g.Path <= spec.After {
 			continue
 		}
-		if len(page) == limit {
-			return page, true
+		if n == limit {
+			// A file past a full page: more follow.
+			if !out.More || len(out.List) != n {
+				return nil
+			}
+			return []state{next}
 		}
-		page = append(page, g)
+		if n == len(out.List) {
+			return nil
+		}
+		e := out.List[n]
+		n++
+		if e.Path != g.Path || (g.Known && g.Version != e.Version) {
+			return nil
+		}
+		if !g.Known {
+			g.Version, g.Known = e.Version, true
+			next = next.with(g)
+		}
 	}
-	return page, false
+	if out.More || len(out.List) != n {
+		return nil
+	}
+	return []state{next}
 }
 
 func (s state) String() string {

@@ -144,6 +144,16 @@ func TestModel(t *testing.T) {
 			op(0, 11, 20, put("/b", "x"), ok(4)),
 			op(1, 31, 40, list("/", "", 1), Output{Status: OK, List: []Entry{{"/a", 3}}}),
 		}, verdict.NotLinearizable},
+		{"more said to follow the last file", []Operation{
+			op(0, 0, 10, put("/a", "x"), ok(3)),
+			op(0, 11, 20, put("/b", "x"), ok(4)),
+			op(1, 31, 40, list("/", "", 2), Output{Status: OK, List: []Entry{{"/a", 3}, {"/b", 4}}, More: true}),
+		}, verdict.NotLinearizable},
+		{"a page short of the limit that says more follow", []Operation{
+			op(0, 0, 10, put("/a", "x"), ok(3)),
+			op(0, 11, 20, put("/b", "x"), ok(4)),
+			op(1, 31, 40, list("/", "", 3), Output{Status: OK, List: []Entry{{"/a", 3}}, More: true}),
+		}, verdict.NotLinearizable},
 		{"a page skipping a file", []Operation{
 			op(0, 0, 10, put("/a", "x"), ok(3)),
 			op(0, 11, 20, put("/b", "x"), ok(4)),
