@@ -24,8 +24,8 @@ import (
 )
 
 // GCPercent is the garbage collector setting the simulator's commands run
-// with (debug.SetGCPercent): a run's live heap is a few MiB while it
-// allocates some 200 MiB, so at the default of 100 the collector's cost
+// with (debug.SetGCPercent, by TuneGC): a run's live heap is a few MiB while
+// it allocates some 200 MiB, so at the default of 100 the collector's cost
 // per cycle (stopping the world, preempting, returning memory to the
 // system) is paid every few MiB. At 200 a run takes about 12% less CPU
 // time, measured side by side (docs/performance.md), for a heap that may

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -257,10 +256,10 @@ func parseSeedRange(s string) (uint64, uint64, error) {
 	return from, to, nil
 }
 
-// tuneGC sets the collector as the simulator runs best (sim.GCPercent),
+// tuneGC sets the collector as the simulator runs best (sim.TuneGC),
 // unless GOGC says otherwise.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(sim.GCPercent)
+		sim.TuneGC()
 	}
 }
