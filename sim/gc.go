@@ -7,9 +7,10 @@ import "runtime/debug"
 // itself by but never scans (it holds no pointers) and the kernel never
 // backs with memory (its pages stay untouched). With it a process running
 // simulations collects once per ~3 x 256 MiB allocated rather than once
-// per three times a live heap of a few MiB: seeds 1..12 one after another
-// ran 9 to 11 collections instead of about 200, for 20% to 25% less CPU
-// time, side by side (docs/performance.md). Go has no setting of its own
+// per three times a live heap of tens of MiB: seeds 1..12 in one process
+// ran 9 to 11 collections instead of about 200, and took 0.89x the CPU
+// time each in a process of its own, side by side (docs/performance.md).
+// Go has no setting of its own
 // for a least heap size (GOMEMLIMIT caps the heap; it does not floor it),
 // hence the ballast.
 const gcBallastBytes = 256 << 20
