@@ -171,6 +171,7 @@ func TestSwarmSeeds(t *testing.T) {
 			"simulator: a compaction in flight at a crash ran whole with its fsyncs made no-ops, so under eager names its rename and removals became durable with the new segment's content lost (a state no crash leaves)"},
 		{872, "", "simulator: a follower's batch of a newer leader's entries of an older term, replacing uncommitted entries it held, was torn by a crash: its log recovered ending inside the batch, and was taken for one that lost durable records"},
 		{52112, "", "a put's 3-second lease ended 1.4 s after it was taken: node clocks skewed by up to 16% were 9 s apart, and a meta command stamped by a node with a fast clock moved the meta group's clock by its offset (now stamped with the proposer's reading of the meta clock, core/node metaclock.go)"},
+		{40212, "", "simulator: a write resent in 1-byte chunks (6,144 commits, two at a time) was still being written 20 s after the run ended: a resend is cut into at most resendPieces chunks"},
 		{42691, "", "simulator: stagerot damaged the leader's and a follower's copies of one entry, each while its replica knew it uncommitted; they were the quorum that committed it, the third replica got it without its bytes, and no good copy was left to repair from"},
 	}
 	for _, tt := range tests {

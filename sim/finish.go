@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tessera-db/tessera/core/api"
@@ -35,7 +36,7 @@ func (w *World) finish() {
 	for len(w.failures) == 0 && w.busyClients() && w.clk.step(deadline) {
 	}
 	if w.busyClients() && len(w.failures) == 0 {
-		w.failf(verdict.Liveness, "client operations still in flight %s after the run ended", livenessBound)
+		w.failf(verdict.Liveness, "client operations still in flight %s after the run ended: %s", livenessBound, w.busyOps())
 		return
 	}
 	// Durability: a final client reads every key back; the reads join the
@@ -379,6 +380,30 @@ func (w *World) busyClients() bool {
 		}
 	}
 	return false
+}
+
+// busyOps describes the operations clients still have in flight (the
+// first three), for a liveness failure: what each is, since when, and
+// how far it got.
+func (w *World) busyOps() string {
+	var out []string
+	n := 0
+	for _, c := range w.clients {
+		if c.op == nil {
+			continue
+		}
+		n++
+		if len(out) == 3 {
+			continue
+		}
+		sp := c.op.Spec()
+		out = append(out, fmt.Sprintf("client %d %s %s (seq %d) since %s, %d requests in flight, sent to node %d, commit sent %v, timed out %v",
+			c.id, sp.Kind, sp.Path, c.op.Seq(), c.invoked.Round(time.Millisecond), c.op.InFlight(), c.target, c.commitSent, c.timedOut))
+	}
+	if n > len(out) {
+		out = append(out, fmt.Sprintf("and %d more", n-len(out)))
+	}
+	return strings.Join(out, "; ")
 }
 
 // converge waits until every replica of every group has applied the same

@@ -404,10 +404,14 @@ func (c *simClient) startOp(spec client.Spec, value string, sess *client.Session
 	c.drive()
 }
 
+// resendPieces bounds the chunks a resent write is cut into.
+const resendPieces = 64
+
 // resend sends a write whose outcome is unknown again whole, under its
 // session and sequence number (Workload.ResendRate), and reports whether
 // it did. The body is cut into chunks of a size drawn up to the nodes'
-// (1 byte included), and half the time never inline: the meta group must
+// (1 byte included), at most resendPieces of them, and half the time never
+// inline: the meta group must
 // answer it as the first attempt if that applied (from its session
 // table), or apply it once if not; the chunks of the copy not committed
 // are garbage the collector finds. It stays the same operation in the
@@ -421,7 +425,10 @@ func (c *simClient) resend(spec client.Spec, seq uint64) bool {
 		return false
 	}
 	cfg := w.clientConfig()
-	cfg.ChunkBytes = 1 + w.workRng.IntN(w.opts.ChunkBytes)
+	// At most resendPieces chunks: each is a commit of its data group, and
+	// a body of 24 chunks resent in 1-byte ones (6,144 commits, two at a
+	// time) was still being written 20 s after the run ended (seed 40212).
+	cfg.ChunkBytes = max(1+w.workRng.IntN(w.opts.ChunkBytes), (len(c.body)+resendPieces-1)/resendPieces)
 	if w.workRng.IntN(2) == 0 {
 		cfg.InlineThreshold = 0
 	}
