@@ -48,7 +48,7 @@ func (w *World) sampleChunks(s *simNode) {
 	if w.chunks.reapplying == nil {
 		w.chunks.reapplying = map[[2]uint64]bool{}
 	}
-	groups := w.topo.DataGroups()
+	groups := w.dataGroups
 	for _, g := range groups {
 		key := [2]uint64{uint64(s.id), g}
 		now := s.node.Reapplying(g)

@@ -96,16 +96,18 @@ func (t *promiseTable) keep(hosts func(g uint64) bool) {
 // notePromises records the acknowledgements and votes in envelopes that
 // just left the node, and reports whether one matches its armed crash point.
 func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
+	durable := &s.durable
+	durable.reset(s.node)
 	for _, env := range out {
 		for _, gm := range env.Raft {
 			m := gm.Msg
-			s.checkTermBacked(gm.Group, m)
+			s.checkTermBacked(durable, gm.Group, m)
 			if m.GetReject() {
 				continue
 			}
 			switch m.GetType() {
 			case raftpb.MsgAppResp, raftpb.MsgVoteResp:
-				s.checkBacked(gm.Group, m)
+				s.checkBacked(durable, gm.Group, m)
 			}
 			switch m.GetType() {
 			case raftpb.MsgAppResp:
@@ -128,6 +130,42 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 	return hit
 }
 
+// durableStates asks a node's replicas for their durable log state
+// (node.Node.LogState) once per group for the messages of one step: the
+// promise checks look at them after the step, while nothing runs the node,
+// so each group's answer is the same for all of them, and a step often
+// sends several messages of one group (a leader's appends or heartbeats to
+// each follower, in an envelope per follower).
+type durableStates struct {
+	n    *node.Node
+	seen []durableState
+}
+
+// durableState is one group's answer to node.Node.LogState.
+type durableState struct {
+	group, term, vote, last uint64
+	ok                      bool
+}
+
+// reset forgets the answers of the last step, which n's next step may
+// change.
+func (d *durableStates) reset(n *node.Node) {
+	d.n, d.seen = n, d.seen[:0]
+}
+
+// of returns node.Node.LogState(group), asking the node the first time.
+func (d *durableStates) of(group uint64) (term, vote, last uint64, ok bool) {
+	for _, st := range d.seen {
+		if st.group == group {
+			return st.term, st.vote, st.last, st.ok
+		}
+	}
+	st := durableState{group: group}
+	st.term, st.vote, st.last, st.ok = d.n.LogState(group)
+	d.seen = append(d.seen, st)
+	return st.term, st.vote, st.last, st.ok
+}
+
 // checkBacked is the promise check at send time: an append
 // acknowledgement or a granted vote may leave a node only once its replica
 // durably holds what it promises. Raft's storage in the core holds only
@@ -142,27 +180,33 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 // entries (replica.Admit fences it). checkPromises finds the same
 // broken promises only if a crash lands before the record is durable; this
 // finds them whether or not one does.
-func (s *simNode) checkBacked(group uint64, m *raftpb.Message) {
-	what := fmt.Sprintf("acknowledged entries of group %d up to index %d in term %d", group, m.GetIndex(), m.GetTerm())
-	if m.GetType() == raftpb.MsgVoteResp {
-		what = fmt.Sprintf("voted for node %d in term %d of group %d", m.GetTo(), m.GetTerm(), group)
-	}
-	term, vote, last, ok := s.node.LogState(group)
+func (s *simNode) checkBacked(durable *durableStates, group uint64, m *raftpb.Message) {
+	term, vote, last, ok := durable.of(group)
 	switch {
 	case !ok:
 		// Deleted in the step that sent the message (its removal
 		// applied), or fenced after it: nothing to hold it to.
 	case last == 0 && m.GetType() == raftpb.MsgVoteResp:
-		s.w.failf(verdict.Durability, "node %d %s with an empty log", s.id, what)
+		s.w.failf(verdict.Durability, "node %d %s with an empty log", s.id, backedWhat(group, m))
 	case term < m.GetTerm():
-		s.w.failf(verdict.Durability, "node %d %s while its durable term was %d", s.id, what, term)
+		s.w.failf(verdict.Durability, "node %d %s while its durable term was %d", s.id, backedWhat(group, m), term)
 	case m.GetType() == raftpb.MsgAppResp && term == m.GetTerm() && last < m.GetIndex():
-		s.w.failf(verdict.Durability, "node %d %s while its durable log ended at %d", s.id, what, last)
+		s.w.failf(verdict.Durability, "node %d %s while its durable log ended at %d", s.id, backedWhat(group, m), last)
 	case m.GetType() == raftpb.MsgVoteResp && term == m.GetTerm() && vote != m.GetTo():
-		s.w.failf(verdict.Durability, "node %d %s while its durable vote was for node %d", s.id, what, vote)
+		s.w.failf(verdict.Durability, "node %d %s while its durable vote was for node %d", s.id, backedWhat(group, m), vote)
 	case m.GetType() == raftpb.MsgAppResp:
 		s.checkAckedBytes(group, m.GetIndex())
 	}
+}
+
+// backedWhat describes the promise m makes, for checkBacked's failures:
+// it is built only when one fails, as checkBacked runs for every
+// acknowledgement and vote a node sends.
+func backedWhat(group uint64, m *raftpb.Message) string {
+	if m.GetType() == raftpb.MsgVoteResp {
+		return fmt.Sprintf("voted for node %d in term %d of group %d", m.GetTo(), m.GetTerm(), group)
+	}
+	return fmt.Sprintf("acknowledged entries of group %d up to index %d in term %d", group, m.GetIndex(), m.GetTerm())
 }
 
 // checkAckedBytes is the promise check at send for the chunk bytes of an
@@ -257,7 +301,7 @@ func (s *simNode) checkSnapshotChunks(group uint64, jobs []*corereplica.LogJob) 
 // the disk; this covers every other message (a candidate's vote requests,
 // a new leader's appends and heartbeats, a follower's answers to them, a
 // handed-on leadership's MsgTimeoutNow), whichever path sent it.
-func (s *simNode) checkTermBacked(group uint64, m *raftpb.Message) {
+func (s *simNode) checkTermBacked(durable *durableStates, group uint64, m *raftpb.Message) {
 	switch m.GetType() {
 	case raftpb.MsgPreVote, raftpb.MsgPreVoteResp:
 		return // the term a campaign would take, which nothing took yet
@@ -266,7 +310,7 @@ func (s *simNode) checkTermBacked(group uint64, m *raftpb.Message) {
 			return // checkBacked's
 		}
 	}
-	if term, _, _, ok := s.node.LogState(group); ok && term < m.GetTerm() {
+	if term, _, _, ok := durable.of(group); ok && term < m.GetTerm() {
 		s.w.failf(verdict.Durability, "node %d sent %s to node %d in term %d of group %d while its durable term was %d",
 			s.id, m.GetType(), m.GetTo(), m.GetTerm(), group, term)
 	}

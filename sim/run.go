@@ -158,6 +158,10 @@ type World struct {
 	clk   *clock
 	sched Schedule
 	topo  topo.Topology
+	// dataGroups is topo.DataGroups(), which builds and sorts a new slice
+	// on every call, kept once: the topology never changes during a run,
+	// and the stranded-chunk check asks at every tick of every node.
+	dataGroups []uint64
 	// pieceBytes is the size above which snapshots travel in pieces,
 	// drawn per seed so that both paths run.
 	pieceBytes int
@@ -760,6 +764,7 @@ func run(opts Options) (res *Result) {
 		metaReplicas = opts.MetaReplicas
 	}
 	w.topo = topo.Default(ids, opts.DataGroups, metaReplicas, min(opts.Nodes, 3))
+	w.dataGroups = w.topo.DataGroups()
 	w.conform = newConformance(w)
 	w.checks = newStateChecker(w)
 	w.net = newNetwork(w)

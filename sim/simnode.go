@@ -79,6 +79,10 @@ type simNode struct {
 	// forgot holds, per group whose replica here is fenced because the
 	// disk damaged its log, the promises it had made (crashpoint.go).
 	forgot promiseTable
+	// durable holds the durable log states the promise checks asked the
+	// node for during one step's notePromises, its room reused from step
+	// to step (crashpoint.go durableStates).
+	durable durableStates
 	// heldAtCrash is what each replica's raft storage held durably when
 	// the node last crashed, and heldOn the disk it was held on
 	// (crashpoint.go checkRecovered).
