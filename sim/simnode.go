@@ -420,6 +420,8 @@ func (s *simNode) handleStep(kind string, st stepper) {
 		// go of here may be reused while they wait in a production
 		// runtime's send queue.
 		f.flushed()
+		// The step is done with the delivery: nothing below uses it.
+		f.recycle()
 	}
 	if err := s.node.Err(); err != nil {
 		s.firing = ""
