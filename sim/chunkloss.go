@@ -154,7 +154,7 @@ func (w *World) lostRepaired(s *simNode) {
 			continue
 		}
 		total := 0
-		for _, dg := range w.topo.DataGroups() {
+		for _, dg := range w.dataGroups {
 			ids, _ := s.node.HeldChunks(dg)
 			total += len(ids)
 		}

@@ -125,7 +125,7 @@ func (w *World) churnOver(nc *nodeChurn, c churnCounts) string {
 	}
 	election, retry := w.churn.electionTicks, w.churn.retryTicks
 	groups := uint64(len(w.topo.Groups))
-	switch data := uint64(len(w.topo.DataGroups())); {
+	switch data := uint64(len(w.dataGroups)); {
 	case c.campaigns > data:
 		return fmt.Sprintf("%d campaigns as a preferred leader, more than one per data group (%d)", c.campaigns, data)
 	case c.transfers > 1+nc.since(&nc.firstTransfer, c.transfers)/election:

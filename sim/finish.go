@@ -161,7 +161,7 @@ func (w *World) uncollected() string {
 		if s.lost || !s.up() {
 			continue
 		}
-		for _, gid := range w.topo.DataGroups() {
+		for _, gid := range w.dataGroups {
 			ids, ok := s.node.HeldChunks(gid)
 			if !ok {
 				continue

@@ -160,7 +160,8 @@ type World struct {
 	topo  topo.Topology
 	// dataGroups is topo.DataGroups(), which builds and sorts a new slice
 	// on every call, kept once: the topology never changes during a run,
-	// and the stranded-chunk check asks at every tick of every node.
+	// and the stranded-chunk and churn checks ask at every tick of every
+	// node. It is shared: read it, never change it.
 	dataGroups []uint64
 	// pieceBytes is the size above which snapshots travel in pieces,
 	// drawn per seed so that both paths run.
@@ -1043,7 +1044,7 @@ func (w *World) bitRot(s *simNode) {
 // (chunk and staged files) that keep takes.
 func (w *World) chunkDirFiles(s *simNode, keep func(group uint64, dir, name string) bool) []string {
 	var files []string
-	for _, g := range w.topo.DataGroups() {
+	for _, g := range w.dataGroups {
 		dir := fmt.Sprintf("groups/%d/chunks", g)
 		names, _ := s.fs.List(dir)
 		for _, n := range names {
@@ -1156,7 +1157,7 @@ func (w *World) result(checkHistory bool) *Result {
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.topo.DataGroups()), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.faultClientsString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
+			len(w.dataGroups), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.faultClientsString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {

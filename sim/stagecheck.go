@@ -98,7 +98,7 @@ func (s *simNode) forgetStaged() {
 // record found without a file at the next restart). One that comes again
 // with its bytes is staged again, and noted again (TraceStage).
 func (s *simNode) checkStaged() {
-	for _, g := range s.w.topo.DataGroups() {
+	for _, g := range s.w.dataGroups {
 		set := s.staged[g]
 		if len(set) == 0 {
 			continue
