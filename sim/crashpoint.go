@@ -97,7 +97,7 @@ func (t *promiseTable) keep(hosts func(g uint64) bool) {
 // just left the node, and reports whether one matches its armed crash point.
 func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 	durable := &s.durable
-	durable.reset(s.node)
+	durable.reset()
 	for _, env := range out {
 		for _, gm := range env.Raft {
 			m := gm.Msg
@@ -137,7 +137,6 @@ func (s *simNode) notePromises(out []*wire.Envelope) (hit bool) {
 // sends several messages of one group (a leader's appends or heartbeats to
 // each follower, in an envelope per follower).
 type durableStates struct {
-	n    *node.Node
 	seen []durableState
 }
 
@@ -147,21 +146,19 @@ type durableState struct {
 	ok                      bool
 }
 
-// reset forgets the answers of the last step, which n's next step may
-// change.
-func (d *durableStates) reset(n *node.Node) {
-	d.n, d.seen = n, d.seen[:0]
-}
+// reset forgets the answers of the last step, which the node's next step
+// may change.
+func (d *durableStates) reset() { d.seen = d.seen[:0] }
 
-// of returns node.Node.LogState(group), asking the node the first time.
-func (d *durableStates) of(group uint64) (term, vote, last uint64, ok bool) {
+// of returns n.LogState(group), asking n the first time since reset.
+func (d *durableStates) of(n *node.Node, group uint64) (term, vote, last uint64, ok bool) {
 	for _, st := range d.seen {
 		if st.group == group {
 			return st.term, st.vote, st.last, st.ok
 		}
 	}
 	st := durableState{group: group}
-	st.term, st.vote, st.last, st.ok = d.n.LogState(group)
+	st.term, st.vote, st.last, st.ok = n.LogState(group)
 	d.seen = append(d.seen, st)
 	return st.term, st.vote, st.last, st.ok
 }
@@ -181,7 +178,7 @@ func (d *durableStates) of(group uint64) (term, vote, last uint64, ok bool) {
 // broken promises only if a crash lands before the record is durable; this
 // finds them whether or not one does.
 func (s *simNode) checkBacked(durable *durableStates, group uint64, m *raftpb.Message) {
-	term, vote, last, ok := durable.of(group)
+	term, vote, last, ok := durable.of(s.node, group)
 	switch {
 	case !ok:
 		// Deleted in the step that sent the message (its removal
@@ -310,7 +307,7 @@ func (s *simNode) checkTermBacked(durable *durableStates, group uint64, m *raftp
 			return // checkBacked's
 		}
 	}
-	if term, _, _, ok := durable.of(group); ok && term < m.GetTerm() {
+	if term, _, _, ok := durable.of(s.node, group); ok && term < m.GetTerm() {
 		s.w.failf(verdict.Durability, "node %d sent %s to node %d in term %d of group %d while its durable term was %d",
 			s.id, m.GetType(), m.GetTo(), m.GetTerm(), group, term)
 	}

@@ -15,8 +15,8 @@ import (
 // later in the run if lossAhead, for the rot faults' tests.
 func rotWorld(lossAhead bool) *World {
 	w := &World{clk: newClock(nil), faultRng: rand.New(rand.NewPCG(1, 2)),
-		topo:  topo.Default([]uint64{1, 2, 3}, 1, 3, 3),
 		sched: Schedule{FaultsUntil: time.Minute}}
+	w.setTopology(topo.Default([]uint64{1, 2, 3}, 1, 3, 3))
 	if lossAhead {
 		w.sched.Faults = []Fault{{At: 30 * time.Second, Kind: Lose, Node: 3}}
 	}

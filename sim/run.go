@@ -647,6 +647,11 @@ func (w *World) onApply(id int, a node.Applied) {
 	}
 }
 
+// setTopology sets the run's topology, and the data groups kept from it.
+func (w *World) setTopology(t topo.Topology) {
+	w.topo, w.dataGroups = t, t.DataGroups()
+}
+
 // failf records a failure of a check; the run stops after the current
 // event.
 func (w *World) failf(check verdict.Check, format string, args ...any) {
@@ -764,8 +769,7 @@ func run(opts Options) (res *Result) {
 	if opts.MetaReplicas != 0 {
 		metaReplicas = opts.MetaReplicas
 	}
-	w.topo = topo.Default(ids, opts.DataGroups, metaReplicas, min(opts.Nodes, 3))
-	w.dataGroups = w.topo.DataGroups()
+	w.setTopology(topo.Default(ids, opts.DataGroups, metaReplicas, min(opts.Nodes, 3)))
 	w.conform = newConformance(w)
 	w.checks = newStateChecker(w)
 	w.net = newNetwork(w)
