@@ -65,6 +65,9 @@ func ReplayCommand(opts Options, seed uint64, sched *Schedule) string {
 	if !opts.ChunkOnce {
 		cmd += " --chunk-once=false"
 	}
+	if !opts.Outages {
+		cmd += " --outages=false"
+	}
 	if opts.CopyFrames {
 		cmd += " --copy-frames"
 	}

@@ -72,6 +72,11 @@ type Options struct {
 	// BalanceLeaders runs the nodes with node.Config.BalanceLeaders (on by
 	// default, as in production).
 	BalanceLeaders bool
+	// Outages lets a seed with 5 or more nodes draw a long outage: one
+	// node down longer than its groups wait before replacing it, back from
+	// its disk before the faults heal (generate). On by default; off
+	// replays seeds found before outages existed as they ran.
+	Outages bool
 	// UpgradeFrom, if not 0, makes the run a rolling upgrade: every node
 	// starts capped at this meta command format (node.Config.MaxFormat, a
 	// stand-in for the binary before the newest), and runs without the cap
@@ -140,7 +145,7 @@ const ScrubEveryDrawn = 0
 // DefaultOptions are the embedded defaults of `tessera sim run`.
 func DefaultOptions() Options {
 	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 50 * time.Millisecond, Clients: 4, FaultClients: FaultClientsDrawn,
-		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true, BalanceLeaders: true, LogLayout: LayoutDrawn}
+		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true, BalanceLeaders: true, Outages: true, LogLayout: LayoutDrawn}
 }
 
 func (o *Options) fill() {
@@ -454,7 +459,7 @@ func (w *World) nodeConfig(id int) node.Config {
 			w.checks.confProposed(p)
 			w.moment(id, ConfCrash)
 		},
-		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
+		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: replaceAfterTicks,
 		ScrubEveryTicks: uint64(w.scrubEvery), ScrubChunks: scrubChunks,
 		// Few chunk reads in flight and queued, so that clients' reads
 		// wait for and are refused a read slot (the production defaults
@@ -519,6 +524,11 @@ func (w *World) logDirs() []string {
 	}
 	return dirs
 }
+
+// replaceAfterTicks is how long a group's leader waits without hearing
+// from a member before it replaces it (node.Config.ReplaceAfterTicks): 10 s
+// at the simulator's tick.
+const replaceAfterTicks = 200
 
 // scrubChunks is how many chunk files a node's scrubber verifies a round.
 const scrubChunks = 4
@@ -759,7 +769,11 @@ func run(opts Options) (res *Result) {
 	schedRng := rand.New(rand.NewPCG(root.Uint64(), 4))
 	// Generate even when replaying a given schedule, so that the draws
 	// that follow (clock skews) are the same as in the original run.
-	w.sched = generate(schedRng, opts.Nodes, opts.Duration)
+	var outageAfter time.Duration
+	if opts.Outages {
+		outageAfter = replaceAfterTicks * opts.Tick
+	}
+	w.sched = generate(schedRng, opts.Nodes, opts.Duration, outageAfter)
 	w.sched.add(drawRestFaults(opts.Seed, opts.Nodes, w.sched.FaultsUntil))
 	w.sched.add(drawSenderGone(opts.Seed, opts.Nodes, w.sched.FaultsUntil, w.sched.Faults))
 	// Drawn after every other fault: a seed without frequent meta

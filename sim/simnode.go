@@ -60,6 +60,10 @@ type simNode struct {
 	outgoing    []*wire.Envelope
 	replies     []func()
 	crashes     int
+	// removedSeen is the node's count of replica deletions completed
+	// since its start, as the deleted-replica check last saw it
+	// (deletedOn).
+	removedSeen uint64
 	// diskFaults is false once faults have stopped.
 	diskFaults bool
 	// lost is set when the node failed for good: it is never restarted.
@@ -281,6 +285,7 @@ func (s *simNode) installDiskFaults() {
 // start (re)creates the node's core from its disk.
 func (s *simNode) start() error {
 	s.w.checks.starting(s.id)
+	s.removedSeen = 0
 	var e env.Env = simEnv{s}
 	if !s.w.opts.CopyFrames {
 		s.frames = newFramePool(&s.w.coverage.frames)
@@ -446,6 +451,7 @@ func (s *simNode) handleStep(kind string, st stepper) {
 	clear(out)
 	s.outgoing = out[:0]
 	s.forgetRemoved()
+	s.w.deletedOn(s)
 	if promised || s.firing != "" {
 		s.fireCrashPoint(promised)
 	}

@@ -26,6 +26,7 @@ type simFlags struct {
 	copyFrames   bool
 	faultClients int
 	scrubEvery   int
+	outages      bool
 	upgradeFrom  uint32
 }
 
@@ -39,6 +40,7 @@ func (sf *simFlags) add(cmd *cobra.Command) {
 	fl.BoolVar(&sf.copyFrames, "copy-frames", sim.DefaultOptions().CopyFrames, "deliver every envelope as a copy of its own, with no frame pools and no pins (as before the simulator modelled the server's reused peer frames)")
 	fl.IntVar(&sf.faultClients, "fault-clients", sim.DefaultOptions().FaultClients, "clients added while the faults last (-1: 0, 4, 8 or 12 drawn per seed)")
 	fl.IntVar(&sf.scrubEvery, "scrub-every", sim.DefaultOptions().ScrubEveryTicks, "ticks between the scrubber's rounds of 4 chunk files on each node (0: 1, 2 or 4 drawn per seed)")
+	fl.BoolVar(&sf.outages, "outages", sim.DefaultOptions().Outages, "let a seed of 5 or more nodes draw a long outage: a node down longer than its groups wait before replacing it, back before the faults heal")
 	fl.Uint32Var(&sf.upgradeFrom, "upgrade-from", 0, "a rolling upgrade: every node starts capped at this meta command format and runs uncapped from its first restart on (0: none)")
 	fl.BoolVar(&sf.chunkOnce, "chunk-once", sim.DefaultOptions().ChunkOnce, "run the nodes with chunk bytes written once per replica (node --chunk-once; --chunk-once=false: twice)")
 }
@@ -60,6 +62,7 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 		return opts, fmt.Errorf("--scrub-every must be 0..100")
 	}
 	opts.ScrubEveryTicks = sf.scrubEvery
+	opts.Outages = sf.outages
 	layout, err := sim.ParseLogLayout(sf.logLayout)
 	if err != nil {
 		return opts, err
