@@ -75,9 +75,9 @@ func (p *promises) check(g *Replica) error {
 // random, losing what was not fsynced, and restarts it from its disk.
 // Tests check what a restart recovers through its hooks.
 type crashRun struct {
-	// opened runs on every replica opened (the first, and each restart's
-	// before recovered).
-	opened func(f *fixture)
+	// opened runs on every replica opened: the first of a scenario, on a
+	// fresh disk (fresh), and each restart's, before recovered runs on it.
+	opened func(f *fixture, fresh bool)
 	// crashing runs on the replica about to crash, its Ready flushed;
 	// recovered on the one restarted from its disk after the crash, with
 	// what its messages promised before it.
@@ -93,17 +93,17 @@ func (c *crashRun) drive(rt *rapid.T) {
 	shared := rapid.Bool().Draw(rt, "shared")
 	fs := memfs.New()
 	cfg := Config{SharedLog: shared}
-	reopen := func() *fixture {
+	reopen := func(fresh bool) *fixture {
 		f, err := openErr(cfg, topo.MetaGroup, []uint64{1, 2, 3}, fs)
 		if err != nil {
 			rt.Fatalf("open: %v", err)
 		}
 		if c.opened != nil {
-			c.opened(f)
+			c.opened(f, fresh)
 		}
 		return f
 	}
-	f := reopen()
+	f := reopen(true)
 	defer func() { closeFixture(f) }()
 	p := &promises{votes: map[uint64]uint64{}, acks: map[uint64]uint64{}}
 	// The peers' model: the log the group's leaders built (log[i-1] is
@@ -190,7 +190,7 @@ func (c *crashRun) drive(rt *rapid.T) {
 			closeFixture(f)
 			f.env.io, f.env.queues = nil, nil
 			fs.Crash(nil)
-			f = reopen()
+			f = reopen(false)
 			c.crashes++
 			if len(p.votes) > 0 && len(p.acks) > 0 {
 				c.promised++
@@ -257,8 +257,9 @@ func TestRepliesOnlyWhatSurvivesACrash(t *testing.T) {
 // batch and of the batches before it, and a crash loses only what later
 // batches, none synced, wrote; so a restart recovers exactly that hard
 // state. A batch whose hard state is left unwritten or unsynced, or a
-// light batch's commit index never written with the next batch, makes
-// the restart recover an older one.
+// light batch's commit index never written with the next batch (a narrow
+// gap: seen in about one scenario in 300), makes the restart recover an
+// older one.
 func TestRestartRecoversTheHardStateRaftHeld(t *testing.T) {
 	c := &crashRun{}
 	synced := 0
@@ -275,8 +276,10 @@ func TestRestartRecoversTheHardStateRaftHeld(t *testing.T) {
 		}
 		held = proto.Clone(hs).(*raftpb.HardState)
 	}
-	c.opened = func(f *fixture) {
-		note(f)
+	c.opened = func(f *fixture, fresh bool) {
+		if fresh {
+			note(f) // the bootstrapped state
+		}
 		f.env.onDurable = func() {
 			synced++
 			note(f)
