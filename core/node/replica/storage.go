@@ -146,7 +146,8 @@ func (j *LogJob) Rotation() (index uint64, ok bool) {
 type Tracer interface {
 	// TraceDurableWork says that the work the next Env.IO call hands over
 	// asks for durability (a log batch or a shared-log round that raft
-	// needs synced, a staged file): once it returns without an error,
+	// needs synced, a rotation onto a meta snapshot file, that file's
+	// write, a staged or fetched chunk file): once it returns without an error,
 	// every file it wrote holds all its bytes durably and, if names is
 	// set, every name it created or renamed a file to is durable too.
 	// The simulator holds the work to it (sim/durablework.go).
