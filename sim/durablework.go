@@ -3,7 +3,6 @@ package sim
 import (
 	"fmt"
 
-	corereplica "github.com/tessera-db/tessera/core/node/replica"
 	"github.com/tessera-db/tessera/verdict"
 )
 
@@ -27,7 +26,9 @@ import (
 
 // durableWork is disk work that asks for durability, as the core traced it.
 type durableWork struct {
-	queue uint64
+	// group is the work's group (0: the node's shared log), what names it.
+	group uint64
+	what  string
 	// names is set when the names the work creates or renames to must be
 	// durable too, not only the bytes it writes.
 	names bool
@@ -35,8 +36,8 @@ type durableWork struct {
 
 // TraceDurableWork is part of replica.Tracer: the next disk work the node
 // submits asks for durability (checkDurableWork).
-func (e simEnv) TraceDurableWork(queue uint64, names bool) {
-	e.n.durableMark = &durableWork{queue: queue, names: names}
+func (e simEnv) TraceDurableWork(group uint64, what string, names bool) {
+	e.n.durableMark = &durableWork{group: group, what: what, names: names}
 }
 
 // checkDurableWork runs as disk work that asked for durability returns
@@ -60,19 +61,12 @@ func (s *simNode) checkDurableWork(dw *durableWork, touched []string) {
 		default:
 			continue
 		}
-		s.w.failf(verdict.Durability, "node %d completed disk work on %s that asks for durability with %s in %s: what waits for the work (acknowledgements, votes, records naming it) relies on what a crash now loses",
-			s.id, queueName(dw.queue), gap, name)
+		of := ""
+		if dw.group != 0 {
+			of = fmt.Sprintf(" of group %d", dw.group)
+		}
+		s.w.failf(verdict.Durability, "node %d completed the disk work of a %s%s, which asks for durability, with %s in %s: what waits for the work (acknowledgements, votes, records naming it) relies on what a crash now loses",
+			s.id, dw.what, of, gap, name)
 		return
 	}
-}
-
-// queueName names an I/O queue of the core for a failure's message.
-func queueName(q uint64) string {
-	if q == corereplica.SharedLogQueue {
-		return "the shared log's queue"
-	}
-	if g, ok := corereplica.StageGroup(q); ok {
-		return fmt.Sprintf("group %d's stage queue", g)
-	}
-	return fmt.Sprintf("queue %d", q)
 }

@@ -215,7 +215,7 @@ func (e *harnessEnv) IO(q uint64, work func() error, done func(error)) {
 // TraceDurableWork notes that the next IO call's work asks for
 // durability: completeIO holds it to that, as the simulator does
 // (sim/durablework.go).
-func (e *harnessEnv) TraceDurableWork(_ uint64, names bool) {
+func (e *harnessEnv) TraceDurableWork(_ uint64, _ string, names bool) {
 	e.durable, e.names = true, names
 }
 

@@ -62,7 +62,7 @@ var _ Tracer = (*testEnv)(nil)
 
 // TraceDurableWork is part of Tracer: the next IO call's work asks for
 // durability.
-func (e *testEnv) TraceDurableWork(uint64, bool) { e.durableNext = true }
+func (e *testEnv) TraceDurableWork(uint64, string, bool) { e.durableNext = true }
 
 func (e *testEnv) TraceLogBatch(uint64, []*LogJob)             {}
 func (e *testEnv) TraceStage(uint64, []StagedChunk)            {}

@@ -166,7 +166,7 @@ func (s *SharedLog) Kick() {
 	}
 	if slices.ContainsFunc(items, func(it *sharedItem) bool { return it.sync }) {
 		// The round must be durable if any of its batches asks it to be.
-		traceDurable(s.env, SharedLogQueue, true)
+		traceDurable(s.env, 0, "shared-log round", true)
 	}
 	s.env.IO(SharedLogQueue, work, func(err error) {
 		s.busy = false

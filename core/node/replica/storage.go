@@ -151,7 +151,8 @@ type Tracer interface {
 	// every file it wrote holds all its bytes durably and, if names is
 	// set, every name it created or renamed a file to is durable too.
 	// The simulator holds the work to it (sim/durablework.go).
-	TraceDurableWork(queue uint64, names bool)
+	// what names the work and group its group (0: the node's shared log).
+	TraceDurableWork(group uint64, what string, names bool)
 	TraceLogBatch(group uint64, jobs []*LogJob)
 	TraceStage(group uint64, staged []StagedChunk)
 	TraceReplicaDelete(group, at uint64)
@@ -249,7 +250,7 @@ func (g *Replica) stageFiles(j *LogJob) {
 		pins := g.pinBytes(sc.data)
 		// The file's bytes are durable when the work is done; its name
 		// becomes so with the batch that names it (writeLogBatch).
-		traceDurable(g.env, stageQueue(g.id, sc.index), false)
+		traceDurable(g.env, g.id, "staged chunk file", false)
 		g.stageIO(stageQueue(g.id, sc.index), work, func(err error, live bool) {
 			g.unpinAll(pins)
 			j.staging--
@@ -366,7 +367,7 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 		g.stats.WALSyncs++
 	}
 	if asks {
-		traceDurable(g.env, g.id, true)
+		traceDurable(g.env, g.id, "log batch", true)
 	}
 	work := func() error {
 		if dir != nil {
@@ -379,11 +380,11 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 	g.env.IO(g.id, work, func(err error) { g.logBatchDone(jobs, err) })
 }
 
-// traceDurable tells a tracing Env that the work of its next IO call on
-// queue q asks for durability (Tracer.TraceDurableWork).
-func traceDurable(e env.Env, q uint64, names bool) {
+// traceDurable tells a tracing Env that the work of its next IO call asks
+// for durability (Tracer.TraceDurableWork).
+func traceDurable(e env.Env, group uint64, what string, names bool) {
 	if t, ok := e.(Tracer); ok {
-		t.TraceDurableWork(q, names)
+		t.TraceDurableWork(group, what, names)
 	}
 }
 
