@@ -92,6 +92,22 @@ type churnState struct {
 	electionTicks, retryTicks uint64
 }
 
+// moved notes a move of a node's counters after the faults healed, at now.
+func (c *churnState) moved(now time.Duration, what string) {
+	c.last, c.what = now, what
+	c.afterHeal++
+}
+
+// unquiet describes, at now, why the cluster is not quiet (no counter
+// moved for churnQuiet), or "".
+func (c *churnState) unquiet(now time.Duration) string {
+	if since := now - c.last; since < churnQuiet {
+		return fmt.Sprintf("the cluster is not quiet: %d moves since the faults healed, the last %s ago at %s (%s)",
+			c.afterHeal, since, c.last, c.what)
+	}
+	return ""
+}
+
 // sampleChurn checks node s's counters after one of its ticks. The tick
 // calls it: it adds no event.
 func (w *World) sampleChurn(s *simNode) {
@@ -102,9 +118,7 @@ func (w *World) sampleChurn(s *simNode) {
 	now := countChurn(s.node.Stats())
 	if now != s.churn.seen {
 		if w.healed {
-			w.churn.last = w.clk.now
-			w.churn.what = fmt.Sprintf("node %d went from %s to %s", s.id, s.churn.seen, now)
-			w.churn.afterHeal++
+			w.churn.moved(w.clk.now, fmt.Sprintf("node %d went from %s to %s", s.id, s.churn.seen, now))
 		}
 		s.churn.seen = now
 	}
@@ -144,11 +158,5 @@ func (w *World) churnOver(nc *nodeChurn, c churnCounts) string {
 // quiet checks that the cluster goes quiet (see above): within churnBound,
 // no counter moves for churnQuiet.
 func (w *World) quiet(when string) {
-	w.settles(verdict.Churn, churnBound, when, func() string {
-		if since := w.clk.now - w.churn.last; since < churnQuiet {
-			return fmt.Sprintf("the cluster is not quiet: %d moves since the faults healed, the last %s ago at %s (%s)",
-				w.churn.afterHeal, since, w.churn.last, w.churn.what)
-		}
-		return ""
-	})
+	w.settles(verdict.Churn, churnBound, when, func() string { return w.churn.unquiet(w.clk.now) })
 }
