@@ -9,13 +9,17 @@ import (
 // The durable-work check. The core hands its disk work to the runtime as
 // closures (Env.IO) and learns only that each returned: a log batch whose
 // records raft needs durable, a shared-log round that carries such a
-// batch, a staged chunk file. It says which work asks for durability just
+// batch, a meta snapshot file or the rotation of a log onto one, a staged
+// or fetched chunk file. It says which work asks for durability just
 // before handing it over (replica.Tracer TraceDurableWork), and the
 // simulator holds the work to it as it completes: every file the work
 // wrote or truncated must hold all its bytes durably, and, where the work
 // promises names, every name it created or renamed a file to must be
-// durable too (memfs.FS.DurableParts). A file it wrote and then removed or
-// renamed away is judged under its last name, if any.
+// durable too (memfs.FS.DurableParts); a chunk file's name is made durable
+// by the batch that names it, not by the work that writes it. A file the
+// work wrote and then removed or renamed away is judged under its last
+// name, if any. Work that fails, or that a power loss or crash point cut
+// short, is not judged: nothing waits for it.
 //
 // The responses waiting for such work leave at its completion, so a gap
 // there is a promise broken at once; the promise and staged-bytes checks

@@ -145,13 +145,14 @@ func (j *LogJob) Rotation() (index uint64, ok bool) {
 // runtimes do not implement it: the work itself is all they need.
 type Tracer interface {
 	// TraceDurableWork says that the work the next Env.IO call hands over
-	// asks for durability (a log batch or a shared-log round that raft
+	// asks for durability: a log batch or a shared-log round that raft
 	// needs synced, a rotation onto a meta snapshot file, that file's
-	// write, a staged or fetched chunk file): once it returns without an error,
-	// every file it wrote holds all its bytes durably and, if names is
-	// set, every name it created or renamed a file to is durable too.
-	// The simulator holds the work to it (sim/durablework.go).
-	// what names the work and group its group (0: the node's shared log).
+	// write, a staged or fetched chunk file (what names it, group is its
+	// group, 0 for the node's shared log). Once the work returns without
+	// an error, every file it wrote holds all its bytes durably and, if
+	// names is set, every name it created or renamed a file to is
+	// durable too. The simulator holds the work to it
+	// (sim/durablework.go).
 	TraceDurableWork(group uint64, what string, names bool)
 	TraceLogBatch(group uint64, jobs []*LogJob)
 	TraceStage(group uint64, staged []StagedChunk)
