@@ -143,6 +143,9 @@ type simNode struct {
 	// fetchSyncMark is set when the next disk work the node submits is a
 	// fetched chunks' directory fsync (diskpoints.go fetchSync).
 	fetchSyncMark bool
+	// durableMark is set when the next disk work the node submits asks
+	// for durability (durablework.go).
+	durableMark *durableWork
 }
 
 // simIO is one piece of disk work in flight (Env.IO), of the node's
@@ -158,6 +161,8 @@ type simIO struct {
 	own *ownSnap
 	// fetchSync marks a fetched chunks' directory fsync (diskpoints.go).
 	fetchSync bool
+	// durable is set for work that asks for durability (durablework.go).
+	durable *durableWork
 }
 
 // simEnv is the core's view of the world from one node.
@@ -189,8 +194,8 @@ func (e simEnv) IO(q uint64, work func() error, done func(error)) {
 	}
 	at := max(w.clk.now+lat, s.ioFree[q])
 	s.ioFree[q] = at
-	io := &simIO{s: s, inc: s.incarnation, work: work, done: done, own: s.ioMark, fetchSync: s.fetchSyncMark}
-	s.ioMark, s.fetchSyncMark = nil, false
+	io := &simIO{s: s, inc: s.incarnation, work: work, done: done, own: s.ioMark, fetchSync: s.fetchSyncMark, durable: s.durableMark}
+	s.ioMark, s.fetchSyncMark, s.durableMark = nil, false, nil
 	s.ioPending = append(s.ioPending, io)
 	w.clk.atActor(at, "io", s.id, io)
 }
@@ -212,7 +217,11 @@ func (io *simIO) act() {
 	}
 	s.steps = diskSteps{fetchSync: io.fetchSync}
 	s.inIO = true
+	if io.durable != nil {
+		s.fs.Watch()
+	}
 	ok, err := s.runIO("doing disk work", io.work)
+	touched := s.fs.Unwatch()
 	s.inIO = false
 	if !ok {
 		return
@@ -224,6 +233,9 @@ func (io *simIO) act() {
 	if s.steps.down {
 		s.pointCrashed()
 		return
+	}
+	if io.durable != nil && err == nil {
+		s.checkDurableWork(io.durable, touched)
 	}
 	if io.own != nil && err == nil && s.ownSnapDone(io.own) {
 		return
@@ -412,7 +424,7 @@ func (s *simNode) handleStep(kind string, st stepper) {
 	syncs := s.syncs
 	s.inHandle = true
 	ok := s.runStep(kind, st)
-	s.inHandle, s.ioMark, s.fetchSyncMark = false, nil, false
+	s.inHandle, s.ioMark, s.fetchSyncMark, s.durableMark = false, nil, false, nil
 	if !ok {
 		return
 	}
