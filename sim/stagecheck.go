@@ -184,9 +184,9 @@ func (w *World) orphansOn(s *simNode) {
 }
 
 // deletedOn runs the deleted-replica check on node s if a replica
-// deletion completed in its last step (node.Stats.ReplicasRemoved rose).
+// deletion completed in its last step (node.Node.ReplicasRemoved rose).
 func (w *World) deletedOn(s *simNode) {
-	removed := s.node.Stats().ReplicasRemoved
+	removed := s.node.ReplicasRemoved()
 	if removed == s.removedSeen {
 		return
 	}
