@@ -210,10 +210,14 @@ func (t *transport) send(m *wire.Envelope) {
 			t.metrics.peerOverBudget.WithLabelValues(fmt.Sprint(m.To)).Inc()
 			continue
 		}
+		// The pins are taken before the select, which evaluates its send's
+		// value whichever case it takes: a drop lets go of them.
+		pins := t.pinEntries(e.m)
 		select {
-		case e.q.ch <- queued{e.m, n, t.pinEntries(e.m)}:
+		case e.q.ch <- queued{e.m, n, pins}:
 		default:
 			e.q.budget.give(n)
+			t.unpin(pins)
 			t.metrics.peerDropped.WithLabelValues(fmt.Sprint(m.To)).Inc()
 		}
 	}

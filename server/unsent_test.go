@@ -48,3 +48,31 @@ func TestUnsentEnvelopesLetGo(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestEnvelopeDroppedByAFullQueueLetsGo: an envelope dropped because its
+// peer's queue is full (the transport not started: nothing takes from the
+// queues) holds nothing once dropped: neither budget nor the frame its
+// entries lie in.
+func TestEnvelopeDroppedByAFullQueueLetsGo(t *testing.T) {
+	tr := testTransport(t, 64<<20, func(*wire.Envelope, func()) {})
+	app := func(data []byte) *wire.Envelope {
+		msg := &raftpb.Message{Type: raftpb.MsgApp.Enum(), Entries: []*raftpb.Entry{{Data: data}}}
+		return &wire.Envelope{From: 1, To: 2, Raft: []wire.GroupMessage{{Group: dataGroup, Msg: msg}}}
+	}
+	for range peerQueueLen {
+		tr.send(app([]byte("bytes of no lent frame")))
+	}
+	queued := tr.queuedBytes(2)
+	buf, held := tr.frames.borrow(1 << 20)
+	if !held {
+		t.Fatal("no frame buffer lent")
+	}
+	tr.send(app(buf[:1<<10]))
+	tr.frames.Unpin(buf) // the sender's own hold
+	if lent := tr.frames.lentOut(); lent != 0 {
+		t.Errorf("%d bytes of frame buffers held by an envelope the full queue dropped", lent)
+	}
+	if got := tr.queuedBytes(2); got != queued {
+		t.Errorf("the dropped envelope holds %d bytes of the queue's budget", got-queued)
+	}
+}

@@ -125,7 +125,8 @@ type lostClock struct {
 // The lost-file check. Once the faults have healed, a chunk file lost at
 // rest must be whole again, or its chunk no longer held, within a bound of
 // the node's uptime: two passes of its scrubber over the chunks it holds
-// (4 a tick, 20 ticks a second in the simulator: 80 chunks a second, 25
+// (4 a round, a round every 1, 2 or 4 ticks as the seed drew, 20 ticks a
+// second in the simulator: 80 chunks a second at one round a tick, 25
 // allowing for a tick rate up to 30% slow) and 5 s besides for the
 // repair's fetches (asked again every second). The end-of-run scrub
 // check alone waits a minute, in which the collector mostly deletes the
@@ -158,7 +159,7 @@ func (w *World) lostRepaired(s *simNode) {
 			ids, _ := s.node.HeldChunks(dg)
 			total += len(ids)
 		}
-		bound := 5*time.Second + time.Duration(total)*time.Second/25
+		bound := 5*time.Second + time.Duration(total*w.scrubEvery)*time.Second/25
 		if w.clk.now-lc.since > bound {
 			w.failf(verdict.Scrub, "node %d has held chunk %d of group %d without its whole file (lost at rest: %s) for %s since the faults healed, longer than its scrubber needs to find and repair it (%s)",
 				s.id, id, g, f.name, w.clk.now-lc.since, bound)

@@ -222,7 +222,7 @@ type Schedule struct {
 }
 
 // generate picks a fault mix and schedule for a seed (swarm-style).
-func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
+func generate(r *rand.Rand, nodes int, duration, outageAfter time.Duration) Schedule {
 	on := func(p float64) bool { return r.Float64() < p }
 	until := duration * 6 / 10
 	s := Schedule{FaultsUntil: until}
@@ -308,6 +308,20 @@ func generate(r *rand.Rand, nodes int, duration time.Duration) Schedule {
 			// minority of every group.
 			s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(until / 2))), Kind: LogRot, Node: r.IntN(nodes) + 1,
 				Dur: time.Duration(r.IntN(3000)+100) * time.Millisecond})
+		case p < 0.70 && outageAfter > 0:
+			// A long outage (a machine down for maintenance): one node
+			// crashes and stays down longer than its groups wait before
+			// replacing it, and restarts from its disk before the faults
+			// heal. Back, it holds replicas of groups that replaced it:
+			// it must learn of its removal and delete them, chunk files
+			// and all, as the replacement may still be under way. Its
+			// groups count the wait from the last leader election, so it
+			// lasts 3 to 8 s past the wait. Not drawn when it cannot end
+			// before the faults heal (runs shorter than about 30 s).
+			d := outageAfter + time.Duration(r.IntN(5000)+3000)*time.Millisecond
+			if at := until - d; at > 0 {
+				s.Faults = append(s.Faults, Fault{At: time.Duration(r.Int64N(int64(at))), Kind: Crash, Node: r.IntN(nodes) + 1, Dur: d})
+			}
 		}
 	}
 	slices.SortStableFunc(s.Faults, func(a, b Fault) int { return int(a.At - b.At) })

@@ -180,8 +180,9 @@ func TestSwarmSeeds(t *testing.T) {
 		for _, layout := range []LogLayout{LayoutPerGroup, LayoutShared} {
 			o := DefaultOptions()
 			o.Seed, o.LogLayout = tt.seed, layout
-			// As found: the clients added while faulty came later.
-			o.FaultClients = 0
+			// As found: the clients added while faulty, the drawn
+			// scrubbing rates and the long outages came later.
+			o.FaultClients, o.ScrubEveryTicks, o.Outages = 0, 1, false
 			var sched *Schedule
 			if tt.schedule != "" {
 				s, err := ParseSchedule(tt.schedule)

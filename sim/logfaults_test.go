@@ -18,7 +18,7 @@ func TestLogFaultsStayOnOneNode(t *testing.T) {
 	seen := map[FaultKind]int{}
 	for seed := uint64(1); seed <= 2000; seed++ {
 		for _, nodes := range []int{3, 5} {
-			s := generate(rand.New(rand.NewPCG(seed, 4)), nodes, time.Minute)
+			s := generate(rand.New(rand.NewPCG(seed, 4)), nodes, time.Minute, 0)
 			bad, loses := 0, false
 			for _, f := range s.Faults {
 				switch {

@@ -69,9 +69,18 @@ func (w *World) quiescent() {
 	if c1 < c0 || t1 < t0 {
 		panic("sim: a node's counters went back while no node was down")
 	}
-	if c1 > c0 {
-		w.failf(verdict.Quiescence, "the nodes proposed %d membership changes in %s of a quiet, converged cluster", c1-c0, quietWindow)
-		return
+	if what := quietBroken(before, after, t1-t0, c1-c0); what != "" {
+		w.failf(verdict.Quiescence, "%s", what)
+	}
+}
+
+// quietBroken describes how a cluster broke its quiet over quietWindow,
+// or returns "": before and after are each group's mark at its start and
+// end, transfers and confs the leaderships the nodes handed on and the
+// membership changes they proposed in it.
+func quietBroken(before, after map[uint64]quietMark, transfers, confs uint64) string {
+	if confs > 0 {
+		return fmt.Sprintf("the nodes proposed %d membership changes in %s of a quiet, converged cluster", confs, quietWindow)
 	}
 	ids := make([]uint64, 0, len(after))
 	for id := range after {
@@ -83,17 +92,17 @@ func (w *World) quiescent() {
 		b, a := before[id], after[id]
 		switch {
 		case a.term > b.term+1:
-			w.failf(verdict.Quiescence, "group %d went from term %d to %d in %s of a quiet, converged cluster (leader %d, then %d)",
+			return fmt.Sprintf("group %d went from term %d to %d in %s of a quiet, converged cluster (leader %d, then %d)",
 				id, b.term, a.term, quietWindow, b.leader, a.leader)
-			return
 		case a.term == b.term+1:
 			moved++
 		}
 	}
-	if moved > t1-t0 {
-		w.failf(verdict.Quiescence, "%d groups changed term in %s of a quiet, converged cluster, with %d leaderships handed on: %s",
-			moved, quietWindow, t1-t0, describeMarks(ids, before, after))
+	if moved > transfers {
+		return fmt.Sprintf("%d groups changed term in %s of a quiet, converged cluster, with %d leaderships handed on: %s",
+			moved, quietWindow, transfers, describeMarks(ids, before, after))
 	}
+	return ""
 }
 
 // describeMarks lists the groups whose term changed, as "group: term

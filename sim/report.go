@@ -65,11 +65,17 @@ func ReplayCommand(opts Options, seed uint64, sched *Schedule) string {
 	if !opts.ChunkOnce {
 		cmd += " --chunk-once=false"
 	}
+	if !opts.Outages {
+		cmd += " --outages=false"
+	}
 	if opts.CopyFrames {
 		cmd += " --copy-frames"
 	}
 	if opts.FaultClients != DefaultOptions().FaultClients {
 		cmd += fmt.Sprintf(" --fault-clients %d", opts.FaultClients)
+	}
+	if opts.ScrubEveryTicks != DefaultOptions().ScrubEveryTicks {
+		cmd += fmt.Sprintf(" --scrub-every %d", opts.ScrubEveryTicks)
 	}
 	if opts.UpgradeFrom != 0 {
 		cmd += fmt.Sprintf(" --upgrade-from %d", opts.UpgradeFrom)

@@ -45,6 +45,10 @@ type Options struct {
 	// (they start no operation once healed): FaultClientsDrawn draws 0,
 	// 4, 8 or 12 per seed, from a source of its own.
 	FaultClients int
+	// ScrubEveryTicks is how many ticks apart each node's scrubber
+	// verifies its next 4 chunk files (node.Config.ScrubEveryTicks):
+	// ScrubEveryDrawn draws 1, 2 or 4 per seed, from a source of its own.
+	ScrubEveryTicks int
 	// Keys, if set, is the size of the workload's key set; by default it
 	// is drawn per seed with the rest of the workload (drawWorkload).
 	Keys int
@@ -68,6 +72,11 @@ type Options struct {
 	// BalanceLeaders runs the nodes with node.Config.BalanceLeaders (on by
 	// default, as in production).
 	BalanceLeaders bool
+	// Outages lets a seed with 5 or more nodes draw a long outage: one
+	// node down longer than its groups wait before replacing it, back from
+	// its disk before the faults heal (generate). On by default; off
+	// replays seeds found before outages existed as they ran.
+	Outages bool
 	// UpgradeFrom, if not 0, makes the run a rolling upgrade: every node
 	// starts capped at this meta command format (node.Config.MaxFormat, a
 	// stand-in for the binary before the newest), and runs without the cap
@@ -124,10 +133,19 @@ func (l LogLayout) String() string { return logLayoutNames[l] }
 // while the faults last per seed.
 const FaultClientsDrawn = -1
 
+// ScrubEveryDrawn, as Options.ScrubEveryTicks, draws the scrubbing rate
+// per seed. The scrubber is the simulator's busiest background work (at
+// one pass every tick, its reads were a third of a run's events), and bit
+// rot is repaired at each rate: a slower one leaves damaged copies longer
+// for reads, repairs and recoveries to meet, a faster one finds them
+// sooner. Drawn, the runs take 0.8x the CPU time on average (seeds 1..13,
+// every 4 ticks against every tick: 0.8x).
+const ScrubEveryDrawn = 0
+
 // DefaultOptions are the embedded defaults of `tessera sim run`.
 func DefaultOptions() Options {
 	return Options{Nodes: 5, Duration: 60 * time.Second, Tick: 50 * time.Millisecond, Clients: 4, FaultClients: FaultClientsDrawn,
-		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true, BalanceLeaders: true, LogLayout: LayoutDrawn}
+		ChunkBytes: 256, DataGroups: 3, ChunkOnce: true, BalanceLeaders: true, Outages: true, LogLayout: LayoutDrawn}
 }
 
 func (o *Options) fill() {
@@ -192,17 +210,20 @@ type World struct {
 	sessionLimit int
 	// collect is the garbage collection's timing, drawn per seed
 	// (drawCollect).
-	collect  collectTiming
-	nodes    []*simNode
-	net      *network
-	clients  []*simClient
-	hist     *history
-	faultRng *rand.Rand
-	netRng   *rand.Rand
-	workRng  *rand.Rand
-	log      *slog.Logger
-	failures []verdict.Failure
-	healed   bool
+	collect collectTiming
+	// scrubEvery is the ticks between scrubber rounds
+	// (Options.ScrubEveryTicks, drawn per seed).
+	scrubEvery int
+	nodes      []*simNode
+	net        *network
+	clients    []*simClient
+	hist       *history
+	faultRng   *rand.Rand
+	netRng     *rand.Rand
+	workRng    *rand.Rand
+	log        *slog.Logger
+	failures   []verdict.Failure
+	healed     bool
 	// churn is the churn check's state (churn.go).
 	churn churnState
 	// faultClients is how many clients run while the faults last, beside
@@ -443,8 +464,8 @@ func (w *World) nodeConfig(id int) node.Config {
 			w.checks.confProposed(p)
 			w.moment(id, ConfCrash)
 		},
-		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: 200,
-		ScrubEveryTicks: 1, ScrubChunks: 4,
+		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: replaceAfterTicks,
+		ScrubEveryTicks: uint64(w.scrubEvery), ScrubChunks: scrubChunks,
 		// Few chunk reads in flight and queued, so that clients' reads
 		// wait for and are refused a read slot (the production defaults
 		// are 16 and 256, more than the simulated clients ever ask for).
@@ -507,6 +528,23 @@ func (w *World) logDirs() []string {
 		dirs = append(dirs, nodereplica.WALDir(g.ID))
 	}
 	return dirs
+}
+
+// replaceAfterTicks is how long a group's leader waits without hearing
+// from a member before it replaces it (node.Config.ReplaceAfterTicks): 10 s
+// at the simulator's tick.
+const replaceAfterTicks = 200
+
+// scrubChunks is how many chunk files a node's scrubber verifies a round.
+const scrubChunks = 4
+
+// scrubString describes a scrubbing rate slower than one round a tick, for
+// the run's topology line.
+func (w *World) scrubString() string {
+	if w.scrubEvery == 1 {
+		return ""
+	}
+	return fmt.Sprintf(", scrubbing every %d ticks", w.scrubEvery)
 }
 
 // sessionString describes the session limit for the run's topology line.
@@ -741,7 +779,11 @@ func run(opts Options) (res *Result) {
 	schedRng := rand.New(rand.NewPCG(root.Uint64(), 4))
 	// Generate even when replaying a given schedule, so that the draws
 	// that follow (clock skews) are the same as in the original run.
-	w.sched = generate(schedRng, opts.Nodes, opts.Duration)
+	var outageAfter time.Duration
+	if opts.Outages {
+		outageAfter = replaceAfterTicks * opts.Tick
+	}
+	w.sched = generate(schedRng, opts.Nodes, opts.Duration, outageAfter)
 	w.sched.add(drawRestFaults(opts.Seed, opts.Nodes, w.sched.FaultsUntil))
 	w.sched.add(drawSenderGone(opts.Seed, opts.Nodes, w.sched.FaultsUntil, w.sched.Faults))
 	// Drawn after every other fault: a seed without frequent meta
@@ -825,6 +867,10 @@ func run(opts Options) (res *Result) {
 	w.faultClients = opts.FaultClients
 	if faultRng := rand.New(rand.NewPCG(root.Uint64(), 14)); w.faultClients == FaultClientsDrawn {
 		w.faultClients = []int{0, 4, 8, 12}[faultRng.IntN(4)]
+	}
+	w.scrubEvery = opts.ScrubEveryTicks
+	if scrubRng := rand.New(rand.NewPCG(root.Uint64(), 15)); w.scrubEvery == ScrubEveryDrawn {
+		w.scrubEvery = []int{1, 2, 4}[scrubRng.IntN(3)]
 	}
 	w.edgeRng = rand.New(rand.NewPCG(opts.Seed, 0xed9e5125))
 	if opts.setup != nil {
@@ -1161,7 +1207,7 @@ func (w *World) result(checkHistory bool) *Result {
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.dataGroups), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.faultClientsString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
+			len(w.dataGroups), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.faultClientsString() + w.scrubString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory && w.hist.len() > 0 {

@@ -17,7 +17,7 @@ func TestSenderGoneDrawn(t *testing.T) {
 	const seeds = 2000
 	drawn := 0
 	for seed := uint64(1); seed <= seeds; seed++ {
-		s := generate(rand.New(rand.NewPCG(seed, 1)), 5, time.Minute)
+		s := generate(rand.New(rand.NewPCG(seed, 1)), 5, time.Minute, 0)
 		s.Faults = append(s.Faults, drawRestFaults(seed, 5, s.FaultsUntil)...)
 		gone := drawSenderGone(seed, 5, s.FaultsUntil, s.Faults)
 		if len(gone) == 0 {

@@ -114,7 +114,7 @@ func TestDifferentSeedsDiffer(t *testing.T) {
 
 func TestScheduleRoundTrip(t *testing.T) {
 	for seed := uint64(1); seed <= 50; seed++ {
-		w := generate(rand.New(rand.NewPCG(seed, 1)), 5, time.Minute)
+		w := generate(rand.New(rand.NewPCG(seed, 1)), 5, time.Minute, 0)
 		w.Faults = append(w.Faults, drawRestFaults(seed, 5, w.FaultsUntil)...)
 		w.Faults = append(w.Faults, drawSenderGone(seed, 5, w.FaultsUntil, w.Faults)...)
 		text := w.Encode()

@@ -60,6 +60,10 @@ type simNode struct {
 	outgoing    []*wire.Envelope
 	replies     []func()
 	crashes     int
+	// removedSeen is the node's count of replica deletions completed
+	// since its start, as the deleted-replica check last saw it
+	// (deletedOn).
+	removedSeen uint64
 	// diskFaults is false once faults have stopped.
 	diskFaults bool
 	// lost is set when the node failed for good: it is never restarted.
@@ -143,6 +147,9 @@ type simNode struct {
 	// fetchSyncMark is set when the next disk work the node submits is a
 	// fetched chunks' directory fsync (diskpoints.go fetchSync).
 	fetchSyncMark bool
+	// durableMark is set when the next disk work the node submits asks
+	// for durability (durablework.go).
+	durableMark *durableWork
 }
 
 // simIO is one piece of disk work in flight (Env.IO), of the node's
@@ -158,6 +165,8 @@ type simIO struct {
 	own *ownSnap
 	// fetchSync marks a fetched chunks' directory fsync (diskpoints.go).
 	fetchSync bool
+	// durable is set for work that asks for durability (durablework.go).
+	durable *durableWork
 }
 
 // simEnv is the core's view of the world from one node.
@@ -189,8 +198,8 @@ func (e simEnv) IO(q uint64, work func() error, done func(error)) {
 	}
 	at := max(w.clk.now+lat, s.ioFree[q])
 	s.ioFree[q] = at
-	io := &simIO{s: s, inc: s.incarnation, work: work, done: done, own: s.ioMark, fetchSync: s.fetchSyncMark}
-	s.ioMark, s.fetchSyncMark = nil, false
+	io := &simIO{s: s, inc: s.incarnation, work: work, done: done, own: s.ioMark, fetchSync: s.fetchSyncMark, durable: s.durableMark}
+	s.ioMark, s.fetchSyncMark, s.durableMark = nil, false, nil
 	s.ioPending = append(s.ioPending, io)
 	w.clk.atActor(at, "io", s.id, io)
 }
@@ -212,7 +221,11 @@ func (io *simIO) act() {
 	}
 	s.steps = diskSteps{fetchSync: io.fetchSync}
 	s.inIO = true
+	if io.durable != nil {
+		s.fs.Watch()
+	}
 	ok, err := s.runIO("doing disk work", io.work)
+	touched := s.fs.Unwatch()
 	s.inIO = false
 	if !ok {
 		return
@@ -224,6 +237,9 @@ func (io *simIO) act() {
 	if s.steps.down {
 		s.pointCrashed()
 		return
+	}
+	if io.durable != nil && err == nil {
+		s.checkDurableWork(io.durable, touched)
 	}
 	if io.own != nil && err == nil && s.ownSnapDone(io.own) {
 		return
@@ -285,6 +301,7 @@ func (s *simNode) installDiskFaults() {
 // start (re)creates the node's core from its disk.
 func (s *simNode) start() error {
 	s.w.checks.starting(s.id)
+	s.removedSeen = 0
 	var e env.Env = simEnv{s}
 	if !s.w.opts.CopyFrames {
 		s.frames = newFramePool(&s.w.coverage.frames)
@@ -411,7 +428,7 @@ func (s *simNode) handleStep(kind string, st stepper) {
 	syncs := s.syncs
 	s.inHandle = true
 	ok := s.runStep(kind, st)
-	s.inHandle, s.ioMark, s.fetchSyncMark = false, nil, false
+	s.inHandle, s.ioMark, s.fetchSyncMark, s.durableMark = false, nil, false, nil
 	if !ok {
 		return
 	}
@@ -452,6 +469,7 @@ func (s *simNode) handleStep(kind string, st stepper) {
 	clear(out)
 	s.outgoing = out[:0]
 	s.forgetRemoved()
+	s.w.deletedOn(s)
 	if promised || s.firing != "" {
 		s.fireCrashPoint(promised)
 	}

@@ -25,6 +25,8 @@ type simFlags struct {
 	logLayout    string
 	copyFrames   bool
 	faultClients int
+	scrubEvery   int
+	outages      bool
 	upgradeFrom  uint32
 }
 
@@ -37,6 +39,8 @@ func (sf *simFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&sf.logLayout, "log-layout", sim.DefaultOptions().LogLayout.String(), "the nodes' raft logs: draw (per seed), per-group (a log per group) or shared (one per node: node --log-layout shared)")
 	fl.BoolVar(&sf.copyFrames, "copy-frames", sim.DefaultOptions().CopyFrames, "deliver every envelope as a copy of its own, with no frame pools and no pins (as before the simulator modelled the server's reused peer frames)")
 	fl.IntVar(&sf.faultClients, "fault-clients", sim.DefaultOptions().FaultClients, "clients added while the faults last (-1: 0, 4, 8 or 12 drawn per seed)")
+	fl.IntVar(&sf.scrubEvery, "scrub-every", sim.DefaultOptions().ScrubEveryTicks, "ticks between the scrubber's rounds of 4 chunk files on each node (0: 1, 2 or 4 drawn per seed)")
+	fl.BoolVar(&sf.outages, "outages", sim.DefaultOptions().Outages, "let a seed of 5 or more nodes draw a long outage: a node down longer than its groups wait before replacing it, back before the faults heal")
 	fl.Uint32Var(&sf.upgradeFrom, "upgrade-from", 0, "a rolling upgrade: every node starts capped at this meta command format and runs uncapped from its first restart on (0: none)")
 	fl.BoolVar(&sf.chunkOnce, "chunk-once", sim.DefaultOptions().ChunkOnce, "run the nodes with chunk bytes written once per replica (node --chunk-once; --chunk-once=false: twice)")
 }
@@ -54,6 +58,11 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 	if sf.faultClients < -1 || sf.faultClients > 64 {
 		return opts, fmt.Errorf("--fault-clients must be -1..64")
 	}
+	if sf.scrubEvery < 0 || sf.scrubEvery > 100 {
+		return opts, fmt.Errorf("--scrub-every must be 0..100")
+	}
+	opts.ScrubEveryTicks = sf.scrubEvery
+	opts.Outages = sf.outages
 	layout, err := sim.ParseLogLayout(sf.logLayout)
 	if err != nil {
 		return opts, err

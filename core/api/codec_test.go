@@ -3,6 +3,7 @@ package api
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tessera-db/tessera/core/meta"
@@ -125,5 +126,19 @@ func TestResponseWithoutIDsEncodesAsBefore(t *testing.T) {
 	}
 	if _, err := UnmarshalResponse(append(r.Marshal(), 0)); err == nil {
 		t.Fatal("an empty id list decodes")
+	}
+}
+
+// TestResponsesDecodeOnlyNamedStatuses: a response decodes exactly when
+// its status is one this version names (a peer's unknown status is an
+// error, never a value the client and the HTTP mapping do not handle).
+func TestResponsesDecodeOnlyNamedStatuses(t *testing.T) {
+	for s := range 256 {
+		st := Status(s)
+		named := !strings.HasPrefix(st.String(), "status(")
+		_, err := UnmarshalResponse((&Response{Status: st}).Marshal())
+		if (err == nil) != named {
+			t.Errorf("status %d (%s): decode error %v, named %v", s, st, err, named)
+		}
 	}
 }

@@ -182,12 +182,29 @@ func TestMissingListsWhatIsNotWhole(t *testing.T) {
 	resize(2, FileBytes(manifest[1])-1, nil)       // torn
 	resize(3, FileBytes(manifest[2]), []byte("x")) // one byte too many
 	resize(4, headerBytes, nil)                    // a header alone
+	// Whole files of deleted chunks, not this copy's: 7's removal is under
+	// way, 6's not started (doomed). A snapshot that holds them again
+	// must fetch them, not take the file about to go for its own.
+	for i, c := range []Command{write(6, data), write(7, data), {Op: OpDelete, IDs: []uint64{7}}} {
+		if rejected, fatal := s.Apply(uint64(i+1), c); rejected != nil || fatal != nil {
+			t.Fatal(rejected, fatal)
+		}
+	}
+	if names := s.TakeDoomed(); len(names) != 1 {
+		t.Fatalf("removals %v, want chunk 7's", names)
+	}
+	if rejected, fatal := s.Apply(4, Command{Op: OpDelete, IDs: []uint64{6}}); rejected != nil || fatal != nil {
+		t.Fatal(rejected, fatal)
+	}
+	for _, id := range []uint64{6, 7} {
+		manifest = append(manifest, Info{ID: id, Size: uint32(len(data)), CRC: Checksum([]byte(data))})
+	}
 	var got []uint64
 	for _, in := range s.Missing(manifest) {
 		got = append(got, in.ID)
 	}
-	if fmt.Sprint(got) != "[2 3 4 5]" {
-		t.Fatalf("missing %v, want [2 3 4 5]", got)
+	if fmt.Sprint(got) != "[2 3 4 5 6 7]" {
+		t.Fatalf("missing %v, want [2 3 4 5 6 7]", got)
 	}
 }
 

@@ -26,7 +26,8 @@ func fetchRepliesTo(e *testEnv, to uint64) []wire.FetchReply {
 // fetches are read off its event loop, each fetch answered once its read
 // is done, at most maxFetchReads at once; a fetch beyond is dropped
 // unanswered and counted (the asker asks again), while a fetch of a chunk
-// not held, which needs no read, is answered at once.
+// not held, which needs no read, is answered at once, whether reads are
+// free (it must then give back the slot it took) or not.
 func TestFetchReadsAreCapped(t *testing.T) {
 	n, e := newTestNode(t, 2, 1) // node 1 holds the meta group and data group 2 alone
 	for range 3 * n.cfg.ElectionTicks {
@@ -48,15 +49,15 @@ func TestFetchReadsAreCapped(t *testing.T) {
 	}
 	e.sent = nil
 
-	var asks []wire.Fetch
+	asks := []wire.Fetch{{Group: group, ChunkID: 98}}
 	for id := uint64(1); id <= chunks; id++ {
 		asks = append(asks, wire.Fetch{Group: group, ChunkID: id})
 	}
 	asks = append(asks, wire.Fetch{Group: group, ChunkID: 99})
 	n.Receive(&wire.Envelope{From: 2, To: 1, Fetches: asks})
 	n.Flush()
-	if got := fetchRepliesTo(e, 2); len(got) != 1 || got[0].ChunkID != 99 || got[0].Found {
-		t.Fatalf("answered at once %+v: want chunk 99 not found alone", got)
+	if got := fetchRepliesTo(e, 2); len(got) != 2 || got[0].ChunkID != 98 || got[1].ChunkID != 99 || got[0].Found || got[1].Found {
+		t.Fatalf("answered at once %+v: want chunks 98 and 99 not found alone", got)
 	}
 	if len(e.io) != maxFetchReads || n.fetchReads != maxFetchReads {
 		t.Fatalf("%d disk work, %d reads counted in flight; want %d reads", len(e.io), n.fetchReads, maxFetchReads)
@@ -76,7 +77,7 @@ func TestFetchReadsAreCapped(t *testing.T) {
 	}
 
 	// Asked again, the fetches dropped are served.
-	n.Receive(&wire.Envelope{From: 2, To: 1, Fetches: asks[maxFetchReads:chunks]})
+	n.Receive(&wire.Envelope{From: 2, To: 1, Fetches: asks[1+maxFetchReads : 1+chunks]})
 	e.flush(n)
 	if got := fetchRepliesTo(e, 2); len(got) != chunks-maxFetchReads || !got[0].Found || !got[1].Found {
 		t.Fatalf("asked again: answers %+v, want both chunks found", got)

@@ -188,3 +188,38 @@ func TestGarbageKeptWhileItsDeleteFails(t *testing.T) {
 		t.Fatalf("the meta group lists %d ids awaiting collection, want all 4: their deletes never committed", garbage)
 	}
 }
+
+// TestBacklogBeyondOneDeleteIsCollected: more garbage than one ChunkDelete
+// may carry (api.MaxDeleteIDs ids) in every data group at once, here
+// abandoned leases, is collected over several rounds: each round sends
+// deletes the router accepts, rather than one per group that it refuses
+// as too large for ever.
+func TestBacklogBeyondOneDeleteIsCollected(t *testing.T) {
+	n, e := newTestNode(t, 1)
+	tick := func(ticks uint64) {
+		for range ticks {
+			n.Tick()
+			e.flush(n)
+		}
+	}
+	tick(3 * uint64(n.cfg.ElectionTicks))
+	const lease = int64(1e9)
+	groups := uint64(len(n.cfg.Topology.DataGroups()))
+	total := 0
+	for total <= int(groups)*api.MaxDeleteIDs {
+		var got *api.Response
+		n.Submit(&api.Request{Kind: api.MetaCommand, Cmd: meta.Command{Op: meta.OpAlloc, AllocCount: meta.MaxAlloc, LeaseNanos: lease}},
+			func(r *api.Response) { got = r })
+		e.flush(n)
+		if got == nil || got.Status != api.OK || got.Result.Code != meta.CodeOK {
+			t.Fatalf("alloc: %+v", got)
+		}
+		total += meta.MaxAlloc
+	}
+	e.now += 2 * lease
+	rounds := uint64(total/api.MaxDeleteIDs + 4)
+	tick(n.cfg.GCGraceTicks + rounds*n.cfg.GCIntervalTicks)
+	if left := n.groups[topo.MetaGroup].Meta().GarbageLen(); left != 0 {
+		t.Fatalf("%d of %d abandoned ids still await collection after %d rounds", left, total, rounds)
+	}
+}

@@ -155,6 +155,10 @@ type ioItem struct {
 	what  string
 	work  func() error
 	done  func(error)
+	// durable is set for work that asks for durability, names when the
+	// names it creates or renames to must be durable too
+	// (replica.Tracer TraceDurableWork).
+	durable, names bool
 }
 
 // flight is an envelope in the network, encoded as it would travel.
@@ -172,6 +176,9 @@ type harnessEnv struct {
 	rng  *rand.Rand
 	log  *slog.Logger
 	note string // what the next IO call does (replica.Tracer)
+	// durable and names are what the next IO call's work promises
+	// (TraceDurableWork).
+	durable, names bool
 }
 
 func (e *harnessEnv) NowNanos() int64   { return harnessEpoch + int64(e.hn.ticks)*tickNanos }
@@ -199,9 +206,17 @@ func (e *harnessEnv) IO(q uint64, work func() error, done func(error)) {
 		what = "unknown work"
 	}
 	e.note = ""
-	it := &ioItem{id: hn.nextIO, queue: q, what: what, work: work, done: done}
+	it := &ioItem{id: hn.nextIO, queue: q, what: what, work: work, done: done, durable: e.durable, names: e.names}
+	e.durable, e.names = false, false
 	hn.io = append(hn.io, it)
 	e.h.emit("n%d io#%d queued: %s", hn.id, it.id, what)
+}
+
+// TraceDurableWork notes that the next IO call's work asks for
+// durability: completeIO holds it to that, as the simulator does
+// (sim/durablework.go).
+func (e *harnessEnv) TraceDurableWork(_ uint64, _ string, names bool) {
+	e.durable, e.names = true, names
 }
 
 func (e *harnessEnv) TraceLogBatch(group uint64, jobs []*replica.LogJob) {
@@ -609,12 +624,32 @@ func (h *harness) deliver(f *flight) {
 // completeIO runs a piece of disk work and hands its result back to the node.
 func (h *harness) completeIO(hn *hnode, it *ioItem) {
 	hn.io = slices.DeleteFunc(hn.io, func(x *ioItem) bool { return x == it })
+	if it.durable {
+		hn.fs.Watch()
+	}
 	err := it.work()
+	touched := hn.fs.Unwatch()
+	if it.durable && err == nil {
+		h.checkDurableWork(hn, it, touched)
+	}
 	res := "done"
 	if err != nil {
 		res = "failed: " + err.Error()
 	}
 	h.step(hn, true, func(*Node) { it.done(err) }, "n%d io#%d %s: %s", hn.id, it.id, res, it.what)
+}
+
+// checkDurableWork checks that work which asked for durability left
+// durable every file it touched that is still there: all its bytes, and
+// its name if the work promised names.
+func (h *harness) checkDurableWork(hn *hnode, it *ioItem, touched []string) {
+	for _, name := range touched {
+		exists, nameDurable, bytesDurable := hn.fs.DurableParts(name)
+		if exists && (!bytesDurable || (it.names && !nameDurable)) {
+			h.violate("node %d io#%d (%s) asks for durability and left %s not durable (bytes durable %v, name durable %v)",
+				hn.id, it.id, it.what, name, bytesDurable, nameDurable)
+		}
+	}
 }
 
 // pickIO returns the node's pending disk work on queue q, or one of group

@@ -186,6 +186,15 @@ func (n *Node) Close() {
 // Hosts reports whether the node holds a replica of the group.
 func (n *Node) Hosts(group uint64) bool { return n.groups[group] != nil }
 
+// Deleting reports whether the node's replica of group is being deleted:
+// removed from the group, its files not yet all gone.
+func (n *Node) Deleting(group uint64) bool { return n.deleting[group] }
+
+// ReplicasRemoved is Stats().ReplicasRemoved, the replica deletions done
+// since the node started, without gathering the rest of Stats: the
+// simulator asks after every step.
+func (n *Node) ReplicasRemoved() uint64 { return n.stats.ReplicasRemoved }
+
 func (n *Node) fail(err error) {
 	if n.fatal == nil {
 		n.fatal = fmt.Errorf("node %d: %w", n.cfg.ID, err)

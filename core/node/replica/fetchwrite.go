@@ -59,6 +59,9 @@ func (g *Replica) writeFetched(in chunk.Info, data []byte, done func(error)) {
 	if t, ok := g.env.(Tracer); ok {
 		t.TraceFetchedWrite(g.id, []uint64{in.ID})
 	}
+	// The file's bytes are durable when the work is done; its name with
+	// the chunk directory's fsync that follows (syncFetched).
+	traceDurable(g.env, g.id, "fetched chunk file", false)
 	g.stageIO(stageQueue(g.id, in.ID), func() error { return store.WriteFileOnly(in, data) }, func(err error, live bool) {
 		g.unpinAll(pins)
 		if !live {

@@ -68,6 +68,8 @@ func (g *Replica) startMetaSnapshot() error {
 	fs, dir, keep := g.env.FS(), WALDir(g.id), g.cfg.SnapPieceBytes
 	var w written
 	closing := g.takeToClose()
+	// The file, name and bytes, is durable before a rotation names it.
+	traceDurable(g.env, g.id, "meta snapshot file", true)
 	g.env.IO(SnapQueue(g.id), func() error {
 		closeFiles(closing)
 		return w.write(fs, dir, md, frozen, keep)
@@ -245,6 +247,7 @@ func (g *Replica) rotateLog(j *LogJob) {
 		t.TraceLogBatch(g.id, jobs)
 	}
 	w, ref := g.wal, *j.ref
+	traceDurable(g.env, g.id, "rotation onto a meta snapshot file", true)
 	g.env.IO(g.id, func() error { return w.Rotate(ref, hsCopy, ents) }, func(err error) { g.logBatchDone(jobs, err) })
 }
 

@@ -32,6 +32,11 @@ type testEnv struct {
 	io []func()
 	// queues are the I/O queues of the work in io, in the same order.
 	queues []uint64
+	// durableNext is set when the next IO call's work asks for
+	// durability (TraceDurableWork); onDurable, if set, runs once such
+	// work has completed without an error.
+	durableNext bool
+	onDurable   func()
 }
 
 func (e *testEnv) NowNanos() int64     { return 1e18 }
@@ -40,9 +45,35 @@ func (e *testEnv) Send(*wire.Envelope) { panic("a replica sends through the outb
 func (e *testEnv) FS() vfs.FS          { return e.fs }
 func (e *testEnv) Log() *slog.Logger   { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 func (e *testEnv) IO(q uint64, work func() error, done func(error)) {
-	e.io = append(e.io, func() { done(work()) })
+	durable := e.durableNext
+	e.durableNext = false
+	e.io = append(e.io, func() {
+		err := work()
+		done(err)
+		if durable && err == nil && e.onDurable != nil {
+			e.onDurable()
+		}
+	})
 	e.queues = append(e.queues, q)
 }
+
+// testEnv implements Tracer for TraceDurableWork alone.
+var _ Tracer = (*testEnv)(nil)
+
+// TraceDurableWork is part of Tracer: the next IO call's work asks for
+// durability.
+func (e *testEnv) TraceDurableWork(uint64, string, bool) { e.durableNext = true }
+
+func (e *testEnv) TraceLogBatch(uint64, []*LogJob)             {}
+func (e *testEnv) TraceStage(uint64, []StagedChunk)            {}
+func (e *testEnv) TraceReplicaDelete(uint64, uint64)           {}
+func (e *testEnv) TraceSnapshotFile(uint64, uint64)            {}
+func (e *testEnv) TraceSnapshotPiece(uint64, uint64, uint64)   {}
+func (e *testEnv) TraceSnapshotReceive(uint64, uint64, string) {}
+func (e *testEnv) TraceFetchedWrite(uint64, []uint64)          {}
+func (e *testEnv) TraceFetchedSync(uint64, []uint64)           {}
+func (e *testEnv) TraceFetchRead(uint64, uint64)               {}
+func (e *testEnv) TraceChunkRead(uint64, uint64)               {}
 
 // runIO completes the disk work handed over so far, in order.
 func (e *testEnv) runIO() int {

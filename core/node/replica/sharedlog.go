@@ -164,6 +164,10 @@ func (s *SharedLog) Kick() {
 		}
 		return nil
 	}
+	if slices.ContainsFunc(items, func(it *sharedItem) bool { return it.sync }) {
+		// The round must be durable if any of its batches asks it to be.
+		traceDurable(s.env, 0, "shared-log round", true)
+	}
 	s.env.IO(SharedLogQueue, work, func(err error) {
 		s.busy = false
 		s.reclaimed = l.Stats()

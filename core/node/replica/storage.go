@@ -10,6 +10,7 @@ import (
 
 	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/chunk"
+	"github.com/tessera-db/tessera/core/env"
 	"github.com/tessera-db/tessera/core/wal"
 	"github.com/tessera-db/tessera/core/wire"
 )
@@ -138,11 +139,21 @@ func (j *LogJob) Rotation() (index uint64, ok bool) {
 }
 
 // Tracer is implemented by an Env that wants to know what each piece of
-// I/O work it is handed does, so as to print it: core/node's step-by-step
-// harness (harness_test.go). Each method is called just before the Env.IO
-// call it describes. Runtimes do not implement it: the work itself is all
-// they need.
+// I/O work it is handed does, so as to print or check it: core/node's
+// step-by-step harness (harness_test.go) and the simulator (sim/). Each
+// method is called just before the Env.IO call it describes. Production
+// runtimes do not implement it: the work itself is all they need.
 type Tracer interface {
+	// TraceDurableWork says that the work the next Env.IO call hands over
+	// asks for durability: a log batch or a shared-log round that raft
+	// needs synced, a rotation onto a meta snapshot file, that file's
+	// write, a staged or fetched chunk file (what names it, group is its
+	// group, 0 for the node's shared log). Once the work returns without
+	// an error, every file it wrote holds all its bytes durably and, if
+	// names is set, every name it created or renamed a file to is
+	// durable too. The simulator holds the work to it
+	// (sim/durablework.go).
+	TraceDurableWork(group uint64, what string, names bool)
 	TraceLogBatch(group uint64, jobs []*LogJob)
 	TraceStage(group uint64, staged []StagedChunk)
 	TraceReplicaDelete(group, at uint64)
@@ -238,6 +249,9 @@ func (g *Replica) stageFiles(j *LogJob) {
 		// The work reads the bytes off the loop: they stay pinned until it
 		// is done, even if a deletion lets the job go first.
 		pins := g.pinBytes(sc.data)
+		// The file's bytes are durable when the work is done; its name
+		// becomes so with the batch that names it (writeLogBatch).
+		traceDurable(g.env, g.id, "staged chunk file", false)
 		g.stageIO(stageQueue(g.id, sc.index), work, func(err error, live bool) {
 			g.unpinAll(pins)
 			j.staging--
@@ -307,7 +321,8 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 			dir = g.store
 		}
 	}
-	sync := g.mustSync(jobs) && !(bugs.CompiledIn && g.cfg.Bugs.SkipWALSync)
+	asks := g.mustSync(jobs)
+	sync := asks && !(bugs.CompiledIn && g.cfg.Bugs.SkipWALSync)
 	hsFirst := bugs.CompiledIn && g.cfg.Bugs.HardStateFirst
 	g.stats.LogBatches++
 	g.stats.LogBatchJobs += uint64(len(jobs))
@@ -352,6 +367,9 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 	if sync {
 		g.stats.WALSyncs++
 	}
+	if asks {
+		traceDurable(g.env, g.id, "log batch", true)
+	}
 	work := func() error {
 		if dir != nil {
 			if err := dir.Sync(); err != nil {
@@ -361,6 +379,14 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 		return writeLogRecords(w, unwritten, jobs, sync, hsFirst)
 	}
 	g.env.IO(g.id, work, func(err error) { g.logBatchDone(jobs, err) })
+}
+
+// traceDurable tells a tracing Env that the work of its next IO call asks
+// for durability (Tracer.TraceDurableWork).
+func traceDurable(e env.Env, group uint64, what string, names bool) {
+	if t, ok := e.(Tracer); ok {
+		t.TraceDurableWork(group, what, names)
+	}
 }
 
 // lightState reports whether a batch holds nothing but hard states and

@@ -195,6 +195,10 @@ type FS struct {
 	// (OpenHandles): only counted and listed sorted, never iterated in
 	// an order that could leak into behaviour.
 	open map[*file]struct{}
+	// watched are the names created, written, truncated or renamed to
+	// since Watch,
+	// while watching (nil otherwise).
+	watched map[string]struct{}
 }
 
 // New returns an empty file system.
@@ -220,6 +224,25 @@ func (fs *FS) SetSyncsFail(on bool) { fs.syncsFail = on }
 // system may commit a directory entry with any other file's fsync, so a
 // crash can keep a file's name with only a torn prefix of its content.
 func (fs *FS) SetEagerNames(on bool) { fs.eagerNames = on }
+
+// Watch starts noting the names of the files created, written, truncated
+// or renamed to, until Unwatch: the simulator checks with it that disk work which asks
+// for durability made durable everything it wrote.
+func (fs *FS) Watch() { fs.watched = map[string]struct{}{} }
+
+// Unwatch stops noting names and returns those noted since Watch, sorted.
+func (fs *FS) Unwatch() []string {
+	names := sortedKeys(fs.watched)
+	fs.watched = nil
+	return names
+}
+
+// note notes a name while watching.
+func (fs *FS) note(name string) {
+	if fs.watched != nil {
+		fs.watched[clean(name)] = struct{}{}
+	}
+}
 
 // named records a change of name in the durable directory too when names
 // are eager.
@@ -286,6 +309,7 @@ func (fs *FS) Create(name string) (vfs.File, error) {
 	}
 	d.set(base, ino)
 	fs.named(d, base, ino)
+	fs.note(name)
 	return fs.handle(ino, name), nil
 }
 
@@ -369,6 +393,7 @@ func (fs *FS) Rename(oldname, newname string) error {
 	nd.set(nb, ino)
 	fs.named(od, ob, nil)
 	fs.named(nd, nb, ino)
+	fs.note(newname)
 	return nil
 }
 
@@ -597,12 +622,24 @@ func (fs *FS) Contents(name string) ([]byte, error) {
 // that the chunk bytes a log record or an acknowledgement promises are
 // durable when the record is written or the acknowledgement leaves.
 func (fs *FS) Durable(name string) bool {
+	_, nameDurable, bytesDurable := fs.DurableParts(name)
+	return nameDurable && bytesDurable
+}
+
+// DurableParts reports whether a file exists, whether its name is durable
+// (a crash now keeps it, naming the same file), and whether all of its
+// bytes are (none written since its last Sync): Durable is the two
+// together.
+func (fs *FS) DurableParts(name string) (exists, nameDurable, bytesDurable bool) {
 	d, base, err := fs.lookup(name)
 	if err != nil {
-		return false
+		return false, false, false
 	}
 	ino := d.entries[base]
-	return ino != nil && d.durable[base] == ino && len(ino.durable) == len(ino.data)
+	if ino == nil {
+		return false, false, false
+	}
+	return true, d.durable[base] == ino, len(ino.durable) == len(ino.data)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -651,6 +688,7 @@ func (f *file) Write(p []byte) (int, error) {
 		d = grown
 	}
 	f.ino.data = append(d, p...)
+	f.fs.note(f.name)
 	return len(p), nil
 }
 
@@ -774,6 +812,7 @@ func (f *file) Truncate(size int64) error {
 		return fmt.Errorf("memfs: truncate %s to %d of %d bytes", f.name, size, len(f.ino.data))
 	}
 	f.ino.data = f.ino.data[:size:size]
+	f.fs.note(f.name)
 	f.ino.patches = slices.DeleteFunc(f.ino.patches, func(p patch) bool { return p.off >= size })
 	f.ino.latent = slices.DeleteFunc(f.ino.latent, func(r [2]int64) bool { return r[0] >= size })
 	return nil

@@ -545,3 +545,90 @@ func TestOpHook(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchAndDurableParts covers what the simulator's durable-work check
+// relies on: the names a piece of work touched, and which part of each is
+// durable after it.
+func TestWatchAndDurableParts(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		work       func(t *testing.T, fs *FS)
+		watched    []string
+		file       string
+		nameD, byD bool
+	}{
+		{name: "written, synced, dir synced", file: "d/a", nameD: true, byD: true, watched: []string{"d/a"},
+			work: func(t *testing.T, fs *FS) {
+				f, err := fs.Create("d/a")
+				must(t, err)
+				_, err = f.Write([]byte("x"))
+				must(t, err)
+				must(t, f.Sync())
+				must(t, fs.SyncDir("d"))
+			}},
+		{name: "written, synced, dir not synced", file: "d/a", byD: true, watched: []string{"d/a"},
+			work: func(t *testing.T, fs *FS) {
+				f, err := fs.Create("d/a")
+				must(t, err)
+				_, err = f.Write([]byte("x"))
+				must(t, err)
+				must(t, f.Sync())
+			}},
+		{name: "written, not synced", file: "d/a", nameD: true, watched: []string{"d/a"},
+			work: func(t *testing.T, fs *FS) {
+				f, err := fs.Create("d/a")
+				must(t, err)
+				must(t, fs.SyncDir("d"))
+				_, err = f.Write([]byte("x"))
+				must(t, err)
+			}},
+		{name: "renamed, dir not synced", file: "d/b", byD: true, watched: []string{"d/a", "d/b"},
+			work: func(t *testing.T, fs *FS) {
+				f, err := fs.Create("d/a")
+				must(t, err)
+				must(t, f.Sync())
+				must(t, fs.SyncDir("d"))
+				must(t, fs.Rename("d/a", "d/b"))
+			}},
+		{name: "truncated, not synced", file: "d/a", nameD: true, watched: []string{"d/a"},
+			work: func(t *testing.T, fs *FS) {
+				f, err := fs.Create("d/a")
+				must(t, err)
+				_, err = f.Write([]byte("xy"))
+				must(t, err)
+				must(t, f.Sync())
+				must(t, fs.SyncDir("d"))
+				must(t, f.Truncate(1))
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := New()
+			must(t, fs.MkdirAll("d"))
+			fs.Watch()
+			tc.work(t, fs)
+			if got := fs.Unwatch(); !slices.Equal(got, tc.watched) {
+				t.Errorf("watched %v, want %v", got, tc.watched)
+			}
+			exists, nameD, byD := fs.DurableParts(tc.file)
+			if !exists || nameD != tc.nameD || byD != tc.byD {
+				t.Errorf("DurableParts(%s) = %v, %v, %v; want true, %v, %v", tc.file, exists, nameD, byD, tc.nameD, tc.byD)
+			}
+			if fs.Durable(tc.file) != (tc.nameD && tc.byD) {
+				t.Errorf("Durable(%s) disagrees with DurableParts", tc.file)
+			}
+		})
+	}
+	fs := New()
+	fs.Watch()
+	must(t, fs.MkdirAll("d"))
+	if _, err := fs.Create("d/a"); err != nil {
+		t.Fatal(err)
+	}
+	fs.Unwatch()
+	if _, err := fs.Create("d/b"); err != nil {
+		t.Fatal(err)
+	}
+	if got := fs.Unwatch(); len(got) != 0 {
+		t.Errorf("names noted after Unwatch: %v", got)
+	}
+}
