@@ -46,8 +46,8 @@ func TestChurnOver(t *testing.T) {
 			steps: []step{{10, churnCounts{confChanges: 3}}, {29, churnCounts{confChanges: 4}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := &World{topo: topo.Default([]uint64{1, 2, 3, 4, 5}, 2, 3, 3),
-				churn: churnState{electionTicks: 10, retryTicks: 20}}
+			w := &World{churn: churnState{electionTicks: 10, retryTicks: 20}}
+			w.setTopology(topo.Default([]uint64{1, 2, 3, 4, 5}, 2, 3, 3))
 			var nc nodeChurn
 			var c churnCounts
 			failed := uint64(0)
