@@ -21,12 +21,7 @@ import (
 // is swept.
 func TestAbandonedWriterIsCollectedInAnIdleCluster(t *testing.T) {
 	n, e := newTestNode(t, 1) // one node: every group is a single replica it leads
-	tick := func(ticks uint64) {
-		for range ticks {
-			n.Tick()
-			e.flush(n)
-		}
-	}
+	tick := ticker(n, e)
 	tick(3 * uint64(n.cfg.ElectionTicks))
 	do := func(req *api.Request) *api.Response {
 		t.Helper()
@@ -87,12 +82,7 @@ func TestAbandonedWriterIsCollectedInAnIdleCluster(t *testing.T) {
 // first is collected, stays held and listed for collection.
 func TestGarbageWaitsItsGrace(t *testing.T) {
 	n, e := newTestNode(t, 1)
-	tick := func(ticks uint64) {
-		for range ticks {
-			n.Tick()
-			e.flush(n)
-		}
-	}
+	tick := ticker(n, e)
 	do := func(req *api.Request) *api.Response {
 		t.Helper()
 		var got *api.Response
@@ -196,12 +186,7 @@ func TestGarbageKeptWhileItsDeleteFails(t *testing.T) {
 // as too large for ever.
 func TestBacklogBeyondOneDeleteIsCollected(t *testing.T) {
 	n, e := newTestNode(t, 1)
-	tick := func(ticks uint64) {
-		for range ticks {
-			n.Tick()
-			e.flush(n)
-		}
-	}
+	tick := ticker(n, e)
 	tick(3 * uint64(n.cfg.ElectionTicks))
 	const lease = int64(1e9)
 	groups := uint64(len(n.cfg.Topology.DataGroups()))
@@ -221,5 +206,16 @@ func TestBacklogBeyondOneDeleteIsCollected(t *testing.T) {
 	tick(n.cfg.GCGraceTicks + rounds*n.cfg.GCIntervalTicks)
 	if left := n.groups[topo.MetaGroup].Meta().GarbageLen(); left != 0 {
 		t.Fatalf("%d of %d abandoned ids still await collection after %d rounds", left, total, rounds)
+	}
+}
+
+// ticker returns a function that ticks the lone test node n the given
+// number of times, flushing it after each.
+func ticker(n *Node, e *testEnv) func(ticks uint64) {
+	return func(ticks uint64) {
+		for range ticks {
+			n.Tick()
+			e.flush(n)
+		}
 	}
 }

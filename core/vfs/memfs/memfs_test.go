@@ -34,6 +34,16 @@ func must(t *testing.T, err error) {
 	}
 }
 
+// created creates name with data written and not synced.
+func created(t *testing.T, fs *FS, name, data string) vfs.File {
+	t.Helper()
+	f, err := fs.Create(name)
+	must(t, err)
+	_, err = f.Write([]byte(data))
+	must(t, err)
+	return f
+}
+
 func TestCrash(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -559,43 +569,32 @@ func TestWatchAndDurableParts(t *testing.T) {
 	}{
 		{name: "written, synced, dir synced", file: "d/a", nameD: true, byD: true, watched: []string{"d/a"},
 			work: func(t *testing.T, fs *FS) {
-				f, err := fs.Create("d/a")
-				must(t, err)
-				_, err = f.Write([]byte("x"))
-				must(t, err)
+				f := created(t, fs, "d/a", "x")
 				must(t, f.Sync())
 				must(t, fs.SyncDir("d"))
 			}},
 		{name: "written, synced, dir not synced", file: "d/a", byD: true, watched: []string{"d/a"},
 			work: func(t *testing.T, fs *FS) {
-				f, err := fs.Create("d/a")
-				must(t, err)
-				_, err = f.Write([]byte("x"))
-				must(t, err)
+				f := created(t, fs, "d/a", "x")
 				must(t, f.Sync())
 			}},
 		{name: "written, not synced", file: "d/a", nameD: true, watched: []string{"d/a"},
 			work: func(t *testing.T, fs *FS) {
-				f, err := fs.Create("d/a")
-				must(t, err)
+				f := created(t, fs, "d/a", "")
 				must(t, fs.SyncDir("d"))
-				_, err = f.Write([]byte("x"))
+				_, err := f.Write([]byte("x"))
 				must(t, err)
 			}},
 		{name: "renamed, dir not synced", file: "d/b", byD: true, watched: []string{"d/a", "d/b"},
 			work: func(t *testing.T, fs *FS) {
-				f, err := fs.Create("d/a")
-				must(t, err)
+				f := created(t, fs, "d/a", "")
 				must(t, f.Sync())
 				must(t, fs.SyncDir("d"))
 				must(t, fs.Rename("d/a", "d/b"))
 			}},
 		{name: "truncated, not synced", file: "d/a", nameD: true, watched: []string{"d/a"},
 			work: func(t *testing.T, fs *FS) {
-				f, err := fs.Create("d/a")
-				must(t, err)
-				_, err = f.Write([]byte("xy"))
-				must(t, err)
+				f := created(t, fs, "d/a", "xy")
 				must(t, f.Sync())
 				must(t, fs.SyncDir("d"))
 				must(t, f.Truncate(1))
