@@ -8,8 +8,10 @@ import "runtime/debug"
 // backs with memory (its pages stay untouched). With it a process running
 // simulations collects once per ~3 x 256 MiB allocated rather than once
 // per three times a live heap of tens of MiB: seeds 1..12 in one process
-// ran 9 to 11 collections instead of about 200, and took 0.89x the CPU
-// time each in a process of its own, side by side (docs/performance.md).
+// ran 9 to 11 collections instead of about 200. In a process per seed it
+// measured 0.89x the CPU in one pass and the same in another
+// (docs/performance.md): a short run pays in page faults of fresh memory
+// what it saves in collections.
 // Go has no setting of its own
 // for a least heap size (GOMEMLIMIT caps the heap; it does not floor it),
 // hence the ballast.
