@@ -53,7 +53,7 @@ func (w *World) finish() {
 	// Before the final restart too: a start removes the files of a group
 	// with no log records (replica.RemoveOrphanFiles).
 	for _, s := range w.nodes {
-		w.orphansOn(s)
+		w.orphansOn(s, false)
 		w.handlesOn(s)
 	}
 	if len(w.failures) > 0 {
@@ -69,7 +69,7 @@ func (w *World) finish() {
 	w.quiescent()
 	for _, s := range w.nodes {
 		w.leftoversOn(s)
-		w.orphansOn(s)
+		w.orphansOn(s, false)
 		w.handlesOn(s)
 	}
 }

@@ -138,8 +138,8 @@ const FaultClientsDrawn = -1
 // one pass every tick, its reads were a third of a run's events), and bit
 // rot is repaired at each rate: a slower one leaves damaged copies longer
 // for reads, repairs and recoveries to meet, a faster one finds them
-// sooner. Drawn, the runs take 0.8x the CPU time on average (seeds 1..13,
-// every 4 ticks against every tick: 0.8x).
+// sooner. Seeds 1..13 run at every 4 ticks took 0.80x the CPU time of
+// the same seeds at every tick.
 const ScrubEveryDrawn = 0
 
 // DefaultOptions are the embedded defaults of `tessera sim run`.

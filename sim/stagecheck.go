@@ -167,13 +167,15 @@ func (w *World) leftoversOn(s *simNode) {
 // crash, a restart or a new replica of the group).
 
 // orphansOn fails the run if node s holds chunk or log files of a group
-// whose replica it does not host (replica.HasFiles), nor is deleting.
-func (w *World) orphansOn(s *simNode) {
+// whose replica it does not host (replica.HasFiles). Once the run is quiet
+// no deletion may still be under way; as one completes (deletedOn), others
+// may be, and their groups are left out (deleting).
+func (w *World) orphansOn(s *simNode, deleting bool) {
 	if len(w.failures) > 0 || !s.up() {
 		return
 	}
 	for _, g := range w.topo.Groups {
-		if s.node.Hosts(g.ID) || s.node.Deleting(g.ID) {
+		if s.node.Hosts(g.ID) || (deleting && s.node.Deleting(g.ID)) {
 			continue
 		}
 		if has, err := corereplica.HasFiles(s.fs, g.ID); err == nil && has {
@@ -191,7 +193,7 @@ func (w *World) deletedOn(s *simNode) {
 		return
 	}
 	s.removedSeen = removed
-	w.orphansOn(s)
+	w.orphansOn(s, true)
 }
 
 // TraceFetchedWrite is part of replica.Tracer.
