@@ -225,7 +225,10 @@ func (io *simIO) act() {
 		s.fs.Watch()
 	}
 	ok, err := s.runIO("doing disk work", io.work)
-	touched := s.fs.Unwatch()
+	var touched []string
+	if io.durable != nil {
+		touched = s.fs.Unwatch()
+	}
 	s.inIO = false
 	if !ok {
 		return

@@ -196,8 +196,7 @@ type FS struct {
 	// an order that could leak into behaviour.
 	open map[*file]struct{}
 	// watched are the names created, written, truncated or renamed to
-	// since Watch,
-	// while watching (nil otherwise).
+	// since Watch, while watching (nil otherwise).
 	watched map[string]struct{}
 }
 
