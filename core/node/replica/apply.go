@@ -49,7 +49,7 @@ func (g *Replica) applyEntry(e *raftpb.Entry) {
 			g.cfg.OnApply(Applied{Group: g.id, Index: index, Conf: g.confState, g: g})
 		}
 	}
-	g.applied = index
+	g.applied, g.appliedTerm = index, e.GetTerm()
 	g.stats.Applied++
 	if g.store != nil && index == g.recoveredTo {
 		g.lackingRecovered()

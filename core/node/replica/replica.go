@@ -318,6 +318,8 @@ type Replica struct {
 
 	confState *raftpb.ConfState
 	applied   uint64
+	// appliedTerm is the term of the entry or snapshot at applied.
+	appliedTerm uint64
 	// early are the entries applied ahead of raft, in order, which raft
 	// has not handed to apply yet (early.go).
 	early     []earlyEntry
@@ -656,7 +658,7 @@ func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
 // data is snapBytes long.
 func (g *Replica) restoredAt(md *raftpb.SnapshotMetadata, snapBytes uint64) {
 	g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
-	g.applied = md.GetIndex()
+	g.applied, g.appliedTerm = md.GetIndex(), md.GetTerm()
 	g.forgetEarly(md.GetIndex())
 	g.snapIndex = md.GetIndex()
 	g.bytesSinceSnap, g.entriesSince = 0, 0
@@ -780,6 +782,13 @@ func (g *Replica) Applied() uint64 { return g.applied }
 
 // SnapIndex returns the index of the replica's last snapshot.
 func (g *Replica) SnapIndex() uint64 { return g.snapIndex }
+
+// AppliedTerm returns the term of the entry or snapshot at the applied
+// index.
+func (g *Replica) AppliedTerm() uint64 { return g.appliedTerm }
+
+// Term returns the replica's current raft term.
+func (g *Replica) Term() uint64 { return g.rn.BasicStatus().HardState.GetTerm() }
 
 // Committed returns the replica's commit index.
 func (g *Replica) Committed() uint64 { return g.rn.BasicStatus().HardState.GetCommit() }

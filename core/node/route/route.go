@@ -96,10 +96,13 @@ type Replica interface {
 	// ReadIndex asks raft for a read index; it comes back through
 	// Router.OnReadState with ctx.
 	ReadIndex(ctx []byte)
-	// Applied is the replica's applied index, and Committed its commit
-	// index.
+	// Applied is the replica's applied index, AppliedTerm the term of
+	// the entry (or snapshot) there, and Committed its commit index.
 	Applied() uint64
+	AppliedTerm() uint64
 	Committed() uint64
+	// Term is the replica's current raft term.
+	Term() uint64
 	// Meta is the meta group's state machine (nil for a data group).
 	Meta() *meta.State
 	// CanReadChunk reports whether the replica holds a copy of the chunk
@@ -206,6 +209,9 @@ type op struct {
 	// issued is set once the request may have taken effect somewhere.
 	issued    bool
 	readIndex uint64
+	// readTerm is the replica's term when its read index came: the read
+	// also waits for an entry of that term to be applied (ServeReads).
+	readTerm uint64
 	// targets are the peers a forwarded request goes to, in order.
 	targets []uint64
 	tried   int

@@ -25,6 +25,7 @@ import (
 type fakeReplica struct {
 	serving, leading, catchingUp bool
 	leader, applied, committed   uint64
+	term, appliedTerm            uint64
 	meta                         *meta.State
 	chunks                       map[uint64][]byte
 	corrupt                      map[uint64]bool
@@ -35,13 +36,15 @@ type fakeReplica struct {
 	diskReads                    []fakeRead
 }
 
-func (g *fakeReplica) Serving() bool     { return g.serving }
-func (g *fakeReplica) Leader() uint64    { return g.leader }
-func (g *fakeReplica) Leading() bool     { return g.leading }
-func (g *fakeReplica) CatchingUp() bool  { return g.catchingUp }
-func (g *fakeReplica) Applied() uint64   { return g.applied }
-func (g *fakeReplica) Committed() uint64 { return g.committed }
-func (g *fakeReplica) Meta() *meta.State { return g.meta }
+func (g *fakeReplica) Serving() bool       { return g.serving }
+func (g *fakeReplica) Leader() uint64      { return g.leader }
+func (g *fakeReplica) Leading() bool       { return g.leading }
+func (g *fakeReplica) CatchingUp() bool    { return g.catchingUp }
+func (g *fakeReplica) Applied() uint64     { return g.applied }
+func (g *fakeReplica) AppliedTerm() uint64 { return g.appliedTerm }
+func (g *fakeReplica) Committed() uint64   { return g.committed }
+func (g *fakeReplica) Term() uint64        { return g.term }
+func (g *fakeReplica) Meta() *meta.State   { return g.meta }
 func (g *fakeReplica) ReadIndex(ctx []byte) {
 	g.reads = append(g.reads, ctx)
 }
@@ -445,6 +448,41 @@ func TestReadWaitsForItsIndex(t *testing.T) {
 			r.ServeReads()
 			if a.status() != "ok" || (a.resp.File.Path != "/a" && (len(a.resp.Files) != 1 || a.resp.Files[0].Path != "/a")) {
 				t.Fatalf("response %+v, want /a", a.resp)
+			}
+		})
+	}
+}
+
+// TestReadWaitsForItsTerm: a read index granted in a term is served only
+// once the replica has applied an entry of that term, as well as the
+// index: a group's only voter is granted its known commit index before it
+// has committed in its term (testdata/single_restart_read.txt).
+func TestReadWaitsForItsTerm(t *testing.T) {
+	tests := []struct {
+		name                 string
+		appliedTerm, applied uint64
+		served               bool
+	}{
+		{"index and term applied", 3, 10, true},
+		{"a later term applied", 4, 12, true},
+		{"index applied, an earlier term", 2, 10, false},
+		{"term reached, index not", 3, 9, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := meta.New()
+			st.Apply(5, meta.Command{Op: meta.OpPut, Path: "/a"})
+			r, h, _ := newRouter(Config{})
+			g := &fakeReplica{serving: true, leading: true, leader: 1, meta: st, applied: 9, term: 3, appliedTerm: 2}
+			h.replicas[topo.MetaGroup] = g
+			var a answer
+			r.Submit(get(), a.done)
+			r.OnReadState(topo.MetaGroup, raft.ReadState{Index: 10, RequestCtx: g.reads[0]})
+			g.term = 5 // a later term of the replica changes nothing for this read
+			g.applied, g.appliedTerm = tt.applied, tt.appliedTerm
+			r.ServeReads()
+			if served := a.resp != nil; served != tt.served {
+				t.Fatalf("served %v (%+v) at applied %d of term %d, want %v", served, a.resp, tt.applied, tt.appliedTerm, tt.served)
 			}
 		})
 	}

@@ -122,11 +122,26 @@ func (r *Router) OnReadState(group uint64, rs raft.ReadState) {
 		return
 	}
 	o.state, o.readIndex = opReadReady, rs.Index
+	if g := r.host.Replica(group); g != nil {
+		o.readTerm = g.Term()
+	}
 	r.readWaiters = append(r.readWaiters, o.id)
 }
 
-// ServeReads serves every read whose read index its replica has applied.
+// ServeReads serves every read whose read index its replica has applied,
+// once it has also applied an entry of the term the read index came in.
 // The node calls it after each round of applying committed entries.
+//
+// The second condition is for a group with one voter: raft grants its
+// leader a read index at once, the commit index it knows, even before it
+// has committed an entry of its own term. After a restart that index may
+// lie behind entries committed (and acknowledged) before the restart whose
+// commit no durable hard state recorded: a read served there would miss
+// them (testdata/single_restart_read.txt in core/node). An entry of the
+// leader's own term applied means everything committed before its
+// election is applied too. With more voters raft grants a read index only
+// once its leader has committed an entry of its term, so there the index
+// applied is enough (TiKV checks the same: tikv/tikv PR 6340).
 func (r *Router) ServeReads() {
 	kept := r.readWaiters[:0]
 	for _, id := range r.readWaiters {
@@ -139,7 +154,7 @@ func (r *Router) ServeReads() {
 		if bugs.CompiledIn && r.cfg.Bugs.ReadAtCommit {
 			reached = g.Committed()
 		}
-		if reached < o.readIndex {
+		if reached < o.readIndex || g.AppliedTerm() < o.readTerm {
 			kept = append(kept, id)
 			continue
 		}
