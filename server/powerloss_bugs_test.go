@@ -2,14 +2,7 @@
 
 package server
 
-import (
-	"testing"
-	"time"
-)
-
-// bugSyncLatency is the fsync time of the disks of
-// TestPowerLossCatchesInjectedBugs.
-const bugSyncLatency = 5 * time.Millisecond
+import "testing"
 
 // TestPowerLossCatchesInjectedBugs shows that
 // TestAcknowledgedWritesSurvivePowerLoss can fail: with each known defect
@@ -17,7 +10,7 @@ const bugSyncLatency = 5 * time.Millisecond
 // core, some acknowledged write is lost at a power cut. A defect's window
 // depends on timing, so each gets up to three attempts.
 //
-// Its disks take bugSyncLatency per fsync: with memfs's instant ones, a
+// Its disks take diskSyncLatency per fsync: with memfs's instant ones, a
 // defect that acknowledges first and fsyncs at once (io-done-before-work)
 // lost nothing in three attempts on a loaded machine (session 27's first
 // CI run); with them it was caught at the first attempt in 6 runs of 6.
@@ -41,7 +34,7 @@ func TestPowerLossCatchesInjectedBugs(t *testing.T) {
 				tc.set(&c.Bugs)
 			}
 			for attempt := 1; ; attempt++ {
-				problems := powerLoss(t, tc.nodes, 2, bugSyncLatency, mod)
+				problems := powerLoss(t, tc.nodes, 2, diskSyncLatency, mod)
 				if len(problems) > 0 {
 					t.Logf("attempt %d: %d acknowledged writes lost, first: %s", attempt, len(problems), problems[0])
 					return
