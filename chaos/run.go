@@ -187,6 +187,11 @@ func run(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.LoseStaged && opts.Cluster.Nodes < 3 {
+		// The staged bytes a killed node loses are held by the other
+		// voters only if they make a majority without it.
+		return nil, fmt.Errorf("chaos: losing staged chunk files needs at least 3 nodes, not %d", opts.Cluster.Nodes)
+	}
 	if large.Rate > 0 && opts.Clients > linearizability.MaxGenClients-1 {
 		return nil, fmt.Errorf("chaos: large operations: at most %d clients", linearizability.MaxGenClients-1)
 	}

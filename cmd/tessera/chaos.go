@@ -75,8 +75,11 @@ every fault as it began and every poll of the replacement and replica checks
   tessera chaos run --nodes 4 --lose --duration 60s --chunk-size 1MiB --inline-threshold 0 --large-rate 0.4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if nodes < 3 || nodes > 9 {
-				return fmt.Errorf("--nodes must be 3..9")
+			if nodes < 1 || nodes > 9 {
+				return fmt.Errorf("--nodes must be 1..9")
+			}
+			if loseStaged && nodes < 3 {
+				return fmt.Errorf("--lose-staged needs --nodes 3 or more: the other voters must make a majority without the killed node")
 			}
 			if lose && nodes < 4 {
 				return fmt.Errorf("--lose needs --nodes 4 or more: a spare node to replace the lost one on")
@@ -136,7 +139,7 @@ every fault as it began and every poll of the replacement and replica checks
 		},
 	}
 	fl := run.Flags()
-	fl.IntVar(&nodes, "nodes", 3, "node processes")
+	fl.IntVar(&nodes, "nodes", 3, "node processes, 1..9 (with 1 or 2, a crash or a pause stops every group the node votes in until it is back)")
 	fl.IntVar(&clients, "clients", 4, "concurrent clients")
 	fl.IntVar(&keys, "keys", 4, "files the clients share")
 	fl.DurationVar(&duration, "duration", 30*time.Second, "how long the workload and the nemesis run")
