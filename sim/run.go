@@ -283,6 +283,9 @@ type World struct {
 	// edgeRng draws the writes sized to end at a boundary (workload.go
 	// edgeSize), from a source of its own.
 	edgeRng *rand.Rand
+	// loneStallRng draws the disk stalls of a lone node's restarts
+	// (loneStall); nil in a cluster of more nodes.
+	loneStallRng *rand.Rand
 	// pointRng throws the coins of the disk work's crash points
 	// (diskpoints.go), from a source of its own.
 	pointRng *rand.Rand
@@ -388,6 +391,9 @@ type coverage struct {
 	// index when it applied it (diverge.go), ownSnaps the own snapshot
 	// batches checked as they completed (ownsnap.go).
 	chunkLosses, isolations, diverged, ownSnaps int
+	// loneStalls counts the stalls of a lone node's disk as it led the
+	// meta group after a restart (World.loneStall).
+	loneStalls int
 	// edgeSizes counts the writes sized to end at a boundary
 	// (workload.go edgeSize).
 	edgeSizes int
@@ -469,7 +475,15 @@ func (c coverage) String() string {
 			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone], c.fetchReads, c.fetchReadsVoid, c.fetchesDropped) +
 		fmt.Sprintf(" chunk-reads=%d chunk-reads-void=%d chunk-reads-queued=%d chunk-reads-refused=%d scrub-reads-void=%d",
 			c.chunkReads, c.chunkReadsVoid, c.chunkReadsQueued, c.chunkReadsRefused, c.scrubReadsVoid) +
-		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d", c.churnHealed, c.faultOps) + diskPointString(&c.points)
+		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d", c.churnHealed, c.faultOps) + diskPointString(&c.points) + c.loneString()
+}
+
+// loneString counts the lone node's stalls, in runs of one node.
+func (c coverage) loneString() string {
+	if c.loneStalls == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" lone-stalls=%d", c.loneStalls)
 }
 
 // sharedString describes what shared logs did, if a run had them.
@@ -484,7 +498,12 @@ func (w *World) nodeConfig(id int) node.Config {
 	return node.Config{
 		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, ElectionTicks: 20, HeartbeatTicks: 2,
 		OnApply:  func(a node.Applied) { w.onApply(id, a) },
-		OnLeader: func(group, term uint64) { w.checks.leader(id, group, term) },
+		OnLeader: func(group, term uint64) {
+			w.checks.leader(id, group, term)
+			if group == topo.MetaGroup {
+				w.loneStall(id)
+			}
+		},
 		OnConfChange: func(p node.ConfProposal) {
 			w.checks.confProposed(p)
 			w.moment(id, ConfCrash)
@@ -744,6 +763,7 @@ func (w *World) restart(s *simNode) {
 	case err == nil:
 		s.checkPromises()
 		s.checkStaged()
+		w.armLoneStall(s)
 	case errors.Is(err, errIO) || errors.Is(err, vfs.ErrNoSpace):
 		// An injected disk fault during recovery: the process dies, as
 		// one would, and is started again later.
@@ -753,6 +773,39 @@ func (w *World) restart(s *simNode) {
 	default:
 		w.failf(verdict.Recovery, "node %d cannot start from its disk: %v", s.id, err)
 	}
+}
+
+// armLoneStall arms, in half the restarts of a lone node while the faults
+// last, a stall of its disk for 0.2 to 3 s from the moment it next leads
+// the meta group (loneStall): a disk busy after a power cut (a journal
+// replay, a RAID resync).
+func (w *World) armLoneStall(s *simNode) {
+	if w.loneStallRng == nil || w.healed || w.clk.now == 0 || w.loneStallRng.IntN(2) != 0 {
+		return
+	}
+	s.loneStall = time.Duration(200+w.loneStallRng.IntN(2800)) * time.Millisecond
+}
+
+// loneStall starts the stall armLoneStall armed on node id, which has just
+// become the meta group's leader. The first entry of its term then waits
+// for the disk, and meanwhile raft grants the group's only voter reads at
+// the commit index it recovered, which may lie behind entries committed
+// and acknowledged before the crash (route.ServeReads waits for an entry
+// of the term; the injected bug read-before-term does not). Without the
+// stall that window is one write long, and a read met it in one seed of a
+// hundred; a stall from the restart on holds up the vote's write instead,
+// and the window with it.
+func (w *World) loneStall(id int) {
+	s := w.nodes[id-1]
+	if s.loneStall == 0 || w.healed {
+		return
+	}
+	d := s.loneStall
+	s.loneStall = 0
+	s.stallUntil = max(s.stallUntil, w.clk.now+d)
+	w.clk.note("lonestall", uint64(s.id), uint64(d/time.Millisecond))
+	w.coverage.loneStalls++
+	w.logf("node %d's disk stalls for %s as it leads the meta group", s.id, d)
 }
 
 // Result is the outcome of a run.
@@ -898,6 +951,9 @@ func run(opts Options) (res *Result) {
 		w.scrubEvery = []int{1, 2, 4}[scrubRng.IntN(3)]
 	}
 	w.edgeRng = rand.New(rand.NewPCG(opts.Seed, 0xed9e5125))
+	if opts.Nodes == 1 {
+		w.loneStallRng = rand.New(rand.NewPCG(opts.Seed, 0x10e57a11))
+	}
 	if opts.setup != nil {
 		opts.setup(w)
 	}
@@ -1199,7 +1255,7 @@ func (w *World) heal() {
 	for _, s := range w.nodes {
 		s.diskFaults = false
 		s.pausedUntil = 0
-		s.armedWrite, s.readErrUntil, s.stageRots, s.stallUntil = "", 0, 0, 0
+		s.armedWrite, s.readErrUntil, s.stageRots, s.stallUntil, s.loneStall = "", 0, 0, 0, 0
 		s.fs.ClearLatent()
 		if !s.up() {
 			w.restart(s)
