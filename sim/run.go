@@ -497,7 +497,7 @@ func (c coverage) sharedString() string {
 func (w *World) nodeConfig(id int) node.Config {
 	return node.Config{
 		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, ElectionTicks: 20, HeartbeatTicks: 2,
-		OnApply:  func(a node.Applied) { w.onApply(id, a) },
+		OnApply: func(a node.Applied) { w.onApply(id, a) },
 		OnLeader: func(group, term uint64) {
 			w.checks.leader(id, group, term)
 			if group == topo.MetaGroup {
