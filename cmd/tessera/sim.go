@@ -109,9 +109,10 @@ duplication and delay, disk errors, slow fsync, bit rot, a node lost for good,
 a disk lost, a damaged log, crashes at protocol moments). Clusters of 1 and
 2 nodes draw only the faults that mean something there: one node has no
 peer to be cut off from, nor a good copy to repair damage from, so it is
-crashed and restarted (with torn and lost writes) and its disk slowed or
-failed; with two, any one fault stops the groups they share. --nodes 0
-draws the size from the seed, as 'sim swarm' does.
+crashed (a power loss of the whole cluster), paused, and its disk slowed
+or failed; with two, any one fault stops the groups they share, and
+progress is demanded once the faults heal. --nodes 0 draws the size from
+the seed, as 'sim swarm' does.
 As it runs, every replica's state is compared with the others' at every
 applied index, a group may have one leader per term, the meta invariants must
 hold, a learner may be promoted only once caught up, and every protocol step
