@@ -103,3 +103,24 @@ func TestDrawnNodes(t *testing.T) {
 		})
 	}
 }
+
+// TestNodeCounts checks the swarm's line of seeds by cluster size.
+func TestNodeCounts(t *testing.T) {
+	tests := []struct {
+		nodes []int
+		want  string
+	}{
+		{nil, "seeds by nodes:"},
+		{[]int{5, 1, 5, 2, 5}, "seeds by nodes: 1=1 2=1 5=3"},
+		{[]int{3, 3}, "seeds by nodes: 3=2"},
+	}
+	for _, tt := range tests {
+		var results []SwarmResult
+		for i, n := range tt.nodes {
+			results = append(results, SwarmResult{Seed: uint64(i + 1), Nodes: n})
+		}
+		if got := NodeCounts(results); got != tt.want {
+			t.Errorf("NodeCounts(%v) = %q, want %q", tt.nodes, got, tt.want)
+		}
+	}
+}
