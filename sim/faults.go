@@ -265,10 +265,10 @@ func generate(r *rand.Rand, nodes int, duration, outageAfter time.Duration) Sche
 		rate := rates[k]
 		if rate == 0 || nodes == 1 && (k == Partition || k == Clog || k == BitRot) {
 			// A node alone has no peer to be cut off from or slowed
-			// towards (the clients reach the nodes outside the
-			// simulated network), nor a good copy elsewhere to repair a
-			// rotted chunk from (bitRot would find no chunk it may
-			// damage): such a fault would mean nothing.
+			// towards (partitions and clogs cut or slow the traffic
+			// between nodes, never the clients'), nor a good copy
+			// elsewhere to repair a rotted chunk from (bitRot would find
+			// no chunk it may damage): such a fault would mean nothing.
 			continue
 		}
 		n := int(rate * until.Seconds() / 10)
