@@ -124,3 +124,19 @@ func TestNodeCounts(t *testing.T) {
 		}
 	}
 }
+
+// TestLoneStall checks that a lone node's disk stalls as it leads the meta
+// group after a restart while the faults last (World.loneStall), the
+// window in which the stale read of a single voter shows: seed 17's run of
+// 20 s restarts its node twice with the stall armed.
+func TestLoneStall(t *testing.T) {
+	o := DefaultOptions()
+	o.Seed, o.Duration, o.Nodes = 17, 20*time.Second, 1
+	res := Run(o)
+	if !res.Passed() {
+		t.Fatalf("seed 17 failed: %v", res.Verdict.Failures)
+	}
+	if !strings.Contains(res.Coverage, " lone-stalls=2") {
+		t.Errorf("seed 17 with one node: coverage %q, want lone-stalls=2", res.Coverage)
+	}
+}
