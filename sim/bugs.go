@@ -25,6 +25,7 @@ var bugNames = []struct {
 	{"promote-on-next", func(b *node.Bugs) { b.Replace.PromoteOnNext = true }, func(b node.Bugs) bool { return b.Replace.PromoteOnNext }},
 	{"stamp-at-apply", func(b *node.Bugs) { b.Replica.StampAtApply = true }, func(b node.Bugs) bool { return b.Replica.StampAtApply }},
 	{"hardstate-first", func(b *node.Bugs) { b.Replica.HardStateFirst = true }, func(b node.Bugs) bool { return b.Replica.HardStateFirst }},
+	{"read-before-term", func(b *node.Bugs) { b.Route.ReadBeforeTerm = true }, func(b node.Bugs) bool { return b.Route.ReadBeforeTerm }},
 	{"read-at-commit", func(b *node.Bugs) { b.Route.ReadAtCommit = true }, func(b node.Bugs) bool { return b.Route.ReadAtCommit }},
 	{"conf-change-leader-only", func(b *node.Bugs) { b.Replica.ConfChangeOnLeaderOnly = true }, func(b node.Bugs) bool { return b.Replica.ConfChangeOnLeaderOnly }},
 	{"rename-keeps-version", func(b *node.Bugs) { b.Replica.Meta.RenameKeepsVersion = true }, func(b node.Bugs) bool { return b.Replica.Meta.RenameKeepsVersion }},

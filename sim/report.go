@@ -52,7 +52,13 @@ func Report(out io.Writer, opts Options, res *Result, reportPath string, wall ti
 
 // ReplayCommand is the exact command that replays a run.
 func ReplayCommand(opts Options, seed uint64, sched *Schedule) string {
-	cmd := fmt.Sprintf("tessera sim run --seed %d --nodes %d --duration %s", seed, opts.Nodes, opts.Duration)
+	nodes := opts.Nodes
+	if nodes == NodesDrawn {
+		// Named, so that the line replays the seed whatever the
+		// defaults.
+		nodes = DrawNodes(seed)
+	}
+	cmd := fmt.Sprintf("tessera sim run --seed %d --nodes %d --duration %s", seed, nodes, opts.Duration)
 	if opts.MetaReplicas != 0 {
 		cmd += fmt.Sprintf(" --meta-replicas %d", opts.MetaReplicas)
 	}

@@ -134,6 +134,9 @@ type simNode struct {
 	stageRots int
 	// stallUntil ends a DiskStall: no disk work completes before it.
 	stallUntil time.Duration
+	// loneStall, if set, is the stall of a lone node's disk to start as
+	// it next leads the meta group (World.armLoneStall).
+	loneStall time.Duration
 	// frames is the pool of peer frames the node's deliveries are decoded
 	// in, for the life of its core; nil while it is down, or when the run
 	// delivers copies (Options.CopyFrames; frames.go).

@@ -16,7 +16,9 @@ import (
 
 // SwarmResult is one seed's outcome in a swarm.
 type SwarmResult struct {
-	Seed    uint64
+	Seed uint64
+	// Nodes is the size of the seed's cluster.
+	Nodes   int
 	Verdict verdict.Verdict
 	// Detail is the first failure, on one line.
 	Detail string
@@ -75,14 +77,20 @@ func Swarm(opts Options, so SwarmOptions, out io.Writer) []SwarmResult {
 			if stopped() {
 				continue // --fail-fast: drain the seeds handed out already
 			}
+			nodes := opts.Nodes
+			if nodes == NodesDrawn {
+				nodes = DrawNodes(seed)
+			}
 			if !inProcess {
-				record(runSeedProcess(so.Exe, seed, opts, so.ExtraArgs))
+				r := runSeedProcess(so.Exe, seed, opts, so.ExtraArgs)
+				r.Nodes = nodes
+				record(r)
 				continue
 			}
 			o := opts
 			o.Seed = seed
 			res := Run(o)
-			r := SwarmResult{Seed: seed, Verdict: res.Verdict, Coverage: res.Coverage}
+			r := SwarmResult{Seed: seed, Nodes: nodes, Verdict: res.Verdict, Coverage: res.Coverage}
 			if len(res.Verdict.Failures) > 0 {
 				r.Detail = res.Verdict.Failures[0].Summary()
 			}
@@ -208,6 +216,23 @@ func lastLine(s string) string {
 // its seeds (SwarmTotals): paths few seeds reach, whose counts say
 // whether a swarm exercised them at all.
 var swarmTotalNames = []string{"snapshot-files-received", "recvcrash-fired", "sendergone-fired", "fetch-reads-void", "fetches-dropped", "chunk-reads-void", "chunk-reads-queued", "chunk-reads-refused", "scrub-reads-void"}
+
+// NodeCounts is the line that counts a swarm's seeds by the size of
+// their cluster ("seeds by nodes: 1=N 2=M 5=K").
+func NodeCounts(results []SwarmResult) string {
+	counts := map[int]int{}
+	for _, r := range results {
+		counts[r.Nodes]++
+	}
+	var b strings.Builder
+	b.WriteString("seeds by nodes:")
+	for n := 0; n <= 9; n++ {
+		if c := counts[n]; c > 0 {
+			fmt.Fprintf(&b, " %d=%d", n, c)
+		}
+	}
+	return b.String()
+}
 
 // SwarmTotals sums, over a swarm's seeds, the coverage counters of
 // swarmTotalNames (each seed's coverage line), on one line, with the

@@ -30,10 +30,11 @@ type simFlags struct {
 	upgradeFrom  uint32
 }
 
-func (sf *simFlags) add(cmd *cobra.Command) {
+// add adds the flags to cmd; nodes is --nodes's default.
+func (sf *simFlags) add(cmd *cobra.Command, nodes int) {
 	fl := cmd.Flags()
-	fl.IntVar(&sf.nodes, "nodes", sim.DefaultOptions().Nodes, "nodes in the simulated cluster")
-	fl.IntVar(&sf.metaReplicas, "meta-replicas", 0, "replicas of the meta group (0: picked per seed, 3 or 5 with 5 or more nodes)")
+	fl.IntVar(&sf.nodes, "nodes", nodes, "nodes in the simulated cluster, 1..9 (0: drawn per seed, 1 in a tenth of the seeds, 2 in a tenth, else 5)")
+	fl.IntVar(&sf.metaReplicas, "meta-replicas", 0, "replicas of the meta group (0: picked per seed, 3 or 5 with 5 or more nodes, else all of them)")
 	fl.DurationVar(&sf.duration, "duration", sim.DefaultOptions().Duration, "simulated time of the workload and faults")
 	fl.StringVar(&sf.bugs, "inject-bug", "", "comma-separated known bugs to inject (binaries built with -tags tesserabugs): "+strings.Join(sim.AllBugs(), ", "))
 	fl.StringVar(&sf.logLayout, "log-layout", sim.DefaultOptions().LogLayout.String(), "the nodes' raft logs: draw (per seed), per-group (a log per group) or shared (one per node: node --log-layout shared)")
@@ -68,11 +69,11 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 		return opts, err
 	}
 	opts.LogLayout = layout
-	if sf.nodes < 3 || sf.nodes > 9 {
-		return opts, fmt.Errorf("--nodes must be 3..9")
+	if sf.nodes < 0 || sf.nodes > 9 {
+		return opts, fmt.Errorf("--nodes must be 0..9")
 	}
-	if sf.metaReplicas != 0 && (sf.metaReplicas < 3 || sf.metaReplicas > sf.nodes || sf.metaReplicas%2 == 0) {
-		return opts, fmt.Errorf("--meta-replicas must be 0, or odd and 3..--nodes")
+	if sf.metaReplicas != 0 && (sf.nodes == sim.NodesDrawn || sf.metaReplicas < 3 || sf.metaReplicas > sf.nodes || sf.metaReplicas%2 == 0) {
+		return opts, fmt.Errorf("--meta-replicas must be 0, or odd and 3..--nodes with --nodes set")
 	}
 	if sf.duration < time.Second || sf.duration > 24*time.Hour {
 		return opts, fmt.Errorf("--duration must be 1s..24h")
@@ -105,7 +106,13 @@ func simCmd() *cobra.Command {
 workload of concurrent clients and a fault schedule generated from --seed
 (crashes with torn writes, pauses, partitions, clogged links, message loss,
 duplication and delay, disk errors, slow fsync, bit rot, a node lost for good,
-a disk lost, a damaged log, crashes at protocol moments).
+a disk lost, a damaged log, crashes at protocol moments). Clusters of 1 and
+2 nodes draw only the faults that mean something there: one node has no
+peer to be cut off from, nor a good copy to repair damage from, so it is
+crashed (a power loss of the whole cluster), paused, and its disk slowed
+or failed; with two, any one fault stops the groups they share, and
+progress is demanded once the faults heal. --nodes 0 draws the size from
+the seed, as 'sim swarm' does.
 As it runs, every replica's state is compared with the others' at every
 applied index, a group may have one leader per term, the meta invariants must
 hold, a learner may be promoted only once caught up, and every protocol step
@@ -130,6 +137,11 @@ smallest failing schedule; exit status 1.`,
 			opts, err := sf.options(seed)
 			if err != nil {
 				return err
+			}
+			if opts.Nodes == sim.NodesDrawn {
+				// Named from here on: the schedule's check and the
+				// replay lines want the seed's count.
+				opts.Nodes = sim.DrawNodes(seed)
 			}
 			if sched != "" {
 				s, err := sim.ParseSchedule(sched)
@@ -181,7 +193,7 @@ smallest failing schedule; exit status 1.`,
 			return exitError{1}
 		},
 	}
-	sf.add(run)
+	sf.add(run, sim.DefaultOptions().Nodes)
 	rf := run.Flags()
 	rf.Uint64Var(&seed, "seed", 1, "the run's seed")
 	rf.StringVar(&tracePath, "trace", "", "write the event trace to this file")
@@ -210,7 +222,9 @@ panicked, including while a node restarted, or a seed process died without a
 verdict). The summary counts each apart, and failures by the check that
 caught them. --fail-fast stops at the first seed that does not pass. Exit
 status 1 if any seed fails; each failing seed replays with 'tessera sim run
---seed N'.`,
+--seed N'. Each seed draws its cluster's size unless --nodes names one: 1
+node in a tenth of the seeds, 2 in another tenth, else 5 (those run exactly
+as with --nodes 5); the replay lines name it.`,
 		Example: `  tessera sim swarm --seeds 1..300 -j 2
   tessera sim swarm --seeds 1..2000 -j 1 --fail-fast`,
 		Args: cobra.NoArgs,
@@ -241,13 +255,16 @@ status 1 if any seed fails; each failing seed replays with 'tessera sim run
 			fmt.Println(sum)
 			fmt.Println(sim.DiskPointTotals(results))
 			fmt.Println(sim.SwarmTotals(results))
+			fmt.Println(sim.NodeCounts(results))
 			if sum.Failed+sum.Panicked > 0 {
 				return exitError{1}
 			}
 			return nil
 		},
 	}
-	swf.add(swarm)
+	// A swarm draws each seed's cluster size: 1 or 2 nodes in a fifth of
+	// the seeds, 5 in the rest, which run as with --nodes 5.
+	swf.add(swarm, sim.NodesDrawn)
 	swarm.Flags().StringVar(&seeds, "seeds", "1..100", "seed range FROM..TO")
 	swarm.Flags().IntVarP(&jobs, "jobs", "j", 2, "processes at a time (1: every seed in this process)")
 	swarm.Flags().BoolVar(&failFast, "fail-fast", false, "stop at the first seed that does not pass")

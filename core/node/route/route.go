@@ -73,6 +73,10 @@ type Bugs struct {
 	// ReadAtCommit serves a ReadIndex read once the replica's commit
 	// index, not its applied index, reaches the read index.
 	ReadAtCommit bool
+	// ReadBeforeTerm serves a ReadIndex read once its index is applied,
+	// without waiting for an entry of the read index's term: the defect
+	// fixed in ServeReads, which only a group with one voter shows.
+	ReadBeforeTerm bool
 }
 
 // Replica is this node's replica of a group, as the router sees it.

@@ -154,7 +154,11 @@ func (r *Router) ServeReads() {
 		if bugs.CompiledIn && r.cfg.Bugs.ReadAtCommit {
 			reached = g.Committed()
 		}
-		if reached < o.readIndex || g.AppliedTerm() < o.readTerm {
+		termApplied := g.AppliedTerm() >= o.readTerm
+		if bugs.CompiledIn && r.cfg.Bugs.ReadBeforeTerm {
+			termApplied = true
+		}
+		if reached < o.readIndex || !termApplied {
 			kept = append(kept, id)
 			continue
 		}
