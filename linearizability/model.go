@@ -224,8 +224,7 @@ func step(d *digests, st state, in Input, out Output) []state {
 		switch out.Status {
 		case OK:
 			if f.Exists && (in.Kind == client.Stat || d.reads(f, in.Spec, out)) && (!f.Known || f.Version == out.Version) {
-				f.Version, f.Known = out.Version, true
-				return []state{st.with(f)}
+				return []state{bindVersion(st, f, out.Version)}
 			}
 		case NotFound:
 			if !f.Exists {
@@ -233,8 +232,7 @@ func step(d *digests, st state, in Input, out Output) []state {
 			}
 		case OutOfRange:
 			if f.Exists && in.Kind == client.Get && in.Offset > 0 && in.Offset >= f.size() && (!f.Known || f.Version == out.Version) {
-				f.Version, f.Known = out.Version, true
-				return []state{st.with(f)}
+				return []state{bindVersion(st, f, out.Version)}
 			}
 		}
 	case client.List:
@@ -244,6 +242,17 @@ func step(d *digests, st state, in Input, out Output) []state {
 		return listStep(st, in.Spec, out)
 	}
 	return nil
+}
+
+// bindVersion is st once a read saw version v of f: a version unknown
+// until then is bound; a known one (v, as the read checked) leaves st as
+// it is, with no copy: reads are most of the steps the search takes.
+func bindVersion(st state, f file, v uint64) state {
+	if f.Known {
+		return st
+	}
+	f.Version, f.Known = v, true
+	return st.with(f)
 }
 
 // listStep is the step of a List of spec that returned out: the page it

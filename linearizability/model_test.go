@@ -307,6 +307,87 @@ func TestCheckOrder(t *testing.T) {
 	}
 }
 
+// TestSettleAndPin: each write that took effect is pinned to its commit
+// time when that lies within its call and return; a pinned history is
+// linearizable only if the settled one is, and a correct run's is.
+func TestSettleAndPin(t *testing.T) {
+	unknown := Output{Status: Unknown}
+	at := func(i uint64, when int64, out Output) Commit {
+		return Commit{Applied: true, Index: i, Output: out, At: when}
+	}
+	none := Commit{}
+	tests := []struct {
+		name    string
+		h       []Operation
+		commits []Commit
+		want    []Operation
+		pinned  verdict.History
+	}{
+		{"an answered write is pinned at its commit", []Operation{
+			op(0, 0, 10, put("/a", "x"), ok(5)),
+			op(1, 2, 12, get("/a"), read(5, "x")),
+		}, []Commit{at(5, 4, ok(5)), none}, []Operation{
+			op(0, 4, 4, put("/a", "x"), ok(5)),
+			op(1, 2, 12, get("/a"), read(5, "x")),
+		}, verdict.Linearizable},
+		{"an unknown write is pinned at its commit", []Operation{
+			op(0, 0, Infinity, put("/a", "x"), unknown),
+			op(1, 20, 30, get("/a"), read(7, "x")),
+		}, []Commit{at(7, 15, ok(7)), none}, []Operation{
+			op(0, 15, 15, put("/a", "x"), ok(7)),
+			op(1, 20, 30, get("/a"), read(7, "x")),
+		}, verdict.Linearizable},
+		{"a write whose commit lies after its return keeps its interval", []Operation{
+			op(0, 0, 10, put("/a", "x"), ok(5)),
+		}, []Commit{at(5, 11, ok(5))}, []Operation{
+			op(0, 0, 10, put("/a", "x"), ok(5)),
+		}, verdict.Linearizable},
+		{"reads stay as they are; two writes in their commit order", []Operation{
+			op(0, 0, 20, put("/a", "x"), ok(5)),
+			op(1, 0, 20, put("/a", "y"), ok(6)),
+			op(2, 1, 30, get("/a"), read(6, "y")),
+		}, []Commit{at(5, 8, ok(5)), at(6, 9, ok(6)), none}, []Operation{
+			op(0, 8, 8, put("/a", "x"), ok(5)),
+			op(1, 9, 9, put("/a", "y"), ok(6)),
+			op(2, 1, 30, get("/a"), read(6, "y")),
+		}, verdict.Linearizable},
+		{"a read before the commit of what it saw fails", []Operation{
+			op(0, 0, 20, put("/a", "x"), ok(5)),
+			op(1, 1, 6, get("/a"), read(5, "x")),
+		}, []Commit{at(5, 8, ok(5)), none}, []Operation{
+			op(0, 8, 8, put("/a", "x"), ok(5)),
+			op(1, 1, 6, get("/a"), read(5, "x")),
+		}, verdict.NotLinearizable},
+		{"a stale read fails, pinned or not", []Operation{
+			op(0, 0, 10, put("/a", "x"), ok(5)),
+			op(1, 12, 20, get("/a"), Output{Status: NotFound}),
+		}, []Commit{at(5, 4, ok(5)), none}, []Operation{
+			op(0, 4, 4, put("/a", "x"), ok(5)),
+			op(1, 12, 20, get("/a"), Output{Status: NotFound}),
+		}, verdict.NotLinearizable},
+	}
+	for _, tt := range tests {
+		got, err := SettleAndPin(tt.h, tt.commits)
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: pinned\n%v\nwant\n%v", tt.name, got, tt.want)
+		}
+		v, _ := Check(got, 10*time.Second)
+		if v != tt.pinned {
+			t.Errorf("%s: the pinned history is %s, want %s", tt.name, v, tt.pinned)
+		}
+		// Pinning never makes a history linearizable that was not.
+		if settled, err := Settle(tt.h, tt.commits); err == nil && v == verdict.Linearizable {
+			if sv, _ := Check(settled, 10*time.Second); sv != verdict.Linearizable {
+				t.Errorf("%s: pinned linearizable, settled %s", tt.name, sv)
+			}
+		}
+	}
+}
+
 func TestSettle(t *testing.T) {
 	unknown := Output{Status: Unknown}
 	at := func(i uint64, when int64, out Output) Commit {

@@ -21,7 +21,10 @@ import (
 // taking most of a swarm's time: before it, seeds 7 and 11 of 1..16 took
 // 30 s each of the 60 s those 16 seeds took. Porcupine checks the history
 // settled by the commits (linearizability.Settle), which spares it the
-// writes that never returned.
+// writes that never returned; when the commit order is a linearization,
+// with each write also pinned at its commit (SettleAndPin), which leaves it
+// only the reads to place: seed 7 of 1..12 (17,824 operations of 16
+// clients), undecided after 3 s before, is proved in 0.14 s.
 const (
 	checkTimeout      = 30 * time.Second
 	crossCheckTimeout = 3 * time.Second
@@ -169,7 +172,13 @@ func (h *history) check() (verdict.History, []byte, error) {
 	if orderErr == nil {
 		limit = crossCheckTimeout
 	}
-	settled, err := linearizability.Settle(ops, commits)
+	settle := linearizability.Settle
+	if orderErr == nil {
+		// The commit order is a linearization: Porcupine checks it as a
+		// certificate, the writes pinned at their commits.
+		settle = linearizability.SettleAndPin
+	}
+	settled, err := settle(ops, commits)
 	if err != nil {
 		return verdict.NotLinearizable, nil, err
 	}
