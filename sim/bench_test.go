@@ -13,7 +13,7 @@ import (
 func BenchmarkRun(b *testing.B) {
 	// As `tessera sim` runs (the ballast stays for the process).
 	defer debug.SetGCPercent(debug.SetGCPercent(GCPercent))
-	TuneGC()
+	TuneGC(true)
 	var simulated time.Duration
 	var events uint64
 	start := time.Now()

@@ -90,7 +90,7 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 
 func simCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "sim", Short: "deterministic simulation of a whole cluster",
-		PersistentPreRun: func(*cobra.Command, []string) { tuneGC() }}
+		PersistentPreRun: func(c *cobra.Command, _ []string) { tuneGC(c.Name() == "swarm") }}
 	var (
 		sf                        simFlags
 		seed                      uint64
@@ -282,10 +282,10 @@ func parseSeedRange(s string) (uint64, uint64, error) {
 	return from, to, nil
 }
 
-// tuneGC sets the collector as the simulator runs best (sim.TuneGC),
-// unless GOGC says otherwise.
-func tuneGC() {
+// tuneGC sets the collector as the simulator runs best (sim.TuneGC: with
+// a ballast for manyRuns, a swarm), unless GOGC says otherwise.
+func tuneGC(manyRuns bool) {
 	if os.Getenv("GOGC") == "" {
-		sim.TuneGC()
+		sim.TuneGC(manyRuns)
 	}
 }
