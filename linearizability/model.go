@@ -14,7 +14,10 @@
 //
 // Check runs Porcupine, within a wall-clock time limit; CheckOrder checks a
 // history against the order a simulator saw the writes committed in, which
-// needs no limit and resolves Porcupine's undecided verdicts.
+// needs no limit and resolves Porcupine's undecided verdicts. Settle and
+// SettleAndPin give Porcupine a simulator's history as those commits settle
+// it (and, once CheckOrder accepted it, with each write pinned at its
+// commit, so that Porcupine checks the commit order as a certificate).
 //
 // Large values need not be kept whole: a write may write a generated value
 // (Gen) and a read be recorded by its digest (ReadResult); see content.go.
