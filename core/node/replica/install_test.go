@@ -58,6 +58,12 @@ func TestSnapshotGivenUpWhenItsSenderLacksAChunk(t *testing.T) {
 	if f.g.Installing() || f.g.Applied() != 5 {
 		t.Fatalf("installing %v, applied %d once chunk 7 came, want the snapshot at 5", f.g.Installing(), f.g.Applied())
 	}
+	// The read path waits for an entry of a read's term applied
+	// (route.Router.ServeReads): the snapshot's term counts as applied,
+	// or a read of an idle group would wait for its next write.
+	if f.g.AppliedTerm() != 2 {
+		t.Fatalf("applied term %d after installing the snapshot of term 2", f.g.AppliedTerm())
+	}
 }
 
 // TestSnapshotGivenUpWhenItsSenderGoesSilent: a data snapshot held back
