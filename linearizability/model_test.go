@@ -307,15 +307,17 @@ func TestCheckOrder(t *testing.T) {
 	}
 }
 
+// at is the commit record of a write applied at index i, first at time
+// when, with outcome out.
+func at(i uint64, when int64, out Output) Commit {
+	return Commit{Applied: true, Index: i, Output: out, At: when}
+}
+
 // TestSettleAndPin: each write that took effect is pinned to its commit
 // time when that lies within its call and return; a pinned history is
 // linearizable only if the settled one is, and a correct run's is.
 func TestSettleAndPin(t *testing.T) {
-	unknown := Output{Status: Unknown}
-	at := func(i uint64, when int64, out Output) Commit {
-		return Commit{Applied: true, Index: i, Output: out, At: when}
-	}
-	none := Commit{}
+	unknown, none := Output{Status: Unknown}, Commit{}
 	tests := []struct {
 		name    string
 		h       []Operation
@@ -389,11 +391,7 @@ func TestSettleAndPin(t *testing.T) {
 }
 
 func TestSettle(t *testing.T) {
-	unknown := Output{Status: Unknown}
-	at := func(i uint64, when int64, out Output) Commit {
-		return Commit{Applied: true, Index: i, Output: out, At: when}
-	}
-	none := Commit{}
+	unknown, none := Output{Status: Unknown}, Commit{}
 	tests := []struct {
 		name    string
 		h       []Operation
