@@ -280,6 +280,8 @@ type World struct {
 	// (checkAckedBytes).
 	appliedWrites map[[2]uint64]uint64
 	lostSince     map[lostFile]lostClock
+	// floors is the read floor check (readfloor.go).
+	floors readFloors
 	// edgeRng draws the writes sized to end at a boundary (workload.go
 	// edgeSize), from a source of its own.
 	edgeRng *rand.Rand
@@ -497,7 +499,9 @@ func (c coverage) sharedString() string {
 func (w *World) nodeConfig(id int) node.Config {
 	return node.Config{
 		ID: uint64(id), Topology: w.topo, Join: w.nodes[id-1].joined, ElectionTicks: 20, HeartbeatTicks: 2,
-		OnApply: func(a node.Applied) { w.onApply(id, a) },
+		OnApply:      func(a node.Applied) { w.onApply(id, a) },
+		OnReadIssued: func(group, op uint64) { w.readIssued(id, group, op) },
+		OnReadServed: func(group, op, applied uint64) { w.readServed(id, group, op, applied) },
 		OnLeader: func(group, term uint64) {
 			w.checks.leader(id, group, term)
 			if group == topo.MetaGroup {
@@ -705,6 +709,7 @@ func (w *World) inlineString() string {
 // history, and the spec conformance of the protocol.
 func (w *World) onApply(id int, a node.Applied) {
 	w.checks.applied(id, a)
+	w.floors.noteApplied(a.Group, a.Index)
 	w.nodes[id-1].noteApplied(a.Group, a.Index)
 	if s := w.nodes[id-1]; s.node != nil {
 		s.noteDiverged(a.Group, a.Index, a.Restored)
@@ -891,6 +896,7 @@ func run(opts Options) (res *Result) {
 	}
 	w.setTopology(topo.Default(ids, opts.DataGroups, metaReplicas, min(opts.Nodes, 3)))
 	w.conform = newConformance(w)
+	w.floors = newReadFloors()
 	w.checks = newStateChecker(w)
 	w.net = newNetwork(w)
 	w.hist = newHistory()

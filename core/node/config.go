@@ -74,6 +74,11 @@ type Config struct {
 	// becomes its leader, with the term: the simulator checks that a term
 	// has at most one leader. It must not call into the node.
 	OnLeader func(group, term uint64)
+	// OnReadIssued and OnReadServed, if set, are route.Config's: called as
+	// this node begins a read of a group and as it serves it. They must not
+	// call into the node.
+	OnReadIssued func(group, op uint64)
+	OnReadServed func(group, op, applied uint64)
 	// OnConfChange, if set, is called when this node, leading a group,
 	// has proposed a membership change. It must not call into the node.
 	OnConfChange func(ConfProposal)

@@ -30,7 +30,7 @@ func (c Config) routeConfig(log *slog.Logger) route.Config {
 	return route.Config{ID: c.ID, Topology: c.Topology, ElectionTicks: c.ElectionTicks,
 		RequestTimeoutTicks: c.RequestTimeoutTicks, RetryTicks: c.RetryTicks, MaxChunkBytes: c.MaxChunkBytes,
 		MaxProposedChunkBytes: proposedChunkBytes(c), MaxChunkReads: c.MaxChunkReads, MaxQueuedChunkReads: c.MaxQueuedChunkReads,
-		MaxFormat: c.MaxFormat, Log: log, Bugs: c.Bugs.Route}
+		MaxFormat: c.MaxFormat, Log: log, OnReadIssued: c.OnReadIssued, OnReadServed: c.OnReadServed, Bugs: c.Bugs.Route}
 }
 
 func (c Config) replaceConfig(log *slog.Logger) replace.Config {

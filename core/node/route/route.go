@@ -58,6 +58,13 @@ type Config struct {
 	MaxFormat uint32
 	// Log receives the router's warnings.
 	Log *slog.Logger
+	// OnReadIssued, if set, is called as this node begins a read of a
+	// group (op names it among this node's), and OnReadServed as it
+	// serves the read at its replica's applied index: the simulator
+	// checks that a read reflects everything applied anywhere before it
+	// began. They must not call into the node.
+	OnReadIssued func(group, op uint64)
+	OnReadServed func(group, op, applied uint64)
 	// Bugs are deliberately injected defects, for testing the testbed only.
 	Bugs Bugs
 }

@@ -99,6 +99,9 @@ func (r *Router) proposedChunkBytes(group uint64) int {
 }
 
 func (r *Router) read(g Replica, o *op) {
+	if r.cfg.OnReadIssued != nil {
+		r.cfg.OnReadIssued(o.group, o.id)
+	}
 	if bugs.CompiledIn && r.cfg.Bugs.StaleReads {
 		// Injected bug: serve from whatever this replica has applied.
 		o.state = opReadReady
@@ -168,6 +171,9 @@ func (r *Router) ServeReads() {
 }
 
 func (r *Router) serveRead(g Replica, o *op) {
+	if r.cfg.OnReadServed != nil {
+		r.cfg.OnReadServed(o.group, o.id, g.Applied())
+	}
 	switch o.req.Kind {
 	case api.MetaGet:
 		f, ok := g.Meta().Get(o.req.Path)
