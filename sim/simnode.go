@@ -367,6 +367,7 @@ func (s *simNode) crash(reason string) {
 	s.w.coverage.add(s.node.Stats())
 	s.noteHeld()
 	s.node = nil
+	s.w.floors.forget(s.id)
 	s.incarnation++
 	s.crashes++
 	s.outgoing, s.replies = nil, nil

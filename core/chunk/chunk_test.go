@@ -151,9 +151,24 @@ func TestStoreApplyAndRead(t *testing.T) {
 // once every chunk it lists is here (replica install.go), so Missing must
 // list a chunk whose file is absent, cut short (a torn write), longer
 // than its size says, or only a header, not just an absent one.
+//
+// It runs over a file system that tells sizes by name (vfs.Stater) and
+// over one that must open each file.
 func TestMissingListsWhatIsNotWhole(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fs   func(*memfs.FS) vfs.FS
+	}{
+		{"stat", func(fs *memfs.FS) vfs.FS { return fs }},
+		{"open", func(fs *memfs.FS) vfs.FS { return struct{ vfs.FS }{fs} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testMissingListsWhatIsNotWhole(t, tc.fs) })
+	}
+}
+
+func testMissingListsWhatIsNotWhole(t *testing.T, wrap func(*memfs.FS) vfs.FS) {
 	fs := memfs.New()
-	s, _ := NewStore(fs, "c")
+	s, _ := NewStore(wrap(fs), "c")
 	data := "0123456789"
 	var manifest []Info
 	for id := uint64(1); id <= 5; id++ {
@@ -558,6 +573,27 @@ func TestFileNames(t *testing.T) {
 		}
 		if index, ok := parseStaged(s.stagedName(v, 3)[len(s.dir)+1:]); !ok || index != v {
 			t.Errorf("parseStaged(stagedName(%#x)) = %#x, %v", v, index, ok)
+		}
+	}
+}
+
+// TestParseStagedRefuses checks that only a staged file's name parses as
+// one: Leftovers reports what parses, so a chunk file or a stray name
+// taken for a staged file would be reported as a leak.
+func TestParseStagedRefuses(t *testing.T) {
+	for _, name := range []string{
+		"",
+		"0000000000000001.chk",
+		"0000000000000001-0000000000000002.chk",
+		"0000000000000001_0000000000000002.stg",
+		"000000000000000g-0000000000000002.stg",
+		"0000000000000001-000000000000000G.stg",
+		"0000000000000001-00000000000000002.stg",
+		"000000000000001-0000000000000002.stgx",
+		"0000000000000001-0000000000000002.tmp",
+	} {
+		if index, ok := parseStaged(name); ok {
+			t.Errorf("parseStaged(%q) = %d, true; want refused", name, index)
 		}
 	}
 }

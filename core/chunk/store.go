@@ -416,15 +416,31 @@ func (s *Store) StagedPath(index, term uint64) string { return s.stagedName(inde
 func (s *Store) ChunkPath(id uint64) string { return s.name(id) }
 
 // parseStaged returns the index of a staged file's name.
+// Parsed by hand, as path builds it, rather than with fmt.Sscanf: every
+// name of a directory listing is parsed (Leftovers, Tidy).
 func parseStaged(name string) (index uint64, ok bool) {
-	var term uint64
-	if len(name) != 16+1+16+4 {
+	if len(name) != 16+1+16+4 || name[16] != '-' || name[33:] != ".stg" {
 		return 0, false
 	}
-	if _, err := fmt.Sscanf(name, "%016x-%016x.stg", &index, &term); err != nil {
-		return 0, false
+	index, ok = parseHex16(name[:16])
+	_, termOK := parseHex16(name[17:33])
+	return index, ok && termOK
+}
+
+// parseHex16 parses 16 lower-case hex digits, as path writes a word.
+func parseHex16(s string) (v uint64, ok bool) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		default:
+			return 0, false
+		}
 	}
-	return index, true
+	return v, len(s) == 16
 }
 
 // WriteStaged writes and fsyncs the staged file of the write logged at
@@ -709,14 +725,38 @@ func (s *Store) Read(id uint64, offset, length uint32) ([]byte, error) {
 func (s *Store) Missing(manifest []Info) []Info {
 	var out []Info
 	for _, in := range manifest {
-		if s.doomedSet[in.ID] || s.removing[in.ID] || !s.hasFile(in) {
+		if s.lacks(in) {
 			out = append(out, in)
 		}
 	}
 	return out
 }
 
+// MissingHeld is Missing of every chunk held, in id order: only what it
+// returns is sorted, not the whole held set (Infos).
+func (s *Store) MissingHeld() []Info {
+	var out []Info
+	for _, in := range s.held {
+		if s.lacks(in) {
+			out = append(out, in)
+		}
+	}
+	slices.SortFunc(out, func(a, b Info) int { return compareU64(a.ID, b.ID) })
+	return out
+}
+
+// lacks reports whether Missing counts a chunk missing.
+func (s *Store) lacks(in Info) bool {
+	return s.doomedSet[in.ID] || s.removing[in.ID] || !s.hasFile(in)
+}
+
+// hasFile reports whether a chunk's file is here with the size its info
+// gives; without opening it where the file system can tell (vfs.Stater).
 func (s *Store) hasFile(in Info) bool {
+	if st, ok := s.fs.(vfs.Stater); ok {
+		size, err := st.Stat(s.name(in.ID))
+		return err == nil && size == headerBytes+int64(in.Size)
+	}
 	f, err := s.fs.Open(s.name(in.ID))
 	if err != nil {
 		return false

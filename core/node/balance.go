@@ -44,7 +44,7 @@ func (n *Node) tickBalance() {
 	if !n.cfg.BalanceLeaders {
 		return
 	}
-	for pos, id := range n.cfg.Topology.DataGroups() {
+	for pos, id := range n.balance.dataGroups {
 		g := n.groups[id]
 		if g == nil || !g.Serving() || n.deleting[id] {
 			continue
@@ -97,4 +97,7 @@ type balanceState struct {
 	campaigned map[uint64]bool
 	// lastTransfer is the tick of the last leadership this node handed on.
 	lastTransfer uint64
+	// dataGroups is the topology's DataGroups, made once: every tick
+	// walks it.
+	dataGroups []uint64
 }

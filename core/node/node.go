@@ -87,7 +87,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		removedAt: map[uint64]uint64{},
 		deleting:  map[uint64]bool{},
 		routes:    map[uint64]wire.Route{},
-		balance:   balanceState{campaigned: map[uint64]bool{}},
+		balance:   balanceState{campaigned: map[uint64]bool{}, dataGroups: cfg.Topology.DataGroups()},
 	}
 	// Operation ids start at a random point so that a reply or a committed
 	// entry addressed to this node before a restart never matches a new op.

@@ -387,7 +387,7 @@ func (n *Node) StrandedChunks(group uint64) []uint64 {
 		return nil
 	}
 	var out []uint64
-	for _, in := range g.Store().Missing(g.Store().Infos()) {
+	for _, in := range g.Store().MissingHeld() {
 		if _, ok := n.repairing[chunkKey{group, in.ID}]; !ok && !g.Store().AwaitsRemoval(in.ID) {
 			out = append(out, in.ID)
 		}

@@ -119,7 +119,29 @@ func (t Topology) DataGroups() []uint64 {
 
 // GroupForChunk places a chunk id on a data group. Placement is by id so that
 // every node computes the same answer without asking the meta group.
+//
+// It allocates nothing when the data groups are listed in id order (as
+// Default lists them): it is asked for every chunk read and written.
 func (t Topology) GroupForChunk(chunkID uint64) uint64 {
-	ids := t.DataGroups()
-	return ids[chunkID%uint64(len(ids))]
+	n, sorted, last := 0, true, uint64(0)
+	for _, g := range t.Groups {
+		if g.ID != MetaGroup {
+			sorted = sorted && g.ID > last
+			n, last = n+1, g.ID
+		}
+	}
+	k := int(chunkID % uint64(n))
+	if !sorted {
+		return t.DataGroups()[k]
+	}
+	for _, g := range t.Groups {
+		if g.ID == MetaGroup {
+			continue
+		}
+		if k == 0 {
+			return g.ID
+		}
+		k--
+	}
+	panic("topo: GroupForChunk lost count of the data groups")
 }

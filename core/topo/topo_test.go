@@ -40,6 +40,26 @@ func TestDefaultPlacesDistinctMembers(t *testing.T) {
 	}
 }
 
+// TestGroupForChunkAnyOrder checks that a chunk's group does not depend on
+// the order the topology lists its groups in: every node must place a chunk
+// on the same group, whichever order its configuration gave.
+func TestGroupForChunkAnyOrder(t *testing.T) {
+	sorted := Topology{Nodes: []uint64{1}, Groups: []Group{
+		{ID: MetaGroup, Members: []uint64{1}}, {ID: 4, Members: []uint64{1}}, {ID: 9, Members: []uint64{1}}, {ID: 12, Members: []uint64{1}},
+	}}
+	shuffled := Topology{Nodes: []uint64{1}, Groups: []Group{
+		{ID: 12, Members: []uint64{1}}, {ID: 4, Members: []uint64{1}}, {ID: MetaGroup, Members: []uint64{1}}, {ID: 9, Members: []uint64{1}},
+	}}
+	want := []uint64{4, 9, 12}
+	for id := uint64(0); id < 12; id++ {
+		for _, top := range []Topology{sorted, shuffled} {
+			if got := top.GroupForChunk(id); got != want[id%3] {
+				t.Fatalf("GroupForChunk(%d) of groups %v = %d, want %d", id, top.Groups, got, want[id%3])
+			}
+		}
+	}
+}
+
 func TestValidateRejects(t *testing.T) {
 	good := Default([]uint64{1, 2, 3}, 2, 3, 3)
 	tests := []struct {

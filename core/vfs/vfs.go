@@ -54,6 +54,17 @@ type File interface {
 	Size() (int64, error)
 }
 
+// Stater is implemented by an FS that can tell a file's size without
+// opening it. Checks of whether a file is present and whole (a chunk
+// store's Missing, run over every chunk it holds) use it where they can:
+// an open and close per file costs a descriptor and, in the simulator, a
+// tracked handle each.
+type Stater interface {
+	// Stat returns the named file's current size; ErrNotExist (possibly
+	// wrapped) if absent.
+	Stat(name string) (int64, error)
+}
+
 // DirectWriter is implemented by an FS that can write a whole new file past
 // the operating system's page cache (O_DIRECT on Linux): the bytes go from
 // memory to the disk without being copied into cached pages, which costs

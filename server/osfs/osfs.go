@@ -151,6 +151,23 @@ func (f *FS) Open(name string) (vfs.File, error) {
 	return h, nil
 }
 
+// Stat returns a file's size (vfs.Stater), without opening it: an Open
+// would also take a buffer read ahead for the file's next real reader.
+func (f *FS) Stat(name string) (int64, error) {
+	p, err := f.resolve(name)
+	if err != nil {
+		return 0, err
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return 0, wrap("stat", name, err)
+	}
+	if fi.IsDir() {
+		return 0, fmt.Errorf("osfs: stat %s: a directory, not a file", name)
+	}
+	return fi.Size(), nil
+}
+
 // ReadAhead asks for the whole file name to be read ahead of its next
 // Open, past the page cache, if the FS reads ahead (Options) and has a
 // buffer free. It is a hint: a file that is missing or too large is read

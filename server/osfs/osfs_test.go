@@ -47,6 +47,15 @@ func TestFS(t *testing.T) {
 	if err := fs.SyncDir("g/1/wal"); err != nil {
 		t.Fatal(err)
 	}
+	if size, err := fs.Stat("g/1/wal/b"); err != nil || size != 6 {
+		t.Fatalf("Stat = %d, %v; want 6", size, err)
+	}
+	if _, err := fs.Stat("g/1/wal/a"); !errors.Is(err, vfs.ErrNotExist) {
+		t.Fatalf("Stat of a renamed file: %v", err)
+	}
+	if _, err := fs.Stat("g/1/wal"); err == nil {
+		t.Fatal("Stat of a directory: no error")
+	}
 	if got, _ := fs.List("g/1/wal"); !slices.Equal(got, []string{"b"}) {
 		t.Fatalf("List = %v", got)
 	}

@@ -11,12 +11,22 @@ import (
 // need not ask raft again until something did: the node asks every replica
 // after every event, most have nothing, and raft's answer compares hard
 // states and logs. Only the methods the replica uses are here, so that a
-// new use of raft goes through this type and marks it.
+// new use of raft goes through this type and marks it. It also counts
+// those calls (gen), so that a reading of raft's state can be kept until
+// the next one (Replica.OwnMatch).
 type rawNode struct {
 	rn *raft.RawNode
 	// stirred is false only while raft is known to have nothing to hand
 	// over: HasReady said so, and no call that changes raft came since.
 	stirred bool
+	// gen counts the calls that can change raft's state.
+	gen uint64
+}
+
+// stir notes a call that can change raft's state.
+func (r *rawNode) stir() {
+	r.stirred = true
+	r.gen++
 }
 
 func newRawNode(rn *raft.RawNode) *rawNode { return &rawNode{rn: rn, stirred: true} }
@@ -36,52 +46,52 @@ func (r *rawNode) HasReady() bool {
 }
 
 func (r *rawNode) Ready() raft.Ready {
-	r.stirred = true
+	r.stir()
 	return r.rn.Ready()
 }
 
 func (r *rawNode) Step(m *raftpb.Message) error {
-	r.stirred = true
+	r.stir()
 	return r.rn.Step(m)
 }
 
 func (r *rawNode) Tick() {
-	r.stirred = true
+	r.stir()
 	r.rn.Tick()
 }
 
 func (r *rawNode) Propose(data []byte) error {
-	r.stirred = true
+	r.stir()
 	return r.rn.Propose(data)
 }
 
 func (r *rawNode) ProposeConfChange(cc raftpb.ConfChangeI) error {
-	r.stirred = true
+	r.stir()
 	return r.rn.ProposeConfChange(cc)
 }
 
 func (r *rawNode) ApplyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
-	r.stirred = true
+	r.stir()
 	return r.rn.ApplyConfChange(cc)
 }
 
 func (r *rawNode) Campaign() error {
-	r.stirred = true
+	r.stir()
 	return r.rn.Campaign()
 }
 
 func (r *rawNode) TransferLeader(to uint64) {
-	r.stirred = true
+	r.stir()
 	r.rn.TransferLeader(to)
 }
 
 func (r *rawNode) ReadIndex(ctx []byte) {
-	r.stirred = true
+	r.stir()
 	r.rn.ReadIndex(ctx)
 }
 
 func (r *rawNode) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
-	r.stirred = true
+	r.stir()
 	r.rn.ReportSnapshot(id, status)
 }
 

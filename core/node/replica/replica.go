@@ -334,6 +334,7 @@ type Replica struct {
 	// become leader, and electedMatch the progress Match raft gave
 	// itself then (OwnMatch).
 	electedTerm, electedMatch uint64
+	own                       ownReading
 	// recoveredTo is the last index of the log recovered at start: up to
 	// there, entries may be applied a second time (chunk.Store.Tidy).
 	recoveredTo uint64
@@ -730,18 +731,39 @@ func (g *Replica) Leading() bool { return g.role == raft.StateLeader }
 // commit an entry a crash then takes from a quorum. The simulator checks
 // it after every step (sim/crashpoint.go).
 func (g *Replica) OwnMatch() (match, bound uint64, ok bool) {
-	if g.rn == nil || g.amnesiac {
+	if g.rn == nil || g.amnesiac || g.role != raft.StateLeader {
+		// role is raft's as of the last flush, and every step ends with
+		// one: the check after it (sim/crashpoint.go) skips followers
+		// without asking raft for its status.
 		return 0, 0, false
 	}
-	st := g.rn.BasicStatus()
-	if st.RaftState != raft.StateLeader || st.HardState.GetTerm() != g.electedTerm {
+	if c := &g.own; c.rn != g.rn || c.gen != g.rn.gen {
+		// Raft's state changes only through rawNode's calls: what was
+		// read after the last one holds (the check asks after every
+		// step, for every group the node leads).
+		st := g.rn.BasicStatus()
+		*c = ownReading{rn: g.rn, gen: g.rn.gen, leads: st.RaftState == raft.StateLeader, term: st.HardState.GetTerm()}
+		if c.leads {
+			c.match = g.ownProgress()
+		}
+	}
+	if !g.own.leads || g.own.term != g.electedTerm {
 		return 0, 0, false
 	}
 	last, err := g.storage.LastIndex()
 	if err != nil {
 		return 0, 0, false
 	}
-	return g.ownProgress(), max(last, g.electedMatch), true
+	return g.own.match, max(last, g.electedMatch), true
+}
+
+// ownReading is what OwnMatch last read of raft rn, as of its call gen:
+// whether it leads, its term, and its own progress Match if it leads.
+type ownReading struct {
+	rn          *rawNode
+	gen         uint64
+	leads       bool
+	term, match uint64
 }
 
 // ownProgress returns raft's progress Match of the replica itself.

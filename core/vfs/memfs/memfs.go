@@ -325,6 +325,20 @@ func (fs *FS) Open(name string) (vfs.File, error) {
 	return fs.handle(ino, name), nil
 }
 
+// Stat returns a file's current size, durable or not (vfs.Stater). Like
+// Open, it asks no fault hook: a missing file is the only error.
+func (fs *FS) Stat(name string) (int64, error) {
+	d, base, err := fs.lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	ino := d.entries[base]
+	if ino == nil {
+		return 0, fmt.Errorf("memfs: stat %s: %w", name, vfs.ErrNotExist)
+	}
+	return int64(len(ino.data)), nil
+}
+
 // handle returns a new handle of ino, opened as name, and counts it open.
 func (fs *FS) handle(ino *inode, name string) *file {
 	f := &file{fs: fs, ino: ino, name: clean(name), epoch: fs.epoch}

@@ -9,10 +9,16 @@ import (
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
+// content returns a file's bytes, and checks that Stat tells its size (or
+// its absence) as an Open does.
 func content(t *testing.T, fs *FS, name string) (string, bool) {
 	t.Helper()
+	size, serr := fs.Stat(name)
 	f, err := fs.Open(name)
 	if errors.Is(err, vfs.ErrNotExist) {
+		if !errors.Is(serr, vfs.ErrNotExist) {
+			t.Fatalf("Stat(%s) = %d, %v of a file Open does not find", name, size, serr)
+		}
 		return "", false
 	}
 	if err != nil {
@@ -20,6 +26,9 @@ func content(t *testing.T, fs *FS, name string) (string, bool) {
 	}
 	defer f.Close()
 	n, _ := f.Size()
+	if serr != nil || size != n {
+		t.Fatalf("Stat(%s) = %d, %v; the open file's size is %d", name, size, serr, n)
+	}
 	b := make([]byte, n)
 	if _, err := f.ReadAt(b, 0); err != nil && err != io.EOF {
 		t.Fatal(err)
