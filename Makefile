@@ -5,7 +5,7 @@ SEEDS     ?= 1..300
 JOBS      ?= 2
 BIN       := bin/tessera
 
-.PHONY: all build test sim swarm chaos specs vet lint fuzz bench bench-compare bench-seaweed clean
+.PHONY: all build test sim swarm chaos specs vet lint fuzz bench bench-compare bench-seaweed pgo clean
 
 all: build
 
@@ -38,6 +38,14 @@ sim: build
 
 swarm: build
 	./$(BIN) sim swarm --seeds $(SEEDS) -j $(JOBS)
+
+# The profile the binary is built with (Go's profile-guided optimisation
+# reads cmd/tessera/default.pgo): a swarm of the simulator, whose speed it
+# serves (docs/performance.md). Seeds apart from those the docs measure.
+PGO_SEEDS ?= 1001..1040
+pgo: build
+	./$(BIN) sim swarm --seeds $(PGO_SEEDS) -j 1 --cpuprofile cmd/tessera/default.pgo.new
+	mv cmd/tessera/default.pgo.new cmd/tessera/default.pgo
 
 # A chaos run of real node processes under a nemesis (docs/chaos.md).
 CHAOS_DURATION ?= 30s

@@ -25,7 +25,9 @@ func main() {
 	}
 	root.AddCommand(nodeCmd(), clusterCmd(), simCmd(), chaosCmd(), benchCmd())
 	addFileCmds(root)
-	if err := root.Execute(); err != nil {
+	err := root.Execute()
+	stopProfile()
+	if err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)

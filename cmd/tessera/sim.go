@@ -89,8 +89,13 @@ func (sf *simFlags) options(seed uint64) (sim.Options, error) {
 }
 
 func simCmd() *cobra.Command {
+	var cpuProfile string
 	cmd := &cobra.Command{Use: "sim", Short: "deterministic simulation of a whole cluster",
-		PersistentPreRun: func(c *cobra.Command, _ []string) { tuneGC(c.Name() == "swarm") }}
+		PersistentPreRunE: func(c *cobra.Command, _ []string) error {
+			tuneGC(c.Name() == "swarm")
+			return startProfile(cpuProfile)
+		}}
+	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (go tool pprof reads it; make pgo builds cmd/tessera/default.pgo from one)")
 	var (
 		sf                        simFlags
 		seed                      uint64
