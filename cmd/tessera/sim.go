@@ -33,7 +33,7 @@ type simFlags struct {
 // add adds the flags to cmd; nodes is --nodes's default.
 func (sf *simFlags) add(cmd *cobra.Command, nodes int) {
 	fl := cmd.Flags()
-	fl.IntVar(&sf.nodes, "nodes", nodes, "nodes in the simulated cluster, 1..9 (0: drawn per seed, 1 in a tenth of the seeds, 2 in a tenth, else 5)")
+	fl.IntVar(&sf.nodes, "nodes", nodes, "nodes in the simulated cluster, 1..9 (0: drawn per seed, each of 1, 2, 3 and 4 in a tenth of the seeds, else 5)")
 	fl.IntVar(&sf.metaReplicas, "meta-replicas", 0, "replicas of the meta group (0: picked per seed, 3 or 5 with 5 or more nodes, else all of them)")
 	fl.DurationVar(&sf.duration, "duration", sim.DefaultOptions().Duration, "simulated time of the workload and faults")
 	fl.StringVar(&sf.bugs, "inject-bug", "", "comma-separated known bugs to inject (binaries built with -tags tesserabugs): "+strings.Join(sim.AllBugs(), ", "))
@@ -227,8 +227,8 @@ panicked, including while a node restarted, or a seed process died without a
 verdict). The summary counts each apart, and failures by the check that
 caught them. --fail-fast stops at the first seed that does not pass. Exit
 status 1 if any seed fails; each failing seed replays with 'tessera sim run
---seed N'. Each seed draws its cluster's size unless --nodes names one: 1
-node in a tenth of the seeds, 2 in another tenth, else 5 (those run exactly
+--seed N'. Each seed draws its cluster's size unless --nodes names one:
+1, 2, 3 and 4 nodes in a tenth of the seeds each, else 5 (those run exactly
 as with --nodes 5); the replay lines name it.`,
 		Example: `  tessera sim swarm --seeds 1..300 -j 2
   tessera sim swarm --seeds 1..2000 -j 1 --fail-fast`,
