@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tessera-db/tessera/core/api"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/linearizability"
 	"github.com/tessera-db/tessera/verdict"
@@ -46,11 +47,15 @@ type history struct {
 	// lastIndex the highest meta index applied anywhere so far.
 	commits   map[sessSeq]linearizability.Commit
 	lastIndex uint64
+	// attempts are the commit attempts of each write, checked against
+	// the commits (falseRefusal).
+	attempts map[*linearizability.Operation][]attempt
 }
 
 func newHistory() *history {
 	return &history{dropped: map[*linearizability.Operation]bool{}, versions: map[string]uint64{},
-		writes: map[*linearizability.Operation]sessSeq{}, commits: map[sessSeq]linearizability.Commit{}}
+		writes: map[*linearizability.Operation]sessSeq{}, commits: map[sessSeq]linearizability.Commit{},
+		attempts: map[*linearizability.Operation][]attempt{}}
 }
 
 func (h *history) invoke(clientID int, at time.Duration, in linearizability.Input) *linearizability.Operation {
@@ -76,6 +81,68 @@ func (h *history) unknown(op *linearizability.Operation) {
 
 // drop removes an operation that certainly had no effect.
 func (h *history) drop(op *linearizability.Operation) { h.dropped[op] = true }
+
+// attempt is one sending of a write's commit: when, under which token,
+// and whether its answer said it certainly did not apply (unavailable).
+type attempt struct {
+	token       uint64
+	sent        time.Duration
+	answered    bool
+	unavailable bool
+}
+
+// attemptSent records an attempt of op's commit sent now under token.
+func (h *history) attemptSent(op *linearizability.Operation, token uint64, at time.Duration) {
+	h.attempts[op] = append(h.attempts[op], attempt{token: token, sent: at})
+}
+
+// attemptAnswered records the first answer to op's attempt under token (a
+// client's own timeout counts: the attempt's outcome is then unknown).
+func (h *history) attemptAnswered(op *linearizability.Operation, token uint64, status api.Status) {
+	as := h.attempts[op]
+	for i := range as {
+		if as[i].token == token && !as[i].answered {
+			as[i].answered, as[i].unavailable = true, status == api.Unavailable
+		}
+	}
+}
+
+// falseRefusal describes the first write whose command the meta group
+// applied although every attempt sent before it applied was answered
+// unavailable, or "". Unavailable tells a client that the request
+// certainly did not apply (a timeout says it may have): one of those
+// answers was false. A client that takes it at its word and sends the
+// write again as a new one applies it twice; core/client retries under
+// the same sequence number, which the session deduplicates, so its users
+// never see the lie, and Porcupine does not either: the check looks at
+// every attempt's answer rather than at the operation's.
+func (h *history) falseRefusal() string {
+	for _, op := range h.ops {
+		key, ok := h.writes[op]
+		if !ok {
+			continue
+		}
+		c := h.commits[key]
+		if !c.Applied {
+			continue
+		}
+		before, refused := 0, 0
+		for _, a := range h.attempts[op] {
+			if int64(a.sent) <= c.At {
+				before++
+				if a.unavailable {
+					refused++
+				}
+			}
+		}
+		if before > 0 && refused == before {
+			in := op.Input.(linearizability.Input)
+			return fmt.Sprintf("client %d's %s of %s (session %d seq %d) applied at meta index %d, and every attempt sent before (%d) was answered unavailable, which says it did not apply",
+				op.ClientId+1, in.Kind, in.Path, key.session, key.seq, c.Index, before)
+		}
+	}
+	return ""
+}
 
 // applied records a meta command applied at index by some replica at
 // virtual time at. The first replica to apply an index is the first to

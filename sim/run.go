@@ -239,16 +239,19 @@ type World struct {
 	// scrubEvery is the ticks between scrubber rounds
 	// (Options.ScrubEveryTicks, drawn per seed).
 	scrubEvery int
-	nodes      []*simNode
-	net        *network
-	clients    []*simClient
-	hist       *history
-	faultRng   *rand.Rand
-	netRng     *rand.Rand
-	workRng    *rand.Rand
-	log        *slog.Logger
-	failures   []verdict.Failure
-	healed     bool
+	// clientTimeout is how long a client waits for one response, drawn
+	// per seed (drawClientTimeout).
+	clientTimeout time.Duration
+	nodes         []*simNode
+	net           *network
+	clients       []*simClient
+	hist          *history
+	faultRng      *rand.Rand
+	netRng        *rand.Rand
+	workRng       *rand.Rand
+	log           *slog.Logger
+	failures      []verdict.Failure
+	healed        bool
 	// churn is the churn check's state (churn.go).
 	churn churnState
 	// faultClients is how many clients run while the faults last, beside
@@ -512,7 +515,7 @@ func (w *World) nodeConfig(id int) node.Config {
 			w.checks.confProposed(p)
 			w.moment(id, ConfCrash)
 		},
-		RequestTimeoutTicks: 100, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: replaceAfterTicks,
+		RequestTimeoutTicks: requestTimeoutTicks, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: replaceAfterTicks,
 		ScrubEveryTicks: uint64(w.scrubEvery), ScrubChunks: scrubChunks,
 		// Few chunk reads in flight and queued, so that clients' reads
 		// wait for and are refused a read slot (the production defaults
@@ -593,6 +596,15 @@ func (w *World) scrubString() string {
 		return ""
 	}
 	return fmt.Sprintf(", scrubbing every %d ticks", w.scrubEvery)
+}
+
+// clientTimeoutString describes a client timeout other than the usual one
+// for the run's topology line.
+func (w *World) clientTimeoutString() string {
+	if w.clientTimeout == clientTimeout {
+		return ""
+	}
+	return fmt.Sprintf(", clients wait %s", w.clientTimeout)
 }
 
 // sessionString describes the session limit for the run's topology line.
@@ -956,6 +968,7 @@ func run(opts Options) (res *Result) {
 	if scrubRng := rand.New(rand.NewPCG(root.Uint64(), 15)); w.scrubEvery == ScrubEveryDrawn {
 		w.scrubEvery = []int{1, 2, 4}[scrubRng.IntN(3)]
 	}
+	w.clientTimeout = drawClientTimeout(opts.Seed)
 	w.edgeRng = rand.New(rand.NewPCG(opts.Seed, 0xed9e5125))
 	if opts.Nodes == 1 {
 		w.loneStallRng = rand.New(rand.NewPCG(opts.Seed, 0x10e57a11))
@@ -1294,9 +1307,14 @@ func (w *World) result(checkHistory bool) *Result {
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.dataGroups), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.faultClientsString() + w.scrubString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
+			len(w.dataGroups), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.faultClientsString() + w.scrubString() + w.clientTimeoutString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
+	if checkHistory {
+		if what := w.hist.falseRefusal(); what != "" {
+			w.failures = append(w.failures, verdict.Failure{Check: verdict.Linearizability, Detail: what})
+		}
+	}
 	if checkHistory && w.hist.len() > 0 {
 		lin, report, err := w.hist.check()
 		if err != nil {
