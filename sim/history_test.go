@@ -64,24 +64,40 @@ func TestFalseRefusal(t *testing.T) {
 	}
 }
 
-// TestDrawClientTimeout checks that about a quarter of the seeds wait past
-// the nodes' request timeout, so that the nodes' own answers to requests
-// they gave up on reach the clients.
-func TestDrawClientTimeout(t *testing.T) {
-	slow := 0
+// TestDrawTimeouts checks that in about a quarter of the seeds the clients
+// wait past the nodes' request timeout, and in another quarter the nodes
+// give up before the clients do, so that the nodes' own answers to
+// requests they gave up on reach the clients; and that the two draws are
+// apart.
+func TestDrawTimeouts(t *testing.T) {
+	slow, short, both := 0, 0, 0
 	for seed := uint64(1); seed <= 400; seed++ {
-		switch d := drawClientTimeout(seed); d {
-		case slowClientTimeout:
+		c, r := drawClientTimeout(seed), drawRequestTimeout(seed)
+		if c != clientTimeout && c != slowClientTimeout {
+			t.Fatalf("seed %d: client timeout %s", seed, c)
+		}
+		if r != requestTimeoutTicks && r != shortRequestTimeoutTicks {
+			t.Fatalf("seed %d: request timeout %d ticks", seed, r)
+		}
+		if c == slowClientTimeout {
 			slow++
-		case clientTimeout:
-		default:
-			t.Fatalf("seed %d: client timeout %s", seed, d)
+		}
+		if r == shortRequestTimeoutTicks {
+			short++
+		}
+		if c == slowClientTimeout && r == shortRequestTimeoutTicks {
+			both++
 		}
 	}
-	if slow < 70 || slow > 130 {
-		t.Errorf("%d of 400 seeds wait %s, want about 100", slow, slowClientTimeout)
+	if slow < 70 || slow > 130 || short < 70 || short > 130 {
+		t.Errorf("of 400 seeds %d wait %s and %d give up after %d ticks, want about 100 each", slow, slowClientTimeout, short, shortRequestTimeoutTicks)
 	}
-	if requestTimeout := requestTimeoutTicks * DefaultOptions().Tick; slowClientTimeout <= requestTimeout {
-		t.Errorf("slow clients wait %s, not past the nodes' request timeout of %s", slowClientTimeout, requestTimeout)
+	if both < 10 || both > 45 {
+		t.Errorf("%d of 400 seeds draw both, want about 25: the draws are not apart", both)
+	}
+	tick := DefaultOptions().Tick
+	if slowClientTimeout <= requestTimeoutTicks*tick || clientTimeout <= shortRequestTimeoutTicks*tick {
+		t.Errorf("clients wait %s or %s, not past the nodes' request timeouts of %s and %s",
+			clientTimeout, slowClientTimeout, requestTimeoutTicks*tick, shortRequestTimeoutTicks*tick)
 	}
 }

@@ -242,16 +242,19 @@ type World struct {
 	// clientTimeout is how long a client waits for one response, drawn
 	// per seed (drawClientTimeout).
 	clientTimeout time.Duration
-	nodes         []*simNode
-	net           *network
-	clients       []*simClient
-	hist          *history
-	faultRng      *rand.Rand
-	netRng        *rand.Rand
-	workRng       *rand.Rand
-	log           *slog.Logger
-	failures      []verdict.Failure
-	healed        bool
+	// requestTimeout is the nodes' request timeout in ticks, drawn per
+	// seed (drawRequestTimeout).
+	requestTimeout uint64
+	nodes          []*simNode
+	net            *network
+	clients        []*simClient
+	hist           *history
+	faultRng       *rand.Rand
+	netRng         *rand.Rand
+	workRng        *rand.Rand
+	log            *slog.Logger
+	failures       []verdict.Failure
+	healed         bool
 	// churn is the churn check's state (churn.go).
 	churn churnState
 	// faultClients is how many clients run while the faults last, beside
@@ -515,7 +518,7 @@ func (w *World) nodeConfig(id int) node.Config {
 			w.checks.confProposed(p)
 			w.moment(id, ConfCrash)
 		},
-		RequestTimeoutTicks: requestTimeoutTicks, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: replaceAfterTicks,
+		RequestTimeoutTicks: w.requestTimeout, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: replaceAfterTicks,
 		ScrubEveryTicks: uint64(w.scrubEvery), ScrubChunks: scrubChunks,
 		// Few chunk reads in flight and queued, so that clients' reads
 		// wait for and are refused a read slot (the production defaults
@@ -601,10 +604,14 @@ func (w *World) scrubString() string {
 // clientTimeoutString describes a client timeout other than the usual one
 // for the run's topology line.
 func (w *World) clientTimeoutString() string {
-	if w.clientTimeout == clientTimeout {
-		return ""
+	out := ""
+	if w.clientTimeout != clientTimeout {
+		out += fmt.Sprintf(", clients wait %s", w.clientTimeout)
 	}
-	return fmt.Sprintf(", clients wait %s", w.clientTimeout)
+	if w.requestTimeout != requestTimeoutTicks {
+		out += fmt.Sprintf(", nodes give up on requests after %d ticks", w.requestTimeout)
+	}
+	return out
 }
 
 // sessionString describes the session limit for the run's topology line.
@@ -969,6 +976,7 @@ func run(opts Options) (res *Result) {
 		w.scrubEvery = []int{1, 2, 4}[scrubRng.IntN(3)]
 	}
 	w.clientTimeout = drawClientTimeout(opts.Seed)
+	w.requestTimeout = drawRequestTimeout(opts.Seed)
 	w.edgeRng = rand.New(rand.NewPCG(opts.Seed, 0xed9e5125))
 	if opts.Nodes == 1 {
 		w.loneStallRng = rand.New(rand.NewPCG(opts.Seed, 0x10e57a11))

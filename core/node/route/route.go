@@ -18,6 +18,7 @@ import (
 	"slices"
 
 	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/chunk"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/core/node/outbox"
@@ -84,6 +85,14 @@ type Bugs struct {
 	// without waiting for an entry of the read index's term: the defect
 	// fixed in ServeReads, which only a group with one voter shows.
 	ReadBeforeTerm bool
+	// TimeoutUnavailable answers a write that timed out after it was
+	// proposed as unavailable ("it did not apply") rather than as a
+	// timeout ("it may still apply").
+	TimeoutUnavailable bool
+	// ForwardUnavailable passes a peer's unavailable on to the client even
+	// when an earlier forward of the write went unanswered and may still
+	// apply.
+	ForwardUnavailable bool
 }
 
 // Replica is this node's replica of a group, as the router sees it.
@@ -418,7 +427,8 @@ func (r *Router) finish(o *op, resp *api.Response) {
 		r.unqueueChunkRead(o)
 	}
 	if resp.Status == api.Unavailable && o.unanswered && o.req.Kind != api.MetaGet && o.req.Kind != api.MetaList &&
-		o.req.Kind != api.ChunkRead && o.req.Kind != api.ChunkReadLocal && o.req.Kind != api.MetaAudit {
+		o.req.Kind != api.ChunkRead && o.req.Kind != api.ChunkReadLocal && o.req.Kind != api.MetaAudit &&
+		!(bugs.CompiledIn && r.cfg.Bugs.ForwardUnavailable) {
 		// The last peer did not take the write, but an earlier one may
 		// have: Unavailable would tell the client it certainly did not
 		// apply.
@@ -460,7 +470,8 @@ func (r *Router) Tick() {
 			continue // answered once the read is done, which is soon
 		}
 		if now >= o.deadline {
-			if o.issued && (o.req.Kind == api.MetaCommand || o.req.Kind == api.ChunkWrite || o.req.Kind == api.ChunkDelete) {
+			if o.issued && (o.req.Kind == api.MetaCommand || o.req.Kind == api.ChunkWrite || o.req.Kind == api.ChunkDelete) &&
+				!(bugs.CompiledIn && r.cfg.Bugs.TimeoutUnavailable) {
 				r.finish(o, api.Errorf(api.Timeout, "%s timed out after %d ticks; outcome unknown", o.req.Kind, r.cfg.RequestTimeoutTicks))
 			} else {
 				r.finish(o, api.Errorf(api.Unavailable, "%s timed out after %d ticks", o.req.Kind, r.cfg.RequestTimeoutTicks))
