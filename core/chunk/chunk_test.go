@@ -574,13 +574,18 @@ func TestFileNames(t *testing.T) {
 		if index, ok := parseStaged(s.stagedName(v, 3)[len(s.dir)+1:]); !ok || index != v {
 			t.Errorf("parseStaged(stagedName(%#x)) = %#x, %v", v, index, ok)
 		}
+		if id, ok := parseChunkName(s.name(v)[len(s.dir)+1:]); !ok || id != v {
+			t.Errorf("parseChunkName(name(%#x)) = %#x, %v", v, id, ok)
+		}
 	}
 }
 
-// TestParseStagedRefuses checks that only a staged file's name parses as
-// one: Leftovers reports what parses, so a chunk file or a stray name
-// taken for a staged file would be reported as a leak.
-func TestParseStagedRefuses(t *testing.T) {
+// TestParseNamesRefuses checks that only a staged file's name parses as
+// one, and only a chunk file's as a chunk's: Leftovers reports what parses
+// as staged, so a chunk file or a stray name taken for a staged file would
+// be reported as a leak, and Tidy removes a file parsed as a chunk's that
+// is not held.
+func TestParseNamesRefuses(t *testing.T) {
 	for _, name := range []string{
 		"",
 		"0000000000000001.chk",
@@ -594,6 +599,19 @@ func TestParseStagedRefuses(t *testing.T) {
 	} {
 		if index, ok := parseStaged(name); ok {
 			t.Errorf("parseStaged(%q) = %d, true; want refused", name, index)
+		}
+	}
+	for _, name := range []string{
+		"",
+		"0000000000000001-0000000000000002.stg",
+		"000000000000001.chk",
+		"00000000000000001.chk",
+		"000000000000000g.chk",
+		"0000000000000001.chk.tmp",
+		"0000000000000001.stg",
+	} {
+		if id, ok := parseChunkName(name); ok {
+			t.Errorf("parseChunkName(%q) = %d, true; want refused", name, id)
 		}
 	}
 }

@@ -417,7 +417,8 @@ func (s *Store) ChunkPath(id uint64) string { return s.name(id) }
 
 // parseStaged returns the index of a staged file's name.
 // Parsed by hand, as path builds it, rather than with fmt.Sscanf: every
-// name of a directory listing is parsed (Leftovers, Tidy).
+// name of a directory listing is parsed (Leftovers, Tidy, at each of a
+// data group's snapshots).
 func parseStaged(name string) (index uint64, ok bool) {
 	if len(name) != 16+1+16+4 || name[16] != '-' || name[33:] != ".stg" {
 		return 0, false
@@ -425,6 +426,14 @@ func parseStaged(name string) (index uint64, ok bool) {
 	index, ok = parseHex16(name[:16])
 	_, termOK := parseHex16(name[17:33])
 	return index, ok && termOK
+}
+
+// parseChunkName returns the id of a chunk file's name, as name writes it.
+func parseChunkName(name string) (id uint64, ok bool) {
+	if len(name) != 16+4 || name[16:] != ".chk" {
+		return 0, false
+	}
+	return parseHex16(name[:16])
 }
 
 // parseHex16 parses 16 lower-case hex digits, as path writes a word.
@@ -628,8 +637,8 @@ func (s *Store) Tidy(upTo uint64, chunks bool) error {
 			}
 			continue
 		}
-		var id uint64
-		if _, err := fmt.Sscanf(nm, "%016x.chk", &id); err != nil || !chunks {
+		id, ok := parseChunkName(nm)
+		if !ok || !chunks {
 			continue
 		}
 		if _, ok := s.held[id]; !ok && !s.removing[id] {
