@@ -311,9 +311,39 @@ func (c *simClient) finalOp(spec client.Spec) (client.Result, bool) {
 
 // scrubbed waits until no replica holds a corrupt or missing chunk file:
 // bit rot in chunks nobody read must have been found by the scrubber and
-// repaired from a good copy (core/node scrub.go).
+// repaired from a good copy (core/node scrub.go), within scrubBound.
 func (w *World) scrubbed() {
-	w.settles(verdict.Scrub, 60*time.Second, "after convergence", w.badChunk)
+	w.settles(verdict.Scrub, w.scrubBound(), "after convergence", w.badChunk)
+}
+
+// scrubBound is how long the scrubber has to find and repair the damage:
+// a minute, or two of its passes over the most chunks a live node holds
+// at its seed's rate (scrubChunks every scrubEvery ticks), if longer. A
+// scrubber that just went past a rotted chunk finds it only on its next
+// pass: seed 3490 (16 clients, scrubbing every 4 ticks) held 7,400 to
+// 11,100 chunks a node, a pass of 6 to 9 minutes, and failed the fixed
+// minute with a correct build.
+func (w *World) scrubBound() time.Duration {
+	most := 0
+	for _, s := range w.nodes {
+		if s.lost || !s.up() {
+			continue
+		}
+		held := 0
+		for _, g := range s.node.Groups() {
+			held += g.Chunks
+		}
+		most = max(most, held)
+	}
+	return scrubBoundFor(most, w.scrubEvery, w.opts.Tick)
+}
+
+// scrubBoundFor is scrubBound for a node holding most chunks, scrubbed
+// scrubChunks every scrubEvery ticks of tick.
+func scrubBoundFor(most, scrubEvery int, tick time.Duration) time.Duration {
+	rounds := (most + scrubChunks - 1) / scrubChunks
+	pass := time.Duration(rounds*scrubEvery) * tick
+	return max(time.Minute, 2*pass)
 }
 
 // badChunk describes the first bad chunk file on a live node, and where

@@ -101,3 +101,24 @@ func TestDrawTimeouts(t *testing.T) {
 			clientTimeout, slowClientTimeout, requestTimeoutTicks*tick, shortRequestTimeoutTicks*tick)
 	}
 }
+
+// TestScrubBound checks the scrub check's bound: a minute, or two passes
+// of the scrubber over the most chunks a node holds at the seed's rate.
+func TestScrubBound(t *testing.T) {
+	tests := []struct {
+		most, every int
+		want        time.Duration
+	}{
+		{0, 1, time.Minute},
+		{1200, 1, time.Minute},     // 300 rounds of 50 ms: 15 s a pass
+		{1200, 4, 2 * time.Minute}, // 60 s a pass: two are 2 minutes
+		{2400, 4, 4 * time.Minute},
+		{11100, 4, 1110 * time.Second}, // seed 3490's node 3: 9m15s a pass
+		{11101, 4, 1110*time.Second + 400*time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := scrubBoundFor(tt.most, tt.every, 50*time.Millisecond); got != tt.want {
+			t.Errorf("scrubBoundFor(%d, %d, 50ms) = %s, want %s", tt.most, tt.every, got, tt.want)
+		}
+	}
+}
