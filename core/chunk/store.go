@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tessera-db/tessera/core/bugs"
+	"github.com/tessera-db/tessera/core/codec"
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
@@ -423,8 +424,8 @@ func parseStaged(name string) (index uint64, ok bool) {
 	if len(name) != 16+1+16+4 || name[16] != '-' || name[33:] != ".stg" {
 		return 0, false
 	}
-	index, ok = parseHex16(name[:16])
-	_, termOK := parseHex16(name[17:33])
+	index, ok = codec.ParseHex16(name[:16])
+	_, termOK := codec.ParseHex16(name[17:33])
 	return index, ok && termOK
 }
 
@@ -433,23 +434,7 @@ func parseChunkName(name string) (id uint64, ok bool) {
 	if len(name) != 16+4 || name[16:] != ".chk" {
 		return 0, false
 	}
-	return parseHex16(name[:16])
-}
-
-// parseHex16 parses 16 lower-case hex digits, as path writes a word.
-func parseHex16(s string) (v uint64, ok bool) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= '0' && c <= '9':
-			v = v<<4 | uint64(c-'0')
-		case c >= 'a' && c <= 'f':
-			v = v<<4 | uint64(c-'a'+10)
-		default:
-			return 0, false
-		}
-	}
-	return v, len(s) == 16
+	return codec.ParseHex16(name[:16])
 }
 
 // WriteStaged writes and fsyncs the staged file of the write logged at

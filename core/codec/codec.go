@@ -1,5 +1,7 @@
 // Package codec is the small binary encoding the core's messages use:
-// unsigned varints, fixed 32-bit words and length-prefixed byte strings.
+// unsigned varints, fixed 32-bit words and length-prefixed byte strings;
+// and the 16-hex-digit words the core's file names are made of
+// (ParseHex16).
 //
 // It is hand-written rather than generated because the messages are few and
 // the decoder must bound every length it reads: a corrupt or hostile peer
@@ -188,3 +190,24 @@ func (d *Decoder) Fixed(p []byte) {
 
 // String reads a length-prefixed string of at most max bytes.
 func (d *Decoder) String(max int) string { return string(d.Bytes(max)) }
+
+// ParseHex16 parses a word written as 16 lower-case hex digits, as the
+// core names its log segments and chunk files ("%016x"). Parsed by hand
+// rather than with fmt.Sscanf: every name of a directory listing is.
+func ParseHex16(s string) (v uint64, ok bool) {
+	if len(s) != 16 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | uint64(c-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return v, true
+}

@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -169,5 +170,20 @@ func TestDecodedBytesCannotGrowIntoTheInput(t *testing.T) {
 	}
 	if v := d.Uint32(); v != 7 || d.Done() != nil {
 		t.Fatalf("Uint32 after the strings: %d, %v", v, d.Err())
+	}
+}
+
+// TestParseHex16 checks the file names' words: what "%016x" writes parses
+// back, and nothing else parses.
+func TestParseHex16(t *testing.T) {
+	for _, v := range []uint64{0, 1, 0xabc, 0xdeadbeefcafe, 1<<63 + 5, ^uint64(0)} {
+		if got, ok := ParseHex16(fmt.Sprintf("%016x", v)); !ok || got != v {
+			t.Errorf("ParseHex16(%016x) = %#x, %v", v, got, ok)
+		}
+	}
+	for _, s := range []string{"", "1", "000000000000000", "00000000000000001", "000000000000000G", "000000000000000g", "00000000000000-1", "DEADBEEFCAFE0000"} {
+		if v, ok := ParseHex16(s); ok {
+			t.Errorf("ParseHex16(%q) = %#x, true; want refused", s, v)
+		}
 	}
 }

@@ -112,6 +112,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tessera-db/tessera/core/bugs"
+	"github.com/tessera-db/tessera/core/codec"
 	"github.com/tessera-db/tessera/core/vfs"
 )
 
@@ -257,18 +258,7 @@ func parseSegment(name string) (uint64, bool) {
 	if len(name) != 20 || !strings.HasSuffix(name, ".wal") {
 		return 0, false
 	}
-	var seq uint64
-	for _, c := range name[:16] {
-		switch {
-		case c >= '0' && c <= '9':
-			seq = seq<<4 | uint64(c-'0')
-		case c >= 'a' && c <= 'f':
-			seq = seq<<4 | uint64(c-'a'+10)
-		default:
-			return 0, false
-		}
-	}
-	return seq, true
+	return codec.ParseHex16(name[:16])
 }
 
 // segments lists the log's segment sequence numbers in order.
