@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tessera-db/tessera/core/api"
+	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/meta"
 	"github.com/tessera-db/tessera/linearizability"
 	"github.com/tessera-db/tessera/verdict"
@@ -82,26 +83,31 @@ func (h *history) unknown(op *linearizability.Operation) {
 // drop removes an operation that certainly had no effect.
 func (h *history) drop(op *linearizability.Operation) { h.dropped[op] = true }
 
-// attempt is one sending of a write's commit: when, under which token,
-// and whether its answer said it certainly did not apply (unavailable).
+// attempt is one sending of a write's commit: when, by which client op
+// under which token (a resend is a new client op of the same write, whose
+// tokens start again), and whether its answer said it certainly did not
+// apply (unavailable).
 type attempt struct {
+	by          *client.Op
 	token       uint64
 	sent        time.Duration
 	answered    bool
 	unavailable bool
 }
 
-// attemptSent records an attempt of op's commit sent now under token.
-func (h *history) attemptSent(op *linearizability.Operation, token uint64, at time.Duration) {
-	h.attempts[op] = append(h.attempts[op], attempt{token: token, sent: at})
+// attemptSent records an attempt of op's commit, sent now by client op by
+// under token.
+func (h *history) attemptSent(op *linearizability.Operation, by *client.Op, token uint64, at time.Duration) {
+	h.attempts[op] = append(h.attempts[op], attempt{by: by, token: token, sent: at})
 }
 
-// attemptAnswered records the first answer to op's attempt under token (a
-// client's own timeout counts: the attempt's outcome is then unknown).
-func (h *history) attemptAnswered(op *linearizability.Operation, token uint64, status api.Status) {
+// attemptAnswered records the first answer to op's attempt by client op
+// by under token (a client's own timeout counts: the attempt's outcome is
+// then unknown).
+func (h *history) attemptAnswered(op *linearizability.Operation, by *client.Op, token uint64, status api.Status) {
 	as := h.attempts[op]
 	for i := range as {
-		if as[i].token == token && !as[i].answered {
+		if as[i].by == by && as[i].token == token && !as[i].answered {
 			as[i].answered, as[i].unavailable = true, status == api.Unavailable
 		}
 	}

@@ -41,12 +41,13 @@ func TestFalseRefusal(t *testing.T) {
 			h := newHistory()
 			op := h.invoke(1, 0, linearizability.Input{Spec: client.Spec{Kind: client.Put, Path: "/k0"}})
 			h.command(op, 7, 3)
+			cop := &client.Op{}
 			for i, s := range tt.sends {
-				h.attemptSent(op, uint64(i+1), s.at)
+				h.attemptSent(op, cop, uint64(i+1), s.at)
 			}
 			for i, s := range tt.sends {
 				if s.answer != 0 {
-					h.attemptAnswered(op, uint64(i+1), s.answer)
+					h.attemptAnswered(op, cop, uint64(i+1), s.answer)
 				}
 			}
 			if tt.applied != 0 {
@@ -61,6 +62,25 @@ func TestFalseRefusal(t *testing.T) {
 				t.Errorf("falseRefusal() = %q names another command", got)
 			}
 		})
+	}
+}
+
+// TestFalseRefusalResend checks that a resend's answers are told from the
+// first attempt's: a resend is a new client op of the same write, whose
+// tokens start again at 1. The first attempt, never answered, may have
+// applied the command; the resend, refused after it applied, says nothing.
+func TestFalseRefusalResend(t *testing.T) {
+	h := newHistory()
+	op := h.invoke(1, 0, linearizability.Input{Spec: client.Spec{Kind: client.Put, Path: "/k0"}})
+	h.command(op, 7, 3)
+	first, resend := &client.Op{}, &client.Op{}
+	h.attemptSent(op, first, 1, 1*time.Second)
+	h.attemptSent(op, resend, 1, 3*time.Second)
+	h.attemptAnswered(op, resend, 1, api.Unavailable)
+	h.applied(2*time.Second, 10, &meta.Command{Op: meta.OpPut, Path: "/k0", Session: 7, Seq: 3},
+		meta.Result{Code: meta.CodeOK, File: meta.File{Path: "/k0", Version: 10}})
+	if got := h.falseRefusal(); got != "" {
+		t.Fatalf("falseRefusal() = %q: a resend's answer taken for the first attempt's", got)
 	}
 }
 

@@ -519,7 +519,7 @@ func (c *simClient) drive() {
 				c.commitSent = true
 				// The commit names the write's command.
 				w.hist.command(c.rec, cmd.Session, cmd.Seq)
-				w.hist.attemptSent(c.rec, st.Token, w.clk.now)
+				w.hist.attemptSent(c.rec, c.op, st.Token, w.clk.now)
 			}
 			c.op.Sent(st.Token)
 			c.send(st.Req, st.Attempt, st.Token)
@@ -580,7 +580,7 @@ func (c *simClient) onResponse(op *client.Op, token uint64, resp *api.Response) 
 	if op != c.op {
 		return
 	}
-	c.w.hist.attemptAnswered(c.rec, token, resp.Status)
+	c.w.hist.attemptAnswered(c.rec, op, token, resp.Status)
 	if !op.OnResponse(token, resp) {
 		return
 	}
