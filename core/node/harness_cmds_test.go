@@ -67,6 +67,7 @@ package node
 
 import (
 	"fmt"
+	"go.etcd.io/raft/v3/raftpb"
 	"slices"
 	"strconv"
 	"strings"
@@ -215,6 +216,7 @@ var commands = map[string]func(*harness, *args){
 	"register":  (*harness).cmdRegister,
 	"tick":      (*harness).cmdTick,
 	"campaign":  (*harness).cmdCampaign,
+	"remove":    (*harness).cmdRemove,
 	"deliver":   func(h *harness, a *args) { h.cmdNetwork(a, true) },
 	"drop":      func(h *harness, a *args) { h.cmdNetwork(a, false) },
 	"io":        (*harness).cmdIO,
@@ -271,6 +273,20 @@ func (h *harness) cmdCampaign(a *args) {
 			h.emit("campaign: %v", err)
 		}
 	}, "n%d g%d campaigns", hn.id, g)
+}
+
+// cmdRemove has a node's replica propose the removal of a member from the
+// group, as the replacer would not: a leader removing itself.
+func (h *harness) cmdRemove(a *args) {
+	hn, g, m := h.upNode(a), a.uint("group", 1), a.uint("member", 0)
+	a.done()
+	grp := h.replica(a, hn, g)
+	h.step(hn, true, func(*Node) {
+		cc := &raftpb.ConfChangeV2{Changes: []*raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: &m}}}
+		if err := grp.ProposeConfChange(cc); err != nil {
+			h.emit("remove: %v", err)
+		}
+	}, "n%d g%d proposes removing node %d", hn.id, g, m)
 }
 
 // cmdNetwork delivers (or drops) the envelopes in flight that match.

@@ -292,7 +292,7 @@ func describeEnvelope(m *wire.Envelope) []string {
 		}
 	}
 	for _, r := range m.Removals {
-		out = append(out, fmt.Sprintf("removal g%d at %d", r.Group, r.Index))
+		out = append(out, fmt.Sprintf("removal g%d at %d durable %d", r.Group, r.Index, r.Durable))
 	}
 	for _, g := range m.Probes {
 		out = append(out, fmt.Sprintf("probe g%d", g))

@@ -38,10 +38,14 @@ func (c Config) replaceConfig(log *slog.Logger) replace.Config {
 		RetryTicks: c.RetryTicks, ReplaceAfterTicks: c.ReplaceAfterTicks, Log: log, Bugs: c.Bugs.Replace}
 }
 
-// hosted yields the node's replicas in group id order.
+// hosted yields the node's replicas in group id order, but those waiting
+// to be deleted (lingering).
 func (n *Node) hosted() iter.Seq[replace.Group] {
 	return func(yield func(replace.Group) bool) {
 		for _, id := range n.groupIDs {
+			if n.lingering[id] {
+				continue
+			}
 			if !yield(n.groups[id]) {
 				return
 			}

@@ -2,12 +2,13 @@ package node
 
 // Which groups this node holds a replica of. Replacing the members of a
 // group is its leader's (core/node/replace); a node that applies its own
-// removal deletes its replica. One that was away at the time learns it from
-// the replicas it talks to, which answer messages, probes and fenced
-// notices from non-members with a wire.Removal (replace.Replacer
-// NoteNonMember); see onRemoval for why deleting on one is safe. A node
-// added to a group creates its replica on the leader's first message, or
-// on a route naming it (joinGroup, onRoute).
+// removal deletes its replica once a member holds the removal durably
+// (linger). One that was away at the time learns it from the replicas it
+// talks to, which answer messages, probes and fenced notices from
+// non-members with a wire.Removal (replace.Replacer NoteNonMember); see
+// onRemoval for why deleting on one is safe. A node added to a group
+// creates its replica on the leader's first message, or on a route naming
+// it (joinGroup, onRoute).
 
 import (
 	"fmt"
@@ -21,7 +22,9 @@ import (
 )
 
 // onRemoval deletes this node's replica of a group that no longer counts it
-// as a member at index r.Index. Only a replica that has applied less than
+// as a member at index r.Index. A lingering replica (linger), which applied
+// its removal itself, goes only once the sender holds the removal durably
+// (r.Durable). Otherwise only a replica that has applied less than
 // that can have missed its removal: one added again later was created from
 // a snapshot past r.Index, and ignores the notice. The notice may still be
 // stale, from a member that has not applied the node's return: a replica
@@ -33,11 +36,75 @@ import (
 // next heartbeat recreates it fenced (joinGroup).
 func (n *Node) onRemoval(from uint64, r wire.Removal) {
 	g := n.groups[r.Group]
-	if g == nil || g.Applied() >= r.Index {
+	if g == nil {
+		return
+	}
+	if n.lingering[r.Group] {
+		if r.Durable >= g.RemovedAt() {
+			n.env.Log().Info("replica removed, a member holding its removal durably", "node", n.cfg.ID, "group", g.ID(),
+				"removed-at", g.RemovedAt(), "member", from, "durable", r.Durable)
+			n.dropGroup(g, g.Applied())
+		}
+		return
+	}
+	if g.Applied() >= r.Index {
 		return
 	}
 	n.env.Log().Info("replica removed while away", "node", n.cfg.ID, "group", g.ID(), "applied", g.Applied(), "removed-by", from, "at", r.Index)
 	n.dropGroup(g, r.Index)
+}
+
+// linger follows a replica after it handled a Ready. One that applied
+// this node's removal is not deleted at once: the group's other members
+// may not know the removal committed, and restart without it in a
+// configuration that needs this node's vote (a commit index alone is
+// written without an fsync, and learned again from a leader). Seed 3068:
+// a returning node led a group, committed its own removal, deleted its
+// replica, and the two members left crashed before they heard of the
+// commit; they came back in the joint configuration, whose outgoing half
+// needed the deleted voter, and no election could ever be won. So the
+// replica lingers: raft goes on (it votes and takes appends, but serves
+// nothing and proposes nothing), a leader hands its leadership on
+// (tickLingering), and it is deleted once a member of the new
+// configuration says it holds the removal durably (onRemoval; members
+// fsync a commit that passes a configuration change). A replica added
+// back meanwhile is a member again.
+func (n *Node) linger(g *replica.Replica) {
+	id := g.ID()
+	switch {
+	case g.Removed() && !n.lingering[id]:
+		n.lingering[id] = true
+		n.env.Log().Info("replica removed from its group, lingering until a member holds that durably",
+			"node", n.cfg.ID, "group", id, "removed-at", g.RemovedAt())
+		n.router.Dropped(id)
+	case !g.Removed() && n.lingering[id]:
+		delete(n.lingering, id)
+	}
+}
+
+// tickLingering asks, every retry interval, the members of each group
+// whose replica here lingers (linger) whether they hold its removal
+// durably: they answer a probe from a non-member with a removal notice. A
+// lingering leader asks raft to hand its leadership on.
+func (n *Node) tickLingering() {
+	if len(n.lingering) == 0 || n.ticks%n.cfg.RetryTicks != 0 {
+		return
+	}
+	for _, id := range n.groupIDs {
+		if !n.lingering[id] {
+			continue
+		}
+		g := n.groups[id]
+		if to := g.HandOff(); to != 0 {
+			n.env.Log().Info("removed leader hands its leadership on", "node", n.cfg.ID, "group", id, "to", to)
+		}
+		for _, m := range n.members(id) {
+			if m != n.cfg.ID {
+				out := n.out(m)
+				out.Probes = append(out.Probes, id)
+			}
+		}
+	}
 }
 
 // joinGroup creates an empty replica of a group on the first message from a
@@ -157,6 +224,7 @@ func (n *Node) dropGroup(g *replica.Replica, at uint64) {
 	})
 	n.removedAt[id] = at
 	delete(n.groups, id)
+	delete(n.lingering, id)
 	n.replacer.Forget(id)
 	n.groupIDs = slices.DeleteFunc(n.groupIDs, func(gid uint64) bool { return gid == id })
 	n.router.Dropped(id)

@@ -53,7 +53,10 @@ type Node struct {
 	removedAt map[uint64]uint64
 	// deleting are the groups whose replica's files are being deleted.
 	deleting map[uint64]bool
-	gc       gcState
+	// lingering are the groups whose replica applied this node's removal
+	// and waits to be deleted (members.go linger).
+	lingering map[uint64]bool
+	gc        gcState
 	// metaClock stamps the meta commands this node proposes (metaclock.go).
 	metaClock metaClock
 	sweep     sweepState
@@ -86,6 +89,7 @@ func New(cfg Config, e env.Env) (*Node, error) {
 		lastSent:  map[uint64]uint64{},
 		removedAt: map[uint64]uint64{},
 		deleting:  map[uint64]bool{},
+		lingering: map[uint64]bool{},
 		routes:    map[uint64]wire.Route{},
 		balance:   balanceState{campaigned: map[uint64]bool{}, dataGroups: cfg.Topology.DataGroups()},
 	}
@@ -212,6 +216,7 @@ func (n *Node) Tick() {
 		n.groups[id].Tick()
 	}
 	n.tickPings()
+	n.tickLingering()
 	n.replacer.Tick(n.hosted())
 	n.tickRepairs()
 	n.tickScrub()
@@ -368,9 +373,7 @@ func (n *Node) flushOnce() bool {
 		if n.fatal != nil {
 			return false
 		}
-		if g.Removed() {
-			n.dropGroup(g, g.Applied())
-		}
+		n.linger(g)
 	}
 	if !progress {
 		return false

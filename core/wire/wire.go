@@ -80,10 +80,13 @@ type Piece struct {
 }
 
 // Removal tells a node that group Group no longer counts it as a member as
-// of raft index Index: the leader's answer to a message from a replica the
-// group removed while it was away (core/node/replace).
+// of raft index Index: a member's answer to a message from a replica the
+// group removed (core/node/replace). Durable is an index up to which the
+// sender holds the group's log committed and applied durably (a restart
+// keeps its configuration at least that recent): a replica removed at or
+// below it is no longer needed by the sender's quorums.
 type Removal struct {
-	Group, Index uint64
+	Group, Index, Durable uint64
 }
 
 // Route gives a group's members (voters, then learners) as of raft index
@@ -304,6 +307,7 @@ func (m *Envelope) marshal(h *holes) ([]byte, error) {
 	for _, r := range m.Removals {
 		e.Uvarint(r.Group)
 		e.Uvarint(r.Index)
+		e.Uvarint(r.Durable)
 	}
 	e.Uvarint(uint64(len(m.Probes)))
 	for _, g := range m.Probes {
@@ -378,7 +382,7 @@ func (m *Envelope) size(raftSizes []int) int {
 	}
 	n += uv(uint64(len(m.Removals)))
 	for _, r := range m.Removals {
-		n += uv(r.Group) + uv(r.Index)
+		n += uv(r.Group) + uv(r.Index) + uv(r.Durable)
 	}
 	n += uv(uint64(len(m.Probes)))
 	for _, g := range m.Probes {
@@ -518,12 +522,12 @@ func unmarshalInto(b []byte, m *Envelope, shareMin int) error {
 		m.FetchReplies = append(m.FetchReplies, FetchReply{Group: d.Uvarint(), ChunkID: d.Uvarint(),
 			Found: d.Bool(), CRC: d.Uint32(), Data: d.Bytes(len(b))})
 	}
-	n = d.Count(len(b), 2)
+	n = d.Count(len(b), 3)
 	if n > 0 {
 		m.Removals = make([]Removal, 0, n)
 	}
 	for i := 0; i < n && d.Err() == nil; i++ {
-		m.Removals = append(m.Removals, Removal{Group: d.Uvarint(), Index: d.Uvarint()})
+		m.Removals = append(m.Removals, Removal{Group: d.Uvarint(), Index: d.Uvarint(), Durable: d.Uvarint()})
 	}
 	n = d.Count(len(b), 1)
 	if n > 0 {

@@ -19,7 +19,7 @@ func sample() *Envelope {
 		Replies:      []Reply{{ID: 10, Resp: []byte("resp")}},
 		Fetches:      []Fetch{{Group: 2, ChunkID: 44}},
 		FetchReplies: []FetchReply{{Group: 2, ChunkID: 45, Found: true, CRC: 0xdeadbeef, Data: []byte("chunk")}},
-		Removals:     []Removal{{Group: 3, Index: 812}},
+		Removals:     []Removal{{Group: 3, Index: 812, Durable: 809}},
 		Probes:       []uint64{4},
 		Routes:       []Route{{Group: 2, Index: 90, Members: []uint64{1, 3, 5}}},
 		Fenced:       []uint64{1, 3},
@@ -46,7 +46,7 @@ func TestRoundTrip(t *testing.T) {
 	if !bytes.Equal(b, b2) {
 		t.Fatalf("re-encoding differs")
 	}
-	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef || got.Removals[0] != (Removal{3, 812}) || got.Probes[0] != 4 || got.Routes[0].Members[2] != 5 || got.Fenced[1] != 3 || !got.Ping ||
+	if got.Raft[0].Msg.GetEntries()[0].GetIndex() != 7 || got.FetchReplies[0].CRC != 0xdeadbeef || got.Removals[0] != (Removal{3, 812, 809}) || got.Probes[0] != 4 || got.Routes[0].Members[2] != 5 || got.Fenced[1] != 3 || !got.Ping ||
 		got.PieceAsks[0] != (PieceAsk{1, 1200, 4096}) || got.Pieces[0].Total != 9000 || string(got.Pieces[0].Data) != "piece" {
 		t.Fatalf("fields lost: %+v", got)
 	}
@@ -168,7 +168,7 @@ func TestMarshalSize(t *testing.T) {
 			m.Replies = append(m.Replies, Reply{ID: v(), Resp: data()})
 			m.Fetches = append(m.Fetches, Fetch{Group: v(), ChunkID: v()})
 			m.FetchReplies = append(m.FetchReplies, FetchReply{Group: v(), ChunkID: v(), Found: true, CRC: uint32(v()), Data: data()})
-			m.Removals = append(m.Removals, Removal{Group: v(), Index: v()})
+			m.Removals = append(m.Removals, Removal{Group: v(), Index: v(), Durable: v()})
 			m.Probes = append(m.Probes, v())
 			m.Routes = append(m.Routes, Route{Group: v(), Index: v(), Members: []uint64{v(), v()}})
 			m.Fenced = append(m.Fenced, v())

@@ -114,6 +114,9 @@ type Group interface {
 	// Applied is the replica's applied index, 0 if it has installed
 	// nothing yet.
 	Applied() uint64
+	// DurableApplied is an index up to which the replica has applied
+	// entries whose commit its log holds durably.
+	DurableApplied() uint64
 	// ConfState is the configuration the replica has applied. It must not
 	// be modified.
 	ConfState() *raftpb.ConfState
@@ -576,7 +579,7 @@ func (r *Replacer) NoteNonMember(g Group, from uint64) {
 			return
 		}
 	}
-	out.Removals = append(out.Removals, wire.Removal{Group: g.ID(), Index: g.Applied()})
+	out.Removals = append(out.Removals, wire.Removal{Group: g.ID(), Index: g.Applied(), Durable: g.DurableApplied()})
 }
 
 // NoteFenced tells a peer that this node's replica of a group is fenced.

@@ -33,6 +33,7 @@ func (g *fakeGroup) ID() uint64                   { return g.id }
 func (g *fakeGroup) Leading() bool                { return g.leading }
 func (g *fakeGroup) Fenced() bool                 { return g.fenced }
 func (g *fakeGroup) Applied() uint64              { return g.applied }
+func (g *fakeGroup) DurableApplied() uint64       { return g.applied }
 func (g *fakeGroup) ConfState() *raftpb.ConfState { return g.cs }
 func (g *fakeGroup) Status() raft.Status {
 	return raft.Status{BasicStatus: raft.BasicStatus{HardState: &raftpb.HardState{Commit: &g.commit}}, Progress: g.progress}

@@ -33,7 +33,7 @@ func (g *Replica) applyEntry(e *raftpb.Entry) {
 		if g.rn != nil {
 			prev := g.confState
 			g.confState = g.rn.ApplyConfChange(&cc)
-			g.confApplied(prev)
+			g.confApplied(prev, index)
 		}
 	case raftpb.EntryConfChangeV2:
 		var cc raftpb.ConfChangeV2
@@ -43,7 +43,7 @@ func (g *Replica) applyEntry(e *raftpb.Entry) {
 		if g.rn != nil && !(bugs.CompiledIn && g.cfg.Bugs.ConfChangeOnLeaderOnly && g.role != raft.StateLeader) {
 			prev := g.confState
 			g.confState = g.rn.ApplyConfChange(&cc)
-			g.confApplied(prev)
+			g.confApplied(prev, index)
 		}
 		if g.cfg.OnApply != nil {
 			g.cfg.OnApply(Applied{Group: g.id, Index: index, Conf: g.confState, g: g})
@@ -127,10 +127,10 @@ func (g *Replica) applyNormal(index, term uint64, data []byte) {
 // just applied: the last snapshot is stale, the host is told (its replacer
 // forgets what it knew of nodes that join the group again), and a replica
 // whose node left the group is marked removed.
-func (g *Replica) confApplied(prev *raftpb.ConfState) {
+func (g *Replica) confApplied(prev *raftpb.ConfState, index uint64) {
 	g.snapStale = true
 	g.host.ConfApplied(g.id, prev, g.confState)
-	g.checkRemoved()
+	g.checkRemoved(index)
 }
 
 // checkRemoved marks the replica for deletion if the configuration just
@@ -138,16 +138,19 @@ func (g *Replica) confApplied(prev *raftpb.ConfState) {
 // removal and the node's addition back, applied in one batch, leave the
 // replica a member, with the entries it acknowledged as one (seed 576: a
 // learner aborted and added again acknowledged the new entries, then
-// deleted itself on applying its removal, and was promoted empty).
-func (g *Replica) checkRemoved() {
+// deleted itself on applying its removal, and was promoted empty). The
+// change at index is the one just applied.
+func (g *Replica) checkRemoved(index uint64) {
 	cs := g.confState
 	for _, set := range [][]uint64{cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing()} {
 		if slices.Contains(set, g.cfg.ID) {
-			g.removed = false
+			g.removed, g.removedAt = false, 0
 			return
 		}
 	}
-	g.removed = true
+	if !g.removed {
+		g.removed, g.removedAt = true, index
+	}
 }
 
 // metaDetail explains a refused meta command for the client: the command,

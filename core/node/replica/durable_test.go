@@ -324,3 +324,56 @@ func TestRestartRecoversTheHardStateRaftHeld(t *testing.T) {
 	}
 	rapid.Check(t, c.drive)
 }
+
+// TestCommitPastConfChangeSyncs: a log batch that moves nothing but the
+// commit index is written without an fsync, unless the commit passes a
+// configuration change appended since the last durable commit; and
+// DurableApplied follows the commit index of fsynced batches only. A node
+// removed by the change waits for a member to hold it durably (core/node
+// members.go linger).
+func TestCommitPastConfChangeSyncs(t *testing.T) {
+	ent := func(i uint64, conf bool) *raftpb.Entry {
+		typ := raftpb.EntryNormal
+		if conf {
+			typ = raftpb.EntryConfChangeV2
+		}
+		return &raftpb.Entry{Term: proto.Uint64(1), Index: proto.Uint64(i), Type: typ.Enum()}
+	}
+	batch := func(commit uint64, ents ...*raftpb.Entry) []*LogJob {
+		return []*LogJob{{append: &raftpb.Message{Type: raftpb.MsgStorageAppend.Enum(),
+			Term: proto.Uint64(1), Vote: proto.Uint64(1), Commit: proto.Uint64(commit), Entries: ents}}}
+	}
+	g := &Replica{applied: 100}
+	g.log.term, g.log.vote = 1, 1
+	steps := []struct {
+		name    string
+		jobs    []*LogJob
+		sync    bool
+		durable uint64 // DurableApplied once the batch is done
+	}{
+		{"entries, one a conf change at 6", batch(4, ent(5, false), ent(6, true), ent(7, false)), true, 4},
+		{"commit 5, before the change", batch(5), false, 4},
+		{"commit 7, past the change", batch(7), true, 7},
+		{"commit 8, no change pending", batch(8), false, 7},
+		{"another change at 9, commit 8 written before it", batch(8, ent(9, true)), true, 8},
+		{"commit 9 reaches it", batch(9), true, 9},
+	}
+	for _, s := range steps {
+		sync := g.mustSync(s.jobs)
+		if sync != s.sync {
+			t.Fatalf("%s: mustSync = %v, want %v", s.name, sync, s.sync)
+		}
+		g.log.runCommit, g.log.runSync = batchCommit(nil, s.jobs), sync
+		g.logDurable()
+		if got := g.DurableApplied(); got != s.durable {
+			t.Fatalf("%s: DurableApplied = %d, want %d", s.name, got, s.durable)
+		}
+	}
+	if len(g.log.confAt) != 0 {
+		t.Fatalf("conf changes still pending after a durable commit past them: %v", g.log.confAt)
+	}
+	g.applied = 3
+	if got := g.DurableApplied(); got != 3 {
+		t.Fatalf("DurableApplied = %d with 3 applied, want 3: no more than applied", got)
+	}
+}

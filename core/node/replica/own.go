@@ -139,7 +139,7 @@ func (g *Replica) fileOwn(h entryHeader, e *raftpb.Entry, c chunk.Command) *ownC
 		o = g.proposed[h.proposal]
 	}
 	if o == nil || o.index != 0 || !o.matches(c) {
-		if g.Leading() && e.GetTerm() == g.rn.BasicStatus().HardState.GetTerm() && h.proposer == g.cfg.ID {
+		if g.leads() && e.GetTerm() == g.rn.BasicStatus().HardState.GetTerm() && h.proposer == g.cfg.ID {
 			panic(fmt.Sprintf("replica: group %d: own short write at %d/%d (chunk %d) without its bytes",
 				g.id, e.GetTerm(), e.GetIndex(), c.ID))
 		}

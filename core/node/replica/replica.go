@@ -377,8 +377,17 @@ type Replica struct {
 	durableTerm uint64
 	snapReports []uint64
 	// removed is set when an applied configuration change removed this
-	// node: the node deletes the replica at the end of the flush.
-	removed bool
+	// node, at index removedAt. The replica lingers, a voter for whoever
+	// still counts it one, until a member of the new configuration holds
+	// the change durably (core/node onRemoval); then its node deletes it.
+	// Deleted at once, it could leave the group without a quorum for good
+	// (seed 3068): the others may restart with the change in their logs
+	// but not known committed, in a configuration that needs its vote.
+	removed   bool
+	removedAt uint64
+	// durableCommit is the commit index of the last hard state the log
+	// made durable (DurableApplied).
+	durableCommit uint64
 	// deleted is set once the node deleted the replica: disk work still in
 	// flight completes into nothing.
 	deleted bool
@@ -501,10 +510,13 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 				"node", cfg.ID, "group", tg.ID, "term", st.HardState.GetTerm(), "raised-to", hs.GetTerm())
 		}
 		g.log.term, g.log.vote = hs.GetTerm(), hs.GetVote()
+		g.durableCommit = hs.GetCommit()
 		if err := g.storage.SetHardState(hs); err != nil {
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
 	}
+	g.durableCommit = max(g.durableCommit, snap.GetMetadata().GetIndex())
+	g.log.noteConfEntries(st.Entries, g.durableCommit)
 	if len(st.Entries) > 0 {
 		g.recoveredTo = st.Entries[len(st.Entries)-1].GetIndex()
 		g.recoveredLogHeld = g.isMeta()
@@ -715,8 +727,14 @@ func (g *Replica) Tick() {
 // ID returns the group's id.
 func (g *Replica) ID() uint64 { return g.id }
 
-// Leading reports whether the replica led its group as of the last flush.
-func (g *Replica) Leading() bool { return g.role == raft.StateLeader }
+// Leading reports whether the replica led its group as of the last flush,
+// as a member: a replica removed from its group (Removed) may still lead
+// it for a while, but acts as no leader for its node (HandOff).
+func (g *Replica) Leading() bool { return g.role == raft.StateLeader && !g.removed }
+
+// leads reports whether raft led the group as of the last flush, removed
+// from it or not.
+func (g *Replica) leads() bool { return g.role == raft.StateLeader }
 
 // OwnMatch returns, if the replica's raft leads its group (and the replica
 // saw it elected), the index up to which raft counts the leader's own log
@@ -784,8 +802,10 @@ func (g *Replica) Fenced() bool { return g.amnesiac }
 
 // Serving reports whether the replica can serve requests: it has a
 // configuration (it is not one just created for a new member) and is not
-// fenced.
-func (g *Replica) Serving() bool { return !g.amnesiac && len(g.confState.GetVoters()) > 0 }
+// fenced, nor removed from its group.
+func (g *Replica) Serving() bool {
+	return !g.amnesiac && !g.removed && len(g.confState.GetVoters()) > 0
+}
 
 // Reapplying reports whether the replica is still applying again the log it
 // recovered at start, or has not yet asked for the chunks it found without
@@ -796,8 +816,43 @@ func (g *Replica) Reapplying() bool {
 }
 
 // Removed reports whether an applied membership change removed this node
-// from the group: the node deletes the replica (Delete).
+// from the group: the node deletes the replica (Delete) once a member of
+// the new configuration holds the change durably (RemovedAt).
 func (g *Replica) Removed() bool { return g.removed }
+
+// RemovedAt is the index of the configuration change that removed this
+// node from the group (at which it applied it), if Removed.
+func (g *Replica) RemovedAt() uint64 { return g.removedAt }
+
+// DurableApplied is an index up to which the replica has applied and holds
+// the commit durably: whatever becomes of it, it restarts with every entry
+// up to there committed and applies them again, so its configuration after
+// a restart is at least the one as of there.
+func (g *Replica) DurableApplied() uint64 { return min(g.applied, g.durableCommit) }
+
+// HandOff asks raft to hand the group's leadership to a voter of the
+// configuration applied, the one holding the most of the log, if the
+// replica still leads a group that removed it: raft lets such a leader go
+// on leading, but it takes no proposals. It returns the voter asked, or 0.
+// Raft sends the voter what it lacks, then tells it to campaign at once.
+func (g *Replica) HandOff() uint64 {
+	if !g.removed || !g.leads() || g.amnesiac {
+		return 0
+	}
+	var to, best uint64
+	for id, pr := range g.rn.Status().Progress {
+		if id == g.cfg.ID || pr.IsLearner || !slices.Contains(g.confState.GetVoters(), id) {
+			continue
+		}
+		if to == 0 || pr.Match > best || (pr.Match == best && id < to) {
+			to, best = id, pr.Match
+		}
+	}
+	if to != 0 {
+		g.rn.TransferLeader(to)
+	}
+	return to
+}
 
 // Applied returns the replica's applied index.
 func (g *Replica) Applied() uint64 { return g.applied }

@@ -467,23 +467,25 @@ func TestRemovedThenAddedBackInOneBatchKeepsTheReplica(t *testing.T) {
 		name    string
 		applied []*raftpb.ConfState
 		removed bool
+		at      uint64 // RemovedAt
 	}{
-		{"removed", []*raftpb.ConfState{without}, true},
-		{"removed, then added back", []*raftpb.ConfState{without, with}, false},
-		{"added back, then removed again", []*raftpb.ConfState{without, with, without}, true},
+		{"removed", []*raftpb.ConfState{without}, true, 10},
+		{"removed, then added back", []*raftpb.ConfState{without, with}, false, 0},
+		{"added back, then removed again", []*raftpb.ConfState{without, with, without}, true, 12},
+		{"removed twice over", []*raftpb.ConfState{without, without}, true, 10},
 	}
 	for _, tt := range tests {
-		g.removed = false
-		for _, cs := range tt.applied {
+		g.removed, g.removedAt = false, 0
+		for i, cs := range tt.applied {
 			prev := g.confState
 			g.confState = cs
-			g.confApplied(prev)
+			g.confApplied(prev, uint64(10+i))
 		}
-		if g.Removed() != tt.removed {
-			t.Errorf("%s: removed = %v, want %v", tt.name, g.Removed(), tt.removed)
+		if g.Removed() != tt.removed || g.RemovedAt() != tt.at {
+			t.Errorf("%s: removed = %v at %d, want %v at %d", tt.name, g.Removed(), g.RemovedAt(), tt.removed, tt.at)
 		}
 	}
-	if !g.snapStale || len(f.host.told) != 6 {
+	if !g.snapStale || len(f.host.told) != 8 {
 		t.Fatalf("snapshot stale %v, host told %q: want every change reported and a new snapshot due", g.snapStale, f.host.told)
 	}
 }

@@ -93,6 +93,17 @@ type logQueue struct {
 	// written ahead of the next batch's records.
 	light     []*LogJob
 	unwritten *raftpb.HardState
+	// confAt are the indexes of configuration changes appended to the log
+	// and not yet below a durable commit index: a batch whose hard state
+	// commits one is fsynced (mustSync), so that a member that applied a
+	// change soon holds it durably, which a node removed by it waits for
+	// (Replica.DurableApplied).
+	confAt []uint64
+	// written is the highest commit index of the hard states written by
+	// batches done; runCommit and runSync are the running batch's, and
+	// whether it is fsynced (which makes every record before it durable).
+	written, runCommit uint64
+	runSync            bool
 	// snapAt is the index of the newest snapshot received from a leader
 	// and handed to the log: until it is durable and restored, the state
 	// machine is behind it, and a snapshot of its own would be older.
@@ -230,13 +241,13 @@ func (g *Replica) stageFiles(j *LogJob) {
 		}
 		write := store.WriteStaged
 		switch {
-		case sc.checked && g.Leading() && g.cfg.LeaderDirect:
+		case sc.checked && g.leads() && g.cfg.LeaderDirect:
 			// Gets of it then read the disk, ahead of the reader where the
 			// runtime can (docs/performance.md, largeput8).
 			write = store.WriteStagedDirectChecked
-		case sc.checked && g.Leading():
+		case sc.checked && g.leads():
 			write = store.WriteStagedChecked
-		case !g.Leading():
+		case !g.leads():
 			// A follower's copy: reads go to the replica the client wrote
 			// through, which leads the group (core/node/route
 			// Router.place), so this one skips the page cache. (The
@@ -341,6 +352,7 @@ func (g *Replica) writeLogBatch(jobs []*LogJob) {
 	}
 	unwritten := g.log.unwritten
 	g.log.unwritten = nil
+	g.log.runCommit, g.log.runSync = batchCommit(unwritten, jobs), sync
 	if g.shared != nil {
 		// The node's shared log runs the batch with the other replicas'
 		// (and counts its fsyncs).
@@ -420,7 +432,9 @@ func lightState(jobs []*LogJob) (bool, *raftpb.HardState) {
 // holds may go: it has entries, a snapshot, or a new term or vote. A batch
 // that only moves the commit index (or holds responses waiting for earlier
 // batches, all durable by now since one batch runs at a time) is written
-// without one: a lost commit index is learned again from the leader.
+// without one: a lost commit index is learned again from the leader. But
+// a commit index that passes a configuration change is fsynced: nodes the
+// change removed wait for a member to hold it durably (logQueue.confAt).
 func (g *Replica) mustSync(jobs []*LogJob) bool {
 	sync := false
 	for _, j := range jobs {
@@ -433,15 +447,60 @@ func (g *Replica) mustSync(jobs []*LogJob) bool {
 		}
 		if len(m.GetEntries()) > 0 || !raft.IsEmptySnap(m.GetSnapshot()) {
 			sync = true
+			g.log.noteConfEntries(m.GetEntries(), g.durableCommit)
 		}
 		if hs := hardStateOf(m); hs != nil {
 			if hs.GetTerm() != g.log.term || hs.GetVote() != g.log.vote {
+				sync = true
+			}
+			if len(g.log.confAt) > 0 && hs.GetCommit() >= g.log.confAt[0] {
 				sync = true
 			}
 			g.log.term, g.log.vote = hs.GetTerm(), hs.GetVote()
 		}
 	}
 	return sync
+}
+
+// noteConfEntries notes the configuration changes among entries appended
+// to the log past the durable commit index (confAt).
+func (q *logQueue) noteConfEntries(ents []*raftpb.Entry, durable uint64) {
+	for _, e := range ents {
+		if e.GetType() != raftpb.EntryNormal && e.GetIndex() > durable {
+			i, _ := slices.BinarySearch(q.confAt, e.GetIndex())
+			if i == len(q.confAt) || q.confAt[i] != e.GetIndex() {
+				q.confAt = slices.Insert(q.confAt, i, e.GetIndex())
+			}
+		}
+	}
+}
+
+// batchCommit returns the highest commit index among the hard states a
+// batch writes (unwritten first, then its jobs'), 0 if none.
+func batchCommit(unwritten *raftpb.HardState, jobs []*LogJob) uint64 {
+	c := unwritten.GetCommit()
+	for _, j := range jobs {
+		c = max(c, j.append.GetCommit())
+	}
+	return c
+}
+
+// logDurable records a batch done: the hard states it wrote are written,
+// and if it was fsynced, every one written so far is durable. A light
+// batch (ReleaseLight) wrote nothing.
+func (g *Replica) logDurable() {
+	sync := g.log.runSync
+	g.log.written = max(g.log.written, g.log.runCommit)
+	g.log.runCommit, g.log.runSync = 0, false
+	if !sync {
+		return
+	}
+	g.durableCommit = max(g.durableCommit, g.log.written)
+	i := 0
+	for i < len(g.log.confAt) && g.log.confAt[i] <= g.durableCommit {
+		i++
+	}
+	g.log.confAt = g.log.confAt[i:]
 }
 
 // writeLogRecords runs off the event loop: it writes every record of a
@@ -605,6 +664,7 @@ func (g *Replica) logBatchDone(jobs []*LogJob, err error) {
 		g.host.Fail(fmt.Errorf("group %d: log: %w", g.id, err))
 		return
 	}
+	g.logDurable()
 	for _, j := range jobs {
 		if j.ref != nil {
 			g.snapping = false
