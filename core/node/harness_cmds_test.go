@@ -67,13 +67,13 @@ package node
 
 import (
 	"fmt"
-	"go.etcd.io/raft/v3/raftpb"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/tessera-db/tessera/core/client"
 	"github.com/tessera-db/tessera/core/node/replica"

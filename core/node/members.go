@@ -98,12 +98,7 @@ func (n *Node) tickLingering() {
 		if to := g.HandOff(); to != 0 {
 			n.env.Log().Info("removed leader hands its leadership on", "node", n.cfg.ID, "group", id, "to", to)
 		}
-		for _, m := range n.members(id) {
-			if m != n.cfg.ID {
-				out := n.out(m)
-				out.Probes = append(out.Probes, id)
-			}
-		}
+		n.replacer.Probe(id)
 	}
 }
 

@@ -241,12 +241,19 @@ func (r *Replacer) Tick(groups iter.Seq[Group]) {
 		case now-r.watch(g.ID()).heardAt >= 2*uint64(r.cfg.ElectionTicks):
 			// A learner removed before it caught up never applies its
 			// removal, and as a learner it sends nothing of its own: ask.
-			for _, m := range r.host.Members(g.ID()) {
-				if m != r.cfg.ID {
-					out := r.out.To(m)
-					out.Probes = append(out.Probes, g.ID())
-				}
-			}
+			r.Probe(g.ID())
+		}
+	}
+}
+
+// Probe asks every other member of a group this node knows of whether it
+// still counts this node a member: one that does not answers with a
+// removal notice (NoteNonMember).
+func (r *Replacer) Probe(group uint64) {
+	for _, m := range r.host.Members(group) {
+		if m != r.cfg.ID {
+			out := r.out.To(m)
+			out.Probes = append(out.Probes, group)
 		}
 	}
 }
