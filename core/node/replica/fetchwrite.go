@@ -46,8 +46,14 @@ type fetchedFile struct {
 // makes its name durable with the next directory fsync, and calls done on
 // the event loop with the outcome once both are done (not at all if the
 // replica is deleted or its node stopped meanwhile). The bytes stay pinned
-// until the write is done.
-func (g *Replica) writeFetched(in chunk.Info, data []byte, done func(error)) {
+// until the write is done. A snapshot held back that waits for the chunk
+// (install.go holdSnapshot: it waits for any write of a chunk it lists,
+// a repair's too) then hears the outcome (writeSettled).
+func (g *Replica) writeFetched(in chunk.Info, data []byte, then func(error)) {
+	done := func(err error) {
+		then(err)
+		g.writeSettled(in, err)
+	}
 	fw := &g.fetched
 	if fw.pending == nil {
 		fw.pending = map[uint64]int{}

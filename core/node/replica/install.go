@@ -215,30 +215,34 @@ func (g *Replica) OnFetchReply(from uint64, f wire.FetchReply) {
 	g.tryInstall()
 }
 
-// fetchedWritten takes the outcome of a fetched chunk's write for the
-// snapshot held back (whichever snapshot asked for it: a newer one waits
-// for the writes of an older one's chunks it lists too, holdSnapshot).
-// Bytes that did not match their checksum are fetched again; any other
-// failure is the disk's, fatal to the replica.
+// fetchedWritten takes the outcome of the write of a chunk fetched for a
+// snapshot: bytes that did not match their checksum are fetched again
+// (writeSettled); any other failure is the disk's, fatal to the replica.
 func (g *Replica) fetchedWritten(in chunk.Info, err error) {
-	ps := g.pendingSnap
-	if ps != nil {
-		if _, ok := ps.writing[in.ID]; ok {
-			delete(ps.writing, in.ID)
-			if err != nil {
-				ps.missing = append(ps.missing, in)
-				ps.heardAt = g.host.Ticks()
-			}
-		}
-	}
-	switch {
-	case errors.Is(err, chunk.ErrBadChecksum):
-	case err != nil:
+	if err != nil && !errors.Is(err, chunk.ErrBadChecksum) {
 		g.host.Fail(fmt.Errorf("group %d: write fetched chunk %d: %w", g.id, in.ID, err))
+	}
+}
+
+// writeSettled takes the outcome of a write of a chunk's fetched file,
+// whoever started it (a snapshot, older than the one held back or not, or
+// a repair: holdSnapshot waits for any of them), once no other write of
+// the chunk is on its way: the snapshot held back stops waiting for it,
+// and fetches it if the write failed. (A repair's write used to leave it
+// waiting for good: seed 50478, a voter stuck installing.)
+func (g *Replica) writeSettled(in chunk.Info, err error) {
+	ps := g.pendingSnap
+	if ps == nil || g.fetched.pending[in.ID] > 0 || g.host.Stopped() {
 		return
 	}
-	if ps != nil {
-		g.askFetches()
-		g.tryInstall()
+	if _, ok := ps.writing[in.ID]; !ok {
+		return
 	}
+	delete(ps.writing, in.ID)
+	if err != nil {
+		ps.missing = append(ps.missing, in)
+		ps.heardAt = g.host.Ticks()
+	}
+	g.askFetches()
+	g.tryInstall()
 }

@@ -140,3 +140,32 @@ func TestSnapshotGivenUpWhenItsSenderGoesSilent(t *testing.T) {
 		t.Fatalf("installing %v, applied %d, want the snapshot at 5 installed", f.g.Installing(), f.g.Applied())
 	}
 }
+
+// TestSnapshotWaitsForARepairWrite: a data snapshot that lists a chunk
+// whose fetched file is on its way to the disk for a repair waits for that
+// write rather than fetching the chunk again, and is installed once the
+// write is durable. The repair's write used to be waited for for good: its
+// outcome went to the repair alone (seed 50478: a voter stuck installing
+// to the end of the run).
+func TestSnapshotWaitsForARepairWrite(t *testing.T) {
+	data := []byte("chunk 7's bytes")
+	info := chunk.Info{ID: 7, Size: uint32(len(data)), CRC: chunk.Checksum(data)}
+	f := open(t, Config{ChunkOnce: true}, 2, []uint64{1, 2, 3})
+	repaired := false
+	if !f.g.WriteRepair(info, data, func(err error) { repaired = err == nil }) {
+		t.Fatal("the repair's write was not started")
+	}
+	f.g.Step(3, &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: proto.Uint64(3), To: proto.Uint64(1), Term: proto.Uint64(2),
+		Snapshot: &raftpb.Snapshot{Data: chunk.EncodeManifest([]chunk.Info{info}),
+			Metadata: &raftpb.SnapshotMetadata{Index: proto.Uint64(5), Term: proto.Uint64(2),
+				ConfState: &raftpb.ConfState{Voters: []uint64{1, 2, 3}}}}})
+	f.flush()
+	if asked, writing := f.g.FetchesInFlight(); !f.g.Installing() || asked != 0 || writing != 1 {
+		t.Fatalf("installing %v, %d asked, %d writing: want the snapshot held back for the repair's write", f.g.Installing(), asked, writing)
+	}
+	f.settle(t)
+	if !repaired || f.g.Installing() || f.g.Applied() != 5 {
+		t.Fatalf("repaired %v, installing %v, applied %d: want the snapshot at 5 installed once the repair's write is durable",
+			repaired, f.g.Installing(), f.g.Applied())
+	}
+}
