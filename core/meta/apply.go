@@ -148,7 +148,7 @@ func cas(c Command, f File, exists bool) (Result, bool) {
 func (s *State) checkChunks(cs []ChunkRef) (Result, bool) {
 	seen := make(map[uint64]bool, len(cs))
 	for _, ch := range cs {
-		end, leased := s.leases[ch.ID]
+		end, leased := s.leases.get(ch.ID)
 		switch {
 		case seen[ch.ID]:
 			return invalid("chunk %d listed twice", ch.ID), false
@@ -202,8 +202,7 @@ func (s *State) write(index uint64, c Command) Result {
 		if _, bad := s.garbage[ch.ID]; bad {
 			panic(fmt.Sprintf("meta: chunk %d is both leased and garbage", ch.ID))
 		}
-		s.digest -= leaseDigest(ch.ID, s.leases[ch.ID])
-		delete(s.leases, ch.ID)
+		s.unlease(ch.ID)
 	}
 	if keep > 0 {
 		f.Chunks = slices.Concat(old.Chunks, c.Chunks)
@@ -311,8 +310,7 @@ func (s *State) alloc(c Command) Result {
 		panic(fmt.Sprintf("meta: placed alloc from %d spans %d ids but ends at %d", first, span, ids[len(ids)-1]))
 	}
 	for _, id := range ids {
-		s.leases[id] = end
-		s.digest += leaseDigest(id, end)
+		s.lease(id, end)
 	}
 	// Ids skipped by the placement stay below nextChunk unleased: as
 	// collected ones, never leased again.
@@ -349,11 +347,11 @@ func (s *State) gcDone(c Command) Result {
 		if c, ok := s.garbage[id]; ok {
 			s.digest -= garbageDigest(c)
 			delete(s.garbage, id)
+			s.leasesGarbageEnc = nil
 			continue
 		}
-		if end, ok := s.leases[id]; ok && end < s.now {
-			s.digest -= leaseDigest(id, end)
-			delete(s.leases, id)
+		if end, ok := s.leases.get(id); ok && end < s.now {
+			s.unlease(id)
 		}
 	}
 	return Result{Code: CodeOK}
@@ -367,6 +365,7 @@ func (s *State) discard(cs []ChunkRef) {
 		}
 		s.garbage[ch.ID] = ch
 		s.digest += garbageDigest(ch)
+		s.leasesGarbageEnc = nil
 	}
 }
 
@@ -399,4 +398,18 @@ func (s *State) uncount(f File) {
 		s.inlineFiles--
 		s.inlineBytes -= int64(len(f.Data))
 	}
+}
+
+// lease leases id, above every id leased before, until end.
+func (s *State) lease(id uint64, end int64) {
+	s.leases.add(id, end)
+	s.digest += leaseDigest(id, end)
+	s.leasesGarbageEnc = nil
+}
+
+// unlease ends id's lease, which must be running.
+func (s *State) unlease(id uint64) {
+	end := s.leases.drop(id)
+	s.digest -= leaseDigest(id, end)
+	s.leasesGarbageEnc = nil
 }

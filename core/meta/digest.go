@@ -136,9 +136,9 @@ func (s *State) entriesDigest() (entries, sessions uint64) {
 		entries += fileDigest(f)
 		return true
 	})
-	for id, end := range s.leases {
+	s.leases.ascend(func(id uint64, end int64) {
 		entries += leaseDigest(id, end)
-	}
+	})
 	for _, c := range s.garbage {
 		entries += garbageDigest(c)
 	}

@@ -1,10 +1,12 @@
 package meta
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/tessera-db/tessera/core/codec"
 	"github.com/tessera-db/tessera/core/fspath"
 )
 
@@ -14,8 +16,9 @@ import (
 // the last applied index, non-empty chunks, inline data within the
 // threshold, and a size that is the sum of both; the inline counters match
 // the files and stay within the cap; the path index matches the files; the
-// session table is consistent and remembers no file contents; and the
-// maintained digest matches the state. It costs O(state), so Apply does
+// session table is consistent and remembers no file contents; the kept
+// encoding of leases and garbage, if any, is theirs; and the maintained
+// digest matches the state. It costs O(state), so Apply does
 // not call it: tests call it after every step, Restore on every snapshot,
 // and the simulator after steps it samples.
 func (s *State) CheckInvariants() error {
@@ -52,7 +55,7 @@ func (s *State) checkInvariants(inOrder bool) error {
 	var claim func(id uint64, who holder) error
 	var claimed []uint64 // the fast way's claims
 	if inOrder {
-		owner := make(map[uint64]holder, owners+len(s.leases)+len(s.garbage))
+		owner := make(map[uint64]holder, owners+s.leases.len()+len(s.garbage))
 		name := func(h holder) string {
 			if h.path != "" {
 				return h.kind + " " + short(h.path)
@@ -70,7 +73,7 @@ func (s *State) checkInvariants(inOrder bool) error {
 			return nil
 		}
 	} else {
-		claimed = make([]uint64, 0, owners+len(s.leases)+len(s.garbage))
+		claimed = make([]uint64, 0, owners+s.leases.len()+len(s.garbage))
 		claim = func(id uint64, _ holder) error {
 			claimed = append(claimed, id)
 			return nil
@@ -104,10 +107,14 @@ func (s *State) checkInvariants(inOrder bool) error {
 		return fmt.Errorf("meta: %d inline bytes above the cap %d", inlineBytes, s.cfg.InlineCapBytes)
 	}
 	if inOrder {
-		for _, id := range sortedKeys(s.leases) {
-			if err := claim(id, holder{kind: "a lease"}); err != nil {
-				return err
+		var err error
+		s.leases.ascend(func(id uint64, _ int64) {
+			if err == nil {
+				err = claim(id, holder{kind: "a lease"})
 			}
+		})
+		if err != nil {
+			return err
 		}
 		for _, id := range sortedKeys(s.garbage) {
 			if err := claim(id, holder{kind: "the garbage list"}); err != nil {
@@ -118,9 +125,9 @@ func (s *State) checkInvariants(inOrder bool) error {
 			}
 		}
 	} else {
-		for id := range s.leases {
+		s.leases.ascend(func(id uint64, _ int64) {
 			claimed = append(claimed, id)
-		}
+		})
 		for id, c := range s.garbage {
 			if c.ID != id {
 				return errInvariant
@@ -132,6 +139,16 @@ func (s *State) checkInvariants(inOrder bool) error {
 			if id == 0 || id >= s.nextChunk || (i > 0 && claimed[i-1] == id) {
 				return errInvariant
 			}
+		}
+	}
+	if err := s.leases.check(); err != nil {
+		return err
+	}
+	if s.leasesGarbageEnc != nil {
+		var e codec.Encoder
+		s.freshLeasesAndGarbage(&e)
+		if !bytes.Equal(e.B, s.leasesGarbageEnc) {
+			return fmt.Errorf("meta: the kept encoding of leases and garbage (%d bytes) is not theirs (%d bytes): a change did not drop it", len(s.leasesGarbageEnc), len(e.B))
 		}
 	}
 	if err := s.sessionTable.check(s.applied); err != nil {

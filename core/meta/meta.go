@@ -133,10 +133,19 @@ func (c Config) Validate() error {
 type State struct {
 	// files are the files by path (index.go).
 	files fileIndex
-	// leases maps leased, uncommitted chunk ids to the end of their lease.
-	leases map[uint64]int64
+	// leases maps leased, uncommitted chunk ids to the end of their lease
+	// (leases.go); lease and unlease change it.
+	leases leaseTable
 	// garbage holds unreferenced chunks awaiting collection.
 	garbage map[uint64]ChunkRef
+	// leasesGarbageEnc is the snapshot encoding of leases and garbage
+	// (encodeLeasesAndGarbage), kept until either changes (nil: not
+	// encoded since). Every snapshot holds it, and most commands change
+	// neither (inline puts, sessions, clock ticks): a state with thousands
+	// of leases, snapshotted every few entries, spent most of a simulated
+	// run sorting them again (docs/performance.md, session 31).
+	// CheckInvariants compares it with a fresh encoding.
+	leasesGarbageEnc []byte
 	// nextChunk is the next chunk id to allocate; ids start at 1.
 	nextChunk uint64
 	// now is the largest command time seen: the clock of lease expiry.
@@ -161,7 +170,7 @@ type State struct {
 
 // New returns an empty, unconfigured state.
 func New() *State {
-	return &State{files: newFileIndex(), leases: map[uint64]int64{},
+	return &State{files: newFileIndex(), leases: newLeaseTable(),
 		garbage: map[uint64]ChunkRef{}, nextChunk: 1, adverts: map[uint64]uint32{}, sessionTable: newSessionTable()}
 }
 
@@ -237,11 +246,11 @@ func (s *State) Garbage() []ChunkRef {
 	for _, c := range s.garbage {
 		out = append(out, c)
 	}
-	for id, end := range s.leases {
+	s.leases.ascend(func(id uint64, end int64) {
 		if end < s.now {
 			out = append(out, ChunkRef{ID: id})
 		}
-	}
+	})
 	slices.SortFunc(out, func(a, b ChunkRef) int { return cmpU64(a.ID, b.ID) })
 	return out
 }
@@ -249,11 +258,11 @@ func (s *State) Garbage() []ChunkRef {
 // GarbageLen is len(Garbage()), without building the list.
 func (s *State) GarbageLen() int {
 	n := len(s.garbage)
-	for _, end := range s.leases {
+	s.leases.ascend(func(_ uint64, end int64) {
 		if end < s.now {
 			n++
 		}
-	}
+	})
 	return n
 }
 
@@ -269,11 +278,11 @@ func (s *State) Clock() int64 { return s.now }
 func (s *State) NextLeaseEnd() (int64, bool) {
 	var next int64
 	found := false
-	for _, end := range s.leases {
+	s.leases.ascend(func(_ uint64, end int64) {
 		if end >= s.now && (!found || end < next) {
 			next, found = end, true
 		}
-	}
+	})
 	return next, found
 }
 
@@ -297,7 +306,7 @@ func (s *State) Unaccounted(held []uint64) []uint64 {
 	slices.Sort(referenced)
 	var out []uint64
 	for _, id := range held {
-		_, leased := s.leases[id]
+		_, leased := s.leases.get(id)
 		_, garbage := s.garbage[id]
 		_, ref := slices.BinarySearch(referenced, id)
 		if id < s.nextChunk && !ref && !leased && !garbage {

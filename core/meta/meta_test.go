@@ -676,15 +676,20 @@ func TestCheckInvariantsFindsDamage(t *testing.T) {
 		damage func(s *State, fileChunk uint64)
 		want   string
 	}{
-		{"a lease on a file's chunk", func(s *State, c uint64) { s.leases[c] = 5 }, "held by both file /a and a lease"},
+		{"a lease on a file's chunk", func(s *State, c uint64) { s.leases.force(c, 5) }, "held by both file /a and a lease"},
 		{"garbage that a file holds", func(s *State, c uint64) { s.garbage[c] = ChunkRef{ID: c, Group: 1, Size: 3} }, "held by both file /a and the garbage list"},
-		{"a lease on garbage", func(s *State, c uint64) { s.leases[c-1], s.garbage[c-1] = 5, ChunkRef{ID: c - 1, Group: 1, Size: 1} }, "held by both a lease and the garbage list"},
-		{"a lease beyond the counter", func(s *State, _ uint64) { s.leases[s.nextChunk+3] = 5 }, "outside allocated range"},
-		{"a lease on chunk 0", func(s *State, _ uint64) { s.leases[0] = 5 }, "chunk id 0 (a lease) outside allocated range"},
+		{"a lease on garbage", func(s *State, c uint64) {
+			s.leases.force(c-1, 5)
+			s.garbage[c-1] = ChunkRef{ID: c - 1, Group: 1, Size: 1}
+		}, "held by both a lease and the garbage list"},
+		{"a lease beyond the counter", func(s *State, _ uint64) { s.leases.force(s.nextChunk+3, 5) }, "outside allocated range"},
+		{"a lease on chunk 0", func(s *State, _ uint64) { s.leases.force(0, 5) }, "chunk id 0 (a lease) outside allocated range"},
 		{"a garbage entry naming another chunk", func(s *State, c uint64) {
-			delete(s.leases, c-2)
+			s.leases.drop(c - 2)
 			s.garbage[c-2] = ChunkRef{ID: c - 3, Group: 1, Size: 1}
 		}, "garbage entry"},
+		{"a lease missing from the lease list", func(s *State, c uint64) { s.leases.ends[c] = 5 }, "lease list holds 3 leases, the map 4"},
+		{"a lease list entry with another end", func(s *State, _ uint64) { s.leases.order[0].end++ }, "lease list holds chunk"},
 	}
 	for _, tt := range tests {
 		s, c := build()

@@ -46,12 +46,12 @@ func TestPlacedAlloc(t *testing.T) {
 					t.Fatalf("leased %v (%+v), want %v", r.AllocIDs(), r, tt.want)
 				}
 				for _, id := range tt.want {
-					if _, ok := s.leases[id]; !ok {
+					if _, ok := s.leases.get(id); !ok {
 						t.Errorf("id %d not leased", id)
 					}
 				}
-				if len(s.leases) != len(tt.want) {
-					t.Errorf("%d ids leased, want %d", len(s.leases), len(tt.want))
+				if s.leases.len() != len(tt.want) {
+					t.Errorf("%d ids leased, want %d", s.leases.len(), len(tt.want))
 				}
 			}
 			if s.nextChunk != tt.wantNext {

@@ -48,8 +48,10 @@ func (s *State) Snapshot() []byte { return s.Freeze().Encode() }
 // the State's snapshot at that moment however the State changes since.
 // Freezing costs O(1) for the files (their index is copy-on-write), a list
 // of pointers for the sessions (at most MaxSessions; a recorded session is
-// never changed, only replaced), and encodes the leases and the garbage
-// list (few: ids leased and not yet committed or collected) at once.
+// never changed, only replaced), and takes the encoding of the leases and
+// the garbage list (ids leased and not yet committed or collected: few,
+// though thousands when writers give up), encoded again only after a
+// change of either.
 // Encode, the pass over every file, its inline bytes and every session's
 // result, may then run on another goroutine while the State goes on
 // applying commands (core/node encodes meta snapshots off the event loop:
@@ -64,11 +66,11 @@ type Frozen struct {
 
 // Freeze returns a view of the state as it is now, to encode later.
 func (s *State) Freeze() *Frozen {
-	var head, rest codec.Encoder
+	var head codec.Encoder
 	s.encodeHead(&head)
-	s.encodeLeasesAndGarbage(&rest)
-	return &Frozen{head: head.B, leasesAndGarbage: rest.B, files: s.files.freeze(), sessions: s.sessionList(),
-		sizeHint: int64(len(head.B)+len(rest.B)) + s.inlineBytes + 64*int64(s.files.len()+len(s.sessions))}
+	rest := s.leasesAndGarbage()
+	return &Frozen{head: head.B, leasesAndGarbage: rest, files: s.files.freeze(), sessions: s.sessionList(),
+		sizeHint: int64(len(head.B)+len(rest)) + s.inlineBytes + 64*int64(s.files.len()+len(s.sessions))}
 }
 
 // Encode returns the snapshot encoding of the frozen state. It only reads
@@ -206,15 +208,31 @@ func encodeSessions(e *codec.Encoder, list []idSession, spill func() bool) bool 
 }
 
 // encodeLeasesAndGarbage writes the leases and the garbage list, each
-// sorted by id.
-func (s *State) encodeLeasesAndGarbage(e *codec.Encoder) {
-	ids := sortedKeys(s.leases)
-	e.Uvarint(uint64(len(ids)))
-	for _, id := range ids {
-		e.Uvarint(id)
-		e.Varint(s.leases[id])
+// sorted by id: the encoding kept since the last change of either, else a
+// fresh one, kept.
+func (s *State) encodeLeasesAndGarbage(e *codec.Encoder) { e.Fixed(s.leasesAndGarbage()) }
+
+// leasesAndGarbage returns the encoding of the leases and the garbage list
+// (encodeLeasesAndGarbage). The bytes are never changed: a change of
+// either makes the next call encode anew, so that a Frozen may hold them.
+func (s *State) leasesAndGarbage() []byte {
+	if s.leasesGarbageEnc == nil {
+		var e codec.Encoder
+		s.freshLeasesAndGarbage(&e)
+		s.leasesGarbageEnc = slices.Clip(e.B)
 	}
-	ids = sortedKeys(s.garbage)
+	return s.leasesGarbageEnc
+}
+
+// freshLeasesAndGarbage encodes the leases and the garbage list, each
+// sorted by id, from the maps.
+func (s *State) freshLeasesAndGarbage(e *codec.Encoder) {
+	e.Uvarint(uint64(s.leases.len()))
+	s.leases.ascend(func(id uint64, end int64) {
+		e.Uvarint(id)
+		e.Varint(end)
+	})
+	ids := sortedKeys(s.garbage)
 	refs := make([]ChunkRef, len(ids))
 	for i, id := range ids {
 		refs[i] = s.garbage[id]
@@ -457,11 +475,18 @@ func restore(src *source, bugs Bugs) (*State, error) {
 	n = src.count(1<<40, 2)
 	for i := 0; i < n && src.d.Err() == nil; i++ {
 		id, end := elem(src, (*codec.Decoder).Uvarint), elem(src, (*codec.Decoder).Varint)
-		if i > 0 && id <= prev {
+		switch {
+		case src.d.Err() != nil:
+			continue
+		case id == 0:
+			src.d.Fail(fmt.Errorf("meta: snapshot: a lease of chunk id 0"))
+			continue
+		case i > 0 && id <= prev:
 			src.d.Fail(fmt.Errorf("meta: snapshot: leases not sorted at %d", id))
+			continue
 		}
 		prev = id
-		s.leases[id] = end
+		s.lease(id, end)
 	}
 	n = src.count(1<<40, 7)
 	for i := 0; i < n && src.d.Err() == nil; i++ {
