@@ -410,6 +410,23 @@ func TestSharedReclaim(t *testing.T) {
 		}
 	})
 
+	t.Run("a rotten record stops the rewrite", func(t *testing.T) {
+		fs, l := setup(t)
+		first, _ := l.Segments()
+		// The idle group's first entry, rotted at rest: the rewrite must
+		// not copy it forward under a fresh chained checksum.
+		a := l.groups[2].ents[0].at
+		if err := fs.CorruptAtRest(l.path(a.seq), a.off+a.n-1, 0x10); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Reclaim(); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("reclaim over a rotten record: %v, want ErrCorrupt", err)
+		}
+		if f, _ := l.Segments(); f != first || l.Stats().SegmentsRemoved != 0 {
+			t.Fatalf("segments from %d (was %d), %d removed: the reclaim went on", f, first, l.Stats().SegmentsRemoved)
+		}
+	})
+
 	// A crash tears the rewrite's copies anywhere: nothing is lost, since
 	// a copy of what a group holds changes nothing.
 	fs, l = setup(t)
@@ -432,6 +449,60 @@ func TestSharedReclaim(t *testing.T) {
 		if got := recovered(t, fs, func(int) int { return cut }); got != want {
 			t.Fatalf("rewrite torn at %d: recovered\n  %s\nwant\n  %s", cut, got, want)
 		}
+	}
+}
+
+// TestSharedRewriteIsAmortized: a group whose needed records span several
+// segments is not copied forward at every new segment (its copy alone
+// would reach two segments back by the next one), but once the log behind
+// it holds twice its needed bytes: the copies stay within the bytes
+// written, the log within that and two segments, and nothing is lost.
+func TestSharedRewriteIsAmortized(t *testing.T) {
+	const segBytes = 400
+	fs := memfs.New()
+	l, _ := openShared(t, fs, segBytes)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The large group: 30 entries of about 100 bytes (some 3 KiB, 8
+	// segments' worth) and never a snapshot.
+	var ents []*raftpb.Entry
+	for i := uint64(1); i <= 30; i++ {
+		ents = append(ents, entry(i, 1, strings.Repeat("x", 100)))
+	}
+	must(l.Save(2, hardState(1, 1, 30), ents))
+	must(l.Sync())
+	needed := l.groups[2].neededBytes()
+	// The busy group writes 200 entries, snapshotting every 10, and the
+	// log is reclaimed at every sync.
+	start, _ := l.Segments()
+	for i := uint64(1); i <= 200; i++ {
+		must(l.Save(1, hardState(1, 1, i), []*raftpb.Entry{entry(i, 1, "busy entry")}))
+		if i%10 == 0 {
+			must(l.SaveSnapshot(1, snapshot(i, 1)))
+		}
+		must(l.Sync())
+		must(l.Reclaim())
+	}
+	first, last := l.Segments()
+	written := int64(last-start+1) * segBytes
+	st := l.Stats()
+	if st.Rewrites == 0 {
+		t.Fatalf("stats %+v: the large group was never copied forward", st)
+	}
+	if int64(st.RewriteBytes) > written {
+		t.Fatalf("copies of %d bytes for %d written (the large group needs %d): copied at every segment", st.RewriteBytes, written, needed)
+	}
+	if kept := int64(last-first+1) * segBytes; kept > 2*needed+3*segBytes {
+		t.Fatalf("segments %d..%d kept (%d bytes) for %d needed", first, last, kept, needed)
+	}
+	l.Close()
+	_, states := openShared(t, fs, segBytes)
+	if got := states[2].Entries; len(got) != 30 || got[0].GetIndex() != 1 || got[29].GetIndex() != 30 {
+		t.Fatalf("the large group recovered %d entries, want 1..30: %s", len(got), describe(states[2]))
 	}
 }
 
