@@ -29,8 +29,9 @@ func (s *State) CheckInvariants() error {
 }
 
 // checkInvariants is CheckInvariants. The fast way (inOrder false) notes
-// the chunk ids claimed in a slice and tells duplicates apart by sorting
-// it, and walks leases and garbage in map order: it finds whether there is
+// the chunk ids claimed by files and garbage in a slice and tells
+// duplicates apart by sorting it (the leases, in order already, are merged
+// against it), and walks the garbage in map order: it finds whether there is
 // a violation, cheaply. Only then is the check run again in order, with a
 // map of owners, to report the first violation and whom it involves, the
 // same error every time.
@@ -73,7 +74,7 @@ func (s *State) checkInvariants(inOrder bool) error {
 			return nil
 		}
 	} else {
-		claimed = make([]uint64, 0, owners+s.leases.len()+len(s.garbage))
+		claimed = make([]uint64, 0, owners+len(s.garbage))
 		claim = func(id uint64, _ holder) error {
 			claimed = append(claimed, id)
 			return nil
@@ -125,9 +126,6 @@ func (s *State) checkInvariants(inOrder bool) error {
 			}
 		}
 	} else {
-		s.leases.ascend(func(id uint64, _ int64) {
-			claimed = append(claimed, id)
-		})
 		for id, c := range s.garbage {
 			if c.ID != id {
 				return errInvariant
@@ -139,6 +137,20 @@ func (s *State) checkInvariants(inOrder bool) error {
 			if id == 0 || id >= s.nextChunk || (i > 0 && claimed[i-1] == id) {
 				return errInvariant
 			}
+		}
+		// The leases are in id order already (if not, leases.check below
+		// says so): merged against the sorted claims, not sorted again.
+		j, clash := 0, false
+		s.leases.ascend(func(id uint64, _ int64) {
+			for j < len(claimed) && claimed[j] < id {
+				j++
+			}
+			if id == 0 || id >= s.nextChunk || (j < len(claimed) && claimed[j] == id) {
+				clash = true
+			}
+		})
+		if clash {
+			return errInvariant
 		}
 	}
 	if err := s.leases.check(); err != nil {

@@ -9,8 +9,7 @@ import (
 // force puts a lease into the table, or changes its end, whatever the ids
 // leased before, in id order: for tests that damage a state.
 func (t *leaseTable) force(id uint64, end int64) {
-	t.ends[id] = end
-	i, found := slices.BinarySearchFunc(t.order, id, func(e leaseEntry, id uint64) int { return cmpU64(e.id, id) })
+	i, found := t.find(id)
 	if found {
 		if t.order[i].dropped {
 			t.dropped--
@@ -23,8 +22,8 @@ func (t *leaseTable) force(id uint64, end int64) {
 }
 
 // TestLeaseTable runs sequences of leases and drops against a map and
-// checks the table's list after each step: the live leases in id order,
-// dropped entries swept once they outnumber the live ones.
+// checks the table after each step: the live leases in id order, found by
+// id, dropped entries swept once they outnumber the live ones.
 func TestLeaseTable(t *testing.T) {
 	type step struct {
 		add  uint64 // lease this id (until 10*id), or
@@ -58,6 +57,12 @@ func TestLeaseTable(t *testing.T) {
 			}
 			if err := lt.check(); err != nil {
 				t.Fatalf("%s: after %+v: %v", tt.name, s, err)
+			}
+			for id := uint64(0); id <= 10; id++ {
+				end, ok := lt.get(id)
+				if want, leased := ref[id]; ok != leased || end != want {
+					t.Fatalf("%s: after %+v: get(%d) = %d, %t, want %d, %t", tt.name, s, id, end, ok, want, leased)
+				}
 			}
 		}
 		var got []uint64

@@ -688,8 +688,8 @@ func TestCheckInvariantsFindsDamage(t *testing.T) {
 			s.leases.drop(c - 2)
 			s.garbage[c-2] = ChunkRef{ID: c - 3, Group: 1, Size: 1}
 		}, "garbage entry"},
-		{"a lease missing from the lease list", func(s *State, c uint64) { s.leases.ends[c] = 5 }, "lease list holds 3 leases, the map 4"},
-		{"a lease list entry with another end", func(s *State, _ uint64) { s.leases.order[0].end++ }, "lease list holds chunk"},
+		{"a lease list out of order", func(s *State, _ uint64) { s.leases.order[0], s.leases.order[1] = s.leases.order[1], s.leases.order[0] }, "lease list out of order"},
+		{"a lease list miscounting its dropped entries", func(s *State, _ uint64) { s.leases.dropped++ }, "lease list holds 1 dropped entries, counts 2"},
 	}
 	for _, tt := range tests {
 		s, c := build()
