@@ -26,7 +26,13 @@ import (
 // its removal itself, goes only once the sender holds the removal durably
 // (r.Durable). Otherwise only a replica that has applied less than
 // that can have missed its removal: one added again later was created from
-// a snapshot past r.Index, and ignores the notice. The notice may still be
+// a snapshot past r.Index, and ignores the notice. It too goes only once
+// the sender holds r.Index durably: it cannot know the index of its own
+// removal, but that is at or below r.Index (the sender's last configuration
+// change), and until a member holds it durably the members may restart in
+// a configuration that needs this replica's vote, as a lingering one's
+// (with the notice's index the sender's applied index, a replica away when
+// it was removed went at once). The notice may still be
 // stale, from a member that has not applied the node's return: a replica
 // wrongly deleted is then either a learner being filled, which the leader
 // fills again, or a replica fenced after its log was damaged (it has
@@ -47,11 +53,14 @@ func (n *Node) onRemoval(from uint64, r wire.Removal) {
 		}
 		return
 	}
-	if g.Applied() >= r.Index {
+	if g.Applied() >= r.Index || r.Durable < r.Index {
 		return
 	}
 	n.env.Log().Info("replica removed while away", "node", n.cfg.ID, "group", g.ID(), "applied", g.Applied(), "removed-by", from, "at", r.Index)
-	n.dropGroup(g, r.Index)
+	// The tombstone at the sender's durable applied index, past its
+	// configuration change: messages the group sent before the removal
+	// (an append's commit may run past the change) recreate nothing.
+	n.dropGroup(g, r.Durable)
 }
 
 // linger follows a replica after it handled a Ready. One that applied

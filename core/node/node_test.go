@@ -331,6 +331,34 @@ func TestFencedNoticeFromNonMemberIsAnsweredWithRemoval(t *testing.T) {
 	}
 }
 
+// TestRemovalNoticeDeletesOnceDurable checks that a replica away when its
+// group removed it (it never applied the change) is deleted on a member's
+// notice only once that member holds the notice's index, its last
+// configuration change, durably: until then the members may restart in a
+// configuration that needs this replica's vote.
+func TestRemovalNoticeDeletesOnceDurable(t *testing.T) {
+	tests := []struct {
+		name           string
+		index, durable uint64
+		wantDeleted    bool
+	}{
+		{"the change not yet durable at the sender", 5, 4, false},
+		{"the change durable at the sender", 5, 5, true},
+		{"durable past the change", 5, 9, true},
+		{"a change this replica applied (a stale notice)", 1, 9, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, _ := newTestNode(t, 4) // meta group {1,2,3}, applied 1 here
+			n.Receive(&wire.Envelope{From: 2, To: 1, Removals: []wire.Removal{{Group: topo.MetaGroup, Index: tt.index, Durable: tt.durable}}})
+			n.Flush()
+			if deleted := !n.Hosts(topo.MetaGroup) || n.Deleting(topo.MetaGroup); deleted != tt.wantDeleted {
+				t.Fatalf("replica deleted: %t, want %t", deleted, tt.wantDeleted)
+			}
+		})
+	}
+}
+
 // TestConfigsAreGroupsWithoutTheCostlyParts checks that Configs reports
 // each replica as Groups does, less the digests, counts, queue depths and
 // degraded reason and cluster format it leaves out.

@@ -81,10 +81,12 @@ type Piece struct {
 
 // Removal tells a node that group Group no longer counts it as a member as
 // of raft index Index: a member's answer to a message from a replica the
-// group removed (core/node/replace). Durable is an index up to which the
-// sender holds the group's log committed and applied durably (a restart
-// keeps its configuration at least that recent): a replica removed at or
-// below it is no longer needed by the sender's quorums.
+// group removed (core/node/replace). Index is the sender's last applied
+// configuration change (or the snapshot its configuration came with), so
+// the receiver's removal is at or below it. Durable is an index up to
+// which the sender holds the group's log committed and applied durably (a
+// restart keeps its configuration at least that recent): a replica
+// removed at or below it is no longer needed by the sender's quorums.
 type Removal struct {
 	Group, Index, Durable uint64
 }

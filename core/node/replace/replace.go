@@ -117,6 +117,9 @@ type Group interface {
 	// DurableApplied is an index up to which the replica has applied
 	// entries whose commit its log holds durably.
 	DurableApplied() uint64
+	// ConfAt is the index of the configuration change the replica applied
+	// last, or of the snapshot its configuration came with.
+	ConfAt() uint64
 	// ConfState is the configuration the replica has applied. It must not
 	// be modified.
 	ConfState() *raftpb.ConfState
@@ -586,7 +589,7 @@ func (r *Replacer) NoteNonMember(g Group, from uint64) {
 			return
 		}
 	}
-	out.Removals = append(out.Removals, wire.Removal{Group: g.ID(), Index: g.Applied(), Durable: g.DurableApplied()})
+	out.Removals = append(out.Removals, wire.Removal{Group: g.ID(), Index: g.ConfAt(), Durable: g.DurableApplied()})
 }
 
 // NoteFenced tells a peer that this node's replica of a group is fenced.

@@ -23,6 +23,7 @@ type fakeGroup struct {
 	id              uint64
 	leading, fenced bool
 	applied, commit uint64
+	confAt          uint64
 	cs              *raftpb.ConfState
 	progress        map[uint64]tracker.Progress
 	refuse          error
@@ -34,6 +35,7 @@ func (g *fakeGroup) Leading() bool                { return g.leading }
 func (g *fakeGroup) Fenced() bool                 { return g.fenced }
 func (g *fakeGroup) Applied() uint64              { return g.applied }
 func (g *fakeGroup) DurableApplied() uint64       { return g.applied }
+func (g *fakeGroup) ConfAt() uint64               { return g.confAt }
 func (g *fakeGroup) ConfState() *raftpb.ConfState { return g.cs }
 func (g *fakeGroup) Status() raft.Status {
 	return raft.Status{BasicStatus: raft.BasicStatus{HardState: &raftpb.HardState{Commit: &g.commit}}, Progress: g.progress}
@@ -180,7 +182,7 @@ func TestStep(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, h, out := newReplacer(5, 3, 3)
-			g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: max(tt.applied, 1), commit: tt.commit,
+			g := &fakeGroup{id: topo.MetaGroup, leading: true, applied: max(tt.applied, 1), confAt: 1, commit: tt.commit,
 				progress: tt.progress, cs: tt.cs}
 			h.members[g.id] = slices.Concat(g.cs.GetVoters(), g.cs.GetLearners())
 			h.ticks = now - 5*replaceAfter
@@ -427,6 +429,8 @@ func TestTickNoticesAndProbes(t *testing.T) {
 
 func TestNoteNonMember(t *testing.T) {
 	joint := &raftpb.ConfState{Voters: []uint64{1, 2, 4}, VotersOutgoing: []uint64{1, 2, 3}}
+	// The notice names the last configuration change applied (6), below
+	// which the receiver's removal lies, not the applied index.
 	tests := []struct {
 		name    string
 		applied uint64
@@ -439,12 +443,12 @@ func TestNoteNonMember(t *testing.T) {
 		{"a learner", 9, &raftpb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}, 4, nil},
 		{"an outgoing voter of a joint configuration", 9, joint, 3, nil},
 		{"a node the configuration does not include", 9, &raftpb.ConfState{Voters: []uint64{1, 2, 3}}, 4,
-			[]string{"removal g2 at 9 to 4"}},
+			[]string{"removal g2 at 6 to 4"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, h, out := newReplacer(4, 1, 3)
-			g := &fakeGroup{id: 2, applied: tt.applied, cs: tt.cs}
+			g := &fakeGroup{id: 2, applied: tt.applied, confAt: min(tt.applied, 6), cs: tt.cs}
 			h.members[2] = slices.Concat(tt.cs.GetVoters(), tt.cs.GetLearners())
 			r.Track(g.id)
 			r.NoteNonMember(g, tt.from)

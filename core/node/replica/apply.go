@@ -128,6 +128,7 @@ func (g *Replica) applyNormal(index, term uint64, data []byte) {
 // forgets what it knew of nodes that join the group again), and a replica
 // whose node left the group is marked removed.
 func (g *Replica) confApplied(prev *raftpb.ConfState, index uint64) {
+	g.confAt = index
 	g.snapStale = true
 	g.host.ConfApplied(g.id, prev, g.confState)
 	g.checkRemoved(index)

@@ -385,6 +385,10 @@ type Replica struct {
 	// but not known committed, in a configuration that needs its vote.
 	removed   bool
 	removedAt uint64
+	// confAt is the index of the configuration change last applied, or of
+	// the snapshot the configuration came with (at or past its change):
+	// the index a removal notice names (ConfAt).
+	confAt uint64
 	// durableCommit is the commit index of the last hard state the log
 	// made durable (DurableApplied).
 	durableCommit uint64
@@ -671,6 +675,7 @@ func (g *Replica) restore(snap *raftpb.Snapshot, install bool) error {
 // data is snapBytes long.
 func (g *Replica) restoredAt(md *raftpb.SnapshotMetadata, snapBytes uint64) {
 	g.confState = proto.Clone(md.GetConfState()).(*raftpb.ConfState)
+	g.confAt = md.GetIndex()
 	g.applied, g.appliedTerm = md.GetIndex(), md.GetTerm()
 	g.forgetEarly(md.GetIndex())
 	g.snapIndex = md.GetIndex()
@@ -823,6 +828,12 @@ func (g *Replica) Removed() bool { return g.removed }
 // RemovedAt is the index of the configuration change that removed this
 // node from the group (at which it applied it), if Removed.
 func (g *Replica) RemovedAt() uint64 { return g.removedAt }
+
+// ConfAt is the index of the configuration change the replica applied
+// last, or of the snapshot its configuration came with, which is at or
+// past that change: a node the configuration does not list was removed at
+// or before it.
+func (g *Replica) ConfAt() uint64 { return g.confAt }
 
 // DurableApplied is an index up to which the replica has applied and holds
 // the commit durably: whatever becomes of it, it restarts with every entry
