@@ -223,6 +223,29 @@ func (g *liveGroup) oldest() uint64 {
 	return o
 }
 
+// inOrder reports whether the group's needed entries lie in the log in
+// index order, after its snapshot if that is a leader's (which replay
+// takes as replacing every entry before it; the replica's own snapshot
+// keeps the entries after its index, and is written after some of them).
+// Only a rewrite torn by a crash leaves them otherwise: copies of the
+// first records after the originals of the later ones. Replayed from the
+// originals of the first, the copies change nothing; but once the segment
+// holding those is removed, replay meets the later originals first, then
+// a copy of an earlier entry, which it takes for raft rewriting the log
+// from there, and drops the later ones (entries committed and
+// acknowledged, lost: sim seed 60385). Reclaim rewrites such a group whole
+// before it removes any segment.
+func (g *liveGroup) inOrder() bool {
+	before := func(a, b at) bool { return a.seq < b.seq || a.seq == b.seq && a.off < b.off }
+	for i := 1; i < len(g.ents); i++ {
+		if before(g.ents[i].at, g.ents[i-1].at) {
+			return false
+		}
+	}
+	replaces := g.snapTyp == recSnapshot || g.snapTyp == recReceivedRef
+	return !replaces || g.snap.n == 0 || len(g.ents) == 0 || before(g.snap, g.ents[0].at)
+}
+
 // neededBytes returns the size of the group's needed records.
 func (g *liveGroup) neededBytes() int64 {
 	n := g.snap.n + g.hs.n
@@ -687,9 +710,9 @@ func (l *Shared) Sync() error {
 // Reclaim removes the segments no group needs a record of, first
 // rewriting forward the groups whose needed records lie two or more
 // segments behind the current one, once the segments from a group's
-// oldest needed record on hold at least twice its needed bytes. It does
-// nothing unless a segment was started since it last ran. The log must be
-// synced.
+// oldest needed record on hold at least twice its needed bytes, and every
+// group whose needed records are out of order (inOrder). It does nothing
+// unless a segment was started since it last ran. The log must be synced.
 //
 // The second condition bounds the copying: a group whose needed records
 // span a segment or more (a meta log of tens of KiB behind its snapshot,
@@ -712,7 +735,8 @@ func (l *Shared) Reclaim() error {
 	var moved []uint64
 	for _, g := range l.Groups() {
 		lg := l.groups[g]
-		if o := lg.oldest(); o != 0 && o < cold && int64(l.seq-o)*l.segBytes >= 2*lg.neededBytes() {
+		o := lg.oldest()
+		if o != 0 && (!lg.inOrder() || o < cold && int64(l.seq-o)*l.segBytes >= 2*lg.neededBytes()) {
 			moved = append(moved, g)
 		}
 	}
