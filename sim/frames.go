@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"math/bits"
+	"time"
 	"unsafe"
 )
 
@@ -56,6 +57,8 @@ const (
 type framePool struct {
 	free [64][][]byte
 	lent []*lentFrame
+	// now reads the simulated clock, for the time a frame is lent.
+	now func() time.Duration
 	// cov counts what the pool did, for the coverage line.
 	cov *frameCoverage
 }
@@ -68,15 +71,18 @@ type frameCoverage struct {
 	lent, reused, pins uint64
 }
 
-// lentFrame is a frame lent out: its buffer, the buffer's address range
-// and its holders (the delivery, then each pin).
+// lentFrame is a frame lent out: its buffer, the buffer's address range,
+// its holders (the delivery, then each pin) and when it was lent.
 type lentFrame struct {
 	buf        []byte
 	start, end uintptr
 	refs       int
+	at         time.Duration
 }
 
-func newFramePool(cov *frameCoverage) *framePool { return &framePool{cov: cov} }
+func newFramePool(cov *frameCoverage, now func() time.Duration) *framePool {
+	return &framePool{cov: cov, now: now}
+}
 
 // frameBits returns the size class of a frame of n bytes: its buffer holds
 // 1<<frameBits(n) bytes.
@@ -119,7 +125,7 @@ func (p *framePool) put(buf []byte) {
 // decoded from it, and returns the frame for release.
 func (p *framePool) lend(buf []byte) *lentFrame {
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
-	lf := &lentFrame{buf: buf, start: start, end: start + uintptr(cap(buf)), refs: 1}
+	lf := &lentFrame{buf: buf, start: start, end: start + uintptr(cap(buf)), refs: 1, at: p.now()}
 	p.lent = append(p.lent, lf)
 	p.cov.lent++
 	return lf
@@ -146,6 +152,18 @@ func (p *framePool) find(b []byte) *lentFrame {
 		}
 	}
 	return nil
+}
+
+// heldSince counts the frames lent at or before since and still held, and
+// their holders.
+func (p *framePool) heldSince(since time.Duration) (frames, refs int) {
+	for _, lf := range p.lent {
+		if lf.at <= since {
+			frames++
+			refs += lf.refs
+		}
+	}
+	return frames, refs
 }
 
 // release lets go of one holder of lf; the last one gives it back.

@@ -310,7 +310,7 @@ func (s *simNode) start() error {
 	s.removedSeen = 0
 	var e env.Env = simEnv{s}
 	if !s.w.opts.CopyFrames {
-		s.frames = newFramePool(&s.w.coverage.frames)
+		s.frames = newFramePool(&s.w.coverage.frames, func() time.Duration { return s.w.clk.now })
 		e = pinEnv{simEnv{s}}
 	}
 	n, err := node.New(s.w.nodeConfig(s.id), e)
