@@ -79,7 +79,6 @@ func (s *State) Freeze() *Frozen {
 func (f *Frozen) Encode() []byte {
 	e := codec.Encoder{B: make([]byte, 0, f.sizeHint)}
 	f.encode(&e, func() bool { return true })
-	e.Fixed(f.leasesAndGarbage)
 	return e.B
 }
 
@@ -89,8 +88,7 @@ func (f *Frozen) Encode() []byte {
 // at 53,000 small files), and Encode allocated all of it at every snapshot,
 // for a buffer that then lived on in raft's storage; EncodeTo's buffer is
 // one piece, reused. Like Encode it only reads the view; it returns w's
-// first error, after which it writes nothing more. The leases and the
-// garbage list, encoded already, go in one write of their own.
+// first error, after which it writes nothing more.
 func (f *Frozen) EncodeTo(w io.Writer, pieceBytes int) error {
 	// The buffer grows to a piece (and the file or session that crosses
 	// its end) as the encoding needs it: a small state's snapshot, taken
@@ -108,25 +106,21 @@ func (f *Frozen) EncodeTo(w io.Writer, pieceBytes int) error {
 	if err == nil && len(e.B) > 0 {
 		_, err = w.Write(e.B)
 	}
-	if err == nil {
-		// Straight from the Frozen, not through the buffer: thousands of
-		// leases (writers that gave up) make this the largest part of a
-		// small state's snapshot.
-		_, err = w.Write(f.leasesAndGarbage)
-	}
 	return err
 }
 
-// encode writes the frozen state's encoding up to the leases and garbage
-// (which the caller writes) into e, calling spill after each file and
-// session (it may take e's bytes away) and stopping early once spill
-// returns false.
+// encode writes the frozen state's encoding into e, calling spill after
+// each file and session (it may take e's bytes away) and stopping early
+// once spill returns false.
 func (f *Frozen) encode(e *codec.Encoder, spill func() bool) {
 	e.Fixed(f.head)
 	if !encodeFiles(e, f.files, func(e *codec.Encoder, data []byte) { e.Bytes(data) }, spill) {
 		return
 	}
-	encodeSessions(e, f.sessions, spill)
+	if !encodeSessions(e, f.sessions, spill) {
+		return
+	}
+	e.Fixed(f.leasesAndGarbage)
 }
 
 // encode writes the snapshot encoding, each file's inline bytes by
