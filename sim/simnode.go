@@ -296,6 +296,9 @@ func (s *simNode) installDiskFaults() {
 			}
 			if w.faultRng.Float64() < mix.ReadFlipRate {
 				p[w.faultRng.IntN(len(p))] ^= 1 << w.faultRng.IntN(8)
+				if strings.HasSuffix(name, ".snap.part") {
+					w.coverage.partFlips++
+				}
 			}
 		},
 		ReadErr: s.readErr,
