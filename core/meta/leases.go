@@ -15,6 +15,7 @@ import (
 // was a map, whose keys every snapshot sorted: a state with thousands of
 // leases (writers that gave up), snapshotted every few entries, spent
 // most of a simulated run sorting them (docs/performance.md, session 31).
+// The zero value is an empty table.
 type leaseTable struct {
 	order []leaseEntry
 	// dropped counts the dropped entries in order; top is the largest id
@@ -29,8 +30,6 @@ type leaseEntry struct {
 	end     int64
 	dropped bool
 }
-
-func newLeaseTable() leaseTable { return leaseTable{} }
 
 // len returns the number of leases.
 func (t *leaseTable) len() int { return len(t.order) - t.dropped }

@@ -43,7 +43,7 @@ func TestLeaseTable(t *testing.T) {
 		{"leased again above after every drop", []step{{add: 4}, {drop: 4}, {add: 7}, {add: 9}, {drop: 9}}, []uint64{7}, 2},
 	}
 	for _, tt := range tests {
-		lt := newLeaseTable()
+		var lt leaseTable
 		ref := map[uint64]int64{}
 		for _, s := range tt.steps {
 			if s.add != 0 {
@@ -100,7 +100,7 @@ func TestLeaseTableRefusesBrokenOrder(t *testing.T) {
 					t.Errorf("%s: panic %v, want one saying %q", tt.name, r, tt.want)
 				}
 			}()
-			lt := newLeaseTable()
+			var lt leaseTable
 			tt.do(&lt)
 		}()
 	}

@@ -170,7 +170,7 @@ type State struct {
 
 // New returns an empty, unconfigured state.
 func New() *State {
-	return &State{files: newFileIndex(), leases: newLeaseTable(),
+	return &State{files: newFileIndex(),
 		garbage: map[uint64]ChunkRef{}, nextChunk: 1, adverts: map[uint64]uint32{}, sessionTable: newSessionTable()}
 }
 
