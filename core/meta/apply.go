@@ -347,7 +347,7 @@ func (s *State) gcDone(c Command) Result {
 		if c, ok := s.garbage[id]; ok {
 			s.digest -= garbageDigest(c)
 			delete(s.garbage, id)
-			s.leasesGarbageEnc = nil
+			s.garbageEnc = nil
 			continue
 		}
 		if end, ok := s.leases.get(id); ok && end < s.now {
@@ -365,7 +365,7 @@ func (s *State) discard(cs []ChunkRef) {
 		}
 		s.garbage[ch.ID] = ch
 		s.digest += garbageDigest(ch)
-		s.leasesGarbageEnc = nil
+		s.garbageEnc = nil
 	}
 }
 
@@ -404,12 +404,12 @@ func (s *State) uncount(f File) {
 func (s *State) lease(id uint64, end int64) {
 	s.leases.add(id, end)
 	s.digest += leaseDigest(id, end)
-	s.leasesGarbageEnc = nil
+	s.leasesEnc = nil
 }
 
 // unlease ends id's lease, which must be running.
 func (s *State) unlease(id uint64) {
 	end := s.leases.drop(id)
 	s.digest -= leaseDigest(id, end)
-	s.leasesGarbageEnc = nil
+	s.leasesEnc = nil
 }

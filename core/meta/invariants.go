@@ -156,11 +156,18 @@ func (s *State) checkInvariants(inOrder bool) error {
 	if err := s.leases.check(); err != nil {
 		return err
 	}
-	if s.leasesGarbageEnc != nil {
+	for _, kept := range []struct {
+		what  string
+		enc   []byte
+		fresh func(*codec.Encoder)
+	}{{"leases", s.leasesEnc, s.freshLeases}, {"garbage", s.garbageEnc, s.freshGarbage}} {
+		if kept.enc == nil {
+			continue
+		}
 		var e codec.Encoder
-		s.freshLeasesAndGarbage(&e)
-		if !bytes.Equal(e.B, s.leasesGarbageEnc) {
-			return fmt.Errorf("meta: the kept encoding of leases and garbage (%d bytes) is not theirs (%d bytes): a change did not drop it", len(s.leasesGarbageEnc), len(e.B))
+		kept.fresh(&e)
+		if !bytes.Equal(e.B, kept.enc) {
+			return fmt.Errorf("meta: the kept encoding of the %s (%d bytes) is not theirs (%d bytes): a change did not drop it", kept.what, len(kept.enc), len(e.B))
 		}
 	}
 	if err := s.sessionTable.check(s.applied); err != nil {

@@ -138,14 +138,16 @@ type State struct {
 	leases leaseTable
 	// garbage holds unreferenced chunks awaiting collection.
 	garbage map[uint64]ChunkRef
-	// leasesGarbageEnc is the snapshot encoding of leases and garbage
-	// (encodeLeasesAndGarbage), kept until either changes (nil: not
-	// encoded since). Every snapshot holds it, and most commands change
-	// neither (inline puts, sessions, clock ticks): a state with thousands
-	// of leases, snapshotted every few entries, spent most of a simulated
-	// run sorting them again (docs/performance.md, session 31).
-	// CheckInvariants compares it with a fresh encoding.
-	leasesGarbageEnc []byte
+	// leasesEnc and garbageEnc are the snapshot encodings of the leases
+	// and of the garbage list (encodeLeasesAndGarbage), each kept until
+	// it changes (nil: not encoded since). Every snapshot holds them, and
+	// most commands change neither (inline puts, sessions, clock ticks)
+	// or only one (a lease, a commit that replaces nothing, a
+	// collection): a state with thousands of leases, snapshotted every
+	// few entries, spent most of a simulated run sorting them again
+	// (docs/performance.md, sessions 31 and 32). CheckInvariants compares
+	// each with a fresh encoding.
+	leasesEnc, garbageEnc []byte
 	// nextChunk is the next chunk id to allocate; ids start at 1.
 	nextChunk uint64
 	// now is the largest command time seen: the clock of lease expiry.

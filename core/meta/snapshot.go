@@ -57,9 +57,9 @@ func (s *State) Snapshot() []byte { return s.Freeze().Encode() }
 // applying commands (core/node encodes meta snapshots off the event loop:
 // encoding 16,384 sessions alone took 85 ms on a loaded machine).
 type Frozen struct {
-	head, leasesAndGarbage []byte
-	files                  fileIndex
-	sessions               []idSession
+	head, leases, garbage []byte
+	files                 fileIndex
+	sessions              []idSession
 	// sizeHint is the encoding's expected size, for one allocation.
 	sizeHint int64
 }
@@ -68,9 +68,9 @@ type Frozen struct {
 func (s *State) Freeze() *Frozen {
 	var head codec.Encoder
 	s.encodeHead(&head)
-	rest := s.leasesAndGarbage()
-	return &Frozen{head: head.B, leasesAndGarbage: rest, files: s.files.freeze(), sessions: s.sessionList(),
-		sizeHint: int64(len(head.B)+len(rest)) + s.inlineBytes + 64*int64(s.files.len()+len(s.sessions))}
+	leases, garbage := s.leasesAndGarbage()
+	return &Frozen{head: head.B, leases: leases, garbage: garbage, files: s.files.freeze(), sessions: s.sessionList(),
+		sizeHint: int64(len(head.B)+len(leases)+len(garbage)) + s.inlineBytes + 64*int64(s.files.len()+len(s.sessions))}
 }
 
 // Encode returns the snapshot encoding of the frozen state. It only reads
@@ -120,7 +120,8 @@ func (f *Frozen) encode(e *codec.Encoder, spill func() bool) {
 	if !encodeSessions(e, f.sessions, spill) {
 		return
 	}
-	e.Fixed(f.leasesAndGarbage)
+	e.Fixed(f.leases)
+	e.Fixed(f.garbage)
 }
 
 // encode writes the snapshot encoding, each file's inline bytes by
@@ -208,30 +209,43 @@ func encodeSessions(e *codec.Encoder, list []idSession, spill func() bool) bool 
 }
 
 // encodeLeasesAndGarbage writes the leases and the garbage list, each
-// sorted by id: the encoding kept since the last change of either, else a
+// sorted by id: each the encoding kept since its last change, else a
 // fresh one, kept.
-func (s *State) encodeLeasesAndGarbage(e *codec.Encoder) { e.Fixed(s.leasesAndGarbage()) }
-
-// leasesAndGarbage returns the encoding of the leases and the garbage list
-// (encodeLeasesAndGarbage). The bytes are never changed: a change of
-// either makes the next call encode anew, so that a Frozen may hold them.
-func (s *State) leasesAndGarbage() []byte {
-	if s.leasesGarbageEnc == nil {
-		var e codec.Encoder
-		s.freshLeasesAndGarbage(&e)
-		s.leasesGarbageEnc = slices.Clip(e.B)
-	}
-	return s.leasesGarbageEnc
+func (s *State) encodeLeasesAndGarbage(e *codec.Encoder) {
+	leases, garbage := s.leasesAndGarbage()
+	e.Fixed(leases)
+	e.Fixed(garbage)
 }
 
-// freshLeasesAndGarbage encodes the leases and the garbage list, each
-// sorted by id, from the maps.
-func (s *State) freshLeasesAndGarbage(e *codec.Encoder) {
+// leasesAndGarbage returns the encodings of the leases and of the garbage
+// list (encodeLeasesAndGarbage). The bytes are never changed: a change of
+// either makes the next call encode it anew, so that a Frozen may hold
+// them.
+func (s *State) leasesAndGarbage() (leases, garbage []byte) {
+	if s.leasesEnc == nil {
+		var e codec.Encoder
+		s.freshLeases(&e)
+		s.leasesEnc = slices.Clip(e.B)
+	}
+	if s.garbageEnc == nil {
+		var e codec.Encoder
+		s.freshGarbage(&e)
+		s.garbageEnc = slices.Clip(e.B)
+	}
+	return s.leasesEnc, s.garbageEnc
+}
+
+// freshLeases encodes the leases, in id order.
+func (s *State) freshLeases(e *codec.Encoder) {
 	e.Uvarint(uint64(s.leases.len()))
 	s.leases.ascend(func(id uint64, end int64) {
 		e.Uvarint(id)
 		e.Varint(end)
 	})
+}
+
+// freshGarbage encodes the garbage list, sorted by id, from its map.
+func (s *State) freshGarbage(e *codec.Encoder) {
 	ids := sortedKeys(s.garbage)
 	refs := make([]ChunkRef, len(ids))
 	for i, id := range ids {

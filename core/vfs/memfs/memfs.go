@@ -198,6 +198,14 @@ type FS struct {
 	// watched are the names created, written, truncated or renamed to
 	// since Watch, while watching (nil otherwise).
 	watched map[string]struct{}
+	// lastDir is the directory lookup found last, named lastDirName:
+	// directories are never removed or replaced, so it stays right, and
+	// consecutive calls mostly name files of one directory. The dirs map
+	// is small, and Go compares a small map's string keys one by one: the
+	// lookups of a chunk directory's files spent more time there than in
+	// the directory's own map.
+	lastDirName string
+	lastDir     *dir
 }
 
 // New returns an empty file system.
@@ -269,7 +277,13 @@ func split(name string) (string, string) {
 
 func (fs *FS) lookup(name string) (*dir, string, error) {
 	d, base := split(name)
-	dd := fs.dirs[d]
+	dd := fs.lastDir
+	if dd == nil || d != fs.lastDirName {
+		dd = fs.dirs[d]
+		if dd != nil {
+			fs.lastDirName, fs.lastDir = d, dd
+		}
+	}
 	if dd == nil || base == "" {
 		return nil, "", fmt.Errorf("memfs: %s: %w", name, vfs.ErrNotExist)
 	}

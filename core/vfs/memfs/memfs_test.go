@@ -640,3 +640,50 @@ func TestWatchAndDurableParts(t *testing.T) {
 		t.Errorf("names noted after Unwatch: %v", got)
 	}
 }
+
+// TestListFollowsChanges checks that List tells every change of name, in
+// a directory and across two: creation, replacement, rename, removal, a
+// crash (back to the synced names) and a loss at rest. It lists after each
+// step, and scribbles on what it got, which must not reach the directory.
+func TestListFollowsChanges(t *testing.T) {
+	fs := New()
+	must(t, fs.MkdirAll("d"))
+	must(t, fs.MkdirAll("e"))
+	create := func(name string) func() {
+		return func() {
+			f, err := fs.Create(name)
+			must(t, err)
+			f.Write([]byte(name))
+			must(t, f.Sync())
+			must(t, f.Close())
+		}
+	}
+	steps := []struct {
+		what string
+		do   func()
+		d, e []string
+	}{
+		{"create b", create("d/b"), []string{"b"}, nil},
+		{"create a", create("d/a"), []string{"a", "b"}, nil},
+		{"sync the names", func() { must(t, fs.SyncDir("d")) }, []string{"a", "b"}, nil},
+		{"rename in place", func() { must(t, fs.Rename("d/b", "d/c")) }, []string{"a", "c"}, nil},
+		{"rename across", func() { must(t, fs.Rename("d/a", "e/a")) }, []string{"c"}, []string{"a"}},
+		{"create over", create("d/c"), []string{"c"}, []string{"a"}},
+		{"remove", func() { must(t, fs.Remove("d/c")) }, []string{}, []string{"a"}},
+		{"crash", func() { fs.Crash(nil) }, []string{"a", "b"}, []string{}},
+		{"lose at rest", func() { must(t, fs.LoseAtRest("d/a")) }, []string{"b"}, []string{}},
+	}
+	for _, st := range steps {
+		st.do()
+		for dir, want := range map[string][]string{"d": st.d, "e": st.e} {
+			got, err := fs.List(dir)
+			must(t, err)
+			if !slices.Equal(got, want) && len(got)+len(want) > 0 {
+				t.Fatalf("after %s, List(%s) = %q, want %q", st.what, dir, got, want)
+			}
+			if len(got) > 0 {
+				got[0] = "scribbled" // the caller's copy, not the kept names
+			}
+		}
+	}
+}
