@@ -53,6 +53,7 @@ var bugNames = []struct {
 	{"staged-by-index", func(b *node.Bugs) { b.Replica.Chunk.StagedByIndex = true }, func(b node.Bugs) bool { return b.Replica.Chunk.StagedByIndex }},
 	{"own-chunk-kept", func(b *node.Bugs) { b.Replica.OwnChunkKept = true }, func(b node.Bugs) bool { return b.Replica.OwnChunkKept }},
 	{"write-trusts-header", func(b *node.Bugs) { b.Replica.Chunk.WriteTrustsHeader = true }, func(b node.Bugs) bool { return b.Replica.Chunk.WriteTrustsHeader }},
+	{"tidy-keeps-strays", func(b *node.Bugs) { b.Replica.Chunk.TidyKeepsStrays = true }, func(b node.Bugs) bool { return b.Replica.Chunk.TidyKeepsStrays }},
 	{"delete-keeps-chunk-files", func(b *node.Bugs) { b.Replica.DeleteKeepsChunkFiles = true }, func(b node.Bugs) bool { return b.Replica.DeleteKeepsChunkFiles }},
 	{"append-ignores-if-version", func(b *node.Bugs) { b.Replica.Meta.AppendIgnoresIfVersion = true }, func(b node.Bugs) bool { return b.Replica.Meta.AppendIgnoresIfVersion }},
 	{"gc-done-lists-all-garbage", func(b *node.Bugs) { b.GCDoneListsAllGarbage = true }, func(b node.Bugs) bool { return b.GCDoneListsAllGarbage }},

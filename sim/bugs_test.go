@@ -28,6 +28,8 @@ const maxBugSeeds = 300
 var caughtBy = map[string]verdict.Check{
 	"campaign-again":  verdict.Churn, // its rate side
 	"configure-again": verdict.Churn, // its quiet window: the rate is kept
+	// No other check looks at the files of chunks not held.
+	"tidy-keeps-strays": verdict.Garbage,
 }
 
 // runFor names the bugs whose defect only runs of the default minute
@@ -38,6 +40,10 @@ var caughtBy = map[string]verdict.Check{
 // 20-s runs, at 28 of one-minute runs (session 27).
 var runFor = map[string]time.Duration{
 	"delete-keeps-chunk-files": time.Minute,
+	// A stray file needs a crash that loses a deleted chunk's removal, or
+	// a fetch that outlives its chunk, then a tidy: caught at seed 19 of
+	// one-minute runs (session 32).
+	"tidy-keeps-strays": time.Minute,
 }
 
 // nodesFor names the bugs only a cluster of another size than the

@@ -34,6 +34,9 @@ const chunkPoll = time.Second
 type chunkCheck struct {
 	next       time.Duration
 	reapplying map[[2]uint64]bool
+	// tidied is the stray-file check's state of each replica (node,
+	// group) at its last scan (stagecheck.go).
+	tidied map[[2]uint64]tidyMark
 }
 
 // sampleChunks runs at every tick of every node: it scans a replica of
@@ -69,6 +72,7 @@ func (w *World) sampleChunks(s *simNode) {
 			w.strandedIn(n, g)
 		}
 		w.leftoversOn(n)
+		w.straysOn(n)
 		w.lostRepaired(n)
 	}
 }

@@ -69,6 +69,7 @@ func (w *World) finish() {
 	w.quiescent()
 	for _, s := range w.nodes {
 		w.leftoversOn(s)
+		w.straysOn(s)
 		w.orphansOn(s, false)
 		w.handlesOn(s)
 	}

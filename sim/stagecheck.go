@@ -148,6 +148,65 @@ func (w *World) leftoversOn(s *simNode) {
 	}
 }
 
+// The stray-file check. A chunk file whose chunk the replica does not hold
+// is garbage: a crash lost the removal of a deleted chunk's file, or a
+// fetch wrote the file of a chunk deleted meanwhile, or of a snapshot
+// never installed. The replica's tidies find such files and doom them
+// (chunk.Store.Tidy), and its removals remove the doomed (TakeDoomed,
+// RemovalDone). One that a tidy misses, or whose removal is lost without
+// the chunk being doomed again, is never looked at again: the disk fills
+// with them, and no other check sees it, since no state names it. So at
+// each scan (once a second) and at the end of the run, for every replica
+// whose chunk tidies rose since the last scan, with the node and the
+// replica the same: a file of a chunk neither held nor doomed nor being
+// removed (node.Node.StrayChunkFiles) that had its name before that scan
+// (memfs.FS.NamedAt), so was there when the tidy ran, fails the run.
+
+// tidyMark is a replica's state at a scan of the stray-file check: the
+// node's incarnation and deleted replicas (a new incarnation or a
+// replica deleted and created again opens a new store, whose tidies count
+// from zero), the store's chunk tidies, and the disk's namings then.
+type tidyMark struct {
+	incarnation, removed, tidies, namings uint64
+}
+
+// straysOn fails the run if a replica of node s left a stray chunk file
+// that a tidy since the last scan should have doomed.
+func (w *World) straysOn(s *simNode) {
+	if len(w.failures) > 0 || !s.up() {
+		return
+	}
+	if w.chunks.tidied == nil {
+		w.chunks.tidied = map[[2]uint64]tidyMark{}
+	}
+	for _, g := range w.dataGroups {
+		key := [2]uint64{uint64(s.id), g}
+		tidies, ok := s.node.ChunkTidies(g)
+		if !ok {
+			delete(w.chunks.tidied, key)
+			continue
+		}
+		now := tidyMark{incarnation: s.incarnation, removed: s.node.ReplicasRemoved(), tidies: tidies, namings: s.fs.Namings()}
+		last, seen := w.chunks.tidied[key]
+		w.chunks.tidied[key] = now
+		if !seen || last.incarnation != now.incarnation || last.removed != now.removed || now.tidies <= last.tidies {
+			continue
+		}
+		names, err := s.node.StrayChunkFiles(g)
+		if err != nil {
+			w.failf(verdict.Garbage, "node %d: group %d: %v", s.id, g, err)
+			return
+		}
+		for _, name := range names {
+			if at, ok := s.fs.NamedAt(name); ok && at <= last.namings {
+				w.failf(verdict.Garbage, "node %d's replica of group %d keeps %s, the file of a chunk it neither holds nor removes, though its chunk directory was tidied since (%d tidies, %d at the last scan): it leaks",
+					s.id, g, name, now.tidies, last.tidies)
+				return
+			}
+		}
+	}
+}
+
 // The deleted-replica check. A replica's deletion removes its log and
 // chunk files once the stage work in flight is done (replica.Delete), and
 // a start-up removes what a crash amid a deletion left (RemoveOrphanFiles),

@@ -438,6 +438,15 @@ func TestStagedWrites(t *testing.T) {
 	if err := s.WriteFile(Info{ID: 7, Size: 5, CRC: Checksum([]byte("seven"))}, []byte("seven")); err != nil {
 		t.Fatal(err)
 	}
+	// StrayFiles names it until a tidy with chunks dooms it, and
+	// ChunkTidies counts only those tidies.
+	strays := func(want ...string) {
+		t.Helper()
+		if got, err := s.StrayFiles(); err != nil || !slices.Equal(got, want) {
+			t.Fatalf("StrayFiles() = %v, %v, want %v", got, err, want)
+		}
+	}
+	strays("g/chunks/0000000000000007.chk")
 	if err := s.Tidy(2, false); err != nil {
 		t.Fatal(err)
 	}
@@ -445,13 +454,22 @@ func TestStagedWrites(t *testing.T) {
 	if len(names) != 4 {
 		t.Fatalf("Tidy(2) removed a staged file above 2: %v", names)
 	}
+	strays("g/chunks/0000000000000007.chk")
+	if n := s.ChunkTidies(); n != 0 {
+		t.Fatalf("ChunkTidies() = %d after a tidy without chunks", n)
+	}
 	if err := s.Tidy(6, true); err != nil {
 		t.Fatal(err)
 	}
+	if n := s.ChunkTidies(); n != 1 {
+		t.Fatalf("ChunkTidies() = %d after a tidy with chunks, want 1", n)
+	}
+	strays() // doomed
 	doomed := s.TakeDoomed()
 	if want := []string{"g/chunks/0000000000000007.chk"}; !slices.Equal(doomed, want) {
 		t.Fatalf("Tidy doomed %v, want %v", doomed, want)
 	}
+	strays() // being removed
 	if err := RemoveFiles(fs, doomed); err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,9 @@ type Store struct {
 	// tidiedTo is the highest index up to which Tidy removed staged
 	// files since the store was opened (Leftovers).
 	tidiedTo uint64
+	// chunkTidies counts the tidies since the store was opened that
+	// doomed the files of chunks not held (ChunkTidies).
+	chunkTidies uint64
 	// doomed are the chunks whose files wait for a removal, oldest first
 	// (removal.go); an id is doomed if doomedSet has it (reclaim takes it
 	// out there only). removing are those of the batch of removals under
@@ -71,6 +74,9 @@ type Bugs struct {
 	// header and size match, without reading its bytes: a repair of a
 	// chunk whose bytes rotted behind a good header leaves them rotten.
 	WriteTrustsHeader bool
+	// TidyKeepsStrays: a tidy dooms no file of a chunk not held, so one
+	// a crash brought back after its chunk's deletion stays for good.
+	TidyKeepsStrays bool
 }
 
 // InjectBugs switches on the defects in b (tesserabugs builds only).
@@ -626,7 +632,7 @@ func (s *Store) Tidy(upTo uint64, chunks bool) error {
 		if !ok || !chunks {
 			continue
 		}
-		if _, ok := s.held[id]; !ok && !s.removing[id] {
+		if _, ok := s.held[id]; !ok && !s.removing[id] && !(bugs.CompiledIn && s.bugs.TidyKeepsStrays) {
 			// Removed off the caller's event loop, with the deleted
 			// chunks' files: there may be thousands (a crash lost the
 			// removals of a collection).
@@ -634,7 +640,37 @@ func (s *Store) Tidy(upTo uint64, chunks bool) error {
 		}
 	}
 	s.tidiedTo = max(s.tidiedTo, upTo)
+	if chunks {
+		s.chunkTidies++
+	}
 	return nil
+}
+
+// ChunkTidies returns how many tidies since the store was opened doomed
+// the files of chunks not held (Tidy with chunks set).
+func (s *Store) ChunkTidies() uint64 { return s.chunkTidies }
+
+// StrayFiles returns the names, sorted, of the chunk files in the
+// directory whose chunk is not held and whose removal is neither awaited
+// nor under way: files a tidy is to doom (Tidy). One that is still there
+// after a tidy that ran while it was leaks, as nothing else looks at it:
+// the simulator checks that none does (sim/chunkcheck.go).
+func (s *Store) StrayFiles() ([]string, error) {
+	names, err := s.fs.List(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("chunk: list %s: %w", s.dir, err)
+	}
+	var out []string
+	for _, nm := range names {
+		id, ok := parseChunkName(nm)
+		if !ok {
+			continue
+		}
+		if _, held := s.held[id]; !held && !s.doomedSet[id] && !s.removing[id] {
+			out = append(out, s.dir+"/"+nm)
+		}
+	}
+	return out, nil
 }
 
 // Leftovers returns the names of the staged files in the directory at or

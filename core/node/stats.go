@@ -503,6 +503,29 @@ func (n *Node) LeftoverStaged() []string {
 	return out
 }
 
+// ChunkTidies returns how many tidies of its chunk directory since it
+// was opened doomed the files of chunks not held (chunk.Store.ChunkTidies)
+// in this node's replica of a data group; ok is false if it hosts none.
+func (n *Node) ChunkTidies(group uint64) (tidies uint64, ok bool) {
+	g := n.groups[group]
+	if g == nil || g.Store() == nil {
+		return 0, false
+	}
+	return g.Store().ChunkTidies(), true
+}
+
+// StrayChunkFiles returns the names, sorted, of the files of chunks that
+// this node's replica of a data group does not hold and is not removing
+// (chunk.Store.StrayFiles): the simulator checks that a tidy leaves none
+// of those that were there when it ran.
+func (n *Node) StrayChunkFiles(group uint64) ([]string, error) {
+	g := n.groups[group]
+	if g == nil || g.Store() == nil {
+		return nil, nil
+	}
+	return g.Store().StrayFiles()
+}
+
 // Reapplying reports whether this node's replica of a group is applying
 // again the log it recovered at start (replica.Replica.Reapplying).
 func (n *Node) Reapplying(group uint64) bool {

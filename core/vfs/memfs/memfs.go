@@ -125,6 +125,9 @@ type inode struct {
 	patches []patch
 	// latent are byte ranges [off, end) that fail every read.
 	latent [][2]int64
+	// named is when the file was last created or renamed to, in
+	// FS.namings (NamedAt).
+	named uint64
 }
 
 // applyPatches rebuilds the durable content of n bytes from data and the
@@ -206,6 +209,9 @@ type FS struct {
 	// the directory's own map.
 	lastDirName string
 	lastDir     *dir
+	// namings counts the calls that gave a file its name: creations and
+	// renames (Namings).
+	namings uint64
 }
 
 // New returns an empty file system.
@@ -320,6 +326,8 @@ func (fs *FS) Create(name string) (vfs.File, error) {
 		old.patches, old.latent = nil, nil
 		ino = old
 	}
+	fs.namings++
+	ino.named = fs.namings
 	d.set(base, ino)
 	fs.named(d, base, ino)
 	fs.note(name)
@@ -416,12 +424,36 @@ func (fs *FS) Rename(oldname, newname string) error {
 	if err := fs.op(OpRename, oldname); err != nil {
 		return fmt.Errorf("memfs: rename %s: %w", oldname, err)
 	}
+	fs.namings++
+	ino.named = fs.namings
 	od.set(ob, nil)
 	nd.set(nb, ino)
 	fs.named(od, ob, nil)
 	fs.named(nd, nb, ino)
 	fs.note(newname)
 	return nil
+}
+
+// Namings returns how many times a file was given a name (created, or
+// renamed to) so far. With NamedAt it tells which files have had their
+// names since a moment: the simulator checks that a tidy of a chunk
+// directory removed the stray files that were there when it ran.
+func (fs *FS) Namings() uint64 { return fs.namings }
+
+// NamedAt returns when (in Namings' count) the file name refers to was
+// last created or renamed to; ok is false if there is no such file. A
+// crash that brings back an older name of a file leaves its count as it
+// was: later than the name.
+func (fs *FS) NamedAt(name string) (n uint64, ok bool) {
+	d, base, err := fs.lookup(name)
+	if err != nil {
+		return 0, false
+	}
+	ino := d.entries[base]
+	if ino == nil {
+		return 0, false
+	}
+	return ino.named, true
 }
 
 // MkdirAll creates a directory and its parents, durably at once.

@@ -687,3 +687,41 @@ func TestListFollowsChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestNamedAt checks that NamedAt tells when a file last got its name:
+// at its creation, again when created over, and at a rename to it, which
+// leaves the count of the other files as it was.
+func TestNamedAt(t *testing.T) {
+	fs := New()
+	must(t, fs.MkdirAll("d"))
+	named := func(name string) uint64 {
+		t.Helper()
+		n, ok := fs.NamedAt(name)
+		if !ok {
+			t.Fatalf("NamedAt(%s): no such file", name)
+		}
+		return n
+	}
+	create := func(name string) {
+		f, err := fs.Create(name)
+		must(t, err)
+		must(t, f.Close())
+	}
+	create("d/a")
+	create("d/b")
+	a, b := named("d/a"), named("d/b")
+	if a == 0 || b <= a || fs.Namings() != b {
+		t.Fatalf("created a at %d, b at %d, namings %d: want 0 < a < b = namings", a, b, fs.Namings())
+	}
+	must(t, fs.Rename("d/a", "d/c"))
+	if c := named("d/c"); c <= b || named("d/b") != b {
+		t.Errorf("renamed to c at %d (b %d, now %d): want after b, b unchanged", c, b, named("d/b"))
+	}
+	create("d/b")
+	if nb := named("d/b"); nb <= b || nb != fs.Namings() {
+		t.Errorf("b created over at %d (before %d, namings %d)", nb, b, fs.Namings())
+	}
+	if _, ok := fs.NamedAt("d/a"); ok {
+		t.Error("NamedAt finds the renamed file under its old name")
+	}
+}
