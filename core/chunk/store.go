@@ -654,7 +654,7 @@ func (s *Store) ChunkTidies() uint64 { return s.chunkTidies }
 // directory whose chunk is not held and whose removal is neither awaited
 // nor under way: files a tidy is to doom (Tidy). One that is still there
 // after a tidy that ran while it was leaks, as nothing else looks at it:
-// the simulator checks that none does (sim/chunkcheck.go).
+// the simulator checks that none does (sim/stagecheck.go).
 func (s *Store) StrayFiles() ([]string, error) {
 	names, err := s.fs.List(s.dir)
 	if err != nil {
