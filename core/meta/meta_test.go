@@ -657,20 +657,6 @@ func TestDigestTellsStatesApart(t *testing.T) {
 // chunk-id invariants forbid and checks that CheckInvariants reports each,
 // with the message of the check in order, whichever way it found it.
 func TestCheckInvariantsFindsDamage(t *testing.T) {
-	build := func() (*State, uint64) {
-		a := &applier{s: New()}
-		if r := a.apply(Command{Op: OpAlloc, AllocCount: 4, LeaseNanos: 1e9, MTimeNanos: 10}); r.Code != CodeOK {
-			t.Fatalf("alloc: %v", r)
-		}
-		id := a.s.nextChunk - 1
-		if r := a.apply(Command{Op: OpPut, Path: "/a", MTimeNanos: 10, Chunks: []ChunkRef{{ID: id, Group: 1, Size: 3, CRC: 7}}}); r.Code != CodeOK {
-			t.Fatalf("put: %v", r)
-		}
-		if err := a.s.CheckInvariants(); err != nil {
-			t.Fatal(err)
-		}
-		return a.s, id
-	}
 	tests := []struct {
 		name   string
 		damage func(s *State, fileChunk uint64)
@@ -692,7 +678,7 @@ func TestCheckInvariantsFindsDamage(t *testing.T) {
 		{"a lease list miscounting its dropped entries", func(s *State, _ uint64) { s.leases.dropped++ }, "lease list holds 1 dropped entries, counts 2"},
 	}
 	for _, tt := range tests {
-		s, c := build()
+		s, c := leasedAndPut(t)
 		tt.damage(s, c)
 		s.recomputeDigests() // so that only the damage itself is wrong
 		err := s.CheckInvariants()
@@ -723,23 +709,34 @@ func TestKeptEncodingsAreChecked(t *testing.T) {
 		{"garbage added behind the kept encoding", func(s *State, id uint64) { s.garbage[id+1] = ChunkRef{ID: id + 1, Group: 1, Size: 1} }, "kept encoding of the garbage"},
 	}
 	for _, tt := range tests {
-		a := &applier{s: New()}
-		if r := a.apply(Command{Op: OpAlloc, AllocCount: 4, LeaseNanos: 1e9, MTimeNanos: 10}); r.Code != CodeOK {
-			t.Fatalf("alloc: %v", r)
-		}
-		id := a.s.nextChunk - 1
-		if r := a.apply(Command{Op: OpPut, Path: "/a", MTimeNanos: 10, Chunks: []ChunkRef{{ID: id, Group: 1, Size: 3, CRC: 7}}}); r.Code != CodeOK {
-			t.Fatalf("put: %v", r)
-		}
-		a.s.Freeze() // keeps both encodings
-		if err := a.s.CheckInvariants(); err != nil {
+		s, id := leasedAndPut(t)
+		s.Freeze() // keeps both encodings
+		if err := s.CheckInvariants(); err != nil {
 			t.Fatalf("%s: before the change: %v", tt.name, err)
 		}
-		a.s.nextChunk += 2
-		tt.change(a.s, id)
-		a.s.recomputeDigests()
-		if err := a.s.CheckInvariants(); err == nil || !strings.Contains(err.Error(), tt.want) {
+		s.nextChunk += 2
+		tt.change(s, id)
+		s.recomputeDigests()
+		if err := s.CheckInvariants(); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: %v, want an error saying %q", tt.name, err, tt.want)
 		}
 	}
+}
+
+// leasedAndPut returns a valid state that leased chunks 1 to 4 and
+// committed the last of them as file /a, and that chunk's id.
+func leasedAndPut(t *testing.T) (*State, uint64) {
+	t.Helper()
+	a := &applier{s: New()}
+	if r := a.apply(Command{Op: OpAlloc, AllocCount: 4, LeaseNanos: 1e9, MTimeNanos: 10}); r.Code != CodeOK {
+		t.Fatalf("alloc: %v", r)
+	}
+	id := a.s.nextChunk - 1
+	if r := a.apply(Command{Op: OpPut, Path: "/a", MTimeNanos: 10, Chunks: []ChunkRef{{ID: id, Group: 1, Size: 3, CRC: 7}}}); r.Code != CodeOK {
+		t.Fatalf("put: %v", r)
+	}
+	if err := a.s.CheckInvariants(); err != nil {
+		t.Fatal(err)
+	}
+	return a.s, id
 }
