@@ -11,8 +11,9 @@ import (
 // collector set as `tessera sim` sets it (TuneGC): simulated seconds
 // per wall second ("x-realtime") and events per wall second.
 func BenchmarkRun(b *testing.B) {
-	// As `tessera sim` runs (the ballast stays for the process).
-	defer debug.SetGCPercent(debug.SetGCPercent(GCPercent))
+	// As `tessera sim swarm` runs (the ballast stays for the process);
+	// the collector's setting is put back after.
+	defer debug.SetGCPercent(debug.SetGCPercent(manyRunsGCPercent))
 	TuneGC(true)
 	var simulated time.Duration
 	var events uint64

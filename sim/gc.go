@@ -6,16 +6,15 @@ import "runtime/debug"
 // never written or read, which the collector counts in the heap it paces
 // itself by but never scans (it holds no pointers) and the kernel never
 // backs with memory (its pages stay untouched). With it a process running
-// simulations collects once per ~2 x 256 MiB allocated (at
-// manyRunsGCPercent) rather than once per three times a live heap of tens
-// of MiB: seeds 1..12 in one process ran 9 to 11 collections instead of
-// about 200. In a process per seed it
-// measured 0.89x the CPU in one pass and the same in another
+// simulations collects once per about the ballast's size allocated (at
+// manyRunsGCPercent, twice that at GCPercent) rather than once per twice a
+// live heap of tens of MiB: seeds 1..12 in one process ran 9 to 11
+// collections instead of about 200 (at GCPercent). In a process per seed
+// it measured 0.89x the CPU in one pass and the same in another
 // (docs/performance.md): a short run pays in page faults of fresh memory
-// what it saves in collections.
-// Go has no setting of its own
-// for a least heap size (GOMEMLIMIT caps the heap; it does not floor it),
-// hence the ballast.
+// what it saves in collections. Go has no setting of its own for a least
+// heap size (GOMEMLIMIT caps the heap; it does not floor it), hence the
+// ballast.
 const gcBallastBytes = 256 << 20
 
 // manyRunsGCPercent is the collector's setting beneath the ballast. At
@@ -34,10 +33,10 @@ var gcBallast []byte
 
 // TuneGC sets the garbage collector as the simulator runs best: GCPercent
 // for one run, and for a process that runs many simulations (manyRuns: a
-// swarm, a benchmark) manyRunsGCPercent above a ballast of gcBallastBytes. One run does better
-// without the ballast: on session 28's machine, seeds 1..30 each in a
-// process of its own took 58.9 s with it, 31.5 s without (34.6 s at
-// GOGC=100), as a run of a few seconds spends in fresh memory (page faults,
+// swarm, a benchmark) manyRunsGCPercent above a ballast of
+// gcBallastBytes. One run does better without the ballast: on session
+// 28's machine, seeds 1..30 each in a process of its own took 58.9 s with
+// it, 31.5 s without (34.6 s at GOGC=100), as a run of a few seconds spends in fresh memory (page faults,
 // clearing new spans) more than the collections it spares cost; a swarm of
 // the same seeds in one process took 19.4 to 20.3 s with it, 23.0 to 27.1 s
 // without. The simulator's commands and benchmarks call it once; a process
