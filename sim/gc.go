@@ -22,8 +22,8 @@ const gcBallastBytes = 256 << 20
 // for a swarm: on session 32's machine a swarm of seeds 1..150 ran in
 // 89.4 s of wall time at 200, 85.0 s at 100 and 86.0 s at 50, with the
 // process's peak RSS 666, 356 and 221 MiB; BenchmarkRun's 20 seeds took
-// 0.87x the time at 100 (fresh memory: 218,000 page faults at 200, 60,000
-// at 50). Without a ballast, as one run goes, a lower setting costs more
+// 0.78-0.86x the time at 100 (fresh memory: 218,000 page faults at 200,
+// 60,000 at 50). Without a ballast, as one run goes, a lower setting costs more
 // collections than it saves (20 seeds, a process each: 19.0-19.7 s at
 // 200, 20.0-20.7 s at 100), so GCPercent stays for that.
 const manyRunsGCPercent = 100
