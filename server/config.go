@@ -6,6 +6,7 @@ package server
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"time"
 
@@ -130,6 +131,12 @@ type Config struct {
 	// request bodies and of gets' reads (bufPool.poison), so that bytes
 	// read from one still in use after that fail their checksum.
 	poisonFrames bool
+	// peerListener, set by tests, is the listener the node serves its
+	// peers on instead of one it opens on its peer address: a test that
+	// picks free ports keeps each open until its node takes it, so that
+	// no other socket (an outgoing connection's ephemeral port, say) can
+	// take it meanwhile.
+	peerListener net.Listener
 	// storage, set by tests, is the file system the node persists its
 	// logs, snapshots and chunks through instead of DataDir (a memfs whose
 	// power a test cuts, with every disk operation of the production

@@ -194,9 +194,6 @@ func startOn(t *testing.T, fss []vfs.FS, mod func(*Config)) []string {
 		lns = append(lns, ln)
 		peers[uint64(i+1)] = ln.Addr().String()
 	}
-	for _, ln := range lns {
-		_ = ln.Close() // free again for the node that listens on it
-	}
 	bases := make([]string, len(fss))
 	for i, fs := range fss {
 		ready := make(chan string, 1)
@@ -204,7 +201,7 @@ func startOn(t *testing.T, fss []vfs.FS, mod func(*Config)) []string {
 		cfg := Config{ID: uint64(i + 1), DataDir: t.TempDir(), HTTPAddr: testAddr(t), Peers: peers,
 			DataGroups: 2, ChunkBytes: 4096, TickInterval: 5 * time.Millisecond, ReplaceAfter: time.Hour,
 			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
-			OnReady: func(h, _ string) { ready <- h }, storage: fs}
+			OnReady: func(h, _ string) { ready <- h }, storage: fs, peerListener: lns[i]}
 		mod(&cfg)
 		go func() { done <- Run(context.Background(), cfg) }()
 		select {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -24,6 +26,9 @@ type testCluster struct {
 	base  map[uint64]string // HTTP base URL of each running node
 	dirs  map[uint64]string
 	stop  map[uint64]func()
+	// lns holds each node's peer listener, opened when its port was
+	// picked, until the node's first start takes it.
+	lns map[uint64]net.Listener
 	// mod, if set, changes each node's configuration before it starts.
 	mod func(*Config)
 }
@@ -39,19 +44,15 @@ func startCluster(t *testing.T, n int) *testCluster {
 // by mod (nil: none).
 func startClusterWith(t *testing.T, n int, mod func(*Config)) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, peers: map[uint64]string{}, base: map[uint64]string{}, dirs: map[uint64]string{}, stop: map[uint64]func(){}, mod: mod}
-	var lns []net.Listener
+	c := &testCluster{t: t, peers: map[uint64]string{}, base: map[uint64]string{}, dirs: map[uint64]string{}, stop: map[uint64]func(){}, lns: map[uint64]net.Listener{}, mod: mod}
 	for id := uint64(1); id <= uint64(n); id++ {
 		ln, err := net.Listen("tcp", testAddr(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		lns = append(lns, ln)
+		c.lns[id] = ln
 		c.peers[id] = ln.Addr().String()
 		c.dirs[id] = t.TempDir()
-	}
-	for _, ln := range lns {
-		_ = ln.Close() // free again for the node that listens on it
 	}
 	t.Cleanup(func() {
 		for _, id := range slices.Sorted(maps.Keys(c.stop)) {
@@ -78,6 +79,11 @@ func (c *testCluster) start(id uint64, join bool) {
 	if c.mod != nil {
 		c.mod(&cfg)
 	}
+	cfg.peerListener = c.lns[id]
+	delete(c.lns, id)
+	if cfg.peerListener == nil {
+		cfg.peerListener = listenAgain(c.t, c.peers[id])
+	}
 	go func() { done <- Run(ctx, cfg) }()
 	select {
 	case h := <-ready:
@@ -90,6 +96,22 @@ func (c *testCluster) start(id uint64, join bool) {
 		cancel()
 		if err := <-done; err != nil {
 			c.t.Errorf("node %d stopped with %v", id, err)
+		}
+	}
+}
+
+// listenAgain listens on addr, a port a stopped node listened on, waiting
+// while another socket holds it: between a node's stop and its restart an
+// outgoing connection may be given the port as its own.
+func listenAgain(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			return ln
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || time.Now().After(deadline) {
+			t.Fatalf("listen again on %s: %v", addr, err)
 		}
 	}
 }

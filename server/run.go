@@ -42,13 +42,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	fs := osfs.NewWithOptions(cfg.DataDir, fopts)
 
-	peerAddr := cfg.PeerAddr
-	if peerAddr == "" {
-		peerAddr = cfg.Peers[cfg.ID]
-	}
-	peerLn, err := net.Listen("tcp", peerAddr)
-	if err != nil {
-		return fmt.Errorf("server: peer listener: %w", err)
+	peerLn := cfg.peerListener
+	if peerLn == nil {
+		peerAddr := cfg.PeerAddr
+		if peerAddr == "" {
+			peerAddr = cfg.Peers[cfg.ID]
+		}
+		var err error
+		if peerLn, err = net.Listen("tcp", peerAddr); err != nil {
+			return fmt.Errorf("server: peer listener: %w", err)
+		}
 	}
 	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
