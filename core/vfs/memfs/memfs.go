@@ -163,6 +163,10 @@ type dir struct {
 	// cost follows what changed rather than the directory's size (a
 	// chunk directory is synced for every batch that stages a chunk).
 	changed map[string]struct{}
+	// names are the current entries' names, sorted: kept as names come
+	// and go so that List copies them rather than sorting the directory
+	// (the simulator lists each chunk directory once a second).
+	names []string
 }
 
 func newDir() *dir {
@@ -172,11 +176,28 @@ func newDir() *dir {
 // set makes base name ino in the current entries (nil: removes it).
 func (d *dir) set(base string, ino *inode) {
 	if ino == nil {
-		delete(d.entries, base)
+		d.drop(base)
 	} else {
+		if _, ok := d.entries[base]; !ok {
+			i, _ := slices.BinarySearch(d.names, base)
+			d.names = slices.Insert(d.names, i, base)
+		}
 		d.entries[base] = ino
 	}
 	d.changed[base] = struct{}{}
+}
+
+// drop removes base from the current entries, if there.
+func (d *dir) drop(base string) {
+	if _, ok := d.entries[base]; !ok {
+		return
+	}
+	delete(d.entries, base)
+	i, found := slices.BinarySearch(d.names, base)
+	if !found {
+		panic(fmt.Sprintf("memfs: entry %q not among the sorted names", base))
+	}
+	d.names = slices.Delete(d.names, i, i+1)
 }
 
 // FS is the in-memory file system. It is not safe for concurrent use (the
@@ -484,20 +505,20 @@ func (fs *FS) List(name string) ([]string, error) {
 	if d == nil {
 		return nil, nil
 	}
-	var out []string
-	for n := range d.entries {
-		out = append(out, n)
-	}
+	out := slices.Clone(d.names)
 	prefix := name + "/"
 	if name == "" {
 		prefix = ""
 	}
+	sorted := true
 	for p := range fs.dirs {
 		if p != name && strings.HasPrefix(p, prefix) && !strings.Contains(p[len(prefix):], "/") {
-			out = append(out, p[len(prefix):])
+			out, sorted = append(out, p[len(prefix):]), false
 		}
 	}
-	slices.Sort(out)
+	if !sorted {
+		slices.Sort(out)
+	}
 	return out, nil
 }
 
@@ -548,7 +569,8 @@ func (fs *FS) Crash(cut func(unsynced int) int) {
 		d := fs.dirs[dn]
 		d.entries = make(map[string]*inode, len(d.durable))
 		clear(d.changed)
-		for _, n := range sortedKeys(d.durable) {
+		d.names = sortedKeys(d.durable)
+		for _, n := range d.names {
 			ino := d.durable[n]
 			d.entries[n] = ino
 			if seen[ino] {
@@ -609,7 +631,7 @@ func (fs *FS) LoseAtRest(name string) error {
 	if d.entries[base] == nil {
 		return fmt.Errorf("memfs: lose %s: %w", name, vfs.ErrNotExist)
 	}
-	delete(d.entries, base)
+	d.drop(base)
 	delete(d.durable, base)
 	delete(d.changed, base)
 	return nil

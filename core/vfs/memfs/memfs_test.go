@@ -686,6 +686,15 @@ func TestListFollowsChanges(t *testing.T) {
 			}
 		}
 	}
+	// A directory's files and subdirectories come sorted together.
+	create("f")()
+	if got, err := fs.List(""); err != nil || !slices.Equal(got, []string{"d", "e", "f"}) {
+		t.Fatalf("List of the root = %q, %v; want [d e f]", got, err)
+	}
+	create("c")()
+	if got, err := fs.List(""); err != nil || !slices.Equal(got, []string{"c", "d", "e", "f"}) {
+		t.Fatalf("List of the root = %q, %v; want [c d e f]", got, err)
+	}
 }
 
 // TestNamedAt checks that NamedAt tells when a file last got its name:
