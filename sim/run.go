@@ -245,16 +245,19 @@ type World struct {
 	// requestTimeout is the nodes' request timeout in ticks, drawn per
 	// seed (drawRequestTimeout).
 	requestTimeout uint64
-	nodes          []*simNode
-	net            *network
-	clients        []*simClient
-	hist           *history
-	faultRng       *rand.Rand
-	netRng         *rand.Rand
-	workRng        *rand.Rand
-	log            *slog.Logger
-	failures       []verdict.Failure
-	healed         bool
+	// streamBlock is the nodes' block size of streamed chunk range
+	// reads, drawn per seed (drawStreamBlock; 0: the production 64 KiB).
+	streamBlock int
+	nodes       []*simNode
+	net         *network
+	clients     []*simClient
+	hist        *history
+	faultRng    *rand.Rand
+	netRng      *rand.Rand
+	workRng     *rand.Rand
+	log         *slog.Logger
+	failures    []verdict.Failure
+	healed      bool
 	// churn is the churn check's state (churn.go).
 	churn churnState
 	// faultClients is how many clients run while the faults last, beside
@@ -523,7 +526,7 @@ func (w *World) nodeConfig(id int) node.Config {
 			w.checks.confProposed(p)
 			w.moment(id, ConfCrash)
 		},
-		RequestTimeoutTicks: w.requestTimeout, MaxChunkBytes: w.opts.ChunkBytes, ReplaceAfterTicks: replaceAfterTicks,
+		RequestTimeoutTicks: w.requestTimeout, MaxChunkBytes: w.opts.ChunkBytes, StreamBlockBytes: w.streamBlock, ReplaceAfterTicks: replaceAfterTicks,
 		ScrubEveryTicks: uint64(w.scrubEvery), ScrubChunks: scrubChunks,
 		// Few chunk reads in flight and queued, so that clients' reads
 		// wait for and are refused a read slot (the production defaults
@@ -566,6 +569,29 @@ func (w *World) wantClusterFormat() (uint32, bool) {
 		return meta.NewestFormat, true
 	}
 	return 0, false
+}
+
+// drawStreamBlock is a seed's block size of streamed chunk range reads
+// (node.Config.StreamBlockBytes): in half the seeds the production 64 KiB,
+// which the simulator's chunks of a few hundred bytes never stream
+// through, else 16, 48 or 100 bytes, so that a range read well short of
+// its chunk streams the file through blocks as production's do through
+// 64 KiB ones (chunk/readrange.go). From a source of its own, so that
+// every other draw stays as it was.
+func drawStreamBlock(seed uint64) int {
+	rng := rand.New(rand.NewPCG(seed, 0x57ea3b10))
+	if rng.IntN(2) == 0 {
+		return 0
+	}
+	return []int{16, 48, 100}[rng.IntN(3)]
+}
+
+// streamString describes a drawn stream block for the run's topology line.
+func (w *World) streamString() string {
+	if w.streamBlock == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", range reads streamed in blocks of %d bytes", w.streamBlock)
 }
 
 // layoutString describes a shared log for the run's topology line (a log
@@ -982,6 +1008,7 @@ func run(opts Options) (res *Result) {
 	}
 	w.clientTimeout = drawClientTimeout(opts.Seed)
 	w.requestTimeout = drawRequestTimeout(opts.Seed)
+	w.streamBlock = drawStreamBlock(opts.Seed)
 	w.edgeRng = rand.New(rand.NewPCG(opts.Seed, 0xed9e5125))
 	if opts.Nodes == 1 {
 		w.loneStallRng = rand.New(rand.NewPCG(opts.Seed, 0x10e57a11))
@@ -1322,7 +1349,7 @@ func (w *World) result(checkHistory bool) *Result {
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.dataGroups), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.faultClientsString() + w.scrubString() + w.clientTimeoutString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString(), Ops: w.hist.len(), Events: w.clk.events,
+			len(w.dataGroups), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.faultClientsString() + w.scrubString() + w.clientTimeoutString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString() + w.streamString(), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory {

@@ -38,7 +38,7 @@ func (s *Store) readRange(in Info, offset, length uint32, buf []byte) ([]byte, e
 			end = length
 		}
 	}
-	if int64(cap(buf)) < FileBytes(in) && int64(end-offset)+rangeBlockBytes < int64(in.Size) {
+	if int64(cap(buf)) < FileBytes(in) && int64(end-offset)+int64(s.streamBlock) < int64(in.Size) {
 		return s.streamRange(in, offset, end)
 	}
 	if int64(cap(buf)) < FileBytes(in) {
@@ -63,7 +63,7 @@ func (s *Store) streamRange(in Info, offset, end uint32) ([]byte, error) {
 		return nil, fmt.Errorf("chunk: open %d: %w", in.ID, err)
 	}
 	defer f.Close()
-	block := make([]byte, min(rangeBlockBytes, headerBytes+int(in.Size)))
+	block := make([]byte, min(s.streamBlock, headerBytes+int(in.Size)))
 	out := make([]byte, 0, end-offset)
 	crc := uint32(0)
 	for at := int64(0); at < FileBytes(in); {

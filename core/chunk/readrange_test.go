@@ -111,3 +111,44 @@ func TestReadRange(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamBlock: with blocks of any size from the header's up, every
+// range of a small chunk read into no buffer, streamed or not, is the
+// range's bytes, and a flipped bit anywhere in the data fails it.
+func TestStreamBlock(t *testing.T) {
+	const size = 70
+	data := make([]byte, size)
+	for i := range data {
+		data[i] = byte(i*13 + 1)
+	}
+	in := Info{ID: 3, Size: size, CRC: Checksum(data)}
+	for _, block := range []int{1, headerBytes, headerBytes + 1, 33, size + headerBytes, 1 << 20} {
+		fs := memfs.New()
+		s, err := NewStore(fs, "g/chunks")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.SetStreamBlock(block)
+		if rejected, fatal := s.Apply(1, Command{Op: OpWrite, ID: 3, CRC: in.CRC, Data: data}); rejected != nil || fatal != nil {
+			t.Fatalf("apply: %v %v", rejected, fatal)
+		}
+		r, _ := s.BeginRead(3)
+		for off := uint32(0); off < size; off++ {
+			for n := uint32(1); off+n <= size; n++ {
+				got, err := r.ReadRange(off, n, nil)
+				if err != nil || !bytes.Equal(got, data[off:off+n]) {
+					t.Fatalf("block %d, range %d+%d: read %v, %v", block, off, n, got, err)
+				}
+			}
+		}
+		r.End()
+		if err := fs.CorruptAtRest(s.ChunkPath(3), headerBytes+size-1, 0x40); err != nil {
+			t.Fatal(err)
+		}
+		r, _ = s.BeginRead(3)
+		if got, err := r.ReadRange(0, 1, nil); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("block %d: a flipped last byte read as %v, %v; want ErrCorrupt", block, got, err)
+		}
+		r.End()
+	}
+}

@@ -50,6 +50,9 @@ type Store struct {
 	// reads are the reads of held chunks' files under way off the
 	// caller's event loop, by chunk (fileread.go).
 	reads map[uint64][]*FileRead
+	// streamBlock is the size of the blocks a range read streams a
+	// chunk's file through (SetStreamBlock, readrange.go).
+	streamBlock int
 	// bugs are injected defects (tesserabugs builds only).
 	bugs Bugs
 }
@@ -93,7 +96,20 @@ func NewStore(fs vfs.FS, dir string) (*Store, error) {
 		return nil, fmt.Errorf("chunk: create %s: %w", dir, err)
 	}
 	return &Store{fs: fs, dir: dir, held: map[uint64]Info{}, doomedSet: map[uint64]bool{},
-		removing: map[uint64]bool{}, awaited: map[uint64]awaitedWrite{}}, nil
+		removing: map[uint64]bool{}, awaited: map[uint64]awaitedWrite{}, streamBlock: rangeBlockBytes}, nil
+}
+
+// SetStreamBlock sets the size of the blocks a range read streams a
+// chunk's file through, 64 KiB unless set (n <= 0 keeps it). A range read
+// into no buffer of the whole file streams when the range is shorter than
+// the chunk by more than a block: the simulator, whose chunks are a few
+// hundred bytes, sets a block of tens of bytes so that its range reads
+// take that path too.
+// A block holds at least the file's header (16 bytes).
+func (s *Store) SetStreamBlock(n int) {
+	if n > 0 {
+		s.streamBlock = max(n, headerBytes)
+	}
 }
 
 func (s *Store) name(id uint64) string { return s.path(".chk", id) }

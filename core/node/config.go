@@ -146,6 +146,11 @@ type Config struct {
 	SharedLog bool
 	// MaxChunkBytes bounds one chunk write.
 	MaxChunkBytes int
+	// StreamBlockBytes is the block size a range read of a chunk streams
+	// its file through when it reads into no buffer of the whole file
+	// (chunk.Store.SetStreamBlock; 0: 64 KiB). The simulator draws a
+	// small one so that its small chunks' range reads stream too.
+	StreamBlockBytes int
 	// SnapPieceBytes is the size above which a raft snapshot is sent as a
 	// descriptor and fetched in pieces of this size (replica/pieces.go).
 	// Every node of a cluster must use the same (the server fixes it at

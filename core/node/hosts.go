@@ -22,7 +22,7 @@ func (c Config) replicaConfig() replica.Config {
 		RetryTicks: c.RetryTicks, RequestTimeoutTicks: c.RequestTimeoutTicks,
 		MetaSnapshotEntries: c.MetaSnapshotEntries, MetaSnapshotLogBytes: c.MetaSnapshotLogBytes, MetaSnapshotFloorBytes: c.MetaSnapshotFloorBytes, DataSnapshotBytes: c.DataSnapshotBytes,
 		KeepEntries: c.KeepEntries, KeepDataEntries: c.KeepDataEntries, WALSegmentBytes: c.WALSegmentBytes, SharedLog: c.SharedLog,
-		MaxChunkBytes: c.MaxChunkBytes, SnapPieceBytes: c.SnapPieceBytes, ChunkOnce: c.ChunkOnce,
+		MaxChunkBytes: c.MaxChunkBytes, StreamBlockBytes: c.StreamBlockBytes, SnapPieceBytes: c.SnapPieceBytes, ChunkOnce: c.ChunkOnce,
 		LeaderDirect: c.LeaderDirect, ApplyDurableOnly: c.ApplyDurableOnly, OnApply: c.OnApply, MaxSessions: c.MaxSessions, MaxFormat: c.MaxFormat, Bugs: c.Bugs.Replica}
 }
 

@@ -71,6 +71,9 @@ type Config struct {
 	WALSegmentBytes int64
 	// MaxChunkBytes bounds one chunk write.
 	MaxChunkBytes int
+	// StreamBlockBytes is the block size of the chunk store's streamed
+	// range reads (chunk.Store.SetStreamBlock; 0: its default).
+	StreamBlockBytes int
 	// SnapPieceBytes is the size above which a snapshot is sent as a
 	// descriptor and fetched in pieces of this size.
 	SnapPieceBytes int
@@ -459,6 +462,7 @@ func Open(sh *Shared, tg topo.Group, bootstrap, fenced bool) (*Replica, error) {
 		g.store, err = chunk.NewStore(sh.Env.FS(), dir+"/chunks")
 		if err == nil {
 			g.store.InjectBugs(cfg.Bugs.Chunk)
+			g.store.SetStreamBlock(cfg.StreamBlockBytes)
 		}
 		if err != nil {
 			return nil, err
