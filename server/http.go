@@ -438,6 +438,9 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
 		}
 	}
 	res := h.drive(r, client.New(h.ccfg, nil, spec), nil, sink)
+	if empty {
+		return // answered 416 by the sink, which stopped the read
+	}
 	if res.Status != api.OK && !started {
 		if rng != "" && res.Status == api.Invalid {
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", res.File.Size))
@@ -445,9 +448,6 @@ func (h *httpAPI) get(w http.ResponseWriter, r *http.Request, path string) {
 			return
 		}
 		writeStatus(w, res.Status, res.Detail)
-		return
-	}
-	if empty {
 		return
 	}
 	if res.Status != api.OK {

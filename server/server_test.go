@@ -191,7 +191,29 @@ func TestHTTPAPI(t *testing.T) {
 			}
 			t.Errorf("%s: %s %s = %d %q, want %d containing %q", tt.name, tt.method, tt.path, resp.code, b, tt.wantCode, tt.wantBody)
 		}
+		if resp.code >= 400 && tt.method != http.MethodHead {
+			if err := oneErrorDoc(resp.body); err != nil {
+				t.Errorf("%s: %s %s = %d: %v", tt.name, tt.method, tt.path, resp.code, err)
+			}
+		}
 	}
+}
+
+// oneErrorDoc checks that an error response's body is one JSON error
+// document, nothing before or after it: a handler that answers twice
+// (a second WriteHeader is dropped, its body is not) leaves two.
+func oneErrorDoc(body string) error {
+	dec := json.NewDecoder(strings.NewReader(body))
+	var doc struct {
+		Error struct{ Code, Message string }
+	}
+	if err := dec.Decode(&doc); err != nil || doc.Error.Code == "" {
+		return fmt.Errorf("body %q is no JSON error document (%v)", body, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("body %q holds more than one JSON document", body)
+	}
+	return nil
 }
 
 func TestListPaging(t *testing.T) {
