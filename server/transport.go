@@ -375,11 +375,9 @@ func (t *transport) readLoop(c net.Conn) {
 		m, err := wire.UnmarshalShared(buf, bulkBytes)
 		release := func() {}
 		switch {
-		case err != nil:
+		case err != nil || m.FrameHold() == wire.FrameFree:
 			t.frames.put(buf)
-		case !m.AliasesInput():
-			t.frames.put(buf)
-		case len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) == 0:
+		case m.FrameHold() == wire.FrameLent:
 			release = t.frames.lend(buf)
 		}
 		if err != nil {

@@ -159,15 +159,14 @@ func (d *delivery) decodeInFrame(p *framePool) error {
 		p.put(buf)
 		return err
 	}
-	m := &d.env
-	switch {
-	case !m.AliasesInput():
+	// The transport's rule (wire.Envelope.FrameHold), so that a fault in
+	// it shows here: a frame of kept parts is left to the collector.
+	switch d.env.FrameHold() {
+	case wire.FrameFree:
 		p.put(buf)
-	case len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) == 0:
+	case wire.FrameLent:
 		d.pool, d.frame = p, p.lend(buf)
 	}
-	// Otherwise parts the core keeps unpinned refer to the frame: it is
-	// left to the collector, as the server leaves such a frame.
 	return nil
 }
 

@@ -166,3 +166,42 @@ func TestUnmarshalShared(t *testing.T) {
 
 // uintptrOf is the address of p's first byte.
 func uintptrOf(p []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(p))) }
+
+// TestFrameHold: an envelope decoded in a buffer of its own frees the
+// buffer when nothing of it refers there, lends it when only large raft
+// entries do (pinned by a node that keeps them), and leaves it to the
+// collector when any part a node keeps unpinned does, with or without
+// large entries beside it.
+func TestFrameHold(t *testing.T) {
+	const min = 64
+	big := &raftpb.Message{Type: raftpb.MsgApp.Enum(), From: proto.Uint64(1), To: proto.Uint64(2),
+		Entries: []*raftpb.Entry{{Index: proto.Uint64(1), Data: bytes.Repeat([]byte{'b'}, min)}}}
+	s := sample()
+	tests := []struct {
+		name string
+		env  Envelope
+		want FrameHold
+	}{
+		{"raft, routes and probes", Envelope{Raft: s.Raft, Routes: s.Routes, Probes: []uint64{3}}, FrameFree},
+		{"a large entry", Envelope{Raft: []GroupMessage{{Group: 2, Msg: big}}}, FrameLent},
+		{"forwards", Envelope{Forwards: s.Forwards}, FrameKept},
+		{"replies", Envelope{Replies: s.Replies}, FrameKept},
+		{"fetch replies", Envelope{FetchReplies: s.FetchReplies}, FrameKept},
+		{"pieces", Envelope{Pieces: s.Pieces}, FrameKept},
+		{"pieces and a large entry", Envelope{Pieces: s.Pieces, Raft: []GroupMessage{{Group: 2, Msg: big}}}, FrameKept},
+	}
+	for _, tt := range tests {
+		tt.env.From, tt.env.To = 1, 2
+		b, err := tt.env.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := UnmarshalShared(b, min)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.FrameHold(); got != tt.want {
+			t.Errorf("%s: FrameHold %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}

@@ -417,8 +417,40 @@ func (m *Envelope) size(raftSizes []int) int {
 // replies and snapshot pieces do, and its raft entries' large data when
 // decoded by UnmarshalShared; the rest is copied. A buffer whose envelope
 // does not may be reused.
-func (m *Envelope) AliasesInput() bool {
-	return m.shared || len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) > 0
+func (m *Envelope) AliasesInput() bool { return m.FrameHold() != FrameFree }
+
+// FrameHold says what a receiver that decoded an envelope in a buffer of
+// its own (UnmarshalShared) may do with the buffer.
+type FrameHold uint8
+
+const (
+	// FrameFree: nothing of the envelope refers to the buffer, which may
+	// be reused at once.
+	FrameFree FrameHold = iota
+	// FrameLent: only raft entries' large data refer to it, which a node
+	// keeping them past its handling of the envelope pins (env.Pinner):
+	// the buffer is lent to the envelope's delivery and comes back once
+	// the node has handled it and flushed and no pin holds it.
+	FrameLent
+	// FrameKept: parts a node keeps unpinned refer to it (forwarded
+	// requests, replies, fetch replies, snapshot pieces, which a receiver
+	// of pieces out of order holds until the gap fills): the buffer is
+	// left to the collector.
+	FrameKept
+)
+
+// FrameHold says what may become of the buffer the envelope was decoded
+// from: the one rule the production transport and the simulator's model
+// of it both follow (server/transport.go, sim/network.go), so that the
+// simulator's runs test the transport's rule.
+func (m *Envelope) FrameHold() FrameHold {
+	switch {
+	case len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) > 0:
+		return FrameKept
+	case m.shared:
+		return FrameLent
+	}
+	return FrameFree
 }
 
 // UnmarshalShared is Unmarshal, but the data of every raft entry of at
