@@ -24,10 +24,11 @@ import (
 // buffers are chosen and kept in slice order, and addresses serve only to
 // find the buffer a slice lies in, never to order anything.
 //
-// As the server does, a frame whose envelope refers to none of its bytes
-// goes back at once, and one whose other parts refer to it (forwarded
-// requests, replies, fetched chunks, snapshot pieces, which the core keeps
-// without pins) is left to the collector, never reused.
+// As the server does, by the one rule both follow (wire.Envelope.FrameHold),
+// a frame whose envelope refers to none of its bytes goes back at once,
+// and one whose other parts refer to it (forwarded requests, replies,
+// fetched chunks, snapshot pieces, which the core keeps without pins) is
+// left to the collector, never reused.
 
 const (
 	// minFrameBits sizes the smallest frame buffer (64 bytes); a buffer's
