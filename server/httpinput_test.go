@@ -2,7 +2,9 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/tessera-db/tessera/core/client"
@@ -149,6 +151,39 @@ func TestSessionHeaders(t *testing.T) {
 		}
 		if release != nil {
 			release()
+		}
+	}
+}
+
+// TestBodyOfUnknownLengthAtTheLimit: a body sent without a length (chunked
+// transfer), so that only its reading can tell its size, is taken at
+// exactly the node's file size limit and refused one byte over it (413),
+// leaving nothing behind, for a put and an append alike.
+func TestBodyOfUnknownLengthAtTheLimit(t *testing.T) {
+	const limit = 20000
+	base := startSingle(t, limit, 4096)
+	unsized := func(n int) io.Reader { return io.MultiReader(strings.NewReader(strings.Repeat("x", n))) }
+	tests := []struct {
+		name, method, path string
+		size, wantCode     int
+	}{
+		{"put at the limit", http.MethodPut, "/v1/files/at", limit, http.StatusCreated},
+		{"put over the limit", http.MethodPut, "/v1/files/over", limit + 1, http.StatusRequestEntityTooLarge},
+		{"append at the limit", http.MethodPost, "/v1/files/log-at?op=append", limit, http.StatusOK},
+		{"append over the limit", http.MethodPost, "/v1/files/log-over?op=append", limit + 1, http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		resp, err := do(t, tt.method, base+tt.path, unsized(tt.size), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if resp.code != tt.wantCode {
+			t.Errorf("%s: %d bytes of unknown length answered %d %q, want %d", tt.name, tt.size, resp.code, resp.body, tt.wantCode)
+		}
+	}
+	for _, p := range []string{"/v1/files/over", "/v1/files/log-over"} {
+		if resp, err := do(t, http.MethodGet, base+p, nil, nil); err != nil || resp.code != http.StatusNotFound {
+			t.Errorf("GET %s after its refused write: %d, %v; want 404", p, resp.code, err)
 		}
 	}
 }
