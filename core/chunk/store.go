@@ -100,12 +100,12 @@ func NewStore(fs vfs.FS, dir string) (*Store, error) {
 }
 
 // SetStreamBlock sets the size of the blocks a range read streams a
-// chunk's file through, 64 KiB unless set (n <= 0 keeps it). A range read
-// into no buffer of the whole file streams when the range is shorter than
-// the chunk by more than a block: the simulator, whose chunks are a few
-// hundred bytes, sets a block of tens of bytes so that its range reads
-// take that path too.
-// A block holds at least the file's header (16 bytes).
+// chunk's file through: 64 KiB unless set, n <= 0 keeps it, and a block
+// holds at least the file's 16-byte header. A range read into no buffer
+// of the whole file streams when the range is shorter than the chunk by
+// more than a block: the simulator, whose chunks are a few hundred bytes,
+// sets a block of tens of bytes so that its range reads take that path
+// too.
 func (s *Store) SetStreamBlock(n int) {
 	if n > 0 {
 		s.streamBlock = max(n, headerBytes)
