@@ -58,6 +58,9 @@ func startClusterWith(t *testing.T, n int, mod func(*Config)) *testCluster {
 		for _, id := range slices.Sorted(maps.Keys(c.stop)) {
 			c.stopNode(id)
 		}
+		for _, ln := range c.lns {
+			_ = ln.Close() // a node the test never started
+		}
 	})
 	for id := uint64(1); id <= uint64(n); id++ {
 		c.start(id, false)
