@@ -23,9 +23,9 @@ const gcBallastBytes = 256 << 20
 // 89.4 s of wall time at 200, 85.0 s at 100 and 86.0 s at 50, with the
 // process's peak RSS 666, 356 and 221 MiB; BenchmarkRun's 20 seeds took
 // 0.78-0.86x the time at 100 (fresh memory: 218,000 page faults at 200,
-// 60,000 at 50). Without a ballast, as one run goes, a lower setting costs more
-// collections than it saves (20 seeds, a process each: 19.0-19.7 s at
-// 200, 20.0-20.7 s at 100), so GCPercent stays for that.
+// 60,000 at 50). Without a ballast, as one run goes, a lower setting
+// costs more collections than it saves (20 seeds, a process each:
+// 19.0-19.7 s at 200, 20.0-20.7 s at 100), so GCPercent stays for that.
 const manyRunsGCPercent = 100
 
 // gcBallast is the ballast, once TuneGC made it; it lives for the process.
@@ -36,10 +36,10 @@ var gcBallast []byte
 // swarm, a benchmark) manyRunsGCPercent above a ballast of
 // gcBallastBytes. One run does better without the ballast: on session
 // 28's machine, seeds 1..30 each in a process of its own took 58.9 s with
-// it, 31.5 s without (34.6 s at GOGC=100), as a run of a few seconds spends in fresh memory (page faults,
-// clearing new spans) more than the collections it spares cost; a swarm of
-// the same seeds in one process took 19.4 to 20.3 s with it, 23.0 to 27.1 s
-// without. The simulator's commands and benchmarks call it once; a process
+// it, 31.5 s without (34.6 s at GOGC=100), as a run of a few seconds
+// spends in fresh memory (page faults, clearing new spans) more than the
+// collections it spares cost; a swarm of the same seeds in one process
+// took 19.4 to 20.3 s with it, 23.0 to 27.1 s without. The simulator's commands and benchmarks call it once; a process
 // that runs other work as well should not.
 func TuneGC(manyRuns bool) {
 	if !manyRuns {
