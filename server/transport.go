@@ -374,10 +374,14 @@ func (t *transport) readLoop(c net.Conn) {
 		// collector.
 		m, err := wire.UnmarshalShared(buf, bulkBytes)
 		release := func() {}
-		switch {
-		case err != nil || m.FrameHold() == wire.FrameFree:
+		hold := wire.FrameFree // a frame that does not decode is free
+		if err == nil {
+			hold = m.FrameHold()
+		}
+		switch hold {
+		case wire.FrameFree:
 			t.frames.put(buf)
-		case m.FrameHold() == wire.FrameLent:
+		case wire.FrameLent:
 			release = t.frames.lend(buf)
 		}
 		if err != nil {
