@@ -61,6 +61,19 @@ func (o *ownChunk) wholeEntry(e *raftpb.Entry) *raftpb.Entry {
 // request proposal short, and keeps its bytes as an own chunk. The caller
 // leads the group, with Config.ChunkOnce.
 func (g *Replica) proposeShort(h entryHeader, c *chunk.Command) error {
+	if old := g.proposed[h.proposal]; old != nil {
+		// Proposed again (a retry) before a Ready took the first: raft,
+		// leading all along (a leader steps down or is elected only
+		// through messages, which leave at a flush), appended it and
+		// hands it in its next Ready's storage append. A second entry of
+		// the same proposal would find no bytes beside it; the first
+		// answers the request.
+		if old.info != (chunk.Info{ID: c.ID, Size: uint32(len(c.Data)), CRC: c.CRC}) {
+			panic(fmt.Sprintf("replica: group %d: proposal %d proposed again as another chunk write (chunk %d, then %d)",
+				g.id, h.proposal, old.info.ID, c.ID))
+		}
+		return nil
+	}
 	n := 20 + c.MarshalledSize()
 	var hb [20]byte
 	at := len(appendEntryHeader(hb[:0], h)) + c.DataOffset() // the chunk data's place in the entry
@@ -79,11 +92,6 @@ func (g *Replica) proposeShort(h entryHeader, c *chunk.Command) error {
 	if err := g.rn.Propose(encodeChunkEntry(h, &ref)); err != nil {
 		g.releaseOwn(own)
 		return err
-	}
-	if old := g.proposed[h.proposal]; old != nil {
-		// Proposed again (a retry) before the first was seen in a Ready:
-		// raft dropped that one.
-		g.releaseOwn(old)
 	}
 	if g.proposed == nil {
 		g.proposed = make(map[uint64]*ownChunk)

@@ -246,3 +246,45 @@ func TestOwnChunkProposedWithinAReady(t *testing.T) {
 		t.Fatalf("own chunks: %d proposed, %d filed, %d dropped; want none", len(f.g.proposed), len(f.g.ownAt), f.stats.OwnChunksDropped)
 	}
 }
+
+// TestOwnChunkProposedAgainBeforeAReady: a leader proposes a chunk write
+// short, and its request is retried before the next Ready (a runtime that
+// steps several events before it flushes). Raft holds the first entry
+// still: the retry proposes nothing more, and the first entry, with its
+// bytes beside it, is applied once.
+func TestOwnChunkProposedAgainBeforeAReady(t *testing.T) {
+	f, env := leadThree(t)
+	data := []byte("a chunk write retried before its first proposal was seen")
+	c := &chunk.Command{Op: chunk.OpWrite, ID: 81, CRC: chunk.Checksum(data), Data: data}
+	for range 2 {
+		if err := f.g.ProposeChunk(7, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 {
+		f.flush()
+		sent := f.appends()
+		f.env.runIO()
+		for _, a := range answer(sent) {
+			f.g.Step(a.GetFrom(), a)
+		}
+	}
+	f.settle(t)
+	if f.host.failed != nil {
+		t.Fatal(f.host.failed)
+	}
+	if f.stats.OwnChunksProposed != 1 || f.stats.OwnChunksDropped != 0 {
+		t.Fatalf("own chunks proposed %d, dropped %d; want 1, 0", f.stats.OwnChunksProposed, f.stats.OwnChunksDropped)
+	}
+	if b, err := f.g.Store().Read(81, 0, 0); err != nil || !bytes.Equal(b, data) {
+		t.Fatalf("chunk applied as %q, %v; want %q", b, err, data)
+	}
+	for i, fr := range env.frames {
+		if fr.refs != 0 {
+			t.Errorf("lent buffer %d still held (%d) once every entry is durable", i, fr.refs)
+		}
+	}
+	if len(f.g.proposed) != 0 || len(f.g.ownAt) != 0 {
+		t.Fatalf("own chunks: %d proposed, %d filed; want none", len(f.g.proposed), len(f.g.ownAt))
+	}
+}

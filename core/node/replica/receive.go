@@ -62,9 +62,11 @@ type received struct {
 	file  *wal.SnapshotFile // open for reading; its partial name until the log renames it
 	part  *wal.Partial
 	state *meta.State
-	// stepped is set once raft was stepped the snapshot: if raft does not
-	// hand it to the log in the next Ready, raft refused it.
-	stepped bool
+	// stepped is set once raft was stepped the snapshot, steppedAt to the
+	// Readies taken then (Replica.readies): if raft does not hand it to
+	// the log in the next Ready, raft refused it.
+	stepped   bool
+	steppedAt uint64
 }
 
 // fileSink is where a meta snapshot's pieces go: its partial file, written
@@ -179,7 +181,7 @@ func (g *Replica) stepReceived(pf *pieceFetch, r *received) {
 	m := proto.Clone(pf.msg).(*raftpb.Message)
 	m.Snapshot = &raftpb.Snapshot{Metadata: pf.msg.GetSnapshot().GetMetadata(),
 		Data: encodeFileRef(&snapFile{index: r.index})}
-	r.stepped = true
+	r.stepped, r.steppedAt = true, g.readies
 	g.stepSnapshot(pf.from, m)
 	if !g.rn.HasReady() {
 		g.refusedReceived()
@@ -187,9 +189,12 @@ func (g *Replica) stepReceived(pf *pieceFetch, r *received) {
 }
 
 // refusedReceived drops the received snapshot raft was stepped and did not
-// hand to the log (an older one than it holds, or a stale term).
+// hand to the log (an older one than it holds, or a stale term): raft
+// hands a snapshot it takes in its next Ready, so one stepped since the
+// last Ready is refused only if raft has no Ready for it (a runtime may
+// step other events, a tick among them, before it flushes).
 func (g *Replica) refusedReceived() {
-	if r := g.received; r != nil && r.stepped {
+	if r := g.received; r != nil && r.stepped && (r.steppedAt < g.readies || !g.rn.HasReady()) {
 		g.received = nil
 		g.dropReceived(r, nil)
 	}

@@ -308,3 +308,34 @@ func TestReceivedSnapshotRefusedByRaft(t *testing.T) {
 		t.Fatalf("snapshot files %v left of the snapshot refused", names)
 	}
 }
+
+// TestReceivedSnapshotTickedBeforeItsReady: the received snapshot is
+// stepped into raft, and the replica ticks before its next Ready (a
+// runtime that steps several events before it flushes). Raft has taken
+// the snapshot and hands it in that Ready: the tick must not drop it as
+// refused, and it is installed.
+func TestReceivedSnapshotTickedBeforeItsReady(t *testing.T) {
+	const piece = 512
+	st, msg := bigMeta(40, 100)
+	sender := open(t, Config{ID: 2, SnapPieceBytes: piece}, topo.MetaGroup, []uint64{1, 2, 3})
+	sent := sender.g.pieced(msg)
+	f := open(t, Config{SnapPieceBytes: piece}, topo.MetaGroup, []uint64{1, 2, 3})
+	f.g.Step(2, sent)
+	ticked := false
+	transfer(t, f, sender, func(int) bool {
+		if r := f.g.received; r != nil && r.stepped && !ticked {
+			ticked = true
+			f.host.ticks++
+			f.g.Tick()
+		}
+		return true
+	})
+	f.settle(t)
+	if !ticked {
+		t.Fatal("the snapshot was never stepped into raft")
+	}
+	if f.g.Applied() != 1000 || f.g.Meta().Hash() != st.Hash() || f.stats.SnapshotsReceivedToFile != 1 {
+		t.Fatalf("applied %d, state equal %v, %d installed from a file: want the snapshot installed",
+			f.g.Applied(), f.g.Meta().Hash() == st.Hash(), f.stats.SnapshotsReceivedToFile)
+	}
+}
