@@ -245,6 +245,10 @@ type World struct {
 	// requestTimeout is the nodes' request timeout in ticks, drawn per
 	// seed (drawRequestTimeout).
 	requestTimeout uint64
+	// loopCost is how long an iteration of a node's event loop keeps it
+	// busy, drawn per seed (drawLoopCost): steps arriving meanwhile run
+	// together in its next iteration, before one flush.
+	loopCost time.Duration
 	// streamBlock is the nodes' block size of streamed chunk range
 	// reads, drawn per seed (drawStreamBlock; 0: the production 64 KiB).
 	streamBlock int
@@ -416,6 +420,10 @@ type coverage struct {
 	// serving the snapshot in turn from that file, whose flipped piece
 	// its fetcher rejects rightly.
 	partFlips uint64
+	// iterations counts the iterations of the nodes' event loops, batched
+	// those that ran more than one step before their flush, and
+	// batchedSteps the steps they ran (simnode.go iterate).
+	iterations, batched, batchedSteps uint64
 	// points counts the steps of compactions and segment rolls the disk
 	// work reached, and the crashes there (diskpoints.go).
 	points [numDiskPoints]diskPointCount
@@ -491,7 +499,7 @@ func (c coverage) String() string {
 			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone], c.fetchReads, c.fetchReadsVoid, c.fetchesDropped) +
 		fmt.Sprintf(" chunk-reads=%d chunk-reads-void=%d chunk-reads-queued=%d chunk-reads-refused=%d scrub-reads-void=%d",
 			c.chunkReads, c.chunkReadsVoid, c.chunkReadsQueued, c.chunkReadsRefused, c.scrubReadsVoid) +
-		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d", c.churnHealed, c.faultOps) + diskPointString(&c.points) + c.loneString()
+		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d loop-iterations=%d loop-batched=%d loop-batched-steps=%d", c.churnHealed, c.faultOps, c.iterations, c.batched, c.batchedSteps) + diskPointString(&c.points) + c.loneString()
 }
 
 // loneString counts the lone node's stalls, in runs of one node.
@@ -1009,6 +1017,7 @@ func run(opts Options) (res *Result) {
 	w.clientTimeout = drawClientTimeout(opts.Seed)
 	w.requestTimeout = drawRequestTimeout(opts.Seed)
 	w.streamBlock = drawStreamBlock(opts.Seed)
+	w.loopCost = drawLoopCost(opts.Seed)
 	w.edgeRng = rand.New(rand.NewPCG(opts.Seed, 0xed9e5125))
 	if opts.Nodes == 1 {
 		w.loneStallRng = rand.New(rand.NewPCG(opts.Seed, 0x10e57a11))
@@ -1349,7 +1358,7 @@ func (w *World) result(checkHistory bool) *Result {
 	meta, _ := w.topo.Group(topo.MetaGroup)
 	r := &Result{Seed: w.opts.Seed, Schedule: w.sched,
 		Topology: fmt.Sprintf("%d nodes, meta group on %d, %d data groups of %d, snapshots in pieces above %d bytes, %s, client window %d", len(w.topo.Nodes), len(meta.Members),
-			len(w.dataGroups), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.faultClientsString() + w.scrubString() + w.clientTimeoutString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString() + w.streamString(), Ops: w.hist.len(), Events: w.clk.events,
+			len(w.dataGroups), len(w.topo.Groups[len(w.topo.Groups)-1].Members), w.pieceBytes, w.inlineString(), w.clientWindow) + w.sessionString() + w.faultClientsString() + w.scrubString() + w.clientTimeoutString() + w.applyString() + w.collectString() + w.metaSnapString() + w.layoutString() + w.streamString() + w.loopString(), Ops: w.hist.len(), Events: w.clk.events,
 		Workload: w.work.String(), TraceHash: w.clk.traceHash(), Simulated: w.clk.now, Linearizable: verdict.Unchecked, Notes: w.notes,
 		Conformance: w.conform.verdict(), ConformanceSteps: w.conform.steps(), Coverage: cov.String()}
 	if checkHistory {

@@ -56,10 +56,16 @@ type simNode struct {
 	churn       nodeChurn
 	pausedUntil time.Duration
 	busyUntil   time.Duration
-	syncs       int
-	outgoing    []*wire.Envelope
-	replies     []func()
-	crashes     int
+	// loop holds the steps that arrived while the node was paused, busy
+	// or amid an iteration of its event loop, in arrival order;
+	// loopQueued is set while an iteration that runs them is scheduled
+	// (queueLoop).
+	loop       []loopStep
+	loopQueued bool
+	syncs      int
+	outgoing   []*wire.Envelope
+	replies    []func()
+	crashes    int
 	// removedSeen is the node's count of replica deletions completed
 	// since its start, as the deleted-replica check last saw it
 	// (deletedOn).
@@ -374,6 +380,8 @@ func (s *simNode) crash(reason string) {
 	s.incarnation++
 	s.crashes++
 	s.outgoing, s.replies = nil, nil
+	clear(s.loop)
+	s.loop, s.loopQueued = s.loop[:0], false
 	s.armedWrite = "" // a write fault that never met a sync
 	s.w.clk.note("crash", uint64(s.id), uint64(s.crashes))
 	s.w.logf("node %d crashed: %s", s.id, reason)
@@ -418,88 +426,11 @@ func (f stepFunc) step(n *node.Node) { f(n) }
 // with a slow fsync (handleStep).
 func (s *simNode) handle(kind string, f func(*node.Node)) { s.handleStep(kind, stepFunc(f)) }
 
-// handleStep runs st on the node now, or later if the node is paused or
-// busy with a slow fsync. Afterwards it flushes the node, and sends the
-// envelopes and replies it produced once its fsyncs are done.
-func (s *simNode) handleStep(kind string, st stepper) {
-	if !s.up() {
-		return
-	}
-	now := s.w.clk.now
-	if wait := max(s.pausedUntil, s.busyUntil); now < wait {
-		inc := s.incarnation
-		s.w.clk.at(wait, kind, s.id, func() {
-			if s.incarnation == inc {
-				s.handleStep(kind, st)
-			}
-		})
-		return
-	}
-	syncs := s.syncs
-	s.inHandle = true
-	ok := s.runStep(kind, st)
-	s.inHandle, s.ioMark, s.fetchSyncMark, s.durableMark = false, nil, false, nil
-	if !ok {
-		return
-	}
-	if f, isDelivery := st.(*delivery); isDelivery {
-		// Before the envelopes the step produced are encoded: a frame let
-		// go of here may be reused while they wait in a production
-		// runtime's send queue.
-		f.flushed()
-		// The step is done with the delivery: nothing below uses it.
-		f.recycle()
-	}
-	if err := s.node.Err(); err != nil {
-		s.firing = ""
-		if !injectedErr(err) {
-			s.w.failf(verdict.Panic, "node %d stopped on an error no injected fault explains: %v", s.id, err)
-		}
-		// A disk error stops the node; it restarts from disk like after a crash.
-		s.crash("stopped: " + err.Error())
-		s.w.scheduleRestart(s, time.Second)
-		return
-	}
-	cost := time.Duration(s.syncs-syncs) * s.w.sched.Mix.SlowFsync
-	if !s.diskFaults {
-		cost = 0
-	}
-	s.busyUntil = now + cost
-	out, replies := s.outgoing, s.replies
-	s.outgoing, s.replies = nil, nil
-	for _, m := range out {
-		s.w.net.send(m, cost)
-	}
-	for _, r := range replies {
-		s.w.clk.after(cost, "reply", s.id, r)
-	}
-	promised := s.notePromises(out)
-	s.checkOwnMatch()
-	// Nothing ran the node since: its next step may reuse the slice.
-	clear(out)
-	s.outgoing = out[:0]
-	s.forgetRemoved()
-	s.w.deletedOn(s)
-	if promised || s.firing != "" {
-		s.fireCrashPoint(promised)
-	}
-}
-
 // run calls f, turning a panic of the core into a failed run whose
 // verdict names the node and what it was doing.
 func (s *simNode) run(doing string, f func()) (ok bool) {
 	defer s.recoverPanic(doing, "", &ok)
 	f()
-	return true
-}
-
-// runStep runs f on the node and flushes it, as run does; it is apart from
-// run so that the step, run for most events, builds no closure and no
-// string unless the core panics.
-func (s *simNode) runStep(kind string, st stepper) (ok bool) {
-	defer s.recoverPanic("handling ", kind, &ok)
-	st.step(s.node)
-	s.node.Flush()
 	return true
 }
 
