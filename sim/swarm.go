@@ -213,9 +213,10 @@ func lastLine(s string) string {
 }
 
 // swarmTotalNames are the coverage counters a swarm's summary sums over
-// its seeds (SwarmTotals): paths few seeds reach, whose counts say
-// whether a swarm exercised them at all.
-var swarmTotalNames = []string{"snapshot-files-received", "recvcrash-fired", "sendergone-fired", "fetch-reads-void", "fetches-dropped", "chunk-reads-void", "chunk-reads-queued", "chunk-reads-refused", "scrub-reads-void"}
+// its seeds (SwarmTotals): paths few seeds reach, and the nodes' loops'
+// batches (loop.go), whose counts say whether a swarm exercised them at
+// all.
+var swarmTotalNames = []string{"snapshot-files-received", "recvcrash-fired", "sendergone-fired", "fetch-reads-void", "fetches-dropped", "chunk-reads-void", "chunk-reads-queued", "chunk-reads-refused", "scrub-reads-void", "loop-batched"}
 
 // NodeCounts is the line that counts a swarm's seeds by the size of
 // their cluster ("seeds by nodes: 1=N 2=M 5=K").
