@@ -3,7 +3,9 @@ package server
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestIOWorkersCompleteEachJob submits jobs to a few I/O queues, some
@@ -69,5 +71,52 @@ func TestIOWorkersCompleteEachJob(t *testing.T) {
 			t.Fatalf("queue %d: job %d completed where job %d was due", o.queue, o.job, next[o.queue])
 		}
 		next[o.queue]++
+	}
+}
+
+// TestIOWorkersNeverBlockTheLoop: a queue whose disk is stalled takes any
+// number of jobs without blocking their submitter (the event loop), and
+// runs them in order once the disk is back. A queue of 64 blocked the loop
+// at its 65th job.
+func TestIOWorkersNeverBlockTheLoop(t *testing.T) {
+	const jobs = 1000
+	w := newIOWorkers()
+	w.post = func(f func()) bool { f(); return true }
+	stall := make(chan struct{})
+	var ran []int // appended by the queue's one goroutine, read after close
+	var completed atomic.Int64
+	submitted := make(chan struct{})
+	go func() {
+		defer close(submitted)
+		for i := range jobs {
+			w.submit(7, func() error {
+				if i == 0 {
+					<-stall
+				}
+				ran = append(ran, i)
+				return nil
+			}, func(error) { completed.Add(1) })
+		}
+	}()
+	select {
+	case <-submitted:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("submitting %d jobs behind a stalled one blocked (%d queued)", jobs, w.depth())
+	}
+	if d := w.depth(); d < jobs-1 {
+		t.Fatalf("%d jobs waiting behind the stalled one, want %d", d, jobs-1)
+	}
+	close(stall)
+	w.close()
+	if completed.Load() != jobs || len(ran) != jobs {
+		t.Fatalf("%d jobs ran, %d completed; want %d", len(ran), completed.Load(), jobs)
+	}
+	for i, j := range ran {
+		if i != j {
+			t.Fatalf("job %d ran %dth: a queue runs its jobs in order", j, i)
+		}
+	}
+	if d := w.depth(); d != 0 {
+		t.Fatalf("%d jobs waiting after close", d)
 	}
 }

@@ -114,16 +114,23 @@ func newRuntimeEnv(fs vfs.FS, send func(*wire.Envelope), log *slog.Logger) *runt
 	return &runtimeEnv{fs: fs, rng: rng, send: send, log: log, io: newIOWorkers()}
 }
 
-// ioWorkers run a node's disk work off its event loop: one goroutine per
-// I/O queue, started on first use, running the queue's work in order and
-// posting each completion back to the loop. The core keeps at most a couple
-// of items in flight per log or stage queue (one log batch, one replica
-// deletion), and on a replica's chunk read queues no more than the node's
-// reads in flight (16 for clients, route.Config.MaxChunkReads; 8 for peers'
-// fetches), so a queue's channel of 64 never fills.
+// ioWorkers run a node's disk work off its event loop: a goroutine per I/O
+// queue while it has work, running the queue's work in order and posting
+// each completion back to the loop. A queue holds what it is given,
+// without bound: submitting never blocks the loop, which the core
+// requires (the loop never waits for a disk). A bounded queue (a channel of
+// 64 until session 34) blocked the loop once full, as a stalled disk left a
+// snapshot's sender with a piece read per peer's ask (core/node/replica
+// snapfile.go readPiece, asked again every few ticks): the worker,
+// posting a completion to a full inbox, then waited for the loop that
+// waited for it. The core bounds its own work in flight (a log batch at a
+// time per log, the node's reads in flight), so a queue grows only while
+// its disk is slow; tessera_io_queued_jobs shows it.
 type ioWorkers struct {
 	mu     sync.Mutex
-	queues map[uint64]chan ioJob
+	queues map[uint64]*ioQueue
+	// queued counts the jobs waiting in every queue, not yet started (mu).
+	queued int
 	wg     sync.WaitGroup
 	closed bool
 	// post runs a completion on the event loop (set once the loop exists).
@@ -132,32 +139,73 @@ type ioWorkers struct {
 	doneBeforeWork bool
 }
 
+// ioQueue is one queue's jobs waiting, in submission order, from head on;
+// running is set while a goroutine runs them.
+type ioQueue struct {
+	jobs    []ioJob
+	head    int
+	running bool
+}
+
 type ioJob struct {
 	work func() error
 	done func(error)
 }
 
-func newIOWorkers() *ioWorkers { return &ioWorkers{queues: map[uint64]chan ioJob{}} }
+func newIOWorkers() *ioWorkers { return &ioWorkers{queues: map[uint64]*ioQueue{}} }
 
+// submit queues work on queue q; done gets its outcome on the loop. It
+// never blocks, and does nothing once the workers are closed.
 func (w *ioWorkers) submit(q uint64, work func() error, done func(error)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return
 	}
-	ch := w.queues[q]
-	if ch == nil {
-		ch = make(chan ioJob, 64)
-		w.queues[q] = ch
-		w.wg.Add(1)
-		go w.run(ch)
+	qu := w.queues[q]
+	if qu == nil {
+		qu = &ioQueue{}
+		w.queues[q] = qu
 	}
-	ch <- ioJob{work, done}
+	qu.jobs = append(qu.jobs, ioJob{work, done})
+	w.queued++
+	if !qu.running {
+		qu.running = true
+		w.wg.Add(1)
+		go w.run(qu)
+	}
 }
 
-func (w *ioWorkers) run(ch chan ioJob) {
+// next takes the next job of qu, or reports false, the queue's goroutine
+// to end, once it has none.
+func (w *ioWorkers) next(qu *ioQueue) (ioJob, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if qu.head == len(qu.jobs) {
+		qu.jobs, qu.head, qu.running = qu.jobs[:0], 0, false
+		return ioJob{}, false
+	}
+	j := qu.jobs[qu.head]
+	qu.jobs[qu.head] = ioJob{}
+	qu.head++
+	w.queued--
+	return j, true
+}
+
+// depth is the number of jobs waiting in every queue, not yet started.
+func (w *ioWorkers) depth() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.queued
+}
+
+func (w *ioWorkers) run(qu *ioQueue) {
 	defer w.wg.Done()
-	for j := range ch {
+	for {
+		j, ok := w.next(qu)
+		if !ok {
+			return
+		}
 		if bugs.CompiledIn && w.doneBeforeWork {
 			w.post(func() { j.done(nil) })
 			_ = j.work()
@@ -168,17 +216,12 @@ func (w *ioWorkers) run(ch chan ioJob) {
 	}
 }
 
-// close waits for the work in flight to finish; later work is dropped,
-// as a crash would lose it. The loop must have stopped: completions are
-// not delivered.
+// close stops taking work and waits for the work already queued to be
+// done; its completions are posted to a loop that has stopped, and never
+// run. A crash would lose that work or some of it; a stop lets it finish.
 func (w *ioWorkers) close() {
 	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		for _, ch := range w.queues {
-			close(ch)
-		}
-	}
+	w.closed = true
 	w.mu.Unlock()
 	w.wg.Wait()
 }

@@ -103,6 +103,10 @@ func Run(ctx context.Context, cfg Config) error {
 	renv.frames = tr.frames
 	tr.frames.poison = cfg.poisonFrames
 	renv.io.post = func(f func()) bool { return loop.post(f) }
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tessera_io_queued_jobs",
+		Help: "Disk work the node handed its I/O workers that has not started yet, all queues together (unbounded: the event loop never waits for a disk; it grows while a disk is slow).",
+	}, func() float64 { return float64(renv.io.depth()) }))
 	if bugs.CompiledIn {
 		renv.io.doneBeforeWork = cfg.Bugs.IODoneBeforeWork
 	}
