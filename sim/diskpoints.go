@@ -92,6 +92,9 @@ const (
 	// fetchSync).
 	dpFetchSync
 	dpFetchDirSync
+	// Any call of any disk work after the work's first fsync (of a file
+	// or a directory) succeeded: where SyncCrash fails the power.
+	dpAfterSync
 	numDiskPoints
 )
 
@@ -100,7 +103,7 @@ var diskPointNames = [numDiskPoints]string{
 	"snapfile-sync", "snapfile-dirsync", "snapfile-remove", "reclaim-remove", "reclaim-dirsync",
 	"recv-sync", "recv-rename", "recv-dirsync", "recv-log-sync", "recv-remove", "recv-done-dirsync",
 	"shared-roll-header", "shared-roll-sync", "group-roll-header", "group-roll-sync",
-	"fetch-sync", "fetch-dirsync",
+	"fetch-sync", "fetch-dirsync", "after-sync",
 }
 
 func (p diskPoint) String() string { return diskPointNames[p] }
@@ -108,6 +111,8 @@ func (p diskPoint) String() string { return diskPointNames[p] }
 // kind is the crash point that may fire at p.
 func (p diskPoint) kind() FaultKind {
 	switch {
+	case p == dpAfterSync:
+		return SyncCrash
 	case p >= dpFetchSync:
 		return FetchCrash
 	case p >= dpRollHeader:
@@ -159,6 +164,8 @@ type diskSteps struct {
 	roll     int
 	// fetchSync is set for the work of a fetched chunks' directory fsync.
 	fetchSync bool
+	// synced is set once the work called its first fsync (SyncCrash).
+	synced bool
 	// down is set once a crash point failed the power, with the restart
 	// delay and the point.
 	down    bool
@@ -177,11 +184,24 @@ func (s *simNode) diskOp(op memfs.Op, name string) error {
 	if d.down {
 		return errPointCrash
 	}
+	w := s.w
+	if d.synced && w.isArmed(SyncCrash) {
+		w.coverage.points[dpAfterSync].reached++
+		if dur, ok := w.takeWith(SyncCrash, w.pointRng, 2); ok {
+			d.down, d.downDur, d.downAt = true, dur, dpAfterSync
+			w.logf("power lost on node %d amid its disk work, after a sync, before %s", s.id, name)
+			return errPointCrash
+		}
+	}
+	if op == memfs.OpSync || op == memfs.OpSyncDir {
+		// Called before the sync: if it fails (an injected EIO), the
+		// work stops there and nothing follows it.
+		d.synced = true
+	}
 	p, ok := d.step(op, name)
 	if !ok {
 		return nil
 	}
-	w := s.w
 	w.coverage.points[p].reached++
 	if !w.isArmed(p.kind()) {
 		return nil

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -269,5 +270,31 @@ func TestSwarmTotals(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("totals %q lack %q", got, want)
 		}
+	}
+}
+
+// TestSyncCrashFires: a seed that draws synccrash loses power amid disk
+// work after its first fsync, restarts, and passes; the coverage line
+// counts the crash among the disk points.
+func TestSyncCrashFires(t *testing.T) {
+	o := DefaultOptions()
+	o.Seed = 11
+	res := Run(o)
+	if !res.Passed() {
+		t.Fatalf("seed 11: %v", res.Verdict.Failures)
+	}
+	if !strings.Contains(res.Schedule.String(), " synccrash=") {
+		t.Fatalf("seed 11 no longer draws synccrash: %s", res.Schedule)
+	}
+	var reached, fired int
+	for _, f := range strings.Fields(res.Coverage) {
+		if v, ok := strings.CutPrefix(f, "after-sync="); ok {
+			r, fi, _ := strings.Cut(v, "/")
+			reached, _ = strconv.Atoi(r)
+			fired, _ = strconv.Atoi(fi)
+		}
+	}
+	if reached == 0 || fired == 0 {
+		t.Fatalf("after-sync=%d/%d: synccrash never fired", reached, fired)
 	}
 }

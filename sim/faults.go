@@ -160,13 +160,22 @@ const (
 	// the chunk directory that makes fetched files' names durable. The
 	// node restarts after Dur. Armed for any node (diskpoints.go).
 	FetchCrash FaultKind = "fetchcrash"
+	// SyncCrash: a node whose disk work made something durable (an
+	// fsync of a file or a directory) and goes on loses power right
+	// before its next call, whatever the work: a replica's deletion
+	// after its tombstone, a log's batch after a staged file, any work
+	// of several steps. A crash otherwise fails the first fsync of the
+	// work in flight (simnode.go crash), so the durable first half of a
+	// work was never kept without its second. The node restarts after
+	// Dur. Armed for any node (diskpoints.go).
+	SyncCrash FaultKind = "synccrash"
 )
 
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
 var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot,
 	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, DiskStall, StageRot, LostWrite, Misdirect, Latent, ReadErr,
-	ChunkLoss, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone}
+	ChunkLoss, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone, SyncCrash}
 
 // crashPointKinds are the crash points, in the order the coverage line
 // counts them firing.
@@ -178,7 +187,8 @@ var crashPointKinds = []FaultKind{AckCrash, VoteCrash, ChunkCrash, WriterCrash, 
 // for whichever node (or client) reaches its moment first.
 func (k FaultKind) anyNode() bool {
 	return k == ChunkCrash || k == WriterCrash || k == SnapCrash || k == ConfCrash || k == BatchCrash ||
-		k == LeaderIsolate || k == OwnSnapCrash || k == CompactCrash || k == RollCrash || k == RecvCrash || k == FetchCrash || k == SenderGone
+		k == LeaderIsolate || k == OwnSnapCrash || k == CompactCrash || k == RollCrash || k == RecvCrash || k == FetchCrash || k == SenderGone ||
+		k == SyncCrash
 }
 
 // Fault is one scheduled fault.
@@ -203,7 +213,7 @@ func (f Fault) String() string {
 		if f.OneWay {
 			s += ":oneway"
 		}
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone, SyncCrash:
 	default:
 		s += fmt.Sprintf(":n%d", f.Node)
 	}
@@ -429,6 +439,12 @@ func drawRestFaults(seed uint64, nodes int, until time.Duration) []Fault {
 	// snapshot installed, a repair) written off the event loop.
 	if on(0.4) {
 		out = append(out, Fault{At: at() / 4, Kind: FetchCrash, Dur: dur(100, 3000)})
+	}
+	// Drawn last, for the same reason.
+	if on(0.4) {
+		for n := 1 + r.IntN(2); n > 0; n-- {
+			out = append(out, Fault{At: at(), Kind: SyncCrash, Dur: dur(100, 3000)})
+		}
 	}
 	return out
 }

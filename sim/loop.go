@@ -81,10 +81,11 @@ func (s *simNode) queueLoop() {
 }
 
 // iterate runs one iteration of the node's loop: the waiting steps (at
-// most maxBatch), then a flush. Afterwards it sends the envelopes and
-// replies the node produced once its fsyncs are done, and keeps the node
-// busy for the seed's iteration cost, so that steps arriving meanwhile
-// wait for the next iteration.
+// most maxBatch), then a flush. Afterwards it sends the envelopes the
+// node produced once its fsyncs are done, and the clients' answers (each
+// once the fsyncs run before it was given: sendReplies), and keeps the
+// node busy for the seed's iteration cost, so that steps arriving
+// meanwhile wait for the next iteration.
 func (s *simNode) iterate() {
 	now := s.w.clk.now
 	steps := s.loop[:batchLen(s.loop)]
@@ -94,7 +95,7 @@ func (s *simNode) iterate() {
 		c.batched++
 		c.batchedSteps += uint64(len(steps))
 	}
-	syncs := s.syncs
+	s.iterSyncs = s.syncs
 	s.inHandle = true
 	ok := s.runSteps(steps)
 	s.inHandle, s.ioMark, s.fetchSyncMark, s.durableMark = false, nil, false, nil
@@ -124,24 +125,22 @@ func (s *simNode) iterate() {
 		if !injectedErr(err) {
 			s.w.failf(verdict.Panic, "node %d stopped on an error no injected fault explains: %v", s.id, err)
 		}
-		// A disk error stops the node; it restarts from disk like after a crash.
+		// The answers the node gave before it stopped have left (the
+		// server's handlers answer at once). A disk error stops the node;
+		// it restarts from disk like after a crash.
+		s.sendReplies()
 		s.crash("stopped: " + err.Error())
 		s.w.scheduleRestart(s, time.Second)
 		return
 	}
-	cost := time.Duration(s.syncs-syncs) * s.w.sched.Mix.SlowFsync
-	if !s.diskFaults {
-		cost = 0
-	}
+	cost := s.syncCost()
 	s.busyUntil = now + cost + s.w.loopCost
-	out, replies := s.outgoing, s.replies
-	s.outgoing, s.replies = nil, nil
+	out := s.outgoing
+	s.outgoing = nil
 	for _, m := range out {
 		s.w.net.send(m, cost)
 	}
-	for _, r := range replies {
-		s.w.clk.after(cost, "reply", s.id, r)
-	}
+	s.sendReplies()
 	promised := s.notePromises(out)
 	s.checkOwnMatch()
 	// Nothing ran the node since: its next step may reuse the slice.
@@ -155,6 +154,34 @@ func (s *simNode) iterate() {
 	if len(s.loop) > 0 && s.up() && !s.loopQueued {
 		s.queueLoop()
 	}
+}
+
+// reply is a client's answer the node gave in its iteration: it leaves
+// after the fsyncs the iteration ran before it was given.
+type reply struct {
+	after time.Duration
+	send  func()
+}
+
+// sendReplies sends the answers the node gave in its iteration, whatever
+// the rest of the iteration did (a server's handler answers at once).
+func (s *simNode) sendReplies() {
+	for i, r := range s.replies {
+		s.w.clk.after(r.after, "reply", s.id, r.send)
+		s.replies[i] = reply{}
+	}
+	s.replies = s.replies[:0]
+}
+
+// syncCost is how long the fsyncs the node's iteration has run so far
+// keep it busy: none unless the seed's disk is slow (Mix.SlowFsync) while
+// faults last. The envelopes an iteration produced leave after all of it,
+// a client's answer after those run before it was given (reply).
+func (s *simNode) syncCost() time.Duration {
+	if !s.diskFaults {
+		return 0
+	}
+	return time.Duration(s.syncs-s.iterSyncs) * s.w.sched.Mix.SlowFsync
 }
 
 // runSteps runs the steps on the node and flushes it, as run does; it is

@@ -176,7 +176,7 @@ func parseFault(text string) (Fault, error) {
 			return bad("bad node")
 		}
 		f.Node = n
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone:
+	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone, SyncCrash:
 		if len(fields) != 1 {
 			return bad("names no node")
 		}

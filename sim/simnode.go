@@ -63,9 +63,13 @@ type simNode struct {
 	loop       []loopStep
 	loopQueued bool
 	syncs      int
-	outgoing   []*wire.Envelope
-	replies    []func()
-	crashes    int
+	// iterSyncs is syncs as the node's current iteration began (syncCost).
+	iterSyncs int
+	outgoing  []*wire.Envelope
+	// replies are the clients' answers the node gave in its iteration
+	// (sendReplies).
+	replies []reply
+	crashes int
 	// removedSeen is the node's count of replica deletions completed
 	// since its start, as the deleted-replica check last saw it
 	// (deletedOn).

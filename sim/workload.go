@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -526,8 +527,11 @@ func (c *simClient) drive() {
 		case client.StepWait:
 			return
 		case client.StepNeedData:
+			// A piece of its own, as the server reads one into a pooled
+			// buffer that it reuses once the write is acknowledged
+			// (answered).
 			n := min(c.chunkBytes, len(c.body)-c.sent)
-			p := c.body[c.sent : c.sent+n]
+			p := bytes.Clone(c.body[c.sent : c.sent+n])
 			c.sent += n
 			c.op.OnData(p, c.sent == len(c.body))
 		case client.StepFile:
@@ -561,9 +565,9 @@ func (c *simClient) send(req *api.Request, attempt int, token uint64) {
 		}
 		s.handle("request", func(n *node.Node) {
 			n.Submit(req, func(resp *api.Response) {
-				s.replies = append(s.replies, func() {
-					w.clk.after(w.net.delay(), "response", c.id, func() { c.onResponse(op, token, resp) })
-				})
+				s.replies = append(s.replies, reply{s.syncCost(), func() {
+					w.clk.after(w.net.delay(), "response", c.id, func() { c.answered(op, token, req, resp) })
+				}})
 			})
 		})
 	})
@@ -572,17 +576,32 @@ func (c *simClient) send(req *api.Request, attempt int, token uint64) {
 	})
 }
 
+// answered feeds a node's answer to req to the op that sent it
+// (onResponse). A chunk write acknowledged is done with its piece of body,
+// which the server's HTTP API then hands back to its pool for the next
+// body (server/http.go onAnswer): scribbled over here, so that a node
+// that answered while still referring to the request's bytes (a proposal,
+// a forward, a staged write) writes garbage, which the checksums and the
+// history catch.
+func (c *simClient) answered(op *client.Op, token uint64, req *api.Request, resp *api.Response) {
+	if c.onResponse(op, token, resp) && req.Kind == api.ChunkWrite && resp.Status == api.OK {
+		for i := range req.Data {
+			req.Data[i] = 0xdb
+		}
+	}
+}
+
 // onResponse feeds an answer to the op that sent the request, unless the
 // op is over or no longer waits for it (a late answer to a request whose
-// timeout came first).
-func (c *simClient) onResponse(op *client.Op, token uint64, resp *api.Response) {
+// timeout came first), and reports whether the op took it.
+func (c *simClient) onResponse(op *client.Op, token uint64, resp *api.Response) bool {
 	others := op.InFlight() - 1
 	if op != c.op {
-		return
+		return false
 	}
 	c.w.hist.attemptAnswered(c.rec, op, token, resp.Status)
 	if !op.OnResponse(token, resp) {
-		return
+		return false
 	}
 	if others > 0 {
 		c.w.coverage.overlapped++
@@ -591,6 +610,7 @@ func (c *simClient) onResponse(op *client.Op, token uint64, resp *api.Response) 
 		c.timedOut = true
 	}
 	c.drive()
+	return true
 }
 
 // reused checks the answer to a deliberate reuse (startReuse) and
