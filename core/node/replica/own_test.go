@@ -74,6 +74,21 @@ func answer(sent []sentApp) []*raftpb.Message {
 	return answers
 }
 
+// exchange runs rounds of a leader's flush, its disk work and its peers'
+// answers to what it sent, which seen reads as it leaves (the runtime
+// encodes it then: a lent buffer is scribbled over once given back).
+func (f *fixture) exchange(rounds int, seen func([]sentApp)) {
+	for range rounds {
+		f.flush()
+		sent := f.appends()
+		seen(sent)
+		f.env.runIO()
+		for _, a := range answer(sent) {
+			f.g.Step(a.GetFrom(), a)
+		}
+	}
+}
+
 // appendedWrites returns the chunk writes the appends carry whole, by id,
 // as copies of their bytes.
 func appendedWrites(t *testing.T, sent []sentApp) map[uint64][]byte {
@@ -211,19 +226,11 @@ func TestOwnChunkProposedWithinAReady(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []byte
-	for range 10 {
-		// The appends are read as they leave (the runtime encodes them
-		// then): a lent buffer is scribbled over once given back.
-		f.flush()
-		sent := f.appends()
+	f.exchange(10, func(sent []sentApp) {
 		if b, ok := appendedWrites(t, sent)[80]; ok {
 			got = b
 		}
-		f.env.runIO()
-		for _, a := range answer(sent) {
-			f.g.Step(a.GetFrom(), a)
-		}
-	}
+	})
 	f.settle(t)
 	if f.host.failed != nil {
 		t.Fatal(f.host.failed)
@@ -261,14 +268,7 @@ func TestOwnChunkProposedAgainBeforeAReady(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for range 5 {
-		f.flush()
-		sent := f.appends()
-		f.env.runIO()
-		for _, a := range answer(sent) {
-			f.g.Step(a.GetFrom(), a)
-		}
-	}
+	f.exchange(5, func([]sentApp) {})
 	f.settle(t)
 	if f.host.failed != nil {
 		t.Fatal(f.host.failed)

@@ -31,6 +31,18 @@ func bigMeta(files, fileBytes int) (*meta.State, *raftpb.Message) {
 	return st, &raftpb.Message{Type: raftpb.MsgSnap.Enum(), From: proto.Uint64(2), To: proto.Uint64(1), Term: proto.Uint64(5), Snapshot: snap}
 }
 
+// piecedTo opens node 2's meta replica, to send the snapshot message msg
+// in pieces of piece bytes, and node 1's, and steps node 1 what node 2
+// sends of it.
+func piecedTo(t *testing.T, piece int, msg *raftpb.Message) (sender, receiver *fixture) {
+	t.Helper()
+	sender = open(t, Config{ID: 2, SnapPieceBytes: piece}, topo.MetaGroup, []uint64{1, 2, 3})
+	sent := sender.g.pieced(msg)
+	receiver = open(t, Config{SnapPieceBytes: piece}, topo.MetaGroup, []uint64{1, 2, 3})
+	receiver.g.Step(2, sent)
+	return sender, receiver
+}
+
 // transfer moves a snapshot fetch between a receiver (node 1) and its
 // sender (node 2) one step at a time: the receiver's asks are served, the
 // pieces handed back, and then exactly one item of the receiver's disk
@@ -248,10 +260,7 @@ func TestReceivedSnapshotCrashAtEveryStep(t *testing.T) {
 func TestPiecesLostDuplicatedOutOfOrder(t *testing.T) {
 	const piece = 256
 	st, msg := bigMeta(40, 100)
-	sender := open(t, Config{ID: 2, SnapPieceBytes: piece}, topo.MetaGroup, []uint64{1, 2, 3})
-	sent := sender.g.pieced(msg)
-	f := open(t, Config{SnapPieceBytes: piece}, topo.MetaGroup, []uint64{1, 2, 3})
-	f.g.Step(2, sent)
+	sender, f := piecedTo(t, piece, msg)
 	lost := 0
 	for round := 0; f.g.Applied() != 1000; round++ {
 		if round == 1000 {
@@ -290,10 +299,7 @@ func TestPiecesLostDuplicatedOutOfOrder(t *testing.T) {
 func TestReceivedSnapshotRefusedByRaft(t *testing.T) {
 	const piece = 512
 	_, msg := bigMeta(40, 100)
-	sender := open(t, Config{ID: 2, SnapPieceBytes: piece}, topo.MetaGroup, []uint64{1, 2, 3})
-	sent := sender.g.pieced(msg)
-	f := open(t, Config{SnapPieceBytes: piece}, topo.MetaGroup, []uint64{1, 2, 3})
-	f.g.Step(2, sent)
+	sender, f := piecedTo(t, piece, msg)
 	f.g.Step(3, &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: proto.Uint64(3), To: proto.Uint64(1), Term: proto.Uint64(7), Commit: proto.Uint64(1)})
 	transfer(t, f, sender, func(int) bool { return true })
 	f.settle(t)
@@ -317,10 +323,7 @@ func TestReceivedSnapshotRefusedByRaft(t *testing.T) {
 func TestReceivedSnapshotTickedBeforeItsReady(t *testing.T) {
 	const piece = 512
 	st, msg := bigMeta(40, 100)
-	sender := open(t, Config{ID: 2, SnapPieceBytes: piece}, topo.MetaGroup, []uint64{1, 2, 3})
-	sent := sender.g.pieced(msg)
-	f := open(t, Config{SnapPieceBytes: piece}, topo.MetaGroup, []uint64{1, 2, 3})
-	f.g.Step(2, sent)
+	sender, f := piecedTo(t, piece, msg)
 	ticked := false
 	transfer(t, f, sender, func(int) bool {
 		if r := f.g.received; r != nil && r.stepped && !ticked {
