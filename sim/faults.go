@@ -184,7 +184,8 @@ var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, 
 var crashPointKinds = []FaultKind{AckCrash, VoteCrash, ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, CompactCrash, RollCrash}
 
 // anyNode reports whether a fault kind names no node: a crash point armed
-// for whichever node (or client) reaches its moment first.
+// for whichever node (or client) reaches its moment first. It is the one
+// list of them: Fault.String, parseFault and World.inject ask it.
 func (k FaultKind) anyNode() bool {
 	return k == ChunkCrash || k == WriterCrash || k == SnapCrash || k == ConfCrash || k == BatchCrash ||
 		k == LeaderIsolate || k == OwnSnapCrash || k == CompactCrash || k == RollCrash || k == RecvCrash || k == FetchCrash || k == SenderGone ||
@@ -213,9 +214,10 @@ func (f Fault) String() string {
 		if f.OneWay {
 			s += ":oneway"
 		}
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone, SyncCrash:
 	default:
-		s += fmt.Sprintf(":n%d", f.Node)
+		if !f.Kind.anyNode() {
+			s += fmt.Sprintf(":n%d", f.Node)
+		}
 	}
 	if f.Dur > 0 {
 		s += "/" + f.Dur.String()

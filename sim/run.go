@@ -422,7 +422,7 @@ type coverage struct {
 	partFlips uint64
 	// iterations counts the iterations of the nodes' event loops, batched
 	// those that ran more than one step before their flush, and
-	// batchedSteps the steps they ran (simnode.go iterate).
+	// batchedSteps the steps they ran (loop.go iterate).
 	iterations, batched, batchedSteps uint64
 	// points counts the steps of compactions and segment rolls the disk
 	// work reached, and the crashes there (diskpoints.go).
@@ -1056,6 +1056,10 @@ func (w *World) inject(f Fault) {
 		return
 	}
 	w.logf("fault %s", f)
+	if f.Kind.anyNode() {
+		w.armed = append(w.armed, armed{f.Kind, f.Dur})
+		return
+	}
 	switch f.Kind {
 	case Crash:
 		s := w.nodes[f.Node-1]
@@ -1073,8 +1077,6 @@ func (w *World) inject(f Fault) {
 	case AckCrash, VoteCrash:
 		s := w.nodes[f.Node-1]
 		s.crashPoint, s.crashPointDur = f.Kind, f.Dur
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone, SyncCrash:
-		w.armed = append(w.armed, armed{f.Kind, f.Dur})
 	case ChunkLoss:
 		w.loseChunk(w.nodes[f.Node-1])
 	case LostWrite, Misdirect, Latent, ReadErr:

@@ -166,6 +166,12 @@ func parseFault(text string) (Fault, error) {
 	if t < 0 || f.Dur < 0 {
 		return bad("negative time")
 	}
+	if f.Kind.anyNode() {
+		if len(fields) != 1 {
+			return bad("names no node")
+		}
+		return f, nil
+	}
 	switch f.Kind {
 	case Crash, Pause, Clog, BitRot, StageRot, DiskStall, Lose, Wipe, AckCrash, VoteCrash, LogRot, LostWrite, Misdirect, Latent, ReadErr, ChunkLoss:
 		if len(fields) != 2 || !strings.HasPrefix(fields[1], "n") {
@@ -176,10 +182,6 @@ func parseFault(text string) (Fault, error) {
 			return bad("bad node")
 		}
 		f.Node = n
-	case ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone, SyncCrash:
-		if len(fields) != 1 {
-			return bad("names no node")
-		}
 	case Partition:
 		if len(fields) < 2 {
 			return bad("want :A+B")
