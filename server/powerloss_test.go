@@ -180,9 +180,12 @@ func (f *powerFile) Size() (int64, error) {
 
 // startOn runs a cluster of len(fss) nodes in-process, node i+1 over
 // fss[i], on fresh loopback addresses, and returns their base URLs once
-// each serves files. The nodes are not stopped at the test's end: a node
-// whose power was cut never returns.
-func startOn(t *testing.T, fss []vfs.FS, mod func(*Config)) []string {
+// each serves files, or why the cluster did not come up: a node that
+// stopped, or one that never served (after a cut, a defect that lost an
+// acknowledged record can leave a group without a quorum that agrees, so
+// this is an outcome to report, not a test's broken setup). The nodes are
+// not stopped at the test's end: a node whose power was cut never returns.
+func startOn(t *testing.T, fss []vfs.FS, mod func(*Config)) ([]string, error) {
 	t.Helper()
 	peers := map[uint64]string{}
 	var lns []net.Listener
@@ -195,34 +198,43 @@ func startOn(t *testing.T, fss []vfs.FS, mod func(*Config)) []string {
 		peers[uint64(i+1)] = ln.Addr().String()
 	}
 	bases := make([]string, len(fss))
+	stopped := make(chan error, len(fss))
 	for i, fs := range fss {
 		ready := make(chan string, 1)
-		done := make(chan error, 1)
 		cfg := Config{ID: uint64(i + 1), DataDir: t.TempDir(), HTTPAddr: testAddr(t), Peers: peers,
 			DataGroups: 2, ChunkBytes: 4096, TickInterval: 5 * time.Millisecond, ReplaceAfter: time.Hour,
 			Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
 			OnReady: func(h, _ string) { ready <- h }, storage: fs, peerListener: lns[i]}
 		mod(&cfg)
-		go func() { done <- Run(context.Background(), cfg) }()
+		go func() {
+			if err := Run(context.Background(), cfg); err != nil {
+				stopped <- fmt.Errorf("node %d stopped: %w", cfg.ID, err)
+			}
+		}()
 		select {
 		case h := <-ready:
 			bases[i] = "http://" + h
-		case err := <-done:
-			t.Fatalf("node %d stopped: %v", i+1, err)
+		case err := <-stopped:
+			return nil, err
 		}
 	}
 	for _, base := range bases {
 		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			select {
+			case err := <-stopped:
+				return nil, err
+			default:
+			}
 			resp, err := do(t, http.MethodGet, base+"/v1/files?prefix=/", nil, nil)
 			if err == nil && resp.code == http.StatusOK {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("%s never became available: %v %+v", base, err, resp)
+				return nil, fmt.Errorf("%s never served a list in 60 s: %v %+v", base, err, resp)
 			}
 		}
 	}
-	return bases
+	return bases, nil
 }
 
 // content is what writer w puts in its seq-th file: n bytes that name both.
@@ -297,7 +309,11 @@ func powerLoss(t *testing.T, n, cuts int, syncLatency time.Duration, mod func(*C
 	a := &acks{files: map[string][]byte{}, appends: map[string][][]byte{}, deleted: map[string]bool{}}
 	var problems []string
 	for cut := range cuts + 1 {
-		bases := startOn(t, fss, mod)
+		bases, err := startOn(t, fss, mod)
+		if err != nil {
+			cutAll(media, rng) // whatever still runs stops
+			return append(problems, fmt.Sprintf("after %d cuts, the cluster did not come back: %v", cut, err))
+		}
 		problems = append(problems, a.check(t, bases[0], cut)...)
 		if cut == cuts {
 			break
