@@ -451,6 +451,40 @@ func drawRestFaults(seed uint64, nodes int, until time.Duration) []Fault {
 	return out
 }
 
+// drawDeafNodes draws, in 40% of the seeds of two or more nodes, one or two
+// spells during which one node hears nobody: a partition of every other
+// node that cuts only what they send it (one way), from a source of its own
+// so that a seed that draws none keeps its run. The deaf node's requests
+// and raft messages arrive and its peers act on them, but their answers are
+// lost: a forward applied whose reply never comes, a leader whose appends
+// commit while it hears no acknowledgement, steps down and answers its
+// clients by timeout. An outcome reported as "did not happen" when it may
+// yet happen shows only there, and a partition drawn by generate cuts a
+// minority's traffic both ways or only what it sends, so its requests
+// never arrive.
+func drawDeafNodes(seed uint64, nodes int, until time.Duration) []Fault {
+	if nodes < 2 || until <= 0 {
+		return nil
+	}
+	r := rand.New(rand.NewPCG(seed, 0xdeaf0d35))
+	if r.Float64() >= 0.4 {
+		return nil
+	}
+	var out []Fault
+	for n := 1 + r.IntN(2); n > 0; n-- {
+		f := Fault{At: time.Duration(r.Int64N(int64(until))), Kind: Partition, OneWay: true,
+			Dur: time.Duration(r.IntN(4000)+500) * time.Millisecond}
+		deaf := r.IntN(nodes) + 1
+		for id := 1; id <= nodes; id++ {
+			if id != deaf {
+				f.Nodes = append(f.Nodes, id)
+			}
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // String prints the mix and schedule on one line (the "faults:" line).
 func (s Schedule) String() string {
 	m := s.Mix

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -268,5 +269,34 @@ func TestStageRotSparesLastGoodCopies(t *testing.T) {
 				t.Fatalf("rottable %v, want %s: %v", got, name, tt.want)
 			}
 		})
+	}
+}
+
+// TestDeafNodes: the deaf-node faults are one-way partitions of every node
+// but one, so that exactly one node hears nobody while it is heard, drawn
+// in about 40% of the seeds of two or more nodes and in none of one node,
+// within the faults' time.
+func TestDeafNodes(t *testing.T) {
+	const until = 36 * time.Second
+	for _, nodes := range []int{1, 2, 3, 5} {
+		drawn := 0
+		for seed := uint64(1); seed <= 500; seed++ {
+			faults := drawDeafNodes(seed, nodes, until)
+			if len(faults) > 0 {
+				drawn++
+			}
+			for _, f := range faults {
+				if f.Kind != Partition || !f.OneWay || len(f.Nodes) != nodes-1 || !slices.IsSorted(f.Nodes) ||
+					f.At < 0 || f.At >= until || f.Dur < 500*time.Millisecond || f.Dur > 4500*time.Millisecond {
+					t.Fatalf("%d nodes, seed %d: %s is not a deaf node", nodes, seed, f)
+				}
+			}
+		}
+		switch {
+		case nodes == 1 && drawn != 0:
+			t.Errorf("one node: %d seeds drew a deaf node", drawn)
+		case nodes > 1 && (drawn < 150 || drawn > 250):
+			t.Errorf("%d nodes: %d of 500 seeds drew a deaf node, want about 200", nodes, drawn)
+		}
 	}
 }

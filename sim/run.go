@@ -931,6 +931,8 @@ func run(opts Options) (res *Result) {
 	// snapshots keeps its run.
 	w.metaSnap = drawMetaSnap(opts.Seed, opts.Nodes, w.sched.FaultsUntil)
 	w.sched.add(w.metaSnap.faults)
+	// Drawn last: a seed without a deaf node keeps its run.
+	w.sched.add(drawDeafNodes(opts.Seed, opts.Nodes, w.sched.FaultsUntil))
 	if opts.Schedule != nil {
 		w.sched = *opts.Schedule
 	}

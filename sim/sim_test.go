@@ -117,6 +117,7 @@ func TestScheduleRoundTrip(t *testing.T) {
 		w := generate(rand.New(rand.NewPCG(seed, 1)), 5, time.Minute, 0)
 		w.Faults = append(w.Faults, drawRestFaults(seed, 5, w.FaultsUntil)...)
 		w.Faults = append(w.Faults, drawSenderGone(seed, 5, w.FaultsUntil, w.Faults)...)
+		w.Faults = append(w.Faults, drawDeafNodes(seed, 5, w.FaultsUntil)...)
 		text := w.Encode()
 		back, err := ParseSchedule(text)
 		if err != nil {
