@@ -21,7 +21,7 @@ type Mix struct {
 	// Disk.
 	TornWrites   bool    // a crash keeps a random prefix of unsynced appends
 	ReadFlipRate float64 // fraction of chunk-file (and received snapshot file) reads returning flipped bits
-	IOErrRate    float64 // fraction of writes and fsyncs failing with EIO (the node stops)
+	IOErrRate    float64 // fraction of writes and fsyncs failing with EIO, and 4x that of renames, removals, opens and lists (the node stops)
 	NoSpaceRate  float64 // fraction of writes failing with ENOSPC (the node stops)
 	SlowFsync    time.Duration
 	ClockSkew    float64 // max fraction by which a node's tick rate differs

@@ -300,3 +300,24 @@ func TestDeafNodes(t *testing.T) {
 		}
 	}
 }
+
+// TestRenamesRemovalsAndLookupsFail: a seed with EIO in its mix fails
+// some renames, removals, opens and lists too, and the nodes that stop on
+// them restart from their disks with nothing acknowledged lost.
+func TestRenamesRemovalsAndLookupsFail(t *testing.T) {
+	sched, err := ParseSchedule("delay=1ms..3ms eio=0.002 until=15s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := DefaultOptions()
+	o.Seed, o.Duration, o.Schedule = 1, 20*time.Second, &sched
+	res := Run(o)
+	if !res.Passed() {
+		t.Fatalf("%v", res.Verdict.Failures)
+	}
+	if n := coverageCount(t, res.Coverage, "call-errs"); n == 0 {
+		t.Fatalf("no rename, removal, open or list failed: %s", res.Coverage)
+	} else {
+		t.Logf("%d renames, removals, opens and lists failed", n)
+	}
+}

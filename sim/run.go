@@ -304,6 +304,9 @@ type World struct {
 	// pointRng throws the coins of the disk work's crash points
 	// (diskpoints.go), from a source of its own.
 	pointRng *rand.Rand
+	// callErrRng draws the EIO failures of renames, removals, opens and
+	// lists (simNode.callErr).
+	callErrRng *rand.Rand
 }
 
 // coverage sums what the nodes did over a run (counters of crashed
@@ -349,6 +352,9 @@ type coverage struct {
 	// healing (churn.go); faultOps the operations the clients started
 	// while the faults lasted.
 	churnHealed, faultOps uint64
+	// callErrs counts the renames, removals, opens and lists failed with
+	// EIO.
+	callErrs uint64
 	// appliedEarly counts meta entries a leader applied before its own
 	// record of them was durable (core/node/replica early.go).
 	appliedEarly uint64
@@ -499,7 +505,7 @@ func (c coverage) String() string {
 			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone], c.fetchReads, c.fetchReadsVoid, c.fetchesDropped) +
 		fmt.Sprintf(" chunk-reads=%d chunk-reads-void=%d chunk-reads-queued=%d chunk-reads-refused=%d scrub-reads-void=%d",
 			c.chunkReads, c.chunkReadsVoid, c.chunkReadsQueued, c.chunkReadsRefused, c.scrubReadsVoid) +
-		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d loop-iterations=%d loop-batched=%d loop-batched-steps=%d", c.churnHealed, c.faultOps, c.iterations, c.batched, c.batchedSteps) + diskPointString(&c.points) + c.loneString()
+		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d loop-iterations=%d loop-batched=%d loop-batched-steps=%d call-errs=%d", c.churnHealed, c.faultOps, c.iterations, c.batched, c.batchedSteps, c.callErrs) + diskPointString(&c.points) + c.loneString()
 }
 
 // loneString counts the lone node's stalls, in runs of one node.
@@ -962,6 +968,7 @@ func run(opts Options) (res *Result) {
 	w.hist = newHistory()
 	w.coverage.fired = map[FaultKind]int{}
 	w.pointRng = rand.New(rand.NewPCG(opts.Seed, 0xd15c9017))
+	w.callErrRng = rand.New(rand.NewPCG(opts.Seed, 0xe10e7a))
 	defer func() {
 		// A panic outside a node's own calls (the simulator, or a client
 		// driving core/client) still ends in a verdict.

@@ -133,6 +133,9 @@ type simNode struct {
 	inIO         bool
 	powerLoss    bool
 	powerLossDur time.Duration
+	// recovering is set while the node's core is created from its disk
+	// (start): its reads there may fail (callErr), the simulator's never.
+	recovering bool
 	// steps follows the disk work's steps for its crash points
 	// (diskpoints.go).
 	steps diskSteps
@@ -272,6 +275,34 @@ func (io *simIO) step(*node.Node) { io.done(io.err) }
 
 func (s *simNode) up() bool { return s.node != nil }
 
+// lookupErr is the memfs hook of opens and lists (callErr).
+func (s *simNode) lookupErr(string) error {
+	if s.callErr() {
+		return errIO
+	}
+	return nil
+}
+
+// callErr reports whether a rename or a removal by the node's disk work,
+// or an open or a list of a file or directory that exists by its disk work
+// or its recovery at start, fails with EIO:
+// at four times the rate of a write in seeds with EIO (there are far fewer
+// of these calls), from a source of its own so that the seeds keep their
+// other draws. An error a caller drops or misreads shows only there: a
+// chunk file's rename taken as done, a segment's removal as made, a file
+// that cannot be opened taken for one that does not exist, a directory
+// that cannot be listed for an empty one (a log without segments: a node
+// that forgot everything). The simulator's own reads (its checks, its
+// faults at rest) never fail.
+func (s *simNode) callErr() bool {
+	w := s.w
+	if !(s.inIO || s.recovering) || !s.diskFaults || w.sched.Mix.IOErrRate == 0 || w.callErrRng.Float64() >= 4*w.sched.Mix.IOErrRate {
+		return false
+	}
+	w.coverage.callErrs++
+	return true
+}
+
 func (s *simNode) installDiskFaults() {
 	w := s.w
 	mix := w.sched.Mix
@@ -313,7 +344,19 @@ func (s *simNode) installDiskFaults() {
 		},
 		ReadErr: s.readErr,
 		Place:   s.placeWrite,
-		Op:      s.diskOp,
+		Op: func(op memfs.Op, name string) error {
+			// Not at recovery: a removal failed there interrupts a
+			// damaged shared log's quarantine, which removes the groups'
+			// snapshot files before the log that names them (a restart
+			// then finds the log damaged anew, which checkLogDamage
+			// blames on the node).
+			if (op == memfs.OpRename || op == memfs.OpRemove) && s.inIO && s.callErr() {
+				return errIO
+			}
+			return s.diskOp(op, name)
+		},
+		OpenErr: s.lookupErr,
+		ListErr: s.lookupErr,
 	})
 }
 
@@ -326,7 +369,9 @@ func (s *simNode) start() error {
 		s.frames = newFramePool(&s.w.coverage.frames, func() time.Duration { return s.w.clk.now })
 		e = pinEnv{simEnv{s}}
 	}
+	s.recovering = true
 	n, err := node.New(s.w.nodeConfig(s.id), e)
+	s.recovering = false
 	if err != nil {
 		s.frames = nil
 		return err

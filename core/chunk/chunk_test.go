@@ -577,6 +577,43 @@ func TestApplyRefAfterRestart(t *testing.T) {
 	}
 }
 
+// TestApplyRefUnreadableStaged: a staged file that is there but cannot be
+// opened (an I/O error) fails the apply, and is kept: taken for a missing
+// or damaged file, it was removed and the chunk fetched, though its bytes
+// may be the only ones durable. Once it reads again, the apply places it.
+func TestApplyRefUnreadableStaged(t *testing.T) {
+	fs := memfs.New()
+	s, err := NewStore(fs, "g/chunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := write(1, "alpha")
+	in := Info{ID: 1, Size: 5, CRC: a.CRC}
+	if err := s.WriteStaged(2, 1, in, a.Data); err != nil {
+		t.Fatal(err)
+	}
+	eio := errors.New("EIO")
+	fs.SetFaults(memfs.Faults{OpenErr: func(string) error { return eio }})
+	if _, lacking, fatal := s.ApplyRef(2, 1, a.Ref()); !errors.Is(fatal, eio) || lacking {
+		t.Fatalf("apply with the staged file unreadable: lacking=%v, %v; want the I/O error", lacking, fatal)
+	}
+	fs.SetFaults(memfs.Faults{})
+	if got, err := s.ReadStaged(2, 1, in); err != nil || !bytes.Equal(got, a.Data) {
+		t.Fatalf("the staged file after the failed apply: %q, %v", got, err)
+	}
+	// The node stops on the error and starts again from its disk.
+	s, err = NewStore(fs, "g/chunks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, lacking, fatal := s.ApplyRef(2, 1, a.Ref()); lacking || fatal != nil {
+		t.Fatalf("apply once the file reads: lacking=%v, %v", lacking, fatal)
+	}
+	if got, err := s.Read(1, 0, 0); err != nil || !bytes.Equal(got, a.Data) {
+		t.Fatalf("Read = %q, %v", got, err)
+	}
+}
+
 // TestFileNames checks the hand-built file names against the format they
 // have always had on disk ("%016x.chk", "%016x-%016x.stg"): a change would
 // orphan every chunk file written before it.

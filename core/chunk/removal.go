@@ -156,7 +156,11 @@ func (s *Store) RemovalDone() ([]Lack, error) {
 		switch {
 		case w.ref:
 			staged := s.stagedName(w.index, w.term)
-			if s.headerMatches(staged, w.in) {
+			ok, err := s.headerMatches(staged, w.in)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
 				if err := s.fs.Rename(staged, s.name(id)); err != nil {
 					return nil, fmt.Errorf("chunk: rename staged %d after its removal: %w", id, err)
 				}

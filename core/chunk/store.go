@@ -273,8 +273,10 @@ func (s *Store) writeAt(name string, in Info, data []byte, checked bool) error {
 	if len(data) != int(in.Size) || (!checked && Checksum(data) != in.CRC) {
 		return ErrBadChecksum
 	}
-	if bugs.CompiledIn && s.bugs.WriteTrustsHeader && s.headerMatches(name, in) {
-		return nil
+	if bugs.CompiledIn && s.bugs.WriteTrustsHeader {
+		if ok, _ := s.headerMatches(name, in); ok {
+			return nil
+		}
 	}
 	if _, err := s.readAt(name, in); err == nil {
 		return nil
@@ -406,23 +408,35 @@ func checkHeader(hdr []byte, in Info) error {
 
 // headerMatches reports, reading only its header and size, whether a file
 // in the chunk file format holds the chunk in: the cheap check of apply,
-// which reads no bytes (the scrubber and readers verify them).
-func (s *Store) headerMatches(name string, in Info) bool {
+// which reads no bytes (the scrubber and readers verify them). A file that
+// is there but cannot be read (an I/O error) is an error, not a mismatch:
+// taken for one, it had apply remove a staged file whose bytes may be the
+// only durable copy.
+func (s *Store) headerMatches(name string, in Info) (bool, error) {
 	f, err := s.fs.Open(name)
+	if errors.Is(err, vfs.ErrNotExist) {
+		return false, nil
+	}
 	if err != nil {
-		return false
+		return false, fmt.Errorf("chunk: open %s: %w", name, err)
 	}
 	defer f.Close()
 	size, err := f.Size()
-	if err != nil || size != headerBytes+int64(in.Size) {
-		return false
+	if err != nil {
+		return false, fmt.Errorf("chunk: size of %s: %w", name, err)
+	}
+	if size != headerBytes+int64(in.Size) {
+		return false, nil
 	}
 	hdr := make([]byte, headerBytes)
-	if n, _ := f.ReadAt(hdr, 0); n < headerBytes {
-		return false
+	if n, err := f.ReadAt(hdr, 0); n < headerBytes {
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, fmt.Errorf("chunk: read the header of %s: %w", name, err)
+		}
+		return false, nil
 	}
 	return string(hdr[:4]) == fileMagic && binary.LittleEndian.Uint32(hdr[12:]) == Checksum(hdr[:12]) &&
-		binary.LittleEndian.Uint32(hdr[4:]) == in.Size && binary.LittleEndian.Uint32(hdr[8:]) == in.CRC
+		binary.LittleEndian.Uint32(hdr[4:]) == in.Size && binary.LittleEndian.Uint32(hdr[8:]) == in.CRC, nil
 }
 
 // stagedName is the staged file of the log entry at (index, term).
@@ -549,14 +563,16 @@ func (s *Store) ApplyRef(index, term uint64, c Command) (rejected error, lacking
 	in := Info{ID: c.ID, Size: c.Size, CRC: c.CRC}
 	staged := s.stagedName(index, term)
 	if bugs.CompiledIn && s.bugs.StagedByIndex {
-		if name, ok := s.firstStagedAt(index); ok && !s.headerMatches(s.name(c.ID), in) {
-			if _, held := s.held[c.ID]; !held {
-				if err := s.fs.Rename(name, s.name(c.ID)); err != nil {
-					return nil, false, fmt.Errorf("chunk: rename staged %d: %w", c.ID, err)
+		if name, ok := s.firstStagedAt(index); ok {
+			if matches, _ := s.headerMatches(s.name(c.ID), in); !matches {
+				if _, held := s.held[c.ID]; !held {
+					if err := s.fs.Rename(name, s.name(c.ID)); err != nil {
+						return nil, false, fmt.Errorf("chunk: rename staged %d: %w", c.ID, err)
+					}
+					s.held[c.ID] = in
+					s.digest += infoDigest(in)
+					return nil, false, nil
 				}
-				s.held[c.ID] = in
-				s.digest += infoDigest(in)
-				return nil, false, nil
 			}
 		}
 	}
@@ -572,29 +588,46 @@ func (s *Store) ApplyRef(index, term uint64, c Command) (rejected error, lacking
 	// A doomed file of the chunk (deleted before this write: removal.go)
 	// is never taken for this write's.
 	doomed, removing := s.reclaim(c.ID)
-	switch {
-	case removing:
+	if removing {
 		// Its file is being removed: the staged file is renamed in once
 		// it is (RemovalDone), or the bytes fetched then.
 		s.awaited[c.ID] = awaitedWrite{index: index, in: in, ref: true, term: term}
-	case s.headerMatches(staged, in):
-		if err := s.fs.Rename(staged, s.name(c.ID)); err != nil {
-			return nil, false, fmt.Errorf("chunk: rename staged %d: %w", c.ID, err)
-		}
-	case !doomed && s.headerMatches(s.name(c.ID), in):
-		// Applied before a restart: the rename happened.
-		if err := s.remove(staged); err != nil {
+	} else {
+		var err error
+		if lacking, err = s.placeStaged(staged, in, doomed); err != nil {
 			return nil, false, err
 		}
-	default:
-		if err := s.remove(staged); err != nil {
-			return nil, false, err
-		}
-		lacking = !(bugs.CompiledIn && s.bugs.ForgetLacking)
 	}
 	s.held[c.ID] = in
 	s.digest += infoDigest(in)
 	return nil, lacking, nil
+}
+
+// placeStaged makes the staged file of an applied write the chunk's file,
+// or removes it and reports the chunk lacking if it does not hold the
+// chunk, unless the chunk's file already does (applied before a restart:
+// the rename happened); doomed says that file is a deleted write's, never
+// this one's.
+func (s *Store) placeStaged(staged string, in Info, doomed bool) (lacking bool, err error) {
+	ok, err := s.headerMatches(staged, in)
+	if err != nil {
+		return false, err
+	}
+	if ok {
+		if err := s.fs.Rename(staged, s.name(in.ID)); err != nil {
+			return false, fmt.Errorf("chunk: rename staged %d: %w", in.ID, err)
+		}
+		return false, nil
+	}
+	if !doomed {
+		if ok, err = s.headerMatches(s.name(in.ID), in); err != nil {
+			return false, err
+		}
+	}
+	if err := s.remove(staged); err != nil {
+		return false, err
+	}
+	return !ok && !(bugs.CompiledIn && s.bugs.ForgetLacking), nil
 }
 
 // firstStagedAt returns the first staged file, in name order (the lowest

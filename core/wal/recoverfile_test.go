@@ -164,3 +164,60 @@ func TestCompactKeepsSnapshotFile(t *testing.T) {
 		t.Fatalf("recovered %q, want %q", got, want)
 	}
 }
+
+// TestSnapshotFileOpenRetried: a log's snapshot file that fails to open at
+// recovery is opened again, as a failed read is read again: an I/O error
+// on fewer than readAttempts opens recovers the log, one on every attempt
+// fails it as unreadable (the replica is fenced and refilled), and a
+// missing file is corrupt at once.
+func TestSnapshotFileOpenRetried(t *testing.T) {
+	md := snapshot(38, 2).GetMetadata()
+	boom := errors.New("injected EIO")
+	for _, tt := range []struct {
+		name      string
+		failOpens int // opens of the file that fail before one succeeds
+		remove    bool
+		want      error // nil: recovered
+	}{
+		{"a transient error is retried", readAttempts - 1, false, nil},
+		{"an error on every attempt", readAttempts, false, ErrUnreadable},
+		{"a missing file", 0, true, ErrCorrupt},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := memfs.New()
+			w, _ := mustOpen(t, fs)
+			ref, err := WriteSnapshotFile(fs, "wal", md, []byte("the snapshot's data"))
+			if err == nil {
+				err = w.Rotate(ref, hardState(2, 1, 38), []*raftpb.Entry{entry(39, 2, "after")})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			name := "wal/" + snapFileName(38, 2)
+			if tt.remove {
+				if err := fs.Remove(name); err != nil {
+					t.Fatal(err)
+				}
+			}
+			failed := 0
+			fs.SetFaults(memfs.Faults{OpenErr: func(n string) error {
+				if n == name && failed < tt.failOpens {
+					failed++
+					return boom
+				}
+				return nil
+			}})
+			_, st, err := Open(fs, "wal", Options{})
+			switch {
+			case tt.want == nil && (err != nil || st.SnapshotFile == nil):
+				t.Fatalf("open: %v, want the log recovered with its snapshot file", err)
+			case tt.want != nil && !errors.Is(err, tt.want):
+				t.Fatalf("open: %v, want %v", err, tt.want)
+			}
+			if st != nil && st.SnapshotFile != nil {
+				st.SnapshotFile.File.Close()
+			}
+		})
+	}
+}

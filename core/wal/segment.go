@@ -95,6 +95,21 @@ func (s *segLog) decodeSegment(seq uint64, last bool, chain uint32, chained bool
 	}
 }
 
+// openRetrying opens a file, retrying a failed open as readFull retries a
+// read: an I/O error once (a transient one) must not have a replica's
+// snapshot file taken for unreadable, and its replica fenced, at a start.
+// The file's absence is returned at once.
+func openRetrying(fs vfs.FS, name string) (vfs.File, error) {
+	var err error
+	for attempt := 0; attempt < readAttempts; attempt++ {
+		var f vfs.File
+		if f, err = fs.Open(name); err == nil || errors.Is(err, vfs.ErrNotExist) {
+			return f, err
+		}
+	}
+	return nil, err
+}
+
 // readFull reads len(p) bytes of f at off, retrying failed reads.
 func readFull(f vfs.File, what string, p []byte, off int64) error {
 	var err error

@@ -206,12 +206,12 @@ const checkPieceBytes = 1 << 20
 // reading it in pieces: a missing or damaged file is ErrCorrupt.
 func openSnapshotFile(fs vfs.FS, dir string, ref SnapshotRef) (*SnapshotFile, error) {
 	name := dir + "/" + snapFileName(ref.Metadata.GetIndex(), ref.Metadata.GetTerm())
-	f, err := fs.Open(name)
+	f, err := openRetrying(fs, name)
 	if err != nil {
 		if errors.Is(err, vfs.ErrNotExist) {
 			return nil, fmt.Errorf("wal: snapshot file %s is missing: %w", name, ErrCorrupt)
 		}
-		return nil, fmt.Errorf("wal: open %s: %w: %w", name, ErrUnreadable, err)
+		return nil, fmt.Errorf("wal: open %s (%d attempts): %w: %w", name, readAttempts, ErrUnreadable, err)
 	}
 	sf := &SnapshotFile{Ref: ref, File: f, name: name}
 	if err := sf.check(); err != nil {

@@ -73,6 +73,14 @@ type Faults struct {
 	// ReadErr is consulted before every ReadAt of n bytes at off; a
 	// non-nil error fails the read (a transient read error).
 	ReadErr func(name string, off int64, n int) error
+	// OpenErr is consulted before every Open of a file that exists; a
+	// non-nil error fails it (a directory block or inode that cannot be
+	// read): a caller must not take it for a missing file.
+	OpenErr func(name string) error
+	// ListErr is consulted before every List of a directory that exists;
+	// a non-nil error fails it: a caller must not take it for an empty
+	// directory.
+	ListErr func(dir string) error
 	// Place is consulted when File.Sync is about to make the bytes p,
 	// written at off, durable: what it returns decides where they land on
 	// the medium (see Placement).
@@ -365,11 +373,16 @@ func (fs *FS) Open(name string) (vfs.File, error) {
 	if ino == nil {
 		return nil, fmt.Errorf("memfs: open %s: %w", name, vfs.ErrNotExist)
 	}
+	if fs.faults.OpenErr != nil {
+		if err := fs.faults.OpenErr(name); err != nil {
+			return nil, fmt.Errorf("memfs: open %s: %w", name, err)
+		}
+	}
 	return fs.handle(ino, name), nil
 }
 
-// Stat returns a file's current size, durable or not (vfs.Stater). Like
-// Open, it asks no fault hook: a missing file is the only error.
+// Stat returns a file's current size, durable or not (vfs.Stater). It
+// asks no fault hook: a missing file is the only error.
 func (fs *FS) Stat(name string) (int64, error) {
 	d, base, err := fs.lookup(name)
 	if err != nil {
@@ -504,6 +517,11 @@ func (fs *FS) List(name string) ([]string, error) {
 	d := fs.dirs[name]
 	if d == nil {
 		return nil, nil
+	}
+	if fs.faults.ListErr != nil {
+		if err := fs.faults.ListErr(name); err != nil {
+			return nil, fmt.Errorf("memfs: list %s: %w", name, err)
+		}
 	}
 	out := slices.Clone(d.names)
 	prefix := name + "/"

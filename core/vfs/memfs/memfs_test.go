@@ -203,6 +203,19 @@ func TestFaults(t *testing.T) {
 	if _, err := fs.Contents("zz"); !errors.Is(err, vfs.ErrNotExist) {
 		t.Fatalf("Contents of a missing file: %v", err)
 	}
+	fs.SetFaults(Faults{OpenErr: func(string) error { return boom }, ListErr: func(string) error { return boom }})
+	if _, err := fs.List(""); !errors.Is(err, boom) {
+		t.Fatalf("list of a directory that exists: %v, want the injected error", err)
+	}
+	if names, err := fs.List("nodir"); err != nil || names != nil {
+		t.Fatalf("list of a missing directory: %v, %v, want nothing", names, err)
+	}
+	if _, err := fs.Open("a"); !errors.Is(err, boom) || errors.Is(err, vfs.ErrNotExist) {
+		t.Fatalf("open of a file that exists: %v, want the injected error alone", err)
+	}
+	if _, err := fs.Open("zz"); !errors.Is(err, vfs.ErrNotExist) || errors.Is(err, boom) {
+		t.Fatalf("open of a missing file: %v, want ErrNotExist alone", err)
+	}
 	fs.SetFaults(Faults{})
 	if got, _ := content(t, fs, "a"); got != "abc" {
 		t.Fatalf("stored bytes changed by a read fault: %q", got)
