@@ -457,11 +457,9 @@ func drawRestFaults(seed uint64, nodes int, until time.Duration) []Fault {
 // so that a seed that draws none keeps its run. The deaf node's requests
 // and raft messages arrive and its peers act on them, but their answers are
 // lost: a forward applied whose reply never comes, a leader whose appends
-// commit while it hears no acknowledgement, steps down and answers its
-// clients by timeout. An outcome reported as "did not happen" when it may
-// yet happen shows only there, and a partition drawn by generate cuts a
-// minority's traffic both ways or only what it sends, so its requests
-// never arrive.
+// are taken while it hears no acknowledgement (check-quorum steps it
+// down). A partition drawn by generate cuts a minority's traffic both ways
+// or only what it sends, so such a node's requests never arrived.
 func drawDeafNodes(seed uint64, nodes int, until time.Duration) []Fault {
 	if nodes < 2 || until <= 0 {
 		return nil

@@ -285,10 +285,9 @@ func (s *simNode) lookupErr(string) error {
 
 // callErr reports whether a rename or a removal by the node's disk work,
 // or an open or a list of a file or directory that exists by its disk work
-// or its recovery at start, fails with EIO:
-// at four times the rate of a write in seeds with EIO (there are far fewer
-// of these calls), from a source of its own so that the seeds keep their
-// other draws. An error a caller drops or misreads shows only there: a
+// or its recovery at start, fails with EIO: at four times the rate of a
+// write in seeds with EIO (there are far fewer of these calls), from a
+// source of its own so that the seeds keep their other draws. An error a caller drops or misreads shows only there: a
 // chunk file's rename taken as done, a segment's removal as made, a file
 // that cannot be opened taken for one that does not exist, a directory
 // that cannot be listed for an empty one (a log without segments: a node
