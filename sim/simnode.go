@@ -283,15 +283,15 @@ func (s *simNode) lookupErr(string) error {
 	return nil
 }
 
-// callErr reports whether a rename or a removal by the node's disk work,
-// or an open or a list of a file or directory that exists by its disk work
-// or its recovery at start, fails with EIO: at four times the rate of a
-// write in seeds with EIO (there are far fewer of these calls), from a
-// source of its own so that the seeds keep their other draws. An error a caller drops or misreads shows only there: a
-// chunk file's rename taken as done, a segment's removal as made, a file
-// that cannot be opened taken for one that does not exist, a directory
-// that cannot be listed for an empty one (a log without segments: a node
-// that forgot everything). The simulator's own reads (its checks, its
+// callErr reports whether a rename, a removal, or an open or a list of a
+// file or directory that exists, by the node's disk work or its recovery
+// at start, fails with EIO: at four times the rate of a write in seeds
+// with EIO (there are far fewer of these calls), from a source of its own
+// so that the seeds keep their other draws. An error a caller drops or
+// misreads shows only there: a chunk file's rename taken as done, a
+// segment's removal as made, a file that cannot be opened taken for one
+// that does not exist, a directory that cannot be listed for an empty one
+// (a log without segments: a node that forgot everything). The simulator's own reads (its checks, its
 // faults at rest) never fail.
 func (s *simNode) callErr() bool {
 	w := s.w
@@ -344,12 +344,10 @@ func (s *simNode) installDiskFaults() {
 		ReadErr: s.readErr,
 		Place:   s.placeWrite,
 		Op: func(op memfs.Op, name string) error {
-			// Not at recovery: a removal failed there interrupts a
-			// damaged shared log's quarantine, which removes the groups'
-			// snapshot files before the log that names them (a restart
-			// then finds the log damaged anew, which checkLogDamage
-			// blames on the node).
-			if (op == memfs.OpRename || op == memfs.OpRemove) && s.inIO && s.callErr() {
+			// A removal failed at recovery may cut a damaged log's
+			// quarantine short: the next start must finish it, not find
+			// the log damaged anew (checkLogDamage).
+			if (op == memfs.OpRename || op == memfs.OpRemove) && s.callErr() {
 				return errIO
 			}
 			return s.diskOp(op, name)

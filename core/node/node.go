@@ -115,6 +115,10 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			n.Close()
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
+		if err := n.finishQuarantine(tg.ID); err != nil {
+			n.Close()
+			return nil, err
+		}
 		hasLog, err := n.hasLog(tg.ID)
 		if err != nil {
 			n.Close()

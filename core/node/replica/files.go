@@ -126,20 +126,52 @@ func IsFenced(fs vfs.FS, group uint64) (bool, error) {
 	return markerExists(fs, fenceMarker(group))
 }
 
-// Quarantine fences a replica whose log is damaged: it writes the fence
-// marker durably, then deletes the replica's log and chunk files (the node
-// opens it again, empty and fenced). It waits for the disk: it runs at
+// quarantineMarker names the file that marks a replica's quarantine
+// under way: written durably before anything else of it, removed once its
+// files are gone.
+func quarantineMarker(group uint64) string { return fmt.Sprintf("groups/%d/quarantine", group) }
+
+// Quarantine fences a replica whose log is damaged: it writes the
+// quarantine marker and the fence marker durably, then deletes the
+// replica's log and chunk files and last the quarantine marker (the node
+// opens the replica again, empty and fenced). A quarantine cut short (a
+// crash, a failed removal) leaves a log that may look damaged anew, a
+// suffix of its segments or a record naming a snapshot file already gone:
+// its marker tells the next start to finish it (QuarantineInterrupted)
+// rather than take that for new damage. It waits for the disk: it runs at
 // start-up, before the event loop. b are the node's injected defects
 // (tesserabugs builds only).
 func Quarantine(fs vfs.FS, group uint64, b Bugs) error {
 	dir := fmt.Sprintf("groups/%d", group)
-	if err := writeMarker(fs, dir, fenceMarker(group), nil, !(bugs.CompiledIn && b.MarkersWithoutDirSync)); err != nil {
-		return fmt.Errorf("fence damaged replica: %w", err)
+	syncDir := !(bugs.CompiledIn && b.MarkersWithoutDirSync)
+	if err := writeMarker(fs, dir, quarantineMarker(group), nil, syncDir); err != nil {
+		return fmt.Errorf("quarantine damaged replica: %w", err)
+	}
+	if err := fence(fs, group, syncDir); err != nil {
+		return err
 	}
 	if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
 		return fmt.Errorf("delete damaged replica: %w", err)
 	}
+	if err := removeMarkers(fs, dir, quarantineMarker(group)); err != nil {
+		return fmt.Errorf("quarantine damaged replica: %w", err)
+	}
 	return nil
+}
+
+// fence writes a replica's fence marker durably.
+func fence(fs vfs.FS, group uint64, syncDir bool) error {
+	if err := writeMarker(fs, fmt.Sprintf("groups/%d", group), fenceMarker(group), nil, syncDir); err != nil {
+		return fmt.Errorf("fence damaged replica: %w", err)
+	}
+	return nil
+}
+
+// QuarantineInterrupted reports whether a quarantine of the replica was cut
+// short: the node finishes it (Quarantine again) before it opens the
+// replica.
+func QuarantineInterrupted(fs vfs.FS, group uint64) (bool, error) {
+	return markerExists(fs, quarantineMarker(group))
 }
 
 // Delete deletes the replica, removed from its group at raft index at: a

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tessera-db/tessera/core/bugs"
 	"github.com/tessera-db/tessera/core/env"
 	"github.com/tessera-db/tessera/core/vfs"
 	"github.com/tessera-db/tessera/core/wal"
@@ -278,22 +279,52 @@ func readAll(fs vfs.FS, name string) ([]byte, error) {
 	return b, nil
 }
 
+// sharedQuarantineMarker names the file that marks a damaged shared log's
+// quarantine under way (QuarantineShared).
+const sharedQuarantineMarker = "node/quarantine"
+
 // QuarantineShared handles a damaged shared log (wal.ErrCorrupt or
 // wal.ErrUnreadable): every replica whose records it may have held has
-// forgotten what it promised, so each of groups is fenced (its marker
-// written durably) and its files deleted, as Quarantine does for one
-// replica, and then the log itself is deleted. The node opens them again,
-// empty and fenced, and starts a new log. It waits for the disk: it runs
-// at start-up. b are the node's injected defects (tesserabugs builds
-// only).
+// forgotten what it promised, so each of groups is fenced and its files
+// deleted, as Quarantine does for one replica, and the log itself is
+// deleted. The node opens the replicas again, empty and fenced, and starts
+// a new log. In order: the quarantine marker and then every group's fence
+// marker durably, the log, the groups' files, the quarantine marker. Cut
+// short (a crash, a failed removal), it leaves a log that may look damaged
+// anew (a record naming a snapshot file already gone) or read well (a
+// prefix of its segments that held the damage no longer, or whose reads
+// fail no longer): the marker tells the next start to finish it
+// (SharedQuarantineInterrupted) rather than take that log for new damage
+// or open it. It waits for the disk: it runs at start-up. b are the node's
+// injected defects (tesserabugs builds only).
 func QuarantineShared(fs vfs.FS, groups []uint64, b Bugs) error {
+	syncDir := !(bugs.CompiledIn && b.MarkersWithoutDirSync)
+	if err := writeMarker(fs, "node", sharedQuarantineMarker, nil, syncDir); err != nil {
+		return fmt.Errorf("quarantine damaged shared log: %w", err)
+	}
 	for _, g := range groups {
-		if err := Quarantine(fs, g, b); err != nil {
+		if err := fence(fs, g, syncDir); err != nil {
 			return fmt.Errorf("group %d: %w", g, err)
 		}
 	}
 	if err := removeAll(fs, SharedLogDir); err != nil {
 		return fmt.Errorf("delete damaged shared log: %w", err)
 	}
+	for _, g := range groups {
+		dir := fmt.Sprintf("groups/%d", g)
+		if err := removeAll(fs, dir+"/wal", dir+"/chunks"); err != nil {
+			return fmt.Errorf("group %d: delete damaged replica: %w", g, err)
+		}
+	}
+	if err := removeMarkers(fs, "node", sharedQuarantineMarker); err != nil {
+		return fmt.Errorf("quarantine damaged shared log: %w", err)
+	}
 	return nil
+}
+
+// SharedQuarantineInterrupted reports whether a damaged shared log's
+// quarantine was cut short: the node finishes it (QuarantineShared again)
+// before it opens the log.
+func SharedQuarantineInterrupted(fs vfs.FS) (bool, error) {
+	return markerExists(fs, sharedQuarantineMarker)
 }
