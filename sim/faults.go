@@ -169,13 +169,25 @@ const (
 	// work was never kept without its second. The node restarts after
 	// Dur. Armed for any node (diskpoints.go).
 	SyncCrash FaultKind = "synccrash"
+	// ClockAhead and ClockBack: Node's wall clock (Env.NowNanos) steps
+	// forward or back by Dur, as an NTP step, a virtual machine resumed
+	// or an operator's hand would step it; drawn at time zero, they are
+	// the node's offset from the others' clocks. Its ticks keep their pace
+	// (the production runtime times them on the monotonic clock); what it
+	// stamps sees the step: a file's mtime, the meta clock's reading
+	// (core/node metaclock.go) and with it the chunk-id leases and
+	// sessions the meta group ends by that clock. The clock stays stepped
+	// across the node's restarts (drawClockSteps).
+	ClockAhead FaultKind = "clockahead"
+	ClockBack  FaultKind = "clockback"
 )
 
 // faultKinds lists the scheduled faults in the order the "faults:" line
 // counts them.
 var faultKinds = []FaultKind{Crash, Pause, Partition, Clog, BitRot, Lose, Wipe, AckCrash, VoteCrash, LogRot,
 	ChunkCrash, WriterCrash, SnapCrash, ConfCrash, BatchCrash, DiskStall, StageRot, LostWrite, Misdirect, Latent, ReadErr,
-	ChunkLoss, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone, SyncCrash}
+	ChunkLoss, LeaderIsolate, OwnSnapCrash, CompactCrash, RollCrash, RecvCrash, FetchCrash, SenderGone, SyncCrash,
+	ClockAhead, ClockBack}
 
 // crashPointKinds are the crash points, in the order the coverage line
 // counts them firing.
@@ -479,6 +491,37 @@ func drawDeafNodes(seed uint64, nodes int, until time.Duration) []Fault {
 			}
 		}
 		out = append(out, f)
+	}
+	return out
+}
+
+// drawClockSteps draws, in 40% of the seeds, an offset of each node's wall
+// clock from the others' (up to 2 s either way, at time zero) and up to two
+// steps of one node's clock later on (up to 30 s either way: more than
+// the shortest chunk-id lease the simulator draws), from a source of its
+// own so that a seed that draws none keeps its run. Before, every node's
+// wall clock ran from the same point, at its own rate (Mix.ClockSkew).
+func drawClockSteps(seed uint64, nodes int, until time.Duration) []Fault {
+	if nodes < 1 || until <= 0 {
+		return nil
+	}
+	r := rand.New(rand.NewPCG(seed, 0xc10c57e9))
+	if r.Float64() >= 0.4 {
+		return nil
+	}
+	var out []Fault
+	step := func(at time.Duration, node int, most time.Duration) {
+		kind := ClockAhead
+		if r.IntN(2) == 0 {
+			kind = ClockBack
+		}
+		out = append(out, Fault{At: at, Kind: kind, Node: node, Dur: time.Millisecond + time.Duration(r.Int64N(int64(most)))})
+	}
+	for id := 1; id <= nodes; id++ {
+		step(0, id, 2*time.Second)
+	}
+	for n := r.IntN(3); n > 0; n-- {
+		step(time.Duration(r.Int64N(int64(until))), r.IntN(nodes)+1, 30*time.Second)
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -298,6 +299,71 @@ func TestDeafNodes(t *testing.T) {
 		case nodes > 1 && (drawn < 150 || drawn > 250):
 			t.Errorf("%d nodes: %d of 500 seeds drew a deaf node, want about 200", nodes, drawn)
 		}
+	}
+}
+
+// TestClockSteps: the clock faults offset every node's wall clock at time
+// zero and step one node's clock at most twice later, in about 40% of the
+// seeds, one node's included, within the faults' time and their bounds;
+// and a step reaches what the nodes stamp: a run with every node's clock
+// stepped a minute ahead early on runs differently from the same seed and
+// schedule without, and passes.
+func TestClockSteps(t *testing.T) {
+	const until = 36 * time.Second
+	for _, nodes := range []int{1, 3, 5} {
+		drawn := 0
+		for seed := uint64(1); seed <= 500; seed++ {
+			faults := drawClockSteps(seed, nodes, until)
+			if len(faults) > 0 {
+				drawn++
+			}
+			offsets := map[int]bool{}
+			for i, f := range faults {
+				ok := (f.Kind == ClockAhead || f.Kind == ClockBack) && f.Node >= 1 && f.Node <= nodes && f.Dur > 0
+				if i < nodes {
+					ok = ok && f.At == 0 && f.Dur <= 2*time.Second+time.Millisecond && !offsets[f.Node]
+					offsets[f.Node] = true
+				} else {
+					ok = ok && f.At >= 0 && f.At < until && f.Dur <= 30*time.Second+time.Millisecond
+				}
+				if !ok {
+					t.Fatalf("%d nodes, seed %d: fault %d, %s, is not a clock step drawClockSteps draws", nodes, seed, i, f)
+				}
+			}
+			if len(faults) > 0 && (len(offsets) != nodes || len(faults) > nodes+2) {
+				t.Fatalf("%d nodes, seed %d: %v: want one offset per node and at most two steps", nodes, seed, faults)
+			}
+		}
+		if drawn < 150 || drawn > 250 {
+			t.Errorf("%d nodes: %d of 500 seeds drew clock steps, want about 200", nodes, drawn)
+		}
+	}
+
+	o := testOptions(7)
+	o.Duration = 5 * time.Second
+	base := Run(o)
+	if !base.Passed() {
+		t.Fatalf("without the steps: %s", base.Verdict)
+	}
+	sched := base.Schedule
+	sched.Faults = slices.DeleteFunc(slices.Clone(sched.Faults), func(f Fault) bool { return f.Kind == ClockAhead || f.Kind == ClockBack })
+	o.Schedule = &sched
+	calm := Run(o)
+	stepped := sched
+	stepped.Faults = slices.Clone(sched.Faults)
+	for id := 1; id <= o.Nodes; id++ {
+		stepped.Faults = append(stepped.Faults, Fault{At: time.Second, Kind: ClockAhead, Node: id, Dur: time.Minute})
+	}
+	o.Schedule = &stepped
+	res := Run(o)
+	if !calm.Passed() || !res.Passed() {
+		t.Fatalf("without the steps: %s; with them: %s", calm.Verdict, res.Verdict)
+	}
+	if !strings.Contains(res.Coverage, fmt.Sprintf(" clock-steps=%d ", o.Nodes)) {
+		t.Fatalf("coverage %q: want clock-steps=%d", res.Coverage, o.Nodes)
+	}
+	if res.TraceHash == calm.TraceHash {
+		t.Fatal("a minute's step of every node's clock changed nothing the nodes did")
 	}
 }
 

@@ -352,6 +352,9 @@ type coverage struct {
 	// healing (churn.go); faultOps the operations the clients started
 	// while the faults lasted.
 	churnHealed, faultOps uint64
+	// clockSteps counts the steps of a node's wall clock (ClockAhead,
+	// ClockBack), offsets at time zero included.
+	clockSteps uint64
 	// callErrs counts the renames, removals, opens and lists failed with
 	// EIO.
 	callErrs uint64
@@ -505,7 +508,7 @@ func (c coverage) String() string {
 			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone], c.fetchReads, c.fetchReadsVoid, c.fetchesDropped) +
 		fmt.Sprintf(" chunk-reads=%d chunk-reads-void=%d chunk-reads-queued=%d chunk-reads-refused=%d scrub-reads-void=%d",
 			c.chunkReads, c.chunkReadsVoid, c.chunkReadsQueued, c.chunkReadsRefused, c.scrubReadsVoid) +
-		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d loop-iterations=%d loop-batched=%d loop-batched-steps=%d call-errs=%d", c.churnHealed, c.faultOps, c.iterations, c.batched, c.batchedSteps, c.callErrs) + diskPointString(&c.points) + c.loneString()
+		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d loop-iterations=%d loop-batched=%d loop-batched-steps=%d call-errs=%d clock-steps=%d", c.churnHealed, c.faultOps, c.iterations, c.batched, c.batchedSteps, c.callErrs, c.clockSteps) + diskPointString(&c.points) + c.loneString()
 }
 
 // loneString counts the lone node's stalls, in runs of one node.
@@ -937,8 +940,10 @@ func run(opts Options) (res *Result) {
 	// snapshots keeps its run.
 	w.metaSnap = drawMetaSnap(opts.Seed, opts.Nodes, w.sched.FaultsUntil)
 	w.sched.add(w.metaSnap.faults)
-	// Drawn last: a seed without a deaf node keeps its run.
+	// Drawn last, each from a source of its own: a seed that draws no
+	// deaf node and no clock step keeps its run.
 	w.sched.add(drawDeafNodes(opts.Seed, opts.Nodes, w.sched.FaultsUntil))
+	w.sched.add(drawClockSteps(opts.Seed, opts.Nodes, w.sched.FaultsUntil))
 	if opts.Schedule != nil {
 		w.sched = *opts.Schedule
 	}
@@ -1088,6 +1093,12 @@ func (w *World) inject(f Fault) {
 		s.crashPoint, s.crashPointDur = f.Kind, f.Dur
 	case ChunkLoss:
 		w.loseChunk(w.nodes[f.Node-1])
+	case ClockAhead:
+		w.nodes[f.Node-1].clockStep += f.Dur
+		w.coverage.clockSteps++
+	case ClockBack:
+		w.nodes[f.Node-1].clockStep -= f.Dur
+		w.coverage.clockSteps++
 	case LostWrite, Misdirect, Latent, ReadErr:
 		w.injectLogFault(f)
 	case Lose:

@@ -173,7 +173,8 @@ func parseFault(text string) (Fault, error) {
 		return f, nil
 	}
 	switch f.Kind {
-	case Crash, Pause, Clog, BitRot, StageRot, DiskStall, Lose, Wipe, AckCrash, VoteCrash, LogRot, LostWrite, Misdirect, Latent, ReadErr, ChunkLoss:
+	case Crash, Pause, Clog, BitRot, StageRot, DiskStall, Lose, Wipe, AckCrash, VoteCrash, LogRot, LostWrite, Misdirect, Latent, ReadErr, ChunkLoss,
+		ClockAhead, ClockBack:
 		if len(fields) != 2 || !strings.HasPrefix(fields[1], "n") {
 			return bad("want :nID")
 		}

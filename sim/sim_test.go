@@ -118,6 +118,7 @@ func TestScheduleRoundTrip(t *testing.T) {
 		w.Faults = append(w.Faults, drawRestFaults(seed, 5, w.FaultsUntil)...)
 		w.Faults = append(w.Faults, drawSenderGone(seed, 5, w.FaultsUntil, w.Faults)...)
 		w.Faults = append(w.Faults, drawDeafNodes(seed, 5, w.FaultsUntil)...)
+		w.Faults = append(w.Faults, drawClockSteps(seed, 5, w.FaultsUntil)...)
 		text := w.Encode()
 		back, err := ParseSchedule(text)
 		if err != nil {
@@ -133,7 +134,7 @@ func TestParseScheduleRejects(t *testing.T) {
 	for _, bad := range []string{"until=", "bogus=1", "drop=2", "delay=5ms", "faults=crash@1s:x/1s",
 		"faults=bogus@1s:n1/1s", "faults=crash@-1s:n1/1s", "faults=partition@1s/2s", "faults=snapcrash@1s:n1/1s", "faults=ackcrash@1s/1s",
 		"faults=batchcrash@1s:n1/1s", "faults=diskstall@1s/1s", "faults=stagerot@1s/1s",
-		"faults=chunkloss@1s", "faults=leaderisolate@1s:n1/1s", "faults=ownsnapcrash@1s:n2/1s", "faults=sendergone@1s:n1"} {
+		"faults=chunkloss@1s", "faults=leaderisolate@1s:n1/1s", "faults=ownsnapcrash@1s:n2/1s", "faults=sendergone@1s:n1", "faults=clockahead@1s/1s", "faults=clockback@1s:2+3/1s"} {
 		if _, err := ParseSchedule(bad); err == nil {
 			t.Errorf("ParseSchedule(%q) accepted", bad)
 		}

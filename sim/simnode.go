@@ -48,6 +48,10 @@ type simNode struct {
 	fs   *memfs.FS
 	node *node.Node
 	rng  *rand.Rand
+	// clockStep is how far the node's wall clock was stepped, forward or
+	// back (ClockAhead, ClockBack): a property of its machine, kept
+	// across its restarts.
+	clockStep time.Duration
 	// tickPeriod is the node's (skewed) tick period.
 	tickPeriod time.Duration
 	// incarnation changes on every crash so that stale events are ignored.
@@ -189,7 +193,7 @@ type simIO struct {
 type simEnv struct{ n *simNode }
 
 func (e simEnv) NowNanos() int64 {
-	return epoch + int64(float64(e.n.w.clk.now)*float64(e.n.tickPeriod)/float64(e.n.w.opts.Tick))
+	return epoch + int64(e.n.clockStep) + int64(float64(e.n.w.clk.now)*float64(e.n.tickPeriod)/float64(e.n.w.opts.Tick))
 }
 func (e simEnv) Rand() *rand.Rand      { return e.n.rng }
 func (e simEnv) Send(m *wire.Envelope) { e.n.outgoing = append(e.n.outgoing, m) }
