@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/tessera-db/tessera/core/node"
+	"github.com/tessera-db/tessera/core/topo"
 	"github.com/tessera-db/tessera/core/wire"
 	"github.com/tessera-db/tessera/verdict"
 )
@@ -46,11 +47,27 @@ func (nw *network) delay() time.Duration {
 	return d
 }
 
-// send sends an envelope. Its chunk fetches and fetch replies each travel
-// in an envelope of their own, as separate requests on a real network
-// would, so that they are lost, duplicated, delayed and reordered one by
-// one: a snapshot install then sees partial and out-of-order replies.
+// send sends an envelope in two, as the server's transport does
+// (server/transport.go): the data groups' appends and snapshots, and the
+// requests, replies and pieces that carry at least half a chunk's bytes,
+// apart from the rest (wire.Envelope.SplitBulk), each part lost, delayed
+// and duplicated on its own: a follower may hear a heartbeat before the
+// append sent with it, and lose one and not the other. Its chunk fetches
+// and fetch replies each travel in an envelope of their own, as separate
+// requests on a real network would, so that they are lost, duplicated,
+// delayed and reordered one by one: a snapshot install then sees partial
+// and out-of-order replies.
 func (nw *network) send(m *wire.Envelope, after time.Duration) {
+	ctl, bulk := m.SplitBulk(func(group uint64) bool { return group != topo.MetaGroup }, nw.w.opts.ChunkBytes/2)
+	for _, part := range []*wire.Envelope{ctl, bulk} {
+		if part != nil {
+			nw.sendPart(part, after)
+		}
+	}
+}
+
+// sendPart sends one part of an envelope (send).
+func (nw *network) sendPart(m *wire.Envelope, after time.Duration) {
 	if len(m.Fetches)+len(m.FetchReplies) == 0 {
 		nw.sendOne(m, after)
 		return
