@@ -129,15 +129,25 @@ func (w *World) appliedBytes(s *simNode, a node.Applied) {
 		in.Size = uint32(len(a.Chunk.Data))
 	}
 	name, ok := s.node.ChunkPath(a.Group, in.ID)
-	if !ok || w.rotted[lostFile{s.id, name}] || s.node.ChunkAwaitsRemoval(a.Group, in.ID) {
-		// A write applied while the chunk's old file was being removed
-		// puts its bytes in place once the removal is done.
+	if !ok || w.rotted[lostFile{s.id, name}] {
 		return
 	}
 	if w.rotted[lostFile{s.id, fmt.Sprintf("%d/%d", a.Group, a.Index)}] {
 		// The apply may have renamed the rotten staged file into the
-		// chunk's: its later writes (a client's retry) find it so too.
+		// chunk's: its later writes (a client's retry) find it so too,
+		// even if the chunk's old file was being removed as it applied
+		// (seed 347, the removal's disk work running call by call).
 		w.rotted[lostFile{s.id, name}] = true
+		return
+	}
+	if s.node.ChunkAwaitsRemoval(a.Group, in.ID) {
+		// A write applied while the chunk's old file was being removed
+		// puts its bytes in place once the removal is done: its staged
+		// file may rot meanwhile (noteRotted).
+		if w.deferredStaged == nil {
+			w.deferredStaged = map[lostFile]string{}
+		}
+		w.deferredStaged[lostFile{s.id, fmt.Sprintf("%d/%d", a.Group, a.Index)}] = name
 		return
 	}
 	b, err := s.fs.Contents(name)
@@ -162,6 +172,11 @@ func (w *World) noteRotted(s *simNode, name string) {
 	var g, index, term uint64
 	if _, err := fmt.Sscanf(name, "groups/%d/chunks/%016x-%016x.stg", &g, &index, &term); err == nil {
 		name = fmt.Sprintf("%d/%d", g, index)
+		if chunkFile, ok := w.deferredStaged[lostFile{s.id, name}]; ok {
+			// Applied already, its rename into the chunk's file
+			// waiting for the old file's removal.
+			w.rotted[lostFile{s.id, chunkFile}] = true
+		}
 	}
 	w.rotted[lostFile{s.id, name}] = true
 }

@@ -11,17 +11,19 @@ import (
 )
 
 // Crash points amid a log's compaction, a received snapshot's install, at
-// a segment roll and amid a fetched chunk's write. A node's
-// disk work (Env.IO) runs whole at its completion, and a crash keeps at
-// most a torn prefix of the work in flight up to its first fsync, which
-// fails (simnode.go crash): so a crash never fell between two steps of a
+// a segment roll and amid a fetched chunk's write. Until session 36 a
+// node's disk work (Env.IO) ran whole at its completion, and a crash kept
+// at most a torn prefix of the work in flight up to its first fsync,
+// which failed: so a crash never fell between two steps of a
 // compaction (a group log's Compact or Rotate: the new segment written
 // under a temporary name, its fsync, the rename, the directory's fsync,
 // the old segments and snapshot files removed, the directory's fsync
 // again; a meta snapshot file's fsync and its directory's; a shared log's
 // Reclaim removing segments), nor right after a log started a new
 // segment, before its header was durable. Only core/wal's unit tests
-// reached those states.
+// reached those states. (The disk work now runs call by call,
+// diskwork.go, and a crash may fall between any two calls; the points
+// still put one at each step on purpose.)
 //
 // CompactCrash, RecvCrash (a received snapshot's install), RollCrash and
 // FetchCrash (a fetched chunk's file, its name) put the power failure
@@ -348,10 +350,10 @@ func pick(cond bool, a, b diskPoint) diskPoint {
 	return b
 }
 
-// pointCrashed crashes node s once its disk work returned after a crash
-// point failed the power amid it, and restarts it later.
-func (s *simNode) pointCrashed() {
-	d := s.steps
+// pointCrashed crashes node s once its disk work, whose steps are d,
+// returned after a crash point failed the power amid it, and restarts it
+// later.
+func (s *simNode) pointCrashed(d diskSteps) {
 	s.w.coverage.points[d.downAt].fired++
 	s.w.coverage.fired[d.downAt.kind()]++
 	s.crash("crash point: " + string(d.downAt.kind()) + " before " + d.downAt.String())

@@ -287,6 +287,11 @@ type World struct {
 	// began (chunkloss.go); rotted the chunk and staged files bit rot
 	// damaged on purpose (chunkcheck.go noteRotted).
 	lostAtRest, rotted map[lostFile]bool
+	// deferredStaged maps the staged files ("g/i") of chunk writes
+	// applied while the chunk's old file was being removed, whose rename
+	// into the chunk's file (named) waits for that removal (chunkcheck.go
+	// appliedBytes).
+	deferredStaged map[lostFile]string
 	// appliedWrites is the chunk id of the write each data group applied
 	// at each index, on any replica (chunk ids start at 1): writes the
 	// group committed, for the promise check of acknowledged bytes
@@ -304,6 +309,10 @@ type World struct {
 	// pointRng throws the coins of the disk work's crash points
 	// (diskpoints.go), from a source of its own.
 	pointRng *rand.Rand
+	// ioRng draws how long each call of the nodes' disk work takes, and
+	// idleWorkers are the goroutines that run it, idle (diskwork.go).
+	ioRng       *rand.Rand
+	idleWorkers []*ioWorker
 	// callErrRng draws the EIO failures of renames, removals, opens and
 	// lists (simNode.callErr).
 	callErrRng *rand.Rand
@@ -974,6 +983,7 @@ func run(opts Options) (res *Result) {
 	w.coverage.fired = map[FaultKind]int{}
 	w.pointRng = rand.New(rand.NewPCG(opts.Seed, 0xd15c9017))
 	w.callErrRng = rand.New(rand.NewPCG(opts.Seed, 0xe10e7a))
+	w.ioRng = rand.New(rand.NewPCG(opts.Seed, 0x10ca11))
 	defer func() {
 		// A panic outside a node's own calls (the simulator, or a client
 		// driving core/client) still ends in a verdict.
@@ -989,12 +999,13 @@ func run(opts Options) (res *Result) {
 		if w.sched.Mix.ClockSkew > 0 {
 			skew += (schedRng.Float64()*2 - 1) * w.sched.Mix.ClockSkew
 		}
-		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true, ioFree: map[uint64]time.Duration{},
+		s := &simNode{w: w, id: i + 1, fs: memfs.New(), diskFaults: true, ioQueues: map[uint64][]*simIO{},
 			rng:        rand.New(rand.NewPCG(root.Uint64(), uint64(100+i))),
 			tickPeriod: time.Duration(float64(opts.Tick) * skew)}
 		s.installDiskFaults()
 		w.nodes = append(w.nodes, s)
 	}
+	defer w.stopAllIO()
 	w.pieceBytes = []int{256, 2048, 1 << 20}[rand.New(rand.NewPCG(root.Uint64(), 6)).IntN(3)]
 	if w.metaSnap.often {
 		// Received into a file whenever larger than a piece: the path

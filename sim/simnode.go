@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 
@@ -85,11 +84,14 @@ type simNode struct {
 	// joined is set once the node lost its disk: it restarts with
 	// node.Config.Join.
 	joined bool
-	// ioFree is when each I/O queue's last submitted work completes;
-	// ioPending is the work submitted and not yet completed, in submission
-	// order (what a crash may tear).
-	ioFree    map[uint64]time.Duration
+	// ioQueues holds each I/O queue's work submitted and not yet
+	// completed, in order (its first is running, or about to);
+	// ioPending all of it, in submission order; ioRunning the work whose
+	// calls run right now, on its goroutine, while the simulator waits
+	// (diskwork.go).
+	ioQueues  map[uint64][]*simIO
 	ioPending []*simIO
+	ioRunning *simIO
 	// promises are the acknowledgements and votes the node sent, per
 	// group, that its disk must keep (crashpoint.go); crashPoint is an
 	// armed crash point (AckCrash or VoteCrash), with the restart delay.
@@ -131,7 +133,7 @@ type simNode struct {
 	// sector): a log found damaged at start-up with none is the node's
 	// own doing (checkLogDamage).
 	logDamage int
-	// inIO is set while the node's disk work runs (Env.IO); powerLoss is
+	// inIO is set while the node's disk work runs its calls (Env.IO); powerLoss is
 	// set once a BatchCrash failed the power amid it, to crash the node
 	// when the work returns, and restart it after powerLossDur.
 	inIO         bool
@@ -172,23 +174,6 @@ type simNode struct {
 	durableMark *durableWork
 }
 
-// simIO is one piece of disk work in flight (Env.IO), of the node's
-// incarnation inc: an actor when it completes, then the node's step that
-// hands it the outcome, err.
-type simIO struct {
-	s    *simNode
-	inc  uint64
-	work func() error
-	done func(error)
-	err  error
-	// own is the own snapshot batch the work carries, or nil (ownsnap.go).
-	own *ownSnap
-	// fetchSync marks a fetched chunks' directory fsync (diskpoints.go).
-	fetchSync bool
-	// durable is set for work that asks for durability (durablework.go).
-	durable *durableWork
-}
-
 // simEnv is the core's view of the world from one node.
 type simEnv struct{ n *simNode }
 
@@ -200,87 +185,13 @@ func (e simEnv) Send(m *wire.Envelope) { e.n.outgoing = append(e.n.outgoing, m) 
 func (e simEnv) FS() vfs.FS            { return e.n.fs }
 func (e simEnv) Log() *slog.Logger     { return e.n.w.log }
 
-// IO completes work after a latency drawn from the seed's disk mix (plus
-// the slow-fsync delay while disk faults are on), in order per queue and in
-// any order across queues. The work runs at its completion: until then
-// nothing of it is on the disk, and a crash before it either loses it or,
-// with torn writes, keeps a torn part of its writes (crash).
-func (e simEnv) IO(q uint64, work func() error, done func(error)) {
-	s := e.n
-	w := s.w
-	mix := w.sched.Mix
-	lat := mix.DiskMin
-	if span := mix.DiskMax - mix.DiskMin; span > 0 {
-		lat += time.Duration(w.faultRng.Int64N(int64(span) + 1))
-	}
-	if s.diskFaults {
-		lat += mix.SlowFsync
-	}
-	at := max(w.clk.now+lat, s.ioFree[q])
-	s.ioFree[q] = at
-	io := &simIO{s: s, inc: s.incarnation, work: work, done: done, own: s.ioMark, fetchSync: s.fetchSyncMark, durable: s.durableMark}
-	s.ioMark, s.fetchSyncMark, s.durableMark = nil, false, nil
-	s.ioPending = append(s.ioPending, io)
-	w.clk.atActor(at, "io", s.id, io)
-}
-
-// act completes the work: it runs it, then hands the node its outcome.
-func (io *simIO) act() {
-	s, w := io.s, io.s.w
-	if s.incarnation != io.inc {
-		return
-	}
-	if w.clk.now < s.stallUntil {
-		// The disk stalls: later, in the same order (the work of
-		// one queue comes back to this point in submission order).
-		w.clk.atActor(s.stallUntil, "io", s.id, io)
-		return
-	}
-	if i := slices.Index(s.ioPending, io); i >= 0 {
-		s.ioPending = slices.Delete(s.ioPending, i, i+1)
-	}
-	s.steps = diskSteps{fetchSync: io.fetchSync}
-	s.inIO = true
-	if io.durable != nil {
-		s.fs.Watch()
-	}
-	ok, err := s.runIO("doing disk work", io.work)
-	var touched []string
-	if io.durable != nil {
-		touched = s.fs.Unwatch()
-	}
-	s.inIO = false
-	if !ok {
-		return
-	}
-	if s.powerLoss {
-		s.powerFailed()
-		return
-	}
-	if s.steps.down {
-		s.pointCrashed()
-		return
-	}
-	if io.durable != nil && err == nil {
-		s.checkDurableWork(io.durable, touched)
-	}
-	if io.own != nil && err == nil && s.ownSnapDone(io.own) {
-		return
-	}
-	if s.stageRots > 0 {
-		s.rotStaged()
-	}
-	io.err = err
-	s.handleStep("io-done", io)
-}
-
-// step hands the node the work's outcome.
-func (io *simIO) step(*node.Node) { io.done(io.err) }
-
 func (s *simNode) up() bool { return s.node != nil }
 
 // lookupErr is the memfs hook of opens and lists (callErr).
 func (s *simNode) lookupErr(string) error {
+	if s.ioDown() {
+		return errIODown
+	}
 	if s.callErr() {
 		return errIO
 	}
@@ -345,9 +256,17 @@ func (s *simNode) installDiskFaults() {
 				}
 			}
 		},
-		ReadErr: s.readErr,
-		Place:   s.placeWrite,
+		ReadErr: func(name string, off int64, n int) error {
+			if s.ioDown() {
+				return errIODown
+			}
+			return s.readErr(name, off, n)
+		},
+		Place: s.placeWrite,
 		Op: func(op memfs.Op, name string) error {
+			if err := s.pace(op); err != nil {
+				return err
+			}
 			// A removal failed at recovery may cut a damaged log's
 			// quarantine short: the next start must finish it, not find
 			// the log damaged anew (checkLogDamage).
@@ -435,25 +354,13 @@ func (s *simNode) crash(reason string) {
 	s.armedWrite = "" // a write fault that never met a sync
 	s.w.clk.note("crash", uint64(s.id), uint64(s.crashes))
 	s.w.logf("node %d crashed: %s", s.id, reason)
+	// Disk work in flight stops where it is: what it wrote and did not
+	// sync is torn or lost with the rest.
+	s.stopIO()
 	var cut func(int) int
 	if s.w.sched.Mix.TornWrites && !s.powerLoss {
 		cut = func(n int) int { return s.w.faultRng.IntN(n + 1) }
-		// Disk work in flight may have reached the page cache, in part:
-		// run some of it up to its first fsync, which the crash came
-		// during (it fails), and let the crash tear what it wrote.
-		s.fs.SetSyncsFail(true)
-		for _, io := range s.ioPending {
-			if s.w.faultRng.IntN(2) == 0 {
-				break
-			}
-			if ok, _ := s.runIO("crashing amid disk work", io.work); !ok {
-				break
-			}
-		}
-		s.fs.SetSyncsFail(false)
 	}
-	s.ioPending = nil
-	clear(s.ioFree)
 	// After a power loss amid a sync, the disk keeps what that sync let
 	// through and nothing else unsynced (memfs Placement.PowerLoss).
 	s.powerLoss = false

@@ -128,7 +128,8 @@ func TestNodeCounts(t *testing.T) {
 // TestLoneStall checks that a lone node's disk stalls as it leads the meta
 // group after a restart while the faults last (World.loneStall), the
 // window in which the stale read of a single voter shows: seed 17's run of
-// 20 s restarts its node twice with the stall armed.
+// 20 s restarts its node with the stall armed (twice until session 36's
+// disk work, run call by call, moved its crashes).
 func TestLoneStall(t *testing.T) {
 	o := DefaultOptions()
 	o.Seed, o.Duration, o.Nodes = 17, 20*time.Second, 1
@@ -136,7 +137,7 @@ func TestLoneStall(t *testing.T) {
 	if !res.Passed() {
 		t.Fatalf("seed 17 failed: %v", res.Verdict.Failures)
 	}
-	if !strings.Contains(res.Coverage, " lone-stalls=2") {
-		t.Errorf("seed 17 with one node: coverage %q, want lone-stalls=2", res.Coverage)
+	if strings.Contains(res.Coverage, " lone-stalls=0") || !strings.Contains(res.Coverage, " lone-stalls=") {
+		t.Errorf("seed 17 with one node: coverage %q, want lone-stalls above 0", res.Coverage)
 	}
 }

@@ -110,8 +110,7 @@ type Placement struct {
 }
 
 // ErrPowerLoss fails a Sync the power failed during (Placement.PowerLoss),
-// and every sync after it until Crash, and every sync while SetSyncsFail
-// is on.
+// and every sync after it until Crash.
 var ErrPowerLoss = errors.New("memfs: power lost")
 
 // ErrLatent is returned by a read that touches a latent sector error
@@ -215,9 +214,6 @@ type FS struct {
 	faults Faults
 	// epoch invalidates every handle opened before a crash.
 	epoch uint64
-	// syncsFail makes Sync and SyncDir fail without making anything
-	// durable (SetSyncsFail).
-	syncsFail bool
 	// powerLost fails every sync until Crash (Placement.PowerLoss).
 	powerLost bool
 	// eagerNames makes every change of a name durable at once
@@ -250,16 +246,6 @@ func New() *FS {
 
 // SetFaults replaces the fault hooks.
 func (fs *FS) SetFaults(f Faults) { fs.faults = f }
-
-// SetSyncsFail makes File.Sync and SyncDir fail with ErrPowerLoss, without
-// making anything durable, while on. The simulator runs the disk work
-// still in flight at a crash this way: its writes up to its first sync
-// reached the page cache but not the disk, so the crash keeps at most a
-// torn prefix of them; the crash came during that sync, so nothing after
-// it ever ran. A sync that pretended to succeed would let the work go on
-// past it, to a rename or a removal that eager names (SetEagerNames) make
-// durable at once: a state no crash can leave.
-func (fs *FS) SetSyncsFail(on bool) { fs.syncsFail = on }
 
 // SetEagerNames makes each Create, Rename and Remove durable at once,
 // before any SyncDir and whatever the file's content: a journaling file
@@ -546,7 +532,7 @@ func (fs *FS) SyncDir(name string) error {
 	if d == nil {
 		return fmt.Errorf("memfs: syncdir %s: %w", name, vfs.ErrNotExist)
 	}
-	if fs.syncsFail || fs.powerLost {
+	if fs.powerLost {
 		return fmt.Errorf("memfs: syncdir %s: %w", name, ErrPowerLoss)
 	}
 	if err := fs.op(OpSyncDir, name); err != nil {
@@ -837,7 +823,7 @@ func (f *file) Sync() error {
 	if err := f.check(); err != nil {
 		return err
 	}
-	if f.fs.syncsFail || f.fs.powerLost {
+	if f.fs.powerLost {
 		return fmt.Errorf("memfs: sync %s: %w", f.name, ErrPowerLoss)
 	}
 	if err := f.fs.op(OpSync, f.name); err != nil {

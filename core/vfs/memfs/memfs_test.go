@@ -476,37 +476,6 @@ func TestEagerNames(t *testing.T) {
 	}
 }
 
-// TestSyncsFail checks the disk work the simulator runs amid a crash: its
-// syncs fail and make nothing durable, so the crash keeps only a torn
-// prefix of what was written, and a name changed before the failed sync
-// stays as durable as it was.
-func TestSyncsFail(t *testing.T) {
-	fs := New()
-	fs.MkdirAll("d")
-	f, _ := fs.Create("d/log")
-	f.Write([]byte("synced"))
-	f.Sync()
-	fs.SyncDir("d")
-	fs.SetSyncsFail(true)
-	f.Write([]byte("+page-cache"))
-	if err := f.Sync(); !errors.Is(err, ErrPowerLoss) {
-		t.Fatalf("sync amid the crash: %v, want ErrPowerLoss", err)
-	}
-	g, _ := fs.Create("d/tmp")
-	g.Write([]byte("tmp"))
-	if err := fs.SyncDir("d"); !errors.Is(err, ErrPowerLoss) {
-		t.Fatalf("syncdir amid the crash: %v, want ErrPowerLoss", err)
-	}
-	fs.SetSyncsFail(false)
-	fs.Crash(nil)
-	if got, _ := fs.List("d"); !slices.Equal(got, []string{"log"}) {
-		t.Errorf("after the crash the directory holds %q, want only the synced name", got)
-	}
-	if c, _ := content(t, fs, "d/log"); c != "synced" {
-		t.Errorf("log holds %q after the crash, want %q", c, "synced")
-	}
-}
-
 // TestOpHook checks that the Op hook sees each call that changes the file
 // system, with its name, before it happens, and that its error fails the
 // call and changes nothing: names are eager, so that a refused Create,
