@@ -463,6 +463,20 @@ func drawRestFaults(seed uint64, nodes int, until time.Duration) []Fault {
 	return out
 }
 
+// drawnIn returns, in the fraction p of the seeds where the fault can be
+// (can), the source of its own (stream) that a fault drawn last draws
+// from, nil in the others.
+func drawnIn(seed, stream uint64, p float64, can bool) *rand.Rand {
+	if !can {
+		return nil
+	}
+	r := rand.New(rand.NewPCG(seed, stream))
+	if r.Float64() >= p {
+		return nil
+	}
+	return r
+}
+
 // drawDeafNodes draws, in 40% of the seeds of two or more nodes, one or two
 // spells during which one node hears nobody: a partition of every other
 // node that cuts only what they send it (one way), from a source of its own
@@ -473,11 +487,8 @@ func drawRestFaults(seed uint64, nodes int, until time.Duration) []Fault {
 // down). A partition drawn by generate cuts a minority's traffic both ways
 // or only what it sends, so such a node's requests never arrived.
 func drawDeafNodes(seed uint64, nodes int, until time.Duration) []Fault {
-	if nodes < 2 || until <= 0 {
-		return nil
-	}
-	r := rand.New(rand.NewPCG(seed, 0xdeaf0d35))
-	if r.Float64() >= 0.4 {
+	r := drawnIn(seed, 0xdeaf0d35, 0.4, nodes >= 2 && until > 0)
+	if r == nil {
 		return nil
 	}
 	var out []Fault
@@ -502,11 +513,8 @@ func drawDeafNodes(seed uint64, nodes int, until time.Duration) []Fault {
 // own so that a seed that draws none keeps its run. Before, every node's
 // wall clock ran from the same point, at its own rate (Mix.ClockSkew).
 func drawClockSteps(seed uint64, nodes int, until time.Duration) []Fault {
-	if nodes < 1 || until <= 0 {
-		return nil
-	}
-	r := rand.New(rand.NewPCG(seed, 0xc10c57e9))
-	if r.Float64() >= 0.4 {
+	r := drawnIn(seed, 0xc10c57e9, 0.4, nodes >= 1 && until > 0)
+	if r == nil {
 		return nil
 	}
 	var out []Fault
