@@ -506,6 +506,39 @@ func drawDeafNodes(seed uint64, nodes int, until time.Duration) []Fault {
 	return out
 }
 
+// drawBrownouts draws, in 30% of the seeds of two or more nodes, one or
+// two brownouts of the disks: a majority of the nodes (all of them in half
+// the brownouts) stall their disks together for 2.5 to 6 s (DiskStall),
+// as a shared storage service does when it slows down for a zone. A
+// group's leader then hears no acknowledgement from a quorum for longer
+// than a request's timeout, with no election (the nodes still talk), and
+// commits the writes it holds once the disks come back: a write outlives
+// the node's and the client's timeouts and applies afterwards, the window
+// of the answers that say whether a write may still apply. The stalls
+// drawn by generate stall one node for up to a second, and a write that
+// waited for two of them at once was rare. From a source of its own, so
+// that a seed that draws none keeps its run.
+func drawBrownouts(seed uint64, nodes int, until time.Duration) []Fault {
+	r := drawnIn(seed, 0xb40d0a75, 0.3, nodes >= 2 && until > 0)
+	if r == nil {
+		return nil
+	}
+	var out []Fault
+	for n := 1 + r.IntN(2); n > 0; n-- {
+		at := time.Duration(r.Int64N(int64(until)))
+		dur := 2500*time.Millisecond + time.Duration(r.Int64N(int64(3500*time.Millisecond)))
+		stalled := r.Perm(nodes)
+		if r.IntN(2) == 0 {
+			stalled = stalled[:nodes/2+1]
+		}
+		slices.Sort(stalled)
+		for _, i := range stalled {
+			out = append(out, Fault{At: at, Kind: DiskStall, Node: i + 1, Dur: dur})
+		}
+	}
+	return out
+}
+
 // drawClockSteps draws, in 40% of the seeds, an offset of each node's wall
 // clock from the others' (up to 2 s either way, at time zero) and up to two
 // steps of one node's clock later on (up to 30 s either way: more than

@@ -302,6 +302,45 @@ func TestDeafNodes(t *testing.T) {
 	}
 }
 
+// TestBrownouts: a brownout stalls the disks of a majority of the nodes,
+// or of all, at one moment for one duration of 2.5 to 6 s, within the
+// faults' time; drawn once or twice in about 30% of the seeds of two or
+// more nodes, never with one.
+func TestBrownouts(t *testing.T) {
+	const until = 36 * time.Second
+	for _, nodes := range []int{1, 2, 3, 5} {
+		drawn := 0
+		for seed := uint64(1); seed <= 500; seed++ {
+			faults := drawBrownouts(seed, nodes, until)
+			if len(faults) > 0 {
+				drawn++
+			}
+			byAt := map[time.Duration][]int{}
+			for _, f := range faults {
+				if f.Kind != DiskStall || f.Node < 1 || f.Node > nodes || f.At < 0 || f.At >= until ||
+					f.Dur < 2500*time.Millisecond || f.Dur >= 6*time.Second || f.Dur != faults[0].Dur && f.At == faults[0].At {
+					t.Fatalf("%d nodes, seed %d: %s is not a brownout's stall", nodes, seed, f)
+				}
+				byAt[f.At] = append(byAt[f.At], f.Node)
+			}
+			if len(byAt) > 2 {
+				t.Fatalf("%d nodes, seed %d: %d brownouts, want at most two", nodes, seed, len(byAt))
+			}
+			for at, stalled := range byAt {
+				if n := len(stalled); (n != nodes && n != nodes/2+1) || !slices.IsSorted(stalled) || len(slices.Compact(slices.Clone(stalled))) != n {
+					t.Fatalf("%d nodes, seed %d: the brownout at %s stalls nodes %v, want a majority or all, once each", nodes, seed, at, stalled)
+				}
+			}
+		}
+		switch {
+		case nodes == 1 && drawn != 0:
+			t.Errorf("one node: %d seeds drew a brownout", drawn)
+		case nodes > 1 && (drawn < 110 || drawn > 190):
+			t.Errorf("%d nodes: %d of 500 seeds drew a brownout, want about 150", nodes, drawn)
+		}
+	}
+}
+
 // TestClockSteps: the clock faults offset every node's wall clock at time
 // zero and step one node's clock at most twice later, in about 40% of the
 // seeds, one node's included, within the faults' time and their bounds;

@@ -950,9 +950,10 @@ func run(opts Options) (res *Result) {
 	w.metaSnap = drawMetaSnap(opts.Seed, opts.Nodes, w.sched.FaultsUntil)
 	w.sched.add(w.metaSnap.faults)
 	// Drawn last, each from a source of its own: a seed that draws no
-	// deaf node and no clock step keeps its run.
+	// deaf node, no clock step and no brownout keeps its run.
 	w.sched.add(drawDeafNodes(opts.Seed, opts.Nodes, w.sched.FaultsUntil))
 	w.sched.add(drawClockSteps(opts.Seed, opts.Nodes, w.sched.FaultsUntil))
+	w.sched.add(drawBrownouts(opts.Seed, opts.Nodes, w.sched.FaultsUntil))
 	if opts.Schedule != nil {
 		w.sched = *opts.Schedule
 	}

@@ -119,6 +119,7 @@ func TestScheduleRoundTrip(t *testing.T) {
 		w.Faults = append(w.Faults, drawSenderGone(seed, 5, w.FaultsUntil, w.Faults)...)
 		w.Faults = append(w.Faults, drawDeafNodes(seed, 5, w.FaultsUntil)...)
 		w.Faults = append(w.Faults, drawClockSteps(seed, 5, w.FaultsUntil)...)
+		w.Faults = append(w.Faults, drawBrownouts(seed, 5, w.FaultsUntil)...)
 		text := w.Encode()
 		back, err := ParseSchedule(text)
 		if err != nil {
