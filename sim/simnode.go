@@ -133,9 +133,10 @@ type simNode struct {
 	// sector): a log found damaged at start-up with none is the node's
 	// own doing (checkLogDamage).
 	logDamage int
-	// inIO is set while the node's disk work runs its calls (Env.IO); powerLoss is
-	// set once a BatchCrash failed the power amid it, to crash the node
-	// when the work returns, and restart it after powerLossDur.
+	// inIO is set while the node's disk work runs its calls (Env.IO);
+	// powerLoss is set once a BatchCrash failed the power amid it, to
+	// crash the node when the work returns, and restart it after
+	// powerLossDur.
 	inIO         bool
 	powerLoss    bool
 	powerLossDur time.Duration
