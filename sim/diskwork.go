@@ -172,11 +172,11 @@ func (io *simIO) act() {
 	s.handleStep("io-done", io)
 }
 
-// schedule starts the work, first on its queue, after a call's time (it
-// opens or reads something first, most often).
+// schedule starts the work, first on its queue, after the time of a call
+// that is no fsync (it opens or reads something first, most often).
 func (io *simIO) schedule() {
 	s := io.s
-	s.w.clk.atActor(s.w.clk.now+s.callLatency(0), "io", s.id, io)
+	s.w.clk.atActor(s.w.clk.now+s.callLatency(memfs.OpCreate), "io", s.id, io)
 }
 
 // switchIn hands control to the work until it paces a call or returns.

@@ -927,8 +927,9 @@ func Run(opts Options) *Result {
 	// One P while the run lasts: the simulator and its disk work's
 	// goroutines hand control to each other at every paced call
 	// (diskwork.go), and between two Ps each handoff wakes an OS thread.
-	// BenchmarkRun (seeds 1..20, session 36): 140-151x real time with two
-	// Ps, 197x with one (205-214x before the disk work ran call by call).
+	// BenchmarkRun (seeds 1..20, session 36): 142-151x real time with two
+	// Ps, 195-202x with one (205-238x before the disk work ran call by
+	// call; docs/performance.md).
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	var res *Result
 	seeded.WithCrypto(opts.Seed, func() { res = run(opts) })
