@@ -140,15 +140,34 @@ func (m *Envelope) Empty() bool {
 // for which stream says so, in their order (a group's appends are not
 // reordered among themselves), and every forwarded request, reply, fetch
 // reply and snapshot piece of at least minBytes; ctl gets the rest. Either
-// is nil if it would carry nothing. The two share the input's slices'
-// elements, not its slices.
+// is nil if it would carry nothing. An envelope that goes whole to one
+// side is returned itself, as ctl or as bulk (most do: a heartbeat, an
+// append alone); otherwise the two share the input's slices' elements, not
+// its slices.
 func (m *Envelope) SplitBulk(stream func(group uint64) bool, minBytes int) (ctl, bulk *Envelope) {
+	isBulk := func(gm GroupMessage) bool {
+		t := gm.Msg.GetType()
+		return (t == raftpb.MsgApp || t == raftpb.MsgSnap) && stream(gm.Group)
+	}
+	nBulk := countIf(m.Raft, isBulk) +
+		countIf(m.Forwards, func(f Forward) bool { return len(f.Req) >= minBytes }) +
+		countIf(m.Replies, func(r Reply) bool { return len(r.Resp) >= minBytes }) +
+		countIf(m.FetchReplies, func(f FetchReply) bool { return len(f.Data) >= minBytes }) +
+		countIf(m.Pieces, func(p Piece) bool { return len(p.Data) >= minBytes })
+	switch {
+	case m.Empty():
+		return nil, nil
+	case nBulk == 0:
+		return m, nil
+	case nBulk == len(m.Raft)+len(m.Forwards)+len(m.Replies)+len(m.FetchReplies)+len(m.Pieces) &&
+		len(m.Removals)+len(m.Probes)+len(m.Routes)+len(m.Fenced)+len(m.Fetches)+len(m.PieceAsks) == 0 && !m.Ping:
+		return nil, m
+	}
 	c := &Envelope{From: m.From, To: m.To, Removals: m.Removals, Probes: m.Probes, Routes: m.Routes,
 		Fenced: m.Fenced, Ping: m.Ping, Fetches: m.Fetches, PieceAsks: m.PieceAsks}
 	b := &Envelope{From: m.From, To: m.To}
 	for _, gm := range m.Raft {
-		t := gm.Msg.GetType()
-		if (t == raftpb.MsgApp || t == raftpb.MsgSnap) && stream(gm.Group) {
+		if isBulk(gm) {
 			b.Raft = append(b.Raft, gm)
 		} else {
 			c.Raft = append(c.Raft, gm)
@@ -158,13 +177,18 @@ func (m *Envelope) SplitBulk(stream func(group uint64) bool, minBytes int) (ctl,
 	c.Replies, b.Replies = splitBy(m.Replies, func(r Reply) bool { return len(r.Resp) >= minBytes })
 	c.FetchReplies, b.FetchReplies = splitBy(m.FetchReplies, func(f FetchReply) bool { return len(f.Data) >= minBytes })
 	c.Pieces, b.Pieces = splitBy(m.Pieces, func(p Piece) bool { return len(p.Data) >= minBytes })
-	if c.Empty() {
-		c = nil
-	}
-	if b.Empty() {
-		b = nil
-	}
 	return c, b
+}
+
+// countIf counts the items for which yes says so.
+func countIf[T any](items []T, yes func(T) bool) int {
+	n := 0
+	for _, it := range items {
+		if yes(it) {
+			n++
+		}
+	}
+	return n
 }
 
 // splitBy splits items into those big says no to and those it says yes to,

@@ -119,8 +119,27 @@ func TestSplitBulk(t *testing.T) {
 	if len(a) != len(b) {
 		t.Fatalf("the halves encode to %d bytes together, the envelope to %d", len(b), len(a))
 	}
-	if ctl2, bulk2 := (&Envelope{From: 1, To: 2, Ping: true}).SplitBulk(func(uint64) bool { return true }, 1); ctl2 == nil || bulk2 != nil {
-		t.Fatalf("a ping split into %v and %v", ctl2, bulk2)
+	// An envelope that goes whole to one side is that side itself.
+	ping := &Envelope{From: 1, To: 2, Ping: true}
+	apps := &Envelope{From: 1, To: 2, Raft: []GroupMessage{app(2, 1, big), app(3, 1, nil)}, Pieces: []Piece{{Group: 2, Data: big}}}
+	mixed := &Envelope{From: 1, To: 2, Raft: []GroupMessage{app(2, 1, big)}, Probes: []uint64{4}}
+	for _, tt := range []struct {
+		name      string
+		m         *Envelope
+		ctl, bulk bool // whether each side is the envelope itself
+	}{
+		{"ping", ping, true, false},
+		{"appends alone", apps, false, true},
+		{"empty", &Envelope{From: 1, To: 2}, false, false},
+	} {
+		ctl, bulk := tt.m.SplitBulk(func(uint64) bool { return true }, len(big))
+		if (ctl == tt.m) != tt.ctl || (bulk == tt.m) != tt.bulk || (ctl != nil && ctl != tt.m) || (bulk != nil && bulk != tt.m) {
+			t.Fatalf("%s split into %+v and %+v", tt.name, ctl, bulk)
+		}
+	}
+	if ctl, bulk := mixed.SplitBulk(func(uint64) bool { return true }, len(big)); ctl == nil || bulk == nil ||
+		len(ctl.Probes) != 1 || len(ctl.Raft) != 0 || len(bulk.Raft) != 1 || len(bulk.Probes) != 0 {
+		t.Fatalf("an append with a probe split into %+v and %+v", ctl, bulk)
 	}
 }
 
