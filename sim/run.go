@@ -243,6 +243,9 @@ type World struct {
 	// clientTimeout is how long a client waits for one response, drawn
 	// per seed (drawClientTimeout).
 	clientTimeout time.Duration
+	// clientAttempts is how often a client sends one request, drawn per
+	// seed (drawClientAttempts).
+	clientAttempts int
 	// requestTimeout is the nodes' request timeout in ticks, drawn per
 	// seed (drawRequestTimeout).
 	requestTimeout uint64
@@ -659,12 +662,15 @@ func (w *World) scrubString() string {
 	return fmt.Sprintf(", scrubbing every %d ticks", w.scrubEvery)
 }
 
-// clientTimeoutString describes a client timeout other than the usual one
-// for the run's topology line.
+// clientTimeoutString describes a client timeout, or attempts, other than
+// the usual for the run's topology line.
 func (w *World) clientTimeoutString() string {
 	out := ""
 	if w.clientTimeout != clientTimeout {
 		out += fmt.Sprintf(", clients wait %s", w.clientTimeout)
+	}
+	if w.clientAttempts != clientAttempts {
+		out += fmt.Sprintf(", clients send a request at most %d times", w.clientAttempts)
 	}
 	if w.requestTimeout != requestTimeoutTicks {
 		out += fmt.Sprintf(", nodes give up on requests after %d ticks", w.requestTimeout)
@@ -1049,6 +1055,7 @@ func run(opts Options) (res *Result) {
 		w.scrubEvery = []int{1, 2, 4}[scrubRng.IntN(3)]
 	}
 	w.clientTimeout = drawClientTimeout(opts.Seed)
+	w.clientAttempts = drawClientAttempts(opts.Seed)
 	w.requestTimeout = drawRequestTimeout(opts.Seed)
 	w.streamBlock = drawStreamBlock(opts.Seed)
 	w.loopCost = drawLoopCost(opts.Seed)
