@@ -434,12 +434,13 @@ func (r *Router) finish(o *op, resp *api.Response) {
 		// apply.
 		resp = api.Errorf(api.Timeout, "%s; an earlier forward went unanswered and may still apply, outcome unknown", resp.Detail)
 	}
-	if resp.Status == api.SessionExpired && o.unanswered {
-		// The forward answered applied nothing, but an earlier one may
-		// have applied before the session was forgotten: session_expired
-		// alone would tell the client that nothing did.
-		resp = api.Errorf(api.Timeout, "%s; an earlier forward went unanswered and may have applied, outcome unknown", resp.Detail)
-	}
+	// A session_expired passes on as it is, after an unanswered forward
+	// too: it already says that an earlier copy of the write may have
+	// applied (outcome unknown), and, unlike a timeout, that the client's
+	// session is dead, so that the client registers a new one rather than
+	// retry under it (core/client onExpired). Until session 37 it became
+	// a timeout here, and the client's next write under the dead session
+	// was refused again.
 	delete(r.ops, o.id)
 	if resp.Status != api.OK {
 		r.stats.RequestErrors++

@@ -528,9 +528,9 @@ func TestTimeoutsAndRetries(t *testing.T) {
 
 // TestForwardedWriteOutcome: a forwarded write refused as unavailable is
 // tried on the next member; once an earlier forward went unanswered, a
-// final unavailable becomes an unknown outcome, since that copy may apply,
-// and so does a final session_expired (the copy may have applied before
-// the session was forgotten).
+// final unavailable becomes an unknown outcome, since that copy may apply;
+// a final session_expired stays one (it says the outcome is unknown, and
+// that the session is dead, which a timeout would hide).
 func TestForwardedWriteOutcome(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -541,7 +541,7 @@ func TestForwardedWriteOutcome(t *testing.T) {
 		{"every member refused", false, api.Unavailable, "unavailable"},
 		{"a forward went unanswered", true, api.Unavailable, "timeout"},
 		{"session forgotten", false, api.SessionExpired, "session_expired"},
-		{"session forgotten after a forward went unanswered", true, api.SessionExpired, "timeout"},
+		{"session forgotten after a forward went unanswered", true, api.SessionExpired, "session_expired"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
