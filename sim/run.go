@@ -365,9 +365,6 @@ type coverage struct {
 	// healing (churn.go); faultOps the operations the clients started
 	// while the faults lasted.
 	churnHealed, faultOps uint64
-	// ticksDropped counts the ticks dropped because one already waited
-	// for the node's loop (scheduleTick).
-	ticksDropped uint64
 	// clockSteps counts the steps of a node's wall clock (ClockAhead,
 	// ClockBack), offsets at time zero included.
 	clockSteps uint64
@@ -524,7 +521,7 @@ func (c coverage) String() string {
 			c.fetched, c.fetchDirSyncs, c.fired[FetchCrash], c.trimmed, c.unavailable, c.fired[SenderGone], c.fetchReads, c.fetchReadsVoid, c.fetchesDropped) +
 		fmt.Sprintf(" chunk-reads=%d chunk-reads-void=%d chunk-reads-queued=%d chunk-reads-refused=%d scrub-reads-void=%d",
 			c.chunkReads, c.chunkReadsVoid, c.chunkReadsQueued, c.chunkReadsRefused, c.scrubReadsVoid) +
-		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d loop-iterations=%d loop-batched=%d loop-batched-steps=%d call-errs=%d clock-steps=%d ticks-dropped=%d", c.churnHealed, c.faultOps, c.iterations, c.batched, c.batchedSteps, c.callErrs, c.clockSteps, c.ticksDropped) + diskPointString(&c.points) + c.loneString()
+		fmt.Sprintf(" churn-after-heal=%d fault-ops=%d loop-iterations=%d loop-batched=%d loop-batched-steps=%d call-errs=%d clock-steps=%d", c.churnHealed, c.faultOps, c.iterations, c.batched, c.batchedSteps, c.callErrs, c.clockSteps) + diskPointString(&c.points) + c.loneString()
 }
 
 // loneString counts the lone node's stalls, in runs of one node.
