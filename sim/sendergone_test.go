@@ -66,7 +66,7 @@ func TestSenderGoneReplaced(t *testing.T) {
 	}{
 		{"pieces of a meta snapshot", 1, "delay=1ms..5ms until=30s faults=crash@3s:n1/6s,sendergone@4s",
 			[]string{"sender gone: node 3 lost for good while node 1 installs group 1's snapshot from it", "group 1 at index", "Promote(n5,replacing n3)"}},
-		{"chunks of a data snapshot", 3, "delay=1ms..5ms until=30s faults=crash@3s:n4/10.5s,sendergone@4s",
+		{"chunks of a data snapshot", 4, "delay=1ms..5ms until=30s faults=crash@3s:n4/10.5s,sendergone@4s",
 			[]string{"sender gone: node 3 lost for good while node 4 installs group 3's snapshot from it", "Promote(n5,replacing n3)"}},
 	}
 	for _, tt := range tests {
