@@ -149,11 +149,12 @@ func (m *Envelope) SplitBulk(stream func(group uint64) bool, minBytes int) (ctl,
 		t := gm.Msg.GetType()
 		return (t == raftpb.MsgApp || t == raftpb.MsgSnap) && stream(gm.Group)
 	}
-	nBulk := countIf(m.Raft, isBulk) +
-		countIf(m.Forwards, func(f Forward) bool { return len(f.Req) >= minBytes }) +
-		countIf(m.Replies, func(r Reply) bool { return len(r.Resp) >= minBytes }) +
-		countIf(m.FetchReplies, func(f FetchReply) bool { return len(f.Data) >= minBytes }) +
-		countIf(m.Pieces, func(p Piece) bool { return len(p.Data) >= minBytes })
+	bigForward := func(f Forward) bool { return len(f.Req) >= minBytes }
+	bigReply := func(r Reply) bool { return len(r.Resp) >= minBytes }
+	bigFetched := func(f FetchReply) bool { return len(f.Data) >= minBytes }
+	bigPiece := func(p Piece) bool { return len(p.Data) >= minBytes }
+	nBulk := countIf(m.Raft, isBulk) + countIf(m.Forwards, bigForward) + countIf(m.Replies, bigReply) +
+		countIf(m.FetchReplies, bigFetched) + countIf(m.Pieces, bigPiece)
 	switch {
 	case m.Empty():
 		return nil, nil
@@ -166,17 +167,11 @@ func (m *Envelope) SplitBulk(stream func(group uint64) bool, minBytes int) (ctl,
 	c := &Envelope{From: m.From, To: m.To, Removals: m.Removals, Probes: m.Probes, Routes: m.Routes,
 		Fenced: m.Fenced, Ping: m.Ping, Fetches: m.Fetches, PieceAsks: m.PieceAsks}
 	b := &Envelope{From: m.From, To: m.To}
-	for _, gm := range m.Raft {
-		if isBulk(gm) {
-			b.Raft = append(b.Raft, gm)
-		} else {
-			c.Raft = append(c.Raft, gm)
-		}
-	}
-	c.Forwards, b.Forwards = splitBy(m.Forwards, func(f Forward) bool { return len(f.Req) >= minBytes })
-	c.Replies, b.Replies = splitBy(m.Replies, func(r Reply) bool { return len(r.Resp) >= minBytes })
-	c.FetchReplies, b.FetchReplies = splitBy(m.FetchReplies, func(f FetchReply) bool { return len(f.Data) >= minBytes })
-	c.Pieces, b.Pieces = splitBy(m.Pieces, func(p Piece) bool { return len(p.Data) >= minBytes })
+	c.Raft, b.Raft = splitBy(m.Raft, isBulk)
+	c.Forwards, b.Forwards = splitBy(m.Forwards, bigForward)
+	c.Replies, b.Replies = splitBy(m.Replies, bigReply)
+	c.FetchReplies, b.FetchReplies = splitBy(m.FetchReplies, bigFetched)
+	c.Pieces, b.Pieces = splitBy(m.Pieces, bigPiece)
 	return c, b
 }
 
