@@ -130,9 +130,11 @@ func New(cfg Config, e env.Env) (*Node, error) {
 			return nil, fmt.Errorf("node %d: group %d: %w", cfg.ID, tg.ID, err)
 		}
 		if !hasLog && (!initial || removed) && !fenced {
-			if n.replicas.Log != nil {
-				// Files of a replica the shared log holds nothing of: its
-				// deletion cut short after its tombstone record, or one
+			if n.replicas.Log != nil || removed {
+				// Files of a replica with no log (with a shared log: none
+				// of its records): its deletion cut short after its
+				// tombstone (with a log of its own: once the log was
+				// gone, the chunk files not), or, with a shared log, one
 				// created that fetched chunks and never wrote a record.
 				if err := replica.RemoveOrphanFiles(e.FS(), tg.ID); err != nil {
 					n.Close()
